@@ -1,0 +1,40 @@
+# leadbus — the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install kafka-libs lint test test-unit test-faults bench demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+kafka-libs: $(STAMP)
+	$(BIN)/leadbus broker fetch
+
+lint: $(STAMP)
+	$(BIN)/ruff check leadbus producers processors sinks tests bench
+	$(BIN)/mypy
+
+test: install kafka-libs lint
+	$(BIN)/pytest -m "not faults" -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: install lint
+	$(BIN)/pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
+
+test-faults: install kafka-libs
+	$(BIN)/pytest -m faults -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install kafka-libs
+	$(BIN)/python bench/publish.py
+
+demo: install kafka-libs
+	$(BIN)/leadbus demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

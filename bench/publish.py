@@ -1,0 +1,104 @@
+"""Publisher SDK throughput against raw confluent-kafka producing the same bytes, same broker, same run.
+
+    python bench/publish.py [--leads N] [--rounds R]
+
+Both sides produce to the same intake topic with the same producer settings (idempotent,
+acks=all) and wait for every delivery confirmation. The SDK is measured on `CaseLead` objects
+(already validated when built) and on plain dicts/JSON (validated by the SDK on the way). The
+raw side produces bytes the SDK encoded beforehand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+from confluent_kafka import Producer
+
+from leadbus.kafka import KafkaCluster
+from leadbus.kafka.admin import apply_topics
+from leadbus.producers import Publisher
+from leadbus.producers.publisher import PRODUCER_DEFAULTS, UnsealedEvents
+from leadbus.producers.simulator import TrafficGenerator
+from leadbus.topics import intake_topic, load_declarations
+
+AGENCY = "SAMR"
+
+
+def _raw(bootstrap: str, payloads: list[tuple[bytes, bytes]]) -> float:
+    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS})
+    topic = intake_topic(AGENCY)
+    headers = UnsealedEvents().seal(topic, b"", b"")
+    delivered = [0]
+
+    def on_delivery(err: object, msg: object) -> None:
+        if err is None:
+            delivered[0] += 1
+
+    start = time.perf_counter()
+    for key, value in payloads:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(120)
+    elapsed = time.perf_counter() - start
+    assert delivered[0] == len(payloads), "raw producer lost confirmations"
+    return len(payloads) / elapsed
+
+
+def _sdk(bootstrap: str, leads: list) -> float:
+    pub = Publisher(AGENCY, "00", bootstrap_servers=bootstrap)
+    pub.producer.poll(0)  # connect before timing, as the raw side's first produce does
+    start = time.perf_counter()
+    futures = [pub.publish(lead) for lead in leads]
+    pub.wait(futures, timeout=120)
+    elapsed = time.perf_counter() - start
+    pub.close()
+    return len(leads) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--leads", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    gen = TrafficGenerator(seed=42)
+    start = datetime.now(UTC) - timedelta(days=1)
+    leads = []
+    for lead in gen.leads(args.leads * 10, start, timedelta(milliseconds=1)):
+        if lead.publisher.agency != AGENCY:
+            lead = lead.model_copy(update={"publisher": lead.publisher.model_copy(update={"agency": AGENCY})})
+        leads.append(lead)
+        if len(leads) == args.leads:
+            break
+    dicts = [json.loads(lead.to_json()) for lead in leads]
+    encoder = Publisher(AGENCY, "00", bootstrap_servers="unused:1")
+    payloads = [(lead.lead_id.encode(), encoder.encode(lead)) for lead in leads]
+    size = sum(len(v) for _, v in payloads) / len(payloads)
+
+    with KafkaCluster(1, fast_start=False) as cluster:
+        apply_topics(cluster.bootstrap_servers, [s for s in load_declarations() if s.name == intake_topic(AGENCY)])
+        bootstrap = cluster.bootstrap_servers
+        _raw(bootstrap, payloads[:2000])  # warm the broker's JIT before anything is timed
+        raw, sdk_obj, sdk_dict = [], [], []
+        for _ in range(args.rounds):
+            raw.append(_raw(bootstrap, payloads))
+            sdk_obj.append(_sdk(bootstrap, leads))
+            sdk_dict.append(_sdk(bootstrap, dicts))
+    r, o, d = statistics.median(raw), statistics.median(sdk_obj), statistics.median(sdk_dict)
+    print(f"leads per round {args.leads}, mean encoded size {size:.0f} B, rounds {args.rounds} (medians)")
+    print(f"raw confluent-kafka, pre-encoded bytes : {r:10.0f} leads/s")
+    print(f"SDK, CaseLead objects                  : {o:10.0f} leads/s   ratio {o / r:.2f}")
+    print(f"SDK, dicts validated by the SDK        : {d:10.0f} leads/s   ratio {d / r:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""leadbus: the cross-agency event bus for case leads."""

@@ -1,0 +1,94 @@
+"""Avro single-object encoding: `C3 01` + 8-byte little-endian CRC-64-AVRO fingerprint + body.
+
+`decode` resolves the writer's fingerprint in the catalog and applies Avro schema resolution
+to the reader schema, so old and new writers both read.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from leadbus.avro.catalog import SchemaCatalog, SchemaEntry
+
+MAGIC = b"\xc3\x01"
+HEADER_SIZE = 10
+
+
+class DecodeError(ValueError):
+    """Bytes that cannot be read as an event; `reason` is a stable code for dead-letter topics."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class EncodeError(ValueError):
+    """The record does not fit the writer schema (a programming error on the writer's side)."""
+
+
+def encode(entry: SchemaEntry, record: Any) -> bytes:
+    if entry.writer is not None:
+        out = bytearray(MAGIC)
+        out += entry.fingerprint
+        try:
+            entry.writer(out, record)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise EncodeError(f"record does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
+        return bytes(out)
+    buf = io.BytesIO()
+    buf.write(MAGIC)
+    buf.write(entry.fingerprint)
+    try:
+        schemaless_writer(buf, entry.parsed, record)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise EncodeError(f"record does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
+    return buf.getvalue()
+
+
+def encode_object(entry: SchemaEntry, obj: Any) -> bytes:
+    """Encode an object whose attributes mirror the schema (a pydantic model of the contract)."""
+    if entry.object_writer is None:
+        raise EncodeError(f"{entry.name} cannot be written from attributes")
+    out = bytearray(MAGIC)
+    out += entry.fingerprint
+    try:
+        entry.object_writer(out, obj)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise EncodeError(f"object does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
+    return bytes(out)
+
+
+def writer_of(catalog: SchemaCatalog, data: bytes) -> SchemaEntry:
+    if not data:
+        raise DecodeError("DECODE_EMPTY", "empty message")
+    if len(data) < HEADER_SIZE or data[:2] != MAGIC:
+        raise DecodeError("DECODE_NOT_AVRO", "not Avro single-object encoding (no C3 01 header)")
+    entry = catalog.by_fingerprint(data[2:HEADER_SIZE])
+    if entry is None:
+        raise DecodeError("DECODE_UNKNOWN_SCHEMA", f"unknown writer schema fingerprint {data[2:HEADER_SIZE].hex()}")
+    return entry
+
+
+def decode(catalog: SchemaCatalog, data: bytes, reader: SchemaEntry | None = None) -> tuple[SchemaEntry, Any]:
+    """Return (writer schema, record). With `reader`, the writer must be a version of the same name."""
+    writer = writer_of(catalog, data)
+    if reader is not None and writer.name != reader.name:
+        raise DecodeError("DECODE_WRONG_TYPE", f"expected a {reader.name}, got a {writer.name}")
+    buf = io.BytesIO(data)
+    buf.seek(HEADER_SIZE)
+    try:
+        record = schemaless_reader(
+            buf, writer.parsed, reader.parsed if reader is not None and reader is not writer else None
+        )
+    except (EOFError, StopIteration) as exc:
+        raise DecodeError("DECODE_TRUNCATED", f"truncated Avro body for {writer.name}: {exc}") from exc
+    except Exception as exc:
+        reason = f"corrupt Avro body for {writer.name}: {type(exc).__name__}: {exc}"
+        raise DecodeError("DECODE_CORRUPT", reason) from exc
+    if buf.tell() != len(data):
+        raise DecodeError("DECODE_TRAILING_BYTES", f"{len(data) - buf.tell()} bytes after the {writer.name} body")
+    return writer, record

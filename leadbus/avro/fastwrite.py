@@ -1,0 +1,174 @@
+"""A schema-specialised Avro binary writer, compiled once per schema.
+
+fastavro's generic `schemaless_writer` walks the schema for every record and resolves every
+union by validating the datum against each branch; for the bus's wide, mostly-optional
+records that dominated the publisher's cost. This compiles a schema into one Python function
+that writes the record straight into a bytearray. Output is byte-for-byte what fastavro writes
+(a test holds it to that); schemas using constructs it does not cover return None, and the
+codec falls back to fastavro.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+Writer = Callable[[bytearray, Any], None]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Unsupported(Exception):
+    pass
+
+
+def write_long(out: bytearray, value: int) -> None:
+    n = (value << 1) ^ (value >> 63)
+    while n & ~0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def write_string(out: bytearray, value: str) -> None:
+    data = value.encode("utf-8")
+    write_long(out, len(data))
+    out += data
+
+
+def write_bytes(out: bytearray, value: bytes) -> None:
+    write_long(out, len(value))
+    out += value
+
+
+def timestamp_millis(value: datetime | int) -> int:
+    if isinstance(value, int):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+class _Compiler:
+    def __init__(self, from_attributes: bool) -> None:
+        self.from_attributes = from_attributes
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {
+            "write_long": write_long,
+            "write_string": write_string,
+            "write_bytes": write_bytes,
+            "timestamp_millis": timestamp_millis,
+            "pack_float": struct.Struct("<f").pack,
+            "pack_double": struct.Struct("<d").pack,
+            "str": str,
+        }
+        self.counter = 0
+
+    def var(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def value(self, schema: Any, expr: str, indent: int) -> None:
+        kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
+        logical = schema.get("logicalType") if isinstance(schema, dict) else None
+        if kind == "null":
+            return
+        if kind == "boolean":
+            self.emit(indent, f"out.append(1 if {expr} else 0)")
+        elif kind in ("int", "long"):
+            if logical == "timestamp-millis":
+                self.emit(indent, f"write_long(out, timestamp_millis({expr}))")
+            elif logical is None:
+                self.emit(indent, f"write_long(out, {expr})")
+            else:
+                raise Unsupported(logical)
+        elif kind == "float":
+            self.emit(indent, f"out += pack_float({expr})")
+        elif kind == "double":
+            self.emit(indent, f"out += pack_double({expr})")
+        elif kind == "string":
+            self.emit(indent, f"write_string(out, str({expr}))" if logical == "uuid" else f"write_string(out, {expr})")
+        elif kind == "bytes":
+            self.emit(indent, f"write_bytes(out, {expr})")
+        elif kind == "enum":
+            table = self.var("enum")
+            self.consts[table] = {s: i for i, s in enumerate(schema["symbols"])}
+            self.emit(indent, f"write_long(out, {table}[{expr}])")
+        elif kind == "record":
+            rec = self.var("r")
+            self.emit(indent, f"{rec} = {expr}")
+            for field in schema["fields"]:
+                if self.from_attributes:
+                    if not str(field["name"]).isidentifier():
+                        raise Unsupported(field["name"])
+                    sub = f"{rec}.{field['name']}"
+                elif "default" in field:
+                    dflt = self.var("default")
+                    self.consts[dflt] = field["default"]
+                    sub = f"{rec}.get({field['name']!r}, {dflt})"
+                else:
+                    sub = f"{rec}[{field['name']!r}]"
+                self.value(field["type"], sub, indent)
+        elif kind == "array":
+            items = self.var("items")
+            item = self.var("item")
+            self.emit(indent, f"{items} = {expr}")
+            self.emit(indent, f"if {items}:")
+            self.emit(indent + 1, f"write_long(out, len({items}))")
+            self.emit(indent + 1, f"for {item} in {items}:")
+            self.value(schema["items"], item, indent + 2)
+            self.emit(indent, "out.append(0)")
+        elif kind == "map":
+            items = self.var("items")
+            key, val = self.var("k"), self.var("v")
+            self.emit(indent, f"{items} = {expr}")
+            self.emit(indent, f"if {items}:")
+            self.emit(indent + 1, f"write_long(out, len({items}))")
+            self.emit(indent + 1, f"for {key}, {val} in {items}.items():")
+            self.emit(indent + 2, f"write_string(out, {key})")
+            self.value(schema["values"], val, indent + 2)
+            self.emit(indent, "out.append(0)")
+        elif kind == "union":
+            self.union(schema, expr, indent)
+        else:
+            raise Unsupported(str(kind))
+
+    def union(self, branches: list[Any], expr: str, indent: int) -> None:
+        # Only the nullable form ["null", X] / [X, "null"] is compiled; others fall back.
+        kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
+        if len(branches) != 2 or "null" not in kinds:
+            raise Unsupported("general union")
+        null_index = kinds.index("null")
+        other = branches[1 - null_index]
+        val = self.var("u")
+        self.emit(indent, f"{val} = {expr}")
+        self.emit(indent, f"if {val} is None:")
+        self.emit(indent + 1, f"out.append({2 * null_index})")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"out.append({2 * (1 - null_index)})")
+        self.value(other, val, indent + 1)
+
+
+def compile_writer(parsed_schema: Any, *, from_attributes: bool = False) -> Writer | None:
+    """A writer for the (expanded, parsed) schema, or None when it uses unsupported constructs.
+
+    With `from_attributes`, records are read as objects (`datum.field`, e.g. pydantic models
+    mirroring the schema) instead of mappings, which spares building a dict per event.
+    """
+    compiler = _Compiler(from_attributes)
+    compiler.emit(0, "def write(out, datum):")
+    try:
+        compiler.value(parsed_schema, "datum", 1)
+    except Unsupported:
+        return None
+    compiler.emit(1, "return None")
+    namespace = dict(compiler.consts)
+    exec("\n".join(compiler.lines), namespace)
+    writer: Writer = namespace["write"]
+    return writer

@@ -1,0 +1,220 @@
+"""The `leadbus` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from leadbus.kafka.runtime import KAFKA_VERSION, cache_dir, ensure_kafka_libs
+
+app = typer.Typer(help="leadbus: the cross-agency event bus for case leads (国办发〔2015〕77号).", no_args_is_help=True)
+broker_app = typer.Typer(help="Run local Kafka brokers from Maven Central jars.", no_args_is_help=True)
+topics_app = typer.Typer(help="Topics as declared in deploy/topics.yaml.", no_args_is_help=True)
+schemas_app = typer.Typer(help="The Avro schema catalog.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+console = Console()
+
+BOOTSTRAP = typer.Option(None, "--bootstrap", "-b", envvar="LEADBUS_BOOTSTRAP",
+                         help="Kafka bootstrap servers (default: the broker started by `leadbus broker up`).")
+
+
+def _state_file() -> Path:
+    return cache_dir() / "run" / "broker.json"
+
+
+def _bootstrap(value: str | None) -> str:
+    if value:
+        return value
+    state = _state_file()
+    if state.exists():
+        return str(json.loads(state.read_text())["bootstrap"])
+    raise typer.BadParameter("no --bootstrap given and no local broker running (try `leadbus broker up`)")
+
+
+# -- broker -----------------------------------------------------------------------------
+
+
+@broker_app.command("fetch")
+def broker_fetch(version: str = typer.Option(KAFKA_VERSION, help="Apache Kafka version")) -> None:
+    """Collect the Kafka broker jars from Maven Central into the cache (once)."""
+    libs = ensure_kafka_libs(version)
+    console.print(f"Kafka {version}: {len(list(libs.glob('*.jar')))} jars in {libs}")
+
+
+@broker_app.command("up")
+def broker_up(nodes: int = typer.Option(1, help="1 or 3 KRaft nodes")) -> None:
+    """Start local brokers in the background and apply the declared topics."""
+    from leadbus.kafka import KafkaCluster
+    from leadbus.kafka.admin import apply_topics
+    from leadbus.topics import load_declarations
+
+    if _state_file().exists():
+        console.print("a local broker is already recorded; run `leadbus broker down` first")
+        raise typer.Exit(1)
+    directory = cache_dir() / "run" / "kafka"
+    shutil.rmtree(directory, ignore_errors=True)
+    cluster = KafkaCluster(nodes, directory, tie_to_parent=False)
+    cluster.start()
+    apply_topics(cluster.bootstrap_servers, load_declarations())
+    state = cluster.detach()
+    _state_file().write_text(json.dumps(state))
+    console.print(f"[green]up[/green]: {nodes} node(s) at {state['bootstrap']}")
+
+
+@broker_app.command("down")
+def broker_down() -> None:
+    """Stop the brokers started by `leadbus broker up` and delete their data."""
+    state_path = _state_file()
+    if not state_path.exists():
+        console.print("no local broker recorded")
+        return
+    state = json.loads(state_path.read_text())
+    for pid in state["pids"]:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 30
+    for pid in state["pids"]:
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(state["directory"], ignore_errors=True)
+    state_path.unlink()
+    console.print("[green]down[/green]")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Say whether the local brokers answer."""
+    from confluent_kafka.admin import AdminClient
+
+    state_path = _state_file()
+    if not state_path.exists():
+        console.print("no local broker recorded")
+        raise typer.Exit(1)
+    state = json.loads(state_path.read_text())
+    alive = [pid for pid in state["pids"] if _alive(pid)]
+    try:
+        meta = AdminClient({"bootstrap.servers": state["bootstrap"], "log_level": 0}).list_topics(timeout=5)
+        console.print(f"{state['bootstrap']}: {len(meta.brokers)} broker(s) serving, {len(meta.topics)} topics; "
+                      f"{len(alive)}/{len(state['pids'])} processes alive")
+    except Exception as exc:
+        console.print(f"{state['bootstrap']}: not answering ({exc}); {len(alive)} processes alive")
+        raise typer.Exit(1) from None
+
+
+# -- topics -----------------------------------------------------------------------------
+
+
+@topics_app.command("apply")
+def topics_apply(
+    bootstrap: str | None = BOOTSTRAP,
+    check: bool = typer.Option(False, "--check", help="Only report drift; change nothing."),
+) -> None:
+    """Create missing topics, add partitions, correct config drift; report what differed."""
+    from leadbus.kafka.admin import admin_client, apply_topics, describe_existing
+    from leadbus.topics import load_declarations, plan
+
+    target = _bootstrap(bootstrap)
+    specs = load_declarations()
+    if check:
+        admin = admin_client(target)
+        brokers = len(admin.list_topics(timeout=15).brokers)
+        specs = [s.for_cluster(brokers) for s in specs]
+        found = plan(specs, describe_existing(admin, [s.name for s in specs]))
+    else:
+        found = apply_topics(target, specs)
+    verb = "missing" if check else "created"
+    console.print(f"{len(specs)} declared; {len(found.create)} {verb}; {len(found.add_partitions)} need partitions; "
+                  f"{len(found.config_drift)} config drift; {len(found.replication_drift)} replication drift")
+    for name, key, have, want in found.config_drift:
+        console.print(f"  drift {name}: {key} = {have!r}, declared {want!r}")
+    for name, have_rf, want_rf in found.replication_drift:
+        console.print(f"  drift {name}: replication {have_rf}, declared {want_rf} (reassign by hand)")
+    for name in found.undeclared:
+        console.print(f"  undeclared topic {name}")
+    if check and not found.in_sync:
+        raise typer.Exit(1)
+
+
+# -- schemas ----------------------------------------------------------------------------
+
+
+@schemas_app.command("list")
+def schemas_list() -> None:
+    """List packaged schema versions with their fingerprints."""
+    from leadbus.avro import packaged_catalog
+
+    for entry in sorted(packaged_catalog(), key=lambda e: (e.name, e.version)):
+        console.print(f"{entry.name} v{entry.version}  {entry.fingerprint_hex}")
+
+
+@schemas_app.command("publish")
+def schemas_publish(bootstrap: str | None = BOOTSTRAP) -> None:
+    """Publish every packaged schema version to the compacted `leadbus.schemas` topic."""
+    from leadbus.avro import packaged_catalog
+    from leadbus.schema_topic import publish_schemas
+
+    count = publish_schemas(_bootstrap(bootstrap), list(packaged_catalog()))
+    console.print(f"{count} schemas published")
+
+
+# -- traffic ----------------------------------------------------------------------------
+
+
+@app.command("simulate")
+def simulate(
+    rate: float = typer.Option(20.0, "--rate", "-r", help="Leads per second."),
+    duration: float = typer.Option(10.0, "--duration", "-d", help="Seconds; 0 runs until interrupted."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed publishes the same leads."),
+    same_suspect_share: float = typer.Option(0.25, help="Share of leads about an already-reported suspect."),
+    bootstrap: str | None = BOOTSTRAP,
+) -> None:
+    """Publish realistic simulated agency traffic through the publisher SDK."""
+    from leadbus.producers.traffic import Traffic
+
+    traffic = Traffic(_bootstrap(bootstrap), seed=seed, same_suspect_share=same_suspect_share)
+    report = traffic.run(rate, duration)
+    console.print(f"published {report.published}, confirmed {report.confirmed}, failed {report.failed} "
+                  f"in {report.seconds:.1f}s")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(
+    rate: float = typer.Option(20.0, "--rate", "-r", help="Simulated leads per second."),
+    duration: float = typer.Option(0.0, "--duration", "-d", help="Seconds; 0 runs until Ctrl-C."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Start a broker, apply topics, run the simulated agencies and show the traffic live."""
+    from leadbus.demo import run_demo
+
+    run_demo(rate=rate, duration=duration, seed=seed, console=console)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

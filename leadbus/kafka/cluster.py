@@ -1,0 +1,323 @@
+"""A 1- or 3-node KRaft cluster of real brokers on loopback, for tests, the demo and the CLI.
+
+Each node is a combined broker+controller JVM (`kafka.Kafka`) started from the jars that
+`ensure_kafka_libs` collected. Nodes can be stopped, killed -9, paused (SIGSTOP) and
+restarted one at a time, which is what the fault tests need.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from leadbus.kafka.runtime import KafkaRuntimeError, deploy_file, ensure_kafka_libs, java_executable
+
+_LIVE: weakref.WeakSet[KafkaCluster] = weakref.WeakSet()
+
+
+def kafka_uuid() -> str:
+    """A Kafka `Uuid` string: url-safe base64 of 16 random bytes, never starting with '-'."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG: a broker must not outlive a test run that was itself killed -9.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+
+
+@dataclass
+class KafkaNode:
+    node_id: int
+    broker_port: int
+    controller_port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "server.properties"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "broker.log"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class KafkaCluster:
+    """Real KRaft brokers on free loopback ports; a context manager that always cleans up.
+
+    `tie_to_parent` kills the JVMs when this Python process dies (tests); the CLI's
+    `leadbus broker up` turns it off so the brokers outlive the command.
+    """
+
+    def __init__(
+        self,
+        nodes: int = 1,
+        directory: Path | None = None,
+        *,
+        heap: str | None = None,
+        fast_start: bool = True,
+        tie_to_parent: bool = True,
+        broker_properties: dict[str, str] | None = None,
+    ) -> None:
+        if nodes not in (1, 3):
+            raise ValueError("a local cluster has 1 or 3 nodes")
+        self._owns_dir = directory is None
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="leadbus-kafka-"))
+        self.heap = heap or ("512m" if nodes == 1 else "320m")
+        self.fast_start = fast_start
+        self.tie_to_parent = tie_to_parent
+        self.extra = dict(broker_properties or {})
+        self.nodes = [
+            KafkaNode(i, free_port(), free_port(), self.directory / f"node{i}") for i in range(1, nodes + 1)
+        ]
+        self.cluster_id = kafka_uuid()
+        self._formatted = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def __enter__(self) -> KafkaCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def start(self, timeout: float = 90.0) -> None:
+        if not self._formatted:
+            self._format()
+        _LIVE.add(self)
+        for node in self.nodes:
+            if not node.running:
+                self._launch(node)
+        self.wait_ready(timeout=timeout)
+
+    def detach(self) -> dict[str, object]:
+        """Leave the brokers running after this process exits; return what `leadbus broker down` needs."""
+        _LIVE.discard(self)
+        self._owns_dir = False
+        return {
+            "bootstrap": self.bootstrap_servers,
+            "directory": str(self.directory),
+            "pids": [n.process.pid for n in self.nodes if n.process is not None],
+        }
+
+    def close(self) -> None:
+        for node in self.nodes:
+            self._terminate(node, graceful=True)
+        _LIVE.discard(self)
+        if self._owns_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    # -- faults ----------------------------------------------------------------------
+
+    def node(self, node_id: int) -> KafkaNode:
+        return self.nodes[node_id - 1]
+
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL: the broker gets no chance to shut down cleanly."""
+        self._terminate(self.node(node_id), graceful=False)
+
+    def stop_node(self, node_id: int) -> None:
+        """SIGTERM: a controlled shutdown."""
+        self._terminate(self.node(node_id), graceful=True)
+
+    def pause_node(self, node_id: int) -> None:
+        self._signal(self.node(node_id), signal.SIGSTOP)
+
+    def resume_node(self, node_id: int) -> None:
+        self._signal(self.node(node_id), signal.SIGCONT)
+
+    def start_node(self, node_id: int, timeout: float = 90.0) -> None:
+        node = self.node(node_id)
+        if not node.running:
+            self._launch(node)
+        self.wait_ready(timeout=timeout)
+
+    def restart_node(self, node_id: int, *, kill: bool = True, timeout: float = 90.0) -> None:
+        if kill:
+            self.kill_node(node_id)
+        else:
+            self.stop_node(node_id)
+        self.start_node(node_id, timeout=timeout)
+
+    # -- readiness -------------------------------------------------------------------
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until every running node serves metadata requests and sees all live brokers."""
+        from confluent_kafka.admin import AdminClient
+
+        expected = {n.node_id for n in self.nodes if n.running}
+        deadline = time.monotonic() + timeout
+        last_error = "no answer yet"
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 3000, "log_level": 0})
+        while time.monotonic() < deadline:
+            for node in self.nodes:
+                if node.process is not None and node.process.poll() is not None and node.node_id in expected:
+                    raise KafkaRuntimeError(
+                        f"broker node {node.node_id} exited with {node.process.returncode}:\n{node.log_tail()}"
+                    )
+            try:
+                meta = admin.list_topics(timeout=3)
+                seen = set(meta.brokers)
+                if expected <= seen:
+                    return
+                last_error = f"brokers seen {sorted(seen)}, expected {sorted(expected)}"
+            except Exception as exc:
+                last_error = str(exc)
+            time.sleep(0.3)
+        tails = "\n".join(f"--- node {n.node_id}\n{n.log_tail()}" for n in self.nodes)
+        raise KafkaRuntimeError(f"cluster not ready after {timeout}s: {last_error}\n{tails}")
+
+    # -- internals -------------------------------------------------------------------
+
+    def _jvm(self) -> list[str]:
+        opts = [java_executable(), "-Xms64m", f"-Xmx{self.heap}", "-XX:+UseSerialGC",
+                "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
+                f"-Dlog4j2.configurationFile={deploy_file('log4j2.properties')}"]
+        if self.fast_start:
+            opts.append("-XX:TieredStopAtLevel=1")
+        return opts + ["-cp", f"{ensure_kafka_libs()}/*"]
+
+    def _properties(self, node: KafkaNode) -> dict[str, str]:
+        n = len(self.nodes)
+        rf = "1" if n == 1 else "3"
+        isr = "1" if n == 1 else "2"
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": str(node.node_id),
+            "controller.quorum.bootstrap.servers": ",".join(f"127.0.0.1:{x.controller_port}" for x in self.nodes),
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.broker_port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.broker_port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(node.directory / "data"),
+            "num.partitions": "1",
+            "default.replication.factor": rf,
+            "min.insync.replicas": isr,
+            "offsets.topic.replication.factor": rf,
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
+            "transaction.state.log.num.partitions": "4",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "unclean.leader.election.enable": "false",
+            "num.network.threads": "2",
+            "num.io.threads": "2",
+            "num.recovery.threads.per.data.dir": "1",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+            "broker.heartbeat.interval.ms": "500",
+            "broker.session.timeout.ms": "3000",
+        }
+        props.update(self.extra)
+        return props
+
+    def _format(self) -> None:
+        base = self._jvm()
+        dir_ids = {n.node_id: kafka_uuid() for n in self.nodes}
+        for node in self.nodes:
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.config_path.write_text("".join(f"{k}={v}\n" for k, v in self._properties(node).items()))
+        procs = []
+        for node in self.nodes:
+            cmd = base + ["kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(node.config_path)]
+            if len(self.nodes) == 1:
+                cmd.append("--standalone")
+            else:
+                voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}:{dir_ids[n.node_id]}" for n in self.nodes)
+                cmd += ["--initial-controllers", voters]
+            procs.append((node, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
+        for node, proc in procs:
+            out, _ = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                raise KafkaRuntimeError(f"formatting node {node.node_id} failed:\n{out.decode(errors='replace')}")
+        self._formatted = True
+
+    def _launch(self, node: KafkaNode) -> None:
+        log = open(node.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        node.process = subprocess.Popen(
+            self._jvm() + ["kafka.Kafka", str(node.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if self.tie_to_parent else None,
+            start_new_session=not self.tie_to_parent,
+        )
+        log.close()
+
+    def _signal(self, node: KafkaNode, sig: signal.Signals) -> None:
+        if node.process is None or node.process.poll() is not None:
+            raise KafkaRuntimeError(f"node {node.node_id} is not running")
+        node.process.send_signal(sig)
+
+    def _terminate(self, node: KafkaNode, *, graceful: bool) -> None:
+        proc = node.process
+        if proc is None or proc.poll() is not None:
+            node.process = None
+            return
+        proc.send_signal(signal.SIGCONT)  # a paused JVM cannot handle SIGTERM
+        if graceful:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        else:
+            proc.kill()
+            proc.wait(timeout=10)
+        node.process = None
+
+
+@atexit.register
+def _close_all() -> None:
+    for cluster in list(_LIVE):
+        for node in cluster.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.kill()

@@ -1,0 +1,355 @@
+"""Pydantic models of the event contract (DESIGN §3), mirroring `schemas/`.
+
+The field names are the contract: the JSON form used by the gateway, `leadbus link` and
+fixtures, and the Avro records, carry exactly these names. Validation errors carry stable
+reason codes (the pydantic error `type`) so intake can dead-letter with a reason.
+Validation needs no clock: "not in the future" is checked only when the caller passes
+`context={"now": datetime}`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from leadbus.agencies import AGENCIES, is_agency_code
+from leadbus.geography import REGIONS, is_province_code, is_publisher_province
+from leadbus.identifiers import (
+    IdentifierError,
+    check_uscc,
+    is_bank_card_like,
+    normalize_bank_card,
+    normalize_mobile,
+    normalize_resident_id,
+)
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+_LANDLINE = re.compile(r"^(?:\+?86[- ]?)?0\d{2,3}[- ]?\d{7,8}(?:[- ]?\d{1,5})?$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+class Channel(StrEnum):
+    COMPLAINT = "COMPLAINT"
+    INSPECTION = "INSPECTION"
+    PLATFORM_REPORT = "PLATFORM_REPORT"
+    MONITORING = "MONITORING"
+    SEIZURE = "SEIZURE"
+    CROSS_BORDER = "CROSS_BORDER"
+    REFERRAL = "REFERRAL"
+    OTHER = "OTHER"
+
+
+class Category(StrEnum):
+    """The priority goods and works of 国办发〔2015〕77号."""
+
+    AGRI_INPUTS = "AGRI_INPUTS"
+    FOOD = "FOOD"
+    DRUGS = "DRUGS"
+    COSMETICS = "COSMETICS"
+    MEDICAL_DEVICES = "MEDICAL_DEVICES"
+    ELECTRONICS = "ELECTRONICS"
+    AUTO_PARTS = "AUTO_PARTS"
+    BUILDING_MATERIALS = "BUILDING_MATERIALS"
+    HAZARDOUS_CHEMICALS = "HAZARDOUS_CHEMICALS"
+    CHILDREN_PRODUCTS = "CHILDREN_PRODUCTS"
+    APPAREL_FOOTWEAR = "APPAREL_FOOTWEAR"
+    LITERATURE = "LITERATURE"
+    MUSIC = "MUSIC"
+    FILM_TV = "FILM_TV"
+    GAMES = "GAMES"
+    ANIMATION = "ANIMATION"
+    SOFTWARE = "SOFTWARE"
+    STANDARDS = "STANDARDS"
+    PATENTED_PRODUCTS = "PATENTED_PRODUCTS"
+    OTHER = "OTHER"
+
+
+class Violation(StrEnum):
+    """The Criminal Law (刑法) article the conduct may amount to."""
+
+    ART_140 = "ART_140"
+    ART_141 = "ART_141"
+    ART_142 = "ART_142"
+    ART_142_1 = "ART_142_1"
+    ART_143 = "ART_143"
+    ART_144 = "ART_144"
+    ART_145 = "ART_145"
+    ART_146 = "ART_146"
+    ART_147 = "ART_147"
+    ART_148 = "ART_148"
+    ART_213 = "ART_213"
+    ART_214 = "ART_214"
+    ART_215 = "ART_215"
+    ART_216 = "ART_216"
+    ART_217 = "ART_217"
+    ART_218 = "ART_218"
+    ART_219 = "ART_219"
+    ART_219_1 = "ART_219_1"
+    OTHER = "OTHER"
+
+
+class SubjectKind(StrEnum):
+    ENTERPRISE = "ENTERPRISE"
+    INDIVIDUAL = "INDIVIDUAL"
+    ONLINE_SHOP = "ONLINE_SHOP"
+    WEBSITE = "WEBSITE"
+    APP = "APP"
+
+
+class Handling(StrEnum):
+    """OPEN: anyone on the bus; RESTRICTED: only `share_with`; CONFIDENTIAL: only named agencies."""
+
+    OPEN = "OPEN"
+    RESTRICTED = "RESTRICTED"
+    CONFIDENTIAL = "CONFIDENTIAL"
+
+
+def _fail(code: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(code, message)
+
+
+def _identifier(exc: IdentifierError) -> PydanticCustomError:
+    return _fail(exc.code, str(exc))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Publisher(_Model):
+    agency: str
+    province: str
+    unit: str | None = None
+
+    @field_validator("agency")
+    @classmethod
+    def _agency(cls, value: str) -> str:
+        if not is_agency_code(value):
+            raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
+        return value
+
+    @field_validator("province")
+    @classmethod
+    def _province(cls, value: str) -> str:
+        if not is_publisher_province(value):
+            raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code or 00 (national)")
+        return value
+
+
+class Address(_Model):
+    province: str
+    city: str | None = None
+    detail: str | None = None
+
+    @field_validator("province")
+    @classmethod
+    def _province(cls, value: str) -> str:
+        if not is_province_code(value):
+            raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code")
+        return value
+
+
+class Subject(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: SubjectKind
+    uscc: str | None = None
+    id_number: str | None = None
+    phones: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)
+    address: Address | None = None
+
+    @field_validator("uscc")
+    @classmethod
+    def _uscc(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_uscc(value)  # a failing check digit is a warning (early pilot codes), not an error
+            except IdentifierError as exc:
+                raise _identifier(exc) from None
+        return value
+
+    @field_validator("id_number")
+    @classmethod
+    def _id_number(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                normalize_resident_id(value)
+            except IdentifierError as exc:
+                raise _identifier(exc) from None
+        return value
+
+    @field_validator("phones")
+    @classmethod
+    def _phones(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if _LANDLINE.match(value):
+                continue
+            try:
+                normalize_mobile(value)
+            except IdentifierError as exc:
+                raise _identifier(exc) from None
+        return values
+
+
+class Online(_Model):
+    platform: str | None = None
+    shop_id: str | None = None
+    urls: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=50)
+    ips: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.match(r"^(?i:https?://)?[^\s/:?#]+\.[^\s/:?#]+(?::\d+)?(?:[/?#]\S*)?$", value):
+                raise _fail("URL_FORMAT", f"{value!r} is not an http(s) URL or host name")
+        return values
+
+    @field_validator("ips")
+    @classmethod
+    def _ips(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise _fail("IP_FORMAT", f"{value!r} is not an IPv4 or IPv6 address") from None
+        return values
+
+
+NonNegative = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class Facts(_Model):
+    """Threshold quantities of domain-facts; money is an integer number of fen (分)."""
+
+    illegal_business_amount_fen: NonNegative | None = None
+    illegal_gains_fen: NonNegative | None = None
+    sales_amount_fen: NonNegative | None = None
+    goods_value_fen: NonNegative | None = None
+    copies: NonNegative | None = None
+    works: NonNegative | None = None
+    clicks: NonNegative | None = None
+    members: NonNegative | None = None
+    trademark_kinds: NonNegative | None = None
+    labels: NonNegative | None = None
+    loss_fen: NonNegative | None = None
+
+
+class RightsHolder(_Model):
+    name: str
+    registration: str | None = None
+
+
+class Grading(_Model):
+    source: Literal["A", "B", "C", "X"]
+    accuracy: Annotated[int, Field(ge=1, le=4)]
+
+
+class Evidence(_Model):
+    kind: str
+    uri: str
+    sha256: str
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, value: str) -> str:
+        if not _SHA256.match(value):
+            raise _fail("EVIDENCE_DIGEST", "sha256 must be 64 lower-case hex digits")
+        return value
+
+
+class CaseLead(_Model):
+    """A case lead (案件线索) as published by an agency."""
+
+    lead_id: str
+    revision: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    reported_at: datetime
+    publisher: Publisher
+    channel: Channel
+    category: Category
+    violation: Violation
+    subject: Subject
+    online: Online = Field(default_factory=Online)
+    payment_accounts: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
+    waybills: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=200)
+    facts: Facts = Field(default_factory=Facts)
+    cross_border: bool = False
+    countries: list[str] = Field(default_factory=list, max_length=50)
+    rights_holder: RightsHolder | None = None
+    handling: Handling
+    share_with: list[str] = Field(default_factory=list, max_length=50)
+    grading: Grading
+    description: Annotated[str, Field(max_length=20000)] = ""
+    evidence: list[Evidence] = Field(default_factory=list, max_length=100)
+
+    @field_validator("lead_id", mode="before")
+    @classmethod
+    def _lead_id(cls, value: object) -> str:
+        if isinstance(value, uuid.UUID):  # fastavro reads logicalType uuid as UUID
+            return str(value)
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            raise _fail("LEAD_ID_FORMAT", f"{value!r} is not a UUID") from None
+
+    @field_validator("reported_at")
+    @classmethod
+    def _reported_at(cls, value: datetime, info: ValidationInfo) -> datetime:
+        if value.tzinfo is None:
+            raise _fail("TIME_NAIVE", "reported_at needs a time zone (UTC)")
+        value = value.astimezone(UTC)
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)  # timestamp-millis
+        now = (info.context or {}).get("now") if info.context else None
+        if now is not None and value > now + FUTURE_TOLERANCE:
+            raise _fail("TIME_IN_FUTURE", f"reported_at {value.isoformat()} is in the future")
+        return value
+
+    @field_validator("payment_accounts")
+    @classmethod
+    def _accounts(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if is_bank_card_like(value):
+                try:
+                    normalize_bank_card(value)
+                except IdentifierError as exc:
+                    raise _identifier(exc) from None
+        return values
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _COUNTRY.match(value):
+                raise _fail("COUNTRY_CODE", f"{value!r} is not an ISO 3166 alpha-2 code")
+        return values
+
+    @field_validator("share_with")
+    @classmethod
+    def _share_with(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if value not in AGENCIES and value not in REGIONS:
+                raise _fail("UNKNOWN_RECIPIENT", f"{value!r} is neither an agency nor a region code")
+        return values
+
+    # -- forms -------------------------------------------------------------------------
+
+    def to_avro(self) -> dict[str, Any]:
+        return self.model_dump(mode="python")
+
+    @classmethod
+    def from_avro(cls, record: dict[str, Any]) -> CaseLead:
+        return cls.model_validate(record)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, now: datetime | None = None) -> CaseLead:
+        return cls.model_validate_json(text, context={"now": now} if now else None)

@@ -1,0 +1,73 @@
+"""The compacted `leadbus.schemas` topic: every writer schema ever used, keyed by fingerprint.
+
+Writers publish their schemas before their first event; readers load the topic into their
+catalog, so a reader built before a compatible schema change still resolves the new
+fingerprint and reads the new events through Avro schema resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from leadbus.avro import SchemaCatalog, SchemaEntry
+from leadbus.topics import SCHEMAS
+
+
+def schema_record(entry: SchemaEntry) -> tuple[bytes, bytes]:
+    # The expanded form is self-contained: a reader needs no other schema to parse it.
+    body = {"name": entry.name, "version": entry.version, "schema": entry.expanded, "canonical": entry.canonical}
+    return entry.fingerprint_hex.encode(), json.dumps(body, ensure_ascii=False).encode()
+
+
+def publish_schemas(bootstrap: str, entries: Iterable[SchemaEntry], timeout: float = 30.0) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    count = 0
+    for entry in entries:
+        key, value = schema_record(entry)
+        producer.produce(SCHEMAS, key=key, value=value)
+        count += 1
+    if producer.flush(timeout):
+        raise RuntimeError("schemas not confirmed by the broker")
+    return count
+
+
+def load_schemas(bootstrap: str, catalog: SchemaCatalog, timeout: float = 30.0) -> int:
+    """Read `leadbus.schemas` from the beginning to its current end into `catalog`; return how many were new."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"leadbus-schema-reader-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    })
+    try:
+        meta = consumer.list_topics(SCHEMAS, timeout=timeout)
+        partitions = [TopicPartition(SCHEMAS, p, 0) for p in meta.topics[SCHEMAS].partitions]
+        ends = {}
+        for tp in partitions:
+            _, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            ends[tp.partition] = high
+        todo = {p for p, high in ends.items() if high > 0}
+        consumer.assign(partitions)
+        before = len(catalog)
+        deadline = time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            value = msg.value()
+            if value:
+                body = json.loads(value)
+                catalog.add(body["schema"], int(body.get("version") or 0))
+            partition, offset = msg.partition() or 0, msg.offset() or 0
+            if offset + 1 >= ends[partition]:
+                todo.discard(partition)
+        if todo:
+            raise TimeoutError(f"{SCHEMAS} not read to its end within {timeout}s")
+        return len(catalog) - before
+    finally:
+        consumer.close()

@@ -1,0 +1,126 @@
+"""Topic declarations (`deploy/topics.yaml`) and the pure plan that reconciles them with a cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from leadbus.agencies import AGENCIES
+from leadbus.geography import PROVINCES, REGIONS
+
+INTAKE_PREFIX = "leadbus.intake."
+LEADS_ACCEPTED = "leadbus.leads.accepted"
+LEADS_REJECTED = "leadbus.leads.rejected"
+CASES = "leadbus.cases"
+HANDOVER = "leadbus.handover"
+SCHEMAS = "leadbus.schemas"
+
+
+def intake_topic(agency: str) -> str:
+    return f"{INTAKE_PREFIX}{agency}"
+
+
+def jurisdiction_topic(province: str) -> str:
+    return f"leadbus.jurisdiction.{province}"
+
+
+def region_topic(region: str) -> str:
+    return f"leadbus.region.{region}"
+
+
+_EXPANSIONS: Mapping[str, Iterable[str]] = {
+    "agency": sorted(AGENCIES),
+    "province": sorted(PROVINCES),
+    "region": sorted(REGIONS),
+}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    min_insync_replicas: int
+    config: Mapping[str, str] = field(default_factory=dict)
+    doc: str = ""
+
+    def for_cluster(self, brokers: int) -> TopicSpec:
+        """Clamp replication to what a cluster of `brokers` nodes can hold."""
+        rf = min(self.replication_factor, brokers)
+        isr = self.min_insync_replicas
+        if rf < self.replication_factor:
+            isr = min(isr, max(1, rf - 1))
+        return TopicSpec(self.name, self.partitions, rf, min(isr, rf), self.config, self.doc)
+
+    def effective_config(self) -> dict[str, str]:
+        return {**self.config, "min.insync.replicas": str(self.min_insync_replicas)}
+
+
+def load_declarations(text: str | None = None) -> list[TopicSpec]:
+    if text is None:
+        text = resources.files("leadbus.deploy").joinpath("topics.yaml").read_text(encoding="utf-8")
+    doc: dict[str, Any] = yaml.safe_load(text)
+    defaults = doc.get("defaults", {})
+    specs: list[TopicSpec] = []
+    for item in doc["topics"]:
+        config = {**defaults.get("config", {}), **item.get("config", {})}
+        config = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in config.items()}
+        values = _EXPANSIONS[item["for_each"]] if "for_each" in item else [None]
+        for value in values:
+            name = item["name"].format(**{item["for_each"]: value}) if value is not None else item["name"]
+            specs.append(
+                TopicSpec(
+                    name=name,
+                    partitions=int(item.get("partitions", defaults.get("partitions", 1))),
+                    replication_factor=int(item.get("replication_factor", defaults.get("replication_factor", 1))),
+                    min_insync_replicas=int(item.get("min_insync_replicas", defaults.get("min_insync_replicas", 1))),
+                    config=config,
+                    doc=str(item.get("doc", "")),
+                )
+            )
+    return specs
+
+
+@dataclass(frozen=True)
+class ExistingTopic:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str]
+
+
+@dataclass
+class TopicPlan:
+    create: list[TopicSpec] = field(default_factory=list)
+    add_partitions: list[tuple[TopicSpec, int]] = field(default_factory=list)
+    config_drift: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+    replication_drift: list[tuple[str, int, int]] = field(default_factory=list)
+    undeclared: list[str] = field(default_factory=list)
+
+    @property
+    def in_sync(self) -> bool:
+        return not (self.create or self.add_partitions or self.config_drift or self.replication_drift)
+
+
+def plan(declared: Iterable[TopicSpec], existing: Mapping[str, ExistingTopic]) -> TopicPlan:
+    result = TopicPlan()
+    names = set()
+    for spec in declared:
+        names.add(spec.name)
+        have = existing.get(spec.name)
+        if have is None:
+            result.create.append(spec)
+            continue
+        if have.partitions < spec.partitions:
+            result.add_partitions.append((spec, have.partitions))
+        if have.replication_factor != spec.replication_factor:
+            result.replication_drift.append((spec.name, have.replication_factor, spec.replication_factor))
+        for key, want in spec.effective_config().items():
+            if have.config.get(key) != want:
+                result.config_drift.append((spec.name, key, have.config.get(key), want))
+    result.undeclared = sorted(n for n in existing if n.startswith("leadbus.") and n not in names)
+    return result

@@ -1,0 +1,185 @@
+"""The publisher SDK: validate, encode, produce to the agency's intake topic, confirm delivery.
+
+    with Publisher("SAMR", "33", bootstrap_servers="127.0.0.1:9092") as pub:
+        pending = pub.publish(lead_dict_or_CaseLead)
+        delivery = pub.wait([pending])[0]      # or pub.flush() for everything
+
+The producer is idempotent with acks=all, so a retried send never duplicates a lead and a
+confirmed lead is on every in-sync replica. Signatures and sequence numbers come through the
+`EventSealer` seam: it returns the headers to attach to each event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from leadbus.producers.errors import FieldError, InvalidLead, PublishError
+from pydantic import ValidationError
+
+from leadbus.avro import SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
+from leadbus.models import FUTURE_TOLERANCE, CaseLead
+from leadbus.topics import intake_topic
+
+CASE_LEAD = "cn.leadbus.CaseLead"
+
+PRODUCER_DEFAULTS: Mapping[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 5,
+    "compression.type": "lz4",
+    "message.timeout.ms": 120_000,
+    "queue.buffering.max.messages": 200_000,
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    lead_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class EventSealer(Protocol):
+    """Headers for one event: later an Ed25519 signature and a per-publisher sequence number."""
+
+    def seal(self, topic: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]: ...
+
+
+class UnsealedEvents:
+    """The default sealer: only says what the payload is."""
+
+    def seal(self, topic: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+        return [("content-type", b"application/vnd.leadbus.avro")]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Publisher:
+    """Publishes one agency's leads to `leadbus.intake.<agency>`, keyed by lead id."""
+
+    def __init__(
+        self,
+        agency: str,
+        province: str,
+        *,
+        bootstrap_servers: str,
+        config: Mapping[str, Any] | None = None,
+        catalog: SchemaCatalog | None = None,
+        sealer: EventSealer | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.agency = agency
+        self.province = province
+        self.topic = intake_topic(agency)
+        self._config = {"bootstrap.servers": bootstrap_servers, **PRODUCER_DEFAULTS, **(config or {})}
+        self._catalog = catalog or packaged_catalog()
+        self._schema: SchemaEntry = self._catalog.latest(CASE_LEAD)
+        self._sealer: EventSealer = sealer or UnsealedEvents()
+        self._clock = clock
+        self._producer: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def producer(self) -> Any:
+        if self._producer is None:  # lazy: constructing a Publisher touches no network
+            from confluent_kafka import Producer
+
+            self._producer = Producer(self._config)
+        return self._producer
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._producer is not None:
+            self.flush(timeout)
+            self._producer = None
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def validate(self, lead: CaseLead | Mapping[str, Any]) -> CaseLead:
+        """Return the lead as a validated `CaseLead`, or raise `InvalidLead` naming each bad field."""
+        now = self._clock()
+        if isinstance(lead, CaseLead):
+            if lead.reported_at > now + FUTURE_TOLERANCE:
+                raise InvalidLead([FieldError("reported_at", "TIME_IN_FUTURE", "reported_at is in the future")])
+            model = lead
+        else:
+            try:
+                model = CaseLead.model_validate(lead, context={"now": now})
+            except ValidationError as exc:
+                raise InvalidLead.from_validation(exc) from None
+        if model.publisher.agency != self.agency:
+            raise InvalidLead([FieldError(
+                "publisher.agency", "WRONG_PUBLISHER",
+                f"this publisher writes for {self.agency}, not {model.publisher.agency}",
+            )])
+        return model
+
+    def encode(self, lead: CaseLead) -> bytes:
+        if self._schema.object_writer is not None:
+            return encode_object(self._schema, lead)
+        return encode(self._schema, lead.to_avro())
+
+    def publish(self, lead: CaseLead | Mapping[str, Any]) -> Future[Delivery]:
+        """Validate, encode and hand the lead to the producer; the future resolves on broker confirmation."""
+        model = self.validate(lead)
+        return self.publish_encoded(model.lead_id, self.encode(model))
+
+    def publish_many(self, leads: Iterable[CaseLead | Mapping[str, Any]]) -> list[Future[Delivery]]:
+        """All leads are validated before any is produced: one invalid lead publishes nothing."""
+        models = [self.validate(lead) for lead in leads]
+        return [self.publish_encoded(m.lead_id, self.encode(m)) for m in models]
+
+    def publish_encoded(self, lead_id: str, value: bytes) -> Future[Delivery]:
+        future: Future[Delivery] = Future()
+        key = lead_id.encode()
+        headers = self._sealer.seal(self.topic, key, value)
+
+        def delivered(err: Any, msg: Any) -> None:
+            if err is not None:
+                future.set_exception(PublishError(f"lead {lead_id} not delivered: {err}"))
+            else:
+                future.set_result(Delivery(lead_id, msg.topic(), msg.partition(), msg.offset()))
+
+        producer = self.producer
+        while True:
+            try:
+                producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.05)  # local queue full: serve callbacks, then retry
+        producer.poll(0)
+        return future
+
+    # -- confirmation -------------------------------------------------------------------
+
+    def wait(self, futures: Iterable[Future[Delivery]], timeout: float = 60.0) -> list[Delivery]:
+        """Block until each lead is confirmed; raise PublishError for any that failed or timed out."""
+        pending = list(futures)
+        deadline = time.monotonic() + timeout
+        while not all(f.done() for f in pending):
+            if time.monotonic() > deadline:
+                missing = sum(not f.done() for f in pending)
+                raise PublishError(f"{missing} lead(s) not confirmed within {timeout}s")
+            self.producer.poll(0.05)
+        return [f.result() for f in pending]
+
+    def flush(self, timeout: float = 60.0) -> None:
+        if self._producer is None:
+            return
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise PublishError(f"{remaining} lead(s) still undelivered after {timeout}s")

@@ -1,0 +1,38 @@
+"""Reading topics back in tests: everything from the beginning up to the current end."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+
+def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"test-reader-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+    })
+    try:
+        meta = consumer.list_topics(topic, timeout=20)
+        parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=20)[1] for tp in parts}
+        consumer.assign(parts)
+        todo = {p for p, end in ends.items() if end > 0}
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                out.append(msg)
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    todo.discard(msg.partition())
+        if todo:
+            raise TimeoutError(f"{topic}: partitions {sorted(todo)} not read to their end")
+        return out
+    finally:
+        consumer.close()

@@ -1,0 +1,144 @@
+"""The event contract: fingerprints, single-object encoding, decoding errors, schema resolution."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from datetime import UTC, datetime
+
+import fastavro
+import pytest
+
+from leadbus.avro import DecodeError, SchemaCatalog, crc64_avro, decode, encode, packaged_catalog
+from leadbus.avro.codec import MAGIC
+from leadbus.models import CaseLead
+
+CASE_LEAD = "cn.leadbus.CaseLead"
+
+
+def test_crc64_avro_matches_the_spec_and_fastavro() -> None:
+    # Avro spec: fingerprint64 of an empty byte string is the EMPTY constant.
+    assert crc64_avro(b"") == 0xC15D213AA4D7A795
+    canonical = '"string"'
+    ours = crc64_avro(canonical.encode()).to_bytes(8, "little").hex()
+    assert ours == fastavro.schema.fingerprint(canonical, "CRC-64-AVRO")
+
+
+def test_packaged_catalog_holds_the_three_contract_schemas() -> None:
+    catalog = packaged_catalog()
+    assert {"cn.leadbus.CaseLead", "cn.leadbus.LeadAccepted", "cn.leadbus.LeadRejected"} <= set(catalog.names())
+    lead = catalog.latest(CASE_LEAD)
+    names = [f["name"] for f in lead.source["fields"]]
+    assert names == [
+        "lead_id", "revision", "reported_at", "publisher", "channel", "category", "violation", "subject", "online",
+        "payment_accounts", "waybills", "facts", "cross_border", "countries", "rights_holder", "handling",
+        "share_with", "grading", "description", "evidence",
+    ]
+
+
+def test_single_object_encoding_header_and_round_trip(make_lead) -> None:
+    catalog = packaged_catalog()
+    entry = catalog.latest(CASE_LEAD)
+    lead = CaseLead.model_validate(make_lead())
+    data = encode(entry, lead.to_avro())
+    assert data[:2] == MAGIC
+    assert data[2:10] == crc64_avro(entry.canonical.encode()).to_bytes(8, "little")
+    writer, record = decode(catalog, data, entry)
+    assert writer is entry
+    assert CaseLead.from_avro(record) == lead
+
+
+def test_compiled_writer_is_byte_identical_to_fastavro(make_lead) -> None:
+    entry = packaged_catalog().latest(CASE_LEAD)
+    variants = [
+        make_lead(),
+        make_lead(**{"subject.address": None, "rights_holder": None, "facts": {}, "evidence": []}),
+        make_lead(**{"cross_border": True, "countries": ["US", "DE"], "online.urls": []}),
+    ]
+    for raw in variants:
+        record = CaseLead.model_validate(raw).to_avro()
+        buf = io.BytesIO()
+        buf.write(MAGIC + entry.fingerprint)
+        fastavro.schemaless_writer(buf, entry.parsed, record)
+        assert encode(entry, record) == buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "DECODE_EMPTY"),
+        (b"hello world, not avro", "DECODE_NOT_AVRO"),
+        (MAGIC + b"\x00" * 8 + b"\x02", "DECODE_UNKNOWN_SCHEMA"),
+    ],
+)
+def test_undecodable_bytes_have_reasons(data: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError) as err:
+        decode(packaged_catalog(), data)
+    assert err.value.reason == reason
+
+
+def test_truncated_and_trailing_bytes_are_reported(make_lead) -> None:
+    catalog = packaged_catalog()
+    entry = catalog.latest(CASE_LEAD)
+    data = encode(entry, CaseLead.model_validate(make_lead()).to_avro())
+    with pytest.raises(DecodeError) as err:
+        decode(catalog, data[: len(data) // 2])
+    assert err.value.reason in {"DECODE_TRUNCATED", "DECODE_CORRUPT"}
+    with pytest.raises(DecodeError) as err:
+        decode(catalog, data + b"\x00")
+    assert err.value.reason == "DECODE_TRAILING_BYTES"
+
+
+def test_wrong_record_type_is_reported(make_lead) -> None:
+    catalog = packaged_catalog()
+    rejected = catalog.latest("cn.leadbus.LeadRejected")
+    data = encode(rejected, {
+        "reason": "X", "message": "m", "field": None, "lead_id": None, "publisher_agency": None,
+        "original": b"", "source": {"topic": "t", "partition": 0, "offset": 1},
+        "rejected_at": datetime(2026, 1, 1, tzinfo=UTC),
+    })
+    with pytest.raises(DecodeError) as err:
+        decode(catalog, data, catalog.latest(CASE_LEAD))
+    assert err.value.reason == "DECODE_WRONG_TYPE"
+
+
+def _evolved(source: dict) -> dict:
+    """A compatible v2: a new optional field with a default and a new enum symbol."""
+    v2 = copy.deepcopy(dict(source))
+    v2["fields"].append({"name": "platform_ticket", "type": ["null", "string"], "default": None})
+    for field in v2["fields"]:
+        if field["name"] == "channel":
+            field["type"]["symbols"].append("HOTLINE_12315")
+    return v2
+
+
+def test_old_reader_reads_new_writer_and_new_reader_reads_old(make_lead) -> None:
+    catalog = packaged_catalog()
+    v1 = catalog.latest(CASE_LEAD)
+    v2 = SchemaCatalog().add(json.loads(json.dumps(_evolved(dict(v1.source)))), 2)
+    catalog.add(dict(v2.source), 2)
+    record = CaseLead.model_validate(make_lead(channel="COMPLAINT")).to_avro()
+
+    new_bytes = encode(v2, {**record, "platform_ticket": "T-1", "channel": "HOTLINE_12315"})
+    _, as_v1 = decode(catalog, new_bytes, v1)
+    assert "platform_ticket" not in as_v1
+    assert as_v1["channel"] == "OTHER"  # unknown symbol → the reader enum's default
+    assert str(as_v1["lead_id"]) == record["lead_id"]
+
+    old_bytes = encode(v1, record)
+    _, as_v2 = decode(catalog, old_bytes, catalog.latest(CASE_LEAD))
+    assert as_v2["platform_ticket"] is None
+    assert as_v2["subject"]["name"] == record["subject"]["name"]
+
+
+def test_object_writer_matches_the_dict_writer_on_simulated_leads() -> None:
+    from datetime import timedelta
+
+    from leadbus.avro import encode_object
+    from leadbus.producers.simulator import TrafficGenerator
+
+    entry = packaged_catalog().latest(CASE_LEAD)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for lead in TrafficGenerator(seed=9).leads(500, start, timedelta(seconds=1)):
+        assert encode_object(entry, lead) == encode(entry, lead.to_avro())

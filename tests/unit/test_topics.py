@@ -1,0 +1,47 @@
+"""Topic declarations and the reconciliation plan."""
+
+from __future__ import annotations
+
+from leadbus.agencies import AGENCIES
+from leadbus.geography import PROVINCES
+from leadbus.topics import ExistingTopic, load_declarations, plan
+
+
+def test_declarations_cover_design_section_4() -> None:
+    names = {s.name for s in load_declarations()}
+    assert {f"leadbus.intake.{a}" for a in AGENCIES} <= names
+    assert {f"leadbus.jurisdiction.{p}" for p in PROVINCES} <= names
+    assert {"leadbus.region.jjj", "leadbus.region.yrd", "leadbus.region.pprd"} <= names
+    assert {"leadbus.leads.accepted", "leadbus.leads.rejected", "leadbus.cases", "leadbus.handover",
+            "leadbus.takedown.notices", "leadbus.takedown.replies", "leadbus.schemas", "leadbus.publishers",
+            "leadbus.blacklist"} <= names
+
+
+def test_compacted_topics_and_audit_retention() -> None:
+    specs = {s.name: s for s in load_declarations()}
+    assert specs["leadbus.schemas"].config["cleanup.policy"] == "compact"
+    assert specs["leadbus.intake.SAMR"].config["retention.ms"] == "-1"
+    assert specs["leadbus.cases"].replication_factor == 3
+    assert specs["leadbus.cases"].min_insync_replicas == 2
+
+
+def test_single_broker_clamps_replication() -> None:
+    spec = next(s for s in load_declarations() if s.name == "leadbus.cases").for_cluster(1)
+    assert (spec.replication_factor, spec.min_insync_replicas) == (1, 1)
+    spec3 = next(s for s in load_declarations() if s.name == "leadbus.cases").for_cluster(3)
+    assert (spec3.replication_factor, spec3.min_insync_replicas) == (3, 2)
+
+
+def test_plan_finds_missing_partitions_and_drift() -> None:
+    specs = [s.for_cluster(1) for s in load_declarations() if s.name in {"leadbus.cases", "leadbus.handover"}]
+    cases = next(s for s in specs if s.name == "leadbus.cases")
+    existing = {
+        "leadbus.cases": ExistingTopic("leadbus.cases", 2, 1, {**cases.effective_config(), "retention.ms": "1000"}),
+        "leadbus.stray": ExistingTopic("leadbus.stray", 1, 1, {}),
+    }
+    result = plan(specs, existing)
+    assert [s.name for s in result.create] == ["leadbus.handover"]
+    assert [(s.name, have) for s, have in result.add_partitions] == [("leadbus.cases", 2)]
+    assert ("leadbus.cases", "retention.ms", "1000", "-1") in result.config_drift
+    assert result.undeclared == ["leadbus.stray"]
+    assert not result.in_sync

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from leadbus.producers.errors import FieldError, InvalidLead, PublishError
 from pydantic import ValidationError
 
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
 from leadbus.models import FUTURE_TOLERANCE, CaseLead
+from leadbus.producers.errors import FieldError, InvalidLead, PublishError
 from leadbus.topics import intake_topic
 
 CASE_LEAD = "cn.leadbus.CaseLead"

@@ -9,10 +9,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from leadbus.models import CaseLead
 from leadbus.producers.publisher import Delivery, Publisher
 from leadbus.producers.simulator import TrafficGenerator
-
-from leadbus.models import CaseLead
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from leadbus.producers import InvalidLead, Publisher
 
 from leadbus.models import CaseLead
+from leadbus.producers import InvalidLead, Publisher
 
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

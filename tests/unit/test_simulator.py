@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from leadbus.producers.simulator import TrafficGenerator
 
 from leadbus.geography import NATIONAL
 from leadbus.identifiers import (
@@ -18,6 +17,7 @@ from leadbus.identifiers import (
     normalize_resident_id,
 )
 from leadbus.models import CaseLead, Handling, SubjectKind
+from leadbus.producers.simulator import TrafficGenerator
 
 START = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 STEP = timedelta(seconds=3, microseconds=1500)

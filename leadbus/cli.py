@@ -117,7 +117,7 @@ def broker_status() -> None:
         meta = AdminClient({"bootstrap.servers": state["bootstrap"], "log_level": 0}).list_topics(timeout=5)
         console.print(f"{state['bootstrap']}: {len(meta.brokers)} broker(s) serving, {len(meta.topics)} topics; "
                       f"{len(alive)}/{len(state['pids'])} processes alive")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - report, never crash
         console.print(f"{state['bootstrap']}: not answering ({exc}); {len(alive)} processes alive")
         raise typer.Exit(1) from None
 
@@ -198,6 +198,35 @@ def simulate(
                   f"in {report.seconds:.1f}s")
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command("process")
+def process(
+    bootstrap: str | None = BOOTSTRAP,
+    state_dir: Path = typer.Option(Path("var/state"), help="Local RocksDB state (rebuilt from changelogs if lost)."),
+    worker_id: str | None = typer.Option(None, help="Stable id of this worker (its transactional id)."),
+    group: str = typer.Option("leadbus-intake", help="Consumer group shared by all intake workers."),
+    metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0 = off)."),
+    max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until SIGTERM)."),
+) -> None:
+    """Run the intake stage: verify, validate, normalise, drop redeliveries, dead-letter the rest."""
+    from leadbus.logs import configure_json_logging
+    from leadbus.processors.intake import CHANGELOG, INTAKE_PATTERN, IntakeHandler
+    from leadbus.processors.stage import ExactlyOnceStage, StageConfig
+
+    configure_json_logging()
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    config = StageConfig(
+        name="intake", bootstrap=_bootstrap(bootstrap), topics=[INTAKE_PATTERN], changelog_topic=CHANGELOG,
+        state_dir=state_dir, group_id=group,
+    )
+    if worker_id:
+        config.worker_id = worker_id
+    stage = ExactlyOnceStage(config, IntakeHandler())
+    stage.run(max_seconds=max_seconds or None, install_signals=True)
 
 
 @app.command("demo")

@@ -112,6 +112,28 @@ class Handling(StrEnum):
     CONFIDENTIAL = "CONFIDENTIAL"
 
 
+_BUILTIN_CODES = {
+    "missing": "MISSING_FIELD",
+    "extra_forbidden": "UNKNOWN_FIELD",
+    "greater_than_equal": "OUT_OF_RANGE",
+    "less_than_equal": "OUT_OF_RANGE",
+    "greater_than": "OUT_OF_RANGE",
+    "less_than": "OUT_OF_RANGE",
+    "too_long": "TOO_LONG",
+    "string_too_long": "TOO_LONG",
+    "string_too_short": "TOO_SHORT",
+    "enum": "UNKNOWN_ENUM",
+    "literal_error": "UNKNOWN_ENUM",
+}
+
+
+def reason_code(error_type: str) -> str:
+    """The stable reason code of a validation error: ours as is, pydantic's mapped, else INVALID_FIELD."""
+    if error_type.isupper():
+        return error_type
+    return _BUILTIN_CODES.get(error_type, "INVALID_FIELD")
+
+
 def _fail(code: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(code, message)
 

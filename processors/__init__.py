@@ -1,1 +1,1 @@
-"""leadbus.processors."""
+"""Stream processors: the pure core (`leadbus.processors.core`) and the stages that host it."""

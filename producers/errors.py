@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from leadbus.models import reason_code
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -39,22 +41,7 @@ def field_error(err: object) -> FieldError:
     """A pydantic error as a FieldError; custom errors keep their own code, built-ins get ours."""
     assert isinstance(err, dict)
     path = ".".join(str(p) for p in err.get("loc", ())) or "<lead>"
-    kind = str(err.get("type", "invalid"))
-    code = kind if kind.isupper() else _BUILTIN_CODES.get(kind, "INVALID_FIELD")
-    return FieldError(path, code, str(err.get("msg", kind)))
-
-
-_BUILTIN_CODES = {
-    "missing": "MISSING_FIELD",
-    "extra_forbidden": "UNKNOWN_FIELD",
-    "greater_than_equal": "OUT_OF_RANGE",
-    "less_than_equal": "OUT_OF_RANGE",
-    "too_long": "TOO_LONG",
-    "string_too_long": "TOO_LONG",
-    "string_too_short": "TOO_SHORT",
-    "enum": "UNKNOWN_ENUM",
-    "literal_error": "UNKNOWN_ENUM",
-}
+    return FieldError(path, reason_code(str(err.get("type", ""))), str(err.get("msg", "invalid")))
 
 
 class PublishError(RuntimeError):

@@ -11,6 +11,7 @@ confirmed lead is on every in-sync replica. Signatures and sequence numbers come
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
@@ -28,6 +29,7 @@ from leadbus.topics import intake_topic
 CASE_LEAD = "cn.leadbus.CaseLead"
 
 PRODUCER_DEFAULTS: Mapping[str, Any] = {
+    "logger": logging.getLogger("leadbus.kafka.client"),  # librdkafka logs go to logging, not stderr
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -15,6 +16,7 @@ def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
+        "logger": logging.getLogger("tests.kafka"),
     })
     try:
         meta = consumer.list_topics(topic, timeout=20)
@@ -26,11 +28,12 @@ def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]
         deadline = time.monotonic() + timeout
         while todo and time.monotonic() < deadline:
             for msg in consumer.consume(1000, 0.5):
-                if msg.error():
-                    continue
-                out.append(msg)
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    todo.discard(msg.partition())
+                if not msg.error():
+                    out.append(msg)
+            # Positions, not record offsets: transaction markers take offsets of their own.
+            for tp in consumer.position([TopicPartition(topic, p) for p in todo]):
+                if tp.offset >= ends[tp.partition]:
+                    todo.discard(tp.partition)
         if todo:
             raise TimeoutError(f"{topic}: partitions {sorted(todo)} not read to their end")
         return out

@@ -205,7 +205,7 @@ class KafkaCluster:
                 if expected <= seen:
                     return
                 last_error = f"brokers seen {sorted(seen)}, expected {sorted(expected)}"
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
                 last_error = str(exc)
             time.sleep(0.3)
         tails = "\n".join(f"--- node {n.node_id}\n{n.log_tail()}" for n in self.nodes)

@@ -1,0 +1,220 @@
+"""Normalising an accepted lead: half-width text, canonical identifiers, URLs and IPs, name parts.
+
+Nothing is thrown away: place prefixes and legal forms of company names are split off into
+`NameParts` (kept as data, for linking), not deleted from the published name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import tldextract
+
+from leadbus.geography import PROVINCES
+from leadbus.identifiers import (
+    IdentifierError,
+    check_uscc,
+    clean_text,
+    is_bank_card_like,
+    normalize_bank_card,
+    normalize_mobile,
+    normalize_resident_id,
+)
+from leadbus.models import CaseLead
+
+# The public-suffix snapshot bundled with tldextract: nothing is fetched at run time.
+_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+LEGAL_FORMS = (
+    "股份有限公司", "有限责任公司", "集团有限公司", "有限公司", "合伙企业", "个人独资企业",
+    "商贸行", "经营部", "贸易商行", "商行", "工作室", "门市部", "分公司",
+)  # fmt: skip
+_PROVINCE_NAMES = sorted(
+    {p.name_zh for p in PROVINCES.values()}
+    | {re.sub(r"(省|市|自治区|特别行政区|壮族|回族|维吾尔)+$", "", p.name_zh) for p in PROVINCES.values()},
+    key=len,
+    reverse=True,
+)
+# Prefecture-level cities most often named without 市 in trade names.
+_CITIES = (
+    "石家庄", "哈尔滨", "乌鲁木齐", "呼和浩特", "齐齐哈尔",
+    "杭州", "宁波", "温州", "金华", "义乌", "台州", "绍兴", "嘉兴",
+    "湖州", "南京", "苏州", "无锡", "常州", "南通", "徐州", "扬州", "广州", "深圳", "东莞", "佛山", "汕头", "揭阳",
+    "中山", "珠海", "惠州", "福州", "厦门", "泉州", "莆田", "晋江", "合肥", "芜湖", "济南", "青岛", "临沂", "郑州",
+    "洛阳", "武汉", "长沙", "成都", "西安", "沈阳", "大连", "长春", "太原", "南昌", "南宁", "桂林", "海口", "三亚",
+    "贵阳", "昆明", "兰州", "西宁", "银川", "拉萨", "保定", "廊坊", "唐山",
+)  # fmt: skip
+_CITY = re.compile(r"^([\u4e00-\u9fff]{2,4}?)(市|县|区)")
+_PAREN_PLACE = re.compile(r"[（(]([\u4e00-\u9fff]{2,6})[)）]")
+_TRACKING = re.compile(r"^(utm_.*|spm|scm|from|share.*|src|ref|tracking.*|ali_.*|_.*)$", re.IGNORECASE)
+_LANDLINE_DIGITS = re.compile(r"^(?:0086|86)?0?(\d{2,3})(\d{7,8})$")
+
+
+@dataclass(frozen=True)
+class Warning_:
+    code: str
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class NameParts:
+    core: str
+    prefix: str | None
+    legal_form: str | None
+
+
+def split_name(name: str) -> NameParts:
+    """浙江杭州美丽日化有限公司 → prefix 浙江杭州, core 美丽日化, legal form 有限公司."""
+    text = clean_text(name).replace(" ", "")
+    legal = next((form for form in LEGAL_FORMS if text.endswith(form) and len(text) > len(form)), None)
+    if legal:
+        text = text[: -len(legal)]
+    prefixes: list[str] = []
+    paren = _PAREN_PLACE.search(text)
+    if paren:
+        prefixes.append(paren.group(1))
+        text = (text[: paren.start()] + text[paren.end() :]).strip()
+    changed = True
+    while changed and len(text) > 2:
+        changed = False
+        for place in _PROVINCE_NAMES:
+            if text.startswith(place) and len(text) - len(place) >= 2:
+                prefixes.append(place)
+                text = text[len(place) :]
+                changed = True
+                break
+        else:
+            for place in _CITIES:
+                if text.startswith(place) and len(text) - len(place) >= 2 and not text.startswith(place + "市"):
+                    prefixes.append(place)
+                    text = text[len(place) :]
+                    changed = True
+                    break
+            if changed:
+                continue
+            city = _CITY.match(text)
+            if city and len(text) - len(city.group(0)) >= 2:
+                prefixes.append(city.group(0))
+                text = text[len(city.group(0)) :]
+                changed = True
+    return NameParts(core=text, prefix="".join(prefixes) or None, legal_form=legal)
+
+
+def canonical_url(url: str) -> str:
+    """Lower-case scheme and host, https, no www./m., no default port, fragment or tracking query."""
+    text = clean_text(url)
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    host = (parts.hostname or "").lower().rstrip(".")
+    for prefix in ("www.", "m.", "wap."):
+        if host.startswith(prefix) and host.count(".") >= 2:
+            host = host[len(prefix) :]
+    port = parts.port
+    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not _TRACKING.match(k)))
+    path = parts.path.rstrip("/")
+    return urlunsplit(("https", netloc, path, query, ""))
+
+
+def registrable_domain(url: str) -> str | None:
+    host = urlsplit(canonical_url(url)).hostname or ""
+    ext = _EXTRACT(host)
+    domain = ext.top_domain_under_public_suffix if hasattr(ext, "top_domain_under_public_suffix") else None
+    return str(domain or ext.registered_domain or "") or None
+
+
+def canonical_ip(value: str) -> str:
+    ip = ipaddress.ip_address(value.strip())
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return ip.compressed
+
+
+def canonical_phone(value: str) -> str:
+    try:
+        return normalize_mobile(value)
+    except IdentifierError:
+        digits = re.sub(r"[^\d]", "", clean_text(value))
+        match = _LANDLINE_DIGITS.match(digits)
+        return f"+86{match.group(1)}{match.group(2)}" if match else digits
+
+
+def canonical_account(value: str) -> str:
+    if is_bank_card_like(value):
+        return normalize_bank_card(value)
+    text = clean_text(value).replace(" ", "")
+    try:
+        return normalize_mobile(text)
+    except IdentifierError:
+        return text.lower()
+
+
+@dataclass(frozen=True)
+class Normalised:
+    lead: CaseLead
+    name: NameParts
+    domains: tuple[str, ...]
+    warnings: tuple[Warning_, ...]
+
+
+def normalise(lead: CaseLead) -> Normalised:
+    """The canonical form of a valid lead. Identifier errors cannot happen here: validation ran first."""
+    warnings: list[Warning_] = []
+    subject = lead.subject
+    uscc = None
+    if subject.uscc is not None:
+        check = check_uscc(subject.uscc)
+        uscc = check.value
+        if not check.checksum_ok:
+            warnings.append(Warning_("USCC_CHECKSUM", "subject.uscc",
+                                     f"{uscc} fails the GB 32100 check character (early pilot codes do)"))
+    id_number = None
+    if subject.id_number is not None:
+        id_number = normalize_resident_id(subject.id_number)
+        if len(clean_text(subject.id_number).replace(" ", "")) == 15:
+            warnings.append(Warning_("LEGACY_RESIDENT_ID", "subject.id_number", "15-digit ID upgraded to 18 digits"))
+    address = subject.address
+    if address is not None:
+        address = address.model_copy(update={
+            "city": clean_text(address.city) if address.city else address.city,
+            "detail": clean_text(address.detail) if address.detail else address.detail,
+        })
+    new_subject = subject.model_copy(update={
+        "name": clean_text(subject.name),
+        "uscc": uscc,
+        "id_number": id_number,
+        "phones": _unique(canonical_phone(p) for p in subject.phones),
+        "address": address,
+    })
+    urls = _unique(canonical_url(u) for u in lead.online.urls)
+    online = lead.online.model_copy(update={
+        "platform": clean_text(lead.online.platform) if lead.online.platform else None,
+        "shop_id": clean_text(lead.online.shop_id).replace(" ", "") if lead.online.shop_id else None,
+        "urls": urls,
+        "ips": _unique(canonical_ip(ip) for ip in lead.online.ips),
+    })
+    normalised = lead.model_copy(update={
+        "subject": new_subject,
+        "online": online,
+        "payment_accounts": _unique(canonical_account(a) for a in lead.payment_accounts),
+        "waybills": _unique(clean_text(w).replace(" ", "").upper() for w in lead.waybills),
+        "description": clean_text(lead.description),
+        "publisher": lead.publisher.model_copy(update={
+            "unit": clean_text(lead.publisher.unit) if lead.publisher.unit else None,
+        }),
+    })
+    domains = tuple(sorted({d for d in (registrable_domain(u) for u in urls) if d}))
+    return Normalised(normalised, split_name(subject.name), domains, tuple(warnings))
+
+
+def _unique(values: object) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in values:  # type: ignore[attr-defined]
+        if value:
+            seen.setdefault(str(value), None)
+    return list(seen)

@@ -1,0 +1,40 @@
+"""Running `leadbus process` workers as real OS processes, so tests can kill -9 them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def start_worker(bootstrap: str, state_dir: Path, worker_id: str, log_dir: Path,
+                 extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / f"{worker_id}.log", "ab")  # noqa: SIM115 - handed to the child
+    cmd = [sys.executable, "-m", "leadbus.cli", "process", "--bootstrap", bootstrap, "--state-dir", str(state_dir),
+           "--worker-id", worker_id, *(extra or [])]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    log.close()
+    return proc
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

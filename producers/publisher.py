@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -45,6 +44,40 @@ class Delivery:
     topic: str
     partition: int
     offset: int
+
+
+class PendingDelivery:
+    """A lead handed to the producer, until the broker confirms or refuses it.
+
+    Lighter than `concurrent.futures.Future` (no lock: callbacks run in the publishing
+    thread, inside `poll`/`flush`), with the same `done` / `result` / `exception` methods.
+    """
+
+    __slots__ = ("_delivery", "_error", "lead_id")
+
+    def __init__(self, lead_id: str) -> None:
+        self.lead_id = lead_id
+        self._delivery: Delivery | None = None
+        self._error: PublishError | None = None
+
+    def done(self) -> bool:
+        return self._delivery is not None or self._error is not None
+
+    def exception(self) -> PublishError | None:
+        return self._error
+
+    def result(self) -> Delivery:
+        if self._error is not None:
+            raise self._error
+        if self._delivery is None:
+            raise PublishError(f"lead {self.lead_id} is not confirmed yet")
+        return self._delivery
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._error = PublishError(f"lead {self.lead_id} not delivered: {err}")
+        else:
+            self._delivery = Delivery(self.lead_id, msg.topic(), msg.partition(), msg.offset())
 
 
 class EventSealer(Protocol):
@@ -135,40 +168,33 @@ class Publisher:
             return encode_object(self._schema, lead)
         return encode(self._schema, lead.to_avro())
 
-    def publish(self, lead: CaseLead | Mapping[str, Any]) -> Future[Delivery]:
-        """Validate, encode and hand the lead to the producer; the future resolves on broker confirmation."""
+    def publish(self, lead: CaseLead | Mapping[str, Any]) -> PendingDelivery:
+        """Validate, encode and hand the lead to the producer; the handle resolves on broker confirmation."""
         model = self.validate(lead)
         return self.publish_encoded(model.lead_id, self.encode(model))
 
-    def publish_many(self, leads: Iterable[CaseLead | Mapping[str, Any]]) -> list[Future[Delivery]]:
+    def publish_many(self, leads: Iterable[CaseLead | Mapping[str, Any]]) -> list[PendingDelivery]:
         """All leads are validated before any is produced: one invalid lead publishes nothing."""
         models = [self.validate(lead) for lead in leads]
         return [self.publish_encoded(m.lead_id, self.encode(m)) for m in models]
 
-    def publish_encoded(self, lead_id: str, value: bytes) -> Future[Delivery]:
-        future: Future[Delivery] = Future()
+    def publish_encoded(self, lead_id: str, value: bytes) -> PendingDelivery:
+        pending = PendingDelivery(lead_id)
         key = lead_id.encode()
         headers = self._sealer.seal(self.topic, key, value)
-
-        def delivered(err: Any, msg: Any) -> None:
-            if err is not None:
-                future.set_exception(PublishError(f"lead {lead_id} not delivered: {err}"))
-            else:
-                future.set_result(Delivery(lead_id, msg.topic(), msg.partition(), msg.offset()))
-
         producer = self.producer
         while True:
             try:
-                producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=delivered)
+                producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=pending._on_delivery)
                 break
             except BufferError:
                 producer.poll(0.05)  # local queue full: serve callbacks, then retry
         producer.poll(0)
-        return future
+        return pending
 
     # -- confirmation -------------------------------------------------------------------
 
-    def wait(self, futures: Iterable[Future[Delivery]], timeout: float = 60.0) -> list[Delivery]:
+    def wait(self, futures: Iterable[PendingDelivery], timeout: float = 60.0) -> list[Delivery]:
         """Block until each lead is confirmed; raise PublishError for any that failed or timed out."""
         pending = list(futures)
         deadline = time.monotonic() + timeout

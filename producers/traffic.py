@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from leadbus.models import CaseLead
-from leadbus.producers.publisher import Delivery, Publisher
+from leadbus.producers.publisher import PendingDelivery, Publisher
 from leadbus.producers.simulator import TrafficGenerator
 
 
@@ -33,7 +32,7 @@ class Traffic:
         self.generator = TrafficGenerator(seed=seed, same_suspect_share=same_suspect_share)
         self.publishers: dict[str, Publisher] = {}
         self.report = TrafficReport()
-        self._pending: list[Future[Delivery]] = []
+        self._pending: list[PendingDelivery] = []
 
     def publisher(self, agency: str, province: str) -> Publisher:
         if agency not in self.publishers:
@@ -52,7 +51,7 @@ class Traffic:
         return lead
 
     def settle(self) -> None:
-        still: list[Future[Delivery]] = []
+        still: list[PendingDelivery] = []
         for fut in self._pending:
             if not fut.done():
                 still.append(fut)

@@ -93,7 +93,15 @@ class _Compiler:
         elif kind == "double":
             self.emit(indent, f"out += pack_double({expr})")
         elif kind == "string":
-            self.emit(indent, f"write_string(out, str({expr}))" if logical == "uuid" else f"write_string(out, {expr})")
+            # Inlined: most strings are short, and a call per string dominated the cost.
+            data = self.var("s")
+            source = f"str({expr})" if logical == "uuid" else expr
+            self.emit(indent, f"{data} = {source}.encode('utf-8')")
+            self.emit(indent, f"if len({data}) < 64:")
+            self.emit(indent + 1, f"out.append(len({data}) << 1)")
+            self.emit(indent, "else:")
+            self.emit(indent + 1, f"write_long(out, len({data}))")
+            self.emit(indent, f"out += {data}")
         elif kind == "bytes":
             self.emit(indent, f"write_bytes(out, {expr})")
         elif kind == "enum":

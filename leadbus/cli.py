@@ -208,8 +208,22 @@ def process(
     group: str = typer.Option("leadbus-intake", help="Consumer group shared by all intake workers."),
     metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0 = off)."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until SIGTERM)."),
+    engine: str = typer.Option("stage", help="'stage' (transactional, exactly-once) or 'faust' (at-least-once)."),
 ) -> None:
-    """Run the intake stage: verify, validate, normalise, drop redeliveries, dead-letter the rest."""
+    """Run the intake stage: verify, validate, normalise, drop redeliveries, dead-letter the rest.
+
+    Several workers with the same --group share the intake topics' partitions.
+    """
+    if engine == "faust":
+        import sys
+
+        from leadbus.processors.faust_app import run_worker
+
+        sys.argv = ["leadbus-faust", "worker"]
+        run_worker(_bootstrap(bootstrap), state_dir / "faust")
+        return
+    if engine != "stage":
+        raise typer.BadParameter("--engine is 'stage' or 'faust'")
     from leadbus.logs import configure_json_logging
     from leadbus.processors.intake import CHANGELOG, INTAKE_PATTERN, IntakeHandler
     from leadbus.processors.stage import ExactlyOnceStage, StageConfig

@@ -2,25 +2,58 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections import Counter, deque
 from datetime import UTC, datetime
+from pathlib import Path
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 from leadbus.agencies import CATEGORIES
-from leadbus.avro import DecodeError, decode, packaged_catalog
+from leadbus.avro import DecodeError, decode, encode, packaged_catalog
 from leadbus.geography import PROVINCES
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
 from leadbus.models import CaseLead
+from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
 from leadbus.schema_topic import publish_schemas
-from leadbus.topics import load_declarations
+from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
+
+
+class CarelessPublisher:
+    """Now and then sends what a careless or broken agency system would: the intake dead-letters it."""
+
+    def __init__(self, bootstrap: str, seed: int) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap, "logger": logging.getLogger("leadbus.kafka.client")})
+        self.generator = TrafficGenerator(seed=seed + 1000)
+        self.schema = packaged_catalog().latest("cn.leadbus.CaseLead")
+        self.sent = 0
+
+    def maybe_send(self, elapsed: float) -> None:
+        if elapsed < 3 * (self.sent + 1):
+            return
+        lead = self.generator.lead(datetime.now(UTC))
+        record = lead.to_avro()
+        kind = self.sent % 4
+        if kind == 0:
+            record["subject"] = {**record["subject"], "id_number": "110105194912310021"}  # bad check digit
+        elif kind == 1:
+            record["facts"] = {**record["facts"], "sales_amount_fen": -1}
+        elif kind == 2:
+            record["publisher"] = {**record["publisher"], "province": "99"}
+        data = b"\x00garbage from a broken gateway" if kind == 3 else encode(self.schema, record)
+        self.producer.produce(intake_topic(lead.publisher.agency), key=lead.lead_id.encode(), value=data)
+        self.producer.poll(0)
+        self.sent += 1
 
 
 class BusView:
@@ -34,8 +67,12 @@ class BusView:
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "topic.metadata.refresh.interval.ms": 2000,
+            "isolation.level": "read_committed",
+            "logger": logging.getLogger("leadbus.kafka.client"),
         })
-        self.consumer.subscribe(["^leadbus\\.intake\\..*"])
+        self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED])
+        self.accepted = 0
+        self.rejected: Counter[str] = Counter()
         self.read = 0
         self.undecodable = 0
         self.by_agency: Counter[str] = Counter()
@@ -46,6 +83,15 @@ class BusView:
     def pump(self, seconds: float = 0.05) -> None:
         for msg in self.consumer.consume(500, seconds):
             if msg.error():
+                continue
+            if msg.topic() == LEADS_ACCEPTED:
+                self.accepted += 1
+                continue
+            if msg.topic() == LEADS_REJECTED:
+                try:
+                    self.rejected[decode(self.catalog, msg.value() or b"")[1]["reason"]] += 1
+                except DecodeError:
+                    self.rejected["?"] += 1
                 continue
             try:
                 _, record = decode(self.catalog, msg.value() or b"")
@@ -65,7 +111,11 @@ class BusView:
         r = traffic.report
         head.add_row(f"[bold]leadbus demo[/bold] broker {bootstrap}",
                      f"published {r.published}", f"confirmed {r.confirmed}", f"failed {r.failed}",
-                     f"read back {self.read}", f"undecodable {self.undecodable}")
+                     f"on intake topics {self.read + self.undecodable}")
+        intake = Table.grid(padding=(0, 2))
+        top = ", ".join(f"{reason} {n}" for reason, n in self.rejected.most_common(6)) or "none yet"
+        intake.add_row("[bold]intake[/bold]", f"[green]accepted {self.accepted}[/green]",
+                       f"[red]rejected {sum(self.rejected.values())}[/red]", f"reasons: {top}")
         counts = Table(title="by agency / category / suspect province", show_lines=False)
         for col in ("agency", "n", "category", "n", "province", "n"):
             counts.add_column(col)
@@ -84,7 +134,7 @@ class BusView:
         for lead in self.recent:
             recent.add_row(lead.reported_at.strftime("%H:%M:%S"), lead.publisher.agency, lead.publisher.province,
                            str(lead.category), lead.subject.name[:24], str(lead.handling))
-        return Group(head, counts, recent)
+        return Group(head, intake, counts, recent)
 
     def close(self) -> None:
         self.consumer.close()
@@ -99,6 +149,13 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console) -> No
         console.print(f"broker at {bootstrap}; topics applied; simulated agencies publishing {rate}/s. Ctrl-C stops.")
         traffic = Traffic(bootstrap, seed=seed)
         view = BusView(bootstrap)
+        state = Path(tempfile.mkdtemp(prefix="leadbus-demo-"))
+        log = open(state / "intake.log", "ab")  # noqa: SIM115 - handed to the child
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "leadbus.cli", "process", "-b", bootstrap, "--state-dir", str(state)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        careless = CarelessPublisher(bootstrap, seed)
         start = time.monotonic()
         try:
             with Live(console=console, refresh_per_second=2) as live:
@@ -109,6 +166,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console) -> No
                     for pub in traffic.publishers.values():
                         pub.producer.poll(0)
                     traffic.settle()
+                    careless.maybe_send(time.monotonic() - start)
                     view.pump(0.1)
                     live.update(view.render(traffic, bootstrap))
         except KeyboardInterrupt:
@@ -117,6 +175,9 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console) -> No
             for pub in traffic.publishers.values():
                 pub.flush(30)
             traffic.settle()
+            worker.terminate()
+            worker.wait(30)
+            log.close()
             view.pump(1.0)
             view.close()
         console.print(view.render(traffic, bootstrap))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import tldextract
@@ -67,6 +68,7 @@ class NameParts:
     legal_form: str | None
 
 
+@lru_cache(maxsize=65536)
 def split_name(name: str) -> NameParts:
     """浙江杭州美丽日化有限公司 → prefix 浙江杭州, core 美丽日化, legal form 有限公司."""
     text = clean_text(name).replace(" ", "")
@@ -104,6 +106,7 @@ def split_name(name: str) -> NameParts:
     return NameParts(core=text, prefix="".join(prefixes) or None, legal_form=legal)
 
 
+@lru_cache(maxsize=65536)
 def canonical_url(url: str) -> str:
     """Lower-case scheme and host, https, no www./m., no default port, fragment or tracking query."""
     text = clean_text(url)
@@ -122,7 +125,12 @@ def canonical_url(url: str) -> str:
 
 
 def registrable_domain(url: str) -> str | None:
-    host = urlsplit(canonical_url(url)).hostname or ""
+    """The registrable domain (eTLD+1) of a URL: shop123.taobao.com → taobao.com, a.b.co.uk → b.co.uk."""
+    return _domain_of_host(urlsplit(canonical_url(url)).hostname or "")
+
+
+@lru_cache(maxsize=65536)
+def _domain_of_host(host: str) -> str | None:
     ext = _EXTRACT(host)
     domain = ext.top_domain_under_public_suffix if hasattr(ext, "top_domain_under_public_suffix") else None
     return str(domain or ext.registered_domain or "") or None

@@ -1,0 +1,129 @@
+"""Intake throughput: the faust agent and the transactional stage against a plain confluent-kafka loop.
+
+    python bench/intake.py [--leads N]
+
+All three run the same pure core (`examine` + `dedupe` + encode) over the same intake events on
+the same broker in the same run, one after another, each from the beginning of the intake
+topics with its own consumer group. Rates are taken from the broker timestamps of the first and
+last output each engine wrote (start-up and recovery excluded), so they compare processing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+
+from leadbus.avro import encode, packaged_catalog
+from leadbus.kafka import KafkaCluster
+from leadbus.kafka.admin import apply_topics
+from leadbus.processors.core.intake import Acceptance, Source, accepted_record, dedupe, examine, rejected_record
+from leadbus.producers.traffic import Traffic
+from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, load_declarations
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.kafka_helpers import read_all
+
+
+def plain_loop(bootstrap: str, expected: int) -> None:
+    """The baseline: consume → core → produce with confluent-kafka, at-least-once, no framework."""
+    catalog = packaged_catalog()
+    acc_schema, rej_schema = catalog.latest("cn.leadbus.LeadAccepted"), catalog.latest("cn.leadbus.LeadRejected")
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-plain-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": True})
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+                         "compression.type": "lz4"})
+    consumer.subscribe(["^leadbus\\.intake\\..*"])
+    seen: dict[str, object] = {}
+    done = 0
+    while done < expected:
+        for msg in consumer.consume(500, 0.2):
+            if msg.error():
+                continue
+            now = datetime.now(UTC)
+            outcome = examine(msg.value(), Source(msg.topic() or "", msg.partition() or 0, msg.offset() or 0),
+                              catalog, now)
+            decision = dedupe(seen.get(outcome.lead.lead_id) if isinstance(outcome, Acceptance) else None,  # type: ignore[arg-type]
+                              outcome)
+            if decision.action == "emit" and isinstance(outcome, Acceptance):
+                seen[outcome.lead.lead_id] = decision.remember
+                producer.produce("bench.plain.out", key=outcome.lead.lead_id.encode(),
+                                 value=encode(acc_schema, accepted_record(outcome, now)))
+            elif decision.action == "reject":
+                producer.produce("bench.plain.out", value=encode(rej_schema, rejected_record(decision.outcome, now)))  # type: ignore[arg-type]
+            producer.poll(0)
+            done += 1
+    producer.flush(60)
+    consumer.close()
+
+
+def span_rate(bootstrap: str, topics: list[str], count: int) -> float:
+    stamps = sorted(m.timestamp()[1] for t in topics for m in read_all(bootstrap, t))[-count:]
+    return (len(stamps) - 1) / max((stamps[-1] - stamps[0]) / 1000.0, 1e-3)
+
+
+def wait_for(bootstrap: str, topics: list[str], count: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(len(read_all(bootstrap, t)) for t in topics) >= count:
+            return
+        time.sleep(2)
+    raise TimeoutError(f"{topics} did not reach {count}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--leads", type=int, default=20000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="leadbus-bench-intake-"))
+    with KafkaCluster(1, fast_start=False) as cluster:
+        bootstrap = cluster.bootstrap_servers
+        specs = load_declarations()
+        apply_topics(bootstrap, specs)
+        from leadbus.topics import TopicSpec
+
+        apply_topics(bootstrap, [TopicSpec("bench.plain.out", 6, 1, 1, {})])
+        traffic = Traffic(bootstrap, seed=4)
+        start = datetime.now(UTC) - timedelta(hours=1)
+        for lead in traffic.generator.leads(args.leads, start, timedelta(milliseconds=1)):
+            traffic.publisher(lead.publisher.agency, lead.publisher.province).publish(lead)
+            traffic.report.published += 1
+        for pub in traffic.publishers.values():
+            pub.flush(120)
+        n = traffic.report.published
+
+        plain_loop(bootstrap, n)
+        plain = span_rate(bootstrap, ["bench.plain.out"], n)
+
+        stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "-b", bootstrap,
+                                  "--state-dir", str(work / "stage"), "--worker-id", "bench"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
+        stage.terminate()
+        stage.wait(30)
+        staged = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
+
+        faust = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from pathlib import Path; from leadbus.processors.faust_app import "
+             f"run_worker; sys.argv=['faust','worker']; run_worker({bootstrap!r}, Path({str(work / 'faust')!r}))"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], 2 * n)
+        faust.terminate()
+        faust.wait(30)
+        fausted = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
+
+    print(f"intake events {n} (simulated agencies, all valid)")
+    print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
+    print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
+    print(f"faust-streaming agent, at-least-once      : {fausted:9.0f} events/s   ratio {fausted / plain:.2f}")
+
+
+if __name__ == "__main__":
+    main()

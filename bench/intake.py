@@ -102,7 +102,7 @@ def main() -> None:
         plain_loop(bootstrap, n)
         plain = span_rate(bootstrap, ["bench.plain.out"], n)
 
-        stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "-b", bootstrap,
+        stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b", bootstrap,
                                   "--state-dir", str(work / "stage"), "--worker-id", "bench"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)

@@ -200,47 +200,129 @@ def simulate(
         raise typer.Exit(1)
 
 
+STAGES = ("intake", "linking")
+
+
 @app.command("process")
 def process(
     bootstrap: str | None = BOOTSTRAP,
+    stage: str = typer.Option("all", help="intake, linking, or all (one child process per stage)."),
     state_dir: Path = typer.Option(Path("var/state"), help="Local RocksDB state (rebuilt from changelogs if lost)."),
     worker_id: str | None = typer.Option(None, help="Stable id of this worker (its transactional id)."),
-    group: str = typer.Option("leadbus-intake", help="Consumer group shared by all intake workers."),
     metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0 = off)."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until SIGTERM)."),
-    engine: str = typer.Option("stage", help="'stage' (transactional, exactly-once) or 'faust' (at-least-once)."),
+    engine: str = typer.Option("stage", help="'stage' (transactional, exactly-once) or 'faust' (intake only)."),
 ) -> None:
-    """Run the intake stage: verify, validate, normalise, drop redeliveries, dead-letter the rest.
+    """Run the stream processors: intake (verify, validate, normalise, dedupe) and linking (cases).
 
-    Several workers with the same --group share the intake topics' partitions.
+    Several workers of a stage share its input partitions (linking keeps one active owner).
     """
+    target = _bootstrap(bootstrap)
     if engine == "faust":
         import sys
 
         from leadbus.processors.faust_app import run_worker
 
         sys.argv = ["leadbus-faust", "worker"]
-        run_worker(_bootstrap(bootstrap), state_dir / "faust")
+        run_worker(target, state_dir / "faust")
         return
     if engine != "stage":
         raise typer.BadParameter("--engine is 'stage' or 'faust'")
+    if stage == "all":
+        _supervise(target, state_dir, worker_id, metrics_port, max_seconds)
+        return
+    if stage not in STAGES:
+        raise typer.BadParameter(f"--stage is one of {', '.join(STAGES)} or all")
     from leadbus.logs import configure_json_logging
-    from leadbus.processors.intake import CHANGELOG, INTAKE_PATTERN, IntakeHandler
-    from leadbus.processors.stage import ExactlyOnceStage, StageConfig
+    from leadbus.processors.stage import ExactlyOnceStage, Handler, StageConfig
 
     configure_json_logging()
     if metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
-    config = StageConfig(
-        name="intake", bootstrap=_bootstrap(bootstrap), topics=[INTAKE_PATTERN], changelog_topic=CHANGELOG,
-        state_dir=state_dir, group_id=group,
-    )
+    if stage == "intake":
+        from leadbus.processors.intake import CHANGELOG, INTAKE_PATTERN, IntakeHandler
+
+        config = StageConfig(name="intake", bootstrap=target, topics=[INTAKE_PATTERN], changelog_topic=CHANGELOG,
+                             state_dir=state_dir, group_id="leadbus-intake")
+        handler: Handler = IntakeHandler()
+    else:
+        from leadbus.processors import linking
+        from leadbus.topics import LEADS_ACCEPTED
+
+        config = StageConfig(name="linking", bootstrap=target, topics=[LEADS_ACCEPTED],
+                             changelog_topic=linking.CHANGELOG, state_dir=state_dir, group_id="leadbus-linking",
+                             global_state=True)
+        handler = linking.LinkingHandler()
     if worker_id:
         config.worker_id = worker_id
-    stage = ExactlyOnceStage(config, IntakeHandler())
-    stage.run(max_seconds=max_seconds or None, install_signals=True)
+    ExactlyOnceStage(config, handler).run(max_seconds=max_seconds or None, install_signals=True)
+
+
+def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_port: int, max_seconds: float) -> None:
+    """One OS process per stage; SIGTERM stops them all."""
+    import subprocess
+    import sys
+
+    children = []
+    for i, name in enumerate(STAGES):
+        cmd = [sys.executable, "-m", "leadbus.cli", "process", "--stage", name, "-b", bootstrap,
+               "--state-dir", str(state_dir), "--max-seconds", str(max_seconds)]
+        if worker_id:
+            cmd += ["--worker-id", f"{worker_id}-{name}"]
+        if metrics_port:
+            cmd += ["--metrics-port", str(metrics_port + i)]
+        children.append(subprocess.Popen(cmd))
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while any(child.poll() is None for child in children):
+        time.sleep(0.5)
+        if not stopping and any(child.poll() not in (None, 0) for child in children):
+            stop()
+    if any(child.returncode not in (0, -signal.SIGTERM) for child in children):
+        raise typer.Exit(1)
+
+
+@app.command("link")
+def link(
+    input_path: Path = typer.Option(..., "--input", "-i", help="CaseLead JSON lines (DESIGN §3 names)."),
+    output_path: Path = typer.Option(..., "--output", "-o", help="CSV with a header lead_id,case_id."),
+) -> None:
+    """Link leads offline with the same code as the stream; write one lead_id,case_id row per lead."""
+    import csv
+
+    from pydantic import ValidationError
+
+    from leadbus.models import CaseLead
+    from leadbus.processors.core.linking import link_offline
+
+    leads = []
+    with input_path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                leads.append(CaseLead.model_validate_json(line))
+            except ValidationError as exc:
+                console.print(f"[red]line {number}[/red]: {exc.errors(include_url=False)[0]}")
+                raise typer.Exit(2) from None
+    cases = link_offline(leads)
+    with output_path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["lead_id", "case_id"])
+        for lead in leads:
+            writer.writerow([lead.lead_id, cases[lead.lead_id]])
+    console.print(f"{len(leads)} leads → {len(set(cases.values()))} cases → {output_path}")
 
 
 @app.command("demo")

@@ -152,7 +152,8 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console) -> No
         state = Path(tempfile.mkdtemp(prefix="leadbus-demo-"))
         log = open(state / "intake.log", "ab")  # noqa: SIM115 - handed to the child
         worker = subprocess.Popen(
-            [sys.executable, "-m", "leadbus.cli", "process", "-b", bootstrap, "--state-dir", str(state)],
+            [sys.executable, "-m", "leadbus.cli", "process", "--stage", "all", "-b", bootstrap,
+             "--state-dir", str(state)],
             stdout=log, stderr=subprocess.STDOUT,
         )
         careless = CarelessPublisher(bootstrap, seed)

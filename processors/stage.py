@@ -67,6 +67,9 @@ class StageConfig:
     state_dir: Path
     group_id: str
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{int(time.time() * 1000)}")
+    # Where a record's state lives: by default with its source partition; a global state
+    # (linking: any lead may join any case) keeps everything in partition 0.
+    global_state: bool = False
     batch_size: int = 500
     batch_timeout: float = 0.2
     client_config: dict[str, Any] = field(default_factory=dict)
@@ -111,7 +114,7 @@ class ExactlyOnceStage:
         return consumer, producer
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        wanted = {tp.partition for tp in partitions}
+        wanted = {0} if self.config.global_state else {tp.partition for tp in partitions}
         restored = self.state.restore(self.config.bootstrap, wanted)
         log.info("%s assigned %d partitions; restored %d state records", self.config.name, len(partitions), restored)
 
@@ -150,12 +153,13 @@ class ExactlyOnceStage:
             next_offsets: dict[tuple[str, int], int] = {}
             for msg in records:
                 topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-                result = self.handler.handle(msg, _PartitionState(self.state, partition), now)
+                state_partition = 0 if self.config.global_state else partition
+                result = self.handler.handle(msg, _PartitionState(self.state, state_partition), now)
                 for out in result.outputs:
                     self._produce(producer, out.topic, out.key, out.value, list(out.headers))
                 for key, value in result.state.items():
-                    self.state.put(partition, key, value)
-                    self._produce(producer, self.config.changelog_topic, key, value, [], partition=partition)
+                    self.state.put(state_partition, key, value)
+                    self._produce(producer, self.config.changelog_topic, key, value, [], partition=state_partition)
                 next_offsets[(topic, partition)] = offset + 1
             offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)

@@ -271,7 +271,9 @@ class TrafficGenerator:
             urls = [shop_url.format(id=shop_id), item_url.format(item=rng.randrange(10**10, 10**12))]
             suspect.shop = (platform, shop_id, trade + rng.choice(industry)[:2] + rng.choice(SHOP_SUFFIXES), urls)
         if works or rng.random() < 0.15:
-            host = f"www.{rng.choice(SITES[works][0])}{rng.randint(1, 999)}{rng.choice(TLDS)}"
+            # A registrable domain has one registrant: draw from a space wide enough never to repeat.
+            tag = "".join(rng.choice("abcdefghjkmnpqrstuvwxyz") for _ in range(3))
+            host = f"www.{rng.choice(SITES[works][0])}-{tag}{rng.randint(10, 99999)}{rng.choice(TLDS)}"
             suspect.site = (host, [self._ip() for _ in range(rng.choice((1, 1, 2)))], trade + rng.choice(APP_SUFFIXES))
         return suspect
 

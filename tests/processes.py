@@ -11,11 +11,11 @@ from pathlib import Path
 
 
 def start_worker(bootstrap: str, state_dir: Path, worker_id: str, log_dir: Path,
-                 extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+                 extra: list[str] | None = None, stage: str = "intake") -> subprocess.Popen[bytes]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"{worker_id}.log", "ab")  # noqa: SIM115 - handed to the child
-    cmd = [sys.executable, "-m", "leadbus.cli", "process", "--bootstrap", bootstrap, "--state-dir", str(state_dir),
-           "--worker-id", worker_id, *(extra or [])]
+    cmd = [sys.executable, "-m", "leadbus.cli", "process", "--stage", stage, "--bootstrap", bootstrap,
+           "--state-dir", str(state_dir), "--worker-id", worker_id, *(extra or [])]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     log.close()
     return proc

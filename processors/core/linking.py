@@ -1,0 +1,284 @@
+"""Linking, pure: leads about the same suspect become one case (并案).
+
+Strong identifiers link: 统一社会信用代码, resident ID number, (platform, shop id) — also read
+from a marketplace shop URL —, the registrable domain of an independent shop or site,
+payment accounts, mobile phones. Weak signals — IP address, name alone, address, waybill —
+never link: a CDN, a courier or a common trade name is shared by thousands. Merging keeps
+the older case (created first) and records the absorbed ids in `merged_from`. Case ids
+derive from the first lead of a case, so the same input order always gives the same ids.
+
+The linker keeps its memory in a `LinkStore` (key → text): a dict offline, the stage's
+RocksDB state in the stream, so both run this same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+from leadbus.models import CaseLead
+from leadbus.processors.core.normalize import normalise
+
+MARKETPLACE_DOMAINS = frozenset({
+    "taobao.com", "tmall.com", "jd.com", "yangkeduo.com", "pinduoduo.com", "jinritemai.com", "douyin.com",
+    "kwaixiaodian.com", "kuaishou.com", "goofish.com", "weidian.com", "1688.com", "alibaba.com", "aliexpress.com",
+    "amazon.com", "ebay.com", "suning.com", "vip.com", "dangdang.com", "xiaohongshu.com", "weixin.qq.com", "qq.com",
+    "baidu.com", "weibo.com", "bilibili.com",
+})  # fmt: skip
+PLATFORM_ALIASES = {
+    "淘宝": "taobao", "淘宝网": "taobao", "天猫": "tmall", "京东": "jd", "拼多多": "pinduoduo", "抖音": "douyin",
+    "抖店": "douyin", "抖音小店": "douyin", "快手": "kuaishou", "快手小店": "kuaishou", "闲鱼": "xianyu",
+    "微店": "weidian",
+    "阿里巴巴": "1688", "1688": "1688", "小红书": "xiaohongshu",
+}  # fmt: skip
+_SHOP_URLS: tuple[tuple[str, re.Pattern[str], str | None], ...] = (
+    ("taobao", re.compile(r"^shop(\d+)\.taobao\.com$"), None),
+    ("jd", re.compile(r"^mall\.jd\.com/index-(\d+)\.html$"), None),
+    ("pinduoduo", re.compile(r"yangkeduo\.com/mall_page\.html$"), "mall_id"),
+    ("douyin", re.compile(r"jinritemai\.com/views/shop/index$"), "id"),
+    ("kuaishou", re.compile(r"kwaixiaodian\.com/merchant/shop/detail$"), "id"),
+    ("xianyu", re.compile(r"goofish\.com/personal$"), "userId"),
+    ("weidian", re.compile(r"^weidian\.com$"), "userid"),
+)
+_MOBILE = re.compile(r"^\+861[3-9]\d{9}$")
+
+
+class LinkStore(Protocol):
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class DictStore:
+    """The offline store: a plain dict."""
+
+    def __init__(self, data: MutableMapping[str, str] | None = None) -> None:
+        self.data: MutableMapping[str, str] = {} if data is None else data
+
+    def get(self, key: str) -> str | None:
+        return self.data.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+def platform_code(platform: str | None) -> str | None:
+    if not platform:
+        return None
+    text = platform.strip()
+    return PLATFORM_ALIASES.get(text, text.lower())
+
+
+def shop_from_url(canonical: str) -> tuple[str, str] | None:
+    """(platform, shop id) of a marketplace shop page, e.g. https://shop123.taobao.com → (taobao, 123)."""
+    parts = urlsplit(canonical)
+    host_path = f"{parts.hostname or ''}{parts.path}"
+    for platform, pattern, param in _SHOP_URLS:
+        match = pattern.search(host_path) or pattern.search(parts.hostname or "")
+        if match is None:
+            continue
+        if param is None:
+            return platform, match.group(1)
+        value = dict(parse_qsl(parts.query)).get(param)
+        if value:
+            return platform, value
+    return None
+
+
+def strong_identifiers(lead: CaseLead, domains: Sequence[str]) -> list[str]:
+    """The keys that link, from a *normalised* lead and the registrable domains of its URLs."""
+    keys: set[str] = set()
+    subject = lead.subject
+    if subject.uscc:
+        keys.add(f"uscc:{subject.uscc}")
+    if subject.id_number:
+        keys.add(f"rid:{subject.id_number}")
+    platform = platform_code(lead.online.platform)
+    if platform and lead.online.shop_id:
+        keys.add(f"shop:{platform}:{lead.online.shop_id}")
+    for url in lead.online.urls:
+        shop = shop_from_url(url)
+        if shop:
+            keys.add(f"shop:{shop[0]}:{shop[1]}")
+    keys.update(f"domain:{d}" for d in domains if d not in MARKETPLACE_DOMAINS)
+    keys.update(f"acct:{a}" for a in lead.payment_accounts)
+    keys.update(f"phone:{p}" for p in subject.phones if _MOBILE.match(p))
+    return sorted(keys)
+
+
+@dataclass
+class Case:
+    case_id: str
+    seq: int
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    identifiers: list[str] = field(default_factory=list)
+    merged_from: list[str] = field(default_factory=list)
+    version: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Case:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class LinkOutcome:
+    case: Case
+    absorbed: tuple[Case, ...]
+
+
+def case_id_for(lead_id: str) -> str:
+    return "CASE-" + hashlib.sha256(lead_id.encode()).hexdigest()[:16].upper()
+
+
+def _member(lead: CaseLead) -> dict[str, Any]:
+    address = lead.subject.address
+    return {
+        "revision": lead.revision,
+        "agency": lead.publisher.agency,
+        "province": lead.publisher.province,
+        "reported_at": lead.reported_at.isoformat(),
+        "category": str(lead.category),
+        "violation": str(lead.violation),
+        "name": lead.subject.name,
+        "suspect_province": address.province if address else None,
+        "facts": lead.facts.model_dump(exclude_none=True),
+        "handling": str(lead.handling),
+        "share_with": list(lead.share_with),
+        "cross_border": lead.cross_border,
+        "countries": list(lead.countries),
+    }
+
+
+class Linker:
+    def __init__(self, store: LinkStore) -> None:
+        self.store = store
+
+    def _case(self, case_id: str) -> Case:
+        text = self.store.get(f"c:{case_id}")
+        if text is None:
+            raise KeyError(f"case {case_id} missing from the link store")
+        return Case.from_json(text)
+
+    def _next_seq(self) -> int:
+        seq = int(self.store.get("seq") or "0") + 1
+        self.store.set("seq", str(seq))
+        return seq
+
+    def link(self, lead: CaseLead, domains: Sequence[str]) -> LinkOutcome:
+        """Add a normalised lead; return its (possibly merged) case and the ids of cases absorbed."""
+        keys = strong_identifiers(lead, domains)
+        known = self.store.get(f"l:{lead.lead_id}")  # a revision of a lead already linked
+        found = {cid for cid in (self.store.get(f"i:{k}") for k in keys) if cid}
+        if known:
+            found.add(known)
+        if found:
+            cases = sorted((self._case(cid) for cid in found), key=lambda c: (c.seq, c.case_id))
+            case, absorbed = cases[0], cases[1:]
+        else:
+            case, absorbed = Case(case_id_for(lead.lead_id), self._next_seq()), []
+        for other in absorbed:
+            case.members.update(other.members)
+            case.identifiers = sorted(set(case.identifiers) | set(other.identifiers))
+            case.merged_from = sorted(set(case.merged_from) | {other.case_id} | set(other.merged_from))
+            for key in other.identifiers:
+                self.store.set(f"i:{key}", case.case_id)
+            for lead_id in other.members:
+                self.store.set(f"l:{lead_id}", case.case_id)
+            self.store.delete(f"c:{other.case_id}")
+        case.members[lead.lead_id] = _member(lead)
+        case.identifiers = sorted(set(case.identifiers) | set(keys))
+        case.version += 1
+        for key in keys:
+            self.store.set(f"i:{key}", case.case_id)
+        self.store.set(f"l:{lead.lead_id}", case.case_id)
+        self.store.set(f"c:{case.case_id}", case.to_json())
+        return LinkOutcome(case, tuple(absorbed))
+
+    def case_of(self, lead_id: str) -> str | None:
+        return self.store.get(f"l:{lead_id}")
+
+
+# -- what a case says, for CaseUpdated ----------------------------------------------------------
+
+# Quantities of distinct acts add up (I2004 Art.12(2), I2001 Art.2(4): repeated acts not yet
+# handled are summed); the number of trademark kinds is a count of distinct marks, so the
+# largest report stands. A higher revision of a lead replaces its facts, never adds to them.
+_MAXED = frozenset({"trademark_kinds"})
+FACT_FIELDS = (
+    "illegal_business_amount_fen", "illegal_gains_fen", "sales_amount_fen", "goods_value_fen", "copies", "works",
+    "clicks", "members", "trademark_kinds", "labels", "loss_fen",
+)  # fmt: skip
+
+
+def aggregate_facts(members: Iterable[dict[str, Any]]) -> dict[str, int | None]:
+    totals: dict[str, int | None] = dict.fromkeys(FACT_FIELDS)
+    for member in members:
+        for name, value in member.get("facts", {}).items():
+            current = totals.get(name)
+            if current is None:
+                totals[name] = int(value)
+            elif name in _MAXED:
+                totals[name] = max(current, int(value))
+            else:
+                totals[name] = current + int(value)
+    return totals
+
+
+_HANDLING_ORDER = {"OPEN": 0, "RESTRICTED": 1, "CONFIDENTIAL": 2}
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    """The facts a `CaseUpdated` event carries (plain values; the edge adds times and encodes)."""
+    members = [case.members[k] for k in sorted(case.members, key=lambda m: case.members[m]["reported_at"])]
+    provinces = Counter(m["suspect_province"] for m in members if m["suspect_province"])
+    handling = max((m["handling"] for m in members), key=lambda h: _HANDLING_ORDER.get(h, 2))
+    reporters = sorted({(m["agency"], m["province"]) for m in members})
+    return {
+        "case_id": case.case_id,
+        "version": case.version,
+        "members": sorted(case.members),
+        "reporters": [{"agency": a, "province": p} for a, p in reporters],
+        "identifiers": [{"kind": k.split(":", 1)[0], "value": k.split(":", 1)[1]} for k in case.identifiers],
+        "suspect_name": members[0]["name"],
+        "suspect_province": provinces.most_common(1)[0][0] if provinces else None,
+        "categories": sorted({m["category"] for m in members}),
+        "violations": sorted({m["violation"] for m in members}),
+        "facts": aggregate_facts(members),
+        "first_reported_at": members[0]["reported_at"],
+        "last_reported_at": members[-1]["reported_at"],
+        "handling": handling,
+        "share_with": sorted({s for m in members for s in m["share_with"]}),
+        "cross_border": any(m["cross_border"] for m in members),
+        "countries": sorted({c for m in members for c in m["countries"]}),
+        "merged_from": list(case.merged_from),
+    }
+
+
+def link_offline(leads: Iterable[CaseLead]) -> dict[str, str]:
+    """Link leads in order with the same code as the stream; lead_id → its final case id."""
+    linker = Linker(DictStore())
+    order: list[str] = []
+    for lead in leads:
+        normalised = normalise(lead)
+        linker.link(normalised.lead, normalised.domains)
+        order.append(lead.lead_id)
+    result: dict[str, str] = {}
+    for lead_id in order:
+        case_id = linker.case_of(lead_id)
+        assert case_id is not None
+        result[lead_id] = case_id
+    return result

@@ -32,6 +32,8 @@ from leadbus.identifiers import (
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 _LANDLINE = re.compile(r"^(?:\+?86[- ]?)?0\d{2,3}[- ]?\d{7,8}(?:[- ]?\d{1,5})?$")
+# The E.164 form intake normalises landlines to: +86, area code without its 0, number.
+_LANDLINE_E164 = re.compile(r"^\+86(?:10|2\d|[3-9]\d{2})\d{7,8}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
@@ -211,7 +213,7 @@ class Subject(_Model):
     @classmethod
     def _phones(cls, values: list[str]) -> list[str]:
         for value in values:
-            if _LANDLINE.match(value):
+            if _LANDLINE.match(value) or _LANDLINE_E164.match(value):
                 continue
             try:
                 normalize_mobile(value)

@@ -111,3 +111,18 @@ def test_accepted_record_encodes_as_lead_accepted(make_lead) -> None:
     schema = CATALOG.latest("cn.leadbus.LeadAccepted")
     data = encode(schema, accepted_record(outcome, NOW))
     assert data[2:10] == schema.fingerprint
+
+
+def test_normalised_leads_validate_again_and_read_back_equal() -> None:
+    """What intake writes must itself be a valid lead: linking and audits re-read it."""
+    from datetime import timedelta
+
+    from leadbus.producers.labelled import labelled_leads
+
+    for lead, _ in labelled_leads(1500, seed=3):
+        outcome = examine(_bytes(lead.model_dump(mode="json")), Source(f"leadbus.intake.{lead.publisher.agency}", 0, 0),
+                          CATALOG, lead.reported_at + timedelta(minutes=1))
+        assert isinstance(outcome, Acceptance), outcome
+        again = CaseLead.model_validate(outcome.lead.to_avro())
+        assert again == outcome.lead
+        assert CaseLead.model_validate_json(outcome.lead.to_json()) == outcome.lead

@@ -1,0 +1,93 @@
+"""Linking speed: offline (`leadbus link`'s code path) and streaming through the linking stage.
+
+    python bench/link_speed.py [--leads N]
+
+Prints the offline rate, the streaming rate (broker timestamps of the first and last
+CaseUpdated, start-up excluded), their ratio, and the state size per million identifiers
+(bytes of the link store's keys and values, and the RocksDB folder on disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from leadbus.avro import encode, packaged_catalog
+from leadbus.kafka import KafkaCluster
+from leadbus.kafka.admin import apply_topics
+from leadbus.processors.core.intake import Source, examine
+from leadbus.processors.core.intake import accepted_record as make_accepted
+from leadbus.processors.core.linking import DictStore, Linker
+from leadbus.processors.core.normalize import normalise
+from leadbus.producers.simulator import TrafficGenerator
+from leadbus.topics import CASES, LEADS_ACCEPTED, load_declarations
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.kafka_helpers import read_all
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--leads", type=int, default=20000)
+    args = parser.parse_args()
+    now = datetime.now(UTC) - timedelta(days=1)
+    leads = list(TrafficGenerator(seed=8, same_suspect_share=0.45).leads(args.leads, now, timedelta(milliseconds=5)))
+
+    normalised = [normalise(lead) for lead in leads]
+    store = DictStore()
+    linker = Linker(store)
+    start = time.perf_counter()
+    for n in normalised:
+        linker.link(n.lead, n.domains)
+    offline = len(leads) / (time.perf_counter() - start)
+    identifiers = sum(1 for k in store.data if k.startswith("i:"))
+    state_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in store.data.items())
+
+    catalog = packaged_catalog()
+    schema = catalog.latest("cn.leadbus.LeadAccepted")
+    lead_schema = catalog.latest("cn.leadbus.CaseLead")
+    records = []
+    for lead in leads:
+        outcome = examine(encode(lead_schema, lead.to_avro()), Source(f"leadbus.intake.{lead.publisher.agency}", 0, 0),
+                          catalog, datetime.now(UTC))
+        records.append((lead.lead_id.encode(), encode(schema, make_accepted(outcome, datetime.now(UTC)))))  # type: ignore[arg-type]
+
+    work = Path(tempfile.mkdtemp(prefix="leadbus-bench-link-"))
+    with KafkaCluster(1, fast_start=False) as cluster:
+        bootstrap = cluster.bootstrap_servers
+        apply_topics(bootstrap, load_declarations())
+        producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+        for key, value in records:
+            producer.produce(LEADS_ACCEPTED, key=key, value=value)
+            producer.poll(0)
+        producer.flush(120)
+        worker = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "linking", "-b",
+                                   bootstrap, "--state-dir", str(work)], stdout=subprocess.DEVNULL,
+                                  stderr=open(work / "linking.log", "wb"))  # noqa: SIM115
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and len(read_all(bootstrap, CASES)) < len(leads):
+            time.sleep(2)
+        worker.terminate()
+        worker.wait(30)
+        messages = read_all(bootstrap, CASES)
+        stamps = sorted(m.timestamp()[1] for m in messages)
+        streaming = len(leads) / max((stamps[-1] - stamps[0]) / 1000.0, 1e-3)
+    disk = sum(p.stat().st_size for p in (work / "linking").rglob("*") if p.is_file())
+
+    print(f"leads {len(leads)}, cases {len({v for k, v in store.data.items() if k.startswith('l:')})}, "
+          f"identifiers {identifiers}")
+    print(f"offline linking (normalised leads, in memory) : {offline:9.0f} leads/s")
+    print(f"streaming through the linking stage          : {streaming:9.0f} leads/s   ratio {streaming / offline:.2f}")
+    print(f"state per million identifiers: {state_bytes / identifiers:.0f} B/identifier in the store → "
+          f"{state_bytes / identifiers:.0f} MB per million; RocksDB on disk {disk / identifiers:.0f} B/identifier")
+
+
+if __name__ == "__main__":
+    main()

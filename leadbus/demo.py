@@ -26,7 +26,7 @@ from leadbus.models import CaseLead
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
 from leadbus.schema_topic import publish_schemas
-from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
+from leadbus.topics import CASES, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
 
 
 class CarelessPublisher:
@@ -70,7 +70,9 @@ class BusView:
             "isolation.level": "read_committed",
             "logger": logging.getLogger("leadbus.kafka.client"),
         })
-        self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED])
+        self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES])
+        self.cases: dict[str, int] = {}  # live case id → member count
+        self.merges = 0
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.read = 0
@@ -86,6 +88,14 @@ class BusView:
                 continue
             if msg.topic() == LEADS_ACCEPTED:
                 self.accepted += 1
+                continue
+            if msg.topic() == CASES:
+                case = decode(self.catalog, msg.value() or b"")[1]
+                if case["merged_into"]:
+                    self.cases.pop(case["case_id"], None)
+                    self.merges += 1
+                else:
+                    self.cases[case["case_id"]] = len(case["members"])
                 continue
             if msg.topic() == LEADS_REJECTED:
                 try:
@@ -134,6 +144,10 @@ class BusView:
         for lead in self.recent:
             recent.add_row(lead.reported_at.strftime("%H:%M:%S"), lead.publisher.agency, lead.publisher.province,
                            str(lead.category), lead.subject.name[:24], str(lead.handling))
+        multi = sum(1 for n in self.cases.values() if n > 1)
+        biggest = max(self.cases.values(), default=0)
+        intake.add_row("[bold]linking[/bold]", f"cases {len(self.cases)}", f"with 2+ leads {multi}",
+                       f"merges {self.merges}, largest case {biggest} leads")
         return Group(head, intake, counts, recent)
 
     def close(self) -> None:

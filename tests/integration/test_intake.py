@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from confluent_kafka import Producer
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.avro.codec import MAGIC
 from leadbus.kafka import KafkaCluster
+from leadbus.kafka.cluster import free_port
 from leadbus.kafka.admin import apply_topics
 from leadbus.models import CaseLead
 from leadbus.producers import Publisher
@@ -122,7 +124,9 @@ def test_bad_input_of_every_kind_is_dead_lettered_and_nothing_valid_is_lost(clus
     bad = _bad_inputs(leads[0], rng)
     fuzz = _fuzz_corpus(_lead_bytes(leads[1].to_avro()), rng)
 
-    worker = start_worker(bootstrap, tmp_path / "state", "bad-input-1", tmp_path / "logs")
+    metrics_port = free_port()
+    worker = start_worker(bootstrap, tmp_path / "state", "bad-input-1", tmp_path / "logs",
+                          extra=["--metrics-port", str(metrics_port)])
     try:
         publishers: dict[str, Publisher] = {}
         raw = _raw_producer(bootstrap)
@@ -170,6 +174,12 @@ def test_bad_input_of_every_kind_is_dead_lettered_and_nothing_valid_is_lost(clus
             assert originals[data]["source"]["offset"] >= 0
         assert sum(reasons.values()) == len(bad) + len(fuzz)
         assert all(r["message"] for r in rejected)
+
+        scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert 'reason="WRONG_TOPIC"' in scrape
+        accepted_metric = sum(float(line.rsplit(" ", 1)[1]) for line in scrape.splitlines()
+                              if line.startswith("leadbus_intake_accepted_total{"))
+        assert accepted_metric == len(sent_valid)
     finally:
         stop(worker)
 

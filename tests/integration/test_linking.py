@@ -3,6 +3,7 @@ across a linking-worker restart; two suspects sharing only an IP stay two cases.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -83,8 +84,9 @@ def test_three_agencies_one_case_and_an_ip_links_nothing(cluster, make_lead, tmp
         created = [decode(CATALOG, m.value())[1]["case_id"] for m in read_all(bootstrap, CASES)]
         oldest = min(pair, key=created.index)  # the case whose first event came first
 
-        linking.kill()  # the linking worker dies; its state must come back from the changelog
+        linking.kill()  # the linking worker dies and its local state is lost with its disk:
         linking.wait(10)
+        shutil.rmtree(state / "linking")  # it must come back from the changelog
         linking = start_worker(bootstrap, state, "linking-1", logs, stage="linking")
         publish(cac)
 

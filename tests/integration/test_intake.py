@@ -18,8 +18,8 @@ from confluent_kafka import Producer
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.avro.codec import MAGIC
 from leadbus.kafka import KafkaCluster
-from leadbus.kafka.cluster import free_port
 from leadbus.kafka.admin import apply_topics
+from leadbus.kafka.cluster import free_port
 from leadbus.models import CaseLead
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator

@@ -1,0 +1,78 @@
+"""Counting statutory deadlines (期限): hours as elapsed time, days by a configurable calendar.
+
+Decree 310 does not define 日; the default counts calendar days with the start day excluded
+and ends at the close of the last day in China Standard Time, moving past listed holidays
+(as CPL Art.105 does for criminal procedure). A working-day calendar is available for those
+who read the Administrative Penalty Law's Art.85 into it. `now` is never read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Literal, Protocol
+
+CST = timezone(timedelta(hours=8), "CST")
+
+Unit = Literal["hour", "day"]
+
+
+@dataclass(frozen=True)
+class Limit:
+    value: int
+    unit: Unit
+    rule: str  # the provision, e.g. "R310 Art.5(2)"
+
+
+class DayCounting(Protocol):
+    def add_days(self, start: datetime, days: int) -> datetime: ...
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day, time(23, 59, 59, 999000), CST)
+
+
+@dataclass(frozen=True)
+class CalendarDays:
+    """Calendar days: the start day is not counted; a last day on a listed holiday moves on."""
+
+    holidays: frozenset[date] = field(default_factory=frozenset)
+
+    def add_days(self, start: datetime, days: int) -> datetime:
+        last = start.astimezone(CST).date() + timedelta(days=days)
+        while last in self.holidays:
+            last += timedelta(days=1)
+        return _end_of(last)
+
+
+@dataclass(frozen=True)
+class WorkingDays:
+    """Working days: weekends and listed holidays are skipped; listed make-up days (调休) count."""
+
+    holidays: frozenset[date] = field(default_factory=frozenset)
+    workdays: frozenset[date] = field(default_factory=frozenset)
+
+    def _working(self, day: date) -> bool:
+        if day in self.workdays:
+            return True
+        return day.weekday() < 5 and day not in self.holidays
+
+    def add_days(self, start: datetime, days: int) -> datetime:
+        day = start.astimezone(CST).date()
+        counted = 0
+        while counted < days:
+            day += timedelta(days=1)
+            if self._working(day):
+                counted += 1
+        return _end_of(day)
+
+
+def due_at(start: datetime, limit: Limit, counting: DayCounting | None = None) -> datetime:
+    if limit.unit == "hour":
+        return start + timedelta(hours=limit.value)
+    return (counting or CalendarDays()).add_days(start, limit.value)
+
+
+def holidays_from(days: Iterable[str]) -> frozenset[date]:
+    return frozenset(date.fromisoformat(d) for d in days)

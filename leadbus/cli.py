@@ -7,6 +7,8 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -200,18 +202,21 @@ def simulate(
         raise typer.Exit(1)
 
 
-STAGES = ("intake", "linking")
+STAGES = ("intake", "linking", "handover")
 
 
 @app.command("process")
 def process(
     bootstrap: str | None = BOOTSTRAP,
-    stage: str = typer.Option("all", help="intake, linking, or all (one child process per stage)."),
+    stage: str = typer.Option("all", help="intake, linking, handover, or all (one child process per stage)."),
     state_dir: Path = typer.Option(Path("var/state"), help="Local RocksDB state (rebuilt from changelogs if lost)."),
     worker_id: str | None = typer.Option(None, help="Stable id of this worker (its transactional id)."),
     metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0 = off)."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until SIGTERM)."),
     engine: str = typer.Option("stage", help="'stage' (transactional, exactly-once) or 'faust' (intake only)."),
+    time_scale: float = typer.Option(1.0, help="Handover clock speed: 86400 makes a statutory day pass in a second "
+                                                "(demos and tests; deadlines still count from the events' times)."),
+    working_days: bool = typer.Option(False, help="Count handover deadlines in working days, not calendar days."),
 ) -> None:
     """Run the stream processors: intake (verify, validate, normalise, dedupe) and linking (cases).
 
@@ -229,7 +234,7 @@ def process(
     if engine != "stage":
         raise typer.BadParameter("--engine is 'stage' or 'faust'")
     if stage == "all":
-        _supervise(target, state_dir, worker_id, metrics_port, max_seconds)
+        _supervise(target, state_dir, worker_id, metrics_port, max_seconds, time_scale)
         return
     if stage not in STAGES:
         raise typer.BadParameter(f"--stage is one of {', '.join(STAGES)} or all")
@@ -247,7 +252,7 @@ def process(
         config = StageConfig(name="intake", bootstrap=target, topics=[INTAKE_PATTERN], changelog_topic=CHANGELOG,
                              state_dir=state_dir, group_id="leadbus-intake")
         handler: Handler = IntakeHandler()
-    else:
+    elif stage == "linking":
         from leadbus.processors import linking
         from leadbus.topics import LEADS_ACCEPTED
 
@@ -255,12 +260,31 @@ def process(
                              changelog_topic=linking.CHANGELOG, state_dir=state_dir, group_id="leadbus-linking",
                              global_state=True)
         handler = linking.LinkingHandler()
+    else:
+        from leadbus.processors import handover
+        from leadbus.processors.core.deadlines import CalendarDays, WorkingDays
+        from leadbus.topics import CASES, HANDOVER_DECISIONS
+
+        config = StageConfig(name="handover", bootstrap=target, topics=[CASES, HANDOVER_DECISIONS],
+                             changelog_topic=handover.CHANGELOG, state_dir=state_dir, group_id="leadbus-handover")
+        handler = handover.HandoverHandler(counting=WorkingDays() if working_days else CalendarDays())
     if worker_id:
         config.worker_id = worker_id
-    ExactlyOnceStage(config, handler).run(max_seconds=max_seconds or None, install_signals=True)
+    ExactlyOnceStage(config, handler, clock=_scaled_clock(time_scale)).run(
+        max_seconds=max_seconds or None, install_signals=True)
 
 
-def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_port: int, max_seconds: float) -> None:
+def _scaled_clock(scale: float) -> Callable[[], datetime]:
+    """Real time, or time running `scale` times faster from now on."""
+    start = datetime.now(UTC)
+    began = time.monotonic()
+    if scale == 1.0:
+        return lambda: datetime.now(UTC)
+    return lambda: start + timedelta(seconds=(time.monotonic() - began) * scale)
+
+
+def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_port: int, max_seconds: float,
+               time_scale: float) -> None:
     """One OS process per stage; SIGTERM stops them all."""
     import subprocess
     import sys
@@ -268,7 +292,7 @@ def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_p
     children = []
     for i, name in enumerate(STAGES):
         cmd = [sys.executable, "-m", "leadbus.cli", "process", "--stage", name, "-b", bootstrap,
-               "--state-dir", str(state_dir), "--max-seconds", str(max_seconds)]
+               "--state-dir", str(state_dir), "--max-seconds", str(max_seconds), "--time-scale", str(time_scale)]
         if worker_id:
             cmd += ["--worker-id", f"{worker_id}-{name}"]
         if metrics_port:

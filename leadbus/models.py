@@ -377,3 +377,61 @@ class CaseLead(_Model):
     @classmethod
     def from_json(cls, text: str | bytes, *, now: datetime | None = None) -> CaseLead:
         return cls.model_validate_json(text, context={"now": now} if now else None)
+
+
+class DecisionActor(_Model):
+    agency: str
+    province: str
+    unit: str | None = None
+    role: Literal["OFFICER", "HEAD", "POLICE", "PROCURATOR"] = "OFFICER"
+
+    @field_validator("agency")
+    @classmethod
+    def _agency(cls, value: str) -> str:
+        if not is_agency_code(value):
+            raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
+        return value
+
+    @field_validator("province")
+    @classmethod
+    def _province(cls, value: str) -> str:
+        if not is_publisher_province(value):
+            raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code or 00 (national)")
+        return value
+
+
+class HandoverDecision(_Model):
+    """A step of the handover (行政执法与刑事司法衔接) taken by an agency, public security or the procuratorate."""
+
+    decision_id: str
+    case_id: Annotated[str, Field(pattern=r"^CASE-[0-9A-F]{16}$")]
+    kind: Literal[
+        "HEAD_APPROVE", "HEAD_REFUSE", "TRANSFER", "POLICE_FORWARD", "POLICE_FILE", "POLICE_NOT_FILE",
+        "MATERIALS_HANDED", "REQUEST_RECONSIDERATION", "RECONSIDERATION_FILE", "RECONSIDERATION_UPHOLD",
+        "PROPOSE_SUPERVISION", "ACCEPT_NOT_FILING", "REQUIRE_EXPLANATION", "POLICE_EXPLAIN", "ORDER_FILING",
+        "ACCEPT_REASONS", "REQUIRE_TRANSFER", "REVERSE_HANDOVER",
+    ]
+    actor: DecisionActor
+    decided_at: datetime
+    reasons: str = ""
+    documents: list[Evidence] = Field(default_factory=list)
+
+    @field_validator("decision_id", mode="before")
+    @classmethod
+    def _decision_id(cls, value: object) -> str:
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            raise _fail("DECISION_ID_FORMAT", f"{value!r} is not a UUID") from None
+
+    @field_validator("decided_at")
+    @classmethod
+    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
+        if value.tzinfo is None:
+            raise _fail("TIME_NAIVE", "decided_at needs a time zone (UTC)")
+        value = value.astimezone(UTC)
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+        now = (info.context or {}).get("now") if info.context else None
+        if now is not None and value > now + FUTURE_TOLERANCE:
+            raise _fail("TIME_IN_FUTURE", f"decided_at {value.isoformat()} is in the future")
+        return value

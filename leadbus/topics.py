@@ -17,6 +17,7 @@ LEADS_ACCEPTED = "leadbus.leads.accepted"
 LEADS_REJECTED = "leadbus.leads.rejected"
 CASES = "leadbus.cases"
 HANDOVER = "leadbus.handover"
+HANDOVER_DECISIONS = "leadbus.handover.decisions"
 SCHEMAS = "leadbus.schemas"
 
 

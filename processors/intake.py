@@ -16,16 +16,18 @@ from leadbus.avro import SchemaCatalog, encode, packaged_catalog
 from leadbus.processors import metrics
 from leadbus.processors.core.intake import (
     Acceptance,
+    DecisionAcceptance,
     Rejection,
     Seen,
     Source,
     accepted_record,
+    agency_of_topic,
     dedupe,
     examine,
     rejected_record,
 )
 from leadbus.processors.stage import Output, Result, StateView
-from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED
+from leadbus.topics import HANDOVER_DECISIONS, LEADS_ACCEPTED, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.intake")
 
@@ -42,10 +44,15 @@ class IntakeHandler:
     def handle(self, msg: Message, state: StateView, now: datetime) -> Result:
         source = Source(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
         try:
-            outcome: Acceptance | Rejection = examine(msg.value(), source, self.catalog, now)
+            outcome: Acceptance | DecisionAcceptance | Rejection = examine(msg.value(), source, self.catalog, now)
         except Exception as exc:
             log.exception("intake core failed on %s", source)
             outcome = Rejection("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", msg.value() or b"", source)
+        if isinstance(outcome, DecisionAcceptance):
+            # Handover decisions go on, keyed by case, to the handover stage that judges them.
+            result = Result([Output(HANDOVER_DECISIONS, outcome.case_id.encode(), outcome.original)])
+            metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
+            return result
         seen = None
         if isinstance(outcome, Acceptance):
             raw = state.get(outcome.lead.lead_id.encode())

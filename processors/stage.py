@@ -49,6 +49,16 @@ class Handler(Protocol):
     def handle(self, msg: Message, state: StateView, now: datetime) -> Result: ...
 
 
+class Ticking(Protocol):
+    """A handler that also acts on the passing of time (deadline scans), per owned state partition."""
+
+    def tick(self, state: RangeView, now: datetime) -> Result: ...
+
+
+class RangeView(StateView, Protocol):
+    def range(self, start: bytes, stop: bytes) -> list[tuple[bytes, bytes]]: ...
+
+
 class _PartitionState:
     def __init__(self, store: StateStore, partition: int) -> None:
         self.store, self.partition = store, partition
@@ -56,6 +66,10 @@ class _PartitionState:
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self.store.get(self.partition, key)
         return value
+
+    def range(self, start: bytes, stop: bytes) -> list[tuple[bytes, bytes]]:
+        found: list[tuple[bytes, bytes]] = self.store.range(self.partition, start, stop)
+        return found
 
 
 @dataclass
@@ -70,6 +84,7 @@ class StageConfig:
     # Where a record's state lives: by default with its source partition; a global state
     # (linking: any lead may join any case) keeps everything in partition 0.
     global_state: bool = False
+    tick_interval: float = 1.0
     batch_size: int = 500
     batch_timeout: float = 0.2
     client_config: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +99,7 @@ class ExactlyOnceStage:
         self._running = False
         self.processed = 0
         self._consumer: Consumer | None = None
+        self._owned: set[int] = set()
         self._producer: Producer | None = None
 
     # -- clients ---------------------------------------------------------------------------
@@ -113,9 +129,13 @@ class ExactlyOnceStage:
         producer.init_transactions(30)
         return consumer, producer
 
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._owned = set()
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         wanted = {0} if self.config.global_state else {tp.partition for tp in partitions}
         restored = self.state.restore(self.config.bootstrap, wanted)
+        self._owned = set(wanted)
         log.info("%s assigned %d partitions; restored %d state records", self.config.name, len(partitions), restored)
 
     # -- loop ------------------------------------------------------------------------------
@@ -129,9 +149,10 @@ class ExactlyOnceStage:
             signal.signal(signal.SIGINT, self.stop)
         consumer, producer = self._clients()
         self._consumer, self._producer = consumer, producer
-        consumer.subscribe(self.config.topics, on_assign=self._on_assign)
+        consumer.subscribe(self.config.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._running = True
         started = time.monotonic()
+        last_tick = 0.0
         try:
             while self._running and (max_seconds is None or time.monotonic() - started < max_seconds):
                 batch = consumer.consume(self.config.batch_size, self.config.batch_timeout)
@@ -141,6 +162,9 @@ class ExactlyOnceStage:
                         log.warning("consumer error: %s", m.error())
                 if records:
                     self._process(consumer, producer, records)
+                if hasattr(self.handler, "tick") and time.monotonic() - last_tick >= self.config.tick_interval:
+                    last_tick = time.monotonic()
+                    self._tick(producer)
         finally:
             consumer.close()
             producer.flush(10)
@@ -170,6 +194,28 @@ class ExactlyOnceStage:
             raise
         self.state.commit()
         self.processed += len(records)
+
+    def _tick(self, producer: Producer) -> None:
+        """Time-driven outputs (deadline breaches), in their own transaction with their state writes."""
+        now = self.clock()
+        ticking: Ticking = self.handler  # type: ignore[assignment]
+        results = [(p, ticking.tick(_PartitionState(self.state, p), now)) for p in sorted(self._owned)]
+        if not any(r.outputs or r.state for _, r in results):
+            return
+        producer.begin_transaction()
+        try:
+            for partition, result in results:
+                for out in result.outputs:
+                    self._produce(producer, out.topic, out.key, out.value, list(out.headers))
+                for key, value in result.state.items():
+                    self.state.put(partition, key, value)
+                    self._produce(producer, self.config.changelog_topic, key, value, [], partition=partition)
+            producer.commit_transaction(60)
+        except Exception:
+            self.state.abort()
+            producer.abort_transaction(30)
+            raise
+        self.state.commit()
 
     @staticmethod
     def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes | None,

@@ -45,6 +45,22 @@ class StateStore:
     def put(self, partition: int, key: bytes, value: bytes | None) -> None:
         self._pending[(partition, key)] = value
 
+    def range(self, partition: int, start: bytes, stop: bytes) -> list[tuple[bytes, bytes]]:
+        """Keys in [start, stop) with their values, in key order, the open transaction's writes included."""
+        found: dict[bytes, bytes | None] = {}
+        for raw in self._db(partition).keys(from_key=start):
+            key = raw if isinstance(raw, bytes) else str(raw).encode()
+            if key >= stop:
+                break
+            found[key] = self.get(partition, key)
+        for (part, key), value in self._pending.items():
+            if part == partition and start <= key < stop:
+                found[key] = value
+        return sorted((k, v) for k, v in found.items() if v is not None)
+
+    def partitions(self) -> list[int]:
+        return sorted(self._dbs)
+
     def pending(self) -> dict[tuple[int, bytes], bytes | None]:
         return dict(self._pending)
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
-from leadbus.models import FUTURE_TOLERANCE, CaseLead
+from leadbus.models import FUTURE_TOLERANCE, CaseLead, HandoverDecision
 from leadbus.producers.errors import FieldError, InvalidLead, PublishError
 from leadbus.topics import intake_topic
 
@@ -190,6 +190,21 @@ class Publisher:
             except BufferError:
                 producer.poll(0.05)  # local queue full: serve callbacks, then retry
         producer.poll(0)
+        return pending
+
+    def publish_decision(self, decision: HandoverDecision | Mapping[str, Any]) -> PendingDelivery:
+        """Publish a handover decision (head approval, police filing, …) keyed by its case id."""
+        try:
+            model = decision if isinstance(decision, HandoverDecision) else HandoverDecision.model_validate(
+                decision, context={"now": self._clock()})
+        except ValidationError as exc:
+            raise InvalidLead.from_validation(exc) from None
+        if model.actor.agency != self.agency:
+            raise InvalidLead([FieldError("actor.agency", "WRONG_PUBLISHER",
+                                          f"this publisher writes for {self.agency}, not {model.actor.agency}")])
+        entry = self._catalog.latest("cn.leadbus.HandoverDecision")
+        pending = self.publish_encoded(model.case_id, encode(entry, model.model_dump(mode="python")))
+        pending.lead_id = model.decision_id
         return pending
 
     # -- confirmation -------------------------------------------------------------------

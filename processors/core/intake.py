@@ -10,14 +10,18 @@ reason code, a human message, the original bytes and the source position.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from leadbus.agencies import is_agency_code
 from leadbus.avro import DecodeError, SchemaCatalog, decode
-from leadbus.models import CaseLead, reason_code
+from leadbus.avro.codec import writer_of
+from leadbus.geography import is_publisher_province
+from leadbus.models import FUTURE_TOLERANCE, CaseLead, reason_code
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
 from leadbus.topics import INTAKE_PREFIX
 
@@ -57,7 +61,53 @@ class Rejection:
     agency: str | None = None
 
 
-Outcome = Acceptance | Rejection
+@dataclass(frozen=True)
+class DecisionAcceptance:
+    """A valid `HandoverDecision`, forwarded as published to `leadbus.handover.decisions`."""
+
+    case_id: str
+    decision_id: str
+    kind: str
+    original: bytes
+    source: Source
+
+
+Outcome = Acceptance | DecisionAcceptance | Rejection
+DECISION = "cn.leadbus.HandoverDecision"
+_ROLES_OF = {"MPS": {"POLICE", "HEAD"}, "SPP": {"PROCURATOR", "HEAD"}}
+
+
+def _examine_decision(original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
+                      topic_agency: str | None) -> DecisionAcceptance | Rejection:
+    def reject(reason: str, message: str, field: str | None = None) -> Rejection:
+        return Rejection(reason, message, original, source, field=field, agency=topic_agency)
+
+    try:
+        _, record = decode(catalog, original, catalog.latest(DECISION))
+    except DecodeError as exc:
+        return reject(exc.reason, exc.message)
+    actor = record["actor"]
+    try:
+        uuid.UUID(str(record["decision_id"]))
+    except ValueError:
+        return reject("DECISION_ID_FORMAT", f"{record['decision_id']!r} is not a UUID", "decision_id")
+    if not str(record["case_id"]).startswith("CASE-"):
+        return reject("UNKNOWN_CASE", f"{record['case_id']!r} is not a case id of the bus", "case_id")
+    if record["kind"] == "UNSPECIFIED":
+        return reject("UNKNOWN_ENUM", "the decision kind is missing or unknown to this reader", "kind")
+    if not is_agency_code(actor["agency"]):
+        return reject("UNKNOWN_AGENCY", f"{actor['agency']!r} is not a current agency code", "actor.agency")
+    if not is_publisher_province(actor["province"]):
+        return reject("UNKNOWN_PROVINCE", f"{actor['province']!r} is not a province code", "actor.province")
+    if topic_agency is not None and actor["agency"] != topic_agency:
+        return reject("WRONG_TOPIC", f"a decision of {actor['agency']} arrived on {source.topic}", "actor.agency")
+    allowed = _ROLES_OF.get(actor["agency"], {"OFFICER", "HEAD"})
+    if actor["role"] not in allowed:
+        return reject("WRONG_ROLE", f"{actor['agency']} cannot act as {actor['role']}", "actor.role")
+    if record["decided_at"] > now + FUTURE_TOLERANCE:
+        return reject("TIME_IN_FUTURE", "decided_at is in the future", "decided_at")
+    return DecisionAcceptance(str(record["case_id"]), str(record["decision_id"]), str(record["kind"]), original,
+                              source)
 
 
 def agency_of_topic(topic: str) -> str | None:
@@ -74,6 +124,11 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
 
     if len(original) > MAX_EVENT_BYTES:
         return reject("OVERSIZED", f"{len(original)} bytes exceed the {MAX_EVENT_BYTES}-byte limit")
+    try:
+        if writer_of(catalog, original).name == DECISION:
+            return _examine_decision(original, source, catalog, now, topic_agency)
+    except DecodeError as exc:
+        return reject(exc.reason, exc.message)
     try:
         _, record = decode(catalog, original, catalog.latest(CASE_LEAD))
     except DecodeError as exc:
@@ -110,11 +165,11 @@ class Seen:
 @dataclass(frozen=True)
 class Decision:
     action: Literal["emit", "drop", "reject"]
-    outcome: Outcome
+    outcome: Acceptance | Rejection
     remember: Seen | None = None
 
 
-def dedupe(seen: Seen | None, outcome: Outcome) -> Decision:
+def dedupe(seen: Seen | None, outcome: Acceptance | Rejection) -> Decision:
     """Exact redeliveries are dropped; a higher revision supersedes; a conflict or stale revision is rejected."""
     if isinstance(outcome, Rejection):
         return Decision("reject", outcome)

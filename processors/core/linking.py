@@ -246,7 +246,7 @@ def case_summary(case: Case) -> dict[str, Any]:
     members = [case.members[k] for k in sorted(case.members, key=lambda m: case.members[m]["reported_at"])]
     provinces = Counter(m["suspect_province"] for m in members if m["suspect_province"])
     handling = max((m["handling"] for m in members), key=lambda h: _HANDLING_ORDER.get(h, 2))
-    reporters = sorted({(m["agency"], m["province"]) for m in members})
+    reporters = list(dict.fromkeys((m["agency"], m["province"]) for m in members))  # in order of first report
     return {
         "case_id": case.case_id,
         "version": case.version,

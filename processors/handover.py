@@ -1,0 +1,152 @@
+"""The handover stage: `leadbus.cases` + `leadbus.handover.decisions` → `leadbus.handover` (HandoverStep).
+
+Its state is one `HandoverState` per case, kept with the case's partition (both inputs are
+keyed by case id and have the same partition count), plus an index of due deadlines
+(`d:<due ms>:<case id>`) that the periodic tick scans up to `now`. Breaches are written in the
+same transaction as the state that marks them, so each appears exactly once, also across
+restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from confluent_kafka import Message
+
+from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
+from leadbus.processors.core.deadlines import DayCounting
+from leadbus.processors.core.handover import (
+    Decision,
+    HandoverState,
+    Kind,
+    Refusal,
+    Step,
+    apply,
+    open_handover,
+    scan,
+)
+from leadbus.processors.core.thresholds import assess_case, should_transfer
+from leadbus.processors.stage import Output, RangeView, Result, StateView
+from leadbus.topics import CASES, HANDOVER, HANDOVER_DECISIONS, LEADS_REJECTED
+
+log = logging.getLogger("leadbus.processors.handover")
+
+CHANGELOG = "leadbus.state.handover"
+NOT_TRANSFERRING = frozenset({"MPS", "SPP", "SPC"})  # they receive or supervise; they do not transfer
+
+
+def _state_key(case_id: str) -> bytes:
+    return f"h:{case_id}".encode()
+
+
+def _due_key(due: str, case_id: str) -> bytes:
+    millis = int(datetime.fromisoformat(due).timestamp() * 1000)
+    return f"d:{millis:015d}:{case_id}".encode()
+
+
+def transferring_agency(reporters: list[dict[str, str]]) -> tuple[str, str] | None:
+    """The first administrative agency that reported the case (移送机关)."""
+    for reporter in reporters:
+        if reporter["agency"] not in NOT_TRANSFERRING:
+            return reporter["agency"], reporter["province"]
+    return None
+
+
+class HandoverHandler:
+    def __init__(self, catalog: SchemaCatalog | None = None, counting: DayCounting | None = None,
+                 clock_label: Callable[[], str] | None = None) -> None:
+        self.catalog = catalog or packaged_catalog()
+        self.counting = counting
+        self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
+        self.decision_schema = self.catalog.latest("cn.leadbus.HandoverDecision")
+        self.step_schema = self.catalog.latest("cn.leadbus.HandoverStep")
+        self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
+
+    # -- records --------------------------------------------------------------------------
+
+    def handle(self, msg: Message, state: StateView, now: datetime) -> Result:
+        try:
+            if msg.topic() == CASES:
+                return self._on_case(decode(self.catalog, msg.value() or b"", self.case_schema)[1], state, now)
+            return self._on_decision(msg, state, now)
+        except (DecodeError, ValueError, KeyError) as exc:
+            log.error("undecodable record at %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+            return Result([self._rejected(msg, "HANDOVER_UNDECODABLE", str(exc), now)])
+
+    def _on_case(self, case: dict[str, Any], state: StateView, now: datetime) -> Result:
+        case_id = case["case_id"]
+        if case["merged_into"] or state.get(_state_key(case_id)) is not None:
+            return Result()
+        conduct: date = case["first_reported_at"].date()
+        assessments = assess_case(case["violations"], case["facts"], conduct)
+        if not should_transfer(assessments):
+            return Result()
+        transferring = transferring_agency(case["reporters"])
+        if transferring is None:
+            return Result()  # only police or procuratorate know it: nothing to hand over
+        text = "; ".join(a.explanation for a in assessments if a.status in ("MET", "CONDUCT"))
+        if any(a.uncertain for a in assessments if a.status in ("MET", "CONDUCT")):
+            text += " [uncertain: the applicable table rows are marked U; verify against the official text]"
+        handover, steps = open_handover(case_id, *transferring, at=case["updated_at"], assessment=text,
+                                        counting=self.counting)
+        return self._record(None, handover, steps, now)
+
+    def _on_decision(self, msg: Message, state: StateView, now: datetime) -> Result:
+        _, record = decode(self.catalog, msg.value() or b"", self.decision_schema)
+        raw = state.get(_state_key(record["case_id"]))
+        if raw is None:
+            return Result([self._rejected(msg, "HANDOVER_NOT_OPEN",
+                                          f"case {record['case_id']} has no handover under way", now)])
+        current = HandoverState.from_json(json.loads(raw))
+        actor = record["actor"]
+        decision = Decision(record["decision_id"], record["case_id"], Kind(record["kind"]), actor["agency"],
+                            actor["province"], actor["role"], record["decided_at"], record["reasons"])
+        outcome = apply(current, decision, self.counting)
+        if isinstance(outcome, Refusal):
+            return Result([self._rejected(msg, outcome.reason, outcome.message, now)])
+        new, steps = outcome
+        return self._record(current, new, steps, now)
+
+    # -- time -----------------------------------------------------------------------------
+
+    def tick(self, state: RangeView, now: datetime) -> Result:
+        result = Result()
+        stop = f"d:{int(now.timestamp() * 1000):015d};".encode()
+        for key, _ in state.range(b"d:", stop):
+            case_id = key.decode().split(":", 2)[2]
+            raw = state.get(_state_key(case_id))
+            if raw is None:
+                continue
+            current = HandoverState.from_json(json.loads(raw))
+            new, steps = scan(current, now)
+            partial = self._record(current, new, steps, now)
+            result.outputs += partial.outputs
+            result.state.update(partial.state)
+        return result
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _record(self, old: HandoverState | None, new: HandoverState, steps: list[Step], now: datetime) -> Result:
+        result = Result()
+        if old is not None and old.deadline is not None and not old.deadline.breached:
+            result.state[_due_key(old.deadline.due_at, old.case_id)] = None
+        if new.deadline is not None and not new.deadline.breached:
+            result.state[_due_key(new.deadline.due_at, new.case_id)] = b"1"
+        result.state[_state_key(new.case_id)] = json.dumps(new.to_json(), ensure_ascii=False).encode()
+        for step in steps:
+            record = {**step.__dict__, "recorded_at": now}
+            result.outputs.append(Output(HANDOVER, new.case_id.encode(), encode(self.step_schema, record)))
+        return result
+
+    def _rejected(self, msg: Message, reason: str, message: str, now: datetime) -> Output:
+        return Output(LEADS_REJECTED, msg.key(), encode(self.rejected_schema, {
+            "reason": reason, "message": message, "field": None, "lead_id": None, "publisher_agency": None,
+            "original": msg.value() or b"",
+            "source": {"topic": msg.topic() or HANDOVER_DECISIONS, "partition": msg.partition() or 0,
+                       "offset": msg.offset() or 0},
+            "rejected_at": now,
+        }))

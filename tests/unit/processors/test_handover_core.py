@@ -107,7 +107,7 @@ def test_a_missed_duty_breaches_once_and_escalates() -> None:
     assert steps[0].escalated_to == "SPP/33" and steps[0].rule == "R310 Art.5(2)"
     assert scan(state, due + timedelta(days=30))[1] == []  # exactly once
     # acting late still works, and is marked late without a second breach
-    state2, late_steps = apply(state, _decide(Kind.HEAD_APPROVE, ACTORS["head"], due + timedelta(days=1)))  # type: ignore[misc]
+    _, late_steps = apply(state, _decide(Kind.HEAD_APPROVE, ACTORS["head"], due + timedelta(days=1)))  # type: ignore[misc]
     assert [s.event for s in late_steps] == ["DECISION"] and late_steps[0].late
 
 

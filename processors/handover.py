@@ -36,6 +36,8 @@ from leadbus.topics import CASES, HANDOVER, HANDOVER_DECISIONS, LEADS_REJECTED
 log = logging.getLogger("leadbus.processors.handover")
 
 CHANGELOG = "leadbus.state.handover"
+ARTICLE_149_COVERS = frozenset({"ART_141", "ART_142", "ART_142_1", "ART_143", "ART_144", "ART_145", "ART_146",
+                                "ART_147", "ART_148"})
 NOT_TRANSFERRING = frozenset({"MPS", "SPP", "SPC"})  # they receive or supervise; they do not transfer
 
 
@@ -82,7 +84,11 @@ class HandoverHandler:
         if case["merged_into"] or state.get(_state_key(case_id)) is not None:
             return Result()
         conduct: date = case["first_reported_at"].date()
-        assessments = assess_case(case["violations"], case["facts"], conduct)
+        violations = list(case["violations"])
+        if any(v in ARTICLE_149_COVERS for v in violations):
+            # Criminal Law Art.149: goods offences of 141–148 that fall short are still Art.140 at 5万 sales.
+            violations.append("ART_140")
+        assessments = assess_case(violations, case["facts"], conduct)
         if not should_transfer(assessments):
             return Result()
         transferring = transferring_agency(case["reporters"])

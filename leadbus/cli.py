@@ -217,6 +217,7 @@ def process(
     time_scale: float = typer.Option(1.0, help="Handover clock speed: 86400 makes a statutory day pass in a second "
                                                 "(demos and tests; deadlines still count from the events' times)."),
     working_days: bool = typer.Option(False, help="Count handover deadlines in working days, not calendar days."),
+    day_seconds: float = typer.Option(0.0, help="Demo calendar: a statutory day lasts this many seconds (0 = off)."),
 ) -> None:
     """Run the stream processors: intake (verify, validate, normalise, dedupe) and linking (cases).
 
@@ -234,7 +235,7 @@ def process(
     if engine != "stage":
         raise typer.BadParameter("--engine is 'stage' or 'faust'")
     if stage == "all":
-        _supervise(target, state_dir, worker_id, metrics_port, max_seconds, time_scale)
+        _supervise(target, state_dir, worker_id, metrics_port, max_seconds, time_scale, day_seconds)
         return
     if stage not in STAGES:
         raise typer.BadParameter(f"--stage is one of {', '.join(STAGES)} or all")
@@ -262,15 +263,20 @@ def process(
         handler = linking.LinkingHandler()
     else:
         from leadbus.processors import handover
-        from leadbus.processors.core.deadlines import CalendarDays, WorkingDays
+        from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
         from leadbus.topics import CASES, HANDOVER_DECISIONS
 
         config = StageConfig(name="handover", bootstrap=target, topics=[CASES, HANDOVER_DECISIONS],
                              changelog_topic=handover.CHANGELOG, state_dir=state_dir, group_id="leadbus-handover")
-        handler = handover.HandoverHandler(counting=WorkingDays() if working_days else CalendarDays())
+        counting: DayCounting = WorkingDays() if working_days else CalendarDays()
+        if day_seconds:
+            counting = CompressedDays(day_seconds)
+        handler = handover.HandoverHandler(counting=counting)
     if worker_id:
         config.worker_id = worker_id
-    ExactlyOnceStage(config, handler, clock=_scaled_clock(time_scale)).run(
+    # Only the handover stage's clock may run fast: the others stamp events in real time.
+    clock = _scaled_clock(time_scale if stage == "handover" else 1.0)
+    ExactlyOnceStage(config, handler, clock=clock).run(
         max_seconds=max_seconds or None, install_signals=True)
 
 
@@ -284,7 +290,7 @@ def _scaled_clock(scale: float) -> Callable[[], datetime]:
 
 
 def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_port: int, max_seconds: float,
-               time_scale: float) -> None:
+               time_scale: float, day_seconds: float) -> None:
     """One OS process per stage; SIGTERM stops them all."""
     import subprocess
     import sys
@@ -292,7 +298,9 @@ def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_p
     children = []
     for i, name in enumerate(STAGES):
         cmd = [sys.executable, "-m", "leadbus.cli", "process", "--stage", name, "-b", bootstrap,
-               "--state-dir", str(state_dir), "--max-seconds", str(max_seconds), "--time-scale", str(time_scale)]
+               "--state-dir", str(state_dir), "--max-seconds", str(max_seconds)]
+        if name == "handover":
+            cmd += ["--time-scale", str(time_scale), "--day-seconds", str(day_seconds)]
         if worker_id:
             cmd += ["--worker-id", f"{worker_id}-{name}"]
         if metrics_port:
@@ -354,11 +362,13 @@ def demo(
     rate: float = typer.Option(20.0, "--rate", "-r", help="Simulated leads per second."),
     duration: float = typer.Option(0.0, "--duration", "-d", help="Seconds; 0 runs until Ctrl-C."),
     seed: int = typer.Option(0, "--seed"),
+    day_seconds: float = typer.Option(15.0, help="Demo calendar: a statutory day of handover deadlines lasts "
+                                                 "this many seconds."),
 ) -> None:
-    """Start a broker, apply topics, run the simulated agencies and show the traffic live."""
+    """Start a broker, apply topics, run the processors and the simulated agencies, and show it all live."""
     from leadbus.demo import run_demo
 
-    run_demo(rate=rate, duration=duration, seed=seed, console=console)
+    run_demo(rate=rate, duration=duration, seed=seed, console=console, day_seconds=day_seconds)
 
 
 def main() -> None:

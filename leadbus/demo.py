@@ -19,6 +19,7 @@ from rich.table import Table
 
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
+from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
@@ -26,7 +27,7 @@ from leadbus.models import CaseLead
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
 from leadbus.schema_topic import publish_schemas
-from leadbus.topics import CASES, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
+from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
 
 
 class CarelessPublisher:
@@ -70,7 +71,9 @@ class BusView:
             "isolation.level": "read_committed",
             "logger": logging.getLogger("leadbus.kafka.client"),
         })
-        self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES])
+        self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER])
+        self.board: HandoverBoard | None = None
+        self.case_provinces: dict[str, str] = {}
         self.cases: dict[str, int] = {}  # live case id → member count
         self.merges = 0
         self.accepted = 0
@@ -89,8 +92,14 @@ class BusView:
             if msg.topic() == LEADS_ACCEPTED:
                 self.accepted += 1
                 continue
+            if msg.topic() == HANDOVER:
+                if self.board is not None:
+                    self.board.on_step(decode(self.catalog, msg.value() or b"")[1])
+                continue
             if msg.topic() == CASES:
                 case = decode(self.catalog, msg.value() or b"")[1]
+                if case["reporters"]:
+                    self.case_provinces[case["case_id"]] = case["reporters"][0]["province"]
                 if case["merged_into"]:
                     self.cases.pop(case["case_id"], None)
                     self.merges += 1
@@ -148,13 +157,16 @@ class BusView:
         biggest = max(self.cases.values(), default=0)
         intake.add_row("[bold]linking[/bold]", f"cases {len(self.cases)}", f"with 2+ leads {multi}",
                        f"merges {self.merges}, largest case {biggest} leads")
-        return Group(head, intake, counts, recent)
+        parts = [head, intake, counts, recent]
+        if self.board is not None:
+            parts.append(self.board.render())
+        return Group(*parts)
 
     def close(self) -> None:
         self.consumer.close()
 
 
-def run_demo(*, rate: float, duration: float, seed: int, console: Console) -> None:
+def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_seconds: float = 30.0) -> None:
     console.print("starting a local Kafka broker (KRaft, jars from Maven Central)…")
     with KafkaCluster(1) as cluster:
         bootstrap = cluster.bootstrap_servers
@@ -167,10 +179,13 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console) -> No
         log = open(state / "intake.log", "ab")  # noqa: SIM115 - handed to the child
         worker = subprocess.Popen(
             [sys.executable, "-m", "leadbus.cli", "process", "--stage", "all", "-b", bootstrap,
-             "--state-dir", str(state)],
+             "--state-dir", str(state), "--day-seconds", str(day_seconds)],
             stdout=log, stderr=subprocess.STDOUT,
         )
         careless = CarelessPublisher(bootstrap, seed)
+        view.board = HandoverBoard(bootstrap)
+        console.print(f"demo calendar: a statutory day of handover deadlines lasts {day_seconds:g} s; "
+                      "every fourth handover is left to go overdue")
         start = time.monotonic()
         try:
             with Live(console=console, refresh_per_second=2) as live:
@@ -182,6 +197,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console) -> No
                         pub.producer.poll(0)
                     traffic.settle()
                     careless.maybe_send(time.monotonic() - start)
+                    view.board.act(view.case_provinces)
                     view.pump(0.1)
                     live.update(view.render(traffic, bootstrap))
         except KeyboardInterrupt:
@@ -194,6 +210,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console) -> No
             worker.wait(30)
             log.close()
             view.pump(1.0)
+            view.board.close()
             view.close()
         console.print(view.render(traffic, bootstrap))
         console.print("stopping the broker")

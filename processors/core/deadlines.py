@@ -28,6 +28,8 @@ class Limit:
 class DayCounting(Protocol):
     def add_days(self, start: datetime, days: int) -> datetime: ...
 
+    def add_hours(self, start: datetime, hours: int) -> datetime: ...
+
 
 def _end_of(day: date) -> datetime:
     return datetime.combine(day, time(23, 59, 59, 999000), CST)
@@ -38,6 +40,9 @@ class CalendarDays:
     """Calendar days: the start day is not counted; a last day on a listed holiday moves on."""
 
     holidays: frozenset[date] = field(default_factory=frozenset)
+
+    def add_hours(self, start: datetime, hours: int) -> datetime:
+        return start + timedelta(hours=hours)
 
     def add_days(self, start: datetime, days: int) -> datetime:
         last = start.astimezone(CST).date() + timedelta(days=days)
@@ -52,6 +57,9 @@ class WorkingDays:
 
     holidays: frozenset[date] = field(default_factory=frozenset)
     workdays: frozenset[date] = field(default_factory=frozenset)
+
+    def add_hours(self, start: datetime, hours: int) -> datetime:
+        return start + timedelta(hours=hours)
 
     def _working(self, day: date) -> bool:
         if day in self.workdays:
@@ -68,10 +76,24 @@ class WorkingDays:
         return _end_of(day)
 
 
+@dataclass(frozen=True)
+class CompressedDays:
+    """A demonstration calendar in which a statutory day lasts `seconds_per_day` seconds."""
+
+    seconds_per_day: float
+
+    def add_hours(self, start: datetime, hours: int) -> datetime:
+        return start + timedelta(seconds=self.seconds_per_day * hours / 24)
+
+    def add_days(self, start: datetime, days: int) -> datetime:
+        return start + timedelta(seconds=self.seconds_per_day * days)
+
+
 def due_at(start: datetime, limit: Limit, counting: DayCounting | None = None) -> datetime:
+    calendar = counting or CalendarDays()
     if limit.unit == "hour":
-        return start + timedelta(hours=limit.value)
-    return (counting or CalendarDays()).add_days(start, limit.value)
+        return calendar.add_hours(start, limit.value)
+    return calendar.add_days(start, limit.value)
 
 
 def holidays_from(days: Iterable[str]) -> frozenset[date]:

@@ -16,7 +16,7 @@ from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
 from leadbus.models import CaseLead
 from leadbus.producers import Publisher
-from leadbus.topics import CASES, load_declarations
+from leadbus.topics import CASES, LEADS_ACCEPTED, load_declarations
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
@@ -81,8 +81,10 @@ def test_three_agencies_one_case_and_an_ip_links_nothing(cluster, make_lead, tmp
         before = _latest_cases(bootstrap)
         pair = {_live_case_of(before, gacc.lead_id)["case_id"], _live_case_of(before, samr.lead_id)["case_id"]}
         assert len(pair) == 2
-        created = [decode(CATALOG, m.value())[1]["case_id"] for m in read_all(bootstrap, CASES)]
-        oldest = min(pair, key=created.index)  # the case whose first event came first
+        # leads.accepted has one partition: its order is the order the linker saw the leads in.
+        order = [str(decode(CATALOG, m.value())[1]["lead"]["lead_id"]) for m in read_all(bootstrap, LEADS_ACCEPTED)]
+        first_linked = min((gacc, samr), key=lambda lead: order.index(lead.lead_id))
+        oldest = _live_case_of(before, first_linked.lead_id)["case_id"]
 
         linking.kill()  # the linking worker dies and its local state is lost with its disk:
         linking.wait(10)

@@ -202,13 +202,13 @@ def simulate(
         raise typer.Exit(1)
 
 
-STAGES = ("intake", "linking", "handover")
+STAGES = ("intake", "linking", "handover", "routing")
 
 
 @app.command("process")
 def process(
     bootstrap: str | None = BOOTSTRAP,
-    stage: str = typer.Option("all", help="intake, linking, handover, or all (one child process per stage)."),
+    stage: str = typer.Option("all", help="intake, linking, handover, routing, or all (one process per stage)."),
     state_dir: Path = typer.Option(Path("var/state"), help="Local RocksDB state (rebuilt from changelogs if lost)."),
     worker_id: str | None = typer.Option(None, help="Stable id of this worker (its transactional id)."),
     metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0 = off)."),
@@ -261,6 +261,13 @@ def process(
                              changelog_topic=linking.CHANGELOG, state_dir=state_dir, group_id="leadbus-linking",
                              global_state=True)
         handler = linking.LinkingHandler()
+    elif stage == "routing":
+        from leadbus.processors.routing import RoutingHandler
+        from leadbus.topics import CASES
+
+        config = StageConfig(name="routing", bootstrap=target, topics=[CASES], changelog_topic="",
+                             state_dir=state_dir, group_id="leadbus-routing")
+        handler = RoutingHandler()
     else:
         from leadbus.processors import handover
         from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays

@@ -134,7 +134,7 @@ class ExactlyOnceStage:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         wanted = {0} if self.config.global_state else {tp.partition for tp in partitions}
-        restored = self.state.restore(self.config.bootstrap, wanted)
+        restored = self.state.restore(self.config.bootstrap, wanted) if self.config.changelog_topic else 0
         self._owned = set(wanted)
         log.info("%s assigned %d partitions; restored %d state records", self.config.name, len(partitions), restored)
 

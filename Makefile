@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: install kafka-libs lint
+	bash deploy/install-postgres.sh
 	$(BIN)/pytest -m "not faults" -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: install lint

@@ -332,6 +332,23 @@ def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_p
         raise typer.Exit(1)
 
 
+@app.command("registry")
+def registry(
+    bootstrap: str | None = BOOTSTRAP,
+    url: str = typer.Option("sqlite:///var/registry.db", envvar="LEADBUS_REGISTRY_URL",
+                            help="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://user@host:port/db."),
+    max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until SIGTERM)."),
+) -> None:
+    """Fill the case registry (leads, cases, members, handover steps) from the bus, exactly once."""
+    from leadbus.logs import configure_json_logging
+    from leadbus.sinks.registry_sink import run_registry
+
+    configure_json_logging()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    run_registry(_bootstrap(bootstrap), url, max_seconds=max_seconds or None)
+
+
 @app.command("link")
 def link(
     input_path: Path = typer.Option(..., "--input", "-i", help="CaseLead JSON lines (DESIGN §3 names)."),

@@ -1,0 +1,180 @@
+"""The case registry (案件登记库): leads, cases and their members, handover steps — in SQL.
+
+SQLite by default (embedded, nothing to install), PostgreSQL in production; the same SQLAlchemy
+Core code runs on both. Every write is an idempotent upsert, and the Kafka offsets consumed are
+stored in the same database transaction as the rows they produced, so a crash or a redelivery
+never doubles or loses a row: on restart the sink seeks to the offsets the database holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+metadata = MetaData()
+
+leads = Table(
+    "leads", metadata,
+    Column("lead_id", String(36), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("agency", String(16), nullable=False),
+    Column("province", String(2), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("violation", String(16), nullable=False),
+    Column("subject_name", Text, nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Column("digest", String(64), nullable=False),
+)
+cases = Table(
+    "cases", metadata,
+    Column("case_id", String(21), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("suspect_name", Text, nullable=False),
+    Column("suspect_province", String(2)),
+    Column("handling", String(16), nullable=False),
+    Column("members", Integer, nullable=False),
+    Column("merged_into", String(21)),
+    Column("facts", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+case_members = Table(
+    "case_members", metadata,
+    Column("case_id", String(21), primary_key=True),
+    Column("lead_id", String(36), primary_key=True),
+)
+handover_steps = Table(
+    "handover_steps", metadata,
+    Column("case_id", String(21), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("event", String(24), nullable=False),
+    Column("to_phase", String(24), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True)),
+    Column("rule", String(48)),
+    Column("late", Boolean, nullable=False),
+    Column("escalated_to", String(16)),
+)
+consumed = Table(
+    "consumed_offsets", metadata,
+    Column("topic", String(128), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", Integer, nullable=False),
+)
+
+
+def registry_engine(url: str) -> Engine:
+    """`sqlite:///var/registry.db` or `postgresql+psycopg://user@127.0.0.1:5432/leadbus`."""
+    engine = create_engine(url, pool_pre_ping=True, future=True)
+    metadata.create_all(engine)
+    return engine
+
+
+def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str],
+            only_if_newer: str | None = None) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(list(rows))
+    update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    where = None
+    if only_if_newer is not None:
+        where = table.c[only_if_newer] <= stmt.excluded[only_if_newer]
+    if update:
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=update, where=where)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+    conn.execute(stmt)
+
+
+def lead_row(record: dict[str, Any]) -> dict[str, Any]:
+    lead = record["lead"]
+    return {"lead_id": str(lead["lead_id"]), "revision": lead["revision"], "agency": lead["publisher"]["agency"],
+            "province": lead["publisher"]["province"], "category": lead["category"],
+            "violation": lead["violation"], "subject_name": lead["subject"]["name"],
+            "reported_at": lead["reported_at"], "accepted_at": record["accepted_at"], "digest": record["digest"]}
+
+
+def case_rows(record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    row = {"case_id": record["case_id"], "version": record["version"], "suspect_name": record["suspect_name"],
+           "suspect_province": record["suspect_province"], "handling": record["handling"],
+           "members": len(record["members"]), "merged_into": record["merged_into"],
+           "facts": json.dumps(record["facts"], sort_keys=True), "updated_at": record["updated_at"]}
+    return row, [{"case_id": record["case_id"], "lead_id": m} for m in record["members"]]
+
+
+def step_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in ("case_id", "seq", "event", "to_phase", "at", "due_at", "rule", "late",
+                                   "escalated_to")}
+
+
+def write_batch(engine: Engine, rows: dict[str, list[dict[str, Any]]],
+                offsets: Iterable[tuple[str, int, int]]) -> None:
+    """One transaction: the rows, and the offsets after them. Re-running it changes nothing."""
+    with engine.begin() as conn:
+        _upsert(conn, leads, rows.get("leads", []), ["lead_id"], only_if_newer="revision")
+        _upsert(conn, cases, rows.get("cases", []), ["case_id"], only_if_newer="version")
+        _upsert(conn, case_members, rows.get("case_members", []), ["case_id", "lead_id"])
+        _upsert(conn, handover_steps, rows.get("handover_steps", []), ["case_id", "seq"])
+        _upsert(conn, consumed, [{"topic": t, "partition": p, "next_offset": o} for t, p, o in offsets],
+                ["topic", "partition"], only_if_newer="next_offset")
+
+
+def stored_offsets(engine: Engine) -> dict[tuple[str, int], int]:
+    with engine.connect() as conn:
+        return {(r.topic, r.partition): r.next_offset for r in conn.execute(select(consumed))}
+
+
+def _dedupe(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Last row per key: one INSERT … ON CONFLICT may not touch the same row twice (PostgreSQL)."""
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        latest[tuple(row[k] for k in keys)] = row
+    return list(latest.values())
+
+
+def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {"leads": [], "cases": [], "case_members": [], "handover_steps": []}
+    for kind, record in records:
+        if kind == "lead":
+            out["leads"].append(lead_row(record))
+        elif kind == "case":
+            row, members = case_rows(record)
+            out["cases"].append(row)
+            out["case_members"].extend(members)
+        elif kind == "step":
+            out["handover_steps"].append(step_row(record))
+    out["leads"] = _dedupe(sorted(out["leads"], key=lambda r: r["revision"]), ["lead_id"])
+    out["cases"] = _dedupe(sorted(out["cases"], key=lambda r: r["version"]), ["case_id"])
+    out["case_members"] = _dedupe(out["case_members"], ["case_id", "lead_id"])
+    out["handover_steps"] = _dedupe(out["handover_steps"], ["case_id", "seq"])
+    return out
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    from sqlalchemy import func
+
+    with engine.connect() as conn:
+        return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (leads, cases, case_members, handover_steps)}
+
+
+__all__ = ["counts", "datetime", "registry_engine", "rows_for", "stored_offsets", "write_batch"]

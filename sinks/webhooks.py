@@ -1,0 +1,473 @@
+"""Webhook delivery over an injected httpx client: signed, idempotent, retried, then dead-lettered.
+
+Every request carries `Idempotency-Key`, `X-Leadbus-Timestamp` (Unix seconds) and
+`X-Leadbus-Signature: v1=<hex>`, the HMAC-SHA256 of `timestamp + "." + key + "." + body`.
+The key is the same on every attempt, so a receiver applies each delivery once; the timestamp
+and signature are fresh per attempt, so a receiver may reject stale requests.
+
+Retried: connection errors, timeouts, 408, 429, 5xx, and a 409 that does not name our key
+(a request with that key still in flight). Success: 2xx, and a 409 "already processed" that
+names our key (`Idempotency-Key` response header or `idempotency_key` in a JSON body).
+Everything else (3xx, other 4xx) is final. The caller sends what fails to the dead-letter topic.
+
+Notice-and-takedown (通知—删除): `takedown_notice` builds the payload from a case,
+`reply_overdue` says whether the platform's answer is missing or late, and `takedown_reply`
+/ `dead_letter` build the records the Kafka side produces. No function here reads the clock
+unless it is passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+SIGNATURE_HEADER = "X-Leadbus-Signature"
+TIMESTAMP_HEADER = "X-Leadbus-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+ATTEMPT_HEADER = "X-Leadbus-Attempt"
+SIGNATURE_VERSION = "v1"
+
+DELIVERED = "delivered"
+ALREADY_PROCESSED = "already_processed"
+REJECTED = "rejected"  # a final answer or error: retrying cannot help
+BUDGET_EXHAUSTED = "budget_exhausted"
+DEADLINE_EXCEEDED = "deadline_exceeded"
+
+_RETRY_STATUSES = frozenset({408, 429})
+_RETRY_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)
+_ERROR_TEXT_LIMIT = 300
+
+
+# --- signing -----------------------------------------------------------------------------------
+
+
+def sign(secret: bytes, timestamp: str, idempotency_key: str, body: bytes) -> str:
+    """HMAC-SHA256 hex digest of `timestamp + "." + idempotency_key + "." + body`."""
+    message = timestamp.encode("ascii") + b"." + idempotency_key.encode("utf-8") + b"." + body
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def signature_header(secret: bytes, timestamp: str, idempotency_key: str, body: bytes) -> str:
+    return f"{SIGNATURE_VERSION}={sign(secret, timestamp, idempotency_key, body)}"
+
+
+def verify_signature(
+    secret: bytes,
+    timestamp: str,
+    idempotency_key: str,
+    body: bytes,
+    header: str,
+    *,
+    now: float | None = None,
+    tolerance: float = 300.0,
+) -> bool:
+    """True when one `v1=` entry of `header` matches; with `now`, the timestamp must be within `tolerance`."""
+    if now is not None:
+        try:
+            if abs(now - int(timestamp)) > tolerance:
+                return False
+        except ValueError:
+            return False
+    try:
+        expected = sign(secret, timestamp, idempotency_key, body)
+    except UnicodeEncodeError:
+        return False
+    ok = False
+    for part in header.split(","):
+        version, _, digest = part.strip().partition("=")
+        if version == SIGNATURE_VERSION and hmac.compare_digest(digest.encode(), expected.encode()):
+            ok = True  # no early exit: the time taken does not depend on which entry matched
+    return ok
+
+
+def verify_request(secret: bytes, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> bool:
+    """Receiver side: check the three headers of a request (a case-insensitive mapping)."""
+    timestamp, key, header = (headers.get(h) for h in (TIMESTAMP_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER))
+    if timestamp is None or key is None or header is None:
+        return False
+    return verify_signature(secret, timestamp, key, body, header, now=now)
+
+
+# --- retry policy ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: attempt n+1 waits `min(initial * factor**(n-1), max_delay)` after attempt n.
+
+    `budget` is the number of attempts (first one included); no retry starts once `deadline`
+    seconds have passed since the first attempt. `jitter` in [0, 1] shortens each delay by up to
+    that fraction, drawn from `random.Random(seed)` so a schedule is reproducible.
+    """
+
+    initial: float = 0.5
+    factor: float = 2.0
+    max_delay: float = 30.0
+    budget: int = 6
+    deadline: float = 300.0
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.initial < 0 or self.factor < 1 or self.max_delay < self.initial:
+            raise ValueError("need 0 <= initial <= max_delay and factor >= 1")
+        if self.budget < 1 or self.deadline <= 0 or not 0 <= self.jitter <= 1:
+            raise ValueError("need budget >= 1, deadline > 0 and 0 <= jitter <= 1")
+
+    def delays(self, seed: int | str | None = None) -> list[float]:
+        """The `budget - 1` waits between attempts; pure (jitter uses its own seeded RNG)."""
+        rng = random.Random(seed if seed is not None else 0)
+        out = []
+        for n in range(self.budget - 1):
+            delay = min(self.initial * self.factor**n, self.max_delay)
+            if self.jitter:
+                delay *= 1 - self.jitter * rng.random()
+            out.append(delay)
+        return out
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    ok: bool
+    attempts: int
+    status: int | None  # HTTP status of the last attempt; None if it got no response
+    last_error: str | None  # None when ok
+    response_json: Any  # JSON body of the last response, if any
+    attempt_times: list[float] = field(default_factory=list)  # `now()` at the start of each attempt
+    outcome: str = DELIVERED
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    verdict: str  # "ok", "retry" or "final"
+    status: int | None
+    error: str | None
+    response_json: Any
+    retry_after: float | None
+    outcome: str
+
+
+def encode_body(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _names_key(response: httpx.Response, body: Any, key: str) -> bool | None:
+    """Does a 409 say our key was processed? True / False (another key) / None (it does not say)."""
+    echoed = response.headers.get(IDEMPOTENCY_HEADER)
+    if echoed is None and isinstance(body, dict) and isinstance(body.get("idempotency_key"), str):
+        echoed = body["idempotency_key"]
+    return None if echoed is None else echoed == key
+
+
+def _classify(response: httpx.Response, key: str, wall_now: datetime) -> _Attempt:
+    status, body = response.status_code, _json_or_none(response)
+    text = response.text[:_ERROR_TEXT_LIMIT]
+    error = f"HTTP {status}: {text}" if text else f"HTTP {status}"
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), wall_now)
+    if 200 <= status < 300:
+        return _Attempt("ok", status, None, body, None, DELIVERED)
+    if status == 409:
+        names = _names_key(response, body, key)
+        if names:
+            return _Attempt("ok", status, None, body, None, ALREADY_PROCESSED)
+        verdict = "retry" if names is None else "final"
+        return _Attempt(verdict, status, error, body, retry_after, REJECTED)
+    if status in _RETRY_STATUSES or status >= 500:
+        return _Attempt("retry", status, error, body, retry_after, REJECTED)
+    return _Attempt("final", status, error, body, None, REJECTED)
+
+
+class WebhookDelivery:
+    """Delivers JSON payloads to webhooks through `client` (injected; its timeout applies)."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        secret: bytes,
+        policy: RetryPolicy,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.client, self.secret, self.policy = client, secret, policy
+        self.sleep, self.now, self.wall = sleep, now, wall
+
+    def _attempt(self, url: str, body: bytes, key: str, number: int) -> _Attempt:
+        timestamp = str(int(self.wall()))
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            IDEMPOTENCY_HEADER: key,
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: signature_header(self.secret, timestamp, key, body),
+            ATTEMPT_HEADER: str(number),
+        }
+        try:
+            response = self.client.post(url, content=body, headers=headers)
+        except _RETRY_ERRORS as exc:
+            return _Attempt("retry", None, f"{type(exc).__name__}: {exc}", None, None, REJECTED)
+        except httpx.TransportError as exc:  # e.g. an unsupported scheme: retrying cannot help
+            return _Attempt("final", None, f"{type(exc).__name__}: {exc}", None, None, REJECTED)
+        return _classify(response, key, datetime.fromtimestamp(self.wall(), UTC))
+
+    def deliver(self, url: str, payload: Mapping[str, Any], key: str) -> DeliveryResult:
+        body = encode_body(payload)
+        delays = self.policy.delays(seed=key)
+        start = self.now()
+        times: list[float] = []
+        while True:
+            times.append(self.now())
+            result = self._attempt(url, body, key, len(times))
+            if result.verdict != "retry" or len(times) >= self.policy.budget:
+                break
+            wait = max(delays[len(times) - 1], result.retry_after or 0.0)
+            if self.now() - start + wait > self.policy.deadline:
+                return self._result(result, times, DEADLINE_EXCEEDED)
+            self.sleep(wait)
+        if result.verdict == "retry":
+            return self._result(result, times, BUDGET_EXHAUSTED)
+        return self._result(result, times, result.outcome)
+
+    @staticmethod
+    def _result(attempt: _Attempt, times: list[float], outcome: str) -> DeliveryResult:
+        ok = attempt.verdict == "ok"
+        return DeliveryResult(ok, len(times), attempt.status, None if ok else attempt.error,
+                              attempt.response_json, times, outcome)
+
+
+def deliver(
+    client: httpx.Client,
+    url: str,
+    payload: Mapping[str, Any],
+    key: str,
+    secret: bytes,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+) -> DeliveryResult:
+    """POST `payload` as UTF-8 JSON to `url`, signed, with retries per `policy`."""
+    return WebhookDelivery(client, secret, policy, sleep=sleep, now=now, wall=wall).deliver(url, payload, key)
+
+
+# --- notice-and-takedown (通知—删除) ------------------------------------------------------------
+
+ECOMMERCE_ART42 = "ECOMMERCE_LAW_ART42"
+COPYRIGHT_REG_ART14 = "INFO_NETWORK_DISSEMINATION_REG_ART14"
+LEGAL_BASIS: dict[str, tuple[str, str]] = {
+    ECOMMERCE_ART42: (
+        "《中华人民共和国电子商务法》第四十二条",
+        "知识产权权利人认为其知识产权受到侵害的，有权通知电子商务平台经营者采取删除、屏蔽、断开链接、"
+        "终止交易和服务等必要措施。通知应当包括构成侵权的初步证据。",
+    ),
+    COPYRIGHT_REG_ART14: (
+        "《信息网络传播权保护条例》第十四条",
+        "权利人认为网络服务所涉及的作品、表演、录音录像制品侵犯自己的信息网络传播权的，可以向该网络服务提供者"
+        "提交书面通知，要求删除该作品、表演、录音录像制品，或者断开与其的链接。",
+    ),
+}
+WORK_CATEGORIES = frozenset({"LITERATURE", "MUSIC", "FILM_TV", "GAMES", "ANIMATION", "SOFTWARE"})
+MEASURES = ("删除", "屏蔽", "断开链接", "终止交易和服务")
+REPLY_DECISIONS = frozenset({"ACKNOWLEDGED", "REMOVED", "PARTIALLY_REMOVED", "REJECTED", "COUNTER_NOTICE"})
+FINAL_DECISIONS = REPLY_DECISIONS - {"ACKNOWLEDGED"}
+_NOTICE_NAMESPACE = uuid.UUID("5b0d7a52-7c1e-4f57-9a53-6c0e2f1d4a10")
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse(value: str | datetime) -> datetime:
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return parsed
+
+
+def _legal_basis(case: Mapping[str, Any]) -> tuple[str, ...]:
+    if case.get("legal_basis"):
+        codes = tuple(case["legal_basis"])
+        unknown = [c for c in codes if c not in LEGAL_BASIS]
+        if unknown:
+            raise ValueError(f"unknown legal basis: {unknown}")
+        return codes
+    categories = set(case.get("categories") or [case.get("category")])
+    if categories <= WORK_CATEGORIES:
+        return (COPYRIGHT_REG_ART14,)
+    return (ECOMMERCE_ART42, COPYRIGHT_REG_ART14) if categories & WORK_CATEGORIES else (ECOMMERCE_ART42,)
+
+
+def notice_id(case_id: str, platform: str, shop_id: str | None, urls: Iterable[str], seq: int = 0) -> str:
+    """Deterministic, so a notice re-sent after a crash keeps its idempotency key."""
+    name = json.dumps([case_id, platform, shop_id, sorted(set(urls)), seq], ensure_ascii=False)
+    return str(uuid.uuid5(_NOTICE_NAMESPACE, name))
+
+
+@dataclass(frozen=True)
+class TakedownNotice:
+    notice_id: str
+    case_id: str
+    platform: str
+    shop_id: str | None
+    urls: tuple[str, ...]
+    rights_holder: str | None
+    rights_registration: str | None
+    legal_basis: tuple[str, ...]
+    issued_at: datetime
+    reply_due_at: datetime
+    evidence: tuple[Mapping[str, str], ...] = ()
+    issuer: Mapping[str, Any] | None = None
+    measures: tuple[str, ...] = MEASURES
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "notice_id": self.notice_id,
+            "case_id": self.case_id,
+            "platform": self.platform,
+            "shop_id": self.shop_id,
+            "urls": list(self.urls),
+            "rights_holder": {"name": self.rights_holder, "registration": self.rights_registration},
+            "legal_basis": [{"code": c, "citation": LEGAL_BASIS[c][0], "text": LEGAL_BASIS[c][1]}
+                            for c in self.legal_basis],
+            "measures": list(self.measures),
+            "evidence": [dict(e) for e in self.evidence],
+            "issuer": dict(self.issuer) if self.issuer else None,
+            "issued_at": _iso(self.issued_at),
+            "reply_due_at": _iso(self.reply_due_at),
+        }
+
+
+def takedown_notice(case: Mapping[str, Any], now: datetime, reply_within: timedelta) -> dict[str, Any]:
+    """The JSON payload of a takedown notice for one platform of a case.
+
+    `case` keys: case_id, platform, shop_id?, urls, rights_holder? ({name, registration?} or a
+    name), categories? / category?, legal_basis? (codes of LEGAL_BASIS), evidence?, issuer?,
+    notice_seq? (bump to re-notify the same URLs).
+    """
+    if reply_within <= timedelta(0):
+        raise ValueError("reply_within must be positive")
+    platform, shop_id = case.get("platform"), case.get("shop_id")
+    urls = tuple(dict.fromkeys(case.get("urls") or ()))
+    if not platform or not (urls or shop_id):
+        raise ValueError("a takedown notice needs a platform and URLs or a shop id")
+    holder = case.get("rights_holder")
+    if isinstance(holder, str):
+        holder = {"name": holder}
+    issued_at = _parse(now).astimezone(UTC)
+    issued_at = issued_at.replace(microsecond=issued_at.microsecond // 1000 * 1000)  # timestamp-millis
+    return TakedownNotice(
+        notice_id=notice_id(case["case_id"], platform, shop_id, urls, case.get("notice_seq", 0)),
+        case_id=case["case_id"],
+        platform=platform,
+        shop_id=shop_id,
+        urls=urls,
+        rights_holder=holder.get("name") if holder else None,
+        rights_registration=holder.get("registration") if holder else None,
+        legal_basis=_legal_basis(case),
+        issued_at=issued_at,
+        reply_due_at=issued_at + reply_within,
+        evidence=tuple(case.get("evidence") or ()),
+        issuer=case.get("issuer"),
+    ).to_payload()
+
+
+def reply_overdue(notice: Mapping[str, Any], replied_at: datetime | None, now: datetime) -> bool:
+    """True when the answer came after `reply_due_at`, or has not come and `now` is past it."""
+    due = _parse(notice["reply_due_at"])
+    if replied_at is not None:
+        return _parse(replied_at) > due
+    return _parse(now) > due
+
+
+def takedown_reply(notice: Mapping[str, Any], result: DeliveryResult, recorded_at: datetime) -> dict[str, Any]:
+    """A `TakedownReply` record from a delivered notice and the platform's JSON answer.
+
+    The platform may answer `{"decision", "measures", "reference", "message"}`; a missing or
+    unknown decision is ACKNOWLEDGED (received, no final answer yet, so the clock keeps running).
+    """
+    if not result.ok:
+        raise ValueError("an undelivered notice has no reply; dead-letter it")
+    answer = result.response_json if isinstance(result.response_json, dict) else {}
+    decision = str(answer.get("decision", "")).upper()
+    decision = decision if decision in REPLY_DECISIONS else "ACKNOWLEDGED"
+    replied_at = recorded_at if decision in FINAL_DECISIONS else None
+    measures = answer.get("measures")
+    return {
+        "notice_id": notice["notice_id"],
+        "case_id": notice["case_id"],
+        "platform": notice["platform"],
+        "decision": decision,
+        "measures": [str(m) for m in measures] if isinstance(measures, list) else [],
+        "platform_reference": _str_or_none(answer.get("reference")),
+        "message": _str_or_none(answer.get("message")),
+        "http_status": result.status,
+        "attempts": result.attempts,
+        "reply_due_at": _parse(notice["reply_due_at"]),
+        "replied_at": replied_at,
+        "overdue": reply_overdue(notice, replied_at, recorded_at),
+        "recorded_at": recorded_at,
+    }
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def dead_letter(
+    source_topic: str, key: str, payload: Mapping[str, Any], result: DeliveryResult, failed_at: datetime
+) -> dict[str, Any]:
+    """A record for `leadbus.webhooks.dead`: what was sent, how often, and the last error."""
+    if result.ok:
+        raise ValueError("a delivered webhook is not a dead letter")
+    return {
+        "source_topic": source_topic,
+        "idempotency_key": key,
+        "payload_json": encode_body(payload).decode("utf-8"),
+        "outcome": result.outcome,
+        "attempts": result.attempts,
+        "last_status": result.status,
+        "last_error": result.last_error or result.outcome,
+        "failed_at": failed_at,
+    }

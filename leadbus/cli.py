@@ -349,6 +349,25 @@ def registry(
     run_registry(_bootstrap(bootstrap), url, max_seconds=max_seconds or None)
 
 
+@app.command("takedown")
+def takedown(
+    bootstrap: str | None = BOOTSTRAP,
+    endpoint: list[str] = typer.Option([], help="platform=URL of its notice endpoint (repeatable)."),
+    default_endpoint: str | None = typer.Option(None, help="URL for platforms without their own endpoint."),
+    secret_env: str = typer.Option("LEADBUS_WEBHOOK_SECRET", help="Environment variable holding the HMAC secret."),
+    max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until interrupted)."),
+) -> None:
+    """Send notice-and-takedown (通知—删除) webhooks to platforms; record replies, dead-letter failures."""
+    from leadbus.sinks.takedown_sink import run_takedown
+
+    secret = os.environ.get(secret_env)
+    if not secret:
+        raise typer.BadParameter(f"set {secret_env} to the shared HMAC secret")
+    endpoints = dict(item.split("=", 1) for item in endpoint)
+    run_takedown(_bootstrap(bootstrap), endpoints, secret.encode(), default_endpoint=default_endpoint,
+                 max_seconds=max_seconds or None)
+
+
 @app.command("link")
 def link(
     input_path: Path = typer.Option(..., "--input", "-i", help="CaseLead JSON lines (DESIGN §3 names)."),

@@ -18,7 +18,7 @@ runner = CliRunner()
 
 COMMANDS = [[], ["broker"], ["broker", "up"], ["broker", "down"], ["broker", "status"], ["broker", "fetch"],
             ["topics"], ["topics", "apply"], ["schemas"], ["schemas", "list"], ["schemas", "publish"],
-            ["simulate"], ["process"], ["link"], ["demo"]]
+            ["simulate"], ["process"], ["link"], ["registry"], ["takedown"], ["demo"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "leadbus")

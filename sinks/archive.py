@@ -1,0 +1,472 @@
+"""The tamper-evident archive: Avro object container files chained by a manifest of SHA-256 digests.
+
+Pure file layer (no Kafka): the sink in `archive_sink.py` feeds it, auditors run `verify(root)` with
+nothing but the folder. Layout under the root:
+
+    MANIFEST.jsonl                                                    one line per sealed file
+    <topic>/<YYYY-MM-DD>/<HH>-p<partition>-<fingerprint>-<seq>.avro  sealed files, read-only
+    .partial/<topic>/<partition>.avro                                 the open file of a partition
+
+A file holds the records of one topic partition, one writer schema and one UTC hour of the Kafka
+timestamp. It is per partition, not only per topic, so that offsets strictly increase within a file
+and along the manifest: that is what lets `verify` prove order and the sink resume exactly after the
+last archived offset. A file is sealed when its hour or writer schema changes, when it is older than
+the sink's `seal_after_seconds`, or on `close()`; only sealed files enter the manifest.
+
+Each record is an `ArchivedEvent` wrapping the event in its Kafka coordinates: {partition, offset,
+timestamp, key, headers, event}. The type of `event` *is* the writer schema (self-contained, named
+types inlined), so the file header embeds it and re-encoding `event` with it gives back the exact
+bytes that were published (signatures in the headers stay checkable). Coordinates differ per record,
+so they cannot be file metadata; the metadata says the topic, partition, fingerprint and hour.
+Values that no known schema reads are archived too, as bytes (fingerprint `raw`): an archive of the
+record may not drop what the bus carried.
+
+Manifest line: {"seq", "path", "topic", "partition", "records", "first_offset", "last_offset",
+"sha256", "prev", "chain"} with chain = sha256_hex(prev + sha256 + path) over the hex and path
+strings (UTF-8), and prev = the previous line's chain, 64 zeros on line 1. The chain makes a removed,
+inserted, edited or moved line evident; to make a rewrite of the *whole* manifest evident, keep the
+head (`chain` of the last line) outside the archive and pass it to `verify(root, head=...)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, cast
+
+import fastavro
+from fastavro.schema import to_parsing_canonical_form
+from fastavro.write import Writer
+
+from leadbus.avro import SchemaEntry
+from leadbus.avro.fingerprint import fingerprint_bytes
+
+MANIFEST = "MANIFEST.jsonl"
+PARTIAL = ".partial"
+ZERO_CHAIN = "0" * 64
+RAW = "raw"
+RAW_SCHEMA: Any = ["null", "bytes"]
+_HOUR_MS = 3_600_000
+
+
+class ArchiveError(RuntimeError):
+    """The archive cannot be written safely (e.g. its own manifest is unreadable): run `verify`."""
+
+
+@dataclass(frozen=True)
+class Coordinates:
+    """Where a record sat on the bus."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class ManifestLine:
+    seq: int
+    path: str
+    topic: str
+    partition: int
+    records: int
+    first_offset: int
+    last_offset: int
+    sha256: str
+    prev: str
+    chain: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> ManifestLine:
+        doc = json.loads(text)
+        return cls(**{name: doc[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # modified | removed | unlisted | reordered | unreadable | manifest
+    path: str  # relative to the archive root
+    message: str
+
+
+def chain_of(prev: str, sha256: str, path: str) -> str:
+    return hashlib.sha256((prev + sha256 + path).encode()).hexdigest()
+
+
+def wrapper_schema(event_schema: Any) -> dict[str, Any]:
+    return {
+        "type": "record", "name": "cn.leadbus.archive.ArchivedEvent",
+        "doc": "An event as it sat on the bus: its Kafka coordinates and the event in its writer schema.",
+        "fields": [
+            {"name": "partition", "type": "int"},
+            {"name": "offset", "type": "long"},
+            {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "key", "type": ["null", "bytes"]},
+            {"name": "headers", "type": {"type": "array", "items": {
+                "type": "record", "name": "cn.leadbus.archive.Header",
+                "fields": [{"name": "key", "type": "string"}, {"name": "value", "type": ["null", "bytes"]}]}}},
+            {"name": "event", "type": event_schema},
+        ],
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _mkdirs(path: Path) -> None:
+    """Create missing folders and fsync each parent, so a sealed file's folder survives a power cut."""
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir()
+        _fsync_dir(folder.parent)
+
+
+@dataclass
+class _OpenFile:
+    topic: str
+    partition: int
+    hour: int
+    fingerprint: str
+    partial: Path
+    handle: IO[bytes]
+    avro: Writer
+    opened_at: float
+    records: int = 0
+    first_offset: int = -1
+    last_offset: int = -1
+
+
+class ArchiveWriter:
+    """Appends decoded events to per-partition files and seals them into the manifest.
+
+    Opening recovers from a crash: a torn last manifest line is cut, a seal interrupted after its
+    manifest line is completed, and every other partial file is deleted — its records were never
+    acknowledged to the bus, which delivers them again. Offsets already archived are skipped, so a
+    redelivery never doubles a record. One writer per root: the manifest has a single author.
+    """
+
+    def __init__(self, root: Path, *, codec: str = "deflate", clock: Callable[[], float] = time.monotonic) -> None:
+        self.root = Path(root)
+        self.codec = codec
+        self.clock = clock
+        self.skipped = 0
+        self._open: dict[tuple[str, int], _OpenFile] = {}
+        self._schemas: dict[str, Any] = {}  # fingerprint → parsed wrapper schema
+        self._seq = 0
+        self._head = ZERO_CHAIN
+        self._sealed: dict[tuple[str, int], int] = {}  # next offset after the sealed files
+        self._next: dict[tuple[str, int], int] = {}  # next offset after sealed and open files
+        _mkdirs(self.root)
+        self._recover()
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # leave partial files to the next start's recovery rather than seal after a failure
+            for f in self._open.values():
+                f.handle.close()
+            self._open.clear()
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def progress(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) → the next offset to archive: one past the last sealed offset."""
+        return dict(self._sealed)
+
+    def open_partitions(self) -> set[tuple[str, int]]:
+        return set(self._open)
+
+    def _partial_path(self, topic: str, partition: int) -> Path:
+        return self.root / PARTIAL / topic / f"{partition}.avro"
+
+    def _recover(self) -> None:
+        manifest = self.root / MANIFEST
+        if manifest.exists():
+            data = manifest.read_bytes()
+            if data and not data.endswith(b"\n"):  # a crash tore the last line: that seal never completed
+                with manifest.open("r+b") as fh:
+                    fh.truncate(data.rfind(b"\n") + 1)
+                    os.fsync(fh.fileno())
+        last: ManifestLine | None = None
+        for number, line in enumerate(read_manifest(self.root), 1):
+            if line.seq != number:
+                raise ArchiveError(f"{MANIFEST} line {number} has seq {line.seq}: run `leadbus archive verify`")
+            last = line
+            self._sealed[(line.topic, line.partition)] = line.last_offset + 1
+        if last is not None:
+            self._seq, self._head = last.seq, last.chain
+            final, partial = self.root / last.path, self._partial_path(last.topic, last.partition)
+            if not final.exists() and partial.exists() and _sha256(partial) == last.sha256:
+                self._install(partial, final)  # crashed between the manifest line and the move
+        shutil.rmtree(self.root / PARTIAL, ignore_errors=True)
+        self._next = dict(self._sealed)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def append(self, where: Coordinates, entry: SchemaEntry | None, event: Any) -> list[ManifestLine]:
+        """Archive one event (`entry` None: `event` is the raw value bytes); return files this sealed."""
+        key = (where.topic, where.partition)
+        if where.offset < self._next.get(key, 0):
+            self.skipped += 1  # already archived: a redelivery after a restart or rebalance
+            return []
+        fingerprint = entry.fingerprint_hex if entry is not None else RAW
+        hour = where.timestamp_ms // _HOUR_MS
+        sealed: list[ManifestLine] = []
+        current = self._open.get(key)
+        if current is not None and (current.hour, current.fingerprint) != (hour, fingerprint):
+            sealed.append(self._seal(key))
+            current = None
+        if current is None:
+            current = self._open[key] = self._start(where, hour, fingerprint, entry)
+        current.avro.write({
+            "partition": where.partition, "offset": where.offset, "timestamp": where.timestamp_ms,
+            "key": where.key, "headers": [{"key": k, "value": v} for k, v in where.headers], "event": event,
+        })
+        if current.records == 0:
+            current.first_offset = where.offset
+        current.records += 1
+        current.last_offset = where.offset
+        self._next[key] = where.offset + 1
+        return sealed
+
+    def _start(self, where: Coordinates, hour: int, fingerprint: str, entry: SchemaEntry | None) -> _OpenFile:
+        if fingerprint not in self._schemas:
+            event_schema = dict(entry.expanded) if entry is not None else RAW_SCHEMA
+            self._schemas[fingerprint] = fastavro.parse_schema(wrapper_schema(event_schema))
+        partial = self._partial_path(where.topic, where.partition)
+        _mkdirs(partial.parent)
+        handle = partial.open("wb")
+        metadata = {"leadbus.topic": where.topic, "leadbus.partition": str(where.partition),
+                    "leadbus.fingerprint": fingerprint, "leadbus.hour": _hour_label(hour)}
+        avro = Writer(handle, self._schemas[fingerprint], codec=self.codec, metadata=metadata)
+        return _OpenFile(where.topic, where.partition, hour, fingerprint, partial, handle, avro, self.clock())
+
+    # -- sealing ---------------------------------------------------------------------------------
+
+    def seal(self, keys: Iterable[tuple[str, int]] | None = None) -> list[ManifestLine]:
+        """Seal the open files of these (topic, partition)s, or of all."""
+        wanted = set(self._open) if keys is None else set(keys) & set(self._open)
+        return [self._seal(key) for key in sorted(wanted)]
+
+    def seal_older_than(self, seconds: float) -> list[ManifestLine]:
+        limit = self.clock() - seconds
+        return self.seal([key for key, f in self._open.items() if f.opened_at <= limit])
+
+    def close(self) -> list[ManifestLine]:
+        return self.seal()
+
+    def _seal(self, key: tuple[str, int]) -> ManifestLine:
+        f = self._open.pop(key)
+        f.avro.flush()
+        f.handle.flush()
+        os.fsync(f.handle.fileno())
+        f.handle.close()
+        digest = _sha256(f.partial)
+        seq = self._seq + 1
+        stamp = _hour_label(f.hour)
+        path = f"{f.topic}/{stamp[:10]}/{stamp[11:]}-p{f.partition}-{f.fingerprint}-{seq:06d}.avro"
+        line = ManifestLine(seq, path, f.topic, f.partition, f.records, f.first_offset, f.last_offset,
+                            digest, self._head, chain_of(self._head, digest, path))
+        # Line first, then the move: recovery can finish a move, but a file without its line would
+        # be unlisted and its records archived twice.
+        manifest = self.root / MANIFEST
+        created = not manifest.exists()
+        with manifest.open("ab") as fh:
+            fh.write((line.to_json() + "\n").encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        if created:
+            _fsync_dir(self.root)
+        self._install(f.partial, self.root / path)
+        self._seq, self._head = seq, line.chain
+        self._sealed[key] = f.last_offset + 1
+        return line
+
+    def _install(self, partial: Path, final: Path) -> None:
+        _mkdirs(final.parent)
+        os.replace(partial, final)
+        final.chmod(0o444)  # sealed files never change; read-only guards against accidents, not attackers
+        _fsync_dir(final.parent)
+
+
+def _hour_label(hour: int) -> str:
+    return datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H")
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def read_manifest(root: Path) -> list[ManifestLine]:
+    """The manifest's lines; raises ArchiveError on a malformed line (`verify` reports it instead)."""
+    lines, problems = _parse_manifest(Path(root))
+    if problems:
+        raise ArchiveError(problems[0].message)
+    return lines
+
+
+def read_events(root: Path) -> Iterator[tuple[ManifestLine, dict[str, Any]]]:
+    """Every archived record in manifest order, as (its file's line, the ArchivedEvent record)."""
+    for line in read_manifest(root):
+        with (Path(root) / line.path).open("rb") as fh:
+            for record in fastavro.reader(fh):
+                yield line, cast(dict[str, Any], record)
+
+
+def _parse_manifest(root: Path) -> tuple[list[ManifestLine], list[Problem]]:
+    manifest = root / MANIFEST
+    if not manifest.exists():
+        return [], []
+    lines: list[ManifestLine] = []
+    problems: list[Problem] = []
+    with manifest.open(encoding="utf-8") as fh:
+        for number, text in enumerate(fh, 1):
+            try:
+                lines.append(ManifestLine.from_json(text))
+            except (ValueError, KeyError, TypeError) as exc:
+                problems.append(Problem("manifest", MANIFEST, f"line {number} is not a manifest line: {exc!r}"))
+    return lines, problems
+
+
+# -- verifying -----------------------------------------------------------------------------------
+
+
+def verify(root: Path, head: str | None = None) -> list[Problem]:
+    """Check the archive with nothing but its files; [] means intact. `head`: the expected last chain."""
+    root = Path(root)
+    lines, problems = _parse_manifest(root)
+    problems += _order_problems(lines)
+    listed_sha = {line.sha256: line.path for line in lines}
+    for line in lines:
+        problems += _file_problems(root, line, listed_sha)
+    listed = {line.path for line in lines}
+    for path in sorted(_archive_files(root) - listed):
+        problems.append(Problem("unlisted", path, "file is in the archive but not in the manifest"))
+    if head is not None and (lines[-1].chain if lines else ZERO_CHAIN) != head:
+        problems.append(Problem("manifest", MANIFEST, f"the chain ends in {lines[-1].chain if lines else ZERO_CHAIN}, "
+                                                      f"not the expected head {head}: lines were cut or rewritten"))
+    return _merged(problems)
+
+
+def _order_problems(lines: list[ManifestLine]) -> list[Problem]:
+    out: list[Problem] = []
+    # When the seqs are a permutation of 1..n, lines were moved: flag exactly those out of place.
+    # Otherwise (lines cut or duplicated) flag where the run of seqs breaks.
+    permutation = sorted(line.seq for line in lines) == list(range(1, len(lines) + 1))
+    flagged: set[int] = set()
+    for i, line in enumerate(lines):
+        expected = i + 1 if permutation or i == 0 else lines[i - 1].seq + 1
+        if line.seq != expected:
+            flagged.add(i)
+            out.append(Problem("reordered", line.path, f"manifest line {i + 1} has seq {line.seq}, not {expected}"))
+    ends: dict[tuple[str, int], ManifestLine] = {}
+    for i, line in enumerate(lines):
+        if line.chain != chain_of(line.prev, line.sha256, line.path):
+            out.append(Problem("modified", line.path, f"manifest line {i + 1} was edited: its chain does not "
+                                                      "match its prev, sha256 and path"))
+        expected_prev = lines[i - 1].chain if i else ZERO_CHAIN
+        # A break next to an already flagged line is that line's doing; report it only once.
+        if line.prev != expected_prev and not {i, i - 1} & flagged:
+            after = f"line {i} ({lines[i - 1].path})" if i else "the start"
+            out.append(Problem("reordered", line.path, f"manifest line {i + 1} does not chain to {after}: "
+                                                       "lines were removed, inserted or moved"))
+        before = ends.get((line.topic, line.partition))
+        if before is not None and line.first_offset <= before.last_offset:
+            out.append(Problem("reordered", line.path, f"{line.topic}[{line.partition}] offsets from "
+                                                       f"{line.first_offset} come after {before.path}, which ends "
+                                                       f"at {before.last_offset}"))
+        ends[(line.topic, line.partition)] = line
+    return out
+
+
+def _file_problems(root: Path, line: ManifestLine, listed_sha: dict[str, str]) -> list[Problem]:
+    path = root / line.path
+    if Path(line.path).is_absolute() or ".." in Path(line.path).parts or line.path.startswith(PARTIAL):
+        return [Problem("manifest", line.path, f"manifest line {line.seq} names a path outside the archive")]
+    if not path.is_file():
+        return [Problem("removed", line.path, f"listed at seq {line.seq} but missing")]
+    digest = _sha256(path)
+    if digest != line.sha256:
+        other = listed_sha.get(digest)
+        if other is not None and other != line.path:
+            return [Problem("reordered", line.path, f"holds the content listed for {other}")]
+        return [Problem("modified", line.path, f"SHA-256 is {digest}, the manifest says {line.sha256}")]
+    try:
+        return _content_problems(path, line)
+    except Exception as exc:  # noqa: BLE001 - a damaged file may fail in any way; report it, check the rest
+        return [Problem("unreadable", line.path, f"not a readable Avro container: {type(exc).__name__}: {exc}")]
+
+
+def _content_problems(path: Path, line: ManifestLine) -> list[Problem]:
+    """The file's digest matches; check it reads with its embedded schema and agrees with its line."""
+    found: list[str] = []
+    with path.open("rb") as fh:
+        reader = fastavro.reader(fh)
+        meta = reader.metadata
+        schema = json.loads(meta["avro.schema"])
+        event_schema = next(f["type"] for f in schema["fields"] if f["name"] == "event")
+        if meta.get("leadbus.fingerprint") != RAW:
+            canonical = to_parsing_canonical_form(fastavro.parse_schema(event_schema))
+            if fingerprint_bytes(canonical).hex() != meta.get("leadbus.fingerprint"):
+                found.append("its embedded writer schema does not have the fingerprint its metadata names")
+        if (meta.get("leadbus.topic"), meta.get("leadbus.partition")) != (line.topic, str(line.partition)):
+            found.append(f"it holds {meta.get('leadbus.topic')}[{meta.get('leadbus.partition')}]")
+        offsets: list[int] = []
+        for item in reader:
+            record = cast(dict[str, Any], item)
+            offsets.append(record["offset"])
+            if record["partition"] != line.partition:
+                found.append(f"offset {record['offset']} is from partition {record['partition']}")
+    if len(offsets) != line.records:
+        found.append(f"it holds {len(offsets)} records, the manifest says {line.records}")
+    if any(a >= b for a, b in itertools.pairwise(offsets)):
+        found.append("its offsets do not strictly increase")
+    if offsets and (offsets[0], offsets[-1]) != (line.first_offset, line.last_offset):
+        found.append(f"it spans offsets {offsets[0]}-{offsets[-1]}, "
+                     f"the manifest says {line.first_offset}-{line.last_offset}")
+    return [Problem("modified", line.path, f"manifest line {line.seq} disagrees with the file: {f}") for f in found]
+
+
+def _archive_files(root: Path) -> set[str]:
+    files = set()
+    for path in root.rglob("*"):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and relative != MANIFEST and not relative.startswith(PARTIAL + "/"):
+            files.add(relative)
+    return files
+
+
+def _merged(problems: list[Problem]) -> list[Problem]:
+    """One problem per (kind, path), its messages joined, in first-seen order."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for p in problems:
+        merged.setdefault((p.kind, p.path), []).append(p.message)
+    return [Problem(kind, path, "; ".join(dict.fromkeys(msgs))) for (kind, path), msgs in merged.items()]

@@ -144,6 +144,18 @@ def _identifier(exc: IdentifierError) -> PydanticCustomError:
     return _fail(exc.code, str(exc))
 
 
+def _check_agency(value: str) -> str:
+    if not is_agency_code(value):
+        raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
+    return value
+
+
+def _check_publisher_province(value: str) -> str:
+    if not is_publisher_province(value):
+        raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code or 00 (national)")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -153,19 +165,8 @@ class Publisher(_Model):
     province: str
     unit: str | None = None
 
-    @field_validator("agency")
-    @classmethod
-    def _agency(cls, value: str) -> str:
-        if not is_agency_code(value):
-            raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
-        return value
-
-    @field_validator("province")
-    @classmethod
-    def _province(cls, value: str) -> str:
-        if not is_publisher_province(value):
-            raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code or 00 (national)")
-        return value
+    _agency = field_validator("agency")(_check_agency)
+    _province = field_validator("province")(_check_publisher_province)
 
 
 class Address(_Model):
@@ -385,19 +386,8 @@ class DecisionActor(_Model):
     unit: str | None = None
     role: Literal["OFFICER", "HEAD", "POLICE", "PROCURATOR"] = "OFFICER"
 
-    @field_validator("agency")
-    @classmethod
-    def _agency(cls, value: str) -> str:
-        if not is_agency_code(value):
-            raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
-        return value
-
-    @field_validator("province")
-    @classmethod
-    def _province(cls, value: str) -> str:
-        if not is_publisher_province(value):
-            raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code or 00 (national)")
-        return value
+    _agency = field_validator("agency")(_check_agency)
+    _province = field_validator("province")(_check_publisher_province)
 
 
 class HandoverDecision(_Model):

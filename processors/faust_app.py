@@ -9,7 +9,6 @@ deployments that already run faust.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from leadbus.agencies import AGENCIES
 from leadbus.avro import encode, packaged_catalog
 from leadbus.processors.core.intake import (
     Acceptance,
+    DecisionAcceptance,
     Rejection,
     Seen,
     Source,
@@ -28,7 +28,7 @@ from leadbus.processors.core.intake import (
     examine,
     rejected_record,
 )
-from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic
+from leadbus.topics import HANDOVER_DECISIONS, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic
 
 
 def create_app(bootstrap: str, data_dir: Path, *, app_id: str = "leadbus-faust", replication: int = 1) -> faust.App:
@@ -54,6 +54,7 @@ def create_app(bootstrap: str, data_dir: Path, *, app_id: str = "leadbus-faust",
     intake_topics = app.topic(*names, key_serializer="raw", value_serializer="raw")
     accepted = app.topic(LEADS_ACCEPTED, key_serializer="raw", value_serializer="raw", internal=False)
     rejected = app.topic(LEADS_REJECTED, key_serializer="raw", value_serializer="raw", internal=False)
+    decisions = app.topic(HANDOVER_DECISIONS, key_serializer="raw", value_serializer="raw", internal=False)
     seen_table = app.Table("intake-seen", default=None, partitions=3, key_type=bytes, value_type=bytes)
 
     @app.agent(intake_topics)
@@ -62,21 +63,19 @@ def create_app(bootstrap: str, data_dir: Path, *, app_id: str = "leadbus-faust",
             msg = event.message
             source = Source(msg.topic, msg.partition, msg.offset)
             now = datetime.now(UTC)
-            outcome: Acceptance | Rejection = examine(event.value, source, catalog, now)
+            outcome = examine(event.value, source, catalog, now)
+            if isinstance(outcome, DecisionAcceptance):
+                await decisions.send(key=outcome.case_id.encode(), value=outcome.original)
+                continue
             seen = None
             if isinstance(outcome, Acceptance):
-                raw = seen_table.get(outcome.lead.lead_id.encode())
-                if raw is not None:
-                    stored = json.loads(raw)
-                    seen = Seen(int(stored["revision"]), str(stored["digest"]))
+                seen = Seen.from_bytes(seen_table.get(outcome.lead.lead_id.encode()))
             decision = dedupe(seen, outcome)
             if decision.action == "emit":
                 assert isinstance(outcome, Acceptance) and decision.remember is not None
                 key = outcome.lead.lead_id.encode()
                 await accepted.send(key=key, value=encode(accepted_schema, accepted_record(outcome, now)))
-                seen_table[key] = json.dumps(
-                    {"revision": decision.remember.revision, "digest": decision.remember.digest}
-                ).encode()
+                seen_table[key] = decision.remember.to_bytes()
             elif decision.action == "reject":
                 rejection = decision.outcome
                 assert isinstance(rejection, Rejection)

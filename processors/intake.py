@@ -6,7 +6,6 @@ dedupe memory in the stage's state store, counts metrics and logs rejections.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 
@@ -53,12 +52,7 @@ class IntakeHandler:
             result = Result([Output(HANDOVER_DECISIONS, outcome.case_id.encode(), outcome.original)])
             metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
             return result
-        seen = None
-        if isinstance(outcome, Acceptance):
-            raw = state.get(outcome.lead.lead_id.encode())
-            if raw is not None:
-                stored = json.loads(raw)
-                seen = Seen(int(stored["revision"]), str(stored["digest"]))
+        seen = Seen.from_bytes(state.get(outcome.lead.lead_id.encode())) if isinstance(outcome, Acceptance) else None
         decision = dedupe(seen, outcome)
         result = Result()
         if decision.action == "emit":
@@ -66,9 +60,7 @@ class IntakeHandler:
             key = outcome.lead.lead_id.encode()
             value = encode(self.accepted_schema, accepted_record(outcome, now))
             result.outputs.append(Output(LEADS_ACCEPTED, key, value))
-            result.state[key] = json.dumps(
-                {"revision": decision.remember.revision, "digest": decision.remember.digest}
-            ).encode()
+            result.state[key] = decision.remember.to_bytes()
             metrics.INTAKE_ACCEPTED.labels(outcome.lead.publisher.agency).inc()
             for warning in outcome.warnings:
                 metrics.INTAKE_WARNINGS.labels(warning.code).inc()

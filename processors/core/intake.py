@@ -10,6 +10,7 @@ reason code, a human message, the original bytes and the source position.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,6 +161,16 @@ class Seen:
 
     revision: int
     digest: str
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"revision": self.revision, "digest": self.digest}).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> Seen | None:
+        if raw is None:
+            return None
+        stored = json.loads(raw)
+        return cls(int(stored["revision"]), str(stored["digest"]))
 
 
 @dataclass(frozen=True)

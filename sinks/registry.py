@@ -82,10 +82,25 @@ consumed = Table(
 
 
 def registry_engine(url: str) -> Engine:
-    """`sqlite:///var/registry.db` or `postgresql+psycopg://user@127.0.0.1:5432/leadbus`."""
+    """`sqlite:///var/registry.db` or `postgresql+psycopg://user@127.0.0.1:5432/leadbus`, migrated to head."""
     engine = create_engine(url, pool_pre_ping=True, future=True)
-    metadata.create_all(engine)
+    migrate(engine)
     return engine
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database schema to `revision` with the Alembic migrations shipped in the package."""
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+
+    with resources.as_file(resources.files("leadbus.sinks").joinpath("migrations")) as folder:
+        config = Config()
+        config.set_main_option("script_location", str(folder))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
 
 
 def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str],

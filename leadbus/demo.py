@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,6 +183,17 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
              "--state-dir", str(state), "--day-seconds", str(day_seconds)],
             stdout=log, stderr=subprocess.STDOUT,
         )
+        demo_dir = Path("var/demo").resolve()
+        shutil.rmtree(demo_dir, ignore_errors=True)
+        demo_dir.mkdir(parents=True)
+        registry_url = f"sqlite:///{demo_dir / 'registry.db'}"
+        sinks = [
+            subprocess.Popen([sys.executable, "-m", "leadbus.cli", "registry", "-b", bootstrap, "--url", registry_url],
+                             stdout=log, stderr=subprocess.STDOUT),
+            subprocess.Popen([sys.executable, "-m", "leadbus.cli", "archive", "run", str(demo_dir / "archive"), "-b",
+                              bootstrap, "--seal-after-seconds", "10"], stdout=log, stderr=subprocess.STDOUT),
+        ]
+        console.print(f"registry: {registry_url}   archive: {demo_dir / 'archive'}")
         careless = CarelessPublisher(bootstrap, seed)
         view.board = HandoverBoard(bootstrap)
         console.print(f"demo calendar: a statutory day of handover deadlines lasts {day_seconds:g} s; "
@@ -206,11 +218,29 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
             for pub in traffic.publishers.values():
                 pub.flush(30)
             traffic.settle()
-            worker.terminate()
-            worker.wait(30)
+            for process in (worker, *sinks):
+                process.terminate()
+            for process in (worker, *sinks):
+                process.wait(60)
             log.close()
             view.pump(1.0)
             view.board.close()
             view.close()
         console.print(view.render(traffic, bootstrap))
+        _report_sinks(console, registry_url, demo_dir / "archive")
         console.print("stopping the broker")
+
+
+def _report_sinks(console: Console, registry_url: str, archive: Path) -> None:
+    from leadbus.sinks.archive import read_manifest, verify
+    from leadbus.sinks.registry import counts, registry_engine
+
+    engine = registry_engine(registry_url)
+    rows = counts(engine)
+    engine.dispose()
+    console.print("registry rows: " + ", ".join(f"{table} {n}" for table, n in rows.items()))
+    if (archive / "MANIFEST.jsonl").exists():
+        problems = verify(archive)
+        files = read_manifest(archive)
+        state = "verified" if not problems else f"{len(problems)} problems"
+        console.print(f"archive: {len(files)} sealed files, {sum(f.records for f in files)} records, {state}")

@@ -23,6 +23,7 @@ lint: $(STAMP)
 
 test: install kafka-libs lint
 	bash deploy/install-postgres.sh
+	bash deploy/install-browser.sh
 	$(BIN)/pytest -m "not faults" -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: install lint

@@ -411,6 +411,22 @@ def archive_run(
     console.print(str(stats))
 
 
+@app.command("dashboard")
+def dashboard(
+    region: str = typer.Option(..., help="jjj (京津冀), yrd (长三角) or pprd (泛珠三角)."),
+    bootstrap: str | None = BOOTSTRAP,
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+    port: int = typer.Option(8080, help="Port to serve on."),
+) -> None:
+    """Serve a regional dashboard: live masked cases, counts, the handover board, search."""
+    from leadbus.geography import REGIONS
+    from leadbus.sinks.dashboard import run
+
+    if region not in REGIONS:
+        raise typer.BadParameter(f"--region is one of {', '.join(sorted(REGIONS))}")
+    run(_bootstrap(bootstrap), region, host=host, port=port)
+
+
 @app.command("link")
 def link(
     input_path: Path = typer.Option(..., "--input", "-i", help="CaseLead JSON lines (DESIGN §3 names)."),

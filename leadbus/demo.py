@@ -21,9 +21,10 @@ from rich.table import Table
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
 from leadbus.demo_handover import HandoverBoard
-from leadbus.geography import PROVINCES
+from leadbus.geography import PROVINCES, REGIONS
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
+from leadbus.kafka.cluster import free_port
 from leadbus.models import CaseLead
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
@@ -193,6 +194,12 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
             subprocess.Popen([sys.executable, "-m", "leadbus.cli", "archive", "run", str(demo_dir / "archive"), "-b",
                               bootstrap, "--seal-after-seconds", "10"], stdout=log, stderr=subprocess.STDOUT),
         ]
+        for n, region in enumerate(("jjj", "yrd", "pprd")):
+            port = free_port()
+            sinks.append(subprocess.Popen([sys.executable, "-m", "leadbus.cli", "dashboard", "--region", region,
+                                           "-b", bootstrap, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT))
+            console.print(f"[bold]dashboard {REGIONS[region].name_zh} {REGIONS[region].name_en}: "
+                          f"http://127.0.0.1:{port}/[/bold]" + ("" if n else "   (?lang=en for English)"))
         console.print(f"registry: {registry_url}   archive: {demo_dir / 'archive'}")
         careless = CarelessPublisher(bootstrap, seed)
         view.board = HandoverBoard(bootstrap)

@@ -1,0 +1,393 @@
+"""The regional dashboard: one web page per region (京津冀, 长三角, 泛珠三角), live over Server-Sent Events.
+
+    create_app(bootstrap, region) -> FastAPI      what `leadbus dashboard --region yrd` serves
+    run(bootstrap, region, host, port)            the same under uvicorn, with a short graceful shutdown
+
+A background thread reads, from the beginning and without a consumer group, only
+`leadbus.region.<region>` (masked `RegionalBulletin`s, written by the routing stage) and
+`leadbus.handover` (`HandoverStep`s of every case). `RegionBoard` keeps, behind one lock, the latest
+bulletin of each case (a case merged into another is dropped) and a handover row for each case seen
+in *this* region's bulletins; steps of any other case are parked out of sight until a bulletin of
+this region names the case, and are never served.
+
+Only masked bulletin fields are held or sent: a whitelist projection of the bulletin, and of a
+step only its phase, deadline and escalation (no free-text reasons or assessment, which agencies
+write). As a second line of defence, an identifier of a personal kind (ID number, phone, account)
+that arrives without a mask, or any text with an ID- or card-length run of digits, is withheld and
+counted in `/metrics`.
+
+Routes: `/` (the page, Chinese by default, `?lang=en` for English), `/api/state`, `/api/search?q=`,
+`/events` (SSE: a `snapshot`, then `bulletin` / `removed` / `handover` events), `/metrics`, `/healthz`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from importlib import resources
+from typing import Any
+
+import uvicorn
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import Counter as PromCounter
+
+from leadbus.agencies import CATEGORIES
+from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
+from leadbus.geography import PROVINCES, REGIONS
+from leadbus.sinks.dashboard_state import Event, RegionBoard, case_view, step_view
+from leadbus.topics import HANDOVER, region_topic
+
+log = logging.getLogger("leadbus.sinks.dashboard")
+
+BULLETIN, STEP = "cn.leadbus.RegionalBulletin", "cn.leadbus.HandoverStep"
+SNAPSHOT_CASES = 500  # the newest cases in a snapshot; counts always cover every case
+SNAPSHOT_BOARD = 500
+SSE_QUEUE = 1000  # events buffered per client; a client that falls further behind is disconnected
+SSE_KEEPALIVE = 15.0
+
+CATEGORY_EN: Mapping[str, str] = {
+    "AGRI_INPUTS": "Agricultural inputs", "FOOD": "Food", "DRUGS": "Drugs", "COSMETICS": "Cosmetics",
+    "MEDICAL_DEVICES": "Medical devices", "ELECTRONICS": "Electrical & electronics", "AUTO_PARTS": "Auto parts",
+    "BUILDING_MATERIALS": "Building materials", "HAZARDOUS_CHEMICALS": "Explosive precursor chemicals",
+    "CHILDREN_PRODUCTS": "Children's products", "APPAREL_FOOTWEAR": "Apparel & footwear",
+    "LITERATURE": "Online literature", "MUSIC": "Music", "FILM_TV": "Film & TV", "GAMES": "Games",
+    "ANIMATION": "Animation", "SOFTWARE": "Software", "STANDARDS": "Standards",
+    "PATENTED_PRODUCTS": "Patented products", "OTHER": "Other",
+}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+class Metrics:
+    def __init__(self, region: str) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+
+        def counter(name: str, doc: str) -> Any:
+            return PromCounter(name, doc, ["region"], registry=r).labels(region)
+
+        def gauge(name: str, doc: str) -> Any:
+            return Gauge(name, doc, ["region"], registry=r).labels(region)
+
+        self.bulletins = counter("leadbus_dashboard_bulletins", "RegionalBulletin events received")
+        self.steps = counter("leadbus_dashboard_handover_steps", "HandoverStep events received (all cases)")
+        self.steps_shown = counter("leadbus_dashboard_handover_steps_shown", "HandoverStep events of this region")
+        self.undecodable = counter("leadbus_dashboard_undecodable", "events that could not be decoded")
+        self.foreign = counter("leadbus_dashboard_foreign_bulletins", "bulletins naming another region, ignored")
+        self.withheld = counter("leadbus_dashboard_withheld_values", "unmasked-looking values withheld")
+        self.sse_events = counter("leadbus_dashboard_sse_events", "events pushed to SSE clients")
+        self.sse_dropped = counter("leadbus_dashboard_sse_dropped_clients", "SSE clients dropped as too slow")
+        self.sse_clients = gauge("leadbus_dashboard_sse_clients", "connected SSE clients")
+        self.cases = gauge("leadbus_dashboard_cases", "cases shown")
+        self.board = gauge("leadbus_dashboard_handover_cases", "cases on the handover board")
+        self.overdue = gauge("leadbus_dashboard_overdue", "cases with an overdue handover step")
+        self.caught_up = gauge("leadbus_dashboard_caught_up", "1 once the topics were read to their end at start")
+
+
+# -- SSE fan-out -------------------------------------------------------------------------------------
+
+class Hub:
+    """Pushes frames from the reader thread to every SSE client's queue, on the event loop."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.clients: dict[asyncio.Queue[str | None], int] = {}  # queue → seq of its snapshot
+
+    def publish(self, seq: int, frame: str) -> None:  # any thread
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(self._fanout, seq, frame)
+
+    def _fanout(self, seq: int, frame: str) -> None:  # on the loop
+        for queue, since in list(self.clients.items()):
+            if seq <= since:
+                continue  # already in that client's snapshot
+            try:
+                queue.put_nowait(frame)
+                self.metrics.sse_events.inc()
+            except asyncio.QueueFull:
+                self.metrics.sse_dropped.inc()
+                self.drop(queue)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.get_nowait()
+                    queue.put_nowait(None)
+
+    def add(self, queue: asyncio.Queue[str | None], since: int) -> None:
+        self.clients[queue] = since
+        self.metrics.sse_clients.set(len(self.clients))
+
+    def drop(self, queue: asyncio.Queue[str | None]) -> None:
+        self.clients.pop(queue, None)
+        self.metrics.sse_clients.set(len(self.clients))
+
+
+def sse_frame(kind: str, seq: int, data: Mapping[str, Any]) -> str:
+    body = json.dumps({"seq": seq, **data}, ensure_ascii=False, separators=(",", ":"))
+    return f"id: {seq}\nevent: {kind}\ndata: {body}\n\n"
+
+
+# -- the dashboard: state + reader thread ------------------------------------------------------------
+
+class Dashboard:
+    def __init__(self, bootstrap: str, region: str, catalog: SchemaCatalog | None = None) -> None:
+        if region not in REGIONS:
+            raise ValueError(f"unknown region {region!r}; one of {', '.join(REGIONS)}")
+        self.bootstrap, self.region, self.topic = bootstrap, region, region_topic(region)
+        self.catalog = catalog or packaged_catalog()
+        self.lock = threading.Lock()
+        self.state = RegionBoard(region)
+        self.seq = 0
+        self.metrics = Metrics(region)
+        self.hub = Hub(self.metrics)
+        self.stopping = threading.Event()
+        self.caught_up = False
+        self.last_error: str | None = None
+        self.thread: threading.Thread | None = None
+        self.positions: dict[tuple[str, int], int] = {}  # next offset to read, kept across reconnects
+
+    # state, under the lock -------------------------------------------------------------------
+
+    def _push(self, events: Iterable[Event]) -> None:
+        for kind, data in events:  # called with the lock held: frames leave in seq order
+            self.seq += 1
+            self.hub.publish(self.seq, sse_frame(kind, self.seq, data))
+
+    def refresh_gauges(self) -> None:
+        now = _now_ms()
+        self.metrics.cases.set(len(self.state.cases))
+        self.metrics.board.set(len(self.state.board))
+        self.metrics.overdue.set(sum(row.overdue(now) for row in self.state.board.values()))
+
+    def handle(self, topic: str, value: bytes) -> None:
+        try:
+            writer, record = decode(self.catalog, value)
+        except DecodeError as exc:
+            self.metrics.undecodable.inc()
+            log.error("undecodable event on %s: %s", topic, exc)
+            return
+        if topic == self.topic and writer.name == BULLETIN:
+            self.metrics.bulletins.inc()
+            if record["region"] != self.region:
+                self.metrics.foreign.inc()
+                log.error("bulletin of %s for region %s on %s; ignored", record["case_id"], record["region"], topic)
+                return
+            view = case_view(record, self.metrics.withheld.inc)
+            with self.lock:
+                self._push(self.state.bulletin(record, view, _now_ms()))
+                self.refresh_gauges()
+        elif topic == HANDOVER and writer.name == STEP:
+            self.metrics.steps.inc()
+            step = step_view(record)
+            with self.lock:
+                events = self.state.step(str(record["case_id"]), step, _now_ms())
+                self._push(events)
+                self.refresh_gauges()
+            self.metrics.steps_shown.inc(len(events))
+        else:
+            self.metrics.undecodable.inc()
+            log.error("unexpected %s on %s; ignored", writer.name, topic)
+
+    def snapshot(self) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            return self.seq, {
+                "region": self.region,
+                "cases": self.state.newest(SNAPSHOT_CASES),
+                "counts": self.state.counts(),
+                "handover": self.state.board_rows(SNAPSHOT_BOARD, _now_ms()),
+                "caught_up": self.caught_up,
+            }
+
+    def search(self, query: str) -> list[dict[str, Any]]:
+        with self.lock:
+            hits: list[dict[str, Any]] = self.state.search(query)
+        return hits
+
+    # the reader thread -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.stopping.clear()
+        self.thread = threading.Thread(target=self._run, name=f"dashboard-{self.region}", daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._read()
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - broker gone, metadata timeout …: retry, never die
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("dashboard reader for %s failed (%s); retrying", self.region, self.last_error)
+                self.stopping.wait(2.0)
+
+    def _read(self) -> None:
+        consumer = Consumer({
+            "bootstrap.servers": self.bootstrap,
+            "group.id": f"leadbus-dashboard-{self.region}-{uuid.uuid4()}",  # never joined: we assign
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "logger": logging.getLogger("leadbus.kafka.client"),
+        })
+        try:
+            assignment = []
+            for topic in (self.topic, HANDOVER):
+                meta = consumer.list_topics(topic, timeout=30).topics[topic]
+                if meta.error is not None:
+                    raise RuntimeError(f"{topic}: {meta.error}")
+                assignment += [TopicPartition(topic, p, self.positions.get((topic, p), OFFSET_BEGINNING))
+                               for p in meta.partitions]
+            ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in assignment}
+            consumer.assign(assignment)
+            while not self.stopping.is_set():
+                for msg in consumer.consume(500, 0.5):
+                    if msg.error():
+                        log.warning("consumer error: %s", msg.error())
+                        continue
+                    topic, partition = msg.topic() or "", msg.partition() or 0
+                    try:
+                        self.handle(topic, msg.value() or b"")
+                    except (KeyError, TypeError, ValueError) as exc:  # a record that decodes but does not fit
+                        self.metrics.undecodable.inc()
+                        log.error("unusable event %s[%s]@%s: %s", topic, partition, msg.offset(), exc)
+                    self.positions[(topic, partition)] = (msg.offset() or 0) + 1
+                if not self.caught_up:
+                    positions = consumer.position([TopicPartition(t, p) for t, p in ends])
+                    if all(tp.offset >= ends[(tp.topic, tp.partition)] or ends[(tp.topic, tp.partition)] == 0
+                           for tp in positions):
+                        with self.lock:
+                            self.caught_up = True
+                        self.metrics.caught_up.set(1)
+                        log.info("dashboard %s caught up with %s and %s", self.region, self.topic, HANDOVER)
+        finally:
+            consumer.close()
+
+
+# -- the web app ---------------------------------------------------------------------------------
+
+def _page_config(region: str) -> dict[str, Any]:
+    r = REGIONS[region]
+    return {
+        "region": region,
+        "region_name": {"zh": r.name_zh, "en": r.name_en},
+        "members": sorted(r.members),
+        "regions": {code: {"zh": reg.name_zh, "en": reg.name_en} for code, reg in REGIONS.items()},
+        "provinces": {code: {"zh": p.name_zh, "en": p.name_en} for code, p in PROVINCES.items()},
+        "categories": {code: {"zh": zh, "en": CATEGORY_EN.get(code, code.replace("_", " ").title())}
+                       for code, zh in CATEGORIES.items()},
+    }
+
+
+def render_page(region: str, lang: str, nonce: str) -> str:
+    template = resources.files("leadbus.sinks").joinpath("dashboard_page.html").read_text("utf-8")
+    config = json.dumps({**_page_config(region), "lang": lang}, ensure_ascii=False).replace("</", "<\\/")
+    return (template.replace("__NONCE__", nonce).replace("__LANG__", "zh-CN" if lang == "zh" else "en")
+            .replace("/*__CONFIG__*/null", config))
+
+
+_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+def create_app(bootstrap: str, region: str) -> FastAPI:
+    """The dashboard of one region; its Kafka reader runs while the app is served."""
+    dash = Dashboard(bootstrap, region)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        dash.hub.loop = asyncio.get_running_loop()
+        dash.start()
+        try:
+            yield
+        finally:
+            dash.hub.loop = None
+            await asyncio.to_thread(dash.stop)
+
+    app = FastAPI(title=f"leadbus dashboard — {REGIONS[region].name_en}", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.dashboard = dash
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(lang: str = Query("zh")) -> HTMLResponse:
+        nonce = secrets.token_urlsafe(16)
+        csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; "
+               "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+        html = render_page(region, "en" if lang == "en" else "zh", nonce)
+        return HTMLResponse(html, headers={**_NO_STORE, "Content-Security-Policy": csp})
+
+    @app.get("/api/state")
+    def state() -> JSONResponse:
+        seq, snap = dash.snapshot()
+        return JSONResponse({"seq": seq, **snap}, headers=_NO_STORE)
+
+    @app.get("/api/search")
+    def search(q: str = Query("", max_length=100)) -> JSONResponse:
+        hits = dash.search(q)
+        return JSONResponse({"count": len(hits), "results": hits}, headers=_NO_STORE)  # q is not echoed
+
+    @app.get("/events")
+    async def events(request: Request) -> StreamingResponse:
+        queue: asyncio.Queue[str | None] = asyncio.Queue(SSE_QUEUE)
+        seq, snap = dash.snapshot()  # taken and registered in one step of the loop: no event is lost
+        dash.hub.add(queue, seq)
+
+        async def stream() -> AsyncIterator[str]:
+            try:
+                yield "retry: 2000\n\n" + sse_frame("snapshot", seq, snap)
+                while not await request.is_disconnected():
+                    try:
+                        frame = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE)
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    if frame is None:
+                        break  # too slow: the browser reconnects and gets a fresh snapshot
+                    yield frame
+            finally:
+                dash.hub.drop(queue)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={**_NO_STORE, "X-Accel-Buffering": "no"})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        with dash.lock:
+            dash.refresh_gauges()
+        return Response(generate_latest(dash.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        ok = dash.alive()
+        body = {"status": "ok" if ok else "down", "region": region, "reader": ok, "caught_up": dash.caught_up,
+                "error": dash.last_error}
+        return JSONResponse(body, status_code=200 if ok else 503, headers=_NO_STORE)
+
+    return app
+
+
+def run(bootstrap: str, region: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve one region's dashboard (SSE streams never end by themselves, hence the short shutdown)."""
+    uvicorn.run(create_app(bootstrap, region), host=host, port=port, timeout_graceful_shutdown=2,
+                log_level="info")

@@ -1,0 +1,416 @@
+"""The regional dashboards on a real broker, served by real uvicorn servers, seen by a real headless Chromium.
+
+Bulletins are built by the routing core from CaseUpdated-like cases carrying full resident IDs,
+phones and bank cards, so masking is exercised end to end; handover steps come from the handover
+core (`open_handover` then `scan` past the deadline, a real breach).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from confluent_kafka import Producer
+from playwright.sync_api import Browser, Page, Response, sync_playwright
+
+from leadbus.avro import encode, packaged_catalog
+from leadbus.geography import REGIONS, county_codes
+from leadbus.identifiers import make_bank_card, make_resident_id
+from leadbus.processors.core.handover import open_handover, scan
+from leadbus.processors.core.routing import bulletin, mask_phone
+from leadbus.sinks.dashboard import create_app
+from leadbus.topics import HANDOVER, region_topic
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.integration
+CATALOG = packaged_catalog()
+BULLETIN_SCHEMA = CATALOG.latest("cn.leadbus.RegionalBulletin")
+STEP_SCHEMA = CATALOG.latest("cn.leadbus.HandoverStep")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LIVE = 15_000  # ms: "within seconds", with room for a loaded CI machine
+RED = "rgb(198, 40, 40)"  # --red in dashboard_page.html
+
+
+# -- the world: cases with real identifiers, published as the routing stage would ------------
+
+@dataclass
+class Case:
+    case_id: str
+    province: str
+    secrets: list[str] = field(default_factory=list)
+    masked_phone: str = ""
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+_serial = iter(range(1, 10**6))
+
+
+def make_case(province: str, *, category: str = "COSMETICS", sales_fen: int = 6_000_000, name: str = "王小明",
+              version: int = 1, merged_into: str | None = None, case_id: str | None = None) -> Case:
+    """A CaseUpdated-like dict of an individual with a full resident ID, mobile phone and bank card of its own.
+
+    The session's broker is shared, and test_routing.py reads the region topics whole and expects
+    every suspect there to show as "王**": so every case here is an individual 王 with a two-character
+    given name (company-name search is covered in tests/unit/test_dashboard_board.py).
+    """
+    assert name.startswith("王") and len(name) == 3
+    n = next(_serial) + int(uuid.uuid4().int % 10_000) * 100
+    rid = make_resident_id(county_codes(province)[0], date(1985, 3, 14), n % 1000)
+    phone = f"+86139{n % 10**8:08d}"
+    card = make_bank_card("622202", 19, f"{n % 10**12:012d}")
+    identifiers = [{"kind": "rid", "value": rid}, {"kind": "phone", "value": phone}, {"kind": "acct", "value": card}]
+    now = datetime.now(UTC)
+    case: dict[str, Any] = {
+        "case_id": case_id or f"CASE-{uuid.uuid4().hex[:16].upper()}", "version": version,
+        "members": ["lead-1", "lead-2"], "suspect_name": name, "suspect_province": province,
+        "reporters": [{"agency": "SAMR", "province": province}, {"agency": "MPS", "province": "00"}],
+        "identifiers": identifiers, "categories": [category], "violations": ["ART_214"],
+        "facts": {"sales_amount_fen": sales_fen, "illegal_business_amount_fen": None},
+        "first_reported_at": now - timedelta(days=2), "last_reported_at": now, "handling": "OPEN",
+        "share_with": [], "cross_border": False, "countries": [], "merged_from": [], "merged_into": merged_into,
+        "updated_at": now,
+    }
+    secrets = [rid, rid[:17], phone, phone[3:], card, name]
+    return Case(case["case_id"], province, secrets, mask_phone(phone), case)
+
+
+class Bus:
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                                  "logger": logging.getLogger("tests.kafka")})
+
+    def bulletin(self, case: Case, region: str) -> None:
+        record = {**bulletin(case.record, region), "published_at": datetime.now(UTC)}
+        self.producer.produce(region_topic(region), key=case.case_id.encode(), value=encode(BULLETIN_SCHEMA, record))
+        assert self.producer.flush(30) == 0
+
+    def handover(self, case: Case, *, overdue: bool, assessment: str = "") -> None:
+        """OPENED (head must decide within 3 days) and, when `overdue`, the breach found by a scan."""
+        opened = datetime.now(UTC) - (timedelta(days=5) if overdue else timedelta(hours=2))
+        state, steps = open_handover(case.case_id, "SAMR", case.province, at=opened, assessment=assessment)
+        if overdue:
+            steps += scan(state, datetime.now(UTC))[1]
+            assert steps[-1].event == "DEADLINE_BREACHED"
+        for step in steps:
+            record = {**step.__dict__, "recorded_at": datetime.now(UTC)}
+            self.producer.produce(HANDOVER, key=case.case_id.encode(), value=encode(STEP_SCHEMA, record))
+        assert self.producer.flush(30) == 0
+
+
+# -- servers and browser ----------------------------------------------------------------------------
+
+class Server:
+    """A real uvicorn server on a free loopback port, in a thread."""
+
+    def __init__(self, bootstrap: str, region: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(create_app(bootstrap, region), log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        wait_until(lambda: self.server.started, 30, f"{self.url} to start", interval=0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
+        assert not self.thread.is_alive(), f"{self.url} did not stop"
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        found = re.search(rf"^{re.escape(name)}\{{[^}}]*\}} (\S+)$", text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+
+@pytest.fixture
+def dashboards(bootstrap: str) -> Iterator[dict[str, Server]]:
+    servers = {region: Server(bootstrap, region) for region in REGIONS}
+    try:
+        for server in servers.values():
+            server.start()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture
+def bus(bootstrap: str) -> Bus:
+    return Bus(bootstrap)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def open_page(browser: Browser, server: Server, query: str = "", errors: list[str] | None = None) -> Page:
+    """The page of a region, once live; script errors and console errors (CSP violations too) go to `errors`."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="zh-CN", timezone_id="Asia/Shanghai")
+    if errors is not None:
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(f"{server.url}/{query}")
+    page.wait_for_selector("#status.live", timeout=LIVE)  # the SSE snapshot has arrived
+    return page
+
+
+def row(table: str, case_id: str) -> str:
+    return f'#{table} tbody tr[data-case-id="{case_id}"]'
+
+
+def assert_clean(text: str, secrets: list[str], where: str) -> None:
+    for secret in secrets:
+        assert secret not in text, f"{secret!r} leaked into {where}"
+
+
+class SseReader(threading.Thread):
+    """Reads /events as a plain HTTP client until every `until` string has been seen (or the time is up)."""
+
+    def __init__(self, url: str, until: Callable[[str], bool], seconds: float = 30.0) -> None:
+        super().__init__(daemon=True)
+        self.url, self.until, self.seconds, self.text = url, until, seconds, ""
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        with httpx.stream("GET", self.url, timeout=httpx.Timeout(10, read=20)) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            for chunk in resp.iter_text():
+                self.text += chunk
+                self.connected.set()
+                if self.until(self.text) or time.monotonic() > deadline:
+                    return
+
+
+# -- tests --------------------------------------------------------------------------------------
+
+def test_a_new_case_appears_live_and_only_on_its_regions_page(
+        dashboards: dict[str, Server], bus: Bus, browser: Browser) -> None:
+    errors: list[str] = []
+    yrd_page = open_page(browser, dashboards["yrd"], errors=errors)
+    pprd_page = open_page(browser, dashboards["pprd"], errors=errors)
+    navigations: list[str] = []
+    yrd_page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    yrd_page.evaluate("window.__probe = 'no reload'")
+
+    shanghai, guangdong = make_case("31", category="FOOD"), make_case("44", category="DRUGS")
+    bus.bulletin(shanghai, "yrd")
+    bus.bulletin(guangdong, "pprd")
+
+    yrd_page.wait_for_selector(row("cases", shanghai.case_id), timeout=LIVE)
+    assert yrd_page.evaluate("window.__probe") == "no reload" and navigations == []
+    cells = yrd_page.locator(row("cases", shanghai.case_id) + " td").all_inner_texts()
+    assert cells[1:] == [shanghai.case_id, "王**", "上海市", "食品", "60,000.00", cells[-1]]
+    assert "身份证 310101********" in cells[-1] and "手机 " + shanghai.masked_phone in cells[-1]
+    assert yrd_page.locator('#chart-province .lab[data-key="31"]').count() == 1
+    assert yrd_page.locator('#chart-category .lab[data-key="FOOD"]').count() == 1
+
+    pprd_page.wait_for_selector(row("cases", guangdong.case_id), timeout=LIVE)  # pprd is live too …
+    time.sleep(1.0)
+    assert shanghai.case_id not in pprd_page.content()  # … and never shows the yrd case
+    assert guangdong.case_id not in yrd_page.content()
+    pprd = dashboards["pprd"].url
+    assert shanghai.case_id not in httpx.get(f"{pprd}/api/state").text
+    assert httpx.get(f"{pprd}/api/search", params={"q": shanghai.case_id}).json()["count"] == 0
+    assert httpx.get(f"{dashboards['yrd'].url}/api/search", params={"q": shanghai.case_id}).json()["count"] == 1
+    assert errors == []
+
+
+def test_overdue_handover_steps_are_red_and_the_board_keeps_to_its_region(
+        dashboards: dict[str, Server], bus: Bus, browser: Browser) -> None:
+    late, on_time, early_steps = make_case("33"), make_case("32", category="ELECTRONICS"), make_case("34")
+    elsewhere, unrouted = make_case("44"), make_case("11")
+    yrd, pprd = dashboards["yrd"], dashboards["pprd"]
+    page = open_page(browser, yrd)
+    before = {r: dashboards[r].metric("leadbus_dashboard_handover_steps_total") for r in ("yrd", "pprd")}
+
+    for case in (late, on_time):
+        bus.bulletin(case, "yrd")
+    bus.bulletin(elsewhere, "pprd")
+    bus.handover(late, overdue=True, assessment=f"王小明 {late.secrets[0]} 销售金额六万元")
+    bus.handover(on_time, overdue=False)
+    bus.handover(elsewhere, overdue=True)
+    bus.handover(unrouted, overdue=True)  # a case no region's bulletin names
+    bus.handover(early_steps, overdue=True)  # its steps come before its bulletin …
+    for r, server in (("yrd", yrd), ("pprd", pprd)):  # 2 + 1 + 2 + 2 + 2 steps, read by both dashboards
+        def read_all(server: Server = server, r: str = r) -> bool:
+            return server.metric("leadbus_dashboard_handover_steps_total") >= before[r] + 9
+
+        wait_until(read_all, 30, f"{r} to read the steps", interval=0.2)
+    bus.bulletin(early_steps, "yrd")  # … and show once it is
+
+    for case in (late, early_steps):
+        page.wait_for_selector(row("board", case.case_id) + ".overdue", timeout=LIVE)
+        first_cell = page.locator(row("board", case.case_id) + " td").first
+        assert first_cell.evaluate("e => getComputedStyle(e).color") == RED
+        assert page.locator(row("board", case.case_id) + " .chip.breach").count() == 1
+    cells = page.locator(row("board", late.case_id) + " td").all_inner_texts()
+    assert cells[1:4] == ["待负责人审批", "负责人决定是否批准移送", "SAMR 负责人"]
+    assert "逾期" in cells[5] and "SPP/33" in cells[5]
+    page.wait_for_selector(row("board", on_time.case_id), timeout=LIVE)
+    assert "overdue" not in (page.locator(row("board", on_time.case_id)).get_attribute("class") or "")
+    assert int(page.locator("#n-overdue").inner_text()) >= 2
+
+    html = page.content()
+    assert elsewhere.case_id not in html and unrouted.case_id not in html
+    assert_clean(html, late.secrets, "the yrd page")  # the step's free-text assessment is never forwarded
+    pprd_board = {r["case_id"] for r in httpx.get(f"{pprd.url}/api/state").json()["handover"]}
+    assert elsewhere.case_id in pprd_board
+    assert not pprd_board & {late.case_id, on_time.case_id, early_steps.case_id, unrouted.case_id}
+    for server in dashboards.values():
+        assert unrouted.case_id not in httpx.get(f"{server.url}/api/state").text
+
+
+def test_no_personal_data_reaches_the_browser(dashboards: dict[str, Server], bus: Bus, browser: Browser) -> None:
+    yrd = dashboards["yrd"]
+    before, other, live = make_case("33"), make_case("33", name="王建国"), make_case("31")
+    bus.bulletin(before, "yrd")  # reaches the page in the snapshot …
+    bus.handover(before, overdue=True, assessment=f"王小明 {before.secrets[0]}")
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    responses: list[Response] = []
+    page.on("response", lambda resp: responses.append(resp))
+    sse = SseReader(f"{yrd.url}/events", lambda text: live.case_id in text and other.case_id in text)
+    sse.start()
+    page.goto(yrd.url)
+    page.wait_for_selector("#status.live", timeout=LIVE)
+    assert sse.connected.wait(15)
+    bus.bulletin(other, "yrd")  # … these two live, over SSE
+    bus.bulletin(live, "yrd")
+    for case in (before, other, live):
+        page.wait_for_selector(row("cases", case.case_id), timeout=LIVE)
+
+    page.fill("#q", live.masked_phone)  # a masked identifier, as shown on the page
+    page.wait_for_selector(row("results", live.case_id), timeout=LIVE)
+    assert page.locator("#results tbody tr").count() == 1
+    assert page.locator(row("results", live.case_id) + " td.subject").inner_text() == "王**"
+    page.fill("#q", before.case_id.lower())  # a case id
+    page.wait_for_selector(row("results", before.case_id), timeout=LIVE)
+    assert page.locator("#results tbody tr").count() == 1
+
+    sse.join(30)
+    assert live.case_id in sse.text and "event: bulletin" in sse.text and "event: snapshot" in sse.text
+    secrets = before.secrets + other.secrets + live.secrets
+    assert_clean(page.content(), secrets, "the DOM")
+    assert_clean(sse.text, secrets, "the SSE stream")
+    bodies = 0
+    for resp in responses:
+        if resp.headers.get("content-type", "").startswith("text/event-stream"):
+            continue  # endless; read above by a client of its own
+        assert_clean(resp.body().decode("utf-8", "replace"), secrets, resp.url)
+        bodies += 1
+    assert bodies >= 3  # the page and two searches
+    for path in ("/api/state", "/metrics", "/healthz"):
+        assert_clean(httpx.get(yrd.url + path).text, secrets, path)
+    for secret in (live.secrets[0], live.secrets[2], live.secrets[4]):  # the full value finds nothing, says nothing
+        found = httpx.get(f"{yrd.url}/api/search", params={"q": secret})
+        assert found.json()["count"] == 0 and secret not in found.text
+
+
+def test_a_merged_case_leaves_the_page(dashboards: dict[str, Server], bus: Bus, browser: Browser) -> None:
+    keeper, merged = make_case("32"), make_case("32", category="GAMES")
+    page = open_page(browser, dashboards["yrd"])
+    bus.bulletin(keeper, "yrd")
+    bus.bulletin(merged, "yrd")
+    page.wait_for_selector(row("cases", merged.case_id), timeout=LIVE)
+    gone = make_case("32", case_id=merged.case_id, version=2, merged_into=keeper.case_id)
+    bus.bulletin(gone, "yrd")
+    page.wait_for_selector(row("cases", merged.case_id), state="detached", timeout=LIVE)
+    assert page.locator(row("cases", keeper.case_id)).count() == 1
+    assert httpx.get(f"{dashboards['yrd'].url}/api/search", params={"q": merged.case_id}).json()["count"] == 0
+
+
+def test_language_metrics_and_health(dashboards: dict[str, Server], bus: Bus, browser: Browser) -> None:
+    yrd = dashboards["yrd"]
+    case = make_case("34", category="AUTO_PARTS")
+    bus.bulletin(case, "yrd")
+    errors: list[str] = []
+    page = open_page(browser, yrd, "?lang=en", errors)
+    page.wait_for_selector(row("cases", case.case_id), timeout=LIVE)
+    assert page.locator("#title").inner_text().startswith("Yangtze River Delta")
+    assert "Anhui" in page.locator(row("cases", case.case_id)).inner_text()
+    assert "Auto parts" in page.locator("#chart-category").inner_text()
+    page.click("#lang")
+    assert page.locator("#title").inner_text().startswith("长三角")
+    assert "安徽省" in page.locator(row("cases", case.case_id)).inner_text()
+    assert "lang=en" not in page.url
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert errors == []
+
+    health = httpx.get(f"{yrd.url}/healthz").json()
+    assert health["status"] == "ok" and health["region"] == "yrd"
+    wait_until(lambda: httpx.get(f"{yrd.url}/healthz").json()["caught_up"], 30, "caught up", interval=0.2)
+    assert yrd.metric("leadbus_dashboard_bulletins_total") >= 1
+    assert yrd.metric("leadbus_dashboard_sse_clients") >= 1
+    assert yrd.metric("leadbus_dashboard_cases") >= 1
+    page.close()
+    wait_until(lambda: yrd.metric("leadbus_dashboard_sse_clients") == 0, 15, "the SSE client to go", interval=0.2)
+    assert "leadbus_dashboard_withheld_values_total" in httpx.get(f"{yrd.url}/metrics").text
+
+
+def test_screenshots_of_the_three_regions(dashboards: dict[str, Server], bus: Bus, browser: Browser) -> None:
+    """artifacts/screenshots/<region>.png (and yrd-en.png), and docs/dashboard-yrd.png for the README."""
+    world = {
+        "yrd": [make_case("31", category="APPAREL_FOOTWEAR", sales_fen=18_250_000, name="王秀英"),
+                make_case("32", category="ELECTRONICS", sales_fen=5_230_050, name="王建国"),
+                make_case("33", category="COSMETICS", sales_fen=12_000_000, name="王晓红"),
+                make_case("33", category="FOOD", sales_fen=2_300_000, name="王志明"),
+                make_case("34", category="AUTO_PARTS", sales_fen=7_800_000, name="王海涛")],
+        "jjj": [make_case("11", category="FILM_TV", sales_fen=3_400_000, name="王丽华"),
+                make_case("13", category="AGRI_INPUTS", sales_fen=9_100_000, name="王国庆"),
+                make_case("12", category="DRUGS", sales_fen=25_000_000, name="王春梅")],
+        "pprd": [make_case("44", category="ELECTRONICS", sales_fen=15_500_000, name="王永军"),
+                 make_case("35", category="CHILDREN_PRODUCTS", sales_fen=1_200_000, name="王桂兰"),
+                 make_case("43", category="GAMES", sales_fen=4_000_000, name="王德胜"),
+                 make_case("51", category="SOFTWARE", sales_fen=6_600_000, name="王小明")],
+    }
+    for region, cases in world.items():
+        for case in cases:
+            bus.bulletin(case, region)
+    bus.handover(world["yrd"][2], overdue=True)
+    bus.handover(world["yrd"][0], overdue=False)
+    bus.handover(world["pprd"][0], overdue=False)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for region, cases in world.items():
+        page = open_page(browser, dashboards[region])
+        for case in cases:
+            page.wait_for_selector(row("cases", case.case_id), timeout=LIVE)
+        if region == "yrd":
+            page.wait_for_selector(row("board", world["yrd"][2].case_id) + ".overdue", timeout=LIVE)
+        page.wait_for_timeout(3000)  # let the arrival highlight fade
+        assert_clean(page.content(), [s for case in cases for s in case.secrets], f"the {region} page")
+        page.screenshot(path=str(SCREENSHOTS / f"{region}.png"), full_page=True)
+        if region == "yrd":
+            page.click("#lang")
+            page.screenshot(path=str(SCREENSHOTS / "yrd-en.png"), full_page=True)
+        page.close()
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    shutil.copyfile(SCREENSHOTS / "yrd.png", docs / "dashboard-yrd.png")
+    assert (docs / "dashboard-yrd.png").stat().st_size > 10_000

@@ -1,0 +1,116 @@
+"""The dashboard's state, without Kafka or a browser: what it keeps, counts, finds and withholds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from leadbus.processors.core.handover import open_handover, scan
+from leadbus.processors.core.routing import bulletin
+from leadbus.sinks.dashboard_state import Event, RegionBoard, case_view, looks_unmasked, step_view, yuan
+
+T = datetime(2026, 11, 1, 8, tzinfo=UTC)
+NOW = int((T + timedelta(days=1)).timestamp() * 1000)  # the board's clock: a day after the cases opened
+RID, PHONE, CARD = "11010519491231002X", "+8613812345678", "6222021234567890128"
+
+
+def _case(case_id: str, *, name: str = "王小明", uscc: str | None = None, province: str = "33",
+          version: int = 1, merged_into: str | None = None,
+          categories: tuple[str, ...] = ("COSMETICS",)) -> dict[str, Any]:
+    identifiers = [{"kind": "rid", "value": RID}, {"kind": "phone", "value": PHONE}, {"kind": "acct", "value": CARD}]
+    if uscc:
+        identifiers.insert(0, {"kind": "uscc", "value": uscc})
+    case = {
+        "case_id": case_id, "version": version, "members": ["l1"], "suspect_name": name,
+        "reporters": [{"agency": "SAMR", "province": province}, {"agency": "MPS", "province": "00"}],
+        "identifiers": identifiers, "suspect_province": province, "categories": list(categories),
+        "violations": ["ART_214"], "facts": {"sales_amount_fen": 6_000_000, "illegal_business_amount_fen": None},
+        "first_reported_at": T, "last_reported_at": T, "handling": "OPEN", "merged_into": merged_into,
+    }
+    return {**bulletin(case, "yrd"), "published_at": T}
+
+
+def _apply(board: RegionBoard, record: dict[str, Any]) -> list[Event]:
+    return board.bulletin(record, case_view(record), NOW)
+
+
+def _steps(case_id: str, overdue: bool) -> list[dict[str, Any]]:
+    state, steps = open_handover(case_id, "SAMR", "33", at=T, assessment=f"王小明 {RID}")
+    if overdue:
+        steps += scan(state, T + timedelta(days=5))[1]
+    return [step_view({**s.__dict__, "recorded_at": T}) for s in steps]
+
+
+def test_money_is_shown_in_yuan_without_floats() -> None:
+    assert [yuan(6_000_000), yuan(5), yuan(-150), yuan(123_456_789_01)] == [
+        "60,000.00", "0.05", "-1.50", "123,456,789.01"]
+
+
+def test_search_finds_case_ids_company_names_and_masked_identifiers_only() -> None:
+    board = RegionBoard("yrd")
+    _apply(board, _case("CASE-0000000000000001", name="杭州美丽日化有限公司", uscc="91330106MA2H000001"))
+    _apply(board, _case("CASE-0000000000000002"))
+
+    def found(q: str) -> list[str]:
+        return [c["case_id"] for c in board.search(q)]
+
+    assert found("美丽日化") == ["CASE-0000000000000001"]
+    assert found("case-0000000000000002") == ["CASE-0000000000000002"]
+    assert sorted(found("110105********002X")) == ["CASE-0000000000000001", "CASE-0000000000000002"]
+    assert len(found("+86138****5678")) == 2
+    assert found(RID) == found(CARD) == found("13812345678") == found("") == []
+    individual = board.cases["CASE-0000000000000002"]
+    assert individual["suspect_name"] == "王**" and individual["amount_yuan"] == "60,000.00"
+    assert RID not in str(board.cases) and CARD not in str(board.cases) and "王小明" not in str(board.cases)
+
+
+def test_unmasked_values_are_withheld() -> None:
+    record = _case("CASE-0000000000000003")
+    record["identifiers"] = [{"kind": "rid", "value": RID}, {"kind": "phone", "value": PHONE},
+                             {"kind": "shop", "value": f"淘宝:{CARD}"}, {"kind": "domain", "value": "fake.example"}]
+    withheld: list[int] = []
+    view = case_view(record, lambda: withheld.append(1))
+    assert view["identifiers"] == [{"kind": "domain", "value": "fake.example"}] and len(withheld) == 3
+    assert looks_unmasked("acct", "6222***********0128") is False
+    assert looks_unmasked("uscc", "91330106MA2H000001") is False
+
+
+def test_counts_follow_the_latest_bulletin_and_a_merged_case_leaves() -> None:
+    board = RegionBoard("yrd")
+    _apply(board, _case("CASE-A", province="31"))
+    _apply(board, _case("CASE-B", province="33", categories=("FOOD", "FOOD")))
+    assert board.counts() == {"total": 2, "by_province": {"31": 1, "33": 1},
+                              "by_category": {"COSMETICS": 1, "FOOD": 1}}
+    _apply(board, _case("CASE-A", province="32", version=2))
+    assert _apply(board, _case("CASE-A", province="31", version=1)) == []  # stale
+    assert board.counts()["by_province"] == {"32": 1, "33": 1}
+    events = _apply(board, _case("CASE-B", version=3, merged_into="CASE-A"))
+    assert [kind for kind, _ in events] == ["removed"]
+    assert board.counts() == {"total": 1, "by_province": {"32": 1}, "by_category": {"COSMETICS": 1}}
+    assert board.step("CASE-B", _steps("CASE-B", overdue=False)[0], NOW) == []
+    assert "CASE-B" not in board.board
+
+
+def test_the_board_shows_only_cases_of_its_bulletins_and_marks_breaches() -> None:
+    board = RegionBoard("yrd")
+    early = _steps("CASE-EARLY", overdue=True)  # steps before the bulletin: parked, not shown
+    assert all(board.step("CASE-EARLY", s, NOW) == [] for s in early)
+    for s in _steps("CASE-ELSEWHERE", overdue=True):  # never in this region
+        assert board.step("CASE-ELSEWHERE", s, NOW) == []
+    assert board.board == {} and board.board_rows(10, NOW) == []
+    events = _apply(board, _case("CASE-EARLY"))
+    assert [kind for kind, _ in events] == ["bulletin", "handover"]
+    row = events[1][1]["row"]
+    assert row["overdue"] and row["breached"] and row["escalated_to"] == "SPP/33" and row["phase"] == "ASSESSED"
+    assert [s["event"] for s in row["steps"]] == ["OPENED", "DEADLINE_BREACHED"]
+    assert "assessment" not in row["steps"][0] and "reasons" not in row["steps"][1]
+    _apply(board, _case("CASE-ON-TIME"))
+    on_time = _steps("CASE-ON-TIME", overdue=False)[0]
+    assert board.step("CASE-ON-TIME", on_time, NOW)
+    assert board.step("CASE-ON-TIME", on_time, NOW) == []  # redelivered
+    assert [(r["case_id"], r["overdue"]) for r in board.board_rows(10, NOW)] == [("CASE-EARLY", True),
+                                                                                 ("CASE-ON-TIME", False)]
+    later = NOW + 3 * 86_400_000  # nobody acted: without a breach step yet, the passing due time marks it
+    assert [(r["case_id"], r["overdue"]) for r in board.board_rows(10, later)] == [("CASE-EARLY", True),
+                                                                                   ("CASE-ON-TIME", True)]
+    assert "CASE-ELSEWHERE" not in str(board.board_rows(10, NOW))

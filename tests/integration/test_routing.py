@@ -65,7 +65,8 @@ def test_cases_are_routed_and_masked(bootstrap: str, tmp_path: Path) -> None:
                 for secret in (b"11010519491231002X", b"13812345678", b"6222021234567890128", "王小明".encode()):
                     assert secret not in raw, f"{secret!r} leaked into {topic}"
                 record = decode(CATALOG, raw)[1]
-                assert record["suspect_name"] == "王**"
+                if record["case_id"] in cases:  # the session broker carries other tests' bulletins too
+                    assert record["suspect_name"] == "王**"
         assert worker.poll() is None
     finally:
         stop(worker)

@@ -6,7 +6,19 @@ import logging
 import time
 import uuid
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, attempts: int = 40) -> int:
+    """Right after a topic is created its leader may not be known everywhere yet: ask again."""
+    for attempt in range(attempts):
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=20)[1])
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
 
 
 def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
@@ -21,7 +33,7 @@ def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]
     try:
         meta = consumer.list_topics(topic, timeout=20)
         parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=20)[1] for tp in parts}
+        ends = {tp.partition: _high_watermark(consumer, tp) for tp in parts}
         consumer.assign(parts)
         todo = {p for p, end in ends.items() if end > 0}
         out: list[Message] = []

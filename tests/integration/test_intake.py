@@ -237,3 +237,35 @@ def test_kill_9_mid_stream_every_lead_exactly_once(cluster, tmp_path: Path) -> N
         assert worker.poll() is None
     finally:
         stop(worker)
+
+
+def test_two_workers_in_one_group_share_the_intake_exactly_once(cluster, tmp_path: Path) -> None:
+    bootstrap = cluster.bootstrap_servers
+    before = Counter(str(a["lead"]["lead_id"]) for a in _decoded(bootstrap, LEADS_ACCEPTED))
+    start = datetime.now(UTC) - timedelta(hours=1)
+    leads = list(TrafficGenerator(seed=314).leads(2000, start, timedelta(milliseconds=10)))
+    workers = [start_worker(bootstrap, tmp_path / f"state-{n}", f"pair-{n}", tmp_path / "logs") for n in (1, 2)]
+    try:
+        raw = _raw_producer(bootstrap)
+        for i, lead in enumerate(leads):
+            raw.produce(intake_topic(lead.publisher.agency), key=lead.lead_id.encode(),
+                        value=_lead_bytes(lead.to_avro()))
+            if i == 1000:
+                assert raw.flush(30) == 0
+                time.sleep(3)  # the second worker joins while the first half is being processed
+        assert raw.flush(60) == 0
+        expected = {lead.lead_id for lead in leads}
+
+        def done() -> bool:
+            ids = {str(a["lead"]["lead_id"]) for a in _decoded(bootstrap, LEADS_ACCEPTED)}
+            return ids >= expected
+
+        wait_until(done, 180, "both workers to accept every lead")
+        counts = Counter(str(a["lead"]["lead_id"]) for a in _decoded(bootstrap, LEADS_ACCEPTED)) - before
+        assert set(counts) == expected and max(counts.values()) == 1
+        assert all(w.poll() is None for w in workers)
+        logs = [(tmp_path / "logs" / f"pair-{n}.log").read_text() for n in (1, 2)]
+        assert all("intake assigned" in log for log in logs), "both workers took part in the group"
+    finally:
+        for worker in workers:
+            stop(worker)

@@ -12,10 +12,22 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from rocksdict import Rdict
 
 _CHECKPOINT = b"\x00leadbus:changelog-offset"
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout: float) -> int:
+    """During a broker failover the partition's leader may be moving: ask again until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=min(10.0, timeout))[1])
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 class StateStore:
@@ -95,7 +107,7 @@ class StateStore:
             assignment = []
             for partition in partitions:
                 tp = TopicPartition(self.changelog_topic, partition)
-                _, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+                high = _high_watermark(consumer, tp, timeout)
                 start = self._checkpoint(partition)
                 if high > start:
                     ends[partition] = high

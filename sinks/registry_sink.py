@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from leadbus.avro import DecodeError, decode, packaged_catalog
@@ -23,8 +24,22 @@ log = logging.getLogger("leadbus.sinks.registry")
 KINDS = {LEADS_ACCEPTED: "lead", CASES: "case", HANDOVER: "step"}
 
 
+def _connect(url: str) -> Engine:
+    """The database may be down when the sink starts: wait for it like for any other outage."""
+    delay = 0.5
+    while True:
+        try:
+            engine: Engine = registry_engine(url)
+            return engine
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("registry database unavailable at start (%s); retrying in %.1fs", exc.__class__.__name__,
+                        delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def run_registry(bootstrap: str, url: str, *, max_seconds: float | None = None, batch: int = 500) -> None:
-    engine = registry_engine(url)
+    engine = _connect(url)
     catalog = packaged_catalog()
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "leadbus-registry-unused",
                          "enable.auto.commit": False, "isolation.level": "read_committed",

@@ -156,6 +156,18 @@ def _check_publisher_province(value: str) -> str:
     return value
 
 
+def _event_time(value: datetime, info: ValidationInfo, name: str) -> datetime:
+    """UTC at millisecond precision (timestamp-millis); not in the future when the caller passes `now`."""
+    if value.tzinfo is None:
+        raise _fail("TIME_NAIVE", f"{name} needs a time zone (UTC)")
+    value = value.astimezone(UTC)
+    value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    now = (info.context or {}).get("now") if info.context else None
+    if now is not None and value > now + FUTURE_TOLERANCE:
+        raise _fail("TIME_IN_FUTURE", f"{name} {value.isoformat()} is in the future")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -327,14 +339,7 @@ class CaseLead(_Model):
     @field_validator("reported_at")
     @classmethod
     def _reported_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        if value.tzinfo is None:
-            raise _fail("TIME_NAIVE", "reported_at needs a time zone (UTC)")
-        value = value.astimezone(UTC)
-        value = value.replace(microsecond=value.microsecond // 1000 * 1000)  # timestamp-millis
-        now = (info.context or {}).get("now") if info.context else None
-        if now is not None and value > now + FUTURE_TOLERANCE:
-            raise _fail("TIME_IN_FUTURE", f"reported_at {value.isoformat()} is in the future")
-        return value
+        return _event_time(value, info, "reported_at")
 
     @field_validator("payment_accounts")
     @classmethod
@@ -417,11 +422,4 @@ class HandoverDecision(_Model):
     @field_validator("decided_at")
     @classmethod
     def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        if value.tzinfo is None:
-            raise _fail("TIME_NAIVE", "decided_at needs a time zone (UTC)")
-        value = value.astimezone(UTC)
-        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
-        now = (info.context or {}).get("now") if info.context else None
-        if now is not None and value > now + FUTURE_TOLERANCE:
-            raise _fail("TIME_IN_FUTURE", f"decided_at {value.isoformat()} is in the future")
-        return value
+        return _event_time(value, info, "decided_at")

@@ -156,6 +156,14 @@ def _check_publisher_province(value: str) -> str:
     return value
 
 
+def _uuid_text(value: object, code: str) -> str:
+    """A UUID in its canonical text form; fastavro may hand one over as a `uuid.UUID`."""
+    try:
+        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+    except ValueError:
+        raise _fail(code, f"{value!r} is not a UUID") from None
+
+
 def _event_time(value: datetime, info: ValidationInfo, name: str) -> datetime:
     """UTC at millisecond precision (timestamp-millis); not in the future when the caller passes `now`."""
     if value.tzinfo is None:
@@ -329,12 +337,7 @@ class CaseLead(_Model):
     @field_validator("lead_id", mode="before")
     @classmethod
     def _lead_id(cls, value: object) -> str:
-        if isinstance(value, uuid.UUID):  # fastavro reads logicalType uuid as UUID
-            return str(value)
-        try:
-            return str(uuid.UUID(str(value)))
-        except ValueError:
-            raise _fail("LEAD_ID_FORMAT", f"{value!r} is not a UUID") from None
+        return _uuid_text(value, "LEAD_ID_FORMAT")
 
     @field_validator("reported_at")
     @classmethod
@@ -414,10 +417,7 @@ class HandoverDecision(_Model):
     @field_validator("decision_id", mode="before")
     @classmethod
     def _decision_id(cls, value: object) -> str:
-        try:
-            return str(uuid.UUID(str(value)))
-        except ValueError:
-            raise _fail("DECISION_ID_FORMAT", f"{value!r} is not a UUID") from None
+        return _uuid_text(value, "DECISION_ID_FORMAT")
 
     @field_validator("decided_at")
     @classmethod

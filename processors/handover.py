@@ -28,6 +28,7 @@ from leadbus.processors.core.handover import (
     apply,
     open_handover,
     scan,
+    transferring_agency,
 )
 from leadbus.processors.core.thresholds import assess_case, should_transfer
 from leadbus.processors.stage import Output, RangeView, Result, StateView
@@ -38,7 +39,6 @@ log = logging.getLogger("leadbus.processors.handover")
 CHANGELOG = "leadbus.state.handover"
 ARTICLE_149_COVERS = frozenset({"ART_141", "ART_142", "ART_142_1", "ART_143", "ART_144", "ART_145", "ART_146",
                                 "ART_147", "ART_148"})
-NOT_TRANSFERRING = frozenset({"MPS", "SPP", "SPC"})  # they receive or supervise; they do not transfer
 
 
 def _state_key(case_id: str) -> bytes:
@@ -48,14 +48,6 @@ def _state_key(case_id: str) -> bytes:
 def _due_key(due: str, case_id: str) -> bytes:
     millis = int(datetime.fromisoformat(due).timestamp() * 1000)
     return f"d:{millis:015d}:{case_id}".encode()
-
-
-def transferring_agency(reporters: list[dict[str, str]]) -> tuple[str, str] | None:
-    """The first administrative agency that reported the case (移送机关)."""
-    for reporter in reporters:
-        if reporter["agency"] not in NOT_TRANSFERRING:
-            return reporter["agency"], reporter["province"]
-    return None
 
 
 class HandoverHandler:

@@ -20,6 +20,7 @@ import httpx
 from confluent_kafka import Consumer, Producer
 
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
+from leadbus.processors.core.routing import takedown_targets
 from leadbus.sinks.webhooks import RetryPolicy, WebhookDelivery, dead_letter, takedown_notice, takedown_reply
 
 log = logging.getLogger("leadbus.sinks.takedown")
@@ -27,19 +28,9 @@ NOTICES, REPLIES, DEAD = "leadbus.takedown.notices", "leadbus.takedown.replies",
 
 
 def notices_for(case: Mapping[str, Any], now: datetime, reply_within: timedelta) -> list[dict[str, Any]]:
-    """One notice per marketplace shop (platform:shop id) and per independent site (its domain)."""
-    out = []
-    for identifier in case["identifiers"]:
-        if identifier["kind"] == "shop":
-            platform, shop_id = identifier["value"].split(":", 1)
-            target = {"platform": platform, "shop_id": shop_id, "urls": []}
-        elif identifier["kind"] == "domain":
-            target = {"platform": identifier["value"], "shop_id": None, "urls": [f"https://{identifier['value']}/"]}
-        else:
-            continue
-        out.append(takedown_notice({"case_id": case["case_id"], "categories": case["categories"], **target},
-                                   now, reply_within))
-    return out
+    """One notice per takedown target of the case (the routing core decides what those are)."""
+    return [takedown_notice({"case_id": case["case_id"], "categories": case["categories"], **target},
+                            now, reply_within) for target in takedown_targets(case)]
 
 
 def run_takedown(bootstrap: str, endpoints: Mapping[str, str], secret: bytes, *, default_endpoint: str | None = None,

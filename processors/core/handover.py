@@ -120,6 +120,15 @@ FORWARD_LIMIT = Limit(24, "hour", "R310 Art.7")
 _REASONS_REQUIRED = frozenset({K.HEAD_REFUSE, K.POLICE_NOT_FILE, K.RECONSIDERATION_UPHOLD, K.POLICE_EXPLAIN,
                                K.REVERSE_HANDOVER})
 POLICE, PROCURATORATE = "MPS", "SPP"
+NOT_TRANSFERRING = frozenset({POLICE, PROCURATORATE, "SPC"})  # they receive or supervise; they do not transfer
+
+
+def transferring_agency(reporters: list[dict[str, str]]) -> tuple[str, str] | None:
+    """The first administrative agency that reported the case (移送机关), with its province."""
+    for reporter in reporters:
+        if reporter["agency"] not in NOT_TRANSFERRING:
+            return reporter["agency"], reporter["province"]
+    return None
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,16 @@ def bulletin(case: Mapping[str, Any], region: str) -> dict[str, Any]:
         "last_reported_at": case["last_reported_at"],
         "merged_into": case.get("merged_into"),
     }
+
+
+def takedown_targets(case: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What notice-and-takedown addresses: each marketplace shop (platform:shop id) and independent site."""
+    targets: list[dict[str, Any]] = []
+    for identifier in case["identifiers"]:
+        if identifier["kind"] == "shop":
+            platform, shop_id = identifier["value"].split(":", 1)
+            targets.append({"platform": platform, "shop_id": shop_id, "urls": []})
+        elif identifier["kind"] == "domain":
+            domain = identifier["value"]
+            targets.append({"platform": domain, "shop_id": None, "urls": [f"https://{domain}/"]})
+    return targets

@@ -182,3 +182,12 @@ def test_no_sequence_reaches_an_invalid_state_or_loses_a_deadline(moves) -> None
     state, steps = scan(state, clock + timedelta(days=60))
     if state.deadline is not None:
         assert state.deadline.breached
+
+
+def test_the_transferring_agency_is_the_first_administrative_reporter() -> None:
+    from leadbus.processors.core.handover import transferring_agency
+
+    reporters = [{"agency": "MPS", "province": "44"}, {"agency": "GACC", "province": "44"},
+                 {"agency": "SAMR", "province": "33"}]
+    assert transferring_agency(reporters) == ("GACC", "44")
+    assert transferring_agency([{"agency": "SPP", "province": "11"}]) is None

@@ -100,3 +100,14 @@ def test_bulletin_never_carries_full_personal_data() -> None:
     for secret in ("11010519491231002X", "13812345678", "6222021234567890128", "李四"):
         assert secret not in text
     assert "李*" in text
+
+
+def test_takedown_targets_are_shops_and_independent_sites() -> None:
+    from leadbus.processors.core.routing import takedown_targets
+
+    case = _case(identifiers=[{"kind": "shop", "value": "taobao:123"}, {"kind": "domain", "value": "fake.cn"},
+                              {"kind": "phone", "value": "+8613812345678"}])
+    assert takedown_targets(case) == [
+        {"platform": "taobao", "shop_id": "123", "urls": []},
+        {"platform": "fake.cn", "shop_id": None, "urls": ["https://fake.cn/"]},
+    ]

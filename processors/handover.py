@@ -93,15 +93,15 @@ class HandoverHandler:
         return self._record(None, handover, steps, now)
 
     def _on_decision(self, record: Record, state: StateView, now: datetime) -> Result:
-        _, record = decode(self.catalog, record.value or b"", self.decision_schema)
-        raw = state.get(_state_key(record["case_id"]))
+        _, event = decode(self.catalog, record.value or b"", self.decision_schema)
+        raw = state.get(_state_key(event["case_id"]))
         if raw is None:
             return Result([self._rejected(record, "HANDOVER_NOT_OPEN",
-                                          f"case {record['case_id']} has no handover under way", now)])
+                                          f"case {event['case_id']} has no handover under way", now)])
         current = HandoverState.from_json(json.loads(raw))
-        actor = record["actor"]
-        decision = Decision(record["decision_id"], record["case_id"], Kind(record["kind"]), actor["agency"],
-                            actor["province"], actor["role"], record["decided_at"], record["reasons"])
+        actor = event["actor"]
+        decision = Decision(event["decision_id"], event["case_id"], Kind(event["kind"]), actor["agency"],
+                            actor["province"], actor["role"], event["decided_at"], event["reasons"])
         outcome = apply(current, decision, self.counting)
         if isinstance(outcome, Refusal):
             return Result([self._rejected(record, outcome.reason, outcome.message, now)])

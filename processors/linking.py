@@ -63,8 +63,8 @@ class LinkingHandler:
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         result = Result()
         try:
-            _, record = decode(self.catalog, record.value or b"", self.accepted_schema)
-            lead = CaseLead.model_validate(record["lead"])
+            _, event = decode(self.catalog, record.value or b"", self.accepted_schema)
+            lead = CaseLead.model_validate(event["lead"])
         except (DecodeError, ValueError) as exc:
             # Intake wrote this topic, so this is a bug or tampering: dead-letter it, never drop it.
             log.error("undecodable accepted lead at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
@@ -73,7 +73,7 @@ class LinkingHandler:
                 now=now))))
             return result
         store = _Store(state)
-        outcome = Linker(store).link(lead, record["identity"]["registrable_domains"])
+        outcome = Linker(store).link(lead, event["identity"]["registrable_domains"])
         for absorbed in outcome.absorbed:
             value = encode(self.case_schema, case_updated_record(absorbed, now, merged_into=outcome.case.case_id))
             result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))

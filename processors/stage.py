@@ -55,8 +55,9 @@ class Ticking(Protocol):
 
 def record_of(msg: Message) -> Record:
     _, timestamp = msg.timestamp()
+    headers: Any = msg.headers() or ()  # consumed headers are a list of (name, bytes | None)
     return Record(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value(),
-                  tuple(msg.headers() or ()), timestamp)
+                  tuple(headers), timestamp)
 
 
 class _PartitionState:

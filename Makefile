@@ -20,6 +20,7 @@ kafka-libs: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check leadbus producers processors sinks tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install kafka-libs lint
 	bash deploy/install-postgres.sh

@@ -19,6 +19,8 @@ CASES = "leadbus.cases"
 HANDOVER = "leadbus.handover"
 HANDOVER_DECISIONS = "leadbus.handover.decisions"
 SCHEMAS = "leadbus.schemas"
+WITHDRAWALS = "leadbus.withdrawals"
+ROUTING_CHANGELOG = "leadbus.state.routing"
 
 
 def intake_topic(agency: str) -> str:
@@ -29,6 +31,11 @@ def jurisdiction_topic(province: str) -> str:
     return f"leadbus.jurisdiction.{province}"
 
 
+def liaison_topic(province: str) -> str:
+    """Hong Kong, Macao, Taiwan: outside mainland enforcement, reached through liaison, never a jurisdiction."""
+    return f"leadbus.liaison.{province}"
+
+
 def region_topic(region: str) -> str:
     return f"leadbus.region.{region}"
 
@@ -36,6 +43,8 @@ def region_topic(region: str) -> str:
 _EXPANSIONS: Mapping[str, Iterable[str]] = {
     "agency": sorted(AGENCIES),
     "province": sorted(PROVINCES),
+    "mainland_province": sorted(p for p, info in PROVINCES.items() if info.mainland),
+    "liaison_province": sorted(p for p, info in PROVINCES.items() if not info.mainland),
     "region": sorted(REGIONS),
 }
 

@@ -409,7 +409,8 @@ def _page_state(server: Server) -> dict[str, Any]:
 def _steps(bootstrap: str, case_id: str, province: str) -> None:
     """A handover opened for the case (as the handover stage would write it), so its row is on the board."""
     schema = CATALOG.latest("cn.leadbus.HandoverStep")
-    _, steps = open_handover(case_id, "SAMR", province, at=datetime.now(UTC) - timedelta(hours=1))
+    _, steps = open_handover(case_id, "SAMR", province, at=datetime.now(UTC) - timedelta(hours=1),
+                             assessment="")
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     for step in steps:
         producer.produce(HANDOVER, key=case_id.encode(),

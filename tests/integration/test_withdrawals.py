@@ -10,6 +10,7 @@ replaying a region's topic from the start can be compared with the live one.
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import select
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.geography import REGIONS
@@ -28,6 +30,10 @@ from leadbus.kafka.admin import apply_topics
 from leadbus.models import CaseLead
 from leadbus.processors.core.handover import open_handover
 from leadbus.producers import Publisher
+from leadbus.sinks.archive import ArchiveError, read_events, verify
+from leadbus.sinks.archive_sink import run_archive
+from leadbus.sinks.registry import case_withdrawals, counts, registry_engine
+from leadbus.sinks.registry_sink import run_registry
 from leadbus.topics import CASES, HANDOVER, WITHDRAWALS, load_declarations
 from tests.integration.test_dashboard import CHROMIUM, CHROMIUM_ARGS, LIVE, Server, SseReader, open_page, row
 from tests.kafka_helpers import read_all
@@ -372,6 +378,45 @@ def test_a_hong_kong_company_goes_to_liaison_not_a_jurisdiction(bus: str, make_l
     wait_last_word(bus, "leadbus.jurisdiction.44", case_id, "cn.leadbus.CaseUpdated", 1)  # where it was reported
     wait_last_word(bus, "leadbus.region.pprd", case_id, BULLETIN, 1)  # 9+2 cooperation
     assert words(bus, WITHDRAWALS, case_id) == []
+
+
+# -- the registry and the archive record every withdrawal --------------------------------------------
+
+def test_the_registry_and_the_archive_record_every_withdrawal(bus: str, tmp_path: Any) -> None:
+    """Runs after the sequences above: `leadbus.withdrawals` holds a copy of each withdrawal routing emitted."""
+    expected = {(r["case_id"], r["topic"], r["version"], r["reason"])
+                for r in (decode(CATALOG, m.value())[1] for m in read_all(bus, WITHDRAWALS))}
+    assert {reason for *_, reason in expected} >= {"HANDLING_CHANGED", "PROVINCES_CHANGED", "MERGED"}
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    run_registry(bus, url, max_seconds=15)
+    engine = registry_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = {(r.case_id, r.topic, r.version, r.reason) for r in conn.execute(select(case_withdrawals))}
+        assert rows == expected
+        assert counts(engine)["case_withdrawals"] == len(expected)
+    finally:
+        engine.dispose()
+
+    root, stop_archive = tmp_path / "archive", threading.Event()
+    thread = threading.Thread(target=run_archive, args=(bus, [WITHDRAWALS], root),
+                              kwargs={"group": f"test-{uuid.uuid4()}", "seal_after_seconds": 1.0, "stop": stop_archive})
+    thread.start()
+
+    def archived() -> set[tuple[str, str, int, str]]:
+        try:
+            return {(e["case_id"], e["topic"], e["version"], e["reason"])
+                    for _, r in read_events(root) if isinstance(e := r["event"], dict)}
+        except (ArchiveError, OSError):
+            return set()  # a file being sealed right now
+
+    try:
+        wait_until(lambda: archived() == expected, 60, "every withdrawal in a sealed archive file", 0.5)
+    finally:
+        stop_archive.set()
+        thread.join(60)
+    assert verify(root) == []
 
 
 # -- replay: the same page from the topic's start ---------------------------------------------------

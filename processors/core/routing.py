@@ -156,13 +156,18 @@ def route_change(before: Reached | None, case: Mapping[str, Any]) -> RouteChange
     A case merged into another goes nowhere any more (its survivor is routed under its own id): every
     place it reached gets a withdrawal naming the survivor. A version older than the last one routed
     is stale and changes nothing (a replay of `leadbus.cases`); the same version again (an absorbed
-    case's closing event keeps its last version) is routed as usual.
+    case's closing event keeps its last version) is routed as usual. Of a case nothing is remembered
+    about, only a merge is withdrawn — from every place its last version would have reached.
     """
     version = int(case["version"])
     if before is not None and version < before.version:
         return RouteChange([], [], stale=True)
-    send = [] if case.get("merged_into") else routes(case)
-    previous = before.routes if before is not None else ()
+    merged = bool(case.get("merged_into"))
+    send = [] if merged else routes(case)
+    if before is not None:
+        previous: tuple[Route, ...] | list[Route] = before.routes
+    else:  # nothing remembered (routed before routing kept state): a merged case leaves wherever it would have gone
+        previous = routes({**case, "merged_into": None}) if merged else ()
     withdraw = [Withdrawal(route, _reason(route, case)) for route in previous if route not in send]
     return RouteChange(send, withdraw)
 

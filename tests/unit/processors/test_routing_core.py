@@ -193,6 +193,8 @@ def test_a_merged_case_is_withdrawn_from_everywhere_naming_its_survivor() -> Non
     assert change.send == [] and not change.stale
     assert set(_withdrawn(v1, closing).values()) == {MERGED}
     assert set(_withdrawn(v1, closing)) == _topics(v1)
+    unknown = route_change(None, closing)  # routed before routing remembered anything
+    assert {w.route.topic for w in unknown.withdraw} == _topics(v1) and unknown.send == []
     record = withdrawal_record(closing, change.withdraw[0])
     assert record["merged_into"] == "CASE-00000000000000KEEP" and record["version"] == 1
 

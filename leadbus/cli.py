@@ -266,9 +266,9 @@ def process(
         handler = linking.LinkingHandler()
     elif stage == "routing":
         from leadbus.processors.routing import RoutingHandler
-        from leadbus.topics import CASES
+        from leadbus.topics import CASES, ROUTING_CHANGELOG
 
-        config = StageConfig(name="routing", kafka=kafka, topics=[CASES], changelog_topic="",
+        config = StageConfig(name="routing", kafka=kafka, topics=[CASES], changelog_topic=ROUTING_CHANGELOG,
                              state_dir=state_dir, group_id="leadbus-routing")
         handler = RoutingHandler()
     else:
@@ -396,7 +396,8 @@ def archive_verify(
 def archive_run(
     directory: Path = typer.Argument(..., help="Where to write the archive."),
     bootstrap: str | None = BOOTSTRAP,
-    topic: list[str] = typer.Option(["^leadbus\\.intake\\..*", "leadbus.leads.accepted", "leadbus.leads.rejected"],
+    topic: list[str] = typer.Option(["^leadbus\\.intake\\..*", "leadbus.leads.accepted", "leadbus.leads.rejected",
+                                     "leadbus.withdrawals"],
                                     help="Topics (or ^regex) to archive."),
     seal_after_seconds: float = typer.Option(900.0, help="Seal a quiet partition's file after this long."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = until SIGTERM)."),

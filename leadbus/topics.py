@@ -23,6 +23,8 @@ SCHEMAS = "leadbus.schemas"
 INTAKE_BY_LEAD = "leadbus.internal.intake-by-lead"
 #: Changelog of intake's dedupe memory, co-partitioned with INTAKE_BY_LEAD.
 INTAKE_CHANGELOG = "leadbus.state.intake-dedupe"
+WITHDRAWALS = "leadbus.withdrawals"
+ROUTING_CHANGELOG = "leadbus.state.routing"
 
 
 def intake_topic(agency: str) -> str:
@@ -33,6 +35,11 @@ def jurisdiction_topic(province: str) -> str:
     return f"leadbus.jurisdiction.{province}"
 
 
+def liaison_topic(province: str) -> str:
+    """Hong Kong, Macao, Taiwan: outside mainland enforcement, reached through liaison, never a jurisdiction."""
+    return f"leadbus.liaison.{province}"
+
+
 def region_topic(region: str) -> str:
     return f"leadbus.region.{region}"
 
@@ -40,6 +47,8 @@ def region_topic(region: str) -> str:
 _EXPANSIONS: Mapping[str, Iterable[str]] = {
     "agency": sorted(AGENCIES),
     "province": sorted(PROVINCES),
+    "mainland_province": sorted(p for p, info in PROVINCES.items() if info.mainland),
+    "liaison_province": sorted(p for p, info in PROVINCES.items() if not info.mainland),
     "region": sorted(REGIONS),
 }
 

@@ -6,7 +6,8 @@
 A background thread reads, from the beginning and without a consumer group, only
 `leadbus.region.<region>` (masked `RegionalBulletin`s, written by the routing stage) and
 `leadbus.handover` (`HandoverStep`s of every case). `RegionBoard` keeps, behind one lock, the latest
-bulletin of each case (a case merged into another is dropped) and a handover row for each case seen
+bulletin of each case (a case merged into another, or withdrawn from the region by a `CaseWithdrawn`,
+is dropped — with its handover row and search entries — at once) and a handover row for each case seen
 in *this* region's bulletins; steps of any other case are parked out of sight until a bulletin of
 this region names the case, and are never served.
 
@@ -14,7 +15,7 @@ Only masked bulletin fields are held or sent: a whitelist projection of the bull
 step only its phase, deadline and escalation (no free-text reasons or assessment, which agencies
 write). As a second line of defence, an identifier of a personal kind (ID number, phone, account)
 that arrives without a mask, or any text with an ID- or card-length run of digits, is withheld and
-counted in `/metrics`.
+counted in `/metrics`; public enterprise identifiers (统一社会信用代码, ICP filing numbers) are shown.
 
 Routes: `/` (the page, Chinese by default, `?lang=en` for English), `/api/state`, `/api/search?q=`,
 `/events` (SSE: a `snapshot`, then `bulletin` / `removed` / `handover` events), `/metrics`, `/healthz`.
@@ -49,7 +50,7 @@ from leadbus.topics import HANDOVER, region_topic
 
 log = logging.getLogger("leadbus.sinks.dashboard")
 
-BULLETIN, STEP = "cn.leadbus.RegionalBulletin", "cn.leadbus.HandoverStep"
+BULLETIN, STEP, WITHDRAWN = "cn.leadbus.RegionalBulletin", "cn.leadbus.HandoverStep", "cn.leadbus.CaseWithdrawn"
 SNAPSHOT_CASES = 500  # the newest cases in a snapshot; counts always cover every case
 SNAPSHOT_BOARD = 500
 SSE_QUEUE = 1000  # events buffered per client; a client that falls further behind is disconnected
@@ -87,8 +88,9 @@ class Metrics:
         self.steps = counter("leadbus_dashboard_handover_steps", "HandoverStep events received (all cases)")
         self.steps_shown = counter("leadbus_dashboard_handover_steps_shown", "HandoverStep events of this region")
         self.undecodable = counter("leadbus_dashboard_undecodable", "events that could not be decoded")
+        self.withdrawals = counter("leadbus_dashboard_withdrawals", "CaseWithdrawn events received")
         self.foreign = counter("leadbus_dashboard_foreign_bulletins", "bulletins naming another region, ignored")
-        self.withheld = counter("leadbus_dashboard_withheld_values", "unmasked-looking values withheld")
+        self.withheld = counter("leadbus_dashboard_withheld_values", "personal data that arrived unmasked, withheld")
         self.sse_events = counter("leadbus_dashboard_sse_events", "events pushed to SSE clients")
         self.sse_dropped = counter("leadbus_dashboard_sse_dropped_clients", "SSE clients dropped as too slow")
         self.sse_clients = gauge("leadbus_dashboard_sse_clients", "connected SSE clients")
@@ -191,6 +193,16 @@ class Dashboard:
             view = case_view(record, self.metrics.withheld.inc)
             with self.lock:
                 self._push(self.state.bulletin(record, view, _now_ms()))
+                self.refresh_gauges()
+        elif topic == self.topic and writer.name == WITHDRAWN:
+            self.metrics.withdrawals.inc()
+            if record["recipient"] != self.region:
+                self.metrics.foreign.inc()
+                log.error("withdrawal of %s for %s on %s; ignored", record["case_id"], record["recipient"], topic)
+                return
+            with self.lock:
+                self._push(self.state.withdraw(str(record["case_id"]), int(record["version"]),
+                                               record.get("merged_into")))
                 self.refresh_gauges()
         elif topic == HANDOVER and writer.name == STEP:
             self.metrics.steps.inc()

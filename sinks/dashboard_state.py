@@ -5,8 +5,16 @@ No Kafka, no web, no clock (`now_ms` is passed in): `leadbus.sinks.dashboard` fe
     case_view(bulletin) -> dict      the whitelist of (already masked) bulletin fields the page may show;
                                      a personal identifier arriving unmasked is withheld
     step_view(step) -> dict          phase, deadline and escalation of a HandoverStep; never its free text
-    RegionBoard                      the latest bulletin per case (merged cases leave), counts by province
-                                     and category, the handover board of this region's cases, search
+    RegionBoard                      the latest bulletin per case (merged and withdrawn cases leave), counts
+                                     by province and category, the handover board of this region's cases,
+                                     search
+
+A `CaseWithdrawn` on the region's topic removes the case, its handover row and its search entries
+at once; the row is kept out of sight (its steps still folded in) so that a case that comes back
+shows exactly what a dashboard replaying the topic from the start would show.
+
+Enterprise identifiers (统一社会信用代码, ICP filing numbers) are public and shown; only personal data
+that arrives unmasked is withheld and counted.
 """
 
 from __future__ import annotations
@@ -18,14 +26,17 @@ from datetime import datetime
 from typing import Any
 
 from leadbus.geography import NATIONAL
+from leadbus.identifiers import IdentifierError, check_uscc, normalize_resident_id
 
 Event = tuple[str, dict[str, Any]]  # (SSE event name, data)
 MASKED_KINDS = frozenset({"rid", "phone", "acct"})
+PUBLIC_KINDS = frozenset({"uscc", "icp"})  # enterprise registrations, public by law: shown whole
 TERMINAL_PHASES = frozenset({"COMPLETED", "CLOSED_NOT_FILED", "RETURNED"})
 SEARCH_LIMIT = 50
 STEP_HISTORY = 8  # recent steps kept per case for the board
 PARKED_LIMIT = 100_000  # cases whose steps wait for a bulletin of this region, oldest forgotten first
 _LONG_DIGITS = re.compile(r"\d{15,}")  # an unmasked resident ID (18) or bank card (16-19)
+_ICP = re.compile(r"^[\u4e00-\u9fff]ICP[备证]\d{5,10}号(?:-\d{1,4})?$")  # 浙ICP备12345678号-1, 京ICP证030173号
 
 
 def _ms(value: Any) -> int | None:
@@ -41,8 +52,36 @@ def yuan(fen: int) -> str:
     return f"{sign}{whole:,}.{cents:02d}"
 
 
+def _is_resident_id(value: str) -> bool:
+    try:
+        normalize_resident_id(value)
+    except IdentifierError:
+        return False
+    return True
+
+
+def public_identifier(kind: str, value: str) -> bool:
+    """A well-formed enterprise identifier: a 统一社会信用代码 (GB 32100) or an ICP filing number.
+
+    An 18-digit value that is a valid resident ID number and not a valid USCC is a person's, whatever
+    its label says.
+    """
+    if kind == "uscc":
+        try:
+            check = check_uscc(value)
+        except IdentifierError:
+            return False
+        return check.checksum_ok or not _is_resident_id(value)
+    return kind == "icp" and bool(_ICP.match(value))
+
+
 def looks_unmasked(kind: str, value: str) -> bool:
-    """True when a value that must be masked is not, or any value carries an ID- or card-length number."""
+    """True when a value that must be masked is not, or any value carries an ID- or card-length number.
+
+    Public enterprise identifiers are not personal data: a well-formed one is never a leak.
+    """
+    if kind in PUBLIC_KINDS and public_identifier(kind, value):
+        return False
     return bool(_LONG_DIGITS.search(value)) or (kind in MASKED_KINDS and bool(value) and "*" not in value)
 
 
@@ -160,7 +199,11 @@ class RegionBoard:
         self.region = region
         self.cases: dict[str, dict[str, Any]] = {}
         self.gone: dict[str, int] = {}  # case id → version of the bulletin that merged it away
+        self.withdrawn: dict[str, int] = {}  # case id → version of the withdrawal that took it off this page
         self.board: dict[str, HandoverRow] = {}
+        # Rows of withdrawn cases, out of sight: their steps are still folded in, so a case that comes
+        # back shows the same row as on a dashboard that replays the topics from the start.
+        self.hidden: OrderedDict[str, HandoverRow] = OrderedDict()
         self.parked: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self.by_province: Counter[str] = Counter()
         self.by_category: Counter[str] = Counter()
@@ -176,35 +219,78 @@ class RegionBoard:
         return {"total": len(self.cases), "by_province": dict(self.by_province.most_common()),
                 "by_category": dict(self.by_category.most_common())}
 
+    def _remove(self, case_id: str) -> list[Event]:
+        old = self.cases.pop(case_id, None)
+        if old is not None:
+            self._count(old, -1)
+        had_row = self.board.pop(case_id, None) is not None
+        if old is None and not had_row:
+            return []
+        return [("removed", {"case_id": case_id, "counts": self.counts()})]
+
     def bulletin(self, record: Mapping[str, Any], view: dict[str, Any], now_ms: int) -> list[Event]:
         """Apply one bulletin (`view` is its `case_view`); return the events to push."""
         case_id, version = view["case_id"], view["version"]
         old = self.cases.get(case_id)
         if (old is not None and version < old["version"]) or version < self.gone.get(case_id, -1):
             return []
+        if version <= self.withdrawn.get(case_id, -1):
+            return []  # older than (or as old as) the withdrawal that took it off this page
+        if record.get("merged_into"):
+            self.gone[case_id] = version
+            self.withdrawn.pop(case_id, None)
+            self.hidden.pop(case_id, None)
+            self.parked.pop(case_id, None)
+            return self._remove(case_id)
         if old is not None:
             self._count(old, -1)
-        if record.get("merged_into"):
-            self.cases.pop(case_id, None)
-            self.gone[case_id] = version
-            self.board.pop(case_id, None)
-            self.parked.pop(case_id, None)
-            return [("removed", {"case_id": case_id, "counts": self.counts()})] if old is not None else []
         self.gone.pop(case_id, None)
+        self.withdrawn.pop(case_id, None)
         self.cases[case_id] = view
         self._count(view, +1)
         events: list[Event] = [("bulletin", {"case": view, "counts": self.counts()})]
+        row = self.hidden.pop(case_id, None)
+        if row is not None:  # a case that comes back: its row as it stands now
+            self.board[case_id] = row
         parked = self.parked.pop(case_id, None)
         if parked:
             row = self.board.setdefault(case_id, HandoverRow(case_id))
-            if any([row.apply(step) for step in sorted(parked, key=lambda s: s["seq"])]):
-                events.append(("handover", {"row": row.view(now_ms)}))
+            for step in sorted(parked, key=lambda s: s["seq"]):
+                row.apply(step)
+        if case_id in self.board and (row is not None or parked):
+            events.append(("handover", {"row": self.board[case_id].view(now_ms)}))
         return events
+
+    def withdraw(self, case_id: str, version: int, merged_into: str | None = None) -> list[Event]:
+        """Apply a `CaseWithdrawn`: the case, its handover row and its search entries leave at once."""
+        old = self.cases.get(case_id)
+        if old is not None and old["version"] > version:
+            return []  # a newer bulletin already stands
+        if version < max(self.withdrawn.get(case_id, -1), self.gone.get(case_id, -1)):
+            return []
+        if merged_into:
+            self.gone[case_id] = version
+            self.withdrawn.pop(case_id, None)
+            self.hidden.pop(case_id, None)
+            self.parked.pop(case_id, None)
+            return self._remove(case_id)
+        self.withdrawn[case_id] = version
+        row = self.board.get(case_id)
+        if row is not None:
+            self.hidden[case_id] = row
+            self.hidden.move_to_end(case_id)
+            while len(self.hidden) > PARKED_LIMIT:
+                self.hidden.popitem(last=False)
+        return self._remove(case_id)
 
     def step(self, case_id: str, step: dict[str, Any], now_ms: int) -> list[Event]:
         """Apply one step (a `step_view`); return the events to push."""
-        if case_id not in self.cases:  # another region's case, or one whose bulletin has not come yet
+        if case_id not in self.cases:  # another region's case, one withdrawn, or one whose bulletin has not come
             if case_id in self.gone:
+                return []
+            hidden = self.hidden.get(case_id)
+            if hidden is not None:
+                hidden.apply(step)
                 return []
             self.parked.setdefault(case_id, []).append(step)
             self.parked.move_to_end(case_id)

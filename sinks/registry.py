@@ -1,4 +1,4 @@
-"""The case registry (案件登记库): leads, cases and their members, handover steps — in SQL.
+"""The case registry (案件登记库): leads, cases and their members, handover steps, withdrawals — in SQL.
 
 SQLite by default (embedded, nothing to install), PostgreSQL in production; the same SQLAlchemy
 Core code runs on both. Every write is an idempotent upsert, and the Kafka offsets consumed are
@@ -73,6 +73,17 @@ handover_steps = Table(
     Column("late", Boolean, nullable=False),
     Column("escalated_to", String(16)),
 )
+case_withdrawals = Table(
+    "case_withdrawals", metadata,
+    Column("case_id", String(21), primary_key=True),
+    Column("topic", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("reason", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(16), nullable=False),
+    Column("merged_into", String(21)),
+    Column("withdrawn_at", DateTime(timezone=True), nullable=False),
+)
 consumed = Table(
     "consumed_offsets", metadata,
     Column("topic", String(128), primary_key=True),
@@ -141,6 +152,11 @@ def step_row(record: dict[str, Any]) -> dict[str, Any]:
                                    "escalated_to")}
 
 
+def withdrawal_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in ("case_id", "topic", "version", "reason", "channel", "recipient", "merged_into",
+                                   "withdrawn_at")}
+
+
 def write_batch(engine: Engine, rows: dict[str, list[dict[str, Any]]],
                 offsets: Iterable[tuple[str, int, int]]) -> None:
     """One transaction: the rows, and the offsets after them. Re-running it changes nothing."""
@@ -149,6 +165,7 @@ def write_batch(engine: Engine, rows: dict[str, list[dict[str, Any]]],
         _upsert(conn, cases, rows.get("cases", []), ["case_id"], only_if_newer="version")
         _upsert(conn, case_members, rows.get("case_members", []), ["case_id", "lead_id"])
         _upsert(conn, handover_steps, rows.get("handover_steps", []), ["case_id", "seq"])
+        _upsert(conn, case_withdrawals, rows.get("case_withdrawals", []), ["case_id", "topic", "version"])
         _upsert(conn, consumed, [{"topic": t, "partition": p, "next_offset": o} for t, p, o in offsets],
                 ["topic", "partition"], only_if_newer="next_offset")
 
@@ -167,7 +184,8 @@ def _dedupe(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, A
 
 
 def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {"leads": [], "cases": [], "case_members": [], "handover_steps": []}
+    out: dict[str, list[dict[str, Any]]] = {"leads": [], "cases": [], "case_members": [], "handover_steps": [],
+                                            "case_withdrawals": []}
     for kind, record in records:
         if kind == "lead":
             out["leads"].append(lead_row(record))
@@ -177,10 +195,13 @@ def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[di
             out["case_members"].extend(members)
         elif kind == "step":
             out["handover_steps"].append(step_row(record))
+        elif kind == "withdrawal":
+            out["case_withdrawals"].append(withdrawal_row(record))
     out["leads"] = _dedupe(sorted(out["leads"], key=lambda r: r["revision"]), ["lead_id"])
     out["cases"] = _dedupe(sorted(out["cases"], key=lambda r: r["version"]), ["case_id"])
     out["case_members"] = _dedupe(out["case_members"], ["case_id", "lead_id"])
     out["handover_steps"] = _dedupe(out["handover_steps"], ["case_id", "seq"])
+    out["case_withdrawals"] = _dedupe(out["case_withdrawals"], ["case_id", "topic", "version"])
     return out
 
 
@@ -189,7 +210,7 @@ def counts(engine: Engine) -> dict[str, int]:
 
     with engine.connect() as conn:
         return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                for t in (leads, cases, case_members, handover_steps)}
+                for t in (leads, cases, case_members, handover_steps, case_withdrawals)}
 
 
 __all__ = ["counts", "datetime", "registry_engine", "rows_for", "stored_offsets", "write_batch"]

@@ -18,10 +18,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from leadbus.avro import DecodeError, decode, packaged_catalog
 from leadbus.sinks.registry import registry_engine, rows_for, stored_offsets, write_batch
-from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED
+from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, WITHDRAWALS
 
 log = logging.getLogger("leadbus.sinks.registry")
-KINDS = {LEADS_ACCEPTED: "lead", CASES: "case", HANDOVER: "step"}
+KINDS = {LEADS_ACCEPTED: "lead", CASES: "case", HANDOVER: "step", WITHDRAWALS: "withdrawal"}
 
 
 def _connect(url: str) -> Engine:

@@ -25,6 +25,7 @@ from leadbus.sinks.webhooks import RetryPolicy, WebhookDelivery, dead_letter, ta
 
 log = logging.getLogger("leadbus.sinks.takedown")
 NOTICES, REPLIES, DEAD = "leadbus.takedown.notices", "leadbus.takedown.replies", "leadbus.webhooks.dead"
+WITHDRAWN = "cn.leadbus.CaseWithdrawn"
 
 
 def notices_for(case: Mapping[str, Any], now: datetime, reply_within: timedelta) -> list[dict[str, Any]]:
@@ -54,6 +55,10 @@ def run_takedown(bootstrap: str, endpoints: Mapping[str, str], secret: bytes, *,
             messages = [m for m in consumer.consume(50, 0.5) if not m.error()]
             for msg in messages:
                 try:
+                    writer, _ = decode(catalog, msg.value() or b"")
+                    if writer.name == WITHDRAWN:  # the case left this channel: no further notices go out for it
+                        log.info("case %s withdrawn from notice-and-takedown", (msg.key() or b"").decode())
+                        continue
                     _, case = decode(catalog, msg.value() or b"", case_schema)
                 except DecodeError as exc:
                     log.error("undecodable notice at offset %s: %s", msg.offset(), exc)

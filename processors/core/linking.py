@@ -47,6 +47,12 @@ _SHOP_URLS: tuple[tuple[str, re.Pattern[str], str | None], ...] = (
     ("weidian", re.compile(r"^weidian\.com$"), "userid"),
 )
 _MOBILE = re.compile(r"^\+861[3-9]\d{9}$")
+# Marketplaces whose shop ids are numbers (as in their shop URLs), and the prefixes agencies write before them
+# ("TB525465088", "tb-525465088", "shop525465088" are taobao shop 525465088).
+_NUMERIC_SHOP_IDS: dict[str, tuple[str, ...]] = {
+    "taobao": ("TAOBAO", "TB"), "tmall": ("TMALL", "TM"), "jd": ("JD",), "pinduoduo": ("PINDUODUO", "PDD"),
+    "weidian": ("WEIDIAN", "WD"), "xianyu": ("XIANYU", "XY"),
+}  # fmt: skip
 
 
 class LinkStore(Protocol):
@@ -80,6 +86,20 @@ def platform_code(platform: str | None) -> str | None:
     return PLATFORM_ALIASES.get(text, text.lower())
 
 
+def canonical_shop_id(platform: str, shop_id: str) -> str:
+    """One form per shop, whatever the lead wrote: `taobao`, `TB525465088` → `525465088`.
+
+    Used for the `shop:<platform>:<id>` identifier that links leads and that routing and the pages show.
+    Ids of platforms not known to be numeric are kept as written (they may be case-sensitive).
+    """
+    text = shop_id.strip()
+    prefixes = _NUMERIC_SHOP_IDS.get(platform)
+    if prefixes is None:
+        return text
+    match = re.fullmatch(rf"(?:{'|'.join(prefixes)}|SHOP)?[-_:#]?(\d+)", text, re.IGNORECASE)
+    return match.group(1) if match else text
+
+
 def shop_from_url(canonical: str) -> tuple[str, str] | None:
     """(platform, shop id) of a marketplace shop page, e.g. https://shop123.taobao.com → (taobao, 123)."""
     parts = urlsplit(canonical)
@@ -89,10 +109,10 @@ def shop_from_url(canonical: str) -> tuple[str, str] | None:
         if match is None:
             continue
         if param is None:
-            return platform, match.group(1)
+            return platform, canonical_shop_id(platform, match.group(1))
         value = dict(parse_qsl(parts.query)).get(param)
         if value:
-            return platform, value
+            return platform, canonical_shop_id(platform, value)
     return None
 
 
@@ -106,7 +126,7 @@ def strong_identifiers(lead: CaseLead, domains: Sequence[str]) -> list[str]:
         keys.add(f"rid:{subject.id_number}")
     platform = platform_code(lead.online.platform)
     if platform and lead.online.shop_id:
-        keys.add(f"shop:{platform}:{lead.online.shop_id}")
+        keys.add(f"shop:{platform}:{canonical_shop_id(platform, lead.online.shop_id)}")
     for url in lead.online.urls:
         shop = shop_from_url(url)
         if shop:

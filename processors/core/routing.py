@@ -2,8 +2,22 @@
 
     routes(case) -> [Route]        jurisdiction of the suspect's province, every regional group that contains
                                    a reporting or the suspect's province, customs for cross-border cases, the
-                                   PBC for payment accounts, notice-and-takedown for platform shops and sites
+                                   PBC for payment accounts, notice-and-takedown for platform shops and sites,
+                                   a liaison channel for Hong Kong, Macao and Taiwan (never a jurisdiction)
+    route_change(before, case)     where a new version of a case goes, and a `Withdrawal` (with its reason)
+                                   for every place an earlier version reached and this one no longer does
     bulletin(case, region) -> dict the masked projection a regional dashboard may see
+
+Need-to-know holds over time: a place that received a case and may no longer see it (a revision
+to CONFIDENTIAL, a RESTRICTED lead joining, a corrected province, a merge, a split) is told so by
+a withdrawal carrying the case id, the version and a reason, and no case data. A place the case
+comes back to later gets it again whole: every routed version is complete.
+
+Hong Kong (81), Macao (82) and Taiwan (71) have GB/T 2260 codes but lie outside mainland
+enforcement jurisdiction (reference facts: `mainland_enforcement: false`, "model them as routing
+targets for liaison/cooperation, not as mainland provinces"): a suspect there goes to the liaison
+channel `leadbus.liaison.<code>`, and jurisdiction falls to the mainland provinces that reported
+it. 81 and 82 remain members of 泛珠三角 (9+2 cooperation), so the regional bulletin still goes there.
 
 `handling` is enforced here and nowhere else: OPEN goes everywhere; RESTRICTED only to the
 regions and agencies its publisher listed in `share_with` (never a province-wide feed, which
@@ -14,6 +28,7 @@ never to a regional dashboard, a province-wide feed or a platform. All masking r
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +36,7 @@ from typing import Any, Literal
 
 from leadbus.geography import NATIONAL, PROVINCES, regions_of
 
-Channel = Literal["jurisdiction", "region", "customs", "payments", "takedown"]
+Channel = Literal["jurisdiction", "region", "liaison", "customs", "payments", "takedown"]
 CUSTOMS, PBC = "GACC", "PBC"
 
 
@@ -39,6 +54,10 @@ def _provinces(case: Mapping[str, Any]) -> list[str]:
     return [p for p in dict.fromkeys(found) if p != NATIONAL and p in PROVINCES]
 
 
+def _mainland(province: str) -> bool:
+    return PROVINCES[province].mainland
+
+
 def _kinds(case: Mapping[str, Any]) -> set[str]:
     return {i["kind"] for i in case["identifiers"]}
 
@@ -52,15 +71,22 @@ def routes(case: Mapping[str, Any]) -> list[Route]:
         if handling == "OPEN":
             return True
         if handling == "RESTRICTED":
-            # A province-wide feed reaches every agency there, so it is never a listed recipient.
-            return channel != "jurisdiction" and recipient in allowed
+            # A province-wide feed reaches every agency there, and a liaison channel the authorities of
+            # another jurisdiction, so neither is ever a listed recipient.
+            return channel not in ("jurisdiction", "liaison") and recipient in allowed
         return channel in ("customs", "payments") and recipient in allowed  # CONFIDENTIAL
 
     suspect = case.get("suspect_province")
-    targets = [suspect] if suspect and suspect in PROVINCES else [p for p in _provinces(case)]
+    if suspect and suspect in PROVINCES and _mainland(suspect):
+        targets = [suspect]
+    else:  # unknown, or outside mainland enforcement: the mainland provinces that reported it
+        targets = [p for p in _provinces(case) if _mainland(p)]
     for province in targets:
         if permitted(province, "jurisdiction"):
             out.append(Route("jurisdiction", f"leadbus.jurisdiction.{province}", province))
+    for province in _provinces(case):
+        if not _mainland(province) and permitted(province, "liaison"):
+            out.append(Route("liaison", f"leadbus.liaison.{province}", province))
     for region in sorted(regions_of(*_provinces(case))):
         if permitted(region, "region"):
             out.append(Route("region", f"leadbus.region.{region}", region))
@@ -71,6 +97,92 @@ def routes(case: Mapping[str, Any]) -> list[Route]:
     if _kinds(case) & {"shop", "domain"} and handling == "OPEN":
         out.append(Route("takedown", "leadbus.takedown.notices", "platforms"))
     return out
+
+
+# -- withdrawals: need-to-know over time --------------------------------------------------------
+
+MERGED = "MERGED"  # absorbed into another case (`merged_into`), which is routed on its own
+HANDLING_CHANGED = "HANDLING_CHANGED"  # RESTRICTED or CONFIDENTIAL now: this recipient may not see it
+PROVINCES_CHANGED = "PROVINCES_CHANGED"  # a corrected province or a split: the place is no longer concerned
+CHANNEL_NO_LONGER_APPLIES = "CHANNEL_NO_LONGER_APPLIES"  # no longer cross-border, no account, shop or site
+WITHDRAWAL_REASONS = (MERGED, HANDLING_CHANGED, PROVINCES_CHANGED, CHANNEL_NO_LONGER_APPLIES)
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    route: Route
+    reason: str
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """What routing does with one version of a case: send it to `send`, withdraw it from `withdraw`."""
+
+    send: list[Route]
+    withdraw: list[Withdrawal]
+    stale: bool = False  # an older version than one already routed: nothing is sent
+
+
+@dataclass(frozen=True)
+class Reached:
+    """What the routing stage remembers of a case: the last version routed and where it went."""
+
+    version: int
+    routes: tuple[Route, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"version": self.version, "routes": [[r.channel, r.topic, r.recipient] for r in self.routes]},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Reached:
+        doc = json.loads(text)
+        return cls(int(doc["version"]), tuple(Route(c, t, r) for c, t, r in doc["routes"]))
+
+
+def _reason(route: Route, case: Mapping[str, Any]) -> str:
+    if case.get("merged_into"):
+        return MERGED
+    if route in routes({**case, "handling": "OPEN"}):
+        return HANDLING_CHANGED
+    if route.channel in ("jurisdiction", "region", "liaison"):
+        return PROVINCES_CHANGED
+    return CHANNEL_NO_LONGER_APPLIES
+
+
+def route_change(before: Reached | None, case: Mapping[str, Any]) -> RouteChange:
+    """Route one version of a case, knowing where its earlier versions went.
+
+    A case merged into another goes nowhere any more (its survivor is routed under its own id): every
+    place it reached gets a withdrawal naming the survivor. A version older than the last one routed
+    is stale and changes nothing (a replay of `leadbus.cases`); the same version again (an absorbed
+    case's closing event keeps its last version) is routed as usual. Of a case nothing is remembered
+    about, only a merge is withdrawn — from every place its last version would have reached.
+    """
+    version = int(case["version"])
+    if before is not None and version < before.version:
+        return RouteChange([], [], stale=True)
+    merged = bool(case.get("merged_into"))
+    send = [] if merged else routes(case)
+    if before is not None:
+        previous: tuple[Route, ...] | list[Route] = before.routes
+    else:  # nothing remembered (routed before routing kept state): a merged case leaves wherever it would have gone
+        previous = routes({**case, "merged_into": None}) if merged else ()
+    withdraw = [Withdrawal(route, _reason(route, case)) for route in previous if route not in send]
+    return RouteChange(send, withdraw)
+
+
+def withdrawal_record(case: Mapping[str, Any], withdrawal: Withdrawal) -> dict[str, Any]:
+    """The CaseWithdrawn event (the edge adds `withdrawn_at`): ids, version and reason, no case data."""
+    return {
+        "case_id": case["case_id"],
+        "version": int(case["version"]),
+        "reason": withdrawal.reason,
+        "channel": withdrawal.route.channel,
+        "recipient": withdrawal.route.recipient,
+        "topic": withdrawal.route.topic,
+        "merged_into": case.get("merged_into"),
+    }
 
 
 # -- masking: what a regional dashboard may see ------------------------------------------------
@@ -104,6 +216,10 @@ def mask_person_name(value: str) -> str:
 
 
 _MASKS = {"rid": mask_resident_id, "phone": mask_phone, "acct": mask_account}
+# Personal data is masked; an enterprise's 统一社会信用代码 and a site's ICP filing number (ICP备案号)
+# are public registrations and shown whole, like shop ids and domains.
+PERSONAL_KINDS = frozenset(_MASKS)
+PUBLIC_KINDS = frozenset({"uscc", "icp", "shop", "domain"})
 
 
 def mask_identifier(kind: str, value: str) -> str:
@@ -112,7 +228,9 @@ def mask_identifier(kind: str, value: str) -> str:
 
 def bulletin(case: Mapping[str, Any], region: str) -> dict[str, Any]:
     """The RegionalBulletin: what the dashboard of `region` shows of a case, personal data masked."""
-    individual = "rid" in _kinds(case) and "uscc" not in _kinds(case)
+    # Without a 统一社会信用代码 the suspect may be a natural person (an ID number is not always known):
+    # a name that looks like a person's is masked; a company's name is public.
+    individual = "uscc" not in _kinds(case)
     return {
         "case_id": case["case_id"],
         "region": region,

@@ -31,7 +31,7 @@ N = 3000
 def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
     with KafkaCluster(1, tmp_path_factory.mktemp("registry-kafka")) as kc:
         apply_topics(kc.bootstrap_servers, [s for s in load_declarations() if s.name in {
-            LEADS_ACCEPTED, "leadbus.cases", "leadbus.handover"}])
+            LEADS_ACCEPTED, "leadbus.cases", "leadbus.handover", "leadbus.withdrawals"}])
         yield kc
 
 

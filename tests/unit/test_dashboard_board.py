@@ -114,3 +114,94 @@ def test_the_board_shows_only_cases_of_its_bulletins_and_marks_breaches() -> Non
     assert [(r["case_id"], r["overdue"]) for r in board.board_rows(10, later)] == [("CASE-EARLY", True),
                                                                                    ("CASE-ON-TIME", True)]
     assert "CASE-ELSEWHERE" not in str(board.board_rows(10, NOW))
+
+
+# -- withdrawals ---------------------------------------------------------------------------------
+
+def test_a_withdrawal_removes_the_case_its_row_and_search_entries_at_once() -> None:
+    board = RegionBoard("yrd")
+    _apply(board, _case("CASE-W", province="33", categories=("FOOD",)))
+    _apply(board, _case("CASE-KEEP", province="31"))
+    for step in _steps("CASE-W", overdue=True):
+        board.step("CASE-W", step, NOW)
+    assert "CASE-W" in board.board and [c["case_id"] for c in board.search("case-w")] == ["CASE-W"]
+    events = board.withdraw("CASE-W", 2)
+    assert [kind for kind, _ in events] == ["removed"]
+    assert events[0][1]["counts"] == {"total": 1, "by_province": {"31": 1}, "by_category": {"COSMETICS": 1}}
+    assert "CASE-W" not in board.cases and "CASE-W" not in board.board
+    assert board.search("case-w") == [] and board.search("110105********002X") == [board.cases["CASE-KEEP"]]
+    assert "CASE-W" not in str(board.board_rows(10, NOW)) and "CASE-W" not in str(board.newest(10))
+    assert _apply(board, _case("CASE-W", version=1)) == []  # an older bulletin does not bring it back
+    assert _apply(board, _case("CASE-W", version=2)) == []  # nor one as old as the withdrawal
+    assert board.withdraw("CASE-W", 2) == []  # redelivered
+
+
+def test_a_case_that_comes_back_shows_whole_with_the_steps_it_missed() -> None:
+    board = RegionBoard("yrd")
+    _apply(board, _case("CASE-BACK"))
+    opened, breach = _steps("CASE-BACK", overdue=True)
+    board.step("CASE-BACK", opened, NOW)
+    board.withdraw("CASE-BACK", 2)
+    assert board.step("CASE-BACK", breach, NOW) == []  # out of sight while withdrawn …
+    assert board.board_rows(10, NOW) == []
+    events = _apply(board, _case("CASE-BACK", version=3, categories=("GAMES",)))
+    assert [kind for kind, _ in events] == ["bulletin", "handover"]  # … and there when it comes back
+    row = events[1][1]["row"]
+    assert row["breached"] and [s["event"] for s in row["steps"]] == ["OPENED", "DEADLINE_BREACHED"]
+    assert board.cases["CASE-BACK"]["version"] == 3 and board.counts()["by_category"] == {"GAMES": 1}
+
+
+def test_a_merge_withdrawal_removes_the_case_for_good() -> None:
+    board = RegionBoard("yrd")
+    _apply(board, _case("CASE-GONE"))
+    assert [k for k, _ in board.withdraw("CASE-GONE", 1, merged_into="CASE-KEEP")] == ["removed"]
+    assert board.step("CASE-GONE", _steps("CASE-GONE", overdue=False)[0], NOW) == []
+    assert "CASE-GONE" not in board.parked and "CASE-GONE" not in board.hidden
+
+
+def test_the_same_page_whatever_the_order_of_steps_and_bulletins() -> None:
+    """A dashboard replaying the topics from the start reads steps and bulletins in another interleaving."""
+    steps = _steps("CASE-R", overdue=True)
+    live, replay = RegionBoard("yrd"), RegionBoard("yrd")
+    _apply(live, _case("CASE-R"))
+    live.step("CASE-R", steps[0], NOW)
+    live.withdraw("CASE-R", 2)
+    live.step("CASE-R", steps[1], NOW)
+    _apply(live, _case("CASE-R", version=3))
+    for step in steps:  # the replay reads the handover topic first
+        replay.step("CASE-R", step, NOW)
+    _apply(replay, _case("CASE-R"))
+    replay.withdraw("CASE-R", 2)
+    _apply(replay, _case("CASE-R", version=3))
+    assert live.newest(10) == replay.newest(10) and live.board_rows(10, NOW) == replay.board_rows(10, NOW)
+    assert live.counts() == replay.counts()
+
+
+# -- masking: enterprise identifiers are public, personal data is not --------------------------------
+
+def test_enterprise_identifiers_are_shown_and_never_counted_as_leaks() -> None:
+    record = _case("CASE-CO", name="杭州美丽日化有限公司", uscc="913301061234567006")  # an all-digit USCC
+    record["identifiers"].append({"kind": "icp", "value": "浙ICP备12345678号-1"})
+    withheld: list[int] = []
+    view = case_view(record, lambda: withheld.append(1))
+    shown = {i["kind"]: i["value"] for i in view["identifiers"]}
+    assert shown["uscc"] == "913301061234567006" and shown["icp"] == "浙ICP备12345678号-1"
+    assert shown["rid"] == "110105********002X" and withheld == []
+    for uscc in ("91330106MA2H000001", "91350211M0000XUF46", "913301061234567006"):  # pilot codes fail MOD 31
+        assert looks_unmasked("uscc", uscc) is False
+    assert looks_unmasked("icp", "京ICP证030173号") is False
+
+
+def test_personal_data_is_withheld_and_counted_whatever_its_label() -> None:
+    withheld: list[int] = []
+    record = _case("CASE-LEAK")
+    record["identifiers"] = [{"kind": "uscc", "value": RID},  # a resident ID labelled as a company code
+                             {"kind": "icp", "value": f"浙ICP备{CARD}号"},  # no ICP number is card-length
+                             {"kind": "rid", "value": RID}, {"kind": "phone", "value": PHONE},
+                             {"kind": "acct", "value": CARD},
+                             {"kind": "uscc", "value": "91330106MA2H000001"}]
+    record["suspect_name"] = f"王小明{RID}"
+    view = case_view(record, lambda: withheld.append(1))
+    assert view["identifiers"] == [{"kind": "uscc", "value": "91330106MA2H000001"}]
+    assert view["suspect_name"] == "***" and len(withheld) == 6
+    assert RID not in str(view) and CARD not in str(view) and PHONE not in str(view)

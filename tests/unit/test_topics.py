@@ -10,7 +10,11 @@ from leadbus.topics import ExistingTopic, load_declarations, plan
 def test_declarations_cover_design_section_4() -> None:
     names = {s.name for s in load_declarations()}
     assert {f"leadbus.intake.{a}" for a in AGENCIES} <= names
-    assert {f"leadbus.jurisdiction.{p}" for p in PROVINCES} <= names
+    assert {f"leadbus.jurisdiction.{p}" for p, info in PROVINCES.items() if info.mainland} <= names
+    # Taiwan, Hong Kong and Macao lie outside mainland enforcement: liaison channels, not jurisdictions
+    assert {"leadbus.liaison.71", "leadbus.liaison.81", "leadbus.liaison.82"} <= names
+    assert not {"leadbus.jurisdiction.71", "leadbus.jurisdiction.81", "leadbus.jurisdiction.82"} & names
+    assert {"leadbus.withdrawals", "leadbus.state.routing"} <= names
     assert {"leadbus.region.jjj", "leadbus.region.yrd", "leadbus.region.pprd"} <= names
     assert {"leadbus.leads.accepted", "leadbus.leads.rejected", "leadbus.cases", "leadbus.handover",
             "leadbus.takedown.notices", "leadbus.takedown.replies", "leadbus.schemas", "leadbus.publishers",

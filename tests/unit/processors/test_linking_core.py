@@ -12,6 +12,7 @@ from leadbus.processors.core.linking import (
     DictStore,
     Linker,
     aggregate_facts,
+    canonical_shop_id,
     case_summary,
     link_offline,
     shop_from_url,
@@ -126,3 +127,18 @@ def test_shop_pages_of_marketplaces_name_their_shop() -> None:
     assert shop_from_url(canonical_url("https://mall.jd.com/index-1000123.html")) == ("jd", "1000123")
     assert shop_from_url(canonical_url("https://mobile.yangkeduo.com/mall_page.html?mall_id=55")) == ("pinduoduo", "55")
     assert shop_from_url(canonical_url("https://item.taobao.com/item.htm?id=3")) is None
+
+
+def test_one_canonical_form_per_platform_shop(make_lead) -> None:
+    """`taobao:TB525465088` and `taobao:525465088` are one shop: one identifier, one case, one chip on the page."""
+    assert canonical_shop_id("taobao", "TB525465088") == "525465088"
+    assert canonical_shop_id("taobao", "tb-525465088") == canonical_shop_id("taobao", "shop525465088") == "525465088"
+    assert canonical_shop_id("jd", "JD1000123") == "1000123" and canonical_shop_id("pinduoduo", "PDD55") == "55"
+    assert canonical_shop_id("douyin", "GceCTPIk") == "GceCTPIk"  # not numeric: kept as written, case and all
+    assert canonical_shop_id("taobao", "TB52x") == "TB52x"  # not a prefixed number: kept
+    a = _lead(make_lead, **{"online.platform": "淘宝", "online.shop_id": "TB525465088",
+                            "online.urls": ["https://shop525465088.taobao.com/"]})
+    assert [k for k in strong_identifiers(normalise(a).lead, normalise(a).domains) if k.startswith("shop:")] == [
+        "shop:taobao:525465088"]
+    b = _lead(make_lead, **{"online.platform": "Taobao", "online.shop_id": "525465088"})
+    assert len(_cases([a, b])) == 1

@@ -2,7 +2,7 @@
 
     python bench/intake.py [--leads N]
 
-All three run the same pure core (`examine` + `dedupe` + encode) over the same intake events on
+All three host the same intake step (`IntakeHandler.examine` + `.judge`) over the same intake events on
 the same broker in the same run, one after another, each from the beginning of the intake
 topics with its own consumer group. Rates are taken from the broker timestamps of the first and
 last output each engine wrote (start-up and recovery excluded), so they compare processing.
@@ -21,43 +21,45 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
-from leadbus.avro import encode, packaged_catalog
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
-from leadbus.processors.core.intake import Acceptance, Source, accepted_record, dedupe, examine, rejected_record
+from leadbus.processors.core.records import Record
+from leadbus.processors.intake import IntakeHandler
+from leadbus.processors.stage import record_of
 from leadbus.producers.traffic import Traffic
-from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, load_declarations
+from leadbus.topics import INTAKE_BY_LEAD, LEADS_ACCEPTED, LEADS_REJECTED, load_declarations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.kafka_helpers import read_all
 
 
 def plain_loop(bootstrap: str, expected: int) -> None:
-    """The baseline: consume → core → produce with confluent-kafka, at-least-once, no framework."""
-    catalog = packaged_catalog()
-    acc_schema, rej_schema = catalog.latest("cn.leadbus.LeadAccepted"), catalog.latest("cn.leadbus.LeadRejected")
+    """The baseline: consume → the same intake step → produce with confluent-kafka, at-least-once, no framework.
+
+    Both halves of the step run in process against a dict: no transactions, no repartition topic.
+    """
+    handler = IntakeHandler()
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-plain-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": True})
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
                          "compression.type": "lz4"})
     consumer.subscribe(["^leadbus\\.intake\\..*"])
-    seen: dict[str, object] = {}
+    seen: dict[bytes, bytes | None] = {}
     done = 0
     while done < expected:
         for msg in consumer.consume(500, 0.2):
             if msg.error():
                 continue
             now = datetime.now(UTC)
-            outcome = examine(msg.value(), Source(msg.topic() or "", msg.partition() or 0, msg.offset() or 0),
-                              catalog, now)
-            decision = dedupe(seen.get(outcome.lead.lead_id) if isinstance(outcome, Acceptance) else None,  # type: ignore[arg-type]
-                              outcome)
-            if decision.action == "emit" and isinstance(outcome, Acceptance):
-                seen[outcome.lead.lead_id] = decision.remember
-                producer.produce("bench.plain.out", key=outcome.lead.lead_id.encode(),
-                                 value=encode(acc_schema, accepted_record(outcome, now)))
-            elif decision.action == "reject":
-                producer.produce("bench.plain.out", value=encode(rej_schema, rejected_record(decision.outcome, now)))  # type: ignore[arg-type]
+            for out in handler.examine(record_of(msg), now).outputs:
+                if out.topic == INTAKE_BY_LEAD:
+                    judged = handler.judge(Record(out.topic, 0, 0, out.key, out.value, tuple(out.headers)),
+                                           seen, now)
+                    seen.update(judged.state)
+                    for final in judged.outputs:
+                        producer.produce("bench.plain.out", key=final.key, value=final.value)
+                else:
+                    producer.produce("bench.plain.out", key=out.key, value=out.value)
             producer.poll(0)
             done += 1
     producer.flush(60)

@@ -16,19 +16,20 @@ from typing import Any
 import faust
 
 from leadbus.agencies import AGENCIES
-from leadbus.avro import encode, packaged_catalog
-from leadbus.processors.core.intake import (
-    Acceptance,
-    DecisionAcceptance,
-    Rejection,
-    Seen,
-    Source,
-    accepted_record,
-    dedupe,
-    examine,
-    rejected_record,
-)
-from leadbus.topics import HANDOVER_DECISIONS, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic
+from leadbus.processors.core.records import Record
+from leadbus.processors.intake import IntakeHandler
+from leadbus.topics import INTAKE_BY_LEAD, intake_topic
+
+
+class _TableState:
+    """A faust table as the step's state view; writes go back through the table (its changelog)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self.table.get(key)
+        return bytes(value) if value is not None else None
 
 
 def create_app(bootstrap: str, data_dir: Path, *, app_id: str = "leadbus-faust", replication: int = 1) -> faust.App:
@@ -46,41 +47,41 @@ def create_app(bootstrap: str, data_dir: Path, *, app_id: str = "leadbus-faust",
         consumer_auto_offset_reset="earliest",
         broker_commit_every=500,
     )
-    catalog = packaged_catalog()
-    accepted_schema = catalog.latest("cn.leadbus.LeadAccepted")
-    rejected_schema = catalog.latest("cn.leadbus.LeadRejected")
+    handler = IntakeHandler()
     # Named, not a pattern: faust's pattern subscription never picked the intake topics up.
     names = [intake_topic(agency) for agency in sorted(AGENCIES)]
     intake_topics = app.topic(*names, key_serializer="raw", value_serializer="raw")
-    accepted = app.topic(LEADS_ACCEPTED, key_serializer="raw", value_serializer="raw", internal=False)
-    rejected = app.topic(LEADS_REJECTED, key_serializer="raw", value_serializer="raw", internal=False)
-    decisions = app.topic(HANDOVER_DECISIONS, key_serializer="raw", value_serializer="raw", internal=False)
+    outputs: dict[str, Any] = {}
     seen_table = app.Table("intake-seen", default=None, partitions=3, key_type=bytes, value_type=bytes)
+    state = _TableState(seen_table)
+
+    async def send(out: Any) -> None:
+        topic = outputs.get(out.topic)
+        if topic is None:
+            topic = outputs[out.topic] = app.topic(out.topic, key_serializer="raw", value_serializer="raw",
+                                                   internal=False)
+        await topic.send(key=out.key, value=out.value, headers=list(out.headers) or None)
 
     @app.agent(intake_topics)
     async def intake(stream: Any) -> None:
+        # The same step as the transactional stage. Both halves run here in process: the dedupe
+        # memory is a table of this agent, so faust (at-least-once) does not repartition by lead id.
         async for event in stream.events():
             msg = event.message
-            source = Source(msg.topic, msg.partition, msg.offset)
             now = datetime.now(UTC)
-            outcome = examine(event.value, source, catalog, now)
-            if isinstance(outcome, DecisionAcceptance):
-                await decisions.send(key=outcome.case_id.encode(), value=outcome.original)
-                continue
-            seen = None
-            if isinstance(outcome, Acceptance):
-                seen = Seen.from_bytes(seen_table.get(outcome.lead.lead_id.encode()))
-            decision = dedupe(seen, outcome)
-            if decision.action == "emit":
-                assert isinstance(outcome, Acceptance) and decision.remember is not None
-                key = outcome.lead.lead_id.encode()
-                await accepted.send(key=key, value=encode(accepted_schema, accepted_record(outcome, now)))
-                seen_table[key] = decision.remember.to_bytes()
-            elif decision.action == "reject":
-                rejection = decision.outcome
-                assert isinstance(rejection, Rejection)
-                key = (rejection.lead_id or f"{source.topic}:{source.partition}:{source.offset}").encode()
-                await rejected.send(key=key, value=encode(rejected_schema, rejected_record(rejection, now)))
+            headers = msg.headers or ()
+            pairs = tuple(headers.items() if hasattr(headers, "items") else headers)
+            record = Record(msg.topic, msg.partition, msg.offset, msg.key, event.value, pairs)
+            for out in handler.examine(record, now).outputs:
+                if out.topic != INTAKE_BY_LEAD:
+                    await send(out)
+                    continue
+                judged = handler.judge(Record(INTAKE_BY_LEAD, msg.partition, msg.offset, out.key, out.value,
+                                              tuple(out.headers)), state, now)
+                for key, value in judged.state.items():
+                    seen_table[key] = value
+                for final in judged.outputs:
+                    await send(final)
 
     return app
 

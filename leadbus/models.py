@@ -37,6 +37,7 @@ _LANDLINE = re.compile(r"^(?:\+?86[- ]?)?0\d{2,3}[- ]?\d{7,8}(?:[- ]?\d{1,5})?$"
 _LANDLINE_E164 = re.compile(r"^\+86(?:10|2\d|[3-9]\d{2})\d{7,8}$")
 _LANDLINE_COMPACT = re.compile(r"^(?:\+86|0086|86)?0\d{9,11}$")
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212().]+")
+_CASE_ID = re.compile(r"^CASE-[0-9A-F]{16}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
@@ -410,7 +411,7 @@ class HandoverDecision(_Model):
     """A step of the handover (行政执法与刑事司法衔接) taken by an agency, public security or the procuratorate."""
 
     decision_id: str
-    case_id: Annotated[str, Field(pattern=r"^CASE-[0-9A-F]{16}$")]
+    case_id: str
     kind: Literal[
         "HEAD_APPROVE", "HEAD_REFUSE", "TRANSFER", "POLICE_FORWARD", "POLICE_FILE", "POLICE_NOT_FILE",
         "MATERIALS_HANDED", "REQUEST_RECONSIDERATION", "RECONSIDERATION_FILE", "RECONSIDERATION_UPHOLD",
@@ -426,6 +427,13 @@ class HandoverDecision(_Model):
     @classmethod
     def _decision_id(cls, value: object) -> str:
         return _uuid_text(value, "DECISION_ID_FORMAT")
+
+    @field_validator("case_id")
+    @classmethod
+    def _case_id(cls, value: str) -> str:
+        if not _CASE_ID.match(value):
+            raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
+        return value
 
     @field_validator("decided_at")
     @classmethod

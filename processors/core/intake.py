@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from leadbus.agencies import is_agency_code
 from leadbus.avro import DecodeError, SchemaCatalog, decode
 from leadbus.avro.codec import writer_of
-from leadbus.geography import is_publisher_province
 from leadbus.limits import MAX_EVENT_BYTES
-from leadbus.models import FUTURE_TOLERANCE, CaseLead, reason_code
+from leadbus.models import CaseLead, HandoverDecision, reason_code
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
 from leadbus.processors.core.records import Source
@@ -80,6 +77,8 @@ _ROLES_OF = {"MPS": {"POLICE", "HEAD"}, "SPP": {"PROCURATOR", "HEAD"}}
 
 def _examine_decision(original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
                       topic_agency: str | None) -> DecisionAcceptance | Rejection:
+    """Decode and validate with the one `HandoverDecision` model; check the actor against the topic and role."""
+
     def reject(reason: str, message: str, field: str | None = None) -> Rejection:
         return Rejection(reason, message, original, source, field=field, agency=topic_agency)
 
@@ -87,28 +86,19 @@ def _examine_decision(original: bytes, source: Source, catalog: SchemaCatalog, n
         _, record = decode(catalog, original, catalog.latest(DECISION))
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
-    actor = record["actor"]
     try:
-        uuid.UUID(str(record["decision_id"]))
-    except ValueError:
-        return reject("DECISION_ID_FORMAT", f"{record['decision_id']!r} is not a UUID", "decision_id")
-    if not str(record["case_id"]).startswith("CASE-"):
-        return reject("UNKNOWN_CASE", f"{record['case_id']!r} is not a case id of the bus", "case_id")
-    if record["kind"] == "UNSPECIFIED":
-        return reject("UNKNOWN_ENUM", "the decision kind is missing or unknown to this reader", "kind")
-    if not is_agency_code(actor["agency"]):
-        return reject("UNKNOWN_AGENCY", f"{actor['agency']!r} is not a current agency code", "actor.agency")
-    if not is_publisher_province(actor["province"]):
-        return reject("UNKNOWN_PROVINCE", f"{actor['province']!r} is not a province code", "actor.province")
-    if topic_agency is not None and actor["agency"] != topic_agency:
-        return reject("WRONG_TOPIC", f"a decision of {actor['agency']} arrived on {source.topic}", "actor.agency")
-    allowed = _ROLES_OF.get(actor["agency"], {"OFFICER", "HEAD"})
-    if actor["role"] not in allowed:
-        return reject("WRONG_ROLE", f"{actor['agency']} cannot act as {actor['role']}", "actor.role")
-    if record["decided_at"] > now + FUTURE_TOLERANCE:
-        return reject("TIME_IN_FUTURE", "decided_at is in the future", "decided_at")
-    return DecisionAcceptance(str(record["case_id"]), str(record["decision_id"]), str(record["kind"]), original,
-                              source)
+        decision = HandoverDecision.model_validate(record, context={"now": now})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        path = ".".join(str(p) for p in first["loc"]) or None
+        return reject(reason_code(first["type"]), first["msg"], path)
+    actor = decision.actor
+    if topic_agency is not None and actor.agency != topic_agency:
+        return reject("WRONG_TOPIC", f"a decision of {actor.agency} arrived on {source.topic}", "actor.agency")
+    allowed = _ROLES_OF.get(actor.agency, {"OFFICER", "HEAD"})
+    if actor.role not in allowed:
+        return reject("WRONG_ROLE", f"{actor.agency} cannot act as {actor.role}", "actor.role")
+    return DecisionAcceptance(decision.case_id, decision.decision_id, decision.kind, original, source)
 
 
 def agency_of_topic(topic: str) -> str | None:

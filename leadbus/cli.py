@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -346,7 +347,11 @@ def registry(
     configure_json_logging()
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    run_registry(_bootstrap(bootstrap), url, max_seconds=max_seconds or None)
+    # SIGTERM as Ctrl-C: the sink leaves through its `finally` (consumer closed, database released). A batch cut
+    # short is rolled back with its offsets, so nothing is lost or doubled.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_registry(_bootstrap(bootstrap), url, max_seconds=max_seconds or None)
 
 
 @app.command("takedown")
@@ -466,11 +471,21 @@ def demo(
     seed: int = typer.Option(0, "--seed"),
     day_seconds: float = typer.Option(15.0, help="Demo calendar: a statutory day of handover deadlines lasts "
                                                  "this many seconds."),
+    port_base: int = typer.Option(8470, help="Dashboards on this port and the next two (jjj, yrd, pprd); "
+                                             "stage metrics on base+10 to base+13."),
+    workdir: Path = typer.Option(Path("var/demo"), help="Registry, archive, state and logs (emptied at start)."),
 ) -> None:
-    """Start a broker, apply topics, run the processors and the simulated agencies, and show it all live."""
+    """Start a broker, apply topics, run the processors, sinks, dashboards and simulated agencies, show it live.
+
+    Ctrl-C (or SIGTERM) stops the simulator, the processors, the sinks, the dashboards and the broker in
+    that order and prints a summary; a second Ctrl-C kills what is left.
+    """
     from leadbus.demo import run_demo
 
-    run_demo(rate=rate, duration=duration, seed=seed, console=console, day_seconds=day_seconds)
+    code = run_demo(rate=rate, duration=duration, seed=seed, console=console, day_seconds=day_seconds,
+                    port_base=port_base, workdir=workdir)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

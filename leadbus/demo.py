@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
-import subprocess
+import signal
+import socket
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,12 +27,17 @@ from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
-from leadbus.kafka.cluster import free_port
+from leadbus.logs import JsonFormatter
 from leadbus.models import CaseLead
+from leadbus.producers.errors import PublishError
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
 from leadbus.schema_topic import publish_schemas
+from leadbus.supervise import ChildSpec, Supervisor
 from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
+
+DEFAULT_PORT_BASE = 8470
+log = logging.getLogger("leadbus.demo")
 
 
 class CarelessPublisher:
@@ -168,74 +176,257 @@ class BusView:
         self.consumer.close()
 
 
-def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_seconds: float = 30.0) -> None:
-    console.print("starting a local Kafka broker (KRaft, jars from Maven Central)…")
-    with KafkaCluster(1) as cluster:
-        bootstrap = cluster.bootstrap_servers
+STOP_ORDER = ("processors", "sinks", "dashboards")  # after the simulator, before the broker
+STOP_WITHIN = 15.0  # seconds from Ctrl-C to exit, all included
+STAGES = ("intake", "linking", "handover", "routing")
+DASHBOARD_REGIONS = ("jjj", "yrd", "pprd")
+
+
+class Interrupts:
+    """The demo's SIGINT/SIGTERM handler: the first asks for an orderly stop, the second forces it.
+
+    While starting up, the first one raises KeyboardInterrupt so a blocking start is abandoned;
+    once running, it only sets a flag that the main loop reads.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.raise_first = True
+        self.on_force: list[Callable[[], None]] = []
+
+    @property
+    def stopping(self) -> bool:
+        return self.count >= 1
+
+    @property
+    def forced(self) -> bool:
+        return self.count >= 2
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count == 2:
+            for kill in self.on_force:
+                with contextlib.suppress(Exception):
+                    kill()
+        elif self.count == 1 and self.raise_first:
+            raise KeyboardInterrupt
+
+
+def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, day_seconds: float,
+                run_id: str) -> list[ChildSpec]:
+    cli = [sys.executable, "-m", "leadbus.cli"]
+    specs = []
+    for name in STAGES:
+        argv = [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(state),
+                "--worker-id", f"demo-{run_id}-{name}", "--metrics-port", str(ports.metrics[name])]
+        if name == "handover":
+            argv += ["--day-seconds", str(day_seconds)]
+        specs.append(ChildSpec(name, argv, group="processors"))
+    registry_url = f"sqlite:///{demo_dir / 'registry.db'}"
+    specs.append(ChildSpec("registry", [*cli, "registry", "-b", bootstrap, "--url", registry_url], group="sinks"))
+    specs.append(ChildSpec("archive", [*cli, "archive", "run", str(demo_dir / "archive"), "-b", bootstrap,
+                                       "--seal-after-seconds", "10"], group="sinks"))
+    for region in DASHBOARD_REGIONS:
+        specs.append(ChildSpec(f"dashboard-{region}", [*cli, "dashboard", "--region", region, "-b", bootstrap,
+                                                       "--port", str(ports.dashboards[region])], group="dashboards"))
+    return specs
+
+
+@dataclass(frozen=True)
+class DemoPorts:
+    """Stable ports: dashboards at base, base+1, base+2 (jjj, yrd, pprd); stage metrics at base+10…base+13."""
+
+    base: int
+
+    @property
+    def dashboards(self) -> dict[str, int]:
+        return {region: self.base + i for i, region in enumerate(DASHBOARD_REGIONS)}
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        return {stage: self.base + 10 + i for i, stage in enumerate(STAGES)}
+
+    def all(self) -> list[int]:
+        return [*self.dashboards.values(), *self.metrics.values()]
+
+
+def busy_ports(ports: list[int]) -> list[int]:
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
+def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_seconds: float = 30.0,
+             port_base: int = DEFAULT_PORT_BASE, workdir: Path = Path("var/demo")) -> int:
+    """Run the demo until `duration` passes or Ctrl-C / SIGTERM; stop everything in order; return an exit code."""
+    interrupts = Interrupts()
+    interrupts.install()
+    ports = DemoPorts(port_base)
+    busy = busy_ports(ports.all())
+    if busy:
+        console.print(f"[red]ports in use: {', '.join(map(str, busy))}[/red] — another demo running? "
+                      "Move every port with --port-base.")
+        return 2
+    demo_dir = workdir.resolve()
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    (demo_dir / "logs").mkdir(parents=True)
+    _log_to_file(demo_dir / "logs" / "demo.log")
+    run_id = uuid.uuid4().hex[:8]
+    cluster = KafkaCluster(1)
+    supervisor: Supervisor | None = None
+    traffic: Traffic | None = None
+    careless: CarelessPublisher | None = None
+    view: BusView | None = None
+    interrupts.on_force.append(lambda: _kill_cluster(cluster))
+    bootstrap = cluster.bootstrap_servers
+    registry_url = f"sqlite:///{demo_dir / 'registry.db'}"
+    try:
+        console.print("starting a local Kafka broker (KRaft, jars from Maven Central)…")
+        cluster.start()
         apply_topics(bootstrap, load_declarations())
         publish_schemas(bootstrap, list(packaged_catalog()))
-        console.print(f"broker at {bootstrap}; topics applied; simulated agencies publishing {rate}/s. Ctrl-C stops.")
+        state = demo_dir / "state"
+        supervisor = Supervisor(child_specs(bootstrap, state, demo_dir, ports, day_seconds, run_id),
+                                log_dir=demo_dir / "logs")
+        interrupts.on_force.insert(0, supervisor.kill)
+        supervisor.start()
+        console.print(_url_table(bootstrap, ports, registry_url, demo_dir))
+        console.print(f"simulated agencies publishing {rate:g}/s; a statutory day of handover deadlines lasts "
+                      f"{day_seconds:g} s and every fourth handover is left to go overdue. "
+                      "[bold]Ctrl-C stops[/bold] (a second Ctrl-C forces).")
         traffic = Traffic(bootstrap, seed=seed)
-        view = BusView(bootstrap)
-        state = Path(tempfile.mkdtemp(prefix="leadbus-demo-"))
-        log = open(state / "intake.log", "ab")  # noqa: SIM115 - handed to the child
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "leadbus.cli", "process", "--stage", "all", "-b", bootstrap,
-             "--state-dir", str(state), "--day-seconds", str(day_seconds)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        demo_dir = Path("var/demo").resolve()
-        shutil.rmtree(demo_dir, ignore_errors=True)
-        demo_dir.mkdir(parents=True)
-        registry_url = f"sqlite:///{demo_dir / 'registry.db'}"
-        sinks = [
-            subprocess.Popen([sys.executable, "-m", "leadbus.cli", "registry", "-b", bootstrap, "--url", registry_url],
-                             stdout=log, stderr=subprocess.STDOUT),
-            subprocess.Popen([sys.executable, "-m", "leadbus.cli", "archive", "run", str(demo_dir / "archive"), "-b",
-                              bootstrap, "--seal-after-seconds", "10"], stdout=log, stderr=subprocess.STDOUT),
-        ]
-        for n, region in enumerate(("jjj", "yrd", "pprd")):
-            port = free_port()
-            sinks.append(subprocess.Popen([sys.executable, "-m", "leadbus.cli", "dashboard", "--region", region,
-                                           "-b", bootstrap, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT))
-            console.print(f"[bold]dashboard {REGIONS[region].name_zh} {REGIONS[region].name_en}: "
-                          f"http://127.0.0.1:{port}/[/bold]" + ("" if n else "   (?lang=en for English)"))
-        console.print(f"registry: {registry_url}   archive: {demo_dir / 'archive'}")
         careless = CarelessPublisher(bootstrap, seed)
+        view = BusView(bootstrap)
         view.board = HandoverBoard(bootstrap)
-        console.print(f"demo calendar: a statutory day of handover deadlines lasts {day_seconds:g} s; "
-                      "every fourth handover is left to go overdue")
+        interrupts.raise_first = False
         start = time.monotonic()
-        try:
-            with Live(console=console, refresh_per_second=2) as live:
-                while duration <= 0 or time.monotonic() - start < duration:
-                    due = int((time.monotonic() - start) * rate) + 1
-                    while traffic.report.published < due:
-                        traffic.publish_one(datetime.now(UTC))
-                    for pub in traffic.publishers.values():
-                        pub.producer.poll(0)
-                    traffic.settle()
-                    careless.maybe_send(time.monotonic() - start)
-                    view.board.act(view.case_provinces)
-                    view.pump(0.1)
-                    live.update(view.render(traffic, bootstrap))
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for pub in traffic.publishers.values():
-                pub.flush(30)
-            traffic.settle()
-            for process in (worker, *sinks):
-                process.terminate()
-            for process in (worker, *sinks):
-                process.wait(60)
-            log.close()
-            view.pump(1.0)
-            view.board.close()
-            view.close()
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            while not interrupts.stopping and (duration <= 0 or time.monotonic() - start < duration):
+                due = int((time.monotonic() - start) * rate) + 1
+                while traffic.report.published < due:
+                    traffic.publish_one(datetime.now(UTC))
+                for pub in traffic.publishers.values():
+                    pub.producer.poll(0)
+                traffic.settle()
+                careless.maybe_send(time.monotonic() - start)
+                view.board.act(view.case_provinces)
+                view.pump(0.1)
+                supervisor.poll()
+                live.update(view.render(traffic, bootstrap))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        interrupts.raise_first = False
+        stopped_at = time.monotonic()
+        console.print("stopping: simulator, processors, sinks, dashboards, broker…")
+        _shutdown(cluster, supervisor, traffic, careless, view, interrupts, stopped_at, console)
+    if view is not None and traffic is not None:
         console.print(view.render(traffic, bootstrap))
-        _report_sinks(console, registry_url, demo_dir / "archive")
-        console.print("stopping the broker")
+    _report_sinks(console, registry_url, demo_dir / "archive")
+    forced = " (forced)" if interrupts.forced else ""
+    console.print(f"stopped in {time.monotonic() - stopped_at:.1f}s{forced}; logs in {demo_dir / 'logs'}")
+    return 130 if interrupts.forced else 0
+
+
+def _shutdown(cluster: KafkaCluster, supervisor: Supervisor | None, traffic: Traffic | None,
+              careless: CarelessPublisher | None, view: BusView | None, interrupts: Interrupts, began: float,
+              console: Console) -> None:
+    """Stop in order, each phase within its share of STOP_WITHIN; whatever overstays is killed."""
+    deadline = began + STOP_WITHIN - 2.5  # leave time for the summary
+    took: list[str] = []
+    mark = time.monotonic()
+
+    def budget(cap: float) -> float:
+        return 0.0 if interrupts.forced else max(0.2, min(cap, deadline - time.monotonic()))
+
+    def done(phase: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        took.append(f"{phase} {now - mark:.1f}s")
+        mark = now
+
+    if traffic is not None:  # 1. the simulator: stop publishing, wait for what is in flight
+        flush_until = time.monotonic() + budget(2.0)
+        for pub in traffic.publishers.values():
+            with contextlib.suppress(PublishError):
+                pub.flush(max(0.0, flush_until - time.monotonic()))
+        traffic.settle()
+    if careless is not None:
+        careless.producer.flush(0.5)
+    if view is not None and view.board is not None:
+        for pub in view.board.publishers.values():
+            with contextlib.suppress(PublishError):
+                pub.flush(0.5)
+    done("simulator")
+    if supervisor is not None:  # 2.–4. processors (commit and close), sinks, dashboards
+        for group, cap in zip(STOP_ORDER, (4.0, 3.0, 2.5), strict=True):
+            killed = supervisor.stop([group], timeout=budget(cap), force=lambda: interrupts.forced)
+            if killed:
+                console.print(f"[yellow]killed after the stop deadline: {', '.join(killed)}[/yellow]")
+            done(group)
+        if view is not None:
+            view.pump(0.2)
+    if view is not None:
+        view.close()
+    _stop_cluster(cluster, budget(3.0), interrupts)  # 5. the broker
+    done("broker")
+    log.info("demo stopped: %s", ", ".join(took))
+    console.print("stopped " + ", ".join(took))
+
+
+def _stop_cluster(cluster: KafkaCluster, timeout: float, interrupts: Interrupts) -> None:
+    for node in cluster.nodes:
+        proc = node.process
+        if proc is None or proc.poll() is not None:
+            continue
+        proc.terminate()
+        end = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < end and not interrupts.forced:
+            time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    cluster.close()
+
+
+def _kill_cluster(cluster: KafkaCluster) -> None:
+    for node in cluster.nodes:
+        if node.process is not None and node.process.poll() is None:
+            node.process.kill()
+
+
+def _log_to_file(path: Path) -> None:
+    """The demo's own logs — librdkafka's included, at their own levels — go to a file, not over the live view."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _url_table(bootstrap: str, ports: DemoPorts, registry_url: str, demo_dir: Path) -> Table:
+    table = Table(title="leadbus demo", title_justify="left")
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row("Kafka broker", bootstrap)
+    for region, port in ports.dashboards.items():
+        reg = REGIONS[region]
+        table.add_row(f"dashboard {reg.name_zh} {reg.name_en}", f"http://127.0.0.1:{port}/  (?lang=en)")
+    for stage, port in ports.metrics.items():
+        table.add_row(f"metrics: {stage} stage", f"http://127.0.0.1:{port}/metrics")
+    table.add_row("case registry", registry_url)
+    table.add_row("archive", str(demo_dir / "archive"))
+    table.add_row("logs", str(demo_dir / "logs"))
+    return table
 
 
 def _report_sinks(console: Console, registry_url: str, archive: Path) -> None:

@@ -209,7 +209,8 @@ STAGES = ("intake", "linking", "handover", "routing")
 @app.command("process")
 def process(
     bootstrap: str | None = BOOTSTRAP,
-    stage: str = typer.Option("all", help="intake, linking, handover, routing, or all (one process per stage)."),
+    stage: str = typer.Option("all", help="intake, linking, handover, routing, or all (one supervised process per "
+                                          "stage: a stage that dies is logged and restarted with backoff)."),
     state_dir: Path = typer.Option(Path("var/state"), help="Local RocksDB state (rebuilt from changelogs if lost)."),
     worker_id: str | None = typer.Option(None, help="Stable id of this worker (its transactional id)."),
     metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0 = off)."),
@@ -299,37 +300,43 @@ def _scaled_clock(scale: float) -> Callable[[], datetime]:
 
 def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_port: int, max_seconds: float,
                time_scale: float, day_seconds: float) -> None:
-    """One OS process per stage; SIGTERM stops them all."""
-    import subprocess
+    """One OS process per stage, supervised: a stage that dies is logged and restarted with backoff.
+
+    SIGTERM or Ctrl-C stops every stage (each commits and closes); a second one kills them.
+    """
+    import socket
     import sys
 
-    children = []
+    from leadbus.logs import configure_json_logging
+    from leadbus.supervise import ChildSpec, Supervisor
+
+    configure_json_logging()
+    # Stable across restarts: a restarted stage's transactional id fences its dead predecessor at once.
+    base_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    specs = []
     for i, name in enumerate(STAGES):
         cmd = [sys.executable, "-m", "leadbus.cli", "process", "--stage", name, "-b", bootstrap,
-               "--state-dir", str(state_dir), "--max-seconds", str(max_seconds)]
+               "--state-dir", str(state_dir), "--max-seconds", str(max_seconds), "--worker-id", f"{base_id}-{name}"]
         if name == "handover":
             cmd += ["--time-scale", str(time_scale), "--day-seconds", str(day_seconds)]
-        if worker_id:
-            cmd += ["--worker-id", f"{worker_id}-{name}"]
         if metrics_port:
             cmd += ["--metrics-port", str(metrics_port + i)]
-        children.append(subprocess.Popen(cmd))
-    stopping = False
+        specs.append(ChildSpec(name, cmd, group="stages"))
+    supervisor = Supervisor(specs)
+    signals = 0
 
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
+    def on_signal(*_: object) -> None:
+        nonlocal signals
+        signals += 1
+        if signals >= 2:
+            supervisor.kill()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while any(child.poll() is None for child in children):
-        time.sleep(0.5)
-        if not stopping and any(child.poll() not in (None, 0) for child in children):
-            stop()
-    if any(child.returncode not in (0, -signal.SIGTERM) for child in children):
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    supervisor.start()
+    supervisor.run(until=lambda: signals > 0)
+    killed = supervisor.stop(timeout=30.0, force=lambda: signals >= 2)
+    if killed or signals >= 2:
         raise typer.Exit(1)
 
 

@@ -108,7 +108,7 @@ def _alive(pid: int) -> bool:
 @broker_app.command("status")
 def broker_status() -> None:
     """Say whether the local brokers answer."""
-    from confluent_kafka.admin import AdminClient
+    from leadbus.kafka.clients import admin
 
     state_path = _state_file()
     if not state_path.exists():
@@ -117,7 +117,7 @@ def broker_status() -> None:
     state = json.loads(state_path.read_text())
     alive = [pid for pid in state["pids"] if _alive(pid)]
     try:
-        meta = AdminClient({"bootstrap.servers": state["bootstrap"], "log_level": 0}).list_topics(timeout=5)
+        meta = admin(state["bootstrap"], {"log_level": 0}).list_topics(timeout=5)
         console.print(f"{state['bootstrap']}: {len(meta.brokers)} broker(s) serving, {len(meta.topics)} topics; "
                       f"{len(alive)}/{len(state['pids'])} processes alive")
     except Exception as exc:  # noqa: BLE001 - report, never crash
@@ -413,8 +413,10 @@ def archive_run(
     """Archive topics into Avro container files per topic, partition and hour, with a chained manifest."""
     import threading
 
+    from leadbus.logs import configure_json_logging
     from leadbus.sinks.archive_sink import run_archive
 
+    configure_json_logging()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -432,8 +434,10 @@ def dashboard(
 ) -> None:
     """Serve a regional dashboard: live masked cases, counts, the handover board, search."""
     from leadbus.geography import REGIONS
+    from leadbus.logs import configure_json_logging
     from leadbus.sinks.dashboard import run
 
+    configure_json_logging()
     if region not in REGIONS:
         raise typer.BadParameter(f"--region is one of {', '.join(sorted(REGIONS))}")
     run(_bootstrap(bootstrap), region, host=host, port=port)
@@ -496,6 +500,9 @@ def demo(
 
 
 def main() -> None:
+    from leadbus.logs import configure_cli_logging
+
+    configure_cli_logging()
     app()
 
 

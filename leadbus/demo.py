@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -25,7 +24,7 @@ from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
-from leadbus.kafka import KafkaCluster
+from leadbus.kafka import KafkaCluster, clients
 from leadbus.kafka.admin import apply_topics
 from leadbus.logs import JsonFormatter
 from leadbus.models import CaseLead
@@ -44,7 +43,7 @@ class CarelessPublisher:
     """Now and then sends what a careless or broken agency system would: the intake dead-letters it."""
 
     def __init__(self, bootstrap: str, seed: int) -> None:
-        self.producer = Producer({"bootstrap.servers": bootstrap, "logger": logging.getLogger("leadbus.kafka.client")})
+        self.producer = clients.producer(bootstrap)
         self.generator = TrafficGenerator(seed=seed + 1000)
         self.schema = packaged_catalog().latest("cn.leadbus.CaseLead")
         self.sent = 0
@@ -72,14 +71,12 @@ class BusView:
 
     def __init__(self, bootstrap: str) -> None:
         self.catalog = packaged_catalog()
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap,
+        self.consumer = clients.consumer(bootstrap, {
             "group.id": f"leadbus-demo-view-{uuid.uuid4()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "topic.metadata.refresh.interval.ms": 2000,
             "isolation.level": "read_committed",
-            "logger": logging.getLogger("leadbus.kafka.client"),
         })
         self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER])
         self.board: HandoverBoard | None = None

@@ -15,11 +15,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
+from leadbus.kafka import clients
 from leadbus.topics import ExistingTopic, TopicPlan, TopicSpec, plan
 
 
 def admin_client(bootstrap: str, extra: Mapping[str, Any] | None = None) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 3, **(extra or {})})
+    return clients.admin(bootstrap, {"log_level": 3, **(extra or {})})
 
 
 def describe_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, ExistingTopic]:
@@ -75,6 +76,7 @@ def apply_topics(
         for fut in admin.incremental_alter_configs(resources).values():
             fut.result(timeout=30)
     _wait_for_leaders(admin, [s.name for s in todo.create])
+    admin.poll(0)  # serve librdkafka's queued log lines to logging
     return todo
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -39,8 +40,9 @@ class RunningDemo:
     def __init__(self, tmp_path: Path, *extra: str) -> None:
         self.workdir = tmp_path / "demo"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "TERM": "dumb"}
+        self.port_base = _free_port_base()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "leadbus.cli", "demo", "--rate", "20", "--port-base", str(_free_port_base()),
+            [sys.executable, "-m", "leadbus.cli", "demo", "--rate", "20", "--port-base", str(self.port_base),
              "--workdir", str(self.workdir), *extra],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # its own process group, as a shell gives a foreground job
@@ -136,6 +138,9 @@ def test_ctrl_c_stops_the_demo_in_order_with_its_summary_and_nothing_left(tmp_pa
         order = out[out.index("stopped simulator"):]
         assert order.index("processors") < order.index("sinks") < order.index("dashboards") < order.index("broker")
         assert "killed after the stop deadline" not in out
+        assert not re.search(r"^%\d\|", out, re.MULTILINE), "librdkafka wrote to the terminal past logging"
+        for region, port in DemoPorts(demo.port_base).dashboards.items():
+            assert f"http://127.0.0.1:{port}/" in out, f"{region} dashboard URL in the table"
         time.sleep(0.5)
         assert demo.leftovers() == []
         intake_log = (demo.workdir / "logs" / "intake.log").read_text()

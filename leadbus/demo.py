@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -15,7 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from confluent_kafka import IsolationLevel, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -33,7 +38,15 @@ from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
 from leadbus.schema_topic import publish_schemas
 from leadbus.supervise import ChildSpec, Supervisor
-from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
+from leadbus.topics import (
+    CASES,
+    HANDOVER,
+    HANDOVER_DECISIONS,
+    LEADS_ACCEPTED,
+    LEADS_REJECTED,
+    intake_topic,
+    load_declarations,
+)
 
 DEFAULT_PORT_BASE = 8470
 log = logging.getLogger("leadbus.demo")
@@ -64,6 +77,10 @@ class CarelessPublisher:
         self.producer.produce(intake_topic(lead.publisher.agency), key=lead.lead_id.encode(), value=data)
         self.producer.poll(0)
         self.sent += 1
+
+    def close(self, timeout: float) -> None:
+        self.producer.flush(timeout)
+        del self.producer  # librdkafka's handle goes now, while the broker is still there
 
 
 class BusView:
@@ -173,8 +190,153 @@ class BusView:
         self.consumer.close()
 
 
+class Rates:
+    """Per-second rates of growing counters over a sliding window."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self.samples: deque[tuple[float, dict[str, int]]] = deque()
+
+    def add(self, now: float, counts: dict[str, int]) -> None:
+        self.samples.append((now, dict(counts)))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.popleft()
+
+    def per_second(self) -> dict[str, float]:
+        if len(self.samples) < 2:
+            return {}
+        (t0, first), (t1, last) = self.samples[0], self.samples[-1]
+        if t1 - t0 <= 0:
+            return {}
+        return {k: (last[k] - first.get(k, 0)) / (t1 - t0) for k in last}
+
+
+# The stages' consumer groups and inputs, as `leadbus process` sets them up.
+STAGE_GROUPS = {"intake": "leadbus-intake", "linking": "leadbus-linking", "handover": "leadbus-handover",
+                "routing": "leadbus-routing"}
+STAGE_INPUTS = {"intake": ["^leadbus\\.intake\\..*"], "linking": [LEADS_ACCEPTED],
+                "handover": [CASES, HANDOVER_DECISIONS], "routing": [CASES]}
+
+
+class LagProbe:
+    """Consumer lag per stage: records between each group's committed offsets and the ends of its inputs.
+
+    Asked of the broker every few seconds from a thread of its own, so the live view never waits on it.
+    The committed offsets come from a consumer in the stage's group that never joins it (AdminClient's
+    list_consumer_group_offsets crashes the process on a group the coordinator does not know yet:
+    librdkafka#5040, confluent-kafka-python#1982); the ends are read_committed offsets, so a transaction's
+    commit marker is not counted as lag.
+    """
+
+    def __init__(self, bootstrap: str, every: float = 3.0) -> None:
+        self.admin = clients.admin(bootstrap, {"socket.timeout.ms": 2000})
+        self.readers = {stage: clients.consumer(bootstrap, {"group.id": group, "enable.auto.commit": False})
+                        for stage, group in STAGE_GROUPS.items()}
+        self.every = every
+        self.lag: dict[str, int | None] = dict.fromkeys(STAGE_GROUPS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lag-probe", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                topics = list(self.admin.list_topics(timeout=2).topics.items())
+            except Exception:  # noqa: BLE001 - a probe that fails shows "?" and tries again
+                continue
+            for stage in STAGE_GROUPS:
+                if self._stop.is_set():
+                    return
+                try:
+                    self.lag[stage] = self._lag(stage, topics)
+                except Exception:  # noqa: BLE001 - as above
+                    self.lag[stage] = None
+            self.admin.poll(0)
+
+    def _lag(self, stage: str, topics: list[tuple[str, Any]]) -> int | None:
+        inputs = STAGE_INPUTS[stage]
+        parts = [TopicPartition(name, p) for name, meta in topics for p in meta.partitions
+                 if any(re.fullmatch(i[1:], name) if i.startswith("^") else i == name for i in inputs)]
+        if not parts:
+            return None
+        reader = self.readers[stage]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in reader.committed(parts, timeout=2)}
+        reader.poll(0)
+        ends = self._offsets(parts, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        # A partition the group never committed counts from its beginning: the stage has all of it to read.
+        fresh = [tp for tp in parts if committed.get((tp.topic, tp.partition), -1) < 0]
+        starts = self._offsets(fresh, OffsetSpec.earliest()) if fresh else {}  # type: ignore[no-untyped-call]
+        total = 0
+        for key, end in ends.items():
+            position = committed.get(key, -1)
+            total += max(0, end - (position if position >= 0 else starts.get(key, 0)))
+        return total
+
+    def _offsets(self, parts: list[TopicPartition], spec: Any) -> dict[tuple[str, int], int]:
+        futures = self.admin.list_offsets({tp: spec for tp in parts}, isolation_level=IsolationLevel.READ_COMMITTED,
+                                          request_timeout=2)
+        return {(tp.topic, tp.partition): future.result(timeout=3).offset for tp, future in futures.items()}
+
+    def close(self) -> None:
+        """Stop probing; release the clients while the broker is still there (only once the thread is done)."""
+        self._stop.set()
+        self._thread.join(4.0)
+        if not self._thread.is_alive():
+            for reader in self.readers.values():
+                reader.close()
+            self.readers.clear()
+            del self.admin
+
+
+def status(view: BusView, traffic: Traffic, rates: Rates, lag: LagProbe | None,
+           supervisor: Supervisor | None) -> dict[str, Any]:
+    """What the status block shows: rates, open cases, overdue duties, lag and the stages' health."""
+    counts = {"published": traffic.report.published, "accepted": view.accepted,
+              "rejected": sum(view.rejected.values())}
+    rates.add(time.monotonic(), counts)
+    board = view.board
+    return {
+        **counts,
+        "rates": rates.per_second(),
+        "open_cases": len(view.cases),
+        "overdue": sum(1 for c in board.cases.values() if c.overdue) if board is not None else 0,
+        "lag": dict(lag.lag) if lag is not None else {},
+        "down": [c.name for c in supervisor.children.values() if not c.running] if supervisor else [],
+        "restarts": sum(c.restarts for c in supervisor.children.values()) if supervisor else 0,
+    }
+
+
+def _lag_text(lag: dict[str, int | None]) -> str:
+    return " ".join(f"{stage} {'?' if n is None else n}" for stage, n in lag.items()) or "…"
+
+
+def status_line(info: dict[str, Any], elapsed: float) -> str:
+    r = info["rates"]
+    down = f" DOWN: {', '.join(info['down'])}" if info["down"] else ""
+    return (f"[{elapsed:6.0f}s] published {info['published']} ({r.get('published', 0):.1f}/s) "
+            f"accepted {info['accepted']} ({r.get('accepted', 0):.1f}/s) "
+            f"rejected {info['rejected']} ({r.get('rejected', 0):.1f}/s) | open cases {info['open_cases']} | "
+            f"overdue duties {info['overdue']} | lag {_lag_text(info['lag'])} | restarts {info['restarts']}{down}")
+
+
+def status_block(info: dict[str, Any]) -> Group:
+    r = info["rates"]
+    rates = Table.grid(padding=(0, 3))
+    rates.add_row(f"[bold]published[/bold] {r.get('published', 0):5.1f}/s",
+                  f"[green]accepted[/green] {r.get('accepted', 0):5.1f}/s",
+                  f"[red]rejected[/red] {r.get('rejected', 0):5.1f}/s",
+                  f"[bold]open cases[/bold] {info['open_cases']}",
+                  ("[bold red]" if info["overdue"] else "[bold]") + f"overdue duties {info['overdue']}[/]")
+    health = Table.grid(padding=(0, 3))
+    down = ("[bold red]down: " + ", ".join(info["down"]) + "[/]") if info["down"] else "[green]all running[/green]"
+    health.add_row(f"[bold]consumer lag[/bold] {_lag_text(info['lag'])}", f"processes: {down}",
+                   f"restarts {info['restarts']}")
+    return Group(rates, health)
+
+
 STOP_ORDER = ("processors", "sinks", "dashboards")  # after the simulator, before the broker
 STOP_WITHIN = 15.0  # seconds from Ctrl-C to exit, all included
+STATUS_EVERY = 5.0  # seconds between status lines when stdout is not a terminal
 STAGES = ("intake", "linking", "handover", "routing")
 DASHBOARD_REGIONS = ("jjj", "yrd", "pprd")
 
@@ -283,6 +445,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
     traffic: Traffic | None = None
     careless: CarelessPublisher | None = None
     view: BusView | None = None
+    lag: LagProbe | None = None
     interrupts.on_force.append(lambda: _kill_cluster(cluster))
     bootstrap = cluster.bootstrap_servers
     registry_url = f"sqlite:///{demo_dir / 'registry.db'}"
@@ -304,9 +467,14 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         careless = CarelessPublisher(bootstrap, seed)
         view = BusView(bootstrap)
         view.board = HandoverBoard(bootstrap)
+        lag = LagProbe(bootstrap)
+        rates = Rates()
         interrupts.raise_first = False
         start = time.monotonic()
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
+        last_line = start
+        # On a terminal a live view; otherwise (a pipe, a CI log) one plain status line every few seconds.
+        live = Live(console=console, refresh_per_second=2, transient=True) if console.is_terminal else None
+        with live if live is not None else contextlib.nullcontext():
             while not interrupts.stopping and (duration <= 0 or time.monotonic() - start < duration):
                 due = int((time.monotonic() - start) * rate) + 1
                 while traffic.report.published < due:
@@ -318,13 +486,20 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
                 view.board.act(view.case_provinces)
                 view.pump(0.1)
                 supervisor.poll()
-                live.update(view.render(traffic, bootstrap))
+                info = status(view, traffic, rates, lag, supervisor)
+                if live is not None:
+                    live.update(Group(status_block(info), view.render(traffic, bootstrap)))
+                elif time.monotonic() - last_line >= STATUS_EVERY:
+                    last_line = time.monotonic()
+                    console.print(status_line(info, last_line - start), highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         pass
     finally:
         interrupts.raise_first = False
         stopped_at = time.monotonic()
         console.print("stopping: simulator, processors, sinks, dashboards, broker…")
+        if lag is not None:
+            lag.close()
         _shutdown(cluster, supervisor, traffic, careless, view, interrupts, stopped_at, console)
     if view is not None and traffic is not None:
         console.print(view.render(traffic, bootstrap))
@@ -338,7 +513,7 @@ def _shutdown(cluster: KafkaCluster, supervisor: Supervisor | None, traffic: Tra
               careless: CarelessPublisher | None, view: BusView | None, interrupts: Interrupts, began: float,
               console: Console) -> None:
     """Stop in order, each phase within its share of STOP_WITHIN; whatever overstays is killed."""
-    deadline = began + STOP_WITHIN - 2.5  # leave time for the summary
+    deadline = began + STOP_WITHIN - 3.5  # leave time for the summary and the interpreter's exit
     took: list[str] = []
     mark = time.monotonic()
 
@@ -351,18 +526,21 @@ def _shutdown(cluster: KafkaCluster, supervisor: Supervisor | None, traffic: Tra
         took.append(f"{phase} {now - mark:.1f}s")
         mark = now
 
-    if traffic is not None:  # 1. the simulator: stop publishing, wait for what is in flight
-        flush_until = time.monotonic() + budget(2.0)
-        for pub in traffic.publishers.values():
-            with contextlib.suppress(PublishError):
-                pub.flush(max(0.0, flush_until - time.monotonic()))
+    # 1. the simulator: stop publishing, wait for what is in flight, release the producers (a librdkafka handle
+    # destroyed after the broker has gone waits for its threads at exit).
+    publishers = [*(traffic.publishers.values() if traffic else ()),
+                  *(view.board.publishers.values() if view and view.board else ())]
+    flush_until = time.monotonic() + budget(2.0)
+    for pub in publishers:
+        with contextlib.suppress(PublishError):
+            pub.flush(max(0.0, flush_until - time.monotonic()))
+    if traffic is not None:
         traffic.settle()
+    for pub in publishers:
+        with contextlib.suppress(PublishError):
+            pub.close(0)
     if careless is not None:
-        careless.producer.flush(0.5)
-    if view is not None and view.board is not None:
-        for pub in view.board.publishers.values():
-            with contextlib.suppress(PublishError):
-                pub.flush(0.5)
+        careless.close(0.5)
     done("simulator")
     if supervisor is not None:  # 2.–4. processors (commit and close), sinks, dashboards
         for group, cap in zip(STOP_ORDER, (4.0, 3.0, 2.5), strict=True):
@@ -374,13 +552,18 @@ def _shutdown(cluster: KafkaCluster, supervisor: Supervisor | None, traffic: Tra
             view.pump(0.2)
     if view is not None:
         view.close()
-    _stop_cluster(cluster, budget(3.0), interrupts)  # 5. the broker
+    # 5. the broker. Its data is the demo's own temporary folder, so a controlled shutdown that overstays (a busy
+    # machine) is cut short rather than the 15 s.
+    if not _stop_cluster(cluster, budget(5.0), interrupts):
+        console.print("[yellow]the broker's controlled shutdown overstayed its time: killed[/yellow]")
     done("broker")
     log.info("demo stopped: %s", ", ".join(took))
-    console.print("stopped " + ", ".join(took))
+    console.print("stopped " + ", ".join(took), soft_wrap=True)
 
 
-def _stop_cluster(cluster: KafkaCluster, timeout: float, interrupts: Interrupts) -> None:
+def _stop_cluster(cluster: KafkaCluster, timeout: float, interrupts: Interrupts) -> bool:
+    """SIGTERM each broker (a controlled shutdown), SIGKILL it after `timeout`; True when none had to be killed."""
+    clean = True
     for node in cluster.nodes:
         proc = node.process
         if proc is None or proc.poll() is not None:
@@ -390,9 +573,11 @@ def _stop_cluster(cluster: KafkaCluster, timeout: float, interrupts: Interrupts)
         while proc.poll() is None and time.monotonic() < end and not interrupts.forced:
             time.sleep(0.05)
         if proc.poll() is None:
+            clean = False
             proc.kill()
             proc.wait(5)
     cluster.close()
+    return clean
 
 
 def _kill_cluster(cluster: KafkaCluster) -> None:

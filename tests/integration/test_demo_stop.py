@@ -26,6 +26,8 @@ from tests.processes import wait_until
 pytestmark = pytest.mark.integration
 
 STOP_WITHIN = 15.0
+STATUS = re.compile(r"published \d+ \([\d.]+/s\) accepted \d+ \([\d.]+/s\) rejected \d+ \([\d.]+/s\) \| "
+                    r"open cases \d+ \| overdue duties \d+ \| lag intake \d+ linking \d+ handover \d+ routing \d+")
 
 
 def _free_port_base() -> int:
@@ -102,7 +104,9 @@ class RunningDemo:
         wait_until(lambda: (logs / "linking.log").exists() and "assigned" in (logs / "linking.log").read_text()
                    and (logs / "routing.log").exists() and "assigned" in (logs / "routing.log").read_text(),
                    120, "the stages to be assigned their partitions", interval=0.5)
-        time.sleep(8)
+        # Not a terminal: plain status lines, with rates, open cases, overdue duties and each stage's lag.
+        wait_until(lambda: STATUS.search(self.output) is not None, 60, "a status line with the stages' lag",
+                   interval=0.5)
         self.snapshot()
 
     def kill_everything(self) -> None:

@@ -494,6 +494,12 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
                     console.print(status_line(info, last_line - start), highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         pass
+    except Exception:
+        if not interrupts.stopping:
+            raise
+        # Ctrl-C during start-up also reaches helpers in the demo's own process group (the broker's storage
+        # formatter): what fails because of it is no error of the demo.
+        log.warning("start-up interrupted", exc_info=True)
     finally:
         interrupts.raise_first = False
         stopped_at = time.monotonic()

@@ -171,3 +171,24 @@ def test_a_second_ctrl_c_forces_the_stop(tmp_path: Path) -> None:
         assert demo.leftovers() == []
     finally:
         demo.kill_everything()
+
+
+def test_ctrl_c_while_it_starts_stops_what_was_started(tmp_path: Path) -> None:
+    demo = RunningDemo(tmp_path)
+    try:
+        wait_until(lambda: "starting a local Kafka broker" in demo.output, 60, "the broker to be starting",
+                   interval=0.1)
+        time.sleep(1.0)
+        demo.snapshot()  # the broker's JVM, being started
+        began = time.monotonic()
+        demo.interrupt()
+        while demo.proc.poll() is None and time.monotonic() - began < 60:
+            demo.snapshot()
+            time.sleep(0.05)
+        took = time.monotonic() - began
+        print(f"stopped while starting in {took:.1f}s")
+        assert took < STOP_WITHIN, demo.output[-2000:]
+        time.sleep(0.5)
+        assert demo.leftovers() == []
+    finally:
+        demo.kill_everything()

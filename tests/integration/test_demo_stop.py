@@ -165,7 +165,7 @@ def test_a_second_ctrl_c_forces_the_stop(tmp_path: Path) -> None:
         demo.proc.wait(30)
         took = time.monotonic() - began
         print(f"forced stop in {took:.1f}s")
-        assert took < 6, f"a forced stop took {took:.1f}s"
+        assert took < 10, f"a forced stop took {took:.1f}s"
         assert demo.proc.returncode == 130
         time.sleep(0.5)
         assert demo.leftovers() == []

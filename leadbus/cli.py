@@ -241,6 +241,7 @@ def process(
         return
     if stage not in STAGES:
         raise typer.BadParameter(f"--stage is one of {', '.join(STAGES)} or all")
+    from leadbus.clients import KafkaSettings
     from leadbus.logs import configure_json_logging
     from leadbus.processors.stage import ExactlyOnceStage, Handler, StageConfig
 
@@ -249,17 +250,19 @@ def process(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
+    kafka = KafkaSettings(target)
     if stage == "intake":
-        from leadbus.processors.intake import CHANGELOG, INTAKE_PATTERN, IntakeHandler
+        from leadbus.processors.intake import CHANGELOG, TOPICS, IntakeHandler
+        from leadbus.topics import INTAKE_BY_LEAD
 
-        config = StageConfig(name="intake", bootstrap=target, topics=[INTAKE_PATTERN], changelog_topic=CHANGELOG,
-                             state_dir=state_dir, group_id="leadbus-intake")
+        config = StageConfig(name="intake", kafka=kafka, topics=TOPICS, changelog_topic=CHANGELOG,
+                             state_dir=state_dir, group_id="leadbus-intake", state_topic=INTAKE_BY_LEAD)
         handler: Handler = IntakeHandler()
     elif stage == "linking":
         from leadbus.processors import linking
         from leadbus.topics import LEADS_ACCEPTED
 
-        config = StageConfig(name="linking", bootstrap=target, topics=[LEADS_ACCEPTED],
+        config = StageConfig(name="linking", kafka=kafka, topics=[LEADS_ACCEPTED],
                              changelog_topic=linking.CHANGELOG, state_dir=state_dir, group_id="leadbus-linking",
                              global_state=True)
         handler = linking.LinkingHandler()
@@ -267,7 +270,7 @@ def process(
         from leadbus.processors.routing import RoutingHandler
         from leadbus.topics import CASES
 
-        config = StageConfig(name="routing", bootstrap=target, topics=[CASES], changelog_topic="",
+        config = StageConfig(name="routing", kafka=kafka, topics=[CASES], changelog_topic="",
                              state_dir=state_dir, group_id="leadbus-routing")
         handler = RoutingHandler()
     else:
@@ -275,7 +278,7 @@ def process(
         from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
         from leadbus.topics import CASES, HANDOVER_DECISIONS
 
-        config = StageConfig(name="handover", bootstrap=target, topics=[CASES, HANDOVER_DECISIONS],
+        config = StageConfig(name="handover", kafka=kafka, topics=[CASES, HANDOVER_DECISIONS],
                              changelog_topic=handover.CHANGELOG, state_dir=state_dir, group_id="leadbus-handover")
         counting: DayCounting = WorkingDays() if working_days else CalendarDays()
         if day_seconds:

@@ -28,12 +28,15 @@ from leadbus.identifiers import (
     normalize_bank_card,
     normalize_mobile,
     normalize_resident_id,
+    to_halfwidth,
 )
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 _LANDLINE = re.compile(r"^(?:\+?86[- ]?)?0\d{2,3}[- ]?\d{7,8}(?:[- ]?\d{1,5})?$")
 # The E.164 form intake normalises landlines to: +86, area code without its 0, number.
 _LANDLINE_E164 = re.compile(r"^\+86(?:10|2\d|[3-9]\d{2})\d{7,8}$")
+_LANDLINE_COMPACT = re.compile(r"^(?:\+86|0086|86)?0\d{9,11}$")
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212().]+")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
@@ -234,12 +237,15 @@ class Subject(_Model):
     @classmethod
     def _phones(cls, values: list[str]) -> list[str]:
         for value in values:
-            if _LANDLINE.match(value) or _LANDLINE_E164.match(value):
+            text = to_halfwidth(value).strip()  # normalise, then check: ０１０－６２７５１２３４ is a landline
+            compact = _SEPARATORS.sub("", text)
+            if _LANDLINE.match(text) or _LANDLINE_E164.match(text) or _LANDLINE_COMPACT.match(compact):
                 continue
             try:
-                normalize_mobile(value)
-            except IdentifierError as exc:
-                raise _identifier(exc) from None
+                normalize_mobile(text)
+            except IdentifierError:
+                raise _fail("PHONE_FORMAT", f"{value!r} is neither a mainland mobile number (1[3-9] and 9 more "
+                                            "digits) nor a landline (0, a 2–3 digit area code, 7–8 digits)") from None
         return values
 
 
@@ -253,8 +259,10 @@ class Online(_Model):
     @classmethod
     def _urls(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not re.match(r"^(?i:https?://)?[^\s/:?#]+\.[^\s/:?#]+(?::\d+)?(?:[/?#]\S*)?$", value):
-                raise _fail("URL_FORMAT", f"{value!r} is not an http(s) URL or host name")
+            if not re.match(r"^(?i:https?://)?[^\s/:?#]+\.[^\s/:?#]+(?::\d+)?(?:[/?#]\S*)?$",
+                            to_halfwidth(value).strip()):
+                raise _fail("URL_FORMAT", f"{value!r} is not an http(s) URL (http:// or https://, a host name "
+                                          "with a dot, no spaces) or host name")
         return values
 
     @field_validator("ips")
@@ -262,7 +270,7 @@ class Online(_Model):
     def _ips(cls, values: list[str]) -> list[str]:
         for value in values:
             try:
-                ipaddress.ip_address(value)
+                ipaddress.ip_address(to_halfwidth(value).strip())
             except ValueError:
                 raise _fail("IP_FORMAT", f"{value!r} is not an IPv4 or IPv6 address") from None
         return values
@@ -359,8 +367,8 @@ class CaseLead(_Model):
     @classmethod
     def _countries(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not _COUNTRY.match(value):
-                raise _fail("COUNTRY_CODE", f"{value!r} is not an ISO 3166 alpha-2 code")
+            if not _COUNTRY.match(to_halfwidth(value).strip().upper()):
+                raise _fail("COUNTRY_CODE", f"{value!r} is not an ISO 3166 alpha-2 code (two letters, e.g. HK, US)")
         return values
 
     @field_validator("share_with")

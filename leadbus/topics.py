@@ -19,6 +19,10 @@ CASES = "leadbus.cases"
 HANDOVER = "leadbus.handover"
 HANDOVER_DECISIONS = "leadbus.handover.decisions"
 SCHEMAS = "leadbus.schemas"
+#: Intake's repartition topic: examined leads keyed by normalised lead id (written and read by intake only).
+INTAKE_BY_LEAD = "leadbus.internal.intake-by-lead"
+#: Changelog of intake's dedupe memory, co-partitioned with INTAKE_BY_LEAD.
+INTAKE_CHANGELOG = "leadbus.state.intake-dedupe"
 
 
 def intake_topic(agency: str) -> str:

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from confluent_kafka import Message
-
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
+from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.deadlines import DayCounting
 from leadbus.processors.core.handover import (
     Decision,
@@ -30,9 +29,9 @@ from leadbus.processors.core.handover import (
     scan,
     transferring_agency,
 )
+from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
 from leadbus.processors.core.thresholds import assess_case, should_transfer
-from leadbus.processors.stage import Output, RangeView, Result, StateView
-from leadbus.topics import CASES, HANDOVER, HANDOVER_DECISIONS, LEADS_REJECTED
+from leadbus.topics import CASES, HANDOVER, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.handover")
 
@@ -62,14 +61,14 @@ class HandoverHandler:
 
     # -- records --------------------------------------------------------------------------
 
-    def handle(self, msg: Message, state: StateView, now: datetime) -> Result:
+    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         try:
-            if msg.topic() == CASES:
-                return self._on_case(decode(self.catalog, msg.value() or b"", self.case_schema)[1], state, now)
-            return self._on_decision(msg, state, now)
+            if record.topic == CASES:
+                return self._on_case(decode(self.catalog, record.value or b"", self.case_schema)[1], state, now)
+            return self._on_decision(record, state, now)
         except (DecodeError, ValueError, KeyError) as exc:
-            log.error("undecodable record at %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), exc)
-            return Result([self._rejected(msg, "HANDOVER_UNDECODABLE", str(exc), now)])
+            log.error("undecodable record at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
+            return Result([self._rejected(record, "HANDOVER_UNDECODABLE", str(exc), now)])
 
     def _on_case(self, case: dict[str, Any], state: StateView, now: datetime) -> Result:
         case_id = case["case_id"]
@@ -93,19 +92,19 @@ class HandoverHandler:
                                         counting=self.counting)
         return self._record(None, handover, steps, now)
 
-    def _on_decision(self, msg: Message, state: StateView, now: datetime) -> Result:
-        _, record = decode(self.catalog, msg.value() or b"", self.decision_schema)
-        raw = state.get(_state_key(record["case_id"]))
+    def _on_decision(self, record: Record, state: StateView, now: datetime) -> Result:
+        _, event = decode(self.catalog, record.value or b"", self.decision_schema)
+        raw = state.get(_state_key(event["case_id"]))
         if raw is None:
-            return Result([self._rejected(msg, "HANDOVER_NOT_OPEN",
-                                          f"case {record['case_id']} has no handover under way", now)])
+            return Result([self._rejected(record, "HANDOVER_NOT_OPEN",
+                                          f"case {event['case_id']} has no handover under way", now)])
         current = HandoverState.from_json(json.loads(raw))
-        actor = record["actor"]
-        decision = Decision(record["decision_id"], record["case_id"], Kind(record["kind"]), actor["agency"],
-                            actor["province"], actor["role"], record["decided_at"], record["reasons"])
+        actor = event["actor"]
+        decision = Decision(event["decision_id"], event["case_id"], Kind(event["kind"]), actor["agency"],
+                            actor["province"], actor["role"], event["decided_at"], event["reasons"])
         outcome = apply(current, decision, self.counting)
         if isinstance(outcome, Refusal):
-            return Result([self._rejected(msg, outcome.reason, outcome.message, now)])
+            return Result([self._rejected(record, outcome.reason, outcome.message, now)])
         new, steps = outcome
         return self._record(current, new, steps, now)
 
@@ -140,11 +139,6 @@ class HandoverHandler:
             result.outputs.append(Output(HANDOVER, new.case_id.encode(), encode(self.step_schema, record)))
         return result
 
-    def _rejected(self, msg: Message, reason: str, message: str, now: datetime) -> Output:
-        return Output(LEADS_REJECTED, msg.key(), encode(self.rejected_schema, {
-            "reason": reason, "message": message, "field": None, "lead_id": None, "publisher_agency": None,
-            "original": msg.value() or b"",
-            "source": {"topic": msg.topic() or HANDOVER_DECISIONS, "partition": msg.partition() or 0,
-                       "offset": msg.offset() or 0},
-            "rejected_at": now,
-        }))
+    def _rejected(self, record: Record, reason: str, message: str, now: datetime) -> Output:
+        return Output(LEADS_REJECTED, record.key, encode(self.rejected_schema, dead_letter_record(
+            reason=reason, message=message, original=record.value or b"", source=record.source, now=now)))

@@ -13,13 +13,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Message
-
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.models import CaseLead
+from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.linking import Case, Linker, case_summary
-from leadbus.processors.stage import Output, Result, StateView
-from leadbus.topics import CASES, LEADS_ACCEPTED, LEADS_REJECTED
+from leadbus.processors.core.records import Output, Record, Result, StateView
+from leadbus.topics import CASES, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.linking")
 
@@ -61,24 +60,20 @@ class LinkingHandler:
         self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
 
-    def handle(self, msg: Message, state: StateView, now: datetime) -> Result:
+    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         result = Result()
         try:
-            _, record = decode(self.catalog, msg.value() or b"", self.accepted_schema)
-            lead = CaseLead.model_validate(record["lead"])
+            _, event = decode(self.catalog, record.value or b"", self.accepted_schema)
+            lead = CaseLead.model_validate(event["lead"])
         except (DecodeError, ValueError) as exc:
             # Intake wrote this topic, so this is a bug or tampering: dead-letter it, never drop it.
-            log.error("undecodable accepted lead at %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), exc)
-            result.outputs.append(Output(LEADS_REJECTED, msg.key(), encode(self.rejected_schema, {
-                "reason": "LINK_UNDECODABLE", "message": str(exc), "field": None, "lead_id": None,
-                "publisher_agency": None, "original": msg.value() or b"",
-                "source": {"topic": msg.topic() or LEADS_ACCEPTED, "partition": msg.partition() or 0,
-                           "offset": msg.offset() or 0},
-                "rejected_at": now,
-            })))
+            log.error("undecodable accepted lead at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
+            result.outputs.append(Output(LEADS_REJECTED, record.key, encode(self.rejected_schema, dead_letter_record(
+                reason="LINK_UNDECODABLE", message=str(exc), original=record.value or b"", source=record.source,
+                now=now))))
             return result
         store = _Store(state)
-        outcome = Linker(store).link(lead, record["identity"]["registrable_domains"])
+        outcome = Linker(store).link(lead, event["identity"]["registrable_domains"])
         for absorbed in outcome.absorbed:
             value = encode(self.case_schema, case_updated_record(absorbed, now, merged_into=outcome.case.case_id))
             result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))

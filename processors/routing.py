@@ -10,11 +10,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from confluent_kafka import Message
-
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
+from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.processors.core.routing import bulletin, routes
-from leadbus.processors.stage import Output, Result, StateView
 
 log = logging.getLogger("leadbus.processors.routing")
 
@@ -25,19 +23,19 @@ class RoutingHandler:
         self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
         self.bulletin_schema = self.catalog.latest("cn.leadbus.RegionalBulletin")
 
-    def handle(self, msg: Message, state: StateView, now: datetime) -> Result:
-        value = msg.value() or b""
+    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
+        value = record.value or b""
         try:
             _, case = decode(self.catalog, value, self.case_schema)
         except DecodeError as exc:  # linking wrote it: a bug or tampering, and the case is not routed
-            log.error("undecodable case at %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+            log.error("undecodable case at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
             return Result()
         result = Result()
         key = str(case["case_id"]).encode()
         for route in routes(case):
             if route.channel == "region":
-                record = {**bulletin(case, route.recipient), "published_at": now}
-                result.outputs.append(Output(route.topic, key, encode(self.bulletin_schema, record)))
+                event = {**bulletin(case, route.recipient), "published_at": now}
+                result.outputs.append(Output(route.topic, key, encode(self.bulletin_schema, event)))
             else:
                 result.outputs.append(Output(route.topic, key, value))
         return result

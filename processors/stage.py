@@ -1,11 +1,17 @@
 """An exactly-once consume → process → produce stage on confluent-kafka transactions.
 
-Per batch: begin a transaction; the handler turns each record into outputs and state writes;
+Per batch: begin a transaction; the step turns each record into outputs and state writes;
 outputs, state changelog records and the consumed offsets are committed atomically
 (`send_offsets_to_transaction` with the consumer's group metadata, KIP-447). A crash anywhere
 aborts the open transaction: the records are processed again from the committed offsets
 against the committed state, so every output appears exactly once to read_committed readers.
 Rebalance callbacks run inside `consume()`, never while a transaction is open.
+
+No record can stop a stage. A step that raises, or an output the producer cannot take, turns
+that record into a dead letter; a batch whose transaction fails is retried one record at a
+time, and a record that fails alone is dead-lettered in a transaction of its own. Only when
+not even that commits (the bus itself is unreachable, or the producer was fenced) does the
+stage stop, with the records rewound for its successor.
 """
 
 from __future__ import annotations
@@ -14,39 +20,31 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from leadbus.avro import encode, packaged_catalog
+from leadbus.clients import KafkaSettings
+from leadbus.limits import MAX_RECORD_BYTES
+from leadbus.processors import metrics
+from leadbus.processors.core.dead_letters import dead_letter_record
+from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
 from leadbus.processors.state import StateStore
+from leadbus.topics import LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.stage")
 
-
-@dataclass(frozen=True)
-class Output:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Sequence[tuple[str, bytes]] = ()
-
-
-@dataclass
-class Result:
-    outputs: list[Output] = field(default_factory=list)
-    state: dict[bytes, bytes | None] = field(default_factory=dict)
-
-
-class StateView(Protocol):
-    def get(self, key: bytes) -> bytes | None: ...
+__all__ = ["ExactlyOnceStage", "Handler", "Output", "RangeView", "Record", "Result", "StageConfig", "StateView",
+           "Ticking", "record_of"]
 
 
 class Handler(Protocol):
-    def handle(self, msg: Message, state: StateView, now: datetime) -> Result: ...
+    def handle(self, record: Record, state: StateView, now: datetime) -> Result: ...
 
 
 class Ticking(Protocol):
@@ -55,8 +53,11 @@ class Ticking(Protocol):
     def tick(self, state: RangeView, now: datetime) -> Result: ...
 
 
-class RangeView(StateView, Protocol):
-    def range(self, start: bytes, stop: bytes) -> list[tuple[bytes, bytes]]: ...
+def record_of(msg: Message) -> Record:
+    _, timestamp = msg.timestamp()
+    headers: Any = msg.headers() or ()  # consumed headers are a list of (name, bytes | None)
+    return Record(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value(),
+                  tuple(headers), timestamp)
 
 
 class _PartitionState:
@@ -72,22 +73,63 @@ class _PartitionState:
         return found
 
 
+class _NoState:
+    """Records of topics that own no state (intake's input before repartitioning) get this view."""
+
+    def get(self, key: bytes) -> bytes | None:
+        raise RuntimeError("this record's topic owns no state: repartition it first")
+
+    def range(self, start: bytes, stop: bytes) -> list[tuple[bytes, bytes]]:
+        raise RuntimeError("this record's topic owns no state: repartition it first")
+
+
 @dataclass
 class StageConfig:
     name: str
-    bootstrap: str
+    kafka: KafkaSettings
     topics: list[str]
     changelog_topic: str
     state_dir: Path
     group_id: str
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{int(time.time() * 1000)}")
     # Where a record's state lives: by default with its source partition; a global state
-    # (linking: any lead may join any case) keeps everything in partition 0.
+    # (linking: any lead may join any case) keeps everything in partition 0; with `state_topic`
+    # only that topic's partitions own state (intake: the repartition topic keyed by lead id).
     global_state: bool = False
+    state_topic: str | None = None
     tick_interval: float = 1.0
     batch_size: int = 500
     batch_timeout: float = 0.2
-    client_config: dict[str, Any] = field(default_factory=dict)
+    dead_letter_topic: str = LEADS_REJECTED
+    # How long one record that fails alone is retried before it is taken for the cause and dead-lettered.
+    retry_budget: float = 20.0
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap
+
+
+class _RecordFailed(Exception):
+    """One record's outputs could not be produced; the transaction holding them must abort."""
+
+
+_RECORD_ERRORS = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE, KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG, KafkaError._INVALID_ARG,
+})
+
+
+def _caused_by_record(exc: BaseException) -> bool:
+    """A failure the record itself causes (its size, its shape), as opposed to the bus being unavailable."""
+    if not isinstance(exc, KafkaException):
+        return True
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() in _RECORD_ERRORS
+
+
+def _fatal(exc: BaseException) -> bool:
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(error, KafkaError) and (error.fatal() or error.code() == KafkaError._FENCED)
 
 
 class ExactlyOnceStage:
@@ -95,37 +137,25 @@ class ExactlyOnceStage:
         self.config = config
         self.handler = handler
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.state = StateStore(config.state_dir / config.name, config.changelog_topic)
+        self.state = StateStore(config.state_dir / config.name, config.changelog_topic, config.kafka)
         self._running = False
         self.processed = 0
         self._consumer: Consumer | None = None
         self._owned: set[int] = set()
         self._producer: Producer | None = None
+        self._dead_schema = packaged_catalog().latest("cn.leadbus.LeadRejected")
 
     # -- clients ---------------------------------------------------------------------------
 
     def _clients(self) -> tuple[Consumer, Producer]:
-        base = {"bootstrap.servers": self.config.bootstrap, "logger": logging.getLogger("leadbus.kafka.client"),
-                **self.config.client_config}
-        consumer = Consumer({
-            **base,
-            "group.id": self.config.group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "topic.metadata.refresh.interval.ms": 5000,
-            "session.timeout.ms": 10000,
-            "heartbeat.interval.ms": 1000,
-        })
-        producer = Producer({
-            **base,
-            "transactional.id": f"leadbus-{self.config.name}-{self.config.worker_id}",
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "transaction.timeout.ms": 10000,
-        })
+        consumer = self.config.kafka.consumer(
+            self.config.group_id,
+            **{"topic.metadata.refresh.interval.ms": 5000, "session.timeout.ms": 10000,
+               "heartbeat.interval.ms": 1000},
+        )
+        # murmur2 like the Java clients: the stage's own repartition records land where Kafka Streams would put them.
+        producer = self.config.kafka.transactional_producer(
+            f"leadbus-{self.config.name}-{self.config.worker_id}", partitioner="murmur2_random")
         producer.init_transactions(30)
         return consumer, producer
 
@@ -133,8 +163,12 @@ class ExactlyOnceStage:
         self._owned = set()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        wanted = {0} if self.config.global_state else {tp.partition for tp in partitions}
-        restored = self.state.restore(self.config.bootstrap, wanted) if self.config.changelog_topic else 0
+        if self.config.global_state:
+            wanted = {0}
+        else:
+            wanted = {tp.partition for tp in partitions
+                      if self.config.state_topic is None or tp.topic == self.config.state_topic}
+        restored = self.state.restore(wanted) if self.config.changelog_topic else 0
         self._owned = set(wanted)
         log.info("%s assigned %d partitions; restored %d state records", self.config.name, len(partitions), restored)
 
@@ -156,10 +190,12 @@ class ExactlyOnceStage:
         try:
             while self._running and (max_seconds is None or time.monotonic() - started < max_seconds):
                 batch = consumer.consume(self.config.batch_size, self.config.batch_timeout)
-                records = [m for m in batch if not m.error()]
+                records = []
                 for m in batch:
                     if m.error():
                         log.warning("consumer error: %s", m.error())
+                    else:
+                        records.append(record_of(m))
                 if records:
                     self._process(consumer, producer, records)
                 if hasattr(self.handler, "tick") and time.monotonic() - last_tick >= self.config.tick_interval:
@@ -170,30 +206,124 @@ class ExactlyOnceStage:
             producer.flush(10)
             self.state.close()
 
-    def _process(self, consumer: Consumer, producer: Producer, records: list[Message]) -> None:
+    # -- one batch, exactly once -----------------------------------------------------------
+
+    def _process(self, consumer: Consumer, producer: Producer, records: list[Record]) -> None:
         now = self.clock()
-        producer.begin_transaction()
         try:
-            next_offsets: dict[tuple[str, int], int] = {}
-            for msg in records:
-                topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-                state_partition = 0 if self.config.global_state else partition
-                result = self.handler.handle(msg, _PartitionState(self.state, state_partition), now)
-                for out in result.outputs:
-                    self._produce(producer, out.topic, out.key, out.value, list(out.headers))
+            self._transact(consumer, producer, records, now)
+            self.processed += len(records)
+            return
+        except Exception as exc:
+            self._abort(producer)
+            if _fatal(exc):
+                self._rewind(consumer, records)
+                raise
+            log.warning("%s: a batch of %d failed (%s); retrying one record at a time",
+                        self.config.name, len(records), exc)
+        for i in range(len(records)):
+            self._process_alone(consumer, producer, records, i, now)
+            self.processed += 1
+
+    def _process_alone(self, consumer: Consumer, producer: Producer, records: list[Record], i: int,
+                       now: datetime) -> None:
+        """One record in a transaction of its own; retried while the failure may be the bus's, not the record's."""
+        deadline = time.monotonic() + self.config.retry_budget
+        delay = 0.5
+        while True:
+            try:
+                self._transact(consumer, producer, [records[i]], now)
+                return
+            except Exception as exc:
+                self._abort(producer)
+                if _fatal(exc):
+                    self._rewind(consumer, records[i:])
+                    raise
+                if _caused_by_record(exc) or time.monotonic() >= deadline:
+                    self._dead_letter_alone(consumer, producer, records, i, exc, now)
+                    return
+                log.warning("%s: %s[%d]@%d failed (%s); retrying in %.1fs", self.config.name, records[i].topic,
+                            records[i].partition, records[i].offset, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _transact(self, consumer: Consumer, producer: Producer, records: list[Record], now: datetime) -> None:
+        producer.begin_transaction()
+        next_offsets: dict[tuple[str, int], int] = {}
+        for record in records:
+            partition = self._state_partition(record)
+            view: StateView = _PartitionState(self.state, partition) if partition is not None else _NoState()
+            result = self._step(record, view, now)
+            for out in result.outputs:
+                self._produce(producer, out.topic, out.key, out.value, list(out.headers), out.partition)
+            if partition is not None:
                 for key, value in result.state.items():
-                    self.state.put(state_partition, key, value)
-                    self._produce(producer, self.config.changelog_topic, key, value, [], partition=state_partition)
-                next_offsets[(topic, partition)] = offset + 1
-            offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
-            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-            producer.commit_transaction(60)
-        except Exception:
-            self.state.abort()
-            self._abort_and_rewind(consumer, producer, records)
-            raise
+                    self.state.put(partition, key, value)
+                    self._produce(producer, self.config.changelog_topic, key, value, [], partition=partition)
+            next_offsets[(record.topic, record.partition)] = record.offset + 1
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(60)
         self.state.commit()
-        self.processed += len(records)
+
+    def _state_partition(self, record: Record) -> int | None:
+        if self.config.global_state:
+            return 0
+        if self.config.state_topic is None or record.topic == self.config.state_topic:
+            partition: int = record.partition
+            return partition
+        return None
+
+    def _step(self, record: Record, view: StateView, now: datetime) -> Result:
+        """The handler's result, or a dead letter when it raises or asks for an output no producer can take."""
+        try:
+            result = self.handler.handle(record, view, now)
+        except Exception as exc:
+            log.exception("%s: step failed on %s[%d]@%d", self.config.name, record.topic, record.partition,
+                          record.offset)
+            return self._dead_result(record, "STAGE_ERROR", f"{type(exc).__name__}: {exc}", now)
+        too_big = [out for out in result.outputs if out.size > MAX_RECORD_BYTES]
+        if too_big:
+            return self._dead_result(
+                record, "OUTPUT_OVERSIZED",
+                f"an output to {too_big[0].topic} would be {too_big[0].size} bytes; records on the bus are at most "
+                f"{MAX_RECORD_BYTES} bytes", now)
+        return result
+
+    def _dead_result(self, record: Record, reason: str, message: str, now: datetime) -> Result:
+        metrics.STAGE_DEAD_LETTERS.labels(self.config.name, reason).inc()
+        value = encode(self._dead_schema, dead_letter_record(
+            reason=reason, message=message, original=record.value or b"", source=record.source, now=now))
+        key = record.key if record.key is not None and len(record.key) <= 1024 else None
+        return Result([Output(self.config.dead_letter_topic, key, value)])
+
+    def _dead_letter_alone(self, consumer: Consumer, producer: Producer, records: list[Record], i: int,
+                           cause: Exception, now: datetime) -> None:
+        """One record failed in a transaction of its own: dead-letter it, or skip it with its coordinates logged."""
+        record = records[i]
+        dead = self._dead_result(record, "STAGE_FAILED", f"{type(cause).__name__}: {cause}", now)
+        offsets = [TopicPartition(record.topic, record.partition, record.offset + 1)]
+        for attempt in ("dead letter", "skip"):
+            try:
+                producer.begin_transaction()
+                if attempt == "dead letter":
+                    for out in dead.outputs:
+                        self._produce(producer, out.topic, out.key, out.value, list(out.headers))
+                producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+                producer.commit_transaction(60)
+                self.state.abort()
+                if attempt == "skip":
+                    metrics.STAGE_SKIPPED.labels(self.config.name).inc()
+                    log.error("%s: skipped %s[%d]@%d (%d bytes): not even its dead letter could be written (%s)",
+                              self.config.name, record.topic, record.partition, record.offset,
+                              len(record.value or b""), cause)
+                return
+            except Exception as exc:
+                self._abort(producer)
+                if _fatal(exc) or attempt == "skip":
+                    # Not even an offset commits: the bus is unreachable. Leave the record to a successor.
+                    self._rewind(consumer, records[i:])
+                    raise
 
     def _tick(self, producer: Producer) -> None:
         """Time-driven outputs (deadline breaches), in their own transaction with their state writes."""
@@ -212,8 +342,7 @@ class ExactlyOnceStage:
                     self._produce(producer, self.config.changelog_topic, key, value, [], partition=partition)
             producer.commit_transaction(60)
         except Exception:
-            self.state.abort()
-            producer.abort_transaction(30)
+            self._abort(producer)
             raise
         self.state.commit()
 
@@ -230,15 +359,18 @@ class ExactlyOnceStage:
             except BufferError:
                 producer.poll(0.05)
 
-    @staticmethod
-    def _abort_and_rewind(consumer: Consumer, producer: Producer, records: list[Message]) -> None:
+    def _abort(self, producer: Producer) -> None:
+        self.state.abort()
         try:
             producer.abort_transaction(30)
         except KafkaException as exc:
             log.error("abort failed: %s", exc)
+
+    @staticmethod
+    def _rewind(consumer: Consumer, records: list[Record]) -> None:
         first: dict[tuple[str, int], int] = {}
-        for msg in records:
-            first.setdefault((msg.topic() or "", msg.partition() or 0), msg.offset() or 0)
+        for record in records:
+            first.setdefault((record.topic, record.partition), record.offset)
         for (topic, partition), offset in first.items():
             try:
                 consumer.seek(TopicPartition(topic, partition, offset))

@@ -4,18 +4,75 @@ Each changelog partition has its own RocksDB folder and remembers up to which ch
 offset it has been restored, so a restart only reads what it missed, and a worker whose
 local folder is gone rebuilds it from the changelog. Writes reach the changelog inside the
 processor's Kafka transaction (see `stage.py`), so the state never runs ahead of the outputs.
+
+The checkpoint also names the changelog it counts in: the cluster id and the topic id. Local
+state whose checkpoint names another cluster or another incarnation of the topic, or counts
+past the changelog's end (the topic was recreated, the cluster reset), is discarded and rebuilt
+from the changelog: stale state is never trusted.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicCollection, TopicPartition
 from rocksdict import Rdict
 
+from leadbus.clients import KafkaSettings, settings_for
+from leadbus.processors import metrics
+
+log = logging.getLogger("leadbus.processors.state")
+
 _CHECKPOINT = b"\x00leadbus:changelog-offset"
+
+
+@dataclass(frozen=True)
+class ChangelogIdentity:
+    """Which changelog a local state was built from."""
+
+    cluster_id: str
+    topic_id: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    identity: ChangelogIdentity | None
+    offset: int
+
+    def to_bytes(self) -> bytes:
+        ident = self.identity
+        return json.dumps({"cluster_id": ident.cluster_id if ident else None,
+                           "topic_id": ident.topic_id if ident else None, "offset": self.offset}).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Checkpoint:
+        text = raw.decode()
+        if text.isdigit():  # written before checkpoints named their changelog: trust nothing of it
+            return cls(None, int(text))
+        doc = json.loads(text)
+        ident = ChangelogIdentity(doc["cluster_id"], doc["topic_id"]) if doc.get("cluster_id") else None
+        return cls(ident, int(doc["offset"]))
+
+
+def stale_reason(checkpoint: Checkpoint | None, current: ChangelogIdentity, end: int) -> str | None:
+    """Why a local partition cannot be caught up from its checkpoint, or None when it can."""
+    if checkpoint is None:
+        return None
+    if checkpoint.identity is None:
+        return "checkpoint names no changelog"
+    if checkpoint.identity.cluster_id != current.cluster_id:
+        return f"built from cluster {checkpoint.identity.cluster_id}, now {current.cluster_id}"
+    if checkpoint.identity.topic_id != current.topic_id:
+        return "the changelog topic was recreated"
+    if checkpoint.offset > end:
+        return f"checkpoint at offset {checkpoint.offset} is past the changelog's end {end}"
+    return None
 
 
 def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout: float) -> int:
@@ -33,9 +90,10 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout: float) -> i
 class StateStore:
     """Key → bytes per changelog partition, with a pending overlay for the open transaction."""
 
-    def __init__(self, directory: Path, changelog_topic: str) -> None:
+    def __init__(self, directory: Path, changelog_topic: str, kafka: KafkaSettings | str) -> None:
         self.directory = Path(directory)
         self.changelog_topic = changelog_topic
+        self.kafka = settings_for(kafka)
         self._dbs: dict[int, Rdict] = {}
         self._pending: dict[tuple[int, bytes], bytes | None] = {}
 
@@ -89,18 +147,12 @@ class StateStore:
     def abort(self) -> None:
         self._pending.clear()
 
-    def restore(self, bootstrap: str, partitions: set[int], timeout: float = 60.0) -> int:
+    def restore(self, partitions: set[int], timeout: float = 60.0) -> int:
         """Catch the local copies of `partitions` up with the changelog (committed records only)."""
         if not partitions:
             return 0
-        consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"leadbus-restore-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest",
-            "log_level": 3,
-        })
+        identity = self._identity(timeout)
+        consumer = self.kafka.consumer(f"leadbus-restore-{uuid.uuid4()}", log_level=3)
         restored = 0
         try:
             ends: dict[int, int] = {}
@@ -108,10 +160,19 @@ class StateStore:
             for partition in partitions:
                 tp = TopicPartition(self.changelog_topic, partition)
                 high = _high_watermark(consumer, tp, timeout)
-                start = self._checkpoint(partition)
+                checkpoint = self._checkpoint(partition)
+                reason = stale_reason(checkpoint, identity, high)
+                if checkpoint is None and self._has_data(partition):
+                    reason = "local data without a checkpoint"
+                if reason is not None:
+                    self._discard(partition, reason)
+                    checkpoint = None
+                start = checkpoint.offset if checkpoint else 0
                 if high > start:
                     ends[partition] = high
                     assignment.append(TopicPartition(self.changelog_topic, partition, start))
+                elif checkpoint is None:
+                    self._db(partition)[_CHECKPOINT] = Checkpoint(identity, high).to_bytes()
             if not assignment:
                 return 0
             consumer.assign(assignment)
@@ -131,7 +192,7 @@ class StateStore:
                     restored += 1
                 for tp in consumer.position([TopicPartition(self.changelog_topic, p) for p in list(ends)]):
                     if tp.offset >= ends[tp.partition]:
-                        self._db(tp.partition)[_CHECKPOINT] = str(ends[tp.partition]).encode()
+                        self._db(tp.partition)[_CHECKPOINT] = Checkpoint(identity, ends[tp.partition]).to_bytes()
                         del ends[tp.partition]
             if ends:
                 raise TimeoutError(f"state of {self.changelog_topic} partitions {sorted(ends)} not restored")
@@ -139,9 +200,35 @@ class StateStore:
         finally:
             consumer.close()
 
-    def _checkpoint(self, partition: int) -> int:
+    def _identity(self, timeout: float) -> ChangelogIdentity:
+        admin = self.kafka.admin(log_level=3)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                cluster = admin.list_topics(timeout=min(10.0, timeout))
+                futures = admin.describe_topics(TopicCollection([self.changelog_topic]), request_timeout=10)
+                description = futures[self.changelog_topic].result()
+                return ChangelogIdentity(str(cluster.cluster_id), str(description.topic_id))
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _discard(self, partition: int, reason: str) -> None:
+        log.warning("discarding local state of %s[%d]: %s; rebuilding it from the changelog",
+                    self.changelog_topic, partition, reason)
+        metrics.STATE_RESETS.labels(self.changelog_topic, reason.split(" ")[0]).inc()
+        db = self._dbs.pop(partition, None)
+        if db is not None:
+            db.close()
+        shutil.rmtree(self.directory / f"p{partition}", ignore_errors=True)
+
+    def _checkpoint(self, partition: int) -> Checkpoint | None:
         value = self._db(partition).get(_CHECKPOINT)
-        return int(bytes(value)) if value is not None else 0
+        return Checkpoint.from_bytes(bytes(value)) if value is not None else None
+
+    def _has_data(self, partition: int) -> bool:
+        return any(True for _ in self._db(partition).keys())  # noqa: SIM118 - Rdict iterates items
 
     def close(self) -> None:
         for db in self._dbs.values():

@@ -11,6 +11,7 @@ confirmed lead is on every in-sync replica. Signatures and sequence numbers come
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
+from leadbus.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from leadbus.models import FUTURE_TOLERANCE, CaseLead, HandoverDecision
 from leadbus.producers.errors import FieldError, InvalidLead, PublishError
 from leadbus.topics import intake_topic
@@ -35,7 +37,21 @@ PRODUCER_DEFAULTS: Mapping[str, Any] = {
     "compression.type": "lz4",
     "message.timeout.ms": 120_000,
     "queue.buffering.max.messages": 200_000,
+    "message.max.bytes": MAX_RECORD_BYTES,
 }
+
+
+def largest_field(document: Any, path: str = "") -> str:
+    """The dotted path of the leaf that takes most room in a lead's JSON form (where to cut an oversized lead)."""
+    children: list[tuple[str, Any]] = []
+    if isinstance(document, Mapping):
+        children = [(f"{path}.{k}" if path else str(k), v) for k, v in document.items()]
+    elif isinstance(document, list):
+        children = [(f"{path}.{i}" if path else str(i), v) for i, v in enumerate(document)]
+    if not children:
+        return path or "<lead>"
+    name, value = max(children, key=lambda kv: len(json.dumps(kv[1], ensure_ascii=False, default=str)))
+    return largest_field(value, name)
 
 
 @dataclass(frozen=True)
@@ -171,17 +187,28 @@ class Publisher:
     def publish(self, lead: CaseLead | Mapping[str, Any]) -> PendingDelivery:
         """Validate, encode and hand the lead to the producer; the handle resolves on broker confirmation."""
         model = self.validate(lead)
-        return self.publish_encoded(model.lead_id, self.encode(model))
+        return self._produce(model.lead_id, *self._sealed(model))
 
     def publish_many(self, leads: Iterable[CaseLead | Mapping[str, Any]]) -> list[PendingDelivery]:
-        """All leads are validated before any is produced: one invalid lead publishes nothing."""
-        models = [self.validate(lead) for lead in leads]
-        return [self.publish_encoded(m.lead_id, self.encode(m)) for m in models]
+        """All leads are validated (and sized) before any is produced: one invalid lead publishes nothing."""
+        sealed = [(m.lead_id, self._sealed(m)) for m in (self.validate(lead) for lead in leads)]
+        return [self._produce(lead_id, *parts) for lead_id, parts in sealed]
 
-    def publish_encoded(self, lead_id: str, value: bytes) -> PendingDelivery:
-        pending = PendingDelivery(lead_id)
-        key = lead_id.encode()
+    def publish_encoded(self, key: str, value: bytes) -> PendingDelivery:
+        """Publish an already encoded event under `key` (a lead id, or a case id for decisions)."""
+        key_bytes = key.encode()
+        headers = self._sealer.seal(self.topic, key_bytes, value)
+        _check_size(key_bytes, value, headers, lambda: "<event>")
+        return self._produce(key, key_bytes, value, headers)
+
+    def _sealed(self, model: CaseLead) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        key, value = model.lead_id.encode(), self.encode(model)
         headers = self._sealer.seal(self.topic, key, value)
+        _check_size(key, value, headers, lambda: largest_field(model.model_dump(mode="json")))
+        return key, value, headers
+
+    def _produce(self, lead_id: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> PendingDelivery:
+        pending = PendingDelivery(lead_id)
         producer = self.producer
         while True:
             try:
@@ -226,3 +253,12 @@ class Publisher:
         remaining = self._producer.flush(timeout)
         if remaining:
             raise PublishError(f"{remaining} lead(s) still undelivered after {timeout}s")
+
+
+def _check_size(key: bytes, value: bytes, headers: list[tuple[str, bytes]], where: Callable[[], str]) -> None:
+    size = len(key) + len(value) + sum(len(k) + len(v) for k, v in headers)
+    if size > MAX_EVENT_BYTES:
+        raise InvalidLead([FieldError(
+            where(), "OVERSIZED",
+            f"the event would be {size} bytes; an event on the bus is at most {MAX_EVENT_BYTES} bytes "
+            "(put large evidence in a store and reference it by URI and SHA-256)")])

@@ -3,6 +3,10 @@
     outcome = examine(data, source, catalog, now)
     decision = dedupe(seen.get(lead_id), outcome)   # exact redeliveries drop, conflicts reject
 
+In the stage the two halves run apart: `examine` on each intake partition, then the accepted
+lead travels keyed by its normalised lead id through a repartition topic, so that `judge` sees
+every copy of one lead in one place whatever key, partition or client the publisher used.
+
 A bad record never raises out of `examine`: every failure becomes a `Rejection` carrying its
 reason code, a human message, the original bytes and the source position.
 """
@@ -22,19 +26,15 @@ from leadbus.agencies import is_agency_code
 from leadbus.avro import DecodeError, SchemaCatalog, decode
 from leadbus.avro.codec import writer_of
 from leadbus.geography import is_publisher_province
+from leadbus.limits import MAX_EVENT_BYTES
 from leadbus.models import FUTURE_TOLERANCE, CaseLead, reason_code
+from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
+from leadbus.processors.core.records import Source
 from leadbus.topics import INTAKE_PREFIX
 
-MAX_EVENT_BYTES = 512 * 1024
 CASE_LEAD = "cn.leadbus.CaseLead"
-
-
-@dataclass(frozen=True)
-class Source:
-    topic: str
-    partition: int
-    offset: int
+__all__ = ["MAX_EVENT_BYTES", "Source"]
 
 
 @dataclass(frozen=True)
@@ -115,16 +115,22 @@ def agency_of_topic(topic: str) -> str | None:
     return topic[len(INTAKE_PREFIX):] if topic.startswith(INTAKE_PREFIX) else None
 
 
-def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: datetime) -> Outcome:
-    """Decode, validate, check the publisher against the topic, normalise."""
+def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: datetime,
+            size: int | None = None) -> Outcome:
+    """Decode, validate, check the publisher against the topic, normalise.
+
+    `size` is the whole record's (key, value and headers); the value's length when not given.
+    """
     original = data or b""
     topic_agency = agency_of_topic(source.topic)
 
     def reject(reason: str, message: str, **extra: str | None) -> Rejection:
         return Rejection(reason, message, original, source, agency=extra.pop("agency", topic_agency), **extra)
 
-    if len(original) > MAX_EVENT_BYTES:
-        return reject("OVERSIZED", f"{len(original)} bytes exceed the {MAX_EVENT_BYTES}-byte limit")
+    size = len(original) if size is None else size
+    if size > MAX_EVENT_BYTES:
+        return reject("OVERSIZED", f"the record is {size} bytes (key, value and headers); "
+                                   f"an event on the bus is at most {MAX_EVENT_BYTES} bytes")
     try:
         if writer_of(catalog, original).name == DECISION:
             return _examine_decision(original, source, catalog, now, topic_agency)
@@ -180,27 +186,39 @@ class Decision:
     remember: Seen | None = None
 
 
+Verdict = Literal["emit", "drop", "REVISION_CONFLICT", "STALE_REVISION"]
+
+
+def judge(seen: Seen | None, revision: int, digest: str) -> Verdict:
+    """Exact redeliveries drop; a higher revision supersedes; other content or a lower revision is refused."""
+    if seen is None or revision > seen.revision:
+        return "emit"
+    if revision == seen.revision:
+        return "drop" if digest == seen.digest else "REVISION_CONFLICT"
+    return "STALE_REVISION"
+
+
+def conflict_message(verdict: Verdict, lead_id: str, revision: int, seen: Seen) -> str:
+    if verdict == "REVISION_CONFLICT":
+        return (f"revision {revision} of {lead_id} was already accepted with different content; "
+                "publish a higher revision to correct it")
+    return f"revision {revision} of {lead_id} arrived after revision {seen.revision}"
+
+
 def dedupe(seen: Seen | None, outcome: Acceptance | Rejection) -> Decision:
-    """Exact redeliveries are dropped; a higher revision supersedes; a conflict or stale revision is rejected."""
+    """`judge` applied to an examined outcome (offline and single-partition hosts)."""
     if isinstance(outcome, Rejection):
         return Decision("reject", outcome)
     revision = outcome.lead.revision
-    if seen is None or revision > seen.revision:
+    verdict = judge(seen, revision, outcome.digest)
+    if verdict == "emit":
         return Decision("emit", outcome, Seen(revision, outcome.digest))
-    if revision == seen.revision:
-        if outcome.digest == seen.digest:
-            return Decision("drop", outcome)
-        return Decision("reject", _conflict(outcome, "REVISION_CONFLICT",
-                                             f"revision {revision} of {outcome.lead.lead_id} was already accepted "
-                                             "with different content; publish a higher revision to correct it"))
-    return Decision("reject", _conflict(outcome, "STALE_REVISION",
-                                         f"revision {revision} of {outcome.lead.lead_id} arrived after revision "
-                                         f"{seen.revision}"))
-
-
-def _conflict(outcome: Acceptance, reason: str, message: str) -> Rejection:
-    return Rejection(reason, message, outcome.original, outcome.source, field="revision",
-                     lead_id=outcome.lead.lead_id, agency=outcome.lead.publisher.agency)
+    if verdict == "drop":
+        return Decision("drop", outcome)
+    assert seen is not None
+    message = conflict_message(verdict, outcome.lead.lead_id, revision, seen)
+    return Decision("reject", Rejection(verdict, message, outcome.original, outcome.source, field="revision",
+                                        lead_id=outcome.lead.lead_id, agency=outcome.lead.publisher.agency))
 
 
 def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None = None) -> dict[str, Any]:
@@ -219,22 +237,47 @@ def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None 
         "source": _source(acceptance.source),
         "publisher_sequence": sequence,
         "accepted_at": now,
+        "original": acceptance.original,
     }
 
 
 def rejected_record(rejection: Rejection, now: datetime) -> dict[str, Any]:
-    """The `LeadRejected` event (Avro record form)."""
-    return {
-        "reason": rejection.reason,
-        "message": rejection.message,
-        "field": rejection.field,
-        "lead_id": rejection.lead_id,
-        "publisher_agency": rejection.agency,
-        "original": rejection.original,
-        "source": _source(rejection.source),
-        "rejected_at": now,
-    }
+    """The `LeadRejected` event (Avro record form); an oversized original is carried as a prefix."""
+    event: dict[str, Any] = dead_letter_record(
+        reason=rejection.reason, message=rejection.message, original=rejection.original, source=rejection.source,
+        now=now, field=rejection.field, lead_id=rejection.lead_id, agency=rejection.agency,
+        oversized=rejection.reason == "OVERSIZED",
+    )
+    return event
 
 
 def _source(source: Source) -> dict[str, Any]:
     return {"topic": source.topic, "partition": source.partition, "offset": source.offset}
+
+
+@dataclass(frozen=True)
+class Examined:
+    """What the dedupe half needs of an examined lead, carried in the repartition record's headers."""
+
+    lead_id: str
+    revision: int
+    digest: str
+    agency: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("lead_id", self.lead_id.encode()), ("revision", str(self.revision).encode()),
+                ("digest", self.digest.encode()), ("agency", self.agency.encode())]
+
+    @classmethod
+    def of(cls, acceptance: Acceptance) -> Examined:
+        lead = acceptance.lead
+        return cls(lead.lead_id, lead.revision, acceptance.digest, lead.publisher.agency)
+
+    @classmethod
+    def from_headers(cls, headers: Any) -> Examined | None:
+        found = {k: v for k, v in headers or () if v is not None}
+        try:
+            return cls(found["lead_id"].decode(), int(found["revision"]), found["digest"].decode(),
+                       found["agency"].decode())
+        except (KeyError, ValueError, UnicodeDecodeError):
+            return None

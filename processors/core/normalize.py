@@ -1,7 +1,10 @@
-"""Normalising an accepted lead: half-width text, canonical identifiers, URLs and IPs, name parts.
+"""Normalising an accepted lead: canonical identifiers, URLs and IPs, name parts.
 
-Nothing is thrown away: place prefixes and legal forms of company names are split off into
-`NameParts` (kept as data, for linking), not deleted from the published name.
+Nothing is thrown away. Identifiers (phones, accounts, ID numbers, URLs, IPs, waybills, country
+codes) take their canonical form; free text an agency reported — names, the description, the
+unit, the address — is evidence and stays exactly as written: matching uses the copies beside
+it (`NameParts`, registrable domains), never instead of it. The accepted event also carries the
+published bytes whole.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from leadbus.identifiers import (
     normalize_bank_card,
     normalize_mobile,
     normalize_resident_id,
+    to_halfwidth,
 )
 from leadbus.models import CaseLead
 
@@ -137,7 +141,7 @@ def _domain_of_host(host: str) -> str | None:
 
 
 def canonical_ip(value: str) -> str:
-    ip = ipaddress.ip_address(value.strip())
+    ip = ipaddress.ip_address(to_halfwidth(value).strip())
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return ip.compressed
@@ -186,18 +190,10 @@ def normalise(lead: CaseLead) -> Normalised:
         id_number = normalize_resident_id(subject.id_number)
         if len(clean_text(subject.id_number).replace(" ", "")) == 15:
             warnings.append(Warning_("LEGACY_RESIDENT_ID", "subject.id_number", "15-digit ID upgraded to 18 digits"))
-    address = subject.address
-    if address is not None:
-        address = address.model_copy(update={
-            "city": clean_text(address.city) if address.city else address.city,
-            "detail": clean_text(address.detail) if address.detail else address.detail,
-        })
     new_subject = subject.model_copy(update={
-        "name": clean_text(subject.name),
         "uscc": uscc,
         "id_number": id_number,
         "phones": _unique(canonical_phone(p) for p in subject.phones),
-        "address": address,
     })
     urls = _unique(canonical_url(u) for u in lead.online.urls)
     online = lead.online.model_copy(update={
@@ -211,10 +207,7 @@ def normalise(lead: CaseLead) -> Normalised:
         "online": online,
         "payment_accounts": _unique(canonical_account(a) for a in lead.payment_accounts),
         "waybills": _unique(clean_text(w).replace(" ", "").upper() for w in lead.waybills),
-        "description": clean_text(lead.description),
-        "publisher": lead.publisher.model_copy(update={
-            "unit": clean_text(lead.publisher.unit) if lead.publisher.unit else None,
-        }),
+        "countries": _unique(to_halfwidth(c).strip().upper() for c in lead.countries),
     })
     domains = tuple(sorted({d for d in (registrable_domain(u) for u in urls) if d}))
     return Normalised(normalised, split_name(subject.name), domains, tuple(warnings))

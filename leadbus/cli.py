@@ -108,7 +108,7 @@ def _alive(pid: int) -> bool:
 @broker_app.command("status")
 def broker_status() -> None:
     """Say whether the local brokers answer."""
-    from leadbus.kafka.clients import admin
+    from leadbus.clients import KafkaSettings
 
     state_path = _state_file()
     if not state_path.exists():
@@ -117,7 +117,7 @@ def broker_status() -> None:
     state = json.loads(state_path.read_text())
     alive = [pid for pid in state["pids"] if _alive(pid)]
     try:
-        meta = admin(state["bootstrap"], {"log_level": 0}).list_topics(timeout=5)
+        meta = KafkaSettings(state["bootstrap"]).admin(log_level=0).list_topics(timeout=5)
         console.print(f"{state['bootstrap']}: {len(meta.brokers)} broker(s) serving, {len(meta.topics)} topics; "
                       f"{len(alive)}/{len(state['pids'])} processes alive")
     except Exception as exc:  # noqa: BLE001 - report, never crash

@@ -27,9 +27,10 @@ from rich.table import Table
 
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
+from leadbus.clients import KafkaSettings
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
-from leadbus.kafka import KafkaCluster, clients
+from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
 from leadbus.logs import JsonFormatter
 from leadbus.models import CaseLead
@@ -42,6 +43,7 @@ from leadbus.topics import (
     CASES,
     HANDOVER,
     HANDOVER_DECISIONS,
+    INTAKE_BY_LEAD,
     LEADS_ACCEPTED,
     LEADS_REJECTED,
     intake_topic,
@@ -56,7 +58,7 @@ class CarelessPublisher:
     """Now and then sends what a careless or broken agency system would: the intake dead-letters it."""
 
     def __init__(self, bootstrap: str, seed: int) -> None:
-        self.producer = clients.producer(bootstrap)
+        self.producer = KafkaSettings(bootstrap).producer()
         self.generator = TrafficGenerator(seed=seed + 1000)
         self.schema = packaged_catalog().latest("cn.leadbus.CaseLead")
         self.sent = 0
@@ -88,13 +90,8 @@ class BusView:
 
     def __init__(self, bootstrap: str) -> None:
         self.catalog = packaged_catalog()
-        self.consumer = clients.consumer(bootstrap, {
-            "group.id": f"leadbus-demo-view-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "topic.metadata.refresh.interval.ms": 2000,
-            "isolation.level": "read_committed",
-        })
+        self.consumer = KafkaSettings(bootstrap).consumer(f"leadbus-demo-view-{uuid.uuid4()}",
+                                                          **{"topic.metadata.refresh.interval.ms": 2000})
         self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER])
         self.board: HandoverBoard | None = None
         self.case_provinces: dict[str, str] = {}
@@ -214,7 +211,7 @@ class Rates:
 # The stages' consumer groups and inputs, as `leadbus process` sets them up.
 STAGE_GROUPS = {"intake": "leadbus-intake", "linking": "leadbus-linking", "handover": "leadbus-handover",
                 "routing": "leadbus-routing"}
-STAGE_INPUTS = {"intake": ["^leadbus\\.intake\\..*"], "linking": [LEADS_ACCEPTED],
+STAGE_INPUTS = {"intake": ["^leadbus\\.intake\\..*", INTAKE_BY_LEAD], "linking": [LEADS_ACCEPTED],
                 "handover": [CASES, HANDOVER_DECISIONS], "routing": [CASES]}
 
 
@@ -229,9 +226,10 @@ class LagProbe:
     """
 
     def __init__(self, bootstrap: str, every: float = 3.0) -> None:
-        self.admin = clients.admin(bootstrap, {"socket.timeout.ms": 2000})
-        self.readers = {stage: clients.consumer(bootstrap, {"group.id": group, "enable.auto.commit": False})
-                        for stage, group in STAGE_GROUPS.items()}
+        kafka = KafkaSettings(bootstrap)
+        self.admin = kafka.admin(**{"socket.timeout.ms": 2000})
+        # Never subscribed and never committing (enable.auto.commit is off): they only read the groups' offsets.
+        self.readers = {stage: kafka.consumer(group) for stage, group in STAGE_GROUPS.items()}
         self.every = every
         self.lag: dict[str, int | None] = dict.fromkeys(STAGE_GROUPS)
         self._stop = threading.Event()

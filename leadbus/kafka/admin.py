@@ -15,12 +15,13 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
-from leadbus.kafka import clients
+from leadbus.clients import settings_for
 from leadbus.topics import ExistingTopic, TopicPlan, TopicSpec, plan
 
 
 def admin_client(bootstrap: str, extra: Mapping[str, Any] | None = None) -> AdminClient:
-    return clients.admin(bootstrap, {"log_level": 3, **(extra or {})})
+    # librdkafka's lines reach logging when the admin client is polled (apply_topics does, once at the end).
+    return settings_for(bootstrap).admin(**{"log_level": 3, **(extra or {})})
 
 
 def describe_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, ExistingTopic]:

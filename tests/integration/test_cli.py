@@ -41,9 +41,9 @@ def test_topics_apply_is_idempotent_and_check_reports_sync(bootstrap: str) -> No
 def test_topics_apply_corrects_drift(bootstrap: str) -> None:
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
-    from leadbus.kafka.clients import admin as admin_client
+    from leadbus.clients import KafkaSettings
 
-    admin = admin_client(bootstrap)  # librdkafka's lines through logging, also after the broker has gone
+    admin = KafkaSettings(bootstrap).admin()  # librdkafka's lines through logging, also after the broker has gone
     res = ConfigResource(ConfigResource.Type.TOPIC, "leadbus.blacklist", incremental_configs=[
         ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SET)])
     for fut in admin.incremental_alter_configs([res]).values():

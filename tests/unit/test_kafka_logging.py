@@ -8,13 +8,13 @@ import time
 import pytest
 from confluent_kafka import KafkaException
 
-from leadbus.kafka import clients
+from leadbus.clients import KafkaSettings
 
 
 def test_librdkafka_logs_go_through_logging_at_their_level(caplog: pytest.LogCaptureFixture,
                                                              capfd: pytest.CaptureFixture[str]) -> None:
     caplog.set_level(logging.DEBUG, logger="leadbus.kafka.client")
-    producer = clients.producer("127.0.0.1:1", {"reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 100})
+    producer = KafkaSettings("127.0.0.1:1").producer(**{"reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 100})
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not any("Connection refused" in r.getMessage() for r in caplog.records):
         producer.poll(0.1)
@@ -30,7 +30,7 @@ def test_librdkafka_logs_go_through_logging_at_their_level(caplog: pytest.LogCap
 def test_admin_clients_log_through_logging_too(caplog: pytest.LogCaptureFixture,
                                                capfd: pytest.CaptureFixture[str]) -> None:
     caplog.set_level(logging.DEBUG, logger="leadbus.kafka.client")
-    admin = clients.admin("127.0.0.1:1")
+    admin = KafkaSettings("127.0.0.1:1").admin()
     with pytest.raises(KafkaException):  # no broker there
         admin.list_topics(timeout=1)
     admin.poll(0)

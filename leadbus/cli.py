@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -107,7 +108,7 @@ def _alive(pid: int) -> bool:
 @broker_app.command("status")
 def broker_status() -> None:
     """Say whether the local brokers answer."""
-    from confluent_kafka.admin import AdminClient
+    from leadbus.clients import KafkaSettings
 
     state_path = _state_file()
     if not state_path.exists():
@@ -116,7 +117,7 @@ def broker_status() -> None:
     state = json.loads(state_path.read_text())
     alive = [pid for pid in state["pids"] if _alive(pid)]
     try:
-        meta = AdminClient({"bootstrap.servers": state["bootstrap"], "log_level": 0}).list_topics(timeout=5)
+        meta = KafkaSettings(state["bootstrap"]).admin(log_level=0).list_topics(timeout=5)
         console.print(f"{state['bootstrap']}: {len(meta.brokers)} broker(s) serving, {len(meta.topics)} topics; "
                       f"{len(alive)}/{len(state['pids'])} processes alive")
     except Exception as exc:  # noqa: BLE001 - report, never crash
@@ -208,7 +209,8 @@ STAGES = ("intake", "linking", "handover", "routing")
 @app.command("process")
 def process(
     bootstrap: str | None = BOOTSTRAP,
-    stage: str = typer.Option("all", help="intake, linking, handover, routing, or all (one process per stage)."),
+    stage: str = typer.Option("all", help="intake, linking, handover, routing, or all (one supervised process per "
+                                          "stage: a stage that dies is logged and restarted with backoff)."),
     state_dir: Path = typer.Option(Path("var/state"), help="Local RocksDB state (rebuilt from changelogs if lost)."),
     worker_id: str | None = typer.Option(None, help="Stable id of this worker (its transactional id)."),
     metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0 = off)."),
@@ -301,37 +303,43 @@ def _scaled_clock(scale: float) -> Callable[[], datetime]:
 
 def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_port: int, max_seconds: float,
                time_scale: float, day_seconds: float) -> None:
-    """One OS process per stage; SIGTERM stops them all."""
-    import subprocess
+    """One OS process per stage, supervised: a stage that dies is logged and restarted with backoff.
+
+    SIGTERM or Ctrl-C stops every stage (each commits and closes); a second one kills them.
+    """
+    import socket
     import sys
 
-    children = []
+    from leadbus.logs import configure_json_logging
+    from leadbus.supervise import ChildSpec, Supervisor
+
+    configure_json_logging()
+    # Stable across restarts: a restarted stage's transactional id fences its dead predecessor at once.
+    base_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    specs = []
     for i, name in enumerate(STAGES):
         cmd = [sys.executable, "-m", "leadbus.cli", "process", "--stage", name, "-b", bootstrap,
-               "--state-dir", str(state_dir), "--max-seconds", str(max_seconds)]
+               "--state-dir", str(state_dir), "--max-seconds", str(max_seconds), "--worker-id", f"{base_id}-{name}"]
         if name == "handover":
             cmd += ["--time-scale", str(time_scale), "--day-seconds", str(day_seconds)]
-        if worker_id:
-            cmd += ["--worker-id", f"{worker_id}-{name}"]
         if metrics_port:
             cmd += ["--metrics-port", str(metrics_port + i)]
-        children.append(subprocess.Popen(cmd))
-    stopping = False
+        specs.append(ChildSpec(name, cmd, group="stages"))
+    supervisor = Supervisor(specs)
+    signals = 0
 
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
+    def on_signal(*_: object) -> None:
+        nonlocal signals
+        signals += 1
+        if signals >= 2:
+            supervisor.kill()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while any(child.poll() is None for child in children):
-        time.sleep(0.5)
-        if not stopping and any(child.poll() not in (None, 0) for child in children):
-            stop()
-    if any(child.returncode not in (0, -signal.SIGTERM) for child in children):
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    supervisor.start()
+    supervisor.run(until=lambda: signals > 0)
+    killed = supervisor.stop(timeout=30.0, force=lambda: signals >= 2)
+    if killed or signals >= 2:
         raise typer.Exit(1)
 
 
@@ -349,7 +357,11 @@ def registry(
     configure_json_logging()
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    run_registry(_bootstrap(bootstrap), url, max_seconds=max_seconds or None)
+    # SIGTERM as Ctrl-C: the sink leaves through its `finally` (consumer closed, database released). A batch cut
+    # short is rolled back with its offsets, so nothing is lost or doubled.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_registry(_bootstrap(bootstrap), url, max_seconds=max_seconds or None)
 
 
 @app.command("takedown")
@@ -405,8 +417,10 @@ def archive_run(
     """Archive topics into Avro container files per topic, partition and hour, with a chained manifest."""
     import threading
 
+    from leadbus.logs import configure_json_logging
     from leadbus.sinks.archive_sink import run_archive
 
+    configure_json_logging()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -424,8 +438,10 @@ def dashboard(
 ) -> None:
     """Serve a regional dashboard: live masked cases, counts, the handover board, search."""
     from leadbus.geography import REGIONS
+    from leadbus.logs import configure_json_logging
     from leadbus.sinks.dashboard import run
 
+    configure_json_logging()
     if region not in REGIONS:
         raise typer.BadParameter(f"--region is one of {', '.join(sorted(REGIONS))}")
     run(_bootstrap(bootstrap), region, host=host, port=port)
@@ -470,14 +486,27 @@ def demo(
     seed: int = typer.Option(0, "--seed"),
     day_seconds: float = typer.Option(15.0, help="Demo calendar: a statutory day of handover deadlines lasts "
                                                  "this many seconds."),
+    port_base: int = typer.Option(8470, help="Dashboards on this port and the next two (jjj, yrd, pprd); "
+                                             "stage metrics on base+10 to base+13."),
+    workdir: Path = typer.Option(Path("var/demo"), help="Registry, archive, state and logs (emptied at start)."),
 ) -> None:
-    """Start a broker, apply topics, run the processors and the simulated agencies, and show it all live."""
+    """Start a broker, apply topics, run the processors, sinks, dashboards and simulated agencies, show it live.
+
+    Ctrl-C (or SIGTERM) stops the simulator, the processors, the sinks, the dashboards and the broker in
+    that order and prints a summary; a second Ctrl-C kills what is left.
+    """
     from leadbus.demo import run_demo
 
-    run_demo(rate=rate, duration=duration, seed=seed, console=console, day_seconds=day_seconds)
+    code = run_demo(rate=rate, duration=duration, seed=seed, console=console, day_seconds=day_seconds,
+                    port_base=port_base, workdir=workdir)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:
+    from leadbus.logs import configure_cli_logging
+
+    configure_cli_logging()
     app()
 
 

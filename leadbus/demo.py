@@ -2,41 +2,63 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import shutil
-import subprocess
+import signal
+import socket
 import sys
-import tempfile
+import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import IsolationLevel, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
+from leadbus.clients import KafkaSettings
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
-from leadbus.kafka.cluster import free_port
+from leadbus.logs import JsonFormatter
 from leadbus.models import CaseLead
+from leadbus.producers.errors import PublishError
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
 from leadbus.schema_topic import publish_schemas
-from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
+from leadbus.supervise import ChildSpec, Supervisor
+from leadbus.topics import (
+    CASES,
+    HANDOVER,
+    HANDOVER_DECISIONS,
+    INTAKE_BY_LEAD,
+    LEADS_ACCEPTED,
+    LEADS_REJECTED,
+    intake_topic,
+    load_declarations,
+)
+
+DEFAULT_PORT_BASE = 8470
+log = logging.getLogger("leadbus.demo")
 
 
 class CarelessPublisher:
     """Now and then sends what a careless or broken agency system would: the intake dead-letters it."""
 
     def __init__(self, bootstrap: str, seed: int) -> None:
-        self.producer = Producer({"bootstrap.servers": bootstrap, "logger": logging.getLogger("leadbus.kafka.client")})
+        self.producer = KafkaSettings(bootstrap).producer()
         self.generator = TrafficGenerator(seed=seed + 1000)
         self.schema = packaged_catalog().latest("cn.leadbus.CaseLead")
         self.sent = 0
@@ -58,21 +80,18 @@ class CarelessPublisher:
         self.producer.poll(0)
         self.sent += 1
 
+    def close(self, timeout: float) -> None:
+        self.producer.flush(timeout)
+        del self.producer  # librdkafka's handle goes now, while the broker is still there
+
 
 class BusView:
     """Reads the intake topics back from the broker and keeps the counts the demo shows."""
 
     def __init__(self, bootstrap: str) -> None:
         self.catalog = packaged_catalog()
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"leadbus-demo-view-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "topic.metadata.refresh.interval.ms": 2000,
-            "isolation.level": "read_committed",
-            "logger": logging.getLogger("leadbus.kafka.client"),
-        })
+        self.consumer = KafkaSettings(bootstrap).consumer(f"leadbus-demo-view-{uuid.uuid4()}",
+                                                          **{"topic.metadata.refresh.interval.ms": 2000})
         self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER])
         self.board: HandoverBoard | None = None
         self.case_provinces: dict[str, str] = {}
@@ -168,74 +187,432 @@ class BusView:
         self.consumer.close()
 
 
-def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_seconds: float = 30.0) -> None:
-    console.print("starting a local Kafka broker (KRaft, jars from Maven Central)…")
-    with KafkaCluster(1) as cluster:
-        bootstrap = cluster.bootstrap_servers
+class Rates:
+    """Per-second rates of growing counters over a sliding window."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self.samples: deque[tuple[float, dict[str, int]]] = deque()
+
+    def add(self, now: float, counts: dict[str, int]) -> None:
+        self.samples.append((now, dict(counts)))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.popleft()
+
+    def per_second(self) -> dict[str, float]:
+        if len(self.samples) < 2:
+            return {}
+        (t0, first), (t1, last) = self.samples[0], self.samples[-1]
+        if t1 - t0 <= 0:
+            return {}
+        return {k: (last[k] - first.get(k, 0)) / (t1 - t0) for k in last}
+
+
+# The stages' consumer groups and inputs, as `leadbus process` sets them up.
+STAGE_GROUPS = {"intake": "leadbus-intake", "linking": "leadbus-linking", "handover": "leadbus-handover",
+                "routing": "leadbus-routing"}
+STAGE_INPUTS = {"intake": ["^leadbus\\.intake\\..*", INTAKE_BY_LEAD], "linking": [LEADS_ACCEPTED],
+                "handover": [CASES, HANDOVER_DECISIONS], "routing": [CASES]}
+
+
+class LagProbe:
+    """Consumer lag per stage: records between each group's committed offsets and the ends of its inputs.
+
+    Asked of the broker every few seconds from a thread of its own, so the live view never waits on it.
+    The committed offsets come from a consumer in the stage's group that never joins it (AdminClient's
+    list_consumer_group_offsets crashes the process on a group the coordinator does not know yet:
+    librdkafka#5040, confluent-kafka-python#1982); the ends are read_committed offsets, so a transaction's
+    commit marker is not counted as lag.
+    """
+
+    def __init__(self, bootstrap: str, every: float = 3.0) -> None:
+        kafka = KafkaSettings(bootstrap)
+        self.admin = kafka.admin(**{"socket.timeout.ms": 2000})
+        # Never subscribed and never committing (enable.auto.commit is off): they only read the groups' offsets.
+        self.readers = {stage: kafka.consumer(group) for stage, group in STAGE_GROUPS.items()}
+        self.every = every
+        self.lag: dict[str, int | None] = dict.fromkeys(STAGE_GROUPS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lag-probe", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                topics = list(self.admin.list_topics(timeout=2).topics.items())
+            except Exception:  # noqa: BLE001 - a probe that fails shows "?" and tries again
+                continue
+            for stage in STAGE_GROUPS:
+                if self._stop.is_set():
+                    return
+                try:
+                    self.lag[stage] = self._lag(stage, topics)
+                except Exception:  # noqa: BLE001 - as above
+                    self.lag[stage] = None
+            self.admin.poll(0)
+
+    def _lag(self, stage: str, topics: list[tuple[str, Any]]) -> int | None:
+        inputs = STAGE_INPUTS[stage]
+        parts = [TopicPartition(name, p) for name, meta in topics for p in meta.partitions
+                 if any(re.fullmatch(i[1:], name) if i.startswith("^") else i == name for i in inputs)]
+        if not parts:
+            return None
+        reader = self.readers[stage]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in reader.committed(parts, timeout=2)}
+        reader.poll(0)
+        ends = self._offsets(parts, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        # A partition the group never committed counts from its beginning: the stage has all of it to read.
+        fresh = [tp for tp in parts if committed.get((tp.topic, tp.partition), -1) < 0]
+        starts = self._offsets(fresh, OffsetSpec.earliest()) if fresh else {}  # type: ignore[no-untyped-call]
+        total = 0
+        for key, end in ends.items():
+            position = committed.get(key, -1)
+            total += max(0, end - (position if position >= 0 else starts.get(key, 0)))
+        return total
+
+    def _offsets(self, parts: list[TopicPartition], spec: Any) -> dict[tuple[str, int], int]:
+        futures = self.admin.list_offsets({tp: spec for tp in parts}, isolation_level=IsolationLevel.READ_COMMITTED,
+                                          request_timeout=2)
+        return {(tp.topic, tp.partition): future.result(timeout=3).offset for tp, future in futures.items()}
+
+    def close(self) -> None:
+        """Stop probing; release the clients while the broker is still there (only once the thread is done)."""
+        self._stop.set()
+        self._thread.join(4.0)
+        if not self._thread.is_alive():
+            for reader in self.readers.values():
+                reader.close()
+            self.readers.clear()
+            del self.admin
+
+
+def status(view: BusView, traffic: Traffic, rates: Rates, lag: LagProbe | None,
+           supervisor: Supervisor | None) -> dict[str, Any]:
+    """What the status block shows: rates, open cases, overdue duties, lag and the stages' health."""
+    counts = {"published": traffic.report.published, "accepted": view.accepted,
+              "rejected": sum(view.rejected.values())}
+    rates.add(time.monotonic(), counts)
+    board = view.board
+    return {
+        **counts,
+        "rates": rates.per_second(),
+        "open_cases": len(view.cases),
+        "overdue": sum(1 for c in board.cases.values() if c.overdue) if board is not None else 0,
+        "lag": dict(lag.lag) if lag is not None else {},
+        "down": [c.name for c in supervisor.children.values() if not c.running] if supervisor else [],
+        "restarts": sum(c.restarts for c in supervisor.children.values()) if supervisor else 0,
+    }
+
+
+def _lag_text(lag: dict[str, int | None]) -> str:
+    return " ".join(f"{stage} {'?' if n is None else n}" for stage, n in lag.items()) or "…"
+
+
+def status_line(info: dict[str, Any], elapsed: float) -> str:
+    r = info["rates"]
+    down = f" DOWN: {', '.join(info['down'])}" if info["down"] else ""
+    return (f"[{elapsed:6.0f}s] published {info['published']} ({r.get('published', 0):.1f}/s) "
+            f"accepted {info['accepted']} ({r.get('accepted', 0):.1f}/s) "
+            f"rejected {info['rejected']} ({r.get('rejected', 0):.1f}/s) | open cases {info['open_cases']} | "
+            f"overdue duties {info['overdue']} | lag {_lag_text(info['lag'])} | restarts {info['restarts']}{down}")
+
+
+def status_block(info: dict[str, Any]) -> Group:
+    r = info["rates"]
+    rates = Table.grid(padding=(0, 3))
+    rates.add_row(f"[bold]published[/bold] {r.get('published', 0):5.1f}/s",
+                  f"[green]accepted[/green] {r.get('accepted', 0):5.1f}/s",
+                  f"[red]rejected[/red] {r.get('rejected', 0):5.1f}/s",
+                  f"[bold]open cases[/bold] {info['open_cases']}",
+                  ("[bold red]" if info["overdue"] else "[bold]") + f"overdue duties {info['overdue']}[/]")
+    health = Table.grid(padding=(0, 3))
+    down = ("[bold red]down: " + ", ".join(info["down"]) + "[/]") if info["down"] else "[green]all running[/green]"
+    health.add_row(f"[bold]consumer lag[/bold] {_lag_text(info['lag'])}", f"processes: {down}",
+                   f"restarts {info['restarts']}")
+    return Group(rates, health)
+
+
+STOP_ORDER = ("processors", "sinks", "dashboards")  # after the simulator, before the broker
+STOP_WITHIN = 15.0  # seconds from Ctrl-C to exit, all included
+STATUS_EVERY = 5.0  # seconds between status lines when stdout is not a terminal
+STAGES = ("intake", "linking", "handover", "routing")
+DASHBOARD_REGIONS = ("jjj", "yrd", "pprd")
+
+
+class Interrupts:
+    """The demo's SIGINT/SIGTERM handler: the first asks for an orderly stop, the second forces it.
+
+    While starting up, the first one raises KeyboardInterrupt so a blocking start is abandoned;
+    once running, it only sets a flag that the main loop reads.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.raise_first = True
+        self.on_force: list[Callable[[], None]] = []
+
+    @property
+    def stopping(self) -> bool:
+        return self.count >= 1
+
+    @property
+    def forced(self) -> bool:
+        return self.count >= 2
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count == 2:
+            for kill in self.on_force:
+                with contextlib.suppress(Exception):
+                    kill()
+        elif self.count == 1 and self.raise_first:
+            raise KeyboardInterrupt
+
+
+def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, day_seconds: float,
+                run_id: str) -> list[ChildSpec]:
+    cli = [sys.executable, "-m", "leadbus.cli"]
+    specs = []
+    for name in STAGES:
+        argv = [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(state),
+                "--worker-id", f"demo-{run_id}-{name}", "--metrics-port", str(ports.metrics[name])]
+        if name == "handover":
+            argv += ["--day-seconds", str(day_seconds)]
+        specs.append(ChildSpec(name, argv, group="processors"))
+    registry_url = f"sqlite:///{demo_dir / 'registry.db'}"
+    specs.append(ChildSpec("registry", [*cli, "registry", "-b", bootstrap, "--url", registry_url], group="sinks"))
+    specs.append(ChildSpec("archive", [*cli, "archive", "run", str(demo_dir / "archive"), "-b", bootstrap,
+                                       "--seal-after-seconds", "10"], group="sinks"))
+    for region in DASHBOARD_REGIONS:
+        specs.append(ChildSpec(f"dashboard-{region}", [*cli, "dashboard", "--region", region, "-b", bootstrap,
+                                                       "--port", str(ports.dashboards[region])], group="dashboards"))
+    return specs
+
+
+@dataclass(frozen=True)
+class DemoPorts:
+    """Stable ports: dashboards at base, base+1, base+2 (jjj, yrd, pprd); stage metrics at base+10…base+13."""
+
+    base: int
+
+    @property
+    def dashboards(self) -> dict[str, int]:
+        return {region: self.base + i for i, region in enumerate(DASHBOARD_REGIONS)}
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        return {stage: self.base + 10 + i for i, stage in enumerate(STAGES)}
+
+    def all(self) -> list[int]:
+        return [*self.dashboards.values(), *self.metrics.values()]
+
+
+def busy_ports(ports: list[int]) -> list[int]:
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
+def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_seconds: float = 30.0,
+             port_base: int = DEFAULT_PORT_BASE, workdir: Path = Path("var/demo")) -> int:
+    """Run the demo until `duration` passes or Ctrl-C / SIGTERM; stop everything in order; return an exit code."""
+    interrupts = Interrupts()
+    interrupts.install()
+    ports = DemoPorts(port_base)
+    busy = busy_ports(ports.all())
+    if busy:
+        console.print(f"[red]ports in use: {', '.join(map(str, busy))}[/red] — another demo running? "
+                      "Move every port with --port-base.")
+        return 2
+    demo_dir = workdir.resolve()
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    (demo_dir / "logs").mkdir(parents=True)
+    _log_to_file(demo_dir / "logs" / "demo.log")
+    run_id = uuid.uuid4().hex[:8]
+    cluster = KafkaCluster(1)
+    supervisor: Supervisor | None = None
+    traffic: Traffic | None = None
+    careless: CarelessPublisher | None = None
+    view: BusView | None = None
+    lag: LagProbe | None = None
+    interrupts.on_force.append(lambda: _kill_cluster(cluster))
+    bootstrap = cluster.bootstrap_servers
+    registry_url = f"sqlite:///{demo_dir / 'registry.db'}"
+    try:
+        console.print("starting a local Kafka broker (KRaft, jars from Maven Central)…")
+        cluster.start()
         apply_topics(bootstrap, load_declarations())
         publish_schemas(bootstrap, list(packaged_catalog()))
-        console.print(f"broker at {bootstrap}; topics applied; simulated agencies publishing {rate}/s. Ctrl-C stops.")
+        state = demo_dir / "state"
+        supervisor = Supervisor(child_specs(bootstrap, state, demo_dir, ports, day_seconds, run_id),
+                                log_dir=demo_dir / "logs")
+        interrupts.on_force.insert(0, supervisor.kill)
+        supervisor.start()
+        console.print(_url_table(bootstrap, ports, registry_url, demo_dir))
+        console.print(f"simulated agencies publishing {rate:g}/s; a statutory day of handover deadlines lasts "
+                      f"{day_seconds:g} s and every fourth handover is left to go overdue. "
+                      "[bold]Ctrl-C stops[/bold] (a second Ctrl-C forces).")
         traffic = Traffic(bootstrap, seed=seed)
-        view = BusView(bootstrap)
-        state = Path(tempfile.mkdtemp(prefix="leadbus-demo-"))
-        log = open(state / "intake.log", "ab")  # noqa: SIM115 - handed to the child
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "leadbus.cli", "process", "--stage", "all", "-b", bootstrap,
-             "--state-dir", str(state), "--day-seconds", str(day_seconds)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        demo_dir = Path("var/demo").resolve()
-        shutil.rmtree(demo_dir, ignore_errors=True)
-        demo_dir.mkdir(parents=True)
-        registry_url = f"sqlite:///{demo_dir / 'registry.db'}"
-        sinks = [
-            subprocess.Popen([sys.executable, "-m", "leadbus.cli", "registry", "-b", bootstrap, "--url", registry_url],
-                             stdout=log, stderr=subprocess.STDOUT),
-            subprocess.Popen([sys.executable, "-m", "leadbus.cli", "archive", "run", str(demo_dir / "archive"), "-b",
-                              bootstrap, "--seal-after-seconds", "10"], stdout=log, stderr=subprocess.STDOUT),
-        ]
-        for n, region in enumerate(("jjj", "yrd", "pprd")):
-            port = free_port()
-            sinks.append(subprocess.Popen([sys.executable, "-m", "leadbus.cli", "dashboard", "--region", region,
-                                           "-b", bootstrap, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT))
-            console.print(f"[bold]dashboard {REGIONS[region].name_zh} {REGIONS[region].name_en}: "
-                          f"http://127.0.0.1:{port}/[/bold]" + ("" if n else "   (?lang=en for English)"))
-        console.print(f"registry: {registry_url}   archive: {demo_dir / 'archive'}")
         careless = CarelessPublisher(bootstrap, seed)
+        view = BusView(bootstrap)
         view.board = HandoverBoard(bootstrap)
-        console.print(f"demo calendar: a statutory day of handover deadlines lasts {day_seconds:g} s; "
-                      "every fourth handover is left to go overdue")
+        lag = LagProbe(bootstrap)
+        rates = Rates()
+        interrupts.raise_first = False
         start = time.monotonic()
-        try:
-            with Live(console=console, refresh_per_second=2) as live:
-                while duration <= 0 or time.monotonic() - start < duration:
-                    due = int((time.monotonic() - start) * rate) + 1
-                    while traffic.report.published < due:
-                        traffic.publish_one(datetime.now(UTC))
-                    for pub in traffic.publishers.values():
-                        pub.producer.poll(0)
-                    traffic.settle()
-                    careless.maybe_send(time.monotonic() - start)
-                    view.board.act(view.case_provinces)
-                    view.pump(0.1)
-                    live.update(view.render(traffic, bootstrap))
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for pub in traffic.publishers.values():
-                pub.flush(30)
-            traffic.settle()
-            for process in (worker, *sinks):
-                process.terminate()
-            for process in (worker, *sinks):
-                process.wait(60)
-            log.close()
-            view.pump(1.0)
-            view.board.close()
-            view.close()
+        last_line = start
+        # On a terminal a live view; otherwise (a pipe, a CI log) one plain status line every few seconds.
+        live = Live(console=console, refresh_per_second=2, transient=True) if console.is_terminal else None
+        with live if live is not None else contextlib.nullcontext():
+            while not interrupts.stopping and (duration <= 0 or time.monotonic() - start < duration):
+                due = int((time.monotonic() - start) * rate) + 1
+                while traffic.report.published < due:
+                    traffic.publish_one(datetime.now(UTC))
+                for pub in traffic.publishers.values():
+                    pub.producer.poll(0)
+                traffic.settle()
+                careless.maybe_send(time.monotonic() - start)
+                view.board.act(view.case_provinces)
+                view.pump(0.1)
+                supervisor.poll()
+                info = status(view, traffic, rates, lag, supervisor)
+                if live is not None:
+                    live.update(Group(status_block(info), view.render(traffic, bootstrap)))
+                elif time.monotonic() - last_line >= STATUS_EVERY:
+                    last_line = time.monotonic()
+                    console.print(status_line(info, last_line - start), highlight=False, soft_wrap=True)
+    except KeyboardInterrupt:
+        pass
+    except Exception:
+        if not interrupts.stopping:
+            raise
+        # Ctrl-C during start-up also reaches helpers in the demo's own process group (the broker's storage
+        # formatter): what fails because of it is no error of the demo.
+        log.warning("start-up interrupted", exc_info=True)
+    finally:
+        interrupts.raise_first = False
+        stopped_at = time.monotonic()
+        console.print("stopping: simulator, processors, sinks, dashboards, broker…")
+        if lag is not None:
+            lag.close()
+        _shutdown(cluster, supervisor, traffic, careless, view, interrupts, stopped_at, console)
+    if view is not None and traffic is not None:
         console.print(view.render(traffic, bootstrap))
-        _report_sinks(console, registry_url, demo_dir / "archive")
-        console.print("stopping the broker")
+    _report_sinks(console, registry_url, demo_dir / "archive")
+    forced = " (forced)" if interrupts.forced else ""
+    console.print(f"stopped in {time.monotonic() - stopped_at:.1f}s{forced}; logs in {demo_dir / 'logs'}")
+    return 130 if interrupts.forced else 0
+
+
+def _shutdown(cluster: KafkaCluster, supervisor: Supervisor | None, traffic: Traffic | None,
+              careless: CarelessPublisher | None, view: BusView | None, interrupts: Interrupts, began: float,
+              console: Console) -> None:
+    """Stop in order, each phase within its share of STOP_WITHIN; whatever overstays is killed."""
+    deadline = began + STOP_WITHIN - 3.5  # leave time for the summary and the interpreter's exit
+    took: list[str] = []
+    mark = time.monotonic()
+
+    def budget(cap: float) -> float:
+        return 0.0 if interrupts.forced else max(0.2, min(cap, deadline - time.monotonic()))
+
+    def done(phase: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        took.append(f"{phase} {now - mark:.1f}s")
+        mark = now
+
+    # 1. the simulator: stop publishing, wait for what is in flight, release the producers (a librdkafka handle
+    # destroyed after the broker has gone waits for its threads at exit).
+    publishers = [*(traffic.publishers.values() if traffic else ()),
+                  *(view.board.publishers.values() if view and view.board else ())]
+    flush_until = time.monotonic() + budget(2.0)
+    for pub in publishers:
+        with contextlib.suppress(PublishError):
+            pub.flush(max(0.0, flush_until - time.monotonic()))
+    if traffic is not None:
+        traffic.settle()
+    for pub in publishers:
+        with contextlib.suppress(PublishError):
+            pub.close(0)
+    if careless is not None:
+        careless.close(0.5)
+    done("simulator")
+    if supervisor is not None:  # 2.–4. processors (commit and close), sinks, dashboards
+        for group, cap in zip(STOP_ORDER, (4.0, 3.0, 2.5), strict=True):
+            killed = supervisor.stop([group], timeout=budget(cap), force=lambda: interrupts.forced)
+            if killed:
+                console.print(f"[yellow]killed after the stop deadline: {', '.join(killed)}[/yellow]")
+            done(group)
+        if view is not None:
+            view.pump(0.2)
+    if view is not None:
+        view.close()
+    # 5. the broker. Its data is the demo's own temporary folder, so a controlled shutdown that overstays (a busy
+    # machine) is cut short rather than the 15 s.
+    if not _stop_cluster(cluster, budget(5.0), interrupts):
+        console.print("[yellow]the broker's controlled shutdown overstayed its time: killed[/yellow]")
+    done("broker")
+    log.info("demo stopped: %s", ", ".join(took))
+    console.print("stopped " + ", ".join(took), soft_wrap=True)
+
+
+def _stop_cluster(cluster: KafkaCluster, timeout: float, interrupts: Interrupts) -> bool:
+    """SIGTERM each broker (a controlled shutdown), SIGKILL it after `timeout`; True when none had to be killed."""
+    clean = True
+    for node in cluster.nodes:
+        proc = node.process
+        if proc is None or proc.poll() is not None:
+            continue
+        proc.terminate()
+        end = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < end and not interrupts.forced:
+            time.sleep(0.05)
+        if proc.poll() is None:
+            clean = False
+            proc.kill()
+            proc.wait(5)
+    cluster.close()
+    return clean
+
+
+def _kill_cluster(cluster: KafkaCluster) -> None:
+    for node in cluster.nodes:
+        if node.process is not None and node.process.poll() is None:
+            node.process.kill()
+
+
+def _log_to_file(path: Path) -> None:
+    """The demo's own logs — librdkafka's included, at their own levels — go to a file, not over the live view."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _url_table(bootstrap: str, ports: DemoPorts, registry_url: str, demo_dir: Path) -> Table:
+    table = Table(title="leadbus demo", title_justify="left")
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row("Kafka broker", bootstrap)
+    for region, port in ports.dashboards.items():
+        reg = REGIONS[region]
+        table.add_row(f"dashboard {reg.name_zh} {reg.name_en}", f"http://127.0.0.1:{port}/  (?lang=en)")
+    for stage, port in ports.metrics.items():
+        table.add_row(f"metrics: {stage} stage", f"http://127.0.0.1:{port}/metrics")
+    table.add_row("case registry", registry_url)
+    table.add_row("archive", str(demo_dir / "archive"))
+    table.add_row("logs", str(demo_dir / "logs"))
+    return table
 
 
 def _report_sinks(console: Console, registry_url: str, archive: Path) -> None:

@@ -30,3 +30,15 @@ def configure_json_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def configure_cli_logging(level: int = logging.WARNING) -> None:
+    """Short commands: warnings and errors (librdkafka's among them) as one readable line each on stderr.
+
+    Long-running commands replace this with `configure_json_logging`.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

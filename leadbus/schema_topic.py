@@ -12,9 +12,10 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from leadbus.avro import SchemaCatalog, SchemaEntry
+from leadbus.clients import settings_for
 from leadbus.topics import SCHEMAS
 
 
@@ -25,7 +26,7 @@ def schema_record(entry: SchemaEntry) -> tuple[bytes, bytes]:
 
 
 def publish_schemas(bootstrap: str, entries: Iterable[SchemaEntry], timeout: float = 30.0) -> int:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = settings_for(bootstrap).producer(**{"enable.idempotence": True, "acks": "all"})
     count = 0
     for entry in entries:
         key, value = schema_record(entry)
@@ -38,12 +39,7 @@ def publish_schemas(bootstrap: str, entries: Iterable[SchemaEntry], timeout: flo
 
 def load_schemas(bootstrap: str, catalog: SchemaCatalog, timeout: float = 30.0) -> int:
     """Read `leadbus.schemas` from the beginning to its current end into `catalog`; return how many were new."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"leadbus-schema-reader-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-    })
+    consumer = settings_for(bootstrap).consumer(f"leadbus-schema-reader-{uuid.uuid4()}")
     try:
         meta = consumer.list_topics(SCHEMAS, timeout=timeout)
         partitions = [TopicPartition(SCHEMAS, p, 0) for p in meta.topics[SCHEMAS].partitions]

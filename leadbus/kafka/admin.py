@@ -15,11 +15,13 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
+from leadbus.clients import settings_for
 from leadbus.topics import ExistingTopic, TopicPlan, TopicSpec, plan
 
 
 def admin_client(bootstrap: str, extra: Mapping[str, Any] | None = None) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 3, **(extra or {})})
+    # librdkafka's lines reach logging when the admin client is polled (apply_topics does, once at the end).
+    return settings_for(bootstrap).admin(**{"log_level": 3, **(extra or {})})
 
 
 def describe_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, ExistingTopic]:
@@ -75,6 +77,7 @@ def apply_topics(
         for fut in admin.incremental_alter_configs(resources).values():
             fut.result(timeout=30)
     _wait_for_leaders(admin, [s.name for s in todo.create])
+    admin.poll(0)  # serve librdkafka's queued log lines to logging
     return todo
 
 

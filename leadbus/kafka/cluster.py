@@ -287,7 +287,9 @@ class KafkaCluster:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if self.tie_to_parent else None,
-            start_new_session=not self.tie_to_parent,
+            # Its own session always: a terminal's Ctrl-C reaches whoever owns the cluster, which stops
+            # the broker last, after the clients that use it.
+            start_new_session=True,
         )
         log.close()
 

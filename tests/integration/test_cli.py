@@ -39,9 +39,11 @@ def test_topics_apply_is_idempotent_and_check_reports_sync(bootstrap: str) -> No
 
 
 def test_topics_apply_corrects_drift(bootstrap: str) -> None:
-    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    from leadbus.clients import KafkaSettings
+
+    admin = KafkaSettings(bootstrap).admin()  # librdkafka's lines through logging, also after the broker has gone
     res = ConfigResource(ConfigResource.Type.TOPIC, "leadbus.blacklist", incremental_configs=[
         ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SET)])
     for fut in admin.incremental_alter_configs([res]).values():

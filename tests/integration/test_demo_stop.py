@@ -1,0 +1,194 @@
+"""`leadbus demo` stopped the way a terminal stops it: SIGINT to its whole process group.
+
+It must stop in order, print its summary, exit within 15 s and leave no process behind — the broker,
+the stages, the sinks and the dashboards all run in sessions of their own, so they are found through
+psutil while the demo runs and looked for again after it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from leadbus.demo import DemoPorts, busy_ports
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.integration
+
+STOP_WITHIN = 15.0
+STATUS = re.compile(r"published \d+ \([\d.]+/s\) accepted \d+ \([\d.]+/s\) rejected \d+ \([\d.]+/s\) \| "
+                    r"open cases \d+ \| overdue duties \d+ \| lag intake \d+ linking \d+ handover \d+ routing \d+")
+
+
+def _free_port_base() -> int:
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 20)
+        if not busy_ports(DemoPorts(base).all()):
+            return base
+    raise AssertionError("no free block of ports")
+
+
+class RunningDemo:
+    def __init__(self, tmp_path: Path, *extra: str) -> None:
+        self.workdir = tmp_path / "demo"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "TERM": "dumb"}
+        self.port_base = _free_port_base()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "leadbus.cli", "demo", "--rate", "20", "--port-base", str(self.port_base),
+             "--workdir", str(self.workdir), *extra],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,  # its own process group, as a shell gives a foreground job
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.seen: dict[int, tuple[float, str]] = {}
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode("utf-8", "replace"))
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def snapshot(self) -> None:
+        """Remember every process of the demo (pid, start time): they live in sessions of their own."""
+        try:
+            procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for p in procs:
+            try:
+                self.seen[p.pid] = (p.create_time(), " ".join(p.cmdline())[:160])
+            except psutil.NoSuchProcess:
+                continue
+
+    def leftovers(self) -> list[str]:
+        left = []
+        for pid, (created, cmd) in self.seen.items():
+            try:
+                if psutil.Process(pid).create_time() == created:
+                    left.append(f"{pid} {cmd}")
+            except psutil.NoSuchProcess:
+                continue
+        sessions = {pid for pid in self.seen}
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if os.getsid(p.pid) in sessions or os.getpgid(p.pid) in sessions:
+                    left.append(f"{p.pid} {' '.join(p.info['cmdline'] or [])[:160]} (in a demo session)")
+            except (ProcessLookupError, PermissionError, psutil.Error):
+                continue
+        return sorted(set(left))
+
+    def interrupt(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+
+    def wait_running(self) -> None:
+        wait_until(lambda: "Ctrl-C stops" in self.output or self.proc.poll() is not None, 180,
+                   "the demo to start", interval=0.5)
+        assert self.proc.poll() is None, self.output
+        # Let it run: every stage consuming, leads flowing into the registry and the archive.
+        logs = self.workdir / "logs"
+        wait_until(lambda: (logs / "linking.log").exists() and "assigned" in (logs / "linking.log").read_text()
+                   and (logs / "routing.log").exists() and "assigned" in (logs / "routing.log").read_text(),
+                   120, "the stages to be assigned their partitions", interval=0.5)
+        # Not a terminal: plain status lines, with rates, open cases, overdue duties and each stage's lag.
+        wait_until(lambda: STATUS.search(self.output) is not None, 60, "a status line with the stages' lag",
+                   interval=0.5)
+        self.snapshot()
+
+    def kill_everything(self) -> None:
+        for pid, (created, _) in self.seen.items():
+            try:
+                p = psutil.Process(pid)
+                if p.create_time() == created:
+                    p.kill()
+            except psutil.Error:
+                continue
+
+
+def test_ctrl_c_stops_the_demo_in_order_with_its_summary_and_nothing_left(tmp_path: Path) -> None:
+    demo = RunningDemo(tmp_path)
+    try:
+        demo.wait_running()
+        # broker JVM + 4 stages + registry + archive + 3 dashboards, besides the demo itself
+        assert len(demo.seen) >= 11, demo.seen
+        began = time.monotonic()
+        demo.interrupt()
+        while demo.proc.poll() is None and time.monotonic() - began < 60:
+            demo.snapshot()
+            time.sleep(0.05)
+        took = time.monotonic() - began
+        demo.reader.join(5)
+        out = demo.output
+        print(out[-3000:])
+        print(f"demo stopped in {took:.1f}s")
+        assert demo.proc.returncode == 0, out[-3000:]
+        assert took < STOP_WITHIN, f"stopped in {took:.1f}s"
+        assert "registry rows: leads " in out
+        assert "archive: " in out and " verified" in out
+        order = out[out.index("stopped simulator"):]
+        assert order.index("processors") < order.index("sinks") < order.index("dashboards") < order.index("broker")
+        assert "killed after the stop deadline" not in out
+        assert not re.search(r"^%\d\|", out, re.MULTILINE), "librdkafka wrote to the terminal past logging"
+        for region, port in DemoPorts(demo.port_base).dashboards.items():
+            assert f"http://127.0.0.1:{port}/" in out, f"{region} dashboard URL in the table"
+        time.sleep(0.5)
+        assert demo.leftovers() == []
+        intake_log = (demo.workdir / "logs" / "intake.log").read_text()
+        assert "Traceback" not in intake_log
+    finally:
+        demo.kill_everything()
+
+
+def test_a_second_ctrl_c_forces_the_stop(tmp_path: Path) -> None:
+    demo = RunningDemo(tmp_path)
+    try:
+        demo.wait_running()
+        began = time.monotonic()
+        demo.interrupt()
+        time.sleep(0.3)
+        demo.snapshot()
+        demo.interrupt()
+        demo.proc.wait(30)
+        took = time.monotonic() - began
+        print(f"forced stop in {took:.1f}s")
+        assert took < 10, f"a forced stop took {took:.1f}s"
+        assert demo.proc.returncode == 130
+        time.sleep(0.5)
+        assert demo.leftovers() == []
+    finally:
+        demo.kill_everything()
+
+
+def test_ctrl_c_while_it_starts_stops_what_was_started(tmp_path: Path) -> None:
+    demo = RunningDemo(tmp_path)
+    try:
+        wait_until(lambda: "starting a local Kafka broker" in demo.output, 60, "the broker to be starting",
+                   interval=0.1)
+        time.sleep(1.0)
+        demo.snapshot()  # the broker's JVM, being started
+        began = time.monotonic()
+        demo.interrupt()
+        while demo.proc.poll() is None and time.monotonic() - began < 60:
+            demo.snapshot()
+            time.sleep(0.05)
+        took = time.monotonic() - began
+        print(f"stopped while starting in {took:.1f}s")
+        assert took < STOP_WITHIN, demo.output[-2000:]
+        time.sleep(0.5)
+        assert demo.leftovers() == []
+    finally:
+        demo.kill_everything()

@@ -1,0 +1,98 @@
+"""No record can stop a stage: a step that raises, an output too big to produce, an output the broker refuses.
+
+The stage runs in process with a small step whose behaviour each record chooses; the good records
+around the bad ones must come out exactly once, every bad one as a dead letter with its reason.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from leadbus.avro import decode, packaged_catalog
+from leadbus.clients import KafkaSettings
+from leadbus.kafka import KafkaCluster
+from leadbus.kafka.admin import apply_topics
+from leadbus.limits import MAX_RECORD_BYTES
+from leadbus.processors.core.records import Output, Record, Result, StateView
+from leadbus.processors.stage import ExactlyOnceStage, StageConfig
+from leadbus.topics import LEADS_REJECTED, TopicSpec, load_declarations
+from tests.kafka_helpers import read_all
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.integration
+CATALOG = packaged_catalog()
+IN, OUT, CHANGELOG = "test.resilience.in", "test.resilience.out", "test.resilience.state"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
+    with KafkaCluster(1, tmp_path_factory.mktemp("resilience-kafka")) as kc:
+        apply_topics(kc.bootstrap_servers, [*load_declarations(), TopicSpec(IN, 2, 1, 1, {}),
+                                            TopicSpec(OUT, 1, 1, 1, {}), TopicSpec(CHANGELOG, 2, 1, 1, {})])
+        yield kc
+
+
+class ChoosyStep:
+    """Echoes each record, counting it in state; a record's value says how to misbehave."""
+
+    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
+        value = record.value or b""
+        if value.startswith(b"raise"):
+            raise RuntimeError("the step cannot handle this record")
+        if value.startswith(b"huge"):
+            return Result([Output(OUT, record.key, b"h" * (MAX_RECORD_BYTES + 1))])
+        if value.startswith(b"nowhere"):
+            return Result([Output(OUT, record.key, value), Output("test.resilience.missing", None, value)])
+        seen = int(state.get(value) or b"0")
+        return Result([Output(OUT, record.key, value)], {value: str(seen + 1).encode()})
+
+
+def test_bad_records_become_dead_letters_and_the_good_ones_pass_exactly_once(cluster, tmp_path: Path) -> None:
+    bootstrap = cluster.bootstrap_servers
+    config = StageConfig(name="resilience", kafka=KafkaSettings(bootstrap), topics=[IN], changelog_topic=CHANGELOG,
+                         state_dir=tmp_path / "state", group_id="resilience", retry_budget=3.0)
+    stage = ExactlyOnceStage(config, ChoosyStep())
+    runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 240}, daemon=True)
+    runner.start()
+    try:
+        producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+        good = [f"good-{i}".encode() for i in range(300)]
+        bad = {b"raise-1": "STAGE_ERROR", b"huge-1": "OUTPUT_OVERSIZED", b"nowhere-1": "STAGE_FAILED",
+               b"raise-2": "STAGE_ERROR"}
+        for i, value in enumerate(good):
+            producer.produce(IN, key=value, value=value)
+            if i % 75 == 10:
+                bad_value = list(bad)[i // 75]
+                producer.produce(IN, key=bad_value, value=bad_value)
+        assert producer.flush(30) == 0
+
+        def done() -> bool:
+            return len(read_all(bootstrap, OUT)) >= len(good) and sum(
+                1 for m in read_all(bootstrap, LEADS_REJECTED) if bytes(decode(CATALOG, m.value())[1]["original"])
+                in bad) >= len(bad)
+
+        wait_until(done, 180, "every good record out and every bad one dead-lettered")
+        time.sleep(1)
+        assert runner.is_alive(), "the stage stopped on a bad record"
+        outputs = Counter(m.value() for m in read_all(bootstrap, OUT))
+        assert set(outputs) == set(good), "no output of a bad record escaped, not even the first of two"
+        assert max(outputs.values()) == 1, "a good record came out twice after a failed batch was retried"
+        letters = {bytes(d["original"]): d for d in (decode(CATALOG, m.value())[1]
+                                                     for m in read_all(bootstrap, LEADS_REJECTED))}
+        for value, reason in bad.items():
+            assert letters[value]["reason"] == reason, value
+            assert letters[value]["source"]["topic"] == IN
+        # The state writes of the retried good records were committed once, not once per attempt.
+        assert stage.state.get(0, b"good-10") in (b"1", None) and stage.state.get(1, b"good-10") in (b"1", None)
+        assert {stage.state.get(p, b"good-10") for p in (0, 1)} == {b"1", None}
+    finally:
+        stage.stop()
+        runner.join(30)

@@ -8,6 +8,7 @@ core (`open_handover` then `scan` past the deadline, a real breach).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import socket
@@ -375,7 +376,7 @@ def test_language_metrics_and_health(dashboards: dict[str, Server], bus: Bus, br
 
 
 def test_screenshots_of_the_three_regions(dashboards: dict[str, Server], bus: Bus, browser: Browser) -> None:
-    """artifacts/screenshots/<region>.png (and yrd-en.png), and docs/dashboard-yrd.png for the README."""
+    """artifacts/screenshots/<region>.png (and yrd-en.png); LEADBUS_REFRESH_DOCS=1 refreshes docs/dashboard-yrd.png."""
     world = {
         "yrd": [make_case("31", category="APPAREL_FOOTWEAR", sales_fen=18_250_000, name="王秀英"),
                 make_case("32", category="ELECTRONICS", sales_fen=5_230_050, name="王建国"),
@@ -410,7 +411,6 @@ def test_screenshots_of_the_three_regions(dashboards: dict[str, Server], bus: Bu
             page.click("#lang")
             page.screenshot(path=str(SCREENSHOTS / "yrd-en.png"), full_page=True)
         page.close()
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
-    shutil.copyfile(SCREENSHOTS / "yrd.png", docs / "dashboard-yrd.png")
-    assert (docs / "dashboard-yrd.png").stat().st_size > 10_000
+    assert (SCREENSHOTS / "yrd.png").stat().st_size > 10_000
+    if os.environ.get("LEADBUS_REFRESH_DOCS"):  # only on request: a test run leaves the work tree clean
+        shutil.copyfile(SCREENSHOTS / "yrd.png", ROOT / "docs" / "dashboard-yrd.png")

@@ -5,10 +5,11 @@
         pub.publish(lead)
 
 The publisher chooses each event's partition itself (the SDK does it for a sealer with
-`per_partition = True`) and numbers each partition of its topic from 1: a *lane*. The numbers
-survive restarts in a small sequence file next to the key (`<key file>.seq`, locked while a
-publisher holds it): a block of numbers is reserved ahead and written down before any is used, so
-a crash skips at most one block — a gap intake reports as a warning, never a replay.
+`per_partition = True`) and numbers each partition of its topic from 1: a *lane* of the publisher id, whatever key signs it. The numbers
+survive restarts in a small sequence file next to the key (`<publisher>.seq` in the key's folder,
+locked while a publisher holds it): a block of numbers is reserved ahead and written down before
+any is used, so a crash skips at most one block — a gap intake reports as a warning, never a
+replay. A key rotation keeps the sequence file: numbering goes on under the new key.
 """
 
 from __future__ import annotations
@@ -166,8 +167,7 @@ class SigningSealer:
                   block: int = 1000) -> SigningSealer:
         key_path = Path(key_path)
         key = load_private_key(key_path.read_bytes())
-        return cls(publisher, key, SequenceFile(sequence_path or key_path.with_suffix(key_path.suffix + ".seq"),
-                                                block))
+        return cls(publisher, key, SequenceFile(sequence_path or key_path.parent / f"{publisher}.seq", block))
 
     @classmethod
     def from_env(cls, publisher: str, sequence_path: Path | str, variable: str = KEY_ENV,

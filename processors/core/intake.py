@@ -137,6 +137,18 @@ def _provenance(seal: Seal | None, keys: KeyRegistry, agency: str, province: str
 _NO_KEYS = KeyRegistry()
 
 
+def _claimed_lead_id(original: bytes, catalog: SchemaCatalog) -> str | None:
+    """The lead id an event whose seal failed says it has (to find its dead letter by); None when unreadable."""
+    try:
+        if writer_of(catalog, original).name != CASE_LEAD:
+            return None
+        _, record = decode(catalog, original, catalog.latest(CASE_LEAD))
+    except DecodeError:
+        return None
+    lead_id = record.get("lead_id") if isinstance(record, dict) else None
+    return str(lead_id) if lead_id is not None else None
+
+
 def agency_of_topic(topic: str) -> str | None:
     return topic[len(INTAKE_PREFIX):] if topic.startswith(INTAKE_PREFIX) else None
 
@@ -163,7 +175,7 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
                                    f"an event on the bus is at most {MAX_EVENT_BYTES} bytes")
     verified = verify_event(headers, original, source.topic, source.partition, keys, now)
     if isinstance(verified, Refused):
-        return reject(verified.reason, verified.message, field="headers")
+        return reject(verified.reason, verified.message, field="headers", lead_id=_claimed_lead_id(original, catalog))
     seal = verified
     try:
         if writer_of(catalog, original).name == DECISION:

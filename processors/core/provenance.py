@@ -149,7 +149,8 @@ def sequence_message(verdict: SequenceVerdict, seal: Seal, topic: str) -> str:
                 "out of order, refused")
     if verdict.status == "SEQUENCE_REPLAYED":
         return f"sequence number {seal.sequence} of {where} was already used (the lane is at {verdict.lane.last})"
-    assert verdict.gap is not None
+    if verdict.gap is None:
+        return f"sequence number {seal.sequence} of {where} is the next one"
     low, high = verdict.gap
     numbers = f"{low}" if low == high else f"{low}–{high}"
     return f"sequence number(s) {numbers} of {where} never arrived before {seal.sequence}"

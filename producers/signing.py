@@ -5,11 +5,12 @@
         pub.publish(lead)
 
 The publisher chooses each event's partition itself (the SDK does it for a sealer with
-`per_partition = True`) and numbers each partition of its topic from 1: a *lane* of the publisher id, whatever key signs it. The numbers
-survive restarts in a small sequence file next to the key (`<publisher>.seq` in the key's folder,
-locked while a publisher holds it): a block of numbers is reserved ahead and written down before
-any is used, so a crash skips at most one block — a gap intake reports as a warning, never a
-replay. A key rotation keeps the sequence file: numbering goes on under the new key.
+`per_partition = True`) and numbers each partition of its topic from 1: a *lane* of the publisher
+id, whatever key signs it. The numbers survive restarts in a small sequence file next to the key
+(`<publisher>.seq` in the key's folder, locked while a publisher holds it): a block of numbers is
+reserved ahead and written down before any is used, so a crash skips at most one block — a gap
+intake reports as a warning, never a replay. A key rotation keeps the sequence file: numbering
+goes on under the new key.
 """
 
 from __future__ import annotations

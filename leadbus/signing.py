@@ -226,6 +226,7 @@ class KeyRegistry:
 
     def __init__(self, keys: Iterable[PublisherKey] = ()) -> None:
         self._keys: dict[tuple[str, str], PublisherKey] = {}
+        self._required: frozenset[tuple[str, str | None]] | None = None  # (agency, province or None), derived
         for key in keys:
             self.apply(key)
 
@@ -235,9 +236,11 @@ class KeyRegistry:
     def apply(self, key: PublisherKey) -> None:
         """The latest record of a key replaces what was known of it (the compacted topic's rule)."""
         self._keys[(key.publisher, key.key_id)] = key
+        self._required = None
 
     def remove(self, publisher: str, key_id: str) -> None:
         self._keys.pop((publisher, key_id), None)
+        self._required = None
 
     def get(self, publisher: str, key_id: str) -> PublisherKey | None:
         return self._keys.get((publisher, key_id))
@@ -254,13 +257,11 @@ class KeyRegistry:
         True once a key asking for it is registered for the agency as a whole or for that province
         (also when it is revoked or expired since: a publisher never falls back to unsigned).
         """
-        for (publisher, _), key in self._keys.items():
-            if not key.require_signed:
-                continue
-            key_agency, key_province = parse_publisher_id(publisher)
-            if key_agency == agency and (key_province is None or key_province == province):
-                return True
-        return False
+        required = self._required
+        if required is None:
+            required = frozenset(parse_publisher_id(p) for (p, _), k in self._keys.items() if k.require_signed)
+            self._required = required
+        return (agency, None) in required or (province is not None and (agency, province) in required)
 
     def current(self, publisher: str, now: datetime) -> list[PublisherKey]:
         return [k for k in self.keys_of(publisher) if k.status(now) in ("VALID", "KEY_NOT_YET_VALID")]

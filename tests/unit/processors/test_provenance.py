@@ -365,3 +365,26 @@ def test_sequence_file_survives_restarts_and_crashes(tmp_path) -> None:
     third = SequenceFile(path, block=100)
     assert third.next("t:0") == 104, "after a crash, numbers continue above the reserved block: a gap, never a replay"
     third.close()
+
+
+# -- the registry and its records -----------------------------------------------------------------
+
+
+def test_publisher_key_record_round_trip_and_registry_rules() -> None:
+    from leadbus.publisher_keys import PUBLISHER_KEY, key_record
+
+    key = _registered(KEY, "SAMR", valid_until=NOW, revoked_at=NOW, revocation_reason="gone", replaces="abc")
+    registry_key, value = key_record(key)
+    assert registry_key == f"SAMR/{key.key_id}".encode()
+    _, record = decode(CATALOG, value, CATALOG.latest(PUBLISHER_KEY))
+    assert record["agency"] == "SAMR" and record["province"] is None
+    assert PublisherKey.from_avro(record) == key
+    registry = KeyRegistry([_registered(KEY, "SAMR.33"), _registered(OTHER, "MPS", require_signed=False)])
+    assert registry.requires_signature("SAMR", "33") and not registry.requires_signature("SAMR", "11")
+    assert not registry.requires_signature("MPS", "11"), "an optional key requires nothing"
+    registry.apply(_registered(OTHER, "MPS"))
+    assert registry.requires_signature("MPS", "11"), "the latest record of a key counts"
+    registry.remove("MPS", key_id_of(public_bytes(OTHER.public_key())))
+    assert not registry.requires_signature("MPS", "11")
+    with pytest.raises(ValueError):
+        PublisherKey.from_avro({**record, "public_key": b"short"})

@@ -253,11 +253,14 @@ def process(
     kafka = KafkaSettings(target)
     if stage == "intake":
         from leadbus.processors.intake import CHANGELOG, TOPICS, IntakeHandler
+        from leadbus.publisher_keys import KeyFeed
         from leadbus.topics import INTAKE_BY_LEAD
 
         config = StageConfig(name="intake", kafka=kafka, topics=TOPICS, changelog_topic=CHANGELOG,
                              state_dir=state_dir, group_id="leadbus-intake", state_topic=INTAKE_BY_LEAD)
-        handler: Handler = IntakeHandler()
+        keys = KeyFeed(kafka)
+        keys.catch_up(60)  # every publisher key registered so far is known before the first event
+        handler: Handler = IntakeHandler(keys=keys)
     elif stage == "linking":
         from leadbus.processors import linking
         from leadbus.topics import LEADS_ACCEPTED
@@ -501,6 +504,183 @@ def demo(
                     port_base=port_base, workdir=workdir)
     if code:
         raise typer.Exit(code)
+
+
+# -- publisher keys ---------------------------------------------------------------------
+
+keys_app = typer.Typer(help="Publisher signing keys (Ed25519) on the compacted leadbus.publishers topic.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _instant(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _duration(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if not text or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise typer.BadParameter(f"{text!r}: a duration like 30s, 15m, 24h or 7d")
+    return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+
+
+def _publisher(publisher: str) -> str:
+    from leadbus.agencies import is_agency_code
+    from leadbus.geography import is_publisher_province
+    from leadbus.signing import parse_publisher_id
+
+    try:
+        agency, province = parse_publisher_id(publisher)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not is_agency_code(agency):
+        raise typer.BadParameter(f"{agency} is not a current agency code")
+    if province is not None and not is_publisher_province(province):
+        raise typer.BadParameter(f"{province} is not a province code")
+    return publisher
+
+
+def _show_key(key: object) -> None:
+    from leadbus.signing import PublisherKey
+
+    assert isinstance(key, PublisherKey)
+    now = datetime.now(UTC)
+    until = f" until {key.valid_until:%Y-%m-%dT%H:%M:%SZ}" if key.valid_until else ""
+    revoked = f" revoked {key.revoked_at:%Y-%m-%dT%H:%M:%SZ} ({key.revocation_reason})" if key.revoked_at else ""
+    console.print(f"{key.publisher}\t{key.key_id}\t{key.status(now)}\tfrom {key.valid_from:%Y-%m-%dT%H:%M:%SZ}"
+                  f"{until}{revoked}{' replaces ' + key.replaces if key.replaces else ''}"
+                  f"{'' if key.require_signed else ' (signing optional)'}")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    out: Path = typer.Option(..., "--out", "-o", help="Private key file to write (PEM, mode 0600); the public key "
+                                                      "goes next to it as <out>.pub."),
+    force: bool = typer.Option(False, help="Overwrite an existing key file."),
+) -> None:
+    """Generate an Ed25519 key pair for a publisher (the private key never leaves this file or its environment)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from leadbus.producers.signing import private_pem, public_pem, write_secret
+    from leadbus.signing import key_id_of, public_bytes
+
+    if out.exists() and not force:
+        raise typer.BadParameter(f"{out} exists (use --force to replace it)")
+    key = Ed25519PrivateKey.generate()
+    write_secret(out, private_pem(key))
+    public = out.with_suffix(out.suffix + ".pub")
+    public.write_bytes(public_pem(key))
+    console.print(f"key id {key_id_of(public_bytes(key.public_key()))}: private {out} (0600), public {public}")
+
+
+def _read_public(path: Path) -> bytes:
+    from leadbus.producers.signing import load_public_key
+
+    try:
+        return load_public_key(path.read_bytes())
+    except ValueError as exc:
+        raise typer.BadParameter(f"{path}: {exc}") from None
+
+
+@keys_app.command("register")
+def keys_register(
+    publisher: str = typer.Argument(..., help="Publisher id: AGENCY, AGENCY.PP (e.g. SAMR.33), or either -instance."),
+    public_key: Path = typer.Option(..., "--public-key", "-k", help="The publisher's public key (PEM or base64)."),
+    valid_from: str | None = typer.Option(None, help="ISO time from which it is honoured (default now)."),
+    valid_until: str | None = typer.Option(None, help="ISO time from which it is no longer honoured."),
+    require: bool = typer.Option(True, "--require/--optional",
+                                 help="Refuse unsigned events of this publisher (default) or accept them still."),
+    bootstrap: str | None = BOOTSTRAP,
+) -> None:
+    """Register a publisher's public key on leadbus.publishers (the admin principal)."""
+    from leadbus.clients import KafkaSettings
+    from leadbus.publisher_keys import read_registry, write_keys
+    from leadbus.signing import PublisherKey, key_id_of
+
+    publisher = _publisher(publisher)
+    raw = _read_public(public_key)
+    settings = KafkaSettings(_bootstrap(bootstrap))
+    registry = read_registry(settings)
+    key_id = key_id_of(raw)
+    if any(publisher != p and registry.get(p, key_id) for p in registry.publishers()):
+        raise typer.BadParameter(f"key {key_id} is registered for another publisher: each publisher has its own keys")
+    if registry.get(publisher, key_id) is not None:
+        raise typer.BadParameter(f"key {key_id} of {publisher} is registered already (rotate or revoke it)")
+    key = PublisherKey(publisher, key_id, raw, _instant(valid_from), datetime.now(UTC),
+                       valid_until=_instant(valid_until) if valid_until else None, require_signed=require)
+    write_keys(settings, [key])
+    _show_key(key)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    publisher: str = typer.Argument(..., help="Publisher id."),
+    public_key: Path = typer.Option(..., "--public-key", "-k", help="The new public key (PEM or base64)."),
+    at: str | None = typer.Option(None, help="ISO time of the rotation: the new key is honoured from then (default "
+                                             "now)."),
+    overlap: str = typer.Option("24h", help="How long after the rotation the old keys are still honoured (events "
+                                            "signed before it may still be on their way), e.g. 0s, 15m, 24h."),
+    bootstrap: str | None = BOOTSTRAP,
+) -> None:
+    """Register a new key for a publisher and end its current keys' validity at the rotation plus the overlap."""
+    from leadbus.clients import KafkaSettings
+    from leadbus.publisher_keys import read_registry, write_keys
+    from leadbus.signing import PublisherKey, key_id_of
+
+    publisher = _publisher(publisher)
+    raw = _read_public(public_key)
+    settings = KafkaSettings(_bootstrap(bootstrap))
+    registry = read_registry(settings)
+    when = _instant(at)
+    old = registry.current(publisher, when)
+    if registry.get(publisher, key_id_of(raw)) is not None:
+        raise typer.BadParameter("that key is registered already: rotate to a new key")
+    require = any(k.require_signed for k in registry.keys_of(publisher)) or not registry.keys_of(publisher)
+    new = PublisherKey(publisher, key_id_of(raw), raw, when, datetime.now(UTC), require_signed=require,
+                       replaces=old[-1].key_id if old else None)
+    ended = [k.expiring(when + _duration(overlap)) for k in old]
+    write_keys(settings, [new, *ended])  # the new key first: there is never a moment without a valid key
+    for key in (new, *ended):
+        _show_key(key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    publisher: str = typer.Argument(..., help="Publisher id."),
+    key_id: str = typer.Argument(..., help="The key id to revoke."),
+    reason: str = typer.Option(..., help="Why (kept in the registry): compromised, staff left, …"),
+    at: str | None = typer.Option(None, help="ISO time from which events under the key are refused (default now)."),
+    bootstrap: str | None = BOOTSTRAP,
+) -> None:
+    """Revoke a key: every event under it is refused from the given time on (the key stays, so audits can read it)."""
+    from leadbus.clients import KafkaSettings
+    from leadbus.publisher_keys import read_registry, write_keys
+
+    settings = KafkaSettings(_bootstrap(bootstrap))
+    key = read_registry(settings).get(_publisher(publisher), key_id)
+    if key is None:
+        raise typer.BadParameter(f"no key {key_id} registered for {publisher}")
+    revoked = key.revoked(_instant(at), reason)
+    write_keys(settings, [revoked])
+    _show_key(revoked)
+
+
+@keys_app.command("list")
+def keys_list(
+    publisher: str | None = typer.Argument(None, help="Only this publisher."),
+    bootstrap: str | None = BOOTSTRAP,
+) -> None:
+    """Show every registered key with its status now."""
+    from leadbus.publisher_keys import read_registry
+
+    registry = read_registry(_bootstrap(bootstrap))
+    for name in registry.publishers():
+        if publisher is None or name == publisher:
+            for key in registry.keys_of(name):
+                _show_key(key)
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ CASES = "leadbus.cases"
 HANDOVER = "leadbus.handover"
 HANDOVER_DECISIONS = "leadbus.handover.decisions"
 SCHEMAS = "leadbus.schemas"
+#: Compacted: every publisher key (`PublisherKey`), keyed by `<publisher>/<key id>`; written only by the admin.
+PUBLISHERS = "leadbus.publishers"
 #: Intake's repartition topic: examined leads keyed by normalised lead id (written and read by intake only).
 INTAKE_BY_LEAD = "leadbus.internal.intake-by-lead"
 #: Changelog of intake's dedupe memory, co-partitioned with INTAKE_BY_LEAD.

@@ -9,6 +9,16 @@ Two halves in one exactly-once stage, like a Kafka Streams topology with a repar
    keyless, under a wrong key, an upper-case id, from another agency's topic, after the intake
    topics gained partitions — is judged in one place: emitted once, dropped, or refused.
 
+Signed events (DESIGN §7) have their signature checked in the first half, against the publisher key
+registry (`KeyFeed` on `leadbus.publishers`), and take one more hop before the second: whatever
+their examination decided (an examined lead, a decision, a rejection of their content) travels to
+`leadbus.internal.intake-by-lead` keyed by the event's *sequence lane* — (publisher, intake topic,
+partition) — wrapped in a `leadbus-intake-phase: sequence` record. There the lane's memory (in the
+same state store, hence the same changelog and transaction) judges the number: the next one or one
+after a gap goes on to where it was headed (a gap becomes a `SEQUENCE_GAP` warning with its range),
+a replayed or late one is dead-lettered. A lane is one intake partition, whose order Kafka keeps and
+the first half preserves (it writes one lane's records to one partition, in order).
+
 Thin edge around the pure core (`leadbus.processors.core.intake`): it moves bytes, keeps the
 dedupe memory in the stage's state store, counts metrics and logs rejections.
 """
@@ -18,8 +28,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from confluent_kafka import KafkaException
+
 from leadbus.avro import SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.processors import metrics
+from leadbus.processors.core import provenance
 from leadbus.processors.core.intake import (
     Acceptance,
     DecisionAcceptance,
@@ -35,6 +48,8 @@ from leadbus.processors.core.intake import (
     rejected_record,
 )
 from leadbus.processors.core.records import Output, Record, Result, StateView
+from leadbus.publisher_keys import KeyFeed
+from leadbus.signing import SEAL_HEADERS, KeyRegistry, Seal
 from leadbus.topics import HANDOVER_DECISIONS, INTAKE_BY_LEAD, INTAKE_CHANGELOG, LEADS_ACCEPTED, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.intake")
@@ -43,34 +58,79 @@ INTAKE_PATTERN = "^leadbus\\.intake\\..*"
 CHANGELOG = INTAKE_CHANGELOG
 TOPICS = [INTAKE_PATTERN, INTAKE_BY_LEAD]
 
+PHASE = "leadbus-intake-phase"
+SEQUENCE_PHASE = b"sequence"
+# Headers of a sequence-phase record: where its payload goes next, and where the event came from.
+_NEXT_TOPIC, _NEXT_KEY, _SOURCE = "leadbus-next-topic", "leadbus-next-key", "leadbus-source"
+_UNKNOWN_YET = frozenset({"UNKNOWN_KEY", "KEY_NOT_YET_VALID"})
+
 
 class IntakeHandler:
-    def __init__(self, catalog: SchemaCatalog | None = None) -> None:
+    def __init__(self, catalog: SchemaCatalog | None = None, keys: KeyFeed | KeyRegistry | None = None) -> None:
         self.catalog = catalog or packaged_catalog()
         self.accepted_schema = self.catalog.latest("cn.leadbus.LeadAccepted")
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
+        self.feed = keys if isinstance(keys, KeyFeed) else None
+        self._registry = keys if isinstance(keys, KeyRegistry) else KeyRegistry()
+
+    @property
+    def registry(self) -> KeyRegistry:
+        return self.feed.registry if self.feed is not None else self._registry
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         if record.topic == INTAKE_BY_LEAD:
+            if record.header(PHASE) == SEQUENCE_PHASE:
+                return self.sequence(record, state, now)
             return self.judge(record, state, now)
         return self.examine(record, now)
 
     # -- first half: where the record landed ---------------------------------------------------
 
+    def _keys_current(self) -> None:
+        """Before the first event is judged, know every key registered so far; then take what arrives."""
+        if self.feed is None:
+            return
+        if not self.feed.ready:
+            self.feed.catch_up()  # raises when the registry cannot be read: no event is judged without it
+        self.feed.poll()
+
+    def _examine(self, record: Record, now: datetime) -> Acceptance | DecisionAcceptance | Rejection:
+        outcome = examine(record.value, record.source, self.catalog, now, size=record.size, headers=record.headers,
+                          keys=self.registry)
+        if self.feed is not None and isinstance(outcome, Rejection) and outcome.reason in _UNKNOWN_YET:
+            # A key registered a moment ago may not have reached us: read the registry to its end, judge again.
+            try:
+                self.feed.catch_up(timeout=5.0)
+            except (TimeoutError, KafkaException) as exc:
+                log.warning("publisher key registry not read to its end (%s); judging with what is known", exc)
+                return outcome
+            outcome = examine(record.value, record.source, self.catalog, now, size=record.size,
+                              headers=record.headers, keys=self.registry)
+        return outcome
+
     def examine(self, record: Record, now: datetime) -> Result:
         source = record.source
+        self._keys_current()
         try:
-            outcome = examine(record.value, source, self.catalog, now, size=record.size)
+            outcome = self._examine(record, now)
         except Exception as exc:
             log.exception("intake core failed on %s", source)
             outcome = Rejection("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", record.value or b"", source)
+        seal = outcome.seal
         if isinstance(outcome, DecisionAcceptance):
-            # Handover decisions go on, keyed by case, to the handover stage that judges them.
-            metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
-            return Result([Output(HANDOVER_DECISIONS, outcome.case_id.encode(), outcome.original)])
-        if isinstance(outcome, Rejection):
-            return Result([self._rejected(outcome, now)])
-        return Result([self._examined(outcome, now)])
+            # Handover decisions go on, keyed by case, to the handover stage that judges them; a signed one
+            # keeps its seal and origin in headers so that it can be re-verified there.
+            headers = [] if seal is None else [*seal.headers(), (_SOURCE, _source_text(source).encode())]
+            out = Output(HANDOVER_DECISIONS, outcome.case_id.encode(), outcome.original, headers)
+            if seal is None:
+                metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
+        elif isinstance(outcome, Rejection):
+            out = self._rejected(outcome, now, count=seal is None)
+        else:
+            out = self._examined(outcome, now)
+        if seal is None:
+            return Result([out])
+        return Result([_to_lane(seal, source, out)])
 
     def _examined(self, acceptance: Acceptance, now: datetime) -> Output:
         value = encode(self.accepted_schema, accepted_record(acceptance, now))
@@ -103,9 +163,66 @@ class IntakeHandler:
                               field="revision", lead_id=examined.lead_id, agency=examined.agency)
         return Result([self._rejected(rejection, now)])
 
-    def _rejected(self, rejection: Rejection, now: datetime) -> Output:
+    # -- signed events: the sequence number, in the lane's one place ------------------------------
+
+    def sequence(self, record: Record, state: StateView, now: datetime) -> Result:
+        seal = Seal.from_headers(record.headers)
+        next_topic, next_key, where = (record.header(h) for h in (_NEXT_TOPIC, _NEXT_KEY, _SOURCE))
+        if seal is None or next_topic is None or where is None:  # only intake writes this topic
+            raise ValueError(f"a sequence record on {INTAKE_BY_LEAD} lacks its seal or routing headers")
+        source = _parse_source(where.decode())
+        key = record.key or b""
+        verdict = provenance.check_sequence(provenance.Lane.from_bytes(state.get(key)), seal.sequence)
+        topic = next_topic.decode()
+        value = record.value or b""
+        forward = [(k, v) for k, v in record.headers if k not in (PHASE, _NEXT_TOPIC, _NEXT_KEY) and v is not None]
+        if topic != HANDOVER_DECISIONS:
+            forward = [(k, v) for k, v in forward if k != _SOURCE and k not in _SEAL_NAMES]
+        result = Result()
+        result.state[key] = verdict.lane.to_bytes()
+        message = provenance.sequence_message(verdict, seal, source.topic)
+        agency = agency_of_topic(source.topic)
+        if not verdict.accepted:
+            original, lead_id = self._original(topic, value)
+            rejection = Rejection(verdict.status, message, original, source, field="headers.leadbus-seq",
+                                  lead_id=lead_id, agency=agency)
+            result.outputs.append(self._rejected(rejection, now))
+            return result
+        if verdict.status == "GAP":
+            metrics.INTAKE_WARNINGS.labels("SEQUENCE_GAP").inc()
+            log.warning("sequence gap", extra={"publisher": seal.publisher, "topic": source.topic,
+                                                "partition": seal.partition, "gap": verdict.gap})
+            if topic == INTAKE_BY_LEAD:
+                _, accepted = decode(self.catalog, value, self.accepted_schema)
+                accepted["warnings"] = [*accepted["warnings"], {"code": "SEQUENCE_GAP", "field": "headers.leadbus-seq",
+                                                                "message": message}]
+                value = encode(self.accepted_schema, accepted)
+            else:
+                assert verdict.gap is not None
+                forward.append(("leadbus-sequence-gap", f"{verdict.gap[0]}-{verdict.gap[1]}".encode()))
+        if topic == LEADS_REJECTED:
+            _, letter = decode(self.catalog, value, self.rejected_schema)
+            metrics.INTAKE_REJECTED.labels(letter["reason"], letter.get("publisher_agency") or "?").inc()
+        elif topic == HANDOVER_DECISIONS:
+            metrics.INTAKE_ACCEPTED.labels(agency or "?").inc()
+        result.outputs.append(Output(topic, next_key, value, forward))
+        return result
+
+    def _original(self, topic: str, value: bytes) -> tuple[bytes, str | None]:
+        """The event as published, out of what its examination produced."""
+        if topic == INTAKE_BY_LEAD:
+            _, accepted = decode(self.catalog, value, self.accepted_schema)
+            return bytes(accepted["original"]), str(accepted["lead"]["lead_id"])
+        if topic == LEADS_REJECTED:
+            _, letter = decode(self.catalog, value, self.rejected_schema)
+            return bytes(letter["original"]), letter.get("lead_id")
+        return value, None
+
+    def _rejected(self, rejection: Rejection, now: datetime, count: bool = True) -> Output:
         source = rejection.source
         key = (rejection.lead_id or f"{source.topic}:{source.partition}:{source.offset}").encode()
+        if not count:  # counted where it is finally emitted (after its sequence check)
+            return Output(LEADS_REJECTED, key[:1024], encode(self.rejected_schema, rejected_record(rejection, now)))
         metrics.INTAKE_REJECTED.labels(rejection.reason, rejection.agency or "?").inc()
         log.info(
             "rejected",
@@ -113,6 +230,28 @@ class IntakeHandler:
                    "topic": source.topic, "partition": source.partition, "offset": source.offset},
         )
         return Output(LEADS_REJECTED, key[:1024], encode(self.rejected_schema, rejected_record(rejection, now)))
+
+
+_SEAL_NAMES = frozenset(SEAL_HEADERS)
+
+
+def _source_text(source: Source) -> str:
+    return f"{source.partition}:{source.offset}:{source.topic}"
+
+
+def _parse_source(text: str) -> Source:
+    partition, offset, topic = text.split(":", 2)
+    return Source(topic, int(partition), int(offset))
+
+
+def _to_lane(seal: Seal, source: Source, out: Output) -> Output:
+    """Wrap what the examination decided in a record for the sequence check in the lane's place."""
+    headers = [(PHASE, SEQUENCE_PHASE), (_NEXT_TOPIC, out.topic.encode()), (_SOURCE, _source_text(source).encode()),
+               *seal.headers()]
+    if out.key is not None:
+        headers.append((_NEXT_KEY, out.key))
+    headers += [(k, v) for k, v in out.headers if k not in _SEAL_NAMES and k != _SOURCE]
+    return Output(INTAKE_BY_LEAD, provenance.lane_key(seal, source.topic), out.value, headers)
 
 
 __all__ = ["CHANGELOG", "INTAKE_PATTERN", "TOPICS", "IntakeHandler"]

@@ -6,7 +6,10 @@
 
 The producer is idempotent with acks=all, so a retried send never duplicates a lead and a
 confirmed lead is on every in-sync replica. Signatures and sequence numbers come through the
-`EventSealer` seam: it returns the headers to attach to each event.
+`EventSealer` seam: it returns the headers to attach to each event. A sealer with
+`per_partition = True` (`leadbus.producers.signing.SigningSealer`) numbers each partition apart:
+the SDK then chooses each event's partition itself (CRC-32 of the key, like librdkafka's
+`consistent` partitioner) and tells the sealer, so that the number and the signature name it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,7 +101,11 @@ class PendingDelivery:
 
 
 class EventSealer(Protocol):
-    """Headers for one event: later an Ed25519 signature and a per-publisher sequence number."""
+    """Headers for one event (`SigningSealer`: an Ed25519 signature and a sequence number in the partition's lane).
+
+    A sealer may also have `per_partition = True` (it is then given the partition the SDK chose) and an
+    `unseal(topic, partition, headers)` called when a sealed event is not sent after all.
+    """
 
     def seal(self, topic: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]: ...
 
@@ -105,8 +113,12 @@ class EventSealer(Protocol):
 class UnsealedEvents:
     """The default sealer: only says what the payload is."""
 
-    def seal(self, topic: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+    def seal(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> list[tuple[str, bytes]]:
         return [("content-type", b"application/vnd.leadbus.avro")]
+
+
+#: key, value, headers, and the partition the SDK chose (None: the producer's partitioner chooses)
+Sealed = tuple[bytes, bytes, list[tuple[str, bytes]], int | None]
 
 
 def _utcnow() -> datetime:
@@ -136,6 +148,7 @@ class Publisher:
         self._sealer: EventSealer = sealer or UnsealedEvents()
         self._clock = clock
         self._producer: Any = None
+        self._partitions: tuple[int, float] | None = None  # (count, when learnt)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -157,6 +170,9 @@ class Publisher:
         if self._producer is not None:
             self.flush(timeout)
             self._producer = None
+        close_sealer = getattr(self._sealer, "close", None)
+        if close_sealer is not None:
+            close_sealer()
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -191,28 +207,70 @@ class Publisher:
 
     def publish_many(self, leads: Iterable[CaseLead | Mapping[str, Any]]) -> list[PendingDelivery]:
         """All leads are validated (and sized) before any is produced: one invalid lead publishes nothing."""
-        sealed = [(m.lead_id, self._sealed(m)) for m in (self.validate(lead) for lead in leads)]
+        models = [self.validate(lead) for lead in leads]
+        sealed: list[tuple[str, Sealed]] = []
+        try:
+            for model in models:
+                sealed.append((model.lead_id, self._sealed(model)))
+        except InvalidLead:
+            for _, parts in reversed(sealed):  # give the numbers back, latest first: no gap for what was not sent
+                self._unseal(parts)
+            raise
         return [self._produce(lead_id, *parts) for lead_id, parts in sealed]
 
     def publish_encoded(self, key: str, value: bytes) -> PendingDelivery:
         """Publish an already encoded event under `key` (a lead id, or a case id for decisions)."""
         key_bytes = key.encode()
-        headers = self._sealer.seal(self.topic, key_bytes, value)
-        _check_size(key_bytes, value, headers, lambda: "<event>")
-        return self._produce(key, key_bytes, value, headers)
+        parts = self._seal(key_bytes, value)
+        try:
+            _check_size(key_bytes, value, parts[2], lambda: "<event>")
+        except InvalidLead:
+            self._unseal(parts)
+            raise
+        return self._produce(key, *parts)
 
-    def _sealed(self, model: CaseLead) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-        key, value = model.lead_id.encode(), self.encode(model)
-        headers = self._sealer.seal(self.topic, key, value)
-        _check_size(key, value, headers, lambda: largest_field(model.model_dump(mode="json")))
-        return key, value, headers
+    def _seal(self, key: bytes, value: bytes) -> Sealed:
+        if getattr(self._sealer, "per_partition", False):
+            partition = self.partition_for(key)
+            sealer: Any = self._sealer
+            return key, value, sealer.seal(self.topic, key, value, partition=partition), partition
+        return key, value, self._sealer.seal(self.topic, key, value), None
 
-    def _produce(self, lead_id: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> PendingDelivery:
+    def _unseal(self, parts: Sealed) -> None:
+        unseal = getattr(self._sealer, "unseal", None)
+        if unseal is not None:
+            unseal(self.topic, parts[3], parts[2])
+
+    def partition_for(self, key: bytes) -> int:
+        """The partition of the agency's topic an event with `key` goes to (when the SDK chooses it)."""
+        known = self._partitions
+        if known is None or time.monotonic() - known[1] > 300:
+            meta = self.producer.list_topics(self.topic, timeout=30)
+            topic = meta.topics.get(self.topic)
+            if topic is None or topic.error is not None or not topic.partitions:
+                raise PublishError(f"{self.topic} is not available: {topic.error if topic else 'no metadata'}")
+            known = (len(topic.partitions), time.monotonic())
+            self._partitions = known
+        return zlib.crc32(key) % known[0]
+
+    def _sealed(self, model: CaseLead) -> Sealed:
+        parts = self._seal(model.lead_id.encode(), self.encode(model))
+        try:
+            _check_size(parts[0], parts[1], parts[2], lambda: largest_field(model.model_dump(mode="json")))
+        except InvalidLead:
+            self._unseal(parts)
+            raise
+        return parts
+
+    def _produce(self, lead_id: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
+                 partition: int | None = None) -> PendingDelivery:
         pending = PendingDelivery(lead_id)
         producer = self.producer
+        kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
             try:
-                producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=pending._on_delivery)
+                producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=pending._on_delivery,
+                                 **kwargs)
                 break
             except BufferError:
                 producer.poll(0.05)  # local queue full: serve callbacks, then retry

@@ -1,7 +1,12 @@
 """Intake, pure: bytes from an intake topic → an accepted lead with warnings, or a rejection with a reason.
 
-    outcome = examine(data, source, catalog, now)
+    outcome = examine(data, source, catalog, now, headers=headers, keys=registry)
     decision = dedupe(seen.get(lead_id), outcome)   # exact redeliveries drop, conflicts reject
+
+`examine` first checks the event's seal (`provenance.verify_event`): a signed event must verify
+against the key registry at `now`, an unsigned one is refused when its publisher requires
+signing. A verified seal rides on the outcome (`.seal`); the stage then checks its sequence number
+in the publisher's lane before the outcome goes on (`provenance.check_sequence`).
 
 In the stage the two halves run apart: `examine` on each intake partition, then the accepted
 lead travels keyed by its normalised lead id through a repartition topic, so that `judge` sees
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -27,7 +33,9 @@ from leadbus.limits import MAX_EVENT_BYTES
 from leadbus.models import CaseLead, HandoverDecision, reason_code
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
+from leadbus.processors.core.provenance import Refused, content_mismatch, verify_event
 from leadbus.processors.core.records import Source
+from leadbus.signing import KeyRegistry, Seal
 from leadbus.topics import INTAKE_PREFIX
 
 CASE_LEAD = "cn.leadbus.CaseLead"
@@ -41,6 +49,7 @@ class Acceptance:
     digest: str
     source: Source
     original: bytes
+    seal: Seal | None = None
 
     @property
     def warnings(self) -> tuple[Warning_, ...]:
@@ -57,6 +66,7 @@ class Rejection:
     field: str | None = None
     lead_id: str | None = None
     agency: str | None = None
+    seal: Seal | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class DecisionAcceptance:
     kind: str
     original: bytes
     source: Source
+    seal: Seal | None = None
 
 
 Outcome = Acceptance | DecisionAcceptance | Rejection
@@ -76,16 +87,21 @@ _ROLES_OF = {"MPS": {"POLICE", "HEAD"}, "SPP": {"PROCURATOR", "HEAD"}}
 
 
 def _examine_decision(original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
-                      topic_agency: str | None) -> DecisionAcceptance | Rejection:
-    """Decode and validate with the one `HandoverDecision` model; check the actor against the topic and role."""
+                      topic_agency: str | None, seal: Seal | None, keys: KeyRegistry) -> DecisionAcceptance | Rejection:
+    """Verify provenance, validate with the one `HandoverDecision` model, check the actor against topic and role."""
 
     def reject(reason: str, message: str, field: str | None = None) -> Rejection:
-        return Rejection(reason, message, original, source, field=field, agency=topic_agency)
+        return Rejection(reason, message, original, source, field=field, agency=topic_agency, seal=seal)
 
     try:
         _, record = decode(catalog, original, catalog.latest(DECISION))
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
+    actor_raw = record.get("actor") if isinstance(record, dict) else None
+    if isinstance(actor_raw, dict):
+        refused = _provenance(seal, keys, str(actor_raw.get("agency")), str(actor_raw.get("province")))
+        if refused is not None:
+            return reject(refused.reason, refused.message, "actor")
     try:
         decision = HandoverDecision.model_validate(record, context={"now": now})
     except ValidationError as exc:
@@ -98,7 +114,31 @@ def _examine_decision(original: bytes, source: Source, catalog: SchemaCatalog, n
     allowed = _ROLES_OF.get(actor.agency, {"OFFICER", "HEAD"})
     if actor.role not in allowed:
         return reject("WRONG_ROLE", f"{actor.agency} cannot act as {actor.role}", "actor.role")
-    return DecisionAcceptance(decision.case_id, decision.decision_id, decision.kind, original, source)
+    return DecisionAcceptance(decision.case_id, decision.decision_id, decision.kind, original, source, seal)
+
+
+def _provenance(seal: Seal | None, keys: KeyRegistry, agency: str, province: str | None) -> Refused | None:
+    """A verified signer must speak for the content's publisher; an unsigned event must not need a signature."""
+    if seal is not None:
+        return content_mismatch(seal, agency, province)
+    if keys.requires_signature(agency, province):
+        return Refused("UNSIGNED", f"{agency}.{province} signs its events; this one carries no signature")
+    return None
+
+
+_NO_KEYS = KeyRegistry()
+
+
+def _claimed_lead_id(original: bytes, catalog: SchemaCatalog) -> str | None:
+    """The lead id an event whose seal failed says it has (to find its dead letter by); None when unreadable."""
+    try:
+        if writer_of(catalog, original).name != CASE_LEAD:
+            return None
+        _, record = decode(catalog, original, catalog.latest(CASE_LEAD))
+    except DecodeError:
+        return None
+    lead_id = record.get("lead_id") if isinstance(record, dict) else None
+    return str(lead_id) if lead_id is not None else None
 
 
 def agency_of_topic(topic: str) -> str | None:
@@ -106,30 +146,46 @@ def agency_of_topic(topic: str) -> str | None:
 
 
 def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: datetime,
-            size: int | None = None) -> Outcome:
-    """Decode, validate, check the publisher against the topic, normalise.
+            size: int | None = None, headers: Iterable[tuple[str, bytes | None]] = (),
+            keys: KeyRegistry = _NO_KEYS) -> Outcome:
+    """Verify the seal, decode, validate, check the publisher against the topic and the signer, normalise.
 
     `size` is the whole record's (key, value and headers); the value's length when not given.
+    `keys` is the publisher key registry as known at `now` (none: every signed event has an unknown key).
     """
     original = data or b""
     topic_agency = agency_of_topic(source.topic)
+    seal: Seal | None = None
 
     def reject(reason: str, message: str, **extra: str | None) -> Rejection:
-        return Rejection(reason, message, original, source, agency=extra.pop("agency", topic_agency), **extra)
+        return Rejection(reason, message, original, source, agency=extra.pop("agency", topic_agency), seal=seal,
+                         **extra)
 
     size = len(original) if size is None else size
     if size > MAX_EVENT_BYTES:
         return reject("OVERSIZED", f"the record is {size} bytes (key, value and headers); "
                                    f"an event on the bus is at most {MAX_EVENT_BYTES} bytes")
+    verified = verify_event(headers, original, source.topic, source.partition, keys, now)
+    if isinstance(verified, Refused):
+        return reject(verified.reason, verified.message, field="headers", lead_id=_claimed_lead_id(original, catalog))
+    seal = verified
     try:
         if writer_of(catalog, original).name == DECISION:
-            return _examine_decision(original, source, catalog, now, topic_agency)
+            return _examine_decision(original, source, catalog, now, topic_agency, seal, keys)
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
     try:
         _, record = decode(catalog, original, catalog.latest(CASE_LEAD))
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
+    claimed = record.get("publisher") if isinstance(record, dict) else None
+    if isinstance(claimed, dict) and isinstance(claimed.get("agency"), str):
+        province = claimed.get("province")
+        refused = _provenance(seal, keys, claimed["agency"], province if isinstance(province, str) else None)
+        if refused is not None:
+            lead_id = record.get("lead_id")
+            return reject(refused.reason, refused.message, field="publisher",
+                          lead_id=str(lead_id) if lead_id is not None else None)
     try:
         lead = CaseLead.model_validate(record, context={"now": now})
     except ValidationError as exc:
@@ -148,7 +204,7 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
         )
     normalised = normalise(lead)
     digest = hashlib.sha256(normalised.lead.to_json().encode()).hexdigest()
-    return Acceptance(normalised.lead, normalised, digest, source, original)
+    return Acceptance(normalised.lead, normalised, digest, source, original, seal)
 
 
 @dataclass(frozen=True)
@@ -212,8 +268,11 @@ def dedupe(seen: Seen | None, outcome: Acceptance | Rejection) -> Decision:
 
 
 def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None = None) -> dict[str, Any]:
-    """The `LeadAccepted` event (Avro record form)."""
+    """The `LeadAccepted` event (Avro record form), with the seal that lets anyone re-verify `original`."""
     name = acceptance.normalised.name
+    seal = acceptance.seal
+    if seal is not None:
+        sequence = seal.sequence
     return {
         "lead": acceptance.lead.to_avro(),
         "identity": {
@@ -228,7 +287,19 @@ def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None 
         "publisher_sequence": sequence,
         "accepted_at": now,
         "original": acceptance.original,
+        "seal": None if seal is None else {"publisher": seal.publisher, "key_id": seal.key_id,
+                                           "partition": seal.partition, "sequence": seal.sequence,
+                                           "signature": seal.signature},
     }
+
+
+def seal_of_accepted(accepted: dict[str, Any]) -> Seal | None:
+    """The seal kept in a `LeadAccepted` record (v3), to re-verify `original` on `source.topic`."""
+    kept = accepted.get("seal")
+    if not kept:
+        return None
+    return Seal(str(kept["publisher"]), str(kept["key_id"]), int(kept["partition"]), int(kept["sequence"]),
+                bytes(kept["signature"]))
 
 
 def rejected_record(rejection: Rejection, now: datetime) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from leadbus.models import _BUILTIN_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 _EMITTED = re.compile(r"(?:_fail|IdentifierError|reject|Rejection|DecodeError|_dead_result\(\s*record,|"
-                      r"_rejected\(record,|Refusal|_uuid_text\(value,)\(?\s*\"([A-Z][A-Z0-9_]+)\"")
+                      r"_rejected\(record,|Refusal|Refused|_uuid_text\(value,)\(?\s*\"([A-Z][A-Z0-9_]+)\"")
 _NAMED = re.compile(r"\b(?:reason|verdict)\s*=\s*\"([A-Z][A-Z0-9_]+)\"")
 
 

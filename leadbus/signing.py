@@ -1,0 +1,283 @@
+"""Signed, sequenced events (DESIGN §7), pure: what is signed, the seal in headers, the key registry.
+
+Every event a signing publisher writes carries in its Kafka headers
+
+    leadbus-publisher   the publisher id: an agency (`SAMR`), or an agency and province (`SAMR.33`),
+                        optionally with an instance suffix (`SAMR.33-gw2`) when several processes sign
+    leadbus-key-id      the id of the Ed25519 key (16 hex digits of the SHA-256 of the raw public key)
+    leadbus-partition   the intake partition the publisher chose: sequences count per partition (a lane)
+    leadbus-seq         the sequence number in that lane, from 1
+    leadbus-signature   64 bytes of Ed25519 over `signed_message(...)`
+
+and the signature covers the topic, that partition, the publisher id, the key id, the sequence
+number and the whole value (`C3 01` + the schema fingerprint + the Avro body): changing any of
+them, or copying the record to another topic or partition, breaks it.
+
+Keys live on the compacted `leadbus.publishers` topic as `PublisherKey` events keyed by
+`<publisher>/<key id>` (every key a publisher ever had stays readable, so old events re-verify);
+`KeyRegistry` is the table of them. No Kafka, no clock, no environment here: callers pass `now`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+PUBLISHER_HEADER = "leadbus-publisher"
+KEY_ID_HEADER = "leadbus-key-id"
+PARTITION_HEADER = "leadbus-partition"
+SEQUENCE_HEADER = "leadbus-seq"
+SIGNATURE_HEADER = "leadbus-signature"
+SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER)
+ALGORITHM = "Ed25519"
+_DOMAIN = b"leadbus-event-signature-v1\x00"
+_PUBLISHER_ID = re.compile(r"^(?P<agency>[A-Z]{2,8})(?:\.(?P<province>[0-9]{2}))?(?:-(?P<instance>[a-z0-9]{1,16}))?$")
+
+
+class MalformedSeal(ValueError):
+    """Some seal headers are present but not all, or one cannot be read."""
+
+
+def parse_publisher_id(publisher: str) -> tuple[str, str | None]:
+    """`SAMR.33-gw2` → ("SAMR", "33"); `SAMR` → ("SAMR", None). ValueError when it is not a publisher id."""
+    found = _PUBLISHER_ID.match(publisher)
+    if found is None:
+        raise ValueError(f"{publisher!r} is not a publisher id (AGENCY, AGENCY.PP or either with -instance)")
+    return found["agency"], found["province"]
+
+
+def key_id_of(public_key: bytes) -> str:
+    """The key id: 16 hex digits of the SHA-256 of the 32-byte raw public key."""
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def signed_message(topic: str, partition: int, publisher: str, key_id: str, sequence: int, value: bytes) -> bytes:
+    """The bytes signed: a domain tag, then each part length-prefixed (no two inputs give the same bytes)."""
+    parts = (topic.encode(), str(partition).encode(), publisher.encode(), key_id.encode(), str(sequence).encode(),
+             value)
+    return _DOMAIN + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """The signature material of one event, as carried in its headers."""
+
+    publisher: str
+    key_id: str
+    partition: int
+    sequence: int
+    signature: bytes
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [(PUBLISHER_HEADER, self.publisher.encode()), (KEY_ID_HEADER, self.key_id.encode()),
+                (PARTITION_HEADER, str(self.partition).encode()), (SEQUENCE_HEADER, str(self.sequence).encode()),
+                (SIGNATURE_HEADER, self.signature)]
+
+    @classmethod
+    def from_headers(cls, headers: Iterable[tuple[str, bytes | None]]) -> Seal | None:
+        """The seal in `headers`; None when there is none; `MalformedSeal` when it is partial or unreadable."""
+        found: dict[str, bytes] = {}
+        for name, value in headers:
+            if name in SEAL_HEADERS:
+                if name in found:
+                    raise MalformedSeal(f"header {name} appears twice")
+                found[name] = value or b""
+        if not found:
+            return None
+        missing = [h for h in SEAL_HEADERS if h not in found]
+        if missing:
+            raise MalformedSeal(f"seal headers missing: {', '.join(missing)}")
+        try:
+            publisher = found[PUBLISHER_HEADER].decode()
+            key_id = found[KEY_ID_HEADER].decode()
+            partition_text = found[PARTITION_HEADER].decode()
+            sequence_text = found[SEQUENCE_HEADER].decode()
+        except UnicodeDecodeError as exc:
+            raise MalformedSeal(f"a seal header is not UTF-8: {exc}") from None
+        if not (partition_text.isascii() and partition_text.isdigit()):
+            raise MalformedSeal(f"{PARTITION_HEADER} {partition_text[:40]!r} is not a partition number")
+        if not (sequence_text.isascii() and sequence_text.isdigit()) or len(sequence_text) > 19:
+            raise MalformedSeal(f"{SEQUENCE_HEADER} {sequence_text[:40]!r} is not a sequence number")
+        sequence = int(sequence_text)
+        if sequence < 1:
+            raise MalformedSeal("sequence numbers start at 1")
+        if len(found[SIGNATURE_HEADER]) != 64:
+            raise MalformedSeal(f"{SIGNATURE_HEADER} is {len(found[SIGNATURE_HEADER])} bytes, not 64")
+        try:
+            parse_publisher_id(publisher)
+        except ValueError as exc:
+            raise MalformedSeal(str(exc)) from None
+        return cls(publisher, key_id, int(partition_text), sequence, found[SIGNATURE_HEADER])
+
+    def message(self, topic: str, value: bytes) -> bytes:
+        return signed_message(topic, self.partition, self.publisher, self.key_id, self.sequence, value)
+
+
+def sign(private_key: Ed25519PrivateKey, publisher: str, topic: str, partition: int, sequence: int,
+         value: bytes) -> Seal:
+    """Seal `value` for `topic`[`partition`] as number `sequence` of `publisher`."""
+    key_id = key_id_of(public_bytes(private_key.public_key()))
+    signature = private_key.sign(signed_message(topic, partition, publisher, key_id, sequence, value))
+    return Seal(publisher, key_id, partition, sequence, signature)
+
+
+def public_bytes(public_key: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw: bytes = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return raw
+
+
+@lru_cache(maxsize=4096)
+def _loaded(public_key: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public_key)
+
+
+def signature_valid(public_key: bytes, seal: Seal, topic: str, value: bytes) -> bool:
+    try:
+        _loaded(public_key).verify(seal.signature, seal.message(topic, value))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+# -- the key registry ---------------------------------------------------------------------------
+
+KeyStatus = Literal["VALID", "KEY_REVOKED", "KEY_EXPIRED", "KEY_NOT_YET_VALID"]
+
+
+@dataclass(frozen=True)
+class PublisherKey:
+    """One key of one publisher, as last written on `leadbus.publishers` (the `PublisherKey` event)."""
+
+    publisher: str
+    key_id: str
+    public_key: bytes
+    valid_from: datetime
+    registered_at: datetime
+    valid_until: datetime | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    require_signed: bool = True
+    replaces: str | None = None
+
+    @property
+    def agency(self) -> str:
+        return parse_publisher_id(self.publisher)[0]
+
+    @property
+    def province(self) -> str | None:
+        return parse_publisher_id(self.publisher)[1]
+
+    @property
+    def registry_key(self) -> bytes:
+        return f"{self.publisher}/{self.key_id}".encode()
+
+    def status(self, now: datetime) -> KeyStatus:
+        """Revocation first (it is the strongest statement), then the validity period [valid_from, valid_until)."""
+        if self.revoked_at is not None and now >= self.revoked_at:
+            return "KEY_REVOKED"
+        if now < self.valid_from:
+            return "KEY_NOT_YET_VALID"
+        if self.valid_until is not None and now >= self.valid_until:
+            return "KEY_EXPIRED"
+        return "VALID"
+
+    def to_avro(self) -> dict[str, Any]:
+        agency, province = parse_publisher_id(self.publisher)
+        return {
+            "publisher": self.publisher, "agency": agency, "province": province, "key_id": self.key_id,
+            "algorithm": ALGORITHM, "public_key": self.public_key, "valid_from": self.valid_from,
+            "valid_until": self.valid_until, "revoked_at": self.revoked_at,
+            "revocation_reason": self.revocation_reason, "require_signed": self.require_signed,
+            "replaces": self.replaces, "registered_at": self.registered_at,
+        }
+
+    @classmethod
+    def from_avro(cls, record: Mapping[str, Any]) -> PublisherKey:
+        if record.get("algorithm", ALGORITHM) != ALGORITHM:
+            raise ValueError(f"key algorithm {record.get('algorithm')!r} is not {ALGORITHM}")
+        public_key = bytes(record["public_key"])
+        if len(public_key) != 32:
+            raise ValueError("an Ed25519 public key is 32 bytes")
+        parse_publisher_id(str(record["publisher"]))
+        return cls(str(record["publisher"]), str(record["key_id"]), public_key, record["valid_from"],
+                   record["registered_at"], record.get("valid_until"), record.get("revoked_at"),
+                   record.get("revocation_reason"), bool(record.get("require_signed", True)), record.get("replaces"))
+
+    def revoked(self, at: datetime, reason: str) -> PublisherKey:
+        return replace(self, revoked_at=at, revocation_reason=reason)
+
+    def expiring(self, at: datetime) -> PublisherKey:
+        until = at if self.valid_until is None else min(self.valid_until, at)
+        return replace(self, valid_until=until)
+
+
+class KeyRegistry:
+    """Every publisher key known, by (publisher, key id): the table of the compacted `leadbus.publishers` topic."""
+
+    def __init__(self, keys: Iterable[PublisherKey] = ()) -> None:
+        self._keys: dict[tuple[str, str], PublisherKey] = {}
+        self._required: frozenset[tuple[str, str | None]] | None = None  # (agency, province or None), derived
+        for key in keys:
+            self.apply(key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def apply(self, key: PublisherKey) -> None:
+        """The latest record of a key replaces what was known of it (the compacted topic's rule)."""
+        self._keys[(key.publisher, key.key_id)] = key
+        self._required = None
+
+    def remove(self, publisher: str, key_id: str) -> None:
+        self._keys.pop((publisher, key_id), None)
+        self._required = None
+
+    def get(self, publisher: str, key_id: str) -> PublisherKey | None:
+        return self._keys.get((publisher, key_id))
+
+    def keys_of(self, publisher: str) -> list[PublisherKey]:
+        return sorted((k for (p, _), k in self._keys.items() if p == publisher), key=lambda k: k.valid_from)
+
+    def publishers(self) -> list[str]:
+        return sorted({p for p, _ in self._keys})
+
+    def requires_signature(self, agency: str, province: str | None) -> bool:
+        """Whether an unsigned event of (agency, province) must be refused.
+
+        True once a key asking for it is registered for the agency as a whole or for that province
+        (also when it is revoked or expired since: a publisher never falls back to unsigned).
+        """
+        required = self._required
+        if required is None:
+            required = frozenset(parse_publisher_id(p) for (p, _), k in self._keys.items() if k.require_signed)
+            self._required = required
+        return (agency, None) in required or (province is not None and (agency, province) in required)
+
+    def current(self, publisher: str, now: datetime) -> list[PublisherKey]:
+        return [k for k in self.keys_of(publisher) if k.status(now) in ("VALID", "KEY_NOT_YET_VALID")]
+
+
+def covers(publisher: str, agency: str, province: str | None) -> bool:
+    """Whether `publisher` may speak for an event of (agency, province)."""
+    key_agency, key_province = parse_publisher_id(publisher)
+    return key_agency == agency and (key_province is None or key_province == province)
+
+
+def reverify(publisher_key: PublisherKey, seal: Seal, topic: str, value: bytes) -> bool:
+    """Anyone's later check of a kept event: the key is the seal's, and the signature holds."""
+    return (publisher_key.publisher == seal.publisher and publisher_key.key_id == seal.key_id
+            and signature_valid(publisher_key.public_key, seal, topic, value))
+
+
+def headers_without_seal(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
+    return [(k, v) for k, v in headers if k not in SEAL_HEADERS]

@@ -246,17 +246,20 @@ def test_identifiers_normalised_before_checked_and_free_text_kept_as_reported(cl
     assert bytes(event["original"]) == encode(LEAD_SCHEMA, published.to_avro())
 
 
-def test_local_state_of_another_cluster_is_discarded_not_trusted(cluster, tmp_path: Path) -> None:
+def test_local_state_of_another_cluster_is_discarded_not_trusted(tmp_path: Path) -> None:
     leads = _leads(504, 200)
     state = tmp_path / "state"
-    first = start_worker(cluster.bootstrap_servers, state, "stale-a", tmp_path / "logs")
-    try:
-        _publish(cluster.bootstrap_servers, leads[:100])
-        wait_until(lambda: {x["lead"]["lead_id"] for x in _accepted(cluster.bootstrap_servers)}
-                   >= {lead.lead_id for lead in leads[:100]}, 120, "the first cluster to accept its leads")
-    finally:
-        stop(first)
-    assert (state / "intake").exists()
+    # A cluster of its own: the module's worker shares the intake group and would take the partitions.
+    with KafkaCluster(1, tmp_path / "old-kafka") as old:
+        apply_topics(old.bootstrap_servers, load_declarations())
+        first = start_worker(old.bootstrap_servers, state, "stale-a", tmp_path / "logs")
+        try:
+            _publish(old.bootstrap_servers, leads[:100])
+            wait_until(lambda: {x["lead"]["lead_id"] for x in _accepted(old.bootstrap_servers)}
+                       >= {lead.lead_id for lead in leads[:100]}, 120, "the first cluster to accept its leads")
+        finally:
+            stop(first)
+    assert list((state / "intake").glob("p*")), "the worker kept local state"
 
     # A fresh cluster, the old state folder kept (the default var/state survives a broker reset).
     with KafkaCluster(1, tmp_path / "fresh-kafka") as fresh:

@@ -477,8 +477,9 @@ def assess(violation: str, facts: Mapping[str, Any], conduct_date: date, table: 
     - `facts`: quantities by name (money in fen, counts; see `QUANTITIES`); unreported → None / absent. May also
       hold `labels_made_by` ("SELF" / "OTHERS"), `mark_use` ("GOODS" / "SERVICES"), `rights_holder_bankrupt`,
       and the circumstances `repeat_offender` / `labels_of_others` as 0 / 1 when not derived here.
-    - `conduct_date`: when the conduct happened (its first act; `conduct_to` its last). Picks the rules: never the
-      date of the report.
+    - `conduct_date`: when the conduct happened — never the date of the report. For conduct over a period, its
+      first act, with `conduct_to` its last: the rules are those of the last act (the conduct reaches up to it);
+      the two-year repeat window looks at the whole period.
     - `handled_on`: the date the case is handled; None = today's law (after every rule of the table took effect).
       Decides whether a later interpretation reaches back (TIME2001 ¶2) or a lighter later law applies (¶3).
     - `prior_penalties`: the suspect's earlier penalties; one for the same kind of conduct within two years before
@@ -490,23 +491,26 @@ def assess(violation: str, facts: Mapping[str, Any], conduct_date: date, table: 
     key = violation if violation.startswith("ART_") or violation == "OTHER" else "ART_" + violation.replace("-", "_")
     if key not in VIOLATIONS:
         raise ValueError(f"unknown violation {violation!r}")
+    if conduct_to is not None and conduct_to < conduct_date:
+        raise ValueError("conduct_to is before conduct_date")
     tbl = table or load_table()
-    handled = handled_on or max(conduct_date, tbl.latest_start)
+    day = conduct_to or conduct_date  # the rules of the last act: the conduct reaches up to it
+    handled = handled_on or max(day, tbl.latest_start)
     use = _marks(facts, marks)
     q = _quantities(key, facts, conduct_date, conduct_to, prior_penalties)
     if key == "OTHER":
         rules: tuple[Rule, ...] = ()
     else:
-        rules = tbl.rules_for(key, conduct_date, handled, use)
-    result = _evaluate(key, rules, q, conduct_date)
-    back = [r for r in rules if not r.in_force(conduct_date)]
+        rules = tbl.rules_for(key, day, handled, use)
+    result = _evaluate(key, rules, q, day)
+    back = [r for r in rules if not r.in_force(day)]
     temporal = "in force at the time of the conduct (CL Art.12)"
     if back:
         temporal += f"; {', '.join(r.id for r in back)} reaches back: no interpretation at the time (TIME2001 ¶2)"
     if key == "ART_213" and use == "services" and not rules:
         result = Assessment(key, "NO_RULE", None, None, None, None, False, (),
                             "service marks are within Art.213 only for conduct from 2021-03-01 (CLA11)")
-    if result.status in ("MET", "CONDUCT") and handled > conduct_date and key != "OTHER":
+    if result.status in ("MET", "CONDUCT") and handled > day and key != "OTHER":
         later = tbl.rules_for(key, handled, None, use)
         if later and set(later) != set(rules):
             lighter = _evaluate(key, later, q, handled)
@@ -515,9 +519,9 @@ def assess(violation: str, facts: Mapping[str, Any], conduct_date: date, table: 
                     key, lighter.status, lighter.rule_id, lighter.source, lighter.effective_from,
                     lighter.confidence, False, (),
                     f"met under the law of the time ({result.explanation}), but the law when handled is lighter: "
-                    f"{lighter.explanation}", conduct_date, "the lighter later law (CL Art.12; TIME2001 ¶3)")
+                    f"{lighter.explanation}", day, "the lighter later law (CL Art.12; TIME2001 ¶3)")
     return Assessment(result.article, result.status, result.rule_id, result.source, result.effective_from,
-                      result.confidence, result.uncertain, result.met_by, result.explanation, conduct_date, temporal)
+                      result.confidence, result.uncertain, result.met_by, result.explanation, day, temporal)
 
 
 def assess_case(violations: Iterable[str], facts: Mapping[str, Any], conduct_date: date,

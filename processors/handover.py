@@ -19,14 +19,17 @@ from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_ca
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.deadlines import DayCounting
 from leadbus.processors.core.handover import (
+    ECONOMIC_CRIME_ARTICLES,
     Decision,
     HandoverState,
     Kind,
     Refusal,
     Step,
+    absorb,
     apply,
     open_handover,
     scan,
+    take_over,
     transferring_agency,
 )
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
@@ -63,6 +66,11 @@ def _state_key(case_id: str) -> bytes:
     return f"h:{case_id}".encode()
 
 
+def _moved_key(case_id: str) -> bytes:
+    """Marks a case merged into another: its handover now lives in the survivor's state (the value)."""
+    return f"m:{case_id}".encode()
+
+
 def _due_key(due: str, case_id: str) -> bytes:
     millis = int(datetime.fromisoformat(due).timestamp() * 1000)
     return f"d:{millis:015d}:{case_id}".encode()
@@ -91,8 +99,12 @@ class HandoverHandler:
 
     def _on_case(self, case: dict[str, Any], state: StateView, now: datetime) -> Result:
         case_id = case["case_id"]
-        if case["merged_into"] or state.get(_state_key(case_id)) is not None:
+        if case["merged_into"]:
             return Result()
+        raw = state.get(_state_key(case_id))
+        merged = self._absorbed(case, state)
+        if raw is not None or merged:
+            return self._merge(case, raw, merged, state, now)
         conduct, options, known = conduct_of(case, now)
         violations = list(case["violations"])
         if any(v in ARTICLE_149_COVERS for v in violations):
@@ -111,13 +123,15 @@ class HandoverHandler:
             text += " [uncertain: the applicable table rows are marked U; verify against the official text]"
         last = options.get("conduct_to", conduct)
         text += f" [conduct {last.isoformat()}" + ("]" if known else ": not reported (v1 lead), report date used]")
+        economic = any(v in ECONOMIC_CRIME_ARTICLES for v in case["violations"])
         handover, steps = open_handover(case_id, *transferring, at=case["updated_at"], assessment=text,
-                                        counting=self.counting)
+                                        counting=self.counting, economic=economic)
         return self._record(None, handover, steps, now)
 
     def _on_decision(self, record: Record, state: StateView, now: datetime) -> Result:
         _, event = decode(self.catalog, record.value or b"", self.decision_schema)
-        raw = state.get(_state_key(event["case_id"]))
+        moved = state.get(_moved_key(event["case_id"]))  # a decision about a merged case goes to its survivor
+        raw = state.get(_state_key(moved.decode() if moved else event["case_id"]))
         if raw is None:
             return Result([self._rejected(record, "HANDOVER_NOT_OPEN",
                                           f"case {event['case_id']} has no handover under way", now)])
@@ -130,6 +144,39 @@ class HandoverHandler:
             return Result([self._rejected(record, outcome.reason, outcome.message, now)])
         new, steps = outcome
         return self._record(current, new, steps, now)
+
+    def _absorbed(self, case: dict[str, Any], state: StateView) -> list[HandoverState]:
+        """Handovers of cases merged into this one that this worker holds and has not yet carried over."""
+        found = []
+        for other in case.get("merged_from") or []:
+            raw = state.get(_state_key(other))
+            if raw is not None and state.get(_moved_key(other)) is None:
+                found.append(HandoverState.from_json(json.loads(raw)))
+        return found
+
+    def _merge(self, case: dict[str, Any], raw: bytes | None, merged: list[HandoverState], state: StateView,
+               now: datetime) -> Result:
+        """A merge keeps every open duty: the survivor carries the absorbed machines (core `absorb`). Without a
+        handover of its own, the survivor continues the first absorbed one (the same transfer goes on)."""
+        if not merged:
+            return Result()
+        at = case["updated_at"]
+        current = HandoverState.from_json(json.loads(raw)) if raw is not None else None
+        if current is not None:
+            new, steps = current, list[Step]()
+        else:
+            first, merged = merged[0], merged[1:]
+            new, steps = take_over(case["case_id"], first, at)
+        for other in merged:
+            new, more = absorb(new, other, at)
+            steps = [*steps, *more]
+        result = self._record(current, new, steps, now)
+        for other in merged if current is not None else [first, *merged]:
+            result.state[_moved_key(other.case_id)] = case["case_id"].encode()
+            result.state[_state_key(other.case_id)] = None
+            for d in other.open_deadlines():
+                result.state[_due_key(d.due_at, other.case_id)] = None
+        return result
 
     # -- time -----------------------------------------------------------------------------
 
@@ -152,10 +199,10 @@ class HandoverHandler:
 
     def _record(self, old: HandoverState | None, new: HandoverState, steps: list[Step], now: datetime) -> Result:
         result = Result()
-        if old is not None and old.deadline is not None and not old.deadline.breached:
-            result.state[_due_key(old.deadline.due_at, old.case_id)] = None
-        if new.deadline is not None and not new.deadline.breached:
-            result.state[_due_key(new.deadline.due_at, new.case_id)] = b"1"
+        for d in old.open_deadlines() if old is not None else []:
+            result.state[_due_key(d.due_at, old.case_id)] = None  # type: ignore[union-attr]
+        for d in new.open_deadlines():  # its own and those of the cases merged into it
+            result.state[_due_key(d.due_at, new.case_id)] = b"1"
         result.state[_state_key(new.case_id)] = json.dumps(new.to_json(), ensure_ascii=False).encode()
         for step in steps:
             record = {**step.__dict__, "recorded_at": now}

@@ -159,7 +159,7 @@ WAITS: dict[Phase, tuple[str, Who, Limit, bool]] = {
                  True),
 }
 # Police review of a transfer: R310, or ECON2017 Art.16 for the economic crimes, by extensions granted.
-POLICE_REVIEW = Limit(3, "day", "R310 Art.8; PSB_PROC Art.180 ¶1")
+POLICE_REVIEW = Limit(3, "day", "R310 Art.8")  # also PSB_PROC Art.180 ¶1
 ECONOMIC_REVIEW = (
     Limit(10, "day", "ECON2017 Art.16 (3 days, at the latest 10)"),
     Limit(30, "day", "ECON2017 Art.16 (major, difficult, complex or cross-regional: 30 days)"),

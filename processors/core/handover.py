@@ -162,7 +162,7 @@ WAITS: dict[Phase, tuple[str, Who, Limit, bool]] = {
 POLICE_REVIEW = Limit(3, "day", "R310 Art.8")  # also PSB_PROC Art.180 ¶1
 ECONOMIC_REVIEW = (
     Limit(10, "day", "ECON2017 Art.16 (3 days, at the latest 10)"),
-    Limit(30, "day", "ECON2017 Art.16 (major, difficult, complex or cross-regional: 30 days)"),
+    Limit(30, "day", "ECON2017 Art.16 (major/complex: 30 days)"),
     Limit(60, "day", "ECON2017 Art.16 (extended by 30 more days)"),
 )
 FORWARD_LIMIT = Limit(24, "hour", "R310 Art.7")

@@ -267,3 +267,25 @@ def normalize_mobile(value: str) -> str:
     if not _MOBILE.fullmatch(text):
         raise IdentifierError("PHONE_FORMAT", "not a mainland mobile number (1[3-9] and 9 more digits)")
     return "+86" + text
+
+
+# --- ICP filing numbers (网站备案号) --------------------------------------------------------------
+
+# The province abbreviation of the filing's communications administration (通信管理局), "ICP备" (filing) or "ICP证"
+# (operating licence), the number and 号, optionally "-n" for the n-th site of the filing subject. Source: the
+# MIIT filing system 网站备案管理 (beian.miit.gov.cn), e.g. 京ICP备05070286号-1, 沪ICP证B2-20050020 is not a filing.
+ICP_PROVINCES = "京津冀晋蒙辽吉黑沪苏浙皖闽赣鲁豫鄂湘粤桂琼渝川蜀贵黔云滇藏陕秦甘陇青宁新"
+_ICP = re.compile(rf"^([{ICP_PROVINCES}])ICP(备|证)(\d{{6,10}})号(?:-(\d{{1,4}}))?$")
+
+
+def normalize_icp_filing(value: str) -> tuple[str, str]:
+    """(the filing as written canonically, the filing subject's number without the site suffix) or
+    IdentifierError ICP_FILING_FORMAT. Full-width characters, spaces and a lower-case "icp" are accepted."""
+    text = re.sub(r"\s+", "", to_halfwidth(value)).replace("icp", "ICP").replace("Icp", "ICP")
+    match = _ICP.match(text)
+    if match is None:
+        raise IdentifierError("ICP_FILING_FORMAT", f"{value!r} is not an ICP filing number (e.g. 京ICP备05070286号-1:"
+                                                   " province abbreviation, ICP备 or ICP证, 6–10 digits, 号, -n)")
+    province, kind, number, site = match.groups()
+    subject = f"{province}ICP{kind}{number}号"
+    return (subject + (f"-{int(site)}" if site else "")), subject

@@ -12,11 +12,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from leadbus.agencies import AGENCIES, is_agency_code
@@ -26,6 +26,7 @@ from leadbus.identifiers import (
     check_uscc,
     is_bank_card_like,
     normalize_bank_card,
+    normalize_icp_filing,
     normalize_mobile,
     normalize_resident_id,
     to_halfwidth,
@@ -255,6 +256,17 @@ class Online(_Model):
     shop_id: str | None = None
     urls: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=50)
     ips: list[str] = Field(default_factory=list, max_length=50)
+    icp_filings: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)  # v2
+
+    @field_validator("icp_filings")
+    @classmethod
+    def _icp(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                normalize_icp_filing(value)
+            except IdentifierError as exc:
+                raise _identifier(exc) from None
+        return values
 
     @field_validator("urls")
     @classmethod
@@ -294,6 +306,24 @@ class Facts(_Model):
     trademark_kinds: NonNegative | None = None
     labels: NonNegative | None = None
     loss_fen: NonNegative | None = None
+    # v2
+    labels_sold: NonNegative | None = None
+    labels_held: NonNegative | None = None
+    labels_made_by: Literal["UNKNOWN", "SELF", "OTHERS"] | None = None
+    copies_held: NonNegative | None = None
+    patents: NonNegative | None = None
+    rights_holder_bankrupt: bool | None = None
+    mark_use: Literal["UNKNOWN", "GOODS", "SERVICES"] | None = None
+
+
+class PriorPenalty(_Model):
+    """An earlier penalty of the suspect (I2025: 二年内受过刑事处罚或者行政处罚后再次实施 lowers some thresholds)."""
+
+    kind: Literal["ADMINISTRATIVE", "CRIMINAL"] = "ADMINISTRATIVE"
+    decided_on: date
+    decided_by: Annotated[str, Field(min_length=1, max_length=200)]
+    violation: Violation  # a string in Avro (v2), checked here
+    reference: str | None = None
 
 
 class RightsHolder(_Model):
@@ -342,6 +372,21 @@ class CaseLead(_Model):
     grading: Grading
     description: Annotated[str, Field(max_length=20000)] = ""
     evidence: list[Evidence] = Field(default_factory=list, max_length=100)
+    # v2: the date of the conduct (行为时) picks the threshold rule (CL Art.12), not the date of the report
+    conduct_from: date | None = None
+    conduct_to: date | None = None
+    prior_penalties: list[PriorPenalty] = Field(default_factory=list, max_length=50)
+    police_measures_needed: bool = False  # R310 Art.3 ¶2
+
+    @model_validator(mode="after")
+    def _conduct(self) -> CaseLead:
+        reported = self.reported_at.astimezone(timezone(timedelta(hours=8))).date()
+        if self.conduct_from and self.conduct_to and self.conduct_to < self.conduct_from:
+            raise _fail("CONDUCT_PERIOD", "conduct_to is before conduct_from")
+        for name, day in (("conduct_from", self.conduct_from), ("conduct_to", self.conduct_to)):
+            if day is not None and day > reported:
+                raise _fail("CONDUCT_PERIOD", f"{name} {day.isoformat()} is after the report")
+        return self
 
     @field_validator("lead_id", mode="before")
     @classmethod
@@ -417,6 +462,8 @@ class HandoverDecision(_Model):
         "MATERIALS_HANDED", "REQUEST_RECONSIDERATION", "RECONSIDERATION_FILE", "RECONSIDERATION_UPHOLD",
         "PROPOSE_SUPERVISION", "ACCEPT_NOT_FILING", "REQUIRE_EXPLANATION", "POLICE_EXPLAIN", "ORDER_FILING",
         "ACCEPT_REASONS", "REQUIRE_TRANSFER", "REVERSE_HANDOVER",
+        # v2 (issue #15)
+        "POLICE_EXTEND", "POLICE_REQUEST_MATERIALS", "MATERIALS_SUPPLEMENTED", "AGENCY_REPLY",
     ]
     actor: DecisionActor
     decided_at: datetime

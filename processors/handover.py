@@ -19,18 +19,21 @@ from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_ca
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.deadlines import DayCounting
 from leadbus.processors.core.handover import (
+    ECONOMIC_CRIME_ARTICLES,
     Decision,
     HandoverState,
     Kind,
     Refusal,
     Step,
+    absorb,
     apply,
     open_handover,
     scan,
+    take_over,
     transferring_agency,
 )
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
-from leadbus.processors.core.thresholds import assess_case, should_transfer
+from leadbus.processors.core.thresholds import PriorPenalty, assess_case, transfer_grounds
 from leadbus.topics import CASES, HANDOVER, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.handover")
@@ -40,8 +43,32 @@ ARTICLE_149_COVERS = frozenset({"ART_141", "ART_142", "ART_142_1", "ART_143", "A
                                 "ART_147", "ART_148"})
 
 
+def conduct_of(case: dict[str, Any], now: datetime) -> tuple[date, dict[str, Any], bool]:
+    """The date of the conduct that picks the threshold rules (CL Art.12, TIME2001), the evaluator's options, and
+    whether the conduct date was reported. A case of v2 leads knows its conduct period: the rules are those of its
+    last act (the conduct reaches up to it), with the first act deciding the two-year repeat window. A case of v1
+    leads only knows when it was first reported: that date stands in, as before. (Returned: the first act; the
+    evaluator takes the last one from `conduct_to` in the options.)"""
+    start, end = case.get("conduct_from"), case.get("conduct_to")
+    known = start is not None or end is not None
+    conduct: date = start or end or case["first_reported_at"].date()
+    facts = case["facts"]
+    priors = [PriorPenalty(p["decided_on"], p["violation"], p["kind"], p["decided_by"])
+              for p in case.get("prior_penalties") or []]
+    options: dict[str, Any] = {"handled_on": now.date(), "prior_penalties": priors,
+                               "marks": str(facts.get("mark_use") or "GOODS").lower()}
+    if start is not None and end is not None:
+        options["conduct_to"] = end
+    return conduct, options, known
+
+
 def _state_key(case_id: str) -> bytes:
     return f"h:{case_id}".encode()
+
+
+def _moved_key(case_id: str) -> bytes:
+    """Marks a case merged into another: its handover now lives in the survivor's state (the value)."""
+    return f"m:{case_id}".encode()
 
 
 def _due_key(due: str, case_id: str) -> bytes:
@@ -72,29 +99,39 @@ class HandoverHandler:
 
     def _on_case(self, case: dict[str, Any], state: StateView, now: datetime) -> Result:
         case_id = case["case_id"]
-        if case["merged_into"] or state.get(_state_key(case_id)) is not None:
+        if case["merged_into"]:
             return Result()
-        conduct: date = case["first_reported_at"].date()
+        raw = state.get(_state_key(case_id))
+        merged = self._absorbed(case, state)
+        if raw is not None or merged:
+            return self._merge(case, raw, merged, state, now)
+        conduct, options, known = conduct_of(case, now)
         violations = list(case["violations"])
         if any(v in ARTICLE_149_COVERS for v in violations):
             # Criminal Law Art.149: goods offences of 141–148 that fall short are still Art.140 at 5万 sales.
             violations.append("ART_140")
-        assessments = assess_case(violations, case["facts"], conduct)
-        if not should_transfer(assessments):
+        assessments = assess_case(violations, case["facts"], conduct, **options)
+        suspicion = bool(case.get("police_measures_needed"))
+        grounds = transfer_grounds(assessments, police_measures_needed=suspicion)
+        if not grounds:
             return Result()
         transferring = transferring_agency(case["reporters"])
         if transferring is None:
             return Result()  # only police or procuratorate know it: nothing to hand over
-        text = "; ".join(a.explanation for a in assessments if a.status in ("MET", "CONDUCT"))
+        text = "; ".join(grounds)
         if any(a.uncertain for a in assessments if a.status in ("MET", "CONDUCT")):
             text += " [uncertain: the applicable table rows are marked U; verify against the official text]"
+        last = options.get("conduct_to", conduct)
+        text += f" [conduct {last.isoformat()}" + ("]" if known else ": not reported (v1 lead), report date used]")
+        economic = any(v in ECONOMIC_CRIME_ARTICLES for v in case["violations"])
         handover, steps = open_handover(case_id, *transferring, at=case["updated_at"], assessment=text,
-                                        counting=self.counting)
+                                        counting=self.counting, economic=economic)
         return self._record(None, handover, steps, now)
 
     def _on_decision(self, record: Record, state: StateView, now: datetime) -> Result:
         _, event = decode(self.catalog, record.value or b"", self.decision_schema)
-        raw = state.get(_state_key(event["case_id"]))
+        moved = state.get(_moved_key(event["case_id"]))  # a decision about a merged case goes to its survivor
+        raw = state.get(_state_key(moved.decode() if moved else event["case_id"]))
         if raw is None:
             return Result([self._rejected(record, "HANDOVER_NOT_OPEN",
                                           f"case {event['case_id']} has no handover under way", now)])
@@ -107,6 +144,39 @@ class HandoverHandler:
             return Result([self._rejected(record, outcome.reason, outcome.message, now)])
         new, steps = outcome
         return self._record(current, new, steps, now)
+
+    def _absorbed(self, case: dict[str, Any], state: StateView) -> list[HandoverState]:
+        """Handovers of cases merged into this one that this worker holds and has not yet carried over."""
+        found = []
+        for other in case.get("merged_from") or []:
+            raw = state.get(_state_key(other))
+            if raw is not None and state.get(_moved_key(other)) is None:
+                found.append(HandoverState.from_json(json.loads(raw)))
+        return found
+
+    def _merge(self, case: dict[str, Any], raw: bytes | None, merged: list[HandoverState], state: StateView,
+               now: datetime) -> Result:
+        """A merge keeps every open duty: the survivor carries the absorbed machines (core `absorb`). Without a
+        handover of its own, the survivor continues the first absorbed one (the same transfer goes on)."""
+        if not merged:
+            return Result()
+        at = case["updated_at"]
+        current = HandoverState.from_json(json.loads(raw)) if raw is not None else None
+        if current is not None:
+            new, steps = current, list[Step]()
+        else:
+            first, merged = merged[0], merged[1:]
+            new, steps = take_over(case["case_id"], first, at)
+        for other in merged:
+            new, more = absorb(new, other, at)
+            steps = [*steps, *more]
+        result = self._record(current, new, steps, now)
+        for other in merged if current is not None else [first, *merged]:
+            result.state[_moved_key(other.case_id)] = case["case_id"].encode()
+            result.state[_state_key(other.case_id)] = None
+            for d in other.open_deadlines():
+                result.state[_due_key(d.due_at, other.case_id)] = None
+        return result
 
     # -- time -----------------------------------------------------------------------------
 
@@ -129,10 +199,10 @@ class HandoverHandler:
 
     def _record(self, old: HandoverState | None, new: HandoverState, steps: list[Step], now: datetime) -> Result:
         result = Result()
-        if old is not None and old.deadline is not None and not old.deadline.breached:
-            result.state[_due_key(old.deadline.due_at, old.case_id)] = None
-        if new.deadline is not None and not new.deadline.breached:
-            result.state[_due_key(new.deadline.due_at, new.case_id)] = b"1"
+        for d in old.open_deadlines() if old is not None else []:
+            result.state[_due_key(d.due_at, old.case_id)] = None  # type: ignore[union-attr]
+        for d in new.open_deadlines():  # its own and those of the cases merged into it
+            result.state[_due_key(d.due_at, new.case_id)] = b"1"
         result.state[_state_key(new.case_id)] = json.dumps(new.to_json(), ensure_ascii=False).encode()
         for step in steps:
             record = {**step.__dict__, "recorded_at": now}

@@ -10,7 +10,7 @@ one worker sustains.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
@@ -48,6 +48,10 @@ def case_updated_record(case: Case, now: datetime, merged_into: str | None = Non
     summary: dict[str, Any] = case_summary(case)
     summary["first_reported_at"] = datetime.fromisoformat(summary["first_reported_at"])
     summary["last_reported_at"] = datetime.fromisoformat(summary["last_reported_at"])
+    for name in ("conduct_from", "conduct_to"):
+        summary[name] = date.fromisoformat(summary[name]) if summary[name] else None
+    summary["prior_penalties"] = [{**p, "decided_on": date.fromisoformat(p["decided_on"])}
+                                  for p in summary["prior_penalties"]]
     summary["merged_into"] = merged_into
     summary["updated_at"] = now
     return summary

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 Writer = Callable[[bytearray, Any], None]
@@ -43,6 +43,14 @@ def write_bytes(out: bytearray, value: bytes) -> None:
     out += value
 
 
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+def days_since_epoch(value: date | int) -> int:
+    """Avro `date`: days since 1970-01-01."""
+    return value if isinstance(value, int) else value.toordinal() - _EPOCH_DAY
+
+
 def timestamp_millis(value: datetime | int) -> int:
     if isinstance(value, int):
         return value
@@ -61,6 +69,7 @@ class _Compiler:
             "write_string": write_string,
             "write_bytes": write_bytes,
             "timestamp_millis": timestamp_millis,
+            "days_since_epoch": days_since_epoch,
             "pack_float": struct.Struct("<f").pack,
             "pack_double": struct.Struct("<d").pack,
             "str": str,
@@ -84,6 +93,8 @@ class _Compiler:
         elif kind in ("int", "long"):
             if logical == "timestamp-millis":
                 self.emit(indent, f"write_long(out, timestamp_millis({expr}))")
+            elif logical == "date":
+                self.emit(indent, f"write_long(out, days_since_epoch({expr}))")
             elif logical is None:
                 self.emit(indent, f"write_long(out, {expr})")
             else:

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 CST = timezone(timedelta(hours=8), "CST")
 
-Unit = Literal["hour", "day"]
+Unit = Literal["hour", "day", "month"]
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,25 @@ class DayCounting(Protocol):
 
     def add_hours(self, start: datetime, hours: int) -> datetime: ...
 
+    def add_months(self, start: datetime, months: int) -> datetime: ...
+
 
 def _end_of(day: date) -> datetime:
     return datetime.combine(day, time(23, 59, 59, 999000), CST)
+
+
+def _months_later(start: datetime, months: int) -> date:
+    """The corresponding day `months` later (CPL Art.105: a period in months ends on the corresponding day; a month
+    without it ends on its last day)."""
+    day = start.astimezone(CST).date()
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,12 @@ class CalendarDays:
 
     def add_days(self, start: datetime, days: int) -> datetime:
         last = start.astimezone(CST).date() + timedelta(days=days)
+        while last in self.holidays:
+            last += timedelta(days=1)
+        return _end_of(last)
+
+    def add_months(self, start: datetime, months: int) -> datetime:
+        last = _months_later(start, months)
         while last in self.holidays:
             last += timedelta(days=1)
         return _end_of(last)
@@ -65,6 +87,12 @@ class WorkingDays:
         if day in self.workdays:
             return True
         return day.weekday() < 5 and day not in self.holidays
+
+    def add_months(self, start: datetime, months: int) -> datetime:
+        last = _months_later(start, months)  # months are calendar months; a last day off work moves on
+        while not self._working(last):
+            last += timedelta(days=1)
+        return _end_of(last)
 
     def add_days(self, start: datetime, days: int) -> datetime:
         day = start.astimezone(CST).date()
@@ -88,11 +116,16 @@ class CompressedDays:
     def add_days(self, start: datetime, days: int) -> datetime:
         return start + timedelta(seconds=self.seconds_per_day * days)
 
+    def add_months(self, start: datetime, months: int) -> datetime:
+        return start + timedelta(seconds=self.seconds_per_day * 30 * months)
+
 
 def due_at(start: datetime, limit: Limit, counting: DayCounting | None = None) -> datetime:
     calendar = counting or CalendarDays()
     if limit.unit == "hour":
         return calendar.add_hours(start, limit.value)
+    if limit.unit == "month":
+        return calendar.add_months(start, limit.value)
     return calendar.add_days(start, limit.value)
 
 

@@ -10,10 +10,24 @@ returns the new state and the `Step`s to record; nothing here reads a clock or t
     NOT_FILED / UPHELD ─agency proposes 立案监督→ SUPERVISION_PROPOSED ─procuratorate asks reasons→ EXPLANATION_DUE
     EXPLANATION_DUE ─police explain→ EXPLAINED ─procuratorate orders filing→ FILING_ORDERED ─police file→ FILED
     FILED / COMPLETED / CLOSED_NOT_FILED / EXPLAINED ─反向衔接 (reverse handover)→ RETURNED
+    RETURNED (by the procuratorate) ─agency replies→ RETURN_ANSWERED
+    TRANSFERRED ─police: materials incomplete→ MATERIALS_REQUESTED ─agency supplements→ TRANSFERRED
+    NOT_FILED / UPHELD ─window unused→ NOT_FILED_FINAL (procuratorate supervision stays open: no time limit)
 
-Every waiting state has one deadline. A duty missed (head, agency, police) yields one
-DEADLINE_BREACHED step with an escalation to the procuratorate (R310 Art.14, 17; CPL Art.113);
-a right not used in time (reconsideration, supervision proposal) closes its window instead.
+Every waiting state has one deadline. A duty missed (head, agency, police, procuratorate) yields one
+DEADLINE_BREACHED step with an escalation (R310 Art.14, 16, 17; CPL Art.113); a right not used in time
+(reconsideration, supervision proposal) closes its window — but never the procuratorate's supervision,
+which CPL Art.113 and SPP_RULES Art.557 ¶2 leave without a time limit: NOT_FILED_FINAL and even
+CLOSED_NOT_FILED still accept REQUIRE_EXPLANATION.
+
+Police review of a transferred case: 3 days (R310 Art.8; PSB_PROC Art.180 ¶1), but for the economic crimes
+within 经侦 jurisdiction (`ECONOMIC_CRIME_ARTICLES`: Arts. 213–216 and 219, the IP articles of 立案追诉标准（二）
+2010, Arts. 69–73) ECON2017 Art.16 allows 3 days, at the latest 10; 30 for a major, difficult, complex or
+cross-regional case (one POLICE_EXTEND) and 30 more (a second). Material incomplete: police notify within
+24 hours of receipt, the agency supplements within 3 days (PSB_PROC Art.180 ¶2). The procuratorate informs the
+agency within 10 days of the police's explanation (SPP_RULES Art.561 ¶2). After a reverse handover by the
+procuratorate (检察意见), the agency replies within two months (SPP2021). A case merged into another keeps
+every open duty: the survivor's state carries the absorbed machines (`absorb`).
 """
 
 from __future__ import annotations
@@ -42,9 +56,15 @@ class Phase(StrEnum):
     COMPLETED = "COMPLETED"
     CLOSED_NOT_FILED = "CLOSED_NOT_FILED"
     RETURNED = "RETURNED"
+    MATERIALS_REQUESTED = "MATERIALS_REQUESTED"
+    NOT_FILED_FINAL = "NOT_FILED_FINAL"
+    RETURN_ANSWERED = "RETURN_ANSWERED"
 
 
-TERMINAL = frozenset({Phase.COMPLETED, Phase.CLOSED_NOT_FILED, Phase.RETURNED})
+# No duty of the handover pending (procuratorate supervision may still reopen CLOSED_NOT_FILED; a RETURNED case
+# may wait for the agency's reply to the procuratorate).
+TERMINAL = frozenset({Phase.COMPLETED, Phase.CLOSED_NOT_FILED, Phase.RETURNED, Phase.RETURN_ANSWERED})
+ECONOMIC_CRIME_ARTICLES = frozenset({"ART_213", "ART_214", "ART_215", "ART_216", "ART_219"})
 
 
 class Kind(StrEnum):
@@ -68,6 +88,10 @@ class Kind(StrEnum):
     ACCEPT_REASONS = "ACCEPT_REASONS"
     REQUIRE_TRANSFER = "REQUIRE_TRANSFER"
     REVERSE_HANDOVER = "REVERSE_HANDOVER"
+    POLICE_EXTEND = "POLICE_EXTEND"
+    POLICE_REQUEST_MATERIALS = "POLICE_REQUEST_MATERIALS"
+    MATERIALS_SUPPLEMENTED = "MATERIALS_SUPPLEMENTED"
+    AGENCY_REPLY = "AGENCY_REPLY"
 
 
 Who = Literal["head", "agency", "police", "procuratorate", "police_or_procuratorate"]
@@ -102,6 +126,18 @@ TRANSITIONS: dict[tuple[Phase, Kind], tuple[Phase, Who]] = {
     (P.COMPLETED, K.REVERSE_HANDOVER): (P.RETURNED, "police_or_procuratorate"),
     (P.CLOSED_NOT_FILED, K.REVERSE_HANDOVER): (P.RETURNED, "police_or_procuratorate"),
     (P.EXPLAINED, K.REVERSE_HANDOVER): (P.RETURNED, "police_or_procuratorate"),
+    (P.TRANSFERRED, K.POLICE_EXTEND): (P.TRANSFERRED, "police"),
+    (P.TRANSFERRED, K.POLICE_REQUEST_MATERIALS): (P.MATERIALS_REQUESTED, "police"),
+    (P.MATERIALS_REQUESTED, K.MATERIALS_SUPPLEMENTED): (P.TRANSFERRED, "agency"),
+    (P.MATERIALS_REQUESTED, K.POLICE_FILE): (P.FILED, "police"),
+    (P.MATERIALS_REQUESTED, K.POLICE_NOT_FILE): (P.NOT_FILED, "police"),
+    (P.MATERIALS_REQUESTED, K.REQUIRE_EXPLANATION): (P.EXPLANATION_DUE, "procuratorate"),
+    (P.NOT_FILED_FINAL, K.REQUIRE_EXPLANATION): (P.EXPLANATION_DUE, "procuratorate"),
+    (P.NOT_FILED_FINAL, K.PROPOSE_SUPERVISION): (P.SUPERVISION_PROPOSED, "agency"),
+    (P.NOT_FILED_FINAL, K.ACCEPT_NOT_FILING): (P.CLOSED_NOT_FILED, "agency"),
+    (P.NOT_FILED_FINAL, K.REVERSE_HANDOVER): (P.RETURNED, "police_or_procuratorate"),
+    (P.CLOSED_NOT_FILED, K.REQUIRE_EXPLANATION): (P.EXPLANATION_DUE, "procuratorate"),
+    (P.RETURNED, K.AGENCY_REPLY): (P.RETURN_ANSWERED, "agency"),
 }
 
 # What each waiting phase waits for: (action, who, limit, duty=True / window=False).
@@ -115,10 +151,24 @@ WAITS: dict[Phase, tuple[str, Who, Limit, bool]] = {
     P.UPHELD: ("agency may propose 立案监督", "agency", Limit(3, "day", "R310 Art.9(2)"), False),
     P.EXPLANATION_DUE: ("police explain not filing", "police", Limit(7, "day", "PSB_PROC Art.182(1)"), True),
     P.FILING_ORDERED: ("police file the case", "police", Limit(15, "day", "PSB_PROC Art.182(2)"), True),
+    P.MATERIALS_REQUESTED: ("agency supplements the materials", "agency", Limit(3, "day", "PSB_PROC Art.180 ¶2"),
+                            True),
+    P.EXPLAINED: ("procuratorate decides and informs the agency", "procuratorate",
+                  Limit(10, "day", "SPP_RULES Art.561 ¶2"), True),
+    P.RETURNED: ("agency replies to the procuratorate's opinion", "agency", Limit(2, "month", "SPP2021 (检察意见)"),
+                 True),
 }
+# Police review of a transfer: R310, or ECON2017 Art.16 for the economic crimes, by extensions granted.
+POLICE_REVIEW = Limit(3, "day", "R310 Art.8")  # also PSB_PROC Art.180 ¶1
+ECONOMIC_REVIEW = (
+    Limit(10, "day", "ECON2017 Art.16 (3 days, at the latest 10)"),
+    Limit(30, "day", "ECON2017 Art.16 (major/complex: 30 days)"),
+    Limit(60, "day", "ECON2017 Art.16 (extended by 30 more days)"),
+)
 FORWARD_LIMIT = Limit(24, "hour", "R310 Art.7")
+MATERIALS_NOTICE_LIMIT = Limit(24, "hour", "PSB_PROC Art.180 ¶2")
 _REASONS_REQUIRED = frozenset({K.HEAD_REFUSE, K.POLICE_NOT_FILE, K.RECONSIDERATION_UPHOLD, K.POLICE_EXPLAIN,
-                               K.REVERSE_HANDOVER})
+                               K.REVERSE_HANDOVER, K.POLICE_EXTEND, K.POLICE_REQUEST_MATERIALS})
 POLICE, PROCURATORATE = "MPS", "SPP"
 NOT_TRANSFERRING = frozenset({POLICE, PROCURATORATE, "SPC"})  # they receive or supervise; they do not transfer
 
@@ -165,16 +215,31 @@ class HandoverState:
     deadline: Deadline | None = None
     received_at: str | None = None  # when police received the transfer (R310 Art.7 clock)
     seen: tuple[str, ...] = ()  # recent decision ids, for idempotence
+    economic: bool = False  # ECON2017 Art.16 governs the police review
+    extensions: int = 0  # ECON2017 Art.16 extensions granted (0, 1, 2)
+    returned_by: str | None = None  # who handed the case back (SPP: the agency owes a reply)
+    absorbed: tuple[HandoverState, ...] = ()  # machines of cases merged into this one, each with its open duty
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["phase"] = str(self.phase)
+        doc["absorbed"] = [a.to_json() for a in self.absorbed]
         return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> HandoverState:
         deadline = Deadline(**doc["deadline"]) if doc.get("deadline") else None
-        return cls(**{**doc, "phase": Phase(doc["phase"]), "deadline": deadline, "seen": tuple(doc["seen"])})
+        absorbed = tuple(cls.from_json(a) for a in doc.get("absorbed", ()))
+        return cls(**{**doc, "phase": Phase(doc["phase"]), "deadline": deadline, "seen": tuple(doc["seen"]),
+                      "absorbed": absorbed})
+
+    def open_deadlines(self) -> list[Deadline]:
+        """Every deadline still to be watched: this case's and those of the cases it absorbed."""
+        own = [self.deadline] if self.deadline is not None and not self.deadline.breached else []
+        return own + [d for a in self.absorbed for d in a.open_deadlines()]
+
+    def case_ids(self) -> list[str]:
+        return [self.case_id] + [c for a in self.absorbed for c in a.case_ids()]
 
 
 @dataclass(frozen=True)
@@ -224,8 +289,17 @@ def _who_label(who: str, state: HandoverState) -> str:
             "procuratorate": PROCURATORATE}.get(who, who)
 
 
-def _deadline(phase: Phase, start: datetime, counting: DayCounting | None) -> Deadline | None:
+def _deadline(phase: Phase, start: datetime, counting: DayCounting | None,
+              state: HandoverState | None = None) -> Deadline | None:  # fmt: skip
     wait = WAITS.get(phase)
+    if phase == Phase.TRANSFERRED:
+        # the review runs from the police's receipt of the transfer (or of the supplemented materials)
+        limit = POLICE_REVIEW
+        if state is not None and state.economic:
+            limit = ECONOMIC_REVIEW[min(state.extensions, len(ECONOMIC_REVIEW) - 1)]
+        wait = ("police decide to file or not", "police", limit, True)
+    if phase == Phase.RETURNED and (state is None or state.returned_by != PROCURATORATE):
+        return None  # a reverse handover by the police: R310 Art.13 says 及时, no figure
     if wait is None:
         return None
     action, who, limit, duty = wait
@@ -241,10 +315,12 @@ def _next(b: _Builder) -> dict[str, Any]:
 
 
 def open_handover(case_id: str, agency: str, province: str, at: datetime, assessment: str,
-                  counting: DayCounting | None = None) -> tuple[HandoverState, list[Step]]:
-    """A case met a threshold: the written transfer report goes to the agency head (R310 Art.5(1))."""
+                  counting: DayCounting | None = None, *, economic: bool = False) -> tuple[HandoverState, list[Step]]:
+    """A case met a threshold: the written transfer report goes to the agency head (R310 Art.5(1)).
+    `economic`: the case is an economic crime within 经侦 jurisdiction (see `ECONOMIC_CRIME_ARTICLES`), so the police
+    review runs under ECON2017 Art.16."""
     state = HandoverState(case_id, Phase.ASSESSED, agency, province, at.isoformat(),
-                          deadline=_deadline(Phase.ASSESSED, at, counting))
+                          deadline=_deadline(Phase.ASSESSED, at, counting), economic=economic)
     b = _Builder(state)
     b.add(event="OPENED", from_phase=None, to_phase=str(Phase.ASSESSED), at=at, assessment=assessment, **_next(b))
     return b.state, b.steps
@@ -262,9 +338,60 @@ def _authorised(who: Who, decision: Decision, state: HandoverState) -> bool:
     return decision.agency in (POLICE, PROCURATORATE)
 
 
+def _relabel(b: _Builder, steps: list[Step], case_id: str) -> None:
+    """Steps of an absorbed case's machine, recorded on the surviving case."""
+    for step in steps:
+        fields = {k: v for k, v in step.__dict__.items() if k not in ("case_id", "seq")}
+        fields["reasons"] = f"[merged case {case_id}] {step.reasons}".rstrip()
+        b.add(**fields)
+
+
+def absorb(state: HandoverState, other: HandoverState, at: datetime) -> tuple[HandoverState, list[Step]]:
+    """Case `other` was merged into `state`'s case: its machine goes on inside the survivor, open duty and all."""
+    if other.case_id in state.case_ids():
+        return state, []
+    b = _Builder(state)
+    flat = (replace(other, absorbed=()), *other.absorbed)
+    b.state = replace(b.state, absorbed=(*state.absorbed, *flat))
+    for machine in flat:
+        d = machine.deadline
+        b.add(event="DECISION", from_phase=str(machine.phase), to_phase=str(machine.phase), at=at, decision="MERGE",
+              reasons=f"[merged case {machine.case_id}] its handover continues here",
+              **({"due_at": datetime.fromisoformat(d.due_at), "next_action": d.action,
+                  "next_actor": _who_label(d.who, machine), "rule": d.rule} if d and not d.breached else {}))
+    return b.state, b.steps
+
+
+def take_over(case_id: str, other: HandoverState, at: datetime) -> tuple[HandoverState, list[Step]]:
+    """The surviving case had no handover: it continues the absorbed case's, at the same phase and deadline."""
+    b = _Builder(replace(other, case_id=case_id, step=0, absorbed=other.absorbed))
+    d = other.deadline
+    b.add(event="DECISION", from_phase=str(other.phase), to_phase=str(other.phase), at=at, decision="MERGE",
+          reasons=f"[merged case {other.case_id}] its handover continues as this case's",
+          **({"due_at": datetime.fromisoformat(d.due_at), "next_action": d.action,
+              "next_actor": _who_label(d.who, other), "rule": d.rule} if d and not d.breached else {}))
+    return b.state, b.steps
+
+
 def apply(state: HandoverState, decision: Decision,
           counting: DayCounting | None = None) -> tuple[HandoverState, list[Step]] | Refusal:
-    """A decision by an agency, public security or the procuratorate; a wrong one is refused with a reason."""
+    """A decision by an agency, public security or the procuratorate; a wrong one is refused with a reason.
+    A decision naming a case merged into this one applies to that case's machine."""
+    if decision.case_id != state.case_id:
+        for n, machine in enumerate(state.absorbed):
+            if machine.case_id == decision.case_id:
+                outcome = _apply_one(machine, decision, counting)
+                if isinstance(outcome, Refusal):
+                    return outcome
+                inner, steps = outcome
+                b = _Builder(replace(state, absorbed=(*state.absorbed[:n], inner, *state.absorbed[n + 1:])))
+                _relabel(b, steps, machine.case_id)
+                return b.state, b.steps
+    return _apply_one(state, decision, counting)
+
+
+def _apply_one(state: HandoverState, decision: Decision,
+               counting: DayCounting | None = None) -> tuple[HandoverState, list[Step]] | Refusal:  # fmt: skip
     if decision.decision_id in state.seen:
         return state, []  # a redelivered decision changes nothing
     target = TRANSITIONS.get((state.phase, decision.kind))
@@ -276,6 +403,9 @@ def apply(state: HandoverState, decision: Decision,
                        f"{decision.kind} is for {_who_label(who, state)}, not {decision.agency}/{decision.role}")
     if decision.kind in _REASONS_REQUIRED and not decision.reasons.strip():
         return Refusal("HANDOVER_REASONS_REQUIRED", f"{decision.kind} must state its reasons")
+    if decision.kind == K.POLICE_EXTEND and (not state.economic or state.extensions >= len(ECONOMIC_REVIEW) - 1):
+        why = "the 3-day review of R310 Art.8 has no extension" if not state.economic else "both extensions used"
+        return Refusal("HANDOVER_ILLEGAL_STEP", f"POLICE_EXTEND: {why} (ECON2017 Art.16 covers economic crimes)")
     b = _Builder(state)
     late = False
     deadline = state.deadline
@@ -283,20 +413,34 @@ def apply(state: HandoverState, decision: Decision,
         late = deadline.duty
         if not deadline.breached and deadline.duty:
             _breach(b, datetime.fromisoformat(deadline.due_at))
-    if decision.kind == K.POLICE_FORWARD and state.received_at:
-        forward_due = due_at(datetime.fromisoformat(state.received_at), FORWARD_LIMIT, counting)
-        late = late or decision.decided_at > forward_due
+    if decision.kind in (K.POLICE_FORWARD, K.POLICE_REQUEST_MATERIALS) and state.received_at:
+        limit = FORWARD_LIMIT if decision.kind == K.POLICE_FORWARD else MATERIALS_NOTICE_LIMIT
+        late = late or decision.decided_at > due_at(datetime.fromisoformat(state.received_at), limit, counting)
     received = state.received_at
-    if decision.kind in (K.TRANSFER, K.POLICE_FORWARD):
+    if decision.kind in (K.TRANSFER, K.POLICE_FORWARD, K.MATERIALS_SUPPLEMENTED):
         received = decision.decided_at.isoformat()  # the police review clock (re)starts on receipt
     seen = (*state.seen, decision.decision_id)[-50:]
-    b.state = replace(b.state, phase=phase, deadline=_deadline(phase, decision.decided_at, counting),
-                      received_at=received, seen=seen)
+    extensions = state.extensions + (1 if decision.kind == K.POLICE_EXTEND else 0)
+    returned_by = decision.agency if decision.kind == K.REVERSE_HANDOVER else state.returned_by
+    b.state = replace(b.state, phase=phase, received_at=received, seen=seen, extensions=extensions,
+                      returned_by=returned_by)
+    start = decision.decided_at
+    if phase == Phase.TRANSFERRED and received is not None:
+        start = datetime.fromisoformat(received)  # an extension counts from receipt, not from the extension
+    if decision.kind == K.POLICE_EXTEND and state.deadline is not None and state.deadline.breached:
+        late = True
+    b.state = replace(b.state, deadline=_deadline(phase, start, counting, b.state))
     b.add(event="DECISION", from_phase=str(state.phase), to_phase=str(phase), at=decision.decided_at,
           actor_agency=decision.agency, actor_province=decision.province, actor_role=decision.role,
           decision=str(decision.kind), decision_id=decision.decision_id, reasons=decision.reasons, late=late,
           **_next(b))
     return b.state, b.steps
+
+
+def _escalation(who: str, state: HandoverState) -> str:
+    """An agency's or the police's breach goes to the procuratorate (R310 Art.14, 17); the procuratorate's own to the
+    procuratorate above it (SPP/00 stands for it)."""
+    return f"{PROCURATORATE}/00" if who == "procuratorate" else f"{PROCURATORATE}/{state.province}"
 
 
 def _breach(b: _Builder, at: datetime) -> None:
@@ -305,12 +449,28 @@ def _breach(b: _Builder, at: datetime) -> None:
     b.state = replace(b.state, deadline=replace(d, breached=True))
     b.add(event="DEADLINE_BREACHED", from_phase=str(b.state.phase), to_phase=str(b.state.phase), at=at,
           due_at=datetime.fromisoformat(d.due_at), next_action=d.action, next_actor=_who_label(d.who, b.state),
-          rule=d.rule, escalated_to=f"{PROCURATORATE}/{b.state.province}",
+          rule=d.rule, escalated_to=_escalation(d.who, b.state),
           reasons=f"overdue: {d.action} ({d.rule})")
 
 
 def scan(state: HandoverState, now: datetime) -> tuple[HandoverState, list[Step]]:
-    """The passing of time: one breach per missed duty, or the close of an unused window."""
+    """The passing of time: one breach per missed duty, or the close of an unused window — for this case and for
+    every case merged into it."""
+    new, steps = _scan_one(state, now)
+    if not new.absorbed:
+        return new, steps
+    b = _Builder(new)
+    b.steps = list(steps)
+    machines = []
+    for machine in new.absorbed:
+        inner, inner_steps = _scan_one(machine, now)
+        machines.append(inner)
+        _relabel(b, inner_steps, machine.case_id)
+    b.state = replace(b.state, absorbed=tuple(machines))
+    return b.state, b.steps
+
+
+def _scan_one(state: HandoverState, now: datetime) -> tuple[HandoverState, list[Step]]:
     d = state.deadline
     if d is None or d.breached or now <= datetime.fromisoformat(d.due_at):
         return state, []
@@ -318,7 +478,9 @@ def scan(state: HandoverState, now: datetime) -> tuple[HandoverState, list[Step]
     if d.duty:
         _breach(b, now)
     else:
-        b.state = replace(b.state, phase=Phase.CLOSED_NOT_FILED, deadline=None)
-        b.add(event="WINDOW_CLOSED", from_phase=str(state.phase), to_phase=str(Phase.CLOSED_NOT_FILED), at=now,
-              rule=d.rule, reasons=f"not used in time: {d.action}")
+        # the agency's right lapses; the procuratorate's supervision does not (CPL Art.113, SPP_RULES Art.557 ¶2)
+        b.state = replace(b.state, phase=Phase.NOT_FILED_FINAL, deadline=None)
+        b.add(event="WINDOW_CLOSED", from_phase=str(state.phase), to_phase=str(Phase.NOT_FILED_FINAL), at=now,
+              rule=d.rule, reasons=f"not used in time: {d.action}; procuratorate supervision has no time limit "
+                                   "(CPL Art.113; SPP_RULES Art.557 ¶2)")
     return b.state, b.steps

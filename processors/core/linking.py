@@ -1,8 +1,9 @@
 """Linking, pure: leads about the same suspect become one case (并案).
 
 Strong identifiers link: 统一社会信用代码, resident ID number, (platform, shop id) — also read
-from a marketplace shop URL —, the registrable domain of an independent shop or site,
-payment accounts, mobile phones. Weak signals — IP address, name alone, address, waybill —
+from a marketplace shop URL —, the registrable domain of an independent shop or site, the
+ICP filing number (网站备案号) of its filing subject, payment accounts, mobile phones.
+Weak signals — IP address, name alone, address, waybill —
 never link: a CDN, a courier or a common trade name is shared by thousands. Merging keeps
 the older case (created first) and records the absorbed ids in `merged_from`. Case ids
 derive from the first lead of a case, so the same input order always gives the same ids.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from leadbus.identifiers import IdentifierError, normalize_icp_filing
 from leadbus.models import CaseLead
 from leadbus.processors.core.normalize import normalise
 
@@ -132,6 +134,11 @@ def strong_identifiers(lead: CaseLead, domains: Sequence[str]) -> list[str]:
         if shop:
             keys.add(f"shop:{shop[0]}:{shop[1]}")
     keys.update(f"domain:{d}" for d in domains if d not in MARKETPLACE_DOMAINS)
+    for filing in lead.online.icp_filings:  # one filing subject (主体备案号) runs every site "-n" of it
+        try:
+            keys.add(f"icp:{normalize_icp_filing(filing)[1]}")
+        except IdentifierError:
+            continue  # validation refuses these; a lead built without it links on nothing here
     keys.update(f"acct:{a}" for a in lead.payment_accounts)
     keys.update(f"phone:{p}" for p in subject.phones if _MOBILE.match(p))
     return sorted(keys)
@@ -180,6 +187,11 @@ def _member(lead: CaseLead) -> dict[str, Any]:
         "share_with": list(lead.share_with),
         "cross_border": lead.cross_border,
         "countries": list(lead.countries),
+        "conduct_from": lead.conduct_from.isoformat() if lead.conduct_from else None,
+        "conduct_to": last.isoformat() if (last := lead.conduct_to or lead.conduct_from) else None,
+        "prior_penalties": [{"kind": p.kind, "decided_on": p.decided_on.isoformat(), "decided_by": p.decided_by,
+                             "violation": str(p.violation)} for p in lead.prior_penalties],
+        "police_measures_needed": lead.police_measures_needed,
     }
 
 
@@ -237,17 +249,32 @@ class Linker:
 # Quantities of distinct acts add up (I2004 Art.12(2), I2001 Art.2(4): repeated acts not yet
 # handled are summed); the number of trademark kinds is a count of distinct marks, so the
 # largest report stands. A higher revision of a lead replaces its facts, never adds to them.
-_MAXED = frozenset({"trademark_kinds"})
+_MAXED = frozenset({"trademark_kinds", "patents"})
 FACT_FIELDS = (
     "illegal_business_amount_fen", "illegal_gains_fen", "sales_amount_fen", "goods_value_fen", "copies", "works",
     "clicks", "members", "trademark_kinds", "labels", "loss_fen",
+    "labels_sold", "labels_held", "copies_held", "patents",
 )  # fmt: skip
 
 
-def aggregate_facts(members: Iterable[dict[str, Any]]) -> dict[str, int | None]:
-    totals: dict[str, int | None] = dict.fromkeys(FACT_FIELDS)
+def aggregate_facts(members: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Summed quantities (counts of distinct kinds: the largest); v2 flags: bankrupt if any lead says so, who made
+    the labels only when the leads that say agree, marks on GOODS / SERVICES / ANY (both)."""
+    totals: dict[str, Any] = dict.fromkeys(FACT_FIELDS)
+    totals.update(rights_holder_bankrupt=None, labels_made_by=None, mark_use=None)
+    makers: set[str] = set()
+    uses: set[str] = set()
     for member in members:
         for name, value in member.get("facts", {}).items():
+            if name == "rights_holder_bankrupt":
+                totals[name] = bool(totals[name]) or bool(value)
+                continue
+            if name == "labels_made_by":
+                makers.add(str(value)) if value != "UNKNOWN" else None
+                continue
+            if name == "mark_use":
+                uses.add(str(value)) if value != "UNKNOWN" else None
+                continue
             current = totals.get(name)
             if current is None:
                 totals[name] = int(value)
@@ -255,6 +282,8 @@ def aggregate_facts(members: Iterable[dict[str, Any]]) -> dict[str, int | None]:
                 totals[name] = max(current, int(value))
             else:
                 totals[name] = current + int(value)
+    totals["labels_made_by"] = makers.pop() if len(makers) == 1 else None
+    totals["mark_use"] = uses.pop() if len(uses) == 1 else ("ANY" if uses else None)
     return totals
 
 
@@ -285,6 +314,11 @@ def case_summary(case: Case) -> dict[str, Any]:
         "cross_border": any(m["cross_border"] for m in members),
         "countries": sorted({c for m in members for c in m["countries"]}),
         "merged_from": list(case.merged_from),
+        "conduct_from": min((m["conduct_from"] for m in members if m.get("conduct_from")), default=None),
+        "conduct_to": max((m["conduct_to"] for m in members if m.get("conduct_to")), default=None),
+        "prior_penalties": [dict(p) for p in sorted({tuple(sorted(p.items())) for m in members
+                                                     for p in m.get("prior_penalties", [])})],
+        "police_measures_needed": any(m.get("police_measures_needed") for m in members),
     }
 
 

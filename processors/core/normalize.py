@@ -24,6 +24,7 @@ from leadbus.identifiers import (
     clean_text,
     is_bank_card_like,
     normalize_bank_card,
+    normalize_icp_filing,
     normalize_mobile,
     normalize_resident_id,
     to_halfwidth,
@@ -201,6 +202,7 @@ def normalise(lead: CaseLead) -> Normalised:
         "shop_id": clean_text(lead.online.shop_id).replace(" ", "") if lead.online.shop_id else None,
         "urls": urls,
         "ips": _unique(canonical_ip(ip) for ip in lead.online.ips),
+        "icp_filings": _unique(normalize_icp_filing(f)[0] for f in lead.online.icp_filings),
     })
     normalised = lead.model_copy(update={
         "subject": new_subject,

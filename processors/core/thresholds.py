@@ -1,15 +1,41 @@
-"""Criminal prosecution thresholds (立案追诉标准), pure: which rule version applies, and is it met.
+"""Criminal prosecution thresholds (立案追诉标准), pure: which rule applies to a case, and is it met.
 
-The table (`thresholds.yaml`, packaged beside this module) holds one row per version of a standard:
-statute article, source document, `effective_from` / `effective_to`, confidence (V1 / V2 / U of the
-domain facts) and, for amount offences, alternative conditions over a case's aggregated facts (money
-in fen). Rules of different document families in force on the same day (e.g. a judicial interpretation
-and a 立案追诉标准) are alternative standards: the case meets the threshold when any of them is met.
+The public entry point is :func:`assess` (one article) and :func:`assess_case` (every article of a case);
+:func:`should_transfer` says whether the assessments oblige the agency to hand the case over (Decree 310).
 
-The rule is chosen by the date of the conduct: the version in force on that day. 从旧兼从轻 (Criminal Law
-Art.12 — applying the old law when it is lighter) is left to the prosecutor; every assessment names the
-version it used so that choice can be made. Art.149 (a 141–148 case with 销售金额 ≥ 5万 is convicted under
-Art.140) is not applied here: assess ART_140 as well for such cases.
+    assess("ART_218", {"illegal_gains_fen": 6_000_000}, date(2024, 6, 1))      # 2024 conduct: I2004 10万 → NOT_MET
+    assess("ART_218", {"illegal_gains_fen": 6_000_000}, date(2025, 6, 1))      # I2025 5万 → MET
+    assess("ART_219", {"loss_fen": 12_000_000}, date(2025, 6, 1),
+           prior_penalties=[PriorPenalty(date(2024, 1, 5), "ART_219")])        # 2-year repeat offender, 10万 → MET
+
+Inputs: the article (the bus's enum name ART_140 … ART_219_1, OTHER, or the statute number "219-1"); the case's
+facts (money in fen, counts; the names of `QUANTITIES`, plus optionally `labels_made_by` "SELF"/"OTHERS",
+`mark_use` "GOODS"/"SERVICES", `rights_holder_bankrupt` true/false); the **date of the conduct** (never the report
+date: Criminal Law Art.12, TIME2001); optionally the date the case is handled (default: today's law, i.e. after
+every rule of the table took effect) and the suspect's prior penalties.
+
+The table (`thresholds.yaml`, packaged beside this module) holds one row per version of a standard: statute
+article, source document, `effective_from` / `effective_to`, confidence (V1 / V2 / U) and, for amount offences,
+alternative conditions over the facts. Rules of different document families in force on the same day (a judicial
+interpretation and a 立案追诉标准) are alternative standards: the case meets the threshold when any of them is met.
+
+Which rules apply (temporal effect):
+
+- the rules in force on the date of the conduct (Criminal Law Art.12; TIME2001 ¶1, ¶3);
+- plus, for a case handled on or after a later interpretation took effect, that interpretation's rows marked
+  `applies_back_to` for conduct since that date, where no interpretation of the statute's text existed at the time
+  of the conduct (TIME2001 ¶2: 214 and 218 其他严重情节 and 219 情节严重 after CLA11, service marks under 213);
+- and a threshold met under the rules of the time is not met when the law in force when the case is handled
+  clearly says it is not (the lighter later law: CL Art.12 从旧兼从轻, TIME2001 ¶3).
+
+Statuses: MET / NOT_MET (an amount condition is / is not met), CONDUCT (a conduct offence: no amount needed),
+NEEDS_REVIEW (a danger or result offence, or the facts fall where a figure was not found — e.g. the 2025 label
+figures, a repeat offender's lower tier under 213/214/216/217), NO_RULE (OTHER, or no offence on that date).
+`uncertain` is True exactly when the answer rests on something not confirmed: a rule marked U was needed for MET,
+a figure was not found (NEEDS_REVIEW), no threshold quantity was reported, or a trigger the bus cannot evaluate
+remains. 以上 is inclusive (>=, Criminal Law Art.99).
+
+Art.149 (a 141–148 case with 销售金额 ≥ 5万 is convicted under Art.140) is not applied here: assess ART_140 as well.
 """
 
 from __future__ import annotations
@@ -26,20 +52,41 @@ import yaml
 Status = Literal["MET", "NOT_MET", "CONDUCT", "NEEDS_REVIEW", "NO_RULE"]
 OffenceType = Literal["amount", "conduct", "danger", "result"]
 Confidence = Literal["V1", "V2", "U"]
+Marks = Literal["goods", "services", "any"]
 
-QUANTITIES = frozenset({
+FACT_QUANTITIES = (
     "illegal_business_amount_fen", "illegal_gains_fen", "sales_amount_fen", "goods_value_fen", "copies", "works",
     "clicks", "members", "trademark_kinds", "labels", "loss_fen",
-})  # fmt: skip
+    # CaseLead v2
+    "labels_sold", "labels_held", "copies_held", "patents", "rights_holder_bankrupt",
+)  # fmt: skip
+# Circumstances derived by the evaluator (or given directly in the facts as 0 / 1):
+#   repeat_offender   a prior criminal or administrative penalty for the same kind of conduct within two years
+#                     before the conduct (I2025: 二年内…受过刑事处罚或者行政处罚后再次实施)
+#   labels_of_others  the labels were made by others and only sold / held for sale (O2011 Art.9)
+CIRCUMSTANCES = ("repeat_offender", "labels_of_others")
+QUANTITIES = frozenset(FACT_QUANTITIES + CIRCUMSTANCES)
 ARTICLES = (
     "140", "141", "142", "142-1", "143", "144", "145", "146", "147", "148",
     "213", "214", "215", "216", "217", "218", "219", "219-1",
 )  # fmt: skip
 VIOLATIONS = frozenset({"ART_" + a.replace("-", "_") for a in ARTICLES} | {"OTHER"})
+IP_ARTICLES = frozenset({"213", "214", "215", "216", "217", "218", "219", "219-1"})
+# Prior penalties that make a repeat offender, per article. 218: 因实施刑法第二百一十七条、第二百一十八条规定的行为
+# (I2025, xiaoyaolawyer quote); 219: trade-secret violations (SPC English site). For 213–216 the I2025 recidivist
+# text was not found: the bus reads "the same kind of conduct" as the trademark / patent group.
+REPEAT_GROUPS: dict[str, frozenset[str]] = {
+    "213": frozenset({"213", "214", "215"}), "214": frozenset({"213", "214", "215"}),
+    "215": frozenset({"213", "214", "215"}), "216": frozenset({"216"}),
+    "217": frozenset({"217", "218"}), "218": frozenset({"217", "218"}),
+    "219": frozenset({"219", "219-1"}), "219-1": frozenset({"219", "219-1"}),
+}  # fmt: skip
 _OFFENCE_TYPES = ("amount", "conduct", "danger", "result")
+_MARKS = ("goods", "services", "any")
 _RANK = {"V1": 0, "V2": 1, "U": 2}
 _REQUIRED = ("id", "article", "name_zh", "offence_type", "family", "source", "effective_from", "confidence")
-_OPTIONAL = ("effective_to", "any_of", "trigger", "not_evaluated", "note", "concurrent_with")
+_OPTIONAL = ("effective_to", "any_of", "trigger", "not_evaluated", "note", "concurrent_with", "applies_back_to",
+             "marks", "review_if", "review_note")
 
 
 class ThresholdTableError(ValueError):
@@ -96,6 +143,10 @@ class Rule:
     not_evaluated: tuple[str, ...] = ()
     note: str | None = None
     concurrent_with: tuple[str, ...] = ()
+    applies_back_to: date | None = None  # TIME2001 ¶2: also for conduct from this date, once in force
+    marks: Marks = "any"  # 213: goods marks only (before CLA11), or also service marks
+    review_if: tuple[Condition, ...] = ()  # facts a figure that was not found may decide: a person reviews
+    review_note: str | None = None
 
     @property
     def violation(self) -> str:
@@ -103,6 +154,14 @@ class Rule:
 
     def in_force(self, day: date) -> bool:
         return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+
+    def applies_back(self, conduct: date, handled: date) -> bool:
+        """TIME2001 ¶2: conduct before this rule, when no interpretation existed then, handled after it."""
+        return (self.applies_back_to is not None and self.applies_back_to <= conduct < self.effective_from
+                and self.in_force(handled))  # fmt: skip
+
+    def covers(self, marks: Marks) -> bool:
+        return self.marks == "any" or marks == "any" or self.marks == marks
 
     def cite(self) -> str:
         return f"{self.source}, from {self.effective_from.isoformat()}" + (", U" if self.confidence == "U" else "")
@@ -113,10 +172,30 @@ class ThresholdTable:
     rules: tuple[Rule, ...]
     version: str = ""
 
-    def rules_for(self, article: str, conduct_date: date) -> tuple[Rule, ...]:
-        """Rules for an article ("ART_142_1" or "142-1") in force on the date of conduct, in table order."""
+    def rules_for(self, article: str, conduct_date: date, handled_on: date | None = None,
+                  marks: Marks = "any") -> tuple[Rule, ...]:  # fmt: skip
+        """Rules for an article ("ART_142_1" or "142-1") that apply to conduct on `conduct_date`, in table order:
+        those in force that day, plus (when `handled_on` is given) later interpretations that reach back to it."""
         key = article.removeprefix("ART_").replace("_", "-")
-        return tuple(r for r in self.rules if r.article == key and r.in_force(conduct_date))
+        return tuple(
+            r for r in self.rules
+            if r.article == key and r.covers(marks)
+            and (r.in_force(conduct_date) or (handled_on is not None and r.applies_back(conduct_date, handled_on)))
+        )  # fmt: skip
+
+    @property
+    def latest_start(self) -> date:
+        return max(r.effective_from for r in self.rules)
+
+
+@dataclass(frozen=True)
+class PriorPenalty:
+    """A criminal or administrative penalty the suspect received earlier (decision date, article of the conduct)."""
+
+    decided_on: date
+    violation: str  # ART_217 … (or the statute number)
+    kind: Literal["ADMINISTRATIVE", "CRIMINAL"] = "ADMINISTRATIVE"
+    decided_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +209,8 @@ class Assessment:
     uncertain: bool
     met_by: tuple[str, ...]
     explanation: str
+    conduct_date: date | None = None
+    temporal: str = "in force at the time of the conduct (CL Art.12)"
 
 
 # -- the table -------------------------------------------------------------------------------------------------
@@ -177,6 +258,19 @@ def _term(raw: Any, where: str) -> Term:
     return Term(tuple(weights.items()), value)
 
 
+def _conditions(raw: Any, where: str, key: str) -> tuple[Condition, ...]:
+    conditions = raw.get(key) or []
+    if not isinstance(conditions, list):
+        raise _fail(where, f"{key} must be a list")
+    out = []
+    for n, cond in enumerate(conditions):
+        terms = cond.get("all_of") if isinstance(cond, Mapping) and set(cond) == {"all_of"} else None
+        if not isinstance(terms, list) or not terms:
+            raise _fail(f"{where} {key}[{n}]", "a condition is {all_of: [terms]} with at least one term")
+        out.append(Condition(tuple(_term(t, f"{where} {key}[{n}]") for t in terms)))
+    return tuple(out)
+
+
 def _rule(raw: Any, families: Mapping[str, Any], documents: Mapping[str, Any], index: int) -> Rule:
     where = f"rule #{index} {raw.get('id', '?') if isinstance(raw, Mapping) else ''}".rstrip()
     if not isinstance(raw, Mapping):
@@ -198,6 +292,8 @@ def _rule(raw: Any, families: Mapping[str, Any], documents: Mapping[str, Any], i
         raise _fail(where, "confidence must be V1, V2 or U")
     if raw["family"] not in families:
         raise _fail(where, f"unknown family {raw['family']!r}")
+    if raw.get("marks", "any") not in _MARKS:
+        raise _fail(where, f"marks must be one of {', '.join(_MARKS)}")
     for part in str(raw["source"]).split(";"):
         if part.split()[:1] == [] or part.split()[0] not in documents:
             raise _fail(where, f"source {part.strip()!r} does not start with a document id")
@@ -205,23 +301,20 @@ def _rule(raw: Any, families: Mapping[str, Any], documents: Mapping[str, Any], i
     end = None if raw.get("effective_to") is None else _date(raw["effective_to"], f"{where} effective_to")
     if end is not None and end < start:
         raise _fail(where, "effective_to is before effective_from")
-    conditions = raw.get("any_of") or []
-    if not isinstance(conditions, list):
-        raise _fail(where, "any_of must be a list")
-    any_of = []
-    for n, cond in enumerate(conditions):
-        terms = cond.get("all_of") if isinstance(cond, Mapping) and set(cond) == {"all_of"} else None
-        if not isinstance(terms, list) or not terms:
-            raise _fail(f"{where} any_of[{n}]", "a condition is {all_of: [terms]} with at least one term")
-        any_of.append(Condition(tuple(_term(t, f"{where} any_of[{n}]") for t in terms)))
+    back = None if raw.get("applies_back_to") is None else _date(raw["applies_back_to"], f"{where} applies_back_to")
+    if back is not None and back >= start:
+        raise _fail(where, "applies_back_to must be before effective_from")
     rule = Rule(
         id=rule_id, article=article, name_zh=str(raw["name_zh"]), offence_type=cast(OffenceType, raw["offence_type"]),
         family=str(raw["family"]), source=str(raw["source"]), effective_from=start, effective_to=end,
-        confidence=cast(Confidence, raw["confidence"]), any_of=tuple(any_of),
+        confidence=cast(Confidence, raw["confidence"]), any_of=_conditions(raw, where, "any_of"),
         trigger=None if raw.get("trigger") is None else str(raw["trigger"]),
         not_evaluated=_texts(raw.get("not_evaluated"), f"{where} not_evaluated"),
         note=None if raw.get("note") is None else str(raw["note"]),
         concurrent_with=_texts(raw.get("concurrent_with"), f"{where} concurrent_with"),
+        applies_back_to=back, marks=cast(Marks, raw.get("marks", "any")),
+        review_if=_conditions(raw, where, "review_if"),
+        review_note=None if raw.get("review_note") is None else str(raw["review_note"]),
     )  # fmt: skip
     if rule.offence_type == "conduct" and rule.any_of:
         raise _fail(where, "a conduct offence has no amount conditions")
@@ -229,6 +322,8 @@ def _rule(raw: Any, families: Mapping[str, Any], documents: Mapping[str, Any], i
         raise _fail(where, f"a {rule.offence_type} offence needs its statutory trigger")
     if rule.offence_type == "amount" and not rule.any_of and not rule.not_evaluated:
         raise _fail(where, "an amount rule without conditions must say why in not_evaluated")
+    if rule.review_if and not rule.review_note:
+        raise _fail(where, "review_if needs a review_note naming what was not found")
     return rule
 
 
@@ -253,7 +348,7 @@ def parse_table(data: Any) -> ThresholdTable:
                 raise _fail(rule.id, f"concurrent_with names unknown rule {other!r}")
     for n, a in enumerate(rules):
         for b in rules[n + 1 :]:
-            same = a.article == b.article and a.family == b.family
+            same = a.article == b.article and a.family == b.family and a.covers(b.marks) and b.covers(a.marks)
             a_end, b_end = a.effective_to or date.max, b.effective_to or date.max
             overlap = a.effective_from <= b_end and b.effective_from <= a_end
             if same and overlap and b.id not in a.concurrent_with and a.id not in b.concurrent_with:
@@ -272,6 +367,58 @@ def load_table() -> ThresholdTable:
     return parse_table(data)
 
 
+# -- circumstances -----------------------------------------------------------------------------------------------
+
+
+def _two_years_after(day: date) -> date:
+    try:
+        return day.replace(year=day.year + 2)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 2, day=28)
+
+
+def repeat_offence(article: str, prior_penalties: Iterable[PriorPenalty], conduct_from: date,
+                   conduct_to: date | None = None) -> bool:  # fmt: skip
+    """True when a penalty for the same kind of conduct was decided before the conduct and the conduct (or part of
+    it) happened within two years after it (I2025: 二年内…受过刑事处罚或者行政处罚后再次实施)."""
+    key = article.removeprefix("ART_").replace("_", "-")
+    group = REPEAT_GROUPS.get(key, frozenset({key}))
+    last = conduct_to or conduct_from
+    for prior in prior_penalties:
+        kind = prior.violation.removeprefix("ART_").replace("_", "-")
+        if kind in group and prior.decided_on < last and conduct_from <= _two_years_after(prior.decided_on):
+            return True
+    return False
+
+
+def _quantities(article: str, facts: Mapping[str, Any], conduct: date, conduct_to: date | None,
+                prior_penalties: Iterable[PriorPenalty]) -> dict[str, int | None]:  # fmt: skip
+    """The numeric facts the table reads, with the circumstances derived."""
+    q: dict[str, int | None] = {}
+    for name in QUANTITIES:
+        value = facts.get(name)
+        q[name] = None if value is None else int(value)  # booleans become 0 / 1
+    priors = list(prior_penalties)
+    if priors:
+        q["repeat_offender"] = 1 if repeat_offence(article, priors, conduct, conduct_to) else 0
+    if facts.get("labels_made_by") == "OTHERS":
+        q["labels_of_others"] = 1
+    split = q["labels_sold"] is not None or q["labels_held"] is not None
+    if split:
+        sold, held = q["labels_sold"] or 0, q["labels_held"] or 0
+        if q["labels_of_others"]:
+            # O2011 Art.9: a seller of others' labels is liable for what was sold; held labels are an attempt.
+            q["labels"] = sold
+        elif q["labels"] is None:
+            q["labels"] = sold + held  # made by the suspect: every label made counts (非法制造)
+    return q
+
+
+def _marks(facts: Mapping[str, Any], marks: str | None) -> Marks:
+    given = (marks or str(facts.get("mark_use") or "")).lower()
+    return "services" if given == "services" else "goods" if given == "goods" else "any" if given == "any" else "goods"
+
+
 # -- assessment --------------------------------------------------------------------------------------------------
 
 
@@ -282,28 +429,10 @@ def _assessment(violation: str, rule: Rule, status: Status, uncertain: bool, met
                       met_by=met_by, explanation=f"{what} ({rule.cite()}){tail}")  # fmt: skip
 
 
-def assess(violation: str, facts: Mapping[str, int | None], conduct_date: date,
-           table: ThresholdTable | None = None) -> Assessment:  # fmt: skip
-    """Assess one violation (the bus's enum name: ART_140 … ART_219_1, OTHER) against a case's aggregated facts.
-
-    The rules used are those in force on `conduct_date`, the date of the conduct — not today. 从旧兼从轻
-    (choosing the lighter old law, Criminal Law Art.12) is left to the prosecutor: the assessment names the
-    version it used. Of several rules met, the best-sourced one (V1 before V2 before U, then the newest) is named.
-
-    - CONDUCT: a conduct offence (141 假药 since 2011-05-01, 144, 219-1): no amount needed.
-    - MET / NOT_MET: an amount condition of a rule in force is / is not met.
-    - NEEDS_REVIEW: danger or result offences (142, 142-1, 143, 145, 146, 148) cannot be decided from amounts,
-      nor can amount offences whose figures were not extracted (the I2025 rows): a person decides.
-    - NO_RULE: OTHER, or no rule in force on that date.
-    `uncertain` is True when the rule named is U, when no figure could be applied (NO_RULE, NEEDS_REVIEW, no
-    quantity reported), or, for NOT_MET, when a rule in force is U or has triggers the bus cannot evaluate.
-    """
-    if violation not in VIOLATIONS:
-        raise ValueError(f"unknown violation {violation!r}")
-    rules = (table or load_table()).rules_for(violation, conduct_date) if violation != "OTHER" else ()
+def _evaluate(violation: str, rules: tuple[Rule, ...], q: Mapping[str, int | None], day: date) -> Assessment:
     if not rules:
         return Assessment(violation, "NO_RULE", None, None, None, None, True, (),
-                          f"no threshold rule for {violation} on {conduct_date.isoformat()}")  # fmt: skip
+                          f"no threshold rule for {violation} on {day.isoformat()}")  # fmt: skip
     ranked = sorted(rules, key=lambda r: (_RANK[r.confidence], -r.effective_from.toordinal(), r.id))
     for rule in ranked:
         if rule.offence_type == "conduct":
@@ -311,41 +440,115 @@ def assess(violation: str, facts: Mapping[str, int | None], conduct_date: date,
                                f"conduct offence, no amount threshold: {rule.trigger}")  # fmt: skip
     for rule in ranked:
         for condition in rule.any_of:
-            if condition.met(facts):
+            if condition.met(q):
                 return _assessment(violation, rule, "MET", rule.confidence == "U", condition.quantities,
-                                   condition.explain(facts))  # fmt: skip
+                                   condition.explain(q))  # fmt: skip
     for rule in ranked:
         if rule.offence_type != "amount":
             review = f"; no figure met, review: {'; '.join(rule.not_evaluated)}" if rule.any_of else ""
-            return _assessment(
-                violation,
-                rule,
-                "NEEDS_REVIEW",
-                True,
-                (),
-                f"{rule.offence_type} offence ({rule.trigger}), not decidable from amounts",
-                review,
-            )
+            return _assessment(violation, rule, "NEEDS_REVIEW", True, (),
+                               f"{rule.offence_type} offence ({rule.trigger}), not decidable from amounts", review)
         if not rule.any_of:
             return _assessment(violation, rule, "NEEDS_REVIEW", True, (), "; ".join(rule.not_evaluated))
+    for rule in ranked:
+        for condition in rule.review_if:
+            if condition.met(q):
+                return _assessment(violation, rule, "NEEDS_REVIEW", True, condition.quantities,
+                                   f"no known figure met, but {condition.explain(q)}: {rule.review_note}")
     rule = ranked[0]
-    used = sorted({q for r in rules for c in r.any_of for q in c.quantities if facts.get(q) is not None})
-    reported = ", ".join(f"{q} {facts.get(q) or 0:,}" for q in used) or "no threshold quantity reported"
+    used = sorted({q_ for r in rules for c in r.any_of for q_ in c.quantities
+                   if q.get(q_) is not None and q_ not in CIRCUMSTANCES})  # fmt: skip
+    reported = ", ".join(f"{n} {q.get(n) or 0:,}" for n in used) or "no threshold quantity reported"
     others = [r.source for r in ranked[1:]]
     gaps = [gap for r in ranked for gap in r.not_evaluated]
-    uncertain = not used or any(r.confidence == "U" or r.not_evaluated for r in rules)
+    uncertain = not used or bool(gaps)
     tail = (f"; also checked {' | '.join(others)}" if others else "") + (
         f"; not evaluated: {'; '.join(gaps)}" if gaps else ""
     )
     return _assessment(violation, rule, "NOT_MET", uncertain, (), f"no condition met: {reported}", tail)
 
 
-def assess_case(violations: Iterable[str], facts: Mapping[str, int | None], conduct_date: date,
-                table: ThresholdTable | None = None) -> list[Assessment]:  # fmt: skip
-    """One assessment per distinct violation of the case, in first-seen order."""
-    return [assess(v, facts, conduct_date, table) for v in dict.fromkeys(violations)]
+def assess(violation: str, facts: Mapping[str, Any], conduct_date: date, table: ThresholdTable | None = None, *,
+           handled_on: date | None = None, prior_penalties: Iterable[PriorPenalty] = (),
+           conduct_to: date | None = None, marks: str | None = None) -> Assessment:  # fmt: skip
+    """Assess one article against a case's facts as of the date of the conduct. The public entry point.
+
+    - `violation`: ART_140 … ART_219_1 or OTHER (or the statute number, "219-1"); unknown → ValueError.
+    - `facts`: quantities by name (money in fen, counts; see `QUANTITIES`); unreported → None / absent. May also
+      hold `labels_made_by` ("SELF" / "OTHERS"), `mark_use` ("GOODS" / "SERVICES"), `rights_holder_bankrupt`,
+      and the circumstances `repeat_offender` / `labels_of_others` as 0 / 1 when not derived here.
+    - `conduct_date`: when the conduct happened — never the date of the report. For conduct over a period, its
+      first act, with `conduct_to` its last: the rules are those of the last act (the conduct reaches up to it);
+      the two-year repeat window looks at the whole period.
+    - `handled_on`: the date the case is handled; None = today's law (after every rule of the table took effect).
+      Decides whether a later interpretation reaches back (TIME2001 ¶2) or a lighter later law applies (¶3).
+    - `prior_penalties`: the suspect's earlier penalties; one for the same kind of conduct within two years before
+      the conduct makes a repeat offender (I2025 lower tiers).
+    - `marks`: "goods" (default, as a v1 lead), "services" (service marks, Art.213 from 2021-03-01) or "any".
+
+    Of several rules met, the best-sourced one (V1 before V2 before U, then the newest) is named.
+    """
+    key = violation if violation.startswith("ART_") or violation == "OTHER" else "ART_" + violation.replace("-", "_")
+    if key not in VIOLATIONS:
+        raise ValueError(f"unknown violation {violation!r}")
+    if conduct_to is not None and conduct_to < conduct_date:
+        raise ValueError("conduct_to is before conduct_date")
+    tbl = table or load_table()
+    day = conduct_to or conduct_date  # the rules of the last act: the conduct reaches up to it
+    handled = handled_on or max(day, tbl.latest_start)
+    use = _marks(facts, marks)
+    q = _quantities(key, facts, conduct_date, conduct_to, prior_penalties)
+    if key == "OTHER":
+        rules: tuple[Rule, ...] = ()
+    else:
+        rules = tbl.rules_for(key, day, handled, use)
+    result = _evaluate(key, rules, q, day)
+    back = [r for r in rules if not r.in_force(day)]
+    temporal = "in force at the time of the conduct (CL Art.12)"
+    if back:
+        temporal += f"; {', '.join(r.id for r in back)} reaches back: no interpretation at the time (TIME2001 ¶2)"
+    if key == "ART_213" and use == "services" and not rules:
+        result = Assessment(key, "NO_RULE", None, None, None, None, False, (),
+                            "service marks are within Art.213 only for conduct from 2021-03-01 (CLA11)")
+    if result.status in ("MET", "CONDUCT") and handled > day and key != "OTHER":
+        later = tbl.rules_for(key, handled, None, use)
+        if later and set(later) != set(rules):
+            lighter = _evaluate(key, later, q, handled)
+            if lighter.status in ("NOT_MET", "NO_RULE") and not lighter.uncertain:
+                return Assessment(
+                    key, lighter.status, lighter.rule_id, lighter.source, lighter.effective_from,
+                    lighter.confidence, False, (),
+                    f"met under the law of the time ({result.explanation}), but the law when handled is lighter: "
+                    f"{lighter.explanation}", day, "the lighter later law (CL Art.12; TIME2001 ¶3)")
+    return Assessment(result.article, result.status, result.rule_id, result.source, result.effective_from,
+                      result.confidence, result.uncertain, result.met_by, result.explanation, day, temporal)
 
 
-def should_transfer(assessments: Iterable[Assessment]) -> bool:
-    """Hand the case over to public security when any violation meets a threshold or is a conduct offence."""
-    return any(a.status in ("MET", "CONDUCT") for a in assessments)
+def assess_case(violations: Iterable[str], facts: Mapping[str, Any], conduct_date: date,
+                table: ThresholdTable | None = None, **options: Any) -> list[Assessment]:  # fmt: skip
+    """One assessment per distinct violation of the case, in first-seen order (options as for `assess`)."""
+    return [assess(v, facts, conduct_date, table, **options) for v in dict.fromkeys(violations)]
+
+
+def should_transfer(assessments: Iterable[Assessment], *, police_measures_needed: bool = False) -> bool:
+    """Whether the agency must hand the case over to public security (Decree 310 as revised in 2020).
+
+    - Art.3 ¶1: any article meets a threshold (MET) or is a conduct offence (CONDUCT);
+    - Art.3 ¶2: in an IP case (213–219-1) the agency has a reasonable suspicion of crime and needs police
+      measures to establish whether the threshold is reached (`police_measures_needed`, stated by the agency):
+      an IP article assessed NOT_MET or NEEDS_REVIEW is then handed over too.
+    """
+    return bool(transfer_grounds(assessments, police_measures_needed=police_measures_needed))
+
+
+def transfer_grounds(assessments: Iterable[Assessment], *, police_measures_needed: bool = False) -> list[str]:
+    """The reasons to hand over, each naming its provision; empty when there is none."""
+    grounds = []
+    for a in assessments:
+        if a.status in ("MET", "CONDUCT"):
+            grounds.append(f"{a.article} {a.status} (R310 Art.3 ¶1): {a.explanation}")
+        elif (police_measures_needed and a.status in ("NOT_MET", "NEEDS_REVIEW")
+              and a.article.removeprefix("ART_").replace("_", "-") in IP_ARTICLES):  # fmt: skip
+            grounds.append(f"{a.article} reasonable suspicion, police measures needed to establish the amount "
+                           f"(R310 Art.3 ¶2): {a.explanation}")
+    return grounds

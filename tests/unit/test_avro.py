@@ -34,7 +34,10 @@ def test_packaged_catalog_holds_the_three_contract_schemas() -> None:
         "lead_id", "revision", "reported_at", "publisher", "channel", "category", "violation", "subject", "online",
         "payment_accounts", "waybills", "facts", "cross_border", "countries", "rights_holder", "handling",
         "share_with", "grading", "description", "evidence",
+        # v2 (issue #15): the conduct period, prior penalties, R310 Art.3 ¶2
+        "conduct_from", "conduct_to", "prior_penalties", "police_measures_needed",
     ]
+    assert [e.version for e in catalog.versions(CASE_LEAD)] == [1, 2]
 
 
 def test_single_object_encoding_header_and_round_trip(make_lead) -> None:

@@ -36,7 +36,7 @@ ACTORS = {
 
 def _state(phase: Phase) -> HandoverState:
     state, _ = open_handover("CASE-1", "SAMR", "33", T0, "ART_214 met")
-    return HandoverState(state.case_id, phase, "SAMR", "33", T0.isoformat(), deadline=None)
+    return HandoverState(state.case_id, phase, "SAMR", "33", T0.isoformat(), deadline=None, economic=True)
 
 
 def _decide(kind: Kind, actor: tuple[str, str, str], at: datetime = T0, n: int = 0, reasons: str = "理由") -> Decision:
@@ -122,7 +122,7 @@ def test_an_unused_window_closes_without_escalation() -> None:
     state = _state(Phase.TRANSFERRED)
     state, _ = apply(state, _decide(Kind.POLICE_NOT_FILE, ACTORS["police"]))  # type: ignore[misc]
     state, steps = scan(state, T0 + timedelta(days=5))
-    assert state.phase == Phase.CLOSED_NOT_FILED
+    assert state.phase == Phase.NOT_FILED_FINAL  # the agency's right lapsed; supervision did not
     assert [s.event for s in steps] == ["WINDOW_CLOSED"] and steps[0].escalated_to is None
 
 

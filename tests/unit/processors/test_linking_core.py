@@ -46,6 +46,8 @@ def test_each_strong_identifier_links(make_lead) -> None:
         ({"online.urls": ["https://www.meili-shop.cn/item/1"]}, {"online.urls": ["http://m.meili-shop.cn/goods/9/"]}),
         ({"payment_accounts": ["6222 0212 3456 7890 128"]}, {"payment_accounts": ["6222021234567890128"]}),
         ({"subject.phones": ["+86 138-1234-5678"]}, {"subject.phones": ["0086 13812345678"]}),
+        # 网站备案号 (v2): two sites of one filing subject
+        ({"online.icp_filings": ["京ICP备05070286号-1"]}, {"online.icp_filings": ["京 icp 备０５０７０２８６号-3"]}),
     ]
     for first, second in pairs:
         a, b = _lead(make_lead, **first), _lead(make_lead, **second)
@@ -142,3 +144,33 @@ def test_one_canonical_form_per_platform_shop(make_lead) -> None:
         "shop:taobao:525465088"]
     b = _lead(make_lead, **{"online.platform": "Taobao", "online.shop_id": "525465088"})
     assert len(_cases([a, b])) == 1
+
+
+def test_icp_filing_is_a_strong_identifier_of_its_filing_subject(make_lead) -> None:
+    a = _lead(make_lead, **{"online.icp_filings": ["浙ICP备2023012345号-2"]})
+    assert "icp:浙ICP备2023012345号" in strong_identifiers(normalise(a).lead, normalise(a).domains)
+    assert normalise(a).lead.online.icp_filings == ["浙ICP备2023012345号-2"]
+    b = _lead(make_lead, **{"online.icp_filings": ["浙ICP备2023012346号-2"]})
+    assert len(_cases([a, b])) == 2
+
+
+def test_v2_facts_and_conduct_aggregate(make_lead) -> None:
+    a = _lead(make_lead, **{"facts": {"labels_held": 10, "labels_made_by": "OTHERS", "patents": 2,
+                                      "mark_use": "GOODS"},
+                            "conduct_from": "2024-01-01", "conduct_to": "2024-02-01", "police_measures_needed": True,
+                            "prior_penalties": [{"decided_on": "2023-01-01", "decided_by": "某局",
+                                                 "violation": "ART_213"}]})
+    b = _lead(make_lead, **{"facts": {"labels_held": 5, "patents": 1, "mark_use": "SERVICES",
+                                      "rights_holder_bankrupt": True}, "conduct_from": "2023-06-01"})
+    facts = aggregate_facts([{"facts": x.facts.model_dump(exclude_none=True)} for x in (a, b)])
+    assert (facts["labels_held"], facts["patents"], facts["labels_made_by"]) == (15, 2, "OTHERS")
+    assert (facts["mark_use"], facts["rights_holder_bankrupt"]) == ("ANY", True)
+    shared = {"uscc": "91350100M000100Y43"}
+    one = Linker(DictStore())
+    one.link(normalise(a.model_copy(update={"subject": a.subject.model_copy(update=shared)})).lead, [])
+    summary = case_summary(one.link(
+        normalise(b.model_copy(update={"subject": b.subject.model_copy(update=shared)})).lead, []).case)
+    assert (summary["conduct_from"], summary["conduct_to"]) == ("2023-06-01", "2024-02-01")
+    assert summary["police_measures_needed"] is True
+    assert summary["prior_penalties"] == [{"decided_by": "某局", "decided_on": "2023-01-01", "kind": "ADMINISTRATIVE",
+                                           "violation": "ART_213"}]

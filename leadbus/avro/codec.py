@@ -87,6 +87,8 @@ def decode(catalog: SchemaCatalog, data: bytes, reader: SchemaEntry | None = Non
     except (EOFError, StopIteration) as exc:
         raise DecodeError("DECODE_TRUNCATED", f"truncated Avro body for {writer.name}: {exc}") from exc
     except Exception as exc:
+        if buf.tell() >= len(data):  # the reader ran off the end: a truncated body, whatever it raised
+            raise DecodeError("DECODE_TRUNCATED", f"truncated Avro body for {writer.name}: {exc}") from exc
         reason = f"corrupt Avro body for {writer.name}: {type(exc).__name__}: {exc}"
         raise DecodeError("DECODE_CORRUPT", reason) from exc
     if buf.tell() != len(data):

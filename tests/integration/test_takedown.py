@@ -14,9 +14,12 @@ import pytest
 from confluent_kafka import Producer
 
 from leadbus.avro import decode, encode, packaged_catalog
+from leadbus.kafka import KafkaCluster
+from leadbus.kafka.admin import apply_topics
 from leadbus.kafka.cluster import free_port
 from leadbus.sinks.takedown_sink import DEAD, NOTICES, REPLIES, run_takedown
 from leadbus.sinks.webhooks import RetryPolicy, verify_request
+from leadbus.topics import load_declarations
 from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.integration
@@ -66,6 +69,19 @@ class Platform:
         server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server, f"http://127.0.0.1:{server.server_address[1]}/notices"
+
+
+@pytest.fixture(scope="module")
+def own_kafka(tmp_path_factory) -> Iterator[KafkaCluster]:
+    """A broker of this module's own: other tests route cases onto the session broker's notice topic."""
+    with KafkaCluster(1, tmp_path_factory.mktemp("takedown-kafka")) as kc:
+        apply_topics(kc.bootstrap_servers, load_declarations())
+        yield kc
+
+
+@pytest.fixture
+def bootstrap(own_kafka: KafkaCluster) -> str:
+    return own_kafka.bootstrap_servers
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from leadbus.models import CaseLead
 from leadbus.processors.core.normalize import normalise
+from leadbus.processors.core.suggest import Suggestion, suggest, weak_signals
 
 MARKETPLACE_DOMAINS = frozenset({
     "taobao.com", "tmall.com", "jd.com", "yangkeduo.com", "pinduoduo.com", "jinritemai.com", "douyin.com",
@@ -180,6 +181,7 @@ def _member(lead: CaseLead) -> dict[str, Any]:
         "share_with": list(lead.share_with),
         "cross_border": lead.cross_border,
         "countries": list(lead.countries),
+        "weak": weak_signals(lead),  # compared by the suggestion scorer, never linked on
     }
 
 
@@ -302,3 +304,32 @@ def link_offline(leads: Iterable[CaseLead]) -> dict[str, str]:
         assert case_id is not None
         result[lead_id] = case_id
     return result
+
+
+def case_weak_signals(store: DictStore) -> dict[str, list[str]]:
+    """case id → the union of its members' weak signals, from a linker's offline store."""
+    out: dict[str, list[str]] = {}
+    for key, text in store.data.items():
+        if key.startswith("c:"):
+            case = Case.from_json(text)
+            out[case.case_id] = sorted({s for m in case.members.values() for s in m.get("weak", ())})
+    return out
+
+
+def link_and_suggest(
+    leads: Iterable[CaseLead], *, min_score: float = 0.05, rejected: Iterable[tuple[str, str]] = ()
+) -> tuple[dict[str, str], list[Suggestion]]:
+    """`link_offline`, then the suggested links between the resulting cases (best first)."""
+    store = DictStore()
+    linker = Linker(store)
+    order: list[str] = []
+    for lead in leads:
+        normalised = normalise(lead)
+        linker.link(normalised.lead, normalised.domains)
+        order.append(lead.lead_id)
+    result: dict[str, str] = {}
+    for lead_id in order:
+        case_id = linker.case_of(lead_id)
+        assert case_id is not None
+        result[lead_id] = case_id
+    return result, suggest(case_weak_signals(store), min_score=min_score, rejected=rejected)

@@ -59,17 +59,21 @@ def labelled_leads(
     varier = _Varier(random.Random(f"labelled:{seed}"))
     rotator = _Rotator(generator, random.Random(f"rotate:{seed}"))
     seen: set[int] = set()
+    brands: dict[int, dict[str, str] | None] = {}
     out: list[tuple[CaseLead, int]] = []
     for lead in generator.leads(n, START, STEP):
         suspect = truth = generator.last_suspect
+        about = generator.last_suspect_obj
+        assert about is not None
         if rotate_share and suspect in seen and rotator.rng.random() < rotate_share:
-            original = generator.last_suspect_obj
-            assert original is not None
-            alias = rotator.alias(original, lead.reported_at)
-            lead = generator.lead_about(alias, lead.reported_at, lead.lead_id, repeat=bool(alias.published))
-            suspect = alias.key  # the varier keeps the guises apart: their identifiers never mix
+            about = rotator.alias(about, lead.reported_at)
+            lead = generator.lead_about(about, lead.reported_at, lead.lead_id, repeat=bool(about.published))
+            suspect = about.key  # the varier keeps the guises apart: their identifiers never mix
         seen.add(truth)
-        data = varier.vary(lead.model_dump(mode="python"), suspect)
+        data = lead.model_dump(mode="python")
+        if rotate_share:
+            _disclosures(data, about, truth, brands, rotator.rng)
+        data = varier.vary(data, suspect)
         out.append((CaseLead.model_validate(data, context={"now": lead.reported_at}), truth))
     return out
 
@@ -77,6 +81,20 @@ def labelled_leads(
 def weak_labelled_leads(n: int, seed: int = 0) -> list[tuple[CaseLead, int]]:
     """The harder labelled data of bench/link_quality.py --weak: rotating suspects and market look-alikes."""
     return labelled_leads(n, seed=seed, rotate_share=0.25, market_share=0.2)
+
+
+def _disclosures(data: Data, about: Suspect, truth: int, brands: dict[int, dict[str, str] | None],
+                 rng: random.Random) -> None:
+    """What real reports carry beyond the simulator's: the operator's address that a marketplace shop or a
+    site's ICP filing discloses (E-Commerce Law art. 15), and the same rights holder complaining about a
+    ring's goods again (a ring counterfeits a few brands; its guises too)."""
+    subject = data["subject"]
+    if subject.get("address") is None and subject["kind"] != "INDIVIDUAL" and rng.random() < 0.6:
+        subject["address"] = {"province": about.province, "city": about.city, "detail": about.detail}
+    if data.get("rights_holder") is not None:
+        brand = brands.setdefault(truth, data["rights_holder"])
+        if brand is not None and rng.random() < 0.6:
+            data["rights_holder"] = dict(brand)
 
 
 class _Rotator:

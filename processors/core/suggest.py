@@ -25,8 +25,8 @@ beside the ones in use, ``estimate_m``) on the labelled generator's rotating sus
 can be re-estimated from analysts' decisions (confirmed pairs are labelled positives) with the same
 function.
 
-Blocking: a pair is compared only when both cases share at least one *blocking value* whose df is at most
-``max_block`` (a rare address, a rare name, an IP); values shared by more cases (a CDN address, a big
+Blocking: a pair is compared only when both cases share at least one *blocking value* held by at most
+``max_block`` cases (a rare address, a rare name, an IP, a surname or 字号 within one city); values shared by more cases (a CDN address, a big
 market, a common 字号) still weigh in the score but never create candidate pairs, so the work is at
 most ``Σ df(t)²`` over rare values, never all pairs. Deterministic: the same cases give the same
 suggestions in the same order.
@@ -57,16 +57,17 @@ class Field:
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in (
-    Field("addr", "address", 0.45, 0.001, True, False),
-    Field("bldg", "address", 0.75, 0.003, True, True),
-    Field("core", "name", 0.55, 0.01, True, False),
-    Field("trade", "name", 0.80, 0.05, False, True),
-    Field("person", "person", 0.20, 0.001, True, False),
-    Field("surname", "person", 0.85, 0.05, False, True),
-    Field("ip", "ip", 0.25, 0.001, True, False),
-    Field("ip24", "ip", 0.70, 0.005, True, False),
-    Field("cat", "category", 0.97, 0.10, False, True),
-    Field("city", "city", 0.90, 0.05, False, True, agree=False),  # implied by bldg/addr; only its absence says
+    Field("addr", "address", 0.55, 0.001, True, False),
+    Field("bldg", "address", 0.83, 0.003, True, True),
+    Field("core", "name", 0.16, 0.01, True, False),
+    Field("trade", "name", 0.40, 0.05, False, True),
+    Field("person", "person", 0.02, 0.001, True, False),
+    Field("surname", "person", 0.95, 0.05, False, True),
+    Field("ip", "ip", 0.22, 0.001, True, False),
+    Field("ip24", "ip", 0.43, 0.005, True, False),
+    Field("brand", "brand", 0.64, 0.01, True, False),
+    Field("cat", "category", 0.99, 0.10, False, True, agree=False),  # implied by the trade word of a name
+    Field("city", "city", 0.98, 0.05, False, True, agree=False),  # implied by bldg/addr; only its absence says
 )}  # fmt: skip
 _SHOP_SUFFIXES = ("旗舰店", "专营店", "官方店", "专卖店", "折扣店", "小店", "工厂店", "精品店", "店")
 # Premises that many unrelated traders share (wholesale markets, trade centres, office towers, e-commerce
@@ -117,6 +118,8 @@ def weak_signals(lead: CaseLead) -> list[str]:
         found.add(f"ip:{address_.compressed}")
         prefix = 24 if address_.version == 4 else 48
         found.add(f"ip24:{ipaddress.ip_network(f'{address_}/{prefix}', strict=False).compressed}")
+    if lead.rights_holder is not None and lead.rights_holder.name.strip():
+        found.add(f"brand:{split_name(lead.rights_holder.name).core}")
     found.add(f"cat:{lead.category}")
     return sorted(found)
 
@@ -174,12 +177,9 @@ def suggest(
         return []
     blocks: dict[str, list[str]] = defaultdict(list)
     for case_id, profile in profiles.items():
-        for name, values in profile.items():
-            if fields[name].block:
-                for value in values:
-                    key = f"{name}:{value}"
-                    if 1 < df[key] <= max_block:
-                        blocks[key].append(case_id)
+        for key in _block_keys(profile, fields):
+            blocks[key].append(case_id)
+    blocks = {key: members for key, members in blocks.items() if 1 < len(members) <= max_block}
     candidates: set[tuple[str, str]] = set()
     for members in blocks.values():
         for i, a in enumerate(members):
@@ -196,6 +196,16 @@ def suggest(
             out.append(Suggestion(a, b, round(score, 6), round(total, 3), scored))
     out.sort(key=lambda s: (-s.score, -s.weight, s.case_a, s.case_b))
     return out
+
+
+def _block_keys(profile: Mapping[str, set[str]], fields: Mapping[str, Field]) -> set[str]:
+    """A case's blocking values: its values of blocking fields, and (surname | 字号) within its city — a
+    relative's or a sister firm's other guise in the same town."""
+    keys = {f"{name}:{value}" for name, values in profile.items() if fields[name].block for value in values}
+    for city in profile.get("city", ()):
+        keys.update(f"surname@{city}:{s}" for s in profile.get("surname", ()))
+        keys.update(f"trade@{city}:{t}" for t in profile.get("trade", ()))
+    return keys
 
 
 def score_pair(

@@ -35,9 +35,9 @@ from math import comb
 
 from leadbus.models import CaseLead
 from leadbus.processors.core.linking import link_and_suggest, link_offline
+from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.normalize import normalise as _normalise
 from leadbus.processors.core.suggest import FIELDS, Suggestion, estimate_m, weak_signals
-from leadbus.processors.core.normalize import normalise
 from leadbus.producers.labelled import hard_negative_signals, labelled_leads, strong_keys, weak_labelled_leads
 
 PRECISION_BAR = 0.995

@@ -130,7 +130,7 @@ class _Rotator:
                 platform, shop_id, shop_name, urls = alias.shop
                 alias.shop = (platform, shop_id, _retrade(shop_name, trade, rng), urls)
         if original.site and alias.site and rng.random() < 0.8:  # the same hosting
-            host, ips, app = alias.site
+            host, _ips, app = alias.site
             same = [ip.rsplit(".", 1)[0] + f".{rng.randrange(1, 255)}" if "." in ip else ip for ip in original.site[1]]
             alias.site = (host, list(original.site[1]) if rng.random() < 0.4 else same, app)
         self.aliases[original.key] = alias

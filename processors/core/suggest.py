@@ -8,8 +8,8 @@ explanation, and an analyst confirms, rejects or splits (`LinkDecision`).
 Model: Fellegi–Sunter match weights with term-frequency adjustment (as in Splink). For each field f
 (``FIELDS``) and two cases that both carry it:
 
-* agreement on value t weighs ``log2(m_f / u_t)`` bits, where ``u_t = df(t) / N_f`` is the chance that an
-  unrelated case carrying field f carries t (df = number of cases carrying t, N_f = cases carrying f) — a wholesale market
+* agreement on value t weighs ``log2(m_f / u_t)`` bits, where ``u_t = df(t) / N_f`` is the chance that
+  an unrelated case carrying field f carries t (df = cases carrying t, N_f = cases carrying f) — a wholesale market
   or the surname 王 weighs little, a flat's full address a lot;
 * disagreement weighs ``log2((1 - m_f) / (1 - u_f))`` with ``u_f`` a small field-level chance of chance
   agreement — two cases with different company cores are *less* likely one suspect.
@@ -26,7 +26,8 @@ can be re-estimated from analysts' decisions (confirmed pairs are labelled posit
 function.
 
 Blocking: a pair is compared only when both cases share at least one *blocking value* held by at most
-``max_block`` cases (a rare address, a rare name, an IP, a surname or 字号 within one city); values shared by more cases (a CDN address, a big
+``max_block`` cases (a rare address, a rare name, an IP, a surname or 字号 within one city); values
+shared by more cases (a CDN address, a big
 market, a common 字号) still weigh in the score but never create candidate pairs, so the work is at
 most ``Σ df(t)²`` over rare values, never all pairs. Deterministic: the same cases give the same
 suggestions in the same order.
@@ -261,7 +262,7 @@ def estimate_m(
     that agree on it."""
     both: dict[str, int] = defaultdict(int)
     agree: dict[str, int] = defaultdict(int)
-    profiles = {c: {_split(s)[0]: set() for s in sig} for c, sig in ((c, list(s)) for c, s in cases.items())}
+    profiles: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for case_id, signals in cases.items():
         for signal in signals:
             name, value = _split(signal)

@@ -454,14 +454,21 @@ def dashboard(
 def link(
     input_path: Path = typer.Option(..., "--input", "-i", help="CaseLead JSON lines (DESIGN §3 names)."),
     output_path: Path = typer.Option(..., "--output", "-o", help="CSV with a header lead_id,case_id."),
+    suggestions_path: Path | None = typer.Option(None, "--suggestions", "-s", help="Also write suggested links "
+                                                 "from weak signals: CSV case_a,case_b,score,evidence, best first."),
+    min_score: float = typer.Option(0.05, "--min-score", help="Lowest score of a suggestion written."),
 ) -> None:
-    """Link leads offline with the same code as the stream; write one lead_id,case_id row per lead."""
+    """Link leads offline with the same code as the stream; write one lead_id,case_id row per lead.
+
+    With --suggestions, also score pairs of the resulting cases on weak signals (Fellegi–Sunter weights,
+    processors/core/suggest.py) and write one row per suggested pair of distinct case ids.
+    """
     import csv
 
     from pydantic import ValidationError
 
     from leadbus.models import CaseLead
-    from leadbus.processors.core.linking import link_offline
+    from leadbus.processors.core.linking import link_and_suggest
 
     leads = []
     with input_path.open(encoding="utf-8") as handle:
@@ -473,13 +480,20 @@ def link(
             except ValidationError as exc:
                 console.print(f"[red]line {number}[/red]: {exc.errors(include_url=False)[0]}")
                 raise typer.Exit(2) from None
-    cases = link_offline(leads)
+    cases, suggestions = link_and_suggest(leads, min_score=min_score)
     with output_path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["lead_id", "case_id"])
         for lead in leads:
             writer.writerow([lead.lead_id, cases[lead.lead_id]])
     console.print(f"{len(leads)} leads → {len(set(cases.values()))} cases → {output_path}")
+    if suggestions_path is not None:
+        with suggestions_path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["case_a", "case_b", "score", "evidence"])
+            for item in suggestions:
+                writer.writerow([item.case_a, item.case_b, f"{item.score:.6f}", item.explain()])
+        console.print(f"{len(suggestions)} suggested links → {suggestions_path}")
 
 
 @app.command("demo")

@@ -31,7 +31,7 @@ from leadbus.geography import PROVINCES
 from leadbus.identifiers import IdentifierError, check_uscc, normalize_mobile, normalize_resident_id, to_halfwidth
 from leadbus.models import CaseLead
 from leadbus.processors.core.normalize import canonical_account, registrable_domain, split_name
-from leadbus.producers.simulator import GIVEN_CHARS, MARKETPLACES, WORKS, TrafficGenerator
+from leadbus.producers.simulator import GIVEN_CHARS, MARKETPLACES, TRADE_NAMES, WORKS, Suspect, TrafficGenerator
 
 START = datetime(2024, 6, 3, 1, 0, tzinfo=UTC)
 STEP = timedelta(seconds=41)
@@ -43,16 +43,98 @@ Data = dict[str, Any]
 Key = tuple[str, str]
 
 
-def labelled_leads(n: int, seed: int = 0, same_suspect_share: float = 0.45) -> list[tuple[CaseLead, int]]:
-    """``n`` varied leads from ``TrafficGenerator(seed, same_suspect_share)`` with their true suspect ids."""
-    generator = TrafficGenerator(seed=seed, same_suspect_share=same_suspect_share)
+def labelled_leads(
+    n: int, seed: int = 0, same_suspect_share: float = 0.45, rotate_share: float = 0.0, market_share: float = 0.0
+) -> list[tuple[CaseLead, int]]:
+    """``n`` varied leads from ``TrafficGenerator(seed, same_suspect_share)`` with their true suspect ids.
+
+    ``rotate_share`` (the harder data, `weak_labelled_leads`): that share of the leads about a suspect already
+    reported concern the suspect's *other guise* instead — new shop, SIM cards, payment accounts, a company
+    registered under a relative — sharing no strong identifier with the first guise, only weak signals: the
+    address (or another room of the building), the 字号, the relative's surname, the hosting /24, the goods.
+    ``market_share`` of the suspects trade from a wholesale market or shared office building: innocent
+    look-alikes sharing a building with many others.
+    """
+    generator = TrafficGenerator(seed=seed, same_suspect_share=same_suspect_share, market_share=market_share)
     varier = _Varier(random.Random(f"labelled:{seed}"))
+    rotator = _Rotator(generator, random.Random(f"rotate:{seed}"))
+    seen: set[int] = set()
+    brands: dict[int, dict[str, str] | None] = {}
     out: list[tuple[CaseLead, int]] = []
     for lead in generator.leads(n, START, STEP):
-        suspect = generator.last_suspect
-        data = varier.vary(lead.model_dump(mode="python"), suspect)
-        out.append((CaseLead.model_validate(data, context={"now": lead.reported_at}), suspect))
+        suspect = truth = generator.last_suspect
+        about = generator.last_suspect_obj
+        assert about is not None
+        if rotate_share and suspect in seen and rotator.rng.random() < rotate_share:
+            about = rotator.alias(about, lead.reported_at)
+            lead = generator.lead_about(about, lead.reported_at, lead.lead_id, repeat=bool(about.published))
+            suspect = about.key  # the varier keeps the guises apart: their identifiers never mix
+        seen.add(truth)
+        data = lead.model_dump(mode="python")
+        if rotate_share:
+            _disclosures(data, about, truth, brands, rotator.rng)
+        data = varier.vary(data, suspect)
+        out.append((CaseLead.model_validate(data, context={"now": lead.reported_at}), truth))
     return out
+
+
+def weak_labelled_leads(n: int, seed: int = 0) -> list[tuple[CaseLead, int]]:
+    """The harder labelled data of bench/link_quality.py --weak: rotating suspects and market look-alikes."""
+    return labelled_leads(n, seed=seed, rotate_share=0.25, market_share=0.2)
+
+
+def _disclosures(data: Data, about: Suspect, truth: int, brands: dict[int, dict[str, str] | None],
+                 rng: random.Random) -> None:
+    """What real reports carry beyond the simulator's: the operator's address that a marketplace shop or a
+    site's ICP filing discloses (E-Commerce Law art. 15), and the same rights holder complaining about a
+    ring's goods again (a ring counterfeits a few brands; its guises too)."""
+    subject = data["subject"]
+    if subject.get("address") is None and subject["kind"] != "INDIVIDUAL" and rng.random() < 0.6:
+        subject["address"] = {"province": about.province, "city": about.city, "detail": about.detail}
+    if data.get("rights_holder") is not None:
+        brand = brands.setdefault(truth, data["rights_holder"])
+        if brand is not None and rng.random() < 0.6:
+            data["rights_holder"] = dict(brand)
+
+
+class _Rotator:
+    """A suspect's other guise: fresh strong identifiers, the same weak traits (one per original suspect)."""
+
+    def __init__(self, generator: TrafficGenerator, rng: random.Random) -> None:
+        self.generator = generator
+        self.rng = rng
+        self.aliases: dict[int, Suspect] = {}
+
+    def alias(self, original: Suspect, now: datetime) -> Suspect:
+        if original.key in self.aliases:
+            return self.aliases[original.key]
+        rng = self.rng
+        alias = self.generator._new_suspect(now)  # fresh identifiers of every kind
+        alias.category, alias.province, alias.city = original.category, original.province, original.city
+        roll = rng.random()
+        if roll < 0.55:  # the same premises
+            alias.detail = original.detail
+        elif roll < 0.85:  # another room or stall of the same building or market
+            building = re.match(r"^(.*?(?:号|市场|广场|大厦|商城|中心|城|园))", original.detail)
+            room = f"{rng.randint(1, 30)}层{rng.randint(1, 99)}室"
+            alias.detail = (building.group(1) if building else original.detail) + room
+        # A relative: same surname, another given name (and their own resident ID, drawn by _new_suspect).
+        surname = "欧阳" if original.person.startswith("欧阳") else original.person[0]
+        alias.person = surname + alias.person[(2 if alias.person.startswith("欧阳") else 1) :]
+        trade = _trade_of(original)
+        if trade and rng.random() < 0.8:
+            if alias.company:
+                body = alias.company[0].removeprefix(alias.city.removesuffix("市"))
+                alias.company = (alias.city.removesuffix("市") + _retrade(body, trade, rng), alias.company[1])
+            if alias.shop:
+                platform, shop_id, shop_name, urls = alias.shop
+                alias.shop = (platform, shop_id, _retrade(shop_name, trade, rng), urls)
+        if original.site and alias.site and rng.random() < 0.8:  # the same hosting
+            host, _ips, app = alias.site
+            same = [ip.rsplit(".", 1)[0] + f".{rng.randrange(1, 255)}" if "." in ip else ip for ip in original.site[1]]
+            alias.site = (host, list(original.site[1]) if rng.random() < 0.4 else same, app)
+        self.aliases[original.key] = alias
+        return alias
 
 
 def strong_keys(data: Data) -> dict[Key, Any]:
@@ -232,6 +314,25 @@ class _Varier:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _trade_of(suspect: Suspect) -> str | None:
+    """The 字号 + trade word a suspect's company or shop name carries (e.g. 鑫盛服饰)."""
+    if suspect.company:
+        core = split_name(suspect.company[0]).core
+        return core.removesuffix("商贸行") or None
+    if suspect.shop:
+        return suspect.shop[2][:4]
+    return None
+
+
+def _retrade(name: str, trade: str, rng: random.Random) -> str:
+    """``name`` with its leading 字号 (+ trade word) replaced by the original's, as a relative's firm would be."""
+    if not any(name.startswith(t) for t in TRADE_NAMES) or len(trade) < 2:
+        return name
+    if rng.random() < 0.7:  # the 字号 and the trade word
+        return trade[:4] + name[4:]
+    return trade[:2] + name[2:]  # the 字号 only
 
 
 def _mobile(phone: str) -> str | None:

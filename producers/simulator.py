@@ -43,6 +43,8 @@ TRADE_NAMES = ("鑫盛", "华锐", "宏达", "恒通", "金鼎", "瑞丰", "佳�
 COMPANY_SUFFIXES = ("有限公司", "有限公司", "有限责任公司", "商贸行")
 SHOP_SUFFIXES = ("旗舰店", "专营店", "官方店", "折扣店", "小店", "工厂店", "精品店")
 APP_SUFFIXES = ("影视", "音乐", "小说", "动漫", "游戏盒子", "工具箱")
+# Premises shared by many traders (labelled look-alikes: `market_share`).
+MARKETS = ("国际商贸城", "小商品批发市场", "服装批发市场", "电子市场", "商贸大厦", "电商产业园")
 ROADS = ("人民", "解放", "中山", "建设", "和平", "新华", "胜利", "长江", "工业", "商贸", "科技", "滨江")
 CITIES = {
     "11": "北京市", "12": "天津市", "13": "石家庄市 保定市 廊坊市", "14": "太原市 大同市", "15": "呼和浩特市 包头市",
@@ -201,13 +203,17 @@ class Suspect:
 class TrafficGenerator:
     """Realistic, reproducible `CaseLead` traffic; ``last_suspect`` is the ground-truth suspect of the last lead."""
 
-    def __init__(self, seed: int = 0, same_suspect_share: float = 0.25, invalid_share: float = 0.0) -> None:
+    def __init__(self, seed: int = 0, same_suspect_share: float = 0.25, invalid_share: float = 0.0,
+                 market_share: float = 0.0) -> None:
         if not 0.0 <= same_suspect_share <= 1.0:
             raise ValueError("same_suspect_share must be within [0, 1]")
         self.seed = seed
         self.same_suspect_share = same_suspect_share
         self.invalid_share = invalid_share  # reserved: lead() always returns a valid lead
         self.last_suspect = -1
+        self.last_suspect_obj: Suspect | None = None
+        self.market_share = market_share  # suspects trading from a wholesale market or a shared office building
+        self._market_rng = random.Random(f"markets:{seed}")
         self._rng = random.Random(seed)
         self._pool: deque[Suspect] = deque(maxlen=500)  # recent suspects
         self._next_key = 0
@@ -229,6 +235,12 @@ class TrafficGenerator:
         if not repeat:
             self._pool.append(suspect)
         self.last_suspect = suspect.key
+        self.last_suspect_obj = suspect
+        return self.lead_about(suspect, now, lead_id, repeat)
+
+    def lead_about(self, suspect: Suspect, now: datetime, lead_id: str, repeat: bool) -> CaseLead:
+        """A lead about ``suspect`` (used by `lead`, and by the labelled generator for a suspect's other guise)."""
+        rng = self._rng
         agency, province = self._publisher(suspect)
         data = self._body(suspect, agency, province, lead_id, now)
         strong = _strong(data)
@@ -260,6 +272,10 @@ class TrafficGenerator:
             accounts=[self._account() for _ in range(rng.choice((1, 1, 2, 3)))],
         )  # fmt: skip
         self._next_key += 1
+        if self.market_share and self._market_rng.random() < self.market_share:
+            mrng = self._market_rng
+            place = city.removesuffix("市") + mrng.choice(MARKETS)
+            suspect.detail = f"{place}{mrng.choice('ABCDEFGH')}区{mrng.randint(1, 6)}楼{mrng.randint(1, 3999)}号"
         trade = rng.choice(TRADE_NAMES)
         if rng.random() < (0.4 if works else 0.7):
             suffix = rng.choice(COMPANY_SUFFIXES)

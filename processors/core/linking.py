@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 from leadbus.identifiers import IdentifierError, normalize_icp_filing
 from leadbus.models import CaseLead
 from leadbus.processors.core.normalize import normalise
+from leadbus.processors.core.suggest import Suggestion, suggest, weak_signals
 
 MARKETPLACE_DOMAINS = frozenset({
     "taobao.com", "tmall.com", "jd.com", "yangkeduo.com", "pinduoduo.com", "jinritemai.com", "douyin.com",
@@ -152,6 +153,8 @@ class Case:
     identifiers: list[str] = field(default_factory=list)
     merged_from: list[str] = field(default_factory=list)
     version: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # analysts' decisions: confirm, split
+    separated: list[str] = field(default_factory=list)  # cases an analyst split off or rejected: never auto-merged
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, ensure_ascii=False, sort_keys=True)
@@ -171,7 +174,7 @@ def case_id_for(lead_id: str) -> str:
     return "CASE-" + hashlib.sha256(lead_id.encode()).hexdigest()[:16].upper()
 
 
-def _member(lead: CaseLead) -> dict[str, Any]:
+def _member(lead: CaseLead, domains: Sequence[str] = ()) -> dict[str, Any]:
     address = lead.subject.address
     return {
         "revision": lead.revision,
@@ -192,6 +195,8 @@ def _member(lead: CaseLead) -> dict[str, Any]:
         "prior_penalties": [{"kind": p.kind, "decided_on": p.decided_on.isoformat(), "decided_by": p.decided_by,
                              "violation": str(p.violation)} for p in lead.prior_penalties],
         "police_measures_needed": lead.police_measures_needed,
+        "weak": weak_signals(lead),  # compared by the suggestion scorer, never linked on
+        "keys": strong_identifiers(lead, domains),
     }
 
 
@@ -219,7 +224,10 @@ class Linker:
             found.add(known)
         if found:
             cases = sorted((self._case(cid) for cid in found), key=lambda c: (c.seq, c.case_id))
-            case, absorbed = cases[0], cases[1:]
+            if known:  # a revision stays in the case an analyst may have moved it to
+                cases.sort(key=lambda c: c.case_id != known)
+            case = cases[0]
+            absorbed = [c for c in cases[1:] if c.case_id not in case.separated and case.case_id not in c.separated]
         else:
             case, absorbed = Case(case_id_for(lead.lead_id), self._next_seq()), []
         for other in absorbed:
@@ -231,14 +239,86 @@ class Linker:
             for lead_id in other.members:
                 self.store.set(f"l:{lead_id}", case.case_id)
             self.store.delete(f"c:{other.case_id}")
-        case.members[lead.lead_id] = _member(lead)
+        case.members[lead.lead_id] = _member(lead, domains)
         case.identifiers = sorted(set(case.identifiers) | set(keys))
         case.version += 1
         for key in keys:
-            self.store.set(f"i:{key}", case.case_id)
+            if self.store.get(f"i:{key}") in (None, *(c.case_id for c in absorbed)):
+                self.store.set(f"i:{key}", case.case_id)
         self.store.set(f"l:{lead.lead_id}", case.case_id)
         self.store.set(f"c:{case.case_id}", case.to_json())
         return LinkOutcome(case, tuple(absorbed))
+
+    # -- analysts' decisions (LinkDecision): never automatic, always recorded -------------------------
+
+    def confirm(self, case_a: str, case_b: str, entry: dict[str, Any]) -> LinkOutcome:
+        """Merge two cases an analyst says are one; the older id stays. ``entry``: who, why, when (history)."""
+        first, second = sorted((self._case(case_a), self._case(case_b)), key=lambda c: (c.seq, c.case_id))
+        first.members.update(second.members)
+        first.identifiers = sorted(set(first.identifiers) | set(second.identifiers))
+        first.merged_from = sorted(set(first.merged_from) | {second.case_id} | set(second.merged_from))
+        first.separated = sorted((set(first.separated) | set(second.separated)) - {first.case_id, second.case_id})
+        first.history = [*first.history, *second.history, {**entry, "action": "CONFIRM", "merged": second.case_id}]
+        first.version += 1
+        for key in second.identifiers:
+            self.store.set(f"i:{key}", first.case_id)
+        for lead_id in second.members:
+            self.store.set(f"l:{lead_id}", first.case_id)
+        self.store.delete(f"c:{second.case_id}")
+        self.store.set(f"c:{first.case_id}", first.to_json())
+        self._carry_rejections(second.case_id, first.case_id)
+        return LinkOutcome(first, (second,))
+
+    def reject(self, case_a: str, case_b: str) -> None:
+        """The pair is never suggested again (nor auto-merged through a later lead)."""
+        for one, other in ((case_a, case_b), (case_b, case_a)):
+            text = self.store.get(f"c:{one}")
+            if text is not None:
+                case = Case.from_json(text)
+                case.separated = sorted(set(case.separated) | {other})
+                self.store.set(f"c:{one}", case.to_json())
+        self._add_rejection(case_a, case_b)
+
+    def split(self, case_id: str, lead_ids: Sequence[str], entry: dict[str, Any]) -> tuple[Case, Case]:
+        """Move ``lead_ids`` out of ``case_id`` into a new case; (remaining case, new case). The new id derives
+        from the first moved lead (sorted), so a replay gives the same id; the two never merge automatically."""
+        case = self._case(case_id)
+        moving = sorted(set(lead_ids) & set(case.members))
+        if not moving or len(moving) == len(case.members):
+            raise ValueError("a split moves some, not all, of a case's leads")
+        new = Case(case_id_for(moving[0]), self._next_seq())
+        for lead_id in moving:
+            new.members[lead_id] = case.members.pop(lead_id)
+            self.store.set(f"l:{lead_id}", new.case_id)
+        kept_keys = {k for m in case.members.values() for k in m.get("keys", ())}
+        moved_keys = {k for m in new.members.values() for k in m.get("keys", ())}
+        new.identifiers = sorted(moved_keys)
+        case.identifiers = sorted(kept_keys or set(case.identifiers) - moved_keys)
+        for key in moved_keys - kept_keys:  # a key both sides carry stays with the case it was in
+            self.store.set(f"i:{key}", new.case_id)
+        new.separated, case.separated = [case.case_id], sorted(set(case.separated) | {new.case_id})
+        record = {**entry, "action": "SPLIT", "leads": moving, "from": case.case_id, "to": new.case_id}
+        case.history = [*case.history, record]
+        new.history = [record]
+        case.version += 1
+        new.version = 1
+        self.store.set(f"c:{case.case_id}", case.to_json())
+        self.store.set(f"c:{new.case_id}", new.to_json())
+        self._add_rejection(case.case_id, new.case_id)
+        return case, new
+
+    def rejected_pairs(self) -> list[tuple[str, str]]:
+        return [(p.split("|", 1)[0], p.split("|", 1)[1]) for p in json.loads(self.store.get("rejected") or "[]")]
+
+    def _add_rejection(self, a: str, b: str) -> None:
+        pairs = set(json.loads(self.store.get("rejected") or "[]"))
+        pairs.add("|".join(sorted((a, b))))
+        self.store.set("rejected", json.dumps(sorted(pairs)))
+
+    def _carry_rejections(self, old: str, new: str) -> None:
+        pairs = json.loads(self.store.get("rejected") or "[]")
+        carried = {"|".join(sorted(new if c == old else c for c in p.split("|", 1))) for p in pairs}
+        self.store.set("rejected", json.dumps(sorted(p for p in carried if len(set(p.split("|"))) == 2)))
 
     def case_of(self, lead_id: str) -> str | None:
         return self.store.get(f"l:{lead_id}")
@@ -336,3 +416,32 @@ def link_offline(leads: Iterable[CaseLead]) -> dict[str, str]:
         assert case_id is not None
         result[lead_id] = case_id
     return result
+
+
+def case_weak_signals(store: DictStore) -> dict[str, list[str]]:
+    """case id → the union of its members' weak signals, from a linker's offline store."""
+    out: dict[str, list[str]] = {}
+    for key, text in store.data.items():
+        if key.startswith("c:"):
+            case = Case.from_json(text)
+            out[case.case_id] = sorted({s for m in case.members.values() for s in m.get("weak", ())})
+    return out
+
+
+def link_and_suggest(
+    leads: Iterable[CaseLead], *, min_score: float = 0.05, rejected: Iterable[tuple[str, str]] = ()
+) -> tuple[dict[str, str], list[Suggestion]]:
+    """`link_offline`, then the suggested links between the resulting cases (best first)."""
+    store = DictStore()
+    linker = Linker(store)
+    order: list[str] = []
+    for lead in leads:
+        normalised = normalise(lead)
+        linker.link(normalised.lead, normalised.domains)
+        order.append(lead.lead_id)
+    result: dict[str, str] = {}
+    for lead_id in order:
+        case_id = linker.case_of(lead_id)
+        assert case_id is not None
+        result[lead_id] = case_id
+    return result, suggest(case_weak_signals(store), min_score=min_score, rejected=rejected)

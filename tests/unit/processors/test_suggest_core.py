@@ -1,0 +1,85 @@
+"""The weak-signal scorer: blocking, weights, explanations, rejected pairs, determinism; the offline CLI rows."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+from leadbus.processors.core.linking import link_and_suggest
+from leadbus.processors.core.suggest import suggest
+from leadbus.producers.labelled import weak_labelled_leads
+
+
+def _cases() -> dict[str, list[str]]:
+    return {
+        "A": ["addr:33|杭州市|人民路1号2栋301室", "bldg:33|杭州市|人民路1号", "core:鑫盛服饰", "trade:鑫盛",
+              "cat:APPAREL_FOOTWEAR", "city:33杭州市", "surname:王"],
+        "B": ["addr:33|杭州市|人民路1号2栋301室", "bldg:33|杭州市|人民路1号", "core:鑫盛服饰", "trade:鑫盛",
+              "cat:APPAREL_FOOTWEAR", "city:33杭州市", "surname:王"],
+        "C": ["bldg:33|杭州市|人民路1号", "core:华锐电子", "trade:华锐", "cat:ELECTRONICS", "city:33杭州市"],
+        **{f"X{i}": [f"core:其他{i}", "cat:FOOD", "city:11北京市", "surname:王", f"addr:11|北京市|路{i}号",
+                     f"bldg:11|北京市|路{i}号"] for i in range(200)},
+    }
+
+
+def test_shared_address_and_name_rank_first_with_explanations() -> None:
+    found = suggest(_cases(), min_score=0.0)
+    assert (found[0].case_a, found[0].case_b) == ("A", "B")
+    assert 0.5 < found[0].score <= 1.0
+    assert "33|杭州市|人民路1号" in found[0].explain() and "core=鑫盛服饰" in found[0].explain()
+    assert all(0.0 <= s.score <= 1.0 for s in found)
+    assert [s.score for s in found] == sorted((s.score for s in found), reverse=True)
+    # the building alone, with other names and goods, weighs far less
+    ac = next(s for s in found if (s.case_a, s.case_b) == ("A", "C"))
+    assert ac.score < 0.5 and any(not value for _, value, _ in ac.evidence)  # disagreements explained (≠)
+
+
+def test_blocking_never_compares_all_pairs() -> None:
+    # 200 cases share only a surname and a city, which block (surname within city) only up to max_block cases
+    found = suggest(_cases(), min_score=0.0, max_block=40)
+    assert not any(s.case_a.startswith("X") for s in found)
+
+
+def test_rejected_pairs_are_never_suggested() -> None:
+    found = suggest(_cases(), min_score=0.0, rejected=[("B", "A")])
+    assert ("A", "B") not in {(s.case_a, s.case_b) for s in found}
+
+
+def test_weights_are_log2_likelihood_ratios() -> None:
+    cases = {f"C{i}": [f"ip:10.0.{i}.1"] for i in range(100)} | {"A": ["ip:1.2.3.4"], "B": ["ip:1.2.3.4"]}
+    (only,) = suggest(cases, min_score=0.0)
+    u = 2 / 102  # 2 of the 102 cases carrying an IP carry this one
+    assert math.isclose(only.weight, -math.log2(101) + math.log2(0.22 / u), abs_tol=1e-3)
+    assert math.isclose(only.score, 1 / (1 + 2 ** -only.weight), abs_tol=1e-3)
+
+
+def test_offline_suggestions_are_deterministic_and_between_distinct_cases() -> None:
+    leads = [lead for lead, _ in weak_labelled_leads(1500, seed=3)]
+    cases, first = link_and_suggest(leads)
+    _, second = link_and_suggest(leads)
+    assert first == second
+    ids = set(cases.values())
+    assert first and all(s.case_a in ids and s.case_b in ids and s.case_a < s.case_b for s in first)
+
+
+def test_cli_writes_suggestions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from leadbus.cli import app
+
+    leads = [lead for lead, _ in weak_labelled_leads(800, seed=5)]
+    source = tmp_path / "leads.jsonl"
+    source.write_text("".join(lead.model_dump_json() + "\n" for lead in leads), encoding="utf-8")
+    result = CliRunner().invoke(app, ["link", "--input", str(source), "--output", str(tmp_path / "cases.csv"),
+                                      "--suggestions", str(tmp_path / "s.csv")])
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "cases.csv").open(encoding="utf-8") as handle:
+        case_ids = {row["case_id"] for row in csv.DictReader(handle)}
+    with (tmp_path / "s.csv").open(encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == ["case_a", "case_b", "score", "evidence"]
+        rows = list(reader)
+    assert rows
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    assert all(r["case_a"] in case_ids and r["case_b"] in case_ids and r["case_a"] != r["case_b"] for r in rows)

@@ -36,7 +36,7 @@ from importlib import resources
 from typing import Any
 
 import uvicorn
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
@@ -44,6 +44,7 @@ from prometheus_client import Counter as PromCounter
 
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.sinks.dashboard_state import Event, RegionBoard, case_view, step_view
 from leadbus.topics import HANDOVER, region_topic
@@ -148,10 +149,11 @@ def sse_frame(kind: str, seq: int, data: Mapping[str, Any]) -> str:
 # -- the dashboard: state + reader thread ------------------------------------------------------------
 
 class Dashboard:
-    def __init__(self, bootstrap: str, region: str, catalog: SchemaCatalog | None = None) -> None:
+    def __init__(self, bootstrap: str | KafkaSettings, region: str, catalog: SchemaCatalog | None = None) -> None:
         if region not in REGIONS:
             raise ValueError(f"unknown region {region!r}; one of {', '.join(REGIONS)}")
-        self.bootstrap, self.region, self.topic = bootstrap, region, region_topic(region)
+        self.kafka, self.region, self.topic = settings_for(bootstrap), region, region_topic(region)
+        self.bootstrap = self.kafka.bootstrap
         self.catalog = catalog or packaged_catalog()
         self.lock = threading.Lock()
         self.state = RegionBoard(region)
@@ -257,13 +259,8 @@ class Dashboard:
                 self.stopping.wait(2.0)
 
     def _read(self) -> None:
-        consumer = Consumer({
-            "bootstrap.servers": self.bootstrap,
-            "group.id": f"leadbus-dashboard-{self.region}-{uuid.uuid4()}",  # never joined: we assign
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "logger": logging.getLogger("leadbus.kafka.client"),
-        })
+        # never joined (we assign); the prefix is what the dashboard principal's ACL grants
+        consumer = self.kafka.consumer(f"leadbus-dashboard-{self.region}-{uuid.uuid4()}")
         try:
             assignment = []
             for topic in (self.topic, HANDOVER):
@@ -323,7 +320,7 @@ def render_page(region: str, lang: str, nonce: str) -> str:
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-def create_app(bootstrap: str, region: str) -> FastAPI:
+def create_app(bootstrap: str | KafkaSettings, region: str) -> FastAPI:
     """The dashboard of one region; its Kafka reader runs while the app is served."""
     dash = Dashboard(bootstrap, region)
 
@@ -399,7 +396,7 @@ def create_app(bootstrap: str, region: str) -> FastAPI:
     return app
 
 
-def run(bootstrap: str, region: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+def run(bootstrap: str | KafkaSettings, region: str, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve one region's dashboard (SSE streams never end by themselves, hence the short shutdown)."""
     uvicorn.run(create_app(bootstrap, region), host=host, port=port, timeout_graceful_shutdown=2,
                 log_level="info")

@@ -15,11 +15,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.topics import ExistingTopic, TopicPlan, TopicSpec, plan
 
 
-def admin_client(bootstrap: str, extra: Mapping[str, Any] | None = None) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 3, **(extra or {})})
+def admin_client(bootstrap: str | KafkaSettings, extra: Mapping[str, Any] | None = None) -> AdminClient:
+    return settings_for(bootstrap).admin(**{"log_level": 3, **(extra or {})})
 
 
 def describe_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, ExistingTopic]:
@@ -39,7 +40,8 @@ def describe_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, Exi
 
 
 def apply_topics(
-    bootstrap: str, specs: list[TopicSpec], *, fix_config: bool = True, extra: Mapping[str, Any] | None = None
+    bootstrap: str | KafkaSettings, specs: list[TopicSpec], *, fix_config: bool = True,
+    extra: Mapping[str, Any] | None = None,
 ) -> TopicPlan:
     """Create missing topics, add partitions, and (with fix_config) correct drifted configs.
 

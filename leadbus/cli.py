@@ -366,10 +366,11 @@ def process(
                              global_state=True)
         handler = linking.LinkingHandler()
     elif stage == "routing":
+        from leadbus.processors import routing
         from leadbus.processors.routing import RoutingHandler
-        from leadbus.topics import CASES, ROUTING_CHANGELOG
+        from leadbus.topics import ROUTING_CHANGELOG
 
-        config = StageConfig(name="routing", kafka=kafka, topics=[CASES], changelog_topic=ROUTING_CHANGELOG,
+        config = StageConfig(name="routing", kafka=kafka, topics=routing.TOPICS, changelog_topic=ROUTING_CHANGELOG,
                              state_dir=state_dir, group_id="leadbus-routing")
         handler = RoutingHandler()
     else:

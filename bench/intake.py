@@ -19,9 +19,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
-
 from leadbus.avro import encode, packaged_catalog
+from leadbus.clients import KafkaSettings
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
 from leadbus.processors.core.intake import Acceptance, Source, accepted_record, dedupe, examine, rejected_record
@@ -36,10 +35,9 @@ def plain_loop(bootstrap: str, expected: int) -> None:
     """The baseline: consume → core → produce with confluent-kafka, at-least-once, no framework."""
     catalog = packaged_catalog()
     acc_schema, rej_schema = catalog.latest("cn.leadbus.LeadAccepted"), catalog.latest("cn.leadbus.LeadRejected")
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-plain-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": True})
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-                         "compression.type": "lz4"})
+    kafka = KafkaSettings(bootstrap)
+    consumer = kafka.consumer(f"bench-plain-{uuid.uuid4()}", **{"enable.auto.commit": True})
+    producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "lz4"})
     consumer.subscribe(["^leadbus\\.intake\\..*"])
     seen: dict[str, object] = {}
     done = 0

@@ -329,6 +329,9 @@ def process(
     if engine == "faust":
         import sys
 
+        if _settings(bootstrap, client_config, "intake").security:
+            raise typer.BadParameter("the faust comparison engine runs on open brokers only; use --engine stage")
+
         from leadbus.processors.faust_app import run_worker
 
         sys.argv = ["leadbus-faust", "worker"]

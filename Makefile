@@ -40,7 +40,7 @@ bench: install kafka-libs
 	$(BIN)/python bench/link_speed.py
 
 demo: install kafka-libs
-	$(BIN)/leadbus demo
+	$(BIN)/leadbus demo $(if $(SECURE),--secure)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -61,7 +61,8 @@ def _recorded_clients() -> str | None:
 
 def _settings(bootstrap: str | None, client_config: str | None, principal: str) -> KafkaSettings:
     """The one way a command finds its connection: --client-config / $LEADBUS_CLIENT_CONFIG, else the local broker."""
-    source = client_config or _recorded_clients()
+    # the folder `broker up --secure` recorded belongs to the recorded broker: not to one named by --bootstrap
+    source = client_config or (None if bootstrap else _recorded_clients())
     try:
         if source:
             return resolve_settings(source, principal, bootstrap)
@@ -218,6 +219,7 @@ def acl_apply(
     client_config: str | None = CLIENT_CONFIG,
     clients_dir: Path = typer.Option(Path("var/secure/clients"), help="Where each principal's client settings "
                                                                      "(<principal>.json, mode 0600) are written."),
+    rotate: list[str] = typer.Option([], help="A principal whose SCRAM password to replace (repeatable)."),
 ) -> None:
     """Create the policy's SCRAM users and ACLs, report drift (missing, extra, changed) and correct it."""
     from leadbus.acl import load_policy
@@ -227,7 +229,10 @@ def acl_apply(
     if admin.principal is None:
         raise typer.BadParameter("acl apply needs the admin's client settings (--client-config var/secure/clients)")
     policy = load_policy()
-    report = apply_policy(admin, policy, clients_dir, check=check)
+    try:
+        report = apply_policy(admin, policy, clients_dir, check=check, rotate=rotate)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     verb = "missing" if check else "created"
     console.print(f"{len(policy.principals)} principals, {len(policy.grants())} grants declared; "
                   f"{len(report.users.missing)} users {verb}, {len(report.users.extra)} undeclared users; "
@@ -246,6 +251,8 @@ def acl_apply(
         console.print(f"  missing user {user}")
     for user in report.users.extra:
         console.print(f"  undeclared user {user}" + ("" if check else " (credential deleted)"))
+    for user in report.rotated:
+        console.print(f"  password of {user} " + ("would be replaced" if check else "replaced"))
     for user in report.rewritten:
         console.print(f"  no usable client file for {user}" + ("" if check else ": new password set"))
     if not check:
@@ -579,11 +586,12 @@ def demo(
     seed: int = typer.Option(0, "--seed"),
     day_seconds: float = typer.Option(15.0, help="Demo calendar: a statutory day of handover deadlines lasts "
                                                  "this many seconds."),
+    secure: bool = typer.Option(False, "--secure", help="Run it all secured: TLS, SCRAM, ACLs, one principal each."),
 ) -> None:
     """Start a broker, apply topics, run the processors and the simulated agencies, and show it all live."""
     from leadbus.demo import run_demo
 
-    run_demo(rate=rate, duration=duration, seed=seed, console=console, day_seconds=day_seconds)
+    run_demo(rate=rate, duration=duration, seed=seed, console=console, day_seconds=day_seconds, secure=secure)
 
 
 def main() -> None:

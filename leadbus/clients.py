@@ -114,6 +114,11 @@ def write_client_config(path: Path, settings: KafkaSettings) -> Path:
     return path
 
 
+def settings_from_env(principal: str, bootstrap: str) -> KafkaSettings:
+    """`resolve_settings` from `$LEADBUS_CLIENT_CONFIG`: in-process components of a secured run (the demo)."""
+    return resolve_settings(os.environ.get(CLIENT_CONFIG_ENV), principal, bootstrap)
+
+
 def resolve_settings(source: str | Path | None, principal: str, bootstrap: str | None = None) -> KafkaSettings:
     """The settings a component acting as `principal` uses.
 

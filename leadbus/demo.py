@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -13,13 +13,14 @@ from collections import Counter, deque
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
+from leadbus.clients import CLIENT_CONFIG_ENV, settings_from_env
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.kafka import KafkaCluster
@@ -36,7 +37,8 @@ class CarelessPublisher:
     """Now and then sends what a careless or broken agency system would: the intake dead-letters it."""
 
     def __init__(self, bootstrap: str, seed: int) -> None:
-        self.producer = Producer({"bootstrap.servers": bootstrap, "logger": logging.getLogger("leadbus.kafka.client")})
+        self.bootstrap = bootstrap
+        self.producers: dict[str, Producer] = {}  # one per agency: on a secured bus each writes as that agency
         self.generator = TrafficGenerator(seed=seed + 1000)
         self.schema = packaged_catalog().latest("cn.leadbus.CaseLead")
         self.sent = 0
@@ -54,8 +56,11 @@ class CarelessPublisher:
         elif kind == 2:
             record["publisher"] = {**record["publisher"], "province": "99"}
         data = b"\x00garbage from a broken gateway" if kind == 3 else encode(self.schema, record)
-        self.producer.produce(intake_topic(lead.publisher.agency), key=lead.lead_id.encode(), value=data)
-        self.producer.poll(0)
+        agency = lead.publisher.agency
+        if agency not in self.producers:
+            self.producers[agency] = settings_from_env(f"publisher-{agency}", self.bootstrap).producer()
+        self.producers[agency].produce(intake_topic(agency), key=lead.lead_id.encode(), value=data)
+        self.producers[agency].poll(0)
         self.sent += 1
 
 
@@ -64,15 +69,9 @@ class BusView:
 
     def __init__(self, bootstrap: str) -> None:
         self.catalog = packaged_catalog()
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"leadbus-demo-view-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "topic.metadata.refresh.interval.ms": 2000,
-            "isolation.level": "read_committed",
-            "logger": logging.getLogger("leadbus.kafka.client"),
-        })
+        # the auditor's view on a secured bus (it reads everything; its groups are leadbus-audit-…)
+        self.consumer = settings_from_env("auditor", bootstrap).consumer(
+            f"leadbus-audit-demo-view-{uuid.uuid4()}", **{"topic.metadata.refresh.interval.ms": 2000})
         self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER])
         self.board: HandoverBoard | None = None
         self.case_provinces: dict[str, str] = {}
@@ -168,14 +167,17 @@ class BusView:
         self.consumer.close()
 
 
-def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_seconds: float = 30.0) -> None:
+def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_seconds: float = 30.0,
+             secure: bool = False) -> None:
     console.print("starting a local Kafka broker (KRaft, jars from Maven Central)…")
-    with KafkaCluster(1) as cluster:
+    with _secured(console) if secure else KafkaCluster(1) as cluster:
         bootstrap = cluster.bootstrap_servers
-        apply_topics(bootstrap, load_declarations())
-        publish_schemas(bootstrap, list(packaged_catalog()))
+        apply_topics(cluster.admin_settings, load_declarations())
+        publish_schemas(cluster.admin_settings, list(packaged_catalog()))
+        if secure:
+            _apply_policy(cluster, console)  # and every component below takes its principal's file
         console.print(f"broker at {bootstrap}; topics applied; simulated agencies publishing {rate}/s. Ctrl-C stops.")
-        traffic = Traffic(bootstrap, seed=seed)
+        traffic = Traffic(lambda agency: settings_from_env(f"publisher-{agency}", bootstrap), seed=seed)
         view = BusView(bootstrap)
         state = Path(tempfile.mkdtemp(prefix="leadbus-demo-"))
         log = open(state / "intake.log", "ab")  # noqa: SIM115 - handed to the child
@@ -236,6 +238,24 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         console.print(view.render(traffic, bootstrap))
         _report_sinks(console, registry_url, demo_dir / "archive")
         console.print("stopping the broker")
+
+
+def _secured(console: Console) -> KafkaCluster:
+    """`make demo SECURE=1`: TLS, SCRAM and the ACL policy; the CA and client files in var/secure/."""
+    from leadbus.kafka.secure import secure_cluster
+
+    console.print("secured: TLS with the local CA in var/secure/tls, SCRAM-SHA-512, ACLs from deploy/acl-policy.yaml")
+    return secure_cluster(1, None, Path("var/secure").resolve())
+
+
+def _apply_policy(cluster: KafkaCluster, console: Console) -> None:
+    from leadbus.acl import load_policy
+    from leadbus.kafka.acls import apply_policy
+
+    clients = Path("var/secure/clients").resolve()
+    report = apply_policy(cluster.admin_settings, load_policy(), clients)
+    os.environ[CLIENT_CONFIG_ENV] = str(clients)  # the processes started below inherit it
+    console.print(f"{len(report.files)} principals' client settings in {clients}")
 
 
 def _report_sinks(console: Console, registry_url: str, archive: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ class ApplyReport:
     acls: AclPlan
     users: UserPlan
     rewritten: list[str] = field(default_factory=list)  # principals whose client file got a new password
+    rotated: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
     @property
@@ -96,12 +98,17 @@ def _password_of(path: Path) -> str | None:
 
 
 def apply_policy(admin_settings: KafkaSettings, policy: Policy, clients_dir: Path, *, check: bool = False,
-                 client_template: KafkaSettings | None = None) -> ApplyReport:
+                 client_template: KafkaSettings | None = None, rotate: Iterable[str] = ()) -> ApplyReport:
     """Make the cluster say exactly what `policy` says; write `clients_dir/<principal>.json` for each principal.
 
     `check` only reports. `client_template` gives the settings every principal shares (bootstrap, TLS);
-    it defaults to the admin's, minus the admin's credential.
+    it defaults to the admin's, minus the admin's credential. `rotate` names principals whose password is
+    replaced (the old one stops working as soon as the change reaches the brokers).
     """
+    rotating = set(rotate)
+    unknown = rotating - set(policy.users)
+    if unknown:
+        raise ValueError(f"not principals of the policy: {sorted(unknown)}")
     admin = admin_settings.admin(log_level=3)
     acl_plan = plan_acls(policy, existing_grants(admin))
     user_plan = plan_users(policy, existing_users(admin))
@@ -111,8 +118,11 @@ def apply_policy(admin_settings: KafkaSettings, policy: Policy, clients_dir: Pat
     passwords: dict[str, str] = {}
     for user in policy.users:
         path = clients_dir / f"{user}.json"
-        known = _password_of(path)
-        if user in user_plan.missing or known is None:
+        known = None if user in rotating else _password_of(path)
+        if user in rotating:
+            report.rotated.append(user)
+            passwords[user] = secrets.token_urlsafe(32)
+        elif user in user_plan.missing or known is None:
             if known is None and user not in user_plan.missing:
                 report.rewritten.append(user)  # the credential exists, but nobody here knows its password
             passwords[user] = known if (known and user in user_plan.missing) else secrets.token_urlsafe(32)

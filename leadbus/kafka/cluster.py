@@ -173,6 +173,10 @@ class KafkaCluster:
                 self._launch(node)
         self.wait_ready(timeout=timeout)
 
+    def owns_directory(self, owned: bool = True) -> None:
+        """Delete the cluster's folder when it closes (a folder made for it by its caller)."""
+        self._owns_dir = owned
+
     def detach(self) -> dict[str, object]:
         """Leave the brokers running after this process exits; return what `leadbus broker down` needs."""
         _LIVE.discard(self)

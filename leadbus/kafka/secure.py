@@ -11,6 +11,7 @@ credential enters the metadata log at format time; `leadbus acl apply` creates t
 from __future__ import annotations
 
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from leadbus.kafka.tls import BrokerTls, LocalCa
 ADMIN = "admin"
 
 
-def secure_cluster(nodes: int, directory: Path, secure_dir: Path, *, admin: str = ADMIN, **options: Any
+def secure_cluster(nodes: int, directory: Path | None, secure_dir: Path, *, admin: str = ADMIN, **options: Any
                    ) -> KafkaCluster:
-    directory, secure_dir = Path(directory), Path(secure_dir)
+    """`directory` None: a temporary folder, deleted with the cluster (as for an open one)."""
+    owned = directory is None
+    directory, secure_dir = Path(directory or tempfile.mkdtemp(prefix="leadbus-kafka-")), Path(secure_dir)
     ca = LocalCa.ensure(secure_dir / "tls")
     tls = BrokerTls.local(ca, directory / "tls", list(range(1, nodes + 1)))
     admin_file = secure_dir / "clients" / f"{admin}.json"
@@ -35,5 +38,6 @@ def secure_cluster(nodes: int, directory: Path, secure_dir: Path, *, admin: str 
             password = None
     security = ClusterSecurity(tls, admin, str(password) if password else secrets.token_urlsafe(32))
     cluster = KafkaCluster(nodes, directory, security=security, **options)
+    cluster.owns_directory(owned)
     write_client_config(admin_file, cluster.admin_settings)
     return cluster

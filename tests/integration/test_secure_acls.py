@@ -292,6 +292,17 @@ def test_acl_apply_is_idempotent_reports_drift_and_corrects_it(bus: SecureBus) -
     assert {p.stem for p in Path(bus.clients).glob("*.json")} == {"admin", *bus.policy.users}
 
 
+def test_a_rotated_password_replaces_the_old_one(bus: SecureBus) -> None:
+    old = bus.as_("publisher-NCAC")
+    report = apply_policy(bus.admin, bus.policy, bus.clients, rotate=["publisher-NCAC"])
+    assert report.rotated == ["publisher-NCAC"]
+    new = bus.as_("publisher-NCAC")
+    assert new.security["sasl.password"] != old.security["sasl.password"]
+    eventually(lambda: _produces(new, "leadbus.intake.NCAC"))
+    errors = _refused(bus, old)
+    assert KafkaError._AUTHENTICATION in errors.codes(), errors.text()
+
+
 def _in_sync(bus: SecureBus) -> None:
     report = apply_policy(bus.admin, bus.policy, bus.clients, check=True)
     assert report.in_sync, (report.acls, report.users, report.rewritten)

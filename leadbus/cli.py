@@ -229,8 +229,13 @@ def acl_apply(
     if admin.principal is None:
         raise typer.BadParameter("acl apply needs the admin's client settings (--client-config var/secure/clients)")
     policy = load_policy()
+    from leadbus.kafka.acls import NotAdmin
+
     try:
         report = apply_policy(admin, policy, clients_dir, check=check, rotate=rotate)
+    except NotAdmin as exc:
+        console.print(f"[red]refused[/red]: {exc}")
+        raise typer.Exit(2) from None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     verb = "missing" if check else "created"

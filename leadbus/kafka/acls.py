@@ -59,6 +59,24 @@ def from_binding(found: AclBinding) -> Grant:
     return Grant(principal, kind, name, pattern, binding.operation.name.lower(), permission)
 
 
+class NotAdmin(PermissionError):
+    """The settings given are not a principal that may read and change ACLs and credentials."""
+
+
+def require_admin(admin: AdminClient, who: str | None) -> None:
+    """Refuse early unless `admin` may describe and alter the cluster.
+
+    Not only for a clear message: as a principal without those rights, confluent-kafka 2.16's
+    `describe_user_scram_credentials()` aborts the whole process (munmap_chunk(): invalid pointer), and its
+    `describe_acls` can come back empty, which a drift check would take for "every grant missing".
+    """
+    description = admin.describe_cluster(include_authorized_operations=True, request_timeout=30).result(timeout=60)
+    allowed = set(description.authorized_operations or [])
+    if not {AclOperation.ALTER, AclOperation.DESCRIBE} <= allowed:
+        raise NotAdmin(f"CLUSTER_AUTHORIZATION_FAILED: User:{who} may not describe or change ACLs and credentials; "
+                       "acl apply needs the admin's client settings")
+
+
 def existing_grants(admin: AdminClient) -> list[Grant]:
     anything: Any = None  # a filter's None matches any name, principal and host
     flt = AclBindingFilter(ResourceType.ANY, anything, ResourcePatternType.ANY, anything, anything, AclOperation.ANY,
@@ -110,6 +128,7 @@ def apply_policy(admin_settings: KafkaSettings, policy: Policy, clients_dir: Pat
     if unknown:
         raise ValueError(f"not principals of the policy: {sorted(unknown)}")
     admin = admin_settings.admin(log_level=3)
+    require_admin(admin, admin_settings.principal)
     acl_plan = plan_acls(policy, existing_grants(admin))
     user_plan = plan_users(policy, existing_users(admin))
     report = ApplyReport(acl_plan, user_plan)

@@ -31,7 +31,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from leadbus.acl import Grant, Principal
 from leadbus.clients import KafkaSettings
-from leadbus.kafka.acls import apply_policy, to_binding
+from leadbus.kafka.acls import NotAdmin, apply_policy, to_binding
 from leadbus.topics import load_declarations
 from tests.secure import Errors, SecureBus, eventually, secured
 
@@ -249,6 +249,8 @@ def test_a_non_admin_cannot_create_topics_change_acls_or_users_or_write_the_key_
     assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     assert _ends(bus, "leadbus.publishers") == before
     assert name not in bus.admin.admin().list_topics(timeout=20).topics
+    with pytest.raises(NotAdmin):  # nor can it even look at them through acl apply
+        apply_policy(settings, bus.policy, bus.clients, check=True)
     # and nothing changed: the cluster still says exactly what the policy says
     report = apply_policy(bus.admin, bus.policy, bus.clients, check=True)
     assert report.in_sync, (report.acls, report.users)
@@ -311,3 +313,19 @@ def _in_sync(bus: SecureBus) -> None:
 def _produces(settings: KafkaSettings, topic: str) -> None:
     err, _ = _produce(settings, topic)
     assert err is None, err
+
+
+def test_the_cli_checks_the_policy_and_the_topics_with_the_admins_client_file(bus: SecureBus) -> None:
+    import subprocess
+    import sys
+
+    admin_file = str(bus.clients / "admin.json")
+    for args in (["acl", "apply", "--check", "--clients-dir", str(bus.clients)], ["topics", "apply", "--check"]):
+        done = subprocess.run([sys.executable, "-m", "leadbus.cli", *args, "--client-config", admin_file],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    # a stage's file is not the admin's: describing ACLs is refused
+    done = subprocess.run([sys.executable, "-m", "leadbus.cli", "acl", "apply", "--check", "--clients-dir",
+                           str(bus.clients), "--client-config", str(bus.clients / "intake.json")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0 and "AUTHORIZATION" in (done.stdout + done.stderr).upper()

@@ -41,7 +41,7 @@ bench: install kafka-libs
 	$(BIN)/python bench/signing.py
 
 demo: install kafka-libs
-	$(BIN)/leadbus demo $(DEMO_ARGS)
+	$(BIN)/leadbus demo $(if $(SECURE),--secure) $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -19,8 +19,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
-
+from leadbus.clients import KafkaSettings
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
 from leadbus.processors.core.records import Record
@@ -39,10 +38,9 @@ def plain_loop(bootstrap: str, expected: int) -> None:
     Both halves of the step run in process against a dict: no transactions, no repartition topic.
     """
     handler = IntakeHandler()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-plain-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": True})
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-                         "compression.type": "lz4"})
+    kafka = KafkaSettings(bootstrap)
+    consumer = kafka.consumer(f"bench-plain-{uuid.uuid4()}", **{"enable.auto.commit": True})
+    producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "lz4"})
     consumer.subscribe(["^leadbus\\.intake\\..*"])
     seen: dict[bytes, bytes | None] = {}
     done = 0

@@ -17,9 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from confluent_kafka import Producer
-
 from leadbus.avro import encode, packaged_catalog
+from leadbus.clients import KafkaSettings
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
 from leadbus.processors.core.intake import Source, examine
@@ -63,7 +62,7 @@ def main() -> None:
     with KafkaCluster(1, fast_start=False) as cluster:
         bootstrap = cluster.bootstrap_servers
         apply_topics(bootstrap, load_declarations())
-        producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+        producer = KafkaSettings(bootstrap).producer(**{"enable.idempotence": True, "linger.ms": 5})
         for key, value in records:
             producer.produce(LEADS_ACCEPTED, key=key, value=value)
             producer.poll(0)

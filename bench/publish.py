@@ -16,8 +16,7 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from confluent_kafka import Producer
-
+from leadbus.clients import KafkaSettings
 from leadbus.kafka import KafkaCluster
 from leadbus.kafka.admin import apply_topics
 from leadbus.producers import Publisher
@@ -29,7 +28,7 @@ AGENCY = "SAMR"
 
 
 def _raw(bootstrap: str, payloads: list[tuple[bytes, bytes]]) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS})
+    producer = KafkaSettings(bootstrap).producer(**PRODUCER_DEFAULTS)
     topic = intake_topic(AGENCY)
     headers = UnsealedEvents().seal(topic, b"", b"")
     delivered = [0]

@@ -15,19 +15,28 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from leadbus.clients import CLIENT_CONFIG_ENV, ClientConfigError, KafkaSettings, resolve_settings
 from leadbus.kafka.runtime import KAFKA_VERSION, cache_dir, ensure_kafka_libs
 
 app = typer.Typer(help="leadbus: the cross-agency event bus for case leads (国办发〔2015〕77号).", no_args_is_help=True)
 broker_app = typer.Typer(help="Run local Kafka brokers from Maven Central jars.", no_args_is_help=True)
 topics_app = typer.Typer(help="Topics as declared in deploy/topics.yaml.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The Avro schema catalog.", no_args_is_help=True)
+acl_app = typer.Typer(help="Principals, SCRAM users and ACLs as declared in deploy/acl-policy.yaml.",
+                      no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
+app.add_typer(acl_app, name="acl")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 console = Console()
 
 BOOTSTRAP = typer.Option(None, "--bootstrap", "-b", envvar="LEADBUS_BOOTSTRAP",
                          help="Kafka bootstrap servers (default: the broker started by `leadbus broker up`).")
+CLIENT_CONFIG = typer.Option(
+    None, "--client-config", envvar=CLIENT_CONFIG_ENV,
+    help="Security settings of the bus: a principal's client file (JSON of confluent-kafka settings, e.g. "
+         "var/secure/clients/intake.json) or a folder of them, where each component takes <principal>.json. "
+         "Default: the folder `leadbus broker up --secure` wrote; none on an open broker.")
 
 
 def _state_file() -> Path:
@@ -43,6 +52,26 @@ def _bootstrap(value: str | None) -> str:
     raise typer.BadParameter("no --bootstrap given and no local broker running (try `leadbus broker up`)")
 
 
+def _recorded_clients() -> str | None:
+    state = _state_file()
+    if state.exists():
+        value = json.loads(state.read_text()).get("client_config")
+        return str(value) if value else None
+    return None
+
+
+def _settings(bootstrap: str | None, client_config: str | None, principal: str) -> KafkaSettings:
+    """The one way a command finds its connection: --client-config / $LEADBUS_CLIENT_CONFIG, else the local broker."""
+    # the folder `broker up --secure` recorded belongs to the recorded broker: not to one named by --bootstrap
+    source = client_config or (None if bootstrap else _recorded_clients())
+    try:
+        if source:
+            return resolve_settings(source, principal, bootstrap)
+        return KafkaSettings(_bootstrap(bootstrap))
+    except ClientConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 # -- broker -----------------------------------------------------------------------------
 
 
@@ -54,8 +83,14 @@ def broker_fetch(version: str = typer.Option(KAFKA_VERSION, help="Apache Kafka v
 
 
 @broker_app.command("up")
-def broker_up(nodes: int = typer.Option(1, help="1 or 3 KRaft nodes")) -> None:
-    """Start local brokers in the background and apply the declared topics."""
+def broker_up(
+    nodes: int = typer.Option(1, help="1 or 3 KRaft nodes"),
+    secure: bool = typer.Option(False, "--secure", help="TLS, SASL/SCRAM-SHA-512, mutual TLS between nodes, "
+                                                        "ACLs from deploy/acl-policy.yaml (deny by default)."),
+    secure_dir: Path = typer.Option(Path("var/secure"), help="With --secure: the local CA (tls/) and every "
+                                                             "principal's client settings (clients/)."),
+) -> None:
+    """Start local brokers in the background and apply the declared topics (and, secured, the ACL policy)."""
     from leadbus.kafka import KafkaCluster
     from leadbus.kafka.admin import apply_topics
     from leadbus.topics import load_declarations
@@ -65,12 +100,27 @@ def broker_up(nodes: int = typer.Option(1, help="1 or 3 KRaft nodes")) -> None:
         raise typer.Exit(1)
     directory = cache_dir() / "run" / "kafka"
     shutil.rmtree(directory, ignore_errors=True)
-    cluster = KafkaCluster(nodes, directory, tie_to_parent=False)
+    if not secure:
+        cluster = KafkaCluster(nodes, directory, tie_to_parent=False)
+        cluster.start()
+        apply_topics(cluster.bootstrap_servers, load_declarations())
+        state = cluster.detach()
+        _state_file().write_text(json.dumps(state))
+        console.print(f"[green]up[/green]: {nodes} node(s) at {state['bootstrap']}")
+        return
+    from leadbus.acl import load_policy
+    from leadbus.kafka.acls import apply_policy
+    from leadbus.kafka.secure import secure_cluster
+
+    secure_dir = secure_dir.resolve()
+    cluster = secure_cluster(nodes, directory, secure_dir, tie_to_parent=False)
     cluster.start()
-    apply_topics(cluster.bootstrap_servers, load_declarations())
-    state = cluster.detach()
+    apply_topics(cluster.admin_settings, load_declarations())
+    report = apply_policy(cluster.admin_settings, load_policy(), secure_dir / "clients")
+    state = {**cluster.detach(), "client_config": str(secure_dir / "clients")}
     _state_file().write_text(json.dumps(state))
-    console.print(f"[green]up[/green]: {nodes} node(s) at {state['bootstrap']}")
+    console.print(f"[green]up, secured[/green]: {nodes} node(s) at {state['bootstrap']} (SASL_SSL, SCRAM-SHA-512); "
+                  f"{len(report.files)} principals' client settings in {secure_dir / 'clients'}")
 
 
 @broker_app.command("down")
@@ -108,7 +158,6 @@ def _alive(pid: int) -> bool:
 @broker_app.command("status")
 def broker_status() -> None:
     """Say whether the local brokers answer."""
-    from leadbus.clients import KafkaSettings
 
     state_path = _state_file()
     if not state_path.exists():
@@ -117,7 +166,8 @@ def broker_status() -> None:
     state = json.loads(state_path.read_text())
     alive = [pid for pid in state["pids"] if _alive(pid)]
     try:
-        meta = KafkaSettings(state["bootstrap"]).admin(log_level=0).list_topics(timeout=5)
+        admin = _settings(None, None, "admin").admin(log_level=0)
+        meta = admin.list_topics(timeout=5)
         console.print(f"{state['bootstrap']}: {len(meta.brokers)} broker(s) serving, {len(meta.topics)} topics; "
                       f"{len(alive)}/{len(state['pids'])} processes alive")
     except Exception as exc:  # noqa: BLE001 - report, never crash
@@ -132,12 +182,13 @@ def broker_status() -> None:
 def topics_apply(
     bootstrap: str | None = BOOTSTRAP,
     check: bool = typer.Option(False, "--check", help="Only report drift; change nothing."),
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Create missing topics, add partitions, correct config drift; report what differed."""
     from leadbus.kafka.admin import admin_client, apply_topics, describe_existing
     from leadbus.topics import load_declarations, plan
 
-    target = _bootstrap(bootstrap)
+    target = _settings(bootstrap, client_config, "admin")
     specs = load_declarations()
     if check:
         admin = admin_client(target)
@@ -159,6 +210,63 @@ def topics_apply(
         raise typer.Exit(1)
 
 
+# -- acl --------------------------------------------------------------------------------
+
+
+@acl_app.command("apply")
+def acl_apply(
+    bootstrap: str | None = BOOTSTRAP,
+    check: bool = typer.Option(False, "--check", help="Only report drift; change nothing (exit 1 on drift)."),
+    client_config: str | None = CLIENT_CONFIG,
+    clients_dir: Path = typer.Option(Path("var/secure/clients"), help="Where each principal's client settings "
+                                                                     "(<principal>.json, mode 0600) are written."),
+    rotate: list[str] = typer.Option([], help="A principal whose SCRAM password to replace (repeatable)."),
+) -> None:
+    """Create the policy's SCRAM users and ACLs, report drift (missing, extra, changed) and correct it."""
+    from leadbus.acl import load_policy
+    from leadbus.kafka.acls import apply_policy
+
+    admin = _settings(bootstrap, client_config, "admin")
+    if admin.principal is None:
+        raise typer.BadParameter("acl apply needs the admin's client settings (--client-config var/secure/clients)")
+    policy = load_policy()
+    from leadbus.kafka.acls import NotAdmin
+
+    try:
+        report = apply_policy(admin, policy, clients_dir, check=check, rotate=rotate)
+    except NotAdmin as exc:
+        console.print(f"[red]refused[/red]: {exc}")
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    verb = "missing" if check else "created"
+    console.print(f"{len(policy.principals)} principals, {len(policy.grants())} grants declared; "
+                  f"{len(report.users.missing)} users {verb}, {len(report.users.extra)} undeclared users; "
+                  f"{len(report.acls.missing)} grants {verb}, {len(report.acls.extra)} extra")
+    changed = {resource for resource, _, _ in report.acls.changed}
+    for resource, missing, extra in report.acls.changed:
+        console.print(f"  changed {resource[0]} on {resource[1]} {resource[2]} ({resource[3]}): "
+                      f"declared {sorted(g.operation for g in missing)}, found {sorted(g.operation for g in extra)}")
+    for grant in report.acls.missing:
+        if grant.resource not in changed:
+            console.print(f"  missing {grant.describe()}")
+    for grant in report.acls.extra:
+        if grant.resource not in changed:
+            console.print(f"  extra   {grant.describe()}" + ("" if check else " (deleted)"))
+    for user in report.users.missing:
+        console.print(f"  missing user {user}")
+    for user in report.users.extra:
+        console.print(f"  undeclared user {user}" + ("" if check else " (credential deleted)"))
+    for user in report.rotated:
+        console.print(f"  password of {user} " + ("would be replaced" if check else "replaced"))
+    for user in report.rewritten:
+        console.print(f"  no usable client file for {user}" + ("" if check else ": new password set"))
+    if not check:
+        console.print(f"client settings of {len(report.files)} principals in {clients_dir}")
+    if check and not report.in_sync:
+        raise typer.Exit(1)
+
+
 # -- schemas ----------------------------------------------------------------------------
 
 
@@ -172,12 +280,12 @@ def schemas_list() -> None:
 
 
 @schemas_app.command("publish")
-def schemas_publish(bootstrap: str | None = BOOTSTRAP) -> None:
-    """Publish every packaged schema version to the compacted `leadbus.schemas` topic."""
+def schemas_publish(bootstrap: str | None = BOOTSTRAP, client_config: str | None = CLIENT_CONFIG) -> None:
+    """Publish every packaged schema version to the compacted `leadbus.schemas` topic (as the admin)."""
     from leadbus.avro import packaged_catalog
     from leadbus.schema_topic import publish_schemas
 
-    count = publish_schemas(_bootstrap(bootstrap), list(packaged_catalog()))
+    count = publish_schemas(_settings(bootstrap, client_config, "admin"), list(packaged_catalog()))
     console.print(f"{count} schemas published")
 
 
@@ -191,11 +299,13 @@ def simulate(
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed publishes the same leads."),
     same_suspect_share: float = typer.Option(0.25, help="Share of leads about an already-reported suspect."),
     bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
-    """Publish realistic simulated agency traffic through the publisher SDK."""
+    """Publish realistic simulated agency traffic through the publisher SDK (each agency as its own principal)."""
     from leadbus.producers.traffic import Traffic
 
-    traffic = Traffic(_bootstrap(bootstrap), seed=seed, same_suspect_share=same_suspect_share)
+    traffic = Traffic(lambda agency: _settings(bootstrap, client_config, f"publisher-{agency}"), seed=seed,
+                      same_suspect_share=same_suspect_share)
     report = traffic.run(rate, duration)
     console.print(f"published {report.published}, confirmed {report.confirmed}, failed {report.failed} "
                   f"in {report.seconds:.1f}s")
@@ -220,14 +330,21 @@ def process(
                                                 "(demos and tests; deadlines still count from the events' times)."),
     working_days: bool = typer.Option(False, help="Count handover deadlines in working days, not calendar days."),
     day_seconds: float = typer.Option(0.0, help="Demo calendar: a statutory day lasts this many seconds (0 = off)."),
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Run the stream processors: intake (verify, validate, normalise, dedupe) and linking (cases).
 
-    Several workers of a stage share its input partitions (linking keeps one active owner).
+    Several workers of a stage share its input partitions (linking keeps one active owner). Each stage
+    connects as its own principal (`<stage>.json` of a --client-config folder).
     """
-    target = _bootstrap(bootstrap)
+    if client_config:  # the stages of `--stage all` are child processes: they read it from the environment
+        os.environ[CLIENT_CONFIG_ENV] = client_config
+    target = _settings(bootstrap, client_config, stage if stage in STAGES else "intake").bootstrap
     if engine == "faust":
         import sys
+
+        if _settings(bootstrap, client_config, "intake").security:
+            raise typer.BadParameter("the faust comparison engine runs on open brokers only; use --engine stage")
 
         from leadbus.processors.faust_app import run_worker
 
@@ -241,7 +358,6 @@ def process(
         return
     if stage not in STAGES:
         raise typer.BadParameter(f"--stage is one of {', '.join(STAGES)} or all")
-    from leadbus.clients import KafkaSettings
     from leadbus.logs import configure_json_logging
     from leadbus.processors.stage import ExactlyOnceStage, Handler, StageConfig
 
@@ -250,7 +366,7 @@ def process(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
-    kafka = KafkaSettings(target)
+    kafka = _settings(bootstrap, client_config, stage)
     if stage == "intake":
         from leadbus.processors.intake import CHANGELOG, TOPICS, IntakeHandler
         from leadbus.publisher_keys import KeyFeed
@@ -270,10 +386,11 @@ def process(
                              global_state=True)
         handler = linking.LinkingHandler()
     elif stage == "routing":
+        from leadbus.processors import routing
         from leadbus.processors.routing import RoutingHandler
-        from leadbus.topics import CASES, ROUTING_CHANGELOG
+        from leadbus.topics import ROUTING_CHANGELOG
 
-        config = StageConfig(name="routing", kafka=kafka, topics=[CASES], changelog_topic=ROUTING_CHANGELOG,
+        config = StageConfig(name="routing", kafka=kafka, topics=routing.TOPICS, changelog_topic=ROUTING_CHANGELOG,
                              state_dir=state_dir, group_id="leadbus-routing")
         handler = RoutingHandler()
     else:
@@ -352,6 +469,7 @@ def registry(
     url: str = typer.Option("sqlite:///var/registry.db", envvar="LEADBUS_REGISTRY_URL",
                             help="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://user@host:port/db."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until SIGTERM)."),
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Fill the case registry (leads, cases, members, handover steps) from the bus, exactly once."""
     from leadbus.logs import configure_json_logging
@@ -364,7 +482,7 @@ def registry(
     # short is rolled back with its offsets, so nothing is lost or doubled.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
-        run_registry(_bootstrap(bootstrap), url, max_seconds=max_seconds or None)
+        run_registry(_settings(bootstrap, client_config, "registry"), url, max_seconds=max_seconds or None)
 
 
 @app.command("takedown")
@@ -374,6 +492,7 @@ def takedown(
     default_endpoint: str | None = typer.Option(None, help="URL for platforms without their own endpoint."),
     secret_env: str = typer.Option("LEADBUS_WEBHOOK_SECRET", help="Environment variable holding the HMAC secret."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until interrupted)."),
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Send notice-and-takedown (通知—删除) webhooks to platforms; record replies, dead-letter failures."""
     from leadbus.sinks.takedown_sink import run_takedown
@@ -382,8 +501,8 @@ def takedown(
     if not secret:
         raise typer.BadParameter(f"set {secret_env} to the shared HMAC secret")
     endpoints = dict(item.split("=", 1) for item in endpoint)
-    run_takedown(_bootstrap(bootstrap), endpoints, secret.encode(), default_endpoint=default_endpoint,
-                 max_seconds=max_seconds or None)
+    run_takedown(_settings(bootstrap, client_config, "takedown"), endpoints, secret.encode(),
+                 default_endpoint=default_endpoint, max_seconds=max_seconds or None)
 
 
 archive_app = typer.Typer(help="The tamper-evident Avro archive of the bus.", no_args_is_help=True)
@@ -416,6 +535,7 @@ def archive_run(
                                     help="Topics (or ^regex) to archive."),
     seal_after_seconds: float = typer.Option(900.0, help="Seal a quiet partition's file after this long."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = until SIGTERM)."),
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Archive topics into Avro container files per topic, partition and hour, with a chained manifest."""
     import threading
@@ -427,8 +547,8 @@ def archive_run(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stats = run_archive(_bootstrap(bootstrap), list(topic), directory, max_seconds=max_seconds or None,
-                        seal_after_seconds=seal_after_seconds, stop=stop)
+    stats = run_archive(_settings(bootstrap, client_config, "archive"), list(topic), directory,
+                        max_seconds=max_seconds or None, seal_after_seconds=seal_after_seconds, stop=stop)
     console.print(str(stats))
 
 
@@ -438,6 +558,7 @@ def dashboard(
     bootstrap: str | None = BOOTSTRAP,
     host: str = typer.Option("127.0.0.1", help="Address to serve on."),
     port: int = typer.Option(8080, help="Port to serve on."),
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Serve a regional dashboard: live masked cases, counts, the handover board, search."""
     from leadbus.geography import REGIONS
@@ -447,7 +568,7 @@ def dashboard(
     configure_json_logging()
     if region not in REGIONS:
         raise typer.BadParameter(f"--region is one of {', '.join(sorted(REGIONS))}")
-    run(_bootstrap(bootstrap), region, host=host, port=port)
+    run(_settings(bootstrap, client_config, f"dashboard-{region}"), region, host=host, port=port)
 
 
 @app.command("link")
@@ -506,6 +627,7 @@ def demo(
     port_base: int = typer.Option(8470, help="Dashboards on this port and the next two (jjj, yrd, pprd); "
                                              "stage metrics on base+10 to base+13."),
     workdir: Path = typer.Option(Path("var/demo"), help="Registry, archive, state and logs (emptied at start)."),
+    secure: bool = typer.Option(False, "--secure", help="Run it all secured: TLS, SCRAM, ACLs, one principal each."),
 ) -> None:
     """Start a broker, apply topics, run the processors, sinks, dashboards and simulated agencies, show it live.
 
@@ -515,7 +637,7 @@ def demo(
     from leadbus.demo import run_demo
 
     code = run_demo(rate=rate, duration=duration, seed=seed, console=console, day_seconds=day_seconds,
-                    port_base=port_base, workdir=workdir)
+                    port_base=port_base, workdir=workdir, secure=secure)
     if code:
         raise typer.Exit(code)
 

@@ -8,9 +8,12 @@ client is built.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -19,6 +22,13 @@ from confluent_kafka.admin import AdminClient
 from leadbus.limits import MAX_RECORD_BYTES
 
 CLIENT_LOG = logging.getLogger("leadbus.kafka.client")
+
+#: The one way every command finds its security settings: a principal's client file, or a folder of them.
+CLIENT_CONFIG_ENV = "LEADBUS_CLIENT_CONFIG"
+
+
+class ClientConfigError(ValueError):
+    """A client settings file is missing, unreadable or not a JSON object of client settings."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,71 @@ class KafkaSettings:
 
     def admin(self, **overrides: Any) -> AdminClient:
         return AdminClient({**self.common(), **overrides})
+
+    @property
+    def principal(self) -> str | None:
+        user = self.security.get("sasl.username")
+        return str(user) if user else None
+
+    def with_bootstrap(self, bootstrap: str | None) -> KafkaSettings:
+        return self if not bootstrap else KafkaSettings(bootstrap, self.security, self.extras)
+
+    def to_client_config(self) -> dict[str, Any]:
+        """The JSON form of `var/secure/clients/<principal>.json`: plain confluent-kafka settings."""
+        return {"bootstrap.servers": self.bootstrap, **self.security}
+
+    @classmethod
+    def from_client_config(cls, doc: Mapping[str, Any]) -> KafkaSettings:
+        settings = dict(doc)
+        bootstrap = settings.pop("bootstrap.servers", None)
+        if not isinstance(bootstrap, str) or not bootstrap:
+            raise ClientConfigError("a client settings file names its bootstrap.servers")
+        return cls(bootstrap, security=settings)
+
+    @classmethod
+    def from_file(cls, path: Path) -> KafkaSettings:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ClientConfigError(f"{path}: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ClientConfigError(f"{path}: not a JSON object of client settings")
+        return cls.from_client_config(doc)
+
+
+def write_client_config(path: Path, settings: KafkaSettings) -> Path:
+    """Write a principal's settings, secrets included, readable by its owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(settings.to_client_config(), handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def settings_from_env(principal: str, bootstrap: str) -> KafkaSettings:
+    """`resolve_settings` from `$LEADBUS_CLIENT_CONFIG`: in-process components of a secured run (the demo)."""
+    return resolve_settings(os.environ.get(CLIENT_CONFIG_ENV), principal, bootstrap)
+
+
+def resolve_settings(source: str | Path | None, principal: str, bootstrap: str | None = None) -> KafkaSettings:
+    """The settings a component acting as `principal` uses.
+
+    `source` (the `--client-config` option, or `$LEADBUS_CLIENT_CONFIG`) is a client settings file, used
+    as it is, or a folder of them (`var/secure/clients/`), where `<principal>.json` is taken. Without a
+    source the bus is open: plain `bootstrap`. An explicit `bootstrap` overrides the file's servers.
+    """
+    if source is None or str(source) == "":
+        if not bootstrap:
+            raise ClientConfigError("no bootstrap servers and no client settings")
+        return KafkaSettings(bootstrap)
+    path = Path(source)
+    if path.is_dir():
+        path = path / f"{principal}.json"
+    if not path.exists():
+        raise ClientConfigError(f"no client settings for {principal}: {path} does not exist")
+    return KafkaSettings.from_file(path).with_bootstrap(bootstrap)
 
 
 def settings_for(bootstrap: str | KafkaSettings, **extras: Any) -> KafkaSettings:

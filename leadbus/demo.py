@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import shutil
 import signal
@@ -27,7 +28,7 @@ from rich.table import Table
 
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
-from leadbus.clients import KafkaSettings
+from leadbus.clients import CLIENT_CONFIG_ENV, settings_from_env
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.kafka import KafkaCluster
@@ -58,7 +59,8 @@ class CarelessPublisher:
     """Now and then sends what a careless or broken agency system would: the intake dead-letters it."""
 
     def __init__(self, bootstrap: str, seed: int) -> None:
-        self.producer = KafkaSettings(bootstrap).producer()
+        self.bootstrap = bootstrap
+        self.producers: dict[str, Any] = {}  # one per agency: on a secured bus each writes as that agency
         self.generator = TrafficGenerator(seed=seed + 1000)
         self.schema = packaged_catalog().latest("cn.leadbus.CaseLead")
         self.sent = 0
@@ -76,13 +78,17 @@ class CarelessPublisher:
         elif kind == 2:
             record["publisher"] = {**record["publisher"], "province": "99"}
         data = b"\x00garbage from a broken gateway" if kind == 3 else encode(self.schema, record)
-        self.producer.produce(intake_topic(lead.publisher.agency), key=lead.lead_id.encode(), value=data)
-        self.producer.poll(0)
+        agency = lead.publisher.agency
+        if agency not in self.producers:
+            self.producers[agency] = settings_from_env(f"publisher-{agency}", self.bootstrap).producer()
+        self.producers[agency].produce(intake_topic(agency), key=lead.lead_id.encode(), value=data)
+        self.producers[agency].poll(0)
         self.sent += 1
 
     def close(self, timeout: float) -> None:
-        self.producer.flush(timeout)
-        del self.producer  # librdkafka's handle goes now, while the broker is still there
+        for producer in self.producers.values():
+            producer.flush(timeout)
+        self.producers.clear()  # librdkafka's handles go now, while the broker is still there
 
 
 class BusView:
@@ -90,8 +96,9 @@ class BusView:
 
     def __init__(self, bootstrap: str) -> None:
         self.catalog = packaged_catalog()
-        self.consumer = KafkaSettings(bootstrap).consumer(f"leadbus-demo-view-{uuid.uuid4()}",
-                                                          **{"topic.metadata.refresh.interval.ms": 2000})
+        # the auditor's view on a secured bus (it reads everything; its groups are leadbus-audit-…)
+        self.consumer = settings_from_env("auditor", bootstrap).consumer(
+            f"leadbus-audit-demo-view-{uuid.uuid4()}", **{"topic.metadata.refresh.interval.ms": 2000})
         self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER])
         self.board: HandoverBoard | None = None
         self.case_provinces: dict[str, str] = {}
@@ -226,7 +233,7 @@ class LagProbe:
     """
 
     def __init__(self, bootstrap: str, every: float = 3.0) -> None:
-        kafka = KafkaSettings(bootstrap)
+        kafka = settings_from_env("admin", bootstrap)  # reads the stages' group offsets: the admin's view
         self.admin = kafka.admin(**{"socket.timeout.ms": 2000})
         # Never subscribed and never committing (enable.auto.commit is off): they only read the groups' offsets.
         self.readers = {stage: kafka.consumer(group) for stage, group in STAGE_GROUPS.items()}
@@ -423,7 +430,7 @@ def busy_ports(ports: list[int]) -> list[int]:
 
 
 def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_seconds: float = 30.0,
-             port_base: int = DEFAULT_PORT_BASE, workdir: Path = Path("var/demo")) -> int:
+             port_base: int = DEFAULT_PORT_BASE, workdir: Path = Path("var/demo"), secure: bool = False) -> int:
     """Run the demo until `duration` passes or Ctrl-C / SIGTERM; stop everything in order; return an exit code."""
     interrupts = Interrupts()
     interrupts.install()
@@ -438,7 +445,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
     (demo_dir / "logs").mkdir(parents=True)
     _log_to_file(demo_dir / "logs" / "demo.log")
     run_id = uuid.uuid4().hex[:8]
-    cluster = KafkaCluster(1)
+    cluster = _secured(console) if secure else KafkaCluster(1)
     supervisor: Supervisor | None = None
     traffic: Traffic | None = None
     careless: CarelessPublisher | None = None
@@ -450,8 +457,10 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
     try:
         console.print("starting a local Kafka broker (KRaft, jars from Maven Central)…")
         cluster.start()
-        apply_topics(bootstrap, load_declarations())
-        publish_schemas(bootstrap, list(packaged_catalog()))
+        apply_topics(cluster.admin_settings, load_declarations())
+        publish_schemas(cluster.admin_settings, list(packaged_catalog()))
+        if secure:
+            _apply_policy(cluster, console)  # and every component below takes its principal's file
         state = demo_dir / "state"
         supervisor = Supervisor(child_specs(bootstrap, state, demo_dir, ports, day_seconds, run_id),
                                 log_dir=demo_dir / "logs")
@@ -461,7 +470,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         console.print(f"simulated agencies publishing {rate:g}/s; a statutory day of handover deadlines lasts "
                       f"{day_seconds:g} s and every fourth handover is left to go overdue. "
                       "[bold]Ctrl-C stops[/bold] (a second Ctrl-C forces).")
-        traffic = Traffic(bootstrap, seed=seed)
+        traffic = Traffic(lambda agency: settings_from_env(f"publisher-{agency}", bootstrap), seed=seed)
         careless = CarelessPublisher(bootstrap, seed)
         view = BusView(bootstrap)
         view.board = HandoverBoard(bootstrap)
@@ -613,6 +622,24 @@ def _url_table(bootstrap: str, ports: DemoPorts, registry_url: str, demo_dir: Pa
     table.add_row("archive", str(demo_dir / "archive"))
     table.add_row("logs", str(demo_dir / "logs"))
     return table
+
+
+def _secured(console: Console) -> KafkaCluster:
+    """`make demo SECURE=1`: TLS, SCRAM and the ACL policy; the CA and client files in var/secure/."""
+    from leadbus.kafka.secure import secure_cluster
+
+    console.print("secured: TLS with the local CA in var/secure/tls, SCRAM-SHA-512, ACLs from deploy/acl-policy.yaml")
+    return secure_cluster(1, None, Path("var/secure").resolve())
+
+
+def _apply_policy(cluster: KafkaCluster, console: Console) -> None:
+    from leadbus.acl import load_policy
+    from leadbus.kafka.acls import apply_policy
+
+    clients = Path("var/secure/clients").resolve()
+    report = apply_policy(cluster.admin_settings, load_policy(), clients)
+    os.environ[CLIENT_CONFIG_ENV] = str(clients)  # the processes started below inherit it
+    console.print(f"{len(report.files)} principals' client settings in {clients}")
 
 
 def _report_sinks(console: Console, registry_url: str, archive: Path) -> None:

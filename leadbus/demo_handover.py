@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
+from leadbus.clients import settings_from_env
 from leadbus.producers import Publisher
 
 # The happy path: which phase waits for which decision by whom.
@@ -64,7 +65,8 @@ class HandoverBoard:
             kind, who, role = nxt
             agency = case.agency if who == "agency" else who
             province = opened_province.get(case.case_id, "00")
-            pub = self.publishers.setdefault(agency, Publisher(agency, province, bootstrap_servers=self.bootstrap))
+            pub = self.publishers.setdefault(agency, Publisher(
+                agency, province, bootstrap_servers=settings_from_env(f"publisher-{agency}", self.bootstrap)))
             pub.publish_decision({
                 "decision_id": str(uuid.uuid4()), "case_id": case.case_id, "kind": kind,
                 "decided_at": datetime.now(UTC), "reasons": "演示",

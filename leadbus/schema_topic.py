@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from confluent_kafka import TopicPartition
 
 from leadbus.avro import SchemaCatalog, SchemaEntry
-from leadbus.clients import settings_for
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.topics import SCHEMAS
 
 
@@ -25,7 +25,7 @@ def schema_record(entry: SchemaEntry) -> tuple[bytes, bytes]:
     return entry.fingerprint_hex.encode(), json.dumps(body, ensure_ascii=False).encode()
 
 
-def publish_schemas(bootstrap: str, entries: Iterable[SchemaEntry], timeout: float = 30.0) -> int:
+def publish_schemas(bootstrap: str | KafkaSettings, entries: Iterable[SchemaEntry], timeout: float = 30.0) -> int:
     producer = settings_for(bootstrap).producer(**{"enable.idempotence": True, "acks": "all"})
     count = 0
     for entry in entries:
@@ -37,9 +37,15 @@ def publish_schemas(bootstrap: str, entries: Iterable[SchemaEntry], timeout: flo
     return count
 
 
-def load_schemas(bootstrap: str, catalog: SchemaCatalog, timeout: float = 30.0) -> int:
-    """Read `leadbus.schemas` from the beginning to its current end into `catalog`; return how many were new."""
-    consumer = settings_for(bootstrap).consumer(f"leadbus-schema-reader-{uuid.uuid4()}")
+def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout: float = 30.0,
+                 reader: str = "any") -> int:
+    """Read `leadbus.schemas` from the beginning to its current end into `catalog`; return how many were new.
+
+    The consumer assigns itself the partitions; its group (`leadbus-schema-reader-<reader>-…`, never
+    joined) is named after the reading component so that its ACL can grant the prefix.
+    """
+    consumer = settings_for(bootstrap).consumer(f"leadbus-schema-reader-{reader}-{uuid.uuid4()}",
+                                                **{"isolation.level": "read_uncommitted"})
     try:
         meta = consumer.list_topics(SCHEMAS, timeout=timeout)
         partitions = [TopicPartition(SCHEMAS, p, 0) for p in meta.topics[SCHEMAS].partitions]

@@ -152,7 +152,9 @@ class StateStore:
         if not partitions:
             return 0
         identity = self._identity(timeout)
-        consumer = self.kafka.consumer(f"leadbus-restore-{uuid.uuid4()}", log_level=3)
+        # A group of its own, never joined (partitions are assigned): `leadbus-restore-<stage>-…`, the
+        # prefix the stage principal's ACL grants (the store's folder is named after its stage).
+        consumer = self.kafka.consumer(f"leadbus-restore-{self.directory.name}-{uuid.uuid4()}", log_level=3)
         restored = 0
         try:
             ends: dict[int, int] = {}

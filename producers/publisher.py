@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from leadbus.models import FUTURE_TOLERANCE, CaseLead, HandoverDecision
 from leadbus.producers.errors import FieldError, InvalidLead, PublishError
@@ -133,7 +134,7 @@ class Publisher:
         agency: str,
         province: str,
         *,
-        bootstrap_servers: str,
+        bootstrap_servers: str | KafkaSettings,
         config: Mapping[str, Any] | None = None,
         catalog: SchemaCatalog | None = None,
         sealer: EventSealer | None = None,
@@ -142,7 +143,9 @@ class Publisher:
         self.agency = agency
         self.province = province
         self.topic = intake_topic(agency)
-        self._config = {"bootstrap.servers": bootstrap_servers, **PRODUCER_DEFAULTS, **(config or {})}
+        # Where and how to connect (TLS, SASL) come from the project's one settings object.
+        self._kafka = settings_for(bootstrap_servers)
+        self._config = {**PRODUCER_DEFAULTS, **(config or {})}
         self._catalog = catalog or packaged_catalog()
         self._schema: SchemaEntry = self._catalog.latest(CASE_LEAD)
         self._sealer: EventSealer = sealer or UnsealedEvents()
@@ -155,9 +158,7 @@ class Publisher:
     @property
     def producer(self) -> Any:
         if self._producer is None:  # lazy: constructing a Publisher touches no network
-            from confluent_kafka import Producer
-
-            self._producer = Producer(self._config)
+            self._producer = self._kafka.producer(**self._config)
         return self._producer
 
     def __enter__(self) -> Publisher:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.models import CaseLead
 from leadbus.producers.publisher import PendingDelivery, Publisher
 from leadbus.producers.simulator import TrafficGenerator
@@ -25,10 +26,20 @@ class TrafficReport:
 
 
 class Traffic:
-    """One `Publisher` per agency (lazily), fed by a seeded `TrafficGenerator`."""
+    """One `Publisher` per agency (lazily), fed by a seeded `TrafficGenerator`.
 
-    def __init__(self, bootstrap_servers: str, *, seed: int = 0, same_suspect_share: float = 0.25) -> None:
-        self.bootstrap = bootstrap_servers
+    On a secured bus each agency publishes as its own principal: `settings` maps an agency code to
+    its client settings (`publisher-<agency>`); a plain bootstrap string or one settings object
+    serves every agency alike.
+    """
+
+    def __init__(self, bootstrap_servers: str | KafkaSettings | Callable[[str], KafkaSettings], *, seed: int = 0,
+                 same_suspect_share: float = 0.25) -> None:
+        if callable(bootstrap_servers):
+            self.settings: Callable[[str], KafkaSettings] = bootstrap_servers
+        else:
+            shared = settings_for(bootstrap_servers)
+            self.settings = lambda agency: shared
         self.generator = TrafficGenerator(seed=seed, same_suspect_share=same_suspect_share)
         self.publishers: dict[str, Publisher] = {}
         self.report = TrafficReport()
@@ -36,7 +47,7 @@ class Traffic:
 
     def publisher(self, agency: str, province: str) -> Publisher:
         if agency not in self.publishers:
-            self.publishers[agency] = Publisher(agency, province, bootstrap_servers=self.bootstrap)
+            self.publishers[agency] = Publisher(agency, province, bootstrap_servers=self.settings(agency))
         return self.publishers[agency]
 
     def publish_one(self, now: datetime) -> CaseLead:

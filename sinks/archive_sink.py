@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode, packaged_catalog
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.schema_topic import load_schemas
 from leadbus.sinks.archive import ArchiveWriter, Coordinates, ManifestLine
 
@@ -51,7 +52,7 @@ def _decoded(catalog: SchemaCatalog, value: bytes | None) -> tuple[SchemaEntry |
 
 
 def run_archive(
-    bootstrap: str,
+    bootstrap: str | KafkaSettings,
     topics: Iterable[str],
     root: Path,
     max_seconds: float | None = None,
@@ -67,21 +68,14 @@ def run_archive(
     `seal_after_seconds` bounds how long a quiet partition's file stays open (and its offsets
     unacknowledged); busy partitions seal on every hour change anyway.
     """
+    kafka = settings_for(bootstrap)
     if catalog is None:
         catalog = packaged_catalog()
-        load_schemas(bootstrap, catalog)  # schemas registered at run time, so their events decode
+        load_schemas(kafka, catalog, reader="archive")  # schemas registered at run time, so their events decode
     stats = ArchiveStats()
     healthy = True  # after a failure, leave open files to the next start's recovery, never seal them
     with ArchiveWriter(root) as writer:
-        consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "logger": logging.getLogger("leadbus.kafka.client"),
-            **(config or {}),
-        })
+        consumer = kafka.consumer(group, **(config or {}))
 
         def commit(sealed: list[ManifestLine]) -> None:
             stats.files += len(sealed)

@@ -3,13 +3,14 @@
     create_app(bootstrap, region) -> FastAPI      what `leadbus dashboard --region yrd` serves
     run(bootstrap, region, host, port)            the same under uvicorn, with a short graceful shutdown
 
-A background thread reads, from the beginning and without a consumer group, only
-`leadbus.region.<region>` (masked `RegionalBulletin`s, written by the routing stage) and
-`leadbus.handover` (`HandoverStep`s of every case). `RegionBoard` keeps, behind one lock, the latest
-bulletin of each case (a case merged into another, or withdrawn from the region by a `CaseWithdrawn`,
-is dropped — with its handover row and search entries — at once) and a handover row for each case seen
-in *this* region's bulletins; steps of any other case are parked out of sight until a bulletin of
-this region names the case, and are never served.
+A background thread reads, from the beginning and without joining a consumer group, only
+`leadbus.region.<region>`: masked `RegionalBulletin`s, `CaseWithdrawn`s and the `HandoverStep`s of the
+region's cases (without free text), all written by the routing stage — so the dashboard's principal
+reads one topic and no other region's data ever reaches it. `RegionBoard` keeps, behind one lock, the
+latest bulletin of each case (a case merged into another, or withdrawn from the region by a
+`CaseWithdrawn`, is dropped — with its handover row and search entries — at once) and a handover row for
+each case seen in this region's bulletins; a step that arrives before its case's bulletin is parked out
+of sight until the bulletin comes.
 
 Only masked bulletin fields are held or sent: a whitelist projection of the bulletin, and of a
 step only its phase, deadline and escalation (no free-text reasons or assessment, which agencies
@@ -36,7 +37,7 @@ from importlib import resources
 from typing import Any
 
 import uvicorn
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
@@ -44,9 +45,10 @@ from prometheus_client import Counter as PromCounter
 
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.sinks.dashboard_state import Event, RegionBoard, case_view, step_view
-from leadbus.topics import HANDOVER, region_topic
+from leadbus.topics import region_topic
 
 log = logging.getLogger("leadbus.sinks.dashboard")
 
@@ -85,7 +87,7 @@ class Metrics:
             return Gauge(name, doc, ["region"], registry=r).labels(region)
 
         self.bulletins = counter("leadbus_dashboard_bulletins", "RegionalBulletin events received")
-        self.steps = counter("leadbus_dashboard_handover_steps", "HandoverStep events received (all cases)")
+        self.steps = counter("leadbus_dashboard_handover_steps", "HandoverStep events received (this region's topic)")
         self.steps_shown = counter("leadbus_dashboard_handover_steps_shown", "HandoverStep events of this region")
         self.undecodable = counter("leadbus_dashboard_undecodable", "events that could not be decoded")
         self.withdrawals = counter("leadbus_dashboard_withdrawals", "CaseWithdrawn events received")
@@ -148,10 +150,11 @@ def sse_frame(kind: str, seq: int, data: Mapping[str, Any]) -> str:
 # -- the dashboard: state + reader thread ------------------------------------------------------------
 
 class Dashboard:
-    def __init__(self, bootstrap: str, region: str, catalog: SchemaCatalog | None = None) -> None:
+    def __init__(self, bootstrap: str | KafkaSettings, region: str, catalog: SchemaCatalog | None = None) -> None:
         if region not in REGIONS:
             raise ValueError(f"unknown region {region!r}; one of {', '.join(REGIONS)}")
-        self.bootstrap, self.region, self.topic = bootstrap, region, region_topic(region)
+        self.kafka, self.region, self.topic = settings_for(bootstrap), region, region_topic(region)
+        self.bootstrap = self.kafka.bootstrap
         self.catalog = catalog or packaged_catalog()
         self.lock = threading.Lock()
         self.state = RegionBoard(region)
@@ -204,7 +207,7 @@ class Dashboard:
                 self._push(self.state.withdraw(str(record["case_id"]), int(record["version"]),
                                                record.get("merged_into")))
                 self.refresh_gauges()
-        elif topic == HANDOVER and writer.name == STEP:
+        elif topic == self.topic and writer.name == STEP:
             self.metrics.steps.inc()
             step = step_view(record)
             with self.lock:
@@ -257,16 +260,11 @@ class Dashboard:
                 self.stopping.wait(2.0)
 
     def _read(self) -> None:
-        consumer = Consumer({
-            "bootstrap.servers": self.bootstrap,
-            "group.id": f"leadbus-dashboard-{self.region}-{uuid.uuid4()}",  # never joined: we assign
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "logger": logging.getLogger("leadbus.kafka.client"),
-        })
+        # never joined (we assign); the prefix is what the dashboard principal's ACL grants
+        consumer = self.kafka.consumer(f"leadbus-dashboard-{self.region}-{uuid.uuid4()}")
         try:
             assignment = []
-            for topic in (self.topic, HANDOVER):
+            for topic in (self.topic,):
                 meta = consumer.list_topics(topic, timeout=30).topics[topic]
                 if meta.error is not None:
                     raise RuntimeError(f"{topic}: {meta.error}")
@@ -293,7 +291,7 @@ class Dashboard:
                         with self.lock:
                             self.caught_up = True
                         self.metrics.caught_up.set(1)
-                        log.info("dashboard %s caught up with %s and %s", self.region, self.topic, HANDOVER)
+                        log.info("dashboard %s caught up with %s", self.region, self.topic)
         finally:
             consumer.close()
 
@@ -323,7 +321,7 @@ def render_page(region: str, lang: str, nonce: str) -> str:
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-def create_app(bootstrap: str, region: str) -> FastAPI:
+def create_app(bootstrap: str | KafkaSettings, region: str) -> FastAPI:
     """The dashboard of one region; its Kafka reader runs while the app is served."""
     dash = Dashboard(bootstrap, region)
 
@@ -399,7 +397,7 @@ def create_app(bootstrap: str, region: str) -> FastAPI:
     return app
 
 
-def run(bootstrap: str, region: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+def run(bootstrap: str | KafkaSettings, region: str, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve one region's dashboard (SSE streams never end by themselves, hence the short shutdown)."""
     uvicorn.run(create_app(bootstrap, region), host=host, port=port, timeout_graceful_shutdown=2,
                 log_level="info")

@@ -12,11 +12,12 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from leadbus.avro import DecodeError, decode, packaged_catalog
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.sinks.registry import registry_engine, rows_for, stored_offsets, write_batch
 from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, WITHDRAWALS
 
@@ -38,12 +39,13 @@ def _connect(url: str) -> Engine:
             delay = min(delay * 2, 5.0)
 
 
-def run_registry(bootstrap: str, url: str, *, max_seconds: float | None = None, batch: int = 500) -> None:
+def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float | None = None,
+                 batch: int = 500) -> None:
     engine = _connect(url)
     catalog = packaged_catalog()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "leadbus-registry-unused",
-                         "enable.auto.commit": False, "isolation.level": "read_committed",
-                         "logger": logging.getLogger("leadbus.kafka.client")})
+    # The group is never joined (partitions are assigned, offsets live in the database); it is named so
+    # that the registry principal's ACL can grant exactly it.
+    consumer = settings_for(bootstrap).consumer("leadbus-registry")
     positions = stored_offsets(engine)
     assignment = []
     for topic in KINDS:

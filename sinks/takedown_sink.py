@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, Producer
 
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.processors.core.routing import takedown_targets
 from leadbus.sinks.webhooks import RetryPolicy, WebhookDelivery, dead_letter, takedown_notice, takedown_reply
 
@@ -34,18 +34,17 @@ def notices_for(case: Mapping[str, Any], now: datetime, reply_within: timedelta)
                             now, reply_within) for target in takedown_targets(case)]
 
 
-def run_takedown(bootstrap: str, endpoints: Mapping[str, str], secret: bytes, *, default_endpoint: str | None = None,
-                 policy: RetryPolicy | None = None, reply_within: timedelta = timedelta(days=1),
+def run_takedown(bootstrap: str | KafkaSettings, endpoints: Mapping[str, str], secret: bytes, *,
+                 default_endpoint: str | None = None, policy: RetryPolicy | None = None,
+                 reply_within: timedelta = timedelta(days=1),
                  max_seconds: float | None = None, client: httpx.Client | None = None) -> None:
     catalog = packaged_catalog()
     case_schema = catalog.latest("cn.leadbus.CaseUpdated")
     reply_schema = catalog.latest("cn.leadbus.TakedownReply")
     dead_schema = catalog.latest("cn.leadbus.WebhookDeadLetter")
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "leadbus-takedown", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-                         "logger": logging.getLogger("leadbus.kafka.client")})
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "logger": logging.getLogger("leadbus.kafka.client")})
+    kafka = settings_for(bootstrap)
+    consumer = kafka.consumer("leadbus-takedown")
+    producer = kafka.producer(**{"enable.idempotence": True, "acks": "all"})
     http = client or httpx.Client(timeout=10.0)
     delivery = WebhookDelivery(http, secret, policy or RetryPolicy())
     consumer.subscribe([NOTICES])

@@ -8,6 +8,8 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
+from leadbus.clients import KafkaSettings, settings_for
+
 
 def _high_watermark(consumer: Consumer, tp: TopicPartition, attempts: int = 40) -> int:
     """Right after a topic is created its leader may not be known everywhere yet: ask again."""
@@ -21,15 +23,10 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition, attempts: int = 40) 
     raise AssertionError("unreachable")
 
 
-def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"test-reader-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
-        "logger": logging.getLogger("tests.kafka"),
-    })
+def read_all(bootstrap: str | KafkaSettings, topic: str, timeout: float = 60.0) -> list[Message]:
+    """On a secured bus pass the reader's settings (the auditor's: its groups are `leadbus-audit-…`)."""
+    consumer = settings_for(bootstrap).consumer(f"leadbus-audit-test-reader-{uuid.uuid4()}",
+                                                logger=logging.getLogger("tests.kafka"))
     try:
         meta = consumer.list_topics(topic, timeout=20)
         parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]

@@ -15,12 +15,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
-from leadbus.clients import settings_for
+from leadbus.clients import KafkaSettings, settings_for
 from leadbus.topics import ExistingTopic, TopicPlan, TopicSpec, plan
 
 
-def admin_client(bootstrap: str, extra: Mapping[str, Any] | None = None) -> AdminClient:
-    # librdkafka's lines reach logging when the admin client is polled (apply_topics does, once at the end).
+def admin_client(bootstrap: str | KafkaSettings, extra: Mapping[str, Any] | None = None) -> AdminClient:
     return settings_for(bootstrap).admin(**{"log_level": 3, **(extra or {})})
 
 
@@ -41,7 +40,8 @@ def describe_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, Exi
 
 
 def apply_topics(
-    bootstrap: str, specs: list[TopicSpec], *, fix_config: bool = True, extra: Mapping[str, Any] | None = None
+    bootstrap: str | KafkaSettings, specs: list[TopicSpec], *, fix_config: bool = True,
+    extra: Mapping[str, Any] | None = None,
 ) -> TopicPlan:
     """Create missing topics, add partitions, and (with fix_config) correct drifted configs.
 
@@ -77,7 +77,6 @@ def apply_topics(
         for fut in admin.incremental_alter_configs(resources).values():
             fut.result(timeout=30)
     _wait_for_leaders(admin, [s.name for s in todo.create])
-    admin.poll(0)  # serve librdkafka's queued log lines to logging
     return todo
 
 

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from leadbus.clients import KafkaSettings
 from leadbus.kafka.runtime import KafkaRuntimeError, deploy_file, ensure_kafka_libs, java_executable
+from leadbus.kafka.tls import BrokerTls
 
 _LIVE: weakref.WeakSet[KafkaCluster] = weakref.WeakSet()
 
@@ -48,12 +50,34 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
 
 
+@dataclass(frozen=True)
+class ClusterSecurity:
+    """A secured cluster: TLS everywhere, SCRAM-SHA-512 for clients, mutual TLS between nodes, ACLs.
+
+    Client listener `CLIENT` (SASL_SSL, SCRAM-SHA-512); inter-broker listener `INTERNAL` and controller
+    listener `CONTROLLER` (SSL with client certificates required: the nodes' own principal, a super
+    user). StandardAuthorizer, deny by default. The admin's SCRAM credential is written into the
+    metadata log at storage format time; every other credential is created through the Admin API.
+    """
+
+    tls: BrokerTls
+    admin_user: str
+    admin_password: str
+    mechanism: str = "SCRAM-SHA-512"
+
+    def client(self, bootstrap: str, user: str, password: str) -> KafkaSettings:
+        return KafkaSettings(bootstrap, security={
+            "security.protocol": "SASL_SSL", "sasl.mechanism": self.mechanism, "sasl.username": user,
+            "sasl.password": password, "ssl.ca.location": str(self.tls.ca_path)})
+
+
 @dataclass
 class KafkaNode:
     node_id: int
     broker_port: int
     controller_port: int
     directory: Path
+    internal_port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -95,6 +119,7 @@ class KafkaCluster:
         fast_start: bool = True,
         tie_to_parent: bool = True,
         broker_properties: dict[str, str] | None = None,
+        security: ClusterSecurity | None = None,
     ) -> None:
         if nodes not in (1, 3):
             raise ValueError("a local cluster has 1 or 3 nodes")
@@ -104,8 +129,10 @@ class KafkaCluster:
         self.fast_start = fast_start
         self.tie_to_parent = tie_to_parent
         self.extra = dict(broker_properties or {})
+        self.security = security
         self.nodes = [
-            KafkaNode(i, free_port(), free_port(), self.directory / f"node{i}") for i in range(1, nodes + 1)
+            KafkaNode(i, free_port(), free_port(), self.directory / f"node{i}", free_port() if security else 0)
+            for i in range(1, nodes + 1)
         ]
         self.cluster_id = kafka_uuid()
         self._formatted = False
@@ -115,6 +142,18 @@ class KafkaCluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(n.bootstrap for n in self.nodes)
+
+    @property
+    def admin_settings(self) -> KafkaSettings:
+        """How to reach the cluster with every right: plain on an open cluster, the admin on a secured one."""
+        if self.security is None:
+            return KafkaSettings(self.bootstrap_servers)
+        return self.security.client(self.bootstrap_servers, self.security.admin_user, self.security.admin_password)
+
+    def client_settings(self, user: str, password: str) -> KafkaSettings:
+        if self.security is None:
+            raise ValueError("an open cluster has no users")
+        return self.security.client(self.bootstrap_servers, user, password)
 
     def __enter__(self) -> KafkaCluster:
         self.start()
@@ -134,6 +173,10 @@ class KafkaCluster:
                 self._launch(node)
         self.wait_ready(timeout=timeout)
 
+    def owns_directory(self, owned: bool = True) -> None:
+        """Delete the cluster's folder when it closes (a folder made for it by its caller)."""
+        self._owns_dir = owned
+
     def detach(self) -> dict[str, object]:
         """Leave the brokers running after this process exits; return what `leadbus broker down` needs."""
         _LIVE.discard(self)
@@ -142,6 +185,7 @@ class KafkaCluster:
             "bootstrap": self.bootstrap_servers,
             "directory": str(self.directory),
             "pids": [n.process.pid for n in self.nodes if n.process is not None],
+            "secure": self.security is not None,
         }
 
     def close(self) -> None:
@@ -187,12 +231,10 @@ class KafkaCluster:
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until every running node serves metadata requests and sees all live brokers."""
-        from confluent_kafka.admin import AdminClient
-
         expected = {n.node_id for n in self.nodes if n.running}
         deadline = time.monotonic() + timeout
         last_error = "no answer yet"
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 3000, "log_level": 0})
+        admin = self.admin_settings.admin(**{"socket.timeout.ms": 3000, "log_level": 0})
         while time.monotonic() < deadline:
             for node in self.nodes:
                 if node.process is not None and node.process.poll() is not None and node.node_id in expected:
@@ -255,8 +297,39 @@ class KafkaCluster:
             "broker.heartbeat.interval.ms": "500",
             "broker.session.timeout.ms": "3000",
         }
+        if self.security is not None:
+            props.update(self._secure_properties(node))
         props.update(self.extra)
         return props
+
+    def _secure_properties(self, node: KafkaNode) -> dict[str, str]:
+        sec = self.security
+        assert sec is not None
+        mech = sec.mechanism.lower()
+        listeners = (f"CLIENT://127.0.0.1:{node.broker_port},INTERNAL://127.0.0.1:{node.internal_port},"
+                     f"CONTROLLER://127.0.0.1:{node.controller_port}")
+        return {
+            "listeners": listeners,
+            "advertised.listeners": listeners,
+            "listener.security.protocol.map": "CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL",
+            "inter.broker.listener.name": "INTERNAL",
+            "controller.listener.names": "CONTROLLER",
+            "sasl.enabled.mechanisms": sec.mechanism,
+            "listener.name.client.sasl.enabled.mechanisms": sec.mechanism,
+            f"listener.name.client.{mech}.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(sec.tls.keystores[node.node_id]),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(sec.tls.ca_path),
+            "ssl.endpoint.identification.algorithm": "https",
+            "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+            "listener.name.internal.ssl.client.auth": "required",
+            "listener.name.controller.ssl.client.auth": "required",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{sec.admin_user};{sec.tls.broker_principal}",
+        }
 
     def _format(self) -> None:
         base = self._jvm()
@@ -272,6 +345,9 @@ class KafkaCluster:
             else:
                 voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}:{dir_ids[n.node_id]}" for n in self.nodes)
                 cmd += ["--initial-controllers", voters]
+            if self.security is not None:
+                sec = self.security
+                cmd += ["--add-scram", f'{sec.mechanism}=[name="{sec.admin_user}",password="{sec.admin_password}"]']
             procs.append((node, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
         for node, proc in procs:
             out, _ = proc.communicate(timeout=120)

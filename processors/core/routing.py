@@ -172,6 +172,32 @@ def route_change(before: Reached | None, case: Mapping[str, Any]) -> RouteChange
     return RouteChange(send, withdraw)
 
 
+# -- handover steps: each region's dashboard gets them through its own topic ----------------------------
+
+#: Steps remembered per case, so that a region a case reaches late still gets its whole handover so far.
+STEPS_KEPT = 64
+
+
+def step_regions(reached: Reached | None) -> list[Route]:
+    """Where a case's handover steps go: the regional topics its last version reached, nothing else."""
+    return [r for r in reached.routes if r.channel == "region"] if reached is not None else []
+
+
+def newly_reached_regions(before: Reached | None, change: RouteChange) -> list[Route]:
+    """Regions this version reaches that the last one did not: they get the case's earlier steps too."""
+    had = set(step_regions(before))
+    return [r for r in change.send if r.channel == "region" and r not in had]
+
+
+def regional_step(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A HandoverStep as a region may receive it: phases, deadlines, actors; no free text.
+
+    `reasons` and `assessment` are written by agencies and may name people or quote identifiers, and no
+    dashboard shows them, so they never leave the national topic.
+    """
+    return {**step, "reasons": "", "assessment": ""}
+
+
 def withdrawal_record(case: Mapping[str, Any], withdrawal: Withdrawal) -> dict[str, Any]:
     """The CaseWithdrawn event (the edge adds `withdrawn_at`): ids, version and reason, no case data."""
     return {

@@ -130,7 +130,8 @@ def test_every_expression_names_only_metrics_the_project_exports() -> None:
         assert not unknown, f"{expr!r} names series the project does not export: {sorted(unknown)}"
         used |= names
     # What the issue asks the stages to report is watched by both the rules and the dashboard.
-    for wanted in ("leadbus_consumer_lag", "leadbus_stage_latency_seconds_bucket", "leadbus_stage_transaction_seconds_bucket",
+    for wanted in ("leadbus_consumer_lag", "leadbus_stage_latency_seconds_bucket",
+                   "leadbus_stage_transaction_seconds_bucket",
                    "leadbus_stage_dead_letter_outputs_total", "leadbus_stage_dead_letters_total",
                    "leadbus_intake_rejected_total", "leadbus_handover_overdue_duties"):
         assert wanted in used

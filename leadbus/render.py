@@ -15,10 +15,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
+from leadbus.agencies import AGENCIES
 from leadbus.geography import REGIONS
 from leadbus.topics import CASES, INTAKE_BY_LEAD, LEADS_ACCEPTED, TopicSpec, load_declarations
 
@@ -31,20 +32,73 @@ IMAGE = "registry.example.invalid/leadbus:0.1.0"
 BOOTSTRAP_SCRAM = f"{CLUSTER}-kafka-bootstrap:9094"
 
 
+class GrantLike(Protocol):
+    """One ALLOW rule, shaped like `leadbus.acl.Grant` (the ACL policy's model): one operation on one resource."""
+
+    @property
+    def principal(self) -> str: ...  # "User:intake"
+    @property
+    def kind(self) -> str: ...  # topic | group | transactional_id | cluster
+    @property
+    def name(self) -> str: ...
+    @property
+    def pattern(self) -> str: ...  # literal | prefixed
+    @property
+    def operation(self) -> str: ...  # read, write, describe, idempotent_write, …
+
+
 @dataclass(frozen=True)
 class Grant:
-    """One ACL rule of a principal: operations on a resource (topic, group, transactionalId, cluster)."""
-
-    resource: str
+    principal: str
+    kind: str
     name: str
-    pattern: str = "literal"  # or "prefix"
-    operations: tuple[str, ...] = ("Read",)
+    pattern: str
+    operation: str
 
 
 @dataclass(frozen=True)
-class Principal:
-    name: str
-    grants: tuple[Grant, ...] = ()
+class Principals:
+    """What the renderer needs of the ACL policy: the admin (a super user), the users and their grants."""
+
+    admin: str
+    users: tuple[str, ...]
+    grants: tuple[GrantLike, ...]
+
+
+_GRANT_KEYS = {
+    "topic": ("topic", "literal"),
+    "topic_prefix": ("topic", "prefixed"),
+    "group": ("group", "literal"),
+    "group_prefix": ("group", "prefixed"),
+    "transactional_id": ("transactional_id", "literal"),
+    "transactional_id_prefix": ("transactional_id", "prefixed"),
+    "cluster": ("cluster", "literal"),
+}
+
+
+def load_principals(path: Path) -> Principals:
+    """The principals and grants of `deploy/acl-policy.yaml` (`admin`, `principals: [{name, for_each, allow}]`).
+
+    A reader of its own, for the format the ACL work declares (`principals[].allow[]` items such as
+    `{topic_prefix: "leadbus.intake.", ops: [read, describe]}`); once `leadbus.acl.load_policy` is on the
+    same branch, `Principals(policy.admin, tuple(policy.users()), tuple(policy.grants()))` replaces it.
+    """
+    doc: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    expansions = {"agency": sorted(AGENCIES), "region": sorted(REGIONS)}
+    users: list[str] = []
+    grants: list[GrantLike] = []
+    for item in doc.get("principals", []):
+        values = expansions[item["for_each"]] if "for_each" in item else [None]
+        for value in values:
+            fill = {item["for_each"]: value} if value is not None else {}
+            user = str(item["name"]).format(**fill)
+            users.append(user)
+            for rule in item.get("allow", []):
+                (key,) = [k for k in rule if k != "ops"]
+                kind, pattern = _GRANT_KEYS[key]
+                name = "kafka-cluster" if kind == "cluster" else str(rule[key]).format(**fill)
+                grants += [Grant(f"User:{user}", kind, name, pattern, str(op)) for op in rule["ops"]]
+    return Principals(str(doc.get("admin", "admin")), tuple(users), tuple(grants))
 
 
 @dataclass(frozen=True)
@@ -66,43 +120,17 @@ class Workload:
 @dataclass
 class Plan:
     topics: list[TopicSpec]
-    principals: list[Principal]
+    principals: Principals | None
     workloads: list[Workload] = field(default_factory=list)
-
-
-def load_principals(path: Path) -> list[Principal]:
-    """The ACL policy's principals and grants.
-
-    Its format is being settled beside this renderer; this reads `principals: [{name, acls: [{resource, name,
-    pattern, operations}]}]` (or a mapping name → acls) and is the one place to adapt when the format lands.
-    """
-    doc: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    raw = doc.get("principals", doc) if isinstance(doc, dict) else doc
-    items = [{"name": k, "acls": v} for k, v in raw.items()] if isinstance(raw, dict) else list(raw or [])
-    principals = []
-    for item in items:
-        grants = []
-        for acl in item.get("acls") or item.get("grants") or []:
-            ops = acl.get("operations") or [acl.get("operation", "Read")]
-            grants.append(
-                Grant(
-                    str(acl.get("resource", "topic")),
-                    str(acl["name"]),
-                    str(acl.get("pattern", "literal")),
-                    tuple(str(o) for o in ops),
-                )
-            )
-        principals.append(Principal(str(item["name"]), tuple(grants)))
-    return principals
 
 
 def _partitions(topics: list[TopicSpec], name: str) -> int:
     return next(t.partitions for t in topics if t.name == name)
 
 
-def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | None = None) -> Plan:
+def plan(topics: list[TopicSpec] | None = None, principals: Principals | None = None) -> Plan:
     topics = topics if topics is not None else load_declarations()
-    result = Plan(topics, principals or [])
+    result = Plan(topics, principals)
     by_lead = _partitions(topics, INTAKE_BY_LEAD)
     cases = _partitions(topics, CASES)
     accepted = _partitions(topics, LEADS_ACCEPTED)
@@ -115,7 +143,7 @@ def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | No
             by_lead,
             f"consumer group leadbus-intake; state lives with the {by_lead} partitions of {INTAKE_BY_LEAD}: "
             f"up to {by_lead} useful replicas",
-            "leadbus-intake",
+            "intake",
         ),
         Workload(
             "linking",
@@ -124,7 +152,7 @@ def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | No
             2,
             f"consumer group leadbus-linking; {LEADS_ACCEPTED} has {accepted} partition and the linker's state "
             "is global: one active owner, the other replica stands by and takes over on failure",
-            "leadbus-linking",
+            "linking",
             min_available=1,
         ),
         Workload(
@@ -133,7 +161,7 @@ def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | No
             2,
             cases,
             f"consumer group leadbus-handover; state co-partitioned with the {cases} partitions of {CASES}",
-            "leadbus-handover",
+            "handover",
         ),
         Workload(
             "routing",
@@ -141,7 +169,7 @@ def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | No
             2,
             cases,
             f"consumer group leadbus-routing; state co-partitioned with the {cases} partitions of {CASES}",
-            "leadbus-routing",
+            "routing",
         ),
         Workload(
             "registry",
@@ -149,7 +177,7 @@ def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | No
             1,
             1,
             "one writer per database: rows and offsets in one SQL transaction",
-            "leadbus-registry",
+            "registry",
             metrics=False,
             min_available=0,
         ),
@@ -159,7 +187,7 @@ def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | No
             1,
             1,
             "one writer per archive directory (hourly files and a chained manifest)",
-            "leadbus-archive",
+            "archive",
             metrics=False,
             volume="archive",
             min_available=0,
@@ -170,7 +198,7 @@ def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | No
             1,
             1,
             "webhook deliveries with idempotency keys; one is enough",
-            "leadbus-takedown",
+            "takedown",
             metrics=False,
             min_available=0,
         ),
@@ -180,7 +208,7 @@ def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | No
             2,
             10,
             "stateless HTTPS/JSON edge of the agencies: scale on request rate",
-            "leadbus-gateway",
+            "gateway",
             port=8443,
             metrics=False,
         ),
@@ -193,7 +221,7 @@ def plan(topics: list[TopicSpec] | None = None, principals: list[Principal] | No
                 2,
                 4,
                 f"each replica reads leadbus.region.{region} in full (no group): scale for viewers",
-                f"leadbus-dashboard-{region}",
+                f"dashboard-{region}",
                 port=8080,
                 metrics=False,
             )
@@ -217,7 +245,7 @@ def _meta(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": NAMESPACE, **extra}
 
 
-def kafka_resources(topics: list[TopicSpec]) -> list[dict[str, Any]]:
+def kafka_resources(topics: list[TopicSpec], admin: str = "admin") -> list[dict[str, Any]]:
     pools = []
     for role, size in (("controller", "20Gi"), ("broker", "500Gi")):
         pools.append(
@@ -260,7 +288,7 @@ def kafka_resources(topics: list[TopicSpec]) -> list[dict[str, Any]]:
                         "authentication": {"type": "scram-sha-512"},
                     },
                 ],
-                "authorization": {"type": "simple", "superUsers": ["leadbus-admin"]},
+                "authorization": {"type": "simple", "superUsers": [admin]},
                 "config": {
                     "default.replication.factor": 3,
                     "min.insync.replicas": 2,
@@ -298,25 +326,50 @@ def topic_resources(topics: list[TopicSpec]) -> list[dict[str, Any]]:
     ]
 
 
-def user_resources(principals: list[Principal]) -> list[dict[str, Any]]:
+_OPERATIONS = {
+    "read": "Read",
+    "write": "Write",
+    "describe": "Describe",
+    "describe_configs": "DescribeConfigs",
+    "idempotent_write": "IdempotentWrite",
+    "create": "Create",
+    "alter": "Alter",
+    "alter_configs": "AlterConfigs",
+    "delete": "Delete",
+    "cluster_action": "ClusterAction",
+    "all": "All",
+}
+_RESOURCES = {"topic": "topic", "group": "group", "transactional_id": "transactionalId", "cluster": "cluster"}
+_PATTERN_TYPES = {"literal": "literal", "prefixed": "prefix"}
+
+
+def user_resources(principals: Principals) -> list[dict[str, Any]]:
+    """A KafkaUser (SCRAM-SHA-512, simple authorization) per user, its grants merged by resource."""
     users = []
-    for p in principals:
-        acls = [
-            {
-                "resource": {
-                    "type": g.resource,
-                    **({"name": g.name, "patternType": g.pattern} if g.resource != "cluster" else {}),
-                },
-                "operations": list(g.operations),
-                "host": "*",
-            }
-            for g in p.grants
-        ]
+    for user in principals.users:
+        by_resource: dict[tuple[str, str, str], list[str]] = {}
+        for g in principals.grants:
+            if g.principal == f"User:{user}":
+                ops = by_resource.setdefault((g.kind, g.name, g.pattern), [])
+                op = _OPERATIONS[g.operation]
+                if op not in ops:
+                    ops.append(op)
+        acls = []
+        for (kind, name, pattern), ops in by_resource.items():
+            resource: dict[str, Any] = {"type": _RESOURCES[kind]}
+            if kind != "cluster":
+                resource |= {"name": name, "patternType": _PATTERN_TYPES[pattern]}
+            acls.append({"resource": resource, "operations": ops, "host": "*"})
         users.append(
             {
                 "apiVersion": STRIMZI_API,
                 "kind": "KafkaUser",
-                "metadata": _meta(k8s_name(p.name), labels={"strimzi.io/cluster": CLUSTER}),
+                # Kubernetes names are lower case, and Strimzi's SCRAM user is the resource's name.
+                "metadata": _meta(
+                    k8s_name(user),
+                    labels={"strimzi.io/cluster": CLUSTER},
+                    annotations={"leadbus.cn/policy-principal": user},
+                ),
                 "spec": {
                     "authentication": {"type": "scram-sha-512"},
                     "authorization": {"type": "simple", "acls": acls},
@@ -329,12 +382,9 @@ def user_resources(principals: list[Principal]) -> list[dict[str, Any]]:
 def _deployment(w: Workload, image: str) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "LEADBUS_BOOTSTRAP", "value": BOOTSTRAP_SCRAM},
-        {"name": "LEADBUS_SASL_USERNAME", "value": w.principal},
-        {
-            "name": "LEADBUS_SASL_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": k8s_name(w.principal), "key": "password"}},
-        },
-        {"name": "LEADBUS_CA_FILE", "value": "/etc/leadbus/ca/ca.crt"},
+        # The principal's client settings (SASL_SSL, SCRAM-SHA-512, its user and password, the cluster CA),
+        # the file `leadbus acl apply` writes, kept in a Secret of its own (docs/operations.md, "Deploy").
+        {"name": "LEADBUS_CLIENT_CONFIG", "value": "/etc/leadbus/client/client.json"},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     if w.name == "registry":
@@ -361,10 +411,12 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
         ports.append({"name": "http", "containerPort": w.port})
     mounts = [
         {"name": "cluster-ca", "mountPath": "/etc/leadbus/ca", "readOnly": True},
+        {"name": "client", "mountPath": "/etc/leadbus/client", "readOnly": True},
         {"name": "state", "mountPath": "/var/lib/leadbus"},
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "cluster-ca", "secret": {"secretName": f"{CLUSTER}-cluster-ca-cert"}},
+        {"name": "client", "secret": {"secretName": f"leadbus-client-{k8s_name(w.principal)}"}},
         {
             "name": "state",
             **({"persistentVolumeClaim": {"claimName": f"leadbus-{w.volume}"}} if w.volume else {"emptyDir": {}}),
@@ -481,7 +533,8 @@ def systemd_units(p: Plan) -> dict[str, str]:
                 "User=leadbus",
                 "Group=leadbus",
                 "EnvironmentFile=/etc/leadbus/leadbus.env",
-                f"EnvironmentFile=/etc/leadbus/{w.principal}.env",
+                # The principal's client settings, as `leadbus acl apply` writes them (var/secure/clients/).
+                f"Environment=LEADBUS_CLIENT_CONFIG=/etc/leadbus/clients/{w.principal}.json",
                 f"ExecStart=/opt/leadbus/bin/leadbus {' '.join(args)}",
                 "KillSignal=SIGTERM",
                 "TimeoutStopSec=60",
@@ -515,10 +568,10 @@ def render(
     out: Path, topics: list[TopicSpec] | None = None, policy: Path | None = None, image: str = IMAGE
 ) -> dict[Path, str]:
     """Write deploy/k8s/*.yaml and deploy/systemd/*.service under `out`; return what was written."""
-    principals = load_principals(policy) if policy is not None and policy.exists() else []
+    principals = load_principals(policy) if policy is not None and policy.exists() else None
     p = plan(topics, principals)
     files = {
-        out / "k8s" / "kafka.yaml": _dump(kafka_resources(p.topics)),
+        out / "k8s" / "kafka.yaml": _dump(kafka_resources(p.topics, principals.admin if principals else "admin")),
         out / "k8s" / "topics.yaml": _dump(topic_resources(p.topics)),
         out / "k8s" / "workloads.yaml": _dump(workload_resources(p, image)),
     }

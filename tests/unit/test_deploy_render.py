@@ -41,7 +41,7 @@ def _strimzi_libs() -> Path:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[Path, str]:
-    return render.render(tmp_path_factory.mktemp("render"))
+    return render.render(tmp_path_factory.mktemp("render"), policy=ROOT / "deploy" / "acl-policy.yaml")
 
 
 def _docs(files: dict[Path, str]) -> list[dict]:
@@ -103,11 +103,42 @@ def test_strimzi_objects_are_valid_for_strimzi(rendered, tmp_path: Path) -> None
     assert len(errors) == 1 and "replicaz" in errors[0], "\n".join(errors)  # only the planted mistake
 
 
+POLICY = """
+admin: admin
+principals:
+  - name: "publisher-{agency}"
+    for_each: agency
+    allow:
+      - {topic: "leadbus.intake.{agency}", ops: [write, describe]}
+  - name: intake
+    allow:
+      - {topic_prefix: "leadbus.intake.", ops: [read, describe]}
+      - {group: leadbus-intake, ops: [read]}
+      - {transactional_id_prefix: leadbus-intake-, ops: [write, describe]}
+      - {cluster: kafka-cluster, ops: [idempotent_write]}
+  - name: "dashboard-{region}"
+    for_each: region
+    allow:
+      - {topic: "leadbus.region.{region}", ops: [read, describe]}
+"""
+
+
 def test_users_are_rendered_from_the_policy_when_it_exists(tmp_path: Path) -> None:
+    """In the format of deploy/acl-policy.yaml; every KafkaUser also passes Strimzi's model."""
     policy = tmp_path / "acl-policy.yaml"
-    policy.write_text(yaml.safe_dump({"principals": [{"name": "agency-SAMR", "acls": [
-        {"resource": "topic", "name": "leadbus.intake.SAMR", "operations": ["Write", "Describe"]}]}]}))
+    policy.write_text(POLICY)
     files = render.render(tmp_path / "out", policy=policy)
-    users = [d for d in _docs(files) if d["kind"] == "KafkaUser"]
-    assert [u["metadata"]["name"] for u in users] == ["agency-samr"]
-    assert users[0]["spec"]["authorization"]["acls"][0]["operations"] == ["Write", "Describe"]
+    users = {u["metadata"]["name"]: u for u in _docs(files) if u["kind"] == "KafkaUser"}
+    assert {"publisher-samr", "intake", "dashboard-yrd"} <= set(users)
+    assert users["publisher-samr"]["metadata"]["annotations"]["leadbus.cn/policy-principal"] == "publisher-SAMR"
+    assert users["publisher-samr"]["spec"]["authorization"]["acls"] == [
+        {"resource": {"type": "topic", "name": "leadbus.intake.SAMR", "patternType": "literal"},
+         "operations": ["Write", "Describe"], "host": "*"}]
+    intake = {a["resource"]["type"]: a for a in users["intake"]["spec"]["authorization"]["acls"]}
+    assert intake["topic"]["resource"]["patternType"] == "prefix"
+    assert intake["transactionalId"]["operations"] == ["Write", "Describe"]
+    assert intake["cluster"] == {"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"], "host": "*"}
+    proc = subprocess.run([java_executable(), "-cp", f"{_strimzi_libs()}/*", str(STRIMZI / "StrimziCheck.java"),
+                           str(tmp_path / "out" / "k8s" / "users.yaml")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.count("OK KafkaUser/") == len(users), proc.stdout + proc.stderr

@@ -28,6 +28,8 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(acl_app, name="acl")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+deploy_app = typer.Typer(help="Deployment files generated from the declarations.", no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
 console = Console()
 
 BOOTSTRAP = typer.Option(None, "--bootstrap", "-b", envvar="LEADBUS_BOOTSTRAP",
@@ -817,6 +819,25 @@ def keys_list(
         if publisher is None or name == publisher:
             for key in registry.keys_of(name):
                 _show_key(key)
+
+
+@deploy_app.command("render")
+def deploy_render(
+    out: Path = typer.Option(Path("deploy"), help="Writes OUT/k8s/*.yaml and OUT/systemd/*.service."),
+    topics: Path = typer.Option(Path("deploy/topics.yaml"), help="The topic declarations."),
+    policy: Path = typer.Option(Path("deploy/acl-policy.yaml"), help="The ACL policy (KafkaUsers; skipped if absent)."),
+    image: str | None = typer.Option(None, help="Container image of leadbus."),
+) -> None:
+    """Render Strimzi Kafka, node pools, topics, users, Deployments, Services, PDBs and systemd units."""
+    from leadbus import render
+    from leadbus.topics import load_declarations
+
+    specs = load_declarations(topics.read_text(encoding="utf-8")) if topics.exists() else None
+    written = render.render(out, specs, policy, image or render.IMAGE)
+    for path in sorted(written):
+        console.print(str(path))
+    if not policy.exists():
+        console.print(f"[yellow]{policy} not found: no KafkaUser rendered[/yellow]")
 
 
 def main() -> None:

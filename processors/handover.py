@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -85,6 +85,7 @@ class HandoverHandler:
         self.decision_schema = self.catalog.latest("cn.leadbus.HandoverDecision")
         self.step_schema = self.catalog.latest("cn.leadbus.HandoverStep")
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
+        self._reported_actions: set[str] = set()
 
     # -- records --------------------------------------------------------------------------
 
@@ -194,6 +195,30 @@ class HandoverHandler:
             result.outputs += partial.outputs
             result.state.update(partial.state)
         return result
+
+    def overdue(self, views: Sequence[RangeView]) -> tuple[dict[str, int], int]:
+        """Duties past due and not yet done, by the action awaited; and the handovers still awaiting something."""
+        overdue: dict[str, int] = {}
+        waiting = 0
+        for view in views:
+            for _, raw in view.range(b"h:", b"h;"):
+                deadline = json.loads(raw).get("deadline")
+                if not deadline:
+                    continue
+                waiting += 1
+                if deadline.get("breached") and deadline.get("duty"):
+                    overdue[deadline["action"]] = overdue.get(deadline["action"], 0) + 1
+        return overdue, waiting
+
+    def report(self, views: Sequence[RangeView]) -> None:
+        """Set the overdue-duty gauges (called by the stage every few ticks, over the partitions it owns)."""
+        from leadbus.processors import metrics
+
+        overdue, waiting = self.overdue(views)
+        for action in set(self._reported_actions) | set(overdue):
+            metrics.HANDOVER_OVERDUE.labels(action).set(overdue.get(action, 0))
+        self._reported_actions = set(overdue) | set(self._reported_actions)
+        metrics.HANDOVER_OPEN.set(waiting)
 
     # -- helpers --------------------------------------------------------------------------
 

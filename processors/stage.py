@@ -34,6 +34,7 @@ from leadbus.limits import MAX_RECORD_BYTES
 from leadbus.processors import metrics
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
+from leadbus.processors.report import StageReport
 from leadbus.processors.state import StateStore
 from leadbus.topics import LEADS_REJECTED
 
@@ -103,6 +104,8 @@ class StageConfig:
     dead_letter_topic: str = LEADS_REJECTED
     # How long one record that fails alone is retried before it is taken for the cause and dead-lettered.
     retry_budget: float = 20.0
+    # How often the worker reads its consumer lag for Prometheus (0 = never; processors/report.py).
+    lag_interval: float = 5.0
 
     @property
     def bootstrap(self) -> str:
@@ -144,6 +147,7 @@ class ExactlyOnceStage:
         self._owned: set[int] = set()
         self._producer: Producer | None = None
         self._dead_schema = packaged_catalog().latest("cn.leadbus.LeadRejected")
+        self.report = StageReport(config.name, config.kafka, config.group_id, lag_interval=config.lag_interval)
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -161,6 +165,7 @@ class ExactlyOnceStage:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._owned = set()
+        self.report.assigned(())
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self.config.global_state:
@@ -170,6 +175,7 @@ class ExactlyOnceStage:
                       if self.config.state_topic is None or tp.topic == self.config.state_topic}
         restored = self.state.restore(wanted) if self.config.changelog_topic else 0
         self._owned = set(wanted)
+        self.report.assigned((tp.topic, tp.partition) for tp in partitions)
         log.info("%s assigned %d partitions; restored %d state records", self.config.name, len(partitions), restored)
 
     # -- loop ------------------------------------------------------------------------------
@@ -185,6 +191,7 @@ class ExactlyOnceStage:
         self._consumer, self._producer = consumer, producer
         consumer.subscribe(self.config.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._running = True
+        self.report.started()
         started = time.monotonic()
         last_tick = 0.0
         try:
@@ -202,6 +209,7 @@ class ExactlyOnceStage:
                     last_tick = time.monotonic()
                     self._tick(producer)
         finally:
+            self.report.stopped()
             consumer.close()
             producer.flush(10)
             self.state.close()
@@ -219,6 +227,7 @@ class ExactlyOnceStage:
             if _fatal(exc):
                 self._rewind(consumer, records)
                 raise
+            self.report.batch_failed()
             log.warning("%s: a batch of %d failed (%s); retrying one record at a time",
                         self.config.name, len(records), exc)
         for i in range(len(records)):
@@ -248,13 +257,16 @@ class ExactlyOnceStage:
                 delay = min(delay * 2, 5.0)
 
     def _transact(self, consumer: Consumer, producer: Producer, records: list[Record], now: datetime) -> None:
+        began = time.monotonic()
         producer.begin_transaction()
         next_offsets: dict[tuple[str, int], int] = {}
+        dead = 0
         for record in records:
             partition = self._state_partition(record)
             view: StateView = _PartitionState(self.state, partition) if partition is not None else _NoState()
             result = self._step(record, view, now)
             for out in result.outputs:
+                dead += out.topic == self.config.dead_letter_topic
                 self._produce(producer, out.topic, out.key, out.value, list(out.headers), out.partition)
             if partition is not None:
                 for key, value in result.state.items():
@@ -265,6 +277,7 @@ class ExactlyOnceStage:
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(60)
         self.state.commit()
+        self.report.committed(records, dead, began)
 
     def _state_partition(self, record: Record) -> int | None:
         if self.config.global_state:
@@ -312,6 +325,7 @@ class ExactlyOnceStage:
                 producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
                 producer.commit_transaction(60)
                 self.state.abort()
+                self.report.committed([record], len(dead.outputs) if attempt == "dead letter" else 0, time.monotonic())
                 if attempt == "skip":
                     metrics.STAGE_SKIPPED.labels(self.config.name).inc()
                     log.error("%s: skipped %s[%d]@%d (%d bytes): not even its dead letter could be written (%s)",
@@ -328,9 +342,12 @@ class ExactlyOnceStage:
     def _tick(self, producer: Producer) -> None:
         """Time-driven outputs (deadline breaches), in their own transaction with their state writes."""
         now = self.clock()
+        began = time.monotonic()
         ticking: Ticking = self.handler  # type: ignore[assignment]
-        results = [(p, ticking.tick(_PartitionState(self.state, p), now)) for p in sorted(self._owned)]
+        owned = sorted(self._owned)
+        results = [(p, ticking.tick(_PartitionState(self.state, p), now)) for p in owned]
         if not any(r.outputs or r.state for _, r in results):
+            self.report.ticked(began, lambda: [_PartitionState(self.state, p) for p in owned], self.handler)
             return
         producer.begin_transaction()
         try:
@@ -345,6 +362,7 @@ class ExactlyOnceStage:
             self._abort(producer)
             raise
         self.state.commit()
+        self.report.ticked(began, lambda: [_PartitionState(self.state, p) for p in owned], self.handler)
 
     @staticmethod
     def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes | None,

@@ -144,7 +144,6 @@ class KafkaSource:
                 consumer.assign([tp])
                 last = span.start - 1
                 idle_since = time.monotonic()
-                flowing = False
                 while True:
                     # Ask for no more than can be left, and wait briefly once records flow: a partition ends
                     # on a transaction marker as often as on a record, and only its position tells.
@@ -171,7 +170,6 @@ class KafkaSource:
                         break
                     if batch:
                         idle_since = time.monotonic()
-                        flowing = True
                     position = consumer.position([TopicPartition(span.topic, span.partition)])[0].offset
                     if position >= span.end:
                         break

@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -687,6 +687,7 @@ def audit_rebuild(
     """
     from leadbus.audit.rebuild import INPUT_TOPICS, rebuild, report_json
     from leadbus.audit.sources import ArchiveSource, KafkaSource, SourceError
+    from leadbus.audit.verification import ReplayRecord
     from leadbus.avro import packaged_catalog
     from leadbus.clients import KafkaSettings
     from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
@@ -718,7 +719,7 @@ def audit_rebuild(
     try:
         reader.plan()
         with _progress(err) as progress:
-            records = list(_counted(reader.records(), progress))
+            records = [r for r in _counted(reader.records(), progress) if isinstance(r, ReplayRecord)]
     except SourceError as exc:
         err.print(f"[red]rebuild:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -735,7 +736,7 @@ def audit_rebuild(
     raise typer.Exit(report.status)
 
 
-def _counted(records, progress):  # type: ignore[no-untyped-def]
+def _counted(records: Iterator[object], progress: Callable[[int, int | None], None]) -> Iterator[object]:
     count = 0
     for record in records:
         count += 1

@@ -283,8 +283,9 @@ class Rebuild:
                 self._diff("intake", "?", "a record intake neither accepted nor rejected", r.where(), r.timestamp_ms)
                 continue
             ident = (str(event["lead_id"]).lower(), int(event["revision"]))
-            original = originals.get(ident)
-            if original is not None and (original == r.value or self._same_lead(original, r.value)):
+            accepted_original = originals.get(ident)
+            if accepted_original is not None and (
+                    accepted_original == r.value or self._same_lead(accepted_original, r.value)):
                 continue  # an exact redelivery, which intake drops
             self._diff("intake", str(event["lead_id"]), f"revision {ident[1]} was neither accepted nor rejected",
                        r.where(), r.timestamp_ms)

@@ -165,18 +165,21 @@ def rewrite_topic(bootstrap: str, topic: str, transform: Callable[[list[Copy]], 
             time.sleep(0.5)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
                          "logger": logging.getLogger("tests.kafka")})
+    errors: list[Any] = []
     for c in transform(copies):
         producer.produce(topic, value=c.value, key=c.key, headers=c.headers, partition=c.partition,
-                         timestamp=c.timestamp)
-    assert producer.flush(60) == 0
+                         timestamp=c.timestamp, on_delivery=lambda err, _: errors.append(err) if err else None)
+    assert producer.flush(60) == 0 and not errors, errors
 
 
 def append(bootstrap: str, topic: str, copies: list[Copy]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "logger": logging.getLogger("tests.kafka")})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                         "logger": logging.getLogger("tests.kafka")})
+    errors: list[Any] = []
     for c in copies:
         producer.produce(topic, value=c.value, key=c.key, headers=c.headers, partition=c.partition,
-                         timestamp=c.timestamp)
-    assert producer.flush(60) == 0
+                         timestamp=c.timestamp, on_delivery=lambda err, _: errors.append(err) if err else None)
+    assert producer.flush(60) == 0 and not errors, errors
 
 
 def _resource(topic: str) -> Any:

@@ -343,6 +343,7 @@ class Rebuild:
                                        extra.timestamp_ms)
                     used.add(key)
                 derived.append((case, at_ms))
+        self._check_case_order(derived, recorded)
         for key, found in recorded.items():
             if key not in used:
                 for rec, _ in found:
@@ -350,6 +351,22 @@ class Rebuild:
                                rec.where(), rec.timestamp_ms)
         self.report.cases = len(derived)
         return derived
+
+    def _check_case_order(self, derived: list[tuple[dict[str, Any], int]],
+                          recorded: Mapping[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]]) -> None:
+        """Each case's versions must stand on `leadbus.cases` in the order linking derived them."""
+        last: dict[str, tuple[int, int, ReplayRecord]] = {}  # case id → (partition, offset, record) of the last
+        for case, _ in derived:
+            key = (case["case_id"], int(case["version"]), case["merged_into"] is not None)
+            found = recorded.get(key)
+            if not found:
+                continue
+            rec = found[0][0]
+            before = last.get(key[0])
+            if before is not None and before[0] == rec.partition and rec.offset < before[1]:
+                self._diff("case", key[0], f"version {key[1]} stands before {before[2].where()}, which linking "
+                                           "derived earlier: records were moved", rec.where(), rec.timestamp_ms)
+            last[key[0]] = (rec.partition, rec.offset, rec)
 
     # -- 3. handover ----------------------------------------------------------------------------------------
 

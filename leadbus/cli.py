@@ -563,7 +563,7 @@ def replay_command(
     verify: bool = typer.Option(False, "--verify", help="Verify: order, replays, digests, the archive chain, "
                                                         "seals when a verifier is installed. Exit 1 on a failure."),
     head: str | None = typer.Option(None, "--head", help="With an archive: the chain head you kept elsewhere."),
-    skew: float = typer.Option(5.0, "--clock-skew", help="Seconds a timestamp may go back within a partition."),
+    skew: float = typer.Option(15.0, "--clock-skew", help="Seconds a timestamp may go back within a partition."),
     report_path: Path | None = typer.Option(None, "--report", help="Write the summary and findings as JSON."),
     bootstrap: str | None = BOOTSTRAP,
     client_config: Path | None = CLIENT_CONFIG,

@@ -54,7 +54,7 @@ class ReplayOptions:
     out: Path | None = None
     verify: bool = True
     head: str | None = None  # the archive chain's head, kept outside the archive
-    skew_ms: int = 5_000
+    skew_ms: int = 15_000
     renormalise: bool = True
     seal_verifier: Verifier | None = None
     extra_verifiers: list[Verifier] = field(default_factory=list)

@@ -244,8 +244,62 @@ def _front(schema: Any, data: bytes, pos: int, path: str, out: dict[str, Any], w
 _HEAD = {"lead_id", "revision", "publisher.agency", "publisher.province"}
 
 
+_PLANS: dict[bytes, tuple[tuple[str, str], ...] | None] = {}
+
+
+def _plan(schema: SchemaEntry) -> tuple[tuple[str, str], ...] | None:
+    """The reads (string / number / skip) from the body's start to the last of the head's fields, when all are plain."""
+    steps: list[tuple[str, str]] = []
+    wanted = set(_HEAD)
+
+    def walk(fields: Any, prefix: str) -> bool:
+        for f in fields:
+            if not wanted:
+                return True
+            name, t = prefix + f["name"], f["type"]
+            kind = t.get("type") if isinstance(t, dict) else t
+            if kind == "record" and isinstance(t, dict):
+                if not walk(t["fields"], name + "."):
+                    return False
+                continue
+            if kind not in ("string", "int", "long"):
+                return False
+            steps.append(("s" if kind == "string" else "n", name))
+            wanted.discard(name)
+        return not wanted
+
+    parsed = schema.parsed
+    ok = isinstance(parsed, dict) and walk(parsed.get("fields", []), "")
+    return tuple(steps) if ok else None
+
+
 def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
     """Id, revision and publisher of a CaseLead from the front of its body; None when they cannot be read so."""
+    fp = schema.fingerprint
+    if fp not in _PLANS:
+        _PLANS[fp] = _plan(schema)
+    plan = _PLANS[fp]
+    if plan is not None:
+        out: dict[str, Any] = {}
+        pos = 10
+        try:
+            for kind, name in plan:
+                number, pos = _varint(value, pos)
+                if kind == "s":
+                    if number < 0 or pos + number > len(value):
+                        return None
+                    if name in _HEAD:
+                        out[name] = value[pos:pos + number].decode()
+                    pos += number
+                elif name in _HEAD:
+                    out[name] = number
+        except (_Cut, UnicodeDecodeError):
+            return None
+        return LeadHead(out["lead_id"], out["revision"], out["publisher.agency"], out["publisher.province"])
+    return _peek_slow(schema, value)
+
+
+def _peek_slow(schema: SchemaEntry, value: bytes) -> LeadHead | None:
     parsed = schema.parsed
     fields = {f["name"]: f for f in parsed.get("fields", [])} if isinstance(parsed, dict) else {}
     if "publisher" not in fields:

@@ -38,6 +38,7 @@ bench: install kafka-libs
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/link_quality.py
 	$(BIN)/python bench/link_speed.py
+	$(BIN)/python bench/replay.py
 
 demo: install kafka-libs
 	$(BIN)/leadbus demo $(DEMO_ARGS)

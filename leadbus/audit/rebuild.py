@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -455,7 +456,12 @@ class Rebuild:
         for key, found in recorded.items():
             if key not in derived:
                 rec, step = found[0]
-                self._diff("handover", key[0], f"step {key[1]} ({step['event']}) is recorded but not derived",
+                raw = state.get(f"h:{key[0]}".encode())
+                mine = json.loads(raw) if raw is not None else None
+                known = (f"the rebuild's case is in {mine['phase']}, deadline {mine['deadline']}" if mine
+                         else "the rebuild opened no handover")
+                self._diff("handover", key[0], f"step {key[1]} ({step['event']} at {step['at']:%H:%M:%S.%f}, due "
+                                               f"{step['due_at']}) is recorded but not derived; {known}",
                            rec.where(), rec.timestamp_ms)
         for (partition, offset), reason in refused.items():
             self._diff("handover", "?", f"a decision dead-lettered as {reason} was not refused by the rebuild",

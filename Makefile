@@ -39,6 +39,7 @@ bench: install kafka-libs
 	$(BIN)/python bench/link_quality.py
 	$(BIN)/python bench/link_speed.py
 	$(BIN)/python bench/signing.py
+	$(BIN)/python bench/replay.py
 
 demo: install kafka-libs
 	$(BIN)/leadbus demo $(if $(SECURE),--secure) $(DEMO_ARGS)

@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -838,6 +838,248 @@ def deploy_render(
         console.print(str(path))
     if not policy.exists():
         console.print(f"[yellow]{policy} not found: no KafkaUser rendered[/yellow]")
+
+# -- auditors --------------------------------------------------------------------------------------------
+
+audit_app = typer.Typer(help="Auditors: verified replay and re-derivation of what the bus recorded.",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _iso_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        console.print(f"[red]{option}[/red]: {value!r} is not an ISO 8601 time (e.g. 2026-11-01T08:00:00Z)")
+        raise typer.Exit(2) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _audit_settings(bootstrap: str | None, client_config: Path | None) -> object:
+    """The auditor principal's client settings: `--client-config` (as `leadbus acl apply` writes them) or plain."""
+    from leadbus.clients import KafkaSettings
+
+    if client_config is not None:
+        try:
+            config = json.loads(client_config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            console.print(f"[red]--client-config[/red]: {exc}")
+            raise typer.Exit(2) from None
+        target = bootstrap or config.pop("bootstrap.servers", None)
+        config.pop("bootstrap.servers", None)
+        if not target:
+            console.print("[red]no --bootstrap and no bootstrap.servers in the client config[/red]")
+            raise typer.Exit(2)
+        return KafkaSettings(target, security=config)
+    try:
+        return KafkaSettings(_bootstrap(bootstrap))
+    except typer.BadParameter as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+CLIENT_CONFIG = typer.Option(None, "--client-config", envvar="LEADBUS_CLIENT_CONFIG",
+                             help="JSON confluent-kafka settings of the auditor principal "
+                                  "(e.g. var/secure/clients/auditor.json).")
+
+
+@app.command("replay")
+def replay_command(
+    topic: list[str] = typer.Option(..., "--topic", "-t", help="Topic to replay (repeat, or ^regex)."),
+    from_: str | None = typer.Option(None, "--from", help="ISO 8601 time: from the first record at or after it."),
+    to: str | None = typer.Option(None, "--to", help="ISO 8601 time: up to the first record at or after it."),
+    key: str | None = typer.Option(None, "--key", help="Export and count only records with this key."),
+    publisher: str | None = typer.Option(None, "--publisher", help="Only this publisher (SAMR, SAMR.33, …)."),
+    source: str = typer.Option("kafka", "--source", help="kafka, or archive:DIR (the archive folder)."),
+    fmt: str | None = typer.Option(None, "--format", help="Export as jsonl or avro (with --out; jsonl may go to "
+                                                          "stdout)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Export file."),
+    verify: bool = typer.Option(False, "--verify", help="Verify: order, replays, digests, the archive chain, "
+                                                        "seals when a verifier is installed. Exit 1 on a failure."),
+    head: str | None = typer.Option(None, "--head", help="With an archive: the chain head you kept elsewhere."),
+    skew: float = typer.Option(15.0, "--clock-skew", help="Seconds a timestamp may go back within a partition."),
+    report_path: Path | None = typer.Option(None, "--report", help="Write the summary and findings as JSON."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: Path | None = CLIENT_CONFIG,
+) -> None:
+    """Replay a topic (or the archive) by time range: verify, export, summarise. Exit 0 verified, 1 failed, 2 error."""
+    import sys
+
+    from leadbus.audit.replay import ReplayError, ReplayOptions, replay, report_json, seal_verifier_factory
+    from leadbus.clients import KafkaSettings
+
+    if fmt is not None and fmt not in ("jsonl", "avro"):
+        console.print("[red]--format[/red] is jsonl or avro")
+        raise typer.Exit(2)
+    if fmt == "avro" and out is None:
+        console.print("[red]--format avro needs --out FILE[/red]")
+        raise typer.Exit(2)
+    if fmt is None and out is not None:
+        fmt = "avro" if out.suffix == ".avro" else "jsonl"
+    settings = _audit_settings(bootstrap, client_config) if source == "kafka" else None
+    assert settings is None or isinstance(settings, KafkaSettings)
+    options = ReplayOptions(topics=list(topic), source=source, start=_iso_time(from_, "--from"),
+                            end=_iso_time(to, "--to"), key=key, publisher=publisher, fmt=fmt, out=out,
+                            verify=verify, head=head, skew_ms=int(skew * 1000),
+                            seal_verifier=seal_verifier_factory(settings) if verify else None)
+    err = Console(stderr=True)
+    to_stdout = fmt == "jsonl" and out is None
+    try:
+        with _progress(err) as progress:
+            report = replay(options, settings, progress=progress, stdout=sys.stdout)
+    except ReplayError as exc:
+        err.print(f"[red]replay:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _print_replay_summary(err if to_stdout else console, report)
+    if report_path is not None:
+        report_path.write_text(json.dumps(report_json(report), ensure_ascii=False, indent=1), encoding="utf-8")
+    raise typer.Exit(report.status if verify else 0)
+
+
+@contextlib.contextmanager
+def _progress(err: Console):  # type: ignore[no-untyped-def]
+    """A Rich progress bar (rate, ETA) on a terminal; a plain line every 5 s otherwise."""
+    if err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]:>8,.0f}/s"), TimeRemainingColumn(), console=err,
+                      transient=True) as bar:
+            task = bar.add_task("replay", total=None, rate=0.0)
+            began = time.monotonic()
+
+            def update(done: int, total: int | None) -> None:
+                elapsed = max(time.monotonic() - began, 1e-6)
+                bar.update(task, completed=done, total=total, rate=done / elapsed)
+
+            yield update
+        return
+    began = time.monotonic()
+    last = [began]
+
+    def plain(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last[0] < 5.0:
+            return
+        last[0] = now
+        rate = done / max(now - began, 1e-6)
+        eta = f", ETA {(total - done) / rate:.0f}s" if total and rate > 0 and total > done else ""
+        err.print(f"replay: {done}/{total if total is not None else '?'} records, {rate:,.0f}/s{eta}",
+                  highlight=False)
+
+    yield plain
+
+
+def _print_replay_summary(out: Console, report: object) -> None:
+    from rich.table import Table
+
+    from leadbus.audit.replay import ReplayReport, summary_lines
+
+    assert isinstance(report, ReplayReport)
+    if not out.is_terminal:
+        for line in summary_lines(report):
+            out.print(line, highlight=False, soft_wrap=True)
+        return
+    out.print(f"replayed {report.records} records from {report.source} in {report.seconds:.1f}s "
+              f"({report.rate:,.0f}/s); {report.selected} selected")
+    table = Table("type", "publisher", "events", title="events by type and publisher")
+    for (kind, who), n in sorted(report.by_type_publisher.items()):
+        table.add_row(kind, who, str(n))
+    out.print(table)
+    if report.sealed and not report.seals_checked:
+        out.print(f"[yellow]{report.sealed} records carry seals: NOT checked (no seal verifier installed)[/yellow]")
+    if report.findings:
+        found = Table("", "check", "where", "what", title="verification findings")
+        for f in report.findings:
+            found.add_row("[red]FAIL[/red]" if f.failure else "note", f.check, f.where(), f.message)
+        out.print(found)
+    failures = len(report.failures)
+    if report.verified:
+        out.print(f"[green]verified[/green]: 0 failures, {len(report.notices)} notices")
+    elif failures:
+        out.print(f"[red]VERIFICATION FAILED[/red]: {failures} failures, {len(report.notices)} notices")
+    else:
+        out.print("not verified (no --verify)")
+
+
+@audit_app.command("rebuild")
+def audit_rebuild(
+    from_: str | None = typer.Option(None, "--from", help="Report differences from this ISO 8601 time."),
+    to: str | None = typer.Option(None, "--to", help="Report differences before this time; derive up to it."),
+    source: str = typer.Option("kafka", "--source", help="kafka, or archive:DIR (holding every topic compared)."),
+    working_days: bool = typer.Option(False, help="The handover stage counts working days."),
+    day_seconds: float = typer.Option(0.0, help="The handover stage ran the demo calendar (--day-seconds)."),
+    tick_grace: float = typer.Option(3.0, help="Seconds before the stage's last recorded step within which a "
+                                               "deadline may not have been scanned yet."),
+    report_path: Path | None = typer.Option(None, "--report", help="Write the differences as JSON."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: Path | None = CLIENT_CONFIG,
+) -> None:
+    """Re-derive cases, handover steps and routes from the intake topics with the same core; diff with the record.
+
+    Exit 0 when identical, 1 with every difference printed with its case id, 2 on a usage or access error.
+    """
+    from leadbus.audit.rebuild import INPUT_TOPICS, rebuild, report_json
+    from leadbus.audit.sources import ArchiveSource, KafkaSource, SourceError
+    from leadbus.audit.verification import ReplayRecord
+    from leadbus.avro import packaged_catalog
+    from leadbus.clients import KafkaSettings
+    from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
+
+    start, end = _iso_time(from_, "--from"), _iso_time(to, "--to")
+    catalog = packaged_catalog()
+    end_ms = int(end.timestamp() * 1000) if end else None
+    err = Console(stderr=True)
+    reader: KafkaSource | ArchiveSource
+    if source == "kafka":
+        settings = _audit_settings(bootstrap, client_config)
+        assert isinstance(settings, KafkaSettings)
+        from leadbus.schema_topic import load_schemas
+
+        try:
+            load_schemas(settings.bootstrap, catalog)
+        except Exception as exc:  # noqa: BLE001 - an unreachable bus or a refused read
+            err.print(f"[red]rebuild:[/red] cannot read leadbus.schemas: {exc}")
+            raise typer.Exit(2) from None
+        reader = KafkaSource(settings, INPUT_TOPICS, catalog, None, end_ms)
+    elif source.startswith("archive:") and Path(source[8:]).is_dir():
+        reader = ArchiveSource(Path(source[8:]), INPUT_TOPICS, catalog, None, end_ms)
+    else:
+        err.print("[red]--source[/red] is kafka or archive:DIR (an existing folder)")
+        raise typer.Exit(2)
+    counting: DayCounting = WorkingDays() if working_days else CalendarDays()
+    if day_seconds:
+        counting = CompressedDays(day_seconds)
+    try:
+        reader.plan()
+        with _progress(err) as progress:
+            records = [r for r in _counted(reader.records(), progress) if isinstance(r, ReplayRecord)]
+    except SourceError as exc:
+        err.print(f"[red]rebuild:[/red] {exc}")
+        raise typer.Exit(2) from None
+    report = rebuild(records, catalog=catalog, counting=counting, start=start, end=end, tick_grace=tick_grace,
+                     ends={(span.topic, span.partition): span.end for span in reader.spans})
+    for difference in report.differences:
+        console.print(difference.line(), highlight=False, soft_wrap=True)
+    console.print(f"re-derived from {report.leads} accepted leads ({report.intake_records} intake records): "
+                  f"{report.cases} case events, {report.steps} handover steps, {report.routed} routed records in "
+                  f"{report.seconds:.1f}s; " + ("identical" if not report.differences
+                                                 else f"{len(report.differences)} differences"), highlight=False)
+    if report_path is not None:
+        report_path.write_text(json.dumps(report_json(report), ensure_ascii=False, indent=1), encoding="utf-8")
+    raise typer.Exit(report.status)
+
+
+def _counted(records: Iterator[object], progress: Callable[[int, int | None], None]) -> Iterator[object]:
+    count = 0
+    for record in records:
+        count += 1
+        if count % 1000 == 0:
+            progress(count, None)
+        yield record
+    progress(count, None)
 
 
 def main() -> None:

@@ -1,0 +1,537 @@
+"""`leadbus audit rebuild`: re-derive what the bus decided from what it received, with the same code, and diff.
+
+The stages' step handlers take a neutral `Record` and a state view (`processors/core/records.py`), so
+they run here over an in-memory state exactly as in the stream:
+
+1. **Intake.** Every lead and decision on an intake topic is accounted for: accepted (the accepted
+   lead's `source` holds exactly its `original`), rejected (a dead letter names its coordinates), an
+   exact redelivery of an accepted revision (dropped), or — decisions — forwarded as published to
+   `leadbus.handover.decisions`.
+2. **Cases.** `LinkingHandler` over `leadbus.leads.accepted` in its one partition's order; each
+   `CaseUpdated` it derives must be on `leadbus.cases` as recorded, equal in every field but
+   `updated_at` (the stage's clock, taken as recorded), and nothing else may be there.
+3. **Handover.** `HandoverHandler` over the derived cases and `leadbus.handover.decisions`, at the
+   recorded times: a decision is applied when the stage recorded applying it (its step's
+   `recorded_at`), a tick happens at each time the stage's scan recorded a breach or a closed window,
+   and a last tick at the last time the stage is known to have reached (minus `tick_grace`) finds
+   breaches the record lacks. Thresholds are evaluated as of the conduct date by the same code.
+   Steps must equal `leadbus.handover` in every field but `recorded_at`; refusals must be dead letters.
+4. **Routes.** `RoutingHandler` over the derived cases; every jurisdiction, liaison, region, channel,
+   takedown and withdrawal record must be as recorded (but for `published_at` / `withdrawn_at`), per
+   topic and case, in order.
+
+Every difference names its case id (or lead id) and where the recorded record is. `--from/--to` bound
+the differences reported by the time of the recorded (or derived) event; derivation always starts at
+the beginning of the inputs, since state does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from leadbus.audit.verification import (
+    ACCEPTED,
+    BULLETIN,
+    CASE_LEAD,
+    CASE_UPDATED,
+    DECISION,
+    REJECTED,
+    STEP,
+    WITHDRAWN,
+    ReplayRecord,
+    is_intake,
+    is_routed,
+)
+from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
+from leadbus.processors.core.deadlines import DayCounting
+from leadbus.processors.core.records import Record
+from leadbus.processors.handover import HandoverHandler
+from leadbus.processors.linking import LinkingHandler
+from leadbus.processors.routing import RoutingHandler
+from leadbus.topics import CASES, HANDOVER, HANDOVER_DECISIONS, LEADS_ACCEPTED, LEADS_REJECTED
+
+INPUT_TOPICS = ["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER_DECISIONS, HANDOVER,
+                "^leadbus\\.(jurisdiction|liaison|region|channel)\\..*", "leadbus.takedown.notices",
+                "leadbus.withdrawals"]
+CLOCK_FIELDS = frozenset({"updated_at", "recorded_at", "published_at", "withdrawn_at"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: str  # intake | case | handover | route
+    case_id: str  # the case id (or, for intake, the lead id)
+    message: str
+    where: str = ""
+
+    def line(self) -> str:
+        return f"{self.kind:8} {self.case_id}  {self.message}" + (f"  [{self.where}]" if self.where else "")
+
+
+@dataclass
+class RebuildReport:
+    leads: int = 0
+    intake_records: int = 0
+    cases: int = 0
+    steps: int = 0
+    routed: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> int:
+        return 1 if self.differences else 0
+
+
+class DictState:
+    """A stage's state view over a dict: get, range, and the writes of a result."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self._keys: list[bytes] | None = None
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def range(self, start: bytes, stop: bytes) -> list[tuple[bytes, bytes]]:
+        if self._keys is None:
+            self._keys = sorted(self.data)
+        keys = self._keys
+        lo, hi = bisect.bisect_left(keys, start), bisect.bisect_left(keys, stop)
+        return [(k, self.data[k]) for k in keys[lo:hi]]
+
+    def apply(self, writes: Mapping[bytes, bytes | None]) -> None:
+        for key, value in writes.items():
+            if value is None:
+                if self.data.pop(key, None) is not None and self._keys is not None:
+                    self._keys = None
+            else:
+                if key not in self.data:
+                    self._keys = None
+                self.data[key] = value
+
+
+def _ms(value: datetime) -> int:
+    return (value - _EPOCH) // _MS
+
+
+_MS = datetime.fromtimestamp(0.001, UTC) - _EPOCH
+
+
+def _dt(ms: int) -> datetime:
+    return _EPOCH + _MS * ms
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def compare(derived: Mapping[str, Any], recorded: Mapping[str, Any]) -> list[str]:
+    """Fields that differ (the stages' clock fields aside), as `field: derived X, recorded Y`."""
+    out = []
+    for name in sorted(set(derived) | set(recorded)):
+        if name in CLOCK_FIELDS:
+            continue
+        a, b = derived.get(name), recorded.get(name)
+        if a != b:
+            out.append(f"{name}: derived {_short(a)}, recorded {_short(b)}")
+    return out
+
+
+def _record_of(r: ReplayRecord) -> Record:
+    return Record(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp_ms)
+
+
+class Rebuild:
+    def __init__(self, records: Iterable[ReplayRecord], *, catalog: SchemaCatalog | None = None,
+                 counting: DayCounting | None = None, start: datetime | None = None, end: datetime | None = None,
+                 tick_grace: float = 3.0, ends: Mapping[tuple[str, int], int] | None = None) -> None:
+        self.records = records
+        self.ends = dict(ends or {})  # (topic, partition) → one past the last offset read, when the source knows
+        self.catalog = catalog or packaged_catalog()
+        self.counting = counting
+        self.start_ms = _ms(start) if start else None
+        self.end_ms = _ms(end) if end else None
+        self.tick_grace_ms = int(tick_grace * 1000)
+        self.report = RebuildReport()
+
+    def _in_period(self, ms: int | None) -> bool:
+        if ms is None:
+            return True
+        return (self.start_ms is None or ms >= self.start_ms) and (self.end_ms is None or ms < self.end_ms)
+
+    def _diff(self, kind: str, case_id: str, message: str, where: str = "", at_ms: int | None = None) -> None:
+        if self._in_period(at_ms):
+            self.report.differences.append(Difference(kind, case_id, message, where))
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        self.intake: list[ReplayRecord] = []
+        self.accepted: list[ReplayRecord] = []
+        self.rejected: list[ReplayRecord] = []
+        self.cases: list[ReplayRecord] = []
+        self.decisions: list[ReplayRecord] = []
+        self.steps: list[ReplayRecord] = []
+        self.routed: list[ReplayRecord] = []
+        for r in self.records:
+            if is_intake(r.topic):
+                self.intake.append(r)
+            elif r.topic == LEADS_ACCEPTED:
+                self.accepted.append(r)
+            elif r.topic == LEADS_REJECTED:
+                self.rejected.append(r)
+            elif r.topic == CASES:
+                self.cases.append(r)
+            elif r.topic == HANDOVER_DECISIONS:
+                self.decisions.append(r)
+            elif r.topic == HANDOVER:
+                self.steps.append(r)
+            elif is_routed(r.topic):
+                self.routed.append(r)
+        self.accepted.sort(key=lambda r: (r.partition, r.offset))
+
+    def run(self) -> RebuildReport:
+        began = time.monotonic()
+        self._load()
+        self.report.leads = len(self.accepted)
+        self.report.intake_records = len(self.intake)
+        self._check_intake()
+        derived_cases = self._derive_cases()
+        self._derive_handover(derived_cases)
+        self._derive_routes(derived_cases)
+        self.report.seconds = time.monotonic() - began
+        return self.report
+
+    # -- 1. intake ------------------------------------------------------------------------------------------
+
+    def _check_intake(self) -> None:
+        by_coords = {(r.topic, r.partition, r.offset): r for r in self.intake}
+        # Intake topics are kept forever and read from their start: every offset up to the end read must be there.
+        spans: dict[tuple[str, int], tuple[int, int]] = {
+            key: (0, end - 1) for key, end in self.ends.items() if is_intake(key[0])}
+        for r in self.intake:
+            hi = spans.get((r.topic, r.partition), (0, r.offset))[1]
+            spans[(r.topic, r.partition)] = (0, max(hi, r.offset))
+        accounted: set[tuple[str, int, int]] = set()
+        originals: dict[tuple[str, int], bytes] = {}  # (lead id, revision) → the accepted original
+        for r in self.accepted:
+            event = r.event
+            if not isinstance(event, dict) or r.schema is None or r.schema.name != ACCEPTED:
+                self._diff("intake", "?", f"{LEADS_ACCEPTED} holds a record that is no LeadAccepted", r.where(),
+                           r.timestamp_ms)
+                continue
+            lead = event["lead"]
+            src = event["source"]
+            coords = (src["topic"], src["partition"], src["offset"])
+            accounted.add(coords)
+            original = bytes(event.get("original") or b"")
+            originals[(str(lead["lead_id"]).lower(), int(lead["revision"]))] = original
+            span = spans.get(coords[:2])
+            if span is None or not span[0] <= coords[2] <= span[1]:
+                continue
+            there = by_coords.get(coords)
+            if there is None:
+                self._diff("intake", lead["lead_id"], f"accepted from {coords[0]}[{coords[1]}]@{coords[2]}, which "
+                                                      "holds no record", r.where(), r.timestamp_ms)
+            elif there.value != original:
+                self._diff("intake", lead["lead_id"], f"accepted from {coords[0]}[{coords[1]}]@{coords[2]}, which "
+                                                      "holds other bytes than the accepted `original`", r.where(),
+                           r.timestamp_ms)
+        for r in self.rejected:
+            event = r.event
+            if isinstance(event, dict) and r.schema is not None and r.schema.name == REJECTED:
+                src = event["source"]
+                coords = (src["topic"], src["partition"], src["offset"])
+                accounted.add(coords)
+                span = spans.get(coords[:2])
+                if span is None or not span[0] <= coords[2] <= span[1]:
+                    continue
+                there = by_coords.get(coords)
+                who = str(event.get("lead_id") or "?")
+                if there is None:
+                    self._diff("intake", who, f"rejected ({event['reason']}) from {coords[0]}[{coords[1]}]@{coords[2]}"
+                                              ", which holds no record", r.where(), r.timestamp_ms)
+                elif event.get("original_sha256") and hashlib.sha256(there.value or b"").hexdigest() != \
+                        event["original_sha256"]:
+                    self._diff("intake", who, f"rejected ({event['reason']}) from {coords[0]}[{coords[1]}]@{coords[2]}"
+                                              ", which holds other bytes than the dead letter's original", r.where(),
+                               r.timestamp_ms)
+        forwarded = {hashlib.sha256(r.value or b"").digest() for r in self.decisions}
+        for r in self.intake:
+            coords = (r.topic, r.partition, r.offset)
+            if coords in accounted or r.value is None:
+                continue
+            schema = r.schema
+            if schema is not None and schema.name == DECISION:
+                if hashlib.sha256(r.value).digest() not in forwarded:
+                    event = r.event
+                    case_id = event["case_id"] if isinstance(event, dict) else "?"
+                    self._diff("intake", case_id, "a handover decision neither forwarded to "
+                                                  f"{HANDOVER_DECISIONS} nor rejected", r.where(), r.timestamp_ms)
+                continue
+            event = r.event if schema is not None and schema.name == CASE_LEAD else None
+            if not isinstance(event, dict):
+                self._diff("intake", "?", "a record intake neither accepted nor rejected", r.where(), r.timestamp_ms)
+                continue
+            ident = (str(event["lead_id"]).lower(), int(event["revision"]))
+            accepted_original = originals.get(ident)
+            if accepted_original is not None and (
+                    accepted_original == r.value or self._same_lead(accepted_original, r.value)):
+                continue  # an exact redelivery, which intake drops
+            self._diff("intake", str(event["lead_id"]), f"revision {ident[1]} was neither accepted nor rejected",
+                       r.where(), r.timestamp_ms)
+
+    def _same_lead(self, a: bytes, b: bytes) -> bool:
+        from leadbus.models import CaseLead
+        from leadbus.processors.core.normalize import normalise
+
+        try:
+            leads = [normalise(CaseLead.model_validate(decode(self.catalog, v)[1])).lead.to_json() for v in (a, b)]
+        except (DecodeError, ValueError):
+            return False
+        return leads[0] == leads[1]
+
+    # -- 2. cases -------------------------------------------------------------------------------------------
+
+    def _derive_cases(self) -> list[tuple[dict[str, Any], int]]:
+        """Linking over the accepted leads; returns every derived CaseUpdated (updated_at as recorded) and its time."""
+        recorded: dict[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
+        for r in self.cases:
+            event = r.event
+            if not isinstance(event, dict) or r.schema is None or r.schema.name != CASE_UPDATED:
+                self._diff("case", "?", f"{CASES} holds a record that is no CaseUpdated", r.where(), r.timestamp_ms)
+                continue
+            recorded[(event["case_id"], int(event["version"]), event["merged_into"] is not None)].append((r, event))
+        handler = LinkingHandler(self.catalog)
+        state = DictState()
+        derived: list[tuple[dict[str, Any], int]] = []
+        used: set[tuple[str, int, bool]] = set()
+        for r in self.accepted:
+            event = r.event
+            now = event["accepted_at"] if isinstance(event, dict) else _dt(r.timestamp_ms)
+            result = handler.handle(_record_of(r), state, now)
+            state.apply(result.state)
+            for out in result.outputs:
+                if out.topic != CASES:
+                    continue
+                case = decode(self.catalog, out.value)[1]
+                key = (case["case_id"], int(case["version"]), case["merged_into"] is not None)
+                found = recorded.get(key)
+                at_ms = r.timestamp_ms
+                if not found:
+                    self._diff("case", case["case_id"], f"version {key[1]}{' (merged)' if key[2] else ''} derived "
+                                                        f"from lead {case['members'][-1] if case['members'] else '?'}"
+                                                        f" is missing from {CASES}", at_ms=at_ms)
+                else:
+                    rec, recorded_case = found[0]
+                    at_ms = rec.timestamp_ms
+                    case["updated_at"] = recorded_case["updated_at"]
+                    for text in compare(case, recorded_case):
+                        self._diff("case", case["case_id"], f"version {key[1]}: {text}", rec.where(), at_ms)
+                    if len(found) > 1:
+                        for extra, _ in found[1:]:
+                            self._diff("case", case["case_id"], f"version {key[1]} recorded again", extra.where(),
+                                       extra.timestamp_ms)
+                    used.add(key)
+                derived.append((case, at_ms))
+        self._check_case_order(derived, recorded)
+        for key, found in recorded.items():
+            if key not in used:
+                for rec, _ in found:
+                    self._diff("case", key[0], f"version {key[1]} is recorded but not derived from the accepted leads",
+                               rec.where(), rec.timestamp_ms)
+        self.report.cases = len(derived)
+        return derived
+
+    def _check_case_order(self, derived: list[tuple[dict[str, Any], int]],
+                          recorded: Mapping[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]]) -> None:
+        """Each case's versions must stand on `leadbus.cases` in the order linking derived them."""
+        last: dict[str, tuple[int, int, ReplayRecord]] = {}  # case id → (partition, offset, record) of the last
+        for case, _ in derived:
+            key = (case["case_id"], int(case["version"]), case["merged_into"] is not None)
+            found = recorded.get(key)
+            if not found:
+                continue
+            rec = found[0][0]
+            before = last.get(key[0])
+            if before is not None and before[0] == rec.partition and rec.offset < before[1]:
+                self._diff("case", key[0], f"version {key[1]} stands before {before[2].where()}, which linking "
+                                           "derived earlier: records were moved", rec.where(), rec.timestamp_ms)
+            last[key[0]] = (rec.partition, rec.offset, rec)
+
+    # -- 3. handover ----------------------------------------------------------------------------------------
+
+    def _derive_handover(self, cases: list[tuple[dict[str, Any], int]]) -> None:
+        recorded: dict[tuple[str, int], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
+        applied_at: dict[str, int] = {}
+        ticks: set[int] = set()
+        last_seen = 0
+        for r in self.steps:
+            step = r.event
+            if not isinstance(step, dict) or r.schema is None or r.schema.name != STEP:
+                self._diff("handover", "?", f"{HANDOVER} holds a record that is no HandoverStep", r.where(),
+                           r.timestamp_ms)
+                continue
+            recorded[(step["case_id"], int(step["seq"]))].append((r, step))
+            recorded_ms = _ms(step["recorded_at"])
+            last_seen = max(last_seen, recorded_ms)
+            if step["decision_id"]:
+                applied_at.setdefault(step["decision_id"], recorded_ms)
+            scan_step = step["event"] == "WINDOW_CLOSED" or (
+                step["event"] == "DEADLINE_BREACHED" and (step["due_at"] is None or step["at"] != step["due_at"]))
+            if scan_step:
+                ticks.add(_ms(step["at"]))
+        if last_seen:
+            ticks.add(last_seen - self.tick_grace_ms)
+        # Everything the stage acted on, at the time it acted: (time, order, kind, payload).
+        items: list[tuple[int, int, str, Any]] = []
+        for i, (case, at_ms) in enumerate(cases):
+            items.append((at_ms, i, "case", case))
+        for i, r in enumerate(self.decisions):
+            event = r.event
+            decision_id = event.get("decision_id") if isinstance(event, dict) else None
+            items.append((applied_at.get(str(decision_id), r.timestamp_ms), len(cases) + i, "decision", r))
+        for tick in ticks:
+            items.append((tick, -1, "tick", None))
+        items.sort(key=lambda item: (item[0], item[1]))
+        refused = {(e["source"]["partition"], e["source"]["offset"]): e["reason"]
+                   for r in self.rejected if isinstance(e := r.event, dict) and r.schema is not None
+                   and r.schema.name == REJECTED and e["source"]["topic"] == HANDOVER_DECISIONS}
+        handler = HandoverHandler(self.catalog, counting=self.counting)
+        state = DictState()
+        case_schema = handler.case_schema
+        from leadbus.avro import encode
+
+        derived: dict[tuple[str, int], dict[str, Any]] = {}
+        for at_ms, _, kind, payload in items:
+            now = _dt(at_ms)
+            if kind == "tick":
+                result = handler.tick(state, now)
+                source = None
+            elif kind == "case":
+                value = encode(case_schema, payload)
+                result = handler.handle(Record(CASES, 0, 0, payload["case_id"].encode(), value), state, now)
+                source = None
+            else:
+                source = payload
+                result = handler.handle(_record_of(payload), state, now)
+            state.apply(result.state)
+            for out in result.outputs:
+                if out.topic == HANDOVER:
+                    step = decode(self.catalog, out.value)[1]
+                    derived[(step["case_id"], int(step["seq"]))] = step
+                elif out.topic == LEADS_REJECTED and source is not None:
+                    dead = decode(self.catalog, out.value)[1]
+                    event = source.event
+                    case_id = event.get("case_id", "?") if isinstance(event, dict) else "?"
+                    got = refused.pop((source.partition, source.offset), None)
+                    if got != dead["reason"]:
+                        self._diff("handover", case_id, f"decision refused as {dead['reason']}, recorded "
+                                                        f"{'nothing' if got is None else got}", source.where(),
+                                   source.timestamp_ms)
+        self.report.steps = len(derived)
+        for key, step in derived.items():
+            found = recorded.get(key)
+            at_ms = _ms(step["recorded_at"])
+            if not found:
+                self._diff("handover", key[0], f"step {key[1]} ({step['event']} {step['to_phase']}, at "
+                                               f"{step['at']:%Y-%m-%dT%H:%M:%S}) is missing from {HANDOVER}",
+                           at_ms=at_ms)
+                continue
+            rec, recorded_step = found[0]
+            for text in compare(step, recorded_step):
+                self._diff("handover", key[0], f"step {key[1]}: {text}", rec.where(), rec.timestamp_ms)
+            for extra, _ in found[1:]:
+                self._diff("handover", key[0], f"step {key[1]} recorded again", extra.where(), extra.timestamp_ms)
+        for key, found in recorded.items():
+            if key not in derived:
+                rec, step = found[0]
+                raw = state.get(f"h:{key[0]}".encode())
+                mine = json.loads(raw) if raw is not None else None
+                known = (f"the rebuild's case is in {mine['phase']}, deadline {mine['deadline']}" if mine
+                         else "the rebuild opened no handover")
+                self._diff("handover", key[0], f"step {key[1]} ({step['event']} at {step['at']:%H:%M:%S.%f}, due "
+                                               f"{step['due_at']}) is recorded but not derived; {known}",
+                           rec.where(), rec.timestamp_ms)
+        for (partition, offset), reason in refused.items():
+            self._diff("handover", "?", f"a decision dead-lettered as {reason} was not refused by the rebuild",
+                       f"{HANDOVER_DECISIONS}[{partition}]@{offset}")
+
+    # -- 4. routes ------------------------------------------------------------------------------------------
+
+    def _derive_routes(self, cases: list[tuple[dict[str, Any], int]]) -> None:
+        from leadbus.avro import encode
+
+        handler = RoutingHandler(self.catalog)
+        state = DictState()
+        derived: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for case, at_ms in cases:
+            value = encode(handler.case_schema, case)
+            result = handler.handle(Record(CASES, 0, 0, case["case_id"].encode(), value), state, _dt(at_ms))
+            state.apply(result.state)
+            for out in result.outputs:
+                derived[(out.topic, case["case_id"])].append(decode(self.catalog, out.value)[1])
+        recorded: dict[tuple[str, str], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
+        for r in sorted(self.routed, key=lambda r: (r.topic, r.partition, r.offset)):
+            event = r.event
+            if not isinstance(event, dict) or r.schema is None or r.schema.name not in (CASE_UPDATED, BULLETIN,
+                                                                                          WITHDRAWN):
+                self._diff("route", "?", f"{r.topic} holds a record routing does not write", r.where(),
+                           r.timestamp_ms)
+                continue
+            recorded[(r.topic, str(event["case_id"]))].append((r, event))
+        self.report.routed = sum(len(v) for v in derived.values())
+        for key in sorted(set(derived) | set(recorded)):
+            topic, case_id = key
+            # Matched by what each record is (type, version, where a withdrawal was from), in order of appearance.
+            theirs: dict[tuple[Any, ...], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
+            for rec, event in recorded.get(key, []):
+                theirs[_route_ident(event)].append((rec, event))
+            for mine in derived.get(key, []):
+                ident = _route_ident(mine)
+                if not theirs.get(ident):
+                    self._diff("route", case_id, f"{ident[0]} version {ident[1]} to {topic} is missing")
+                    continue
+                rec, event = theirs[ident].pop(0)
+                for text in compare(mine, event):
+                    self._diff("route", case_id, f"{ident[0]} version {ident[1]} on {topic}: {text}", rec.where(),
+                               rec.timestamp_ms)
+            for ident, left in theirs.items():
+                for rec, _ in left:
+                    self._diff("route", case_id, f"{ident[0]} version {ident[1]} on {topic} is recorded but not "
+                                                 "derived", rec.where(), rec.timestamp_ms)
+
+
+def _route_ident(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (_kind(event), int(event["version"]), event.get("topic"), event.get("merged_into"))
+
+
+def _kind(event: Mapping[str, Any]) -> str:
+    if "reason" in event and "channel" in event:
+        return "CaseWithdrawn"
+    if "region" in event:
+        return "RegionalBulletin"
+    return "CaseUpdated"
+
+
+def rebuild(records: Iterable[ReplayRecord], **options: Any) -> RebuildReport:
+    return Rebuild(records, **options).run()
+
+
+def report_json(report: RebuildReport) -> dict[str, Any]:
+    return {"leads": report.leads, "intake_records": report.intake_records, "cases": report.cases,
+            "steps": report.steps, "routed": report.routed, "seconds": report.seconds,
+            "differences": [d.__dict__ for d in report.differences]}
+
+
+__all__ = ["INPUT_TOPICS", "Difference", "RebuildReport", "compare", "rebuild", "report_json"]

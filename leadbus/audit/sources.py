@@ -1,0 +1,318 @@
+"""Where a replay's records come from: a Kafka topic by time, or the archive by hour — the same records either way.
+
+A period [from, to) selects, in each partition, the records from the first whose timestamp is at or after
+`from` up to (not including) the first whose timestamp is at or after `to`: Kafka's `offsets_for_times`
+finds exactly those offsets, and the archive (files per topic, partition and hour, offsets in order) is
+walked by the same rule, so a record with a late timestamp between the two belongs to the period on both
+sides. Partitions are read one after the other in (topic, partition) order, each in offset order, so a
+replay's output is the same from either source.
+
+The Kafka reader `assign()`s partitions with explicit offsets under a group id of its own (a fresh
+`leadbus-audit-replay-<uuid>`) and never commits: no processor's group, nor any other, is touched.
+It reads `read_committed`, what the stages and the archive read: an aborted transaction is not part of
+the record. The end of each partition is fixed when the replay starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import fastavro
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from leadbus.audit.verification import ReplayRecord
+from leadbus.avro import SchemaCatalog, SchemaEntry, encode
+from leadbus.clients import KafkaSettings
+from leadbus.sinks.archive import MANIFEST, RAW, ManifestLine, Problem, read_manifest, verify
+
+log = logging.getLogger("leadbus.audit")
+_HOUR_MS = 3_600_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class SourceError(RuntimeError):
+    """The source cannot be read: an unknown topic, an unreachable bus, access refused, no archive there."""
+
+
+@dataclass(frozen=True)
+class PartitionSpan:
+    topic: str
+    partition: int
+    start: int  # first offset to read
+    end: int  # one past the last (fixed when the replay starts)
+
+    @property
+    def size(self) -> int:
+        return max(0, self.end - self.start)
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
+        if pattern.startswith("^"):
+            if re.match(pattern, name):
+                return True
+        elif name == pattern:
+            return True
+    return False
+
+
+# -- Kafka -------------------------------------------------------------------------------------------
+
+
+class KafkaSource:
+    """Records of `topics` (names, or `^regex`) in [start_ms, end_ms) from the bus."""
+
+    def __init__(self, settings: KafkaSettings, topics: list[str], catalog: SchemaCatalog,
+                 start_ms: int | None = None, end_ms: int | None = None, *, timeout: float = 30.0,
+                 batch: int = 2000) -> None:
+        self.settings, self.topics, self.catalog = settings, topics, catalog
+        self.start_ms, self.end_ms, self.timeout, self.batch = start_ms, end_ms, timeout, batch
+        self.group = f"leadbus-audit-replay-{uuid.uuid4()}"
+        self._consumer: Consumer | None = None
+        self.spans: list[PartitionSpan] = []
+
+    def describe(self) -> str:
+        return f"kafka {self.settings.bootstrap}"
+
+    def consumer(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = self.settings.consumer(self.group, **{
+                "enable.auto.offset.store": False, "fetch.max.bytes": 52_428_800, "fetch.wait.max.ms": 10,
+                "max.partition.fetch.bytes": 10_485_760, "queued.min.messages": 200_000})
+        return self._consumer
+
+    def plan(self) -> list[PartitionSpan]:
+        consumer = self.consumer()
+        try:
+            meta = consumer.list_topics(timeout=self.timeout)
+        except KafkaException as exc:
+            raise SourceError(f"cannot reach the bus at {self.settings.bootstrap}: {exc}") from exc
+        names = sorted(t for t in meta.topics if _matches(t, self.topics))
+        missing = [t for t in self.topics if not t.startswith("^") and t not in meta.topics]
+        if missing:
+            raise SourceError(f"no such topic: {', '.join(missing)}")
+        for name in names:
+            error = meta.topics[name].error
+            if error is not None and error.code() != KafkaError.NO_ERROR:
+                raise SourceError(f"{name}: {error.str()}")
+        parts = [TopicPartition(t, p) for t in names for p in sorted(meta.topics[t].partitions)]
+        spans = []
+        starts = self._offsets_at(parts, self.start_ms)
+        ends = self._offsets_at(parts, self.end_ms)
+        for tp in parts:
+            try:
+                low, high = consumer.get_watermark_offsets(tp, timeout=self.timeout, cached=False)
+            except KafkaException as exc:
+                raise SourceError(f"{tp.topic}[{tp.partition}]: {exc}") from exc
+            start = starts.get((tp.topic, tp.partition), low)
+            end = ends.get((tp.topic, tp.partition), high)
+            start = high if start < 0 else max(start, low)
+            end = high if end < 0 else min(end, high)
+            spans.append(PartitionSpan(tp.topic, tp.partition, start, max(start, end)))
+        self.spans = spans
+        return spans
+
+    def _offsets_at(self, parts: list[TopicPartition], ms: int | None) -> dict[tuple[str, int], int]:
+        if ms is None or not parts:
+            return {}
+        try:
+            found = self.consumer().offsets_for_times([TopicPartition(tp.topic, tp.partition, ms) for tp in parts],
+                                                      timeout=self.timeout)
+        except KafkaException as exc:
+            raise SourceError(f"offsets_for_times failed: {exc}") from exc
+        return {(tp.topic, tp.partition): tp.offset for tp in found}
+
+    def records(self) -> Iterator[ReplayRecord]:
+        if not self.spans:
+            self.plan()
+        consumer = self.consumer()
+        catalog = self.catalog
+        try:
+            for span in self.spans:
+                if span.size == 0:
+                    continue
+                tp = TopicPartition(span.topic, span.partition, span.start)
+                consumer.assign([tp])
+                last = span.start - 1
+                idle_since = time.monotonic()
+                while True:
+                    # Ask for no more than can be left, and wait briefly once records flow: a partition ends
+                    # on a transaction marker as often as on a record, and only its position tells.
+                    wanted = max(1, min(self.batch, span.end - 1 - last))
+                    batch = consumer.consume(wanted, 0.05)
+                    for msg in batch:
+                        error = msg.error()
+                        if error is not None:
+                            if error.code() == KafkaError._PARTITION_EOF:
+                                continue
+                            if error.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                                                KafkaError.GROUP_AUTHORIZATION_FAILED):
+                                raise SourceError(f"{span.topic}: access refused ({error.str()})")
+                            log.warning("replay: consumer error on %s[%d]: %s", span.topic, span.partition, error)
+                            continue
+                        offset = cast(int, msg.offset())
+                        if offset >= span.end:
+                            continue
+                        last = offset
+                        headers: Any = msg.headers() or ()
+                        yield ReplayRecord(span.topic, span.partition, offset, msg.timestamp()[1], msg.key(),
+                                           msg.value(), tuple(headers), catalog)
+                    if last >= span.end - 1:
+                        break
+                    if batch:
+                        idle_since = time.monotonic()
+                    position = consumer.position([TopicPartition(span.topic, span.partition)])[0].offset
+                    if position >= span.end:
+                        break
+                    if time.monotonic() - idle_since > self.timeout:
+                        raise SourceError(f"{span.topic}[{span.partition}] stopped at offset {position} before "
+                                          f"{span.end} (an open transaction, or the partition is unavailable)")
+                consumer.unassign()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()  # nothing was committed: the group never existed for the processors
+            self._consumer = None
+
+
+# -- the archive ---------------------------------------------------------------------------------------
+
+
+def _millis(value: datetime | int) -> int:
+    if isinstance(value, int):
+        return value
+    return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _hour_of(line: ManifestLine) -> int:
+    """The UTC hour of a sealed file's records, from its path `<topic>/<YYYY-MM-DD>/<HH>-p…`."""
+    day, name = line.path.split("/")[-2:]
+    stamp = datetime.strptime(f"{day}T{name[:2]}", "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    return int(stamp.timestamp() * 1000) // _HOUR_MS
+
+
+class ArchiveSource:
+    """Records of `topics` in [start_ms, end_ms) from an archive folder; `verify` first, with the chain's head."""
+
+    def __init__(self, root: Path, topics: list[str], catalog: SchemaCatalog,
+                 start_ms: int | None = None, end_ms: int | None = None, *, head: str | None = None) -> None:
+        self.root, self.topics, self.catalog = Path(root), topics, catalog
+        self.start_ms, self.end_ms, self.head = start_ms, end_ms, head
+        self.problems: list[Problem] = []
+        self.unreadable: list[tuple[str, str]] = []
+        self._lines: dict[tuple[str, int], list[ManifestLine]] = {}
+        self.spans: list[PartitionSpan] = []
+
+    def describe(self) -> str:
+        return f"archive {self.root}"
+
+    def verify(self) -> list[Problem]:
+        self.problems = verify(self.root, head=self.head)
+        return self.problems
+
+    def plan(self) -> list[PartitionSpan]:
+        if not (self.root / MANIFEST).is_file():
+            raise SourceError(f"{self.root} is not an archive (no {MANIFEST})")
+        try:
+            lines = read_manifest(self.root)
+        except Exception as exc:
+            raise SourceError(f"{self.root / MANIFEST}: {exc}") from exc
+        by_partition: dict[tuple[str, int], list[ManifestLine]] = {}
+        for line in lines:
+            if _matches(line.topic, self.topics):
+                by_partition.setdefault((line.topic, line.partition), []).append(line)
+        named = [t for t in self.topics if not t.startswith("^")]
+        missing = [t for t in named if not any(k[0] == t for k in by_partition)]
+        if missing and not by_partition:
+            raise SourceError(f"the archive holds nothing of {', '.join(missing)}")
+        self._lines = {}
+        spans = []
+        for key in sorted(by_partition):
+            chosen = [line for line in by_partition[key] if self._may_hold(line)]
+            self._lines[key] = chosen
+            if chosen:
+                spans.append(PartitionSpan(key[0], key[1], chosen[0].first_offset,
+                                           chosen[-1].last_offset + 1))
+        self.spans = spans
+        return spans
+
+    def _may_hold(self, line: ManifestLine) -> bool:
+        """Could the file hold records of the period (or records that come between them)? Reading decides."""
+        try:
+            hour = _hour_of(line)
+        except ValueError:
+            return True  # a path not of our making: read it, and let `verify` and the records speak
+        return self.end_ms is None or hour * _HOUR_MS < self.end_ms
+
+    def expected(self) -> int:
+        return sum(line.records for lines in self._lines.values() for line in lines)
+
+    def records(self) -> Iterator[ReplayRecord]:
+        if not self._lines:
+            self.plan()
+        start, end = self.start_ms, self.end_ms
+        for (topic, partition), lines in sorted(self._lines.items()):
+            started = start is None
+            for line in lines:
+                if not started:
+                    try:
+                        if (_hour_of(line) + 1) * _HOUR_MS <= cast(int, start):
+                            continue  # wholly before the period, and the period has not begun in this partition
+                    except ValueError:
+                        pass
+                done = False
+                for index, item in enumerate(self._read(line)):
+                    record = cast(dict[str, Any], item[1])
+                    ts = _millis(record["timestamp"])
+                    if not started:
+                        if ts < cast(int, start):
+                            continue
+                        started = True
+                    if end is not None and ts >= end:
+                        done = True
+                        break
+                    entry = item[0]
+                    event = record["event"]
+                    value = event if entry is None else encode(entry, event)
+                    headers = tuple((h["key"], h["value"]) for h in record["headers"])
+                    yield ReplayRecord(topic, partition, record["offset"], ts, record["key"], value, headers,
+                                       self.catalog, file=line.path, index=index, event=event if entry else None,
+                                       schema=entry)
+                if done:
+                    break
+
+    def _read(self, line: ManifestLine) -> Iterator[tuple[SchemaEntry | None, Any]]:
+        path = self.root / line.path
+        try:
+            with path.open("rb") as fh:
+                reader = fastavro.reader(fh)
+                entry = self._writer(reader.metadata)
+                for record in reader:
+                    yield entry, record
+        except Exception as exc:  # noqa: BLE001 - a damaged file fails in any way; `verify` names it, go on
+            self.unreadable.append((line.path, f"{type(exc).__name__}: {exc}"))
+
+    def _writer(self, meta: dict[str, Any]) -> SchemaEntry | None:
+        fingerprint = meta.get("leadbus.fingerprint")
+        if fingerprint == RAW or fingerprint is None:
+            return None
+        entry = self.catalog.by_fingerprint(bytes.fromhex(fingerprint))
+        if entry is None:  # a schema registered at run time: the file carries it
+            schema = json.loads(meta["avro.schema"])
+            event_schema = next(f["type"] for f in schema["fields"] if f["name"] == "event")
+            entry = self.catalog.add(event_schema)
+        return entry
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,784 @@
+"""What an auditor checks in a replay, pure: the replayed record, findings, the `Verifier` protocol, today's verifiers.
+
+No Kafka, no clock, no files: `replay.py` feeds `ReplayRecord`s (from a topic or the archive, the same
+fields either way) to a list of verifiers and collects their `Finding`s. A verifier sees each record once,
+in the order of its partition, and may keep state between records; `finish()` reports what only the end
+can tell (a sequence gap never filled, a cross-reference that never appeared).
+
+    class Verifier(Protocol):
+        name: str
+        def check(self, record: ReplayRecord) -> Iterable[Finding]: ...
+        def finish(self) -> Iterable[Finding]: ...
+
+A `Finding` is a failure (exit status 1) or a notice (shown, not failing: e.g. a publisher's own
+redelivery on an intake topic, which intake drops). Every finding carries the record's coordinates:
+topic, partition, offset, and for an archive replay the archive file and the record's index in it.
+
+Today's checks, without signatures:
+
+* `PartitionOrder`   offsets strictly increase in each partition; timestamps do not go back by more than
+                     the skew allowed between producers (default 15 s, above the stages' 10 s transaction
+                     timeout): a record moved, or a rewritten topic. On intake topics, written by agencies'
+                     producers that may queue records for minutes, a step back is a notice.
+* `Decodes`          every value reads with a writer schema of the catalog (any released version); on a topic
+                     the bus writes itself, one that does not is a failure (on an intake topic, a notice:
+                     intake dead-letters garbage, it is part of the record).
+* `IntakeLeads`      intake topics: the same (lead_id, revision) twice — identical: a redelivery (notice);
+                     other content: a conflict intake refused (notice). Failures here need seals (below).
+* `AcceptedLeads`    `leadbus.leads.accepted`: `digest` is the SHA-256 of the normalised lead; the lead is what
+                     intake's normalisation makes of `original` (the bytes as published); a (lead_id, revision)
+                     once, never a lower revision after a higher one; and when the intake topic is replayed too,
+                     the record at `source` holds exactly `original`.
+* `CaseVersions`     `leadbus.cases`: each case's versions go 1, 2, 3 … (the closing event of an absorbed case
+                     repeats its last version with `merged_into`): a repeat, a step back or a missing version.
+* `HandoverSteps`    `leadbus.handover`: each case's step numbers go 1, 2, 3 …
+* `RoutedVersions`   routed topics (jurisdiction, liaison, region, channels, withdrawals): versions of a case
+                     never go back, and the same event never appears twice.
+
+**The seal slot.** Signed, sequenced events (DESIGN §7) carry in their headers
+`leadbus-publisher`, `leadbus-key-id`, `leadbus-partition`, `leadbus-seq` and `leadbus-signature`
+(`SEAL_HEADERS`). The verifier of those is one more `Verifier`, passed to the replay as `seal_verifier`:
+per record it checks the signature against the `PublisherKey` registry of `leadbus.publishers` (forged or
+altered → failure) and feeds the sequence number to a `LaneTracker` keyed by (publisher, topic, partition),
+which reports numbers used twice (`SEQUENCE_REPLAYED`), arriving after a later one (`SEQUENCE_REORDERED`) and
+never arriving (`SEQUENCE_GAP`, at `finish`). Until one is installed a replay says how many records carried
+seals it could not check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
+from leadbus.models import CaseLead
+from leadbus.processors.core.normalize import normalise
+from leadbus.topics import CASES, HANDOVER, INTAKE_PREFIX, LEADS_ACCEPTED
+
+PUBLISHER_HEADER = "leadbus-publisher"
+KEY_ID_HEADER = "leadbus-key-id"
+PARTITION_HEADER = "leadbus-partition"
+SEQUENCE_HEADER = "leadbus-seq"
+SIGNATURE_HEADER = "leadbus-signature"
+SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER)
+
+CASE_LEAD = "cn.leadbus.CaseLead"
+DECISION = "cn.leadbus.HandoverDecision"
+ACCEPTED = "cn.leadbus.LeadAccepted"
+REJECTED = "cn.leadbus.LeadRejected"
+CASE_UPDATED = "cn.leadbus.CaseUpdated"
+STEP = "cn.leadbus.HandoverStep"
+BULLETIN = "cn.leadbus.RegionalBulletin"
+WITHDRAWN = "cn.leadbus.CaseWithdrawn"
+
+#: Topics whose records the bus writes itself, and the stage that writes them (the "publisher" in a summary).
+STAGE_OF = {LEADS_ACCEPTED: "intake", "leadbus.leads.rejected": "intake", "leadbus.handover.decisions": "intake",
+            CASES: "linking", HANDOVER: "handover"}
+ROUTED_PREFIXES = ("leadbus.jurisdiction.", "leadbus.liaison.", "leadbus.region.", "leadbus.channel.",
+                   "leadbus.takedown.notices", "leadbus.withdrawals")
+
+
+def is_intake(topic: str) -> bool:
+    return topic.startswith(INTAKE_PREFIX)
+
+
+def is_routed(topic: str) -> bool:
+    return topic.startswith(ROUTED_PREFIXES)
+
+
+# -- the replayed record -----------------------------------------------------------------------------
+
+
+class ReplayRecord:
+    """One record as it sat on the bus, from Kafka or the archive: coordinates, key, headers, value bytes.
+
+    `value` is the event exactly as published (single-object encoding); an archive replay re-encodes the
+    archived event with its writer schema, which gives back these bytes. Decoding is lazy: a verifier that
+    needs the event asks for `event`; `schema` (the writer) comes from the fingerprint alone.
+    """
+
+    __slots__ = ("_decoded", "_error", "_event", "_peek", "_schema", "catalog", "file", "headers", "index", "key",
+                 "offset", "partition", "timestamp_ms", "topic", "value")
+
+    def __init__(self, topic: str, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
+                 value: bytes | None, headers: Sequence[tuple[str, bytes | None]], catalog: SchemaCatalog,
+                 *, file: str | None = None, index: int | None = None, event: Any = None,
+                 schema: SchemaEntry | None = None) -> None:
+        self.topic, self.partition, self.offset, self.timestamp_ms = topic, partition, offset, timestamp_ms
+        self.key, self.value, self.headers = key, value, headers
+        self.catalog = catalog
+        self.file, self.index = file, index
+        self._schema = schema
+        self._event = event
+        self._decoded = schema is not None
+        self._error: str | None = None
+        self._peek: LeadHead | bool | None = False
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def has_seal(self) -> bool:
+        return any(key in SEAL_HEADERS for key, _ in self.headers)
+
+    @property
+    def schema(self) -> SchemaEntry | None:
+        """The writer schema named by the value's fingerprint (None for garbage or an unknown one)."""
+        if self._schema is None and not self._decoded:
+            value = self.value
+            if value and len(value) >= 10 and value[:2] == b"\xc3\x01":
+                self._schema = self.catalog.by_fingerprint(value[2:10])
+        return self._schema
+
+    @property
+    def type_name(self) -> str:
+        schema = self.schema
+        if schema is not None:
+            return schema.name
+        return "(tombstone)" if self.value is None else "(undecodable)"
+
+    def _decode(self) -> None:
+        if self._decoded:
+            return
+        self._decoded = True
+        if self.value is None:
+            return
+        try:
+            self._schema, self._event = decode(self.catalog, self.value)
+        except DecodeError as exc:
+            self._error = f"{exc.reason}: {exc.message}"
+
+    @property
+    def event(self) -> Any:
+        """The event read with its writer schema; None for a tombstone or an undecodable value."""
+        self._decode()
+        return self._event
+
+    @property
+    def decode_error(self) -> str | None:
+        self._decode()
+        return self._error
+
+    def lead_head(self) -> LeadHead | None:
+        """A CaseLead's id, revision and publisher read from the front of its body (no full decode)."""
+        if self._peek is False:
+            schema = self.schema
+            head = None
+            if schema is not None and schema.name == CASE_LEAD and self.value is not None:
+                if self._decoded and isinstance(self._event, dict):
+                    e = self._event
+                    head = LeadHead(e["lead_id"], e["revision"], e["publisher"]["agency"], e["publisher"]["province"])
+                else:
+                    head = peek_lead(schema, self.value)
+            self._peek = head
+        return self._peek if isinstance(self._peek, LeadHead) else None
+
+    def where(self) -> str:
+        return where(self.topic, self.partition, self.offset, self.file, self.index)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.value or b"").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class LeadHead:
+    lead_id: str
+    revision: int
+    agency: str
+    province: str
+
+
+class _Cut(Exception):
+    """The body ended, or holds a type the front reader does not read: decode it whole instead."""
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if pos >= len(data):
+            raise _Cut
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+        if shift > 63:
+            raise _Cut
+
+
+def _front(schema: Any, data: bytes, pos: int, path: str, out: dict[str, Any], wanted: set[str]) -> int:
+    """Read `schema` at `pos` into `out` (dotted names), stopping once every wanted name is read."""
+    if isinstance(schema, dict) and schema.get("type") == "record":
+        for f in schema["fields"]:
+            pos = _front(f["type"], data, pos, f"{path}{f['name']}", out, wanted) if wanted - out.keys() else pos
+            if not wanted - out.keys():
+                return pos
+        return pos
+    kind = schema.get("type") if isinstance(schema, dict) else schema
+    if isinstance(kind, list):
+        index, pos = _varint(data, pos)
+        if not 0 <= index < len(kind):
+            raise _Cut
+        return _front(kind[index], data, pos, path, out, wanted)
+    if kind == "null":
+        out[path] = None
+        return pos
+    if kind in ("int", "long"):
+        out[path], pos = _varint(data, pos)
+        return pos
+    if kind == "string":
+        size, pos = _varint(data, pos)
+        if size < 0 or pos + size > len(data):
+            raise _Cut
+        out[path] = data[pos:pos + size].decode()
+        return pos + size
+    raise _Cut
+
+
+_HEAD = {"lead_id", "revision", "publisher.agency", "publisher.province"}
+
+
+_PLANS: dict[bytes, tuple[tuple[str, str], ...] | None] = {}
+
+
+def _plan(schema: SchemaEntry) -> tuple[tuple[str, str], ...] | None:
+    """The reads (string / number / skip) from the body's start to the last of the head's fields, when all are plain."""
+    steps: list[tuple[str, str]] = []
+    wanted = set(_HEAD)
+
+    def walk(fields: Any, prefix: str) -> bool:
+        for f in fields:
+            if not wanted:
+                return True
+            name, t = prefix + f["name"], f["type"]
+            kind = t.get("type") if isinstance(t, dict) else t
+            if kind == "record" and isinstance(t, dict):
+                if not walk(t["fields"], name + "."):
+                    return False
+                continue
+            if kind not in ("string", "int", "long"):
+                return False
+            steps.append(("s" if kind == "string" else "n", name))
+            wanted.discard(name)
+        return not wanted
+
+    parsed = schema.parsed
+    ok = isinstance(parsed, dict) and walk(parsed.get("fields", []), "")
+    return tuple(steps) if ok else None
+
+
+def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
+    """Id, revision and publisher of a CaseLead from the front of its body; None when they cannot be read so."""
+    fp = schema.fingerprint
+    if fp not in _PLANS:
+        _PLANS[fp] = _plan(schema)
+    plan = _PLANS[fp]
+    if plan is not None:
+        out: dict[str, Any] = {}
+        pos = 10
+        try:
+            for kind, name in plan:
+                number, pos = _varint(value, pos)
+                if kind == "s":
+                    if number < 0 or pos + number > len(value):
+                        return None
+                    if name in _HEAD:
+                        out[name] = value[pos:pos + number].decode()
+                    pos += number
+                elif name in _HEAD:
+                    out[name] = number
+        except (_Cut, UnicodeDecodeError):
+            return None
+        return LeadHead(out["lead_id"], out["revision"], out["publisher.agency"], out["publisher.province"])
+    return _peek_slow(schema, value)
+
+
+def _peek_slow(schema: SchemaEntry, value: bytes) -> LeadHead | None:
+    parsed = schema.parsed
+    fields = {f["name"]: f for f in parsed.get("fields", [])} if isinstance(parsed, dict) else {}
+    if "publisher" not in fields:
+        return None
+    out: dict[str, Any] = {}
+    try:
+        _front_record(parsed, value, 10, out)
+    except (_Cut, UnicodeDecodeError):
+        return None
+    if not out.keys() >= _HEAD:
+        return None
+    return LeadHead(out["lead_id"], out["revision"], out["publisher.agency"], out["publisher.province"])
+
+
+def _front_record(parsed: Any, value: bytes, pos: int, out: dict[str, Any]) -> None:
+    for f in parsed["fields"]:
+        if not _HEAD - out.keys():
+            return
+        t = f["type"]
+        if f["name"] == "publisher" and isinstance(t, dict) and t.get("type") == "record":
+            pos = _front(t, value, pos, "publisher.", out, {"publisher.agency", "publisher.province"})
+            if not {"publisher.agency", "publisher.province"} <= out.keys():
+                raise _Cut
+            # the rest of the publisher record is not needed: stop here if everything else is read
+            continue
+        pos = _front(t, value, pos, f["name"], out, {f["name"]})
+
+
+def where(topic: str, partition: int, offset: int, file: str | None = None, index: int | None = None) -> str:
+    text = f"{topic}[{partition}]@{offset}"
+    return f"{text} (archive {file} #{index})" if file is not None else text
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a verifier found, with where: a failure makes the replay exit 1, a notice does not."""
+
+    check: str
+    message: str
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    file: str | None = None
+    index: int | None = None
+    failure: bool = True
+
+    @classmethod
+    def at(cls, record: ReplayRecord, check: str, message: str, *, failure: bool = True) -> Finding:
+        return cls(check, message, record.topic, record.partition, record.offset, record.file, record.index, failure)
+
+    def where(self) -> str:
+        if self.partition is None or self.offset is None:
+            return self.file or self.topic
+        return where(self.topic, self.partition, self.offset, self.file, self.index)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "failure": self.failure, "topic": self.topic, "partition": self.partition,
+                "offset": self.offset, "file": self.file, "index": self.index, "message": self.message}
+
+
+class Verifier(Protocol):
+    """A check over a replay: each record once, in partition order; `finish` after the last."""
+
+    name: str
+
+    def check(self, record: ReplayRecord) -> Iterable[Finding]: ...
+
+    def finish(self) -> Iterable[Finding]: ...
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a record was, kept by verifiers that report on an earlier record later."""
+
+    topic: str
+    partition: int
+    offset: int
+    file: str | None = None
+    index: int | None = None
+
+    @classmethod
+    def of(cls, record: ReplayRecord) -> Mark:
+        return cls(record.topic, record.partition, record.offset, record.file, record.index)
+
+    def where(self) -> str:
+        return where(self.topic, self.partition, self.offset, self.file, self.index)
+
+    def finding(self, check: str, message: str, *, failure: bool = True) -> Finding:
+        return Finding(check, message, self.topic, self.partition, self.offset, self.file, self.index, failure)
+
+
+# -- sequences (for the seal verifier) -------------------------------------------------------------------
+
+
+@dataclass
+class _Lane:
+    last: int
+    last_at: Mark
+    gaps: list[tuple[int, int, Mark]] = field(default_factory=list)  # (low, high, the record after the gap)
+
+
+class LaneTracker:
+    """Sequence numbers per lane — (publisher, topic, partition) — as the seal verifier reads them.
+
+    The first number of a lane in the replay is its start (a replay from a point in time starts mid-lane).
+    A number above the next opens a gap; one inside an open gap arrived late (`SEQUENCE_REORDERED`, and it is
+    no longer missing); any other number at or below the highest is `SEQUENCE_REPLAYED`. Gaps still open at
+    the end are `SEQUENCE_GAP` failures, located at the record that came after the missing numbers.
+    """
+
+    def __init__(self) -> None:
+        self._lanes: dict[tuple[str, str, int], _Lane] = {}
+
+    def observe(self, lane: tuple[str, str, int], sequence: int, record: ReplayRecord) -> list[Finding]:
+        state = self._lanes.get(lane)
+        here = Mark.of(record)
+        name = f"{lane[0]} on {lane[1]}[{lane[2]}]"
+        if state is None:
+            self._lanes[lane] = _Lane(sequence, here)
+            return []
+        if sequence > state.last:
+            if sequence > state.last + 1:
+                state.gaps.append((state.last + 1, sequence - 1, here))
+            state.last, state.last_at = sequence, here
+            return []
+        for i, (low, high, after) in enumerate(state.gaps):
+            if low <= sequence <= high:
+                rest = [(a, b, after) for a, b in ((low, sequence - 1), (sequence + 1, high)) if a <= b]
+                state.gaps[i:i + 1] = rest
+                return [Finding.at(record, "SEQUENCE_REORDERED",
+                                   f"sequence number {sequence} of {name} comes after {after.where()}, which "
+                                   f"carries a later number: records were moved")]
+        return [Finding.at(record, "SEQUENCE_REPLAYED",
+                           f"sequence number {sequence} of {name} was already used (the lane is at {state.last}, "
+                           f"last seen at {state.last_at.where()}): a record replayed")]
+
+    def finish(self) -> list[Finding]:
+        out = []
+        for (publisher, topic, partition), state in self._lanes.items():
+            for low, high, after in state.gaps:
+                numbers = f"{low}" if low == high else f"{low}–{high}"
+                out.append(after.finding("SEQUENCE_GAP", f"sequence number(s) {numbers} of {publisher} on "
+                                                         f"{topic}[{partition}] are missing before this record: "
+                                                         "records dropped"))
+        return out
+
+
+# -- today's verifiers ----------------------------------------------------------------------------------
+
+
+class PartitionOrder:
+    """Offsets strictly increase within a partition; timestamps go back by at most `skew_ms`."""
+
+    name = "order"
+
+    def __init__(self, skew_ms: int = 15_000) -> None:
+        self.skew_ms = skew_ms
+        self._last: dict[tuple[str, int], tuple[int, int, Mark]] = {}  # offset, highest timestamp, where
+
+    def check(self, record: ReplayRecord) -> Iterable[Finding]:
+        key = (record.topic, record.partition)
+        before = self._last.get(key)
+        if before is None:
+            self._last[key] = (record.offset, record.timestamp_ms, Mark.of(record))
+            return ()
+        offset, highest, at = before
+        found: list[Finding] = []
+        if record.offset <= offset:
+            found.append(Finding.at(record, "OFFSET_ORDER", f"offset {record.offset} comes after offset {offset} "
+                                                            f"({at.where()})"))
+        if record.timestamp_ms < highest - self.skew_ms:
+            # Agencies' own producers stamp records when they are handed over, and may queue them for minutes:
+            # on an intake topic a step back is worth a look (seals decide); on the bus's own topics it is a failure.
+            text = (f"timestamp {_iso(record.timestamp_ms)} is {(highest - record.timestamp_ms) / 1000:.1f} s before "
+                    f"one already seen in this partition ({at.where()}, {_iso(highest)}): records moved or replayed")
+            found.append(Finding.at(record, "TIMESTAMP_BACKWARDS", text, failure=not is_intake(record.topic)))
+        if record.timestamp_ms >= highest:
+            self._last[key] = (record.offset, record.timestamp_ms, Mark.of(record))
+        else:
+            self._last[key] = (record.offset, highest, at)
+        return found
+
+    def finish(self) -> Iterable[Finding]:
+        return ()
+
+
+class Decodes:
+    """Every value reads with a known writer schema; on the bus's own topics anything else is a failure."""
+
+    name = "decode"
+
+    def check(self, record: ReplayRecord) -> Iterable[Finding]:
+        if record.value is None or (record.schema is not None and not _needs_full_read(record)):
+            return ()
+        error = record.decode_error
+        if error is None:
+            return ()
+        if is_intake(record.topic):
+            return (Finding.at(record, "UNDECODABLE", f"{error} (intake dead-letters it)", failure=False),)
+        return (Finding.at(record, "UNDECODABLE", f"{error}: the bus wrote this topic, so it was altered"),)
+
+    def finish(self) -> Iterable[Finding]:
+        return ()
+
+
+def _needs_full_read(record: ReplayRecord) -> bool:
+    """Bus-written topics are read whole (a cut or altered body must not pass); intake topics by their header."""
+    return not is_intake(record.topic)
+
+
+class IntakeLeads:
+    """Intake topics: a (lead_id, revision) repeated — a redelivery or a refused conflict (notices)."""
+
+    name = "intake-leads"
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, int], tuple[str, Mark]] = {}
+        self.sources: dict[tuple[str, int, int], str] = {}  # coordinates → SHA-256 of the value (cross-checks)
+        self.ranges: dict[tuple[str, int], tuple[int, int]] = {}  # offsets read per partition
+
+    def check(self, record: ReplayRecord) -> Iterable[Finding]:
+        if not is_intake(record.topic):
+            return ()
+        digest = record.sha256()
+        self.sources[(record.topic, record.partition, record.offset)] = digest
+        key = (record.topic, record.partition)
+        low, high = self.ranges.get(key, (record.offset, record.offset))
+        self.ranges[key] = (min(low, record.offset), max(high, record.offset))
+        head = record.lead_head()
+        if head is None:
+            return ()
+        ident = (head.lead_id.lower(), head.revision)
+        before = self._seen.get(ident)
+        if before is None:
+            self._seen[ident] = (digest, Mark.of(record))
+            return ()
+        if before[0] == digest:
+            return (Finding.at(record, "REDELIVERED", f"lead {ident[0]} revision {ident[1]} again, identical to "
+                                                      f"{before[1].where()} (intake drops it)", failure=False),)
+        return (Finding.at(record, "REVISION_CONFLICT", f"lead {ident[0]} revision {ident[1]} again with other "
+                                                        f"content than {before[1].where()} (intake refuses it)",
+                           failure=False),)
+
+    def finish(self) -> Iterable[Finding]:
+        return ()
+
+
+class AcceptedLeads:
+    """`leadbus.leads.accepted`: the digest, the normalisation of the original, one (lead_id, revision)."""
+
+    name = "accepted-leads"
+
+    def __init__(self, intake: IntakeLeads | None = None, *, renormalise: bool = True) -> None:
+        self.intake = intake
+        self.renormalise = renormalise
+        self._revisions: dict[str, tuple[int, str, Mark]] = {}  # lead id → highest revision, digest, where
+        self._sources: list[tuple[tuple[str, int, int], str, Mark]] = []
+
+    def check(self, record: ReplayRecord) -> Iterable[Finding]:
+        if record.topic != LEADS_ACCEPTED or record.schema is None or record.schema.name != ACCEPTED:
+            return ()
+        event = record.event
+        if not isinstance(event, dict):
+            return ()  # `Decodes` reports it
+        found: list[Finding] = []
+        try:
+            lead = CaseLead.model_validate(event["lead"])
+        except ValueError as exc:
+            return [Finding.at(record, "INVALID_LEAD", f"the accepted lead does not validate: {exc}")]
+        text = lead.to_json()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if digest != event["digest"]:
+            found.append(Finding.at(record, "DIGEST_MISMATCH",
+                                    f"lead {lead.lead_id} revision {lead.revision}: the SHA-256 of the normalised lead "
+                                    f"is {digest}, the event says {event['digest']}: the body was altered"))
+        original = bytes(event.get("original") or b"")
+        if self.renormalise and original:
+            found += self._check_original(record, original, text, lead)
+        where_from = event["source"]
+        self._sources.append(((where_from["topic"], where_from["partition"], where_from["offset"]),
+                              hashlib.sha256(original).hexdigest(), Mark.of(record)))
+        before = self._revisions.get(lead.lead_id)
+        if before is not None:
+            revision, seen_digest, at = before
+            if lead.revision == revision:
+                what = "identical" if seen_digest == event["digest"] else "with other content"
+                found.append(Finding.at(record, "REPLAYED", f"lead {lead.lead_id} revision {lead.revision} accepted "
+                                                            f"again, {what} ({at.where()}): intake accepts a revision "
+                                                            "once"))
+            elif lead.revision < revision:
+                found.append(Finding.at(record, "REORDERED", f"lead {lead.lead_id} revision {lead.revision} after "
+                                                             f"revision {revision} ({at.where()})"))
+        if before is None or lead.revision > before[0]:
+            self._revisions[lead.lead_id] = (lead.revision, event["digest"], Mark.of(record))
+        return found
+
+    def _check_original(self, record: ReplayRecord, original: bytes, text: str, lead: CaseLead) -> list[Finding]:
+        try:
+            _, published = decode(record.catalog, original, record.catalog.latest(CASE_LEAD))
+            again = normalise(CaseLead.model_validate(published)).lead.to_json()
+        except (DecodeError, ValueError) as exc:
+            return [Finding.at(record, "ORIGINAL_MISMATCH", f"lead {lead.lead_id}: `original` does not read as a "
+                                                            f"CaseLead: {exc}")]
+        if again != text:
+            return [Finding.at(record, "ORIGINAL_MISMATCH",
+                               f"lead {lead.lead_id} revision {lead.revision}: normalising `original` (the bytes as "
+                               "published) does not give the accepted lead: one of them was altered")]
+        return []
+
+    def finish(self) -> Iterable[Finding]:
+        if self.intake is None:
+            return ()
+        found = []
+        for coords, digest, at in self._sources:
+            span = self.intake.ranges.get(coords[:2])
+            if span is None or not span[0] <= coords[2] <= span[1]:
+                continue  # that intake record is outside what this replay read
+            there = self.intake.sources.get(coords)
+            if there is None:
+                found.append(at.finding("SOURCE_MISSING", f"the accepted lead came from {where(*coords)}, which "
+                                                          "holds no record: the intake topic was rewritten"))
+            elif there != digest:
+                found.append(at.finding("SOURCE_MISMATCH", f"the accepted lead came from {where(*coords)}, which "
+                                                           "holds other bytes than its `original`: one was altered "
+                                                           "or records were moved"))
+        return found
+
+
+class CaseVersions:
+    """`leadbus.cases`: per case, versions 1, 2, 3 …; an absorbed case's closing event repeats its last version."""
+
+    name = "case-versions"
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, bool, Mark]] = {}
+
+    def check(self, record: ReplayRecord) -> Iterable[Finding]:
+        if record.topic != CASES or record.schema is None or record.schema.name != CASE_UPDATED:
+            return ()
+        event = record.event
+        if not isinstance(event, dict):
+            return ()
+        case_id, version, merged = str(event["case_id"]), int(event["version"]), event.get("merged_into") is not None
+        before = self._last.get(case_id)
+        if before is None or version > before[0] or (version == before[0] and merged):
+            self._last[case_id] = (version, merged, Mark.of(record))
+        if before is None:
+            return ()
+        last, was_merged, at = before
+        if version == last + 1 and not was_merged:
+            return ()
+        if version == last and merged and not was_merged:
+            return ()  # the closing event of a case absorbed by another
+        if was_merged:
+            return (Finding.at(record, "AFTER_MERGE", f"case {case_id} version {version} after it was merged "
+                                                      f"away ({at.where()})"),)
+        if version == last:
+            return (Finding.at(record, "REPLAYED", f"case {case_id} version {version} a second time ({at.where()})"),)
+        if version < last:
+            return (Finding.at(record, "REORDERED", f"case {case_id} version {version} after version {last} "
+                                                    f"({at.where()})"),)
+        missing = f"{last + 1}" if version == last + 2 else f"{last + 1}–{version - 1}"
+        return (Finding.at(record, "VERSION_GAP", f"case {case_id} version {version} follows version {last} "
+                                                  f"({at.where()}): version {missing} missing"),)
+
+    def finish(self) -> Iterable[Finding]:
+        return ()
+
+
+class HandoverSteps:
+    """`leadbus.handover`: per case, step numbers 1, 2, 3 …"""
+
+    name = "handover-steps"
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, Mark]] = {}
+
+    def check(self, record: ReplayRecord) -> Iterable[Finding]:
+        if record.topic != HANDOVER or record.schema is None or record.schema.name != STEP:
+            return ()
+        event = record.event
+        if not isinstance(event, dict):
+            return ()
+        case_id, seq = str(event["case_id"]), int(event["seq"])
+        before = self._last.get(case_id)
+        if before is None or seq > before[0]:
+            self._last[case_id] = (seq, Mark.of(record))
+        if before is None or seq == before[0] + 1:
+            return ()
+        last, at = before
+        if seq == last:
+            return (Finding.at(record, "REPLAYED", f"handover step {seq} of case {case_id} a second time "
+                                                   f"({at.where()})"),)
+        if seq < last:
+            return (Finding.at(record, "REORDERED", f"handover step {seq} of case {case_id} after step {last} "
+                                                    f"({at.where()})"),)
+        return (Finding.at(record, "STEP_GAP", f"handover step {seq} of case {case_id} follows step {last} "
+                                               f"({at.where()}): a step is missing"),)
+
+    def finish(self) -> Iterable[Finding]:
+        return ()
+
+
+class RoutedVersions:
+    """Routed topics: a case's versions never go back on a topic, and no event appears twice."""
+
+    name = "routed-versions"
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[int, Mark]] = {}
+        self._seen: dict[tuple[Any, ...], Mark] = {}
+
+    def check(self, record: ReplayRecord) -> Iterable[Finding]:
+        if not is_routed(record.topic) or record.schema is None:
+            return ()
+        event = record.event
+        if not isinstance(event, dict) or "case_id" not in event or "version" not in event:
+            return ()
+        case_id, version = str(event["case_id"]), int(event["version"])
+        found: list[Finding] = []
+        ident = (record.topic, record.schema.name, case_id, version, event.get("merged_into"), event.get("topic"))
+        at = self._seen.get(ident)
+        if at is not None:
+            found.append(Finding.at(record, "REPLAYED", f"{record.schema.name.rsplit('.', 1)[-1]} of case {case_id} "
+                                                        f"version {version} a second time ({at.where()})"))
+        self._seen[ident] = Mark.of(record)
+        before = self._last.get((record.topic, case_id))
+        if before is not None and version < before[0]:
+            found.append(Finding.at(record, "REORDERED", f"case {case_id} version {version} after version "
+                                                        f"{before[0]} ({before[1].where()})"))
+        if before is None or version >= before[0]:
+            self._last[(record.topic, case_id)] = (version, Mark.of(record))
+        return found
+
+    def finish(self) -> Iterable[Finding]:
+        return ()
+
+
+def standard_verifiers(skew_ms: int = 15_000, *, renormalise: bool = True) -> list[Verifier]:
+    """Today's verifiers, in the order they run."""
+    intake = IntakeLeads()
+    return [PartitionOrder(skew_ms), Decodes(), intake, AcceptedLeads(intake, renormalise=renormalise),
+            CaseVersions(), HandoverSteps(), RoutedVersions()]
+
+
+# -- who sent it ------------------------------------------------------------------------------------------
+
+
+def publisher_of(record: ReplayRecord) -> str:
+    """Who an event is from: the seal's publisher; else the agency (and province) the event names; else the stage."""
+    sealed = record.header(PUBLISHER_HEADER)
+    if sealed:
+        return sealed.decode(errors="replace")
+    schema = record.schema
+    if schema is not None and schema.name == CASE_LEAD:
+        head = record.lead_head()
+        if head is not None:
+            return f"{head.agency}.{head.province}"
+    event = record.event if schema is not None and schema.name in (CASE_LEAD, DECISION, ACCEPTED, REJECTED) else None
+    if isinstance(event, dict):
+        if schema is not None and schema.name == CASE_LEAD:
+            return f"{event['publisher']['agency']}.{event['publisher']['province']}"
+        if schema is not None and schema.name == DECISION:
+            return f"{event['actor']['agency']}.{event['actor']['province']}"
+        if schema is not None and schema.name == ACCEPTED:
+            publisher = event["lead"]["publisher"]
+            return f"{publisher['agency']}.{publisher['province']}"
+        if event.get("publisher_agency"):
+            return str(event["publisher_agency"])
+    if is_intake(record.topic):
+        return record.topic[len(INTAKE_PREFIX):]
+    stage = STAGE_OF.get(record.topic) or ("routing" if is_routed(record.topic) else None)
+    return f"leadbus:{stage}" if stage else "?"
+
+
+def publisher_matches(publisher: str, wanted: str) -> bool:
+    """`SAMR` matches SAMR, SAMR.33 and SAMR.33-gw2; `SAMR.33` matches SAMR.33 and its instances."""
+    return publisher == wanted or publisher.startswith((wanted + ".", wanted + "-"))
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

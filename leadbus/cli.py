@@ -450,6 +450,72 @@ def dashboard(
     run(_bootstrap(bootstrap), region, host=host, port=port)
 
 
+@app.command("gateway")
+def gateway(
+    agency: str = typer.Option(..., help="The agency this gateway speaks for (SAMR, MPS, …)."),
+    province: str = typer.Option(..., help="Its province (GB/T 2260 two digits, 00 = national)."),
+    port: int = typer.Option(8443, help="HTTPS port."),
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = typer.Option(
+        None, "--client-config", envvar="LEADBUS_CLIENT_CONFIG",
+        help="confluent-kafka settings of the publisher principal: a JSON file, or a folder of <principal>.json."),
+    signing_key: Path | None = typer.Option(None, help="The agency's Ed25519 private key (or $LEADBUS_SIGNING_KEY)."),
+    publisher_id: str | None = typer.Option(None, help="Signing publisher id (default AGENCY.PROVINCE)."),
+    unsigned: bool = typer.Option(False, help="Publish unsigned (only where the agency registered no key)."),
+    tokens: Path | None = typer.Option(None, help="API tokens file (default <state-dir>/tokens.json)."),
+    state_dir: Path | None = typer.Option(None, help="Ledger, sequences, access log (default var/gateway/AGENCY.PP)."),
+    tls_cert: Path | None = typer.Option(None, help="Server certificate (PEM, chain); without it a local CA is made."),
+    tls_key: Path | None = typer.Option(None, help="Server private key (PEM)."),
+    rate: float = typer.Option(50.0, help="Leads per second per calling system (0 = unlimited)."),
+    burst: float = typer.Option(200.0, help="Burst allowance per calling system."),
+    publish_timeout: float = typer.Option(15.0, help="Seconds the broker has to confirm before a 503."),
+) -> None:
+    """Serve the agency's HTTPS/JSON gateway: validate, sign, publish, answer after confirmation, receipts."""
+    from leadbus.agencies import is_agency_code
+    from leadbus.geography import is_publisher_province
+    from leadbus.logs import configure_json_logging
+    from leadbus.producers.gateway import GatewayConfig
+    from leadbus.producers.gateway.server import kafka_settings, serve, signing_sealer, tls_files
+
+    configure_json_logging()
+    if not is_agency_code(agency) or not is_publisher_province(province):
+        raise typer.BadParameter(f"{agency}/{province}: not a current agency code and province")
+    state = state_dir or Path("var/gateway") / f"{agency}.{province}"
+    state.mkdir(parents=True, exist_ok=True)
+    config = GatewayConfig(agency, province, tokens=tokens or state / "tokens.json", state_dir=state,
+                           publisher_id=publisher_id, rate=rate, burst=burst, publish_timeout=publish_timeout)
+    try:
+        sealer = None if unsigned else signing_sealer(config.signer, signing_key, state)
+        kafka = kafka_settings(bootstrap or (None if client_config else _bootstrap(None)), client_config,
+                               f"publisher-{agency}")
+        tls = tls_files(tls_cert, tls_key, state, [host, "localhost", "127.0.0.1"])
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(f"gateway {config.signer}: https://{host}:{port}/v1/leads  (CA {tls.ca}; tokens {config.tokens})")
+    serve(config, kafka, sealer, tls, host, port)
+
+
+@app.command("gateway-token")
+def gateway_token(
+    agency: str = typer.Option(..., help="The gateway's agency."),
+    system: str = typer.Option(..., help="The calling system's name (one word), e.g. hz-case-system."),
+    tokens: Path = typer.Option(..., help="The gateway's tokens file."),
+    revoke: bool = typer.Option(False, help="Revoke every token of this system instead."),
+) -> None:
+    """Create an API token for a calling system (printed once; only its SHA-256 is stored), or revoke its tokens."""
+    from leadbus.producers.gateway.auth import add_token, revoke_tokens
+
+    if revoke:
+        console.print(f"revoked {revoke_tokens(tokens, system)} token(s) of {system}")
+        return
+    try:
+        token = add_token(tokens, system, agency)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    print(token)
+
+
 @app.command("link")
 def link(
     input_path: Path = typer.Option(..., "--input", "-i", help="CaseLead JSON lines (DESIGN §3 names)."),

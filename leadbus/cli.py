@@ -438,16 +438,54 @@ def dashboard(
     bootstrap: str | None = BOOTSTRAP,
     host: str = typer.Option("127.0.0.1", help="Address to serve on."),
     port: int = typer.Option(8080, help="Port to serve on."),
+    users: Path = typer.Option(..., envvar="LEADBUS_DASHBOARD_USERS",
+                               help="Users file (argon2 hashes, region, agencies, role): `leadbus dashboard-user`."),
+    access_log: Path | None = typer.Option(None, help="Access log of views and searches (default "
+                                                      "var/dashboard/<region>/access.jsonl)."),
+    tls_cert: Path | None = typer.Option(None, help="Serve HTTPS with this certificate (needed beyond localhost: "
+                                                    "session cookies are Secure)."),
+    tls_key: Path | None = typer.Option(None, help="The certificate's private key."),
 ) -> None:
-    """Serve a regional dashboard: live masked cases, counts, the handover board, search."""
+    """Serve a regional dashboard (sign-in required): live masked cases, counts, the handover board, search."""
     from leadbus.geography import REGIONS
     from leadbus.logs import configure_json_logging
     from leadbus.sinks.dashboard import run
+    from leadbus.sinks.dashboard_auth import SignIn
 
     configure_json_logging()
     if region not in REGIONS:
         raise typer.BadParameter(f"--region is one of {', '.join(sorted(REGIONS))}")
-    run(_bootstrap(bootstrap), region, host=host, port=port)
+    try:
+        sign_in = SignIn(users, region, access_log or Path("var/dashboard") / region / "access.jsonl")
+    except (OSError, ValueError, KeyError) as exc:
+        raise typer.BadParameter(f"{users}: {exc}") from None
+    tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}
+    run(_bootstrap(bootstrap), region, host=host, port=port, sign_in=sign_in, **tls)
+
+
+@app.command("dashboard-user")
+def dashboard_user(
+    users: Path = typer.Option(..., envvar="LEADBUS_DASHBOARD_USERS", help="The users file to write (0600)."),
+    username: str = typer.Option(..., help="User name."),
+    region: str = typer.Option(..., help="The one region the user may see: jjj, yrd or pprd."),
+    role: str = typer.Option("viewer", help="viewer, or supervisor (also reads the access log)."),
+    agencies: str = typer.Option("*", help="Comma-separated agency codes the user works for (* = all)."),
+    password_stdin: bool = typer.Option(False, help="Read the password from stdin instead of prompting."),
+) -> None:
+    """Add or replace a dashboard user; only the argon2 hash of the password is stored."""
+    import sys
+
+    from leadbus.sinks.dashboard_auth import add_user
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise typer.BadParameter("a password has at least 8 characters")
+    try:
+        user = add_user(users, username, password, region, role, [a.strip() for a in agencies.split(",") if a.strip()])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(f"{user.username}: region {user.region}, role {user.role}, agencies {', '.join(user.agencies)}")
 
 
 @app.command("gateway")

@@ -530,7 +530,8 @@ def gateway(
         tls = tls_files(tls_cert, tls_key, state, [host, "localhost", "127.0.0.1"])
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    console.print(f"gateway {config.signer}: https://{host}:{port}/v1/leads  (CA {tls.ca}; tokens {config.tokens})")
+    trust = f"certificate {tls.cert}" if tls_cert else f"local CA {tls.ca}"
+    console.print(f"gateway {config.signer}: https://{host}:{port}/v1/leads  ({trust}; tokens {config.tokens})")
     serve(config, kafka, sealer, tls, host, port)
 
 

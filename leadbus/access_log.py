@@ -48,7 +48,10 @@ class AccessLog:
 def read_access_log(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    text = path.read_text(encoding="utf-8")
+    # "\n" only (str.splitlines would also cut at U+2028 and friends inside a logged value); a last line still
+    # being written is left out.
+    lines = [line for line in text[: text.rfind("\n") + 1].split("\n") if line]
     if limit is not None:
         lines = lines[-limit:]
     return [json.loads(line) for line in lines if line.strip()]

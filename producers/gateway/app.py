@@ -584,7 +584,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         lines = [line for line in raw.split(b"\n") if line.strip()]
         if len(lines) > MAX_BATCH_LINES:
             raise _Refused(_error(413, "BODY_TOO_LARGE", f"a batch has at most {MAX_BATCH_LINES} lines"))
-        throttle(caller, float(max(1, len(lines))))
+        throttle(caller, float(min(max(1, len(lines)), cfg.burst)))  # a big batch takes the whole burst
         answers: list[Answer | None] = []
         docs: list[Any] = []
         for line in lines:

@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
 
+from leadbus.access_log import read_access_log
 from leadbus.geography import REGIONS
 from leadbus.sinks.dashboard import create_app
 from leadbus.sinks.dashboard_auth import COOKIE, SignIn, add_user
@@ -99,7 +100,7 @@ def sign_in(context: BrowserContext, server: Server, username: str, password: st
 def _log(server: Server) -> list[dict[str, Any]]:
     path = server.sign_in.access_path
     assert path is not None
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return read_access_log(path)
 
 
 def test_sign_in_is_required_and_a_wrong_password_refused(dashboards: dict[str, Server], browser: Browser) -> None:

@@ -178,6 +178,10 @@ def test_another_regions_user_sees_nothing_of_this_region(dashboards: dict[str, 
     for path in ("/", "/api/state", f"/api/search?q={case.case_id}", f"/api/cases/{case.case_id}", "/events"):
         resp = httpx.get(yrd.url + path, cookies=cookie, timeout=10)
         assert resp.status_code == 403 and case.case_id not in resp.text, path
+    for _ in range(100):  # response events reach the test asynchronously
+        if len(seen) >= 9:
+            break
+        page.wait_for_timeout(100)
     assert len(seen) >= 9 and {status for _, status, _ in seen} <= {200, 303, 403}  # 200: the sign-in form
     for url, _, text in seen:
         assert case.case_id not in text and "王**" not in text, url

@@ -561,16 +561,122 @@ def dashboard(
     host: str = typer.Option("127.0.0.1", help="Address to serve on."),
     port: int = typer.Option(8080, help="Port to serve on."),
     client_config: str | None = CLIENT_CONFIG,
+    users: Path = typer.Option(..., envvar="LEADBUS_DASHBOARD_USERS",
+                               help="Users file (argon2 hashes, region, agencies, role): `leadbus dashboard-user`."),
+    access_log: Path | None = typer.Option(None, help="Access log of views and searches (default "
+                                                      "var/dashboard/<region>/access.jsonl)."),
+    tls_cert: Path | None = typer.Option(None, help="Serve HTTPS with this certificate (needed beyond localhost: "
+                                                    "session cookies are Secure)."),
+    tls_key: Path | None = typer.Option(None, help="The certificate's private key."),
 ) -> None:
-    """Serve a regional dashboard: live masked cases, counts, the handover board, search."""
+    """Serve a regional dashboard (sign-in required): live masked cases, counts, the handover board, search."""
     from leadbus.geography import REGIONS
     from leadbus.logs import configure_json_logging
     from leadbus.sinks.dashboard import run
+    from leadbus.sinks.dashboard_auth import SignIn
 
     configure_json_logging()
     if region not in REGIONS:
         raise typer.BadParameter(f"--region is one of {', '.join(sorted(REGIONS))}")
-    run(_settings(bootstrap, client_config, f"dashboard-{region}"), region, host=host, port=port)
+    try:
+        sign_in = SignIn(users, region, access_log or Path("var/dashboard") / region / "access.jsonl")
+    except (OSError, ValueError, KeyError) as exc:
+        raise typer.BadParameter(f"{users}: {exc}") from None
+    tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}
+    run(_settings(bootstrap, client_config, f"dashboard-{region}"), region, host=host, port=port, sign_in=sign_in,
+        **tls)
+
+
+@app.command("dashboard-user")
+def dashboard_user(
+    users: Path = typer.Option(..., envvar="LEADBUS_DASHBOARD_USERS", help="The users file to write (0600)."),
+    username: str = typer.Option(..., help="User name."),
+    region: str = typer.Option(..., help="The one region the user may see: jjj, yrd or pprd."),
+    role: str = typer.Option("viewer", help="viewer, or supervisor (also reads the access log)."),
+    agencies: str = typer.Option("*", help="Comma-separated agency codes the user works for (* = all)."),
+    password_stdin: bool = typer.Option(False, help="Read the password from stdin instead of prompting."),
+) -> None:
+    """Add or replace a dashboard user; only the argon2 hash of the password is stored."""
+    import sys
+
+    from leadbus.sinks.dashboard_auth import add_user
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise typer.BadParameter("a password has at least 8 characters")
+    try:
+        user = add_user(users, username, password, region, role, [a.strip() for a in agencies.split(",") if a.strip()])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(f"{user.username}: region {user.region}, role {user.role}, agencies {', '.join(user.agencies)}")
+
+
+@app.command("gateway")
+def gateway(
+    agency: str = typer.Option(..., help="The agency this gateway speaks for (SAMR, MPS, …)."),
+    province: str = typer.Option(..., help="Its province (GB/T 2260 two digits, 00 = national)."),
+    port: int = typer.Option(8443, help="HTTPS port."),
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = typer.Option(
+        None, "--client-config", envvar="LEADBUS_CLIENT_CONFIG",
+        help="confluent-kafka settings of the publisher principal: a JSON file, or a folder of <principal>.json."),
+    signing_key: Path | None = typer.Option(None, help="The agency's Ed25519 private key (or $LEADBUS_SIGNING_KEY)."),
+    publisher_id: str | None = typer.Option(None, help="Signing publisher id (default AGENCY.PROVINCE)."),
+    unsigned: bool = typer.Option(False, help="Publish unsigned (only where the agency registered no key)."),
+    tokens: Path | None = typer.Option(None, help="API tokens file (default <state-dir>/tokens.json)."),
+    state_dir: Path | None = typer.Option(None, help="Ledger, sequences, access log (default var/gateway/AGENCY.PP)."),
+    tls_cert: Path | None = typer.Option(None, help="Server certificate (PEM, chain); without it a local CA is made."),
+    tls_key: Path | None = typer.Option(None, help="Server private key (PEM)."),
+    rate: float = typer.Option(50.0, help="Leads per second per calling system (0 = unlimited)."),
+    burst: float = typer.Option(200.0, help="Burst allowance per calling system."),
+    publish_timeout: float = typer.Option(15.0, help="Seconds the broker has to confirm before a 503."),
+) -> None:
+    """Serve the agency's HTTPS/JSON gateway: validate, sign, publish, answer after confirmation, receipts."""
+    from leadbus.agencies import is_agency_code
+    from leadbus.geography import is_publisher_province
+    from leadbus.logs import configure_json_logging
+    from leadbus.producers.gateway import GatewayConfig
+    from leadbus.producers.gateway.server import kafka_settings, serve, signing_sealer, tls_files
+
+    configure_json_logging()
+    if not is_agency_code(agency) or not is_publisher_province(province):
+        raise typer.BadParameter(f"{agency}/{province}: not a current agency code and province")
+    state = state_dir or Path("var/gateway") / f"{agency}.{province}"
+    state.mkdir(parents=True, exist_ok=True)
+    config = GatewayConfig(agency, province, tokens=tokens or state / "tokens.json", state_dir=state,
+                           publisher_id=publisher_id, rate=rate, burst=burst, publish_timeout=publish_timeout)
+    try:
+        sealer = None if unsigned else signing_sealer(config.signer, signing_key, state)
+        kafka = kafka_settings(bootstrap or (None if client_config else _bootstrap(None)), client_config,
+                               f"publisher-{agency}")
+        tls = tls_files(tls_cert, tls_key, state, [host, "localhost", "127.0.0.1"])
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    trust = f"certificate {tls.cert}" if tls_cert else f"local CA {tls.ca}"
+    console.print(f"gateway {config.signer}: https://{host}:{port}/v1/leads  ({trust}; tokens {config.tokens})")
+    serve(config, kafka, sealer, tls, host, port)
+
+
+@app.command("gateway-token")
+def gateway_token(
+    agency: str = typer.Option(..., help="The gateway's agency."),
+    system: str = typer.Option(..., help="The calling system's name (one word), e.g. hz-case-system."),
+    tokens: Path = typer.Option(..., help="The gateway's tokens file."),
+    revoke: bool = typer.Option(False, help="Revoke every token of this system instead."),
+) -> None:
+    """Create an API token for a calling system (printed once; only its SHA-256 is stored), or revoke its tokens."""
+    from leadbus.producers.gateway.auth import add_token, revoke_tokens
+
+    if revoke:
+        console.print(f"revoked {revoke_tokens(tokens, system)} token(s) of {system}")
+        return
+    try:
+        token = add_token(tokens, system, agency)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    print(token)
 
 
 @app.command("link")

@@ -29,6 +29,7 @@ from rich.table import Table
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
 from leadbus.clients import CLIENT_CONFIG_ENV, settings_from_env
+from leadbus.demo_edge import Edge, prepare_edge
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.kafka import KafkaCluster
@@ -381,7 +382,7 @@ class Interrupts:
 
 
 def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, day_seconds: float,
-                run_id: str) -> list[ChildSpec]:
+                run_id: str, edge: Edge | None = None) -> list[ChildSpec]:
     cli = [sys.executable, "-m", "leadbus.cli"]
     specs = []
     for name in STAGES:
@@ -396,7 +397,11 @@ def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, d
                                        "--seal-after-seconds", "10"], group="sinks"))
     for region in DASHBOARD_REGIONS:
         specs.append(ChildSpec(f"dashboard-{region}", [*cli, "dashboard", "--region", region, "-b", bootstrap,
-                                                       "--port", str(ports.dashboards[region])], group="dashboards"))
+                                                       "--port", str(ports.dashboards[region]),
+                                                       *(edge.dashboard_args[region] if edge else [])],
+                               group="dashboards", env=edge.dashboard_env if edge else None))
+    if edge is not None:
+        specs.append(ChildSpec("gateway", edge.gateway_argv, group="processors"))
     return specs
 
 
@@ -414,8 +419,12 @@ class DemoPorts:
     def metrics(self) -> dict[str, int]:
         return {stage: self.base + 10 + i for i, stage in enumerate(STAGES)}
 
+    @property
+    def gateway(self) -> int:
+        return self.base + 5
+
     def all(self) -> list[int]:
-        return [*self.dashboards.values(), *self.metrics.values()]
+        return [*self.dashboards.values(), self.gateway, *self.metrics.values()]
 
 
 def busy_ports(ports: list[int]) -> list[int]:
@@ -462,11 +471,12 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         if secure:
             _apply_policy(cluster, console)  # and every component below takes its principal's file
         state = demo_dir / "state"
-        supervisor = Supervisor(child_specs(bootstrap, state, demo_dir, ports, day_seconds, run_id),
+        edge = prepare_edge(bootstrap, demo_dir, ports.gateway, [sys.executable, "-m", "leadbus.cli"])
+        supervisor = Supervisor(child_specs(bootstrap, state, demo_dir, ports, day_seconds, run_id, edge),
                                 log_dir=demo_dir / "logs")
         interrupts.on_force.insert(0, supervisor.kill)
         supervisor.start()
-        console.print(_url_table(bootstrap, ports, registry_url, demo_dir))
+        console.print(_url_table(bootstrap, ports, registry_url, demo_dir, edge))
         console.print(f"simulated agencies publishing {rate:g}/s; a statutory day of handover deadlines lasts "
                       f"{day_seconds:g} s and every fourth handover is left to go overdue. "
                       "[bold]Ctrl-C stops[/bold] (a second Ctrl-C forces).")
@@ -608,7 +618,7 @@ def _log_to_file(path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def _url_table(bootstrap: str, ports: DemoPorts, registry_url: str, demo_dir: Path) -> Table:
+def _url_table(bootstrap: str, ports: DemoPorts, registry_url: str, demo_dir: Path, edge: Edge | None = None) -> Table:
     table = Table(title="leadbus demo", title_justify="left")
     table.add_column("what")
     table.add_column("where")
@@ -616,6 +626,11 @@ def _url_table(bootstrap: str, ports: DemoPorts, registry_url: str, demo_dir: Pa
     for region, port in ports.dashboards.items():
         reg = REGIONS[region]
         table.add_row(f"dashboard {reg.name_zh} {reg.name_en}", f"http://127.0.0.1:{port}/  (?lang=en)")
+        if edge is not None:
+            table.add_row("  sign in", "{} / {}".format(*edge.sign_ins[region]))
+    if edge is not None:
+        table.add_row("gateway SAMR Zhejiang (HTTPS)", f"{edge.gateway_url}  (CA {edge.ca})")
+        table.add_row("  demo token", f"Authorization: Bearer {edge.token}")
     for stage, port in ports.metrics.items():
         table.add_row(f"metrics: {stage} stage", f"http://127.0.0.1:{port}/metrics")
     table.add_row("case registry", registry_url)

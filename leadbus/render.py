@@ -204,7 +204,8 @@ def plan(topics: list[TopicSpec] | None = None, principals: Principals | None = 
         ),
         Workload(
             "gateway",
-            ("gateway", "--host", "0.0.0.0", "--port", "8443"),
+            # one gateway per agency at its own edge; rendered here for SAMR (national), the others alike
+            ("gateway", "--agency", "SAMR", "--province", "00", "--host", "0.0.0.0", "--port", "8443"),
             2,
             10,
             "stateless HTTPS/JSON edge of the agencies: scale on request rate",
@@ -217,7 +218,8 @@ def plan(topics: list[TopicSpec] | None = None, principals: Principals | None = 
         result.workloads.append(
             Workload(
                 f"dashboard-{region}",
-                ("dashboard", "--region", region, "--host", "0.0.0.0", "--port", "8080"),
+                ("dashboard", "--region", region, "--host", "0.0.0.0", "--port", "8080",
+                 "--users", "/etc/leadbus/dashboard/users.yaml"),
                 2,
                 4,
                 f"each replica reads leadbus.region.{region} in full (no group): scale for viewers",

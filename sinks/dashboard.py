@@ -47,6 +47,7 @@ from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.geography import PROVINCES, REGIONS
+from leadbus.sinks.dashboard_auth import SignIn
 from leadbus.sinks.dashboard_state import Event, RegionBoard, case_view, step_view
 from leadbus.topics import region_topic
 
@@ -229,6 +230,12 @@ class Dashboard:
                 "caught_up": self.caught_up,
             }
 
+    def case(self, case_id: str) -> dict[str, Any] | None:
+        """One case as shown (masked), for the signed-in case view."""
+        with self.lock:
+            found = self.state.cases.get(case_id)
+            return dict(found) if found is not None else None
+
     def search(self, query: str) -> list[dict[str, Any]]:
         with self.lock:
             hits: list[dict[str, Any]] = self.state.search(query)
@@ -321,8 +328,12 @@ def render_page(region: str, lang: str, nonce: str) -> str:
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-def create_app(bootstrap: str | KafkaSettings, region: str) -> FastAPI:
-    """The dashboard of one region; its Kafka reader runs while the app is served."""
+def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | None = None) -> FastAPI:
+    """The dashboard of one region; its Kafka reader runs while the app is served.
+
+    With `sign_in` (sinks/dashboard_auth.py) every page, API and event stream needs a signed-in user of this
+    region, and every view and search is logged; `leadbus dashboard` always gives one.
+    """
     dash = Dashboard(bootstrap, region)
 
     @contextlib.asynccontextmanager
@@ -394,10 +405,13 @@ def create_app(bootstrap: str | KafkaSettings, region: str) -> FastAPI:
                 "error": dash.last_error}
         return JSONResponse(body, status_code=200 if ok else 503, headers=_NO_STORE)
 
+    if sign_in is not None:
+        sign_in.install(app, dash.case)
     return app
 
 
-def run(bootstrap: str | KafkaSettings, region: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+def run(bootstrap: str | KafkaSettings, region: str, host: str = "127.0.0.1", port: int = 8080,
+        sign_in: SignIn | None = None, **server: Any) -> None:
     """Serve one region's dashboard (SSE streams never end by themselves, hence the short shutdown)."""
-    uvicorn.run(create_app(bootstrap, region), host=host, port=port, timeout_graceful_shutdown=2,
-                log_level="info")
+    uvicorn.run(create_app(bootstrap, region, sign_in), host=host, port=port, timeout_graceful_shutdown=2,
+                log_level="info", **server)

@@ -19,7 +19,7 @@ runner = CliRunner()
 COMMANDS = [[], ["broker"], ["broker", "up"], ["broker", "down"], ["broker", "status"], ["broker", "fetch"],
             ["topics"], ["topics", "apply"], ["schemas"], ["schemas", "list"], ["schemas", "publish"],
             ["simulate"], ["process"], ["link"], ["registry"], ["takedown"], ["archive"], ["archive", "verify"],
-            ["archive", "run"], ["dashboard"], ["demo"]]
+            ["archive", "run"], ["dashboard"], ["demo"], ["gateway"], ["gateway-token"], ["dashboard-user"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "leadbus")

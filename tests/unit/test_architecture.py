@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
 def test_the_layer_contracts_hold_on_the_tree(tmp_path: Path) -> None:
     result = _lint_imports(_tree_with(tmp_path, None))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 kept, 0 broken" in result.stdout
+    assert re.search(r"\d+ kept, 0 broken", result.stdout), result.stdout
 
 
 @pytest.mark.parametrize(("module", "statement", "contract"), [

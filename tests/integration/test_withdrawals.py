@@ -354,7 +354,7 @@ def test_a_split_withdraws_the_case_from_the_region_only_the_split_off_part_conc
     other = {**whole, "case_id": split_off, "members": ["l-44"], "suspect_name": "东莞鞋业有限公司",
              "reporters": [{"agency": "SAMR", "province": "44"}], "suspect_province": "44",
              "identifiers": [{"kind": "uscc", "value": _uscc("441900")}]}
-    producer = Producer({"bootstrap.servers": bus, "acks": "all"})
+    producer = Producer({"bootstrap.servers": bus, "acks": "all", "partitioner": "murmur2_random"})  # as linking
     pprd_page = open_page(browser, pages["pprd"])
     producer.produce(CASES, key=case_id.encode(), value=encode(schema, whole))
     assert producer.flush(30) == 0
@@ -457,7 +457,8 @@ def _steps(bootstrap: str, case_id: str, province: str) -> None:
     schema = CATALOG.latest("cn.leadbus.HandoverStep")
     _, steps = open_handover(case_id, "SAMR", province, at=datetime.now(UTC) - timedelta(hours=1),
                              assessment="")
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    # murmur2 like the bus's stages: leadbus.handover is co-partitioned with leadbus.cases (routing's state)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "partitioner": "murmur2_random"})
     for step in steps:
         producer.produce(HANDOVER, key=case_id.encode(),
                          value=encode(schema, {**step.__dict__, "recorded_at": datetime.now(UTC)}))

@@ -475,17 +475,22 @@ class Rebuild:
         handler = RoutingHandler(self.catalog)
         state = DictState()
         derived: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for case, at_ms in cases:
-            value = encode(handler.case_schema, case)
-            result = handler.handle(Record(CASES, 0, 0, case["case_id"].encode(), value), state, _dt(at_ms))
+        # Routing reads the cases and the recorded handover steps (it forwards steps to the regions a case
+        # reached): both in the order of their time, a case before a step of the same instant.
+        inputs: list[tuple[int, int, str, bytes, bytes]] = [
+            (at_ms, 0, CASES, case["case_id"].encode(), encode(handler.case_schema, case)) for case, at_ms in cases]
+        inputs += [(r.timestamp_ms, 1, HANDOVER, r.key or b"", r.value or b"") for r in self.steps]
+        for at_ms, _, source, source_key, value in sorted(inputs, key=lambda item: (item[0], item[1])):
+            result = handler.handle(Record(source, 0, 0, source_key, value), state, _dt(at_ms))
             state.apply(result.state)
             for out in result.outputs:
-                derived[(out.topic, case["case_id"])].append(decode(self.catalog, out.value)[1])
+                event = decode(self.catalog, out.value)[1]
+                derived[(out.topic, str(event["case_id"]))].append(event)
         recorded: dict[tuple[str, str], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
         for r in sorted(self.routed, key=lambda r: (r.topic, r.partition, r.offset)):
             event = r.event
             if not isinstance(event, dict) or r.schema is None or r.schema.name not in (CASE_UPDATED, BULLETIN,
-                                                                                          WITHDRAWN):
+                                                                                          WITHDRAWN, STEP):
                 self._diff("route", "?", f"{r.topic} holds a record routing does not write", r.where(),
                            r.timestamp_ms)
                 continue
@@ -513,10 +518,14 @@ class Rebuild:
 
 
 def _route_ident(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    if _kind(event) == "HandoverStep":
+        return ("HandoverStep", int(event["seq"]), None, None)
     return (_kind(event), int(event["version"]), event.get("topic"), event.get("merged_into"))
 
 
 def _kind(event: Mapping[str, Any]) -> str:
+    if "seq" in event and "to_phase" in event:
+        return "HandoverStep"
     if "reason" in event and "channel" in event:
         return "CaseWithdrawn"
     if "region" in event:

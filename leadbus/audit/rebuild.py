@@ -449,6 +449,7 @@ class Rebuild:
                            at_ms=at_ms)
                 continue
             rec, recorded_step = found[0]
+            step = self._breach_at_scan(step, recorded_step)
             for text in compare(step, recorded_step):
                 self._diff("handover", key[0], f"step {key[1]}: {text}", rec.where(), rec.timestamp_ms)
             for extra, _ in found[1:]:
@@ -466,6 +467,18 @@ class Rebuild:
         for (partition, offset), reason in refused.items():
             self._diff("handover", "?", f"a decision dead-lettered as {reason} was not refused by the rebuild",
                        f"{HANDOVER_DECISIONS}[{partition}]@{offset}")
+
+    def _breach_at_scan(self, step: dict[str, Any], recorded: Mapping[str, Any]) -> dict[str, Any]:
+        """A breach is stamped by the scan that found it; the rebuild knows the scans' times only to within the
+        tick grace, so a breach found at another scan within that grace is the same breach (its due time and
+        everything else must still agree)."""
+        if step.get("event") != "DEADLINE_BREACHED" or recorded.get("event") != "DEADLINE_BREACHED":
+            return step
+        mine, theirs = step.get("at"), recorded.get("at")
+        if isinstance(mine, datetime) and isinstance(theirs, datetime) and \
+                abs((mine - theirs).total_seconds()) * 1000 <= self.tick_grace_ms:
+            return {**step, "at": theirs}
+        return step
 
     # -- 4. routes ------------------------------------------------------------------------------------------
 

@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from leadbus.clients import KafkaSettings
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.records import Record
 from leadbus.processors.intake import IntakeHandler
 from leadbus.processors.stage import record_of
 from leadbus.producers.traffic import Traffic
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import INTAKE_BY_LEAD, LEADS_ACCEPTED, LEADS_REJECTED, load_declarations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -19,13 +19,13 @@ from pathlib import Path
 
 from leadbus.avro import encode, packaged_catalog
 from leadbus.clients import KafkaSettings
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.intake import Source, examine
 from leadbus.processors.core.intake import accepted_record as make_accepted
 from leadbus.processors.core.linking import DictStore, Linker
 from leadbus.processors.core.normalize import normalise
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import CASES, LEADS_ACCEPTED, load_declarations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

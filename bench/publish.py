@@ -17,11 +17,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from leadbus.clients import KafkaSettings
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.producers import Publisher
 from leadbus.producers.publisher import PRODUCER_DEFAULTS, UnsealedEvents
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import intake_topic, load_declarations
 
 AGENCY = "SAMR"

@@ -33,11 +33,11 @@ from leadbus.audit.replay import ReplayOptions, replay
 from leadbus.audit.verification import ReplayRecord
 from leadbus.avro import encode, encode_object, packaged_catalog
 from leadbus.clients import KafkaSettings
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.intake import Acceptance, accepted_record, examine
 from leadbus.processors.core.records import Source
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import LEADS_ACCEPTED, intake_topic, load_declarations
 
 CATALOG = packaged_catalog()

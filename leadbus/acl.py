@@ -2,7 +2,7 @@
 
 `load_policy()` expands the declaration into principals, each with its exact grants; `plan_acls`
 compares the grants with the bindings a cluster reports and says what is missing, extra or changed;
-`plan_users` does the same for SCRAM users. Applying the plan is `leadbus.kafka.acls`.
+`plan_users` does the same for SCRAM users. Applying the plan is `leadbus.provisioning.acls`.
 """
 
 from __future__ import annotations

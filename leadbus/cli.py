@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from leadbus.clients import CLIENT_CONFIG_ENV, ClientConfigError, KafkaSettings, resolve_settings
-from leadbus.kafka.runtime import KAFKA_VERSION, cache_dir, ensure_kafka_libs
+from leadbus.localbroker.runtime import KAFKA_VERSION, cache_dir, ensure_kafka_libs
 
 app = typer.Typer(help="leadbus: the cross-agency event bus for case leads (国办发〔2015〕77号).", no_args_is_help=True)
 broker_app = typer.Typer(help="Run local Kafka brokers from Maven Central jars.", no_args_is_help=True)
@@ -93,8 +93,8 @@ def broker_up(
                                                              "principal's client settings (clients/)."),
 ) -> None:
     """Start local brokers in the background and apply the declared topics (and, secured, the ACL policy)."""
-    from leadbus.kafka import KafkaCluster
-    from leadbus.kafka.admin import apply_topics
+    from leadbus.localbroker import KafkaCluster
+    from leadbus.provisioning.topics import apply_topics
     from leadbus.topics import load_declarations
 
     if _state_file().exists():
@@ -111,8 +111,8 @@ def broker_up(
         console.print(f"[green]up[/green]: {nodes} node(s) at {state['bootstrap']}")
         return
     from leadbus.acl import load_policy
-    from leadbus.kafka.acls import apply_policy
-    from leadbus.kafka.secure import secure_cluster
+    from leadbus.localbroker.secure import secure_cluster
+    from leadbus.provisioning.acls import apply_policy
 
     secure_dir = secure_dir.resolve()
     cluster = secure_cluster(nodes, directory, secure_dir, tie_to_parent=False)
@@ -187,7 +187,7 @@ def topics_apply(
     client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Create missing topics, add partitions, correct config drift; report what differed."""
-    from leadbus.kafka.admin import admin_client, apply_topics, describe_existing
+    from leadbus.provisioning.topics import admin_client, apply_topics, describe_existing
     from leadbus.topics import load_declarations, plan
 
     target = _settings(bootstrap, client_config, "admin")
@@ -226,13 +226,13 @@ def acl_apply(
 ) -> None:
     """Create the policy's SCRAM users and ACLs, report drift (missing, extra, changed) and correct it."""
     from leadbus.acl import load_policy
-    from leadbus.kafka.acls import apply_policy
+    from leadbus.provisioning.acls import apply_policy
 
     admin = _settings(bootstrap, client_config, "admin")
     if admin.principal is None:
         raise typer.BadParameter("acl apply needs the admin's client settings (--client-config var/secure/clients)")
     policy = load_policy()
-    from leadbus.kafka.acls import NotAdmin
+    from leadbus.provisioning.acls import NotAdmin
 
     try:
         report = apply_policy(admin, policy, clients_dir, check=check, rotate=rotate)

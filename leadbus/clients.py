@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from leadbus.limits import MAX_RECORD_BYTES
 
-CLIENT_LOG = logging.getLogger("leadbus.kafka.client")
+CLIENT_LOG = logging.getLogger("leadbus.client")
 
 #: The one way every command finds its security settings: a principal's client file, or a folder of them.
 CLIENT_CONFIG_ENV = "LEADBUS_CLIENT_CONFIG"

@@ -32,13 +32,13 @@ from leadbus.clients import CLIENT_CONFIG_ENV, settings_from_env
 from leadbus.demo_edge import Edge, prepare_edge
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.logs import JsonFormatter
 from leadbus.models import CaseLead
 from leadbus.producers.errors import PublishError
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
+from leadbus.provisioning.topics import apply_topics
 from leadbus.schema_topic import publish_schemas
 from leadbus.supervise import ChildSpec, Supervisor
 from leadbus.topics import (
@@ -641,7 +641,7 @@ def _url_table(bootstrap: str, ports: DemoPorts, registry_url: str, demo_dir: Pa
 
 def _secured(console: Console) -> KafkaCluster:
     """`make demo SECURE=1`: TLS, SCRAM and the ACL policy; the CA and client files in var/secure/."""
-    from leadbus.kafka.secure import secure_cluster
+    from leadbus.localbroker.secure import secure_cluster
 
     console.print("secured: TLS with the local CA in var/secure/tls, SCRAM-SHA-512, ACLs from deploy/acl-policy.yaml")
     return secure_cluster(1, None, Path("var/secure").resolve())
@@ -649,7 +649,7 @@ def _secured(console: Console) -> KafkaCluster:
 
 def _apply_policy(cluster: KafkaCluster, console: Console) -> None:
     from leadbus.acl import load_policy
-    from leadbus.kafka.acls import apply_policy
+    from leadbus.provisioning.acls import apply_policy
 
     clients = Path("var/secure/clients").resolve()
     report = apply_policy(cluster.admin_settings, load_policy(), clients)

@@ -35,7 +35,7 @@ from leadbus.topics import intake_topic
 CASE_LEAD = "cn.leadbus.CaseLead"
 
 PRODUCER_DEFAULTS: Mapping[str, Any] = {
-    "logger": logging.getLogger("leadbus.kafka.client"),  # librdkafka logs go to logging, not stderr
+    "logger": logging.getLogger("leadbus.client"),  # librdkafka logs go to logging, not stderr
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 5,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import load_declarations
 
 LeadFactory = Callable[..., dict[str, Any]]

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from leadbus.kafka.cluster import free_port
+from leadbus.localbroker.cluster import free_port
 
 
 def _bin(name: str) -> str:

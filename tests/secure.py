@@ -13,10 +13,10 @@ from confluent_kafka import KafkaError
 
 from leadbus.acl import Policy, load_policy
 from leadbus.clients import KafkaSettings
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.acls import apply_policy
-from leadbus.kafka.admin import apply_topics
-from leadbus.kafka.secure import secure_cluster
+from leadbus.localbroker import KafkaCluster
+from leadbus.localbroker.secure import secure_cluster
+from leadbus.provisioning.acls import apply_policy
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import load_declarations
 
 

@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka import Producer
 
 from leadbus.avro import decode, encode, packaged_catalog
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.registry import counts, registry_engine
 from leadbus.topics import LEADS_ACCEPTED, intake_topic, load_declarations
 from tests.kafka_helpers import read_all

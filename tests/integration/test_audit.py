@@ -29,8 +29,8 @@ from leadbus.audit.replay import ReplayOptions, replay
 from leadbus.audit.verification import CASE_UPDATED
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
+from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.archive import read_manifest
 from leadbus.sinks.archive_sink import run_archive
 from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, load_declarations

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import intake_topic, load_declarations
 from tests.kafka_helpers import read_all
 

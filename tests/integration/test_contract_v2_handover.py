@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from leadbus.avro import SchemaCatalog, decode, packaged_catalog
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.producers import Publisher
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, LEADS_REJECTED, load_declarations
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until

@@ -31,14 +31,14 @@ from leadbus.access_log import read_access_log
 from leadbus.avro import decode, packaged_catalog
 from leadbus.cli import app as cli
 from leadbus.clients import KafkaSettings
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.intake import seal_of_accepted
 from leadbus.producers import Publisher
 from leadbus.producers.gateway import Gateway, GatewayConfig, create_app
 from leadbus.producers.gateway.auth import add_token
 from leadbus.producers.gateway.tls import TlsPaths, local_tls
 from leadbus.producers.signing import MemorySequences, SigningSealer, load_private_key
+from leadbus.provisioning.topics import apply_topics
 from leadbus.publisher_keys import read_registry
 from leadbus.signing import reverify
 from leadbus.topics import LEADS_ACCEPTED, intake_topic, load_declarations

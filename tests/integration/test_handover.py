@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from leadbus.avro import decode, packaged_catalog
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.processors.core.deadlines import CST
 from leadbus.processors.core.thresholds import assess_case, should_transfer
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import CASES, HANDOVER, LEADS_REJECTED, load_declarations
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until

@@ -18,13 +18,13 @@ from confluent_kafka import Producer
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.avro.codec import MAGIC
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
-from leadbus.kafka.cluster import free_port
 from leadbus.limits import DEAD_LETTER_PREFIX_BYTES, MAX_EVENT_BYTES, TOPIC_MAX_MESSAGE_BYTES
+from leadbus.localbroker import KafkaCluster
+from leadbus.localbroker.cluster import free_port
 from leadbus.models import CaseLead
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until

@@ -13,10 +13,10 @@ import pytest
 from confluent_kafka import Producer
 
 from leadbus.avro import encode, packaged_catalog
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.intake import Acceptance, Source, accepted_record, examine
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.registry import counts, registry_engine
 from leadbus.topics import LEADS_ACCEPTED, load_declarations
 from tests.postgres import PostgresServer

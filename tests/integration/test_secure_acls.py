@@ -31,7 +31,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from leadbus.acl import Grant, Principal
 from leadbus.clients import KafkaSettings
-from leadbus.kafka.acls import NotAdmin, apply_policy, to_binding
+from leadbus.provisioning.acls import NotAdmin, apply_policy, to_binding
 from leadbus.topics import load_declarations
 from tests.secure import Errors, SecureBus, eventually, secured
 
@@ -270,7 +270,7 @@ def test_acl_apply_is_idempotent_reports_drift_and_corrects_it(bus: SecureBus) -
     dropped = Grant("User:publisher-GACC", "topic", "leadbus.intake.GACC", "literal", "write")
     for fut in admin.create_acls([to_binding(foreign)]).values():
         fut.result(timeout=30)
-    from leadbus.kafka.acls import _filter_of
+    from leadbus.provisioning.acls import _filter_of
 
     for fut in admin.delete_acls([_filter_of(dropped)]).values():
         fut.result(timeout=30)

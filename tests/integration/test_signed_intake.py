@@ -23,13 +23,13 @@ from typer.testing import CliRunner
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.cli import app
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.processors.core.intake import seal_of_accepted
 from leadbus.producers import Publisher
 from leadbus.producers.signing import MemorySequences, SigningSealer, load_private_key
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.publisher_keys import read_registry
 from leadbus.signing import reverify, sign
 from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations

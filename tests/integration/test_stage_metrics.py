@@ -11,11 +11,11 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
-from leadbus.kafka.cluster import free_port
+from leadbus.localbroker import KafkaCluster
+from leadbus.localbroker.cluster import free_port
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import INTAKE_BY_LEAD, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until

@@ -18,11 +18,11 @@ from confluent_kafka import Producer
 
 from leadbus.avro import decode, packaged_catalog
 from leadbus.clients import KafkaSettings
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
 from leadbus.limits import MAX_RECORD_BYTES
+from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.processors.stage import ExactlyOnceStage, StageConfig
+from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import LEADS_REJECTED, TopicSpec, load_declarations
 from tests.kafka_helpers import read_all
 from tests.processes import wait_until

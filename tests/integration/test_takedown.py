@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka import Producer
 
 from leadbus.avro import decode, encode, packaged_catalog
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
-from leadbus.kafka.cluster import free_port
+from leadbus.localbroker import KafkaCluster
+from leadbus.localbroker.cluster import free_port
+from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.takedown_sink import DEAD, NOTICES, REPLIES, run_takedown
 from leadbus.sinks.webhooks import RetryPolicy, verify_request
 from leadbus.topics import load_declarations

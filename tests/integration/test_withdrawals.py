@@ -25,11 +25,11 @@ from sqlalchemy import select
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.geography import REGIONS
 from leadbus.identifiers import USCC_CHARSET, make_uscc
-from leadbus.kafka import KafkaCluster
-from leadbus.kafka.admin import apply_topics
+from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.processors.core.handover import open_handover
 from leadbus.producers import Publisher
+from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.archive import ArchiveError, read_events, verify
 from leadbus.sinks.archive_sink import run_archive
 from leadbus.sinks.registry import case_withdrawals, counts, registry_engine

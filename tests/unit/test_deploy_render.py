@@ -22,7 +22,7 @@ import yaml
 
 from leadbus import render
 from leadbus.cli import app
-from leadbus.kafka.runtime import cache_dir, java_executable
+from leadbus.localbroker.runtime import cache_dir, java_executable
 from leadbus.topics import INTAKE_BY_LEAD, load_declarations
 
 ROOT = Path(__file__).resolve().parents[2]

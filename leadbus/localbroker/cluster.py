@@ -24,8 +24,8 @@ from pathlib import Path
 from types import TracebackType
 
 from leadbus.clients import KafkaSettings
-from leadbus.kafka.runtime import KafkaRuntimeError, deploy_file, ensure_kafka_libs, java_executable
-from leadbus.kafka.tls import BrokerTls
+from leadbus.localbroker.runtime import KafkaRuntimeError, deploy_file, ensure_kafka_libs, java_executable
+from leadbus.localbroker.tls import BrokerTls
 
 _LIVE: weakref.WeakSet[KafkaCluster] = weakref.WeakSet()
 

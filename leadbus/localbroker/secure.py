@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from leadbus.clients import ClientConfigError, KafkaSettings, write_client_config
-from leadbus.kafka.cluster import ClusterSecurity, KafkaCluster
-from leadbus.kafka.tls import BrokerTls, LocalCa
+from leadbus.localbroker.cluster import ClusterSecurity, KafkaCluster
+from leadbus.localbroker.tls import BrokerTls, LocalCa
 
 ADMIN = "admin"
 

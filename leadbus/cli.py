@@ -17,6 +17,7 @@ from rich.console import Console
 
 from leadbus.clients import CLIENT_CONFIG_ENV, ClientConfigError, KafkaSettings, resolve_settings
 from leadbus.localbroker.runtime import KAFKA_VERSION, cache_dir, ensure_kafka_libs
+from leadbus.processors.stages import STAGES
 
 app = typer.Typer(help="leadbus: the cross-agency event bus for case leads (国办发〔2015〕77号).", no_args_is_help=True)
 broker_app = typer.Typer(help="Run local Kafka brokers from Maven Central jars.", no_args_is_help=True)
@@ -315,9 +316,6 @@ def simulate(
         raise typer.Exit(1)
 
 
-STAGES = ("intake", "linking", "handover", "routing")
-
-
 @app.command("process")
 def process(
     bootstrap: str | None = BOOTSTRAP,
@@ -361,55 +359,19 @@ def process(
     if stage not in STAGES:
         raise typer.BadParameter(f"--stage is one of {', '.join(STAGES)} or all")
     from leadbus.logs import configure_json_logging
-    from leadbus.processors.stage import ExactlyOnceStage, Handler, StageConfig
+    from leadbus.processors.stage import ExactlyOnceStage
+    from leadbus.processors.stages import StageOptions
 
     configure_json_logging()
     if metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
+    definition = STAGES[stage]
     kafka = _settings(bootstrap, client_config, stage)
-    if stage == "intake":
-        from leadbus.processors.intake import CHANGELOG, TOPICS, IntakeHandler
-        from leadbus.publisher_keys import KeyFeed
-        from leadbus.topics import INTAKE_BY_LEAD
-
-        config = StageConfig(name="intake", kafka=kafka, topics=TOPICS, changelog_topic=CHANGELOG,
-                             state_dir=state_dir, group_id="leadbus-intake", state_topic=INTAKE_BY_LEAD)
-        keys = KeyFeed(kafka)
-        keys.catch_up(60)  # every publisher key registered so far is known before the first event
-        handler: Handler = IntakeHandler(keys=keys)
-    elif stage == "linking":
-        from leadbus.processors import linking
-        from leadbus.topics import LEADS_ACCEPTED
-
-        config = StageConfig(name="linking", kafka=kafka, topics=[LEADS_ACCEPTED],
-                             changelog_topic=linking.CHANGELOG, state_dir=state_dir, group_id="leadbus-linking",
-                             global_state=True)
-        handler = linking.LinkingHandler()
-    elif stage == "routing":
-        from leadbus.processors import routing
-        from leadbus.processors.routing import RoutingHandler
-        from leadbus.topics import ROUTING_CHANGELOG
-
-        config = StageConfig(name="routing", kafka=kafka, topics=routing.TOPICS, changelog_topic=ROUTING_CHANGELOG,
-                             state_dir=state_dir, group_id="leadbus-routing")
-        handler = RoutingHandler()
-    else:
-        from leadbus.processors import handover
-        from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
-        from leadbus.topics import CASES, HANDOVER_DECISIONS
-
-        config = StageConfig(name="handover", kafka=kafka, topics=[CASES, HANDOVER_DECISIONS],
-                             changelog_topic=handover.CHANGELOG, state_dir=state_dir, group_id="leadbus-handover")
-        counting: DayCounting = WorkingDays() if working_days else CalendarDays()
-        if day_seconds:
-            counting = CompressedDays(day_seconds)
-        handler = handover.HandoverHandler(counting=counting)
-    if worker_id:
-        config.worker_id = worker_id
-    # Only the handover stage's clock may run fast: the others stamp events in real time.
-    clock = _scaled_clock(time_scale if stage == "handover" else 1.0)
+    config = definition.config(kafka, state_dir, worker_id)
+    handler = definition.build_handler(kafka, StageOptions(working_days=working_days, day_seconds=day_seconds))
+    clock = _scaled_clock(time_scale if definition.clock_may_run_fast else 1.0)
     ExactlyOnceStage(config, handler, clock=clock).run(
         max_seconds=max_seconds or None, install_signals=True)
 
@@ -439,10 +401,10 @@ def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_p
     # Stable across restarts: a restarted stage's transactional id fences its dead predecessor at once.
     base_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
     specs = []
-    for i, name in enumerate(STAGES):
+    for i, (name, definition) in enumerate(STAGES.items()):
         cmd = [sys.executable, "-m", "leadbus.cli", "process", "--stage", name, "-b", bootstrap,
                "--state-dir", str(state_dir), "--max-seconds", str(max_seconds), "--worker-id", f"{base_id}-{name}"]
-        if name == "handover":
+        if definition.clock_may_run_fast:
             cmd += ["--time-scale", str(time_scale), "--day-seconds", str(day_seconds)]
         if metrics_port:
             cmd += ["--metrics-port", str(metrics_port + i)]

@@ -35,6 +35,7 @@ from leadbus.geography import PROVINCES, REGIONS
 from leadbus.localbroker import KafkaCluster
 from leadbus.logs import JsonFormatter
 from leadbus.models import CaseLead
+from leadbus.processors.stages import STAGES
 from leadbus.producers.errors import PublishError
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
@@ -44,8 +45,6 @@ from leadbus.supervise import ChildSpec, Supervisor
 from leadbus.topics import (
     CASES,
     HANDOVER,
-    HANDOVER_DECISIONS,
-    INTAKE_BY_LEAD,
     LEADS_ACCEPTED,
     LEADS_REJECTED,
     intake_topic,
@@ -216,11 +215,8 @@ class Rates:
         return {k: (last[k] - first.get(k, 0)) / (t1 - t0) for k in last}
 
 
-# The stages' consumer groups and inputs, as `leadbus process` sets them up.
-STAGE_GROUPS = {"intake": "leadbus-intake", "linking": "leadbus-linking", "handover": "leadbus-handover",
-                "routing": "leadbus-routing"}
-STAGE_INPUTS = {"intake": ["^leadbus\\.intake\\..*", INTAKE_BY_LEAD], "linking": [LEADS_ACCEPTED],
-                "handover": [CASES, HANDOVER_DECISIONS], "routing": [CASES]}
+# The stages' consumer groups, from the registry `leadbus process` builds them from.
+STAGE_GROUPS = {name: definition.group for name, definition in STAGES.items()}
 
 
 class LagProbe:
@@ -260,7 +256,7 @@ class LagProbe:
             self.admin.poll(0)
 
     def _lag(self, stage: str, topics: list[tuple[str, Any]]) -> int | None:
-        inputs = STAGE_INPUTS[stage]
+        inputs = STAGES[stage].inputs
         parts = [TopicPartition(name, p) for name, meta in topics for p in meta.partitions
                  if any(re.fullmatch(i[1:], name) if i.startswith("^") else i == name for i in inputs)]
         if not parts:
@@ -343,7 +339,6 @@ def status_block(info: dict[str, Any]) -> Group:
 STOP_ORDER = ("processors", "sinks", "dashboards")  # after the simulator, before the broker
 STOP_WITHIN = 15.0  # seconds from Ctrl-C to exit, all included
 STATUS_EVERY = 5.0  # seconds between status lines when stdout is not a terminal
-STAGES = ("intake", "linking", "handover", "routing")
 DASHBOARD_REGIONS = ("jjj", "yrd", "pprd")
 
 

@@ -13,6 +13,8 @@ from leadbus.agencies import AGENCIES
 from leadbus.geography import PROVINCES, REGIONS
 
 INTAKE_PREFIX = "leadbus.intake."
+#: Every agency's intake topic, as a librdkafka subscription pattern.
+INTAKE_PATTERN = "^" + INTAKE_PREFIX.replace(".", "\\.") + ".*"
 LEADS_ACCEPTED = "leadbus.leads.accepted"
 LEADS_REJECTED = "leadbus.leads.rejected"
 CASES = "leadbus.cases"
@@ -27,6 +29,15 @@ INTAKE_BY_LEAD = "leadbus.internal.intake-by-lead"
 INTAKE_CHANGELOG = "leadbus.state.intake-dedupe"
 WITHDRAWALS = "leadbus.withdrawals"
 ROUTING_CHANGELOG = "leadbus.state.routing"
+#: Changelog of the linker's global state (every case's strong identifiers), partition 0 of the stage.
+LINKING_CHANGELOG = "leadbus.state.linking"
+#: Changelog of each case's handover state, co-partitioned with CASES.
+HANDOVER_CHANGELOG = "leadbus.state.handover"
+
+
+def stage_group(stage: str) -> str:
+    """The consumer group a stage's workers share (and the prefix its ACL grants are written for)."""
+    return f"leadbus-{stage}"
 
 
 def intake_topic(agency: str) -> str:

@@ -34,11 +34,11 @@ from leadbus.processors.core.handover import (
 )
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
 from leadbus.processors.core.thresholds import PriorPenalty, assess_case, transfer_grounds
-from leadbus.topics import CASES, HANDOVER, LEADS_REJECTED
+from leadbus.topics import CASES, HANDOVER, HANDOVER_CHANGELOG, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.handover")
 
-CHANGELOG = "leadbus.state.handover"
+CHANGELOG = HANDOVER_CHANGELOG
 ARTICLE_149_COVERS = frozenset({"ART_141", "ART_142", "ART_142_1", "ART_143", "ART_144", "ART_145", "ART_146",
                                 "ART_147", "ART_148"})
 

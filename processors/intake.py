@@ -50,11 +50,17 @@ from leadbus.processors.core.intake import (
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.publisher_keys import KeyFeed
 from leadbus.signing import SEAL_HEADERS, KeyRegistry, Seal
-from leadbus.topics import HANDOVER_DECISIONS, INTAKE_BY_LEAD, INTAKE_CHANGELOG, LEADS_ACCEPTED, LEADS_REJECTED
+from leadbus.topics import (
+    HANDOVER_DECISIONS,
+    INTAKE_BY_LEAD,
+    INTAKE_CHANGELOG,
+    INTAKE_PATTERN,
+    LEADS_ACCEPTED,
+    LEADS_REJECTED,
+)
 
 log = logging.getLogger("leadbus.processors.intake")
 
-INTAKE_PATTERN = "^leadbus\\.intake\\..*"
 CHANGELOG = INTAKE_CHANGELOG
 TOPICS = [INTAKE_PATTERN, INTAKE_BY_LEAD]
 

@@ -18,11 +18,11 @@ from leadbus.models import CaseLead
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.linking import Case, Linker, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
-from leadbus.topics import CASES, LEADS_REJECTED
+from leadbus.topics import CASES, LEADS_REJECTED, LINKING_CHANGELOG
 
 log = logging.getLogger("leadbus.processors.linking")
 
-CHANGELOG = "leadbus.state.linking"
+CHANGELOG = LINKING_CHANGELOG
 
 
 class _Store:

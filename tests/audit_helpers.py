@@ -23,14 +23,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from leadbus.avro import decode, packaged_catalog
 from leadbus.demo_handover import HandoverBoard
+from leadbus.processors.stages import STAGES
 from leadbus.producers.traffic import Traffic
 from leadbus.topics import HANDOVER
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
 CATALOG = packaged_catalog()
-STAGE_GROUPS = {"intake": "leadbus-intake", "linking": "leadbus-linking", "handover": "leadbus-handover",
-                "routing": "leadbus-routing"}
+STAGE_GROUPS = {name: definition.group for name, definition in STAGES.items()}
 
 
 @contextmanager

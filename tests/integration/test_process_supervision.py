@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from leadbus.avro import decode, packaged_catalog
+from leadbus.processors.stages import STAGES
 from leadbus.producers import Publisher
 from leadbus.topics import CASES
 from tests.kafka_helpers import read_all
@@ -24,7 +25,6 @@ from tests.processes import wait_until
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
-STAGES = ("intake", "linking", "handover", "routing")
 
 
 def _stage_pids(supervisor: subprocess.Popen[bytes]) -> dict[str, int]:

@@ -1,0 +1,126 @@
+"""The registry of stages: every exactly-once stage the bus runs, declared once.
+
+`leadbus process --stage NAME`, the supervisor of `--stage all`, the demo and the deployment renderer read
+this table; none of them keeps its own list. A stage is its input topics, its changelog, its group
+(`leadbus-<name>`, the name the ACL policy grants), where its state lives, and a factory for its handler.
+Handlers are imported only when a stage is built, so listing the stages stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from leadbus.clients import KafkaSettings
+from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
+from leadbus.topics import (
+    CASES,
+    HANDOVER,
+    HANDOVER_CHANGELOG,
+    HANDOVER_DECISIONS,
+    INTAKE_BY_LEAD,
+    INTAKE_CHANGELOG,
+    INTAKE_PATTERN,
+    LEADS_ACCEPTED,
+    LINKING_CHANGELOG,
+    ROUTING_CHANGELOG,
+    stage_group,
+)
+
+if TYPE_CHECKING:  # the engine (confluent-kafka, RocksDB) is loaded only when a stage is built
+    from leadbus.processors.stage import Handler, StageConfig
+
+
+class UnknownStage(ValueError):
+    """A stage name that is not in the registry."""
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """What the operator chooses when starting a stage (only the handover stage has a clock to tune)."""
+
+    working_days: bool = False
+    day_seconds: float = 0.0
+
+    def day_counting(self) -> DayCounting:
+        if self.day_seconds:
+            return CompressedDays(self.day_seconds)
+        return WorkingDays() if self.working_days else CalendarDays()
+
+
+@dataclass(frozen=True)
+class StageDefinition:
+    name: str
+    inputs: tuple[str, ...]
+    changelog: str
+    build_handler: Callable[[KafkaSettings, StageOptions], Handler] = field(repr=False)
+    #: Linking's state is global (any lead may join any case): one active owner holds it in partition 0.
+    global_state: bool = False
+    #: Intake's state lives with the repartition topic's partitions, not with every input's.
+    state_topic: str | None = None
+    #: Deadlines run on this stage's clock: demos and tests may make it run fast; the others stamp real time.
+    clock_may_run_fast: bool = False
+
+    @property
+    def group(self) -> str:
+        return stage_group(self.name)
+
+    def config(self, kafka: KafkaSettings, state_dir: Path, worker_id: str | None = None) -> StageConfig:
+        from leadbus.processors.stage import StageConfig
+
+        config = StageConfig(name=self.name, kafka=kafka, topics=list(self.inputs), changelog_topic=self.changelog,
+                             state_dir=state_dir, group_id=self.group, global_state=self.global_state,
+                             state_topic=self.state_topic)
+        if worker_id:
+            config.worker_id = worker_id
+        return config
+
+
+def _intake(kafka: KafkaSettings, _options: StageOptions) -> Handler:
+    from leadbus.processors.intake import IntakeHandler
+    from leadbus.publisher_keys import KeyFeed
+
+    keys = KeyFeed(kafka)
+    keys.catch_up(60)  # every publisher key registered so far is known before the first event
+    return IntakeHandler(keys=keys)
+
+
+def _linking(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
+    from leadbus.processors.linking import LinkingHandler
+
+    return LinkingHandler()
+
+
+def _handover(_kafka: KafkaSettings, options: StageOptions) -> Handler:
+    from leadbus.processors.handover import HandoverHandler
+
+    return HandoverHandler(counting=options.day_counting())
+
+
+def _routing(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
+    from leadbus.processors.routing import RoutingHandler
+
+    return RoutingHandler()
+
+
+#: In pipeline order (the supervisor starts them in this order and numbers their metrics ports by it).
+STAGES: dict[str, StageDefinition] = {
+    d.name: d
+    for d in (
+        StageDefinition("intake", (INTAKE_PATTERN, INTAKE_BY_LEAD), INTAKE_CHANGELOG, _intake,
+                        state_topic=INTAKE_BY_LEAD),
+        StageDefinition("linking", (LEADS_ACCEPTED,), LINKING_CHANGELOG, _linking, global_state=True),
+        StageDefinition("handover", (CASES, HANDOVER_DECISIONS), HANDOVER_CHANGELOG, _handover,
+                        clock_may_run_fast=True),
+        StageDefinition("routing", (CASES, HANDOVER), ROUTING_CHANGELOG, _routing),
+    )
+}
+
+
+def stage(name: str) -> StageDefinition:
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise UnknownStage(f"no stage {name!r}: the stages are {', '.join(STAGES)}") from None

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.deadlines import DayCounting
 from leadbus.processors.core.handover import (
-    ECONOMIC_CRIME_ARTICLES,
     Decision,
     HandoverState,
     Kind,
@@ -33,33 +32,12 @@ from leadbus.processors.core.handover import (
     transferring_agency,
 )
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
-from leadbus.processors.core.thresholds import PriorPenalty, assess_case, transfer_grounds
+from leadbus.processors.core.transfer import assess_transfer
 from leadbus.topics import CASES, HANDOVER, HANDOVER_CHANGELOG, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.handover")
 
 CHANGELOG = HANDOVER_CHANGELOG
-ARTICLE_149_COVERS = frozenset({"ART_141", "ART_142", "ART_142_1", "ART_143", "ART_144", "ART_145", "ART_146",
-                                "ART_147", "ART_148"})
-
-
-def conduct_of(case: dict[str, Any], now: datetime) -> tuple[date, dict[str, Any], bool]:
-    """The date of the conduct that picks the threshold rules (CL Art.12, TIME2001), the evaluator's options, and
-    whether the conduct date was reported. A case of v2 leads knows its conduct period: the rules are those of its
-    last act (the conduct reaches up to it), with the first act deciding the two-year repeat window. A case of v1
-    leads only knows when it was first reported: that date stands in, as before. (Returned: the first act; the
-    evaluator takes the last one from `conduct_to` in the options.)"""
-    start, end = case.get("conduct_from"), case.get("conduct_to")
-    known = start is not None or end is not None
-    conduct: date = start or end or case["first_reported_at"].date()
-    facts = case["facts"]
-    priors = [PriorPenalty(p["decided_on"], p["violation"], p["kind"], p["decided_by"])
-              for p in case.get("prior_penalties") or []]
-    options: dict[str, Any] = {"handled_on": now.date(), "prior_penalties": priors,
-                               "marks": str(facts.get("mark_use") or "GOODS").lower()}
-    if start is not None and end is not None:
-        options["conduct_to"] = end
-    return conduct, options, known
 
 
 def _state_key(case_id: str) -> bytes:
@@ -106,27 +84,14 @@ class HandoverHandler:
         merged = self._absorbed(case, state)
         if raw is not None or merged:
             return self._merge(case, raw, merged, state, now)
-        conduct, options, known = conduct_of(case, now)
-        violations = list(case["violations"])
-        if any(v in ARTICLE_149_COVERS for v in violations):
-            # Criminal Law Art.149: goods offences of 141–148 that fall short are still Art.140 at 5万 sales.
-            violations.append("ART_140")
-        assessments = assess_case(violations, case["facts"], conduct, **options)
-        suspicion = bool(case.get("police_measures_needed"))
-        grounds = transfer_grounds(assessments, police_measures_needed=suspicion)
-        if not grounds:
+        opening = assess_transfer(case, now)
+        if opening is None:
             return Result()
         transferring = transferring_agency(case["reporters"])
         if transferring is None:
             return Result()  # only police or procuratorate know it: nothing to hand over
-        text = "; ".join(grounds)
-        if any(a.uncertain for a in assessments if a.status in ("MET", "CONDUCT")):
-            text += " [uncertain: the applicable table rows are marked U; verify against the official text]"
-        last = options.get("conduct_to", conduct)
-        text += f" [conduct {last.isoformat()}" + ("]" if known else ": not reported (v1 lead), report date used]")
-        economic = any(v in ECONOMIC_CRIME_ARTICLES for v in case["violations"])
-        handover, steps = open_handover(case_id, *transferring, at=case["updated_at"], assessment=text,
-                                        counting=self.counting, economic=economic)
+        handover, steps = open_handover(case_id, *transferring, at=case["updated_at"], assessment=opening.assessment,
+                                        counting=self.counting, economic=opening.economic)
         return self._record(None, handover, steps, now)
 
     def _on_decision(self, record: Record, state: StateView, now: datetime) -> Result:

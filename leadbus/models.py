@@ -44,6 +44,8 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 class Channel(StrEnum):
+    """How the lead reached the reporting agency (线索来源): a complaint, an inspection, a platform's report…"""
+
     COMPLAINT = "COMPLAINT"
     INSPECTION = "INSPECTION"
     PLATFORM_REPORT = "PLATFORM_REPORT"

@@ -38,6 +38,10 @@ HANDOVER_CHANGELOG = "leadbus.state.handover"
 def stage_group(stage: str) -> str:
     """The consumer group a stage's workers share (and the prefix its ACL grants are written for)."""
     return f"leadbus-{stage}"
+#: Notice-and-takedown: notices to platforms, their replies, and webhooks that could not be delivered.
+TAKEDOWN_NOTICES = "leadbus.takedown.notices"
+TAKEDOWN_REPLIES = "leadbus.takedown.replies"
+WEBHOOKS_DEAD = "leadbus.webhooks.dead"
 
 
 def intake_topic(agency: str) -> str:
@@ -55,6 +59,11 @@ def liaison_topic(province: str) -> str:
 
 def region_topic(region: str) -> str:
     return f"leadbus.region.{region}"
+
+
+def channel_topic(channel: str) -> str:
+    """A national channel to one authority (customs, payments), outside the provincial feeds."""
+    return f"leadbus.channel.{channel}"
 
 
 _EXPANSIONS: Mapping[str, Iterable[str]] = {

@@ -21,10 +21,12 @@ import httpx
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.processors.core.routing import takedown_targets
-from leadbus.sinks.webhooks import RetryPolicy, WebhookDelivery, dead_letter, takedown_notice, takedown_reply
+from leadbus.processors.core.takedown import takedown_notice
+from leadbus.sinks.webhooks import RetryPolicy, WebhookDelivery, dead_letter, takedown_reply
+from leadbus.topics import TAKEDOWN_NOTICES, TAKEDOWN_REPLIES, WEBHOOKS_DEAD
 
 log = logging.getLogger("leadbus.sinks.takedown")
-NOTICES, REPLIES, DEAD = "leadbus.takedown.notices", "leadbus.takedown.replies", "leadbus.webhooks.dead"
+NOTICES, REPLIES, DEAD = TAKEDOWN_NOTICES, TAKEDOWN_REPLIES, WEBHOOKS_DEAD
 WITHDRAWN = "cn.leadbus.CaseWithdrawn"
 
 

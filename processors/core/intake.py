@@ -226,7 +226,9 @@ class Seen:
 
 
 @dataclass(frozen=True)
-class Decision:
+class DedupeOutcome:
+    """What dedupe does with one judged lead: emit it (and remember it), drop a redelivery, or reject it."""
+
     action: Literal["emit", "drop", "reject"]
     outcome: Acceptance | Rejection
     remember: Seen | None = None
@@ -251,19 +253,19 @@ def conflict_message(verdict: Verdict, lead_id: str, revision: int, seen: Seen) 
     return f"revision {revision} of {lead_id} arrived after revision {seen.revision}"
 
 
-def dedupe(seen: Seen | None, outcome: Acceptance | Rejection) -> Decision:
+def dedupe(seen: Seen | None, outcome: Acceptance | Rejection) -> DedupeOutcome:
     """`judge` applied to an examined outcome (offline and single-partition hosts)."""
     if isinstance(outcome, Rejection):
-        return Decision("reject", outcome)
+        return DedupeOutcome("reject", outcome)
     revision = outcome.lead.revision
     verdict = judge(seen, revision, outcome.digest)
     if verdict == "emit":
-        return Decision("emit", outcome, Seen(revision, outcome.digest))
+        return DedupeOutcome("emit", outcome, Seen(revision, outcome.digest))
     if verdict == "drop":
-        return Decision("drop", outcome)
+        return DedupeOutcome("drop", outcome)
     assert seen is not None
     message = conflict_message(verdict, outcome.lead.lead_id, revision, seen)
-    return Decision("reject", Rejection(verdict, message, outcome.original, outcome.source, field="revision",
+    return DedupeOutcome("reject", Rejection(verdict, message, outcome.original, outcome.source, field="revision",
                                         lead_id=outcome.lead.lead_id, agency=outcome.lead.publisher.agency))
 
 

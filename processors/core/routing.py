@@ -35,14 +35,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from leadbus.geography import NATIONAL, PROVINCES, regions_of
+from leadbus.topics import TAKEDOWN_NOTICES, channel_topic, jurisdiction_topic, liaison_topic, region_topic
 
-Channel = Literal["jurisdiction", "region", "liaison", "customs", "payments", "takedown"]
+#: What kind of recipient a route reaches (not `models.Channel`, the way a lead reached its agency).
+RouteKind = Literal["jurisdiction", "region", "liaison", "customs", "payments", "takedown"]
 CUSTOMS, PBC = "GACC", "PBC"
 
 
 @dataclass(frozen=True)
 class Route:
-    channel: Channel
+    channel: RouteKind
     topic: str
     recipient: str  # province code, region code or agency code
 
@@ -67,7 +69,7 @@ def routes(case: Mapping[str, Any]) -> list[Route]:
     allowed = set(case.get("share_with", []))
     out: list[Route] = []
 
-    def permitted(recipient: str, channel: Channel) -> bool:
+    def permitted(recipient: str, channel: RouteKind) -> bool:
         if handling == "OPEN":
             return True
         if handling == "RESTRICTED":
@@ -83,19 +85,19 @@ def routes(case: Mapping[str, Any]) -> list[Route]:
         targets = [p for p in _provinces(case) if _mainland(p)]
     for province in targets:
         if permitted(province, "jurisdiction"):
-            out.append(Route("jurisdiction", f"leadbus.jurisdiction.{province}", province))
+            out.append(Route("jurisdiction", jurisdiction_topic(province), province))
     for province in _provinces(case):
         if not _mainland(province) and permitted(province, "liaison"):
-            out.append(Route("liaison", f"leadbus.liaison.{province}", province))
+            out.append(Route("liaison", liaison_topic(province), province))
     for region in sorted(regions_of(*_provinces(case))):
         if permitted(region, "region"):
-            out.append(Route("region", f"leadbus.region.{region}", region))
+            out.append(Route("region", region_topic(region), region))
     if case.get("cross_border") and permitted(CUSTOMS, "customs"):
-        out.append(Route("customs", "leadbus.channel.customs", CUSTOMS))
+        out.append(Route("customs", channel_topic("customs"), CUSTOMS))
     if "acct" in _kinds(case) and permitted(PBC, "payments"):
-        out.append(Route("payments", "leadbus.channel.payments", PBC))
+        out.append(Route("payments", channel_topic("payments"), PBC))
     if _kinds(case) & {"shop", "domain"} and handling == "OPEN":
-        out.append(Route("takedown", "leadbus.takedown.notices", "platforms"))
+        out.append(Route("takedown", TAKEDOWN_NOTICES, "platforms"))
     return out
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from leadbus.processors.core.takedown import takedown_notice
 from leadbus.sinks.webhooks import (
     ALREADY_PROCESSED,
     BUDGET_EXHAUSTED,
@@ -29,7 +30,6 @@ from leadbus.sinks.webhooks import (
     RetryPolicy,
     dead_letter,
     deliver,
-    takedown_notice,
     verify_request,
 )
 

@@ -13,22 +13,19 @@ from typing import Any
 import httpx
 import pytest
 
+from leadbus.processors.core.takedown import COPYRIGHT_REG_ART14, ECOMMERCE_ART42, reply_overdue, takedown_notice
 from leadbus.sinks.webhooks import (
     ALREADY_PROCESSED,
     BUDGET_EXHAUSTED,
-    COPYRIGHT_REG_ART14,
     DEADLINE_EXCEEDED,
     DELIVERED,
-    ECOMMERCE_ART42,
     REJECTED,
     DeliveryResult,
     RetryPolicy,
     dead_letter,
     deliver,
     parse_retry_after,
-    reply_overdue,
     sign,
-    takedown_notice,
     takedown_reply,
     verify_request,
     verify_signature,

@@ -800,15 +800,15 @@ def keys_register(
     require: bool = typer.Option(True, "--require/--optional",
                                  help="Refuse unsigned events of this publisher (default) or accept them still."),
     bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Register a publisher's public key on leadbus.publishers (the admin principal)."""
-    from leadbus.clients import KafkaSettings
     from leadbus.publisher_keys import read_registry, write_keys
     from leadbus.signing import PublisherKey, key_id_of
 
     publisher = _publisher(publisher)
     raw = _read_public(public_key)
-    settings = KafkaSettings(_bootstrap(bootstrap))
+    settings = _settings(bootstrap, client_config, "admin")  # the key registry is the admin's to write
     registry = read_registry(settings)
     key_id = key_id_of(raw)
     if any(publisher != p and registry.get(p, key_id) for p in registry.publishers()):
@@ -830,15 +830,15 @@ def keys_rotate(
     overlap: str = typer.Option("24h", help="How long after the rotation the old keys are still honoured (events "
                                             "signed before it may still be on their way), e.g. 0s, 15m, 24h."),
     bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Register a new key for a publisher and end its current keys' validity at the rotation plus the overlap."""
-    from leadbus.clients import KafkaSettings
     from leadbus.publisher_keys import read_registry, write_keys
     from leadbus.signing import PublisherKey, key_id_of
 
     publisher = _publisher(publisher)
     raw = _read_public(public_key)
-    settings = KafkaSettings(_bootstrap(bootstrap))
+    settings = _settings(bootstrap, client_config, "admin")  # the key registry is the admin's to write
     registry = read_registry(settings)
     when = _instant(at)
     old = registry.current(publisher, when)
@@ -860,12 +860,12 @@ def keys_revoke(
     reason: str = typer.Option(..., help="Why (kept in the registry): compromised, staff left, …"),
     at: str | None = typer.Option(None, help="ISO time from which events under the key are refused (default now)."),
     bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Revoke a key: every event under it is refused from the given time on (the key stays, so audits can read it)."""
-    from leadbus.clients import KafkaSettings
     from leadbus.publisher_keys import read_registry, write_keys
 
-    settings = KafkaSettings(_bootstrap(bootstrap))
+    settings = _settings(bootstrap, client_config, "admin")  # the key registry is the admin's to write
     key = read_registry(settings).get(_publisher(publisher), key_id)
     if key is None:
         raise typer.BadParameter(f"no key {key_id} registered for {publisher}")
@@ -878,11 +878,12 @@ def keys_revoke(
 def keys_list(
     publisher: str | None = typer.Argument(None, help="Only this publisher."),
     bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Show every registered key with its status now."""
     from leadbus.publisher_keys import read_registry
 
-    registry = read_registry(_bootstrap(bootstrap))
+    registry = read_registry(_settings(bootstrap, client_config, "admin"))
     for name in registry.publishers():
         if publisher is None or name == publisher:
             for key in registry.keys_of(name):

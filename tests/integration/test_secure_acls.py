@@ -329,3 +329,25 @@ def test_the_cli_checks_the_policy_and_the_topics_with_the_admins_client_file(bu
                            str(bus.clients), "--client-config", str(bus.clients / "intake.json")],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0 and "AUTHORIZATION" in (done.stdout + done.stderr).upper()
+
+
+def test_the_key_commands_reach_a_secured_bus_with_the_admins_client_folder(bus: SecureBus, tmp_path: Path) -> None:
+    """`leadbus keys register/list` speak TLS + SCRAM as the admin, taken from the client folder."""
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = tmp_path / "nrta.pub"
+    public.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "leadbus.cli", "keys", *args, "--client-config", str(bus.clients)],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    done = cli("register", "NRTA.51", "--public-key", str(public))
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = cli("list", "NRTA.51")
+    assert listed.returncode == 0 and "NRTA.51" in listed.stdout, listed.stdout + listed.stderr

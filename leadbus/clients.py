@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,18 @@ class KafkaSettings:
             "isolation.level": "read_committed",
             **overrides,
         })
+
+    def write_confirmed(self, topic: str, records: Iterable[tuple[bytes, bytes]], timeout: float = 30.0,
+                        what: str = "records") -> int:
+        """Write keyed records (registries: schemas, publisher keys) and wait until the broker confirmed them all."""
+        producer = self.producer(**{"enable.idempotence": True, "acks": "all"})
+        count = 0
+        for key, value in records:
+            producer.produce(topic, key=key, value=value)
+            count += 1
+        if producer.flush(timeout):
+            raise RuntimeError(f"{topic}: {what} not confirmed by the broker within {timeout}s")
+        return count
 
     def admin(self, **overrides: Any) -> AdminClient:
         return AdminClient({**self.common(), **overrides})

@@ -454,19 +454,39 @@ class DecisionActor(_Model):
     _province = field_validator("province")(_check_publisher_province)
 
 
+class HandoverKind(StrEnum):
+    """What a `HandoverDecision` says (the steps of 行政执法与刑事司法衔接; the schema's enum lists the same)."""
+
+    HEAD_APPROVE = "HEAD_APPROVE"
+    HEAD_REFUSE = "HEAD_REFUSE"
+    TRANSFER = "TRANSFER"
+    POLICE_FORWARD = "POLICE_FORWARD"
+    POLICE_FILE = "POLICE_FILE"
+    POLICE_NOT_FILE = "POLICE_NOT_FILE"
+    MATERIALS_HANDED = "MATERIALS_HANDED"
+    REQUEST_RECONSIDERATION = "REQUEST_RECONSIDERATION"
+    RECONSIDERATION_FILE = "RECONSIDERATION_FILE"
+    RECONSIDERATION_UPHOLD = "RECONSIDERATION_UPHOLD"
+    PROPOSE_SUPERVISION = "PROPOSE_SUPERVISION"
+    ACCEPT_NOT_FILING = "ACCEPT_NOT_FILING"
+    REQUIRE_EXPLANATION = "REQUIRE_EXPLANATION"
+    POLICE_EXPLAIN = "POLICE_EXPLAIN"
+    ORDER_FILING = "ORDER_FILING"
+    ACCEPT_REASONS = "ACCEPT_REASONS"
+    REQUIRE_TRANSFER = "REQUIRE_TRANSFER"
+    REVERSE_HANDOVER = "REVERSE_HANDOVER"
+    POLICE_EXTEND = "POLICE_EXTEND"
+    POLICE_REQUEST_MATERIALS = "POLICE_REQUEST_MATERIALS"
+    MATERIALS_SUPPLEMENTED = "MATERIALS_SUPPLEMENTED"
+    AGENCY_REPLY = "AGENCY_REPLY"
+
+
 class HandoverDecision(_Model):
     """A step of the handover (行政执法与刑事司法衔接) taken by an agency, public security or the procuratorate."""
 
     decision_id: str
     case_id: str
-    kind: Literal[
-        "HEAD_APPROVE", "HEAD_REFUSE", "TRANSFER", "POLICE_FORWARD", "POLICE_FILE", "POLICE_NOT_FILE",
-        "MATERIALS_HANDED", "REQUEST_RECONSIDERATION", "RECONSIDERATION_FILE", "RECONSIDERATION_UPHOLD",
-        "PROPOSE_SUPERVISION", "ACCEPT_NOT_FILING", "REQUIRE_EXPLANATION", "POLICE_EXPLAIN", "ORDER_FILING",
-        "ACCEPT_REASONS", "REQUIRE_TRANSFER", "REVERSE_HANDOVER",
-        # v2 (issue #15)
-        "POLICE_EXTEND", "POLICE_REQUEST_MATERIALS", "MATERIALS_SUPPLEMENTED", "AGENCY_REPLY",
-    ]
+    kind: HandoverKind
     actor: DecisionActor
     decided_at: datetime
     reasons: str = ""

@@ -30,15 +30,9 @@ def key_record(key: PublisherKey, catalog: SchemaCatalog | None = None) -> tuple
 
 def write_keys(kafka: KafkaSettings | str, keys: Iterable[PublisherKey], timeout: float = 30.0) -> int:
     """Write key records (the admin principal's job) and wait for the broker to confirm every one."""
-    producer = settings_for(kafka).producer(**{"enable.idempotence": True, "acks": "all"})
-    count = 0
-    for key in keys:
-        k, v = key_record(key)
-        producer.produce(PUBLISHERS, key=k, value=v)
-        count += 1
-    if producer.flush(timeout):
-        raise RuntimeError(f"{PUBLISHERS}: key records not confirmed within {timeout}s")
-    return count
+    catalog = packaged_catalog()
+    return settings_for(kafka).write_confirmed(PUBLISHERS, (key_record(key, catalog) for key in keys), timeout,
+                                               "key records")
 
 
 class KeyFeed:

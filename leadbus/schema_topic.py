@@ -26,15 +26,7 @@ def schema_record(entry: SchemaEntry) -> tuple[bytes, bytes]:
 
 
 def publish_schemas(bootstrap: str | KafkaSettings, entries: Iterable[SchemaEntry], timeout: float = 30.0) -> int:
-    producer = settings_for(bootstrap).producer(**{"enable.idempotence": True, "acks": "all"})
-    count = 0
-    for entry in entries:
-        key, value = schema_record(entry)
-        producer.produce(SCHEMAS, key=key, value=value)
-        count += 1
-    if producer.flush(timeout):
-        raise RuntimeError("schemas not confirmed by the broker")
-    return count
+    return settings_for(bootstrap).write_confirmed(SCHEMAS, (schema_record(e) for e in entries), timeout, "schemas")
 
 
 def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout: float = 30.0,

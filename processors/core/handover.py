@@ -37,6 +37,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from leadbus.models import HandoverKind
 from leadbus.processors.core.deadlines import DayCounting, Limit, due_at
 
 
@@ -67,31 +68,7 @@ TERMINAL = frozenset({Phase.COMPLETED, Phase.CLOSED_NOT_FILED, Phase.RETURNED, P
 ECONOMIC_CRIME_ARTICLES = frozenset({"ART_213", "ART_214", "ART_215", "ART_216", "ART_219"})
 
 
-class Kind(StrEnum):
-    """What a `HandoverDecision` says."""
-
-    HEAD_APPROVE = "HEAD_APPROVE"
-    HEAD_REFUSE = "HEAD_REFUSE"
-    TRANSFER = "TRANSFER"
-    POLICE_FORWARD = "POLICE_FORWARD"
-    POLICE_FILE = "POLICE_FILE"
-    POLICE_NOT_FILE = "POLICE_NOT_FILE"
-    MATERIALS_HANDED = "MATERIALS_HANDED"
-    REQUEST_RECONSIDERATION = "REQUEST_RECONSIDERATION"
-    RECONSIDERATION_FILE = "RECONSIDERATION_FILE"
-    RECONSIDERATION_UPHOLD = "RECONSIDERATION_UPHOLD"
-    PROPOSE_SUPERVISION = "PROPOSE_SUPERVISION"
-    ACCEPT_NOT_FILING = "ACCEPT_NOT_FILING"
-    REQUIRE_EXPLANATION = "REQUIRE_EXPLANATION"
-    POLICE_EXPLAIN = "POLICE_EXPLAIN"
-    ORDER_FILING = "ORDER_FILING"
-    ACCEPT_REASONS = "ACCEPT_REASONS"
-    REQUIRE_TRANSFER = "REQUIRE_TRANSFER"
-    REVERSE_HANDOVER = "REVERSE_HANDOVER"
-    POLICE_EXTEND = "POLICE_EXTEND"
-    POLICE_REQUEST_MATERIALS = "POLICE_REQUEST_MATERIALS"
-    MATERIALS_SUPPLEMENTED = "MATERIALS_SUPPLEMENTED"
-    AGENCY_REPLY = "AGENCY_REPLY"
+Kind = HandoverKind  # the contract's kinds (leadbus.models), one list for the model, the schema and the machine
 
 
 Who = Literal["head", "agency", "police", "procuratorate", "police_or_procuratorate"]

@@ -429,7 +429,7 @@ def _count(name: str, value: Any, scale: int = 1) -> int | None:
         raise ValueError(f"fact {name}: not a number: {value!r}")
     if value < 0:
         raise ValueError(f"fact {name}: negative: {value!r}")
-    return int(round(value * scale)) if scale != 1 or isinstance(value, float) else int(value)
+    return round(value * scale) if scale != 1 or isinstance(value, float) else int(value)
 
 
 def _day(value: Any, what: str) -> date:

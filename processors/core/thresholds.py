@@ -81,6 +81,7 @@ REPEAT_GROUPS: dict[str, frozenset[str]] = {
     "217": frozenset({"217", "218"}), "218": frozenset({"217", "218"}),
     "219": frozenset({"219", "219-1"}), "219-1": frozenset({"219", "219-1"}),
 }  # fmt: skip
+SERVICE_MARKS_FROM = date(2021, 3, 1)  # CLA11: 假冒注册商标罪 extends to service marks
 _OFFENCE_TYPES = ("amount", "conduct", "danger", "result")
 _MARKS = ("goods", "services", "any")
 _RANK = {"V1": 0, "V2": 1, "U": 2}
@@ -582,9 +583,13 @@ def assess(violation: str, facts: Mapping[str, Any], conduct_date: date | str, t
     temporal = "in force at the time of the conduct (CL Art.12)"
     if back:
         temporal += f"; {', '.join(r.id for r in back)} reaches back: no interpretation at the time (TIME2001 ¶2)"
-    if key == "ART_213" and use == "services" and not rules:
+    if key == "ART_213" and use == "services" and not rules and day < SERVICE_MARKS_FROM:
         result = Assessment(key, "NO_RULE", None, None, None, None, False, (),
                             "service marks are within Art.213 only for conduct from 2021-03-01 (CLA11)")
+    elif key == "ART_213" and use == "services" and not rules:
+        result = Assessment(key, "NEEDS_REVIEW", None, "CLA11 Art.213", SERVICE_MARKS_FROM, "V1", True, (),
+                            "service marks: an offence from 2021-03-01 (CLA11, 情节严重) that no interpretation "
+                            "construed before I2025 (2025-04-26); handled before it, a person decides")
     elif not rules and key != "OTHER":
         created = min((r for r in tbl.rules if r.violation == key), key=lambda r: r.effective_from, default=None)
         if created is not None and created.effective_from > day and created.source.startswith("CLA"):

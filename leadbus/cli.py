@@ -398,9 +398,8 @@ def process(
     else:
         from leadbus.processors import handover
         from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
-        from leadbus.topics import CASES, HANDOVER_DECISIONS
 
-        config = StageConfig(name="handover", kafka=kafka, topics=[CASES, HANDOVER_DECISIONS],
+        config = StageConfig(name="handover", kafka=kafka, topics=handover.TOPICS,
                              changelog_topic=handover.CHANGELOG, state_dir=state_dir, group_id="leadbus-handover")
         counting: DayCounting = WorkingDays() if working_days else CalendarDays()
         if day_seconds:

@@ -44,6 +44,7 @@ from leadbus.supervise import ChildSpec, Supervisor
 from leadbus.topics import (
     CASES,
     HANDOVER,
+    HANDOVER_CARRYOVER,
     HANDOVER_DECISIONS,
     INTAKE_BY_LEAD,
     LEADS_ACCEPTED,
@@ -220,7 +221,7 @@ class Rates:
 STAGE_GROUPS = {"intake": "leadbus-intake", "linking": "leadbus-linking", "handover": "leadbus-handover",
                 "routing": "leadbus-routing"}
 STAGE_INPUTS = {"intake": ["^leadbus\\.intake\\..*", INTAKE_BY_LEAD], "linking": [LEADS_ACCEPTED],
-                "handover": [CASES, HANDOVER_DECISIONS], "routing": [CASES]}
+                "handover": [CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER], "routing": [CASES]}
 
 
 class LagProbe:

@@ -28,6 +28,9 @@ INTAKE_BY_LEAD = "leadbus.internal.intake-by-lead"
 #: Changelog of intake's dedupe memory, co-partitioned with INTAKE_BY_LEAD.
 INTAKE_CHANGELOG = "leadbus.state.intake-dedupe"
 WITHDRAWALS = "leadbus.withdrawals"
+#: The handover stage's own topic: an absorbed case's open handover (and decisions still naming it) carried to
+#: the partition of the case that absorbed it; keyed by the surviving case, co-partitioned with CASES.
+HANDOVER_CARRYOVER = "leadbus.internal.handover-carryover"
 ROUTING_CHANGELOG = "leadbus.state.routing"
 #: Changelog of the linker's global state (every case's strong identifiers), partition 0 of the stage.
 LINKING_CHANGELOG = "leadbus.state.linking"

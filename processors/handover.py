@@ -5,6 +5,18 @@ keyed by case id and have the same partition count), plus an index of due deadli
 (`d:<due ms>:<case id>`) that the periodic tick scans up to `now`. Breaches are written in the
 same transaction as the state that marks them, so each appears exactly once, also across
 restarts.
+
+Merges keep every open duty, wherever the two cases' states live. The absorbed case's `CaseUpdated`
+(`merged_into` set) arrives on the absorbed case's partition: the worker holding its handover writes a
+`HandoverCarryover` with the whole state to `leadbus.internal.handover-carryover`, keyed by the surviving
+case, and in the same transaction drops the state, its deadlines, and leaves a marker `m:<absorbed>` →
+survivor. The carryover reaches the survivor's partition (the topic is co-partitioned with `leadbus.cases`),
+where the survivor absorbs the machine (or continues it, when it had no handover of its own). A decision
+that still names the absorbed case arrives on the absorbed case's partition, finds the marker and is
+forwarded the same way, keyed by the survivor; markers are followed along chains of merges. When both
+cases share a partition, the survivor's own `CaseUpdated` may absorb the state directly (the marker then
+makes the carryover a no-op). Every step is in the stage's exactly-once transactions: the state leaves one
+partition in the transaction that writes the carryover, and arrives in the one that consumes it.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -33,11 +46,13 @@ from leadbus.processors.core.handover import (
 )
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
 from leadbus.processors.core.transfer import assess_transfer
-from leadbus.topics import CASES, HANDOVER, HANDOVER_CHANGELOG, LEADS_REJECTED
+from leadbus.topics import CASES, HANDOVER, HANDOVER_CARRYOVER, HANDOVER_CHANGELOG, HANDOVER_DECISIONS, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.handover")
 
 CHANGELOG = HANDOVER_CHANGELOG
+TOPICS = [CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER]
+MAX_CHAIN = 64  # merges followed from a marker before a decision is refused (a cycle would be a linking fault)
 
 
 def _state_key(case_id: str) -> bytes:
@@ -47,6 +62,16 @@ def _state_key(case_id: str) -> bytes:
 def _moved_key(case_id: str) -> bytes:
     """Marks a case merged into another: its handover now lives in the survivor's state (the value)."""
     return f"m:{case_id}".encode()
+
+
+def _reported_key(case_id: str) -> bytes:
+    """Held with the survivor: this merged case's carryover has arrived (and whether it brought a handover)."""
+    return f"r:{case_id}".encode()
+
+
+def _pending_key(case_id: str) -> bytes:
+    """A survivor's own opening, waiting for the carryovers of the cases merged into it."""
+    return f"p:{case_id}".encode()
 
 
 def _due_key(due: str, case_id: str) -> bytes:
@@ -63,6 +88,7 @@ class HandoverHandler:
         self.decision_schema = self.catalog.latest("cn.leadbus.HandoverDecision")
         self.step_schema = self.catalog.latest("cn.leadbus.HandoverStep")
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
+        self.carry_schema = self.catalog.latest("cn.leadbus.HandoverCarryover")
         self._reported_actions: set[str] = set()
 
     # -- records --------------------------------------------------------------------------
@@ -71,7 +97,9 @@ class HandoverHandler:
         try:
             if record.topic == CASES:
                 return self._on_case(decode(self.catalog, record.value or b"", self.case_schema)[1], state, now)
-            return self._on_decision(record, state, now)
+            if record.topic == HANDOVER_CARRYOVER:
+                return self._on_carryover(record, state, now)
+            return self._on_decision(record, state, now, None)
         except (DecodeError, ValueError, KeyError) as exc:
             log.error("undecodable record at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
             return Result([self._rejected(record, "HANDOVER_UNDECODABLE", str(exc), now)])
@@ -79,28 +107,61 @@ class HandoverHandler:
     def _on_case(self, case: dict[str, Any], state: StateView, now: datetime) -> Result:
         case_id = case["case_id"]
         if case["merged_into"]:
-            return Result()
-        raw = state.get(_state_key(case_id))
-        merged = self._absorbed(case, state)
-        if raw is not None or merged:
-            return self._merge(case, raw, merged, state, now)
+            return self._carry_away(case, state)
+        if state.get(_state_key(case_id)) is not None:
+            return Result()  # a handover is under way; merged cases' machines arrive as carryovers
+        opening = self._opening(case, now)
+        result = Result()
+        if opening is None:
+            if state.get(_pending_key(case_id)) is not None:
+                result.state[_pending_key(case_id)] = None
+            return result
+        # A merge: the absorbed cases' handovers (if any) come as carryovers. Until every absorbed case has
+        # reported, the survivor's own opening waits, so that the outcome never depends on which arrives first:
+        # a carried handover continues as the survivor's; only when none came does the survivor open its own.
+        awaiting = [c for c in case.get("merged_from") or [] if state.get(_reported_key(c)) is None]
+        if awaiting:
+            result.state[_pending_key(case_id)] = json.dumps({**opening, "awaiting": awaiting}).encode()
+            return result
+        result.state[_pending_key(case_id)] = None
+        return self._open(case_id, opening, now, result)
+
+    def _opening(self, case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+        """The handover this case's own facts call for (R310 Art.3, processors/core/transfer.py), or None."""
         opening = assess_transfer(case, now)
         if opening is None:
-            return Result()
+            return None
         transferring = transferring_agency(case["reporters"])
         if transferring is None:
-            return Result()  # only police or procuratorate know it: nothing to hand over
-        handover, steps = open_handover(case_id, *transferring, at=case["updated_at"], assessment=opening.assessment,
-                                        counting=self.counting, economic=opening.economic)
-        return self._record(None, handover, steps, now)
+            return None  # only police or procuratorate know it: nothing to hand over
+        return {"agency": transferring[0], "province": transferring[1], "at": case["updated_at"].isoformat(),
+                "assessment": opening.assessment, "economic": opening.economic}  # fmt: skip
 
-    def _on_decision(self, record: Record, state: StateView, now: datetime) -> Result:
+    def _open(self, case_id: str, opening: dict[str, Any], now: datetime, result: Result) -> Result:
+        handover, steps = open_handover(case_id, opening["agency"], opening["province"],
+                                        at=datetime.fromisoformat(opening["at"]), assessment=opening["assessment"],
+                                        counting=self.counting, economic=opening["economic"])  # fmt: skip
+        opened = self._record(None, handover, steps, now)
+        opened.state = {**result.state, **opened.state}
+        return opened
+
+    def _on_decision(self, record: Record, state: StateView, now: datetime, survivor: str | None) -> Result:
+        """A decision as published, or (`survivor`) forwarded here because it names a case merged into that one."""
         _, event = decode(self.catalog, record.value or b"", self.decision_schema)
-        moved = state.get(_moved_key(event["case_id"]))  # a decision about a merged case goes to its survivor
-        raw = state.get(_state_key(moved.decode() if moved else event["case_id"]))
+        named = event["case_id"]
+        holder, followed = self._holder(survivor or named, state)
+        here = holder is not None and state.get(_state_key(holder)) is not None
+        if holder is not None and followed and (survivor is None or not here):
+            # the case was merged: forward, keyed by the case that holds it now (ordered after its carryover)
+            return Result([self._carry(holder, named, now, decision=record.value or b"")])
+        raw = state.get(_state_key(holder)) if holder is not None else None
+        if raw is not None and survivor is not None and named != holder:
+            reported = state.get(_reported_key(named))
+            if reported is None or not json.loads(reported).get("machine"):
+                raw = None  # the merged case brought no handover of its own
         if raw is None:
             return Result([self._rejected(record, "HANDOVER_NOT_OPEN",
-                                          f"case {event['case_id']} has no handover under way", now)])
+                                          f"case {named} has no handover under way", now)])
         current = HandoverState.from_json(json.loads(raw))
         actor = event["actor"]
         decision = Decision(event["decision_id"], event["case_id"], Kind(event["kind"]), actor["agency"],
@@ -111,38 +172,85 @@ class HandoverHandler:
         new, steps = outcome
         return self._record(current, new, steps, now)
 
-    def _absorbed(self, case: dict[str, Any], state: StateView) -> list[HandoverState]:
-        """Handovers of cases merged into this one that this worker holds and has not yet carried over."""
-        found = []
-        for other in case.get("merged_from") or []:
-            raw = state.get(_state_key(other))
-            if raw is not None and state.get(_moved_key(other)) is None:
-                found.append(HandoverState.from_json(json.loads(raw)))
-        return found
+    # -- merges across partitions ---------------------------------------------------------
 
-    def _merge(self, case: dict[str, Any], raw: bytes | None, merged: list[HandoverState], state: StateView,
-               now: datetime) -> Result:
-        """A merge keeps every open duty: the survivor carries the absorbed machines (core `absorb`). Without a
-        handover of its own, the survivor continues the first absorbed one (the same transfer goes on)."""
-        if not merged:
-            return Result()
-        at = case["updated_at"]
-        current = HandoverState.from_json(json.loads(raw)) if raw is not None else None
-        if current is not None:
-            new, steps = current, list[Step]()
-        else:
-            first, merged = merged[0], merged[1:]
-            new, steps = take_over(case["case_id"], first, at)
-        for other in merged:
-            new, more = absorb(new, other, at)
-            steps = [*steps, *more]
-        result = self._record(current, new, steps, now)
-        for other in merged if current is not None else [first, *merged]:
-            result.state[_moved_key(other.case_id)] = case["case_id"].encode()
-            result.state[_state_key(other.case_id)] = None
-            for d in other.open_deadlines():
-                result.state[_due_key(d.due_at, other.case_id)] = None
+    def _holder(self, case_id: str, state: StateView) -> tuple[str | None, bool]:
+        """The case whose handover carries `case_id`'s, following merge markers held here; and whether any was
+        followed. None when the markers loop (never written by a sound linker)."""
+        current, followed = case_id, False
+        for _ in range(MAX_CHAIN):
+            if state.get(_state_key(current)) is not None:
+                return current, followed
+            moved = state.get(_moved_key(current))
+            if moved is None:
+                return current, followed
+            current, followed = moved.decode(), True
+        return None, followed
+
+    def _carry(self, survivor: str, absorbed: str, at: datetime, *, state: HandoverState | None = None,
+               decision: bytes | None = None, covers: list[str] | None = None) -> Output:  # fmt: skip
+        record = {"survivor": survivor, "absorbed": absorbed, "carried_at": at,
+                  "state": None if state is None else json.dumps(state.to_json(), ensure_ascii=False),
+                  "decision": decision, "covers": covers or []}  # fmt: skip
+        return Output(HANDOVER_CARRYOVER, survivor.encode(), encode(self.carry_schema, record))
+
+    def _carry_away(self, case: dict[str, Any], state: StateView) -> Result:
+        """This case was merged into another: its handover (or the news that it has none) leaves for the survivor's
+        partition, keyed by the survivor, and a marker sends later decisions naming it after it."""
+        case_id, survivor = case["case_id"], case["merged_into"]
+        result = Result()
+        if state.get(_moved_key(case_id)) is not None:
+            return result  # carried already (a redelivered CaseUpdated)
+        result.state[_moved_key(case_id)] = survivor.encode()
+        raw = state.get(_state_key(case_id))
+        machine = HandoverState.from_json(json.loads(raw)) if raw is not None else None
+        covers = [case_id, *(case.get("merged_from") or [])]
+        result.outputs.append(self._carry(survivor, case_id, case["updated_at"], state=machine, covers=covers))
+        if machine is not None:
+            result.state[_state_key(case_id)] = None
+            result.state[_pending_key(case_id)] = None
+            for d in machine.open_deadlines():
+                result.state[_due_key(d.due_at, case_id)] = None
         return result
+
+    def _on_carryover(self, record: Record, state: StateView, now: datetime) -> Result:
+        _, event = decode(self.catalog, record.value or b"", self.carry_schema)
+        if event["decision"] is not None:
+            forwarded = replace(record, value=event["decision"])
+            return self._on_decision(forwarded, state, now, event["survivor"])
+        other = HandoverState.from_json(json.loads(event["state"])) if event["state"] else None
+        covers = list(event["covers"])
+        holder, _ = self._holder(event["survivor"], state)
+        if holder is None:
+            log.error("merge markers loop at %s: carryover of %s kept waiting", event["survivor"], event["absorbed"])
+            return Result()
+        if holder != event["survivor"] and state.get(_state_key(holder)) is None:
+            # the survivor was itself merged on: carry on to the case that holds it now
+            return Result([self._carry(holder, event["absorbed"], event["carried_at"], state=other, covers=covers)])
+        result = Result()
+        for c in covers:
+            result.state[_reported_key(c)] = json.dumps({"to": holder, "machine": other is not None and
+                                                         c in other.case_ids()}).encode()  # fmt: skip
+        raw = state.get(_state_key(holder))
+        pending_raw = state.get(_pending_key(holder))
+        if other is None:
+            if pending_raw is None or raw is not None:
+                return result
+            pending = json.loads(pending_raw)
+            pending["awaiting"] = [c for c in pending["awaiting"] if c not in covers]
+            if pending["awaiting"]:
+                result.state[_pending_key(holder)] = json.dumps(pending).encode()
+                return result
+            result.state[_pending_key(holder)] = None
+            return self._open(holder, pending, now, result)  # no absorbed case brought a handover: its own opens
+        current = HandoverState.from_json(json.loads(raw)) if raw is not None else None
+        if current is not None and other.case_id in current.case_ids():
+            return result  # absorbed already
+        at = event["carried_at"]
+        new, steps = absorb(current, other, at) if current is not None else take_over(holder, other, at)
+        recorded = self._record(current, new, steps, now)
+        recorded.state = {**result.state, **recorded.state, _pending_key(holder): None}
+        return recorded
 
     # -- time -----------------------------------------------------------------------------
 

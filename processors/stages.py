@@ -18,6 +18,7 @@ from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayC
 from leadbus.topics import (
     CASES,
     HANDOVER,
+    HANDOVER_CARRYOVER,
     HANDOVER_CHANGELOG,
     HANDOVER_DECISIONS,
     INTAKE_BY_LEAD,
@@ -112,7 +113,7 @@ STAGES: dict[str, StageDefinition] = {
         StageDefinition("intake", (INTAKE_PATTERN, INTAKE_BY_LEAD), INTAKE_CHANGELOG, _intake,
                         state_topic=INTAKE_BY_LEAD),
         StageDefinition("linking", (LEADS_ACCEPTED,), LINKING_CHANGELOG, _linking, global_state=True),
-        StageDefinition("handover", (CASES, HANDOVER_DECISIONS), HANDOVER_CHANGELOG, _handover,
+        StageDefinition("handover", (CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER), HANDOVER_CHANGELOG, _handover,
                         clock_may_run_fast=True),
         StageDefinition("routing", (CASES, HANDOVER), ROUTING_CHANGELOG, _routing),
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from leadbus.geography import NATIONAL
@@ -125,6 +125,29 @@ def case_view(record: Mapping[str, Any], on_withheld: Callable[[], None] = lambd
         "first_reported_at": _ms(record["first_reported_at"]),
         "last_reported_at": _ms(record["last_reported_at"]),
         "published_at": _ms(record.get("published_at")),
+        **law_view(record, identifiers),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, date) else None
+
+
+def law_view(record: Mapping[str, Any], identifiers: list[dict[str, str]]) -> dict[str, Any]:
+    """What the thresholds turn on (RegionalBulletin v2, CaseLead v2): conduct period, prior penalties, ICP filing
+    numbers, labels sold / held and who made them, goods or services. A v1 bulletin shows none of it."""
+    made_by, mark_use = record.get("labels_made_by"), record.get("mark_use")
+    return {
+        "conduct_from": _iso(record.get("conduct_from")),
+        "conduct_to": _iso(record.get("conduct_to")),
+        "prior_penalties": [{"kind": str(p["kind"]), "decided_on": _iso(p["decided_on"]),
+                             "decided_by": str(p["decided_by"]), "violation": str(p["violation"])}
+                            for p in record.get("prior_penalties") or []],
+        "icp_filings": [i["value"] for i in identifiers if i["kind"] == "icp"],
+        "labels_sold": record.get("labels_sold"),
+        "labels_held": record.get("labels_held"),
+        "labels_made_by": str(made_by) if made_by in ("SELF", "OTHERS") else None,
+        "mark_use": str(mark_use) if mark_use in ("GOODS", "SERVICES") else None,
     }
 
 

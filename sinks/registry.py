@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Engine,
     Integer,
@@ -31,6 +33,14 @@ from sqlalchemy.engine import Connection
 
 metadata = MetaData()
 
+
+def _v2_columns() -> list[Column[Any]]:
+    """CaseLead v2 (migration 0003): null for v1 leads and cases."""
+    return [Column("conduct_from", Date), Column("conduct_to", Date), Column("prior_penalties", Text),
+            Column("icp_filings", Text), Column("labels_sold", BigInteger), Column("labels_held", BigInteger),
+            Column("labels_made_by", String(8)), Column("mark_use", String(8))]  # fmt: skip
+
+
 leads = Table(
     "leads", metadata,
     Column("lead_id", String(36), primary_key=True),
@@ -43,6 +53,7 @@ leads = Table(
     Column("reported_at", DateTime(timezone=True), nullable=False),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
     Column("digest", String(64), nullable=False),
+    *_v2_columns(),
 )
 cases = Table(
     "cases", metadata,
@@ -55,6 +66,7 @@ cases = Table(
     Column("merged_into", String(21)),
     Column("facts", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    *_v2_columns(),
 )
 case_members = Table(
     "case_members", metadata,
@@ -131,19 +143,45 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys
     conn.execute(stmt)
 
 
+def _enum(value: Any) -> str | None:
+    """An enum symbol, with UNKNOWN (the v2 default) stored as null."""
+    return None if value in (None, "", "UNKNOWN") else str(value)
+
+
+def _penalties(raw: Any) -> str | None:
+    if not raw:
+        return None
+    return json.dumps([{"kind": p.get("kind"), "decided_on": str(p.get("decided_on")),
+                        "decided_by": p.get("decided_by"), "violation": p.get("violation")} for p in raw],
+                      ensure_ascii=False)  # fmt: skip
+
+
+def v2_fields(record: dict[str, Any], facts: dict[str, Any], icp: list[str]) -> dict[str, Any]:
+    """The CaseLead v2 columns of a lead or a case (null where a v1 record has nothing)."""
+    return {"conduct_from": record.get("conduct_from"), "conduct_to": record.get("conduct_to"),
+            "prior_penalties": _penalties(record.get("prior_penalties")),
+            "icp_filings": json.dumps(icp, ensure_ascii=False) if icp else None,
+            "labels_sold": facts.get("labels_sold"), "labels_held": facts.get("labels_held"),
+            "labels_made_by": _enum(facts.get("labels_made_by")), "mark_use": _enum(facts.get("mark_use"))}
+
+
 def lead_row(record: dict[str, Any]) -> dict[str, Any]:
     lead = record["lead"]
+    icp = list((lead.get("online") or {}).get("icp_filings") or [])
     return {"lead_id": str(lead["lead_id"]), "revision": lead["revision"], "agency": lead["publisher"]["agency"],
             "province": lead["publisher"]["province"], "category": lead["category"],
             "violation": lead["violation"], "subject_name": lead["subject"]["name"],
-            "reported_at": lead["reported_at"], "accepted_at": record["accepted_at"], "digest": record["digest"]}
+            "reported_at": lead["reported_at"], "accepted_at": record["accepted_at"], "digest": record["digest"],
+            **v2_fields(lead, lead.get("facts") or {}, icp)}
 
 
 def case_rows(record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    icp = [i["value"] for i in record.get("identifiers") or [] if i.get("kind") == "icp"]
     row = {"case_id": record["case_id"], "version": record["version"], "suspect_name": record["suspect_name"],
            "suspect_province": record["suspect_province"], "handling": record["handling"],
            "members": len(record["members"]), "merged_into": record["merged_into"],
-           "facts": json.dumps(record["facts"], sort_keys=True), "updated_at": record["updated_at"]}
+           "facts": json.dumps(record["facts"], sort_keys=True), "updated_at": record["updated_at"],
+           **v2_fields(record, record.get("facts") or {}, icp)}
     return row, [{"case_id": record["case_id"], "lead_id": m} for m in record["members"]]
 
 

@@ -56,7 +56,7 @@ from leadbus.processors.core.records import Record
 from leadbus.processors.handover import HandoverHandler
 from leadbus.processors.linking import LinkingHandler
 from leadbus.processors.routing import RoutingHandler
-from leadbus.topics import CASES, HANDOVER, HANDOVER_DECISIONS, LEADS_ACCEPTED, LEADS_REJECTED
+from leadbus.topics import CASES, HANDOVER, HANDOVER_CARRYOVER, HANDOVER_DECISIONS, LEADS_ACCEPTED, LEADS_REJECTED
 
 INPUT_TOPICS = ["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER_DECISIONS, HANDOVER,
                 "^leadbus\\.(jurisdiction|liaison|region|channel)\\..*", "leadbus.takedown.notices",
@@ -426,7 +426,17 @@ class Rebuild:
                 source = payload
                 result = handler.handle(_record_of(payload), state, now)
             state.apply(result.state)
-            for out in result.outputs:
+            outputs = list(result.outputs)
+            # The stage's own carryovers (merges across partitions) come back to it: the rebuild holds every
+            # partition in one state, and the handler's outcome does not depend on when they arrive.
+            while carried := [o for o in outputs if o.topic == HANDOVER_CARRYOVER]:
+                outputs = [o for o in outputs if o.topic != HANDOVER_CARRYOVER]
+                for out in carried:
+                    more = handler.handle(Record(HANDOVER_CARRYOVER, 0, 0, out.key, out.value), state, now)
+                    state.apply(more.state)
+                    # a forwarded decision refused there is dead-lettered with the carryover as its source
+                    outputs += [o for o in more.outputs if o.topic != LEADS_REJECTED]
+            for out in outputs:
                 if out.topic == HANDOVER:
                     step = decode(self.catalog, out.value)[1]
                     derived[(step["case_id"], int(step["seq"]))] = step

@@ -259,6 +259,7 @@ def bulletin(case: Mapping[str, Any], region: str) -> dict[str, Any]:
     # Without a 统一社会信用代码 the suspect may be a natural person (an ID number is not always known):
     # a name that looks like a person's is masked; a company's name is public.
     individual = "uscc" not in _kinds(case)
+    facts = case["facts"]
     return {
         "case_id": case["case_id"],
         "region": region,
@@ -278,7 +279,21 @@ def bulletin(case: Mapping[str, Any], region: str) -> dict[str, Any]:
         "first_reported_at": case["first_reported_at"],
         "last_reported_at": case["last_reported_at"],
         "merged_into": case.get("merged_into"),
+        # v2 (issue #15): what the law turns on, shown to the regions; a v1 case has none of it
+        "conduct_from": case.get("conduct_from"),
+        "conduct_to": case.get("conduct_to"),
+        "prior_penalties": [{"kind": str(p["kind"]), "decided_on": p["decided_on"], "decided_by": str(p["decided_by"]),
+                             "violation": str(p["violation"])} for p in case.get("prior_penalties") or []],
+        "labels_sold": facts.get("labels_sold"),
+        "labels_held": facts.get("labels_held"),
+        "labels_made_by": _known(facts.get("labels_made_by")),
+        "mark_use": _known(facts.get("mark_use")),
     }
+
+
+def _known(value: Any) -> str | None:
+    """An enum symbol of the contract, UNKNOWN (its default) as null."""
+    return None if value in (None, "", "UNKNOWN") else str(value)
 
 
 def takedown_targets(case: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from importlib.resources import files
 from typing import Any, Literal, cast
 
@@ -81,6 +81,7 @@ REPEAT_GROUPS: dict[str, frozenset[str]] = {
     "217": frozenset({"217", "218"}), "218": frozenset({"217", "218"}),
     "219": frozenset({"219", "219-1"}), "219-1": frozenset({"219", "219-1"}),
 }  # fmt: skip
+SERVICE_MARKS_FROM = date(2021, 3, 1)  # CLA11: 假冒注册商标罪 extends to service marks
 _OFFENCE_TYPES = ("amount", "conduct", "danger", "result")
 _MARKS = ("goods", "services", "any")
 _RANK = {"V1": 0, "V2": 1, "U": 2}
@@ -394,14 +395,14 @@ def repeat_offence(article: str, prior_penalties: Iterable[PriorPenalty], conduc
 def _quantities(article: str, facts: Mapping[str, Any], conduct: date, conduct_to: date | None,
                 prior_penalties: Iterable[PriorPenalty]) -> dict[str, int | None]:  # fmt: skip
     """The numeric facts the table reads, with the circumstances derived."""
-    q: dict[str, int | None] = {}
-    for name in QUANTITIES:
-        value = facts.get(name)
-        q[name] = None if value is None else int(value)  # booleans become 0 / 1
+    q: dict[str, int | None] = {name: _count(name, facts.get(name)) for name in QUANTITIES}
+    for name in FACT_QUANTITIES:  # money given in yuan (`…_yuan`) when the fen figure is absent
+        if name.endswith("_fen") and q[name] is None and facts.get(name[:-4] + "_yuan") is not None:
+            q[name] = _count(name[:-4] + "_yuan", facts[name[:-4] + "_yuan"], scale=100)
     priors = list(prior_penalties)
     if priors:
         q["repeat_offender"] = 1 if repeat_offence(article, priors, conduct, conduct_to) else 0
-    if facts.get("labels_made_by") == "OTHERS":
+    if str(facts.get("labels_made_by") or "").upper() == "OTHERS":
         q["labels_of_others"] = 1
     split = q["labels_sold"] is not None or q["labels_held"] is not None
     if split:
@@ -412,6 +413,58 @@ def _quantities(article: str, facts: Mapping[str, Any], conduct: date, conduct_t
         elif q["labels"] is None:
             q["labels"] = sold + held  # made by the suspect: every label made counts (非法制造)
     return q
+
+
+def _count(name: str, value: Any, scale: int = 1) -> int | None:
+    """A reported quantity as a non-negative integer (booleans → 0 / 1); anything else is a clear error."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.replace(",", "")) if value.strip() else None
+        except ValueError:
+            raise ValueError(f"fact {name}: not a number: {value!r}") from None
+        if value is None:
+            return None
+    if not isinstance(value, int | float) or value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"fact {name}: not a number: {value!r}")
+    if value < 0:
+        raise ValueError(f"fact {name}: negative: {value!r}")
+    return round(value * scale) if scale != 1 or isinstance(value, float) else int(value)
+
+
+def _day(value: Any, what: str) -> date:
+    """A date given as a date, a datetime (its calendar day) or an ISO string."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    raise ValueError(f"{what}: not a date: {value!r}")
+
+
+def _prior(value: Any) -> PriorPenalty:
+    """A prior penalty as a `PriorPenalty` or a mapping with its fields (the CaseLead v2 record)."""
+    if isinstance(value, PriorPenalty):
+        return value
+    if isinstance(value, Mapping) and value.get("decided_on") is not None and value.get("violation"):
+        return PriorPenalty(_day(value["decided_on"], "prior penalty decided_on"), str(value["violation"]),
+                            cast(Any, str(value.get("kind") or "ADMINISTRATIVE").upper()),
+                            str(value.get("decided_by") or ""))  # fmt: skip
+    raise ValueError(f"prior penalty: needs decided_on and violation, got {value!r}")
+
+
+def _violation(value: Any) -> str:
+    """ART_219_1, art_219_1, ART_219-1, 219-1, "219_1", 219 → the bus's enum name."""
+    text = str(value).strip().upper().replace("-", "_")
+    key = text if text.startswith("ART_") or text == "OTHER" else "ART_" + text
+    if key not in VIOLATIONS:
+        raise ValueError(f"unknown violation {value!r}: one of {', '.join(sorted(VIOLATIONS))}")
+    return key
 
 
 def _marks(facts: Mapping[str, Any], marks: str | None) -> Marks:
@@ -468,36 +521,59 @@ def _evaluate(violation: str, rules: tuple[Rule, ...], q: Mapping[str, int | Non
     return _assessment(violation, rule, "NOT_MET", uncertain, (), f"no condition met: {reported}", tail)
 
 
-def assess(violation: str, facts: Mapping[str, Any], conduct_date: date, table: ThresholdTable | None = None, *,
-           handled_on: date | None = None, prior_penalties: Iterable[PriorPenalty] = (),
-           conduct_to: date | None = None, marks: str | None = None) -> Assessment:  # fmt: skip
+def assess(violation: str, facts: Mapping[str, Any], conduct_date: date | str, table: ThresholdTable | None = None,
+           *, handled_on: date | str | None = None, prior_penalties: Iterable[PriorPenalty | Mapping[str, Any]] = (),
+           conduct_to: date | str | None = None, marks: str | None = None) -> Assessment:  # fmt: skip
     """Assess one article against a case's facts as of the date of the conduct. The public entry point.
 
-    - `violation`: ART_140 … ART_219_1 or OTHER (or the statute number, "219-1"); unknown → ValueError.
-    - `facts`: quantities by name (money in fen, counts; see `QUANTITIES`); unreported → None / absent. May also
-      hold `labels_made_by` ("SELF" / "OTHERS"), `mark_use` ("GOODS" / "SERVICES"), `rights_holder_bankrupt`,
-      and the circumstances `repeat_offender` / `labels_of_others` as 0 / 1 when not derived here.
-    - `conduct_date`: when the conduct happened — never the date of the report. For conduct over a period, its
-      first act, with `conduct_to` its last: the rules are those of the last act (the conduct reaches up to it);
-      the two-year repeat window looks at the whole period.
+        from datetime import date
+        from leadbus.processors.core.thresholds import PriorPenalty, assess
+        a = assess("ART_214", {"illegal_gains_fen": 3_000_000}, date(2022, 1, 1))
+        a.status, a.uncertain, a.rule_id      # ("MET", False, "ART_214/I2025"): I2025 reaches back (TIME2001 ¶2)
+
+    Arguments:
+
+    - `violation`: ART_140 … ART_219_1 or OTHER; also the statute number ("219-1", "219_1", 219) in any case.
+      Unknown → ValueError.
+    - `facts`: a mapping of quantities by name (`QUANTITIES`): money in **fen** (1万元 = 1_000_000), or in yuan
+      under the same name ending `_yuan` (`sales_amount_yuan`); counts as integers. Absent / None = not reported.
+      Negative or non-numeric → ValueError. Optional descriptors: `labels_made_by` "SELF" / "OTHERS" (215: a
+      seller of labels made by others, O2011 Art.9), `mark_use` "GOODS" / "SERVICES" (213), and the circumstances
+      `repeat_offender` / `labels_of_others` as 0 / 1 when not derived here. Names used by the table:
+      illegal_business_amount_fen (非法经营数额), illegal_gains_fen (违法所得), sales_amount_fen (销售金额),
+      goods_value_fen (货值金额 of goods / copies not yet sold), loss_fen (损失), copies (复制品 sold / made),
+      copies_held (复制品 held for sale), works, clicks, members, trademark_kinds, patents, labels (标识 made or
+      sold), labels_sold, labels_held, rights_holder_bankrupt (0 / 1).
+    - `conduct_date`: when the conduct happened — never the date of the report (CL Art.12, TIME2001); a date, a
+      datetime or an ISO string. For conduct over a period, its first act, with `conduct_to` its last: the rules
+      are those of the last act (the conduct reaches up to it); the two-year repeat window looks at the whole period.
     - `handled_on`: the date the case is handled; None = today's law (after every rule of the table took effect).
       Decides whether a later interpretation reaches back (TIME2001 ¶2) or a lighter later law applies (¶3).
-    - `prior_penalties`: the suspect's earlier penalties; one for the same kind of conduct within two years before
-      the conduct makes a repeat offender (I2025 lower tiers).
-    - `marks`: "goods" (default, as a v1 lead), "services" (service marks, Art.213 from 2021-03-01) or "any".
+    - `prior_penalties`: the suspect's earlier penalties (`PriorPenalty` or mappings with decided_on, violation,
+      kind, decided_by); one for the same kind of conduct decided before the conduct and at most two years before
+      it makes a repeat offender (I2025's lower tiers: 218 3万/5万, 219 10万).
+    - `marks`: "goods" (default, as a v1 lead), "services" (service marks, Art.213 from 2021-03-01) or "any";
+      overrides `facts["mark_use"]`.
 
-    Of several rules met, the best-sourced one (V1 before V2 before U, then the newest) is named.
+    Returns an `Assessment`: `status` MET / NOT_MET / CONDUCT / NEEDS_REVIEW / NO_RULE; `uncertain` True exactly
+    where the answer rests on a figure or a status the review did not find (or nothing was reported); `rule_id`,
+    `source`, `explanation`, `temporal` (which temporal rule chose it). Of several rules met, the best-sourced one
+    (V1 before V2 before U, then the newest) is named.
     """
-    key = violation if violation.startswith("ART_") or violation == "OTHER" else "ART_" + violation.replace("-", "_")
-    if key not in VIOLATIONS:
-        raise ValueError(f"unknown violation {violation!r}")
-    if conduct_to is not None and conduct_to < conduct_date:
+    key = _violation(violation)
+    if not isinstance(facts, Mapping):
+        raise ValueError(f"facts must be a mapping of quantities, got {type(facts).__name__}")
+    first = _day(conduct_date, "conduct_date")
+    last = None if conduct_to is None else _day(conduct_to, "conduct_to")
+    if last is not None and last < first:
         raise ValueError("conduct_to is before conduct_date")
     tbl = table or load_table()
-    day = conduct_to or conduct_date  # the rules of the last act: the conduct reaches up to it
-    handled = handled_on or max(day, tbl.latest_start)
+    day = last or first  # the rules of the last act: the conduct reaches up to it
+    # handled_on before the conduct's last act (a conduct period reported into the future) is read as "now"
+    handled = max(day, tbl.latest_start if handled_on is None else _day(handled_on, "handled_on"))
     use = _marks(facts, marks)
-    q = _quantities(key, facts, conduct_date, conduct_to, prior_penalties)
+    priors = [_prior(p) for p in prior_penalties or ()]
+    q = _quantities(key, facts, first, last, priors)
     if key == "OTHER":
         rules: tuple[Rule, ...] = ()
     else:
@@ -507,9 +583,20 @@ def assess(violation: str, facts: Mapping[str, Any], conduct_date: date, table: 
     temporal = "in force at the time of the conduct (CL Art.12)"
     if back:
         temporal += f"; {', '.join(r.id for r in back)} reaches back: no interpretation at the time (TIME2001 ¶2)"
-    if key == "ART_213" and use == "services" and not rules:
+    if key == "ART_213" and use == "services" and not rules and day < SERVICE_MARKS_FROM:
         result = Assessment(key, "NO_RULE", None, None, None, None, False, (),
                             "service marks are within Art.213 only for conduct from 2021-03-01 (CLA11)")
+    elif key == "ART_213" and use == "services" and not rules:
+        result = Assessment(key, "NEEDS_REVIEW", None, "CLA11 Art.213", SERVICE_MARKS_FROM, "V1", True, (),
+                            "service marks: an offence from 2021-03-01 (CLA11, 情节严重) that no interpretation "
+                            "construed before I2025 (2025-04-26); handled before it, a person decides")
+    elif not rules and key != "OTHER":
+        created = min((r for r in tbl.rules if r.violation == key), key=lambda r: r.effective_from, default=None)
+        if created is not None and created.effective_from > day and created.source.startswith("CLA"):
+            # the article was created by an amendment after the conduct: clearly no such offence then (CL Art.12)
+            result = Assessment(key, "NO_RULE", None, None, None, None, False, (),
+                                f"no offence under {key} before {created.effective_from.isoformat()} "
+                                f"({created.source.split(';')[0]} created it)")
     if result.status in ("MET", "CONDUCT") and handled > day and key != "OTHER":
         later = tbl.rules_for(key, handled, None, use)
         if later and set(later) != set(rules):
@@ -524,7 +611,7 @@ def assess(violation: str, facts: Mapping[str, Any], conduct_date: date, table: 
                       result.confidence, result.uncertain, result.met_by, result.explanation, day, temporal)
 
 
-def assess_case(violations: Iterable[str], facts: Mapping[str, Any], conduct_date: date,
+def assess_case(violations: Iterable[str], facts: Mapping[str, Any], conduct_date: date | str,
                 table: ThresholdTable | None = None, **options: Any) -> list[Assessment]:  # fmt: skip
     """One assessment per distinct violation of the case, in first-seen order (options as for `assess`)."""
     return [assess(v, facts, conduct_date, table, **options) for v in dict.fromkeys(violations)]

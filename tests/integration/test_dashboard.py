@@ -229,14 +229,34 @@ def test_a_new_case_appears_live_and_only_on_its_regions_page(
     yrd_page.evaluate("window.__probe = 'no reload'")
 
     shanghai, guangdong = make_case("31", category="FOOD"), make_case("44", category="DRUGS")
+    # a case of CaseLead v2 leads (issue #15): conduct period, prior penalty, ICP filing, labels, service marks
+    labels = make_case("31", category="AUTO_PARTS")
+    icp = "沪ICP备12345678号-1"
+    labels.record["identifiers"].append({"kind": "icp", "value": icp})
+    labels.record.update({"violations": ["ART_215", "ART_213"], "conduct_from": date(2024, 3, 1),
+                          "conduct_to": date(2024, 12, 31), "prior_penalties": [
+                              {"kind": "ADMINISTRATIVE", "decided_on": date(2023, 6, 1),
+                               "decided_by": "上海市市场监督管理局", "violation": "ART_215"}]})  # fmt: skip
+    labels.record["facts"] |= {"labels_sold": 12_000, "labels_held": 30_000, "labels_made_by": "OTHERS",
+                               "mark_use": "SERVICES"}
     bus.bulletin(shanghai, "yrd")
     bus.bulletin(guangdong, "pprd")
+    bus.bulletin(labels, "yrd")
 
     yrd_page.wait_for_selector(row("cases", shanghai.case_id), timeout=LIVE)
     assert yrd_page.evaluate("window.__probe") == "no reload" and navigations == []
     cells = yrd_page.locator(row("cases", shanghai.case_id) + " td").all_inner_texts()
-    assert cells[1:] == [shanghai.case_id, "王**", "上海市", "食品", "60,000.00", cells[-1]]
+    assert cells[1:] == [shanghai.case_id, "王**", "上海市", "食品", "60,000.00", "—", cells[-1]]  # v1: no v2 data
     assert "身份证 310101********" in cells[-1] and "手机 " + shanghai.masked_phone in cells[-1]
+    yrd_page.wait_for_selector(row("cases", labels.case_id), timeout=LIVE)
+    law = row("cases", labels.case_id) + " td.law"
+    chips = {k: yrd_page.locator(f'{law} [data-law="{k}"]').inner_text()
+             for k in ("conduct", "prior", "labels", "mark_use")}
+    assert chips == {"conduct": "行为 2024-03-01至2024-12-31",
+                     "prior": "2023-06-01 受上海市市场监督管理局行政处罚 · ART_215",
+                     "labels": "标识 已售12,000/未售30,000 · 他人制造", "mark_use": "服务商标"}
+    assert "ICP备案 " + icp in yrd_page.locator(row("cases", labels.case_id) + " td").last.inner_text()
+    assert yrd_page.locator('#cases th:has-text("行为与情节")').count() == 1
     assert yrd_page.locator('#chart-province .lab[data-key="31"]').count() == 1
     assert yrd_page.locator('#chart-category .lab[data-key="FOOD"]').count() == 1
 

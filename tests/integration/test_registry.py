@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -110,3 +111,89 @@ def test_postgres_registry_survives_kill_9_and_an_outage(cluster, accepted_event
             sink.terminate()
             sink.wait(20)
             engine.dispose()
+
+
+# Last in the module: its leads join the shared topic after the counting tests above have read it.
+def test_postgres_registry_shows_the_case_lead_v2_fields(cluster, tmp_path: Path) -> None:
+    """Migration 0003 on a registry holding v1 rows, then a v1 lead, a v2 lead and a v2 case through the sink."""
+    from datetime import date
+
+    from sqlalchemy import create_engine, select, text
+
+    from leadbus.sinks.registry import cases, leads, migrate
+
+    now = datetime.now(UTC)
+    lead_schema, accepted = CATALOG.latest("cn.leadbus.CaseLead"), CATALOG.latest("cn.leadbus.LeadAccepted")
+    v1, v2 = TrafficGenerator(seed=15).leads(2, now - timedelta(hours=1), timedelta(seconds=1))
+    icp = "浙ICP备12345678号-1"
+    v2_record = v2.to_avro()
+    v2_record.update({"conduct_from": date(2024, 3, 1), "conduct_to": date(2024, 12, 31), "prior_penalties": [
+        {"kind": "ADMINISTRATIVE", "decided_on": date(2023, 6, 1), "decided_by": "杭州市市场监督管理局",
+         "violation": "ART_215", "reference": "杭市监罚〔2023〕12号"}]})
+    v2_record["online"] = {**(v2_record.get("online") or {"platform": None, "shop_id": None, "urls": [], "ips": []}),
+                           "icp_filings": [icp]}
+    v2_record["facts"] = {**v2_record["facts"], "labels_sold": 12_000, "labels_held": 30_000,
+                          "labels_made_by": "OTHERS", "mark_use": "SERVICES"}
+    events = []
+    v1_schema = CATALOG.version("cn.leadbus.CaseLead", 1)  # a publisher built before v2
+    for schema, lead in ((v1_schema, v1.to_avro()), (lead_schema, v2_record)):
+        source = Source(f"leadbus.intake.{lead['publisher']['agency']}", 0, 0)
+        outcome = examine(encode(schema, lead), source, CATALOG, now)
+        assert isinstance(outcome, Acceptance), outcome
+        events.append((LEADS_ACCEPTED, lead["lead_id"].encode(), encode(accepted, accepted_record(outcome, now))))
+    case = {
+        "case_id": "CASE-V2REGISTRY0001", "version": 1, "members": [v2_record["lead_id"]],
+        "reporters": [{"agency": "SAMR", "province": "33"}], "identifiers": [{"kind": "icp", "value": icp}],
+        "suspect_name": "杭州某标识印刷有限公司", "suspect_province": "33", "categories": ["AUTO_PARTS"],
+        "violations": ["ART_215"], "facts": {**{k: None for k in (
+            "illegal_business_amount_fen", "illegal_gains_fen", "sales_amount_fen", "goods_value_fen", "copies",
+            "works", "clicks", "members", "trademark_kinds", "labels", "loss_fen", "copies_held", "patents",
+            "rights_holder_bankrupt")}, "labels_sold": 12_000, "labels_held": 30_000, "labels_made_by": "OTHERS",
+            "mark_use": "SERVICES"},
+        "first_reported_at": now, "last_reported_at": now, "handling": "OPEN", "share_with": [],
+        "cross_border": False, "countries": [], "merged_from": [], "merged_into": None, "updated_at": now,
+        "conduct_from": date(2024, 3, 1), "conduct_to": date(2024, 12, 31), "prior_penalties": [
+            {"kind": "ADMINISTRATIVE", "decided_on": date(2023, 6, 1), "decided_by": "杭州市市场监督管理局",
+             "violation": "ART_215"}], "police_measures_needed": False,
+    }  # fmt: skip
+    events.append(("leadbus.cases", case["case_id"].encode(),
+                   encode(CATALOG.latest("cn.leadbus.CaseUpdated"), case)))
+    with PostgresServer() as pg:
+        old = create_engine(pg.url)
+        migrate(old, "0002")  # a registry of before v2, holding a row
+        with old.begin() as conn:
+            conn.execute(text("INSERT INTO leads VALUES ('old-lead', 0, 'SAMR', '31', 'FOOD', 'ART_140', '某公司', "
+                              "now(), now(), repeat('0', 64))"))
+        old.dispose()
+        engine = registry_engine(pg.url)  # migrates to head: 0003 adds the v2 columns, the old row keeps its data
+        producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "enable.idempotence": True})
+        for topic, key, value in events:
+            producer.produce(topic, key=key, value=value)
+        assert producer.flush(30) == 0
+        sink = _sink(cluster.bootstrap_servers, pg.url, tmp_path / "sink-v2.log")
+        try:
+            def arrived() -> bool:
+                with engine.connect() as conn:
+                    ids = {r.lead_id for r in conn.execute(select(leads.c.lead_id))}
+                    return {v1.lead_id, v2_record["lead_id"]} <= ids and conn.execute(
+                        select(cases.c.case_id).where(cases.c.case_id == case["case_id"])).first() is not None
+            wait_until(arrived, 120, "the v1 lead, the v2 lead and the v2 case in the registry")
+        finally:
+            sink.terminate()
+            sink.wait(20)
+        with engine.connect() as conn:
+            rows = {r.lead_id: r for r in conn.execute(select(leads))}
+            stored = conn.execute(select(cases).where(cases.c.case_id == case["case_id"])).one()
+        engine.dispose()
+    assert rows["old-lead"].violation == "ART_140" and rows["old-lead"].conduct_from is None
+    old_lead = rows[v1.lead_id]
+    assert (old_lead.conduct_from, old_lead.prior_penalties, old_lead.icp_filings, old_lead.labels_made_by,
+            old_lead.mark_use) == (None, None, None, None, None)  # fmt: skip
+    for row in (rows[v2_record["lead_id"]], stored):
+        assert (row.conduct_from, row.conduct_to) == (date(2024, 3, 1), date(2024, 12, 31))
+        assert (row.labels_sold, row.labels_held, row.labels_made_by, row.mark_use) == (12_000, 30_000, "OTHERS",
+                                                                                         "SERVICES")
+        assert json.loads(row.icp_filings) == [icp]
+        penalty = json.loads(row.prior_penalties)[0]
+        assert penalty["decided_on"] == "2023-06-01" and penalty["violation"] == "ART_215"
+        assert penalty["decided_by"] == "杭州市市场监督管理局"

@@ -205,3 +205,42 @@ def test_personal_data_is_withheld_and_counted_whatever_its_label() -> None:
     assert view["identifiers"] == [{"kind": "uscc", "value": "91330106MA2H000001"}]
     assert view["suspect_name"] == "***" and len(withheld) == 6
     assert RID not in str(view) and CARD not in str(view) and PHONE not in str(view)
+
+
+def test_the_case_lead_v2_fields_reach_the_case_view_and_a_v1_case_shows_none() -> None:
+    """Issue #15: conduct period, prior penalties (without their reference number), ICP filing numbers, labels sold /
+    held and who made them, goods or services — through the routing core's bulletin and its Avro contract."""
+    from datetime import date
+
+    from leadbus.avro import decode, encode, packaged_catalog
+
+    catalog = packaged_catalog()
+    schema = catalog.latest("cn.leadbus.RegionalBulletin")
+    plain = _case("CASE-V1")
+    assert decode(catalog, encode(schema, plain))[1]["prior_penalties"] == []
+    view = case_view(plain)
+    assert (view["conduct_from"], view["prior_penalties"], view["icp_filings"], view["labels_made_by"],
+            view["mark_use"]) == (None, [], [], None, None)  # fmt: skip
+    icp = "浙ICP备12345678号-1"
+    case = {
+        "case_id": "CASE-V2", "version": 1, "members": ["l1"], "suspect_name": "杭州某标识印刷有限公司",
+        "reporters": [{"agency": "SAMR", "province": "33"}], "suspect_province": "33",
+        "identifiers": [{"kind": "uscc", "value": "91330106MA27XL0X5N"}, {"kind": "icp", "value": icp}],
+        "categories": ["AUTO_PARTS"], "violations": ["ART_215"], "first_reported_at": T, "last_reported_at": T,
+        "handling": "OPEN", "merged_into": None,
+        "facts": {"sales_amount_fen": None, "illegal_business_amount_fen": None, "labels_sold": 12_000,
+                  "labels_held": 30_000, "labels_made_by": "OTHERS", "mark_use": "UNKNOWN"},
+        "conduct_from": date(2024, 3, 1), "conduct_to": date(2024, 12, 31),
+        "prior_penalties": [{"kind": "ADMINISTRATIVE", "decided_on": date(2023, 6, 1),
+                             "decided_by": "杭州市市场监督管理局", "violation": "ART_215",
+                             "reference": "杭市监罚〔2023〕12号"}],
+    }  # fmt: skip
+    record = decode(catalog, encode(schema, {**bulletin(case, "yrd"), "published_at": T}))[1]
+    view = case_view(record)
+    assert (view["conduct_from"], view["conduct_to"]) == ("2024-03-01", "2024-12-31")
+    assert view["prior_penalties"] == [{"kind": "ADMINISTRATIVE", "decided_on": "2023-06-01",
+                                        "decided_by": "杭州市市场监督管理局", "violation": "ART_215"}]
+    assert "杭市监罚" not in str(record)  # the decision's reference number stays out of the regions
+    assert view["icp_filings"] == [icp]
+    assert (view["labels_sold"], view["labels_held"], view["labels_made_by"], view["mark_use"]) == (
+        12_000, 30_000, "OTHERS", None)  # UNKNOWN is not shown

@@ -5,7 +5,9 @@ police review (ECON2017 Art.16), materials notice and supplement (PSB_PROC Art.1
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -180,3 +182,57 @@ def test_a_merged_case_keeps_every_open_duty() -> None:
     assert sorted(s.rule for s in steps if s.event == "DEADLINE_BREACHED") == ["R310 Art.12", "R310 Art.5(2)"]
     assert scan(state, T0 + timedelta(days=60))[1] == []
     assert [s.seq for s in steps] == sorted(s.seq for s in steps)
+
+
+# Every clock of the review's §4 table: (path of decisions from a non-economic transfer, phase reached, rule, due).
+HOUR = timedelta(hours=1)
+CLOCKS = [
+    ("§4 ASSESSED: head decides, 3 days (R310 Art.5(2))", [], "ASSESSED", "R310 Art.5(2)", lambda at: _end(at, 3)),
+    ("§4 APPROVED: transfer within 24 h (R310 Art.5(2))", [(Kind.HEAD_APPROVE, HEAD)], "APPROVED", "R310 Art.5(2)",
+     lambda at: at + 24 * HOUR),
+    ("§4 TRANSFERRED: police decide, 3 days (R310 Art.8)", [(Kind.HEAD_APPROVE, HEAD), (Kind.TRANSFER, AGENCY)],
+     "TRANSFERRED", "R310 Art.8", lambda at: _end(at, 3)),
+    ("§4 FILED: items handed over, 3 days (R310 Art.12)",
+     [(Kind.HEAD_APPROVE, HEAD), (Kind.TRANSFER, AGENCY), (Kind.POLICE_FILE, POLICE)], "FILED", "R310 Art.12",
+     lambda at: _end(at, 3)),
+    ("§4 NOT_FILED: reconsideration window, 3 days (R310 Art.9(1))",
+     [(Kind.HEAD_APPROVE, HEAD), (Kind.TRANSFER, AGENCY), (Kind.POLICE_NOT_FILE, POLICE)], "NOT_FILED",
+     "R310 Art.9(1)", lambda at: _end(at, 3)),
+    ("§4 RECONSIDERING: police decide, 3 days (R310 Art.9(2))",
+     [(Kind.HEAD_APPROVE, HEAD), (Kind.TRANSFER, AGENCY), (Kind.POLICE_NOT_FILE, POLICE),
+      (Kind.REQUEST_RECONSIDERATION, AGENCY)], "RECONSIDERING", "R310 Art.9(2)", lambda at: _end(at, 3)),
+    ("§4 UPHELD: propose 立案监督, 3 days (R310 Art.9(2))",
+     [(Kind.HEAD_APPROVE, HEAD), (Kind.TRANSFER, AGENCY), (Kind.POLICE_NOT_FILE, POLICE),
+      (Kind.REQUEST_RECONSIDERATION, AGENCY), (Kind.RECONSIDERATION_UPHOLD, POLICE)], "UPHELD", "R310 Art.9(2)",
+     lambda at: _end(at, 3)),
+    ("§4 EXPLANATION_DUE: police explain, 7 days (PSB_PROC Art.182(1))",
+     [(Kind.HEAD_APPROVE, HEAD), (Kind.TRANSFER, AGENCY), (Kind.POLICE_NOT_FILE, POLICE),
+      (Kind.REQUIRE_EXPLANATION, PROC)], "EXPLANATION_DUE", "PSB_PROC Art.182(1)", lambda at: _end(at, 7)),
+    ("§4 EXPLAINED: procuratorate informs the agency, 10 days (SPP_RULES Art.561 ¶2)",
+     [(Kind.HEAD_APPROVE, HEAD), (Kind.TRANSFER, AGENCY), (Kind.POLICE_NOT_FILE, POLICE),
+      (Kind.REQUIRE_EXPLANATION, PROC), (Kind.POLICE_EXPLAIN, POLICE)], "EXPLAINED", "SPP_RULES Art.561 ¶2",
+     lambda at: _end(at, 10)),
+    ("§4 FILING_ORDERED: police file, 15 days (PSB_PROC Art.182(2))",
+     [(Kind.HEAD_APPROVE, HEAD), (Kind.TRANSFER, AGENCY), (Kind.POLICE_NOT_FILE, POLICE),
+      (Kind.REQUIRE_EXPLANATION, PROC), (Kind.ORDER_FILING, PROC)], "FILING_ORDERED", "PSB_PROC Art.182(2)",
+     lambda at: _end(at, 15)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "path", "phase", "rule", "due"), CLOCKS, ids=[c[0] for c in CLOCKS])
+def test_every_clock_of_the_review(name: str, path: list, phase: str, rule: str, due: Any) -> None:
+    state, steps = open_handover("CASE-1", "SAMR", "33", T0, "met")
+    at = T0
+    for kind, actor in path:
+        at += HOUR
+        state, steps = _do(state, kind, actor, at)
+    assert state.phase == Phase(phase)
+    assert steps[-1].rule == rule and steps[-1].due_at == due(at), (steps[-1].rule, steps[-1].due_at)
+    # the moment after its due time the duty breaches, once; the moment before it does not
+    assert scan(state, due(at) - timedelta(milliseconds=1))[1] == []
+    later, found = scan(state, due(at) + timedelta(milliseconds=1))
+    if phase in ("NOT_FILED", "UPHELD"):  # an agency's window: it closes, supervision stays open (CPL Art.113)
+        assert [s.event for s in found] == ["WINDOW_CLOSED"] and later.phase == Phase.NOT_FILED_FINAL
+    else:
+        assert [s.event for s in found] == ["DEADLINE_BREACHED"] and found[0].escalated_to
+    assert scan(later, due(at) + timedelta(days=1))[1] == []

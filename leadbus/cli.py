@@ -316,6 +316,8 @@ def simulate(
 
 
 STAGES = ("intake", "linking", "handover", "routing")
+# Stages run on their own (`--stage <name>`), not yet part of `--stage all` (issue #18).
+EXTRA_STAGES = ("blacklist",)
 
 
 @app.command("process")
@@ -341,7 +343,7 @@ def process(
     """
     if client_config:  # the stages of `--stage all` are child processes: they read it from the environment
         os.environ[CLIENT_CONFIG_ENV] = client_config
-    target = _settings(bootstrap, client_config, stage if stage in STAGES else "intake").bootstrap
+    target = _settings(bootstrap, client_config, stage if stage in STAGES + EXTRA_STAGES else "intake").bootstrap
     if engine == "faust":
         import sys
 
@@ -358,8 +360,8 @@ def process(
     if stage == "all":
         _supervise(target, state_dir, worker_id, metrics_port, max_seconds, time_scale, day_seconds)
         return
-    if stage not in STAGES:
-        raise typer.BadParameter(f"--stage is one of {', '.join(STAGES)} or all")
+    if stage not in STAGES + EXTRA_STAGES:
+        raise typer.BadParameter(f"--stage is one of {', '.join(STAGES + EXTRA_STAGES)} or all")
     from leadbus.logs import configure_json_logging
     from leadbus.processors.stage import ExactlyOnceStage, Handler, StageConfig
 
@@ -395,6 +397,13 @@ def process(
         config = StageConfig(name="routing", kafka=kafka, topics=routing.TOPICS, changelog_topic=ROUTING_CHANGELOG,
                              state_dir=state_dir, group_id="leadbus-routing")
         handler = RoutingHandler()
+    elif stage == "blacklist":  # issue #18
+        from leadbus.processors import blacklist
+
+        config = StageConfig(name="blacklist", kafka=kafka, topics=blacklist.TOPICS,
+                             changelog_topic=blacklist.CHANGELOG, state_dir=state_dir, group_id="leadbus-blacklist",
+                             global_state=True)
+        handler = blacklist.BlacklistHandler()
     else:
         from leadbus.processors import handover
         from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
@@ -677,6 +686,57 @@ def gateway_token(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     print(token)
+
+
+# -- issue #18: the platform check API, the public disclosure export --------------------------------
+@app.command("platform-check")
+def platform_check(
+    signing_key: Path = typer.Option(..., help="The bus's Ed25519 private key that signs the answers "
+                                               "(`leadbus keys generate`)."),
+    tokens: Path = typer.Option(Path("var/platform-check/tokens.json"), help="Platform tokens file."),
+    audit_log: Path = typer.Option(Path("var/platform-check/audit.jsonl"), help="Audit log of every query."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+    port: int = typer.Option(8090, help="Port to serve on."),
+    rate: float = typer.Option(5.0, help="Queries per second per platform (token bucket)."),
+    burst: float = typer.Option(20.0, help="Burst allowance per platform."),
+    tls_cert: Path | None = typer.Option(None, help="Serve HTTPS with this certificate."),
+    tls_key: Path | None = typer.Option(None, help="The certificate's private key."),
+) -> None:
+    """Serve the platform check API: is this seller blacklisted or under an open case? Signed, minimal answers."""
+    from leadbus.logs import configure_json_logging
+    from leadbus.producers.signing import load_private_key
+    from leadbus.sinks.platform_check import run
+
+    configure_json_logging()
+    try:
+        key = load_private_key(signing_key.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"{signing_key}: {exc}") from None
+    tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}
+    console.print(f"platform check: http{'s' if tls else ''}://{host}:{port}/v1/check (tokens {tokens})")
+    run(_settings(bootstrap, client_config, "platform-check"), key, tokens, audit_log, host, port, rate, burst,
+        **tls)
+
+
+@app.command("platform-check-token")
+def platform_check_token(
+    platform: str = typer.Option(..., help="The platform's name (one word), e.g. taobao."),
+    tokens: Path = typer.Option(Path("var/platform-check/tokens.json"), help="Platform tokens file."),
+    revoke: bool = typer.Option(False, help="Revoke every token of this platform instead."),
+) -> None:
+    """Create an API token for a platform (printed once; only its SHA-256 is stored), or revoke its tokens."""
+    from leadbus.producers.gateway.auth import add_token, revoke_tokens
+    from leadbus.sinks.platform_check import TOKENS_OWNER
+
+    try:
+        if revoke:
+            console.print(f"revoked {revoke_tokens(tokens, platform)} token(s) of {platform}")
+            return
+        print(add_token(tokens, platform, TOKENS_OWNER))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command("link")

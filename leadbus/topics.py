@@ -27,6 +27,14 @@ INTAKE_BY_LEAD = "leadbus.internal.intake-by-lead"
 INTAKE_CHANGELOG = "leadbus.state.intake-dedupe"
 WITHDRAWALS = "leadbus.withdrawals"
 ROUTING_CHANGELOG = "leadbus.state.routing"
+# -- issue #18: the blacklist, platform checks, public disclosure --------------------------------
+#: Compacted: one `BlacklistEntry` per entity (失信企业黑名单), keyed by entry id; written by the blacklist stage.
+BLACKLIST = "leadbus.blacklist"
+#: Valid `BlacklistDecision` events from intake, keyed by entry id.
+BLACKLIST_DECISIONS = "leadbus.blacklist.decisions"
+BLACKLIST_CHANGELOG = "leadbus.state.blacklist"
+#: Anonymised records of closed cases (信息公开), keyed by case id; public.
+DISCLOSURE = "leadbus.disclosure"
 
 
 def intake_topic(agency: str) -> str:

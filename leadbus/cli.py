@@ -317,7 +317,7 @@ def simulate(
 
 STAGES = ("intake", "linking", "handover", "routing")
 # Stages run on their own (`--stage <name>`), not yet part of `--stage all` (issue #18).
-EXTRA_STAGES = ("blacklist",)
+EXTRA_STAGES = ("blacklist", "disclosure")
 
 
 @app.command("process")
@@ -404,6 +404,13 @@ def process(
                              changelog_topic=blacklist.CHANGELOG, state_dir=state_dir, group_id="leadbus-blacklist",
                              global_state=True)
         handler = blacklist.BlacklistHandler()
+    elif stage == "disclosure":  # issue #18
+        from leadbus.processors import disclosure
+
+        config = StageConfig(name="disclosure", kafka=kafka, topics=disclosure.TOPICS,
+                             changelog_topic=disclosure.CHANGELOG, state_dir=state_dir,
+                             group_id="leadbus-disclosure", global_state=True)
+        handler = disclosure.DisclosureHandler()
     else:
         from leadbus.processors import handover
         from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
@@ -718,6 +725,19 @@ def platform_check(
     console.print(f"platform check: http{'s' if tls else ''}://{host}:{port}/v1/check (tokens {tokens})")
     run(_settings(bootstrap, client_config, "platform-check"), key, tokens, audit_log, host, port, rate, burst,
         **tls)
+
+
+@app.command("disclosure-export")
+def disclosure_export(
+    out: Path = typer.Option(..., help="Folder for disclosure.json / .csv and statistics.json / .csv."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
+) -> None:
+    """Export the public disclosure feed (anonymised closed cases) and its statistics as static JSON and CSV."""
+    from leadbus.sinks.disclosure_export import export
+
+    counts = export(_settings(bootstrap, client_config, "disclosure"), out)
+    console.print(f"{counts[0]} closed cases, {counts[1]} statistics rows → {out}")
 
 
 @app.command("platform-check-token")

@@ -35,6 +35,7 @@ BLACKLIST_DECISIONS = "leadbus.blacklist.decisions"
 BLACKLIST_CHANGELOG = "leadbus.state.blacklist"
 #: Anonymised records of closed cases (信息公开), keyed by case id; public.
 DISCLOSURE = "leadbus.disclosure"
+DISCLOSURE_CHANGELOG = "leadbus.state.disclosure"
 
 
 def intake_topic(agency: str) -> str:

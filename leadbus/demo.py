@@ -29,6 +29,7 @@ from rich.table import Table
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
 from leadbus.clients import CLIENT_CONFIG_ENV, settings_from_env
+from leadbus.demo_blacklist import BlacklistBoard
 from leadbus.demo_edge import Edge, prepare_edge
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
@@ -42,6 +43,7 @@ from leadbus.provisioning.topics import apply_topics
 from leadbus.schema_topic import publish_schemas
 from leadbus.supervise import ChildSpec, Supervisor
 from leadbus.topics import (
+    BLACKLIST,
     CASES,
     HANDOVER,
     HANDOVER_DECISIONS,
@@ -100,8 +102,10 @@ class BusView:
         # the auditor's view on a secured bus (it reads everything; its groups are leadbus-audit-…)
         self.consumer = settings_from_env("auditor", bootstrap).consumer(
             f"leadbus-audit-demo-view-{uuid.uuid4()}", **{"topic.metadata.refresh.interval.ms": 2000})
-        self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER])
+        self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER,
+                                 BLACKLIST])
         self.board: HandoverBoard | None = None
+        self.blacklist: BlacklistBoard | None = None
         self.case_provinces: dict[str, str] = {}
         self.cases: dict[str, int] = {}  # live case id → member count
         self.merges = 0
@@ -120,6 +124,10 @@ class BusView:
                 continue
             if msg.topic() == LEADS_ACCEPTED:
                 self.accepted += 1
+                continue
+            if msg.topic() == BLACKLIST:
+                if self.blacklist is not None and msg.value():
+                    self.blacklist.on_entry(decode(self.catalog, msg.value() or b"")[1])
                 continue
             if msg.topic() == HANDOVER:
                 if self.board is not None:
@@ -189,6 +197,8 @@ class BusView:
         parts = [head, intake, counts, recent]
         if self.board is not None:
             parts.append(self.board.render())
+        if self.blacklist is not None:
+            parts.append(self.blacklist.render())
         return Group(*parts)
 
     def close(self) -> None:
@@ -344,6 +354,7 @@ STOP_ORDER = ("processors", "sinks", "dashboards")  # after the simulator, befor
 STOP_WITHIN = 15.0  # seconds from Ctrl-C to exit, all included
 STATUS_EVERY = 5.0  # seconds between status lines when stdout is not a terminal
 STAGES = ("intake", "linking", "handover", "routing")
+EXTRA_STAGES = ("blacklist", "disclosure")  # issue #18
 DASHBOARD_REGIONS = ("jjj", "yrd", "pprd")
 
 
@@ -391,6 +402,9 @@ def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, d
         if name == "handover":
             argv += ["--day-seconds", str(day_seconds)]
         specs.append(ChildSpec(name, argv, group="processors"))
+    for name in EXTRA_STAGES:  # issue #18: the blacklist and public disclosure
+        specs.append(ChildSpec(name, [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(state),
+                                      "--worker-id", f"demo-{run_id}-{name}"], group="processors"))
     registry_url = f"sqlite:///{demo_dir / 'registry.db'}"
     specs.append(ChildSpec("registry", [*cli, "registry", "-b", bootstrap, "--url", registry_url], group="sinks"))
     specs.append(ChildSpec("archive", [*cli, "archive", "run", str(demo_dir / "archive"), "-b", bootstrap,
@@ -484,6 +498,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         careless = CarelessPublisher(bootstrap, seed)
         view = BusView(bootstrap)
         view.board = HandoverBoard(bootstrap)
+        view.blacklist = BlacklistBoard(bootstrap)
         lag = LagProbe(bootstrap)
         rates = Rates()
         interrupts.raise_first = False
@@ -501,6 +516,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
                 traffic.settle()
                 careless.maybe_send(time.monotonic() - start)
                 view.board.act(view.case_provinces)
+                view.blacklist.act()
                 view.pump(0.1)
                 supervisor.poll()
                 info = status(view, traffic, rates, lag, supervisor)
@@ -552,7 +568,8 @@ def _shutdown(cluster: KafkaCluster, supervisor: Supervisor | None, traffic: Tra
     # 1. the simulator: stop publishing, wait for what is in flight, release the producers (a librdkafka handle
     # destroyed after the broker has gone waits for its threads at exit).
     publishers = [*(traffic.publishers.values() if traffic else ()),
-                  *(view.board.publishers.values() if view and view.board else ())]
+                  *(view.board.publishers.values() if view and view.board else ()),
+                  *(view.blacklist.publishers.values() if view and view.blacklist else ())]
     flush_until = time.monotonic() + budget(2.0)
     for pub in publishers:
         with contextlib.suppress(PublishError):

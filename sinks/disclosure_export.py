@@ -2,6 +2,7 @@
 
     disclosure.json / disclosure.csv   one anonymised record per closed case (the latest of each)
     statistics.json / statistics.csv   closed cases by month × province × IP right × goods category
+    statistics.html                    a static page with the chart of closed cases per month by IP right
 
 Files are written next to their final name and renamed into place, so a web server never serves half a file.
 """
@@ -21,7 +22,7 @@ from confluent_kafka import TopicPartition
 
 from leadbus.avro import SchemaCatalog, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
-from leadbus.processors.core.disclosure import RECORD_FIELDS, STAT_FIELDS, csv_rows, statistics
+from leadbus.processors.core.disclosure import RECORD_FIELDS, STAT_FIELDS, csv_rows, statistics, statistics_chart
 from leadbus.topics import DISCLOSURE
 
 
@@ -79,4 +80,5 @@ def export(kafka: str | KafkaSettings, out: Path) -> tuple[int, int]:
     _write(out / "disclosure.csv", _csv(csv_rows(records, RECORD_FIELDS)))
     _write(out / "statistics.json", json.dumps(stats, ensure_ascii=False, indent=1))
     _write(out / "statistics.csv", _csv(csv_rows(stats, STAT_FIELDS)))
+    _write(out / "statistics.html", statistics_chart(stats))
     return len(records), len(stats)

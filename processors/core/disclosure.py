@@ -124,3 +124,46 @@ def csv_rows(records: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> lis
         return str(value)
 
     return [list(fields), *([cell(r.get(f)) for f in fields] for r in records)]
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+CHART_TITLE = "知识产权侵权和假冒伪劣案件 — closed cases"
+
+
+def statistics_chart(stats: Sequence[Mapping[str, Any]], title: str = CHART_TITLE) -> str:
+    """A static page with an SVG bar chart: closed cases per month, stacked by IP right (no script, no fetch)."""
+    colours = {"TRADEMARK": "#1f77b4", "PATENT": "#ff7f0e", "COPYRIGHT": "#2ca02c", "TRADE_SECRET": "#9467bd",
+               "COUNTERFEIT_GOODS": "#d62728", "OTHER": "#7f7f7f"}
+    by_month: dict[str, Counter[str]] = {}
+    for row in stats:
+        by_month.setdefault(str(row["period"]), Counter())[str(row["ip_right"])] += int(row["cases"])
+    months = sorted(by_month)
+    top = max((sum(c.values()) for c in by_month.values()), default=1) or 1
+    width, height, bar = 120 + 70 * max(len(months), 1), 320, 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 140}" role="img" '
+             f'aria-label="closed cases per month by IP right">']
+    for i, month in enumerate(months):
+        x, y = 60 + 70 * i, float(height)
+        for right in _RIGHT_ORDER:
+            n = by_month[month].get(right, 0)
+            if not n:
+                continue
+            h = n / top * (height - 40)
+            y -= h
+            parts.append(f'<rect class="bar" data-month="{month}" data-right="{right}" data-cases="{n}" x="{x}" '
+                         f'y="{y:.1f}" width="{bar}" height="{h:.1f}" fill="{colours[right]}"><title>{month} {right}: '
+                         f'{n}</title></rect>')
+        parts.append(f'<text x="{x + bar / 2}" y="{height + 16}" text-anchor="middle" font-size="12">{month}</text>')
+        parts.append(f'<text x="{x + bar / 2}" y="{y - 4:.1f}" text-anchor="middle" font-size="11">'
+                     f'{sum(by_month[month].values())}</text>')
+    for j, right in enumerate(_RIGHT_ORDER):
+        parts.append(f'<rect x="60" y="{height + 34 + 16 * j}" width="10" height="10" fill="{colours[right]}"/>'
+                     f'<text x="76" y="{height + 43 + 16 * j}" font-size="11">{right}</text>')
+    parts.append("</svg>")
+    total = sum(int(r["cases"]) for r in stats)
+    return ('<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>leadbus 信息公开 statistics</title>'
+            "</head><body><h1>" + _escape(title) + f"</h1><p>{total} closed cases; statistics.csv has every "
+            "month × province × IP right × goods category cell.</p>" + "".join(parts) + "</body></html>\n")

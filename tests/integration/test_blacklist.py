@@ -11,8 +11,10 @@ import hashlib
 import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -279,6 +281,7 @@ def test_platform_check_api(cluster, tmp_path: Path) -> None:
     key = load_private_key(key_path.read_bytes())
     tokens, audit = tmp_path / "tokens.json", tmp_path / "audit.jsonl"
     taobao, jd = add_token(tokens, "taobao", TOKENS_OWNER), add_token(tokens, "jd", TOKENS_OWNER)
+    pdd = add_token(tokens, "pinduoduo", TOKENS_OWNER)
     application = create_app(bootstrap, key, tokens, audit, rate=2.0, burst=30.0)
     with CheckServer(application) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         wait_until(lambda: client.get("/healthz").json()["caught_up"], 60, "the index to catch up", interval=0.2)
@@ -338,14 +341,23 @@ def test_platform_check_api(cluster, tmp_path: Path) -> None:
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
         assert ask({"kind": "uscc", "value": uscc}, token=jd).status_code == 200
 
+        # concurrent callers of one platform share its bucket: no race lets more through than it holds
+        began = time.monotonic()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            burst_statuses = list(pool.map(lambda _: ask({"kind": "rid", "value": rid}, token=pdd).status_code,
+                                           range(60)))
+        elapsed = time.monotonic() - began
+        assert set(burst_statuses) <= {200, 429}
+        assert 0 < burst_statuses.count(200) <= 30 + 2 * elapsed + 1
+
     lines = read_access_log(audit)
     checks = [line for line in lines if line["event"] == "check"]
     answered = [line for line in checks if line["outcome"] == "ANSWERED"]
     assert {a["answer_id"] for a in answers} <= {line["answer_id"] for line in answered}
     assert sum(line["outcome"] == "RATE_LIMITED" for line in checks) >= 2
     assert sum(line["outcome"] == "UNAUTHENTICATED" for line in checks) == 2
-    assert {line["platform"] for line in answered} == {"taobao", "jd"}
-    total_calls = 1 + len(queries) + 6 + 1 + 2 + 40 + 1 + 1  # the wait's calls are extra, hence >=
+    assert {line["platform"] for line in answered} == {"taobao", "jd", "pinduoduo"}
+    total_calls = 1 + len(queries) + 6 + 1 + 2 + 40 + 1 + 1 + 60  # the wait's calls are extra, hence >=
     assert len(checks) >= total_calls
     raw = audit.read_text(encoding="utf-8")
     assert rid not in raw and uscc not in raw  # the audit log keeps digests of the values, not the values

@@ -145,7 +145,8 @@ def test_a_day_of_traffic_disclosed_without_personal_data(cluster, tmp_path: Pat
         result = runner.invoke(app, ["disclosure-export", "--out", str(out), "-b", bootstrap])
         assert result.exit_code == 0, result.output
         texts = {p.name: p.read_text(encoding="utf-8") for p in out.iterdir()}
-        assert set(texts) == {"disclosure.json", "disclosure.csv", "statistics.json", "statistics.csv"}
+        assert set(texts) == {"disclosure.json", "disclosure.csv", "statistics.json", "statistics.csv",
+                              "statistics.html"}
         feed_text = "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in _feed(bootstrap).values())
         found = {s for s in secrets if s and any(s in t for t in [feed_text, *texts.values()])}
         assert not found, f"personal data in the public feed or export: {sorted(found)[:5]}"

@@ -12,6 +12,7 @@ from leadbus.processors.core.disclosure import (
     ip_rights,
     public_case,
     statistics,
+    statistics_chart,
     subject_type,
 )
 
@@ -75,3 +76,15 @@ def test_statistics_count_each_case_once_and_add_up() -> None:
                         "cases": 2}
     rows = csv_rows(stats, STAT_FIELDS)
     assert rows[0] == list(STAT_FIELDS) and len(rows) == 4
+
+
+def test_the_chart_draws_every_case_once() -> None:
+    import re
+
+    stats = [{"period": "2026-03", "province": "33", "ip_right": "TRADEMARK", "goods_category": "FOOD", "cases": 2},
+             {"period": "2026-03", "province": "44", "ip_right": "TRADEMARK", "goods_category": "DRUGS", "cases": 1},
+             {"period": "2026-04", "province": "33", "ip_right": "PATENT", "goods_category": "FOOD", "cases": 4}]
+    page = statistics_chart(stats, title="<script>x</script>")
+    bars = re.findall(r'data-month="([^"]+)" data-right="([^"]+)" data-cases="(\d+)"', page)
+    assert sorted(bars) == [("2026-03", "TRADEMARK", "3"), ("2026-04", "PATENT", "4")]
+    assert "<script>" not in page and "7 closed cases" in page

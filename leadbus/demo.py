@@ -354,7 +354,7 @@ STOP_ORDER = ("processors", "sinks", "dashboards")  # after the simulator, befor
 STOP_WITHIN = 15.0  # seconds from Ctrl-C to exit, all included
 STATUS_EVERY = 5.0  # seconds between status lines when stdout is not a terminal
 STAGES = ("intake", "linking", "handover", "routing")
-EXTRA_STAGES = ("blacklist", "disclosure")  # issue #18
+EXTRA_STAGES = ("blacklist",)  # issue #18 (disclosure runs apart: `leadbus process --stage disclosure`)
 DASHBOARD_REGIONS = ("jjj", "yrd", "pprd")
 
 
@@ -402,7 +402,7 @@ def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, d
         if name == "handover":
             argv += ["--day-seconds", str(day_seconds)]
         specs.append(ChildSpec(name, argv, group="processors"))
-    for name in EXTRA_STAGES:  # issue #18: the blacklist and public disclosure
+    for name in EXTRA_STAGES:  # issue #18: the blacklist
         specs.append(ChildSpec(name, [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(state),
                                       "--worker-id", f"demo-{run_id}-{name}"], group="processors"))
     registry_url = f"sqlite:///{demo_dir / 'registry.db'}"

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from leadbus.clients import CLIENT_CONFIG_ENV, ClientConfigError, KafkaSettings, resolve_settings
 from leadbus.localbroker.runtime import KAFKA_VERSION, cache_dir, ensure_kafka_libs
-from leadbus.processors.stages import STAGES
+from leadbus.processors.stages import PIPELINE, STAGES
 
 app = typer.Typer(help="leadbus: the cross-agency event bus for case leads (国办发〔2015〕77号).", no_args_is_help=True)
 broker_app = typer.Typer(help="Run local Kafka brokers from Maven Central jars.", no_args_is_help=True)
@@ -319,8 +319,9 @@ def simulate(
 @app.command("process")
 def process(
     bootstrap: str | None = BOOTSTRAP,
-    stage: str = typer.Option("all", help="intake, linking, handover, routing, or all (one supervised process per "
-                                          "stage: a stage that dies is logged and restarted with backoff)."),
+    stage: str = typer.Option("all", help="A stage of processors/stages.py (intake, linking, handover, routing, "
+                                          "blacklist, disclosure), or all: one supervised process per pipeline "
+                                          "stage (all but disclosure); a stage that dies is restarted with backoff."),
     state_dir: Path = typer.Option(Path("var/state"), help="Local RocksDB state (rebuilt from changelogs if lost)."),
     worker_id: str | None = typer.Option(None, help="Stable id of this worker (its transactional id)."),
     metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0 = off)."),
@@ -401,7 +402,7 @@ def _supervise(bootstrap: str, state_dir: Path, worker_id: str | None, metrics_p
     # Stable across restarts: a restarted stage's transactional id fences its dead predecessor at once.
     base_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
     specs = []
-    for i, (name, definition) in enumerate(STAGES.items()):
+    for i, (name, definition) in enumerate(PIPELINE.items()):
         cmd = [sys.executable, "-m", "leadbus.cli", "process", "--stage", name, "-b", bootstrap,
                "--state-dir", str(state_dir), "--max-seconds", str(max_seconds), "--worker-id", f"{base_id}-{name}"]
         if definition.clock_may_run_fast:
@@ -639,6 +640,70 @@ def gateway_token(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     print(token)
+
+
+# -- issue #18: the platform check API, the public disclosure export --------------------------------
+@app.command("platform-check")
+def platform_check(
+    signing_key: Path = typer.Option(..., help="The bus's Ed25519 private key that signs the answers "
+                                               "(`leadbus keys generate`)."),
+    tokens: Path = typer.Option(Path("var/platform-check/tokens.json"), help="Platform tokens file."),
+    audit_log: Path = typer.Option(Path("var/platform-check/audit.jsonl"), help="Audit log of every query."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+    port: int = typer.Option(8090, help="Port to serve on."),
+    rate: float = typer.Option(5.0, help="Queries per second per platform (token bucket)."),
+    burst: float = typer.Option(20.0, help="Burst allowance per platform."),
+    tls_cert: Path | None = typer.Option(None, help="Serve HTTPS with this certificate."),
+    tls_key: Path | None = typer.Option(None, help="The certificate's private key."),
+) -> None:
+    """Serve the platform check API: is this seller blacklisted or under an open case? Signed, minimal answers."""
+    from leadbus.logs import configure_json_logging
+    from leadbus.producers.signing import load_private_key
+    from leadbus.sinks.platform_check import run
+
+    configure_json_logging()
+    try:
+        key = load_private_key(signing_key.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"{signing_key}: {exc}") from None
+    tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}
+    console.print(f"platform check: http{'s' if tls else ''}://{host}:{port}/v1/check (tokens {tokens})")
+    run(_settings(bootstrap, client_config, "platform-check"), key, tokens, audit_log, host, port, rate, burst,
+        **tls)
+
+
+@app.command("disclosure-export")
+def disclosure_export(
+    out: Path = typer.Option(..., help="Folder for disclosure.json / .csv and statistics.json / .csv."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
+) -> None:
+    """Export the public disclosure feed (anonymised closed cases) and its statistics as static JSON and CSV."""
+    from leadbus.sinks.disclosure_export import export
+
+    counts = export(_settings(bootstrap, client_config, "disclosure"), out)
+    console.print(f"{counts[0]} closed cases, {counts[1]} statistics rows → {out}")
+
+
+@app.command("platform-check-token")
+def platform_check_token(
+    platform: str = typer.Option(..., help="The platform's name (one word), e.g. taobao."),
+    tokens: Path = typer.Option(Path("var/platform-check/tokens.json"), help="Platform tokens file."),
+    revoke: bool = typer.Option(False, help="Revoke every token of this platform instead."),
+) -> None:
+    """Create an API token for a platform (printed once; only its SHA-256 is stored), or revoke its tokens."""
+    from leadbus.producers.gateway.auth import add_token, revoke_tokens
+    from leadbus.sinks.platform_check import TOKENS_OWNER
+
+    try:
+        if revoke:
+            console.print(f"revoked {revoke_tokens(tokens, platform)} token(s) of {platform}")
+            return
+        print(add_token(tokens, platform, TOKENS_OWNER))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command("link")

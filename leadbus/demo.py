@@ -29,13 +29,14 @@ from rich.table import Table
 from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
 from leadbus.clients import CLIENT_CONFIG_ENV, settings_from_env
+from leadbus.demo_blacklist import BlacklistBoard
 from leadbus.demo_edge import Edge, prepare_edge
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.localbroker import KafkaCluster
 from leadbus.logs import JsonFormatter
 from leadbus.models import CaseLead
-from leadbus.processors.stages import STAGES
+from leadbus.processors.stages import PIPELINE, STAGES
 from leadbus.producers.errors import PublishError
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
@@ -43,6 +44,7 @@ from leadbus.provisioning.topics import apply_topics
 from leadbus.schema_topic import publish_schemas
 from leadbus.supervise import ChildSpec, Supervisor
 from leadbus.topics import (
+    BLACKLIST,
     CASES,
     HANDOVER,
     LEADS_ACCEPTED,
@@ -99,8 +101,10 @@ class BusView:
         # the auditor's view on a secured bus (it reads everything; its groups are leadbus-audit-…)
         self.consumer = settings_from_env("auditor", bootstrap).consumer(
             f"leadbus-audit-demo-view-{uuid.uuid4()}", **{"topic.metadata.refresh.interval.ms": 2000})
-        self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER])
+        self.consumer.subscribe(["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER,
+                                 BLACKLIST])
         self.board: HandoverBoard | None = None
+        self.blacklist: BlacklistBoard | None = None
         self.case_provinces: dict[str, str] = {}
         self.cases: dict[str, int] = {}  # live case id → member count
         self.merges = 0
@@ -119,6 +123,10 @@ class BusView:
                 continue
             if msg.topic() == LEADS_ACCEPTED:
                 self.accepted += 1
+                continue
+            if msg.topic() == BLACKLIST:
+                if self.blacklist is not None and msg.value():
+                    self.blacklist.on_entry(decode(self.catalog, msg.value() or b"")[1])
                 continue
             if msg.topic() == HANDOVER:
                 if self.board is not None:
@@ -188,6 +196,8 @@ class BusView:
         parts = [head, intake, counts, recent]
         if self.board is not None:
             parts.append(self.board.render())
+        if self.blacklist is not None:
+            parts.append(self.blacklist.render())
         return Group(*parts)
 
     def close(self) -> None:
@@ -216,7 +226,7 @@ class Rates:
 
 
 # The stages' consumer groups, from the registry `leadbus process` builds them from.
-STAGE_GROUPS = {name: definition.group for name, definition in STAGES.items()}
+STAGE_GROUPS = {name: definition.group for name, definition in PIPELINE.items()}
 
 
 class LagProbe:
@@ -380,7 +390,7 @@ def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, d
                 run_id: str, edge: Edge | None = None) -> list[ChildSpec]:
     cli = [sys.executable, "-m", "leadbus.cli"]
     specs = []
-    for name in STAGES:
+    for name in PIPELINE:
         argv = [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(state),
                 "--worker-id", f"demo-{run_id}-{name}", "--metrics-port", str(ports.metrics[name])]
         if name == "handover":
@@ -402,7 +412,7 @@ def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, d
 
 @dataclass(frozen=True)
 class DemoPorts:
-    """Stable ports: dashboards at base, base+1, base+2 (jjj, yrd, pprd); stage metrics at base+10…base+13."""
+    """Stable ports: dashboards at base…base+2 (jjj, yrd, pprd); stage metrics from base+10, one per pipeline stage."""
 
     base: int
 
@@ -412,7 +422,7 @@ class DemoPorts:
 
     @property
     def metrics(self) -> dict[str, int]:
-        return {stage: self.base + 10 + i for i, stage in enumerate(STAGES)}
+        return {stage: self.base + 10 + i for i, stage in enumerate(PIPELINE)}
 
     @property
     def gateway(self) -> int:
@@ -479,6 +489,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         careless = CarelessPublisher(bootstrap, seed)
         view = BusView(bootstrap)
         view.board = HandoverBoard(bootstrap)
+        view.blacklist = BlacklistBoard(bootstrap)
         lag = LagProbe(bootstrap)
         rates = Rates()
         interrupts.raise_first = False
@@ -496,6 +507,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
                 traffic.settle()
                 careless.maybe_send(time.monotonic() - start)
                 view.board.act(view.case_provinces)
+                view.blacklist.act()
                 view.pump(0.1)
                 supervisor.poll()
                 info = status(view, traffic, rates, lag, supervisor)
@@ -547,7 +559,8 @@ def _shutdown(cluster: KafkaCluster, supervisor: Supervisor | None, traffic: Tra
     # 1. the simulator: stop publishing, wait for what is in flight, release the producers (a librdkafka handle
     # destroyed after the broker has gone waits for its threads at exit).
     publishers = [*(traffic.publishers.values() if traffic else ()),
-                  *(view.board.publishers.values() if view and view.board else ())]
+                  *(view.board.publishers.values() if view and view.board else ()),
+                  *(view.blacklist.publishers.values() if view and view.blacklist else ())]
     flush_until = time.monotonic() + budget(2.0)
     for pub in publishers:
         with contextlib.suppress(PublishError):

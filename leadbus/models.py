@@ -508,3 +508,35 @@ class HandoverDecision(_Model):
     @classmethod
     def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
         return _event_time(value, info, "decided_at")
+
+
+# -- issue #18: the blacklist -------------------------------------------------------------------
+class BlacklistActor(_Model):
+    agency: str
+    province: str
+    unit: str | None = None
+
+    _agency = field_validator("agency")(_check_agency)
+    _province = field_validator("province")(_check_publisher_province)
+
+
+class BlacklistDecision(_Model):
+    """An agency's decision to list, decline or delist a proposed blacklist entry (失信名单列入/移出决定)."""
+
+    decision_id: str
+    entry_id: Annotated[str, Field(pattern=r"^BL-[0-9a-f]{20}$")]
+    kind: Literal["LIST", "DECLINE", "DELIST"]
+    actor: BlacklistActor
+    decided_at: datetime
+    period_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    reasons: Annotated[str, Field(max_length=2000)] = ""
+
+    @field_validator("decision_id", mode="before")
+    @classmethod
+    def _decision_id(cls, value: object) -> str:
+        return _uuid_text(value, "DECISION_ID_FORMAT")
+
+    @field_validator("decided_at")
+    @classmethod
+    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return _event_time(value, info, "decided_at")

@@ -172,6 +172,25 @@ def plan(topics: list[TopicSpec] | None = None, principals: Principals | None = 
             "routing",
         ),
         Workload(
+            "blacklist",
+            (*stage_args, "--stage", "blacklist"),
+            2,
+            2,
+            "consumer group leadbus-blacklist; the blacklist is global state (an entity's cases may sit on any "
+            "partition): one active owner, the other replica stands by",
+            "blacklist",
+            min_available=1,
+        ),
+        Workload(
+            "disclosure",
+            (*stage_args, "--stage", "disclosure"),
+            1,
+            2,
+            "consumer group leadbus-disclosure; global state (closed cases and public listings): one active owner",
+            "disclosure",
+            min_available=0,
+        ),
+        Workload(
             "registry",
             ("registry",),
             1,

@@ -41,10 +41,22 @@ HANDOVER_CHANGELOG = "leadbus.state.handover"
 def stage_group(stage: str) -> str:
     """The consumer group a stage's workers share (and the prefix its ACL grants are written for)."""
     return f"leadbus-{stage}"
+
+
 #: Notice-and-takedown: notices to platforms, their replies, and webhooks that could not be delivered.
 TAKEDOWN_NOTICES = "leadbus.takedown.notices"
 TAKEDOWN_REPLIES = "leadbus.takedown.replies"
 WEBHOOKS_DEAD = "leadbus.webhooks.dead"
+
+# -- issue #18: the blacklist, platform checks, public disclosure --------------------------------
+#: Compacted: one `BlacklistEntry` per entity (失信企业黑名单), keyed by entry id; written by the blacklist stage.
+BLACKLIST = "leadbus.blacklist"
+#: Valid `BlacklistDecision` events from intake, keyed by entry id.
+BLACKLIST_DECISIONS = "leadbus.blacklist.decisions"
+BLACKLIST_CHANGELOG = "leadbus.state.blacklist"
+#: Anonymised records of closed cases (信息公开), keyed by case id; public.
+DISCLOSURE = "leadbus.disclosure"
+DISCLOSURE_CHANGELOG = "leadbus.state.disclosure"
 
 
 def intake_topic(agency: str) -> str:

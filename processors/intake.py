@@ -51,6 +51,7 @@ from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.publisher_keys import KeyFeed
 from leadbus.signing import SEAL_HEADERS, KeyRegistry, Seal
 from leadbus.topics import (
+    BLACKLIST_DECISIONS,
     HANDOVER_DECISIONS,
     INTAKE_BY_LEAD,
     INTAKE_CHANGELOG,
@@ -68,6 +69,7 @@ PHASE = "leadbus-intake-phase"
 SEQUENCE_PHASE = b"sequence"
 # Headers of a sequence-phase record: where its payload goes next, and where the event came from.
 _NEXT_TOPIC, _NEXT_KEY, _SOURCE = "leadbus-next-topic", "leadbus-next-key", "leadbus-source"
+_DECISION_TOPICS = frozenset({HANDOVER_DECISIONS, BLACKLIST_DECISIONS})  # decisions keep their seal downstream
 _UNKNOWN_YET = frozenset({"UNKNOWN_KEY", "KEY_NOT_YET_VALID"})
 
 
@@ -127,7 +129,7 @@ class IntakeHandler:
             # Handover decisions go on, keyed by case, to the handover stage that judges them; a signed one
             # keeps its seal and origin in headers so that it can be re-verified there.
             headers = [] if seal is None else [*seal.headers(), (_SOURCE, _source_text(source).encode())]
-            out = Output(HANDOVER_DECISIONS, outcome.case_id.encode(), outcome.original, headers)
+            out = Output(outcome.topic, outcome.case_id.encode(), outcome.original, headers)
             if seal is None:
                 metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
         elif isinstance(outcome, Rejection):
@@ -182,7 +184,7 @@ class IntakeHandler:
         topic = next_topic.decode()
         value = record.value or b""
         forward = [(k, v) for k, v in record.headers if k not in (PHASE, _NEXT_TOPIC, _NEXT_KEY) and v is not None]
-        if topic != HANDOVER_DECISIONS:
+        if topic not in _DECISION_TOPICS:
             forward = [(k, v) for k, v in forward if k != _SOURCE and k not in _SEAL_NAMES]
         result = Result()
         result.state[key] = verdict.lane.to_bytes()
@@ -209,7 +211,7 @@ class IntakeHandler:
         if topic == LEADS_REJECTED:
             _, letter = decode(self.catalog, value, self.rejected_schema)
             metrics.INTAKE_REJECTED.labels(letter["reason"], letter.get("publisher_agency") or "?").inc()
-        elif topic == HANDOVER_DECISIONS:
+        elif topic in _DECISION_TOPICS:
             metrics.INTAKE_ACCEPTED.labels(agency or "?").inc()
         result.outputs.append(Output(topic, next_key, value, forward))
         return result

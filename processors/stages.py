@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING
 from leadbus.clients import KafkaSettings
 from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
 from leadbus.topics import (
+    BLACKLIST,
+    BLACKLIST_CHANGELOG,
+    BLACKLIST_DECISIONS,
     CASES,
+    DISCLOSURE_CHANGELOG,
     HANDOVER,
     HANDOVER_CARRYOVER,
     HANDOVER_CHANGELOG,
@@ -63,6 +67,8 @@ class StageDefinition:
     state_topic: str | None = None
     #: Deadlines run on this stage's clock: demos and tests may make it run fast; the others stamp real time.
     clock_may_run_fast: bool = False
+    #: Started by `leadbus process --stage all` and the demo; the others (public disclosure) run on their own.
+    in_pipeline: bool = True
 
     @property
     def group(self) -> str:
@@ -106,6 +112,18 @@ def _routing(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
     return RoutingHandler()
 
 
+def _blacklist(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
+    from leadbus.processors.blacklist import BlacklistHandler
+
+    return BlacklistHandler()
+
+
+def _disclosure(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
+    from leadbus.processors.disclosure import DisclosureHandler
+
+    return DisclosureHandler()
+
+
 #: In pipeline order (the supervisor starts them in this order and numbers their metrics ports by it).
 STAGES: dict[str, StageDefinition] = {
     d.name: d
@@ -116,8 +134,16 @@ STAGES: dict[str, StageDefinition] = {
         StageDefinition("handover", (CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER), HANDOVER_CHANGELOG, _handover,
                         clock_may_run_fast=True),
         StageDefinition("routing", (CASES, HANDOVER), ROUTING_CHANGELOG, _routing),
+        # 失信企业黑名单: proposals on final decisions, agencies' listings, expiry (issue #18)
+        StageDefinition("blacklist", (CASES, HANDOVER, BLACKLIST_DECISIONS), BLACKLIST_CHANGELOG, _blacklist,
+                        global_state=True),
+        # 信息公开: anonymised closed cases for the public feed (issue #18)
+        StageDefinition("disclosure", (CASES, HANDOVER, BLACKLIST), DISCLOSURE_CHANGELOG, _disclosure,
+                        global_state=True, in_pipeline=False),
     )
 }
+#: The stages `--stage all` supervises and the demo runs, in pipeline order.
+PIPELINE: dict[str, StageDefinition] = {name: d for name, d in STAGES.items() if d.in_pipeline}
 
 
 def stage(name: str) -> StageDefinition:

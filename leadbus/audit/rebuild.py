@@ -56,9 +56,19 @@ from leadbus.processors.core.records import Record
 from leadbus.processors.handover import HandoverHandler
 from leadbus.processors.linking import LinkingHandler
 from leadbus.processors.routing import RoutingHandler
-from leadbus.topics import CASES, HANDOVER, HANDOVER_CARRYOVER, HANDOVER_DECISIONS, LEADS_ACCEPTED, LEADS_REJECTED
+from leadbus.topics import (
+    BLACKLIST_DECISIONS,
+    CASES,
+    HANDOVER,
+    HANDOVER_CARRYOVER,
+    HANDOVER_DECISIONS,
+    LEADS_ACCEPTED,
+    LEADS_REJECTED,
+)
 
+BLACKLIST_DECISION = "cn.leadbus.BlacklistDecision"  # issue #18: intake forwards these to BLACKLIST_DECISIONS
 INPUT_TOPICS = ["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER_DECISIONS, HANDOVER,
+                BLACKLIST_DECISIONS,
                 "^leadbus\\.(jurisdiction|liaison|region|channel)\\..*", "leadbus.takedown.notices",
                 "leadbus.withdrawals"]
 CLOCK_FIELDS = frozenset({"updated_at", "recorded_at", "published_at", "withdrawn_at"})
@@ -183,6 +193,7 @@ class Rebuild:
         self.decisions: list[ReplayRecord] = []
         self.steps: list[ReplayRecord] = []
         self.routed: list[ReplayRecord] = []
+        self.blacklist_decisions: list[ReplayRecord] = []
         for r in self.records:
             if is_intake(r.topic):
                 self.intake.append(r)
@@ -196,6 +207,8 @@ class Rebuild:
                 self.decisions.append(r)
             elif r.topic == HANDOVER:
                 self.steps.append(r)
+            elif r.topic == BLACKLIST_DECISIONS:
+                self.blacklist_decisions.append(r)
             elif is_routed(r.topic):
                 self.routed.append(r)
         self.accepted.sort(key=lambda r: (r.partition, r.offset))
@@ -267,6 +280,7 @@ class Rebuild:
                                               ", which holds other bytes than the dead letter's original", r.where(),
                                r.timestamp_ms)
         forwarded = {hashlib.sha256(r.value or b"").digest() for r in self.decisions}
+        blacklisted = {hashlib.sha256(r.value or b"").digest() for r in self.blacklist_decisions}
         for r in self.intake:
             coords = (r.topic, r.partition, r.offset)
             if coords in accounted or r.value is None:
@@ -278,6 +292,11 @@ class Rebuild:
                     case_id = event["case_id"] if isinstance(event, dict) else "?"
                     self._diff("intake", case_id, "a handover decision neither forwarded to "
                                                   f"{HANDOVER_DECISIONS} nor rejected", r.where(), r.timestamp_ms)
+                continue
+            if schema is not None and schema.name == BLACKLIST_DECISION:
+                if hashlib.sha256(r.value).digest() not in blacklisted:
+                    self._diff("intake", "?", "a blacklist decision neither forwarded to "
+                                              f"{BLACKLIST_DECISIONS} nor rejected", r.where(), r.timestamp_ms)
                 continue
             event = r.event if schema is not None and schema.name == CASE_LEAD else None
             if not isinstance(event, dict):

@@ -30,13 +30,13 @@ from pydantic import ValidationError
 from leadbus.avro import DecodeError, SchemaCatalog, decode
 from leadbus.avro.codec import writer_of
 from leadbus.limits import MAX_EVENT_BYTES
-from leadbus.models import CaseLead, HandoverDecision, reason_code
+from leadbus.models import BlacklistDecision, CaseLead, HandoverDecision, reason_code
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
 from leadbus.processors.core.provenance import Refused, content_mismatch, verify_event
 from leadbus.processors.core.records import Source
 from leadbus.signing import KeyRegistry, Seal
-from leadbus.topics import INTAKE_PREFIX
+from leadbus.topics import BLACKLIST_DECISIONS, HANDOVER_DECISIONS, INTAKE_PREFIX
 
 CASE_LEAD = "cn.leadbus.CaseLead"
 __all__ = ["MAX_EVENT_BYTES", "Source"]
@@ -71,7 +71,8 @@ class Rejection:
 
 @dataclass(frozen=True)
 class DecisionAcceptance:
-    """A valid `HandoverDecision`, forwarded as published to `leadbus.handover.decisions`."""
+    """A valid decision, forwarded as published: a `HandoverDecision` to `leadbus.handover.decisions` keyed by
+    case id, a `BlacklistDecision` to `leadbus.blacklist.decisions` keyed by entry id (`case_id` holds the key)."""
 
     case_id: str
     decision_id: str
@@ -79,10 +80,12 @@ class DecisionAcceptance:
     original: bytes
     source: Source
     seal: Seal | None = None
+    topic: str = HANDOVER_DECISIONS
 
 
 Outcome = Acceptance | DecisionAcceptance | Rejection
 DECISION = "cn.leadbus.HandoverDecision"
+BLACKLIST_DECISION = "cn.leadbus.BlacklistDecision"
 _ROLES_OF = {"MPS": {"POLICE", "HEAD"}, "SPP": {"PROCURATOR", "HEAD"}}
 
 
@@ -115,6 +118,36 @@ def _examine_decision(original: bytes, source: Source, catalog: SchemaCatalog, n
     if actor.role not in allowed:
         return reject("WRONG_ROLE", f"{actor.agency} cannot act as {actor.role}", "actor.role")
     return DecisionAcceptance(decision.case_id, decision.decision_id, decision.kind, original, source, seal)
+
+
+def _examine_blacklist_decision(original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
+                                topic_agency: str | None, seal: Seal | None,
+                                keys: KeyRegistry) -> DecisionAcceptance | Rejection:
+    """Like a handover decision: provenance, the one model, the actor's agency against the topic (issue #18)."""
+
+    def reject(reason: str, message: str, field: str | None = None) -> Rejection:
+        return Rejection(reason, message, original, source, field=field, agency=topic_agency, seal=seal)
+
+    try:
+        _, record = decode(catalog, original, catalog.latest(BLACKLIST_DECISION))
+    except DecodeError as exc:
+        return reject(exc.reason, exc.message)
+    actor_raw = record.get("actor") if isinstance(record, dict) else None
+    if isinstance(actor_raw, dict):
+        refused = _provenance(seal, keys, str(actor_raw.get("agency")), str(actor_raw.get("province")))
+        if refused is not None:
+            return reject(refused.reason, refused.message, "actor")
+    try:
+        decision = BlacklistDecision.model_validate(record, context={"now": now})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        path = ".".join(str(p) for p in first["loc"]) or None
+        return reject(reason_code(first["type"]), first["msg"], path)
+    if topic_agency is not None and decision.actor.agency != topic_agency:
+        return reject("WRONG_TOPIC", f"a decision of {decision.actor.agency} arrived on {source.topic}",
+                      "actor.agency")
+    return DecisionAcceptance(decision.entry_id, decision.decision_id, decision.kind, original, source, seal,
+                              topic=BLACKLIST_DECISIONS)
 
 
 def _provenance(seal: Seal | None, keys: KeyRegistry, agency: str, province: str | None) -> Refused | None:
@@ -170,8 +203,11 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
         return reject(verified.reason, verified.message, field="headers", lead_id=_claimed_lead_id(original, catalog))
     seal = verified
     try:
-        if writer_of(catalog, original).name == DECISION:
+        writer = writer_of(catalog, original).name
+        if writer == DECISION:
             return _examine_decision(original, source, catalog, now, topic_agency, seal, keys)
+        if writer == BLACKLIST_DECISION:
+            return _examine_blacklist_decision(original, source, catalog, now, topic_agency, seal, keys)
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
     try:

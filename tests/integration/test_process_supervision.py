@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from leadbus.avro import decode, packaged_catalog
-from leadbus.processors.stages import STAGES
+from leadbus.processors.stages import PIPELINE as STAGES
 from leadbus.producers import Publisher
 from leadbus.topics import CASES
 from tests.kafka_helpers import read_all

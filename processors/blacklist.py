@@ -1,0 +1,173 @@
+"""The blacklist stage: `leadbus.cases` + `leadbus.handover` + `leadbus.blacklist.decisions` → `leadbus.blacklist`.
+
+It keeps, per case, the entity identifiers the case names (from its last version) and, per entity, the
+`Entry` of the pure policy (`core/blacklist.py`). A handover step reaching a listable phase proposes an
+entry; an agency's decision (verified and validated by intake) lists, declines or delists it; the tick
+expires listings whose period is over. Every change of an entry is written to the compacted
+`leadbus.blacklist` as a `BlacklistEntry`, in the same transaction as the state change; a refused
+decision becomes a dead letter with its reason. Any case may name any entity, so the state is global
+(partition 0, like linking's), with an index of listing ends (`x:<until ms>:<entry id>`) for the tick.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
+from leadbus.processors.core.blacklist import (
+    DEFAULT_POLICY,
+    Decision,
+    Entry,
+    Policy,
+    Refusal,
+    decide,
+    entity_identifiers,
+    entry_id_of,
+    expire,
+    propose,
+)
+from leadbus.processors.core.dead_letters import dead_letter_record
+from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
+from leadbus.topics import BLACKLIST, BLACKLIST_CHANGELOG, BLACKLIST_DECISIONS, CASES, HANDOVER, LEADS_REJECTED
+
+log = logging.getLogger("leadbus.processors.blacklist")
+
+CHANGELOG = BLACKLIST_CHANGELOG
+TOPICS = [CASES, HANDOVER, BLACKLIST_DECISIONS]
+
+
+def _case_key(case_id: str) -> bytes:
+    return f"c:{case_id}".encode()
+
+
+def _entry_key(entry_id: str) -> bytes:
+    return f"e:{entry_id}".encode()
+
+
+def _pending_key(case_id: str) -> bytes:
+    return f"p:{case_id}".encode()
+
+
+def _until_key(until: str, entry_id: str) -> bytes:
+    return f"x:{int(datetime.fromisoformat(until).timestamp() * 1000):015d}:{entry_id}".encode()
+
+
+def entry_record(entry: Entry, now: datetime) -> dict[str, Any]:
+    """The `BlacklistEntry` of an entry."""
+    doc = entry.to_json()
+    times = ("proposed_at", "listed_at", "listed_until", "delisted_at")
+    for name in times:
+        doc[name] = datetime.fromisoformat(doc[name]) if doc[name] else None
+    doc["history"] = [{**e, "at": datetime.fromisoformat(e["at"])} for e in doc["history"]]
+    return {**doc, "recorded_at": now}
+
+
+class BlacklistHandler:
+    def __init__(self, catalog: SchemaCatalog | None = None, policy: Policy = DEFAULT_POLICY) -> None:
+        self.catalog = catalog or packaged_catalog()
+        self.policy = policy
+        self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
+        self.step_schema = self.catalog.latest("cn.leadbus.HandoverStep")
+        self.decision_schema = self.catalog.latest("cn.leadbus.BlacklistDecision")
+        self.entry_schema = self.catalog.latest("cn.leadbus.BlacklistEntry")
+        self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
+
+    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
+        try:
+            if record.topic == CASES:
+                return self._on_case(record, state, now)
+            if record.topic == HANDOVER:
+                return self._on_step(record, state, now)
+            return self._on_decision(record, state, now)
+        except (DecodeError, ValueError, KeyError) as exc:
+            log.error("unusable record at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
+            return Result([self._rejected(record, "BLACKLIST_UNDECODABLE", str(exc), now)])
+
+    def _on_case(self, record: Record, state: StateView, now: datetime) -> Result:
+        _, case = decode(self.catalog, record.value or b"", self.case_schema)
+        named = entity_identifiers(f"{i['kind']}:{i['value']}" for i in case["identifiers"])
+        doc = {"identifiers": list(named), "enterprise_name": case["suspect_name"] if any(
+            i.startswith("uscc:") for i in named) else None, "merged_into": case["merged_into"]}
+        raw = json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()
+        result = Result()
+        case_id = case["case_id"]
+        if state.get(_case_key(case_id)) != raw:
+            result.state[_case_key(case_id)] = raw
+        pending = state.get(_pending_key(case_id))
+        if pending is not None:  # its listable step was read first (two topics: no order between them)
+            result.state[_pending_key(case_id)] = None
+            phase, at = json.loads(pending)
+            proposed = self._propose(state, case_id, doc, phase, datetime.fromisoformat(at), now)
+            result.outputs += proposed.outputs
+            result.state.update(proposed.state)
+        return result
+
+    def _on_step(self, record: Record, state: StateView, now: datetime) -> Result:
+        _, step = decode(self.catalog, record.value or b"", self.step_schema)
+        phase = str(step["to_phase"])
+        if phase not in self.policy.listable:
+            return Result()
+        known = state.get(_case_key(step["case_id"]))
+        if known is None:  # the case's version is still on its way: propose when it arrives
+            result = Result()
+            result.state[_pending_key(step["case_id"])] = json.dumps([phase, step["at"].isoformat()]).encode()
+            return result
+        return self._propose(state, step["case_id"], json.loads(known), phase, step["at"], now)
+
+    def _propose(self, state: StateView, case_id: str, case: dict[str, Any], phase: str, at: datetime,
+                 now: datetime) -> Result:
+        entry_id = entry_id_of(case["identifiers"])
+        if entry_id is None:
+            return Result()  # a case naming no entity cannot be listed
+        before = self._entry(state, entry_id)
+        new = propose(before, case_id, case["identifiers"], phase, at, self.policy, case.get("enterprise_name"))
+        return self._store(before, new, now) if new is not None else Result()
+
+    def _on_decision(self, record: Record, state: StateView, now: datetime) -> Result:
+        _, event = decode(self.catalog, record.value or b"", self.decision_schema)
+        decision = Decision(event["decision_id"], event["entry_id"], event["kind"], event["actor"]["agency"],
+                            event["decided_at"], event["reasons"], event["period_days"])
+        before = self._entry(state, decision.entry_id)
+        outcome = decide(before, decision, self.policy)
+        if isinstance(outcome, Refusal):
+            return Result([self._rejected(record, outcome.reason, outcome.message, now)])
+        if outcome == before:
+            return Result()
+        return self._store(before, outcome, now)
+
+    def tick(self, state: RangeView, now: datetime) -> Result:
+        result = Result()
+        stop = f"x:{int(now.timestamp() * 1000):015d};".encode()
+        for key, _ in state.range(b"x:", stop):
+            entry_id = key.decode().split(":", 2)[2]
+            before = self._entry(state, entry_id)
+            expired = expire(before, now) if before is not None else None
+            if before is None or expired is None:
+                result.state[key] = None
+                continue
+            partial = self._store(before, expired, now)
+            result.outputs += partial.outputs
+            result.state.update(partial.state)
+        return result
+
+    def _entry(self, state: StateView, entry_id: str) -> Entry | None:
+        raw = state.get(_entry_key(entry_id))
+        return Entry.from_json(json.loads(raw)) if raw is not None else None
+
+    def _store(self, before: Entry | None, entry: Entry, now: datetime) -> Result:
+        result = Result()
+        if before is not None and before.listed and before.listed_until:
+            result.state[_until_key(before.listed_until, before.entry_id)] = None
+        if entry.listed and entry.listed_until:
+            result.state[_until_key(entry.listed_until, entry.entry_id)] = b"1"
+        result.state[_entry_key(entry.entry_id)] = json.dumps(entry.to_json(), ensure_ascii=False).encode()
+        result.outputs.append(Output(BLACKLIST, entry.entry_id.encode(),
+                                     encode(self.entry_schema, entry_record(entry, now))))
+        return result
+
+    def _rejected(self, record: Record, reason: str, message: str, now: datetime) -> Output:
+        return Output(LEADS_REJECTED, record.key, encode(self.rejected_schema, dead_letter_record(
+            reason=reason, message=message, original=record.value or b"", source=record.source, now=now)))

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import psutil
+
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker.runtime import KafkaRuntimeError, deploy_file, ensure_kafka_libs, java_executable
 from leadbus.localbroker.tls import BrokerTls
@@ -337,7 +339,21 @@ class KafkaCluster:
         for node in self.nodes:
             node.directory.mkdir(parents=True, exist_ok=True)
             node.config_path.write_text("".join(f"{k}={v}\n" for k, v in self._properties(node).items()))
-        procs = []
+        procs: list[tuple[KafkaNode, subprocess.Popen[bytes]]] = []
+        try:
+            self._run_format(base, dir_ids, procs)
+        except BaseException:
+            # Ctrl-C (or a failure) while formatting: no formatting JVM may outlive the call.
+            for _, proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+            raise
+        self._formatted = True
+
+    def _run_format(self, base: list[str], dir_ids: dict[int, str],
+                    procs: list[tuple[KafkaNode, subprocess.Popen[bytes]]]) -> None:
         for node in self.nodes:
             cmd = base + ["kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(node.config_path)]
             if len(self.nodes) == 1:
@@ -353,21 +369,30 @@ class KafkaCluster:
             out, _ = proc.communicate(timeout=120)
             if proc.returncode != 0:
                 raise KafkaRuntimeError(f"formatting node {node.node_id} failed:\n{out.decode(errors='replace')}")
-        self._formatted = True
 
     def _launch(self, node: KafkaNode) -> None:
         log = open(node.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        node.process = subprocess.Popen(
-            self._jvm() + ["kafka.Kafka", str(node.config_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if self.tie_to_parent else None,
-            # Its own session always: a terminal's Ctrl-C reaches whoever owns the cluster, which stops
-            # the broker last, after the clients that use it.
-            start_new_session=True,
-        )
-        log.close()
+        before = {c.pid for c in psutil.Process().children()}
+        try:
+            node.process = subprocess.Popen(
+                self._jvm() + ["kafka.Kafka", str(node.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if self.tie_to_parent else None,
+                # Its own session always: a terminal's Ctrl-C reaches whoever owns the cluster, which stops
+                # the broker last, after the clients that use it.
+                start_new_session=True,
+            )
+        except BaseException:
+            # Ctrl-C between the fork and Popen's return leaves a started JVM that nobody holds: end it.
+            for child in psutil.Process().children():
+                with contextlib.suppress(psutil.Error):
+                    if child.pid not in before and "kafka.Kafka" in child.cmdline():
+                        child.kill()
+            raise
+        finally:
+            log.close()
 
     def _signal(self, node: KafkaNode, sig: signal.Signals) -> None:
         if node.process is None or node.process.poll() is not None:

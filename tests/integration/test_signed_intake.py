@@ -256,17 +256,18 @@ def test_sequences_exactly_once_across_kill_9(cluster, worker, keys, tmp_path) -
     bootstrap = cluster.bootstrap_servers
     key = _new_key(keys, "NMPA.32")
     _register(bootstrap, "NMPA.32", key)
-    leads = _leads(1401, 1500, "NMPA", "32")
+    leads = _leads(1401, 2000, "NMPA", "32")
     state, logs = tmp_path / "state", tmp_path / "logs"
     first = start_worker(bootstrap, state, "seq-kill-a", logs)
-    publishing = threading.Thread(target=_paced, args=(bootstrap, key, leads, 300.0))
+    # 20 s of publishing, and the kill at the first accepted lead: mid-stream however fast or loaded the machine
+    publishing = threading.Thread(target=_paced, args=(bootstrap, key, leads, 100.0))
     try:
         wait_until(lambda: "assigned" in (logs / "seq-kill-a.log").read_text(), 60, "the first worker to start",
                    interval=0.2)
         publishing.start()
 
         def under_way() -> bool:
-            return sum(x["lead"]["publisher"]["agency"] == "NMPA" for x in _accepted(bootstrap)) >= 100
+            return any(x["lead"]["publisher"]["agency"] == "NMPA" for x in _accepted(bootstrap))
 
         wait_until(under_way, 90, "the stream to be under way", interval=0.2)
         first.send_signal(signal.SIGKILL)  # mid-stream: publishing goes on for seconds more

@@ -622,6 +622,9 @@ def gateway(
     client_config: str | None = typer.Option(
         None, "--client-config", envvar="LEADBUS_CLIENT_CONFIG",
         help="confluent-kafka settings of the publisher principal: a JSON file, or a folder of <principal>.json."),
+    receipts_client_config: str | None = typer.Option(
+        None, help="Settings of the receipt reader (principal gateway-receipts); default: gateway-receipts.json of "
+                   "the --client-config folder, or the --client-config file itself."),
     signing_key: Path | None = typer.Option(None, help="The agency's Ed25519 private key (or $LEADBUS_SIGNING_KEY)."),
     publisher_id: str | None = typer.Option(None, help="Signing publisher id (default AGENCY.PROVINCE)."),
     unsigned: bool = typer.Option(False, help="Publish unsigned (only where the agency registered no key)."),
@@ -629,6 +632,10 @@ def gateway(
     state_dir: Path | None = typer.Option(None, help="Ledger, sequences, access log (default var/gateway/AGENCY.PP)."),
     tls_cert: Path | None = typer.Option(None, help="Server certificate (PEM, chain); without it a local CA is made."),
     tls_key: Path | None = typer.Option(None, help="Server private key (PEM)."),
+    client_ca: Path | None = typer.Option(None, help="CA certificates (PEM) issuing callers' client certificates: "
+                                                     "mutual TLS as well as tokens (see gateway-cert)."),
+    certificates: Path | None = typer.Option(None, help="Client certificates file (default: certificates.json "
+                                                        "beside the tokens file)."),
     rate: float = typer.Option(50.0, help="Leads per second per calling system (0 = unlimited)."),
     burst: float = typer.Option(200.0, help="Burst allowance per calling system."),
     publish_timeout: float = typer.Option(15.0, help="Seconds the broker has to confirm before a 503."),
@@ -646,17 +653,21 @@ def gateway(
     state = state_dir or Path("var/gateway") / f"{agency}.{province}"
     state.mkdir(parents=True, exist_ok=True)
     config = GatewayConfig(agency, province, tokens=tokens or state / "tokens.json", state_dir=state,
-                           publisher_id=publisher_id, rate=rate, burst=burst, publish_timeout=publish_timeout)
+                           publisher_id=publisher_id, rate=rate, burst=burst, publish_timeout=publish_timeout,
+                           certificates=certificates)
     try:
         sealer = None if unsigned else signing_sealer(config.signer, signing_key, state)
         kafka = kafka_settings(bootstrap or (None if client_config else _bootstrap(None)), client_config,
                                f"publisher-{agency}")
+        receipts_kafka = kafka_settings(kafka.bootstrap, receipts_client_config or client_config, "gateway-receipts")
         tls = tls_files(tls_cert, tls_key, state, [host, "localhost", "127.0.0.1"])
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from None
     trust = f"certificate {tls.cert}" if tls_cert else f"local CA {tls.ca}"
-    console.print(f"gateway {config.signer}: https://{host}:{port}/v1/leads  ({trust}; tokens {config.tokens})")
-    serve(config, kafka, sealer, tls, host, port)
+    callers = f"tokens {config.tokens}" + (f", client certificates of {client_ca} mapped in "
+                                           f"{config.certificates_file}" if client_ca else "")
+    console.print(f"gateway {config.signer}: https://{host}:{port}/v1/leads  ({trust}; {callers})")
+    serve(config, kafka, sealer, tls, host, port, receipts_kafka, client_ca)
 
 
 @app.command("gateway-token")
@@ -677,6 +688,29 @@ def gateway_token(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     print(token)
+
+
+@app.command("gateway-cert")
+def gateway_cert(
+    agency: str = typer.Option(..., help="The gateway's agency."),
+    system: str = typer.Option(..., help="The calling system's name (one word), e.g. nb-case-system."),
+    certificates: Path = typer.Option(..., help="The gateway's client certificates file (certificates.json)."),
+    cert: Path | None = typer.Option(None, help="The caller's client certificate (PEM) to map to the system."),
+    revoke: bool = typer.Option(False, help="Remove every certificate of this system instead."),
+) -> None:
+    """Map a caller's client certificate (by its SHA-256 fingerprint) to a system of the agency, or unmap them."""
+    from leadbus.producers.gateway.auth import add_certificate, revoke_certificates
+
+    if revoke:
+        console.print(f"removed {revoke_certificates(certificates, system)} certificate(s) of {system}")
+        return
+    if cert is None:
+        raise typer.BadParameter("give --cert (PEM), or --revoke")
+    try:
+        fingerprint = add_certificate(certificates, system, agency, cert.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(f"{system}: certificate sha256 {fingerprint}")
 
 
 @app.command("link")
@@ -838,15 +872,15 @@ def keys_register(
     require: bool = typer.Option(True, "--require/--optional",
                                  help="Refuse unsigned events of this publisher (default) or accept them still."),
     bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Register a publisher's public key on leadbus.publishers (the admin principal)."""
-    from leadbus.clients import KafkaSettings
     from leadbus.publisher_keys import read_registry, write_keys
     from leadbus.signing import PublisherKey, key_id_of
 
     publisher = _publisher(publisher)
     raw = _read_public(public_key)
-    settings = KafkaSettings(_bootstrap(bootstrap))
+    settings = _settings(bootstrap, client_config, "admin")
     registry = read_registry(settings)
     key_id = key_id_of(raw)
     if any(publisher != p and registry.get(p, key_id) for p in registry.publishers()):
@@ -868,15 +902,15 @@ def keys_rotate(
     overlap: str = typer.Option("24h", help="How long after the rotation the old keys are still honoured (events "
                                             "signed before it may still be on their way), e.g. 0s, 15m, 24h."),
     bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Register a new key for a publisher and end its current keys' validity at the rotation plus the overlap."""
-    from leadbus.clients import KafkaSettings
     from leadbus.publisher_keys import read_registry, write_keys
     from leadbus.signing import PublisherKey, key_id_of
 
     publisher = _publisher(publisher)
     raw = _read_public(public_key)
-    settings = KafkaSettings(_bootstrap(bootstrap))
+    settings = _settings(bootstrap, client_config, "admin")
     registry = read_registry(settings)
     when = _instant(at)
     old = registry.current(publisher, when)
@@ -898,12 +932,12 @@ def keys_revoke(
     reason: str = typer.Option(..., help="Why (kept in the registry): compromised, staff left, …"),
     at: str | None = typer.Option(None, help="ISO time from which events under the key are refused (default now)."),
     bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Revoke a key: every event under it is refused from the given time on (the key stays, so audits can read it)."""
-    from leadbus.clients import KafkaSettings
     from leadbus.publisher_keys import read_registry, write_keys
 
-    settings = KafkaSettings(_bootstrap(bootstrap))
+    settings = _settings(bootstrap, client_config, "admin")
     key = read_registry(settings).get(_publisher(publisher), key_id)
     if key is None:
         raise typer.BadParameter(f"no key {key_id} registered for {publisher}")
@@ -916,11 +950,12 @@ def keys_revoke(
 def keys_list(
     publisher: str | None = typer.Argument(None, help="Only this publisher."),
     bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Show every registered key with its status now."""
     from leadbus.publisher_keys import read_registry
 
-    registry = read_registry(_bootstrap(bootstrap))
+    registry = read_registry(_settings(bootstrap, client_config, "admin"))
     for name in registry.publishers():
         if publisher is None or name == publisher:
             for key in registry.keys_of(name):

@@ -91,51 +91,64 @@ def add_token(path: Path, system: str, agency: str, token: str | None = None) ->
     return token
 
 
-def revoke_tokens(path: Path, system: str) -> int:
-    doc = _read(path)
-    kept = [t for t in doc["tokens"] if t.get("system") != system]
-    removed = len(doc["tokens"]) - len(kept)
-    doc["tokens"] = kept
+def _revoke(path: Path, system: str, entries: str) -> int:
+    doc = _read(path, entries)
+    kept = [t for t in doc[entries] if t.get("system") != system]
+    removed = len(doc[entries]) - len(kept)
+    doc[entries] = kept
     _write(path, doc)
     return removed
 
 
-class TokenStore:
-    """The tokens file, re-read when its modification time changes."""
+def revoke_tokens(path: Path, system: str) -> int:
+    return _revoke(path, system, "tokens")
+
+
+class _SystemsFile:
+    """A tokens or certificates file of one agency: SHA-256 digests → systems, re-read when it changes."""
+
+    entries = "tokens"
 
     def __init__(self, path: Path, agency: str) -> None:
         self.path, self.agency = path, agency
         self.principal = f"publisher-{agency}"
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
-        self._digests: list[tuple[bytes, str]] = []
-        self._load()
+        self._systems: dict[str, str] = {}
+        with self._lock:
+            self._load()
 
     def _load(self) -> None:
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            self._stamp, self._digests = None, []
+            self._stamp, self._systems = None, {}
             return
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
             return
-        doc = _read(self.path)
+        doc = _read(self.path, self.entries)
         if doc.get("agency") not in (None, self.agency):
-            raise ValueError(f"{self.path} holds tokens of {doc['agency']}, not {self.agency}")
-        self._digests = [(bytes.fromhex(t["sha256"]), str(t["system"])) for t in doc["tokens"]]
+            raise ValueError(f"{self.path} holds {self.entries} of {doc['agency']}, not {self.agency}")
+        self._systems = {str(t["sha256"]).lower(): str(t["system"]) for t in doc[self.entries]}
         self._stamp = stamp
+
+    def systems(self) -> dict[str, str]:
+        with self._lock:
+            self._load()
+            return self._systems
+
+
+class TokenStore(_SystemsFile):
+    """The tokens file: a presented token → its caller."""
 
     def caller(self, token: str | None) -> Caller | None:
         if not token:
             return None
-        with self._lock:
-            self._load()
-            digests = list(self._digests)
         digest = hashlib.sha256(token.encode()).digest()
         found: str | None = None
-        for known, system in digests:  # every entry compared, in constant time
-            if hmac.compare_digest(known, digest):
+        for known, system in self.systems().items():  # every entry compared, in constant time
+            if hmac.compare_digest(bytes.fromhex(known), digest):
                 found = system
         return Caller(found, self.principal) if found is not None else None
 
@@ -169,46 +182,18 @@ def add_certificate(path: Path, system: str, agency: str, pem: bytes) -> str:
 
 
 def revoke_certificates(path: Path, system: str) -> int:
-    doc = _read(path, "certificates")
-    kept = [c for c in doc["certificates"] if c.get("system") != system]
-    removed = len(doc["certificates"]) - len(kept)
-    doc["certificates"] = kept
-    _write(path, doc)
-    return removed
+    return _revoke(path, system, "certificates")
 
 
-class CertificateStore:
-    """The certificates file, re-read when it changes: a verified client certificate (DER) → its caller."""
+class CertificateStore(_SystemsFile):
+    """The certificates file: a verified client certificate (DER) → its caller."""
 
-    def __init__(self, path: Path, agency: str) -> None:
-        self.path, self.agency = path, agency
-        self.principal = f"publisher-{agency}"
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        self._systems: dict[str, str] = {}
-        self._load()
-
-    def _load(self) -> None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self._stamp, self._systems = None, {}
-            return
-        stamp = (st.st_mtime_ns, st.st_size)
-        if stamp == self._stamp:
-            return
-        doc = _read(self.path, "certificates")
-        if doc.get("agency") not in (None, self.agency):
-            raise ValueError(f"{self.path} holds certificates of {doc['agency']}, not {self.agency}")
-        self._systems = {str(c["sha256"]).lower(): str(c["system"]) for c in doc["certificates"]}
-        self._stamp = stamp
+    entries = "certificates"
 
     def caller(self, der: bytes | None) -> Caller | None:
         """`der` is a certificate the TLS layer already verified against the callers' CA (or None)."""
         if not der:
             return None
-        with self._lock:
-            self._load()
-            fingerprint = certificate_fingerprint(der)
-            system = self._systems.get(fingerprint)
+        fingerprint = certificate_fingerprint(der)
+        system = self.systems().get(fingerprint)
         return Caller(system, self.principal, "certificate", fingerprint) if system is not None else None

@@ -467,7 +467,8 @@ def _unavailable(model: CaseLead, why: str) -> Answer:
 
 # -- the web app -------------------------------------------------------------------------------------
 
-_bearer = HTTPBearer(auto_error=False, description="a per-system API token (`leadbus gateway token add`)")
+_bearer = HTTPBearer(auto_error=False, description="a per-system API token (`leadbus gateway-token`); callers may "
+                     "instead present a client certificate mapped to a system (`leadbus gateway-cert`)")
 
 
 class _Refused(Exception):

@@ -285,6 +285,30 @@ def test_schemathesis_finds_no_server_error(gw: dict[str, Any], tls: TlsPaths, t
     assert not [s for s in statuses if s >= 500 and s != 503]
 
 
+def test_the_readmes_java_example_publishes_a_lead(gw: dict[str, Any], bus: SecureBus, tls: TlsPaths,
+                                                    tmp_path: Path, make_lead) -> None:
+    """The README's Java snippet, compiled and run as it is against the live gateway (only its URL replaced).
+    The JDK is the one the brokers and Maven need already."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"```java\n(.*?)```", readme, re.S)
+    assert found, "README.md has a Java example"
+    code = found.group(1).replace("https://gw.samr-zj.example:8443", gw["server"].url)
+    (tmp_path / "Post.java").write_text("import java.net.URI;\nimport java.net.http.*;\nimport java.nio.file.Path;\n"
+                                        "public class Post {\n    public static void main(String[] args) throws "
+                                        f"Exception {{\n{code}\n    }}\n}}\n", encoding="utf-8")
+    lead = make_lead()
+    (tmp_path / "lead.json").write_text(json.dumps(lead, ensure_ascii=False), encoding="utf-8")
+    for cmd in (["keytool", "-importcert", "-file", str(tls.ca), "-alias", "leadbus-gw", "-keystore", "gw-trust.p12",
+                 "-storepass", "changeit", "-noprompt"], ["javac", "Post.java"]):
+        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    ran = subprocess.run(["java", "-cp", ".", "Post"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "LEADBUS_TOKEN": gw["token"]})
+    assert ran.returncode == 0 and ran.stdout.startswith("on the bus: "), ran.stdout + ran.stderr
+    assert json.loads(ran.stdout.removeprefix("on the bus: "))["lead_id"] == lead["lead_id"]
+    assert _intake_ids(bus).count(lead["lead_id"]) == 1
+
+
 # -- callers by client certificate (mutual TLS) ------------------------------------------------------------
 
 def test_a_mapped_client_certificate_gets_in_as_its_system(gw: dict[str, Any], bus: SecureBus, tls: TlsPaths,

@@ -585,6 +585,9 @@ def gateway(
     client_config: str | None = typer.Option(
         None, "--client-config", envvar="LEADBUS_CLIENT_CONFIG",
         help="confluent-kafka settings of the publisher principal: a JSON file, or a folder of <principal>.json."),
+    receipts_client_config: str | None = typer.Option(
+        None, help="Settings of the receipt reader (principal gateway-receipts); default: gateway-receipts.json of "
+                   "the --client-config folder, or the --client-config file itself."),
     signing_key: Path | None = typer.Option(None, help="The agency's Ed25519 private key (or $LEADBUS_SIGNING_KEY)."),
     publisher_id: str | None = typer.Option(None, help="Signing publisher id (default AGENCY.PROVINCE)."),
     unsigned: bool = typer.Option(False, help="Publish unsigned (only where the agency registered no key)."),
@@ -592,6 +595,10 @@ def gateway(
     state_dir: Path | None = typer.Option(None, help="Ledger, sequences, access log (default var/gateway/AGENCY.PP)."),
     tls_cert: Path | None = typer.Option(None, help="Server certificate (PEM, chain); without it a local CA is made."),
     tls_key: Path | None = typer.Option(None, help="Server private key (PEM)."),
+    client_ca: Path | None = typer.Option(None, help="CA certificates (PEM) issuing callers' client certificates: "
+                                                     "mutual TLS as well as tokens (see gateway-cert)."),
+    certificates: Path | None = typer.Option(None, help="Client certificates file (default: certificates.json "
+                                                        "beside the tokens file)."),
     rate: float = typer.Option(50.0, help="Leads per second per calling system (0 = unlimited)."),
     burst: float = typer.Option(200.0, help="Burst allowance per calling system."),
     publish_timeout: float = typer.Option(15.0, help="Seconds the broker has to confirm before a 503."),
@@ -609,17 +616,21 @@ def gateway(
     state = state_dir or Path("var/gateway") / f"{agency}.{province}"
     state.mkdir(parents=True, exist_ok=True)
     config = GatewayConfig(agency, province, tokens=tokens or state / "tokens.json", state_dir=state,
-                           publisher_id=publisher_id, rate=rate, burst=burst, publish_timeout=publish_timeout)
+                           publisher_id=publisher_id, rate=rate, burst=burst, publish_timeout=publish_timeout,
+                           certificates=certificates)
     try:
         sealer = None if unsigned else signing_sealer(config.signer, signing_key, state)
         kafka = kafka_settings(bootstrap or (None if client_config else _bootstrap(None)), client_config,
                                f"publisher-{agency}")
+        receipts_kafka = kafka_settings(kafka.bootstrap, receipts_client_config or client_config, "gateway-receipts")
         tls = tls_files(tls_cert, tls_key, state, [host, "localhost", "127.0.0.1"])
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from None
     trust = f"certificate {tls.cert}" if tls_cert else f"local CA {tls.ca}"
-    console.print(f"gateway {config.signer}: https://{host}:{port}/v1/leads  ({trust}; tokens {config.tokens})")
-    serve(config, kafka, sealer, tls, host, port)
+    callers = f"tokens {config.tokens}" + (f", client certificates of {client_ca} mapped in "
+                                           f"{config.certificates_file}" if client_ca else "")
+    console.print(f"gateway {config.signer}: https://{host}:{port}/v1/leads  ({trust}; {callers})")
+    serve(config, kafka, sealer, tls, host, port, receipts_kafka, client_ca)
 
 
 @app.command("gateway-token")
@@ -704,6 +715,29 @@ def platform_check_token(
         print(add_token(tokens, platform, TOKENS_OWNER))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+@app.command("gateway-cert")
+def gateway_cert(
+    agency: str = typer.Option(..., help="The gateway's agency."),
+    system: str = typer.Option(..., help="The calling system's name (one word), e.g. nb-case-system."),
+    certificates: Path = typer.Option(..., help="The gateway's client certificates file (certificates.json)."),
+    cert: Path | None = typer.Option(None, help="The caller's client certificate (PEM) to map to the system."),
+    revoke: bool = typer.Option(False, help="Remove every certificate of this system instead."),
+) -> None:
+    """Map a caller's client certificate (by its SHA-256 fingerprint) to a system of the agency, or unmap them."""
+    from leadbus.producers.gateway.auth import add_certificate, revoke_certificates
+
+    if revoke:
+        console.print(f"removed {revoke_certificates(certificates, system)} certificate(s) of {system}")
+        return
+    if cert is None:
+        raise typer.BadParameter("give --cert (PEM), or --revoke")
+    try:
+        fingerprint = add_certificate(certificates, system, agency, cert.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(f"{system}: certificate sha256 {fingerprint}")
 
 
 @app.command("link")

@@ -30,7 +30,7 @@ from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, decode, encode, packaged_catalog
 from leadbus.clients import CLIENT_CONFIG_ENV, settings_from_env
 from leadbus.demo_blacklist import BlacklistBoard
-from leadbus.demo_edge import Edge, prepare_edge
+from leadbus.demo_edge import Edge, edge_lines, prepare_edge
 from leadbus.demo_handover import HandoverBoard
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.localbroker import KafkaCluster
@@ -482,6 +482,8 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         interrupts.on_force.insert(0, supervisor.kill)
         supervisor.start()
         console.print(_url_table(bootstrap, ports, registry_url, demo_dir, edge))
+        for line in edge_lines(edge, ports.dashboards):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
         console.print(f"simulated agencies publishing {rate:g}/s; a statutory day of handover deadlines lasts "
                       f"{day_seconds:g} s and every fourth handover is left to go overdue. "
                       "[bold]Ctrl-C stops[/bold] (a second Ctrl-C forces).")
@@ -629,7 +631,7 @@ def _log_to_file(path: Path) -> None:
 def _url_table(bootstrap: str, ports: DemoPorts, registry_url: str, demo_dir: Path, edge: Edge | None = None) -> Table:
     table = Table(title="leadbus demo", title_justify="left")
     table.add_column("what")
-    table.add_column("where")
+    table.add_column("where", overflow="fold")  # folded, never cut short with "…"
     table.add_row("Kafka broker", bootstrap)
     for region, port in ports.dashboards.items():
         reg = REGIONS[region]

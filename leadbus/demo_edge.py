@@ -1,5 +1,6 @@
-"""The agency edge in `make demo`: SAMR Zhejiang's HTTPS gateway (signed, with a demo token) and a demo
-sign-in per regional dashboard. Kept apart from leadbus/demo.py, which only calls `prepare_edge`.
+"""The agency edge in `make demo`: SAMR Zhejiang's HTTPS gateway (signed, with a demo token and a demo client
+certificate for mutual TLS) and a demo sign-in per regional dashboard. Kept apart from leadbus/demo.py, which
+calls `prepare_edge` and prints `edge_lines`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from leadbus.clients import settings_from_env
 from leadbus.geography import REGIONS
-from leadbus.producers.gateway.auth import add_token
-from leadbus.producers.gateway.tls import local_tls
+from leadbus.producers.gateway.auth import add_certificate, add_token
+from leadbus.producers.gateway.tls import TlsPaths, client_certificate, local_tls
 from leadbus.producers.signing import private_pem, write_secret
 from leadbus.publisher_keys import write_keys
 from leadbus.signing import PublisherKey, key_id_of, public_bytes
@@ -33,6 +34,7 @@ class Edge:
     token: str
     ca: Path
     sign_ins: dict[str, tuple[str, str]] = field(default_factory=dict)  # region → (user, password)
+    client: TlsPaths | None = None  # a demo caller's certificate and key (mutual TLS instead of the token)
 
 
 def prepare_edge(bootstrap: str, demo_dir: Path, gateway_port: int, cli: list[str]) -> Edge:
@@ -49,9 +51,13 @@ def prepare_edge(bootstrap: str, demo_dir: Path, gateway_port: int, cli: list[st
     tls = local_tls(edge_dir / "tls", ["127.0.0.1", "localhost"])
     tokens = edge_dir / "gateway-tokens.json"
     token = add_token(tokens, "demo-case-system", GATEWAY_AGENCY)
+    client = client_certificate(edge_dir / "callers", "demo-mtls-system")
+    add_certificate(tokens.with_name("gateway-certificates.json"), "demo-mtls-system", GATEWAY_AGENCY,
+                    client.cert.read_bytes())
     argv = [*cli, "gateway", "--agency", GATEWAY_AGENCY, "--province", GATEWAY_PROVINCE, "--port", str(gateway_port),
             "-b", bootstrap, "--signing-key", str(key_path), "--publisher-id", GATEWAY_SIGNER, "--tokens", str(tokens),
-            "--state-dir", str(edge_dir / "gateway"), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+            "--state-dir", str(edge_dir / "gateway"), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
+            "--client-ca", str(client.ca), "--certificates", str(tokens.with_name("gateway-certificates.json"))]
     users = edge_dir / "dashboard-users.yaml"
     sign_ins = {}
     for region in REGIONS:
@@ -61,4 +67,21 @@ def prepare_edge(bootstrap: str, demo_dir: Path, gateway_port: int, cli: list[st
     args = {region: ["--users", str(users), "--access-log", str(edge_dir / f"dashboard-{region}-access.jsonl")]
             for region in REGIONS}
     return Edge(argv, args, {SECRET_ENV: secrets.token_urlsafe(32)}, f"https://127.0.0.1:{gateway_port}/v1/leads",
-                token, tls.ca, sign_ins)
+                token, tls.ca, sign_ins, client)
+
+
+def edge_lines(edge: Edge, dashboards: dict[str, int]) -> list[str]:
+    """What a person needs to try the edge, one item a line and never shortened (a table would cut the token)."""
+    lines = [f"gateway SAMR Zhejiang: {edge.gateway_url}",
+             f"  CA: {edge.ca}",
+             f"  demo token: {edge.token}",
+             f"  curl --cacert {edge.ca} -H 'Authorization: Bearer {edge.token}' "
+             f"-H 'Content-Type: application/json' --data-binary @lead.json {edge.gateway_url}"]
+    if edge.client is not None:
+        lines.append(f"  or by client certificate: curl --cacert {edge.ca} --cert {edge.client.cert} "
+                     f"--key {edge.client.key} …")
+    for region, (user, password) in edge.sign_ins.items():
+        port = dashboards.get(region)
+        where = f" at http://127.0.0.1:{port}/signin" if port else ""
+        lines.append(f"dashboard {region} sign-in{where}: {user} / {password}")
+    return lines

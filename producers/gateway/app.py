@@ -24,8 +24,10 @@ signs it with the agency's key and publishes it; it answers only once the broker
 per input line, in order. `GET /v1/leads/{lead_id}` is the receipt: accepted (with its case id once
 linked), rejected (reason, field, message) or pending, from the bus's own outputs.
 
-Callers present `Authorization: Bearer <token>` (per-system tokens stored hashed, `auth.py`); every call
-is logged (who, when, what, the answer) to `<state>/access.jsonl`.
+Callers present `Authorization: Bearer <token>` (per-system tokens stored hashed, `auth.py`) or, without
+one, a client certificate the TLS layer verified against the callers' CA and that the certificates file
+maps to a system (`server.py` puts it into the request's state); every call is logged (who and how, when,
+what, the answer) to `<state>/access.jsonl`.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from leadbus.models import CaseLead
 from leadbus.processors.core.intake import Seen, judge
 from leadbus.processors.core.normalize import normalise
 from leadbus.producers.errors import FieldError, InvalidLead, PublishError
-from leadbus.producers.gateway.auth import Caller, TokenStore
+from leadbus.producers.gateway.auth import Caller, CertificateStore, TokenStore, certificate_fingerprint
 from leadbus.producers.gateway.ledger import Ledger, Published
 from leadbus.producers.gateway.ratelimit import RateLimiter
 from leadbus.producers.gateway.receipts import Outcome, ReceiptIndex
@@ -70,6 +72,8 @@ log = logging.getLogger("leadbus.producers.gateway")
 MAX_BODY_BYTES = 4 * MAX_EVENT_BYTES
 MAX_BATCH_LINES = 1000
 MAX_BATCH_BYTES = 32 * 1024 * 1024
+#: Where the server puts the verified client certificate (DER) of a connection in each request's ASGI state.
+PEER_CERTIFICATE = "tls_peer_certificate"
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ class GatewayConfig:
     rate: float = 50.0  # leads per second per calling system (0: unlimited)
     burst: float = 200.0
     publish_timeout: float = 15.0  # seconds the broker has to confirm; then 503 (and the event is dropped)
+    certificates: Path | None = None  # client certificates → systems; default certificates.json beside the tokens
+
+    @property
+    def certificates_file(self) -> Path:
+        return self.certificates or self.tokens.with_name("certificates.json")
 
     @property
     def signer(self) -> str:
@@ -210,6 +219,7 @@ class Gateway:
         self.ledger = Ledger(config.state_dir / "ledger.sqlite")
         self.receipts = ReceiptIndex(receipts_kafka or kafka, config.agency)
         self.tokens = TokenStore(config.tokens, config.agency)
+        self.certificates = CertificateStore(config.certificates_file, config.agency)
         self.limiter = RateLimiter(config.rate, config.burst)
         self.access = AccessLog(config.state_dir / "access.jsonl", "leadbus.producers.gateway.access")
         self._publish_lock = threading.Lock()  # seal + produce in one order: a lane's numbers reach Kafka in order
@@ -457,7 +467,8 @@ def _unavailable(model: CaseLead, why: str) -> Answer:
 
 # -- the web app -------------------------------------------------------------------------------------
 
-_bearer = HTTPBearer(auto_error=False, description="a per-system API token (`leadbus gateway token add`)")
+_bearer = HTTPBearer(auto_error=False, description="a per-system API token (`leadbus gateway-token`); callers may "
+                     "instead present a client certificate mapped to a system (`leadbus gateway-cert`)")
 
 
 class _Refused(Exception):
@@ -526,6 +537,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         request.state.request_id = uuid.uuid4().hex
         request.state.caller = None
         request.state.lead = None
+        presented = request.scope.get("state", {}).get(PEER_CERTIFICATE)
         response: Response | None = None
         try:
             response = await call_next(request)
@@ -534,7 +546,8 @@ def create_app(gateway: Gateway) -> FastAPI:
             caller: Caller | None = request.state.caller
             gateway.access.write({
                 "request_id": request.state.request_id, "system": caller.system if caller else None,
-                "principal": caller.principal if caller else None,
+                "principal": caller.principal if caller else None, "via": caller.via if caller else None,
+                "certificate": certificate_fingerprint(presented) if presented else None,
                 "remote": request.client.host if request.client else None, "method": request.method,
                 "path": request.url.path, "status": response.status_code if response is not None else 500,
                 "lead": request.state.lead, "ms": round((time.monotonic() - started) * 1000, 1),
@@ -546,9 +559,13 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     def authenticate(request: Request,
                      credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
-        caller = gateway.tokens.caller(credentials.credentials if credentials else None)
+        if "authorization" in request.headers:  # a credential given is the one judged: no falling back
+            caller = gateway.tokens.caller(credentials.credentials if credentials else None)
+        else:
+            caller = gateway.certificates.caller(request.scope.get("state", {}).get(PEER_CERTIFICATE))
         if caller is None:
-            raise _Refused(_error(401, "UNAUTHENTICATED", "present a valid API token: Authorization: Bearer <token>",
+            raise _Refused(_error(401, "UNAUTHENTICATED", "present a valid API token (Authorization: Bearer <token>) "
+                                  "or a client certificate mapped to a system of this agency",
                                   headers={"WWW-Authenticate": "Bearer"}))
         request.state.caller = caller
         return caller

@@ -1,38 +1,27 @@
-"""Running the gateway: Kafka settings, the signing key, TLS, uvicorn."""
+"""Running the gateway: Kafka settings, the signing key, TLS (and callers' client certificates), uvicorn."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from leadbus import clients
-from leadbus.clients import KafkaSettings
-from leadbus.producers.gateway.app import Gateway, GatewayConfig, create_app
+from leadbus.clients import KafkaSettings, resolve_settings
+from leadbus.producers.gateway.app import PEER_CERTIFICATE, Gateway, GatewayConfig, create_app
 from leadbus.producers.gateway.tls import TlsPaths, local_tls
 from leadbus.producers.signing import KEY_ENV, SigningSealer
 
 
 def kafka_settings(bootstrap: str | None, client_config: str | Path | None, principal: str) -> KafkaSettings:
-    """The gateway's connection: a principal's client settings file (or a folder of `<principal>.json`, as
-    `leadbus acl apply` writes them), else plain `bootstrap`. An explicit `bootstrap` overrides the file's."""
-    resolve = getattr(clients, "resolve_settings", None)
-    if resolve is not None:  # the project's own resolver, where the secured-broker work has landed
-        settings: KafkaSettings = resolve(client_config, principal, bootstrap)
-        return settings
-    if not client_config:
-        if not bootstrap:
-            raise ValueError("no bootstrap servers and no client settings")
-        return KafkaSettings(bootstrap)
-    path = Path(client_config)
-    if path.is_dir():
-        path = path / f"{principal}.json"
-    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    servers = doc.pop("bootstrap.servers", None)
-    return KafkaSettings(bootstrap or str(servers), security=doc)
+    """A connection of the gateway: a principal's client settings file (or a folder of `<principal>.json`, as
+    `leadbus acl apply` writes them), else plain `bootstrap`. An explicit `bootstrap` overrides the file's.
+    The gateway publishes as `publisher-<AGENCY>` and reads receipts as `gateway-receipts`."""
+    return resolve_settings(client_config, principal, bootstrap)
 
 
 def signing_sealer(publisher_id: str, key: Path | None, state_dir: Path) -> SigningSealer:
@@ -53,8 +42,30 @@ def tls_files(cert: Path | None, key: Path | None, state_dir: Path, hosts: list[
     return local_tls(state_dir / "tls", hosts)
 
 
+class PeerCertificateProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, handing each request the connection's verified client certificate.
+
+    uvicorn gives an app no view of the TLS peer; asyncio calls `connection_made` once the handshake is
+    done, and every request's ASGI `state` is a copy of `app_state`, so a per-connection copy carries it."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        self.app_state = {**self.app_state, PEER_CERTIFICATE: der}
+
+
+def uvicorn_config(gateway: Gateway, tls: TlsPaths, client_ca: Path | None = None, **options: Any) -> uvicorn.Config:
+    """TLS always; with `client_ca`, callers may also present a client certificate issued by it (verified by the
+    handshake: any other certificate fails it), which the certificates file maps to a system."""
+    return uvicorn.Config(create_app(gateway), ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
+                          ssl_ca_certs=str(client_ca) if client_ca else None,
+                          ssl_cert_reqs=ssl.CERT_OPTIONAL if client_ca else ssl.CERT_NONE,
+                          http=PeerCertificateProtocol, **options)
+
+
 def serve(config: GatewayConfig, kafka: KafkaSettings, sealer: SigningSealer | None, tls: TlsPaths,
-          host: str, port: int, receipts_kafka: KafkaSettings | None = None) -> None:
+          host: str, port: int, receipts_kafka: KafkaSettings | None = None, client_ca: Path | None = None) -> None:
     gateway = Gateway(config, kafka, sealer, receipts_kafka)
-    uvicorn.run(create_app(gateway), host=host, port=port, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
-                timeout_graceful_shutdown=5, log_level="warning")
+    uvicorn.Server(uvicorn_config(gateway, tls, client_ca, host=host, port=port, timeout_graceful_shutdown=5,
+                                  log_level="warning")).run()

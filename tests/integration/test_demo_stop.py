@@ -11,16 +11,19 @@ import os
 import random
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
 from leadbus.demo import DemoPorts, busy_ports
+from leadbus.sinks.dashboard_auth import COOKIE
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -119,10 +122,42 @@ class RunningDemo:
                 continue
 
 
-def test_ctrl_c_stops_the_demo_in_order_with_its_summary_and_nothing_left(tmp_path: Path) -> None:
+def _the_edge_works_as_printed(out: str, lead: dict[str, object]) -> None:
+    """The printed gateway URL, CA, demo token, client certificate and sign-ins, used as a person would."""
+    url = re.search(r"^gateway SAMR Zhejiang: (\S+)$", out, re.M)
+    ca = re.search(r"^  CA: (\S+)$", out, re.M)
+    token = re.search(r"^  demo token: (lbt_\S+)$", out, re.M)
+    cert = re.search(r"^  or by client certificate: curl --cacert \S+ --cert (\S+) --key (\S+) ", out, re.M)
+    assert url and ca and token and cert, out[-4000:]
+    trust = ssl.create_default_context(cafile=ca.group(1))
+    wait_until(lambda: httpx.get(url.group(1).replace("/v1/leads", "/healthz"), verify=trust, timeout=10)
+               .status_code == 200, 120, "the demo's gateway", interval=0.5)
+    resp = httpx.post(url.group(1), json=lead, headers={"Authorization": f"Bearer {token.group(1)}"}, verify=trust,
+                      timeout=60)
+    assert resp.status_code == 201, resp.text
+    mutual = ssl.create_default_context(cafile=ca.group(1))
+    mutual.load_cert_chain(cert.group(1), cert.group(2))
+    again = httpx.post(url.group(1), json=lead, verify=mutual, timeout=60)  # the same lead: answered, not resent
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true", again.text
+    for region in ("jjj", "yrd", "pprd"):
+        found = re.search(rf"^dashboard {region} sign-in at (\S+)/signin: (\S+) / (\S+)$", out, re.M)
+        assert found, f"no sign-in printed for {region}"
+        base, user, password = found.groups()
+        with httpx.Client(base_url=base, timeout=30) as client:
+            signed = client.post("/signin", data={"username": user, "password": password})
+            assert signed.status_code == 303, (region, signed.text[:300])
+            cookie = signed.cookies.get(COOKIE)
+            assert cookie
+        with httpx.Client(base_url=base, timeout=30, cookies={COOKIE: cookie}) as session:  # Secure: sent by hand
+            state = session.get("/api/state")
+            assert state.status_code == 200, (region, state.text[:300])
+
+
+def test_ctrl_c_stops_the_demo_in_order_with_its_summary_and_nothing_left(tmp_path: Path, make_lead) -> None:
     demo = RunningDemo(tmp_path)
     try:
         demo.wait_running()
+        _the_edge_works_as_printed(demo.output, make_lead())
         # broker JVM + 4 stages + registry + archive + 3 dashboards, besides the demo itself
         assert len(demo.seen) >= 11, demo.seen
         began = time.monotonic()

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Producer
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
 from leadbus.avro import decode, encode, packaged_catalog
@@ -35,7 +35,7 @@ from leadbus.sinks.archive_sink import run_archive
 from leadbus.sinks.registry import case_withdrawals, counts, registry_engine
 from leadbus.sinks.registry_sink import run_registry
 from leadbus.topics import CASES, HANDOVER, WITHDRAWALS, load_declarations
-from tests.integration.test_dashboard import CHROMIUM, CHROMIUM_ARGS, LIVE, Server, SseReader, open_page, row
+from tests.dashboards import LIVE, Server, SseReader, chromium, open_page, row, serving
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
@@ -73,24 +73,14 @@ def bus(cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def pages(bus: str) -> Iterator[dict[str, Server]]:
-    servers = {region: Server(bus, region) for region in REGIONS}
-    try:
-        for server in servers.values():
-            server.start()
+    with serving({region: Server(bus, region) for region in REGIONS}) as servers:
         yield servers
-    finally:
-        for server in servers.values():
-            server.stop()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 # -- leads and what became of them ---------------------------------------------------------------------

@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from leadbus.producers.gateway.auth import TokenStore, add_token, revoke_tokens
+from leadbus.producers.gateway.auth import (
+    CertificateStore,
+    TokenStore,
+    add_certificate,
+    add_token,
+    revoke_certificates,
+    revoke_tokens,
+)
 from leadbus.producers.gateway.ratelimit import RateLimiter
-from leadbus.producers.gateway.tls import local_tls
+from leadbus.producers.gateway.tls import client_certificate, local_tls
 from leadbus.sinks.dashboard_auth import SignIn, add_user
 
 
@@ -34,6 +42,38 @@ def test_tokens_are_stored_hashed_and_revocable(tmp_path: Path) -> None:
         add_token(path, "x", "MPS")  # one agency per gateway
     with pytest.raises(ValueError):
         TokenStore(path, "MPS")
+
+
+def test_client_certificates_map_by_fingerprint_to_systems(tmp_path: Path) -> None:
+    path = tmp_path / "certificates.json"
+    mine = client_certificate(tmp_path / "callers", "nb-case-system")
+    namesake = client_certificate(tmp_path / "callers", "nb-case-system-2")
+    fingerprint = add_certificate(path, "nb-case-system", "SAMR", mine.cert.read_bytes())
+    assert path.stat().st_mode & 0o777 == 0o600
+    der = x509.load_pem_x509_certificate(mine.cert.read_bytes()).public_bytes(serialization.Encoding.DER)
+    store = CertificateStore(path, "SAMR")
+    caller = store.caller(der)
+    assert caller is not None and (caller.system, caller.principal, caller.via, caller.certificate) == (
+        "nb-case-system", "publisher-SAMR", "certificate", fingerprint)
+    other = x509.load_pem_x509_certificate(namesake.cert.read_bytes()).public_bytes(serialization.Encoding.DER)
+    assert store.caller(other) is None and store.caller(None) is None and store.caller(b"") is None
+    assert b"PRIVATE" not in path.read_bytes() and "nb-case-system" in path.read_text()
+    for bad in (b"not a certificate", mine.key.read_bytes()):
+        with pytest.raises(ValueError):
+            add_certificate(path, "x", "SAMR", bad)
+    with pytest.raises(ValueError):
+        add_certificate(path, "again", "SAMR", mine.cert.read_bytes())  # one certificate, one system
+    with pytest.raises(ValueError):
+        add_certificate(path, "nb", "MPS", namesake.cert.read_bytes())  # one agency per gateway
+    with pytest.raises(ValueError):
+        add_certificate(path, "two words", "SAMR", namesake.cert.read_bytes())
+    assert revoke_certificates(path, "nb-case-system") == 1
+    time.sleep(0.01)
+    path.touch()
+    assert store.caller(der) is None  # re-read on change: no restart needed
+    issued = x509.load_pem_x509_certificate(mine.cert.read_bytes())
+    usage = issued.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
 
 
 def test_rate_limits_are_per_caller_with_bursts() -> None:

@@ -428,7 +428,7 @@ def test_bad_input_is_a_clear_error(args: tuple[Any, ...], kwargs: dict[str, Any
 
 
 def test_the_trace_in_docs_names_only_cases_and_tests_that_exist() -> None:
-    """docs/legal-review-trace.md maps each point of the review to tests: every case id and test name it cites exists."""
+    """docs/legal-review-trace.md maps each point of the review to tests: every case and test it cites exists."""
     import re
     from pathlib import Path
 

@@ -202,13 +202,13 @@ class HandoverHandler:
         if state.get(_moved_key(case_id)) is not None:
             return result  # carried already (a redelivered CaseUpdated)
         result.state[_moved_key(case_id)] = survivor.encode()
+        result.state[_pending_key(case_id)] = None  # its own opening, if waiting, is the survivor's to decide now
         raw = state.get(_state_key(case_id))
         machine = HandoverState.from_json(json.loads(raw)) if raw is not None else None
         covers = [case_id, *(case.get("merged_from") or [])]
         result.outputs.append(self._carry(survivor, case_id, case["updated_at"], state=machine, covers=covers))
         if machine is not None:
             result.state[_state_key(case_id)] = None
-            result.state[_pending_key(case_id)] = None
             for d in machine.open_deadlines():
                 result.state[_due_key(d.due_at, case_id)] = None
         return result

@@ -192,3 +192,30 @@ def test_a_decision_naming_a_merged_case_without_a_handover_is_refused() -> None
     bus.decide(decision("CASE-B", "HEAD_APPROVE", T0, role="HEAD"), T0)
     bus.deliver()
     assert bus.rejected == ["HANDOVER_NOT_OPEN"] and len(bus.of("CASE-A")) == before
+
+
+def test_two_absorbed_cases_in_every_order_give_the_same_steps() -> None:
+    """B (with a handover) and D (without) merge into A (without): whatever the order of A's CaseUpdated and the
+    two carryovers, B's handover continues as A's and A opens nothing of its own."""
+    outcomes = []
+    for order in itertools.permutations(("A", "B", "D")):
+        bus = Bus({"CASE-A": 0, "CASE-B": 1, "CASE-D": 1})
+        bus.case(case("CASE-A", gains=WAN))
+        bus.case(case("CASE-B"))
+        bus.case(case("CASE-D", gains=WAN))
+        at = T0 + timedelta(hours=2)
+        for c in ("CASE-B", "CASE-D"):
+            bus.case(case(c, version=2, merged_into="CASE-A", at=at), at)
+        carried = {r.key.decode(): r for r in bus.carry[0]}  # both keyed CASE-A: tell them apart by what they carry
+        by_absorbed = {decode(CATALOG, r.value)[1]["absorbed"]: r for r in bus.carry[0]}
+        assert len(carried) == 1 and set(by_absorbed) == {"CASE-B", "CASE-D"}
+        bus.carry[0] = []
+        for step in order:
+            if step == "A":
+                bus.case(case("CASE-A", version=2, gains=9 * WAN, merged_from=["CASE-B", "CASE-D"], at=at), at)
+            else:
+                bus._run(0, by_absorbed[f"CASE-{step}"], at)
+        bus.deliver(at)
+        outcomes.append(_comparable(bus.of("CASE-A")))
+    assert all(o == outcomes[0] for o in outcomes)
+    assert [(s["event"], s["decision"]) for s in outcomes[0]] == [("DECISION", "MERGE")]

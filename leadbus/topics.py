@@ -27,6 +27,12 @@ INTAKE_BY_LEAD = "leadbus.internal.intake-by-lead"
 INTAKE_CHANGELOG = "leadbus.state.intake-dedupe"
 WITHDRAWALS = "leadbus.withdrawals"
 ROUTING_CHANGELOG = "leadbus.state.routing"
+# -- analysts in the linking loop (issue #19) --
+#: Valid `LinkDecision` events from intake, one partition (linking's state is global, one order).
+LINK_DECISIONS = "leadbus.links.decisions"
+#: Every `LinkSuggested` the linking stage emits (the record); each is also copied to the review topic of
+#: every region involved, which that region's dashboard (supervisors only) reads.
+LINKS_SUGGESTED = "leadbus.links.suggested"
 
 
 def intake_topic(agency: str) -> str:
@@ -44,6 +50,11 @@ def liaison_topic(province: str) -> str:
 
 def region_topic(region: str) -> str:
     return f"leadbus.region.{region}"
+
+
+def review_topic(region: str) -> str:
+    """Suggested links for the supervisors of one region to confirm or reject."""
+    return f"leadbus.review.{region}"
 
 
 _EXPANSIONS: Mapping[str, Iterable[str]] = {

@@ -37,6 +37,8 @@ from leadbus.processors.core.intake import (
     Acceptance,
     DecisionAcceptance,
     Examined,
+    LinkDecisionAcceptance,
+    Outcome,
     Rejection,
     Seen,
     Source,
@@ -50,7 +52,14 @@ from leadbus.processors.core.intake import (
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.publisher_keys import KeyFeed
 from leadbus.signing import SEAL_HEADERS, KeyRegistry, Seal
-from leadbus.topics import HANDOVER_DECISIONS, INTAKE_BY_LEAD, INTAKE_CHANGELOG, LEADS_ACCEPTED, LEADS_REJECTED
+from leadbus.topics import (
+    HANDOVER_DECISIONS,
+    INTAKE_BY_LEAD,
+    INTAKE_CHANGELOG,
+    LEADS_ACCEPTED,
+    LEADS_REJECTED,
+    LINK_DECISIONS,
+)
 
 log = logging.getLogger("leadbus.processors.intake")
 
@@ -94,7 +103,7 @@ class IntakeHandler:
             self.feed.catch_up()  # raises when the registry cannot be read: no event is judged without it
         self.feed.poll()
 
-    def _examine(self, record: Record, now: datetime) -> Acceptance | DecisionAcceptance | Rejection:
+    def _examine(self, record: Record, now: datetime) -> Outcome:
         outcome = examine(record.value, record.source, self.catalog, now, size=record.size, headers=record.headers,
                           keys=self.registry)
         if self.feed is not None and isinstance(outcome, Rejection) and outcome.reason in _UNKNOWN_YET:
@@ -124,6 +133,9 @@ class IntakeHandler:
             out = Output(HANDOVER_DECISIONS, outcome.case_id.encode(), outcome.original, headers)
             if seal is None:
                 metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
+        elif isinstance(outcome, LinkDecisionAcceptance):
+            # Analysts' link decisions (always signed) go on to linking, which owns the cases they change.
+            out = Output(LINK_DECISIONS, outcome.decision.case_a.encode(), outcome.original)
         elif isinstance(outcome, Rejection):
             out = self._rejected(outcome, now, count=seal is None)
         else:
@@ -203,7 +215,7 @@ class IntakeHandler:
         if topic == LEADS_REJECTED:
             _, letter = decode(self.catalog, value, self.rejected_schema)
             metrics.INTAKE_REJECTED.labels(letter["reason"], letter.get("publisher_agency") or "?").inc()
-        elif topic == HANDOVER_DECISIONS:
+        elif topic in (HANDOVER_DECISIONS, LINK_DECISIONS):
             metrics.INTAKE_ACCEPTED.labels(agency or "?").inc()
         result.outputs.append(Output(topic, next_key, value, forward))
         return result

@@ -115,12 +115,12 @@ class SuggestionIndex:
                 self.store.delete(f"sx:s:{other}")
         self._add("sx:n", 1 - len(before))
         signal_delta: Counter[str] = Counter(new)
-        field_delta: Counter[str] = Counter(profile_of(new, self.fields))
+        field_delta: Counter[str] = Counter(list(profile_of(new, self.fields)))
         postings: dict[str, tuple[set[str], set[str]]] = {}  # blocking value → (ids leaving, ids arriving)
         for owner, signals in before:
             signal_delta.subtract(signals)
             profile = profile_of(signals, self.fields)
-            field_delta.subtract(profile)
+            field_delta.subtract(list(profile))
             for key in block_keys(profile, self.fields):
                 postings.setdefault(key, (set(), set()))[0].add(owner)
         for key in block_keys(profile_of(new, self.fields), self.fields):

@@ -381,9 +381,9 @@ def process(
         handler: Handler = IntakeHandler(keys=keys)
     elif stage == "linking":
         from leadbus.processors import linking
-        from leadbus.topics import LEADS_ACCEPTED
+        from leadbus.topics import LEADS_ACCEPTED, LINK_DECISIONS
 
-        config = StageConfig(name="linking", kafka=kafka, topics=[LEADS_ACCEPTED],
+        config = StageConfig(name="linking", kafka=kafka, topics=[LEADS_ACCEPTED, LINK_DECISIONS],
                              changelog_topic=linking.CHANGELOG, state_dir=state_dir, group_id="leadbus-linking",
                              global_state=True)
         handler = linking.LinkingHandler()

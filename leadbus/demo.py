@@ -48,6 +48,7 @@ from leadbus.topics import (
     INTAKE_BY_LEAD,
     LEADS_ACCEPTED,
     LEADS_REJECTED,
+    LINK_DECISIONS,
     intake_topic,
     load_declarations,
 )
@@ -219,7 +220,7 @@ class Rates:
 # The stages' consumer groups and inputs, as `leadbus process` sets them up.
 STAGE_GROUPS = {"intake": "leadbus-intake", "linking": "leadbus-linking", "handover": "leadbus-handover",
                 "routing": "leadbus-routing"}
-STAGE_INPUTS = {"intake": ["^leadbus\\.intake\\..*", INTAKE_BY_LEAD], "linking": [LEADS_ACCEPTED],
+STAGE_INPUTS = {"intake": ["^leadbus\\.intake\\..*", INTAKE_BY_LEAD], "linking": [LEADS_ACCEPTED, LINK_DECISIONS],
                 "handover": [CASES, HANDOVER_DECISIONS], "routing": [CASES]}
 
 

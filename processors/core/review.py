@@ -8,8 +8,9 @@ at a time, so `SuggestionIndex` keeps in the linker's store what that needs, upd
 * ``sx:f:<field>`` — how many cases carry the field; ``sx:n`` — how many cases there are (the prior);
 * ``sx:b:<blocking value>`` — the cases carrying a blocking value, while at most ``max_block`` do; once more
   do, ``*`` (never a block again: a value that common says little and would make the work quadratic);
-* ``sx:p:<case a>|<case b>`` — the pair was suggested once; it is not suggested again (an analyst decides it
-  once), nor ever after an analyst rejected it (``Case.separated``, `Linker.rejected_pairs`).
+* ``sx:p:<case a>|<case b>`` — the weight (log2 odds) the pair had when last suggested: it is suggested again
+  only when new leads raise it by ``RESUGGEST_BITS`` (stronger evidence for the analysts), and never after an
+  analyst rejected it (``Case.separated``, `Linker.rejected_pairs`).
 
 After each lead, the changed case is compared with the cases it shares a blocking value with, with the same
 weights as offline (`suggest.score_pair`), and a pair scoring at least ``REVIEW_MIN_SCORE`` becomes a `Review`
@@ -37,6 +38,8 @@ from leadbus.processors.core.suggest import FIELDS, Field, Suggestion, block_key
 #: measuring; a review queue should hold what is more likely one suspect than not).
 REVIEW_MIN_SCORE = 0.5
 MAX_BLOCK = 40
+#: A pair already suggested comes back when its odds grew this many bits (16 times) since.
+RESUGGEST_BITS = 4.0
 _OVER = "*"
 
 
@@ -150,8 +153,8 @@ class SuggestionIndex:
     # -- comparing a changed case with its candidates ----------------------------------------------------
 
     def review(self, case: Case, rejected: Iterable[tuple[str, str]] = ()) -> list[Review]:
-        """Pairs of ``case`` with the cases it shares a blocking value with, scoring at least ``min_score``,
-        never suggested before and never rejected; best first. Marks them suggested."""
+        """Pairs of ``case`` with the cases it shares a blocking value with, scoring at least ``min_score``, never
+        rejected, and new or ``RESUGGEST_BITS`` stronger than when last suggested; best first. Marks them."""
         signals = self.signals(case.case_id)
         n = self._count("sx:n")
         if signals is None or n < 2:
@@ -169,8 +172,9 @@ class SuggestionIndex:
         out: list[Review] = []
         for other in sorted(candidates):
             a, b = _pair(case.case_id, other)
-            if (a, b) in refused or self.store.get(f"sx:p:{a}|{b}") is not None:
+            if (a, b) in refused:
                 continue
+            last = self.store.get(f"sx:p:{a}|{b}")
             other_signals = self.signals(other)
             text = self.store.get(f"c:{other}")
             if other_signals is None or text is None:
@@ -182,10 +186,10 @@ class SuggestionIndex:
             terms = score_pair(profile, profile_of(other_signals, self.fields), df, carrying, self.fields)
             total = prior + sum(bits for _, _, bits in terms)
             score = posterior(total)
-            if score < self.min_score:
+            if score < self.min_score or (last is not None and total < float(last) + RESUGGEST_BITS):
                 continue
             first, second = (case, other_case) if case.case_id == a else (other_case, case)
-            self.store.set(f"sx:p:{a}|{b}", f"{first.version}|{second.version}")
+            self.store.set(f"sx:p:{a}|{b}", str(round(total, 3)))
             provinces = provinces_of((first, second))
             out.append(Review(suggestion_id(a, b, first.version, second.version),
                               Suggestion(a, b, round(score, 6), round(total, 3), terms),

@@ -38,8 +38,8 @@ from leadbus.processors.core.suggest import FIELDS, Field, Suggestion, block_key
 #: measuring; a review queue should hold what is more likely one suspect than not).
 REVIEW_MIN_SCORE = 0.5
 MAX_BLOCK = 40
-#: A pair already suggested comes back when its odds grew this many bits (16 times) since.
-RESUGGEST_BITS = 4.0
+#: A pair already suggested comes back when its odds grew this many bits (4 times) since.
+RESUGGEST_BITS = 2.0
 _OVER = "*"
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Producer
 from typer.testing import CliRunner
@@ -28,6 +29,7 @@ from leadbus.producers import Publisher
 from leadbus.producers.signing import MemorySequences, SigningSealer, load_private_key
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
+from leadbus.sinks.dashboard_auth import COOKIE, SignIn, add_user
 from leadbus.topics import (
     CASES,
     LEADS_REJECTED,
@@ -38,6 +40,7 @@ from leadbus.topics import (
     load_declarations,
     review_topic,
 )
+from tests.integration.test_dashboard_signin import Server
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
@@ -259,3 +262,53 @@ def test_decisions_on_cases_that_do_not_fit_are_dead_lettered_by_linking(bus) ->
 
     wait_until(found, 90, "the decision on a case that does not exist to be dead-lettered")
     assert found()[0]["reason"] == "LINK_UNKNOWN_CASE" and gone in found()[0]["message"]
+
+
+def test_dashboards_show_suggestions_to_supervisors_of_the_regions_involved_only(bus, tmp_path) -> None:
+    bootstrap = bus["bootstrap"]
+    a, b = _publish(bus, _weak("上海华晟纺织有限公司", "青浦区华新镇华志路500号2幢", ["61.152.70.1"]),
+                    _weak("上海华晟纺织商行", "青浦区华新镇华志路500号2幢", ["61.152.70.2"]))
+    wait_until(lambda: _suggested(bootstrap, a, b), 60, "the pair's suggestion")
+    suggestion_id = _suggested(bootstrap, a, b)[0]["suggestion_id"]
+    users = tmp_path / "users.yaml"
+    for name, region, role in (("yrd.supervisor", "yrd", "supervisor"), ("yrd.viewer", "yrd", "viewer"),
+                               ("jjj.supervisor", "jjj", "supervisor")):
+        add_user(users, name, f"{name}-password", region, role)
+    secret = b"one host, one session secret: a cookie reaches every region's dashboard"
+    servers = {region: Server(bootstrap, region, SignIn(users, region, tmp_path / f"{region}.jsonl", secret))
+               for region in ("yrd", "jjj")}
+    for server in servers.values():
+        server.start()
+    try:
+        def get(region: str, user: str, path: str) -> httpx.Response:
+            sign_in = servers[region].sign_in
+            found = sign_in.users.get(user)
+            assert found is not None
+            token = servers[user.split(".")[0]].sign_in.issue(found)
+            return httpx.get(servers[region].url + path, cookies={COOKIE: token}, timeout=10)
+
+        def shown() -> list[dict[str, Any]]:
+            resp = get("yrd", "yrd.supervisor", "/api/suggestions")
+            assert resp.status_code == 200, resp.text
+            return [s for s in resp.json()["suggestions"] if s["suggestion_id"] == suggestion_id]
+
+        wait_until(shown, 90, "the yrd supervisor to see the suggestion")
+        row = shown()[0]
+        assert (row["case_a"], row["case_b"]) == tuple(sorted((a, b))) and row["evidence"]
+        assert get("yrd", "yrd.viewer", "/api/suggestions").status_code == 403
+        assert suggestion_id not in get("yrd", "yrd.viewer", "/api/state").text
+        assert get("yrd", "jjj.supervisor", "/api/suggestions").status_code == 403, "another region's supervisor"
+        jjj = get("jjj", "jjj.supervisor", "/api/suggestions")
+        assert jjj.status_code == 200 and suggestion_id not in jjj.text
+        assert httpx.get(servers["yrd"].url + "/api/suggestions", timeout=10).status_code == 401
+        views = [e.get("view") for e in _access(tmp_path / "yrd.jsonl") if e.get("user") == "yrd.supervisor"]
+        assert "suggestions" in views, "a supervisor's look at suggestions is in the access log"
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def _access(path: Any) -> list[dict[str, Any]]:
+    from leadbus.access_log import read_access_log
+
+    return read_access_log(path)

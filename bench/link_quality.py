@@ -34,9 +34,10 @@ from itertools import combinations
 from math import comb
 
 from leadbus.models import CaseLead
-from leadbus.processors.core.linking import link_and_suggest, link_offline
+from leadbus.processors.core.linking import Case, DictStore, Linker, link_and_suggest, link_offline
 from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.normalize import normalise as _normalise
+from leadbus.processors.core.review import REVIEW_MIN_SCORE, after_link
 from leadbus.processors.core.suggest import FIELDS, Suggestion, estimate_m, weak_signals
 from leadbus.producers.labelled import hard_negative_signals, labelled_leads, strong_keys, weak_labelled_leads
 
@@ -219,7 +220,38 @@ def weak_main(n: int, seed: int) -> int:
     for name, spec in FIELDS.items():
         print(f"    {name:<8} {estimated.get(name, float('nan')):.3f} / {spec.m:.3f}")
     print(f"  generation {generated:.1f} s; linking + suggesting {elapsed:.1f} s")
+    stream_main(leads, suspects)
     return 0 if ok_p else 1
+
+
+def stream_main(leads: Sequence[CaseLead], suspects: Sequence[int]) -> None:
+    """The linking stage's side: suggestions emitted lead by lead (processors/core/review.py) — how many, the
+    share about one suspect (judged by the cases' leads when emitted), and the cost against linking alone."""
+    normalised = [_normalise(lead) for lead in leads]
+    truth = {lead.lead_id: suspect for lead, suspect in zip(leads, suspects, strict=True)}
+    started = time.perf_counter()
+    alone = Linker(DictStore())
+    for norm in normalised:
+        alone.link(norm.lead, norm.domains)
+    link_only = time.perf_counter() - started
+    store = DictStore()
+    linker = Linker(store)
+    emitted = same = 0
+    judging = 0.0
+    started = time.perf_counter()
+    for norm in normalised:
+        reviews = after_link(linker, linker.link(norm.lead, norm.domains))
+        mark = time.perf_counter()
+        for review in reviews:
+            a, b = (Case.from_json(store.data[f"c:{c}"]) for c in (review.suggestion.case_a, review.suggestion.case_b))
+            emitted += 1
+            same += bool({truth[m] for m in a.members} & {truth[m] for m in b.members})
+        judging += time.perf_counter() - mark
+    with_review = time.perf_counter() - started - judging
+    print(f"  stream (score >= {REVIEW_MIN_SCORE}): LinkSuggested emitted {emitted:,}, "
+          f"about one suspect {same / emitted if emitted else 1.0:.3f}")
+    print(f"  stream cost: linking + suggestion index / linking alone = {with_review / link_only:.2f}x "
+          f"({link_only:.1f} s vs {with_review:.1f} s, same run)")
 
 
 def _cases_by_suspect(cases: Sequence[str], suspects: Sequence[int]) -> dict[int, set[str]]:

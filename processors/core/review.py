@@ -75,6 +75,20 @@ def provinces_of(cases: Iterable[Case]) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+class _Counts(dict[str, int]):
+    """Document frequencies read from the store on first use (``score_pair`` asks ``.get(signal, 1)``)."""
+
+    def __init__(self, store: LinkStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def get(self, key: str, default: int | None = None) -> int:  # type: ignore[override]
+        if key not in self:
+            self[key] = int(self.store.get(f"sx:d:{key}") or "0")
+        value = self[key]
+        return value if value or default is None else default
+
+
 class SuggestionIndex:
     def __init__(self, store: LinkStore, *, min_score: float = REVIEW_MIN_SCORE, max_block: int = MAX_BLOCK,
                  fields: Mapping[str, Field] = FIELDS) -> None:
@@ -168,26 +182,26 @@ class SuggestionIndex:
         candidates -= {case.case_id, *case.separated}
         refused = {_pair(a, b) for a, b in rejected}
         carrying = {name: self._count(f"sx:f:{name}") for name in self.fields}
+        df = _Counts(self.store)  # read once per review, whatever the number of candidates sharing a value
         prior = -math.log2(n - 1)
         out: list[Review] = []
-        for other in sorted(candidates):
+        for other in sorted(candidates):  # (a rejection or split marks both cases' `separated`: filtered above)
             a, b = _pair(case.case_id, other)
             if (a, b) in refused:
                 continue
-            last = self.store.get(f"sx:p:{a}|{b}")
             other_signals = self.signals(other)
-            text = self.store.get(f"c:{other}")
-            if other_signals is None or text is None:
+            if other_signals is None:
                 continue
-            other_case = Case.from_json(text)
-            if case.case_id in other_case.separated:
-                continue
-            df = {s: self._count(f"sx:d:{s}") for s in {*signals, *other_signals}}
             terms = score_pair(profile, profile_of(other_signals, self.fields), df, carrying, self.fields)
             total = prior + sum(bits for _, _, bits in terms)
             score = posterior(total)
-            if score < self.min_score or (last is not None and total < float(last) + RESUGGEST_BITS):
+            if score < self.min_score:
                 continue
+            last = self.store.get(f"sx:p:{a}|{b}")
+            text = self.store.get(f"c:{other}")
+            if text is None or (last is not None and total < float(last) + RESUGGEST_BITS):
+                continue
+            other_case = Case.from_json(text)
             first, second = (case, other_case) if case.case_id == a else (other_case, case)
             self.store.set(f"sx:p:{a}|{b}", str(round(total, 3)))
             provinces = provinces_of((first, second))

@@ -19,7 +19,10 @@ Automatic links must keep precision ≥ 0.995 (recall is printed, not barred: st
 the guises). Suggestions (`processors/core/suggest.py`) are measured on case pairs: a pair of distinct cases
 is truly-same when their majority suspects are one; N = the number of such pairs. It prints precision@100,
 precision@1000 and coverage = the share of the N truly-same pairs within the top 2N suggestions (aims 0.9 and
-0.7), and the m of each field estimated from the labels beside the one in use.
+0.7), and the m of each field estimated from the labels beside the one in use. Then the stream's side
+(`processors/core/review.py`, lead by lead as the linking stage runs it): how many `LinkSuggested` it emits
+(score ≥ 0.5), the share of them about one suspect (judged on the cases' leads when emitted), and the time of
+linking with the suggestion index against linking alone, in the same run.
 """
 
 from __future__ import annotations

@@ -19,7 +19,10 @@ Automatic links must keep precision ≥ 0.995 (recall is printed, not barred: st
 the guises). Suggestions (`processors/core/suggest.py`) are measured on case pairs: a pair of distinct cases
 is truly-same when their majority suspects are one; N = the number of such pairs. It prints precision@100,
 precision@1000 and coverage = the share of the N truly-same pairs within the top 2N suggestions (aims 0.9 and
-0.7), and the m of each field estimated from the labels beside the one in use.
+0.7), and the m of each field estimated from the labels beside the one in use. Then the stream's side
+(`processors/core/review.py`, lead by lead as the linking stage runs it): how many `LinkSuggested` it emits
+(score ≥ 0.5), the share of them about one suspect (judged on the cases' leads when emitted), and the time of
+linking with the suggestion index against linking alone, in the same run.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from itertools import combinations
 from math import comb
 
 from leadbus.models import CaseLead
-from leadbus.processors.core.linking import link_and_suggest, link_offline
+from leadbus.processors.core.linking import Case, DictStore, Linker, link_and_suggest, link_offline
 from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.normalize import normalise as _normalise
+from leadbus.processors.core.review import REVIEW_MIN_SCORE, after_link
 from leadbus.processors.core.suggest import FIELDS, Suggestion, estimate_m, weak_signals
 from leadbus.producers.labelled import hard_negative_signals, labelled_leads, strong_keys, weak_labelled_leads
 
@@ -219,7 +223,38 @@ def weak_main(n: int, seed: int) -> int:
     for name, spec in FIELDS.items():
         print(f"    {name:<8} {estimated.get(name, float('nan')):.3f} / {spec.m:.3f}")
     print(f"  generation {generated:.1f} s; linking + suggesting {elapsed:.1f} s")
+    stream_main(leads, suspects)
     return 0 if ok_p else 1
+
+
+def stream_main(leads: Sequence[CaseLead], suspects: Sequence[int]) -> None:
+    """The linking stage's side: suggestions emitted lead by lead (processors/core/review.py) — how many, the
+    share about one suspect (judged by the cases' leads when emitted), and the cost against linking alone."""
+    normalised = [_normalise(lead) for lead in leads]
+    truth = {lead.lead_id: suspect for lead, suspect in zip(leads, suspects, strict=True)}
+    started = time.perf_counter()
+    alone = Linker(DictStore())
+    for norm in normalised:
+        alone.link(norm.lead, norm.domains)
+    link_only = time.perf_counter() - started
+    store = DictStore()
+    linker = Linker(store)
+    emitted = same = 0
+    judging = 0.0
+    started = time.perf_counter()
+    for norm in normalised:
+        reviews = after_link(linker, linker.link(norm.lead, norm.domains))
+        mark = time.perf_counter()
+        for review in reviews:
+            a, b = (Case.from_json(store.data[f"c:{c}"]) for c in (review.suggestion.case_a, review.suggestion.case_b))
+            emitted += 1
+            same += bool({truth[m] for m in a.members} & {truth[m] for m in b.members})
+        judging += time.perf_counter() - mark
+    with_review = time.perf_counter() - started - judging
+    print(f"  stream (score >= {REVIEW_MIN_SCORE}): LinkSuggested emitted {emitted:,}, "
+          f"about one suspect {same / emitted if emitted else 1.0:.3f}")
+    print(f"  stream cost: linking + suggestion index / linking alone = {with_review / link_only:.2f}x "
+          f"({link_only:.1f} s vs {with_review:.1f} s, same run)")
 
 
 def _cases_by_suspect(cases: Sequence[str], suspects: Sequence[int]) -> dict[int, set[str]]:

@@ -540,3 +540,82 @@ class BlacklistDecision(_Model):
     @classmethod
     def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
         return _event_time(value, info, "decided_at")
+
+
+# -- analysts' link decisions (issue #19) --------------------------------------------------------------
+
+
+class Analyst(_Model):
+    """Who decided a link: an account of an agency's system or a dashboard sign-in, in a role that may decide."""
+
+    agency: str
+    province: str
+    user: str
+    role: Literal["ANALYST", "SUPERVISOR", "OFFICER", "VIEWER"]
+
+    _agency = field_validator("agency")(_check_agency)
+    _province = field_validator("province")(_check_publisher_province)
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not value.strip() or len(value) > 128:
+            raise _fail("ANALYST_UNNAMED", "a link decision names the analyst's account (1-128 characters)")
+        return value.strip()
+
+
+class LinkDecision(_Model):
+    """An analyst's decision on case links (并案 / 拆案): CONFIRM merges two cases, REJECT says they are not one
+    suspect (never suggested again), SPLIT moves named leads out of a case into a new one."""
+
+    decision_id: str
+    action: Literal["CONFIRM", "REJECT", "SPLIT"]
+    case_a: str
+    case_b: str | None = None
+    lead_ids: list[str] = Field(default_factory=list, max_length=1000)
+    suggestion_id: str | None = None
+    analyst: Analyst
+    reason: str
+    decided_at: datetime
+
+    @field_validator("decision_id", mode="before")
+    @classmethod
+    def _decision_id(cls, value: object) -> str:
+        return _uuid_text(value, "DECISION_ID_FORMAT")
+
+    @field_validator("case_a", "case_b")
+    @classmethod
+    def _case_id(cls, value: str | None) -> str | None:
+        if value is not None and not _CASE_ID.match(value):
+            raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
+        return value
+
+    @field_validator("lead_ids", mode="before")
+    @classmethod
+    def _lead_ids(cls, value: object) -> list[str]:
+        if not isinstance(value, list):
+            raise _fail("LEAD_ID_FORMAT", "lead_ids is a list of lead ids")
+        return sorted({_uuid_text(v, "LEAD_ID_FORMAT") for v in value})
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        if not value.strip():
+            raise _fail("REASON_MISSING", "a link decision says why (reason): it goes into the case history")
+        if len(value) > 4000:
+            raise _fail("REASON_TOO_LONG", "a link decision's reason is at most 4000 characters")
+        return value.strip()
+
+    @field_validator("decided_at")
+    @classmethod
+    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return _event_time(value, info, "decided_at")
+
+    @model_validator(mode="after")
+    def _shape(self) -> LinkDecision:
+        if self.action == "SPLIT":
+            if self.case_b is not None or not self.lead_ids:
+                raise _fail("LINK_DECISION_SHAPE", "a SPLIT names one case (case_a) and the leads that leave it")
+        elif self.case_b is None or self.case_b == self.case_a or self.lead_ids:
+            raise _fail("LINK_DECISION_SHAPE", f"a {self.action} names two distinct cases and no leads")
+        return self

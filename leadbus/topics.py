@@ -58,6 +58,13 @@ BLACKLIST_CHANGELOG = "leadbus.state.blacklist"
 DISCLOSURE = "leadbus.disclosure"
 DISCLOSURE_CHANGELOG = "leadbus.state.disclosure"
 
+# -- analysts in the linking loop (issue #19) --
+#: Valid `LinkDecision` events from intake, one partition (linking's state is global, one order).
+LINK_DECISIONS = "leadbus.links.decisions"
+#: Every `LinkSuggested` the linking stage emits (the record); each is also copied to the review topic of
+#: every region involved, which that region's dashboard (supervisors only) reads.
+LINKS_SUGGESTED = "leadbus.links.suggested"
+
 
 def intake_topic(agency: str) -> str:
     return f"{INTAKE_PREFIX}{agency}"
@@ -79,6 +86,11 @@ def region_topic(region: str) -> str:
 def channel_topic(channel: str) -> str:
     """A national channel to one authority (customs, payments), outside the provincial feeds."""
     return f"leadbus.channel.{channel}"
+
+
+def review_topic(region: str) -> str:
+    """Suggested links for the supervisors of one region to confirm or reject."""
+    return f"leadbus.review.{region}"
 
 
 _EXPANSIONS: Mapping[str, Iterable[str]] = {

@@ -37,6 +37,8 @@ from leadbus.processors.core.intake import (
     Acceptance,
     DecisionAcceptance,
     Examined,
+    LinkDecisionAcceptance,
+    Outcome,
     Rejection,
     Seen,
     Source,
@@ -58,6 +60,7 @@ from leadbus.topics import (
     INTAKE_PATTERN,
     LEADS_ACCEPTED,
     LEADS_REJECTED,
+    LINK_DECISIONS,
 )
 
 log = logging.getLogger("leadbus.processors.intake")
@@ -69,7 +72,8 @@ PHASE = "leadbus-intake-phase"
 SEQUENCE_PHASE = b"sequence"
 # Headers of a sequence-phase record: where its payload goes next, and where the event came from.
 _NEXT_TOPIC, _NEXT_KEY, _SOURCE = "leadbus-next-topic", "leadbus-next-key", "leadbus-source"
-_DECISION_TOPICS = frozenset({HANDOVER_DECISIONS, BLACKLIST_DECISIONS})  # decisions keep their seal downstream
+# decisions keep their seal downstream
+_DECISION_TOPICS = frozenset({HANDOVER_DECISIONS, BLACKLIST_DECISIONS, LINK_DECISIONS})
 _UNKNOWN_YET = frozenset({"UNKNOWN_KEY", "KEY_NOT_YET_VALID"})
 
 
@@ -102,7 +106,7 @@ class IntakeHandler:
             self.feed.catch_up()  # raises when the registry cannot be read: no event is judged without it
         self.feed.poll()
 
-    def _examine(self, record: Record, now: datetime) -> Acceptance | DecisionAcceptance | Rejection:
+    def _examine(self, record: Record, now: datetime) -> Outcome:
         outcome = examine(record.value, record.source, self.catalog, now, size=record.size, headers=record.headers,
                           keys=self.registry)
         if self.feed is not None and isinstance(outcome, Rejection) and outcome.reason in _UNKNOWN_YET:
@@ -132,6 +136,9 @@ class IntakeHandler:
             out = Output(outcome.topic, outcome.case_id.encode(), outcome.original, headers)
             if seal is None:
                 metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
+        elif isinstance(outcome, LinkDecisionAcceptance):
+            # Analysts' link decisions (always signed) go on to linking, which owns the cases they change.
+            out = Output(LINK_DECISIONS, outcome.decision.case_a.encode(), outcome.original)
         elif isinstance(outcome, Rejection):
             out = self._rejected(outcome, now, count=seal is None)
         else:

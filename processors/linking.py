@@ -5,6 +5,11 @@ state is not partitioned: one active worker owns it (others in the group stand b
 over on failure), and `leadbus.leads.accepted` has a single partition, so every replay sees
 the leads in the same order and derives the same case ids. bench/link_speed.py measures what
 one worker sustains.
+
+Analysts in the loop (`processors/core/review.py`): a lead that changes a case's weak signals may give
+`LinkSuggested` events (onto `leadbus.links.suggested` and the review topic of each region involved), and
+analysts' `LinkDecision` events, validated by intake, arrive on `leadbus.links.decisions` (one partition,
+read by the same worker: the range assignor gives partition 0 of both topics to one member).
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from datetime import date, datetime
 from typing import Any
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
-from leadbus.models import CaseLead
+from leadbus.models import CaseLead, LinkDecision
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.linking import Case, Linker, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
-from leadbus.topics import CASES, LEADS_REJECTED, LINKING_CHANGELOG
+from leadbus.processors.core.review import Review, after_link, apply_decision
+from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, LINKS_SUGGESTED, review_topic
 
 log = logging.getLogger("leadbus.processors.linking")
 
@@ -54,7 +60,21 @@ def case_updated_record(case: Case, now: datetime, merged_into: str | None = Non
                                   for p in summary["prior_penalties"]]
     summary["merged_into"] = merged_into
     summary["updated_at"] = now
+    summary["link_history"] = [
+        {"decision_id": e["decision_id"], "action": e["action"], "agency": e["agency"], "province": e["province"],
+         "user": e["user"], "role": e["role"], "reason": e["reason"],
+         "decided_at": datetime.fromisoformat(e["decided_at"]), "suggestion_id": e.get("suggestion_id"),
+         "merged": e.get("merged"), "leads": e.get("leads", []), "split_from": e.get("from"), "split_to": e.get("to")}
+        for e in case.history]
     return summary
+
+
+def link_suggested_record(review: Review, now: datetime) -> dict[str, Any]:
+    s = review.suggestion
+    return {"suggestion_id": review.suggestion_id, "case_a": s.case_a, "case_b": s.case_b,
+            "version_a": review.version_a, "version_b": review.version_b, "score": s.score, "weight_bits": s.weight,
+            "evidence": [{"signal": f, "value": v or None, "bits": round(b, 3)} for f, v, b in s.evidence],
+            "regions": list(review.regions), "provinces": list(review.provinces), "suggested_at": now}
 
 
 class LinkingHandler:
@@ -63,8 +83,12 @@ class LinkingHandler:
         self.accepted_schema = self.catalog.latest("cn.leadbus.LeadAccepted")
         self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
+        self.decision_schema = self.catalog.latest("cn.leadbus.LinkDecision")
+        self.suggested_schema = self.catalog.latest("cn.leadbus.LinkSuggested")
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
+        if record.topic == LINK_DECISIONS:
+            return self.decide(record, state, now)
         result = Result()
         try:
             _, event = decode(self.catalog, record.value or b"", self.accepted_schema)
@@ -77,11 +101,54 @@ class LinkingHandler:
                 now=now))))
             return result
         store = _Store(state)
-        outcome = Linker(store).link(lead, event["identity"]["registrable_domains"])
+        linker = Linker(store)
+        outcome = linker.link(lead, event["identity"]["registrable_domains"])
         for absorbed in outcome.absorbed:
             value = encode(self.case_schema, case_updated_record(absorbed, now, merged_into=outcome.case.case_id))
             result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))
         value = encode(self.case_schema, case_updated_record(outcome.case, now))
         result.outputs.append(Output(CASES, outcome.case.case_id.encode(), value))
+        result.outputs.extend(self._suggested(after_link(linker, outcome), now))
         result.state.update(store.writes)
         return result
+
+    def decide(self, record: Record, state: StateView, now: datetime) -> Result:
+        """An analyst's `LinkDecision` (intake checked who and why): merge, reject or split; a decision that no
+        longer fits the cases (a case merged away, leads not in it) is dead-lettered with its reason."""
+        try:
+            _, event = decode(self.catalog, record.value or b"", self.decision_schema)
+            decision = LinkDecision.model_validate(event)
+        except (DecodeError, ValueError) as exc:
+            return self._refused(record, "LINK_UNDECODABLE", str(exc), now)
+        store = _Store(state)
+        outcome = apply_decision(Linker(store), decision)
+        if outcome.refused is not None:
+            return self._refused(record, *outcome.refused, now, agency=decision.analyst.agency)
+        result = Result()
+        for absorbed, into in outcome.absorbed:
+            value = encode(self.case_schema, case_updated_record(absorbed, now, merged_into=into))
+            result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))
+        for case in outcome.updated:
+            value = encode(self.case_schema, case_updated_record(case, now))
+            result.outputs.append(Output(CASES, case.case_id.encode(), value))
+        result.outputs.extend(self._suggested(list(outcome.reviews), now))
+        result.state.update(store.writes)
+        log.info("link decision", extra={"decision_id": decision.decision_id, "action": decision.action,
+                                         "case_a": decision.case_a, "case_b": decision.case_b,
+                                         "duplicate": outcome.duplicate})
+        return result
+
+    def _suggested(self, reviews: list[Review], now: datetime) -> list[Output]:
+        outputs: list[Output] = []
+        for review in reviews:
+            value = encode(self.suggested_schema, link_suggested_record(review, now))
+            key = f"{review.suggestion.case_a}|{review.suggestion.case_b}".encode()
+            outputs.append(Output(LINKS_SUGGESTED, key, value))
+            outputs.extend(Output(review_topic(region), key, value) for region in review.regions)
+        return outputs
+
+    def _refused(self, record: Record, reason: str, message: str, now: datetime, agency: str | None = None) -> Result:
+        log.warning("link decision refused at %s@%s: %s %s", record.topic, record.offset, reason, message)
+        return Result([Output(LEADS_REJECTED, record.key, encode(self.rejected_schema, dead_letter_record(
+            reason=reason, message=message, original=record.value or b"", source=record.source, now=now,
+            agency=agency)))])

@@ -29,6 +29,7 @@ from leadbus.topics import (
     INTAKE_CHANGELOG,
     INTAKE_PATTERN,
     LEADS_ACCEPTED,
+    LINK_DECISIONS,
     LINKING_CHANGELOG,
     ROUTING_CHANGELOG,
     stage_group,
@@ -130,7 +131,7 @@ STAGES: dict[str, StageDefinition] = {
     for d in (
         StageDefinition("intake", (INTAKE_PATTERN, INTAKE_BY_LEAD), INTAKE_CHANGELOG, _intake,
                         state_topic=INTAKE_BY_LEAD),
-        StageDefinition("linking", (LEADS_ACCEPTED,), LINKING_CHANGELOG, _linking, global_state=True),
+        StageDefinition("linking", (LEADS_ACCEPTED, LINK_DECISIONS), LINKING_CHANGELOG, _linking, global_state=True),
         StageDefinition("handover", (CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER), HANDOVER_CHANGELOG, _handover,
                         clock_may_run_fast=True),
         StageDefinition("routing", (CASES, HANDOVER), ROUTING_CHANGELOG, _routing),

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
-from leadbus.models import FUTURE_TOLERANCE, BlacklistDecision, CaseLead, HandoverDecision
+from leadbus.models import FUTURE_TOLERANCE, BlacklistDecision, CaseLead, HandoverDecision, LinkDecision
 from leadbus.producers.errors import FieldError, InvalidLead, PublishError
 from leadbus.topics import intake_topic
 
@@ -305,6 +305,21 @@ class Publisher:
                                           f"this publisher writes for {self.agency}, not {model.actor.agency}")])
         entry = self._catalog.latest("cn.leadbus.BlacklistDecision")
         pending = self.publish_encoded(model.entry_id, encode(entry, model.model_dump(mode="python")))
+        pending.lead_id = model.decision_id
+        return pending
+
+    def publish_link_decision(self, decision: LinkDecision | Mapping[str, Any]) -> PendingDelivery:
+        """Publish an analyst's link decision (confirm, reject, split); intake refuses it unless it is signed."""
+        try:
+            model = decision if isinstance(decision, LinkDecision) else LinkDecision.model_validate(
+                decision, context={"now": self._clock()})
+        except ValidationError as exc:
+            raise InvalidLead.from_validation(exc) from None
+        if model.analyst.agency != self.agency:
+            raise InvalidLead([FieldError("analyst.agency", "WRONG_PUBLISHER",
+                                          f"this publisher writes for {self.agency}, not {model.analyst.agency}")])
+        entry = self._catalog.latest("cn.leadbus.LinkDecision")
+        pending = self.publish_encoded(model.case_a, encode(entry, model.model_dump(mode="python")))
         pending.lead_id = model.decision_id
         return pending
 

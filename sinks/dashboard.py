@@ -20,6 +20,11 @@ counted in `/metrics`; public enterprise identifiers (统一社会信用代码, 
 
 Routes: `/` (the page, Chinese by default, `?lang=en` for English), `/api/state`, `/api/search?q=`,
 `/events` (SSE: a `snapshot`, then `bulletin` / `removed` / `handover` events), `/metrics`, `/healthz`.
+
+Suggested links (issue #19): the reader also reads `leadbus.review.<region>` (`LinkSuggested` events the
+linking stage wrote for pairs of cases involving the region) and keeps the open ones; `/api/suggestions`
+serves them to a signed-in *supervisor* of the region only (never to viewers, never on the shared event
+stream), a person's name masked to its surname and an IP address to its network.
 """
 
 from __future__ import annotations
@@ -48,12 +53,14 @@ from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.sinks.dashboard_auth import SignIn
-from leadbus.sinks.dashboard_state import Event, RegionBoard, case_view, step_view
-from leadbus.topics import region_topic
+from leadbus.sinks.dashboard_state import Event, RegionBoard, SuggestionBoard, case_view, step_view, suggestion_view
+from leadbus.topics import region_topic, review_topic
 
 log = logging.getLogger("leadbus.sinks.dashboard")
 
 BULLETIN, STEP, WITHDRAWN = "cn.leadbus.RegionalBulletin", "cn.leadbus.HandoverStep", "cn.leadbus.CaseWithdrawn"
+SUGGESTED = "cn.leadbus.LinkSuggested"
+SNAPSHOT_SUGGESTIONS = 500
 SNAPSHOT_CASES = 500  # the newest cases in a snapshot; counts always cover every case
 SNAPSHOT_BOARD = 500
 SSE_QUEUE = 1000  # events buffered per client; a client that falls further behind is disconnected
@@ -159,6 +166,8 @@ class Dashboard:
         self.catalog = catalog or packaged_catalog()
         self.lock = threading.Lock()
         self.state = RegionBoard(region)
+        self.review = review_topic(region)
+        self.suggestions = SuggestionBoard()
         self.seq = 0
         self.metrics = Metrics(region)
         self.hub = Hub(self.metrics)
@@ -207,7 +216,15 @@ class Dashboard:
             with self.lock:
                 self._push(self.state.withdraw(str(record["case_id"]), int(record["version"]),
                                                record.get("merged_into")))
+                self.suggestions.drop_case(str(record["case_id"]))
                 self.refresh_gauges()
+        elif topic == self.review and writer.name == SUGGESTED:
+            if self.region not in record["regions"]:
+                self.metrics.foreign.inc()
+                log.error("suggestion %s for %s on %s; ignored", record["suggestion_id"], record["regions"], topic)
+                return
+            with self.lock:
+                self.suggestions.add(suggestion_view(record))
         elif topic == self.topic and writer.name == STEP:
             self.metrics.steps.inc()
             step = step_view(record)
@@ -235,6 +252,10 @@ class Dashboard:
         with self.lock:
             found = self.state.cases.get(case_id)
             return dict(found) if found is not None else None
+
+    def suggested(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.suggestions.rows(SNAPSHOT_SUGGESTIONS)
 
     def search(self, query: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -271,8 +292,11 @@ class Dashboard:
         consumer = self.kafka.consumer(f"leadbus-dashboard-{self.region}-{uuid.uuid4()}")
         try:
             assignment = []
-            for topic in (self.topic,):
+            for topic in (self.topic, self.review):
                 meta = consumer.list_topics(topic, timeout=30).topics[topic]
+                if meta.error is not None and topic == self.review:  # a bus not yet given review topics
+                    log.warning("%s: %s; suggestions not shown", topic, meta.error)
+                    continue
                 if meta.error is not None:
                     raise RuntimeError(f"{topic}: {meta.error}")
                 assignment += [TopicPartition(topic, p, self.positions.get((topic, p), OFFSET_BEGINNING))
@@ -391,6 +415,15 @@ def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | No
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={**_NO_STORE, "X-Accel-Buffering": "no"})
+
+    @app.get("/api/suggestions")
+    def suggestions(request: Request) -> JSONResponse:
+        user = request.scope.get("state", {}).get("user")
+        if user is None or user.role != "supervisor":  # without sign-in nobody is a supervisor
+            return JSONResponse({"error": "FORBIDDEN", "message": "suggested links: supervisors only"},
+                                status_code=403, headers=_NO_STORE)
+        rows = dash.suggested()
+        return JSONResponse({"count": len(rows), "suggestions": rows}, headers=_NO_STORE)
 
     @app.get("/metrics")
     def metrics() -> Response:

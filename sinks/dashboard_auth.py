@@ -270,6 +270,8 @@ def _what(path: str, query: dict[str, list[str]]) -> dict[str, Any]:
         return {"view": "search", "q": (query.get("q") or [""])[0][:100]}
     if path == "/events":
         return {"view": "stream"}
+    if path == "/api/suggestions":
+        return {"view": "suggestions"}
     if path.startswith("/api/cases/"):
         return {"view": "case", "case_id": path.removeprefix("/api/cases/")[:64]}
     return {"view": "other"}

@@ -345,3 +345,43 @@ class RegionBoard:
                 hits.append(case)
         hits.sort(key=lambda c: (c["published_at"] or 0, c["case_id"]), reverse=True)
         return hits[:limit]
+
+
+# -- suggested links (issue #19): supervisors only -------------------------------------------------------
+
+_MASKED_SIGNALS = {"person": lambda v: v[:1] + "*" * max(len(v) - 1, 1),  # a person's name: the surname only
+                   "ip": lambda v: v.rsplit(".", 1)[0] + ".*" if "." in v else v.rsplit(":", 1)[0] + ":*"}
+
+
+def suggestion_view(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a supervisor sees of a `LinkSuggested`: the pair, the score, each signal with its weight (a person's
+    name shows only its surname, an IP address only its network)."""
+    evidence = []
+    for item in record.get("evidence") or ():
+        value = item.get("value")
+        if value is not None and item["signal"] in _MASKED_SIGNALS:
+            value = _MASKED_SIGNALS[item["signal"]](str(value))
+        evidence.append({"signal": str(item["signal"]), "value": value, "bits": round(float(item["bits"]), 1)})
+    return {"suggestion_id": str(record["suggestion_id"]), "case_a": str(record["case_a"]),
+            "case_b": str(record["case_b"]), "score": round(float(record["score"]), 4),
+            "provinces": list(record.get("provinces") or ()), "evidence": evidence,
+            "suggested_at": _ms(record.get("suggested_at"))}
+
+
+class SuggestionBoard:
+    """The open suggestions of a region, newest per pair; a pair leaves when either case leaves the region."""
+
+    def __init__(self) -> None:
+        self.pairs: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+
+    def add(self, view: dict[str, Any]) -> None:
+        pair = (view["case_a"], view["case_b"])
+        self.pairs.pop(pair, None)
+        self.pairs[pair] = view
+
+    def drop_case(self, case_id: str) -> None:
+        for pair in [p for p in self.pairs if case_id in p]:
+            del self.pairs[pair]
+
+    def rows(self, limit: int) -> list[dict[str, Any]]:
+        return sorted(self.pairs.values(), key=lambda v: (-v["score"], v["case_a"], v["case_b"]))[:limit]

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -202,10 +203,23 @@ def write_batch(engine: Engine, rows: dict[str, list[dict[str, Any]]],
         _upsert(conn, leads, rows.get("leads", []), ["lead_id"], only_if_newer="revision")
         _upsert(conn, cases, rows.get("cases", []), ["case_id"], only_if_newer="version")
         _upsert(conn, case_members, rows.get("case_members", []), ["case_id", "lead_id"])
+        _prune_members(conn, rows.get("cases", []), rows.get("case_membership", []))
         _upsert(conn, handover_steps, rows.get("handover_steps", []), ["case_id", "seq"])
         _upsert(conn, case_withdrawals, rows.get("case_withdrawals", []), ["case_id", "topic", "version"])
         _upsert(conn, consumed, [{"topic": t, "partition": p, "next_offset": o} for t, p, o in offsets],
                 ["topic", "partition"], only_if_newer="next_offset")
+
+
+def _prune_members(conn: Connection, written: list[dict[str, Any]], membership: list[dict[str, Any]]) -> None:
+    """Leads that left a case (an analyst's split, #19) leave its member rows, once its newest version is stored."""
+    versions = {row["case_id"]: row["version"] for row in written}
+    for current in membership:
+        if versions.get(current["case_id"]) != current["version"]:
+            continue
+        stored = conn.execute(select(cases.c.version).where(cases.c.case_id == current["case_id"])).scalar()
+        if stored == current["version"]:
+            conn.execute(delete(case_members).where(case_members.c.case_id == current["case_id"],
+                                                    case_members.c.lead_id.not_in(current["members"])))
 
 
 def stored_offsets(engine: Engine) -> dict[tuple[str, int], int]:
@@ -223,7 +237,7 @@ def _dedupe(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, A
 
 def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {"leads": [], "cases": [], "case_members": [], "handover_steps": [],
-                                            "case_withdrawals": []}
+                                            "case_withdrawals": [], "case_membership": []}
     for kind, record in records:
         if kind == "lead":
             out["leads"].append(lead_row(record))
@@ -231,6 +245,8 @@ def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[di
             row, members = case_rows(record)
             out["cases"].append(row)
             out["case_members"].extend(members)
+            out["case_membership"].append({"case_id": row["case_id"], "version": row["version"],
+                                           "members": [m["lead_id"] for m in members]})
         elif kind == "step":
             out["handover_steps"].append(step_row(record))
         elif kind == "withdrawal":
@@ -240,6 +256,7 @@ def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[di
     out["case_members"] = _dedupe(out["case_members"], ["case_id", "lead_id"])
     out["handover_steps"] = _dedupe(out["handover_steps"], ["case_id", "seq"])
     out["case_withdrawals"] = _dedupe(out["case_withdrawals"], ["case_id", "topic", "version"])
+    out["case_membership"] = _dedupe(sorted(out["case_membership"], key=lambda r: r["version"]), ["case_id"])
     return out
 
 

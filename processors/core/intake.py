@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from leadbus.avro import DecodeError, SchemaCatalog, decode
 from leadbus.avro.codec import writer_of
 from leadbus.limits import MAX_EVENT_BYTES
-from leadbus.models import BlacklistDecision, CaseLead, HandoverDecision, reason_code
+from leadbus.models import BlacklistDecision, CaseLead, HandoverDecision, LinkDecision, reason_code
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
 from leadbus.processors.core.provenance import Refused, content_mismatch, verify_event
@@ -83,9 +83,22 @@ class DecisionAcceptance:
     topic: str = HANDOVER_DECISIONS
 
 
-Outcome = Acceptance | DecisionAcceptance | Rejection
+@dataclass(frozen=True)
+class LinkDecisionAcceptance:
+    """A valid `LinkDecision` by an authenticated analyst, forwarded as published to `leadbus.links.decisions`."""
+
+    decision: LinkDecision
+    original: bytes
+    source: Source
+    seal: Seal | None = None
+
+
+Outcome = Acceptance | DecisionAcceptance | LinkDecisionAcceptance | Rejection
 DECISION = "cn.leadbus.HandoverDecision"
 BLACKLIST_DECISION = "cn.leadbus.BlacklistDecision"
+LINK_DECISION = "cn.leadbus.LinkDecision"
+#: Who may decide links: analysts, and supervisors (who review suggestions on their region's dashboard).
+LINK_ROLES = frozenset({"ANALYST", "SUPERVISOR"})
 _ROLES_OF = {"MPS": {"POLICE", "HEAD"}, "SPP": {"PROCURATOR", "HEAD"}}
 
 
@@ -118,6 +131,43 @@ def _examine_decision(original: bytes, source: Source, catalog: SchemaCatalog, n
     if actor.role not in allowed:
         return reject("WRONG_ROLE", f"{actor.agency} cannot act as {actor.role}", "actor.role")
     return DecisionAcceptance(decision.case_id, decision.decision_id, decision.kind, original, source, seal)
+
+
+def _examine_link_decision(original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
+                           topic_agency: str | None, seal: Seal | None) -> LinkDecisionAcceptance | Rejection:
+    """A link decision merges or splits cases, so it must come from an authenticated analyst: signed by the key of
+    the analyst's agency and province (never merely "not required to sign"), on that agency's own intake topic
+    (whose only writer is the agency's SCRAM principal), naming the account, in a role that decides links, and
+    saying why."""
+
+    def reject(reason: str, message: str, field: str | None = None) -> Rejection:
+        return Rejection(reason, message, original, source, field=field, agency=topic_agency, seal=seal)
+
+    try:
+        _, record = decode(catalog, original, catalog.latest(LINK_DECISION))
+    except DecodeError as exc:
+        return reject(exc.reason, exc.message)
+    analyst_raw = record.get("analyst") if isinstance(record, dict) else None
+    if seal is None:
+        return reject("UNSIGNED", "a link decision merges or splits cases: it must be signed by the analyst's "
+                                  "agency (an unauthenticated decision is refused)", "headers")
+    if isinstance(analyst_raw, dict):
+        refused = content_mismatch(seal, str(analyst_raw.get("agency")), str(analyst_raw.get("province")))
+        if refused is not None:
+            return reject(refused.reason, refused.message, "analyst")
+    try:
+        decision = LinkDecision.model_validate(record, context={"now": now})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        path = ".".join(str(p) for p in first["loc"]) or None
+        return reject(reason_code(first["type"]), first["msg"], path)
+    analyst = decision.analyst
+    if topic_agency is not None and analyst.agency != topic_agency:
+        return reject("WRONG_TOPIC", f"a decision of {analyst.agency} arrived on {source.topic}", "analyst.agency")
+    if analyst.role not in LINK_ROLES:
+        return reject("WRONG_ROLE", f"{analyst.user} ({analyst.role}) is not an analyst: only analysts and "
+                                    "supervisors decide links", "analyst.role")
+    return LinkDecisionAcceptance(decision, original, source, seal)
 
 
 def _examine_blacklist_decision(original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
@@ -208,6 +258,8 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
             return _examine_decision(original, source, catalog, now, topic_agency, seal, keys)
         if writer == BLACKLIST_DECISION:
             return _examine_blacklist_decision(original, source, catalog, now, topic_agency, seal, keys)
+        if writer == LINK_DECISION:
+            return _examine_link_decision(original, source, catalog, now, topic_agency, seal)
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
     try:

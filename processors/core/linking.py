@@ -286,7 +286,11 @@ class Linker:
         moving = sorted(set(lead_ids) & set(case.members))
         if not moving or len(moving) == len(case.members):
             raise ValueError("a split moves some, not all, of a case's leads")
-        new = Case(case_id_for(moving[0]), self._next_seq())
+        new_id = case_id_for(moving[0])
+        if new_id == case.case_id or new_id in case.merged_from or self.store.get(f"c:{new_id}") is not None:
+            # The moved lead founded this case or one it absorbed: that id is taken (downstream knows it).
+            new_id = case_id_for(f"split:{case.case_id}:{'|'.join(moving)}")
+        new = Case(new_id, self._next_seq())
         for lead_id in moving:
             new.members[lead_id] = case.members.pop(lead_id)
             self.store.set(f"l:{lead_id}", new.case_id)
@@ -402,9 +406,10 @@ def case_summary(case: Case) -> dict[str, Any]:
     }
 
 
-def link_offline(leads: Iterable[CaseLead]) -> dict[str, str]:
-    """Link leads in order with the same code as the stream; lead_id → its final case id."""
-    linker = Linker(DictStore())
+def _link_all(leads: Iterable[CaseLead]) -> tuple[dict[str, str], DictStore]:
+    """Link leads in order with the same code as the stream: lead_id → its final case id, and the linker's store."""
+    store = DictStore()
+    linker = Linker(store)
     order: list[str] = []
     for lead in leads:
         normalised = normalise(lead)
@@ -415,7 +420,12 @@ def link_offline(leads: Iterable[CaseLead]) -> dict[str, str]:
         case_id = linker.case_of(lead_id)
         assert case_id is not None
         result[lead_id] = case_id
-    return result
+    return result, store
+
+
+def link_offline(leads: Iterable[CaseLead]) -> dict[str, str]:
+    """Link leads in order with the same code as the stream; lead_id → its final case id."""
+    return _link_all(leads)[0]
 
 
 def case_weak_signals(store: DictStore) -> dict[str, list[str]]:
@@ -432,16 +442,5 @@ def link_and_suggest(
     leads: Iterable[CaseLead], *, min_score: float = 0.05, rejected: Iterable[tuple[str, str]] = ()
 ) -> tuple[dict[str, str], list[Suggestion]]:
     """`link_offline`, then the suggested links between the resulting cases (best first)."""
-    store = DictStore()
-    linker = Linker(store)
-    order: list[str] = []
-    for lead in leads:
-        normalised = normalise(lead)
-        linker.link(normalised.lead, normalised.domains)
-        order.append(lead.lead_id)
-    result: dict[str, str] = {}
-    for lead_id in order:
-        case_id = linker.case_of(lead_id)
-        assert case_id is not None
-        result[lead_id] = case_id
+    result, store = _link_all(leads)
     return result, suggest(case_weak_signals(store), min_score=min_score, rejected=rejected)

@@ -143,6 +143,21 @@ def _split(signal: str) -> tuple[str, str]:
     return name, value
 
 
+def profile_of(signals: Iterable[str], fields: Mapping[str, Field] = FIELDS) -> dict[str, set[str]]:
+    """field → the values a case carries, from its ``field:value`` signals (fields not in ``fields`` ignored)."""
+    profile: dict[str, set[str]] = defaultdict(set)
+    for signal in signals:
+        name, value = _split(signal)
+        if name in fields:
+            profile[name].add(value)
+    return profile
+
+
+def posterior(weight_bits: float) -> float:
+    """The probability of log2 odds ``weight_bits``."""
+    return 1.0 / (1.0 + 2.0 ** (-weight_bits)) if weight_bits > -60 else 0.0
+
+
 def _pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
 
@@ -163,11 +178,7 @@ def suggest(
     df: dict[str, int] = defaultdict(int)
     carrying: dict[str, int] = defaultdict(int)  # cases carrying each field
     for case_id in sorted(cases):
-        profile: dict[str, set[str]] = defaultdict(set)
-        for signal in cases[case_id]:
-            name, value = _split(signal)
-            if name in fields:
-                profile[name].add(value)
+        profile = profile_of(cases[case_id], fields)
         profiles[case_id] = profile
         for name, values in profile.items():
             carrying[name] += 1
@@ -178,7 +189,7 @@ def suggest(
         return []
     blocks: dict[str, list[str]] = defaultdict(list)
     for case_id, profile in profiles.items():
-        for key in _block_keys(profile, fields):
+        for key in block_keys(profile, fields):
             blocks[key].append(case_id)
     blocks = {key: members for key, members in blocks.items() if 1 < len(members) <= max_block}
     candidates: set[tuple[str, str]] = set()
@@ -192,14 +203,14 @@ def suggest(
     for a, b in candidates:
         scored = score_pair(profiles[a], profiles[b], df, carrying, fields)
         total = prior + sum(w for _, _, w in scored)
-        score = 1.0 / (1.0 + 2.0 ** (-total)) if total > -60 else 0.0
+        score = posterior(total)
         if score >= min_score:
             out.append(Suggestion(a, b, round(score, 6), round(total, 3), scored))
     out.sort(key=lambda s: (-s.score, -s.weight, s.case_a, s.case_b))
     return out
 
 
-def _block_keys(profile: Mapping[str, set[str]], fields: Mapping[str, Field]) -> set[str]:
+def block_keys(profile: Mapping[str, set[str]], fields: Mapping[str, Field]) -> set[str]:
     """A case's blocking values: its values of blocking fields, and (surname | 字号) within its city — a
     relative's or a sister firm's other guise in the same town."""
     keys = {f"{name}:{value}" for name, values in profile.items() if fields[name].block for value in values}

@@ -12,7 +12,7 @@ import pytest
 from leadbus.acl import Grant, load_policy, plan_acls, plan_users
 from leadbus.agencies import AGENCIES
 from leadbus.geography import REGIONS
-from leadbus.topics import intake_topic, load_declarations, region_topic
+from leadbus.topics import intake_topic, load_declarations, region_topic, review_topic
 
 POLICY = load_policy()
 TOPICS = [s.name for s in load_declarations()]
@@ -40,7 +40,10 @@ def test_every_agency_has_one_publisher_that_writes_only_its_own_intake_topic() 
 @pytest.mark.parametrize("region", sorted(REGIONS))
 def test_a_dashboard_reads_its_region_only_and_writes_nothing(region: str) -> None:
     dash = POLICY.get(f"dashboard-{region}")
-    assert [t for t in TOPICS if dash.allows("topic", t, "read")] == [region_topic(region)]
+    # its region's topic, and its region's suggested links for its supervisors (#19)
+    assert [t for t in TOPICS if dash.allows("topic", t, "read")] == [region_topic(region), review_topic(region)]
+    assert readers(review_topic(region)) == {f"dashboard-{region}", "auditor"}
+    assert writers(review_topic(region)) == {"linking"}
     assert not [t for t in TOPICS if dash.allows("topic", t, "write")]
     assert not dash.allows("topic", "leadbus.handover", "read"), "handover steps come through the region topic"
 
@@ -83,7 +86,8 @@ def test_each_stage_owns_its_transactional_ids_groups_and_changelog() -> None:
 def test_every_declared_topic_is_read_by_someone_and_every_grant_names_a_declared_topic() -> None:
     for topic in TOPICS:
         assert readers(topic) - {"auditor"} or topic in {"leadbus.blacklist", "leadbus.webhooks.dead",
-                                                         "leadbus.takedown.replies"} \
+                                                         "leadbus.takedown.replies",
+                                                         "leadbus.links.suggested"} \
             or topic.startswith(("leadbus.jurisdiction.", "leadbus.liaison.", "leadbus.channel.")), topic
     for grant in POLICY.grants():
         if grant.kind == "topic":

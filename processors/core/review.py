@@ -1,0 +1,282 @@
+"""Analysts in the linking loop, pure: suggested links in the stream, and analysts' decisions on them.
+
+`suggest.suggest` scores all cases at once (offline: ``leadbus link --suggestions``). The stream sees one lead
+at a time, so `SuggestionIndex` keeps in the linker's store what that needs, updated as cases change:
+
+* ``sx:s:<case>`` — the case's weak signals (the union of its leads');
+* ``sx:d:<signal>`` — how many cases carry the signal (its document frequency, for the u of its weight);
+* ``sx:f:<field>`` — how many cases carry the field; ``sx:n`` — how many cases there are (the prior);
+* ``sx:b:<blocking value>`` — the cases carrying a blocking value, while at most ``max_block`` do; once more
+  do, ``*`` (never a block again: a value that common says little and would make the work quadratic);
+* ``sx:p:<case a>|<case b>`` — the weight (log2 odds) the pair had when last suggested: it is suggested again
+  only when new leads raise it by ``RESUGGEST_BITS`` (stronger evidence for the analysts), and never after an
+  analyst rejected it (``Case.separated``, `Linker.rejected_pairs`).
+
+After each lead, the changed case is compared with the cases it shares a blocking value with, with the same
+weights as offline (`suggest.score_pair`), and a pair scoring at least ``REVIEW_MIN_SCORE`` becomes a `Review`
+(the edge's `LinkSuggested` event) for the supervisors of the regions of the provinces involved. A case whose
+weak signals did not change is not compared again. Nothing here links: only `apply_decision` changes cases, on
+an analyst's `LinkDecision`; a confirmed pair teaches the model nothing automatic (m and u stay as they are).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from leadbus.geography import regions_of
+from leadbus.models import LinkDecision
+from leadbus.processors.core.linking import Case, Linker, LinkOutcome, LinkStore
+from leadbus.processors.core.suggest import FIELDS, Field, Suggestion, block_keys, posterior, profile_of, score_pair
+
+#: A pair is put to analysts from this posterior probability on (the offline list goes lower, to 0.05, for
+#: measuring; a review queue should hold what is more likely one suspect than not).
+REVIEW_MIN_SCORE = 0.5
+MAX_BLOCK = 40
+#: A pair already suggested comes back when its odds grew this many bits (4 times) since.
+RESUGGEST_BITS = 2.0
+_OVER = "*"
+
+
+@dataclass(frozen=True)
+class Review:
+    """A suggested link to put to analysts (`LinkSuggested`)."""
+
+    suggestion_id: str
+    suggestion: Suggestion
+    version_a: int
+    version_b: int
+    provinces: tuple[str, ...]
+    regions: tuple[str, ...]
+
+
+def case_signals(case: Case) -> list[str]:
+    return sorted({s for m in case.members.values() for s in m.get("weak", ())})
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+def suggestion_id(case_a: str, case_b: str, version_a: int, version_b: int) -> str:
+    digest = hashlib.sha256(f"{case_a}|{case_b}|{version_a}|{version_b}".encode()).hexdigest()
+    return "SUG-" + digest[:16].upper()
+
+
+def provinces_of(cases: Iterable[Case]) -> tuple[str, ...]:
+    """Reporting and suspects' provinces of the cases (their regions' supervisors review the pair)."""
+    found = {p for case in cases for m in case.members.values()
+             for p in (m.get("province"), m.get("suspect_province")) if p}
+    return tuple(sorted(found))
+
+
+class _Counts(dict[str, int]):
+    """Document frequencies read from the store on first use (``score_pair`` asks ``.get(signal, 1)``)."""
+
+    def __init__(self, store: LinkStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def get(self, key: str, default: int | None = None) -> int:  # type: ignore[override]
+        if key not in self:
+            self[key] = int(self.store.get(f"sx:d:{key}") or "0")
+        value = self[key]
+        return value if value or default is None else default
+
+
+class SuggestionIndex:
+    def __init__(self, store: LinkStore, *, min_score: float = REVIEW_MIN_SCORE, max_block: int = MAX_BLOCK,
+                 fields: Mapping[str, Field] = FIELDS) -> None:
+        self.store, self.min_score, self.max_block, self.fields = store, min_score, max_block, fields
+
+    # -- the counts and postings --------------------------------------------------------------------
+
+    def signals(self, case_id: str) -> list[str] | None:
+        text = self.store.get(f"sx:s:{case_id}")
+        return None if text is None else list(json.loads(text))
+
+    def _count(self, key: str) -> int:
+        return int(self.store.get(key) or "0")
+
+    def _add(self, key: str, delta: int) -> None:
+        value = self._count(key) + delta
+        if value > 0:
+            self.store.set(key, str(value))
+        else:
+            self.store.delete(key)
+
+    def _postings(self, key: str) -> list[str] | None:
+        """Cases carrying a blocking value; None once more than ``max_block`` did."""
+        text = self.store.get(f"sx:b:{key}")
+        if text == _OVER:
+            return None
+        return [] if text is None else list(json.loads(text))
+
+    def index(self, case: Case, gone: Sequence[str] = ()) -> bool:
+        """Record ``case`` as it now is and forget the ``gone`` cases (absorbed into it); True when the case's
+        weak signals changed (a new case, a merge, a lead bringing a new signal), i.e. when to review it."""
+        new = case_signals(case)
+        old = self.signals(case.case_id)
+        if old == new and not gone:
+            return False
+        before: list[tuple[str, list[str]]] = [(case.case_id, old)] if old is not None else []
+        for other in gone:
+            signals = self.signals(other)
+            if signals is not None:
+                before.append((other, signals))
+                self.store.delete(f"sx:s:{other}")
+        self._add("sx:n", 1 - len(before))
+        signal_delta: Counter[str] = Counter(new)
+        field_delta: Counter[str] = Counter(list(profile_of(new, self.fields)))
+        postings: dict[str, tuple[set[str], set[str]]] = {}  # blocking value → (ids leaving, ids arriving)
+        for owner, signals in before:
+            signal_delta.subtract(signals)
+            profile = profile_of(signals, self.fields)
+            field_delta.subtract(list(profile))
+            for key in block_keys(profile, self.fields):
+                postings.setdefault(key, (set(), set()))[0].add(owner)
+        for key in block_keys(profile_of(new, self.fields), self.fields):
+            postings.setdefault(key, (set(), set()))[1].add(case.case_id)
+        for signal, delta in signal_delta.items():
+            if delta:
+                self._add(f"sx:d:{signal}", delta)
+        for name, delta in field_delta.items():
+            if delta:
+                self._add(f"sx:f:{name}", delta)
+        for key, (leaving, arriving) in sorted(postings.items()):
+            if leaving == arriving:
+                continue
+            current = self._postings(key)
+            if current is None:
+                continue
+            members = (set(current) - leaving) | arriving
+            if len(members) > self.max_block:
+                self.store.set(f"sx:b:{key}", _OVER)
+            elif members:
+                self.store.set(f"sx:b:{key}", json.dumps(sorted(members)))
+            else:
+                self.store.delete(f"sx:b:{key}")
+        self.store.set(f"sx:s:{case.case_id}", json.dumps(new, ensure_ascii=False))
+        return True
+
+    # -- comparing a changed case with its candidates ----------------------------------------------------
+
+    def review(self, case: Case, rejected: Iterable[tuple[str, str]] = ()) -> list[Review]:
+        """Pairs of ``case`` with the cases it shares a blocking value with, scoring at least ``min_score``, never
+        rejected, and new or ``RESUGGEST_BITS`` stronger than when last suggested; best first. Marks them."""
+        signals = self.signals(case.case_id)
+        n = self._count("sx:n")
+        if signals is None or n < 2:
+            return []
+        profile = profile_of(signals, self.fields)
+        candidates: set[str] = set()
+        for key in block_keys(profile, self.fields):
+            members = self._postings(key)
+            if members is not None:
+                candidates.update(members)
+        candidates -= {case.case_id, *case.separated}
+        refused = {_pair(a, b) for a, b in rejected}
+        carrying = {name: self._count(f"sx:f:{name}") for name in self.fields}
+        df = _Counts(self.store)  # read once per review, whatever the number of candidates sharing a value
+        prior = -math.log2(n - 1)
+        out: list[Review] = []
+        for other in sorted(candidates):  # (a rejection or split marks both cases' `separated`: filtered above)
+            a, b = _pair(case.case_id, other)
+            if (a, b) in refused:
+                continue
+            other_signals = self.signals(other)
+            if other_signals is None:
+                continue
+            terms = score_pair(profile, profile_of(other_signals, self.fields), df, carrying, self.fields)
+            total = prior + sum(bits for _, _, bits in terms)
+            score = posterior(total)
+            if score < self.min_score:
+                continue
+            last = self.store.get(f"sx:p:{a}|{b}")
+            text = self.store.get(f"c:{other}")
+            if text is None or (last is not None and total < float(last) + RESUGGEST_BITS):
+                continue
+            other_case = Case.from_json(text)
+            first, second = (case, other_case) if case.case_id == a else (other_case, case)
+            self.store.set(f"sx:p:{a}|{b}", str(round(total, 3)))
+            provinces = provinces_of((first, second))
+            out.append(Review(suggestion_id(a, b, first.version, second.version),
+                              Suggestion(a, b, round(score, 6), round(total, 3), terms),
+                              first.version, second.version, provinces, tuple(sorted(regions_of(*provinces)))))
+        out.sort(key=lambda r: (-r.suggestion.score, r.suggestion.case_a, r.suggestion.case_b))
+        return out
+
+
+def after_link(linker: Linker, outcome: LinkOutcome, index: SuggestionIndex | None = None) -> list[Review]:
+    """Index the case a lead changed and, when its weak signals changed, the suggestions it now gives."""
+    index = index or SuggestionIndex(linker.store)
+    if not index.index(outcome.case, [c.case_id for c in outcome.absorbed]):
+        return []
+    return index.review(outcome.case, linker.rejected_pairs())
+
+
+# -- analysts' decisions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """What a `LinkDecision` did: cases changed (publish them), cases absorbed (publish with ``merged_into``),
+    new suggestions, or why it was refused (reason code, message); ``duplicate`` for a decision seen before."""
+
+    updated: tuple[Case, ...] = ()
+    absorbed: tuple[tuple[Case, str], ...] = ()
+    reviews: tuple[Review, ...] = ()
+    refused: tuple[str, str] | None = None
+    duplicate: bool = False
+
+
+def history_entry(decision: LinkDecision) -> dict[str, Any]:
+    """What the case history keeps of a decision: who (an authenticated analyst), why, when."""
+    analyst = decision.analyst
+    return {"decision_id": decision.decision_id, "agency": analyst.agency, "province": analyst.province,
+            "user": analyst.user, "role": analyst.role, "reason": decision.reason,
+            "decided_at": decision.decided_at.isoformat(), "suggestion_id": decision.suggestion_id}
+
+
+def apply_decision(linker: Linker, decision: LinkDecision, index: SuggestionIndex | None = None) -> DecisionOutcome:
+    """Carry out an analyst's decision on the linker's cases. A decision id is carried out once; a decision
+    naming a case that no longer exists (merged away, never made) or leads not in the case is refused."""
+    store = linker.store
+    index = index or SuggestionIndex(store)
+    if store.get(f"ld:{decision.decision_id}") is not None:
+        return DecisionOutcome(duplicate=True)
+    named = [decision.case_a] if decision.case_b is None else [decision.case_a, decision.case_b]
+    missing = [c for c in named if store.get(f"c:{c}") is None]
+    if missing:
+        return DecisionOutcome(refused=("LINK_UNKNOWN_CASE", f"{', '.join(missing)}: no such case now (never made, "
+                                                             "or merged into another: decide on that one)"))
+    entry = history_entry(decision)
+    if decision.action == "CONFIRM":
+        assert decision.case_b is not None
+        outcome = linker.confirm(decision.case_a, decision.case_b, entry)
+        index.index(outcome.case, [c.case_id for c in outcome.absorbed])
+        result = DecisionOutcome((outcome.case,), tuple((c, outcome.case.case_id) for c in outcome.absorbed),
+                                 tuple(index.review(outcome.case, linker.rejected_pairs())))
+    elif decision.action == "REJECT":
+        assert decision.case_b is not None
+        linker.reject(decision.case_a, decision.case_b)
+        result = DecisionOutcome()
+    else:
+        case = Case.from_json(store.get(f"c:{decision.case_a}") or "{}")
+        outside = sorted(set(decision.lead_ids) - set(case.members))
+        if outside:
+            return DecisionOutcome(refused=("LINK_SPLIT_LEADS", f"not leads of {case.case_id}: {', '.join(outside)}"))
+        if len(decision.lead_ids) == len(case.members):
+            return DecisionOutcome(refused=("LINK_SPLIT_LEADS", "a split moves some, not all, of a case's leads"))
+        kept, new = linker.split(decision.case_a, decision.lead_ids, entry)
+        index.index(kept)
+        index.index(new)
+        rejected = linker.rejected_pairs()
+        result = DecisionOutcome((kept, new), (), (*index.review(kept, rejected), *index.review(new, rejected)))
+    store.set(f"ld:{decision.decision_id}", decision.action)
+    return result

@@ -33,9 +33,11 @@ from confluent_kafka import KafkaException
 from leadbus.avro import SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.processors import metrics
 from leadbus.processors.core import provenance
+from leadbus.processors.core.agency_events import KINDS as EVENT_KINDS
 from leadbus.processors.core.intake import (
     Acceptance,
     DecisionAcceptance,
+    EventAcceptance,
     Examined,
     Rejection,
     Seen,
@@ -94,7 +96,7 @@ class IntakeHandler:
             self.feed.catch_up()  # raises when the registry cannot be read: no event is judged without it
         self.feed.poll()
 
-    def _examine(self, record: Record, now: datetime) -> Acceptance | DecisionAcceptance | Rejection:
+    def _examine(self, record: Record, now: datetime) -> Acceptance | DecisionAcceptance | EventAcceptance | Rejection:
         outcome = examine(record.value, record.source, self.catalog, now, size=record.size, headers=record.headers,
                           keys=self.registry)
         if self.feed is not None and isinstance(outcome, Rejection) and outcome.reason in _UNKNOWN_YET:
@@ -122,6 +124,12 @@ class IntakeHandler:
             # keeps its seal and origin in headers so that it can be re-verified there.
             headers = [] if seal is None else [*seal.headers(), (_SOURCE, _source_text(source).encode())]
             out = Output(HANDOVER_DECISIONS, outcome.case_id.encode(), outcome.original, headers)
+            if seal is None:
+                metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
+        elif isinstance(outcome, EventAcceptance):
+            # Courier replies, consumer warnings, operation decisions: on to their topic, a signed one with its seal.
+            headers = [] if seal is None else [*seal.headers(), (_SOURCE, _source_text(source).encode())]
+            out = Output(outcome.topic, outcome.key.encode(), outcome.original, headers)
             if seal is None:
                 metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
         elif isinstance(outcome, Rejection):
@@ -176,7 +184,7 @@ class IntakeHandler:
         topic = next_topic.decode()
         value = record.value or b""
         forward = [(k, v) for k, v in record.headers if k not in (PHASE, _NEXT_TOPIC, _NEXT_KEY) and v is not None]
-        if topic != HANDOVER_DECISIONS:
+        if topic not in _SEALED_TOPICS:
             forward = [(k, v) for k, v in forward if k != _SOURCE and k not in _SEAL_NAMES]
         result = Result()
         result.state[key] = verdict.lane.to_bytes()
@@ -203,7 +211,7 @@ class IntakeHandler:
         if topic == LEADS_REJECTED:
             _, letter = decode(self.catalog, value, self.rejected_schema)
             metrics.INTAKE_REJECTED.labels(letter["reason"], letter.get("publisher_agency") or "?").inc()
-        elif topic == HANDOVER_DECISIONS:
+        elif topic in _SEALED_TOPICS:
             metrics.INTAKE_ACCEPTED.labels(agency or "?").inc()
         result.outputs.append(Output(topic, next_key, value, forward))
         return result
@@ -233,6 +241,8 @@ class IntakeHandler:
 
 
 _SEAL_NAMES = frozenset(SEAL_HEADERS)
+# Decisions and agency events keep their seal and origin in headers: whoever reads them can re-verify.
+_SEALED_TOPICS = frozenset({HANDOVER_DECISIONS, *(kind.topic for kind in EVENT_KINDS.values())})
 
 
 def _source_text(source: Source) -> str:

@@ -1,0 +1,96 @@
+"""Courier replies and consumer warnings through the intake core: validated, checked against the topic, routed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from leadbus.avro import encode, packaged_catalog
+from leadbus.processors.core.agency_events import CONSUMER_WARNINGS, COURIER_REPLIES, public_warning
+from leadbus.processors.core.intake import EventAcceptance, Rejection, Source, examine
+
+CATALOG = packaged_catalog()
+NOW = datetime(2026, 11, 20, 8, tzinfo=UTC)
+
+
+def reply(**overrides: Any) -> dict[str, Any]:
+    record = {"reply_id": str(uuid.uuid4()), "case_id": "CASE-00000000000000A1", "waybill": "SF1234567890123",
+              "courier": "SF", "outcome": "INTERCEPTED", "detail": "已拦截", "replied_at": NOW,
+              "actor": {"agency": "SPB", "province": "00", "unit": None}}
+    record.update(overrides)
+    return record
+
+
+def warning(**overrides: Any) -> dict[str, Any]:
+    record = {"warning_id": str(uuid.uuid4()), "revision": 1, "title": "网购化妆品谨防假冒",
+              "goods_category": "COSMETICS",
+              "risk": "HIGH", "summary": "部分网店以明显低于市场价销售知名品牌化妆品。",
+              "advice": ["选择正规渠道购买", "保留购物凭证"],
+              "sources": [{"title": "国家市场监督管理总局", "url": "https://www.samr.gov.cn/"}],
+              "disclosed_cases": [], "withdrawn": False,
+              "publisher": {"agency": "SAMR", "province": "00", "unit": None},
+              "published_at": NOW}
+    record.update(overrides)
+    return record
+
+
+def _examine(name: str, record: dict[str, Any], topic: str) -> Any:
+    return examine(encode(CATALOG.latest(name), record), Source(topic, 0, 7), CATALOG, NOW)
+
+
+def test_a_courier_reply_from_spb_goes_to_the_replies_topic_keyed_by_case() -> None:
+    outcome = _examine("cn.leadbus.CourierReply", reply(), "leadbus.intake.SPB")
+    assert isinstance(outcome, EventAcceptance)
+    assert (outcome.topic, outcome.key) == (COURIER_REPLIES, "CASE-00000000000000A1")
+
+
+@pytest.mark.parametrize(("record", "topic", "reason"), [
+    (reply(actor={"agency": "SAMR", "province": "00", "unit": None}), "leadbus.intake.SAMR", "WRONG_AGENCY"),
+    (reply(), "leadbus.intake.SAMR", "WRONG_TOPIC"),
+    (reply(case_id="CASE-x"), "leadbus.intake.SPB", "UNKNOWN_CASE"),
+    (reply(reply_id="nope"), "leadbus.intake.SPB", "REPLY_ID_FORMAT"),
+    (reply(outcome="UNSPECIFIED"), "leadbus.intake.SPB", "UNKNOWN_ENUM"),
+    (reply(replied_at=NOW + timedelta(hours=1)), "leadbus.intake.SPB", "TIME_IN_FUTURE"),
+    (reply(detail="x" * 3000), "leadbus.intake.SPB", "TOO_LONG"),
+])
+def test_bad_courier_replies_are_refused_with_a_reason(record: dict[str, Any], topic: str, reason: str) -> None:
+    outcome = _examine("cn.leadbus.CourierReply", record, topic)
+    assert isinstance(outcome, Rejection) and outcome.reason == reason, outcome
+
+
+def test_a_warning_is_accepted_from_any_agency_on_its_own_topic() -> None:
+    outcome = _examine("cn.leadbus.ConsumerWarning", warning(), "leadbus.intake.SAMR")
+    assert isinstance(outcome, EventAcceptance) and outcome.topic == CONSUMER_WARNINGS
+
+
+@pytest.mark.parametrize(("overrides", "reason"), [
+    ({"summary": "涉案人身份证号11010519491231002X"}, "PERSONAL_DATA_IN_WARNING"),
+    ({"advice": ["联系13812345678"]}, "PERSONAL_DATA_IN_WARNING"),
+    ({"title": "卡号6222021234567890128"}, "PERSONAL_DATA_IN_WARNING"),
+    ({"summary": "见案件CASE-00000000000000A1"}, "UNDISCLOSED_CASE"),
+    ({"sources": [{"title": "x", "url": "http://example.com/"}]}, "SOURCE_URL"),
+    ({"sources": [{"title": "x", "url": "javascript:alert(1)"}]}, "SOURCE_URL"),
+    ({"sources": []}, "INVALID_FIELD"),
+    ({"goods_category": "WEAPONS"}, "UNKNOWN_CATEGORY"),
+    ({"risk": "UNSPECIFIED"}, "UNKNOWN_ENUM"),
+    ({"title": ""}, "TOO_SHORT"),
+])
+def test_a_warning_carrying_case_data_or_bad_fields_is_refused(overrides: dict[str, Any], reason: str) -> None:
+    outcome = _examine("cn.leadbus.ConsumerWarning", warning(**overrides), "leadbus.intake.SAMR")
+    assert isinstance(outcome, Rejection) and outcome.reason == reason, outcome
+
+
+def test_a_case_the_agency_discloses_may_be_named() -> None:
+    record = warning(summary="见案件CASE-00000000000000A1", disclosed_cases=["CASE-00000000000000A1"])
+    outcome = _examine("cn.leadbus.ConsumerWarning", record, "leadbus.intake.SAMR")
+    assert isinstance(outcome, EventAcceptance)
+    assert public_warning(record)["disclosed_cases"] == ["CASE-00000000000000A1"]
+
+
+def test_the_public_form_has_only_the_warnings_own_fields() -> None:
+    shown = public_warning(warning(publisher={"agency": "SAMR", "province": "33", "unit": "某执法大队 张三"}))
+    assert "unit" not in repr(shown) and "张三" not in repr(shown)
+    assert shown["agency"] == "SAMR"

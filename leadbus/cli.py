@@ -1188,6 +1188,24 @@ def _counted(records: Iterator[object], progress: Callable[[int, int | None], No
     progress(count, None)
 
 
+# -- issue #18 (second half): consumer warnings page, joint operations ------------------------------------
+
+@app.command("warnings-page")
+def warnings_page(
+    bootstrap: str | None = BOOTSTRAP,
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+    port: int = typer.Option(8090, help="Port to serve on."),
+    public_url: str | None = typer.Option(None, help="Where the public reaches the page (links and ids in the feeds)."),
+    client_config: str | None = CLIENT_CONFIG,
+) -> None:
+    """Serve the public consumer-warnings page (网络购物消费警示) with its JSON, Atom and RSS feeds; no sign-in."""
+    from leadbus.logs import configure_json_logging
+    from leadbus.sinks.warnings_page import run
+
+    configure_json_logging()
+    run(_settings(bootstrap, client_config, "warnings-page"), host=host, port=port, public_url=public_url)
+
+
 def main() -> None:
     from leadbus.logs import configure_cli_logging
 

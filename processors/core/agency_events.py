@@ -200,6 +200,22 @@ def public_warning(warning: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def fold_warnings(current: Mapping[str, dict[str, Any]], warning: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The public board after one more accepted warning: the highest revision of each wins; withdrawn ones go."""
+    shown = public_warning(warning)
+    board = dict(current)
+    known = board.get(shown["warning_id"])
+    if known is not None and known["revision"] >= shown["revision"]:
+        return board  # a replay or an older revision
+    board[shown["warning_id"]] = shown
+    return board
+
+
+def visible_warnings(board: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the page and feeds show: warnings not withdrawn, newest first."""
+    return sorted((w for w in board.values() if not w["withdrawn"]), key=lambda w: w["published_at"], reverse=True)
+
+
 # -- dispatch -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

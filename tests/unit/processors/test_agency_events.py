@@ -94,3 +94,15 @@ def test_the_public_form_has_only_the_warnings_own_fields() -> None:
     shown = public_warning(warning(publisher={"agency": "SAMR", "province": "33", "unit": "某执法大队 张三"}))
     assert "unit" not in repr(shown) and "张三" not in repr(shown)
     assert shown["agency"] == "SAMR"
+
+
+def test_the_board_keeps_the_highest_revision_and_drops_withdrawn_warnings() -> None:
+    from leadbus.processors.core.agency_events import fold_warnings, visible_warnings
+
+    first = warning()
+    board = fold_warnings({}, first)
+    board = fold_warnings(board, {**first, "revision": 3, "title": "更正"})
+    board = fold_warnings(board, {**first, "revision": 2, "title": "旧的"})  # late: ignored
+    assert [w["title"] for w in visible_warnings(board)] == ["更正"]
+    board = fold_warnings(board, {**first, "revision": 4, "withdrawn": True})
+    assert visible_warnings(board) == []

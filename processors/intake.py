@@ -33,7 +33,7 @@ from confluent_kafka import KafkaException
 from leadbus.avro import SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.processors import metrics
 from leadbus.processors.core import provenance
-from leadbus.processors.core.agency_events import KINDS as EVENT_KINDS
+from leadbus.processors.core.event_kinds import KINDS as EVENT_KINDS
 from leadbus.processors.core.intake import (
     Acceptance,
     DecisionAcceptance,

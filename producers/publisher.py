@@ -300,7 +300,7 @@ class Publisher:
 
         Validated with the model intake uses (`processors.core.agency_events.KINDS`), keyed as intake keys it.
         """
-        from leadbus.processors.core.agency_events import KINDS
+        from leadbus.processors.core.event_kinds import KINDS
 
         kind = KINDS.get(schema)
         if kind is None:

@@ -230,14 +230,10 @@ class EventKind:
     agencies: frozenset[str] | None = None  # who may publish it; None: any agency
 
 
+#: The kinds defined here; `event_kinds.KINDS` adds operation decisions (processors/core/operations.py).
 KINDS: dict[str, EventKind] = {
     "cn.leadbus.CourierReply": EventKind("cn.leadbus.CourierReply", CourierReply, COURIER_REPLIES, "actor",
                                          lambda e: e.case_id, frozenset({"SPB"})),
     "cn.leadbus.ConsumerWarning": EventKind("cn.leadbus.ConsumerWarning", ConsumerWarning, CONSUMER_WARNINGS,
                                             "publisher", lambda e: e.warning_id),
 }
-
-
-def register(kind: EventKind) -> None:
-    """Add a kind (the operations module registers its decisions)."""
-    KINDS[kind.schema] = kind

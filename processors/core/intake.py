@@ -31,9 +31,9 @@ from leadbus.avro import DecodeError, SchemaCatalog, decode
 from leadbus.avro.codec import writer_of
 from leadbus.limits import MAX_EVENT_BYTES
 from leadbus.models import CaseLead, HandoverDecision, reason_code
-from leadbus.processors.core.agency_events import KINDS as EVENT_KINDS
 from leadbus.processors.core.agency_events import EventKind
 from leadbus.processors.core.dead_letters import dead_letter_record
+from leadbus.processors.core.event_kinds import KINDS as EVENT_KINDS
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
 from leadbus.processors.core.provenance import Refused, content_mismatch, verify_event
 from leadbus.processors.core.records import Source

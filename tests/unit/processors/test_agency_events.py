@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from leadbus.avro import encode, packaged_catalog
+from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.processors.core.agency_events import CONSUMER_WARNINGS, COURIER_REPLIES, public_warning
 from leadbus.processors.core.intake import EventAcceptance, Rejection, Source, examine
 
@@ -106,3 +106,51 @@ def test_the_board_keeps_the_highest_revision_and_drops_withdrawn_warnings() -> 
     assert [w["title"] for w in visible_warnings(board)] == ["更正"]
     board = fold_warnings(board, {**first, "revision": 4, "withdrawn": True})
     assert visible_warnings(board) == []
+
+
+def test_a_signed_courier_reply_keeps_its_seal_and_an_unsigned_one_is_refused_when_spb_signs() -> None:
+    from datetime import timedelta as _td
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from leadbus.processors.core.records import Record
+    from leadbus.processors.intake import IntakeHandler
+    from leadbus.signing import KeyRegistry, PublisherKey, Seal, key_id_of, public_bytes, sign
+    from leadbus.topics import INTAKE_BY_LEAD, LEADS_REJECTED
+
+    private = Ed25519PrivateKey.generate()
+    raw = public_bytes(private.public_key())
+    registry = KeyRegistry([PublisherKey("SPB.00", key_id_of(raw), raw, NOW - _td(days=1), NOW - _td(days=1))])
+    handler = IntakeHandler(keys=registry)
+    state: dict[bytes, bytes] = {}
+
+    def through(value: bytes, headers: list[tuple[str, bytes]]) -> list[Any]:
+        first = handler.handle(Record("leadbus.intake.SPB", 0, 7, None, value, tuple(headers)), _State(state), NOW)
+        out = []
+        for o in first.outputs:
+            if o.topic != INTAKE_BY_LEAD:
+                out.append(o)
+                continue
+            second = handler.handle(Record(INTAKE_BY_LEAD, 0, 9, o.key, o.value, tuple(o.headers)), _State(state),
+                                    NOW)
+            state.update({k: v for k, v in second.state.items() if v is not None})
+            out += second.outputs
+        return out
+
+    value = encode(CATALOG.latest("cn.leadbus.CourierReply"), reply())
+    seal = sign(private, "SPB.00", "leadbus.intake.SPB", 0, 1, value)
+    (out,) = through(value, list(seal.headers()))
+    assert out.topic == COURIER_REPLIES and out.key == b"CASE-00000000000000A1"
+    kept = Seal.from_headers(out.headers)
+    assert kept is not None and kept.publisher == "SPB.00"  # whoever reads the reply can re-verify it
+    (refused,) = through(encode(CATALOG.latest("cn.leadbus.CourierReply"), reply()), [])
+    assert refused.topic == LEADS_REJECTED
+    assert decode(CATALOG, refused.value)[1]["reason"] == "UNSIGNED"
+
+
+class _State:
+    def __init__(self, data: dict[bytes, bytes]) -> None:
+        self.data = data
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)

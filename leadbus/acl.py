@@ -128,6 +128,27 @@ def load_policy(text: str | None = None) -> Policy:
     return Policy(str(doc["admin"]), tuple(principals))
 
 
+# Joint operations (集群战役, `processors/core/operations.py`) are granted and revoked while the bus runs, by
+# their own reconciler: their topics, groups and member principals are not the static policy's to remove.
+OPERATION_TOPIC_PREFIX = "leadbus.operation."
+OPERATION_GROUP_PREFIX = "leadbus-operation-"
+OPERATION_PRINCIPAL_PREFIX = "operation-"
+
+
+def is_operation_grant(grant: Grant) -> bool:
+    """Does this binding belong to an operation (granted and revoked with it), not to the static policy?"""
+    if grant.kind == "topic":
+        return grant.name.startswith(OPERATION_TOPIC_PREFIX)
+    if grant.kind == "group":
+        return grant.name.startswith(OPERATION_GROUP_PREFIX)
+    return False
+
+
+def expand_grants(principal: str, item: Mapping[str, Any], values: Mapping[str, str]) -> list[Grant]:
+    """One `allow` item of the policy as grants, its placeholders filled from `values`."""
+    return _grants(principal, item, values)
+
+
 @dataclass
 class AclPlan:
     missing: list[Grant] = field(default_factory=list)
@@ -152,7 +173,7 @@ class AclPlan:
 def plan_acls(policy: Policy, existing: Iterable[Grant]) -> AclPlan:
     """What to create and delete so that the cluster's ALLOW bindings are exactly the policy's."""
     want = policy.grants()
-    have = set(existing)
+    have = {g for g in existing if not is_operation_grant(g)}
     return AclPlan(sorted(want - have), sorted(have - want))
 
 
@@ -167,6 +188,6 @@ class UserPlan:
 
 
 def plan_users(policy: Policy, existing: Iterable[str]) -> UserPlan:
-    have = set(existing) - {policy.admin}
+    have = {u for u in existing if not u.startswith(OPERATION_PRINCIPAL_PREFIX)} - {policy.admin}
     want = set(policy.users)
     return UserPlan(sorted(want - have), sorted(have - want))

@@ -1250,6 +1250,61 @@ def _counted(records: Iterator[object], progress: Callable[[int, int | None], No
     progress(count, None)
 
 
+# -- issue #18 (second half): consumer warnings page, joint operations ------------------------------------
+
+@app.command("warnings-page")
+def warnings_page(
+    bootstrap: str | None = BOOTSTRAP,
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+    port: int = typer.Option(8090, help="Port to serve on."),
+    public_url: str | None = typer.Option(None, help="Where the public reaches the page (links and ids in the feeds)."),
+    client_config: str | None = CLIENT_CONFIG,
+) -> None:
+    """Serve the public consumer-warnings page (网络购物消费警示) with its JSON, Atom and RSS feeds; no sign-in."""
+    from leadbus.logs import configure_json_logging
+    from leadbus.sinks.warnings_page import run
+
+    configure_json_logging()
+    run(_settings(bootstrap, client_config, "warnings-page"), host=host, port=port, public_url=public_url)
+
+
+@app.command("operations")
+def operations_controller(
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
+    admin_config: Path | None = typer.Option(None, help="The admin's client settings: with them each operation's "
+                                                       "members get principals and grants (none: topics only)."),
+    clients_dir: Path = typer.Option(Path("var/secure/clients"), help="Where member principals' client files go."),
+) -> None:
+    """Run the joint-operations controller (集群战役): decisions → each operation's topic, members and access."""
+    from leadbus.clients import KafkaSettings
+    from leadbus.logs import configure_json_logging
+    from leadbus.processors.operations import OperationsController
+
+    configure_json_logging()
+    admin = KafkaSettings.from_file(admin_config) if admin_config else None
+    OperationsController(_settings(bootstrap, client_config, "operations"), admin=admin,
+                         clients_dir=clients_dir).run()
+
+
+@app.command("operation-view")
+def operation_view(
+    operation: str = typer.Option(..., help="The operation id."),
+    member: str = typer.Option(..., help="The member it runs for (agency or province code); reads as "
+                                         "operation-<member>."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+    port: int = typer.Option(8095, help="Port to serve on."),
+) -> None:
+    """Serve one operation's view for one member; the broker refuses a non-member (the view then answers 403)."""
+    from leadbus.logs import configure_json_logging
+    from leadbus.sinks.operation_view import run
+
+    configure_json_logging()
+    run(_settings(bootstrap, client_config, f"operation-{member}"), operation, member, host=host, port=port)
+
+
 def main() -> None:
     from leadbus.logs import configure_cli_logging
 

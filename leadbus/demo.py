@@ -32,6 +32,8 @@ from leadbus.clients import CLIENT_CONFIG_ENV, settings_from_env
 from leadbus.demo_blacklist import BlacklistBoard
 from leadbus.demo_edge import Edge, edge_lines, prepare_edge
 from leadbus.demo_handover import HandoverBoard
+from leadbus.demo_operations import OPERATION as DEMO_OPERATION
+from leadbus.demo_operations import OperationsDemo
 from leadbus.geography import PROVINCES, REGIONS
 from leadbus.localbroker import KafkaCluster
 from leadbus.logs import JsonFormatter
@@ -407,6 +409,16 @@ def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, d
                                group="dashboards", env=edge.dashboard_env if edge else None))
     if edge is not None:
         specs.append(ChildSpec("gateway", edge.gateway_argv, group="processors"))
+    # issue #18: the joint-operations controller, one operation's view (for SAMR), the public warnings page
+    admin = Path("var/secure/clients/admin.json").resolve()
+    specs.append(ChildSpec("operations", [*cli, "operations", "-b", bootstrap,
+                                          *(["--admin-config", str(admin)] if os.environ.get(CLIENT_CONFIG_ENV)
+                                            else [])], group="processors"))
+    specs.append(ChildSpec("operation-view", [*cli, "operation-view", "--operation", DEMO_OPERATION, "--member",
+                                              "SAMR", "-b", bootstrap, "--port", str(ports.operation_view)],
+                           group="dashboards"))
+    specs.append(ChildSpec("warnings-page", [*cli, "warnings-page", "-b", bootstrap, "--port", str(ports.warnings)],
+                           group="dashboards"))
     return specs
 
 
@@ -428,8 +440,16 @@ class DemoPorts:
     def gateway(self) -> int:
         return self.base + 5
 
+    @property
+    def warnings(self) -> int:
+        return self.base + 6
+
+    @property
+    def operation_view(self) -> int:
+        return self.base + 7
+
     def all(self) -> list[int]:
-        return [*self.dashboards.values(), self.gateway, *self.metrics.values()]
+        return [*self.dashboards.values(), self.gateway, self.warnings, self.operation_view, *self.metrics.values()]
 
 
 def busy_ports(ports: list[int]) -> list[int]:
@@ -463,6 +483,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
     supervisor: Supervisor | None = None
     traffic: Traffic | None = None
     careless: CarelessPublisher | None = None
+    operations: OperationsDemo | None = None
     view: BusView | None = None
     lag: LagProbe | None = None
     interrupts.on_force.append(lambda: _kill_cluster(cluster))
@@ -492,6 +513,8 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         view = BusView(bootstrap)
         view.board = HandoverBoard(bootstrap)
         view.blacklist = BlacklistBoard(bootstrap)
+        operations = OperationsDemo(bootstrap)
+        operations.start()
         lag = LagProbe(bootstrap)
         rates = Rates()
         interrupts.raise_first = False
@@ -510,6 +533,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
                 careless.maybe_send(time.monotonic() - start)
                 view.board.act(view.case_provinces)
                 view.blacklist.act()
+                operations.act(view.case_provinces)
                 view.pump(0.1)
                 supervisor.poll()
                 info = status(view, traffic, rates, lag, supervisor)
@@ -532,6 +556,8 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         console.print("stopping: simulator, processors, sinks, dashboards, broker…")
         if lag is not None:
             lag.close()
+        if operations is not None:
+            operations.close()
         _shutdown(cluster, supervisor, traffic, careless, view, interrupts, stopped_at, console)
     if view is not None and traffic is not None:
         console.print(view.render(traffic, bootstrap))
@@ -641,6 +667,9 @@ def _url_table(bootstrap: str, ports: DemoPorts, registry_url: str, demo_dir: Pa
     if edge is not None:
         table.add_row("gateway SAMR Zhejiang (HTTPS)", f"{edge.gateway_url}  (CA {edge.ca})")
         table.add_row("  demo token", f"Authorization: Bearer {edge.token}")
+    table.add_row("public consumer warnings 网络购物消费警示", f"http://127.0.0.1:{ports.warnings}/  "
+                  "(/feed.atom, /feed.rss, /api/warnings)")
+    table.add_row(f"joint operation {DEMO_OPERATION} (view for SAMR)", f"http://127.0.0.1:{ports.operation_view}/")
     for stage, port in ports.metrics.items():
         table.add_row(f"metrics: {stage} stage", f"http://127.0.0.1:{port}/metrics")
     table.add_row("case registry", registry_url)

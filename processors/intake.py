@@ -33,9 +33,11 @@ from confluent_kafka import KafkaException
 from leadbus.avro import SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.processors import metrics
 from leadbus.processors.core import provenance
+from leadbus.processors.core.event_kinds import KINDS as EVENT_KINDS
 from leadbus.processors.core.intake import (
     Acceptance,
     DecisionAcceptance,
+    EventAcceptance,
     Examined,
     LinkDecisionAcceptance,
     Outcome,
@@ -139,6 +141,12 @@ class IntakeHandler:
         elif isinstance(outcome, LinkDecisionAcceptance):
             # Analysts' link decisions (always signed) go on to linking, which owns the cases they change.
             out = Output(LINK_DECISIONS, outcome.decision.case_a.encode(), outcome.original)
+        elif isinstance(outcome, EventAcceptance):
+            # Courier replies, consumer warnings, operation decisions: on to their topic, a signed one with its seal.
+            headers = [] if seal is None else [*seal.headers(), (_SOURCE, _source_text(source).encode())]
+            out = Output(outcome.topic, outcome.key.encode(), outcome.original, headers)
+            if seal is None:
+                metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
         elif isinstance(outcome, Rejection):
             out = self._rejected(outcome, now, count=seal is None)
         else:
@@ -191,7 +199,7 @@ class IntakeHandler:
         topic = next_topic.decode()
         value = record.value or b""
         forward = [(k, v) for k, v in record.headers if k not in (PHASE, _NEXT_TOPIC, _NEXT_KEY) and v is not None]
-        if topic not in _DECISION_TOPICS:
+        if topic not in _SEALED_TOPICS:
             forward = [(k, v) for k, v in forward if k != _SOURCE and k not in _SEAL_NAMES]
         result = Result()
         result.state[key] = verdict.lane.to_bytes()
@@ -218,7 +226,7 @@ class IntakeHandler:
         if topic == LEADS_REJECTED:
             _, letter = decode(self.catalog, value, self.rejected_schema)
             metrics.INTAKE_REJECTED.labels(letter["reason"], letter.get("publisher_agency") or "?").inc()
-        elif topic in _DECISION_TOPICS:
+        elif topic in _SEALED_TOPICS:
             metrics.INTAKE_ACCEPTED.labels(agency or "?").inc()
         result.outputs.append(Output(topic, next_key, value, forward))
         return result
@@ -248,6 +256,8 @@ class IntakeHandler:
 
 
 _SEAL_NAMES = frozenset(SEAL_HEADERS)
+# Decisions and agency events keep their seal and origin in headers: whoever reads them can re-verify.
+_SEALED_TOPICS = frozenset({*_DECISION_TOPICS, *(kind.topic for kind in EVENT_KINDS.values())})
 
 
 def _source_text(source: Source) -> str:

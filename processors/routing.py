@@ -7,7 +7,8 @@ a place — a revision to CONFIDENTIAL, a RESTRICTED lead joining, a corrected p
 split — a `CaseWithdrawn` (case id, version, reason; no case data) goes to that place, and a copy to
 `leadbus.withdrawals` for the registry and the archive, in the same transaction as the new version
 and the state change. Jurisdiction, liaison and channel topics carry the CaseUpdated as published;
-regional topics carry a `RegionalBulletin`, the only form of a case a regional dashboard receives.
+regional topics carry a `RegionalBulletin`, the only form of a case a regional dashboard receives; the
+postal administration's `leadbus.channel.postal` a `CourierTraceRequest` (waybills and couriers, no identities).
 
 Handover steps reach the regions the same way (regional data stays regional): the stage also reads
 `leadbus.handover` (co-partitioned with `leadbus.cases`, both keyed by case id) and forwards each
@@ -25,6 +26,7 @@ import logging
 from datetime import datetime
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
+from leadbus.processors.core.courier import trace_request
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.processors.core.routing import (
     STEPS_KEPT,
@@ -66,6 +68,7 @@ class RoutingHandler:
         self.bulletin_schema = self.catalog.latest("cn.leadbus.RegionalBulletin")
         self.withdrawn_schema = self.catalog.latest("cn.leadbus.CaseWithdrawn")
         self.step_schema = self.catalog.latest("cn.leadbus.HandoverStep")
+        self.trace_schema = self.catalog.latest("cn.leadbus.CourierTraceRequest")
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         if record.topic == HANDOVER:
@@ -93,6 +96,9 @@ class RoutingHandler:
         for route in change.send:
             if route.channel == "region":
                 event = encode(self.bulletin_schema, {**bulletin(case, route.recipient), "published_at": now})
+                result.outputs.append(Output(route.topic, key, event))
+            elif route.channel == "courier":  # SPB gets the parcels and couriers, not the case
+                event = encode(self.trace_schema, {**trace_request(case), "published_at": now})
                 result.outputs.append(Output(route.topic, key, event))
             else:
                 result.outputs.append(Output(route.topic, key, value))

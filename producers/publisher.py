@@ -325,6 +325,27 @@ class Publisher:
 
     # -- confirmation -------------------------------------------------------------------
 
+    def publish_event(self, schema: str, event: Mapping[str, Any]) -> PendingDelivery:
+        """Publish an agency event of another kind (a courier reply, a consumer warning, an operation decision).
+
+        Validated with the model intake uses (`processors.core.agency_events.KINDS`), keyed as intake keys it.
+        """
+        from leadbus.processors.core.event_kinds import KINDS
+
+        kind = KINDS.get(schema)
+        if kind is None:
+            raise ValueError(f"{schema} is not an agency event kind: {sorted(KINDS)}")
+        try:
+            model = kind.model.model_validate(event, context={"now": self._clock()})
+        except ValidationError as exc:
+            raise InvalidLead.from_validation(exc) from None
+        agency = getattr(model, kind.actor_field).agency
+        if agency != self.agency:
+            raise InvalidLead([FieldError(f"{kind.actor_field}.agency", "WRONG_PUBLISHER",
+                                          f"this publisher writes for {self.agency}, not {agency}")])
+        value = encode(self._catalog.latest(schema), model.model_dump(mode="python"))
+        return self.publish_encoded(kind.key(model), value)
+
     def wait(self, futures: Iterable[PendingDelivery], timeout: float = 60.0) -> list[Delivery]:
         """Block until each lead is confirmed; raise PublishError for any that failed or timed out."""
         pending = list(futures)

@@ -97,6 +97,18 @@ case_withdrawals = Table(
     Column("merged_into", String(21)),
     Column("withdrawn_at", DateTime(timezone=True), nullable=False),
 )
+courier_replies = Table(  # issue #18: a courier's answer about a parcel, relayed by SPB, on the case
+    "courier_replies", metadata,
+    Column("reply_id", String(36), primary_key=True),
+    Column("case_id", String(21), nullable=False, index=True),
+    Column("waybill", String(64), nullable=False),
+    Column("courier", String(32), nullable=False),
+    Column("outcome", String(24), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("agency", String(16), nullable=False),
+    Column("province", String(2), nullable=False),
+    Column("replied_at", DateTime(timezone=True), nullable=False),
+)
 consumed = Table(
     "consumed_offsets", metadata,
     Column("topic", String(128), primary_key=True),
@@ -196,6 +208,13 @@ def withdrawal_row(record: dict[str, Any]) -> dict[str, Any]:
                                    "withdrawn_at")}
 
 
+def courier_reply_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {"reply_id": str(record["reply_id"]), "case_id": record["case_id"], "waybill": record["waybill"],
+            "courier": record["courier"], "outcome": record["outcome"], "detail": record.get("detail") or "",
+            "agency": record["actor"]["agency"], "province": record["actor"]["province"],
+            "replied_at": record["replied_at"]}
+
+
 def write_batch(engine: Engine, rows: dict[str, list[dict[str, Any]]],
                 offsets: Iterable[tuple[str, int, int]]) -> None:
     """One transaction: the rows, and the offsets after them. Re-running it changes nothing."""
@@ -206,6 +225,7 @@ def write_batch(engine: Engine, rows: dict[str, list[dict[str, Any]]],
         _prune_members(conn, rows.get("cases", []), rows.get("case_membership", []))
         _upsert(conn, handover_steps, rows.get("handover_steps", []), ["case_id", "seq"])
         _upsert(conn, case_withdrawals, rows.get("case_withdrawals", []), ["case_id", "topic", "version"])
+        _upsert(conn, courier_replies, rows.get("courier_replies", []), ["reply_id"])
         _upsert(conn, consumed, [{"topic": t, "partition": p, "next_offset": o} for t, p, o in offsets],
                 ["topic", "partition"], only_if_newer="next_offset")
 
@@ -237,7 +257,8 @@ def _dedupe(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, A
 
 def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {"leads": [], "cases": [], "case_members": [], "handover_steps": [],
-                                            "case_withdrawals": [], "case_membership": []}
+                                            "case_withdrawals": [], "case_membership": [],
+                                            "courier_replies": []}
     for kind, record in records:
         if kind == "lead":
             out["leads"].append(lead_row(record))
@@ -251,12 +272,15 @@ def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[di
             out["handover_steps"].append(step_row(record))
         elif kind == "withdrawal":
             out["case_withdrawals"].append(withdrawal_row(record))
+        elif kind == "courier_reply":
+            out["courier_replies"].append(courier_reply_row(record))
     out["leads"] = _dedupe(sorted(out["leads"], key=lambda r: r["revision"]), ["lead_id"])
     out["cases"] = _dedupe(sorted(out["cases"], key=lambda r: r["version"]), ["case_id"])
     out["case_members"] = _dedupe(out["case_members"], ["case_id", "lead_id"])
     out["handover_steps"] = _dedupe(out["handover_steps"], ["case_id", "seq"])
     out["case_withdrawals"] = _dedupe(out["case_withdrawals"], ["case_id", "topic", "version"])
     out["case_membership"] = _dedupe(sorted(out["case_membership"], key=lambda r: r["version"]), ["case_id"])
+    out["courier_replies"] = _dedupe(out["courier_replies"], ["reply_id"])
     return out
 
 
@@ -265,7 +289,7 @@ def counts(engine: Engine) -> dict[str, int]:
 
     with engine.connect() as conn:
         return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                for t in (leads, cases, case_members, handover_steps, case_withdrawals)}
+                for t in (leads, cases, case_members, handover_steps, case_withdrawals, courier_replies)}
 
 
 __all__ = ["counts", "datetime", "registry_engine", "rows_for", "stored_offsets", "write_batch"]

@@ -18,11 +18,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from leadbus.avro import DecodeError, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
+from leadbus.processors.core.agency_events import COURIER_REPLIES
 from leadbus.sinks.registry import registry_engine, rows_for, stored_offsets, write_batch
 from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, WITHDRAWALS
 
 log = logging.getLogger("leadbus.sinks.registry")
-KINDS = {LEADS_ACCEPTED: "lead", CASES: "case", HANDOVER: "step", WITHDRAWALS: "withdrawal"}
+KINDS = {LEADS_ACCEPTED: "lead", CASES: "case", HANDOVER: "step", WITHDRAWALS: "withdrawal",
+         COURIER_REPLIES: "courier_reply"}
 
 
 def _connect(url: str) -> Engine:

@@ -31,7 +31,9 @@ from leadbus.avro import DecodeError, SchemaCatalog, decode
 from leadbus.avro.codec import writer_of
 from leadbus.limits import MAX_EVENT_BYTES
 from leadbus.models import BlacklistDecision, CaseLead, HandoverDecision, LinkDecision, reason_code
+from leadbus.processors.core.agency_events import EventKind
 from leadbus.processors.core.dead_letters import dead_letter_record
+from leadbus.processors.core.event_kinds import KINDS as EVENT_KINDS
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
 from leadbus.processors.core.provenance import Refused, content_mismatch, verify_event
 from leadbus.processors.core.records import Source
@@ -93,7 +95,19 @@ class LinkDecisionAcceptance:
     seal: Seal | None = None
 
 
-Outcome = Acceptance | DecisionAcceptance | LinkDecisionAcceptance | Rejection
+@dataclass(frozen=True)
+class EventAcceptance:
+    """A valid agency event of another kind (`agency_events.KINDS`), forwarded as published to its topic."""
+
+    topic: str
+    key: str
+    schema: str
+    original: bytes
+    source: Source
+    seal: Seal | None = None
+
+
+Outcome = Acceptance | DecisionAcceptance | LinkDecisionAcceptance | EventAcceptance | Rejection
 DECISION = "cn.leadbus.HandoverDecision"
 BLACKLIST_DECISION = "cn.leadbus.BlacklistDecision"
 LINK_DECISION = "cn.leadbus.LinkDecision"
@@ -131,6 +145,37 @@ def _examine_decision(original: bytes, source: Source, catalog: SchemaCatalog, n
     if actor.role not in allowed:
         return reject("WRONG_ROLE", f"{actor.agency} cannot act as {actor.role}", "actor.role")
     return DecisionAcceptance(decision.case_id, decision.decision_id, decision.kind, original, source, seal)
+
+
+def _examine_event(kind: EventKind, original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
+                   topic_agency: str | None, seal: Seal | None, keys: KeyRegistry) -> EventAcceptance | Rejection:
+    """Like a decision: provenance of the named publisher, the model, the topic, and who may publish the kind."""
+
+    def reject(reason: str, message: str, field: str | None = None) -> Rejection:
+        return Rejection(reason, message, original, source, field=field, agency=topic_agency, seal=seal)
+
+    try:
+        _, record = decode(catalog, original, catalog.latest(kind.schema))
+    except DecodeError as exc:
+        return reject(exc.reason, exc.message)
+    actor_raw = record.get(kind.actor_field) if isinstance(record, dict) else None
+    if isinstance(actor_raw, dict):
+        refused = _provenance(seal, keys, str(actor_raw.get("agency")), str(actor_raw.get("province")))
+        if refused is not None:
+            return reject(refused.reason, refused.message, kind.actor_field)
+    try:
+        event = kind.model.model_validate(record, context={"now": now})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        path = ".".join(str(p) for p in first["loc"]) or None
+        return reject(reason_code(first["type"]), first["msg"], path)
+    agency = getattr(event, kind.actor_field).agency
+    if topic_agency is not None and agency != topic_agency:
+        return reject("WRONG_TOPIC", f"an event of {agency} arrived on {source.topic}", f"{kind.actor_field}.agency")
+    if kind.agencies is not None and agency not in kind.agencies:
+        return reject("WRONG_AGENCY", f"{agency} does not publish {kind.schema.rsplit('.', 1)[-1]} events",
+                      f"{kind.actor_field}.agency")
+    return EventAcceptance(kind.topic, kind.key(event), kind.schema, original, source, seal)
 
 
 def _examine_link_decision(original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
@@ -260,6 +305,8 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
             return _examine_blacklist_decision(original, source, catalog, now, topic_agency, seal, keys)
         if writer == LINK_DECISION:
             return _examine_link_decision(original, source, catalog, now, topic_agency, seal)
+        if writer in EVENT_KINDS:
+            return _examine_event(EVENT_KINDS[writer], original, source, catalog, now, topic_agency, seal, keys)
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
     try:

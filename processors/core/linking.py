@@ -196,6 +196,7 @@ def _member(lead: CaseLead, domains: Sequence[str] = ()) -> dict[str, Any]:
                              "violation": str(p.violation)} for p in lead.prior_penalties],
         "police_measures_needed": lead.police_measures_needed,
         "weak": weak_signals(lead),  # compared by the suggestion scorer, never linked on
+        "waybills": list(lead.waybills),  # for the courier channel (寄递渠道), never linked on
         "keys": strong_identifiers(lead, domains),
     }
 
@@ -372,6 +373,8 @@ def aggregate_facts(members: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 _HANDLING_ORDER = {"OPEN": 0, "RESTRICTED": 1, "CONFIDENTIAL": 2}
+#: A case's waybills kept on its CaseUpdated (a lead has at most 200; a case of many leads is capped).
+MAX_CASE_WAYBILLS = 1000
 
 
 def case_summary(case: Case) -> dict[str, Any]:
@@ -403,6 +406,7 @@ def case_summary(case: Case) -> dict[str, Any]:
         "prior_penalties": [dict(p) for p in sorted({tuple(sorted(p.items())) for m in members
                                                      for p in m.get("prior_penalties", [])})],
         "police_measures_needed": any(m.get("police_measures_needed") for m in members),
+        "waybills": list(dict.fromkeys(w for m in members for w in m.get("waybills", ())))[:MAX_CASE_WAYBILLS],
     }
 
 

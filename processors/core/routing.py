@@ -3,7 +3,8 @@
     routes(case) -> [Route]        jurisdiction of the suspect's province, every regional group that contains
                                    a reporting or the suspect's province, customs for cross-border cases, the
                                    PBC for payment accounts, notice-and-takedown for platform shops and sites,
-                                   a liaison channel for Hong Kong, Macao and Taiwan (never a jurisdiction)
+                                   a liaison channel for Hong Kong, Macao and Taiwan (never a jurisdiction),
+                                   the postal administration (SPB) for cases with waybills (core/courier.py)
     route_change(before, case)     where a new version of a case goes, and a `Withdrawal` (with its reason)
                                    for every place an earlier version reached and this one no longer does
     bulletin(case, region) -> dict the masked projection a regional dashboard may see
@@ -35,10 +36,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from leadbus.geography import NATIONAL, PROVINCES, regions_of
+from leadbus.processors.core.courier import POSTAL_ADMINISTRATION, POSTAL_TOPIC, has_waybills
 from leadbus.topics import TAKEDOWN_NOTICES, channel_topic, jurisdiction_topic, liaison_topic, region_topic
 
 #: What kind of recipient a route reaches (not `models.Channel`, the way a lead reached its agency).
-RouteKind = Literal["jurisdiction", "region", "liaison", "customs", "payments", "takedown"]
+RouteKind = Literal["jurisdiction", "region", "liaison", "customs", "payments", "takedown", "courier"]
 CUSTOMS, PBC = "GACC", "PBC"
 
 
@@ -76,7 +78,7 @@ def routes(case: Mapping[str, Any]) -> list[Route]:
             # A province-wide feed reaches every agency there, and a liaison channel the authorities of
             # another jurisdiction, so neither is ever a listed recipient.
             return channel not in ("jurisdiction", "liaison") and recipient in allowed
-        return channel in ("customs", "payments") and recipient in allowed  # CONFIDENTIAL
+        return channel in ("customs", "payments", "courier") and recipient in allowed  # CONFIDENTIAL
 
     suspect = case.get("suspect_province")
     if suspect and suspect in PROVINCES and _mainland(suspect):
@@ -98,6 +100,8 @@ def routes(case: Mapping[str, Any]) -> list[Route]:
         out.append(Route("payments", channel_topic("payments"), PBC))
     if _kinds(case) & {"shop", "domain"} and handling == "OPEN":
         out.append(Route("takedown", TAKEDOWN_NOTICES, "platforms"))
+    if has_waybills(case) and permitted(POSTAL_ADMINISTRATION, "courier"):  # 寄递渠道: SPB asks the couriers
+        out.append(Route("courier", POSTAL_TOPIC, POSTAL_ADMINISTRATION))
     return out
 
 
@@ -106,7 +110,7 @@ def routes(case: Mapping[str, Any]) -> list[Route]:
 MERGED = "MERGED"  # absorbed into another case (`merged_into`), which is routed on its own
 HANDLING_CHANGED = "HANDLING_CHANGED"  # RESTRICTED or CONFIDENTIAL now: this recipient may not see it
 PROVINCES_CHANGED = "PROVINCES_CHANGED"  # a corrected province or a split: the place is no longer concerned
-CHANNEL_NO_LONGER_APPLIES = "CHANNEL_NO_LONGER_APPLIES"  # no longer cross-border, no account, shop or site
+CHANNEL_NO_LONGER_APPLIES = "CHANNEL_NO_LONGER_APPLIES"  # no longer cross-border, no account, shop, site, waybill
 WITHDRAWAL_REASONS = (MERGED, HANDLING_CHANGED, PROVINCES_CHANGED, CHANNEL_NO_LONGER_APPLIES)
 
 

@@ -1,0 +1,239 @@
+"""Agency events other than leads and handover decisions, pure: their models and where intake sends them.
+
+    CourierReply      SPB relays a courier's answer to a trace request (寄递渠道) → leadbus.courier.replies
+    ConsumerWarning   an agency's online-shopping consumer warning (网络购物消费警示) → leadbus.warnings.consumer
+    OperationDecision a joint operation (集群战役) opened, joined by a case, closed → leadbus.operations
+
+Each arrives on its publisher's intake topic, signed like a handover decision when its publisher signs,
+and is verified (seal, sequence), validated here and checked against the topic it came on; intake then
+forwards it as published, keyed as `KINDS` says. A bad one is dead-lettered with a reason, like a lead.
+
+A consumer warning is public. Nothing in it comes from case data unless its agency decides to publish it:
+the bus never fills it from a case, and intake refuses one whose text carries what looks like personal
+data (an ID number, a mobile number, a card number) or names a case id the agency did not list in
+`disclosed_cases`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from leadbus.agencies import is_agency_code, is_category_code
+from leadbus.geography import is_publisher_province
+from leadbus.models import FUTURE_TOLERANCE
+
+COURIER_REPLIES = "leadbus.courier.replies"
+CONSUMER_WARNINGS = "leadbus.warnings.consumer"
+OPERATIONS = "leadbus.operations"
+
+_CASE_ID = re.compile(r"^CASE-[0-9A-F]{16}$")
+_CASE_ID_IN_TEXT = re.compile(r"CASE-[0-9A-Fa-f]{16}")
+# 15 or more digits in a row (ID numbers, card numbers) or an 11-digit mainland mobile number.
+_PERSONAL_IN_TEXT = re.compile(r"\d{15,}|\d{17}[\dXx]|(?<!\d)1[3-9]\d{9}(?!\d)")
+
+
+def _fail(code: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(code, message)
+
+
+def _uuid(value: object, code: str) -> str:
+    try:
+        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+    except ValueError:
+        raise _fail(code, f"{value!r} is not a UUID") from None
+
+
+def _time(value: datetime, info: ValidationInfo, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise _fail("TIME_NAIVE", f"{name} needs a time zone (UTC)")
+    value = value.astimezone(UTC)
+    value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    now = (info.context or {}).get("now")
+    if now is not None and value > now + FUTURE_TOLERANCE:
+        raise _fail("TIME_IN_FUTURE", f"{name} {value.isoformat()} is in the future")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class EventActor(_Model):
+    agency: str
+    province: str
+    unit: Annotated[str, Field(max_length=200)] | None = None
+
+    @field_validator("agency")
+    @classmethod
+    def _agency(cls, value: str) -> str:
+        if not is_agency_code(value):
+            raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
+        return value
+
+    @field_validator("province")
+    @classmethod
+    def _province(cls, value: str) -> str:
+        if not is_publisher_province(value):
+            raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a publisher province code")
+        return value
+
+
+def _case_id(value: str) -> str:
+    if not _CASE_ID.match(value):
+        raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
+    return value
+
+
+# -- the courier channel ------------------------------------------------------------------------------
+
+class CourierReply(_Model):
+    """A courier's answer about one parcel, relayed by the State Post Bureau (国家邮政局)."""
+
+    reply_id: str
+    case_id: str
+    waybill: Annotated[str, Field(min_length=1, max_length=64)]
+    courier: Annotated[str, Field(min_length=1, max_length=32)]
+    outcome: Literal["TRACED", "INTERCEPTED", "ALREADY_DELIVERED", "NOT_FOUND", "REFUSED"]
+    detail: Annotated[str, Field(max_length=2000)] = ""
+    actor: EventActor
+    replied_at: datetime
+
+    _reply_id = field_validator("reply_id", mode="before")(lambda v: _uuid(v, "REPLY_ID_FORMAT"))
+    _case = field_validator("case_id")(_case_id)
+
+    @field_validator("replied_at")
+    @classmethod
+    def _replied_at(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return _time(value, info, "replied_at")
+
+
+# -- consumer warnings --------------------------------------------------------------------------------
+
+RISKS = ("LOW", "MEDIUM", "HIGH", "SEVERE")
+
+
+class WarningSource(_Model):
+    title: Annotated[str, Field(min_length=1, max_length=300)]
+    url: Annotated[str, Field(max_length=2000)]
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/[^\s<>\"]*)?$", value):
+            raise _fail("SOURCE_URL", f"{value[:80]!r} is not a public https URL")
+        return value
+
+
+class ConsumerWarning(_Model):
+    """网络购物消费警示: what to look out for when buying a kind of goods online, and what to do."""
+
+    warning_id: str
+    revision: Annotated[int, Field(ge=1)] = 1
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    goods_category: str
+    risk: Literal["LOW", "MEDIUM", "HIGH", "SEVERE"]
+    summary: Annotated[str, Field(min_length=1, max_length=2000)]
+    advice: Annotated[list[Annotated[str, Field(min_length=1, max_length=500)]], Field(min_length=1, max_length=20)]
+    sources: Annotated[list[WarningSource], Field(min_length=1, max_length=20)]
+    disclosed_cases: Annotated[list[str], Field(max_length=50)] = Field(default_factory=list)
+    withdrawn: bool = False
+    publisher: EventActor
+    published_at: datetime
+
+    _warning_id = field_validator("warning_id", mode="before")(lambda v: _uuid(v, "WARNING_ID_FORMAT"))
+
+    @field_validator("goods_category")
+    @classmethod
+    def _category(cls, value: str) -> str:
+        if not is_category_code(value):
+            raise _fail("UNKNOWN_CATEGORY", f"{value!r} is not a goods category code")
+        return value
+
+    @field_validator("disclosed_cases")
+    @classmethod
+    def _disclosed(cls, value: list[str]) -> list[str]:
+        return [_case_id(v) for v in value]
+
+    @field_validator("published_at")
+    @classmethod
+    def _published_at(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return _time(value, info, "published_at")
+
+    @model_validator(mode="after")
+    def _no_case_data(self) -> ConsumerWarning:
+        texts = [self.title, self.summary, *self.advice, *(s.title for s in self.sources)]
+        for text in texts:
+            if _PERSONAL_IN_TEXT.search(text):
+                raise _fail("PERSONAL_DATA_IN_WARNING",
+                            "a public warning carries no ID, mobile or card number (case data stays in the case)")
+            for found in _CASE_ID_IN_TEXT.findall(text):
+                if found.upper() not in self.disclosed_cases:
+                    raise _fail("UNDISCLOSED_CASE",
+                                f"{found} is named but not in disclosed_cases: an agency decides what it publishes")
+        return self
+
+
+def public_warning(warning: Mapping[str, Any]) -> dict[str, Any]:
+    """What the public page and feed show of a (validated) warning: its own fields, the publisher agency only."""
+    return {
+        "warning_id": str(warning["warning_id"]),
+        "revision": int(warning.get("revision") or 1),
+        "title": str(warning["title"]),
+        "goods_category": str(warning["goods_category"]),
+        "risk": str(warning["risk"]),
+        "summary": str(warning["summary"]),
+        "advice": [str(a) for a in warning["advice"]],
+        "sources": [{"title": str(s["title"]), "url": str(s["url"])} for s in warning["sources"]],
+        "disclosed_cases": [str(c) for c in warning.get("disclosed_cases") or []],
+        "agency": str(warning["publisher"]["agency"]),
+        "province": str(warning["publisher"]["province"]),
+        "published_at": warning["published_at"],
+        "withdrawn": bool(warning.get("withdrawn")),
+    }
+
+
+def fold_warnings(current: Mapping[str, dict[str, Any]], warning: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The public board after one more accepted warning: the highest revision of each wins; withdrawn ones go."""
+    shown = public_warning(warning)
+    board = dict(current)
+    known = board.get(shown["warning_id"])
+    if known is not None and known["revision"] >= shown["revision"]:
+        return board  # a replay or an older revision
+    board[shown["warning_id"]] = shown
+    return board
+
+
+def visible_warnings(board: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the page and feeds show: warnings not withdrawn, newest first."""
+    return sorted((w for w in board.values() if not w["withdrawn"]), key=lambda w: w["published_at"], reverse=True)
+
+
+# -- dispatch -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EventKind:
+    """How intake treats one kind of agency event."""
+
+    schema: str
+    model: type[BaseModel]
+    topic: str
+    actor_field: str  # the field naming the publishing agency and province
+    key: Callable[[Any], str]
+    agencies: frozenset[str] | None = None  # who may publish it; None: any agency
+
+
+#: The kinds defined here; `event_kinds.KINDS` adds operation decisions (processors/core/operations.py).
+KINDS: dict[str, EventKind] = {
+    "cn.leadbus.CourierReply": EventKind("cn.leadbus.CourierReply", CourierReply, COURIER_REPLIES, "actor",
+                                         lambda e: e.case_id, frozenset({"SPB"})),
+    "cn.leadbus.ConsumerWarning": EventKind("cn.leadbus.ConsumerWarning", ConsumerWarning, CONSUMER_WARNINGS,
+                                            "publisher", lambda e: e.warning_id),
+}

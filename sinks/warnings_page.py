@@ -1,0 +1,175 @@
+"""The public consumer-warnings page and feed (网络购物消费警示): no sign-in, nothing of cases.
+
+    create_app(bootstrap) -> FastAPI     what `leadbus warnings-page` serves
+
+A background thread reads `leadbus.warnings.consumer` from the beginning (assigned, never joined; the
+`warnings-page` principal reads that topic and no other) and folds each accepted `ConsumerWarning` into
+the board (`agency_events.fold_warnings`: the highest revision wins, a withdrawn warning leaves). Only
+what an agency wrote in the warning is shown — the bus never adds case data to it.
+
+Routes: `/` (the page; it asks `/api/warnings` every two seconds and shows new warnings as they come),
+`/api/warnings` (JSON), `/feed.atom` and `/feed.rss` (built with feedgen), `/healthz`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import uvicorn
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from feedgen.feed import FeedGenerator
+
+from leadbus.agencies import AGENCIES, CATEGORIES
+from leadbus.avro import DecodeError, decode, packaged_catalog
+from leadbus.clients import KafkaSettings, settings_for
+from leadbus.processors.core.agency_events import CONSUMER_WARNINGS, fold_warnings, visible_warnings
+
+log = logging.getLogger("leadbus.sinks.warnings_page")
+_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; "
+                                       "style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+class WarningBoard:
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self.catalog = packaged_catalog()
+        self.schema = self.catalog.latest("cn.leadbus.ConsumerWarning")
+        self.lock = threading.Lock()
+        self.board: dict[str, dict[str, Any]] = {}
+        self.positions: dict[int, int] = {}
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def warnings(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return visible_warnings(self.board)
+
+    def handle(self, value: bytes) -> None:
+        try:
+            _, record = decode(self.catalog, value, self.schema)
+        except DecodeError as exc:  # intake wrote it: a defect or tampering; the page shows nothing of it
+            log.error("undecodable warning: %s", exc)
+            return
+        with self.lock:
+            self.board = fold_warnings(self.board, record)
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="warnings-reader", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(10)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._read()
+            except Exception as exc:  # noqa: BLE001 - broker gone, metadata timeout …: retry, never die
+                log.warning("warnings reader failed (%s: %s); retrying", type(exc).__name__, exc)
+                self.stopping.wait(2.0)
+
+    def _read(self) -> None:
+        consumer = self.kafka.consumer(f"leadbus-warnings-page-{uuid.uuid4()}")
+        try:
+            meta = consumer.list_topics(CONSUMER_WARNINGS, timeout=30).topics[CONSUMER_WARNINGS]
+            if meta.error is not None:
+                raise RuntimeError(f"{CONSUMER_WARNINGS}: {meta.error}")
+            consumer.assign([TopicPartition(CONSUMER_WARNINGS, p, self.positions.get(p, OFFSET_BEGINNING))
+                             for p in meta.partitions])
+            while not self.stopping.is_set():
+                for msg in consumer.consume(500, 0.5):
+                    if msg.error():
+                        continue
+                    self.handle(msg.value() or b"")
+                    self.positions[msg.partition() or 0] = (msg.offset() or 0) + 1
+        finally:
+            consumer.close()
+
+
+def _json(warning: dict[str, Any]) -> dict[str, Any]:
+    return {**warning, "published_at": warning["published_at"].astimezone(UTC).isoformat(),
+            "goods_label": CATEGORIES.get(warning["goods_category"], warning["goods_category"]),
+            "agency_name": AGENCIES[warning["agency"]].name_zh if warning["agency"] in AGENCIES else warning["agency"]}
+
+
+def feed(warnings: list[dict[str, Any]], base: str) -> FeedGenerator:
+    gen = FeedGenerator()
+    gen.id(f"{base}/")
+    gen.title("网络购物消费警示 — consumer warnings")
+    gen.link(href=f"{base}/", rel="alternate")
+    gen.description("Online-shopping consumer warnings published by China's enforcement agencies")
+    gen.language("zh-CN")
+    gen.updated(max((w["published_at"] for w in warnings), default=datetime(2026, 1, 1, tzinfo=UTC)))
+    for warning in reversed(warnings):  # feedgen prepends: oldest first gives newest on top
+        shown = _json(warning)
+        entry = gen.add_entry()
+        entry.id(f"urn:uuid:{warning['warning_id']}")
+        entry.title(warning["title"])
+        entry.link(href=f"{base}/#w-{warning['warning_id']}")
+        entry.published(warning["published_at"])
+        entry.updated(warning["published_at"])
+        entry.author({"name": shown["agency_name"]})
+        entry.category(term=warning["goods_category"], label=shown["goods_label"])
+        entry.description(" ".join([warning["summary"], *warning["advice"]]))
+    return gen
+
+
+def create_app(bootstrap: str | KafkaSettings, public_url: str = "http://127.0.0.1:8090") -> FastAPI:
+    """`public_url`: where the public reaches the page (the feeds' links and ids)."""
+    board = WarningBoard(settings_for(bootstrap))
+    page = resources.files("leadbus.sinks").joinpath("warnings_page.html").read_text(encoding="utf-8")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        board.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(board.stop)
+
+    app = FastAPI(title="leadbus consumer warnings", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page, headers=_HEADERS)
+
+    @app.get("/api/warnings")
+    def api() -> JSONResponse:
+        return JSONResponse({"warnings": [_json(w) for w in board.warnings()]}, headers=_HEADERS)
+
+    @app.get("/feed.atom")
+    def atom() -> Response:
+        return Response(feed(board.warnings(), public_url.rstrip("/")).atom_str(pretty=True),
+                        media_type="application/atom+xml", headers=_HEADERS)
+
+    @app.get("/feed.rss")
+    def rss() -> Response:
+        return Response(feed(board.warnings(), public_url.rstrip("/")).rss_str(pretty=True),
+                        media_type="application/rss+xml", headers=_HEADERS)
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        alive = board.thread is not None and board.thread.is_alive()
+        return JSONResponse({"ok": alive}, status_code=200 if alive else 503)
+
+    return app
+
+
+def run(bootstrap: str | KafkaSettings, host: str = "127.0.0.1", port: int = 8090,
+        public_url: str | None = None) -> None:
+    uvicorn.run(create_app(bootstrap, public_url or f"http://{host}:{port}"), host=host, port=port,
+                timeout_graceful_shutdown=2, log_level="info")

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode
-from leadbus.avro.codec import writer_of
+from leadbus.avro.codec import read_body, writer_of
 from leadbus.limits import MAX_EVENT_BYTES
 from leadbus.models import CaseLead, HandoverDecision, reason_code
 from leadbus.processors.core.dead_letters import dead_letter_record
@@ -170,12 +170,10 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
         return reject(verified.reason, verified.message, field="headers", lead_id=_claimed_lead_id(original, catalog))
     seal = verified
     try:
-        if writer_of(catalog, original).name == DECISION:
+        writer = writer_of(catalog, original)
+        if writer.name == DECISION:
             return _examine_decision(original, source, catalog, now, topic_agency, seal, keys)
-    except DecodeError as exc:
-        return reject(exc.reason, exc.message)
-    try:
-        _, record = decode(catalog, original, catalog.latest(CASE_LEAD))
+        _, record = read_body(writer, original, catalog.latest(CASE_LEAD))
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
     claimed = record.get("publisher") if isinstance(record, dict) else None
@@ -267,14 +265,18 @@ def dedupe(seen: Seen | None, outcome: Acceptance | Rejection) -> Decision:
                                         lead_id=outcome.lead.lead_id, agency=outcome.lead.publisher.agency))
 
 
-def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None = None) -> dict[str, Any]:
-    """The `LeadAccepted` event (Avro record form), with the seal that lets anyone re-verify `original`."""
+def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None = None, *,
+                    lead_as_model: bool = False) -> dict[str, Any]:
+    """The `LeadAccepted` event (Avro record form), with the seal that lets anyone re-verify `original`.
+
+    `lead_as_model` leaves the lead as its `CaseLead` (for `encode_mixed`, which reads it by attribute).
+    """
     name = acceptance.normalised.name
     seal = acceptance.seal
     if seal is not None:
         sequence = seal.sequence
     return {
-        "lead": acceptance.lead.to_avro(),
+        "lead": acceptance.lead if lead_as_model else acceptance.lead.to_avro(),
         "identity": {
             "name_core": name.core,
             "name_prefix": name.prefix,

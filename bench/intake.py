@@ -11,6 +11,7 @@ last output each engine wrote (start-up and recovery excluded), so they compare 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from confluent_kafka import TopicPartition
 
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
@@ -64,6 +67,29 @@ def plain_loop(bootstrap: str, expected: int) -> None:
     consumer.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (librdkafka's included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def first_output_cpu(bootstrap: str, topics: list[str], pid: int, timeout: float = 600) -> float:
+    """The process's CPU seconds when its first output reaches the broker (start-up and restore excluded)."""
+    consumer = KafkaSettings(bootstrap).consumer(f"bench-watch-{uuid.uuid4()}")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for topic in topics:
+                meta = consumer.list_topics(topic, timeout=10).topics[topic]
+                for partition in meta.partitions:
+                    if consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1] > 0:
+                        return cpu_seconds(pid)
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+    raise TimeoutError(f"no output on {topics}")
+
+
 def span_rate(bootstrap: str, topics: list[str], count: int) -> float:
     stamps = sorted(m.timestamp()[1] for t in topics for m in read_all(bootstrap, t))[-count:]
     return (len(stamps) - 1) / max((stamps[-1] - stamps[0]) / 1000.0, 1e-3)
@@ -81,7 +107,15 @@ def wait_for(bootstrap: str, topics: list[str], count: int, timeout: float = 600
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--leads", type=int, default=20000)
+    parser.add_argument("--no-faust", action="store_true", help="plain loop and stage only")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run the plain loop and the stage at the same time (each its own process and group), so "
+                             "that on a loaded machine both meet the same load; implies --no-faust")
+    parser.add_argument("--plain-only", nargs=2, metavar=("BOOTSTRAP", "EVENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.plain_only:
+        plain_loop(args.plain_only[0], int(args.plain_only[1]))
+        return
     work = Path(tempfile.mkdtemp(prefix="leadbus-bench-intake-"))
     with KafkaCluster(1, fast_start=False) as cluster:
         bootstrap = cluster.bootstrap_servers
@@ -99,17 +133,40 @@ def main() -> None:
             pub.flush(120)
         n = traffic.report.published
 
+        if args.side_by_side:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+            plain_proc = subprocess.Popen([sys.executable, __file__, "--plain-only", bootstrap, str(n)], env=env)
+            stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b",
+                                      bootstrap, "--state-dir", str(work / "stage"), "--worker-id", "bench"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            plain_proc.wait(900)
+            wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
+            stage.terminate()
+            stage.wait(30)
+            plain = span_rate(bootstrap, ["bench.plain.out"], n)
+            staged = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
+            print(f"intake events {n} (simulated agencies, all valid), side by side on one broker")
+            print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
+            print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
+            return
+        cpu = time.process_time()
         plain_loop(bootstrap, n)
+        plain_cpu = (time.process_time() - cpu) / n * 1e6
         plain = span_rate(bootstrap, ["bench.plain.out"], n)
 
         stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b", bootstrap,
                                   "--state-dir", str(work / "stage"), "--worker-id", "bench"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu = first_output_cpu(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], stage.pid)
         wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
+        stage_cpu = (cpu_seconds(stage.pid) - cpu) / n * 1e6
         stage.terminate()
         stage.wait(30)
         staged = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
 
+        if args.no_faust:
+            _print(n, plain, staged, plain_cpu, stage_cpu)
+            return
         faust = subprocess.Popen(
             [sys.executable, "-c", "import sys; from pathlib import Path; from leadbus.processors.faust_app import "
              f"run_worker; sys.argv=['faust','worker']; run_worker({bootstrap!r}, Path({str(work / 'faust')!r}))"],
@@ -119,10 +176,17 @@ def main() -> None:
         faust.wait(30)
         fausted = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
 
-    print(f"intake events {n} (simulated agencies, all valid)")
-    print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
-    print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
+    _print(n, plain, staged, plain_cpu, stage_cpu)
     print(f"faust-streaming agent, at-least-once      : {fausted:9.0f} events/s   ratio {fausted / plain:.2f}")
+
+
+def _print(n: int, plain: float, staged: float, plain_cpu: float, stage_cpu: float) -> None:
+    print(f"intake events {n} (simulated agencies, all valid)")
+    print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s   {plain_cpu:6.0f} µs CPU/event")
+    print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   {stage_cpu:6.0f} µs CPU/event"
+          f"   ratio {staged / plain:.2f} (wall)  {plain_cpu / stage_cpu:.2f} (CPU)")
+    print("CPU is the engine process's own (all threads), not the broker's; on a loaded machine the wall-time "
+          "ratio swings with whatever else runs, the CPU ratio much less.")
 
 
 if __name__ == "__main__":

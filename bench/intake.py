@@ -1,11 +1,13 @@
 """Intake throughput: the faust agent and the transactional stage against a plain confluent-kafka loop.
 
-    python bench/intake.py [--leads N]
+    python bench/intake.py [--leads N] [--no-faust] [--side-by-side]
 
 All three host the same intake step (`IntakeHandler.examine` + `.judge`) over the same intake events on
 the same broker in the same run, one after another, each from the beginning of the intake
 topics with its own consumer group. Rates are taken from the broker timestamps of the first and
 last output each engine wrote (start-up and recovery excluded), so they compare processing.
+On a shared, loaded machine one engine after the other meets different loads: `--side-by-side`
+runs the plain loop and the stage at the same time, so that the ratio compares them under one.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from confluent_kafka import TopicPartition
 
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
@@ -65,29 +65,6 @@ def plain_loop(bootstrap: str, expected: int) -> None:
             done += 1
     producer.flush(60)
     consumer.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads (librdkafka's included), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def first_output_cpu(bootstrap: str, topics: list[str], pid: int, timeout: float = 600) -> float:
-    """The process's CPU seconds when its first output reaches the broker (start-up and restore excluded)."""
-    consumer = KafkaSettings(bootstrap).consumer(f"bench-watch-{uuid.uuid4()}")
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for topic in topics:
-                meta = consumer.list_topics(topic, timeout=10).topics[topic]
-                for partition in meta.partitions:
-                    if consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1] > 0:
-                        return cpu_seconds(pid)
-            time.sleep(0.1)
-    finally:
-        consumer.close()
-    raise TimeoutError(f"no output on {topics}")
 
 
 def span_rate(bootstrap: str, topics: list[str], count: int) -> float:
@@ -149,23 +126,19 @@ def main() -> None:
             print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
             print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
             return
-        cpu = time.process_time()
         plain_loop(bootstrap, n)
-        plain_cpu = (time.process_time() - cpu) / n * 1e6
         plain = span_rate(bootstrap, ["bench.plain.out"], n)
 
         stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b", bootstrap,
                                   "--state-dir", str(work / "stage"), "--worker-id", "bench"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cpu = first_output_cpu(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], stage.pid)
         wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
-        stage_cpu = (cpu_seconds(stage.pid) - cpu) / n * 1e6
         stage.terminate()
         stage.wait(30)
         staged = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
 
         if args.no_faust:
-            _print(n, plain, staged, plain_cpu, stage_cpu)
+            _print(n, plain, staged)
             return
         faust = subprocess.Popen(
             [sys.executable, "-c", "import sys; from pathlib import Path; from leadbus.processors.faust_app import "
@@ -176,17 +149,14 @@ def main() -> None:
         faust.wait(30)
         fausted = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
 
-    _print(n, plain, staged, plain_cpu, stage_cpu)
+    _print(n, plain, staged)
     print(f"faust-streaming agent, at-least-once      : {fausted:9.0f} events/s   ratio {fausted / plain:.2f}")
 
 
-def _print(n: int, plain: float, staged: float, plain_cpu: float, stage_cpu: float) -> None:
+def _print(n: int, plain: float, staged: float) -> None:
     print(f"intake events {n} (simulated agencies, all valid)")
-    print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s   {plain_cpu:6.0f} µs CPU/event")
-    print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   {stage_cpu:6.0f} µs CPU/event"
-          f"   ratio {staged / plain:.2f} (wall)  {plain_cpu / stage_cpu:.2f} (CPU)")
-    print("CPU is the engine process's own (all threads), not the broker's; on a loaded machine the wall-time "
-          "ratio swings with whatever else runs, the CPU ratio much less.")
+    print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
+    print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
 
 
 if __name__ == "__main__":

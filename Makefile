@@ -35,6 +35,7 @@ test-faults: install kafka-libs
 
 bench: install kafka-libs
 	$(BIN)/python bench/publish.py
+	$(BIN)/python bench/core.py
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/link_quality.py
 	$(BIN)/python bench/link_speed.py

@@ -1,16 +1,19 @@
 """Intake throughput: the faust agent and the transactional stage against a plain confluent-kafka loop.
 
-    python bench/intake.py [--leads N]
+    python bench/intake.py [--leads N] [--no-faust] [--side-by-side]
 
 All three host the same intake step (`IntakeHandler.examine` + `.judge`) over the same intake events on
 the same broker in the same run, one after another, each from the beginning of the intake
 topics with its own consumer group. Rates are taken from the broker timestamps of the first and
 last output each engine wrote (start-up and recovery excluded), so they compare processing.
+On a shared, loaded machine one engine after the other meets different loads: `--side-by-side`
+runs the plain loop and the stage at the same time, so that the ratio compares them under one.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -64,6 +67,19 @@ def plain_loop(bootstrap: str, expected: int) -> None:
     consumer.close()
 
 
+def stage_rate(bootstrap: str, count: int) -> float:
+    """The stage's rate from its first examined lead (first half, on the repartition topic) to its last output.
+
+    Its final outputs alone would time only the second half: under a backlog the first half runs ahead
+    and the judged leads follow in a burst.
+    """
+    examined = [m.timestamp()[1] for m in read_all(bootstrap, INTAKE_BY_LEAD)]
+    final = sorted(m.timestamp()[1] for t in (LEADS_ACCEPTED, LEADS_REJECTED) for m in read_all(bootstrap, t))
+    final = final[-count:]
+    first = min(examined + final)
+    return count / max((final[-1] - first) / 1000.0, 1e-3)
+
+
 def span_rate(bootstrap: str, topics: list[str], count: int) -> float:
     stamps = sorted(m.timestamp()[1] for t in topics for m in read_all(bootstrap, t))[-count:]
     return (len(stamps) - 1) / max((stamps[-1] - stamps[0]) / 1000.0, 1e-3)
@@ -81,7 +97,15 @@ def wait_for(bootstrap: str, topics: list[str], count: int, timeout: float = 600
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--leads", type=int, default=20000)
+    parser.add_argument("--no-faust", action="store_true", help="plain loop and stage only")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run the plain loop and the stage at the same time (each its own process and group), so "
+                             "that on a loaded machine both meet the same load; implies --no-faust")
+    parser.add_argument("--plain-only", nargs=2, metavar=("BOOTSTRAP", "EVENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.plain_only:
+        plain_loop(args.plain_only[0], int(args.plain_only[1]))
+        return
     work = Path(tempfile.mkdtemp(prefix="leadbus-bench-intake-"))
     with KafkaCluster(1, fast_start=False) as cluster:
         bootstrap = cluster.bootstrap_servers
@@ -99,6 +123,24 @@ def main() -> None:
             pub.flush(120)
         n = traffic.report.published
 
+        if args.side_by_side:
+            # The project's root only: this folder's own modules (core.py…) must not shadow anything.
+            root = str(Path(__file__).resolve().parents[1])
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), root) if p)}
+            plain_proc = subprocess.Popen([sys.executable, __file__, "--plain-only", bootstrap, str(n)], env=env)
+            stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b",
+                                      bootstrap, "--state-dir", str(work / "stage"), "--worker-id", "bench"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            plain_proc.wait(900)
+            wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
+            stage.terminate()
+            stage.wait(30)
+            plain = span_rate(bootstrap, ["bench.plain.out"], n)
+            staged = stage_rate(bootstrap, n)
+            print(f"intake events {n} (simulated agencies, all valid), side by side on one broker")
+            print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
+            print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
+            return
         plain_loop(bootstrap, n)
         plain = span_rate(bootstrap, ["bench.plain.out"], n)
 
@@ -108,8 +150,11 @@ def main() -> None:
         wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
         stage.terminate()
         stage.wait(30)
-        staged = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
+        staged = stage_rate(bootstrap, n)
 
+        if args.no_faust:
+            _print(n, plain, staged)
+            return
         faust = subprocess.Popen(
             [sys.executable, "-c", "import sys; from pathlib import Path; from leadbus.processors.faust_app import "
              f"run_worker; sys.argv=['faust','worker']; run_worker({bootstrap!r}, Path({str(work / 'faust')!r}))"],
@@ -119,10 +164,14 @@ def main() -> None:
         faust.wait(30)
         fausted = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
 
+    _print(n, plain, staged)
+    print(f"faust-streaming agent, at-least-once      : {fausted:9.0f} events/s   ratio {fausted / plain:.2f}")
+
+
+def _print(n: int, plain: float, staged: float) -> None:
     print(f"intake events {n} (simulated agencies, all valid)")
     print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
     print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
-    print(f"faust-streaming agent, at-least-once      : {fausted:9.0f} events/s   ratio {fausted / plain:.2f}")
 
 
 if __name__ == "__main__":

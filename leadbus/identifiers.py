@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from leadbus.geography import province_of_division
@@ -30,6 +31,10 @@ class IdentifierError(ValueError):
         self.message = message
 
 
+# Identifiers recur (a suspect is reported again and again) and intake checks each one twice (validation,
+# then normalisation): the pure checks below remember their answers. Errors are not remembered.
+_CACHED: Final = 65536
+
 # --- text -------------------------------------------------------------------------------------
 
 # Chinese input methods emit full-width ASCII (ＡＢＣ１２３＋－) and the ideographic space.
@@ -38,7 +43,7 @@ _HALFWIDTH: Final[dict[int, int]] = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xF
 
 def to_halfwidth(text: str) -> str:
     """Map full-width ASCII (U+FF01–U+FF5E) to ASCII and U+3000 to a space."""
-    return text.translate(_HALFWIDTH)
+    return text if text.isascii() else text.translate(_HALFWIDTH)
 
 
 def clean_text(text: str) -> str:
@@ -91,6 +96,7 @@ def _check_region(region6: str) -> None:
         raise IdentifierError("RESIDENT_ID_REGION", f"unknown province in address code {region6}")
 
 
+@lru_cache(maxsize=_CACHED)
 def normalize_resident_id(value: str, *, today: datetime.date | None = None) -> str:
     """The 18-character form of a resident ID number, or IdentifierError.
 
@@ -149,6 +155,7 @@ def uscc_check_char(first17: str) -> str:
     return USCC_CHARSET[(31 - total % 31) % 31]
 
 
+@lru_cache(maxsize=_CACHED)
 def check_uscc(value: str) -> UsccCheck:
     """Normalise (half-width, no spaces, upper case) and check a USCC.
 
@@ -213,6 +220,7 @@ def _strip_card(value: str) -> str:
     return _CARD_SEPARATORS.sub("", to_halfwidth(value))
 
 
+@lru_cache(maxsize=_CACHED)
 def is_bank_card_like(value: str) -> bool:
     """True if ``value`` is 16–19 digits once separators go, whatever its Luhn check.
 
@@ -221,6 +229,7 @@ def is_bank_card_like(value: str) -> bool:
     return _CARD.fullmatch(_strip_card(value)) is not None
 
 
+@lru_cache(maxsize=_CACHED)
 def normalize_bank_card(value: str) -> str:
     """The bare digits of a bank card number; IdentifierError unless 16–19 digits passing Luhn.
 
@@ -251,6 +260,7 @@ _PHONE_SEPARATORS: Final = re.compile(r"[\s\-\u2010-\u2015\u2212().]+")
 _MOBILE: Final = re.compile(r"1[3-9][0-9]{9}")
 
 
+@lru_cache(maxsize=_CACHED)
 def normalize_mobile(value: str) -> str:
     """A mainland mobile number in E.164 (``+8613800138000``), or IdentifierError.
 
@@ -278,6 +288,7 @@ ICP_PROVINCES = "京津冀晋蒙辽吉黑沪苏浙皖闽赣鲁豫鄂湘粤桂琼
 _ICP = re.compile(rf"^([{ICP_PROVINCES}])ICP(备|证)(\d{{6,10}})号(?:-(\d{{1,4}}))?$")
 
 
+@lru_cache(maxsize=_CACHED)
 def normalize_icp_filing(value: str) -> tuple[str, str]:
     """(the filing as written canonically, the filing subject's number without the site suffix) or
     IdentifierError ICP_FILING_FORMAT. Full-width characters, spaces and a lower-case "icp" are accepted."""

@@ -14,6 +14,7 @@ import re
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -33,6 +34,7 @@ from leadbus.identifiers import (
 )
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
+_BEIJING = timezone(timedelta(hours=8))
 _LANDLINE = re.compile(r"^(?:\+?86[- ]?)?0\d{2,3}[- ]?\d{7,8}(?:[- ]?\d{1,5})?$")
 # The E.164 form intake normalises landlines to: +86, area code without its 0, number.
 _LANDLINE_E164 = re.compile(r"^\+86(?:10|2\d|[3-9]\d{2})\d{7,8}$")
@@ -41,6 +43,9 @@ _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212().]+")
 _CASE_ID = re.compile(r"^CASE-[0-9A-F]{16}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_URL = re.compile(r"^(?i:https?://)?[^\s/:?#]+\.[^\s/:?#]+(?::\d+)?(?:[/?#]\S*)?$")
+# The text form str(uuid.UUID(x)) gives: such a value is its own canonical form.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class Channel(StrEnum):
@@ -165,6 +170,8 @@ def _check_publisher_province(value: str) -> str:
 
 def _uuid_text(value: object, code: str) -> str:
     """A UUID in its canonical text form; fastavro may hand one over as a `uuid.UUID`."""
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value
     try:
         return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
     except ValueError:
@@ -175,12 +182,36 @@ def _event_time(value: datetime, info: ValidationInfo, name: str) -> datetime:
     """UTC at millisecond precision (timestamp-millis); not in the future when the caller passes `now`."""
     if value.tzinfo is None:
         raise _fail("TIME_NAIVE", f"{name} needs a time zone (UTC)")
-    value = value.astimezone(UTC)
-    value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if value.tzinfo is not UTC or value.microsecond % 1000:  # as read from Avro it is already both
+        value = value.astimezone(UTC)
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
     now = (info.context or {}).get("now") if info.context else None
     if now is not None and value > now + FUTURE_TOLERANCE:
         raise _fail("TIME_IN_FUTURE", f"{name} {value.isoformat()} is in the future")
     return value
+
+
+@lru_cache(maxsize=65536)
+def _phone_ok(value: str) -> bool:
+    """A mainland mobile number or a landline, in any of the forms agencies write them."""
+    text = to_halfwidth(value).strip()  # normalise, then check: ０１０－６２７５１２３４ is a landline
+    compact = _SEPARATORS.sub("", text)
+    if _LANDLINE.match(text) or _LANDLINE_E164.match(text) or _LANDLINE_COMPACT.match(compact):
+        return True
+    try:
+        normalize_mobile(text)
+    except IdentifierError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=65536)
+def _ip_ok(value: str) -> bool:
+    try:
+        ipaddress.ip_address(to_halfwidth(value).strip())
+    except ValueError:
+        return False
+    return True
 
 
 class _Model(BaseModel):
@@ -241,15 +272,9 @@ class Subject(_Model):
     @classmethod
     def _phones(cls, values: list[str]) -> list[str]:
         for value in values:
-            text = to_halfwidth(value).strip()  # normalise, then check: ０１０－６２７５１２３４ is a landline
-            compact = _SEPARATORS.sub("", text)
-            if _LANDLINE.match(text) or _LANDLINE_E164.match(text) or _LANDLINE_COMPACT.match(compact):
-                continue
-            try:
-                normalize_mobile(text)
-            except IdentifierError:
+            if not _phone_ok(value):
                 raise _fail("PHONE_FORMAT", f"{value!r} is neither a mainland mobile number (1[3-9] and 9 more "
-                                            "digits) nor a landline (0, a 2–3 digit area code, 7–8 digits)") from None
+                                            "digits) nor a landline (0, a 2–3 digit area code, 7–8 digits)")
         return values
 
 
@@ -274,8 +299,7 @@ class Online(_Model):
     @classmethod
     def _urls(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not re.match(r"^(?i:https?://)?[^\s/:?#]+\.[^\s/:?#]+(?::\d+)?(?:[/?#]\S*)?$",
-                            to_halfwidth(value).strip()):
+            if not _URL.match(to_halfwidth(value).strip()):
                 raise _fail("URL_FORMAT", f"{value!r} is not an http(s) URL (http:// or https://, a host name "
                                           "with a dot, no spaces) or host name")
         return values
@@ -284,10 +308,8 @@ class Online(_Model):
     @classmethod
     def _ips(cls, values: list[str]) -> list[str]:
         for value in values:
-            try:
-                ipaddress.ip_address(to_halfwidth(value).strip())
-            except ValueError:
-                raise _fail("IP_FORMAT", f"{value!r} is not an IPv4 or IPv6 address") from None
+            if not _ip_ok(value):
+                raise _fail("IP_FORMAT", f"{value!r} is not an IPv4 or IPv6 address")
         return values
 
 
@@ -382,7 +404,9 @@ class CaseLead(_Model):
 
     @model_validator(mode="after")
     def _conduct(self) -> CaseLead:
-        reported = self.reported_at.astimezone(timezone(timedelta(hours=8))).date()
+        if self.conduct_from is None and self.conduct_to is None:
+            return self
+        reported = self.reported_at.astimezone(_BEIJING).date()
         if self.conduct_from and self.conduct_to and self.conduct_to < self.conduct_from:
             raise _fail("CONDUCT_PERIOD", "conduct_to is before conduct_from")
         for name, day in (("conduct_from", self.conduct_from), ("conduct_to", self.conduct_to)):

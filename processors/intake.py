@@ -31,6 +31,7 @@ from datetime import datetime
 from confluent_kafka import KafkaException
 
 from leadbus.avro import SchemaCatalog, decode, encode, packaged_catalog
+from leadbus.avro.codec import encode_mixed
 from leadbus.processors import metrics
 from leadbus.processors.core import provenance
 from leadbus.processors.core.event_kinds import KINDS as EVENT_KINDS
@@ -77,6 +78,7 @@ _NEXT_TOPIC, _NEXT_KEY, _SOURCE = "leadbus-next-topic", "leadbus-next-key", "lea
 # decisions keep their seal downstream
 _DECISION_TOPICS = frozenset({HANDOVER_DECISIONS, BLACKLIST_DECISIONS, LINK_DECISIONS})
 _UNKNOWN_YET = frozenset({"UNKNOWN_KEY", "KEY_NOT_YET_VALID"})
+_LEAD_MODEL = frozenset({"cn.leadbus.CaseLead"})  # written from the model's attributes: no dump per event
 
 
 class IntakeHandler:
@@ -156,7 +158,7 @@ class IntakeHandler:
         return Result([_to_lane(seal, source, out)])
 
     def _examined(self, acceptance: Acceptance, now: datetime) -> Output:
-        value = encode(self.accepted_schema, accepted_record(acceptance, now))
+        value = encode_mixed(self.accepted_schema, accepted_record(acceptance, now, lead_as_model=True), _LEAD_MODEL)
         examined = Examined.of(acceptance)
         return Output(INTAKE_BY_LEAD, examined.lead_id.encode(), value, examined.headers())
 

@@ -84,6 +84,9 @@ class _NoState:
         raise RuntimeError("this record's topic owns no state: repartition it first")
 
 
+_NO_STATE = _NoState()
+
+
 @dataclass
 class StageConfig:
     name: str
@@ -261,17 +264,31 @@ class ExactlyOnceStage:
         producer.begin_transaction()
         next_offsets: dict[tuple[str, int], int] = {}
         dead = 0
+        dead_topic, changelog, state = self.config.dead_letter_topic, self.config.changelog_topic, self.state
+        views: dict[int | None, StateView] = {None: _NO_STATE}
+        produce = producer.produce
         for record in records:
             partition = self._state_partition(record)
-            view: StateView = _PartitionState(self.state, partition) if partition is not None else _NoState()
+            view = views.get(partition)
+            if view is None:
+                assert partition is not None
+                view = views[partition] = _PartitionState(state, partition)
             result = self._step(record, view, now)
             for out in result.outputs:
-                dead += out.topic == self.config.dead_letter_topic
-                self._produce(producer, out.topic, out.key, out.value, list(out.headers), out.partition)
+                if out.topic == dead_topic:
+                    dead += 1
+                headers = out.headers if isinstance(out.headers, list) else list(out.headers)
+                try:  # the usual case, without the retry loop's call and keyword dict
+                    if out.partition is None:
+                        produce(out.topic, out.value, out.key, headers=headers)
+                    else:
+                        produce(out.topic, out.value, out.key, out.partition, headers=headers)
+                except BufferError:
+                    self._produce(producer, out.topic, out.key, out.value, headers, out.partition)
             if partition is not None:
                 for key, value in result.state.items():
-                    self.state.put(partition, key, value)
-                    self._produce(producer, self.config.changelog_topic, key, value, [], partition=partition)
+                    state.put(partition, key, value)
+                    self._produce(producer, changelog, key, value, [], partition=partition)
             next_offsets[(record.topic, record.partition)] = record.offset + 1
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)

@@ -70,6 +70,9 @@ class StageDefinition:
     clock_may_run_fast: bool = False
     #: Started by `leadbus process --stage all` and the demo; the others (public disclosure) run on their own.
     in_pipeline: bool = True
+    #: Records per transaction at most: under a backlog fewer, larger transactions (each commits to every
+    #: partition it touched); at a steady rate a batch is what the batch timeout brings.
+    batch_size: int = 500
 
     @property
     def group(self) -> str:
@@ -80,7 +83,7 @@ class StageDefinition:
 
         config = StageConfig(name=self.name, kafka=kafka, topics=list(self.inputs), changelog_topic=self.changelog,
                              state_dir=state_dir, group_id=self.group, global_state=self.global_state,
-                             state_topic=self.state_topic)
+                             state_topic=self.state_topic, batch_size=self.batch_size)
         if worker_id:
             config.worker_id = worker_id
         return config
@@ -130,7 +133,7 @@ STAGES: dict[str, StageDefinition] = {
     d.name: d
     for d in (
         StageDefinition("intake", (INTAKE_PATTERN, INTAKE_BY_LEAD), INTAKE_CHANGELOG, _intake,
-                        state_topic=INTAKE_BY_LEAD),
+                        state_topic=INTAKE_BY_LEAD, batch_size=2000),
         StageDefinition("linking", (LEADS_ACCEPTED, LINK_DECISIONS), LINKING_CHANGELOG, _linking, global_state=True),
         StageDefinition("handover", (CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER), HANDOVER_CHANGELOG, _handover,
                         clock_may_run_fast=True),

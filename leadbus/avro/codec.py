@@ -12,6 +12,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 
 from leadbus.avro.catalog import SchemaCatalog, SchemaEntry
+from leadbus.avro.fastwrite import compile_writer
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = 10
@@ -62,6 +63,29 @@ def encode_object(entry: SchemaEntry, obj: Any) -> bytes:
     return bytes(out)
 
 
+_MIXED: dict[tuple[bytes, frozenset[str]], Any] = {}
+
+
+def encode_mixed(entry: SchemaEntry, record: Any, object_records: frozenset[str]) -> bytes:
+    """Encode a mapping whose records named in `object_records` are objects (their attributes mirror the schema).
+
+    Byte for byte what `encode` writes for the same record with those objects dumped to mappings.
+    """
+    key = (entry.fingerprint, object_records)
+    writer = _MIXED.get(key)
+    if writer is None:
+        writer = _MIXED[key] = compile_writer(entry.parsed, object_records=object_records)
+        if writer is None:
+            raise EncodeError(f"{entry.name} cannot be written from attributes")
+    out = bytearray(MAGIC)
+    out += entry.fingerprint
+    try:
+        writer(out, record)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise EncodeError(f"record does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
+    return bytes(out)
+
+
 def writer_of(catalog: SchemaCatalog, data: bytes) -> SchemaEntry:
     if not data:
         raise DecodeError("DECODE_EMPTY", "empty message")
@@ -75,7 +99,11 @@ def writer_of(catalog: SchemaCatalog, data: bytes) -> SchemaEntry:
 
 def decode(catalog: SchemaCatalog, data: bytes, reader: SchemaEntry | None = None) -> tuple[SchemaEntry, Any]:
     """Return (writer schema, record). With `reader`, the writer must be a version of the same name."""
-    writer = writer_of(catalog, data)
+    return read_body(writer_of(catalog, data), data, reader)
+
+
+def read_body(writer: SchemaEntry, data: bytes, reader: SchemaEntry | None = None) -> tuple[SchemaEntry, Any]:
+    """`decode` once the writer is known (`writer_of`)."""
     if reader is not None and writer.name != reader.name:
         raise DecodeError("DECODE_WRONG_TYPE", f"expected a {reader.name}, got a {writer.name}")
     buf = io.BytesIO(data)

@@ -61,8 +61,9 @@ def timestamp_millis(value: datetime | int) -> int:
 
 
 class _Compiler:
-    def __init__(self, from_attributes: bool) -> None:
+    def __init__(self, from_attributes: bool, object_records: frozenset[str] = frozenset()) -> None:
         self.from_attributes = from_attributes
+        self.object_records = object_records
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {
             "write_long": write_long,
@@ -96,7 +97,13 @@ class _Compiler:
             elif logical == "date":
                 self.emit(indent, f"write_long(out, days_since_epoch({expr}))")
             elif logical is None:
-                self.emit(indent, f"write_long(out, {expr})")
+                # Inlined for the usual small value (one byte, zig-zag 2n).
+                number = self.var("n")
+                self.emit(indent, f"{number} = {expr}")
+                self.emit(indent, f"if 0 <= {number} < 64:")
+                self.emit(indent + 1, f"out.append({number} << 1)")
+                self.emit(indent, "else:")
+                self.emit(indent + 1, f"write_long(out, {number})")
             else:
                 raise Unsupported(logical)
         elif kind == "float":
@@ -117,11 +124,19 @@ class _Compiler:
             self.emit(indent, f"write_bytes(out, {expr})")
         elif kind == "enum":
             table = self.var("enum")
-            self.consts[table] = {s: i for i, s in enumerate(schema["symbols"])}
-            self.emit(indent, f"write_long(out, {table}[{expr}])")
+            # Each symbol's index, already as its encoded bytes.
+            encoded = {}
+            for index, symbol in enumerate(schema["symbols"]):
+                buf = bytearray()
+                write_long(buf, index)
+                encoded[symbol] = bytes(buf)
+            self.consts[table] = encoded
+            self.emit(indent, f"out += {table}[{expr}]")
         elif kind == "record":
             rec = self.var("r")
             self.emit(indent, f"{rec} = {expr}")
+            outer = self.from_attributes
+            self.from_attributes = outer or schema.get("name") in self.object_records
             for field in schema["fields"]:
                 if self.from_attributes:
                     if not str(field["name"]).isidentifier():
@@ -134,12 +149,16 @@ class _Compiler:
                 else:
                     sub = f"{rec}[{field['name']!r}]"
                 self.value(field["type"], sub, indent)
+            self.from_attributes = outer
         elif kind == "array":
             items = self.var("items")
             item = self.var("item")
             self.emit(indent, f"{items} = {expr}")
             self.emit(indent, f"if {items}:")
-            self.emit(indent + 1, f"write_long(out, len({items}))")
+            self.emit(indent + 1, f"if len({items}) < 64:")
+            self.emit(indent + 2, f"out.append(len({items}) << 1)")
+            self.emit(indent + 1, "else:")
+            self.emit(indent + 2, f"write_long(out, len({items}))")
             self.emit(indent + 1, f"for {item} in {items}:")
             self.value(schema["items"], item, indent + 2)
             self.emit(indent, "out.append(0)")
@@ -174,13 +193,16 @@ class _Compiler:
         self.value(other, val, indent + 1)
 
 
-def compile_writer(parsed_schema: Any, *, from_attributes: bool = False) -> Writer | None:
+def compile_writer(parsed_schema: Any, *, from_attributes: bool = False,
+                   object_records: frozenset[str] = frozenset()) -> Writer | None:
     """A writer for the (expanded, parsed) schema, or None when it uses unsupported constructs.
 
     With `from_attributes`, records are read as objects (`datum.field`, e.g. pydantic models
-    mirroring the schema) instead of mappings, which spares building a dict per event.
+    mirroring the schema) instead of mappings, which spares building a dict per event;
+    `object_records` names the record types read so (with all they contain) in an otherwise
+    mapping-shaped datum (a `LeadAccepted` dict carrying its `CaseLead` model).
     """
-    compiler = _Compiler(from_attributes)
+    compiler = _Compiler(from_attributes, object_records)
     compiler.emit(0, "def write(out, datum):")
     try:
         compiler.value(parsed_schema, "datum", 1)

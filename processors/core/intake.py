@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode
-from leadbus.avro.codec import writer_of
+from leadbus.avro.codec import read_body, writer_of
 from leadbus.limits import MAX_EVENT_BYTES
 from leadbus.models import BlacklistDecision, CaseLead, HandoverDecision, LinkDecision, reason_code
 from leadbus.processors.core.agency_events import EventKind
@@ -298,19 +298,16 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
         return reject(verified.reason, verified.message, field="headers", lead_id=_claimed_lead_id(original, catalog))
     seal = verified
     try:
-        writer = writer_of(catalog, original).name
-        if writer == DECISION:
+        writer = writer_of(catalog, original)
+        if writer.name == DECISION:
             return _examine_decision(original, source, catalog, now, topic_agency, seal, keys)
-        if writer == BLACKLIST_DECISION:
+        if writer.name == BLACKLIST_DECISION:
             return _examine_blacklist_decision(original, source, catalog, now, topic_agency, seal, keys)
-        if writer == LINK_DECISION:
+        if writer.name == LINK_DECISION:
             return _examine_link_decision(original, source, catalog, now, topic_agency, seal)
-        if writer in EVENT_KINDS:
-            return _examine_event(EVENT_KINDS[writer], original, source, catalog, now, topic_agency, seal, keys)
-    except DecodeError as exc:
-        return reject(exc.reason, exc.message)
-    try:
-        _, record = decode(catalog, original, catalog.latest(CASE_LEAD))
+        if writer.name in EVENT_KINDS:
+            return _examine_event(EVENT_KINDS[writer.name], original, source, catalog, now, topic_agency, seal, keys)
+        _, record = read_body(writer, original, catalog.latest(CASE_LEAD))
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
     claimed = record.get("publisher") if isinstance(record, dict) else None
@@ -404,14 +401,18 @@ def dedupe(seen: Seen | None, outcome: Acceptance | Rejection) -> DedupeOutcome:
                                         lead_id=outcome.lead.lead_id, agency=outcome.lead.publisher.agency))
 
 
-def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None = None) -> dict[str, Any]:
-    """The `LeadAccepted` event (Avro record form), with the seal that lets anyone re-verify `original`."""
+def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None = None, *,
+                    lead_as_model: bool = False) -> dict[str, Any]:
+    """The `LeadAccepted` event (Avro record form), with the seal that lets anyone re-verify `original`.
+
+    `lead_as_model` leaves the lead as its `CaseLead` (for `encode_mixed`, which reads it by attribute).
+    """
     name = acceptance.normalised.name
     seal = acceptance.seal
     if seal is not None:
         sequence = seal.sequence
     return {
-        "lead": acceptance.lead.to_avro(),
+        "lead": acceptance.lead if lead_as_model else acceptance.lead.to_avro(),
         "identity": {
             "name_core": name.core,
             "name_prefix": name.prefix,

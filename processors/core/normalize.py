@@ -129,6 +129,7 @@ def canonical_url(url: str) -> str:
     return urlunsplit(("https", netloc, path, query, ""))
 
 
+@lru_cache(maxsize=65536)
 def registrable_domain(url: str) -> str | None:
     """The registrable domain (eTLD+1) of a URL: shop123.taobao.com → taobao.com, a.b.co.uk → b.co.uk."""
     return _domain_of_host(urlsplit(canonical_url(url)).hostname or "")
@@ -141,6 +142,7 @@ def _domain_of_host(host: str) -> str | None:
     return str(domain or ext.registered_domain or "") or None
 
 
+@lru_cache(maxsize=65536)
 def canonical_ip(value: str) -> str:
     ip = ipaddress.ip_address(to_halfwidth(value).strip())
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -148,6 +150,7 @@ def canonical_ip(value: str) -> str:
     return ip.compressed
 
 
+@lru_cache(maxsize=65536)
 def canonical_phone(value: str) -> str:
     try:
         return normalize_mobile(value)
@@ -157,6 +160,7 @@ def canonical_phone(value: str) -> str:
         return f"+86{match.group(1)}{match.group(2)}" if match else digits
 
 
+@lru_cache(maxsize=65536)
 def canonical_account(value: str) -> str:
     if is_bank_card_like(value):
         return normalize_bank_card(value)
@@ -176,7 +180,10 @@ class Normalised:
 
 
 def normalise(lead: CaseLead) -> Normalised:
-    """The canonical form of a valid lead. Identifier errors cannot happen here: validation ran first."""
+    """The canonical form of a valid lead. Identifier errors cannot happen here: validation ran first.
+
+    A part already in its canonical form is kept as it is (no copy): most published leads are.
+    """
     warnings: list[Warning_] = []
     subject = lead.subject
     uscc = None
@@ -191,33 +198,42 @@ def normalise(lead: CaseLead) -> Normalised:
         id_number = normalize_resident_id(subject.id_number)
         if len(clean_text(subject.id_number).replace(" ", "")) == 15:
             warnings.append(Warning_("LEGACY_RESIDENT_ID", "subject.id_number", "15-digit ID upgraded to 18 digits"))
-    new_subject = subject.model_copy(update={
-        "uscc": uscc,
-        "id_number": id_number,
-        "phones": _unique(canonical_phone(p) for p in subject.phones),
-    })
-    urls = _unique(canonical_url(u) for u in lead.online.urls)
-    online = lead.online.model_copy(update={
-        "platform": clean_text(lead.online.platform) if lead.online.platform else None,
-        "shop_id": clean_text(lead.online.shop_id).replace(" ", "") if lead.online.shop_id else None,
-        "urls": urls,
-        "ips": _unique(canonical_ip(ip) for ip in lead.online.ips),
-        "icp_filings": _unique(normalize_icp_filing(f)[0] for f in lead.online.icp_filings),
-    })
-    normalised = lead.model_copy(update={
-        "subject": new_subject,
-        "online": online,
-        "payment_accounts": _unique(canonical_account(a) for a in lead.payment_accounts),
-        "waybills": _unique(clean_text(w).replace(" ", "").upper() for w in lead.waybills),
-        "countries": _unique(to_halfwidth(c).strip().upper() for c in lead.countries),
-    })
+    phones = _unique([canonical_phone(p) for p in subject.phones])
+    if uscc != subject.uscc or id_number != subject.id_number or phones != subject.phones:
+        subject = subject.model_copy(update={"uscc": uscc, "id_number": id_number, "phones": phones})
+    online = lead.online
+    urls = _unique([canonical_url(u) for u in online.urls])
+    platform = clean_text(online.platform) if online.platform else None
+    shop_id = clean_text(online.shop_id).replace(" ", "") if online.shop_id else None
+    ips = _unique([canonical_ip(ip) for ip in online.ips])
+    filings = _unique([normalize_icp_filing(f)[0] for f in online.icp_filings])
+    if (urls != online.urls or platform != online.platform or shop_id != online.shop_id or ips != online.ips
+            or filings != online.icp_filings):
+        online = online.model_copy(update={"platform": platform, "shop_id": shop_id, "urls": urls, "ips": ips,
+                                           "icp_filings": filings})
+    accounts = _unique([canonical_account(a) for a in lead.payment_accounts])
+    waybills = _unique([_canonical_waybill(w) for w in lead.waybills])
+    countries = _unique([_canonical_country(c) for c in lead.countries])
+    if (subject is not lead.subject or online is not lead.online or accounts != lead.payment_accounts
+            or waybills != lead.waybills or countries != lead.countries):
+        lead = lead.model_copy(update={"subject": subject, "online": online, "payment_accounts": accounts,
+                                       "waybills": waybills, "countries": countries})
     domains = tuple(sorted({d for d in (registrable_domain(u) for u in urls) if d}))
-    return Normalised(normalised, split_name(subject.name), domains, tuple(warnings))
+    return Normalised(lead, split_name(subject.name), domains, tuple(warnings))
 
 
-def _unique(values: object) -> list[str]:
+def _canonical_waybill(value: str) -> str:
+    return clean_text(value).replace(" ", "").upper()
+
+
+def _canonical_country(value: str) -> str:
+    return to_halfwidth(value).strip().upper()
+
+
+def _unique(values: list[str]) -> list[str]:
+    """The non-empty values in their first order, each once."""
     seen: dict[str, None] = {}
-    for value in values:  # type: ignore[attr-defined]
+    for value in values:
         if value:
             seen.setdefault(str(value), None)
     return list(seen)

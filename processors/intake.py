@@ -40,7 +40,6 @@ from leadbus.processors.core.intake import (
     DecisionAcceptance,
     EventAcceptance,
     Examined,
-    LinkDecisionAcceptance,
     Outcome,
     Rejection,
     Seen,
@@ -140,9 +139,6 @@ class IntakeHandler:
             out = Output(outcome.topic, outcome.case_id.encode(), outcome.original, headers)
             if seal is None:
                 metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
-        elif isinstance(outcome, LinkDecisionAcceptance):
-            # Analysts' link decisions (always signed) go on to linking, which owns the cases they change.
-            out = Output(LINK_DECISIONS, outcome.decision.case_a.encode(), outcome.original)
         elif isinstance(outcome, EventAcceptance):
             # Courier replies, consumer warnings, operation decisions: on to their topic, a signed one with its seal.
             headers = [] if seal is None else [*seal.headers(), (_SOURCE, _source_text(source).encode())]

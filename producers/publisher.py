@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
@@ -295,32 +295,16 @@ class Publisher:
 
     def publish_blacklist_decision(self, decision: BlacklistDecision | Mapping[str, Any]) -> PendingDelivery:
         """Publish a blacklist decision (LIST / DECLINE / DELIST a proposed entry) keyed by its entry id (#18)."""
-        try:
-            model = decision if isinstance(decision, BlacklistDecision) else BlacklistDecision.model_validate(
-                decision, context={"now": self._clock()})
-        except ValidationError as exc:
-            raise InvalidLead.from_validation(exc) from None
-        if model.actor.agency != self.agency:
-            raise InvalidLead([FieldError("actor.agency", "WRONG_PUBLISHER",
-                                          f"this publisher writes for {self.agency}, not {model.actor.agency}")])
-        entry = self._catalog.latest("cn.leadbus.BlacklistDecision")
-        pending = self.publish_encoded(model.entry_id, encode(entry, model.model_dump(mode="python")))
-        pending.lead_id = model.decision_id
-        return pending
+        return self._publish_decision("cn.leadbus.BlacklistDecision", decision)
 
     def publish_link_decision(self, decision: LinkDecision | Mapping[str, Any]) -> PendingDelivery:
         """Publish an analyst's link decision (confirm, reject, split); intake refuses it unless it is signed."""
-        try:
-            model = decision if isinstance(decision, LinkDecision) else LinkDecision.model_validate(
-                decision, context={"now": self._clock()})
-        except ValidationError as exc:
-            raise InvalidLead.from_validation(exc) from None
-        if model.analyst.agency != self.agency:
-            raise InvalidLead([FieldError("analyst.agency", "WRONG_PUBLISHER",
-                                          f"this publisher writes for {self.agency}, not {model.analyst.agency}")])
-        entry = self._catalog.latest("cn.leadbus.LinkDecision")
-        pending = self.publish_encoded(model.case_a, encode(entry, model.model_dump(mode="python")))
-        pending.lead_id = model.decision_id
+        return self._publish_decision("cn.leadbus.LinkDecision", decision)
+
+    def _publish_decision(self, schema: str, decision: BaseModel | Mapping[str, Any]) -> PendingDelivery:
+        record = decision.model_dump(mode="python") if isinstance(decision, BaseModel) else decision
+        pending = self.publish_event(schema, record)
+        pending.lead_id = str(record["decision_id"])  # confirmations name the decision
         return pending
 
     # -- confirmation -------------------------------------------------------------------

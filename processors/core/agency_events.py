@@ -228,6 +228,10 @@ class EventKind:
     actor_field: str  # the field naming the publishing agency and province
     key: Callable[[Any], str]
     agencies: frozenset[str] | None = None  # who may publish it; None: any agency
+    #: Refused unless signed, even from a publisher not otherwise required to sign (it changes cases).
+    signed_only: bool = False
+    #: A further rule of the kind, on a valid event: a refusal (reason, message, field), or None.
+    check: Callable[[Any], tuple[str, str, str] | None] | None = None
 
 
 #: The kinds defined here; `event_kinds.KINDS` adds operation decisions (processors/core/operations.py).

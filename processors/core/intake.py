@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from leadbus.avro import DecodeError, SchemaCatalog, decode
 from leadbus.avro.codec import read_body, writer_of
 from leadbus.limits import MAX_EVENT_BYTES
-from leadbus.models import BlacklistDecision, CaseLead, HandoverDecision, LinkDecision, reason_code
+from leadbus.models import CaseLead, HandoverDecision, reason_code
 from leadbus.processors.core.agency_events import EventKind
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.event_kinds import KINDS as EVENT_KINDS
@@ -38,7 +38,7 @@ from leadbus.processors.core.normalize import Normalised, Warning_, normalise
 from leadbus.processors.core.provenance import Refused, content_mismatch, verify_event
 from leadbus.processors.core.records import Source
 from leadbus.signing import KeyRegistry, Seal
-from leadbus.topics import BLACKLIST_DECISIONS, HANDOVER_DECISIONS, INTAKE_PREFIX
+from leadbus.topics import HANDOVER_DECISIONS, INTAKE_PREFIX
 
 CASE_LEAD = "cn.leadbus.CaseLead"
 __all__ = ["MAX_EVENT_BYTES", "Source"]
@@ -86,16 +86,6 @@ class DecisionAcceptance:
 
 
 @dataclass(frozen=True)
-class LinkDecisionAcceptance:
-    """A valid `LinkDecision` by an authenticated analyst, forwarded as published to `leadbus.links.decisions`."""
-
-    decision: LinkDecision
-    original: bytes
-    source: Source
-    seal: Seal | None = None
-
-
-@dataclass(frozen=True)
 class EventAcceptance:
     """A valid agency event of another kind (`agency_events.KINDS`), forwarded as published to its topic."""
 
@@ -107,12 +97,8 @@ class EventAcceptance:
     seal: Seal | None = None
 
 
-Outcome = Acceptance | DecisionAcceptance | LinkDecisionAcceptance | EventAcceptance | Rejection
+Outcome = Acceptance | DecisionAcceptance | EventAcceptance | Rejection
 DECISION = "cn.leadbus.HandoverDecision"
-BLACKLIST_DECISION = "cn.leadbus.BlacklistDecision"
-LINK_DECISION = "cn.leadbus.LinkDecision"
-#: Who may decide links: analysts, and supervisors (who review suggestions on their region's dashboard).
-LINK_ROLES = frozenset({"ANALYST", "SUPERVISOR"})
 _ROLES_OF = {"MPS": {"POLICE", "HEAD"}, "SPP": {"PROCURATOR", "HEAD"}}
 
 
@@ -158,6 +144,9 @@ def _examine_event(kind: EventKind, original: bytes, source: Source, catalog: Sc
         _, record = decode(catalog, original, catalog.latest(kind.schema))
     except DecodeError as exc:
         return reject(exc.reason, exc.message)
+    if kind.signed_only and seal is None:
+        return reject("UNSIGNED", f"a {kind.schema.rsplit('.', 1)[-1]} changes cases: it must be signed by its "
+                                  "publisher's key (an unauthenticated one is refused)", "headers")
     actor_raw = record.get(kind.actor_field) if isinstance(record, dict) else None
     if isinstance(actor_raw, dict):
         refused = _provenance(seal, keys, str(actor_raw.get("agency")), str(actor_raw.get("province")))
@@ -175,74 +164,10 @@ def _examine_event(kind: EventKind, original: bytes, source: Source, catalog: Sc
     if kind.agencies is not None and agency not in kind.agencies:
         return reject("WRONG_AGENCY", f"{agency} does not publish {kind.schema.rsplit('.', 1)[-1]} events",
                       f"{kind.actor_field}.agency")
+    refusal = kind.check(event) if kind.check is not None else None
+    if refusal is not None:
+        return reject(*refusal)
     return EventAcceptance(kind.topic, kind.key(event), kind.schema, original, source, seal)
-
-
-def _examine_link_decision(original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
-                           topic_agency: str | None, seal: Seal | None) -> LinkDecisionAcceptance | Rejection:
-    """A link decision merges or splits cases, so it must come from an authenticated analyst: signed by the key of
-    the analyst's agency and province (never merely "not required to sign"), on that agency's own intake topic
-    (whose only writer is the agency's SCRAM principal), naming the account, in a role that decides links, and
-    saying why."""
-
-    def reject(reason: str, message: str, field: str | None = None) -> Rejection:
-        return Rejection(reason, message, original, source, field=field, agency=topic_agency, seal=seal)
-
-    try:
-        _, record = decode(catalog, original, catalog.latest(LINK_DECISION))
-    except DecodeError as exc:
-        return reject(exc.reason, exc.message)
-    analyst_raw = record.get("analyst") if isinstance(record, dict) else None
-    if seal is None:
-        return reject("UNSIGNED", "a link decision merges or splits cases: it must be signed by the analyst's "
-                                  "agency (an unauthenticated decision is refused)", "headers")
-    if isinstance(analyst_raw, dict):
-        refused = content_mismatch(seal, str(analyst_raw.get("agency")), str(analyst_raw.get("province")))
-        if refused is not None:
-            return reject(refused.reason, refused.message, "analyst")
-    try:
-        decision = LinkDecision.model_validate(record, context={"now": now})
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        path = ".".join(str(p) for p in first["loc"]) or None
-        return reject(reason_code(first["type"]), first["msg"], path)
-    analyst = decision.analyst
-    if topic_agency is not None and analyst.agency != topic_agency:
-        return reject("WRONG_TOPIC", f"a decision of {analyst.agency} arrived on {source.topic}", "analyst.agency")
-    if analyst.role not in LINK_ROLES:
-        return reject("WRONG_ROLE", f"{analyst.user} ({analyst.role}) is not an analyst: only analysts and "
-                                    "supervisors decide links", "analyst.role")
-    return LinkDecisionAcceptance(decision, original, source, seal)
-
-
-def _examine_blacklist_decision(original: bytes, source: Source, catalog: SchemaCatalog, now: datetime,
-                                topic_agency: str | None, seal: Seal | None,
-                                keys: KeyRegistry) -> DecisionAcceptance | Rejection:
-    """Like a handover decision: provenance, the one model, the actor's agency against the topic (issue #18)."""
-
-    def reject(reason: str, message: str, field: str | None = None) -> Rejection:
-        return Rejection(reason, message, original, source, field=field, agency=topic_agency, seal=seal)
-
-    try:
-        _, record = decode(catalog, original, catalog.latest(BLACKLIST_DECISION))
-    except DecodeError as exc:
-        return reject(exc.reason, exc.message)
-    actor_raw = record.get("actor") if isinstance(record, dict) else None
-    if isinstance(actor_raw, dict):
-        refused = _provenance(seal, keys, str(actor_raw.get("agency")), str(actor_raw.get("province")))
-        if refused is not None:
-            return reject(refused.reason, refused.message, "actor")
-    try:
-        decision = BlacklistDecision.model_validate(record, context={"now": now})
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        path = ".".join(str(p) for p in first["loc"]) or None
-        return reject(reason_code(first["type"]), first["msg"], path)
-    if topic_agency is not None and decision.actor.agency != topic_agency:
-        return reject("WRONG_TOPIC", f"a decision of {decision.actor.agency} arrived on {source.topic}",
-                      "actor.agency")
-    return DecisionAcceptance(decision.entry_id, decision.decision_id, decision.kind, original, source, seal,
-                              topic=BLACKLIST_DECISIONS)
 
 
 def _provenance(seal: Seal | None, keys: KeyRegistry, agency: str, province: str | None) -> Refused | None:
@@ -301,10 +226,6 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
         writer = writer_of(catalog, original)
         if writer.name == DECISION:
             return _examine_decision(original, source, catalog, now, topic_agency, seal, keys)
-        if writer.name == BLACKLIST_DECISION:
-            return _examine_blacklist_decision(original, source, catalog, now, topic_agency, seal, keys)
-        if writer.name == LINK_DECISION:
-            return _examine_link_decision(original, source, catalog, now, topic_agency, seal)
         if writer.name in EVENT_KINDS:
             return _examine_event(EVENT_KINDS[writer.name], original, source, catalog, now, topic_agency, seal, keys)
         _, record = read_body(writer, original, catalog.latest(CASE_LEAD))

@@ -40,7 +40,7 @@ from leadbus.topics import (
     load_declarations,
     review_topic,
 )
-from tests.integration.test_dashboard_signin import Server
+from tests.dashboards import Server
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 

@@ -23,7 +23,7 @@ from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.producers import Publisher
 from leadbus.sinks.warnings_page import create_app
 from leadbus.topics import CASES, LEADS_REJECTED
-from tests.integration.test_dashboard import CHROMIUM, CHROMIUM_ARGS, LIVE
+from tests.dashboards import CHROMIUM, CHROMIUM_ARGS, LIVE
 from tests.integration.test_routing import _case
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until

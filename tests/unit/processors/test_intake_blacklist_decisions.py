@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from leadbus.avro import encode
-from leadbus.processors.core.intake import DecisionAcceptance, Rejection, Source, examine
+from leadbus.processors.core.intake import EventAcceptance, Rejection, Source, examine
 from leadbus.processors.intake import IntakeHandler
 from leadbus.signing import KeyRegistry
 from leadbus.topics import BLACKLIST_DECISIONS, LEADS_REJECTED
@@ -28,8 +28,8 @@ def _decision(**changes: Any) -> bytes:
 def test_a_signed_decision_goes_to_the_blacklist_decisions_keyed_by_entry() -> None:
     value = _decision()
     outcome = examine(value, Source(TOPIC, 1, 1), CATALOG, NOW, headers=_sealed(value), keys=_registry())
-    assert isinstance(outcome, DecisionAcceptance) and outcome.seal is not None
-    assert outcome.topic == BLACKLIST_DECISIONS and outcome.case_id == ENTRY and outcome.kind == "LIST"
+    assert isinstance(outcome, EventAcceptance) and outcome.seal is not None
+    assert (outcome.topic, outcome.key, outcome.schema) == (BLACKLIST_DECISIONS, ENTRY, "cn.leadbus.BlacklistDecision")
     out = _run(IntakeHandler(keys=_registry()), _State(), TOPIC, 1, value, _sealed(value), 7)
     assert [(o.topic, o.key) for o in out] == [(BLACKLIST_DECISIONS, ENTRY.encode())]
     assert dict(out[0].headers)["leadbus-publisher"] == b"SAMR.33"  # the seal travels on

@@ -36,13 +36,11 @@ import logging
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from importlib import resources
 from typing import Any
 
 import uvicorn
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
@@ -52,6 +50,7 @@ from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.geography import PROVINCES, REGIONS
+from leadbus.readers import FollowingReader
 from leadbus.sinks.dashboard_auth import SignIn
 from leadbus.sinks.dashboard_state import Event, RegionBoard, SuggestionBoard, case_view, step_view, suggestion_view
 from leadbus.topics import region_topic, review_topic
@@ -157,25 +156,25 @@ def sse_frame(kind: str, seq: int, data: Mapping[str, Any]) -> str:
 
 # -- the dashboard: state + reader thread ------------------------------------------------------------
 
-class Dashboard:
+class Dashboard(FollowingReader):
     def __init__(self, bootstrap: str | KafkaSettings, region: str, catalog: SchemaCatalog | None = None) -> None:
         if region not in REGIONS:
             raise ValueError(f"unknown region {region!r}; one of {', '.join(REGIONS)}")
-        self.kafka, self.region, self.topic = settings_for(bootstrap), region, region_topic(region)
+        super().__init__(settings_for(bootstrap), f"dashboard-{region}")
+        self.region, self.topic = region, region_topic(region)
         self.bootstrap = self.kafka.bootstrap
         self.catalog = catalog or packaged_catalog()
         self.lock = threading.Lock()
         self.state = RegionBoard(region)
         self.review = review_topic(region)
+        self.topics = (self.topic, self.review)
+        self.optional_topics = frozenset({self.review})  # a bus not yet given review topics: no suggestions
+        # never joined (assigned); the prefix is what the dashboard principal's ACL grants
+        self.group_prefix = f"leadbus-dashboard-{region}-"
         self.suggestions = SuggestionBoard()
         self.seq = 0
         self.metrics = Metrics(region)
         self.hub = Hub(self.metrics)
-        self.stopping = threading.Event()
-        self.caught_up = False
-        self.last_error: str | None = None
-        self.thread: threading.Thread | None = None
-        self.positions: dict[tuple[str, int], int] = {}  # next offset to read, kept across reconnects
 
     # state, under the lock -------------------------------------------------------------------
 
@@ -244,7 +243,7 @@ class Dashboard:
                 "cases": self.state.newest(SNAPSHOT_CASES),
                 "counts": self.state.counts(),
                 "handover": self.state.board_rows(SNAPSHOT_BOARD, _now_ms()),
-                "caught_up": self.caught_up,
+                "caught_up": self.caught_up.is_set(),
             }
 
     def case(self, case_id: str) -> dict[str, Any] | None:
@@ -262,69 +261,15 @@ class Dashboard:
             hits: list[dict[str, Any]] = self.state.search(query)
         return hits
 
-    # the reader thread -----------------------------------------------------------------------
+    # the reader thread (leadbus/readers.py) ---------------------------------------------------
 
-    def start(self) -> None:
-        self.stopping.clear()
-        self.thread = threading.Thread(target=self._run, name=f"dashboard-{self.region}", daemon=True)
-        self.thread.start()
+    def unusable(self, topic: str, partition: int, offset: int, exc: Exception) -> None:
+        self.metrics.undecodable.inc()  # a record that decodes but does not fit
+        super().unusable(topic, partition, offset, exc)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
-
-    def alive(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self._read()
-                self.last_error = None
-            except Exception as exc:  # noqa: BLE001 - broker gone, metadata timeout …: retry, never die
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("dashboard reader for %s failed (%s); retrying", self.region, self.last_error)
-                self.stopping.wait(2.0)
-
-    def _read(self) -> None:
-        # never joined (we assign); the prefix is what the dashboard principal's ACL grants
-        consumer = self.kafka.consumer(f"leadbus-dashboard-{self.region}-{uuid.uuid4()}")
-        try:
-            assignment = []
-            for topic in (self.topic, self.review):
-                meta = consumer.list_topics(topic, timeout=30).topics[topic]
-                if meta.error is not None and topic == self.review:  # a bus not yet given review topics
-                    log.warning("%s: %s; suggestions not shown", topic, meta.error)
-                    continue
-                if meta.error is not None:
-                    raise RuntimeError(f"{topic}: {meta.error}")
-                assignment += [TopicPartition(topic, p, self.positions.get((topic, p), OFFSET_BEGINNING))
-                               for p in meta.partitions]
-            ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in assignment}
-            consumer.assign(assignment)
-            while not self.stopping.is_set():
-                for msg in consumer.consume(500, 0.5):
-                    if msg.error():
-                        log.warning("consumer error: %s", msg.error())
-                        continue
-                    topic, partition = msg.topic() or "", msg.partition() or 0
-                    try:
-                        self.handle(topic, msg.value() or b"")
-                    except (KeyError, TypeError, ValueError) as exc:  # a record that decodes but does not fit
-                        self.metrics.undecodable.inc()
-                        log.error("unusable event %s[%s]@%s: %s", topic, partition, msg.offset(), exc)
-                    self.positions[(topic, partition)] = (msg.offset() or 0) + 1
-                if not self.caught_up:
-                    positions = consumer.position([TopicPartition(t, p) for t, p in ends])
-                    if all(tp.offset >= ends[(tp.topic, tp.partition)] or ends[(tp.topic, tp.partition)] == 0
-                           for tp in positions):
-                        with self.lock:
-                            self.caught_up = True
-                        self.metrics.caught_up.set(1)
-                        log.info("dashboard %s caught up with %s", self.region, self.topic)
-        finally:
-            consumer.close()
+    def on_caught_up(self) -> None:
+        self.metrics.caught_up.set(1)
+        log.info("dashboard %s caught up with %s", self.region, self.topic)
 
 
 # -- the web app ---------------------------------------------------------------------------------
@@ -434,7 +379,7 @@ def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | No
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         ok = dash.alive()
-        body = {"status": "ok" if ok else "down", "region": region, "reader": ok, "caught_up": dash.caught_up,
+        body = {"status": "ok" if ok else "down", "region": region, "reader": ok, "caught_up": dash.caught_up.is_set(),
                 "error": dash.last_error}
         return JSONResponse(body, status_code=200 if ok else 503, headers=_NO_STORE)
 

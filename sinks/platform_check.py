@@ -27,17 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from leadbus.access_log import AccessLog
-from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
+from leadbus.avro import SchemaCatalog, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.processors.core.seller_check import QueryError, SellerIndex, identifier_of, signed_answer
 from leadbus.producers.gateway.auth import TokenStore
 from leadbus.producers.gateway.ratelimit import RateLimiter
+from leadbus.readers import FollowingReader
 from leadbus.signing import key_id_of
 from leadbus.topics import BLACKLIST, CASES, HANDOVER
 
@@ -47,19 +47,17 @@ MAX_BODY = 4096
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-class IndexReader:
+class IndexReader(FollowingReader):
     """Keeps a `SellerIndex` current from the three topics (read_committed, from the beginning)."""
 
+    topics = (BLACKLIST, CASES, HANDOVER)
+    group_prefix = "leadbus-platform-check-"
+
     def __init__(self, kafka: str | KafkaSettings, catalog: SchemaCatalog | None = None) -> None:
-        self.kafka = settings_for(kafka)
+        super().__init__(settings_for(kafka), "platform-check-reader")
         self.catalog = catalog or packaged_catalog()
         self.index = SellerIndex()
         self.lock = threading.Lock()
-        self.caught_up = threading.Event()
-        self.stopping = threading.Event()
-        self.last_error: str | None = None
-        self.thread: threading.Thread | None = None
-        self.positions: dict[tuple[str, int], int] = {}
 
     def handle(self, topic: str, value: bytes | None) -> None:
         if not value:
@@ -78,56 +76,6 @@ class IndexReader:
         with self.lock:
             return self.index.lookup(identifier)
 
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="platform-check-reader", daemon=True)
-        self.thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
-
-    def alive(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self._read()
-            except Exception as exc:  # noqa: BLE001 - broker gone, metadata timeout …: retry, never die
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("platform check reader failed (%s); retrying", self.last_error)
-                self.stopping.wait(2.0)
-
-    def _read(self) -> None:
-        consumer = self.kafka.consumer(f"leadbus-platform-check-{uuid.uuid4()}")
-        try:
-            assignment = []
-            for topic in (BLACKLIST, CASES, HANDOVER):
-                meta = consumer.list_topics(topic, timeout=30).topics[topic]
-                if meta.error is not None:
-                    raise RuntimeError(f"{topic}: {meta.error}")
-                assignment += [TopicPartition(topic, p, self.positions.get((topic, p), OFFSET_BEGINNING))
-                               for p in meta.partitions]
-            ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in assignment}
-            consumer.assign(assignment)
-            while not self.stopping.is_set():
-                for msg in consumer.consume(500, 0.5):
-                    if msg.error():
-                        continue
-                    topic, partition = msg.topic() or "", msg.partition() or 0
-                    try:
-                        self.handle(topic, msg.value())
-                    except (DecodeError, KeyError, TypeError, ValueError) as exc:
-                        log.error("unusable event %s[%s]@%s: %s", topic, partition, msg.offset(), exc)
-                    self.positions[(topic, partition)] = (msg.offset() or 0) + 1
-                if not self.caught_up.is_set():
-                    positions = consumer.position([TopicPartition(t, p) for t, p in ends])
-                    if all(tp.offset >= ends[(tp.topic, tp.partition)] or ends[(tp.topic, tp.partition)] == 0
-                           for tp in positions):
-                        self.caught_up.set()
-        finally:
-            consumer.close()
 
 
 def _digest(value: str) -> str:

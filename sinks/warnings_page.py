@@ -17,14 +17,12 @@ import asyncio
 import contextlib
 import logging
 import threading
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 import uvicorn
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from feedgen.feed import FeedGenerator
@@ -33,6 +31,7 @@ from leadbus.agencies import AGENCIES, CATEGORIES
 from leadbus.avro import DecodeError, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.processors.core.agency_events import CONSUMER_WARNINGS, fold_warnings, visible_warnings
+from leadbus.readers import FollowingReader
 
 log = logging.getLogger("leadbus.sinks.warnings_page")
 _HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; "
@@ -40,22 +39,22 @@ _HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self' 'u
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-class WarningBoard:
+class WarningBoard(FollowingReader):
+    topics = (CONSUMER_WARNINGS,)
+    group_prefix = "leadbus-warnings-page-"
+
     def __init__(self, kafka: KafkaSettings) -> None:
-        self.kafka = kafka
+        super().__init__(kafka, "warnings-reader")
         self.catalog = packaged_catalog()
         self.schema = self.catalog.latest("cn.leadbus.ConsumerWarning")
         self.lock = threading.Lock()
         self.board: dict[str, dict[str, Any]] = {}
-        self.positions: dict[int, int] = {}
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
 
     def warnings(self) -> list[dict[str, Any]]:
         with self.lock:
             return visible_warnings(self.board)
 
-    def handle(self, value: bytes) -> None:
+    def handle(self, topic: str, value: bytes) -> None:
         try:
             _, record = decode(self.catalog, value, self.schema)
         except DecodeError as exc:  # intake wrote it: a defect or tampering; the page shows nothing of it
@@ -63,40 +62,6 @@ class WarningBoard:
             return
         with self.lock:
             self.board = fold_warnings(self.board, record)
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="warnings-reader", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(10)
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self._read()
-            except Exception as exc:  # noqa: BLE001 - broker gone, metadata timeout …: retry, never die
-                log.warning("warnings reader failed (%s: %s); retrying", type(exc).__name__, exc)
-                self.stopping.wait(2.0)
-
-    def _read(self) -> None:
-        consumer = self.kafka.consumer(f"leadbus-warnings-page-{uuid.uuid4()}")
-        try:
-            meta = consumer.list_topics(CONSUMER_WARNINGS, timeout=30).topics[CONSUMER_WARNINGS]
-            if meta.error is not None:
-                raise RuntimeError(f"{CONSUMER_WARNINGS}: {meta.error}")
-            consumer.assign([TopicPartition(CONSUMER_WARNINGS, p, self.positions.get(p, OFFSET_BEGINNING))
-                             for p in meta.partitions])
-            while not self.stopping.is_set():
-                for msg in consumer.consume(500, 0.5):
-                    if msg.error():
-                        continue
-                    self.handle(msg.value() or b"")
-                    self.positions[msg.partition() or 0] = (msg.offset() or 0) + 1
-        finally:
-            consumer.close()
 
 
 def _json(warning: dict[str, Any]) -> dict[str, Any]:

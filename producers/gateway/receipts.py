@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
 from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
 from leadbus.clients import KafkaSettings
+from leadbus.readers import FollowingReader
 from leadbus.topics import CASES, LEADS_ACCEPTED, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.producers.gateway.receipts")
@@ -68,20 +66,22 @@ def _iso(value: Any) -> str:
     return value.isoformat(timespec="milliseconds") if isinstance(value, datetime) else str(value)
 
 
-class ReceiptIndex:
+class ReceiptIndex(FollowingReader):
     """Outcomes of one agency's leads, filled by a reader thread; every method is thread-safe."""
 
+    topics = (LEADS_ACCEPTED, LEADS_REJECTED, CASES)
+    metadata_timeout = 10.0
+    poll_timeout = 0.2
+
     def __init__(self, settings: KafkaSettings | None, agency: str, catalog: SchemaCatalog | None = None) -> None:
+        # without settings (a gateway that does not read its receipts) the reader never starts
+        super().__init__(settings or KafkaSettings(""), f"receipts-{agency}")
         self.settings, self.agency = settings, agency
+        self.group_prefix = f"leadbus-gateway-{agency}-"  # the gateway-receipts principal's grant
         self.catalog = catalog or packaged_catalog()
         self.lock = threading.Lock()
         self.leads: dict[str, LeadOutcomes] = {}
         self.case_of: dict[str, str] = {}
-        self.caught_up = threading.Event()
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.positions: dict[tuple[str, int], int] = {}
-        self.last_error: str | None = None
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -129,58 +129,8 @@ class ReceiptIndex:
         with self.lock:
             self.leads.setdefault(lead_id.lower(), LeadOutcomes()).add(outcome)
 
-    # -- the reader thread -----------------------------------------------------------------------
+    # -- the reader thread (leadbus/readers.py) ---------------------------------------------------
 
     def start(self) -> None:
-        if self.settings is None:
-            return
-        self.stopping.clear()
-        self.thread = threading.Thread(target=self._run, name=f"receipts-{self.agency}", daemon=True)
-        self.thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self._read()
-                self.last_error = None
-            except Exception as exc:  # noqa: BLE001 - broker gone, metadata timeout …: retry, never die
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("receipt reader failed (%s); retrying", self.last_error)
-                self.stopping.wait(2.0)
-
-    def _read(self) -> None:
-        assert self.settings is not None
-        consumer = self.settings.consumer(f"leadbus-gateway-{self.agency}-{uuid.uuid4()}")  # assigned, never joined
-        try:
-            assignment = []
-            for topic in (LEADS_ACCEPTED, LEADS_REJECTED, CASES):
-                meta = consumer.list_topics(topic, timeout=10).topics[topic]
-                if meta.error is not None:
-                    raise RuntimeError(f"{topic}: {meta.error}")
-                assignment += [TopicPartition(topic, p, self.positions.get((topic, p), OFFSET_BEGINNING))
-                               for p in meta.partitions]
-            ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in assignment}
-            consumer.assign(assignment)
-            while not self.stopping.is_set():
-                for msg in consumer.consume(500, 0.2):
-                    if msg.error():
-                        log.warning("consumer error: %s", msg.error())
-                        continue
-                    topic, partition = msg.topic() or "", msg.partition() or 0
-                    try:
-                        self.handle(topic, msg.value() or b"")
-                    except (KeyError, TypeError, ValueError) as exc:
-                        log.error("unusable record %s[%s]@%s: %s", topic, partition, msg.offset(), exc)
-                    self.positions[(topic, partition)] = (msg.offset() or 0) + 1
-                if not self.caught_up.is_set():
-                    positions = consumer.position([TopicPartition(t, p) for t, p in ends])
-                    if all(tp.offset >= ends[(tp.topic, tp.partition)] or ends[(tp.topic, tp.partition)] == 0
-                           for tp in positions):
-                        self.caught_up.set()
-        finally:
-            consumer.close()
+        if self.settings is not None:
+            super().start()

@@ -8,10 +8,20 @@ Every event a signing publisher writes carries in its Kafka headers
     leadbus-partition   the intake partition the publisher chose: sequences count per partition (a lane)
     leadbus-seq         the sequence number in that lane, from 1
     leadbus-signature   64 bytes of Ed25519 over `signed_message(...)`
+    leadbus-prev        (seal v2) 32 bytes: the link digest of the lane's previous event, zeros at a chain start
 
 and the signature covers the topic, that partition, the publisher id, the key id, the sequence
 number and the whole value (`C3 01` + the schema fingerprint + the Avro body): changing any of
 them, or copying the record to another topic or partition, breaks it.
+
+**Seal v2, a hash chain per lane.** A v2 seal also signs `leadbus-prev`, the `link_digest` (SHA-256 of
+the signed message) of the event before it in its lane, under another domain tag, so a v1 signature
+never verifies as v2 nor the reverse. One valid signature then vouches for every event chained below
+it: an auditor replaying millions of events checks each link (one SHA-256) and one Ed25519 signature
+per run of links instead of one per event (`leadbus.audit.seals`); intake still verifies every event.
+Events sealed v1 (no `leadbus-prev` header) verify exactly as before. A publisher that restarts does
+not know its last digest: it starts a new chain (`prev` = 32 zero bytes), which costs an auditor one
+more signature, never a false alarm.
 
 Keys live on the compacted `leadbus.publishers` topic as `PublisherKey` events keyed by
 `<publisher>/<key id>` (every key a publisher ever had stays readable, so old events re-verify);
@@ -36,9 +46,15 @@ KEY_ID_HEADER = "leadbus-key-id"
 PARTITION_HEADER = "leadbus-partition"
 SEQUENCE_HEADER = "leadbus-seq"
 SIGNATURE_HEADER = "leadbus-signature"
+PREV_HEADER = "leadbus-prev"
 SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER)
+#: Every header a seal may carry: the five above, and `leadbus-prev` in a v2 (chained) seal.
+ALL_SEAL_HEADERS = (*SEAL_HEADERS, PREV_HEADER)
 ALGORITHM = "Ed25519"
 _DOMAIN = b"leadbus-event-signature-v1\x00"
+_DOMAIN_V2 = b"leadbus-event-signature-v2\x00"
+#: `prev` of the first event of a chain (a lane's first event, or the first after a publisher restarted).
+CHAIN_START = bytes(32)
 _PUBLISHER_ID = re.compile(r"^(?P<agency>[A-Z]{2,8})(?:\.(?P<province>[0-9]{2}))?(?:-(?P<instance>[a-z0-9]{1,16}))?$")
 
 
@@ -59,11 +75,22 @@ def key_id_of(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()[:16]
 
 
-def signed_message(topic: str, partition: int, publisher: str, key_id: str, sequence: int, value: bytes) -> bytes:
-    """The bytes signed: a domain tag, then each part length-prefixed (no two inputs give the same bytes)."""
+def signed_message(topic: str, partition: int, publisher: str, key_id: str, sequence: int, value: bytes,
+                   prev: bytes | None = None) -> bytes:
+    """The bytes signed: a domain tag, then each part length-prefixed (no two inputs give the same bytes).
+
+    v1 (`prev` None) as events were always signed; v2 adds the previous event's link digest under its own tag.
+    """
     parts = (topic.encode(), str(partition).encode(), publisher.encode(), key_id.encode(), str(sequence).encode(),
              value)
-    return _DOMAIN + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+    if prev is None:
+        return _DOMAIN + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+    return _DOMAIN_V2 + b"".join(len(p).to_bytes(4, "big") + p for p in (*parts, prev))
+
+
+def link_digest(message: bytes) -> bytes:
+    """What the next event of the lane names as its `prev`: the SHA-256 of this event's signed message."""
+    return hashlib.sha256(message).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +102,22 @@ class Seal:
     partition: int
     sequence: int
     signature: bytes
+    prev: bytes | None = None  # v2: the link digest of the lane's previous event (CHAIN_START at a start)
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [(PUBLISHER_HEADER, self.publisher.encode()), (KEY_ID_HEADER, self.key_id.encode()),
-                (PARTITION_HEADER, str(self.partition).encode()), (SEQUENCE_HEADER, str(self.sequence).encode()),
-                (SIGNATURE_HEADER, self.signature)]
+        out = [(PUBLISHER_HEADER, self.publisher.encode()), (KEY_ID_HEADER, self.key_id.encode()),
+               (PARTITION_HEADER, str(self.partition).encode()), (SEQUENCE_HEADER, str(self.sequence).encode()),
+               (SIGNATURE_HEADER, self.signature)]
+        if self.prev is not None:
+            out.append((PREV_HEADER, self.prev))
+        return out
 
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str, bytes | None]]) -> Seal | None:
         """The seal in `headers`; None when there is none; `MalformedSeal` when it is partial or unreadable."""
         found: dict[str, bytes] = {}
         for name, value in headers:
-            if name in SEAL_HEADERS:
+            if name in ALL_SEAL_HEADERS:
                 if name in found:
                     raise MalformedSeal(f"header {name} appears twice")
                 found[name] = value or b""
@@ -111,22 +142,27 @@ class Seal:
             raise MalformedSeal("sequence numbers start at 1")
         if len(found[SIGNATURE_HEADER]) != 64:
             raise MalformedSeal(f"{SIGNATURE_HEADER} is {len(found[SIGNATURE_HEADER])} bytes, not 64")
+        prev = found.get(PREV_HEADER)
+        if prev is not None and len(prev) != 32:
+            raise MalformedSeal(f"{PREV_HEADER} is {len(prev)} bytes, not 32")
         try:
             parse_publisher_id(publisher)
         except ValueError as exc:
             raise MalformedSeal(str(exc)) from None
-        return cls(publisher, key_id, int(partition_text), sequence, found[SIGNATURE_HEADER])
+        return cls(publisher, key_id, int(partition_text), sequence, found[SIGNATURE_HEADER], prev)
 
     def message(self, topic: str, value: bytes) -> bytes:
-        return signed_message(topic, self.partition, self.publisher, self.key_id, self.sequence, value)
+        return signed_message(topic, self.partition, self.publisher, self.key_id, self.sequence, value, self.prev)
 
 
 def sign(private_key: Ed25519PrivateKey, publisher: str, topic: str, partition: int, sequence: int,
-         value: bytes) -> Seal:
-    """Seal `value` for `topic`[`partition`] as number `sequence` of `publisher`."""
+         value: bytes, prev: bytes | None = None) -> Seal:
+    """Seal `value` for `topic`[`partition`] as number `sequence` of `publisher`; v2 (chained) when `prev` is given."""
+    if prev is not None and len(prev) != 32:
+        raise ValueError("prev is a 32-byte link digest")
     key_id = key_id_of(public_bytes(private_key.public_key()))
-    signature = private_key.sign(signed_message(topic, partition, publisher, key_id, sequence, value))
-    return Seal(publisher, key_id, partition, sequence, signature)
+    signature = private_key.sign(signed_message(topic, partition, publisher, key_id, sequence, value, prev))
+    return Seal(publisher, key_id, partition, sequence, signature, prev)
 
 
 def public_bytes(public_key: Ed25519PublicKey) -> bytes:
@@ -280,4 +316,4 @@ def reverify(publisher_key: PublisherKey, seal: Seal, topic: str, value: bytes) 
 
 
 def headers_without_seal(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
-    return [(k, v) for k, v in headers if k not in SEAL_HEADERS]
+    return [(k, v) for k, v in headers if k not in ALL_SEAL_HEADERS]

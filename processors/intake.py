@@ -49,7 +49,7 @@ from leadbus.processors.core.intake import (
 )
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.publisher_keys import KeyFeed
-from leadbus.signing import SEAL_HEADERS, KeyRegistry, Seal
+from leadbus.signing import ALL_SEAL_HEADERS, KeyRegistry, Seal
 from leadbus.topics import HANDOVER_DECISIONS, INTAKE_BY_LEAD, INTAKE_CHANGELOG, LEADS_ACCEPTED, LEADS_REJECTED
 
 log = logging.getLogger("leadbus.processors.intake")
@@ -232,7 +232,7 @@ class IntakeHandler:
         return Output(LEADS_REJECTED, key[:1024], encode(self.rejected_schema, rejected_record(rejection, now)))
 
 
-_SEAL_NAMES = frozenset(SEAL_HEADERS)
+_SEAL_NAMES = frozenset(ALL_SEAL_HEADERS)
 
 
 def _source_text(source: Source) -> str:

@@ -14,14 +14,14 @@ and the signature covers the topic, that partition, the publisher id, the key id
 number and the whole value (`C3 01` + the schema fingerprint + the Avro body): changing any of
 them, or copying the record to another topic or partition, breaks it.
 
-**Seal v2, a hash chain per lane.** A v2 seal also signs `leadbus-prev`, the `link_digest` (SHA-256 of
-the signed message) of the event before it in its lane, under another domain tag, so a v1 signature
-never verifies as v2 nor the reverse. One valid signature then vouches for every event chained below
-it: an auditor replaying millions of events checks each link (one SHA-256) and one Ed25519 signature
-per run of links instead of one per event (`leadbus.audit.seals`); intake still verifies every event.
-Events sealed v1 (no `leadbus-prev` header) verify exactly as before. A publisher that restarts does
-not know its last digest: it starts a new chain (`prev` = 32 zero bytes), which costs an auditor one
-more signature, never a false alarm.
+**Seal v2, a hash chain per lane.** A v2 seal also signs `leadbus-prev`, the `link_digest` (SHA-256
+of the signed message and the signature) of the event before it in its lane, under another domain
+tag, so a v1 signature never verifies as v2 nor the reverse. One valid signature then vouches for
+every event chained below it: an auditor replaying millions of events checks each link (one SHA-256)
+and one Ed25519 signature per run of links instead of one per event (`leadbus.audit.seals`); intake
+still verifies every event. Events sealed v1 (no `leadbus-prev` header) verify exactly as before. A
+publisher that restarts does not know its last digest: it starts a new chain (`prev` = 32 zero
+bytes), which costs an auditor one more signature, never a false alarm.
 
 Keys live on the compacted `leadbus.publishers` topic as `PublisherKey` events keyed by
 `<publisher>/<key id>` (every key a publisher ever had stays readable, so old events re-verify);
@@ -88,9 +88,12 @@ def signed_message(topic: str, partition: int, publisher: str, key_id: str, sequ
     return _DOMAIN_V2 + b"".join(len(p).to_bytes(4, "big") + p for p in (*parts, prev))
 
 
-def link_digest(message: bytes) -> bytes:
-    """What the next event of the lane names as its `prev`: the SHA-256 of this event's signed message."""
-    return hashlib.sha256(message).digest()
+def link_digest(message: bytes, signature: bytes) -> bytes:
+    """What the next event of the lane names as its `prev`: SHA-256 of this event's signed message and signature.
+
+    The signature is in it so that a signature altered in the middle of a chain breaks the next link too.
+    """
+    return hashlib.sha256(message + signature).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +178,15 @@ def public_bytes(public_key: Ed25519PublicKey) -> bytes:
 @lru_cache(maxsize=4096)
 def _loaded(public_key: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(public_key)
+
+
+def message_signed(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether `signature` is the Ed25519 signature of `message` (a `signed_message`) under `public_key`."""
+    try:
+        _loaded(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def signature_valid(public_key: bytes, seal: Seal, topic: str, value: bytes) -> bool:

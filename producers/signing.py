@@ -191,7 +191,7 @@ class SigningSealer:
         number = self.sequences.next(lane)
         prev = self._links[lane][0] if lane in self._links else CHAIN_START
         seal = sign(self.private_key, self.publisher, topic, partition, number, value, prev)
-        self._links[lane] = (link_digest(seal.message(topic, value)), prev)
+        self._links[lane] = (link_digest(seal.message(topic, value), seal.signature), prev)
         return [CONTENT_TYPE, *seal.headers()]
 
     def unseal(self, topic: str, partition: int | None, headers: list[tuple[str, bytes]]) -> None:

@@ -27,6 +27,7 @@ from leadbus.audit.export import Exporter, open_exporter
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.verification import (
     Finding,
+    ReplayRecord,
     Verifier,
     publisher_matches,
     publisher_of,
@@ -177,7 +178,11 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         if handle is not None:
             handle.close()
     for verifier in verifiers:
-        report.findings.extend(verifier.finish())
+        try:
+            report.findings.extend(verifier.finish())
+        except Exception as exc:  # noqa: BLE001 - reported, never a crash
+            report.findings.append(Finding("UNREADABLE", f"the {verifier.name} check failed at the end: "
+                                                         f"{type(exc).__name__}: {exc}", "(replay)"))
     if isinstance(source, ArchiveSource):
         known = {f.file for f in report.findings}
         for path, message in source.unreadable:
@@ -196,22 +201,28 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
          key: bytes | None, publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
          expected: int | None) -> int:
     count = 0
-    checks = [v.check for v in verifiers]
+    checks = [(v.name, v.check) for v in verifiers]
     findings = report.findings
     tally = report.by_type_publisher
     sealed = 0
     next_tick = 0
     for record in source.records():
         count += 1
-        for check in checks:
-            found = check(record)
+        for name, check in checks:
+            try:
+                found = check(record)
+            except Exception as exc:  # noqa: BLE001 - hostile bytes must give a located failure, never a crash
+                found = [_unreadable(record, name, exc)]
             if found:
                 findings.extend(found)
         if record.headers and record.has_seal():
             sealed += 1
         if key is not None and record.key != key:
             continue
-        who = publisher_of(record)
+        try:
+            who = publisher_of(record)
+        except Exception:  # noqa: BLE001 - the verifiers located what is wrong with it
+            who = "?"
         if publisher is not None and not publisher_matches(who, publisher):
             continue
         report.selected += 1
@@ -225,6 +236,11 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
         progress(count, expected)
     report.sealed = sealed
     return count
+
+
+def _unreadable(record: ReplayRecord, verifier: str, exc: Exception) -> Finding:
+    return Finding.at(record, "UNREADABLE", f"the {verifier} check cannot read this record "
+                                            f"({type(exc).__name__}: {str(exc)[:200]}): altered or damaged")
 
 
 def summary_lines(report: ReplayReport) -> list[str]:

@@ -63,7 +63,8 @@ KEY_ID_HEADER = "leadbus-key-id"
 PARTITION_HEADER = "leadbus-partition"
 SEQUENCE_HEADER = "leadbus-seq"
 SIGNATURE_HEADER = "leadbus-signature"
-SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER)
+PREV_HEADER = "leadbus-prev"
+SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER, PREV_HEADER)
 
 CASE_LEAD = "cn.leadbus.CaseLead"
 DECISION = "cn.leadbus.HandoverDecision"
@@ -347,7 +348,7 @@ class Finding:
     failure: bool = True
 
     @classmethod
-    def at(cls, record: ReplayRecord, check: str, message: str, *, failure: bool = True) -> Finding:
+    def at(cls, record: ReplayRecord | Mark, check: str, message: str, *, failure: bool = True) -> Finding:
         return cls(check, message, record.topic, record.partition, record.offset, record.file, record.index, failure)
 
     def where(self) -> str:
@@ -381,7 +382,7 @@ class Mark:
     index: int | None = None
 
     @classmethod
-    def of(cls, record: ReplayRecord) -> Mark:
+    def of(cls, record: ReplayRecord | Mark) -> Mark:
         return cls(record.topic, record.partition, record.offset, record.file, record.index)
 
     def where(self) -> str:
@@ -413,7 +414,7 @@ class LaneTracker:
     def __init__(self) -> None:
         self._lanes: dict[tuple[str, str, int], _Lane] = {}
 
-    def observe(self, lane: tuple[str, str, int], sequence: int, record: ReplayRecord) -> list[Finding]:
+    def observe(self, lane: tuple[str, str, int], sequence: int, record: ReplayRecord | Mark) -> list[Finding]:
         state = self._lanes.get(lane)
         here = Mark.of(record)
         name = f"{lane[0]} on {lane[1]}[{lane[2]}]"

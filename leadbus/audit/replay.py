@@ -72,6 +72,7 @@ class ReplayReport:
     seals_checked: bool = False
     verified: bool = False
     seconds: float = 0.0
+    read_seconds: float = 0.0  # reading and verifying the records alone (no schema load, no plan, no archive check)
     spans: list[PartitionSpan] = field(default_factory=list)
 
     @property
@@ -167,6 +168,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         source.close()
         raise ReplayError(str(exc)) from exc
     key = options.key.encode() if options.key is not None else None
+    read_began = time.monotonic()
     try:
         report.records = _run(source, verifiers, exporter, key, options.publisher, report, progress, expected)
     except SourceError as exc:
@@ -188,6 +190,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         for path, message in source.unreadable:
             if path not in known:
                 report.findings.append(Finding("ARCHIVE_UNREADABLE", message, _topic_of(path), file=path))
+    report.read_seconds = time.monotonic() - read_began
     report.seconds = time.monotonic() - started
     report.verified = options.verify and not report.failures
     return report

@@ -84,6 +84,7 @@ class BusSealVerifier:
         self.sealed = 0
         self._runs: dict[tuple[str, str, int], _Run] = {}
         self._required: dict[tuple[str, str | None], datetime | None] = {}
+        self._bounds: dict[tuple[str, str], tuple[PublisherKey, int | None, int | None, int | None]] = {}
 
     # -- per record ---------------------------------------------------------------------------------
 
@@ -98,13 +99,12 @@ class BusSealVerifier:
         topic, value = record.topic, record.value or b""
         if not is_intake(topic):
             return self._forwarded(record, seal, value)
-        refused = self._refused(record, seal, topic, record.partition)
+        refused, key = self._refused(record, seal, topic, record.partition)
         lane = (seal.publisher, topic, record.partition)
-        if refused is not None:
+        if key is None or refused is not None:
             # Not part of any chain: what was before it is verified on its own.
-            return [*self._close(lane), Finding.at(record, refused.reason, refused.message)]
-        key = self.registry.get(seal.publisher, seal.key_id)
-        assert key is not None
+            why = refused or Refused("UNKNOWN_KEY", "no key")
+            return [*self._close(lane), Finding.at(record, why.reason, why.message)]
         message = seal.message(topic, value)
         link = _Link(Mark.of(record), seal, message, link_digest(message, seal.signature), key.public_key)
         run = self._runs.get(lane)
@@ -155,26 +155,43 @@ class BusSealVerifier:
 
     # -- what a seal says, against the registry and the record ----------------------------------------
 
-    def _refused(self, record: ReplayRecord, seal: Seal, topic: str, partition: int) -> Refused | None:
+    def _refused(self, record: ReplayRecord, seal: Seal, topic: str,
+                 partition: int) -> tuple[Refused | None, PublisherKey | None]:
         who = seal.publisher
         key = self.registry.get(who, seal.key_id)
         if key is None:
             others = [k.publisher for k in self._keys_with_id(seal.key_id)]
             whose = f" (it is a key of {', '.join(sorted(others))})" if others else ""
             return Refused("UNKNOWN_KEY", f"key {seal.key_id[:32]!r} is not registered for publisher {who}{whose}",
-                           who)
-        when = _time_of(record)
-        status = key.status(when)
+                           who), None
+        status = self._status(key, record.timestamp_ms)
         if status != "VALID":
-            return Refused(status, _status_message(key, status), who)
+            return Refused(status, _status_message(key, status), who), key
         agency = topic[len(INTAKE_PREFIX):] if topic.startswith(INTAKE_PREFIX) else None
-        if agency is not None and key.agency != agency:
+        if agency is not None and parse_publisher_id(who)[0] != agency:
             return Refused("PUBLISHER_MISMATCH", f"{who} signed an event for {topic}: publishers sign only for their "
-                                                 "own agency's topic", who)
+                                                 "own agency's topic", who), key
         if seal.partition != partition:
             return Refused("WRONG_PARTITION", f"signed for {topic}[{seal.partition}], found on [{partition}]: a "
-                                              "record moved or copied to another partition", who)
-        return self._content(record, seal)
+                                              "record moved or copied to another partition", who), key
+        return self._content(record, seal), key
+
+    def _status(self, key: PublisherKey, ms: int) -> str:
+        """`key.status` at a record's broker time, in milliseconds (cached bounds: this runs per record)."""
+        if ms <= 0:
+            return key.status(datetime.now(UTC))
+        bounds = self._bounds.get((key.publisher, key.key_id))
+        if bounds is None or bounds[0] is not key:
+            bounds = (key, _ms(key.valid_from), _ms(key.valid_until), _ms(key.revoked_at))
+            self._bounds[(key.publisher, key.key_id)] = bounds
+        _, start, until, revoked = bounds
+        if revoked is not None and ms >= revoked:
+            return "KEY_REVOKED"
+        if start is not None and ms < start:
+            return "KEY_NOT_YET_VALID"
+        if until is not None and ms >= until:
+            return "KEY_EXPIRED"
+        return "VALID"
 
     def _content(self, record: ReplayRecord, seal: Seal) -> Refused | None:
         """The signer speaks for the content's publisher; a lead sits under its own id as the Kafka key."""
@@ -218,11 +235,10 @@ class BusSealVerifier:
         except (UnicodeDecodeError, ValueError):
             return [Finding.at(record, "SIGNATURE_MALFORMED", f"a sealed record on {record.topic} without a readable "
                                                               f"{SOURCE_HEADER} (its intake coordinates)")]
-        refused = self._refused(record, seal, topic, partition)
-        if refused is not None:
-            return [Finding.at(record, refused.reason, refused.message)]
-        key = self.registry.get(seal.publisher, seal.key_id)
-        assert key is not None
+        refused, key = self._refused(record, seal, topic, partition)
+        if key is None or refused is not None:
+            why = refused or Refused("UNKNOWN_KEY", "no key")
+            return [Finding.at(record, why.reason, why.message)]
         message = seal.message(topic, value)
         link = _Link(Mark.of(record), seal, message, b"", key.public_key)
         return [] if self._valid(link) else [self._bad(link, (seal.publisher, topic, partition))]
@@ -265,6 +281,10 @@ class BusSealVerifier:
                         since = start if since is None else min(since, start)
             self._required[(agency, province)] = since
         return self._required[(agency, province)]
+
+
+def _ms(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp() * 1000)
 
 
 def _time_of(record: ReplayRecord) -> datetime:

@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from leadbus.audit.verification import ReplayRecord
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode
 from leadbus.clients import KafkaSettings
-from leadbus.sinks.archive import MANIFEST, RAW, ManifestLine, Problem, read_manifest, verify
+from leadbus.sinks.archive import MANIFEST, RAW, ManifestLine, Problem, parse_manifest, verify
 
 log = logging.getLogger("leadbus.audit")
 _HOUR_MS = 3_600_000
@@ -225,8 +225,8 @@ class ArchiveSource:
         if not (self.root / MANIFEST).is_file():
             raise SourceError(f"{self.root} is not an archive (no {MANIFEST})")
         try:
-            lines = read_manifest(self.root)
-        except Exception as exc:
+            lines, _ = parse_manifest(self.root)  # a line that does not parse is `verify`'s finding, not an error
+        except OSError as exc:
             raise SourceError(f"{self.root / MANIFEST}: {exc}") from exc
         by_partition: dict[tuple[str, int], list[ManifestLine]] = {}
         for line in lines:

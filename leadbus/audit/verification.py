@@ -285,7 +285,11 @@ def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
         pos = 10
         try:
             for kind, name in plan:
-                number, pos = _varint(value, pos)
+                b = value[pos]
+                if b < 0x80:  # one-byte varint: most lengths and small numbers (no call)
+                    number, pos = (b >> 1) ^ -(b & 1), pos + 1
+                else:
+                    number, pos = _varint(value, pos)
                 if kind == "s":
                     if number < 0 or pos + number > len(value):
                         return None
@@ -294,7 +298,7 @@ def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
                     pos += number
                 elif name in _HEAD:
                     out[name] = number
-        except (_Cut, UnicodeDecodeError):
+        except (_Cut, UnicodeDecodeError, IndexError):
             return None
         return LeadHead(out["lead_id"], out["revision"], out["publisher.agency"], out["publisher.province"])
     return _peek_slow(schema, value)
@@ -371,7 +375,7 @@ class Verifier(Protocol):
     def finish(self) -> Iterable[Finding]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Mark:
     """Where a record was, kept by verifiers that report on an earlier record later."""
 
@@ -517,18 +521,24 @@ class IntakeLeads:
     name = "intake-leads"
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, int], tuple[str, Mark]] = {}
-        self.sources: dict[tuple[str, int, int], str] = {}  # coordinates → SHA-256 of the value (cross-checks)
-        self.ranges: dict[tuple[str, int], tuple[int, int]] = {}  # offsets read per partition
+        self._seen: dict[tuple[str, int], tuple[bytes, Mark]] = {}
+        self.sources: dict[tuple[str, int, int], bytes] = {}  # coordinates → SHA-256 of the value (cross-checks)
+        self.ranges: dict[tuple[str, int], list[int]] = {}  # [lowest, highest] offset read per partition
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
-        if not is_intake(record.topic):
+        topic = record.topic
+        if not topic.startswith(INTAKE_PREFIX):
             return ()
-        digest = record.sha256()
-        self.sources[(record.topic, record.partition, record.offset)] = digest
-        key = (record.topic, record.partition)
-        low, high = self.ranges.get(key, (record.offset, record.offset))
-        self.ranges[key] = (min(low, record.offset), max(high, record.offset))
+        offset = record.offset
+        digest = hashlib.sha256(record.value or b"").digest()
+        self.sources[(topic, record.partition, offset)] = digest
+        span = self.ranges.get((topic, record.partition))
+        if span is None:
+            self.ranges[(topic, record.partition)] = [offset, offset]
+        elif offset > span[1]:
+            span[1] = offset
+        elif offset < span[0]:
+            span[0] = offset
         head = record.lead_head()
         if head is None:
             return ()
@@ -557,7 +567,7 @@ class AcceptedLeads:
         self.intake = intake
         self.renormalise = renormalise
         self._revisions: dict[str, tuple[int, str, Mark]] = {}  # lead id → highest revision, digest, where
-        self._sources: list[tuple[tuple[str, int, int], str, Mark]] = []
+        self._sources: list[tuple[tuple[str, int, int], bytes, Mark]] = []
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.topic != LEADS_ACCEPTED or record.schema is None or record.schema.name != ACCEPTED:
@@ -581,7 +591,7 @@ class AcceptedLeads:
             found += self._check_original(record, original, text, lead)
         where_from = event["source"]
         self._sources.append(((where_from["topic"], where_from["partition"], where_from["offset"]),
-                              hashlib.sha256(original).hexdigest(), Mark.of(record)))
+                              hashlib.sha256(original).digest(), Mark.of(record)))
         before = self._revisions.get(lead.lead_id)
         if before is not None:
             revision, seen_digest, at = before

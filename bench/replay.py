@@ -182,7 +182,8 @@ def main() -> None:
             raw_rate, replay_rate = n_raw / s_raw, report.records / report.seconds
             reading = report.records / report.read_seconds if report.read_seconds else 0.0
             print(f"{name}: raw read {n_raw} records {raw_rate:,.0f}/s; replay+verify {report.records} records "
-                  f"({report.sealed} sealed, {getattr(seals, 'signatures', 0)} Ed25519 verifications) "
+                  f"({report.sealed} sealed, {report.signatures} Ed25519 verifications, {report.processes} "
+                  f"process{'es' if report.processes > 1 else ''}) "
                   f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. schemas and plan), reading alone "
                   f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone {reading / raw_rate:.2f})")
         rebuild_input = more_accepted(accepted, args.rebuild_leads)

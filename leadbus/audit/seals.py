@@ -84,6 +84,7 @@ class BusSealVerifier:
         self.sealed = 0
         self._runs: dict[tuple[str, str, int], _Run] = {}
         self._required: dict[tuple[str, str | None], datetime | None] = {}
+        self._covers: dict[tuple[str, str, str | None], bool] = {}
         self._bounds: dict[tuple[str, str], tuple[PublisherKey, int | None, int | None, int | None]] = {}
 
     # -- per record ---------------------------------------------------------------------------------
@@ -202,7 +203,11 @@ class BusSealVerifier:
             head = record.lead_head()
             if head is None:
                 return None
-            if not covers(seal.publisher, head.agency, head.province):
+            speaks = self._covers.get((seal.publisher, head.agency, head.province))
+            if speaks is None:
+                speaks = self._covers[(seal.publisher, head.agency, head.province)] = covers(
+                    seal.publisher, head.agency, head.province)
+            if not speaks:
                 return Refused("PUBLISHER_MISMATCH", f"{seal.publisher} signed a lead of {head.agency}."
                                                      f"{head.province}", seal.publisher)
             if record.key is not None and record.key != head.lead_id.encode():

@@ -462,29 +462,34 @@ class PartitionOrder:
 
     def __init__(self, skew_ms: int = 15_000) -> None:
         self.skew_ms = skew_ms
-        self._last: dict[tuple[str, int], tuple[int, int, Mark]] = {}  # offset, highest timestamp, where
+        # per partition: [last offset, highest timestamp, (offset, archive file, index) of the record that set it]
+        self._last: dict[tuple[str, int], list[Any]] = {}
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         key = (record.topic, record.partition)
         before = self._last.get(key)
+        now_offset, stamp = record.offset, record.timestamp_ms
         if before is None:
-            self._last[key] = (record.offset, record.timestamp_ms, Mark.of(record))
+            self._last[key] = [now_offset, stamp, (now_offset, record.file, record.index)]
             return ()
-        offset, highest, at = before
+        offset, highest, seen = before
+        if now_offset > offset and stamp >= highest:  # the usual case: in order, no step back
+            before[0], before[1], before[2] = now_offset, stamp, (now_offset, record.file, record.index)
+            return ()
+        at = Mark(key[0], key[1], *seen)
         found: list[Finding] = []
-        if record.offset <= offset:
-            found.append(Finding.at(record, "OFFSET_ORDER", f"offset {record.offset} comes after offset {offset} "
+        if now_offset <= offset:
+            found.append(Finding.at(record, "OFFSET_ORDER", f"offset {now_offset} comes after offset {offset} "
                                                             f"({at.where()})"))
-        if record.timestamp_ms < highest - self.skew_ms:
+        if stamp < highest - self.skew_ms:
             # Agencies' own producers stamp records when they are handed over, and may queue them for minutes:
             # on an intake topic a step back is worth a look (seals decide); on the bus's own topics it is a failure.
-            text = (f"timestamp {_iso(record.timestamp_ms)} is {(highest - record.timestamp_ms) / 1000:.1f} s before "
+            text = (f"timestamp {_iso(stamp)} is {(highest - stamp) / 1000:.1f} s before "
                     f"one already seen in this partition ({at.where()}, {_iso(highest)}): records moved or replayed")
             found.append(Finding.at(record, "TIMESTAMP_BACKWARDS", text, failure=not is_intake(record.topic)))
-        if record.timestamp_ms >= highest:
-            self._last[key] = (record.offset, record.timestamp_ms, Mark.of(record))
-        else:
-            self._last[key] = (record.offset, highest, at)
+        before[0] = now_offset
+        if stamp >= highest:
+            before[1], before[2] = stamp, (now_offset, record.file, record.index)
         return found
 
     def finish(self) -> Iterable[Finding]:
@@ -554,6 +559,23 @@ class IntakeLeads:
                                                         f"content than {before[1].where()} (intake refuses it)",
                            failure=False),)
 
+    def merge(self, other: IntakeLeads) -> list[Finding]:
+        """Take in what another process read (other partitions): repeats across the two are noticed here."""
+        self.sources.update(other.sources)
+        self.ranges.update(other.ranges)
+        found = []
+        for ident, (digest, at) in other._seen.items():
+            before = self._seen.get(ident)
+            if before is None:
+                self._seen[ident] = (digest, at)
+                continue
+            same = before[0] == digest
+            found.append(at.finding("REDELIVERED" if same else "REVISION_CONFLICT",
+                                    f"lead {ident[0]} revision {ident[1]} again, "
+                                    f"{'identical to' if same else 'with other content than'} {before[1].where()} "
+                                    f"(intake {'drops' if same else 'refuses'} it)", failure=False))
+        return found
+
     def finish(self) -> Iterable[Finding]:
         return ()
 
@@ -606,6 +628,13 @@ class AcceptedLeads:
         if before is None or lead.revision > before[0]:
             self._revisions[lead.lead_id] = (lead.revision, event["digest"], Mark.of(record))
         return found
+
+    def merge(self, other: AcceptedLeads) -> None:
+        """Take in what another process read of `leadbus.leads.accepted` (its one partition is read by one)."""
+        self._sources.extend(other._sources)
+        for lead_id, seen in other._revisions.items():
+            if lead_id not in self._revisions or seen[0] > self._revisions[lead_id][0]:
+                self._revisions[lead_id] = seen
 
     def _check_original(self, record: ReplayRecord, original: bytes, text: str, lead: CaseLead) -> list[Finding]:
         try:

@@ -324,8 +324,9 @@ def _signed_intake(bootstrap: str) -> dict[str, Ed25519PrivateKey]:
     return keys
 
 
-def test_the_bus_seal_verifier_locates_every_tampering_of_a_signed_topic(recorded: Recorded, tmp_path: Path) -> None:
-    bootstrap = recorded.bootstrap
+def test_the_bus_seal_verifier_locates_every_tampering_of_a_signed_topic(cluster: KafkaCluster,
+                                                                         tmp_path: Path) -> None:
+    bootstrap = cluster.bootstrap_servers
     keys = _signed_intake(bootstrap)
     clean = cli("replay", "--topic", TAMPER_TOPIC, "--verify", "-b", bootstrap, "--report", str(tmp_path / "c.json"))
     # AUDT.23 signed with a key retired before: its six records are refused at their time, nothing else is.
@@ -406,6 +407,14 @@ def test_the_bus_seal_verifier_locates_every_tampering_of_a_signed_topic(recorde
         assert any((check, partition, o) in located for o in offsets), (name, offsets, sorted(located))
         assert any(f"{TAMPER_TOPIC}[{partition}]@{o}" in done.stdout for o in offsets), name
     # Lanes nobody touched stay clean: every failure is in a tampered lane or the retired key's.
+    # The same replay split between two processes (one per partition) finds exactly the same.
+    from leadbus.audit.replay import seal_verifier_factory
+
+    settings = KafkaSettings(bootstrap)
+    split = replay(ReplayOptions(topics=[TAMPER_TOPIC], seal_verifier=seal_verifier_factory(settings), workers=2,
+                                 split_min=0), settings)
+    assert split.processes == 2 and split.sealed == json.loads(report.read_text())["sealed"]
+    assert {(f.check, f.partition, f.offset) for f in split.failures} == located
     untouched = {(c.partition, c.offset) for c in copies if dict(c.headers).get("leadbus-publisher", b"").decode()
                  in {f"{TAMPER_AGENCY}.{n}" for n in (27, 28, 29)}}
     assert len(untouched) == 18 and not untouched & {(p, o) for _, p, o in located}

@@ -212,7 +212,9 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         for path, message in source.unreadable:
             if path not in known:
                 report.findings.append(Finding("ARCHIVE_UNREADABLE", message, _topic_of(path), file=path))
-    if report.processes > 1:
+    if report.processes == 1:
+        report.signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
+    else:
         report.findings.sort(key=lambda f: (f.topic, f.partition if f.partition is not None else -1,
                                             f.offset if f.offset is not None else -1, f.check))
     report.read_seconds = time.monotonic() - read_began
@@ -263,7 +265,6 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
     if progress is not None:
         progress(count, expected)
     report.sealed = sealed
-    report.signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
     return count
 
 

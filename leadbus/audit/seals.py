@@ -270,7 +270,7 @@ class BusSealVerifier:
                                                "or an event nobody signed")]
 
     def _required_since(self, agency: str, province: str | None) -> datetime | None:
-        """Since when the registry requires (agency, province) to sign: the earliest such key's registration."""
+        """Since when (agency, province) must sign: the registration of its first key that requires it."""
         if (agency, province) not in self._required:
             since = None
             for publisher in self.registry.publishers():
@@ -281,9 +281,8 @@ class BusSealVerifier:
                 if key_agency != agency or (key_province is not None and key_province != province):
                     continue
                 for key in self.registry.keys_of(publisher):
-                    if key.require_signed:
-                        start = min(key.registered_at, key.valid_from)
-                        since = start if since is None else min(since, start)
+                    if key.require_signed:  # from its registration on, intake refused unsigned events
+                        since = key.registered_at if since is None else min(since, key.registered_at)
             self._required[(agency, province)] = since
         return self._required[(agency, province)]
 

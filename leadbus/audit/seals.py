@@ -51,8 +51,8 @@ WINDOW = 256
 
 
 @dataclass(frozen=True, slots=True)
-class Refused:
-    """Why a seal does not hold (a check name of `processors.core.provenance` or `KEY_MISMATCH`)."""
+class SealFault:
+    """Why a seal does not hold: a replay finding (intake's reason names where they agree, plus `KEY_MISMATCH`)."""
 
     reason: str
     message: str
@@ -104,7 +104,7 @@ class BusSealVerifier:
         lane = (seal.publisher, topic, record.partition)
         if key is None or refused is not None:
             # Not part of any chain: what was before it is verified on its own.
-            why = refused or Refused("UNKNOWN_KEY", "no key")
+            why = refused or SealFault("UNKNOWN_KEY", "no key")
             return [*self._close(lane), Finding.at(record, why.reason, why.message)]
         message = seal.message(topic, value)
         link = _Link(Mark.of(record), seal, message, link_digest(message, seal.signature), key.public_key)
@@ -157,23 +157,23 @@ class BusSealVerifier:
     # -- what a seal says, against the registry and the record ----------------------------------------
 
     def _refused(self, record: ReplayRecord, seal: Seal, topic: str,
-                 partition: int) -> tuple[Refused | None, PublisherKey | None]:
+                 partition: int) -> tuple[SealFault | None, PublisherKey | None]:
         who = seal.publisher
         key = self.registry.get(who, seal.key_id)
         if key is None:
             others = [k.publisher for k in self._keys_with_id(seal.key_id)]
             whose = f" (it is a key of {', '.join(sorted(others))})" if others else ""
-            return Refused("UNKNOWN_KEY", f"key {seal.key_id[:32]!r} is not registered for publisher {who}{whose}",
+            return SealFault("UNKNOWN_KEY", f"key {seal.key_id[:32]!r} is not registered for publisher {who}{whose}",
                            who), None
         status = self._status(key, record.timestamp_ms)
         if status != "VALID":
-            return Refused(status, _status_message(key, status), who), key
+            return SealFault(status, _status_message(key, status), who), key
         agency = topic[len(INTAKE_PREFIX):] if topic.startswith(INTAKE_PREFIX) else None
         if agency is not None and parse_publisher_id(who)[0] != agency:
-            return Refused("PUBLISHER_MISMATCH", f"{who} signed an event for {topic}: publishers sign only for their "
+            return SealFault("PUBLISHER_MISMATCH", f"{who} signed an event for {topic}: publishers sign only for their "
                                                  "own agency's topic", who), key
         if seal.partition != partition:
-            return Refused("WRONG_PARTITION", f"signed for {topic}[{seal.partition}], found on [{partition}]: a "
+            return SealFault("WRONG_PARTITION", f"signed for {topic}[{seal.partition}], found on [{partition}]: a "
                                               "record moved or copied to another partition", who), key
         return self._content(record, seal), key
 
@@ -194,7 +194,7 @@ class BusSealVerifier:
             return "KEY_EXPIRED"
         return "VALID"
 
-    def _content(self, record: ReplayRecord, seal: Seal) -> Refused | None:
+    def _content(self, record: ReplayRecord, seal: Seal) -> SealFault | None:
         """The signer speaks for the content's publisher; a lead sits under its own id as the Kafka key."""
         schema = record.schema
         if schema is None:
@@ -208,10 +208,10 @@ class BusSealVerifier:
                 speaks = self._covers[(seal.publisher, head.agency, head.province)] = covers(
                     seal.publisher, head.agency, head.province)
             if not speaks:
-                return Refused("PUBLISHER_MISMATCH", f"{seal.publisher} signed a lead of {head.agency}."
+                return SealFault("PUBLISHER_MISMATCH", f"{seal.publisher} signed a lead of {head.agency}."
                                                      f"{head.province}", seal.publisher)
             if record.key is not None and record.key != head.lead_id.encode():
-                return Refused("KEY_MISMATCH", f"lead {head.lead_id} sits under Kafka key "
+                return SealFault("KEY_MISMATCH", f"lead {head.lead_id} sits under Kafka key "
                                                f"{record.key[:64]!r}: a record moved to another key", seal.publisher)
         elif schema.name == DECISION:
             event = record.event
@@ -220,11 +220,11 @@ class BusSealVerifier:
             actor = event.get("actor")
             if isinstance(actor, dict) and not covers(seal.publisher, str(actor.get("agency")),
                                                       actor.get("province")):
-                return Refused("PUBLISHER_MISMATCH", f"{seal.publisher} signed a decision of {actor.get('agency')}."
+                return SealFault("PUBLISHER_MISMATCH", f"{seal.publisher} signed a decision of {actor.get('agency')}."
                                                      f"{actor.get('province')}", seal.publisher)
             case_id = str(event.get("case_id"))
             if record.key is not None and record.key != case_id.encode():
-                return Refused("KEY_MISMATCH", f"the decision on case {case_id} sits under Kafka key "
+                return SealFault("KEY_MISMATCH", f"the decision on case {case_id} sits under Kafka key "
                                                f"{record.key[:64]!r}: a record moved to another key", seal.publisher)
         return None
 
@@ -242,7 +242,7 @@ class BusSealVerifier:
                                                               f"{SOURCE_HEADER} (its intake coordinates)")]
         refused, key = self._refused(record, seal, topic, partition)
         if key is None or refused is not None:
-            why = refused or Refused("UNKNOWN_KEY", "no key")
+            why = refused or SealFault("UNKNOWN_KEY", "no key")
             return [Finding.at(record, why.reason, why.message)]
         message = seal.message(topic, value)
         link = _Link(Mark.of(record), seal, message, b"", key.public_key)

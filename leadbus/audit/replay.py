@@ -214,7 +214,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                 report.findings.append(Finding("ARCHIVE_UNREADABLE", message, _topic_of(path), file=path))
     if report.processes == 1:
         report.signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
-    else:
+    if isinstance(source, KafkaSource):  # partitions were read interleaved, or by several processes
         report.findings.sort(key=lambda f: (f.topic, f.partition if f.partition is not None else -1,
                                             f.offset if f.offset is not None else -1, f.check))
     report.read_seconds = time.monotonic() - read_began
@@ -236,7 +236,8 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
     tally = report.by_type_publisher
     sealed = 0
     next_tick = 0
-    for record in source.records():
+    records = source.records(interleave=exporter is None) if isinstance(source, KafkaSource) else source.records()
+    for record in records:
         count += 1
         for name, check in checks:
             try:

@@ -259,7 +259,7 @@ def test_sequences_exactly_once_across_kill_9(cluster, worker, keys, tmp_path) -
     leads = _leads(1401, 1500, "NMPA", "32")
     state, logs = tmp_path / "state", tmp_path / "logs"
     first = start_worker(bootstrap, state, "seq-kill-a", logs)
-    publishing = threading.Thread(target=_paced, args=(bootstrap, key, leads, 300.0))
+    publishing = threading.Thread(target=_paced, args=(bootstrap, key, leads, 100.0))  # 15 s: the kill lands mid-stream
     try:
         wait_until(lambda: "assigned" in (logs / "seq-kill-a.log").read_text(), 60, "the first worker to start",
                    interval=0.2)

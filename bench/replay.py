@@ -1,17 +1,22 @@
 """Replay with verification against a raw confluent-kafka read of the same topic, and the rebuild rate.
 
-    python bench/replay.py [--leads N]
+    python bench/replay.py [--leads N] [--rebuild-leads M]
 
 One broker, one run. N simulated leads are published (raw producer, the SDK's encoding) to the intake
-topics; intake's pure core makes the `LeadAccepted` of each, which go to `leadbus.leads.accepted`. Then,
-each after the other, over the same topic:
+topics, each *signed* by its publisher as the SDK signs (`SigningSealer`: Ed25519, seal v2 chained per
+lane, the SDK's partition = CRC-32 of the key), the publishers' keys registered on `leadbus.publishers`;
+intake's pure core makes the `LeadAccepted` of each, which go to `leadbus.leads.accepted`. Then, each
+after the other, over the same topic:
 
 * raw:    assign() every partition from the start, consume to the end, touch each value (no decode);
-* replay: `leadbus.audit.replay` with every standard verifier (order, decode, intake duplicates — and on the
-          accepted topic the digest, the re-normalisation of `original`, one (lead id, revision));
+* replay: `leadbus.audit.replay` with every standard verifier and the bus's seal verifier (signatures by
+          chains, keys at each record's time, publishers, partitions, Kafka keys, sequence lanes) — on the
+          accepted topic also the digest, the re-normalisation of `original`, one (lead id, revision).
 
-and the rebuild (linking, handover and routing handlers over in-memory state) over the N accepted leads,
-from records already read (the rate of re-derivation, not of reading). Target: replay ≥ 0.5 × raw.
+Both rates are printed over the whole call (the replay's includes reading `leadbus.schemas` and planning)
+and over the reading alone. Then the rebuild (linking, handover and routing handlers over in-memory
+state) over M accepted leads (default 100,000), from records already in memory (the rate of
+re-derivation, not of reading). Target: replay ≥ 0.5 × raw.
 """
 
 from __future__ import annotations
@@ -21,30 +26,35 @@ import logging
 import sys
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from leadbus.audit.rebuild import rebuild
-from leadbus.audit.replay import ReplayOptions, replay
+from leadbus.audit.replay import ReplayOptions, replay, seal_verifier_factory
 from leadbus.audit.verification import ReplayRecord
 from leadbus.avro import encode, encode_object, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.intake import Acceptance, accepted_record, examine
 from leadbus.processors.core.records import Source
+from leadbus.producers.signing import MemorySequences, SigningSealer
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
+from leadbus.publisher_keys import write_keys
+from leadbus.signing import KeyRegistry, PublisherKey, Seal, key_id_of, public_bytes
 from leadbus.topics import LEADS_ACCEPTED, intake_topic, load_declarations
 
 CATALOG = packaged_catalog()
 
 
-def fill(bootstrap: str, leads: int) -> tuple[int, list[ReplayRecord]]:
-    """Publish `leads` leads to the intake topics and their LeadAccepted to the accepted topic."""
+def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
+    """Publish `leads` signed leads to the intake topics and their LeadAccepted to the accepted topic."""
     lead_schema = CATALOG.latest("cn.leadbus.CaseLead")
     accepted_schema = CATALOG.latest("cn.leadbus.LeadAccepted")
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
@@ -54,29 +64,66 @@ def fill(bootstrap: str, leads: int) -> tuple[int, list[ReplayRecord]]:
     start = datetime.now(UTC) - timedelta(days=1)
     offsets: dict[str, int] = {}
     accepted: list[ReplayRecord] = []
-    intake_bytes = 0
+    sealers: dict[str, SigningSealer] = {}
+    keys: list[PublisherKey] = []
+    registry = KeyRegistry()
     for i, lead in enumerate(gen.leads(leads, start, timedelta(seconds=0.5))):
         topic = intake_topic(lead.publisher.agency)
+        publisher = f"{lead.publisher.agency}.{lead.publisher.province}"
+        sealer = sealers.get(publisher)
+        if sealer is None:
+            private = Ed25519PrivateKey.generate()
+            sealer = sealers[publisher] = SigningSealer(publisher, private, MemorySequences())
+            raw = public_bytes(private.public_key())
+            keys.append(PublisherKey(publisher, key_id_of(raw), raw, start - timedelta(days=1),
+                                     start - timedelta(days=1)))
+            registry.apply(keys[-1])
         value = encode_object(lead_schema, lead)
-        partition = i % 3
+        key = lead.lead_id.encode()
+        partition = zlib.crc32(key) % 3  # as the SDK chooses it
+        headers = sealer.seal(topic, key, value, partition)
         offset = offsets.get(f"{topic}/{partition}", 0)
         offsets[f"{topic}/{partition}"] = offset + 1
-        intake_bytes += len(value)
-        _produce(producer, topic, lead.lead_id.encode(), value, partition)
-        outcome = examine(value, Source(topic, partition, offset), CATALOG, datetime.now(UTC))
+        _produce(producer, topic, key, value, partition, headers)
+        outcome = examine(value, Source(topic, partition, offset), CATALOG, datetime.now(UTC), headers=headers,
+                          keys=registry)
+        assert isinstance(outcome, Acceptance), outcome
+        assert isinstance(outcome.seal, Seal)
+        record = encode(accepted_schema, accepted_record(outcome, datetime.now(UTC)))
+        _produce(producer, LEADS_ACCEPTED, key, record, 0, [])
+        accepted.append(ReplayRecord(LEADS_ACCEPTED, 0, i, int(time.time() * 1000), key, record, (), CATALOG))
+    producer.flush(120)
+    write_keys(bootstrap, keys)
+    return accepted
+
+
+def more_accepted(accepted: list[ReplayRecord], leads: int) -> list[ReplayRecord]:
+    """`leads` accepted leads for the rebuild: those published, then more from the same generator's stream."""
+    if leads <= len(accepted):
+        return accepted[:leads]
+    accepted_schema = CATALOG.latest("cn.leadbus.LeadAccepted")
+    lead_schema = CATALOG.latest("cn.leadbus.CaseLead")
+    gen = TrafficGenerator(seed=11, same_suspect_share=0.25)
+    start = datetime.now(UTC) - timedelta(days=1)
+    out: list[ReplayRecord] = []
+    for i, lead in enumerate(gen.leads(leads, start, timedelta(seconds=0.5))):
+        if i < len(accepted):
+            out.append(accepted[i])
+            continue
+        value = encode_object(lead_schema, lead)
+        outcome = examine(value, Source(intake_topic(lead.publisher.agency), 0, i), CATALOG, datetime.now(UTC))
         assert isinstance(outcome, Acceptance), outcome
         record = encode(accepted_schema, accepted_record(outcome, datetime.now(UTC)))
-        _produce(producer, LEADS_ACCEPTED, lead.lead_id.encode(), record, 0)
-        accepted.append(ReplayRecord(LEADS_ACCEPTED, 0, i, int(time.time() * 1000), lead.lead_id.encode(), record,
-                                     (), CATALOG))
-    producer.flush(120)
-    return intake_bytes, accepted
+        out.append(ReplayRecord(LEADS_ACCEPTED, 0, i, int(time.time() * 1000), lead.lead_id.encode(), record, (),
+                                CATALOG))
+    return out
 
 
-def _produce(producer: Producer, topic: str, key: bytes, value: bytes, partition: int) -> None:
+def _produce(producer: Producer, topic: str, key: bytes, value: bytes, partition: int,
+             headers: list[tuple[str, bytes]]) -> None:
     while True:
         try:
-            producer.produce(topic, key=key, value=value, partition=partition)
+            producer.produce(topic, key=key, value=value, partition=partition, headers=headers)
             return
         except BufferError:
             producer.poll(0.1)
@@ -109,31 +156,43 @@ def raw_read(bootstrap: str, topics: list[str]) -> tuple[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--leads", type=int, default=20_000)
+    parser.add_argument("--leads", type=int, default=100_000)
+    parser.add_argument("--rebuild-leads", type=int, default=100_000)
+    parser.add_argument("--skip-accepted", action="store_true", help="replay the intake topics only")
     args = parser.parse_args()
     with KafkaCluster(1) as cluster:
         bootstrap = cluster.bootstrap_servers
         apply_topics(bootstrap, load_declarations())
         began = time.perf_counter()
-        _, accepted = fill(bootstrap, args.leads)
-        print(f"published {args.leads} leads and their LeadAccepted in {time.perf_counter() - began:.0f}s")
+        accepted = fill(bootstrap, args.leads)
+        print(f"published {args.leads} signed leads and their LeadAccepted in {time.perf_counter() - began:.0f}s")
         settings = KafkaSettings(bootstrap)
         probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-meta-{uuid.uuid4()}"})
         intake_topics = sorted(t for t in probe.list_topics(timeout=20).topics if t.startswith("leadbus.intake."))
         probe.close()
-        for name, topics in (("intake topics", intake_topics), ("leadbus.leads.accepted", [LEADS_ACCEPTED])):
+        runs = [("intake topics", intake_topics)]
+        if not args.skip_accepted:
+            runs.append(("leadbus.leads.accepted", [LEADS_ACCEPTED]))
+        for name, topics in runs:
             n_raw, s_raw = raw_read(bootstrap, topics)
-            report = replay(ReplayOptions(topics=topics, verify=True), settings)
+            seals = seal_verifier_factory(settings)
+            report = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seals), settings)
             assert report.status == 0, report.failures[:3]
+            assert name != "intake topics" or report.sealed == n_raw, (report.sealed, n_raw)
             raw_rate, replay_rate = n_raw / s_raw, report.records / report.seconds
+            reading = report.records / report.read_seconds if report.read_seconds else 0.0
             print(f"{name}: raw read {n_raw} records {raw_rate:,.0f}/s; replay+verify {report.records} records "
-                  f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. plan) → ratio {replay_rate / raw_rate:.2f}")
+                  f"({report.sealed} sealed, {report.signatures} Ed25519 verifications, {report.processes} "
+                  f"process{'es' if report.processes > 1 else ''}) "
+                  f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. schemas and plan), reading alone "
+                  f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone {reading / raw_rate:.2f})")
+        rebuild_input = more_accepted(accepted, args.rebuild_leads)
         began = time.perf_counter()
-        result = rebuild(accepted, catalog=CATALOG)
+        result = rebuild(rebuild_input, catalog=CATALOG)
         seconds = time.perf_counter() - began
         kinds = {d.kind for d in result.differences}
-        print(f"rebuild: {len(accepted)} accepted leads → {result.cases} case events, {result.steps} handover steps, "
-              f"{result.routed} routed records in {seconds:.1f}s → {len(accepted) / seconds:,.0f} leads/s "
+        print(f"rebuild: {len(rebuild_input)} accepted leads → {result.cases} case events, {result.steps} handover "
+              f"steps, {result.routed} routed records in {seconds:.1f}s → {len(rebuild_input) / seconds:,.0f} leads/s "
               f"(differences by kind, expected with no recorded outputs: {sorted(kinds)})")
 
 

@@ -1088,11 +1088,22 @@ def replay_command(
         fmt = "avro" if out.suffix == ".avro" else "jsonl"
     settings = _audit_settings(bootstrap, client_config) if source == "kafka" else None
     assert settings is None or isinstance(settings, KafkaSettings)
+    # The publisher keys come from the bus (leadbus.publishers is compacted and kept): for an archive replay
+    # too when a bus is named; without one, seals in the archive are counted as not checked.
+    keys_from = settings
+    if keys_from is None and verify and (bootstrap or client_config):
+        named = _audit_settings(bootstrap, client_config)
+        assert isinstance(named, KafkaSettings)
+        keys_from = named
+    err = Console(stderr=True)
+    try:
+        seal_verifier = seal_verifier_factory(keys_from) if verify else None
+    except Exception as exc:  # noqa: BLE001 - an unreachable bus or a refused read is an access error
+        err.print(f"[red]replay:[/red] cannot read the publisher keys on leadbus.publishers: {exc}")
+        raise typer.Exit(2) from None
     options = ReplayOptions(topics=list(topic), source=source, start=_iso_time(from_, "--from"),
                             end=_iso_time(to, "--to"), key=key, publisher=publisher, fmt=fmt, out=out,
-                            verify=verify, head=head, skew_ms=int(skew * 1000),
-                            seal_verifier=seal_verifier_factory(settings) if verify else None)
-    err = Console(stderr=True)
+                            verify=verify, head=head, skew_ms=int(skew * 1000), seal_verifier=seal_verifier)
     to_stdout = fmt == "jsonl" and out is None
     try:
         with _progress(err) as progress:

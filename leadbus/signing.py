@@ -8,10 +8,20 @@ Every event a signing publisher writes carries in its Kafka headers
     leadbus-partition   the intake partition the publisher chose: sequences count per partition (a lane)
     leadbus-seq         the sequence number in that lane, from 1
     leadbus-signature   64 bytes of Ed25519 over `signed_message(...)`
+    leadbus-prev        (seal v2) 32 bytes: the link digest of the lane's previous event, zeros at a chain start
 
 and the signature covers the topic, that partition, the publisher id, the key id, the sequence
 number and the whole value (`C3 01` + the schema fingerprint + the Avro body): changing any of
 them, or copying the record to another topic or partition, breaks it.
+
+**Seal v2, a hash chain per lane.** A v2 seal also signs `leadbus-prev`, the `link_digest` (SHA-256
+of the signed message and the signature) of the event before it in its lane, under another domain
+tag, so a v1 signature never verifies as v2 nor the reverse. One valid signature then vouches for
+every event chained below it: an auditor replaying millions of events checks each link (one SHA-256)
+and one Ed25519 signature per run of links instead of one per event (`leadbus.audit.seals`); intake
+still verifies every event. Events sealed v1 (no `leadbus-prev` header) verify exactly as before. A
+publisher that restarts does not know its last digest: it starts a new chain (`prev` = 32 zero
+bytes), which costs an auditor one more signature, never a false alarm.
 
 Keys live on the compacted `leadbus.publishers` topic as `PublisherKey` events keyed by
 `<publisher>/<key id>` (every key a publisher ever had stays readable, so old events re-verify);
@@ -36,9 +46,16 @@ KEY_ID_HEADER = "leadbus-key-id"
 PARTITION_HEADER = "leadbus-partition"
 SEQUENCE_HEADER = "leadbus-seq"
 SIGNATURE_HEADER = "leadbus-signature"
+PREV_HEADER = "leadbus-prev"
 SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER)
+#: Every header a seal may carry: the five above, and `leadbus-prev` in a v2 (chained) seal.
+ALL_SEAL_HEADERS = (*SEAL_HEADERS, PREV_HEADER)
+_SEAL_NAMES = frozenset(ALL_SEAL_HEADERS)
 ALGORITHM = "Ed25519"
 _DOMAIN = b"leadbus-event-signature-v1\x00"
+_DOMAIN_V2 = b"leadbus-event-signature-v2\x00"
+#: `prev` of the first event of a chain (a lane's first event, or the first after a publisher restarted).
+CHAIN_START = bytes(32)
 _PUBLISHER_ID = re.compile(r"^(?P<agency>[A-Z]{2,8})(?:\.(?P<province>[0-9]{2}))?(?:-(?P<instance>[a-z0-9]{1,16}))?$")
 
 
@@ -46,6 +63,7 @@ class MalformedSeal(ValueError):
     """Some seal headers are present but not all, or one cannot be read."""
 
 
+@lru_cache(maxsize=4096)
 def parse_publisher_id(publisher: str) -> tuple[str, str | None]:
     """`SAMR.33-gw2` → ("SAMR", "33"); `SAMR` → ("SAMR", None). ValueError when it is not a publisher id."""
     found = _PUBLISHER_ID.match(publisher)
@@ -59,11 +77,33 @@ def key_id_of(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()[:16]
 
 
-def signed_message(topic: str, partition: int, publisher: str, key_id: str, sequence: int, value: bytes) -> bytes:
-    """The bytes signed: a domain tag, then each part length-prefixed (no two inputs give the same bytes)."""
-    parts = (topic.encode(), str(partition).encode(), publisher.encode(), key_id.encode(), str(sequence).encode(),
-             value)
-    return _DOMAIN + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+def signed_message(topic: str, partition: int, publisher: str, key_id: str, sequence: int, value: bytes,
+                   prev: bytes | None = None) -> bytes:
+    """The bytes signed: a domain tag, then each part length-prefixed (no two inputs give the same bytes).
+
+    v1 (`prev` None) as events were always signed; v2 adds the previous event's link digest under its own tag.
+    """
+    number = str(sequence).encode()
+    head = _message_head(topic, partition, publisher, key_id, prev is not None)
+    if prev is None:
+        return b"".join((head, len(number).to_bytes(4, "big"), number, len(value).to_bytes(4, "big"), value))
+    return b"".join((head, len(number).to_bytes(4, "big"), number, len(value).to_bytes(4, "big"), value,
+                     len(prev).to_bytes(4, "big"), prev))
+
+
+@lru_cache(maxsize=4096)
+def _message_head(topic: str, partition: int, publisher: str, key_id: str, chained: bool) -> bytes:
+    """The domain tag and the parts every event of a lane and key shares (cached: replays read millions)."""
+    parts = (topic.encode(), str(partition).encode(), publisher.encode(), key_id.encode())
+    return (_DOMAIN_V2 if chained else _DOMAIN) + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
+def link_digest(message: bytes, signature: bytes) -> bytes:
+    """What the next event of the lane names as its `prev`: SHA-256 of this event's signed message and signature.
+
+    The signature is in it so that a signature altered in the middle of a chain breaks the next link too.
+    """
+    return hashlib.sha256(message + signature).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +115,22 @@ class Seal:
     partition: int
     sequence: int
     signature: bytes
+    prev: bytes | None = None  # v2: the link digest of the lane's previous event (CHAIN_START at a start)
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [(PUBLISHER_HEADER, self.publisher.encode()), (KEY_ID_HEADER, self.key_id.encode()),
-                (PARTITION_HEADER, str(self.partition).encode()), (SEQUENCE_HEADER, str(self.sequence).encode()),
-                (SIGNATURE_HEADER, self.signature)]
+        out = [(PUBLISHER_HEADER, self.publisher.encode()), (KEY_ID_HEADER, self.key_id.encode()),
+               (PARTITION_HEADER, str(self.partition).encode()), (SEQUENCE_HEADER, str(self.sequence).encode()),
+               (SIGNATURE_HEADER, self.signature)]
+        if self.prev is not None:
+            out.append((PREV_HEADER, self.prev))
+        return out
 
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str, bytes | None]]) -> Seal | None:
         """The seal in `headers`; None when there is none; `MalformedSeal` when it is partial or unreadable."""
         found: dict[str, bytes] = {}
         for name, value in headers:
-            if name in SEAL_HEADERS:
+            if name in _SEAL_NAMES:
                 if name in found:
                     raise MalformedSeal(f"header {name} appears twice")
                 found[name] = value or b""
@@ -95,38 +139,43 @@ class Seal:
         missing = [h for h in SEAL_HEADERS if h not in found]
         if missing:
             raise MalformedSeal(f"seal headers missing: {', '.join(missing)}")
+        partition_raw, sequence_raw = found[PARTITION_HEADER], found[SEQUENCE_HEADER]
+        if not (partition_raw.isdigit() and len(partition_raw) <= 9):
+            raise MalformedSeal(f"{PARTITION_HEADER} {partition_raw[:40]!r} is not a partition number")
+        if not sequence_raw.isdigit() or len(sequence_raw) > 19:
+            raise MalformedSeal(f"{SEQUENCE_HEADER} {sequence_raw[:40]!r} is not a sequence number")
+        sequence = int(sequence_raw)
+        if sequence < 1:
+            raise MalformedSeal("sequence numbers start at 1")
+        signature = found[SIGNATURE_HEADER]
+        if len(signature) != 64:
+            raise MalformedSeal(f"{SIGNATURE_HEADER} is {len(signature)} bytes, not 64")
+        prev = found.get(PREV_HEADER)
+        if prev is not None and len(prev) != 32:
+            raise MalformedSeal(f"{PREV_HEADER} is {len(prev)} bytes, not 32")
         try:
             publisher = found[PUBLISHER_HEADER].decode()
             key_id = found[KEY_ID_HEADER].decode()
-            partition_text = found[PARTITION_HEADER].decode()
-            sequence_text = found[SEQUENCE_HEADER].decode()
         except UnicodeDecodeError as exc:
             raise MalformedSeal(f"a seal header is not UTF-8: {exc}") from None
-        if not (partition_text.isascii() and partition_text.isdigit()):
-            raise MalformedSeal(f"{PARTITION_HEADER} {partition_text[:40]!r} is not a partition number")
-        if not (sequence_text.isascii() and sequence_text.isdigit()) or len(sequence_text) > 19:
-            raise MalformedSeal(f"{SEQUENCE_HEADER} {sequence_text[:40]!r} is not a sequence number")
-        sequence = int(sequence_text)
-        if sequence < 1:
-            raise MalformedSeal("sequence numbers start at 1")
-        if len(found[SIGNATURE_HEADER]) != 64:
-            raise MalformedSeal(f"{SIGNATURE_HEADER} is {len(found[SIGNATURE_HEADER])} bytes, not 64")
         try:
             parse_publisher_id(publisher)
         except ValueError as exc:
             raise MalformedSeal(str(exc)) from None
-        return cls(publisher, key_id, int(partition_text), sequence, found[SIGNATURE_HEADER])
+        return cls(publisher, key_id, int(partition_raw), sequence, signature, prev)
 
     def message(self, topic: str, value: bytes) -> bytes:
-        return signed_message(topic, self.partition, self.publisher, self.key_id, self.sequence, value)
+        return signed_message(topic, self.partition, self.publisher, self.key_id, self.sequence, value, self.prev)
 
 
 def sign(private_key: Ed25519PrivateKey, publisher: str, topic: str, partition: int, sequence: int,
-         value: bytes) -> Seal:
-    """Seal `value` for `topic`[`partition`] as number `sequence` of `publisher`."""
+         value: bytes, prev: bytes | None = None) -> Seal:
+    """Seal `value` for `topic`[`partition`] as number `sequence` of `publisher`; v2 (chained) when `prev` is given."""
+    if prev is not None and len(prev) != 32:
+        raise ValueError("prev is a 32-byte link digest")
     key_id = key_id_of(public_bytes(private_key.public_key()))
-    signature = private_key.sign(signed_message(topic, partition, publisher, key_id, sequence, value))
-    return Seal(publisher, key_id, partition, sequence, signature)
+    signature = private_key.sign(signed_message(topic, partition, publisher, key_id, sequence, value, prev))
+    return Seal(publisher, key_id, partition, sequence, signature, prev)
 
 
 def public_bytes(public_key: Ed25519PublicKey) -> bytes:
@@ -139,6 +188,15 @@ def public_bytes(public_key: Ed25519PublicKey) -> bytes:
 @lru_cache(maxsize=4096)
 def _loaded(public_key: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(public_key)
+
+
+def message_signed(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether `signature` is the Ed25519 signature of `message` (a `signed_message`) under `public_key`."""
+    try:
+        _loaded(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def signature_valid(public_key: bytes, seal: Seal, topic: str, value: bytes) -> bool:
@@ -280,4 +338,4 @@ def reverify(publisher_key: PublisherKey, seal: Seal, topic: str, value: bytes) 
 
 
 def headers_without_seal(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
-    return [(k, v) for k, v in headers if k not in SEAL_HEADERS]
+    return [(k, v) for k, v in headers if k not in ALL_SEAL_HEADERS]

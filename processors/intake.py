@@ -53,7 +53,7 @@ from leadbus.processors.core.intake import (
 )
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.publisher_keys import KeyFeed
-from leadbus.signing import SEAL_HEADERS, KeyRegistry, Seal
+from leadbus.signing import ALL_SEAL_HEADERS, KeyRegistry, Seal
 from leadbus.topics import (
     BLACKLIST_DECISIONS,
     HANDOVER_DECISIONS,
@@ -253,7 +253,7 @@ class IntakeHandler:
         return Output(LEADS_REJECTED, key[:1024], encode(self.rejected_schema, rejected_record(rejection, now)))
 
 
-_SEAL_NAMES = frozenset(SEAL_HEADERS)
+_SEAL_NAMES = frozenset(ALL_SEAL_HEADERS)
 # Decisions and agency events keep their seal and origin in headers: whoever reads them can re-verify.
 _SEALED_TOPICS = frozenset({*_DECISION_TOPICS, *(kind.topic for kind in EVENT_KINDS.values())})
 

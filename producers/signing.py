@@ -11,6 +11,11 @@ id, whatever key signs it. The numbers survive restarts in a small sequence file
 reserved ahead and written down before any is used, so a crash skips at most one block — a gap
 intake reports as a warning, never a replay. A key rotation keeps the sequence file: numbering
 goes on under the new key.
+
+Seals are v2 (`leadbus.signing`): each event also signs the link digest of the previous event the
+sealer sealed in its lane (`leadbus-prev`), so an auditor verifies one signature per chain instead of
+one per event. The last digest lives in memory only: after a restart the chain starts again from
+zeros (`CHAIN_START`), which an auditor's check takes as a new chain, never as tampering.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from leadbus.signing import SEQUENCE_HEADER, Seal, parse_publisher_id, public_bytes, sign
+from leadbus.signing import CHAIN_START, SEQUENCE_HEADER, Seal, link_digest, parse_publisher_id, public_bytes, sign
 
 KEY_ENV = "LEADBUS_SIGNING_KEY"
 CONTENT_TYPE = ("content-type", b"application/vnd.leadbus.avro")
@@ -162,6 +167,7 @@ class SigningSealer:
         self.private_key = private_key
         self.public_key = public_bytes(private_key.public_key())
         self.sequences = sequences if sequences is not None else MemorySequences()
+        self._links: dict[str, tuple[bytes, bytes]] = {}  # lane → (this chain's last link digest, the one before)
 
     @classmethod
     def from_file(cls, publisher: str, key_path: Path | str, sequence_path: Path | str | None = None,
@@ -181,15 +187,20 @@ class SigningSealer:
     def seal(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> list[tuple[str, bytes]]:
         if partition is None:
             raise ValueError("a signing sealer needs the partition the event goes to (lanes are per partition)")
-        number = self.sequences.next(f"{topic}:{partition}")
-        seal = sign(self.private_key, self.publisher, topic, partition, number, value)
+        lane = f"{topic}:{partition}"
+        number = self.sequences.next(lane)
+        prev = self._links[lane][0] if lane in self._links else CHAIN_START
+        seal = sign(self.private_key, self.publisher, topic, partition, number, value, prev)
+        self._links[lane] = (link_digest(seal.message(topic, value), seal.signature), prev)
         return [CONTENT_TYPE, *seal.headers()]
 
     def unseal(self, topic: str, partition: int | None, headers: list[tuple[str, bytes]]) -> None:
-        """The event was not sent after all (refused as oversized): give its number back if it was the last."""
+        """The event was not sent after all (refused as oversized): give its number (and chain link) back if last."""
         found = Seal.from_headers(headers)
         if found is not None and partition is not None:
-            self.sequences.give_back(f"{topic}:{partition}", found.sequence)
+            lane = f"{topic}:{partition}"
+            if self.sequences.give_back(lane, found.sequence) and lane in self._links:
+                self._links[lane] = (self._links[lane][1], self._links[lane][1])
 
     def close(self) -> None:
         self.sequences.close()

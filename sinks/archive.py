@@ -333,6 +333,11 @@ def read_manifest(root: Path) -> list[ManifestLine]:
     return lines
 
 
+def parse_manifest(root: Path) -> tuple[list[ManifestLine], list[Problem]]:
+    """The lines that parse, and a problem for each that does not (for readers that go on, like a replay)."""
+    return _parse_manifest(Path(root))
+
+
 def read_events(root: Path) -> Iterator[tuple[ManifestLine, dict[str, Any]]]:
     """Every archived record in manifest order, as (its file's line, the ArchivedEvent record)."""
     for line in read_manifest(root):
@@ -347,11 +352,11 @@ def _parse_manifest(root: Path) -> tuple[list[ManifestLine], list[Problem]]:
         return [], []
     lines: list[ManifestLine] = []
     problems: list[Problem] = []
-    with manifest.open(encoding="utf-8") as fh:
+    with manifest.open(encoding="utf-8", errors="replace") as fh:  # bytes that are not UTF-8 fail their line only
         for number, text in enumerate(fh, 1):
             try:
                 lines.append(ManifestLine.from_json(text))
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 problems.append(Problem("manifest", MANIFEST, f"line {number} is not a manifest line: {exc!r}"))
     return lines, problems
 

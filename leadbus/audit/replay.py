@@ -8,6 +8,13 @@ exported and counted, never what is verified: a gap is a gap whoever's record is
 replay first checks the archive's chained manifest (`leadbus archive verify`, with `--head` the chain's
 head published elsewhere); each problem is a failure located at its file.
 
+A Kafka replay that only verifies (no export) and holds at least `split_min` records splits its partitions
+between `workers` processes (default: up to two, one per core): each forked process reads its partitions and
+runs fresh copies of the verifiers; those whose state is per partition (order, lanes and signatures, case
+versions, steps, routed versions) finish there; the intake and accepted-lead checks, which cross partitions,
+are merged in the parent and finish there. The findings are the same as from one process (sorted by
+coordinates); an export always reads in one process, in (topic, partition, offset) order.
+
 The seal slot: `ReplayOptions.seal_verifier` takes the verifier of signatures and sequence numbers
 (see `leadbus.audit.verification`); `seal_verifier_factory` is where the bus's own is built once the
 signing code is merged. Without one, records carrying seals are counted as *not checked*.
@@ -15,6 +22,7 @@ signing code is merged. Without one, records carrying seals are counted as *not 
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +34,10 @@ from typing import IO, Any
 from leadbus.audit.export import Exporter, open_exporter
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.verification import (
+    AcceptedLeads,
     Finding,
+    IntakeLeads,
+    ReplayRecord,
     Verifier,
     publisher_matches,
     publisher_of,
@@ -58,6 +69,9 @@ class ReplayOptions:
     renormalise: bool = True
     seal_verifier: Verifier | None = None
     extra_verifiers: list[Verifier] = field(default_factory=list)
+    #: Processes reading and verifying a Kafka replay without export (partitions split between them); 1 = none.
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    split_min: int = 20_000  # fewer records than this are read in one process (starting another costs more)
 
 
 @dataclass
@@ -71,6 +85,9 @@ class ReplayReport:
     seals_checked: bool = False
     verified: bool = False
     seconds: float = 0.0
+    read_seconds: float = 0.0  # reading and verifying the records alone (no schema load, no plan, no archive check)
+    processes: int = 1
+    signatures: int = 0  # Ed25519 verifications the seal verifier made
     spans: list[PartitionSpan] = field(default_factory=list)
 
     @property
@@ -166,8 +183,16 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         source.close()
         raise ReplayError(str(exc)) from exc
     key = options.key.encode() if options.key is not None else None
+    read_began = time.monotonic()
+    finishing = verifiers
     try:
-        report.records = _run(source, verifiers, exporter, key, options.publisher, report, progress, expected)
+        if (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
+                and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min):
+            report.records = _run_split(source, spans, verifiers, key, options.publisher, report, progress,
+                                        options.workers)
+            finishing = [v for v in verifiers if isinstance(v, _SHARED)]  # the others finished in their process
+        else:
+            report.records = _run(source, verifiers, exporter, key, options.publisher, report, progress, expected)
     except SourceError as exc:
         raise ReplayError(str(exc)) from exc
     finally:
@@ -176,13 +201,23 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             exporter.close()
         if handle is not None:
             handle.close()
-    for verifier in verifiers:
-        report.findings.extend(verifier.finish())
+    for verifier in finishing:
+        try:
+            report.findings.extend(verifier.finish())
+        except Exception as exc:  # noqa: BLE001 - reported, never a crash
+            report.findings.append(Finding("UNREADABLE", f"the {verifier.name} check failed at the end: "
+                                                         f"{type(exc).__name__}: {exc}", "(replay)"))
     if isinstance(source, ArchiveSource):
         known = {f.file for f in report.findings}
         for path, message in source.unreadable:
             if path not in known:
                 report.findings.append(Finding("ARCHIVE_UNREADABLE", message, _topic_of(path), file=path))
+    if report.processes == 1:
+        report.signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
+    if isinstance(source, KafkaSource):  # partitions were read interleaved, or by several processes
+        report.findings.sort(key=lambda f: (f.topic, f.partition if f.partition is not None else -1,
+                                            f.offset if f.offset is not None else -1, f.check))
+    report.read_seconds = time.monotonic() - read_began
     report.seconds = time.monotonic() - started
     report.verified = options.verify and not report.failures
     return report
@@ -196,22 +231,29 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
          key: bytes | None, publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
          expected: int | None) -> int:
     count = 0
-    checks = [v.check for v in verifiers]
+    checks = [(v.name, v.check) for v in verifiers]
     findings = report.findings
     tally = report.by_type_publisher
     sealed = 0
     next_tick = 0
-    for record in source.records():
+    records = source.records(interleave=exporter is None) if isinstance(source, KafkaSource) else source.records()
+    for record in records:
         count += 1
-        for check in checks:
-            found = check(record)
+        for name, check in checks:
+            try:
+                found = check(record)
+            except Exception as exc:  # noqa: BLE001 - hostile bytes must give a located failure, never a crash
+                found = [_unreadable(record, name, exc)]
             if found:
                 findings.extend(found)
         if record.headers and record.has_seal():
             sealed += 1
         if key is not None and record.key != key:
             continue
-        who = publisher_of(record)
+        try:
+            who = publisher_of(record)
+        except Exception:  # noqa: BLE001 - the verifiers located what is wrong with it
+            who = "?"
         if publisher is not None and not publisher_matches(who, publisher):
             continue
         report.selected += 1
@@ -225,6 +267,123 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
         progress(count, expected)
     report.sealed = sealed
     return count
+
+
+# -- several processes --------------------------------------------------------------------------------------
+
+#: Verifiers whose state spans partitions: merged in the parent and finished there. Every other verifier keeps
+#: state per partition (lanes, case versions, steps, routed versions, order) and finishes in its process.
+_SHARED = (IntakeLeads, AcceptedLeads)
+
+
+@dataclass
+class _Part:
+    records: int
+    selected: int
+    sealed: int
+    tally: Counter[tuple[str, str]]
+    findings: list[Finding]
+    shared: list[Verifier]
+    signatures: int
+    error: str | None = None
+
+
+def _balanced(spans: list[PartitionSpan], groups: int) -> list[list[PartitionSpan]]:
+    """Spans in `groups` of about equal size (largest first into the lightest), each in (topic, partition) order."""
+    out: list[list[PartitionSpan]] = [[] for _ in range(groups)]
+    sizes = [0] * groups
+    for span in sorted((s for s in spans if s.size), key=lambda s: -s.size):
+        i = sizes.index(min(sizes))
+        out[i].append(span)
+        sizes[i] += span.size
+    return [sorted(g, key=lambda s: (s.topic, s.partition)) for g in out if g]
+
+
+def _part(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier], key: bytes | None,
+          publisher: str | None, progress: ProgressFn | None) -> _Part:
+    sub = KafkaSource(source.settings, source.topics, source.catalog, source.start_ms, source.end_ms,
+                      timeout=source.timeout, batch=source.batch)
+    sub.spans = spans
+    report = ReplayReport("")
+    try:
+        count = _run(sub, verifiers, None, key, publisher, report, progress, None)
+    except SourceError as exc:
+        return _Part(0, 0, 0, Counter(), [], [], 0, str(exc))
+    finally:
+        sub.close()
+    for verifier in verifiers:
+        if isinstance(verifier, _SHARED):
+            continue
+        try:
+            report.findings.extend(verifier.finish())
+        except Exception as exc:  # noqa: BLE001 - reported, never a crash
+            report.findings.append(Finding("UNREADABLE", f"the {verifier.name} check failed at the end: "
+                                                         f"{type(exc).__name__}: {exc}", "(replay)"))
+    signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
+    return _Part(count, report.selected, report.sealed, report.by_type_publisher, report.findings,
+                 [v for v in verifiers if isinstance(v, _SHARED)], signatures)
+
+
+def _child(send: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier],
+           key: bytes | None, publisher: str | None) -> None:
+    try:
+        part = _part(source, spans, verifiers, key, publisher, None)
+    except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
+        part = _Part(0, 0, 0, Counter(), [], [], 0, f"{type(exc).__name__}: {exc}")
+    send.send(part)
+    send.close()
+
+
+def _run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier], key: bytes | None,
+               publisher: str | None, report: ReplayReport, progress: ProgressFn | None, workers: int) -> int:
+    """Partitions split between processes (forked: each gets its own copy of fresh verifiers), merged here."""
+    import multiprocessing
+
+    groups = _balanced(spans, workers)
+    source.close()  # no Kafka client may live across a fork
+    context = multiprocessing.get_context("fork")
+    children = []
+    for group in groups[1:]:
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_child, args=(send, source, group, verifiers, key, publisher), daemon=True)
+        process.start()
+        send.close()
+        children.append((process, receive))
+    total = sum(s.size for s in spans)
+    mine = sum(s.size for s in groups[0]) or 1
+    scaled = None if progress is None else (lambda done, _: progress(done * total // mine, total))
+    parts = [_part(source, groups[0], verifiers, key, publisher, scaled)]
+    for process, receive in children:
+        try:
+            parts.append(receive.recv())
+        except EOFError:
+            parts.append(_Part(0, 0, 0, Counter(), [], [], 0, f"a replay process ended with {process.exitcode}"))
+        process.join(30)
+    errors = [p.error for p in parts if p.error]
+    if errors:
+        raise SourceError("; ".join(errors))
+    report.processes = len(parts)
+    intake = next((v for v in verifiers if isinstance(v, IntakeLeads)), None)
+    accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
+    for part in parts:
+        report.selected += part.selected
+        report.sealed += part.sealed
+        report.by_type_publisher.update(part.tally)
+        report.findings.extend(part.findings)
+        report.signatures += part.signatures
+        if part is parts[0]:
+            continue
+        for other in part.shared:
+            if isinstance(other, IntakeLeads) and intake is not None:
+                report.findings.extend(intake.merge(other))
+            elif isinstance(other, AcceptedLeads) and accepted is not None:
+                accepted.merge(other)
+    return sum(p.records for p in parts)
+
+
+def _unreadable(record: ReplayRecord, verifier: str, exc: Exception) -> Finding:
+    return Finding.at(record, "UNREADABLE", f"the {verifier} check cannot read this record "
+                                            f"({type(exc).__name__}: {str(exc)[:200]}): altered or damaged")
 
 
 def summary_lines(report: ReplayReport) -> list[str]:

@@ -1,35 +1,305 @@
 """The bus's own seal verifier for replays: Ed25519 signatures against the publisher key registry, and lanes.
 
-The same check intake runs (`processors.core.provenance.verify_event`), judged at each record's own time
-(its broker timestamp), so a key revoked later does not fail what it signed while valid; valid seals feed
-their (publisher, topic, partition) lane's sequence numbers to a `LaneTracker`.
+The same judgement intake makes (`processors.core.provenance`), at each record's own time (its broker
+timestamp), so a key revoked later does not fail what it signed while valid. Per record, from its headers
+and the registry alone: the seal reads (`SIGNATURE_MALFORMED`), its key is registered for the publisher it
+names (`UNKNOWN_KEY`: unknown, retired, or another publisher's key), valid at the record's time
+(`KEY_REVOKED`, `KEY_EXPIRED`, `KEY_NOT_YET_VALID`), the publisher signs for this topic's agency and for
+the agency and province the content names (`PUBLISHER_MISMATCH`), the partition signed for is the one it
+sits in (`WRONG_PARTITION`), the Kafka key is the lead's id (`KEY_MISMATCH`: a record moved to another
+key). An unsigned record where the registry requires signatures since before it was written is `UNSIGNED`
+(seal headers removed).
+
+**Signatures, by chains.** A v2 seal signs `leadbus-prev`, the link digest of its lane's previous event
+(SHA-256 of its signed message and signature, `leadbus.signing`). Per lane the verifier keeps a *run*: records
+whose `prev` is the link digest of the record before them in the partition. A run closes at a break (a `prev`
+that does not link, a chain start, a v1 seal, a refused record between) or once it holds `window` records;
+closing verifies the Ed25519 signature of its last record, which — the links being SHA-256 digests of
+everything signed — vouches for every record of the run. Only then do the run's sequence numbers go to the
+lane tracker, in order, as intake would judge them. When the last signature fails, each record of the run is
+verified alone and every one that fails is located (`BAD_SIGNATURE`); the others still count. A v1 seal is a
+run of one: old events verify exactly as before. So an altered, forged, dropped, swapped or replayed record
+breaks a link or a signature, or a sequence number, and is named at its coordinates; an auditor pays one
+signature per `window` records of an unbroken lane instead of one per record.
+
+Sealed records on the bus's own topics (a signed decision forwarded to `leadbus.handover.decisions`)
+are verified alone against their intake coordinates (`leadbus-source`); their lanes are intake's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from leadbus.audit.verification import Finding, LaneTracker, ReplayRecord
-from leadbus.processors.core.provenance import Refused, verify_event
-from leadbus.signing import KeyRegistry
+from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord, is_intake
+from leadbus.signing import (
+    CHAIN_START,
+    KeyRegistry,
+    MalformedSeal,
+    PublisherKey,
+    Seal,
+    covers,
+    link_digest,
+    message_signed,
+    parse_publisher_id,
+)
+from leadbus.topics import INTAKE_PREFIX
+
+SOURCE_HEADER = "leadbus-source"
+#: Records of an unbroken lane per signature verified (memory: about this many values per open lane).
+WINDOW = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SealFault:
+    """Why a seal does not hold: a replay finding (intake's reason names where they agree, plus `KEY_MISMATCH`)."""
+
+    reason: str
+    message: str
+    publisher: str | None = None
+
+
+@dataclass(slots=True)
+class _Link:
+    at: Mark
+    seal: Seal
+    message: bytes
+    digest: bytes
+    public_key: bytes
+
+
+@dataclass(slots=True)
+class _Run:
+    links: list[_Link] = field(default_factory=list)
 
 
 class BusSealVerifier:
     name = "seals"
 
-    def __init__(self, registry: KeyRegistry) -> None:
+    def __init__(self, registry: KeyRegistry, *, window: int = WINDOW) -> None:
         self.registry = registry
+        self.window = max(1, window)
         self.lanes = LaneTracker()
+        self.signatures = 0  # Ed25519 verifications made
+        self.sealed = 0
+        self._runs: dict[tuple[str, str, int], _Run] = {}
+        self._required: dict[tuple[str, str | None], datetime | None] = {}
+        self._covers: dict[tuple[str, str, str | None], bool] = {}
+        self._bounds: dict[tuple[str, str], tuple[PublisherKey, int | None, int | None, int | None]] = {}
+
+    # -- per record ---------------------------------------------------------------------------------
 
     def check(self, record: ReplayRecord) -> list[Finding]:
-        when = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else datetime.now(UTC)
-        outcome = verify_event(record.headers, record.value or b"", record.topic, record.partition, self.registry,
-                               when)
-        if outcome is None:
+        try:
+            seal = Seal.from_headers(record.headers)
+        except MalformedSeal as exc:
+            return [Finding.at(record, "SIGNATURE_MALFORMED", f"{exc}: seal headers altered or removed")]
+        if seal is None:
+            return self._unsigned(record)
+        self.sealed += 1
+        topic, value = record.topic, record.value or b""
+        if not is_intake(topic):
+            return self._forwarded(record, seal, value)
+        refused, key = self._refused(record, seal, topic, record.partition)
+        lane = (seal.publisher, topic, record.partition)
+        if key is None or refused is not None:
+            # Not part of any chain: what was before it is verified on its own.
+            why = refused or SealFault("UNKNOWN_KEY", "no key")
+            return [*self._close(lane), Finding.at(record, why.reason, why.message)]
+        message = seal.message(topic, value)
+        link = _Link(Mark.of(record), seal, message, link_digest(message, seal.signature), key.public_key)
+        run = self._runs.get(lane)
+        if (run is not None and seal.prev is not None and seal.prev != CHAIN_START and len(run.links) < self.window
+                and run.links[-1].digest == seal.prev):
+            run.links.append(link)
             return []
-        if isinstance(outcome, Refused):
-            return [Finding.at(record, outcome.reason, outcome.message)]
-        return self.lanes.observe((outcome.publisher, record.topic, record.partition), outcome.sequence, record)
+        found = self._close(lane)
+        self._runs[lane] = _Run([link])
+        return found
 
     def finish(self) -> list[Finding]:
-        return self.lanes.finish()
+        found = []
+        for lane in list(self._runs):
+            found += self._close(lane)
+        return found + self.lanes.finish()
+
+    # -- chains ---------------------------------------------------------------------------------------
+
+    def _valid(self, link: _Link) -> bool:
+        self.signatures += 1
+        return message_signed(link.public_key, link.seal.signature, link.message)
+
+    def _close(self, lane: tuple[str, str, int]) -> list[Finding]:
+        run = self._runs.pop(lane, None)
+        if run is None or not run.links:
+            return []
+        links = run.links
+        if self._valid(links[-1]):
+            good = links
+            found: list[Finding] = []
+        else:
+            good, found = [], []
+            for link in links[:-1]:
+                if self._valid(link):
+                    good.append(link)
+                else:
+                    found.append(self._bad(link, lane))
+            found.append(self._bad(links[-1], lane))
+        for link in good:
+            found += self.lanes.observe(lane, link.seal.sequence, link.at)
+        return found
+
+    @staticmethod
+    def _bad(link: _Link, lane: tuple[str, str, int]) -> Finding:
+        return link.at.finding("BAD_SIGNATURE", f"the signature of {lane[0]} (key {link.seal.key_id}) does not match "
+                                                f"this event on {lane[1]}: forged, or altered after signing")
+
+    # -- what a seal says, against the registry and the record ----------------------------------------
+
+    def _refused(self, record: ReplayRecord, seal: Seal, topic: str,
+                 partition: int) -> tuple[SealFault | None, PublisherKey | None]:
+        who = seal.publisher
+        key = self.registry.get(who, seal.key_id)
+        if key is None:
+            others = [k.publisher for k in self._keys_with_id(seal.key_id)]
+            whose = f" (it is a key of {', '.join(sorted(others))})" if others else ""
+            return SealFault("UNKNOWN_KEY", f"key {seal.key_id[:32]!r} is not registered for publisher {who}{whose}",
+                           who), None
+        status = self._status(key, record.timestamp_ms)
+        if status != "VALID":
+            return SealFault(status, _status_message(key, status), who), key
+        agency = topic[len(INTAKE_PREFIX):] if topic.startswith(INTAKE_PREFIX) else None
+        if agency is not None and parse_publisher_id(who)[0] != agency:
+            return SealFault("PUBLISHER_MISMATCH", f"{who} signed an event for {topic}: publishers sign only for their "
+                                                 "own agency's topic", who), key
+        if seal.partition != partition:
+            return SealFault("WRONG_PARTITION", f"signed for {topic}[{seal.partition}], found on [{partition}]: a "
+                                              "record moved or copied to another partition", who), key
+        return self._content(record, seal), key
+
+    def _status(self, key: PublisherKey, ms: int) -> str:
+        """`key.status` at a record's broker time, in milliseconds (cached bounds: this runs per record)."""
+        if ms <= 0:
+            return key.status(datetime.now(UTC))
+        bounds = self._bounds.get((key.publisher, key.key_id))
+        if bounds is None or bounds[0] is not key:
+            bounds = (key, _ms(key.valid_from), _ms(key.valid_until), _ms(key.revoked_at))
+            self._bounds[(key.publisher, key.key_id)] = bounds
+        _, start, until, revoked = bounds
+        if revoked is not None and ms >= revoked:
+            return "KEY_REVOKED"
+        if start is not None and ms < start:
+            return "KEY_NOT_YET_VALID"
+        if until is not None and ms >= until:
+            return "KEY_EXPIRED"
+        return "VALID"
+
+    def _content(self, record: ReplayRecord, seal: Seal) -> SealFault | None:
+        """The signer speaks for the content's publisher; a lead sits under its own id as the Kafka key."""
+        schema = record.schema
+        if schema is None:
+            return None  # the signature decides (an unknown schema id was signed, or altered: BAD_SIGNATURE)
+        if schema.name == CASE_LEAD:
+            head = record.lead_head()
+            if head is None:
+                return None
+            speaks = self._covers.get((seal.publisher, head.agency, head.province))
+            if speaks is None:
+                speaks = self._covers[(seal.publisher, head.agency, head.province)] = covers(
+                    seal.publisher, head.agency, head.province)
+            if not speaks:
+                return SealFault("PUBLISHER_MISMATCH", f"{seal.publisher} signed a lead of {head.agency}."
+                                                     f"{head.province}", seal.publisher)
+            if record.key is not None and record.key != head.lead_id.encode():
+                return SealFault("KEY_MISMATCH", f"lead {head.lead_id} sits under Kafka key "
+                                               f"{record.key[:64]!r}: a record moved to another key", seal.publisher)
+        elif schema.name == DECISION:
+            event = record.event
+            if not isinstance(event, dict):
+                return None
+            actor = event.get("actor")
+            if isinstance(actor, dict) and not covers(seal.publisher, str(actor.get("agency")),
+                                                      actor.get("province")):
+                return SealFault("PUBLISHER_MISMATCH", f"{seal.publisher} signed a decision of {actor.get('agency')}."
+                                                     f"{actor.get('province')}", seal.publisher)
+            case_id = str(event.get("case_id"))
+            if record.key is not None and record.key != case_id.encode():
+                return SealFault("KEY_MISMATCH", f"the decision on case {case_id} sits under Kafka key "
+                                               f"{record.key[:64]!r}: a record moved to another key", seal.publisher)
+        return None
+
+    def _keys_with_id(self, key_id: str) -> list[PublisherKey]:
+        return [k for p in self.registry.publishers() for k in self.registry.keys_of(p) if k.key_id == key_id]
+
+    def _forwarded(self, record: ReplayRecord, seal: Seal, value: bytes) -> list[Finding]:
+        """A sealed record the bus forwarded (a decision on `leadbus.handover.decisions`): checked at its source."""
+        raw = record.header(SOURCE_HEADER)
+        try:
+            partition_text, _, topic = (raw or b"").decode().split(":", 2)
+            partition = int(partition_text)
+        except (UnicodeDecodeError, ValueError):
+            return [Finding.at(record, "SIGNATURE_MALFORMED", f"a sealed record on {record.topic} without a readable "
+                                                              f"{SOURCE_HEADER} (its intake coordinates)")]
+        refused, key = self._refused(record, seal, topic, partition)
+        if key is None or refused is not None:
+            why = refused or SealFault("UNKNOWN_KEY", "no key")
+            return [Finding.at(record, why.reason, why.message)]
+        message = seal.message(topic, value)
+        link = _Link(Mark.of(record), seal, message, b"", key.public_key)
+        return [] if self._valid(link) else [self._bad(link, (seal.publisher, topic, partition))]
+
+    def _unsigned(self, record: ReplayRecord) -> list[Finding]:
+        """An unsigned record on an intake topic whose publisher must sign (since before it was written)."""
+        topic = record.topic
+        if not topic.startswith(INTAKE_PREFIX):
+            return []
+        agency, province = topic[len(INTAKE_PREFIX):], None
+        schema = record.schema
+        if schema is not None and schema.name == CASE_LEAD:
+            head = record.lead_head()
+            province = head.province if head is not None else None
+        elif schema is not None and schema.name == DECISION:
+            event = record.event
+            actor = event.get("actor") if isinstance(event, dict) else None
+            province = actor.get("province") if isinstance(actor, dict) else None
+        since = self._required_since(agency, province if isinstance(province, str) else None)
+        if since is None or _time_of(record) < since:
+            return []
+        return [Finding.at(record, "UNSIGNED", f"no seal, but {agency}{'.' + province if province else ''} signs "
+                                               f"every event since {since:%Y-%m-%dT%H:%M:%SZ}: seal headers removed, "
+                                               "or an event nobody signed")]
+
+    def _required_since(self, agency: str, province: str | None) -> datetime | None:
+        """Since when (agency, province) must sign: the registration of its first key that requires it."""
+        if (agency, province) not in self._required:
+            since = None
+            for publisher in self.registry.publishers():
+                try:
+                    key_agency, key_province = parse_publisher_id(publisher)
+                except ValueError:
+                    continue
+                if key_agency != agency or (key_province is not None and key_province != province):
+                    continue
+                for key in self.registry.keys_of(publisher):
+                    if key.require_signed:  # from its registration on, intake refused unsigned events
+                        since = key.registered_at if since is None else min(since, key.registered_at)
+            self._required[(agency, province)] = since
+        return self._required[(agency, province)]
+
+
+def _ms(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp() * 1000)
+
+
+def _time_of(record: ReplayRecord) -> datetime:
+    return datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms > 0 else datetime.now(UTC)
+
+
+def _status_message(key: PublisherKey, status: str) -> str:
+    who = key.publisher
+    if status == "KEY_REVOKED":
+        reason = f": {key.revocation_reason}" if key.revocation_reason else ""
+        return f"key {key.key_id} of {who} was revoked at {key.revoked_at:%Y-%m-%dT%H:%M:%SZ}{reason}"
+    if status == "KEY_EXPIRED":
+        return f"key {key.key_id} of {who} expired at {key.valid_until:%Y-%m-%dT%H:%M:%SZ}"
+    return f"key {key.key_id} of {who} is valid from {key.valid_from:%Y-%m-%dT%H:%M:%SZ}"

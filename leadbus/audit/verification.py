@@ -63,7 +63,8 @@ KEY_ID_HEADER = "leadbus-key-id"
 PARTITION_HEADER = "leadbus-partition"
 SEQUENCE_HEADER = "leadbus-seq"
 SIGNATURE_HEADER = "leadbus-signature"
-SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER)
+PREV_HEADER = "leadbus-prev"
+SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER, PREV_HEADER)
 
 CASE_LEAD = "cn.leadbus.CaseLead"
 DECISION = "cn.leadbus.HandoverDecision"
@@ -284,7 +285,11 @@ def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
         pos = 10
         try:
             for kind, name in plan:
-                number, pos = _varint(value, pos)
+                b = value[pos]
+                if b < 0x80:  # one-byte varint: most lengths and small numbers (no call)
+                    number, pos = (b >> 1) ^ -(b & 1), pos + 1
+                else:
+                    number, pos = _varint(value, pos)
                 if kind == "s":
                     if number < 0 or pos + number > len(value):
                         return None
@@ -293,7 +298,7 @@ def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
                     pos += number
                 elif name in _HEAD:
                     out[name] = number
-        except (_Cut, UnicodeDecodeError):
+        except (_Cut, UnicodeDecodeError, IndexError):
             return None
         return LeadHead(out["lead_id"], out["revision"], out["publisher.agency"], out["publisher.province"])
     return _peek_slow(schema, value)
@@ -347,7 +352,7 @@ class Finding:
     failure: bool = True
 
     @classmethod
-    def at(cls, record: ReplayRecord, check: str, message: str, *, failure: bool = True) -> Finding:
+    def at(cls, record: ReplayRecord | Mark, check: str, message: str, *, failure: bool = True) -> Finding:
         return cls(check, message, record.topic, record.partition, record.offset, record.file, record.index, failure)
 
     def where(self) -> str:
@@ -370,7 +375,7 @@ class Verifier(Protocol):
     def finish(self) -> Iterable[Finding]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Mark:
     """Where a record was, kept by verifiers that report on an earlier record later."""
 
@@ -381,7 +386,7 @@ class Mark:
     index: int | None = None
 
     @classmethod
-    def of(cls, record: ReplayRecord) -> Mark:
+    def of(cls, record: ReplayRecord | Mark) -> Mark:
         return cls(record.topic, record.partition, record.offset, record.file, record.index)
 
     def where(self) -> str:
@@ -413,7 +418,7 @@ class LaneTracker:
     def __init__(self) -> None:
         self._lanes: dict[tuple[str, str, int], _Lane] = {}
 
-    def observe(self, lane: tuple[str, str, int], sequence: int, record: ReplayRecord) -> list[Finding]:
+    def observe(self, lane: tuple[str, str, int], sequence: int, record: ReplayRecord | Mark) -> list[Finding]:
         state = self._lanes.get(lane)
         here = Mark.of(record)
         name = f"{lane[0]} on {lane[1]}[{lane[2]}]"
@@ -457,29 +462,34 @@ class PartitionOrder:
 
     def __init__(self, skew_ms: int = 15_000) -> None:
         self.skew_ms = skew_ms
-        self._last: dict[tuple[str, int], tuple[int, int, Mark]] = {}  # offset, highest timestamp, where
+        # per partition: [last offset, highest timestamp, (offset, archive file, index) of the record that set it]
+        self._last: dict[tuple[str, int], list[Any]] = {}
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         key = (record.topic, record.partition)
         before = self._last.get(key)
+        now_offset, stamp = record.offset, record.timestamp_ms
         if before is None:
-            self._last[key] = (record.offset, record.timestamp_ms, Mark.of(record))
+            self._last[key] = [now_offset, stamp, (now_offset, record.file, record.index)]
             return ()
-        offset, highest, at = before
+        offset, highest, seen = before
+        if now_offset > offset and stamp >= highest:  # the usual case: in order, no step back
+            before[0], before[1], before[2] = now_offset, stamp, (now_offset, record.file, record.index)
+            return ()
+        at = Mark(key[0], key[1], *seen)
         found: list[Finding] = []
-        if record.offset <= offset:
-            found.append(Finding.at(record, "OFFSET_ORDER", f"offset {record.offset} comes after offset {offset} "
+        if now_offset <= offset:
+            found.append(Finding.at(record, "OFFSET_ORDER", f"offset {now_offset} comes after offset {offset} "
                                                             f"({at.where()})"))
-        if record.timestamp_ms < highest - self.skew_ms:
+        if stamp < highest - self.skew_ms:
             # Agencies' own producers stamp records when they are handed over, and may queue them for minutes:
             # on an intake topic a step back is worth a look (seals decide); on the bus's own topics it is a failure.
-            text = (f"timestamp {_iso(record.timestamp_ms)} is {(highest - record.timestamp_ms) / 1000:.1f} s before "
+            text = (f"timestamp {_iso(stamp)} is {(highest - stamp) / 1000:.1f} s before "
                     f"one already seen in this partition ({at.where()}, {_iso(highest)}): records moved or replayed")
             found.append(Finding.at(record, "TIMESTAMP_BACKWARDS", text, failure=not is_intake(record.topic)))
-        if record.timestamp_ms >= highest:
-            self._last[key] = (record.offset, record.timestamp_ms, Mark.of(record))
-        else:
-            self._last[key] = (record.offset, highest, at)
+        before[0] = now_offset
+        if stamp >= highest:
+            before[1], before[2] = stamp, (now_offset, record.file, record.index)
         return found
 
     def finish(self) -> Iterable[Finding]:
@@ -516,18 +526,24 @@ class IntakeLeads:
     name = "intake-leads"
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, int], tuple[str, Mark]] = {}
-        self.sources: dict[tuple[str, int, int], str] = {}  # coordinates → SHA-256 of the value (cross-checks)
-        self.ranges: dict[tuple[str, int], tuple[int, int]] = {}  # offsets read per partition
+        self._seen: dict[tuple[str, int], tuple[bytes, Mark]] = {}
+        self.sources: dict[tuple[str, int, int], bytes] = {}  # coordinates → SHA-256 of the value (cross-checks)
+        self.ranges: dict[tuple[str, int], list[int]] = {}  # [lowest, highest] offset read per partition
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
-        if not is_intake(record.topic):
+        topic = record.topic
+        if not topic.startswith(INTAKE_PREFIX):
             return ()
-        digest = record.sha256()
-        self.sources[(record.topic, record.partition, record.offset)] = digest
-        key = (record.topic, record.partition)
-        low, high = self.ranges.get(key, (record.offset, record.offset))
-        self.ranges[key] = (min(low, record.offset), max(high, record.offset))
+        offset = record.offset
+        digest = hashlib.sha256(record.value or b"").digest()
+        self.sources[(topic, record.partition, offset)] = digest
+        span = self.ranges.get((topic, record.partition))
+        if span is None:
+            self.ranges[(topic, record.partition)] = [offset, offset]
+        elif offset > span[1]:
+            span[1] = offset
+        elif offset < span[0]:
+            span[0] = offset
         head = record.lead_head()
         if head is None:
             return ()
@@ -543,6 +559,23 @@ class IntakeLeads:
                                                         f"content than {before[1].where()} (intake refuses it)",
                            failure=False),)
 
+    def merge(self, other: IntakeLeads) -> list[Finding]:
+        """Take in what another process read (other partitions): repeats across the two are noticed here."""
+        self.sources.update(other.sources)
+        self.ranges.update(other.ranges)
+        found = []
+        for ident, (digest, at) in other._seen.items():
+            before = self._seen.get(ident)
+            if before is None:
+                self._seen[ident] = (digest, at)
+                continue
+            same = before[0] == digest
+            found.append(at.finding("REDELIVERED" if same else "REVISION_CONFLICT",
+                                    f"lead {ident[0]} revision {ident[1]} again, "
+                                    f"{'identical to' if same else 'with other content than'} {before[1].where()} "
+                                    f"(intake {'drops' if same else 'refuses'} it)", failure=False))
+        return found
+
     def finish(self) -> Iterable[Finding]:
         return ()
 
@@ -556,7 +589,7 @@ class AcceptedLeads:
         self.intake = intake
         self.renormalise = renormalise
         self._revisions: dict[str, tuple[int, str, Mark]] = {}  # lead id → highest revision, digest, where
-        self._sources: list[tuple[tuple[str, int, int], str, Mark]] = []
+        self._sources: list[tuple[tuple[str, int, int], bytes, Mark]] = []
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.topic != LEADS_ACCEPTED or record.schema is None or record.schema.name != ACCEPTED:
@@ -580,7 +613,7 @@ class AcceptedLeads:
             found += self._check_original(record, original, text, lead)
         where_from = event["source"]
         self._sources.append(((where_from["topic"], where_from["partition"], where_from["offset"]),
-                              hashlib.sha256(original).hexdigest(), Mark.of(record)))
+                              hashlib.sha256(original).digest(), Mark.of(record)))
         before = self._revisions.get(lead.lead_id)
         if before is not None:
             revision, seen_digest, at = before
@@ -595,6 +628,13 @@ class AcceptedLeads:
         if before is None or lead.revision > before[0]:
             self._revisions[lead.lead_id] = (lead.revision, event["digest"], Mark.of(record))
         return found
+
+    def merge(self, other: AcceptedLeads) -> None:
+        """Take in what another process read of `leadbus.leads.accepted` (its one partition is read by one)."""
+        self._sources.extend(other._sources)
+        for lead_id, seen in other._revisions.items():
+            if lead_id not in self._revisions or seen[0] > self._revisions[lead_id][0]:
+                self._revisions[lead_id] = seen
 
     def _check_original(self, record: ReplayRecord, original: bytes, text: str, lead: CaseLead) -> list[Finding]:
         try:

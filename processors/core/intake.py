@@ -348,7 +348,7 @@ def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None 
         "original": acceptance.original,
         "seal": None if seal is None else {"publisher": seal.publisher, "key_id": seal.key_id,
                                            "partition": seal.partition, "sequence": seal.sequence,
-                                           "signature": seal.signature},
+                                           "signature": seal.signature, "prev": seal.prev},
     }
 
 
@@ -357,8 +357,9 @@ def seal_of_accepted(accepted: dict[str, Any]) -> Seal | None:
     kept = accepted.get("seal")
     if not kept:
         return None
+    prev = kept.get("prev")  # v5: a chained (v2) seal; absent or null before
     return Seal(str(kept["publisher"]), str(kept["key_id"]), int(kept["partition"]), int(kept["sequence"]),
-                bytes(kept["signature"]))
+                bytes(kept["signature"]), None if prev is None else bytes(prev))
 
 
 def rejected_record(rejection: Rejection, now: datetime) -> dict[str, Any]:

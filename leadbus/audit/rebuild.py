@@ -531,8 +531,8 @@ class Rebuild:
         recorded: dict[tuple[str, str], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
         for r in sorted(self.routed, key=lambda r: (r.topic, r.partition, r.offset)):
             event = r.event
-            if not isinstance(event, dict) or r.schema is None or r.schema.name not in (CASE_UPDATED, BULLETIN,
-                                                                                          WITHDRAWN, STEP):
+            if not isinstance(event, dict) or r.schema is None or r.schema.name not in (
+                    CASE_UPDATED, BULLETIN, WITHDRAWN, STEP, COURIER_TRACE):
                 self._diff("route", "?", f"{r.topic} holds a record routing does not write", r.where(),
                            r.timestamp_ms)
                 continue
@@ -559,6 +559,10 @@ class Rebuild:
                                                  "derived", rec.where(), rec.timestamp_ms)
 
 
+#: What routing sends the postal administration instead of the case (寄递渠道, processors/core/courier.py).
+COURIER_TRACE = "cn.leadbus.CourierTraceRequest"
+
+
 def _route_ident(event: Mapping[str, Any]) -> tuple[Any, ...]:
     if _kind(event) == "HandoverStep":
         return ("HandoverStep", int(event["seq"]), None, None)
@@ -572,6 +576,8 @@ def _kind(event: Mapping[str, Any]) -> str:
         return "CaseWithdrawn"
     if "region" in event:
         return "RegionalBulletin"
+    if "parcels" in event:
+        return "CourierTraceRequest"
     return "CaseUpdated"
 
 

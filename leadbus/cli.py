@@ -1271,7 +1271,8 @@ def warnings_page(
     public_url: str | None = typer.Option(None, help="Where the public reaches the page (links and ids in the feeds)."),
     client_config: str | None = CLIENT_CONFIG,
 ) -> None:
-    """Serve the public consumer-warnings page (网络购物消费警示) with its JSON, Atom and RSS feeds; no sign-in."""
+    """Serve the national public page, no sign-in: consumer warnings (网络购物消费警示) with JSON, Atom and RSS
+    feeds, and live disclosure statistics (信息公开) at /statistics and /api/statistics."""
     from leadbus.logs import configure_json_logging
     from leadbus.sinks.warnings_page import run
 

@@ -1,4 +1,4 @@
-"""The public consumer-warnings page and feed (网络购物消费警示): no sign-in, nothing of cases.
+"""The national public page: consumer warnings (网络购物消费警示) and disclosure statistics (信息公开); no sign-in.
 
     create_app(bootstrap) -> FastAPI     what `leadbus warnings-page` serves
 
@@ -7,8 +7,13 @@ A background thread reads `leadbus.warnings.consumer` from the beginning (assign
 the board (`agency_events.fold_warnings`: the highest revision wins, a withdrawn warning leaves). Only
 what an agency wrote in the warning is shown — the bus never adds case data to it.
 
+A second reader follows `leadbus.disclosure` (the anonymised `DisclosedCase` records of closed cases; no
+personal data) and keeps the latest record of each case, from which the statistics are computed live with
+the core's `statistics` — the same rows `leadbus disclosure-export` writes to statistics.json.
+
 Routes: `/` (the page; it asks `/api/warnings` every two seconds and shows new warnings as they come),
-`/api/warnings` (JSON), `/feed.atom` and `/feed.rss` (built with feedgen), `/healthz`.
+`/api/warnings` (JSON), `/feed.atom` and `/feed.rss` (built with feedgen), `/statistics` (the chart of
+closed cases, redrawn every two seconds from `/statistics/chart.svg`), `/api/statistics` (JSON), `/healthz`.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from leadbus.agencies import AGENCIES, CATEGORIES
 from leadbus.avro import DecodeError, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.processors.core.agency_events import CONSUMER_WARNINGS, fold_warnings, visible_warnings
+from leadbus.processors.core.disclosure import STAT_FIELDS, statistics, statistics_svg, statistics_total
 from leadbus.readers import FollowingReader
+from leadbus.topics import DISCLOSURE
 
 log = logging.getLogger("leadbus.sinks.warnings_page")
 _HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; "
@@ -64,6 +71,36 @@ class WarningBoard(FollowingReader):
             self.board = fold_warnings(self.board, record)
 
 
+class DisclosureBoard(FollowingReader):
+    """The latest public record of every closed case on `leadbus.disclosure` (a case is counted once)."""
+
+    topics = (DISCLOSURE,)
+    group_prefix = "leadbus-warnings-page-"
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        super().__init__(kafka, "disclosure-reader")
+        self.catalog = packaged_catalog()
+        self.schema = self.catalog.latest("cn.leadbus.DisclosedCase")
+        self.lock = threading.Lock()
+        self.latest: dict[str, dict[str, Any]] = {}
+
+    def statistics(self) -> list[dict[str, Any]]:
+        with self.lock:
+            records = list(self.latest.values())
+        return statistics(records)
+
+    def handle(self, topic: str, value: bytes) -> None:
+        try:
+            _, record = decode(self.catalog, value, self.schema)
+        except DecodeError as exc:  # the disclosure stage wrote it: a defect or tampering; not counted
+            log.error("undecodable disclosed case: %s", exc)
+            return
+        # only the fields the statistics count; a record lacking one is unusable (logged by the reader)
+        kept = {f: str(record[f]) for f in ("disclosure_id", "closed_month", "province", "ip_right", "goods_category")}
+        with self.lock:
+            self.latest[kept["disclosure_id"]] = kept
+
+
 def _json(warning: dict[str, Any]) -> dict[str, Any]:
     return {**warning, "published_at": warning["published_at"].astimezone(UTC).isoformat(),
             "goods_label": CATEGORIES.get(warning["goods_category"], warning["goods_category"]),
@@ -94,16 +131,19 @@ def feed(warnings: list[dict[str, Any]], base: str) -> FeedGenerator:
 
 def create_app(bootstrap: str | KafkaSettings, public_url: str = "http://127.0.0.1:8090") -> FastAPI:
     """`public_url`: where the public reaches the page (the feeds' links and ids)."""
-    board = WarningBoard(settings_for(bootstrap))
+    kafka = settings_for(bootstrap)
+    board, disclosed = WarningBoard(kafka), DisclosureBoard(kafka)
     page = resources.files("leadbus.sinks").joinpath("warnings_page.html").read_text(encoding="utf-8")
+    stats_page = resources.files("leadbus.sinks").joinpath("statistics_page.html").read_text(encoding="utf-8")
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         board.start()
+        disclosed.start()
         try:
             yield
         finally:
-            await asyncio.to_thread(board.stop)
+            await asyncio.gather(asyncio.to_thread(board.stop), asyncio.to_thread(disclosed.stop))
 
     app = FastAPI(title="leadbus consumer warnings", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -126,9 +166,23 @@ def create_app(bootstrap: str | KafkaSettings, public_url: str = "http://127.0.0
         return Response(feed(board.warnings(), public_url.rstrip("/")).rss_str(pretty=True),
                         media_type="application/rss+xml", headers=_HEADERS)
 
+    @app.get("/statistics", response_class=HTMLResponse)
+    def statistics_index() -> HTMLResponse:
+        return HTMLResponse(stats_page, headers=_HEADERS)
+
+    @app.get("/api/statistics")
+    def statistics_api() -> JSONResponse:
+        rows = disclosed.statistics()
+        return JSONResponse({"fields": list(STAT_FIELDS), "statistics": rows, "cases": statistics_total(rows),
+                             "caught_up": disclosed.caught_up.is_set()}, headers=_HEADERS)
+
+    @app.get("/statistics/chart.svg")
+    def statistics_chart() -> Response:
+        return Response(statistics_svg(disclosed.statistics()), media_type="image/svg+xml", headers=_HEADERS)
+
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        alive = board.thread is not None and board.thread.is_alive()
+        alive = board.alive() and disclosed.alive()
         return JSONResponse({"ok": alive}, status_code=200 if alive else 503)
 
     return app

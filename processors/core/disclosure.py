@@ -133,8 +133,13 @@ def _escape(text: str) -> str:
 CHART_TITLE = "知识产权侵权和假冒伪劣案件 — closed cases"
 
 
-def statistics_chart(stats: Sequence[Mapping[str, Any]], title: str = CHART_TITLE) -> str:
-    """A static page with an SVG bar chart: closed cases per month, stacked by IP right (no script, no fetch)."""
+def statistics_total(stats: Sequence[Mapping[str, Any]]) -> int:
+    """The closed cases the statistics count (each case is in exactly one cell)."""
+    return sum(int(r["cases"]) for r in stats)
+
+
+def statistics_svg(stats: Sequence[Mapping[str, Any]]) -> str:
+    """The SVG bar chart of closed cases per month, stacked by IP right: the export's page and the live page."""
     colours = {"TRADEMARK": "#1f77b4", "PATENT": "#ff7f0e", "COPYRIGHT": "#2ca02c", "TRADE_SECRET": "#9467bd",
                "COUNTERFEIT_GOODS": "#d62728", "OTHER": "#7f7f7f"}
     by_month: dict[str, Counter[str]] = {}
@@ -146,24 +151,29 @@ def statistics_chart(stats: Sequence[Mapping[str, Any]], title: str = CHART_TITL
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 140}" role="img" '
              f'aria-label="closed cases per month by IP right">']
     for i, month in enumerate(months):
-        x, y = 60 + 70 * i, float(height)
+        x, y, label = 60 + 70 * i, float(height), _escape(month)  # the month comes off the bus: never markup
         for right in _RIGHT_ORDER:
             n = by_month[month].get(right, 0)
             if not n:
                 continue
             h = n / top * (height - 40)
             y -= h
-            parts.append(f'<rect class="bar" data-month="{month}" data-right="{right}" data-cases="{n}" x="{x}" '
-                         f'y="{y:.1f}" width="{bar}" height="{h:.1f}" fill="{colours[right]}"><title>{month} {right}: '
+            parts.append(f'<rect class="bar" data-month="{label}" data-right="{right}" data-cases="{n}" x="{x}" '
+                         f'y="{y:.1f}" width="{bar}" height="{h:.1f}" fill="{colours[right]}"><title>{label} {right}: '
                          f'{n}</title></rect>')
-        parts.append(f'<text x="{x + bar / 2}" y="{height + 16}" text-anchor="middle" font-size="12">{month}</text>')
-        parts.append(f'<text x="{x + bar / 2}" y="{y - 4:.1f}" text-anchor="middle" font-size="11">'
-                     f'{sum(by_month[month].values())}</text>')
+        parts.append(f'<text x="{x + bar / 2}" y="{height + 16}" text-anchor="middle" font-size="12">{label}</text>')
+        parts.append(f'<text class="month-total" data-month="{label}" x="{x + bar / 2}" y="{y - 4:.1f}" '
+                     f'text-anchor="middle" font-size="11">{sum(by_month[month].values())}</text>')
     for j, right in enumerate(_RIGHT_ORDER):
         parts.append(f'<rect x="60" y="{height + 34 + 16 * j}" width="10" height="10" fill="{colours[right]}"/>'
                      f'<text x="76" y="{height + 43 + 16 * j}" font-size="11">{right}</text>')
     parts.append("</svg>")
-    total = sum(int(r["cases"]) for r in stats)
+    return "".join(parts)
+
+
+def statistics_chart(stats: Sequence[Mapping[str, Any]], title: str = CHART_TITLE) -> str:
+    """A static page with the SVG bar chart (`statistics_svg`; no script, no fetch)."""
     return ('<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>leadbus 信息公开 statistics</title>'
-            "</head><body><h1>" + _escape(title) + f"</h1><p>{total} closed cases; statistics.csv has every "
-            "month × province × IP right × goods category cell.</p>" + "".join(parts) + "</body></html>\n")
+            "</head><body><h1>" + _escape(title) + f"</h1><p>{statistics_total(stats)} closed cases; statistics.csv "
+            "has every month × province × IP right × goods category cell.</p>" + statistics_svg(stats)
+            + "</body></html>\n")

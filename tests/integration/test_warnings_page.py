@@ -1,9 +1,14 @@
-"""Consumer warnings (网络购物消费警示) end to end: an agency publishes a signed-or-not ConsumerWarning on its
-intake topic, intake accepts it, and the public page (no sign-in) shows it live in a real Chromium; its Atom
-and RSS feeds parse; a warning carrying case data is refused and never shows; case data on the bus never does."""
+"""The national public page. Consumer warnings (网络购物消费警示) end to end: an agency publishes a
+signed-or-not ConsumerWarning on its intake topic, intake accepts it, and the public page (no sign-in) shows
+it live in a real Chromium; its Atom and RSS feeds parse; a warning carrying case data is refused and never
+shows; case data on the bus never does. Disclosure statistics (信息公开): DisclosedCase records on
+`leadbus.disclosure` show on /statistics as a chart with the right totals, live, and /api/statistics counts
+every distinct closed case once."""
 
 from __future__ import annotations
 
+import random
+import re
 import socket
 import threading
 import uuid
@@ -20,9 +25,10 @@ from confluent_kafka import Producer
 from playwright.sync_api import sync_playwright
 
 from leadbus.avro import decode, encode, packaged_catalog
+from leadbus.processors.core.disclosure import disclosure_id
 from leadbus.producers import Publisher
 from leadbus.sinks.warnings_page import create_app
-from leadbus.topics import CASES, LEADS_REJECTED
+from leadbus.topics import CASES, DISCLOSURE, LEADS_REJECTED
 from tests.dashboards import CHROMIUM, CHROMIUM_ARGS, LIVE
 from tests.integration.test_routing import _case
 from tests.kafka_helpers import read_all
@@ -121,3 +127,78 @@ def test_a_new_warning_appears_live_without_sign_in_and_without_case_data(bootst
         assert set(mine) == {"warning_id", "revision", "title", "goods_category", "goods_label", "risk", "summary",
                              "advice", "sources", "disclosed_cases", "agency", "agency_name", "province",
                              "published_at", "withdrawn"}
+
+
+def disclosed(month: str, province: str, right: str, goods: str, case_id: str | None = None) -> dict[str, Any]:
+    return {"disclosure_id": disclosure_id(case_id or str(uuid.uuid4())), "closed_month": month,
+            "outcome": "TRANSFERRED_TO_PUBLIC_SECURITY", "province": province, "ip_right": right,
+            "goods_category": goods, "ip_rights": [right], "goods_categories": [goods], "violations": ["ART_213"],
+            "subject_type": "NATURAL_PERSON", "enterprise_name": None, "agencies": ["SAMR"],
+            "published_at": datetime.now(UTC)}
+
+
+def publish_disclosed(bootstrap: str, records: list[dict[str, Any]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    schema = CATALOG.latest("cn.leadbus.DisclosedCase")
+    for record in records:
+        producer.produce(DISCLOSURE, key=record["disclosure_id"].encode(), value=encode(schema, record))
+    producer.produce(DISCLOSURE, key=b"PUB-garbage", value=b"\x00not avro")  # never counted, never fatal
+    assert producer.flush(30) == 0
+
+
+def test_disclosure_statistics_show_live_as_a_chart_and_count_each_closed_case_once(bootstrap: str) -> None:
+    year = random.randrange(2100, 2999)  # months no other test on the session's broker uses
+    march, april = f"{year}-03", f"{year}-04"
+    relisted = disclosed(march, "33", "TRADEMARK", "FOOD", case_id="CASE-A")
+    publish_disclosed(bootstrap, [relisted, disclosed(march, "33", "TRADEMARK", "FOOD"),
+                                  disclosed(march, "44", "PATENT", "DRUGS"),
+                                  {**relisted, "outcome": "RETURNED_AND_ANSWERED"}])  # the same case again: once
+    with PageServer(bootstrap) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(locale="zh-CN", timezone_id="Asia/Shanghai")
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            response = page.goto(server.url + "/statistics")
+            assert response is not None and response.status == 200 and "signin" not in page.url
+            page.wait_for_selector("#status.live", timeout=LIVE * 6)
+            page.wait_for_selector(f"#chart svg text.month-total[data-month='{march}']", timeout=LIVE * 6)
+
+            def bars() -> dict[tuple[str, str], int]:
+                found = page.eval_on_selector_all(
+                    "#chart svg rect.bar", "rs => rs.map(r => [r.dataset.month, r.dataset.right, r.dataset.cases])")
+                return {(m, r): int(n) for m, r, n in found if m in (march, april)}
+
+            assert bars() == {(march, "TRADEMARK"): 2, (march, "PATENT"): 1}
+            assert page.text_content(f"#chart svg text.month-total[data-month='{march}']") == "3"
+            before = int(page.inner_text("#total"))
+            api = httpx.get(f"{server.url}/api/statistics", timeout=10).json()
+            assert api["cases"] == before == sum(r["cases"] for r in api["statistics"])
+            mine = [r for r in api["statistics"] if r["period"] == march]
+            assert mine == [{"period": march, "province": "33", "ip_right": "TRADEMARK", "goods_category": "FOOD",
+                             "cases": 2},
+                            {"period": march, "province": "44", "ip_right": "PATENT", "goods_category": "DRUGS",
+                             "cases": 1}]
+
+            publish_disclosed(bootstrap, [disclosed(april, "31", "COPYRIGHT", "COSMETICS")])
+            page.wait_for_selector(f"#chart svg rect.bar[data-month='{april}'][data-right='COPYRIGHT']",
+                                   timeout=LIVE * 6)  # no reload: it comes live
+            assert bars() == {(march, "TRADEMARK"): 2, (march, "PATENT"): 1, (april, "COPYRIGHT"): 1}
+            page.wait_for_function(f"document.getElementById('total').textContent === '{before + 1}'",
+                                   timeout=LIVE * 6)
+            assert april in page.inner_text("#cells") and errors == []
+        finally:
+            browser.close()
+
+        # The API's total is the number of distinct closed cases on the topic (decodable ones), whatever else
+        # the session's broker holds.
+        distinct = set()
+        for message in read_all(bootstrap, DISCLOSURE):
+            if message.value().startswith(b"\x00not"):
+                continue
+            distinct.add(decode(CATALOG, message.value())[1]["disclosure_id"])
+        api = httpx.get(f"{server.url}/api/statistics", timeout=10).json()
+        assert api["cases"] == len(distinct) == before + 1
+        assert set(api) == {"fields", "statistics", "cases", "caught_up"}
+        assert all(set(r) == {"period", "province", "ip_right", "goods_category", "cases"} for r in api["statistics"])
+        assert re.fullmatch(r"<svg .*</svg>", httpx.get(f"{server.url}/statistics/chart.svg", timeout=10).text, re.S)

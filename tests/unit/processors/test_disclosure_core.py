@@ -13,6 +13,8 @@ from leadbus.processors.core.disclosure import (
     public_case,
     statistics,
     statistics_chart,
+    statistics_svg,
+    statistics_total,
     subject_type,
 )
 
@@ -88,3 +90,12 @@ def test_the_chart_draws_every_case_once() -> None:
     bars = re.findall(r'data-month="([^"]+)" data-right="([^"]+)" data-cases="(\d+)"', page)
     assert sorted(bars) == [("2026-03", "TRADEMARK", "3"), ("2026-04", "PATENT", "4")]
     assert "<script>" not in page and "7 closed cases" in page
+
+
+def test_the_chart_never_turns_a_hostile_month_into_markup() -> None:
+    stats = [{"period": '2026-03"><script>alert(1)</script>', "province": "33", "ip_right": "NOT_A_RIGHT",
+              "goods_category": "FOOD", "cases": 2},
+             {"period": "2026-04", "province": "33", "ip_right": "PATENT", "goods_category": "FOOD", "cases": 1}]
+    svg = statistics_svg(stats)
+    assert "<script>" not in svg and svg.startswith("<svg") and svg.endswith("</svg>")
+    assert statistics_total(stats) == 3

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from typer.testing import CliRunner
 
 from leadbus.avro import decode, encode, packaged_catalog
@@ -33,6 +33,7 @@ from leadbus.sinks.dashboard_auth import COOKIE, SignIn, add_user
 from leadbus.topics import (
     CASES,
     LEADS_REJECTED,
+    LINK_DECISIONS,
     LINKS_SUGGESTED,
     WITHDRAWALS,
     intake_topic,
@@ -139,6 +140,32 @@ def _decide(bus: dict[str, Any], decision: dict[str, Any]) -> None:
     bus["analysts"].wait([bus["analysts"].publish_link_decision(decision)])
 
 
+def _decide_and_wait_applied(bus: dict[str, Any], decision: dict[str, Any]) -> None:
+    """A decision and leads reach linking on two topics: wait until linking has taken the decision in before
+    publishing leads whose outcome depends on it."""
+    _decide(bus, decision)
+    bootstrap = bus["bootstrap"]
+
+    def forwarded() -> int | None:
+        for m in read_all(bootstrap, LINK_DECISIONS):
+            if str(decode(CATALOG, m.value())[1]["decision_id"]) == decision["decision_id"]:
+                return int(m.offset())
+        return None
+
+    wait_until(lambda: forwarded() is not None, 90, "intake to forward the decision")
+    offset = forwarded()
+    assert offset is not None
+
+    def committed() -> int:
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "leadbus-linking"})
+        try:
+            return int(consumer.committed([TopicPartition(LINK_DECISIONS, 0)], timeout=20)[0].offset)
+        finally:
+            consumer.close()
+
+    wait_until(lambda: committed() > offset, 90, "linking to commit the decision (applied in that transaction)")
+
+
 def test_weak_pair_suggested_to_its_region_then_confirmed_and_split(bus) -> None:
     bootstrap = bus["bootstrap"]
     a1 = _weak("上海锐丰贸易有限公司", "浦东新区张杨路1188号3栋502室", ["61.152.1.17"])
@@ -201,7 +228,7 @@ def test_rejected_pair_never_comes_back_while_another_does(bus) -> None:
         wait_until(lambda c=cases: _suggested(bootstrap, *c), 60, f"the {label} pair's suggestion")
         pairs[label] = (first, second, cases)
     first, _, (ra, rb) = pairs["rejected"]
-    _decide(bus, _decision("REJECT", ra, rb, reason="two tenants of one building, different owners"))
+    _decide_and_wait_applied(bus, _decision("REJECT", ra, rb, reason="two tenants of one building, different owners"))
 
     # New evidence for both pairs: a lead joins each first case (same phone) with the second's brand (+2.9 bits).
     thirds = []

@@ -157,7 +157,9 @@ def test_the_controller_opens_a_view_for_members_only_and_closing_shuts_it(bus: 
     worker = threading.Thread(target=controller.run, kwargs={"stop": stopping.is_set}, daemon=True)
     worker.start()
     try:
-        wait_until(lambda: (bus.clients / "operation-MPS.json").exists(), 60, "the members' principals")
+        # op-shoes makes operation-MPS; op-other (led by NCAC) makes operation-NCAC, the outsider below
+        wait_until(lambda: all((bus.clients / f"operation-{m}.json").exists() for m in ("MPS", "NCAC")), 60,
+                   "the members' principals of both operations")
         with _View(bus.as_("operation-MPS"), "op-shoes", "MPS") as member, \
                 _View(bus.as_("operation-NCAC"), "op-shoes", "NCAC") as outsider:
             def member_sees() -> dict[str, Any]:

@@ -481,4 +481,7 @@ def test_archive_tampering_is_caught_and_located_by_file(recorded: Recorded, tmp
         (root / "MANIFEST.jsonl").write_text("\n".join(text) + "\n")
 
     found, _ = tampered("broken-line", broken_line)
-    assert found and all(check.startswith("ARCHIVE_") for check, _ in found)
+    # the file of the broken line is no longer listed: archive findings, and at most the accepted leads whose
+    # intake records it held are left without a source
+    assert any(check.startswith("ARCHIVE_") for check, _ in found)
+    assert all(check.startswith("ARCHIVE_") or check == "SOURCE_MISSING" for check, _ in found), found

@@ -334,11 +334,15 @@ def test_platform_check_api(cluster, tmp_path: Path) -> None:
                            ).status_code == 401
 
         # the rate limit: a burst of 30 per platform, then 2 per second; jd's calls do not use taobao's allowance
-        statuses = [ask({"kind": "uscc", "value": uscc}).status_code for _ in range(40)]
+        began_burst = time.monotonic()
+        burst = [ask({"kind": "uscc", "value": uscc}) for _ in range(40)]
+        spent = time.monotonic() - began_burst
+        statuses = [resp.status_code for resp in burst]
         assert 429 in statuses
-        assert statuses.count(200) <= 30 + 2 * 10  # however slow the machine, never more than the bucket allows
-        limited = ask({"kind": "uscc", "value": uscc})
-        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+        # however slow the machine, never more than the bucket holds plus what refilled while asking
+        assert statuses.count(200) <= 30 + 2 * spent + 1, (statuses, spent)
+        limited = next(resp for resp in burst if resp.status_code == 429)
+        assert int(limited.headers["Retry-After"]) >= 1 and "blacklisted" not in limited.json()
         assert ask({"kind": "uscc", "value": uscc}, token=jd).status_code == 200
 
         # concurrent callers of one platform share its bucket: no race lets more through than it holds
@@ -357,7 +361,7 @@ def test_platform_check_api(cluster, tmp_path: Path) -> None:
     assert sum(line["outcome"] == "RATE_LIMITED" for line in checks) >= 2
     assert sum(line["outcome"] == "UNAUTHENTICATED" for line in checks) == 2
     assert {line["platform"] for line in answered} == {"taobao", "jd", "pinduoduo"}
-    total_calls = 1 + len(queries) + 6 + 1 + 2 + 40 + 1 + 1 + 60  # the wait's calls are extra, hence >=
+    total_calls = 1 + len(queries) + 6 + 1 + 2 + 40 + 1 + 60  # the wait's calls are extra, hence >=
     assert len(checks) >= total_calls
     raw = audit.read_text(encoding="utf-8")
     assert rid not in raw and uscc not in raw  # the audit log keeps digests of the values, not the values

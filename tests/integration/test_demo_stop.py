@@ -122,6 +122,14 @@ class RunningDemo:
                 continue
 
 
+def _answers(url: str, verify: ssl.SSLContext | bool) -> bool:
+    """A server printed as started may still be binding its port on a loaded machine."""
+    try:
+        return httpx.get(url, verify=verify, timeout=10).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def _the_edge_works_as_printed(out: str, lead: dict[str, object]) -> None:
     """The printed gateway URL, CA, demo token, client certificate and sign-ins, used as a person would."""
     url = re.search(r"^gateway SAMR Zhejiang: (\S+)$", out, re.M)
@@ -130,8 +138,8 @@ def _the_edge_works_as_printed(out: str, lead: dict[str, object]) -> None:
     cert = re.search(r"^  or by client certificate: curl --cacert \S+ --cert (\S+) --key (\S+) ", out, re.M)
     assert url and ca and token and cert, out[-4000:]
     trust = ssl.create_default_context(cafile=ca.group(1))
-    wait_until(lambda: httpx.get(url.group(1).replace("/v1/leads", "/healthz"), verify=trust, timeout=10)
-               .status_code == 200, 120, "the demo's gateway", interval=0.5)
+    wait_until(lambda: _answers(url.group(1).replace("/v1/leads", "/healthz"), trust), 120, "the demo's gateway",
+               interval=0.5)
     resp = httpx.post(url.group(1), json=lead, headers={"Authorization": f"Bearer {token.group(1)}"}, verify=trust,
                       timeout=60)
     assert resp.status_code == 201, resp.text
@@ -143,6 +151,9 @@ def _the_edge_works_as_printed(out: str, lead: dict[str, object]) -> None:
         found = re.search(rf"^dashboard {region} sign-in at (\S+)/signin: (\S+) / (\S+)$", out, re.M)
         assert found, f"no sign-in printed for {region}"
         base, user, password = found.groups()
+        signin_page = f"{base}/signin"
+        wait_until(lambda: _answers(signin_page, True), 120,  # noqa: B023 - used before the next iteration
+                   f"the {region} dashboard", interval=0.5)
         with httpx.Client(base_url=base, timeout=30) as client:
             signed = client.post("/signin", data={"username": user, "password": password})
             assert signed.status_code == 303, (region, signed.text[:300])

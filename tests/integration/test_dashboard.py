@@ -131,7 +131,7 @@ def test_overdue_handover_steps_are_red_and_the_board_keeps_to_its_region(
         def read_all(server: Server = server, r: str = r, count: int = count) -> bool:
             return server.metric("leadbus_dashboard_handover_steps_total") >= before[r] + count
 
-        wait_until(read_all, 30, f"{r} to read the steps", interval=0.2)
+        wait_until(read_all, 90, f"{r} to read the steps", interval=0.2)
     bus.bulletin(early_steps, "yrd")  # … and show once it is
 
     for case in (late, early_steps):

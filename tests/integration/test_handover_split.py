@@ -14,7 +14,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,8 +81,8 @@ def _lead(phone: str, gains: int) -> CaseLead:
                publisher={"agency": "NCAC", "province": "31", "unit": None}, handling="OPEN", share_with=[],
                cross_border=False, countries=[], conduct_from=date(2025, 6, 1).isoformat(), conduct_to=None,
                prior_penalties=[],
-               subject={"name": "上海某音像店", "kind": "INDIVIDUAL", "uscc": None, "id_number": None, "phones": [phone],
-                        "address": {"province": "31", "city": "上海市", "detail": "黄浦区福州路400号"}},
+               subject={"name": "上海某音像店", "kind": "INDIVIDUAL", "uscc": None, "id_number": None,
+                        "phones": [phone], "address": {"province": "31", "city": "上海市", "detail": "黄浦区福州路400号"}},
                online={"platform": None, "shop_id": None, "urls": [], "ips": [], "icp_filings": []},
                facts={"illegal_gains_fen": gains})
     return CaseLead.model_validate(doc)

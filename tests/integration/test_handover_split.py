@@ -82,7 +82,8 @@ def _lead(phone: str, gains: int) -> CaseLead:
                cross_border=False, countries=[], conduct_from=date(2025, 6, 1).isoformat(), conduct_to=None,
                prior_penalties=[],
                subject={"name": "上海某音像店", "kind": "INDIVIDUAL", "uscc": None, "id_number": None,
-                        "phones": [phone], "address": {"province": "31", "city": "上海市", "detail": "黄浦区福州路400号"}},
+                        "phones": [phone],
+                        "address": {"province": "31", "city": "上海市", "detail": "黄浦区福州路400号"}},
                online={"platform": None, "shop_id": None, "urls": [], "ips": [], "icp_filings": []},
                facts={"illegal_gains_fen": gains})
     return CaseLead.model_validate(doc)

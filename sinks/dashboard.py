@@ -272,16 +272,20 @@ class Dashboard(FollowingReader):
                 return None
             return {**found, "lead_ids": list(self.lead_ids.get(case_id, (0, []))[1])}
 
-    def suggestion(self, suggestion_id: str) -> dict[str, Any] | None:
-        """An open suggestion of this region, by id."""
+    def take_suggestion(self, suggestion_id: str) -> dict[str, Any] | None:
+        """Take an open suggestion of this region off the board while a supervisor's decision on it is published (so
+        that two clicks, or two supervisors, never publish two decisions on one pair); None when not open here."""
         with self.lock:
-            return next((dict(v) for v in self.suggestions.pairs.values() if v["suggestion_id"] == suggestion_id),
-                        None)
+            for pair, view in self.suggestions.pairs.items():
+                if view["suggestion_id"] == suggestion_id:
+                    del self.suggestions.pairs[pair]
+                    return dict(view)
+            return None
 
-    def decided(self, case_a: str, case_b: str) -> None:
-        """A supervisor decided the pair here: it leaves the open suggestions (the merge itself comes by routing)."""
+    def give_back_suggestion(self, view: dict[str, Any]) -> None:
+        """The decision was not published: the suggestion is open again (unless a newer one for the pair came)."""
         with self.lock:
-            self.suggestions.pairs.pop((case_a, case_b), None)
+            self.suggestions.pairs.setdefault((view["case_a"], view["case_b"]), view)
 
     def suggested(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -458,14 +462,18 @@ def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | No
             action = doc.get("action")
             if action not in ("CONFIRM", "REJECT"):
                 raise DeskRefusal(400, "INVALID_DECISION", "action: CONFIRM or REJECT")
-            open_one = dash.suggestion(suggestion_id)
+            reason = check_reason(doc.get("reason"))
+            open_one = dash.take_suggestion(suggestion_id)
             if open_one is None:
-                raise DeskRefusal(404, "NOT_FOUND", "no such open suggestion on this region's dashboard")
+                raise DeskRefusal(404, "NOT_FOUND", "no such open suggestion on this region's dashboard (or decided "
+                                                    "already)")
             assert desk is not None
-            decision = desk.decide(username, action, open_one["case_a"], case_b=open_one["case_b"],
-                                   suggestion_id=suggestion_id, reason=check_reason(doc.get("reason")))
-            dash.decided(open_one["case_a"], open_one["case_b"])
-            return decision
+            try:
+                return desk.decide(username, action, open_one["case_a"], case_b=open_one["case_b"],
+                                   suggestion_id=suggestion_id, reason=reason)
+            except DeskRefusal:
+                dash.give_back_suggestion(open_one)
+                raise
 
         return await asyncio.to_thread(_decide, request, body, {"what": "suggestion",
                                                                 "suggestion_id": suggestion_id[:64]}, act)

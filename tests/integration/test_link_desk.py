@@ -136,10 +136,14 @@ def test_supervisors_confirm_and_split_on_the_dashboard_others_get_403(bus, tmp_
     bootstrap = bus["bootstrap"]
     a1 = _weak("上海鼎盛日化有限公司", "松江区九亭镇涞寅路88号6幢", ["61.152.80.11"], phones=("13912340001",))
     a2 = _weak("上海鼎盛日化商行", "松江区九亭镇涞寅路88号6幢", ["61.152.80.12"])
-    case1, case2 = _publish(bus, bus["shanghai"], a1, a2)
-    assert case1 != case2
-    wait_until(lambda: _suggested(bootstrap, case1, case2), 90, "the weak pair's suggestion")
+    b1 = _weak("上海恒通五金有限公司", "奉贤区南桥镇江海路66号", ["61.152.90.21"])
+    b2 = _weak("上海恒通五金商行", "奉贤区南桥镇江海路66号", ["61.152.90.22"])
+    case1, case2, other1, other2 = _publish(bus, bus["shanghai"], a1, a2, b1, b2)
+    assert case1 != case2 and other1 != other2
+    wait_until(lambda: _suggested(bootstrap, case1, case2) and _suggested(bootstrap, other1, other2), 90,
+               "the weak pairs' suggestions")
     suggestion_id = _suggested(bootstrap, case1, case2)[0]["suggestion_id"]
+    other_id = _suggested(bootstrap, other1, other2)[0]["suggestion_id"]
 
     users = tmp_path / "users.yaml"
     for name, region, role, agencies in USERS:
@@ -172,6 +176,40 @@ def test_supervisors_confirm_and_split_on_the_dashboard_others_get_403(bus, tmp_
             assert post(user, decide, body).status_code == status, user
             split = post(user, f"/api/cases/{case1}/split", {"lead_ids": [a1.lead_id], "reason": "不该被接受"})
             assert split.status_code == status, user
+        # Hostile and messy requests by the supervisor: refused with a reason, nothing published.
+        wait_until(lambda: httpx.get(f"{yrd.url}/api/cases/{case1}", cookies=cookie("yrd.supervisor"),
+                                     timeout=10).json().get("lead_ids") == [a1.lead_id], 90, "case1 on the dashboard")
+        hostile: list[tuple[str, Any, int]] = [
+            (decide, {"action": "MERGE_ALL", "reason": "x"}, 400), (decide, ["CONFIRM"], 400),
+            (decide, {"action": "CONFIRM", "reason": "   "}, 400),
+            (decide, {"action": "CONFIRM", "reason": "长" * 2001}, 400),
+            (decide, {"action": "CONFIRM", "reason": None}, 400),
+            ("/api/suggestions/SUG-0000000000000000/decision", {"action": "CONFIRM", "reason": "x"}, 404),
+            (f"/api/cases/{case1}/split", {"lead_ids": [a1.lead_id], "reason": "全部"}, 400),  # every lead of case1
+            (f"/api/cases/{case1}/split", {"lead_ids": [str(uuid.uuid4())], "reason": "不是它的"}, 400),
+            (f"/api/cases/{case1}/split", {"lead_ids": "a1", "reason": "x"}, 400),
+            (f"/api/cases/{case1}/split", {"lead_ids": [{"$ne": 1}], "reason": "x"}, 400),
+            ("/api/cases/CASE-0000000000000000/split", {"lead_ids": [a1.lead_id], "reason": "x"}, 404),
+            ("/api/cases/%3Cscript%3E/split", {"lead_ids": [a1.lead_id], "reason": "x"}, 404),
+        ]
+        for path, doc, status in hostile:
+            assert post("yrd.supervisor", path, doc).status_code == status, (path, doc)
+        as_form = httpx.post(yrd.url + decide, data={"action": "CONFIRM", "reason": "x"}, timeout=30,
+                             cookies=cookie("yrd.supervisor"))  # what a cross-site form could send
+        assert as_form.status_code == 400
+        huge = httpx.post(yrd.url + decide, content=b'{"action": "CONFIRM", "reason": "' + b"x" * 300_000 + b'"}',
+                          headers={"Content-Type": "application/json"}, cookies=cookie("yrd.supervisor"), timeout=30)
+        assert huge.status_code == 400
+
+        # Six supervisors' clicks at once on one suggestion publish one decision.
+        from concurrent.futures import ThreadPoolExecutor
+
+        reject = {"action": "REJECT", "reason": "同一商场的两家店，经营者不同"}
+        with ThreadPoolExecutor(6) as pool:
+            statuses = sorted(pool.map(lambda _: post("yrd.supervisor", f"/api/suggestions/{other_id}/decision",
+                                                      reject).status_code, range(6)))
+        assert statuses == [202, 404, 404, 404, 404, 404]
+
         viewer = _sign_in(browser, yrd, "yrd.viewer")
         viewer.wait_for_selector(row("cases", case1), timeout=PAGE)
         assert viewer.locator("#review").is_hidden(), "viewers see no suggestions"
@@ -201,7 +239,8 @@ def test_supervisors_confirm_and_split_on_the_dashboard_others_get_403(bus, tmp_
             "CONFIRM", "yrd.supervisor", "SUPERVISOR", "SAMR", "31")
         assert entry["reason"] == "同一厂房同一字号，IP 同一网段" and entry["suggestion_id"] == suggestion_id
         decisions = _decode(bootstrap, LINK_DECISIONS)  # forwarded by intake: signed and checked
-        assert [d["analyst"]["user"] for d in decisions] == ["yrd.supervisor"], "the refused attempts published nothing"
+        assert [(d["analyst"]["user"], d["action"]) for d in decisions] == [
+            ("yrd.supervisor", "REJECT"), ("yrd.supervisor", "CONFIRM")], "the refused attempts published nothing"
 
         # A Beijing report about the same trader (its phone) joins the case: the case is on 京津冀's page too.
         b3 = _weak("上海鼎盛日化有限公司", "松江区九亭镇涞寅路88号6幢", ["61.152.80.13"], phones=("13912340001",),
@@ -244,6 +283,7 @@ def test_supervisors_confirm_and_split_on_the_dashboard_others_get_403(bus, tmp_
             "link_decision", "split"}, user
     assert ("yrd.supervisor", "suggestion", "REASON_MISSING") in outcomes
     published = [e for e in entries if e["result"] == "published"]
-    assert [(e["what"], e["decision"]) for e in published] == [("suggestion", "CONFIRM"), ("split", "SPLIT")]
+    assert [(e["what"], e["decision"]) for e in published] == [("suggestion", "REJECT"), ("suggestion", "CONFIRM"),
+                                                                ("split", "SPLIT")]
     assert all(e["user"] == "yrd.supervisor" and e["ts"] and e["reason"] and e["decision_id"] for e in published)
-    assert published[1]["lead_ids"] == [b3.lead_id]
+    assert published[2]["lead_ids"] == [b3.lead_id]

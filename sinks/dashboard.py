@@ -322,9 +322,13 @@ def _page_config(region: str) -> dict[str, Any]:
     }
 
 
-def render_page(region: str, lang: str, nonce: str) -> str:
+def render_page(region: str, lang: str, nonce: str, supervisor: bool = False, signed_in: bool = False) -> str:
+    """The page; ``supervisor``: the signed-in user reviews suggested links (the page asks for them and shows the
+    decision controls; the APIs check again on every request); ``signed_in``: case pages exist."""
     template = resources.files("leadbus.sinks").joinpath("dashboard_page.html").read_text("utf-8")
-    config = json.dumps({**_page_config(region), "lang": lang}, ensure_ascii=False).replace("</", "<\\/")
+    config = json.dumps({**_page_config(region), "lang": lang, "supervisor": supervisor,
+                         "signed_in": signed_in},
+                        ensure_ascii=False).replace("</", "<\\/")
     return (template.replace("__NONCE__", nonce).replace("__LANG__", "zh-CN" if lang == "zh" else "en")
             .replace("/*__CONFIG__*/null", config))
 
@@ -359,11 +363,13 @@ def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | No
     app.state.dashboard = dash
 
     @app.get("/", response_class=HTMLResponse)
-    def page(lang: str = Query("zh")) -> HTMLResponse:
+    def page(request: Request, lang: str = Query("zh")) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
         csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; "
                "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-        html = render_page(region, "en" if lang == "en" else "zh", nonce)
+        user = request.scope.get("state", {}).get("user")
+        html = render_page(region, "en" if lang == "en" else "zh", nonce,
+                           supervisor=user is not None and user.role == "supervisor", signed_in=user is not None)
         return HTMLResponse(html, headers={**_NO_STORE, "Content-Security-Policy": csp})
 
     @app.get("/api/state")

@@ -531,8 +531,13 @@ def dashboard(
     tls_cert: Path | None = typer.Option(None, help="Serve HTTPS with this certificate (needed beyond localhost: "
                                                     "session cookies are Secure)."),
     tls_key: Path | None = typer.Option(None, help="The certificate's private key."),
+    link_key: Path | None = typer.Option(None, help="Issue #19: the Ed25519 key of the agency office whose name "
+                                                    "supervisors' link decisions are signed in (registered with "
+                                                    "`leadbus keys register`); without it nobody decides here."),
+    link_publisher: str | None = typer.Option(None, help="That office's publisher id, AGENCY.PROVINCE (e.g. SAMR.31)."),
 ) -> None:
-    """Serve a regional dashboard (sign-in required): live masked cases, counts, the handover board, search."""
+    """Serve a regional dashboard (sign-in required): live masked cases, counts, the handover board, search; with
+    --link-key, the region's supervisors confirm, reject and split case links (signed LinkDecision events)."""
     from leadbus.geography import REGIONS
     from leadbus.logs import configure_json_logging
     from leadbus.sinks.dashboard import run
@@ -546,8 +551,21 @@ def dashboard(
     except (OSError, ValueError, KeyError) as exc:
         raise typer.BadParameter(f"{users}: {exc}") from None
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}
+    desk = None
+    if link_key is not None or link_publisher is not None:
+        from leadbus.sinks.link_desk import LinkDesk
+
+        agency, _, province = (link_publisher or "").partition(".")
+        if link_key is None or not agency or not province:
+            raise typer.BadParameter("give both --link-key and --link-publisher AGENCY.PROVINCE")
+        state_dir = (access_log.parent if access_log else Path("var/dashboard") / region)
+        try:  # the decisions go out as that agency's publisher principal
+            desk = LinkDesk.open(agency, province, _settings(bootstrap, client_config, f"publisher-{agency}"),
+                                 key=link_key, state_dir=state_dir)
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"--link-key {link_key}: {exc}") from None
     run(_settings(bootstrap, client_config, f"dashboard-{region}"), region, host=host, port=port, sign_in=sign_in,
-        **tls)
+        desk=desk, **tls)
 
 
 @app.command("dashboard-user")

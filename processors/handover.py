@@ -6,6 +6,9 @@ keyed by case id and have the same partition count), plus an index of due deadli
 same transaction as the state that marks them, so each appears exactly once, also across
 restarts.
 
+A split (issue #19) leaves a handover under way with the case it was opened on, which records which leads left
+(`core.handover.note_split`: why); the new case is assessed on its own facts when its CaseUpdated arrives.
+
 Merges keep every open duty, wherever the two cases' states live. The absorbed case's `CaseUpdated`
 (`merged_into` set) arrives on the absorbed case's partition: the worker holding its handover writes a
 `HandoverCarryover` with the whole state to `leadbus.internal.handover-carryover`, keyed by the surviving
@@ -39,6 +42,7 @@ from leadbus.processors.core.handover import (
     Step,
     absorb,
     apply,
+    note_split,
     open_handover,
     scan,
     take_over,
@@ -108,8 +112,9 @@ class HandoverHandler:
         case_id = case["case_id"]
         if case["merged_into"]:
             return self._carry_away(case, state)
-        if state.get(_state_key(case_id)) is not None:
-            return Result()  # a handover is under way; merged cases' machines arrive as carryovers
+        raw = state.get(_state_key(case_id))
+        if raw is not None:  # a handover is under way; merged cases' machines arrive as carryovers
+            return self._splits(case, HandoverState.from_json(json.loads(raw)), now)
         opening = self._opening(case, now)
         result = Result()
         if opening is None:
@@ -125,6 +130,16 @@ class HandoverHandler:
             return result
         result.state[_pending_key(case_id)] = None
         return self._open(case_id, opening, now, result)
+
+    def _splits(self, case: dict[str, Any], current: HandoverState, now: datetime) -> Result:
+        """Leads an analyst split off this case (issue #19): the handover stays and records it (`note_split`); the
+        new case's own CaseUpdated gets its own assessment."""
+        new, steps = current, []
+        for entry in case.get("link_history") or ():
+            if entry["action"] == "SPLIT" and entry.get("split_from") == case["case_id"]:
+                new, more = note_split(new, entry)
+                steps += more
+        return self._record(current, new, steps, now) if steps else Result()
 
     def _opening(self, case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
         """The handover this case's own facts call for (R310 Art.3, processors/core/transfer.py), or None."""

@@ -24,7 +24,14 @@ Routes: `/` (the page, Chinese by default, `?lang=en` for English), `/api/state`
 Suggested links (issue #19): the reader also reads `leadbus.review.<region>` (`LinkSuggested` events the
 linking stage wrote for pairs of cases involving the region) and keeps the open ones; `/api/suggestions`
 serves them to a signed-in *supervisor* of the region only (never to viewers, never on the shared event
-stream), a person's name masked to its surname and an IP address to its network.
+stream), a person's name masked to its surname and an IP address to its network. With a `LinkDesk`
+(sinks/link_desk.py: the agency office's signing key) such a supervisor also decides: ``POST
+/api/suggestions/{id}/decision`` ``{"action": "CONFIRM" | "REJECT", "reason": …}`` on a suggestion open here, and
+``POST /api/cases/{id}/split`` ``{"lead_ids": […], "reason": …}`` on a case shown here (a v3 bulletin names its
+leads; the signed-in case view shows them). Each publishes a signed `LinkDecision` by that supervisor and answers
+202 once the broker confirmed it; viewers, users of another agency and requests without sign-in get 403 (another
+region's users 403 from the sign-in), and every attempt is written to the access log (who, when, what, why,
+outcome). The merge or split itself reaches the page as routing's bulletins and withdrawals, like any change.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from leadbus.geography import PROVINCES, REGIONS
 from leadbus.readers import FollowingReader
 from leadbus.sinks.dashboard_auth import SignIn
 from leadbus.sinks.dashboard_state import Event, RegionBoard, SuggestionBoard, case_view, step_view, suggestion_view
+from leadbus.sinks.link_desk import DeskRefusal, LinkDesk, check_reason
 from leadbus.topics import region_topic, review_topic
 
 log = logging.getLogger("leadbus.sinks.dashboard")
@@ -64,6 +72,8 @@ SNAPSHOT_CASES = 500  # the newest cases in a snapshot; counts always cover ever
 SNAPSHOT_BOARD = 500
 SSE_QUEUE = 1000  # events buffered per client; a client that falls further behind is disconnected
 SSE_KEEPALIVE = 15.0
+MAX_DECISION_BODY = 200_000  # a split names at most 1,000 lead ids
+MAX_LOGGED_REASON = 2000
 
 CATEGORY_EN: Mapping[str, str] = {
     "AGRI_INPUTS": "Agricultural inputs", "FOOD": "Food", "DRUGS": "Drugs", "COSMETICS": "Cosmetics",
@@ -172,6 +182,7 @@ class Dashboard(FollowingReader):
         # never joined (assigned); the prefix is what the dashboard principal's ACL grants
         self.group_prefix = f"leadbus-dashboard-{region}-"
         self.suggestions = SuggestionBoard()
+        self.lead_ids: dict[str, tuple[int, list[str]]] = {}  # case id → (version, its leads): v3 bulletins, for splits
         self.seq = 0
         self.metrics = Metrics(region)
         self.hub = Hub(self.metrics)
@@ -205,6 +216,11 @@ class Dashboard(FollowingReader):
             view = case_view(record, self.metrics.withheld.inc)
             with self.lock:
                 self._push(self.state.bulletin(record, view, _now_ms()))
+                known = self.lead_ids.get(view["case_id"])
+                if record.get("merged_into"):
+                    self.lead_ids.pop(view["case_id"], None)
+                elif known is None or known[0] <= view["version"]:
+                    self.lead_ids[view["case_id"]] = (view["version"], [str(i) for i in record.get("lead_ids") or ()])
                 self.refresh_gauges()
         elif topic == self.topic and writer.name == WITHDRAWN:
             self.metrics.withdrawals.inc()
@@ -216,6 +232,8 @@ class Dashboard(FollowingReader):
                 self._push(self.state.withdraw(str(record["case_id"]), int(record["version"]),
                                                record.get("merged_into")))
                 self.suggestions.drop_case(str(record["case_id"]))
+                if record.get("merged_into") or self.lead_ids.get(str(record["case_id"]), (0,))[0] <= record["version"]:
+                    self.lead_ids.pop(str(record["case_id"]), None)
                 self.refresh_gauges()
         elif topic == self.review and writer.name == SUGGESTED:
             if self.region not in record["regions"]:
@@ -250,7 +268,24 @@ class Dashboard(FollowingReader):
         """One case as shown (masked), for the signed-in case view."""
         with self.lock:
             found = self.state.cases.get(case_id)
-            return dict(found) if found is not None else None
+            if found is None:
+                return None
+            return {**found, "lead_ids": list(self.lead_ids.get(case_id, (0, []))[1])}
+
+    def take_suggestion(self, suggestion_id: str) -> dict[str, Any] | None:
+        """Take an open suggestion of this region off the board while a supervisor's decision on it is published (so
+        that two clicks, or two supervisors, never publish two decisions on one pair); None when not open here."""
+        with self.lock:
+            for pair, view in self.suggestions.pairs.items():
+                if view["suggestion_id"] == suggestion_id:
+                    del self.suggestions.pairs[pair]
+                    return dict(view)
+            return None
+
+    def give_back_suggestion(self, view: dict[str, Any]) -> None:
+        """The decision was not published: the suggestion is open again (unless a newer one for the pair came)."""
+        with self.lock:
+            self.suggestions.pairs.setdefault((view["case_a"], view["case_b"]), view)
 
     def suggested(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -287,9 +322,13 @@ def _page_config(region: str) -> dict[str, Any]:
     }
 
 
-def render_page(region: str, lang: str, nonce: str) -> str:
+def render_page(region: str, lang: str, nonce: str, supervisor: bool = False, signed_in: bool = False) -> str:
+    """The page; ``supervisor``: the signed-in user reviews suggested links (the page asks for them and shows the
+    decision controls; the APIs check again on every request); ``signed_in``: case pages exist."""
     template = resources.files("leadbus.sinks").joinpath("dashboard_page.html").read_text("utf-8")
-    config = json.dumps({**_page_config(region), "lang": lang}, ensure_ascii=False).replace("</", "<\\/")
+    config = json.dumps({**_page_config(region), "lang": lang, "supervisor": supervisor,
+                         "signed_in": signed_in},
+                        ensure_ascii=False).replace("</", "<\\/")
     return (template.replace("__NONCE__", nonce).replace("__LANG__", "zh-CN" if lang == "zh" else "en")
             .replace("/*__CONFIG__*/null", config))
 
@@ -297,11 +336,13 @@ def render_page(region: str, lang: str, nonce: str) -> str:
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | None = None) -> FastAPI:
+def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | None = None,
+               desk: LinkDesk | None = None) -> FastAPI:
     """The dashboard of one region; its Kafka reader runs while the app is served.
 
     With `sign_in` (sinks/dashboard_auth.py) every page, API and event stream needs a signed-in user of this
-    region, and every view and search is logged; `leadbus dashboard` always gives one.
+    region, and every view and search is logged; `leadbus dashboard` always gives one. With `desk` (and `sign_in`)
+    the region's supervisors confirm, reject and split links.
     """
     dash = Dashboard(bootstrap, region)
 
@@ -314,17 +355,21 @@ def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | No
         finally:
             dash.hub.loop = None
             await asyncio.to_thread(dash.stop)
+            if desk is not None:
+                await asyncio.to_thread(desk.close)
 
     app = FastAPI(title=f"leadbus dashboard — {REGIONS[region].name_en}", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.dashboard = dash
 
     @app.get("/", response_class=HTMLResponse)
-    def page(lang: str = Query("zh")) -> HTMLResponse:
+    def page(request: Request, lang: str = Query("zh")) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
         csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; "
                "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-        html = render_page(region, "en" if lang == "en" else "zh", nonce)
+        user = request.scope.get("state", {}).get("user")
+        html = render_page(region, "en" if lang == "en" else "zh", nonce,
+                           supervisor=user is not None and user.role == "supervisor", signed_in=user is not None)
         return HTMLResponse(html, headers={**_NO_STORE, "Content-Security-Policy": csp})
 
     @app.get("/api/state")
@@ -370,6 +415,97 @@ def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | No
         rows = dash.suggested()
         return JSONResponse({"count": len(rows), "suggestions": rows}, headers=_NO_STORE)
 
+    def _decide(request: Request, body: Any, what: dict[str, Any], act: Any) -> JSONResponse:
+        """Check the user, publish through the desk, log the attempt (who, when, what, why, outcome)."""
+        user = request.scope.get("state", {}).get("user")
+        reason = body.get("reason") if isinstance(body, dict) else None
+        entry: dict[str, Any] = {"action": "link_decision", "region": region, **what,
+                                 "user": getattr(user, "username", None), "role": getattr(user, "role", None),
+                                 "reason": reason[:MAX_LOGGED_REASON] if isinstance(reason, str) else None}
+        try:
+            if user is None:  # without sign-in nobody decides
+                raise DeskRefusal(403, "FORBIDDEN", "link decisions: signed-in supervisors only")
+            if desk is None:
+                if user.role != "supervisor":
+                    raise DeskRefusal(403, "FORBIDDEN", "link decisions: supervisors only")
+                raise DeskRefusal(503, "DECISIONS_DISABLED", "this dashboard holds no agency key for link decisions "
+                                                             "(leadbus dashboard --link-key)")
+            refusal = desk.refusal(user.username, user.role, user.agencies)
+            if refusal is not None:
+                raise refusal
+            if not isinstance(body, dict):
+                raise DeskRefusal(400, "INVALID_DECISION", "a JSON object is expected")
+            decision = act(user.username, body)
+        except DeskRefusal as exc:
+            if sign_in is not None:
+                sign_in.access.write({**entry, "result": exc.code, "status": exc.status})
+            return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status, headers=_NO_STORE)
+        if sign_in is not None:
+            sign_in.access.write({**entry, "result": "published", "status": 202, "decision": decision.action,
+                                  "decision_id": decision.decision_id, "case_a": decision.case_a,
+                                  "case_b": decision.case_b, "lead_ids": decision.lead_ids,
+                                  "publisher": f"{decision.analyst.agency}.{decision.analyst.province}"})
+        return JSONResponse({"decision_id": decision.decision_id, "action": decision.action, "case_a": decision.case_a,
+                             "case_b": decision.case_b, "lead_ids": decision.lead_ids}, status_code=202,
+                            headers=_NO_STORE)
+
+    async def _json(request: Request) -> Any:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return None  # a form post from another site cannot send JSON without a preflight
+        raw = await request.body()
+        if len(raw) > MAX_DECISION_BODY:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    @app.post("/api/suggestions/{suggestion_id}/decision")
+    async def decide_suggestion(suggestion_id: str, request: Request) -> JSONResponse:
+        body = await _json(request)
+
+        def act(username: str, doc: dict[str, Any]) -> Any:
+            action = doc.get("action")
+            if action not in ("CONFIRM", "REJECT"):
+                raise DeskRefusal(400, "INVALID_DECISION", "action: CONFIRM or REJECT")
+            reason = check_reason(doc.get("reason"))
+            open_one = dash.take_suggestion(suggestion_id)
+            if open_one is None:
+                raise DeskRefusal(404, "NOT_FOUND", "no such open suggestion on this region's dashboard (or decided "
+                                                    "already)")
+            assert desk is not None
+            try:
+                return desk.decide(username, action, open_one["case_a"], case_b=open_one["case_b"],
+                                   suggestion_id=suggestion_id, reason=reason)
+            except DeskRefusal:
+                dash.give_back_suggestion(open_one)
+                raise
+
+        return await asyncio.to_thread(_decide, request, body, {"what": "suggestion",
+                                                                "suggestion_id": suggestion_id[:64]}, act)
+
+    @app.post("/api/cases/{case_id}/split")
+    async def split_case(case_id: str, request: Request) -> JSONResponse:
+        body = await _json(request)
+
+        def act(username: str, doc: dict[str, Any]) -> Any:
+            lead_ids = doc.get("lead_ids")
+            if not isinstance(lead_ids, list) or not lead_ids or not all(isinstance(i, str) for i in lead_ids):
+                raise DeskRefusal(400, "INVALID_DECISION", "lead_ids: the leads that leave the case (a list of ids)")
+            shown = dash.case(case_id)
+            if shown is None:
+                raise DeskRefusal(404, "NOT_FOUND", "no such case on this region's dashboard")
+            outside = sorted(set(lead_ids) - set(shown["lead_ids"]))
+            if outside:
+                raise DeskRefusal(400, "LINK_SPLIT_LEADS", f"not leads of {case_id}: {', '.join(outside[:20])}")
+            if len(set(lead_ids)) >= len(shown["lead_ids"]):
+                raise DeskRefusal(400, "LINK_SPLIT_LEADS", "a split moves some, not all, of a case's leads")
+            assert desk is not None
+            return desk.decide(username, "SPLIT", case_id, lead_ids=sorted(set(lead_ids)),
+                               reason=check_reason(doc.get("reason")))
+
+        return await asyncio.to_thread(_decide, request, body, {"what": "split", "case_id": case_id[:64]}, act)
+
     @app.get("/metrics")
     def metrics() -> Response:
         with dash.lock:
@@ -389,7 +525,7 @@ def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | No
 
 
 def run(bootstrap: str | KafkaSettings, region: str, host: str = "127.0.0.1", port: int = 8080,
-        sign_in: SignIn | None = None, **server: Any) -> None:
+        sign_in: SignIn | None = None, desk: LinkDesk | None = None, **server: Any) -> None:
     """Serve one region's dashboard (SSE streams never end by themselves, hence the short shutdown)."""
-    uvicorn.run(create_app(bootstrap, region, sign_in), host=host, port=port, timeout_graceful_shutdown=2,
+    uvicorn.run(create_app(bootstrap, region, sign_in, desk), host=host, port=port, timeout_graceful_shutdown=2,
                 log_level="info", **server)

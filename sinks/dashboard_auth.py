@@ -11,7 +11,8 @@ The users file (YAML, 0600; `leadbus dashboard-user` writes it):
         password: "$argon2id$v=19$m=65536,t=3,p=4$…"   # argon2id, never the password
         region: yrd                                     # jjj | yrd | pprd: the only dashboard it may open
         agencies: [SAMR, MPS]                           # the agencies the user works for ("*": all)
-        role: viewer                                    # viewer | supervisor (supervisors also read the access log)
+        role: viewer                                    # viewer | supervisor (supervisors also read the access log
+                                                        # and decide suggested links: sinks/link_desk.py)
 
 Every route but `/signin`, `/healthz` and `/metrics` (counts only, for the scraper) needs a session: a page
 request without one is sent to `/signin`, an API or event-stream request gets 401. A user of another region
@@ -272,6 +273,10 @@ def _what(path: str, query: dict[str, list[str]]) -> dict[str, Any]:
         return {"view": "stream"}
     if path == "/api/suggestions":
         return {"view": "suggestions"}
+    if path.startswith("/api/suggestions/") and path.endswith("/decision"):  # issue #19: a supervisor's decision
+        return {"view": "link_decision", "suggestion_id": path.split("/")[3][:64]}
+    if path.startswith("/api/cases/") and path.endswith("/split"):
+        return {"view": "split", "case_id": path.split("/")[3][:64]}
     if path.startswith("/api/cases/"):
         return {"view": "case", "case_id": path.removeprefix("/api/cases/")[:64]}
     return {"view": "other"}

@@ -1,4 +1,5 @@
-"""The case registry (案件登记库): leads, cases and their members, handover steps, withdrawals — in SQL.
+"""The case registry (案件登记库): leads, cases and their members, handover steps, withdrawals, analysts' merges
+and splits (`case_link_history`, issue #19) — in SQL.
 
 SQLite by default (embedded, nothing to install), PostgreSQL in production; the same SQLAlchemy
 Core code runs on both. Every write is an idempotent upsert, and the Kafka offsets consumed are
@@ -109,6 +110,23 @@ courier_replies = Table(  # issue #18: a courier's answer about a parcel, relaye
     Column("province", String(2), nullable=False),
     Column("replied_at", DateTime(timezone=True), nullable=False),
 )
+case_link_history = Table(  # issue #19: each analyst's merge (CONFIRM) or split a case's CaseUpdated v3 carries
+    "case_link_history", metadata,
+    Column("case_id", String(21), primary_key=True),
+    Column("decision_id", String(36), primary_key=True),
+    Column("action", String(16), nullable=False),
+    Column("analyst", String(128), nullable=False),
+    Column("agency", String(16), nullable=False),
+    Column("province", String(2), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("suggestion_id", String(32)),
+    Column("merged", String(21)),
+    Column("leads", Text),  # SPLIT: the lead ids that left, a JSON list
+    Column("split_from", String(21)),
+    Column("split_to", String(21)),
+)
 consumed = Table(
     "consumed_offsets", metadata,
     Column("topic", String(128), primary_key=True),
@@ -198,6 +216,17 @@ def case_rows(record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, An
     return row, [{"case_id": record["case_id"], "lead_id": m} for m in record["members"]]
 
 
+def link_history_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The analysts' decisions a CaseUpdated (v3 on) carries, one row each; an older version carries none."""
+    return [{"case_id": record["case_id"], "decision_id": str(entry["decision_id"]), "action": entry["action"],
+             "analyst": entry["user"], "agency": entry["agency"], "province": entry["province"],
+             "role": entry["role"], "reason": entry["reason"], "decided_at": entry["decided_at"],
+             "suggestion_id": entry.get("suggestion_id"), "merged": entry.get("merged"),
+             "leads": json.dumps(list(entry["leads"])) if entry.get("leads") else None,
+             "split_from": entry.get("split_from"), "split_to": entry.get("split_to")}
+            for entry in record.get("link_history") or ()]
+
+
 def step_row(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in ("case_id", "seq", "event", "to_phase", "at", "due_at", "rule", "late",
                                    "escalated_to")}
@@ -226,6 +255,7 @@ def write_batch(engine: Engine, rows: dict[str, list[dict[str, Any]]],
         _upsert(conn, handover_steps, rows.get("handover_steps", []), ["case_id", "seq"])
         _upsert(conn, case_withdrawals, rows.get("case_withdrawals", []), ["case_id", "topic", "version"])
         _upsert(conn, courier_replies, rows.get("courier_replies", []), ["reply_id"])
+        _upsert(conn, case_link_history, rows.get("case_link_history", []), ["case_id", "decision_id"])
         _upsert(conn, consumed, [{"topic": t, "partition": p, "next_offset": o} for t, p, o in offsets],
                 ["topic", "partition"], only_if_newer="next_offset")
 
@@ -258,7 +288,7 @@ def _dedupe(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, A
 def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {"leads": [], "cases": [], "case_members": [], "handover_steps": [],
                                             "case_withdrawals": [], "case_membership": [],
-                                            "courier_replies": []}
+                                            "courier_replies": [], "case_link_history": []}
     for kind, record in records:
         if kind == "lead":
             out["leads"].append(lead_row(record))
@@ -266,6 +296,7 @@ def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[di
             row, members = case_rows(record)
             out["cases"].append(row)
             out["case_members"].extend(members)
+            out["case_link_history"].extend(link_history_rows(record))
             out["case_membership"].append({"case_id": row["case_id"], "version": row["version"],
                                            "members": [m["lead_id"] for m in members]})
         elif kind == "step":
@@ -281,6 +312,7 @@ def rows_for(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[di
     out["case_withdrawals"] = _dedupe(out["case_withdrawals"], ["case_id", "topic", "version"])
     out["case_membership"] = _dedupe(sorted(out["case_membership"], key=lambda r: r["version"]), ["case_id"])
     out["courier_replies"] = _dedupe(out["courier_replies"], ["reply_id"])
+    out["case_link_history"] = _dedupe(out["case_link_history"], ["case_id", "decision_id"])
     return out
 
 
@@ -289,7 +321,8 @@ def counts(engine: Engine) -> dict[str, int]:
 
     with engine.connect() as conn:
         return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                for t in (leads, cases, case_members, handover_steps, case_withdrawals, courier_replies)}
+                for t in (leads, cases, case_members, handover_steps, case_withdrawals, courier_replies,
+                          case_link_history)}
 
 
 __all__ = ["counts", "datetime", "registry_engine", "rows_for", "stored_offsets", "write_batch"]

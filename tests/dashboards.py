@@ -28,6 +28,7 @@ from leadbus.processors.core.handover import open_handover, scan
 from leadbus.processors.core.routing import bulletin, mask_phone, regional_step
 from leadbus.sinks.dashboard import create_app
 from leadbus.sinks.dashboard_auth import SignIn
+from leadbus.sinks.link_desk import LinkDesk
 from leadbus.topics import region_topic
 from tests.processes import wait_until
 
@@ -118,12 +119,13 @@ class Bus:
 class Server:
     """A real uvicorn server on a free loopback port, in a thread."""
 
-    def __init__(self, bootstrap: str, region: str, sign_in: SignIn | None = None) -> None:
+    def __init__(self, bootstrap: str, region: str, sign_in: SignIn | None = None,
+                 desk: LinkDesk | None = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.sign_in = sign_in
-        config = uvicorn.Config(create_app(bootstrap, region, sign_in), log_level="warning",
+        config = uvicorn.Config(create_app(bootstrap, region, sign_in, desk), log_level="warning",
                                 timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)

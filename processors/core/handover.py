@@ -28,6 +28,16 @@ cross-regional case (one POLICE_EXTEND) and 30 more (a second). Material incompl
 agency within 10 days of the police's explanation (SPP_RULES Art.561 ¶2). After a reverse handover by the
 procuratorate (检察意见), the agency replies within two months (SPP2021). A case merged into another keeps
 every open duty: the survivor's state carries the absorbed machines (`absorb`).
+
+A split (拆案, issue #19: an analyst moves leads out of a case into a new one) does not move a handover under way.
+The duty of R310 Art.3/5 attached to the case as assessed: the head approves or refuses the transfer report, the
+police review what was transferred, and every deadline, breach and escalation so far is on the record under that
+case id, which the police and the procuratorate know. Leads leaving do not undo a report, an approval or a
+transfer — only the next legal step can (a refusal, a decision not to file, with reasons), and the remaining facts
+may still meet the threshold. So the original case keeps its machine, open duty and clock; `note_split` records on
+it which leads left, for which case, by whom and why, so that the head, police and procuratorate see that the facts
+changed. The new case is assessed on its own facts (R310 Art.3) like any case: if they meet a threshold alone, its
+own handover opens at the split, with its own clock; if not, none does.
 """
 
 from __future__ import annotations
@@ -196,6 +206,7 @@ class HandoverState:
     extensions: int = 0  # ECON2017 Art.16 extensions granted (0, 1, 2)
     returned_by: str | None = None  # who handed the case back (SPP: the agency owes a reply)
     absorbed: tuple[HandoverState, ...] = ()  # machines of cases merged into this one, each with its open duty
+    splits: tuple[str, ...] = ()  # analysts' splits of this case already recorded (`note_split`), by decision id
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -208,7 +219,7 @@ class HandoverState:
         deadline = Deadline(**doc["deadline"]) if doc.get("deadline") else None
         absorbed = tuple(cls.from_json(a) for a in doc.get("absorbed", ()))
         return cls(**{**doc, "phase": Phase(doc["phase"]), "deadline": deadline, "seen": tuple(doc["seen"]),
-                      "absorbed": absorbed})
+                      "absorbed": absorbed, "splits": tuple(doc.get("splits", ()))})
 
     def open_deadlines(self) -> list[Deadline]:
         """Every deadline still to be watched: this case's and those of the cases it absorbed."""
@@ -300,6 +311,25 @@ def open_handover(case_id: str, agency: str, province: str, at: datetime, assess
                           deadline=_deadline(Phase.ASSESSED, at, counting), economic=economic)
     b = _Builder(state)
     b.add(event="OPENED", from_phase=None, to_phase=str(Phase.ASSESSED), at=at, assessment=assessment, **_next(b))
+    return b.state, b.steps
+
+
+def note_split(state: HandoverState, entry: dict[str, Any]) -> tuple[HandoverState, list[Step]]:
+    """An analyst split leads off this case (a `link_history` SPLIT entry of its CaseUpdated): record it on the
+    handover, which goes on as it was (same phase, same deadline). Once per decision: every later version of the case
+    carries the entry again."""
+    decision_id = str(entry["decision_id"])
+    if decision_id in state.splits:
+        return state, []
+    b = _Builder(replace(state, splits=(*state.splits, decision_id)))
+    at = entry["decided_at"]
+    leads = ", ".join(entry.get("leads") or ())
+    b.add(event="DECISION", from_phase=str(state.phase), to_phase=str(state.phase), at=at, decision="SPLIT",
+          actor_agency=entry.get("agency"), actor_province=entry.get("province"), actor_role=entry.get("role"),
+          decision_id=decision_id,
+          reasons=f"[split] leads {leads} left for case {entry.get('split_to')} ({entry.get('user')}: "
+                  f"{entry.get('reason', '')}); this handover continues on the facts assessed, the new case is "
+                  "assessed on its own (R310 Art.3)", **_next(b))
     return b.state, b.steps
 
 

@@ -292,6 +292,8 @@ def bulletin(case: Mapping[str, Any], region: str) -> dict[str, Any]:
         "labels_held": facts.get("labels_held"),
         "labels_made_by": _known(facts.get("labels_made_by")),
         "mark_use": _known(facts.get("mark_use")),
+        # v3 (issue #19): which leads the case holds, for a supervisor's split on the dashboard (ids, no data)
+        "lead_ids": sorted(case["members"]),
     }
 
 

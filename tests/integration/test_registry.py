@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -197,3 +198,78 @@ def test_postgres_registry_shows_the_case_lead_v2_fields(cluster, tmp_path: Path
         penalty = json.loads(row.prior_penalties)[0]
         assert penalty["decided_on"] == "2023-06-01" and penalty["violation"] == "ART_215"
         assert penalty["decided_by"] == "杭州市市场监督管理局"
+
+
+def _case_updated(case_id: str, version: int, members: list[str], now: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "case_id": case_id, "version": version, "members": members, "reporters": [{"agency": "SAMR", "province": "31"}],
+        "identifiers": [], "suspect_name": "上海某贸易有限公司", "suspect_province": "31", "categories": ["COSMETICS"],
+        "violations": ["ART_214"], "facts": {}, "first_reported_at": now, "last_reported_at": now,
+        "handling": "OPEN", "share_with": [], "cross_border": False, "countries": [], "merged_from": [],
+        "merged_into": None, "updated_at": now, **extra,
+    }  # fmt: skip
+
+
+def test_postgres_registry_records_the_link_history(cluster, tmp_path: Path) -> None:
+    """Migration 0005 on a registry of before it: each analyst's merge and split of a case (who, when, why, which
+    suggestion, which leads left, where to) becomes one row per case and decision, redelivered or not; a case
+    version without analysts' decisions (CaseUpdated v2) adds none."""
+    from sqlalchemy import create_engine, select
+
+    from leadbus.sinks.registry import case_link_history, cases, migrate
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    a, b, c, d = "CASE-7000000000000A01", "CASE-7000000000000B02", "CASE-7000000000000C03", "CASE-7000000000000D04"
+    leads_a, leads_b = ["lead-a1", "lead-a2"], ["lead-b1", "lead-b2"]
+    analyst = {"agency": "SAMR", "province": "31", "role": "SUPERVISOR"}
+    confirm = {"decision_id": "6f1c1a52-0d5e-4a8e-9a0b-0c2f1d3e4f51", "action": "CONFIRM", **analyst,
+               "user": "wang.fang", "reason": "同一仓库发货，字号相同", "decided_at": now - timedelta(minutes=5),
+               "suggestion_id": "SUG-0123456789ABCDEF", "merged": b, "leads": [], "split_from": None,
+               "split_to": None}
+    split = {"decision_id": "7a2d2b63-1e6f-4b9f-8b1c-1d3e2f4a5b62", "action": "SPLIT", **analyst, "user": "li.na",
+             "reason": "lead-b2 是另一家店：仅地址相同", "decided_at": now, "suggestion_id": None, "merged": None,
+             "leads": ["lead-b2"], "split_from": a, "split_to": c}
+    schema = CATALOG.latest("cn.leadbus.CaseUpdated")
+    events = [
+        _case_updated(d, 1, ["lead-d1"], now),  # no link_history field at all: an older writer
+        _case_updated(a, 1, leads_a, now, link_history=[]),
+        _case_updated(b, 2, leads_b, now, link_history=[], merged_into=a),
+        _case_updated(a, 2, leads_a + leads_b, now, link_history=[confirm], merged_from=[b]),
+        _case_updated(a, 3, [*leads_a, "lead-b1"], now, link_history=[confirm, split], merged_from=[b]),
+        _case_updated(c, 1, ["lead-b2"], now, link_history=[split]),
+    ]
+    old_writer = CATALOG.version("cn.leadbus.CaseUpdated", 2)
+    encoded = [encode(old_writer if e["case_id"] == d else schema, e) for e in events]
+    with PostgresServer() as pg:
+        old = create_engine(pg.url)
+        migrate(old, "0004")
+        old.dispose()
+        engine = registry_engine(pg.url)  # 0005 adds case_link_history
+        producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "enable.idempotence": True})
+        for _ in range(2):  # every event delivered twice
+            for event, value in zip(events, encoded, strict=True):
+                producer.produce("leadbus.cases", key=event["case_id"].encode(), value=value)
+        assert producer.flush(30) == 0
+        sink = _sink(cluster.bootstrap_servers, pg.url, tmp_path / "sink-links.log")
+        try:
+            def arrived() -> bool:
+                with engine.connect() as conn:
+                    stored = {r.case_id: r.version for r in conn.execute(select(cases))}
+                    return stored.get(a) == 3 and c in stored and d in stored
+            wait_until(arrived, 120, "the merged, split and new cases in the registry")
+        finally:
+            sink.terminate()
+            sink.wait(20)
+        with engine.connect() as conn:
+            rows = {(r.case_id, r.action): r for r in conn.execute(select(case_link_history))}
+            total = len(conn.execute(select(case_link_history)).all())
+        engine.dispose()
+    assert total == 3 and set(rows) == {(a, "CONFIRM"), (a, "SPLIT"), (c, "SPLIT")}
+    merged = rows[(a, "CONFIRM")]
+    assert (merged.analyst, merged.agency, merged.province, merged.role) == ("wang.fang", "SAMR", "31", "SUPERVISOR")
+    assert merged.merged == b and merged.suggestion_id == "SUG-0123456789ABCDEF"
+    assert merged.reason == "同一仓库发货，字号相同" and merged.decided_at == now - timedelta(minutes=5)
+    for case_id in (a, c):
+        row = rows[(case_id, "SPLIT")]
+        assert (row.analyst, row.split_from, row.split_to, json.loads(row.leads)) == ("li.na", a, c, ["lead-b2"])
+        assert row.decided_at == now and row.reason.startswith("lead-b2")

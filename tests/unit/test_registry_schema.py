@@ -15,9 +15,9 @@ def test_migrations_build_exactly_the_tables_the_code_uses(tmp_path: Path) -> No
     engine = registry_engine(f"sqlite:///{tmp_path / 'r.db'}")
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-        assert MigrationContext.configure(conn).get_current_revision() == "0004"
+        assert MigrationContext.configure(conn).get_current_revision() == "0005"
     assert set(inspect(engine).get_table_names()) >= {"leads", "cases", "case_members", "handover_steps",
                                                        "consumed_offsets", "alembic_version", "case_withdrawals",
-                                                       "courier_replies"}
+                                                       "courier_replies", "case_link_history"}
     registry_engine(f"sqlite:///{tmp_path / 'r.db'}").dispose()  # migrating again changes nothing
     engine.dispose()

@@ -65,6 +65,7 @@ SEQUENCE_HEADER = "leadbus-seq"
 SIGNATURE_HEADER = "leadbus-signature"
 PREV_HEADER = "leadbus-prev"
 SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER, PREV_HEADER)
+_SEAL_NAMES = frozenset(SEAL_HEADERS)
 
 CASE_LEAD = "cn.leadbus.CaseLead"
 DECISION = "cn.leadbus.HandoverDecision"
@@ -125,7 +126,10 @@ class ReplayRecord:
         return None
 
     def has_seal(self) -> bool:
-        return any(key in SEAL_HEADERS for key, _ in self.headers)
+        for key, _ in self.headers:  # noqa: SIM110 - a loop, not any(): this runs per record
+            if key in _SEAL_NAMES:
+                return True
+        return False
 
     @property
     def schema(self) -> SchemaEntry | None:
@@ -288,8 +292,19 @@ def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
                 b = value[pos]
                 if b < 0x80:  # one-byte varint: most lengths and small numbers (no call)
                     number, pos = (b >> 1) ^ -(b & 1), pos + 1
-                else:
-                    number, pos = _varint(value, pos)
+                else:  # a longer varint (a timestamp), read here: at most 10 bytes
+                    result, shift = b & 0x7F, 7
+                    pos += 1
+                    b = value[pos]
+                    while b & 0x80:
+                        result |= (b & 0x7F) << shift
+                        shift += 7
+                        if shift > 63:
+                            return None
+                        pos += 1
+                        b = value[pos]
+                    result |= b << shift
+                    number, pos = (result >> 1) ^ -(result & 1), pos + 1
                 if kind == "s":
                     if number < 0 or pos + number > len(value):
                         return None
@@ -366,7 +381,11 @@ class Finding:
 
 
 class Verifier(Protocol):
-    """A check over a replay: each record once, in partition order; `finish` after the last."""
+    """A check over a replay: each record once, in partition order; `finish` after the last.
+
+    A verifier may also have `applies(topic) -> bool`: the replay then gives it only the records of the topics
+    it applies to (its `check` must still ignore the others, as it is called with anything when run directly).
+    """
 
     name: str
 
@@ -420,16 +439,17 @@ class LaneTracker:
 
     def observe(self, lane: tuple[str, str, int], sequence: int, record: ReplayRecord | Mark) -> list[Finding]:
         state = self._lanes.get(lane)
-        here = Mark.of(record)
-        name = f"{lane[0]} on {lane[1]}[{lane[2]}]"
+        here = record if type(record) is Mark else Mark.of(record)  # a Mark is kept as it is (never changed)
         if state is None:
             self._lanes[lane] = _Lane(sequence, here)
             return []
-        if sequence > state.last:
-            if sequence > state.last + 1:
-                state.gaps.append((state.last + 1, sequence - 1, here))
+        last = state.last
+        if sequence > last:
+            if sequence > last + 1:
+                state.gaps.append((last + 1, sequence - 1, here))
             state.last, state.last_at = sequence, here
             return []
+        name = f"{lane[0]} on {lane[1]}[{lane[2]}]"
         for i, (low, high, after) in enumerate(state.gaps):
             if low <= sequence <= high:
                 rest = [(a, b, after) for a, b in ((low, sequence - 1), (sequence + 1, high)) if a <= b]
@@ -525,6 +545,10 @@ class IntakeLeads:
 
     name = "intake-leads"
 
+    @staticmethod
+    def applies(topic: str) -> bool:
+        return topic.startswith(INTAKE_PREFIX)
+
     def __init__(self) -> None:
         self._seen: dict[tuple[str, int], tuple[bytes, Mark]] = {}
         self.sources: dict[tuple[str, int, int], bytes] = {}  # coordinates → SHA-256 of the value (cross-checks)
@@ -550,7 +574,7 @@ class IntakeLeads:
         ident = (head.lead_id.lower(), head.revision)
         before = self._seen.get(ident)
         if before is None:
-            self._seen[ident] = (digest, Mark.of(record))
+            self._seen[ident] = (digest, Mark(topic, record.partition, offset, record.file, record.index))
             return ()
         if before[0] == digest:
             return (Finding.at(record, "REDELIVERED", f"lead {ident[0]} revision {ident[1]} again, identical to "
@@ -584,6 +608,10 @@ class AcceptedLeads:
     """`leadbus.leads.accepted`: the digest, the normalisation of the original, one (lead_id, revision)."""
 
     name = "accepted-leads"
+
+    @staticmethod
+    def applies(topic: str) -> bool:
+        return topic == LEADS_ACCEPTED
 
     def __init__(self, intake: IntakeLeads | None = None, *, renormalise: bool = True) -> None:
         self.intake = intake
@@ -673,6 +701,10 @@ class CaseVersions:
 
     name = "case-versions"
 
+    @staticmethod
+    def applies(topic: str) -> bool:
+        return topic == CASES
+
     def __init__(self) -> None:
         self._last: dict[str, tuple[int, bool, Mark]] = {}
 
@@ -714,6 +746,10 @@ class HandoverSteps:
 
     name = "handover-steps"
 
+    @staticmethod
+    def applies(topic: str) -> bool:
+        return topic == HANDOVER
+
     def __init__(self) -> None:
         self._last: dict[str, tuple[int, Mark]] = {}
 
@@ -747,6 +783,10 @@ class RoutedVersions:
     """Routed topics: a case's versions never go back on a topic, and no event appears twice."""
 
     name = "routed-versions"
+
+    @staticmethod
+    def applies(topic: str) -> bool:
+        return is_routed(topic)
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, str], tuple[int, Mark]] = {}

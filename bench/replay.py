@@ -11,7 +11,8 @@ after the other, over the same topic:
 * raw:    assign() every partition from the start, consume to the end, touch each value (no decode);
 * replay: `leadbus.audit.replay` with every standard verifier and the bus's seal verifier (signatures by
           chains, keys at each record's time, publishers, partitions, Kafka keys, sequence lanes) — on the
-          accepted topic also the digest, the re-normalisation of `original`, one (lead id, revision).
+          accepted topic also the digest, the re-normalisation of `original`, one (lead id, revision);
+* replay without --verify: the same read (writer schemas, the summary's tally by type and publisher), no check.
 
 Both rates are printed over the whole call (the replay's includes reading `leadbus.schemas` and planning)
 and over the reading alone. Then the rebuild (linking, handover and routing handlers over in-memory
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 import uuid
@@ -185,7 +187,14 @@ def main() -> None:
                   f"({report.sealed} sealed, {report.signatures} Ed25519 verifications, {report.processes} "
                   f"process{'es' if report.processes > 1 else ''}) "
                   f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. schemas and plan), reading alone "
-                  f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone {reading / raw_rate:.2f})")
+                  f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone {reading / raw_rate:.2f}); "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+            plain = replay(ReplayOptions(topics=topics, verify=False), settings)
+            plain_rate = plain.records / plain.seconds
+            plain_reading = plain.records / plain.read_seconds if plain.read_seconds else 0.0
+            print(f"{name}: replay without --verify {plain.records} records {plain_rate:,.0f}/s, reading alone "
+                  f"{plain_reading:,.0f}/s → ratio {plain_rate / raw_rate:.2f} (reading alone "
+                  f"{plain_reading / raw_rate:.2f})")
         rebuild_input = more_accepted(accepted, args.rebuild_leads)
         began = time.perf_counter()
         result = rebuild(rebuild_input, catalog=CATALOG)

@@ -231,7 +231,7 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
          key: bytes | None, publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
          expected: int | None) -> int:
     count = 0
-    checks = [(v.name, v.check) for v in verifiers]
+    by_topic: dict[str, list[tuple[str, Callable[[ReplayRecord], Any]]]] = {}  # the checks that apply, per topic
     findings = report.findings
     tally = report.by_type_publisher
     sealed = 0
@@ -239,6 +239,9 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
     records = source.records(interleave=exporter is None) if isinstance(source, KafkaSource) else source.records()
     for record in records:
         count += 1
+        checks = by_topic.get(record.topic)
+        if checks is None:
+            checks = by_topic[record.topic] = [(v.name, v.check) for v in verifiers if _applies(v, record.topic)]
         for name, check in checks:
             try:
                 found = check(record)
@@ -267,6 +270,11 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
         progress(count, expected)
     report.sealed = sealed
     return count
+
+
+def _applies(verifier: Verifier, topic: str) -> bool:
+    applies = getattr(verifier, "applies", None)
+    return True if applies is None else bool(applies(topic))
 
 
 # -- several processes --------------------------------------------------------------------------------------

@@ -28,10 +28,11 @@ are verified alone against their intake coordinates (`leadbus-source`); their la
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord, is_intake
+from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord
 from leadbus.signing import (
     CHAIN_START,
     KeyRegistry,
@@ -39,7 +40,6 @@ from leadbus.signing import (
     PublisherKey,
     Seal,
     covers,
-    link_digest,
     message_signed,
     parse_publisher_id,
 )
@@ -86,6 +86,8 @@ class BusSealVerifier:
         self._required: dict[tuple[str, str | None], datetime | None] = {}
         self._covers: dict[tuple[str, str, str | None], bool] = {}
         self._bounds: dict[tuple[str, str], tuple[PublisherKey, int | None, int | None, int | None]] = {}
+        #: (publisher, key id, topic) → the key, its validity in ms, whether the publisher's agency owns the topic
+        self._signers: dict[tuple[str, str, str], tuple[PublisherKey, int | None, int | None, int | None, bool]] = {}
 
     # -- per record ---------------------------------------------------------------------------------
 
@@ -98,7 +100,7 @@ class BusSealVerifier:
             return self._unsigned(record)
         self.sealed += 1
         topic, value = record.topic, record.value or b""
-        if not is_intake(topic):
+        if not topic.startswith(INTAKE_PREFIX):
             return self._forwarded(record, seal, value)
         refused, key = self._refused(record, seal, topic, record.partition)
         lane = (seal.publisher, topic, record.partition)
@@ -107,10 +109,14 @@ class BusSealVerifier:
             why = refused or SealFault("UNKNOWN_KEY", "no key")
             return [*self._close(lane), Finding.at(record, why.reason, why.message)]
         message = seal.message(topic, value)
-        link = _Link(Mark.of(record), seal, message, link_digest(message, seal.signature), key.public_key)
+        digest = hashlib.sha256(message)
+        digest.update(seal.signature)  # link_digest(message, signature), without joining the two
+        link = _Link(Mark(topic, record.partition, record.offset, record.file, record.index), seal, message,
+                     digest.digest(), key.public_key)
         run = self._runs.get(lane)
-        if (run is not None and seal.prev is not None and seal.prev != CHAIN_START and len(run.links) < self.window
-                and run.links[-1].digest == seal.prev):
+        prev = seal.prev
+        if run is not None and prev is not None and len(run.links) < self.window and run.links[-1].digest == prev \
+                and prev != CHAIN_START:
             run.links.append(link)
             return []
         found = self._close(lane)
@@ -159,6 +165,13 @@ class BusSealVerifier:
     def _refused(self, record: ReplayRecord, seal: Seal, topic: str,
                  partition: int) -> tuple[SealFault | None, PublisherKey | None]:
         who = seal.publisher
+        known = self._signers.get((who, seal.key_id, topic))
+        if known is not None:  # the usual case: a key seen before, its registry entry and agency already judged
+            signer, start, until, revoked, own_agency = known
+            ms = record.timestamp_ms
+            if (own_agency and ms > 0 and (revoked is None or ms < revoked) and (start is None or ms >= start)
+                    and (until is None or ms < until) and seal.partition == partition):
+                return self._content(record, seal), signer
         key = self.registry.get(who, seal.key_id)
         if key is None:
             others = [k.publisher for k in self._keys_with_id(seal.key_id)]
@@ -172,6 +185,9 @@ class BusSealVerifier:
         if agency is not None and parse_publisher_id(who)[0] != agency:
             return SealFault("PUBLISHER_MISMATCH", f"{who} signed an event for {topic}: publishers sign only for their "
                                                  "own agency's topic", who), key
+        bounds = self._bounds[(key.publisher, key.key_id)] if record.timestamp_ms > 0 else None
+        if bounds is not None:
+            self._signers[(who, seal.key_id, topic)] = (key, bounds[1], bounds[2], bounds[3], True)
         if seal.partition != partition:
             return SealFault("WRONG_PARTITION", f"signed for {topic}[{seal.partition}], found on [{partition}]: a "
                                               "record moved or copied to another partition", who), key

@@ -212,10 +212,10 @@ class KafkaSource:
                             raise SourceError(f"{msg.topic()}: access refused ({error.str()})")
                         log.warning("replay: consumer error on %s[%s]: %s", msg.topic(), msg.partition(), error)
                         continue
-                    where = (cast(str, msg.topic()), cast(int, msg.partition()))
+                    where = (msg.topic(), msg.partition())  # no cast(): it is a call, and this runs per record
                     if where not in open_:
                         continue
-                    offset = cast(int, msg.offset())
+                    offset: int = msg.offset()  # type: ignore[assignment]
                     end = ends[where]
                     if offset >= end:
                         open_.discard(where)
@@ -225,8 +225,8 @@ class KafkaSource:
                         open_.discard(where)
                         done.append(where)
                     headers: Any = msg.headers() or ()
-                    yield ReplayRecord(where[0], where[1], offset, msg.timestamp()[1], msg.key(), msg.value(),
-                                       tuple(headers), catalog)
+                    yield ReplayRecord(where[0], where[1], offset, msg.timestamp()[1], msg.key(),
+                                       msg.value(), tuple(headers), catalog)
                 if done:
                     consumer.pause([TopicPartition(t, p) for t, p in done])
                 if batch:

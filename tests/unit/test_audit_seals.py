@@ -45,3 +45,13 @@ def test_a_key_revoked_later_does_not_fail_what_it_signed_while_valid() -> None:
     assert list(verifier.check(_record(0, 1, at=NOW))) == []
     (late,) = verifier.check(_record(1, 2, at=NOW + timedelta(days=2)))
     assert late.check == "KEY_REVOKED" and late.offset == 1
+
+
+def test_a_known_signer_moved_to_another_partition_or_revoked_mid_lane_is_still_named() -> None:
+    # The verifier remembers a signer once judged valid for a topic; a later record must still be judged itself.
+    verifier = BusSealVerifier(_registry(revoked_at=NOW + timedelta(hours=1)))
+    moved = _record(1, 2)
+    moved.partition = 1
+    records = [_record(0, 1), moved, _record(2, 3, at=NOW + timedelta(hours=2))]
+    findings = [f for r in records for f in verifier.check(r)]
+    assert sorted((f.check, f.offset) for f in findings) == [("KEY_REVOKED", 2), ("WRONG_PARTITION", 1)]

@@ -19,7 +19,19 @@ from datetime import date, datetime
 from typing import Any
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
-from leadbus.models import CaseLead, LinkDecision
+from leadbus.models import (
+    Address,
+    CaseLead,
+    Evidence,
+    Facts,
+    Grading,
+    LinkDecision,
+    Online,
+    PriorPenalty,
+    Publisher,
+    RightsHolder,
+    Subject,
+)
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.linking import Case, Linker, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
@@ -48,6 +60,36 @@ class _Store:
 
     def delete(self, key: str) -> None:
         self.writes[key.encode()] = None
+
+    def changed(self) -> dict[bytes, bytes | None]:
+        """This record's writes that change something: a value rewritten as it was is no changelog record."""
+        view = self.view
+        return {k: v for k, v in self.writes.items() if view.get(k) != v}
+
+
+def accepted_lead(doc: dict[str, Any]) -> CaseLead:
+    """The lead of a decoded `LeadAccepted`, built without validating it again.
+
+    Intake validated and normalised it before writing `leadbus.leads.accepted` (only intake may write there), and
+    the Avro reader has resolved older writers to today's fields; validating it again cost more than a quarter of
+    the linking step (issue #16). Enumerations stay plain strings here (their `str()` is the same), which is all the
+    linker and the suggestion scorer read. A record missing a part raises KeyError or TypeError: dead-lettered.
+    """
+    subject = doc["subject"]
+    address = subject["address"]
+    holder = doc["rights_holder"]
+    return CaseLead.model_construct(**{
+        **doc,
+        "publisher": Publisher.model_construct(**doc["publisher"]),
+        "subject": Subject.model_construct(
+            **{**subject, "address": Address.model_construct(**address) if address is not None else None}),
+        "online": Online.model_construct(**doc["online"]),
+        "facts": Facts.model_construct(**doc["facts"]),
+        "rights_holder": RightsHolder.model_construct(**holder) if holder is not None else None,
+        "grading": Grading.model_construct(**doc["grading"]),
+        "evidence": [Evidence.model_construct(**e) for e in doc["evidence"]],
+        "prior_penalties": [PriorPenalty.model_construct(**p) for p in doc["prior_penalties"]],
+    })
 
 
 def case_updated_record(case: Case, now: datetime, merged_into: str | None = None) -> dict[str, Any]:
@@ -92,8 +134,8 @@ class LinkingHandler:
         result = Result()
         try:
             _, event = decode(self.catalog, record.value or b"", self.accepted_schema)
-            lead = CaseLead.model_validate(event["lead"])
-        except (DecodeError, ValueError) as exc:
+            lead = accepted_lead(event["lead"])
+        except (DecodeError, ValueError, KeyError, TypeError) as exc:
             # Intake wrote this topic, so this is a bug or tampering: dead-letter it, never drop it.
             log.error("undecodable accepted lead at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
             result.outputs.append(Output(LEADS_REJECTED, record.key, encode(self.rejected_schema, dead_letter_record(
@@ -109,7 +151,7 @@ class LinkingHandler:
         value = encode(self.case_schema, case_updated_record(outcome.case, now))
         result.outputs.append(Output(CASES, outcome.case.case_id.encode(), value))
         result.outputs.extend(self._suggested(after_link(linker, outcome), now))
-        result.state.update(store.writes)
+        result.state.update(store.changed())
         return result
 
     def decide(self, record: Record, state: StateView, now: datetime) -> Result:
@@ -132,7 +174,7 @@ class LinkingHandler:
             value = encode(self.case_schema, case_updated_record(case, now))
             result.outputs.append(Output(CASES, case.case_id.encode(), value))
         result.outputs.extend(self._suggested(list(outcome.reviews), now))
-        result.state.update(store.writes)
+        result.state.update(store.changed())
         log.info("link decision", extra={"decision_id": decision.decision_id, "action": decision.action,
                                          "case_a": decision.case_a, "case_b": decision.case_b,
                                          "duplicate": outcome.duplicate})

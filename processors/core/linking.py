@@ -218,7 +218,7 @@ def case_id_for(lead_id: str) -> str:
     return "CASE-" + hashlib.sha256(lead_id.encode()).hexdigest()[:16].upper()
 
 
-def _member(lead: CaseLead, domains: Sequence[str] = ()) -> dict[str, Any]:
+def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None = None) -> dict[str, Any]:
     address = lead.subject.address
     return {
         "revision": lead.revision,
@@ -241,7 +241,7 @@ def _member(lead: CaseLead, domains: Sequence[str] = ()) -> dict[str, Any]:
         "police_measures_needed": lead.police_measures_needed,
         "weak": weak_signals(lead),  # compared by the suggestion scorer, never linked on
         "waybills": list(lead.waybills),  # for the courier channel (寄递渠道), never linked on
-        "keys": strong_identifiers(lead, domains),
+        "keys": strong_identifiers(lead, domains) if keys is None else keys,
     }
 
 
@@ -294,7 +294,7 @@ class Linker:
             for lead_id in other.members:
                 self.store.set(f"l:{lead_id}", case.case_id)
             self.store.delete(f"c:{other.case_id}")
-        case.members[lead.lead_id] = _member(lead, domains)
+        case.members[lead.lead_id] = _member(lead, domains, keys)
         case.unsaved.add(lead.lead_id)
         case.identifiers = sorted(set(case.identifiers) | set(keys))
         case.version += 1

@@ -3,8 +3,9 @@
     python bench/link_speed.py [--leads N]
 
 Prints the offline rate, the streaming rate (broker timestamps of the first and last
-CaseUpdated, start-up excluded), their ratio, and the state size per million identifiers
-(bytes of the link store's keys and values, and the RocksDB folder on disk).
+CaseUpdated, start-up excluded), their ratio, the changelog the stream wrote per lead (records
+and bytes of `leadbus.state.linking`, before compaction), and the state size per million
+identifiers (bytes of the link store's keys and values, and the RocksDB folder on disk).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from leadbus.processors.core.linking import DictStore, Linker
 from leadbus.processors.core.normalize import normalise
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import CASES, LEADS_ACCEPTED, load_declarations
+from leadbus.topics import CASES, LEADS_ACCEPTED, LINKING_CHANGELOG, load_declarations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.kafka_helpers import read_all
@@ -78,12 +79,16 @@ def main() -> None:
         messages = read_all(bootstrap, CASES)
         stamps = sorted(m.timestamp()[1] for m in messages)
         streaming = len(leads) / max((stamps[-1] - stamps[0]) / 1000.0, 1e-3)
+        changelog = read_all(bootstrap, LINKING_CHANGELOG)
+        changelog_bytes = sum(len(m.key() or b"") + len(m.value() or b"") for m in changelog)
     disk = sum(p.stat().st_size for p in (work / "linking").rglob("*") if p.is_file())
 
     print(f"leads {len(leads)}, cases {len({v for k, v in store.data.items() if k.startswith('l:')})}, "
           f"identifiers {identifiers}")
     print(f"offline linking (normalised leads, in memory) : {offline:9.0f} leads/s")
     print(f"streaming through the linking stage          : {streaming:9.0f} leads/s   ratio {streaming / offline:.2f}")
+    print(f"changelog written by the stream: {len(changelog) / len(leads):.2f} records, "
+          f"{changelog_bytes / len(leads):.0f} B per lead")
     print(f"state per million identifiers: {state_bytes / identifiers:.0f} B/identifier in the store → "
           f"{state_bytes / identifiers:.0f} MB per million; RocksDB on disk {disk / identifiers:.0f} B/identifier")
 

@@ -14,6 +14,7 @@ read by the same worker: the range assignor gives partition 0 of both topics to 
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -50,12 +51,34 @@ log = logging.getLogger("leadbus.processors.linking")
 CHANGELOG = LINKING_CHANGELOG
 
 
+#: Parsed member records kept between records (about 2 kB each): cleared when full.
+MEMBER_CACHE = 20_000
+_Parsed = dict[str, tuple[bytes, dict[str, Any]]]
+
+
 class _Store:
     """The linker's key → text store over the stage's state view, collecting this record's writes."""
 
-    def __init__(self, view: StateView) -> None:
+    def __init__(self, view: StateView, members: _Parsed | None = None) -> None:
         self.view = view
         self.writes: dict[bytes, bytes | None] = {}
+        self.members: _Parsed = {} if members is None else members
+
+    def read_member(self, lead_id: str) -> dict[str, Any] | None:
+        """A member record, parsed once while its stored bytes stay the same (they are compared, so an aborted
+        transaction or a revision never leaves a stale one)."""
+        key = f"m:{lead_id}".encode()
+        raw = self.writes[key] if key in self.writes else self.view.get(key)
+        if raw is None:
+            return None
+        cached = self.members.get(lead_id)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        member: dict[str, Any] = json.loads(raw)
+        if len(self.members) >= MEMBER_CACHE:
+            self.members.clear()
+        self.members[lead_id] = (raw, member)
+        return member
 
     def get(self, key: str) -> str | None:
         raw = key.encode()
@@ -157,6 +180,7 @@ class LinkingHandler:
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
         self.decision_schema = self.catalog.latest("cn.leadbus.LinkDecision")
         self.suggested_schema = self.catalog.latest("cn.leadbus.LinkSuggested")
+        self._members: _Parsed = {}
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         if record.topic == LINK_DECISIONS:
@@ -172,7 +196,7 @@ class LinkingHandler:
                 reason="LINK_UNDECODABLE", message=str(exc), original=record.value or b"", source=record.source,
                 now=now))))
             return result
-        store = _Store(state)
+        store = _Store(state, self._members)
         linker = Linker(store)
         outcome = linker.link(lead, event["identity"]["registrable_domains"])
         for absorbed in outcome.absorbed:
@@ -192,7 +216,7 @@ class LinkingHandler:
             decision = LinkDecision.model_validate(event)
         except (DecodeError, ValueError) as exc:
             return self._refused(record, "LINK_UNDECODABLE", str(exc), now)
-        store = _Store(state)
+        store = _Store(state, self._members)
         outcome = apply_decision(Linker(store), decision)
         if outcome.refused is not None:
             return self._refused(record, *outcome.refused, now, agency=decision.analyst.agency)

@@ -198,12 +198,20 @@ def load_case(store: LinkStore, case_id: str) -> Case | None:
     members = doc["members"]
     if isinstance(members, dict):  # layout 1: the whole case in one record; written in today's when next saved
         return Case(**doc, unsaved=set(members))
+    # A store may keep members it has parsed (`read_member(lead_id)`, e.g. the stage's, by the stored bytes): a
+    # member record never changes once written (a revision writes a new one), and a lead joining a case of
+    # hundreds would otherwise parse them all again. What it returns is shared: member records are read-only.
+    read = getattr(store, "read_member", None)
     loaded: dict[str, dict[str, Any]] = {}
     for lead_id in members:
-        member = store.get(f"m:{lead_id}")
+        if read is not None:
+            member = read(lead_id)
+        else:
+            text = store.get(f"m:{lead_id}")
+            member = json.loads(text) if text is not None else None
         if member is None:
             raise KeyError(f"member {lead_id} of case {case_id} missing from the link store")
-        loaded[lead_id] = json.loads(member)
+        loaded[lead_id] = member
     doc["members"] = loaded
     return Case(**doc)
 

@@ -37,7 +37,7 @@ from itertools import combinations
 from math import comb
 
 from leadbus.models import CaseLead
-from leadbus.processors.core.linking import Case, DictStore, Linker, link_and_suggest, link_offline
+from leadbus.processors.core.linking import Case, DictStore, Linker, link_and_suggest, link_offline, load_case
 from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.normalize import normalise as _normalise
 from leadbus.processors.core.review import REVIEW_MIN_SCORE, after_link
@@ -246,7 +246,7 @@ def stream_main(leads: Sequence[CaseLead], suspects: Sequence[int]) -> None:
         reviews = after_link(linker, linker.link(norm.lead, norm.domains))
         mark = time.perf_counter()
         for review in reviews:
-            a, b = (Case.from_json(store.data[f"c:{c}"]) for c in (review.suggestion.case_a, review.suggestion.case_b))
+            a, b = (load_case(store, c) or Case(c, 0) for c in (review.suggestion.case_a, review.suggestion.case_b))
             emitted += 1
             same += bool({truth[m] for m in a.members} & {truth[m] for m in b.members})
         judging += time.perf_counter() - mark

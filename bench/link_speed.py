@@ -3,8 +3,9 @@
     python bench/link_speed.py [--leads N]
 
 Prints the offline rate, the streaming rate (broker timestamps of the first and last
-CaseUpdated, start-up excluded), their ratio, and the state size per million identifiers
-(bytes of the link store's keys and values, and the RocksDB folder on disk).
+CaseUpdated, start-up excluded), their ratio, the changelog the stream wrote per lead (records
+and bytes of `leadbus.state.linking`, before compaction), and the state size per million
+identifiers (bytes of the link store's keys and values, and the RocksDB folder on disk).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from leadbus.processors.core.linking import DictStore, Linker
 from leadbus.processors.core.normalize import normalise
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import CASES, LEADS_ACCEPTED, load_declarations
+from leadbus.topics import CASES, LEADS_ACCEPTED, LINKING_CHANGELOG, load_declarations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.kafka_helpers import read_all
@@ -35,6 +36,7 @@ from tests.kafka_helpers import read_all
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--leads", type=int, default=20000)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds the stream may take")
     args = parser.parse_args()
     now = datetime.now(UTC) - timedelta(days=1)
     leads = list(TrafficGenerator(seed=8, same_suspect_share=0.45).leads(args.leads, now, timedelta(milliseconds=5)))
@@ -70,20 +72,29 @@ def main() -> None:
         worker = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "linking", "-b",
                                    bootstrap, "--state-dir", str(work)], stdout=subprocess.DEVNULL,
                                   stderr=open(work / "linking.log", "wb"))  # noqa: SIM115
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline and len(read_all(bootstrap, CASES)) < len(leads):
             time.sleep(2)
         worker.terminate()
         worker.wait(30)
         messages = read_all(bootstrap, CASES)
         stamps = sorted(m.timestamp()[1] for m in messages)
-        streaming = len(leads) / max((stamps[-1] - stamps[0]) / 1000.0, 1e-3)
+        changelog = read_all(bootstrap, LINKING_CHANGELOG)
+        changelog_bytes = sum(len(m.key() or b"") + len(m.value() or b"") for m in changelog)
+        # The leads the stream linked (each has its l:<lead> key): all of them unless the timeout cut it short.
+        linked = max(len({m.key() for m in changelog if (m.key() or b"").startswith(b"l:")}), 1)
+        streaming = linked / max((stamps[-1] - stamps[0]) / 1000.0, 1e-3)
     disk = sum(p.stat().st_size for p in (work / "linking").rglob("*") if p.is_file())
 
     print(f"leads {len(leads)}, cases {len({v for k, v in store.data.items() if k.startswith('l:')})}, "
           f"identifiers {identifiers}")
     print(f"offline linking (normalised leads, in memory) : {offline:9.0f} leads/s")
     print(f"streaming through the linking stage          : {streaming:9.0f} leads/s   ratio {streaming / offline:.2f}")
+    if linked < len(leads):
+        print(f"INCOMPLETE: the stream linked {linked} of {len(leads)} leads within {args.timeout:.0f} s; "
+              "its rate is over those")
+    print(f"changelog written by the stream: {len(changelog) / linked:.2f} records, "
+          f"{changelog_bytes / linked:.0f} B per lead")
     print(f"state per million identifiers: {state_bytes / identifiers:.0f} B/identifier in the store → "
           f"{state_bytes / identifiers:.0f} MB per million; RocksDB on disk {disk / identifiers:.0f} B/identifier")
 

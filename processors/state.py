@@ -188,18 +188,23 @@ class StateStore:
             consumer.assign(assignment)
             deadline = time.monotonic() + timeout
             while ends and time.monotonic() < deadline:
+                batches: dict[int, WriteBatch] = {}  # one RocksDB write per partition and poll, not one per record
                 for msg in consumer.consume(1000, 0.5):
                     if msg.error():
                         continue
                     partition = msg.partition() or 0
-                    db = self._db(partition)
+                    batch = batches.get(partition)
+                    if batch is None:
+                        batch = batches[partition] = WriteBatch()
                     key = msg.key() or b""
                     value = msg.value()
                     if value is None:
-                        db.delete(key)
+                        batch.delete(key)
                     else:
-                        db[key] = value
+                        batch.put(key, value)
                     restored += 1
+                for partition, batch in batches.items():
+                    self._db(partition).write(batch)
                 for tp in consumer.position([TopicPartition(self.changelog_topic, p) for p in list(ends)]):
                     if tp.offset >= ends[tp.partition]:
                         self._db(tp.partition)[_CHECKPOINT] = Checkpoint(identity, ends[tp.partition]).to_bytes()

@@ -9,7 +9,17 @@ the older case (created first) and records the absorbed ids in `merged_from`. Ca
 derive from the first lead of a case, so the same input order always gives the same ids.
 
 The linker keeps its memory in a `LinkStore` (key → text): a dict offline, the stage's
-RocksDB state in the stream, so both run this same code.
+RocksDB state in the stream, so both run this same code. Its layout (each key is also a changelog
+record in the stream, so a lead should write few and small ones):
+
+* ``l:<lead>`` → the lead's case; ``i:<identifier>`` → the case holding it; ``seq`` → cases made so far;
+* ``m:<lead>`` → the lead's member record (`_member`), written when the lead (or a revision) arrives and never
+  again: merges and splits move leads between cases without rewriting them;
+* ``c:<case>`` → the case without its members' records (`Case.header_json`): its lead ids, identifiers, merges,
+  version, history. Before issue #16 ``c:`` held the whole case, members included (layout 1), so every lead
+  rewrote every member of its case; `load_case` still reads that form, and the next write of such a case stores
+  it in today's layout (its members under ``m:``), so a stage upgraded over an old changelog goes on without a
+  rebuild and without loss.
 """
 
 from __future__ import annotations
@@ -155,13 +165,55 @@ class Case:
     version: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)  # analysts' decisions: confirm, split
     separated: list[str] = field(default_factory=list)  # cases an analyst split off or rejected: never auto-merged
+    # Members whose ``m:`` record is not written yet (new, revised, or read from a layout-1 case).
+    unsaved: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def _doc(self) -> dict[str, Any]:
+        doc = dict(self.__dict__)
+        del doc["unsaved"]
+        return doc
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, ensure_ascii=False, sort_keys=True)
+        """The whole case, members included (the layout before issue #16; `header_json` is what is stored)."""
+        return json.dumps(self._doc(), ensure_ascii=False, sort_keys=True)
+
+    def header_json(self) -> str:
+        """The case as stored under ``c:``: its members by lead id only (their records are under ``m:``)."""
+        doc = self._doc()
+        doc["members"] = sorted(self.members)
+        return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Case:
+        """A whole case (`to_json`)."""
         return cls(**json.loads(text))
+
+
+def load_case(store: LinkStore, case_id: str) -> Case | None:
+    """The case from the store, in either layout (see the module docstring); None when there is no such case."""
+    text = store.get(f"c:{case_id}")
+    if text is None:
+        return None
+    doc = json.loads(text)
+    members = doc["members"]
+    if isinstance(members, dict):  # layout 1: the whole case in one record; written in today's when next saved
+        return Case(**doc, unsaved=set(members))
+    # A store may keep members it has parsed (`read_member(lead_id)`, e.g. the stage's, by the stored bytes): a
+    # member record never changes once written (a revision writes a new one), and a lead joining a case of
+    # hundreds would otherwise parse them all again. What it returns is shared: member records are read-only.
+    read = getattr(store, "read_member", None)
+    loaded: dict[str, dict[str, Any]] = {}
+    for lead_id in members:
+        if read is not None:
+            member = read(lead_id)
+        else:
+            text = store.get(f"m:{lead_id}")
+            member = json.loads(text) if text is not None else None
+        if member is None:
+            raise KeyError(f"member {lead_id} of case {case_id} missing from the link store")
+        loaded[lead_id] = member
+    doc["members"] = loaded
+    return Case(**doc)
 
 
 @dataclass(frozen=True)
@@ -174,7 +226,7 @@ def case_id_for(lead_id: str) -> str:
     return "CASE-" + hashlib.sha256(lead_id.encode()).hexdigest()[:16].upper()
 
 
-def _member(lead: CaseLead, domains: Sequence[str] = ()) -> dict[str, Any]:
+def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None = None) -> dict[str, Any]:
     address = lead.subject.address
     return {
         "revision": lead.revision,
@@ -197,7 +249,7 @@ def _member(lead: CaseLead, domains: Sequence[str] = ()) -> dict[str, Any]:
         "police_measures_needed": lead.police_measures_needed,
         "weak": weak_signals(lead),  # compared by the suggestion scorer, never linked on
         "waybills": list(lead.waybills),  # for the courier channel (寄递渠道), never linked on
-        "keys": strong_identifiers(lead, domains),
+        "keys": strong_identifiers(lead, domains) if keys is None else keys,
     }
 
 
@@ -206,10 +258,19 @@ class Linker:
         self.store = store
 
     def _case(self, case_id: str) -> Case:
-        text = self.store.get(f"c:{case_id}")
-        if text is None:
+        case = load_case(self.store, case_id)
+        if case is None:
             raise KeyError(f"case {case_id} missing from the link store")
-        return Case.from_json(text)
+        return case
+
+    def _save(self, case: Case) -> None:
+        """Write the case's header and the records of its members not stored yet."""
+        for lead_id in sorted(case.unsaved):
+            member = case.members.get(lead_id)
+            if member is not None:
+                self.store.set(f"m:{lead_id}", json.dumps(member, ensure_ascii=False, sort_keys=True))
+        case.unsaved = set()
+        self.store.set(f"c:{case.case_id}", case.header_json())
 
     def _next_seq(self) -> int:
         seq = int(self.store.get("seq") or "0") + 1
@@ -233,6 +294,7 @@ class Linker:
             case, absorbed = Case(case_id_for(lead.lead_id), self._next_seq()), []
         for other in absorbed:
             case.members.update(other.members)
+            case.unsaved |= other.unsaved
             case.identifiers = sorted(set(case.identifiers) | set(other.identifiers))
             case.merged_from = sorted(set(case.merged_from) | {other.case_id} | set(other.merged_from))
             for key in other.identifiers:
@@ -240,14 +302,15 @@ class Linker:
             for lead_id in other.members:
                 self.store.set(f"l:{lead_id}", case.case_id)
             self.store.delete(f"c:{other.case_id}")
-        case.members[lead.lead_id] = _member(lead, domains)
+        case.members[lead.lead_id] = _member(lead, domains, keys)
+        case.unsaved.add(lead.lead_id)
         case.identifiers = sorted(set(case.identifiers) | set(keys))
         case.version += 1
         for key in keys:
             if self.store.get(f"i:{key}") in (None, *(c.case_id for c in absorbed)):
                 self.store.set(f"i:{key}", case.case_id)
         self.store.set(f"l:{lead.lead_id}", case.case_id)
-        self.store.set(f"c:{case.case_id}", case.to_json())
+        self._save(case)
         return LinkOutcome(case, tuple(absorbed))
 
     # -- analysts' decisions (LinkDecision): never automatic, always recorded -------------------------
@@ -256,6 +319,7 @@ class Linker:
         """Merge two cases an analyst says are one; the older id stays. ``entry``: who, why, when (history)."""
         first, second = sorted((self._case(case_a), self._case(case_b)), key=lambda c: (c.seq, c.case_id))
         first.members.update(second.members)
+        first.unsaved |= second.unsaved
         first.identifiers = sorted(set(first.identifiers) | set(second.identifiers))
         first.merged_from = sorted(set(first.merged_from) | {second.case_id} | set(second.merged_from))
         first.separated = sorted((set(first.separated) | set(second.separated)) - {first.case_id, second.case_id})
@@ -266,7 +330,7 @@ class Linker:
         for lead_id in second.members:
             self.store.set(f"l:{lead_id}", first.case_id)
         self.store.delete(f"c:{second.case_id}")
-        self.store.set(f"c:{first.case_id}", first.to_json())
+        self._save(first)
         self._carry_rejections(second.case_id, first.case_id)
         return LinkOutcome(first, (second,))
 
@@ -274,10 +338,10 @@ class Linker:
         """The pair is never suggested again (nor auto-merged through a later lead)."""
         for one, other in ((case_a, case_b), (case_b, case_a)):
             text = self.store.get(f"c:{one}")
-            if text is not None:
-                case = Case.from_json(text)
-                case.separated = sorted(set(case.separated) | {other})
-                self.store.set(f"c:{one}", case.to_json())
+            if text is not None:  # only the header changes (in either layout): the members are not read
+                doc = json.loads(text)
+                doc["separated"] = sorted(set(doc["separated"]) | {other})
+                self.store.set(f"c:{one}", json.dumps(doc, ensure_ascii=False, sort_keys=True))
         self._add_rejection(case_a, case_b)
 
     def split(self, case_id: str, lead_ids: Sequence[str], entry: dict[str, Any]) -> tuple[Case, Case]:
@@ -294,6 +358,9 @@ class Linker:
         new = Case(new_id, self._next_seq())
         for lead_id in moving:
             new.members[lead_id] = case.members.pop(lead_id)
+            if lead_id in case.unsaved:
+                case.unsaved.discard(lead_id)
+                new.unsaved.add(lead_id)
             self.store.set(f"l:{lead_id}", new.case_id)
         kept_keys = {k for m in case.members.values() for k in m.get("keys", ())}
         moved_keys = {k for m in new.members.values() for k in m.get("keys", ())}
@@ -307,8 +374,8 @@ class Linker:
         new.history = [record]
         case.version += 1
         new.version = 1
-        self.store.set(f"c:{case.case_id}", case.to_json())
-        self.store.set(f"c:{new.case_id}", new.to_json())
+        self._save(case)
+        self._save(new)
         self._add_rejection(case.case_id, new.case_id)
         return case, new
 
@@ -435,9 +502,10 @@ def link_offline(leads: Iterable[CaseLead]) -> dict[str, str]:
 def case_weak_signals(store: DictStore) -> dict[str, list[str]]:
     """case id → the union of its members' weak signals, from a linker's offline store."""
     out: dict[str, list[str]] = {}
-    for key, text in store.data.items():
+    for key in list(store.data):
         if key.startswith("c:"):
-            case = Case.from_json(text)
+            case = load_case(store, key[2:])
+            assert case is not None
             out[case.case_id] = sorted({s for m in case.members.values() for s in m.get("weak", ())})
     return out
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from leadbus.geography import regions_of
 from leadbus.models import LinkDecision
-from leadbus.processors.core.linking import Case, Linker, LinkOutcome, LinkStore
+from leadbus.processors.core.linking import Case, Linker, LinkOutcome, LinkStore, load_case
 from leadbus.processors.core.suggest import FIELDS, Field, Suggestion, block_keys, posterior, profile_of, score_pair
 
 #: A pair is put to analysts from this posterior probability on (the offline list goes lower, to 0.05, for
@@ -198,10 +198,11 @@ class SuggestionIndex:
             if score < self.min_score:
                 continue
             last = self.store.get(f"sx:p:{a}|{b}")
-            text = self.store.get(f"c:{other}")
-            if text is None or (last is not None and total < float(last) + RESUGGEST_BITS):
+            if last is not None and total < float(last) + RESUGGEST_BITS:
                 continue
-            other_case = Case.from_json(text)
+            other_case = load_case(self.store, other)
+            if other_case is None:
+                continue
             first, second = (case, other_case) if case.case_id == a else (other_case, case)
             self.store.set(f"sx:p:{a}|{b}", str(round(total, 3)))
             provinces = provinces_of((first, second))
@@ -267,7 +268,8 @@ def apply_decision(linker: Linker, decision: LinkDecision, index: SuggestionInde
         linker.reject(decision.case_a, decision.case_b)
         result = DecisionOutcome()
     else:
-        case = Case.from_json(store.get(f"c:{decision.case_a}") or "{}")
+        case = load_case(store, decision.case_a)
+        assert case is not None  # checked above
         outside = sorted(set(decision.lead_ids) - set(case.members))
         if outside:
             return DecisionOutcome(refused=("LINK_SPLIT_LEADS", f"not leads of {case.case_id}: {', '.join(outside)}"))

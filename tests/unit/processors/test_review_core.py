@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from leadbus.models import LinkDecision
-from leadbus.processors.core.linking import Case, DictStore, Linker
+from leadbus.processors.core.linking import Case, DictStore, Linker, load_case
 from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.review import RESUGGEST_BITS, SuggestionIndex, after_link, apply_decision, case_signals
 from leadbus.processors.core.suggest import FIELDS, block_keys, profile_of
@@ -31,7 +31,7 @@ def _stream(n: int, seed: int = 3) -> tuple[Linker, list, list]:  # type: ignore
 
 def _cases(linker: Linker) -> list[Case]:
     data = linker.store.data  # type: ignore[attr-defined]
-    return [Case.from_json(v) for k, v in sorted(data.items()) if k.startswith("c:")]
+    return [c for k in sorted(data) if k.startswith("c:") and (c := load_case(linker.store, k[2:])) is not None]
 
 
 def _decision(action: str, a: str, b: str | None = None, leads: list[str] | None = None,

@@ -1,0 +1,113 @@
+"""The linking stage's state (issue #16): a lead writes its own member record and its case's header, never the other
+members again; the accepted lead is built without a second validation yet equals the validated one; an older state
+layout is read and upgraded, never lost."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from leadbus.avro import decode
+from leadbus.models import CaseLead
+from leadbus.processors.core.linking import Case, DictStore, Linker, _member, load_case
+from leadbus.processors.core.normalize import normalise
+from leadbus.processors.core.records import Record
+from leadbus.processors.linking import LinkingHandler, accepted_lead
+from leadbus.producers.simulator import TrafficGenerator
+from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED
+from tests.unit.processors.linking_golden import ACCEPTED, CATALOG, NOW, MemoryState, _accepted, old_state, run
+
+
+def _records(n: int, share: float = 0.5) -> list[dict]:
+    generator = TrafficGenerator(seed=5, same_suspect_share=share)
+    return [lead.to_avro() for lead in generator.leads(n, NOW - timedelta(hours=3), timedelta(seconds=10))]
+
+
+def test_the_accepted_lead_built_without_validation_equals_the_validated_one() -> None:
+    for offset, record in enumerate(_records(150)):
+        if offset % 5 == 0:  # the simulator writes no earlier penalties: add some
+            record["prior_penalties"] = [{"kind": "CRIMINAL", "decided_on": (NOW - timedelta(days=300)).date(),
+                                          "decided_by": "某市中级人民法院", "violation": record["violation"],
+                                          "reference": None}]
+        doc = decode(CATALOG, _accepted(record, offset), ACCEPTED)[1]["lead"]
+        built, validated = accepted_lead(doc), CaseLead.model_validate(doc)
+        assert built == validated and built.model_dump() == validated.model_dump()
+        assert _member(built, ["example.com"]) == _member(validated, ["example.com"])
+        assert bool(built.prior_penalties) == (offset % 5 == 0)
+
+
+def test_an_accepted_lead_that_does_not_fit_the_model_is_dead_lettered_not_linked() -> None:
+    handler = LinkingHandler()
+    value = _accepted(_records(1)[0], 0)
+    event = decode(CATALOG, value, ACCEPTED)[1]
+    event["lead"]["subject"] = {**event["lead"]["subject"], "stowaway": 1}  # drifted: validated, and refused
+    with pytest.raises(ValueError):
+        accepted_lead(event["lead"])
+    broken = Record(LEADS_ACCEPTED, 0, 0, None, value[:-3])
+    result = handler.handle(broken, MemoryState(), NOW)
+    assert [o.topic for o in result.outputs] == [LEADS_REJECTED] and not result.state
+
+
+def test_a_lead_joining_a_big_case_writes_its_member_and_the_header_only() -> None:
+    handler = LinkingHandler()
+    state = MemoryState()
+    base = _records(1)[0]
+    sizes = []
+    for n in range(60):  # sixty reports of one shop: one case
+        record = {**base, "lead_id": f"00000000-0000-4000-8000-{n:012d}", "description": f"report {n}"}
+        result = handler.handle(Record(LEADS_ACCEPTED, 0, n, None, _accepted(record, n)), state, NOW)
+        state.pending.update(result.state)
+        state.commit()
+        written = {k.decode().split(":", 1)[0] for k in result.state}
+        assert {k for k in result.state if k.startswith(b"m:")} == {f"m:{record['lead_id']}".encode()}
+        assert "c" in written
+        sizes.append(sum(len(k) + len(v or b"") for k, v in result.state.items()))
+    case_keys = [k for k in state.committed if k.startswith(b"c:")]
+    assert len(case_keys) == 1
+    header = json.loads(state.committed[case_keys[0]])
+    assert len(header["members"]) == 60 and all(isinstance(m, str) for m in header["members"])
+    # the 60th lead writes a header grown by 59 lead ids, not 59 members' records (~0.7 kB each)
+    assert sizes[-1] - sizes[1] < 59 * 60
+
+
+def test_a_value_written_as_it_was_is_no_state_write() -> None:
+    handler = LinkingHandler()
+    state = MemoryState()
+    value = _accepted(_records(1)[0], 0)
+    first = handler.handle(Record(LEADS_ACCEPTED, 0, 0, None, value), state, NOW)
+    state.pending.update(first.state)
+    state.commit()
+    again = handler.handle(Record(LEADS_ACCEPTED, 0, 1, None, value), state, NOW)  # a redelivered copy
+    assert b"seq" not in again.state and all(state.get(k) != v for k, v in again.state.items())
+    assert len(again.state) < len(first.state)
+
+
+def test_the_layout_before_is_read_and_upgraded_when_written_without_losing_a_member() -> None:
+    old = old_state()
+    layout_1 = [k for k, v in old.committed.items()
+                if k.startswith(b"c:") and isinstance(json.loads(v)["members"], dict)]
+    assert layout_1 and not any(k.startswith(b"m:") for k in old.committed)
+    _, state = run(swap=old)
+    store = DictStore({k.decode(): v.decode() for k, v in state.committed.items()})
+    cases = {k[2:]: load_case(store, k[2:]) for k in store.data if k.startswith("c:")}
+    upgraded = sum(isinstance(json.loads(store.data[f"c:{c}"])["members"], list) for c in cases)
+    assert upgraded > len(layout_1) // 4  # the cases written since are in today's layout; the rest still read
+    for key, case_id in store.data.items():  # every lead is a member of the case it points to
+        if key.startswith("l:"):
+            case = cases[case_id]
+            assert case is not None and key[2:] in case.members
+    assert sum(len(c.members) for c in cases.values() if c) == sum(k.startswith("l:") for k in store.data)
+
+
+def test_offline_linking_in_the_new_layout_keeps_whole_cases_readable() -> None:
+    linker = Linker(DictStore())
+    for lead in TrafficGenerator(seed=2, same_suspect_share=0.7).leads(200, NOW - timedelta(hours=1),
+                                                                       timedelta(seconds=5)):
+        norm = normalise(lead)
+        linker.link(norm.lead, norm.domains)
+    data = linker.store.data  # type: ignore[attr-defined]
+    case = max((load_case(linker.store, k[2:]) for k in data if k.startswith("c:")), key=lambda c: len(c.members))
+    assert case is not None and len(case.members) > 2
+    assert Case.from_json(case.to_json()).members == case.members  # the whole form still round-trips

@@ -180,6 +180,7 @@ def _provenance(seal: Seal | None, keys: KeyRegistry, agency: str, province: str
 
 
 _NO_KEYS = KeyRegistry()
+_JSON_OF_LEAD = CaseLead.__pydantic_serializer__.to_json
 
 
 def _claimed_lead_id(original: bytes, catalog: SchemaCatalog) -> str | None:
@@ -256,7 +257,8 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
             field="publisher.agency", lead_id=lead.lead_id,
         )
     normalised = normalise(lead)
-    digest = hashlib.sha256(normalised.lead.to_json().encode()).hexdigest()
+    # The JSON form's bytes straight from the serializer (`to_json()` decodes them to text, which was encoded back)
+    digest = hashlib.sha256(_JSON_OF_LEAD(normalised.lead)).hexdigest()
     return Acceptance(normalised.lead, normalised, digest, source, original, seal)
 
 

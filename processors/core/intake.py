@@ -180,6 +180,7 @@ def _provenance(seal: Seal | None, keys: KeyRegistry, agency: str, province: str
 
 
 _NO_KEYS = KeyRegistry()
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str (ensure_ascii)
 _JSON_OF_LEAD = CaseLead.__pydantic_serializer__.to_json
 
 
@@ -270,7 +271,8 @@ class Seen:
     digest: str
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"revision": self.revision, "digest": self.digest}).encode()
+        # byte for byte json.dumps({"revision": ..., "digest": ...}), without building the mapping
+        return f'{{"revision": {int(self.revision)}, "digest": {_json_string(self.digest)}}}'.encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> Seen | None:

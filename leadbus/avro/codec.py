@@ -109,7 +109,8 @@ def read_body(writer: SchemaEntry, data: bytes, reader: SchemaEntry | None = Non
     """`decode` once the writer is known (`writer_of`)."""
     if reader is not None and writer.name != reader.name:
         raise DecodeError("DECODE_WRONG_TYPE", f"expected a {reader.name}, got a {writer.name}")
-    if writer.reader is not None and (reader is None or reader is writer):
+    # the compiled reader when no resolution is needed (and on bytes, so that `bytes` fields come out as bytes)
+    if writer.reader is not None and (reader is None or reader is writer) and type(data) is bytes:
         try:
             record, end = writer.reader(data, HEADER_SIZE)
         except _UNREADABLE:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from confluent_kafka import KafkaException
 
@@ -168,12 +169,12 @@ class IntakeHandler:
         seen = Seen.from_bytes(state.get(key))
         verdict = judge(seen, examined.revision, examined.digest)
         if verdict == "emit":
-            metrics.INTAKE_ACCEPTED.labels(examined.agency).inc()
+            _counter(_ACCEPTED_BY, metrics.INTAKE_ACCEPTED, examined.agency).inc()
             result = Result([Output(LEADS_ACCEPTED, key, record.value or b"")])
             result.state[key] = Seen(examined.revision, examined.digest).to_bytes()
             return result
         if verdict == "drop":
-            metrics.INTAKE_DUPLICATES.labels(examined.agency).inc()
+            _counter(_DUPLICATES_BY, metrics.INTAKE_DUPLICATES, examined.agency).inc()
             return Result()
         assert seen is not None
         _, accepted = decode(self.catalog, record.value or b"", self.accepted_schema)
@@ -254,6 +255,20 @@ class IntakeHandler:
 
 
 _SEAL_NAMES = frozenset(ALL_SEAL_HEADERS)
+# The judge's counters per publisher agency, looked up once (`labels()` takes a lock and builds a key per call);
+# agencies are few, and the memo stops growing past a bound whatever the headers say.
+_ACCEPTED_BY: dict[str, Any] = {}
+_DUPLICATES_BY: dict[str, Any] = {}
+
+
+def _counter(memo: dict[str, Any], family: Any, agency: str) -> Any:
+    child = memo.get(agency)
+    if child is None:
+        child = family.labels(agency)
+        if len(memo) < 256:
+            memo[agency] = child
+    return child
+
 # Decisions and agency events keep their seal and origin in headers: whoever reads them can re-verify.
 _SEALED_TOPICS = frozenset({*_DECISION_TOPICS, *(kind.topic for kind in EVENT_KINDS.values())})
 

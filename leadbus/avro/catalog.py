@@ -19,6 +19,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
+from leadbus.avro.fastread import Reader, compile_reader
 from leadbus.avro.fastwrite import Writer, compile_writer
 from leadbus.avro.fingerprint import fingerprint_bytes
 
@@ -42,6 +43,8 @@ class SchemaEntry:
     writer: Writer | None = field(default=None, repr=False, compare=False)
     expanded: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     object_writer: Writer | None = field(default=None, repr=False, compare=False)
+    # compiled reader of this writer's bytes (no resolution): None when the schema is beyond it
+    reader: Reader | None = field(default=None, repr=False, compare=False)
 
     @property
     def fingerprint_hex(self) -> str:
@@ -84,7 +87,7 @@ class SchemaCatalog:
         expanded.pop("x-leadbus-requires", None)
         entry = SchemaEntry(
             _full_name(source), version, source, parsed, canonical, fingerprint_bytes(canonical),
-            compile_writer(parsed), expanded, compile_writer(parsed, from_attributes=True),
+            compile_writer(parsed), expanded, compile_writer(parsed, from_attributes=True), compile_reader(parsed),
         )
         known = self._by_fp.get(entry.fingerprint)
         if known is not None:

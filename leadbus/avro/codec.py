@@ -7,6 +7,7 @@ to the reader schema, so old and new writers both read.
 from __future__ import annotations
 
 import io
+import struct
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -15,6 +16,8 @@ from leadbus.avro.catalog import SchemaCatalog, SchemaEntry
 from leadbus.avro.fastwrite import compile_writer
 
 MAGIC = b"\xc3\x01"
+# what the compiled reader raises on bytes it will not judge (Unreadable is a ValueError, as a bad UTF-8 is)
+_UNREADABLE = (ValueError, IndexError, OverflowError, struct.error)
 HEADER_SIZE = 10
 
 
@@ -106,6 +109,16 @@ def read_body(writer: SchemaEntry, data: bytes, reader: SchemaEntry | None = Non
     """`decode` once the writer is known (`writer_of`)."""
     if reader is not None and writer.name != reader.name:
         raise DecodeError("DECODE_WRONG_TYPE", f"expected a {reader.name}, got a {writer.name}")
+    # the compiled reader when no resolution is needed (and on bytes, so that `bytes` fields come out as bytes)
+    if writer.reader is not None and (reader is None or reader is writer) and type(data) is bytes:
+        try:
+            record, end = writer.reader(data, HEADER_SIZE)
+        except _UNREADABLE:
+            pass  # fastavro reads it again below: its record or the error it names stands
+        else:
+            if end != len(data):
+                raise DecodeError("DECODE_TRAILING_BYTES", f"{len(data) - end} bytes after the {writer.name} body")
+            return writer, record
     buf = io.BytesIO(data)
     buf.seek(HEADER_SIZE)
     try:

@@ -180,6 +180,9 @@ def _provenance(seal: Seal | None, keys: KeyRegistry, agency: str, province: str
 
 
 _NO_KEYS = KeyRegistry()
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str (ensure_ascii)
+_JSON_OF_LEAD = CaseLead.__pydantic_serializer__.to_json
+_VALIDATE_LEAD = CaseLead.__pydantic_validator__.validate_python
 
 
 def _claimed_lead_id(original: bytes, catalog: SchemaCatalog) -> str | None:
@@ -240,7 +243,7 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
             return reject(refused.reason, refused.message, field="publisher",
                           lead_id=str(lead_id) if lead_id is not None else None)
     try:
-        lead = CaseLead.model_validate(record, context={"now": now})
+        lead: CaseLead = _VALIDATE_LEAD(record, context={"now": now})  # CaseLead.model_validate, no wrapper
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         first = errors[0]
@@ -256,7 +259,8 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
             field="publisher.agency", lead_id=lead.lead_id,
         )
     normalised = normalise(lead)
-    digest = hashlib.sha256(normalised.lead.to_json().encode()).hexdigest()
+    # The JSON form's bytes straight from the serializer (`to_json()` decodes them to text, which was encoded back)
+    digest = hashlib.sha256(_JSON_OF_LEAD(normalised.lead)).hexdigest()
     return Acceptance(normalised.lead, normalised, digest, source, original, seal)
 
 
@@ -268,7 +272,8 @@ class Seen:
     digest: str
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"revision": self.revision, "digest": self.digest}).encode()
+        # byte for byte json.dumps({"revision": ..., "digest": ...}), without building the mapping
+        return f'{{"revision": {int(self.revision)}, "digest": {_json_string(self.digest)}}}'.encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> Seen | None:

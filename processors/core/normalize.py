@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import tldextract
+from pydantic import BaseModel
 
 from leadbus.geography import PROVINCES
 from leadbus.identifiers import (
@@ -30,6 +33,8 @@ from leadbus.identifiers import (
     to_halfwidth,
 )
 from leadbus.models import CaseLead
+
+_M = TypeVar("_M", bound=BaseModel)
 
 # The public-suffix snapshot bundled with tldextract: nothing is fetched at run time.
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
@@ -198,28 +203,60 @@ def normalise(lead: CaseLead) -> Normalised:
         id_number = normalize_resident_id(subject.id_number)
         if len(clean_text(subject.id_number).replace(" ", "")) == 15:
             warnings.append(Warning_("LEGACY_RESIDENT_ID", "subject.id_number", "15-digit ID upgraded to 18 digits"))
-    phones = _unique([canonical_phone(p) for p in subject.phones])
+    phones = _canonical(subject.phones, canonical_phone)
     if uscc != subject.uscc or id_number != subject.id_number or phones != subject.phones:
-        subject = subject.model_copy(update={"uscc": uscc, "id_number": id_number, "phones": phones})
+        subject = _replaced(subject, {"uscc": uscc, "id_number": id_number, "phones": phones})
     online = lead.online
-    urls = _unique([canonical_url(u) for u in online.urls])
+    urls = _canonical(online.urls, canonical_url)
     platform = clean_text(online.platform) if online.platform else None
     shop_id = clean_text(online.shop_id).replace(" ", "") if online.shop_id else None
-    ips = _unique([canonical_ip(ip) for ip in online.ips])
-    filings = _unique([normalize_icp_filing(f)[0] for f in online.icp_filings])
+    ips = _canonical(online.ips, canonical_ip)
+    filings = _canonical(online.icp_filings, _canonical_filing)
     if (urls != online.urls or platform != online.platform or shop_id != online.shop_id or ips != online.ips
             or filings != online.icp_filings):
-        online = online.model_copy(update={"platform": platform, "shop_id": shop_id, "urls": urls, "ips": ips,
-                                           "icp_filings": filings})
-    accounts = _unique([canonical_account(a) for a in lead.payment_accounts])
-    waybills = _unique([_canonical_waybill(w) for w in lead.waybills])
-    countries = _unique([_canonical_country(c) for c in lead.countries])
+        online = _replaced(online, {"platform": platform, "shop_id": shop_id, "urls": urls, "ips": ips,
+                                    "icp_filings": filings})
+    accounts = _canonical(lead.payment_accounts, canonical_account)
+    waybills = _canonical(lead.waybills, _canonical_waybill)
+    countries = _canonical(lead.countries, _canonical_country)
     if (subject is not lead.subject or online is not lead.online or accounts != lead.payment_accounts
             or waybills != lead.waybills or countries != lead.countries):
-        lead = lead.model_copy(update={"subject": subject, "online": online, "payment_accounts": accounts,
-                                       "waybills": waybills, "countries": countries})
-    domains = tuple(sorted({d for d in (registrable_domain(u) for u in urls) if d}))
+        lead = _replaced(lead, {"subject": subject, "online": online, "payment_accounts": accounts,
+                                "waybills": waybills, "countries": countries})
+    if not urls:
+        domains: tuple[str, ...] = ()
+    else:
+        domains = tuple(sorted({d for d in (registrable_domain(u) for u in urls) if d}))
     return Normalised(lead, split_name(subject.name), domains, tuple(warnings))
+
+
+_set = object.__setattr__
+
+
+def _replaced(model: _M, update: dict[str, Any]) -> _M:
+    """`model.model_copy(update=update)`, the same state, without its generic steps (a copy costs ~3 µs less).
+
+    The contract's models forbid extras and hold no private attributes (a unit test checks both).
+    """
+    cls = type(model)
+    copied = cls.__new__(cls)
+    _set(copied, "__dict__", {**model.__dict__, **update})
+    _set(copied, "__pydantic_extra__", None)
+    _set(copied, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _set(copied, "__pydantic_private__", None)
+    return copied
+
+
+def _canonical(values: list[str], canonical: Callable[[str], str]) -> list[str]:
+    """The canonical forms of `values`, non-empty, each once, in first order; an empty list as it is."""
+    if not values:
+        return values
+    return _unique([canonical(v) for v in values])
+
+
+@lru_cache(maxsize=65536)
+def _canonical_filing(value: str) -> str:
+    return normalize_icp_filing(value)[0]
 
 
 def _canonical_waybill(value: str) -> str:

@@ -1,0 +1,100 @@
+"""The compiled Avro reader (issue #16) reads what fastavro reads, and never accepts what fastavro refuses."""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import UTC, datetime, timedelta
+
+import fastavro
+import pytest
+
+from leadbus.avro import DecodeError, encode, packaged_catalog
+from leadbus.avro.codec import HEADER_SIZE, decode
+from leadbus.avro.fastread import read_long_rest
+from leadbus.producers.simulator import TrafficGenerator
+
+CATALOG = packaged_catalog()
+LEAD = CATALOG.latest("cn.leadbus.CaseLead")
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _fastavro(entry, data: bytes):  # type: ignore[no-untyped-def]
+    buf = io.BytesIO(data)
+    buf.seek(HEADER_SIZE)
+    record = fastavro.schemaless_reader(buf, entry.parsed, None)
+    return record, buf.tell()
+
+
+def test_every_packaged_schema_compiles() -> None:
+    missing = [f"{e.name} v{e.version}" for e in CATALOG if e.reader is None]
+    assert not missing
+
+
+def test_simulated_leads_read_as_fastavro_reads_them() -> None:
+    leads = list(TrafficGenerator(seed=21, same_suspect_share=0.3).leads(400, START, timedelta(seconds=3)))
+    for lead in leads:
+        data = encode(LEAD, lead.to_avro())
+        assert LEAD.reader is not None
+        record, end = LEAD.reader(data, HEADER_SIZE)
+        expected, expected_end = _fastavro(LEAD, data)
+        assert (record, end) == (expected, expected_end)
+        assert repr(record) == repr(expected)  # same types too (datetime, date, bool, bytes)
+
+
+def test_large_values_blocks_and_unions() -> None:
+    entry = CATALOG.add({"type": "record", "name": "Probe", "namespace": "test.fastread", "fields": [
+        {"name": "n", "type": "long"}, {"name": "i", "type": "int"}, {"name": "f", "type": "float"},
+        {"name": "d", "type": "double"}, {"name": "b", "type": "bytes"}, {"name": "ok", "type": "boolean"},
+        {"name": "m", "type": {"type": "map", "values": ["null", "long"]}},
+        {"name": "a", "type": {"type": "array", "items": "string"}},
+        {"name": "t", "type": ["null", {"type": "long", "logicalType": "timestamp-millis"}]},
+        {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+    ]})
+    assert entry.reader is not None
+    for n in (0, 1, -1, 63, 64, -65, 2**31, -(2**63), 2**63 - 1):
+        record = {"n": n, "i": -(2**31), "f": 1.5, "d": -2.25, "b": bytes(range(256)) * 3, "ok": n > 0,
+                  "m": {"x": n, "y": None}, "a": ["长" * 70, "", "a"] * 30,
+                  "t": START + timedelta(milliseconds=n % 10**12), "day": START.date()}
+        buf = io.BytesIO()
+        buf.write(b"\xc3\x01" + entry.fingerprint)
+        fastavro.schemaless_writer(buf, entry.parsed, record)
+        data = buf.getvalue()
+        assert entry.reader(data, HEADER_SIZE) == _fastavro(entry, data)
+    # a writer may split an array in blocks with a negative count and a byte size
+    blocked = b"\xc3\x01" + entry.fingerprint + bytes([0, 0]) + b"\x00" * 12 + bytes([0, 0, 0]) + \
+        bytes([3, 4]) + b"\x02a\x02b" + bytes([1, 2]) + b"\x02c" + bytes([0, 0, 0])
+    assert entry.reader(blocked, HEADER_SIZE) == _fastavro(entry, blocked)
+    assert entry.reader(blocked, HEADER_SIZE)[0]["a"] == ["a", "b", "c"]
+
+
+def test_over_long_varint_is_left_to_fastavro() -> None:
+    with pytest.raises(ValueError):
+        read_long_rest(b"\xff" * 12, 0, 0xFF)
+
+
+def test_damaged_bytes_decode_as_fastavro_decides() -> None:
+    """Fuzz: every damaged event either decodes to fastavro's record or fails with the error it names."""
+    rng = random.Random(16)
+    leads = list(TrafficGenerator(seed=5).leads(60, START, timedelta(seconds=3)))
+    for lead in leads:
+        data = encode(LEAD, lead.to_avro())
+        for _ in range(40):
+            damaged = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                damaged[rng.randrange(HEADER_SIZE, len(damaged))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                damaged = damaged[: rng.randrange(HEADER_SIZE, len(damaged))]
+            blob = bytes(damaged)
+            try:
+                expected, end = _fastavro(LEAD, blob)
+            except Exception:  # noqa: BLE001 - whatever fastavro raises, decode must refuse the bytes
+                with pytest.raises(DecodeError):
+                    decode(CATALOG, blob, LEAD)
+                continue
+            if end != len(blob):
+                with pytest.raises(DecodeError) as err:
+                    decode(CATALOG, blob, LEAD)
+                assert err.value.reason == "DECODE_TRAILING_BYTES"
+            else:
+                assert decode(CATALOG, blob, LEAD)[1] == expected

@@ -17,6 +17,8 @@ stage stop, with the records rewound for its successor.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import signal
 import socket
 import time
@@ -87,6 +89,24 @@ class _NoState:
 _NO_STATE = _NoState()
 
 
+def default_worker_id() -> str:
+    """Host, process and a random part: two workers started in the same millisecond on one host still differ.
+
+    The id names the worker's transactional producer; fencing of a dead predecessor rests on the group
+    generation (KIP-447), not on reusing the id, so a fresh one per start loses nothing.
+    """
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+#: Assignors that give one member the same partition numbers of every input topic with as many partitions:
+#: the only ones a stage whose state is keyed by partition number across several inputs may use.
+CO_PARTITIONING_ASSIGNORS = frozenset({"range"})
+
+
+class AssignmentError(ValueError):
+    """A partition assignment strategy that could make two workers write one state partition."""
+
+
 @dataclass
 class StageConfig:
     name: str
@@ -95,7 +115,7 @@ class StageConfig:
     changelog_topic: str
     state_dir: Path
     group_id: str
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{int(time.time() * 1000)}")
+    worker_id: str = field(default_factory=default_worker_id)
     # Where a record's state lives: by default with its source partition; a global state
     # (linking: any lead may join any case) keeps everything in partition 0; with `state_topic`
     # only that topic's partitions own state (intake: the repartition topic keyed by lead id).
@@ -109,10 +129,31 @@ class StageConfig:
     retry_budget: float = 20.0
     # How often the worker reads its consumer lag for Prometheus (0 = never; processors/report.py).
     lag_interval: float = 5.0
+    # librdkafka's `partition.assignment.strategy`: the group's members vote for the first they all support.
+    assignment: str = "range"
 
     @property
     def bootstrap(self) -> str:
         return self.kafka.bootstrap
+
+    def check_assignment(self) -> None:
+        """Refuse an assignor that could hand one state partition to two workers.
+
+        State partition p holds the state of partition p of *every* input that owns state (a case's
+        records on `leadbus.cases` and `leadbus.handover` meet in one store because both are keyed by
+        case id over as many partitions), and a global state lives in partition 0 of whoever is assigned
+        anything. Only the range assignor keeps all of those with one worker. A stage whose state lives
+        in the partitions of one topic (`state_topic`: intake's repartition topic) may use any assignor:
+        its state partition p is that topic's partition p, which Kafka gives to exactly one member.
+        """
+        # The group elects any strategy all its members list, so every one listed must be safe.
+        unsafe = [a.strip() for a in self.assignment.split(",") if a.strip() not in CO_PARTITIONING_ASSIGNORS]
+        if not self.changelog_topic or self.state_topic is not None or not unsafe:
+            return
+        raise AssignmentError(
+            f"stage {self.name}: its state is keyed by partition number across {', '.join(self.topics)}"
+            f"{' (one global store)' if self.global_state else ''}; the {unsafe[0]!r} assignor does not keep those "
+            f"partitions with one worker: use range")
 
 
 class _RecordFailed(Exception):
@@ -140,6 +181,7 @@ def _fatal(exc: BaseException) -> bool:
 
 class ExactlyOnceStage:
     def __init__(self, config: StageConfig, handler: Handler, clock: Callable[[], datetime] | None = None) -> None:
+        config.check_assignment()
         self.config = config
         self.handler = handler
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -158,7 +200,7 @@ class ExactlyOnceStage:
         consumer = self.config.kafka.consumer(
             self.config.group_id,
             **{"topic.metadata.refresh.interval.ms": 5000, "session.timeout.ms": 10000,
-               "heartbeat.interval.ms": 1000},
+               "heartbeat.interval.ms": 1000, "partition.assignment.strategy": self.config.assignment},
         )
         # murmur2 like the Java clients: the stage's own repartition records land where Kafka Streams would put them.
         producer = self.config.kafka.transactional_producer(

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from leadbus.avro import encode, packaged_catalog
+from leadbus.batches import next_batch
 from leadbus.clients import KafkaSettings
 from leadbus.limits import MAX_RECORD_BYTES
 from leadbus.processors import metrics
@@ -123,7 +124,11 @@ class StageConfig:
     state_topic: str | None = None
     tick_interval: float = 1.0
     batch_size: int = 500
+    # Idle, how long one poll waits for a record (ticks and stop requests are looked at in between).
     batch_timeout: float = 0.2
+    # Once a record is there, how long to wait for more before the batch's transaction: 0 takes what the
+    # consumer holds, so at a steady rate a batch is what arrived during the previous commit (bench/latency.py).
+    batch_fill: float = 0.0
     dead_letter_topic: str = LEADS_REJECTED
     # How long one record that fails alone is retried before it is taken for the cause and dead-lettered.
     retry_budget: float = 20.0
@@ -241,7 +246,7 @@ class ExactlyOnceStage:
         last_tick = 0.0
         try:
             while self._running and (max_seconds is None or time.monotonic() - started < max_seconds):
-                batch = consumer.consume(self.config.batch_size, self.config.batch_timeout)
+                batch = next_batch(consumer, self.config.batch_size, self.config.batch_timeout, self.config.batch_fill)
                 records = []
                 for m in batch:
                     if m.error():

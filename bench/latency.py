@@ -5,7 +5,8 @@
 
 A fresh single-node broker with every declared topic and schema; every pipeline stage
 (`leadbus process --stage NAME`, processors/stages.py PIPELINE), the registry sink (SQLite) and one
-regional dashboard run as their own processes, as `leadbus demo` runs them. Once every stage's group
+regional dashboard run as their own supervised processes (restarted when they die), as `leadbus demo`
+runs them. Once every stage's group
 is stable, simulated agencies publish through the SDK at `--rate` leads/s, first `--warmup` seconds
 (not counted: the first seconds after start are the slowest), then `--seconds` measured. For each
 measured lead, from the moment `Publisher.publish` was called to:
@@ -48,6 +49,7 @@ from leadbus.processors.stages import PIPELINE
 from leadbus.producers.traffic import Traffic
 from leadbus.provisioning.topics import apply_topics
 from leadbus.schema_topic import publish_schemas
+from leadbus.supervise import ChildSpec, Supervisor
 from leadbus.topics import CASES, load_declarations
 
 CATALOG = packaged_catalog()
@@ -135,14 +137,12 @@ class Watchers:
                         self.seen.dashboard.append((now, str(case["case_id"]), int(case["version"])))
 
 
-def wait_groups_stable(kafka: KafkaSettings, procs: dict[str, subprocess.Popen[bytes]], timeout: float = 300) -> None:
+def wait_groups_stable(kafka: KafkaSettings, supervisor: Supervisor, timeout: float = 300) -> None:
     admin = kafka.admin()
     groups = [d.group for d in PIPELINE.values()]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        dead = [name for name, p in procs.items() if p.poll() is not None]
-        if dead:
-            raise RuntimeError(f"{', '.join(dead)} exited during start-up")
+        supervisor.poll()
         try:
             described = [f.result(timeout=10) for f in admin.describe_consumer_groups(groups).values()]
             if all(d.state == ConsumerGroupState.STABLE and d.members for d in described):
@@ -153,11 +153,10 @@ def wait_groups_stable(kafka: KafkaSettings, procs: dict[str, subprocess.Popen[b
     raise TimeoutError("the stages' groups did not become stable")
 
 
-def wait_http(url: str, procs: dict[str, subprocess.Popen[bytes]], timeout: float = 120) -> None:
+def wait_http(url: str, supervisor: Supervisor, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if procs["dashboard"].poll() is not None:
-            raise RuntimeError("the dashboard exited during start-up")
+        supervisor.poll()
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -167,7 +166,7 @@ def wait_http(url: str, procs: dict[str, subprocess.Popen[bytes]], timeout: floa
     raise TimeoutError(f"{url} did not answer")
 
 
-def publish(traffic: Traffic, rate: float, seconds: float, seen: Seen | None) -> None:
+def publish(traffic: Traffic, rate: float, seconds: float, seen: Seen | None, supervisor: Supervisor) -> None:
     """`rate` leads/s for `seconds`, paced by the clock (a late lead is sent at once, never skipped)."""
     start = time.monotonic()
     total = int(rate * seconds)
@@ -176,6 +175,7 @@ def publish(traffic: Traffic, rate: float, seconds: float, seen: Seen | None) ->
         if delay > 0:
             for pub in traffic.publishers.values():
                 pub.producer.poll(0)
+            supervisor.poll()
             time.sleep(delay)
         lead = traffic.generator.lead(datetime.now(UTC))
         pub = traffic.publisher(lead.publisher.agency, lead.publisher.province)
@@ -253,43 +253,36 @@ def main() -> None:
         commands["dashboard"] = [*cli, "dashboard", "--region", args.region, "-b", bootstrap, "--port", str(port),
                                  "--users", str(users), "--access-log", str(work / "access.jsonl")]
         logs = work / "logs"
-        logs.mkdir()
-        procs: dict[str, subprocess.Popen[bytes]] = {}
+        supervisor = Supervisor([ChildSpec(name, cmd, env=env) for name, cmd in commands.items()], log_dir=logs,
+                                logger=logging.getLogger("bench.latency"))
         seen = Seen()
         watchers = Watchers(kafka, db, f"http://127.0.0.1:{port}", seen)
         try:
-            for name, cmd in commands.items():
-                with open(logs / f"{name}.log", "wb") as log:
-                    procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            wait_groups_stable(kafka, procs)
-            wait_http(f"http://127.0.0.1:{port}/healthz", procs)
+            supervisor.start()
+            wait_groups_stable(kafka, supervisor)
+            wait_http(f"http://127.0.0.1:{port}/healthz", supervisor)
             watchers.start()
             traffic = Traffic(bootstrap, seed=7)
-            publish(traffic, args.rate, args.warmup, None)
-            publish(traffic, args.rate, args.seconds, seen)
+            publish(traffic, args.rate, args.warmup, None, supervisor)
+            publish(traffic, args.rate, args.seconds, seen, supervisor)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and len(seen.registry.keys() & seen.published.keys()) < len(
                     seen.published):
-                time.sleep(1)
+                supervisor.poll()
+                time.sleep(0.5)
             time.sleep(2)  # the dashboard's last bulletins
-            dead = [name for name, p in procs.items() if p.poll() is not None]
+            restarted = {name: c.restarts for name, c in supervisor.children.items() if c.restarts}
         finally:
             watchers.close()
-            for p in procs.values():
-                p.terminate()
-            for p in procs.values():
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            supervisor.stop(timeout=30)
     result = analyse(seen)
     stage_fill = args.stage_fill if args.stage_fill is not None else "stage default"
     registry_fill = args.registry_fill if args.registry_fill is not None else "sink default"
     print(f"end-to-end latency at {args.rate:g} leads/s for {args.seconds:g} s (after {args.warmup:g} s warm-up), "
           f"whole pipeline; batch fill wait: stages {stage_fill}, registry {registry_fill}; "
           f"load average {os.getloadavg()[0]:.1f}")
-    if dead:
-        print(f"  (exited during the run: {', '.join(dead)}; logs in {logs})")
+    if restarted:
+        print(f"  (restarted during the run: {', '.join(f'{n} ×{k}' for n, k in restarted.items())}; logs in {logs})")
     print(f"  publish → leadbus.cases       : {percentiles(result['cases'])}")
     print(f"  publish → registry row        : {percentiles(result['registry'])}")
     print(f"  publish → dashboard {args.region:<4} stream: {percentiles(result['dashboard'])}")

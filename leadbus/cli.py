@@ -439,7 +439,7 @@ def registry(
                             help="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://user@host:port/db."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until SIGTERM)."),
     client_config: str | None = CLIENT_CONFIG,
-    batch_fill: float = typer.Option(0.0, help="Once a record is there, seconds to wait for more before the SQL "
+    batch_fill: float = typer.Option(0.1, help="Once a record is there, seconds to wait for more before the SQL "
                                                "transaction (bench/latency.py)."),
 ) -> None:
     """Fill the case registry (leads, cases, members, handover steps) from the bus, exactly once."""

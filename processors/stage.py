@@ -126,9 +126,13 @@ class StageConfig:
     batch_size: int = 500
     # Idle, how long one poll waits for a record (ticks and stop requests are looked at in between).
     batch_timeout: float = 0.2
-    # Once a record is there, how long to wait for more before the batch's transaction: 0 takes what the
-    # consumer holds, so at a steady rate a batch is what arrived during the previous commit (bench/latency.py).
-    batch_fill: float = 0.0
+    # Once a record is there, how long to wait for more before the batch's transaction (it used to wait up to
+    # batch_timeout for a full batch at every hop). 0 takes only what the consumer holds: the least latency,
+    # but on a busy machine many small transactions load the broker (bench/latency.py, README).
+    batch_fill: float = 0.05
+    # At most this long processing one transaction's records (well within the producer's 10 s transaction
+    # timeout); the rest of the batch goes into the next transaction.
+    commit_interval: float = 2.0
     dead_letter_topic: str = LEADS_REJECTED
     # How long one record that fails alone is retried before it is taken for the cause and dead-lettered.
     retry_budget: float = 20.0
@@ -267,11 +271,16 @@ class ExactlyOnceStage:
     # -- one batch, exactly once -----------------------------------------------------------
 
     def _process(self, consumer: Consumer, producer: Producer, records: list[Record]) -> None:
+        while records:  # a batch slower than the commit interval commits in several transactions
+            records = records[self._process_some(consumer, producer, records):]
+
+    def _process_some(self, consumer: Consumer, producer: Producer, records: list[Record]) -> int:
+        """Process a prefix of `records` exactly once; how many."""
         now = self.clock()
         try:
-            self._transact(consumer, producer, records, now)
-            self.processed += len(records)
-            return
+            taken = self._transact(consumer, producer, records, now)
+            self.processed += taken
+            return taken
         except Exception as exc:
             self._abort(producer)
             if _fatal(exc):
@@ -283,6 +292,7 @@ class ExactlyOnceStage:
         for i in range(len(records)):
             self._process_alone(consumer, producer, records, i, now)
             self.processed += 1
+        return len(records)
 
     def _process_alone(self, consumer: Consumer, producer: Producer, records: list[Record], i: int,
                        now: datetime) -> None:
@@ -306,15 +316,24 @@ class ExactlyOnceStage:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _transact(self, consumer: Consumer, producer: Producer, records: list[Record], now: datetime) -> None:
+    def _transact(self, consumer: Consumer, producer: Producer, records: list[Record], now: datetime) -> int:
+        """Records from the first in one transaction, until the commit interval has passed; how many it took.
+
+        A starved machine can take longer than the transaction timeout over a full batch: the coordinator
+        would abort it and fence the producer, and the restarted stage would meet the same batch again.
+        """
         began = time.monotonic()
+        interval = self.config.commit_interval
         producer.begin_transaction()
         next_offsets: dict[tuple[str, int], int] = {}
         dead = 0
         dead_topic, changelog, state = self.config.dead_letter_topic, self.config.changelog_topic, self.state
         views: dict[int | None, StateView] = {None: _NO_STATE}
         produce = producer.produce
-        for record in records:
+        for taken, record in enumerate(records):
+            if taken and time.monotonic() - began > interval:
+                records = records[:taken]
+                break
             partition = self._state_partition(record)
             view = views.get(partition)
             if view is None:
@@ -342,6 +361,7 @@ class ExactlyOnceStage:
         producer.commit_transaction(60)
         self.state.commit()
         self.report.committed(records, dead, began)
+        return len(records)
 
     def _state_partition(self, record: Record) -> int | None:
         if self.config.global_state:

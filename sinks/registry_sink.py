@@ -43,7 +43,7 @@ def _connect(url: str) -> Engine:
 
 
 def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float | None = None,
-                 batch: int = 500, fill: float = 0.0) -> None:
+                 batch: int = 500, fill: float = 0.1) -> None:
     """`fill`: once a record is there, how long to wait for more before the SQL transaction (0: take what is held)."""
     engine = _connect(url)
     catalog = packaged_catalog()

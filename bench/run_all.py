@@ -86,6 +86,10 @@ def main() -> None:
     started = datetime.now(UTC)
     doc = ["# Bench results", "", "Written by `make bench` (`bench/run_all.py`): every figure below comes from this "
            "one run.", "", f"- date: {started:%Y-%m-%d %H:%M} UTC", *machine(), ""]
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        doc += ["The machine was busy when the run began (load average above its cores): rates are lower and "
+                "latencies higher than on an idle machine, and ratios of runs one after the other compare "
+                "different loads.", ""]
     failed = []
     raw_lines = 0
     for name, args in BENCHES:

@@ -124,17 +124,21 @@ class Watchers:
             cookie = answer.headers.get("set-cookie", "").split(";", 1)[0]
             if answer.status_code != 303 or not cookie:
                 raise RuntimeError(f"dashboard sign-in failed: {answer.status_code}")
-            with client.stream("GET", "/events", headers={"Cookie": cookie}) as stream:
-                kind = ""
-                for line in stream.iter_lines():
-                    if self.stop.is_set():
-                        return
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: ") and kind == "bulletin":
-                        now = time.time()
-                        case = json.loads(line[6:])["case"]
-                        self.seen.dashboard.append((now, str(case["case_id"]), int(case["version"])))
+            try:
+                with client.stream("GET", "/events", headers={"Cookie": cookie}) as stream:
+                    kind = ""
+                    for line in stream.iter_lines():
+                        if self.stop.is_set():
+                            return
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: ") and kind == "bulletin":
+                            now = time.time()
+                            case = json.loads(line[6:])["case"]
+                            self.seen.dashboard.append((now, str(case["case_id"]), int(case["version"])))
+            except httpx.HTTPError:
+                if not self.stop.is_set():  # the dashboard stopping at the end closes the stream: expected
+                    raise
 
 
 def wait_groups_stable(kafka: KafkaSettings, supervisor: Supervisor, timeout: float = 300) -> None:

@@ -33,14 +33,9 @@ test-unit: install lint
 test-faults: install kafka-libs
 	$(BIN)/pytest -m faults -p no:cacheprovider $(PYTEST_ARGS)
 
+# Every bench of bench/ (the list is bench/run_all.py's), and bench/RESULTS.md from that one run.
 bench: install kafka-libs
-	$(BIN)/python bench/publish.py
-	$(BIN)/python bench/core.py
-	$(BIN)/python bench/intake.py
-	$(BIN)/python bench/link_quality.py
-	$(BIN)/python bench/link_speed.py
-	$(BIN)/python bench/signing.py
-	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/run_all.py
 
 demo: install kafka-libs
 	$(BIN)/leadbus demo $(if $(SECURE),--secure) $(DEMO_ARGS)

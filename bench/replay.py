@@ -169,7 +169,8 @@ def main() -> None:
         accepted = fill(bootstrap, args.leads)
         print(f"published {args.leads} signed leads and their LeadAccepted in {time.perf_counter() - began:.0f}s")
         settings = KafkaSettings(bootstrap)
-        probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-meta-{uuid.uuid4()}"})
+        probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-meta-{uuid.uuid4()}",
+                          "logger": logging.getLogger("bench")})
         intake_topics = sorted(t for t in probe.list_topics(timeout=20).topics if t.startswith("leadbus.intake."))
         probe.close()
         runs = [("intake topics", intake_topics)]

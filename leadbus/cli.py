@@ -332,6 +332,8 @@ def process(
     working_days: bool = typer.Option(False, help="Count handover deadlines in working days, not calendar days."),
     day_seconds: float = typer.Option(0.0, help="Demo calendar: a statutory day lasts this many seconds (0 = off)."),
     client_config: str | None = CLIENT_CONFIG,
+    batch_fill: float | None = typer.Option(None, help="Once a record is there, seconds to wait for more before the "
+                                                        "batch's transaction (default: the stage's)."),
 ) -> None:
     """Run the stream processors: intake (verify, validate, normalise, dedupe) and linking (cases).
 
@@ -371,6 +373,8 @@ def process(
     definition = STAGES[stage]
     kafka = _settings(bootstrap, client_config, stage)
     config = definition.config(kafka, state_dir, worker_id)
+    if batch_fill is not None:
+        config.batch_fill = batch_fill
     handler = definition.build_handler(kafka, StageOptions(working_days=working_days, day_seconds=day_seconds))
     clock = _scaled_clock(time_scale if definition.clock_may_run_fast else 1.0)
     ExactlyOnceStage(config, handler, clock=clock).run(
@@ -435,6 +439,8 @@ def registry(
                             help="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://user@host:port/db."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = run until SIGTERM)."),
     client_config: str | None = CLIENT_CONFIG,
+    batch_fill: float = typer.Option(0.1, help="Once a record is there, seconds to wait for more before the SQL "
+                                               "transaction (bench/latency.py)."),
 ) -> None:
     """Fill the case registry (leads, cases, members, handover steps) from the bus, exactly once."""
     from leadbus.logs import configure_json_logging
@@ -447,7 +453,8 @@ def registry(
     # short is rolled back with its offsets, so nothing is lost or doubled.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
-        run_registry(_settings(bootstrap, client_config, "registry"), url, max_seconds=max_seconds or None)
+        run_registry(_settings(bootstrap, client_config, "registry"), url, max_seconds=max_seconds or None,
+                     fill=batch_fill)
 
 
 @app.command("takedown")

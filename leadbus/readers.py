@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from leadbus.avro import DecodeError
+from leadbus.batches import next_batch
 from leadbus.clients import KafkaSettings
 
 log = logging.getLogger("leadbus.readers")
@@ -100,7 +101,7 @@ class FollowingReader:
                     for tp in assignment}
             consumer.assign(assignment)
             while not self.stopping.is_set():
-                for msg in consumer.consume(500, self.poll_timeout):
+                for msg in next_batch(consumer, 500, self.poll_timeout):
                     if msg.error():
                         log.warning("%s: consumer error: %s", self.name, msg.error())
                         continue

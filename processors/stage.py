@@ -17,6 +17,8 @@ stage stop, with the records rewound for its successor.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import signal
 import socket
 import time
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from leadbus.avro import encode, packaged_catalog
+from leadbus.batches import next_batch
 from leadbus.clients import KafkaSettings
 from leadbus.limits import MAX_RECORD_BYTES
 from leadbus.processors import metrics
@@ -87,6 +90,24 @@ class _NoState:
 _NO_STATE = _NoState()
 
 
+def default_worker_id() -> str:
+    """Host, process and a random part: two workers started in the same millisecond on one host still differ.
+
+    The id names the worker's transactional producer; fencing of a dead predecessor rests on the group
+    generation (KIP-447), not on reusing the id, so a fresh one per start loses nothing.
+    """
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+#: Assignors that give one member the same partition numbers of every input topic with as many partitions:
+#: the only ones a stage whose state is keyed by partition number across several inputs may use.
+CO_PARTITIONING_ASSIGNORS = frozenset({"range"})
+
+
+class AssignmentError(ValueError):
+    """A partition assignment strategy that could make two workers write one state partition."""
+
+
 @dataclass
 class StageConfig:
     name: str
@@ -95,7 +116,7 @@ class StageConfig:
     changelog_topic: str
     state_dir: Path
     group_id: str
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{int(time.time() * 1000)}")
+    worker_id: str = field(default_factory=default_worker_id)
     # Where a record's state lives: by default with its source partition; a global state
     # (linking: any lead may join any case) keeps everything in partition 0; with `state_topic`
     # only that topic's partitions own state (intake: the repartition topic keyed by lead id).
@@ -103,16 +124,45 @@ class StageConfig:
     state_topic: str | None = None
     tick_interval: float = 1.0
     batch_size: int = 500
+    # Idle, how long one poll waits for a record (ticks and stop requests are looked at in between).
     batch_timeout: float = 0.2
+    # Once a record is there, how long to wait for more before the batch's transaction (it used to wait up to
+    # batch_timeout for a full batch at every hop). 0 takes only what the consumer holds: the least latency,
+    # but on a busy machine many small transactions load the broker (bench/latency.py, README).
+    batch_fill: float = 0.05
+    # At most this long processing one transaction's records (well within the producer's 10 s transaction
+    # timeout); the rest of the batch goes into the next transaction.
+    commit_interval: float = 2.0
     dead_letter_topic: str = LEADS_REJECTED
     # How long one record that fails alone is retried before it is taken for the cause and dead-lettered.
     retry_budget: float = 20.0
     # How often the worker reads its consumer lag for Prometheus (0 = never; processors/report.py).
     lag_interval: float = 5.0
+    # librdkafka's `partition.assignment.strategy`: the group's members vote for the first they all support.
+    assignment: str = "range"
 
     @property
     def bootstrap(self) -> str:
         return self.kafka.bootstrap
+
+    def check_assignment(self) -> None:
+        """Refuse an assignor that could hand one state partition to two workers.
+
+        State partition p holds the state of partition p of *every* input that owns state (a case's
+        records on `leadbus.cases` and `leadbus.handover` meet in one store because both are keyed by
+        case id over as many partitions), and a global state lives in partition 0 of whoever is assigned
+        anything. Only the range assignor keeps all of those with one worker. A stage whose state lives
+        in the partitions of one topic (`state_topic`: intake's repartition topic) may use any assignor:
+        its state partition p is that topic's partition p, which Kafka gives to exactly one member.
+        """
+        # The group elects any strategy all its members list, so every one listed must be safe.
+        unsafe = [a.strip() for a in self.assignment.split(",") if a.strip() not in CO_PARTITIONING_ASSIGNORS]
+        if not self.changelog_topic or self.state_topic is not None or not unsafe:
+            return
+        raise AssignmentError(
+            f"stage {self.name}: its state is keyed by partition number across {', '.join(self.topics)}"
+            f"{' (one global store)' if self.global_state else ''}; the {unsafe[0]!r} assignor does not keep those "
+            f"partitions with one worker: use range")
 
 
 class _RecordFailed(Exception):
@@ -140,6 +190,7 @@ def _fatal(exc: BaseException) -> bool:
 
 class ExactlyOnceStage:
     def __init__(self, config: StageConfig, handler: Handler, clock: Callable[[], datetime] | None = None) -> None:
+        config.check_assignment()
         self.config = config
         self.handler = handler
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -158,7 +209,7 @@ class ExactlyOnceStage:
         consumer = self.config.kafka.consumer(
             self.config.group_id,
             **{"topic.metadata.refresh.interval.ms": 5000, "session.timeout.ms": 10000,
-               "heartbeat.interval.ms": 1000},
+               "heartbeat.interval.ms": 1000, "partition.assignment.strategy": self.config.assignment},
         )
         # murmur2 like the Java clients: the stage's own repartition records land where Kafka Streams would put them.
         producer = self.config.kafka.transactional_producer(
@@ -199,7 +250,7 @@ class ExactlyOnceStage:
         last_tick = 0.0
         try:
             while self._running and (max_seconds is None or time.monotonic() - started < max_seconds):
-                batch = consumer.consume(self.config.batch_size, self.config.batch_timeout)
+                batch = next_batch(consumer, self.config.batch_size, self.config.batch_timeout, self.config.batch_fill)
                 records = []
                 for m in batch:
                     if m.error():
@@ -220,11 +271,16 @@ class ExactlyOnceStage:
     # -- one batch, exactly once -----------------------------------------------------------
 
     def _process(self, consumer: Consumer, producer: Producer, records: list[Record]) -> None:
+        while records:  # a batch slower than the commit interval commits in several transactions
+            records = records[self._process_some(consumer, producer, records):]
+
+    def _process_some(self, consumer: Consumer, producer: Producer, records: list[Record]) -> int:
+        """Process a prefix of `records` exactly once; how many."""
         now = self.clock()
         try:
-            self._transact(consumer, producer, records, now)
-            self.processed += len(records)
-            return
+            taken = self._transact(consumer, producer, records, now)
+            self.processed += taken
+            return taken
         except Exception as exc:
             self._abort(producer)
             if _fatal(exc):
@@ -236,6 +292,7 @@ class ExactlyOnceStage:
         for i in range(len(records)):
             self._process_alone(consumer, producer, records, i, now)
             self.processed += 1
+        return len(records)
 
     def _process_alone(self, consumer: Consumer, producer: Producer, records: list[Record], i: int,
                        now: datetime) -> None:
@@ -259,15 +316,24 @@ class ExactlyOnceStage:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _transact(self, consumer: Consumer, producer: Producer, records: list[Record], now: datetime) -> None:
+    def _transact(self, consumer: Consumer, producer: Producer, records: list[Record], now: datetime) -> int:
+        """Records from the first in one transaction, until the commit interval has passed; how many it took.
+
+        A starved machine can take longer than the transaction timeout over a full batch: the coordinator
+        would abort it and fence the producer, and the restarted stage would meet the same batch again.
+        """
         began = time.monotonic()
+        interval = self.config.commit_interval
         producer.begin_transaction()
         next_offsets: dict[tuple[str, int], int] = {}
         dead = 0
         dead_topic, changelog, state = self.config.dead_letter_topic, self.config.changelog_topic, self.state
         views: dict[int | None, StateView] = {None: _NO_STATE}
         produce = producer.produce
-        for record in records:
+        for taken, record in enumerate(records):
+            if taken and time.monotonic() - began > interval:
+                records = records[:taken]
+                break
             partition = self._state_partition(record)
             view = views.get(partition)
             if view is None:
@@ -298,6 +364,7 @@ class ExactlyOnceStage:
         producer.commit_transaction(60)
         self.state.commit()
         self.report.committed(records, dead, began)
+        return len(records)
 
     def _state_partition(self, record: Record) -> int | None:
         if self.config.global_state:

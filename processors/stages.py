@@ -73,6 +73,8 @@ class StageDefinition:
     #: Records per transaction at most: under a backlog fewer, larger transactions (each commits to every
     #: partition it touched); at a steady rate a batch is what the batch timeout brings.
     batch_size: int = 500
+    #: The consumer group's `partition.assignment.strategy` (see `StageConfig.check_assignment`).
+    assignment: str = "range"
 
     @property
     def group(self) -> str:
@@ -83,7 +85,8 @@ class StageDefinition:
 
         config = StageConfig(name=self.name, kafka=kafka, topics=list(self.inputs), changelog_topic=self.changelog,
                              state_dir=state_dir, group_id=self.group, global_state=self.global_state,
-                             state_topic=self.state_topic, batch_size=self.batch_size)
+                             state_topic=self.state_topic, batch_size=self.batch_size,
+                             assignment=self.assignment)
         if worker_id:
             config.worker_id = worker_id
         return config
@@ -132,8 +135,11 @@ def _disclosure(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
 STAGES: dict[str, StageDefinition] = {
     d.name: d
     for d in (
+        # Round robin spreads its 75 partitions evenly over the workers (range gives one of two workers both
+        # partitions of every 3-partition intake topic it splits 2:1); range is listed second so that a group
+        # still holding workers of an older release, which offer range alone, keeps working during an upgrade.
         StageDefinition("intake", (INTAKE_PATTERN, INTAKE_BY_LEAD), INTAKE_CHANGELOG, _intake,
-                        state_topic=INTAKE_BY_LEAD, batch_size=2000),
+                        state_topic=INTAKE_BY_LEAD, batch_size=2000, assignment="roundrobin,range"),
         StageDefinition("linking", (LEADS_ACCEPTED, LINK_DECISIONS), LINKING_CHANGELOG, _linking, global_state=True),
         StageDefinition("handover", (CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER), HANDOVER_CHANGELOG, _handover,
                         clock_may_run_fast=True),

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from leadbus.avro import DecodeError, decode, packaged_catalog
+from leadbus.batches import next_batch
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.processors.core.agency_events import COURIER_REPLIES
 from leadbus.sinks.registry import registry_engine, rows_for, stored_offsets, write_batch
@@ -42,7 +43,8 @@ def _connect(url: str) -> Engine:
 
 
 def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float | None = None,
-                 batch: int = 500) -> None:
+                 batch: int = 500, fill: float = 0.1) -> None:
+    """`fill`: once a record is there, how long to wait for more before the SQL transaction (0: take what is held)."""
     engine = _connect(url)
     catalog = packaged_catalog()
     # The group is never joined (partitions are assigned, offsets live in the database); it is named so
@@ -58,7 +60,7 @@ def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float
     started = time.monotonic()
     try:
         while max_seconds is None or time.monotonic() - started < max_seconds:
-            messages = [m for m in consumer.consume(batch, 0.5) if not m.error()]
+            messages = [m for m in next_batch(consumer, batch, 0.5, fill) if not m.error()]
             if not messages:
                 continue
             records: list[tuple[str, dict[str, Any]]] = []

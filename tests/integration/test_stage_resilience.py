@@ -96,3 +96,53 @@ def test_bad_records_become_dead_letters_and_the_good_ones_pass_exactly_once(clu
     finally:
         stage.stop()
         runner.join(30)
+
+
+class SlowCountingStep:
+    """Echoes each record after a pause, counting it in state: a batch takes longer than the commit interval."""
+
+    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
+        time.sleep(0.01)
+        value = record.value or b""
+        seen = int(state.get(value) or b"0")
+        return Result([Output(OUT2, record.key, value)], {value: str(seen + 1).encode()})
+
+
+IN2, OUT2, CHANGELOG2 = "test.resilience.in2", "test.resilience.out2", "test.resilience.state2"
+
+
+def test_a_batch_slower_than_the_commit_interval_commits_in_several_transactions_exactly_once(
+        cluster, tmp_path: Path) -> None:
+    bootstrap = cluster.bootstrap_servers
+    apply_topics(bootstrap, [TopicSpec(IN2, 2, 1, 1, {}), TopicSpec(OUT2, 1, 1, 1, {}),
+                             TopicSpec(CHANGELOG2, 2, 1, 1, {})])
+    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+    values = [f"slow-{i}".encode() for i in range(400)]
+    for value in values:
+        producer.produce(IN2, key=value, value=value)
+    assert producer.flush(30) == 0  # all there before the stage starts: its first batches are full
+    config = StageConfig(name="resilience-slow", kafka=KafkaSettings(bootstrap), topics=[IN2],
+                         changelog_topic=CHANGELOG2, state_dir=tmp_path / "state", group_id="resilience-slow",
+                         batch_size=400, commit_interval=0.5)
+    stage = ExactlyOnceStage(config, SlowCountingStep())
+    committed: list[int] = []
+    report_committed = stage.report.committed
+
+    def counting(records: list[Record], dead_letters: int, started: float) -> None:
+        committed.append(len(records))  # the records of each committed transaction
+        report_committed(records, dead_letters, started)
+
+    stage.report.committed = counting  # type: ignore[method-assign]
+    runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 240}, daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: {m.value() for m in read_all(bootstrap, OUT2)} >= set(values), 180,
+                   "every slow record out")
+        outputs = Counter(m.value() for m in read_all(bootstrap, OUT2))
+        assert set(outputs) == set(values) and max(outputs.values()) == 1
+        # At 10 ms or more per record, 0.5 s of work is at most 51 records per transaction, whatever the batch.
+        assert max(committed) <= 51 and sum(committed) == len(values), committed
+        assert all(stage.state.get(p, b"slow-7") in (b"1", None) for p in (0, 1))
+    finally:
+        stage.stop()
+        runner.join(30)

@@ -1,0 +1,161 @@
+"""Intake scale-out: one worker, then two workers in one group, over the same leads on a fresh broker each.
+
+    python bench/scale.py [--leads N] [--workers 1 2]
+
+For each worker count: a fresh single-node broker with every declared topic; the workers
+(`leadbus process --stage intake`, default worker ids, a state folder each) are started on the
+empty topics and waited for until the group is stable with every one of intake's partitions
+assigned; then the same N simulated leads (seed 4, pre-encoded) go to the intake topics in one
+burst. The rate is N over the broker-time span from the first examined lead (the first half's
+output) to the last accepted one, so start-up and the group join are excluded and both runs
+time the same work. Every run also checks the outcome: each lead accepted exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import ConsumerGroupState
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from leadbus.avro import decode, encode, packaged_catalog
+from leadbus.clients import KafkaSettings
+from leadbus.localbroker import KafkaCluster
+from leadbus.producers.simulator import TrafficGenerator
+from leadbus.provisioning.topics import apply_topics
+from leadbus.topics import INTAKE_BY_LEAD, LEADS_ACCEPTED, intake_topic, load_declarations, stage_group
+from tests.kafka_helpers import read_all
+
+CATALOG = packaged_catalog()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def encoded_leads(n: int) -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, value) of n simulated leads, as the SDK would encode them, before any broker runs."""
+    schema = CATALOG.latest("cn.leadbus.CaseLead")
+    start = datetime.now(UTC) - timedelta(hours=1)
+    return [(intake_topic(lead.publisher.agency), lead.lead_id.encode(), encode(schema, lead.to_avro()))
+            for lead in TrafficGenerator(seed=4).leads(n, start, timedelta(milliseconds=1))]
+
+
+def wait_stable(kafka: KafkaSettings, workers: int, partitions: int, procs: list[subprocess.Popen[bytes]],
+                timeout: float = 300) -> list[int]:
+    """Partitions per member once the group is stable with `workers` members holding every partition."""
+    admin = kafka.admin()
+    group = stage_group("intake")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("an intake worker exited before the group was stable")
+        try:
+            described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+            counts = sorted(len(m.assignment.topic_partitions) for m in described.members)
+            if (described.state == ConsumerGroupState.STABLE and len(counts) == workers
+                    and sum(counts) == partitions):
+                return counts
+        except Exception:  # noqa: BLE001 - the group does not exist until the first worker joins
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"the intake group did not settle on {workers} workers holding {partitions} partitions")
+
+
+def intake_partitions(kafka: KafkaSettings) -> int:
+    meta = kafka.admin().list_topics(timeout=20)
+    return sum(len(t.partitions) for name, t in meta.topics.items()
+               if name.startswith("leadbus.intake.") or name == INTAKE_BY_LEAD)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> tuple[float, list[int], float]:
+    """One fresh broker, `workers` intake workers; returns (events/s, partitions per worker, worker CPU µs/event)."""
+    with KafkaCluster(1, work / f"kafka-{workers}", fast_start=False) as cluster:
+        bootstrap = cluster.bootstrap_servers
+        kafka = KafkaSettings(bootstrap)
+        apply_topics(bootstrap, load_declarations())
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)}
+        procs = []
+        for w in range(workers):
+            log = open(work / f"worker-{workers}-{w}.log", "wb")  # noqa: SIM115 - handed to the child
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b", bootstrap,
+                 "--state-dir", str(work / f"state-{workers}-{w}")], stdout=log, stderr=subprocess.STDOUT, env=env))
+            log.close()
+        try:
+            split = wait_stable(kafka, workers, intake_partitions(kafka), procs)
+            idle_cpu = sum(cpu_seconds(p.pid) for p in procs)
+            producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 20,
+                                         "compression.type": "lz4"})
+            for topic, key, value in leads:
+                while True:
+                    try:
+                        producer.produce(topic, value, key)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            if producer.flush(120):
+                raise RuntimeError("the leads were not all confirmed by the broker")
+            deadline = time.monotonic() + 900
+            while len(read_all(bootstrap, LEADS_ACCEPTED)) < len(leads):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"{workers} worker(s) did not accept every lead")
+                time.sleep(2)
+            cpu = sum(cpu_seconds(p.pid) for p in procs) - idle_cpu
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        accepted = read_all(bootstrap, LEADS_ACCEPTED)
+        ids = Counter(str(decode(CATALOG, m.value())[1]["lead"]["lead_id"]) for m in accepted)
+        expected = {key.decode() for _, key, _ in leads}
+        if set(ids) != expected or max(ids.values()) != 1:
+            raise AssertionError(f"{workers} worker(s): {len(expected - set(ids))} leads lost, "
+                                 f"{sum(1 for c in ids.values() if c > 1)} doubled")
+        examined = [m.timestamp()[1] for m in read_all(bootstrap, INTAKE_BY_LEAD)]
+        final = [m.timestamp()[1] for m in accepted]
+        rate = len(leads) / max((max(final) - min(examined + final)) / 1000.0, 1e-3)
+        return rate, split, cpu / len(leads) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leads", type=int, default=40000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    leads = encoded_leads(args.leads)
+    work = Path(tempfile.mkdtemp(prefix=f"leadbus-bench-scale-{uuid.uuid4().hex[:6]}-"))
+    rates: dict[int, float] = {}
+    print(f"intake scale-out: {len(leads)} leads, a fresh broker per run, exactly-once checked; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
+    for workers in args.workers:
+        rate, split, cpu = run(leads, workers, work)
+        rates[workers] = rate
+        base = rates.get(min(rates))
+        ratio = f"   ratio {rate / base:.2f}" if base and workers != min(rates) else ""
+        print(f"intake, {workers} worker(s) (partitions {'/'.join(map(str, split))})"
+              f"{'':<{max(0, 12 - len(split) * 3)}}: {rate:9.0f} events/s{ratio}   "
+              f"(workers' CPU {cpu:.0f} µs/event, load average {os.getloadavg()[0]:.1f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,7 @@ from leadbus.identifiers import (
     to_halfwidth,
 )
 from leadbus.models import CaseLead
+from leadbus.processors.core.contacts import with_canonical_contacts
 
 # The public-suffix snapshot bundled with tldextract: nothing is fetched at run time.
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
@@ -218,6 +219,8 @@ def normalise(lead: CaseLead) -> Normalised:
             or waybills != lead.waybills or countries != lead.countries):
         lead = lead.model_copy(update={"subject": subject, "online": online, "payment_accounts": accounts,
                                        "waybills": waybills, "countries": countries})
+    if lead.senders or lead.operator is not None:  # CaseLead v3 contacts; absent on most leads
+        lead = with_canonical_contacts(lead)
     domains = tuple(sorted({d for d in (registrable_domain(u) for u in urls) if d}))
     return Normalised(lead, split_name(subject.name), domains, tuple(warnings))
 

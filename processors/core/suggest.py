@@ -78,11 +78,11 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("brand", "brand", 0.62, 0.01, True, False, tf=10.0),
     # CaseLead v3 (what a waybill, a shop page or a seizure record shows; see docs/suggested-links.md)
     Field("product", "product", 0.67, 0.01, True, False, tf=1.5),  # product, model or title, as normalised text
-    Field("pbrand", "brand", 0.55, 0.05, False, False, tf=4.0),  # the brand the goods bear
-    Field("stail", "phone", 0.55, 0.001, True, False, tf=0.05),  # a contact's surname and phone tail (王|5678)
-    Field("tail", "phone", 0.53, 0.001, True, False, tf=2.0),  # a contact phone's last four digits
+    Field("pbrand", "brand", 0.59, 0.05, False, False, tf=4.0),  # the brand the goods bear
+    Field("stail", "phone", 0.41, 0.001, True, False, tf=0.05),  # a contact's surname and phone tail (王|5678)
+    Field("tail", "phone", 0.58, 0.001, True, False, tf=2.0),  # a contact phone's last four digits
     # a full name seen as a waybill sender, a shop operator or an individual suspect
-    Field("sender", "person", 0.60, 0.001, True, False, tf=0.5),
+    Field("sender", "person", 0.30, 0.001, True, False, tf=0.5),
     Field("cat", "category", 0.99, 0.10, False, True, agree=False),  # implied by the trade word of a name
     Field("city", "city", 0.98, 0.05, False, True, agree=False),  # implied by bldg/addr; only its absence says
 )}  # fmt: skip

@@ -75,7 +75,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("surname", "person", 0.95, 0.05, False, True),
     Field("ip", "ip", 0.20, 0.001, True, False),
     Field("ip24", "ip", 0.40, 0.005, True, False, tf=0.1),
-    Field("brand", "brand", 0.62, 0.01, True, False, tf=10.0),
+    Field("brand", "brand", 0.62, 0.01, True, False),
     # CaseLead v3 (what a waybill, a shop page or a seizure record shows; see docs/suggested-links.md)
     Field("product", "product", 0.67, 0.01, True, False, tf=1.5),  # product, model or title, as normalised text
     Field("pbrand", "brand", 0.59, 0.05, False, False, tf=4.0),  # the brand the goods bear

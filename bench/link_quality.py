@@ -14,7 +14,9 @@ Exits 1 below the bars: precision 0.995, recall 0.98.
 
 runs the harder data (`weak_labelled_leads`: a quarter of repeat reports concern a suspect's other guise, which
 shares no strong identifier with the first — only an address or building, a 字号, a relative's surname, a
-hosting range, a rights holder —, and a fifth of suspects trade from wholesale markets and shared buildings).
+hosting range, a rights holder —, and a fifth of suspects trade from wholesale markets and shared buildings; leads
+carry CaseLead v3 fields: the ring's warehouse, waybill senders with masked phones, operator contacts and products,
+which guises keep more often than not and innocent parties share by chance — see `producers/labelled.py`).
 Automatic links must keep precision ≥ 0.995 (recall is printed, not barred: strong identifiers cannot join
 the guises). Suggestions (`processors/core/suggest.py`) are measured on case pairs: a pair of distinct cases
 is truly-same when their majority suspects are one; N = the number of such pairs. It prints precision@100,

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from leadbus.agencies import AGENCIES, is_agency_code
+from leadbus.contact_phones import contact_phone_ok
 from leadbus.geography import REGIONS, is_province_code, is_publisher_province
 from leadbus.identifiers import (
     IdentifierError,
@@ -373,6 +374,41 @@ class Evidence(_Model):
         return value
 
 
+class Product(_Model):
+    """v3: goods or works a report names (型号/款式) and the brand they bear — a weak signal for suggested links."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    brand: Annotated[str, Field(max_length=200)] | None = None
+
+
+class Contact(_Model):
+    """v3: a waybill sender (寄件人, Avro ``WaybillSender``) or a shop operator (经营者, ``ShopOperator``) as printed:
+    name and phone often masked (王**, 138****5678). Weak signals only: compared by the suggestion scorer, never
+    linked on. Where the parcels leave from is in ``CaseLead.return_addresses``."""
+
+    name: Annotated[str, Field(max_length=200)] | None = None
+    phone: Annotated[str, Field(max_length=40)] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is not None and value and not contact_phone_ok(value):
+            raise _fail("PHONE_FORMAT", f"{value!r} is neither a phone number nor a masked one (138****5678, "
+                                        "尾号5678: at least the last four digits)")
+        return value or None
+
+
+#: The fields CaseLead v3 added; left out of the JSON form while empty, so that a lead without them keeps the
+#: content digest (intake's dedupe) it had under v2.
+V3_FIELDS = ("products", "senders", "return_addresses", "operator")
+_EMPTY_V3 = set(V3_FIELDS)
+
+
 class CaseLead(_Model):
     """A case lead (案件线索) as published by an agency."""
 
@@ -401,6 +437,11 @@ class CaseLead(_Model):
     conduct_to: date | None = None
     prior_penalties: list[PriorPenalty] = Field(default_factory=list, max_length=50)
     police_measures_needed: bool = False  # R310 Art.3 ¶2
+    # v3: what analysts compare across reports (weak signals for suggested links, never linked on)
+    products: list[Product] = Field(default_factory=list, max_length=50)
+    senders: list[Contact] = Field(default_factory=list, max_length=50)
+    return_addresses: list[Address] = Field(default_factory=list, max_length=20)  # Avro WarehouseAddress
+    operator: Contact | None = None
 
     @model_validator(mode="after")
     def _conduct(self) -> CaseLead:
@@ -461,7 +502,9 @@ class CaseLead(_Model):
         return cls.model_validate(record)
 
     def to_json(self) -> str:
-        return self.model_dump_json()
+        if self.products or self.senders or self.return_addresses or self.operator is not None:
+            return self.model_dump_json()
+        return self.model_dump_json(exclude=_EMPTY_V3)
 
     @classmethod
     def from_json(cls, text: str | bytes, *, now: datetime | None = None) -> CaseLead:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,16 @@ from leadbus.geography import PROVINCES
 from leadbus.identifiers import IdentifierError, check_uscc, normalize_mobile, normalize_resident_id, to_halfwidth
 from leadbus.models import CaseLead
 from leadbus.processors.core.normalize import canonical_account, registrable_domain, split_name
-from leadbus.producers.simulator import GIVEN_CHARS, MARKETPLACES, TRADE_NAMES, WORKS, Suspect, TrafficGenerator
+from leadbus.producers.simulator import (
+    GIVEN_CHARS,
+    MARKETPLACES,
+    MOBILE_PREFIXES,
+    TRADE_NAMES,
+    WORDS,
+    WORKS,
+    Suspect,
+    TrafficGenerator,
+)
 
 START = datetime(2024, 6, 3, 1, 0, tzinfo=UTC)
 STEP = timedelta(seconds=41)
@@ -53,11 +63,15 @@ def labelled_leads(
     registered under a relative — sharing no strong identifier with the first guise, only weak signals: the
     address (or another room of the building), the 字号, the relative's surname, the hosting /24, the goods.
     ``market_share`` of the suspects trade from a wholesale market or shared office building: innocent
-    look-alikes sharing a building with many others.
+    look-alikes sharing a building with many others. The harder data also carries CaseLead v3 fields
+    (`_RingTraits`): the ring's warehouse, waybill senders, operator contact and products, which its guises keep
+    more often than not — and which innocent parties share by chance (a 代发 warehouse or logistics park serving
+    many shops, masked senders of common surnames, phone tails, popular models).
     """
     generator = TrafficGenerator(seed=seed, same_suspect_share=same_suspect_share, market_share=market_share)
     varier = _Varier(random.Random(f"labelled:{seed}"))
     rotator = _Rotator(generator, random.Random(f"rotate:{seed}"))
+    traits = _RingTraits(random.Random(f"traits:{seed}"))
     seen: set[int] = set()
     brands: dict[int, dict[str, str] | None] = {}
     out: list[tuple[CaseLead, int]] = []
@@ -73,6 +87,7 @@ def labelled_leads(
         data = lead.model_dump(mode="python")
         if rotate_share:
             _disclosures(data, about, truth, brands, rotator.rng)
+            traits.disclose(data, about, truth)
         data = varier.vary(data, suspect)
         out.append((CaseLead.model_validate(data, context={"now": lead.reported_at}), truth))
     return out
@@ -97,6 +112,103 @@ def _disclosures(data: Data, about: Suspect, truth: int, brands: dict[int, dict[
             data["rights_holder"] = dict(brand)
 
 
+# A ring's goods: a product word of its category and a model; popular models are sold by many rings (Zipf).
+_MODELS = tuple(f"{letter}{number}" for letter in "ABDGKLMPSTXZ" for number in (1, 2, 3, 5, 7, 8, 9, 10, 11, 12,
+                                                                              20, 21, 30, 50, 90, 99, 100, 520))
+_MODEL_WEIGHTS = tuple(1 / (rank + 1) ** 1.1 for rank in range(len(_MODELS)))
+_TITLES = tuple(f"{a}{b}" for a in ("长夜", "星河", "山海", "风起", "明月", "繁花", "烈火", "归途", "云端", "江湖")
+                for b in ("传", "录", "记", "之歌", "往事", "少年", "奇缘", "密码", "迷城", "行动"))
+_TITLE_WEIGHTS = tuple(1 / (rank + 1) for rank in range(len(_TITLES)))
+_LOGISTICS = ("电商物流园", "快递分拨中心", "云仓", "供应链产业园")
+_STAFF = ("仓库", "客服", "发货部", "售后")
+
+
+@dataclass
+class _Traits:
+    warehouse: dict[str, str] | None  # the premises parcels leave from (own, or a 代发 warehouse shared by many)
+    sender: str  # the name on its waybills, as printed
+    ship_phone: str  # the phone on its waybills (masked there)
+    operator_phone: str  # the contact its shops disclose
+    products: list[dict[str, str]]
+
+
+class _RingTraits:
+    """CaseLead v3 disclosures: what a ring's leads show beyond identifiers, kept (mostly) by its guises."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.rings: dict[int, _Traits] = {}
+        self.guises: dict[int, _Traits] = {}  # a guise's own traits (what it kept of the ring's, what is new)
+
+    def _new(self, about: Suspect) -> _Traits:
+        rng = self.rng
+        warehouse = None
+        if about.category not in WORKS and rng.random() < 0.75:
+            city = about.city.removesuffix("市")
+            if rng.random() < 0.35:  # a 代发 warehouse or logistics park: a few per city, many shops each
+                detail = f"{city}{rng.choice(_LOGISTICS)}{rng.choice('ABC')}栋"
+            else:
+                road = rng.choice(("工业", "物流", "仓储", "开发", "创业", "兴业", "滨河", "环城"))
+                detail = f"{road}路{rng.randint(1, 400)}号{rng.randint(1, 12)}号仓库"
+            warehouse = {"province": about.province, "city": about.city, "detail": detail}
+        surname = "欧阳" if about.person.startswith("欧阳") else about.person[0]
+        sender = rng.choices((about.person, surname + "**", surname + rng.choice(("先生", "女士", "总")),
+                              rng.choice(_STAFF)), (35, 30, 25, 10))[0]
+        ship_phone = rng.choice(MOBILE_PREFIXES) + "".join(rng.choices("0123456789", k=8))
+        operator_phone = rng.choice((ship_phone, about.mobiles[0] if about.mobiles else ship_phone))
+        word = rng.choice(WORDS[about.category][1].split())
+        if about.category in WORKS:  # the titles a pirate site or shop carries: popular ones on many
+            titles = dict.fromkeys(rng.choices(_TITLES, _TITLE_WEIGHTS, k=rng.randint(1, 4)))
+            products = [{"name": f"{word}《{title}》"} for title in titles]
+        else:
+            models = dict.fromkeys(rng.choices(_MODELS, _MODEL_WEIGHTS, k=rng.randint(1, 3)))
+            products = [{"name": f"{word}{model}"} for model in models]
+        return _Traits(warehouse, sender, ship_phone, operator_phone, products)
+
+    def _of(self, about: Suspect, truth: int) -> _Traits:
+        ring = self.rings.get(truth)
+        if ring is None:
+            ring = self.rings[truth] = self._new(about)
+        if about.key == truth:
+            return ring
+        guise = self.guises.get(about.key)
+        if guise is None:  # a guise keeps each trait of the ring's more often than not
+            rng, own = self.rng, self._new(about)
+            guise = self.guises[about.key] = _Traits(
+                ring.warehouse if rng.random() < 0.7 else own.warehouse,
+                ring.sender if rng.random() < 0.6 else own.sender,
+                ring.ship_phone if rng.random() < 0.6 else own.ship_phone,
+                ring.ship_phone if rng.random() < 0.4 else own.operator_phone,
+                ring.products if rng.random() < 0.7 else own.products)
+        return guise
+
+    def disclose(self, data: Data, about: Suspect, truth: int) -> None:
+        rng, traits = self.rng, self._of(about, truth)
+        goods = data["category"] not in WORKS
+        if goods and rng.random() < (0.85 if data["waybills"] else 0.35):
+            data["senders"] = [{"name": _messy_name(rng, traits.sender), "phone": _masked(rng, traits.ship_phone)}]
+        if traits.warehouse and rng.random() < (0.55 if data["subject"]["kind"] == "ONLINE_SHOP" else 0.25):
+            data["return_addresses"] = [dict(traits.warehouse)]
+        if data["subject"]["kind"] in ("ONLINE_SHOP", "WEBSITE", "APP") and rng.random() < 0.4:
+            name = about.person if rng.random() < 0.5 else None
+            data["operator"] = {"name": name, "phone": _masked(rng, traits.operator_phone)}
+        if rng.random() < (0.6 if goods else 0.5):
+            brand = (data.get("rights_holder") or {}).get("name")
+            core = split_name(brand).core[:2] if brand else None
+            data["products"] = [{"name": p["name"], "brand": core} for p in
+                                rng.sample(traits.products, rng.randint(1, len(traits.products)))]
+
+
+def _masked(rng: random.Random, mobile: str) -> str:
+    """A phone as a privacy waybill or a shop page shows it, in the forms agencies copy it in."""
+    return rng.choices((f"{mobile[:3]}****{mobile[7:]}", f"{mobile[:3]} **** {mobile[7:]}", f"尾号{mobile[7:]}",
+                        f"{mobile[:3]}xxxx{mobile[7:]}", f"*******{mobile[7:]}", mobile), (40, 10, 15, 10, 10, 15))[0]
+
+
+def _messy_name(rng: random.Random, name: str) -> str:
+    return rng.choices((name, f" {name} ", _fullwidth(name)), (85, 10, 5))[0]
+
+
 class _Rotator:
     """A suspect's other guise: fresh strong identifiers, the same weak traits (one per original suspect)."""
 
@@ -112,9 +224,9 @@ class _Rotator:
         alias = self.generator._new_suspect(now)  # fresh identifiers of every kind
         alias.category, alias.province, alias.city = original.category, original.province, original.city
         roll = rng.random()
-        if roll < 0.55:  # the same premises
+        if roll < 0.45:  # the same premises
             alias.detail = original.detail
-        elif roll < 0.85:  # another room or stall of the same building or market
+        elif roll < 0.7:  # another room or stall of the same building or market
             building = re.match(r"^(.*?(?:号|市场|广场|大厦|商城|中心|城|园))", original.detail)
             room = f"{rng.randint(1, 30)}层{rng.randint(1, 99)}室"
             alias.detail = (building.group(1) if building else original.detail) + room

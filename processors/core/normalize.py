@@ -33,6 +33,7 @@ from leadbus.identifiers import (
     to_halfwidth,
 )
 from leadbus.models import CaseLead
+from leadbus.processors.core.contacts import with_canonical_contacts
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -223,6 +224,8 @@ def normalise(lead: CaseLead) -> Normalised:
             or waybills != lead.waybills or countries != lead.countries):
         lead = _replaced(lead, {"subject": subject, "online": online, "payment_accounts": accounts,
                                 "waybills": waybills, "countries": countries})
+    if lead.senders or lead.operator is not None:  # CaseLead v3 contacts; absent on most leads
+        lead = with_canonical_contacts(lead)
     if not urls:
         domains: tuple[str, ...] = ()
     else:

@@ -42,7 +42,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from leadbus.models import CaseLead
+from leadbus.contact_phones import phone_tail
+from leadbus.geography import PROVINCES
+from leadbus.identifiers import to_halfwidth
+from leadbus.models import Address, CaseLead, Contact
 from leadbus.processors.core.normalize import split_name
 
 
@@ -55,29 +58,102 @@ class Field:
     block: bool  # whether rare values of this field create candidate pairs
     disagree: bool  # whether disagreement counts against (only where a suspect rarely varies it)
     agree: bool = True  # whether agreement counts for (not where a finer field already says it)
+    # How much likelier an unrelated case carries a value than its share of cases says (κ): below 1 for fields whose
+    # values come from a wide space (a surname + phone tail, a flat's address: two cases sharing a rare one are
+    # rarely a coincidence), above 1 where a small space repeats by chance (a rights holder, a 字号 + trade word, a
+    # phone tail alone). Calibrated on labels (docs/suggested-links.md); u_t = (df(t) + 2(κ - 1)) / N_f: κ times
+    # the share for a value only the pair carries (df = 2), about the share for a common one.
+    tf: float = 1.0
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in (
-    Field("addr", "address", 0.55, 0.001, True, False),
-    Field("bldg", "address", 0.83, 0.003, True, True),
-    Field("core", "name", 0.16, 0.01, True, False),
-    Field("trade", "name", 0.40, 0.05, False, True),
+    Field("addr", "address", 0.47, 0.001, True, False, tf=0.1),
+    Field("bldg", "address", 0.69, 0.003, True, True, tf=0.3),
+    Field("core", "name", 0.17, 0.01, True, False, tf=4.0),
+    Field("trade", "name", 0.40, 0.05, False, True, tf=4.0),
     Field("person", "person", 0.02, 0.001, True, False),
     Field("surname", "person", 0.95, 0.05, False, True),
-    Field("ip", "ip", 0.22, 0.001, True, False),
-    Field("ip24", "ip", 0.43, 0.005, True, False),
-    Field("brand", "brand", 0.64, 0.01, True, False),
+    Field("ip", "ip", 0.20, 0.001, True, False),
+    Field("ip24", "ip", 0.40, 0.005, True, False, tf=0.1),
+    Field("brand", "brand", 0.62, 0.01, True, False),
+    # CaseLead v3 (what a waybill, a shop page or a seizure record shows; see docs/suggested-links.md)
+    Field("product", "product", 0.67, 0.01, True, False, tf=1.5),  # product, model or title, as normalised text
+    Field("pbrand", "brand", 0.59, 0.05, False, False, tf=4.0),  # the brand the goods bear
+    Field("stail", "phone", 0.41, 0.001, True, False, tf=0.05),  # a contact's surname and phone tail (王|5678)
+    Field("tail", "phone", 0.58, 0.001, True, False, tf=2.0),  # a contact phone's last four digits
+    # a full name seen as a waybill sender, a shop operator or an individual suspect
+    Field("sender", "person", 0.30, 0.001, True, False, tf=0.5),
     Field("cat", "category", 0.99, 0.10, False, True, agree=False),  # implied by the trade word of a name
     Field("city", "city", 0.98, 0.05, False, True, agree=False),  # implied by bldg/addr; only its absence says
 )}  # fmt: skip
 _SHOP_SUFFIXES = ("旗舰店", "专营店", "官方店", "专卖店", "折扣店", "小店", "工厂店", "精品店", "店")
 # Premises that many unrelated traders share (wholesale markets, trade centres, office towers, e-commerce
 # parks): sharing one says little, however few of them the data happens to hold.
-SHARED_PREMISES = re.compile(r"(市场|商贸城|商城|大厦|广场|中心|产业园|园区|写字楼|批发)")
+SHARED_PREMISES = re.compile(r"(市场|商贸城|商城|大厦|广场|中心|产业园|园区|写字楼|批发|物流园|云仓|分拨|代发)")
 SHARED_PREMISES_U = 0.02
-_ROOM = re.compile(r"^(.*?(?:号|市场|广场|大厦|商城|中心|城))")
+# The building of an address: up to a shared premises' name (a market, a trade centre, a park), else up to the
+# street number (文三路100号); never up to a road's own name (环城路, 城南路).
+_PREMISES = re.compile(r"^(.*?(?:市场|广场|大厦|商贸城|商城|购物中心|中心|产业园|物流园|园区|云仓))")
+_NUMBER = re.compile(r"^(.*?\d+号)")
 _CJK = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
 COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒")
+
+
+_STAFF = frozenset({"仓库", "客服", "发货部", "售后", "店主", "老板", "掌柜", "发货", "商家", "本人"})
+_MASKED_NAME = re.compile(r"^([\u4e00-\u9fff]{1,2}?)(?:\*+|某+|先生|女士|小姐|总|老板|经理|师傅)$")
+_PUNCT = re.compile(r"[\s,，.。:：;；、\-—_#/\\()（）\[\]【】\"'“”‘’]+")
+
+
+def _cleaned(text: str) -> str:
+    return _PUNCT.sub("", to_halfwidth(text)).lower()
+
+
+def _place(address: Address) -> tuple[str, str]:
+    """(city key, address detail key) of an address as agencies write it: half-width, no spaces or punctuation,
+    the province, city and district the detail may repeat taken off (杭州市西湖区文三路1号 = 文三路1号 in 杭州)."""
+    city = (address.city or "").strip().removesuffix("市")
+    detail = _cleaned(address.detail or "")
+    province = PROVINCES.get(address.province)
+    if province is not None:
+        for prefix in (province.name_zh, province.name_zh.removesuffix("省").removesuffix("市")):
+            if prefix and detail.startswith(prefix):
+                detail = detail[len(prefix) :]
+                break
+    if city:
+        detail = detail.removeprefix(city + "市").removeprefix(city)
+    detail = _DISTRICT.sub("", detail, count=1)
+    return f"{address.province}{city}", detail
+
+
+_DISTRICT = re.compile(r"^[\u4e00-\u9fff]{1,4}?(?:区|县)(?=[\u4e00-\u9fff\d])")
+
+
+def _address_signals(found: set[str], address: Address, *, with_city: bool) -> None:
+    city, detail = _place(address)
+    if with_city:
+        found.add(f"city:{city}")
+    if len(detail) >= 3:
+        found.add(f"addr:{city}|{detail}")
+        building = _PREMISES.match(detail) or _NUMBER.match(detail)
+        if building:
+            found.add(f"bldg:{city}|{building.group(1)}")
+
+
+def _contact_signals(found: set[str], contact: Contact) -> None:
+    """A waybill sender or shop operator: full name, surname + phone tail, phone tail (CaseLead v3)."""
+    tail = phone_tail(contact.phone) if contact.phone else None
+    surname = None
+    if contact.name:
+        name = _cleaned(contact.name)
+        if _CJK.match(name) and name not in _STAFF:
+            found.add(f"sender:{name}")
+            surname = next((s for s in COMPOUND_SURNAMES if name.startswith(s)), name[0])
+        elif masked := _MASKED_NAME.match(name):
+            surname = masked.group(1)
+    if tail:
+        found.add(f"tail:{tail}")
+        if surname:
+            found.add(f"stail:{surname}|{tail}")
 
 
 def weak_signals(lead: CaseLead) -> list[str]:
@@ -87,17 +163,12 @@ def weak_signals(lead: CaseLead) -> list[str]:
     kind = str(subject.kind)
     address = subject.address
     if address is not None:
-        found.add(f"city:{address.province}{address.city or ''}")
-        if address.detail:
-            detail = re.sub(r"\s+", "", address.detail)
-            place = f"{address.province}|{address.city or ''}|"
-            found.add(f"addr:{place}{detail}")
-            building = _ROOM.match(detail)
-            if building:
-                found.add(f"bldg:{place}{building.group(1)}")
+        _address_signals(found, address, with_city=True)
     name = subject.name.strip()
     if kind in ("ENTERPRISE", "ONLINE_SHOP", "APP"):
         core = split_name(name).core
+        if address is not None and address.city and len(city := address.city.removesuffix("市")) >= 2:
+            core = core.removeprefix(city)  # a place prefix split_name does not know (株洲恒通电器 → 恒通电器)
         for suffix in _SHOP_SUFFIXES:
             if core.endswith(suffix) and len(core) > len(suffix) + 1:
                 core = core[: -len(suffix)]
@@ -109,6 +180,8 @@ def weak_signals(lead: CaseLead) -> list[str]:
         found.add(f"person:{name}")
         surname = next((s for s in COMPOUND_SURNAMES if name.startswith(s)), name[0])
         found.add(f"surname:{surname}")
+        found.add(f"sender:{name}")  # the person may send the parcels or run the shop of another report
+        found.update(f"stail:{surname}|{p[-4:]}" for p in subject.phones if p.startswith("+861"))
     for ip in lead.online.ips:
         try:
             address_ = ipaddress.ip_address(ip)
@@ -122,6 +195,20 @@ def weak_signals(lead: CaseLead) -> list[str]:
     if lead.rights_holder is not None and lead.rights_holder.name.strip():
         found.add(f"brand:{split_name(lead.rights_holder.name).core}")
     found.add(f"cat:{lead.category}")
+    # CaseLead v3: absent on v1/v2 leads, and then nothing below runs.
+    for place in lead.return_addresses:  # a warehouse or return address compares with any address
+        _address_signals(found, place, with_city=False)
+    for contact in lead.senders:
+        _contact_signals(found, contact)
+    if lead.operator is not None:
+        _contact_signals(found, lead.operator)
+    if lead.senders or lead.operator is not None:  # a masked phone elsewhere may be this full one
+        found.update(f"tail:{p[-4:]}" for p in subject.phones if p.startswith("+861"))
+    for product in lead.products:
+        if len(key := _cleaned(product.name)) >= 2:
+            found.add(f"product:{key}")
+        if product.brand and len(brand := _cleaned(product.brand)) >= 2:
+            found.add(f"pbrand:{brand}")
     return sorted(found)
 
 
@@ -235,8 +322,13 @@ def score_pair(
             continue
         if shared:
             value = min(shared, key=lambda v: (df.get(f"{name}:{v}", 1), v))
-            u = max(df.get(f"{name}:{value}", 1), 1) / max(carrying.get(name, 1), 2)
-            if name == "bldg" and SHARED_PREMISES.search(value):
+            # κ calibrates the rarest values (df = 2: the pair itself); a common value's share stands as it is.
+            count = max(df.get(f"{name}:{value}", 1), 1)
+            u = max(count + 2 * (spec.tf - 1), spec.tf) / max(carrying.get(name, 1), 2)
+            # A case carrying k values of a field has k chances of agreeing by chance (a ring's leads name several
+            # brands, products, phones): the smaller side's count multiplies u.
+            u = min(1.0, u * min(len(left), len(right)))
+            if name in ("bldg", "addr") and _whole_premises(name, value):
                 u = max(u, SHARED_PREMISES_U)
             term = (name, value, math.log2(spec.m / u) if spec.m > u else 0.0)
         elif spec.disagree:
@@ -247,6 +339,12 @@ def score_pair(
         if current is None or _better(term, current):
             best[spec.group] = term
     return tuple(sorted(best.values(), key=lambda t: (-abs(t[2]), t[0], t[1])))
+
+
+def _whole_premises(name: str, value: str) -> bool:
+    """A building that many unrelated traders share, or an address naming only such a building (no stall)."""
+    found = SHARED_PREMISES.search(value)
+    return found is not None and (name == "bldg" or not any(c.isdigit() for c in value[found.end() :]))
 
 
 def _better(term: tuple[str, str, float], current: tuple[str, str, float]) -> bool:

@@ -36,8 +36,10 @@ def test_packaged_catalog_holds_the_three_contract_schemas() -> None:
         "share_with", "grading", "description", "evidence",
         # v2 (issue #15): the conduct period, prior penalties, R310 Art.3 ¶2
         "conduct_from", "conduct_to", "prior_penalties", "police_measures_needed",
+        # v3 (issue #19): what analysts compare across reports, weak signals for suggested links
+        "products", "senders", "return_addresses", "operator",
     ]
-    assert [e.version for e in catalog.versions(CASE_LEAD)] == [1, 2]
+    assert [e.version for e in catalog.versions(CASE_LEAD)] == [1, 2, 3]
 
 
 def test_single_object_encoding_header_and_round_trip(make_lead) -> None:
@@ -119,8 +121,8 @@ def _evolved(source: dict) -> dict:
 def test_old_reader_reads_new_writer_and_new_reader_reads_old(make_lead) -> None:
     catalog = packaged_catalog()
     v1 = catalog.latest(CASE_LEAD)
-    v2 = SchemaCatalog().add(json.loads(json.dumps(_evolved(dict(v1.source)))), 2)
-    catalog.add(dict(v2.source), 2)
+    v2 = SchemaCatalog().add(json.loads(json.dumps(_evolved(dict(v1.source)))), v1.version + 1)
+    catalog.add(dict(v2.source), v1.version + 1)
     record = CaseLead.model_validate(make_lead(channel="COMPLAINT")).to_avro()
 
     new_bytes = encode(v2, {**record, "platform_ticket": "T-1", "channel": "HOTLINE_12315"})

@@ -6,7 +6,7 @@ import csv
 import math
 
 from leadbus.processors.core.linking import link_and_suggest
-from leadbus.processors.core.suggest import suggest
+from leadbus.processors.core.suggest import FIELDS, suggest
 from leadbus.producers.labelled import weak_labelled_leads
 
 
@@ -49,7 +49,7 @@ def test_weights_are_log2_likelihood_ratios() -> None:
     cases = {f"C{i}": [f"ip:10.0.{i}.1"] for i in range(100)} | {"A": ["ip:1.2.3.4"], "B": ["ip:1.2.3.4"]}
     (only,) = suggest(cases, min_score=0.0)
     u = 2 / 102  # 2 of the 102 cases carrying an IP carry this one
-    assert math.isclose(only.weight, -math.log2(101) + math.log2(0.22 / u), abs_tol=1e-3)
+    assert math.isclose(only.weight, -math.log2(101) + math.log2(FIELDS["ip"].m / u), abs_tol=1e-3)
     assert math.isclose(only.score, 1 / (1 + 2 ** -only.weight), abs_tol=1e-3)
 
 
@@ -83,3 +83,40 @@ def test_cli_writes_suggestions(tmp_path) -> None:  # type: ignore[no-untyped-de
     scores = [float(r["score"]) for r in rows]
     assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
     assert all(r["case_a"] in case_ids and r["case_b"] in case_ids and r["case_a"] != r["case_b"] for r in rows)
+
+
+def _lead(**extra):  # type: ignore[no-untyped-def]
+    from leadbus.models import CaseLead
+    from leadbus.processors.core.normalize import normalise
+    from tests.conftest import _BASE_LEAD
+
+    data = {**_BASE_LEAD, "lead_id": "00000000-0000-4000-8000-000000000001", **extra}
+    return normalise(CaseLead.model_validate(data)).lead
+
+
+def test_v3_fields_give_weak_signals_and_v2_leads_give_none_of_them() -> None:
+    from leadbus.processors.core.suggest import weak_signals
+
+    plain = weak_signals(_lead())
+    assert not [s for s in plain if s.split(":")[0] in ("product", "pbrand", "stail", "tail", "sender")
+                and not s.startswith("sender:")]
+    found = weak_signals(_lead(
+        senders=[{"name": " 王** ", "phone": "138 xxxx 5678"}, {"name": "仓库", "phone": "尾号1234"}, {}],
+        operator={"name": "王小明", "phone": "+86 139-0000-4321"},
+        return_addresses=[{"province": "33", "city": "金华市", "detail": "浙江省金华市 义乌国际商贸城B区 3楼1201号"}],
+        products=[{"name": "AJ1 高帮运动鞋", "brand": "ＮＩＫＥ"}, {"name": "-"}],
+    ))  # fmt: skip
+    assert {"stail:王|5678", "tail:5678", "tail:1234", "stail:王|4321", "sender:王小明", "product:aj1高帮运动鞋",
+            "pbrand:nike", "addr:33金华|义乌国际商贸城b区3楼1201号", "bldg:33金华|义乌国际商贸城"} <= set(found)
+    assert "sender:仓库" not in found and not any(s.startswith("stail:仓") for s in found)
+
+
+def test_rare_shared_contacts_outrank_a_shared_common_product() -> None:
+    filler = {f"F{i}": [f"product:p{i % 50}", "city:33杭州", f"stail:李|{i:04d}"] for i in range(400)}
+    cases = filler | {"A": ["stail:王|5678", "city:33杭州"], "B": ["stail:王|5678", "city:33杭州"],
+                      "C": ["product:p1", "city:33杭州"], "D": ["product:p1", "city:33杭州"]}
+    found = suggest(cases, min_score=0.0)
+    ranked = [(s.case_a, s.case_b) for s in found]
+    assert ranked[0] == ("A", "B")
+    assert all(0.0 <= s.score <= 1.0 for s in found)
+    assert found[0].explain().startswith("stail=王|5678(+")

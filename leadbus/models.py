@@ -502,9 +502,13 @@ class CaseLead(_Model):
         return cls.model_validate(record)
 
     def to_json(self) -> str:
+        return self.json_bytes().decode()
+
+    def json_bytes(self) -> bytes:
+        """The JSON form as the serializer writes it (what the content digest is taken over)."""
         if self.products or self.senders or self.return_addresses or self.operator is not None:
-            return self.model_dump_json()
-        return self.model_dump_json(exclude=_EMPTY_V3)
+            return CaseLead.__pydantic_serializer__.to_json(self)
+        return CaseLead.__pydantic_serializer__.to_json(self, exclude=_EMPTY_V3)
 
     @classmethod
     def from_json(cls, text: str | bytes, *, now: datetime | None = None) -> CaseLead:

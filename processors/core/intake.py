@@ -181,7 +181,6 @@ def _provenance(seal: Seal | None, keys: KeyRegistry, agency: str, province: str
 
 _NO_KEYS = KeyRegistry()
 _json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str (ensure_ascii)
-_JSON_OF_LEAD = CaseLead.__pydantic_serializer__.to_json
 _VALIDATE_LEAD = CaseLead.__pydantic_validator__.validate_python
 
 
@@ -260,7 +259,7 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
         )
     normalised = normalise(lead)
     # The JSON form's bytes straight from the serializer (`to_json()` decodes them to text, which was encoded back)
-    digest = hashlib.sha256(_JSON_OF_LEAD(normalised.lead)).hexdigest()
+    digest = hashlib.sha256(normalised.lead.json_bytes()).hexdigest()
     return Acceptance(normalised.lead, normalised, digest, source, original, seal)
 
 

@@ -191,6 +191,20 @@ def _event_time(value: datetime, info: ValidationInfo, name: str) -> datetime:
     return value
 
 
+def _check_case_id(value: str) -> str:
+    if not _CASE_ID.match(value):
+        raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
+    return value
+
+
+def _decision_id_text(value: object) -> str:
+    return _uuid_text(value, "DECISION_ID_FORMAT")
+
+
+def _decided_at_time(value: datetime, info: ValidationInfo) -> datetime:
+    return _event_time(value, info, "decided_at")
+
+
 @lru_cache(maxsize=65536)
 def _phone_ok(value: str) -> bool:
     """A mainland mobile number or a landline, in any of the forms agencies write them."""
@@ -218,13 +232,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-class Publisher(_Model):
+class Actor(_Model):
+    """An agency acting on the bus (publishing, deciding, relaying): its code, its province (GB/T 2260, 00 for
+    national) and, if it says so, its unit. The Avro records keep their own names for it."""
+
     agency: str
     province: str
     unit: str | None = None
 
     _agency = field_validator("agency")(_check_agency)
     _province = field_validator("province")(_check_publisher_province)
+
+
+class Publisher(Actor):
+    pass  # the agency that publishes a lead; the name the gateway's OpenAPI document gives it
 
 
 class Address(_Model):
@@ -468,14 +489,8 @@ class CaseLead(_Model):
         return cls.model_validate_json(text, context={"now": now} if now else None)
 
 
-class DecisionActor(_Model):
-    agency: str
-    province: str
-    unit: str | None = None
+class DecisionActor(Actor):
     role: Literal["OFFICER", "HEAD", "POLICE", "PROCURATOR"] = "OFFICER"
-
-    _agency = field_validator("agency")(_check_agency)
-    _province = field_validator("province")(_check_publisher_province)
 
 
 class HandoverKind(StrEnum):
@@ -516,33 +531,14 @@ class HandoverDecision(_Model):
     reasons: str = ""
     documents: list[Evidence] = Field(default_factory=list)
 
-    @field_validator("decision_id", mode="before")
-    @classmethod
-    def _decision_id(cls, value: object) -> str:
-        return _uuid_text(value, "DECISION_ID_FORMAT")
+    _decision_id = field_validator("decision_id", mode="before")(_decision_id_text)
 
-    @field_validator("case_id")
-    @classmethod
-    def _case_id(cls, value: str) -> str:
-        if not _CASE_ID.match(value):
-            raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
-        return value
+    _case_id = field_validator("case_id")(_check_case_id)
 
-    @field_validator("decided_at")
-    @classmethod
-    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _event_time(value, info, "decided_at")
+    _decided_at = field_validator("decided_at")(_decided_at_time)
 
 
 # -- issue #18: the blacklist -------------------------------------------------------------------
-class BlacklistActor(_Model):
-    agency: str
-    province: str
-    unit: str | None = None
-
-    _agency = field_validator("agency")(_check_agency)
-    _province = field_validator("province")(_check_publisher_province)
-
 
 class BlacklistDecision(_Model):
     """An agency's decision to list, decline or delist a proposed blacklist entry (失信名单列入/移出决定)."""
@@ -550,20 +546,14 @@ class BlacklistDecision(_Model):
     decision_id: str
     entry_id: Annotated[str, Field(pattern=r"^BL-[0-9a-f]{20}$")]
     kind: Literal["LIST", "DECLINE", "DELIST"]
-    actor: BlacklistActor
+    actor: Actor
     decided_at: datetime
     period_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     reasons: Annotated[str, Field(max_length=2000)] = ""
 
-    @field_validator("decision_id", mode="before")
-    @classmethod
-    def _decision_id(cls, value: object) -> str:
-        return _uuid_text(value, "DECISION_ID_FORMAT")
+    _decision_id = field_validator("decision_id", mode="before")(_decision_id_text)
 
-    @field_validator("decided_at")
-    @classmethod
-    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _event_time(value, info, "decided_at")
+    _decided_at = field_validator("decided_at")(_decided_at_time)
 
 
 # -- analysts' link decisions (issue #19) --------------------------------------------------------------
@@ -602,17 +592,12 @@ class LinkDecision(_Model):
     reason: str
     decided_at: datetime
 
-    @field_validator("decision_id", mode="before")
-    @classmethod
-    def _decision_id(cls, value: object) -> str:
-        return _uuid_text(value, "DECISION_ID_FORMAT")
+    _decision_id = field_validator("decision_id", mode="before")(_decision_id_text)
 
     @field_validator("case_a", "case_b")
     @classmethod
     def _case_id(cls, value: str | None) -> str | None:
-        if value is not None and not _CASE_ID.match(value):
-            raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
-        return value
+        return None if value is None else _check_case_id(value)
 
     @field_validator("lead_ids", mode="before")
     @classmethod
@@ -630,10 +615,7 @@ class LinkDecision(_Model):
             raise _fail("REASON_TOO_LONG", "a link decision's reason is at most 4000 characters")
         return value.strip()
 
-    @field_validator("decided_at")
-    @classmethod
-    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _event_time(value, info, "decided_at")
+    _decided_at = field_validator("decided_at")(_decided_at_time)
 
     @model_validator(mode="after")
     def _shape(self) -> LinkDecision:

@@ -35,15 +35,11 @@ from leadbus.acl import (
 )
 from leadbus.agencies import is_agency_code
 from leadbus.geography import PROVINCES
+from leadbus.models import _check_case_id, _event_time, _fail, _Model, _uuid_text
 from leadbus.processors.core.agency_events import (
     OPERATIONS,
     EventActor,
     EventKind,
-    _case_id,
-    _fail,
-    _Model,
-    _time,
-    _uuid,
 )
 
 OPERATION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,39}$")
@@ -72,7 +68,7 @@ class OperationDecision(_Model):
     starts_at: datetime | None = None
     ends_at: datetime | None = None
 
-    _decision_id = field_validator("decision_id", mode="before")(lambda v: _uuid(v, "OPERATION_ID_FORMAT"))
+    _decision_id = field_validator("decision_id", mode="before")(lambda v: _uuid_text(v, "OPERATION_ID_FORMAT"))
 
     @field_validator("operation_id")
     @classmethod
@@ -100,12 +96,12 @@ class OperationDecision(_Model):
     @field_validator("case_ids")
     @classmethod
     def _cases(cls, value: list[str]) -> list[str]:
-        return [_case_id(v) for v in value]
+        return [_check_case_id(v) for v in value]
 
     @field_validator("decided_at")
     @classmethod
     def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _time(value, info, "decided_at")
+        return _event_time(value, info, "decided_at")
 
     @model_validator(mode="after")
     def _shape(self) -> OperationDecision:

@@ -1,14 +1,28 @@
-"""Reading topics back in tests: everything from the beginning up to the current end."""
+"""Brokers for tests, and reading topics back: everything from the beginning up to the current end."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from leadbus.clients import KafkaSettings, settings_for
+from leadbus.localbroker import KafkaCluster
+from leadbus.provisioning.topics import apply_topics
+from leadbus.topics import load_declarations
+
+
+@contextmanager
+def topics_cluster(directory: Path | None = None) -> Iterator[KafkaCluster]:
+    """A one-broker cluster with every topic `deploy/topics.yaml` declares."""
+    with KafkaCluster(1, directory) as kc:
+        apply_topics(kc.bootstrap_servers, load_declarations())
+        yield kc
 
 
 def _high_watermark(consumer: Consumer, tp: TopicPartition, attempts: int = 40) -> int:

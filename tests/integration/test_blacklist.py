@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,6 @@ from leadbus.access_log import read_access_log
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.cli import app
 from leadbus.identifiers import make_resident_id, make_uscc
-from leadbus.localbroker import KafkaCluster
 from leadbus.processors.blacklist import BlacklistHandler, entry_record
 from leadbus.processors.core.blacklist import Decision, Entry, decide, entry_id_of, propose
 from leadbus.processors.core.records import Record, Result
@@ -37,9 +35,8 @@ from leadbus.processors.core.seller_check import verify_answer
 from leadbus.producers import Publisher
 from leadbus.producers.gateway.auth import add_token
 from leadbus.producers.signing import MemorySequences, SigningSealer, load_private_key
-from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.platform_check import TOKENS_OWNER, create_app
-from leadbus.topics import BLACKLIST, BLACKLIST_DECISIONS, CASES, HANDOVER, LEADS_REJECTED, load_declarations
+from leadbus.topics import BLACKLIST, BLACKLIST_DECISIONS, CASES, HANDOVER, LEADS_REJECTED
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
@@ -49,13 +46,6 @@ runner = CliRunner()
 CASE_SCHEMA = CATALOG.latest("cn.leadbus.CaseUpdated")
 STEP_SCHEMA = CATALOG.latest("cn.leadbus.HandoverStep")
 ENTRY_SCHEMA = CATALOG.latest("cn.leadbus.BlacklistEntry")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("blacklist-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def _cli(*args: str) -> str:

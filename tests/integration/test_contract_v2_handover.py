@@ -4,17 +4,14 @@ the law — the v1 lead by its report date as before (the only date it has), the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from leadbus.avro import SchemaCatalog, decode, packaged_catalog
-from leadbus.localbroker import KafkaCluster
 from leadbus.producers import Publisher
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, LEADS_REJECTED, load_declarations
+from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, LEADS_REJECTED
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
@@ -28,13 +25,6 @@ def _v1_catalog() -> SchemaCatalog:
     catalog = SchemaCatalog()
     catalog.add(dict(CATALOG.version("cn.leadbus.CaseLead", 1).source), 1)
     return catalog
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("contract-v2-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def _lead(n: int, **extra: object) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,12 @@ from typer.testing import CliRunner
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.cli import app
-from leadbus.localbroker import KafkaCluster
 from leadbus.processors.blacklist import entry_record
 from leadbus.processors.core.blacklist import Decision, Entry, decide, propose
 from leadbus.processors.core.disclosure import ip_rights, subject_type
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import BLACKLIST, CASES, DISCLOSURE, HANDOVER, load_declarations
+from leadbus.topics import BLACKLIST, CASES, DISCLOSURE, HANDOVER
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
@@ -37,13 +34,6 @@ runner = CliRunner()
 STEP_SCHEMA = CATALOG.latest("cn.leadbus.HandoverStep")
 ENTRY_SCHEMA = CATALOG.latest("cn.leadbus.BlacklistEntry")
 LEADS = 240
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("disclosure-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def _closing_step(case_id: str, phase: str, at: datetime) -> bytes:

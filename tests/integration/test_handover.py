@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from leadbus.avro import decode, packaged_catalog
-from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.processors.core.deadlines import CST
 from leadbus.processors.core.thresholds import assess_case, should_transfer
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import CASES, HANDOVER, LEADS_REJECTED, load_declarations
+from leadbus.topics import CASES, HANDOVER, LEADS_REJECTED
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
@@ -28,13 +25,6 @@ pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
 # A statutory day passes in 20 real seconds: 24 hours to transfer are 20 s, 3 days 60-80 s.
 TIME_SCALE = "4320"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("handover-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def _above_threshold(count: int) -> list[CaseLead]:

@@ -44,13 +44,6 @@ LEAD_SCHEMA = CATALOG.latest("cn.leadbus.CaseLead")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("promises-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
-
-
-@pytest.fixture(scope="module")
 def worker(cluster, tmp_path_factory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("promises-worker")
     port = free_port()

@@ -5,30 +5,20 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from leadbus.avro import decode, packaged_catalog
-from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.producers import Publisher
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import CASES, LEADS_ACCEPTED, load_declarations
+from leadbus.topics import CASES, LEADS_ACCEPTED
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("linking-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def _latest_cases(bootstrap: str) -> dict[str, dict]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import shutil
-import socket
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from confluent_kafka import Producer
 from typer.testing import CliRunner
 
@@ -39,6 +36,7 @@ from leadbus.sinks.platform_check import TOKENS_OWNER, create_app
 from leadbus.topics import BLACKLIST, BLACKLIST_DECISIONS, CASES, HANDOVER, LEADS_REJECTED
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
+from tests.servers import AppServer
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
@@ -215,27 +213,6 @@ def test_proposal_listing_refusal_expiry_delisting_restart_and_replay(cluster, t
 
 # -- the platform check API ------------------------------------------------------------------------
 
-class CheckServer:
-    """A real uvicorn server on a free loopback port, in a thread."""
-
-    def __init__(self, application: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(application, log_level="warning", timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> CheckServer:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 30, f"{self.url} to start", interval=0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
-
-
 def _listed(ids: list[str], case_id: str, at: datetime) -> Entry:
     entry = propose(None, case_id, ids, "FILED", at)
     assert entry is not None
@@ -273,7 +250,7 @@ def test_platform_check_api(cluster, tmp_path: Path) -> None:
     taobao, jd = add_token(tokens, "taobao", TOKENS_OWNER), add_token(tokens, "jd", TOKENS_OWNER)
     pdd = add_token(tokens, "pinduoduo", TOKENS_OWNER)
     application = create_app(bootstrap, key, tokens, audit, rate=2.0, burst=30.0)
-    with CheckServer(application) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+    with AppServer(application) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         wait_until(lambda: client.get("/healthz").json()["caught_up"], 60, "the index to catch up", interval=0.2)
         public = base64.b64decode(client.get("/v1/key").json()["public_key"])
 

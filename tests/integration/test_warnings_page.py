@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +18,6 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-import uvicorn
 from confluent_kafka import Producer
 from playwright.sync_api import sync_playwright
 
@@ -33,29 +30,16 @@ from tests.dashboards import CHROMIUM, CHROMIUM_ARGS, LIVE
 from tests.integration.test_routing import _case
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
+from tests.servers import AppServer
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
 
 
-class PageServer:
+class PageServer(AppServer):
     def __init__(self, bootstrap: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(bootstrap, self.url), log_level="warning", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> PageServer:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 30, f"{self.url} to start", interval=0.05)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
+        super().__init__()
+        self.serve(create_app(bootstrap, self.url))  # the page names its own address in its feeds
 
 
 def warning(title: str, **overrides: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
-from leadbus.processors.core.dead_letters import dead_letter_record
+from leadbus.processors.case_stages import pending_key, rejected, state_key, time_key
 from leadbus.processors.core.deadlines import DayCounting
 from leadbus.processors.core.handover import (
     Decision,
@@ -46,7 +46,7 @@ from leadbus.processors.core.handover import (
 )
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
 from leadbus.processors.core.transfer import assess_transfer
-from leadbus.topics import CASES, HANDOVER, HANDOVER_CARRYOVER, HANDOVER_CHANGELOG, HANDOVER_DECISIONS, LEADS_REJECTED
+from leadbus.topics import CASES, HANDOVER, HANDOVER_CARRYOVER, HANDOVER_CHANGELOG, HANDOVER_DECISIONS
 
 log = logging.getLogger("leadbus.processors.handover")
 
@@ -56,27 +56,26 @@ MAX_CHAIN = 64  # merges followed from a marker before a decision is refused (a 
 
 
 def _state_key(case_id: str) -> bytes:
-    return f"h:{case_id}".encode()
+    return state_key("h", case_id)
 
 
 def _moved_key(case_id: str) -> bytes:
     """Marks a case merged into another: its handover now lives in the survivor's state (the value)."""
-    return f"m:{case_id}".encode()
+    return state_key("m", case_id)
 
 
 def _reported_key(case_id: str) -> bytes:
     """Held with the survivor: this merged case's carryover has arrived (and whether it brought a handover)."""
-    return f"r:{case_id}".encode()
+    return state_key("r", case_id)
 
 
 def _pending_key(case_id: str) -> bytes:
     """A survivor's own opening, waiting for the carryovers of the cases merged into it."""
-    return f"p:{case_id}".encode()
+    return pending_key(case_id)
 
 
 def _due_key(due: str, case_id: str) -> bytes:
-    millis = int(datetime.fromisoformat(due).timestamp() * 1000)
-    return f"d:{millis:015d}:{case_id}".encode()
+    return time_key("d", due, case_id)
 
 
 class HandoverHandler:
@@ -308,5 +307,4 @@ class HandoverHandler:
         return result
 
     def _rejected(self, record: Record, reason: str, message: str, now: datetime) -> Output:
-        return Output(LEADS_REJECTED, record.key, encode(self.rejected_schema, dead_letter_record(
-            reason=reason, message=message, original=record.value or b"", source=record.source, now=now)))
+        return rejected(self.rejected_schema, record, reason, message, now)

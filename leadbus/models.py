@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from functools import lru_cache
@@ -156,6 +157,20 @@ def _identifier(exc: IdentifierError) -> PydanticCustomError:
     return _fail(exc.code, str(exc))
 
 
+def _identifiers(check: Callable[[str], object]) -> Callable[[Any], Any]:
+    """A validator running an identifier check on a value, or on each of a list; None passes."""
+
+    def validate(value: Any) -> Any:
+        for item in value if isinstance(value, list) else () if value is None else (value,):
+            try:
+                check(item)
+            except IdentifierError as exc:
+                raise _identifier(exc) from None
+        return value
+
+    return validate
+
+
 def _check_agency(value: str) -> str:
     if not is_agency_code(value):
         raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
@@ -195,6 +210,10 @@ def _check_case_id(value: str) -> str:
     if not _CASE_ID.match(value):
         raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
     return value
+
+
+def _check_case_ids(values: list[str]) -> list[str]:
+    return [_check_case_id(v) for v in values]
 
 
 def _decision_id_text(value: object) -> str:
@@ -269,25 +288,9 @@ class Subject(_Model):
     phones: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)
     address: Address | None = None
 
-    @field_validator("uscc")
-    @classmethod
-    def _uscc(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                check_uscc(value)  # a failing check digit is a warning (early pilot codes), not an error
-            except IdentifierError as exc:
-                raise _identifier(exc) from None
-        return value
-
-    @field_validator("id_number")
-    @classmethod
-    def _id_number(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                normalize_resident_id(value)
-            except IdentifierError as exc:
-                raise _identifier(exc) from None
-        return value
+    # a failing USCC check digit is a warning (early pilot codes), not an error
+    _uscc = field_validator("uscc")(_identifiers(check_uscc))
+    _id_number = field_validator("id_number")(_identifiers(normalize_resident_id))
 
     @field_validator("phones")
     @classmethod
@@ -306,15 +309,7 @@ class Online(_Model):
     ips: list[str] = Field(default_factory=list, max_length=50)
     icp_filings: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)  # v2
 
-    @field_validator("icp_filings")
-    @classmethod
-    def _icp(cls, values: list[str]) -> list[str]:
-        for value in values:
-            try:
-                normalize_icp_filing(value)
-            except IdentifierError as exc:
-                raise _identifier(exc) from None
-        return values
+    _icp = field_validator("icp_filings")(_identifiers(normalize_icp_filing))
 
     @field_validator("urls")
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from leadbus.avro import SchemaCatalog, decode, encode
@@ -39,12 +40,10 @@ CHANGELOG = BLACKLIST_CHANGELOG
 TOPICS = [CASES, HANDOVER, BLACKLIST_DECISIONS]
 
 
-def _entry_key(entry_id: str) -> bytes:
-    return state_key("e", entry_id)
+_entry_key = partial(state_key, "e")  # an entity's Entry, by entry id
 
 
-def _until_key(until: str, entry_id: str) -> bytes:
-    return time_key("x", until, entry_id)
+_until_key = partial(time_key, "x")  # the index of listing ends the tick scans: x:<until ms>:<entry id>
 
 
 def entry_record(entry: Entry, now: datetime) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from leadbus.avro import SchemaCatalog, decode, encode
@@ -26,16 +27,9 @@ CHANGELOG = DISCLOSURE_CHANGELOG
 TOPICS = [CASES, HANDOVER, BLACKLIST]
 
 
-def _closed_key(case_id: str) -> bytes:
-    return state_key("d", case_id)
-
-
-def _listed_key(entity: str) -> bytes:
-    return state_key("l", entity)
-
-
-def _by_entity_key(entity: str) -> bytes:
-    return state_key("k", entity)
+_closed_key = partial(state_key, "d")  # a closed case: what its public record is built from
+_listed_key = partial(state_key, "l")  # an enterprise (uscc:…) a listing keeps on the blacklist
+_by_entity_key = partial(state_key, "k")  # the closed cases naming an enterprise
 
 
 class DisclosureHandler(CaseStepHandler):

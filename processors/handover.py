@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
@@ -55,27 +56,13 @@ TOPICS = [CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER]
 MAX_CHAIN = 64  # merges followed from a marker before a decision is refused (a cycle would be a linking fault)
 
 
-def _state_key(case_id: str) -> bytes:
-    return state_key("h", case_id)
+_state_key = partial(state_key, "h")  # the case's HandoverState
+_moved_key = partial(state_key, "m")  # a merged case: its handover lives in the survivor's state (the value)
+_reported_key = partial(state_key, "r")  # with the survivor: a merged case's carryover arrived (with a handover?)
+_pending_key = pending_key  # a survivor's own opening, waiting for the carryovers of the cases merged into it
 
 
-def _moved_key(case_id: str) -> bytes:
-    """Marks a case merged into another: its handover now lives in the survivor's state (the value)."""
-    return state_key("m", case_id)
-
-
-def _reported_key(case_id: str) -> bytes:
-    """Held with the survivor: this merged case's carryover has arrived (and whether it brought a handover)."""
-    return state_key("r", case_id)
-
-
-def _pending_key(case_id: str) -> bytes:
-    """A survivor's own opening, waiting for the carryovers of the cases merged into it."""
-    return pending_key(case_id)
-
-
-def _due_key(due: str, case_id: str) -> bytes:
-    return time_key("d", due, case_id)
+_due_key = partial(time_key, "d")  # the index of due deadlines the tick scans: d:<due ms>:<case id>
 
 
 class HandoverHandler:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from leadbus.agencies import is_category_code
-from leadbus.models import Actor, _check_case_id, _event_time, _fail, _Model, _uuid_text
+from leadbus.models import Actor, _check_case_id, _check_case_ids, _event_time, _fail, _Model, _uuid_text
 
 COURIER_REPLIES = "leadbus.courier.replies"
 CONSUMER_WARNINGS = "leadbus.warnings.consumer"
@@ -59,10 +59,7 @@ class CourierReply(_Model):
     _reply_id = field_validator("reply_id", mode="before")(lambda v: _uuid_text(v, "REPLY_ID_FORMAT"))
     _case = field_validator("case_id")(_check_case_id)
 
-    @field_validator("replied_at")
-    @classmethod
-    def _replied_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _event_time(value, info, "replied_at")
+    _replied_at = field_validator("replied_at")(lambda v, info: _event_time(v, info, "replied_at"))
 
 
 # -- consumer warnings --------------------------------------------------------------------------------
@@ -107,15 +104,8 @@ class ConsumerWarning(_Model):
             raise _fail("UNKNOWN_CATEGORY", f"{value!r} is not a goods category code")
         return value
 
-    @field_validator("disclosed_cases")
-    @classmethod
-    def _disclosed(cls, value: list[str]) -> list[str]:
-        return [_check_case_id(v) for v in value]
-
-    @field_validator("published_at")
-    @classmethod
-    def _published_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _event_time(value, info, "published_at")
+    _disclosed = field_validator("disclosed_cases")(_check_case_ids)
+    _published_at = field_validator("published_at")(lambda v, info: _event_time(v, info, "published_at"))
 
     @model_validator(mode="after")
     def _no_case_data(self) -> ConsumerWarning:

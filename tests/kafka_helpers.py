@@ -8,13 +8,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
+from leadbus.avro import decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.localbroker import KafkaCluster
 from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import load_declarations
+
+_CATALOG = packaged_catalog()
 
 
 @contextmanager
@@ -62,3 +66,20 @@ def read_all(bootstrap: str | KafkaSettings, topic: str, timeout: float = 60.0) 
         return out
     finally:
         consumer.close()
+
+
+def produce(bootstrap: str, records: list[tuple[str, str, bytes]]) -> None:
+    """Write (topic, key, value) records, idempotently and acknowledged by all, as a stage would."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "log_level": 3})
+    for topic, key, value in records:
+        producer.produce(topic, key=key.encode(), value=value)
+    assert producer.flush(30) == 0
+
+
+def latest_records(bootstrap: str, topic: str, field: str) -> dict[str, dict[str, Any]]:
+    """The last record of each `field` value on a topic, decoded: what a compacted topic settles to."""
+    latest: dict[str, dict[str, Any]] = {}
+    for msg in read_all(bootstrap, topic):
+        record = decode(_CATALOG, msg.value())[1]
+        latest[record[field]] = record
+    return latest

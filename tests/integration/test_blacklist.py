@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Producer
 from typer.testing import CliRunner
 
 from leadbus.access_log import read_access_log
@@ -34,7 +33,7 @@ from leadbus.producers.gateway.auth import add_token
 from leadbus.producers.signing import MemorySequences, SigningSealer, load_private_key
 from leadbus.sinks.platform_check import TOKENS_OWNER, create_app
 from leadbus.topics import BLACKLIST, BLACKLIST_DECISIONS, CASES, HANDOVER, LEADS_REJECTED
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import latest_records, produce, read_all
 from tests.processes import start_worker, stop, wait_until
 from tests.servers import AppServer
 
@@ -70,19 +69,8 @@ def step_record(case_id: str, seq: int, phase: str, at: datetime) -> dict[str, A
             "rule": None, "late": False, "escalated_to": None, "assessment": "", "recorded_at": at}
 
 
-def _produce(bootstrap: str, records: list[tuple[str, str, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "log_level": 3})
-    for topic, key, value in records:
-        producer.produce(topic, key=key.encode(), value=value)
-    assert producer.flush(30) == 0
-
-
 def _entries(bootstrap: str) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for msg in read_all(bootstrap, BLACKLIST):
-        record = decode(CATALOG, msg.value())[1]
-        latest[record["entry_id"]] = record
-    return latest
+    return latest_records(bootstrap, BLACKLIST, "entry_id")
 
 
 def _rejected(bootstrap: str) -> list[dict[str, Any]]:
@@ -125,7 +113,7 @@ def test_proposal_listing_refusal_expiry_delisting_restart_and_replay(cluster, t
     ids_b = [f"uscc:{make_uscc('91', '330200', 'M000200Y9')}"]  # only opened, never filed
     ids_c = [f"rid:{make_resident_id('330106', datetime(1980, 1, 1).date(), 12)}"]  # filed two days ago
     a, b, c = "CASE-00000000000a0001", "CASE-00000000000b0002", "CASE-00000000000c0003"
-    _produce(bootstrap, [
+    produce(bootstrap, [
         (CASES, a, encode(CASE_SCHEMA, case_record(a, ids_a, "杭州某某服饰有限公司", now - timedelta(days=3)))),
         (CASES, b, encode(CASE_SCHEMA, case_record(b, ids_b, "宁波某某贸易有限公司", now - timedelta(days=3)))),
         (HANDOVER, c, encode(STEP_SCHEMA, step_record(c, 4, "FILED", now - timedelta(days=2)))),  # before its case
@@ -234,7 +222,7 @@ def test_platform_check_api(cluster, tmp_path: Path) -> None:
     gone = decide(delisted, Decision(str(uuid.uuid4()), delisted.entry_id, "DELIST", "SAMR", at + timedelta(hours=2)))
     assert isinstance(gone, Entry)
     now = datetime.now(UTC)
-    _produce(bootstrap, [(BLACKLIST, e.entry_id, encode(ENTRY_SCHEMA, entry_record(e, now)))
+    produce(bootstrap, [(BLACKLIST, e.entry_id, encode(ENTRY_SCHEMA, entry_record(e, now)))
                          for e in (listed_company, listed_person, delisted, gone)] + [
         (CASES, "CASE-0000000000d00009", encode(CASE_SCHEMA, case_record(
             "CASE-0000000000d00009", [f"uscc:{open_uscc}", "phone:+8613900139000"], "广州某某电子商务有限公司", at))),

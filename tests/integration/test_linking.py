@@ -14,7 +14,7 @@ from leadbus.avro import decode, packaged_catalog
 from leadbus.models import CaseLead
 from leadbus.producers import Publisher
 from leadbus.topics import CASES, LEADS_ACCEPTED
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import latest_records, read_all
 from tests.processes import start_worker, stop, wait_until
 
 pytestmark = pytest.mark.integration
@@ -22,11 +22,7 @@ CATALOG = packaged_catalog()
 
 
 def _latest_cases(bootstrap: str) -> dict[str, dict]:
-    latest: dict[str, dict] = {}
-    for msg in read_all(bootstrap, CASES):
-        record = decode(CATALOG, msg.value())[1]
-        latest[record["case_id"]] = record
-    return latest
+    return latest_records(bootstrap, CASES, "case_id")
 
 
 def _live_case_of(cases: dict[str, dict], lead_id: str) -> dict:

@@ -18,11 +18,9 @@ closed cases, redrawn every two seconds from `/statistics/chart.svg`), `/api/sta
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -39,6 +37,7 @@ from leadbus.processors.core.agency_events import CONSUMER_WARNINGS, fold_warnin
 from leadbus.processors.core.disclosure import STAT_FIELDS, statistics, statistics_svg, statistics_total
 from leadbus.readers import FollowingReader
 from leadbus.topics import DISCLOSURE
+from leadbus.web import running
 
 log = logging.getLogger("leadbus.sinks.warnings_page")
 _HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; "
@@ -136,16 +135,16 @@ def create_app(bootstrap: str | KafkaSettings, public_url: str = "http://127.0.0
     page = resources.files("leadbus.sinks").joinpath("warnings_page.html").read_text(encoding="utf-8")
     stats_page = resources.files("leadbus.sinks").joinpath("statistics_page.html").read_text(encoding="utf-8")
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    def start() -> None:
         board.start()
         disclosed.start()
-        try:
-            yield
-        finally:
-            await asyncio.gather(asyncio.to_thread(board.stop), asyncio.to_thread(disclosed.stop))
 
-    app = FastAPI(title="leadbus consumer warnings", lifespan=lifespan, docs_url=None, redoc_url=None,
+    def stop() -> None:  # both at once: each waits for its reader thread
+        with ThreadPoolExecutor(2) as pool:
+            for done in [pool.submit(board.stop), pool.submit(disclosed.stop)]:
+                done.result()
+
+    app = FastAPI(title="leadbus consumer warnings", lifespan=running(start, stop), docs_url=None, redoc_url=None,
                   openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse)

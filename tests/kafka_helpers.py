@@ -1,4 +1,4 @@
-"""Brokers for tests, and reading topics back: everything from the beginning up to the current end."""
+"""Brokers for tests, writing to them, and reading topics back: everything from the beginning up to the current end."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
@@ -16,7 +16,10 @@ from leadbus.avro import decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.localbroker import KafkaCluster
 from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import load_declarations
+from leadbus.topics import CASES, load_declarations
+
+if TYPE_CHECKING:
+    from leadbus.models import CaseLead
 
 _CATALOG = packaged_catalog()
 
@@ -83,3 +86,24 @@ def latest_records(bootstrap: str, topic: str, field: str) -> dict[str, dict[str
         record = decode(_CATALOG, msg.value())[1]
         latest[record[field]] = record
     return latest
+
+
+def live_case_of(bootstrap: str, lead_id: str) -> str | None:
+    """The case (not merged into another) that holds a lead, as `leadbus.cases` says now."""
+    for msg in read_all(bootstrap, CASES):
+        record = decode(_CATALOG, msg.value())[1]
+        if lead_id in record["members"] and record["merged_into"] is None:
+            return str(record["case_id"])
+    return None
+
+
+def publish_leads(bootstrap: str, leads: list[CaseLead]) -> None:
+    """Publish leads through the SDK, one national publisher per agency, and wait for them all."""
+    from leadbus.producers import Publisher
+
+    publishers: dict[str, Publisher] = {}
+    for lead in leads:
+        agency = lead.publisher.agency
+        publishers.setdefault(agency, Publisher(agency, "00", bootstrap_servers=bootstrap)).publish(lead)
+    for pub in publishers.values():
+        pub.flush(60)

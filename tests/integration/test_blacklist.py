@@ -26,7 +26,7 @@ from leadbus.cli import app
 from leadbus.identifiers import make_resident_id, make_uscc
 from leadbus.processors.blacklist import BlacklistHandler, entry_record
 from leadbus.processors.core.blacklist import Decision, Entry, decide, entry_id_of, propose
-from leadbus.processors.core.records import Record, Result
+from leadbus.processors.core.records import Record
 from leadbus.processors.core.seller_check import verify_answer
 from leadbus.producers import Publisher
 from leadbus.producers.gateway.auth import add_token
@@ -34,6 +34,7 @@ from leadbus.producers.signing import MemorySequences, SigningSealer, load_priva
 from leadbus.sinks.platform_check import TOKENS_OWNER, create_app
 from leadbus.topics import BLACKLIST, BLACKLIST_DECISIONS, CASES, HANDOVER, LEADS_REJECTED
 from tests.kafka_helpers import latest_records, produce, read_all
+from tests.memory_state import MemoryState
 from tests.processes import start_worker, stop, wait_until
 from tests.servers import AppServer
 
@@ -79,24 +80,6 @@ def _rejected(bootstrap: str) -> list[dict[str, Any]]:
 
 def _without_recorded_at(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k != "recorded_at"}
-
-
-class _MemoryState:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    def range(self, start: bytes, stop: bytes) -> list[tuple[bytes, bytes]]:
-        return sorted((k, v) for k, v in self.data.items() if start <= k < stop)
-
-    def apply(self, result: Result) -> None:
-        for key, value in result.state.items():
-            if value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = value
 
 
 def test_proposal_listing_refusal_expiry_delisting_restart_and_replay(cluster, tmp_path: Path) -> None:
@@ -181,7 +164,7 @@ def test_proposal_listing_refusal_expiry_delisting_restart_and_replay(cluster, t
             stop(proc)
 
     # replay: the inputs folded again through the same handler give the same blacklist
-    handler, memory = BlacklistHandler(), _MemoryState()
+    handler, memory = BlacklistHandler(), MemoryState()
     inputs = [(m.timestamp()[1], m) for topic in (CASES, HANDOVER, BLACKLIST_DECISIONS)
               for m in read_all(bootstrap, topic)]
     latest: dict[str, dict[str, Any]] = {}

@@ -171,16 +171,20 @@ def _identifiers(check: Callable[[str], object]) -> Callable[[Any], Any]:
     return validate
 
 
-def _check_agency(value: str) -> str:
-    if not is_agency_code(value):
-        raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
-    return value
+def _checked(test: Callable[[str], object], code: str, message: str) -> Callable[[str], str]:
+    """A validator: the value as it is where `test` holds, else refused with `code` (`{value!r}` in the message)."""
+
+    def check(value: str) -> str:
+        if not test(value):
+            raise _fail(code, message.format(value=value))
+        return value
+
+    return check
 
 
-def _check_publisher_province(value: str) -> str:
-    if not is_publisher_province(value):
-        raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code or 00 (national)")
-    return value
+_check_agency = _checked(is_agency_code, "UNKNOWN_AGENCY", "{value!r} is not a current agency code")
+_check_publisher_province = _checked(is_publisher_province, "UNKNOWN_PROVINCE",
+                                     "{value!r} is not a GB/T 2260 province code or 00 (national)")
 
 
 def _uuid_text(value: object, code: str) -> str:
@@ -206,10 +210,8 @@ def _event_time(value: datetime, info: ValidationInfo, name: str) -> datetime:
     return value
 
 
-def _check_case_id(value: str) -> str:
-    if not _CASE_ID.match(value):
-        raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
-    return value
+_check_case_id = _checked(_CASE_ID.match, "UNKNOWN_CASE",
+                          "{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
 
 
 def _check_case_ids(values: list[str]) -> list[str]:
@@ -272,12 +274,8 @@ class Address(_Model):
     city: str | None = None
     detail: str | None = None
 
-    @field_validator("province")
-    @classmethod
-    def _province(cls, value: str) -> str:
-        if not is_province_code(value):
-            raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code")
-        return value
+    _province = field_validator("province")(
+        _checked(is_province_code, "UNKNOWN_PROVINCE", "{value!r} is not a GB/T 2260 province code"))
 
 
 class Subject(_Model):
@@ -381,12 +379,8 @@ class Evidence(_Model):
     uri: str
     sha256: str
 
-    @field_validator("sha256")
-    @classmethod
-    def _sha(cls, value: str) -> str:
-        if not _SHA256.match(value):
-            raise _fail("EVIDENCE_DIGEST", "sha256 must be 64 lower-case hex digits")
-        return value
+    _sha = field_validator("sha256")(
+        _checked(_SHA256.match, "EVIDENCE_DIGEST", "sha256 must be 64 lower-case hex digits"))
 
 
 class CaseLead(_Model):

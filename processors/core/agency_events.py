@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from leadbus.agencies import is_category_code
-from leadbus.models import Actor, _check_case_id, _check_case_ids, _event_time, _fail, _Model, _uuid_text
+from leadbus.models import Actor, _check_case_id, _check_case_ids, _checked, _event_time, _fail, _Model, _uuid_text
 
 COURIER_REPLIES = "leadbus.courier.replies"
 CONSUMER_WARNINGS = "leadbus.warnings.consumer"
@@ -97,12 +97,8 @@ class ConsumerWarning(_Model):
 
     _warning_id = field_validator("warning_id", mode="before")(lambda v: _uuid_text(v, "WARNING_ID_FORMAT"))
 
-    @field_validator("goods_category")
-    @classmethod
-    def _category(cls, value: str) -> str:
-        if not is_category_code(value):
-            raise _fail("UNKNOWN_CATEGORY", f"{value!r} is not a goods category code")
-        return value
+    _category = field_validator("goods_category")(
+        _checked(is_category_code, "UNKNOWN_CATEGORY", "{value!r} is not a goods category code"))
 
     _disclosed = field_validator("disclosed_cases")(_check_case_ids)
     _published_at = field_validator("published_at")(lambda v, info: _event_time(v, info, "published_at"))

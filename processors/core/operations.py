@@ -34,7 +34,7 @@ from leadbus.acl import (
     is_operation_grant,
 )
 from leadbus.geography import PROVINCES
-from leadbus.models import _check_agency, _check_case_ids, _decided_at_time, _fail, _Model, _uuid_text
+from leadbus.models import _check_agency, _check_case_ids, _checked, _decided_at_time, _fail, _Model, _uuid_text
 from leadbus.processors.core.agency_events import (
     OPERATIONS,
     EventActor,
@@ -69,12 +69,9 @@ class OperationDecision(_Model):
 
     _decision_id = field_validator("decision_id", mode="before")(lambda v: _uuid_text(v, "OPERATION_ID_FORMAT"))
 
-    @field_validator("operation_id")
-    @classmethod
-    def _operation_id(cls, value: str) -> str:
-        if not OPERATION_ID.match(value):
-            raise _fail("OPERATION_ID_FORMAT", "an operation id is 3-40 lower-case letters, digits and dashes")
-        return value
+    _operation_id = field_validator("operation_id")(
+        _checked(OPERATION_ID.match, "OPERATION_ID_FORMAT",
+                 "an operation id is 3-40 lower-case letters, digits and dashes"))
 
     @field_validator("member_agencies")
     @classmethod

@@ -45,42 +45,57 @@ _HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self' 'u
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-class WarningBoard(FollowingReader):
-    topics = (CONSUMER_WARNINGS,)
+class _PublicBoard(FollowingReader):
+    """A public topic folded in memory; a record that does not decode was written by our own stages (a defect or
+    tampering): it is logged and shows nothing."""
+
     group_prefix = "leadbus-warnings-page-"
+    schema_name = ""
+    what = ""
+
+    def __init__(self, kafka: KafkaSettings, name: str) -> None:
+        super().__init__(kafka, name)
+        self.catalog = packaged_catalog()
+        self.schema = self.catalog.latest(self.schema_name)
+        self.lock = threading.Lock()
+
+    def handle(self, topic: str, value: bytes) -> None:
+        try:
+            _, record = decode(self.catalog, value, self.schema)
+        except DecodeError as exc:
+            log.error("undecodable %s: %s", self.what, exc)
+            return
+        self.fold(record)
+
+    def fold(self, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class WarningBoard(_PublicBoard):
+    topics = (CONSUMER_WARNINGS,)
+    schema_name, what = "cn.leadbus.ConsumerWarning", "warning"
 
     def __init__(self, kafka: KafkaSettings) -> None:
         super().__init__(kafka, "warnings-reader")
-        self.catalog = packaged_catalog()
-        self.schema = self.catalog.latest("cn.leadbus.ConsumerWarning")
-        self.lock = threading.Lock()
         self.board: dict[str, dict[str, Any]] = {}
 
     def warnings(self) -> list[dict[str, Any]]:
         with self.lock:
             return visible_warnings(self.board)
 
-    def handle(self, topic: str, value: bytes) -> None:
-        try:
-            _, record = decode(self.catalog, value, self.schema)
-        except DecodeError as exc:  # intake wrote it: a defect or tampering; the page shows nothing of it
-            log.error("undecodable warning: %s", exc)
-            return
+    def fold(self, record: dict[str, Any]) -> None:
         with self.lock:
             self.board = fold_warnings(self.board, record)
 
 
-class DisclosureBoard(FollowingReader):
+class DisclosureBoard(_PublicBoard):
     """The latest public record of every closed case on `leadbus.disclosure` (a case is counted once)."""
 
     topics = (DISCLOSURE,)
-    group_prefix = "leadbus-warnings-page-"
+    schema_name, what = "cn.leadbus.DisclosedCase", "disclosed case"
 
     def __init__(self, kafka: KafkaSettings) -> None:
         super().__init__(kafka, "disclosure-reader")
-        self.catalog = packaged_catalog()
-        self.schema = self.catalog.latest("cn.leadbus.DisclosedCase")
-        self.lock = threading.Lock()
         self.latest: dict[str, dict[str, Any]] = {}
 
     def statistics(self) -> list[dict[str, Any]]:
@@ -88,12 +103,7 @@ class DisclosureBoard(FollowingReader):
             records = list(self.latest.values())
         return statistics(records)
 
-    def handle(self, topic: str, value: bytes) -> None:
-        try:
-            _, record = decode(self.catalog, value, self.schema)
-        except DecodeError as exc:  # the disclosure stage wrote it: a defect or tampering; not counted
-            log.error("undecodable disclosed case: %s", exc)
-            return
+    def fold(self, record: dict[str, Any]) -> None:
         # only the fields the statistics count; a record lacking one is unusable (logged by the reader)
         kept = {f: str(record[f]) for f in ("disclosure_id", "closed_month", "province", "ip_right", "goods_category")}
         with self.lock:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -18,6 +19,9 @@ from rich.console import Console
 from leadbus.clients import CLIENT_CONFIG_ENV, ClientConfigError, KafkaSettings, resolve_settings
 from leadbus.localbroker.runtime import KAFKA_VERSION, cache_dir, ensure_kafka_libs
 from leadbus.processors.stages import PIPELINE, STAGES
+
+if TYPE_CHECKING:
+    from leadbus.signing import KeyRegistry
 
 app = typer.Typer(help="leadbus: the cross-agency event bus for case leads (国办发〔2015〕77号).", no_args_is_help=True)
 broker_app = typer.Typer(help="Run local Kafka brokers from Maven Central jars.", no_args_is_help=True)
@@ -915,6 +919,16 @@ def _read_public(path: Path) -> bytes:
         raise typer.BadParameter(f"{path}: {exc}") from None
 
 
+def _key_change(publisher: str, public_key: Path, bootstrap: str | None,
+                client_config: str | None) -> tuple[str, bytes, KafkaSettings, KeyRegistry]:
+    """A new key's publisher id and bytes, the admin's settings (the key registry is theirs to write), the registry."""
+    from leadbus.publisher_keys import read_registry
+
+    publisher, raw = _publisher(publisher), _read_public(public_key)
+    settings = _settings(bootstrap, client_config, "admin")
+    return publisher, raw, settings, read_registry(settings)
+
+
 @keys_app.command("register")
 def keys_register(
     publisher: str = typer.Argument(..., help="Publisher id: AGENCY, AGENCY.PP (e.g. SAMR.33), or either -instance."),
@@ -927,13 +941,10 @@ def keys_register(
     client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Register a publisher's public key on leadbus.publishers (the admin principal)."""
-    from leadbus.publisher_keys import read_registry, write_keys
+    from leadbus.publisher_keys import write_keys
     from leadbus.signing import PublisherKey, key_id_of
 
-    publisher = _publisher(publisher)
-    raw = _read_public(public_key)
-    settings = _settings(bootstrap, client_config, "admin")  # the key registry is the admin's to write
-    registry = read_registry(settings)
+    publisher, raw, settings, registry = _key_change(publisher, public_key, bootstrap, client_config)
     key_id = key_id_of(raw)
     if any(publisher != p and registry.get(p, key_id) for p in registry.publishers()):
         raise typer.BadParameter(f"key {key_id} is registered for another publisher: each publisher has its own keys")
@@ -957,13 +968,10 @@ def keys_rotate(
     client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Register a new key for a publisher and end its current keys' validity at the rotation plus the overlap."""
-    from leadbus.publisher_keys import read_registry, write_keys
+    from leadbus.publisher_keys import write_keys
     from leadbus.signing import PublisherKey, key_id_of
 
-    publisher = _publisher(publisher)
-    raw = _read_public(public_key)
-    settings = _settings(bootstrap, client_config, "admin")  # the key registry is the admin's to write
-    registry = read_registry(settings)
+    publisher, raw, settings, registry = _key_change(publisher, public_key, bootstrap, client_config)
     when = _instant(at)
     old = registry.current(publisher, when)
     if registry.get(publisher, key_id_of(raw)) is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from functools import lru_cache
@@ -157,16 +158,34 @@ def _identifier(exc: IdentifierError) -> PydanticCustomError:
     return _fail(exc.code, str(exc))
 
 
-def _check_agency(value: str) -> str:
-    if not is_agency_code(value):
-        raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
-    return value
+def _identifiers(check: Callable[[str], object]) -> Callable[[Any], Any]:
+    """A validator running an identifier check on a value, or on each of a list; None passes."""
+
+    def validate(value: Any) -> Any:
+        for item in value if isinstance(value, list) else () if value is None else (value,):
+            try:
+                check(item)
+            except IdentifierError as exc:
+                raise _identifier(exc) from None
+        return value
+
+    return validate
 
 
-def _check_publisher_province(value: str) -> str:
-    if not is_publisher_province(value):
-        raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code or 00 (national)")
-    return value
+def _checked(test: Callable[[str], object], code: str, message: str) -> Callable[[str], str]:
+    """A validator: the value as it is where `test` holds, else refused with `code` (`{value!r}` in the message)."""
+
+    def check(value: str) -> str:
+        if not test(value):
+            raise _fail(code, message.format(value=value))
+        return value
+
+    return check
+
+
+_check_agency = _checked(is_agency_code, "UNKNOWN_AGENCY", "{value!r} is not a current agency code")
+_check_publisher_province = _checked(is_publisher_province, "UNKNOWN_PROVINCE",
+                                     "{value!r} is not a GB/T 2260 province code or 00 (national)")
 
 
 def _uuid_text(value: object, code: str) -> str:
@@ -190,6 +209,22 @@ def _event_time(value: datetime, info: ValidationInfo, name: str) -> datetime:
     if now is not None and value > now + FUTURE_TOLERANCE:
         raise _fail("TIME_IN_FUTURE", f"{name} {value.isoformat()} is in the future")
     return value
+
+
+_check_case_id = _checked(_CASE_ID.match, "UNKNOWN_CASE",
+                          "{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
+
+
+def _check_case_ids(values: list[str]) -> list[str]:
+    return [_check_case_id(v) for v in values]
+
+
+def _decision_id_text(value: object) -> str:
+    return _uuid_text(value, "DECISION_ID_FORMAT")
+
+
+def _decided_at_time(value: datetime, info: ValidationInfo) -> datetime:
+    return _event_time(value, info, "decided_at")
 
 
 @lru_cache(maxsize=65536)
@@ -219,7 +254,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-class Publisher(_Model):
+class Actor(_Model):
+    """An agency acting on the bus (publishing, deciding, relaying): its code, its province (GB/T 2260, 00 for
+    national) and, if it says so, its unit. The Avro records keep their own names for it."""
+
     agency: str
     province: str
     unit: str | None = None
@@ -228,17 +266,17 @@ class Publisher(_Model):
     _province = field_validator("province")(_check_publisher_province)
 
 
+class Publisher(Actor):
+    pass  # the agency that publishes a lead; the name the gateway's OpenAPI document gives it
+
+
 class Address(_Model):
     province: str
     city: str | None = None
     detail: str | None = None
 
-    @field_validator("province")
-    @classmethod
-    def _province(cls, value: str) -> str:
-        if not is_province_code(value):
-            raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a GB/T 2260 province code")
-        return value
+    _province = field_validator("province")(
+        _checked(is_province_code, "UNKNOWN_PROVINCE", "{value!r} is not a GB/T 2260 province code"))
 
 
 class Subject(_Model):
@@ -249,25 +287,9 @@ class Subject(_Model):
     phones: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)
     address: Address | None = None
 
-    @field_validator("uscc")
-    @classmethod
-    def _uscc(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                check_uscc(value)  # a failing check digit is a warning (early pilot codes), not an error
-            except IdentifierError as exc:
-                raise _identifier(exc) from None
-        return value
-
-    @field_validator("id_number")
-    @classmethod
-    def _id_number(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                normalize_resident_id(value)
-            except IdentifierError as exc:
-                raise _identifier(exc) from None
-        return value
+    # a failing USCC check digit is a warning (early pilot codes), not an error
+    _uscc = field_validator("uscc")(_identifiers(check_uscc))
+    _id_number = field_validator("id_number")(_identifiers(normalize_resident_id))
 
     @field_validator("phones")
     @classmethod
@@ -286,15 +308,7 @@ class Online(_Model):
     ips: list[str] = Field(default_factory=list, max_length=50)
     icp_filings: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)  # v2
 
-    @field_validator("icp_filings")
-    @classmethod
-    def _icp(cls, values: list[str]) -> list[str]:
-        for value in values:
-            try:
-                normalize_icp_filing(value)
-            except IdentifierError as exc:
-                raise _identifier(exc) from None
-        return values
+    _icp = field_validator("icp_filings")(_identifiers(normalize_icp_filing))
 
     @field_validator("urls")
     @classmethod
@@ -366,12 +380,8 @@ class Evidence(_Model):
     uri: str
     sha256: str
 
-    @field_validator("sha256")
-    @classmethod
-    def _sha(cls, value: str) -> str:
-        if not _SHA256.match(value):
-            raise _fail("EVIDENCE_DIGEST", "sha256 must be 64 lower-case hex digits")
-        return value
+    _sha = field_validator("sha256")(
+        _checked(_SHA256.match, "EVIDENCE_DIGEST", "sha256 must be 64 lower-case hex digits"))
 
 
 class Product(_Model):
@@ -515,14 +525,8 @@ class CaseLead(_Model):
         return cls.model_validate_json(text, context={"now": now} if now else None)
 
 
-class DecisionActor(_Model):
-    agency: str
-    province: str
-    unit: str | None = None
+class DecisionActor(Actor):
     role: Literal["OFFICER", "HEAD", "POLICE", "PROCURATOR"] = "OFFICER"
-
-    _agency = field_validator("agency")(_check_agency)
-    _province = field_validator("province")(_check_publisher_province)
 
 
 class HandoverKind(StrEnum):
@@ -563,33 +567,14 @@ class HandoverDecision(_Model):
     reasons: str = ""
     documents: list[Evidence] = Field(default_factory=list)
 
-    @field_validator("decision_id", mode="before")
-    @classmethod
-    def _decision_id(cls, value: object) -> str:
-        return _uuid_text(value, "DECISION_ID_FORMAT")
+    _decision_id = field_validator("decision_id", mode="before")(_decision_id_text)
 
-    @field_validator("case_id")
-    @classmethod
-    def _case_id(cls, value: str) -> str:
-        if not _CASE_ID.match(value):
-            raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
-        return value
+    _case_id = field_validator("case_id")(_check_case_id)
 
-    @field_validator("decided_at")
-    @classmethod
-    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _event_time(value, info, "decided_at")
+    _decided_at = field_validator("decided_at")(_decided_at_time)
 
 
 # -- issue #18: the blacklist -------------------------------------------------------------------
-class BlacklistActor(_Model):
-    agency: str
-    province: str
-    unit: str | None = None
-
-    _agency = field_validator("agency")(_check_agency)
-    _province = field_validator("province")(_check_publisher_province)
-
 
 class BlacklistDecision(_Model):
     """An agency's decision to list, decline or delist a proposed blacklist entry (失信名单列入/移出决定)."""
@@ -597,20 +582,14 @@ class BlacklistDecision(_Model):
     decision_id: str
     entry_id: Annotated[str, Field(pattern=r"^BL-[0-9a-f]{20}$")]
     kind: Literal["LIST", "DECLINE", "DELIST"]
-    actor: BlacklistActor
+    actor: Actor
     decided_at: datetime
     period_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     reasons: Annotated[str, Field(max_length=2000)] = ""
 
-    @field_validator("decision_id", mode="before")
-    @classmethod
-    def _decision_id(cls, value: object) -> str:
-        return _uuid_text(value, "DECISION_ID_FORMAT")
+    _decision_id = field_validator("decision_id", mode="before")(_decision_id_text)
 
-    @field_validator("decided_at")
-    @classmethod
-    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _event_time(value, info, "decided_at")
+    _decided_at = field_validator("decided_at")(_decided_at_time)
 
 
 # -- analysts' link decisions (issue #19) --------------------------------------------------------------
@@ -649,17 +628,12 @@ class LinkDecision(_Model):
     reason: str
     decided_at: datetime
 
-    @field_validator("decision_id", mode="before")
-    @classmethod
-    def _decision_id(cls, value: object) -> str:
-        return _uuid_text(value, "DECISION_ID_FORMAT")
+    _decision_id = field_validator("decision_id", mode="before")(_decision_id_text)
 
     @field_validator("case_a", "case_b")
     @classmethod
     def _case_id(cls, value: str | None) -> str | None:
-        if value is not None and not _CASE_ID.match(value):
-            raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
-        return value
+        return None if value is None else _check_case_id(value)
 
     @field_validator("lead_ids", mode="before")
     @classmethod
@@ -677,10 +651,7 @@ class LinkDecision(_Model):
             raise _fail("REASON_TOO_LONG", "a link decision's reason is at most 4000 characters")
         return value.strip()
 
-    @field_validator("decided_at")
-    @classmethod
-    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _event_time(value, info, "decided_at")
+    _decided_at = field_validator("decided_at")(_decided_at_time)
 
     @model_validator(mode="after")
     def _shape(self) -> LinkDecision:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
+from leadbus.avro import SchemaCatalog, decode, encode
+from leadbus.processors.case_stages import CaseStepHandler, case_key, rejected, state_key, time_key
 from leadbus.processors.core.blacklist import (
     DEFAULT_POLICY,
     Decision,
@@ -29,9 +31,8 @@ from leadbus.processors.core.blacklist import (
     expire,
     propose,
 )
-from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
-from leadbus.topics import BLACKLIST, BLACKLIST_CHANGELOG, BLACKLIST_DECISIONS, CASES, HANDOVER, LEADS_REJECTED
+from leadbus.topics import BLACKLIST, BLACKLIST_CHANGELOG, BLACKLIST_DECISIONS, CASES, HANDOVER
 
 log = logging.getLogger("leadbus.processors.blacklist")
 
@@ -39,20 +40,10 @@ CHANGELOG = BLACKLIST_CHANGELOG
 TOPICS = [CASES, HANDOVER, BLACKLIST_DECISIONS]
 
 
-def _case_key(case_id: str) -> bytes:
-    return f"c:{case_id}".encode()
+_entry_key = partial(state_key, "e")  # an entity's Entry, by entry id
 
 
-def _entry_key(entry_id: str) -> bytes:
-    return f"e:{entry_id}".encode()
-
-
-def _pending_key(case_id: str) -> bytes:
-    return f"p:{case_id}".encode()
-
-
-def _until_key(until: str, entry_id: str) -> bytes:
-    return f"x:{int(datetime.fromisoformat(until).timestamp() * 1000):015d}:{entry_id}".encode()
+_until_key = partial(time_key, "x")  # the index of listing ends the tick scans: x:<until ms>:<entry id>
 
 
 def entry_record(entry: Entry, now: datetime) -> dict[str, Any]:
@@ -65,26 +56,17 @@ def entry_record(entry: Entry, now: datetime) -> dict[str, Any]:
     return {**doc, "recorded_at": now}
 
 
-class BlacklistHandler:
+class BlacklistHandler(CaseStepHandler):
+    log = log
+
     def __init__(self, catalog: SchemaCatalog | None = None, policy: Policy = DEFAULT_POLICY) -> None:
-        self.catalog = catalog or packaged_catalog()
+        super().__init__(catalog)
         self.policy = policy
-        self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
-        self.step_schema = self.catalog.latest("cn.leadbus.HandoverStep")
         self.decision_schema = self.catalog.latest("cn.leadbus.BlacklistDecision")
-        self.entry_schema = self.catalog.latest("cn.leadbus.BlacklistEntry")
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
 
-    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
-        try:
-            if record.topic == CASES:
-                return self._on_case(record, state, now)
-            if record.topic == HANDOVER:
-                return self._on_step(record, state, now)
-            return self._on_decision(record, state, now)
-        except (DecodeError, ValueError, KeyError) as exc:
-            log.error("unusable record at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
-            return Result([self._rejected(record, "BLACKLIST_UNDECODABLE", str(exc), now)])
+    def _unusable(self, record: Record, message: str, now: datetime) -> Result:
+        return Result([rejected(self.rejected_schema, record, "BLACKLIST_UNDECODABLE", message, now)])
 
     def _on_case(self, record: Record, state: StateView, now: datetime) -> Result:
         _, case = decode(self.catalog, record.value or b"", self.case_schema)
@@ -94,15 +76,9 @@ class BlacklistHandler:
         raw = json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()
         result = Result()
         case_id = case["case_id"]
-        if state.get(_case_key(case_id)) != raw:
-            result.state[_case_key(case_id)] = raw
-        pending = state.get(_pending_key(case_id))
-        if pending is not None:  # its listable step was read first (two topics: no order between them)
-            result.state[_pending_key(case_id)] = None
-            phase, at = json.loads(pending)
-            proposed = self._propose(state, case_id, doc, phase, datetime.fromisoformat(at), now)
-            result.outputs += proposed.outputs
-            result.state.update(proposed.state)
+        if state.get(case_key(case_id)) != raw:
+            result.state[case_key(case_id)] = raw
+        self._release(state, case_id, result, lambda phase, at: self._propose(state, case_id, doc, phase, at, now))
         return result
 
     def _on_step(self, record: Record, state: StateView, now: datetime) -> Result:
@@ -110,11 +86,9 @@ class BlacklistHandler:
         phase = str(step["to_phase"])
         if phase not in self.policy.listable:
             return Result()
-        known = state.get(_case_key(step["case_id"]))
+        known = state.get(case_key(step["case_id"]))
         if known is None:  # the case's version is still on its way: propose when it arrives
-            result = Result()
-            result.state[_pending_key(step["case_id"])] = json.dumps([phase, step["at"].isoformat()]).encode()
-            return result
+            return self._hold(step["case_id"], phase, step["at"])
         return self._propose(state, step["case_id"], json.loads(known), phase, step["at"], now)
 
     def _propose(self, state: StateView, case_id: str, case: dict[str, Any], phase: str, at: datetime,
@@ -126,14 +100,14 @@ class BlacklistHandler:
         new = propose(before, case_id, case["identifiers"], phase, at, self.policy, case.get("enterprise_name"))
         return self._store(before, new, now) if new is not None else Result()
 
-    def _on_decision(self, record: Record, state: StateView, now: datetime) -> Result:
+    def _on_own(self, record: Record, state: StateView, now: datetime) -> Result:  # an agency's decision
         _, event = decode(self.catalog, record.value or b"", self.decision_schema)
         decision = Decision(event["decision_id"], event["entry_id"], event["kind"], event["actor"]["agency"],
                             event["decided_at"], event["reasons"], event["period_days"])
         before = self._entry(state, decision.entry_id)
         outcome = decide(before, decision, self.policy)
         if isinstance(outcome, Refusal):
-            return Result([self._rejected(record, outcome.reason, outcome.message, now)])
+            return Result([rejected(self.rejected_schema, record, outcome.reason, outcome.message, now)])
         if outcome == before:
             return Result()
         return self._store(before, outcome, now)
@@ -167,7 +141,3 @@ class BlacklistHandler:
         result.outputs.append(Output(BLACKLIST, entry.entry_id.encode(),
                                      encode(self.entry_schema, entry_record(entry, now))))
         return result
-
-    def _rejected(self, record: Record, reason: str, message: str, now: datetime) -> Output:
-        return Output(LEADS_REJECTED, record.key, encode(self.rejected_schema, dead_letter_record(
-            reason=reason, message=message, original=record.value or b"", source=record.source, now=now)))

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
+from leadbus.avro import SchemaCatalog, decode, encode
+from leadbus.processors.case_stages import CaseStepHandler, case_key, state_key
 from leadbus.processors.core.disclosure import CLOSING_PHASES, disclosed_record, public_case
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.topics import BLACKLIST, CASES, DISCLOSURE, DISCLOSURE_CHANGELOG, HANDOVER
@@ -25,44 +27,20 @@ CHANGELOG = DISCLOSURE_CHANGELOG
 TOPICS = [CASES, HANDOVER, BLACKLIST]
 
 
-def _case_key(case_id: str) -> bytes:
-    return f"c:{case_id}".encode()
+_closed_key = partial(state_key, "d")  # a closed case: what its public record is built from
+_listed_key = partial(state_key, "l")  # an enterprise (uscc:…) a listing keeps on the blacklist
+_by_entity_key = partial(state_key, "k")  # the closed cases naming an enterprise
 
 
-def _closed_key(case_id: str) -> bytes:
-    return f"d:{case_id}".encode()
+class DisclosureHandler(CaseStepHandler):
+    log = log
 
-
-def _pending_key(case_id: str) -> bytes:
-    return f"p:{case_id}".encode()
-
-
-def _listed_key(entity: str) -> bytes:
-    return f"l:{entity}".encode()
-
-
-def _by_entity_key(entity: str) -> bytes:
-    return f"k:{entity}".encode()
-
-
-class DisclosureHandler:
     def __init__(self, catalog: SchemaCatalog | None = None) -> None:
-        self.catalog = catalog or packaged_catalog()
-        self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
-        self.step_schema = self.catalog.latest("cn.leadbus.HandoverStep")
-        self.entry_schema = self.catalog.latest("cn.leadbus.BlacklistEntry")
+        super().__init__(catalog)
         self.disclosed_schema = self.catalog.latest("cn.leadbus.DisclosedCase")
 
-    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
-        try:
-            if record.topic == CASES:
-                return self._on_case(record, state, now)
-            if record.topic == HANDOVER:
-                return self._on_step(record, state, now)
-            return self._on_entry(record, state, now)
-        except (DecodeError, ValueError, KeyError) as exc:  # written by our own stages: a defect; nothing published
-            log.error("unusable record at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
-            return Result()
+    def _unusable(self, record: Record, message: str, now: datetime) -> Result:
+        return Result()  # written by our own stages: a defect; nothing published
 
     def _on_case(self, record: Record, state: StateView, now: datetime) -> Result:
         _, case = decode(self.catalog, record.value or b"", self.case_schema)
@@ -71,14 +49,8 @@ class DisclosureHandler:
         if state.get(_closed_key(case_id)) is not None:
             return result  # closed and published: later versions do not change the public record
         kept = public_case(case)
-        result.state[_case_key(case_id)] = json.dumps(kept, ensure_ascii=False, sort_keys=True).encode()
-        pending = state.get(_pending_key(case_id))
-        if pending is not None:  # its closing step was read first
-            phase, at = json.loads(pending)
-            result.state[_pending_key(case_id)] = None
-            closed = self._close(state, case_id, kept, phase, datetime.fromisoformat(at), now)
-            result.outputs += closed.outputs
-            result.state.update(closed.state)
+        result.state[case_key(case_id)] = json.dumps(kept, ensure_ascii=False, sort_keys=True).encode()
+        self._release(state, case_id, result, lambda phase, at: self._close(state, case_id, kept, phase, at, now))
         return result
 
     def _on_step(self, record: Record, state: StateView, now: datetime) -> Result:
@@ -87,10 +59,9 @@ class DisclosureHandler:
         result = Result()
         if phase not in CLOSING_PHASES or state.get(_closed_key(case_id)) is not None:
             return result
-        raw = state.get(_case_key(case_id))
+        raw = state.get(case_key(case_id))
         if raw is None:
-            result.state[_pending_key(case_id)] = json.dumps([phase, step["at"].isoformat()]).encode()
-            return result
+            return self._hold(case_id, phase, step["at"])
         return self._close(state, case_id, json.loads(raw), phase, step["at"], now)
 
     def _close(self, state: StateView, case_id: str, case: dict[str, Any], phase: str, at: datetime,
@@ -105,14 +76,14 @@ class DisclosureHandler:
             return result
         result.state[_closed_key(case_id)] = json.dumps({"case": case, "phase": phase, "at": at.isoformat()},
                                                         ensure_ascii=False).encode()
-        result.state[_case_key(case_id)] = None
+        result.state[case_key(case_id)] = None
         if entity is not None:
             known = json.loads(state.get(_by_entity_key(entity)) or b"[]")
             result.state[_by_entity_key(entity)] = json.dumps(sorted({*known, case_id})).encode()
         result.outputs.append(self._output(disclosed, now))
         return result
 
-    def _on_entry(self, record: Record, state: StateView, now: datetime) -> Result:
+    def _on_own(self, record: Record, state: StateView, now: datetime) -> Result:  # a blacklist entry
         if not record.value:
             return Result()
         _, entry = decode(self.catalog, record.value, self.entry_schema)

@@ -29,10 +29,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
-from leadbus.processors.core.dead_letters import dead_letter_record
+from leadbus.processors.case_stages import pending_key, rejected, state_key, time_key
 from leadbus.processors.core.deadlines import DayCounting
 from leadbus.processors.core.handover import (
     Decision,
@@ -50,7 +51,7 @@ from leadbus.processors.core.handover import (
 )
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
 from leadbus.processors.core.transfer import assess_transfer
-from leadbus.topics import CASES, HANDOVER, HANDOVER_CARRYOVER, HANDOVER_CHANGELOG, HANDOVER_DECISIONS, LEADS_REJECTED
+from leadbus.topics import CASES, HANDOVER, HANDOVER_CARRYOVER, HANDOVER_CHANGELOG, HANDOVER_DECISIONS
 
 log = logging.getLogger("leadbus.processors.handover")
 
@@ -59,28 +60,13 @@ TOPICS = [CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER]
 MAX_CHAIN = 64  # merges followed from a marker before a decision is refused (a cycle would be a linking fault)
 
 
-def _state_key(case_id: str) -> bytes:
-    return f"h:{case_id}".encode()
+_state_key = partial(state_key, "h")  # the case's HandoverState
+_moved_key = partial(state_key, "m")  # a merged case: its handover lives in the survivor's state (the value)
+_reported_key = partial(state_key, "r")  # with the survivor: a merged case's carryover arrived (with a handover?)
+_pending_key = pending_key  # a survivor's own opening, waiting for the carryovers of the cases merged into it
 
 
-def _moved_key(case_id: str) -> bytes:
-    """Marks a case merged into another: its handover now lives in the survivor's state (the value)."""
-    return f"m:{case_id}".encode()
-
-
-def _reported_key(case_id: str) -> bytes:
-    """Held with the survivor: this merged case's carryover has arrived (and whether it brought a handover)."""
-    return f"r:{case_id}".encode()
-
-
-def _pending_key(case_id: str) -> bytes:
-    """A survivor's own opening, waiting for the carryovers of the cases merged into it."""
-    return f"p:{case_id}".encode()
-
-
-def _due_key(due: str, case_id: str) -> bytes:
-    millis = int(datetime.fromisoformat(due).timestamp() * 1000)
-    return f"d:{millis:015d}:{case_id}".encode()
+_due_key = partial(time_key, "d")  # the index of due deadlines the tick scans: d:<due ms>:<case id>
 
 
 class HandoverHandler:
@@ -323,5 +309,4 @@ class HandoverHandler:
         return result
 
     def _rejected(self, record: Record, reason: str, message: str, now: datetime) -> Output:
-        return Output(LEADS_REJECTED, record.key, encode(self.rejected_schema, dead_letter_record(
-            reason=reason, message=message, original=record.value or b"", source=record.source, now=now)))
+        return rejected(self.rejected_schema, record, reason, message, now)

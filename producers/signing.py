@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from leadbus.pki import write_secret
 from leadbus.signing import CHAIN_START, SEQUENCE_HEADER, Seal, link_digest, parse_publisher_id, public_bytes, sign
 
 KEY_ENV = "LEADBUS_SIGNING_KEY"
@@ -78,15 +79,6 @@ def private_pem(key: Ed25519PrivateKey) -> bytes:
 
 def public_pem(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-
-
-def write_secret(path: Path, data: bytes) -> None:
-    """Create `path` readable by its owner only (0600), never world-readable even for a moment."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.chmod(path, 0o600)
 
 
 class MemorySequences:

@@ -13,13 +13,10 @@ Routes: `/` (the page, refreshed every three seconds), `/api/state`, `/healthz`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import html
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -31,6 +28,7 @@ from leadbus.avro import DecodeError, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.processors.core.operations import Operation, decide, operation_topic
 from leadbus.processors.core.routing import bulletin
+from leadbus.web import running
 
 log = logging.getLogger("leadbus.sinks.operation_view")
 
@@ -144,16 +142,8 @@ td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head><body>
 def create_app(kafka: str | KafkaSettings, operation_id: str, member: str) -> FastAPI:
     board = OperationBoard(settings_for(kafka), operation_id, member)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        board.start()
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(board.stop)
-
-    app = FastAPI(title=f"leadbus operation {operation_id}", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(title=f"leadbus operation {operation_id}", lifespan=running(board.start, board.stop),
+                  docs_url=None, redoc_url=None, openapi_url=None)
     headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'", "Cache-Control": "no-store"}
 
     @app.get("/", response_class=HTMLResponse)

@@ -15,13 +15,11 @@ rebuilt in memory from `leadbus.blacklist`, `leadbus.cases` and `leadbus.handove
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from leadbus.producers.gateway.ratelimit import RateLimiter
 from leadbus.readers import FollowingReader
 from leadbus.signing import key_id_of
 from leadbus.topics import BLACKLIST, CASES, HANDOVER
+from leadbus.web import running
 
 log = logging.getLogger("leadbus.sinks.platform_check")
 TOKENS_OWNER = "PLATFORMS"  # the tokens file's "agency": platforms are no agency
@@ -90,16 +89,11 @@ def create_app(kafka: str | KafkaSettings, key: Ed25519PrivateKey, tokens: Path,
     audit = AccessLog(audit_log, "leadbus.platform_check.audit")
     public = key.public_key().public_bytes_raw()
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        reader.start()
-        try:
-            yield
-        finally:
-            reader.stop()
-            audit.close()
+    def stop() -> None:
+        reader.stop()
+        audit.close()
 
-    app = FastAPI(title="leadbus platform check", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="leadbus platform check", lifespan=running(reader.start, stop), docs_url=None, redoc_url=None)
     app.state.reader = reader
 
     def refuse(status: int, code: str, message: str, entry: dict[str, Any],

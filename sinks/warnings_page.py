@@ -18,11 +18,9 @@ closed cases, redrawn every two seconds from `/statistics/chart.svg`), `/api/sta
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -39,6 +37,7 @@ from leadbus.processors.core.agency_events import CONSUMER_WARNINGS, fold_warnin
 from leadbus.processors.core.disclosure import STAT_FIELDS, statistics, statistics_svg, statistics_total
 from leadbus.readers import FollowingReader
 from leadbus.topics import DISCLOSURE
+from leadbus.web import running
 
 log = logging.getLogger("leadbus.sinks.warnings_page")
 _HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; "
@@ -46,42 +45,57 @@ _HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self' 'u
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-class WarningBoard(FollowingReader):
-    topics = (CONSUMER_WARNINGS,)
+class _PublicBoard(FollowingReader):
+    """A public topic folded in memory; a record that does not decode was written by our own stages (a defect or
+    tampering): it is logged and shows nothing."""
+
     group_prefix = "leadbus-warnings-page-"
+    schema_name = ""
+    what = ""
+
+    def __init__(self, kafka: KafkaSettings, name: str) -> None:
+        super().__init__(kafka, name)
+        self.catalog = packaged_catalog()
+        self.schema = self.catalog.latest(self.schema_name)
+        self.lock = threading.Lock()
+
+    def handle(self, topic: str, value: bytes) -> None:
+        try:
+            _, record = decode(self.catalog, value, self.schema)
+        except DecodeError as exc:
+            log.error("undecodable %s: %s", self.what, exc)
+            return
+        self.fold(record)
+
+    def fold(self, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class WarningBoard(_PublicBoard):
+    topics = (CONSUMER_WARNINGS,)
+    schema_name, what = "cn.leadbus.ConsumerWarning", "warning"
 
     def __init__(self, kafka: KafkaSettings) -> None:
         super().__init__(kafka, "warnings-reader")
-        self.catalog = packaged_catalog()
-        self.schema = self.catalog.latest("cn.leadbus.ConsumerWarning")
-        self.lock = threading.Lock()
         self.board: dict[str, dict[str, Any]] = {}
 
     def warnings(self) -> list[dict[str, Any]]:
         with self.lock:
             return visible_warnings(self.board)
 
-    def handle(self, topic: str, value: bytes) -> None:
-        try:
-            _, record = decode(self.catalog, value, self.schema)
-        except DecodeError as exc:  # intake wrote it: a defect or tampering; the page shows nothing of it
-            log.error("undecodable warning: %s", exc)
-            return
+    def fold(self, record: dict[str, Any]) -> None:
         with self.lock:
             self.board = fold_warnings(self.board, record)
 
 
-class DisclosureBoard(FollowingReader):
+class DisclosureBoard(_PublicBoard):
     """The latest public record of every closed case on `leadbus.disclosure` (a case is counted once)."""
 
     topics = (DISCLOSURE,)
-    group_prefix = "leadbus-warnings-page-"
+    schema_name, what = "cn.leadbus.DisclosedCase", "disclosed case"
 
     def __init__(self, kafka: KafkaSettings) -> None:
         super().__init__(kafka, "disclosure-reader")
-        self.catalog = packaged_catalog()
-        self.schema = self.catalog.latest("cn.leadbus.DisclosedCase")
-        self.lock = threading.Lock()
         self.latest: dict[str, dict[str, Any]] = {}
 
     def statistics(self) -> list[dict[str, Any]]:
@@ -89,12 +103,7 @@ class DisclosureBoard(FollowingReader):
             records = list(self.latest.values())
         return statistics(records)
 
-    def handle(self, topic: str, value: bytes) -> None:
-        try:
-            _, record = decode(self.catalog, value, self.schema)
-        except DecodeError as exc:  # the disclosure stage wrote it: a defect or tampering; not counted
-            log.error("undecodable disclosed case: %s", exc)
-            return
+    def fold(self, record: dict[str, Any]) -> None:
         # only the fields the statistics count; a record lacking one is unusable (logged by the reader)
         kept = {f: str(record[f]) for f in ("disclosure_id", "closed_month", "province", "ip_right", "goods_category")}
         with self.lock:
@@ -136,16 +145,16 @@ def create_app(bootstrap: str | KafkaSettings, public_url: str = "http://127.0.0
     page = resources.files("leadbus.sinks").joinpath("warnings_page.html").read_text(encoding="utf-8")
     stats_page = resources.files("leadbus.sinks").joinpath("statistics_page.html").read_text(encoding="utf-8")
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    def start() -> None:
         board.start()
         disclosed.start()
-        try:
-            yield
-        finally:
-            await asyncio.gather(asyncio.to_thread(board.stop), asyncio.to_thread(disclosed.stop))
 
-    app = FastAPI(title="leadbus consumer warnings", lifespan=lifespan, docs_url=None, redoc_url=None,
+    def stop() -> None:  # both at once: each waits for its reader thread
+        with ThreadPoolExecutor(2) as pool:
+            for done in [pool.submit(board.stop), pool.submit(disclosed.stop)]:
+                done.result()
+
+    app = FastAPI(title="leadbus consumer warnings", lifespan=running(start, stop), docs_url=None, redoc_url=None,
                   openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse)

@@ -14,16 +14,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from leadbus.audit.verification import (
-    KEY_ID_HEADER,
-    PARTITION_HEADER,
-    PUBLISHER_HEADER,
-    SEQUENCE_HEADER,
-    SIGNATURE_HEADER,
-    Finding,
-    LaneTracker,
-    ReplayRecord,
-)
+from leadbus.audit.verification import Finding, LaneTracker, ReplayRecord
+from leadbus.signing import KEY_ID_HEADER, PARTITION_HEADER, PUBLISHER_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER
 
 _DOMAIN = b"leadbus-event-signature-v1\x00"
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from leadbus.localbroker import KafkaCluster
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import load_declarations
+from tests.kafka_helpers import topics_cluster
 
 LeadFactory = Callable[..., dict[str, Any]]
 
@@ -83,9 +82,16 @@ def kafka() -> Iterator[KafkaCluster]:
     """One real KRaft broker for the whole session, with every declared topic."""
     if os.environ.get("LEADBUS_TEST_BOOTSTRAP"):
         pytest.fail("LEADBUS_TEST_BOOTSTRAP is not supported: tests start their own brokers")
-    with KafkaCluster(1) as cluster:
-        apply_topics(cluster.bootstrap_servers, load_declarations())
+    with topics_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """A one-broker cluster of the test module's own, with every declared topic: its stages see no other traffic."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    with topics_cluster(tmp_path_factory.mktemp(f"{name}-kafka")) as kc:
+        yield kc
 
 
 @pytest.fixture

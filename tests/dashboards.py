@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import threading
 import time
 import uuid
@@ -17,7 +16,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 from confluent_kafka import Producer
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -30,7 +28,7 @@ from leadbus.sinks.dashboard import create_app
 from leadbus.sinks.dashboard_auth import SignIn
 from leadbus.sinks.link_desk import LinkDesk
 from leadbus.topics import region_topic
-from tests.processes import wait_until
+from tests.servers import AppServer
 
 CATALOG = packaged_catalog()
 BULLETIN_SCHEMA = CATALOG.latest("cn.leadbus.RegionalBulletin")
@@ -116,29 +114,13 @@ class Bus:
 
 # -- servers and browser ----------------------------------------------------------------------------
 
-class Server:
-    """A real uvicorn server on a free loopback port, in a thread."""
+class Server(AppServer):
+    """A dashboard on a free loopback port, in a thread."""
 
     def __init__(self, bootstrap: str, region: str, sign_in: SignIn | None = None,
                  desk: LinkDesk | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        super().__init__(create_app(bootstrap, region, sign_in, desk))
         self.sign_in = sign_in
-        config = uvicorn.Config(create_app(bootstrap, region, sign_in, desk), log_level="warning",
-                                timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 30, f"{self.url} to start", interval=0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
-        assert not self.thread.is_alive(), f"{self.url} did not stop"
 
     def metric(self, name: str) -> float:
         text = httpx.get(f"{self.url}/metrics", timeout=10).text

@@ -3,9 +3,7 @@ clients that trust only the local CA, and reading an intake topic back."""
 
 from __future__ import annotations
 
-import socket
 import ssl
-import threading
 from pathlib import Path
 
 from leadbus.avro import decode, packaged_catalog
@@ -15,35 +13,18 @@ from leadbus.producers.gateway.server import uvicorn_config
 from leadbus.producers.gateway.tls import TlsPaths
 from leadbus.topics import intake_topic
 from tests.kafka_helpers import read_all
-from tests.processes import wait_until
+from tests.servers import AppServer
 
 CATALOG = packaged_catalog()
 
 
-class GatewayServer:
+class GatewayServer(AppServer):
     """`leadbus gateway`'s server (uvicorn, TLS, the peer-certificate protocol) on a free loopback port."""
 
     def __init__(self, gateway: Gateway, tls: TlsPaths, client_ca: Path | None = None) -> None:
-        import uvicorn
-
         self.gateway = gateway
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn_config(gateway, tls, client_ca, log_level="warning", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> GatewayServer:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 30, f"{self.url} to start", interval=0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
-        assert not self.thread.is_alive(), f"{self.url} did not stop"
+        super().__init__(uvicorn_config(gateway, tls, client_ca, log_level="warning", timeout_graceful_shutdown=1),
+                         scheme="https")
 
 
 def trust(tls: TlsPaths, client: TlsPaths | None = None) -> ssl.SSLContext:

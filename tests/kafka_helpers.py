@@ -1,14 +1,35 @@
-"""Reading topics back in tests: everything from the beginning up to the current end."""
+"""Brokers for tests, writing to them, and reading topics back: everything from the beginning up to the current end."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
+from leadbus.avro import decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
+from leadbus.localbroker import KafkaCluster
+from leadbus.provisioning.topics import apply_topics
+from leadbus.topics import CASES, load_declarations
+
+if TYPE_CHECKING:
+    from leadbus.models import CaseLead
+
+_CATALOG = packaged_catalog()
+
+
+@contextmanager
+def topics_cluster(directory: Path | None = None) -> Iterator[KafkaCluster]:
+    """A one-broker cluster with every topic `deploy/topics.yaml` declares."""
+    with KafkaCluster(1, directory) as kc:
+        apply_topics(kc.bootstrap_servers, load_declarations())
+        yield kc
 
 
 def _high_watermark(consumer: Consumer, tp: TopicPartition, attempts: int = 40) -> int:
@@ -48,3 +69,41 @@ def read_all(bootstrap: str | KafkaSettings, topic: str, timeout: float = 60.0) 
         return out
     finally:
         consumer.close()
+
+
+def produce(bootstrap: str, records: list[tuple[str, str, bytes]]) -> None:
+    """Write (topic, key, value) records, idempotently and acknowledged by all, as a stage would."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "log_level": 3})
+    for topic, key, value in records:
+        producer.produce(topic, key=key.encode(), value=value)
+    assert producer.flush(30) == 0
+
+
+def latest_records(bootstrap: str, topic: str, field: str) -> dict[str, dict[str, Any]]:
+    """The last record of each `field` value on a topic, decoded: what a compacted topic settles to."""
+    latest: dict[str, dict[str, Any]] = {}
+    for msg in read_all(bootstrap, topic):
+        record = decode(_CATALOG, msg.value())[1]
+        latest[record[field]] = record
+    return latest
+
+
+def live_case_of(bootstrap: str, lead_id: str) -> str | None:
+    """The case (not merged into another) that holds a lead, as `leadbus.cases` says now."""
+    for msg in read_all(bootstrap, CASES):
+        record = decode(_CATALOG, msg.value())[1]
+        if lead_id in record["members"] and record["merged_into"] is None:
+            return str(record["case_id"])
+    return None
+
+
+def publish_leads(bootstrap: str, leads: list[CaseLead]) -> None:
+    """Publish leads through the SDK, one national publisher per agency, and wait for them all."""
+    from leadbus.producers import Publisher
+
+    publishers: dict[str, Publisher] = {}
+    for lead in leads:
+        agency = lead.publisher.agency
+        publishers.setdefault(agency, Publisher(agency, "00", bootstrap_servers=bootstrap)).publish(lead)
+    for pub in publishers.values():
+        pub.flush(60)

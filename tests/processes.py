@@ -38,3 +38,15 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def kill_if_same(pid: int, created: float) -> None:
+    """Kill the process `pid` if it is still the one created at `created` (a pid may have been reused since)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.create_time() == created:
+            proc.kill()
+    except psutil.Error:
+        pass

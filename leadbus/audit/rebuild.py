@@ -32,7 +32,7 @@ import hashlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -183,6 +183,16 @@ class Rebuild:
         if self._in_period(at_ms):
             self.report.differences.append(Difference(kind, case_id, message, where))
 
+    def _events(self, records: list[ReplayRecord], name: str, kind: str,
+                topic: str) -> Iterator[tuple[ReplayRecord, Any]]:
+        """The records of `topic` that hold a `name` event, with it; any other is a difference of `kind`."""
+        for r in records:
+            if isinstance(r.event, dict) and r.schema is not None and r.schema.name == name:
+                yield r, r.event
+            else:
+                self._diff(kind, "?", f"{topic} holds a record that is no {name.rsplit('.', 1)[-1]}", r.where(),
+                           r.timestamp_ms)
+
     # -- reading --------------------------------------------------------------------------------------------
 
     def _load(self) -> None:
@@ -194,21 +204,14 @@ class Rebuild:
         self.steps: list[ReplayRecord] = []
         self.routed: list[ReplayRecord] = []
         self.blacklist_decisions: list[ReplayRecord] = []
+        by_topic = {LEADS_ACCEPTED: self.accepted, LEADS_REJECTED: self.rejected, CASES: self.cases,
+                    HANDOVER_DECISIONS: self.decisions, HANDOVER: self.steps,
+                    BLACKLIST_DECISIONS: self.blacklist_decisions}
         for r in self.records:
             if is_intake(r.topic):
                 self.intake.append(r)
-            elif r.topic == LEADS_ACCEPTED:
-                self.accepted.append(r)
-            elif r.topic == LEADS_REJECTED:
-                self.rejected.append(r)
-            elif r.topic == CASES:
-                self.cases.append(r)
-            elif r.topic == HANDOVER_DECISIONS:
-                self.decisions.append(r)
-            elif r.topic == HANDOVER:
-                self.steps.append(r)
-            elif r.topic == BLACKLIST_DECISIONS:
-                self.blacklist_decisions.append(r)
+            elif r.topic in by_topic:
+                by_topic[r.topic].append(r)
             elif is_routed(r.topic):
                 self.routed.append(r)
         self.accepted.sort(key=lambda r: (r.partition, r.offset))
@@ -237,12 +240,7 @@ class Rebuild:
             spans[(r.topic, r.partition)] = (0, max(hi, r.offset))
         accounted: set[tuple[str, int, int]] = set()
         originals: dict[tuple[str, int], bytes] = {}  # (lead id, revision) → the accepted original
-        for r in self.accepted:
-            event = r.event
-            if not isinstance(event, dict) or r.schema is None or r.schema.name != ACCEPTED:
-                self._diff("intake", "?", f"{LEADS_ACCEPTED} holds a record that is no LeadAccepted", r.where(),
-                           r.timestamp_ms)
-                continue
+        for r, event in self._events(self.accepted, ACCEPTED, "intake", LEADS_ACCEPTED):
             lead = event["lead"]
             src = event["source"]
             coords = (src["topic"], src["partition"], src["offset"])
@@ -325,11 +323,7 @@ class Rebuild:
     def _derive_cases(self) -> list[tuple[dict[str, Any], int]]:
         """Linking over the accepted leads; returns every derived CaseUpdated (updated_at as recorded) and its time."""
         recorded: dict[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
-        for r in self.cases:
-            event = r.event
-            if not isinstance(event, dict) or r.schema is None or r.schema.name != CASE_UPDATED:
-                self._diff("case", "?", f"{CASES} holds a record that is no CaseUpdated", r.where(), r.timestamp_ms)
-                continue
+        for r, event in self._events(self.cases, CASE_UPDATED, "case", CASES):
             recorded[(event["case_id"], int(event["version"]), event["merged_into"] is not None)].append((r, event))
         handler = LinkingHandler(self.catalog)
         state = DictState()
@@ -395,12 +389,7 @@ class Rebuild:
         applied_at: dict[str, int] = {}
         ticks: set[int] = set()
         last_seen = 0
-        for r in self.steps:
-            step = r.event
-            if not isinstance(step, dict) or r.schema is None or r.schema.name != STEP:
-                self._diff("handover", "?", f"{HANDOVER} holds a record that is no HandoverStep", r.where(),
-                           r.timestamp_ms)
-                continue
+        for r, step in self._events(self.steps, STEP, "handover", HANDOVER):
             recorded[(step["case_id"], int(step["seq"]))].append((r, step))
             recorded_ms = _ms(step["recorded_at"])
             last_seen = max(last_seen, recorded_ms)

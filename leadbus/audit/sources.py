@@ -55,6 +55,19 @@ class PartitionSpan:
         return max(0, self.end - self.start)
 
 
+def _usable(msg: Any, topic: object, partition: object) -> bool:
+    """A record, not an event: the end of a partition or a transient error (logged) is passed over; a refusal
+    of access stops the replay."""
+    error = msg.error()
+    if error is None:
+        return True
+    if error.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED):
+        raise SourceError(f"{topic}: access refused ({error.str()})")
+    if error.code() != KafkaError._PARTITION_EOF:
+        log.warning("replay: consumer error on %s[%s]: %s", topic, partition, error)
+    return False
+
+
 def _matches(name: str, patterns: Iterable[str]) -> bool:
     for pattern in patterns:
         if pattern.startswith("^"):
@@ -158,14 +171,7 @@ class KafkaSource:
                     wanted = max(1, min(self.batch, span.end - 1 - last))
                     batch = consumer.consume(wanted, 0.05)
                     for msg in batch:
-                        error = msg.error()
-                        if error is not None:
-                            if error.code() == KafkaError._PARTITION_EOF:
-                                continue
-                            if error.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                                                KafkaError.GROUP_AUTHORIZATION_FAILED):
-                                raise SourceError(f"{span.topic}: access refused ({error.str()})")
-                            log.warning("replay: consumer error on %s[%d]: %s", span.topic, span.partition, error)
+                        if not _usable(msg, span.topic, span.partition):
                             continue
                         offset = cast(int, msg.offset())
                         if offset >= span.end:
@@ -203,14 +209,7 @@ class KafkaSource:
                 batch = consumer.consume(self.batch, 0.05)
                 done = []
                 for msg in batch:
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            continue
-                        if error.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                                            KafkaError.GROUP_AUTHORIZATION_FAILED):
-                            raise SourceError(f"{msg.topic()}: access refused ({error.str()})")
-                        log.warning("replay: consumer error on %s[%s]: %s", msg.topic(), msg.partition(), error)
+                    if not _usable(msg, msg.topic(), msg.partition()):
                         continue
                     where = (msg.topic(), msg.partition())  # no cast(): it is a call, and this runs per record
                     if where not in open_:

@@ -56,15 +56,10 @@ from typing import Any, Protocol
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
 from leadbus.processors.core.normalize import normalise
+from leadbus.signing import ALL_SEAL_HEADERS, PUBLISHER_HEADER
 from leadbus.topics import CASES, HANDOVER, INTAKE_PREFIX, LEADS_ACCEPTED
 
-PUBLISHER_HEADER = "leadbus-publisher"
-KEY_ID_HEADER = "leadbus-key-id"
-PARTITION_HEADER = "leadbus-partition"
-SEQUENCE_HEADER = "leadbus-seq"
-SIGNATURE_HEADER = "leadbus-signature"
-PREV_HEADER = "leadbus-prev"
-SEAL_HEADERS = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER, PREV_HEADER)
+SEAL_HEADERS = ALL_SEAL_HEADERS  # a v1 or v2 (chained) seal's headers, as leadbus.signing names them
 _SEAL_NAMES = frozenset(SEAL_HEADERS)
 
 CASE_LEAD = "cn.leadbus.CaseLead"

@@ -34,15 +34,20 @@ class EncodeError(ValueError):
     """The record does not fit the writer schema (a programming error on the writer's side)."""
 
 
+def _framed(entry: SchemaEntry, writer: Any, value: Any, what: str = "record") -> bytes:
+    """The single-object encoding of `value` written by a compiled `writer` of the entry's schema."""
+    out = bytearray(MAGIC)
+    out += entry.fingerprint
+    try:
+        writer(out, value)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise EncodeError(f"{what} does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
+    return bytes(out)
+
+
 def encode(entry: SchemaEntry, record: Any) -> bytes:
     if entry.writer is not None:
-        out = bytearray(MAGIC)
-        out += entry.fingerprint
-        try:
-            entry.writer(out, record)
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise EncodeError(f"record does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
-        return bytes(out)
+        return _framed(entry, entry.writer, record)
     buf = io.BytesIO()
     buf.write(MAGIC)
     buf.write(entry.fingerprint)
@@ -57,13 +62,7 @@ def encode_object(entry: SchemaEntry, obj: Any) -> bytes:
     """Encode an object whose attributes mirror the schema (a pydantic model of the contract)."""
     if entry.object_writer is None:
         raise EncodeError(f"{entry.name} cannot be written from attributes")
-    out = bytearray(MAGIC)
-    out += entry.fingerprint
-    try:
-        entry.object_writer(out, obj)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise EncodeError(f"object does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
-    return bytes(out)
+    return _framed(entry, entry.object_writer, obj, "object")
 
 
 _MIXED: dict[tuple[bytes, frozenset[str]], Any] = {}
@@ -80,13 +79,7 @@ def encode_mixed(entry: SchemaEntry, record: Any, object_records: frozenset[str]
         writer = _MIXED[key] = compile_writer(entry.parsed, object_records=object_records)
         if writer is None:
             raise EncodeError(f"{entry.name} cannot be written from attributes")
-    out = bytearray(MAGIC)
-    out += entry.fingerprint
-    try:
-        writer(out, record)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise EncodeError(f"record does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
-    return bytes(out)
+    return _framed(entry, writer, record)
 
 
 def writer_of(catalog: SchemaCatalog, data: bytes) -> SchemaEntry:

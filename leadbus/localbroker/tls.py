@@ -16,8 +16,6 @@ README); `BrokerTls.from_files` takes them as they are.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,24 +24,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from leadbus.pki import alt_names, key_pem, self_signed_ca, write_secret
+
 BROKER_CN = "leadbus-broker"
 #: The principal Kafka derives from a node certificate (default SSL principal builder: the subject DN).
 BROKER_PRINCIPAL = f"User:CN={BROKER_CN}"
 _VALID = dt.timedelta(days=825)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    # Unencrypted PKCS#8: the form Kafka's PEM key store reads without `ssl.key.password`.
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
 
 
 @dataclass(frozen=True)
@@ -59,21 +45,8 @@ class LocalCa:
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             if cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=30):
                 return cls(cert_path, key_path)
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _VALID)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        _write_private(key_path, _key_pem(key))
+        cert, key = self_signed_ca(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), _VALID)
+        write_secret(key_path, key_pem(key))
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(cert_path, key_path)
 
@@ -85,12 +58,6 @@ class LocalCa:
         if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
             raise TypeError("the local CA key must be an EC key")
         key = ec.generate_private_key(ec.SECP256R1())
-        names: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                names.append(x509.DNSName(host))
         now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -98,15 +65,15 @@ class LocalCa:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(min(now + _VALID, ca_cert.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(alt_names(hosts), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                            critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        pem = _key_pem(key) + cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
+        pem = key_pem(key) + cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
             serialization.Encoding.PEM)
-        _write_private(path, pem)
+        write_secret(path, pem)
         return path
 
 

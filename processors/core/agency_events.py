@@ -17,79 +17,29 @@ data (an ID number, a mobile number, a card number) or names a case id the agenc
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from leadbus.agencies import is_agency_code, is_category_code
-from leadbus.geography import is_publisher_province
-from leadbus.models import FUTURE_TOLERANCE
+from leadbus.agencies import is_category_code
+from leadbus.models import Actor, _check_case_id, _check_case_ids, _checked, _event_time, _fail, _Model, _uuid_text
 
 COURIER_REPLIES = "leadbus.courier.replies"
 CONSUMER_WARNINGS = "leadbus.warnings.consumer"
 OPERATIONS = "leadbus.operations"
 
-_CASE_ID = re.compile(r"^CASE-[0-9A-F]{16}$")
 _CASE_ID_IN_TEXT = re.compile(r"CASE-[0-9A-Fa-f]{16}")
 # 15 or more digits in a row (ID numbers, card numbers) or an 11-digit mainland mobile number.
 _PERSONAL_IN_TEXT = re.compile(r"\d{15,}|\d{17}[\dXx]|(?<!\d)1[3-9]\d{9}(?!\d)")
 
 
-def _fail(code: str, message: str) -> PydanticCustomError:
-    return PydanticCustomError(code, message)
+class EventActor(Actor):
+    """An agency publishing or relaying an event; its unit, if named, is at most 200 characters."""
 
-
-def _uuid(value: object, code: str) -> str:
-    try:
-        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-    except ValueError:
-        raise _fail(code, f"{value!r} is not a UUID") from None
-
-
-def _time(value: datetime, info: ValidationInfo, name: str) -> datetime:
-    if value.tzinfo is None:
-        raise _fail("TIME_NAIVE", f"{name} needs a time zone (UTC)")
-    value = value.astimezone(UTC)
-    value = value.replace(microsecond=value.microsecond // 1000 * 1000)
-    now = (info.context or {}).get("now")
-    if now is not None and value > now + FUTURE_TOLERANCE:
-        raise _fail("TIME_IN_FUTURE", f"{name} {value.isoformat()} is in the future")
-    return value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class EventActor(_Model):
-    agency: str
-    province: str
     unit: Annotated[str, Field(max_length=200)] | None = None
-
-    @field_validator("agency")
-    @classmethod
-    def _agency(cls, value: str) -> str:
-        if not is_agency_code(value):
-            raise _fail("UNKNOWN_AGENCY", f"{value!r} is not a current agency code")
-        return value
-
-    @field_validator("province")
-    @classmethod
-    def _province(cls, value: str) -> str:
-        if not is_publisher_province(value):
-            raise _fail("UNKNOWN_PROVINCE", f"{value!r} is not a publisher province code")
-        return value
-
-
-def _case_id(value: str) -> str:
-    if not _CASE_ID.match(value):
-        raise _fail("UNKNOWN_CASE", f"{value!r} is not a case id of the bus (CASE- and 16 hex digits)")
-    return value
 
 
 # -- the courier channel ------------------------------------------------------------------------------
@@ -106,13 +56,10 @@ class CourierReply(_Model):
     actor: EventActor
     replied_at: datetime
 
-    _reply_id = field_validator("reply_id", mode="before")(lambda v: _uuid(v, "REPLY_ID_FORMAT"))
-    _case = field_validator("case_id")(_case_id)
+    _reply_id = field_validator("reply_id", mode="before")(lambda v: _uuid_text(v, "REPLY_ID_FORMAT"))
+    _case = field_validator("case_id")(_check_case_id)
 
-    @field_validator("replied_at")
-    @classmethod
-    def _replied_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _time(value, info, "replied_at")
+    _replied_at = field_validator("replied_at")(lambda v, info: _event_time(v, info, "replied_at"))
 
 
 # -- consumer warnings --------------------------------------------------------------------------------
@@ -148,24 +95,13 @@ class ConsumerWarning(_Model):
     publisher: EventActor
     published_at: datetime
 
-    _warning_id = field_validator("warning_id", mode="before")(lambda v: _uuid(v, "WARNING_ID_FORMAT"))
+    _warning_id = field_validator("warning_id", mode="before")(lambda v: _uuid_text(v, "WARNING_ID_FORMAT"))
 
-    @field_validator("goods_category")
-    @classmethod
-    def _category(cls, value: str) -> str:
-        if not is_category_code(value):
-            raise _fail("UNKNOWN_CATEGORY", f"{value!r} is not a goods category code")
-        return value
+    _category = field_validator("goods_category")(
+        _checked(is_category_code, "UNKNOWN_CATEGORY", "{value!r} is not a goods category code"))
 
-    @field_validator("disclosed_cases")
-    @classmethod
-    def _disclosed(cls, value: list[str]) -> list[str]:
-        return [_case_id(v) for v in value]
-
-    @field_validator("published_at")
-    @classmethod
-    def _published_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _time(value, info, "published_at")
+    _disclosed = field_validator("disclosed_cases")(_check_case_ids)
+    _published_at = field_validator("published_at")(lambda v, info: _event_time(v, info, "published_at"))
 
     @model_validator(mode="after")
     def _no_case_data(self) -> ConsumerWarning:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from leadbus.acl import (
     OPERATION_GROUP_PREFIX,
@@ -33,17 +33,12 @@ from leadbus.acl import (
     expand_grants,
     is_operation_grant,
 )
-from leadbus.agencies import is_agency_code
 from leadbus.geography import PROVINCES
+from leadbus.models import _check_agency, _check_case_ids, _checked, _decided_at_time, _fail, _Model, _uuid_text
 from leadbus.processors.core.agency_events import (
     OPERATIONS,
     EventActor,
     EventKind,
-    _case_id,
-    _fail,
-    _Model,
-    _time,
-    _uuid,
 )
 
 OPERATION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,39}$")
@@ -72,22 +67,16 @@ class OperationDecision(_Model):
     starts_at: datetime | None = None
     ends_at: datetime | None = None
 
-    _decision_id = field_validator("decision_id", mode="before")(lambda v: _uuid(v, "OPERATION_ID_FORMAT"))
+    _decision_id = field_validator("decision_id", mode="before")(lambda v: _uuid_text(v, "OPERATION_ID_FORMAT"))
 
-    @field_validator("operation_id")
-    @classmethod
-    def _operation_id(cls, value: str) -> str:
-        if not OPERATION_ID.match(value):
-            raise _fail("OPERATION_ID_FORMAT", "an operation id is 3-40 lower-case letters, digits and dashes")
-        return value
+    _operation_id = field_validator("operation_id")(
+        _checked(OPERATION_ID.match, "OPERATION_ID_FORMAT",
+                 "an operation id is 3-40 lower-case letters, digits and dashes"))
 
     @field_validator("member_agencies")
     @classmethod
     def _agencies(cls, value: list[str]) -> list[str]:
-        for code in value:
-            if not is_agency_code(code):
-                raise _fail("UNKNOWN_AGENCY", f"{code!r} is not a current agency code")
-        return sorted(set(value))
+        return sorted({_check_agency(code) for code in value})
 
     @field_validator("member_provinces")
     @classmethod
@@ -97,15 +86,8 @@ class OperationDecision(_Model):
                 raise _fail("UNKNOWN_PROVINCE", f"{code!r} is not a GB/T 2260 province code")
         return sorted(set(value))
 
-    @field_validator("case_ids")
-    @classmethod
-    def _cases(cls, value: list[str]) -> list[str]:
-        return [_case_id(v) for v in value]
-
-    @field_validator("decided_at")
-    @classmethod
-    def _decided_at(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _time(value, info, "decided_at")
+    _cases = field_validator("case_ids")(_check_case_ids)
+    _decided_at = field_validator("decided_at")(_decided_at_time)
 
     @model_validator(mode="after")
     def _shape(self) -> OperationDecision:

@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ from leadbus.producers.gateway.ledger import Ledger, Published
 from leadbus.producers.gateway.ratelimit import RateLimiter
 from leadbus.producers.gateway.receipts import Outcome, ReceiptIndex
 from leadbus.producers.publisher import EventSealer, PendingDelivery, Publisher
+from leadbus.web import running
 
 log = logging.getLogger("leadbus.producers.gateway")
 
@@ -514,20 +515,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(gateway: Gateway) -> FastAPI:
     cfg = gateway.config
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        gateway.start()
-        try:
-            yield
-        finally:
-            await run_in_threadpool(gateway.stop)
-
     app = FastAPI(
         title=f"leadbus agency gateway ({cfg.agency}, province {cfg.province})",
         version="1",
         description="Publish case leads (DESIGN §3 JSON) onto the leadbus bus, signed with the agency's key; "
                     "answers after the broker's confirmation; receipts by lead id.",
-        lifespan=lifespan, docs_url="/docs", redoc_url=None,
+        lifespan=running(gateway.start, gateway.stop), docs_url="/docs", redoc_url=None,
     )
     app.state.gateway = gateway
 

@@ -13,7 +13,6 @@ server certificate (`--tls-cert`, `--tls-key`).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from leadbus.producers.signing import write_secret
+from leadbus.pki import alt_names, key_pem, self_signed_ca, write_secret
 
 
 @dataclass(frozen=True)
@@ -33,31 +32,14 @@ class TlsPaths:
     key: Path
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "leadbus local"),
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    name = _name("leadbus local gateway CA")
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False),
-                           critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
-    write_secret(directory / "ca.key", _key_pem(key))
+    cert, key = self_signed_ca(_name("leadbus local gateway CA"), timedelta(days=3650))
+    write_secret(directory / "ca.key", key_pem(key))
     (directory / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
@@ -68,16 +50,6 @@ def _load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{directory / 'ca.key'} is not the local CA's EC key")
     return cert, key
-
-
-def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    return x509.SubjectAlternativeName(names)
 
 
 def _issue(directory: Path, name: str, subject: str, usage: x509.ObjectIdentifier,
@@ -96,7 +68,7 @@ def _issue(directory: Path, name: str, subject: str, usage: x509.ObjectIdentifie
     if san is not None:
         builder = builder.add_extension(san, critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    write_secret(directory / f"{name}.key", _key_pem(key))
+    write_secret(directory / f"{name}.key", key_pem(key))
     (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return TlsPaths(directory / "ca.pem", directory / f"{name}.pem", directory / f"{name}.key")
 
@@ -104,7 +76,7 @@ def _issue(directory: Path, name: str, subject: str, usage: x509.ObjectIdentifie
 def local_tls(directory: Path, hosts: list[str] | None = None, name: str = "gateway") -> TlsPaths:
     """A local CA (made once in `directory`) and a fresh server certificate for `hosts` signed by it."""
     hosts = hosts or ["localhost", "127.0.0.1"]
-    return _issue(directory, name, hosts[0], ExtendedKeyUsageOID.SERVER_AUTH, _san(hosts))
+    return _issue(directory, name, hosts[0], ExtendedKeyUsageOID.SERVER_AUTH, alt_names(hosts))
 
 
 def client_certificate(directory: Path, name: str) -> TlsPaths:

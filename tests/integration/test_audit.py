@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,10 +29,9 @@ from leadbus.audit.verification import CASE_UPDATED
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
-from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.archive import read_manifest
 from leadbus.sinks.archive_sink import run_archive
-from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, load_declarations
+from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED
 from tests.audit_helpers import Copy, append, records_of, rewrite_topic, simulate, stages, wait_settled
 from tests.audit_seal import TestSealVerifier, key_id, seal
 
@@ -53,13 +51,6 @@ class Recorded:
     archive: Path
     head: str
     published: int
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("audit-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import shutil
-import socket
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,27 +18,25 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from confluent_kafka import Producer
 from typer.testing import CliRunner
 
 from leadbus.access_log import read_access_log
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.cli import app
 from leadbus.identifiers import make_resident_id, make_uscc
-from leadbus.localbroker import KafkaCluster
 from leadbus.processors.blacklist import BlacklistHandler, entry_record
 from leadbus.processors.core.blacklist import Decision, Entry, decide, entry_id_of, propose
-from leadbus.processors.core.records import Record, Result
+from leadbus.processors.core.records import Record
 from leadbus.processors.core.seller_check import verify_answer
 from leadbus.producers import Publisher
 from leadbus.producers.gateway.auth import add_token
 from leadbus.producers.signing import MemorySequences, SigningSealer, load_private_key
-from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.platform_check import TOKENS_OWNER, create_app
-from leadbus.topics import BLACKLIST, BLACKLIST_DECISIONS, CASES, HANDOVER, LEADS_REJECTED, load_declarations
-from tests.kafka_helpers import read_all
+from leadbus.topics import BLACKLIST, BLACKLIST_DECISIONS, CASES, HANDOVER, LEADS_REJECTED
+from tests.kafka_helpers import latest_records, produce, read_all
+from tests.memory_state import MemoryState
 from tests.processes import start_worker, stop, wait_until
+from tests.servers import AppServer
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
@@ -49,13 +44,6 @@ runner = CliRunner()
 CASE_SCHEMA = CATALOG.latest("cn.leadbus.CaseUpdated")
 STEP_SCHEMA = CATALOG.latest("cn.leadbus.HandoverStep")
 ENTRY_SCHEMA = CATALOG.latest("cn.leadbus.BlacklistEntry")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("blacklist-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def _cli(*args: str) -> str:
@@ -82,19 +70,8 @@ def step_record(case_id: str, seq: int, phase: str, at: datetime) -> dict[str, A
             "rule": None, "late": False, "escalated_to": None, "assessment": "", "recorded_at": at}
 
 
-def _produce(bootstrap: str, records: list[tuple[str, str, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "log_level": 3})
-    for topic, key, value in records:
-        producer.produce(topic, key=key.encode(), value=value)
-    assert producer.flush(30) == 0
-
-
 def _entries(bootstrap: str) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for msg in read_all(bootstrap, BLACKLIST):
-        record = decode(CATALOG, msg.value())[1]
-        latest[record["entry_id"]] = record
-    return latest
+    return latest_records(bootstrap, BLACKLIST, "entry_id")
 
 
 def _rejected(bootstrap: str) -> list[dict[str, Any]]:
@@ -103,24 +80,6 @@ def _rejected(bootstrap: str) -> list[dict[str, Any]]:
 
 def _without_recorded_at(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k != "recorded_at"}
-
-
-class _MemoryState:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    def range(self, start: bytes, stop: bytes) -> list[tuple[bytes, bytes]]:
-        return sorted((k, v) for k, v in self.data.items() if start <= k < stop)
-
-    def apply(self, result: Result) -> None:
-        for key, value in result.state.items():
-            if value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = value
 
 
 def test_proposal_listing_refusal_expiry_delisting_restart_and_replay(cluster, tmp_path: Path) -> None:
@@ -137,7 +96,7 @@ def test_proposal_listing_refusal_expiry_delisting_restart_and_replay(cluster, t
     ids_b = [f"uscc:{make_uscc('91', '330200', 'M000200Y9')}"]  # only opened, never filed
     ids_c = [f"rid:{make_resident_id('330106', datetime(1980, 1, 1).date(), 12)}"]  # filed two days ago
     a, b, c = "CASE-00000000000a0001", "CASE-00000000000b0002", "CASE-00000000000c0003"
-    _produce(bootstrap, [
+    produce(bootstrap, [
         (CASES, a, encode(CASE_SCHEMA, case_record(a, ids_a, "杭州某某服饰有限公司", now - timedelta(days=3)))),
         (CASES, b, encode(CASE_SCHEMA, case_record(b, ids_b, "宁波某某贸易有限公司", now - timedelta(days=3)))),
         (HANDOVER, c, encode(STEP_SCHEMA, step_record(c, 4, "FILED", now - timedelta(days=2)))),  # before its case
@@ -205,7 +164,7 @@ def test_proposal_listing_refusal_expiry_delisting_restart_and_replay(cluster, t
             stop(proc)
 
     # replay: the inputs folded again through the same handler give the same blacklist
-    handler, memory = BlacklistHandler(), _MemoryState()
+    handler, memory = BlacklistHandler(), MemoryState()
     inputs = [(m.timestamp()[1], m) for topic in (CASES, HANDOVER, BLACKLIST_DECISIONS)
               for m in read_all(bootstrap, topic)]
     latest: dict[str, dict[str, Any]] = {}
@@ -224,27 +183,6 @@ def test_proposal_listing_refusal_expiry_delisting_restart_and_replay(cluster, t
 
 
 # -- the platform check API ------------------------------------------------------------------------
-
-class CheckServer:
-    """A real uvicorn server on a free loopback port, in a thread."""
-
-    def __init__(self, application: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(application, log_level="warning", timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> CheckServer:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 30, f"{self.url} to start", interval=0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
-
 
 def _listed(ids: list[str], case_id: str, at: datetime) -> Entry:
     entry = propose(None, case_id, ids, "FILED", at)
@@ -267,7 +205,7 @@ def test_platform_check_api(cluster, tmp_path: Path) -> None:
     gone = decide(delisted, Decision(str(uuid.uuid4()), delisted.entry_id, "DELIST", "SAMR", at + timedelta(hours=2)))
     assert isinstance(gone, Entry)
     now = datetime.now(UTC)
-    _produce(bootstrap, [(BLACKLIST, e.entry_id, encode(ENTRY_SCHEMA, entry_record(e, now)))
+    produce(bootstrap, [(BLACKLIST, e.entry_id, encode(ENTRY_SCHEMA, entry_record(e, now)))
                          for e in (listed_company, listed_person, delisted, gone)] + [
         (CASES, "CASE-0000000000d00009", encode(CASE_SCHEMA, case_record(
             "CASE-0000000000d00009", [f"uscc:{open_uscc}", "phone:+8613900139000"], "广州某某电子商务有限公司", at))),
@@ -283,7 +221,7 @@ def test_platform_check_api(cluster, tmp_path: Path) -> None:
     taobao, jd = add_token(tokens, "taobao", TOKENS_OWNER), add_token(tokens, "jd", TOKENS_OWNER)
     pdd = add_token(tokens, "pinduoduo", TOKENS_OWNER)
     application = create_app(bootstrap, key, tokens, audit, rate=2.0, burst=30.0)
-    with CheckServer(application) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+    with AppServer(application) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         wait_until(lambda: client.get("/healthz").json()["caught_up"], 60, "the index to catch up", interval=0.2)
         public = base64.b64decode(client.get("/v1/key").json()["public_key"])
 

@@ -4,18 +4,15 @@ the law — the v1 lead by its report date as before (the only date it has), the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from leadbus.avro import SchemaCatalog, decode, packaged_catalog
-from leadbus.localbroker import KafkaCluster
 from leadbus.producers import Publisher
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, LEADS_REJECTED, load_declarations
-from tests.kafka_helpers import read_all
+from leadbus.topics import HANDOVER, LEADS_ACCEPTED, LEADS_REJECTED
+from tests.kafka_helpers import live_case_of, read_all
 from tests.processes import start_worker, stop, wait_until
 
 pytestmark = pytest.mark.integration
@@ -30,13 +27,6 @@ def _v1_catalog() -> SchemaCatalog:
     return catalog
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("contract-v2-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
-
-
 def _lead(n: int, **extra: object) -> dict:
     """An ART_218 lead (selling infringing copies) about its own suspect: 6万 of illegal gains."""
     return {
@@ -47,14 +37,6 @@ def _lead(n: int, **extra: object) -> dict:
         "facts": {"illegal_gains_fen": 6 * WAN}, "handling": "OPEN", "grading": {"source": "B", "accuracy": 2},
         **extra,
     }  # fmt: skip
-
-
-def _case_of(bootstrap: str, lead_id: str) -> str | None:
-    for msg in read_all(bootstrap, CASES):
-        record = decode(CATALOG, msg.value())[1]
-        if lead_id in record["members"] and record["merged_into"] is None:
-            return str(record["case_id"])
-    return None
 
 
 def test_v1_and_v2_publishers_on_one_bus(cluster, tmp_path: Path) -> None:
@@ -90,8 +72,8 @@ def test_v1_and_v2_publishers_on_one_bus(cluster, tmp_path: Path) -> None:
         assert seen[old["lead_id"]]["lead"]["conduct_from"] is None  # read with the v2 reader's default
         assert seen[icp["lead_id"]]["lead"]["online"]["icp_filings"] == ["沪ICP备20240001号-1"]
 
-        wait_until(lambda: all(_case_of(bootstrap, i) for i in ids), 60, "four cases", interval=0.5)
-        cases = {i: _case_of(bootstrap, i) for i in ids}
+        wait_until(lambda: all(live_case_of(bootstrap, i) for i in ids), 60, "four cases", interval=0.5)
+        cases = {i: live_case_of(bootstrap, i) for i in ids}
 
         def opened() -> dict[str, dict]:
             steps = [decode(CATALOG, m.value())[1] for m in read_all(bootstrap, HANDOVER)]

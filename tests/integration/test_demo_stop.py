@@ -24,7 +24,7 @@ import pytest
 
 from leadbus.demo import DemoPorts, busy_ports
 from leadbus.sinks.dashboard_auth import COOKIE
-from tests.processes import wait_until
+from tests.processes import kill_if_same, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -112,14 +112,18 @@ class RunningDemo:
                    interval=0.5)
         self.snapshot()
 
+    def interrupt_and_wait(self) -> float:
+        """Ctrl-C, then watch the processes until the demo ends (a minute at most): how long it took."""
+        began = time.monotonic()
+        self.interrupt()
+        while self.proc.poll() is None and time.monotonic() - began < 60:
+            self.snapshot()
+            time.sleep(0.05)
+        return time.monotonic() - began
+
     def kill_everything(self) -> None:
         for pid, (created, _) in self.seen.items():
-            try:
-                p = psutil.Process(pid)
-                if p.create_time() == created:
-                    p.kill()
-            except psutil.Error:
-                continue
+            kill_if_same(pid, created)
 
 
 def _answers(url: str, verify: ssl.SSLContext | bool) -> bool:
@@ -171,12 +175,7 @@ def test_ctrl_c_stops_the_demo_in_order_with_its_summary_and_nothing_left(tmp_pa
         _the_edge_works_as_printed(demo.output, make_lead())
         # broker JVM + 4 stages + registry + archive + 3 dashboards, besides the demo itself
         assert len(demo.seen) >= 11, demo.seen
-        began = time.monotonic()
-        demo.interrupt()
-        while demo.proc.poll() is None and time.monotonic() - began < 60:
-            demo.snapshot()
-            time.sleep(0.05)
-        took = time.monotonic() - began
+        took = demo.interrupt_and_wait()
         demo.reader.join(5)
         out = demo.output
         print(out[-3000:])
@@ -226,12 +225,7 @@ def test_ctrl_c_while_it_starts_stops_what_was_started(tmp_path: Path) -> None:
                    interval=0.1)
         time.sleep(1.0)
         demo.snapshot()  # the broker's JVM, being started
-        began = time.monotonic()
-        demo.interrupt()
-        while demo.proc.poll() is None and time.monotonic() - began < 60:
-            demo.snapshot()
-            time.sleep(0.05)
-        took = time.monotonic() - began
+        took = demo.interrupt_and_wait()
         print(f"stopped while starting in {took:.1f}s")
         assert took < STOP_WITHIN, demo.output[-2000:]
         time.sleep(0.5)

@@ -9,26 +9,22 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 from typer.testing import CliRunner
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.cli import app
-from leadbus.localbroker import KafkaCluster
 from leadbus.processors.blacklist import entry_record
 from leadbus.processors.core.blacklist import Decision, Entry, decide, propose
 from leadbus.processors.core.disclosure import ip_rights, subject_type
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import BLACKLIST, CASES, DISCLOSURE, HANDOVER, load_declarations
-from tests.kafka_helpers import read_all
+from leadbus.topics import BLACKLIST, CASES, DISCLOSURE, HANDOVER
+from tests.kafka_helpers import latest_records, produce, read_all
 from tests.processes import start_worker, stop, wait_until
 
 pytestmark = pytest.mark.integration
@@ -39,26 +35,12 @@ ENTRY_SCHEMA = CATALOG.latest("cn.leadbus.BlacklistEntry")
 LEADS = 240
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("disclosure-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
-
-
 def _closing_step(case_id: str, phase: str, at: datetime) -> bytes:
     return encode(STEP_SCHEMA, {
         "case_id": case_id, "seq": 9, "event": "DECISION", "from_phase": "FILED", "to_phase": phase, "at": at,
         "actor_agency": "SAMR", "actor_province": "33", "actor_role": "OFFICER", "decision": "MATERIALS_HANDED",
         "decision_id": None, "reasons": "", "due_at": None, "next_action": None, "next_actor": None, "rule": None,
         "late": False, "escalated_to": None, "assessment": "", "recorded_at": at})
-
-
-def _produce(bootstrap: str, records: list[tuple[str, str, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "log_level": 3})
-    for topic, key, value in records:
-        producer.produce(topic, key=key.encode(), value=value)
-    assert producer.flush(30) == 0
 
 
 def _latest_cases(bootstrap: str) -> dict[str, dict[str, Any]]:
@@ -71,11 +53,7 @@ def _latest_cases(bootstrap: str) -> dict[str, dict[str, Any]]:
 
 
 def _feed(bootstrap: str) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for msg in read_all(bootstrap, DISCLOSURE):
-        record = decode(CATALOG, msg.value())[1]
-        latest[record["disclosure_id"]] = record
-    return latest
+    return latest_records(bootstrap, DISCLOSURE, "disclosure_id")
 
 
 def test_a_day_of_traffic_disclosed_without_personal_data(cluster, tmp_path: Path) -> None:
@@ -132,8 +110,8 @@ def test_a_day_of_traffic_disclosed_without_personal_data(cluster, tmp_path: Pat
                                            start + timedelta(hours=1)))
         assert isinstance(listed, Entry)
         entry = encode(ENTRY_SCHEMA, entry_record(listed, datetime.now(UTC)))
-        _produce(bootstrap, [(BLACKLIST, listed.entry_id, entry)])
-        _produce(bootstrap, [(HANDOVER, case_id, _closing_step(case_id, phase, datetime.now(UTC)))
+        produce(bootstrap, [(BLACKLIST, listed.entry_id, entry)])
+        produce(bootstrap, [(HANDOVER, case_id, _closing_step(case_id, phase, datetime.now(UTC)))
                              for case_id, phase in closing.items()])
         wait_until(lambda: len(_feed(bootstrap)) >= len(closing), 120, "every closed case disclosed", interval=1.0)
         assert len(_feed(bootstrap)) == len(closing)
@@ -171,7 +149,7 @@ def test_a_day_of_traffic_disclosed_without_personal_data(cluster, tmp_path: Pat
         delisted = decide(listed, Decision("00000000-0000-4000-8000-000000000019", listed.entry_id, "DELIST",
                                            "SAMR", start + timedelta(hours=2)))
         assert isinstance(delisted, Entry)
-        _produce(bootstrap, [(BLACKLIST, listed.entry_id, encode(ENTRY_SCHEMA, entry_record(delisted,
+        produce(bootstrap, [(BLACKLIST, listed.entry_id, encode(ENTRY_SCHEMA, entry_record(delisted,
                                                                                              datetime.now(UTC))))])
         wait_until(lambda: not any(r["enterprise_name"] for r in _feed(bootstrap).values()), 60, "the name removed")
     finally:

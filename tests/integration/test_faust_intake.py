@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,22 +12,13 @@ import pytest
 from confluent_kafka import Producer
 
 from leadbus.avro import decode, encode, packaged_catalog
-from leadbus.localbroker import KafkaCluster
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
+from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic
 from tests.kafka_helpers import read_all
 from tests.processes import stop, wait_until
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("faust-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def test_faust_host_runs_the_same_step(cluster, tmp_path: Path) -> None:

@@ -6,35 +6,25 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from leadbus.avro import decode, packaged_catalog
-from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.processors.core.deadlines import CST
 from leadbus.processors.core.thresholds import assess_case, should_transfer
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import CASES, HANDOVER, LEADS_REJECTED, load_declarations
-from tests.kafka_helpers import read_all
+from leadbus.topics import HANDOVER, LEADS_REJECTED
+from tests.kafka_helpers import live_case_of, read_all
 from tests.processes import start_worker, stop, wait_until
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
 # A statutory day passes in 20 real seconds: 24 hours to transfer are 20 s, 3 days 60-80 s.
 TIME_SCALE = "4320"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("handover-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def _above_threshold(count: int) -> list[CaseLead]:
@@ -58,14 +48,6 @@ def _steps(bootstrap: str, case_id: str) -> list[dict]:
     return sorted((s for s in steps if s["case_id"] == case_id), key=lambda s: s["seq"])
 
 
-def _case_of(bootstrap: str, lead_id: str) -> str | None:
-    for msg in read_all(bootstrap, CASES):
-        record = decode(CATALOG, msg.value())[1]
-        if lead_id in record["members"] and record["merged_into"] is None:
-            return str(record["case_id"])
-    return None
-
-
 def _end_of_day(at: datetime, days: int) -> datetime:
     day = at.astimezone(CST).date() + timedelta(days=days)
     return datetime(day.year, day.month, day.day, 23, 59, 59, 999000, tzinfo=CST)
@@ -83,9 +65,9 @@ def test_handover_steps_due_times_and_a_single_breach(cluster, tmp_path: Path) -
             pub = Publisher(lead.publisher.agency, lead.publisher.province, bootstrap_servers=bootstrap)
             pub.wait([pub.publish(lead)])
             pub.close()
-        wait_until(lambda: _case_of(bootstrap, first.lead_id) and _case_of(bootstrap, second.lead_id), 90,
+        wait_until(lambda: live_case_of(bootstrap, first.lead_id) and live_case_of(bootstrap, second.lead_id), 90,
                    "both leads to become cases", interval=0.5)
-        case1, case2 = _case_of(bootstrap, first.lead_id), _case_of(bootstrap, second.lead_id)
+        case1, case2 = live_case_of(bootstrap, first.lead_id), live_case_of(bootstrap, second.lead_id)
         assert case1 and case2 and case1 != case2
         wait_until(lambda: _steps(bootstrap, case1) and _steps(bootstrap, case2), 60, "both handovers to open",
                    interval=0.5)

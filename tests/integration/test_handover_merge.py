@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import CASES, HANDOVER, HANDOVER_CARRYOVER, HANDOVER_DECISIONS, LEADS_REJECTED, load_declarations
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
+from tests.unit.processors.test_handover_merge import case
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
-WAN = 1_000_000
 
 
 def murmur2(data: bytes) -> int:
@@ -53,22 +53,6 @@ def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
         apply_topics(kc.bootstrap_servers, [s for s in load_declarations() if s.name in {
             CASES, HANDOVER_DECISIONS, HANDOVER, HANDOVER_CARRYOVER, LEADS_REJECTED, "leadbus.state.handover"}])
         yield kc
-
-
-def _case(case_id: str, version: int, at: datetime, **extra: Any) -> dict[str, Any]:
-    facts = dict.fromkeys(("illegal_business_amount_fen", "sales_amount_fen", "goods_value_fen", "copies", "works",
-                           "clicks", "members", "trademark_kinds", "labels", "loss_fen", "labels_sold",
-                           "labels_held", "copies_held", "patents", "rights_holder_bankrupt", "labels_made_by",
-                           "mark_use"))  # fmt: skip
-    return {
-        "case_id": case_id, "version": version, "members": [f"lead-{case_id}"],
-        "reporters": [{"agency": "SAMR", "province": "31"}], "identifiers": [], "suspect_name": "上海某音像店",
-        "suspect_province": "31", "categories": ["FILM_TV"], "violations": ["ART_218"],
-        "facts": {**facts, "illegal_gains_fen": 6 * WAN}, "first_reported_at": at, "last_reported_at": at,
-        "handling": "OPEN", "share_with": [], "cross_border": False, "countries": [], "merged_from": [],
-        "merged_into": None, "updated_at": at, "conduct_from": date(2025, 6, 1), "conduct_to": None,
-        "prior_penalties": [], "police_measures_needed": False, **extra,
-    }  # fmt: skip
 
 
 class Bus:
@@ -110,8 +94,8 @@ def test_a_merge_across_partitions_keeps_the_absorbed_duty(cluster, tmp_path: Pa
     worker = start_worker(bootstrap, state, "handover-1", logs, stage="handover")
     try:
         now = datetime.now(UTC)
-        bus.case(_case(survivor, 1, now))
-        bus.case(_case(absorbed, 1, now))
+        bus.case(case(survivor, at=now))
+        bus.case(case(absorbed, at=now))
         assert bus.partitions[survivor] != bus.partitions[absorbed]  # the two states live on different partitions
         wait_until(lambda: bus.steps(survivor) and bus.steps(absorbed), 90, "both handovers to open", interval=0.5)
         bus.decide(absorbed, "HEAD_APPROVE", role="HEAD")
@@ -120,8 +104,8 @@ def test_a_merge_across_partitions_keeps_the_absorbed_duty(cluster, tmp_path: Pa
         assert approved["to_phase"] == "APPROVED" and approved["due_at"] is not None
 
         merged_at = datetime.now(UTC)
-        bus.case(_case(absorbed, 2, merged_at, merged_into=survivor))
-        bus.case(_case(survivor, 2, merged_at, merged_from=[absorbed]))
+        bus.case(case(absorbed, version=2, at=merged_at, merged_into=survivor))
+        bus.case(case(survivor, version=2, at=merged_at, merged_from=[absorbed]))
 
         def merged() -> dict[str, Any] | None:
             return next((s for s in bus.steps(survivor) if s["decision"] == "MERGE"), None)

@@ -8,7 +8,6 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,13 +18,11 @@ from confluent_kafka import Producer
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.avro.codec import MAGIC
 from leadbus.limits import DEAD_LETTER_PREFIX_BYTES, MAX_EVENT_BYTES, TOPIC_MAX_MESSAGE_BYTES
-from leadbus.localbroker import KafkaCluster
 from leadbus.localbroker.cluster import free_port
 from leadbus.models import CaseLead
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
+from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
@@ -33,13 +30,6 @@ pytestmark = pytest.mark.integration
 
 CATALOG = packaged_catalog()
 LEAD_SCHEMA = CATALOG.latest("cn.leadbus.CaseLead")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("intake-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def _raw_producer(bootstrap: str) -> Producer:

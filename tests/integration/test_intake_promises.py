@@ -34,20 +34,13 @@ from leadbus.producers.publisher import UnsealedEvents
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import publish_leads, read_all
 from tests.processes import start_worker, stop, wait_until
 
 pytestmark = pytest.mark.integration
 
 CATALOG = packaged_catalog()
 LEAD_SCHEMA = CATALOG.latest("cn.leadbus.CaseLead")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("promises-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +71,6 @@ def _accepted(bootstrap: str) -> list[dict[str, Any]]:
 
 def _rejected(bootstrap: str) -> list[dict[str, Any]]:
     return [decode(CATALOG, m.value())[1] for m in read_all(bootstrap, LEADS_REJECTED)]
-
-
-def _publish(bootstrap: str, leads: list[CaseLead]) -> None:
-    publishers: dict[str, Publisher] = {}
-    for lead in leads:
-        agency = lead.publisher.agency
-        publishers.setdefault(agency, Publisher(agency, "00", bootstrap_servers=bootstrap)).publish(lead)
-    for pub in publishers.values():
-        pub.flush(60)
 
 
 def _metric(url: str, name: str) -> float:
@@ -254,7 +238,7 @@ def test_local_state_of_another_cluster_is_discarded_not_trusted(tmp_path: Path)
         apply_topics(old.bootstrap_servers, load_declarations())
         first = start_worker(old.bootstrap_servers, state, "stale-a", tmp_path / "logs")
         try:
-            _publish(old.bootstrap_servers, leads[:100])
+            publish_leads(old.bootstrap_servers, leads[:100])
             wait_until(lambda: {x["lead"]["lead_id"] for x in _accepted(old.bootstrap_servers)}
                        >= {lead.lead_id for lead in leads[:100]}, 120, "the first cluster to accept its leads")
         finally:
@@ -266,7 +250,7 @@ def test_local_state_of_another_cluster_is_discarded_not_trusted(tmp_path: Path)
         apply_topics(fresh.bootstrap_servers, load_declarations())
         second = start_worker(fresh.bootstrap_servers, state, "stale-b", tmp_path / "logs")
         try:
-            _publish(fresh.bootstrap_servers, leads)  # the first 100 again (revision 0) and 100 new ones
+            publish_leads(fresh.bootstrap_servers, leads)  # the first 100 again (revision 0) and 100 new ones
             want = {lead.lead_id for lead in leads}
             wait_until(lambda: {x["lead"]["lead_id"] for x in _accepted(fresh.bootstrap_servers)} >= want, 120,
                        "every lead to be accepted on the fresh cluster")

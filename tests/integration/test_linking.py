@@ -5,38 +5,24 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from leadbus.avro import decode, packaged_catalog
-from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.producers import Publisher
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import CASES, LEADS_ACCEPTED, load_declarations
-from tests.kafka_helpers import read_all
+from leadbus.topics import CASES, LEADS_ACCEPTED
+from tests.kafka_helpers import latest_records, read_all
 from tests.processes import start_worker, stop, wait_until
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("linking-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
-
-
 def _latest_cases(bootstrap: str) -> dict[str, dict]:
-    latest: dict[str, dict] = {}
-    for msg in read_all(bootstrap, CASES):
-        record = decode(CATALOG, msg.value())[1]
-        latest[record["case_id"]] = record
-    return latest
+    return latest_records(bootstrap, CASES, "case_id")
 
 
 def _live_case_of(cases: dict[str, dict], lead_id: str) -> dict:

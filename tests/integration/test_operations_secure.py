@@ -4,7 +4,6 @@ topic is kept (archived) and nobody but the auditors reads it; `acl apply` leave
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -15,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from confluent_kafka import KafkaError, TopicPartition
 
 from leadbus.avro import decode, encode, packaged_catalog
@@ -30,6 +28,7 @@ from leadbus.topics import CASES, LEADS_REJECTED
 from tests.integration.test_routing import _case
 from tests.processes import wait_until
 from tests.secure import SecureBus, eventually, secured
+from tests.servers import AppServer
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
@@ -160,8 +159,8 @@ def test_the_controller_opens_a_view_for_members_only_and_closing_shuts_it(bus: 
         # op-shoes makes operation-MPS; op-other (led by NCAC) makes operation-NCAC, the outsider below
         wait_until(lambda: all((bus.clients / f"operation-{m}.json").exists() for m in ("MPS", "NCAC")), 60,
                    "the members' principals of both operations")
-        with _View(bus.as_("operation-MPS"), "op-shoes", "MPS") as member, \
-                _View(bus.as_("operation-NCAC"), "op-shoes", "NCAC") as outsider:
+        with AppServer(create_app(bus.as_("operation-MPS"), "op-shoes", "MPS")) as member, \
+                AppServer(create_app(bus.as_("operation-NCAC"), "op-shoes", "NCAC")) as outsider:
             def member_sees() -> dict[str, Any]:
                 response = httpx.get(f"{member.url}/api/state", timeout=10)
                 assert response.status_code == 200
@@ -209,21 +208,3 @@ def _read_all_admin(bus: SecureBus, topic: str) -> list[Any]:
     return out
 
 
-class _View:
-    def __init__(self, settings: KafkaSettings, operation_id: str, member: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, operation_id, member), log_level="warning",
-                                                    timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> _View:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 30, f"{self.url} to start", interval=0.05)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()

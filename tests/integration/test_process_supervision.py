@@ -21,7 +21,7 @@ from leadbus.processors.stages import PIPELINE as STAGES
 from leadbus.producers import Publisher
 from leadbus.topics import CASES
 from tests.kafka_helpers import read_all
-from tests.processes import wait_until
+from tests.processes import kill_if_same, wait_until
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
@@ -124,10 +124,5 @@ def test_a_stage_killed_9_is_restarted_and_the_pipeline_still_delivers(bootstrap
         if supervisor.poll() is None:
             supervisor.kill()
         for pid, created in seen.items():
-            try:
-                proc = psutil.Process(pid)
-                if proc.create_time() == created:
-                    proc.kill()
-            except psutil.NoSuchProcess:
-                pass
+            kill_if_same(pid, created)
 

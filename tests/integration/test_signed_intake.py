@@ -23,16 +23,14 @@ from typer.testing import CliRunner
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.cli import app
-from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.processors.core.intake import seal_of_accepted
 from leadbus.producers import Publisher
 from leadbus.producers.signing import MemorySequences, SigningSealer, load_private_key
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.provisioning.topics import apply_topics
 from leadbus.publisher_keys import read_registry
 from leadbus.signing import reverify, sign
-from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
+from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
@@ -40,13 +38,6 @@ pytestmark = pytest.mark.integration
 
 CATALOG = packaged_catalog()
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("signed-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,25 +10,15 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from leadbus.localbroker import KafkaCluster
 from leadbus.localbroker.cluster import free_port
-from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.provisioning.topics import apply_topics
-from leadbus.topics import INTAKE_BY_LEAD, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic, load_declarations
-from tests.kafka_helpers import read_all
+from leadbus.topics import INTAKE_BY_LEAD, LEADS_ACCEPTED, LEADS_REJECTED, intake_topic
+from tests.kafka_helpers import publish_leads, read_all
 from tests.processes import start_worker, stop, wait_until
 
 pytestmark = pytest.mark.integration
 
 _SAMPLE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("metrics-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
 
 
 def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -54,12 +43,7 @@ def test_a_stage_worker_reports_lag_latency_and_dead_letters(cluster, tmp_path: 
     try:
         leads = list(TrafficGenerator(seed=5).leads(200, datetime.now(UTC) - timedelta(minutes=5),
                                                     timedelta(milliseconds=10)))
-        publishers: dict[str, Publisher] = {}
-        for lead in leads:
-            agency = lead.publisher.agency
-            publishers.setdefault(agency, Publisher(agency, "00", bootstrap_servers=bootstrap)).publish(lead)
-        for pub in publishers.values():
-            pub.flush(60)
+        publish_leads(bootstrap, leads)
         garbage = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
         for i in range(7):
             garbage.produce(intake_topic("SAMR"), key=f"junk-{i}".encode(), value=b"not avro at all %d" % i)

@@ -16,11 +16,9 @@ from confluent_kafka import Producer
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.localbroker import KafkaCluster
 from leadbus.localbroker.cluster import free_port
-from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.takedown_sink import DEAD, NOTICES, REPLIES, run_takedown
 from leadbus.sinks.webhooks import RetryPolicy, verify_request
-from leadbus.topics import load_declarations
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import read_all, topics_cluster
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
@@ -74,8 +72,7 @@ class Platform:
 @pytest.fixture(scope="module")
 def own_kafka(tmp_path_factory) -> Iterator[KafkaCluster]:
     """A broker of this module's own: other tests route cases onto the session broker's notice topic."""
-    with KafkaCluster(1, tmp_path_factory.mktemp("takedown-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
+    with topics_cluster(tmp_path_factory.mktemp("takedown-kafka")) as kc:
         yield kc
 
 

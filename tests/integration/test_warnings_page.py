@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import random
 import re
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,42 +19,39 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-import uvicorn
 from confluent_kafka import Producer
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.processors.core.disclosure import disclosure_id
 from leadbus.producers import Publisher
 from leadbus.sinks.warnings_page import create_app
 from leadbus.topics import CASES, DISCLOSURE, LEADS_REJECTED
-from tests.dashboards import CHROMIUM, CHROMIUM_ARGS, LIVE
+from tests.dashboards import LIVE, chromium
 from tests.integration.test_routing import _case
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
+from tests.servers import AppServer
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
 
 
-class PageServer:
+class PageServer(AppServer):
     def __init__(self, bootstrap: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(bootstrap, self.url), log_level="warning", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        super().__init__()
+        self.serve(create_app(bootstrap, self.url))  # the page names its own address in its feeds
 
-    def __enter__(self) -> PageServer:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 30, f"{self.url} to start", interval=0.05)
-        return self
 
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
+@contextmanager
+def public_page(server: PageServer, path: str, errors: list[str]) -> Iterator[Page]:
+    """The page at `path` in Chromium, without signing in; script errors go to `errors`."""
+    with chromium() as browser:
+        page = browser.new_page(locale="zh-CN", timezone_id="Asia/Shanghai")
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        response = page.goto(server.url + path)
+        assert response is not None and response.status == 200 and "signin" not in page.url
+        yield page
 
 
 def warning(title: str, **overrides: Any) -> dict[str, Any]:
@@ -87,14 +83,9 @@ def test_a_new_warning_appears_live_without_sign_in_and_without_case_data(bootst
     assert producer.flush(30) == 0
     title = f"网购美妆谨防假冒 {uuid.uuid4().hex[:6]}"
     hostile = warning("涉案人员名单", summary="嫌疑人王小明，身份证11010519491231002X")
-    with PageServer(bootstrap) as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(locale="zh-CN", timezone_id="Asia/Shanghai")
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            response = page.goto(server.url + "/")
-            assert response is not None and response.status == 200 and "signin" not in page.url
+    with PageServer(bootstrap) as server:
+        errors: list[str] = []
+        with public_page(server, "/", errors) as page:
             page.wait_for_selector("#status.live", timeout=LIVE)
             assert title not in page.inner_text("body")
 
@@ -110,8 +101,6 @@ def test_a_new_warning_appears_live_without_sign_in_and_without_case_data(bootst
                            "涉案人员名单"):
                 assert secret not in text, secret
             assert errors == []
-        finally:
-            browser.close()
         wait_until(lambda: any(decode(CATALOG, m.value())[1]["reason"] == "PERSONAL_DATA_IN_WARNING"
                                for m in read_all(bootstrap, LEADS_REJECTED)), 60, "the hostile warning refused")
 
@@ -153,14 +142,9 @@ def test_disclosure_statistics_show_live_as_a_chart_and_count_each_closed_case_o
     publish_disclosed(bootstrap, [relisted, disclosed(march, "33", "TRADEMARK", "FOOD"),
                                   disclosed(march, "44", "PATENT", "DRUGS"),
                                   {**relisted, "outcome": "RETURNED_AND_ANSWERED"}])  # the same case again: once
-    with PageServer(bootstrap) as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(locale="zh-CN", timezone_id="Asia/Shanghai")
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            response = page.goto(server.url + "/statistics")
-            assert response is not None and response.status == 200 and "signin" not in page.url
+    with PageServer(bootstrap) as server:
+        errors: list[str] = []
+        with public_page(server, "/statistics", errors) as page:
             page.wait_for_selector("#status.live", timeout=LIVE * 6)
             page.wait_for_selector(f"#chart svg text.month-total[data-month='{march}']", timeout=LIVE * 6)
 
@@ -187,8 +171,6 @@ def test_disclosure_statistics_show_live_as_a_chart_and_count_each_closed_case_o
             page.wait_for_function(f"document.getElementById('total').textContent === '{before + 1}'",
                                    timeout=LIVE * 6)
             assert april in page.inner_text("#cells") and errors == []
-        finally:
-            browser.close()
 
         # The API's total is the number of distinct closed cases on the topic (decodable ones), whatever else
         # the session's broker holds.

@@ -29,12 +29,11 @@ from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.processors.core.handover import open_handover
 from leadbus.producers import Publisher
-from leadbus.provisioning.topics import apply_topics
 from leadbus.sinks.archive import ArchiveError, read_events, verify
 from leadbus.sinks.archive_sink import run_archive
 from leadbus.sinks.registry import case_withdrawals, counts, registry_engine
 from leadbus.sinks.registry_sink import run_registry
-from leadbus.topics import CASES, HANDOVER, WITHDRAWALS, load_declarations
+from leadbus.topics import CASES, HANDOVER, WITHDRAWALS
 from tests.dashboards import LIVE, Server, SseReader, chromium, open_page, row, serving
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
@@ -47,13 +46,6 @@ _rng = random.Random()
 
 
 # -- the bus ---------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    with KafkaCluster(1, tmp_path_factory.mktemp("withdrawals-kafka")) as kc:
-        apply_topics(kc.bootstrap_servers, load_declarations())
-        yield kc
-
 
 @pytest.fixture(scope="module")
 def bus(cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -14,6 +14,7 @@ from leadbus.processors.core.handover import open_handover
 from leadbus.processors.core.records import Record, Result
 from leadbus.processors.routing import TOPICS, RoutingHandler
 from leadbus.topics import CASES, HANDOVER, region_topic
+from tests.memory_state import MemoryState as State
 
 CATALOG = packaged_catalog()
 CASE = CATALOG.latest("cn.leadbus.CaseUpdated")
@@ -21,21 +22,6 @@ STEP = CATALOG.latest("cn.leadbus.HandoverStep")
 T = datetime(2026, 11, 1, tzinfo=UTC)
 _FACTS = ["illegal_business_amount_fen", "illegal_gains_fen", "sales_amount_fen", "goods_value_fen", "copies",
           "works", "clicks", "members", "trademark_kinds", "labels", "loss_fen"]
-
-
-class State:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    def apply(self, result: Result) -> None:
-        for key, value in result.state.items():
-            if value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = value
 
 
 def _case(version: int, provinces: list[str], handling: str = "OPEN") -> bytes:

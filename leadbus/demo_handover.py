@@ -64,6 +64,8 @@ class HandoverBoard:
                 continue
             kind, who, role = nxt
             agency = case.agency if who == "agency" else who
+            if not agency:  # its OPENED step was not seen (the board joined late): no official to play
+                continue
             province = opened_province.get(case.case_id, "00")
             pub = self.publishers.setdefault(agency, Publisher(
                 agency, province, bootstrap_servers=settings_from_env(f"publisher-{agency}", self.bootstrap)))

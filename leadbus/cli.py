@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -36,6 +36,7 @@ app.add_typer(schemas_app, name="schemas")
 deploy_app = typer.Typer(help="Deployment files generated from the declarations.", no_args_is_help=True)
 app.add_typer(deploy_app, name="deploy")
 console = Console()
+err_console = Console(stderr=True)
 
 BOOTSTRAP = typer.Option(None, "--bootstrap", "-b", envvar="LEADBUS_BOOTSTRAP",
                          help="Kafka bootstrap servers (default: the broker started by `leadbus broker up`).")
@@ -776,29 +777,26 @@ def link(
     suggestions_path: Path | None = typer.Option(None, "--suggestions", "-s", help="Also write suggested links "
                                                  "from weak signals: CSV case_a,case_b,score,evidence, best first."),
     min_score: float = typer.Option(0.05, "--min-score", help="Lowest score of a suggestion written."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first line that is not a valid CaseLead "
+                                                        "(exit 2, nothing written) instead of leaving it out."),
 ) -> None:
     """Link leads offline with the same code as the stream; write one lead_id,case_id row per lead.
 
+    A line that is not a valid CaseLead is left out, as intake dead-letters it, and named on stderr with its
+    line number and reason (the first 20; then a count); --strict stops at it instead.
     With --suggestions, also score pairs of the resulting cases on weak signals (Fellegi–Sunter weights,
     processors/core/suggest.py) and write one row per suggested pair of distinct case ids.
     """
     import csv
 
-    from pydantic import ValidationError
-
-    from leadbus.models import CaseLead
     from leadbus.processors.core.linking import link_and_suggest
 
-    leads = []
-    with input_path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                leads.append(CaseLead.model_validate_json(line))
-            except ValidationError as exc:
-                console.print(f"[red]line {number}[/red]: {exc.errors(include_url=False)[0]}")
-                raise typer.Exit(2) from None
+    if not input_path.is_file():
+        err_console.print(f"[red]no such input file: {input_path}[/red]")
+        raise typer.Exit(2)
+    leads, refused = _leads_of(input_path, strict)
+    if refused:
+        err_console.print(f"{refused} line(s) refused: not valid CaseLeads (left out of {output_path})")
     cases, suggestions = link_and_suggest(leads, min_score=min_score)
     with output_path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
@@ -813,6 +811,33 @@ def link(
             for item in suggestions:
                 writer.writerow([item.case_a, item.case_b, f"{item.score:.6f}", item.explain()])
         console.print(f"{len(suggestions)} suggested links → {suggestions_path}")
+
+
+def _leads_of(input_path: Path, strict: bool) -> tuple[list[Any], int]:
+    """The valid CaseLeads of a JSON-lines file, in order, and how many lines were refused."""
+    from pydantic import ValidationError
+
+    from leadbus.models import CaseLead
+
+    leads: list[Any] = []
+    refused = 0
+    with input_path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                lead = CaseLead.model_validate_json(line)
+            except ValidationError as exc:
+                refused += 1
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(part) for part in first.get("loc", ())) or "line"
+                if refused <= 20:
+                    err_console.print(f"line {number}: {where}: {first.get('msg', '')}"[:500], markup=False)
+                if strict:
+                    raise typer.Exit(2) from None
+                continue
+            leads.append(lead)
+    return leads, refused
 
 
 @app.command("demo")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 from leadbus.processors.core.linking import link_and_suggest
@@ -120,3 +121,31 @@ def test_rare_shared_contacts_outrank_a_shared_common_product() -> None:
     assert ranked[0] == ("A", "B")
     assert all(0.0 <= s.score <= 1.0 for s in found)
     assert found[0].explain().startswith("stail=王|5678(+")
+
+
+def test_cli_leaves_out_bad_lines_and_names_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from leadbus.cli import app
+
+    leads = [lead for lead, _ in weak_labelled_leads(120, seed=7)]
+    good = [lead.model_dump_json() for lead in leads]
+    broken = json.loads(good[3])
+    broken["lead_id"] = "not-a-uuid"
+    bad = ["{not json", json.dumps(broken, ensure_ascii=False), "[1, 2]", "\ufeff", "null"]
+    lines = good[:3] + bad[:2] + good[3:60] + bad[2:] + good[60:]
+    source = tmp_path / "leads.jsonl"
+    source.write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe not utf-8\n")
+    out = tmp_path / "cases.csv"
+    result = CliRunner().invoke(app, ["link", "--input", str(source), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["lead_id"] for r in rows] == [lead.lead_id for lead in leads]  # every valid lead, in order
+    assert "line 4:" in result.output and "line 5:" in result.output and "line(s) refused" in result.output
+
+    strict = CliRunner().invoke(app, ["link", "--input", str(source), "--output", str(tmp_path / "s.csv"),
+                                      "--strict"])
+    assert strict.exit_code == 2 and not (tmp_path / "s.csv").exists()
+    missing = CliRunner().invoke(app, ["link", "--input", str(tmp_path / "nope.jsonl"), "--output", str(out)])
+    assert missing.exit_code == 2 and "no such input file" in missing.output

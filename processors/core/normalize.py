@@ -144,8 +144,10 @@ def registrable_domain(url: str) -> str | None:
 @lru_cache(maxsize=65536)
 def _domain_of_host(host: str) -> str | None:
     ext = _EXTRACT(host)
-    domain = ext.top_domain_under_public_suffix if hasattr(ext, "top_domain_under_public_suffix") else None
-    return str(domain or ext.registered_domain or "") or None
+    # tldextract 5.3 renamed registered_domain (now deprecated, with a warning) to top_domain_under_public_suffix
+    if hasattr(ext, "top_domain_under_public_suffix"):
+        return str(ext.top_domain_under_public_suffix or "") or None
+    return str(ext.registered_domain or "") or None
 
 
 @lru_cache(maxsize=65536)

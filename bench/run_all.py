@@ -106,6 +106,7 @@ def main() -> None:
             doc += [f"{len(raw)} raw librdkafka line(s) reached the output (a client built without `logger`).", ""]
         if code != 0:
             failed.append(name)
+        opts.out.write_text("\n".join(doc))  # after each bench: a run cut short keeps what it measured
     opts.out.write_text("\n".join(doc))
     print(f"== wrote {opts.out}" + (f"; failed: {', '.join(failed)}" if failed else "")
           + (f"; {raw_lines} raw librdkafka lines" if raw_lines else ""))

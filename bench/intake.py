@@ -24,6 +24,7 @@ from pathlib import Path
 
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
+from leadbus.logs import configure_cli_logging
 from leadbus.processors.core.records import Record
 from leadbus.processors.intake import IntakeHandler
 from leadbus.processors.stage import record_of
@@ -103,6 +104,7 @@ def main() -> None:
                              "that on a loaded machine both meet the same load; implies --no-faust")
     parser.add_argument("--plain-only", nargs=2, metavar=("BOOTSTRAP", "EVENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     if args.plain_only:
         plain_loop(args.plain_only[0], int(args.plain_only[1]))
         return

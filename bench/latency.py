@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -35,9 +36,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
-from confluent_kafka import OFFSET_BEGINNING, ConsumerGroupState, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, ConsumerGroupState, IsolationLevel, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,15 +48,18 @@ from leadbus.avro import decode, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.localbroker.cluster import free_port
+from leadbus.logs import configure_cli_logging
 from leadbus.processors.stages import PIPELINE
 from leadbus.producers.traffic import Traffic
 from leadbus.provisioning.topics import apply_topics
 from leadbus.schema_topic import publish_schemas
+from leadbus.sinks.registry_sink import KINDS as REGISTRY_KINDS
 from leadbus.supervise import ChildSpec, Supervisor
 from leadbus.topics import CASES, load_declarations
 
 CATALOG = packaged_catalog()
 ROOT = Path(__file__).resolve().parents[1]
+REGISTRY_INPUTS = tuple(REGISTRY_KINDS)
 PASSWORD = "bench-latency-pw"  # a throwaway user of a throwaway dashboard
 
 
@@ -139,6 +145,114 @@ class Watchers:
             except httpx.HTTPError:
                 if not self.stop.is_set():  # the dashboard stopping at the end closes the stream: expected
                     raise
+
+
+class Sampler:
+    """Where the time goes: every `interval` s, each stage's consumer lag and each process's CPU time.
+
+    Lag is the records a stage's group (or the registry sink, whose offsets live in its database) has not
+    committed yet on its inputs (read_committed ends); CPU is utime + stime from /proc/<pid>/stat, the
+    processes' own threads included. Both are printed after the run: a stage whose lag grows while it uses a
+    core's worth of CPU is the one falling behind; lag that grows while nobody is busy is waiting.
+    """
+
+    def __init__(self, kafka: KafkaSettings, db: Path, supervisor: Supervisor, extra_pids: dict[str, int],
+                 interval: float = 1.0) -> None:
+        self.kafka, self.db, self.supervisor, self.extra_pids = kafka, db, supervisor, extra_pids
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, int], dict[str, float]]] = []  # (time, lag, cpu seconds)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.marks: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.time()
+
+    @staticmethod
+    def cpu_seconds(pid: int) -> float | None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _inputs(self, admin: Any) -> dict[str, list[TopicPartition]]:
+        topics = admin.list_topics(timeout=10).topics
+        out: dict[str, list[TopicPartition]] = {}
+        for name, d in PIPELINE.items():
+            names = [t for t in topics if any(re.match(i, t) if i.startswith("^") else i == t for i in d.inputs)]
+            out[name] = [TopicPartition(t, p) for t in names for p in topics[t].partitions]
+        out["registry"] = [TopicPartition(t, p) for t in REGISTRY_INPUTS if t in topics for p in topics[t].partitions]
+        return out
+
+    def _loop(self) -> None:
+        admin = self.kafka.admin(**{"socket.timeout.ms": 5000})
+        readers = {name: self.kafka.consumer(d.group) for name, d in PIPELINE.items()}
+        inputs: dict[str, list[TopicPartition]] | None = None
+        try:
+            while not self.stop.wait(self.interval):
+                now = time.time()
+                cpu: dict[str, float] = {}
+                for name, pid in {**self.supervisor.pids(), **self.extra_pids}.items():
+                    seconds = self.cpu_seconds(pid)
+                    if seconds is not None:
+                        cpu[name] = seconds
+                lag: dict[str, int] = {}
+                try:
+                    inputs = inputs or self._inputs(admin)
+                    everything = sorted({(tp.topic, tp.partition) for parts in inputs.values() for tp in parts})
+                    futures = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest() for t, p in everything},
+                                                 isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=5)
+                    ends = {(tp.topic, tp.partition): f.result(timeout=6).offset for tp, f in futures.items()}
+                    for name, reader in readers.items():
+                        done = {(tp.topic, tp.partition): tp.offset
+                                for tp in reader.committed(inputs[name], timeout=5)}
+                        lag[name] = sum(max(0, ends.get(k, 0) - max(0, o)) for k, o in done.items())
+                    lag["registry"] = self._registry_lag(ends, inputs["registry"])
+                except Exception:  # noqa: BLE001 - a missed sample is a gap in the table, not a failed run
+                    pass
+                self.samples.append((now, lag, cpu))
+        finally:
+            for reader in readers.values():
+                reader.close()
+
+    def _registry_lag(self, ends: dict[tuple[str, int], int], parts: list[TopicPartition]) -> int:
+        try:
+            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1) as conn:
+                rows = conn.execute("SELECT topic, partition, next_offset FROM consumed_offsets").fetchall()
+            done = {(t, p): o for t, p, o in rows}
+        except sqlite3.Error:
+            done = {}
+        return sum(max(0, ends.get((tp.topic, tp.partition), 0) - done.get((tp.topic, tp.partition), 0))
+                   for tp in parts)
+
+    def report(self, since: float, until: float, every: float = 5.0) -> list[str]:
+        """Lag over time (every `every` s) and CPU per process between `since` and `until`."""
+        window = [s for s in self.samples if since <= s[0] <= until + every]
+        if len(window) < 2:
+            return ["  (too few samples for a per-stage table)"]
+        names = [n for n in (*PIPELINE, "registry") if any(n in s[1] for s in window)]
+        lines = ["  consumer lag (records not yet committed), by seconds since the measured publishing began:",
+                 "    " + f"{'t':>5} " + " ".join(f"{n:>9}" for n in names)]
+        next_at = since
+        for at, lag, _ in window:
+            if at >= next_at:
+                lines.append("    " + f"{at - since:5.0f} " + " ".join(f"{lag.get(n, -1):9d}" for n in names))
+                next_at = at + every
+        first, last = window[0], window[-1]
+        span = last[0] - first[0]
+        used = {n: (last[2][n] - first[2][n]) / span for n in last[2] if n in first[2]}
+        lines.append(f"  CPU, cores used on average over those {span:.0f} s (2 cores = 2.00): "
+                     + ", ".join(f"{n} {c:.2f}" for n, c in sorted(used.items(), key=lambda x: -x[1]))
+                     + f"; total {sum(used.values()):.2f}")
+        return lines
 
 
 def wait_groups_stable(kafka: KafkaSettings, supervisor: Supervisor, timeout: float = 300) -> None:
@@ -233,8 +347,10 @@ def main() -> None:
                         help="every stage's batch fill wait (default: the stages' own)")
     parser.add_argument("--registry-fill", type=float, default=None, help="the registry sink's batch fill wait")
     parser.add_argument("--region", default="yrd", help="the dashboard watched: jjj, yrd or pprd")
+    parser.add_argument("--stages", action="store_true",
+                        help="also print each stage's consumer lag over time and each process's CPU")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     work = Path(tempfile.mkdtemp(prefix="leadbus-bench-latency-"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)}
     cli = [sys.executable, "-m", "leadbus.cli"]
@@ -261,14 +377,20 @@ def main() -> None:
                                 logger=logging.getLogger("bench.latency"))
         seen = Seen()
         watchers = Watchers(kafka, db, f"http://127.0.0.1:{port}", seen)
+        broker = cluster.nodes[0].process
+        sampler = Sampler(kafka, db, supervisor, {"broker": broker.pid if broker else 0, "bench": os.getpid()})
         try:
             supervisor.start()
             wait_groups_stable(kafka, supervisor)
             wait_http(f"http://127.0.0.1:{port}/healthz", supervisor)
             watchers.start()
+            sampler.start()
             traffic = Traffic(bootstrap, seed=7)
+            sampler.mark("warmup")
             publish(traffic, args.rate, args.warmup, None, supervisor)
+            sampler.mark("measured")
             publish(traffic, args.rate, args.seconds, seen, supervisor)
+            sampler.mark("published")
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and len(seen.registry.keys() & seen.published.keys()) < len(
                     seen.published):
@@ -277,6 +399,8 @@ def main() -> None:
             time.sleep(2)  # the dashboard's last bulletins
             restarted = {name: c.restarts for name, c in supervisor.children.items() if c.restarts}
         finally:
+            sampler.mark("end")
+            sampler.close()
             watchers.close()
             supervisor.stop(timeout=30)
     result = analyse(seen)
@@ -290,6 +414,9 @@ def main() -> None:
     print(f"  publish → leadbus.cases       : {percentiles(result['cases'])}")
     print(f"  publish → registry row        : {percentiles(result['registry'])}")
     print(f"  publish → dashboard {args.region:<4} stream: {percentiles(result['dashboard'])}")
+    if args.stages:
+        for line in sampler.report(sampler.marks["warmup"], sampler.marks["end"]):
+            print(line)
     missing = len(seen.published) - len(result["cases"])
     if missing:
         print(f"  {missing} of {len(seen.published)} measured leads never reached leadbus.cases")

@@ -21,6 +21,7 @@ from pathlib import Path
 from leadbus.avro import encode, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
+from leadbus.logs import configure_cli_logging
 from leadbus.processors.core.intake import Source, examine
 from leadbus.processors.core.intake import accepted_record as make_accepted
 from leadbus.processors.core.linking import DictStore, Linker
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=20000)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the stream may take")
     args = parser.parse_args()
+    configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     now = datetime.now(UTC) - timedelta(days=1)
     leads = list(TrafficGenerator(seed=8, same_suspect_share=0.45).leads(args.leads, now, timedelta(milliseconds=5)))
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
+from leadbus.logs import configure_cli_logging
 from leadbus.producers import Publisher
 from leadbus.producers.publisher import PRODUCER_DEFAULTS, UnsealedEvents
 from leadbus.producers.simulator import TrafficGenerator
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
 
     gen = TrafficGenerator(seed=42)
     start = datetime.now(UTC) - timedelta(days=1)

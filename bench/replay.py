@@ -23,7 +23,6 @@ re-derivation, not of reading). Target: replay ≥ 0.5 × raw.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -41,8 +40,9 @@ from leadbus.audit.rebuild import rebuild
 from leadbus.audit.replay import ReplayOptions, replay, seal_verifier_factory
 from leadbus.audit.verification import ReplayRecord
 from leadbus.avro import encode, encode_object, packaged_catalog
-from leadbus.clients import KafkaSettings
+from leadbus.clients import RDKAFKA_LOG, KafkaSettings
 from leadbus.localbroker import KafkaCluster
+from leadbus.logs import configure_cli_logging
 from leadbus.processors.core.intake import Acceptance, accepted_record, examine
 from leadbus.processors.core.records import Source
 from leadbus.producers.signing import MemorySequences, SigningSealer
@@ -61,7 +61,7 @@ def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
     accepted_schema = CATALOG.latest("cn.leadbus.LeadAccepted")
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
                          "compression.type": "lz4",
-                         "queue.buffering.max.messages": 500_000, "logger": logging.getLogger("bench")})
+                         "queue.buffering.max.messages": 500_000, "logger": RDKAFKA_LOG})
     gen = TrafficGenerator(seed=11, same_suspect_share=0.25)
     start = datetime.now(UTC) - timedelta(days=1)
     offsets: dict[str, int] = {}
@@ -134,7 +134,7 @@ def _produce(producer: Producer, topic: str, key: bytes, value: bytes, partition
 def raw_read(bootstrap: str, topics: list[str]) -> tuple[int, float]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-raw-{uuid.uuid4()}",
                          "enable.auto.commit": False, "isolation.level": "read_committed",
-                         "fetch.wait.max.ms": 10, "logger": logging.getLogger("bench")})
+                         "fetch.wait.max.ms": 10, "logger": RDKAFKA_LOG})
     meta = consumer.list_topics(timeout=20)
     parts = [TopicPartition(t, p, 0) for t in topics for p in meta.topics[t].partitions]
     ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=20)[1] for tp in parts}
@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument("--rebuild-leads", type=int, default=100_000)
     parser.add_argument("--skip-accepted", action="store_true", help="replay the intake topics only")
     args = parser.parse_args()
+    configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     with KafkaCluster(1) as cluster:
         bootstrap = cluster.bootstrap_servers
         apply_topics(bootstrap, load_declarations())
@@ -170,7 +171,7 @@ def main() -> None:
         print(f"published {args.leads} signed leads and their LeadAccepted in {time.perf_counter() - began:.0f}s")
         settings = KafkaSettings(bootstrap)
         probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-meta-{uuid.uuid4()}",
-                          "logger": logging.getLogger("bench")})
+                          "logger": RDKAFKA_LOG})
         intake_topics = sorted(t for t in probe.list_topics(timeout=20).topics if t.startswith("leadbus.intake."))
         probe.close()
         runs = [("intake topics", intake_topics)]

@@ -14,7 +14,6 @@ time the same work. Every run also checks the outcome: each lead accepted exactl
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import subprocess
 import sys
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
+from leadbus.logs import configure_cli_logging
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import INTAKE_BY_LEAD, LEADS_ACCEPTED, intake_topic, load_declarations, stage_group
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=40000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     leads = encoded_leads(args.leads)
     work = Path(tempfile.mkdtemp(prefix=f"leadbus-bench-scale-{uuid.uuid4().hex[:6]}-"))
     rates: dict[int, float] = {}

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,61 @@ from confluent_kafka.admin import AdminClient
 from leadbus.limits import MAX_RECORD_BYTES
 
 CLIENT_LOG = logging.getLogger("leadbus.client")
+
+#: librdkafka retries these by itself and they pass within seconds of a broker's start or a leader's move: the
+#: coordinator still loading `__transaction_state` when a transactional producer asks for its PID (GETPID), a
+#: partition or group leader not elected yet. Worth a line at debug level, not a warning on every bench.
+TRANSIENT = re.compile(
+    r"Coordinator load in progress|Coordinator not available|Not coordinator|Leader not available"
+    r"|Not leader for partition|Concurrent transactions|Rebalance in progress|: retrying\b", re.IGNORECASE)
+
+
+class LibrdkafkaLog:
+    """librdkafka's log lines through Python logging: transient retries at debug, repeated errors summarised.
+
+    confluent-kafka calls `log(level, "%s [%s] %s", facility, client, message)` from the thread that polls the
+    client (the logs are queued to it), for every client built with `"logger"` (all of `KafkaSettings`'s).
+    Without it, librdkafka writes raw `%3|1764…|FAIL|rdkafka#producer-3| …` lines to stderr. A warning or an error
+    is logged the first time; the same one again (from that client, numbers aside) within `window` seconds is only
+    counted, and the count goes with the next one logged after the window.
+    """
+
+    def __init__(self, logger: logging.Logger = CLIENT_LOG, window: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.window, self.clock = logger, window, clock
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str, str], tuple[float, int]] = {}  # (client, facility, shape) → (logged, since)
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        if fmt != "%s [%s] %s" or len(args) != 3:  # not the shape confluent-kafka uses: pass it on untouched
+            self.logger.log(level, fmt, *args)
+            return
+        facility, client, message = (str(a) for a in args)
+        message = re.sub(r"^\[thrd:[^\]]*\]: ", "", message)
+        if level >= logging.WARNING and TRANSIENT.search(message):
+            level = logging.DEBUG
+        if level < logging.WARNING:
+            if self.logger.isEnabledFor(level):
+                self.logger.log(level, "%s %s: %s", client, facility, message,
+                                extra={"rdkafka_facility": facility, "rdkafka_client": client})
+            return
+        shape = (client, facility, re.sub(r"\d+", "#", message))
+        now = self.clock()
+        with self._lock:
+            first, repeats = self._seen.get(shape, (None, 0))
+            if first is not None and now - first < self.window:
+                self._seen[shape] = (first, repeats + 1)
+                return
+            self._seen[shape] = (now, 0)
+            if len(self._seen) > 1000:  # a long-lived process meeting ever new messages keeps a bounded memory
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window}
+        more = f" ({repeats} more like it in the last {self.window:.0f} s)" if repeats else ""
+        self.logger.log(level, "%s %s: %s%s", client, facility, message, more,
+                        extra={"rdkafka_facility": facility, "rdkafka_client": client, "rdkafka_repeats": repeats})
+
+
+#: The one log every client of the project writes librdkafka's lines to.
+RDKAFKA_LOG = LibrdkafkaLog()
 
 #: The one way every command finds its security settings: a principal's client file, or a folder of them.
 CLIENT_CONFIG_ENV = "LEADBUS_CLIENT_CONFIG"
@@ -40,7 +98,7 @@ class KafkaSettings:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     def common(self) -> dict[str, Any]:
-        return {"bootstrap.servers": self.bootstrap, "logger": CLIENT_LOG, **self.security, **self.extras}
+        return {"bootstrap.servers": self.bootstrap, "logger": RDKAFKA_LOG, **self.security, **self.extras}
 
     def producer_config(self, **overrides: Any) -> dict[str, Any]:
         return {**self.common(), "message.max.bytes": MAX_RECORD_BYTES, **overrides}

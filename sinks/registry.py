@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     select,
@@ -159,19 +160,36 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
 def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str],
             only_if_newer: str | None = None) -> None:
+    """One statement of one row, executed for all of them (executemany).
+
+    The same statement every batch, so SQLAlchemy compiles it once; a multi-row VALUES of a batch's rows was
+    compiled anew for every batch (its size changes), which took most of the sink's CPU (bench/latency.py).
+    """
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(list(rows))
-    update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(keys), only_if_newer), list(rows))
+
+
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...], str | None], Any] = {}
+
+
+def _upsert_statement(dialect_name: str, table: Table, keys: tuple[str, ...], only_if_newer: str | None) -> Any:
+    cache_key = (dialect_name, table.name, keys, only_if_newer)
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is not None:
+        return stmt
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    insert = dialect.insert(table)
+    update = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
     where = None
     if only_if_newer is not None:
-        where = table.c[only_if_newer] <= stmt.excluded[only_if_newer]
+        where = table.c[only_if_newer] <= insert.excluded[only_if_newer]
     if update:
-        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=update, where=where)
+        stmt = insert.on_conflict_do_update(index_elements=list(keys), set_=update, where=where)
     else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-    conn.execute(stmt)
+        stmt = insert.on_conflict_do_nothing(index_elements=list(keys))
+    _STATEMENTS[cache_key] = stmt
+    return stmt
 
 
 def _enum(value: Any) -> str | None:
@@ -261,15 +279,33 @@ def write_batch(engine: Engine, rows: dict[str, list[dict[str, Any]]],
 
 
 def _prune_members(conn: Connection, written: list[dict[str, Any]], membership: list[dict[str, Any]]) -> None:
-    """Leads that left a case (an analyst's split, #19) leave its member rows, once its newest version is stored."""
+    """Leads that left a case (an analyst's split, #19) leave its member rows, once its newest version is stored.
+
+    A few statements per batch, not two per case: the stored versions of the batch's cases, then the member rows
+    of those whose newest version this batch wrote, then a delete of the rows no longer listed (rare: splits).
+    """
     versions = {row["case_id"]: row["version"] for row in written}
-    for current in membership:
-        if versions.get(current["case_id"]) != current["version"]:
+    current = {m["case_id"]: m for m in membership if versions.get(m["case_id"]) == m["version"]}
+    stale: list[dict[str, Any]] = []
+    ids = sorted(current)
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start:start + _IN_CHUNK]
+        stored = conn.execute(select(cases.c.case_id, cases.c.version).where(cases.c.case_id.in_(chunk))).all()
+        newest = [case_id for case_id, version in stored if version == current[case_id]["version"]]
+        if not newest:
             continue
-        stored = conn.execute(select(cases.c.version).where(cases.c.case_id == current["case_id"])).scalar()
-        if stored == current["version"]:
-            conn.execute(delete(case_members).where(case_members.c.case_id == current["case_id"],
-                                                    case_members.c.lead_id.not_in(current["members"])))
+        listed = {case_id: set(current[case_id]["members"]) for case_id in newest}
+        rows = conn.execute(select(case_members.c.case_id, case_members.c.lead_id)
+                            .where(case_members.c.case_id.in_(newest))).all()
+        stale += [{"stale_case": case_id, "stale_lead": lead_id} for case_id, lead_id in rows
+                  if lead_id not in listed[case_id]]
+    if stale:
+        conn.execute(delete(case_members).where(case_members.c.case_id == bindparam("stale_case"),
+                                                case_members.c.lead_id == bindparam("stale_lead")), stale)
+
+
+#: Case ids per `IN (…)`: well under SQLite's and PostgreSQL's limits on bound parameters.
+_IN_CHUNK = 500
 
 
 def stored_offsets(engine: Engine) -> dict[tuple[str, int], int]:

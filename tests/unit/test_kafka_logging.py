@@ -8,7 +8,7 @@ import time
 import pytest
 from confluent_kafka import KafkaException
 
-from leadbus.clients import KafkaSettings
+from leadbus.clients import KafkaSettings, LibrdkafkaLog
 
 
 def test_librdkafka_logs_go_through_logging_at_their_level(caplog: pytest.LogCaptureFixture,
@@ -37,3 +37,49 @@ def test_admin_clients_log_through_logging_too(caplog: pytest.LogCaptureFixture,
     assert any(r.name == "leadbus.client" and r.levelno >= logging.WARNING for r in caplog.records)
     _, err = capfd.readouterr()
     assert "%3|" not in err, err
+
+
+GETPID = ("GETPID", "rdkafka#producer-3", "[thrd:main]: Failed to acquire idempotence PID from broker "
+          "127.0.0.1:45969/1: Broker: Coordinator load in progress: retrying")
+
+
+def test_transient_retries_go_to_debug_without_the_thread_prefix(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="leadbus.client")
+    LibrdkafkaLog().log(logging.WARNING, "%s [%s] %s", *GETPID)
+    [record] = caplog.records
+    assert record.levelno == logging.DEBUG and record.name == "leadbus.client"
+    assert record.getMessage() == ("rdkafka#producer-3 GETPID: Failed to acquire idempotence PID from broker "
+                                   "127.0.0.1:45969/1: Broker: Coordinator load in progress: retrying")
+
+
+def test_transient_retries_print_nothing_at_the_benches_level(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="leadbus.client")
+    log = LibrdkafkaLog()
+    for client in range(6):
+        log.log(logging.WARNING, "%s [%s] %s", GETPID[0], f"rdkafka#producer-{client}", GETPID[2])
+    assert caplog.records == []
+
+
+def test_repeated_errors_are_summarised_once_per_window(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="leadbus.client")
+    now = [0.0]
+    log = LibrdkafkaLog(window=60, clock=lambda: now[0])
+    refused = ("[thrd:b/bootstrap]: 127.0.0.1:{}/bootstrap: Connect failed: Connection refused "
+               "(after {}ms in state CONNECT)")
+    for i in range(50):
+        now[0] = i
+        log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1", refused.format(9092, i))
+    log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-2", refused.format(9092, 1))  # another client
+    now[0] = 61
+    log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1", refused.format(9092, 7))
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in messages] == [logging.ERROR] * 3
+    assert messages[0][1].startswith("rdkafka#consumer-1 FAIL: 127.0.0.1:9092/bootstrap: Connect failed")
+    assert messages[1][1].startswith("rdkafka#consumer-2 FAIL:")
+    assert messages[2][1].endswith("(49 more like it in the last 60 s)")
+
+
+def test_other_shapes_pass_through_untouched(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="leadbus.client")
+    LibrdkafkaLog().log(logging.ERROR, "odd %s", "thing")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.ERROR, "odd thing")]

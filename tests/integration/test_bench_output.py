@@ -1,0 +1,28 @@
+"""`make bench` output carries figures, not librdkafka's raw lines nor its transient retry warnings.
+
+A bench with a fresh broker (bench/publish.py, small) run the way `bench/run_all.py` runs every bench: its
+stdout and stderr together. A transactional or idempotent producer started right after its broker meets
+"Coordinator load in progress: retrying" (GETPID) most times; that retry belongs at debug level.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import run_all  # noqa: E402 - bench/ is a folder of scripts, not a package
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_bench_prints_its_figures_and_no_librdkafka_line() -> None:
+    lines, code, _ = run_all.run("publish", ["--leads", "500", "--rounds", "1"])
+    assert code == 0, "\n".join(lines)
+    assert any(line.startswith("raw confluent-kafka") for line in lines), lines
+    assert [line for line in lines if run_all.RAW_LIBRDKAFKA.match(line)] == []
+    assert [line for line in lines if "rdkafka#" in line or "GETPID" in line or "retrying" in line] == []

@@ -208,7 +208,8 @@ class Sampler:
                 try:
                     inputs = inputs or self._inputs(admin)
                     everything = sorted({(tp.topic, tp.partition) for parts in inputs.values() for tp in parts})
-                    futures = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest() for t, p in everything},
+                    futures = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest()  # type: ignore[no-untyped-call]
+                                                  for t, p in everything},
                                                  isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=5)
                     ends = {(tp.topic, tp.partition): f.result(timeout=6).offset for tp, f in futures.items()}
                     for name, reader in readers.items():
@@ -233,11 +234,11 @@ class Sampler:
         return sum(max(0, ends.get((tp.topic, tp.partition), 0) - done.get((tp.topic, tp.partition), 0))
                    for tp in parts)
 
-    def report(self, since: float, until: float, every: float = 5.0) -> list[str]:
-        """Lag over time (every `every` s) and CPU per process between `since` and `until`."""
+    def report(self, since: float, until: float, leads: int, every: float = 5.0) -> tuple[list[str], float]:
+        """Lag over time (every `every` s) and CPU per process between `since` and `until`; CPU ms per lead."""
         window = [s for s in self.samples if since <= s[0] <= until + every]
         if len(window) < 2:
-            return ["  (too few samples for a per-stage table)"]
+            return ["  (too few samples for a per-stage table)"], float("nan")
         names = [n for n in (*PIPELINE, "registry") if any(n in s[1] for s in window)]
         lines = ["  consumer lag (records not yet committed), by seconds since the measured publishing began:",
                  "    " + f"{'t':>5} " + " ".join(f"{n:>9}" for n in names)]
@@ -252,7 +253,11 @@ class Sampler:
         lines.append(f"  CPU, cores used on average over those {span:.0f} s (2 cores = 2.00): "
                      + ", ".join(f"{n} {c:.2f}" for n, c in sorted(used.items(), key=lambda x: -x[1]))
                      + f"; total {sum(used.values()):.2f}")
-        return lines
+        per_lead = {n: c * span / leads * 1000 for n, c in used.items()}
+        lines.append(f"  CPU ms per lead published ({leads}): "
+                     + ", ".join(f"{n} {c:.2f}" for n, c in sorted(per_lead.items(), key=lambda x: -x[1]))
+                     + f"; total {sum(per_lead.values()):.2f}")
+        return lines, sum(per_lead.values())
 
 
 def wait_groups_stable(kafka: KafkaSettings, supervisor: Supervisor, timeout: float = 300) -> None:
@@ -338,19 +343,37 @@ def analyse(seen: Seen) -> dict[str, list[float]]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=500)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--warmup", type=float, default=10)
-    parser.add_argument("--stage-fill", type=float, default=None,
-                        help="every stage's batch fill wait (default: the stages' own)")
-    parser.add_argument("--registry-fill", type=float, default=None, help="the registry sink's batch fill wait")
-    parser.add_argument("--region", default="yrd", help="the dashboard watched: jjj, yrd or pprd")
-    parser.add_argument("--stages", action="store_true",
-                        help="also print each stage's consumer lag over time and each process's CPU")
-    args = parser.parse_args()
-    configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
+@dataclass(frozen=True)
+class Setting:
+    """The settings one run tries (None: the component's own default)."""
+
+    stage_fill: float | None = None
+    registry_fill: float | None = None
+
+    def describe(self) -> str:
+        stage = "default" if self.stage_fill is None else f"{self.stage_fill:g} s"
+        registry = "default" if self.registry_fill is None else f"{self.registry_fill:g} s"
+        return f"batch fill: stages {stage}, registry {registry}"
+
+
+#: `--sweep`: the batch fill waits tried, each on a fresh broker and pipeline (the defaults first).
+SWEEP = [Setting(), Setting(0.0, 0.0), Setting(0.2, 0.2), Setting(0.5, 0.5)]
+
+
+@dataclass
+class Outcome:
+    setting: Setting
+    latencies: dict[str, list[float]]
+    published: int
+    restarted: dict[str, int]
+    logs: Path
+    load: float
+    stages: list[str]
+    cpu_ms_per_lead: float
+
+
+def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
+    """One run: a fresh broker and pipeline with `setting`, warm-up, then `args.seconds` measured."""
     work = Path(tempfile.mkdtemp(prefix="leadbus-bench-latency-"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)}
     cli = [sys.executable, "-m", "leadbus.cli"]
@@ -365,11 +388,11 @@ def main() -> None:
         publish_schemas(bootstrap, list(CATALOG))
         db = work / "registry.db"
         port = free_port()
+        stage_fill = [] if setting.stage_fill is None else ["--batch-fill", str(setting.stage_fill)]
+        registry_fill = [] if setting.registry_fill is None else ["--batch-fill", str(setting.registry_fill)]
         commands = {name: [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(work / "state"),
-                           *(["--batch-fill", str(args.stage_fill)] if args.stage_fill is not None else [])]
-                    for name in PIPELINE}
-        commands["registry"] = [*cli, "registry", "-b", bootstrap, "--url", f"sqlite:///{db}",
-                                *(["--batch-fill", str(args.registry_fill)] if args.registry_fill is not None else [])]
+                           *stage_fill] for name in PIPELINE}
+        commands["registry"] = [*cli, "registry", "-b", bootstrap, "--url", f"sqlite:///{db}", *registry_fill]
         commands["dashboard"] = [*cli, "dashboard", "--region", args.region, "-b", bootstrap, "--port", str(port),
                                  "--users", str(users), "--access-log", str(work / "access.jsonl")]
         logs = work / "logs"
@@ -397,29 +420,78 @@ def main() -> None:
                 supervisor.poll()
                 time.sleep(0.5)
             time.sleep(2)  # the dashboard's last bulletins
+            load = os.getloadavg()[0]
             restarted = {name: c.restarts for name, c in supervisor.children.items() if c.restarts}
         finally:
             sampler.mark("end")
             sampler.close()
             watchers.close()
             supervisor.stop(timeout=30)
-    result = analyse(seen)
-    stage_fill = args.stage_fill if args.stage_fill is not None else "stage default"
-    registry_fill = args.registry_fill if args.registry_fill is not None else "sink default"
+    leads = round(args.rate * (args.warmup + args.seconds))
+    lines, cpu = sampler.report(sampler.marks["warmup"], sampler.marks["end"], leads)
+    return Outcome(setting, analyse(seen), len(seen.published), restarted, logs, load, lines, cpu)
+
+
+def print_outcome(args: argparse.Namespace, outcome: Outcome) -> None:
+    result = outcome.latencies
     print(f"end-to-end latency at {args.rate:g} leads/s for {args.seconds:g} s (after {args.warmup:g} s warm-up), "
-          f"whole pipeline; batch fill wait: stages {stage_fill}, registry {registry_fill}; "
-          f"load average {os.getloadavg()[0]:.1f}")
-    if restarted:
-        print(f"  (restarted during the run: {', '.join(f'{n} ×{k}' for n, k in restarted.items())}; logs in {logs})")
+          f"whole pipeline; {outcome.setting.describe()}; load average {outcome.load:.1f}")
+    if outcome.restarted:
+        print(f"  (restarted during the run: {', '.join(f'{n} ×{k}' for n, k in outcome.restarted.items())}; "
+              f"logs in {outcome.logs})")
     print(f"  publish → leadbus.cases       : {percentiles(result['cases'])}")
     print(f"  publish → registry row        : {percentiles(result['registry'])}")
     print(f"  publish → dashboard {args.region:<4} stream: {percentiles(result['dashboard'])}")
     if args.stages:
-        for line in sampler.report(sampler.marks["warmup"], sampler.marks["end"]):
+        for line in outcome.stages:
             print(line)
-    missing = len(seen.published) - len(result["cases"])
+    missing = outcome.published - len(result["cases"])
     if missing:
-        print(f"  {missing} of {len(seen.published)} measured leads never reached leadbus.cases")
+        print(f"  {missing} of {outcome.published} measured leads never reached leadbus.cases")
+
+
+def at(values: list[float], q: float) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000:.0f}"
+
+
+def print_sweep(outcomes: list[Outcome]) -> None:
+    print("settings tried (each on a fresh broker and pipeline; ms; CPU of the pipeline, broker and bench per lead):")
+    print("  | setting | cases p50 | cases p99 | registry p50 | registry p99 | dashboard p50 | dashboard p99 "
+          "| CPU ms/lead | load |")
+    print("  |---|---|---|---|---|---|---|---|---|")
+    for o in outcomes:
+        r = o.latencies
+        print(f"  | {o.setting.describe()} | {at(r['cases'], 0.5)} | {at(r['cases'], 0.99)} "
+              f"| {at(r['registry'], 0.5)} | {at(r['registry'], 0.99)} | {at(r['dashboard'], 0.5)} "
+              f"| {at(r['dashboard'], 0.99)} | {o.cpu_ms_per_lead:.2f} | {o.load:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--warmup", type=float, default=10)
+    parser.add_argument("--stage-fill", type=float, default=None,
+                        help="every stage's batch fill wait (default: the stages' own)")
+    parser.add_argument("--registry-fill", type=float, default=None, help="the registry sink's batch fill wait")
+    parser.add_argument("--region", default="yrd", help="the dashboard watched: jjj, yrd or pprd")
+    parser.add_argument("--stages", action="store_true",
+                        help="also print each stage's consumer lag over time and each process's CPU")
+    parser.add_argument("--sweep", action="store_true",
+                        help="one run per batch fill setting of SWEEP (fresh broker each), then a table of them")
+    args = parser.parse_args()
+    configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
+    settings = SWEEP if args.sweep else [Setting(args.stage_fill, args.registry_fill)]
+    outcomes = []
+    for setting in settings:
+        outcome = measure(args, setting)
+        print_outcome(args, outcome)
+        outcomes.append(outcome)
+    if len(outcomes) > 1:
+        print_sweep(outcomes)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ STAGE_BATCH_RECORDS = Histogram("leadbus_stage_batch_records", "Records per comm
                                 buckets=(1, 5, 10, 50, 100, 250, 500, 1000))
 STAGE_TICK = Histogram("leadbus_stage_tick_seconds", "Duration of one time-driven scan (deadlines) and its "
                        "transaction", ["stage"], buckets=_DURATION_BUCKETS)
-STAGE_BATCH_FAILURES = Counter("leadbus_stage_batch_failures", "Batches whose transaction was aborted and retried one "
-                               "record at a time", ["stage"])
+STAGE_BATCH_FAILURES = Counter("leadbus_stage_batch_failures", "Batches (or halves of one) whose transaction was "
+                               "aborted and retried in halves, down to single records", ["stage"])
 STAGE_LAST_COMMIT = Gauge("leadbus_stage_last_commit_timestamp_seconds", "Unix time of the stage's last committed "
                           "transaction", ["stage"])
 STAGE_ASSIGNED = Gauge("leadbus_stage_assigned_partitions", "Input partitions assigned to this worker (0: a stand-by)",

@@ -15,7 +15,6 @@ the SDK then chooses each event's partition itself (CRC-32 of the key, like libr
 from __future__ import annotations
 
 import json
-import logging
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -34,8 +33,8 @@ from leadbus.topics import intake_topic
 
 CASE_LEAD = "cn.leadbus.CaseLead"
 
+#: The settings' own "logger" (leadbus.clients.RDKAFKA_LOG) takes librdkafka's lines to logging, not stderr.
 PRODUCER_DEFAULTS: Mapping[str, Any] = {
-    "logger": logging.getLogger("leadbus.client"),  # librdkafka logs go to logging, not stderr
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 5,

@@ -1,7 +1,7 @@
 """End-to-end latency: publish at a fixed rate with the whole pipeline running, time each lead to where it shows.
 
     python bench/latency.py [--rate 500] [--seconds 60] [--warmup 10] [--stage-fill S] [--registry-fill S]
-                            [--region yrd]
+                            [--region yrd] [--stages] [--sweep]
 
 A fresh single-node broker with every declared topic and schema; every pipeline stage
 (`leadbus process --stage NAME`, processors/stages.py PIPELINE), the registry sink (SQLite) and one
@@ -16,7 +16,11 @@ measured lead, from the moment `Publisher.publish` was called to:
 * dashboard: the first bulletin of its case at that version or later on the regional dashboard's
              event stream (`/events`, signed in), for the leads whose cases belong to that region.
 
-Prints p50/p95/p99 (and max) of each, with the settings used.
+Prints p50/p95/p99 (and max) of each, with the settings used and the load average. `--stages` adds where the
+time goes: each stage's consumer lag every 5 s (a stage whose lag grows is the one falling behind) and each
+process's CPU (cores used, and CPU ms per lead published: unlike latency, little affected by what else the
+machine runs). `--sweep` runs once per batch fill setting of `SWEEP`, each on a fresh broker and pipeline, and
+ends with a table of them.
 """
 
 from __future__ import annotations

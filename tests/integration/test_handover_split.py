@@ -1,13 +1,14 @@
 """A split after a handover started, on a real broker (issue #19): open duties follow the leads; and its replay.
 
-Intake, linking and handover run as workers. Two NCAC Shanghai reports about one pirate video shop (one phone: one
-case) reach the threshold of 立案追诉标准 I2025 together (6万 of illegal gains, 3万 each), so the handover opens on
-both and the head approves the transfer report. An analyst then splits the second report off (another shop): some
-of the leads assessed leave and some stay, so both cases carry the open duty with the same clock (the new case's first step says
-from which case and decision), and the agency transfers each. In a second case, a report of 12万 opens a handover
-alone, a 1万 report joins later, and the first report is split off: the duty moves with it to the new case (same
-phase, same deadline), the original records where it went and, with 1万 left, opens nothing. Replaying the recorded
-inputs through the same handlers gives the same cases and the same handover steps.
+Intake, linking and handover run as workers. Two NCAC Shanghai reports about one pirate video shop (one phone:
+one case) reach the threshold of 立案追诉标准 I2025 together (6万 of illegal gains, 3万 each), so the handover opens on
+both and the head approves the transfer report. An analyst then splits the second report off (another shop):
+some of the leads assessed leave and some stay, so both cases carry the open duty with the same clock (the new
+case's first step says from which case and decision), and the agency transfers each. In a second case, a report
+of 12万 opens a handover alone, a 1万 report joins later, and the first report is split off: the duty moves with
+it to the new case (same phase, same deadline), the original records where it went and, with 1万 left, opens
+nothing. Replaying the recorded inputs through the same handlers gives the same cases and the same handover
+steps.
 """
 
 from __future__ import annotations

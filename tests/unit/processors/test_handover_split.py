@@ -231,9 +231,14 @@ def test_the_split_is_recorded_once_whatever_comes_again() -> None:
     assert bus.of("CASE-A")[-1]["decision_id"] == second["decision_id"]
 
 
-@pytest.mark.parametrize("moving", [["lead-a2"], ["lead-a1"]])
-def test_a_replay_and_either_order_give_the_same_steps(moving: list[str]) -> None:
-    runs = [_run(opened_on=["lead-a1"], later=["lead-a2"], moving=moving, gains_kept=6 * WAN, gains_new=6 * WAN,
+@pytest.mark.parametrize("opened_on, later, moving", [
+    (["lead-a1"], ["lead-a2"], ["lead-a2"]),  # stays
+    (["lead-a1"], ["lead-a2"], ["lead-a1"]),  # moves
+    (["lead-a1", "lead-a2"], [], ["lead-a2"]),  # both
+])
+def test_a_replay_and_either_order_give_the_same_steps(opened_on: list[str], later: list[str],
+                                                       moving: list[str]) -> None:
+    runs = [_run(opened_on=opened_on, later=later, moving=moving, gains_kept=6 * WAN, gains_new=6 * WAN,
                  order=order) for order in ("kept first", "kept first", "new first")]
     by_case = [sorted(_comparable(r.steps), key=lambda s: (s["case_id"], s["seq"])) for r in runs]
     assert by_case[0] == by_case[1] == by_case[2]

@@ -547,6 +547,10 @@ def dashboard(
                                                     "supervisors' link decisions are signed in (registered with "
                                                     "`leadbus keys register`); without it nobody decides here."),
     link_publisher: str | None = typer.Option(None, help="That office's publisher id, AGENCY.PROVINCE (e.g. SAMR.31)."),
+    link_client_config: str | None = typer.Option(None, envvar="LEADBUS_LINK_CLIENT_CONFIG",
+                                                  help="The link desk's client settings (principal "
+                                                       "link-desk-<region>: a file, or a folder holding "
+                                                       "link-desk-<region>.json); default --client-config."),
 ) -> None:
     """Serve a regional dashboard (sign-in required): live masked cases, counts, the handover board, search; with
     --link-key, the region's supervisors confirm, reject and split case links (signed LinkDecision events)."""
@@ -571,9 +575,9 @@ def dashboard(
         if link_key is None or not agency or not province:
             raise typer.BadParameter("give both --link-key and --link-publisher AGENCY.PROVINCE")
         state_dir = (access_log.parent if access_log else Path("var/dashboard") / region)
-        try:  # the decisions go out as that agency's publisher principal
-            desk = LinkDesk.open(agency, province, _settings(bootstrap, client_config, f"publisher-{agency}"),
-                                 key=link_key, state_dir=state_dir)
+        try:  # the decisions go out as the desk's own principal (deploy/acl-policy.yaml: link-desk-<region>)
+            settings = _settings(bootstrap, link_client_config or client_config, f"link-desk-{region}")
+            desk = LinkDesk.open(agency, province, settings, key=link_key, state_dir=state_dir)
         except (OSError, ValueError) as exc:
             raise typer.BadParameter(f"--link-key {link_key}: {exc}") from None
     run(_settings(bootstrap, client_config, f"dashboard-{region}"), region, host=host, port=port, sign_in=sign_in,

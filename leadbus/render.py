@@ -115,6 +115,22 @@ class Workload:
     metrics: bool = True
     volume: str | None = None  # a persistent volume mounted at /var/lib/leadbus (sinks with files)
     min_available: int = 1
+    link_desk: tuple[str, str] | None = None  # (region, publisher id AGENCY.PROVINCE) of a dashboard's link desk
+
+
+# Issue #19: each region's supervisors decide links on a dashboard holding an agency office's signing key. Rendered
+# for SAMR's office in the region's first province (as the gateway is rendered for SAMR), one replica per region:
+# the key's signing sequence must have one writer, kept on a volume (a second writer, or a sequence lost with a
+# pod, would make intake refuse its numbers as replayed). Viewers use the scaled dashboards beside it.
+LINK_DESK_AGENCY = "SAMR"
+
+
+def link_desk_args(region: str, publisher: str, *, key_dir: str, client_config: str) -> tuple[str, ...]:
+    """The options of a dashboard with a link desk: the office's key, its id, the desk principal's client settings
+    (`link-desk-<region>` in deploy/acl-policy.yaml) and its state (access log, signing sequence) on the volume."""
+    return ("--link-key", f"{key_dir}/{publisher}.key", "--link-publisher", publisher,
+            "--link-client-config", client_config,
+            "--access-log", f"/var/lib/leadbus/dashboard/{region}/access.jsonl")
 
 
 @dataclass
@@ -245,6 +261,25 @@ def plan(topics: list[TopicSpec] | None = None, principals: Principals | None = 
                 f"dashboard-{region}",
                 port=8080,
                 metrics=False,
+            )
+        )
+    for region in sorted(REGIONS):  # issue #19: the link desks
+        publisher = f"{LINK_DESK_AGENCY}.{min(REGIONS[region].members)}"
+        result.workloads.append(
+            Workload(
+                f"dashboard-{region}-desk",
+                ("dashboard", "--region", region, "--host", "0.0.0.0", "--port", "8080",
+                 "--users", "/etc/leadbus/dashboard/users.yaml"),
+                1,
+                1,
+                f"the dashboard of leadbus.region.{region} whose supervisors decide links, signed as {publisher}: "
+                "one replica, the key's signing sequence has one writer (on its volume)",
+                f"dashboard-{region}",
+                port=8080,
+                metrics=False,
+                volume=f"dashboard-{region}-desk",
+                min_available=0,
+                link_desk=(region, publisher),
             )
         )
     return result
@@ -425,6 +460,9 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
     args = list(w.args)
     if w.args[0] == "process":
         args += ["--worker-id", "$(POD_NAME)"]
+    if w.link_desk is not None:
+        args += link_desk_args(*w.link_desk, key_dir="/etc/leadbus/link-desk",
+                               client_config="/etc/leadbus/link-client/client.json")
     ports = []
     if w.metrics:
         ports.append({"name": "metrics", "containerPort": METRICS_PORT})
@@ -435,6 +473,9 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
         {"name": "client", "mountPath": "/etc/leadbus/client", "readOnly": True},
         {"name": "state", "mountPath": "/var/lib/leadbus"},
     ]
+    if w.link_desk is not None:  # the office's key and the desk principal's client settings, each its own Secret
+        mounts += [{"name": "link-desk", "mountPath": "/etc/leadbus/link-desk", "readOnly": True},
+                   {"name": "link-client", "mountPath": "/etc/leadbus/link-client", "readOnly": True}]
     volumes: list[dict[str, Any]] = [
         {"name": "cluster-ca", "secret": {"secretName": f"{CLUSTER}-cluster-ca-cert"}},
         {"name": "client", "secret": {"secretName": f"leadbus-client-{k8s_name(w.principal)}"}},
@@ -443,6 +484,10 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
             **({"persistentVolumeClaim": {"claimName": f"leadbus-{w.volume}"}} if w.volume else {"emptyDir": {}}),
         },
     ]
+    if w.link_desk is not None:
+        region = w.link_desk[0]
+        volumes += [{"name": "link-desk", "secret": {"secretName": f"leadbus-link-desk-{region}"}},
+                    {"name": "link-client", "secret": {"secretName": f"leadbus-client-link-desk-{region}"}}]
     container: dict[str, Any] = {
         "name": w.name,
         "image": image,
@@ -499,7 +544,9 @@ def workload_resources(p: Plan, image: str = IMAGE) -> list[dict[str, Any]]:
                     "apiVersion": "v1",
                     "kind": "PersistentVolumeClaim",
                     "metadata": _meta(f"leadbus-{w.volume}"),
-                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "200Gi"}}},
+                    "spec": {"accessModes": ["ReadWriteOnce"],
+                             # a link desk keeps an access log and a signing sequence; archives keep years
+                             "resources": {"requests": {"storage": "1Gi" if w.link_desk else "200Gi"}}},
                 }
             )
         docs.append(_deployment(w, image))
@@ -540,6 +587,9 @@ def systemd_units(p: Plan) -> dict[str, str]:
             args = [a.replace("/var/lib/leadbus/state", "/var/lib/leadbus/state/%i") for a in args]
         elif w.port:
             args = [a if a != str(w.port) else f"{str(w.port)[:-1]}%i" for a in args]
+        if w.link_desk is not None:
+            args += link_desk_args(*w.link_desk, key_dir="/etc/leadbus/link-desk",
+                                   client_config=f"/etc/leadbus/clients/link-desk-{w.link_desk[0]}.json")
         units[f"leadbus-{w.name}@.service"] = "\n".join(
             [
                 "# Rendered by `leadbus deploy render` from deploy/topics.yaml; do not edit.",

@@ -6,8 +6,14 @@ keyed by case id and have the same partition count), plus an index of due deadli
 same transaction as the state that marks them, so each appears exactly once, also across
 restarts.
 
-A split (issue #19) leaves a handover under way with the case it was opened on, which records which leads left
-(`core.handover.note_split`: why); the new case is assessed on its own facts when its CaseUpdated arrives.
+A split (issue #19): open duties follow the leads (`core.handover.split_handover`: why). The original case's
+CaseUpdated carrying a new SPLIT entry is met on its partition, once per decision (marker `s:<decision id>`): its
+machine records the split, keeps the duties that stay (or leaves, with a step saying where its duty went; the case is
+then assessed again on its remaining facts, its step numbers going on from `q:<case>`), and a `HandoverCarryover`
+with ``split`` set, keyed by the new case, carries the duties that followed the leads (or none) to the new case's
+partition. The new case's own opening waits for that report (as a survivor's waits for its merged cases'), so the
+outcome never depends on which arrives first: a carried duty becomes the new case's; only when none came is the
+new case assessed on its own facts.
 
 Merges keep every open duty, wherever the two cases' states live. The absorbed case's `CaseUpdated`
 (`merged_into` set) arrives on the absorbed case's partition: the worker holding its handover writes a
@@ -43,9 +49,9 @@ from leadbus.processors.core.handover import (
     Step,
     absorb,
     apply,
-    note_split,
     open_handover,
     scan,
+    split_handover,
     take_over,
     transferring_agency,
 )
@@ -64,6 +70,15 @@ _state_key = partial(state_key, "h")  # the case's HandoverState
 _moved_key = partial(state_key, "m")  # a merged case: its handover lives in the survivor's state (the value)
 _reported_key = partial(state_key, "r")  # with the survivor: a merged case's carryover arrived (with a handover?)
 _pending_key = pending_key  # a survivor's own opening, waiting for the carryovers of the cases merged into it
+
+
+_split_key = partial(state_key, "s")  # a split (by decision id) already carried out on the original case's partition
+_seq_key = partial(state_key, "q")  # the last step number of a case whose duty left it at a split
+
+
+def _split_report(decision_id: str) -> str:
+    """What a new case's opening waits for, beside merged cases: the report of the split that made it."""
+    return f"split:{decision_id}"
 
 
 _due_key = partial(time_key, "d")  # the index of due deadlines the tick scans: d:<due ms>:<case id>
@@ -98,34 +113,70 @@ class HandoverHandler:
         case_id = case["case_id"]
         if case["merged_into"]:
             return self._carry_away(case, state)
-        raw = state.get(_state_key(case_id))
-        if raw is not None:  # a handover is under way; merged cases' machines arrive as carryovers
-            return self._splits(case, HandoverState.from_json(json.loads(raw)), now)
+        result = self._splits(case, state, now)
+        key = _state_key(case_id)
+        if (result.state[key] is not None) if key in result.state else (state.get(key) is not None):
+            return result  # a handover is under way; merged cases' machines arrive as carryovers
         opening = self._opening(case, now)
-        result = Result()
         if opening is None:
             if state.get(_pending_key(case_id)) is not None:
                 result.state[_pending_key(case_id)] = None
             return result
-        # A merge: the absorbed cases' handovers (if any) come as carryovers. Until every absorbed case has
-        # reported, the survivor's own opening waits, so that the outcome never depends on which arrives first:
-        # a carried handover continues as the survivor's; only when none came does the survivor open its own.
+        # A merge: the absorbed cases' handovers (if any) come as carryovers; a split: the duties that followed the
+        # leads (if any) come from the case split. Until every one has reported, this case's own opening waits, so
+        # that the outcome never depends on which arrives first: a carried handover continues as this case's; only
+        # when none came does the case open its own.
         awaiting = [c for c in case.get("merged_from") or [] if state.get(_reported_key(c)) is None]
+        awaiting += [_split_report(e["decision_id"]) for e in case.get("link_history") or ()
+                     if e["action"] == "SPLIT" and e.get("split_to") == case_id
+                     and state.get(_reported_key(_split_report(e["decision_id"]))) is None]
+        last = result.state[_seq_key(case_id)] if _seq_key(case_id) in result.state else state.get(_seq_key(case_id))
+        opening["after"] = int(last or b"0")  # its duty left at a split: step numbers go on
         if awaiting:
             result.state[_pending_key(case_id)] = json.dumps({**opening, "awaiting": awaiting}).encode()
             return result
         result.state[_pending_key(case_id)] = None
         return self._open(case_id, opening, now, result)
 
-    def _splits(self, case: dict[str, Any], current: HandoverState, now: datetime) -> Result:
-        """Leads an analyst split off this case (issue #19): the handover stays and records it (`note_split`); the
-        new case's own CaseUpdated gets its own assessment."""
-        new, steps = current, []
+    def _splits(self, case: dict[str, Any], state: StateView, now: datetime) -> Result:
+        """Leads an analyst split off this case (issue #19), each split once: the duties follow their assessed leads
+        (`split_handover`); the new case's partition hears, by a carryover keyed by it, which duties came along (or
+        that none did)."""
+        case_id = case["case_id"]
+        result = Result()
+        raw = state.get(_state_key(case_id))
+        current = HandoverState.from_json(json.loads(raw)) if raw is not None else None
+        original = current
+        steps: list[Step] = []
         for entry in case.get("link_history") or ():
-            if entry["action"] == "SPLIT" and entry.get("split_from") == case["case_id"]:
-                new, more = note_split(new, entry)
-                steps += more
-        return self._record(current, new, steps, now) if steps else Result()
+            if entry["action"] != "SPLIT" or entry.get("split_from") != case_id:
+                continue
+            decision_id, to = str(entry["decision_id"]), str(entry["split_to"])
+            if state.get(_split_key(decision_id)) is not None or _split_key(decision_id) in result.state:
+                continue
+            result.state[_split_key(decision_id)] = to.encode()
+            moved = None
+            if current is not None:
+                outcome = split_handover(current, entry, case["members"])
+                steps += outcome.kept_steps
+                if outcome.kept is None:
+                    result.state[_seq_key(case_id)] = str(outcome.kept_steps[-1].seq).encode()
+                current, moved = outcome.kept, outcome.moved
+                for step in outcome.moved_steps:
+                    result.outputs.append(self._step_output(step, now))
+            result.outputs.append(self._carry(to, case_id, entry["decided_at"], state=moved, split=decision_id))
+        if original is None or not steps:
+            return result
+        if current is None:  # no duty stays: the state and its deadlines go, the steps say where
+            recorded = self._record(original, original, steps, now)
+            recorded.state[_state_key(case_id)] = None
+            for d in original.open_deadlines():
+                recorded.state[_due_key(d.due_at, case_id)] = None
+        else:
+            recorded = self._record(original, current, steps, now)
+        recorded.outputs += result.outputs
+        recorded.state = {**result.state, **recorded.state}
+        return recorded
 
     def _opening(self, case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
         """The handover this case's own facts call for (R310 Art.3, processors/core/transfer.py), or None."""
@@ -136,14 +187,17 @@ class HandoverHandler:
         if transferring is None:
             return None  # only police or procuratorate know it: nothing to hand over
         return {"agency": transferring[0], "province": transferring[1], "at": case["updated_at"].isoformat(),
-                "assessment": opening.assessment, "economic": opening.economic}  # fmt: skip
+                "assessment": opening.assessment, "economic": opening.economic,
+                "assessed": sorted(case["members"])}  # fmt: skip
 
     def _open(self, case_id: str, opening: dict[str, Any], now: datetime, result: Result) -> Result:
         handover, steps = open_handover(case_id, opening["agency"], opening["province"],
                                         at=datetime.fromisoformat(opening["at"]), assessment=opening["assessment"],
-                                        counting=self.counting, economic=opening["economic"])  # fmt: skip
+                                        counting=self.counting, economic=opening["economic"],
+                                        assessed=opening.get("assessed"), after=opening.get("after", 0))  # fmt: skip
         opened = self._record(None, handover, steps, now)
         opened.state = {**result.state, **opened.state}
+        opened.outputs = [*result.outputs, *opened.outputs]
         return opened
 
     def _on_decision(self, record: Record, state: StateView, now: datetime, survivor: str | None) -> Result:
@@ -189,10 +243,11 @@ class HandoverHandler:
         return None, followed
 
     def _carry(self, survivor: str, absorbed: str, at: datetime, *, state: HandoverState | None = None,
-               decision: bytes | None = None, covers: list[str] | None = None) -> Output:  # fmt: skip
+               decision: bytes | None = None, covers: list[str] | None = None,
+               split: str | None = None) -> Output:  # fmt: skip
         record = {"survivor": survivor, "absorbed": absorbed, "carried_at": at,
                   "state": None if state is None else json.dumps(state.to_json(), ensure_ascii=False),
-                  "decision": decision, "covers": covers or []}  # fmt: skip
+                  "decision": decision, "covers": covers or [], "split": split}  # fmt: skip
         return Output(HANDOVER_CARRYOVER, survivor.encode(), encode(self.carry_schema, record))
 
     def _carry_away(self, case: dict[str, Any], state: StateView) -> Result:
@@ -220,6 +275,8 @@ class HandoverHandler:
             forwarded = replace(record, value=event["decision"])
             return self._on_decision(forwarded, state, now, event["survivor"])
         other = HandoverState.from_json(json.loads(event["state"])) if event["state"] else None
+        if event.get("split"):
+            return self._on_split_report(event, other, state, now)
         covers = list(event["covers"])
         holder, _ = self._holder(event["survivor"], state)
         if holder is None:
@@ -251,6 +308,41 @@ class HandoverHandler:
         new, steps = absorb(current, other, at) if current is not None else take_over(holder, other, at)
         recorded = self._record(current, new, steps, now)
         recorded.state = {**result.state, **recorded.state, _pending_key(holder): None}
+        return recorded
+
+    def _on_split_report(self, event: dict[str, Any], moved: HandoverState | None, state: StateView,
+                         now: datetime) -> Result:
+        """The case a split came from reported, on the new case's partition, the duties that followed the leads (its
+        steps are written already) or that none did: the new case continues them, or opens its own if it waits."""
+        new_case, report = event["survivor"], _split_report(event["split"])
+        if state.get(_reported_key(report)) is not None:
+            return Result()  # heard already
+        result = Result()
+        result.state[_reported_key(report)] = json.dumps({"to": new_case, "machine": moved is not None}).encode()
+        holder, _ = self._holder(new_case, state)
+        if moved is not None and holder is not None and holder != new_case:
+            # the new case was merged on before its report came: the duties go on to the case that holds it now
+            result.outputs.append(self._carry(holder, new_case, event["carried_at"], state=moved, covers=[new_case]))
+            return result
+        pending_raw = state.get(_pending_key(new_case))
+        raw = state.get(_state_key(new_case))
+        if moved is None:
+            if pending_raw is None or raw is not None:
+                return result
+            pending = json.loads(pending_raw)
+            pending["awaiting"] = [c for c in pending["awaiting"] if c != report]
+            if pending["awaiting"]:
+                result.state[_pending_key(new_case)] = json.dumps(pending).encode()
+                return result
+            result.state[_pending_key(new_case)] = None
+            return self._open(new_case, pending, now, result)
+        current = HandoverState.from_json(json.loads(raw)) if raw is not None else None
+        if current is None:
+            recorded = self._record(None, moved, [], now)
+        else:  # (not met: a new case waits for its report before it opens anything)
+            new, steps = absorb(current, moved, event["carried_at"])
+            recorded = self._record(current, new, steps, now)
+        recorded.state = {**result.state, **recorded.state, _pending_key(new_case): None}
         return recorded
 
     # -- time -----------------------------------------------------------------------------
@@ -303,10 +395,12 @@ class HandoverHandler:
         for d in new.open_deadlines():  # its own and those of the cases merged into it
             result.state[_due_key(d.due_at, new.case_id)] = b"1"
         result.state[_state_key(new.case_id)] = json.dumps(new.to_json(), ensure_ascii=False).encode()
-        for step in steps:
-            record = {**step.__dict__, "recorded_at": now}
-            result.outputs.append(Output(HANDOVER, new.case_id.encode(), encode(self.step_schema, record)))
+        result.outputs += [self._step_output(step, now) for step in steps]
         return result
+
+    def _step_output(self, step: Step, now: datetime) -> Output:
+        record = {**step.__dict__, "recorded_at": now}
+        return Output(HANDOVER, step.case_id.encode(), encode(self.step_schema, record))
 
     def _rejected(self, record: Record, reason: str, message: str, now: datetime) -> Output:
         return rejected(self.rejected_schema, record, reason, message, now)

@@ -9,7 +9,9 @@ one worker sustains.
 Analysts in the loop (`processors/core/review.py`): a lead that changes a case's weak signals may give
 `LinkSuggested` events (onto `leadbus.links.suggested` and the review topic of each region involved), and
 analysts' `LinkDecision` events, validated by intake, arrive on `leadbus.links.decisions` (one partition,
-read by the same worker: the range assignor gives partition 0 of both topics to one member).
+read by the same worker: the range assignor gives partition 0 of both topics to one member). A confirm or reject
+of a pair also writes `LinkDecided` onto the review topics of the regions involved, keyed like the pair's
+suggestion, so that a dashboard rebuilding its board from them drops the pair.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from leadbus.models import (
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.linking import Case, Linker, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
-from leadbus.processors.core.review import Review, after_link, apply_decision
+from leadbus.processors.core.review import Decided, Review, after_link, apply_decision
 from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, LINKS_SUGGESTED, review_topic
 
 log = logging.getLogger("leadbus.processors.linking")
@@ -172,6 +174,12 @@ def link_suggested_record(review: Review, now: datetime) -> dict[str, Any]:
             "regions": list(review.regions), "provinces": list(review.provinces), "suggested_at": now}
 
 
+def link_decided_record(decision: LinkDecision, decided: Decided, now: datetime) -> dict[str, Any]:
+    return {"case_a": decided.case_a, "case_b": decided.case_b, "action": decision.action,
+            "decision_id": decision.decision_id, "suggestion_id": decision.suggestion_id,
+            "regions": list(decided.regions), "decided_at": decision.decided_at, "recorded_at": now}
+
+
 class LinkingHandler:
     def __init__(self, catalog: SchemaCatalog | None = None) -> None:
         self.catalog = catalog or packaged_catalog()
@@ -180,6 +188,7 @@ class LinkingHandler:
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
         self.decision_schema = self.catalog.latest("cn.leadbus.LinkDecision")
         self.suggested_schema = self.catalog.latest("cn.leadbus.LinkSuggested")
+        self.decided_schema = self.catalog.latest("cn.leadbus.LinkDecided")
         self._members: _Parsed = {}
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
@@ -228,6 +237,7 @@ class LinkingHandler:
             value = encode(self.case_schema, case_updated_record(case, now))
             result.outputs.append(Output(CASES, case.case_id.encode(), value))
         result.outputs.extend(self._suggested(list(outcome.reviews), now))
+        result.outputs.extend(self._decided(decision, outcome.decided, now))
         result.state.update(store.changed())
         log.info("link decision", extra={"decision_id": decision.decision_id, "action": decision.action,
                                          "case_a": decision.case_a, "case_b": decision.case_b,
@@ -242,6 +252,14 @@ class LinkingHandler:
             outputs.append(Output(LINKS_SUGGESTED, key, value))
             outputs.extend(Output(review_topic(region), key, value) for region in review.regions)
         return outputs
+
+    def _decided(self, decision: LinkDecision, decided: Decided | None, now: datetime) -> list[Output]:
+        """The pair a confirm or reject closed, onto the review topics that carried its suggestion (issue #19)."""
+        if decided is None:
+            return []
+        value = encode(self.decided_schema, link_decided_record(decision, decided, now))
+        key = f"{decided.case_a}|{decided.case_b}".encode()
+        return [Output(review_topic(region), key, value) for region in decided.regions]
 
     def _refused(self, record: Record, reason: str, message: str, now: datetime, agency: str | None = None) -> Result:
         log.warning("link decision refused at %s@%s: %s %s", record.topic, record.offset, reason, message)

@@ -22,7 +22,9 @@ Routes: `/` (the page, Chinese by default, `?lang=en` for English), `/api/state`
 `/events` (SSE: a `snapshot`, then `bulletin` / `removed` / `handover` events), `/metrics`, `/healthz`.
 
 Suggested links (issue #19): the reader also reads `leadbus.review.<region>` (`LinkSuggested` events the
-linking stage wrote for pairs of cases involving the region) and keeps the open ones; `/api/suggestions`
+linking stage wrote for pairs of cases involving the region) and keeps the open ones — a pair leaves with the
+`LinkDecided` linking writes there once a confirm or reject of it is carried out, so a restarted dashboard, which
+rebuilds its board from the topic, does not show decided pairs again; `/api/suggestions`
 serves them to a signed-in *supervisor* of the region only (never to viewers, never on the shared event
 stream), a person's name masked to its surname and an IP address to its network. With a `LinkDesk`
 (sinks/link_desk.py: the agency office's signing key) such a supervisor also decides: ``POST
@@ -57,16 +59,17 @@ from leadbus.agencies import CATEGORIES
 from leadbus.avro import DecodeError, SchemaCatalog, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.geography import PROVINCES, REGIONS
+from leadbus.processors.core.review import split_refusal
 from leadbus.readers import FollowingReader
 from leadbus.sinks.dashboard_auth import SignIn
 from leadbus.sinks.dashboard_state import Event, RegionBoard, SuggestionBoard, case_view, step_view, suggestion_view
-from leadbus.sinks.link_desk import DeskRefusal, LinkDesk, check_reason
+from leadbus.sinks.link_desk import DeskRefusal, LinkDesk
 from leadbus.topics import region_topic, review_topic
 
 log = logging.getLogger("leadbus.sinks.dashboard")
 
 BULLETIN, STEP, WITHDRAWN = "cn.leadbus.RegionalBulletin", "cn.leadbus.HandoverStep", "cn.leadbus.CaseWithdrawn"
-SUGGESTED = "cn.leadbus.LinkSuggested"
+SUGGESTED, DECIDED = "cn.leadbus.LinkSuggested", "cn.leadbus.LinkDecided"
 SNAPSHOT_SUGGESTIONS = 500
 SNAPSHOT_CASES = 500  # the newest cases in a snapshot; counts always cover every case
 SNAPSHOT_BOARD = 500
@@ -242,6 +245,9 @@ class Dashboard(FollowingReader):
                 return
             with self.lock:
                 self.suggestions.add(suggestion_view(record))
+        elif topic == self.review and writer.name == DECIDED:
+            with self.lock:  # confirmed or rejected: closed for good (a rebuilt board never shows it again)
+                self.suggestions.decided(str(record["case_a"]), str(record["case_b"]))
         elif topic == self.topic and writer.name == STEP:
             self.metrics.steps.inc()
             step = step_view(record)
@@ -468,15 +474,14 @@ def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | No
             action = doc.get("action")
             if action not in ("CONFIRM", "REJECT"):
                 raise DeskRefusal(400, "INVALID_DECISION", "action: CONFIRM or REJECT")
-            reason = check_reason(doc.get("reason"))
+            assert desk is not None
             open_one = dash.take_suggestion(suggestion_id)
             if open_one is None:
                 raise DeskRefusal(404, "NOT_FOUND", "no such open suggestion on this region's dashboard (or decided "
                                                     "already)")
-            assert desk is not None
             try:
                 return desk.decide(username, action, open_one["case_a"], case_b=open_one["case_b"],
-                                   suggestion_id=suggestion_id, reason=reason)
+                                   suggestion_id=suggestion_id, reason=doc.get("reason"))
             except DeskRefusal:
                 dash.give_back_suggestion(open_one)
                 raise
@@ -495,14 +500,12 @@ def create_app(bootstrap: str | KafkaSettings, region: str, sign_in: SignIn | No
             shown = dash.case(case_id)
             if shown is None:
                 raise DeskRefusal(404, "NOT_FOUND", "no such case on this region's dashboard")
-            outside = sorted(set(lead_ids) - set(shown["lead_ids"]))
-            if outside:
-                raise DeskRefusal(400, "LINK_SPLIT_LEADS", f"not leads of {case_id}: {', '.join(outside[:20])}")
-            if len(set(lead_ids)) >= len(shown["lead_ids"]):
-                raise DeskRefusal(400, "LINK_SPLIT_LEADS", "a split moves some, not all, of a case's leads")
             assert desk is not None
-            return desk.decide(username, "SPLIT", case_id, lead_ids=sorted(set(lead_ids)),
-                               reason=check_reason(doc.get("reason")))
+            decision = desk.build(username, "SPLIT", case_id, lead_ids=lead_ids, reason=doc.get("reason"))
+            refusal = split_refusal(case_id, shown["lead_ids"], decision.lead_ids)  # what linking would refuse
+            if refusal is not None:
+                raise DeskRefusal(400, refusal[0], refusal[1][:300])
+            return desk.publish(decision)
 
         return await asyncio.to_thread(_decide, request, body, {"what": "split", "case_id": case_id[:64]}, act)
 

@@ -383,5 +383,9 @@ class SuggestionBoard:
         for pair in [p for p in self.pairs if case_id in p]:
             del self.pairs[pair]
 
+    def decided(self, case_a: str, case_b: str) -> None:
+        """An analyst's confirm or reject of the pair was carried out (`LinkDecided`): it is not open any more."""
+        self.pairs.pop((case_a, case_b), None)
+
     def rows(self, limit: int) -> list[dict[str, Any]]:
         return sorted(self.pairs.values(), key=lambda v: (-v["score"], v["case_a"], v["case_b"]))[:limit]

@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationError
+
 from leadbus.clients import KafkaSettings
 from leadbus.models import Analyst, LinkDecision
 from leadbus.producers.publisher import Publisher
 from leadbus.producers.signing import SigningSealer
 
-#: The reason a supervisor gives: required (intake refuses a decision without one), and bounded.
-MAX_REASON = 2000
 Action = Literal["CONFIRM", "REJECT", "SPLIT"]
 
 
@@ -39,12 +39,13 @@ class DeskRefusal(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def check_reason(reason: object) -> str:
-    if not isinstance(reason, str) or not reason.strip():
-        raise DeskRefusal(400, "REASON_MISSING", "a link decision says why (reason)")
-    if len(reason) > MAX_REASON:
-        raise DeskRefusal(400, "REASON_TOO_LONG", f"a reason has at most {MAX_REASON} characters")
-    return reason.strip()
+def _refusal(exc: ValidationError) -> DeskRefusal:
+    """The model's first objection, with its reason code (REASON_MISSING, LEAD_ID_FORMAT, …) when it has one."""
+    first = exc.errors()[0] if exc.errors() else {"type": "", "msg": str(exc)}
+    code = str(first["type"])
+    if not code.isupper():  # pydantic's own (a wrong type): the field says what
+        code = "REASON_MISSING" if first.get("loc") == ("reason",) else "INVALID_DECISION"
+    return DeskRefusal(400, code, str(first["msg"])[:300])
 
 
 def _utcnow() -> datetime:
@@ -79,19 +80,23 @@ class LinkDesk:
                                                  "this dashboard's decisions")
         return None
 
-    def decide(self, username: str, action: Action, case_a: str, *, case_b: str | None = None,
-               lead_ids: Sequence[str] = (), suggestion_id: str | None = None, reason: str) -> LinkDecision:
-        """Build, sign, publish and confirm one decision; DeskRefusal (400) when it does not validate, 503 when the
-        broker did not confirm it in time."""
+    def build(self, username: str, action: Action, case_a: str, *, case_b: str | None = None,
+              lead_ids: Sequence[str] = (), suggestion_id: str | None = None, reason: object) -> LinkDecision:
+        """The decision as the supervisor makes it, checked by the contract's own model (`LinkDecision`: reason,
+        shape, ids), exactly as intake will check it; DeskRefusal (400, the model's reason code) when it does not
+        validate."""
         try:
-            decision = LinkDecision.model_validate({
+            return LinkDecision.model_validate({
                 "decision_id": str(uuid.uuid4()), "action": action, "case_a": case_a, "case_b": case_b,
-                "lead_ids": list(lead_ids), "suggestion_id": suggestion_id, "reason": check_reason(reason),
+                "lead_ids": list(lead_ids), "suggestion_id": suggestion_id, "reason": reason,
                 "analyst": Analyst(agency=self.agency, province=self.province, user=username, role="SUPERVISOR"),
                 "decided_at": self.clock(),
             }, context={"now": self.clock()})
-        except ValueError as exc:
-            raise DeskRefusal(400, "INVALID_DECISION", str(exc).splitlines()[0][:300]) from None
+        except ValidationError as exc:
+            raise _refusal(exc) from None
+
+    def publish(self, decision: LinkDecision) -> LinkDecision:
+        """Sign, publish and confirm one decision; DeskRefusal 503 when the broker did not confirm it in time."""
         with self._lock:
             try:
                 pending = self.publisher.publish_link_decision(decision)
@@ -99,6 +104,12 @@ class LinkDesk:
             except Exception as exc:  # noqa: BLE001 — any publishing failure is the broker's: retry later
                 raise DeskRefusal(503, "NOT_PUBLISHED", f"the bus did not confirm the decision: {exc}"[:300]) from None
         return decision
+
+    def decide(self, username: str, action: Action, case_a: str, *, case_b: str | None = None,
+               lead_ids: Sequence[str] = (), suggestion_id: str | None = None, reason: object) -> LinkDecision:
+        """`build` and `publish`."""
+        return self.publish(self.build(username, action, case_a, case_b=case_b, lead_ids=lead_ids,
+                                       suggestion_id=suggestion_id, reason=reason))
 
     def close(self) -> None:
         self.publisher.close()

@@ -88,13 +88,29 @@ def latest_records(bootstrap: str, topic: str, field: str) -> dict[str, dict[str
     return latest
 
 
-def live_case_of(bootstrap: str, lead_id: str) -> str | None:
-    """The case (not merged into another) that holds a lead, as `leadbus.cases` says now."""
+def decoded(bootstrap: str | KafkaSettings, topic: str) -> list[dict[str, Any]]:
+    """Every record of a topic, decoded (partitions one after another: not an order in time)."""
+    return [decode(_CATALOG, m.value())[1] for m in read_all(bootstrap, topic)]
+
+
+def latest_cases(bootstrap: str | KafkaSettings) -> dict[str, dict[str, Any]]:
+    """Each case's latest `CaseUpdated`, by version (the topic's partitions are read one after another, so the last
+    record read of a case id is not its latest), with the time it was written (``_written_at``, ms)."""
+    latest: dict[str, dict[str, Any]] = {}
     for msg in read_all(bootstrap, CASES):
-        record = decode(_CATALOG, msg.value())[1]
-        if lead_id in record["members"] and record["merged_into"] is None:
-            return str(record["case_id"])
-    return None
+        case = decode(_CATALOG, msg.value())[1]
+        known = latest.get(case["case_id"])
+        if known is None or case["version"] >= known["version"]:
+            latest[case["case_id"]] = {**case, "_written_at": msg.timestamp()[1]}
+    return latest
+
+
+def live_case_of(bootstrap: str | KafkaSettings, lead_id: str) -> str | None:
+    """The case (not merged into another) that holds a lead now: among each case's latest version (a split takes a
+    lead out of its case in a newer version), the one naming it, the last written if several still do."""
+    found = sorted((c["_written_at"], c["case_id"]) for c in latest_cases(bootstrap).values()
+                   if lead_id in c["members"] and c["merged_into"] is None)
+    return found[-1][1] if found else None
 
 
 def publish_leads(bootstrap: str, leads: list[CaseLead]) -> None:

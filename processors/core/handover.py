@@ -29,19 +29,28 @@ agency within 10 days of the police's explanation (SPP_RULES Art.561 ¶2). After
 procuratorate (检察意见), the agency replies within two months (SPP2021). A case merged into another keeps
 every open duty: the survivor's state carries the absorbed machines (`absorb`).
 
-A split (拆案, issue #19: an analyst moves leads out of a case into a new one) does not move a handover under way.
-The duty of R310 Art.3/5 attached to the case as assessed: the head approves or refuses the transfer report, the
-police review what was transferred, and every deadline, breach and escalation so far is on the record under that
-case id, which the police and the procuratorate know. Leads leaving do not undo a report, an approval or a
-transfer — only the next legal step can (a refusal, a decision not to file, with reasons), and the remaining facts
-may still meet the threshold. So the original case keeps its machine, open duty and clock; `note_split` records on
-it which leads left, for which case, by whom and why, so that the head, police and procuratorate see that the facts
-changed. The new case is assessed on its own facts (R310 Art.3) like any case: if they meet a threshold alone, its
-own handover opens at the split, with its own clock; if not, none does.
+A split (拆案, issue #19: an analyst moves leads out of a case into a new one): open duties follow the leads. The duty
+of R310 Art.3/5 attached to the facts as assessed when the handover opened, so each machine records the leads those
+facts came from (`HandoverState.assessed`; a state stored before that has none: every lead in the case at the split then
+counts as assessed). `split_handover` decides, machine by machine (the case's own and each one carried in by a merge,
+each with its own assessed leads):
+
+* none of its assessed leads leaves: the duty stays with the original case, same phase and clock; the case records
+  on it which leads left, for which case, by whom and why (`note_split`), so that the head, police and procuratorate
+  see that the facts changed;
+* all of them leave: the duty — phase, clock, deadlines, decisions seen — moves to the new case, whose first step
+  names the case and decision it came from; the original records a SPLIT step saying the duty moved (and, with no
+  duty left, is then assessed on its own remaining facts like any case, R310 Art.3);
+* some leave and some stay: both cases carry the open duty with the same clock (a report, an approval or a transfer
+  is not undone by leads leaving: only the next legal step can), so that no duty is lost.
+
+A new case that receives no duty is assessed on its own facts like any case: if they meet a threshold alone, its own
+handover opens at the split, with its own clock; if not, none does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -207,6 +216,7 @@ class HandoverState:
     returned_by: str | None = None  # who handed the case back (SPP: the agency owes a reply)
     absorbed: tuple[HandoverState, ...] = ()  # machines of cases merged into this one, each with its open duty
     splits: tuple[str, ...] = ()  # analysts' splits of this case already recorded (`note_split`), by decision id
+    assessed: tuple[str, ...] | None = None  # the leads whose facts opened the duty; None: not known (older states)
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -219,7 +229,8 @@ class HandoverState:
         deadline = Deadline(**doc["deadline"]) if doc.get("deadline") else None
         absorbed = tuple(cls.from_json(a) for a in doc.get("absorbed", ()))
         return cls(**{**doc, "phase": Phase(doc["phase"]), "deadline": deadline, "seen": tuple(doc["seen"]),
-                      "absorbed": absorbed, "splits": tuple(doc.get("splits", ()))})
+                      "absorbed": absorbed, "splits": tuple(doc.get("splits", ())),
+                      "assessed": tuple(doc["assessed"]) if doc.get("assessed") is not None else None})
 
     def open_deadlines(self) -> list[Deadline]:
         """Every deadline still to be watched: this case's and those of the cases it absorbed."""
@@ -303,12 +314,15 @@ def _next(b: _Builder) -> dict[str, Any]:
 
 
 def open_handover(case_id: str, agency: str, province: str, at: datetime, assessment: str,
-                  counting: DayCounting | None = None, *, economic: bool = False) -> tuple[HandoverState, list[Step]]:
+                  counting: DayCounting | None = None, *, economic: bool = False,
+                  assessed: Sequence[str] | None = None, after: int = 0) -> tuple[HandoverState, list[Step]]:
     """A case met a threshold: the written transfer report goes to the agency head (R310 Art.5(1)).
     `economic`: the case is an economic crime within 经侦 jurisdiction (see `ECONOMIC_CRIME_ARTICLES`), so the police
-    review runs under ECON2017 Art.16."""
-    state = HandoverState(case_id, Phase.ASSESSED, agency, province, at.isoformat(),
-                          deadline=_deadline(Phase.ASSESSED, at, counting), economic=economic)
+    review runs under ECON2017 Art.16. `assessed`: the leads whose facts were assessed (a split follows them);
+    `after`: the last step already recorded for this case id (a duty that left it at a split), so numbers go on."""
+    state = HandoverState(case_id, Phase.ASSESSED, agency, province, at.isoformat(), step=after,
+                          deadline=_deadline(Phase.ASSESSED, at, counting), economic=economic,
+                          assessed=tuple(sorted(assessed)) if assessed is not None else None)
     b = _Builder(state)
     b.add(event="OPENED", from_phase=None, to_phase=str(Phase.ASSESSED), at=at, assessment=assessment, **_next(b))
     return b.state, b.steps
@@ -331,6 +345,101 @@ def note_split(state: HandoverState, entry: dict[str, Any]) -> tuple[HandoverSta
                   f"{entry.get('reason', '')}); this handover continues on the facts assessed, the new case is "
                   "assessed on its own (R310 Art.3)", **_next(b))
     return b.state, b.steps
+
+
+Route = Literal["STAY", "MOVE", "BOTH"]
+
+
+@dataclass(frozen=True)
+class SplitOutcome:
+    """What a split does to the handover of the case it came from (`split_handover`).
+
+    ``kept``: that case's machine afterwards (None: no duty stays with it; ``kept_steps`` then end with the step saying
+    where it went, and the case is assessed again on its remaining facts); ``moved``: the new case's machine, its
+    ``case_id`` the new case's, holding every duty that followed the leads (None: none did); ``routes``: for each
+    machine's case id, STAY, MOVE or BOTH."""
+
+    kept: HandoverState | None
+    kept_steps: list[Step]
+    moved: HandoverState | None
+    moved_steps: list[Step]
+    routes: dict[str, Route]
+
+
+def split_route(assessed: Sequence[str] | None, moving: Sequence[str], before: Sequence[str]) -> Route:
+    """Where a duty goes when ``moving`` leads leave a case that held ``before`` (all its leads, the moving included):
+    it follows its assessed leads (unknown: every lead the case held counts as assessed)."""
+    facts = set(assessed) if assessed is not None else set(before)
+    leaving = facts & set(moving)
+    if not leaving:
+        return "STAY"
+    return "MOVE" if not facts - leaving else "BOTH"
+
+
+def _duty_text(machine: HandoverState) -> str:
+    d = machine.deadline
+    due = f", {d.action} by {d.due_at} ({d.rule})" if d is not None and not d.breached else ""
+    return f"the duty of case {machine.case_id} ({machine.phase}{due})"
+
+
+def split_handover(state: HandoverState, entry: dict[str, Any], remaining: Sequence[str]) -> SplitOutcome:
+    """An analyst split leads off this case (a `link_history` SPLIT entry of its CaseUpdated: ``leads`` left for
+    ``split_to``); ``remaining``: the case's leads afterwards. Each open duty follows its assessed leads (module
+    docstring). Once per decision: a decision already recorded changes nothing."""
+    decision_id = str(entry["decision_id"])
+    if decision_id in state.splits:
+        return SplitOutcome(state, [], None, [], {})
+    moving = [str(lead) for lead in entry.get("leads") or ()]
+    before = [*remaining, *moving]
+    machines = (replace(state, absorbed=()), *state.absorbed)
+    routes: dict[str, Route] = {m.case_id: split_route(m.assessed, moving, before) for m in machines}
+    gone = set(moving)
+
+    def facts(m: HandoverState) -> set[str]:
+        return set(m.assessed) if m.assessed is not None else set(before)
+
+    # each copy of a duty that both cases carry holds, from now on, the assessed leads that are in its case
+    staying = [m if routes[m.case_id] == "STAY" else replace(m, assessed=tuple(sorted(facts(m) - gone)))
+               for m in machines if routes[m.case_id] != "MOVE"]
+    going = [replace(m, assessed=tuple(sorted(facts(m) & gone))) for m in machines if routes[m.case_id] != "STAY"]
+    if not going:
+        noted, steps = note_split(state, entry)
+        return SplitOutcome(noted, steps, None, [], routes)
+    to, leads, at = entry.get("split_to"), ", ".join(moving), entry["decided_at"]
+    who = {"actor_agency": entry.get("agency"), "actor_province": entry.get("province"),
+           "actor_role": entry.get("role"), "decision": "SPLIT", "decision_id": decision_id}
+    why = f"({entry.get('user')}: {entry.get('reason', '')})"
+    fates = "; ".join(f"{_duty_text(m)} {'moved to' if routes[m.case_id] == 'MOVE' else 'continues here and in'} "
+                      f"case {to}" for m in going)
+    # the original case: the duties that stay (its own, or else the first carried-in one, continued as its own)
+    if staying:
+        head = staying[0]
+        kept_state = replace(head, case_id=state.case_id, step=state.step, absorbed=tuple(staying[1:]),
+                             splits=(*state.splits, decision_id))
+        kb = _Builder(kept_state)
+        kb.add(event="DECISION", from_phase=str(head.phase), to_phase=str(head.phase), at=at,
+               reasons=f"[split] leads {leads} left for case {to} {why}: {fates} (R310 Art.3: the duty follows the "
+                       "facts assessed)", **who, **_next(kb))
+        kept: HandoverState | None = kb.state
+        kept_steps = kb.steps
+    else:
+        kb = _Builder(state)
+        kb.add(event="DECISION", from_phase=str(state.phase), to_phase=str(state.phase), at=at,
+               reasons=f"[split] leads {leads} left for case {to} {why}: {fates}; no duty stays with this case, "
+                       "whose remaining facts are assessed on their own (R310 Art.3)", **who)
+        kept, kept_steps = None, kb.steps
+    # the new case: every duty that followed the leads, the first as its own, the others carried in, same clocks
+    first = going[0]
+    mb = _Builder(replace(first, case_id=str(to), step=0, absorbed=tuple(going[1:]), splits=()))
+    for machine in going:
+        d = machine.deadline
+        mb.add(event="DECISION", from_phase=str(machine.phase), to_phase=str(machine.phase), at=at,
+               reasons=f"[split from case {state.case_id}, decision {decision_id}] leads {leads} {why}: "
+                       f"{_duty_text(machine)} continues here"
+                       f"{' (and with case ' + state.case_id + ')' if routes[machine.case_id] == 'BOTH' else ''}",
+               **who, **({"due_at": datetime.fromisoformat(d.due_at), "next_action": d.action,
+                          "next_actor": _who_label(d.who, machine), "rule": d.rule} if d and not d.breached else {}))
+    return SplitOutcome(kept, kept_steps, mb.state, mb.steps, routes)
 
 
 def _authorised(who: Who, decision: Decision, state: HandoverState) -> bool:

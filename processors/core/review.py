@@ -225,15 +225,47 @@ def after_link(linker: Linker, outcome: LinkOutcome, index: SuggestionIndex | No
 
 
 @dataclass(frozen=True)
+class Decided:
+    """A suggested pair an analyst's confirm or reject closed (the edge's `LinkDecided`, keyed like the pair's
+    `LinkSuggested`, onto the review topics of ``regions``: a dashboard rebuilding its board drops the pair)."""
+
+    case_a: str
+    case_b: str
+    regions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DecisionOutcome:
     """What a `LinkDecision` did: cases changed (publish them), cases absorbed (publish with ``merged_into``),
-    new suggestions, or why it was refused (reason code, message); ``duplicate`` for a decision seen before."""
+    new suggestions, the pair it closed, or why it was refused (reason code, message); ``duplicate`` for a decision
+    seen before."""
 
     updated: tuple[Case, ...] = ()
     absorbed: tuple[tuple[Case, str], ...] = ()
     reviews: tuple[Review, ...] = ()
     refused: tuple[str, str] | None = None
     duplicate: bool = False
+    decided: Decided | None = None
+
+
+def _decided(store: LinkStore, case_a: str, case_b: str) -> Decided:
+    """The pair as suggested (lesser id first) and the regions of both cases as they are before the decision."""
+    a, b = _pair(case_a, case_b)
+    cases = [c for c in (load_case(store, a), load_case(store, b)) if c is not None]
+    return Decided(a, b, tuple(sorted(regions_of(*provinces_of(cases)))))
+
+
+def split_refusal(case_id: str, case_leads: Iterable[str], moving: Iterable[str]) -> tuple[str, str] | None:
+    """Why a split of ``moving`` leads off case ``case_id`` holding ``case_leads`` cannot be (reason code, message),
+    or None: every lead named must be the case's, and a split moves some, not all, of them. Linking asks it, and the
+    dashboard's desk before publishing."""
+    held, named = set(case_leads), set(moving)
+    outside = sorted(named - held)
+    if outside:
+        return "LINK_SPLIT_LEADS", f"not leads of {case_id}: {', '.join(outside)}"
+    if not named or named >= held:
+        return "LINK_SPLIT_LEADS", "a split moves some, not all, of a case's leads"
+    return None
 
 
 def history_entry(decision: LinkDecision) -> dict[str, Any]:
@@ -259,22 +291,22 @@ def apply_decision(linker: Linker, decision: LinkDecision, index: SuggestionInde
     entry = history_entry(decision)
     if decision.action == "CONFIRM":
         assert decision.case_b is not None
+        decided = _decided(store, decision.case_a, decision.case_b)
         outcome = linker.confirm(decision.case_a, decision.case_b, entry)
         index.index(outcome.case, [c.case_id for c in outcome.absorbed])
         result = DecisionOutcome((outcome.case,), tuple((c, outcome.case.case_id) for c in outcome.absorbed),
-                                 tuple(index.review(outcome.case, linker.rejected_pairs())))
+                                 tuple(index.review(outcome.case, linker.rejected_pairs())), decided=decided)
     elif decision.action == "REJECT":
         assert decision.case_b is not None
+        decided = _decided(store, decision.case_a, decision.case_b)
         linker.reject(decision.case_a, decision.case_b)
-        result = DecisionOutcome()
+        result = DecisionOutcome(decided=decided)
     else:
         case = load_case(store, decision.case_a)
         assert case is not None  # checked above
-        outside = sorted(set(decision.lead_ids) - set(case.members))
-        if outside:
-            return DecisionOutcome(refused=("LINK_SPLIT_LEADS", f"not leads of {case.case_id}: {', '.join(outside)}"))
-        if len(decision.lead_ids) == len(case.members):
-            return DecisionOutcome(refused=("LINK_SPLIT_LEADS", "a split moves some, not all, of a case's leads"))
+        refusal = split_refusal(case.case_id, case.members, decision.lead_ids)
+        if refusal is not None:
+            return DecisionOutcome(refused=refusal)
         kept, new = linker.split(decision.case_a, decision.lead_ids, entry)
         index.index(kept)
         index.index(new)

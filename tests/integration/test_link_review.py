@@ -19,16 +19,12 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from typer.testing import CliRunner
 
 from leadbus.avro import decode, encode, packaged_catalog
-from leadbus.cli import app
-from leadbus.localbroker import KafkaCluster
 from leadbus.models import CaseLead
 from leadbus.producers import Publisher
-from leadbus.producers.signing import MemorySequences, SigningSealer, load_private_key
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.provisioning.topics import apply_topics
+from leadbus.sinks.dashboard import Dashboard
 from leadbus.sinks.dashboard_auth import COOKIE, SignIn, add_user
 from leadbus.topics import (
     CASES,
@@ -38,17 +34,16 @@ from leadbus.topics import (
     WITHDRAWALS,
     intake_topic,
     jurisdiction_topic,
-    load_declarations,
     review_topic,
 )
 from tests.dashboards import Server
-from tests.kafka_helpers import read_all
-from tests.processes import start_worker, stop, wait_until
+from tests.kafka_helpers import decoded, latest_cases, live_case_of, read_all
+from tests.link_bus import link_bus
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
 CATALOG = packaged_catalog()
-runner = CliRunner()
 START = datetime.now(UTC) - timedelta(hours=2)
 LEADS_FROM = ("NCAC", "31")  # publishes leads unsigned
 ANALYSTS = ("SAMR", "31")  # signs its link decisions
@@ -56,31 +51,19 @@ ANALYSTS = ("SAMR", "31")  # signs its link decisions
 
 @pytest.fixture(scope="module")
 def bus(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    work = tmp_path_factory.mktemp("link-review")
-    with KafkaCluster(1, work / "kafka") as kc:
-        bootstrap = kc.bootstrap_servers
-        apply_topics(bootstrap, load_declarations())
-        key = work / "samr31.key"
-        for args in (["keys", "generate", "--out", str(key)],
-                     ["keys", "register", "SAMR.31", "--public-key", f"{key}.pub", "-b", bootstrap]):
-            result = runner.invoke(app, args)
-            assert result.exit_code == 0, result.output
-        procs = [start_worker(bootstrap, work / "state", f"review-{stage}", work / "logs", stage=stage)
-                 for stage in ("intake", "linking", "routing")]
-        sealer = SigningSealer("SAMR.31", load_private_key(key.read_bytes()), MemorySequences())
-        analysts = Publisher(*ANALYSTS, bootstrap_servers=bootstrap, sealer=sealer)
+    with link_bus(tmp_path_factory.mktemp("link-review"), "review", ("intake", "linking", "routing")) as lb:
+        bootstrap = lb.bootstrap
+        analysts = lb.analysts()  # SAMR.31 (ANALYSTS) signs its link decisions
         leads = Publisher(*LEADS_FROM, bootstrap_servers=bootstrap)
         try:
             background = _background()
             leads.wait([leads.publish(lead) for lead in background])
-            wait_until(lambda: {m for c in _decode(bootstrap, CASES) for m in c["members"]}
+            wait_until(lambda: {m for c in decoded(bootstrap, CASES) for m in c["members"]}
                        >= {lead.lead_id for lead in background}, 180, "the background cases")
-            yield {"bootstrap": bootstrap, "analysts": analysts, "leads": leads, "work": work}
+            yield {"bootstrap": bootstrap, "analysts": analysts, "leads": leads, "work": lb.work}
         finally:
             analysts.close()
             leads.close()
-            for proc in procs:
-                stop(proc)
 
 
 def _background(n: int = 60) -> list[CaseLead]:
@@ -104,29 +87,15 @@ def _weak(name: str, detail: str, ips: list[str], phones: tuple[str, ...] = (), 
     return CaseLead.model_validate(doc)
 
 
-def _decode(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    return [decode(CATALOG, m.value())[1] for m in read_all(bootstrap, topic)]
-
-
-def _cases(bootstrap: str) -> dict[str, dict[str, Any]]:
-    """The last CaseUpdated of each case id."""
-    return {c["case_id"]: c for c in _decode(bootstrap, CASES)}
-
-
-def _case_of(bootstrap: str, lead_id: str) -> str | None:
-    found = [c for c in _cases(bootstrap).values() if lead_id in c["members"] and not c["merged_into"]]
-    return found[-1]["case_id"] if found else None
-
-
 def _publish(bus: dict[str, Any], *leads: CaseLead) -> list[str]:
     bus["leads"].wait([bus["leads"].publish(lead) for lead in leads])
-    wait_until(lambda: all(_case_of(bus["bootstrap"], lead.lead_id) for lead in leads), 120, "the leads' cases")
-    return [str(_case_of(bus["bootstrap"], lead.lead_id)) for lead in leads]
+    wait_until(lambda: all(live_case_of(bus["bootstrap"], lead.lead_id) for lead in leads), 120, "the leads' cases")
+    return [str(live_case_of(bus["bootstrap"], lead.lead_id)) for lead in leads]
 
 
 def _suggested(bootstrap: str, a: str, b: str) -> list[dict[str, Any]]:
     pair = tuple(sorted((a, b)))
-    return [s for s in _decode(bootstrap, LINKS_SUGGESTED) if (s["case_a"], s["case_b"]) == pair]
+    return [s for s in decoded(bootstrap, LINKS_SUGGESTED) if (s["case_a"], s["case_b"]) == pair]
 
 
 def _decision(action: str, a: str, b: str | None = None, leads: list[str] | None = None, role: str = "ANALYST",
@@ -176,41 +145,42 @@ def test_weak_pair_suggested_to_its_region_then_confirmed_and_split(bus) -> None
     suggestion = _suggested(bootstrap, case1, case2)[0]
     assert 0.5 <= suggestion["score"] <= 1 and suggestion["regions"] == ["yrd"] and "31" in suggestion["provinces"]
     assert {e["signal"] for e in suggestion["evidence"]} & {"addr", "bldg"}
-    review = _decode(bootstrap, review_topic("yrd"))
+    review = decoded(bootstrap, review_topic("yrd"))
     assert suggestion["suggestion_id"] in {s["suggestion_id"] for s in review}
-    assert suggestion["suggestion_id"] not in {s["suggestion_id"] for s in _decode(bootstrap, review_topic("jjj"))}
+    assert suggestion["suggestion_id"] not in {s["suggestion_id"] for s in decoded(bootstrap, review_topic("jjj"))}
 
     # Confirm: the older case absorbs the other, with who and why in its history; routing withdraws the absorbed.
     decision = _decision("CONFIRM", case2, case1)
     decision["suggestion_id"] = suggestion["suggestion_id"]
     _decide(bus, decision)
-    wait_until(lambda: {_cases(bootstrap)[c]["merged_into"] for c in (case1, case2)} - {None}, 90,
+    wait_until(lambda: {latest_cases(bootstrap)[c]["merged_into"] for c in (case1, case2)} - {None}, 90,
                "the confirmed merge")
-    case1, case2 = (case2, case1) if _cases(bootstrap)[case1]["merged_into"] else (case1, case2)  # the older stays
-    assert _cases(bootstrap)[case2]["merged_into"] == case1
-    merged = _cases(bootstrap)[case1]
+    if latest_cases(bootstrap)[case1]["merged_into"]:  # the older stays
+        case1, case2 = case2, case1
+    assert latest_cases(bootstrap)[case2]["merged_into"] == case1
+    merged = latest_cases(bootstrap)[case1]
     assert set(merged["members"]) == {a1.lead_id, a2.lead_id}
     entry = merged["link_history"][-1]
     assert (entry["action"], entry["merged"], entry["user"], entry["agency"]) == ("CONFIRM", case2, "zhang.wei", "SAMR")
     assert entry["reason"] == decision["reason"] and entry["suggestion_id"] == suggestion["suggestion_id"]
     wait_until(lambda: any(w["case_id"] == case2 and w.get("merged_into") == case1
-                           for w in _decode(bootstrap, WITHDRAWALS)), 90, "routing to withdraw the absorbed case")
+                           for w in decoded(bootstrap, WITHDRAWALS)), 90, "routing to withdraw the absorbed case")
 
     # The same decision again (a redelivery) changes nothing.
-    versions = _cases(bootstrap)[case1]["version"]
+    versions = latest_cases(bootstrap)[case1]["version"]
     _decide(bus, decision)
 
     # Split: a2 leaves for a new case, recorded on both sides and routed to the suspect's province.
     _decide(bus, _decision("SPLIT", case1, leads=[a2.lead_id], reason="a2 is the landlord's other tenant"))
-    wait_until(lambda: _case_of(bootstrap, a2.lead_id) not in (None, case1), 90, "the split")
-    new = str(_case_of(bootstrap, a2.lead_id))
-    cases = _cases(bootstrap)
+    wait_until(lambda: live_case_of(bootstrap, a2.lead_id) not in (None, case1), 90, "the split")
+    new = str(live_case_of(bootstrap, a2.lead_id))
+    cases = latest_cases(bootstrap)
     assert new not in (case1, case2)
     assert cases[case1]["members"] == [a1.lead_id] and cases[case1]["version"] == versions + 1, \
         "the redelivered confirm did nothing; the split made one new version"
     assert cases[new]["link_history"][0]["action"] == "SPLIT"
     assert cases[new]["link_history"][0]["split_from"] == case1 and cases[case1]["link_history"][-1]["split_to"] == new
-    wait_until(lambda: any(c["case_id"] == new for c in _decode(bootstrap, jurisdiction_topic("31"))), 90,
+    wait_until(lambda: any(c["case_id"] == new for c in decoded(bootstrap, jurisdiction_topic("31"))), 90,
                "routing to send the new case to Shanghai")
 
 
@@ -263,7 +233,7 @@ def test_decisions_by_unauthenticated_or_non_analyst_publishers_are_dead_lettere
 
     def reasons() -> dict[str, str]:
         out = {}
-        for letter in _decode(bootstrap, LEADS_REJECTED):
+        for letter in decoded(bootstrap, LEADS_REJECTED):
             original = bytes(letter["original"])
             for name, value_ in (("unsigned", value), ("viewer", None)):
                 if original == value_ or (value_ is None and viewer["decision_id"].encode() in original):
@@ -272,7 +242,7 @@ def test_decisions_by_unauthenticated_or_non_analyst_publishers_are_dead_lettere
 
     wait_until(lambda: len(reasons()) == 2, 90, "both decisions to be dead-lettered")
     assert reasons() == {"unsigned": "UNSIGNED", "viewer": "WRONG_ROLE"}
-    cases = _cases(bootstrap)
+    cases = latest_cases(bootstrap)
     assert not cases[a]["merged_into"] and not cases[b]["merged_into"], "neither merged anything"
 
 
@@ -285,7 +255,7 @@ def test_decisions_on_cases_that_do_not_fit_are_dead_lettered_by_linking(bus) ->
 
     def found() -> list[dict[str, Any]]:
         mine = decision["decision_id"].encode()
-        return [x for x in _decode(bootstrap, LEADS_REJECTED) if mine in bytes(x["original"])]
+        return [x for x in decoded(bootstrap, LEADS_REJECTED) if mine in bytes(x["original"])]
 
     wait_until(found, 90, "the decision on a case that does not exist to be dead-lettered")
     assert found()[0]["reason"] == "LINK_UNKNOWN_CASE" and gone in found()[0]["message"]
@@ -333,6 +303,51 @@ def test_dashboards_show_suggestions_to_supervisors_of_the_regions_involved_only
     finally:
         for server in servers.values():
             server.stop()
+
+
+def test_a_decided_pair_stays_off_a_rebuilt_review_board(bus) -> None:
+    """Linking writes `LinkDecided` onto the review topic once a decision on a pair is carried out: a dashboard that
+    was running drops the pair, and one started afterwards (rebuilding its board from the topic) never shows it,
+    while an undecided pair stays on both."""
+    bootstrap = bus["bootstrap"]
+    a, b = _publish(bus, _weak("上海德隆包装有限公司", "金山区朱泾镇金龙新街200号", ["61.152.80.1"]),
+                    _weak("上海德隆包装商行", "金山区朱泾镇金龙新街200号", ["61.152.80.2"]))
+    c, d = _publish(bus, _weak("上海富源塑料有限公司", "崇明区城桥镇八一路300号", ["61.152.81.1"]),
+                    _weak("上海富源塑料商行", "崇明区城桥镇八一路300号", ["61.152.81.2"]))
+    decided, kept = tuple(sorted((a, b))), tuple(sorted((c, d)))
+    wait_until(lambda: _suggested(bootstrap, a, b) and _suggested(bootstrap, c, d), 90, "both pairs' suggestions")
+
+    def pairs(dashboard: Dashboard) -> set[tuple[str, str]]:
+        return {(s["case_a"], s["case_b"]) for s in dashboard.suggested()}
+
+    running = Dashboard(bootstrap, "yrd")
+    running.start()
+    try:
+        wait_until(lambda: {decided, kept} <= pairs(running), 90, "the running dashboard to show both pairs")
+        decision = _decision("REJECT", a, b, reason="同一园区的两家厂，法人不同")
+        _decide_and_wait_applied(bus, decision)
+
+        def decided_records() -> list[dict[str, Any]]:
+            return [r for r in decoded(bootstrap, review_topic("yrd"))
+                    if r.get("decision_id") == decision["decision_id"]]
+
+        wait_until(decided_records, 90, "the LinkDecided record on the review topic")
+        record = decided_records()[0]
+        assert ((record["case_a"], record["case_b"]), record["action"], record["regions"]) == (
+            decided, "REJECT", ["yrd"])
+        wait_until(lambda: decided not in pairs(running), 90, "the running dashboard to drop the decided pair")
+        assert kept in pairs(running)
+    finally:
+        running.stop()
+
+    restarted = Dashboard(bootstrap, "yrd")  # a restart: the board is rebuilt from the review topic
+    restarted.start()
+    try:
+        wait_until(restarted.caught_up.is_set, 90, "the restarted dashboard to catch up")
+        wait_until(lambda: kept in pairs(restarted), 90, "the undecided pair on the rebuilt board")
+        assert decided not in pairs(restarted), "a decided pair never comes back"
+    finally:
+        restarted.stop()
 
 
 def _access(path: Any) -> list[dict[str, Any]]:

@@ -34,7 +34,16 @@ def test_every_agency_has_one_publisher_that_writes_only_its_own_intake_topic() 
         pub = POLICY.get(f"publisher-{agency}")
         assert [t for t in TOPICS if pub.allows("topic", t, "write")] == [intake_topic(agency)]
         assert not [t for t in TOPICS if pub.allows("topic", t, "read")]
-        assert writers(intake_topic(agency)) == {f"publisher-{agency}"}
+        desks = {f"link-desk-{region}" for region in REGIONS} if agency == "SAMR" else set()  # issue #19
+        assert writers(intake_topic(agency)) == {f"publisher-{agency}"} | desks
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_a_link_desk_writes_its_agencys_intake_topic_only_and_reads_nothing(region: str) -> None:
+    desk = POLICY.get(f"link-desk-{region}")
+    assert [t for t in TOPICS if desk.allows("topic", t, "write")] == [intake_topic("SAMR")]
+    assert not [t for t in TOPICS if desk.allows("topic", t, "read")]
+    assert not any(g.kind in ("group", "transactional_id", "cluster") for g in desk.grants)
 
 
 @pytest.mark.parametrize("region", sorted(REGIONS))

@@ -12,7 +12,14 @@ import pytest
 from leadbus.models import LinkDecision
 from leadbus.processors.core.linking import Case, DictStore, Linker, load_case
 from leadbus.processors.core.normalize import normalise
-from leadbus.processors.core.review import RESUGGEST_BITS, SuggestionIndex, after_link, apply_decision, case_signals
+from leadbus.processors.core.review import (
+    RESUGGEST_BITS,
+    SuggestionIndex,
+    after_link,
+    apply_decision,
+    case_signals,
+    split_refusal,
+)
 from leadbus.processors.core.suggest import FIELDS, block_keys, profile_of
 from leadbus.producers.labelled import weak_labelled_leads
 
@@ -99,7 +106,10 @@ def test_reject_then_never_again_confirm_merges_with_history_split_makes_a_new_c
     live = {c.case_id for c in _cases(linker)}
     pairs = [r.suggestion for r in reviews if r.suggestion.case_a in live and r.suggestion.case_b in live]
     rejected, confirmed = pairs[0], pairs[1]
-    assert apply_decision(linker, _decision("REJECT", rejected.case_a, rejected.case_b)).refused is None
+    done = apply_decision(linker, _decision("REJECT", rejected.case_b, rejected.case_a))
+    assert done.refused is None and done.decided is not None
+    assert (done.decided.case_a, done.decided.case_b) == (rejected.case_a, rejected.case_b)  # keyed like the pair
+    assert set(done.decided.regions) >= set(next(r.regions for r in reviews if r.suggestion == rejected))
     index = SuggestionIndex(linker.store)
     for key in [k for k in linker.store.data if k.startswith("sx:p:")]:  # type: ignore[attr-defined]
         linker.store.delete(key)  # forget what was suggested: only the rejection may keep the pair out
@@ -108,6 +118,7 @@ def test_reject_then_never_again_confirm_merges_with_history_split_makes_a_new_c
 
     outcome = apply_decision(linker, _decision("CONFIRM", confirmed.case_a, confirmed.case_b))
     assert outcome.refused is None and len(outcome.updated) == 1 and len(outcome.absorbed) == 1
+    assert outcome.decided is not None and outcome.decided.case_a == confirmed.case_a
     merged = outcome.updated[0]
     assert merged.history[-1]["action"] == "CONFIRM" and merged.history[-1]["user"] == "wang.analyst"
     assert merged.history[-1]["reason"] == "same warehouse on the waybills"
@@ -119,8 +130,17 @@ def test_reject_then_never_again_confirm_merges_with_history_split_makes_a_new_c
     kept, new = split.updated
     assert set(new.members) == set(moving) and new.case_id not in (kept.case_id, *kept.merged_from)
     assert linker.case_of(moving[0]) == new.case_id
-    assert new.history[0]["action"] == "SPLIT"
+    assert new.history[0]["action"] == "SPLIT" and split.decided is None  # a split answers no suggestion
     _check_index(linker)
+
+
+def test_split_refusal_is_one_rule_for_linking_and_the_desk() -> None:
+    assert split_refusal("CASE-A", ["l1", "l2"], ["l2"]) is None
+    assert split_refusal("CASE-A", ["l1", "l2"], ["l1", "l2"]) == (
+        "LINK_SPLIT_LEADS", "a split moves some, not all, of a case's leads")
+    assert split_refusal("CASE-A", ["l1", "l2"], []) is not None
+    code, message = split_refusal("CASE-A", ["l1", "l2"], ["l2", "x9"]) or ("", "")
+    assert code == "LINK_SPLIT_LEADS" and message == "not leads of CASE-A: x9"
 
 
 def test_decisions_that_no_longer_fit_are_refused_and_a_decision_counts_once() -> None:

@@ -149,3 +149,71 @@ def test_cli_leaves_out_bad_lines_and_names_them(tmp_path) -> None:  # type: ign
     assert strict.exit_code == 2 and not (tmp_path / "s.csv").exists()
     missing = CliRunner().invoke(app, ["link", "--input", str(tmp_path / "nope.jsonl"), "--output", str(out)])
     assert missing.exit_code == 2 and "no such input file" in missing.output
+
+
+def test_cli_refuses_what_intake_refuses_with_the_same_check(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An identifier failing its check character (or a lead from the future) is no lead offline either: the same
+    pure check as intake's (`validate_lead`), the same reason code, on stderr; --strict stops."""
+    from datetime import UTC, datetime, timedelta
+
+    from typer.testing import CliRunner
+
+    from leadbus.avro import encode, packaged_catalog
+    from leadbus.cli import app
+    from leadbus.models import CaseLead
+    from leadbus.processors.core.intake import LeadRefusal, Rejection, examine, validate_lead
+    from leadbus.processors.core.records import Source
+
+    leads = [lead for lead, _ in weak_labelled_leads(40, seed=11)]
+    good = [json.loads(lead.model_dump_json()) for lead in leads]
+
+    def bad(index: int, change) -> dict:  # type: ignore[no-untyped-def, type-arg]
+        record = json.loads(json.dumps(good[index]))
+        change(record)
+        return record
+
+    def subject(**fields):  # type: ignore[no-untyped-def]
+        return lambda r: r["subject"].update(fields)
+
+    future = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    refused = {
+        "RESIDENT_ID_CHECKSUM": bad(1, subject(kind="INDIVIDUAL", name="王小明", id_number="110105194912310021")),
+        "BANK_CARD_LUHN": bad(2, lambda r: r.update(payment_accounts=["６２２２ ０２０９ ３８５８ ３８０６ ５４４"])),
+        "TIME_IN_FUTURE": bad(3, lambda r: r.update(reported_at=future)),
+    }
+    now = datetime.now(UTC)
+    catalog = packaged_catalog()
+    for reason, record in refused.items():
+        checked = validate_lead(record, now)
+        assert isinstance(checked, LeadRefusal) and checked.reason == reason
+        # intake, on the same lead as Avro bytes, refuses it for the same reason through the same function
+        avro = CaseLead.model_validate(good[0]).to_avro() | {k: v for k, v in record.items() if k in ("lead_id",)}
+        if reason == "RESIDENT_ID_CHECKSUM":
+            avro["subject"] = dict(avro["subject"], id_number=record["subject"]["id_number"])
+        elif reason == "BANK_CARD_LUHN":
+            avro["payment_accounts"] = record["payment_accounts"]
+        else:
+            continue  # the Avro form holds a time, not text: checked above
+        outcome = examine(encode(catalog.latest("cn.leadbus.CaseLead"), avro),
+                          Source(f"leadbus.intake.{record['publisher']['agency']}", 0, 1), catalog, now)
+        assert isinstance(outcome, Rejection) and outcome.reason == reason
+    lines = [json.dumps(r, ensure_ascii=False) for r in good[:5]] + [
+        json.dumps(r, ensure_ascii=False) for r in refused.values()] + ["  {\"lead_id\": 1", "\u3000"] + [
+        json.dumps(r, ensure_ascii=False) for r in good[5:]]
+    source = tmp_path / "leads.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "cases.csv"
+    result = CliRunner().invoke(app, ["link", "--input", str(source), "--output", str(out),
+                                      "--suggestions", str(tmp_path / "s.csv")])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as handle:
+        linked = [row["lead_id"] for row in csv.DictReader(handle)]
+    assert linked == [r["lead_id"] for r in good]  # the refused copies share lead ids with good ones: not linked
+    assert len(linked) == len(good)
+    for number, reason in enumerate(refused, 6):
+        assert f"line {number}: {reason}" in result.output
+    assert "line 9: DECODE_NOT_JSON" in result.output and "4 line(s) refused" in result.output
+    strict = CliRunner().invoke(app, ["link", "--input", str(source), "--output", str(tmp_path / "x.csv"),
+                                      "--strict"])
+    assert strict.exit_code == 2 and "line 6: RESIDENT_ID_CHECKSUM" in strict.output
+    assert not (tmp_path / "x.csv").exists()

@@ -217,3 +217,41 @@ def test_cli_refuses_what_intake_refuses_with_the_same_check(tmp_path) -> None: 
                                       "--strict"])
     assert strict.exit_code == 2 and "line 6: RESIDENT_ID_CHECKSUM" in strict.output
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_messy_and_old_leads_give_the_signals_of_clean_ones() -> None:
+    """Full-width characters and odd whitespace (as agencies paste them) change no weak signal; a lead without the
+    v3 fields (an old v1/v2 lead's JSON) still links and gives the signals it has."""
+    from leadbus.models import V3_FIELDS, CaseLead
+    from leadbus.processors.core.normalize import normalise
+    from leadbus.processors.core.suggest import weak_signals
+
+    def fullwidth(text: str) -> str:
+        return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+    def messy(text: str) -> str:
+        return "\u3000" + " \t".join(fullwidth(text)) + "\u00a0"
+
+    clean = _lead(
+        subject={"name": "王小明", "kind": "INDIVIDUAL", "phones": ["13800138000"],
+                 "address": {"province": "33", "city": "杭州市", "detail": "西湖区文三路100号3幢201室"}},
+        senders=[{"name": "王**", "phone": "138****5678"}], operator={"name": "王小明", "phone": "尾号4321"},
+        return_addresses=[{"province": "33", "city": "金华市", "detail": "义乌国际商贸城B区3楼1201号"}],
+        products=[{"name": "AJ1 高帮运动鞋", "brand": "NIKE"}],
+    )  # fmt: skip
+    data = json.loads(clean.model_dump_json())
+    data["subject"]["name"] = "王 小明"
+    detail = messy("西湖区文三路100号3幢201室")
+    data["subject"]["address"] = {"province": "33", "city": " 杭州市\u3000", "detail": detail}
+    data["senders"] = [{"name": "\u3000王＊＊ ", "phone": "１３８ ＊＊＊＊ ５６７８"}]
+    data["operator"] = {"name": " 王\u3000小明", "phone": "尾号４３２１"}
+    data["return_addresses"] = [{"province": "33", "city": "金华市", "detail": messy("义乌国际商贸城B区3楼1201号")}]
+    data["products"] = [{"name": fullwidth("AJ1  高帮运动鞋 "), "brand": fullwidth("nike")}]
+    found = weak_signals(normalise(CaseLead.model_validate(data)).lead)
+    assert found == weak_signals(clean)
+    assert {"person:王小明", "surname:王", "stail:王|5678", "stail:王|4321", "product:aj1高帮运动鞋"} <= set(found)
+
+    old = {k: v for k, v in data.items() if k not in V3_FIELDS}
+    lead = normalise(CaseLead.model_validate(old)).lead
+    assert not [s for s in weak_signals(lead) if s.split(":")[0] in ("product", "pbrand", "tail")]
+    assert "person:王小明" in weak_signals(lead)

@@ -10,7 +10,7 @@ the pair counts come from the contingency table (case x suspect), never from enu
 False-positive pairs are attributed to the signals the wrongly joined suspects share inside the case.
 Exits 1 below the bars: precision 0.995, recall 0.98.
 
-    python bench/link_quality.py --weak [--leads N] [--seed S]
+    python bench/link_quality.py --weak [--leads N] [--seed S] [--heldout]
 
 runs the harder data (`weak_labelled_leads`: a quarter of repeat reports concern a suspect's other guise, which
 shares no strong identifier with the first — only an address or building, a 字号, a relative's surname, a
@@ -24,7 +24,9 @@ precision@1000 and coverage = the share of the N truly-same pairs within the top
 0.7), and the m of each field estimated from the labels beside the one in use. Then the stream's side
 (`processors/core/review.py`, lead by lead as the linking stage runs it): how many `LinkSuggested` it emits
 (score ≥ 0.5), the share of them about one suspect (judged on the cases' leads when emitted), and the time of
-linking with the suggestion index against linking alone, in the same run.
+linking with the suggestion index against linking alone, in the same run. ``--heldout`` draws a variation of the
+harder data that calibrated nothing (more guises, more market look-alikes, fewer repeat reports), to check that the
+weights are not tuned to `weak_labelled_leads`.
 """
 
 from __future__ import annotations
@@ -119,9 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weak", action="store_true", help="harder data with suspects sharing no strong "
                         "identifier across guises; measure suggestions too")
+    parser.add_argument("--heldout", action="store_true", help="with --weak: a variation of the harder data never "
+                        "used for calibration (more guises, more market look-alikes, fewer repeat reports)")
     args = parser.parse_args(argv)
     if args.weak:
-        return weak_main(args.leads, args.seed)
+        return weak_main(args.leads, args.seed, args.heldout)
 
     started = time.perf_counter()
     labelled = labelled_leads(args.leads, seed=args.seed)
@@ -191,9 +195,12 @@ def suggestion_quality(
     return n, at(100), at(1000), coverage, truly
 
 
-def weak_main(n: int, seed: int) -> int:
+def weak_main(n: int, seed: int, heldout: bool = False) -> int:
     started = time.perf_counter()
-    labelled = weak_labelled_leads(n, seed=seed)
+    if heldout:  # the weights were calibrated on weak_labelled_leads only
+        labelled = labelled_leads(n, seed=seed, same_suspect_share=0.35, rotate_share=0.35, market_share=0.3)
+    else:
+        labelled = weak_labelled_leads(n, seed=seed)
     generated = time.perf_counter() - started
     leads = [lead for lead, _ in labelled]
     suspects = [suspect for _, suspect in labelled]
@@ -205,7 +212,8 @@ def weak_main(n: int, seed: int) -> int:
     precision = both / same_case if same_case else 1.0
     recall = both / same_suspect if same_suspect else 1.0
     pairs, p100, p1000, coverage, truly = suggestion_quality(suggestions, cases, suspects)
-    print(f"link quality, weak signals: rotating suspects and look-alikes, seed {seed}")
+    print(f"link quality, weak signals: rotating suspects and look-alikes, seed {seed}"
+          + (" (held-out variation)" if heldout else ""))
     print(f"  leads                 {len(leads):>9,}")
     print(f"  true suspects         {len(set(suspects)):>9,}")
     print(f"  predicted cases       {len(set(cases)):>9,}")

@@ -818,11 +818,17 @@ def link(
 
 
 def _leads_of(input_path: Path, strict: bool) -> tuple[list[Any], int]:
-    """The valid CaseLeads of a JSON-lines file, in order, and how many lines were refused."""
-    from pydantic import ValidationError
+    """The valid CaseLeads of a JSON-lines file, in order, and how many lines were refused.
 
-    from leadbus.models import CaseLead
+    Each line is judged by intake's own check (`validate_lead`: the contract, identifiers with their check
+    characters, no time in the future), so offline linking never links on what intake would dead-letter.
+    """
+    import json
+    from datetime import UTC, datetime
 
+    from leadbus.processors.core.intake import LeadRefusal, validate_lead
+
+    now = datetime.now(UTC)
     leads: list[Any] = []
     refused = 0
     with input_path.open(encoding="utf-8", errors="replace") as handle:
@@ -830,17 +836,18 @@ def _leads_of(input_path: Path, strict: bool) -> tuple[list[Any], int]:
             if not line.strip():
                 continue
             try:
-                lead = CaseLead.model_validate_json(line)
-            except ValidationError as exc:
+                checked = validate_lead(json.loads(line), now)
+            except (ValueError, RecursionError) as exc:  # not JSON (JSONDecodeError is a ValueError), or too deep
+                checked = LeadRefusal("DECODE_NOT_JSON", None, f"not a JSON object: {exc}", None)
+            if isinstance(checked, LeadRefusal):
                 refused += 1
-                first = exc.errors(include_url=False)[0]
-                where = ".".join(str(part) for part in first.get("loc", ())) or "line"
                 if refused <= 20:
-                    err_console.print(f"line {number}: {where}: {first.get('msg', '')}"[:500], markup=False)
+                    err_console.print(f"line {number}: {checked.reason} {checked.field or 'line'}: "
+                                      f"{checked.message}"[:500], markup=False)
                 if strict:
                     raise typer.Exit(2) from None
                 continue
-            leads.append(lead)
+            leads.append(checked)
     return leads, refused
 
 

@@ -200,6 +200,32 @@ def agency_of_topic(topic: str) -> str | None:
     return topic[len(INTAKE_PREFIX):] if topic.startswith(INTAKE_PREFIX) else None
 
 
+@dataclass(frozen=True)
+class LeadRefusal:
+    """Why a record is no valid CaseLead: the reason code of its first error, where, all errors, its lead id."""
+
+    reason: str
+    field: str | None
+    message: str
+    lead_id: str | None
+
+
+def validate_lead(record: Any, now: datetime | None) -> CaseLead | LeadRefusal:
+    """The lead of a decoded record (a dict, as Avro or JSON gives it), or why it is refused: every check of the
+    contract — identifiers with their check characters (GB 11643, Luhn), formats, times not in the future of
+    ``now`` — as intake applies them. Offline linking (`leadbus link`) applies this same function."""
+    try:
+        lead: CaseLead = _VALIDATE_LEAD(record, context={"now": now})  # CaseLead.model_validate, no wrapper
+        return lead
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        path = ".".join(str(p) for p in first["loc"]) or None
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        lead_id = record.get("lead_id") if isinstance(record, dict) else None
+        return LeadRefusal(reason_code(first["type"]), path, detail, str(lead_id) if lead_id is not None else None)
+
+
 def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: datetime,
             size: int | None = None, headers: Iterable[tuple[str, bytes | None]] = (),
             keys: KeyRegistry = _NO_KEYS) -> Outcome:
@@ -241,16 +267,9 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
             lead_id = record.get("lead_id")
             return reject(refused.reason, refused.message, field="publisher",
                           lead_id=str(lead_id) if lead_id is not None else None)
-    try:
-        lead: CaseLead = _VALIDATE_LEAD(record, context={"now": now})  # CaseLead.model_validate, no wrapper
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        first = errors[0]
-        path = ".".join(str(p) for p in first["loc"]) or None
-        code = reason_code(first["type"])
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-        lead_id = record.get("lead_id") if isinstance(record, dict) else None
-        return reject(code, detail, field=path, lead_id=str(lead_id) if lead_id is not None else None)
+    lead = validate_lead(record, now)
+    if isinstance(lead, LeadRefusal):
+        return reject(lead.reason, lead.message, field=lead.field, lead_id=lead.lead_id)
     if topic_agency is not None and lead.publisher.agency != topic_agency:
         return reject(
             "WRONG_TOPIC",

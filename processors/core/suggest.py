@@ -15,7 +15,8 @@ Model: Fellegi–Sunter match weights with term-frequency adjustment (as in Spli
   agreement — two cases with different company cores are *less* likely one suspect.
 
 Several fields share a *group* (address ⊃ building, IP ⊃ IP/24, person ⊃ surname, core ⊃ 字号) and only the
-strongest agreement of a group counts, so that one fact is not counted twice. The prior odds are those of two
+strongest agreement of a group counts, so that one fact is not counted twice; for the same reason the city's
+agreement counts only where no address or building agrees (``implied_by``). The prior odds are those of two
 random cases being one suspect, ``1 / (N - 1)``; the score is the posterior probability
 ``1 / (1 + 2^-(prior + Σ weights))``, in [0, 1].
 
@@ -64,6 +65,9 @@ class Field:
     # phone tail alone). Calibrated on labels (docs/suggested-links.md); u_t = (df(t) + 2(κ - 1)) / N_f: κ times
     # the share for a value only the pair carries (df = 2), about the share for a common one.
     tf: float = 1.0
+    # The group whose agreement already says this field's (a shared address is in one city): this field's
+    # agreement counts only where that group has none, so that one fact is not counted twice.
+    implied_by: str = ""
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in (
@@ -84,7 +88,8 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     # a full name seen as a waybill sender, a shop operator or an individual suspect
     Field("sender", "person", 0.30, 0.001, True, False, tf=0.5),
     Field("cat", "category", 0.99, 0.10, False, True, agree=False),  # implied by the trade word of a name
-    Field("city", "city", 0.98, 0.05, False, True, agree=False),  # implied by bldg/addr; only its absence says
+    # a ring's other guise trades in its town: the city agrees (weighed by how common it is) where no address does
+    Field("city", "city", 0.98, 0.05, False, True, implied_by="address"),
 )}  # fmt: skip
 _SHOP_SUFFIXES = ("旗舰店", "专营店", "官方店", "专卖店", "折扣店", "小店", "工厂店", "精品店", "店")
 # Premises that many unrelated traders share (wholesale markets, trade centres, office towers, e-commerce
@@ -111,7 +116,7 @@ def _cleaned(text: str) -> str:
 def _place(address: Address) -> tuple[str, str]:
     """(city key, address detail key) of an address as agencies write it: half-width, no spaces or punctuation,
     the province, city and district the detail may repeat taken off (杭州市西湖区文三路1号 = 文三路1号 in 杭州)."""
-    city = (address.city or "").strip().removesuffix("市")
+    city = _cleaned(address.city or "").removesuffix("市")
     detail = _cleaned(address.detail or "")
     province = PROVINCES.get(address.province)
     if province is not None:
@@ -140,7 +145,7 @@ def _address_signals(found: set[str], address: Address, *, with_city: bool) -> N
 
 
 def _contact_signals(found: set[str], contact: Contact) -> None:
-    """A waybill sender or shop operator: full name, surname + phone tail, phone tail (CaseLead v3)."""
+    """A waybill sender or shop operator: full name, surname, surname + phone tail, phone tail (CaseLead v3)."""
     tail = phone_tail(contact.phone) if contact.phone else None
     surname = None
     if contact.name:
@@ -150,6 +155,8 @@ def _contact_signals(found: set[str], contact: Contact) -> None:
             surname = next((s for s in COMPOUND_SURNAMES if name.startswith(s)), name[0])
         elif masked := _MASKED_NAME.match(name):
             surname = masked.group(1)
+    if surname:  # a ring's waybills and shop pages name its boss or a relative: the surname the family shares
+        found.add(f"surname:{surname}")
     if tail:
         found.add(f"tail:{tail}")
         if surname:
@@ -167,7 +174,7 @@ def weak_signals(lead: CaseLead) -> list[str]:
     name = subject.name.strip()
     if kind in ("ENTERPRISE", "ONLINE_SHOP", "APP"):
         core = split_name(name).core
-        if address is not None and address.city and len(city := address.city.removesuffix("市")) >= 2:
+        if address is not None and address.city and len(city := _cleaned(address.city).removesuffix("市")) >= 2:
             core = core.removeprefix(city)  # a place prefix split_name does not know (株洲恒通电器 → 恒通电器)
         for suffix in _SHOP_SUFFIXES:
             if core.endswith(suffix) and len(core) > len(suffix) + 1:
@@ -176,7 +183,7 @@ def weak_signals(lead: CaseLead) -> list[str]:
         if len(core) >= 2:
             found.add(f"core:{core}")
             found.add(f"trade:{core[:2]}")
-    elif kind == "INDIVIDUAL" and _CJK.match(name):
+    elif kind == "INDIVIDUAL" and _CJK.match(name := _cleaned(name)):  # as written: "王 小明", "王\u3000小明"
         found.add(f"person:{name}")
         surname = next((s for s in COMPOUND_SURNAMES if name.startswith(s)), name[0])
         found.add(f"surname:{surname}")
@@ -338,7 +345,15 @@ def score_pair(
         current = best.get(spec.group)
         if current is None or _better(term, current):
             best[spec.group] = term
-    return tuple(sorted(best.values(), key=lambda t: (-abs(t[2]), t[0], t[1])))
+    return tuple(sorted(_without_implied(best, fields), key=lambda t: (-abs(t[2]), t[0], t[1])))
+
+
+def _without_implied(
+    best: Mapping[str, tuple[str, str, float]], fields: Mapping[str, Field]
+) -> list[tuple[str, str, float]]:
+    """The terms of ``best`` (group → term) less agreements another group's agreement already says."""
+    agreeing = {group for group, (_, value, _) in best.items() if value}
+    return [term for term in best.values() if not (term[1] and fields[term[0]].implied_by in agreeing)]
 
 
 def _whole_premises(name: str, value: str) -> bool:

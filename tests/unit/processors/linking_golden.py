@@ -199,11 +199,10 @@ def record() -> None:
     GOLDEN.parent.mkdir(exist_ok=True)
     lines, _ = run()
     GOLDEN.write_text("\n".join(dumps(lines)) + "\n", encoding="utf-8")
-    _, state = run(stop=HALF)
-    doc = {k.decode(): v.decode() for k, v in sorted(state.committed.items())}
-    OLD_STATE.write_bytes(gzip.compress(json.dumps(doc, ensure_ascii=False, sort_keys=True).encode(), mtime=0))
+    # OLD_STATE is a fixed snapshot of the layout before issue #16, recorded once by that release's code:
+    # re-recording it with today's stage would turn the migration test into a test of nothing.
 
 
 if __name__ == "__main__":
     record()
-    print(f"recorded {GOLDEN} and {OLD_STATE}")
+    print(f"recorded {GOLDEN}")

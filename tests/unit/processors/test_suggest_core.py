@@ -149,3 +149,109 @@ def test_cli_leaves_out_bad_lines_and_names_them(tmp_path) -> None:  # type: ign
     assert strict.exit_code == 2 and not (tmp_path / "s.csv").exists()
     missing = CliRunner().invoke(app, ["link", "--input", str(tmp_path / "nope.jsonl"), "--output", str(out)])
     assert missing.exit_code == 2 and "no such input file" in missing.output
+
+
+def test_cli_refuses_what_intake_refuses_with_the_same_check(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An identifier failing its check character (or a lead from the future) is no lead offline either: the same
+    pure check as intake's (`validate_lead`), the same reason code, on stderr; --strict stops."""
+    from datetime import UTC, datetime, timedelta
+
+    from typer.testing import CliRunner
+
+    from leadbus.avro import encode, packaged_catalog
+    from leadbus.cli import app
+    from leadbus.models import CaseLead
+    from leadbus.processors.core.intake import LeadRefusal, Rejection, examine, validate_lead
+    from leadbus.processors.core.records import Source
+
+    leads = [lead for lead, _ in weak_labelled_leads(40, seed=11)]
+    good = [json.loads(lead.model_dump_json()) for lead in leads]
+
+    def bad(index: int, change) -> dict:  # type: ignore[no-untyped-def, type-arg]
+        record = json.loads(json.dumps(good[index]))
+        change(record)
+        return record
+
+    def subject(**fields):  # type: ignore[no-untyped-def]
+        return lambda r: r["subject"].update(fields)
+
+    future = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    refused = {
+        "RESIDENT_ID_CHECKSUM": bad(1, subject(kind="INDIVIDUAL", name="王小明", id_number="110105194912310021")),
+        "BANK_CARD_LUHN": bad(2, lambda r: r.update(payment_accounts=["６２２２ ０２０９ ３８５８ ３８０６ ５４４"])),
+        "TIME_IN_FUTURE": bad(3, lambda r: r.update(reported_at=future)),
+    }
+    now = datetime.now(UTC)
+    catalog = packaged_catalog()
+    for reason, record in refused.items():
+        checked = validate_lead(record, now)
+        assert isinstance(checked, LeadRefusal) and checked.reason == reason
+        # intake, on the same lead as Avro bytes, refuses it for the same reason through the same function
+        avro = CaseLead.model_validate(good[0]).to_avro() | {k: v for k, v in record.items() if k in ("lead_id",)}
+        if reason == "RESIDENT_ID_CHECKSUM":
+            avro["subject"] = dict(avro["subject"], id_number=record["subject"]["id_number"])
+        elif reason == "BANK_CARD_LUHN":
+            avro["payment_accounts"] = record["payment_accounts"]
+        else:
+            continue  # the Avro form holds a time, not text: checked above
+        outcome = examine(encode(catalog.latest("cn.leadbus.CaseLead"), avro),
+                          Source(f"leadbus.intake.{record['publisher']['agency']}", 0, 1), catalog, now)
+        assert isinstance(outcome, Rejection) and outcome.reason == reason
+    lines = [json.dumps(r, ensure_ascii=False) for r in good[:5]] + [
+        json.dumps(r, ensure_ascii=False) for r in refused.values()] + ["  {\"lead_id\": 1", "\u3000"] + [
+        json.dumps(r, ensure_ascii=False) for r in good[5:]]
+    source = tmp_path / "leads.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "cases.csv"
+    result = CliRunner().invoke(app, ["link", "--input", str(source), "--output", str(out),
+                                      "--suggestions", str(tmp_path / "s.csv")])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as handle:
+        linked = [row["lead_id"] for row in csv.DictReader(handle)]
+    assert linked == [r["lead_id"] for r in good]  # the refused copies share lead ids with good ones: not linked
+    assert len(linked) == len(good)
+    for number, reason in enumerate(refused, 6):
+        assert f"line {number}: {reason}" in result.output
+    assert "line 9: DECODE_NOT_JSON" in result.output and "4 line(s) refused" in result.output
+    strict = CliRunner().invoke(app, ["link", "--input", str(source), "--output", str(tmp_path / "x.csv"),
+                                      "--strict"])
+    assert strict.exit_code == 2 and "line 6: RESIDENT_ID_CHECKSUM" in strict.output
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_messy_and_old_leads_give_the_signals_of_clean_ones() -> None:
+    """Full-width characters and odd whitespace (as agencies paste them) change no weak signal; a lead without the
+    v3 fields (an old v1/v2 lead's JSON) still links and gives the signals it has."""
+    from leadbus.models import V3_FIELDS, CaseLead
+    from leadbus.processors.core.normalize import normalise
+    from leadbus.processors.core.suggest import weak_signals
+
+    def fullwidth(text: str) -> str:
+        return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+    def messy(text: str) -> str:
+        return "\u3000" + " \t".join(fullwidth(text)) + "\u00a0"
+
+    clean = _lead(
+        subject={"name": "王小明", "kind": "INDIVIDUAL", "phones": ["13800138000"],
+                 "address": {"province": "33", "city": "杭州市", "detail": "西湖区文三路100号3幢201室"}},
+        senders=[{"name": "王**", "phone": "138****5678"}], operator={"name": "王小明", "phone": "尾号4321"},
+        return_addresses=[{"province": "33", "city": "金华市", "detail": "义乌国际商贸城B区3楼1201号"}],
+        products=[{"name": "AJ1 高帮运动鞋", "brand": "NIKE"}],
+    )  # fmt: skip
+    data = json.loads(clean.model_dump_json())
+    data["subject"]["name"] = "王 小明"
+    detail = messy("西湖区文三路100号3幢201室")
+    data["subject"]["address"] = {"province": "33", "city": " 杭州市\u3000", "detail": detail}
+    data["senders"] = [{"name": "\u3000王＊＊ ", "phone": "１３８ ＊＊＊＊ ５６７８"}]
+    data["operator"] = {"name": " 王\u3000小明", "phone": "尾号４３２１"}
+    data["return_addresses"] = [{"province": "33", "city": "金华市", "detail": messy("义乌国际商贸城B区3楼1201号")}]
+    data["products"] = [{"name": fullwidth("AJ1  高帮运动鞋 "), "brand": fullwidth("nike")}]
+    found = weak_signals(normalise(CaseLead.model_validate(data)).lead)
+    assert found == weak_signals(clean)
+    assert {"person:王小明", "surname:王", "stail:王|5678", "stail:王|4321", "product:aj1高帮运动鞋"} <= set(found)
+
+    old = {k: v for k, v in data.items() if k not in V3_FIELDS}
+    lead = normalise(CaseLead.model_validate(old)).lead
+    assert not [s for s in weak_signals(lead) if s.split(":")[0] in ("product", "pbrand", "tail")]
+    assert "person:王小明" in weak_signals(lead)

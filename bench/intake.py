@@ -19,8 +19,11 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from confluent_kafka import TopicPartition
 
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
@@ -81,18 +84,58 @@ def stage_rate(bootstrap: str, count: int) -> float:
     return count / max((final[-1] - first) / 1000.0, 1e-3)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def end_offsets(bootstrap: str, topics: list[str]) -> int:
+    """Records plus transaction markers on `topics`: a cheap upper bound of what they hold (no record is read)."""
+    consumer = KafkaSettings(bootstrap).consumer(f"bench-intake-watch-{uuid.uuid4()}")
+    try:
+        meta = consumer.list_topics(timeout=20)
+        return sum(int(consumer.get_watermark_offsets(TopicPartition(t, p), timeout=20)[1])
+                   for t in topics for p in meta.topics[t].partitions)
+    finally:
+        consumer.close()
+
+
+def warm_broker(bootstrap: str, count: int, timeout: float = 300) -> None:
+    """Read the intake topics once, through a throwaway group: the broker's fetch path compiled before timing."""
+    consumer = KafkaSettings(bootstrap).consumer(f"bench-warm-{uuid.uuid4()}")
+    consumer.subscribe(["^leadbus\\.intake\\..*"])
+    seen, deadline = 0, time.monotonic() + timeout
+    try:
+        while seen < count and time.monotonic() < deadline:
+            seen += sum(1 for m in consumer.consume(1000, 0.5) if not m.error())
+    finally:
+        consumer.close()
+
+
 def span_rate(bootstrap: str, topics: list[str], count: int) -> float:
     stamps = sorted(m.timestamp()[1] for t in topics for m in read_all(bootstrap, t))[-count:]
     return (len(stamps) - 1) / max((stamps[-1] - stamps[0]) / 1000.0, 1e-3)
 
 
 def wait_for(bootstrap: str, topics: list[str], count: int, timeout: float = 600) -> None:
+    """Until `topics` hold `count` records; they are read (to count them) only once their end offsets allow it,
+    so the watching takes next to no CPU from the engine it is timing."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if sum(len(read_all(bootstrap, t)) for t in topics) >= count:
+        if end_offsets(bootstrap, topics) >= count and sum(len(read_all(bootstrap, t)) for t in topics) >= count:
             return
-        time.sleep(2)
+        time.sleep(1)
     raise TimeoutError(f"{topics} did not reach {count}")
+
+
+def wait_started(bootstrap: str, topic: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
+    """Until `proc` has written to `topic` (its first transaction is committed or open)."""
+    deadline = time.monotonic() + timeout
+    while end_offsets(bootstrap, [topic]) == 0:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"the engine wrote nothing to {topic}")
+        time.sleep(0.2)
 
 
 def main() -> None:
@@ -124,6 +167,13 @@ def main() -> None:
         for pub in traffic.publishers.values():
             pub.flush(120)
         n = traffic.report.published
+        warm_broker(bootstrap, n)
+        broker = cluster.nodes[0].process
+        assert broker is not None
+        # The broker's upkeep (controller, group and log housekeeping, JVM) runs whatever the traffic: timed idle.
+        idle_began, broker_idle = time.monotonic(), cpu_seconds(broker.pid)
+        time.sleep(5)
+        upkeep = (cpu_seconds(broker.pid) - broker_idle) / (time.monotonic() - idle_began) * 1e6  # µs per second
 
         if args.side_by_side:
             # The project's root only: this folder's own modules (core.py…) must not shadow anything.
@@ -143,19 +193,31 @@ def main() -> None:
             print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
             print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
             return
+        load = os.getloadavg()[0]
+        broker_before, loop_before, began = cpu_seconds(broker.pid), time.process_time(), time.monotonic()
         plain_loop(bootstrap, n)
+        plain_cpu = Cpu((time.process_time() - loop_before) / n * 1e6,
+                        (cpu_seconds(broker.pid) - broker_before) / n * 1e6, max(load, os.getloadavg()[0]),
+                        upkeep * (time.monotonic() - began) / n)
         plain = span_rate(bootstrap, ["bench.plain.out"], n)
 
+        load = os.getloadavg()[0]
         stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b", bootstrap,
                                   "--state-dir", str(work / "stage"), "--worker-id", "bench"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # CPU from its first output on: its start-up (imports, group join, restore) is not per-event work.
+        wait_started(bootstrap, INTAKE_BY_LEAD, stage)
+        stage_before, broker_before, began = cpu_seconds(stage.pid), cpu_seconds(broker.pid), time.monotonic()
         wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
+        stage_cpu = Cpu((cpu_seconds(stage.pid) - stage_before) / n * 1e6,
+                        (cpu_seconds(broker.pid) - broker_before) / n * 1e6, max(load, os.getloadavg()[0]),
+                        upkeep * (time.monotonic() - began) / n)
         stage.terminate()
         stage.wait(30)
         staged = stage_rate(bootstrap, n)
 
         if args.no_faust:
-            _print(n, plain, staged)
+            _print(n, plain, staged, plain_cpu, stage_cpu)
             return
         faust = subprocess.Popen(
             [sys.executable, "-c", "import sys; from pathlib import Path; from leadbus.processors.faust_app import "
@@ -166,14 +228,27 @@ def main() -> None:
         faust.wait(30)
         fausted = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
 
-    _print(n, plain, staged)
+    _print(n, plain, staged, plain_cpu, stage_cpu)
     print(f"faust-streaming agent, at-least-once      : {fausted:9.0f} events/s   ratio {fausted / plain:.2f}")
 
 
-def _print(n: int, plain: float, staged: float) -> None:
-    print(f"intake events {n} (simulated agencies, all valid)")
-    print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
-    print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
+@dataclass
+class Cpu:
+    engine: float  # µs per event, the engine's whole process
+    broker: float  # µs per event, over the same stretch
+    load: float  # the higher 1-minute load average of its start and end
+    upkeep: float  # µs per event of the broker's that it spends idle too (its CPU/s idle × the engine's time)
+
+    def __str__(self) -> str:
+        return (f"CPU {self.engine:.0f} + broker {self.broker:.0f} µs/event, of which broker upkeep {self.upkeep:.0f}; "
+                f"load average {self.load:.1f}")
+
+
+def _print(n: int, plain: float, staged: float, plain_cpu: Cpu, stage_cpu: Cpu) -> None:
+    print(f"intake events {n} (simulated agencies, all valid); CPU per event: the engine's process, the broker's")
+    print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s              ({plain_cpu})")
+    print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}   "
+          f"({stage_cpu}; CPU ratio {plain_cpu.engine / stage_cpu.engine:.2f})")
 
 
 if __name__ == "__main__":

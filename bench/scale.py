@@ -9,6 +9,13 @@ assigned; then the same N simulated leads (seed 4, pre-encoded) go to the intake
 burst. The rate is N over the broker-time span from the first examined lead (the first half's
 output) to the last accepted one, so start-up and the group join are excluded and both runs
 time the same work. Every run also checks the outcome: each lead accepted exactly once.
+
+Beside the rate each run prints where the two cores went, per event, from the first lead fed to the
+last accepted (Linux /proc, user + system): the workers', the broker's and this bench's own (feeding the
+leads, watching for the end), and the ceiling those allow: cores × 10⁶ / (their sum). Two workers can
+only be faster than one while that ceiling is above one worker's rate. The bench watches the end by
+the accepted topic's end offset alone (one small request per second) and reads the accepted leads
+once, for the exactly-once check, when that offset says they can all be there.
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from confluent_kafka import ConsumerGroupState
+from confluent_kafka import ConsumerGroupState, Message, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -82,9 +90,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> tuple[float, list[int], float]:
-    """One fresh broker, `workers` intake workers; returns (events/s, partitions per worker, worker CPU µs/event)."""
+@dataclass
+class Run:
+    rate: float  # events/s, broker time from the first examined lead to the last accepted
+    split: list[int]  # partitions per worker
+    workers_cpu: float  # µs per event, all workers together
+    broker_cpu: float  # µs per event
+    bench_cpu: float  # µs per event: this process feeding the leads and watching for the end
+    broker_upkeep: float  # µs per event of the broker's CPU that it spends idle too (its CPU/s idle × the run's time)
+
+    @property
+    def ceiling(self) -> float:
+        """Events/s the machine's cores allow at these CPU costs per event."""
+        return (os.cpu_count() or 1) * 1e6 / (self.workers_cpu + self.broker_cpu + self.bench_cpu)
+
+
+def accepted_end(kafka: KafkaSettings) -> int:
+    """The accepted topic's end offset: its records plus one transaction marker per commit that wrote to it."""
+    consumer = kafka.consumer(f"bench-scale-watch-{uuid.uuid4()}")
+    try:
+        meta = consumer.list_topics(LEADS_ACCEPTED, timeout=20)
+        return sum(int(consumer.get_watermark_offsets(TopicPartition(LEADS_ACCEPTED, p), timeout=20)[1])
+                   for p in meta.topics[LEADS_ACCEPTED].partitions)
+    finally:
+        consumer.close()
+
+
+def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> Run:
+    """One fresh broker, `workers` intake workers: the rate, the split and the CPU per event of each party."""
     with KafkaCluster(1, work / f"kafka-{workers}", fast_start=False) as cluster:
+        broker = cluster.nodes[0].process
+        assert broker is not None
         bootstrap = cluster.bootstrap_servers
         kafka = KafkaSettings(bootstrap)
         apply_topics(bootstrap, load_declarations())
@@ -98,7 +134,12 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> tupl
             log.close()
         try:
             split = wait_stable(kafka, workers, intake_partitions(kafka), procs)
+            # The broker's upkeep (controller, group and log housekeeping, JVM) runs whatever the traffic: timed idle.
+            idle_began, broker_idle = time.monotonic(), cpu_seconds(broker.pid)
+            time.sleep(5)
+            upkeep = (cpu_seconds(broker.pid) - broker_idle) / (time.monotonic() - idle_began)
             idle_cpu = sum(cpu_seconds(p.pid) for p in procs)
+            broker_before, bench_before, began = cpu_seconds(broker.pid), time.process_time(), time.monotonic()
             producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 20,
                                          "compression.type": "lz4"})
             for topic, key, value in leads:
@@ -111,11 +152,18 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> tupl
             if producer.flush(120):
                 raise RuntimeError("the leads were not all confirmed by the broker")
             deadline = time.monotonic() + 900
-            while len(read_all(bootstrap, LEADS_ACCEPTED)) < len(leads):
+            # The end offset counts markers too: once it reaches N the leads may all be there; read them then
+            # (reading every accepted lead every few seconds took CPU from the workers it was timing).
+            accepted: list[Message] = []
+            while len(accepted) < len(leads):
                 if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                     raise RuntimeError(f"{workers} worker(s) did not accept every lead")
-                time.sleep(2)
+                time.sleep(1)
+                if accepted_end(kafka) >= len(leads):
+                    accepted = read_all(bootstrap, LEADS_ACCEPTED)
             cpu = sum(cpu_seconds(p.pid) for p in procs) - idle_cpu
+            broker_cpu, bench_cpu = cpu_seconds(broker.pid) - broker_before, time.process_time() - bench_before
+            upkeep *= time.monotonic() - began
         finally:
             for p in procs:
                 p.terminate()
@@ -124,7 +172,6 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> tupl
                     p.wait(30)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        accepted = read_all(bootstrap, LEADS_ACCEPTED)
         ids = Counter(str(decode(CATALOG, m.value())[1]["lead"]["lead_id"]) for m in accepted)
         expected = {key.decode() for _, key, _ in leads}
         if set(ids) != expected or max(ids.values()) != 1:
@@ -133,7 +180,8 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> tupl
         examined = [m.timestamp()[1] for m in read_all(bootstrap, INTAKE_BY_LEAD)]
         final = [m.timestamp()[1] for m in accepted]
         rate = len(leads) / max((max(final) - min(examined + final)) / 1000.0, 1e-3)
-        return rate, split, cpu / len(leads) * 1e6
+        per_event = 1e6 / len(leads)
+        return Run(rate, split, cpu * per_event, broker_cpu * per_event, bench_cpu * per_event, upkeep * per_event)
 
 
 def main() -> None:
@@ -148,13 +196,17 @@ def main() -> None:
     print(f"intake scale-out: {len(leads)} leads, a fresh broker per run, exactly-once checked; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     for workers in args.workers:
-        rate, split, cpu = run(leads, workers, work)
-        rates[workers] = rate
+        done = run(leads, workers, work)
+        rates[workers] = done.rate
         base = rates.get(min(rates))
-        ratio = f"   ratio {rate / base:.2f}" if base and workers != min(rates) else ""
-        print(f"intake, {workers} worker(s) (partitions {'/'.join(map(str, split))})"
-              f"{'':<{max(0, 12 - len(split) * 3)}}: {rate:9.0f} events/s{ratio}   "
-              f"(workers' CPU {cpu:.0f} µs/event, load average {os.getloadavg()[0]:.1f})", flush=True)
+        ratio = f"   ratio {done.rate / base:.2f}" if base and workers != min(rates) else ""
+        print(f"intake, {workers} worker(s) (partitions {'/'.join(map(str, done.split))})"
+              f"{'':<{max(0, 12 - len(done.split) * 3)}}: {done.rate:9.0f} events/s{ratio}   "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+        print(f"    CPU µs/event: workers {done.workers_cpu:.0f}, broker {done.broker_cpu:.0f} (of which idle upkeep "
+              f"{done.broker_upkeep:.0f}), bench feeding and "
+              f"watching {done.bench_cpu:.0f} → the {os.cpu_count()} cores allow {done.ceiling:.0f} events/s",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -79,9 +79,20 @@ class NameParts:
     legal_form: str | None
 
 
+# One place name leading a trade name, as one match: the first of the list (longest first) that leaves at least
+# two characters after it, found by the regex engine's backtracking instead of ~120 startswith calls per step.
+_LEADING_PROVINCE = re.compile("(?s)(?:" + "|".join(map(re.escape, _PROVINCE_NAMES)) + ")(?=..)")
+# A city bare of 市 (杭州美丽, not 杭州市…: that one is the 市|县|区 rule's).
+_LEADING_CITY = re.compile("(?s)(?:" + "|".join(map(re.escape, _CITIES)) + ")(?!市)(?=..)")
+
+
 @lru_cache(maxsize=65536)
 def split_name(name: str) -> NameParts:
-    """浙江杭州美丽日化有限公司 → prefix 浙江杭州, core 美丽日化, legal form 有限公司."""
+    """浙江杭州美丽日化有限公司 → prefix 浙江杭州, core 美丽日化, legal form 有限公司.
+
+    Leading places are peeled one at a time, each time a province first, else a city named without 市, else
+    any 2–4 character name ending in 市, 县 or 区; the core keeps at least two characters.
+    """
     text = clean_text(name).replace(" ", "")
     legal = next((form for form in LEGAL_FORMS if text.endswith(form) and len(text) > len(form)), None)
     if legal:
@@ -91,29 +102,14 @@ def split_name(name: str) -> NameParts:
     if paren:
         prefixes.append(paren.group(1))
         text = (text[: paren.start()] + text[paren.end() :]).strip()
-    changed = True
-    while changed and len(text) > 2:
-        changed = False
-        for place in _PROVINCE_NAMES:
-            if text.startswith(place) and len(text) - len(place) >= 2:
-                prefixes.append(place)
-                text = text[len(place) :]
-                changed = True
+    while len(text) > 2:
+        place = _LEADING_PROVINCE.match(text) or _LEADING_CITY.match(text)
+        if place is None:
+            place = _CITY.match(text)
+            if place is None or len(text) - place.end() < 2:
                 break
-        else:
-            for place in _CITIES:
-                if text.startswith(place) and len(text) - len(place) >= 2 and not text.startswith(place + "市"):
-                    prefixes.append(place)
-                    text = text[len(place) :]
-                    changed = True
-                    break
-            if changed:
-                continue
-            city = _CITY.match(text)
-            if city and len(text) - len(city.group(0)) >= 2:
-                prefixes.append(city.group(0))
-                text = text[len(city.group(0)) :]
-                changed = True
+        prefixes.append(place.group(0))
+        text = text[place.end() :]
     return NameParts(core=text, prefix="".join(prefixes) or None, legal_form=legal)
 
 

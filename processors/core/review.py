@@ -106,6 +106,7 @@ class SuggestionIndex:
     def __init__(self, store: LinkStore, *, min_score: float = REVIEW_MIN_SCORE, max_block: int = MAX_BLOCK,
                  fields: Mapping[str, Field] = FIELDS) -> None:
         self.store, self.min_score, self.max_block, self.fields = store, min_score, max_block, fields
+        self._indexed: tuple[str, dict[str, set[str]]] | None = None  # the case `index` just wrote, its profile
 
     # -- the counts and postings --------------------------------------------------------------------
 
@@ -115,6 +116,8 @@ class SuggestionIndex:
 
     def _profile(self, case_id: str) -> dict[str, set[str]] | None:
         """`profile_of` the case's stored signals (parsed once while they stay the same, with today's fields)."""
+        if self._indexed is not None and self._indexed[0] == case_id:
+            return self._indexed[1]
         if self.fields is FIELDS:
             return read_parsed(self.store, f"sx:s:{case_id}", _profile_of)
         signals = self.signals(case_id)
@@ -144,23 +147,27 @@ class SuggestionIndex:
         old = self.signals(case.case_id)
         if old == new and not gone:
             return False
-        before: list[tuple[str, list[str]]] = [(case.case_id, old)] if old is not None else []
+        before: list[tuple[str, list[str], Mapping[str, set[str]]]] = []
+        if old is not None:
+            before.append((case.case_id, old, self._profile(case.case_id) or {}))
         for other in gone:
             signals = self.signals(other)
             if signals is not None:
-                before.append((other, signals))
+                before.append((other, signals, self._profile(other) or {}))
                 self.store.delete(f"sx:s:{other}")
+                if self._indexed is not None and self._indexed[0] == other:
+                    self._indexed = None
         self._add("sx:n", 1 - len(before))
+        profile_new = profile_of(new, self.fields)
         signal_delta: Counter[str] = Counter(new)
-        field_delta: Counter[str] = Counter(list(profile_of(new, self.fields)))
+        field_delta: Counter[str] = Counter(list(profile_new))
         postings: dict[str, tuple[set[str], set[str]]] = {}  # blocking value → (ids leaving, ids arriving)
-        for owner, signals in before:
+        for owner, signals, profile in before:
             signal_delta.subtract(signals)
-            profile = profile_of(signals, self.fields)
             field_delta.subtract(list(profile))
             for key in block_keys(profile, self.fields):
                 postings.setdefault(key, (set(), set()))[0].add(owner)
-        for key in block_keys(profile_of(new, self.fields), self.fields):
+        for key in block_keys(profile_new, self.fields):
             postings.setdefault(key, (set(), set()))[1].add(case.case_id)
         for signal, delta in signal_delta.items():
             if delta:
@@ -182,6 +189,7 @@ class SuggestionIndex:
             else:
                 self.store.delete(f"sx:b:{key}")
         self.store.set(f"sx:s:{case.case_id}", dumps(new))
+        self._indexed = (case.case_id, profile_new)
         return True
 
     # -- comparing a changed case with its candidates ----------------------------------------------------

@@ -20,7 +20,7 @@ from leadbus.producers.simulator import TrafficGenerator
 from leadbus.topics import CASES, LEADS_ACCEPTED
 from tests.kafka_helpers import produce, read_all
 from tests.processes import start_worker, stop, wait_until
-from tests.unit.processors.linking_golden import CATALOG, MemoryState, _accepted
+from tests.unit.processors.linking_golden import CATALOG, NOW, MemoryState, _accepted
 
 pytestmark = pytest.mark.integration
 LEADS = 4000
@@ -59,7 +59,7 @@ def _published(bootstrap: str) -> dict[str, list[dict[str, Any]]]:
 
 def test_killed_twice_mid_stream_the_cases_are_those_of_an_uninterrupted_run(cluster, tmp_path: Path) -> None:
     bootstrap = cluster.bootstrap_servers
-    start = datetime.now(UTC) - timedelta(hours=2)
+    start = NOW - timedelta(hours=2)  # intake accepted them at NOW
     leads = [lead.to_avro() for lead in TrafficGenerator(seed=16, same_suspect_share=0.6).leads(
         LEADS, start, timedelta(seconds=1))]
     values = [_accepted(lead, offset) for offset, lead in enumerate(leads)]

@@ -147,13 +147,17 @@ class _Store:
 
 _M = TypeVar("_M", bound=BaseModel)
 _set = object.__setattr__
+_FIELD_NAMES: dict[type[BaseModel], frozenset[str]] = {}
 
 
 def _built(model: type[_M], values: dict[str, Any]) -> _M:
     """``model`` holding ``values`` as they are: what `BaseModel.model_construct` does, without its per-field work
     (the values are complete: the Avro reader filled every field). Values whose fields are not exactly the model's
     (the model and the schema drifted apart) are validated instead."""
-    if values.keys() != model.model_fields.keys():
+    fields = _FIELD_NAMES.get(model)
+    if fields is None:  # pydantic's `model_fields` is a descriptor that costs a call each time: read it once
+        fields = _FIELD_NAMES[model] = frozenset(model.model_fields)
+    if values.keys() != fields:
         return model.model_validate(values)
     built = model.__new__(model)
     _set(built, "__dict__", values)

@@ -225,6 +225,10 @@ def link_suggested_record(review: Review, now: datetime) -> dict[str, Any]:
 
 
 class LinkingHandler:
+    """The linking step. It keeps what it read and wrote of the state in memory between records (`_Mirror`): a host
+    must apply each result's state writes before the next record, and a host whose state can change otherwise (an
+    aborted transaction, a restore) must give its view a ``generation`` that moves then, as the stage's does."""
+
     def __init__(self, catalog: SchemaCatalog | None = None) -> None:
         self.catalog = catalog or packaged_catalog()
         self.accepted_schema = self.catalog.latest("cn.leadbus.LeadAccepted")

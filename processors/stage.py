@@ -367,7 +367,10 @@ class ExactlyOnceStage:
         # One changelog record per key the transaction changed, its last value: a key several records of the
         # batch write (a count, a busy case) is restored to the same value from one record as from all of them.
         for (partition, key), value in state.pending().items():
-            self._produce(producer, changelog, key, value, [], partition=partition)
+            try:  # ~11 per lead on linking: without the retry loop's call and keyword dict
+                produce(changelog, value, key, partition)
+            except BufferError:
+                self._produce(producer, changelog, key, value, [], partition=partition)
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(60)

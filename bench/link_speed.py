@@ -3,20 +3,25 @@
     python bench/link_speed.py [--leads N]
 
 Prints the offline rate, the streaming rate (broker timestamps of the first and last
-CaseUpdated, start-up excluded), their ratio, the changelog the stream wrote per lead (records
-and bytes of `leadbus.state.linking`, before compaction), and the state size per million
-identifiers (bytes of the link store's keys and values, and the RocksDB folder on disk).
+CaseUpdated, start-up excluded), their ratio, the worker's CPU per lead (user + system, from the
+first CaseUpdated seen to the last poll: on a shared machine steadier than the rate), the
+changelog the stream wrote per lead (records and bytes of `leadbus.state.linking`, before
+compaction), and the state size per million identifiers (bytes of the link store's keys and values,
+and the RocksDB folder on disk).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import psutil
 
 from leadbus.avro import encode, packaged_catalog
 from leadbus.clients import KafkaSettings
@@ -75,8 +80,17 @@ def main() -> None:
                                    bootstrap, "--state-dir", str(work)], stdout=subprocess.DEVNULL,
                                   stderr=open(work / "linking.log", "wb"))  # noqa: SIM115
         deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline and len(read_all(bootstrap, CASES)) < len(leads):
-            time.sleep(2)
+        process = psutil.Process(worker.pid)
+        first: tuple[float, int] | None = None  # the worker's CPU seconds and the cases out when cases first appear
+        last = (0.0, 0)
+        published = 0
+        while time.monotonic() < deadline and published < len(leads):
+            time.sleep(0.5 if first is None else 2)
+            published = len(read_all(bootstrap, CASES))
+            times = process.cpu_times()
+            last = (times.user + times.system, published)
+            if first is None and published:
+                first = last
         worker.terminate()
         worker.wait(30)
         messages = read_all(bootstrap, CASES)
@@ -95,6 +109,12 @@ def main() -> None:
     if linked < len(leads):
         print(f"INCOMPLETE: the stream linked {linked} of {len(leads)} leads within {args.timeout:.0f} s; "
               "its rate is over those")
+    if first is not None and last[1] > first[1]:
+        # CPU of the worker process (user + system) per lead while it linked: what the stage costs whatever else
+        # shares the machine (the rate above also depends on the broker and other processes on the cores).
+        per_case = (last[0] - first[0]) / (last[1] - first[1])
+        print(f"worker CPU while linking: {per_case * len(messages) / linked * 1e6:.0f} µs per lead "
+              f"(load average {os.getloadavg()[0]:.1f})")
     print(f"changelog written by the stream: {len(changelog) / linked:.2f} records, "
           f"{changelog_bytes / linked:.0f} B per lead")
     print(f"state per million identifiers: {state_bytes / identifiers:.0f} B/identifier in the store → "

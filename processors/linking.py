@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -53,61 +54,112 @@ log = logging.getLogger("leadbus.processors.linking")
 CHANGELOG = LINKING_CHANGELOG
 
 
-#: Parsed member records kept between records (about 2 kB each): cleared when full.
-MEMBER_CACHE = 20_000
-_Parsed = dict[str, tuple[bytes, dict[str, Any]]]
+#: Keys whose values the handler keeps in memory between records (text and parsed forms): cleared when full.
+MIRROR_KEYS = 200_000
+_ABSENT = object()
+_T = TypeVar("_T")
+
+
+class _Mirror:
+    """What the handler read and wrote of the state, kept between records so that a hot key (a count of the
+    suggestion index, a busy case's header, a blocking value's postings) is neither read from the store nor parsed
+    again for every lead.
+
+    It holds exactly the state (committed and the open transaction's writes) as long as the view is the same and
+    its ``generation`` did not move (`StateStore.generation`: an aborted transaction, a restore after a rebalance,
+    a step's writes dropped); otherwise it starts empty. Only a record that completes writes into it, so a step
+    that raises leaves nothing of itself behind.
+    """
+
+    def __init__(self) -> None:
+        self.view: StateView | None = None
+        self.generation: object = None
+        self.text: dict[str, str | None] = {}
+        self.parsed: dict[tuple[str, Callable[[str], Any]], tuple[str, Any]] = {}
+
+    def over(self, view: StateView) -> _Mirror:
+        generation = getattr(view, "generation", None)
+        if view is not self.view or generation != self.generation or len(self.text) > MIRROR_KEYS:
+            self.view, self.generation = view, generation
+            self.text.clear()
+            self.parsed.clear()
+        elif len(self.parsed) > MIRROR_KEYS:
+            self.parsed.clear()
+        return self
 
 
 class _Store:
     """The linker's key → text store over the stage's state view, collecting this record's writes."""
 
-    def __init__(self, view: StateView, members: _Parsed | None = None) -> None:
+    def __init__(self, view: StateView, mirror: _Mirror | None = None) -> None:
         self.view = view
-        self.writes: dict[bytes, bytes | None] = {}
-        self.members: _Parsed = {} if members is None else members
-
-    def read_member(self, lead_id: str) -> dict[str, Any] | None:
-        """A member record, parsed once while its stored bytes stay the same (they are compared, so an aborted
-        transaction or a revision never leaves a stale one)."""
-        key = f"m:{lead_id}".encode()
-        raw = self.writes[key] if key in self.writes else self.view.get(key)
-        if raw is None:
-            return None
-        cached = self.members.get(lead_id)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        member: dict[str, Any] = json.loads(raw)
-        if len(self.members) >= MEMBER_CACHE:
-            self.members.clear()
-        self.members[lead_id] = (raw, member)
-        return member
+        self.writes: dict[str, str | None] = {}
+        self.mirror = (mirror or _Mirror()).over(view)
 
     def get(self, key: str) -> str | None:
-        raw = key.encode()
-        value = self.writes[raw] if raw in self.writes else self.view.get(raw)
-        return value.decode() if value is not None else None
+        writes = self.writes
+        if key in writes:
+            return writes[key]
+        text = self.mirror.text
+        value = text.get(key, _ABSENT)
+        if value is _ABSENT:
+            raw = self.view.get(key.encode())
+            value = text[key] = raw.decode() if raw is not None else None
+        return value  # type: ignore[return-value]
+
+    def read_parsed(self, key: str, parse: Callable[[str], _T]) -> _T | None:
+        """``parse`` of the key's text, parsed once while the text stays the same. Shared: never change it."""
+        text = self.get(key)
+        if text is None:
+            return None
+        cache = self.mirror.parsed
+        found = cache.get((key, parse))
+        if found is not None and found[0] is text:
+            return found[1]  # type: ignore[no-any-return]
+        value = parse(text)
+        cache[(key, parse)] = (text, value)
+        return value
+
+    def read_member(self, lead_id: str) -> dict[str, Any] | None:
+        """A member record, parsed once (a member record is read-only: see `load_case`)."""
+        return self.read_parsed(f"m:{lead_id}", json.loads)
 
     def set(self, key: str, value: str) -> None:
-        self.writes[key.encode()] = value.encode()
+        self.writes[key] = value
 
     def delete(self, key: str) -> None:
-        self.writes[key.encode()] = None
+        self.writes[key] = None
 
     def changed(self) -> dict[bytes, bytes | None]:
-        """This record's writes that change something: a value rewritten as it was is no changelog record."""
+        """This record's writes that change something (a value rewritten as it was is no changelog record), now
+        also in the mirror: call it once the record is done."""
+        text = self.mirror.text
+        out: dict[bytes, bytes | None] = {}
         view = self.view
-        return {k: v for k, v in self.writes.items() if view.get(k) != v}
+        for key, value in self.writes.items():
+            before = text.get(key, _ABSENT)
+            if before is _ABSENT:
+                raw = view.get(key.encode())
+                before = raw.decode() if raw is not None else None
+            if before != value:
+                out[key.encode()] = value.encode() if value is not None else None
+            text[key] = value
+        return out
 
 
 _M = TypeVar("_M", bound=BaseModel)
 _set = object.__setattr__
+_FIELD_NAMES: dict[type[BaseModel], frozenset[str]] = {}
 
 
 def _built(model: type[_M], values: dict[str, Any]) -> _M:
     """``model`` holding ``values`` as they are: what `BaseModel.model_construct` does, without its per-field work
     (the values are complete: the Avro reader filled every field). Values whose fields are not exactly the model's
     (the model and the schema drifted apart) are validated instead."""
-    if values.keys() != model.model_fields.keys():
+    fields = _FIELD_NAMES.get(model)
+    if fields is None:  # pydantic's `model_fields` is a descriptor that costs a call each time: read it once
+        fields = _FIELD_NAMES[model] = frozenset(model.model_fields)
+    if values.keys() != fields:
         return model.model_validate(values)
     built = model.__new__(model)
     _set(built, "__dict__", values)
@@ -181,6 +233,10 @@ def link_decided_record(decision: LinkDecision, decided: Decided, now: datetime)
 
 
 class LinkingHandler:
+    """The linking step. It keeps what it read and wrote of the state in memory between records (`_Mirror`): a host
+    must apply each result's state writes before the next record, and a host whose state can change otherwise (an
+    aborted transaction, a restore) must give its view a ``generation`` that moves then, as the stage's does."""
+
     def __init__(self, catalog: SchemaCatalog | None = None) -> None:
         self.catalog = catalog or packaged_catalog()
         self.accepted_schema = self.catalog.latest("cn.leadbus.LeadAccepted")
@@ -189,7 +245,7 @@ class LinkingHandler:
         self.decision_schema = self.catalog.latest("cn.leadbus.LinkDecision")
         self.suggested_schema = self.catalog.latest("cn.leadbus.LinkSuggested")
         self.decided_schema = self.catalog.latest("cn.leadbus.LinkDecided")
-        self._members: _Parsed = {}
+        self._mirror = _Mirror()
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         if record.topic == LINK_DECISIONS:
@@ -205,7 +261,7 @@ class LinkingHandler:
                 reason="LINK_UNDECODABLE", message=str(exc), original=record.value or b"", source=record.source,
                 now=now))))
             return result
-        store = _Store(state, self._members)
+        store = _Store(state, self._mirror)
         linker = Linker(store)
         outcome = linker.link(lead, event["identity"]["registrable_domains"])
         for absorbed in outcome.absorbed:
@@ -225,7 +281,7 @@ class LinkingHandler:
             decision = LinkDecision.model_validate(event)
         except (DecodeError, ValueError) as exc:
             return self._refused(record, "LINK_UNDECODABLE", str(exc), now)
-        store = _Store(state, self._members)
+        store = _Store(state, self._mirror)
         outcome = apply_decision(Linker(store), decision)
         if outcome.refused is not None:
             return self._refused(record, *outcome.refused, now, agency=decision.analyst.agency)

@@ -68,6 +68,11 @@ class _PartitionState:
     def __init__(self, store: StateStore, partition: int) -> None:
         self.store, self.partition = store, partition
 
+    @property
+    def generation(self) -> int:
+        """The store's generation: values read from this view stay the state while it stays the same."""
+        return self.store.generation
+
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self.store.get(self.partition, key)
         return value
@@ -201,6 +206,9 @@ class ExactlyOnceStage:
         self._owned: set[int] = set()
         self._producer: Producer | None = None
         self._dead_schema = packaged_catalog().latest("cn.leadbus.LeadRejected")
+        # One view per state partition for the stage's life: a step may keep what it read through it in memory
+        # (see `StateStore.generation`), so a new transaction hands it the same view, not a new one.
+        self._views: dict[int, _PartitionState] = {}
         self.report = StageReport(config.name, config.kafka, config.group_id, lag_interval=config.lag_interval)
 
     # -- clients ---------------------------------------------------------------------------
@@ -339,17 +347,18 @@ class ExactlyOnceStage:
         next_offsets: dict[tuple[str, int], int] = {}
         dead = 0
         dead_topic, changelog, state = self.config.dead_letter_topic, self.config.changelog_topic, self.state
-        views: dict[int | None, StateView] = {None: _NO_STATE}
+        views = self._views
         produce = producer.produce
         for taken, record in enumerate(records):
             if taken and time.monotonic() - began > interval:
                 records = records[:taken]
                 break
             partition = self._state_partition(record)
-            view = views.get(partition)
-            if view is None:
-                assert partition is not None
-                view = views[partition] = _PartitionState(state, partition)
+            view: StateView
+            if partition is None:
+                view = _NO_STATE
+            else:
+                view = views.get(partition) or views.setdefault(partition, _PartitionState(state, partition))
             result = self._step(record, view, now)
             for out in result.outputs:
                 if out.topic == dead_topic:
@@ -369,7 +378,10 @@ class ExactlyOnceStage:
         # One changelog record per key the transaction changed, its last value: a key several records of the
         # batch write (a count, a busy case) is restored to the same value from one record as from all of them.
         for (partition, key), value in state.pending().items():
-            self._produce(producer, changelog, key, value, [], partition=partition)
+            try:  # ~11 per lead on linking: without the retry loop's call and keyword dict
+                produce(changelog, value, key, partition)
+            except BufferError:
+                self._produce(producer, changelog, key, value, [], partition=partition)
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(60)
@@ -390,11 +402,13 @@ class ExactlyOnceStage:
         try:
             result = self.handler.handle(record, view, now)
         except Exception as exc:
+            self.state.invalidate()  # whatever the step kept in memory of this record is not the state
             log.exception("%s: step failed on %s[%d]@%d", self.config.name, record.topic, record.partition,
                           record.offset)
             return self._dead_result(record, "STAGE_ERROR", f"{type(exc).__name__}: {exc}", now)
         too_big = [out for out in result.outputs if out.size > MAX_RECORD_BYTES]
         if too_big:
+            self.state.invalidate()  # its state writes are dropped with it
             return self._dead_result(
                 record, "OUTPUT_OVERSIZED",
                 f"an output to {too_big[0].topic} would be {too_big[0].size} bytes; records on the bus are at most "

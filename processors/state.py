@@ -88,7 +88,13 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout: float) -> i
 
 
 class StateStore:
-    """Key → bytes per changelog partition, with a pending overlay for the open transaction."""
+    """Key → bytes per changelog partition, with a pending overlay for the open transaction.
+
+    ``generation`` counts the times values already read may have stopped being the state: an aborted transaction
+    (its pending writes gone), a restore from the changelog, a partition discarded, a step's writes dropped
+    (`invalidate`). A step that keeps what it read in memory between records (the linking stage) trusts it only
+    while the generation is the one it read in.
+    """
 
     def __init__(self, directory: Path, changelog_topic: str, kafka: KafkaSettings | str) -> None:
         self.directory = Path(directory)
@@ -96,6 +102,11 @@ class StateStore:
         self.kafka = settings_for(kafka)
         self._dbs: dict[int, Rdict] = {}
         self._pending: dict[tuple[int, bytes], bytes | None] = {}
+        self.generation = 0
+
+    def invalidate(self) -> None:
+        """Values read so far may no longer be the state (a step's writes were dropped, not applied)."""
+        self.generation += 1
 
     def _db(self, partition: int) -> Rdict:
         db = self._dbs.get(partition)
@@ -154,9 +165,11 @@ class StateStore:
 
     def abort(self) -> None:
         self._pending.clear()
+        self.generation += 1
 
     def restore(self, partitions: set[int], timeout: float = 60.0) -> int:
         """Catch the local copies of `partitions` up with the changelog (committed records only)."""
+        self.generation += 1
         if not partitions:
             return 0
         identity = self._identity(timeout)
@@ -232,6 +245,7 @@ class StateStore:
     def _discard(self, partition: int, reason: str) -> None:
         log.warning("discarding local state of %s[%d]: %s; rebuilding it from the changelog",
                     self.changelog_topic, partition, reason)
+        self.generation += 1
         metrics.STATE_RESETS.labels(self.changelog_topic, reason.split(" ")[0]).inc()
         db = self._dbs.pop(partition, None)
         if db is not None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from leadbus.geography import regions_of
 from leadbus.models import LinkDecision
-from leadbus.processors.core.linking import Case, Linker, LinkOutcome, LinkStore, load_case
+from leadbus.processors.core.linking import Case, Linker, LinkOutcome, LinkStore, dumps, load_case, read_parsed
 from leadbus.processors.core.suggest import FIELDS, Field, Suggestion, block_keys, posterior, profile_of, score_pair
 
 #: A pair is put to analysts from this posterior probability on (the offline list goes lower, to 0.05, for
@@ -89,16 +89,39 @@ class _Counts(dict[str, int]):
         return value if value or default is None else default
 
 
+def _signals_of(text: str) -> list[str]:
+    return list(json.loads(text))
+
+
+def _profile_of(text: str) -> dict[str, set[str]]:
+    """The profile of stored signals over the fields in use (`FIELDS`)."""
+    return profile_of(json.loads(text), FIELDS)
+
+
+def _postings_of(text: str) -> list[str]:
+    return list(json.loads(text))
+
+
 class SuggestionIndex:
     def __init__(self, store: LinkStore, *, min_score: float = REVIEW_MIN_SCORE, max_block: int = MAX_BLOCK,
                  fields: Mapping[str, Field] = FIELDS) -> None:
         self.store, self.min_score, self.max_block, self.fields = store, min_score, max_block, fields
+        self._indexed: tuple[str, dict[str, set[str]]] | None = None  # the case `index` just wrote, its profile
 
     # -- the counts and postings --------------------------------------------------------------------
 
     def signals(self, case_id: str) -> list[str] | None:
-        text = self.store.get(f"sx:s:{case_id}")
-        return None if text is None else list(json.loads(text))
+        """The case's stored weak signals (shared with the store's parsed values: never change them)."""
+        return read_parsed(self.store, f"sx:s:{case_id}", _signals_of)
+
+    def _profile(self, case_id: str) -> dict[str, set[str]] | None:
+        """`profile_of` the case's stored signals (parsed once while they stay the same, with today's fields)."""
+        if self._indexed is not None and self._indexed[0] == case_id:
+            return self._indexed[1]
+        if self.fields is FIELDS:
+            return read_parsed(self.store, f"sx:s:{case_id}", _profile_of)
+        signals = self.signals(case_id)
+        return None if signals is None else profile_of(signals, self.fields)
 
     def _count(self, key: str) -> int:
         return int(self.store.get(key) or "0")
@@ -115,7 +138,7 @@ class SuggestionIndex:
         text = self.store.get(f"sx:b:{key}")
         if text == _OVER:
             return None
-        return [] if text is None else list(json.loads(text))
+        return [] if text is None else read_parsed(self.store, f"sx:b:{key}", _postings_of)
 
     def index(self, case: Case, gone: Sequence[str] = ()) -> bool:
         """Record ``case`` as it now is and forget the ``gone`` cases (absorbed into it); True when the case's
@@ -124,23 +147,27 @@ class SuggestionIndex:
         old = self.signals(case.case_id)
         if old == new and not gone:
             return False
-        before: list[tuple[str, list[str]]] = [(case.case_id, old)] if old is not None else []
+        before: list[tuple[str, list[str], Mapping[str, set[str]]]] = []
+        if old is not None:
+            before.append((case.case_id, old, self._profile(case.case_id) or {}))
         for other in gone:
             signals = self.signals(other)
             if signals is not None:
-                before.append((other, signals))
+                before.append((other, signals, self._profile(other) or {}))
                 self.store.delete(f"sx:s:{other}")
+                if self._indexed is not None and self._indexed[0] == other:
+                    self._indexed = None
         self._add("sx:n", 1 - len(before))
+        profile_new = profile_of(new, self.fields)
         signal_delta: Counter[str] = Counter(new)
-        field_delta: Counter[str] = Counter(list(profile_of(new, self.fields)))
+        field_delta: Counter[str] = Counter(list(profile_new))
         postings: dict[str, tuple[set[str], set[str]]] = {}  # blocking value → (ids leaving, ids arriving)
-        for owner, signals in before:
+        for owner, signals, profile in before:
             signal_delta.subtract(signals)
-            profile = profile_of(signals, self.fields)
             field_delta.subtract(list(profile))
             for key in block_keys(profile, self.fields):
                 postings.setdefault(key, (set(), set()))[0].add(owner)
-        for key in block_keys(profile_of(new, self.fields), self.fields):
+        for key in block_keys(profile_new, self.fields):
             postings.setdefault(key, (set(), set()))[1].add(case.case_id)
         for signal, delta in signal_delta.items():
             if delta:
@@ -158,10 +185,11 @@ class SuggestionIndex:
             if len(members) > self.max_block:
                 self.store.set(f"sx:b:{key}", _OVER)
             elif members:
-                self.store.set(f"sx:b:{key}", json.dumps(sorted(members)))
+                self.store.set(f"sx:b:{key}", dumps(sorted(members)))
             else:
                 self.store.delete(f"sx:b:{key}")
-        self.store.set(f"sx:s:{case.case_id}", json.dumps(new, ensure_ascii=False))
+        self.store.set(f"sx:s:{case.case_id}", dumps(new))
+        self._indexed = (case.case_id, profile_new)
         return True
 
     # -- comparing a changed case with its candidates ----------------------------------------------------
@@ -169,11 +197,10 @@ class SuggestionIndex:
     def review(self, case: Case, rejected: Iterable[tuple[str, str]] = ()) -> list[Review]:
         """Pairs of ``case`` with the cases it shares a blocking value with, scoring at least ``min_score``, never
         rejected, and new or ``RESUGGEST_BITS`` stronger than when last suggested; best first. Marks them."""
-        signals = self.signals(case.case_id)
+        profile = self._profile(case.case_id)
         n = self._count("sx:n")
-        if signals is None or n < 2:
+        if profile is None or n < 2:
             return []
-        profile = profile_of(signals, self.fields)
         candidates: set[str] = set()
         for key in block_keys(profile, self.fields):
             members = self._postings(key)
@@ -189,10 +216,10 @@ class SuggestionIndex:
             a, b = _pair(case.case_id, other)
             if (a, b) in refused:
                 continue
-            other_signals = self.signals(other)
-            if other_signals is None:
+            other_profile = self._profile(other)
+            if other_profile is None:
                 continue
-            terms = score_pair(profile, profile_of(other_signals, self.fields), df, carrying, self.fields)
+            terms = score_pair(profile, other_profile, df, carrying, self.fields)
             total = prior + sum(bits for _, _, bits in terms)
             score = posterior(total)
             if score < self.min_score:

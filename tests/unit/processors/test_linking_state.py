@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from leadbus.avro import decode
 from leadbus.models import CaseLead
+from leadbus.processors import linking as linking_stage
 from leadbus.processors.core.linking import Case, DictStore, Linker, _member, load_case
 from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.records import Record
 from leadbus.processors.linking import LinkingHandler, accepted_lead
+from leadbus.processors.stage import _PartitionState
+from leadbus.processors.state import StateStore
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED
 from tests.unit.processors.linking_golden import ACCEPTED, CATALOG, NOW, MemoryState, _accepted, old_state, run
@@ -111,3 +115,90 @@ def test_offline_linking_in_the_new_layout_keeps_whole_cases_readable() -> None:
     case = max((load_case(linker.store, k[2:]) for k in data if k.startswith("c:")), key=lambda c: len(c.members))
     assert case is not None and len(case.members) > 2
     assert Case.from_json(case.to_json()).members == case.members  # the whole form still round-trips
+
+
+# -- the handler's memory of its state (issue #16): trusted only while it is the state ---------------------------
+
+
+def _stored(tmp_path: Path) -> tuple[StateStore, _PartitionState]:
+    store = StateStore(tmp_path / "linking", "leadbus.state.linking", "localhost:1")  # no broker: never restored
+    return store, _PartitionState(store, 0)
+
+
+def _values(n: int) -> list[bytes]:
+    return [_accepted(record, offset) for offset, record in enumerate(_records(n, share=0.7))]
+
+
+def _handle(handler: LinkingHandler, store: StateStore, view: _PartitionState, offset: int, value: bytes) -> list:
+    result = handler.handle(Record(LEADS_ACCEPTED, 0, offset, None, value), view, NOW)
+    for key, written in result.state.items():
+        store.put(0, key, written)
+    return [(o.topic, o.key, o.value) for o in result.outputs]
+
+
+def _reference(values: list[bytes], tmp_path: Path) -> tuple[list, dict[bytes, bytes]]:
+    store, view = _stored(tmp_path / "reference")
+    handler = LinkingHandler()
+    outputs = [_handle(handler, store, view, offset, value) for offset, value in enumerate(values)]
+    store.commit()
+    return outputs, _committed(store)
+
+
+def _committed(store: StateStore) -> dict[bytes, bytes]:
+    return {bytes(k): bytes(v) for k, v in store._db(0).items() if not bytes(k).startswith(b"\x00")}
+
+
+def test_an_aborted_transaction_leaves_nothing_in_the_handlers_memory(tmp_path: Path) -> None:
+    """A batch aborted (a crash of the transaction, the bus gone): processed again, by the same handler or a new one
+    over the same store, its records give what they gave the first time, and the state is the uninterrupted one."""
+    values = _values(60)
+    expected, state = _reference(values, tmp_path)
+    for fresh in (False, True):
+        store, view = _stored(tmp_path / f"crash-{fresh}")
+        handler = LinkingHandler()
+        got = [_handle(handler, store, view, offset, value) for offset, value in enumerate(values[:30])]
+        store.commit()
+        for offset in range(30, 45):  # the next batch, aborted
+            _handle(handler, store, view, offset, values[offset])
+        store.abort()
+        handler = LinkingHandler() if fresh else handler
+        got += [_handle(handler, store, view, offset, values[offset]) for offset in range(30, 60)]
+        store.commit()
+        assert got == expected
+        assert _committed(store) == state
+
+
+def test_a_step_that_raises_leaves_nothing_of_its_record_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = _values(40)
+    expected, state = _reference(values, tmp_path)
+    store, view = _stored(tmp_path / "raising")
+    handler = LinkingHandler()
+    got = [_handle(handler, store, view, offset, value) for offset, value in enumerate(values[:20])]
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the index failed after linking")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(linking_stage, "after_link", broken)
+        with pytest.raises(RuntimeError):
+            _handle(handler, store, view, 20, values[20])  # linked in memory, then failed: its writes never made
+    got += [_handle(handler, store, view, offset, values[offset]) for offset in range(20, 40)]
+    store.commit()
+    assert got == expected
+    assert _committed(store) == state
+
+
+def test_a_restore_or_dropped_writes_make_the_handler_read_the_store_again(tmp_path: Path) -> None:
+    store, view = _stored(tmp_path / "generation")
+    handler = LinkingHandler()
+    value = _values(1)[0]
+    first = _handle(handler, store, view, 0, value)
+    store.commit()
+    for key in _committed(store):  # the state changes under the handler (as a restore from the changelog may)
+        store._db(0).delete(key)
+    store.invalidate()
+    again = _handle(handler, store, view, 1, value)
+    assert again == first  # linked as new again (case version 1), read from the store, not remembered
+    remembered = _handle(handler, store, view, 2, value)  # the store now holds it: a redelivery, version 2
+    assert decode(CATALOG, remembered[-1][2])[1]["version"] == 2

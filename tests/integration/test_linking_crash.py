@@ -1,0 +1,97 @@
+"""The linking stage killed -9 mid-stream, once with its local state kept and once with it lost, loses nothing and
+repeats nothing: every case's CaseUpdated versions on `leadbus.cases` are those of an uninterrupted run, in order
+(issue #16: the stage keeps what it read of its state in memory between records, and a crash must not leave any of
+an aborted transaction in it)."""
+
+from __future__ import annotations
+
+import shutil
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leadbus.avro import decode
+from leadbus.processors.core.records import Record
+from leadbus.processors.linking import LinkingHandler
+from leadbus.producers.simulator import TrafficGenerator
+from leadbus.topics import CASES, LEADS_ACCEPTED
+from tests.kafka_helpers import produce, read_all
+from tests.processes import start_worker, stop, wait_until
+from tests.unit.processors.linking_golden import CATALOG, NOW, MemoryState, _accepted
+
+pytestmark = pytest.mark.integration
+LEADS = 4000
+
+
+def _case(value: bytes) -> tuple[str, dict[str, Any]]:
+    case = dict(decode(CATALOG, value)[1])
+    case.pop("updated_at")  # the worker's clock
+    return str(case["case_id"]), case
+
+
+def _uninterrupted(values: list[bytes]) -> dict[str, list[dict[str, Any]]]:
+    """case id → its CaseUpdated records in order, from the handler over the records without a crash."""
+    handler, state = LinkingHandler(), MemoryState()
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    now = datetime.now(UTC)
+    for offset, value in enumerate(values):
+        result = handler.handle(Record(LEADS_ACCEPTED, 0, offset, None, value), state, now)
+        state.pending.update(result.state)
+        if offset % 500 == 499:
+            state.commit()
+        for output in result.outputs:
+            if output.topic == CASES:
+                case_id, case = _case(output.value)
+                out[case_id].append(case)
+    return out
+
+
+def _published(bootstrap: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for msg in read_all(bootstrap, CASES):  # read_committed: what an aborted transaction wrote is not there
+        case_id, case = _case(msg.value())
+        out[case_id].append(case)
+    return out
+
+
+def test_killed_twice_mid_stream_the_cases_are_those_of_an_uninterrupted_run(cluster, tmp_path: Path) -> None:
+    bootstrap = cluster.bootstrap_servers
+    start = NOW - timedelta(hours=2)  # intake accepted them at NOW
+    leads = [lead.to_avro() for lead in TrafficGenerator(seed=16, same_suspect_share=0.6).leads(
+        LEADS, start, timedelta(seconds=1))]
+    values = [_accepted(lead, offset) for offset, lead in enumerate(leads)]
+    expected = _uninterrupted(values)
+    total = sum(len(v) for v in expected.values())
+    produce(bootstrap, [(LEADS_ACCEPTED, lead["lead_id"], value) for lead, value in zip(leads, values, strict=True)])
+
+    state, logs = tmp_path / "state", tmp_path / "logs"
+    counts: list[int] = []
+
+    def published() -> int:
+        return sum(len(v) for v in _published(bootstrap).values())
+
+    for wipe in (False, True):
+        worker = start_worker(bootstrap, state, "linking-crash", logs, stage="linking")
+        seen = counts[-1] if counts else 0
+        wait_until(lambda seen=seen: published() > seen, 180, "the linking worker to publish", interval=0.1)
+        worker.kill()  # SIGKILL mid-stream: its open transaction is aborted by the broker
+        worker.wait(10)
+        counts.append(published())
+        if wipe:  # the disk is lost as well: the state comes back from the changelog
+            shutil.rmtree(state / "linking")
+    assert counts[-1] < total, "the kills should land mid-stream"
+
+    worker = start_worker(bootstrap, state, "linking-crash", logs, stage="linking")
+    try:
+        wait_until(lambda: published() >= total, 300, "every lead to be linked after the restarts")
+    finally:
+        stop(worker)
+    got = _published(bootstrap)
+    assert set(got) == set(expected)
+    differ = [case_id for case_id in expected if got[case_id] != expected[case_id]]
+    assert not differ, f"{len(differ)} cases differ from the uninterrupted run, e.g. {differ[0]}: " \
+                       f"versions {[c['version'] for c in got[differ[0]]]} vs " \
+                       f"{[c['version'] for c in expected[differ[0]]]}"

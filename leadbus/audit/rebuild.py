@@ -72,7 +72,7 @@ from leadbus.topics import (
 BLACKLIST_DECISION = "cn.leadbus.BlacklistDecision"  # issue #18: intake forwards these to BLACKLIST_DECISIONS
 LINK_DECISION = "cn.leadbus.LinkDecision"  # issue #19: intake forwards these to LINK_DECISIONS, linking applies them
 INPUT_TOPICS = ["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER_DECISIONS, HANDOVER,
-                BLACKLIST_DECISIONS, LINK_DECISIONS,
+                BLACKLIST_DECISIONS, "^" + LINK_DECISIONS.replace(".", "\\.") + "$",  # absent on a bus before #19
                 "^leadbus\\.(jurisdiction|liaison|region|channel)\\..*", "leadbus.takedown.notices",
                 "leadbus.withdrawals"]
 CLOCK_FIELDS = frozenset({"updated_at", "recorded_at", "published_at", "withdrawn_at"})

@@ -17,13 +17,16 @@ after the other, over the same topic:
 Both rates are printed over the whole call (the replay's includes reading `leadbus.schemas` and planning)
 and over the reading alone. Then the rebuild (linking, handover and routing handlers over in-memory
 state) over M accepted leads (default 100,000), from records already in memory (the rate of
-re-derivation, not of reading). Target: replay ≥ 0.5 × raw.
+re-derivation, not of reading). Target: replay ≥ 0.5 × raw. Each line also gives the CPU time per record (or per
+rebuilt lead) of every process involved (librdkafka's threads and the replay's forked workers included) and the load
+average: on a machine shared with other work the rates say little, the CPU time stays comparable.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 import uuid
@@ -156,6 +159,12 @@ def raw_read(bootstrap: str, topics: list[str]) -> tuple[int, float]:
     return count, seconds
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (its librdkafka threads included) and of its waited-for children (replay workers)."""
+    mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--leads", type=int, default=100_000)
@@ -178,9 +187,13 @@ def main() -> None:
         if not args.skip_accepted:
             runs.append(("leadbus.leads.accepted", [LEADS_ACCEPTED]))
         for name, topics in runs:
+            began_cpu = cpu_seconds()
             n_raw, s_raw = raw_read(bootstrap, topics)
+            raw_cpu = (cpu_seconds() - began_cpu) / max(1, n_raw) * 1e6
             seals = seal_verifier_factory(settings)
+            began_cpu = cpu_seconds()
             report = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seals), settings)
+            replay_cpu = (cpu_seconds() - began_cpu) / max(1, report.records) * 1e6
             assert report.status == 0, report.failures[:3]
             assert name != "intake topics" or report.sealed == n_raw, (report.sealed, n_raw)
             raw_rate, replay_rate = n_raw / s_raw, report.records / report.seconds
@@ -190,20 +203,24 @@ def main() -> None:
                   f"process{'es' if report.processes > 1 else ''}) "
                   f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. schemas and plan), reading alone "
                   f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone {reading / raw_rate:.2f}); "
-                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU per record: "
+                  f"raw {raw_cpu:.1f} µs, replay+verify {replay_cpu:.1f} µs (all processes)")
+            began_cpu = cpu_seconds()
             plain = replay(ReplayOptions(topics=topics, verify=False), settings)
+            plain_cpu = (cpu_seconds() - began_cpu) / max(1, plain.records) * 1e6
             plain_rate = plain.records / plain.seconds
             plain_reading = plain.records / plain.read_seconds if plain.read_seconds else 0.0
             print(f"{name}: replay without --verify {plain.records} records {plain_rate:,.0f}/s, reading alone "
                   f"{plain_reading:,.0f}/s → ratio {plain_rate / raw_rate:.2f} (reading alone "
-                  f"{plain_reading / raw_rate:.2f})")
+                  f"{plain_reading / raw_rate:.2f}); CPU {plain_cpu:.1f} µs per record")
         rebuild_input = more_accepted(accepted, args.rebuild_leads)
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), cpu_seconds()
         result = rebuild(rebuild_input, catalog=CATALOG)
-        seconds = time.perf_counter() - began
+        seconds, rebuild_cpu = time.perf_counter() - began, cpu_seconds() - began_cpu
         kinds = {d.kind for d in result.differences}
         print(f"rebuild: {len(rebuild_input)} accepted leads → {result.cases} case events, {result.steps} handover "
-              f"steps, {result.routed} routed records in {seconds:.1f}s → {len(rebuild_input) / seconds:,.0f} leads/s "
+              f"steps, {result.routed} routed records in {seconds:.1f}s → {len(rebuild_input) / seconds:,.0f} leads/s, "
+              f"CPU {rebuild_cpu / len(rebuild_input) * 1e6:,.0f} µs per lead, load average {os.getloadavg()[0]:.1f} "
               f"(differences by kind, expected with no recorded outputs: {sorted(kinds)})")
 
 

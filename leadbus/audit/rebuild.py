@@ -7,9 +7,11 @@ they run here over an in-memory state exactly as in the stream:
    lead's `source` holds exactly its `original`), rejected (a dead letter names its coordinates), an
    exact redelivery of an accepted revision (dropped), or — decisions — forwarded as published to
    `leadbus.handover.decisions`.
-2. **Cases.** `LinkingHandler` over `leadbus.leads.accepted` in its one partition's order; each
-   `CaseUpdated` it derives must be on `leadbus.cases` as recorded, equal in every field but
-   `updated_at` (the stage's clock, taken as recorded), and nothing else may be there.
+2. **Cases.** `LinkingHandler` over `leadbus.leads.accepted` in its one partition's order, and analysts'
+   `LinkDecision`s (`leadbus.links.decisions`, one partition) in theirs, each applied where the stage applied
+   it among the leads (`_LinkDecisions`); each `CaseUpdated` it derives must be on `leadbus.cases` as
+   recorded, equal in every field but `updated_at` (the stage's clock, taken as recorded), and nothing else
+   may be there; a decision linking refused must be refused again, for the same reason.
 3. **Handover.** `HandoverHandler` over the derived cases and `leadbus.handover.decisions`, at the
    recorded times: a decision is applied when the stage recorded applying it (its step's
    `recorded_at`), a tick happens at each time the stage's scan recorded a breach or a closed window,
@@ -64,11 +66,13 @@ from leadbus.topics import (
     HANDOVER_DECISIONS,
     LEADS_ACCEPTED,
     LEADS_REJECTED,
+    LINK_DECISIONS,
 )
 
 BLACKLIST_DECISION = "cn.leadbus.BlacklistDecision"  # issue #18: intake forwards these to BLACKLIST_DECISIONS
+LINK_DECISION = "cn.leadbus.LinkDecision"  # issue #19: intake forwards these to LINK_DECISIONS, linking applies them
 INPUT_TOPICS = ["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES, HANDOVER_DECISIONS, HANDOVER,
-                BLACKLIST_DECISIONS,
+                BLACKLIST_DECISIONS, "^" + LINK_DECISIONS.replace(".", "\\.") + "$",  # absent on a bus before #19
                 "^leadbus\\.(jurisdiction|liaison|region|channel)\\..*", "leadbus.takedown.notices",
                 "leadbus.withdrawals"]
 CLOCK_FIELDS = frozenset({"updated_at", "recorded_at", "published_at", "withdrawn_at"})
@@ -204,9 +208,10 @@ class Rebuild:
         self.steps: list[ReplayRecord] = []
         self.routed: list[ReplayRecord] = []
         self.blacklist_decisions: list[ReplayRecord] = []
+        self.link_decisions: list[ReplayRecord] = []
         by_topic = {LEADS_ACCEPTED: self.accepted, LEADS_REJECTED: self.rejected, CASES: self.cases,
                     HANDOVER_DECISIONS: self.decisions, HANDOVER: self.steps,
-                    BLACKLIST_DECISIONS: self.blacklist_decisions}
+                    BLACKLIST_DECISIONS: self.blacklist_decisions, LINK_DECISIONS: self.link_decisions}
         for r in self.records:
             if is_intake(r.topic):
                 self.intake.append(r)
@@ -215,6 +220,7 @@ class Rebuild:
             elif is_routed(r.topic):
                 self.routed.append(r)
         self.accepted.sort(key=lambda r: (r.partition, r.offset))
+        self.link_decisions.sort(key=lambda r: (r.partition, r.offset))
 
     def run(self) -> RebuildReport:
         began = time.monotonic()
@@ -279,6 +285,7 @@ class Rebuild:
                                r.timestamp_ms)
         forwarded = {hashlib.sha256(r.value or b"").digest() for r in self.decisions}
         blacklisted = {hashlib.sha256(r.value or b"").digest() for r in self.blacklist_decisions}
+        linked = {hashlib.sha256(r.value or b"").digest() for r in self.link_decisions}
         for r in self.intake:
             coords = (r.topic, r.partition, r.offset)
             if coords in accounted or r.value is None:
@@ -295,6 +302,13 @@ class Rebuild:
                 if hashlib.sha256(r.value).digest() not in blacklisted:
                     self._diff("intake", "?", "a blacklist decision neither forwarded to "
                                               f"{BLACKLIST_DECISIONS} nor rejected", r.where(), r.timestamp_ms)
+                continue
+            if schema is not None and schema.name == LINK_DECISION:
+                if hashlib.sha256(r.value).digest() not in linked:
+                    event = r.event
+                    case_id = str(event["case_a"]) if isinstance(event, dict) else "?"
+                    self._diff("intake", case_id, "a link decision neither forwarded to "
+                                                  f"{LINK_DECISIONS} nor rejected", r.where(), r.timestamp_ms)
                 continue
             event = r.event if schema is not None and schema.name == CASE_LEAD else None
             if not isinstance(event, dict):
@@ -321,50 +335,150 @@ class Rebuild:
     # -- 2. cases -------------------------------------------------------------------------------------------
 
     def _derive_cases(self) -> list[tuple[dict[str, Any], int]]:
-        """Linking over the accepted leads; returns every derived CaseUpdated (updated_at as recorded) and its time."""
+        """Linking over the accepted leads and the analysts' link decisions, each where the stage applied it; returns
+        every derived CaseUpdated (updated_at as recorded) and its time."""
         recorded: dict[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
         for r, event in self._events(self.cases, CASE_UPDATED, "case", CASES):
             recorded[(event["case_id"], int(event["version"]), event["merged_into"] is not None)].append((r, event))
         handler = LinkingHandler(self.catalog)
         state = DictState()
-        derived: list[tuple[dict[str, Any], int]] = []
-        used: set[tuple[str, int, bool]] = set()
+        self._derived: list[tuple[dict[str, Any], int]] = []
+        self._used: set[tuple[str, int, bool]] = set()
+        self._versions: dict[str, int] = {}  # case id → the last version derived; -1 once merged away
+        pending = self._pending_link_decisions(recorded)
         for r in self.accepted:
             event = r.event
             now = event["accepted_at"] if isinstance(event, dict) else _dt(r.timestamp_ms)
-            result = handler.handle(_record_of(r), state, now)
+            record = _record_of(r)
+            result = handler.handle(record, state, now)
+            cases = self._cases_out(result)
+            while pending and pending[0].due(self._versions, self._lead_time(cases, recorded, r),
+                                             {c["case_id"] for c in cases}):
+                self._apply_link_decision(pending.pop(0), handler, state, recorded)
+                result = handler.handle(record, state, now)  # the decision came first: the lead meets its outcome
+                cases = self._cases_out(result)
             state.apply(result.state)
-            for out in result.outputs:
-                if out.topic != CASES:
-                    continue
-                case = decode(self.catalog, out.value)[1]
-                key = (case["case_id"], int(case["version"]), case["merged_into"] is not None)
-                found = recorded.get(key)
-                at_ms = r.timestamp_ms
-                if not found:
-                    self._diff("case", case["case_id"], f"version {key[1]}{' (merged)' if key[2] else ''} derived "
-                                                        f"from lead {case['members'][-1] if case['members'] else '?'}"
-                                                        f" is missing from {CASES}", at_ms=at_ms)
-                else:
-                    rec, recorded_case = found[0]
-                    at_ms = rec.timestamp_ms
-                    case["updated_at"] = recorded_case["updated_at"]
-                    for text in compare(case, recorded_case):
-                        self._diff("case", case["case_id"], f"version {key[1]}: {text}", rec.where(), at_ms)
-                    if len(found) > 1:
-                        for extra, _ in found[1:]:
-                            self._diff("case", case["case_id"], f"version {key[1]} recorded again", extra.where(),
-                                       extra.timestamp_ms)
-                    used.add(key)
-                derived.append((case, at_ms))
+            for case in cases:
+                self._take(case, r.timestamp_ms, recorded,
+                           f"lead {case['members'][-1] if case['members'] else '?'}")
+        for decision in pending:  # decisions after the last lead (or whose cases the leads never reached)
+            self._apply_link_decision(decision, handler, state, recorded)
+        derived = self._derived
         self._check_case_order(derived, recorded)
         for key, found in recorded.items():
-            if key not in used:
+            if key not in self._used:
                 for rec, _ in found:
-                    self._diff("case", key[0], f"version {key[1]} is recorded but not derived from the accepted leads",
-                               rec.where(), rec.timestamp_ms)
+                    self._diff("case", key[0], f"version {key[1]} is recorded but not derived from the accepted leads "
+                                               "and link decisions", rec.where(), rec.timestamp_ms)
         self.report.cases = len(derived)
         return derived
+
+    def _cases_out(self, result: Any) -> list[dict[str, Any]]:
+        return [decode(self.catalog, out.value)[1] for out in result.outputs if out.topic == CASES]
+
+    @staticmethod
+    def _lead_time(cases: list[dict[str, Any]], recorded: Mapping[tuple[str, int, bool], list[Any]],
+                   r: ReplayRecord) -> int:
+        """When linking took the lead in: the time of its recorded case events (else the lead's acceptance, which
+        was earlier)."""
+        times = [found[0][0].timestamp_ms for c in cases
+                 if (found := recorded.get((c["case_id"], int(c["version"]), c["merged_into"] is not None)))]
+        return min(times) if times else r.timestamp_ms
+
+    def _take(self, case: dict[str, Any], at_ms: int,
+              recorded: Mapping[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]], origin: str) -> None:
+        """A derived CaseUpdated against the record."""
+        key = (case["case_id"], int(case["version"]), case["merged_into"] is not None)
+        self._versions[key[0]] = -1 if key[2] else key[1]
+        found = recorded.get(key)
+        if not found:
+            self._diff("case", case["case_id"], f"version {key[1]}{' (merged)' if key[2] else ''} derived "
+                                                f"from {origin} is missing from {CASES}", at_ms=at_ms)
+        else:
+            rec, recorded_case = found[0]
+            at_ms = rec.timestamp_ms
+            case["updated_at"] = recorded_case["updated_at"]
+            for text in compare(case, recorded_case):
+                self._diff("case", case["case_id"], f"version {key[1]}: {text}", rec.where(), at_ms)
+            if len(found) > 1:
+                for extra, _ in found[1:]:
+                    self._diff("case", case["case_id"], f"version {key[1]} recorded again", extra.where(),
+                               extra.timestamp_ms)
+            self._used.add(key)
+        self._derived.append((case, at_ms))
+
+    def _pending_link_decisions(
+            self, recorded: Mapping[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]],
+    ) -> list[_LinkDecision]:
+        """The analysts' decisions in their topic's order, each with when and on what state the stage applied it."""
+        refused: dict[tuple[int, int], tuple[str, int]] = {}
+        for r in self.rejected:
+            e = r.event
+            if isinstance(e, dict) and r.schema is not None and r.schema.name == REJECTED \
+                    and e["source"]["topic"] == LINK_DECISIONS:
+                refused[(e["source"]["partition"], e["source"]["offset"])] = (str(e["reason"]), r.timestamp_ms)
+        # decision id → (case id → the first recorded version whose history holds it, and that record's time)
+        outputs: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+        closing: dict[str, int] = {}  # an absorbed case → the version its closing (merged) event repeats
+        for (case_id, version, merged), found in recorded.items():
+            rec, event = found[0]
+            if merged:
+                closing.setdefault(case_id, version)
+                continue
+            for entry in event.get("link_history") or ():
+                mine = outputs[str(entry["decision_id"])]
+                if case_id not in mine or version < mine[case_id][0]:
+                    mine[case_id] = (version, rec.timestamp_ms)
+        out = []
+        for r in self.link_decisions:
+            event = r.event
+            if not isinstance(event, dict) or r.schema is None or r.schema.name != LINK_DECISION:
+                self._diff("case", "?", f"{LINK_DECISIONS} holds a record that is no LinkDecision", r.where(),
+                           r.timestamp_ms)
+                continue
+            decision_id, action = str(event["decision_id"]), str(event["action"])
+            case_a, case_b = str(event["case_a"]), event.get("case_b")
+            refusal = refused.get((r.partition, r.offset))
+            if refusal is not None:
+                out.append(_LinkDecision(r, decision_id, refusal[1], None, refusal[0]))
+                continue
+            seen = outputs.get(decision_id, {})
+            pre: dict[str, int | None] | None = None
+            at = r.timestamp_ms  # on its topic before linking read it: the earliest it can have been applied
+            if action == "CONFIRM" and case_b is not None and seen.keys() & {case_a, case_b}:
+                survivor = next(c for c in (case_a, str(case_b)) if c in seen)
+                absorbed = str(case_b) if survivor == case_a else case_a
+                pre = {survivor: seen[survivor][0] - 1, absorbed: closing.get(absorbed)}
+                at = seen[survivor][1]
+            elif action == "SPLIT" and case_a in seen:
+                pre = {case_a: seen[case_a][0] - 1}
+                pre.update({c: 0 for c in seen if c != case_a and seen[c][0] == 1})  # the new case: not there yet
+                at = min(t for _, t in seen.values())
+            elif action == "REJECT" and case_b is not None:
+                pre = {case_a: None, str(case_b): None}  # both exist (nothing recorded says when: no new version)
+            out.append(_LinkDecision(r, decision_id, at, pre, None))
+        return out
+
+    def _apply_link_decision(self, decision: _LinkDecision, handler: LinkingHandler, state: DictState,
+                             recorded: Mapping[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]],
+                             ) -> None:
+        r = decision.record
+        result = handler.handle(_record_of(r), state, _dt(decision.at))
+        state.apply(result.state)
+        event = r.event
+        case_a = str(event["case_a"]) if isinstance(event, dict) else "?"
+        refused_as = None
+        for out in result.outputs:
+            if out.topic == CASES:
+                self._take(decode(self.catalog, out.value)[1], decision.at, recorded,
+                           f"link decision {decision.decision_id}")
+            elif out.topic == LEADS_REJECTED:
+                refused_as = str(decode(self.catalog, out.value)[1]["reason"])
+        if refused_as != decision.refused:
+            derived = "applied it" if refused_as is None else f"refuses it as {refused_as}"
+            was = "applied" if decision.refused is None else f"refused as {decision.refused}"
+            self._diff("case", case_a, f"link decision {decision.decision_id}: the rebuild {derived}, linking {was}",
+                       r.where(), decision.at)
 
     def _check_case_order(self, derived: list[tuple[dict[str, Any], int]],
                           recorded: Mapping[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]]) -> None:
@@ -546,6 +660,32 @@ class Rebuild:
                 for rec, _ in left:
                     self._diff("route", case_id, f"{ident[0]} version {ident[1]} on {topic} is recorded but not "
                                                  "derived", rec.where(), rec.timestamp_ms)
+
+
+@dataclass
+class _LinkDecision:
+    """An analyst's decision on `leadbus.links.decisions` and where linking applied it among the leads.
+
+    Linking reads the leads and the decisions (two topics, one worker) in the order they reach it; the record
+    tells that order: a decision that changed cases is applied when the rebuild's cases stand where its recorded
+    case events say they stood (`pre`: case id → the version before it, 0 not yet made, None any) and, among the
+    leads, before the first whose recorded case events are later than its own — or that would change a case it
+    names. A refused decision is placed by its dead letter's time; a reject (no case event) by its own.
+    """
+
+    record: ReplayRecord
+    decision_id: str
+    at: int  # ms
+    pre: dict[str, int | None] | None
+    refused: str | None  # the reason linking refused it with, as recorded
+
+    def due(self, versions: Mapping[str, int], lead_at: int, lead_cases: set[str]) -> bool:
+        if self.pre is not None:
+            for case_id, version in self.pre.items():
+                now = versions.get(case_id, 0)
+                if (now <= 0) if version is None else now != version:
+                    return False
+        return self.at <= lead_at or (self.pre is not None and bool(lead_cases & self.pre.keys()))
 
 
 #: What routing sends the postal administration instead of the case (寄递渠道, processors/core/courier.py).

@@ -345,18 +345,26 @@ def _child(send: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers
 def _run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier], key: bytes | None,
                publisher: str | None, report: ReplayReport, progress: ProgressFn | None, workers: int) -> int:
     """Partitions split between processes (forked: each gets its own copy of fresh verifiers), merged here."""
+    import gc
     import multiprocessing
 
     groups = _balanced(spans, workers)
     source.close()  # no Kafka client may live across a fork
     context = multiprocessing.get_context("fork")
     children = []
-    for group in groups[1:]:
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_child, args=(send, source, group, verifiers, key, publisher), daemon=True)
-        process.start()
-        send.close()
-        children.append((process, receive))
+    # Objects alive at the fork are frozen out of the collector's reach, so that a child's collections do not
+    # touch (and copy, page by page) the whole heap it shares with its parent; thawed once the children run.
+    gc.freeze()
+    try:
+        for group in groups[1:]:
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_child, args=(send, source, group, verifiers, key, publisher),
+                                      daemon=True)
+            process.start()
+            send.close()
+            children.append((process, receive))
+    finally:
+        gc.unfreeze()
     total = sum(s.size for s in spans)
     mine = sum(s.size for s in groups[0]) or 1
     scaled = None if progress is None else (lambda done, _: progress(done * total // mine, total))

@@ -151,8 +151,8 @@ class BusSealVerifier:
                 else:
                     found.append(self._bad(link, lane))
             found.append(self._bad(links[-1], lane))
-        for link in good:
-            found += self.lanes.observe(lane, link.seal.sequence, link.at)
+        if good:
+            found += self.lanes.observe_run(lane, [link.seal.sequence for link in good], [link.at for link in good])
         return found
 
     @staticmethod

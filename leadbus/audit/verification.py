@@ -456,6 +456,29 @@ class LaneTracker:
                            f"sequence number {sequence} of {name} was already used (the lane is at {state.last}, "
                            f"last seen at {state.last_at.where()}): a record replayed")]
 
+    def observe_run(self, lane: tuple[str, str, int], sequences: list[int], marks: Sequence[Mark]) -> list[Finding]:
+        """`observe` for each of a run's records in order, at once when they are in order (the usual case).
+
+        When the run's numbers are consecutive and above the lane's highest, observing them one by one would
+        only open a gap before the first (if it skips numbers) and move the lane to the last: that is done here.
+        Anything else (a number repeated, going back, skipping inside the run) takes them one by one.
+        """
+        first, last = sequences[0], sequences[-1]
+        state = self._lanes.get(lane)
+        if (state is None or first > state.last) and last - first == len(sequences) - 1 \
+                and sequences == list(range(first, last + 1)):
+            if state is None:
+                self._lanes[lane] = _Lane(last, marks[-1])
+            else:
+                if first > state.last + 1:
+                    state.gaps.append((state.last + 1, first - 1, marks[0]))
+                state.last, state.last_at = last, marks[-1]
+            return []
+        found: list[Finding] = []
+        for sequence, mark in zip(sequences, marks, strict=True):
+            found += self.observe(lane, sequence, mark)
+        return found
+
     def finish(self) -> list[Finding]:
         out = []
         for (publisher, topic, partition), state in self._lanes.items():

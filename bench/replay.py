@@ -97,7 +97,9 @@ def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
         record = encode(accepted_schema, accepted_record(outcome, datetime.now(UTC)))
         _produce(producer, LEADS_ACCEPTED, key, record, 0, [])
         accepted.append(ReplayRecord(LEADS_ACCEPTED, 0, i, int(time.time() * 1000), key, record, (), CATALOG))
-    producer.flush(120)
+    left = producer.flush(120)
+    if left or _FAILED:  # a bench that measured fewer records than it says would mislead
+        raise SystemExit(f"fill: {left} records undelivered, {len(_FAILED)} failed: {sorted(set(_FAILED))[:3]}")
     write_keys(bootstrap, keys)
     return accepted
 
@@ -124,11 +126,20 @@ def more_accepted(accepted: list[ReplayRecord], leads: int) -> list[ReplayRecord
     return out
 
 
+_FAILED: list[str] = []
+
+
+def _delivered(err: object, msg: object) -> None:
+    if err is not None:
+        _FAILED.append(str(err))
+
+
 def _produce(producer: Producer, topic: str, key: bytes, value: bytes, partition: int,
              headers: list[tuple[str, bytes]]) -> None:
     while True:
         try:
-            producer.produce(topic, key=key, value=value, partition=partition, headers=headers)
+            producer.produce(topic, key=key, value=value, partition=partition, headers=headers,
+                             on_delivery=_delivered)
             return
         except BufferError:
             producer.poll(0.1)

@@ -106,11 +106,17 @@ class RebuildReport:
 
 
 class DictState:
-    """A stage's state view over a dict: get, range, and the writes of a result."""
+    """A stage's state view over a dict: get, range, and the writes of a result. ``generation`` moves when a result
+    is dropped unapplied (`discard`): the linking handler keeps what it read and wrote in memory while it stays."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
         self._keys: list[bytes] | None = None
+        self.generation = 0
+
+    def discard(self) -> None:
+        """A result handled on this state will not be applied."""
+        self.generation += 1
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
@@ -354,6 +360,7 @@ class Rebuild:
             cases = self._cases_out(result)
             while pending and pending[0].due(self._versions, self._lead_time(cases, recorded, r),
                                              {c["case_id"] for c in cases}):
+                state.discard()  # the lead's result is dropped: it meets the decision's outcome below
                 self._apply_link_decision(pending.pop(0), handler, state, recorded)
                 result = handler.handle(record, state, now)  # the decision came first: the lead meets its outcome
                 cases = self._cases_out(result)

@@ -44,7 +44,7 @@ def murmur2(data: bytes) -> int:
         h = ((h ^ tail[0]) * m) & 0xFFFFFFFF
     h ^= h >> 13
     h = (h * m) & 0xFFFFFFFF
-    return h ^ (h >> 15)
+    return (h ^ (h >> 15)) & 0x7FFFFFFF  # the partitioners take it positive (Java's toPositive, librdkafka alike)
 
 
 @pytest.fixture(scope="module")

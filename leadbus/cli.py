@@ -446,6 +446,8 @@ def registry(
     client_config: str | None = CLIENT_CONFIG,
     batch_fill: float = typer.Option(0.1, help="Once a record is there, seconds to wait for more before the SQL "
                                                "transaction (bench/latency.py)."),
+    batch: int = typer.Option(500, min=1, help="At most this many records per SQL transaction (smaller: shorter "
+                                               "locks and less redone after a crash; larger: fewer commits)."),
 ) -> None:
     """Fill the case registry (leads, cases, members, handover steps) from the bus, exactly once."""
     from leadbus.logs import configure_json_logging
@@ -459,7 +461,7 @@ def registry(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
         run_registry(_settings(bootstrap, client_config, "registry"), url, max_seconds=max_seconds or None,
-                     fill=batch_fill)
+                     batch=batch, fill=batch_fill)
 
 
 @app.command("takedown")

@@ -60,8 +60,10 @@ def _produce(bootstrap: str, events: list[tuple[bytes, bytes]]) -> None:
 
 
 def _sink(bootstrap: str, url: str, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "leadbus.cli", "registry", "-b", bootstrap, "--url", url],
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    # Small transactions, so that a kill lands mid-stream however fast the sink is: with 500 a quiet machine took
+    # the whole backlog of 1,500 in three commits, between two looks of the test.
+    return subprocess.Popen([sys.executable, "-m", "leadbus.cli", "registry", "-b", bootstrap, "--url", url,
+                             "--batch", "20"], stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 def _kill_mid_stream_then_restart(bootstrap: str, url: str, events: list[tuple[bytes, bytes]], tmp: Path,
@@ -70,7 +72,7 @@ def _kill_mid_stream_then_restart(bootstrap: str, url: str, events: list[tuple[b
     before = counts(engine)["leads"]
     sink = _sink(bootstrap, url, tmp / "sink.log")
     _produce(bootstrap, events)
-    wait_until(lambda: counts(engine)["leads"] > before + 200, 60, "rows to arrive", interval=0.1)
+    wait_until(lambda: counts(engine)["leads"] > before + 200, 60, "rows to arrive", interval=0.02)
     sink.kill()
     sink.wait(10)
     assert counts(engine)["leads"] < expected, "the kill should land mid-stream"

@@ -291,16 +291,8 @@ class HandoverHandler:
                                                          c in other.case_ids()}).encode()  # fmt: skip
         raw = state.get(_state_key(holder))
         pending_raw = state.get(_pending_key(holder))
-        if other is None:
-            if pending_raw is None or raw is not None:
-                return result
-            pending = json.loads(pending_raw)
-            pending["awaiting"] = [c for c in pending["awaiting"] if c not in covers]
-            if pending["awaiting"]:
-                result.state[_pending_key(holder)] = json.dumps(pending).encode()
-                return result
-            result.state[_pending_key(holder)] = None
-            return self._open(holder, pending, now, result)  # no absorbed case brought a handover: its own opens
+        if other is None:  # no absorbed case brought a handover: its own opens once nothing else is awaited
+            return self._stop_awaiting(holder, set(covers), raw, pending_raw, now, result)
         current = HandoverState.from_json(json.loads(raw)) if raw is not None else None
         if current is not None and other.case_id in current.case_ids():
             return result  # absorbed already
@@ -309,6 +301,20 @@ class HandoverHandler:
         recorded = self._record(current, new, steps, now)
         recorded.state = {**result.state, **recorded.state, _pending_key(holder): None}
         return recorded
+
+    def _stop_awaiting(self, case_id: str, heard: set[str], raw: bytes | None, pending_raw: bytes | None,
+                       now: datetime, result: Result) -> Result:
+        """Reports ``heard`` brought no duty to the case: it waits no more for them, and opens its own handover
+        when it waits for nothing else (a case already holding a handover, or waiting for nothing, is left)."""
+        if pending_raw is None or raw is not None:
+            return result
+        pending = json.loads(pending_raw)
+        pending["awaiting"] = [c for c in pending["awaiting"] if c not in heard]
+        if pending["awaiting"]:
+            result.state[_pending_key(case_id)] = json.dumps(pending).encode()
+            return result
+        result.state[_pending_key(case_id)] = None
+        return self._open(case_id, pending, now, result)
 
     def _on_split_report(self, event: dict[str, Any], moved: HandoverState | None, state: StateView,
                          now: datetime) -> Result:
@@ -327,15 +333,7 @@ class HandoverHandler:
         pending_raw = state.get(_pending_key(new_case))
         raw = state.get(_state_key(new_case))
         if moved is None:
-            if pending_raw is None or raw is not None:
-                return result
-            pending = json.loads(pending_raw)
-            pending["awaiting"] = [c for c in pending["awaiting"] if c != report]
-            if pending["awaiting"]:
-                result.state[_pending_key(new_case)] = json.dumps(pending).encode()
-                return result
-            result.state[_pending_key(new_case)] = None
-            return self._open(new_case, pending, now, result)
+            return self._stop_awaiting(new_case, {report}, raw, pending_raw, now, result)
         current = HandoverState.from_json(json.loads(raw)) if raw is not None else None
         if current is None:
             recorded = self._record(None, moved, [], now)

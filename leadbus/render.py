@@ -198,6 +198,16 @@ def plan(topics: list[TopicSpec] | None = None, principals: Principals | None = 
             min_available=1,
         ),
         Workload(
+            "suggesting",
+            (*stage_args, "--stage", "suggesting"),
+            2,
+            2,
+            "consumer group leadbus-suggesting; the suggestion index is global state (any case may pair with any, "
+            f"from the {cases} partitions of {CASES}): one active owner, the other replica stands by",
+            "suggesting",
+            min_available=1,
+        ),
+        Workload(
             "disclosure",
             (*stage_args, "--stage", "disclosure"),
             1,

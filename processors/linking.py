@@ -7,11 +7,12 @@ the leads in the same order and derives the same case ids. bench/link_speed.py m
 one worker sustains.
 
 Analysts in the loop (`processors/core/review.py`): the suggestion index is not kept here but by the suggesting
-stage (`processors/suggesting.py`), from the cases published (`CaseUpdated` v5 carries each case's weak signals
-and provinces), so that strong linking does not pay for weak-signal review (issue #16). Analysts' `LinkDecision` events, validated by intake, arrive on `leadbus.links.decisions` (one partition,
-read by the same worker: the range assignor gives partition 0 of both topics to one member). A confirm or reject
-of a pair also writes `LinkDecided` onto the review topics of the regions involved, keyed like the pair's
-suggestion, so that a dashboard rebuilding its board from them drops the pair.
+stage (`processors/suggesting.py`), from the cases published (`CaseUpdated` v5 carries each case's weak signals and
+provinces), so that strong linking does not pay for weak-signal review (issue #16). Analysts' `LinkDecision` events,
+validated by intake, arrive on `leadbus.links.decisions` (one partition, read by the same worker: the range assignor
+gives partition 0 of both topics to one member). A confirm or reject of a pair also writes `LinkDecided` onto the
+review topics of the regions involved, keyed like the pair's suggestion, so that a dashboard rebuilding its board
+from them drops the pair.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ ANALYSTS = ("SAMR", "31")  # signs its link decisions
 
 @pytest.fixture(scope="module")
 def bus(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    with link_bus(tmp_path_factory.mktemp("link-review"), "review", ("intake", "linking", "suggesting", "routing")) as lb:
+    stages = ("intake", "linking", "suggesting", "routing")
+    with link_bus(tmp_path_factory.mktemp("link-review"), "review", stages) as lb:
         bootstrap = lb.bootstrap
         analysts = lb.analysts()  # SAMR.31 (ANALYSTS) signs its link decisions
         leads = Publisher(*LEADS_FROM, bootstrap_servers=bootstrap)

@@ -89,7 +89,7 @@ def test_each_stage_owns_its_transactional_ids_groups_and_changelog() -> None:
         assert not any(p.allows("group", f"leadbus-{o}", "read") for o in others)
     assert writers("leadbus.state.routing") == {"routing"}
     assert writers("leadbus.cases") == {"linking"} and writers("leadbus.handover") == {"handover"}
-    assert writers("leadbus.links.suggested") == {"suggesting"} and writers("leadbus.state.suggesting") == {"suggesting"}
+    assert writers("leadbus.links.suggested") == writers("leadbus.state.suggesting") == {"suggesting"}
     assert writers(region_topic("yrd")) == {"routing"}
 
 

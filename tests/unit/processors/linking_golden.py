@@ -2,14 +2,14 @@
 
     PYTHONPATH=. python -m tests.unit.processors.linking_golden   # re-record (only for a deliberate change)
 
-The corpus: seeded simulated traffic accepted by intake (many leads about the same suspects, so cases
-grow and merge), higher revisions of earlier leads, older `LeadAccepted` writers, undecodable bytes, and
-analysts' `LinkDecision`s made from what the stage published so far (and the suggesting core made of it) (confirm a suggested pair, reject one,
-split a case, a duplicate decision, decisions naming a case merged away or leads not in the case). The
-records are handled in transactions of ``BATCH`` against an in-memory copy of the stage's state. Recorded:
-per record, every output (topic, key, SHA-256 of the value) — a faster linking stage must reproduce them
-byte for byte. ``OLD_STATE`` is the state, in the layout of the linking stage before issue #16, after the
-first ``HALF`` records: the migration test continues the corpus from it with today's handler.
+The corpus: seeded simulated traffic accepted by intake (many leads about the same suspects, so cases grow and
+merge), higher revisions of earlier leads, older `LeadAccepted` writers, undecodable bytes, and analysts'
+`LinkDecision`s made from what the stage published so far and the suggesting core made of it (confirm a suggested
+pair, reject one, split a case, a duplicate decision, decisions naming a case merged away or leads not in the case).
+The records are handled in transactions of ``BATCH`` against an in-memory copy of the stage's state. Recorded: per
+record, every output (topic, key, SHA-256 of the value) — a faster linking stage must reproduce them byte for byte.
+``OLD_STATE`` is the state, in the layout of the linking stage before issue #16, after the first ``HALF`` records:
+the migration test continues the corpus from it with today's handler.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.processors.core.intake import Acceptance, Source, accepted_record, examine
 from leadbus.processors.core.linking import DictStore
-from leadbus.processors.core.suggesting import PublishedCase, SuggestingCore
 from leadbus.processors.core.records import Record
+from leadbus.processors.core.suggesting import PublishedCase, SuggestingCore
 from leadbus.processors.linking import LinkingHandler
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.topics import CASES, LEADS_ACCEPTED, LINK_DECISIONS, LINKS_SUGGESTED

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from leadbus.processors.core.linking import LinkStore, dumps
-from leadbus.processors.core.review import Review, SuggestionIndex
+from leadbus.processors.core.linking import Case, LinkStore, dumps
+from leadbus.processors.core.review import Review, SuggestionIndex, case_signals, provinces_of
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,13 @@ class PublishedCase:
                    tuple(sorted(set(record.get("weak_signals") or ()))),
                    tuple(sorted(set(record.get("provinces") or ()))),
                    tuple(record.get("merged_from") or ()), record.get("merged_into"), splits)
+
+
+def published(case: Case, merged_into: str | None = None) -> PublishedCase:
+    """What the `CaseUpdated` linking publishes of ``case`` gives the index (offline benches and tests)."""
+    return PublishedCase(case.case_id, case.version, tuple(case_signals(case)), provinces_of((case,)),
+                         tuple(case.merged_from), merged_into,
+                         tuple((e["from"], e["to"]) for e in case.history if e.get("action") == "SPLIT"))
 
 
 class SuggestingCore:

@@ -34,6 +34,8 @@ CASE = CATALOG.latest("cn.leadbus.CaseUpdated")
 DECISION = CATALOG.latest("cn.leadbus.LinkDecision")
 NOW = datetime.now(UTC) - timedelta(minutes=5)
 SHARED = ("addr:上海市浦东新区张杨路1188号3栋502室", "ip24:61.152.1", "trade:锐丰", "city:上海市")
+A, B, C, D = (f"CASE-{x * 16}" for x in "ABCD")  # case ids of the bus (CASE- and 16 hex digits)
+BG0, BG1 = (f"CASE-{i:016X}" for i in (0, 1))
 OTHER = ("addr:上海市闵行区七莘路300号12室", "ip24:61.152.9", "trade:宏泰", "city:上海市")
 
 
@@ -98,23 +100,23 @@ def test_suggests_survives_a_lost_disk_and_never_suggests_a_rejected_pair_again(
     cluster, template: dict[str, Any], tmp_path: Path
 ) -> None:
     bootstrap = cluster.bootstrap_servers
-    background = [_case(template, f"CASE-BG{i:02d}", 1, (f"addr:北京市某路{i}号", f"trade:店{i}", "city:北京市",
+    background = [_case(template, f"CASE-{i:016X}", 1, (f"addr:北京市某路{i}号", f"trade:店{i}", "city:北京市",
                                                          f"tail:{i:04d}"), "11") for i in range(30)]
-    _publish(bootstrap, CASES, [*background, _case(template, "CASE-A", 1, SHARED, "31"),
-                                _case(template, "CASE-B", 1, SHARED, "31"), _case(template, "CASE-C", 1, OTHER, "31"),
-                                _case(template, "CASE-D", 1, OTHER, "31")])
+    _publish(bootstrap, CASES, [*background, _case(template, A, 1, SHARED, "31"),
+                                _case(template, B, 1, SHARED, "31"), _case(template, C, 1, OTHER, "31"),
+                                _case(template, D, 1, OTHER, "31")])
     logs, state = tmp_path / "logs", tmp_path / "state"
     worker = start_worker(bootstrap, state, "suggesting-1", logs, stage="suggesting")
     try:
-        wait_until(lambda: {("CASE-A", "CASE-B"), ("CASE-C", "CASE-D")} <= set(_suggested(bootstrap)), 120,
+        wait_until(lambda: {(A, B), (C, D)} <= set(_suggested(bootstrap)), 120,
                    "the weak pairs' suggestions")
         review = read_all(bootstrap, review_topic("yrd"))
-        assert {m.key() for m in review} == {b"CASE-A|CASE-B", b"CASE-C|CASE-D"}
+        assert {m.key() for m in review} == {(A + "|" + B).encode(), (C + "|" + D).encode()}
         assert not read_all(bootstrap, review_topic("jjj")), "no pair involves Beijing's region"
-        _publish(bootstrap, LINK_DECISIONS, [_reject("CASE-D", "CASE-C")])
+        _publish(bootstrap, LINK_DECISIONS, [_reject(D, C)])
         _caught_up(bootstrap)
         before = _suggested(bootstrap)
-        assert sorted(before) == [("CASE-A", "CASE-B"), ("CASE-C", "CASE-D")], "each pair once"
+        assert sorted(before) == [(A, B), (C, D)], "each pair once"
 
         worker.kill()  # kill -9, and the local state is lost with the disk: it comes back from the changelog
         worker.wait(30)
@@ -123,19 +125,20 @@ def test_suggests_survives_a_lost_disk_and_never_suggests_a_rejected_pair_again(
         # New evidence for both pairs (+3 bits each: a shared phone tail no other case has), and an absorbed case.
         stronger = ("tail:5678",)
         _publish(bootstrap, CASES, [
-            _case(template, "CASE-BG00", 2, ("trade:店0",), "11", merged_into="CASE-BG01"),
-            _case(template, "CASE-BG01", 2, ("addr:北京市某路1号", "trade:店1", "city:北京市", "tail:0001",
-                                             "trade:店0"), "11", merged_from=("CASE-BG00",)),
-            _case(template, "CASE-A", 2, SHARED + stronger, "31"),
-            _case(template, "CASE-B", 2, SHARED + stronger, "31"),
-            _case(template, "CASE-C", 2, OTHER + stronger, "31"), _case(template, "CASE-D", 2, OTHER + stronger, "31")])
+            _case(template, BG0, 2, ("trade:店0",), "11", merged_into=BG1),
+            _case(template, BG1, 2, ("addr:北京市某路1号", "trade:店1", "city:北京市", "tail:0001",
+                                             "trade:店0"), "11", merged_from=(BG0,)),
+            _case(template, A, 2, SHARED + stronger, "31"),
+            _case(template, B, 2, SHARED + stronger, "31"),
+            # (a tail of their own, so that the rejected pair gains as much in any order the cases are read in)
+            _case(template, C, 2, (*OTHER, "tail:1234"), "31"), _case(template, D, 2, (*OTHER, "tail:1234"), "31")])
         _caught_up(bootstrap)
-        assert _suggested(bootstrap).count(("CASE-A", "CASE-B")) == 2, \
+        assert _suggested(bootstrap).count((A, B)) == 2, \
             f"the pair made stronger comes back once, after the restart: {_suggested(bootstrap)}"
         after = _suggested(bootstrap)
-        assert after.count(("CASE-C", "CASE-D")) == 1, "a rejected pair is never suggested again"
+        assert after.count((C, D)) == 1, "a rejected pair is never suggested again"
         assert len(after) == 3, f"no flood of suggestions made before the restart: {after}"
-        first, latest = [s for s in decoded(bootstrap, LINKS_SUGGESTED) if s["case_a"] == "CASE-A"]
+        first, latest = [s for s in decoded(bootstrap, LINKS_SUGGESTED) if s["case_a"] == A]
         assert (latest["version_a"], latest["version_b"], latest["regions"]) == (2, 2, ["yrd"])
         assert latest["weight_bits"] >= first["weight_bits"] + 2
         assert worker.poll() is None

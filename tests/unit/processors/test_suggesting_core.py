@@ -10,10 +10,10 @@ from typing import Any
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.models import LinkDecision
-from leadbus.processors.core.linking import Case, DictStore, Linker
+from leadbus.processors.core.linking import DictStore, Linker
 from leadbus.processors.core.normalize import normalise
-from leadbus.processors.core.review import Review, after_link, apply_decision, case_signals, provinces_of
-from leadbus.processors.core.suggesting import PublishedCase, SuggestingCore
+from leadbus.processors.core.review import Review, after_link, apply_decision
+from leadbus.processors.core.suggesting import PublishedCase, SuggestingCore, published
 from leadbus.processors.linking import case_updated_record
 from leadbus.producers.labelled import weak_labelled_leads
 
@@ -21,10 +21,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 CATALOG = packaged_catalog()
 
 
-def _published(case: Case, merged_into: str | None = None) -> PublishedCase:
-    return PublishedCase(case.case_id, case.version, tuple(case_signals(case)), provinces_of((case,)),
-                         tuple(case.merged_from), merged_into,
-                         tuple((e["from"], e["to"]) for e in case.history if e.get("action") == "SPLIT"))
+_published = published
 
 
 def _key(r: Review) -> tuple[Any, ...]:

@@ -11,48 +11,17 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from leadbus.avro import encode, packaged_catalog
-from leadbus.models import CaseLead
-from leadbus.processors.core.linking import DictStore, Linker
-from leadbus.processors.core.normalize import normalise
-from leadbus.processors.linking import case_updated_record
 from leadbus.topics import CASES, LINK_DECISIONS, LINKS_SUGGESTED, review_topic
-from tests.conftest import _BASE_LEAD
 from tests.kafka_helpers import decoded, read_all
 from tests.processes import start_worker, stop, wait_until
+from tests.suggesting_cases import BG0, BG1, OTHER, SHARED, A, B, C, D, case_record, case_template, reject_record
 
 pytestmark = pytest.mark.integration
-CATALOG = packaged_catalog()
-CASE = CATALOG.latest("cn.leadbus.CaseUpdated")
-DECISION = CATALOG.latest("cn.leadbus.LinkDecision")
-NOW = datetime.now(UTC) - timedelta(minutes=5)
-SHARED = ("addr:上海市浦东新区张杨路1188号3栋502室", "ip24:61.152.1", "trade:锐丰", "city:上海市")
-A, B, C, D = (f"CASE-{x * 16}" for x in "ABCD")  # case ids of the bus (CASE- and 16 hex digits)
-BG0, BG1 = (f"CASE-{i:016X}" for i in (0, 1))
-OTHER = ("addr:上海市闵行区七莘路300号12室", "ip24:61.152.9", "trade:宏泰", "city:上海市")
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    """A real case's CaseUpdated fields, to which each case here gives its id, version and weak signals."""
-    lead = CaseLead.model_validate({**_BASE_LEAD, "lead_id": str(uuid.uuid4())})
-    norm = normalise(lead)
-    return case_updated_record(Linker(DictStore()).link(norm.lead, norm.domains).case, NOW)
-
-
-def _case(template: dict[str, Any], case_id: str, version: int, signals: tuple[str, ...], province: str,
-          merged_into: str | None = None, merged_from: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
-    record = {**template, "case_id": case_id, "version": version, "weak_signals": sorted(signals),
-              "provinces": [province], "merged_into": merged_into, "merged_from": list(merged_from),
-              "members": [f"lead-{case_id}-{version}"], "updated_at": datetime.now(UTC)}
-    return case_id.encode(), encode(CASE, record)
 
 
 def _publish(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -89,22 +58,17 @@ def _caught_up(bootstrap: str) -> None:
                        f"the suggesting stage to take in {topic}[{p}]")
 
 
-def _reject(case_a: str, case_b: str) -> tuple[bytes, bytes]:
-    return case_a.encode(), encode(DECISION, {
-        "decision_id": str(uuid.uuid4()), "action": "REJECT", "case_a": case_a, "case_b": case_b, "lead_ids": [],
-        "analyst": {"agency": "SAMR", "province": "31", "user": "zhang.wei", "role": "ANALYST"},
-        "reason": "two tenants of one building, different owners", "decided_at": NOW, "suggestion_id": None})
-
-
 def test_suggests_survives_a_lost_disk_and_never_suggests_a_rejected_pair_again(
-    cluster, template: dict[str, Any], tmp_path: Path
+    cluster, tmp_path: Path
 ) -> None:
     bootstrap = cluster.bootstrap_servers
-    background = [_case(template, f"CASE-{i:016X}", 1, (f"addr:北京市某路{i}号", f"trade:店{i}", "city:北京市",
+    template = case_template()
+    background = [case_record(template, f"CASE-{i:016X}", 1, (f"addr:北京市某路{i}号", f"trade:店{i}", "city:北京市",
                                                          f"tail:{i:04d}"), "11") for i in range(30)]
-    _publish(bootstrap, CASES, [*background, _case(template, A, 1, SHARED, "31"),
-                                _case(template, B, 1, SHARED, "31"), _case(template, C, 1, OTHER, "31"),
-                                _case(template, D, 1, OTHER, "31")])
+    _publish(bootstrap, CASES, [*background, case_record(template, A, 1, SHARED, "31"),
+                                case_record(template, B, 1, SHARED, "31"),
+                                case_record(template, C, 1, OTHER, "31"),
+                                case_record(template, D, 1, OTHER, "31")])
     logs, state = tmp_path / "logs", tmp_path / "state"
     worker = start_worker(bootstrap, state, "suggesting-1", logs, stage="suggesting")
     try:
@@ -113,7 +77,7 @@ def test_suggests_survives_a_lost_disk_and_never_suggests_a_rejected_pair_again(
         review = read_all(bootstrap, review_topic("yrd"))
         assert {m.key() for m in review} == {(A + "|" + B).encode(), (C + "|" + D).encode()}
         assert not read_all(bootstrap, review_topic("jjj")), "no pair involves Beijing's region"
-        _publish(bootstrap, LINK_DECISIONS, [_reject(D, C)])
+        _publish(bootstrap, LINK_DECISIONS, [reject_record(D, C)])
         _caught_up(bootstrap)
         before = _suggested(bootstrap)
         assert sorted(before) == [(A, B), (C, D)], "each pair once"
@@ -125,13 +89,14 @@ def test_suggests_survives_a_lost_disk_and_never_suggests_a_rejected_pair_again(
         # New evidence for both pairs (+3 bits each: a shared phone tail no other case has), and an absorbed case.
         stronger = ("tail:5678",)
         _publish(bootstrap, CASES, [
-            _case(template, BG0, 2, ("trade:店0",), "11", merged_into=BG1),
-            _case(template, BG1, 2, ("addr:北京市某路1号", "trade:店1", "city:北京市", "tail:0001",
+            case_record(template, BG0, 2, ("trade:店0",), "11", merged_into=BG1),
+            case_record(template, BG1, 2, ("addr:北京市某路1号", "trade:店1", "city:北京市", "tail:0001",
                                              "trade:店0"), "11", merged_from=(BG0,)),
-            _case(template, A, 2, SHARED + stronger, "31"),
-            _case(template, B, 2, SHARED + stronger, "31"),
+            case_record(template, A, 2, SHARED + stronger, "31"),
+            case_record(template, B, 2, SHARED + stronger, "31"),
             # (a tail of their own, so that the rejected pair gains as much in any order the cases are read in)
-            _case(template, C, 2, (*OTHER, "tail:1234"), "31"), _case(template, D, 2, (*OTHER, "tail:1234"), "31")])
+            case_record(template, C, 2, (*OTHER, "tail:1234"), "31"),
+            case_record(template, D, 2, (*OTHER, "tail:1234"), "31")])
         _caught_up(bootstrap)
         assert _suggested(bootstrap).count((A, B)) == 2, \
             f"the pair made stronger comes back once, after the restart: {_suggested(bootstrap)}"

@@ -142,13 +142,9 @@ def _committed(bootstrap: str, group: str, topic: str, partition: int) -> int:
 def _wait_suggesting_caught_up(bootstrap: str) -> None:
     """Until the suggesting stage has committed every `CaseUpdated` published so far (its suggestions made from
     them are out: same transaction)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "leadbus-suggesting",
-                         "isolation.level": "read_committed"})
-    try:
-        partitions = consumer.list_topics(CASES, timeout=20).topics[CASES].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(CASES, p), timeout=20)[1] for p in partitions}
-    finally:
-        consumer.close()
+    ends: dict[int, int] = {}  # one past each partition's last record (linking's commit markers come after it)
+    for m in read_all(bootstrap, CASES):
+        ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
     for p, end in ends.items():
         wait_until(lambda p=p, end=end: _committed(bootstrap, "leadbus-suggesting", CASES, p) >= end, 90,
                    f"the suggesting stage to take in {CASES}[{p}]")

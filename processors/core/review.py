@@ -1,7 +1,8 @@
 """Analysts in the linking loop, pure: suggested links in the stream, and analysts' decisions on them.
 
 `suggest.suggest` scores all cases at once (offline: ``leadbus link --suggestions``). The stream sees one lead
-at a time, so `SuggestionIndex` keeps in the linker's store what that needs, updated as cases change:
+at a time, so `SuggestionIndex` keeps in a store what that needs, updated as cases change — the suggesting stage's
+(`processors/core/suggesting.py`, fed the published cases; issue #16), or a linker's offline (`after_link`):
 
 * ``sx:s:<case>`` — the case's weak signals (the union of its leads');
 * ``sx:d:<signal>`` — how many cases carry the signal (its document frequency, for the u of its weight);

@@ -17,16 +17,16 @@ shares no strong identifier with the first — only an address or building, a �
 hosting range, a rights holder —, and a fifth of suspects trade from wholesale markets and shared buildings; leads
 carry CaseLead v3 fields: the ring's warehouse, waybill senders with masked phones, operator contacts and products,
 which guises keep more often than not and innocent parties share by chance — see `producers/labelled.py`).
-Automatic links must keep precision ≥ 0.995 (recall is printed, not barred: strong identifiers cannot join
-the guises). Suggestions (`processors/core/suggest.py`) are measured on case pairs: a pair of distinct cases
-is truly-same when their majority suspects are one; N = the number of such pairs. It prints precision@100,
-precision@1000 and coverage = the share of the N truly-same pairs within the top 2N suggestions (aims 0.9 and
-0.7), and the m of each field estimated from the labels beside the one in use. Then the stream's side
-(`processors/core/review.py`, lead by lead as the linking stage runs it): how many `LinkSuggested` it emits
-(score ≥ 0.5), the share of them about one suspect (judged on the cases' leads when emitted), and the time of
-linking with the suggestion index against linking alone, in the same run. ``--heldout`` draws a variation of the
-harder data that calibrated nothing (more guises, more market look-alikes, fewer repeat reports), to check that the
-weights are not tuned to `weak_labelled_leads`.
+Automatic links must keep precision ≥ 0.995 (recall is printed, not barred: strong identifiers cannot join the
+guises). Suggestions (`processors/core/suggest.py`) are measured on case pairs: a pair of distinct cases is
+truly-same when their majority suspects are one; N = the number of such pairs. It prints precision@100,
+precision@1000 and coverage = the share of the N truly-same pairs within the top 2N suggestions (aims 0.9 and 0.7),
+and the m of each field estimated from the labels beside the one in use. Then the stream's side
+(`processors/core/suggesting.py`, lead by lead as the suggesting stage runs it on the cases linking publishes): how
+many `LinkSuggested` it emits (score ≥ 0.5), the share of them about one suspect (judged on the cases' leads when
+emitted), and the time of linking with the suggestion index against linking alone, in the same run. ``--heldout``
+draws a variation of the harder data that calibrated nothing (more guises, more market look-alikes, fewer repeat
+reports), to check that the weights are not tuned to `weak_labelled_leads`.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ from leadbus.models import CaseLead
 from leadbus.processors.core.linking import Case, DictStore, Linker, link_and_suggest, link_offline, load_case
 from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.normalize import normalise as _normalise
-from leadbus.processors.core.review import REVIEW_MIN_SCORE, after_link
+from leadbus.processors.core.review import REVIEW_MIN_SCORE
 from leadbus.processors.core.suggest import FIELDS, Suggestion, estimate_m, weak_signals
+from leadbus.processors.core.suggesting import SuggestingCore, published
 from leadbus.producers.labelled import hard_negative_signals, labelled_leads, strong_keys, weak_labelled_leads
 
 PRECISION_BAR = 0.995
@@ -238,7 +239,8 @@ def weak_main(n: int, seed: int, heldout: bool = False) -> int:
 
 
 def stream_main(leads: Sequence[CaseLead], suspects: Sequence[int]) -> None:
-    """The linking stage's side: suggestions emitted lead by lead (processors/core/review.py) — how many, the
+    """The stream's side: suggestions the suggesting stage emits lead by lead (processors/core/suggesting.py, fed
+    the cases linking publishes) — how many, the
     share about one suspect (judged by the cases' leads when emitted), and the cost against linking alone."""
     normalised = [_normalise(lead) for lead in leads]
     truth = {lead.lead_id: suspect for lead, suspect in zip(leads, suspects, strict=True)}
@@ -249,11 +251,15 @@ def stream_main(leads: Sequence[CaseLead], suspects: Sequence[int]) -> None:
     link_only = time.perf_counter() - started
     store = DictStore()
     linker = Linker(store)
+    suggesting = SuggestingCore(DictStore())  # the suggesting stage's core, fed the cases linking publishes
     emitted = same = 0
     judging = 0.0
     started = time.perf_counter()
     for norm in normalised:
-        reviews = after_link(linker, linker.link(norm.lead, norm.domains))
+        outcome = linker.link(norm.lead, norm.domains)
+        for absorbed in outcome.absorbed:
+            suggesting.on_case(published(absorbed, outcome.case.case_id))
+        reviews = suggesting.on_case(published(outcome.case))
         mark = time.perf_counter()
         for review in reviews:
             a, b = (load_case(store, c) or Case(c, 0) for c in (review.suggestion.case_a, review.suggestion.case_b))
@@ -263,8 +269,9 @@ def stream_main(leads: Sequence[CaseLead], suspects: Sequence[int]) -> None:
     with_review = time.perf_counter() - started - judging
     print(f"  stream (score >= {REVIEW_MIN_SCORE}): LinkSuggested emitted {emitted:,}, "
           f"about one suspect {same / emitted if emitted else 1.0:.3f}")
-    print(f"  stream cost: linking + suggestion index / linking alone = {with_review / link_only:.2f}x "
-          f"({link_only:.1f} s vs {with_review:.1f} s, same run)")
+    print(f"  stream cost: linking + suggesting stage's index / linking alone = {with_review / link_only:.2f}x "
+          f"({link_only:.1f} s vs {with_review:.1f} s, same run; since issue #16 the index runs in its own stage, "
+          "off linking's path)")
 
 
 def _cases_by_suspect(cases: Sequence[str], suspects: Sequence[int]) -> dict[int, set[str]]:

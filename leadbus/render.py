@@ -198,6 +198,18 @@ def plan(topics: list[TopicSpec] | None = None, principals: Principals | None = 
             min_available=1,
         ),
         Workload(
+            "suggesting",
+            (*stage_args, "--stage", "suggesting"),
+            1,
+            1,
+            "consumer group leadbus-suggesting; the suggestion index is global state (any case may pair with any, "
+            f"from the {cases} partitions of {CASES}): one worker only — a second in the group would be given "
+            f"some of the {cases} partitions and hold the global state too (the stage engine does not yet keep a "
+            "global state to one member when an input has several partitions)",
+            "suggesting",
+            min_available=0,
+        ),
+        Workload(
             "disclosure",
             (*stage_args, "--stage", "disclosure"),
             1,

@@ -61,9 +61,13 @@ DISCLOSURE_CHANGELOG = "leadbus.state.disclosure"
 # -- analysts in the linking loop (issue #19) --
 #: Valid `LinkDecision` events from intake, one partition (linking's state is global, one order).
 LINK_DECISIONS = "leadbus.links.decisions"
-#: Every `LinkSuggested` the linking stage emits (the record); each is also copied to the review topic of
+#: Every `LinkSuggested` the suggesting stage emits (the record); each is also copied to the review topic of
 #: every region involved, which that region's dashboard (supervisors only) reads.
 LINKS_SUGGESTED = "leadbus.links.suggested"
+
+# -- the suggesting stage (issue #16: the suggestion index off linking's hot path) --
+#: Changelog of the suggesting stage's global state (the weak-signal suggestion index), partition 0.
+SUGGESTING_CHANGELOG = "leadbus.state.suggesting"
 
 
 def intake_topic(agency: str) -> str:

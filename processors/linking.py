@@ -6,12 +6,13 @@ over on failure), and `leadbus.leads.accepted` has a single partition, so every 
 the leads in the same order and derives the same case ids. bench/link_speed.py measures what
 one worker sustains.
 
-Analysts in the loop (`processors/core/review.py`): a lead that changes a case's weak signals may give
-`LinkSuggested` events (onto `leadbus.links.suggested` and the review topic of each region involved), and
-analysts' `LinkDecision` events, validated by intake, arrive on `leadbus.links.decisions` (one partition,
-read by the same worker: the range assignor gives partition 0 of both topics to one member). A confirm or reject
-of a pair also writes `LinkDecided` onto the review topics of the regions involved, keyed like the pair's
-suggestion, so that a dashboard rebuilding its board from them drops the pair.
+Analysts in the loop (`processors/core/review.py`): the suggestion index is not kept here but by the suggesting
+stage (`processors/suggesting.py`), from the cases published (`CaseUpdated` v5 carries each case's weak signals and
+provinces), so that strong linking does not pay for weak-signal review (issue #16). Analysts' `LinkDecision` events,
+validated by intake, arrive on `leadbus.links.decisions` (one partition, read by the same worker: the range assignor
+gives partition 0 of both topics to one member). A confirm or reject of a pair also writes `LinkDecided` onto the
+review topics of the regions involved, keyed like the pair's suggestion, so that a dashboard rebuilding its board
+from them drops the pair.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from leadbus.models import (
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.linking import Case, Linker, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
-from leadbus.processors.core.review import Decided, Review, after_link, apply_decision
-from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, LINKS_SUGGESTED, review_topic
+from leadbus.processors.core.review import Decided, apply_decision, case_signals, provinces_of
+from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, review_topic
 
 log = logging.getLogger("leadbus.processors.linking")
 
@@ -215,15 +216,9 @@ def case_updated_record(case: Case, now: datetime, merged_into: str | None = Non
          "decided_at": datetime.fromisoformat(e["decided_at"]), "suggestion_id": e.get("suggestion_id"),
          "merged": e.get("merged"), "leads": e.get("leads", []), "split_from": e.get("from"), "split_to": e.get("to")}
         for e in case.history]
+    summary["weak_signals"] = case_signals(case)  # v5: what the suggesting stage indexes
+    summary["provinces"] = list(provinces_of((case,)))
     return summary
-
-
-def link_suggested_record(review: Review, now: datetime) -> dict[str, Any]:
-    s = review.suggestion
-    return {"suggestion_id": review.suggestion_id, "case_a": s.case_a, "case_b": s.case_b,
-            "version_a": review.version_a, "version_b": review.version_b, "score": s.score, "weight_bits": s.weight,
-            "evidence": [{"signal": f, "value": v or None, "bits": round(b, 3)} for f, v, b in s.evidence],
-            "regions": list(review.regions), "provinces": list(review.provinces), "suggested_at": now}
 
 
 def link_decided_record(decision: LinkDecision, decided: Decided, now: datetime) -> dict[str, Any]:
@@ -243,7 +238,6 @@ class LinkingHandler:
         self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
         self.decision_schema = self.catalog.latest("cn.leadbus.LinkDecision")
-        self.suggested_schema = self.catalog.latest("cn.leadbus.LinkSuggested")
         self.decided_schema = self.catalog.latest("cn.leadbus.LinkDecided")
         self._mirror = _Mirror()
 
@@ -269,7 +263,6 @@ class LinkingHandler:
             result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))
         value = encode(self.case_schema, case_updated_record(outcome.case, now))
         result.outputs.append(Output(CASES, outcome.case.case_id.encode(), value))
-        result.outputs.extend(self._suggested(after_link(linker, outcome), now))
         result.state.update(store.changed())
         return result
 
@@ -282,7 +275,7 @@ class LinkingHandler:
         except (DecodeError, ValueError) as exc:
             return self._refused(record, "LINK_UNDECODABLE", str(exc), now)
         store = _Store(state, self._mirror)
-        outcome = apply_decision(Linker(store), decision)
+        outcome = apply_decision(Linker(store), decision, reviews=False)
         if outcome.refused is not None:
             return self._refused(record, *outcome.refused, now, agency=decision.analyst.agency)
         result = Result()
@@ -292,22 +285,12 @@ class LinkingHandler:
         for case in outcome.updated:
             value = encode(self.case_schema, case_updated_record(case, now))
             result.outputs.append(Output(CASES, case.case_id.encode(), value))
-        result.outputs.extend(self._suggested(list(outcome.reviews), now))
         result.outputs.extend(self._decided(decision, outcome.decided, now))
         result.state.update(store.changed())
         log.info("link decision", extra={"decision_id": decision.decision_id, "action": decision.action,
                                          "case_a": decision.case_a, "case_b": decision.case_b,
                                          "duplicate": outcome.duplicate})
         return result
-
-    def _suggested(self, reviews: list[Review], now: datetime) -> list[Output]:
-        outputs: list[Output] = []
-        for review in reviews:
-            value = encode(self.suggested_schema, link_suggested_record(review, now))
-            key = f"{review.suggestion.case_a}|{review.suggestion.case_b}".encode()
-            outputs.append(Output(LINKS_SUGGESTED, key, value))
-            outputs.extend(Output(review_topic(region), key, value) for region in review.regions)
-        return outputs
 
     def _decided(self, decision: LinkDecision, decided: Decided | None, now: datetime) -> list[Output]:
         """The pair a confirm or reject closed, onto the review topics that carried its suggestion (issue #19)."""

@@ -32,6 +32,7 @@ from leadbus.topics import (
     LINK_DECISIONS,
     LINKING_CHANGELOG,
     ROUTING_CHANGELOG,
+    SUGGESTING_CHANGELOG,
     stage_group,
 )
 
@@ -107,6 +108,12 @@ def _linking(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
     return LinkingHandler()
 
 
+def _suggesting(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
+    from leadbus.processors.suggesting import SuggestingHandler
+
+    return SuggestingHandler()
+
+
 def _handover(_kafka: KafkaSettings, options: StageOptions) -> Handler:
     from leadbus.processors.handover import HandoverHandler
 
@@ -147,6 +154,9 @@ STAGES: dict[str, StageDefinition] = {
         # 失信企业黑名单: proposals on final decisions, agencies' listings, expiry (issue #18)
         StageDefinition("blacklist", (CASES, HANDOVER, BLACKLIST_DECISIONS), BLACKLIST_CHANGELOG, _blacklist,
                         global_state=True),
+        # Suggested links from weak signals, off linking's hot path (issue #16): last, so that the stages before
+        # keep their metrics ports
+        StageDefinition("suggesting", (CASES, LINK_DECISIONS), SUGGESTING_CHANGELOG, _suggesting, global_state=True),
         # 信息公开: anonymised closed cases for the public feed (issue #18)
         StageDefinition("disclosure", (CASES, HANDOVER, BLACKLIST), DISCLOSURE_CHANGELOG, _disclosure,
                         global_state=True, in_pipeline=False),

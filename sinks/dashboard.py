@@ -22,7 +22,7 @@ Routes: `/` (the page, Chinese by default, `?lang=en` for English), `/api/state`
 `/events` (SSE: a `snapshot`, then `bulletin` / `removed` / `handover` events), `/metrics`, `/healthz`.
 
 Suggested links (issue #19): the reader also reads `leadbus.review.<region>` (`LinkSuggested` events the
-linking stage wrote for pairs of cases involving the region) and keeps the open ones — a pair leaves with the
+suggesting stage wrote for pairs of cases involving the region) and keeps the open ones — a pair leaves with the
 `LinkDecided` linking writes there once a confirm or reject of it is carried out, so a restarted dashboard, which
 rebuilds its board from the topic, does not show decided pairs again; `/api/suggestions`
 serves them to a signed-in *supervisor* of the region only (never to viewers, never on the shared event

@@ -76,6 +76,8 @@ INPUT_TOPICS = ["^leadbus\\.intake\\..*", LEADS_ACCEPTED, LEADS_REJECTED, CASES,
                 "^leadbus\\.(jurisdiction|liaison|region|channel)\\..*", "leadbus.takedown.notices",
                 "leadbus.withdrawals"]
 CLOCK_FIELDS = frozenset({"updated_at", "recorded_at", "published_at", "withdrawn_at"})
+#: The fields CaseUpdated v5 added for the suggesting stage.
+SUGGESTING_FIELDS = frozenset({"weak_signals", "provinces"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -405,7 +407,11 @@ class Rebuild:
             rec, recorded_case = found[0]
             at_ms = rec.timestamp_ms
             case["updated_at"] = recorded_case["updated_at"]
-            for text in compare(case, recorded_case):
+            # A case recorded before CaseUpdated v5 has no weak signals or provinces (what the suggesting stage
+            # indexes, issue #16): the derived ones are compared only with a record that carries them.
+            derived = case if "weak_signals" in recorded_case else {
+                k: v for k, v in case.items() if k not in SUGGESTING_FIELDS}
+            for text in compare(derived, recorded_case):
                 self._diff("case", case["case_id"], f"version {key[1]}: {text}", rec.where(), at_ms)
             if len(found) > 1:
                 for extra, _ in found[1:]:

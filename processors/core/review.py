@@ -1,7 +1,8 @@
 """Analysts in the linking loop, pure: suggested links in the stream, and analysts' decisions on them.
 
 `suggest.suggest` scores all cases at once (offline: ``leadbus link --suggestions``). The stream sees one lead
-at a time, so `SuggestionIndex` keeps in the linker's store what that needs, updated as cases change:
+at a time, so `SuggestionIndex` keeps in a store what that needs, updated as cases change — the suggesting stage's
+(`processors/core/suggesting.py`, fed the published cases; issue #16), or a linker's offline (`after_link`):
 
 * ``sx:s:<case>`` — the case's weak signals (the union of its leads');
 * ``sx:d:<signal>`` — how many cases carry the signal (its document frequency, for the u of its weight);
@@ -25,7 +26,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,13 +144,25 @@ class SuggestionIndex:
     def index(self, case: Case, gone: Sequence[str] = ()) -> bool:
         """Record ``case`` as it now is and forget the ``gone`` cases (absorbed into it); True when the case's
         weak signals changed (a new case, a merge, a lead bringing a new signal), i.e. when to review it."""
-        new = case_signals(case)
-        old = self.signals(case.case_id)
+        return self.index_signals(case.case_id, case_signals(case), gone)
+
+    def forget(self, gone: Sequence[str]) -> None:
+        """Forget the ``gone`` cases (merged away) alone."""
+        self._replace(None, None, gone)
+
+    def index_signals(self, case_id: str, new: list[str], gone: Sequence[str] = ()) -> bool:
+        """`index` from the case's id and weak signals (sorted, distinct), as a `CaseUpdated` carries them."""
+        old = self.signals(case_id)
         if old == new and not gone:
             return False
+        self._replace(case_id, new, gone, old)
+        return True
+
+    def _replace(self, case_id: str | None, new: list[str] | None, gone: Sequence[str],
+                 old: list[str] | None = None) -> None:
         before: list[tuple[str, list[str], Mapping[str, set[str]]]] = []
-        if old is not None:
-            before.append((case.case_id, old, self._profile(case.case_id) or {}))
+        if case_id is not None and old is not None:
+            before.append((case_id, old, self._profile(case_id) or {}))
         for other in gone:
             signals = self.signals(other)
             if signals is not None:
@@ -157,9 +170,9 @@ class SuggestionIndex:
                 self.store.delete(f"sx:s:{other}")
                 if self._indexed is not None and self._indexed[0] == other:
                     self._indexed = None
-        self._add("sx:n", 1 - len(before))
-        profile_new = profile_of(new, self.fields)
-        signal_delta: Counter[str] = Counter(new)
+        self._add("sx:n", (case_id is not None) - len(before))
+        profile_new = profile_of(new or (), self.fields)
+        signal_delta: Counter[str] = Counter(new or ())
         field_delta: Counter[str] = Counter(list(profile_new))
         postings: dict[str, tuple[set[str], set[str]]] = {}  # blocking value → (ids leaving, ids arriving)
         for owner, signals, profile in before:
@@ -167,8 +180,9 @@ class SuggestionIndex:
             field_delta.subtract(list(profile))
             for key in block_keys(profile, self.fields):
                 postings.setdefault(key, (set(), set()))[0].add(owner)
-        for key in block_keys(profile_new, self.fields):
-            postings.setdefault(key, (set(), set()))[1].add(case.case_id)
+        if case_id is not None:
+            for key in block_keys(profile_new, self.fields):
+                postings.setdefault(key, (set(), set()))[1].add(case_id)
         for signal, delta in signal_delta.items():
             if delta:
                 self._add(f"sx:d:{signal}", delta)
@@ -188,16 +202,31 @@ class SuggestionIndex:
                 self.store.set(f"sx:b:{key}", dumps(sorted(members)))
             else:
                 self.store.delete(f"sx:b:{key}")
-        self.store.set(f"sx:s:{case.case_id}", dumps(new))
-        self._indexed = (case.case_id, profile_new)
-        return True
+        if case_id is not None:
+            self.store.set(f"sx:s:{case_id}", dumps(new))
+            self._indexed = (case_id, profile_new)
 
     # -- comparing a changed case with its candidates ----------------------------------------------------
 
     def review(self, case: Case, rejected: Iterable[tuple[str, str]] = ()) -> list[Review]:
         """Pairs of ``case`` with the cases it shares a blocking value with, scoring at least ``min_score``, never
         rejected, and new or ``RESUGGEST_BITS`` stronger than when last suggested; best first. Marks them."""
-        profile = self._profile(case.case_id)
+        refused = {_pair(a, b) for a, b in rejected}
+
+        def other_of(other: str) -> tuple[int, tuple[str, ...]] | None:
+            found = load_case(self.store, other)
+            return None if found is None else (found.version, provinces_of((found,)))
+
+        return self.review_case(case.case_id, case.version, provinces_of((case,)), case.separated,
+                                lambda a, b: (a, b) in refused, other_of)
+
+    def review_case(self, case_id: str, version: int, provinces: Sequence[str], separated: Iterable[str],
+                    refused: Callable[[str, str], bool],
+                    other_of: Callable[[str], tuple[int, tuple[str, ...]] | None]) -> list[Review]:
+        """`review` from what a `CaseUpdated` carries: the case's id, version and provinces, the cases it was
+        separated from, whether a pair (lesser id first) was refused, and another case's version and provinces
+        (None: no such case now)."""
+        profile = self._profile(case_id)
         n = self._count("sx:n")
         if profile is None or n < 2:
             return []
@@ -206,15 +235,14 @@ class SuggestionIndex:
             members = self._postings(key)
             if members is not None:
                 candidates.update(members)
-        candidates -= {case.case_id, *case.separated}
-        refused = {_pair(a, b) for a, b in rejected}
+        candidates -= {case_id, *separated}
         carrying = {name: self._count(f"sx:f:{name}") for name in self.fields}
         df = _Counts(self.store)  # read once per review, whatever the number of candidates sharing a value
         prior = -math.log2(n - 1)
         out: list[Review] = []
         for other in sorted(candidates):  # (a rejection or split marks both cases' `separated`: filtered above)
-            a, b = _pair(case.case_id, other)
-            if (a, b) in refused:
+            a, b = _pair(case_id, other)
+            if refused(a, b):
                 continue
             other_profile = self._profile(other)
             if other_profile is None:
@@ -227,15 +255,16 @@ class SuggestionIndex:
             last = self.store.get(f"sx:p:{a}|{b}")
             if last is not None and total < float(last) + RESUGGEST_BITS:
                 continue
-            other_case = load_case(self.store, other)
-            if other_case is None:
+            found = other_of(other)
+            if found is None:
                 continue
-            first, second = (case, other_case) if case.case_id == a else (other_case, case)
+            mine = (version, tuple(provinces))
+            (version_a, provinces_a), (version_b, provinces_b) = (mine, found) if case_id == a else (found, mine)
             self.store.set(f"sx:p:{a}|{b}", str(round(total, 3)))
-            provinces = provinces_of((first, second))
-            out.append(Review(suggestion_id(a, b, first.version, second.version),
+            pair_provinces = tuple(sorted({*provinces_a, *provinces_b}))
+            out.append(Review(suggestion_id(a, b, version_a, version_b),
                               Suggestion(a, b, round(score, 6), round(total, 3), terms),
-                              first.version, second.version, provinces, tuple(sorted(regions_of(*provinces)))))
+                              version_a, version_b, pair_provinces, tuple(sorted(regions_of(*pair_provinces)))))
         out.sort(key=lambda r: (-r.suggestion.score, r.suggestion.case_a, r.suggestion.case_b))
         return out
 
@@ -249,6 +278,22 @@ def after_link(linker: Linker, outcome: LinkOutcome, index: SuggestionIndex | No
 
 
 # -- analysts' decisions ---------------------------------------------------------------------------------
+
+
+class _NoIndex(SuggestionIndex):
+    """An index that keeps and suggests nothing (`apply_decision(..., reviews=False)`)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def index(self, case: Case, gone: Sequence[str] = ()) -> bool:
+        return False
+
+    def review(self, case: Case, rejected: Iterable[tuple[str, str]] = ()) -> list[Review]:
+        return []
+
+
+_NO_INDEX = _NoIndex()
 
 
 @dataclass(frozen=True)
@@ -303,11 +348,14 @@ def history_entry(decision: LinkDecision) -> dict[str, Any]:
             "decided_at": decision.decided_at.isoformat(), "suggestion_id": decision.suggestion_id}
 
 
-def apply_decision(linker: Linker, decision: LinkDecision, index: SuggestionIndex | None = None) -> DecisionOutcome:
+def apply_decision(linker: Linker, decision: LinkDecision, index: SuggestionIndex | None = None, *,
+                   reviews: bool = True) -> DecisionOutcome:
     """Carry out an analyst's decision on the linker's cases. A decision id is carried out once; a decision
-    naming a case that no longer exists (merged away, never made) or leads not in the case is refused."""
+    naming a case that no longer exists (merged away, never made) or leads not in the case is refused.
+    ``reviews=False`` (the linking stage): no suggestion index in the linker's store, no reviews — the suggesting
+    stage makes them from the cases published (`processors/core/suggesting.py`)."""
     store = linker.store
-    index = index or SuggestionIndex(store)
+    index = index or (SuggestionIndex(store) if reviews else _NO_INDEX)
     if store.get(f"ld:{decision.decision_id}") is not None:
         return DecisionOutcome(duplicate=True)
     named = [decision.case_a] if decision.case_b is None else [decision.case_a, decision.case_b]

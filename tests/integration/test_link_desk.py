@@ -46,7 +46,7 @@ USERS = (("yrd.supervisor", "yrd", "supervisor", ["SAMR"]), ("yrd.viewer", "yrd"
 
 @pytest.fixture(scope="module")
 def bus(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    with link_bus(tmp_path_factory.mktemp("link-desk"), "desk", ("intake", "linking", "routing")) as lb:
+    with link_bus(tmp_path_factory.mktemp("link-desk"), "desk", ("intake", "linking", "suggesting", "routing")) as lb:
         bootstrap = lb.bootstrap
         shanghai = Publisher("NCAC", "31", bootstrap_servers=bootstrap)
         beijing = Publisher("NCAC", "11", bootstrap_servers=bootstrap)

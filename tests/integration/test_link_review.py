@@ -1,6 +1,6 @@
 """Analysts in the linking loop on a real broker (issue #19): suggestions, confirm, reject, split.
 
-Intake, linking and routing run as workers (`leadbus process --stage …`). Leads about suspects that share no
+Intake, linking, suggesting and routing run as workers (`leadbus process --stage …`). Leads about suspects that share no
 strong identifier, only an address, a company-name core and an IP range, are published unsigned by an agency;
 an analyst's agency registers a key and publishes signed `LinkDecision` events through the SDK. What must show:
 a suggestion for the weak pair (on the record and on the review topic of the region involved), none for a
@@ -51,7 +51,8 @@ ANALYSTS = ("SAMR", "31")  # signs its link decisions
 
 @pytest.fixture(scope="module")
 def bus(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    with link_bus(tmp_path_factory.mktemp("link-review"), "review", ("intake", "linking", "routing")) as lb:
+    stages = ("intake", "linking", "suggesting", "routing")
+    with link_bus(tmp_path_factory.mktemp("link-review"), "review", stages) as lb:
         bootstrap = lb.bootstrap
         analysts = lb.analysts()  # SAMR.31 (ANALYSTS) signs its link decisions
         leads = Publisher(*LEADS_FROM, bootstrap_servers=bootstrap)
@@ -125,14 +126,28 @@ def _decide_and_wait_applied(bus: dict[str, Any], decision: dict[str, Any]) -> N
     offset = forwarded()
     assert offset is not None
 
-    def committed() -> int:
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "leadbus-linking"})
-        try:
-            return int(consumer.committed([TopicPartition(LINK_DECISIONS, 0)], timeout=20)[0].offset)
-        finally:
-            consumer.close()
+    for stage in ("linking", "suggesting"):  # the suggesting stage reads a reject from the same topic
+        wait_until(lambda g=f"leadbus-{stage}": _committed(bootstrap, g, LINK_DECISIONS, 0) > offset, 90,
+                   f"{stage} to commit the decision (applied in that transaction)")
 
-    wait_until(lambda: committed() > offset, 90, "linking to commit the decision (applied in that transaction)")
+
+def _committed(bootstrap: str, group: str, topic: str, partition: int) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return int(consumer.committed([TopicPartition(topic, partition)], timeout=20)[0].offset)
+    finally:
+        consumer.close()
+
+
+def _wait_suggesting_caught_up(bootstrap: str) -> None:
+    """Until the suggesting stage has committed every `CaseUpdated` published so far (its suggestions made from
+    them are out: same transaction)."""
+    ends: dict[int, int] = {}  # one past each partition's last record (linking's commit markers come after it)
+    for m in read_all(bootstrap, CASES):
+        ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
+    for p, end in ends.items():
+        wait_until(lambda p=p, end=end: _committed(bootstrap, "leadbus-suggesting", CASES, p) >= end, 90,
+                   f"the suggesting stage to take in {CASES}[{p}]")
 
 
 def test_weak_pair_suggested_to_its_region_then_confirmed_and_split(bus) -> None:
@@ -212,7 +227,8 @@ def test_rejected_pair_never_comes_back_while_another_does(bus) -> None:
     wait_until(lambda: len(_suggested(bootstrap, ka, kb)) == 2, 90, "the kept pair to come back, stronger")
     again = _suggested(bootstrap, ka, kb)
     assert again[1]["weight_bits"] >= again[0]["weight_bits"] + 2
-    # Both thirds went through linking (their CaseUpdated, in the same transaction as any suggestion, are out).
+    # Both thirds went through linking, and their CaseUpdated through the suggesting stage.
+    _wait_suggesting_caught_up(bootstrap)
     assert len(_suggested(bootstrap, ra, rb)) == 1, "a rejected pair is never suggested again"
 
 

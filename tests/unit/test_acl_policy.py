@@ -52,7 +52,7 @@ def test_a_dashboard_reads_its_region_only_and_writes_nothing(region: str) -> No
     # its region's topic, and its region's suggested links for its supervisors (#19)
     assert [t for t in TOPICS if dash.allows("topic", t, "read")] == [region_topic(region), review_topic(region)]
     assert readers(review_topic(region)) == {f"dashboard-{region}", "auditor"}
-    assert writers(review_topic(region)) == {"linking"}
+    assert writers(review_topic(region)) == {"linking", "suggesting"}  # LinkDecided, LinkSuggested
     assert not [t for t in TOPICS if dash.allows("topic", t, "write")]
     assert not dash.allows("topic", "leadbus.handover", "read"), "handover steps come through the region topic"
 
@@ -89,6 +89,7 @@ def test_each_stage_owns_its_transactional_ids_groups_and_changelog() -> None:
         assert not any(p.allows("group", f"leadbus-{o}", "read") for o in others)
     assert writers("leadbus.state.routing") == {"routing"}
     assert writers("leadbus.cases") == {"linking"} and writers("leadbus.handover") == {"handover"}
+    assert writers("leadbus.links.suggested") == writers("leadbus.state.suggesting") == {"suggesting"}
     assert writers(region_topic("yrd")) == {"routing"}
 
 

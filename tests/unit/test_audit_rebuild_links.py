@@ -171,3 +171,27 @@ def test_a_decision_recorded_as_refused_but_applicable_is_a_difference() -> None
                           encode(CATALOG.latest("cn.leadbus.LeadRejected"), letter), (), CATALOG)
     lines = _case_differences([*stage.records(), forged])
     assert any(split_id in line and "refused as" in line for line in lines), lines
+
+
+def _rewritten(stage: Stage, change: Any) -> list[ReplayRecord]:
+    """The stage's records with each recorded case re-encoded as ``change`` gives (schema entry, event)."""
+    cases = []
+    for r in stage.cases:
+        entry, event = change(dict(decode(CATALOG, r.value or b"")[1]))
+        cases.append(ReplayRecord(CASES, 0, r.offset, r.timestamp_ms, r.key, encode(entry, event), (), CATALOG))
+    return [*stage.inputs, *cases, *stage.rejected]
+
+
+def test_cases_recorded_before_v5_are_not_differences_for_lacking_weak_signals() -> None:
+    """Linking writes CaseUpdated v5 (weak signals and provinces, for the suggesting stage: issue #16); an archive
+    reaching back before it holds v4 records, which the rebuild compares on the fields they carry."""
+    stage, _ = _played()
+    latest = CATALOG.latest("cn.leadbus.CaseUpdated")
+    v4 = [e for e in CATALOG.versions("cn.leadbus.CaseUpdated") if e is not latest][-1]
+    assert _case_differences(_rewritten(stage, lambda event: (v4, event))) == []
+
+    def forged(event: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        return latest, {**event, "weak_signals": ["addr:forged"]}
+
+    lines = _case_differences(_rewritten(stage, forged))
+    assert lines and all("weak_signals" in line for line in lines), lines

@@ -13,7 +13,8 @@ from leadbus.demo import DEFAULT_PORT_BASE, DemoPorts
 def test_default_ports_are_stable_and_move_together() -> None:
     ports = DemoPorts(DEFAULT_PORT_BASE)
     assert ports.dashboards == {"jjj": 8470, "yrd": 8471, "pprd": 8472}
-    assert ports.metrics == {"intake": 8480, "linking": 8481, "handover": 8482, "routing": 8483, "blacklist": 8484}
+    assert ports.metrics == {"intake": 8480, "linking": 8481, "handover": 8482, "routing": 8483, "blacklist": 8484,
+                             "suggesting": 8485}
     moved = DemoPorts(9000)
     assert [p - 9000 for p in moved.all()] == [p - 8470 for p in ports.all()]
     assert len(set(ports.all())) == len(ports.all())

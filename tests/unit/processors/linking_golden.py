@@ -2,14 +2,14 @@
 
     PYTHONPATH=. python -m tests.unit.processors.linking_golden   # re-record (only for a deliberate change)
 
-The corpus: seeded simulated traffic accepted by intake (many leads about the same suspects, so cases
-grow and merge), higher revisions of earlier leads, older `LeadAccepted` writers, undecodable bytes, and
-analysts' `LinkDecision`s made from what the stage published so far (confirm a suggested pair, reject one,
-split a case, a duplicate decision, decisions naming a case merged away or leads not in the case). The
-records are handled in transactions of ``BATCH`` against an in-memory copy of the stage's state. Recorded:
-per record, every output (topic, key, SHA-256 of the value) — a faster linking stage must reproduce them
-byte for byte. ``OLD_STATE`` is the state, in the layout of the linking stage before issue #16, after the
-first ``HALF`` records: the migration test continues the corpus from it with today's handler.
+The corpus: seeded simulated traffic accepted by intake (many leads about the same suspects, so cases grow and
+merge), higher revisions of earlier leads, older `LeadAccepted` writers, undecodable bytes, and analysts'
+`LinkDecision`s made from what the stage published so far and the suggesting core made of it (confirm a suggested
+pair, reject one, split a case, a duplicate decision, decisions naming a case merged away or leads not in the case).
+The records are handled in transactions of ``BATCH`` against an in-memory copy of the stage's state. Recorded: per
+record, every output (topic, key, SHA-256 of the value) — a faster linking stage must reproduce them byte for byte.
+``OLD_STATE`` is the state, in the layout of the linking stage before issue #16, after the first ``HALF`` records:
+the migration test continues the corpus from it with today's handler.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from typing import Any
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.processors.core.intake import Acceptance, Source, accepted_record, examine
+from leadbus.processors.core.linking import DictStore
 from leadbus.processors.core.records import Record
+from leadbus.processors.core.suggesting import PublishedCase, SuggestingCore
 from leadbus.processors.linking import LinkingHandler
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.topics import CASES, LEADS_ACCEPTED, LINK_DECISIONS, LINKS_SUGGESTED
@@ -38,7 +40,6 @@ LEAD = CATALOG.latest("cn.leadbus.CaseLead")
 ACCEPTED = CATALOG.latest("cn.leadbus.LeadAccepted")
 DECISION = CATALOG.latest("cn.leadbus.LinkDecision")
 CASE = CATALOG.latest("cn.leadbus.CaseUpdated")
-SUGGESTED = CATALOG.latest("cn.leadbus.LinkSuggested")
 BATCH = 50
 LEADS = 700
 HALF = 400
@@ -88,12 +89,14 @@ Item = tuple[str, bytes] | Callable[["Seen"], list[tuple[str, bytes]]]
 
 
 class Seen:
-    """What the stage published so far: the cases (latest version) and the suggestions, in order."""
+    """What the stage published so far: the cases (latest version), and the suggestions, in order, that the
+    suggesting stage's core makes of them (linking no longer suggests: issue #16)."""
 
     def __init__(self) -> None:
         self.cases: dict[str, dict[str, Any]] = {}
         self.suggestions: list[dict[str, Any]] = []
         self.decisions = 0
+        self.suggesting = SuggestingCore(DictStore())
 
     def add(self, topic: str, value: bytes) -> None:
         if topic == CASES:
@@ -102,8 +105,11 @@ class Seen:
                 self.cases.pop(case["case_id"], None)
             else:
                 self.cases[case["case_id"]] = case
+            for review in self.suggesting.on_case(PublishedCase.of(case)):
+                self.suggestions.append({"case_a": review.suggestion.case_a, "case_b": review.suggestion.case_b,
+                                         "suggestion_id": review.suggestion_id})
         elif topic == LINKS_SUGGESTED:
-            self.suggestions.append(decode(CATALOG, value, SUGGESTED)[1])
+            raise AssertionError("the linking stage suggests nothing: the suggesting stage does")
 
     def next(self) -> int:
         self.decisions += 1

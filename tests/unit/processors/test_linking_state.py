@@ -177,10 +177,10 @@ def test_a_step_that_raises_leaves_nothing_of_its_record_behind(
     handler = LinkingHandler()
     got = [_handle(handler, store, view, offset, value) for offset, value in enumerate(values[:20])]
     def broken(*_: object, **__: object) -> None:
-        raise RuntimeError("the index failed after linking")
+        raise RuntimeError("publishing the case failed after linking")
 
     with monkeypatch.context() as patched:
-        patched.setattr(linking_stage, "after_link", broken)
+        patched.setattr(linking_stage, "case_updated_record", broken)  # (the suggestion index left linking: #16)
         with pytest.raises(RuntimeError):
             _handle(handler, store, view, 20, values[20])  # linked in memory, then failed: its writes never made
     got += [_handle(handler, store, view, offset, values[offset]) for offset in range(20, 40)]

@@ -29,6 +29,11 @@ from leadbus.processors.core.linking import Case, LinkStore, dumps
 from leadbus.processors.core.review import Review, SuggestionIndex, case_signals, provinces_of
 
 
+#: A case carrying more distinct weak signals than this is left out of the suggestion index. Simulated traffic's
+#: widest case carries 28 (24,000 leads, strong and weak data alike); `bench/hot_case.py` shows the cost it avoids.
+MAX_REVIEW_SIGNALS = 256
+
+
 @dataclass(frozen=True)
 class PublishedCase:
     """What the index needs of one `CaseUpdated` record."""
@@ -137,6 +142,14 @@ class SuggestingCore:
         for first, second in case.splits:
             self._separate(first, second)
         self.store.set(f"sc:{case.case_id}", dumps({"v": case.version, "p": list(case.provinces)}))
+        if len(case.weak_signals) > MAX_REVIEW_SIGNALS:
+            # Too broad to review: a case this wide (a hub identifier joined leads about many people) shares a
+            # blocking value with nearly every case, and re-indexing it costs O(its signals) for each lead it gains.
+            # Out of the index until an analyst's split narrows it (the next record indexes it again).
+            wide = [case.case_id] if self.index.signals(case.case_id) is not None else []
+            if wide or gone:
+                self.index.forget([*gone, *wide])
+            return []
         if not self.index.index_signals(case.case_id, list(case.weak_signals), gone):
             return []
         separated = self.separated(case.case_id)

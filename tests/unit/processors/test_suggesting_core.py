@@ -176,3 +176,23 @@ def test_a_published_case_record_carries_what_the_index_needs() -> None:
     old = [e for e in CATALOG.versions("cn.leadbus.CaseUpdated") if e is not schema][-1]  # v4: before the signals
     older = decode(CATALOG, encode(old, record), schema)[1]
     assert PublishedCase.of(older).weak_signals == () and PublishedCase.of(older).case_id == case.case_id
+
+
+def test_a_case_too_wide_to_review_leaves_the_index_and_comes_back_when_narrowed() -> None:
+    from leadbus.processors.core.suggesting import MAX_REVIEW_SIGNALS
+
+    core = SuggestingCore(DictStore())
+    a, b = "CASE-" + "A" * 16, "CASE-" + "B" * 16
+    shared = ("name:王建国", "city:杭州", "addr:杭州市西湖区文三路100号")
+    assert core.on_case(PublishedCase(a, 1, shared, ("33",))) == []
+    assert core.on_case(PublishedCase(b, 1, shared, ("33",)))  # the pair is put to analysts
+    # b gains leads about everybody: its signals pass the limit; it leaves the index, nothing is suggested.
+    wide = tuple(sorted({*shared, *(f"name:某{i}" for i in range(MAX_REVIEW_SIGNALS))}))
+    assert core.on_case(PublishedCase(b, 2, wide, ("33",))) == []
+    assert core.index.signals(b) is None and core.index.signals(a) is not None
+    assert not any(b in v for k, v in core.store.data.items() if k.startswith("sx:b:"))  # type: ignore[attr-defined]
+    assert core.on_case(PublishedCase(b, 3, (*wide, "city:宁波"), ("33",))) == []  # stays out, cheaply
+    # An analyst's split narrows it: indexed again, and stronger agreement with a comes back.
+    again = core.on_case(PublishedCase(b, 4, (*shared, "phone-tail:5678"), ("33",)))
+    assert core.index.signals(b) is not None
+    assert all({r.suggestion.case_a, r.suggestion.case_b} == {a, b} for r in again)

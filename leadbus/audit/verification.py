@@ -51,7 +51,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
@@ -185,8 +185,10 @@ class ReplayRecord:
         return hashlib.sha256(self.value or b"").hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class LeadHead:
+class LeadHead(NamedTuple):
+    """A lead's id, revision and publisher (a tuple: one is made per intake record, and a frozen dataclass's
+    constructor costs several times a tuple's)."""
+
     lead_id: str
     revision: int
     agency: str
@@ -244,12 +246,15 @@ def _front(schema: Any, data: bytes, pos: int, path: str, out: dict[str, Any], w
 _HEAD = {"lead_id", "revision", "publisher.agency", "publisher.province"}
 
 
-_PLANS: dict[bytes, tuple[tuple[str, str], ...] | None] = {}
+#: Per writer schema: the reads from the body's start to the last of the head's fields — (is a string, the
+#: position in the head it fills, or -1 for a field passed over) — when all of them are plain; else None.
+_PLANS: dict[bytes, tuple[tuple[bool, int], ...] | None] = {}
+_HEAD_ORDER = ("lead_id", "revision", "publisher.agency", "publisher.province")
 
 
-def _plan(schema: SchemaEntry) -> tuple[tuple[str, str], ...] | None:
-    """The reads (string / number / skip) from the body's start to the last of the head's fields, when all are plain."""
-    steps: list[tuple[str, str]] = []
+def _plan(schema: SchemaEntry) -> tuple[tuple[bool, int], ...] | None:
+    """The reads (string / number, kept or passed over) up to the last of the head's fields, when all are plain."""
+    steps: list[tuple[bool, int]] = []
     wanted = set(_HEAD)
 
     def walk(fields: Any, prefix: str) -> bool:
@@ -264,7 +269,7 @@ def _plan(schema: SchemaEntry) -> tuple[tuple[str, str], ...] | None:
                 continue
             if kind not in ("string", "int", "long"):
                 return False
-            steps.append(("s" if kind == "string" else "n", name))
+            steps.append((kind == "string", _HEAD_ORDER.index(name) if name in _HEAD else -1))
             wanted.discard(name)
         return not wanted
 
@@ -276,42 +281,43 @@ def _plan(schema: SchemaEntry) -> tuple[tuple[str, str], ...] | None:
 def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
     """Id, revision and publisher of a CaseLead from the front of its body; None when they cannot be read so."""
     fp = schema.fingerprint
-    if fp not in _PLANS:
-        _PLANS[fp] = _plan(schema)
-    plan = _PLANS[fp]
-    if plan is not None:
-        out: dict[str, Any] = {}
-        pos = 10
-        try:
-            for kind, name in plan:
+    plan = _PLANS.get(fp, False)
+    if plan is False:
+        plan = _PLANS[fp] = _plan(schema)
+    if plan is None:
+        return _peek_slow(schema, value)
+    out: list[Any] = [None, None, None, None]
+    pos = 10
+    size = len(value)
+    try:
+        for is_string, slot in plan:
+            b = value[pos]
+            if b < 0x80:  # one-byte varint: most lengths and small numbers (no call)
+                number, pos = (b >> 1) ^ -(b & 1), pos + 1
+            else:  # a longer varint (a timestamp), read here: at most 10 bytes
+                result, shift = b & 0x7F, 7
+                pos += 1
                 b = value[pos]
-                if b < 0x80:  # one-byte varint: most lengths and small numbers (no call)
-                    number, pos = (b >> 1) ^ -(b & 1), pos + 1
-                else:  # a longer varint (a timestamp), read here: at most 10 bytes
-                    result, shift = b & 0x7F, 7
+                while b & 0x80:
+                    result |= (b & 0x7F) << shift
+                    shift += 7
+                    if shift > 63:
+                        return None
                     pos += 1
                     b = value[pos]
-                    while b & 0x80:
-                        result |= (b & 0x7F) << shift
-                        shift += 7
-                        if shift > 63:
-                            return None
-                        pos += 1
-                        b = value[pos]
-                    result |= b << shift
-                    number, pos = (result >> 1) ^ -(result & 1), pos + 1
-                if kind == "s":
-                    if number < 0 or pos + number > len(value):
-                        return None
-                    if name in _HEAD:
-                        out[name] = value[pos:pos + number].decode()
-                    pos += number
-                elif name in _HEAD:
-                    out[name] = number
-        except (_Cut, UnicodeDecodeError, IndexError):
-            return None
-        return LeadHead(out["lead_id"], out["revision"], out["publisher.agency"], out["publisher.province"])
-    return _peek_slow(schema, value)
+                result |= b << shift
+                number, pos = (result >> 1) ^ -(result & 1), pos + 1
+            if is_string:
+                if number < 0 or pos + number > size:
+                    return None
+                if slot >= 0:
+                    out[slot] = value[pos:pos + number].decode()
+                pos += number
+            elif slot >= 0:
+                out[slot] = number
+    except (UnicodeDecodeError, IndexError):
+        return None
+    return LeadHead(*out)
 
 
 def _peek_slow(schema: SchemaEntry, value: bytes) -> LeadHead | None:
@@ -568,7 +574,9 @@ class IntakeLeads:
         return topic.startswith(INTAKE_PREFIX)
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, int], tuple[bytes, Mark]] = {}
+        # (lead id, revision) → (SHA-256 of the value, topic, partition, offset, archive file, index): plain tuples,
+        # which a split replay's worker pickles back to the parent at C speed (a Mark each cost ~10 µs there)
+        self._seen: dict[tuple[str, int], tuple[bytes, str, int, int, str | None, int | None]] = {}
         self.sources: dict[tuple[str, int, int], bytes] = {}  # coordinates → SHA-256 of the value (cross-checks)
         self.ranges: dict[tuple[str, int], list[int]] = {}  # [lowest, highest] offset read per partition
 
@@ -592,13 +600,13 @@ class IntakeLeads:
         ident = (head.lead_id.lower(), head.revision)
         before = self._seen.get(ident)
         if before is None:
-            self._seen[ident] = (digest, Mark(topic, record.partition, offset, record.file, record.index))
+            self._seen[ident] = (digest, topic, record.partition, offset, record.file, record.index)
             return ()
         if before[0] == digest:
             return (Finding.at(record, "REDELIVERED", f"lead {ident[0]} revision {ident[1]} again, identical to "
-                                                      f"{before[1].where()} (intake drops it)", failure=False),)
+                                                      f"{where(*before[1:])} (intake drops it)", failure=False),)
         return (Finding.at(record, "REVISION_CONFLICT", f"lead {ident[0]} revision {ident[1]} again with other "
-                                                        f"content than {before[1].where()} (intake refuses it)",
+                                                        f"content than {where(*before[1:])} (intake refuses it)",
                            failure=False),)
 
     def merge(self, other: IntakeLeads) -> list[Finding]:
@@ -606,15 +614,16 @@ class IntakeLeads:
         self.sources.update(other.sources)
         self.ranges.update(other.ranges)
         found = []
-        for ident, (digest, at) in other._seen.items():
+        for ident, seen in other._seen.items():
             before = self._seen.get(ident)
             if before is None:
-                self._seen[ident] = (digest, at)
+                self._seen[ident] = seen
                 continue
-            same = before[0] == digest
-            found.append(at.finding("REDELIVERED" if same else "REVISION_CONFLICT",
+            same = before[0] == seen[0]
+            found.append(Mark(*seen[1:]).finding(
+                "REDELIVERED" if same else "REVISION_CONFLICT",
                                     f"lead {ident[0]} revision {ident[1]} again, "
-                                    f"{'identical to' if same else 'with other content than'} {before[1].where()} "
+                                    f"{'identical to' if same else 'with other content than'} {where(*before[1:])} "
                                     f"(intake {'drops' if same else 'refuses'} it)", failure=False))
         return found
 

@@ -312,29 +312,42 @@ class BusSealVerifier:
 
 #: A chained seal's headers in the order the SDK writes them (`Seal.headers()`): the shape read quickly.
 _CHAINED = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER, PREV_HEADER)
+_SEAL_NAMES = frozenset(_CHAINED)
 
 
 def read_seal(headers: Sequence[tuple[str, bytes | None]]) -> Seal | None:
-    """`Seal.from_headers`, read directly when the headers are exactly a chained seal's six in the SDK's order and
-    every value is well formed; anything else (other headers, another order, a doubtful value) goes through
+    """`Seal.from_headers`, read directly when the headers hold a chained seal's six together in the SDK's order
+    (other headers, such as the SDK's `content-type`, around them and none of them a seal header) and every value
+    is well formed; anything else (another order, a header twice, a doubtful value) goes through
     `Seal.from_headers`, which gives the same seal or says what is wrong."""
-    if len(headers) == 6:
-        try:
-            (n0, publisher), (n1, key_id), (n2, partition), (n3, sequence), (n4, signature), (n5, prev) = headers
-        except (TypeError, ValueError):
-            return Seal.from_headers(headers)
-        if ((n0, n1, n2, n3, n4, n5) == _CHAINED and type(partition) is bytes and type(sequence) is bytes
-                and type(signature) is bytes and type(prev) is bytes and type(publisher) is bytes
-                and type(key_id) is bytes and partition.isdigit() and len(partition) <= 9 and sequence.isdigit()
-                and len(sequence) <= 19 and len(signature) == 64 and len(prev) == 32):
-            number = int(sequence)
-            signer = _SIGNERS.get((publisher, key_id))
-            if number >= 1 and signer is not None:
-                return Seal(signer[0], signer[1], int(partition), number, signature, prev)
-            seal = Seal.from_headers(headers)  # the pair's first time: read (and judged) as always
-            if seal is not None and len(_SIGNERS) < 4096:
-                _SIGNERS[(publisher, key_id)] = (seal.publisher, seal.key_id)
-            return seal
+    n = len(headers)
+    if n >= 6:
+        at = 0
+        for name, _ in headers:  # the index of the first seal header
+            if name == PUBLISHER_HEADER:
+                break
+            if name in _SEAL_NAMES:
+                return Seal.from_headers(headers)
+            at += 1
+        if at + 6 <= n:
+            try:
+                (n0, publisher), (n1, key_id), (n2, partition), (n3, sequence), (n4, signature), (n5, prev) = \
+                    headers[at:at + 6]
+            except (TypeError, ValueError):
+                return Seal.from_headers(headers)
+            if ((n0, n1, n2, n3, n4, n5) == _CHAINED and type(partition) is bytes and type(sequence) is bytes
+                    and type(signature) is bytes and type(prev) is bytes and type(publisher) is bytes
+                    and type(key_id) is bytes and partition.isdigit() and len(partition) <= 9 and sequence.isdigit()
+                    and len(sequence) <= 19 and len(signature) == 64 and len(prev) == 32
+                    and (at + 6 == n or not any(h[0] in _SEAL_NAMES for h in headers[at + 6:]))):
+                number = int(sequence)
+                signer = _SIGNERS.get((publisher, key_id))
+                if number >= 1 and signer is not None:
+                    return Seal(signer[0], signer[1], int(partition), number, signature, prev)
+                seal = Seal.from_headers(headers)  # the pair's first time: read (and judged) as always
+                if seal is not None and len(_SIGNERS) < 4096:
+                    _SIGNERS[(publisher, key_id)] = (seal.publisher, seal.key_id)
+                return seal
     return Seal.from_headers(headers)
 
 

@@ -70,3 +70,15 @@ def test_no_seal_and_a_v1_seal_read_as_from_headers() -> None:
     v1 = list(sign(KEY, "SAMR.33", "leadbus.intake.SAMR", 1, 3, b"\xc3\x01v").headers())
     for headers in ([], [("traceparent", b"x")], v1):
         assert _outcome(read_seal, headers) == _outcome(Seal.from_headers, headers)
+
+
+def test_the_sdks_headers_read_directly_and_as_from_headers() -> None:
+    from leadbus.producers.signing import MemorySequences, SigningSealer
+
+    sealer = SigningSealer("SAMR.33", KEY, MemorySequences())
+    for n in range(3):
+        headers = list(sealer.seal("leadbus.intake.SAMR", b"k", b"\xc3\x01v%d" % n, 1))
+        assert headers[0][0] == "content-type"  # the SDK's own header before the seal's six
+        assert read_seal(headers) == Seal.from_headers(headers)
+        moved = [*headers[1:], headers[0], ("leadbus-seq", b"9")]  # a seal header again, after the six
+        assert _outcome(read_seal, moved) == _outcome(Seal.from_headers, moved)

@@ -210,10 +210,12 @@ def main() -> None:
             assert name != "intake topics" or report.sealed == n_raw, (report.sealed, n_raw)
             raw_rate, replay_rate = n_raw / s_raw, report.records / report.seconds
             reading = report.records / report.read_seconds if report.read_seconds else 0.0
+            workers = (f", accepted-lead content checks in {report.content_workers} worker processes"
+                       if report.content_workers else "")
             print(f"{name}: raw read {n_raw} records {raw_rate:,.0f}/s; replay+verify {report.records} records "
                   f"({report.sealed} sealed, {report.signatures} Ed25519 verifications, {report.processes} "
                   f"process{'es' if report.processes > 1 else ''}"
-                  f"{f', accepted-lead content checks in {report.content_workers} worker processes' if report.content_workers else ''}) "
+                  f"{workers}) "
                   f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. schemas and plan), reading alone "
                   f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone {reading / raw_rate:.2f}); "
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU per record: "

@@ -11,7 +11,8 @@ after the other, over the same topic:
 * raw:    assign() every partition from the start, consume to the end, touch each value (no decode);
 * replay: `leadbus.audit.replay` with every standard verifier and the bus's seal verifier (signatures by
           chains, keys at each record's time, publishers, partitions, Kafka keys, sequence lanes) — on the
-          accepted topic also the digest, the re-normalisation of `original`, one (lead id, revision);
+          accepted topic also the digest, the re-normalisation of `original` (in worker processes, chunks of raw
+          bytes), one (lead id, revision);
 * replay without --verify: the same read (writer schemas, the summary's tally by type and publisher), no check.
 
 Both rates are printed over the whole call (the replay's includes reading `leadbus.schemas` and planning)
@@ -209,9 +210,12 @@ def main() -> None:
             assert name != "intake topics" or report.sealed == n_raw, (report.sealed, n_raw)
             raw_rate, replay_rate = n_raw / s_raw, report.records / report.seconds
             reading = report.records / report.read_seconds if report.read_seconds else 0.0
+            workers = (f", accepted-lead content checks in {report.content_workers} worker processes"
+                       if report.content_workers else "")
             print(f"{name}: raw read {n_raw} records {raw_rate:,.0f}/s; replay+verify {report.records} records "
                   f"({report.sealed} sealed, {report.signatures} Ed25519 verifications, {report.processes} "
-                  f"process{'es' if report.processes > 1 else ''}) "
+                  f"process{'es' if report.processes > 1 else ''}"
+                  f"{workers}) "
                   f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. schemas and plan), reading alone "
                   f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone {reading / raw_rate:.2f}); "
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU per record: "

@@ -30,6 +30,7 @@ the beginning of the inputs, since state does.
 from __future__ import annotations
 
 import bisect
+import gc
 import hashlib
 import json
 import time
@@ -724,7 +725,17 @@ def _kind(event: Mapping[str, Any]) -> str:
 
 
 def rebuild(records: Iterable[ReplayRecord], **options: Any) -> RebuildReport:
-    return Rebuild(records, **options).run()
+    """Re-derive and compare, with the cyclic collector off: the state grows with every lead (cases, links,
+    steps, routes), and the collector's full collections walked all of it again and again (about a quarter of
+    the rebuild's CPU). Nothing the rebuild makes and drops is cyclic (measured: no cyclic garbage left after a
+    rebuild of 3,000 leads); refcounting frees it, and the collector is back after."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return Rebuild(records, **options).run()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def report_json(report: RebuildReport) -> dict[str, Any]:

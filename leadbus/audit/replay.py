@@ -22,10 +22,12 @@ signing code is merged. Without one, records carrying seals are counted as *not 
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,9 +44,11 @@ from leadbus.audit.verification import (
     publisher_matches,
     publisher_of,
     standard_verifiers,
+    use_catalog,
 )
 from leadbus.avro import SchemaCatalog, packaged_catalog
 from leadbus.clients import KafkaSettings
+from leadbus.topics import LEADS_ACCEPTED
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplayReport", "SourceError", "replay", "seal_verifier_factory"]
 
@@ -88,6 +92,7 @@ class ReplayReport:
     read_seconds: float = 0.0  # reading and verifying the records alone (no schema load, no plan, no archive check)
     processes: int = 1
     signatures: int = 0  # Ed25519 verifications the seal verifier made
+    content_workers: int = 0  # processes that ran the accepted leads' content checks (0: in the reading process)
     spans: list[PartitionSpan] = field(default_factory=list)
 
     @property
@@ -185,9 +190,50 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     key = options.key.encode() if options.key is not None else None
     read_began = time.monotonic()
     finishing = verifiers
+    split = (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
+             and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min)
+    accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
+    executor = None
+    if (not split and accepted is not None and accepted.renormalise and options.workers > 1
+            and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4):
+        try:
+            executor = _content_workers(source, catalog, options.workers)
+        except OSError:  # no process to be had: the checks run here, as they always could
+            executor = None
+        accepted.executor = executor
+        report.content_workers = options.workers if executor is not None else 0
     try:
-        if (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
-                and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min):
+        return _replay_read(options, source, spans, verifiers, exporter, handle, key, report, progress, expected,
+                            split, finishing, started, read_began)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _content_workers(source: KafkaSource | ArchiveSource, catalog: SchemaCatalog, workers: int) -> Executor:
+    """Processes for the accepted leads' content checks (`AcceptedLeads`), forked before any Kafka client runs."""
+    import gc
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    source.close()  # no Kafka client may live across a fork (the read opens its consumer again)
+    gc.freeze()  # as for the split workers: a worker's collections do not copy the pages shared with the parent
+    try:
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=use_catalog, initargs=(catalog,))
+        executor.submit(os.getpid).result()  # a fork pool starts all its workers at the first task: now
+    finally:
+        gc.unfreeze()
+    return executor
+
+
+def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, spans: list[PartitionSpan],
+                 verifiers: list[Verifier], exporter: Exporter | None, handle: IO[Any] | None, key: bytes | None,
+                 report: ReplayReport, progress: ProgressFn | None, expected: int | None, split: bool,
+                 finishing: list[Verifier], started: float, read_began: float) -> ReplayReport:
+    try:
+        if split:
+            assert isinstance(source, KafkaSource)
             report.records = _run_split(source, spans, verifiers, key, options.publisher, report, progress,
                                         options.workers)
             finishing = [v for v in verifiers if isinstance(v, _SHARED)]  # the others finished in their process
@@ -230,13 +276,30 @@ def _topic_of(path: str) -> str:
 def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporter: Exporter | None,
          key: bytes | None, publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
          expected: int | None) -> int:
+    records = source.records(interleave=exporter is None) if isinstance(source, KafkaSource) else source.records()
+    # The verifiers keep a few objects per record (what each lead was, marks, lanes): with the cyclic collector on,
+    # its full collections walk all of them again and again (a third of the CPU of a verified replay). Nothing the
+    # loop makes refers to itself in a cycle; refcounting frees what it drops, and the collector is back after.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        count, sealed = _loop(records, verifiers, exporter, key, publisher, report, progress, expected)
+    finally:
+        if collecting:
+            gc.enable()
+    report.sealed = sealed
+    return count
+
+
+def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: Exporter | None, key: bytes | None,
+          publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
+          expected: int | None) -> tuple[int, int]:
     count = 0
     by_topic: dict[str, list[tuple[str, Callable[[ReplayRecord], Any]]]] = {}  # the checks that apply, per topic
     findings = report.findings
     tally = report.by_type_publisher
     sealed = 0
     next_tick = 0
-    records = source.records(interleave=exporter is None) if isinstance(source, KafkaSource) else source.records()
     for record in records:
         count += 1
         checks = by_topic.get(record.topic)
@@ -268,8 +331,7 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
             next_tick = count + 1000
     if progress is not None:
         progress(count, expected)
-    report.sealed = sealed
-    return count
+    return count, sealed
 
 
 def _applies(verifier: Verifier, topic: str) -> bool:

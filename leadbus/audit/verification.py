@@ -48,10 +48,12 @@ seals it could not check.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
@@ -185,8 +187,10 @@ class ReplayRecord:
         return hashlib.sha256(self.value or b"").hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class LeadHead:
+class LeadHead(NamedTuple):
+    """A lead's id, revision and publisher (a tuple: one is made per intake record, and a frozen dataclass's
+    constructor costs several times a tuple's)."""
+
     lead_id: str
     revision: int
     agency: str
@@ -244,12 +248,15 @@ def _front(schema: Any, data: bytes, pos: int, path: str, out: dict[str, Any], w
 _HEAD = {"lead_id", "revision", "publisher.agency", "publisher.province"}
 
 
-_PLANS: dict[bytes, tuple[tuple[str, str], ...] | None] = {}
+#: Per writer schema: the reads from the body's start to the last of the head's fields — (is a string, the
+#: position in the head it fills, or -1 for a field passed over) — when all of them are plain; else None.
+_PLANS: dict[bytes, tuple[tuple[bool, int], ...] | None] = {}
+_HEAD_ORDER = ("lead_id", "revision", "publisher.agency", "publisher.province")
 
 
-def _plan(schema: SchemaEntry) -> tuple[tuple[str, str], ...] | None:
-    """The reads (string / number / skip) from the body's start to the last of the head's fields, when all are plain."""
-    steps: list[tuple[str, str]] = []
+def _plan(schema: SchemaEntry) -> tuple[tuple[bool, int], ...] | None:
+    """The reads (string / number, kept or passed over) up to the last of the head's fields, when all are plain."""
+    steps: list[tuple[bool, int]] = []
     wanted = set(_HEAD)
 
     def walk(fields: Any, prefix: str) -> bool:
@@ -264,7 +271,7 @@ def _plan(schema: SchemaEntry) -> tuple[tuple[str, str], ...] | None:
                 continue
             if kind not in ("string", "int", "long"):
                 return False
-            steps.append(("s" if kind == "string" else "n", name))
+            steps.append((kind == "string", _HEAD_ORDER.index(name) if name in _HEAD else -1))
             wanted.discard(name)
         return not wanted
 
@@ -276,42 +283,44 @@ def _plan(schema: SchemaEntry) -> tuple[tuple[str, str], ...] | None:
 def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
     """Id, revision and publisher of a CaseLead from the front of its body; None when they cannot be read so."""
     fp = schema.fingerprint
-    if fp not in _PLANS:
-        _PLANS[fp] = _plan(schema)
-    plan = _PLANS[fp]
-    if plan is not None:
-        out: dict[str, Any] = {}
-        pos = 10
-        try:
-            for kind, name in plan:
+    if fp in _PLANS:
+        plan = _PLANS[fp]
+    else:
+        plan = _PLANS[fp] = _plan(schema)
+    if plan is None:
+        return _peek_slow(schema, value)
+    out: list[Any] = [None, None, None, None]
+    pos = 10
+    size = len(value)
+    try:
+        for is_string, slot in plan:
+            b = value[pos]
+            if b < 0x80:  # one-byte varint: most lengths and small numbers (no call)
+                number, pos = (b >> 1) ^ -(b & 1), pos + 1
+            else:  # a longer varint (a timestamp), read here: at most 10 bytes
+                result, shift = b & 0x7F, 7
+                pos += 1
                 b = value[pos]
-                if b < 0x80:  # one-byte varint: most lengths and small numbers (no call)
-                    number, pos = (b >> 1) ^ -(b & 1), pos + 1
-                else:  # a longer varint (a timestamp), read here: at most 10 bytes
-                    result, shift = b & 0x7F, 7
+                while b & 0x80:
+                    result |= (b & 0x7F) << shift
+                    shift += 7
+                    if shift > 63:
+                        return None
                     pos += 1
                     b = value[pos]
-                    while b & 0x80:
-                        result |= (b & 0x7F) << shift
-                        shift += 7
-                        if shift > 63:
-                            return None
-                        pos += 1
-                        b = value[pos]
-                    result |= b << shift
-                    number, pos = (result >> 1) ^ -(result & 1), pos + 1
-                if kind == "s":
-                    if number < 0 or pos + number > len(value):
-                        return None
-                    if name in _HEAD:
-                        out[name] = value[pos:pos + number].decode()
-                    pos += number
-                elif name in _HEAD:
-                    out[name] = number
-        except (_Cut, UnicodeDecodeError, IndexError):
-            return None
-        return LeadHead(out["lead_id"], out["revision"], out["publisher.agency"], out["publisher.province"])
-    return _peek_slow(schema, value)
+                result |= b << shift
+                number, pos = (result >> 1) ^ -(result & 1), pos + 1
+            if is_string:
+                if number < 0 or pos + number > size:
+                    return None
+                if slot >= 0:
+                    out[slot] = value[pos:pos + number].decode()
+                pos += number
+            elif slot >= 0:
+                out[slot] = number
+    except (UnicodeDecodeError, IndexError):
+        return None
+    return LeadHead(*out)
 
 
 def _peek_slow(schema: SchemaEntry, value: bytes) -> LeadHead | None:
@@ -568,7 +577,9 @@ class IntakeLeads:
         return topic.startswith(INTAKE_PREFIX)
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, int], tuple[bytes, Mark]] = {}
+        # (lead id, revision) → (SHA-256 of the value, topic, partition, offset, archive file, index): plain tuples,
+        # which a split replay's worker pickles back to the parent at C speed (a Mark each cost ~10 µs there)
+        self._seen: dict[tuple[str, int], tuple[bytes, str, int, int, str | None, int | None]] = {}
         self.sources: dict[tuple[str, int, int], bytes] = {}  # coordinates → SHA-256 of the value (cross-checks)
         self.ranges: dict[tuple[str, int], list[int]] = {}  # [lowest, highest] offset read per partition
 
@@ -592,13 +603,13 @@ class IntakeLeads:
         ident = (head.lead_id.lower(), head.revision)
         before = self._seen.get(ident)
         if before is None:
-            self._seen[ident] = (digest, Mark(topic, record.partition, offset, record.file, record.index))
+            self._seen[ident] = (digest, topic, record.partition, offset, record.file, record.index)
             return ()
         if before[0] == digest:
             return (Finding.at(record, "REDELIVERED", f"lead {ident[0]} revision {ident[1]} again, identical to "
-                                                      f"{before[1].where()} (intake drops it)", failure=False),)
+                                                      f"{where(*before[1:])} (intake drops it)", failure=False),)
         return (Finding.at(record, "REVISION_CONFLICT", f"lead {ident[0]} revision {ident[1]} again with other "
-                                                        f"content than {before[1].where()} (intake refuses it)",
+                                                        f"content than {where(*before[1:])} (intake refuses it)",
                            failure=False),)
 
     def merge(self, other: IntakeLeads) -> list[Finding]:
@@ -606,15 +617,16 @@ class IntakeLeads:
         self.sources.update(other.sources)
         self.ranges.update(other.ranges)
         found = []
-        for ident, (digest, at) in other._seen.items():
+        for ident, seen in other._seen.items():
             before = self._seen.get(ident)
             if before is None:
-                self._seen[ident] = (digest, at)
+                self._seen[ident] = seen
                 continue
-            same = before[0] == digest
-            found.append(at.finding("REDELIVERED" if same else "REVISION_CONFLICT",
+            same = before[0] == seen[0]
+            found.append(Mark(*seen[1:]).finding(
+                "REDELIVERED" if same else "REVISION_CONFLICT",
                                     f"lead {ident[0]} revision {ident[1]} again, "
-                                    f"{'identical to' if same else 'with other content than'} {before[1].where()} "
+                                    f"{'identical to' if same else 'with other content than'} {where(*before[1:])} "
                                     f"(intake {'drops' if same else 'refuses'} it)", failure=False))
         return found
 
@@ -622,63 +634,107 @@ class IntakeLeads:
         return ()
 
 
+#: What `AcceptedLeads` keeps of one accepted lead: id, revision, the event's digest, the intake coordinates it came
+#: from, the SHA-256 of `original`.
+_Facts = tuple[str, int, str, tuple[str, int, int], bytes]
+#: A record sent to a worker for the content check: topic, partition, offset, timestamp, archive file, index, value.
+_Row = tuple[str, int, int, int, "str | None", "int | None", "bytes | None"]
+
+
 class AcceptedLeads:
-    """`leadbus.leads.accepted`: the digest, the normalisation of the original, one (lead_id, revision)."""
+    """`leadbus.leads.accepted`: the digest, the normalisation of the original, one (lead_id, revision).
+
+    The content check of each record (its digest, and normalising `original` again: ~200 µs a record, nearly all
+    of this verifier's time) depends on that record alone. Given an `executor` (processes forked with the catalog:
+    see `replay.py`), records go to it in chunks of raw bytes and the checks run on every core; the results are
+    taken back in the order the records came, where the revisions and sources are kept as without one. The
+    findings are the same, at the same coordinates; with an executor some arrive later (at the latest from
+    `finish`).
+    """
 
     name = "accepted-leads"
+    chunk = 500  # records per task sent to the executor
+    in_flight = 6  # tasks sent and not yet taken back, at most
 
     @staticmethod
     def applies(topic: str) -> bool:
         return topic == LEADS_ACCEPTED
 
-    def __init__(self, intake: IntakeLeads | None = None, *, renormalise: bool = True) -> None:
+    def __init__(self, intake: IntakeLeads | None = None, *, renormalise: bool = True,
+                 executor: Executor | None = None) -> None:
         self.intake = intake
         self.renormalise = renormalise
+        self.executor = executor
         self._revisions: dict[str, tuple[int, str, Mark]] = {}  # lead id → highest revision, digest, where
         self._sources: list[tuple[tuple[str, int, int], bytes, Mark]] = []
+        self._rows: list[_Row] = []
+        self._catalog: SchemaCatalog | None = None
+        self._tasks: deque[tuple[list[_Row], Future[list[tuple[list[Finding], _Facts | None]]]]] = deque()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight."""
+        state = self.__dict__.copy()
+        state["executor"], state["_tasks"], state["_catalog"] = None, deque(), None
+        return state
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.topic != LEADS_ACCEPTED or record.schema is None or record.schema.name != ACCEPTED:
             return ()
-        event = record.event
-        if not isinstance(event, dict):
-            return ()  # `Decodes` reports it
+        if self.executor is None:
+            found, facts = accepted_content(record, self.renormalise)
+            return self._account(found, facts, record)
+        self._catalog = record.catalog  # for records checked here when the executor fails
+        self._rows.append((record.topic, record.partition, record.offset, record.timestamp_ms, record.file,
+                           record.index, record.value))
+        if len(self._rows) < self.chunk:
+            return ()
+        return self._send()
+
+    def _send(self, *, drain: bool = False) -> list[Finding]:
+        rows, self._rows = self._rows, []
         found: list[Finding] = []
-        original = bytes(event.get("original") or b"")
-        again = _renormalised(record.catalog, original) if self.renormalise and original else None
-        if isinstance(again, tuple) and again[0].to_avro() == event["lead"]:
-            # The event's lead is, field for field, what normalising `original` gives: its text is that lead's
-            # (validating the event's copy again would give the same model), and `original` holds.
-            lead, text = again
-        else:
+        if rows:
+            assert self.executor is not None
             try:
-                lead = CaseLead.model_validate(event["lead"])
-            except ValueError as exc:
-                return [Finding.at(record, "INVALID_LEAD", f"the accepted lead does not validate: {exc}")]
-            text = lead.to_json()
-            if again is not None:
-                found += self._original_differs(record, again, text, lead)
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        if digest != event["digest"]:
-            found.insert(0, Finding.at(record, "DIGEST_MISMATCH",
-                                       f"lead {lead.lead_id} revision {lead.revision}: the SHA-256 of the normalised "
-                                       f"lead is {digest}, the event says {event['digest']}: the body was altered"))
-        where_from = event["source"]
-        self._sources.append(((where_from["topic"], where_from["partition"], where_from["offset"]),
-                              hashlib.sha256(original).digest(), Mark.of(record)))
-        before = self._revisions.get(lead.lead_id)
+                self._tasks.append((rows, self.executor.submit(contents_of, rows, self.renormalise)))
+            except RuntimeError:  # the executor is shut down or broken: checked here, as without one
+                found += self._take(rows, None)
+        while len(self._tasks) > (0 if drain else self.in_flight):
+            found += self._take(*self._tasks.popleft())
+        return found
+
+    def _take(self, rows: list[_Row],
+              task: Future[list[tuple[list[Finding], _Facts | None]]] | None) -> list[Finding]:
+        try:
+            results = task.result() if task is not None else None
+        except Exception:  # noqa: BLE001 - a worker lost (killed, out of memory): its records are checked here
+            results = None
+        if results is None:
+            results = contents_of(rows, self.renormalise, self._catalog)
+        found: list[Finding] = []
+        for row, (findings, facts) in zip(rows, results, strict=True):
+            found += self._account(list(findings), facts, Mark(row[0], row[1], row[2], row[4], row[5]))
+        return found
+
+    def _account(self, found: list[Finding], facts: _Facts | None, at_record: ReplayRecord | Mark) -> list[Finding]:
+        """The revisions and sources of the accepted lead (in the order records came), after its content check."""
+        if facts is None:
+            return found
+        lead_id, revision, digest, coords, original_sha = facts
+        here = Mark.of(at_record)
+        self._sources.append((coords, original_sha, here))
+        before = self._revisions.get(lead_id)
         if before is not None:
-            revision, seen_digest, at = before
-            if lead.revision == revision:
-                what = "identical" if seen_digest == event["digest"] else "with other content"
-                found.append(Finding.at(record, "REPLAYED", f"lead {lead.lead_id} revision {lead.revision} accepted "
-                                                            f"again, {what} ({at.where()}): intake accepts a revision "
-                                                            "once"))
-            elif lead.revision < revision:
-                found.append(Finding.at(record, "REORDERED", f"lead {lead.lead_id} revision {lead.revision} after "
-                                                             f"revision {revision} ({at.where()})"))
-        if before is None or lead.revision > before[0]:
-            self._revisions[lead.lead_id] = (lead.revision, event["digest"], Mark.of(record))
+            seen_revision, seen_digest, at = before
+            if revision == seen_revision:
+                what = "identical" if seen_digest == digest else "with other content"
+                found.append(here.finding("REPLAYED", f"lead {lead_id} revision {revision} accepted again, {what} "
+                                                      f"({at.where()}): intake accepts a revision once"))
+            elif revision < seen_revision:
+                found.append(here.finding("REORDERED", f"lead {lead_id} revision {revision} after revision "
+                                                       f"{seen_revision} ({at.where()})"))
+        if before is None or revision > before[0]:
+            self._revisions[lead_id] = (revision, digest, here)
         return found
 
     def merge(self, other: AcceptedLeads) -> None:
@@ -701,9 +757,9 @@ class AcceptedLeads:
         return []
 
     def finish(self) -> Iterable[Finding]:
+        found = self._send(drain=True) if self.executor is not None else []  # what is still in the workers' hands
         if self.intake is None:
-            return ()
-        found = []
+            return found
         for coords, digest, at in self._sources:
             span = self.intake.ranges.get(coords[:2])
             if span is None or not span[0] <= coords[2] <= span[1]:
@@ -717,6 +773,64 @@ class AcceptedLeads:
                                                            "holds other bytes than its `original`: one was altered "
                                                            "or records were moved"))
         return found
+
+
+def accepted_content(record: ReplayRecord, renormalise: bool = True) -> tuple[list[Finding], _Facts | None]:
+    """The checks of one accepted lead that depend on it alone (the digest, `original` normalised again), and the
+    facts the revision and source checks keep (None when the lead does not validate: nothing to keep)."""
+    event = record.event
+    if not isinstance(event, dict):
+        return [], None  # `Decodes` reports it
+    found: list[Finding] = []
+    original = bytes(event.get("original") or b"")
+    again = _renormalised(record.catalog, original) if renormalise and original else None
+    if isinstance(again, tuple) and again[0].to_avro() == event["lead"]:
+        # The event's lead is, field for field, what normalising `original` gives: its text is that lead's
+        # (validating the event's copy again would give the same model), and `original` holds.
+        lead, text = again
+    else:
+        try:
+            lead = CaseLead.model_validate(event["lead"])
+        except ValueError as exc:
+            return [Finding.at(record, "INVALID_LEAD", f"the accepted lead does not validate: {exc}")], None
+        text = lead.to_json()
+        if again is not None:
+            found += AcceptedLeads._original_differs(record, again, text, lead)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if digest != event["digest"]:
+        found.insert(0, Finding.at(record, "DIGEST_MISMATCH",
+                                   f"lead {lead.lead_id} revision {lead.revision}: the SHA-256 of the normalised "
+                                   f"lead is {digest}, the event says {event['digest']}: the body was altered"))
+    where_from = event["source"]
+    coords = (where_from["topic"], where_from["partition"], where_from["offset"])
+    return found, (lead.lead_id, lead.revision, event["digest"], coords, hashlib.sha256(original).digest())
+
+
+#: The catalog of a worker process of `AcceptedLeads`'s executor (set by `use_catalog` when it starts).
+_WORKER_CATALOG: list[SchemaCatalog | None] = [None]
+
+
+def use_catalog(catalog: SchemaCatalog) -> None:
+    """An executor's initializer: the catalog its workers read records with."""
+    _WORKER_CATALOG[0] = catalog
+
+
+def contents_of(rows: list[_Row], renormalise: bool,
+                catalog: SchemaCatalog | None = None) -> list[tuple[list[Finding], _Facts | None]]:
+    """`accepted_content` of each row (run in a worker): a record that cannot be read is a located failure."""
+    catalog = catalog or _WORKER_CATALOG[0]
+    if catalog is None:
+        raise RuntimeError("no catalog: the executor's workers start with use_catalog")
+    out: list[tuple[list[Finding], _Facts | None]] = []
+    for topic, partition, offset, ms, file, index, value in rows:
+        record = ReplayRecord(topic, partition, offset, ms, None, value, (), catalog, file=file, index=index)
+        try:
+            out.append(accepted_content(record, renormalise))
+        except Exception as exc:  # noqa: BLE001 - as the replay reports a check that cannot read a record
+            out.append(([Finding.at(record, "UNREADABLE",
+                                    f"the {AcceptedLeads.name} check cannot read this record "
+                                    f"({type(exc).__name__}: {str(exc)[:200]}): altered or damaged")], None))
+    return out
 
 
 def _renormalised(catalog: SchemaCatalog, original: bytes) -> tuple[CaseLead, str] | Exception:

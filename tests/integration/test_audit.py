@@ -161,6 +161,11 @@ def test_tampering_with_topics_is_caught_and_located(recorded: Recorded, tmp_pat
     assert (LEADS_ACCEPTED, 0, 3) in _at(found, "DIGEST_MISMATCH")
     assert (LEADS_ACCEPTED, 0, 11) in _at(found, "REPLAYED")
     assert "FAIL DIGEST_MISMATCH leadbus.leads.accepted[0]@3" in done.stdout
+    # The same replay with the content checks in worker processes (as a large accepted topic is read) finds the same.
+    shared = replay(ReplayOptions(topics=[LEADS_ACCEPTED], workers=2, split_min=0), KafkaSettings(bootstrap))
+    assert shared.content_workers == 2
+    assert sorted((f.check, f.partition, f.offset, f.message) for f in shared.failures) == sorted(
+        (f["check"], f["partition"], f["offset"], f["message"]) for f in found if f["failure"])
 
     # leadbus.cases: two versions of one case swapped.
     swapped: dict[str, Any] = {}

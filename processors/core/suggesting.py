@@ -28,7 +28,6 @@ from typing import Any
 from leadbus.processors.core.linking import Case, LinkStore, dumps
 from leadbus.processors.core.review import Review, SuggestionIndex, case_signals, provinces_of
 
-
 #: A case carrying more distinct weak signals than this is left out of the suggestion index. Simulated traffic's
 #: widest case carries 28 (24,000 leads, strong and weak data alike); `bench/hot_case.py` shows the cost it avoids.
 MAX_REVIEW_SIGNALS = 256

@@ -316,7 +316,7 @@ class Sampler:
             lines.append("  of the broker's, CPU ms per lead by thread: "
                          + ", ".join(f"{n.split('/', 1)[1]} {c * span / leads * 1000:.2f}" for n, c in parts.items())
                          + " (jit: compiling Kafka's code, a start-up cost; gc: collections)")
-        idle_all = self.idle_cores(idle_since, since) if idle_since else {}
+        idle_all = self.idle_cores(idle_since, since) if idle_since is not None else {}
         idle = {n: c for n, c in idle_all.items() if "/" not in n}
         if idle:
             lines.append("  CPU idle (before publishing), cores: "

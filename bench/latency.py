@@ -2,7 +2,7 @@
 
     python bench/latency.py [--rate 500] [--seconds 60] [--warmup 10] [--idle 10] [--stage-fill S]
                             [--registry-fill S] [--broker-property K=V] [--client-setting K=V]
-                            [--region yrd] [--stages] [--sweep]
+                            [--fast-broker] [--region yrd] [--stages] [--sweep]
 
 A fresh single-node broker with every declared topic and schema; every pipeline stage
 (`leadbus process --stage NAME`, processors/stages.py PIPELINE), the registry sink (SQLite) and one
@@ -461,7 +461,9 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
     subprocess.run([*cli, "dashboard-user", "--users", str(users), "--username", "bench", "--region", args.region,
                     "--password-stdin"], input=f"{PASSWORD}\n".encode(), env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    with KafkaCluster(1, work / "kafka", fast_start=False, broker_properties=dict(setting.broker)) as cluster:
+    # A broker JIT-compiling with C2, as one deployed; `--fast-broker`: C1 only, as the tests and the demo run it.
+    with KafkaCluster(1, work / "kafka", fast_start=args.fast_broker,
+                      broker_properties=dict(setting.broker)) as cluster:
         bootstrap = cluster.bootstrap_servers
         if setting.client:
             client_file = work / "client.json"
@@ -531,7 +533,8 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
 def print_outcome(args: argparse.Namespace, outcome: Outcome) -> None:
     result = outcome.latencies
     print(f"end-to-end latency at {args.rate:g} leads/s for {args.seconds:g} s (after {args.warmup:g} s warm-up), "
-          f"whole pipeline; {outcome.setting.describe()}; load average {outcome.load:.1f}")
+          f"whole pipeline; {outcome.setting.describe()}{'; broker JIT C1 only' if args.fast_broker else ''}; "
+          f"load average {outcome.load:.1f}")
     if outcome.restarted:
         print(f"  (restarted during the run: {', '.join(f'{n} ×{k}' for n, k in outcome.restarted.items())}; "
               f"logs in {outcome.logs})")
@@ -580,6 +583,9 @@ def main() -> None:
                         help="a broker property on top of the local broker's (repeatable)")
     parser.add_argument("--client-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a librdkafka setting for every client of the pipeline's processes (repeatable)")
+    parser.add_argument("--fast-broker", action="store_true",
+                        help="the broker's JVM compiles with C1 only (-XX:TieredStopAtLevel=1, as in the tests and the "
+                             "demo): a fraction of the JIT's start-up CPU, slower request threads")
     parser.add_argument("--region", default="yrd", help="the dashboard watched: jjj, yrd or pprd")
     parser.add_argument("--stages", action="store_true",
                         help="also print each stage's consumer lag over time and each process's CPU")

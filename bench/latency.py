@@ -1,7 +1,8 @@
 """End-to-end latency: publish at a fixed rate with the whole pipeline running, time each lead to where it shows.
 
-    python bench/latency.py [--rate 500] [--seconds 60] [--warmup 10] [--stage-fill S] [--registry-fill S]
-                            [--region yrd] [--stages] [--sweep]
+    python bench/latency.py [--rate 500] [--seconds 60] [--warmup 10] [--idle 10] [--stage-fill S]
+                            [--registry-fill S] [--broker-property K=V] [--client-setting K=V]
+                            [--fast-broker] [--region yrd] [--stages] [--sweep]
 
 A fresh single-node broker with every declared topic and schema; every pipeline stage
 (`leadbus process --stage NAME`, processors/stages.py PIPELINE), the registry sink (SQLite) and one
@@ -19,7 +20,9 @@ measured lead, from the moment `Publisher.publish` was called to:
 Prints p50/p95/p99 (and max) of each, with the settings used and the load average. `--stages` adds where the
 time goes: each stage's consumer lag every 5 s (a stage whose lag grows is the one falling behind) and each
 process's CPU (cores used, and CPU ms per lead published: unlike latency, little affected by what else the
-machine runs). `--sweep` runs once per batch fill setting of `SWEEP`, each on a fresh broker and pipeline, and
+machine runs), the broker's by thread (its JIT compilers, its collector, Kafka's own threads), and each process's
+upkeep measured over `--idle` seconds before publishing, with its CPU per lead without that upkeep. `--sweep` runs
+once per batch fill setting of `SWEEP`, each on a fresh broker and pipeline, and
 ends with a table of them.
 """
 
@@ -30,6 +33,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -38,7 +42,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +53,11 @@ from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from leadbus.avro import decode, packaged_catalog
-from leadbus.clients import KafkaSettings
+from leadbus.clients import CLIENT_CONFIG_ENV, KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.localbroker.cluster import free_port
 from leadbus.logs import configure_cli_logging
+from leadbus.models import CaseLead
 from leadbus.processors.stages import PIPELINE
 from leadbus.producers.traffic import Traffic
 from leadbus.provisioning.topics import apply_topics
@@ -157,11 +162,13 @@ class Sampler:
     Lag is the records a stage's group (or the registry sink, whose offsets live in its database) has not
     committed yet on its inputs (read_committed ends); CPU is utime + stime from /proc/<pid>/stat, the
     processes' own threads included. Both are printed after the run: a stage whose lag grows while it uses a
-    core's worth of CPU is the one falling behind; lag that grows while nobody is busy is waiting.
+    core's worth of CPU is the one falling behind; lag that grows while nobody is busy is waiting. Every sample
+    asks the broker for the end offsets of every input partition and the commits of every group: every 2.5 s
+    (it was every 1 s), the bench's own load on the broker it measures stays small.
     """
 
     def __init__(self, kafka: KafkaSettings, db: Path, supervisor: Supervisor, extra_pids: dict[str, int],
-                 interval: float = 1.0) -> None:
+                 interval: float = 2.5) -> None:
         self.kafka, self.db, self.supervisor, self.extra_pids = kafka, db, supervisor, extra_pids
         self.interval = interval
         self.samples: list[tuple[float, dict[str, int], dict[str, float]]] = []  # (time, lag, cpu seconds)
@@ -187,6 +194,30 @@ class Sampler:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    @staticmethod
+    def jvm_threads(pid: int) -> dict[str, float]:
+        """A JVM's CPU seconds by kind of thread: its JIT compilers, its garbage collector, the rest (Kafka's own).
+
+        A fresh broker compiles Kafka's hot code for its first minutes (C1 then C2), whatever the traffic: a cost
+        of starting it, not of the leads, that a short run would otherwise put on every lead.
+        """
+        out = {"jit": 0.0, "gc": 0.0, "kafka": 0.0}
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            return {}
+        for task in tasks:
+            try:
+                comm, rest = (task / "stat").read_text().split("(", 1)[1].rsplit(")", 1)
+            except (OSError, ValueError):
+                continue
+            fields = rest.split()
+            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            kind = ("jit" if "CompilerThre" in comm else
+                    "gc" if comm in ("VM Thread",) or comm.startswith(("GC ", "G1 ")) else "kafka")
+            out[kind] += seconds
+        return out
+
     def _inputs(self, admin: Any) -> dict[str, list[TopicPartition]]:
         topics = admin.list_topics(timeout=10).topics
         out: dict[str, list[TopicPartition]] = {}
@@ -208,6 +239,9 @@ class Sampler:
                     seconds = self.cpu_seconds(pid)
                     if seconds is not None:
                         cpu[name] = seconds
+                    if name == "broker":
+                        for part, part_seconds in self.jvm_threads(pid).items():
+                            cpu[f"{name}/{part}"] = part_seconds
                 lag: dict[str, int] = {}
                 try:
                     inputs = inputs or self._inputs(admin)
@@ -238,8 +272,23 @@ class Sampler:
         return sum(max(0, ends.get((tp.topic, tp.partition), 0) - done.get((tp.topic, tp.partition), 0))
                    for tp in parts)
 
-    def report(self, since: float, until: float, leads: int, every: float = 5.0) -> tuple[list[str], float]:
-        """Lag over time (every `every` s) and CPU per process between `since` and `until`; CPU ms per lead."""
+    def idle_cores(self, since: float, until: float) -> dict[str, float]:
+        """Each process's CPU, in cores, between `since` and `until` (the pipeline running with nothing to do)."""
+        window = [s for s in self.samples if since <= s[0] <= until]
+        if len(window) < 2:
+            return {}
+        first, last = window[0], window[-1]
+        span = last[0] - first[0]
+        return {n: (last[2][n] - first[2][n]) / span for n in last[2] if n in first[2]}
+
+    def report(self, since: float, until: float, leads: int, every: float = 5.0,
+               idle_since: float | None = None) -> tuple[list[str], float]:
+        """Lag over time (every `every` s) and CPU per process between `since` and `until`; CPU ms per lead.
+
+        With `idle_since` (the samples from then to `since` are the pipeline idle), also each process's upkeep
+        and its CPU per lead without it: the upkeep (polls, heartbeats, the broker's housekeeping) runs whatever
+        the traffic, so it weighs on "per lead" in proportion to how long the run took to drain, not to the leads.
+        """
         window = [s for s in self.samples if since <= s[0] <= until + every]
         if len(window) < 2:
             return ["  (too few samples for a per-stage table)"], float("nan")
@@ -254,6 +303,8 @@ class Sampler:
         first, last = window[0], window[-1]
         span = last[0] - first[0]
         used = {n: (last[2][n] - first[2][n]) / span for n in last[2] if n in first[2]}
+        parts = {n: c for n, c in used.items() if "/" in n}  # the broker's threads, by kind: not added to the total
+        used = {n: c for n, c in used.items() if "/" not in n}
         lines.append(f"  CPU, cores used on average over those {span:.0f} s (2 cores = 2.00): "
                      + ", ".join(f"{n} {c:.2f}" for n, c in sorted(used.items(), key=lambda x: -x[1]))
                      + f"; total {sum(used.values()):.2f}")
@@ -261,6 +312,21 @@ class Sampler:
         lines.append(f"  CPU ms per lead published ({leads}): "
                      + ", ".join(f"{n} {c:.2f}" for n, c in sorted(per_lead.items(), key=lambda x: -x[1]))
                      + f"; total {sum(per_lead.values()):.2f}")
+        if parts:
+            lines.append("  of the broker's, CPU ms per lead by thread: "
+                         + ", ".join(f"{n.split('/', 1)[1]} {c * span / leads * 1000:.2f}" for n, c in parts.items())
+                         + " (jit: compiling Kafka's code, a start-up cost; gc: collections)")
+        idle_all = self.idle_cores(idle_since, since) if idle_since is not None else {}
+        idle = {n: c for n, c in idle_all.items() if "/" not in n}
+        if idle:
+            lines.append("  CPU idle (before publishing), cores: "
+                         + ", ".join(f"{n} {c:.3f}" for n, c in sorted(idle.items(), key=lambda x: -x[1]))
+                         + f"; total {sum(idle.values()):.2f}"
+                         + "".join(f"; {n} {c:.3f}" for n, c in idle_all.items() if "/" in n))
+            net = {n: max(0.0, c - idle.get(n, 0.0)) * span / leads * 1000 for n, c in used.items()}
+            lines.append("  CPU ms per lead without that upkeep: "
+                         + ", ".join(f"{n} {c:.2f}" for n, c in sorted(net.items(), key=lambda x: -x[1]))
+                         + f"; total {sum(net.values()):.2f}")
         return lines, sum(per_lead.values())
 
 
@@ -293,18 +359,21 @@ def wait_http(url: str, supervisor: Supervisor, timeout: float = 120) -> None:
     raise TimeoutError(f"{url} did not answer")
 
 
-def publish(traffic: Traffic, rate: float, seconds: float, seen: Seen | None, supervisor: Supervisor) -> None:
-    """`rate` leads/s for `seconds`, paced by the clock (a late lead is sent at once, never skipped)."""
+def publish(traffic: Traffic, leads: list[CaseLead], rate: float, seen: Seen | None,
+            supervisor: Supervisor) -> None:
+    """`leads` at `rate` leads/s, paced by the clock (a late lead is sent at once, never skipped).
+
+    The leads are made beforehand (`Traffic.generator`, ~0.3 ms of CPU each): made here, the simulator would
+    compete for the cores with the pipeline it measures, and be counted in the bench's CPU per lead.
+    """
     start = time.monotonic()
-    total = int(rate * seconds)
-    for i in range(total):
+    for i, lead in enumerate(leads):
         delay = start + i / rate - time.monotonic()
         if delay > 0:
             for pub in traffic.publishers.values():
                 pub.producer.poll(0)
             supervisor.poll()
             time.sleep(delay)
-        lead = traffic.generator.lead(datetime.now(UTC))
         pub = traffic.publisher(lead.publisher.agency, lead.publisher.province)
         if seen is not None:
             seen.published[lead.lead_id] = time.time()
@@ -353,11 +422,18 @@ class Setting:
 
     stage_fill: float | None = None
     registry_fill: float | None = None
+    #: Broker properties on top of `KafkaCluster`'s (`--broker-property`).
+    broker: tuple[tuple[str, str], ...] = ()
+    #: librdkafka settings for every client of the pipeline's processes (`--client-setting`): passed as their
+    #: client settings file ($LEADBUS_CLIENT_CONFIG), so they reach every producer, consumer and admin client.
+    client: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         stage = "default" if self.stage_fill is None else f"{self.stage_fill:g} s"
         registry = "default" if self.registry_fill is None else f"{self.registry_fill:g} s"
-        return f"batch fill: stages {stage}, registry {registry}"
+        extra = "".join(f"; broker {k}={v}" for k, v in self.broker) + "".join(f"; client {k}={v}"
+                                                                                for k, v in self.client)
+        return f"batch fill: stages {stage}, registry {registry}{extra}"
 
 
 #: `--sweep`: the batch fill waits tried, each on a fresh broker and pipeline (the defaults first).
@@ -385,8 +461,14 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
     subprocess.run([*cli, "dashboard-user", "--users", str(users), "--username", "bench", "--region", args.region,
                     "--password-stdin"], input=f"{PASSWORD}\n".encode(), env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    with KafkaCluster(1, work / "kafka", fast_start=False) as cluster:
+    # A broker JIT-compiling with C2, as one deployed; `--fast-broker`: C1 only, as the tests and the demo run it.
+    with KafkaCluster(1, work / "kafka", fast_start=args.fast_broker,
+                      broker_properties=dict(setting.broker)) as cluster:
         bootstrap = cluster.bootstrap_servers
+        if setting.client:
+            client_file = work / "client.json"
+            client_file.write_text(json.dumps({"bootstrap.servers": bootstrap, **dict(setting.client)}))
+            env[CLIENT_CONFIG_ENV] = str(client_file)
         kafka = KafkaSettings(bootstrap)
         apply_topics(bootstrap, load_declarations())
         publish_schemas(bootstrap, list(CATALOG))
@@ -413,10 +495,20 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
             watchers.start()
             sampler.start()
             traffic = Traffic(bootstrap, seed=7)
+            # Reported one every 1/rate s up to now, as they will be published: before it, never in the future.
+            count = round(args.rate * args.warmup) + round(args.rate * args.seconds)
+            step = timedelta(seconds=1 / args.rate)
+            made = list(traffic.generator.leads(count, datetime.now(UTC) - count * step, step))
+            warmup, measured = made[:round(args.rate * args.warmup)], made[round(args.rate * args.warmup):]
+            sampler.mark("idle")  # each process's upkeep with nothing to do, taken off its CPU per lead below
+            idle_end = time.monotonic() + args.idle
+            while time.monotonic() < idle_end:
+                supervisor.poll()
+                time.sleep(0.5)
             sampler.mark("warmup")
-            publish(traffic, args.rate, args.warmup, None, supervisor)
+            publish(traffic, warmup, args.rate, None, supervisor)
             sampler.mark("measured")
-            publish(traffic, args.rate, args.seconds, seen, supervisor)
+            publish(traffic, measured, args.rate, seen, supervisor)
             sampler.mark("published")
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and len(seen.registry.keys() & seen.published.keys()) < len(
@@ -431,15 +523,18 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
             sampler.close()
             watchers.close()
             supervisor.stop(timeout=30)
+    if not restarted:  # the broker's data and the logs (~100 MB a run) are kept only when a process died
+        shutil.rmtree(work, ignore_errors=True)
     leads = round(args.rate * (args.warmup + args.seconds))
-    lines, cpu = sampler.report(sampler.marks["warmup"], sampler.marks["end"], leads)
+    lines, cpu = sampler.report(sampler.marks["warmup"], sampler.marks["end"], leads, idle_since=sampler.marks["idle"])
     return Outcome(setting, analyse(seen), len(seen.published), restarted, logs, load, lines, cpu)
 
 
 def print_outcome(args: argparse.Namespace, outcome: Outcome) -> None:
     result = outcome.latencies
     print(f"end-to-end latency at {args.rate:g} leads/s for {args.seconds:g} s (after {args.warmup:g} s warm-up), "
-          f"whole pipeline; {outcome.setting.describe()}; load average {outcome.load:.1f}")
+          f"whole pipeline; {outcome.setting.describe()}{'; broker JIT C1 only' if args.fast_broker else ''}; "
+          f"load average {outcome.load:.1f}")
     if outcome.restarted:
         print(f"  (restarted during the run: {', '.join(f'{n} ×{k}' for n, k in outcome.restarted.items())}; "
               f"logs in {outcome.logs})")
@@ -481,6 +576,16 @@ def main() -> None:
     parser.add_argument("--stage-fill", type=float, default=None,
                         help="every stage's batch fill wait (default: the stages' own)")
     parser.add_argument("--registry-fill", type=float, default=None, help="the registry sink's batch fill wait")
+    parser.add_argument("--idle", type=float, default=10,
+                        help="seconds the pipeline runs idle before publishing: each process's upkeep, taken off its "
+                             "CPU per lead in the --stages table")
+    parser.add_argument("--broker-property", action="append", default=[], metavar="KEY=VALUE",
+                        help="a broker property on top of the local broker's (repeatable)")
+    parser.add_argument("--client-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a librdkafka setting for every client of the pipeline's processes (repeatable)")
+    parser.add_argument("--fast-broker", action="store_true",
+                        help="the broker's JVM compiles with C1 only (-XX:TieredStopAtLevel=1, as in the tests and the "
+                             "demo): a fraction of the JIT's start-up CPU, slower request threads")
     parser.add_argument("--region", default="yrd", help="the dashboard watched: jjj, yrd or pprd")
     parser.add_argument("--stages", action="store_true",
                         help="also print each stage's consumer lag over time and each process's CPU")
@@ -488,7 +593,9 @@ def main() -> None:
                         help="one run per batch fill setting of SWEEP (fresh broker each), then a table of them")
     args = parser.parse_args()
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
-    settings = SWEEP if args.sweep else [Setting(args.stage_fill, args.registry_fill)]
+    broker = tuple(tuple(p.split("=", 1)) for p in args.broker_property)
+    client = tuple(tuple(p.split("=", 1)) for p in args.client_setting)
+    settings = SWEEP if args.sweep else [Setting(args.stage_fill, args.registry_fill, broker, client)]  # type: ignore[arg-type]
     outcomes = []
     for setting in settings:
         outcome = measure(args, setting)

@@ -1,0 +1,78 @@
+"""bench/latency.py's CPU accounting: per lead, with the broker's threads apart and each process's idle upkeep off."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import latency  # noqa: E402 - bench/ is a folder of scripts, not a package
+
+
+def sampler(samples: list[tuple[float, dict[str, int], dict[str, float]]]) -> Any:
+    s = latency.Sampler(None, Path("/nonexistent"), None, {}, interval=1.0)  # type: ignore[arg-type]
+    s.samples = samples
+    return s
+
+
+def figures(line: str) -> dict[str, float]:
+    body = line.split(": ", 1)[1].split(" (", 1)[0]
+    return {k: float(v) for k, v in (part.rsplit(" ", 1) for part in body.replace(";", ",").split(", "))}
+
+
+def test_per_lead_cpu_without_idle_upkeep_and_the_broker_split_apart_from_the_total() -> None:
+    # Idle from t=0 to t=10: the broker uses 0.1 core (0.05 of it JIT), linking nothing.
+    # Publishing from t=10 to t=30, 1,000 leads: the broker 0.5 core, linking 0.25.
+    samples = [
+        (0.0, {}, {"broker": 0.0, "broker/jit": 0.0, "broker/gc": 0.0, "broker/kafka": 0.0, "linking": 0.0}),
+        (10.0, {}, {"broker": 1.0, "broker/jit": 0.5, "broker/gc": 0.0, "broker/kafka": 0.5, "linking": 0.0}),
+        (30.0, {"linking": 0}, {"broker": 11.0, "broker/jit": 2.5, "broker/gc": 0.5, "broker/kafka": 8.0,
+                                "linking": 5.0}),
+    ]
+    lines, total = sampler(samples).report(10.0, 30.0, 1000, idle_since=0.0)
+    per_lead = figures(next(line for line in lines if line.startswith("  CPU ms per lead published")))
+    assert per_lead == {"broker": 10.0, "linking": 5.0, "total": 15.0}  # the split is not counted twice
+    assert total == pytest.approx(15.0)
+    split = figures(next(line for line in lines if line.startswith("  of the broker's")))
+    assert split == {"jit": 2.0, "gc": 0.5, "kafka": 7.5}
+    net = figures(next(line for line in lines if line.startswith("  CPU ms per lead without that upkeep")))
+    # broker: 0.5 core − 0.1 core idle over 20 s = 8 s for 1,000 leads
+    assert net == {"broker": 8.0, "linking": 5.0, "total": 13.0}
+
+
+def test_without_an_idle_window_no_upkeep_line() -> None:
+    samples = [(0.0, {}, {"intake": 0.0}), (10.0, {}, {"intake": 1.0})]
+    lines, total = sampler(samples).report(0.0, 10.0, 500)
+    assert total == pytest.approx(2.0)
+    assert not any("upkeep" in line for line in lines)
+
+
+def test_threads_of_a_process_add_up_to_its_cpu() -> None:
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        worker.join()
+    by_kind = latency.Sampler.jvm_threads(os.getpid())
+    whole = latency.Sampler.cpu_seconds(os.getpid())
+    assert whole is not None and whole > 0
+    assert set(by_kind) == {"jit", "gc", "kafka"}
+    assert by_kind["jit"] == 0 and by_kind["gc"] == 0  # no JVM threads in a Python process
+    # /proc/<pid>/stat counts exited threads too; the live threads' sum is at most that, and most of it
+    assert whole * 0.5 <= by_kind["kafka"] <= whole + 0.05

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -466,36 +465,84 @@ _HANDLING_ORDER = {"OPEN": 0, "RESTRICTED": 1, "CONFIDENTIAL": 2}
 MAX_CASE_WAYBILLS = 1000
 
 
+def _reported_at(member: dict[str, Any]) -> str:
+    return member["reported_at"]  # type: ignore[no-any-return]
+
+
 def case_summary(case: Case) -> dict[str, Any]:
-    """The facts a `CaseUpdated` event carries (plain values; the edge adds times and encodes)."""
-    members = [case.members[k] for k in sorted(case.members, key=lambda m: case.members[m]["reported_at"])]
-    provinces = Counter(m["suspect_province"] for m in members if m["suspect_province"])
-    handling = max((m["handling"] for m in members), key=lambda h: _HANDLING_ORDER.get(h, 2))
-    reporters = list(dict.fromkeys((m["agency"], m["province"]) for m in members))  # in order of first report
+    """The facts a `CaseUpdated` event carries (plain values; the edge adds times and encodes).
+
+    One pass over the members (the stream summarises a case for every lead that joins it: issue #16); ties are
+    broken as ``min``, ``max``, ``Counter.most_common`` and ``dict.fromkeys`` break them, the first seen wins.
+    """
+    members = sorted(case.members.values(), key=_reported_at)  # the members' order, stable: as sorting their ids
+    if not members:
+        raise ValueError(f"case {case.case_id} has no members")
+    provinces: dict[str, int] = {}
+    reporters: dict[tuple[str, str], None] = {}  # in order of first report
+    categories: set[str] = set()
+    violations: set[str] = set()
+    share_with: set[str] = set()
+    countries: set[str] = set()
+    penalties: set[tuple[tuple[str, Any], ...]] = set()
+    waybills: dict[str, None] = {}
+    handling, rank = None, -1
+    conduct_from = conduct_to = None
+    cross_border = police = False
+    for m in members:
+        province = m["suspect_province"]
+        if province:
+            provinces[province] = provinces.get(province, 0) + 1
+        this = m["handling"]
+        this_rank = _HANDLING_ORDER.get(this, 2)
+        if this_rank > rank:
+            handling, rank = this, this_rank
+        reporters[(m["agency"], m["province"])] = None
+        categories.add(m["category"])
+        violations.add(m["violation"])
+        share_with.update(m["share_with"])
+        countries.update(m["countries"])
+        if m["cross_border"]:
+            cross_border = True
+        first = m.get("conduct_from")
+        if first and (conduct_from is None or first < conduct_from):
+            conduct_from = first
+        last = m.get("conduct_to")
+        if last and (conduct_to is None or last > conduct_to):
+            conduct_to = last
+        for p in m.get("prior_penalties", ()):
+            penalties.add(tuple(sorted(p.items())))
+        if m.get("police_measures_needed"):
+            police = True
+        for waybill in m.get("waybills", ()):
+            waybills[waybill] = None
+    identifiers = []
+    for key in case.identifiers:
+        kind, value = key.split(":", 1)
+        identifiers.append({"kind": kind, "value": value})
     return {
         "case_id": case.case_id,
         "version": case.version,
         "members": sorted(case.members),
         "reporters": [{"agency": a, "province": p} for a, p in reporters],
-        "identifiers": [{"kind": k.split(":", 1)[0], "value": k.split(":", 1)[1]} for k in case.identifiers],
+        "identifiers": identifiers,
         "suspect_name": members[0]["name"],
-        "suspect_province": provinces.most_common(1)[0][0] if provinces else None,
-        "categories": sorted({m["category"] for m in members}),
-        "violations": sorted({m["violation"] for m in members}),
+        "suspect_province": max(provinces, key=provinces.__getitem__) if provinces else None,
+        "categories": sorted(categories),
+        "violations": sorted(violations),
         "facts": aggregate_facts(members),
         "first_reported_at": members[0]["reported_at"],
         "last_reported_at": members[-1]["reported_at"],
         "handling": handling,
-        "share_with": sorted({s for m in members for s in m["share_with"]}),
-        "cross_border": any(m["cross_border"] for m in members),
-        "countries": sorted({c for m in members for c in m["countries"]}),
+        "share_with": sorted(share_with),
+        "cross_border": cross_border,
+        "countries": sorted(countries),
         "merged_from": list(case.merged_from),
-        "conduct_from": min((m["conduct_from"] for m in members if m.get("conduct_from")), default=None),
-        "conduct_to": max((m["conduct_to"] for m in members if m.get("conduct_to")), default=None),
-        "prior_penalties": [dict(p) for p in sorted({tuple(sorted(p.items())) for m in members
-                                                     for p in m.get("prior_penalties", [])})],
-        "police_measures_needed": any(m.get("police_measures_needed") for m in members),
-        "waybills": list(dict.fromkeys(w for m in members for w in m.get("waybills", ())))[:MAX_CASE_WAYBILLS],
+        "conduct_from": conduct_from,
+        "conduct_to": conduct_to,
+        "prior_penalties": [dict(p) for p in sorted(penalties)],
+        "police_measures_needed": police,
+        "waybills": list(waybills)[:MAX_CASE_WAYBILLS],
     }
 
 

@@ -190,12 +190,13 @@ def plan(topics: list[TopicSpec] | None = None, principals: Principals | None = 
         Workload(
             "blacklist",
             (*stage_args, "--stage", "blacklist"),
-            2,
-            2,
+            1,
+            1,
             "consumer group leadbus-blacklist; the blacklist is global state (an entity's cases may sit on any "
-            "partition): one active owner, the other replica stands by",
+            f"partition): one worker only — a second in the group would be given some of the {cases} partitions "
+            f"of {CASES} and hold the global state too; it is restarted on failure",
             "blacklist",
-            min_available=1,
+            min_available=0,
         ),
         Workload(
             "suggesting",

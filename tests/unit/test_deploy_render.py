@@ -198,3 +198,25 @@ def test_users_are_rendered_from_the_policy_when_it_exists(tmp_path: Path) -> No
                            str(tmp_path / "out" / "k8s" / "users.yaml")],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and proc.stdout.count("OK KafkaUser/") == len(users), proc.stdout + proc.stderr
+
+
+def test_a_global_state_stage_runs_as_one_active_owner(rendered) -> None:
+    """A stage with one global store is owned by whichever member is given a partition of its inputs: a second
+    replica either stands by (every input has one partition: the range assignor gives them all to one member) or,
+    when an input has several partitions, would be given some of them and hold a second copy of the global state,
+    both writing its changelog. Such a stage is rendered with one replica."""
+    from leadbus.processors.stages import STAGES
+
+    partitions = {t.name: t.partitions for t in load_declarations()}
+    deployments = {d["metadata"]["name"]: d for d in _docs(rendered) if d["kind"] == "Deployment"}
+    checked = []
+    for name, stage in STAGES.items():
+        deployment = deployments.get(f"leadbus-{name}")
+        if not stage.global_state or deployment is None:
+            continue
+        widest = max(partitions.get(topic, 2) for topic in stage.inputs)  # a pattern counts as several
+        replicas = deployment["spec"]["replicas"]
+        assert replicas == 1 or widest == 1, (name, replicas, widest)
+        assert int(deployment["metadata"]["annotations"]["leadbus.cn/max-useful-replicas"]) in (1, 2)
+        checked.append(name)
+    assert {"linking", "blacklist", "suggesting"} <= set(checked)

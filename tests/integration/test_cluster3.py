@@ -38,7 +38,8 @@ def test_three_nodes_survive_a_killed_node_and_it_rejoins(tmp_path) -> None:
         plan = apply_topics(cluster.bootstrap_servers, specs)
         assert all(s.replication_factor == 3 and s.min_insync_replicas == 2 for s in plan.create)
         topic = intake_topic("GACC")
-        assert _isr_sizes(cluster.bootstrap_servers, topic) == [3, 3, 3]
+        # A broker answers metadata for a new topic once the controller's update reached it: wait for that.
+        _wait_for(lambda: _isr_sizes(cluster.bootstrap_servers, topic) == [3, 3, 3])
 
         gen = TrafficGenerator(seed=3)
         start = datetime(2026, 11, 1, tzinfo=UTC)

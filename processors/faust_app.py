@@ -72,7 +72,10 @@ def create_app(bootstrap: str, data_dir: Path, *, app_id: str = "leadbus-faust",
             headers = msg.headers or ()
             pairs = tuple(headers.items() if hasattr(headers, "items") else headers)
             record = Record(msg.topic, msg.partition, msg.offset, msg.key, event.value, pairs)
-            for out in handler.examine(record, now).outputs:
+            examined = handler.examine(record, now)
+            for count in examined.counted:  # at-least-once: counted as processed
+                count()
+            for out in examined.outputs:
                 if out.topic != INTAKE_BY_LEAD:
                     await send(out)
                     continue
@@ -80,6 +83,8 @@ def create_app(bootstrap: str, data_dir: Path, *, app_id: str = "leadbus-faust",
                                               tuple(out.headers)), state, now)
                 for key, value in judged.state.items():
                     seen_table[key] = value
+                for count in judged.counted:
+                    count()
                 for final in judged.outputs:
                     await send(final)
 

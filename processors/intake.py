@@ -26,6 +26,7 @@ dedupe memory in the stage's state store, counts metrics and logs rejections.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -133,25 +134,26 @@ class IntakeHandler:
             log.exception("intake core failed on %s", source)
             outcome = Rejection("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", record.value or b"", source)
         seal = outcome.seal
+        counted: list[Callable[[], object]] = []
         if isinstance(outcome, DecisionAcceptance):
             # Handover decisions go on, keyed by case, to the handover stage that judges them; a signed one
             # keeps its seal and origin in headers so that it can be re-verified there.
             headers = [] if seal is None else [*seal.headers(), (_SOURCE, _source_text(source).encode())]
             out = Output(outcome.topic, outcome.case_id.encode(), outcome.original, headers)
             if seal is None:
-                metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
+                counted.append(metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc)
         elif isinstance(outcome, EventAcceptance):
             # Courier replies, consumer warnings, operation decisions: on to their topic, a signed one with its seal.
             headers = [] if seal is None else [*seal.headers(), (_SOURCE, _source_text(source).encode())]
             out = Output(outcome.topic, outcome.key.encode(), outcome.original, headers)
             if seal is None:
-                metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc()
+                counted.append(metrics.INTAKE_ACCEPTED.labels(agency_of_topic(source.topic) or "?").inc)
         elif isinstance(outcome, Rejection):
-            out = self._rejected(outcome, now, count=seal is None)
+            out = self._rejected(outcome, now, counted if seal is None else None)
         else:
             out = self._examined(outcome, now)
         if seal is None:
-            return Result([out])
+            return Result([out], counted=counted)
         return Result([_to_lane(seal, source, out)])
 
     def _examined(self, acceptance: Acceptance, now: datetime) -> Output:
@@ -169,13 +171,12 @@ class IntakeHandler:
         seen = Seen.from_bytes(state.get(key))
         verdict = judge(seen, examined.revision, examined.digest)
         if verdict == "emit":
-            _counter(_ACCEPTED_BY, metrics.INTAKE_ACCEPTED, examined.agency).inc()
-            result = Result([Output(LEADS_ACCEPTED, key, record.value or b"")])
+            result = Result([Output(LEADS_ACCEPTED, key, record.value or b"")],
+                            counted=[_counter(_ACCEPTED_BY, metrics.INTAKE_ACCEPTED, examined.agency).inc])
             result.state[key] = Seen(examined.revision, examined.digest).to_bytes()
             return result
         if verdict == "drop":
-            _counter(_DUPLICATES_BY, metrics.INTAKE_DUPLICATES, examined.agency).inc()
-            return Result()
+            return Result(counted=[_counter(_DUPLICATES_BY, metrics.INTAKE_DUPLICATES, examined.agency).inc])
         assert seen is not None
         _, accepted = decode(self.catalog, record.value or b"", self.accepted_schema)
         where = accepted["source"]
@@ -183,7 +184,9 @@ class IntakeHandler:
                               bytes(accepted.get("original") or b""),
                               Source(where["topic"], where["partition"], where["offset"]),
                               field="revision", lead_id=examined.lead_id, agency=examined.agency)
-        return Result([self._rejected(rejection, now)])
+        result = Result()
+        result.outputs.append(self._rejected(rejection, now, result.counted))
+        return result
 
     # -- signed events: the sequence number, in the lane's one place ------------------------------
 
@@ -208,10 +211,10 @@ class IntakeHandler:
             original, lead_id = self._original(topic, value)
             rejection = Rejection(verdict.status, message, original, source, field="headers.leadbus-seq",
                                   lead_id=lead_id, agency=agency)
-            result.outputs.append(self._rejected(rejection, now))
+            result.outputs.append(self._rejected(rejection, now, result.counted))
             return result
         if verdict.status == "GAP":
-            metrics.INTAKE_WARNINGS.labels("SEQUENCE_GAP").inc()
+            result.counted.append(metrics.INTAKE_WARNINGS.labels("SEQUENCE_GAP").inc)
             log.warning("sequence gap", extra={"publisher": seal.publisher, "topic": source.topic,
                                                 "partition": seal.partition, "gap": verdict.gap})
             if topic == INTAKE_BY_LEAD:
@@ -224,9 +227,10 @@ class IntakeHandler:
                 forward.append(("leadbus-sequence-gap", f"{verdict.gap[0]}-{verdict.gap[1]}".encode()))
         if topic == LEADS_REJECTED:
             _, letter = decode(self.catalog, value, self.rejected_schema)
-            metrics.INTAKE_REJECTED.labels(letter["reason"], letter.get("publisher_agency") or "?").inc()
+            result.counted.append(
+                metrics.INTAKE_REJECTED.labels(letter["reason"], letter.get("publisher_agency") or "?").inc)
         elif topic in _SEALED_TOPICS:
-            metrics.INTAKE_ACCEPTED.labels(agency or "?").inc()
+            result.counted.append(metrics.INTAKE_ACCEPTED.labels(agency or "?").inc)
         result.outputs.append(Output(topic, next_key, value, forward))
         return result
 
@@ -240,12 +244,14 @@ class IntakeHandler:
             return bytes(letter["original"]), letter.get("lead_id")
         return value, None
 
-    def _rejected(self, rejection: Rejection, now: datetime, count: bool = True) -> Output:
+    def _rejected(self, rejection: Rejection, now: datetime, counted: list[Callable[[], object]] | None) -> Output:
+        """The dead letter; its count goes into ``counted`` (None: counted where it is finally emitted, after its
+        sequence check)."""
         source = rejection.source
         key = (rejection.lead_id or f"{source.topic}:{source.partition}:{source.offset}").encode()
-        if not count:  # counted where it is finally emitted (after its sequence check)
+        if counted is None:
             return Output(LEADS_REJECTED, key[:1024], encode(self.rejected_schema, rejected_record(rejection, now)))
-        metrics.INTAKE_REJECTED.labels(rejection.reason, rejection.agency or "?").inc()
+        counted.append(metrics.INTAKE_REJECTED.labels(rejection.reason, rejection.agency or "?").inc)
         log.info(
             "rejected",
             extra={"reason": rejection.reason, "field": rejection.field, "lead_id": rejection.lead_id,

@@ -345,6 +345,7 @@ class ExactlyOnceStage:
         interval = self.config.commit_interval
         producer.begin_transaction()
         next_offsets: dict[tuple[str, int], int] = {}
+        counted: list[Callable[[], object]] = []
         dead = 0
         dead_topic, changelog, state = self.config.dead_letter_topic, self.config.changelog_topic, self.state
         views = self._views
@@ -360,6 +361,8 @@ class ExactlyOnceStage:
             else:
                 view = views.get(partition) or views.setdefault(partition, _PartitionState(state, partition))
             result = self._step(record, view, now)
+            if result.counted:
+                counted += result.counted
             for out in result.outputs:
                 if out.topic == dead_topic:
                     dead += 1
@@ -386,6 +389,8 @@ class ExactlyOnceStage:
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(60)
         self.state.commit()
+        for count in counted:  # what the records did is counted once they are committed, never for an abort
+            count()
         self.report.committed(records, dead, began)
         return len(records)
 
@@ -474,6 +479,9 @@ class ExactlyOnceStage:
             self._abort(producer)
             raise
         self.state.commit()
+        for _, result in results:
+            for count in result.counted:
+                count()
         self.report.ticked(began, lambda: [_PartitionState(self.state, p) for p in owned], self.handler)
 
     @staticmethod

@@ -7,7 +7,7 @@ A step (`handle(record, state, now) -> Result`) never sees a Kafka client or mes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,6 +69,10 @@ class Output:
 class Result:
     outputs: list[Output] = field(default_factory=list)
     state: dict[bytes, bytes | None] = field(default_factory=dict)
+    #: What to count once the record's outputs are committed (a metric's increment): a host that may process a
+    #: record again (an aborted transaction, a batch retried in halves) calls them after its commit only, so that
+    #: a count says what the bus did, once. A host without transactions calls them when the record is done.
+    counted: list[Callable[[], object]] = field(default_factory=list)
 
 
 class StateView(Protocol):

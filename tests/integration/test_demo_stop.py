@@ -11,6 +11,7 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -112,6 +113,22 @@ class RunningDemo:
                    interval=0.5)
         self.snapshot()
 
+    def wait_flowing(self) -> None:
+        """Leads through the whole pipeline: rows in the registry and records in the archive (sealed or open). A
+        demo stopped before any reached them has no archive to verify (CI of integ6: Ctrl-C came 3 s after intake
+        was assigned its partitions, on a loaded machine)."""
+
+        def registry_leads() -> int:
+            try:
+                with sqlite3.connect(f"file:{self.workdir / 'registry.db'}?mode=ro", uri=True, timeout=1) as db:
+                    return int(db.execute("SELECT count(*) FROM leads").fetchone()[0])
+            except sqlite3.Error:
+                return 0
+
+        archive = self.workdir / "archive"
+        wait_until(lambda: registry_leads() > 0 and any(p.is_file() for p in archive.rglob("*.avro")), 180,
+                   "leads to reach the registry and the archive", interval=0.5)
+
     def interrupt_and_wait(self) -> float:
         """Ctrl-C, then watch the processes until the demo ends (a minute at most): how long it took."""
         began = time.monotonic()
@@ -172,6 +189,7 @@ def test_ctrl_c_stops_the_demo_in_order_with_its_summary_and_nothing_left(tmp_pa
     demo = RunningDemo(tmp_path)
     try:
         demo.wait_running()
+        demo.wait_flowing()
         _the_edge_works_as_printed(demo.output, make_lead())
         # broker JVM + 4 stages + registry + archive + 3 dashboards, besides the demo itself
         assert len(demo.seen) >= 11, demo.seen

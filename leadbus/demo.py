@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from confluent_kafka import IsolationLevel, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 from rich.console import Console, Group
@@ -559,6 +560,7 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
         if operations is not None:
             operations.close()
         _shutdown(cluster, supervisor, traffic, careless, view, interrupts, stopped_at, console)
+        _end_children(console)
     if view is not None and traffic is not None:
         console.print(view.render(traffic, bootstrap))
     _report_sinks(console, registry_url, demo_dir / "archive")
@@ -637,6 +639,26 @@ def _stop_cluster(cluster: KafkaCluster, timeout: float, interrupts: Interrupts)
             proc.wait(5)
     cluster.close()
     return clean
+
+
+def _end_children(console: Console) -> None:
+    """Nothing the demo started outlives it, not even as a process nobody has reaped yet.
+
+    Everything should have stopped in order by now. What is left was started as Ctrl-C came (a fork that had not
+    become a broker yet, a helper whose handle was lost): it is killed and reaped here. A child left to the demo's
+    exit would be ended by its parent-death signal and reaped by init only later.
+    """
+    children = psutil.Process().children()
+    running = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE:
+                running.append(" ".join(child.cmdline())[:80])
+                child.kill()
+    psutil.wait_procs(children, timeout=5)
+    if running:
+        log.warning("killed at exit: %s", running)
+        console.print(f"[yellow]killed at exit: {len(running)} process(es) started as the demo was stopped[/yellow]")
 
 
 def _kill_cluster(cluster: KafkaCluster) -> None:

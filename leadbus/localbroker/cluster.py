@@ -105,6 +105,33 @@ class KafkaNode:
             return "(no log)"
 
 
+def _end_new_children(before: set[int], marker: str) -> None:
+    """Kill and reap this process's children started since `before` that are JVMs running `marker`, or forks of
+    this process that had not yet become one (a Ctrl-C between fork and exec): nobody else holds them.
+
+    Reaped here, not left to the parent's exit: a killed JVM that nobody waits for stays in the process table
+    (and a process that exits right after may be seen to leave it behind).
+    """
+    me = psutil.Process()
+    own = me.cmdline()
+    strays = []
+    for child in me.children():
+        if child.pid in before:
+            continue
+        try:
+            argv = child.cmdline()
+        except psutil.ZombieProcess:
+            strays.append(child)  # already ended (the JVM took the Ctrl-C too): only to be reaped
+            continue
+        except psutil.Error:
+            continue
+        if marker in argv or argv == own:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+            strays.append(child)
+    psutil.wait_procs(strays, timeout=10)
+
+
 class KafkaCluster:
     """Real KRaft brokers on free loopback ports; a context manager that always cleans up.
 
@@ -334,6 +361,7 @@ class KafkaCluster:
         }
 
     def _format(self) -> None:
+        before = {c.pid for c in psutil.Process().children()}
         base = self._jvm()
         dir_ids = {n.node_id: kafka_uuid() for n in self.nodes}
         for node in self.nodes:
@@ -349,6 +377,7 @@ class KafkaCluster:
                     proc.kill()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)
+            _end_new_children(before, "kafka.tools.StorageTool")  # one started as Ctrl-C came, not yet listed
             raise
         self._formatted = True
 
@@ -386,10 +415,7 @@ class KafkaCluster:
             )
         except BaseException:
             # Ctrl-C between the fork and Popen's return leaves a started JVM that nobody holds: end it.
-            for child in psutil.Process().children():
-                with contextlib.suppress(psutil.Error):
-                    if child.pid not in before and "kafka.Kafka" in child.cmdline():
-                        child.kill()
+            _end_new_children(before, "kafka.Kafka")
             raise
         finally:
             log.close()

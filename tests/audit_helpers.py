@@ -42,9 +42,16 @@ def stages(bootstrap: str, root: Path, *, day_seconds: float = 4.0) -> Iterator[
         workers.append(start_worker(bootstrap, root / "state", f"{stage}-audit", root / "logs", extra, stage=stage))
     try:
         yield workers
-    finally:
+    except BaseException:
         for worker in workers:
             stop(worker)
+        raise
+    # In pipeline order, each stage only once those after it have taken in all it wrote: the handover stage
+    # keeps scanning deadlines while it runs, so a step it records after the traffic settled must still be
+    # routed before routing stops, or the record has a step with no route (seen on a loaded CI machine).
+    for i, worker in enumerate(workers):
+        stop(worker)
+        wait_drained(bootstrap, [STAGE_GROUPS[name] for name in list(STAGE_GROUPS)[i + 1:]])
 
 
 @dataclass
@@ -130,6 +137,26 @@ def wait_settled(bootstrap: str, timeout: float = 240) -> None:
     time.sleep(3)
     wait_until(lambda: all(lag(bootstrap, g) <= 40 for g in STAGE_GROUPS.values()), timeout, "the stages to settle",
                interval=2.0)
+
+
+def wait_drained(bootstrap: str, groups: list[str], timeout: float = 240) -> None:
+    """With nothing new arriving, the groups' lag stays the same over consecutive readings and is small.
+
+    What remains is transaction markers (and records of aborted transactions), which no stage ever commits past.
+    """
+    if not groups:
+        return
+    deadline = time.monotonic() + timeout
+    last: list[int] | None = None
+    steady = 0
+    while time.monotonic() < deadline:
+        now = [lag(bootstrap, g) for g in groups]
+        steady = steady + 1 if now == last and all(n <= 40 for n in now) else 0
+        if steady >= 1:
+            return
+        last = now
+        time.sleep(1.5)
+    raise AssertionError(f"the groups {groups} did not drain: lag {last}")
 
 
 # -- tampering ---------------------------------------------------------------------------------------------

@@ -421,11 +421,12 @@ class ExactlyOnceStage:
         return result
 
     def _dead_result(self, record: Record, reason: str, message: str, now: datetime) -> Result:
-        metrics.STAGE_DEAD_LETTERS.labels(self.config.name, reason).inc()
+        counter = metrics.STAGE_DEAD_LETTERS.labels(self.config.name, reason)
         value = encode(self._dead_schema, dead_letter_record(
             reason=reason, message=message, original=record.value or b"", source=record.source, now=now))
         key = record.key if record.key is not None and len(record.key) <= 1024 else None
-        return Result([Output(self.config.dead_letter_topic, key, value)])
+        # counted with the batch's other counts, once the transaction that writes the dead letter commits
+        return Result([Output(self.config.dead_letter_topic, key, value)], counted=[counter.inc])
 
     def _dead_letter_alone(self, consumer: Consumer, producer: Producer, records: list[Record], i: int,
                            cause: Exception, now: datetime) -> None:
@@ -443,6 +444,9 @@ class ExactlyOnceStage:
                 producer.commit_transaction(60)
                 self.state.abort()
                 self.report.committed([record], len(dead.outputs) if attempt == "dead letter" else 0, time.monotonic())
+                if attempt == "dead letter":
+                    for count in dead.counted:
+                        count()
                 if attempt == "skip":
                     metrics.STAGE_SKIPPED.labels(self.config.name).inc()
                     log.error("%s: skipped %s[%d]@%d (%d bytes): not even its dead letter could be written (%s)",

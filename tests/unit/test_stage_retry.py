@@ -129,3 +129,20 @@ def test_counts_are_taken_once_per_record_after_its_commit_never_for_an_aborted_
     stage._process(_Consumer(), _Producer(fail=2), _records(40))  # type: ignore[arg-type]
     assert step.ran > 40, "the failed tries processed records again"
     assert sorted(step.counts) == list(range(40)), "each counted once, after the commit that kept it"
+
+
+class _Failing:
+    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
+        raise ValueError(f"cannot handle {record.offset}")
+
+
+def test_a_dead_letter_is_counted_once_after_its_commit_never_for_an_aborted_try(tmp_path: Path) -> None:
+    from leadbus.processors import metrics
+
+    config = StageConfig(name="t-dead", kafka=KafkaSettings("127.0.0.1:1"), topics=["in"], changelog_topic="",
+                         state_dir=tmp_path, group_id="g", lag_interval=0)
+    stage = ExactlyOnceStage(config, _Failing())
+    counter = metrics.STAGE_DEAD_LETTERS.labels("t-dead", "STAGE_ERROR")
+    before = counter._value.get()
+    stage._process(_Consumer(), _Producer(fail=2), _records(30))  # type: ignore[arg-type]
+    assert counter._value.get() - before == 30, "one dead letter counted per record, none for the aborted tries"

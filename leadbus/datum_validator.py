@@ -30,7 +30,8 @@ from pydantic_core import PydanticCustomError, SchemaValidator
 #: A string pydantic-core's strip_whitespace would leave as it is (Rust `trim`, `\s` = White_Space).
 UNSTRIPPED = r"^(?:\S(?s:.*\S)?)?$"
 
-_OPAQUE = frozenset({"cls", "members", "metadata", "function", "default", "default_factory", "expected", "serialization"})
+_OPAQUE = frozenset({"cls", "members", "metadata", "function", "default", "default_factory", "expected",
+                     "serialization"})
 _KNOWN = frozenset({
     "any", "none", "bool", "int", "float", "str", "bytes", "date", "datetime", "enum", "literal", "list",
     "nullable", "default", "function-after", "function-before", "function-plain", "model", "model-fields",
@@ -73,17 +74,9 @@ def _after_on_dict(function: dict[str, Any]) -> dict[str, Any]:
 
 def _dict_factory(model: type[BaseModel]) -> Callable[[], dict[str, Any]]:
     def factory() -> dict[str, Any]:
-        return _as_datum(model())
+        return model().model_dump(mode="python")  # a fresh one each time, as the model's factory makes
 
     return factory
-
-
-def _as_datum(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return {name: _as_datum(getattr(value, name)) for name in type(value).model_fields}
-    if isinstance(value, list):
-        return [_as_datum(v) for v in value]
-    return value
 
 
 def _derive(node: Any) -> Any:
@@ -132,9 +125,10 @@ def _derive(node: Any) -> Any:
         if isinstance(out.get("default"), (BaseModel, list, dict)):
             raise Unsupported("mutable default")
     elif kind in ("function-after", "function-before", "function-plain"):
-        if kind == "function-after" and isinstance(out.get("schema"), dict) and out["schema"].get("type") == "typed-dict":
+        on_model = isinstance(out.get("schema"), dict) and out["schema"].get("type") == "typed-dict"
+        if on_model and kind == "function-after":
             out["function"] = _after_on_dict(out["function"])
-        elif isinstance(out.get("schema"), dict) and out["schema"].get("type") == "typed-dict":
+        elif on_model:
             raise Unsupported("model-level validator other than after")
     return out
 

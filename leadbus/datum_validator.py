@@ -64,8 +64,11 @@ def _after_on_dict(function: dict[str, Any]) -> dict[str, Any]:
 
     def on_dict(data: dict[str, Any], *info: Any) -> dict[str, Any]:
         view = _View(data)
-        if (fn(view, *info) if with_info else fn(view)) is not view:
-            # it wanted to return another value: leave that case to the model
+        try:
+            result = fn(view, *info) if with_info else fn(view)
+        except AttributeError:  # it reads more of `self` than its fields: leave it to the model
+            raise PydanticCustomError("DATUM_PATH", "left to the model") from None
+        if result is not view:  # it wanted to return another value: leave that case to the model
             raise PydanticCustomError("DATUM_PATH", "left to the model")
         return data
 

@@ -257,3 +257,11 @@ def test_publish_many_with_a_refused_dict_publishes_nothing() -> None:
     pub.publish_many(leads)
     assert [r[0] for r in producer.records] == [lead["lead_id"].encode() for lead in leads]
 
+
+
+def test_a_schema_beyond_the_derivation_is_left_to_the_model() -> None:
+    from leadbus.models import BlacklistDecision  # a field with its own pattern: not derived, never guessed
+
+    validator = DatumValidator(BlacklistDecision)
+    assert not validator.usable
+    assert validator.validate({"decision_id": str(uuid.uuid4())}) is None

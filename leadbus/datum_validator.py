@@ -44,18 +44,7 @@ class Unsupported(Exception):
 
 
 class _View:
-    """A dict's keys as attributes: what a model-level "after" validator reads from `self`."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._data[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    """A dict's keys as attributes (the dict is its `__dict__`): what a model-level "after" validator reads."""
 
 
 def _after_on_dict(function: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +52,8 @@ def _after_on_dict(function: dict[str, Any]) -> dict[str, Any]:
     with_info = function.get("type") == "with-info"
 
     def on_dict(data: dict[str, Any], *info: Any) -> dict[str, Any]:
-        view = _View(data)
+        view = _View()
+        view.__dict__ = data  # no copy: attribute reads are plain instance-dict lookups
         try:
             result = fn(view, *info) if with_info else fn(view)
         except AttributeError:  # it reads more of `self` than its fields: leave it to the model

@@ -265,3 +265,28 @@ def test_a_schema_beyond_the_derivation_is_left_to_the_model() -> None:
     validator = DatumValidator(BlacklistDecision)
     assert not validator.usable
     assert validator.validate({"decision_id": str(uuid.uuid4())}) is None
+
+
+def test_a_model_validator_reading_more_than_fields_leaves_the_value_to_the_model() -> None:
+    from pydantic import BaseModel, model_validator
+
+    class Reads(BaseModel):
+        a: int
+
+        @model_validator(mode="after")
+        def _set(self) -> Reads:
+            assert self.model_fields_set  # not a field: the datum path cannot answer it
+            return self
+
+    class Plain(BaseModel):
+        a: int
+
+        @model_validator(mode="after")
+        def _positive(self) -> Plain:
+            if self.a < 0:
+                raise ValueError("negative")
+            return self
+
+    assert DatumValidator(Reads).usable and DatumValidator(Reads).validate({"a": 1}) is None
+    assert DatumValidator(Plain).validate({"a": 1}) == {"a": 1}
+    assert DatumValidator(Plain).validate({"a": -1}) is None

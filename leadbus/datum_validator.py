@@ -133,7 +133,7 @@ class DatumValidator:
         self.model = model
         try:
             self._validator: SchemaValidator | None = SchemaValidator(_derive(model.__pydantic_core_schema__))
-        except (Unsupported, KeyError, TypeError):
+        except Exception:  # noqa: BLE001 - whatever the derivation trips on (a schema of a newer pydantic), the model decides
             self._validator = None
 
     @property

@@ -4,8 +4,11 @@
 
 Both sides produce to the same intake topic with the same producer settings (idempotent,
 acks=all) and wait for every delivery confirmation. The SDK is measured on `CaseLead` objects
-(already validated when built) and on plain dicts/JSON (validated by the SDK on the way). The
-raw side produces bytes the SDK encoded beforehand.
+(already validated when built) and on plain dicts/JSON (validated by the SDK on the way), and, as
+this run's reference for #16, on dicts through the path before it (`CaseLead.model_validate`, then
+the model's attributes encoded). The raw side produces bytes the SDK encoded beforehand.
+The SDK's own CPU per lead (process time, a producer that only records) is printed too: it moves
+less with the load of a shared machine than throughput does.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
@@ -26,6 +31,32 @@ from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import intake_topic, load_declarations
 
 AGENCY = "SAMR"
+
+
+class ModelPathPublisher(Publisher):
+    """The SDK's dict path before #16: every dict through `CaseLead.model_validate`, the model's attributes encoded."""
+
+    def _checked(self, lead: Any) -> tuple[str, bytes, Callable[[], str]]:
+        model = self.validate(lead)
+        return model.lead_id, self.encode(model), lambda: "<lead>"
+
+
+class _Recorder:
+    def produce(self, topic: str, **kwargs: Any) -> None:
+        pass
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+def _cpu_per_lead(kind: type[Publisher], leads: list[Any]) -> float:
+    """Microseconds of process time per lead the SDK spends before librdkafka (validate, encode, seal)."""
+    pub = kind(AGENCY, "00", bootstrap_servers="unused:1")
+    pub._producer = _Recorder()
+    start = time.process_time()
+    for lead in leads:
+        pub.publish(lead)
+    return (time.process_time() - start) / len(leads) * 1e6
 
 
 def _raw(bootstrap: str, payloads: list[tuple[bytes, bytes]]) -> float:
@@ -53,8 +84,8 @@ def _raw(bootstrap: str, payloads: list[tuple[bytes, bytes]]) -> float:
     return len(payloads) / elapsed
 
 
-def _sdk(bootstrap: str, leads: list) -> float:
-    pub = Publisher(AGENCY, "00", bootstrap_servers=bootstrap)
+def _sdk(bootstrap: str, leads: list, kind: type[Publisher] = Publisher) -> float:
+    pub = kind(AGENCY, "00", bootstrap_servers=bootstrap)
     pub.producer.poll(0)  # connect before timing, as the raw side's first produce does
     start = time.perf_counter()
     futures = [pub.publish(lead) for lead in leads]
@@ -89,16 +120,27 @@ def main() -> None:
         apply_topics(cluster.bootstrap_servers, [s for s in load_declarations() if s.name == intake_topic(AGENCY)])
         bootstrap = cluster.bootstrap_servers
         _raw(bootstrap, payloads[:2000])  # warm the broker's JIT before anything is timed
-        raw, sdk_obj, sdk_dict = [], [], []
+        raw, sdk_obj, sdk_dict, sdk_before = [], [], [], []
         for _ in range(args.rounds):
             raw.append(_raw(bootstrap, payloads))
             sdk_obj.append(_sdk(bootstrap, leads))
             sdk_dict.append(_sdk(bootstrap, dicts))
+            sdk_before.append(_sdk(bootstrap, dicts, ModelPathPublisher))
     r, o, d = statistics.median(raw), statistics.median(sdk_obj), statistics.median(sdk_dict)
+    b = statistics.median(sdk_before)
+    cpu: dict[str, list[float]] = {"objects": [], "dicts": [], "before": []}
+    for _ in range(args.rounds):
+        cpu["objects"].append(_cpu_per_lead(Publisher, leads))
+        cpu["dicts"].append(_cpu_per_lead(Publisher, dicts))
+        cpu["before"].append(_cpu_per_lead(ModelPathPublisher, dicts))
+    c = {name: min(values) for name, values in cpu.items()}
     print(f"leads per round {args.leads}, mean encoded size {size:.0f} B, rounds {args.rounds} (medians)")
     print(f"raw confluent-kafka, pre-encoded bytes : {r:10.0f} leads/s")
     print(f"SDK, CaseLead objects                  : {o:10.0f} leads/s   ratio {o / r:.2f}")
     print(f"SDK, dicts validated by the SDK        : {d:10.0f} leads/s   ratio {d / r:.2f}")
+    print(f"SDK, dicts, the path before #16        : {b:10.0f} leads/s   ratio {b / r:.2f}")
+    print(f"SDK CPU per lead, no broker (µs, best of {args.rounds}): objects {c['objects']:.1f}, "
+          f"dicts {c['dicts']:.1f}, dicts before #16 {c['before']:.1f}")
 
 
 if __name__ == "__main__":

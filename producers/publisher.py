@@ -26,12 +26,16 @@ from pydantic import BaseModel, ValidationError
 
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
+from leadbus.datum_validator import DatumValidator
 from leadbus.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from leadbus.models import FUTURE_TOLERANCE, BlacklistDecision, CaseLead, HandoverDecision, LinkDecision
 from leadbus.producers.errors import FieldError, InvalidLead, PublishError
 from leadbus.topics import intake_topic
 
 CASE_LEAD = "cn.leadbus.CaseLead"
+
+#: Built once per process: deriving the validator from CaseLead's core schema takes a few milliseconds.
+_LEAD_DATUMS = DatumValidator(CaseLead)
 
 #: The settings' own "logger" (leadbus.clients.RDKAFKA_LOG) takes librdkafka's lines to logging, not stderr.
 PRODUCER_DEFAULTS: Mapping[str, Any] = {
@@ -178,7 +182,9 @@ class Publisher:
 
     def validate(self, lead: CaseLead | Mapping[str, Any]) -> CaseLead:
         """Return the lead as a validated `CaseLead`, or raise `InvalidLead` naming each bad field."""
-        now = self._clock()
+        return self._validate(lead, self._clock())
+
+    def _validate(self, lead: CaseLead | Mapping[str, Any], now: datetime) -> CaseLead:
         if isinstance(lead, CaseLead):
             if lead.reported_at > now + FUTURE_TOLERANCE:
                 raise InvalidLead([FieldError("reported_at", "TIME_IN_FUTURE", "reported_at is in the future")])
@@ -195,6 +201,22 @@ class Publisher:
             )])
         return model
 
+    def _checked(self, lead: CaseLead | Mapping[str, Any]) -> tuple[str, bytes, Callable[[], str]]:
+        """The lead's id, its encoded value and where to cut it if oversized; `InvalidLead` if it is not valid.
+
+        A dict is validated straight to its Avro datum (`leadbus.datum_validator`: the model's own rules,
+        no model instances, #16); what that path does not accept as it is (invalid, whitespace to strip,
+        another agency's lead, nested model objects) goes through `CaseLead`, which decides and explains.
+        """
+        now = self._clock()
+        if not isinstance(lead, CaseLead):
+            datum = _LEAD_DATUMS.validate(lead, {"now": now})
+            if datum is not None and datum["publisher"]["agency"] == self.agency:
+                return datum["lead_id"], encode(self._schema, datum), lambda: largest_field(
+                    self._validate(lead, now).model_dump(mode="json"))
+        model = self._validate(lead, now)
+        return model.lead_id, self.encode(model), lambda: largest_field(model.model_dump(mode="json"))
+
     def encode(self, lead: CaseLead) -> bytes:
         if self._schema.object_writer is not None:
             return encode_object(self._schema, lead)
@@ -202,16 +224,16 @@ class Publisher:
 
     def publish(self, lead: CaseLead | Mapping[str, Any]) -> PendingDelivery:
         """Validate, encode and hand the lead to the producer; the handle resolves on broker confirmation."""
-        model = self.validate(lead)
-        return self._produce(model.lead_id, *self._sealed(model))
+        lead_id, value, where = self._checked(lead)
+        return self._produce(lead_id, *self._sealed(lead_id, value, where))
 
     def publish_many(self, leads: Iterable[CaseLead | Mapping[str, Any]]) -> list[PendingDelivery]:
         """All leads are validated (and sized) before any is produced: one invalid lead publishes nothing."""
-        models = [self.validate(lead) for lead in leads]
+        checked = [self._checked(lead) for lead in leads]
         sealed: list[tuple[str, Sealed]] = []
         try:
-            for model in models:
-                sealed.append((model.lead_id, self._sealed(model)))
+            for lead_id, value, where in checked:
+                sealed.append((lead_id, self._sealed(lead_id, value, where)))
         except InvalidLead:
             for _, parts in reversed(sealed):  # give the numbers back, latest first: no gap for what was not sent
                 self._unseal(parts)
@@ -253,10 +275,10 @@ class Publisher:
             self._partitions = known
         return zlib.crc32(key) % known[0]
 
-    def _sealed(self, model: CaseLead) -> Sealed:
-        parts = self._seal(model.lead_id.encode(), self.encode(model))
+    def _sealed(self, lead_id: str, value: bytes, where: Callable[[], str]) -> Sealed:
+        parts = self._seal(lead_id.encode(), value)
         try:
-            _check_size(parts[0], parts[1], parts[2], lambda: largest_field(model.model_dump(mode="json")))
+            _check_size(parts[0], parts[1], parts[2], where)
         except InvalidLead:
             self._unseal(parts)
             raise

@@ -29,8 +29,9 @@ are verified alone against their intake coordinates (`leadbus-source`); their la
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord
@@ -46,6 +47,7 @@ from leadbus.signing import (
     MalformedSeal,
     PublisherKey,
     Seal,
+    _message_head,
     covers,
     message_signed,
     parse_publisher_id,
@@ -66,18 +68,20 @@ class SealFault:
     publisher: str | None = None
 
 
-@dataclass(slots=True)
-class _Link:
-    at: Mark
-    seal: Seal
-    message: bytes
-    digest: bytes
-    public_key: bytes
+#: One record of a run: where it is, its sequence number, signature, key id, signed message, link digest, public key.
+#: A plain tuple (one is made per sealed record; a dataclass's constructor costs several times a tuple's).
+_Link = tuple[Mark, int, bytes, str, bytes, bytes, bytes]
 
+#: A signer judged valid on a topic and partition (see `BusSealVerifier._quick`): publisher id, key id, public key,
+#: validity bounds in ms (start, until, revoked), the partition as its header reads, the signed message's head, lane.
+_Signer = tuple[str, str, bytes, int | None, int | None, int | None, bytes, bytes, tuple[str, str, int]]
 
-@dataclass(slots=True)
-class _Run:
-    links: list[_Link] = field(default_factory=list)
+#: A chained seal's six header values as they read: publisher, key id, partition, sequence number, signature, prev.
+_Fields = tuple[bytes, bytes, bytes, bytes, bytes, bytes]
+
+_LENGTHS = tuple(n.to_bytes(4, "big") for n in range(20))  # a sequence number's length prefix (at most 19 digits)
+_PREV_LENGTH = (32).to_bytes(4, "big")
+_length = struct.Struct(">I").pack  # what len(value).to_bytes(4, "big") gives
 
 
 class BusSealVerifier:
@@ -89,16 +93,60 @@ class BusSealVerifier:
         self.lanes = LaneTracker()
         self.signatures = 0  # Ed25519 verifications made
         self.sealed = 0
-        self._runs: dict[tuple[str, str, int], _Run] = {}
+        self._runs: dict[tuple[str, str, int], list[_Link]] = {}  # per lane: the open run, in order
         self._required: dict[tuple[str, str | None], datetime | None] = {}
         self._covers: dict[tuple[str, str, str | None], bool] = {}
         self._bounds: dict[tuple[str, str], tuple[PublisherKey, int | None, int | None, int | None]] = {}
         #: (publisher, key id, topic) → the key, its validity in ms, whether the publisher's agency owns the topic
         self._signers: dict[tuple[str, str, str], tuple[PublisherKey, int | None, int | None, int | None, bool]] = {}
+        #: (publisher, key id as their headers read, topic, partition) → what `_quick` needs of that signer there
+        self._quick_signers: dict[tuple[bytes, bytes, str, int], _Signer] = {}
 
     # -- per record ---------------------------------------------------------------------------------
 
     def check(self, record: ReplayRecord) -> list[Finding]:
+        fields = _chained_fields(record.headers)
+        if fields is not None:
+            found = self._quick(record, fields)
+            if found is not None:
+                return found
+        return self._check(record, fields)
+
+    def _quick(self, record: ReplayRecord, fields: _Fields) -> list[Finding] | None:
+        """The usual record, judged without building a `Seal`: a chained seal in the SDK's shape, from a signer already
+        judged valid on this topic and partition, within its key's validity, with a sequence number written as
+        `str(int)` writes it, its content spoken for. None for anything else: `_check` judges it (the same way as
+        always), so the findings are those of `_check` alone."""
+        publisher_raw, key_id_raw, partition_raw, sequence_raw, signature, prev = fields
+        topic, partition = record.topic, record.partition
+        signer = self._quick_signers.get((publisher_raw, key_id_raw, topic, partition))
+        if signer is None:
+            return None
+        publisher, key_id, public_key, start, until, revoked, partition_text, head, lane = signer
+        ms = record.timestamp_ms
+        if (partition_raw != partition_text or ms <= 0 or (revoked is not None and ms >= revoked)
+                or (start is not None and ms < start) or (until is not None and ms >= until)
+                or sequence_raw[:1] == b"0" or self._content(record, publisher) is not None):
+            return None  # _chained_fields saw digits only, at most 19: without a leading 0 it is str(int(...))
+        self.sealed += 1
+        value = record.value or b""
+        # signed_message(topic, partition, publisher, key_id, int(sequence_raw), value, prev), joined once
+        message = b"".join((head, _LENGTHS[len(sequence_raw)], sequence_raw, _length(len(value)), value,
+                            _PREV_LENGTH, prev))
+        digest = hashlib.sha256(message)
+        digest.update(signature)  # link_digest(message, signature), without joining the two
+        link = (Mark(topic, partition, record.offset, record.file, record.index), int(sequence_raw), signature,
+                key_id, message, digest.digest(), public_key)
+        run = self._runs.get(lane)
+        if run is not None and len(run) < self.window and run[-1][5] == prev and prev != CHAIN_START:  # [5]: digest
+            run.append(link)
+            return []
+        found = self._close(lane)
+        self._runs[lane] = [link]
+        return found
+
+    def _check(self, record: ReplayRecord,
+               fields: _Fields | None = None) -> list[Finding]:
         try:
             seal = read_seal(record.headers)
         except MalformedSeal as exc:
@@ -115,20 +163,32 @@ class BusSealVerifier:
             # Not part of any chain: what was before it is verified on its own.
             why = refused or SealFault("UNKNOWN_KEY", "no key")
             return [*self._close(lane), Finding.at(record, why.reason, why.message)]
+        if fields is not None and seal.prev is not None:
+            self._remember(fields, seal, key, topic, record.partition, lane)
         message = seal.message(topic, value)
         digest = hashlib.sha256(message)
         digest.update(seal.signature)  # link_digest(message, signature), without joining the two
-        link = _Link(Mark(topic, record.partition, record.offset, record.file, record.index), seal, message,
-                     digest.digest(), key.public_key)
+        link = (Mark(topic, record.partition, record.offset, record.file, record.index), seal.sequence,
+                seal.signature, seal.key_id, message, digest.digest(), key.public_key)
         run = self._runs.get(lane)
         prev = seal.prev
-        if run is not None and prev is not None and len(run.links) < self.window and run.links[-1].digest == prev \
+        if run is not None and prev is not None and len(run) < self.window and run[-1][5] == prev \
                 and prev != CHAIN_START:
-            run.links.append(link)
+            run.append(link)
             return []
         found = self._close(lane)
-        self._runs[lane] = _Run([link])
+        self._runs[lane] = [link]
         return found
+
+    def _remember(self, fields: _Fields, seal: Seal, key: PublisherKey,
+                  topic: str, partition: int, lane: tuple[str, str, int]) -> None:
+        """A signer `_refused` judged valid on this topic (its key's bounds known), for `_quick` on this partition."""
+        known = self._signers.get((seal.publisher, seal.key_id, topic))
+        if known is None or known[0] is not key or not known[4] or len(self._quick_signers) >= 65_536:
+            return
+        self._quick_signers[(fields[0], fields[1], topic, partition)] = (
+            seal.publisher, seal.key_id, key.public_key, known[1], known[2], known[3], str(partition).encode(),
+            _message_head(topic, partition, seal.publisher, seal.key_id, True), lane)
 
     def finish(self) -> list[Finding]:
         found = []
@@ -140,13 +200,12 @@ class BusSealVerifier:
 
     def _valid(self, link: _Link) -> bool:
         self.signatures += 1
-        return message_signed(link.public_key, link.seal.signature, link.message)
+        return message_signed(link[6], link[2], link[4])  # public key, signature, message
 
     def _close(self, lane: tuple[str, str, int]) -> list[Finding]:
-        run = self._runs.pop(lane, None)
-        if run is None or not run.links:
+        links = self._runs.pop(lane, None)
+        if not links:
             return []
-        links = run.links
         if self._valid(links[-1]):
             good = links
             found: list[Finding] = []
@@ -159,12 +218,12 @@ class BusSealVerifier:
                     found.append(self._bad(link, lane))
             found.append(self._bad(links[-1], lane))
         if good:
-            found += self.lanes.observe_run(lane, [link.seal.sequence for link in good], [link.at for link in good])
+            found += self.lanes.observe_run(lane, [link[1] for link in good], [link[0] for link in good])
         return found
 
     @staticmethod
     def _bad(link: _Link, lane: tuple[str, str, int]) -> Finding:
-        return link.at.finding("BAD_SIGNATURE", f"the signature of {lane[0]} (key {link.seal.key_id}) does not match "
+        return link[0].finding("BAD_SIGNATURE", f"the signature of {lane[0]} (key {link[3]}) does not match "
                                                 f"this event on {lane[1]}: forged, or altered after signing")
 
     # -- what a seal says, against the registry and the record ----------------------------------------
@@ -178,7 +237,7 @@ class BusSealVerifier:
             ms = record.timestamp_ms
             if (own_agency and ms > 0 and (revoked is None or ms < revoked) and (start is None or ms >= start)
                     and (until is None or ms < until) and seal.partition == partition):
-                return self._content(record, seal), signer
+                return self._content(record, seal.publisher), signer
         key = self.registry.get(who, seal.key_id)
         if key is None:
             others = [k.publisher for k in self._keys_with_id(seal.key_id)]
@@ -198,7 +257,7 @@ class BusSealVerifier:
         if seal.partition != partition:
             return SealFault("WRONG_PARTITION", f"signed for {topic}[{seal.partition}], found on [{partition}]: a "
                                               "record moved or copied to another partition", who), key
-        return self._content(record, seal), key
+        return self._content(record, seal.publisher), key
 
     def _status(self, key: PublisherKey, ms: int) -> str:
         """`key.status` at a record's broker time, in milliseconds (cached bounds: this runs per record)."""
@@ -217,7 +276,7 @@ class BusSealVerifier:
             return "KEY_EXPIRED"
         return "VALID"
 
-    def _content(self, record: ReplayRecord, seal: Seal) -> SealFault | None:
+    def _content(self, record: ReplayRecord, publisher: str) -> SealFault | None:
         """The signer speaks for the content's publisher; a lead sits under its own id as the Kafka key."""
         schema = record.schema
         if schema is None:
@@ -226,29 +285,29 @@ class BusSealVerifier:
             head = record.lead_head()
             if head is None:
                 return None
-            speaks = self._covers.get((seal.publisher, head.agency, head.province))
+            speaks = self._covers.get((publisher, head.agency, head.province))
             if speaks is None:
-                speaks = self._covers[(seal.publisher, head.agency, head.province)] = covers(
-                    seal.publisher, head.agency, head.province)
+                speaks = self._covers[(publisher, head.agency, head.province)] = covers(
+                    publisher, head.agency, head.province)
             if not speaks:
-                return SealFault("PUBLISHER_MISMATCH", f"{seal.publisher} signed a lead of {head.agency}."
-                                                     f"{head.province}", seal.publisher)
+                return SealFault("PUBLISHER_MISMATCH", f"{publisher} signed a lead of {head.agency}."
+                                                     f"{head.province}", publisher)
             if record.key is not None and record.key != head.lead_id.encode():
                 return SealFault("KEY_MISMATCH", f"lead {head.lead_id} sits under Kafka key "
-                                               f"{record.key[:64]!r}: a record moved to another key", seal.publisher)
+                                               f"{record.key[:64]!r}: a record moved to another key", publisher)
         elif schema.name == DECISION:
             event = record.event
             if not isinstance(event, dict):
                 return None
             actor = event.get("actor")
-            if isinstance(actor, dict) and not covers(seal.publisher, str(actor.get("agency")),
+            if isinstance(actor, dict) and not covers(publisher, str(actor.get("agency")),
                                                       actor.get("province")):
-                return SealFault("PUBLISHER_MISMATCH", f"{seal.publisher} signed a decision of {actor.get('agency')}."
-                                                     f"{actor.get('province')}", seal.publisher)
+                return SealFault("PUBLISHER_MISMATCH", f"{publisher} signed a decision of {actor.get('agency')}."
+                                                     f"{actor.get('province')}", publisher)
             case_id = str(event.get("case_id"))
             if record.key is not None and record.key != case_id.encode():
                 return SealFault("KEY_MISMATCH", f"the decision on case {case_id} sits under Kafka key "
-                                               f"{record.key[:64]!r}: a record moved to another key", seal.publisher)
+                                               f"{record.key[:64]!r}: a record moved to another key", publisher)
         return None
 
     def _keys_with_id(self, key_id: str) -> list[PublisherKey]:
@@ -267,8 +326,8 @@ class BusSealVerifier:
         if key is None or refused is not None:
             why = refused or SealFault("UNKNOWN_KEY", "no key")
             return [Finding.at(record, why.reason, why.message)]
-        message = seal.message(topic, value)
-        link = _Link(Mark.of(record), seal, message, b"", key.public_key)
+        link = (Mark.of(record), seal.sequence, seal.signature, seal.key_id, seal.message(topic, value), b"",
+                key.public_key)
         return [] if self._valid(link) else [self._bad(link, (seal.publisher, topic, partition))]
 
     def _unsigned(self, record: ReplayRecord) -> list[Finding]:
@@ -315,40 +374,52 @@ _CHAINED = (PUBLISHER_HEADER, KEY_ID_HEADER, PARTITION_HEADER, SEQUENCE_HEADER, 
 _SEAL_NAMES = frozenset(_CHAINED)
 
 
+def _chained_fields(headers: Sequence[tuple[str, bytes | None]]) -> _Fields | None:
+    """The six values of a chained seal in the SDK's shape — its six headers together and in order, other headers (such
+    as the SDK's `content-type`) around them and none of them a seal header, the partition and sequence number digits
+    (at most 9 and 19), a 64-byte signature, a 32-byte `prev` — as raw bytes; None for any other headers."""
+    n = len(headers)
+    if n < 6:
+        return None
+    at = 0
+    for name, _ in headers:  # the index of the first seal header
+        if name == PUBLISHER_HEADER:
+            break
+        if name in _SEAL_NAMES:
+            return None
+        at += 1
+    if at + 6 > n:
+        return None
+    try:
+        (n0, publisher), (n1, key_id), (n2, partition), (n3, sequence), (n4, signature), (n5, prev) = \
+            headers[at:at + 6]
+    except (TypeError, ValueError):
+        return None
+    if ((n0, n1, n2, n3, n4, n5) == _CHAINED and type(partition) is bytes and type(sequence) is bytes
+            and type(signature) is bytes and type(prev) is bytes and type(publisher) is bytes
+            and type(key_id) is bytes and partition.isdigit() and len(partition) <= 9 and sequence.isdigit()
+            and len(sequence) <= 19 and len(signature) == 64 and len(prev) == 32
+            and (at + 6 == n or not any(h[0] in _SEAL_NAMES for h in headers[at + 6:]))):
+        return publisher, key_id, partition, sequence, signature, prev
+    return None
+
+
 def read_seal(headers: Sequence[tuple[str, bytes | None]]) -> Seal | None:
     """`Seal.from_headers`, read directly when the headers hold a chained seal's six together in the SDK's order
-    (other headers, such as the SDK's `content-type`, around them and none of them a seal header) and every value
-    is well formed; anything else (another order, a header twice, a doubtful value) goes through
-    `Seal.from_headers`, which gives the same seal or says what is wrong."""
-    n = len(headers)
-    if n >= 6:
-        at = 0
-        for name, _ in headers:  # the index of the first seal header
-            if name == PUBLISHER_HEADER:
-                break
-            if name in _SEAL_NAMES:
-                return Seal.from_headers(headers)
-            at += 1
-        if at + 6 <= n:
-            try:
-                (n0, publisher), (n1, key_id), (n2, partition), (n3, sequence), (n4, signature), (n5, prev) = \
-                    headers[at:at + 6]
-            except (TypeError, ValueError):
-                return Seal.from_headers(headers)
-            if ((n0, n1, n2, n3, n4, n5) == _CHAINED and type(partition) is bytes and type(sequence) is bytes
-                    and type(signature) is bytes and type(prev) is bytes and type(publisher) is bytes
-                    and type(key_id) is bytes and partition.isdigit() and len(partition) <= 9 and sequence.isdigit()
-                    and len(sequence) <= 19 and len(signature) == 64 and len(prev) == 32
-                    and (at + 6 == n or not any(h[0] in _SEAL_NAMES for h in headers[at + 6:]))):
-                number = int(sequence)
-                signer = _SIGNERS.get((publisher, key_id))
-                if number >= 1 and signer is not None:
-                    return Seal(signer[0], signer[1], int(partition), number, signature, prev)
-                seal = Seal.from_headers(headers)  # the pair's first time: read (and judged) as always
-                if seal is not None and len(_SIGNERS) < 4096:
-                    _SIGNERS[(publisher, key_id)] = (seal.publisher, seal.key_id)
-                return seal
-    return Seal.from_headers(headers)
+    (`_chained_fields`) and its signer pair was read before; anything else (another order, a header twice, a
+    doubtful value) goes through `Seal.from_headers`, which gives the same seal or says what is wrong."""
+    fields = _chained_fields(headers)
+    if fields is None:
+        return Seal.from_headers(headers)
+    publisher, key_id, partition, sequence, signature, prev = fields
+    number = int(sequence)
+    signer = _SIGNERS.get((publisher, key_id))
+    if number >= 1 and signer is not None:
+        return Seal(signer[0], signer[1], int(partition), number, signature, prev)
+    seal = Seal.from_headers(headers)  # the pair's first time: read (and judged) as always
+    if seal is not None and len(_SIGNERS) < 4096:
+        _SIGNERS[(publisher, key_id)] = (seal.publisher, seal.key_id)
+    return seal
 
 
 #: (publisher, key id) header values `Seal.from_headers` read without fault → the publisher id and key id it gave.

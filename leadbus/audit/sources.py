@@ -201,7 +201,7 @@ class KafkaSource:
         consumer = self.consumer()
         catalog = self.catalog
         ends = {(span.topic, span.partition): span.end for span in spans}
-        open_ = set(ends)
+        open_ = dict(ends)  # the partitions still read, and their ends: one lookup per record
         try:
             consumer.assign([TopicPartition(span.topic, span.partition, span.start) for span in spans])
             idle_since = time.monotonic()
@@ -209,23 +209,22 @@ class KafkaSource:
                 batch = consumer.consume(self.batch, 0.05)
                 done = []
                 for msg in batch:
-                    if not _usable(msg, msg.topic(), msg.partition()):
+                    if msg.error() is not None:
+                        _usable(msg, msg.topic(), msg.partition())  # raises on a refusal, else passed over
                         continue
-                    where = (msg.topic(), msg.partition())  # no cast(): it is a call, and this runs per record
-                    if where not in open_:
+                    where: tuple[str, int] = (msg.topic(), msg.partition())  # type: ignore[assignment]
+                    end = open_.get(where)
+                    if end is None:
                         continue
-                    offset: int = msg.offset()  # type: ignore[assignment]
-                    end = ends[where]
-                    if offset >= end:
-                        open_.discard(where)
-                        done.append(where)
-                        continue
+                    offset: int = msg.offset()  # type: ignore[assignment]  # (no cast(): a call, per record)
                     if offset >= end - 1:
-                        open_.discard(where)
+                        del open_[where]
                         done.append(where)
-                    headers: Any = msg.headers() or ()
+                        if offset >= end:
+                            continue
+                    headers: Any = msg.headers()
                     yield ReplayRecord(where[0], where[1], offset, msg.timestamp()[1], msg.key(),
-                                       msg.value(), tuple(headers), catalog)
+                                       msg.value(), tuple(headers) if headers else (), catalog)
                 if done:
                     consumer.pause([TopicPartition(t, p) for t, p in done])
                 if batch:
@@ -234,7 +233,7 @@ class KafkaSource:
                 # A partition may end on a transaction marker: only its position tells.
                 for tp in consumer.position([TopicPartition(t, p) for t, p in open_]):
                     if tp.offset >= ends[(tp.topic, tp.partition)]:
-                        open_.discard((tp.topic, tp.partition))
+                        open_.pop((tp.topic, tp.partition), None)
                 if open_ and time.monotonic() - idle_since > self.timeout:
                     stuck = ", ".join(f"{t}[{p}]" for t, p in sorted(open_))
                     raise SourceError(f"{stuck} stopped before their end (an open transaction, or unavailable)")

@@ -218,7 +218,8 @@ def main() -> None:
         root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), root) if p)}
         if args.side_by_side:
-            plain_proc = subprocess.Popen([sys.executable, __file__, "--plain-only", bootstrap, str(n)], env=env)
+            plain_proc = subprocess.Popen([sys.executable, __file__, "--plain-only", bootstrap, str(n)], env=env,
+                                          stdout=subprocess.DEVNULL)
             stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b",
                                       bootstrap, "--state-dir", str(work / "stage"), "--worker-id", "bench"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)

@@ -13,9 +13,13 @@ time the same work. Every run also checks the outcome: each lead accepted exactl
 Beside the rate each run prints where the two cores went, per event, from the first lead fed to the
 last accepted (Linux /proc, user + system): the workers', the broker's and this bench's own (feeding the
 leads, watching for the end), and the ceiling those allow: cores × 10⁶ / (their sum). Two workers can
-only be faster than one while that ceiling is above one worker's rate. The bench watches the end by
-the accepted topic's end offset alone (one small request per second) and reads the accepted leads
-once, for the exactly-once check, when that offset says they can all be there.
+only be faster than one while that ceiling is above one worker's rate. It also prints how busy each worker's
+main thread (the one running Python: the step and the loop) was over the span: near 100 % with one worker,
+one worker is bound by its Python thread; with two workers well below 100 % while the rate is near the
+ceiling, the two are bound by the cores they share with the broker, not by their own work.
+
+The bench watches the end by the accepted topic's end offset alone (one small request per second) and
+reads the accepted leads once, for the exactly-once check, when that offset says they can all be there.
 """
 
 from __future__ import annotations
@@ -84,9 +88,10 @@ def intake_partitions(kafka: KafkaSettings) -> int:
                if name.startswith("leadbus.intake.") or name == INTAKE_BY_LEAD)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU time of a live process, or of one of its threads (Linux /proc)."""
+    where = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    fields = Path(where).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -98,6 +103,7 @@ class Run:
     broker_cpu: float  # µs per event
     bench_cpu: float  # µs per event: this process feeding the leads and watching for the end
     broker_upkeep: float  # µs per event of the broker's CPU that it spends idle too (its CPU/s idle × the run's time)
+    main_busy: list[float]  # per worker, its main thread's (the one running Python) CPU over the run's span, 0-1
 
     @property
     def ceiling(self) -> float:
@@ -139,6 +145,7 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> Run:
             time.sleep(5)
             upkeep = (cpu_seconds(broker.pid) - broker_idle) / (time.monotonic() - idle_began)
             idle_cpu = sum(cpu_seconds(p.pid) for p in procs)
+            idle_main = [cpu_seconds(p.pid, p.pid) for p in procs]
             broker_before, bench_before, began = cpu_seconds(broker.pid), time.process_time(), time.monotonic()
             producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 20,
                                          "compression.type": "lz4"})
@@ -162,6 +169,7 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> Run:
                 if accepted_end(kafka) >= len(leads):
                     accepted = read_all(bootstrap, LEADS_ACCEPTED)
             cpu = sum(cpu_seconds(p.pid) for p in procs) - idle_cpu
+            main = [cpu_seconds(p.pid, p.pid) - idle for p, idle in zip(procs, idle_main, strict=True)]
             broker_cpu, bench_cpu = cpu_seconds(broker.pid) - broker_before, time.process_time() - bench_before
             upkeep *= time.monotonic() - began
         finally:
@@ -179,9 +187,12 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> Run:
                                  f"{sum(1 for c in ids.values() if c > 1)} doubled")
         examined = [m.timestamp()[1] for m in read_all(bootstrap, INTAKE_BY_LEAD)]
         final = [m.timestamp()[1] for m in accepted]
-        rate = len(leads) / max((max(final) - min(examined + final)) / 1000.0, 1e-3)
+        span = max((max(final) - min(examined + final)) / 1000.0, 1e-3)
+        rate = len(leads) / span
         per_event = 1e6 / len(leads)
-        return Run(rate, split, cpu * per_event, broker_cpu * per_event, bench_cpu * per_event, upkeep * per_event)
+        # A main thread's CPU counts from the first lead fed, a little before the span: its busy share is a bound.
+        return Run(rate, split, cpu * per_event, broker_cpu * per_event, bench_cpu * per_event, upkeep * per_event,
+                   [m / span for m in main])
 
 
 def main() -> None:
@@ -206,6 +217,10 @@ def main() -> None:
         print(f"    CPU µs/event: workers {done.workers_cpu:.0f}, broker {done.broker_cpu:.0f} (of which idle upkeep "
               f"{done.broker_upkeep:.0f}), bench feeding and "
               f"watching {done.bench_cpu:.0f} → the {os.cpu_count()} cores allow {done.ceiling:.0f} events/s",
+              flush=True)
+        print(f"    main thread (Python: the step) of each worker busy "
+              f"{', '.join(f'{b:.0%}' for b in done.main_busy)} of the span; CPU "
+              f"{sum(done.main_busy) * 1e6 / done.rate:.0f} µs/event of the workers' {done.workers_cpu:.0f}",
               flush=True)
 
 

@@ -4,7 +4,8 @@
 
 Prints the offline rate, the streaming rate (broker timestamps of the first and last
 CaseUpdated, start-up excluded), their ratio, the worker's CPU per lead (user + system, from the
-first CaseUpdated seen to the last poll: on a shared machine steadier than the rate), the
+first CaseUpdated seen to the last poll: on a shared machine steadier than the rate) against the
+offline loop's CPU per lead (their ratio: the bar's ratio without the broker and the neighbours' load), the
 changelog the stream wrote per lead (records and bytes of `leadbus.state.linking`, before
 compaction), and the state size per million identifiers (bytes of the link store's keys and values,
 and the RocksDB folder on disk).
@@ -51,10 +52,11 @@ def main() -> None:
     normalised = [normalise(lead) for lead in leads]
     store = DictStore()
     linker = Linker(store)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for n in normalised:
         linker.link(n.lead, n.domains)
     offline = len(leads) / (time.perf_counter() - start)
+    offline_cpu = (time.process_time() - start_cpu) / len(leads)  # seconds of this process's CPU per lead
     identifiers = sum(1 for k in store.data if k.startswith("i:"))
     state_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in store.data.items())
 
@@ -113,8 +115,9 @@ def main() -> None:
         # CPU of the worker process (user + system) per lead while it linked: what the stage costs whatever else
         # shares the machine (the rate above also depends on the broker and other processes on the cores).
         per_case = (last[0] - first[0]) / (last[1] - first[1])
-        print(f"worker CPU while linking: {per_case * len(messages) / linked * 1e6:.0f} µs per lead "
-              f"(load average {os.getloadavg()[0]:.1f})")
+        per_lead = per_case * len(messages) / linked
+        print(f"worker CPU while linking: {per_lead * 1e6:.0f} µs per lead, offline {offline_cpu * 1e6:.0f} µs per lead"
+              f" → CPU ratio {offline_cpu / per_lead:.2f} (load average {os.getloadavg()[0]:.1f})")
     print(f"changelog written by the stream: {len(changelog) / linked:.2f} records, "
           f"{changelog_bytes / linked:.0f} B per lead")
     print(f"state per million identifiers: {state_bytes / identifiers:.0f} B/identifier in the store → "

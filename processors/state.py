@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, TopicCollection, TopicPartition
-from rocksdict import Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
 
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.processors import metrics
@@ -31,6 +31,21 @@ log = logging.getLogger("leadbus.processors.state")
 
 _CHECKPOINT = b"\x00leadbus:changelog-offset"
 _UNSET = object()
+
+
+def _options() -> Options:
+    """RocksDB options of a state partition: the defaults, with bloom filters over whole keys in the memtable and in
+    the table files. A step asks for many keys that are not there (the linking stage: ~4 per lead, a new lead's
+    ``l:``, its new identifiers' ``i:``); without a filter each walked the memtable's skip list through memory the
+    step's own work had evicted from the CPU caches: 6-14 µs per absent key in the worker against 0.8 µs in a tight
+    loop (issue #16). Filters are not part of the data: a folder written with or without them opens with either."""
+    options = Options()
+    options.set_memtable_prefix_bloom_ratio(0.1)
+    options.set_memtable_whole_key_filtering(True)
+    table = BlockBasedOptions()
+    table.set_bloom_filter(10, False)
+    options.set_block_based_table_factory(table)
+    return options
 
 
 @dataclass(frozen=True)
@@ -114,7 +129,7 @@ class StateStore:
         if db is None:
             path = self.directory / f"p{partition}"
             path.mkdir(parents=True, exist_ok=True)
-            db = Rdict(str(path))
+            db = Rdict(str(path), _options())
             self._dbs[partition] = db
         return db
 

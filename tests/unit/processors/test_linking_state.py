@@ -202,3 +202,39 @@ def test_a_restore_or_dropped_writes_make_the_handler_read_the_store_again(tmp_p
     assert again == first  # linked as new again (case version 1), read from the store, not remembered
     remembered = _handle(handler, store, view, 2, value)  # the store now holds it: a redelivery, version 2
     assert decode(CATALOG, remembered[-1][2])[1]["version"] == 2
+
+
+@pytest.mark.parametrize("field, value", [("channel", "CARRIER_PIGEON"), ("category", ""), ("violation", 7),
+                                          ("handling", None)])
+def test_an_accepted_lead_naming_no_member_of_an_enumeration_is_refused(field: str, value: object) -> None:
+    """The enumerations are looked up in their members' table (not called): a value that is none still raises."""
+    event = decode(CATALOG, _accepted(_records(1)[0], 0), ACCEPTED)[1]
+    with pytest.raises(ValueError):
+        accepted_lead({**event["lead"], field: value})
+    subject = {**event["lead"]["subject"], "kind": "ROBOT"}
+    with pytest.raises(ValueError):
+        accepted_lead({**event["lead"], "subject": subject})
+
+
+def test_state_written_without_bloom_filters_reads_the_same_with_them(tmp_path: Path) -> None:
+    """State folders written before the filters (plain RocksDB options) open with them, present and absent keys
+    read as they were, and what the store writes then reads back after a reopen."""
+    from rocksdict import Rdict
+
+    folder = tmp_path / "linking" / "p0"
+    folder.mkdir(parents=True)
+    old = Rdict(str(folder))
+    old[b"l:lead-1"] = b"CASE-1"
+    old[b"i:phone:+8613800000000"] = b"CASE-1"
+    old.close()
+    store, view = _stored(tmp_path)
+    assert view.get(b"l:lead-1") == b"CASE-1" and view.get(b"i:phone:+8613800000000") == b"CASE-1"
+    assert view.get(b"l:lead-2") is None and view.get(b"i:absent") is None
+    store.put(0, b"l:lead-2", b"CASE-2")
+    store.put(0, b"l:lead-1", None)
+    store.commit()
+    store.close()
+    store, view = _stored(tmp_path)
+    assert view.get(b"l:lead-1") is None and view.get(b"l:lead-2") == b"CASE-2"
+    assert view.get(b"i:phone:+8613800000000") == b"CASE-1"
+    store.close()

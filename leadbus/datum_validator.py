@@ -148,4 +148,6 @@ class DatumValidator:
             datum: dict[str, Any] = self._validator.validate_python(data, context=context)
         except ValidationError:
             return None
+        except Exception:  # noqa: BLE001 - a validator meeting a dict where the model gives it an instance: the model decides
+            return None
         return datum

@@ -15,6 +15,11 @@ versions, steps, routed versions) finish there; the intake and accepted-lead che
 are merged in the parent and finish there. The findings are the same as from one process (sorted by
 coordinates); an export always reads in one process, in (topic, partition, offset) order.
 
+A replay of a large `leadbus.leads.accepted` in one process hands each accepted lead's content check (normalising
+`original` again) to forked content workers (`AcceptedLeads.executor`). Unless it exports, the workers read each of
+those records whole for the `Decodes` check and name its publisher too, and the parent never decodes them
+(`_ReadByWorkers`): their findings go where the parent's own check would have put them.
+
 The seal slot: `ReplayOptions.seal_verifier` takes the verifier of signatures and sequence numbers
 (see `leadbus.audit.verification`); `seal_verifier_factory` is where the bus's own is built once the
 signing code is merged. Without one, records carrying seals are counted as *not checked*.

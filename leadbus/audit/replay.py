@@ -15,6 +15,11 @@ versions, steps, routed versions) finish there; the intake and accepted-lead che
 are merged in the parent and finish there. The findings are the same as from one process (sorted by
 coordinates); an export always reads in one process, in (topic, partition, offset) order.
 
+A replay of a large `leadbus.leads.accepted` in one process hands each accepted lead's content check (normalising
+`original` again) to forked content workers (`AcceptedLeads.executor`). Unless it exports, the workers read each of
+those records whole for the `Decodes` check and name its publisher too, and the parent never decodes them
+(`_ReadByWorkers`): their findings go where the parent's own check would have put them.
+
 The seal slot: `ReplayOptions.seal_verifier` takes the verifier of signatures and sequence numbers
 (see `leadbus.audit.verification`); `seal_verifier_factory` is where the bus's own is built once the
 signing code is merged. Without one, records carrying seals are counted as *not checked*.
@@ -25,7 +30,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -36,7 +41,9 @@ from typing import IO, Any
 from leadbus.audit.export import Exporter, open_exporter
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.verification import (
+    ACCEPTED,
     AcceptedLeads,
+    Decodes,
     Finding,
     IntakeLeads,
     ReplayRecord,
@@ -44,10 +51,12 @@ from leadbus.audit.verification import (
     publisher_matches,
     publisher_of,
     standard_verifiers,
+    unreadable,
     use_catalog,
 )
 from leadbus.avro import SchemaCatalog, packaged_catalog
 from leadbus.clients import KafkaSettings
+from leadbus.signing import PUBLISHER_HEADER
 from leadbus.topics import LEADS_ACCEPTED
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplayReport", "SourceError", "replay", "seal_verifier_factory"]
@@ -206,9 +215,12 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             executor = None
         accepted.executor = executor
         report.content_workers = options.workers if executor is not None else 0
+    reads = None
+    if executor is not None and accepted is not None and exporter is None:  # an export reads every record whole
+        reads = _ReadByWorkers(accepted, report, options.publisher)
     try:
         return _replay_read(options, source, spans, verifiers, exporter, handle, key, report, progress, expected,
-                            split, finishing, started, read_began)
+                            split, finishing, started, read_began, reads)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -234,7 +246,8 @@ def _content_workers(source: KafkaSource | ArchiveSource, catalog: SchemaCatalog
 def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, spans: list[PartitionSpan],
                  verifiers: list[Verifier], exporter: Exporter | None, handle: IO[Any] | None, key: bytes | None,
                  report: ReplayReport, progress: ProgressFn | None, expected: int | None, split: bool,
-                 finishing: list[Verifier], started: float, read_began: float) -> ReplayReport:
+                 finishing: list[Verifier], started: float, read_began: float,
+                 reads: _ReadByWorkers | None = None) -> ReplayReport:
     try:
         if split:
             assert isinstance(source, KafkaSource)
@@ -242,7 +255,8 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
                                         options.workers)
             finishing = [v for v in verifiers if isinstance(v, _SHARED)]  # the others finished in their process
         else:
-            report.records = _run(source, verifiers, exporter, key, options.publisher, report, progress, expected)
+            report.records = _run(source, verifiers, exporter, key, options.publisher, report, progress, expected,
+                                  reads)
     except SourceError as exc:
         raise ReplayError(str(exc)) from exc
     finally:
@@ -251,12 +265,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
             exporter.close()
         if handle is not None:
             handle.close()
-    for verifier in finishing:
-        try:
-            report.findings.extend(verifier.finish())
-        except Exception as exc:  # noqa: BLE001 - reported, never a crash
-            report.findings.append(Finding("UNREADABLE", f"the {verifier.name} check failed at the end: "
-                                                         f"{type(exc).__name__}: {exc}", "(replay)"))
+    finish(finishing, report, reads)
     if isinstance(source, ArchiveSource):
         known = {f.file for f in report.findings}
         for path, message in source.unreadable:
@@ -273,13 +282,68 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
     return report
 
 
+def finish(verifiers: list[Verifier], report: ReplayReport, reads: _ReadByWorkers | None = None) -> None:
+    """Each verifier's `finish` (the content workers' last answers among them), then what they read put in its place."""
+    for verifier in verifiers:
+        try:
+            report.findings.extend(verifier.finish())
+        except Exception as exc:  # noqa: BLE001 - reported, never a crash
+            report.findings.append(Finding("UNREADABLE", f"the {verifier.name} check failed at the end: "
+                                                         f"{type(exc).__name__}: {exc}", "(replay)"))
+    if reads is not None:
+        reads.place(report.findings)
+
+
+class _ReadByWorkers:
+    """The accepted records the content workers read whole (`AcceptedLeads.takes`), which the replay's loop then does
+    not decode: it leaves out the `Decodes` check of each (noting where its findings go) and its count in the summary;
+    when a record's row comes back (`AcceptedLeads.whole_read`, in the order records came), the worker's `Decodes`
+    findings are kept for that place and the record is counted under the publisher the worker named. `place` puts the
+    findings in: the same list, in the same order, as when the loop decoded each record itself."""
+
+    def __init__(self, accepted: AcceptedLeads, report: ReplayReport, publisher: str | None) -> None:
+        self.accepted = accepted
+        self.report = report
+        self.publisher = publisher
+        #: per record sent: partition, offset, archive file, index, where its `Decodes` findings go (-1: no such
+        #: check in this replay), whether --key selects it, its seal's publisher header
+        self._waiting: deque[tuple[int, int, str | None, int | None, int, bool, bytes | None]] = deque()
+        self._found: list[tuple[int, list[Finding]]] = []  # (where, the worker's `Decodes` findings) in record order
+        accepted.whole_read = self.taken
+
+    def wait(self, record: ReplayRecord, position: int, selected: bool) -> None:
+        sealed = record.header(PUBLISHER_HEADER) if record.headers else None  # publisher_of's first answer
+        self._waiting.append((record.partition, record.offset, record.file, record.index, position, selected, sealed))
+
+    def taken(self, row: tuple[Any, ...], decoded: list[Finding], publisher: str) -> None:
+        partition, offset, file, index, position, selected, sealed = self._waiting.popleft()
+        if (row[1], row[2], row[4], row[5]) != (partition, offset, file, index):
+            raise RuntimeError(f"the content workers answered for {row[:3]}, expected {partition}@{offset}")
+        if decoded and position >= 0:
+            self._found.append((position, decoded))
+        if not selected:
+            return
+        who = sealed.decode(errors="replace") if sealed else publisher
+        if self.publisher is not None and not publisher_matches(who, self.publisher):
+            return
+        self.report.selected += 1
+        self.report.by_type_publisher[(ACCEPTED, who)] += 1
+
+    def place(self, findings: list[Finding]) -> None:
+        shift = 0
+        for position, found in self._found:  # in record order: their places never go back
+            findings[position + shift:position + shift] = found
+            shift += len(found)
+        self._found.clear()
+
+
 def _topic_of(path: str) -> str:
     return path.split("/", 1)[0] if "/" in path else "(archive)"
 
 
 def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporter: Exporter | None,
          key: bytes | None, publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
-         expected: int | None) -> int:
+         expected: int | None, reads: _ReadByWorkers | None = None) -> int:
     records = source.records(interleave=exporter is None) if isinstance(source, KafkaSource) else source.records()
     # The verifiers keep a few objects per record (what each lead was, marks, lanes): with the cyclic collector on,
     # its full collections walk all of them again and again (a third of the CPU of a verified replay). Nothing the
@@ -287,7 +351,7 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
     collecting = gc.isenabled()
     gc.disable()
     try:
-        count, sealed = _loop(records, verifiers, exporter, key, publisher, report, progress, expected)
+        count, sealed = _loop(records, verifiers, exporter, key, publisher, report, progress, expected, reads)
     finally:
         if collecting:
             gc.enable()
@@ -295,21 +359,38 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
     return count
 
 
+#: (verifier name, its check) per verifier that applies to a topic; None: a check whose findings come later, put here.
+_Checks = list[tuple[str, Callable[[ReplayRecord], Any] | None]]
+
+
 def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: Exporter | None, key: bytes | None,
           publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
-          expected: int | None) -> tuple[int, int]:
+          expected: int | None, reads: _ReadByWorkers | None = None) -> tuple[int, int]:
     count = 0
-    by_topic: dict[str, list[tuple[str, Callable[[ReplayRecord], Any]]]] = {}  # the checks that apply, per topic
+    by_topic: dict[str, _Checks] = {}  # the checks that apply, per topic
+    by_workers: dict[str, _Checks] = {}  # the same for a record the content workers read whole: no `Decodes` (None)
+    takes = reads.accepted.takes if reads is not None else None
     findings = report.findings
     tally = report.by_type_publisher
     sealed = 0
     next_tick = 0
     for record in records:
         count += 1
-        checks = by_topic.get(record.topic)
-        if checks is None:
-            checks = by_topic[record.topic] = [(v.name, v.check) for v in verifiers if _applies(v, record.topic)]
+        to_workers = takes is not None and takes(record)
+        if to_workers:
+            checks = by_workers.get(record.topic)
+            if checks is None:
+                checks = by_workers[record.topic] = [(v.name, None if isinstance(v, Decodes) else v.check)
+                                                     for v in verifiers if _applies(v, record.topic)]
+        else:
+            checks = by_topic.get(record.topic)
+            if checks is None:
+                checks = by_topic[record.topic] = [(v.name, v.check) for v in verifiers if _applies(v, record.topic)]
+        position = -1
         for name, check in checks:
+            if check is None:
+                position = len(findings)
+                continue
             try:
                 found = check(record)
             except Exception as exc:  # noqa: BLE001 - hostile bytes must give a located failure, never a crash
@@ -318,6 +399,13 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                 findings.extend(found)
         if record.headers and record.has_seal():
             sealed += 1
+        if to_workers:
+            assert reads is not None
+            reads.wait(record, position, key is None or record.key == key)  # selected and counted when it is back
+            if progress is not None and count >= next_tick:
+                progress(count, expected)
+                next_tick = count + 1000
+            continue
         if key is not None and record.key != key:
             continue
         try:
@@ -463,9 +551,7 @@ def _run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[
     return sum(p.records for p in parts)
 
 
-def _unreadable(record: ReplayRecord, verifier: str, exc: Exception) -> Finding:
-    return Finding.at(record, "UNREADABLE", f"the {verifier} check cannot read this record "
-                                            f"({type(exc).__name__}: {str(exc)[:200]}): altered or damaged")
+_unreadable = unreadable  # a check that raised: a located failure
 
 
 def summary_lines(report: ReplayReport) -> list[str]:

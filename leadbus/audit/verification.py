@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,7 +57,7 @@ from typing import Any, NamedTuple, Protocol
 
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
-from leadbus.processors.core.normalize import normalise
+from leadbus.processors.core.intake import renormalised_lead
 from leadbus.signing import ALL_SEAL_HEADERS, PUBLISHER_HEADER
 from leadbus.topics import CASES, HANDOVER, INTAKE_PREFIX, LEADS_ACCEPTED
 
@@ -696,17 +696,27 @@ class IntakeLeads:
 _Facts = tuple[str, int, str, tuple[str, int, int], bytes]
 #: A record sent to a worker for the content check: topic, partition, offset, timestamp, archive file, index, value.
 _Row = tuple[str, int, int, int, "str | None", "int | None", "bytes | None"]
+#: What a worker gives back of one row: the `Decodes` check's findings (it read the record whole), the content
+#: check's findings, the facts kept (None: nothing to keep), and the publisher a replay's summary names (`publisher_of`
+#: without headers: the parent reads a seal's publisher header itself).
+_Result = tuple[list[Finding], list[Finding], "_Facts | None", str]
+#: Called, when set, with each row taken back and the `Decodes` findings and publisher the worker found for it.
+WholeRead = Callable[[_Row, list[Finding], str], None]
 
 
 class AcceptedLeads:
     """`leadbus.leads.accepted`: the digest, the normalisation of the original, one (lead_id, revision).
 
-    The content check of each record (its digest, and normalising `original` again: ~200 µs a record, nearly all
-    of this verifier's time) depends on that record alone. Given an `executor` (processes forked with the catalog:
-    see `replay.py`), records go to it in chunks of raw bytes and the checks run on every core; the results are
-    taken back in the order the records came, where the revisions and sources are kept as without one. The
-    findings are the same, at the same coordinates; with an executor some arrive later (at the latest from
-    `finish`).
+    The content check of each record (its digest, and normalising `original` again by intake's own steps,
+    `renormalised_lead`: ~120 µs a record, nearly all of this verifier's time) depends on that record alone. Given an
+    `executor` (processes forked with the catalog: see `replay.py`), records go to it in chunks of raw bytes and the
+    checks run on every core; the results are taken back in the order the records came, where the revisions and
+    sources are kept as without one. The findings are the same, at the same coordinates; with an executor some
+    arrive later (at the latest from `finish`).
+
+    A worker reads each record whole anyway: it also makes the `Decodes` check of it and names its publisher. With
+    `whole_read` set (by a replay that exports nothing), each row taken back is given to it with those, so that the
+    replay's parent need not decode the records it sends (`takes`) a second time.
     """
 
     name = "accepted-leads"
@@ -726,13 +736,20 @@ class AcceptedLeads:
         self._sources: list[tuple[tuple[str, int, int], bytes, Mark]] = []
         self._rows: list[_Row] = []
         self._catalog: SchemaCatalog | None = None
-        self._tasks: deque[tuple[list[_Row], Future[list[tuple[list[Finding], _Facts | None]]]]] = deque()
+        self._tasks: deque[tuple[list[_Row], Future[list[_Result]]]] = deque()
+        self.whole_read: WholeRead | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight."""
         state = self.__dict__.copy()
-        state["executor"], state["_tasks"], state["_catalog"] = None, deque(), None
+        state["executor"], state["_tasks"], state["_catalog"], state["whole_read"] = None, deque(), None, None
         return state
+
+    def takes(self, record: ReplayRecord) -> bool:
+        """Whether `check` sends this record to the executor (a LeadAccepted by its fingerprint, with an executor)."""
+        schema = record.schema
+        return (self.executor is not None and record.topic == LEADS_ACCEPTED and schema is not None
+                and schema.name == ACCEPTED)
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.topic != LEADS_ACCEPTED or record.schema is None or record.schema.name != ACCEPTED:
@@ -760,8 +777,7 @@ class AcceptedLeads:
             found += self._take(*self._tasks.popleft())
         return found
 
-    def _take(self, rows: list[_Row],
-              task: Future[list[tuple[list[Finding], _Facts | None]]] | None) -> list[Finding]:
+    def _take(self, rows: list[_Row], task: Future[list[_Result]] | None) -> list[Finding]:
         try:
             results = task.result() if task is not None else None
         except Exception:  # noqa: BLE001 - a worker lost (killed, out of memory): its records are checked here
@@ -769,7 +785,10 @@ class AcceptedLeads:
         if results is None:
             results = contents_of(rows, self.renormalise, self._catalog)
         found: list[Finding] = []
-        for row, (findings, facts) in zip(rows, results, strict=True):
+        whole_read = self.whole_read
+        for row, (decoded, findings, facts, publisher) in zip(rows, results, strict=True):
+            if whole_read is not None:
+                whole_read(row, decoded, publisher)
             found += self._account(list(findings), facts, Mark(row[0], row[1], row[2], row[4], row[5]))
         return found
 
@@ -778,7 +797,7 @@ class AcceptedLeads:
         if facts is None:
             return found
         lead_id, revision, digest, coords, original_sha = facts
-        here = Mark.of(at_record)
+        here = at_record if type(at_record) is Mark else Mark.of(at_record)  # a Mark made for it is kept as it is
         self._sources.append((coords, original_sha, here))
         before = self._revisions.get(lead_id)
         if before is not None:
@@ -802,7 +821,7 @@ class AcceptedLeads:
                 self._revisions[lead_id] = seen
 
     @staticmethod
-    def _original_differs(record: ReplayRecord, again: tuple[CaseLead, str] | Exception, text: str,
+    def _original_differs(record: ReplayRecord, again: tuple[CaseLead, bytes] | Exception, text: bytes,
                           lead: CaseLead) -> list[Finding]:
         if isinstance(again, Exception):
             return [Finding.at(record, "ORIGINAL_MISMATCH", f"lead {lead.lead_id}: `original` does not read as a "
@@ -842,7 +861,7 @@ def accepted_content(record: ReplayRecord, renormalise: bool = True) -> tuple[li
     original = bytes(event.get("original") or b"")
     again = _renormalised(record.catalog, original) if renormalise and original else None
     if isinstance(again, tuple) and again[0].to_avro() == event["lead"]:
-        # The event's lead is, field for field, what normalising `original` gives: its text is that lead's
+        # The event's lead is, field for field, what normalising `original` gives: its JSON is that lead's
         # (validating the event's copy again would give the same model), and `original` holds.
         lead, text = again
     else:
@@ -850,10 +869,10 @@ def accepted_content(record: ReplayRecord, renormalise: bool = True) -> tuple[li
             lead = CaseLead.model_validate(event["lead"])
         except ValueError as exc:
             return [Finding.at(record, "INVALID_LEAD", f"the accepted lead does not validate: {exc}")], None
-        text = lead.to_json()
+        text = lead.json_bytes()  # the bytes `to_json()` decodes: comparing or digesting either is the same
         if again is not None:
             found += AcceptedLeads._original_differs(record, again, text, lead)
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256(text).hexdigest()
     if digest != event["digest"]:
         found.insert(0, Finding.at(record, "DIGEST_MISMATCH",
                                    f"lead {lead.lead_id} revision {lead.revision}: the SHA-256 of the normalised "
@@ -872,32 +891,54 @@ def use_catalog(catalog: SchemaCatalog) -> None:
     _WORKER_CATALOG[0] = catalog
 
 
-def contents_of(rows: list[_Row], renormalise: bool,
-                catalog: SchemaCatalog | None = None) -> list[tuple[list[Finding], _Facts | None]]:
-    """`accepted_content` of each row (run in a worker): a record that cannot be read is a located failure."""
+def unreadable(record: ReplayRecord | Mark, verifier: str, exc: Exception) -> Finding:
+    """A check that could not read a record (it raised): a located failure, never a crash."""
+    return Finding.at(record, "UNREADABLE", f"the {verifier} check cannot read this record "
+                                            f"({type(exc).__name__}: {str(exc)[:200]}): altered or damaged")
+
+
+_DECODES = Decodes()  # the `Decodes` check a worker makes (it keeps no state)
+
+
+def contents_of(rows: list[_Row], renormalise: bool, catalog: SchemaCatalog | None = None) -> list[_Result]:
+    """Per row (run in a worker): the `Decodes` check of the record, read whole once; `accepted_content`; the publisher
+    `publisher_of` names (without headers). A record that cannot be read is a located failure, as the replay's loop
+    reports a check that raises."""
     catalog = catalog or _WORKER_CATALOG[0]
     if catalog is None:
         raise RuntimeError("no catalog: the executor's workers start with use_catalog")
-    out: list[tuple[list[Finding], _Facts | None]] = []
+    decodes = _DECODES
+    out: list[_Result] = []
     for topic, partition, offset, ms, file, index, value in rows:
         record = ReplayRecord(topic, partition, offset, ms, None, value, (), catalog, file=file, index=index)
         try:
-            out.append(accepted_content(record, renormalise))
-        except Exception as exc:  # noqa: BLE001 - as the replay reports a check that cannot read a record
-            out.append(([Finding.at(record, "UNREADABLE",
-                                    f"the {AcceptedLeads.name} check cannot read this record "
-                                    f"({type(exc).__name__}: {str(exc)[:200]}): altered or damaged")], None))
+            decoded = list(decodes.check(record))
+        except Exception as exc:  # noqa: BLE001 - as the replay's loop reports it
+            # The parent's `Decodes` saw this raise, and so did the content check reading the same bytes afresh.
+            unread = unreadable(record, decodes.name, exc)
+            out.append(([unread], [unreadable(record, AcceptedLeads.name, exc)], None, _publisher(record)))
+            continue
+        try:
+            found, facts = accepted_content(record, renormalise)
+        except Exception as exc:  # noqa: BLE001 - as the replay's loop reports it
+            found, facts = [unreadable(record, AcceptedLeads.name, exc)], None
+        out.append((decoded, found, facts, _publisher(record)))
     return out
 
 
-def _renormalised(catalog: SchemaCatalog, original: bytes) -> tuple[CaseLead, str] | Exception:
-    """What intake's normalisation makes of `original` (the lead and its text), or why it cannot read it."""
+def _publisher(record: ReplayRecord) -> str:
     try:
-        _, published = decode(catalog, original, catalog.latest(CASE_LEAD))
-        lead = normalise(CaseLead.model_validate(published)).lead
+        return publisher_of(record)
+    except Exception:  # noqa: BLE001 - as the replay's loop names it: the verifiers located what is wrong
+        return "?"
+
+
+def _renormalised(catalog: SchemaCatalog, original: bytes) -> tuple[CaseLead, bytes] | Exception:
+    """What intake's normalisation makes of `original` (the lead and its JSON bytes), or why it cannot read it."""
+    try:
+        return renormalised_lead(original, catalog)
     except (DecodeError, ValueError) as exc:
         return exc
-    return lead, lead.to_json()
 
 
 class CaseVersions:

@@ -282,6 +282,19 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
     return Acceptance(normalised.lead, normalised, digest, source, original, seal)
 
 
+def renormalised_lead(original: bytes, catalog: SchemaCatalog) -> tuple[CaseLead, bytes]:
+    """What `examine` makes of a CaseLead it accepts, by the same steps — read with its writer schema into the latest,
+    validated, normalised — and the JSON bytes its digest is taken over (`Acceptance.digest` is their SHA-256).
+
+    For an auditor re-deriving an accepted lead from its `original`: no seal, size, publisher or topic check (those
+    are judged elsewhere) and no `now` (no time is in the future of an accepted lead's check). Raises `DecodeError`
+    when the bytes do not read as a CaseLead, pydantic's `ValidationError` (a ValueError) when the lead is invalid.
+    """
+    _, record = read_body(writer_of(catalog, original), original, catalog.latest(CASE_LEAD))
+    lead = normalise(_VALIDATE_LEAD(record)).lead
+    return lead, lead.json_bytes()
+
+
 @dataclass(frozen=True)
 class Seen:
     """What intake remembers of a lead id: the highest revision accepted and its content digest."""

@@ -252,7 +252,10 @@ def _canonical(values: list[str], canonical: Callable[[str], str]) -> list[str]:
     """The canonical forms of `values`, non-empty, each once, in first order; an empty list as it is."""
     if not values:
         return values
-    return _unique([canonical(v) for v in values])
+    forms = [canonical(v) for v in values]
+    if len(forms) == 1:  # most lists hold one value
+        return forms if forms[0] else []
+    return _unique(forms)
 
 
 @lru_cache(maxsize=65536)
@@ -270,8 +273,7 @@ def _canonical_country(value: str) -> str:
 
 def _unique(values: list[str]) -> list[str]:
     """The non-empty values in their first order, each once."""
-    seen: dict[str, None] = {}
-    for value in values:
-        if value:
-            seen.setdefault(str(value), None)
-    return list(seen)
+    unique = list(dict.fromkeys(values))
+    if "" in unique:
+        unique.remove("")
+    return unique

@@ -126,7 +126,7 @@ def canonical_url(url: str) -> str:
             host = host[len(prefix) :]
     port = parts.port
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not _TRACKING.match(k)))
+    query = parts.query and urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not _TRACKING.match(k)))
     path = parts.path.rstrip("/")
     return urlunsplit(("https", netloc, path, query, ""))
 
@@ -134,7 +134,14 @@ def canonical_url(url: str) -> str:
 @lru_cache(maxsize=65536)
 def registrable_domain(url: str) -> str | None:
     """The registrable domain (eTLD+1) of a URL: shop123.taobao.com → taobao.com, a.b.co.uk → b.co.uk."""
-    return _domain_of_host(urlsplit(canonical_url(url)).hostname or "")
+    canonical = canonical_url(url)
+    plain = _PLAIN_NETLOC.match(canonical)
+    # the host as `urlsplit(canonical).hostname` reads it, without parsing again where the host is plain ASCII
+    return _domain_of_host(plain.group(1) if plain else urlsplit(canonical).hostname or "")
+
+
+# A canonical URL's netloc that urlsplit reads as it is: a lower-case ASCII host (no user, brackets or zone), a port.
+_PLAIN_NETLOC = re.compile(r"https://([a-z0-9._-]*)(?::[0-9]*)?(?:[/?#]|\Z)")
 
 
 @lru_cache(maxsize=65536)

@@ -10,6 +10,7 @@ Validation needs no clock: "not in the future" is checked only when the caller p
 from __future__ import annotations
 
 import ipaddress
+import operator
 import re
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -515,7 +517,23 @@ class CaseLead(_Model):
         return self.json_bytes().decode()
 
     def json_bytes(self) -> bytes:
-        """The JSON form as the serializer writes it (what the content digest is taken over)."""
+        """The JSON form as the serializer writes it (what the content digest is taken over).
+
+        Written by orjson from the fields as they are held (about half the serializer's time, and intake
+        takes it for every event): byte for byte the serializer's form (a unit test holds them equal on
+        simulated and hostile leads). The empty v3 fields, the model's last, are cut off the end. What orjson
+        refuses (a lone surrogate) goes to the serializer, which refuses it with its own error.
+        """
+        try:
+            data = orjson.dumps(self.__dict__, default=_FIELDS_OF, option=orjson.OPT_UTC_Z)
+        except orjson.JSONEncodeError:
+            return self.serializer_json_bytes()
+        if data.endswith(_EMPTY_V3_TAIL):  # the strings in it escape their quotes: only empty v3 fields end so
+            return data[: -len(_EMPTY_V3_TAIL)] + b"}"
+        return data
+
+    def serializer_json_bytes(self) -> bytes:
+        """`json_bytes` by pydantic's serializer (the reference the faster form is held to)."""
         if self.products or self.senders or self.return_addresses or self.operator is not None:
             return CaseLead.__pydantic_serializer__.to_json(self)
         return CaseLead.__pydantic_serializer__.to_json(self, exclude=_EMPTY_V3)
@@ -523,6 +541,13 @@ class CaseLead(_Model):
     @classmethod
     def from_json(cls, text: str | bytes, *, now: datetime | None = None) -> CaseLead:
         return cls.model_validate_json(text, context={"now": now} if now else None)
+
+
+# json_bytes: a nested model is written as its fields; the v3 fields must stay the last, in this order.
+_FIELDS_OF = operator.attrgetter("__dict__")
+_EMPTY_V3_TAIL = b',"products":[],"senders":[],"return_addresses":[],"operator":null}'
+if tuple(CaseLead.model_fields)[-len(V3_FIELDS):] != V3_FIELDS:
+    raise RuntimeError("CaseLead's v3 fields must be its last fields, in V3_FIELDS' order (json_bytes cuts them off)")
 
 
 class DecisionActor(Actor):

@@ -111,8 +111,8 @@ class IntakeHandler:
             self.feed.catch_up()  # raises when the registry cannot be read: no event is judged without it
         self.feed.poll()
 
-    def _examine(self, record: Record, now: datetime) -> Outcome:
-        outcome = examine(record.value, record.source, self.catalog, now, size=record.size, headers=record.headers,
+    def _examine(self, record: Record, source: Source, now: datetime) -> Outcome:
+        outcome = examine(record.value, source, self.catalog, now, size=record.size, headers=record.headers,
                           keys=self.registry)
         if self.feed is not None and isinstance(outcome, Rejection) and outcome.reason in _UNKNOWN_YET:
             # A key registered a moment ago may not have reached us: read the registry to its end, judge again.
@@ -121,7 +121,7 @@ class IntakeHandler:
             except (TimeoutError, KafkaException) as exc:
                 log.warning("publisher key registry not read to its end (%s); judging with what is known", exc)
                 return outcome
-            outcome = examine(record.value, record.source, self.catalog, now, size=record.size,
+            outcome = examine(record.value, source, self.catalog, now, size=record.size,
                               headers=record.headers, keys=self.registry)
         return outcome
 
@@ -129,7 +129,7 @@ class IntakeHandler:
         source = record.source
         self._keys_current()
         try:
-            outcome = self._examine(record, now)
+            outcome = self._examine(record, source, now)
         except Exception as exc:
             log.exception("intake core failed on %s", source)
             outcome = Rejection("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", record.value or b"", source)

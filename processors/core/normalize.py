@@ -126,7 +126,7 @@ def canonical_url(url: str) -> str:
             host = host[len(prefix) :]
     port = parts.port
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not _TRACKING.match(k)))
+    query = parts.query and urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not _TRACKING.match(k)))
     path = parts.path.rstrip("/")
     return urlunsplit(("https", netloc, path, query, ""))
 
@@ -134,7 +134,14 @@ def canonical_url(url: str) -> str:
 @lru_cache(maxsize=65536)
 def registrable_domain(url: str) -> str | None:
     """The registrable domain (eTLD+1) of a URL: shop123.taobao.com → taobao.com, a.b.co.uk → b.co.uk."""
-    return _domain_of_host(urlsplit(canonical_url(url)).hostname or "")
+    canonical = canonical_url(url)
+    plain = _PLAIN_NETLOC.match(canonical)
+    # the host as `urlsplit(canonical).hostname` reads it, without parsing again where the host is plain ASCII
+    return _domain_of_host(plain.group(1) if plain else urlsplit(canonical).hostname or "")
+
+
+# A canonical URL's netloc that urlsplit reads as it is: a lower-case ASCII host (no user, brackets or zone), a port.
+_PLAIN_NETLOC = re.compile(r"https://([a-z0-9._-]*)(?::[0-9]*)?(?:[/?#]|\Z)")
 
 
 @lru_cache(maxsize=65536)
@@ -252,7 +259,10 @@ def _canonical(values: list[str], canonical: Callable[[str], str]) -> list[str]:
     """The canonical forms of `values`, non-empty, each once, in first order; an empty list as it is."""
     if not values:
         return values
-    return _unique([canonical(v) for v in values])
+    forms = [canonical(v) for v in values]
+    if len(forms) == 1:  # most lists hold one value
+        return forms if forms[0] else []
+    return _unique(forms)
 
 
 @lru_cache(maxsize=65536)
@@ -270,8 +280,7 @@ def _canonical_country(value: str) -> str:
 
 def _unique(values: list[str]) -> list[str]:
     """The non-empty values in their first order, each once."""
-    seen: dict[str, None] = {}
-    for value in values:
-        if value:
-            seen.setdefault(str(value), None)
-    return list(seen)
+    unique = list(dict.fromkeys(values))
+    if "" in unique:
+        unique.remove("")
+    return unique

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from leadbus.avro import decode
 from leadbus.processors.core.records import Record
 from leadbus.processors.linking import LinkingHandler
 from leadbus.producers.simulator import TrafficGenerator
-from leadbus.topics import CASES, LEADS_ACCEPTED
+from leadbus.topics import CASES, LEADS_ACCEPTED, stage_group
 from tests.kafka_helpers import produce, read_all
 from tests.processes import start_worker, stop, wait_until
 from tests.unit.processors.linking_golden import CATALOG, NOW, MemoryState, _accepted
@@ -69,20 +70,35 @@ def test_killed_twice_mid_stream_the_cases_are_those_of_an_uninterrupted_run(clu
 
     state, logs = tmp_path / "state", tmp_path / "logs"
     counts: list[int] = []
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": stage_group("linking"), "enable.auto.commit": False})
+
+    def committed() -> int:
+        """Leads the linking group has committed: cheap enough to poll, so the kill lands right after a commit,
+        mid-stream, however fast the worker (a quiet CI machine linked all 4,000 before a read of the cases topic
+        had seen the first commit)."""
+        try:
+            offset = reader.committed([TopicPartition(LEADS_ACCEPTED, 0)], timeout=10)[0].offset
+        except KafkaException:  # the group's coordinator still loading (NOT_COORDINATOR): not known yet
+            return -1
+        return max(offset, 0)
 
     def published() -> int:
         return sum(len(v) for v in _published(bootstrap).values())
 
-    for wipe in (False, True):
-        worker = start_worker(bootstrap, state, "linking-crash", logs, stage="linking")
-        seen = counts[-1] if counts else 0
-        wait_until(lambda seen=seen: published() > seen, 180, "the linking worker to publish", interval=0.1)
-        worker.kill()  # SIGKILL mid-stream: its open transaction is aborted by the broker
-        worker.wait(10)
-        counts.append(published())
-        if wipe:  # the disk is lost as well: the state comes back from the changelog
-            shutil.rmtree(state / "linking")
-    assert counts[-1] < total, "the kills should land mid-stream"
+    try:
+        for wipe in (False, True):
+            worker = start_worker(bootstrap, state, "linking-crash", logs, stage="linking")
+            seen = counts[-1] if counts else 0
+            wait_until(lambda seen=seen: committed() > seen, 180, "the linking worker to commit", interval=0.02)
+            worker.kill()  # SIGKILL mid-stream: its open transaction is aborted by the broker
+            worker.wait(10)
+            wait_until(lambda: committed() >= 0, 60, "the group's committed offset")
+            counts.append(committed())
+            if wipe:  # the disk is lost as well: the state comes back from the changelog
+                shutil.rmtree(state / "linking")
+    finally:
+        reader.close()
+    assert counts[-1] < LEADS, f"the kills should land mid-stream: {counts} of {LEADS} committed"
 
     worker = start_worker(bootstrap, state, "linking-crash", logs, stage="linking")
     try:

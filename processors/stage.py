@@ -58,6 +58,13 @@ class Ticking(Protocol):
     def tick(self, state: RangeView, now: datetime) -> Result: ...
 
 
+class Preparing(Protocol):
+    """A handler that looks at a transaction's records together before handling each (intake: one signature check
+    per chained run of a lane). It must not change what `handle` decides for any record, nor raise."""
+
+    def prepare(self, records: list[Record]) -> None: ...
+
+
 def record_of(msg: Message) -> Record:
     _, timestamp = msg.timestamp()
     headers: Any = msg.headers() or ()  # consumed headers are a list of (name, bytes | None)
@@ -362,6 +369,9 @@ class ExactlyOnceStage:
         dead_topic, changelog, state = self.config.dead_letter_topic, self.config.changelog_topic, self.state
         views = self._views
         produce = producer.produce
+        prepare = getattr(self.handler, "prepare", None)
+        if prepare is not None:
+            prepare(records)
         for taken, record in enumerate(records):
             if taken and time.monotonic() - began > interval:
                 records = records[:taken]

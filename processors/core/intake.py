@@ -35,7 +35,7 @@ from leadbus.processors.core.agency_events import EventKind
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.event_kinds import KINDS as EVENT_KINDS
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
-from leadbus.processors.core.provenance import Refused, content_mismatch, verify_event
+from leadbus.processors.core.provenance import Refused, Vouched, content_mismatch, verify_event
 from leadbus.processors.core.records import Source
 from leadbus.signing import KeyRegistry, Seal
 from leadbus.topics import HANDOVER_DECISIONS, INTAKE_PREFIX
@@ -228,11 +228,13 @@ def validate_lead(record: Any, now: datetime | None) -> CaseLead | LeadRefusal:
 
 def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: datetime,
             size: int | None = None, headers: Iterable[tuple[str, bytes | None]] = (),
-            keys: KeyRegistry = _NO_KEYS) -> Outcome:
+            keys: KeyRegistry = _NO_KEYS, vouched: Vouched | None = None) -> Outcome:
     """Verify the seal, decode, validate, check the publisher against the topic and the signer, normalise.
 
     `size` is the whole record's (key, value and headers); the value's length when not given.
     `keys` is the publisher key registry as known at `now` (none: every signed event has an unknown key).
+    `vouched`: what `provenance.vouched_by_chains` found for this event in its batch (its signature need not be
+    checked again); the outcome is the same with or without it.
     """
     original = data or b""
     topic_agency = agency_of_topic(source.topic)
@@ -246,7 +248,7 @@ def examine(data: bytes | None, source: Source, catalog: SchemaCatalog, now: dat
     if size > MAX_EVENT_BYTES:
         return reject("OVERSIZED", f"the record is {size} bytes (key, value and headers); "
                                    f"an event on the bus is at most {MAX_EVENT_BYTES} bytes")
-    verified = verify_event(headers, original, source.topic, source.partition, keys, now)
+    verified = verify_event(headers, original, source.topic, source.partition, keys, now, vouched)
     if isinstance(verified, Refused):
         return reject(verified.reason, verified.message, field="headers", lead_id=_claimed_lead_id(original, catalog))
     seal = verified

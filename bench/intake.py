@@ -1,6 +1,6 @@
 """Intake throughput: the faust agent and the transactional stage against a plain confluent-kafka loop.
 
-    python bench/intake.py [--leads N] [--no-faust] [--side-by-side]
+    python bench/intake.py [--leads N] [--no-faust] [--side-by-side] [--signed]
 
 All three host the same intake step (`IntakeHandler.examine` + `.judge`) over the same intake events on
 the same broker in the same run, one after another, each from the beginning of the intake
@@ -8,6 +8,9 @@ topics with its own consumer group. Rates are taken from the broker timestamps o
 last output each engine wrote (start-up and recovery excluded), so they compare processing.
 On a shared, loaded machine one engine after the other meets different loads: `--side-by-side`
 runs the plain loop and the stage at the same time, so that the ratio compares them under one.
+`--signed` publishes the same leads sealed as production traffic is (one Ed25519 key per agency, registered on
+`leadbus.publishers`; the SDK's `SigningSealer`, seal v2 chains per lane): both engines verify every seal and
+check every lane's sequence numbers (the faust agent verifies none: it is left out).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,22 +31,30 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer, TopicPartition
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from leadbus.avro import decode, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.logs import configure_cli_logging
 from leadbus.processors.core.records import Record
 from leadbus.processors.intake import IntakeHandler
 from leadbus.processors.stage import record_of
+from leadbus.producers import Publisher
+from leadbus.producers.signing import SigningSealer
+from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
 from leadbus.provisioning.topics import apply_topics
+from leadbus.publisher_keys import read_registry, write_keys
+from leadbus.signing import PublisherKey, key_id_of, public_bytes
 from leadbus.topics import INTAKE_BY_LEAD, LEADS_ACCEPTED, LEADS_REJECTED, load_declarations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.kafka_helpers import read_all
 
 
-def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | None = None) -> None:
+def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | None = None,
+               signed: bool = False) -> None:
     """The baseline: consume → the same intake step → produce with confluent-kafka, at-least-once, no framework.
 
     Both halves of the step run in process against a dict: no transactions, no repartition topic. Written as one
@@ -50,9 +62,10 @@ def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | No
     does the same), the producer served once per batch, and a linger long enough that a produce call only queues
     (with 5 ms and a serve per record, librdkafka woke its broker thread for nearly every record: ~100 µs a call
     under load, against ~8 µs in the stage). `warmed(done)` is called once, after the first batch: its start-up
-    (the group join, the core's first-call set-up) is behind it.
+    (the group join, the core's first-call set-up) is behind it. Each batch is handed to `prepare` first, as the
+    stage does (signed traffic: one signature check per chained run); a signed event takes its sequence hop too.
     """
-    handler = IntakeHandler()
+    handler = IntakeHandler(keys=read_registry(bootstrap) if signed else None)
     kafka = KafkaSettings(bootstrap)
     consumer = kafka.consumer(f"bench-plain-{uuid.uuid4()}", **{"enable.auto.commit": True})
     producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 100,
@@ -60,19 +73,20 @@ def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | No
     consumer.subscribe(["^leadbus\\.intake\\..*"])
     seen: dict[bytes, bytes | None] = {}
     done = 0
-    examine, judge, produce = handler.examine, handler.judge, producer.produce
+    examine, handle, produce = handler.examine, handler.handle, producer.produce
     while done < expected:
         batch = consumer.consume(2000, 0.2)
         now = datetime.now(UTC)
-        for msg in batch:
-            if msg.error():
-                continue
-            for out in examine(record_of(msg), now).outputs:
+        records = [record_of(msg) for msg in batch if not msg.error()]
+        handler.prepare(records)
+        for record in records:
+            pending = examine(record, now).outputs
+            while pending:  # the second half (a signed event: its sequence hop first) against the dict
+                out = pending.pop()
                 if out.topic == INTAKE_BY_LEAD:
-                    judged = judge(Record(out.topic, 0, 0, out.key, out.value, out.headers), seen, now)
+                    judged = handle(Record(out.topic, 0, 0, out.key, out.value, out.headers), seen, now)
                     seen.update(judged.state)
-                    for final in judged.outputs:
-                        _produce(producer, produce, final.key, final.value)
+                    pending += judged.outputs
                 else:
                     _produce(producer, produce, out.key, out.value)
             done += 1
@@ -93,7 +107,7 @@ def _produce(producer: Producer, produce: Any, key: bytes | None, value: bytes) 
             producer.poll(0.05)
 
 
-def plain_child(bootstrap: str, expected: int) -> None:
+def plain_child(bootstrap: str, expected: int, signed: bool = False) -> None:
     """The plain loop in a process of its own, like the stage: its CPU per event (whole process and its main
     thread) printed as JSON for the parent. Like the stage's, it is counted from the end of its first batch:
     imports, the group join and the core's first-call set-up are not per-event work."""
@@ -102,7 +116,7 @@ def plain_child(bootstrap: str, expected: int) -> None:
     def warmed(done: int) -> None:
         began.extend((time.process_time(), time.thread_time(), done))
 
-    plain_loop(bootstrap, expected, warmed)
+    plain_loop(bootstrap, expected, warmed, signed)
     cpu, main, first = began
     events = max(expected - first, 1)
     print(json.dumps({"cpu": (time.process_time() - cpu) / events, "main": (time.thread_time() - main) / events}),
@@ -184,12 +198,16 @@ def main() -> None:
     parser.add_argument("--side-by-side", action="store_true",
                         help="run the plain loop and the stage at the same time (each its own process and group), so "
                              "that on a loaded machine both meet the same load; implies --no-faust")
+    parser.add_argument("--signed", action="store_true",
+                        help="sealed traffic (seal v2, one key per agency): plain loop and stage only")
     parser.add_argument("--plain-only", nargs=2, metavar=("BOOTSTRAP", "EVENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     if args.plain_only:
-        plain_child(args.plain_only[0], int(args.plain_only[1]))
+        plain_child(args.plain_only[0], int(args.plain_only[1]), args.signed)
         return
+    if args.signed:
+        args.no_faust = True
     work = Path(tempfile.mkdtemp(prefix="leadbus-bench-intake-"))
     with KafkaCluster(1, fast_start=False) as cluster:
         bootstrap = cluster.bootstrap_servers
@@ -200,6 +218,8 @@ def main() -> None:
         apply_topics(bootstrap, [TopicSpec("bench.plain.out", 6, 1, 1, {})])
         traffic = Traffic(bootstrap, seed=4)
         start = datetime.now(UTC) - timedelta(hours=1)
+        if args.signed:
+            _signing_publishers(bootstrap, traffic, start)
         for lead in traffic.generator.leads(args.leads, start, timedelta(milliseconds=1)):
             traffic.publisher(lead.publisher.agency, lead.publisher.province).publish(lead)
             traffic.report.published += 1
@@ -217,9 +237,10 @@ def main() -> None:
         # The project's root only: this folder's own modules (core.py…) must not shadow anything.
         root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), root) if p)}
+        signed = ["--signed"] if args.signed else []
         if args.side_by_side:
-            plain_proc = subprocess.Popen([sys.executable, __file__, "--plain-only", bootstrap, str(n)], env=env,
-                                          stdout=subprocess.DEVNULL)
+            plain_proc = subprocess.Popen([sys.executable, __file__, "--plain-only", bootstrap, str(n), *signed],
+                                          env=env, stdout=subprocess.DEVNULL)
             stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b",
                                       bootstrap, "--state-dir", str(work / "stage"), "--worker-id", "bench"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -229,7 +250,7 @@ def main() -> None:
             stage.wait(30)
             plain = span_rate(bootstrap, ["bench.plain.out"], n)
             staged = stage_rate(bootstrap, n)
-            print(f"intake events {n} (simulated agencies, all valid), side by side on one broker")
+            print(f"intake events {n} ({_kind(args.signed)}), side by side on one broker")
             print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s")
             print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}")
             return
@@ -237,7 +258,7 @@ def main() -> None:
         # In a process of its own like the stage (its CPU is not the traffic's idle producers'); from its start,
         # so the broker's CPU here includes the group join, which the stage's leaves out.
         broker_before, began = cpu_seconds(broker.pid), time.monotonic()
-        child = subprocess.run([sys.executable, __file__, "--plain-only", bootstrap, str(n)], env=env,
+        child = subprocess.run([sys.executable, __file__, "--plain-only", bootstrap, str(n), *signed], env=env,
                                stdout=subprocess.PIPE, check=True, timeout=900)
         spent = json.loads(child.stdout.decode().strip().splitlines()[-1])
         plain_cpu = Cpu(spent["cpu"] * 1e6, (cpu_seconds(broker.pid) - broker_before) / n * 1e6,
@@ -262,7 +283,8 @@ def main() -> None:
         staged = stage_rate(bootstrap, n)
 
         if args.no_faust:
-            _print(n, plain, staged, plain_cpu, stage_cpu)
+            _print(n, plain, staged, plain_cpu, stage_cpu, args.signed)
+            _outcomes(bootstrap)
             return
         faust = subprocess.Popen(
             [sys.executable, "-c", "import sys; from pathlib import Path; from leadbus.processors.faust_app import "
@@ -290,8 +312,34 @@ class Cpu:
                 f"broker upkeep {self.upkeep:.0f}; load average {self.load:.1f}")
 
 
-def _print(n: int, plain: float, staged: float, plain_cpu: Cpu, stage_cpu: Cpu) -> None:
-    print(f"intake events {n} (simulated agencies, all valid); CPU per event: the engine's process, the broker's")
+def _outcomes(bootstrap: str) -> None:
+    """What the stage made of the events: a bench of refusals would time the wrong path."""
+    catalog = packaged_catalog()
+    reasons = Counter(decode(catalog, m.value() or b"")[1]["reason"] for m in read_all(bootstrap, LEADS_REJECTED))
+    refused = ", ".join(f"{reason} {count}" for reason, count in reasons.most_common()) or "none"
+    print(f"stage outcomes: accepted {len(read_all(bootstrap, LEADS_ACCEPTED))}, refused {refused}")
+
+
+def _kind(signed: bool) -> str:
+    return "simulated agencies, all valid" + (", signed: Ed25519, seal v2 chains per lane" if signed else "")
+
+
+def _signing_publishers(bootstrap: str, traffic: Traffic, since: datetime) -> None:
+    """One key per agency (publisher id = the agency: it speaks for every province), registered before any event,
+    and the traffic's publishers sealing with it."""
+    keys = []
+    agencies = {lead.publisher.agency for lead in TrafficGenerator(seed=4).leads(2000, since, timedelta(seconds=1))}
+    for number, agency in enumerate(sorted(agencies)):
+        private = Ed25519PrivateKey.from_private_bytes(bytes([number + 1]) * 32)
+        raw = public_bytes(private.public_key())
+        keys.append(PublisherKey(agency, key_id_of(raw), raw, since - timedelta(days=1), since - timedelta(days=1)))
+        traffic.publishers[agency] = Publisher(agency, "11", bootstrap_servers=bootstrap,
+                                               sealer=SigningSealer(agency, private))
+    write_keys(bootstrap, keys)
+
+
+def _print(n: int, plain: float, staged: float, plain_cpu: Cpu, stage_cpu: Cpu, signed: bool = False) -> None:
+    print(f"intake events {n} ({_kind(signed)}); CPU per event: the engine's process, the broker's")
     print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s              ({plain_cpu})")
     print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}   "
           f"({stage_cpu}; CPU ratio {plain_cpu.engine / stage_cpu.engine:.2f})")

@@ -229,15 +229,16 @@ class IntakeHandler:
             forward = [(k, v) for k, v in forward if k != _SOURCE and k not in _SEAL_NAMES]
         result = Result()
         result.state[key] = verdict.lane.to_bytes()
-        message = provenance.sequence_message(verdict, seal, source.topic)
         agency = agency_of_topic(source.topic)
         if not verdict.accepted:
+            message = provenance.sequence_message(verdict, seal, source.topic)
             original, lead_id = self._original(topic, value)
             rejection = Rejection(verdict.status, message, original, source, field="headers.leadbus-seq",
                                   lead_id=lead_id, agency=agency)
             result.outputs.append(self._rejected(rejection, now, result.counted))
             return result
         if verdict.status == "GAP":
+            message = provenance.sequence_message(verdict, seal, source.topic)
             result.counted.append(metrics.INTAKE_WARNINGS.labels("SEQUENCE_GAP").inc)
             log.warning("sequence gap", extra={"publisher": seal.publisher, "topic": source.topic,
                                                 "partition": seal.partition, "gap": verdict.gap})

@@ -185,7 +185,9 @@ class Lane:
     gaps: tuple[tuple[int, int], ...] = ()
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"last": self.last, "gaps": [list(g) for g in self.gaps]}).encode()
+        # byte for byte json.dumps({"last": ..., "gaps": [[low, high], ...]}), without building the mapping (per event)
+        gaps = ", ".join(f"[{int(low)}, {int(high)}]" for low, high in self.gaps)
+        return f'{{"last": {int(self.last)}, "gaps": [{gaps}]}}'.encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> Lane:

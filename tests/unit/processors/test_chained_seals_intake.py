@@ -271,3 +271,18 @@ def test_the_handler_uses_a_vouch_only_for_the_very_record_it_was_made_for(make_
     # A later batch forgets the earlier one's vouches.
     handler.prepare(records[:1])
     assert handler._vouched == {}
+
+
+def test_a_lane_is_written_byte_for_byte_as_json_dumps_wrote_it() -> None:
+    import json
+
+    from leadbus.processors.core.provenance import MAX_OPEN_GAPS, Lane, check_sequence
+
+    rng = random.Random(7)
+    lane = Lane()
+    for _ in range(3000):  # next numbers, gaps, late ones and replays: every shape a lane takes
+        lane = check_sequence(lane, max(1, lane.last + rng.choice([1, 1, 1, 2, 5, -3, 0, 10 ** 12]))).lane
+        expected = json.dumps({"last": lane.last, "gaps": [list(g) for g in lane.gaps]}).encode()
+        assert lane.to_bytes() == expected
+        assert Lane.from_bytes(lane.to_bytes()) == lane
+    assert len(lane.gaps) >= MAX_OPEN_GAPS // 2, "the walk must reach lanes with many gaps"

@@ -18,10 +18,11 @@ them, or copying the record to another topic or partition, breaks it.
 of the signed message and the signature) of the event before it in its lane, under another domain
 tag, so a v1 signature never verifies as v2 nor the reverse. One valid signature then vouches for
 every event chained below it: an auditor replaying millions of events checks each link (one SHA-256)
-and one Ed25519 signature per run of links instead of one per event (`leadbus.audit.seals`); intake does the
-same within each batch it handles (`processors.core.provenance.vouched_by_chains`). Events sealed v1 (no `leadbus-prev` header) verify exactly as before. A
-publisher that restarts does not know its last digest: it starts a new chain (`prev` = 32 zero
-bytes), which costs an auditor one more signature, never a false alarm.
+and one Ed25519 signature per run of links instead of one per event (`leadbus.audit.seals`); intake
+does the same within each batch it handles (`processors.core.provenance.vouched_by_chains`). Events
+sealed v1 (no `leadbus-prev` header) verify exactly as before. A publisher that restarts does not know
+its last digest: it starts a new chain (`prev` = 32 zero bytes), which costs an auditor one more
+signature, never a false alarm.
 
 Keys live on the compacted `leadbus.publishers` topic as `PublisherKey` events keyed by
 `<publisher>/<key id>` (every key a publisher ever had stays readable, so old events re-verify);

@@ -2,12 +2,12 @@
 
     python bench/latency.py [--rate 500] [--seconds 60] [--warmup 10] [--idle 10] [--stage-fill S]
                             [--registry-fill S] [--broker-property K=V] [--client-setting K=V]
-                            [--fast-broker] [--region yrd] [--stages] [--sweep]
+                            [--fast-broker] [--region yrd] [--registry postgres|sqlite] [--stages] [--sweep]
 
 A fresh single-node broker with every declared topic and schema; every pipeline stage
-(`leadbus process --stage NAME`, processors/stages.py PIPELINE), the registry sink (SQLite) and one
-regional dashboard run as their own supervised processes (restarted when they die), as `leadbus demo`
-runs them. Once every stage's group
+(`leadbus process --stage NAME`, processors/stages.py PIPELINE), the registry sink (on a throwaway PostgreSQL
+server where one is installed, else SQLite), the archive sink and the three regional dashboards run as their own
+supervised processes (restarted when they die), as `leadbus demo` runs them. Once every stage's group
 is stable, simulated agencies publish through the SDK at `--rate` leads/s, first `--warmup` seconds
 (not counted: the first seconds after start are the slowest), then `--seconds` measured. For each
 measured lead, from the moment `Publisher.publish` was called to:
@@ -17,11 +17,12 @@ measured lead, from the moment `Publisher.publish` was called to:
 * dashboard: the first bulletin of its case at that version or later on the regional dashboard's
              event stream (`/events`, signed in), for the leads whose cases belong to that region.
 
-Prints p50/p95/p99 (and max) of each, with the settings used and the load average. `--stages` adds where the
-time goes: each stage's consumer lag every 5 s (a stage whose lag grows is the one falling behind) and each
-process's CPU (cores used, and CPU ms per lead published: unlike latency, little affected by what else the
-machine runs), the broker's by thread (its JIT compilers, its collector, Kafka's own threads), and each process's
-upkeep measured over `--idle` seconds before publishing, with its CPU per lead without that upkeep. `--sweep` runs
+Prints p50/p95/p99 (and max) of each, with the settings used and the load average, and where the CPU goes: each
+process's (every stage, sink and dashboard, the broker, PostgreSQL with its backends, the bench — its publisher and
+its readers apart) in cores used and in CPU ms per lead published (unlike latency, little affected by what else
+the machine runs), the broker's by thread (its JIT compilers, its collector, Kafka's own threads), and each
+process's upkeep measured over `--idle` seconds before publishing, with its CPU per lead without that upkeep.
+`--stages` adds each stage's consumer lag every 5 s (a stage whose lag grows is the one falling behind). `--sweep` runs
 once per batch fill setting of `SWEEP`, each on a fresh broker and pipeline, and
 ends with a table of them.
 """
@@ -29,6 +30,7 @@ ends with a table of them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -82,12 +84,64 @@ class Seen:
     dashboard: list[tuple[float, str, int]] = field(default_factory=list)
 
 
+class RegistryDb:
+    """The registry sink's database as the bench reads it: member rows as they appear, and the offsets consumed.
+
+    SQLite: new `case_members` rows by rowid. PostgreSQL: a bench-only trigger copies each inserted member row's
+    lead id into `bench_seen` (a serial key, one writer: committed in key order), read by that key — polling
+    `case_members` itself (keyed by case, then lead) would scan it every 20 ms and count in PostgreSQL's CPU.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.postgres = url.startswith("postgresql")
+
+    def prepare(self) -> None:
+        """Before the sink starts: the schema (the sink's migrations), and on PostgreSQL the bench's trigger."""
+        if not self.postgres:
+            return
+        from leadbus.sinks.registry import registry_engine
+
+        registry_engine(self.url).dispose()
+        with self.connect() as conn:
+            conn.execute("CREATE TABLE bench_seen (seq bigserial PRIMARY KEY, lead_id text NOT NULL)")
+            conn.execute("CREATE FUNCTION bench_seen() RETURNS trigger LANGUAGE plpgsql AS "
+                         "$$ BEGIN INSERT INTO bench_seen (lead_id) VALUES (NEW.lead_id); RETURN NULL; END $$")
+            conn.execute("CREATE TRIGGER bench_seen AFTER INSERT ON case_members FOR EACH ROW "
+                         "EXECUTE FUNCTION bench_seen()")
+            conn.commit()
+
+    def connect(self) -> Any:
+        if self.postgres:
+            import psycopg
+
+            return psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://"), autocommit=False)
+        return sqlite3.connect(f"file:{self.url.removeprefix('sqlite:///')}?mode=ro", uri=True, timeout=1)
+
+    def members_after(self, conn: Any, last: int) -> list[tuple[int, str]]:
+        if self.postgres:
+            rows = conn.execute("SELECT seq, lead_id FROM bench_seen WHERE seq > %s ORDER BY seq", (last,)).fetchall()
+            conn.rollback()  # a fresh snapshot next time
+            return [(int(s), str(lead)) for s, lead in rows]
+        return [(int(r), str(lead)) for r, lead in conn.execute(
+            "SELECT rowid, lead_id FROM case_members WHERE rowid > ? ORDER BY rowid", (last,)).fetchall()]
+
+    def consumed(self) -> dict[tuple[str, int], int]:
+        try:
+            with contextlib.closing(self.connect()) as conn:
+                rows = conn.execute("SELECT topic, partition, next_offset FROM consumed_offsets").fetchall()
+        except Exception:  # noqa: BLE001 - not created yet, busy a moment: a gap in the lag table
+            return {}
+        return {(t, p): o for t, p, o in rows}
+
+
 class Watchers:
-    def __init__(self, kafka: KafkaSettings, db: Path, dashboard: str, seen: Seen) -> None:
+    def __init__(self, kafka: KafkaSettings, db: RegistryDb, dashboard: str, seen: Seen) -> None:
         self.kafka, self.db, self.dashboard, self.seen = kafka, db, dashboard, seen
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=t, daemon=True)
                         for t in (self._cases, self._registry, self._dashboard)]
+        self.ready = [threading.Event() for _ in self.threads]  # each thread's clients are set up
 
     def start(self) -> None:
         for t in self.threads:
@@ -102,6 +156,8 @@ class Watchers:
         consumer = self.kafka.consumer(f"bench-latency-{uuid.uuid4()}")
         meta = consumer.list_topics(CASES, timeout=30).topics[CASES]
         consumer.assign([TopicPartition(CASES, p, OFFSET_BEGINNING) for p in meta.partitions])
+        consumer.poll(0.1)  # its threads started
+        self.ready[0].set()
         try:
             while not self.stop.is_set():
                 msg = consumer.poll(0.1)
@@ -116,13 +172,13 @@ class Watchers:
 
     def _registry(self) -> None:
         last = 0
-        conn: sqlite3.Connection | None = None
+        conn: Any = None
+        self.ready[1].set()
         while not self.stop.wait(0.02):
             try:
                 if conn is None:
-                    conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1)
-                rows = conn.execute("SELECT rowid, lead_id FROM case_members WHERE rowid > ? ORDER BY rowid",
-                                    (last,)).fetchall()
+                    conn = self.db.connect()
+                rows = self.db.members_after(conn, last)
             except sqlite3.Error:  # not created yet, or busy a moment
                 continue
             now = time.time()
@@ -139,6 +195,7 @@ class Watchers:
             cookie = answer.headers.get("set-cookie", "").split(";", 1)[0]
             if answer.status_code != 303 or not cookie:
                 raise RuntimeError(f"dashboard sign-in failed: {answer.status_code}")
+            self.ready[2].set()
             try:
                 with client.stream("GET", "/events", headers={"Cookie": cookie}) as stream:
                     kind = ""
@@ -161,20 +218,26 @@ class Sampler:
 
     Lag is the records a stage's group (or the registry sink, whose offsets live in its database) has not
     committed yet on its inputs (read_committed ends); CPU is utime + stime from /proc/<pid>/stat, the
-    processes' own threads included. Both are printed after the run: a stage whose lag grows while it uses a
-    core's worth of CPU is the one falling behind; lag that grows while nobody is busy is waiting. Every sample
-    asks the broker for the end offsets of every input partition and the commits of every group: every 2.5 s
-    (it was every 1 s), the bench's own load on the broker it measures stays small.
+    processes' own threads included (PostgreSQL: its postmaster, every backend and the backends that ended).
+    Both are printed after the run: a stage whose lag grows while it uses a core's worth of CPU is the one
+    falling behind; lag that grows while nobody is busy is waiting. Every sample asks the broker for the end
+    offsets of every input partition and the commits of every group: every 2.5 s (it was every 1 s), the
+    bench's own load on the broker it measures stays small.
     """
 
-    def __init__(self, kafka: KafkaSettings, db: Path, supervisor: Supervisor, extra_pids: dict[str, int],
-                 interval: float = 2.5) -> None:
+    def __init__(self, kafka: KafkaSettings, db: RegistryDb, supervisor: Supervisor, extra_pids: dict[str, int],
+                 interval: float = 2.5, trees: frozenset[str] = frozenset()) -> None:
         self.kafka, self.db, self.supervisor, self.extra_pids = kafka, db, supervisor, extra_pids
         self.interval = interval
+        self.trees = trees  # the processes measured with their children (PostgreSQL's backends)
         self.samples: list[tuple[float, dict[str, int], dict[str, float]]] = []  # (time, lag, cpu seconds)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.ready = threading.Event()  # its clients are set up
         self.marks: dict[str, float] = {}
+        #: The bench's own threads that read (watchers, this sampler, their Kafka clients); the others — the main
+        #: thread publishing and the SDK's producers' threads, started later — are the publisher's.
+        self.readers: frozenset[int] | None = None
 
     def start(self) -> None:
         self.thread.start()
@@ -187,12 +250,50 @@ class Sampler:
         self.marks[name] = time.time()
 
     @staticmethod
-    def cpu_seconds(pid: int) -> float | None:
+    def _stat(path: Path) -> tuple[str, list[str]] | None:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            comm, rest = path.read_text().split("(", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError, IndexError):
             return None
+        return comm, rest.split()
+
+    @staticmethod
+    def cpu_seconds(pid: int) -> float | None:
+        stat = Sampler._stat(Path(f"/proc/{pid}/stat"))
+        if stat is None:
+            return None
+        fields = stat[1]
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def tree_cpu_seconds(pid: int) -> float | None:
+        """A process, its live descendants, and the children it has reaped (cutime + cstime)."""
+        stat = Sampler._stat(Path(f"/proc/{pid}/stat"))
+        if stat is None:
+            return None
+        fields = stat[1]
+        total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        try:
+            children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                        for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            children = []
+        return total + sum(Sampler.tree_cpu_seconds(c) or 0.0 for c in children)
+
+    @staticmethod
+    def thread_seconds(pid: int) -> dict[int, tuple[str, float]]:
+        """Each live thread of a process: its name and CPU seconds."""
+        out: dict[int, tuple[str, float]] = {}
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            return out
+        for task in tasks:
+            stat = Sampler._stat(task / "stat")
+            if stat is not None:
+                comm, fields = stat
+                out[int(task.name)] = (comm, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+        return out
 
     @staticmethod
     def jvm_threads(pid: int) -> dict[str, float]:
@@ -201,21 +302,23 @@ class Sampler:
         A fresh broker compiles Kafka's hot code for its first minutes (C1 then C2), whatever the traffic: a cost
         of starting it, not of the leads, that a short run would otherwise put on every lead.
         """
-        out = {"jit": 0.0, "gc": 0.0, "kafka": 0.0}
-        try:
-            tasks = list(Path(f"/proc/{pid}/task").iterdir())
-        except OSError:
+        threads = Sampler.thread_seconds(pid)
+        if not threads:
             return {}
-        for task in tasks:
-            try:
-                comm, rest = (task / "stat").read_text().split("(", 1)[1].rsplit(")", 1)
-            except (OSError, ValueError):
-                continue
-            fields = rest.split()
-            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        out = {"jit": 0.0, "gc": 0.0, "kafka": 0.0}
+        for comm, seconds in threads.values():
             kind = ("jit" if "CompilerThre" in comm else
                     "gc" if comm in ("VM Thread",) or comm.startswith(("GC ", "G1 ")) else "kafka")
             out[kind] += seconds
+        return out
+
+    def bench_threads(self, pid: int) -> dict[str, float]:
+        """The bench's CPU seconds: the publisher's (main thread, the SDK's producers) and the readers'."""
+        if self.readers is None:
+            return {}
+        out = {"publisher": 0.0, "readers": 0.0}
+        for tid, (_, seconds) in self.thread_seconds(pid).items():
+            out["readers" if tid in self.readers else "publisher"] += seconds
         return out
 
     def _inputs(self, admin: Any) -> dict[str, list[TopicPartition]]:
@@ -230,18 +333,22 @@ class Sampler:
     def _loop(self) -> None:
         admin = self.kafka.admin(**{"socket.timeout.ms": 5000})
         readers = {name: self.kafka.consumer(d.group) for name, d in PIPELINE.items()}
+        with contextlib.suppress(Exception):
+            admin.list_topics(timeout=10)  # its threads started
+        self.ready.set()
         inputs: dict[str, list[TopicPartition]] | None = None
         try:
             while not self.stop.wait(self.interval):
                 now = time.time()
                 cpu: dict[str, float] = {}
                 for name, pid in {**self.supervisor.pids(), **self.extra_pids}.items():
-                    seconds = self.cpu_seconds(pid)
+                    seconds = self.tree_cpu_seconds(pid) if name in self.trees else self.cpu_seconds(pid)
                     if seconds is not None:
                         cpu[name] = seconds
-                    if name == "broker":
-                        for part, part_seconds in self.jvm_threads(pid).items():
-                            cpu[f"{name}/{part}"] = part_seconds
+                    parts = (self.jvm_threads(pid) if name == "broker" else
+                             self.bench_threads(pid) if name == "bench" else {})
+                    for part, part_seconds in parts.items():
+                        cpu[f"{name}/{part}"] = part_seconds
                 lag: dict[str, int] = {}
                 try:
                     inputs = inputs or self._inputs(admin)
@@ -263,12 +370,7 @@ class Sampler:
                 reader.close()
 
     def _registry_lag(self, ends: dict[tuple[str, int], int], parts: list[TopicPartition]) -> int:
-        try:
-            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1) as conn:
-                rows = conn.execute("SELECT topic, partition, next_offset FROM consumed_offsets").fetchall()
-            done = {(t, p): o for t, p, o in rows}
-        except sqlite3.Error:
-            done = {}
+        done = self.db.consumed()
         return sum(max(0, ends.get((tp.topic, tp.partition), 0) - done.get((tp.topic, tp.partition), 0))
                    for tp in parts)
 
@@ -282,8 +384,8 @@ class Sampler:
         return {n: (last[2][n] - first[2][n]) / span for n in last[2] if n in first[2]}
 
     def report(self, since: float, until: float, leads: int, every: float = 5.0,
-               idle_since: float | None = None) -> tuple[list[str], float]:
-        """Lag over time (every `every` s) and CPU per process between `since` and `until`; CPU ms per lead.
+               idle_since: float | None = None, lag: bool = True) -> tuple[list[str], float]:
+        """Lag over time (every `every` s; `lag`) and CPU per process between `since` and `until`; CPU ms per lead.
 
         With `idle_since` (the samples from then to `since` are the pipeline idle), also each process's upkeep
         and its CPU per lead without it: the upkeep (polls, heartbeats, the broker's housekeeping) runs whatever
@@ -293,13 +395,15 @@ class Sampler:
         if len(window) < 2:
             return ["  (too few samples for a per-stage table)"], float("nan")
         names = [n for n in (*PIPELINE, "registry") if any(n in s[1] for s in window)]
-        lines = ["  consumer lag (records not yet committed), by seconds since the measured publishing began:",
-                 "    " + f"{'t':>5} " + " ".join(f"{n:>9}" for n in names)]
-        next_at = since
-        for at, lag, _ in window:
-            if at >= next_at:
-                lines.append("    " + f"{at - since:5.0f} " + " ".join(f"{lag.get(n, -1):9d}" for n in names))
-                next_at = at + every
+        lines = []
+        if lag:
+            lines += ["  consumer lag (records not yet committed), by seconds since the measured publishing began:",
+                      "    " + f"{'t':>5} " + " ".join(f"{n:>9}" for n in names)]
+            next_at = since
+            for at, lags, _ in window:
+                if at >= next_at:
+                    lines.append("    " + f"{at - since:5.0f} " + " ".join(f"{lags.get(n, -1):9d}" for n in names))
+                    next_at = at + every
         first, last = window[0], window[-1]
         span = last[0] - first[0]
         used = {n: (last[2][n] - first[2][n]) / span for n in last[2] if n in first[2]}
@@ -312,10 +416,13 @@ class Sampler:
         lines.append(f"  CPU ms per lead published ({leads}): "
                      + ", ".join(f"{n} {c:.2f}" for n, c in sorted(per_lead.items(), key=lambda x: -x[1]))
                      + f"; total {sum(per_lead.values()):.2f}")
-        if parts:
-            lines.append("  of the broker's, CPU ms per lead by thread: "
-                         + ", ".join(f"{n.split('/', 1)[1]} {c * span / leads * 1000:.2f}" for n, c in parts.items())
-                         + " (jit: compiling Kafka's code, a start-up cost; gc: collections)")
+        for owner, note in (("broker", " (jit: compiling Kafka's code, a start-up cost; gc: collections)"),
+                            ("bench", " (publisher: the SDK publishing, its producers' threads; readers: the "
+                                      "bench's watchers and sampler)")):
+            mine = {n.split("/", 1)[1]: c for n, c in parts.items() if n.startswith(owner + "/")}
+            if mine:
+                lines.append(f"  of the {owner}'s, CPU ms per lead by thread: "
+                             + ", ".join(f"{n} {c * span / leads * 1000:.2f}" for n, c in mine.items()) + note)
         idle_all = self.idle_cores(idle_since, since) if idle_since is not None else {}
         idle = {n: c for n, c in idle_all.items() if "/" not in n}
         if idle:
@@ -457,13 +564,26 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
     work = Path(tempfile.mkdtemp(prefix="leadbus-bench-latency-"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)}
     cli = [sys.executable, "-m", "leadbus.cli"]
-    users = work / "users.json"
-    subprocess.run([*cli, "dashboard-user", "--users", str(users), "--username", "bench", "--region", args.region,
-                    "--password-stdin"], input=f"{PASSWORD}\n".encode(), env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    regions = [args.region, *(r for r in ("jjj", "yrd", "pprd") if r != args.region)]
+    for region in regions:  # every regional dashboard runs, as in the demo; the bench watches `args.region`'s
+        subprocess.run([*cli, "dashboard-user", "--users", str(work / f"users-{region}.json"), "--username", "bench",
+                        "--region", region, "--password-stdin"], input=f"{PASSWORD}\n".encode(), env=env,
+                       check=True, stdout=subprocess.DEVNULL)
     # A broker JIT-compiling with C2, as one deployed; `--fast-broker`: C1 only, as the tests and the demo run it.
-    with KafkaCluster(1, work / "kafka", fast_start=args.fast_broker,
-                      broker_properties=dict(setting.broker)) as cluster:
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(KafkaCluster(1, work / "kafka", fast_start=args.fast_broker,
+                                                   broker_properties=dict(setting.broker)))
+        extra_pids: dict[str, int] = {}
+        if args.registry == "postgres":
+            from tests.postgres import PostgresServer  # a throwaway server of its own (fsync off), as the tests run
+
+            server = stack.enter_context(PostgresServer())
+            registry_url = server.url
+            extra_pids["postgres"] = int((server.data / "postmaster.pid").read_text().split()[0])
+        else:
+            registry_url = f"sqlite:///{work / 'registry.db'}"
+        db = RegistryDb(registry_url)
+        db.prepare()
         bootstrap = cluster.bootstrap_servers
         if setting.client:
             client_file = work / "client.json"
@@ -472,28 +592,39 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
         kafka = KafkaSettings(bootstrap)
         apply_topics(bootstrap, load_declarations())
         publish_schemas(bootstrap, list(CATALOG))
-        db = work / "registry.db"
-        port = free_port()
+        ports = {region: free_port() for region in regions}
+        port = ports[args.region]
         stage_fill = [] if setting.stage_fill is None else ["--batch-fill", str(setting.stage_fill)]
         registry_fill = [] if setting.registry_fill is None else ["--batch-fill", str(setting.registry_fill)]
         commands = {name: [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(work / "state"),
                            *stage_fill] for name in PIPELINE}
-        commands["registry"] = [*cli, "registry", "-b", bootstrap, "--url", f"sqlite:///{db}", *registry_fill]
-        commands["dashboard"] = [*cli, "dashboard", "--region", args.region, "-b", bootstrap, "--port", str(port),
-                                 "--users", str(users), "--access-log", str(work / "access.jsonl")]
+        commands["registry"] = [*cli, "registry", "-b", bootstrap, "--url", registry_url, *registry_fill]
+        commands["archive"] = [*cli, "archive", "run", str(work / "archive"), "-b", bootstrap,
+                               "--seal-after-seconds", "10"]
+        for region in regions:
+            commands["dashboard" if region == args.region else f"dashboard-{region}"] = [
+                *cli, "dashboard", "--region", region, "-b", bootstrap, "--port", str(ports[region]),
+                "--users", str(work / f"users-{region}.json"), "--access-log", str(work / f"access-{region}.jsonl")]
         logs = work / "logs"
         supervisor = Supervisor([ChildSpec(name, cmd, env=env) for name, cmd in commands.items()], log_dir=logs,
                                 logger=logging.getLogger("bench.latency"))
         seen = Seen()
         watchers = Watchers(kafka, db, f"http://127.0.0.1:{port}", seen)
         broker = cluster.nodes[0].process
-        sampler = Sampler(kafka, db, supervisor, {"broker": broker.pid if broker else 0, "bench": os.getpid()})
+        sampler = Sampler(kafka, db, supervisor,
+                          {"broker": broker.pid if broker else 0, **extra_pids, "bench": os.getpid()},
+                          trees=frozenset({"postgres"}))
         try:
             supervisor.start()
             wait_groups_stable(kafka, supervisor)
-            wait_http(f"http://127.0.0.1:{port}/healthz", supervisor)
+            for region in regions:
+                wait_http(f"http://127.0.0.1:{ports[region]}/healthz", supervisor)
             watchers.start()
             sampler.start()
+            for ready in (*watchers.ready, sampler.ready):
+                ready.wait(60)
+            me = os.getpid()
+            sampler.readers = frozenset(t for t in Sampler.thread_seconds(me) if t != me)
             traffic = Traffic(bootstrap, seed=7)
             # Reported one every 1/rate s up to now, as they will be published: before it, never in the future.
             count = round(args.rate * args.warmup) + round(args.rate * args.seconds)
@@ -526,7 +657,8 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
     if not restarted:  # the broker's data and the logs (~100 MB a run) are kept only when a process died
         shutil.rmtree(work, ignore_errors=True)
     leads = round(args.rate * (args.warmup + args.seconds))
-    lines, cpu = sampler.report(sampler.marks["warmup"], sampler.marks["end"], leads, idle_since=sampler.marks["idle"])
+    lines, cpu = sampler.report(sampler.marks["warmup"], sampler.marks["end"], leads, idle_since=sampler.marks["idle"],
+                                lag=args.stages)
     return Outcome(setting, analyse(seen), len(seen.published), restarted, logs, load, lines, cpu)
 
 
@@ -534,6 +666,7 @@ def print_outcome(args: argparse.Namespace, outcome: Outcome) -> None:
     result = outcome.latencies
     print(f"end-to-end latency at {args.rate:g} leads/s for {args.seconds:g} s (after {args.warmup:g} s warm-up), "
           f"whole pipeline; {outcome.setting.describe()}{'; broker JIT C1 only' if args.fast_broker else ''}; "
+          f"registry on {'PostgreSQL' if args.registry == 'postgres' else 'SQLite'}; "
           f"load average {outcome.load:.1f}")
     if outcome.restarted:
         print(f"  (restarted during the run: {', '.join(f'{n} ×{k}' for n, k in outcome.restarted.items())}; "
@@ -541,9 +674,8 @@ def print_outcome(args: argparse.Namespace, outcome: Outcome) -> None:
     print(f"  publish → leadbus.cases       : {percentiles(result['cases'])}")
     print(f"  publish → registry row        : {percentiles(result['registry'])}")
     print(f"  publish → dashboard {args.region:<4} stream: {percentiles(result['dashboard'])}")
-    if args.stages:
-        for line in outcome.stages:
-            print(line)
+    for line in outcome.stages:  # CPU per process always; with --stages, consumer lag over time first
+        print(line)
     missing = outcome.published - len(result["cases"])
     if missing:
         print(f"  {missing} of {outcome.published} measured leads never reached leadbus.cases")
@@ -568,6 +700,16 @@ def print_sweep(outcomes: list[Outcome]) -> None:
               f"| {at(r['dashboard'], 0.99)} | {o.cpu_ms_per_lead:.2f} | {o.load:.1f} |")
 
 
+def default_registry() -> str:
+    try:
+        from tests.postgres import _bin
+
+        _bin("initdb")
+    except (ImportError, RuntimeError):
+        return "sqlite"
+    return "postgres"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=500)
@@ -586,9 +728,12 @@ def main() -> None:
     parser.add_argument("--fast-broker", action="store_true",
                         help="the broker's JVM compiles with C1 only (-XX:TieredStopAtLevel=1, as in the tests and the "
                              "demo): a fraction of the JIT's start-up CPU, slower request threads")
-    parser.add_argument("--region", default="yrd", help="the dashboard watched: jjj, yrd or pprd")
+    parser.add_argument("--region", default="yrd", help="the dashboard watched (all three run): jjj, yrd or pprd")
+    parser.add_argument("--registry", choices=("postgres", "sqlite"), default=default_registry(),
+                        help="the registry sink's database: a throwaway PostgreSQL server (as deployed; the default "
+                             "where PostgreSQL is installed) or SQLite")
     parser.add_argument("--stages", action="store_true",
-                        help="also print each stage's consumer lag over time and each process's CPU")
+                        help="also print each stage's consumer lag over time (each process's CPU is always printed)")
     parser.add_argument("--sweep", action="store_true",
                         help="one run per batch fill setting of SWEEP (fresh broker each), then a table of them")
     args = parser.parse_args()

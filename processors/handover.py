@@ -144,6 +144,8 @@ class HandoverHandler:
         that none did)."""
         case_id = case["case_id"]
         result = Result()
+        if not any(e["action"] == "SPLIT" and e.get("split_from") == case_id for e in case.get("link_history") or ()):
+            return result  # nearly every version: no split to carry out, and no need to parse the machine
         raw = state.get(_state_key(case_id))
         current = HandoverState.from_json(json.loads(raw)) if raw is not None else None
         original = current

@@ -102,8 +102,9 @@ class RoutingHandler:
                 result.outputs.append(Output(route.topic, key, event))
             else:
                 result.outputs.append(Output(route.topic, key, value))
-        steps = _stored_steps(state, case_id)
-        for route in newly_reached_regions(before, change):  # right after the case's bulletin there
+        reached_now = newly_reached_regions(before, change)
+        steps = _stored_steps(state, case_id) if reached_now else []  # most versions reach no new region
+        for route in reached_now:  # right after the case's bulletin there
             for _, step in steps:
                 result.outputs.append(Output(route.topic, key, step))
         reached = Reached(int(case["version"]), tuple(change.send))

@@ -107,9 +107,10 @@ def run_archive(
                     if msg.error():
                         log.warning("archive: consumer error: %s", msg.error())
                         continue
-                    entry, event = _decoded(catalog, msg.value())
+                    value = msg.value()
+                    entry, _ = _decoded(catalog, value)  # decodes whole: else kept as raw bytes
                     skipped = writer.skipped
-                    commit(writer.append(_coordinates(msg), entry, event))
+                    commit(writer.append_encoded(_coordinates(msg), entry, value))
                     if writer.skipped == skipped:
                         stats.records += 1
                         stats.raw += entry is None

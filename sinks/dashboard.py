@@ -125,19 +125,41 @@ class Metrics:
 # -- SSE fan-out -------------------------------------------------------------------------------------
 
 class Hub:
-    """Pushes frames from the reader thread to every SSE client's queue, on the event loop."""
+    """Pushes frames from the reader thread to every SSE client's queue, on the event loop.
+
+    Frames wait in `pending` until the loop takes them all: one wake-up of the loop per batch the reader handles,
+    not one per frame (each `call_soon_threadsafe` writes to the loop's self-pipe and wakes its selector).
+    """
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self.loop: asyncio.AbstractEventLoop | None = None
         self.clients: dict[asyncio.Queue[str | None], int] = {}  # queue → seq of its snapshot
+        self.pending: list[tuple[int, str]] = []
+        self.scheduled = False
+        self.pending_lock = threading.Lock()
 
     def publish(self, seq: int, frame: str) -> None:  # any thread
         loop = self.loop
         if loop is None or loop.is_closed():
             return
-        with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            loop.call_soon_threadsafe(self._fanout, seq, frame)
+        with self.pending_lock:
+            self.pending.append((seq, frame))
+            if self.scheduled:
+                return
+            self.scheduled = True
+        try:
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is shutting down
+            with self.pending_lock:
+                self.pending.clear()
+                self.scheduled = False
+
+    def _drain(self) -> None:  # on the loop: every frame published since the last drain, in order
+        with self.pending_lock:
+            frames, self.pending, self.scheduled = self.pending, [], False
+        for seq, frame in frames:
+            self._fanout(seq, frame)
 
     def _fanout(self, seq: int, frame: str) -> None:  # on the loop
         for queue, since in list(self.clients.items()):
@@ -198,6 +220,8 @@ class Dashboard(FollowingReader):
             self.hub.publish(self.seq, sse_frame(kind, self.seq, data))
 
     def refresh_gauges(self) -> None:
+        """On each `/metrics` scrape (under the lock), not on each event: the overdue count walks the whole board,
+        and doing it per event made the reader's cost grow with the board (bench/latency.py)."""
         now = _now_ms()
         self.metrics.cases.set(len(self.state.cases))
         self.metrics.board.set(len(self.state.board))
@@ -224,7 +248,6 @@ class Dashboard(FollowingReader):
                     self.lead_ids.pop(view["case_id"], None)
                 elif known is None or known[0] <= view["version"]:
                     self.lead_ids[view["case_id"]] = (view["version"], [str(i) for i in record.get("lead_ids") or ()])
-                self.refresh_gauges()
         elif topic == self.topic and writer.name == WITHDRAWN:
             self.metrics.withdrawals.inc()
             if record["recipient"] != self.region:
@@ -237,7 +260,6 @@ class Dashboard(FollowingReader):
                 self.suggestions.drop_case(str(record["case_id"]))
                 if record.get("merged_into") or self.lead_ids.get(str(record["case_id"]), (0,))[0] <= record["version"]:
                     self.lead_ids.pop(str(record["case_id"]), None)
-                self.refresh_gauges()
         elif topic == self.review and writer.name == SUGGESTED:
             if self.region not in record["regions"]:
                 self.metrics.foreign.inc()
@@ -254,7 +276,6 @@ class Dashboard(FollowingReader):
             with self.lock:
                 events = self.state.step(str(record["case_id"]), step, _now_ms())
                 self._push(events)
-                self.refresh_gauges()
             self.metrics.steps_shown.inc(len(events))
         else:
             self.metrics.undecodable.inc()

@@ -76,3 +76,51 @@ def test_threads_of_a_process_add_up_to_its_cpu() -> None:
     assert by_kind["jit"] == 0 and by_kind["gc"] == 0  # no JVM threads in a Python process
     # /proc/<pid>/stat counts exited threads too; the live threads' sum is at most that, and most of it
     assert whole * 0.5 <= by_kind["kafka"] <= whole + 0.05
+
+
+def test_a_process_tree_counts_its_children_live_and_reaped() -> None:
+    import subprocess
+
+    before = latency.Sampler.tree_cpu_seconds(os.getpid())
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    subprocess.run([sys.executable, "-c", burn], check=True)  # reaped: in our cutime
+    live = subprocess.Popen([sys.executable, "-c", burn + "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (latency.Sampler.cpu_seconds(live.pid) or 0) < 0.3:
+            time.sleep(0.05)
+        after = latency.Sampler.tree_cpu_seconds(os.getpid())
+        assert before is not None and after is not None
+        assert after - before >= 0.55  # both children's 0.3 s (less a tick each)
+        assert (latency.Sampler.cpu_seconds(os.getpid()) or 0) < after - 0.5  # the process alone counts neither
+    finally:
+        live.communicate(b"")
+
+
+def test_the_bench_splits_its_cpu_between_the_publisher_and_its_readers() -> None:
+    s = sampler([])
+    assert s.bench_threads(os.getpid()) == {}  # readers not known yet: no split
+    go, started = threading.Event(), threading.Event()
+
+    def spin() -> None:  # 0.4 s of its own CPU, however long the machine takes to give it
+        started.set()
+        go.wait()
+        t = time.thread_time()
+        while time.thread_time() - t < 0.4:
+            sum(range(1000))
+
+    reader = threading.Thread(target=spin)
+    reader.start()
+    started.wait()
+    s.readers = frozenset({reader.native_id or 0})
+    before = s.bench_threads(os.getpid())
+    go.set()
+    after = before
+    while reader.is_alive():  # a thread that ended leaves /proc/<pid>/task: its last figures while alive
+        figures = s.bench_threads(os.getpid())
+        if reader.is_alive():
+            after = figures
+        reader.join(0.02)
+    assert set(after) == {"publisher", "readers"}
+    assert after["readers"] - before["readers"] >= 0.3  # the spinning thread is the reader's
+    assert after["publisher"] - before["publisher"] <= 0.15  # the main thread mostly waited

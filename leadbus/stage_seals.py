@@ -85,8 +85,8 @@ def _other_headers(headers: Iterable[tuple[str, bytes | None]]) -> bytes:
     for name, value in headers:
         if name in STAGE_SEAL_NAMES:
             continue
-        raw = name.encode()
-        out.append(_u32(len(raw)) + raw + (_NONE if value is None else _u32(len(value)) + value))
+        raw, value = name.encode(), value or b""  # a header without a value reads back as None or b"": alike
+        out.append(_u32(len(raw)) + raw + _u32(len(value)) + value)
     return b"".join(out)
 
 
@@ -198,6 +198,11 @@ class StageSealer:
         self.signatures = 0
         self._fixed = [(SIGNER_HEADER, signer.encode()), (KEY_ID_HEADER, self.key_id.encode()),
                        (CHAIN_HEADER, chain.encode())]
+
+    @property
+    def public_key(self) -> bytes:
+        """The raw public key (registered as `signer` on leadbus.publishers)."""
+        return public_bytes(self._key.public_key())
 
     def seal(self, outputs: Sequence[Unsealed]) -> list[list[tuple[str, bytes]]]:
         """The headers to write with each of a transaction's outputs (in their order), chained after what it wrote

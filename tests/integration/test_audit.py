@@ -24,7 +24,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from leadbus.audit.replay import ReplayOptions, replay
+from leadbus.audit.replay import ReplayOptions, replay, seal_verifier_factory
 from leadbus.audit.verification import CASE_UPDATED
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings
@@ -162,7 +162,9 @@ def test_tampering_with_topics_is_caught_and_located(recorded: Recorded, tmp_pat
     assert (LEADS_ACCEPTED, 0, 11) in _at(found, "REPLAYED")
     assert "FAIL DIGEST_MISMATCH leadbus.leads.accepted[0]@3" in done.stdout
     # The same replay with the content checks in worker processes (as a large accepted topic is read) finds the same.
-    shared = replay(ReplayOptions(topics=[LEADS_ACCEPTED], workers=2, split_min=0), KafkaSettings(bootstrap))
+    shared = replay(ReplayOptions(topics=[LEADS_ACCEPTED], workers=2, split_min=0,
+                                  seal_verifier=seal_verifier_factory(KafkaSettings(bootstrap))),
+                    KafkaSettings(bootstrap))
     assert shared.content_workers == 2
     assert sorted((f.check, f.partition, f.offset, f.message) for f in shared.failures) == sorted(
         (f["check"], f["partition"], f["offset"], f["message"]) for f in found if f["failure"])

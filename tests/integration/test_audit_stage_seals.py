@@ -191,3 +191,21 @@ def test_an_accepted_lead_altered_where_only_normalising_again_would_see_it_is_c
     done, found = verify(recorded.bootstrap, LEADS_ACCEPTED, tmp_path / "a.json")
     assert done.returncode == 1
     assert (LEADS_ACCEPTED, 0, 7) in at(found, "STAGE_CHAIN_BROKEN", "STAGE_BAD_SIGNATURE"), found
+
+
+def test_keys_provision_stages_makes_and_registers_a_stage_key_once(recorded: Recorded, tmp_path: Path) -> None:
+    from leadbus.publisher_keys import read_registry
+    from leadbus.signing import key_id_of, public_bytes
+    from leadbus.stage_keys import load_stage_key
+
+    done = cli("keys", "provision-stages", "--dir", str(tmp_path), "--stage", "routing", "-b", recorded.bootstrap)
+    assert done.returncode == 0, done.stdout + done.stderr
+    key = load_stage_key(tmp_path, "routing")
+    assert (tmp_path / "LEADBUS-routing.key").stat().st_mode & 0o077 == 0
+    key_id = key_id_of(public_bytes(key.public_key()))
+    assert read_registry(recorded.bootstrap).get("LEADBUS-routing", key_id) is not None
+    again = cli("keys", "provision-stages", "--dir", str(tmp_path), "--stage", "routing", "-b", recorded.bootstrap)
+    assert again.returncode == 0 and key_id not in again.stdout, "registered once, the same key kept"
+    refused = cli("process", "--stage", "linking", "-b", recorded.bootstrap, "--seal-keys", str(tmp_path),
+                  "--max-seconds", "1", "--state-dir", str(tmp_path / "state"))
+    assert refused.returncode == 2 and "no seal key" in refused.stdout + refused.stderr

@@ -38,6 +38,7 @@ import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -56,7 +57,7 @@ STAGE_SEAL_NAMES = frozenset(STAGE_SEAL_HEADERS)
 STAGE_AGENCY = "LEADBUS"
 _LINK_DOMAIN = b"leadbus-stage-link-v1\x00"
 _SIGN_DOMAIN = b"leadbus-stage-head-v1\x00"
-_CHAIN = re.compile(rb"^[0-9a-f]{16}$")
+_CHAIN = re.compile(rb"[0-9a-f]{16}")
 _u32 = struct.Struct(">I").pack
 _NONE = b"\xff\xff\xff\xff"  # a header whose value is None (no length a real value has)
 
@@ -92,25 +93,27 @@ def _other_headers(headers: Iterable[tuple[str, bytes | None]]) -> bytes:
 
 def record_link(topic: str, partition: int, signer: str, key_id: str, chain: str, sequence: int, key: bytes | None,
                 value: bytes | None, headers: Iterable[tuple[str, bytes | None]], prev: bytes) -> bytes:
-    """The link of a record: what the next record of its lane names as `prev`, and what a signature covers."""
-    parts = [topic.encode(), str(partition).encode(), signer.encode(), key_id.encode(), chain.encode(),
-             str(sequence).encode()]
-    h = hashlib.sha256(_LINK_DOMAIN)
-    for part in parts:
-        h.update(_u32(len(part)))
-        h.update(part)
-    for blob in (key, value):
-        if blob is None:
-            h.update(_NONE)
-        else:
-            h.update(_u32(len(blob)))
-            h.update(blob)
+    """The link of a record: what the next record of its lane names as `prev`, and what a signature covers.
+
+    SHA-256 of the domain tag and, each length-prefixed: topic, partition, signer, key id, chain, sequence number,
+    Kafka key and value (`ff ff ff ff` for none), the other headers (each name and value length-prefixed), `prev`.
+    """
+    number = str(sequence).encode()
     others = _other_headers(headers)
-    h.update(_u32(len(others)))
-    h.update(others)
-    h.update(_u32(len(prev)))
-    h.update(prev)
+    h = hashlib.sha256(b"".join((
+        _lane_head(topic, partition, signer, key_id, chain), _u32(len(number)), number,
+        _NONE if key is None else _u32(len(key)), key or b"", _NONE if value is None else _u32(len(value)))))
+    if value:
+        h.update(value)
+    h.update(b"".join((_u32(len(others)), others, _u32(len(prev)), prev)))
     return h.digest()
+
+
+@lru_cache(maxsize=4096)
+def _lane_head(topic: str, partition: int, signer: str, key_id: str, chain: str) -> bytes:
+    """The tag and the parts every record of a lane shares (cached: a replay reads millions of one lane)."""
+    parts = (topic.encode(), str(partition).encode(), signer.encode(), key_id.encode(), chain.encode())
+    return _LINK_DOMAIN + b"".join(_u32(len(p)) + p for p in parts)
 
 
 def head_message(link: bytes) -> bytes:
@@ -149,18 +152,7 @@ class StageSeal:
         missing = [h for h in STAGE_SEAL_HEADERS[:-1] if h not in found]
         if missing:
             raise MalformedStageSeal(f"stage seal headers missing: {', '.join(missing)}")
-        try:
-            signer = found[SIGNER_HEADER].decode("ascii")
-            key_id = found[KEY_ID_HEADER].decode("ascii")
-        except UnicodeDecodeError:
-            raise MalformedStageSeal("the stage signer or key id is not ASCII") from None
-        if not is_stage_signer(signer):
-            raise MalformedStageSeal(f"{signer[:40]!r} is not a stage signer ({STAGE_AGENCY}-<stage>)")
-        if len(key_id) != 16 or not all(c in "0123456789abcdef" for c in key_id):
-            raise MalformedStageSeal(f"stage key id {key_id[:40]!r} is not 16 hex digits")
-        chain = found[CHAIN_HEADER]
-        if not _CHAIN.match(chain):
-            raise MalformedStageSeal(f"stage chain {chain[:40]!r} is not 16 hex digits")
+        signer, key_id, chain = _signer(found[SIGNER_HEADER], found[KEY_ID_HEADER], found[CHAIN_HEADER])
         number = found[SEQUENCE_HEADER]
         if not number.isdigit() or len(number) > 19 or number[:1] == b"0":
             raise MalformedStageSeal(f"stage sequence {number[:40]!r} is not a number from 1")
@@ -170,12 +162,28 @@ class StageSeal:
         signature = found.get(SIGNATURE_HEADER)
         if signature is not None and len(signature) != 64:
             raise MalformedStageSeal(f"{SIGNATURE_HEADER} is {len(signature)} bytes, not 64")
-        return cls(signer, key_id, chain.decode(), int(number), prev, signature)
+        return cls(signer, key_id, chain, int(number), prev, signature)
 
     def link(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
              headers: Iterable[tuple[str, bytes | None]]) -> bytes:
         return record_link(topic, partition, self.signer, self.key_id, self.chain, self.sequence, key, value,
                            headers, self.prev)
+
+
+@lru_cache(maxsize=4096)
+def _signer(signer_raw: bytes, key_id_raw: bytes, chain: bytes) -> tuple[str, str, str]:
+    """A seal's signer, key id and chain, read and checked (cached: a replay meets the same few often)."""
+    try:
+        signer = signer_raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedStageSeal("the stage signer is not ASCII") from None
+    if not is_stage_signer(signer):
+        raise MalformedStageSeal(f"{signer[:40]!r} is not a stage signer ({STAGE_AGENCY}-<stage>)")
+    if not _CHAIN.fullmatch(key_id_raw):
+        raise MalformedStageSeal(f"stage key id {key_id_raw[:40]!r} is not 16 hex digits")
+    if not _CHAIN.fullmatch(chain):
+        raise MalformedStageSeal(f"stage chain {chain[:40]!r} is not 16 hex digits")
+    return signer, key_id_raw.decode(), chain.decode()
 
 
 #: One output to seal: topic, partition (chosen before sealing), key, value, its own headers.
@@ -188,7 +196,7 @@ class StageSealer:
     def __init__(self, signer: str, private_key: Ed25519PrivateKey, chain: str) -> None:
         if not is_stage_signer(signer):
             raise ValueError(f"{signer!r} is not a stage signer ({STAGE_AGENCY}-<stage>)")
-        if not _CHAIN.match(chain.encode()):
+        if not _CHAIN.fullmatch(chain.encode()):
             raise ValueError("a chain id is 16 lowercase hex digits")
         self.signer, self.chain = signer, chain
         self._key = private_key

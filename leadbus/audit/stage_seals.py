@@ -43,10 +43,11 @@ class StageSealVerifier:
         self.signatures = 0
         self._lanes: dict[_Lane, _State] = {}
         self._sealed_partitions: dict[tuple[str, int], Mark] = {}
+        self._bounds: dict[tuple[str, str], tuple[PublisherKey, int | None, int | None, int | None]] = {}
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         headers = record.headers
-        if not headers or not any(name in STAGE_SEAL_NAMES for name, _ in headers):
+        if not headers or not _has_stage_seal(headers):
             sealed_before = self._sealed_partitions.get((record.topic, record.partition))
             if sealed_before is None:
                 return ()
@@ -114,6 +115,14 @@ class StageSealVerifier:
     def _key_fault(self, key: PublisherKey | None, seal: StageSeal, ms: int) -> tuple[str, str] | None:
         if key is None:
             return "UNKNOWN_KEY", f"key {seal.key_id} is not registered for stage signer {seal.signer}"
+        bounds = self._bounds.get((seal.signer, seal.key_id))
+        if bounds is None or bounds[0] is not key:
+            bounds = self._bounds[(seal.signer, seal.key_id)] = (key, _ms(key.valid_from), _ms(key.valid_until),
+                                                                 _ms(key.revoked_at))
+        _, start, until, revoked = bounds
+        if ms > 0 and (start is None or ms >= start) and (until is None or ms < until) \
+                and (revoked is None or ms < revoked):
+            return None  # the usual case, without a datetime per record
         when = datetime.fromtimestamp(ms / 1000, UTC) if ms > 0 else datetime.now(UTC)
         status = key.status(when)
         if status != "VALID":
@@ -131,3 +140,14 @@ class StageSealVerifier:
                     "added after it" + (", or it lies after the period read" if self.open_end else ""),
                     failure=not self.open_end))
         return found
+
+
+def _has_stage_seal(headers: Iterable[tuple[str, bytes | None]]) -> bool:
+    for name, _ in headers:  # noqa: SIM110 - a loop, not any(): this runs per record
+        if name in STAGE_SEAL_NAMES:
+            return True
+    return False
+
+
+def _ms(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp() * 1000)

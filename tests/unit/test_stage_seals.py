@@ -225,6 +225,7 @@ def test_hostile_headers_are_malformed_seals_never_a_crash() -> None:
         [(n, "LEADBUS-链".encode() if n == SIGNER_HEADER else v) for n, v in good],
         [(n, b"SAMR.33" if n == SIGNER_HEADER else v) for n, v in good],  # an agency is no stage signer
         [(n, b"ZZZZZZZZZZZZZZZZ" if n == CHAIN_HEADER else v) for n, v in good],
+        [(n, b"00000000000000a1\n" if n == CHAIN_HEADER else v) for n, v in good],
         [(n, b"\x00" * 63 if n == SIGNATURE_HEADER else v) for n, v in good],
     ]
     for headers in bad_cases:

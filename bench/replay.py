@@ -48,13 +48,14 @@ from leadbus.clients import RDKAFKA_LOG, KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.logs import configure_cli_logging
 from leadbus.processors.core.intake import Acceptance, accepted_record, examine
-from leadbus.processors.core.records import Source
+from leadbus.processors.core.records import Record, Source
 from leadbus.producers.signing import MemorySequences, SigningSealer
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
 from leadbus.publisher_keys import write_keys
 from leadbus.signing import KeyRegistry, PublisherKey, Seal, key_id_of, public_bytes
-from leadbus.topics import LEADS_ACCEPTED, intake_topic, load_declarations
+from leadbus.stage_seals import StageSealer, Unsealed, partition_for
+from leadbus.topics import CASES, LEADS_ACCEPTED, intake_topic, load_declarations
 
 CATALOG = packaged_catalog()
 
@@ -96,13 +97,68 @@ def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
         assert isinstance(outcome, Acceptance), outcome
         assert isinstance(outcome.seal, Seal)
         record = encode(accepted_schema, accepted_record(outcome, datetime.now(UTC)))
-        _produce(producer, LEADS_ACCEPTED, key, record, 0, [])
         accepted.append(ReplayRecord(LEADS_ACCEPTED, 0, i, int(time.time() * 1000), key, record, (), CATALOG))
+    keys += seal_stage_outputs(producer, accepted)
     left = producer.flush(120)
     if left or _FAILED:  # a bench that measured fewer records than it says would mislead
         raise SystemExit(f"fill: {left} records undelivered, {len(_FAILED)} failed: {sorted(set(_FAILED))[:3]}")
     write_keys(bootstrap, keys)
     return accepted
+
+
+TRANSACTION = 200  # input records per simulated stage transaction (the stages' batches are up to 500)
+
+
+def seal_stage_outputs(producer: Producer, accepted: list[ReplayRecord]) -> list[PublisherKey]:
+    """`leadbus.leads.accepted` sealed as intake seals it, and `leadbus.cases` as the linking stage derives (its handler
+    over the accepted leads, in memory) and seals it: transactions of `TRANSACTION` input records. Prints the A/B of
+    the stage's CPU per record: the linking step alone, and the same with its outputs sealed (`StageSealer`)."""
+    from leadbus.audit.rebuild import DictState
+    from leadbus.processors.linking import LinkingHandler
+
+    intake = StageSealer("LEADBUS-intake", Ed25519PrivateKey.generate(), "00000000000000b1")
+    linking = StageSealer("LEADBUS-linking", Ed25519PrivateKey.generate(), "00000000000000b2")
+    cases_partitions = next(t.partitions for t in load_declarations() if t.name == CASES)
+    outs: list[list[Unsealed]] = []
+    handler, state = LinkingHandler(CATALOG), DictState()
+    began = time.process_time()
+    for r in accepted:
+        event = r.event
+        result = handler.handle(Record(LEADS_ACCEPTED, 0, r.offset, r.key, r.value, (), r.timestamp_ms), state,
+                                event["accepted_at"])
+        state.apply(result.state)
+        outs.append([(o.topic, partition_for(o.key, cases_partitions) if o.key else 0, o.key, o.value, list(o.headers))
+                     for o in result.outputs if o.topic == CASES])
+    step = time.process_time() - began
+    n_cases = sum(len(o) for o in outs)
+    began = time.process_time()
+    sealed: list[tuple[Unsealed, list[tuple[str, bytes]]]] = []
+    for start in range(0, len(outs), TRANSACTION):
+        batch = [o for rows in outs[start:start + TRANSACTION] for o in rows]
+        sealed += zip(batch, linking.seal(batch), strict=True)
+        linking.commit()
+    sealing = time.process_time() - began
+    print(f"stage A/B (linking, in process): step {step / len(accepted) * 1e6:,.0f} µs CPU per lead; sealing its "
+          f"{n_cases} case records adds {sealing / len(accepted) * 1e6:,.1f} µs per lead "
+          f"({sealing / max(1, n_cases) * 1e6:,.1f} µs per sealed record, {linking.signatures} signatures) → "
+          f"{(step + sealing) / step:.3f}× the step's CPU")
+    began = time.process_time()
+    accepted_sealed = []
+    for start in range(0, len(accepted), TRANSACTION):
+        batch: list[Unsealed] = [(LEADS_ACCEPTED, 0, r.key, r.value, []) for r in accepted[start:start + TRANSACTION]]
+        accepted_sealed += zip(batch, intake.seal(batch), strict=True)
+        intake.commit()
+    per = (time.process_time() - began) / len(accepted) * 1e6
+    print(f"stage A/B (intake's outputs): sealing {len(accepted)} accepted leads {per:,.1f} µs CPU per record, "
+          f"{intake.signatures} signatures")
+    for (topic, partition, key, value, _), headers in [*accepted_sealed, *sealed]:
+        _produce(producer, topic, key or b"", value or b"", partition, headers)
+    out = []
+    for sealer in (intake, linking):
+        raw = sealer.public_key
+        since = datetime.now(UTC) - timedelta(days=3)
+        out.append(PublisherKey(sealer.signer, key_id_of(raw), raw, since, since, require_signed=False))
+    return out
 
 
 def more_accepted(accepted: list[ReplayRecord], leads: int) -> list[ReplayRecord]:
@@ -198,6 +254,7 @@ def main() -> None:
         runs = [("intake topics", intake_topics)]
         if not args.skip_accepted:
             runs.append(("leadbus.leads.accepted", [LEADS_ACCEPTED]))
+            runs.append(("leadbus.cases", [CASES]))
         for name, topics in runs:
             began_cpu = cpu_seconds()
             n_raw, s_raw = raw_read(bootstrap, topics)
@@ -225,6 +282,15 @@ def main() -> None:
             plain_cpu = (cpu_seconds() - began_cpu) / max(1, plain.records) * 1e6
             plain_rate = plain.records / plain.seconds
             plain_reading = plain.records / plain.read_seconds if plain.read_seconds else 0.0
+            if topics == [LEADS_ACCEPTED]:  # the same records, every one normalised again as before stage seals
+                began_cpu = cpu_seconds()
+                again = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seal_verifier_factory(settings),
+                                             rederive_sealed=True), settings)
+                again_cpu = (cpu_seconds() - began_cpu) / max(1, again.records) * 1e6
+                assert again.status == 0, again.failures[:3]
+                print(f"{name}: replay+verify --rederive (normalising every `original` again, as before stage seals) "
+                      f"{again.records / again.seconds:,.0f}/s → ratio {again.records / again.seconds / raw_rate:.2f}; "
+                      f"CPU {again_cpu:.1f} µs per record")
             print(f"{name}: replay without --verify {plain.records} records {plain_rate:,.0f}/s, reading alone "
                   f"{plain_reading:,.0f}/s → ratio {plain_rate / raw_rate:.2f} (reading alone "
                   f"{plain_reading / raw_rate:.2f}); CPU {plain_cpu:.1f} µs per record")

@@ -339,6 +339,9 @@ def process(
     client_config: str | None = CLIENT_CONFIG,
     batch_fill: float | None = typer.Option(None, help="Once a record is there, seconds to wait for more before the "
                                                         "batch's transaction (default: the stage's)."),
+    seal_keys: Path | None = typer.Option(None, envvar="LEADBUS_STAGE_KEYS",
+                                          help="Folder of the stages' seal keys (LEADBUS-<stage>.key): each stage "
+                                               "seals its outputs. Without it they go unsealed (logged)."),
 ) -> None:
     """Run the stream processors: intake (verify, validate, normalise, dedupe) and linking (cases).
 
@@ -347,6 +350,8 @@ def process(
     """
     if client_config:  # the stages of `--stage all` are child processes: they read it from the environment
         os.environ[CLIENT_CONFIG_ENV] = client_config
+    if seal_keys is not None:  # so do they the seal keys' folder
+        os.environ["LEADBUS_STAGE_KEYS"] = str(seal_keys)
     target = _settings(bootstrap, client_config, stage if stage in STAGES else "intake").bootstrap
     if engine == "faust":
         import sys
@@ -377,7 +382,12 @@ def process(
         start_http_server(metrics_port, addr="127.0.0.1")
     definition = STAGES[stage]
     kafka = _settings(bootstrap, client_config, stage)
-    config = definition.config(kafka, state_dir, worker_id)
+    from leadbus.stage_keys import MissingStageKey
+
+    try:
+        config = definition.config(kafka, state_dir, worker_id, seal_keys)
+    except (MissingStageKey, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
     if batch_fill is not None:
         config.batch_fill = batch_fill
     handler = definition.build_handler(kafka, StageOptions(working_days=working_days, day_seconds=day_seconds))
@@ -1044,6 +1054,29 @@ def keys_revoke(
     _show_key(revoked)
 
 
+# -- the stages' seal keys (issue #14, stage output seals) --------------------------------------------------
+
+
+@keys_app.command("provision-stages")
+def keys_provision_stages(
+    directory: Path = typer.Option(..., "--dir", help="Folder of the stages' private keys (LEADBUS-<stage>.key)."),
+    stage: list[str] = typer.Option([], help="Only these stages (default: every stage of the registry)."),
+    bootstrap: str | None = BOOTSTRAP,
+    client_config: str | None = CLIENT_CONFIG,
+) -> None:
+    """Make each stage's seal key in DIR if missing and register its public half as LEADBUS-<stage> (the admin)."""
+    from leadbus.processors.stages import STAGES
+    from leadbus.stage_keys import provision
+
+    names = stage or list(STAGES)
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        raise typer.BadParameter(f"unknown stage(s): {', '.join(unknown)}")
+    for key in provision(_settings(bootstrap, client_config, "admin"), directory, names):
+        _show_key(key)
+    typer.echo(f"seal keys of {', '.join(names)} in {directory}; run the stages with --seal-keys {directory}")
+
+
 @keys_app.command("list")
 def keys_list(
     publisher: str | None = typer.Argument(None, help="Only this publisher."),
@@ -1140,6 +1173,8 @@ def replay_command(
     head: str | None = typer.Option(None, "--head", help="With an archive: the chain head you kept elsewhere."),
     skew: float = typer.Option(15.0, "--clock-skew", help="Seconds a timestamp may go back within a partition."),
     report_path: Path | None = typer.Option(None, "--report", help="Write the summary and findings as JSON."),
+    rederive: bool = typer.Option(False, "--rederive", help="Normalise every accepted lead's `original` again, also "
+                                                            "those intake sealed (its stage seal vouches for them)."),
     bootstrap: str | None = BOOTSTRAP,
     client_config: Path | None = CLIENT_CONFIG,
 ) -> None:
@@ -1174,7 +1209,8 @@ def replay_command(
         raise typer.Exit(2) from None
     options = ReplayOptions(topics=list(topic), source=source, start=_iso_time(from_, "--from"),
                             end=_iso_time(to, "--to"), key=key, publisher=publisher, fmt=fmt, out=out,
-                            verify=verify, head=head, skew_ms=int(skew * 1000), seal_verifier=seal_verifier)
+                            verify=verify, head=head, skew_ms=int(skew * 1000), seal_verifier=seal_verifier,
+                            rederive_sealed=rederive)
     to_stdout = fmt == "jsonl" and out is None
     try:
         with _progress(err) as progress:

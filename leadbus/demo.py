@@ -45,6 +45,7 @@ from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
 from leadbus.provisioning.topics import apply_topics
 from leadbus.schema_topic import publish_schemas
+from leadbus.stage_keys import provision as provision_stage_keys
 from leadbus.supervise import ChildSpec, Supervisor
 from leadbus.topics import (
     BLACKLIST,
@@ -390,12 +391,14 @@ class Interrupts:
 
 
 def child_specs(bootstrap: str, state: Path, demo_dir: Path, ports: DemoPorts, day_seconds: float,
-                run_id: str, edge: Edge | None = None) -> list[ChildSpec]:
+                run_id: str, edge: Edge | None = None, seal_keys: Path | None = None) -> list[ChildSpec]:
     cli = [sys.executable, "-m", "leadbus.cli"]
     specs = []
     for name in PIPELINE:
         argv = [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(state),
                 "--worker-id", f"demo-{run_id}-{name}", "--metrics-port", str(ports.metrics[name])]
+        if seal_keys is not None:  # each stage seals its outputs (issue #14): keys made and registered at start
+            argv += ["--seal-keys", str(seal_keys)]
         if name == "handover":
             argv += ["--day-seconds", str(day_seconds)]
         specs.append(ChildSpec(name, argv, group="processors"))
@@ -499,7 +502,9 @@ def run_demo(*, rate: float, duration: float, seed: int, console: Console, day_s
             _apply_policy(cluster, console)  # and every component below takes its principal's file
         state = demo_dir / "state"
         edge = prepare_edge(bootstrap, demo_dir, ports.gateway, [sys.executable, "-m", "leadbus.cli"])
-        supervisor = Supervisor(child_specs(bootstrap, state, demo_dir, ports, day_seconds, run_id, edge),
+        seal_keys = demo_dir / "stage-keys"
+        provision_stage_keys(settings_from_env("admin", bootstrap), seal_keys, PIPELINE)
+        supervisor = Supervisor(child_specs(bootstrap, state, demo_dir, ports, day_seconds, run_id, edge, seal_keys),
                                 log_dir=demo_dir / "logs")
         interrupts.on_force.insert(0, supervisor.kill)
         supervisor.start()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -40,7 +40,11 @@ from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
 from leadbus.processors.report import StageReport
 from leadbus.processors.state import StateStore
+from leadbus.stage_seals import StageSealer, Unsealed, partition_for, stage_signer
 from leadbus.topics import LEADS_REJECTED
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 log = logging.getLogger("leadbus.processors.stage")
 
@@ -161,6 +165,14 @@ class StageConfig:
     lag_interval: float = 5.0
     # librdkafka's `partition.assignment.strategy`: the group's members vote for the first they all support.
     assignment: str = "range"
+    # The stage's Ed25519 key (`LEADBUS-<name>` on leadbus.publishers): its outputs are sealed (leadbus.stage_seals).
+    # None: they go unsealed, and the stage says so when it starts.
+    seal_key: Ed25519PrivateKey | None = None
+
+    def sealed_topic(self, topic: str) -> bool:
+        """Whether the stage seals its records on `topic`: outputs, not its state, internal or dead-letter topics."""
+        return (topic != self.changelog_topic and topic != self.dead_letter_topic
+                and not topic.startswith(("leadbus.internal.", "leadbus.state.")))
 
     @property
     def bootstrap(self) -> str:
@@ -226,6 +238,16 @@ class ExactlyOnceStage:
         # (see `StateStore.generation`), so a new transaction hands it the same view, not a new one.
         self._views: dict[int, _PartitionState] = {}
         self.report = StageReport(config.name, config.kafka, config.group_id, lag_interval=config.lag_interval)
+        self.sealer: StageSealer | None = None
+        if config.seal_key is not None:
+            # A new chain per start: the last link of the previous run is not known here (leadbus.stage_seals).
+            self.sealer = StageSealer(stage_signer(config.name), config.seal_key, secrets.token_hex(8))
+            log.info("%s seals its outputs as %s, key %s, chain %s", config.name, self.sealer.signer,
+                     self.sealer.key_id, self.sealer.chain)
+        else:
+            log.warning("%s has no seal key (%s): its outputs go UNSEALED; replays cannot vouch for them",
+                        config.name, "$LEADBUS_STAGE_KEYS/LEADBUS-" + config.name + ".key")
+        self._partitions: dict[str, int] = {}
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -372,6 +394,9 @@ class ExactlyOnceStage:
         prepare = getattr(self.handler, "prepare", None)
         if prepare is not None:
             prepare(records)
+        sealer = self.sealer
+        to_seal: list[Unsealed] = []
+        sealed_topic = self.config.sealed_topic
         for taken, record in enumerate(records):
             if taken and time.monotonic() - began > interval:
                 records = records[:taken]
@@ -389,6 +414,10 @@ class ExactlyOnceStage:
                 if out.topic == dead_topic:
                     dead += 1
                 headers = out.headers if isinstance(out.headers, list) else list(out.headers)
+                if sealer is not None and sealed_topic(out.topic):
+                    to_seal.append((out.topic, self._partition_of(producer, out.topic, out.key, out.partition),
+                                    out.key, out.value, headers))
+                    continue
                 try:  # the usual case, without the retry loop's call and keyword dict
                     if out.partition is None:
                         produce(out.topic, out.value, out.key, headers=headers)
@@ -400,6 +429,8 @@ class ExactlyOnceStage:
                 for key, value in result.state.items():
                     state.put(partition, key, value)
             next_offsets[(record.topic, record.partition)] = record.offset + 1
+        if sealer is not None and to_seal:
+            self._produce_sealed(producer, sealer, to_seal)
         # One changelog record per key the transaction changed, its last value: a key several records of the
         # batch write (a count, a busy case) is restored to the same value from one record as from all of them.
         for (partition, key), value in state.pending().items():
@@ -410,6 +441,8 @@ class ExactlyOnceStage:
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(60)
+        if sealer is not None:
+            sealer.commit()
         self.state.commit()
         for count in counted:  # what the records did is counted once they are committed, never for an abort
             count()
@@ -493,14 +526,24 @@ class ExactlyOnceStage:
             self.report.ticked(began, lambda: [_PartitionState(self.state, p) for p in owned], self.handler)
             return
         producer.begin_transaction()
+        sealer = self.sealer
         try:
+            to_seal: list[Unsealed] = []
             for partition, result in results:
                 for out in result.outputs:
-                    self._produce(producer, out.topic, out.key, out.value, list(out.headers))
+                    if sealer is not None and self.config.sealed_topic(out.topic):
+                        to_seal.append((out.topic, self._partition_of(producer, out.topic, out.key, out.partition),
+                                        out.key, out.value, list(out.headers)))
+                    else:
+                        self._produce(producer, out.topic, out.key, out.value, list(out.headers))
                 for key, value in result.state.items():
                     self.state.put(partition, key, value)
                     self._produce(producer, self.config.changelog_topic, key, value, [], partition=partition)
+            if sealer is not None and to_seal:
+                self._produce_sealed(producer, sealer, to_seal)
             producer.commit_transaction(60)
+            if sealer is not None:
+                sealer.commit()
         except Exception:
             self._abort(producer)
             raise
@@ -523,8 +566,34 @@ class ExactlyOnceStage:
             except BufferError:
                 producer.poll(0.05)
 
+    def _partition_of(self, producer: Producer, topic: str, key: bytes | None, partition: int | None) -> int:
+        """The partition an output goes to, chosen before it is sealed (its chain is per partition): the one asked
+        for, or where the murmur2_random partitioner puts it (a keyed record: the murmur2 of its key)."""
+        if partition is not None:
+            return partition
+        count = self._partitions.get(topic)
+        if count is None:
+            metadata = producer.list_topics(topic, timeout=30).topics.get(topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"no partitions known for {topic}"))
+            count = self._partitions[topic] = len(metadata.partitions)
+        if key is None:
+            return secrets.randbelow(count)
+        return partition_for(key, count)
+
+    def _produce_sealed(self, producer: Producer, sealer: StageSealer, outputs: list[Unsealed]) -> None:
+        """A transaction's sealed outputs, written in order once all are known (the last per partition is signed)."""
+        produce = producer.produce
+        for (topic, partition, key, value, _), headers in zip(outputs, sealer.seal(outputs), strict=True):
+            try:
+                produce(topic, value, key, partition, headers=headers)  # type: ignore[arg-type]
+            except BufferError:
+                self._produce(producer, topic, key, value, headers, partition=partition)
+
     def _abort(self, producer: Producer) -> None:
         self.state.abort()
+        if self.sealer is not None:
+            self.sealer.abort()  # the chains go on from what committed: read_committed readers never see the rest
         try:
             producer.abort_transaction(30)
         except KafkaException as exc:

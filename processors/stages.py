@@ -81,13 +81,19 @@ class StageDefinition:
     def group(self) -> str:
         return stage_group(self.name)
 
-    def config(self, kafka: KafkaSettings, state_dir: Path, worker_id: str | None = None) -> StageConfig:
+    def config(self, kafka: KafkaSettings, state_dir: Path, worker_id: str | None = None,
+               seal_keys: Path | None = None) -> StageConfig:
+        """The engine's configuration; with `seal_keys` (a folder, `leadbus.stage_keys`) the stage seals its outputs."""
         from leadbus.processors.stage import StageConfig
 
         config = StageConfig(name=self.name, kafka=kafka, topics=list(self.inputs), changelog_topic=self.changelog,
                              state_dir=state_dir, group_id=self.group, global_state=self.global_state,
                              state_topic=self.state_topic, batch_size=self.batch_size,
                              assignment=self.assignment)
+        if seal_keys is not None:
+            from leadbus.stage_keys import load_stage_key
+
+            config.seal_key = load_stage_key(seal_keys, self.name)
         if worker_id:
             config.worker_id = worker_id
         return config

@@ -25,6 +25,7 @@ from leadbus.avro import decode, packaged_catalog
 from leadbus.demo_handover import HandoverBoard
 from leadbus.processors.stages import STAGES
 from leadbus.producers.traffic import Traffic
+from leadbus.stage_keys import provision
 from leadbus.topics import HANDOVER, INTAKE_PREFIX
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
@@ -37,8 +38,11 @@ STAGE_GROUPS = {name: definition.group for name, definition in STAGES.items()}
 def stages(bootstrap: str, root: Path, *, day_seconds: float = 4.0) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Intake, linking, handover (a statutory day lasts `day_seconds`) and routing, each an OS process."""
     workers = []
+    keys = root / "stage-keys"  # each stage seals its outputs (issue #14), its key registered as LEADBUS-<stage>
+    provision(bootstrap, keys, list(STAGE_GROUPS))
     for stage in STAGE_GROUPS:
         extra = ["--day-seconds", str(day_seconds)] if stage == "handover" else []
+        extra += ["--seal-keys", str(keys)]
         workers.append(start_worker(bootstrap, root / "state", f"{stage}-audit", root / "logs", extra, stage=stage))
     try:
         yield workers

@@ -40,6 +40,7 @@ from typing import IO, Any
 
 from leadbus.audit.export import Exporter, open_exporter
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
+from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
     ACCEPTED,
     AcceptedLeads,
@@ -56,7 +57,7 @@ from leadbus.audit.verification import (
 )
 from leadbus.avro import SchemaCatalog, packaged_catalog
 from leadbus.clients import KafkaSettings
-from leadbus.signing import PUBLISHER_HEADER
+from leadbus.signing import PUBLISHER_HEADER, KeyRegistry
 from leadbus.topics import LEADS_ACCEPTED
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplayReport", "SourceError", "replay", "seal_verifier_factory"]
@@ -80,6 +81,9 @@ class ReplayOptions:
     head: str | None = None  # the archive chain's head, kept outside the archive
     skew_ms: int = 15_000
     renormalise: bool = True
+    #: With stage seals verified, accepted leads intake sealed are not normalised again (the seal vouches for them);
+    #: True normalises them all again, as before seals (`leadbus replay --rederive`; `audit rebuild` always does).
+    rederive_sealed: bool = False
     seal_verifier: Verifier | None = None
     extra_verifiers: list[Verifier] = field(default_factory=list)
     #: Processes reading and verifying a Kafka replay without export (partitions split between them); 1 = none.
@@ -186,6 +190,12 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         if options.seal_verifier is not None:
             verifiers.append(options.seal_verifier)
             report.seals_checked = True
+            registry = getattr(options.seal_verifier, "registry", None)
+            if isinstance(registry, KeyRegistry):  # the stages' keys are in the same registry as the agencies'
+                verifiers.append(StageSealVerifier(registry, open_end=options.end is not None))
+                for verifier in verifiers:
+                    if isinstance(verifier, AcceptedLeads):
+                        verifier.trust_stage_seals = not options.rederive_sealed
         if not any(s.topic == LEADS_ACCEPTED and s.size for s in spans):
             for verifier in verifiers:  # what intake records held is kept for the accepted leads' check alone
                 if isinstance(verifier, IntakeLeads):

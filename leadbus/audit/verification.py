@@ -59,6 +59,7 @@ from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
 from leadbus.processors.core.intake import renormalised_lead
 from leadbus.signing import ALL_SEAL_HEADERS, PUBLISHER_HEADER
+from leadbus.stage_seals import CHAIN_HEADER as STAGE_CHAIN_HEADER
 from leadbus.topics import CASES, HANDOVER, INTAKE_PREFIX, LEADS_ACCEPTED
 
 SEAL_HEADERS = ALL_SEAL_HEADERS  # a v1 or v2 (chained) seal's headers, as leadbus.signing names them
@@ -738,6 +739,9 @@ class AcceptedLeads:
         self._catalog: SchemaCatalog | None = None
         self._tasks: deque[tuple[list[_Row], Future[list[_Result]]]] = deque()
         self.whole_read: WholeRead | None = None
+        #: Set by a replay that verifies stage seals (`leadbus.audit.stage_seals`): a record intake sealed is vouched
+        #: for by its seal, so `original` is not normalised again (its digest, revisions and source still are checked).
+        self.trust_stage_seals = False
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight."""
@@ -749,11 +753,14 @@ class AcceptedLeads:
         """Whether `check` sends this record to the executor (a LeadAccepted by its fingerprint, with an executor)."""
         schema = record.schema
         return (self.executor is not None and record.topic == LEADS_ACCEPTED and schema is not None
-                and schema.name == ACCEPTED)
+                and schema.name == ACCEPTED and not (self.trust_stage_seals and _stage_sealed(record)))
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.topic != LEADS_ACCEPTED or record.schema is None or record.schema.name != ACCEPTED:
             return ()
+        if self.trust_stage_seals and _stage_sealed(record):
+            before = self._send(drain=True) if self._rows or self._tasks else []  # in the order records came
+            return before + self._account([], sealed_facts(record), record)
         if self.executor is None:
             found, facts = accepted_content(record, self.renormalise)
             return self._account(found, facts, record)
@@ -849,6 +856,26 @@ class AcceptedLeads:
                                                            "holds other bytes than its `original`: one was altered "
                                                            "or records were moved"))
         return found
+
+
+def _stage_sealed(record: ReplayRecord) -> bool:
+    return record.header(STAGE_CHAIN_HEADER) is not None
+
+
+def sealed_facts(record: ReplayRecord) -> _Facts | None:
+    """What the revision and source checks keep of an accepted lead intake sealed, read as it is: its seal (checked by
+    the stage seal verifier) vouches that these are the bytes intake wrote, so neither the lead's validation nor its
+    digest nor the normalisation of `original` is made again here (`--rederive` and `audit rebuild` make them)."""
+    event = record.event
+    if not isinstance(event, dict):
+        return None  # `Decodes` reports it
+    try:
+        lead, where_from = event["lead"], event["source"]
+        return (str(lead["lead_id"]), int(lead["revision"]), str(event["digest"]),
+                (where_from["topic"], where_from["partition"], where_from["offset"]),
+                hashlib.sha256(bytes(event.get("original") or b"")).digest())
+    except (KeyError, TypeError, ValueError):
+        return None  # not the contract's shape: `Decodes` has it read with its writer schema, so it cannot be
 
 
 def accepted_content(record: ReplayRecord, renormalise: bool = True) -> tuple[list[Finding], _Facts | None]:

@@ -32,6 +32,7 @@ from leadbus.models import (
     CaseLead,
     Category,
     Channel,
+    Contact,
     Evidence,
     Facts,
     Grading,
@@ -39,6 +40,7 @@ from leadbus.models import (
     LinkDecision,
     Online,
     PriorPenalty,
+    Product,
     Publisher,
     RightsHolder,
     Subject,
@@ -194,7 +196,7 @@ def accepted_lead(doc: dict[str, Any]) -> CaseLead:
     address = subject["address"]
     if address is not None:
         subject["address"] = _built(Address, address)
-    holder = doc["rights_holder"]
+    holder, operator = doc["rights_holder"], doc["operator"]
     return _built(CaseLead, {
         **doc,
         "channel": _member_of(Channel, doc["channel"]), "category": _member_of(Category, doc["category"]),
@@ -208,6 +210,11 @@ def accepted_lead(doc: dict[str, Any]) -> CaseLead:
         "evidence": [_built(Evidence, e) for e in doc["evidence"]],
         "prior_penalties": [_built(PriorPenalty, {**p, "violation": _member_of(Violation, p["violation"])})
                             for p in doc["prior_penalties"]],
+        # v3 (courier channel): the weak signals read these as models, as they read the validated lead's
+        "products": [_built(Product, p) for p in doc["products"]],
+        "senders": [_built(Contact, c) for c in doc["senders"]],
+        "return_addresses": [_built(Address, a) for a in doc["return_addresses"]],
+        "operator": _built(Contact, operator) if operator is not None else None,
     })
 
 

@@ -50,7 +50,7 @@ from leadbus.models import (
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.linking import Case, Linker, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
-from leadbus.processors.core.review import Decided, apply_decision, case_signals, provinces_of
+from leadbus.processors.core.review import Decided, apply_decision
 from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, review_topic
 
 log = logging.getLogger("leadbus.processors.linking")
@@ -234,8 +234,18 @@ def case_updated_record(case: Case, now: datetime, merged_into: str | None = Non
          "decided_at": datetime.fromisoformat(e["decided_at"]), "suggestion_id": e.get("suggestion_id"),
          "merged": e.get("merged"), "leads": e.get("leads", []), "split_from": e.get("from"), "split_to": e.get("to")}
         for e in case.history]
-    summary["weak_signals"] = case_signals(case)  # v5: what the suggesting stage indexes
-    summary["provinces"] = list(provinces_of((case,)))
+    # v5: what the suggesting stage indexes, and the regions that review it: `case_signals` and `provinces_of` in
+    # one pass over the members (the stream summarises a case for every lead that joins it)
+    signals: set[str] = set()
+    places: set[str] = set()
+    for member in case.members.values():
+        signals.update(member.get("weak", ()))
+        if province := member.get("province"):
+            places.add(province)
+        if province := member.get("suspect_province"):
+            places.add(province)
+    summary["weak_signals"] = sorted(signals)
+    summary["provinces"] = sorted(places)
     return summary
 
 

@@ -269,3 +269,24 @@ def test_a_courier_lead_is_linked_by_the_stream_as_offline_with_its_v3_fields_as
         streamed = decode(CATALOG, result.outputs[-1].value or b"")[1]
         assert streamed["case_id"] == expected.case_id and streamed["members"] == sorted(expected.members)
         assert any(s.startswith("sender:") for s in streamed["weak_signals"])
+
+
+def test_the_case_event_carries_the_case_signals_and_provinces_the_review_core_computes() -> None:
+    # case_updated_record gathers them in one pass; the suggesting stage and the reviews read them as
+    # `case_signals` and `provinces_of` say (members without weak signals or provinces included).
+    from leadbus.processors.core.review import case_signals, provinces_of
+    from leadbus.processors.linking import case_updated_record
+
+    store = DictStore()
+    linker = Linker(store)
+    cases = []
+    for record in _records(60, share=0.7):
+        lead = normalise(CaseLead.model_validate(record))
+        cases.append(linker.link(lead.lead, lead.domains).case)
+    odd = Case("CASE-ODD", 1, members={
+        "a": {**cases[0].members[next(iter(cases[0].members))], "province": None, "suspect_province": None},
+        "b": {k: v for k, v in cases[1].members[next(iter(cases[1].members))].items() if k != "weak"}})
+    for case in [*cases, odd]:
+        event = case_updated_record(case, NOW)
+        assert event["weak_signals"] == case_signals(case)
+        assert event["provinces"] == list(provinces_of((case,)))

@@ -169,7 +169,9 @@ def main() -> None:
     if linked < len(leads):
         print(f"INCOMPLETE: the stream linked {linked} of {len(leads)} leads within {args.timeout:.0f} s; "
               "its rate is over those")
-    steps = ", ".join(f"{name} {cpu * 1e6:.0f}" for name, cpu in in_process.items() if name != "handler")
+    steps = ", ".join(f"{name} {cpu * 1e6:.0f}" for name, cpu in in_process.items() if name not in ("handler", "rest"))
+    rest = in_process["rest"]  # negative when the neighbours' load moved between the rounds: then not a figure
+    steps += f", rest {rest * 1e6:.0f}" if rest >= 0 else ", rest n/a (the load changed between rounds)"
     print(f"handler in process (no Kafka, state in memory): {in_process['handler'] * 1e6:.0f} µs per lead → CPU ratio "
           f"{offline_cpu / in_process['handler']:.2f}; by step (µs per lead): {steps}")
     if first is not None and last[1] > first[1]:

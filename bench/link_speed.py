@@ -6,6 +6,8 @@ Prints the offline rate, the streaming rate (broker timestamps of the first and 
 CaseUpdated, start-up excluded), their ratio, the worker's CPU per lead (user + system, from the
 first CaseUpdated seen to the last poll: on a shared machine steadier than the rate) against the
 offline loop's CPU per lead (their ratio: the bar's ratio without the broker and the neighbours' load), the
+linking handler's CPU per lead in this process without Kafka (over an in-memory state view, as the stage calls it)
+and where it goes (decode `LeadAccepted`, build the lead, link, the `CaseUpdated` record, encode it), the
 changelog the stream wrote per lead (records and bytes of `leadbus.state.linking`, before
 compaction), and the state size per million identifiers (bytes of the link store's keys and values,
 and the RocksDB folder on disk).
@@ -21,23 +23,77 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-from leadbus.avro import encode, packaged_catalog
+from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.logs import configure_cli_logging
 from leadbus.processors.core.intake import Source, examine
 from leadbus.processors.core.intake import accepted_record as make_accepted
-from leadbus.processors.core.linking import DictStore, Linker
+from leadbus.processors.core.linking import DictStore, Linker, LinkOutcome
 from leadbus.processors.core.normalize import normalise
+from leadbus.processors.core.records import Record
+from leadbus.processors.linking import LinkingHandler, accepted_lead, case_updated_record
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import CASES, LEADS_ACCEPTED, LINKING_CHANGELOG, load_declarations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.kafka_helpers import read_all
+
+
+class _View(dict[bytes, bytes]):
+    """The stage's state view, in memory: ``generation`` never moves, as no transaction aborts here."""
+
+    generation = 1
+
+
+def handler_steps(records: list[tuple[bytes, bytes]]) -> dict[str, float]:
+    """CPU seconds per lead of the linking handler over an in-memory view, and of its steps run one by one (the best
+    of two rounds each: the machine is shared)."""
+    now = datetime.now(UTC)
+    catalog = packaged_catalog()
+    accepted, case_schema = catalog.latest("cn.leadbus.LeadAccepted"), catalog.latest("cn.leadbus.CaseUpdated")
+    inputs = [Record(LEADS_ACCEPTED, 0, offset, key, value) for offset, (key, value) in enumerate(records)]
+
+    def whole() -> None:
+        handler, view = LinkingHandler(catalog), _View()
+        for record in inputs:
+            for key, value in handler.handle(record, view, now).state.items():
+                if value is None:
+                    view.pop(key, None)
+                else:
+                    view[key] = value
+
+    def timed(step: Any) -> float:
+        best = float("inf")
+        for _ in range(2):
+            start = time.process_time()
+            step()
+            best = min(best, time.process_time() - start)
+        return best / len(inputs)
+
+    found: dict[str, float] = {"handler": timed(whole)}
+    events = [decode(catalog, value, accepted)[1] for _, value in records]
+    found["decode"] = timed(lambda: [decode(catalog, value, accepted) for _, value in records])
+    leads = [accepted_lead(event["lead"]) for event in events]
+    found["build lead"] = timed(lambda: [accepted_lead(event["lead"]) for event in events])
+    outcomes: list[LinkOutcome] = []
+
+    def link() -> None:
+        linker = Linker(DictStore())
+        pairs = zip(leads, events, strict=True)
+        outcomes[:] = [linker.link(lead, event["identity"]["registrable_domains"]) for lead, event in pairs]
+
+    found["link"] = timed(link)
+    found["case record"] = timed(lambda: [case_updated_record(o.case, now) for o in outcomes])
+    cases = [case_updated_record(o.case, now) for o in outcomes]
+    found["encode"] = timed(lambda: [encode(case_schema, case) for case in cases])
+    found["rest"] = found["handler"] - sum(v for k, v in found.items() if k != "handler")
+    return found
 
 
 def main() -> None:
@@ -68,6 +124,8 @@ def main() -> None:
         outcome = examine(encode(lead_schema, lead.to_avro()), Source(f"leadbus.intake.{lead.publisher.agency}", 0, 0),
                           catalog, datetime.now(UTC))
         records.append((lead.lead_id.encode(), encode(schema, make_accepted(outcome, datetime.now(UTC)))))  # type: ignore[arg-type]
+
+    in_process = handler_steps(records)
 
     work = Path(tempfile.mkdtemp(prefix="leadbus-bench-link-"))
     with KafkaCluster(1, fast_start=False) as cluster:
@@ -111,6 +169,11 @@ def main() -> None:
     if linked < len(leads):
         print(f"INCOMPLETE: the stream linked {linked} of {len(leads)} leads within {args.timeout:.0f} s; "
               "its rate is over those")
+    steps = ", ".join(f"{name} {cpu * 1e6:.0f}" for name, cpu in in_process.items() if name not in ("handler", "rest"))
+    rest = in_process["rest"]  # negative when the neighbours' load moved between the rounds: then not a figure
+    steps += f", rest {rest * 1e6:.0f}" if rest >= 0 else ", rest n/a (the load changed between rounds)"
+    print(f"handler in process (no Kafka, state in memory): {in_process['handler'] * 1e6:.0f} µs per lead → CPU ratio "
+          f"{offline_cpu / in_process['handler']:.2f}; by step (µs per lead): {steps}")
     if first is not None and last[1] > first[1]:
         # CPU of the worker process (user + system) per lead while it linked: what the stage costs whatever else
         # shares the machine (the rate above also depends on the broker and other processes on the cores).

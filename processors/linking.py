@@ -32,6 +32,7 @@ from leadbus.models import (
     CaseLead,
     Category,
     Channel,
+    Contact,
     Evidence,
     Facts,
     Grading,
@@ -39,6 +40,7 @@ from leadbus.models import (
     LinkDecision,
     Online,
     PriorPenalty,
+    Product,
     Publisher,
     RightsHolder,
     Subject,
@@ -48,7 +50,7 @@ from leadbus.models import (
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.linking import Case, Linker, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
-from leadbus.processors.core.review import Decided, apply_decision, case_signals, provinces_of
+from leadbus.processors.core.review import Decided, apply_decision
 from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, review_topic
 
 log = logging.getLogger("leadbus.processors.linking")
@@ -194,7 +196,7 @@ def accepted_lead(doc: dict[str, Any]) -> CaseLead:
     address = subject["address"]
     if address is not None:
         subject["address"] = _built(Address, address)
-    holder = doc["rights_holder"]
+    holder, operator = doc["rights_holder"], doc["operator"]
     return _built(CaseLead, {
         **doc,
         "channel": _member_of(Channel, doc["channel"]), "category": _member_of(Category, doc["category"]),
@@ -208,6 +210,11 @@ def accepted_lead(doc: dict[str, Any]) -> CaseLead:
         "evidence": [_built(Evidence, e) for e in doc["evidence"]],
         "prior_penalties": [_built(PriorPenalty, {**p, "violation": _member_of(Violation, p["violation"])})
                             for p in doc["prior_penalties"]],
+        # v3 (courier channel): the weak signals read these as models, as they read the validated lead's
+        "products": [_built(Product, p) for p in doc["products"]],
+        "senders": [_built(Contact, c) for c in doc["senders"]],
+        "return_addresses": [_built(Address, a) for a in doc["return_addresses"]],
+        "operator": _built(Contact, operator) if operator is not None else None,
     })
 
 
@@ -227,8 +234,18 @@ def case_updated_record(case: Case, now: datetime, merged_into: str | None = Non
          "decided_at": datetime.fromisoformat(e["decided_at"]), "suggestion_id": e.get("suggestion_id"),
          "merged": e.get("merged"), "leads": e.get("leads", []), "split_from": e.get("from"), "split_to": e.get("to")}
         for e in case.history]
-    summary["weak_signals"] = case_signals(case)  # v5: what the suggesting stage indexes
-    summary["provinces"] = list(provinces_of((case,)))
+    # v5: what the suggesting stage indexes, and the regions that review it: `case_signals` and `provinces_of` in
+    # one pass over the members (the stream summarises a case for every lead that joins it)
+    signals: set[str] = set()
+    places: set[str] = set()
+    for member in case.members.values():
+        signals.update(member.get("weak", ()))
+        if province := member.get("province"):
+            places.add(province)
+        if province := member.get("suspect_province"):
+            places.add(province)
+    summary["weak_signals"] = sorted(signals)
+    summary["provinces"] = sorted(places)
     return summary
 
 

@@ -238,3 +238,55 @@ def test_state_written_without_bloom_filters_reads_the_same_with_them(tmp_path: 
     assert view.get(b"l:lead-1") is None and view.get(b"l:lead-2") == b"CASE-2"
     assert view.get(b"i:phone:+8613800000000") == b"CASE-1"
     store.close()
+
+
+def _courier(record: dict, n: int) -> dict:
+    """A lead of the courier channel's v3 fields (senders, operator, products, return addresses): weak signals."""
+    return {**record, "senders": [{"name": "王小明", "phone": "138****5678"}, {"name": None, "phone": "尾号4321"}],
+            "operator": {"name": "李**", "phone": None} if n % 2 else None,
+            "products": [{"name": f"运动鞋 AJ{n % 4}", "brand": "耐克"}, {"name": "手提包", "brand": None}],
+            "return_addresses": [{"province": "33", "city": "义乌市", "detail": f"某仓库{n % 3}号"}]}
+
+
+def test_a_courier_lead_is_linked_by_the_stream_as_offline_with_its_v3_fields_as_models() -> None:
+    # Before: the v3 parts stayed plain dicts, the weak signals read ``.city`` of a dict, and the stream
+    # dead-lettered every lead with a sender or a return address (STAGE_ERROR) that `leadbus link` linked.
+    records = [_courier(r, n) for n, r in enumerate(_records(12, share=0.6))]
+    handler, state, offline = LinkingHandler(), MemoryState(), Linker(DictStore())
+    for offset, record in enumerate(records):
+        value = _accepted(record, offset)
+        event = decode(CATALOG, value, ACCEPTED)[1]
+        built, validated = accepted_lead(event["lead"]), CaseLead.model_validate(event["lead"])
+        assert built == validated and built.model_dump() == validated.model_dump()
+        assert built.senders and all(type(c) is type(validated.senders[0]) for c in built.senders)
+        domains = event["identity"]["registrable_domains"]
+        assert _member(built, domains) == _member(validated, domains)
+        result = handler.handle(Record(LEADS_ACCEPTED, 0, offset, None, value), state, NOW)
+        assert [o.topic for o in result.outputs][-1] == "leadbus.cases", result.outputs
+        state.pending.update(result.state)
+        state.commit()
+        expected = offline.link(validated, domains).case
+        streamed = decode(CATALOG, result.outputs[-1].value or b"")[1]
+        assert streamed["case_id"] == expected.case_id and streamed["members"] == sorted(expected.members)
+        assert any(s.startswith("sender:") for s in streamed["weak_signals"])
+
+
+def test_the_case_event_carries_the_case_signals_and_provinces_the_review_core_computes() -> None:
+    # case_updated_record gathers them in one pass; the suggesting stage and the reviews read them as
+    # `case_signals` and `provinces_of` say (members without weak signals or provinces included).
+    from leadbus.processors.core.review import case_signals, provinces_of
+    from leadbus.processors.linking import case_updated_record
+
+    store = DictStore()
+    linker = Linker(store)
+    cases = []
+    for record in _records(60, share=0.7):
+        lead = normalise(CaseLead.model_validate(record))
+        cases.append(linker.link(lead.lead, lead.domains).case)
+    odd = Case("CASE-ODD", 1, members={
+        "a": {**cases[0].members[next(iter(cases[0].members))], "province": None, "suspect_province": None},
+        "b": {k: v for k, v in cases[1].members[next(iter(cases[1].members))].items() if k != "weak"}})
+    for case in [*cases, odd]:
+        event = case_updated_record(case, NOW)
+        assert event["weak_signals"] == case_signals(case)
+        assert event["provinces"] == list(provinces_of((case,)))

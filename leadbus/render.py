@@ -448,6 +448,14 @@ def user_resources(principals: Principals) -> list[dict[str, Any]]:
     return users
 
 
+#: Where a stage finds its seal key `LEADBUS-<stage>.key` (`leadbus keys provision-stages --dir` makes it).
+STAGE_KEY_DIR = "/etc/leadbus/stage-keys"
+
+
+def _stage_of(w: Workload) -> str:
+    return w.args[w.args.index("--stage") + 1]
+
+
 def _deployment(w: Workload, image: str) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "LEADBUS_BOOTSTRAP", "value": BOOTSTRAP_SCRAM},
@@ -472,7 +480,7 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
         )
     args = list(w.args)
     if w.args[0] == "process":
-        args += ["--worker-id", "$(POD_NAME)"]
+        args += ["--worker-id", "$(POD_NAME)", "--seal-keys", STAGE_KEY_DIR]
     if w.link_desk is not None:
         args += link_desk_args(*w.link_desk, key_dir="/etc/leadbus/link-desk",
                                client_config="/etc/leadbus/link-client/client.json")
@@ -486,6 +494,8 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
         {"name": "client", "mountPath": "/etc/leadbus/client", "readOnly": True},
         {"name": "state", "mountPath": "/var/lib/leadbus"},
     ]
+    if w.args[0] == "process":  # the stage's own seal key (issue #14), a Secret per stage: no stage holds another's
+        mounts.append({"name": "stage-key", "mountPath": STAGE_KEY_DIR, "readOnly": True})
     if w.link_desk is not None:  # the office's key and the desk principal's client settings, each its own Secret
         mounts += [{"name": "link-desk", "mountPath": "/etc/leadbus/link-desk", "readOnly": True},
                    {"name": "link-client", "mountPath": "/etc/leadbus/link-client", "readOnly": True}]
@@ -497,6 +507,8 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
             **({"persistentVolumeClaim": {"claimName": f"leadbus-{w.volume}"}} if w.volume else {"emptyDir": {}}),
         },
     ]
+    if w.args[0] == "process":
+        volumes.append({"name": "stage-key", "secret": {"secretName": f"leadbus-stage-key-{_stage_of(w)}"}})
     if w.link_desk is not None:
         region = w.link_desk[0]
         volumes += [{"name": "link-desk", "secret": {"secretName": f"leadbus-link-desk-{region}"}},
@@ -596,7 +608,8 @@ def systemd_units(p: Plan) -> dict[str, str]:
     for w in p.workloads:
         args = list(w.args)
         if w.args[0] == "process":
-            args = [a if a != str(METRICS_PORT) else "940%i" for a in args] + ["--worker-id", "%H-" + w.name + "-%i"]
+            args = [a if a != str(METRICS_PORT) else "940%i" for a in args] + ["--worker-id", "%H-" + w.name + "-%i",
+                                                                                "--seal-keys", STAGE_KEY_DIR]
             args = [a.replace("/var/lib/leadbus/state", "/var/lib/leadbus/state/%i") for a in args]
         elif w.port:
             args = [a if a != str(w.port) else f"{str(w.port)[:-1]}%i" for a in args]

@@ -220,3 +220,22 @@ def test_a_global_state_stage_runs_as_one_active_owner(rendered) -> None:
         assert int(deployment["metadata"]["annotations"]["leadbus.cn/max-useful-replicas"]) in (1, 2)
         checked.append(name)
     assert {"linking", "blacklist", "suggesting"} <= set(checked)
+
+
+def test_every_stage_seals_with_its_own_key_only(rendered) -> None:
+    """Issue #14: rendered stages run with --seal-keys, each mounting a Secret holding its own key alone."""
+    stages = [d for d in _docs(rendered) if d["kind"] == "Deployment"
+              and d["spec"]["template"]["spec"]["containers"][0]["args"][0] == "process"]
+    assert len(stages) >= 4
+    for d in stages:
+        pod = d["spec"]["template"]["spec"]
+        args = pod["containers"][0]["args"]
+        stage = args[args.index("--stage") + 1]
+        assert args[args.index("--seal-keys") + 1] == "/etc/leadbus/stage-keys"
+        secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        assert f"leadbus-stage-key-{stage}" in secrets
+        assert not any(s.startswith("leadbus-stage-key-") and s != f"leadbus-stage-key-{stage}" for s in secrets)
+    units = {path.name: text for path, text in rendered.items() if path.suffix == ".service"}
+    assert units
+    for name, text in units.items():
+        assert ("--seal-keys /etc/leadbus/stage-keys" in text) == (" process " in text), name

@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from leadbus.avro import SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
+from leadbus.avro import EncodeError, SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.datum_validator import DatumValidator
 from leadbus.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
@@ -62,6 +62,34 @@ def largest_field(document: Any, path: str = "") -> str:
     return largest_field(value, name)
 
 
+def _lone_surrogates(document: Any, path: str = "") -> Iterator[FieldError]:
+    """Each string of a lead that is not Unicode text (a lone surrogate, as JSON's "\\ud800" decodes), by field."""
+    if isinstance(document, str):
+        try:
+            document.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            where = path or "<lead>"
+            yield FieldError(where, "INVALID_FIELD", (
+                f"{where} is not Unicode text: a lone surrogate (U+{ord(document[exc.start]):04X}) at character "
+                f"{exc.start} cannot be written as UTF-8"))
+    elif isinstance(document, Mapping):
+        for key, value in document.items():
+            yield from _lone_surrogates(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            yield from _lone_surrogates(value, f"{path}.{index}" if path else str(index))
+
+
+def _unencodable(exc: EncodeError, document: Any) -> Exception:
+    """A lead that validated but would not encode: `InvalidLead` naming each field that is not Unicode text.
+
+    Python strings may hold lone surrogates, which pydantic accepts and UTF-8 (so Avro) cannot write; the
+    SDK refuses them at its edge as a validation error. Anything else stays the `EncodeError` it is.
+    """
+    errors = list(_lone_surrogates(document)) if isinstance(exc.__cause__, UnicodeEncodeError) else []
+    return InvalidLead(errors) if errors else exc
+
+
 @dataclass(frozen=True)
 class Delivery:
     lead_id: str
@@ -77,15 +105,17 @@ class PendingDelivery:
     thread, inside `poll`/`flush`), with the same `done` / `result` / `exception` methods.
     """
 
-    __slots__ = ("_delivery", "_error", "lead_id")
+    __slots__ = ("_delivery", "_error", "_where", "lead_id", "topic")
 
-    def __init__(self, lead_id: str) -> None:
+    def __init__(self, lead_id: str, topic: str = "") -> None:
         self.lead_id = lead_id
+        self.topic = topic
+        self._where: tuple[int, int] | None = None  # (partition, offset) once confirmed
         self._delivery: Delivery | None = None
         self._error: PublishError | None = None
 
     def done(self) -> bool:
-        return self._delivery is not None or self._error is not None
+        return self._where is not None or self._error is not None
 
     def exception(self) -> PublishError | None:
         return self._error
@@ -93,15 +123,19 @@ class PendingDelivery:
     def result(self) -> Delivery:
         if self._error is not None:
             raise self._error
-        if self._delivery is None:
+        if self._where is None:
             raise PublishError(f"lead {self.lead_id} is not confirmed yet")
+        if self._delivery is None:  # built when asked for: the callback, run for every lead, only notes where
+            self._delivery = Delivery(self.lead_id, self.topic, *self._where)
         return self._delivery
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
             self._error = PublishError(f"lead {self.lead_id} not delivered: {err}")
         else:
-            self._delivery = Delivery(self.lead_id, msg.topic(), msg.partition(), msg.offset())
+            if not self.topic:
+                self.topic = msg.topic()
+            self._where = (msg.partition(), msg.offset())
 
 
 class EventSealer(Protocol):
@@ -152,6 +186,10 @@ class Publisher:
         self._catalog = catalog or packaged_catalog()
         self._schema: SchemaEntry = self._catalog.latest(CASE_LEAD)
         self._sealer: EventSealer = sealer or UnsealedEvents()
+        # the default sealer's headers are the same for every event: built once (and their size counted once)
+        self._default_sealer = self._sealer if type(self._sealer) is UnsealedEvents else None
+        self._fixed_headers = UnsealedEvents().seal(self.topic, b"", b"")
+        self._fixed_headers_size = sum(len(k) + len(v) for k, v in self._fixed_headers)
         self._clock = clock
         self._producer: Any = None
         self._partitions: tuple[int, float] | None = None  # (count, when learnt)
@@ -212,10 +250,18 @@ class Publisher:
         if not isinstance(lead, CaseLead):
             datum = _LEAD_DATUMS.validate(lead, {"now": now})
             if datum is not None and datum["publisher"]["agency"] == self.agency:
-                return datum["lead_id"], encode(self._schema, datum), lambda: largest_field(
+                try:
+                    value = encode(self._schema, datum)
+                except EncodeError as exc:
+                    raise _unencodable(exc, datum) from None
+                return datum["lead_id"], value, lambda: largest_field(
                     self._validate(lead, now).model_dump(mode="json"))
         model = self._validate(lead, now)
-        return model.lead_id, self.encode(model), lambda: largest_field(model.model_dump(mode="json"))
+        try:
+            value = self.encode(model)
+        except EncodeError as exc:
+            raise _unencodable(exc, model.model_dump(mode="python")) from None
+        return model.lead_id, value, lambda: largest_field(model.model_dump(mode="json"))
 
     def encode(self, lead: CaseLead) -> bytes:
         if self._schema.object_writer is not None:
@@ -276,6 +322,11 @@ class Publisher:
         return zlib.crc32(key) % known[0]
 
     def _sealed(self, lead_id: str, value: bytes, where: Callable[[], str]) -> Sealed:
+        if self._sealer is self._default_sealer:  # nothing to sign or number: the fixed headers
+            key = lead_id.encode()
+            if len(key) + len(value) + self._fixed_headers_size > MAX_EVENT_BYTES:
+                _check_size(key, value, self._fixed_headers, where)
+            return key, value, self._fixed_headers, None
         parts = self._seal(lead_id.encode(), value)
         try:
             _check_size(parts[0], parts[1], parts[2], where)
@@ -286,13 +337,16 @@ class Publisher:
 
     def _produce(self, lead_id: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
                  partition: int | None = None) -> PendingDelivery:
-        pending = PendingDelivery(lead_id)
+        pending = PendingDelivery(lead_id, self.topic)
         producer = self.producer
-        kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
             try:
-                producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=pending._on_delivery,
-                                 **kwargs)
+                if partition is None:
+                    producer.produce(self.topic, value=value, key=key, headers=headers,
+                                     on_delivery=pending._on_delivery)
+                else:
+                    producer.produce(self.topic, value=value, key=key, headers=headers,
+                                     on_delivery=pending._on_delivery, partition=partition)
                 break
             except BufferError:
                 producer.poll(0.05)  # local queue full: serve callbacks, then retry

@@ -19,6 +19,9 @@ MAGIC = b"\xc3\x01"
 # what the compiled reader raises on bytes it will not judge (Unreadable is a ValueError, as a bad UTF-8 is)
 _UNREADABLE = (ValueError, IndexError, OverflowError, struct.error)
 HEADER_SIZE = 10
+# what a writer (compiled or fastavro) raises on a value that does not fit the schema: an int beyond 64 bits is an
+# OverflowError, a float field given text a struct.error, neither a ValueError
+_UNFIT = (KeyError, TypeError, AttributeError, ValueError, OverflowError, struct.error)
 
 
 class DecodeError(ValueError):
@@ -40,7 +43,7 @@ def _framed(entry: SchemaEntry, writer: Any, value: Any, what: str = "record") -
     out += entry.fingerprint
     try:
         writer(out, value)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+    except _UNFIT as exc:
         raise EncodeError(f"{what} does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
     return bytes(out)
 
@@ -53,7 +56,7 @@ def encode(entry: SchemaEntry, record: Any) -> bytes:
     buf.write(entry.fingerprint)
     try:
         schemaless_writer(buf, entry.parsed, record)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+    except _UNFIT as exc:
         raise EncodeError(f"record does not fit {entry.name}: {type(exc).__name__}: {exc}") from exc
     return buf.getvalue()
 

@@ -24,7 +24,12 @@ class Unsupported(Exception):
     pass
 
 
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
 def write_long(out: bytearray, value: int) -> None:
+    if not _LONG_MIN <= value <= _LONG_MAX:  # fastavro refuses what does not fit 64 bits: so do we
+        raise OverflowError(f"{value} does not fit an Avro long")
     n = (value << 1) ^ (value >> 63)
     while n & ~0x7F:
         out.append((n & 0x7F) | 0x80)

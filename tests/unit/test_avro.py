@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -147,3 +148,38 @@ def test_object_writer_matches_the_dict_writer_on_simulated_leads() -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     for lead in TrafficGenerator(seed=9).leads(500, start, timedelta(seconds=1)):
         assert encode_object(entry, lead) == encode(entry, lead.to_avro())
+
+
+#: (field type, value): hostile values for one field; the compiled writer must never write what fastavro refuses
+_HOSTILE_FIELDS = [
+    ("long", 2**63), ("long", -(2**63) - 1), ("long", 2**63 - 1), ("long", -(2**63)), ("long", 10**30),
+    ("int", 2**31), ("long", True), ("long", "3"), ("long", None), ("long", [1]),
+    (["null", "long"], 2**63), (["null", "long"], -(2**64)), (["null", "long"], "1"),
+    ({"type": "long", "logicalType": "timestamp-millis"}, "2020-01-01"),
+    ({"type": "long", "logicalType": "timestamp-millis"}, 2**63),
+    ({"type": "array", "items": "long"}, [1, 2**63]), ({"type": "array", "items": "long"}, "ab"),
+    ({"type": "map", "values": "long"}, {"a": 2**64}),
+    ("string", b"bytes"), ("string", 3), ("string", None), ("string", "\ud800"), ("string", "ok \udfff"),
+    ("string", "\U0001f4a5 fine"), (["null", "string"], "\udc80"), (["null", "string"], 3),
+    ({"type": "array", "items": "string"}, ["ok", "\ud83d"]), ("bytes", "text"), ("double", "1"), ("float", None),
+    ({"type": "enum", "name": "E", "symbols": ["A"]}, "B"), ({"type": "enum", "name": "E", "symbols": ["A"]}, None),
+]
+
+
+@pytest.mark.parametrize(("kind", "value"), _HOSTILE_FIELDS, ids=[f"{k}={v!r:.20}" for k, v in _HOSTILE_FIELDS])
+def test_compiled_writer_refuses_what_fastavro_refuses(kind, value) -> None:
+    from leadbus.avro import EncodeError
+
+    catalog = SchemaCatalog()
+    entry = catalog.add({"type": "record", "name": "Hostile", "namespace": "test",
+                         "fields": [{"name": "f", "type": kind}]})
+    assert entry.writer is not None  # the compiled writer is what is tested
+    buf = io.BytesIO()
+    try:
+        fastavro.schemaless_writer(buf, entry.parsed, {"f": value})
+    except Exception:  # noqa: BLE001 - whatever fastavro raises, the codec must refuse with EncodeError
+        with pytest.raises(EncodeError):
+            encode(entry, {"f": value})
+    else:  # what fastavro writes, the compiled writer writes alike or refuses ("1" as 1.0): never other bytes
+        with contextlib.suppress(EncodeError):
+            assert encode(entry, {"f": value})[10:] == buf.getvalue()

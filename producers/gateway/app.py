@@ -337,9 +337,10 @@ class Gateway:
         try:
             with self._publish_lock:
                 return self.publisher.publish(model)
-        except InvalidLead as exc:  # the only InvalidLead left is the size of the sealed event
-            return _error(413, "OVERSIZED", str(exc)[:2000], exc.errors, lead_id=model.lead_id,
-                          revision=model.revision)
+        except InvalidLead as exc:  # after `check`, mostly the size of the sealed event; anything else is a 422
+            oversized = bool(exc.errors) and all(e.code == "OVERSIZED" for e in exc.errors)
+            return _error(413 if oversized else 422, "OVERSIZED" if oversized else "INVALID_LEAD", str(exc)[:2000],
+                          exc.errors, lead_id=model.lead_id, revision=model.revision)
         except (PublishError, KafkaException) as exc:
             log.warning("bus unavailable for %s: %s", model.lead_id, exc)
             return _unavailable(model, str(exc))

@@ -30,6 +30,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("publish", []),
     ("core", []),
     ("intake", []),
+    ("intake", ["--signed"]),  # production traffic is sealed: one Ed25519 check per chained run of a batch
     ("scale", []),
     ("link_quality", []),
     ("link_speed", []),

@@ -39,6 +39,8 @@ from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import INTAKE_BY_LEAD, LEADS_ACCEPTED, LEADS_REJECTED, load_declarations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from broker_cpu import broker_threads, jit_seconds, warm_transactions  # bench/, this script's folder
+
 from tests.kafka_helpers import read_all
 
 
@@ -184,6 +186,9 @@ def main() -> None:
     parser.add_argument("--side-by-side", action="store_true",
                         help="run the plain loop and the stage at the same time (each its own process and group), so "
                              "that on a loaded machine both meet the same load; implies --no-faust")
+    parser.add_argument("--cold", action="store_true",
+                        help="no warm-up of the broker's transactional paths: its JIT compiles them while the stage "
+                             "is timed")
     parser.add_argument("--plain-only", nargs=2, metavar=("BOOTSTRAP", "EVENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
@@ -209,6 +214,9 @@ def main() -> None:
         warm_broker(bootstrap, n)
         broker = cluster.nodes[0].process
         assert broker is not None
+        # The transactional paths compiled before timing, as on a broker that has been running (bench/broker_cpu.py);
+        # --cold leaves them to be compiled inside the stage's timed window, as before.
+        warm = 0 if args.cold else warm_transactions(bootstrap)
         # The broker's upkeep (controller, group and log housekeeping, JVM) runs whatever the traffic: timed idle.
         idle_began, broker_idle = time.monotonic(), cpu_seconds(broker.pid)
         time.sleep(5)
@@ -237,11 +245,13 @@ def main() -> None:
         # In a process of its own like the stage (its CPU is not the traffic's idle producers'); from its start,
         # so the broker's CPU here includes the group join, which the stage's leaves out.
         broker_before, began = cpu_seconds(broker.pid), time.monotonic()
+        jit_before = jit_seconds(broker_threads(broker.pid))
         child = subprocess.run([sys.executable, __file__, "--plain-only", bootstrap, str(n)], env=env,
                                stdout=subprocess.PIPE, check=True, timeout=900)
         spent = json.loads(child.stdout.decode().strip().splitlines()[-1])
         plain_cpu = Cpu(spent["cpu"] * 1e6, (cpu_seconds(broker.pid) - broker_before) / n * 1e6,
-                        max(load, os.getloadavg()[0]), upkeep * (time.monotonic() - began) / n, spent["main"] * 1e6)
+                        max(load, os.getloadavg()[0]), upkeep * (time.monotonic() - began) / n, spent["main"] * 1e6,
+                        (jit_seconds(broker_threads(broker.pid)) - jit_before) / n * 1e6)
         plain = span_rate(bootstrap, ["bench.plain.out"], n)
 
         load = os.getloadavg()[0]
@@ -251,18 +261,20 @@ def main() -> None:
         # CPU from its first output on: its start-up (imports, group join, restore) is not per-event work.
         wait_started(bootstrap, INTAKE_BY_LEAD, stage)
         stage_before, broker_before, began = cpu_seconds(stage.pid), cpu_seconds(broker.pid), time.monotonic()
+        jit_before = jit_seconds(broker_threads(broker.pid))
         main_before = cpu_seconds(stage.pid, stage.pid)  # the main thread: the one running Python, the step
         wait_for(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
         stage_cpu = Cpu((cpu_seconds(stage.pid) - stage_before) / n * 1e6,
                         (cpu_seconds(broker.pid) - broker_before) / n * 1e6, max(load, os.getloadavg()[0]),
                         upkeep * (time.monotonic() - began) / n,
-                        (cpu_seconds(stage.pid, stage.pid) - main_before) / n * 1e6)
+                        (cpu_seconds(stage.pid, stage.pid) - main_before) / n * 1e6,
+                        (jit_seconds(broker_threads(broker.pid)) - jit_before) / n * 1e6)
         stage.terminate()
         stage.wait(30)
         staged = stage_rate(bootstrap, n)
 
         if args.no_faust:
-            _print(n, plain, staged, plain_cpu, stage_cpu)
+            _print(n, plain, staged, plain_cpu, stage_cpu, warm)
             return
         faust = subprocess.Popen(
             [sys.executable, "-c", "import sys; from pathlib import Path; from leadbus.processors.faust_app import "
@@ -273,7 +285,7 @@ def main() -> None:
         faust.wait(30)
         fausted = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
 
-    _print(n, plain, staged, plain_cpu, stage_cpu)
+    _print(n, plain, staged, plain_cpu, stage_cpu, warm)
     print(f"faust-streaming agent, at-least-once      : {fausted:9.0f} events/s   ratio {fausted / plain:.2f}")
 
 
@@ -284,14 +296,17 @@ class Cpu:
     load: float  # the higher 1-minute load average of its start and end
     upkeep: float  # µs per event of the broker's that it spends idle too (its CPU/s idle × the engine's time)
     main: float  # µs per event, the engine's main thread (Python: the step and the loop; the rest is librdkafka's)
+    jit: float  # µs per event of the broker's spent by its JIT compiler threads (paths used for the first time)
 
     def __str__(self) -> str:
         return (f"CPU {self.engine:.0f} (main thread {self.main:.0f}) + broker {self.broker:.0f} µs/event, of which "
-                f"broker upkeep {self.upkeep:.0f}; load average {self.load:.1f}")
+                f"broker upkeep {self.upkeep:.0f}, JIT compiling {self.jit:.0f}; load average {self.load:.1f}")
 
 
-def _print(n: int, plain: float, staged: float, plain_cpu: Cpu, stage_cpu: Cpu) -> None:
+def _print(n: int, plain: float, staged: float, plain_cpu: Cpu, stage_cpu: Cpu, warm: int) -> None:
     print(f"intake events {n} (simulated agencies, all valid); CPU per event: the engine's process, the broker's")
+    print("broker's transactional paths " + (f"warmed before timing ({warm} transactions, bench/broker_cpu.py)" if warm
+                                              else "cold (--cold): compiled by its JIT while the stage is timed"))
     print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s              ({plain_cpu})")
     print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}   "
           f"({stage_cpu}; CPU ratio {plain_cpu.engine / stage_cpu.engine:.2f})")

@@ -40,6 +40,8 @@ from confluent_kafka import ConsumerGroupState, Message, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from broker_cpu import broker_threads, jit_seconds, warm_transactions  # bench/, this script's folder
+
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
@@ -104,6 +106,7 @@ class Run:
     bench_cpu: float  # µs per event: this process feeding the leads and watching for the end
     broker_upkeep: float  # µs per event of the broker's CPU that it spends idle too (its CPU/s idle × the run's time)
     main_busy: list[float]  # per worker, its main thread's (the one running Python) CPU over the run's span, 0-1
+    broker_jit: float  # µs per event of the broker's spent by its JIT compiler threads
 
     @property
     def ceiling(self) -> float:
@@ -122,7 +125,7 @@ def accepted_end(kafka: KafkaSettings) -> int:
         consumer.close()
 
 
-def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> Run:
+def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path, cold: bool = False) -> Run:
     """One fresh broker, `workers` intake workers: the rate, the split and the CPU per event of each party."""
     with KafkaCluster(1, work / f"kafka-{workers}", fast_start=False) as cluster:
         broker = cluster.nodes[0].process
@@ -130,6 +133,8 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> Run:
         bootstrap = cluster.bootstrap_servers
         kafka = KafkaSettings(bootstrap)
         apply_topics(bootstrap, load_declarations())
+        if not cold:  # the broker's JIT compiles its produce, fetch and transaction paths here, not while timed
+            warm_transactions(bootstrap)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)}
         procs = []
         for w in range(workers):
@@ -147,6 +152,7 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> Run:
             idle_cpu = sum(cpu_seconds(p.pid) for p in procs)
             idle_main = [cpu_seconds(p.pid, p.pid) for p in procs]
             broker_before, bench_before, began = cpu_seconds(broker.pid), time.process_time(), time.monotonic()
+            jit_before = jit_seconds(broker_threads(broker.pid))
             producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 20,
                                          "compression.type": "lz4"})
             for topic, key, value in leads:
@@ -171,6 +177,7 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> Run:
             cpu = sum(cpu_seconds(p.pid) for p in procs) - idle_cpu
             main = [cpu_seconds(p.pid, p.pid) - idle for p, idle in zip(procs, idle_main, strict=True)]
             broker_cpu, bench_cpu = cpu_seconds(broker.pid) - broker_before, time.process_time() - bench_before
+            jit = jit_seconds(broker_threads(broker.pid)) - jit_before
             upkeep *= time.monotonic() - began
         finally:
             for p in procs:
@@ -192,22 +199,25 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path) -> Run:
         per_event = 1e6 / len(leads)
         # A main thread's CPU counts from the first lead fed, a little before the span: its busy share is a bound.
         return Run(rate, split, cpu * per_event, broker_cpu * per_event, bench_cpu * per_event, upkeep * per_event,
-                   [m / span for m in main])
+                   [m / span for m in main], jit * per_event)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, default=40000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--cold", action="store_true",
+                        help="no warm-up of each fresh broker: its JIT compiles while the workers are timed")
     args = parser.parse_args()
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     leads = encoded_leads(args.leads)
     work = Path(tempfile.mkdtemp(prefix=f"leadbus-bench-scale-{uuid.uuid4().hex[:6]}-"))
     rates: dict[int, float] = {}
-    print(f"intake scale-out: {len(leads)} leads, a fresh broker per run, exactly-once checked; "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
+    print(f"intake scale-out: {len(leads)} leads, a fresh broker per run"
+          f"{' (cold)' if args.cold else ', its transactional paths warmed before timing (bench/broker_cpu.py)'}, "
+          f"exactly-once checked; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     for workers in args.workers:
-        done = run(leads, workers, work)
+        done = run(leads, workers, work, args.cold)
         rates[workers] = done.rate
         base = rates.get(min(rates))
         ratio = f"   ratio {done.rate / base:.2f}" if base and workers != min(rates) else ""
@@ -215,7 +225,7 @@ def main() -> None:
               f"{'':<{max(0, 12 - len(done.split) * 3)}}: {done.rate:9.0f} events/s{ratio}   "
               f"(load average {os.getloadavg()[0]:.1f})", flush=True)
         print(f"    CPU µs/event: workers {done.workers_cpu:.0f}, broker {done.broker_cpu:.0f} (of which idle upkeep "
-              f"{done.broker_upkeep:.0f}), bench feeding and "
+              f"{done.broker_upkeep:.0f}, JIT compiling {done.broker_jit:.0f}), bench feeding and "
               f"watching {done.bench_cpu:.0f} → the {os.cpu_count()} cores allow {done.ceiling:.0f} events/s",
               flush=True)
         print(f"    main thread (Python: the step) of each worker busy "

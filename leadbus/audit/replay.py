@@ -192,7 +192,11 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             report.seals_checked = True
             registry = getattr(options.seal_verifier, "registry", None)
             if isinstance(registry, KeyRegistry):  # the stages' keys are in the same registry as the agencies'
-                verifiers.append(StageSealVerifier(registry, open_end=options.end is not None))
+                stage = StageSealVerifier(registry, open_end=options.end is not None)
+                # A Kafka replay's findings are sorted by coordinates: the other checks of a sealed record may wait
+                # for its run's signature, and read only what they need of the records it vouches for.
+                stage.vouching = isinstance(source, KafkaSource) and not options.rederive_sealed
+                verifiers.append(stage)
                 for verifier in verifiers:
                     if isinstance(verifier, AcceptedLeads):
                         verifier.trust_stage_seals = not options.rederive_sealed
@@ -285,7 +289,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
         report.signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
     if isinstance(source, KafkaSource):  # partitions were read interleaved, or by several processes
         report.findings.sort(key=lambda f: (f.topic, f.partition if f.partition is not None else -1,
-                                            f.offset if f.offset is not None else -1, f.check))
+                                            f.offset if f.offset is not None else -1, f.check, f.message))
     report.read_seconds = time.monotonic() - read_began
     report.seconds = time.monotonic() - started
     report.verified = options.verify and not report.failures
@@ -376,6 +380,13 @@ _Checks = list[tuple[str, Callable[[ReplayRecord], Any] | None]]
 def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: Exporter | None, key: bytes | None,
           publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
           expected: int | None, reads: _ReadByWorkers | None = None) -> tuple[int, int]:
+    """Each record through the checks that apply, then counted (and exported).
+
+    With a `StageSealVerifier` that vouches (a Kafka replay: its findings are sorted by coordinates at the end), that
+    check runs first on each record as it comes, and a sealed record waits, with every record read after it, until
+    the signature closing its run is checked: its other checks then run in the order the records came, on a record
+    `trusted` (read by the fields they need) when the signature vouched for it, else read whole as always.
+    """
     count = 0
     by_topic: dict[str, _Checks] = {}  # the checks that apply, per topic
     by_workers: dict[str, _Checks] = {}  # the same for a record the content workers read whole: no `Decodes` (None)
@@ -384,18 +395,22 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
     tally = report.by_type_publisher
     sealed = 0
     next_tick = 0
-    for record in records:
-        count += 1
+    stage = next((v for v in verifiers if isinstance(v, StageSealVerifier) and v.vouching), None)
+    others = [v for v in verifiers if v is not stage]
+    trust_all = not verifiers and exporter is None  # nothing verified: the summary reads what it needs alone
+
+    def process(record: ReplayRecord) -> None:
+        nonlocal sealed
         to_workers = takes is not None and takes(record)
         if to_workers:
             checks = by_workers.get(record.topic)
             if checks is None:
                 checks = by_workers[record.topic] = [(v.name, None if isinstance(v, Decodes) else v.check)
-                                                     for v in verifiers if _applies(v, record.topic)]
+                                                     for v in others if _applies(v, record.topic)]
         else:
             checks = by_topic.get(record.topic)
             if checks is None:
-                checks = by_topic[record.topic] = [(v.name, v.check) for v in verifiers if _applies(v, record.topic)]
+                checks = by_topic[record.topic] = [(v.name, v.check) for v in others if _applies(v, record.topic)]
         position = -1
         for name, check in checks:
             if check is None:
@@ -412,25 +427,47 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
         if to_workers:
             assert reads is not None
             reads.wait(record, position, key is None or record.key == key)  # selected and counted when it is back
-            if progress is not None and count >= next_tick:
-                progress(count, expected)
-                next_tick = count + 1000
-            continue
+            return
         if key is not None and record.key != key:
-            continue
+            return
         try:
             who = publisher_of(record)
         except Exception:  # noqa: BLE001 - the verifiers located what is wrong with it
             who = "?"
         if publisher is not None and not publisher_matches(who, publisher):
-            continue
+            return
         report.selected += 1
         tally[(record.type_name, who)] += 1
         if exporter is not None:
             exporter.write(record, who)
+
+    held: deque[ReplayRecord] = deque()
+    for record in records:
+        count += 1
+        if stage is not None:
+            try:
+                found = stage.check(record)
+            except Exception as exc:  # noqa: BLE001 - as above
+                found = [_unreadable(record, stage.name, exc)]
+            if found:
+                findings.extend(found)
+            if held or record.pending:
+                held.append(record)
+                while held and not held[0].pending:
+                    process(held.popleft())
+            else:
+                process(record)
+        else:
+            if trust_all:
+                record.trusted = True
+            process(record)
         if progress is not None and count >= next_tick:
             progress(count, expected)
             next_tick = count + 1000
+    if stage is not None:
+        stage.let_go()
+        while held:
+            process(held.popleft())
     if progress is not None:
         progress(count, expected)
     return count, sealed

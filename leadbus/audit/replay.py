@@ -377,6 +377,11 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
 _Checks = list[tuple[str, Callable[[ReplayRecord], Any] | None]]
 
 
+#: Records held back for a stage signature at most: past it they are all let go, untrusted (read whole, as ever), so
+#: that a lane never signed (a hostile topic) holds no more than this in memory.
+_HOLD_MAX = 20_000
+
+
 def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: Exporter | None, key: bytes | None,
           publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
           expected: int | None, reads: _ReadByWorkers | None = None) -> tuple[int, int]:
@@ -453,6 +458,8 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                 findings.extend(found)
             if held or record.pending:
                 held.append(record)
+                if len(held) > _HOLD_MAX:  # a lane whose signature does not come (hostile, or cut): read whole
+                    stage.let_go()
                 while held and not held[0].pending:
                     process(held.popleft())
             else:

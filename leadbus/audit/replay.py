@@ -20,6 +20,9 @@ A replay of a large `leadbus.leads.accepted` in one process hands each accepted 
 those records whole for the `Decodes` check and name its publisher too, and the parent never decodes them
 (`_ReadByWorkers`): their findings go where the parent's own check would have put them.
 
+A Kafka replay with stage seals verified reads the records a stage signature vouches for by their fields alone (see
+`_loop` and `StageSealVerifier.vouching`): the same findings, sorted by coordinates, as reading every record whole.
+
 The seal slot: `ReplayOptions.seal_verifier` takes the verifier of signatures and sequence numbers
 (see `leadbus.audit.verification`); `seal_verifier_factory` is where the bus's own is built once the
 signing code is merged. Without one, records carrying seals are counted as *not checked*.
@@ -58,6 +61,7 @@ from leadbus.audit.verification import (
 from leadbus.avro import SchemaCatalog, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.signing import PUBLISHER_HEADER, KeyRegistry
+from leadbus.stage_seals import CHAIN_HEADER as STAGE_CHAIN_HEADER
 from leadbus.topics import LEADS_ACCEPTED
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplayReport", "SourceError", "replay", "seal_verifier_factory"]
@@ -222,7 +226,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
     executor = None
     if (not split and accepted is not None and accepted.renormalise and options.workers > 1
-            and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4):
+            and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4
+            and not _stage_sealed_from_start(source, spans, accepted)):
         try:
             executor = _content_workers(source, catalog, options.workers)
         except OSError:  # no process to be had: the checks run here, as they always could
@@ -238,6 +243,24 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _stage_sealed_from_start(source: KafkaSource | ArchiveSource, spans: list[PartitionSpan],
+                             accepted: AcceptedLeads) -> bool:
+    """Whether the accepted leads of a Kafka replay that trusts stage seals are sealed from the period's first on: then
+    no content worker is started (the seals vouch for what they would normalise again; a record left unsealed is
+    still checked, in this process)."""
+    if not accepted.trust_stage_seals or not isinstance(source, KafkaSource):
+        return False
+    try:
+        for span in spans:
+            if span.topic == LEADS_ACCEPTED and span.size:
+                names = source.first_headers(span)
+                if names is None or STAGE_CHAIN_HEADER not in names:
+                    return False
+    except Exception:  # noqa: BLE001 - a peek that fails decides nothing: the workers start as before
+        return False
+    return True
 
 
 def _content_workers(source: KafkaSource | ArchiveSource, catalog: SchemaCatalog, workers: int) -> Executor:

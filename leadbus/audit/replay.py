@@ -20,6 +20,9 @@ A replay of a large `leadbus.leads.accepted` in one process hands each accepted 
 those records whole for the `Decodes` check and name its publisher too, and the parent never decodes them
 (`_ReadByWorkers`): their findings go where the parent's own check would have put them.
 
+A Kafka replay with stage seals verified reads the records a stage signature vouches for by their fields alone (see
+`_loop` and `StageSealVerifier.vouching`): the same findings, sorted by coordinates, as reading every record whole.
+
 The seal slot: `ReplayOptions.seal_verifier` takes the verifier of signatures and sequence numbers
 (see `leadbus.audit.verification`); `seal_verifier_factory` is where the bus's own is built once the
 signing code is merged. Without one, records carrying seals are counted as *not checked*.
@@ -58,6 +61,7 @@ from leadbus.audit.verification import (
 from leadbus.avro import SchemaCatalog, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.signing import PUBLISHER_HEADER, KeyRegistry
+from leadbus.stage_seals import CHAIN_HEADER as STAGE_CHAIN_HEADER
 from leadbus.topics import LEADS_ACCEPTED
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplayReport", "SourceError", "replay", "seal_verifier_factory"]
@@ -192,7 +196,11 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             report.seals_checked = True
             registry = getattr(options.seal_verifier, "registry", None)
             if isinstance(registry, KeyRegistry):  # the stages' keys are in the same registry as the agencies'
-                verifiers.append(StageSealVerifier(registry, open_end=options.end is not None))
+                stage = StageSealVerifier(registry, open_end=options.end is not None)
+                # A Kafka replay's findings are sorted by coordinates: the other checks of a sealed record may wait
+                # for its run's signature, and read only what they need of the records it vouches for.
+                stage.vouching = isinstance(source, KafkaSource) and not options.rederive_sealed
+                verifiers.append(stage)
                 for verifier in verifiers:
                     if isinstance(verifier, AcceptedLeads):
                         verifier.trust_stage_seals = not options.rederive_sealed
@@ -218,7 +226,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
     executor = None
     if (not split and accepted is not None and accepted.renormalise and options.workers > 1
-            and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4):
+            and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4
+            and not _stage_sealed_from_start(source, spans, accepted)):
         try:
             executor = _content_workers(source, catalog, options.workers)
         except OSError:  # no process to be had: the checks run here, as they always could
@@ -234,6 +243,24 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _stage_sealed_from_start(source: KafkaSource | ArchiveSource, spans: list[PartitionSpan],
+                             accepted: AcceptedLeads) -> bool:
+    """Whether the accepted leads of a Kafka replay that trusts stage seals are sealed from the period's first on: then
+    no content worker is started (the seals vouch for what they would normalise again; a record left unsealed is
+    still checked, in this process)."""
+    if not accepted.trust_stage_seals or not isinstance(source, KafkaSource):
+        return False
+    try:
+        for span in spans:
+            if span.topic == LEADS_ACCEPTED and span.size:
+                names = source.first_headers(span)
+                if names is None or STAGE_CHAIN_HEADER not in names:
+                    return False
+    except Exception:  # noqa: BLE001 - a peek that fails decides nothing: the workers start as before
+        return False
+    return True
 
 
 def _content_workers(source: KafkaSource | ArchiveSource, catalog: SchemaCatalog, workers: int) -> Executor:
@@ -285,7 +312,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
         report.signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
     if isinstance(source, KafkaSource):  # partitions were read interleaved, or by several processes
         report.findings.sort(key=lambda f: (f.topic, f.partition if f.partition is not None else -1,
-                                            f.offset if f.offset is not None else -1, f.check))
+                                            f.offset if f.offset is not None else -1, f.check, f.message))
     report.read_seconds = time.monotonic() - read_began
     report.seconds = time.monotonic() - started
     report.verified = options.verify and not report.failures
@@ -373,9 +400,21 @@ def _run(source: KafkaSource | ArchiveSource, verifiers: list[Verifier], exporte
 _Checks = list[tuple[str, Callable[[ReplayRecord], Any] | None]]
 
 
+#: Records held back for a stage signature at most: past it they are all let go, untrusted (read whole, as ever), so
+#: that a lane never signed (a hostile topic) holds no more than this in memory.
+_HOLD_MAX = 20_000
+
+
 def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: Exporter | None, key: bytes | None,
           publisher: str | None, report: ReplayReport, progress: ProgressFn | None,
           expected: int | None, reads: _ReadByWorkers | None = None) -> tuple[int, int]:
+    """Each record through the checks that apply, then counted (and exported).
+
+    With a `StageSealVerifier` that vouches (a Kafka replay: its findings are sorted by coordinates at the end), that
+    check runs first on each record as it comes, and a sealed record waits, with every record read after it, until
+    the signature closing its run is checked: its other checks then run in the order the records came, on a record
+    `trusted` (read by the fields they need) when the signature vouched for it, else read whole as always.
+    """
     count = 0
     by_topic: dict[str, _Checks] = {}  # the checks that apply, per topic
     by_workers: dict[str, _Checks] = {}  # the same for a record the content workers read whole: no `Decodes` (None)
@@ -384,18 +423,22 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
     tally = report.by_type_publisher
     sealed = 0
     next_tick = 0
-    for record in records:
-        count += 1
+    stage = next((v for v in verifiers if isinstance(v, StageSealVerifier) and v.vouching), None)
+    others = [v for v in verifiers if v is not stage]
+    trust_all = not verifiers and exporter is None  # nothing verified: the summary reads what it needs alone
+
+    def process(record: ReplayRecord) -> None:
+        nonlocal sealed
         to_workers = takes is not None and takes(record)
         if to_workers:
             checks = by_workers.get(record.topic)
             if checks is None:
                 checks = by_workers[record.topic] = [(v.name, None if isinstance(v, Decodes) else v.check)
-                                                     for v in verifiers if _applies(v, record.topic)]
+                                                     for v in others if _applies(v, record.topic)]
         else:
             checks = by_topic.get(record.topic)
             if checks is None:
-                checks = by_topic[record.topic] = [(v.name, v.check) for v in verifiers if _applies(v, record.topic)]
+                checks = by_topic[record.topic] = [(v.name, v.check) for v in others if _applies(v, record.topic)]
         position = -1
         for name, check in checks:
             if check is None:
@@ -412,25 +455,49 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
         if to_workers:
             assert reads is not None
             reads.wait(record, position, key is None or record.key == key)  # selected and counted when it is back
-            if progress is not None and count >= next_tick:
-                progress(count, expected)
-                next_tick = count + 1000
-            continue
+            return
         if key is not None and record.key != key:
-            continue
+            return
         try:
             who = publisher_of(record)
         except Exception:  # noqa: BLE001 - the verifiers located what is wrong with it
             who = "?"
         if publisher is not None and not publisher_matches(who, publisher):
-            continue
+            return
         report.selected += 1
         tally[(record.type_name, who)] += 1
         if exporter is not None:
             exporter.write(record, who)
+
+    held: deque[ReplayRecord] = deque()
+    for record in records:
+        count += 1
+        if stage is not None:
+            try:
+                found = stage.check(record)
+            except Exception as exc:  # noqa: BLE001 - as above
+                found = [_unreadable(record, stage.name, exc)]
+            if found:
+                findings.extend(found)
+            if held or record.pending:
+                held.append(record)
+                if len(held) > _HOLD_MAX:  # a lane whose signature does not come (hostile, or cut): read whole
+                    stage.let_go()
+                while held and not held[0].pending:
+                    process(held.popleft())
+            else:
+                process(record)
+        else:
+            if trust_all:
+                record.trusted = True
+            process(record)
         if progress is not None and count >= next_tick:
             progress(count, expected)
             next_tick = count + 1000
+    if stage is not None:
+        stage.let_go()
+        while held:
+            process(held.popleft())
     if progress is not None:
         progress(count, expected)
     return count, sealed

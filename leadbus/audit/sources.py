@@ -194,6 +194,26 @@ class KafkaSource:
         finally:
             self.close()
 
+    def first_headers(self, span: PartitionSpan, timeout: float = 5.0) -> list[str] | None:
+        """The header names of the first record of `span` (one fetch), or None when none comes within `timeout`."""
+        if span.size == 0:
+            return None
+        consumer = self.consumer()
+        consumer.assign([TopicPartition(span.topic, span.partition, span.start)])
+        try:
+            until = time.monotonic() + timeout
+            while time.monotonic() < until:
+                for msg in consumer.consume(1, 0.1):
+                    if _usable(msg, span.topic, span.partition) and cast(int, msg.offset()) < span.end:
+                        headers: Any = msg.headers() or ()
+                        return [str(header[0]) for header in headers]
+                position = consumer.position([TopicPartition(span.topic, span.partition)])[0].offset
+                if position >= span.end:
+                    return None
+            return None
+        finally:
+            consumer.unassign()
+
     def _interleaved(self) -> Iterator[ReplayRecord]:
         spans = [span for span in self.spans if span.size > 0]
         if not spans:

@@ -14,13 +14,25 @@ without the stage). Malformed headers are `STAGE_SEAL_MALFORMED`. Every finding 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.signing import CHAIN_START, KeyRegistry, PublisherKey
-from leadbus.stage_seals import STAGE_SEAL_NAMES, MalformedStageSeal, StageSeal, head_signed
+from leadbus.stage_seals import (
+    CHAIN_HEADER,
+    KEY_ID_HEADER,
+    PREV_HEADER,
+    SEQUENCE_HEADER,
+    SIGNER_HEADER,
+    STAGE_SEAL_NAMES,
+    MalformedStageSeal,
+    StageSeal,
+    _signer,
+    head_signed,
+    record_link,
+)
 
 _Lane = tuple[str, str, str, int]  # signer, chain, topic, partition
 
@@ -31,9 +43,20 @@ class _State:
     link: bytes
     at: Mark
     unsigned_from: Mark | None  # the first record of the lane not yet vouched for by a signature
+    run: list[ReplayRecord] | None = None  # with `vouching`: the records since the last signature, held back
+    clean: bool = True  # nothing found on the lane since its last signature
 
 
 class StageSealVerifier:
+    """The stage seals' check (see the module's docstring).
+
+    With `vouching` set (by a replay that defers the other checks of sealed records, `leadbus.audit.replay`), each
+    sealed record of a lane is held back (`ReplayRecord.pending`) until the signature that closes its run: when that
+    signature verifies and nothing was found on the lane since the last one, the run's records are `trusted` (their
+    bytes are the stage's own, and the other checks read only the fields they need); otherwise, or at the end, they are
+    let go untrusted (read whole, as without vouching).
+    """
+
     name = "stage-seals"
 
     def __init__(self, registry: KeyRegistry, *, open_end: bool = False) -> None:
@@ -41,6 +64,7 @@ class StageSealVerifier:
         self.open_end = open_end  # the replay stopped before the topics' end (`--to`)
         self.sealed = 0
         self.signatures = 0
+        self.vouching = False
         self._lanes: dict[_Lane, _State] = {}
         self._sealed_partitions: dict[tuple[str, int], Mark] = {}
         self._bounds: dict[tuple[str, str], tuple[PublisherKey, int | None, int | None, int | None]] = {}
@@ -55,69 +79,100 @@ class StageSealVerifier:
                                                          f"({sealed_before.where()}): its seal removed, or a record "
                                                          "the stage never wrote")]
         try:
-            seal = StageSeal.from_headers(headers)
+            seal = _read_seal(headers)
         except MalformedStageSeal as exc:
             return [Finding.at(record, "STAGE_SEAL_MALFORMED", str(exc))]
-        assert seal is not None
+        signer, key_id, chain, sequence, prev, signature = seal
         self.sealed += 1
-        here = Mark.of(record)
-        self._sealed_partitions.setdefault((record.topic, record.partition), here)
+        here = Mark(record.topic, record.partition, record.offset, record.file, record.index)
+        if (record.topic, record.partition) not in self._sealed_partitions:
+            self._sealed_partitions[(record.topic, record.partition)] = here
         found: list[Finding] = []
-        key = self.registry.get(seal.signer, seal.key_id)
-        fault = self._key_fault(key, seal, record.timestamp_ms)
+        key = self.registry.get(signer, key_id)
+        fault = self._key_fault(key, signer, key_id, record.timestamp_ms)
         if fault is not None:
             found.append(Finding.at(record, fault[0], fault[1]))
-        link = seal.link(record.topic, record.partition, record.key, record.value, headers)
-        lane = (seal.signer, seal.chain, record.topic, record.partition)
+        link = record_link(record.topic, record.partition, signer, key_id, chain, sequence, record.key, record.value,
+                           headers, prev)
+        lane = (signer, chain, record.topic, record.partition)
         state = self._lanes.get(lane)
         if state is None:
-            if (seal.sequence == 1) != (seal.prev == CHAIN_START):
-                found.append(Finding.at(record, "STAGE_CHAIN_BROKEN", f"{seal.signer} chain {seal.chain}: number "
-                                        f"{seal.sequence} with {'a zero' if seal.prev == CHAIN_START else 'a'} "
+            if (sequence == 1) != (prev == CHAIN_START):
+                found.append(Finding.at(record, "STAGE_CHAIN_BROKEN", f"{signer} chain {chain}: number "
+                                        f"{sequence} with {'a zero' if prev == CHAIN_START else 'a'} "
                                         "link before it: a chain starts at 1 with zeros, and only there"))
-            state = self._lanes[lane] = _State(seal.sequence, link, here, None)
+            state = self._lanes[lane] = _State(sequence, link, here, None)
         else:
-            behind = seal.sequence <= state.sequence
-            found += self._follows(state, seal, here)
+            behind = sequence <= state.sequence
+            if sequence != state.sequence + 1 or prev != state.link:
+                found += self._follows(state, signer, chain, sequence, prev, here)
             if behind:  # a copy or a record out of place: the lane goes on from where it was
+                state.clean = False
                 return found
-            state.sequence, state.link, state.at = seal.sequence, link, here
-        if seal.signature is None:
+            state.sequence, state.link, state.at = sequence, link, here
+        if found:
+            state.clean = False
+        if self.vouching:
+            record.pending = True
+            if state.run is None:
+                state.run = [record]
+            else:
+                state.run.append(record)
+        if signature is None:
             if state.unsigned_from is None:
                 state.unsigned_from = here
         elif key is not None:
             self.signatures += 1
-            if head_signed(key.public_key, seal.signature, link):
+            if head_signed(key.public_key, signature, link):
                 state.unsigned_from = None
+                self._let_go(state, trusted=state.clean)
             else:
-                found.append(here.finding("STAGE_BAD_SIGNATURE", f"the signature of {seal.signer} (key "
-                                          f"{seal.key_id}) does not match this record and the chain below it: "
+                found.append(here.finding("STAGE_BAD_SIGNATURE", f"the signature of {signer} (key "
+                                          f"{key_id}) does not match this record and the chain below it: "
                                           "forged, or altered after sealing"))
+                self._let_go(state, trusted=False)
+        else:
+            self._let_go(state, trusted=False)
         return found
 
     @staticmethod
-    def _follows(state: _State, seal: StageSeal, here: Mark) -> list[Finding]:
+    def _let_go(state: _State, *, trusted: bool) -> None:
+        """The records held for this lane's signature go on: trusted when it vouched for all of them."""
+        run, state.run, state.clean = state.run, None, True
+        if run is None:
+            return
+        for held in run:
+            held.trusted = trusted
+            held.pending = False
+
+    def let_go(self) -> None:
+        """The replay's end: every record still held goes on untrusted (no signature came for it)."""
+        for state in self._lanes.values():
+            self._let_go(state, trusted=False)
+
+    @staticmethod
+    def _follows(state: _State, signer: str, chain: str, sequence: int, prev: bytes, here: Mark) -> list[Finding]:
         expected = state.sequence + 1
-        who = f"{seal.signer} chain {seal.chain}"
-        if seal.sequence < expected:
-            return [here.finding("STAGE_SEQUENCE_REPLAYED", f"{who}: number {seal.sequence} after {state.sequence} "
+        who = f"{signer} chain {chain}"
+        if sequence < expected:
+            return [here.finding("STAGE_SEQUENCE_REPLAYED", f"{who}: number {sequence} after {state.sequence} "
                                  f"({state.at.where()}): a record replayed, or records swapped")]
-        if seal.sequence > expected:
-            missing = f"{expected}" if seal.sequence == expected + 1 else f"{expected}–{seal.sequence - 1}"
-            return [here.finding("STAGE_SEQUENCE_GAP", f"{who}: number {seal.sequence} after {state.sequence} "
+        if sequence > expected:
+            missing = f"{expected}" if sequence == expected + 1 else f"{expected}–{sequence - 1}"
+            return [here.finding("STAGE_SEQUENCE_GAP", f"{who}: number {sequence} after {state.sequence} "
                                  f"({state.at.where()}): {missing} missing (removed, or records swapped)")]
-        if seal.prev != state.link:
+        if prev != state.link:
             return [state.at.finding("STAGE_CHAIN_BROKEN", f"{who}: the next record ({here.where()}, number "
-                                     f"{seal.sequence}) names another link than this record's: this record altered "
+                                     f"{sequence}) names another link than this record's: this record altered "
                                      "after sealing, or replaced by a forged one")]
         return []
 
-    def _key_fault(self, key: PublisherKey | None, seal: StageSeal, ms: int) -> tuple[str, str] | None:
+    def _key_fault(self, key: PublisherKey | None, signer: str, key_id: str, ms: int) -> tuple[str, str] | None:
         if key is None:
-            return "UNKNOWN_KEY", f"key {seal.key_id} is not registered for stage signer {seal.signer}"
-        bounds = self._bounds.get((seal.signer, seal.key_id))
+            return "UNKNOWN_KEY", f"key {key_id} is not registered for stage signer {signer}"
+        bounds = self._bounds.get((signer, key_id))
         if bounds is None or bounds[0] is not key:
-            bounds = self._bounds[(seal.signer, seal.key_id)] = (key, _ms(key.valid_from), _ms(key.valid_until),
+            bounds = self._bounds[(signer, key_id)] = (key, _ms(key.valid_from), _ms(key.valid_until),
                                                                  _ms(key.revoked_at))
         _, start, until, revoked = bounds
         if ms > 0 and (start is None or ms >= start) and (until is None or ms < until) \
@@ -126,7 +181,7 @@ class StageSealVerifier:
         when = datetime.fromtimestamp(ms / 1000, UTC) if ms > 0 else datetime.now(UTC)
         status = key.status(when)
         if status != "VALID":
-            return status, f"key {seal.key_id} of {seal.signer} is {status.lower().replace('_', ' ')} at the " \
+            return status, f"key {key_id} of {signer} is {status.lower().replace('_', ' ')} at the " \
                            f"record's time {when:%Y-%m-%dT%H:%M:%SZ}"
         return None
 
@@ -140,6 +195,40 @@ class StageSealVerifier:
                     "added after it" + (", or it lies after the period read" if self.open_end else ""),
                     failure=not self.open_end))
         return found
+
+
+_Seal = tuple[str, str, str, int, bytes, "bytes | None"]  # signer, key id, chain, sequence, prev, signature
+
+
+def _read_seal(headers: Sequence[tuple[str, bytes | None]]) -> _Seal:
+    """`StageSeal.from_headers` as a tuple, in one pass over the headers for a usual seal; anything unusual is read by
+    `from_headers` itself (its error, word for word)."""
+    signer = key_id = chain = number = prev = signature = None
+    seen = 0
+    for name, value in headers:
+        if name in STAGE_SEAL_NAMES:
+            seen += 1
+            if name == SIGNER_HEADER:
+                signer = value
+            elif name == KEY_ID_HEADER:
+                key_id = value
+            elif name == CHAIN_HEADER:
+                chain = value
+            elif name == SEQUENCE_HEADER:
+                number = value
+            elif name == PREV_HEADER:
+                prev = value
+            else:
+                signature = value
+    if (signer is not None and key_id is not None and chain is not None and number is not None and prev is not None
+            and seen == (5 if signature is None else 6) and len(prev) == 32
+            and (signature is None or len(signature) == 64)
+            and number.isdigit() and len(number) <= 19 and number[:1] != b"0"):
+        who, kid, lane = _signer(signer, key_id, chain)
+        return who, kid, lane, int(number), prev, signature
+    seal = StageSeal.from_headers(headers)
+    assert seal is not None
+    return seal.signer, seal.key_id, seal.chain, seal.sequence, seal.prev, seal.signature
 
 
 def _has_stage_seal(headers: Iterable[tuple[str, bytes | None]]) -> bool:

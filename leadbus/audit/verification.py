@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
+from leadbus.audit.picker import picker
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
 from leadbus.processors.core.intake import renormalised_lead
@@ -100,8 +101,8 @@ class ReplayRecord:
     needs the event asks for `event`; `schema` (the writer) comes from the fingerprint alone.
     """
 
-    __slots__ = ("_decoded", "_error", "_event", "_peek", "_schema", "catalog", "file", "headers", "index", "key",
-                 "offset", "partition", "timestamp_ms", "topic", "value")
+    __slots__ = ("_decoded", "_error", "_event", "_peek", "_picked", "_schema", "catalog", "file", "headers", "index",
+                 "key", "offset", "partition", "pending", "timestamp_ms", "topic", "trusted", "value")
 
     def __init__(self, topic: str, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
                  value: bytes | None, headers: Sequence[tuple[str, bytes | None]], catalog: SchemaCatalog,
@@ -116,6 +117,11 @@ class ReplayRecord:
         self._decoded = schema is not None
         self._error: str | None = None
         self._peek: LeadHead | bool | None = False
+        #: Read by its fields alone (`picked`), never whole: a stage seal vouched for these bytes (the replay sets it
+        #: once the lane's signature verified, `leadbus.audit.stage_seals`), or the replay verifies nothing.
+        self.trusted = False
+        self.pending = False  # held by the stage seal check until its run's signature (`StageSealVerifier.vouching`)
+        self._picked: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:
@@ -166,6 +172,30 @@ class ReplayRecord:
     def decode_error(self) -> str | None:
         self._decode()
         return self._error
+
+    def picked(self, paths: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """The values of `paths` (dotted field names) read from a trusted record's body without decoding the rest;
+        None when the record is not trusted, already decoded, or cannot be read so (the caller then reads `event`)."""
+        if not self.trusted or self._decoded or self.value is None:
+            return None
+        cached = self._picked
+        if cached is not None and cached[0] is paths:
+            return cached[1]
+        schema = self.schema
+        if schema is None:
+            return None
+        pick = picker(schema, paths)
+        if pick is None:
+            return None
+        try:
+            values = pick(self.value)
+        except Exception:  # noqa: BLE001 - bytes it does not read: the caller decodes them whole, which judges
+            return None
+        self._picked = (paths, values)
+        return values
+
+    def was_picked(self, paths: tuple[str, ...]) -> bool:
+        return self._picked is not None and self._picked[0] is paths
 
     def lead_head(self) -> LeadHead | None:
         """A CaseLead's id, revision and publisher read from the front of its body (no full decode)."""
@@ -603,8 +633,8 @@ class Decodes:
     name = "decode"
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
-        if record.value is None or (record.schema is not None and not _needs_full_read(record)):
-            return ()
+        if record.value is None or record.trusted or (record.schema is not None and not _needs_full_read(record)):
+            return ()  # (a trusted record: the bytes its stage wrote, vouched for by the stage's signature)
         error = record.decode_error
         if error is None:
             return ()
@@ -862,10 +892,23 @@ def _stage_sealed(record: ReplayRecord) -> bool:
     return record.header(STAGE_CHAIN_HEADER) is not None
 
 
+#: What the replay reads of a trusted accepted lead (`ReplayRecord.picked`): the lead's id, revision and publisher
+#: (agency, province), the digest, the source's topic, partition and offset, `original`.
+ACCEPTED_HEAD = ("lead.lead_id", "lead.revision", "lead.publisher.agency", "lead.publisher.province", "digest",
+                 "source.topic", "source.partition", "source.offset", "original")
+
+
+_PUBLISHER_HEAD = ("lead.publisher.agency", "lead.publisher.province")  # what the summary alone reads of one
+
+
 def sealed_facts(record: ReplayRecord) -> _Facts | None:
     """What the revision and source checks keep of an accepted lead intake sealed, read as it is: its seal (checked by
     the stage seal verifier) vouches that these are the bytes intake wrote, so neither the lead's validation nor its
     digest nor the normalisation of `original` is made again here (`--rederive` and `audit rebuild` make them)."""
+    head = record.picked(ACCEPTED_HEAD) if record.trusted else None
+    if head is not None:
+        return (str(head[0]), int(head[1]), str(head[4]), (head[5], head[6], head[7]),
+                hashlib.sha256(bytes(head[8] or b"")).digest())
     event = record.event
     if not isinstance(event, dict):
         return None  # `Decodes` reports it
@@ -968,6 +1011,11 @@ def _renormalised(catalog: SchemaCatalog, original: bytes) -> tuple[CaseLead, by
         return exc
 
 
+#: What the order checks read of a trusted record (`ReplayRecord.picked`).
+_CASE_HEAD = ("case_id", "version", "merged_into")
+_STEP_HEAD = ("case_id", "seq")
+
+
 class CaseVersions:
     """`leadbus.cases`: per case, versions 1, 2, 3 …; an absorbed case's closing event repeats its last version."""
 
@@ -983,10 +1031,15 @@ class CaseVersions:
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.topic != CASES or record.schema is None or record.schema.name != CASE_UPDATED:
             return ()
-        event = record.event
-        if not isinstance(event, dict):
-            return ()
-        case_id, version, merged = str(event["case_id"]), int(event["version"]), event.get("merged_into") is not None
+        head = record.picked(_CASE_HEAD) if record.trusted else None
+        if head is not None:
+            case_id, version, merged = str(head[0]), int(head[1]), head[2] is not None
+        else:
+            event = record.event
+            if not isinstance(event, dict):
+                return ()
+            case_id, version = str(event["case_id"]), int(event["version"])
+            merged = event.get("merged_into") is not None
         before = self._last.get(case_id)
         if before is None or version > before[0] or (version == before[0] and merged):
             self._last[case_id] = (version, merged, Mark.of(record))
@@ -1028,10 +1081,14 @@ class HandoverSteps:
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.topic != HANDOVER or record.schema is None or record.schema.name != STEP:
             return ()
-        event = record.event
-        if not isinstance(event, dict):
-            return ()
-        case_id, seq = str(event["case_id"]), int(event["seq"])
+        head = record.picked(_STEP_HEAD) if record.trusted else None
+        if head is not None:
+            case_id, seq = str(head[0]), int(head[1])
+        else:
+            event = record.event
+            if not isinstance(event, dict):
+                return ()
+            case_id, seq = str(event["case_id"]), int(event["seq"])
         before = self._last.get(case_id)
         if before is None or seq > before[0]:
             self._last[case_id] = (seq, Mark.of(record))
@@ -1110,6 +1167,11 @@ def publisher_of(record: ReplayRecord) -> str:
         head = record.lead_head()
         if head is not None:
             return f"{head.agency}.{head.province}"
+    if record.trusted and schema is not None and schema.name == ACCEPTED:
+        # the accepted lead's facts when its check read them already, else its publisher alone (at the front)
+        picked = record.picked(ACCEPTED_HEAD) if record.was_picked(ACCEPTED_HEAD) else record.picked(_PUBLISHER_HEAD)
+        if picked is not None:
+            return f"{picked[0]}.{picked[1]}" if len(picked) == 2 else f"{picked[2]}.{picked[3]}"
     event = record.event if schema is not None and schema.name in (CASE_LEAD, DECISION, ACCEPTED, REJECTED) else None
     if isinstance(event, dict):
         if schema is not None and schema.name == CASE_LEAD:

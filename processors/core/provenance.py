@@ -222,7 +222,9 @@ def check_sequence(lane: Lane, sequence: int) -> SequenceVerdict:
         if low <= sequence <= high:
             # It arrived after a later number: refused, and no longer missing (a second copy is a replay).
             split = tuple(g for g in ((low, sequence - 1), (sequence + 1, high)) if g[0] <= g[1])
-            return SequenceVerdict("SEQUENCE_REORDERED", Lane(lane.last, lane.gaps[:i] + split + lane.gaps[i + 1:]))
+            # A split adds a gap: keep the bound, forgetting the oldest (a number there then reads as a replay).
+            gaps = (lane.gaps[:i] + split + lane.gaps[i + 1:])[-MAX_OPEN_GAPS:]
+            return SequenceVerdict("SEQUENCE_REORDERED", Lane(lane.last, gaps))
     return SequenceVerdict("SEQUENCE_REPLAYED", lane)
 
 

@@ -286,3 +286,24 @@ def test_a_lane_is_written_byte_for_byte_as_json_dumps_wrote_it() -> None:
         assert lane.to_bytes() == expected
         assert Lane.from_bytes(lane.to_bytes()) == lane
     assert len(lane.gaps) >= MAX_OPEN_GAPS // 2, "the walk must reach lanes with many gaps"
+
+
+def test_a_lane_never_holds_more_than_its_bound_of_open_gaps() -> None:
+    from leadbus.processors.core.provenance import MAX_OPEN_GAPS, Lane, check_sequence
+
+    rng = random.Random(11)
+    lane = Lane()
+    for _ in range(MAX_OPEN_GAPS):  # a full lane of gaps 3 wide
+        lane = check_sequence(lane, lane.last + 4).lane
+    assert len(lane.gaps) == MAX_OPEN_GAPS
+    splits = 0
+    for _ in range(2000):  # late numbers from the middle of gaps split them; replays and new gaps mixed in
+        if lane.gaps and rng.random() < 0.7:
+            low, high = rng.choice(lane.gaps)
+            verdict = check_sequence(lane, (low + high) // 2)
+            splits += verdict.status == "SEQUENCE_REORDERED" and low < (low + high) // 2 < high
+        else:
+            verdict = check_sequence(lane, lane.last + rng.choice([1, 4, 9]))
+        lane = verdict.lane
+        assert len(lane.gaps) <= MAX_OPEN_GAPS
+    assert splits > 50, "the walk must split gaps"

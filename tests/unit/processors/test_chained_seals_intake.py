@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,29 +24,19 @@ from leadbus.signing import (
     SEQUENCE_HEADER,
     SIGNATURE_HEADER,
     KeyRegistry,
-    PublisherKey,
     Seal,
-    key_id_of,
     public_bytes,
     sign,
 )
+from tests.unit.processors.seal_keys import NOW, key_of, registered
 
 CATALOG = packaged_catalog()
 LEAD = CATALOG.latest("cn.leadbus.CaseLead")
-NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 SAMR, MPS = "leadbus.intake.SAMR", "leadbus.intake.MPS"
-KEYS = {"SAMR.33": Ed25519PrivateKey.from_private_bytes(bytes([11]) * 32),
-        "SAMR.11": Ed25519PrivateKey.from_private_bytes(bytes([12]) * 32),
-        "MPS.33": Ed25519PrivateKey.from_private_bytes(bytes([13]) * 32)}
-ROTATED = Ed25519PrivateKey.from_private_bytes(bytes([14]) * 32)  # SAMR.33's second registered key
-STRANGER = Ed25519PrivateKey.from_private_bytes(bytes([15]) * 32)  # registered for nobody
+KEYS = {"SAMR.33": key_of(11), "SAMR.11": key_of(12), "MPS.33": key_of(13)}
+ROTATED = key_of(14)  # SAMR.33's second registered key
+STRANGER = key_of(15)  # registered for nobody
 TOPIC_OF = {"SAMR.33": SAMR, "SAMR.11": SAMR, "MPS.33": MPS}
-
-
-def _registered(key: Ed25519PrivateKey, publisher: str, **changes: object) -> PublisherKey:
-    raw = public_bytes(key.public_key())
-    return replace(PublisherKey(publisher, key_id_of(raw), raw, NOW - timedelta(days=30), NOW - timedelta(days=30)),
-                   **changes)  # type: ignore[arg-type]
 
 
 def _registry(status: str = "VALID") -> KeyRegistry:
@@ -55,8 +45,8 @@ def _registry(status: str = "VALID") -> KeyRegistry:
         "VALID": {}, "KEY_REVOKED": {"revoked_at": NOW - timedelta(hours=1), "revocation_reason": "lost"},
         "KEY_EXPIRED": {"valid_until": NOW - timedelta(hours=1)},
         "KEY_NOT_YET_VALID": {"valid_from": NOW + timedelta(hours=1)}}[status]
-    keys = [_registered(k, p, **(changes if p == "SAMR.33" else {})) for p, k in KEYS.items()]
-    return KeyRegistry([*keys, _registered(ROTATED, "SAMR.33")])
+    keys = [registered(k, p, **(changes if p == "SAMR.33" else {})) for p, k in KEYS.items()]
+    return KeyRegistry([*keys, registered(ROTATED, "SAMR.33")])
 
 
 def _values(make_lead, n: int) -> list[bytes]:

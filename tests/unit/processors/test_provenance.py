@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,25 +34,19 @@ from leadbus.signing import (
     sign,
 )
 from leadbus.topics import HANDOVER_DECISIONS, INTAKE_BY_LEAD, LEADS_ACCEPTED, LEADS_REJECTED
+from tests.unit.processors.seal_keys import NOW, key_of, registered
 
 CATALOG = packaged_catalog()
 LEAD = CATALOG.latest("cn.leadbus.CaseLead")
-NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 TOPIC = "leadbus.intake.SAMR"
 PUB = "SAMR.33"
 
 
-def _key(seed: int) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
-
-
-KEY, OTHER = _key(1), _key(2)
+KEY, OTHER = key_of(1), key_of(2)
 
 
 def _registered(key: Ed25519PrivateKey, publisher: str = PUB, **changes: object) -> PublisherKey:
-    raw = public_bytes(key.public_key())
-    record = PublisherKey(publisher, key_id_of(raw), raw, NOW - timedelta(days=30), NOW - timedelta(days=30))
-    return PublisherKey(**{**record.__dict__, **changes})  # type: ignore[arg-type]
+    return registered(key, publisher, **changes)
 
 
 def _registry(*keys: PublisherKey) -> KeyRegistry:

@@ -33,7 +33,17 @@ from typing import Any
 from leadbus.geography import regions_of
 from leadbus.models import LinkDecision
 from leadbus.processors.core.linking import Case, Linker, LinkOutcome, LinkStore, dumps, load_case, read_parsed
-from leadbus.processors.core.suggest import FIELDS, Field, Suggestion, block_keys, posterior, profile_of, score_pair
+from leadbus.processors.core.suggest import (
+    FIELDS,
+    Field,
+    Suggestion,
+    agreement_ceilings,
+    block_keys,
+    posterior,
+    profile_of,
+    score_pair,
+    weight_ceiling,
+)
 
 #: A pair is put to analysts from this posterior probability on (the offline list goes lower, to 0.05, for
 #: measuring; a review queue should hold what is more likely one suspect than not).
@@ -239,6 +249,12 @@ class SuggestionIndex:
         carrying = {name: self._count(f"sx:f:{name}") for name in self.fields}
         df = _Counts(self.store)  # read once per review, whatever the number of candidates sharing a value
         prior = -math.log2(n - 1)
+        # Most candidates share one blocking value and little else: a pair whose weight cannot reach the
+        # threshold, even with every shared field at its heaviest, is not scored (its score would fall below
+        # min_score: nothing suggested, nothing stored). The margin keeps rounding on the safe side.
+        ceilings = agreement_ceilings(carrying, self.fields)
+        reachable = (-math.inf if self.min_score <= 0 else math.inf if self.min_score >= 1
+                     else math.log2(self.min_score / (1 - self.min_score)) - prior - 1e-6)
         out: list[Review] = []
         for other in sorted(candidates):  # (a rejection or split marks both cases' `separated`: filtered above)
             a, b = _pair(case_id, other)
@@ -246,6 +262,8 @@ class SuggestionIndex:
                 continue
             other_profile = self._profile(other)
             if other_profile is None:
+                continue
+            if weight_ceiling(profile, other_profile, ceilings, self.fields) < reachable:
                 continue
             terms = score_pair(profile, other_profile, df, carrying, self.fields)
             total = prior + sum(bits for _, _, bits in terms)

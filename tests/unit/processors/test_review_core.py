@@ -174,3 +174,15 @@ def test_a_link_decision_must_say_who_why_and_name_what_fits(record: dict, code:
     with pytest.raises(ValueError) as info:
         LinkDecision.model_validate({**base, **record})
     assert code in str(info.value)
+
+
+def test_pairs_left_unscored_by_the_weight_ceiling_change_no_review(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stream skips scoring a candidate whose weight cannot reach the threshold (issue #16): the reviews, their
+    scores and evidence, and the index's store are those of scoring every candidate."""
+    import leadbus.processors.core.review as review
+
+    linker_pruned, pruned, _ = _stream(1500, seed=5)
+    monkeypatch.setattr(review, "weight_ceiling", lambda *_args, **_kw: float("inf"))
+    linker_all, every, _ = _stream(1500, seed=5)
+    assert pruned == every and len(every) > 20
+    assert linker_pruned.store.data == linker_all.store.data  # type: ignore[attr-defined]

@@ -55,7 +55,13 @@ def _check_index(linker: Linker) -> None:
     cases = _cases(linker)
     assert int(data.get("sx:n", "0")) == len(cases)
     df: Counter[str] = Counter(s for c in cases for s in case_signals(c))
-    assert {k[5:]: int(v) for k, v in data.items() if k.startswith("sx:d:")} == dict(df)
+    index = SuggestionIndex(linker.store)
+    assert {s: index.frequency(s) for s in df} == dict(df)
+    # A blocking value's count is its postings' length while they are kept; a count is stored only for the
+    # other signals and for values whose postings are over (issue #16: one write per new value, not two).
+    stored = {k[5:]: int(v) for k, v in data.items() if k.startswith("sx:d:")}
+    kept = {s for s in df if FIELDS[s.partition(":")[0]].block and data.get(f"sx:b:{s}", "*") != "*"}
+    assert stored == {s: n for s, n in df.items() if s not in kept}
     fields: Counter[str] = Counter(f for c in cases for f in profile_of(case_signals(c)))
     assert {k[5:]: int(v) for k, v in data.items() if k.startswith("sx:f:")} == dict(fields)
     postings: dict[str, set[str]] = {}

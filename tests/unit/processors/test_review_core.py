@@ -192,3 +192,27 @@ def test_pairs_left_unscored_by_the_weight_ceiling_change_no_review(monkeypatch:
     linker_all, every, _ = _stream(1500, seed=5)
     assert pruned == every and len(every) > 20
     assert linker_pruned.store.data == linker_all.store.data  # type: ignore[attr-defined]
+
+
+def test_a_store_of_the_earlier_release_with_every_count_suggests_the_same() -> None:
+    """Before issue #16's change every signal's count was stored (``sx:d``), blocking values' too: such a store,
+    continued by this release, gives the same reviews as one this release wrote from the start."""
+    labelled = weak_labelled_leads(1600, seed=9)
+    linker = Linker(DictStore())
+    for lead, _ in labelled[:800]:
+        norm = normalise(lead)
+        after_link(linker, linker.link(norm.lead, norm.domains))
+    older = Linker(DictStore())
+    older.store.data.update(linker.store.data)  # type: ignore[attr-defined]
+    index = SuggestionIndex(older.store)
+    signals = {s for c in _cases(older) for s in case_signals(c)}
+    added = {f"sx:d:{s}": str(index.frequency(s)) for s in signals if f"sx:d:{s}" not in older.store.data}  # type: ignore[attr-defined]
+    assert added  # the counts this release leaves to the postings
+    older.store.data.update(added)  # type: ignore[attr-defined]
+    reviews: dict[str, list] = {"new": [], "older": []}  # type: ignore[type-arg]
+    for lead, _ in labelled[800:]:
+        for name, each in (("new", linker), ("older", older)):
+            norm = normalise(lead)
+            reviews[name].extend(after_link(each, each.link(norm.lead, norm.domains)))
+    assert reviews["new"] == reviews["older"] and reviews["new"]
+    _check_index(linker)

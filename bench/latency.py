@@ -54,6 +54,8 @@ from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from broker_cpu import warm_transactions  # bench/, this script's folder
+
 from leadbus.avro import decode, packaged_catalog
 from leadbus.clients import CLIENT_CONFIG_ENV, KafkaSettings
 from leadbus.localbroker import KafkaCluster
@@ -384,7 +386,8 @@ class Sampler:
         return {n: (last[2][n] - first[2][n]) / span for n in last[2] if n in first[2]}
 
     def report(self, since: float, until: float, leads: int, every: float = 5.0,
-               idle_since: float | None = None, lag: bool = True) -> tuple[list[str], float]:
+               idle_since: float | None = None, lag: bool = True,
+               idle_until: float | None = None) -> tuple[list[str], float]:
         """Lag over time (every `every` s; `lag`) and CPU per process between `since` and `until`; CPU ms per lead.
 
         With `idle_since` (the samples from then to `since` are the pipeline idle), also each process's upkeep
@@ -423,7 +426,7 @@ class Sampler:
             if mine:
                 lines.append(f"  of the {owner}'s, CPU ms per lead by thread: "
                              + ", ".join(f"{n} {c * span / leads * 1000:.2f}" for n, c in mine.items()) + note)
-        idle_all = self.idle_cores(idle_since, since) if idle_since is not None else {}
+        idle_all = self.idle_cores(idle_since, idle_until or since) if idle_since is not None else {}
         idle = {n: c for n, c in idle_all.items() if "/" not in n}
         if idle:
             lines.append("  CPU idle (before publishing), cores: "
@@ -592,6 +595,9 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
         kafka = KafkaSettings(bootstrap)
         apply_topics(bootstrap, load_declarations())
         publish_schemas(bootstrap, list(CATALOG))
+        # The broker's transactional paths compiled before the pipeline starts, as on a broker that has been
+        # running (bench/broker_cpu.py): otherwise its JIT compiling is charged to the leads (0.41 ms each).
+        warmed = 0 if args.cold else warm_transactions(bootstrap)
         ports = {region: free_port() for region in regions}
         port = ports[args.region]
         stage_fill = [] if setting.stage_fill is None else ["--batch-fill", str(setting.stage_fill)]
@@ -639,6 +645,7 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
             sampler.mark("warmup")
             publish(traffic, warmup, args.rate, None, supervisor)
             sampler.mark("measured")
+            offsets_before = topic_offsets(kafka)
             publish(traffic, measured, args.rate, seen, supervisor)
             sampler.mark("published")
             deadline = time.monotonic() + 120
@@ -647,6 +654,7 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
                 supervisor.poll()
                 time.sleep(0.5)
             time.sleep(2)  # the dashboard's last bulletins
+            offsets_after = topic_offsets(kafka)
             load = os.getloadavg()[0]
             restarted = {name: c.restarts for name, c in supervisor.children.items() if c.restarts}
         finally:
@@ -656,10 +664,41 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
             supervisor.stop(timeout=30)
     if not restarted:  # the broker's data and the logs (~100 MB a run) are kept only when a process died
         shutil.rmtree(work, ignore_errors=True)
-    leads = round(args.rate * (args.warmup + args.seconds))
-    lines, cpu = sampler.report(sampler.marks["warmup"], sampler.marks["end"], leads, idle_since=sampler.marks["idle"],
-                                lag=args.stages)
+    # CPU from the first measured lead on: the warm-up (the stages' first batches, the broker still compiling)
+    # is the pipeline starting, not its steady state. Leads of the warm-up still queued then are counted too.
+    leads = round(args.rate * args.seconds)
+    lines, cpu = sampler.report(sampler.marks["measured"], sampler.marks["end"], leads,
+                                idle_since=sampler.marks["idle"], idle_until=sampler.marks["warmup"], lag=args.stages)
+    lines.insert(0, f"  broker warmed before the pipeline started: "
+                    f"{f'{warmed} transactions (bench/broker_cpu.py)' if warmed else 'no (--cold)'}; "
+                    f"CPU below from the first measured lead to the end of the run")
+    lines += offsets_lines(offsets_before, offsets_after, leads)
     return Outcome(setting, analyse(seen), len(seen.published), restarted, logs, load, lines, cpu)
+
+
+def topic_offsets(kafka: KafkaSettings) -> dict[str, int]:
+    """Each topic's end offsets summed over its partitions (records and transaction markers: each takes an offset)."""
+    admin = kafka.admin()
+    topics = admin.list_topics(timeout=10).topics
+    parts = [TopicPartition(t, p) for t, meta in topics.items() if not t.startswith("__") for p in meta.partitions]
+    futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in parts},  # type: ignore[no-untyped-call]
+                                 isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=10)
+    out: dict[str, int] = {}
+    for tp, future in futures.items():
+        out[tp.topic] = out.get(tp.topic, 0) + max(0, future.result(timeout=15).offset)
+    return out
+
+
+def offsets_lines(before: dict[str, int], after: dict[str, int], leads: int) -> list[str]:
+    """Offsets written per lead while the measured leads went through, by topic (records + commit markers)."""
+    grown = {t: after.get(t, 0) - before.get(t, 0) for t in after}
+    grown = {t: n for t, n in grown.items() if n > 0}
+    if not grown or not leads:
+        return []
+    per = sorted(((n / leads, t) for t, n in grown.items()), reverse=True)
+    shown = ", ".join(f"{t.removeprefix('leadbus.')} {v:.2f}" for v, t in per if v >= 0.05)
+    total = sum(grown.values()) / leads
+    return [f"  offsets written per measured lead (records and transaction markers), all topics {total:.2f}: {shown}"]
 
 
 def print_outcome(args: argparse.Namespace, outcome: Outcome) -> None:
@@ -714,7 +753,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--warmup", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=20,
+                        help="seconds published at the rate before the measured ones (not timed, not in the CPU)")
+    parser.add_argument("--cold", action="store_true",
+                        help="no warm-up of the broker's transactional paths before the pipeline starts")
     parser.add_argument("--stage-fill", type=float, default=None,
                         help="every stage's batch fill wait (default: the stages' own)")
     parser.add_argument("--registry-fill", type=float, default=None, help="the registry sink's batch fill wait")

@@ -5,7 +5,10 @@ at a time, so `SuggestionIndex` keeps in a store what that needs, updated as cas
 (`processors/core/suggesting.py`, fed the published cases; issue #16), or a linker's offline (`after_link`):
 
 * ``sx:s:<case>`` — the case's weak signals (the union of its leads');
-* ``sx:d:<signal>`` — how many cases carry the signal (its document frequency, for the u of its weight);
+* ``sx:d:<signal>`` — how many cases carry the signal (its document frequency, for the u of its weight); for a
+  signal of a blocking field only once its postings are over ``max_block`` (``*``): until then its postings list
+  every case carrying it, and their length is the count (one state write per new value instead of two, issue #16;
+  a count a store of an earlier release kept beside live postings is not read, and set anew when they go over);
 * ``sx:f:<field>`` — how many cases carry the field; ``sx:n`` — how many cases there are (the prior);
 * ``sx:b:<blocking value>`` — the cases carrying a blocking value, while at most ``max_block`` do; once more
   do, ``*`` (never a block again: a value that common says little and would make the work quadratic);
@@ -33,7 +36,17 @@ from typing import Any
 from leadbus.geography import regions_of
 from leadbus.models import LinkDecision
 from leadbus.processors.core.linking import Case, Linker, LinkOutcome, LinkStore, dumps, load_case, read_parsed
-from leadbus.processors.core.suggest import FIELDS, Field, Suggestion, block_keys, posterior, profile_of, score_pair
+from leadbus.processors.core.suggest import (
+    FIELDS,
+    Field,
+    Suggestion,
+    agreement_ceilings,
+    block_keys,
+    posterior,
+    profile_of,
+    score_pair,
+    weight_ceiling,
+)
 
 #: A pair is put to analysts from this posterior probability on (the offline list goes lower, to 0.05, for
 #: measuring; a review queue should hold what is more likely one suspect than not).
@@ -79,13 +92,13 @@ def provinces_of(cases: Iterable[Case]) -> tuple[str, ...]:
 class _Counts(dict[str, int]):
     """Document frequencies read from the store on first use (``score_pair`` asks ``.get(signal, 1)``)."""
 
-    def __init__(self, store: LinkStore) -> None:
+    def __init__(self, index: SuggestionIndex) -> None:
         super().__init__()
-        self.store = store
+        self.index = index
 
     def get(self, key: str, default: int | None = None) -> int:  # type: ignore[override]
         if key not in self:
-            self[key] = int(self.store.get(f"sx:d:{key}") or "0")
+            self[key] = self.index.frequency(key)
         value = self[key]
         return value if value or default is None else default
 
@@ -133,6 +146,19 @@ class SuggestionIndex:
             self.store.set(key, str(value))
         else:
             self.store.delete(key)
+
+    def _blocking(self, signal: str) -> bool:
+        """Whether ``signal`` (``field:value``) is a blocking value: its postings count the cases carrying it."""
+        spec = self.fields.get(signal.partition(":")[0])
+        return spec is not None and spec.block
+
+    def frequency(self, signal: str) -> int:
+        """How many cases carry ``signal``: its postings' length while they are kept, else its stored count."""
+        if self._blocking(signal):
+            members = self._postings(signal)
+            if members is not None:
+                return len(members)
+        return self._count(f"sx:d:{signal}")
 
     def _postings(self, key: str) -> list[str] | None:
         """Cases carrying a blocking value; None once more than ``max_block`` did."""
@@ -183,25 +209,28 @@ class SuggestionIndex:
         if case_id is not None:
             for key in block_keys(profile_new, self.fields):
                 postings.setdefault(key, (set(), set()))[1].add(case_id)
-        for signal, delta in signal_delta.items():
-            if delta:
-                self._add(f"sx:d:{signal}", delta)
-        for name, delta in field_delta.items():
-            if delta:
-                self._add(f"sx:f:{name}", delta)
+        counted_by_postings: set[str] = set()  # blocking values whose postings (still or just over) give the count
         for key, (leaving, arriving) in sorted(postings.items()):
             if leaving == arriving:
                 continue
             current = self._postings(key)
             if current is None:
                 continue
+            counted_by_postings.add(key)
             members = (set(current) - leaving) | arriving
             if len(members) > self.max_block:
                 self.store.set(f"sx:b:{key}", _OVER)
+                self.store.set(f"sx:d:{key}", str(len(members)))  # from now on the count is kept by itself
             elif members:
                 self.store.set(f"sx:b:{key}", dumps(sorted(members)))
             else:
                 self.store.delete(f"sx:b:{key}")
+        for signal, delta in signal_delta.items():
+            if delta and signal not in counted_by_postings:
+                self._add(f"sx:d:{signal}", delta)
+        for name, delta in field_delta.items():
+            if delta:
+                self._add(f"sx:f:{name}", delta)
         if case_id is not None:
             self.store.set(f"sx:s:{case_id}", dumps(new))
             self._indexed = (case_id, profile_new)
@@ -237,8 +266,14 @@ class SuggestionIndex:
                 candidates.update(members)
         candidates -= {case_id, *separated}
         carrying = {name: self._count(f"sx:f:{name}") for name in self.fields}
-        df = _Counts(self.store)  # read once per review, whatever the number of candidates sharing a value
+        df = _Counts(self)  # read once per review, whatever the number of candidates sharing a value
         prior = -math.log2(n - 1)
+        # Most candidates share one blocking value and little else: a pair whose weight cannot reach the
+        # threshold, even with every shared field at its heaviest, is not scored (its score would fall below
+        # min_score: nothing suggested, nothing stored). The margin keeps rounding on the safe side.
+        ceilings = agreement_ceilings(carrying, self.fields)
+        reachable = (-math.inf if self.min_score <= 0 else math.inf if self.min_score >= 1
+                     else math.log2(self.min_score / (1 - self.min_score)) - prior - 1e-6)
         out: list[Review] = []
         for other in sorted(candidates):  # (a rejection or split marks both cases' `separated`: filtered above)
             a, b = _pair(case_id, other)
@@ -246,6 +281,8 @@ class SuggestionIndex:
                 continue
             other_profile = self._profile(other)
             if other_profile is None:
+                continue
+            if weight_ceiling(profile, other_profile, ceilings, self.fields) < reachable:
                 continue
             terms = score_pair(profile, other_profile, df, carrying, self.fields)
             total = prior + sum(bits for _, _, bits in terms)

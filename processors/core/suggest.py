@@ -320,8 +320,12 @@ def score_pair(
 ) -> tuple[tuple[str, str, float], ...]:
     """The (field, value, bits) terms of two case profiles, the strongest of each group, strongest first."""
     best: dict[str, tuple[str, str, float]] = {}
+    # Only the fields both carry give a term (in `fields`' order: ties within a group go to the first).
+    common = a.keys() & b.keys()
     for name, spec in fields.items():
-        left, right = a.get(name), b.get(name)
+        if name not in common:
+            continue
+        left, right = a[name], b[name]
         if not left or not right:
             continue
         shared = left & right
@@ -346,6 +350,33 @@ def score_pair(
         if current is None or _better(term, current):
             best[spec.group] = term
     return tuple(sorted(_without_implied(best, fields), key=lambda t: (-abs(t[2]), t[0], t[1])))
+
+
+def agreement_ceilings(carrying: Mapping[str, int], fields: Mapping[str, Field] = FIELDS) -> dict[str, float]:
+    """Per field, the most bits an agreement on it can weigh in `score_pair` with these field counts: its u at the
+    smallest count a shared value can have (1), one value per side, no shared-premises floor — every one of which
+    only raises u. Disagreements weigh ≤ 0 bits."""
+    out: dict[str, float] = {}
+    for name, spec in fields.items():
+        u = min(1.0, max(2 * spec.tf - 1, spec.tf) / max(carrying.get(name, 1), 2))
+        out[name] = math.log2(spec.m / u) if spec.m > u else 0.0
+    return out
+
+
+def weight_ceiling(a: Mapping[str, set[str]], b: Mapping[str, set[str]], ceilings: Mapping[str, float],
+                   fields: Mapping[str, Field] = FIELDS) -> float:
+    """An upper bound of the sum of `score_pair`'s bits for two profiles (the same field counts as ``ceilings``):
+    per group, the heaviest agreement it could hold, without reading any document frequency. A pair whose prior
+    plus this cannot reach the threshold cannot be suggested: scoring it is skipped (issue #16)."""
+    groups: dict[str, float] = {}
+    for name in a.keys() & b.keys():
+        spec = fields.get(name)
+        if spec is None or not spec.agree or a[name].isdisjoint(b[name]):
+            continue
+        bits = ceilings[name]
+        if bits > groups.get(spec.group, 0.0):
+            groups[spec.group] = bits
+    return sum(groups.values())
 
 
 def _without_implied(

@@ -125,3 +125,20 @@ def test_the_bench_splits_its_cpu_between_the_publisher_and_its_readers() -> Non
     assert set(after) == {"publisher", "readers"}
     assert after["readers"] - before["readers"] >= 0.3  # the spinning thread is the reader's
     assert after["publisher"] - before["publisher"] <= 0.15  # the main thread mostly waited
+
+
+def test_the_idle_window_may_end_before_the_measured_one_begins() -> None:
+    # Idle t=0..10 (broker 0.1 core), warm-up t=10..20 (not counted), measured t=20..40: 1,000 leads, broker 0.5 core.
+    samples = [(0.0, {}, {"broker": 0.0}), (10.0, {}, {"broker": 1.0}), (20.0, {}, {"broker": 9.0}),
+               (40.0, {}, {"broker": 19.0})]
+    lines, total = sampler(samples).report(20.0, 40.0, 1000, idle_since=0.0, idle_until=10.0)
+    assert total == pytest.approx(10.0)
+    net = figures(next(line for line in lines if line.startswith("  CPU ms per lead without that upkeep")))
+    assert net == {"broker": 8.0, "total": 8.0}  # the warm-up's 0.8 core is not taken for upkeep
+
+
+def test_offsets_per_lead_by_topic() -> None:
+    (line,) = latency.offsets_lines({"leadbus.cases": 100, "leadbus.state.linking": 0, "quiet": 5},
+                                    {"leadbus.cases": 1350, "leadbus.state.linking": 6000, "quiet": 5, "new": 10}, 1000)
+    assert line.endswith("all topics 7.26: state.linking 6.00, cases 1.25")
+    assert latency.offsets_lines({}, {}, 1000) == []

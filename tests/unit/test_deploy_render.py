@@ -239,3 +239,17 @@ def test_every_stage_seals_with_its_own_key_only(rendered) -> None:
     assert units
     for name, text in units.items():
         assert ("--seal-keys /etc/leadbus/stage-keys" in text) == (" process " in text), name
+
+
+def test_stages_off_the_latency_path_fill_larger_batches(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Suggesting, blacklist and handover wait longer to fill a batch (fewer transactions); the stages on the path to
+    cases, the registry and the dashboards keep the engine's default (issue #16)."""
+    from leadbus.clients import KafkaSettings
+    from leadbus.processors.stage import StageConfig
+    from leadbus.processors.stages import OFF_PATH_FILL, STAGES
+
+    fills = {name: d.config(KafkaSettings("localhost:9092"), tmp_path).batch_fill for name, d in STAGES.items()}
+    default = StageConfig.__dataclass_fields__["batch_fill"].default
+    assert {n for n, f in fills.items() if f == OFF_PATH_FILL} == {"handover", "blacklist", "suggesting"}
+    assert all(fills[n] == default for n in ("intake", "linking", "routing"))
+    assert default < OFF_PATH_FILL

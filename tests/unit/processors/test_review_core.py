@@ -55,7 +55,13 @@ def _check_index(linker: Linker) -> None:
     cases = _cases(linker)
     assert int(data.get("sx:n", "0")) == len(cases)
     df: Counter[str] = Counter(s for c in cases for s in case_signals(c))
-    assert {k[5:]: int(v) for k, v in data.items() if k.startswith("sx:d:")} == dict(df)
+    index = SuggestionIndex(linker.store)
+    assert {s: index.frequency(s) for s in df} == dict(df)
+    # A blocking value's count is its postings' length while they are kept; a count is stored only for the
+    # other signals and for values whose postings are over (issue #16: one write per new value, not two).
+    stored = {k[5:]: int(v) for k, v in data.items() if k.startswith("sx:d:")}
+    kept = {s for s in df if FIELDS[s.partition(":")[0]].block and data.get(f"sx:b:{s}", "*") != "*"}
+    assert stored == {s: n for s, n in df.items() if s not in kept}
     fields: Counter[str] = Counter(f for c in cases for f in profile_of(case_signals(c)))
     assert {k[5:]: int(v) for k, v in data.items() if k.startswith("sx:f:")} == dict(fields)
     postings: dict[str, set[str]] = {}
@@ -174,3 +180,39 @@ def test_a_link_decision_must_say_who_why_and_name_what_fits(record: dict, code:
     with pytest.raises(ValueError) as info:
         LinkDecision.model_validate({**base, **record})
     assert code in str(info.value)
+
+
+def test_pairs_left_unscored_by_the_weight_ceiling_change_no_review(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stream skips scoring a candidate whose weight cannot reach the threshold (issue #16): the reviews, their
+    scores and evidence, and the index's store are those of scoring every candidate."""
+    import leadbus.processors.core.review as review
+
+    linker_pruned, pruned, _ = _stream(1500, seed=5)
+    monkeypatch.setattr(review, "weight_ceiling", lambda *_args, **_kw: float("inf"))
+    linker_all, every, _ = _stream(1500, seed=5)
+    assert pruned == every and len(every) > 20
+    assert linker_pruned.store.data == linker_all.store.data  # type: ignore[attr-defined]
+
+
+def test_a_store_of_the_earlier_release_with_every_count_suggests_the_same() -> None:
+    """Before issue #16's change every signal's count was stored (``sx:d``), blocking values' too: such a store,
+    continued by this release, gives the same reviews as one this release wrote from the start."""
+    labelled = weak_labelled_leads(1600, seed=9)
+    linker = Linker(DictStore())
+    for lead, _ in labelled[:800]:
+        norm = normalise(lead)
+        after_link(linker, linker.link(norm.lead, norm.domains))
+    older = Linker(DictStore())
+    older.store.data.update(linker.store.data)  # type: ignore[attr-defined]
+    index = SuggestionIndex(older.store)
+    signals = {s for c in _cases(older) for s in case_signals(c)}
+    added = {f"sx:d:{s}": str(index.frequency(s)) for s in signals if f"sx:d:{s}" not in older.store.data}  # type: ignore[attr-defined]
+    assert added  # the counts this release leaves to the postings
+    older.store.data.update(added)  # type: ignore[attr-defined]
+    reviews: dict[str, list] = {"new": [], "older": []}  # type: ignore[type-arg]
+    for lead, _ in labelled[800:]:
+        for name, each in (("new", linker), ("older", older)):
+            norm = normalise(lead)
+            reviews[name].extend(after_link(each, each.link(norm.lead, norm.domains)))
+    assert reviews["new"] == reviews["older"] and reviews["new"]
+    _check_index(linker)

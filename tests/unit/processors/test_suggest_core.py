@@ -255,3 +255,31 @@ def test_messy_and_old_leads_give_the_signals_of_clean_ones() -> None:
     lead = normalise(CaseLead.model_validate(old)).lead
     assert not [s for s in weak_signals(lead) if s.split(":")[0] in ("product", "pbrand", "tail")]
     assert "person:王小明" in weak_signals(lead)
+
+
+def test_the_weight_ceiling_bounds_every_pairs_weight() -> None:
+    """`weight_ceiling` is never below the bits `score_pair` gives (the stream skips pairs on it, issue #16)."""
+    from collections import defaultdict
+
+    from leadbus.processors.core.linking import _link_all, case_weak_signals
+    from leadbus.processors.core.suggest import agreement_ceilings, profile_of, score_pair, weight_ceiling
+
+    _, store = _link_all(lead for lead, _ in weak_labelled_leads(1500, seed=3))
+    profiles = {c: profile_of(s) for c, s in sorted(case_weak_signals(store).items())}
+    df: dict[str, int] = defaultdict(int)
+    carrying: dict[str, int] = defaultdict(int)
+    for profile in profiles.values():
+        for name, values in profile.items():
+            carrying[name] += 1
+            for value in values:
+                df[f"{name}:{value}"] += 1
+    ceilings = agreement_ceilings(carrying)
+    ids = list(profiles)
+    checked = 0
+    for i, a in enumerate(ids[:300]):
+        for b in ids[i + 1 : 300]:
+            bits = sum(w for _, _, w in score_pair(profiles[a], profiles[b], df, carrying))
+            ceiling = weight_ceiling(profiles[a], profiles[b], ceilings)
+            assert bits <= ceiling + 1e-9, (a, b, bits, ceiling)
+            checked += 1
+    assert checked > 40_000

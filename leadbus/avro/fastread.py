@@ -6,6 +6,9 @@ function reading the body straight out of the bytes into the same mappings fasta
 (a test holds it to that). It reads only what the writer wrote with no schema resolution: an
 older writer is still read by fastavro against the reader schema.
 
+`Compiler` is public for the replay's field picker (`leadbus.audit.picker`), which reads a few fields of a body and
+passes over the rest (`Compiler.skip`) with the same guarded loops.
+
 It is strict where fastavro may be lenient (a boolean byte other than 0 or 1, an over-long
 varint, a negative length or index, an `int` outside 32 bits, a length past the end): it then
 raises `Unreadable`, and the codec reads the same bytes with fastavro, whose verdict (a value or
@@ -64,7 +67,9 @@ def _min_size(schema: Any) -> int:
     return 1
 
 
-class _Compiler:
+class Compiler:
+    """Emits the lines of one function reading `data` from `pos` (`end` is `len(data)`), then makes it (`function`)."""
+
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {
@@ -158,27 +163,16 @@ class _Compiler:
             self.depth -= 1
         elif kind in ("array", "map"):
             inner = schema["items"] if kind == "array" else schema["values"]
-            if kind == "array" and _min_size(inner) < 1:
-                raise Unsupported("array of empty items")
-            count, item, key = self.var("c"), self.var("x"), self.var("k")
+            item, key = self.var("x"), self.var("k")
             self.emit(indent, f"{target} = {'[]' if kind == 'array' else '{}'}")
-            self.emit(indent, "while True:")
-            self.long(indent + 1, count)
-            self.emit(indent + 1, f"if {count} == 0:")
-            self.emit(indent + 2, "break")
-            self.emit(indent + 1, f"if {count} < 0:")
-            self.emit(indent + 2, f"{count} = -{count}")
-            self.long(indent + 2, self.var("blocksize"))
-            self.emit(indent + 1, f"if {count} > end - pos:")
-            self.emit(indent + 2, "raise Unreadable('count')")
-            self.emit(indent + 1, f"for _ in range({count}):")
-            if kind == "map":
-                self.value("string", key, indent + 2)
-            self.value(inner, item, indent + 2)
-            if kind == "array":
-                self.emit(indent + 2, f"{target}.append({item})")
-            else:
-                self.emit(indent + 2, f"{target}[{key}] = {item}")
+
+            def read_item(at: int) -> None:
+                if kind == "map":
+                    self.value("string", key, at)
+                self.value(inner, item, at)
+                self.emit(at, f"{target}.append({item})" if kind == "array" else f"{target}[{key}] = {item}")
+
+            self.blocks(kind, inner, indent, read_item)
         elif kind == "union":
             kinds = [b if isinstance(b, str) else b.get("type") for b in schema]
             if len(schema) != 2 or "null" not in kinds:
@@ -196,9 +190,89 @@ class _Compiler:
             raise Unsupported(str(kind))
 
 
+    def blocks(self, kind: str, inner: Any, indent: int, item: Callable[[int], None]) -> None:
+        """The blocks of an array or map (`kind`) of `inner` values: each block's count (a negative count is followed
+        by the block's size in bytes), `item(indent)` emitting the reading of one item (a map's key too) per count,
+        until a zero count. A count above the bytes left is `Unreadable` (each item takes a byte at least: an array
+        of items that may take none is `Unsupported`), so hostile counts never loop for long."""
+        if kind == "array" and _min_size(inner) < 1:
+            raise Unsupported("array of empty items")
+        count = self.var("c")
+        self.emit(indent, "while True:")
+        self.long(indent + 1, count)
+        self.emit(indent + 1, f"if {count} == 0:")
+        self.emit(indent + 2, "break")
+        self.emit(indent + 1, f"if {count} < 0:")
+        self.emit(indent + 2, f"{count} = -{count}")
+        self.long(indent + 2, self.var("blocksize"))
+        self.emit(indent + 1, f"if {count} > end - pos:")
+        self.emit(indent + 2, "raise Unreadable('count')")
+        self.emit(indent + 1, f"for _ in range({count}):")
+        before = len(self.lines)
+        item(indent + 2)
+        if len(self.lines) == before:
+            self.emit(indent + 2, "pass")
+
+    def skip(self, schema: Any, indent: int) -> None:
+        """Emit code passing over one value of `schema` by its lengths alone (nothing is built)."""
+        kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
+        if kind == "null":
+            return
+        if kind == "boolean":
+            self.emit(indent, "pos += 1")
+        elif kind in ("int", "long", "enum"):
+            self.emit(indent, "while data[pos] >= 128:")
+            self.emit(indent + 1, "pos += 1")
+            self.emit(indent, "pos += 1")
+        elif kind in ("float", "double"):
+            self.emit(indent, f"pos += {4 if kind == 'float' else 8}")
+        elif kind == "fixed":
+            self.emit(indent, f"pos += {int(schema['size'])}")
+        elif kind in ("string", "bytes"):
+            size = self.var("n")
+            self.length(indent, size)
+            self.emit(indent, f"pos += {size}")
+        elif kind == "record":
+            self.depth += 1
+            if self.depth > 32:
+                raise Unsupported("recursive record")
+            for field in schema["fields"]:
+                self.skip(field["type"], indent)
+            self.depth -= 1
+        elif kind in ("array", "map"):
+            inner = schema["items"] if kind == "array" else schema["values"]
+
+            def skip_item(at: int) -> None:
+                if kind == "map":
+                    self.skip("string", at)
+                self.skip(inner, at)
+
+            self.blocks(kind, inner, indent, skip_item)
+        elif kind == "union":
+            branch = self.var("u")
+            self.long(indent, branch)
+            for i, option in enumerate(schema):
+                self.emit(indent, f"{'if' if i == 0 else 'elif'} {branch} == {i}:")
+                before = len(self.lines)
+                self.skip(option, indent + 1)
+                if len(self.lines) == before:
+                    self.emit(indent + 1, "pass")
+            self.emit(indent, "else:")
+            self.emit(indent + 1, "raise Unreadable('union')")
+        else:
+            raise Unsupported(str(kind))
+
+    def function(self, name: str) -> Callable[..., Any]:
+        """The function the emitted lines define under `name` (code generated from a schema of the catalog)."""
+        namespace = dict(self.consts)
+        exec("\n".join(self.lines), namespace)
+        made: Callable[..., Any] = namespace[name]
+        return made
+
+
 def compile_reader(parsed_schema: Any) -> Reader | None:
     """A reader for the (expanded, parsed) writer schema, or None when it uses constructs it does not cover."""
-    compiler = _Compiler()
+    compiler = Compiler()
     compiler.emit(0, "def read(data, pos):")
     compiler.emit(1, "end = len(data)")
     try:
@@ -206,7 +280,5 @@ def compile_reader(parsed_schema: Any) -> Reader | None:
     except Unsupported:
         return None
     compiler.emit(1, "return result, pos")
-    namespace = dict(compiler.consts)
-    exec("\n".join(compiler.lines), namespace)
-    reader: Reader = namespace["read"]
+    reader: Reader = compiler.function("read")
     return reader

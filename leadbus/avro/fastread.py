@@ -17,6 +17,7 @@ the error the dead letter names) is the one given. So it can only ever agree wit
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -214,32 +215,78 @@ class Compiler:
             self.emit(indent + 2, "pass")
 
     def skip(self, schema: Any, indent: int) -> None:
-        """Emit code passing over one value of `schema` by its lengths alone (nothing is built)."""
+        """Emit code passing over one value of `schema` by its lengths alone (nothing is built).
+
+        Runs of values whose bytes follow a fixed shape (numbers, booleans, enums, fixed sizes, unions and records of
+        these: no length to read) are passed over by one compiled pattern each; strings, bytes, arrays and maps by
+        their lengths and counts. A union index must be one byte (what every writer writes for fewer than 64
+        branches) and anything that does not fit the shape raises `Unreadable`: the caller then reads the bytes with
+        the full reader, which judges them."""
+        pending: list[bytes] = []
+        for step in self._skips(schema):
+            if isinstance(step, bytes):
+                pending.append(step)
+                continue
+            self._skip_pattern(pending, indent)
+            pending = []
+            step(indent)
+        self._skip_pattern(pending, indent)
+
+    def _skip_pattern(self, parts: list[bytes], indent: int) -> None:
+        pattern = b"".join(parts)
+        if not pattern:
+            return
+        name = self.var("shape")
+        self.consts[name] = re.compile(pattern, re.DOTALL).match
+        found = self.var("m")
+        self.emit(indent, f"{found} = {name}(data, pos)")
+        self.emit(indent, f"if {found} is None:")
+        self.emit(indent + 1, "raise Unreadable('shape')")
+        self.emit(indent, f"pos = {found}.end()")
+
+    def _shape(self, schema: Any) -> bytes | None:
+        """The pattern of a value of `schema` when its bytes have a fixed shape (no length in them), else None."""
         kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
         if kind == "null":
-            return
+            return b""
         if kind == "boolean":
-            self.emit(indent, "pos += 1")
-        elif kind in ("int", "long", "enum"):
-            self.emit(indent, "while data[pos] >= 128:")
-            self.emit(indent + 1, "pos += 1")
-            self.emit(indent, "pos += 1")
-        elif kind in ("float", "double"):
-            self.emit(indent, f"pos += {4 if kind == 'float' else 8}")
-        elif kind == "fixed":
-            self.emit(indent, f"pos += {int(schema['size'])}")
-        elif kind in ("string", "bytes"):
-            size = self.var("n")
-            self.length(indent, size)
-            self.emit(indent, f"pos += {size}")
-        elif kind == "record":
+            return b"."
+        if kind in ("int", "long", "enum"):
+            return rb"[\x80-\xff]*[\x00-\x7f]"
+        if kind in ("float", "double", "fixed"):
+            size = 4 if kind == "float" else 8 if kind == "double" else int(schema["size"])
+            return b".{%d}" % size
+        if kind == "record":
             self.depth += 1
             if self.depth > 32:
                 raise Unsupported("recursive record")
-            for field in schema["fields"]:
-                self.skip(field["type"], indent)
+            parts = [self._shape(field["type"]) for field in schema["fields"]]
             self.depth -= 1
-        elif kind in ("array", "map"):
+            return None if any(part is None for part in parts) else b"".join(parts)  # type: ignore[arg-type]
+        if kind == "union" and len(schema) <= 64:
+            branches = [self._shape(option) for option in schema]
+            if any(branch is None for branch in branches):
+                return None
+            return b"(?:" + b"|".join(re.escape(bytes([2 * i])) + branch  # type: ignore[operator]
+                                      for i, branch in enumerate(branches)) + b")"
+        return None
+
+    def _skips(self, schema: Any) -> list[bytes | Callable[[int], None]]:
+        """Passing over `schema` as steps: patterns (bytes) and emitters of code (strings, bytes, arrays, maps)."""
+        shape = self._shape(schema)
+        if shape is not None:
+            return [shape]
+        kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
+        if kind in ("string", "bytes"):
+            return [self._skip_sized]
+        if kind == "record":
+            self.depth += 1
+            if self.depth > 32:
+                raise Unsupported("recursive record")
+            steps = [step for field in schema["fields"] for step in self._skips(field["type"])]
+            self.depth -= 1
+            return steps
+        if kind in ("array", "map"):
             inner = schema["items"] if kind == "array" else schema["values"]
 
             def skip_item(at: int) -> None:
@@ -247,20 +294,44 @@ class Compiler:
                     self.skip("string", at)
                 self.skip(inner, at)
 
-            self.blocks(kind, inner, indent, skip_item)
-        elif kind == "union":
-            branch = self.var("u")
-            self.long(indent, branch)
-            for i, option in enumerate(schema):
-                self.emit(indent, f"{'if' if i == 0 else 'elif'} {branch} == {i}:")
-                before = len(self.lines)
-                self.skip(option, indent + 1)
-                if len(self.lines) == before:
-                    self.emit(indent + 1, "pass")
-            self.emit(indent, "else:")
-            self.emit(indent + 1, "raise Unreadable('union')")
-        else:
-            raise Unsupported(str(kind))
+            def skip_blocks(at: int) -> None:
+                self.emit(at, "if data[pos] == 0:")  # empty (the usual case): its one zero count
+                self.emit(at + 1, "pos += 1")
+                self.emit(at, "else:")
+                self.blocks(kind, inner, at + 1, skip_item)
+
+            return [skip_blocks]
+        if kind == "union":
+            return [lambda at: self._skip_union(schema, at)]
+        raise Unsupported(str(kind))
+
+    def _skip_sized(self, indent: int) -> None:
+        """A string's or bytes' length, then past them (a one-byte length read inline)."""
+        size = self.var("n")
+        self.emit(indent, f"{size} = data[pos]")
+        self.emit(indent, f"if {size} < 128 and not {size} & 1:")
+        self.emit(indent + 1, f"pos += 1 + ({size} >> 1)")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, "pos += 1")
+        self.emit(indent + 1, f"{size}, pos = read_long_rest(data, pos, {size}) if {size} >= 128 else (-1, pos)")
+        self.emit(indent + 1, f"if {size} < 0 or pos + {size} > end:")
+        self.emit(indent + 2, "raise Unreadable('length')")
+        self.emit(indent + 1, f"pos += {size}")
+
+    def _skip_union(self, schema: list[Any], indent: int) -> None:
+        if len(schema) > 64:
+            raise Unsupported("union of more than 64 branches")
+        branch = self.var("u")
+        self.emit(indent, f"{branch} = data[pos]")
+        self.emit(indent, "pos += 1")
+        for i, option in enumerate(schema):
+            self.emit(indent, f"{'if' if i == 0 else 'elif'} {branch} == {2 * i}:")
+            before = len(self.lines)
+            self.skip(option, indent + 1)
+            if len(self.lines) == before:
+                self.emit(indent + 1, "pass")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, "raise Unreadable('union')")
 
     def function(self, name: str) -> Callable[..., Any]:
         """The function the emitted lines define under `name` (code generated from a schema of the catalog)."""

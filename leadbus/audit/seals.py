@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord
+from leadbus.audit.verification import ms_of as _ms
 from leadbus.signing import (
     CHAIN_START,
     KEY_ID_HEADER,
@@ -428,10 +429,6 @@ def read_seal(headers: Sequence[tuple[str, bytes | None]]) -> Seal | None:
 
 #: (publisher, key id) header values `Seal.from_headers` read without fault → the publisher id and key id it gave.
 _SIGNERS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
-
-
-def _ms(when: datetime | None) -> int | None:
-    return None if when is None else int(when.timestamp() * 1000)
 
 
 def _time_of(record: ReplayRecord) -> datetime:

@@ -65,6 +65,23 @@ class MalformedSeal(ValueError):
     """Some seal headers are present but not all, or one cannot be read."""
 
 
+def seal_headers(headers: Iterable[tuple[str, bytes | None]], names: frozenset[str], malformed: type[ValueError], *,
+                 none_allowed: bool = True) -> dict[str, bytes]:
+    """The values of the headers named in `names` (an agency's seal, or a stage's: `leadbus.stage_seals`), by name; a
+    name twice is `malformed`, and so is a header without a value unless `none_allowed` (then it reads as b"")."""
+    found: dict[str, bytes] = {}
+    for name, value in headers:
+        if name in names:
+            if name in found:
+                raise malformed(f"header {name} appears twice")
+            if value is None:
+                if not none_allowed:
+                    raise malformed(f"header {name} has no value")
+                value = b""
+            found[name] = value
+    return found
+
+
 @lru_cache(maxsize=4096)
 def parse_publisher_id(publisher: str) -> tuple[str, str | None]:
     """`SAMR.33-gw2` → ("SAMR", "33"); `SAMR` → ("SAMR", None). ValueError when it is not a publisher id."""
@@ -130,12 +147,7 @@ class Seal:
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str, bytes | None]]) -> Seal | None:
         """The seal in `headers`; None when there is none; `MalformedSeal` when it is partial or unreadable."""
-        found: dict[str, bytes] = {}
-        for name, value in headers:
-            if name in _SEAL_NAMES:
-                if name in found:
-                    raise MalformedSeal(f"header {name} appears twice")
-                found[name] = value or b""
+        found = seal_headers(headers, _SEAL_NAMES, MalformedSeal)
         if not found:
             return None
         if len(found) < 6 and (len(found) < 5 or PREV_HEADER in found):  # some of the five are missing

@@ -42,7 +42,14 @@ from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from leadbus.signing import CHAIN_START, key_id_of, message_signed, parse_publisher_id, public_bytes
+from leadbus.signing import (
+    CHAIN_START,
+    key_id_of,
+    message_signed,
+    parse_publisher_id,
+    public_bytes,
+    seal_headers,
+)
 
 SIGNER_HEADER = "leadbus-stage-signer"
 KEY_ID_HEADER = "leadbus-stage-key-id"
@@ -139,14 +146,7 @@ class StageSeal:
     @classmethod
     def from_headers(cls, headers: Sequence[tuple[str, bytes | None]]) -> StageSeal | None:
         """The stage seal in `headers`; None when there is none; `MalformedStageSeal` when partial or unreadable."""
-        found: dict[str, bytes] = {}
-        for name, value in headers:
-            if name in STAGE_SEAL_NAMES:
-                if name in found:
-                    raise MalformedStageSeal(f"header {name} appears twice")
-                if value is None:
-                    raise MalformedStageSeal(f"header {name} has no value")
-                found[name] = value
+        found = seal_headers(headers, STAGE_SEAL_NAMES, MalformedStageSeal, none_allowed=False)
         if not found:
             return None
         missing = [h for h in STAGE_SEAL_HEADERS[:-1] if h not in found]

@@ -4,7 +4,8 @@ A record whose stage seal verifies holds the bytes the stage wrote (`leadbus.aud
 read it whole to know that it decodes, and reads only the fields its summary and checks use (a case's id, version and
 `merged_into`; an accepted lead's id, revision, publisher, digest, source and `original`). `picker(schema, paths)`
 compiles, once per (writer schema, paths), one function that passes over what is not wanted by its lengths alone and
-reads each wanted field as `leadbus.avro.fastread` does (the same values a full decode gives), stopping after the last.
+reads each wanted field as `leadbus.avro.fastread` does (the same values a full decode gives), stopping after the last:
+it is made by fastread's own `Compiler` (`value`, `skip`, and their guarded loops over blocks).
 It is used on vouched bytes only, and anything it cannot read (a schema it does not cover, a field the writer schema
 lacks, bytes that end early) makes the caller decode the record whole instead.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from leadbus.avro import SchemaEntry
-from leadbus.avro.fastread import Unsupported, _Compiler
+from leadbus.avro.fastread import Compiler, Unsupported
 
 #: (value bytes) → the wanted fields' values, in the order asked
 Picker = Callable[[bytes], tuple[Any, ...]]
@@ -41,7 +42,7 @@ def picker(schema: SchemaEntry, paths: tuple[str, ...]) -> Picker | None:
 
 
 def _compile(parsed: Any, paths: tuple[str, ...]) -> Picker:
-    comp = _Compiler()
+    comp = Compiler()
     comp.emit(0, "def pick(data):")
     comp.emit(1, "end = len(data)")
     comp.emit(1, "pos = 10")
@@ -61,62 +62,7 @@ def _compile(parsed: Any, paths: tuple[str, ...]) -> Picker:
             elif any(p.startswith(name + ".") for p in left):
                 record(f["type"], name + ".")
             else:
-                skip(f["type"], 1)
-
-    def skip(schema: Any, indent: int) -> None:
-        kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
-        if kind == "null":
-            return
-        if kind == "boolean":
-            comp.emit(indent, "pos += 1")
-        elif kind in ("int", "long", "enum"):
-            comp.emit(indent, "while data[pos] >= 128:")
-            comp.emit(indent + 1, "pos += 1")
-            comp.emit(indent, "pos += 1")
-        elif kind == "float":
-            comp.emit(indent, "pos += 4")
-        elif kind == "double":
-            comp.emit(indent, "pos += 8")
-        elif kind in ("string", "bytes", "fixed"):
-            if kind == "fixed":
-                comp.emit(indent, f"pos += {int(schema['size'])}")
-                return
-            size = comp.var("n")
-            comp.length(indent, size)
-            comp.emit(indent, f"pos += {size}")
-        elif kind == "record":
-            for f in schema["fields"]:
-                skip(f["type"], indent)
-        elif kind in ("array", "map"):
-            count = comp.var("c")
-            comp.emit(indent, "while True:")
-            comp.long(indent + 1, count)
-            comp.emit(indent + 1, f"if {count} == 0:")
-            comp.emit(indent + 2, "break")
-            comp.emit(indent + 1, f"if {count} < 0:")
-            comp.emit(indent + 2, f"{count} = -{count}")
-            comp.long(indent + 2, comp.var("blocksize"))
-            comp.emit(indent + 1, f"for _ in range({count}):")
-            if kind == "map":
-                skip("string", indent + 2)
-            inner = schema["items"] if kind == "array" else schema["values"]
-            before = len(comp.lines)
-            skip(inner, indent + 2)
-            if len(comp.lines) == before:
-                comp.emit(indent + 2, "pass")
-        elif kind == "union":
-            branch = comp.var("u")
-            comp.long(indent, branch)
-            for i, option in enumerate(schema):
-                comp.emit(indent, f"{'if' if i == 0 else 'elif'} {branch} == {i}:")
-                before = len(comp.lines)
-                skip(option, indent + 1)
-                if len(comp.lines) == before:
-                    comp.emit(indent + 1, "pass")
-            comp.emit(indent, "else:")
-            comp.emit(indent + 1, "raise Unreadable('union')")
-        else:
-            raise _Unpickable(str(kind))
+                comp.skip(f["type"], 1)
 
     record(parsed, "")
     if left:
@@ -124,7 +70,5 @@ def _compile(parsed: Any, paths: tuple[str, ...]) -> Picker:
     comp.emit(1, "if pos > end:")
     comp.emit(2, "raise Unreadable('end')")
     comp.emit(1, "return (" + "".join(f"{targets[p]}, " for p in paths) + ")")
-    namespace = dict(comp.consts)
-    exec("\n".join(comp.lines), namespace)  # code generated from a schema of the catalog, as fastread's
-    made: Picker = namespace["pick"]
+    made: Picker = comp.function("pick")
     return made

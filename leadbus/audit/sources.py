@@ -82,11 +82,17 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 
 
 class KafkaSource:
-    """Records of `topics` (names, or `^regex`) in [start_ms, end_ms) from the bus."""
+    """Records of `topics` (names, or `^regex`) in [start_ms, end_ms) from the bus.
+
+    `batch` is the most records one `consume` hands over. Smaller batches cost less CPU per record read (measured
+    against the bench's broker, records already fetched: 500 instead of 2,000 took about a third off the read path's
+    CPU over the raw read's, 100-250 as little): a batch's messages, values and headers are made at once and the
+    checks then walk them, and a few hundred stay in the processor's caches where thousands do not.
+    """
 
     def __init__(self, settings: KafkaSettings, topics: list[str], catalog: SchemaCatalog,
                  start_ms: int | None = None, end_ms: int | None = None, *, timeout: float = 30.0,
-                 batch: int = 2000) -> None:
+                 batch: int = 500) -> None:
         self.settings, self.topics, self.catalog = settings, topics, catalog
         self.start_ms, self.end_ms, self.timeout, self.batch = start_ms, end_ms, timeout, batch
         self.group = f"leadbus-audit-replay-{uuid.uuid4()}"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
+from leadbus.audit.verification import ms_of as _ms
 from leadbus.signing import CHAIN_START, KeyRegistry, PublisherKey
 from leadbus.stage_seals import (
     CHAIN_HEADER,
@@ -236,7 +237,3 @@ def _has_stage_seal(headers: Iterable[tuple[str, bytes | None]]) -> bool:
         if name in STAGE_SEAL_NAMES:
             return True
     return False
-
-
-def _ms(when: datetime | None) -> int | None:
-    return None if when is None else int(when.timestamp() * 1000)

@@ -1194,5 +1194,11 @@ def publisher_matches(publisher: str, wanted: str) -> bool:
     return publisher == wanted or publisher.startswith((wanted + ".", wanted + "-"))
 
 
+def ms_of(when: datetime | None) -> int | None:
+    """A key's bound in milliseconds since the epoch (None stays None), as records' broker timestamps are compared with
+    it by the seal verifiers (`leadbus.audit.seals`, `leadbus.audit.stage_seals`)."""
+    return None if when is None else int(when.timestamp() * 1000)
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

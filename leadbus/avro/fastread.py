@@ -6,6 +6,9 @@ function reading the body straight out of the bytes into the same mappings fasta
 (a test holds it to that). It reads only what the writer wrote with no schema resolution: an
 older writer is still read by fastavro against the reader schema.
 
+`Compiler` is public for the replay's field picker (`leadbus.audit.picker`), which reads a few fields of a body and
+passes over the rest (`Compiler.skip`) with the same guarded loops.
+
 It is strict where fastavro may be lenient (a boolean byte other than 0 or 1, an over-long
 varint, a negative length or index, an `int` outside 32 bits, a length past the end): it then
 raises `Unreadable`, and the codec reads the same bytes with fastavro, whose verdict (a value or
@@ -14,6 +17,7 @@ the error the dead letter names) is the one given. So it can only ever agree wit
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -64,7 +68,9 @@ def _min_size(schema: Any) -> int:
     return 1
 
 
-class _Compiler:
+class Compiler:
+    """Emits the lines of one function reading `data` from `pos` (`end` is `len(data)`), then makes it (`function`)."""
+
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {
@@ -158,27 +164,16 @@ class _Compiler:
             self.depth -= 1
         elif kind in ("array", "map"):
             inner = schema["items"] if kind == "array" else schema["values"]
-            if kind == "array" and _min_size(inner) < 1:
-                raise Unsupported("array of empty items")
-            count, item, key = self.var("c"), self.var("x"), self.var("k")
+            item, key = self.var("x"), self.var("k")
             self.emit(indent, f"{target} = {'[]' if kind == 'array' else '{}'}")
-            self.emit(indent, "while True:")
-            self.long(indent + 1, count)
-            self.emit(indent + 1, f"if {count} == 0:")
-            self.emit(indent + 2, "break")
-            self.emit(indent + 1, f"if {count} < 0:")
-            self.emit(indent + 2, f"{count} = -{count}")
-            self.long(indent + 2, self.var("blocksize"))
-            self.emit(indent + 1, f"if {count} > end - pos:")
-            self.emit(indent + 2, "raise Unreadable('count')")
-            self.emit(indent + 1, f"for _ in range({count}):")
-            if kind == "map":
-                self.value("string", key, indent + 2)
-            self.value(inner, item, indent + 2)
-            if kind == "array":
-                self.emit(indent + 2, f"{target}.append({item})")
-            else:
-                self.emit(indent + 2, f"{target}[{key}] = {item}")
+
+            def read_item(at: int) -> None:
+                if kind == "map":
+                    self.value("string", key, at)
+                self.value(inner, item, at)
+                self.emit(at, f"{target}.append({item})" if kind == "array" else f"{target}[{key}] = {item}")
+
+            self.blocks(kind, inner, indent, read_item)
         elif kind == "union":
             kinds = [b if isinstance(b, str) else b.get("type") for b in schema]
             if len(schema) != 2 or "null" not in kinds:
@@ -196,9 +191,159 @@ class _Compiler:
             raise Unsupported(str(kind))
 
 
+    def blocks(self, kind: str, inner: Any, indent: int, item: Callable[[int], None]) -> None:
+        """The blocks of an array or map (`kind`) of `inner` values: each block's count (a negative count is followed
+        by the block's size in bytes), `item(indent)` emitting the reading of one item (a map's key too) per count,
+        until a zero count. A count above the bytes left is `Unreadable` (each item takes a byte at least: an array
+        of items that may take none is `Unsupported`), so hostile counts never loop for long."""
+        if kind == "array" and _min_size(inner) < 1:
+            raise Unsupported("array of empty items")
+        count = self.var("c")
+        self.emit(indent, "while True:")
+        self.long(indent + 1, count)
+        self.emit(indent + 1, f"if {count} == 0:")
+        self.emit(indent + 2, "break")
+        self.emit(indent + 1, f"if {count} < 0:")
+        self.emit(indent + 2, f"{count} = -{count}")
+        self.long(indent + 2, self.var("blocksize"))
+        self.emit(indent + 1, f"if {count} > end - pos:")
+        self.emit(indent + 2, "raise Unreadable('count')")
+        self.emit(indent + 1, f"for _ in range({count}):")
+        before = len(self.lines)
+        item(indent + 2)
+        if len(self.lines) == before:
+            self.emit(indent + 2, "pass")
+
+    def skip(self, schema: Any, indent: int) -> None:
+        """Emit code passing over one value of `schema` by its lengths alone (nothing is built).
+
+        Runs of values whose bytes follow a fixed shape (numbers, booleans, enums, fixed sizes, unions and records of
+        these: no length to read) are passed over by one compiled pattern each; strings, bytes, arrays and maps by
+        their lengths and counts. A union index must be one byte (what every writer writes for fewer than 64
+        branches) and anything that does not fit the shape raises `Unreadable`: the caller then reads the bytes with
+        the full reader, which judges them."""
+        pending: list[bytes] = []
+        for step in self._skips(schema):
+            if isinstance(step, bytes):
+                pending.append(step)
+                continue
+            self._skip_pattern(pending, indent)
+            pending = []
+            step(indent)
+        self._skip_pattern(pending, indent)
+
+    def _skip_pattern(self, parts: list[bytes], indent: int) -> None:
+        pattern = b"".join(parts)
+        if not pattern:
+            return
+        name = self.var("shape")
+        self.consts[name] = re.compile(pattern, re.DOTALL).match
+        found = self.var("m")
+        self.emit(indent, f"{found} = {name}(data, pos)")
+        self.emit(indent, f"if {found} is None:")
+        self.emit(indent + 1, "raise Unreadable('shape')")
+        self.emit(indent, f"pos = {found}.end()")
+
+    def _shape(self, schema: Any) -> bytes | None:
+        """The pattern of a value of `schema` when its bytes have a fixed shape (no length in them), else None."""
+        kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
+        if kind == "null":
+            return b""
+        if kind == "boolean":
+            return b"."
+        if kind in ("int", "long", "enum"):
+            return rb"[\x80-\xff]*[\x00-\x7f]"
+        if kind in ("float", "double", "fixed"):
+            size = 4 if kind == "float" else 8 if kind == "double" else int(schema["size"])
+            return b".{%d}" % size
+        if kind == "record":
+            self.depth += 1
+            if self.depth > 32:
+                raise Unsupported("recursive record")
+            parts = [self._shape(field["type"]) for field in schema["fields"]]
+            self.depth -= 1
+            return None if any(part is None for part in parts) else b"".join(parts)  # type: ignore[arg-type]
+        if kind == "union" and len(schema) <= 64:
+            branches = [self._shape(option) for option in schema]
+            if any(branch is None for branch in branches):
+                return None
+            return b"(?:" + b"|".join(re.escape(bytes([2 * i])) + branch  # type: ignore[operator]
+                                      for i, branch in enumerate(branches)) + b")"
+        return None
+
+    def _skips(self, schema: Any) -> list[bytes | Callable[[int], None]]:
+        """Passing over `schema` as steps: patterns (bytes) and emitters of code (strings, bytes, arrays, maps)."""
+        shape = self._shape(schema)
+        if shape is not None:
+            return [shape]
+        kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
+        if kind in ("string", "bytes"):
+            return [self._skip_sized]
+        if kind == "record":
+            self.depth += 1
+            if self.depth > 32:
+                raise Unsupported("recursive record")
+            steps = [step for field in schema["fields"] for step in self._skips(field["type"])]
+            self.depth -= 1
+            return steps
+        if kind in ("array", "map"):
+            inner = schema["items"] if kind == "array" else schema["values"]
+
+            def skip_item(at: int) -> None:
+                if kind == "map":
+                    self.skip("string", at)
+                self.skip(inner, at)
+
+            def skip_blocks(at: int) -> None:
+                self.emit(at, "if data[pos] == 0:")  # empty (the usual case): its one zero count
+                self.emit(at + 1, "pos += 1")
+                self.emit(at, "else:")
+                self.blocks(kind, inner, at + 1, skip_item)
+
+            return [skip_blocks]
+        if kind == "union":
+            return [lambda at: self._skip_union(schema, at)]
+        raise Unsupported(str(kind))
+
+    def _skip_sized(self, indent: int) -> None:
+        """A string's or bytes' length, then past them (a one-byte length read inline)."""
+        size = self.var("n")
+        self.emit(indent, f"{size} = data[pos]")
+        self.emit(indent, f"if {size} < 128 and not {size} & 1:")
+        self.emit(indent + 1, f"pos += 1 + ({size} >> 1)")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, "pos += 1")
+        self.emit(indent + 1, f"{size}, pos = read_long_rest(data, pos, {size}) if {size} >= 128 else (-1, pos)")
+        self.emit(indent + 1, f"if {size} < 0 or pos + {size} > end:")
+        self.emit(indent + 2, "raise Unreadable('length')")
+        self.emit(indent + 1, f"pos += {size}")
+
+    def _skip_union(self, schema: list[Any], indent: int) -> None:
+        if len(schema) > 64:
+            raise Unsupported("union of more than 64 branches")
+        branch = self.var("u")
+        self.emit(indent, f"{branch} = data[pos]")
+        self.emit(indent, "pos += 1")
+        for i, option in enumerate(schema):
+            self.emit(indent, f"{'if' if i == 0 else 'elif'} {branch} == {2 * i}:")
+            before = len(self.lines)
+            self.skip(option, indent + 1)
+            if len(self.lines) == before:
+                self.emit(indent + 1, "pass")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, "raise Unreadable('union')")
+
+    def function(self, name: str) -> Callable[..., Any]:
+        """The function the emitted lines define under `name` (code generated from a schema of the catalog)."""
+        namespace = dict(self.consts)
+        exec("\n".join(self.lines), namespace)
+        made: Callable[..., Any] = namespace[name]
+        return made
+
+
 def compile_reader(parsed_schema: Any) -> Reader | None:
     """A reader for the (expanded, parsed) writer schema, or None when it uses constructs it does not cover."""
-    compiler = _Compiler()
+    compiler = Compiler()
     compiler.emit(0, "def read(data, pos):")
     compiler.emit(1, "end = len(data)")
     try:
@@ -206,7 +351,5 @@ def compile_reader(parsed_schema: Any) -> Reader | None:
     except Unsupported:
         return None
     compiler.emit(1, "return result, pos")
-    namespace = dict(compiler.consts)
-    exec("\n".join(compiler.lines), namespace)
-    reader: Reader = namespace["read"]
+    reader: Reader = compiler.function("read")
     return reader

@@ -93,6 +93,7 @@ class _Compiler:
         kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
         logical = schema.get("logicalType") if isinstance(schema, dict) else None
         if kind == "null":
+            self.emit(indent, "pass")  # nothing written; a statement still, as the body of an array's or map's loop
             return
         if kind == "boolean":
             self.emit(indent, f"out.append(1 if {expr} else 0)")

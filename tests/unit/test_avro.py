@@ -183,3 +183,20 @@ def test_compiled_writer_refuses_what_fastavro_refuses(kind, value) -> None:
     else:  # what fastavro writes, the compiled writer writes alike or refuses ("1" as 1.0): never other bytes
         with contextlib.suppress(EncodeError):
             assert encode(entry, {"f": value})[10:] == buf.getvalue()
+
+
+def test_a_schema_with_arrays_and_maps_of_nulls_compiles_and_round_trips() -> None:
+    # A schema met on leadbus.schemas may carry any legal shape: the generated writer once had an empty loop body
+    # for items that take no byte (IndentationError from the catalog instead of a writer).
+    catalog = SchemaCatalog()
+    entry = catalog.add({"type": "record", "name": "Nulls", "namespace": "test.leadbus", "fields": [
+        {"name": "a", "type": {"type": "array", "items": "null"}},
+        {"name": "m", "type": {"type": "map", "values": "null"}},
+        {"name": "n", "type": "null"}]})
+    datum = {"a": [None, None, None], "m": {"x": None, "y": None}, "n": None}
+    assert entry.writer is not None
+    data = encode(entry, datum)
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, entry.parsed, datum)
+    assert data.endswith(body.getvalue())
+    assert decode(catalog, data)[1] == datum

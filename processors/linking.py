@@ -292,14 +292,14 @@ class LinkingHandler:
         self.decision_schema = self.catalog.latest("cn.leadbus.LinkDecision")
         self.decided_schema = self.catalog.latest("cn.leadbus.LinkDecided")
         self._mirror = _Mirror()
-        self._linking_reader = compile_reader(self.accepted_schema.parsed, _ACCEPTED_UNREAD)
+        self.linking_reader = compile_reader(self.accepted_schema.parsed, _ACCEPTED_UNREAD)
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         if record.topic == LINK_DECISIONS:
             return self.decide(record, state, now)
         result = Result()
         try:
-            event, lead = self._accepted(record.value or b"")
+            event, lead = self.read_accepted(record.value or b"")
         except (DecodeError, ValueError, KeyError, TypeError) as exc:
             # Intake wrote this topic, so this is a bug or tampering: dead-letter it, never drop it.
             log.error("undecodable accepted lead at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
@@ -318,11 +318,11 @@ class LinkingHandler:
         result.state.update(store.changed())
         return result
 
-    def _accepted(self, data: bytes) -> tuple[dict[str, Any], CaseLead]:
+    def read_accepted(self, data: bytes) -> tuple[dict[str, Any], CaseLead]:
         """The `LeadAccepted` in ``data`` and its lead. Today's writer is read by a reader that builds only what
         linking reads (`linked_lead`); anything else — an older writer, bytes that reader will not judge, a lead it
         cannot build — is decoded whole as before, whose verdict (a lead or the error dead-lettered) stands."""
-        reader = self._linking_reader
+        reader = self.linking_reader
         if reader is not None and type(data) is bytes and data[2:HEADER_SIZE] == self.accepted_schema.fingerprint:
             try:
                 event, end = reader(data, HEADER_SIZE)

@@ -298,7 +298,7 @@ def test_the_lead_linking_reads_equals_the_accepted_lead_on_every_part_it_keeps(
     handler = LinkingHandler()
     for offset, record in enumerate(_records(120)):
         value = _accepted(record, offset)
-        event, lead = handler._accepted(value)
+        event, lead = handler.read_accepted(value)
         whole = accepted_lead(decode(CATALOG, value, ACCEPTED)[1]["lead"])
         assert set(event) == {"lead", "identity"}
         assert event["identity"]["registrable_domains"] == decode(CATALOG, value, ACCEPTED)[1]["identity"][
@@ -318,7 +318,7 @@ def test_damaged_accepted_leads_give_what_decoding_them_whole_gives() -> None:
 
     rng = random.Random(16)
     fast, whole = LinkingHandler(), LinkingHandler()
-    whole._linking_reader = None  # type: ignore[assignment]
+    whole.linking_reader = None  # type: ignore[assignment]
     fast_state, whole_state = MemoryState(), MemoryState()
     dead = linked = 0
     for offset, record in enumerate(_records(60)):
@@ -337,7 +337,7 @@ def test_damaged_accepted_leads_give_what_decoding_them_whole_gives() -> None:
                 with pytest.raises(type(exc)):
                     fast.handle(item, fast_state, NOW)
                 whole.__init__()  # type: ignore[misc]
-                whole._linking_reader = None  # type: ignore[assignment]
+                whole.linking_reader = None  # type: ignore[assignment]
                 fast.__init__()  # type: ignore[misc]
                 continue
             got = fast.handle(item, fast_state, NOW)

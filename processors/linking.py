@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
@@ -27,6 +28,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
+from leadbus.avro.codec import HEADER_SIZE, MAGIC
+from leadbus.avro.fastread import compile_reader
 from leadbus.models import (
     Address,
     CaseLead,
@@ -156,13 +159,15 @@ _set = object.__setattr__
 _FIELD_NAMES: dict[type[BaseModel], frozenset[str]] = {}
 
 
-def _built(model: type[_M], values: dict[str, Any]) -> _M:
+def _built(model: type[_M], values: dict[str, Any], fields: frozenset[str] | None = None) -> _M:
     """``model`` holding ``values`` as they are: what `BaseModel.model_construct` does, without its per-field work
     (the values are complete: the Avro reader filled every field). Values whose fields are not exactly the model's
-    (the model and the schema drifted apart) are validated instead."""
-    fields = _FIELD_NAMES.get(model)
-    if fields is None:  # pydantic's `model_fields` is a descriptor that costs a call each time: read it once
-        fields = _FIELD_NAMES[model] = frozenset(model.model_fields)
+    (the model and the schema drifted apart) are validated instead. ``fields``: the fields expected when not all of
+    the model's (the lead the linker reads, `LINKING_UNREAD`), those left out then absent from the object."""
+    if fields is None:
+        fields = _FIELD_NAMES.get(model)
+        if fields is None:  # pydantic's `model_fields` is a descriptor that costs a call each time: read it once
+            fields = _FIELD_NAMES[model] = frozenset(model.model_fields)
     if values.keys() != fields:
         return model.model_validate(values)
     built = model.__new__(model)
@@ -183,7 +188,25 @@ def _member_of(enum: type[_E], value: Any) -> _E:
     return found if found is not None else enum(value)  # type: ignore[return-value]
 
 
-def accepted_lead(doc: dict[str, Any]) -> CaseLead:
+#: Parts of an accepted lead linking never reads (neither `Linker` nor the weak signals): the stream's reader checks
+#: them as it checks the rest but builds none of them (evidence is the second largest part of a lead; issue #16).
+LINKING_UNREAD = frozenset({"evidence", "description", "grading"})
+_LINKED_FIELDS = frozenset(CaseLead.model_fields) - LINKING_UNREAD
+#: What the linking handler reads of a `LeadAccepted` (the lead without `LINKING_UNREAD`, its registrable domains).
+_ACCEPTED_UNREAD = frozenset({
+    *(f"lead.{name}" for name in LINKING_UNREAD), "identity.name_core", "identity.name_prefix", "identity.legal_form",
+    "digest", "warnings", "source", "publisher_sequence", "accepted_at", "original", "seal",
+})  # fmt: skip
+
+
+def linked_lead(doc: dict[str, Any]) -> CaseLead:
+    """The lead of a `LeadAccepted` read without `LINKING_UNREAD`, as `accepted_lead` builds it, those parts absent:
+    reading one raises AttributeError. Only for the linker, which never reads them (the stream's outputs equal
+    offline linking's on the golden corpus, and a unit test compares the two leads on the parts read)."""
+    return accepted_lead(doc, _LINKED_FIELDS)
+
+
+def accepted_lead(doc: dict[str, Any], fields: frozenset[str] | None = None) -> CaseLead:
     """The lead of a decoded `LeadAccepted`, built without validating it again.
 
     Intake validated and normalised it before writing `leadbus.leads.accepted` (only intake may write there), and
@@ -197,8 +220,11 @@ def accepted_lead(doc: dict[str, Any]) -> CaseLead:
     if address is not None:
         subject["address"] = _built(Address, address)
     holder, operator = doc["rights_holder"], doc["operator"]
+    parts: dict[str, Any] = {} if fields is not None else {
+        "grading": _built(Grading, doc["grading"]), "evidence": [_built(Evidence, e) for e in doc["evidence"]]}
     return _built(CaseLead, {
         **doc,
+        **parts,
         "channel": _member_of(Channel, doc["channel"]), "category": _member_of(Category, doc["category"]),
         "violation": _member_of(Violation, doc["violation"]), "handling": _member_of(Handling, doc["handling"]),
         "publisher": _built(Publisher, doc["publisher"]),
@@ -206,8 +232,6 @@ def accepted_lead(doc: dict[str, Any]) -> CaseLead:
         "online": _built(Online, doc["online"]),
         "facts": _built(Facts, doc["facts"]),
         "rights_holder": _built(RightsHolder, holder) if holder is not None else None,
-        "grading": _built(Grading, doc["grading"]),
-        "evidence": [_built(Evidence, e) for e in doc["evidence"]],
         "prior_penalties": [_built(PriorPenalty, {**p, "violation": _member_of(Violation, p["violation"])})
                             for p in doc["prior_penalties"]],
         # v3 (courier channel): the weak signals read these as models, as they read the validated lead's
@@ -215,7 +239,7 @@ def accepted_lead(doc: dict[str, Any]) -> CaseLead:
         "senders": [_built(Contact, c) for c in doc["senders"]],
         "return_addresses": [_built(Address, a) for a in doc["return_addresses"]],
         "operator": _built(Contact, operator) if operator is not None else None,
-    })
+    }, fields)
 
 
 def case_updated_record(case: Case, now: datetime, merged_into: str | None = None) -> dict[str, Any]:
@@ -268,14 +292,14 @@ class LinkingHandler:
         self.decision_schema = self.catalog.latest("cn.leadbus.LinkDecision")
         self.decided_schema = self.catalog.latest("cn.leadbus.LinkDecided")
         self._mirror = _Mirror()
+        self.linking_reader = compile_reader(self.accepted_schema.parsed, _ACCEPTED_UNREAD)
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         if record.topic == LINK_DECISIONS:
             return self.decide(record, state, now)
         result = Result()
         try:
-            _, event = decode(self.catalog, record.value or b"", self.accepted_schema)
-            lead = accepted_lead(event["lead"])
+            event, lead = self.read_accepted(record.value or b"")
         except (DecodeError, ValueError, KeyError, TypeError) as exc:
             # Intake wrote this topic, so this is a bug or tampering: dead-letter it, never drop it.
             log.error("undecodable accepted lead at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
@@ -293,6 +317,21 @@ class LinkingHandler:
         result.outputs.append(Output(CASES, outcome.case.case_id.encode(), value))
         result.state.update(store.changed())
         return result
+
+    def read_accepted(self, data: bytes) -> tuple[dict[str, Any], CaseLead]:
+        """The `LeadAccepted` in ``data`` and its lead. Today's writer is read by a reader that builds only what
+        linking reads (`linked_lead`); anything else — an older writer, bytes that reader will not judge, a lead it
+        cannot build — is decoded whole as before, whose verdict (a lead or the error dead-lettered) stands."""
+        reader = self.linking_reader
+        if reader is not None and type(data) is bytes and data[2:HEADER_SIZE] == self.accepted_schema.fingerprint:
+            try:
+                event, end = reader(data, HEADER_SIZE)
+                if end == len(data) and data[:2] == MAGIC:
+                    return event, linked_lead(event["lead"])
+            except (ValueError, KeyError, TypeError, IndexError, OverflowError, struct.error):
+                pass
+        _, event = decode(self.catalog, data, self.accepted_schema)
+        return event, accepted_lead(event["lead"])
 
     def decide(self, record: Record, state: StateView, now: datetime) -> Result:
         """An analyst's `LinkDecision` (intake checked who and why): merge, reject or split; a decision that no

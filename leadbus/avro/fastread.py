@@ -71,7 +71,9 @@ def _min_size(schema: Any) -> int:
 class Compiler:
     """Emits the lines of one function reading `data` from `pos` (`end` is `len(data)`), then makes it (`function`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dropped: frozenset[str] = frozenset()) -> None:
+        self.dropped = dropped  # dotted paths of fields read as strictly as the rest but left out of the record
+        self.path = ""
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {
             "read_long_rest": read_long_rest,
@@ -106,6 +108,40 @@ class Compiler:
         self.long(indent, target)
         self.emit(indent, f"if {target} < 0 or pos + {target} > end:")
         self.emit(indent + 1, "raise Unreadable('length')")
+
+    def checked_skip(self, schema: Any, indent: int) -> None:
+        """Emit code passing over one value of `schema` with every check `value` makes (so that bytes one refuses the
+        other refuses too), without building it: strings are still decoded, enums looked up, times computed."""
+        kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
+        if kind == "record":
+            self.depth += 1
+            if self.depth > 32:
+                raise Unsupported("recursive record")
+            for field in schema["fields"]:
+                self.checked_skip(field["type"], indent)
+            self.depth -= 1
+        elif kind in ("array", "map"):
+            inner = schema["items"] if kind == "array" else schema["values"]
+
+            def item(at: int) -> None:
+                if kind == "map":
+                    self.value("string", "_", at)
+                self.checked_skip(inner, at)
+
+            self.blocks(kind, inner, indent, item)
+        elif kind == "union":
+            kinds = [b if isinstance(b, str) else b.get("type") for b in schema]
+            if len(schema) != 2 or "null" not in kinds:
+                raise Unsupported("general union")
+            null_index = kinds.index("null")
+            self.emit(indent, "b = data[pos]")
+            self.emit(indent, "pos += 1")
+            self.emit(indent, f"if b == {2 * (1 - null_index)}:")
+            self.checked_skip(schema[1 - null_index], indent + 1)
+            self.emit(indent, f"elif b != {2 * null_index}:")
+            self.emit(indent + 1, "raise Unreadable('union')")
+        else:  # a scalar: read as `value` reads it, into a name nobody uses
+            self.value(schema, "_", indent)
 
     def value(self, schema: Any, target: str, indent: int) -> None:
         """Emit code reading one value of `schema` into the local `target`."""
@@ -156,10 +192,16 @@ class Compiler:
             if self.depth > 32:
                 raise Unsupported("recursive record")
             names = []
+            path = self.path
             for field in schema["fields"]:
+                self.path = f"{path}.{field['name']}" if path else field["name"]
+                if self.path in self.dropped:
+                    self.checked_skip(field["type"], indent)
+                    continue
                 name = self.var("f")
                 self.value(field["type"], name, indent)
                 names.append((field["name"], name))
+            self.path = path
             self.emit(indent, f"{target} = {{" + ", ".join(f"{k!r}: {v}" for k, v in names) + "}")
             self.depth -= 1
         elif kind in ("array", "map"):
@@ -341,9 +383,12 @@ class Compiler:
         return made
 
 
-def compile_reader(parsed_schema: Any) -> Reader | None:
-    """A reader for the (expanded, parsed) writer schema, or None when it uses constructs it does not cover."""
-    compiler = Compiler()
+def compile_reader(parsed_schema: Any, dropped: frozenset[str] = frozenset()) -> Reader | None:
+    """A reader for the (expanded, parsed) writer schema, or None when it uses constructs it does not cover.
+
+    ``dropped``: dotted paths of record fields (``lead.evidence``) that the reader checks as it checks the rest but
+    leaves out of the records it returns (for a consumer that never reads them: the linking stage)."""
+    compiler = Compiler(dropped)
     compiler.emit(0, "def read(data, pos):")
     compiler.emit(1, "end = len(data)")
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from leadbus.avro import DecodeError, encode, packaged_catalog
 from leadbus.avro.codec import HEADER_SIZE, decode
-from leadbus.avro.fastread import read_long_rest
+from leadbus.avro.fastread import compile_reader, read_long_rest
 from leadbus.producers.simulator import TrafficGenerator
 
 CATALOG = packaged_catalog()
@@ -98,3 +98,52 @@ def test_damaged_bytes_decode_as_fastavro_decides() -> None:
                 assert err.value.reason == "DECODE_TRAILING_BYTES"
             else:
                 assert decode(CATALOG, blob, LEAD)[1] == expected
+
+
+def _without(record: dict, paths: frozenset[str], prefix: str = "") -> dict:
+    out = {}
+    for name, value in record.items():
+        path = prefix + name
+        if path in paths:
+            continue
+        out[name] = _without(value, paths, path + ".") if isinstance(value, dict) else value
+    return out
+
+
+def test_a_reader_dropping_fields_reads_the_rest_as_the_whole_reader_and_refuses_the_same_bytes() -> None:
+    """`compile_reader(schema, dropped)` (the linking stage's reader of LeadAccepted): the record without those
+    fields, and for damaged bytes the same refusal (an exception of the same kind) or the same end."""
+    accepted = CATALOG.latest("cn.leadbus.LeadAccepted")
+    dropped = frozenset({"lead.evidence", "lead.description", "lead.grading", "original", "seal", "source",
+                         "identity.name_core", "accepted_at", "warnings"})
+    reader = compile_reader(accepted.parsed, dropped)
+    assert reader is not None and accepted.reader is not None
+    rng = random.Random(17)
+    from tests.unit.processors.linking_golden import NOW, _accepted
+
+    leads = list(TrafficGenerator(seed=9, same_suspect_share=0.3).leads(40, NOW - timedelta(hours=3),
+                                                                         timedelta(seconds=10)))
+    checked = refused = with_evidence = 0
+    for offset, lead in enumerate(leads):
+        data = _accepted(lead.to_avro(), offset)
+        whole, end = accepted.reader(data, HEADER_SIZE)
+        assert reader(data, HEADER_SIZE) == (_without(whole, dropped), end)
+        assert "evidence" not in reader(data, HEADER_SIZE)[0]["lead"] and "evidence" in whole["lead"]
+        with_evidence += bool(whole["lead"]["evidence"])
+        for _ in range(60):
+            damaged = bytearray(data)
+            for _ in range(rng.randint(1, 3)):
+                damaged[rng.randrange(HEADER_SIZE, len(damaged))] = rng.randrange(256)
+            if rng.random() < 0.2:
+                damaged = damaged[: rng.randrange(HEADER_SIZE, len(damaged))]
+            blob = bytes(damaged)
+            try:
+                expected = accepted.reader(blob, HEADER_SIZE)
+            except Exception as exc:  # noqa: BLE001 - the dropping reader must refuse it with the same kind
+                with pytest.raises(type(exc)):
+                    reader(blob, HEADER_SIZE)
+                refused += 1
+                continue
+            assert reader(blob, HEADER_SIZE) == (_without(expected[0], dropped), expected[1])
+            checked += 1
+    assert checked > 100 and refused > 100 and with_evidence > 5

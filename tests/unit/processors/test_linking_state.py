@@ -290,3 +290,61 @@ def test_the_case_event_carries_the_case_signals_and_provinces_the_review_core_c
         event = case_updated_record(case, NOW)
         assert event["weak_signals"] == case_signals(case)
         assert event["provinces"] == list(provinces_of((case,)))
+
+
+def test_the_lead_linking_reads_equals_the_accepted_lead_on_every_part_it_keeps() -> None:
+    """The stream reads today's LeadAccepted without the parts linking never reads (`LINKING_UNREAD`); the rest is
+    the accepted lead as built whole, and the parts left out are absent, never a made-up empty value."""
+    handler = LinkingHandler()
+    for offset, record in enumerate(_records(120)):
+        value = _accepted(record, offset)
+        event, lead = handler.read_accepted(value)
+        whole = accepted_lead(decode(CATALOG, value, ACCEPTED)[1]["lead"])
+        assert set(event) == {"lead", "identity"}
+        assert event["identity"]["registrable_domains"] == decode(CATALOG, value, ACCEPTED)[1]["identity"][
+            "registrable_domains"]
+        for name in CaseLead.model_fields:
+            if name in linking_stage.LINKING_UNREAD:
+                with pytest.raises(AttributeError):
+                    getattr(lead, name)
+            else:
+                assert getattr(lead, name) == getattr(whole, name), name
+        assert _member(lead, ["example.com"]) == _member(whole, ["example.com"])
+
+
+def test_damaged_accepted_leads_give_what_decoding_them_whole_gives() -> None:
+    """Fuzz: the same outputs (dead letters included) and state writes as the handler decoding every record whole."""
+    import random
+
+    rng = random.Random(16)
+    fast, whole = LinkingHandler(), LinkingHandler()
+    whole.linking_reader = None  # type: ignore[assignment]
+    fast_state, whole_state = MemoryState(), MemoryState()
+    dead = linked = 0
+    for offset, record in enumerate(_records(60)):
+        data = _accepted(record, offset)
+        for attempt in range(12):
+            blob = bytearray(data)
+            if attempt:
+                for _ in range(rng.randint(1, 3)):
+                    blob[rng.randrange(10, len(blob))] = rng.randrange(256)
+                if rng.random() < 0.2:
+                    blob = blob[: rng.randrange(10, len(blob))]
+            item = Record(LEADS_ACCEPTED, 0, offset * 12 + attempt, None, bytes(blob))
+            try:
+                expected = whole.handle(item, whole_state, NOW)
+            except Exception as exc:  # noqa: BLE001 - a step that raises: the stage dead-letters it; so must this
+                with pytest.raises(type(exc)):
+                    fast.handle(item, fast_state, NOW)
+                whole.__init__()  # type: ignore[misc]
+                whole.linking_reader = None  # type: ignore[assignment]
+                fast.__init__()  # type: ignore[misc]
+                continue
+            got = fast.handle(item, fast_state, NOW)
+            assert got.outputs == expected.outputs and got.state == expected.state
+            dead += got.outputs[0].topic == LEADS_REJECTED
+            linked += got.outputs[0].topic != LEADS_REJECTED
+            for state, result in ((whole_state, expected), (fast_state, got)):
+                state.pending.update(result.state)
+                state.commit()
+    assert dead > 50 and linked > 100

@@ -18,7 +18,7 @@ import faust
 from leadbus.agencies import AGENCIES
 from leadbus.processors.core.records import Record
 from leadbus.processors.intake import IntakeHandler
-from leadbus.topics import INTAKE_BY_LEAD, intake_topic
+from leadbus.topics import INTAKE_BY_LEAD, intake_topic, load_declarations
 
 
 class _TableState:
@@ -32,13 +32,19 @@ class _TableState:
         return bytes(value) if value is not None else None
 
 
+def intake_partitions() -> int:
+    """The intake topics' declared partitions: faust refuses a table whose changelog has fewer than its source topic."""
+    return next(spec.partitions for spec in load_declarations() if spec.name.startswith("leadbus.intake."))
+
+
 def create_app(bootstrap: str, data_dir: Path, *, app_id: str = "leadbus-faust", replication: int = 1) -> faust.App:
+    partitions = intake_partitions()
     app = faust.App(
         app_id,
         broker=";".join(f"kafka://{b}" for b in bootstrap.split(",")),
         store="rocksdb://",
         datadir=str(data_dir),
-        topic_partitions=3,
+        topic_partitions=partitions,
         topic_replication_factor=replication,
         producer_acks=-1,
         web_enabled=False,
@@ -52,7 +58,7 @@ def create_app(bootstrap: str, data_dir: Path, *, app_id: str = "leadbus-faust",
     names = [intake_topic(agency) for agency in sorted(AGENCIES)]
     intake_topics = app.topic(*names, key_serializer="raw", value_serializer="raw")
     outputs: dict[str, Any] = {}
-    seen_table = app.Table("intake-seen", default=None, partitions=3, key_type=bytes, value_type=bytes)
+    seen_table = app.Table("intake-seen", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
     state = _TableState(seen_table)
 
     async def send(out: Any) -> None:

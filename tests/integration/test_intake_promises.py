@@ -179,10 +179,11 @@ def test_one_lead_once_whatever_key_partition_client_or_topic(cluster, worker) -
 
     # The intake topic gains partitions: keys move, the lead must still be judged in one place.
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_partitions([NewPartitions(topic, 6)])[topic].result(30)
+    had = len(admin.list_topics(topic, timeout=30).topics[topic].partitions)
+    admin.create_partitions([NewPartitions(topic, had + 3)])[topic].result(30)
     time.sleep(6)  # the worker's metadata refresh (5 s) picks the new partitions up
     raw = _raw(bootstrap)  # a client that knows the new partitions
-    for p in range(3, 6):
+    for p in range(had, had + 3):
         raw.produce(topic, value=data, key=lead.lead_id.encode(), partition=p)
     raw.produce(intake_topic(sentinel.publisher.agency), value=encode(LEAD_SCHEMA, sentinel.to_avro()),
                 key=sentinel.lead_id.encode())

@@ -10,7 +10,7 @@ import pytest
 from leadbus.clients import KafkaSettings
 from leadbus.processors.stage import AssignmentError, StageConfig, default_worker_id
 from leadbus.processors.stages import STAGES
-from leadbus.topics import INTAKE_BY_LEAD
+from leadbus.topics import INTAKE_BY_LEAD, load_declarations
 
 KAFKA = KafkaSettings("127.0.0.1:1")
 
@@ -50,3 +50,16 @@ def test_default_worker_ids_differ_between_workers_started_at_once() -> None:
     assert len(ids) == 1000
     configs = {StageConfig("intake", KAFKA, [], "", Path("."), "g").worker_id for _ in range(100)}
     assert len(configs) == 100
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 6])
+def test_every_intake_topic_splits_evenly_among_the_workers_intake_can_use(workers: int) -> None:
+    """Intake's first half runs where a record lands, so a worker's load is the traffic of the partitions it holds,
+    and agencies' traffic differs by 100x: an agency split 2:1 (3 partitions, two workers) gave one worker 61 % of the
+    events. With a multiple of 1, 2, 3 and 6 partitions (up to 6 workers: the repartition topic's), round robin over
+    the sorted partitions gives every worker the same share of every agency's topic, whatever the agencies' mix."""
+    by_lead = next(t.partitions for t in load_declarations() if t.name == INTAKE_BY_LEAD)
+    assert by_lead % workers == 0
+    for spec in load_declarations():
+        if spec.name.startswith("leadbus.intake."):
+            assert spec.partitions % workers == 0, f"{spec.name}: {spec.partitions} partitions"

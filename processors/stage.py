@@ -16,6 +16,7 @@ stage stop, with the records rewound for its successor.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -313,9 +314,12 @@ class ExactlyOnceStage:
         finally:
             gc.set_threshold(*thresholds)
             self.report.stopped()
-            consumer.close()
-            producer.flush(10)
-            self.state.close()
+            # Each closes even when one before it raises (a producer in a fatal state): the store's lock is released
+            # for the restarted stage that comes next.
+            with contextlib.ExitStack() as closing:
+                closing.callback(self.state.close)
+                closing.callback(producer.flush, 10)
+                closing.callback(consumer.close)
 
     # -- one batch, exactly once -----------------------------------------------------------
 

@@ -90,7 +90,8 @@ def run(config: StageConfig, values: list[bytes], bootstrap: str, expect_out: in
     finally:
         assert stage is not None and runner is not None
         stage.stop()
-        runner.join(60)
+        runner.join(300)  # a commit under load may take long; the next run opens the same state folder
+        assert not runner.is_alive(), "the stage did not stop within 300 s"
     return stage, starts
 
 

@@ -161,11 +161,10 @@ STAGES: dict[str, StageDefinition] = {
         # Round robin spreads its partitions evenly over the workers, and every agency's 6 evenly over 2, 3 or 6 of
         # them (deploy/topics.yaml: a worker's load is its partitions' traffic); range is listed second so that a
         # group still holding workers of an older release, which offer range alone, keeps working during an upgrade.
-        # Batches of up to 5,000 (issue #16): a backlog commits 2.5x fewer transactions than with 2,000, each commit
-        # a wait of 10-50 ms (send offsets, flush, markers on ~14 partitions) in which the worker does nothing; the
-        # commit interval (2 s) still bounds a transaction, and at a steady rate a batch is what arrived meanwhile.
+        # Batches of up to 2,000: 5,000 (fewer commits under a backlog, each a wait of 10-50 ms) measured slower on a
+        # quiet machine (bench/intake.py, stage ÷ plain 0.71 against 0.83 with 2,000, back to back).
         StageDefinition("intake", (INTAKE_PATTERN, INTAKE_BY_LEAD), INTAKE_CHANGELOG, _intake,
-                        state_topic=INTAKE_BY_LEAD, batch_size=5000, assignment="roundrobin,range"),
+                        state_topic=INTAKE_BY_LEAD, batch_size=2000, assignment="roundrobin,range"),
         StageDefinition("linking", (LEADS_ACCEPTED, LINK_DECISIONS), LINKING_CHANGELOG, _linking, global_state=True),
         StageDefinition("handover", (CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER), HANDOVER_CHANGELOG, _handover,
                         clock_may_run_fast=True, batch_fill=OFF_PATH_FILL),

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -466,12 +467,14 @@ def registry(
     configure_json_logging()
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    # SIGTERM as Ctrl-C: the sink leaves through its `finally` (consumer closed, database released). A batch cut
-    # short is rolled back with its offsets, so nothing is lost or doubled.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with contextlib.suppress(KeyboardInterrupt):
-        run_registry(_settings(bootstrap, client_config, "registry"), url, max_seconds=max_seconds or None,
-                     batch=batch, fill=batch_fill)
+    # SIGTERM or Ctrl-C: the sink ends after the batch in hand (its rows and offsets commit together) and leaves
+    # through its `finally` (consumer closed, database released). A flag, not KeyboardInterrupt: the database
+    # driver can turn an interrupt into its own error, which the sink retries as an outage (see run_registry).
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_registry(_settings(bootstrap, client_config, "registry"), url, max_seconds=max_seconds or None,
+                 batch=batch, fill=batch_fill, stop=stop)
 
 
 @app.command("takedown")

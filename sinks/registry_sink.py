@@ -9,6 +9,7 @@ twice.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -28,8 +29,8 @@ KINDS = {LEADS_ACCEPTED: "lead", CASES: "case", HANDOVER: "step", WITHDRAWALS: "
          COURIER_REPLIES: "courier_reply"}
 
 
-def _connect(url: str) -> Engine:
-    """The database may be down when the sink starts: wait for it like for any other outage."""
+def _connect(url: str, stop: threading.Event) -> Engine | None:
+    """The database may be down when the sink starts: wait for it like for any other outage (None: stopped)."""
     delay = 0.5
     while True:
         try:
@@ -38,14 +39,22 @@ def _connect(url: str) -> Engine:
         except (OperationalError, DBAPIError) as exc:
             log.warning("registry database unavailable at start (%s); retrying in %.1fs", exc.__class__.__name__,
                         delay)
-            time.sleep(delay)
+            if stop.wait(delay):
+                return None
             delay = min(delay * 2, 5.0)
 
 
 def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float | None = None,
-                 batch: int = 500, fill: float = 0.1) -> None:
-    """`fill`: once a record is there, how long to wait for more before the SQL transaction (0: take what is held)."""
-    engine = _connect(url)
+                 batch: int = 500, fill: float = 0.1, stop: threading.Event | None = None) -> None:
+    """`fill`: once a record is there, how long to wait for more before the SQL transaction (0: take what is held).
+
+    `stop` (set by the CLI's SIGTERM/SIGINT handler) ends the loop after the batch in hand: a stop by exception
+    could be lost, as a KeyboardInterrupt inside the database driver can come out as the driver's own error from
+    the rollback it causes, which the outage retry below takes for an outage (CI: a sink that never stopped)."""
+    stop = stop or threading.Event()
+    engine = _connect(url, stop)
+    if engine is None:
+        return
     catalog = packaged_catalog()
     # The group is never joined (partitions are assigned, offsets live in the database); it is named so
     # that the registry principal's ACL can grant exactly it.
@@ -59,7 +68,7 @@ def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float
     consumer.assign(assignment)
     started = time.monotonic()
     try:
-        while max_seconds is None or time.monotonic() - started < max_seconds:
+        while not stop.is_set() and (max_seconds is None or time.monotonic() - started < max_seconds):
             messages = [m for m in next_batch(consumer, batch, 0.5, fill) if not m.error()]
             if not messages:
                 continue
@@ -81,7 +90,8 @@ def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float
                 except (OperationalError, DBAPIError) as exc:
                     log.warning("registry database unavailable (%s); retrying in %.1fs", exc.__class__.__name__,
                                 delay)
-                    time.sleep(delay)
+                    if stop.wait(delay):
+                        return  # the batch is not written, nor its offsets: the next start takes it again
                     delay = min(delay * 2, 5.0)
     finally:
         consumer.close()

@@ -116,6 +116,43 @@ def test_postgres_registry_survives_kill_9_and_an_outage(cluster, accepted_event
             engine.dispose()
 
 
+def test_registry_sink_stops_on_sigterm_while_the_database_is_down(cluster, accepted_events, tmp_path: Path) -> None:
+    """SIGTERM ends the sink whether it waits for the database at start or in an outage mid-stream, and nothing of
+    the batch it held is lost (a stop by KeyboardInterrupt was once turned into the driver's error and retried)."""
+    with PostgresServer() as pg:
+        url = pg.url
+        pg.stop()
+        sink = _sink(cluster.bootstrap_servers, url, tmp_path / "sink-down.log")
+        wait_until(lambda: b"unavailable at start" in (tmp_path / "sink-down.log").read_bytes(), 60,
+                   "the sink waiting for the database")
+        sink.terminate()
+        assert sink.wait(15) == 0, "stopped while waiting for the database at start"
+        pg.start()
+        engine = registry_engine(url)
+        before = counts(engine)["leads"]
+        sink = _sink(cluster.bootstrap_servers, url, tmp_path / "sink-outage.log")
+        try:
+            _produce(cluster.bootstrap_servers, accepted_events[:300])
+            wait_until(lambda: counts(engine)["leads"] > before, 60, "rows before the outage", interval=0.05)
+            pg.stop()
+            _produce(cluster.bootstrap_servers, accepted_events[300:600])  # something to write in the outage
+            wait_until(lambda: b"registry database unavailable (" in (tmp_path / "sink-outage.log").read_bytes(),
+                       60, "the sink retrying in the outage")
+            sink.terminate()
+            assert sink.wait(15) == 0, "stopped in an outage"
+        finally:
+            if sink.poll() is None:
+                sink.kill()
+        pg.start()
+        sink = _sink(cluster.bootstrap_servers, url, tmp_path / "sink-after.log")
+        try:
+            wait_until(lambda: counts(engine)["leads"] >= before + 600, 120, "every row after the restart")
+        finally:
+            sink.terminate()
+            assert sink.wait(20) == 0
+            engine.dispose()
+
+
 # Last in the module: its leads join the shared topic after the counting tests above have read it.
 def test_postgres_registry_shows_the_case_lead_v2_fields(cluster, tmp_path: Path) -> None:
     """Migration 0003 on a registry holding v1 rows, then a v1 lead, a v2 lead and a v2 case through the sink."""

@@ -54,6 +54,23 @@ def read_long_rest(data: bytes, pos: int, first: int) -> tuple[int, int]:
     return (n >> 1) ^ -(n & 1), pos
 
 
+def nullable(branches: list[Any]) -> tuple[int, Any] | None:
+    """For a union of null and one other schema (either order): the null branch's index and the other schema;
+    None for any other union (the compilers cover only this form and fall back on the rest)."""
+    kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
+    if len(branches) != 2 or "null" not in kinds:
+        return None
+    null_index = kinds.index("null")
+    return null_index, branches[1 - null_index]
+
+
+def _nullable(branches: list[Any]) -> tuple[int, Any]:
+    form = nullable(branches)
+    if form is None:
+        raise Unsupported("general union")
+    return form
+
+
 def _min_size(schema: Any) -> int:
     """The fewest bytes a value of `schema` takes (an array's items must take at least one)."""
     kind = schema if isinstance(schema, str) else ("union" if isinstance(schema, list) else schema["type"])
@@ -130,14 +147,11 @@ class Compiler:
 
             self.blocks(kind, inner, indent, item)
         elif kind == "union":
-            kinds = [b if isinstance(b, str) else b.get("type") for b in schema]
-            if len(schema) != 2 or "null" not in kinds:
-                raise Unsupported("general union")
-            null_index = kinds.index("null")
+            null_index, other = _nullable(schema)
             self.emit(indent, "b = data[pos]")
             self.emit(indent, "pos += 1")
             self.emit(indent, f"if b == {2 * (1 - null_index)}:")
-            self.checked_skip(schema[1 - null_index], indent + 1)
+            self.checked_skip(other, indent + 1)
             self.emit(indent, f"elif b != {2 * null_index}:")
             self.emit(indent + 1, "raise Unreadable('union')")
         else:  # a scalar: read as `value` reads it, into a name nobody uses
@@ -217,16 +231,13 @@ class Compiler:
 
             self.blocks(kind, inner, indent, read_item)
         elif kind == "union":
-            kinds = [b if isinstance(b, str) else b.get("type") for b in schema]
-            if len(schema) != 2 or "null" not in kinds:
-                raise Unsupported("general union")
-            null_index = kinds.index("null")
+            null_index, other = _nullable(schema)
             self.emit(indent, "b = data[pos]")
             self.emit(indent, "pos += 1")
             self.emit(indent, f"if b == {2 * null_index}:")
             self.emit(indent + 1, f"{target} = None")
             self.emit(indent, f"elif b == {2 * (1 - null_index)}:")
-            self.value(schema[1 - null_index], target, indent + 1)
+            self.value(other, target, indent + 1)
             self.emit(indent, "else:")
             self.emit(indent + 1, "raise Unreadable('union')")
         else:

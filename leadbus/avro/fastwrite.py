@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
+from leadbus.avro.fastread import nullable
+
 Writer = Callable[[bytearray, Any], None]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -185,11 +187,10 @@ class _Compiler:
 
     def union(self, branches: list[Any], expr: str, indent: int) -> None:
         # Only the nullable form ["null", X] / [X, "null"] is compiled; others fall back.
-        kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
-        if len(branches) != 2 or "null" not in kinds:
+        form = nullable(branches)
+        if form is None:
             raise Unsupported("general union")
-        null_index = kinds.index("null")
-        other = branches[1 - null_index]
+        null_index, other = form
         val = self.var("u")
         self.emit(indent, f"{val} = {expr}")
         self.emit(indent, f"if {val} is None:")

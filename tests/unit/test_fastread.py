@@ -73,6 +73,16 @@ def test_over_long_varint_is_left_to_fastavro() -> None:
         read_long_rest(b"\xff" * 12, 0, 0xFF)
 
 
+def _damaged(rng: random.Random, data: bytes, flips: int, cut_share: float) -> bytes:
+    """`data` with 1 to `flips` body bytes overwritten at random, and cut short at random in `cut_share` of calls."""
+    damaged = bytearray(data)
+    for _ in range(rng.randint(1, flips)):
+        damaged[rng.randrange(HEADER_SIZE, len(damaged))] = rng.randrange(256)
+    if rng.random() < cut_share:
+        damaged = damaged[: rng.randrange(HEADER_SIZE, len(damaged))]
+    return bytes(damaged)
+
+
 def test_damaged_bytes_decode_as_fastavro_decides() -> None:
     """Fuzz: every damaged event either decodes to fastavro's record or fails with the error it names."""
     rng = random.Random(16)
@@ -80,12 +90,7 @@ def test_damaged_bytes_decode_as_fastavro_decides() -> None:
     for lead in leads:
         data = encode(LEAD, lead.to_avro())
         for _ in range(40):
-            damaged = bytearray(data)
-            for _ in range(rng.randint(1, 4)):
-                damaged[rng.randrange(HEADER_SIZE, len(damaged))] = rng.randrange(256)
-            if rng.random() < 0.3:
-                damaged = damaged[: rng.randrange(HEADER_SIZE, len(damaged))]
-            blob = bytes(damaged)
+            blob = _damaged(rng, data, flips=4, cut_share=0.3)
             try:
                 expected, end = _fastavro(LEAD, blob)
             except Exception:  # noqa: BLE001 - whatever fastavro raises, decode must refuse the bytes
@@ -131,12 +136,7 @@ def test_a_reader_dropping_fields_reads_the_rest_as_the_whole_reader_and_refuses
         assert "evidence" not in reader(data, HEADER_SIZE)[0]["lead"] and "evidence" in whole["lead"]
         with_evidence += bool(whole["lead"]["evidence"])
         for _ in range(60):
-            damaged = bytearray(data)
-            for _ in range(rng.randint(1, 3)):
-                damaged[rng.randrange(HEADER_SIZE, len(damaged))] = rng.randrange(256)
-            if rng.random() < 0.2:
-                damaged = damaged[: rng.randrange(HEADER_SIZE, len(damaged))]
-            blob = bytes(damaged)
+            blob = _damaged(rng, data, flips=3, cut_share=0.2)
             try:
                 expected = accepted.reader(blob, HEADER_SIZE)
             except Exception as exc:  # noqa: BLE001 - the dropping reader must refuse it with the same kind

@@ -51,7 +51,7 @@ from leadbus.models import (
     Violation,
 )
 from leadbus.processors.core.dead_letters import dead_letter_record
-from leadbus.processors.core.linking import Case, Linker, case_summary
+from leadbus.processors.core.linking import Case, Linker, case_id_for, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.processors.core.review import Decided, apply_decision
 from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, review_topic
@@ -133,6 +133,15 @@ class _Store:
 
     def set(self, key: str, value: str) -> None:
         self.writes[key] = value
+
+    def absent_before(self, *keys: str) -> None:
+        """``keys`` held nothing before this record (the caller knows it from another key it read): `changed` then
+        compares their writes with nothing instead of asking the view, nearly always a store lookup for nothing."""
+        text = self.mirror.text
+        for key in keys:
+            if key not in self.writes or key in text:
+                continue
+            text[key] = None
 
     def delete(self, key: str) -> None:
         self.writes[key] = None
@@ -243,13 +252,19 @@ def accepted_lead(doc: dict[str, Any], fields: frozenset[str] | None = None) -> 
 
 
 def case_updated_record(case: Case, now: datetime, merged_into: str | None = None) -> dict[str, Any]:
-    summary: dict[str, Any] = case_summary(case)
+    # v5: what the suggesting stage indexes, and the regions that review it (`case_signals` and `provinces_of`),
+    # gathered in the summary's pass over the members (the stream summarises a case for every lead that joins it)
+    signals: set[str] = set()
+    places: set[str] = set()
+    summary: dict[str, Any] = case_summary(case, signals, places)
     summary["first_reported_at"] = datetime.fromisoformat(summary["first_reported_at"])
     summary["last_reported_at"] = datetime.fromisoformat(summary["last_reported_at"])
-    for name in ("conduct_from", "conduct_to"):
-        summary[name] = date.fromisoformat(summary[name]) if summary[name] else None
-    summary["prior_penalties"] = [{**p, "decided_on": date.fromisoformat(p["decided_on"])}
-                                  for p in summary["prior_penalties"]]
+    if first := summary["conduct_from"]:
+        summary["conduct_from"] = date.fromisoformat(first)
+    if last := summary["conduct_to"]:
+        summary["conduct_to"] = date.fromisoformat(last)
+    if penalties := summary["prior_penalties"]:
+        summary["prior_penalties"] = [{**p, "decided_on": date.fromisoformat(p["decided_on"])} for p in penalties]
     summary["merged_into"] = merged_into
     summary["updated_at"] = now
     summary["link_history"] = [
@@ -257,17 +272,7 @@ def case_updated_record(case: Case, now: datetime, merged_into: str | None = Non
          "user": e["user"], "role": e["role"], "reason": e["reason"],
          "decided_at": datetime.fromisoformat(e["decided_at"]), "suggestion_id": e.get("suggestion_id"),
          "merged": e.get("merged"), "leads": e.get("leads", []), "split_from": e.get("from"), "split_to": e.get("to")}
-        for e in case.history]
-    # v5: what the suggesting stage indexes, and the regions that review it: `case_signals` and `provinces_of` in
-    # one pass over the members (the stream summarises a case for every lead that joins it)
-    signals: set[str] = set()
-    places: set[str] = set()
-    for member in case.members.values():
-        signals.update(member.get("weak", ()))
-        if province := member.get("province"):
-            places.add(province)
-        if province := member.get("suspect_province"):
-            places.add(province)
+        for e in case.history] if case.history else []
     summary["weak_signals"] = sorted(signals)
     summary["provinces"] = sorted(places)
     return summary
@@ -310,6 +315,12 @@ class LinkingHandler:
         store = _Store(state, self._mirror)
         linker = Linker(store)
         outcome = linker.link(lead, event["identity"]["registrable_domains"])
+        lead_id = lead.lead_id
+        if self._mirror.text.get(f"l:{lead_id}", _ABSENT) is None:
+            # A lead never linked before: no member record of it, nor a case named after it (a lead's ``l:`` key is
+            # written with both and never deleted; a case takes a lead's id only when that lead founds or splits off
+            # into it), so the writes of those two keys are new without asking the store (~1 lookup per lead).
+            store.absent_before(f"m:{lead_id}", f"c:{case_id_for(lead_id)}")
         for absorbed in outcome.absorbed:
             value = encode(self.case_schema, case_updated_record(absorbed, now, merged_into=outcome.case.case_id))
             result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))

@@ -51,7 +51,7 @@ from leadbus.models import (
     Violation,
 )
 from leadbus.processors.core.dead_letters import dead_letter_record
-from leadbus.processors.core.linking import Case, Linker, case_id_for, case_summary
+from leadbus.processors.core.linking import Case, Linker, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.processors.core.review import Decided, apply_decision
 from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, review_topic
@@ -133,15 +133,6 @@ class _Store:
 
     def set(self, key: str, value: str) -> None:
         self.writes[key] = value
-
-    def absent_before(self, *keys: str) -> None:
-        """``keys`` held nothing before this record (the caller knows it from another key it read): `changed` then
-        compares their writes with nothing instead of asking the view, nearly always a store lookup for nothing."""
-        text = self.mirror.text
-        for key in keys:
-            if key not in self.writes or key in text:
-                continue
-            text[key] = None
 
     def delete(self, key: str) -> None:
         self.writes[key] = None
@@ -315,12 +306,6 @@ class LinkingHandler:
         store = _Store(state, self._mirror)
         linker = Linker(store)
         outcome = linker.link(lead, event["identity"]["registrable_domains"])
-        lead_id = lead.lead_id
-        if self._mirror.text.get(f"l:{lead_id}", _ABSENT) is None:
-            # A lead never linked before: no member record of it, nor a case named after it (a lead's ``l:`` key is
-            # written with both and never deleted; a case takes a lead's id only when that lead founds or splits off
-            # into it), so the writes of those two keys are new without asking the store (~1 lookup per lead).
-            store.absent_before(f"m:{lead_id}", f"c:{case_id_for(lead_id)}")
         for absorbed in outcome.absorbed:
             value = encode(self.case_schema, case_updated_record(absorbed, now, merged_into=outcome.case.case_id))
             result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))

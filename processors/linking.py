@@ -243,13 +243,19 @@ def accepted_lead(doc: dict[str, Any], fields: frozenset[str] | None = None) -> 
 
 
 def case_updated_record(case: Case, now: datetime, merged_into: str | None = None) -> dict[str, Any]:
-    summary: dict[str, Any] = case_summary(case)
+    # v5: what the suggesting stage indexes, and the regions that review it (`case_signals` and `provinces_of`),
+    # gathered in the summary's pass over the members (the stream summarises a case for every lead that joins it)
+    signals: set[str] = set()
+    places: set[str] = set()
+    summary: dict[str, Any] = case_summary(case, signals, places)
     summary["first_reported_at"] = datetime.fromisoformat(summary["first_reported_at"])
     summary["last_reported_at"] = datetime.fromisoformat(summary["last_reported_at"])
-    for name in ("conduct_from", "conduct_to"):
-        summary[name] = date.fromisoformat(summary[name]) if summary[name] else None
-    summary["prior_penalties"] = [{**p, "decided_on": date.fromisoformat(p["decided_on"])}
-                                  for p in summary["prior_penalties"]]
+    if first := summary["conduct_from"]:
+        summary["conduct_from"] = date.fromisoformat(first)
+    if last := summary["conduct_to"]:
+        summary["conduct_to"] = date.fromisoformat(last)
+    if penalties := summary["prior_penalties"]:
+        summary["prior_penalties"] = [{**p, "decided_on": date.fromisoformat(p["decided_on"])} for p in penalties]
     summary["merged_into"] = merged_into
     summary["updated_at"] = now
     summary["link_history"] = [
@@ -257,17 +263,7 @@ def case_updated_record(case: Case, now: datetime, merged_into: str | None = Non
          "user": e["user"], "role": e["role"], "reason": e["reason"],
          "decided_at": datetime.fromisoformat(e["decided_at"]), "suggestion_id": e.get("suggestion_id"),
          "merged": e.get("merged"), "leads": e.get("leads", []), "split_from": e.get("from"), "split_to": e.get("to")}
-        for e in case.history]
-    # v5: what the suggesting stage indexes, and the regions that review it: `case_signals` and `provinces_of` in
-    # one pass over the members (the stream summarises a case for every lead that joins it)
-    signals: set[str] = set()
-    places: set[str] = set()
-    for member in case.members.values():
-        signals.update(member.get("weak", ()))
-        if province := member.get("province"):
-            places.add(province)
-        if province := member.get("suspect_province"):
-            places.add(province)
+        for e in case.history] if case.history else []
     summary["weak_signals"] = sorted(signals)
     summary["provinces"] = sorted(places)
     return summary

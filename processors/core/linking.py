@@ -430,11 +430,15 @@ FACT_FIELDS = (
 )  # fmt: skip
 
 
+#: The totals before any member (a copy of a built dict: a third of building it for a case of one or two leads).
+_NO_FACTS: dict[str, Any] = {**dict.fromkeys(FACT_FIELDS), "rights_holder_bankrupt": None, "labels_made_by": None,
+                             "mark_use": None}
+
+
 def aggregate_facts(members: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Summed quantities (counts of distinct kinds: the largest); v2 flags: bankrupt if any lead says so, who made
     the labels only when the leads that say agree, marks on GOODS / SERVICES / ANY (both)."""
-    totals: dict[str, Any] = dict.fromkeys(FACT_FIELDS)
-    totals.update(rights_holder_bankrupt=None, labels_made_by=None, mark_use=None)
+    totals: dict[str, Any] = _NO_FACTS.copy()
     makers: set[str] = set()
     uses: set[str] = set()
     for member in members:
@@ -469,15 +473,20 @@ def _reported_at(member: dict[str, Any]) -> str:
     return member["reported_at"]  # type: ignore[no-any-return]
 
 
-def case_summary(case: Case) -> dict[str, Any]:
+def case_summary(case: Case, signals: set[str] | None = None, places: set[str] | None = None) -> dict[str, Any]:
     """The facts a `CaseUpdated` event carries (plain values; the edge adds times and encodes).
 
     One pass over the members (the stream summarises a case for every lead that joins it: issue #16); ties are
     broken as ``min``, ``max``, ``Counter.most_common`` and ``dict.fromkeys`` break them, the first seen wins.
+    ``signals`` and ``places``, when given, gather the members' weak signals and provinces (reporting and suspect)
+    in the same pass: what `CaseUpdated` v5 adds for the suggesting stage.
     """
-    members = sorted(case.members.values(), key=_reported_at)  # the members' order, stable: as sorting their ids
+    values = case.members.values()
+    # the members' order, stable: as sorting their ids; a case of one lead (most of them) needs no sort
+    members = list(values) if len(values) == 1 else sorted(values, key=_reported_at)
     if not members:
         raise ValueError(f"case {case.case_id} has no members")
+    gather = signals is not None and places is not None
     provinces: dict[str, int] = {}
     reporters: dict[tuple[str, str], None] = {}  # in order of first report
     categories: set[str] = set()
@@ -516,6 +525,12 @@ def case_summary(case: Case) -> dict[str, Any]:
             police = True
         for waybill in m.get("waybills", ()):
             waybills[waybill] = None
+        if gather:
+            signals.update(m.get("weak", ()))  # type: ignore[union-attr]
+            if reporting := m.get("province"):
+                places.add(reporting)  # type: ignore[union-attr]
+            if province:
+                places.add(province)  # type: ignore[union-attr]
     identifiers = []
     for key in case.identifiers:
         kind, value = key.split(":", 1)

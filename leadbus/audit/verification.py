@@ -218,6 +218,10 @@ class ReplayRecord:
         return hashlib.sha256(self.value or b"").hexdigest()
 
 
+def _plain(mark: Mark) -> tuple[str, int, int, str | None, int | None]:
+    return (mark.topic, mark.partition, mark.offset, mark.file, mark.index)
+
+
 class LeadHead(NamedTuple):
     """A lead's id, revision and publisher (a tuple: one is made per intake record, and a frozen dataclass's
     constructor costs several times a tuple's)."""
@@ -591,15 +595,25 @@ class PartitionOrder:
 
     name = "order"
 
+    #: Records per partition whose offset and timestamp a tail's process notes (see `leadbus.audit.boundary`).
+    noted_max = 4096
+
     def __init__(self, skew_ms: int = 15_000) -> None:
         self.skew_ms = skew_ms
         # per partition: [last offset, highest timestamp, (offset, archive file, index) of the record that set it]
         self._last: dict[tuple[str, int], list[Any]] = {}
+        #: Set in the process reading the tail of a partition cut in two: per partition, (offset, timestamp) of its
+        #: first records, with which the parent judges them again against what came before (`leadbus.audit.boundary`).
+        self.noted: dict[tuple[str, int], list[tuple[int, int]]] | None = None
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         key = (record.topic, record.partition)
         before = self._last.get(key)
         now_offset, stamp = record.offset, record.timestamp_ms
+        if self.noted is not None:
+            noted = self.noted.setdefault(key, [])
+            if len(noted) < self.noted_max:
+                noted.append((now_offset, stamp))
         if before is None:
             self._last[key] = [now_offset, stamp, (now_offset, record.file, record.index)]
             return ()
@@ -613,15 +627,19 @@ class PartitionOrder:
             found.append(Finding.at(record, "OFFSET_ORDER", f"offset {now_offset} comes after offset {offset} "
                                                             f"({at.where()})"))
         if stamp < highest - self.skew_ms:
-            # Agencies' own producers stamp records when they are handed over, and may queue them for minutes:
-            # on an intake topic a step back is worth a look (seals decide); on the bus's own topics it is a failure.
-            text = (f"timestamp {_iso(stamp)} is {(highest - stamp) / 1000:.1f} s before "
-                    f"one already seen in this partition ({at.where()}, {_iso(highest)}): records moved or replayed")
-            found.append(Finding.at(record, "TIMESTAMP_BACKWARDS", text, failure=not is_intake(record.topic)))
+            found.append(self.backwards(record, stamp, highest, at))
         before[0] = now_offset
         if stamp >= highest:
             before[1], before[2] = stamp, (now_offset, record.file, record.index)
         return found
+
+    @staticmethod
+    def backwards(record: ReplayRecord | Mark, stamp: int, highest: int, at: Mark) -> Finding:
+        # Agencies' own producers stamp records when they are handed over, and may queue them for minutes:
+        # on an intake topic a step back is worth a look (seals decide); on the bus's own topics it is a failure.
+        text = (f"timestamp {_iso(stamp)} is {(highest - stamp) / 1000:.1f} s before "
+                f"one already seen in this partition ({at.where()}, {_iso(highest)}): records moved or replayed")
+        return Finding.at(record, "TIMESTAMP_BACKWARDS", text, failure=not is_intake(record.topic))
 
     def finish(self) -> Iterable[Finding]:
         return ()
@@ -772,12 +790,23 @@ class AcceptedLeads:
         #: Set by a replay that verifies stage seals (`leadbus.audit.stage_seals`): a record intake sealed is vouched
         #: for by its seal, so `original` is not normalised again (its digest, revisions and source still are checked).
         self.trust_stage_seals = False
+        #: Set in the process reading the tail of the partition cut in two: (lead id, revision, digest, offset) of
+        #: every lead it accounts, in order, with which the parent judges them again (`leadbus.audit.boundary`).
+        self.noted: list[tuple[str, int, str, int]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight."""
+        """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight; marks
+        as plain tuples (a pickled dataclass costs several µs each, and there is one per lead)."""
         state = self.__dict__.copy()
         state["executor"], state["_tasks"], state["_catalog"], state["whole_read"] = None, deque(), None, None
+        state["_revisions"] = {k: (r, d, _plain(m)) for k, (r, d, m) in self._revisions.items()}
+        state["_sources"] = [(c, d, _plain(m)) for c, d, m in self._sources]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["_revisions"] = {k: (r, d, Mark(*m)) for k, (r, d, m) in state["_revisions"].items()}
+        state["_sources"] = [(c, d, Mark(*m)) for c, d, m in state["_sources"]]
+        self.__dict__.update(state)
 
     def takes(self, record: ReplayRecord) -> bool:
         """Whether `check` sends this record to the executor (a LeadAccepted by its fingerprint, with an executor)."""
@@ -836,6 +865,12 @@ class AcceptedLeads:
         lead_id, revision, digest, coords, original_sha = facts
         here = at_record if type(at_record) is Mark else Mark.of(at_record)  # a Mark made for it is kept as it is
         self._sources.append((coords, original_sha, here))
+        if self.noted is not None:
+            self.noted.append((lead_id, revision, digest, here.offset))
+        return self.revision(found, lead_id, revision, digest, here)
+
+    def revision(self, found: list[Finding], lead_id: str, revision: int, digest: str, here: Mark) -> list[Finding]:
+        """The one-revision-once check of an accepted lead, in the order records came."""
         before = self._revisions.get(lead_id)
         if before is not None:
             seen_revision, seen_digest, at = before

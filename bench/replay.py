@@ -238,6 +238,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--rebuild-leads", type=int, default=100_000)
     parser.add_argument("--skip-accepted", action="store_true", help="replay the intake topics only")
+    parser.add_argument("--only", choices=["intake", "accepted", "cases"], help="replay this one (quicker rounds)")
     args = parser.parse_args()
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     with KafkaCluster(1) as cluster:
@@ -255,6 +256,9 @@ def main() -> None:
         if not args.skip_accepted:
             runs.append(("leadbus.leads.accepted", [LEADS_ACCEPTED]))
             runs.append(("leadbus.cases", [CASES]))
+        if args.only:
+            runs = [run for run in runs if run[0] == {"intake": "intake topics", "accepted": LEADS_ACCEPTED,
+                                                      "cases": CASES}[args.only]]
         for name, topics in runs:
             began_cpu = cpu_seconds()
             n_raw, s_raw = raw_read(bootstrap, topics)
@@ -269,6 +273,8 @@ def main() -> None:
             reading = report.records / report.read_seconds if report.read_seconds else 0.0
             workers = (f", accepted-lead content checks in {report.content_workers} worker processes"
                        if report.content_workers else "")
+            if report.cut:
+                workers += f", its partition cut in two ({report.cut})"
             print(f"{name}: raw read {n_raw} records {raw_rate:,.0f}/s; replay+verify {report.records} records "
                   f"({report.sealed} sealed, {report.signatures} Ed25519 verifications, {report.processes} "
                   f"process{'es' if report.processes > 1 else ''}"

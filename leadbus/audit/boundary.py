@@ -3,9 +3,11 @@
 `leadbus.leads.accepted` has one partition: one process would read it all while the other core waits. A replay cuts it
 at an offset; a forked process reads the tail with fresh verifiers that `note` what the parent needs
 (`note_tail`), while the parent reads the head. The tail's first records were judged as if nothing came before them;
-`join` judges them again against the head's state (a chain, a lead's revisions, the highest timestamp), corrects the
-tail's findings and leaves the head's verifiers as one process would have left them after the last record: their
-`finish` then runs once, in the parent. The findings are the same as one process's.
+`join` judges them again against the head's state (a stage lane's chain, the highest timestamp, a partition sealed
+before), corrects the tail's findings and leaves the head's verifiers as one process would have left them after the
+last record: their `finish` then runs once, in the parent. The accepted leads' revisions are not judged in the tail at
+all: it notes each lead's id, revision, digest and offset (a few bytes to send back), which the parent judges after
+the head's, in order. The findings are the same as one process's.
 
 Where the tail's first records cannot be judged again from what it noted (a record behind its stage lane's head at
 the cut: replayed or swapped; timestamps that stay below the head's highest past the noted records; a verifier of
@@ -31,6 +33,7 @@ from leadbus.audit.verification import (
     PartitionOrder,
     RoutedVersions,
 )
+from leadbus.topics import LEADS_ACCEPTED
 
 #: The verifiers whose state `join` knows how to carry over the cut.
 _JOINED = (PartitionOrder, Decodes, AcceptedLeads, BusSealVerifier, StageSealVerifier)
@@ -74,7 +77,7 @@ def join(head: Sequence[Any], tail: Sequence[Any], found: list[Finding]) -> list
         if isinstance(mine, PartitionOrder):
             step = _order(mine, theirs, drop, add)
         elif isinstance(mine, AcceptedLeads):
-            step = _accepted(mine, theirs, drop, add)
+            step = _accepted(mine, theirs, add)
         elif isinstance(mine, StageSealVerifier):
             step = _stage(mine, theirs, found, drop, add)
         elif isinstance(mine, BusSealVerifier):
@@ -150,33 +153,17 @@ def _order(head: PartitionOrder, tail: PartitionOrder, drop: list[Finding], add:
     return carry
 
 
-def _accepted(head: AcceptedLeads, tail: AcceptedLeads, drop: list[Finding], add: list[Finding]) -> Any:
-    """A lead the head accepted whose first tail revision is not above the head's: its tail records judged again."""
-    noted = tail.noted or []
-    firsts: dict[str, tuple[str, int, str, int]] = {}
-    for entry in noted:
-        firsts.setdefault(entry[0], entry)
-    dirty = {lead for lead, entry in firsts.items()
-             if lead in head._revisions and entry[1] <= head._revisions[lead][0]}
-    topic_partition = next(((m.topic, m.partition) for _, _, m in tail._sources), None)
-    again: list[tuple[str, int, str, Mark]] = []
-    if dirty:
-        if topic_partition is None:
-            return None
-        again = [(lead, revision, digest, Mark(topic_partition[0], topic_partition[1], offset))
-                 for lead, revision, digest, offset in noted if lead in dirty]
-        alone = AcceptedLeads()  # what the tail found for those leads, judged on its own
-        for lead, revision, digest, here in again:
-            drop.extend(alone.revision([], lead, revision, digest, here))
+def _accepted(head: AcceptedLeads, tail: AcceptedLeads, add: list[Finding]) -> Any:
+    """The tail's process noted its leads without judging their revisions: judged here, after the head's, in order."""
+    noted = tail.noted
+    if noted is None or tail._revisions:
+        return None
 
     def carry() -> None:
-        for lead, revision, digest, here in again:  # in the order the records came
-            add.extend(head.revision([], lead, revision, digest, here))
-        for lead, seen in tail._revisions.items():
-            if lead not in dirty:
-                head._revisions[lead] = seen
+        revision = head.revision
+        for lead, number, digest, partition, offset in noted:
+            add.extend(revision([], lead, number, digest, Mark(LEADS_ACCEPTED, partition, offset)))
         head._sources.extend(tail._sources)
-    # the findings of the dirty leads are made when carried over: `join` adds them after every verifier agreed
     return carry
 
 

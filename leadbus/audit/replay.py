@@ -52,6 +52,7 @@ from leadbus.audit.verification import (
     IntakeLeads,
     ReplayRecord,
     Verifier,
+    is_intake,
     publisher_matches,
     publisher_of,
     standard_verifiers,
@@ -111,6 +112,9 @@ class ReplayReport:
     signatures: int = 0  # Ed25519 verifications the seal verifier made
     content_workers: int = 0  # processes that ran the accepted leads' content checks (0: in the reading process)
     spans: list[PartitionSpan] = field(default_factory=list)
+    #: A partition cut in two between processes: "joined" (the tail's findings judged again from what it noted) or
+    #: "tail read again" (by the parent, after the head); "" when none was
+    cut: str = ""
 
     @property
     def failures(self) -> list[Finding]:
@@ -207,6 +211,10 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         if not any(s.topic == LEADS_ACCEPTED and s.size for s in spans):
             for verifier in verifiers:  # what intake records held is kept for the accepted leads' check alone
                 if isinstance(verifier, IntakeLeads):
+                    verifier.keep_sources = False
+        if not any(is_intake(s.topic) and s.size for s in spans):
+            for verifier in verifiers:  # no intake record to check an accepted lead's source against
+                if isinstance(verifier, AcceptedLeads):
                     verifier.keep_sources = False
         if isinstance(source, ArchiveSource):
             for problem in source.verify():
@@ -713,7 +721,9 @@ def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Ve
     report.processes = 2
     joined = join(verifiers, part.verifiers, part.findings)
     if joined is None:  # the tail's first records cannot be judged again from what it noted: read it here
+        report.cut = "tail read again"
         return count + _read_span(source, tail, verifiers, key, publisher, report, None)
+    report.cut = "joined"
     report.findings.extend(joined)
     report.selected += part.selected
     report.sealed += part.sealed

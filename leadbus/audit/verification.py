@@ -197,6 +197,14 @@ class ReplayRecord:
     def was_picked(self, paths: tuple[str, ...]) -> bool:
         return self._picked is not None and self._picked[0] is paths
 
+    def picked_before(self) -> tuple[Any, ...] | None:
+        """The values an accepted lead's check picked (`ACCEPTED_HEAD` or `ACCEPTED_REVISION`: its publisher at [2],
+        [3]), if it did."""
+        cached = self._picked
+        if cached is not None and (cached[0] is ACCEPTED_HEAD or cached[0] is ACCEPTED_REVISION):
+            return cached[1]
+        return None
+
     def lead_head(self) -> LeadHead | None:
         """A CaseLead's id, revision and publisher read from the front of its body (no full decode)."""
         if self._peek is False:
@@ -790,9 +798,13 @@ class AcceptedLeads:
         #: Set by a replay that verifies stage seals (`leadbus.audit.stage_seals`): a record intake sealed is vouched
         #: for by its seal, so `original` is not normalised again (its digest, revisions and source still are checked).
         self.trust_stage_seals = False
-        #: Set in the process reading the tail of the partition cut in two: (lead id, revision, digest, offset) of
-        #: every lead it accounts, in order, with which the parent judges them again (`leadbus.audit.boundary`).
-        self.noted: list[tuple[str, int, str, int]] | None = None
+        #: Whether to keep where each lead came from for the source check (`finish`): a replay that reads no intake
+        #: topic turns it off (there is nothing to check them against), and a trusted record's source is not read.
+        self.keep_sources = True
+        #: Set in the process reading the tail of the partition cut in two: (lead id, revision, digest, partition,
+        #: offset) of every lead it accounts, in order, not judged there: the parent judges them after the head's
+        #: (`leadbus.audit.boundary`).
+        self.noted: list[tuple[str, int, str, int, int]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight; marks
@@ -819,7 +831,7 @@ class AcceptedLeads:
             return ()
         if self.trust_stage_seals and _stage_sealed(record):
             before = self._send(drain=True) if self._rows or self._tasks else []  # in the order records came
-            return before + self._account([], sealed_facts(record), record)
+            return before + self._account([], sealed_facts(record, self.keep_sources), record)
         if self.executor is None:
             found, facts = accepted_content(record, self.renormalise)
             return self._account(found, facts, record)
@@ -864,9 +876,11 @@ class AcceptedLeads:
             return found
         lead_id, revision, digest, coords, original_sha = facts
         here = at_record if type(at_record) is Mark else Mark.of(at_record)  # a Mark made for it is kept as it is
-        self._sources.append((coords, original_sha, here))
-        if self.noted is not None:
-            self.noted.append((lead_id, revision, digest, here.offset))
+        if self.keep_sources:
+            self._sources.append((coords, original_sha, here))
+        if self.noted is not None:  # judged by the parent, after the head's (`leadbus.audit.boundary`)
+            self.noted.append((lead_id, revision, digest, here.partition, here.offset))
+            return found
         return self.revision(found, lead_id, revision, digest, here)
 
     def revision(self, found: list[Finding], lead_id: str, revision: int, digest: str, here: Mark) -> list[Finding]:
@@ -933,17 +947,27 @@ ACCEPTED_HEAD = ("lead.lead_id", "lead.revision", "lead.publisher.agency", "lead
                  "source.topic", "source.partition", "source.offset", "original")
 
 
+#: The same without what only the source check reads (a replay that reads no intake topic has no source to check): the
+#: picker stops at `digest`, before the warnings, the source and `original`.
+ACCEPTED_REVISION = ACCEPTED_HEAD[:5]
+_NO_SOURCE = ("", 0, -1)
+
 _PUBLISHER_HEAD = ("lead.publisher.agency", "lead.publisher.province")  # what the summary alone reads of one
 
 
-def sealed_facts(record: ReplayRecord) -> _Facts | None:
+def sealed_facts(record: ReplayRecord, sources: bool = True) -> _Facts | None:
     """What the revision and source checks keep of an accepted lead intake sealed, read as it is: its seal (checked by
     the stage seal verifier) vouches that these are the bytes intake wrote, so neither the lead's validation nor its
-    digest nor the normalisation of `original` is made again here (`--rederive` and `audit rebuild` make them)."""
-    head = record.picked(ACCEPTED_HEAD) if record.trusted else None
-    if head is not None:
-        return (str(head[0]), int(head[1]), str(head[4]), (head[5], head[6], head[7]),
-                hashlib.sha256(bytes(head[8] or b"")).digest())
+    digest nor the normalisation of `original` is made again here (`--rederive` and `audit rebuild` make them).
+    Without `sources` (no intake topic read: nothing to check them against) a trusted record's source and `original`
+    are not read."""
+    if record.trusted:
+        head = record.picked(ACCEPTED_HEAD if sources else ACCEPTED_REVISION)
+        if head is not None:
+            if not sources:
+                return (str(head[0]), int(head[1]), str(head[4]), _NO_SOURCE, b"")
+            return (str(head[0]), int(head[1]), str(head[4]), (head[5], head[6], head[7]),
+                    hashlib.sha256(bytes(head[8] or b"")).digest())
     event = record.event
     if not isinstance(event, dict):
         return None  # `Decodes` reports it
@@ -1204,7 +1228,7 @@ def publisher_of(record: ReplayRecord) -> str:
             return f"{head.agency}.{head.province}"
     if record.trusted and schema is not None and schema.name == ACCEPTED:
         # the accepted lead's facts when its check read them already, else its publisher alone (at the front)
-        picked = record.picked(ACCEPTED_HEAD) if record.was_picked(ACCEPTED_HEAD) else record.picked(_PUBLISHER_HEAD)
+        picked = record.picked_before() or record.picked(_PUBLISHER_HEAD)
         if picked is not None:
             return f"{picked[0]}.{picked[1]}" if len(picked) == 2 else f"{picked[2]}.{picked[3]}"
     event = record.event if schema is not None and schema.name in (CASE_LEAD, DECISION, ACCEPTED, REJECTED) else None

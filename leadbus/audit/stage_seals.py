@@ -105,8 +105,10 @@ class StageSealVerifier:
         fault = self._key_fault(key, signer, key_id, record.timestamp_ms)
         if fault is not None:
             found.append(Finding.at(record, fault[0], fault[1]))
+        # the other headers are linked too: none when the seal's (distinct names) are all there is
+        others = headers if len(headers) != (5 if signature is None else 6) else ()
         link = record_link(record.topic, record.partition, signer, key_id, chain, sequence, record.key, record.value,
-                           headers, prev)
+                           others, prev)
         lane = (signer, chain, record.topic, record.partition)
         state = self._lanes.get(lane)
         if state is None:

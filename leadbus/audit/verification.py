@@ -101,8 +101,8 @@ class ReplayRecord:
     needs the event asks for `event`; `schema` (the writer) comes from the fingerprint alone.
     """
 
-    __slots__ = ("_decoded", "_error", "_event", "_peek", "_picked", "_schema", "catalog", "file", "headers", "index",
-                 "key", "offset", "partition", "pending", "timestamp_ms", "topic", "trusted", "value")
+    __slots__ = ("_decoded", "_error", "_event", "_peek", "_picked", "_schema", "_sealed", "catalog", "file", "headers",
+                 "index", "key", "offset", "partition", "pending", "timestamp_ms", "topic", "trusted", "value")
 
     def __init__(self, topic: str, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
                  value: bytes | None, headers: Sequence[tuple[str, bytes | None]], catalog: SchemaCatalog,
@@ -122,6 +122,7 @@ class ReplayRecord:
         self.trusted = False
         self.pending = False  # held by the stage seal check until its run's signature (`StageSealVerifier.vouching`)
         self._picked: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
+        self._sealed: bool | None = None  # whether an agency seal header is among the headers (read once)
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:
@@ -130,10 +131,22 @@ class ReplayRecord:
         return None
 
     def has_seal(self) -> bool:
-        for key, _ in self.headers:  # noqa: SIM110 - a loop, not any(): this runs per record
-            if key in _SEAL_NAMES:
-                return True
-        return False
+        """Whether any agency seal header is there (several checks ask it of each record: the headers are read once)."""
+        sealed = self._sealed
+        if sealed is None:
+            sealed = False
+            for key, _ in self.headers:
+                if key in _SEAL_NAMES:
+                    sealed = True
+                    break
+            self._sealed = sealed
+        return sealed
+
+    def sealed_publisher(self) -> bytes | None:
+        """The `leadbus-publisher` header (`header(PUBLISHER_HEADER)`): none without any agency seal header."""
+        if not self.headers or (self._sealed is False):
+            return None
+        return self.header(PUBLISHER_HEADER)
 
     @property
     def schema(self) -> SchemaEntry | None:
@@ -1218,7 +1231,7 @@ def standard_verifiers(skew_ms: int = 15_000, *, renormalise: bool = True) -> li
 
 def publisher_of(record: ReplayRecord) -> str:
     """Who an event is from: the seal's publisher; else the agency (and province) the event names; else the stage."""
-    sealed = record.header(PUBLISHER_HEADER)
+    sealed = record.sealed_publisher()
     if sealed:
         return sealed.decode(errors="replace")
     schema = record.schema

@@ -198,10 +198,10 @@ def _stage(head: StageSealVerifier, tail: StageSealVerifier, found: list[Finding
         sealed_before = head._sealed_partitions.get(where)
         if sealed_before is None:
             partitions[where] = first_sealed
-    for where, records in noted.unsealed.items():
+    for where, offsets in noted.unsealed.items():
         sealed_before = head._sealed_partitions.get(where)
         if sealed_before is not None:
-            add.extend(unsealed(mark, sealed_before) for mark in records)
+            add.extend(unsealed(Mark(where[0], where[1], offset), sealed_before) for offset in offsets)
     for finding in found:  # they name the tail's first sealed record, one process names the head's
         if finding.check == "STAGE_UNSEALED" and finding.partition is not None and finding.offset is not None:
             sealed_before = head._sealed_partitions.get((finding.topic, finding.partition))

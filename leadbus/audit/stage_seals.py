@@ -88,7 +88,7 @@ class StageSealVerifier:
             sealed_before = self._sealed_partitions.get((record.topic, record.partition))
             if sealed_before is None:
                 if self.noted is not None:
-                    self.noted.unsealed.setdefault((record.topic, record.partition), []).append(Mark.of(record))
+                    self.noted.unsealed.setdefault((record.topic, record.partition), []).append(record.offset)
                 return ()
             return [unsealed(record, sealed_before)]
         try:
@@ -231,8 +231,9 @@ class Noted:
     #: per lane: the sequence number, `prev` and place of its first record, and the chain-start finding made there
     first: dict[_Lane, tuple[int, bytes, Mark, Finding | None]] = field(default_factory=dict)
     signed: set[_Lane] = field(default_factory=set)  # lanes on which a signature verified
-    #: per partition: the unsealed records before its first sealed one
-    unsealed: dict[tuple[str, int], list[Mark]] = field(default_factory=dict)
+    #: per partition: the offsets of the unsealed records before its first sealed one (a Kafka replay's: no archive
+    #: file or index; plain numbers, cheap to send back when a whole partition is unsealed)
+    unsealed: dict[tuple[str, int], list[int]] = field(default_factory=dict)
 
 
 _Seal = tuple[str, str, str, int, bytes, "bytes | None"]  # signer, key id, chain, sequence, prev, signature

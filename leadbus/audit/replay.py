@@ -15,6 +15,11 @@ versions, steps, routed versions) finish there; the intake and accepted-lead che
 are merged in the parent and finish there. The findings are the same as from one process (sorted by
 coordinates); an export always reads in one process, in (topic, partition, offset) order.
 
+`leadbus.leads.accepted` has one partition: a replay of it alone (verifying, no export, at least `split_min` records)
+cuts it at its middle offset instead (`_run_cut`): a forked process reads the tail with verifiers that note what the
+parent needs, the parent reads the head, and `leadbus.audit.boundary.join` judges the tail's first records again
+against the head (or, where it cannot, the parent reads the tail itself after the head): one process's findings.
+
 A replay of a large `leadbus.leads.accepted` in one process hands each accepted lead's content check (normalising
 `original` again) to forked content workers (`AcceptedLeads.executor`). Unless it exports, the workers read each of
 those records whole for the `Decodes` check and name its publisher too, and the parent never decodes them

@@ -236,13 +236,16 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     finishing = verifiers
     split = (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
              and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min)
-    cut = (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
-           and not split and _cuttable(spans, verifiers, options.split_min))
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
     executor = None
-    if (not split and not cut and accepted is not None and accepted.renormalise and options.workers > 1
-            and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4
-            and not _stage_sealed_from_start(source, spans, accepted)):
+    # Normalising every accepted lead's `original` again (no stage seal vouching for them) is work for content
+    # workers, which take it from a reading process on every core; else the one partition may be cut in two.
+    content = (not split and accepted is not None and accepted.renormalise and options.workers > 1
+               and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4
+               and not _stage_sealed_from_start(source, spans, accepted))
+    cut = (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
+           and not split and not content and _cuttable(spans, verifiers, options.split_min))
+    if content and accepted is not None:
         try:
             executor = _content_workers(source, catalog, options.workers)
         except OSError:  # no process to be had: the checks run here, as they always could

@@ -15,6 +15,11 @@ versions, steps, routed versions) finish there; the intake and accepted-lead che
 are merged in the parent and finish there. The findings are the same as from one process (sorted by
 coordinates); an export always reads in one process, in (topic, partition, offset) order.
 
+`leadbus.leads.accepted` has one partition: a replay of it alone (verifying, no export, at least `split_min` records)
+cuts it at its middle offset instead (`_run_cut`): a forked process reads the tail with verifiers that note what the
+parent needs, the parent reads the head, and `leadbus.audit.boundary.join` judges the tail's first records again
+against the head (or, where it cannot, the parent reads the tail itself after the head): one process's findings.
+
 A replay of a large `leadbus.leads.accepted` in one process hands each accepted lead's content check (normalising
 `original` again) to forked content workers (`AcceptedLeads.executor`). Unless it exports, the workers read each of
 those records whole for the `Decodes` check and name its publisher too, and the parent never decodes them
@@ -52,6 +57,7 @@ from leadbus.audit.verification import (
     IntakeLeads,
     ReplayRecord,
     Verifier,
+    is_intake,
     publisher_matches,
     publisher_of,
     standard_verifiers,
@@ -111,6 +117,9 @@ class ReplayReport:
     signatures: int = 0  # Ed25519 verifications the seal verifier made
     content_workers: int = 0  # processes that ran the accepted leads' content checks (0: in the reading process)
     spans: list[PartitionSpan] = field(default_factory=list)
+    #: A partition cut in two between processes: "joined" (the tail's findings judged again from what it noted) or
+    #: "tail read again" (by the parent, after the head); "" when none was
+    cut: str = ""
 
     @property
     def failures(self) -> list[Finding]:
@@ -208,6 +217,10 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             for verifier in verifiers:  # what intake records held is kept for the accepted leads' check alone
                 if isinstance(verifier, IntakeLeads):
                     verifier.keep_sources = False
+        if not any(is_intake(s.topic) and s.size for s in spans):
+            for verifier in verifiers:  # no intake record to check an accepted lead's source against
+                if isinstance(verifier, AcceptedLeads):
+                    verifier.keep_sources = False
         if isinstance(source, ArchiveSource):
             for problem in source.verify():
                 report.findings.append(Finding(f"ARCHIVE_{problem.kind.upper()}", problem.message,
@@ -225,9 +238,14 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
              and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min)
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
     executor = None
-    if (not split and accepted is not None and accepted.renormalise and options.workers > 1
-            and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4
-            and not _stage_sealed_from_start(source, spans, accepted)):
+    # Normalising every accepted lead's `original` again (no stage seal vouching for them) is work for content
+    # workers, which take it from a reading process on every core; else the one partition may be cut in two.
+    content = (not split and accepted is not None and accepted.renormalise and options.workers > 1
+               and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4
+               and not _stage_sealed_from_start(source, spans, accepted))
+    cut = (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
+           and not split and not content and _cuttable(spans, verifiers, options.split_min))
+    if content and accepted is not None:
         try:
             executor = _content_workers(source, catalog, options.workers)
         except OSError:  # no process to be had: the checks run here, as they always could
@@ -239,7 +257,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         reads = _ReadByWorkers(accepted, report, options.publisher)
     try:
         return _replay_read(options, source, spans, verifiers, exporter, handle, key, report, progress, expected,
-                            split, finishing, started, read_began, reads)
+                            split, finishing, started, read_began, reads, cut)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -284,9 +302,12 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
                  verifiers: list[Verifier], exporter: Exporter | None, handle: IO[Any] | None, key: bytes | None,
                  report: ReplayReport, progress: ProgressFn | None, expected: int | None, split: bool,
                  finishing: list[Verifier], started: float, read_began: float,
-                 reads: _ReadByWorkers | None = None) -> ReplayReport:
+                 reads: _ReadByWorkers | None = None, cut: bool = False) -> ReplayReport:
     try:
-        if split:
+        if cut:
+            assert isinstance(source, KafkaSource)
+            report.records = _run_cut(source, spans, verifiers, key, options.publisher, report, progress)
+        elif split:
             assert isinstance(source, KafkaSource)
             report.records = _run_split(source, spans, verifiers, key, options.publisher, report, progress,
                                         options.workers)
@@ -308,7 +329,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
         for path, message in source.unreadable:
             if path not in known:
                 report.findings.append(Finding("ARCHIVE_UNREADABLE", message, _topic_of(path), file=path))
-    if report.processes == 1:
+    if report.processes == 1 or cut:
         report.signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
     if isinstance(source, KafkaSource):  # partitions were read interleaved, or by several processes
         report.findings.sort(key=lambda f: (f.topic, f.partition if f.partition is not None else -1,
@@ -626,6 +647,113 @@ def _run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[
             elif isinstance(other, AcceptedLeads) and accepted is not None:
                 accepted.merge(other)
     return sum(p.records for p in parts)
+
+
+# -- one partition cut in two -------------------------------------------------------------------------------
+
+
+def _cuttable(spans: list[PartitionSpan], verifiers: list[Verifier], split_min: int) -> bool:
+    """A replay of `leadbus.leads.accepted` alone (one partition: the partitions cannot be split between processes),
+    large enough, with verifiers whose state `leadbus.audit.boundary` carries over a cut."""
+    from leadbus.audit.boundary import can_cut
+
+    read = [s for s in spans if s.size]
+    return (len(read) == 1 and read[0].topic == LEADS_ACCEPTED and read[0].size >= split_min
+            and can_cut(verifiers, LEADS_ACCEPTED))
+
+
+@dataclass
+class _Tail:
+    records: int
+    selected: int
+    sealed: int
+    tally: Counter[tuple[str, str]]
+    findings: list[Finding]
+    verifiers: list[Verifier]  # not finished: the parent carries their state over the cut (`boundary.join`)
+    error: str | None = None
+
+
+def _tail_child(send: Any, source: KafkaSource, span: PartitionSpan, verifiers: list[Verifier], key: bytes | None,
+                publisher: str | None) -> None:
+    from leadbus.audit.boundary import note_tail
+
+    try:
+        note_tail(verifiers)
+        sub = KafkaSource(source.settings, source.topics, source.catalog, source.start_ms, source.end_ms,
+                          timeout=source.timeout, batch=source.batch)
+        sub.spans = [span]
+        report = ReplayReport("")
+        try:
+            count = _run(sub, verifiers, None, key, publisher, report, None, None)
+        finally:
+            sub.close()
+        tail = _Tail(count, report.selected, report.sealed, report.by_type_publisher, report.findings, verifiers)
+    except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
+        tail = _Tail(0, 0, 0, Counter(), [], [], f"{type(exc).__name__}: {exc}")
+    send.send(tail)
+    send.close()
+
+
+def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier], key: bytes | None,
+             publisher: str | None, report: ReplayReport, progress: ProgressFn | None) -> int:
+    """The one partition read in two halves at once: the tail by a forked process, the head here; then the tail's
+    findings judged again against the head (`boundary.join`), or, where they cannot be, the tail read here too."""
+    import multiprocessing
+
+    from leadbus.audit.boundary import join
+
+    span = next(s for s in spans if s.size)
+    middle = span.start + span.size // 2
+    head, tail = (PartitionSpan(span.topic, span.partition, span.start, middle),
+                  PartitionSpan(span.topic, span.partition, middle, span.end))
+    source.close()  # no Kafka client may live across a fork
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    gc.freeze()  # as for the split: the child's collections do not copy the pages shared with the parent
+    try:
+        process = context.Process(target=_tail_child, args=(send, source, tail, verifiers, key, publisher),
+                                  daemon=True)
+        process.start()
+    finally:
+        gc.unfreeze()
+    send.close()
+    scaled = None if progress is None else (lambda done, _: progress(done * span.size // head.size, span.size))
+    count = _read_span(source, head, verifiers, key, publisher, report, scaled)
+    try:
+        part: _Tail = receive.recv()
+    except EOFError:
+        part = _Tail(0, 0, 0, Counter(), [], [], f"a replay process ended with {process.exitcode}")
+    process.join(30)
+    if part.error:
+        raise SourceError(part.error)
+    report.processes = 2
+    joined = join(verifiers, part.verifiers, part.findings)
+    if joined is None:  # the tail's first records cannot be judged again from what it noted: read it here
+        report.cut = "tail read again"
+        return count + _read_span(source, tail, verifiers, key, publisher, report, None)
+    report.cut = "joined"
+    report.findings.extend(joined)
+    report.selected += part.selected
+    report.sealed += part.sealed
+    report.by_type_publisher.update(part.tally)
+    return count + part.records
+
+
+def _read_span(source: KafkaSource, span: PartitionSpan, verifiers: list[Verifier], key: bytes | None,
+               publisher: str | None, report: ReplayReport, progress: ProgressFn | None) -> int:
+    sub = KafkaSource(source.settings, source.topics, source.catalog, source.start_ms, source.end_ms,
+                      timeout=source.timeout, batch=source.batch)
+    sub.spans = [span]
+    part = ReplayReport("")
+    try:
+        count = _run(sub, verifiers, None, key, publisher, part, progress, None)
+    finally:
+        sub.close()
+    report.findings.extend(part.findings)
+    report.selected += part.selected
+    report.sealed += part.sealed
+    report.by_type_publisher.update(part.by_type_publisher)
+    return count
 
 
 _unreadable = unreadable  # a check that raised: a located failure

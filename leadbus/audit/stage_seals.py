@@ -15,7 +15,7 @@ without the stage). Malformed headers are `STAGE_SEAL_MALFORMED`. Every finding 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
@@ -69,16 +69,28 @@ class StageSealVerifier:
         self._lanes: dict[_Lane, _State] = {}
         self._sealed_partitions: dict[tuple[str, int], Mark] = {}
         self._bounds: dict[tuple[str, str], tuple[PublisherKey, int | None, int | None, int | None]] = {}
+        #: Set in the process reading the tail of a partition cut in two (`leadbus.audit.boundary`): what the parent
+        #: needs to judge the tail's first records against what came before.
+        self.noted: Noted | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled (a cut replay's tail process sends it back): no registry (the parent has it), no record held."""
+        state = {name: getattr(self, name) for name in self.__dict__}
+        state["registry"], state["_bounds"] = None, {}
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         headers = record.headers
         if not headers or not _has_stage_seal(headers):
             sealed_before = self._sealed_partitions.get((record.topic, record.partition))
             if sealed_before is None:
+                if self.noted is not None:
+                    self.noted.unsealed.setdefault((record.topic, record.partition), []).append(record.offset)
                 return ()
-            return [Finding.at(record, "STAGE_UNSEALED", f"no stage seal, on a partition a stage sealed before "
-                                                         f"({sealed_before.where()}): its seal removed, or a record "
-                                                         "the stage never wrote")]
+            return [unsealed(record, sealed_before)]
         try:
             seal = _read_seal(headers)
         except MalformedStageSeal as exc:
@@ -93,16 +105,22 @@ class StageSealVerifier:
         fault = self._key_fault(key, signer, key_id, record.timestamp_ms)
         if fault is not None:
             found.append(Finding.at(record, fault[0], fault[1]))
+        # the other headers are linked too: none when the seal's (distinct names) are all there is
+        others = headers if len(headers) != (5 if signature is None else 6) else ()
         link = record_link(record.topic, record.partition, signer, key_id, chain, sequence, record.key, record.value,
-                           headers, prev)
+                           others, prev)
         lane = (signer, chain, record.topic, record.partition)
         state = self._lanes.get(lane)
         if state is None:
+            start = None
             if (sequence == 1) != (prev == CHAIN_START):
-                found.append(Finding.at(record, "STAGE_CHAIN_BROKEN", f"{signer} chain {chain}: number "
-                                        f"{sequence} with {'a zero' if prev == CHAIN_START else 'a'} "
-                                        "link before it: a chain starts at 1 with zeros, and only there"))
+                start = Finding.at(record, "STAGE_CHAIN_BROKEN", f"{signer} chain {chain}: number "
+                                   f"{sequence} with {'a zero' if prev == CHAIN_START else 'a'} "
+                                   "link before it: a chain starts at 1 with zeros, and only there")
+                found.append(start)
             state = self._lanes[lane] = _State(sequence, link, here, None)
+            if self.noted is not None:
+                self.noted.first[lane] = (sequence, prev, here, start)
         else:
             behind = sequence <= state.sequence
             if sequence != state.sequence + 1 or prev != state.link:
@@ -126,6 +144,8 @@ class StageSealVerifier:
             self.signatures += 1
             if head_signed(key.public_key, signature, link):
                 state.unsigned_from = None
+                if self.noted is not None:
+                    self.noted.signed.add(lane)
                 self._let_go(state, trusted=state.clean)
             else:
                 found.append(here.finding("STAGE_BAD_SIGNATURE", f"the signature of {signer} (key "
@@ -196,6 +216,24 @@ class StageSealVerifier:
                     "added after it" + (", or it lies after the period read" if self.open_end else ""),
                     failure=not self.open_end))
         return found
+
+
+def unsealed(record: ReplayRecord | Mark, sealed_before: Mark) -> Finding:
+    return Finding.at(record, "STAGE_UNSEALED", f"no stage seal, on a partition a stage sealed before "
+                                                f"({sealed_before.where()}): its seal removed, or a record "
+                                                "the stage never wrote")
+
+
+@dataclass(slots=True)
+class Noted:
+    """What the process reading the tail of a cut partition notes for the parent (`leadbus.audit.boundary`)."""
+
+    #: per lane: the sequence number, `prev` and place of its first record, and the chain-start finding made there
+    first: dict[_Lane, tuple[int, bytes, Mark, Finding | None]] = field(default_factory=dict)
+    signed: set[_Lane] = field(default_factory=set)  # lanes on which a signature verified
+    #: per partition: the offsets of the unsealed records before its first sealed one (a Kafka replay's: no archive
+    #: file or index; plain numbers, cheap to send back when a whole partition is unsealed)
+    unsealed: dict[tuple[str, int], list[int]] = field(default_factory=dict)
 
 
 _Seal = tuple[str, str, str, int, bytes, "bytes | None"]  # signer, key id, chain, sequence, prev, signature

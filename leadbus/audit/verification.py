@@ -101,8 +101,8 @@ class ReplayRecord:
     needs the event asks for `event`; `schema` (the writer) comes from the fingerprint alone.
     """
 
-    __slots__ = ("_decoded", "_error", "_event", "_peek", "_picked", "_schema", "catalog", "file", "headers", "index",
-                 "key", "offset", "partition", "pending", "timestamp_ms", "topic", "trusted", "value")
+    __slots__ = ("_decoded", "_error", "_event", "_peek", "_picked", "_schema", "_sealed", "catalog", "file", "headers",
+                 "index", "key", "offset", "partition", "pending", "timestamp_ms", "topic", "trusted", "value")
 
     def __init__(self, topic: str, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
                  value: bytes | None, headers: Sequence[tuple[str, bytes | None]], catalog: SchemaCatalog,
@@ -122,6 +122,7 @@ class ReplayRecord:
         self.trusted = False
         self.pending = False  # held by the stage seal check until its run's signature (`StageSealVerifier.vouching`)
         self._picked: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
+        self._sealed: bool | None = None  # whether an agency seal header is among the headers (read once)
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:
@@ -130,10 +131,22 @@ class ReplayRecord:
         return None
 
     def has_seal(self) -> bool:
-        for key, _ in self.headers:  # noqa: SIM110 - a loop, not any(): this runs per record
-            if key in _SEAL_NAMES:
-                return True
-        return False
+        """Whether any agency seal header is there (several checks ask it of each record: the headers are read once)."""
+        sealed = self._sealed
+        if sealed is None:
+            sealed = False
+            for key, _ in self.headers:
+                if key in _SEAL_NAMES:
+                    sealed = True
+                    break
+            self._sealed = sealed
+        return sealed
+
+    def sealed_publisher(self) -> bytes | None:
+        """The `leadbus-publisher` header (`header(PUBLISHER_HEADER)`): none without any agency seal header."""
+        if not self.headers or (self._sealed is False):
+            return None
+        return self.header(PUBLISHER_HEADER)
 
     @property
     def schema(self) -> SchemaEntry | None:
@@ -197,6 +210,14 @@ class ReplayRecord:
     def was_picked(self, paths: tuple[str, ...]) -> bool:
         return self._picked is not None and self._picked[0] is paths
 
+    def picked_before(self) -> tuple[Any, ...] | None:
+        """The values an accepted lead's check picked (`ACCEPTED_HEAD` or `ACCEPTED_REVISION`: its publisher at [2],
+        [3]), if it did."""
+        cached = self._picked
+        if cached is not None and (cached[0] is ACCEPTED_HEAD or cached[0] is ACCEPTED_REVISION):
+            return cached[1]
+        return None
+
     def lead_head(self) -> LeadHead | None:
         """A CaseLead's id, revision and publisher read from the front of its body (no full decode)."""
         if self._peek is False:
@@ -216,6 +237,10 @@ class ReplayRecord:
 
     def sha256(self) -> str:
         return hashlib.sha256(self.value or b"").hexdigest()
+
+
+def _plain(mark: Mark) -> tuple[str, int, int, str | None, int | None]:
+    return (mark.topic, mark.partition, mark.offset, mark.file, mark.index)
 
 
 class LeadHead(NamedTuple):
@@ -591,15 +616,25 @@ class PartitionOrder:
 
     name = "order"
 
+    #: Records per partition whose offset and timestamp a tail's process notes (see `leadbus.audit.boundary`).
+    noted_max = 4096
+
     def __init__(self, skew_ms: int = 15_000) -> None:
         self.skew_ms = skew_ms
         # per partition: [last offset, highest timestamp, (offset, archive file, index) of the record that set it]
         self._last: dict[tuple[str, int], list[Any]] = {}
+        #: Set in the process reading the tail of a partition cut in two: per partition, (offset, timestamp) of its
+        #: first records, with which the parent judges them again against what came before (`leadbus.audit.boundary`).
+        self.noted: dict[tuple[str, int], list[tuple[int, int]]] | None = None
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         key = (record.topic, record.partition)
         before = self._last.get(key)
         now_offset, stamp = record.offset, record.timestamp_ms
+        if self.noted is not None:
+            noted = self.noted.setdefault(key, [])
+            if len(noted) < self.noted_max:
+                noted.append((now_offset, stamp))
         if before is None:
             self._last[key] = [now_offset, stamp, (now_offset, record.file, record.index)]
             return ()
@@ -613,15 +648,19 @@ class PartitionOrder:
             found.append(Finding.at(record, "OFFSET_ORDER", f"offset {now_offset} comes after offset {offset} "
                                                             f"({at.where()})"))
         if stamp < highest - self.skew_ms:
-            # Agencies' own producers stamp records when they are handed over, and may queue them for minutes:
-            # on an intake topic a step back is worth a look (seals decide); on the bus's own topics it is a failure.
-            text = (f"timestamp {_iso(stamp)} is {(highest - stamp) / 1000:.1f} s before "
-                    f"one already seen in this partition ({at.where()}, {_iso(highest)}): records moved or replayed")
-            found.append(Finding.at(record, "TIMESTAMP_BACKWARDS", text, failure=not is_intake(record.topic)))
+            found.append(self.backwards(record, stamp, highest, at))
         before[0] = now_offset
         if stamp >= highest:
             before[1], before[2] = stamp, (now_offset, record.file, record.index)
         return found
+
+    @staticmethod
+    def backwards(record: ReplayRecord | Mark, stamp: int, highest: int, at: Mark) -> Finding:
+        # Agencies' own producers stamp records when they are handed over, and may queue them for minutes:
+        # on an intake topic a step back is worth a look (seals decide); on the bus's own topics it is a failure.
+        text = (f"timestamp {_iso(stamp)} is {(highest - stamp) / 1000:.1f} s before "
+                f"one already seen in this partition ({at.where()}, {_iso(highest)}): records moved or replayed")
+        return Finding.at(record, "TIMESTAMP_BACKWARDS", text, failure=not is_intake(record.topic))
 
     def finish(self) -> Iterable[Finding]:
         return ()
@@ -772,12 +811,27 @@ class AcceptedLeads:
         #: Set by a replay that verifies stage seals (`leadbus.audit.stage_seals`): a record intake sealed is vouched
         #: for by its seal, so `original` is not normalised again (its digest, revisions and source still are checked).
         self.trust_stage_seals = False
+        #: Whether to keep where each lead came from for the source check (`finish`): a replay that reads no intake
+        #: topic turns it off (there is nothing to check them against), and a trusted record's source is not read.
+        self.keep_sources = True
+        #: Set in the process reading the tail of the partition cut in two: (lead id, revision, digest, partition,
+        #: offset) of every lead it accounts, in order, not judged there: the parent judges them after the head's
+        #: (`leadbus.audit.boundary`).
+        self.noted: list[tuple[str, int, str, int, int]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight."""
+        """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight; marks
+        as plain tuples (a pickled dataclass costs several µs each, and there is one per lead)."""
         state = self.__dict__.copy()
         state["executor"], state["_tasks"], state["_catalog"], state["whole_read"] = None, deque(), None, None
+        state["_revisions"] = {k: (r, d, _plain(m)) for k, (r, d, m) in self._revisions.items()}
+        state["_sources"] = [(c, d, _plain(m)) for c, d, m in self._sources]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["_revisions"] = {k: (r, d, Mark(*m)) for k, (r, d, m) in state["_revisions"].items()}
+        state["_sources"] = [(c, d, Mark(*m)) for c, d, m in state["_sources"]]
+        self.__dict__.update(state)
 
     def takes(self, record: ReplayRecord) -> bool:
         """Whether `check` sends this record to the executor (a LeadAccepted by its fingerprint, with an executor)."""
@@ -790,7 +844,7 @@ class AcceptedLeads:
             return ()
         if self.trust_stage_seals and _stage_sealed(record):
             before = self._send(drain=True) if self._rows or self._tasks else []  # in the order records came
-            return before + self._account([], sealed_facts(record), record)
+            return before + self._account([], sealed_facts(record, self.keep_sources), record)
         if self.executor is None:
             found, facts = accepted_content(record, self.renormalise)
             return self._account(found, facts, record)
@@ -835,7 +889,15 @@ class AcceptedLeads:
             return found
         lead_id, revision, digest, coords, original_sha = facts
         here = at_record if type(at_record) is Mark else Mark.of(at_record)  # a Mark made for it is kept as it is
-        self._sources.append((coords, original_sha, here))
+        if self.keep_sources:
+            self._sources.append((coords, original_sha, here))
+        if self.noted is not None:  # judged by the parent, after the head's (`leadbus.audit.boundary`)
+            self.noted.append((lead_id, revision, digest, here.partition, here.offset))
+            return found
+        return self.revision(found, lead_id, revision, digest, here)
+
+    def revision(self, found: list[Finding], lead_id: str, revision: int, digest: str, here: Mark) -> list[Finding]:
+        """The one-revision-once check of an accepted lead, in the order records came."""
         before = self._revisions.get(lead_id)
         if before is not None:
             seen_revision, seen_digest, at = before
@@ -898,17 +960,27 @@ ACCEPTED_HEAD = ("lead.lead_id", "lead.revision", "lead.publisher.agency", "lead
                  "source.topic", "source.partition", "source.offset", "original")
 
 
+#: The same without what only the source check reads (a replay that reads no intake topic has no source to check): the
+#: picker stops at `digest`, before the warnings, the source and `original`.
+ACCEPTED_REVISION = ACCEPTED_HEAD[:5]
+_NO_SOURCE = ("", 0, -1)
+
 _PUBLISHER_HEAD = ("lead.publisher.agency", "lead.publisher.province")  # what the summary alone reads of one
 
 
-def sealed_facts(record: ReplayRecord) -> _Facts | None:
+def sealed_facts(record: ReplayRecord, sources: bool = True) -> _Facts | None:
     """What the revision and source checks keep of an accepted lead intake sealed, read as it is: its seal (checked by
     the stage seal verifier) vouches that these are the bytes intake wrote, so neither the lead's validation nor its
-    digest nor the normalisation of `original` is made again here (`--rederive` and `audit rebuild` make them)."""
-    head = record.picked(ACCEPTED_HEAD) if record.trusted else None
-    if head is not None:
-        return (str(head[0]), int(head[1]), str(head[4]), (head[5], head[6], head[7]),
-                hashlib.sha256(bytes(head[8] or b"")).digest())
+    digest nor the normalisation of `original` is made again here (`--rederive` and `audit rebuild` make them).
+    Without `sources` (no intake topic read: nothing to check them against) a trusted record's source and `original`
+    are not read."""
+    if record.trusted:
+        head = record.picked(ACCEPTED_HEAD if sources else ACCEPTED_REVISION)
+        if head is not None:
+            if not sources:
+                return (str(head[0]), int(head[1]), str(head[4]), _NO_SOURCE, b"")
+            return (str(head[0]), int(head[1]), str(head[4]), (head[5], head[6], head[7]),
+                    hashlib.sha256(bytes(head[8] or b"")).digest())
     event = record.event
     if not isinstance(event, dict):
         return None  # `Decodes` reports it
@@ -1159,7 +1231,7 @@ def standard_verifiers(skew_ms: int = 15_000, *, renormalise: bool = True) -> li
 
 def publisher_of(record: ReplayRecord) -> str:
     """Who an event is from: the seal's publisher; else the agency (and province) the event names; else the stage."""
-    sealed = record.header(PUBLISHER_HEADER)
+    sealed = record.sealed_publisher()
     if sealed:
         return sealed.decode(errors="replace")
     schema = record.schema
@@ -1169,7 +1241,7 @@ def publisher_of(record: ReplayRecord) -> str:
             return f"{head.agency}.{head.province}"
     if record.trusted and schema is not None and schema.name == ACCEPTED:
         # the accepted lead's facts when its check read them already, else its publisher alone (at the front)
-        picked = record.picked(ACCEPTED_HEAD) if record.was_picked(ACCEPTED_HEAD) else record.picked(_PUBLISHER_HEAD)
+        picked = record.picked_before() or record.picked(_PUBLISHER_HEAD)
         if picked is not None:
             return f"{picked[0]}.{picked[1]}" if len(picked) == 2 else f"{picked[2]}.{picked[3]}"
     event = record.event if schema is not None and schema.name in (CASE_LEAD, DECISION, ACCEPTED, REJECTED) else None

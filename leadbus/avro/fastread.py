@@ -359,11 +359,14 @@ class Compiler:
         raise Unsupported(str(kind))
 
     def _skip_sized(self, indent: int) -> None:
-        """A string's or bytes' length, then past them (a one-byte length read inline)."""
+        """A string's or bytes' length, then past them (a length of one or two bytes read inline: past the end, the
+        next read or the function's last check refuses the bytes)."""
         size = self.var("n")
         self.emit(indent, f"{size} = data[pos]")
         self.emit(indent, f"if {size} < 128 and not {size} & 1:")
         self.emit(indent + 1, f"pos += 1 + ({size} >> 1)")
+        self.emit(indent, f"elif {size} >= 128 and data[pos + 1] < 128 and not {size} & 1:")
+        self.emit(indent + 1, f"pos += 2 + ((({size} & 127) | (data[pos + 1] << 7)) >> 1)")
         self.emit(indent, "else:")
         self.emit(indent + 1, "pos += 1")
         self.emit(indent + 1, f"{size}, pos = read_long_rest(data, pos, {size}) if {size} >= 128 else (-1, pos)")

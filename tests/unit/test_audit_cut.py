@@ -1,0 +1,181 @@
+"""A replay of `leadbus.leads.accepted` cut in two (head here, tail in another process) finds what one process finds.
+
+The sealed accepted stream of `test_audit_vouched` (intake's LeadAccepted sealed in transactions, the lanes signed
+per transaction) is tampered with right at the cut and around it — a record dropped, swapped, replayed, altered, its
+seal or signature removed, its timestamp moved back or far ahead, a lead's revision accepted again — and replayed
+through the replay's loop as one process does and as a cut replay does: the head with the parent's verifiers, the tail
+with fresh ones that note what `boundary.join` needs (pickled as they come back from the tail's process), then
+joined, or the tail read again by the parent where `join` cannot judge it. Findings and summary must be the same.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+from collections import Counter
+from typing import Any
+
+from leadbus.audit import replay as replay_module
+from leadbus.audit.boundary import can_cut, join, note_tail
+from leadbus.audit.seals import BusSealVerifier
+from leadbus.audit.stage_seals import StageSealVerifier
+from leadbus.audit.verification import AcceptedLeads, Finding, ReplayRecord, Verifier, standard_verifiers
+from leadbus.signing import KeyRegistry
+from leadbus.stage_seals import SIGNATURE_HEADER, STAGE_SEAL_NAMES
+from leadbus.topics import LEADS_ACCEPTED
+from tests.unit.test_audit_vouched import CATALOG, STAMP, Row, altered, streams
+
+#: (row, timestamp in ms) per record, in offset order
+Stamped = list[tuple[Row, int]]
+
+
+def verifiers(registry: KeyRegistry, *, sources: bool = False) -> list[Verifier]:
+    """As a replay of the accepted topic alone sets them up (no intake topic read: no source to check)."""
+    stage = StageSealVerifier(registry)
+    stage.vouching = True
+    out: list[Verifier] = [*standard_verifiers(), BusSealVerifier(registry), stage]
+    for verifier in out:
+        if isinstance(verifier, AcceptedLeads):
+            verifier.trust_stage_seals = True
+            verifier.keep_sources = sources
+    return out
+
+
+def records(rows: Stamped, start: int = 0) -> list[ReplayRecord]:
+    return [ReplayRecord(row[0], row[1], start + i, ms, row[2], row[3], row[4], CATALOG)
+            for i, (row, ms) in enumerate(rows)]
+
+
+def read(rows: list[ReplayRecord], checks: list[Verifier], report: replay_module.ReplayReport) -> None:
+    replay_module._loop(rows, checks, None, None, None, report, None, None)
+
+
+def ordered(report: replay_module.ReplayReport) -> tuple[list[Finding], Counter[Any]]:
+    report.findings.sort(key=lambda f: (f.topic, f.partition, f.offset, f.check, f.message))
+    return report.findings, report.by_type_publisher
+
+
+def one_process(rows: Stamped, registry: KeyRegistry, *, sources: bool = False) -> tuple[list[Finding], Counter[Any]]:
+    checks = verifiers(registry, sources=sources)
+    report = replay_module.ReplayReport("one")
+    read(records(rows), checks, report)
+    replay_module.finish(checks, report)
+    return ordered(report)
+
+
+def cut_in_two(rows: Stamped, registry: KeyRegistry, at: int) -> tuple[list[Finding], Counter[Any], bool]:
+    """As `replay._run_cut`: (findings, summary, whether `join` judged the tail without reading it again)."""
+    head, tail = verifiers(registry), verifiers(registry)
+    assert can_cut(head, LEADS_ACCEPTED)
+    note_tail(tail)
+    report, tail_report = replay_module.ReplayReport("head"), replay_module.ReplayReport("tail")
+    read(records(rows[:at]), head, report)
+    read(records(rows[at:], at), tail, tail_report)
+    tail = pickle.loads(pickle.dumps(tail))  # as it comes back from the tail's process
+    joined = join(head, tail, tail_report.findings)
+    if joined is None:
+        read(records(rows[at:], at), head, report)
+    else:
+        report.findings.extend(joined)
+        report.by_type_publisher.update(tail_report.by_type_publisher)
+    replay_module.finish(head, report)
+    findings, tally = ordered(report)
+    return findings, tally, joined is not None
+
+
+def stamped(rows: tuple[Row, ...]) -> Stamped:
+    return [(row, STAMP + 1000 * i) for i, row in enumerate(rows)]
+
+
+def tamper_at(rng: random.Random, rows: Stamped, i: int) -> str:
+    """One tampering of the record at `i` (or between it and the next); says which."""
+    (topic, partition, key, value, headers), ms = rows[i]
+    how = rng.choice(["drop", "swap", "replay", "replay-earlier", "alter", "unseal", "unsign", "back", "ahead",
+                      "revision", "same-lead"])
+    if how == "drop":
+        del rows[i]
+    elif how == "swap" and i + 1 < len(rows):
+        rows[i], rows[i + 1] = rows[i + 1], rows[i]
+    elif how == "replay":
+        rows.insert(i + 1, rows[i])
+    elif how == "replay-earlier":
+        rows.insert(i + 1, rows[rng.randrange(0, i + 1)])
+    elif how == "alter" and value:
+        rows[i] = ((topic, partition, key, altered(rng, value), headers), ms)
+    elif how == "unseal":
+        rows[i] = ((topic, partition, key, value, [(n, v) for n, v in headers if n not in STAGE_SEAL_NAMES]), ms)
+    elif how == "unsign":
+        rows[i] = ((topic, partition, key, value, [(n, v) for n, v in headers if n != SIGNATURE_HEADER]), ms)
+    elif how == "back":
+        rows[i] = (rows[i][0], ms - rng.choice([16_000, 60_000, 3_600_000]))
+    elif how == "ahead":
+        rows[i] = (rows[i][0], ms + rng.choice([16_000, 3_600_000, 10**11]))
+    elif how == "revision":  # an earlier lead accepted again, its seal kept (the chain breaks there)
+        other = rows[rng.randrange(0, max(1, i))][0]
+        rows[i] = ((topic, partition, key, other[3], headers), ms)
+    else:  # an earlier record, seal and all, put in this one's place
+        rows[i] = rows[rng.randrange(0, max(1, i))]
+    return how
+
+
+def test_an_untampered_stream_cut_anywhere_is_joined_without_reading_again() -> None:
+    accepted, _, registry = streams()
+    rows = stamped(accepted)
+    whole = one_process(rows, registry)
+    assert whole[0] == []
+    for at in range(1, len(rows)):
+        findings, tally, joined = cut_in_two(rows, registry, at)
+        assert (findings, tally) == whole and joined, at
+
+
+def test_tampering_at_the_cut_gives_the_findings_of_one_process() -> None:
+    accepted, _, registry = streams()
+    rng = random.Random(1405)
+    joined_count = cases = 0
+    hows: Counter[str] = Counter()
+    for round_ in range(90):
+        rows = stamped(accepted)
+        at = rng.randrange(3, len(rows) - 3)
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            hows[tamper_at(rng, rows, min(len(rows) - 2, max(0, at + rng.choice([-2, -1, -1, 0, 0, 0, 1]))))] += 1
+        whole = one_process(rows, registry)
+        assert any(f.failure for f in whole[0]) or True
+        for cut in {at - 1, at, at + 1, rng.randrange(1, len(rows) - 1)}:
+            if not 0 < cut < len(rows):
+                continue
+            findings, tally, joined = cut_in_two(rows, registry, cut)
+            assert findings == whole[0], (round_, cut, [f for f in findings if f not in whole[0]][:3],
+                                          [f for f in whole[0] if f not in findings][:3])
+            assert tally == whole[1], (round_, cut)
+            joined_count += joined
+            cases += 1
+    assert len(hows) == 11, hows
+    assert joined_count > cases // 2, (joined_count, cases)  # most are judged from what the tail noted
+
+
+def test_a_tail_whose_timestamps_stay_below_the_heads_past_what_it_noted_is_read_again(monkeypatch: Any) -> None:
+    accepted, _, registry = streams()
+    rows = stamped(accepted)
+    rows[20] = (rows[20][0], STAMP + 10**10)  # far ahead: every record after it steps back
+    monkeypatch.setattr(replay_module, "_HOLD_MAX", 20_000)
+    from leadbus.audit.verification import PartitionOrder
+
+    whole = one_process(rows, registry)
+    assert sum(f.check == "TIMESTAMP_BACKWARDS" for f in whole[0]) == len(rows) - 21
+    findings, _, joined = cut_in_two(rows, registry, 30)
+    assert findings == whole[0] and joined
+    monkeypatch.setattr(PartitionOrder, "noted_max", 5)
+    findings, _, joined = cut_in_two(rows, registry, 30)
+    assert findings == whole[0] and not joined
+
+
+def test_without_an_intake_topic_an_accepted_leads_source_is_not_read_and_nothing_changes() -> None:
+    """A trusted accepted lead's source and `original` are read only for the source check, which needs the intake
+    topic read too: without it, the picker stops at the digest; the findings and summary are the same."""
+    accepted, _, registry = streams()
+    rng = random.Random(1406)
+    for _ in range(40):
+        rows = stamped(accepted)
+        for _ in range(rng.choice([1, 2, 3])):
+            tamper_at(rng, rows, rng.randrange(0, len(rows) - 1))
+        assert one_process(rows, registry, sources=False) == one_process(rows, registry, sources=True)

@@ -156,12 +156,6 @@ class StageConfig:
     # batch_timeout for a full batch at every hop). 0 takes only what the consumer holds: the least latency,
     # but on a busy machine many small transactions load the broker (bench/latency.py, README).
     batch_fill: float = 0.05
-    # None: librdkafka's fetch, which returns as soon as one byte is there (a record on any input partition). Else
-    # a fetch returns once a MiB is there or after this many seconds: at most one fetch per `fetch_wait` instead of
-    # one per record arriving, for a stage whose inputs are written record by record (intake: the agencies' SDKs,
-    # ~100 fetches a second at 500 leads/s, each listing every one of its ~156 partitions: librdkafka sends no
-    # incremental fetch sessions). A record waits for the next fetch: ~fetch_wait/2 on average per hop.
-    fetch_wait: float | None = None
     # At most this long processing one transaction's records (well within the producer's 10 s transaction
     # timeout); the rest of the batch goes into the next transaction.
     commit_interval: float = 2.0
@@ -180,12 +174,6 @@ class StageConfig:
         """Whether the stage seals its records on `topic`: outputs, not its state, internal or dead-letter topics."""
         return (topic != self.changelog_topic and topic != self.dead_letter_topic
                 and not topic.startswith(("leadbus.internal.", "leadbus.state.")))
-
-    def fetch_settings(self) -> dict[str, int]:
-        """The consumer's librdkafka fetch settings for `fetch_wait` (none: librdkafka's defaults)."""
-        if self.fetch_wait is None:
-            return {}
-        return {"fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": max(1, round(self.fetch_wait * 1000))}
 
     @property
     def bootstrap(self) -> str:
@@ -268,8 +256,7 @@ class ExactlyOnceStage:
         consumer = self.config.kafka.consumer(
             self.config.group_id,
             **{"topic.metadata.refresh.interval.ms": 5000, "session.timeout.ms": 10000,
-               "heartbeat.interval.ms": 1000, "partition.assignment.strategy": self.config.assignment,
-               **self.config.fetch_settings()},
+               "heartbeat.interval.ms": 1000, "partition.assignment.strategy": self.config.assignment},
         )
         # murmur2 like the Java clients: the stage's own repartition records land where Kafka Streams would put them.
         producer = self.config.kafka.transactional_producer(

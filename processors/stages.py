@@ -81,8 +81,6 @@ class StageDefinition:
     #: analysts, blacklist proposals, handover steps with deadlines in days) wait longer: fewer, larger
     #: transactions, fewer commit markers and changelog records, less CPU per lead (README, "End-to-end latency").
     batch_fill: float | None = None
-    #: How long one fetch may wait for more records (`StageConfig.fetch_wait`; None: it returns at the first).
-    fetch_wait: float | None = None
 
     @property
     def group(self) -> str:
@@ -99,7 +97,6 @@ class StageDefinition:
                              assignment=self.assignment)
         if self.batch_fill is not None:
             config.batch_fill = self.batch_fill
-        config.fetch_wait = self.fetch_wait
         if seal_keys is not None:
             from leadbus.stage_keys import load_stage_key
 
@@ -157,10 +154,6 @@ def _disclosure(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
 #: The batch fill of the stages whose outputs no one waits for within the second (see `StageDefinition.batch_fill`).
 OFF_PATH_FILL = 0.5
 
-#: Intake's inputs are written lead by lead (the agencies' SDKs, not transactions): one fetch per 25 ms, half its batch
-#: fill, instead of one per lead (README, "End-to-end latency").
-INTAKE_FETCH_WAIT = 0.025
-
 #: In pipeline order (the supervisor starts them in this order and numbers their metrics ports by it).
 STAGES: dict[str, StageDefinition] = {
     d.name: d
@@ -171,8 +164,7 @@ STAGES: dict[str, StageDefinition] = {
         # Batches of up to 2,000: 5,000 (fewer commits under a backlog, each a wait of 10-50 ms) measured slower on a
         # quiet machine (bench/intake.py, stage ÷ plain 0.71 against 0.83 with 2,000, back to back).
         StageDefinition("intake", (INTAKE_PATTERN, INTAKE_BY_LEAD), INTAKE_CHANGELOG, _intake,
-                        state_topic=INTAKE_BY_LEAD, batch_size=2000, assignment="roundrobin,range",
-                        fetch_wait=INTAKE_FETCH_WAIT),
+                        state_topic=INTAKE_BY_LEAD, batch_size=2000, assignment="roundrobin,range"),
         StageDefinition("linking", (LEADS_ACCEPTED, LINK_DECISIONS), LINKING_CHANGELOG, _linking, global_state=True),
         StageDefinition("handover", (CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER), HANDOVER_CHANGELOG, _handover,
                         clock_may_run_fast=True, batch_fill=OFF_PATH_FILL),

@@ -253,17 +253,3 @@ def test_stages_off_the_latency_path_fill_larger_batches(tmp_path) -> None:  # t
     assert {n for n, f in fills.items() if f == OFF_PATH_FILL} == {"handover", "blacklist", "suggesting"}
     assert all(fills[n] == default for n in ("intake", "linking", "routing"))
     assert default < OFF_PATH_FILL
-
-
-def test_intake_batches_its_fetches(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Intake's inputs are written lead by lead: its fetches wait up to 25 ms for a MiB instead of returning at each
-    lead; the other stages fetch as librdkafka does (issue #16). librdkafka accepts the settings (an unknown or
-    invalid one fails when the consumer is built)."""
-    from leadbus.clients import KafkaSettings
-    from leadbus.processors.stages import INTAKE_FETCH_WAIT, STAGES
-
-    kafka = KafkaSettings("127.0.0.1:9")
-    fetches = {name: d.config(kafka, tmp_path).fetch_settings() for name, d in STAGES.items()}
-    assert fetches.pop("intake") == {"fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": round(INTAKE_FETCH_WAIT * 1000)}
-    assert all(f == {} for f in fetches.values())
-    kafka.consumer("fetch-settings", **STAGES["intake"].config(kafka, tmp_path).fetch_settings()).close()

@@ -357,3 +357,13 @@ def test_a_body_with_trailing_bytes_never_reaches_the_archive_as_an_event(tmp_pa
     assert verify(tmp_path) == []
     [(_, record)] = list(read_events(tmp_path))
     assert record["event"] == padded
+
+
+def test_the_archive_consumer_fetches_at_most_twice_a_second_under_load() -> None:
+    """Off the latency path, a fetch waits for a MiB or half a second instead of returning at each record (issue #16);
+    librdkafka accepts the settings (an unknown or invalid one fails when the consumer is built)."""
+    from leadbus.clients import KafkaSettings
+    from leadbus.sinks.archive_sink import FETCH
+
+    assert FETCH == {"fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": 500}
+    KafkaSettings("127.0.0.1:9").consumer("archive-settings", **FETCH).close()

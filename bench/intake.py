@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -56,7 +58,7 @@ from tests.kafka_helpers import read_all
 
 
 def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | None = None,
-               signed: bool = False) -> None:
+               signed: bool = False, phases: dict[str, float] | None = None) -> None:
     """The baseline: consume → the same intake step → produce with confluent-kafka, at-least-once, no framework.
 
     Both halves of the step run in process against a dict: no transactions, no repartition topic. Written as one
@@ -66,7 +68,11 @@ def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | No
     under load, against ~8 µs in the stage). `warmed(done)` is called once, after the first batch: its start-up
     (the group join, the core's first-call set-up) is behind it. Each batch is handed to `prepare` first, as the
     stage does (signed traffic: one signature check per chained run); a signed event takes its sequence hop too.
+    `phases` gets the wall time of the batches after the first: consume, step (produce calls included), serve (the
+    producer's poll), flush (the last one), and the number of batches.
     """
+    spent = phases if phases is not None else {}
+    clock = time.monotonic
     handler = IntakeHandler(keys=read_registry(bootstrap) if signed else None)
     kafka = KafkaSettings(bootstrap)
     consumer = kafka.consumer(f"bench-plain-{uuid.uuid4()}", **{"enable.auto.commit": True})
@@ -77,7 +83,9 @@ def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | No
     done = 0
     examine, handle, produce = handler.examine, handler.handle, producer.produce
     while done < expected:
+        polled = clock()
         batch = consumer.consume(2000, 0.2)
+        stepping = clock()
         now = datetime.now(UTC)
         records = [record_of(msg) for msg in batch if not msg.error()]
         handler.prepare(records)
@@ -92,11 +100,18 @@ def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | No
                 else:
                     _produce(producer, produce, out.key, out.value)
             done += 1
+        serving = clock()
         producer.poll(0)
         if warmed is not None and done:
             warmed(done)
             warmed = None
+        elif batch and warmed is None:
+            for phase, took in (("consume", stepping - polled), ("step", serving - stepping),
+                                ("serve", clock() - serving), ("batches", 1)):
+                spent[phase] = spent.get(phase, 0.0) + took
+    flushing = clock()
     producer.flush(60)
+    spent["flush"] = clock() - flushing
     consumer.close()
 
 
@@ -118,11 +133,12 @@ def plain_child(bootstrap: str, expected: int, signed: bool = False) -> None:
     def warmed(done: int) -> None:
         began.extend((time.process_time(), time.thread_time(), done))
 
-    plain_loop(bootstrap, expected, warmed, signed)
+    phases: dict[str, float] = {}
+    plain_loop(bootstrap, expected, warmed, signed, phases)
     cpu, main, first = began
     events = max(expected - first, 1)
-    print(json.dumps({"cpu": (time.process_time() - cpu) / events, "main": (time.thread_time() - main) / events}),
-          flush=True)
+    print(json.dumps({"cpu": (time.process_time() - cpu) / events, "main": (time.thread_time() - main) / events,
+                      "phases": phases}), flush=True)
 
 
 def stage_rate(bootstrap: str, count: int) -> float:
@@ -143,6 +159,46 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
     where = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     fields = Path(where).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def stage_phases(port: int) -> str:
+    """Where the stage's wall time went per committed transaction, from its Prometheus metrics (its batches' phases:
+    leadbus.processors.metrics.STAGE_PHASE_SECONDS)."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError as exc:
+        return f"stage wall per transaction: metrics not read ({exc})"
+    spent: dict[str, float] = {}
+    transactions = records = 0.0
+    for line in text.splitlines():
+        if line.startswith("leadbus_stage_phase_seconds_total{"):
+            phase = line.split('phase="', 1)[1].split('"', 1)[0]
+            spent[phase] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("leadbus_stage_transaction_seconds_count{"):
+            transactions = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("leadbus_stage_records_total{"):
+            records = float(line.rsplit(" ", 1)[1])
+    count = max(transactions, 1)
+    walls = ", ".join(f"{phase} {spent.get(phase, 0) / count * 1e3:.1f}" for phase in
+                      ("consume", "step", "produce", "offsets", "commit", "local"))
+    total = sum(spent.values()) / count * 1e3
+    return (f"stage wall per transaction ({transactions:.0f}, {records / count:.0f} records each): {walls} ms; "
+            f"{total:.1f} ms in all")
+
+
+def plain_phases(spent: dict[str, float]) -> str:
+    count = max(spent.get("batches", 0), 1)
+    walls = ", ".join(f"{phase} {spent.get(phase, 0) / count * 1e3:.1f}" for phase in ("consume", "step", "serve"))
+    return (f"plain wall per batch ({count:.0f} after the first): {walls} ms; "
+            f"{sum(v for k, v in spent.items() if k not in ('batches', 'flush')) / count * 1e3:.1f} ms in all, "
+            f"and {spent.get('flush', 0) * 1e3:.0f} ms flushing at the end")
 
 
 def end_offsets(bootstrap: str, topics: list[str]) -> int:
@@ -285,8 +341,10 @@ def main() -> None:
         plain = span_rate(bootstrap, ["bench.plain.out"], n)
 
         load = os.getloadavg()[0]
+        port = free_port()
         stage = subprocess.Popen([sys.executable, "-m", "leadbus.cli", "process", "--stage", "intake", "-b", bootstrap,
-                                  "--state-dir", str(work / "stage"), "--worker-id", "bench"],
+                                  "--state-dir", str(work / "stage"), "--worker-id", "bench",
+                                  "--metrics-port", str(port)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # CPU from its first output on: its start-up (imports, group join, restore) is not per-event work.
         wait_started(bootstrap, INTAKE_BY_LEAD, stage)
@@ -299,12 +357,16 @@ def main() -> None:
                         upkeep * (time.monotonic() - began) / n,
                         (cpu_seconds(stage.pid, stage.pid) - main_before) / n * 1e6,
                         (jit_seconds(broker_threads(broker.pid)) - jit_before) / n * 1e6)
+        stage_walls = stage_phases(port)
         stage.terminate()
         stage.wait(30)
         staged = stage_rate(bootstrap, n)
+        plain_walls = plain_phases(spent["phases"])
 
         if args.no_faust:
             _print(n, plain, staged, plain_cpu, stage_cpu, warm, args.signed)
+            print(plain_walls)
+            print(stage_walls)
             _outcomes(bootstrap)
             return
         faust = subprocess.Popen(
@@ -317,6 +379,8 @@ def main() -> None:
         fausted = span_rate(bootstrap, [LEADS_ACCEPTED, LEADS_REJECTED], n)
 
     _print(n, plain, staged, plain_cpu, stage_cpu, warm)
+    print(plain_walls)
+    print(stage_walls)
     print(f"faust-streaming agent, at-least-once      : {fausted:9.0f} events/s   ratio {fausted / plain:.2f}")
 
 

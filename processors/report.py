@@ -33,10 +33,16 @@ class Reporting(Protocol):
     def report(self, views: Sequence[RangeView]) -> None: ...
 
 
+#: The phases of a committed transaction after its consume, in order (metrics.STAGE_PHASE_SECONDS).
+TRANSACTION_PHASES = ("step", "produce", "offsets", "commit", "local")
+
+
 class StageReport:
     def __init__(self, stage: str, kafka: KafkaSettings, group_id: str, lag_interval: float = 5.0,
                  state_interval: float = 15.0) -> None:
         self.stage, self.kafka, self.group_id = stage, kafka, group_id
+        self._consume = metrics.STAGE_PHASE_SECONDS.labels(stage, "consume")
+        self._phases = [metrics.STAGE_PHASE_SECONDS.labels(stage, phase) for phase in TRANSACTION_PHASES]
         self.lag_interval, self.state_interval = lag_interval, state_interval
         self._assigned: tuple[tuple[str, int], ...] = ()
         self._reported: set[tuple[str, int]] = set()
@@ -59,8 +65,18 @@ class StageReport:
         self._assigned = tuple(sorted(set(partitions)))
         metrics.STAGE_ASSIGNED.labels(self.stage).set(len(self._assigned))
 
-    def committed(self, records: Sequence[Record], dead_letters: int, started: float) -> None:
-        """One batch committed: `started` is its time.monotonic() at begin."""
+    def consumed(self, seconds: float) -> None:
+        """A batch of records was taken off the consumer in `seconds` (idle polls that brought none are not counted)."""
+        self._consume.inc(seconds)
+
+    def committed(self, records: Sequence[Record], dead_letters: int, started: float,
+                  marks: Sequence[float] = ()) -> None:
+        """One batch committed: `started` is its time.monotonic() at begin, `marks` at the end of each of its
+        `TRANSACTION_PHASES` (none: a transaction outside the batch path, not broken down)."""
+        begin = started
+        for counter, end in zip(self._phases, marks, strict=False):
+            counter.inc(end - begin)
+            begin = end
         now = time.time()
         metrics.STAGE_RECORDS.labels(self.stage).inc(len(records))
         if dead_letters:

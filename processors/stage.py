@@ -299,7 +299,10 @@ class ExactlyOnceStage:
         last_tick = 0.0
         try:
             while self._running and (max_seconds is None or time.monotonic() - started < max_seconds):
+                polled = time.monotonic()
                 batch = next_batch(consumer, self.config.batch_size, self.config.batch_timeout, self.config.batch_fill)
+                if batch:
+                    self.report.consumed(time.monotonic() - polled)
                 records = []
                 for m in batch:
                     if m.error():
@@ -433,6 +436,7 @@ class ExactlyOnceStage:
                 for key, value in result.state.items():
                     state.put(partition, key, value)
             next_offsets[(record.topic, record.partition)] = record.offset + 1
+        stepped = time.monotonic()
         if sealer is not None and to_seal:
             self._produce_sealed(producer, sealer, to_seal)
         # One changelog record per key the transaction changed, its last value: a key several records of the
@@ -442,15 +446,18 @@ class ExactlyOnceStage:
                 produce(changelog, value, key, partition)
             except BufferError:
                 self._produce(producer, changelog, key, value, [], partition=partition)
+        produced = time.monotonic()
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+        offered = time.monotonic()
         producer.commit_transaction(60)
+        committed = time.monotonic()
         if sealer is not None:
             sealer.commit()
         self.state.commit()
         for count in counted:  # what the records did is counted once they are committed, never for an abort
             count()
-        self.report.committed(records, dead, began)
+        self.report.committed(records, dead, began, (stepped, produced, offered, committed, time.monotonic()))
         return len(records)
 
     def _state_partition(self, record: Record) -> int | None:

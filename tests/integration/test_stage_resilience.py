@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -128,9 +128,9 @@ def test_a_batch_slower_than_the_commit_interval_commits_in_several_transactions
     committed: list[int] = []
     report_committed = stage.report.committed
 
-    def counting(records: list[Record], dead_letters: int, started: float) -> None:
+    def counting(records: list[Record], dead_letters: int, started: float, marks: Sequence[float] = ()) -> None:
         committed.append(len(records))  # the records of each committed transaction
-        report_committed(records, dead_letters, started)
+        report_committed(records, dead_letters, started, marks)
 
     stage.report.committed = counting  # type: ignore[method-assign]
     runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 240}, daemon=True)

@@ -52,6 +52,7 @@ def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float
     could be lost, as a KeyboardInterrupt inside the database driver can come out as the driver's own error from
     the rollback it causes, which the outage retry below takes for an outage (CI: a sink that never stopped)."""
     stop = stop or threading.Event()
+    log.info("registry sink starting: batches of %d, fill %.2f s", batch, fill)  # its stop flag is set up by now
     engine = _connect(url, stop)
     if engine is None:
         return

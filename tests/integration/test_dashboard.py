@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Response
+from playwright.sync_api import Browser, Response, expect
 
 from leadbus.geography import REGIONS
 from tests.dashboards import (
@@ -136,8 +136,9 @@ def test_overdue_handover_steps_are_red_and_the_board_keeps_to_its_region(
 
     for case in (late, early_steps):
         page.wait_for_selector(row("board", case.case_id) + ".overdue", timeout=LIVE)
-        first_cell = page.locator(row("board", case.case_id) + " td").first
-        assert first_cell.evaluate("e => getComputedStyle(e).color") == RED
+        # The board is drawn again as steps arrive: a cell found a moment ago may be gone (its computed colour then
+        # reads ''), so the colour is awaited on whatever cell is there, as the other checks await their rows.
+        expect(page.locator(row("board", case.case_id) + " td").first).to_have_css("color", RED, timeout=LIVE)
         assert page.locator(row("board", case.case_id) + " .chip.breach").count() == 1
     cells = page.locator(row("board", late.case_id) + " td").all_inner_texts()
     assert cells[1:4] == ["待负责人审批", "负责人决定是否批准移送", "SAMR 负责人"]

@@ -146,6 +146,10 @@ def test_registry_sink_stops_on_sigterm_while_the_database_is_down(cluster, acce
         pg.start()
         sink = _sink(cluster.bootstrap_servers, url, tmp_path / "sink-after.log")
         try:
+            # The outage's sink may have written the rows (the shared topic holds other tests' leads too, read
+            # first): the count alone can be reached before this sink has even set up its SIGTERM handler.
+            wait_until(lambda: b"registry sink starting" in (tmp_path / "sink-after.log").read_bytes(), 60,
+                       "the sink to start")
             wait_until(lambda: counts(engine)["leads"] >= before + 600, 120, "every row after the restart")
         finally:
             sink.terminate()

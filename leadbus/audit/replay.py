@@ -679,14 +679,8 @@ def _tail_child(send: Any, source: KafkaSource, span: PartitionSpan, verifiers: 
 
     try:
         note_tail(verifiers)
-        sub = KafkaSource(source.settings, source.topics, source.catalog, source.start_ms, source.end_ms,
-                          timeout=source.timeout, batch=source.batch)
-        sub.spans = [span]
         report = ReplayReport("")
-        try:
-            count = _run(sub, verifiers, None, key, publisher, report, None, None)
-        finally:
-            sub.close()
+        count = _read_span(source, span, verifiers, key, publisher, report, None)
         tail = _Tail(count, report.selected, report.sealed, report.by_type_publisher, report.findings, verifiers)
     except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
         tail = _Tail(0, 0, 0, Counter(), [], [], f"{type(exc).__name__}: {exc}")

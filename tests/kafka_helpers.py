@@ -44,6 +44,17 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition, attempts: int = 40) 
     raise AssertionError("unreachable")
 
 
+def committed_end(bootstrap: str | KafkaSettings, topic: str) -> int:
+    """The sum of a topic's last stable offsets: cheap to ask often, and it moves only when a transaction commits."""
+    consumer = settings_for(bootstrap).consumer(f"leadbus-audit-test-reader-{uuid.uuid4()}",
+                                                logger=logging.getLogger("tests.kafka"))
+    try:
+        meta = consumer.list_topics(topic, timeout=20)
+        return sum(_high_watermark(consumer, TopicPartition(topic, p)) for p in meta.topics[topic].partitions)
+    finally:
+        consumer.close()
+
+
 def read_all(bootstrap: str | KafkaSettings, topic: str, timeout: float = 60.0) -> list[Message]:
     """On a secured bus pass the reader's settings (the auditor's: its groups are `leadbus-audit-…`)."""
     consumer = settings_for(bootstrap).consumer(f"leadbus-audit-test-reader-{uuid.uuid4()}",

@@ -23,7 +23,7 @@ from leadbus.models import CaseLead
 from leadbus.producers import Publisher
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED, intake_topic
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import committed_end, read_all
 from tests.processes import start_worker, stop, wait_until
 
 pytestmark = pytest.mark.integration
@@ -194,7 +194,7 @@ def test_kill_9_mid_stream_every_lead_exactly_once(cluster, tmp_path: Path) -> N
     bootstrap = cluster.bootstrap_servers
     before = {str(a["lead"]["lead_id"]) for a in _decoded(bootstrap, LEADS_ACCEPTED)}
     start = datetime.now(UTC) - timedelta(hours=1)
-    leads = list(TrafficGenerator(seed=99).leads(8000, start, timedelta(milliseconds=10)))
+    leads = list(TrafficGenerator(seed=99).leads(20000, start, timedelta(milliseconds=10)))
     raw = _raw_producer(bootstrap)
     for lead in leads:
         data = _lead_bytes(lead.to_avro())
@@ -204,10 +204,11 @@ def test_kill_9_mid_stream_every_lead_exactly_once(cluster, tmp_path: Path) -> N
     assert raw.flush(60) == 0
 
     state = tmp_path / "state"
+    ended = committed_end(bootstrap, LEADS_ACCEPTED)
     worker = start_worker(bootstrap, state, "redelivery-1", tmp_path / "logs")
-    # Kill at the first accepted lead: on a quiet machine the worker gets through thousands a second.
-    wait_until(lambda: len(read_all(bootstrap, LEADS_ACCEPTED)) > len(before), 120, "processing to start",
-               interval=0.1)
+    # Kill at the first committed transaction. The worker gets through thousands of leads a second, so the probe is
+    # the topic's last stable offset (one request), not a read of the whole topic, which took longer than the run.
+    wait_until(lambda: committed_end(bootstrap, LEADS_ACCEPTED) > ended, 120, "processing to start", interval=0.05)
     worker.kill()  # SIGKILL mid-stream: the open transaction is left for the broker to abort
     worker.wait(10)
     mid = len(read_all(bootstrap, LEADS_ACCEPTED)) - len(before)

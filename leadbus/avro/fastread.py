@@ -85,6 +85,10 @@ def _min_size(schema: Any) -> int:
     return 1
 
 
+#: The pattern of one varint: any bytes with the high bit set, then one without.
+_VARINT = rb"[\x80-\xff]*[\x00-\x7f]"
+
+
 class Compiler:
     """Emits the lines of one function reading `data` from `pos` (`end` is `len(data)`), then makes it (`function`)."""
 
@@ -289,6 +293,21 @@ class Compiler:
         pattern = b"".join(parts)
         if not pattern:
             return
+        if pattern == b".":  # one byte (a boolean): past it; bytes that end early are refused by a later read or the
+            self.emit(indent, "pos += 1")  # picker's last check (`pos > end`), as the pattern refuses them
+            return
+        if pattern == _VARINT * (len(pattern) // len(_VARINT)):
+            # Numbers alone (an int, a long, an enum's index): one-byte varints (the usual) are passed over inline, a
+            # call of a compiled pattern each cost several times as much; a longer one is matched as before.
+            for _ in range(len(pattern) // len(_VARINT)):
+                self.emit(indent, "if data[pos] < 128:")
+                self.emit(indent + 1, "pos += 1")
+                self.emit(indent, "else:")
+                self._match(_VARINT, indent + 1)
+            return
+        self._match(pattern, indent)
+
+    def _match(self, pattern: bytes, indent: int) -> None:
         name = self.var("shape")
         self.consts[name] = re.compile(pattern, re.DOTALL).match
         found = self.var("m")
@@ -305,7 +324,7 @@ class Compiler:
         if kind == "boolean":
             return b"."
         if kind in ("int", "long", "enum"):
-            return rb"[\x80-\xff]*[\x00-\x7f]"
+            return _VARINT
         if kind in ("float", "double", "fixed"):
             size = 4 if kind == "float" else 8 if kind == "double" else int(schema["size"])
             return b".{%d}" % size

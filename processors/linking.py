@@ -138,17 +138,16 @@ class _Store:
         self.writes[key] = None
 
     def changed(self) -> dict[bytes, bytes | None]:
-        """This record's writes that change something (a value rewritten as it was is no changelog record), now
-        also in the mirror: call it once the record is done."""
+        """This record's writes that change something the mirror knows (a value rewritten as it was is no changelog
+        record), now also in the mirror: call it once the record is done.
+
+        A key the mirror never saw (a new lead's member record, a new case's header: written, never read) is
+        written without reading the store first: that read was an absent-key lookup in RocksDB for ~2 keys of
+        every lead (issue #16), and writing a value the store may already hold leaves the state as it was."""
         text = self.mirror.text
         out: dict[bytes, bytes | None] = {}
-        view = self.view
         for key, value in self.writes.items():
-            before = text.get(key, _ABSENT)
-            if before is _ABSENT:
-                raw = view.get(key.encode())
-                before = raw.decode() if raw is not None else None
-            if before != value:
+            if text.get(key, _ABSENT) != value:
                 out[key.encode()] = value.encode() if value is not None else None
             text[key] = value
         return out

@@ -165,7 +165,10 @@ STAGES: dict[str, StageDefinition] = {
         # quiet machine (bench/intake.py, stage ÷ plain 0.71 against 0.83 with 2,000, back to back).
         StageDefinition("intake", (INTAKE_PATTERN, INTAKE_BY_LEAD), INTAKE_CHANGELOG, _intake,
                         state_topic=INTAKE_BY_LEAD, batch_size=2000, assignment="roundrobin,range"),
-        StageDefinition("linking", (LEADS_ACCEPTED, LINK_DECISIONS), LINKING_CHANGELOG, _linking, global_state=True),
+        # Linking too (issue #16): under a backlog each commit of 500 was a wait in which the one owner of the global
+        # state links nothing; at a steady rate a batch is what the fill brings, so latency does not change.
+        StageDefinition("linking", (LEADS_ACCEPTED, LINK_DECISIONS), LINKING_CHANGELOG, _linking, global_state=True,
+                        batch_size=2000),
         StageDefinition("handover", (CASES, HANDOVER_DECISIONS, HANDOVER_CARRYOVER), HANDOVER_CHANGELOG, _handover,
                         clock_may_run_fast=True, batch_fill=OFF_PATH_FILL),
         StageDefinition("routing", (CASES, HANDOVER), ROUTING_CHANGELOG, _routing),

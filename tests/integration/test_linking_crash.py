@@ -24,7 +24,8 @@ from tests.processes import start_worker, stop, wait_until
 from tests.unit.processors.linking_golden import CATALOG, NOW, MemoryState, _accepted
 
 pytestmark = pytest.mark.integration
-LEADS = 4000
+#: The stage commits up to 2,000 leads per transaction: 8,000 leave the second kill mid-stream (4,000 did not).
+LEADS = 8000
 
 
 def _case(value: bytes) -> tuple[str, dict[str, Any]]:
@@ -62,7 +63,7 @@ def test_killed_twice_mid_stream_the_cases_are_those_of_an_uninterrupted_run(clu
     bootstrap = cluster.bootstrap_servers
     start = NOW - timedelta(hours=2)  # intake accepted them at NOW
     leads = [lead.to_avro() for lead in TrafficGenerator(seed=16, same_suspect_share=0.6).leads(
-        LEADS, start, timedelta(seconds=1))]
+        LEADS, start, timedelta(milliseconds=500))]  # all before NOW
     values = [_accepted(lead, offset) for offset, lead in enumerate(leads)]
     expected = _uninterrupted(values)
     total = sum(len(v) for v in expected.values())

@@ -231,6 +231,7 @@ class _Stepped:
     counted: list[Callable[[], object]]
     dead: int
     at: float
+    produced: float  # when its changelog records were produced too
 
 
 def _next_offsets(records: list[Record]) -> dict[tuple[str, int], int]:
@@ -474,7 +475,6 @@ class ExactlyOnceStage:
             stepped = self._transact_records(producer, records, now, began, interval)
         finally:
             sending.join()  # no other transactional call may overlap it (abort, commit, a second send)
-        produced = time.monotonic()
         offsets = _next_offsets(records[:stepped.taken])
         if sending.sent is not None and stepped.taken < len(records):
             # Cut at the commit interval: the offsets sent ahead are replaced (the coordinator keeps the last a
@@ -492,7 +492,7 @@ class ExactlyOnceStage:
         self.state.commit()
         for count in stepped.counted:  # what the records did is counted once they are committed, never for an abort
             count()
-        self.report.committed(records, stepped.dead, began, (stepped.at, produced, offered, committed,
+        self.report.committed(records, stepped.dead, began, (stepped.at, stepped.produced, offered, committed,
                                                              time.monotonic()))
         return len(records)
 
@@ -552,7 +552,7 @@ class ExactlyOnceStage:
                 produce(changelog, value, key, partition)
             except BufferError:
                 self._produce(producer, changelog, key, value, [], partition=partition)
-        return _Stepped(len(records), counted, dead, stepped)
+        return _Stepped(len(records), counted, dead, stepped, time.monotonic())
 
     def _state_partition(self, record: Record) -> int | None:
         if self.config.global_state:

@@ -7,13 +7,16 @@ the same broker in the same run. Rates are taken from the broker timestamps of t
 last output each engine wrote (start-up and recovery excluded), so they compare processing.
 
 Before anything is timed the broker is warmed, the same for both engines: a transactional workload of its own
-(bench/broker_cpu.py), then W events (default 5,000) through the plain loop and through the stage, on the topics,
-groups and state the rounds use. Then R rounds (default 3) of N fresh events each: the plain loop and the stage each
-take the round's events in a new process (the plain loop's group and the stage's group and state go on from the
-round before, as a running worker's would), alternating which goes first; each round prints both rates, the ratio
-and the CPU per event, and the last line the medians. On a shared, loaded machine one engine after the other meets
-different loads: ratios of the same round, and their median, are what compare; `--side-by-side` runs the plain
-loop and the stage at the same time instead, so that both meet one load.
+(bench/broker_cpu.py), then W events (default 20,000) through the plain loop and through the stage, on the
+topics, groups and state the rounds use (with 5,000 the broker's JIT still took 21-28 µs per event of the first stage
+round, 4-15 of the next ones: it compiles what turns hot, and recompiles what the other engine's traffic
+deoptimised, for tens of thousands of events).
+Then R rounds (default 3) of N fresh events each: the plain loop and the stage each take the round's events in a
+new process (the plain loop's group and the stage's group and state go on from the round before, as a running
+worker's would), alternating which goes first; each round prints both rates, the ratio and the CPU per event, and
+the last line the medians. On a shared, loaded machine one engine after the other meets different loads: ratios
+of the same round, and their median, are what compare; `--side-by-side` runs the plain loop and the stage at the
+same time instead, so that both meet one load.
 `--signed` publishes the same leads sealed as production traffic is (one Ed25519 key per agency, registered on
 `leadbus.publishers`; the SDK's `SigningSealer`, seal v2 chains per lane): both engines verify every seal and
 check every lane's sequence numbers (the faust agent verifies none: it is left out). The faust agent reads
@@ -388,7 +391,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=20000, help="events per timed round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="timed rounds of the plain loop and the stage, alternating which goes first (medians)")
-    parser.add_argument("--warm-up", type=int, default=5000,
+    parser.add_argument("--warm-up", type=int, default=20000,
                         help="events through the plain loop and through the stage before anything is timed")
     parser.add_argument("--no-faust", action="store_true", help="plain loop and stage only")
     parser.add_argument("--side-by-side", action="store_true",

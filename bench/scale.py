@@ -5,7 +5,7 @@
 For each worker count: a fresh single-node broker with every declared topic; the workers
 (`leadbus process --stage intake`, default worker ids, a state folder each) are started on the
 empty topics and waited for until the group is stable with every one of intake's partitions
-assigned; W other leads (default 5,000) go through them first, untimed (the broker's JIT compiles the paths
+assigned; W other leads (default 20,000) go through them first, untimed (the broker's JIT compiles the paths
 they use then, not while timed; bench/broker_cpu.py); then the same N simulated leads (seed 4, pre-encoded) go
 to the intake topics in one burst. The rate is N over the broker-time span from the first examined lead (the
 first half's output) to the last accepted one, so start-up and the group join are excluded and both runs
@@ -226,7 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, default=40000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--warm-up", type=int, default=5000,
+    parser.add_argument("--warm-up", type=int, default=20000,
                         help="leads through the same workers before timing (other leads than the timed ones)")
     parser.add_argument("--cold", action="store_true",
                         help="no warm-up of each fresh broker: its JIT compiles while the workers are timed")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import socket
 import statistics
 import subprocess
@@ -69,7 +70,8 @@ from tests.kafka_helpers import read_all
 
 
 def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | None = None,
-               signed: bool = False, phases: dict[str, float] | None = None, group: str | None = None) -> None:
+               signed: bool = False, phases: dict[str, float] | None = None, group: str | None = None,
+               seen: dict[bytes, bytes | None] | None = None) -> None:
     """The baseline: consume → the same intake step → produce with confluent-kafka, at-least-once, no framework.
 
     Both halves of the step run in process against a dict: no transactions, no repartition topic. Written as one
@@ -82,7 +84,8 @@ def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | No
     `phases` gets the wall time of the batches after the first: consume, step (produce calls included), serve (the
     producer's poll), flush (the last one), and the number of batches. `group`: its consumer group (a new one if
     None); it commits its offsets as it goes and when it closes, so that a later loop of the same group goes on from
-    there, as the stage's group does.
+    there, as the stage's group does; `seen` is the dict its second half keeps its state in (dedupe memory, signed
+    lanes' sequence numbers), handed over from the loop before it as the stage's store is.
     """
     spent = phases if phases is not None else {}
     clock = time.monotonic
@@ -92,7 +95,7 @@ def plain_loop(bootstrap: str, expected: int, warmed: Callable[[int], None] | No
     producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 100,
                                  "compression.type": "lz4"})
     consumer.subscribe(["^leadbus\\.intake\\..*"])
-    seen: dict[bytes, bytes | None] = {}
+    seen = {} if seen is None else seen
     done = 0
     examine, handle, produce = handler.examine, handler.handle, producer.produce
     while done < expected:
@@ -137,21 +140,25 @@ def _produce(producer: Producer, produce: Any, key: bytes | None, value: bytes) 
             producer.poll(0.05)
 
 
-def plain_child(bootstrap: str, expected: int, group: str, signed: bool = False) -> None:
+def plain_child(bootstrap: str, expected: int, group: str, signed: bool = False, state: Path | None = None) -> None:
     """The plain loop in a process of its own, like the stage: its CPU per event (whole process and its main
     thread) printed as JSON for the parent. Like the stage's, it is counted from the end of its first batch:
-    imports, the group join and the core's first-call set-up are not per-event work."""
+    imports, the group join and the core's first-call set-up are not per-event work. Its state is read from `state`
+    before and written there after, untimed, as the stage restores its store (a signed lane's next number)."""
     began: list[float] = []
 
     def warmed(done: int) -> None:
         began.extend((time.process_time(), time.thread_time(), done))
 
+    seen: dict[bytes, bytes | None] = pickle.loads(state.read_bytes()) if state and state.exists() else {}
     phases: dict[str, float] = {}
-    plain_loop(bootstrap, expected, warmed, signed, phases, group)
+    plain_loop(bootstrap, expected, warmed, signed, phases, group, seen)
     cpu, main, first = began
     events = max(expected - first, 1)
     print(json.dumps({"cpu": (time.process_time() - cpu) / events, "main": (time.thread_time() - main) / events,
                       "phases": phases}), flush=True)
+    if state is not None:
+        state.write_bytes(pickle.dumps(seen))
 
 
 def stage_rate(bootstrap: str, count: int, since: float = 0.0) -> float:
@@ -319,7 +326,8 @@ class Bench:
 
     def plain_process(self, n: int, **kwargs: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, __file__, "--plain-only", self.bootstrap, str(n), PLAIN_GROUP,
-                                 *(["--signed"] if self.signed else [])], env=self.env, **kwargs)
+                                 str(self.work / "plain-state"), *(["--signed"] if self.signed else [])],
+                                env=self.env, **kwargs)
 
     def stage_process(self, port: int | None = None) -> subprocess.Popen[bytes]:
         """The stage, worker id `bench` and one state folder for every start: each goes on from the one before."""
@@ -401,11 +409,13 @@ def main() -> None:
                         help="sealed traffic (seal v2, one key per agency): plain loop and stage only")
     parser.add_argument("--cold", action="store_true",
                         help="no warm-up of the broker: its JIT compiles the paths while the engines are timed")
-    parser.add_argument("--plain-only", nargs=3, metavar=("BOOTSTRAP", "EVENTS", "GROUP"), help=argparse.SUPPRESS)
+    parser.add_argument("--plain-only", nargs=4, metavar=("BOOTSTRAP", "EVENTS", "GROUP", "STATE"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     if args.plain_only:
-        plain_child(args.plain_only[0], int(args.plain_only[1]), args.plain_only[2], args.signed)
+        plain_child(args.plain_only[0], int(args.plain_only[1]), args.plain_only[2], args.signed,
+                    Path(args.plain_only[3]))
         return
     if args.signed:
         args.no_faust = True

@@ -491,7 +491,7 @@ def main() -> None:
               f"{_median([r.stage_cpu.engine for r in rounds]):.0f} + broker "
               f"{_median([r.stage_cpu.broker for r in rounds]):.0f} (JIT "
               f"{_median([r.stage_cpu.jit for r in rounds]):.0f}); CPU ratio "
-              f"{_median([r.plain_cpu.engine / r.stage_cpu.engine for r in rounds]):.2f}", flush=True)
+              f"{_median([r.plain_cpu.engine / max(r.stage_cpu.engine, 1e-9) for r in rounds]):.2f}", flush=True)
 
         if args.no_faust:
             _outcomes(bootstrap)
@@ -574,7 +574,7 @@ def _signing_publishers(bootstrap: str, traffic: Traffic, since: datetime) -> No
 def _print(plain: float, staged: float, plain_cpu: Cpu, stage_cpu: Cpu) -> None:
     print(f"plain confluent-kafka loop, at-least-once : {plain:9.0f} events/s              ({plain_cpu})")
     print(f"leadbus stage, transactional exactly-once : {staged:9.0f} events/s   ratio {staged / plain:.2f}   "
-          f"({stage_cpu}; CPU ratio {plain_cpu.engine / stage_cpu.engine:.2f})")
+          f"({stage_cpu}; CPU ratio {plain_cpu.engine / max(stage_cpu.engine, 1e-9):.2f})")
 
 
 if __name__ == "__main__":

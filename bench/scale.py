@@ -1,13 +1,14 @@
 """Intake scale-out: one worker, then two workers in one group, over the same leads on a fresh broker each.
 
-    python bench/scale.py [--leads N] [--workers 1 2]
+    python bench/scale.py [--leads N] [--workers 1 2] [--warm-up W] [--cold]
 
 For each worker count: a fresh single-node broker with every declared topic; the workers
 (`leadbus process --stage intake`, default worker ids, a state folder each) are started on the
 empty topics and waited for until the group is stable with every one of intake's partitions
-assigned; then the same N simulated leads (seed 4, pre-encoded) go to the intake topics in one
-burst. The rate is N over the broker-time span from the first examined lead (the first half's
-output) to the last accepted one, so start-up and the group join are excluded and both runs
+assigned; W other leads (default 20,000) go through them first, untimed (the broker's JIT compiles the paths
+they use then, not while timed; bench/broker_cpu.py); then the same N simulated leads (seed 4, pre-encoded) go
+to the intake topics in one burst. The rate is N over the broker-time span from the first examined lead (the
+first half's output) to the last accepted one, so start-up and the group join are excluded and both runs
 time the same work. Every run also checks the outcome: each lead accepted exactly once.
 
 Beside the rate each run prints where the two cores went, per event, from the first lead fed to the
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from confluent_kafka import ConsumerGroupState, Message, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, Message, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -114,19 +115,53 @@ class Run:
         return (os.cpu_count() or 1) * 1e6 / (self.workers_cpu + self.broker_cpu + self.bench_cpu)
 
 
-def accepted_end(kafka: KafkaSettings) -> int:
-    """The accepted topic's end offset: its records plus one transaction marker per commit that wrote to it."""
-    consumer = kafka.consumer(f"bench-scale-watch-{uuid.uuid4()}")
+def accepted_end(watch: Consumer) -> int:
+    """The accepted topic's end offset: its records plus one transaction marker per commit that wrote to it.
+    One watcher for the whole wait: a new consumer each second was a new connection each second, and its first
+    requests kept the broker's JIT compiling while the workers were timed."""
+    meta = watch.list_topics(LEADS_ACCEPTED, timeout=20)
+    return sum(int(watch.get_watermark_offsets(TopicPartition(LEADS_ACCEPTED, p), timeout=20)[1])
+               for p in meta.topics[LEADS_ACCEPTED].partitions)
+
+
+def feed(kafka: KafkaSettings, leads: list[tuple[str, bytes, bytes]]) -> None:
+    producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 20,
+                                 "compression.type": "lz4"})
+    for topic, key, value in leads:
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(120):
+        raise RuntimeError("the leads were not all confirmed by the broker")
+
+
+def wait_accepted(kafka: KafkaSettings, count: int, procs: list[subprocess.Popen[bytes]]) -> list[Message]:
+    """Until `count` leads are accepted; them. The end offset counts markers too: once it reaches `count` they may
+    all be there; read them then (reading every accepted lead every few seconds took CPU from the workers it was
+    timing)."""
+    deadline = time.monotonic() + 900
+    accepted: list[Message] = []
+    watch = kafka.consumer(f"bench-scale-watch-{uuid.uuid4()}")
     try:
-        meta = consumer.list_topics(LEADS_ACCEPTED, timeout=20)
-        return sum(int(consumer.get_watermark_offsets(TopicPartition(LEADS_ACCEPTED, p), timeout=20)[1])
-                   for p in meta.topics[LEADS_ACCEPTED].partitions)
+        while len(accepted) < count:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"{len(procs)} worker(s) did not accept every lead")
+            time.sleep(1)
+            if accepted_end(watch) >= count:
+                accepted = read_all(kafka.bootstrap, LEADS_ACCEPTED)
     finally:
-        consumer.close()
+        watch.close()
+    return accepted
 
 
-def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path, cold: bool = False) -> Run:
-    """One fresh broker, `workers` intake workers: the rate, the split and the CPU per event of each party."""
+def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path, cold: bool = False,
+        warm: list[tuple[str, bytes, bytes]] | None = None) -> Run:
+    """One fresh broker, `workers` intake workers: the rate, the split and the CPU per event of each party.
+    The `warm` leads go through the same workers first, untimed."""
+    warm = warm or []
     with KafkaCluster(1, work / f"kafka-{workers}", fast_start=False) as cluster:
         broker = cluster.nodes[0].process
         assert broker is not None
@@ -145,6 +180,9 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path, cold: b
             log.close()
         try:
             split = wait_stable(kafka, workers, intake_partitions(kafka), procs)
+            if warm:  # the broker's and the workers' real paths, before timing
+                feed(kafka, warm)
+                wait_accepted(kafka, len(warm), procs)
             # The broker's upkeep (controller, group and log housekeeping, JVM) runs whatever the traffic: timed idle.
             idle_began, broker_idle = time.monotonic(), cpu_seconds(broker.pid)
             time.sleep(5)
@@ -153,27 +191,9 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path, cold: b
             idle_main = [cpu_seconds(p.pid, p.pid) for p in procs]
             broker_before, bench_before, began = cpu_seconds(broker.pid), time.process_time(), time.monotonic()
             jit_before = jit_seconds(broker_threads(broker.pid))
-            producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "linger.ms": 20,
-                                         "compression.type": "lz4"})
-            for topic, key, value in leads:
-                while True:
-                    try:
-                        producer.produce(topic, value, key)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
-            if producer.flush(120):
-                raise RuntimeError("the leads were not all confirmed by the broker")
-            deadline = time.monotonic() + 900
-            # The end offset counts markers too: once it reaches N the leads may all be there; read them then
-            # (reading every accepted lead every few seconds took CPU from the workers it was timing).
-            accepted: list[Message] = []
-            while len(accepted) < len(leads):
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    raise RuntimeError(f"{workers} worker(s) did not accept every lead")
-                time.sleep(1)
-                if accepted_end(kafka) >= len(leads):
-                    accepted = read_all(bootstrap, LEADS_ACCEPTED)
+            since = time.time() * 1000
+            feed(kafka, leads)
+            accepted = wait_accepted(kafka, len(warm) + len(leads), procs)
             cpu = sum(cpu_seconds(p.pid) for p in procs) - idle_cpu
             main = [cpu_seconds(p.pid, p.pid) - idle for p, idle in zip(procs, idle_main, strict=True)]
             broker_cpu, bench_cpu = cpu_seconds(broker.pid) - broker_before, time.process_time() - bench_before
@@ -188,12 +208,12 @@ def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path, cold: b
                 except subprocess.TimeoutExpired:
                     p.kill()
         ids = Counter(str(decode(CATALOG, m.value())[1]["lead"]["lead_id"]) for m in accepted)
-        expected = {key.decode() for _, key, _ in leads}
+        expected = {key.decode() for _, key, _ in [*warm, *leads]}
         if set(ids) != expected or max(ids.values()) != 1:
             raise AssertionError(f"{workers} worker(s): {len(expected - set(ids))} leads lost, "
                                  f"{sum(1 for c in ids.values() if c > 1)} doubled")
-        examined = [m.timestamp()[1] for m in read_all(bootstrap, INTAKE_BY_LEAD)]
-        final = [m.timestamp()[1] for m in accepted]
+        examined = [m.timestamp()[1] for m in read_all(bootstrap, INTAKE_BY_LEAD) if m.timestamp()[1] >= since]
+        final = [m.timestamp()[1] for m in accepted if m.timestamp()[1] >= since]
         span = max((max(final) - min(examined + final)) / 1000.0, 1e-3)
         rate = len(leads) / span
         per_event = 1e6 / len(leads)
@@ -206,18 +226,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, default=40000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--warm-up", type=int, default=20000,
+                        help="leads through the same workers before timing (other leads than the timed ones)")
     parser.add_argument("--cold", action="store_true",
                         help="no warm-up of each fresh broker: its JIT compiles while the workers are timed")
     args = parser.parse_args()
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
-    leads = encoded_leads(args.leads)
+    warm_up = 0 if args.cold else args.warm_up
+    everything = encoded_leads(warm_up + args.leads)
+    warm, leads = everything[:warm_up], everything[warm_up:]
     work = Path(tempfile.mkdtemp(prefix=f"leadbus-bench-scale-{uuid.uuid4().hex[:6]}-"))
     rates: dict[int, float] = {}
     print(f"intake scale-out: {len(leads)} leads, a fresh broker per run"
-          f"{' (cold)' if args.cold else ', its transactional paths warmed before timing (bench/broker_cpu.py)'}, "
+          f"{' (cold)' if args.cold else ', its transactional paths warmed before timing (bench/broker_cpu.py), then '}"
+          f"{'' if args.cold else f'{warm_up} other leads through the same workers'}, "
           f"exactly-once checked; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     for workers in args.workers:
-        done = run(leads, workers, work, args.cold)
+        done = run(leads, workers, work, args.cold, warm)
         rates[workers] = done.rate
         base = rates.get(min(rates))
         ratio = f"   ratio {done.rate / base:.2f}" if base and workers != min(rates) else ""

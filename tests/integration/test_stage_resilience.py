@@ -10,18 +10,18 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
 
 from leadbus.avro import decode, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.limits import MAX_RECORD_BYTES
 from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.records import Output, Record, Result, StateView
-from leadbus.processors.stage import ExactlyOnceStage, StageConfig
+from leadbus.processors.stage import OFFSETS_AHEAD_FROM, ExactlyOnceStage, StageConfig, record_of
 from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import LEADS_REJECTED, TopicSpec, load_declarations
 from tests.kafka_helpers import read_all
@@ -146,3 +146,52 @@ def test_a_batch_slower_than_the_commit_interval_commits_in_several_transactions
     finally:
         stage.stop()
         runner.join(30)
+
+
+IN3, OUT3, CHANGELOG3 = "test.resilience.in3", "test.resilience.out3", "test.resilience.state3"
+
+
+class EchoStep:
+    def handle(self, record: Record, state: StateView, now: datetime) -> Result:
+        return Result([Output(OUT3, record.key, record.value or b"")], {record.value or b"": b"1"})
+
+
+def test_offsets_sent_ahead_are_replaced_when_the_commit_interval_cuts_the_batch(cluster, tmp_path: Path) -> None:
+    """A batch's offsets go into its transaction while its step runs (`_OffsetsAhead`); a transaction cut short at
+    the commit interval commits its own records' offsets instead, and a partition none of whose records it took
+    stays where it stood: nothing untaken is committed."""
+    bootstrap = cluster.bootstrap_servers
+    apply_topics(bootstrap, [TopicSpec(IN3, 2, 1, 1, {}), TopicSpec(OUT3, 1, 1, 1, {}),
+                             TopicSpec(CHANGELOG3, 2, 1, 1, {})])
+    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+    for partition in (0, 1):
+        for i in range(60):
+            producer.produce(IN3, key=b"k", value=f"cut-{partition}-{i}".encode(), partition=partition)
+    assert producer.flush(30) == 0
+    config = StageConfig(name="resilience-ahead", kafka=KafkaSettings(bootstrap), topics=[IN3],
+                         changelog_topic=CHANGELOG3, state_dir=tmp_path / "state", group_id="resilience-ahead",
+                         commit_interval=0.0)
+    stage = ExactlyOnceStage(config, EchoStep())
+    consumer, txn = stage._clients()
+    consumer.subscribe([IN3], on_assign=stage._on_assign)
+    messages = []
+    deadline = time.monotonic() + 60
+    while len(messages) < 120 and time.monotonic() < deadline:
+        messages += [m for m in consumer.consume(120, 0.5) if not m.error()]
+    records = sorted((record_of(m) for m in messages), key=lambda r: (r.partition, r.offset))
+    assert len(records) == 120 >= OFFSETS_AHEAD_FROM
+    try:
+        # Commit interval 0: the step takes the first record only; partition 1's were sent ahead, none taken.
+        assert stage._transact(consumer, txn, records, datetime.now(UTC)) == 1
+        committed = {tp.partition: tp.offset for tp in consumer.committed(
+            [TopicPartition(IN3, 0), TopicPartition(IN3, 1)], timeout=20)}
+        assert committed == {0: 1, 1: 0}
+        stage.config.commit_interval = 60.0  # the rest in one transaction: the offsets sent ahead are committed
+        assert stage._transact(consumer, txn, records[1:], datetime.now(UTC)) == 119
+        committed = {tp.partition: tp.offset for tp in consumer.committed(
+            [TopicPartition(IN3, 0), TopicPartition(IN3, 1)], timeout=20)}
+        assert committed == {0: 60, 1: 60}
+        assert Counter(m.value() for m in read_all(bootstrap, OUT3)) == Counter(r.value for r in records)
+    finally:
+        stage.state.close()
+        consumer.close()

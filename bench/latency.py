@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_cpu import warm_transactions  # bench/, this script's folder
 
 from leadbus.avro import decode, packaged_catalog
+from leadbus.batches import next_batch
 from leadbus.clients import CLIENT_CONFIG_ENV, KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.localbroker.cluster import free_port
@@ -187,7 +188,7 @@ class Watchers:
         visible = self.seen.visible
         try:
             while not self.stop.is_set():
-                msgs = consumer.consume(1000, 0.1)
+                msgs = next_batch(consumer, 1000, 0.1)  # at once when there are records: `consume` waits its timeout
                 now = time.time()
                 for msg in msgs:
                     if not msg.error():
@@ -560,9 +561,13 @@ class Setting:
     #: librdkafka settings for every client of the pipeline's processes (`--client-setting`): passed as their
     #: client settings file ($LEADBUS_CLIENT_CONFIG), so they reach every producer, consumer and admin client.
     client: tuple[tuple[str, str], ...] = ()
+    #: Every stage's batch gap (`--stage-gap`; None: the stages' own).
+    stage_gap: float | None = None
 
     def describe(self) -> str:
         stage = "default" if self.stage_fill is None else f"{self.stage_fill:g} s"
+        if self.stage_gap is not None:
+            stage += f" (gap {self.stage_gap:g} s)"
         registry = "default" if self.registry_fill is None else f"{self.registry_fill:g} s"
         extra = "".join(f"; broker {k}={v}" for k, v in self.broker) + "".join(f"; client {k}={v}"
                                                                                 for k, v in self.client)
@@ -624,9 +629,11 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
         ports = {region: free_port() for region in regions}
         port = ports[args.region]
         stage_fill = [] if setting.stage_fill is None else ["--batch-fill", str(setting.stage_fill)]
+        # the gap only where the stage has no fill of its own (the stages on the latency path)
+        stage_gap = [] if setting.stage_gap is None else ["--batch-gap", str(setting.stage_gap)]
         registry_fill = [] if setting.registry_fill is None else ["--batch-fill", str(setting.registry_fill)]
         commands = {name: [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(work / "state"),
-                           *stage_fill] for name in PIPELINE}
+                           *stage_fill, *(stage_gap if d.batch_fill is None else [])] for name, d in PIPELINE.items()}
         commands["registry"] = [*cli, "registry", "-b", bootstrap, "--url", registry_url, *registry_fill]
         commands["archive"] = [*cli, "archive", "run", str(work / "archive"), "-b", bootstrap,
                                "--seal-after-seconds", "10"]
@@ -897,6 +904,8 @@ def main() -> None:
                         help="no warm-up of the broker's transactional paths before the pipeline starts")
     parser.add_argument("--stage-fill", type=float, default=None,
                         help="every stage's batch fill wait (default: the stages' own)")
+    parser.add_argument("--stage-gap", type=float, default=None,
+                        help="every stage's batch gap: the fill ends once this long passes without a new record")
     parser.add_argument("--registry-fill", type=float, default=None, help="the registry sink's batch fill wait")
     parser.add_argument("--idle", type=float, default=10,
                         help="seconds the pipeline runs idle before publishing: each process's upkeep, taken off its "
@@ -923,7 +932,8 @@ def main() -> None:
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     broker = tuple(tuple(p.split("=", 1)) for p in args.broker_property)
     client = tuple(tuple(p.split("=", 1)) for p in args.client_setting)
-    settings = SWEEP if args.sweep else [Setting(args.stage_fill, args.registry_fill, broker, client)]  # type: ignore[arg-type]
+    settings = SWEEP if args.sweep else [Setting(args.stage_fill, args.registry_fill, broker, client,
+                                                       args.stage_gap)]  # type: ignore[arg-type]
     outcomes = []
     for setting in settings:
         outcome = measure(args, setting)

@@ -463,6 +463,8 @@ def registry(
                                                "transaction (bench/latency.py)."),
     batch: int = typer.Option(500, min=1, help="At most this many records per SQL transaction (smaller: shorter "
                                                "locks and less redone after a crash; larger: fewer commits)."),
+    batch_gap: float | None = typer.Option(None, help="End the batch fill as soon as this many seconds pass without "
+                                                       "a new record (default: wait out the fill)."),
 ) -> None:
     """Fill the case registry (leads, cases, members, handover steps) from the bus, exactly once."""
     from leadbus.logs import configure_json_logging
@@ -478,7 +480,7 @@ def registry(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     run_registry(_settings(bootstrap, client_config, "registry"), url, max_seconds=max_seconds or None,
-                 batch=batch, fill=batch_fill, stop=stop)
+                 batch=batch, fill=batch_fill, stop=stop, gap=batch_gap)
 
 
 @app.command("takedown")

@@ -14,8 +14,10 @@ measured lead, from the moment `Publisher.publish` was called to:
 
 * cases:     the first `CaseUpdated` on `leadbus.cases` listing it, seen by a read_committed reader;
 * registry:  its `case_members` row in the registry database (the lead in its case), polled every 20 ms;
-* dashboard: the first bulletin of its case at that version or later on the regional dashboard's
-             event stream (`/events`, signed in), for the leads whose cases belong to that region.
+* dashboard: the bulletin of its case at that version on the regional dashboard's event stream (`/events`,
+             signed in), for the leads whose case at that version belongs to that region. A case that reaches the
+             region only at a later version (a lead of the region joins it) is not timed: "that version or later"
+             timed it, and its wait for that next lead was the dashboard's p99 tail, set by the traffic, not the bus.
 
 Prints p50/p95/p99 (and max) of each, with the settings used and the load average, and where the CPU goes: each
 process's (every stage, sink and dashboard, the broker, PostgreSQL with its backends, the bench — its publisher and
@@ -49,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import OFFSET_BEGINNING, ConsumerGroupState, IsolationLevel, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, ConsumerGroupState, IsolationLevel, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -57,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_cpu import warm_transactions  # bench/, this script's folder
 
 from leadbus.avro import decode, packaged_catalog
+from leadbus.batches import next_batch
 from leadbus.clients import CLIENT_CONFIG_ENV, KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.localbroker.cluster import free_port
@@ -68,7 +71,7 @@ from leadbus.provisioning.topics import apply_topics
 from leadbus.schema_topic import publish_schemas
 from leadbus.sinks.registry_sink import KINDS as REGISTRY_KINDS
 from leadbus.supervise import ChildSpec, Supervisor
-from leadbus.topics import CASES, load_declarations
+from leadbus.topics import CASES, INTAKE_BY_LEAD, LEADS_ACCEPTED, load_declarations, region_topic
 
 CATALOG = packaged_catalog()
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +87,8 @@ class Seen:
     case_updates: list[tuple[float, str, int, list[str]]] = field(default_factory=list)
     registry: dict[str, float] = field(default_factory=dict)
     dashboard: list[tuple[float, str, int]] = field(default_factory=list)
+    #: `--hops`: when each record on the path became visible to a read_committed reader, by its coordinates.
+    visible: dict[tuple[str, int, int], float] = field(default_factory=dict)
 
 
 class RegistryDb:
@@ -138,11 +143,13 @@ class RegistryDb:
 
 
 class Watchers:
-    def __init__(self, kafka: KafkaSettings, db: RegistryDb, dashboard: str, seen: Seen) -> None:
+    def __init__(self, kafka: KafkaSettings, db: RegistryDb, dashboard: str, seen: Seen,
+                 path: tuple[str, ...] = ()) -> None:
         self.kafka, self.db, self.dashboard, self.seen = kafka, db, dashboard, seen
+        self.path = path  # `--hops`: the topics on the path, whose records' arrival is timed
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=t, daemon=True)
-                        for t in (self._cases, self._registry, self._dashboard)]
+                        for t in (self._cases, self._registry, self._dashboard, *([self._path] if path else []))]
         self.ready = [threading.Event() for _ in self.threads]  # each thread's clients are set up
 
     def start(self) -> None:
@@ -169,6 +176,25 @@ class Watchers:
                 _, case = decode(CATALOG, msg.value() or b"")
                 self.seen.case_updates.append((now, str(case["case_id"]), int(case["version"]),
                                                [str(m) for m in case["members"]]))
+        finally:
+            consumer.close()
+
+    def _path(self) -> None:
+        """When each record on the path becomes visible (only its coordinates: decoded after the run)."""
+        consumer = self.kafka.consumer(f"bench-latency-{uuid.uuid4()}")
+        parts = [TopicPartition(t, p, OFFSET_END) for t in self.path
+                 for p in consumer.list_topics(t, timeout=30).topics[t].partitions]
+        consumer.assign(parts)
+        consumer.poll(0.1)
+        self.ready[3].set()
+        visible = self.seen.visible
+        try:
+            while not self.stop.is_set():
+                msgs = next_batch(consumer, 1000, 0.1)  # at once when there are records: `consume` waits its timeout
+                now = time.time()
+                for msg in msgs:
+                    if not msg.error():
+                        visible[(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)] = now
         finally:
             consumer.close()
 
@@ -518,7 +544,9 @@ def analyse(seen: Seen) -> dict[str, list[float]]:
         if lead in joined:
             at, case_id, version = joined[lead]
             out["cases"].append(at - published)
-            times = [t for v, t in shown.get(case_id, []) if v >= version]
+            # the bulletin of the version that first listed it: a case that reaches the region only at a later
+            # version (a lead of another region joins it) shows the lead then, a time set by the traffic, not the bus
+            times = [t for v, t in shown.get(case_id, []) if v == version]
             if times:
                 out["dashboard"].append(min(times) - published)
         if lead in seen.registry:
@@ -537,10 +565,17 @@ class Setting:
     #: librdkafka settings for every client of the pipeline's processes (`--client-setting`): passed as their
     #: client settings file ($LEADBUS_CLIENT_CONFIG), so they reach every producer, consumer and admin client.
     client: tuple[tuple[str, str], ...] = ()
+    #: Every stage's batch gap (`--stage-gap`; None: the stages' own), the registry sink's (`--registry-gap`).
+    stage_gap: float | None = None
+    registry_gap: float | None = None
 
     def describe(self) -> str:
         stage = "default" if self.stage_fill is None else f"{self.stage_fill:g} s"
+        if self.stage_gap is not None:
+            stage += f" (gap {self.stage_gap:g} s)"
         registry = "default" if self.registry_fill is None else f"{self.registry_fill:g} s"
+        if self.registry_gap is not None:
+            registry += f" (gap {self.registry_gap:g} s)"
         extra = "".join(f"; broker {k}={v}" for k, v in self.broker) + "".join(f"; client {k}={v}"
                                                                                 for k, v in self.client)
         return f"batch fill: stages {stage}, registry {registry}{extra}"
@@ -601,9 +636,13 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
         ports = {region: free_port() for region in regions}
         port = ports[args.region]
         stage_fill = [] if setting.stage_fill is None else ["--batch-fill", str(setting.stage_fill)]
+        # the gap only where the stage has no fill of its own (the stages on the latency path)
+        stage_gap = [] if setting.stage_gap is None else ["--batch-gap", str(setting.stage_gap)]
         registry_fill = [] if setting.registry_fill is None else ["--batch-fill", str(setting.registry_fill)]
+        if setting.registry_gap is not None:
+            registry_fill += ["--batch-gap", str(setting.registry_gap)]
         commands = {name: [*cli, "process", "--stage", name, "-b", bootstrap, "--state-dir", str(work / "state"),
-                           *stage_fill] for name in PIPELINE}
+                           *stage_fill, *(stage_gap if d.batch_fill is None else [])] for name, d in PIPELINE.items()}
         commands["registry"] = [*cli, "registry", "-b", bootstrap, "--url", registry_url, *registry_fill]
         commands["archive"] = [*cli, "archive", "run", str(work / "archive"), "-b", bootstrap,
                                "--seal-after-seconds", "10"]
@@ -615,7 +654,7 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
         supervisor = Supervisor([ChildSpec(name, cmd, env=env) for name, cmd in commands.items()], log_dir=logs,
                                 logger=logging.getLogger("bench.latency"))
         seen = Seen()
-        watchers = Watchers(kafka, db, f"http://127.0.0.1:{port}", seen)
+        watchers = Watchers(kafka, db, f"http://127.0.0.1:{port}", seen, path_topics(args.region) if args.hops else ())
         broker = cluster.nodes[0].process
         sampler = Sampler(kafka, db, supervisor,
                           {"broker": broker.pid if broker else 0, **extra_pids, "bench": os.getpid()},
@@ -655,6 +694,7 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
                 time.sleep(0.5)
             time.sleep(2)  # the dashboard's last bulletins
             offsets_after = topic_offsets(kafka)
+            hops = read_hops(kafka, args.region) if args.hops else None
             load = os.getloadavg()[0]
             restarted = {name: c.restarts for name, c in supervisor.children.items() if c.restarts}
         finally:
@@ -673,7 +713,121 @@ def measure(args: argparse.Namespace, setting: Setting) -> Outcome:
                     f"{f'{warmed} transactions (bench/broker_cpu.py)' if warmed else 'no (--cold)'}; "
                     f"CPU below from the first measured lead to the end of the run")
     lines += offsets_lines(offsets_before, offsets_after, leads)
+    if hops is not None:
+        lines += hop_lines(seen, hops)
     return Outcome(setting, analyse(seen), len(seen.published), restarted, logs, load, lines, cpu)
+
+
+#: `--hops`: the hops of the path to the dashboard, each named by the stage that wrote its record.
+HOPS = ("intake: examine", "intake: judge", "linking", "routing")
+
+
+def path_topics(region: str) -> tuple[str, ...]:
+    return INTAKE_BY_LEAD, LEADS_ACCEPTED, CASES, region_topic(region)
+
+
+Entry = tuple[float, str, int, list[str], tuple[str, int, int]]
+
+
+def read_hops(kafka: KafkaSettings, region: str) -> dict[str, list[Entry]]:
+    """Every record on the path (by-lead, accepted, cases, the region's topic) with its CreateTime: when the stage
+    that wrote it produced it (librdkafka stamps a record at `produce`, within its batch's transaction).
+
+    Read once the run has drained, from the beginning: what each hop added, without a watcher per topic running
+    (and costing CPU) during the run. Each entry: (time, case id or "", case version, lead ids).
+    """
+    consumer = kafka.consumer(f"bench-hops-{uuid.uuid4()}")
+    out: dict[str, list[Entry]] = {h: [] for h in HOPS}
+    try:
+        parts = []
+        for topic in path_topics(region):
+            meta = consumer.list_topics(topic, timeout=30).topics[topic]
+            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in parts}
+        consumer.assign(parts)
+        left = {k for k, end in ends.items() if end > 0}
+        idle_until = time.monotonic() + 30
+        while left and time.monotonic() < idle_until:
+            for msg in consumer.consume(1000, 1.0):
+                if msg.error():
+                    continue
+                topic, partition, at = msg.topic() or "", msg.partition() or 0, msg.timestamp()[1] / 1000
+                if (msg.offset() or 0) + 2 >= ends[(topic, partition)]:  # the last record (its marker follows)
+                    left.discard((topic, partition))
+                idle_until = time.monotonic() + 30
+                where = (topic, partition, msg.offset() or 0)
+                if topic == LEADS_ACCEPTED:
+                    out["intake: judge"].append((at, "", 0, [(msg.key() or b"").decode()], where))
+                    continue
+                _, record = decode(CATALOG, msg.value() or b"")
+                if topic == INTAKE_BY_LEAD:
+                    # a signed lead's first by-lead record is its lane's (sequence check), then its own: the first
+                    # is when intake examined it; the sequence check counts in the judging hop
+                    lead = record.get("lead") if isinstance(record, dict) else None
+                    if isinstance(lead, dict):
+                        out["intake: examine"].append((at, "", 0, [str(lead["lead_id"])], where))
+                elif topic == CASES:
+                    out["linking"].append((at, str(record["case_id"]), int(record["version"]),
+                                           [str(m) for m in record["members"]], where))
+                elif "case_id" in record and "version" in record and not record.get("merged_into"):
+                    out["routing"].append((at, str(record["case_id"]), int(record["version"]), [], where))
+            if not consumer.assignment():
+                break
+            positions = consumer.position([TopicPartition(t, p) for t, p in left])
+            left = {(tp.topic, tp.partition) for tp in positions if tp.offset < ends[(tp.topic, tp.partition)]}
+    finally:
+        consumer.close()
+    return out
+
+
+def hop_lines(seen: Seen, hops: dict[str, list[Entry]]) -> list[str]:
+    """Per measured lead, when each stage on its path produced its record (CreateTime) and when that record became
+    visible to a read_committed reader (the rest of the batch, the commit, the fetch): where the time goes."""
+    produced: dict[str, dict[str, float]] = {h: {} for h in HOPS}
+    visible: dict[str, dict[str, float]] = {h: {} for h in HOPS}
+    joined: dict[str, tuple[str, int]] = {}
+    for hop in HOPS[:3]:
+        for t, case_id, version, leads, where in sorted(hops[hop]):
+            for lead in leads:
+                if lead not in produced[hop]:
+                    produced[hop][lead] = t
+                    if where in seen.visible:
+                        visible[hop][lead] = seen.visible[where]
+                    if hop == "linking":
+                        joined[lead] = (case_id, version)
+    routed: dict[str, list[tuple[int, float, float | None]]] = {}
+    for t, case_id, version, _, where in hops["routing"]:
+        routed.setdefault(case_id, []).append((version, t, seen.visible.get(where)))
+    shown: dict[str, list[tuple[int, float]]] = {}
+    for now, case_id, version in seen.dashboard:
+        shown.setdefault(case_id, []).append((version, now))
+    dashboard: dict[str, float] = {}
+    for lead, (case_id, version) in joined.items():
+        later = sorted((t, vis) for ver, t, vis in routed.get(case_id, []) if ver == version)  # as `analyse`
+        if later:
+            produced["routing"][lead], arrived = later[0]
+            if arrived is not None:
+                visible["routing"][lead] = arrived
+        times = [t for v, t in shown.get(case_id, []) if v == version]
+        if times:
+            dashboard[lead] = min(times)
+    lines = ["  where the time goes (--hops), ms per measured lead; each hop: its record produced (CreateTime: the "
+             "stage fetched the record upstream, waited out its batch fill, processed it), then visible to a "
+             "read_committed reader (the rest of its batch, the commit):"]
+    before = dict(seen.published)
+    steps = [(f"{h} produced", produced[h], f"{h} visible", visible[h]) for h in HOPS]
+    for made_name, made, shown_name, shown_at in [*steps, ("dashboard SSE", dashboard, "", {})]:
+        for name, when in ((made_name, made), (shown_name, shown_at)):
+            if not name:
+                continue
+            since = [when[lead] - published for lead, published in seen.published.items() if lead in when]
+            added = [when[lead] - before[lead] for lead in seen.published if lead in when and lead in before]
+            lines.append(f"    {name:<26} since publish p50 {at(since, 0.5):>5} p99 {at(since, 0.99):>5} | added "
+                         f"p50 {at(added, 0.5):>4} p90 {at(added, 0.9):>4} p99 {at(added, 0.99):>5} max "
+                         f"{at(added, 1.0):>5} (n={len(added)})")
+            if when:
+                before = {lead: t for lead, t in when.items() if lead in seen.published}
+    return lines
 
 
 def topic_offsets(kafka: KafkaSettings) -> dict[str, int]:
@@ -759,7 +913,10 @@ def main() -> None:
                         help="no warm-up of the broker's transactional paths before the pipeline starts")
     parser.add_argument("--stage-fill", type=float, default=None,
                         help="every stage's batch fill wait (default: the stages' own)")
+    parser.add_argument("--stage-gap", type=float, default=None,
+                        help="every stage's batch gap: the fill ends once this long passes without a new record")
     parser.add_argument("--registry-fill", type=float, default=None, help="the registry sink's batch fill wait")
+    parser.add_argument("--registry-gap", type=float, default=None, help="the registry sink's batch gap")
     parser.add_argument("--idle", type=float, default=10,
                         help="seconds the pipeline runs idle before publishing: each process's upkeep, taken off its "
                              "CPU per lead in the --stages table")
@@ -776,13 +933,17 @@ def main() -> None:
                              "where PostgreSQL is installed) or SQLite")
     parser.add_argument("--stages", action="store_true",
                         help="also print each stage's consumer lag over time (each process's CPU is always printed)")
+    parser.add_argument("--hops", action="store_true",
+                        help="after the run, read every topic on the path and print when each stage produced each "
+                             "lead's record: the time each hop adds")
     parser.add_argument("--sweep", action="store_true",
                         help="one run per batch fill setting of SWEEP (fresh broker each), then a table of them")
     args = parser.parse_args()
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     broker = tuple(tuple(p.split("=", 1)) for p in args.broker_property)
     client = tuple(tuple(p.split("=", 1)) for p in args.client_setting)
-    settings = SWEEP if args.sweep else [Setting(args.stage_fill, args.registry_fill, broker, client)]  # type: ignore[arg-type]
+    settings = SWEEP if args.sweep else [Setting(args.stage_fill, args.registry_fill, broker, client,
+                                                       args.stage_gap, args.registry_gap)]  # type: ignore[arg-type]
     outcomes = []
     for setting in settings:
         outcome = measure(args, setting)

@@ -7,14 +7,22 @@ before this). `next_batch` returns as soon as one record is there, with whatever
 already holds, and waits at most `fill` for more: under a backlog batches are still full (the
 consumer's queue holds them), at a steady rate a batch is what arrived while the last one was
 processed and committed.
+
+With a `gap` the fill ends early, once `gap` seconds pass with no new record ("natural batching"): a hop
+downstream of a transactional stage receives that stage's commit as one burst, so a short gap takes the whole
+burst and stops, instead of waiting out the fill for the next one; records that keep coming (a backlog, a
+busy producer) still fill the batch up to `fill`. `gap=0` takes only what the consumer holds, repeatedly.
 """
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import Consumer, Message
 
 
-def next_batch(consumer: Consumer, size: int, wait: float, fill: float = 0.0) -> list[Message]:
+def next_batch(consumer: Consumer, size: int, wait: float, fill: float = 0.0,
+               gap: float | None = None) -> list[Message]:
     """Up to `size` records (errors included, as `consume` returns them): none only after `wait` seconds idle."""
     batch: list[Message] = consumer.consume(size, 0)
     if not batch:
@@ -22,6 +30,17 @@ def next_batch(consumer: Consumer, size: int, wait: float, fill: float = 0.0) ->
         if first is None:
             return []
         batch = [first]
-    if len(batch) < size:
-        batch += consumer.consume(size - len(batch), fill)
+    if gap is None:
+        if len(batch) < size:
+            batch += consumer.consume(size - len(batch), fill)
+        return batch
+    deadline = time.monotonic() + fill
+    while len(batch) < size:
+        left = deadline - time.monotonic()
+        more = consumer.consume(size - len(batch), max(0.0, min(gap, left)))
+        if not more:
+            break
+        batch += more
+        if left <= gap:
+            break
     return batch

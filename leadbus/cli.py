@@ -340,6 +340,8 @@ def process(
     client_config: str | None = CLIENT_CONFIG,
     batch_fill: float | None = typer.Option(None, help="Once a record is there, seconds to wait for more before the "
                                                         "batch's transaction (default: the stage's)."),
+    batch_gap: float | None = typer.Option(None, help="End the batch fill as soon as this many seconds pass without "
+                                                       "a new record (default: wait out the fill)."),
     seal_keys: Path | None = typer.Option(None, envvar="LEADBUS_STAGE_KEYS",
                                           help="Folder of the stages' seal keys (LEADBUS-<stage>.key): each stage "
                                                "seals its outputs. Without it they go unsealed (logged)."),
@@ -391,6 +393,8 @@ def process(
         raise typer.BadParameter(str(exc)) from None
     if batch_fill is not None:
         config.batch_fill = batch_fill
+    if batch_gap is not None:
+        config.batch_gap = batch_gap
     handler = definition.build_handler(kafka, StageOptions(working_days=working_days, day_seconds=day_seconds))
     clock = _scaled_clock(time_scale if definition.clock_may_run_fast else 1.0)
     ExactlyOnceStage(config, handler, clock=clock).run(
@@ -459,6 +463,8 @@ def registry(
                                                "transaction (bench/latency.py)."),
     batch: int = typer.Option(500, min=1, help="At most this many records per SQL transaction (smaller: shorter "
                                                "locks and less redone after a crash; larger: fewer commits)."),
+    batch_gap: float | None = typer.Option(None, help="End the batch fill as soon as this many seconds pass without "
+                                                       "a new record (default: wait out the fill)."),
 ) -> None:
     """Fill the case registry (leads, cases, members, handover steps) from the bus, exactly once."""
     from leadbus.logs import configure_json_logging
@@ -474,7 +480,7 @@ def registry(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     run_registry(_settings(bootstrap, client_config, "registry"), url, max_seconds=max_seconds or None,
-                 batch=batch, fill=batch_fill, stop=stop)
+                 batch=batch, fill=batch_fill, stop=stop, gap=batch_gap)
 
 
 @app.command("takedown")

@@ -157,6 +157,9 @@ class StageConfig:
     # batch_timeout for a full batch at every hop). 0 takes only what the consumer holds: the least latency,
     # but on a busy machine many small transactions load the broker (bench/latency.py, README).
     batch_fill: float = 0.05
+    # With a gap, the fill ends as soon as this long passes without a new record (leadbus/batches.py): a hop takes
+    # the burst its upstream's commit made visible and goes on, instead of waiting out the fill. None: the whole fill.
+    batch_gap: float | None = None
     # At most this long processing one transaction's records (well within the producer's 10 s transaction
     # timeout); the rest of the batch goes into the next transaction.
     commit_interval: float = 2.0
@@ -378,7 +381,8 @@ class ExactlyOnceStage:
         try:
             while self._running and (max_seconds is None or time.monotonic() - started < max_seconds):
                 polled = time.monotonic()
-                batch = next_batch(consumer, self.config.batch_size, self.config.batch_timeout, self.config.batch_fill)
+                batch = next_batch(consumer, self.config.batch_size, self.config.batch_timeout, self.config.batch_fill,
+                                   self.config.batch_gap)
                 if batch:
                     self.report.consumed(time.monotonic() - polled)
                 records = []

@@ -45,8 +45,10 @@ def _connect(url: str, stop: threading.Event) -> Engine | None:
 
 
 def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float | None = None,
-                 batch: int = 500, fill: float = 0.1, stop: threading.Event | None = None) -> None:
-    """`fill`: once a record is there, how long to wait for more before the SQL transaction (0: take what is held).
+                 batch: int = 500, fill: float = 0.1, stop: threading.Event | None = None,
+                 gap: float | None = None) -> None:
+    """`fill`: once a record is there, how long to wait for more before the SQL transaction (0: take what is held);
+    `gap`: end the fill once no record came for that long (leadbus/batches.py; None: wait out the fill).
 
     `stop` (set by the CLI's SIGTERM/SIGINT handler) ends the loop after the batch in hand: a stop by exception
     could be lost, as a KeyboardInterrupt inside the database driver can come out as the driver's own error from
@@ -70,7 +72,7 @@ def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float
     started = time.monotonic()
     try:
         while not stop.is_set() and (max_seconds is None or time.monotonic() - started < max_seconds):
-            messages = [m for m in next_batch(consumer, batch, 0.5, fill) if not m.error()]
+            messages = [m for m in next_batch(consumer, batch, 0.5, fill, gap) if not m.error()]
             if not messages:
                 continue
             records: list[tuple[str, dict[str, Any]]] = []

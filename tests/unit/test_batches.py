@@ -69,3 +69,30 @@ def test_a_full_batch_is_cut_at_its_size_and_the_rest_stays_queued() -> None:
 def test_fill_waits_that_long_for_more_once_a_record_is_there() -> None:
     queue = _Queue([(0.0, "a"), (0.2, "b")])
     assert next_batch(queue, 500, wait=1.0, fill=2.0) == ["a", "b"]  # type: ignore[arg-type]
+
+
+def test_a_gap_ends_the_fill_once_no_record_came_for_that_long() -> None:
+    queue = _Queue([(0.0, "a"), (0.0, "b"), (1.5, "next burst")])
+    began = time.monotonic()
+    assert next_batch(queue, 500, wait=1.0, fill=3.0, gap=0.05) == ["a", "b"]  # type: ignore[arg-type]
+    assert time.monotonic() - began < 1.0  # neither the 3 s fill nor the next burst
+
+
+def test_records_that_keep_coming_within_the_gap_fill_the_batch_up_to_the_fill() -> None:
+    queue = _Queue([(0.05 * i, str(i)) for i in range(100)])  # one every 50 ms for 5 s
+    began = time.monotonic()
+    batch = next_batch(queue, 500, wait=1.0, fill=0.6, gap=0.2)  # type: ignore[arg-type]
+    took = time.monotonic() - began
+    assert 0.55 < took < 1.2
+    assert 8 <= len(batch) <= 20 and batch == [str(i) for i in range(len(batch))]
+
+
+def test_a_zero_gap_takes_only_what_the_consumer_holds() -> None:
+    queue = _Queue([(0.0, "a"), (0.0, "b"), (0.3, "c")])
+    assert next_batch(queue, 500, wait=1.0, fill=2.0, gap=0.0) == ["a", "b"]  # type: ignore[arg-type]
+    assert next_batch(queue, 500, wait=1.0, fill=2.0, gap=0.0) == ["c"]  # type: ignore[arg-type]
+
+
+def test_a_gap_still_cuts_the_batch_at_its_size() -> None:
+    queue = _Queue([(0.0, str(i)) for i in range(10)])
+    assert next_batch(queue, 4, wait=1.0, fill=1.0, gap=0.1) == ["0", "1", "2", "3"]  # type: ignore[arg-type]

@@ -142,3 +142,38 @@ def test_offsets_per_lead_by_topic() -> None:
                                     {"leadbus.cases": 1350, "leadbus.state.linking": 6000, "quiet": 5, "new": 10}, 1000)
     assert line.endswith("all topics 7.26: state.linking 6.00, cases 1.25")
     assert latency.offsets_lines({}, {}, 1000) == []
+
+
+def test_hops_split_each_leads_time_into_produced_and_visible_per_stage() -> None:
+    seen = latency.Seen(published={"L1": 100.0, "L2": 100.5})
+    where = {name: (name, 0, i) for i, name in enumerate(("e1", "e2", "j1", "j2", "c1", "c2", "r1", "r2"))}
+    hops = {
+        "intake: examine": [(100.05, "", 0, ["L1"], where["e1"]), (100.55, "", 0, ["L2"], where["e2"])],
+        "intake: judge": [(100.2, "", 0, ["L1"], where["j1"]), (100.7, "", 0, ["L2"], where["j2"])],
+        # L2 joins L1's case at version 2: its case's first bulletin at version 2 or later is its
+        "linking": [(100.3, "C", 1, ["L1"], where["c1"]), (100.8, "C", 2, ["L1", "L2"], where["c2"])],
+        "routing": [(100.35, "C", 1, [], where["r1"]), (100.9, "C", 2, [], where["r2"])],
+    }
+    seen.visible = {where["e1"]: 100.1, where["e2"]: 100.6, where["j1"]: 100.25, where["j2"]: 100.75,
+                    where["c1"]: 100.32, where["c2"]: 100.85, where["r1"]: 100.4, where["r2"]: 101.0}
+    seen.dashboard = [(100.45, "C", 1), (101.1, "C", 2)]
+    lines = latency.hop_lines(seen, hops)
+    by_name = {line.split(" since")[0].strip(): line for line in lines[1:]}
+    assert list(by_name) == ["intake: examine produced", "intake: examine visible", "intake: judge produced",
+                             "intake: judge visible", "linking produced", "linking visible", "routing produced",
+                             "routing visible", "dashboard SSE"]
+    # L1: dashboard 0.45 s after publish, L2 0.6 s; the SSE hop adds 0.05 and 0.1 s after routing's record is visible
+    assert "since publish p50   600 p99   600" in by_name["dashboard SSE"]
+    assert "added p50  100 p90  100 p99   100" in by_name["dashboard SSE"] and "(n=2)" in by_name["dashboard SSE"]
+    assert "added p50   50 p90   50" in by_name["intake: examine visible"]
+
+
+def test_the_dashboard_times_a_lead_by_its_own_version_not_a_later_one_that_brought_its_case_to_the_region() -> None:
+    seen = latency.Seen(published={"L1": 100.0, "L2": 100.2})
+    # L1's case C (another region) at version 1; L2, of the watched region, joins C at version 2: only then does C
+    # reach the watched dashboard. L1 is not timed there (its wait was for L2), L2 is.
+    seen.case_updates = [(100.3, "C", 1, ["L1"]), (101.5, "C", 2, ["L1", "L2"])]
+    seen.dashboard = [(101.6, "C", 2)]
+    result = latency.analyse(seen)
+    assert sorted(round(x, 3) for x in result["cases"]) == [0.3, 1.3]
+    assert [round(x, 3) for x in result["dashboard"]] == [1.4]

@@ -253,3 +253,15 @@ def test_stages_off_the_latency_path_fill_larger_batches(tmp_path) -> None:  # t
     assert {n for n, f in fills.items() if f == OFF_PATH_FILL} == {"handover", "blacklist", "suggesting"}
     assert all(fills[n] == default for n in ("intake", "linking", "routing"))
     assert default < OFF_PATH_FILL
+
+
+def test_stages_on_the_latency_path_end_their_fill_at_a_gap(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Intake, linking and routing take their upstream's commit as one burst and go on (issue #16); the stages off
+    the path, and disclosure, wait out their fill."""
+    from leadbus.clients import KafkaSettings
+    from leadbus.processors.stages import ON_PATH_GAP, STAGES
+
+    gaps = {name: d.config(KafkaSettings("localhost:9092"), tmp_path).batch_gap for name, d in STAGES.items()}
+    assert {n for n, g in gaps.items() if g is not None} == {"intake", "linking", "routing"}
+    assert all(gaps[n] == ON_PATH_GAP for n in ("intake", "linking", "routing"))
+    assert 0 < ON_PATH_GAP < 0.05

@@ -30,11 +30,13 @@ STAGE_LATENCY = Histogram("leadbus_stage_latency_seconds", "Record timestamp to 
 STAGE_TRANSACTION = Histogram("leadbus_stage_transaction_seconds", "Duration of one committed batch transaction "
                               "(step, produce, send offsets, commit)", ["stage"], buckets=_DURATION_BUCKETS)
 # Where a committed transaction's wall time goes, summed per phase: `consume` (taking its batch off the consumer),
-# `step` (the records handled, their outputs handed to the producer), `produce` (what is written only once the step is
-# done: the state changelog, the sealed outputs), `offsets` (send_offsets_to_transaction), `commit`
-# (commit_transaction: the producer's queue flushed, the coordinator's EndTxn), `local` (the state written to RocksDB).
+# `step` (the records handled, their outputs kept in memory), `produce` (the transaction begun, the outputs, sealed, and
+# the state changelog handed to the producer), `offsets` (send_offsets_to_transaction), `commit`
+# (commit_transaction: the producer's queue flushed, the coordinator's EndTxn), `wait` (what the stage's thread waited
+# for those two: they run on its finisher thread while the next batch is stepped), `local` (the state written to
+# RocksDB). The stage's wall: consume + step + produce + wait + local.
 STAGE_PHASE_SECONDS = Counter("leadbus_stage_phase_seconds", "Wall time of committed transactions, per phase (consume, "
-                              "step, produce, offsets, commit, local)", ["stage", "phase"])
+                              "step, produce, offsets, commit, wait, local)", ["stage", "phase"])
 STAGE_BATCH_RECORDS = Histogram("leadbus_stage_batch_records", "Records per committed batch", ["stage"],
                                 buckets=(1, 5, 10, 50, 100, 250, 500, 1000))
 STAGE_TICK = Histogram("leadbus_stage_tick_seconds", "Duration of one time-driven scan (deadlines) and its "

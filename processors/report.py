@@ -33,8 +33,10 @@ class Reporting(Protocol):
     def report(self, views: Sequence[RangeView]) -> None: ...
 
 
-#: The phases of a committed transaction after its consume, in order (metrics.STAGE_PHASE_SECONDS).
-TRANSACTION_PHASES = ("step", "produce", "offsets", "commit", "local")
+#: The phases of a committed transaction after its consume, in order (metrics.STAGE_PHASE_SECONDS). `offsets` and
+#: `commit` run on the stage's finisher thread while the next batch is stepped; `wait` is what the stage's own thread
+#: waited for them. The stage's wall per transaction is consume + step + produce + wait + local.
+TRANSACTION_PHASES = ("step", "produce", "offsets", "commit", "wait", "local")
 
 
 class StageReport:
@@ -70,14 +72,13 @@ class StageReport:
         self._consume.inc(seconds)
 
     def committed(self, records: Sequence[Record], dead_letters: int, started: float,
-                  marks: Sequence[float] = ()) -> None:
-        """One batch committed: `started` is its time.monotonic() at begin, `marks` at the end of each of its
-        `TRANSACTION_PHASES` (none: a transaction outside the batch path, not broken down)."""
-        begin = started
-        for counter, end in zip(self._phases, marks, strict=False):
-            counter.inc(end - begin)
-            begin = end
-        now = time.time()
+                  phases: Sequence[float] = (), at: float | None = None) -> None:
+        """One batch committed: `started` is its time.monotonic() at begin, `phases` the seconds of each of its
+        `TRANSACTION_PHASES` (none: a transaction outside the batch path, not broken down), `at` the time.time() its
+        commit returned (None: now)."""
+        for counter, seconds in zip(self._phases, phases, strict=False):
+            counter.inc(seconds)
+        now = time.time() if at is None else at
         metrics.STAGE_RECORDS.labels(self.stage).inc(len(records))
         if dead_letters:
             metrics.STAGE_DEAD_LETTER_OUTPUTS.labels(self.stage).inc(dead_letters)

@@ -1,11 +1,16 @@
 """An exactly-once consume → process → produce stage on confluent-kafka transactions.
 
-Per batch: begin a transaction; the step turns each record into outputs and state writes;
-outputs, state changelog records and the consumed offsets are committed atomically
+Per batch: the step turns each record into outputs and state writes, in memory; then a transaction
+begins, and the outputs, state changelog records and the consumed offsets are committed atomically
 (`send_offsets_to_transaction` with the consumer's group metadata, KIP-447). A crash anywhere
 aborts the open transaction: the records are processed again from the committed offsets
 against the committed state, so every output appears exactly once to read_committed readers.
-Rebalance callbacks run inside `consume()`, never while a transaction is open.
+
+The end of a transaction (its offsets, its commit: waiting on the coordinators) runs on a helper thread
+(`TransactionFinisher`) while the next batch is consumed and stepped over the state with its writes; that
+batch's transaction begins once the commit is known, and a failed commit drops the step's work with the
+failed transaction's state. Rebalance callbacks run inside `consume()` and first wait for that commit: no
+transaction is open or committing when partitions change hands.
 
 No record can stop a stage. A step that raises, or an output the producer cannot take, turns
 that record into a dead letter; a batch whose transaction fails is retried in halves down to
@@ -17,13 +22,13 @@ stage stop, with the records rewound for its successor.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
 import secrets
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ from leadbus.limits import MAX_RECORD_BYTES
 from leadbus.processors import metrics
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
+from leadbus.processors.finisher import TransactionFinisher
 from leadbus.processors.report import StageReport
 from leadbus.processors.state import StateStore
 from leadbus.stage_seals import StageSealer, Unsealed, partition_for, stage_signer
@@ -227,14 +233,28 @@ def _fatal(exc: BaseException) -> bool:
 
 
 @dataclass
-class _Stepped:
-    """What the step did in one transaction: how many records it took, their counts and dead letters, when it ended."""
+class _Prepared:
+    """One transaction's work, done before the transaction begins: the records its step took, what they made (their
+    state writes pend in the store), and when each of its phases ended (time.monotonic())."""
 
-    taken: int
+    records: list[Record]
+    outputs: list[Output]
     counted: list[Callable[[], object]]
     dead: int
+    now: datetime
+    began: float
+    stepped: float
+    opened: float = 0.0
+    produced: float = 0.0
+
+
+@dataclass(frozen=True)
+class _End:
+    """When a transaction's offsets were sent and its commit returned (time.monotonic()), and its commit's wall time."""
+
+    offered: float
+    committed: float
     at: float
-    produced: float  # when its changelog records were produced too
 
 
 def _next_offsets(records: list[Record]) -> dict[tuple[str, int], int]:
@@ -242,65 +262,17 @@ def _next_offsets(records: list[Record]) -> dict[tuple[str, int], int]:
     return {(r.topic, r.partition): r.offset + 1 for r in records}
 
 
-def _first_offsets(records: list[Record]) -> dict[tuple[str, int], int]:
-    """Per (topic, partition), the offset of its first record in `records`."""
-    first: dict[tuple[str, int], int] = {}
-    for r in records:
-        first.setdefault((r.topic, r.partition), r.offset)
-    return first
-
-
 def _partitions(offsets: dict[tuple[str, int], int]) -> list[TopicPartition]:
     # (TopicPartition equality ignores the offset: compare the dicts, send these)
     return [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
 
 
-#: From this many records a transaction sends its offsets from a helper thread while its step runs.
-OFFSETS_AHEAD_FROM = 100
-
-
-class _OffsetsAhead:
-    """A batch's offsets sent into the open transaction from a helper thread while the step runs.
-
-    Sending them takes two round trips to the coordinators (AddOffsetsToTxn, TxnOffsetCommit: 7.4 ms of a 2,000-record
-    intake transaction's 149 ms, bench/intake.py) in which the stage's one Python thread used to wait; librdkafka
-    lets one thread send them while another produces, and releases the GIL meanwhile. A transaction cut short at the
-    commit interval sends its own offsets again after this, which replace these (the coordinator keeps the last
-    offsets a transaction sent per partition). Small batches (a steady trickle) send them as before: a thread per
-    transaction would cost more than it saves.
-    """
-
-    def __init__(self, sent: dict[tuple[str, int], int] | None, thread: threading.Thread | None) -> None:
-        self.sent, self._thread = sent, thread
-        self._failure: BaseException | None = None
-
-    @classmethod
-    def start(cls, producer: Producer, consumer: Consumer, records: list[Record]) -> _OffsetsAhead:
-        if len(records) < OFFSETS_AHEAD_FROM:
-            return cls(None, None)
-        offsets = _next_offsets(records)
-        group = consumer.consumer_group_metadata()
-        ahead = cls(offsets, None)
-        ahead._thread = threading.Thread(target=ahead._send, args=(producer, _partitions(offsets), group),
-                                         name="offsets-ahead", daemon=True)
-        ahead._thread.start()
-        return ahead
-
-    def _send(self, producer: Producer, offsets: list[TopicPartition], group: object) -> None:
-        try:
-            producer.send_offsets_to_transaction(offsets, group, 30)
-        except BaseException as exc:  # noqa: BLE001 - handed to the stage's thread by `join`
-            self._failure = exc
-
-    def join(self) -> None:
-        """Until the offsets are sent; their failure raised here (the transaction must abort)."""
-        if self._thread is None:
-            return
-        self._thread.join()
-        self._thread = None
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
-            raise failure
+def _end(producer: Producer, offsets: list[TopicPartition], group: object) -> _End:
+    """A transaction's last calls: its offsets sent into it, then its commit (the producer's queue flushed first)."""
+    producer.send_offsets_to_transaction(offsets, group, 30)
+    offered = time.monotonic()
+    producer.commit_transaction(60)
+    return _End(offered, time.monotonic(), time.time())
 
 
 class ExactlyOnceStage:
@@ -330,6 +302,8 @@ class ExactlyOnceStage:
             log.warning("%s has no seal key (%s): its outputs go UNSEALED; replays cannot vouch for them",
                         config.name, "$LEADBUS_STAGE_KEYS/LEADBUS-" + config.name + ".key")
         self._partitions: dict[str, int] = {}
+        # Ends each batch's transaction (its offsets, its commit) while the next batch is stepped.
+        self._finisher: TransactionFinisher[_Prepared, _End] = TransactionFinisher(config.name)
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -346,10 +320,14 @@ class ExactlyOnceStage:
         return consumer, producer
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The transaction still committing ends before its partitions go; failed, its records are left to whoever
+        # owns them next (from the committed offsets; a partition this worker keeps is rewound).
+        self._settle(consumer, self._producer, [], redo=False)
         self._owned = set()
         self.report.assigned(())
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle(consumer, self._producer, [], redo=False)  # an incremental assignment: none revoked before it
         if self.config.global_state:
             wanted = {0}
         else:
@@ -393,34 +371,114 @@ class ExactlyOnceStage:
                         records.append(record_of(m))
                 if records:
                     self._process(consumer, producer, records)
+                elif self._finisher.busy:
+                    self._settle(consumer, producer, [])  # idle: nothing to step meanwhile
                 if hasattr(self.handler, "tick") and time.monotonic() - last_tick >= self.config.tick_interval:
                     last_tick = time.monotonic()
-                    self._tick(producer)
+                    self._tick(consumer, producer)
+            self._settle(consumer, producer, [])  # stopped: the last transaction committed, or its records redone
         finally:
             gc.set_threshold(*thresholds)
             self.report.stopped()
             # Each closes even when one before it raises (a producer in a fatal state): the store's lock is released
-            # for the restarted stage that comes next.
+            # for the restarted stage that comes next. The transaction still committing ends first.
             with contextlib.ExitStack() as closing:
                 closing.callback(self.state.close)
                 closing.callback(producer.flush, 10)
                 closing.callback(consumer.close)
+                closing.callback(self._drain, producer)
 
-    # -- one batch, exactly once -----------------------------------------------------------
+    def _drain(self, producer: Producer) -> None:
+        """Stopping on an error: the transaction still committing ends; committed, its writes are kept locally;
+        failed, it is aborted and its records are left to the successor (from the committed offsets)."""
+        try:
+            ended = self._finisher.wait()
+            if ended is not None and ended.failure is None and ended.result is not None:
+                self._committed(ended.work, ended.result, 0.0)
+                self.processed += len(ended.work.records)
+            elif ended is not None:
+                self._abort(producer)
+        finally:
+            self._finisher.close()
+
+    # -- batches, exactly once -------------------------------------------------------------
 
     def _process(self, consumer: Consumer, producer: Producer, records: list[Record]) -> None:
+        """Records through transactions, each stepped while the one before it commits on the finisher's thread; the
+        last is left committing (`_settle` ends it).
+
+        A transaction's step runs before its transaction begins, over the state with the writes of the one committing
+        (`StateStore.hand_over`); its outputs are produced (and sealed, after the chains' committed heads) only once
+        that commit is known. If it failed, the state goes back to what committed, so the step's work is dropped and
+        done again after the failed transaction's records are redone in turn (`_process_some`).
+        """
         while records:  # a batch slower than the commit interval commits in several transactions
+            now = self.clock()
+            prepared = self._prepare(records, now)
+            if not self._settle(consumer, producer, records):
+                continue
+            try:
+                self._open(producer, prepared)
+            except Exception as exc:
+                self._abort(producer)
+                if _fatal(exc):
+                    self._rewind(consumer, records)
+                    raise
+                self._failed(len(prepared.records), exc)
+                records = records[self._retry(consumer, producer, prepared.records, now):]
+                continue
+            offsets = _partitions(_next_offsets(prepared.records))
+            self._finisher.start(prepared, functools.partial(_end, producer, offsets,
+                                                             consumer.consumer_group_metadata()))
+            records = records[len(prepared.records):]
+
+    def _settle(self, consumer: Consumer, producer: Producer | None, ahead: list[Record], redo: bool = True) -> bool:
+        """Wait for the transaction committing, if one is, and finish it here: committed, its state writes made durable
+        locally and its counts taken; failed, aborted, and with it what was stepped over its state meanwhile. Its
+        records are then redone in turn (halved, alone), or without `redo` (a rebalance) rewound for whoever owns
+        them next. False when it failed. `ahead`: the records consumed after it, rewound with it when it is fatal.
+        """
+        waiting = time.monotonic()
+        ended = self._finisher.wait()
+        if ended is None:
+            return True
+        prepared = ended.work
+        if ended.failure is None and ended.result is not None:
+            self._committed(prepared, ended.result, time.monotonic() - waiting)
+            self.processed += len(prepared.records)
+            return True
+        failure = ended.failure or RuntimeError("the transaction ended without an outcome")
+        assert producer is not None, "a transaction was handed over without its producer"
+        self._abort(producer)
+        if _fatal(failure) or not redo:
+            self._rewind(consumer, prepared.records + ahead)
+            if _fatal(failure):
+                raise failure
+            self._failed(len(prepared.records), failure)
+            return False
+        self._failed(len(prepared.records), failure)
+        try:
+            rest = prepared.records
+            self._process_sync(consumer, producer, rest[self._retry(consumer, producer, rest, prepared.now):])
+        except Exception as exc:
+            if _fatal(exc):  # the records redone were rewound as they failed; those consumed after them too
+                redone = {(r.topic, r.partition) for r in prepared.records}
+                self._rewind(consumer, [r for r in ahead if (r.topic, r.partition) not in redone])
+            raise
+        return False
+
+    def _failed(self, size: int, exc: BaseException) -> None:
+        self.report.batch_failed()
+        if size > 1:
+            log.warning("%s: a batch of %d failed (%s); retrying it in halves", self.config.name, size, exc)
+
+    def _process_sync(self, consumer: Consumer, producer: Producer, records: list[Record]) -> None:
+        """Records through transactions each committed before the next begins: how failed ones are redone."""
+        while records:
             records = records[self._process_some(consumer, producer, records):]
 
     def _process_some(self, consumer: Consumer, producer: Producer, records: list[Record]) -> int:
-        """Process a prefix of `records` exactly once; how many.
-
-        A batch whose transaction fails is halved, not taken apart: its first half is processed (halved again if
-        it fails too) and the caller goes on with the rest as a batch of its own. A failure of the bus (a produce
-        request timing out on a starved broker) costs one more transaction or two, not one per record (routing
-        retried 376 records one by one after a timeout and fell 15,000 behind, bench/latency.py); a record that
-        fails alone is found in about 2·log2(n) transactions and goes to `_process_alone`.
-        """
+        """Process a prefix of `records` exactly once, in a transaction committed here; how many."""
         now = self.clock()
         try:
             taken = self._transact(consumer, producer, records, now)
@@ -431,16 +489,24 @@ class ExactlyOnceStage:
             if _fatal(exc):
                 self._rewind(consumer, records)
                 raise
-            self.report.batch_failed()
-            if len(records) > 1:
-                log.warning("%s: a batch of %d failed (%s); retrying it in halves", self.config.name, len(records),
-                            exc)
+            self._failed(len(records), exc)
+        return self._retry(consumer, producer, records, now)
+
+    def _retry(self, consumer: Consumer, producer: Producer, records: list[Record], now: datetime) -> int:
+        """After `records` failed in one transaction (aborted): its first half processed, how many that was.
+
+        A batch whose transaction fails is halved, not taken apart: its first half is processed (halved again if
+        it fails too) and the caller goes on with the rest as a batch of its own. A failure of the bus (a produce
+        request timing out on a starved broker) costs one more transaction or two, not one per record (routing
+        retried 376 records one by one after a timeout and fell 15,000 behind, bench/latency.py); a record that
+        fails alone is found in about 2·log2(n) transactions and goes to `_process_alone`.
+        """
         if len(records) == 1:
             self._process_alone(consumer, producer, records, 0, now)
             self.processed += 1
             return 1
         first = records[:len(records) // 2]
-        self._process(consumer, producer, first)
+        self._process_sync(consumer, producer, first)
         return len(first)
 
     def _process_alone(self, consumer: Consumer, producer: Producer, records: list[Record], i: int,
@@ -466,55 +532,31 @@ class ExactlyOnceStage:
                 delay = min(delay * 2, 5.0)
 
     def _transact(self, consumer: Consumer, producer: Producer, records: list[Record], now: datetime) -> int:
-        """Records from the first in one transaction, until the commit interval has passed; how many it took.
+        """Records from the first in one transaction, until the commit interval has passed, committed before it
+        returns; how many it took."""
+        prepared = self._prepare(records, now)
+        self._open(producer, prepared)
+        end = _end(producer, _partitions(_next_offsets(prepared.records)), consumer.consumer_group_metadata())
+        self._committed(prepared, end, end.committed - prepared.produced)
+        return len(prepared.records)
 
-        A starved machine can take longer than the transaction timeout over a full batch: the coordinator
-        would abort it and fence the producer, and the restarted stage would meet the same batch again.
+    def _prepare(self, records: list[Record], now: datetime) -> _Prepared:
+        """The step over records from the first until the commit interval has passed, into memory: their outputs
+        collected, their state writes pending in the store (over those of a transaction still committing).
+
+        The interval bounds the records of one transaction: a starved machine could take longer than the
+        transaction timeout over a full batch, and a failure redoes fewer records.
         """
         began = time.monotonic()
         interval = self.config.commit_interval
-        producer.begin_transaction()
-        sending = _OffsetsAhead.start(producer, consumer, records)
-        try:
-            stepped = self._transact_records(producer, records, now, began, interval)
-        finally:
-            sending.join()  # no other transactional call may overlap it (abort, commit, a second send)
-        offsets = _next_offsets(records[:stepped.taken])
-        if sending.sent is not None and stepped.taken < len(records):
-            # Cut at the commit interval: the offsets sent ahead are replaced (the coordinator keeps the last a
-            # transaction sent per partition), those of a partition none of whose records were taken by the first
-            # record of it in the batch, which is where its consumer stood: nothing of the rest is committed.
-            offsets = {key: offset for key, offset in _first_offsets(records).items() if key in sending.sent} | offsets
-        records = records[:stepped.taken]
-        if sending.sent != offsets:  # none sent ahead (a small batch), or the batch was cut at the commit interval
-            producer.send_offsets_to_transaction(_partitions(offsets), consumer.consumer_group_metadata(), 30)
-        offered = time.monotonic()
-        producer.commit_transaction(60)
-        committed = time.monotonic()
-        if self.sealer is not None:
-            self.sealer.commit()
-        self.state.commit()
-        for count in stepped.counted:  # what the records did is counted once they are committed, never for an abort
-            count()
-        self.report.committed(records, stepped.dead, began, (stepped.at, stepped.produced, offered, committed,
-                                                             time.monotonic()))
-        return len(records)
-
-    def _transact_records(self, producer: Producer, records: list[Record], now: datetime, began: float,
-                          interval: float) -> _Stepped:
-        """The step over records from the first until the commit interval has passed, their outputs and changelog
-        records produced into the open transaction; how many it took."""
         counted: list[Callable[[], object]] = []
+        outputs: list[Output] = []
         dead = 0
-        dead_topic, changelog, state = self.config.dead_letter_topic, self.config.changelog_topic, self.state
+        dead_topic, state = self.config.dead_letter_topic, self.state
         views = self._views
-        produce = producer.produce
         prepare = getattr(self.handler, "prepare", None)
         if prepare is not None:
             prepare(records)
-        sealer = self.sealer
-        to_seal: list[Unsealed] = []
-        sealed_topic = self.config.sealed_topic
         for taken, record in enumerate(records):
             if taken and time.monotonic() - began > interval:
                 records = records[:taken]
@@ -528,35 +570,61 @@ class ExactlyOnceStage:
             result = self._step(record, view, now)
             if result.counted:
                 counted += result.counted
-            for out in result.outputs:
-                if out.topic == dead_topic:
-                    dead += 1
-                headers = out.headers if isinstance(out.headers, list) else list(out.headers)
-                if sealer is not None and sealed_topic(out.topic):
-                    to_seal.append((out.topic, self._partition_of(producer, out.topic, out.key, out.partition),
-                                    out.key, out.value, headers))
-                    continue
-                try:  # the usual case, without the retry loop's call and keyword dict
-                    if out.partition is None:
-                        produce(out.topic, out.value, out.key, headers=headers)
-                    else:
-                        produce(out.topic, out.value, out.key, out.partition, headers=headers)
-                except BufferError:
-                    self._produce(producer, out.topic, out.key, out.value, headers, out.partition)
+            if result.outputs:
+                outputs += result.outputs
+                for out in result.outputs:
+                    if out.topic == dead_topic:
+                        dead += 1
             if partition is not None:
                 for key, value in result.state.items():
                     state.put(partition, key, value)
-        stepped = time.monotonic()
+        return _Prepared(records, outputs, counted, dead, now, began, time.monotonic())
+
+    def _open(self, producer: Producer, prepared: _Prepared) -> None:
+        """Begin the prepared transaction and produce into it what its step made: its outputs (sealed after the
+        chains' committed heads), then one changelog record per key it changed, its last value (a key several
+        records wrote is restored to the same value from one record as from all); its state writes handed over."""
+        prepared.opened = time.monotonic()
+        producer.begin_transaction()
+        produce = producer.produce
+        sealer, sealed_topic = self.sealer, self.config.sealed_topic
+        to_seal: list[Unsealed] = []
+        for out in prepared.outputs:
+            headers = out.headers if isinstance(out.headers, list) else list(out.headers)
+            if sealer is not None and sealed_topic(out.topic):
+                to_seal.append((out.topic, self._partition_of(producer, out.topic, out.key, out.partition), out.key,
+                                out.value, headers))
+                continue
+            try:  # the usual case, without the retry loop's call and keyword dict
+                if out.partition is None:
+                    produce(out.topic, out.value, out.key, headers=headers)
+                else:
+                    produce(out.topic, out.value, out.key, out.partition, headers=headers)
+            except BufferError:
+                self._produce(producer, out.topic, out.key, out.value, headers, out.partition)
         if sealer is not None and to_seal:
             self._produce_sealed(producer, sealer, to_seal)
-        # One changelog record per key the transaction changed, its last value: a key several records of the
-        # batch write (a count, a busy case) is restored to the same value from one record as from all of them.
-        for (partition, key), value in state.pending().items():
+        changelog = self.config.changelog_topic
+        for (partition, key), value in self.state.pending().items():
             try:  # ~11 per lead on linking: without the retry loop's call and keyword dict
                 produce(changelog, value, key, partition)
             except BufferError:
                 self._produce(producer, changelog, key, value, [], partition=partition)
-        return _Stepped(len(records), counted, dead, stepped, time.monotonic())
+        self.state.hand_over()
+        prepared.produced = time.monotonic()
+
+    def _committed(self, prepared: _Prepared, end: _End, waited: float) -> None:
+        """The prepared transaction committed: its chains' heads and its state writes are the committed ones, what its
+        records did is counted (never for an aborted try), its phases reported."""
+        began = time.monotonic()
+        if self.sealer is not None:
+            self.sealer.commit()
+        self.state.commit()
+        for count in prepared.counted:
+            count()
+        self.report.committed(prepared.records, prepared.dead, prepared.began, (
+            prepared.stepped - prepared.began, prepared.produced - prepared.opened, end.offered - prepared.produced,
+            end.committed - end.offered, waited, time.monotonic() - began), at=end.at)
 
     def _state_partition(self, record: Record) -> int | None:
         if self.config.global_state:
@@ -624,8 +692,10 @@ class ExactlyOnceStage:
                     self._rewind(consumer, records[i:])
                     raise
 
-    def _tick(self, producer: Producer) -> None:
-        """Time-driven outputs (deadline breaches), in their own transaction with their state writes."""
+    def _tick(self, consumer: Consumer, producer: Producer) -> None:
+        """Time-driven outputs (deadline breaches), in their own transaction with their state writes, over the state
+        the last batch's transaction committed."""
+        self._settle(consumer, producer, [])
         now = self.clock()
         began = time.monotonic()
         ticking: Ticking = self.handler  # type: ignore[assignment]

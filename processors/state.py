@@ -106,6 +106,10 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout: float) -> i
 class StateStore:
     """Key → bytes per changelog partition, with a pending overlay for the open transaction.
 
+    A transaction being committed while the next one is stepped (the stage's pipelined end of transaction) has its
+    writes handed over (`hand_over`): they stay visible under the next one's pending writes, apart from them, so that
+    its commit makes only its own durable and an abort drops both.
+
     ``generation`` counts the times values already read may have stopped being the state: an aborted transaction
     (its pending writes gone), a restore from the changelog, a partition discarded, a step's writes dropped
     (`invalidate`). A step that keeps what it read in memory between records (the linking stage) trusts it only
@@ -118,6 +122,7 @@ class StateStore:
         self.kafka = settings_for(kafka)
         self._dbs: dict[int, Rdict] = {}
         self._pending: dict[tuple[int, bytes], bytes | None] = {}
+        self._handed: dict[tuple[int, bytes], bytes | None] | None = None  # the writes of the transaction committing
         self.generation = 0
 
     def invalidate(self) -> None:
@@ -139,6 +144,10 @@ class StateStore:
         value = self._pending.get((partition, key), _UNSET)
         if value is not _UNSET:
             return value  # type: ignore[return-value]
+        if self._handed is not None:
+            value = self._handed.get((partition, key), _UNSET)
+            if value is not _UNSET:
+                return value  # type: ignore[return-value]
         db = self._dbs.get(partition)
         found = (db if db is not None else self._db(partition)).get(key)
         return found if found is None or type(found) is bytes else bytes(found)
@@ -154,24 +163,37 @@ class StateStore:
             if key >= stop:
                 break
             found[key] = self.get(partition, key)
-        for (part, key), value in self._pending.items():
-            if part == partition and start <= key < stop:
-                found[key] = value
+        for layer in (self._handed or {}, self._pending):
+            for (part, key), value in layer.items():
+                if part == partition and start <= key < stop:
+                    found[key] = value
         return sorted((k, v) for k, v in found.items() if v is not None)
 
     def partitions(self) -> list[int]:
         return sorted(self._dbs)
 
     def pending(self) -> dict[tuple[int, bytes], bytes | None]:
+        """The open transaction's writes (not those handed over)."""
         return dict(self._pending)
 
+    def hand_over(self) -> None:
+        """The open transaction's writes go to be committed: the next transaction's writes pend over them, apart."""
+        if self._handed is not None:
+            raise RuntimeError("a transaction's writes are already being committed")
+        self._handed, self._pending = self._pending, {}
+
     def commit(self) -> None:
-        """The transaction holding the pending writes committed: make them durable locally.
+        """The transaction committed: make its writes durable locally. With writes handed over, those are its writes
+        (the pending ones, the next transaction's, stay pending); without, the pending ones.
 
         One RocksDB write batch per partition (atomic there, and a fraction of a write per key).
         """
+        if self._handed is not None:
+            writes, self._handed = self._handed, None
+        else:
+            writes, self._pending = self._pending, {}
         batches: dict[int, WriteBatch] = {}
-        for (partition, key), value in self._pending.items():
+        for (partition, key), value in writes.items():
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = WriteBatch()
@@ -181,10 +203,11 @@ class StateStore:
                 batch.put(key, value)
         for partition, batch in batches.items():
             self._db(partition).write(batch)
-        self._pending.clear()
 
     def abort(self) -> None:
+        """The transaction aborted: its writes go, and with them those stepped over them (handed over or pending)."""
         self._pending.clear()
+        self._handed = None
         self.generation += 1
 
     def restore(self, partitions: set[int], timeout: float = 60.0) -> int:

@@ -21,7 +21,7 @@ from leadbus.clients import KafkaSettings
 from leadbus.limits import MAX_RECORD_BYTES
 from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.records import Output, Record, Result, StateView
-from leadbus.processors.stage import OFFSETS_AHEAD_FROM, ExactlyOnceStage, StageConfig, record_of
+from leadbus.processors.stage import ExactlyOnceStage, StageConfig, record_of
 from leadbus.provisioning.topics import apply_topics
 from leadbus.topics import LEADS_REJECTED, TopicSpec, load_declarations
 from tests.kafka_helpers import read_all
@@ -156,10 +156,9 @@ class EchoStep:
         return Result([Output(OUT3, record.key, record.value or b"")], {record.value or b"": b"1"})
 
 
-def test_offsets_sent_ahead_are_replaced_when_the_commit_interval_cuts_the_batch(cluster, tmp_path: Path) -> None:
-    """A batch's offsets go into its transaction while its step runs (`_OffsetsAhead`); a transaction cut short at
-    the commit interval commits its own records' offsets instead, and a partition none of whose records it took
-    stays where it stood: nothing untaken is committed."""
+def test_a_batch_cut_at_the_commit_interval_commits_only_the_offsets_of_what_it_took(cluster, tmp_path: Path) -> None:
+    """A transaction cut short at the commit interval commits its own records' offsets, and a partition none of
+    whose records it took stays where it stood: nothing untaken is committed, in turn or pipelined."""
     bootstrap = cluster.bootstrap_servers
     apply_topics(bootstrap, [TopicSpec(IN3, 2, 1, 1, {}), TopicSpec(OUT3, 1, 1, 1, {}),
                              TopicSpec(CHANGELOG3, 2, 1, 1, {})])
@@ -179,18 +178,24 @@ def test_offsets_sent_ahead_are_replaced_when_the_commit_interval_cuts_the_batch
     while len(messages) < 120 and time.monotonic() < deadline:
         messages += [m for m in consumer.consume(120, 0.5) if not m.error()]
     records = sorted((record_of(m) for m in messages), key=lambda r: (r.partition, r.offset))
-    assert len(records) == 120 >= OFFSETS_AHEAD_FROM
+    assert len(records) == 120
+
+    def committed() -> dict[int, int]:
+        return {tp.partition: tp.offset for tp in consumer.committed(
+            [TopicPartition(IN3, 0), TopicPartition(IN3, 1)], timeout=20)}
+
     try:
-        # Commit interval 0: the step takes the first record only; partition 1's were sent ahead, none taken.
+        # Commit interval 0: the step takes the first record only; none of partition 1's.
         assert stage._transact(consumer, txn, records, datetime.now(UTC)) == 1
-        committed = {tp.partition: tp.offset for tp in consumer.committed(
-            [TopicPartition(IN3, 0), TopicPartition(IN3, 1)], timeout=20)}
-        assert committed == {0: 1, 1: 0}
-        stage.config.commit_interval = 60.0  # the rest in one transaction: the offsets sent ahead are committed
-        assert stage._transact(consumer, txn, records[1:], datetime.now(UTC)) == 119
-        committed = {tp.partition: tp.offset for tp in consumer.committed(
-            [TopicPartition(IN3, 0), TopicPartition(IN3, 1)], timeout=20)}
-        assert committed == {0: 60, 1: 60}
+        assert committed()[0] == 1 and committed()[1] < 0
+        # Pipelined: record 2 stepped while record 1's transaction commits, each its own offsets.
+        stage._process(consumer, txn, records[1:3])
+        stage._settle(consumer, txn, [])
+        assert committed()[0] == 3 and committed()[1] < 0
+        stage.config.commit_interval = 60.0  # the rest in one transaction
+        stage._process(consumer, txn, records[3:])
+        stage._settle(consumer, txn, [])
+        assert committed() == {0: 60, 1: 60}
         assert Counter(m.value() for m in read_all(bootstrap, OUT3)) == Counter(r.value for r in records)
     finally:
         stage.state.close()

@@ -3,6 +3,8 @@
 The transaction itself (`_transact`) is replaced by a stand-in that fails on given records or once: what is
 under test is how many transactions the retry policy spends and that every record is handled once. The real
 transactions, dead letters included, are tested against a broker in tests/integration/test_stage_resilience.py.
+The pipelined path (each transaction's commit on the finisher's thread while the next batch is stepped) is run
+with a stand-in producer whose commits fail: the batch stepped meanwhile must be dropped with the failed one.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def _records(n: int) -> list[Record]:
 def test_a_transient_failure_costs_two_transactions_not_one_per_record(tmp_path: Path) -> None:
     transactions, alone = _Transactions(set(), transient=1), []
     stage = _stage(tmp_path, transactions, alone)
-    stage._process(None, None, _records(376))  # type: ignore[arg-type]
+    stage._process_sync(None, None, _records(376))  # type: ignore[arg-type]
     assert transactions.attempts == [376, 188, 188]
     assert transactions.committed == list(range(376)) and alone == []
     assert stage.processed == 376
@@ -74,7 +76,7 @@ def test_a_transient_failure_costs_two_transactions_not_one_per_record(tmp_path:
 def test_a_poison_record_is_found_in_few_transactions_and_handled_alone(tmp_path: Path, poison: set[int]) -> None:
     transactions, alone = _Transactions(poison), []
     stage = _stage(tmp_path, transactions, alone)
-    stage._process(None, None, _records(500))  # type: ignore[arg-type]
+    stage._process_sync(None, None, _records(500))  # type: ignore[arg-type]
     assert sorted(alone) == sorted(poison)
     assert sorted(transactions.committed + alone) == list(range(500)), "every record handled exactly once"
     assert transactions.committed == sorted(transactions.committed), "in order"
@@ -126,7 +128,9 @@ def test_counts_are_taken_once_per_record_after_its_commit_never_for_an_aborted_
                          state_dir=tmp_path, group_id="g", lag_interval=0)
     step = _Counting()
     stage = ExactlyOnceStage(config, step)
-    stage._process(_Consumer(), _Producer(fail=2), _records(40))  # type: ignore[arg-type]
+    consumer, producer = _Consumer(), _Producer(fail=2)
+    stage._process(consumer, producer, _records(40))  # type: ignore[arg-type]
+    stage._settle(consumer, producer, [])  # type: ignore[arg-type]
     assert step.ran > 40, "the failed tries processed records again"
     assert sorted(step.counts) == list(range(40)), "each counted once, after the commit that kept it"
 
@@ -144,5 +148,7 @@ def test_a_dead_letter_is_counted_once_after_its_commit_never_for_an_aborted_try
     stage = ExactlyOnceStage(config, _Failing())
     counter = metrics.STAGE_DEAD_LETTERS.labels("t-dead", "STAGE_ERROR")
     before = counter._value.get()
-    stage._process(_Consumer(), _Producer(fail=2), _records(30))  # type: ignore[arg-type]
+    consumer, producer = _Consumer(), _Producer(fail=2)
+    stage._process(consumer, producer, _records(30))  # type: ignore[arg-type]
+    stage._settle(consumer, producer, [])  # type: ignore[arg-type]
     assert counter._value.get() - before == 30, "one dead letter counted per record, none for the aborted tries"

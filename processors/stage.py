@@ -263,7 +263,6 @@ def _next_offsets(records: list[Record]) -> dict[tuple[str, int], int]:
 
 
 def _partitions(offsets: dict[tuple[str, int], int]) -> list[TopicPartition]:
-    # (TopicPartition equality ignores the offset: compare the dicts, send these)
     return [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
 
 
@@ -454,7 +453,9 @@ class ExactlyOnceStage:
             self._rewind(consumer, prepared.records + ahead)
             if _fatal(failure):
                 raise failure
-            self._failed(len(prepared.records), failure)
+            self.report.batch_failed()
+            log.warning("%s: a batch of %d failed as the group rebalanced (%s); left to the partitions' next owner",
+                        self.config.name, len(prepared.records), failure)
             return False
         self._failed(len(prepared.records), failure)
         try:

@@ -128,9 +128,10 @@ def test_a_batch_slower_than_the_commit_interval_commits_in_several_transactions
     committed: list[int] = []
     report_committed = stage.report.committed
 
-    def counting(records: list[Record], dead_letters: int, started: float, marks: Sequence[float] = ()) -> None:
+    def counting(records: list[Record], dead_letters: int, started: float, phases: Sequence[float] = (),
+                 at: float | None = None) -> None:
         committed.append(len(records))  # the records of each committed transaction
-        report_committed(records, dead_letters, started, marks)
+        report_committed(records, dead_letters, started, phases, at)
 
     stage.report.committed = counting  # type: ignore[method-assign]
     runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 240}, daemon=True)

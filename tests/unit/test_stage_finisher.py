@@ -215,3 +215,52 @@ def test_a_fenced_commit_drops_the_batch_stepped_meanwhile_and_rewinds_both(tmp_
     assert stage.state.get(0, b"n") == b"10", "the state is what committed"
     assert sorted(step.counts) == list(range(10))
     stage.state.close()
+
+
+# -- the state of a transaction committing, apart from the next one's ------------------------------------------------
+
+
+def _store(tmp_path: Path) -> Any:
+    from leadbus.processors.state import StateStore
+
+    return StateStore(tmp_path / "store", "changelog", "127.0.0.1:1")  # never restored: no broker
+
+
+def test_writes_handed_over_are_read_under_the_next_ones_and_committed_apart(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.put(0, b"a", b"1")
+    store.put(0, b"b", b"1")
+    store.hand_over()  # the first transaction commits...
+    store.put(0, b"a", b"2")  # ...while the next one is stepped over its writes
+    store.put(0, b"c", b"2")
+    store.put(0, b"b", None)
+    assert (store.get(0, b"a"), store.get(0, b"b"), store.get(0, b"c")) == (b"2", None, b"2")
+    assert store.range(0, b"a", b"z") == [(b"a", b"2"), (b"c", b"2")]
+    assert store.pending() == {(0, b"a"): b"2", (0, b"c"): b"2", (0, b"b"): None}, "the next one's changelog"
+    with pytest.raises(RuntimeError):
+        store.hand_over()  # one transaction committing at a time
+    store.commit()  # the first committed: only its writes are durable
+    assert {bytes(k): bytes(v) for k, v in store._db(0).items()} == {b"a": b"1", b"b": b"1"}
+    assert (store.get(0, b"a"), store.get(0, b"b")) == (b"2", None)
+    store.hand_over()
+    store.commit()
+    assert {bytes(k): bytes(v) for k, v in store._db(0).items()} == {b"a": b"2", b"c": b"2"}
+    store.close()
+
+
+def test_an_abort_of_the_transaction_committing_drops_the_next_ones_writes_too(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.put(0, b"a", b"0")
+    store.commit()
+    store.put(0, b"a", b"1")
+    store.hand_over()
+    store.put(0, b"a", b"2")
+    store.put(0, b"b", b"2")
+    generation = store.generation
+    store.abort()
+    assert store.generation != generation, "what a step kept in memory of the dropped writes is not the state"
+    assert (store.get(0, b"a"), store.get(0, b"b"), store.pending()) == (b"0", None, {})
+    store.hand_over()  # nothing committing any more
+    store.commit()
+    assert store.get(0, b"a") == b"0"
+    store.close()

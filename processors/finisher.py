@@ -9,6 +9,11 @@ that end to a `TransactionFinisher` and steps the next batch meanwhile; before i
 One worker thread for the finisher's life (started with the first transaction handed over), never one per
 transaction. What it ran is handed back with its result or its failure: the stage decides on its own thread what a
 failure means (abort, redo), the finisher only carries it.
+
+Measured (bench/intake.py --no-faust, 2,000-record transactions, two interleaved pairs on a quiet machine, load
+0.9-4.6): stage ÷ plain loop 0.83 and 0.85 before, 0.92 and 0.92 with it (rounds 0.95/0.92/0.88, 0.92/0.93/0.92); the
+stage's thread waits 2.2-2.8 ms per transaction for its end instead of 8-14.5 ms of offsets and commit, while the end
+itself takes ~105-125 ms on this thread (the whole transaction's records are flushed at the commit now).
 """
 
 from __future__ import annotations

@@ -211,6 +211,7 @@ def _stage(head: StageSealVerifier, tail: StageSealVerifier, found: list[Finding
                                          finding.index), sealed_before))
 
     def carry() -> None:
+        head._hot.clear()  # its quick path's lanes are the head's states, which the tail's replace
         for lane, state in lanes.items():
             state.run, state.clean = None, True
             head._lanes[lane] = state

@@ -14,6 +14,7 @@ without the stage). Malformed headers are `STAGE_SEAL_MALFORMED`. Every finding 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,20 +23,30 @@ from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
 from leadbus.signing import CHAIN_START, KeyRegistry, PublisherKey
 from leadbus.stage_seals import (
+    _NONE,
     CHAIN_HEADER,
     KEY_ID_HEADER,
     PREV_HEADER,
     SEQUENCE_HEADER,
+    SIGNATURE_HEADER,
     SIGNER_HEADER,
     STAGE_SEAL_NAMES,
     MalformedStageSeal,
     StageSeal,
+    _lane_head,
+    _other_headers,
     _signer,
+    _u32,
     head_signed,
     record_link,
 )
 
 _Lane = tuple[str, str, str, int]  # signer, chain, topic, partition
+#: What `StageSealVerifier._quick` keeps per partition: the seal's raw signer, key id and chain, the lane's state, the
+#: key and its validity in ms (start, until, revoked), the SHA-256 over the lane's head, (signer, key id, chain).
+_Hot = tuple[bytes | None, bytes | None, bytes | None, "_State", PublisherKey, int | None, int | None, int | None,
+             "hashlib._Hash", tuple[str, str, str]]
+_PREV_LENGTH = (32).to_bytes(4, "big")
 
 
 @dataclass(slots=True)
@@ -72,11 +83,15 @@ class StageSealVerifier:
         #: Set in the process reading the tail of a partition cut in two (`leadbus.audit.boundary`): what the parent
         #: needs to judge the tail's first records against what came before.
         self.noted: Noted | None = None
+        #: Per (topic, partition): the lane its last usual record went on (see `_quick`), with what judging the next
+        #: one needs: the seal's raw signer, key id and chain, the lane's state, the key and its validity in ms, and
+        #: the link's hash over the lane's shared head (copied per record).
+        self._hot: dict[tuple[str, int], _Hot] = {}
 
     def __getstate__(self) -> dict[str, object]:
         """Pickled (a cut replay's tail process sends it back): no registry (the parent has it), no record held."""
         state = {name: getattr(self, name) for name in self.__dict__}
-        state["registry"], state["_bounds"] = None, {}
+        state["registry"], state["_bounds"], state["_hot"] = None, {}, {}
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -84,6 +99,10 @@ class StageSealVerifier:
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         headers = record.headers
+        if len(headers) >= 5:
+            hot = self._hot.get((record.topic, record.partition))
+            if hot is not None and self._quick(record, headers, hot):
+                return ()
         if not headers or not _has_stage_seal(headers):
             sealed_before = self._sealed_partitions.get((record.topic, record.partition))
             if sealed_before is None:
@@ -137,6 +156,8 @@ class StageSealVerifier:
                 state.run = [record]
             else:
                 state.run.append(record)
+        if fault is None and key is not None:
+            self._remember(record, headers, state, key, (signer, key_id, chain))
         if signature is None:
             if state.unsigned_from is None:
                 state.unsigned_from = here
@@ -155,6 +176,69 @@ class StageSealVerifier:
         else:
             self._let_go(state, trusted=False)
         return found
+
+    def _quick(self, record: ReplayRecord, headers: Sequence[tuple[str, bytes | None]], hot: _Hot) -> bool:
+        """The usual record, judged without reading its seal in general: no signature, the seal's five headers last
+        and in the stage's order (none before them), the signer, key and chain of the partition's last usual record,
+        the next number, linking to that record, at a time its key was valid. Then nothing is found, and what the
+        general path does is done here (the same state after it); False for anything else (nothing done: the general
+        path judges it)."""
+        n = len(headers)
+        base = n - 5
+        (n0, signer_raw), (n1, key_raw), (n2, chain_raw), (n3, number), (n4, prev) = headers[base:]
+        if (n4 != PREV_HEADER or n3 != SEQUENCE_HEADER or n2 != CHAIN_HEADER or n1 != KEY_ID_HEADER
+                or n0 != SIGNER_HEADER or signer_raw != hot[0] or key_raw != hot[1] or chain_raw != hot[2]):
+            return False
+        state = hot[3]
+        ms = record.timestamp_ms
+        start, until, revoked = hot[5], hot[6], hot[7]
+        if (prev != state.link or type(number) is not bytes or not number.isdigit() or len(number) > 19
+                or number[:1] == b"0" or int(number) != state.sequence + 1 or ms <= 0
+                or (start is not None and ms < start) or (until is not None and ms >= until)
+                or (revoked is not None and ms >= revoked)):
+            return False
+        if base:
+            for name, _ in headers[:base]:
+                if name in STAGE_SEAL_NAMES:
+                    return False
+        if self.registry.get(hot[9][0], hot[9][1]) is not hot[4]:
+            return False
+        key, value = record.key, record.value
+        h = hot[8].copy()  # record_link(...) from the lane's head on: the same bytes, hashed
+        h.update(b"".join((_u32(len(number)), number, _NONE if key is None else _u32(len(key)), key or b"",
+                           _NONE if value is None else _u32(len(value)))))
+        if value:
+            h.update(value)
+        others = _other_headers(headers[:base]) if base else b""
+        h.update(b"".join((_u32(len(others)), others, _PREV_LENGTH, prev)))
+        here = Mark(record.topic, record.partition, record.offset, record.file, record.index)
+        self.sealed += 1
+        state.sequence, state.link, state.at = state.sequence + 1, h.digest(), here
+        if self.vouching:
+            record.pending = True
+            if state.run is None:
+                state.run = [record]
+            else:
+                state.run.append(record)
+        if state.unsigned_from is None:
+            state.unsigned_from = here
+        return True
+
+    def _remember(self, record: ReplayRecord, headers: Sequence[tuple[str, bytes | None]], state: _State,
+                  key: PublisherKey, names: tuple[str, str, str]) -> None:
+        """The partition's lane for `_quick`, after a record the general path judged with its key valid."""
+        n = len(headers)
+        base = n - (5 if headers[n - 1][0] != SIGNATURE_HEADER else 6)
+        if base < 0 or len(self._hot) >= 4096:
+            return
+        signer, key_id, chain = names
+        bounds = self._bounds.get((signer, key_id))
+        if bounds is None or bounds[0] is not key:
+            return
+        prefix = hashlib.sha256(_lane_head(record.topic, record.partition, signer, key_id, chain))
+        self._hot[(record.topic, record.partition)] = (
+            headers[base][1], headers[base + 1][1], headers[base + 2][1], state, key, bounds[1], bounds[2], bounds[3],
+            prefix, names)
 
     @staticmethod
     def _let_go(state: _State, *, trusted: bool) -> None:

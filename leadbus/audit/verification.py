@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from leadbus.audit.picker import picker
+from leadbus.audit.picker import Picker, picker
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
 from leadbus.processors.core.intake import renormalised_lead
@@ -197,7 +197,13 @@ class ReplayRecord:
         schema = self.schema
         if schema is None:
             return None
-        pick = picker(schema, paths)
+        last = _LAST_PICKER
+        pick: Picker | None
+        if last[0] is schema and last[1] is paths:  # the same as the record before (no key to hash)
+            pick = last[2]
+        else:
+            pick = picker(schema, paths)
+            last[0], last[1], last[2] = schema, paths, pick
         if pick is None:
             return None
         try:
@@ -237,6 +243,11 @@ class ReplayRecord:
 
     def sha256(self) -> str:
         return hashlib.sha256(self.value or b"").hexdigest()
+
+
+#: The writer schema, paths and picker of the last `ReplayRecord.picked` (a replay picks the same, record after
+#: record: two identity tests instead of hashing the key of `picker`'s cache).
+_LAST_PICKER: list[Any] = [None, None, None]
 
 
 def _plain(mark: Mark) -> tuple[str, int, int, str | None, int | None]:
@@ -840,7 +851,10 @@ class AcceptedLeads:
                 and schema.name == ACCEPTED and not (self.trust_stage_seals and _stage_sealed(record)))
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
-        if record.topic != LEADS_ACCEPTED or record.schema is None or record.schema.name != ACCEPTED:
+        if record.topic != LEADS_ACCEPTED:
+            return ()
+        schema = record.schema
+        if schema is None or schema.name != ACCEPTED:
             return ()
         if self.trust_stage_seals and _stage_sealed(record):
             before = self._send(drain=True) if self._rows or self._tasks else []  # in the order records came
@@ -888,7 +902,8 @@ class AcceptedLeads:
         if facts is None:
             return found
         lead_id, revision, digest, coords, original_sha = facts
-        here = at_record if type(at_record) is Mark else Mark.of(at_record)  # a Mark made for it is kept as it is
+        here = at_record if type(at_record) is Mark else Mark(  # a Mark made for it is kept as it is
+            at_record.topic, at_record.partition, at_record.offset, at_record.file, at_record.index)
         if self.keep_sources:
             self._sources.append((coords, original_sha, here))
         if self.noted is not None:  # judged by the parent, after the head's (`leadbus.audit.boundary`)
@@ -1101,7 +1116,10 @@ class CaseVersions:
         self._last: dict[str, tuple[int, bool, Mark]] = {}
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
-        if record.topic != CASES or record.schema is None or record.schema.name != CASE_UPDATED:
+        if record.topic != CASES:
+            return ()
+        schema = record.schema
+        if schema is None or schema.name != CASE_UPDATED:
             return ()
         head = record.picked(_CASE_HEAD) if record.trusted else None
         if head is not None:
@@ -1114,7 +1132,8 @@ class CaseVersions:
             merged = event.get("merged_into") is not None
         before = self._last.get(case_id)
         if before is None or version > before[0] or (version == before[0] and merged):
-            self._last[case_id] = (version, merged, Mark.of(record))
+            self._last[case_id] = (version, merged, Mark(record.topic, record.partition, record.offset, record.file,
+                                                         record.index))
         if before is None:
             return ()
         last, was_merged, at = before

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -28,12 +29,26 @@ from leadbus.topics import TopicSpec
 WARM_IN, WARM_OUT, WARM_CHANGELOG = "bench.warm.in", "bench.warm.out", "bench.warm.changelog"
 
 
-def broker_threads(pid: int) -> Counter[str]:
-    """CPU seconds of a live JVM per thread name, numbers folded (`data-plane-kafka-request-handler-#`)."""
+def jvm_thread_names(pid: int) -> dict[int, str]:
+    """Each Java thread's full name by its Linux thread id (`jcmd Thread.print`; Linux keeps 15 characters of a
+    name, too few to tell Kafka's request handlers from its network threads). Empty where jcmd is not there or the
+    process is no JVM: jcmd attaches by sending SIGQUIT, which ends any other process."""
+    try:
+        if not os.path.basename(os.readlink(f"/proc/{pid}/exe")).startswith("java"):
+            return {}
+        dump = subprocess.run(["jcmd", str(pid), "Thread.print"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {int(m.group(2), 16): m.group(1) for m in re.finditer(r'^"([^"]*)".*? nid=0x([0-9a-f]+)', dump, re.M)}
+
+
+def broker_threads(pid: int, names: dict[int, str] | None = None) -> Counter[str]:
+    """CPU seconds of a live JVM per thread name, numbers folded (`data-plane-kafka-request-handler-#`); the names
+    from `names` (`jvm_thread_names`) where it has the thread, else Linux's 15 characters of it."""
     spent: Counter[str] = Counter()
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
-            name = Path(f"/proc/{pid}/task/{task}/comm").read_text().strip()
+            name = (names or {}).get(int(task)) or Path(f"/proc/{pid}/task/{task}/comm").read_text().strip()
             fields = Path(f"/proc/{pid}/task/{task}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the thread ended meanwhile
             continue

@@ -20,6 +20,11 @@ import time
 
 from confluent_kafka import Consumer, Message
 
+#: The batch gap of every hop on the path to cases, the registry and the dashboards: the stages there
+#: (processors/stages.py) and the registry sink end a fill once no record came for 5 ms, so a hop takes its
+#: upstream's commit as one burst and goes on (README, "End-to-end latency").
+ON_PATH_GAP = 0.005
+
 
 def next_batch(consumer: Consumer, size: int, wait: float, fill: float = 0.0,
                gap: float | None = None) -> list[Message]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# The batch gap of the stages on the path (see `StageDefinition.batch_gap`), which the registry sink shares.
+from leadbus.batches import ON_PATH_GAP as ON_PATH_GAP
 from leadbus.clients import KafkaSettings
 from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
 from leadbus.topics import (
@@ -160,8 +162,6 @@ def _disclosure(_kafka: KafkaSettings, _options: StageOptions) -> Handler:
 
 #: The batch fill of the stages whose outputs no one waits for within the second (see `StageDefinition.batch_fill`).
 OFF_PATH_FILL = 0.5
-#: The batch gap of the stages on the path (see `StageDefinition.batch_gap`).
-ON_PATH_GAP = 0.005
 
 #: In pipeline order (the supervisor starts them in this order and numbers their metrics ports by it).
 STAGES: dict[str, StageDefinition] = {

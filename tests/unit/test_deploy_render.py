@@ -265,3 +265,31 @@ def test_stages_on_the_latency_path_end_their_fill_at_a_gap(tmp_path) -> None:  
     assert {n for n, g in gaps.items() if g is not None} == {"intake", "linking", "routing"}
     assert all(gaps[n] == ON_PATH_GAP for n in ("intake", "linking", "routing"))
     assert 0 < ON_PATH_GAP < 0.05
+
+
+def _registry_params(args: list[str]) -> dict[str, Any]:
+    """The values `leadbus <args>` would run the registry sink with (parsed by the CLI, never run)."""
+    command: Any = typer.main.get_command(app)
+    context: Any = command.make_context("leadbus", [], resilient_parsing=True)
+    assert args[0] == "registry"
+    registry = command.get_command(context, "registry")
+    return dict(registry.make_context("registry", list(args[1:]), parent=context).params)
+
+
+def test_the_deployed_registry_sink_ends_its_fill_at_the_path_gap(rendered) -> None:
+    """The registry sink, as Kubernetes and systemd run it, takes a commit upstream as one burst (issue #16): its
+    batch gap is the stages' on the path, the default of `leadbus registry` and of `run_registry`."""
+    import inspect
+
+    from leadbus.batches import ON_PATH_GAP
+    from leadbus.sinks.registry_sink import run_registry
+
+    deployment = next(d for d in _docs(rendered) if d["kind"] == "Deployment"
+                      and d["metadata"]["name"] == "leadbus-registry")
+    unit = next(text for path, text in rendered.items() if path.name == "leadbus-registry@.service")
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart=")).split()[1:]
+    for args in (deployment["spec"]["template"]["spec"]["containers"][0]["args"], exec_start):
+        params = _registry_params(args)
+        assert params["batch_gap"] == ON_PATH_GAP, args
+        assert params["batch_fill"] > ON_PATH_GAP  # the gap ends the fill early; the fill still caps a busy one
+    assert inspect.signature(run_registry).parameters["gap"].default == ON_PATH_GAP

@@ -7,7 +7,7 @@ CaseUpdated, start-up excluded), their ratio, the worker's CPU per lead (user + 
 first CaseUpdated seen to the last poll: on a shared machine steadier than the rate) against the
 offline loop's CPU per lead (their ratio: the bar's ratio without the broker and the neighbours' load), the
 linking handler's CPU per lead in this process without Kafka (over an in-memory state view, as the stage calls it)
-and where it goes (read `LeadAccepted` and make its lead, link, write the `CaseUpdated`), the
+and where it goes (read `LeadAccepted` and make its lead, link, the `CaseUpdated` record, encode it), the
 changelog the stream wrote per lead (records and bytes of `leadbus.state.linking`, before
 compaction), and the state size per million identifiers (bytes of the link store's keys and values,
 and the RocksDB folder on disk).
@@ -33,13 +33,12 @@ from leadbus.avro.codec import HEADER_SIZE
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.logs import configure_cli_logging
-from leadbus.processors.case_record import CaseUpdatedWriter
 from leadbus.processors.core.intake import Source, examine
 from leadbus.processors.core.intake import accepted_record as make_accepted
 from leadbus.processors.core.linking import DictStore, Linker, LinkOutcome
 from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.records import Record
-from leadbus.processors.linking import LinkingHandler
+from leadbus.processors.linking import LinkingHandler, case_updated_record
 from leadbus.processors.stage import GC_THRESHOLDS
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
@@ -106,9 +105,9 @@ def _handler_steps(records: list[tuple[bytes, bytes]]) -> dict[str, float]:
         outcomes[:] = [linker.link(lead, event["identity"]["registrable_domains"]) for lead, event in pairs]
 
     found["link"] = timed(link)
-    # the summary and its bytes in one pass (`CaseUpdatedWriter`; before, `case_updated_record` then `encode`)
-    write = CaseUpdatedWriter(case_schema)
-    found["CaseUpdated"] = timed(lambda: [write(o.case, now) for o in outcomes])
+    found["case record"] = timed(lambda: [case_updated_record(o.case, now) for o in outcomes])
+    cases = [case_updated_record(o.case, now) for o in outcomes]
+    found["encode"] = timed(lambda: [encode(case_schema, case) for case in cases])
     found["rest"] = found["handler"] - sum(v for k, v in found.items() if k != "handler")
     return found
 

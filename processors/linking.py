@@ -21,7 +21,7 @@ import json
 import logging
 import struct
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from functools import partial
 from typing import Any, TypeVar
@@ -51,9 +51,8 @@ from leadbus.models import (
     SubjectKind,
     Violation,
 )
-from leadbus.processors.case_record import CaseUpdatedWriter
 from leadbus.processors.core.dead_letters import dead_letter_record
-from leadbus.processors.core.linking import Linker
+from leadbus.processors.core.linking import Case, Linker, case_summary
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.processors.core.review import Decided, apply_decision
 from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, review_topic
@@ -275,6 +274,33 @@ def accepted_lead(doc: dict[str, Any], fields: frozenset[str] | None = None) -> 
     }, fields)
 
 
+def case_updated_record(case: Case, now: datetime, merged_into: str | None = None) -> dict[str, Any]:
+    # v5: what the suggesting stage indexes, and the regions that review it (`case_signals` and `provinces_of`),
+    # gathered in the summary's pass over the members (the stream summarises a case for every lead that joins it)
+    signals: set[str] = set()
+    places: set[str] = set()
+    summary: dict[str, Any] = case_summary(case, signals, places)
+    summary["first_reported_at"] = datetime.fromisoformat(summary["first_reported_at"])
+    summary["last_reported_at"] = datetime.fromisoformat(summary["last_reported_at"])
+    if first := summary["conduct_from"]:
+        summary["conduct_from"] = date.fromisoformat(first)
+    if last := summary["conduct_to"]:
+        summary["conduct_to"] = date.fromisoformat(last)
+    if penalties := summary["prior_penalties"]:
+        summary["prior_penalties"] = [{**p, "decided_on": date.fromisoformat(p["decided_on"])} for p in penalties]
+    summary["merged_into"] = merged_into
+    summary["updated_at"] = now
+    summary["link_history"] = [
+        {"decision_id": e["decision_id"], "action": e["action"], "agency": e["agency"], "province": e["province"],
+         "user": e["user"], "role": e["role"], "reason": e["reason"],
+         "decided_at": datetime.fromisoformat(e["decided_at"]), "suggestion_id": e.get("suggestion_id"),
+         "merged": e.get("merged"), "leads": e.get("leads", []), "split_from": e.get("from"), "split_to": e.get("to")}
+        for e in case.history] if case.history else []
+    summary["weak_signals"] = sorted(signals)
+    summary["provinces"] = sorted(places)
+    return summary
+
+
 def link_decided_record(decision: LinkDecision, decided: Decided, now: datetime) -> dict[str, Any]:
     return {"case_a": decided.case_a, "case_b": decided.case_b, "action": decision.action,
             "decision_id": decision.decision_id, "suggestion_id": decision.suggestion_id,
@@ -290,7 +316,6 @@ class LinkingHandler:
         self.catalog = catalog or packaged_catalog()
         self.accepted_schema = self.catalog.latest("cn.leadbus.LeadAccepted")
         self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
-        self.case_updated = CaseUpdatedWriter(self.case_schema)
         self.rejected_schema = self.catalog.latest("cn.leadbus.LeadRejected")
         self.decision_schema = self.catalog.latest("cn.leadbus.LinkDecision")
         self.decided_schema = self.catalog.latest("cn.leadbus.LinkDecided")
@@ -314,9 +339,9 @@ class LinkingHandler:
         linker = Linker(store)
         outcome = linker.link(lead, event["identity"]["registrable_domains"])
         for absorbed in outcome.absorbed:
-            value = self.case_updated(absorbed, now, merged_into=outcome.case.case_id)
+            value = encode(self.case_schema, case_updated_record(absorbed, now, merged_into=outcome.case.case_id))
             result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))
-        value = self.case_updated(outcome.case, now)
+        value = encode(self.case_schema, case_updated_record(outcome.case, now))
         result.outputs.append(Output(CASES, outcome.case.case_id.encode(), value))
         result.state.update(store.changed())
         return result
@@ -351,10 +376,10 @@ class LinkingHandler:
             return self._refused(record, *outcome.refused, now, agency=decision.analyst.agency)
         result = Result()
         for absorbed, into in outcome.absorbed:
-            value = self.case_updated(absorbed, now, merged_into=into)
+            value = encode(self.case_schema, case_updated_record(absorbed, now, merged_into=into))
             result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))
         for case in outcome.updated:
-            value = self.case_updated(case, now)
+            value = encode(self.case_schema, case_updated_record(case, now))
             result.outputs.append(Output(CASES, case.case_id.encode(), value))
         result.outputs.extend(self._decided(decision, outcome.decided, now))
         result.state.update(store.changed())

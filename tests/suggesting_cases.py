@@ -8,9 +8,9 @@ from typing import Any
 
 from leadbus.avro import encode, packaged_catalog
 from leadbus.models import CaseLead
-from leadbus.processors.case_record import case_updated_record
 from leadbus.processors.core.linking import DictStore, Linker
 from leadbus.processors.core.normalize import normalise
+from leadbus.processors.linking import case_updated_record
 from tests.conftest import _BASE_LEAD
 
 CATALOG = packaged_catalog()

@@ -180,7 +180,7 @@ def test_a_step_that_raises_leaves_nothing_of_its_record_behind(
         raise RuntimeError("publishing the case failed after linking")
 
     with monkeypatch.context() as patched:
-        patched.setattr(handler, "case_updated", broken)  # writes the CaseUpdated (the suggestion index left: #16)
+        patched.setattr(linking_stage, "case_updated_record", broken)  # (the suggestion index left linking: #16)
         with pytest.raises(RuntimeError):
             _handle(handler, store, view, 20, values[20])  # linked in memory, then failed: its writes never made
     got += [_handle(handler, store, view, offset, values[offset]) for offset in range(20, 40)]
@@ -274,8 +274,8 @@ def test_a_courier_lead_is_linked_by_the_stream_as_offline_with_its_v3_fields_as
 def test_the_case_event_carries_the_case_signals_and_provinces_the_review_core_computes() -> None:
     # case_updated_record gathers them in one pass; the suggesting stage and the reviews read them as
     # `case_signals` and `provinces_of` say (members without weak signals or provinces included).
-    from leadbus.processors.case_record import case_updated_record
     from leadbus.processors.core.review import case_signals, provinces_of
+    from leadbus.processors.linking import case_updated_record
 
     store = DictStore()
     linker = Linker(store)

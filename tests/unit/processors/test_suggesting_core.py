@@ -10,11 +10,11 @@ from typing import Any
 
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.models import LinkDecision
-from leadbus.processors.case_record import case_updated_record
 from leadbus.processors.core.linking import DictStore, Linker
 from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.review import Review, after_link, apply_decision
 from leadbus.processors.core.suggesting import PublishedCase, SuggestingCore, published
+from leadbus.processors.linking import case_updated_record
 from leadbus.producers.labelled import weak_labelled_leads
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ CaseUpdated, start-up excluded), their ratio, the worker's CPU per lead (user + 
 first CaseUpdated seen to the last poll: on a shared machine steadier than the rate) against the
 offline loop's CPU per lead (their ratio: the bar's ratio without the broker and the neighbours' load), the
 linking handler's CPU per lead in this process without Kafka (over an in-memory state view, as the stage calls it)
-and where it goes (read `LeadAccepted` and make its lead, link, the `CaseUpdated` record, encode it), the
+and where it goes (decode `LeadAccepted`, build the lead, link, the `CaseUpdated` record, encode it), the
 changelog the stream wrote per lead (records and bytes of `leadbus.state.linking`, before
 compaction), and the state size per million identifiers (bytes of the link store's keys and values,
 and the RocksDB folder on disk).
@@ -38,7 +38,7 @@ from leadbus.processors.core.intake import accepted_record as make_accepted
 from leadbus.processors.core.linking import DictStore, Linker, LinkOutcome
 from leadbus.processors.core.normalize import normalise
 from leadbus.processors.core.records import Record
-from leadbus.processors.linking import LinkingHandler, case_updated_record
+from leadbus.processors.linking import LinkingHandler, case_updated_record, linked_lead
 from leadbus.processors.stage import GC_THRESHOLDS
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
@@ -90,13 +90,14 @@ def _handler_steps(records: list[tuple[bytes, bytes]]) -> dict[str, float]:
         return best / len(inputs)
 
     found: dict[str, float] = {"handler": timed(whole)}
-    # as the handler reads today's LeadAccepted: its compiled reader leaving out what linking never reads and making
-    # the lead as it reads it (`LinkingHandler.read_accepted`)
+    # as the handler reads today's LeadAccepted: its compiled reader leaving out what linking never reads, then the
+    # lead built from what is left (`LinkingHandler.read_accepted`)
     reader = LinkingHandler(catalog).linking_reader
     assert reader is not None
     events = [reader(value, HEADER_SIZE)[0] for _, value in records]
-    found["read lead"] = timed(lambda: [reader(value, HEADER_SIZE) for _, value in records])
-    leads = [event["lead"] for event in events]
+    found["decode"] = timed(lambda: [reader(value, HEADER_SIZE) for _, value in records])
+    leads = [linked_lead(event["lead"]) for event in events]
+    found["build lead"] = timed(lambda: [linked_lead(event["lead"]) for event in events])
     outcomes: list[LinkOutcome] = []
 
     def link() -> None:

@@ -23,7 +23,6 @@ import struct
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
-from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -199,43 +198,11 @@ _ACCEPTED_UNREAD = frozenset({
 })  # fmt: skip
 
 
-def _subject(values: dict[str, Any]) -> Subject:
-    values["kind"] = _member_of(SubjectKind, values["kind"])
-    return _built(Subject, values)
-
-
-def _penalty(values: dict[str, Any]) -> PriorPenalty:
-    values["violation"] = _member_of(Violation, values["violation"])
-    return _built(PriorPenalty, values)
-
-
-def _linked(values: dict[str, Any]) -> CaseLead:
-    values["channel"] = _member_of(Channel, values["channel"])
-    values["category"] = _member_of(Category, values["category"])
-    values["violation"] = _member_of(Violation, values["violation"])
-    values["handling"] = _member_of(Handling, values["handling"])
-    return _built(CaseLead, values, _LINKED_FIELDS)
-
-
-#: The lead of a `LeadAccepted` made as the reader reads it (`compile_reader`'s ``built``), as `accepted_lead` makes
-#: it from the mapping but without walking and copying that mapping again (issue #16), `LINKING_UNREAD` absent:
-#: reading one raises AttributeError. Only for the linker, which never reads them (a unit test compares the lead with
-#: `accepted_lead`'s on every part kept; the stream's outputs equal offline linking's on the golden corpus).
-_LINKED_LEAD: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "lead": _linked,
-    "lead.publisher": partial(_built, Publisher),
-    "lead.subject": _subject,
-    "lead.subject.address": partial(_built, Address),
-    "lead.online": partial(_built, Online),
-    "lead.facts": partial(_built, Facts),
-    "lead.rights_holder": partial(_built, RightsHolder),
-    "lead.prior_penalties": _penalty,
-    # v3 (courier channel): the weak signals read these as models, as they read the validated lead's
-    "lead.products": partial(_built, Product),
-    "lead.senders": partial(_built, Contact),
-    "lead.return_addresses": partial(_built, Address),
-    "lead.operator": partial(_built, Contact),
-}
+def linked_lead(doc: dict[str, Any]) -> CaseLead:
+    """The lead of a `LeadAccepted` read without `LINKING_UNREAD`, as `accepted_lead` builds it, those parts absent:
+    reading one raises AttributeError. Only for the linker, which never reads them (the stream's outputs equal
+    offline linking's on the golden corpus, and a unit test compares the two leads on the parts read)."""
+    return accepted_lead(doc, _LINKED_FIELDS)
 
 
 def accepted_lead(doc: dict[str, Any], fields: frozenset[str] | None = None) -> CaseLead:
@@ -320,7 +287,7 @@ class LinkingHandler:
         self.decision_schema = self.catalog.latest("cn.leadbus.LinkDecision")
         self.decided_schema = self.catalog.latest("cn.leadbus.LinkDecided")
         self._mirror = _Mirror()
-        self.linking_reader = compile_reader(self.accepted_schema.parsed, _ACCEPTED_UNREAD, _LINKED_LEAD)
+        self.linking_reader = compile_reader(self.accepted_schema.parsed, _ACCEPTED_UNREAD)
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         if record.topic == LINK_DECISIONS:
@@ -348,15 +315,14 @@ class LinkingHandler:
 
     def read_accepted(self, data: bytes) -> tuple[dict[str, Any], CaseLead]:
         """The `LeadAccepted` in ``data`` and its lead. Today's writer is read by a reader that builds only what
-        linking reads, making the lead as it reads it (`_LINKED_LEAD`); anything else — an older writer, bytes that
-        reader will not judge, a lead it cannot build — is decoded whole as before, whose verdict (a lead or the error
-        dead-lettered) stands."""
+        linking reads (`linked_lead`); anything else — an older writer, bytes that reader will not judge, a lead it
+        cannot build — is decoded whole as before, whose verdict (a lead or the error dead-lettered) stands."""
         reader = self.linking_reader
         if reader is not None and type(data) is bytes and data[2:HEADER_SIZE] == self.accepted_schema.fingerprint:
             try:
                 event, end = reader(data, HEADER_SIZE)
                 if end == len(data) and data[:2] == MAGIC:
-                    return event, event["lead"]
+                    return event, linked_lead(event["lead"])
             except (ValueError, KeyError, TypeError, IndexError, OverflowError, struct.error):
                 pass
         _, event = decode(self.catalog, data, self.accepted_schema)

@@ -92,10 +92,8 @@ _VARINT = rb"[\x80-\xff]*[\x00-\x7f]"
 class Compiler:
     """Emits the lines of one function reading `data` from `pos` (`end` is `len(data)`), then makes it (`function`)."""
 
-    def __init__(self, dropped: frozenset[str] = frozenset(),
-                 built: dict[str, Callable[[dict[str, Any]], Any]] | None = None) -> None:
+    def __init__(self, dropped: frozenset[str] = frozenset()) -> None:
         self.dropped = dropped  # dotted paths of fields read as strictly as the rest but left out of the record
-        self.built = built or {}  # dotted paths of records (an array's: its items) → what makes their value
         self.path = ""
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {
@@ -223,11 +221,6 @@ class Compiler:
                 names.append((field["name"], name))
             self.path = path
             self.emit(indent, f"{target} = {{" + ", ".join(f"{k!r}: {v}" for k, v in names) + "}")
-            make = self.built.get(path)
-            if make is not None:
-                maker = self.var("make")
-                self.consts[maker] = make
-                self.emit(indent, f"{target} = {maker}({target})")
             self.depth -= 1
         elif kind in ("array", "map"):
             inner = schema["items"] if kind == "array" else schema["values"]
@@ -423,16 +416,12 @@ class Compiler:
         return made
 
 
-def compile_reader(parsed_schema: Any, dropped: frozenset[str] = frozenset(),
-                   built: dict[str, Callable[[dict[str, Any]], Any]] | None = None) -> Reader | None:
+def compile_reader(parsed_schema: Any, dropped: frozenset[str] = frozenset()) -> Reader | None:
     """A reader for the (expanded, parsed) writer schema, or None when it uses constructs it does not cover.
 
     ``dropped``: dotted paths of record fields (``lead.evidence``) that the reader checks as it checks the rest but
-    leaves out of the records it returns (for a consumer that never reads them: the linking stage). ``built``: dotted
-    paths of records (``lead.subject``; the items of an array field: its path) whose mapping, once read, is passed to
-    the function given and replaced by what it returns (the linking stage's lead objects, made as they are read, not
-    by a second walk); an error it raises is the reader's."""
-    compiler = Compiler(dropped, built)
+    leaves out of the records it returns (for a consumer that never reads them: the linking stage)."""
+    compiler = Compiler(dropped)
     compiler.emit(0, "def read(data, pos):")
     compiler.emit(1, "end = len(data)")
     try:

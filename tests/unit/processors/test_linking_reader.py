@@ -1,8 +1,9 @@
 """The linking stage's reader of `LeadAccepted` (`LinkingHandler.read_accepted`: today's writer read by a compiled
-reader that leaves out what linking never reads and makes the lead as it reads it) gives, on every part linking
-reads, what decoding the record whole and building its lead (`accepted_lead`) gives: over simulated traffic, leads
-with every optional part absent and present (unicode included), and the record written by every released version of
-`LeadAccepted` (older writers are decoded whole, resolved to today's fields)."""
+reader that leaves out what linking never reads, its lead built by `linked_lead`) gives, on every part linking reads,
+what decoding the record whole and building its lead (`accepted_lead`) gives, types included (enumeration members, not
+their texts): over simulated traffic, leads with every optional part absent and present (unicode beyond the BMP, 2^40
+facts), and the record written by every released version of `LeadAccepted` (older writers are decoded whole, resolved
+to today's fields). A guard for any faster reader of the stream (issue #16)."""
 
 from __future__ import annotations
 

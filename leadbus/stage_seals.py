@@ -105,15 +105,25 @@ def record_link(topic: str, partition: int, signer: str, key_id: str, chain: str
     SHA-256 of the domain tag and, each length-prefixed: topic, partition, signer, key id, chain, sequence number,
     Kafka key and value (`ff ff ff ff` for none), the other headers (each name and value length-prefixed), `prev`.
     """
-    number = str(sequence).encode()
+    return link_after(lane_hash(topic, partition, signer, key_id, chain), str(sequence).encode(), key, value, headers,
+                      prev)
+
+
+def lane_hash(topic: str, partition: int, signer: str, key_id: str, chain: str) -> hashlib._Hash:
+    """A SHA-256 fed the parts every record of a lane shares: a replay keeps one per lane and goes on from a copy."""
+    return hashlib.sha256(_lane_head(topic, partition, signer, key_id, chain))
+
+
+def link_after(lane: hashlib._Hash, number: bytes, key: bytes | None, value: bytes | None,
+               headers: Iterable[tuple[str, bytes | None]], prev: bytes) -> bytes:
+    """The rest of `record_link` over `lane` (a `lane_hash`, fed here): `number` is the sequence number's digits."""
     others = _other_headers(headers)
-    h = hashlib.sha256(b"".join((
-        _lane_head(topic, partition, signer, key_id, chain), _u32(len(number)), number,
-        _NONE if key is None else _u32(len(key)), key or b"", _NONE if value is None else _u32(len(value)))))
+    lane.update(b"".join((_u32(len(number)), number, _NONE if key is None else _u32(len(key)), key or b"",
+                          _NONE if value is None else _u32(len(value)))))
     if value:
-        h.update(value)
-    h.update(b"".join((_u32(len(others)), others, _u32(len(prev)), prev)))
-    return h.digest()
+        lane.update(value)
+    lane.update(b"".join((_u32(len(others)), others, _u32(len(prev)), prev)))
+    return lane.digest()
 
 
 @lru_cache(maxsize=4096)

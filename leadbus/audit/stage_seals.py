@@ -23,7 +23,6 @@ from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
 from leadbus.signing import CHAIN_START, KeyRegistry, PublisherKey
 from leadbus.stage_seals import (
-    _NONE,
     CHAIN_HEADER,
     KEY_ID_HEADER,
     PREV_HEADER,
@@ -33,11 +32,10 @@ from leadbus.stage_seals import (
     STAGE_SEAL_NAMES,
     MalformedStageSeal,
     StageSeal,
-    _lane_head,
-    _other_headers,
     _signer,
-    _u32,
     head_signed,
+    lane_hash,
+    link_after,
     record_link,
 )
 
@@ -46,7 +44,6 @@ _Lane = tuple[str, str, str, int]  # signer, chain, topic, partition
 #: key and its validity in ms (start, until, revoked), the SHA-256 over the lane's head, (signer, key id, chain).
 _Hot = tuple[bytes | None, bytes | None, bytes | None, "_State", PublisherKey, int | None, int | None, int | None,
              "hashlib._Hash", tuple[str, str, str]]
-_PREV_LENGTH = (32).to_bytes(4, "big")
 
 
 @dataclass(slots=True)
@@ -203,17 +200,10 @@ class StageSealVerifier:
                     return False
         if self.registry.get(hot[9][0], hot[9][1]) is not hot[4]:
             return False
-        key, value = record.key, record.value
-        h = hot[8].copy()  # record_link(...) from the lane's head on: the same bytes, hashed
-        h.update(b"".join((_u32(len(number)), number, _NONE if key is None else _u32(len(key)), key or b"",
-                           _NONE if value is None else _u32(len(value)))))
-        if value:
-            h.update(value)
-        others = _other_headers(headers[:base]) if base else b""
-        h.update(b"".join((_u32(len(others)), others, _PREV_LENGTH, prev)))
+        link = link_after(hot[8].copy(), number, record.key, record.value, headers[:base], prev)  # = record_link
         here = Mark(record.topic, record.partition, record.offset, record.file, record.index)
         self.sealed += 1
-        state.sequence, state.link, state.at = state.sequence + 1, h.digest(), here
+        state.sequence, state.link, state.at = state.sequence + 1, link, here
         if self.vouching:
             record.pending = True
             if state.run is None:
@@ -235,7 +225,7 @@ class StageSealVerifier:
         bounds = self._bounds.get((signer, key_id))
         if bounds is None or bounds[0] is not key:
             return
-        prefix = hashlib.sha256(_lane_head(record.topic, record.partition, signer, key_id, chain))
+        prefix = lane_hash(record.topic, record.partition, signer, key_id, chain)
         self._hot[(record.topic, record.partition)] = (
             headers[base][1], headers[base + 1][1], headers[base + 2][1], state, key, bounds[1], bounds[2], bounds[3],
             prefix, names)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from leadbus.audit.seals import BusSealVerifier
-from leadbus.audit.stage_seals import Noted, StageSealVerifier, unsealed
+from leadbus.audit.stage_seals import Noted, StageSealVerifier, headless, unsealed
 from leadbus.audit.verification import (
     AcceptedLeads,
     CaseVersions,
@@ -178,6 +178,12 @@ def _stage(head: StageSealVerifier, tail: StageSealVerifier, found: list[Finding
     for lane, state in tail._lanes.items():
         before = head._lanes.get(lane)
         if before is None:
+            first = noted.first.get(lane)
+            if first is None:
+                return None
+            sequence, prev, here, start = first
+            if start is None and sequence != 1 and head.first_offsets.get((lane[2], lane[3])) == 0:
+                add.append(headless(here, lane[0], lane[1], sequence))  # the head read the partition from offset 0
             lanes[lane] = state
             continue
         first = noted.first.get(lane)

@@ -106,6 +106,8 @@ class BusSealVerifier:
     # -- per record ---------------------------------------------------------------------------------
 
     def check(self, record: ReplayRecord) -> list[Finding]:
+        if record.offset == 0:  # the partition is read from its very first record (`LaneTracker.from_start`)
+            self.lanes.from_start.add((record.topic, record.partition))
         if not record.topic.startswith(INTAKE_PREFIX) and not record.has_seal():
             # no seal, on a topic where none is required (what `_check` finds, without reading for one): a bus-written
             # record with other headers only (a stage seal's, checked by the stage seal verifier)
@@ -297,9 +299,9 @@ class BusSealVerifier:
             if not speaks:
                 return SealFault("PUBLISHER_MISMATCH", f"{publisher} signed a lead of {head.agency}."
                                                      f"{head.province}", publisher)
-            if record.key is not None and record.key != head.lead_id.encode():
+            if record.key != head.lead_id.encode():  # no key at all is another key too
                 return SealFault("KEY_MISMATCH", f"lead {head.lead_id} sits under Kafka key "
-                                               f"{record.key[:64]!r}: a record moved to another key", publisher)
+                                               f"{_shown(record.key)}: a record moved to another key", publisher)
         elif schema.name == DECISION:
             event = record.event
             if not isinstance(event, dict):
@@ -310,9 +312,9 @@ class BusSealVerifier:
                 return SealFault("PUBLISHER_MISMATCH", f"{publisher} signed a decision of {actor.get('agency')}."
                                                      f"{actor.get('province')}", publisher)
             case_id = str(event.get("case_id"))
-            if record.key is not None and record.key != case_id.encode():
+            if record.key != case_id.encode():
                 return SealFault("KEY_MISMATCH", f"the decision on case {case_id} sits under Kafka key "
-                                               f"{record.key[:64]!r}: a record moved to another key", publisher)
+                                               f"{_shown(record.key)}: a record moved to another key", publisher)
         return None
 
     def _keys_with_id(self, key_id: str) -> list[PublisherKey]:
@@ -429,6 +431,10 @@ def read_seal(headers: Sequence[tuple[str, bytes | None]]) -> Seal | None:
 
 #: (publisher, key id) header values `Seal.from_headers` read without fault → the publisher id and key id it gave.
 _SIGNERS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+
+
+def _shown(key: bytes | None) -> str:
+    return "none (the key removed)" if key is None else repr(key[:64])
 
 
 def _time_of(record: ReplayRecord) -> datetime:

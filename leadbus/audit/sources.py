@@ -291,6 +291,25 @@ def _millis(value: datetime | int) -> int:
     return (value - _EPOCH) // timedelta(milliseconds=1)
 
 
+def _archived(entry: SchemaEntry | None, item: Any) -> tuple[int, int, bytes | None, bytes | None,
+                                                             tuple[tuple[str, bytes | None], ...], Any]:
+    """An archived record's offset, time, key, value (the event encoded again with `entry`, its writer schema; as
+    archived in a raw file), headers and event; TypeError (or KeyError …) for a record not in the archive's shape."""
+    record = cast(dict[str, Any], item)
+    offset, stamp, key = record["offset"], record["timestamp"], record["key"]
+    if type(offset) is not int or not isinstance(stamp, int | datetime) or not (key is None or type(key) is bytes):
+        raise TypeError("offset, timestamp or key of another type than the archive writes")
+    headers = tuple((h["key"], h["value"]) for h in record["headers"])
+    if not all(type(n) is str and (v is None or type(v) is bytes) for n, v in headers):
+        raise TypeError("a header of another type than the archive writes")
+    event = record["event"]
+    if entry is None:
+        if not (event is None or type(event) is bytes):
+            raise TypeError("an event where a raw file holds bytes (the file's metadata names no writer schema)")
+        return offset, _millis(stamp), key, event, headers, event
+    return offset, _millis(stamp), key, encode(entry, event), headers, event
+
+
 def _hour_of(line: ManifestLine) -> int:
     """The UTC hour of a sealed file's records, from its path `<topic>/<YYYY-MM-DD>/<HH>-p…`."""
     day, name = line.path.split("/")[-2:]
@@ -369,8 +388,14 @@ class ArchiveSource:
                         pass
                 done = False
                 for index, item in enumerate(self._read(line)):
-                    record = cast(dict[str, Any], item[1])
-                    ts = _millis(record["timestamp"])
+                    entry = item[0]
+                    try:
+                        offset, ts, key, value, headers, event = _archived(entry, item[1])
+                    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                        # a file of someone else's making (its own schema, or events its metadata does not
+                        # describe): what it holds from here on cannot be read as records; `verify` names it too
+                        self.unreadable.append((line.path, f"record {index}: {type(exc).__name__}: {exc}"))
+                        break
                     if not started:
                         if ts < cast(int, start):
                             continue
@@ -378,11 +403,7 @@ class ArchiveSource:
                     if end is not None and ts >= end:
                         done = True
                         break
-                    entry = item[0]
-                    event = record["event"]
-                    value = event if entry is None else encode(entry, event)
-                    headers = tuple((h["key"], h["value"]) for h in record["headers"])
-                    yield ReplayRecord(topic, partition, record["offset"], ts, record["key"], value, headers,
+                    yield ReplayRecord(topic, partition, offset, ts, key, value, headers,
                                        self.catalog, file=line.path, index=index, event=event if entry else None,
                                        schema=entry)
                 if done:

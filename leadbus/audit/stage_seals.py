@@ -76,6 +76,9 @@ class StageSealVerifier:
         self.vouching = False
         self._lanes: dict[_Lane, _State] = {}
         self._sealed_partitions: dict[tuple[str, int], Mark] = {}
+        #: per partition, the offset of the first record read: 0 means from the partition's very first record (nothing
+        #: ever removed by retention), where every chain's start lies in what is read
+        self.first_offsets: dict[tuple[str, int], int] = {}
         self._bounds: dict[tuple[str, str], tuple[PublisherKey, int | None, int | None, int | None]] = {}
         #: Set in the process reading the tail of a partition cut in two (`leadbus.audit.boundary`): what the parent
         #: needs to judge the tail's first records against what came before.
@@ -100,6 +103,7 @@ class StageSealVerifier:
             hot = self._hot.get((record.topic, record.partition))
             if hot is not None and self._quick(record, headers, hot):
                 return ()
+        first_offset = self.first_offsets.setdefault((record.topic, record.partition), record.offset)
         if not headers or not _has_stage_seal(headers):
             sealed_before = self._sealed_partitions.get((record.topic, record.partition))
             if sealed_before is None:
@@ -133,6 +137,9 @@ class StageSealVerifier:
                 start = Finding.at(record, "STAGE_CHAIN_BROKEN", f"{signer} chain {chain}: number "
                                    f"{sequence} with {'a zero' if prev == CHAIN_START else 'a'} "
                                    "link before it: a chain starts at 1 with zeros, and only there")
+                found.append(start)
+            elif sequence != 1 and first_offset == 0:
+                start = headless(here, signer, chain, sequence)
                 found.append(start)
             state = self._lanes[lane] = _State(sequence, link, here, None)
             if self.noted is not None:
@@ -290,6 +297,15 @@ class StageSealVerifier:
                     "added after it" + (", or it lies after the period read" if self.open_end else ""),
                     failure=not self.open_end))
         return found
+
+
+def headless(here: Mark, signer: str, chain: str, sequence: int) -> Finding:
+    """A chain's first record in a partition read from its very first offset is not the chain's start: the records
+    before it were removed (retention removes none there: a partition it trimmed does not start at offset 0)."""
+    missing = "1" if sequence == 2 else f"1–{sequence - 1}"
+    return here.finding("STAGE_SEQUENCE_GAP", f"{signer} chain {chain}: its first record in {here.topic}"
+                        f"[{here.partition}], read from the partition's first offset, is number {sequence}: "
+                        f"{missing} missing (removed)")
 
 
 def unsealed(record: ReplayRecord | Mark, sealed_before: Mark) -> Finding:

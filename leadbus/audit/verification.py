@@ -61,7 +61,7 @@ from leadbus.models import CaseLead
 from leadbus.processors.core.intake import renormalised_lead
 from leadbus.signing import ALL_SEAL_HEADERS, PUBLISHER_HEADER
 from leadbus.stage_seals import CHAIN_HEADER as STAGE_CHAIN_HEADER
-from leadbus.topics import CASES, HANDOVER, INTAKE_PREFIX, LEADS_ACCEPTED
+from leadbus.topics import CASES, HANDOVER, INTAKE_PREFIX, LEADS_ACCEPTED, PUBLISHERS, SCHEMAS
 
 SEAL_HEADERS = ALL_SEAL_HEADERS  # a v1 or v2 (chained) seal's headers, as leadbus.signing names them
 _SEAL_NAMES = frozenset(SEAL_HEADERS)
@@ -560,12 +560,21 @@ class LaneTracker:
 
     def __init__(self) -> None:
         self._lanes: dict[tuple[str, str, int], _Lane] = {}
+        #: (topic, partition) read from offset 0, its very first record: nothing before it was removed by retention,
+        #: so each lane's first number there is 1 (intake numbers a lane from 1) and a higher one follows a gap
+        self.from_start: set[tuple[str, int]] = set()
+
+    def _new(self, lane: tuple[str, str, int], sequence: int, here: Mark) -> _Lane:
+        state = self._lanes[lane] = _Lane(sequence, here)
+        if sequence > 1 and (lane[1], lane[2]) in self.from_start:
+            state.gaps.append((1, sequence - 1, here))
+        return state
 
     def observe(self, lane: tuple[str, str, int], sequence: int, record: ReplayRecord | Mark) -> list[Finding]:
         state = self._lanes.get(lane)
         here = record if type(record) is Mark else Mark.of(record)  # a Mark is kept as it is (never changed)
         if state is None:
-            self._lanes[lane] = _Lane(sequence, here)
+            self._new(lane, sequence, here)
             return []
         last = state.last
         if sequence > last:
@@ -597,7 +606,8 @@ class LaneTracker:
         if (state is None or first > state.last) and last - first == len(sequences) - 1 \
                 and sequences == list(range(first, last + 1)):
             if state is None:
-                self._lanes[lane] = _Lane(last, marks[-1])
+                state = self._new(lane, first, marks[0])
+                state.last, state.last_at = last, marks[-1]
             else:
                 if first > state.last + 1:
                     state.gaps.append((state.last + 1, first - 1, marks[0]))
@@ -683,7 +693,14 @@ class Decodes:
     name = "decode"
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
-        if record.value is None or record.trusted or (record.schema is not None and not _needs_full_read(record)):
+        if record.value is None:
+            if is_intake(record.topic) or record.topic in _TOMBSTONED or record.topic.startswith("leadbus.state."):
+                return ()
+            # no stage writes a tombstone to an event topic: one there was added (it also deletes nothing there,
+            # where nothing is compacted, and a replay would count it as an event)
+            return (Finding.at(record, "UNDECODABLE", "a tombstone (no value): the bus writes none on this topic, so "
+                                                      "it was added"),)
+        if record.trusted or (record.schema is not None and not _needs_full_read(record)):
             return ()  # (a trusted record: the bytes its stage wrote, vouched for by the stage's signature)
         error = record.decode_error
         if error is None:
@@ -694,6 +711,10 @@ class Decodes:
 
     def finish(self) -> Iterable[Finding]:
         return ()
+
+
+#: The bus's topics where a record without a value is usual: the registries and the stages' changelogs (compacted).
+_TOMBSTONED = frozenset({SCHEMAS, PUBLISHERS})
 
 
 def _needs_full_read(record: ReplayRecord) -> bool:

@@ -71,13 +71,14 @@ def _leads(n: int, province: str = "33") -> list[Rec]:
     return out
 
 
-def _replay(recs: list[Rec], registry: KeyRegistry | None = None, window: int = 256) -> tuple[list[Finding],
-                                                                                            BusSealVerifier]:
+def _replay(recs: list[Rec], registry: KeyRegistry | None = None, window: int = 256, *,
+            first_offset: int = 0) -> tuple[list[Finding], BusSealVerifier]:
+    """`recs` replayed from `first_offset` in each partition (0: from the partition's very first record)."""
     verifier = BusSealVerifier(registry or _registry(), window=window)
     found: list[Finding] = []
     offsets: dict[int, int] = {}
     for r in recs:
-        offset = offsets.get(r.partition, 0)
+        offset = offsets.get(r.partition, first_offset)
         offsets[r.partition] = offset + 1
         found += verifier.check(ReplayRecord(TOPIC, r.partition, offset, r.ms, r.key, r.value, r.headers, CATALOG))
     return found + verifier.finish(), verifier
@@ -193,6 +194,11 @@ def test_a_record_moved_to_another_partition_or_key() -> None:
     rekeyed = list(recs)
     rekeyed[3] = replace(recs[3], key=recs[4].key)
     assert _located(_replay(rekeyed)[0]) == {("KEY_MISMATCH", 0, 3), ("SEQUENCE_GAP", 0, 4)}
+    unkeyed = list(recs)  # the key removed (the signature covers the value, not the Kafka key): no key is another key
+    unkeyed[3] = replace(recs[3], key=None)  # type: ignore[arg-type]
+    found = _replay(unkeyed)[0]
+    assert _located(found) == {("KEY_MISMATCH", 0, 3), ("SEQUENCE_GAP", 0, 4)}
+    assert "Kafka key none" in next(f.message for f in found if f.check == "KEY_MISMATCH")
 
 
 def test_signed_by_a_valid_key_of_another_publisher() -> None:

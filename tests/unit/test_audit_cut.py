@@ -21,9 +21,9 @@ from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import AcceptedLeads, Finding, ReplayRecord, Verifier, standard_verifiers
 from leadbus.signing import KeyRegistry
-from leadbus.stage_seals import SIGNATURE_HEADER, STAGE_SEAL_NAMES
+from leadbus.stage_seals import SEQUENCE_HEADER, SIGNATURE_HEADER, STAGE_SEAL_NAMES, StageSealer
 from leadbus.topics import LEADS_ACCEPTED
-from tests.unit.test_audit_vouched import CATALOG, STAMP, Row, altered, streams
+from tests.unit.test_audit_vouched import CATALOG, INTAKE_KEY, STAMP, Row, altered, streams
 
 #: (row, timestamp in ms) per record, in offset order
 Stamped = list[tuple[Row, int]]
@@ -179,3 +179,27 @@ def test_without_an_intake_topic_an_accepted_leads_source_is_not_read_and_nothin
         for _ in range(rng.choice([1, 2, 3])):
             tamper_at(rng, rows, rng.randrange(0, len(rows) - 1))
         assert one_process(rows, registry, sources=False) == one_process(rows, registry, sources=True)
+
+
+def test_chains_whose_first_records_were_removed_are_found_wherever_the_cut_falls() -> None:
+    """Read from offset 0, each chain's first record in the partition must be its start (number 1): with every
+    chain's start removed, each is a gap at its first record left, and a cut finds the same (a chain first met in the
+    tail is judged by the head, which read the partition from offset 0)."""
+    first, _, registry = streams()
+    restarted = StageSealer("LEADBUS-intake", INTAKE_KEY, "00000000000000c3")  # intake restarted halfway: a new chain
+    accepted = list(first[:35])  # after its fifth transaction
+    for start in range(35, len(first), 7):
+        batch = [(t, p, k, v, [(n, x) for n, x in h if n not in STAGE_SEAL_NAMES]) for t, p, k, v, h in
+                 first[start:start + 7]]
+        accepted += [(t, p, k, v, list(h)) for (t, p, k, v, _), h in zip(batch, restarted.seal(batch), strict=True)]
+        restarted.commit()
+    assert one_process(stamped(tuple(accepted)), registry)[0] == []
+    starts = [i for i, row in enumerate(accepted) if (SEQUENCE_HEADER, b"1") in row[4]]
+    assert starts == [0, 35]
+    rows = stamped(tuple(row for i, row in enumerate(accepted) if i not in starts))
+    whole = one_process(rows, registry)
+    gaps = [f for f in whole[0] if f.check == "STAGE_SEQUENCE_GAP"]
+    assert len(gaps) == len(starts) and all("1 missing (removed)" in f.message for f in gaps), whole[0]
+    for at in range(1, len(rows)):
+        findings, tally, _ = cut_in_two(rows, registry, at)
+        assert (findings, tally) == whole, at

@@ -91,5 +91,15 @@ def test_numbers_out_of_line_inside_one_signed_chain_are_located() -> None:
 
 
 def test_a_clean_chain_across_windows_has_no_finding_and_keeps_its_place() -> None:
-    found, verifier = _replay(_chained(list(range(7, 307))), window=100)
+    # read from a later offset (a period, or a partition retention trimmed): the lane may start at any number
+    found, verifier = _replay(_chained(list(range(7, 307))), window=100, first_offset=1000)
     assert found == [] and verifier.signatures == 3
+
+
+def test_a_lane_read_from_the_partitions_first_record_must_start_at_one() -> None:
+    """Read from offset 0 nothing came before (retention trims a partition's start, so its first offset is higher):
+    a lane whose first number there is 7 lost 1–6 — the first records of a partition removed (a rewritten topic)."""
+    found, _ = _replay(_chained(list(range(7, 307))), window=100)
+    assert _located(found) == {("SEQUENCE_GAP", 0, 0)} and "1–6" in found[0].message
+    found, _ = _replay(_chained(list(range(1, 301))), window=100)
+    assert found == []

@@ -26,7 +26,8 @@ aborted transaction's records, so the next transaction links to the last *commit
 **Restarts.** A restarted stage does not know its last link: it starts a new chain (a new chain id, sequence 1,
 `prev` zeros). An auditor takes that as a new lane, never as tampering. What this cannot show: the last
 transaction of a chain removed whole (the chain then ends at an earlier signed record), or the first records of a
-chain removed when nothing before them is read (retention looks the same); `leadbus audit rebuild` finds those.
+chain removed when the partition is not read from offset 0 (retention looks the same); `leadbus audit rebuild` finds
+those.
 
 No Kafka, no clock, no environment here.
 """

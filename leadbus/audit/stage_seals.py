@@ -7,7 +7,9 @@ stage's key in the registry, valid at the record's time (`STAGE_BAD_SIGNATURE`, 
 which vouches for every record of the lane since the last signature. Records left behind no signature at the
 end are `STAGE_UNSIGNED_TAIL` (a notice when the replay stopped before the topic's end: the signature may lie
 after the period read). A lane's first record in the replay may link to records before it (the period read
-began later); a chain start is sequence 1 with `prev` zeros, and nothing else. An unsealed record in a
+began later, or retention trimmed the partition) — except in a partition read from offset 0, where every chain starts
+in what is read (`STAGE_SEQUENCE_GAP`: its first records removed); a chain start is sequence 1 with `prev` zeros, and
+nothing else. An unsealed record in a
 partition where a stage sealed before it is `STAGE_UNSEALED` (seal headers removed, or a record written
 without the stage). Malformed headers are `STAGE_SEAL_MALFORMED`. Every finding has its coordinates.
 """

@@ -299,9 +299,10 @@ def _archived(entry: SchemaEntry | None, item: Any) -> tuple[int, int, bytes | N
     offset, stamp, key = record["offset"], record["timestamp"], record["key"]
     if type(offset) is not int or not isinstance(stamp, int | datetime) or not (key is None or type(key) is bytes):
         raise TypeError("offset, timestamp or key of another type than the archive writes")
-    headers = tuple((h["key"], h["value"]) for h in record["headers"])
-    if not all(type(n) is str and (v is None or type(v) is bytes) for n, v in headers):
-        raise TypeError("a header of another type than the archive writes")
+    headers = tuple([(h["key"], h["value"]) for h in record["headers"]])
+    for name, raw in headers:
+        if type(name) is not str or (raw is not None and type(raw) is not bytes):
+            raise TypeError("a header of another type than the archive writes")
     event = record["event"]
     if entry is None:
         if not (event is None or type(event) is bytes):

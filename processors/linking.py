@@ -25,11 +25,12 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.avro.codec import HEADER_SIZE, MAGIC
-from leadbus.avro.fastread import compile_reader
+from leadbus.avro.fastread import Compiler, Reader, Unsupported, compile_reader
 from leadbus.models import (
     Address,
     CaseLead,
@@ -51,7 +52,7 @@ from leadbus.models import (
     Violation,
 )
 from leadbus.processors.core.dead_letters import dead_letter_record
-from leadbus.processors.core.linking import Case, Linker, case_summary
+from leadbus.processors.core.linking import LINK_VIEW_VERSION, MEMBER_FIELDS, Case, Linker, case_summary, derive
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.processors.core.review import Decided, apply_decision
 from leadbus.topics import CASES, LEADS_REJECTED, LINK_DECISIONS, LINKING_CHANGELOG, review_topic
@@ -194,7 +195,7 @@ _LINKED_FIELDS = frozenset(CaseLead.model_fields) - LINKING_UNREAD
 #: What the linking handler reads of a `LeadAccepted` (the lead without `LINKING_UNREAD`, its registrable domains).
 _ACCEPTED_UNREAD = frozenset({
     *(f"lead.{name}" for name in LINKING_UNREAD), "identity.name_core", "identity.name_prefix", "identity.legal_form",
-    "digest", "warnings", "source", "publisher_sequence", "accepted_at", "original", "seal",
+    "digest", "warnings", "source", "publisher_sequence", "accepted_at", "original", "seal", "linking",
 })  # fmt: skip
 
 
@@ -241,6 +242,32 @@ def accepted_lead(doc: dict[str, Any], fields: frozenset[str] | None = None) -> 
     }, fields)
 
 
+def view_reader(parsed: Any) -> Reader | None:
+    """A reader of the ``linking`` view (`LeadAccepted` v7's first field) that stops where the view ends: the rest of
+    the body is neither read nor judged (passing over it by its lengths, `Compiler.skip`, cost 13 µs a lead, a fifth
+    of the step, and would judge its lengths only: the audit rebuild reads every record whole). None when the writer
+    schema does not begin with the view or the reader cannot be made."""
+    fields = parsed.get("fields") if isinstance(parsed, dict) else None
+    if not fields or fields[0]["name"] != "linking":
+        return None
+    compiler = Compiler()
+    compiler.emit(0, "def read(data, pos):")
+    compiler.emit(1, "end = len(data)")
+    try:
+        compiler.value(fields[0]["type"], "result", 1)
+    except Unsupported:
+        return None
+    compiler.emit(1, "if pos > end:")
+    compiler.emit(2, "raise Unreadable('end')")
+    compiler.emit(1, "return result, pos")
+    reader: Reader = compiler.function("read")
+    return reader
+
+
+#: (lead id, strong identifiers, member record) of a lead, as `Linker.link_member` takes them
+Derived = tuple[str, list[str], dict[str, Any]]
+
+
 def case_updated_record(case: Case, now: datetime, merged_into: str | None = None) -> dict[str, Any]:
     # v5: what the suggesting stage indexes, and the regions that review it (`case_signals` and `provinces_of`),
     # gathered in the summary's pass over the members (the stream summarises a case for every lead that joins it)
@@ -277,9 +304,14 @@ def link_decided_record(decision: LinkDecision, decided: Decided, now: datetime)
 class LinkingHandler:
     """The linking step. It keeps what it read and wrote of the state in memory between records (`_Mirror`): a host
     must apply each result's state writes before the next record, and a host whose state can change otherwise (an
-    aborted transaction, a restore) must give its view a ``generation`` that moves then, as the stage's does."""
+    aborted transaction, a restore) must give its view a ``generation`` that moves then, as the stage's does.
 
-    def __init__(self, catalog: SchemaCatalog | None = None) -> None:
+    ``use_views``: link a `LeadAccepted` v7 by the view intake derived of its lead (``linking``), reading nothing else
+    of the record (issue #16). The audit rebuild passes False: every lead is then derived here, and a view that
+    differs from what was derived is listed in `view_mismatches`, so that a view which is not its lead's cannot
+    change cases unseen."""
+
+    def __init__(self, catalog: SchemaCatalog | None = None, *, use_views: bool = True) -> None:
         self.catalog = catalog or packaged_catalog()
         self.accepted_schema = self.catalog.latest("cn.leadbus.LeadAccepted")
         self.case_schema = self.catalog.latest("cn.leadbus.CaseUpdated")
@@ -288,15 +320,23 @@ class LinkingHandler:
         self.decided_schema = self.catalog.latest("cn.leadbus.LinkDecided")
         self._mirror = _Mirror()
         self.linking_reader = compile_reader(self.accepted_schema.parsed, _ACCEPTED_UNREAD)
+        self.view_reader = view_reader(self.accepted_schema.parsed)
+        self.use_views = use_views
+        #: (record, lead id, the view's parts that differ from the lead's derivation), with ``use_views`` False
+        self.view_mismatches: list[tuple[Record, str, list[str]]] = []
 
     def handle(self, record: Record, state: StateView, now: datetime) -> Result:
         if record.topic == LINK_DECISIONS:
             return self.decide(record, state, now)
         result = Result()
+        data = record.value or b""
+        derived = self.read_view(data) if self.use_views else None
         try:
-            event, lead = self.read_accepted(record.value or b"")
+            if derived is None:
+                event, lead = self.read_accepted(data)
         except (DecodeError, ValueError, KeyError, TypeError) as exc:
-            # Intake wrote this topic, so this is a bug or tampering: dead-letter it, never drop it.
+            # Intake wrote this topic, so this is a bug or tampering: dead-letter it, never drop it. (A record linked
+            # by its view is judged by the view alone: the audit rebuild reads every record whole.)
             log.error("undecodable accepted lead at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
             result.outputs.append(Output(LEADS_REJECTED, record.key, encode(self.rejected_schema, dead_letter_record(
                 reason="LINK_UNDECODABLE", message=str(exc), original=record.value or b"", source=record.source,
@@ -304,7 +344,11 @@ class LinkingHandler:
             return result
         store = _Store(state, self._mirror)
         linker = Linker(store)
-        outcome = linker.link(lead, event["identity"]["registrable_domains"])
+        if derived is None:
+            derived = (lead.lead_id, *derive(lead, event["identity"]["registrable_domains"]))
+            if not self.use_views:
+                self._check_view(record, data, derived)
+        outcome = linker.link_member(*derived)
         for absorbed in outcome.absorbed:
             value = encode(self.case_schema, case_updated_record(absorbed, now, merged_into=outcome.case.case_id))
             result.outputs.append(Output(CASES, absorbed.case_id.encode(), value))
@@ -312,6 +356,33 @@ class LinkingHandler:
         result.outputs.append(Output(CASES, outcome.case.case_id.encode(), value))
         result.state.update(store.changed())
         return result
+
+    def read_view(self, data: bytes) -> Derived | None:
+        """The lead's derivation as intake wrote it in today's `LeadAccepted` (v7's ``linking``), when it is there and
+        made by this code's derivation (`LINK_VIEW_VERSION`); None otherwise — an older writer, a view of another
+        version, bytes the view reader will not read —, and the record is then read whole and derived here."""
+        reader = self.view_reader
+        if reader is None or type(data) is not bytes or data[2:HEADER_SIZE] != self.accepted_schema.fingerprint \
+                or data[:2] != MAGIC:
+            return None
+        try:
+            view, _ = reader(data, HEADER_SIZE)
+            if view is None or view["version"] != LINK_VIEW_VERSION:
+                return None
+            member = orjson.loads(view["member"])
+        except (ValueError, KeyError, TypeError, IndexError, OverflowError, struct.error):
+            return None
+        if type(member) is not dict or member.keys() != MEMBER_FIELDS:  # not a member record: derive the lead here
+            return None
+        return view["lead_id"], view["keys"], member
+
+    def _check_view(self, record: Record, data: bytes, derived: Derived) -> None:
+        """Lists the record's view (when it carries one this code would use) if it is not ``derived``, what was
+        derived of its lead."""
+        view = self.read_view(data)
+        if view is not None and view != derived:
+            parts = [name for name, a, b in zip(("lead_id", "keys", "member"), view, derived, strict=True) if a != b]
+            self.view_mismatches.append((record, derived[0], parts))
 
     def read_accepted(self, data: bytes) -> tuple[dict[str, Any], CaseLead]:
         """The `LeadAccepted` in ``data`` and its lead. Today's writer is read by a reader that builds only what

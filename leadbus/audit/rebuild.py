@@ -349,7 +349,10 @@ class Rebuild:
         recorded: dict[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
         for r, event in self._events(self.cases, CASE_UPDATED, "case", CASES):
             recorded[(event["case_id"], int(event["version"]), event["merged_into"] is not None)].append((r, event))
-        handler = LinkingHandler(self.catalog)
+        # Every lead derived from its lead, never from the view intake wrote beside it (`LeadAccepted` v7's
+        # ``linking``, which the stage links by): a view that is not its lead's is a difference here, and the cases
+        # the stage made of it differ from those derived.
+        handler = LinkingHandler(self.catalog, use_views=False)
         state = DictState()
         self._derived: list[tuple[dict[str, Any], int]] = []
         self._used: set[tuple[str, int, bool]] = set()
@@ -368,6 +371,11 @@ class Rebuild:
                 result = handler.handle(record, state, now)  # the decision came first: the lead meets its outcome
                 cases = self._cases_out(result)
             state.apply(result.state)
+            for lead_id, parts in dict.fromkeys((m[1], tuple(m[2])) for m in handler.view_mismatches):  # once a lead
+                self._diff("intake", lead_id, f"the linking view of the accepted lead differs from its lead in "
+                                              f"{', '.join(parts)}: linking links by the view", r.where(),
+                           r.timestamp_ms)
+            handler.view_mismatches.clear()
             for case in cases:
                 self._take(case, r.timestamp_ms, recorded,
                            f"lead {case['members'][-1] if case['members'] else '?'}")

@@ -274,6 +274,32 @@ def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None 
     }
 
 
+#: The version of what `link_view` derives from a lead (`strong_identifiers`, `_member`, the weak signals): bump it
+#: with any change to what they give, so that linking re-derives views intake computed with the code before.
+LINK_VIEW_VERSION = 1
+
+
+def derive(lead: CaseLead, domains: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """What linking derives from a normalised lead alone: its strong identifiers and its member record."""
+    keys = strong_identifiers(lead, domains)
+    return keys, _member(lead, domains, keys)
+
+
+def link_view(lead: CaseLead, domains: Sequence[str]) -> dict[str, Any]:
+    """`derive` as `LeadAccepted` v7 carries it (``linking``, the member record as stored): intake computes it, in
+    parallel over its workers, so that linking's one worker does not (issue #16)."""
+    keys, member = derive(lead, domains)
+    return {"version": LINK_VIEW_VERSION, "lead_id": lead.lead_id, "keys": keys, "member": dumps(member)}
+
+
+#: The fields of a member record (`_member`): a view whose member has others is not used.
+MEMBER_FIELDS = frozenset({
+    "revision", "agency", "province", "reported_at", "category", "violation", "name", "suspect_province", "facts",
+    "handling", "share_with", "cross_border", "countries", "conduct_from", "conduct_to", "prior_penalties",
+    "police_measures_needed", "weak", "waybills", "keys",
+})  # fmt: skip
+
+
 class Linker:
     def __init__(self, store: LinkStore) -> None:
         self.store = store
@@ -300,8 +326,11 @@ class Linker:
 
     def link(self, lead: CaseLead, domains: Sequence[str]) -> LinkOutcome:
         """Add a normalised lead; return its (possibly merged) case and the ids of cases absorbed."""
-        keys = strong_identifiers(lead, domains)
-        known = self.store.get(f"l:{lead.lead_id}")  # a revision of a lead already linked
+        return self.link_member(lead.lead_id, *derive(lead, domains))
+
+    def link_member(self, lead_id: str, keys: list[str], member: dict[str, Any]) -> LinkOutcome:
+        """`link` of a lead already derived: its strong identifiers and member record (`link_view`'s)."""
+        known = self.store.get(f"l:{lead_id}")  # a revision of a lead already linked
         found = {cid for cid in (self.store.get(f"i:{k}") for k in keys) if cid}
         if known:
             found.add(known)
@@ -312,7 +341,7 @@ class Linker:
             case = cases[0]
             absorbed = [c for c in cases[1:] if c.case_id not in case.separated and case.case_id not in c.separated]
         else:
-            case, absorbed = Case(case_id_for(lead.lead_id), self._next_seq()), []
+            case, absorbed = Case(case_id_for(lead_id), self._next_seq()), []
         for other in absorbed:
             case.members.update(other.members)
             case.unsaved |= other.unsaved
@@ -320,17 +349,17 @@ class Linker:
             case.merged_from = sorted(set(case.merged_from) | {other.case_id} | set(other.merged_from))
             for key in other.identifiers:
                 self.store.set(f"i:{key}", case.case_id)
-            for lead_id in other.members:
-                self.store.set(f"l:{lead_id}", case.case_id)
+            for moved in other.members:
+                self.store.set(f"l:{moved}", case.case_id)
             self.store.delete(f"c:{other.case_id}")
-        case.members[lead.lead_id] = _member(lead, domains, keys)
-        case.unsaved.add(lead.lead_id)
+        case.members[lead_id] = member
+        case.unsaved.add(lead_id)
         case.identifiers = sorted(set(case.identifiers) | set(keys))
         case.version += 1
         for key in keys:
             if self.store.get(f"i:{key}") in (None, *(c.case_id for c in absorbed)):
                 self.store.set(f"i:{key}", case.case_id)
-        self.store.set(f"l:{lead.lead_id}", case.case_id)
+        self.store.set(f"l:{lead_id}", case.case_id)
         self._save(case)
         return LinkOutcome(case, tuple(absorbed))
 

@@ -54,7 +54,8 @@ def test_a_v3_writer_is_read_by_v1_and_v2_readers(make_lead) -> None:
 
 
 def test_lead_accepted_embeds_v3() -> None:
-    assert ACCEPTED.version == 6 and ACCEPTED.source["x-leadbus-requires"] == {"cn.leadbus.CaseLead": 3}
+    assert ACCEPTED.version >= 6 and ACCEPTED.source["x-leadbus-requires"] == {"cn.leadbus.CaseLead": 3}
+    assert CATALOG.versions(ACCEPTED.name)[5].source["x-leadbus-requires"] == {"cn.leadbus.CaseLead": 3}
 
 
 def test_a_lead_without_v3_fields_keeps_its_json_form_and_digest(make_lead) -> None:

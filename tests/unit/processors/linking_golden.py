@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from leadbus.avro import decode, encode, packaged_catalog
+from leadbus.avro import SchemaEntry, decode, encode, packaged_catalog
 from leadbus.processors.core.intake import Acceptance, Source, accepted_record, examine
 from leadbus.processors.core.linking import DictStore
 from leadbus.processors.core.records import Record
@@ -38,6 +38,8 @@ NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 CATALOG = packaged_catalog()
 LEAD = CATALOG.latest("cn.leadbus.CaseLead")
 ACCEPTED = CATALOG.latest("cn.leadbus.LeadAccepted")
+#: The last `LeadAccepted` without intake's linking view (v7's ``linking``): linked by deriving each lead in the stage.
+BEFORE_VIEWS = CATALOG.versions(ACCEPTED.name)[5]
 DECISION = CATALOG.latest("cn.leadbus.LinkDecision")
 CASE = CATALOG.latest("cn.leadbus.CaseUpdated")
 BATCH = 50
@@ -69,11 +71,11 @@ class MemoryState:
         self.pending = {}
 
 
-def _accepted(record: dict[str, Any], offset: int) -> bytes:
+def _accepted(record: dict[str, Any], offset: int, writer: SchemaEntry = ACCEPTED) -> bytes:
     outcome = examine(encode(LEAD, record), Source(f"leadbus.intake.{record['publisher']['agency']}", 0, offset),
                       CATALOG, NOW)
     assert isinstance(outcome, Acceptance), outcome
-    return encode(ACCEPTED, accepted_record(outcome, NOW))
+    return encode(writer, accepted_record(outcome, NOW))
 
 
 def _decision(n: int, action: str, case_a: str, case_b: str | None = None, lead_ids: list[str] | None = None,
@@ -141,38 +143,41 @@ def _decisions(seen: Seen) -> list[tuple[str, bytes]]:
     return out
 
 
-def corpus() -> Iterator[Item]:
+def corpus(writer: SchemaEntry = ACCEPTED) -> Iterator[Item]:
+    """The corpus, its accepted leads written by ``writer`` (the undecodable ones always cut from `BEFORE_VIEWS`
+    bytes: the dead letters carry them, and the golden file was recorded with them)."""
     generator = TrafficGenerator(seed=19, same_suspect_share=0.6)
     records = [lead.to_avro() for lead in generator.leads(LEADS, NOW - timedelta(hours=6), timedelta(seconds=20))]
     old = [e for e in CATALOG.versions(ACCEPTED.name) if e is not ACCEPTED]
     for offset, record in enumerate(records):
-        yield LEADS_ACCEPTED, _accepted(record, offset)
+        yield LEADS_ACCEPTED, _accepted(record, offset, writer)
         if offset % 40 == 39:
             yield _decisions
         if offset % 50 == 25:  # a higher revision of an earlier lead (its facts replace the first report's)
             revised = copy.deepcopy(records[offset - 20])
             revised["revision"] = 1
             revised["facts"] = {**revised["facts"], "sales_amount_fen": 123_456_00}
-            yield LEADS_ACCEPTED, _accepted(revised, offset)
+            yield LEADS_ACCEPTED, _accepted(revised, offset, writer)
         if offset % 100 == 60 and old:  # an older writer of LeadAccepted
             entry = old[(offset // 100) % len(old)]
             yield LEADS_ACCEPTED, encode(entry, decode(CATALOG, _accepted(records[offset - 30], offset), ACCEPTED)[1])
         if offset == 333:
-            for hostile in (b"", b"garbage", _accepted(records[5], 5)[:30]):
+            for hostile in (b"", b"garbage", _accepted(records[5], 5, BEFORE_VIEWS)[:30]):
                 yield LEADS_ACCEPTED, hostile
             yield LINK_DECISIONS, b"\x00not a decision"
 
 
 def run(handler: LinkingHandler | None = None, stop: int | None = None,
-        swap: MemoryState | None = None) -> tuple[list[dict[str, Any]], MemoryState]:
+        swap: MemoryState | None = None, writer: SchemaEntry = ACCEPTED) -> tuple[list[dict[str, Any]], MemoryState]:
     """Handle the corpus records up to ``stop`` in transactions of ``BATCH``: the lines recorded and the state.
-    With ``swap``, the state is replaced by it after the first ``HALF`` records (a restart on an older state)."""
+    With ``swap``, the state is replaced by it after the first ``HALF`` records (a restart on an older state);
+    ``writer``: the `LeadAccepted` version intake wrote."""
     handler = handler or LinkingHandler()
     state = MemoryState()
     seen = Seen()
     lines: list[dict[str, Any]] = []
     offset = 0
-    for item in corpus():
+    for item in corpus(writer):
         for topic, value in item(seen) if callable(item) else [item]:
             if offset == stop:
                 return lines, state

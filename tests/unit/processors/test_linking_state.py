@@ -21,7 +21,16 @@ from leadbus.processors.stage import _PartitionState
 from leadbus.processors.state import StateStore
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.topics import LEADS_ACCEPTED, LEADS_REJECTED
-from tests.unit.processors.linking_golden import ACCEPTED, CATALOG, NOW, MemoryState, _accepted, old_state, run
+from tests.unit.processors.linking_golden import (
+    ACCEPTED,
+    BEFORE_VIEWS,
+    CATALOG,
+    NOW,
+    MemoryState,
+    _accepted,
+    old_state,
+    run,
+)
 
 
 def _records(n: int, share: float = 0.5) -> list[dict]:
@@ -42,9 +51,11 @@ def test_the_accepted_lead_built_without_validation_equals_the_validated_one() -
         assert bool(built.prior_penalties) == (offset % 5 == 0)
 
 
-def test_an_accepted_lead_that_does_not_fit_the_model_is_dead_lettered_not_linked() -> None:
-    handler = LinkingHandler()
-    value = _accepted(_records(1)[0], 0)
+@pytest.mark.parametrize(("writer", "use_views"), [(BEFORE_VIEWS, True), (ACCEPTED, False)])
+def test_an_accepted_lead_that_does_not_fit_the_model_is_dead_lettered_not_linked(writer, use_views) -> None:
+    """A lead derived in the stage (a writer before intake's views, or views not used: the audit rebuild's)."""
+    handler = LinkingHandler(use_views=use_views)
+    value = _accepted(_records(1)[0], 0, writer)
     event = decode(CATALOG, value, ACCEPTED)[1]
     event["lead"]["subject"] = {**event["lead"]["subject"], "stowaway": 1}  # drifted: validated, and refused
     with pytest.raises(ValueError):
@@ -313,11 +324,12 @@ def test_the_lead_linking_reads_equals_the_accepted_lead_on_every_part_it_keeps(
 
 
 def test_damaged_accepted_leads_give_what_decoding_them_whole_gives() -> None:
-    """Fuzz: the same outputs (dead letters included) and state writes as the handler decoding every record whole."""
+    """Fuzz: the same outputs (dead letters included) and state writes as the handler decoding every record whole (both
+    deriving every lead: a record linked by intake's view is judged by the view alone, test_linking_views.py)."""
     import random
 
     rng = random.Random(16)
-    fast, whole = LinkingHandler(), LinkingHandler()
+    fast, whole = LinkingHandler(use_views=False), LinkingHandler(use_views=False)
     whole.linking_reader = None  # type: ignore[assignment]
     fast_state, whole_state = MemoryState(), MemoryState()
     dead = linked = 0
@@ -336,9 +348,9 @@ def test_damaged_accepted_leads_give_what_decoding_them_whole_gives() -> None:
             except Exception as exc:  # noqa: BLE001 - a step that raises: the stage dead-letters it; so must this
                 with pytest.raises(type(exc)):
                     fast.handle(item, fast_state, NOW)
-                whole.__init__()  # type: ignore[misc]
+                whole.__init__(use_views=False)  # type: ignore[misc]
                 whole.linking_reader = None  # type: ignore[assignment]
-                fast.__init__()  # type: ignore[misc]
+                fast.__init__(use_views=False)  # type: ignore[misc]
                 continue
             got = fast.handle(item, fast_state, NOW)
             assert got.outputs == expected.outputs and got.state == expected.state

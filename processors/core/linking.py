@@ -177,10 +177,13 @@ class Case:
     separated: list[str] = field(default_factory=list)  # cases an analyst split off or rejected: never auto-merged
     # Members whose ``m:`` record is not written yet (new, revised, or read from a layout-1 case).
     unsaved: set[str] = field(default_factory=set, repr=False, compare=False)
+    # A big case the stream summarises from its totals (`case_totals.CaseTotals`) instead of its members, which it
+    # then leaves unloaded (``members`` empty): the totals hold the member ids.
+    totals: Any = field(default=None, repr=False, compare=False)
 
     def _doc(self) -> dict[str, Any]:
         doc = dict(self.__dict__)
-        del doc["unsaved"]
+        del doc["unsaved"], doc["totals"]
         return doc
 
     def to_json(self) -> str:
@@ -190,7 +193,7 @@ class Case:
     def header_json(self) -> str:
         """The case as stored under ``c:``: its members by lead id only (their records are under ``m:``)."""
         doc = self._doc()
-        doc["members"] = sorted(self.members)
+        doc["members"] = sorted(self.members) if self.totals is None else self.totals.ids
         return dumps(doc)
 
     @classmethod
@@ -300,7 +303,10 @@ class Linker:
 
     def link(self, lead: CaseLead, domains: Sequence[str]) -> LinkOutcome:
         """Add a normalised lead; return its (possibly merged) case and the ids of cases absorbed."""
-        keys = strong_identifiers(lead, domains)
+        return self.link_keys(lead, domains, strong_identifiers(lead, domains))
+
+    def link_keys(self, lead: CaseLead, domains: Sequence[str], keys: list[str]) -> LinkOutcome:
+        """`link` of a lead whose strong identifiers are ``keys``."""
         known = self.store.get(f"l:{lead.lead_id}")  # a revision of a lead already linked
         found = {cid for cid in (self.store.get(f"i:{k}") for k in keys) if cid}
         if known:
@@ -481,6 +487,12 @@ def case_summary(case: Case, signals: set[str] | None = None, places: set[str] |
     ``signals`` and ``places``, when given, gather the members' weak signals and provinces (reporting and suspect)
     in the same pass: what `CaseUpdated` v5 adds for the suggesting stage.
     """
+    if case.totals is not None:
+        summary, weak, seen_in = case.totals.summary(case)
+        if signals is not None and places is not None:
+            signals.update(weak)
+            places.update(seen_in)
+        return summary  # type: ignore[no-any-return]
     values = case.members.values()
     # the members' order, stable: as sorting their ids; a case of one lead (most of them) needs no sort
     members = list(values) if len(values) == 1 else sorted(values, key=_reported_at)

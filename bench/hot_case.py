@@ -5,10 +5,10 @@
 Every lead carries one shared phone number (a hub: a courier branch's number, a platform's service line, a
 placeholder such as 13800138000 typed into a form), so every lead joins one case. The linking handler runs
 without Kafka over an in-memory state view, as the stage runs it, and the bench prints, every K leads, the CPU
-per lead of the last K and the size of the `CaseUpdated` each lead gives. Today both grow with the case: the
-event carries every member and identifier, the case summary and the state header are rebuilt from all members,
-so a case of n leads costs O(n) per lead, and past about 12,000 members its `CaseUpdated` is over
-`MAX_RECORD_BYTES` and the stage dead-letters each further lead (OUTPUT_OVERSIZED). `--suggestions` also runs
+per lead of the last K and the size of the `CaseUpdated` each lead gives. The event carries every member and
+identifier, so both still grow with the case (the summary comes from totals kept lead by lead: writing the event
+is most of what is left), and past about 8,000 members its `CaseUpdated` is over `MAX_RECORD_BYTES` and the stage
+dead-letters each further lead (OUTPUT_OVERSIZED); the bench prints the size at which that starts. `--suggestions` also runs
 the suggesting stage's step over each `CaseUpdated` (the case's weak signals, and their blocking keys, grow with
 it too), and prints its CPU per lead beside linking's.
 """

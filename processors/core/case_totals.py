@@ -99,7 +99,7 @@ class CaseTotals:
         """The totals of a whole case (its members loaded)."""
         totals = cls()
         totals.ids = sorted(case.members)
-        totals.identifiers = case.identifiers
+        totals.identifiers = list(case.identifiers)  # changed in place from here on: never the store's parsed list
         totals.identifier_items = [_identifier_item(key) for key in case.identifiers]
         for lead_id, member in case.members.items():
             totals._add(lead_id, member)
@@ -404,7 +404,7 @@ class HotLinker(Linker):
                 return outcome
             text = store.get(f"c:{case.case_id}")
             assert text is not None
-            held = Case(case.case_id, case.seq, {}, case.identifiers, case.merged_from, case.version, case.history,
+            held = Case(case.case_id, case.seq, {}, totals.identifiers, case.merged_from, case.version, case.history,
                         case.separated, totals=totals)
             store.keep_hot(case.case_id, HotCase(text, held))
         return outcome

@@ -8,9 +8,9 @@ without Kafka over an in-memory state view, as the stage runs it, and the bench 
 per lead of the last K and the size of the `CaseUpdated` each lead gives. The event carries every member and
 identifier, so both still grow with the case (the summary comes from totals kept lead by lead: writing the event
 is most of what is left), and past about 8,000 members its `CaseUpdated` is over `MAX_RECORD_BYTES` and the stage
-dead-letters each further lead (OUTPUT_OVERSIZED); the bench prints the size at which that starts. `--suggestions` also runs
-the suggesting stage's step over each `CaseUpdated` (the case's weak signals, and their blocking keys, grow with
-it too), and prints its CPU per lead beside linking's.
+dead-letters each further lead (OUTPUT_OVERSIZED); the bench prints the size at which that starts.
+`--suggestions` also runs the suggesting stage's step over each `CaseUpdated` (the case's weak signals, and their
+blocking keys, grow with it too), and prints its CPU per lead beside linking's.
 """
 
 from __future__ import annotations

@@ -384,10 +384,7 @@ class HotLinker(Linker):
     def link(self, lead: CaseLead, domains: Sequence[str]) -> LinkOutcome:
         keys = strong_identifiers(lead, domains)
         store = self.store
-        known = store.get(f"l:{lead.lead_id}")
-        found = {cid for cid in (store.get(f"i:{k}") for k in keys) if cid}
-        if known:
-            found.add(known)
+        known, found = seen = self.found(lead, keys)
         if len(found) == 1:
             (case_id,) = found
             hot = store.take_hot(case_id)
@@ -395,7 +392,7 @@ class HotLinker(Linker):
                 outcome = self._join(hot.case, lead, domains, keys, known is not None)
                 if outcome is not None:
                     return outcome
-        outcome = self.link_keys(lead, domains, keys)
+        outcome = self.link_keys(lead, domains, keys, seen)  # a failed quick join wrote nothing
         case = outcome.case
         if not outcome.absorbed and len(case.members) >= HOT_MEMBERS:
             try:

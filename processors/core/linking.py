@@ -305,12 +305,18 @@ class Linker:
         """Add a normalised lead; return its (possibly merged) case and the ids of cases absorbed."""
         return self.link_keys(lead, domains, strong_identifiers(lead, domains))
 
-    def link_keys(self, lead: CaseLead, domains: Sequence[str], keys: list[str]) -> LinkOutcome:
-        """`link` of a lead whose strong identifiers are ``keys``."""
+    def found(self, lead: CaseLead, keys: list[str]) -> tuple[str | None, set[str]]:
+        """The case the lead is in when it is a revision, and the cases holding any of its keys (that one too)."""
         known = self.store.get(f"l:{lead.lead_id}")  # a revision of a lead already linked
         found = {cid for cid in (self.store.get(f"i:{k}") for k in keys) if cid}
         if known:
             found.add(known)
+        return known, found
+
+    def link_keys(self, lead: CaseLead, domains: Sequence[str], keys: list[str],
+                  seen: tuple[str | None, set[str]] | None = None) -> LinkOutcome:
+        """`link` of a lead whose strong identifiers are ``keys`` (and ``seen``: `found` of them, when known)."""
+        known, found = self.found(lead, keys) if seen is None else seen
         if found:
             cases = sorted((self._case(cid) for cid in found), key=lambda c: (c.seq, c.case_id))
             if known:  # a revision stays in the case an analyst may have moved it to

@@ -51,6 +51,7 @@ from leadbus.models import (
     SubjectKind,
     Violation,
 )
+from leadbus.processors.core.case_totals import HotCase, HotLinker
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.linking import LINK_VIEW_VERSION, MEMBER_FIELDS, Case, Linker, case_summary, derive
 from leadbus.processors.core.records import Output, Record, Result, StateView
@@ -64,6 +65,9 @@ CHANGELOG = LINKING_CHANGELOG
 
 #: Keys whose values the handler keeps in memory between records (text and parsed forms): cleared when full.
 MIRROR_KEYS = 200_000
+#: Big cases whose totals the handler keeps in memory (`HotCase`): cleared when full (each is then summarised in full
+#: once more when its next lead comes).
+HOT_CASES = 1_000
 _ABSENT = object()
 _T = TypeVar("_T")
 
@@ -84,6 +88,7 @@ class _Mirror:
         self.generation: object = None
         self.text: dict[str, str | None] = {}
         self.parsed: dict[tuple[str, Callable[[str], Any]], tuple[str, Any]] = {}
+        self.hot: dict[str, HotCase] = {}  # big cases' totals, each valid while its header text is the one held
 
     def over(self, view: StateView) -> _Mirror:
         generation = getattr(view, "generation", None)
@@ -91,6 +96,7 @@ class _Mirror:
             self.view, self.generation = view, generation
             self.text.clear()
             self.parsed.clear()
+            self.hot.clear()
         elif len(self.parsed) > MIRROR_KEYS:
             self.parsed.clear()
         return self
@@ -103,6 +109,7 @@ class _Store:
         self.view = view
         self.writes: dict[str, str | None] = {}
         self.mirror = (mirror or _Mirror()).over(view)
+        self.kept: dict[str, HotCase] = {}
 
     def get(self, key: str) -> str | None:
         writes = self.writes
@@ -132,6 +139,16 @@ class _Store:
         """A member record, parsed once (a member record is read-only: see `load_case`)."""
         return self.read_parsed(f"m:{lead_id}", json.loads)
 
+    def take_hot(self, case_id: str) -> HotCase | None:
+        """The case's totals, taken out of the mirror: a record that fails after changing them leaves none behind."""
+        hot = self.mirror.hot.pop(case_id, None)
+        if hot is None or self.get(f"c:{case_id}") is not hot.text:
+            return None
+        return hot
+
+    def keep_hot(self, case_id: str, hot: HotCase) -> None:
+        self.kept[case_id] = hot
+
     def set(self, key: str, value: str) -> None:
         self.writes[key] = value
 
@@ -151,6 +168,10 @@ class _Store:
             if text.get(key, _ABSENT) != value:
                 out[key.encode()] = value.encode() if value is not None else None
             text[key] = value
+        hot = self.mirror.hot
+        if len(hot) + len(self.kept) > HOT_CASES:
+            hot.clear()
+        hot.update(self.kept)
         return out
 
 
@@ -271,9 +292,14 @@ Derived = tuple[str, list[str], dict[str, Any]]
 def case_updated_record(case: Case, now: datetime, merged_into: str | None = None) -> dict[str, Any]:
     # v5: what the suggesting stage indexes, and the regions that review it (`case_signals` and `provinces_of`),
     # gathered in the summary's pass over the members (the stream summarises a case for every lead that joins it)
-    signals: set[str] = set()
-    places: set[str] = set()
-    summary: dict[str, Any] = case_summary(case, signals, places)
+    summary: dict[str, Any]
+    if case.totals is not None:  # a big case, summarised from its totals: its weak signals come sorted
+        summary, weak, provinces = case.totals.summary(case)
+    else:
+        signals: set[str] = set()
+        places: set[str] = set()
+        summary = case_summary(case, signals, places)
+        weak, provinces = sorted(signals), sorted(places)
     summary["first_reported_at"] = datetime.fromisoformat(summary["first_reported_at"])
     summary["last_reported_at"] = datetime.fromisoformat(summary["last_reported_at"])
     if first := summary["conduct_from"]:
@@ -290,8 +316,8 @@ def case_updated_record(case: Case, now: datetime, merged_into: str | None = Non
          "decided_at": datetime.fromisoformat(e["decided_at"]), "suggestion_id": e.get("suggestion_id"),
          "merged": e.get("merged"), "leads": e.get("leads", []), "split_from": e.get("from"), "split_to": e.get("to")}
         for e in case.history] if case.history else []
-    summary["weak_signals"] = sorted(signals)
-    summary["provinces"] = sorted(places)
+    summary["weak_signals"] = weak
+    summary["provinces"] = provinces
     return summary
 
 
@@ -343,7 +369,7 @@ class LinkingHandler:
                 now=now))))
             return result
         store = _Store(state, self._mirror)
-        linker = Linker(store)
+        linker = HotLinker(store)
         if derived is None:
             derived = (lead.lead_id, *derive(lead, event["identity"]["registrable_domains"]))
             if not self.use_views:

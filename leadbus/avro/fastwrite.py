@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from leadbus.avro.fastread import nullable
@@ -50,6 +52,30 @@ def write_bytes(out: bytearray, value: bytes) -> None:
     out += value
 
 
+class _EncodedStrings(dict[str, bytes]):
+    """Strings as Avro writes them (length, then UTF-8), remembered: a case's `CaseUpdated` repeats its thousands of
+    member ids, weak signals and waybills for every lead that joins it (issue #16), and ``b"".join(map(...))`` over
+    this dict writes such an array without a Python step per known string. Emptied when full."""
+
+    def __missing__(self, value: str) -> bytes:
+        data = value.encode("utf-8")
+        buf = bytearray()
+        write_long(buf, len(data))
+        buf += data
+        encoded = bytes(buf)
+        if len(self) >= ENCODED_STRINGS:
+            self.clear()
+        self[value] = encoded
+        return encoded
+
+
+#: Strings `_EncodedStrings` remembers at most (~100 B each).
+ENCODED_STRINGS = 200_000
+#: Arrays of strings at least this long are written through `_EncodedStrings`; shorter ones (a lead's own, mostly
+#: never seen again) string by string.
+LONG_ARRAY = 64
+_ENCODED = _EncodedStrings()
+
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
@@ -78,6 +104,9 @@ class _Compiler:
             "write_bytes": write_bytes,
             "timestamp_millis": timestamp_millis,
             "days_since_epoch": days_since_epoch,
+            "encoded_string": _ENCODED.__getitem__,
+            "join": b"".join,
+            "chain": chain.from_iterable,
             "pack_float": struct.Struct("<f").pack,
             "pack_double": struct.Struct("<d").pack,
             "str": str,
@@ -167,8 +196,23 @@ class _Compiler:
             self.emit(indent + 2, f"out.append(len({items}) << 1)")
             self.emit(indent + 1, "else:")
             self.emit(indent + 2, f"write_long(out, len({items}))")
-            self.emit(indent + 1, f"for {item} in {items}:")
-            self.value(schema["items"], item, indent + 2)
+            if schema["items"] == "string":  # a plain string: a long array through the remembered encodings
+                self.emit(indent + 1, f"if len({items}) >= {LONG_ARRAY}:")
+                self.emit(indent + 2, f"out += join(map(encoded_string, {items}))")
+                self.emit(indent + 1, "else:")
+                self.emit(indent + 2, f"for {item} in {items}:")
+                self.value(schema["items"], item, indent + 3)
+            elif (names := self._string_fields(schema["items"])) is not None:  # records of strings alone, likewise
+                getter = self.var("fields")
+                self.consts[getter] = itemgetter(*names)
+                self.emit(indent + 1, f"if len({items}) >= {LONG_ARRAY}:")
+                self.emit(indent + 2, f"out += join(map(encoded_string, chain(map({getter}, {items}))))")
+                self.emit(indent + 1, "else:")
+                self.emit(indent + 2, f"for {item} in {items}:")
+                self.value(schema["items"], item, indent + 3)
+            else:
+                self.emit(indent + 1, f"for {item} in {items}:")
+                self.value(schema["items"], item, indent + 2)
             self.emit(indent, "out.append(0)")
         elif kind == "map":
             items = self.var("items")
@@ -184,6 +228,16 @@ class _Compiler:
             self.union(schema, expr, indent)
         else:
             raise Unsupported(str(kind))
+
+    def _string_fields(self, schema: Any) -> list[str] | None:
+        """The field names of a record (read as a mapping) of two or more plain strings without defaults, else None."""
+        if not isinstance(schema, dict) or schema.get("type") != "record" or self.from_attributes \
+                or schema.get("name") in self.object_records:
+            return None
+        fields = schema["fields"]
+        if len(fields) < 2 or any(f["type"] != "string" or "default" in f for f in fields):
+            return None
+        return [f["name"] for f in fields]
 
     def union(self, branches: list[Any], expr: str, indent: int) -> None:
         # Only the nullable form ["null", X] / [X, "null"] is compiled; others fall back.

@@ -177,10 +177,13 @@ class Case:
     separated: list[str] = field(default_factory=list)  # cases an analyst split off or rejected: never auto-merged
     # Members whose ``m:`` record is not written yet (new, revised, or read from a layout-1 case).
     unsaved: set[str] = field(default_factory=set, repr=False, compare=False)
+    # A big case the stream summarises from its totals (`case_totals.CaseTotals`) instead of its members, which it
+    # then leaves unloaded (``members`` empty): the totals hold the member ids.
+    totals: Any = field(default=None, repr=False, compare=False)
 
     def _doc(self) -> dict[str, Any]:
         doc = dict(self.__dict__)
-        del doc["unsaved"]
+        del doc["unsaved"], doc["totals"]
         return doc
 
     def to_json(self) -> str:
@@ -190,7 +193,7 @@ class Case:
     def header_json(self) -> str:
         """The case as stored under ``c:``: its members by lead id only (their records are under ``m:``)."""
         doc = self._doc()
-        doc["members"] = sorted(self.members)
+        doc["members"] = sorted(self.members) if self.totals is None else self.totals.ids
         return dumps(doc)
 
     @classmethod
@@ -328,12 +331,19 @@ class Linker:
         """Add a normalised lead; return its (possibly merged) case and the ids of cases absorbed."""
         return self.link_member(lead.lead_id, *derive(lead, domains))
 
-    def link_member(self, lead_id: str, keys: list[str], member: dict[str, Any]) -> LinkOutcome:
-        """`link` of a lead already derived: its strong identifiers and member record (`link_view`'s)."""
+    def found(self, lead_id: str, keys: list[str]) -> tuple[str | None, set[str]]:
+        """The case the lead is in when it is a revision, and the cases holding any of its keys (that one too)."""
         known = self.store.get(f"l:{lead_id}")  # a revision of a lead already linked
         found = {cid for cid in (self.store.get(f"i:{k}") for k in keys) if cid}
         if known:
             found.add(known)
+        return known, found
+
+    def link_member(self, lead_id: str, keys: list[str], member: dict[str, Any],
+                    seen: tuple[str | None, set[str]] | None = None) -> LinkOutcome:
+        """`link` of a lead already derived: its strong identifiers and member record (`link_view`'s); ``seen``:
+        `found` of them, when known."""
+        known, found = self.found(lead_id, keys) if seen is None else seen
         if found:
             cases = sorted((self._case(cid) for cid in found), key=lambda c: (c.seq, c.case_id))
             if known:  # a revision stays in the case an analyst may have moved it to
@@ -510,6 +520,12 @@ def case_summary(case: Case, signals: set[str] | None = None, places: set[str] |
     ``signals`` and ``places``, when given, gather the members' weak signals and provinces (reporting and suspect)
     in the same pass: what `CaseUpdated` v5 adds for the suggesting stage.
     """
+    if case.totals is not None:
+        summary, weak, seen_in = case.totals.summary(case)
+        if signals is not None and places is not None:
+            signals.update(weak)
+            places.update(seen_in)
+        return summary  # type: ignore[no-any-return]
     values = case.members.values()
     # the members' order, stable: as sorting their ids; a case of one lead (most of them) needs no sort
     members = list(values) if len(values) == 1 else sorted(values, key=_reported_at)

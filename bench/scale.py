@@ -1,6 +1,6 @@
 """Intake scale-out: one worker, then two workers in one group, over the same leads on a fresh broker each.
 
-    python bench/scale.py [--leads N] [--workers 1 2] [--warm-up W] [--warm-rounds R] [--cold]
+    python bench/scale.py [--leads N] [--workers 1 2] [--warm-up W] [--warm-rounds R] [--cold] [--fast-broker]
 
 For each worker count: a fresh single-node broker with every declared topic; the workers
 (`leadbus process --stage intake`, default worker ids, a state folder each) are started on the
@@ -190,13 +190,14 @@ def wait_accepted(kafka: KafkaSettings, count: int, procs: list[subprocess.Popen
 
 def run(leads: list[tuple[str, bytes, bytes]], workers: int, work: Path, cold: bool = False,
         warm: list[tuple[str, bytes, bytes]] | None = None, client: dict[str, str] | None = None,
-        options: list[str] | None = None, warm_round: int = 20000) -> Run:
+        options: list[str] | None = None, warm_round: int = 20000, fast_broker: bool = False) -> Run:
     """One fresh broker, `workers` intake workers: the rate, the split and the CPU per event of each party.
     The `warm` leads go through the same workers first, untimed, `warm_round` at a time until a round in which the
     broker's JIT compiled less than `JIT_SETTLED` µs per lead (or all of them)."""
     warm = warm or []
     warm_jit: list[float] = []
-    with KafkaCluster(1, work / f"kafka-{workers}", fast_start=False) as cluster:
+    # A broker JIT-compiling with C2, as one deployed; `fast_broker`: C1 only, as the tests and the demo run it.
+    with KafkaCluster(1, work / f"kafka-{workers}", fast_start=fast_broker) as cluster:
         broker = cluster.nodes[0].process
         assert broker is not None
         bootstrap = cluster.bootstrap_servers
@@ -292,6 +293,9 @@ def main() -> None:
                         help="leads through the same workers before timing (other leads than the timed ones)")
     parser.add_argument("--cold", action="store_true",
                         help="no warm-up of each fresh broker: its JIT compiles while the workers are timed")
+    parser.add_argument("--fast-broker", action="store_true",
+                        help="the broker's JVM compiles with C1 only (-XX:TieredStopAtLevel=1, as in the tests and the "
+                             "demo): a fraction of the JIT's start-up CPU, slower request threads")
     parser.add_argument("--client-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a librdkafka setting for the workers' clients (repeatable)")
     parser.add_argument("--worker-option", action="append", default=[], metavar="OPTION",
@@ -311,10 +315,11 @@ def main() -> None:
           f"{'' if args.cold else f'{warm_up} other leads through the same workers'}"
           f"{rounds}, "
           f"exactly-once checked; {os.cpu_count()} cores"
-          f"{''.join(f', {s}' for s in [*args.client_setting, *args.worker_option])}, "
+          f"{''.join(f', {s}' for s in [*args.client_setting, *args.worker_option])}"
+          f"{', broker JIT C1 only' if args.fast_broker else ''}, "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     for workers in args.workers:
-        done = run(leads, workers, work, args.cold, warm, client, args.worker_option, warm_up)
+        done = run(leads, workers, work, args.cold, warm, client, args.worker_option, warm_up, args.fast_broker)
         rates[workers] = done.rate
         base = rates.get(min(rates))
         ratio = f"   ratio {done.rate / base:.2f}" if base and workers != min(rates) else ""

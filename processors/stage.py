@@ -597,10 +597,17 @@ class ExactlyOnceStage:
                                 out.value, headers))
                 continue
             try:  # the usual case, without the retry loop's call and keyword dict
-                if out.partition is None:
-                    produce(out.topic, out.value, out.key, headers=headers)
+                # No headers: no `headers=[]` either, which costs librdkafka an empty header list per record (~0.5 µs,
+                # intake's accepted leads); the record on the wire is the same, without headers.
+                if headers:
+                    if out.partition is None:
+                        produce(out.topic, out.value, out.key, headers=headers)
+                    else:
+                        produce(out.topic, out.value, out.key, out.partition, headers=headers)
+                elif out.partition is None:
+                    produce(out.topic, out.value, out.key)
                 else:
-                    produce(out.topic, out.value, out.key, out.partition, headers=headers)
+                    produce(out.topic, out.value, out.key, out.partition)
             except BufferError:
                 self._produce(producer, out.topic, out.key, out.value, headers, out.partition)
         if sealer is not None and to_seal:
@@ -644,7 +651,7 @@ class ExactlyOnceStage:
             log.exception("%s: step failed on %s[%d]@%d", self.config.name, record.topic, record.partition,
                           record.offset)
             return self._dead_result(record, "STAGE_ERROR", f"{type(exc).__name__}: {exc}", now)
-        too_big = [out for out in result.outputs if out.size > MAX_RECORD_BYTES]
+        too_big = [out for out in result.outputs if out.size > MAX_RECORD_BYTES] if result.outputs else None
         if too_big:
             self.state.invalidate()  # its state writes are dropped with it
             return self._dead_result(

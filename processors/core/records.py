@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Protocol
 
 
@@ -46,8 +47,9 @@ class Record:
     @property
     def size(self) -> int:
         """Bytes of key, value and headers together: what size limits apply to."""
+        # the headers' names and values (None counts 0) summed in C: a generator's frame per header cost ~0.1 µs each
         return (len(self.key or b"") + len(self.value or b"")
-                + sum(len(k) + len(v or b"") for k, v in self.headers))
+                + sum(map(len, filter(None, chain.from_iterable(self.headers)))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,8 @@ class Output:
 
     @property
     def size(self) -> int:
-        return len(self.key or b"") + len(self.value) + sum(len(k) + len(v) for k, v in self.headers)
+        # checked for every output a stage produces: the headers summed in C, not a generator's frame per header
+        return len(self.key or b"") + len(self.value) + sum(map(len, chain.from_iterable(self.headers)))
 
 
 @dataclass

@@ -106,7 +106,7 @@ class BusSealVerifier:
     # -- per record ---------------------------------------------------------------------------------
 
     def check(self, record: ReplayRecord) -> list[Finding]:
-        if record.offset == 0:  # the partition is read from its very first record (`LaneTracker.from_start`)
+        if record.offset == 0 or record.opens_log:  # the partition is read from its first record (`from_start`)
             self.lanes.from_start.add((record.topic, record.partition))
         if not record.topic.startswith(INTAKE_PREFIX) and not record.has_seal():
             # no seal, on a topic where none is required (what `_check` finds, without reading for one): a bus-written

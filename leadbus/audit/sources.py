@@ -179,6 +179,7 @@ class KafkaSource:
                 tp = TopicPartition(span.topic, span.partition, span.start)
                 consumer.assign([tp])
                 last = span.start - 1
+                opens_log = span.start == 0  # read from the log's start: its first visible record opens it
                 idle_since = time.monotonic()
                 while True:
                     # Ask for no more than can be left, and wait briefly once records flow: a partition ends
@@ -193,8 +194,11 @@ class KafkaSource:
                             continue
                         last = offset
                         headers: Any = msg.headers() or ()
-                        yield ReplayRecord(span.topic, span.partition, offset, msg.timestamp()[1], msg.key(),
-                                           msg.value(), tuple(headers), catalog)
+                        record = ReplayRecord(span.topic, span.partition, offset, msg.timestamp()[1], msg.key(),
+                                              msg.value(), tuple(headers), catalog)
+                        if opens_log:
+                            record.opens_log, opens_log = True, False
+                        yield record
                     if last >= span.end - 1:
                         break
                     if batch:
@@ -237,6 +241,7 @@ class KafkaSource:
         catalog = self.catalog
         ends = {(span.topic, span.partition): span.end for span in spans}
         open_ = dict(ends)  # the partitions still read, and their ends: one lookup per record
+        fresh = {(span.topic, span.partition) for span in spans if span.start == 0}  # read from the log's start
         try:
             consumer.assign([TopicPartition(span.topic, span.partition, span.start) for span in spans])
             idle_since = time.monotonic()
@@ -258,8 +263,12 @@ class KafkaSource:
                         if offset >= end:
                             continue
                     headers: Any = msg.headers()
-                    yield ReplayRecord(where[0], where[1], offset, msg.timestamp()[1], msg.key(),
-                                       msg.value(), tuple(headers) if headers else (), catalog)
+                    record = ReplayRecord(where[0], where[1], offset, msg.timestamp()[1], msg.key(),
+                                          msg.value(), tuple(headers) if headers else (), catalog)
+                    if fresh and where in fresh:
+                        record.opens_log = True
+                        fresh.discard(where)
+                    yield record
                 if done:
                     consumer.pause([TopicPartition(t, p) for t, p in done])
                 if batch:

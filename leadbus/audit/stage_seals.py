@@ -105,7 +105,8 @@ class StageSealVerifier:
             hot = self._hot.get((record.topic, record.partition))
             if hot is not None and self._quick(record, headers, hot):
                 return ()
-        first_offset = self.first_offsets.setdefault((record.topic, record.partition), record.offset)
+        first_offset = self.first_offsets.setdefault((record.topic, record.partition),
+                                                      0 if record.opens_log else record.offset)
         if not headers or not _has_stage_seal(headers):
             sealed_before = self._sealed_partitions.get((record.topic, record.partition))
             if sealed_before is None:

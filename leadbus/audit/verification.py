@@ -102,7 +102,8 @@ class ReplayRecord:
     """
 
     __slots__ = ("_decoded", "_error", "_event", "_peek", "_picked", "_schema", "_sealed", "catalog", "file", "headers",
-                 "index", "key", "offset", "partition", "pending", "timestamp_ms", "topic", "trusted", "value")
+                 "index", "key", "offset", "opens_log", "partition", "pending", "timestamp_ms", "topic", "trusted",
+                 "value")
 
     def __init__(self, topic: str, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
                  value: bytes | None, headers: Sequence[tuple[str, bytes | None]], catalog: SchemaCatalog,
@@ -121,6 +122,10 @@ class ReplayRecord:
         #: once the lane's signature verified, `leadbus.audit.stage_seals`), or the replay verifies nothing.
         self.trusted = False
         self.pending = False  # held by the stage seal check until its run's signature (`StageSealVerifier.vouching`)
+        #: The first record a Kafka replay read of a partition it reads from the log's start (offset 0): whatever
+        #: its offset, nothing visible comes before it (records before it were in aborted transactions). The
+        #: verifiers judge it as the offset-0 record: a chain or lane met here must begin here.
+        self.opens_log = False
         self._picked: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
         self._sealed: bool | None = None  # whether an agency seal header is among the headers (read once)
 

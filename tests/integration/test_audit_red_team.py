@@ -44,7 +44,7 @@ from leadbus.sinks.archive_sink import run_archive
 from leadbus.stage_keys import load_stage_key
 from leadbus.stage_seals import PREV_HEADER, SIGNATURE_HEADER, STAGE_SEAL_NAMES, StageSealer
 from leadbus.topics import CASES, LEADS_ACCEPTED
-from tests.audit_helpers import Copy, records_of, rewrite_topic, simulate, stages, wait_settled
+from tests.audit_helpers import Copy, append, records_of, rewrite_topic, simulate, stages, wait_settled
 
 pytestmark = pytest.mark.integration
 
@@ -289,6 +289,27 @@ def test_an_aborted_transaction_is_not_read_and_a_committed_one_is(recorded: Rec
     status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "committed.json")
     at = max(c.offset for c in records_of(recorded.bootstrap, CASES) if c.partition == sample.partition)
     assert status == 1 and ("STAGE_SEQUENCE_REPLAYED", sample.partition, at) in located(failures), stdout
+
+
+def test_a_removed_start_behind_an_aborted_transaction_is_a_gap(recorded: Recorded, tmp_path: Path) -> None:
+    """A rewriter who opens a partition with a transaction it aborts puts its first visible record past offset 0:
+    the replay reads from the log's start, so that record is the partition's first all the same (`opens_log`), and a
+    chain met there at number 3 lost 1 and 2."""
+    parts = by_partition(recorded.cases)
+    partition = max(parts, key=lambda p: len(parts[p]))
+    rewrite_topic(recorded.bootstrap, CASES, lambda _: [c for c in recorded.cases if c.partition != partition])
+    sample = parts[partition][0]
+    producer = Producer({"bootstrap.servers": recorded.bootstrap, "transactional.id": f"red-{uuid.uuid4()}",
+                         "logger": logging.getLogger("tests.kafka")})
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.produce(CASES, value=sample.value, key=sample.key, headers=sample.headers, partition=partition)
+    producer.abort_transaction()
+    append(recorded.bootstrap, CASES, parts[partition][2:])
+    first = min(c.offset for c in records_of(recorded.bootstrap, CASES) if c.partition == partition)
+    assert first > 0
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "behind-aborted.json")
+    assert status == 1 and ("STAGE_SEQUENCE_GAP", partition, first) in located(failures), stdout
 
 
 # -- leadbus.leads.accepted (one partition) -------------------------------------------------------------------

@@ -72,15 +72,19 @@ def _leads(n: int, province: str = "33") -> list[Rec]:
 
 
 def _replay(recs: list[Rec], registry: KeyRegistry | None = None, window: int = 256, *,
-            first_offset: int = 0) -> tuple[list[Finding], BusSealVerifier]:
-    """`recs` replayed from `first_offset` in each partition (0: from the partition's very first record)."""
+            first_offset: int = 0, opens_log: bool = False) -> tuple[list[Finding], BusSealVerifier]:
+    """`recs` replayed from `first_offset` in each partition (0: from the partition's very first record);
+    `opens_log`: the first record read of each partition is its log's first visible one, whatever its offset (a
+    Kafka replay reading from offset 0 past aborted transactions)."""
     verifier = BusSealVerifier(registry or _registry(), window=window)
     found: list[Finding] = []
     offsets: dict[int, int] = {}
     for r in recs:
         offset = offsets.get(r.partition, first_offset)
         offsets[r.partition] = offset + 1
-        found += verifier.check(ReplayRecord(TOPIC, r.partition, offset, r.ms, r.key, r.value, r.headers, CATALOG))
+        record = ReplayRecord(TOPIC, r.partition, offset, r.ms, r.key, r.value, r.headers, CATALOG)
+        record.opens_log = opens_log and offset == first_offset
+        found += verifier.check(record)
     return found + verifier.finish(), verifier
 
 

@@ -203,3 +203,23 @@ def test_chains_whose_first_records_were_removed_are_found_wherever_the_cut_fall
     for at in range(1, len(rows)):
         findings, tally, _ = cut_in_two(rows, registry, at)
         assert (findings, tally) == whole, at
+
+
+def test_a_chain_whose_partition_opens_past_aborted_records_must_start_at_one() -> None:
+    """Read from offset 0 past records of aborted transactions (a rewriter's way to hide a removed start from the
+    offset-0 rule), the first visible record is the partition's first (`opens_log`): a chain met there at number 3 is a
+    gap; read from a later offset (retention trimmed the start) nothing is found."""
+    accepted, _, registry = streams()
+    rows = stamped(accepted[2:])
+    opened = records(rows, 4)
+    opened[0].opens_log = True
+    checks = verifiers(registry)
+    report = replay_module.ReplayReport("one")
+    read(opened, checks, report)
+    replay_module.finish(checks, report)
+    gaps = [(f.check, f.offset) for f in report.findings]
+    assert gaps == [("STAGE_SEQUENCE_GAP", 4)], report.findings
+    checks, report = verifiers(registry), replay_module.ReplayReport("one")
+    read(records(rows, 4), checks, report)
+    replay_module.finish(checks, report)
+    assert report.findings == []

@@ -103,3 +103,14 @@ def test_a_lane_read_from_the_partitions_first_record_must_start_at_one() -> Non
     assert _located(found) == {("SEQUENCE_GAP", 0, 0)} and "1–6" in found[0].message
     found, _ = _replay(_chained(list(range(1, 301))), window=100)
     assert found == []
+
+
+def test_a_lane_whose_partition_opens_past_aborted_records_must_start_at_one_too() -> None:
+    """A partition read from offset 0 whose first visible record sits later (a rewriter began it with a transaction it
+    aborted) is judged as one read from its first record: the source marks that record (`opens_log`)."""
+    found, _ = _replay(_chained(list(range(7, 307))), window=100, first_offset=5, opens_log=True)
+    assert _located(found) == {("SEQUENCE_GAP", 0, 5)} and "1–6" in found[0].message
+    found, _ = _replay(_chained(list(range(1, 301))), window=100, first_offset=5, opens_log=True)
+    assert found == []
+    found, _ = _replay(_chained(list(range(7, 307))), window=100, first_offset=5)  # trimmed by retention: no start
+    assert found == []

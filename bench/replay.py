@@ -5,8 +5,9 @@
 One broker, one run. N simulated leads are published (raw producer, the SDK's encoding) to the intake
 topics, each *signed* by its publisher as the SDK signs (`SigningSealer`: Ed25519, seal v2 chained per
 lane, the SDK's partition = CRC-32 of the key), the publishers' keys registered on `leadbus.publishers`;
-intake's pure core makes the `LeadAccepted` of each, which go to `leadbus.leads.accepted`. Then, each
-after the other, over the same topic:
+intake's pure core makes the `LeadAccepted` of each, which go to `leadbus.leads.accepted`. The fill then checks that
+every partition it wrote holds, from offset 0, exactly the records it produced, and stops naming any that are absent
+(`LEADBUS_FILL_DEBUG=FILE`: its producer's librdkafka log). Then, each after the other, over the same topic:
 
 * raw:    assign() every partition from the start, consume to the end, touch each value (no decode);
 * replay: `leadbus.audit.replay` with every standard verifier and the bus's seal verifier (signatures by
@@ -28,10 +29,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 import zlib
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -66,7 +70,7 @@ def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
     accepted_schema = CATALOG.latest("cn.leadbus.LeadAccepted")
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
                          "compression.type": "lz4",
-                         "queue.buffering.max.messages": 500_000, "logger": RDKAFKA_LOG})
+                         "queue.buffering.max.messages": 500_000, "logger": RDKAFKA_LOG, **_debugged()})
     gen = TrafficGenerator(seed=11, same_suspect_share=0.25)
     start = datetime.now(UTC) - timedelta(days=1)
     offsets: dict[str, int] = {}
@@ -92,6 +96,8 @@ def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
         offset = offsets.get(f"{topic}/{partition}", 0)
         offsets[f"{topic}/{partition}"] = offset + 1
         _produce(producer, topic, key, value, partition, headers)
+        _SENT.setdefault((topic, partition), []).append(
+            (key, f"{publisher} sequence {sealer.sequences.issued[f'{topic}:{partition}']}"))
         outcome = examine(value, Source(topic, partition, offset), CATALOG, datetime.now(UTC), headers=headers,
                           keys=registry)
         assert isinstance(outcome, Acceptance), outcome
@@ -106,8 +112,25 @@ def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
     left = producer.flush(120)
     if left or _FAILED:  # a bench that measured fewer records than it says would mislead
         raise SystemExit(f"fill: {left} records undelivered, {len(_FAILED)} failed: {sorted(set(_FAILED))[:3]}")
+    check_delivered(bootstrap)
     write_keys(bootstrap, keys)
     return accepted
+
+
+def _debugged() -> dict[str, object]:
+    """`LEADBUS_FILL_DEBUG=FILE`: the fill's producer logs librdkafka's idempotence and metadata events to FILE."""
+    path = os.environ.get("LEADBUS_FILL_DEBUG")
+    if not path:
+        return {}
+    import logging
+
+    log = logging.getLogger("bench.fill.rdkafka")
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    return {"debug": "eos,topic,metadata", "logger": log}
 
 
 TRANSACTION = 200  # input records per simulated stage transaction (the stages' batches are up to 500)
@@ -157,6 +180,7 @@ def seal_stage_outputs(producer: Producer, accepted: list[ReplayRecord]) -> list
           f"{intake.signatures} signatures")
     for (topic, partition, key, value, _), headers in [*accepted_sealed, *sealed]:
         _produce(producer, topic, key or b"", value or b"", partition, headers)
+        _SENT.setdefault((topic, partition), []).append((key or b"", "sealed by its stage"))
     out = []
     for sealer in (intake, linking):
         raw = sealer.public_key
@@ -188,6 +212,55 @@ def more_accepted(accepted: list[ReplayRecord], leads: int) -> list[ReplayRecord
 
 
 _FAILED: list[str] = []
+#: Every record the fill produced, by (topic, partition), in produce order: (Kafka key, what it is).
+_SENT: dict[tuple[str, int], list[tuple[bytes, str]]] = {}
+
+
+def check_delivered(bootstrap: str) -> None:
+    """Every partition the fill wrote holds exactly what it produced, from offset 0, or the bench stops here naming the
+    records that are absent. A replay over fewer records than the bench says it published measures something else,
+    and reads as a verification failure (a lane missing its first numbers) the bus never caused."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-check-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "isolation.level": "read_uncommitted", "logger": RDKAFKA_LOG})
+    wrong = []
+    for (topic, partition), sent in sorted(_SENT.items()):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=20)
+        if (low, high) != (0, len(sent)):
+            wrong.append((topic, partition, low, high, sent))
+    lines = []
+    for topic, partition, low, high, sent in wrong:
+        held = _keys_held(consumer, topic, partition, low, high)
+        present = Counter(key for _, key in held)  # (a case's key recurs: counted, not just seen)
+        absent = []
+        for i, (key, what) in enumerate(sent):
+            if present[key]:
+                present[key] -= 1
+            else:
+                absent.append((i, key, what))
+        lines.append(f"{topic}[{partition}]: produced {len(sent)}, the log holds offsets {low}..{high - 1} "
+                     f"({len(held)} records read back); {len(absent)} absent:")
+        lines += [f"  #{i} in produce order: key {key.decode(errors='replace')} ({what})"
+                  for i, key, what in absent[:20]]
+    consumer.close()
+    if lines:
+        raise SystemExit("fill: records acknowledged by the broker are not in the log\n" + "\n".join(lines))
+    print(f"fill checked: {sum(len(s) for s in _SENT.values())} records in {len(_SENT)} partitions, every one in the "
+          f"log from offset 0")
+
+
+def _keys_held(consumer: Consumer, topic: str, partition: int, low: int, high: int) -> list[tuple[int, bytes]]:
+    consumer.assign([TopicPartition(topic, partition, low)])
+    held: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + 60
+    while high > low and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is None or msg.error():
+            continue
+        held.append((msg.offset() or 0, msg.key() or b""))
+        if (msg.offset() or 0) >= high - 1:
+            break
+    consumer.unassign()
+    return held
 
 
 def _delivered(err: object, msg: object) -> None:
@@ -252,7 +325,13 @@ def main() -> None:
         bootstrap = cluster.bootstrap_servers
         apply_topics(bootstrap, load_declarations())
         began = time.perf_counter()
-        accepted = fill(bootstrap, args.leads)
+        try:
+            accepted = fill(bootstrap, args.leads)
+        except SystemExit:
+            kept = Path(tempfile.gettempdir()) / f"leadbus-bench-replay-broker-{os.getpid()}.log"
+            shutil.copyfile(cluster.nodes[0].log_path, kept)
+            print(f"the broker's log: {kept}", file=sys.stderr)
+            raise
         print(f"published {args.leads} signed leads and their LeadAccepted in {time.perf_counter() - began:.0f}s")
         settings = KafkaSettings(bootstrap)
         probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-meta-{uuid.uuid4()}",
@@ -274,6 +353,8 @@ def main() -> None:
             began_cpu = cpu_seconds()
             report = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seals), settings)
             replay_cpu = (cpu_seconds() - began_cpu) / max(1, report.records) * 1e6
+            published = sum(len(sent) for (topic, _), sent in _SENT.items() if topic in topics)
+            assert n_raw == published, f"the raw read met {n_raw} of the {published} records in the log"
             assert report.status == 0, report.failures[:3]
             assert name != "intake topics" or report.sealed == n_raw, (report.sealed, n_raw)
             raw_rate, replay_rate = n_raw / s_raw, report.records / report.seconds

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     AlterConfigOpType,
@@ -13,6 +13,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ConfigResource,
     NewPartitions,
     NewTopic,
+    OffsetSpec,
 )
 
 from leadbus.clients import KafkaSettings, settings_for
@@ -76,11 +77,21 @@ def apply_topics(
         resources = [ConfigResource(ConfigResource.Type.TOPIC, n, incremental_configs=e) for n, e in by_topic.items()]
         for fut in admin.incremental_alter_configs(resources).values():
             fut.result(timeout=30)
-    _wait_for_leaders(admin, [s.name for s in todo.create])
+    _wait_for_leaders(admin, [s.name for s in todo.create] + [spec.name for spec, _ in todo.add_partitions])
     return todo
 
 
-def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float = 60.0) -> None:
+    """Until every partition of `names` has a leader that serves it (or `timeout`).
+
+    The metadata names a partition's leader before that broker has taken the partition up (KRaft publishes the new
+    image first, then creates the logs: hundreds at once for the bus's topics, seconds on a loaded machine), and
+    produce requests in between are refused NOT_LEADER_OR_FOLLOWER. That refusal can lose records silently: an
+    idempotent producer's first batch to a partition refused so, while its next batch (already in flight) lands,
+    is counted as delivered by librdkafka ("implicitly acked by subsequent batch success"), since Kafka accepts any
+    first sequence number from a producer it holds no state for. bench/replay.py's fill lost the first records of
+    partitions so (99,997 of 100,000): a partition counts as ready only once its leader answers a ListOffsets.
+    """
     import time
 
     deadline = time.monotonic() + timeout
@@ -94,4 +105,19 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float = 30.
             ):
                 pending.discard(name)
         if pending:
+            time.sleep(0.2)
+    if not names:
+        return
+    meta = admin.list_topics(timeout=10)
+    unserved = {TopicPartition(name, p) for name in names if name in meta.topics for p in meta.topics[name].partitions}
+    while unserved and time.monotonic() < deadline:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        asked = admin.list_offsets({tp: latest for tp in unserved}, request_timeout=10)
+        for tp, fut in asked.items():
+            try:
+                fut.result()
+            except KafkaException:
+                continue
+            unserved.discard(tp)
+        if unserved:
             time.sleep(0.2)

@@ -268,6 +268,12 @@ def test_records_moved_across_partitions_and_topics(recorded: Recorded, tmp_path
     found = located(failures)
     assert ("STAGE_SEQUENCE_GAP", p, m) in found and any(f[1:] == (q, len(written[q]) - 1) for f in found), found
     assert any(f[1:] == (r, a) for f in found) and any(f[1:] == (s, b) for f in found), found
+    # the two swapped records named at both places, not a run of STAGE_SEQUENCE_REPLAYED over what follows them
+    moved = {(f["partition"], f["offset"]): f["message"] for f in failures if f["check"] == "STAGE_RECORD_MOVED"}
+    assert f"to follow {CASES}[{s}]@{b - 1}," in moved.get((r, a), "") and \
+        f"to follow {CASES}[{r}]@{a - 1}," in moved.get((s, b), ""), failures
+    assert not [f for f in failures if f["check"] == "STAGE_SEQUENCE_REPLAYED" and f["partition"] in (r, s)
+                and f["offset"] not in (a, b)], failures
     assert any(f[1:] == (other, len(written[other]) - 1) for f in found), found
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from leadbus.audit.export import Exporter, open_exporter
+from leadbus.audit.read_on import read_on
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
@@ -315,6 +316,8 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
         else:
             report.records = _run(source, verifiers, exporter, key, options.publisher, report, progress, expected,
                                   reads)
+        if isinstance(source, KafkaSource) and not split:
+            read_on(source, spans, verifiers, report.findings)
     except SourceError as exc:
         raise ReplayError(str(exc)) from exc
     finally:
@@ -567,6 +570,7 @@ def _part(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verif
     report = ReplayReport("")
     try:
         count = _run(sub, verifiers, None, key, publisher, report, progress, None)
+        read_on(sub, spans, verifiers, report.findings)
     except SourceError as exc:
         return _Part(0, 0, 0, Counter(), [], [], 0, str(exc))
     finally:

@@ -327,6 +327,18 @@ class StageSealVerifier:
                            f"record's time {when:%Y-%m-%dT%H:%M:%SZ}"
         return None
 
+    def lanes(self) -> list[_Lane]:
+        return list(self._lanes)
+
+    def open_partitions(self, among: set[_Lane] | None = None) -> set[tuple[str, int]]:
+        """The partitions with a lane (of `among`, if given) whose last records no signature vouched for yet."""
+        return {(lane[2], lane[3]) for lane, state in self._lanes.items()
+                if state.unsigned_from is not None and (among is None or lane in among)}
+
+    def forget_lanes_but(self, kept: set[_Lane]) -> None:
+        for lane in [lane for lane in self._lanes if lane not in kept]:
+            del self._lanes[lane]
+
     def finish(self) -> Iterable[Finding]:
         found = []
         for (signer, chain, _, _), state in self._lanes.items():

@@ -447,3 +447,27 @@ def test_archive_files_rewritten_truncated_or_of_someone_elses_making(recorded: 
     status, failures = _archive_replay(recorded, root, read_manifest(recorded.archive)[-1].chain,
                                        tmp_path / "cut.json")
     assert status == 1 and any(f["check"] == "ARCHIVE_MODIFIED" and f["file"] == line.path for f in failures)
+
+
+def test_a_period_ending_inside_a_transaction_reads_on_to_its_signature(recorded: Recorded, tmp_path: Path) -> None:
+    """A record altered in the middle of a transaction, the later records' times moved 2 s on (broker timestamps are
+    not sealed), and a replay `--to` just after it: before, its unvouched tail was a notice and the replay passed
+    (exit 0); it reads on to the transaction's signature and names the altered record."""
+    from tests.audit_helpers import iso
+
+    parts = by_partition(recorded.cases)
+    partition = max(parts, key=lambda p: len(parts[p]))
+    rs = list(parts[partition])
+    m = middle(rs)
+    assert m not in signed(rs) and rs[m + 1].timestamp == rs[m].timestamp, "a record inside a transaction"
+    rs[m] = replace(rs[m], key=b"CASE-FFFFFFFFFFFFFFFF")
+    rs[m + 1:] = [replace(c, timestamp=c.timestamp + 2000) for c in rs[m + 1:]]
+    rewrite_topic(recorded.bootstrap, CASES,
+                  lambda _: [c for p in sorted(parts) for c in (rs if p == partition else parts[p])])
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "to.json", "--to",
+                                      iso(rs[m].timestamp + 1))
+    assert status == 1 and any((c, partition, m) in located(failures) for c in ALTERED), stdout
+    rewrite_topic(recorded.bootstrap, CASES, lambda _: list(recorded.cases))
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "to-clean.json", "--to",
+                                      iso(rs[m].timestamp + 1))
+    assert status == 0 and not failures, stdout

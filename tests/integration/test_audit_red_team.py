@@ -471,3 +471,12 @@ def test_a_period_ending_inside_a_transaction_reads_on_to_its_signature(recorded
     status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "to-clean.json", "--to",
                                       iso(rs[m].timestamp + 1))
     assert status == 0 and not failures, stdout
+
+
+def test_a_state_changelog_is_refused_not_called_altered_record_by_record(recorded: Recorded) -> None:
+    """Before: `replay --verify` of leadbus.state.linking exited 1 with an UNDECODABLE failure per record (726 in a
+    round-2 run): the stage's own encoding, never Avro. A changelog holds no events and no seals: a usage error."""
+    done = cli("replay", "--topic", "leadbus.state.linking", "--verify", "-b", recorded.bootstrap)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    said = " ".join(done.stderr.split())  # the CLI wraps its message
+    assert "state changelog" in said and "audit rebuild" in said, done.stderr

@@ -190,12 +190,11 @@ def _stage(head: StageSealVerifier, tail: StageSealVerifier, found: list[Finding
         if first is None:
             return None
         sequence, prev, here, start = first
-        if sequence <= before.sequence:
-            return None  # behind the head: the lane goes on from the head's, not from this record
+        if sequence != before.sequence + 1 or prev != before.link or before.detour is not None:
+            # not the head's next: which record is to blame shows only in reading on from the head's lane
+            return None
         if start is not None:
             drop.append(start)
-        if sequence != before.sequence + 1 or prev != before.link:
-            add.extend(StageSealVerifier._follows(before, lane[0], lane[1], sequence, prev, here))
         if lane not in noted.signed:
             state.unsigned_from = before.unsigned_from or state.unsigned_from
         lanes[lane] = state
@@ -224,6 +223,9 @@ def _stage(head: StageSealVerifier, tail: StageSealVerifier, found: list[Finding
         head._sealed_partitions.update(partitions)
         head.sealed += tail.sealed
         head.signatures += tail.signatures
+        for stray, at in tail._strays.items():
+            head._strays.setdefault(stray, at)
+        head._holes.update(tail._holes)
     return carry
 
 

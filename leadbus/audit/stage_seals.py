@@ -56,6 +56,12 @@ class _State:
     unsigned_from: Mark | None  # the first record of the lane not yet vouched for by a signature
     run: list[ReplayRecord] | None = None  # with `vouching`: the records since the last signature, held back
     clean: bool = True  # nothing found on the lane since its last signature
+    #: After a record that does not follow the lane (its number jumped ahead, or it has the next number and another
+    #: link): the lane as it was before it (number, link, place), that record's number, `prev` and place, and the
+    #: finding held back for the next record (a link broken: which record is to blame). The next record tells a gap or
+    #: an altered record (it follows this one) from a record out of place (the lane goes on below it, or links past
+    #: it: it was copied or moved in, and the lane is judged from where it was).
+    detour: tuple[int, bytes, Mark, int, bytes, Mark, Finding] | None = None
 
 
 class StageSealVerifier:
@@ -89,6 +95,12 @@ class StageSealVerifier:
         #: one needs: the seal's raw signer, key id and chain, the lane's state, the key and its validity in ms, and
         #: the link's hash over the lane's shared head (copied per record).
         self._hot: dict[tuple[str, int], _Hot] = {}
+        #: Records met out of place (behind their lane, or a jump the lane went back below), by (signer, chain, their
+        #: `prev`): their number and place; and the lanes' gaps, by (signer, chain, the link before the gap): the
+        #: number missing and the record before it. A stray whose `prev` is a gap's link, with the missing number, is
+        #: that record, moved (`STAGE_RECORD_MOVED` at the end names both places). Anomalies only: a few entries.
+        self._strays: dict[tuple[str, str, bytes], tuple[int, Mark]] = {}
+        self._holes: dict[tuple[str, str, bytes], tuple[int, Mark]] = {}
 
     def __getstate__(self) -> dict[str, object]:
         """Pickled (a cut replay's tail process sends it back): no registry (the parent has it), no record held."""
@@ -148,10 +160,35 @@ class StageSealVerifier:
             if self.noted is not None:
                 self.noted.first[lane] = (sequence, prev, here, start)
         else:
+            detour, state.detour = state.detour, None
+            if detour is not None:
+                if state.sequence == detour[3] and detour[0] < sequence <= detour[3] and link != detour[4] and (
+                        sequence != detour[3] or detour[3] != detour[0] + 1 or prev == detour[1]):
+                    # the lane goes on below the record before, or links past it, and that one does not follow this
+                    # one (two records of the lane swapped, as before): that one was out of place
+                    self._holes.pop((signer, chain, detour[1]), None)
+                    self._strays[(signer, chain, detour[4])] = (detour[3], detour[5])
+                    state.sequence, state.link, state.at = detour[0], detour[1], detour[2]
+                    found.append(detour[5].finding(
+                        "STAGE_OUT_OF_PLACE", f"{signer} chain {chain}: number {detour[3]} where {detour[0] + 1} was "
+                        f"due after {detour[2].where()}, and the lane goes on at {here.where()} as if it were not "
+                        "there: a record of another partition, topic or chain put here (copied or moved)"))
+                else:
+                    found.append(detour[6])
             behind = sequence <= state.sequence
             if sequence != state.sequence + 1 or prev != state.link:
-                found += self._follows(state, signer, chain, sequence, prev, here)
+                follows = self._follows(state, signer, chain, sequence, prev, here)
+                if not behind:
+                    # which record is to blame shows at the next one: it goes the general way (not `_quick`)
+                    self._hot.pop((record.topic, record.partition), None)  # and `_remember` keeps it out
+                    if sequence > state.sequence + 1:
+                        self._holes[(signer, chain, state.link)] = (state.sequence + 1, state.at)
+                    state.detour = (state.sequence, state.link, state.at, sequence, prev, here, follows[0])
+                    state.clean = False  # found, only not yet told: the lane's run is not vouched for
+                else:
+                    found += follows
             if behind:  # a copy or a record out of place: the lane goes on from where it was
+                self._strays.setdefault((signer, chain, prev), (sequence, here))
                 state.clean = False
                 return found
             state.sequence, state.link, state.at = sequence, link, here
@@ -229,7 +266,7 @@ class StageSealVerifier:
         """The partition's lane for `_quick`, after a record the general path judged with its key valid."""
         n = len(headers)
         base = n - (5 if headers[n - 1][0] != SIGNATURE_HEADER else 6)
-        if base < 0 or len(self._hot) >= 4096:
+        if base < 0 or len(self._hot) >= 4096 or state.detour is not None:  # the next one judged in general
             return
         signer, key_id, chain = names
         bounds = self._bounds.get((signer, key_id))
@@ -290,15 +327,35 @@ class StageSealVerifier:
                            f"record's time {when:%Y-%m-%dT%H:%M:%SZ}"
         return None
 
+    def lanes(self) -> list[_Lane]:
+        return list(self._lanes)
+
+    def open_partitions(self, among: set[_Lane] | None = None) -> set[tuple[str, int]]:
+        """The partitions with a lane (of `among`, if given) whose last records no signature vouched for yet."""
+        return {(lane[2], lane[3]) for lane, state in self._lanes.items()
+                if state.unsigned_from is not None and (among is None or lane in among)}
+
+    def forget_lanes_but(self, kept: set[_Lane]) -> None:
+        for lane in [lane for lane in self._lanes if lane not in kept]:
+            del self._lanes[lane]
+
     def finish(self) -> Iterable[Finding]:
         found = []
         for (signer, chain, _, _), state in self._lanes.items():
+            if state.detour is not None:  # the lane ends after a record that did not follow it
+                self._strays.setdefault((signer, chain, state.detour[4]), (state.detour[3], state.detour[5]))
+                found.append(state.detour[6])
             if state.unsigned_from is not None:
                 found.append(state.unsigned_from.finding(
                     "STAGE_UNSIGNED_TAIL", f"{signer} chain {chain}: no signature vouches for the records from here "
                     f"to {state.at.where()} (the last of a transaction carries one): it was removed, or records were "
                     "added after it" + (", or it lies after the period read" if self.open_end else ""),
                     failure=not self.open_end))
+        for (signer, chain, prev), (sequence, at) in self._strays.items():
+            hole = self._holes.get((signer, chain, prev))
+            if hole is not None and hole[0] == sequence:
+                found.append(at.finding("STAGE_RECORD_MOVED", f"{signer} chain {chain}: number {sequence} was sealed "
+                                        f"to follow {hole[1].where()}, where it is missing: moved here from there"))
         return found
 
 

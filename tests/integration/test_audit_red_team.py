@@ -268,6 +268,12 @@ def test_records_moved_across_partitions_and_topics(recorded: Recorded, tmp_path
     found = located(failures)
     assert ("STAGE_SEQUENCE_GAP", p, m) in found and any(f[1:] == (q, len(written[q]) - 1) for f in found), found
     assert any(f[1:] == (r, a) for f in found) and any(f[1:] == (s, b) for f in found), found
+    # the two swapped records named at both places, not a run of STAGE_SEQUENCE_REPLAYED over what follows them
+    moved = {(f["partition"], f["offset"]): f["message"] for f in failures if f["check"] == "STAGE_RECORD_MOVED"}
+    assert f"to follow {CASES}[{s}]@{b - 1}," in moved.get((r, a), "") and \
+        f"to follow {CASES}[{r}]@{a - 1}," in moved.get((s, b), ""), failures
+    assert not [f for f in failures if f["check"] == "STAGE_SEQUENCE_REPLAYED" and f["partition"] in (r, s)
+                and f["offset"] not in (a, b)], failures
     assert any(f[1:] == (other, len(written[other]) - 1) for f in found), found
 
 
@@ -441,3 +447,36 @@ def test_archive_files_rewritten_truncated_or_of_someone_elses_making(recorded: 
     status, failures = _archive_replay(recorded, root, read_manifest(recorded.archive)[-1].chain,
                                        tmp_path / "cut.json")
     assert status == 1 and any(f["check"] == "ARCHIVE_MODIFIED" and f["file"] == line.path for f in failures)
+
+
+def test_a_period_ending_inside_a_transaction_reads_on_to_its_signature(recorded: Recorded, tmp_path: Path) -> None:
+    """A record altered in the middle of a transaction, the later records' times moved 2 s on (broker timestamps are
+    not sealed), and a replay `--to` just after it: before, its unvouched tail was a notice and the replay passed
+    (exit 0); it reads on to the transaction's signature and names the altered record."""
+    from tests.audit_helpers import iso
+
+    parts = by_partition(recorded.cases)
+    partition = max(parts, key=lambda p: len(parts[p]))
+    rs = list(parts[partition])
+    m = middle(rs)
+    assert m not in signed(rs) and rs[m + 1].timestamp == rs[m].timestamp, "a record inside a transaction"
+    rs[m] = replace(rs[m], key=b"CASE-FFFFFFFFFFFFFFFF")
+    rs[m + 1:] = [replace(c, timestamp=c.timestamp + 2000) for c in rs[m + 1:]]
+    rewrite_topic(recorded.bootstrap, CASES,
+                  lambda _: [c for p in sorted(parts) for c in (rs if p == partition else parts[p])])
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "to.json", "--to",
+                                      iso(rs[m].timestamp + 1))
+    assert status == 1 and any((c, partition, m) in located(failures) for c in ALTERED), stdout
+    rewrite_topic(recorded.bootstrap, CASES, lambda _: list(recorded.cases))
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "to-clean.json", "--to",
+                                      iso(rs[m].timestamp + 1))
+    assert status == 0 and not failures, stdout
+
+
+def test_a_state_changelog_is_refused_not_called_altered_record_by_record(recorded: Recorded) -> None:
+    """Before: `replay --verify` of leadbus.state.linking exited 1 with an UNDECODABLE failure per record (726 in a
+    round-2 run): the stage's own encoding, never Avro. A changelog holds no events and no seals: a usage error."""
+    done = cli("replay", "--topic", "leadbus.state.linking", "--verify", "-b", recorded.bootstrap)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    said = " ".join(done.stderr.split())  # the CLI wraps its message
+    assert "state changelog" in said and "audit rebuild" in said, done.stderr

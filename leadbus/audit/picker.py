@@ -49,6 +49,13 @@ def _compile(parsed: Any, paths: tuple[str, ...]) -> Picker:
     targets = {p: f"w{i}" for i, p in enumerate(paths)}
     left = set(paths)
 
+    passed: list[Any] = []  # the fields passed over since the last one read: one run (numbers in a row share a pattern)
+
+    def pass_over() -> None:
+        if passed:
+            comp.skip({"type": "record", "name": "passed", "fields": [{"name": "_", "type": t} for t in passed]}, 1)
+            passed.clear()
+
     def record(schema: Any, prefix: str) -> None:
         if not isinstance(schema, dict) or schema.get("type") != "record":
             raise _Unpickable(prefix)
@@ -57,12 +64,13 @@ def _compile(parsed: Any, paths: tuple[str, ...]) -> Picker:
                 return
             name = prefix + f["name"]
             if name in left:
+                pass_over()
                 comp.value(f["type"], targets[name], 1)
                 left.discard(name)
             elif any(p.startswith(name + ".") for p in left):
                 record(f["type"], name + ".")
             else:
-                comp.skip(f["type"], 1)
+                passed.append(f["type"])
 
     record(parsed, "")
     if left:

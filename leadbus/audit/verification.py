@@ -1280,7 +1280,12 @@ def publisher_of(record: ReplayRecord) -> str:
     if sealed:
         return sealed.decode(errors="replace")
     schema = record.schema
-    if schema is not None and schema.name == CASE_LEAD:
+    if schema is None or schema.name not in _NAMING:  # (a case, a step, a routed record …: its topic alone tells)
+        by_topic = _BY_TOPIC.get(record.topic)
+        if by_topic is None:
+            by_topic = _BY_TOPIC[record.topic] = _topic_publisher(record.topic)
+        return by_topic
+    if schema.name == CASE_LEAD:
         head = record.lead_head()
         if head is not None:
             return f"{head.agency}.{head.province}"
@@ -1300,9 +1305,18 @@ def publisher_of(record: ReplayRecord) -> str:
             return f"{publisher['agency']}.{publisher['province']}"
         if event.get("publisher_agency"):
             return str(event["publisher_agency"])
-    if is_intake(record.topic):
-        return record.topic[len(INTAKE_PREFIX):]
-    stage = STAGE_OF.get(record.topic) or ("routing" if is_routed(record.topic) else None)
+    return _topic_publisher(record.topic)
+
+
+#: The events whose fields name who sent them (`publisher_of`); any other is named by its topic (`_BY_TOPIC`).
+_NAMING = frozenset((CASE_LEAD, DECISION, ACCEPTED, REJECTED))
+_BY_TOPIC: dict[str, str] = {}
+
+
+def _topic_publisher(topic: str) -> str:
+    if is_intake(topic):
+        return topic[len(INTAKE_PREFIX):]
+    stage = STAGE_OF.get(topic) or ("routing" if is_routed(topic) else None)
     return f"leadbus:{stage}" if stage else "?"
 
 

@@ -85,6 +85,13 @@ def _min_size(schema: Any) -> int:
     return 1
 
 
+#: Per first byte of a string's or bytes' length: the bytes the length and the value span when the length is one byte
+#: (a zig-zag varint under 128, even: 0 to 63), else 0 (read in full).
+_SMALL_SIZED = tuple(1 + (b >> 1) if b < 128 and not b & 1 else 0 for b in range(256))
+#: Per first byte of a block count: 0 for the closing zero count, the count when it is one positive byte (1 to 63),
+#: else -1 (a negative count with its block size, or a longer varint: read in full).
+_SMALL_COUNT = tuple(b >> 1 if b < 128 and not b & 1 else -1 for b in range(256))
+
 #: The pattern of one varint: any bytes with the high bit set, then one without.
 _VARINT = rb"[\x80-\xff]*[\x00-\x7f]"
 
@@ -105,6 +112,8 @@ class Compiler:
             "fromordinal": date.fromordinal,
             "unpack_float": struct.Struct("<f").unpack_from,
             "unpack_double": struct.Struct("<d").unpack_from,
+            "SMALL_SIZED": _SMALL_SIZED,
+            "SMALL_COUNT": _SMALL_COUNT,
         }
         self.counter = 0
         self.depth = 0
@@ -296,14 +305,21 @@ class Compiler:
         if pattern == b".":  # one byte (a boolean): past it; bytes that end early are refused by a later read or the
             self.emit(indent, "pos += 1")  # picker's last check (`pos > end`), as the pattern refuses them
             return
-        if pattern == _VARINT * (len(pattern) // len(_VARINT)):
+        numbers = len(pattern) // len(_VARINT)
+        if pattern == _VARINT * numbers and numbers <= 8:
             # Numbers alone (an int, a long, an enum's index): one-byte varints (the usual) are passed over inline, a
-            # call of a compiled pattern each cost several times as much; a longer one is matched as before.
-            for _ in range(len(pattern) // len(_VARINT)):
-                self.emit(indent, "if data[pos] < 128:")
-                self.emit(indent + 1, "pos += 1")
-                self.emit(indent, "else:")
-                self._match(_VARINT, indent + 1)
+            # call of a compiled pattern each cost several times as much; from the first longer one (a timestamp) the
+            # rest of the run is matched by one pattern.
+            def number(i: int, at: int) -> None:
+                if i == numbers:
+                    return
+                self.emit(at, "if data[pos] < 128:")
+                self.emit(at + 1, "pos += 1")
+                number(i + 1, at + 1)
+                self.emit(at, "else:")
+                self._match(_VARINT * (numbers - i), at + 1)
+
+            number(0, indent)
             return
         self._match(pattern, indent)
 
@@ -366,25 +382,52 @@ class Compiler:
                     self.skip("string", at)
                 self.skip(inner, at)
 
-            def skip_blocks(at: int) -> None:
-                self.emit(at, "if data[pos] == 0:")  # empty (the usual case): its one zero count
-                self.emit(at + 1, "pos += 1")
-                self.emit(at, "else:")
-                self.blocks(kind, inner, at + 1, skip_item)
-
-            return [skip_blocks]
+            return [lambda at: self._skip_blocks(kind, inner, at, skip_item)]
         if kind == "union":
             return [lambda at: self._skip_union(schema, at)]
         raise Unsupported(str(kind))
 
+    def _skip_blocks(self, kind: str, inner: Any, indent: int, item: Callable[[int], None]) -> None:
+        """The blocks of an array or map passed over: a count of one byte (fewer than 64 items, the usual) is looked up
+        in `SMALL_COUNT` (0: the end, -1: any other count, read as `blocks` reads it); a small count needs no check
+        against the bytes left, since each item takes a byte at least (a count past the end meets the end within 63
+        items: the next read or the function's last check refuses the bytes)."""
+        if kind == "array" and _min_size(inner) < 1:
+            raise Unsupported("array of empty items")
+        count = self.var("c")
+        self.emit(indent, "while True:")
+        self.emit(indent + 1, f"{count} = SMALL_COUNT[data[pos]]")
+        self.emit(indent + 1, "pos += 1")
+        self.emit(indent + 1, f"if {count} == 0:")
+        self.emit(indent + 2, "break")
+        self.emit(indent + 1, f"if {count} < 0:")
+        self.emit(indent + 2, "b = data[pos - 1]")
+        self.emit(indent + 2, f"{count}, pos = read_long_rest(data, pos, b) if b >= 128 else (-(b >> 1) - 1, pos)")
+        self.emit(indent + 2, f"if {count} == 0:")
+        self.emit(indent + 3, "break")
+        self.emit(indent + 2, f"if {count} < 0:")
+        self.emit(indent + 3, f"{count} = -{count}")
+        self.long(indent + 3, self.var("blocksize"))
+        self.emit(indent + 2, f"if {count} > end - pos:")
+        self.emit(indent + 3, "raise Unreadable('count')")
+        self.emit(indent + 1, f"for _ in range({count}):")
+        before = len(self.lines)
+        item(indent + 2)
+        if len(self.lines) == before:
+            self.emit(indent + 2, "pass")
+
     def _skip_sized(self, indent: int) -> None:
-        """A string's or bytes' length, then past them (a length of one or two bytes read inline: past the end, the
-        next read or the function's last check refuses the bytes)."""
+        """A string's or bytes' length, then past them: a length of one byte (under 64, the usual) is looked up in
+        `SMALL_SIZED` (the bytes it spans, 0 for any other byte), one of two bytes read inline (past the end, the next
+        read or the function's last check refuses the bytes)."""
         size = self.var("n")
+        self.emit(indent, f"{size} = SMALL_SIZED[data[pos]]")
+        self.emit(indent, f"if {size}:")
+        self.emit(indent + 1, f"pos += {size}")
+        self.emit(indent, "else:")
+        indent += 1
         self.emit(indent, f"{size} = data[pos]")
-        self.emit(indent, f"if {size} < 128 and not {size} & 1:")
-        self.emit(indent + 1, f"pos += 1 + ({size} >> 1)")
-        self.emit(indent, f"elif {size} >= 128 and data[pos + 1] < 128 and not {size} & 1:")
+        self.emit(indent, f"if {size} >= 128 and data[pos + 1] < 128 and not {size} & 1:")
         self.emit(indent + 1, f"pos += 2 + ((({size} & 127) | (data[pos + 1] << 7)) >> 1)")
         self.emit(indent, "else:")
         self.emit(indent + 1, "pos += 1")

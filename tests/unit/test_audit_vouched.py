@@ -374,3 +374,90 @@ def test_the_picker_on_damaged_bodies_refuses_them_or_reads_what_a_full_decode_r
                 assert got == _at_paths(event, paths), (name, schema.version)
                 agreed += 1
     assert agreed > 40 and refused > 40, (agreed, refused)
+
+
+def _zigzag(n: int) -> bytes:
+    z, out = (n << 1) ^ (n >> 63), bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def test_the_picker_passes_over_blocks_long_lengths_and_numbers_in_a_row_as_a_full_decode_reads_them() -> None:
+    """What the picker passes over by table (one-byte counts and lengths) and by the general reads (negative counts
+    with block sizes, several blocks, counts and lengths of two bytes and more, an over-long zero count, timestamps in a
+    row): the wanted field read as fastavro reads it; and bytes damaged before it are refused or read as fastavro
+    reads them, never otherwise."""
+    import io
+
+    import fastavro
+
+    from leadbus.avro import SchemaCatalog
+
+    entry = SchemaCatalog().add({"type": "record", "name": "cn.leadbus.test.Passed", "fields": [
+        {"name": "names", "type": {"type": "array", "items": "string"}},
+        {"name": "pairs", "type": {"type": "array", "items": {"type": "record", "name": "Pair", "fields": [
+            {"name": "kind", "type": "string"}, {"name": "value", "type": "bytes"}]}}},
+        {"name": "tags", "type": {"type": "map", "values": "string"}},
+        {"name": "first", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "count", "type": "int"},
+        {"name": "last", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "wanted", "type": ["null", "string"]},
+        {"name": "after", "type": "string"}]})
+    pick = picker(entry, ("wanted",))
+    assert pick is not None
+    head = b"\xc3\x01" + entry.fingerprint
+
+    def string(text: str | bytes) -> bytes:
+        raw = text.encode() if isinstance(text, str) else text
+        return _zigzag(len(raw)) + raw
+
+    def blocks(items: list[bytes], rng: random.Random) -> bytes:
+        """`items` (encoded) in blocks as a writer may cut them: plain counts, negative counts with sizes, and a zero
+        count of one byte or of two (over-long)."""
+        out, i = bytearray(), 0
+        while i < len(items):
+            take = rng.randint(1, len(items) - i)
+            chunk = b"".join(items[i:i + take])
+            out += (_zigzag(-take) + _zigzag(len(chunk))) if rng.random() < 0.4 else _zigzag(take)
+            out += chunk
+            i += take
+        return bytes(out) + (b"\x80\x00" if rng.random() < 0.2 else b"\x00")
+
+    def full(data: bytes) -> Any:
+        buf = io.BytesIO(data)
+        buf.seek(10)
+        return fastavro.schemaless_reader(buf, entry.parsed, None)
+
+    rng = random.Random(3)
+    refused = 0
+    for _ in range(400):
+        sizes = [0, 1, 5, 63, 64, 200, 9000]
+        names = [string("名" * rng.choice(sizes)) for _ in range(rng.choice([0, 1, 3, 63, 64, 150]))]
+        pairs = [string("k" * rng.choice(sizes)) + string(rng.randbytes(rng.choice(sizes)))
+                 for _ in range(rng.choice([0, 1, 2, 70]))]
+        tags = [string(f"t{i}") + string("v" * rng.choice(sizes)) for i in range(rng.choice([0, 2, 65]))]
+        wanted = rng.choice([None, "CASE-" + "x" * rng.choice(sizes)])
+        body = (blocks(names, rng) + blocks(pairs, rng) + blocks(tags, rng)
+                + _zigzag(rng.choice([1_764_000_000_000, 5, -3])) + _zigzag(rng.choice([0, 7, 2**31 - 1]))
+                + _zigzag(rng.choice([1_764_000_000_000, 0]))
+                + (b"\x00" if wanted is None else b"\x02" + string(wanted)) + string("after"))
+        assert pick(head + body) == (wanted,) == (full(head + body)["wanted"],)
+        damaged = bytearray(head + body)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(10, len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[:rng.randrange(10, len(damaged))]
+        try:
+            got = pick(bytes(damaged))
+        except Exception:  # noqa: BLE001 - refused: the caller reads the record whole, which judges it
+            refused += 1
+            continue
+        try:
+            expected = full(bytes(damaged))
+        except Exception:  # noqa: BLE001 - damage past the wanted field, or in a value passed over by its length
+            continue
+        assert got == (expected["wanted"],)
+    assert refused > 50

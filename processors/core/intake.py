@@ -34,7 +34,7 @@ from leadbus.models import CaseLead, HandoverDecision, reason_code
 from leadbus.processors.core.agency_events import EventKind
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.event_kinds import KINDS as EVENT_KINDS
-from leadbus.processors.core.linking import link_view
+from leadbus.processors.core.link_memo import intake_link_view
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
 from leadbus.processors.core.provenance import Refused, Vouched, content_mismatch, verify_event
 from leadbus.processors.core.records import Source
@@ -373,7 +373,7 @@ def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None 
         sequence = seal.sequence
     return {
         # v7: linking's derivation of this lead, done here: intake scales over workers, linking has one (issue #16)
-        "linking": link_view(acceptance.lead, acceptance.normalised.domains),
+        "linking": intake_link_view(acceptance.normalised),
         "lead": acceptance.lead if lead_as_model else acceptance.lead.to_avro(),
         "identity": {
             "name_core": name.core,

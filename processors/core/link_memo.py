@@ -15,10 +15,19 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from leadbus.models import Address
-from leadbus.processors.core.linking import KeySources, Sources, icp_key, link_view, shop_key, url_shop_key
+from leadbus.models import Address, CaseLead
+from leadbus.processors.core.linking import (
+    LINK_VIEW_VERSION,
+    KeySources,
+    Sources,
+    dumps,
+    icp_key,
+    shop_key,
+    strong_identifiers,
+    url_shop_key,
+)
 from leadbus.processors.core.normalize import Normalised
-from leadbus.processors.core.suggest import SignalSources, address_signals, ip_signals, name_signals
+from leadbus.processors.core.suggest import SignalSources, address_signals, ip_signals, name_signals, weak_signals
 
 _SIZE = 65536  # per kind of value, as normalise's caches
 
@@ -45,5 +54,39 @@ REMEMBERED = Sources(KeySources(shop_key_of, url_shop_key_of, icp_key_of),
 
 def intake_link_view(normalised: Normalised) -> dict[str, Any]:
     """`link_view(lead, domains)` of a normalised lead, its values' derivations remembered."""
-    return link_view(normalised.lead, normalised.domains, REMEMBERED)
+    lead = normalised.lead
+    keys = strong_identifiers(lead, normalised.domains, REMEMBERED.keys)
+    member = intake_member(lead, keys, weak_signals(lead, REMEMBERED.signals))
+    return {"version": LINK_VIEW_VERSION, "lead_id": lead.lead_id, "keys": keys, "member": dumps(member)}
+
+
+def intake_member(lead: CaseLead, keys: list[str], weak: list[str]) -> dict[str, Any]:
+    """`linking._member(lead, domains, keys, weak)`, the same record, for intake alone (the Linker's path keeps its
+    own): the facts read from the model's attributes, not dumped (~1.5 µs less per lead, issue #16); a unit test holds
+    the two equal. Facts' fields are scalars (numbers, a flag, literals), which `model_dump` gives as they are."""
+    address = lead.subject.address
+    first, last = lead.conduct_from, lead.conduct_to or lead.conduct_from
+    return {
+        "revision": lead.revision,
+        "agency": lead.publisher.agency,
+        "province": lead.publisher.province,
+        "reported_at": lead.reported_at.isoformat(),
+        "category": str(lead.category),
+        "violation": str(lead.violation),
+        "name": lead.subject.name,
+        "suspect_province": address.province if address else None,
+        "facts": {name: value for name, value in lead.facts.__dict__.items() if value is not None},
+        "handling": str(lead.handling),
+        "share_with": list(lead.share_with),
+        "cross_border": lead.cross_border,
+        "countries": list(lead.countries),
+        "conduct_from": first.isoformat() if first else None,
+        "conduct_to": last.isoformat() if last else None,
+        "prior_penalties": [{"kind": p.kind, "decided_on": p.decided_on.isoformat(), "decided_by": p.decided_by,
+                             "violation": str(p.violation)} for p in lead.prior_penalties],
+        "police_measures_needed": lead.police_measures_needed,
+        "weak": weak,
+        "waybills": list(lead.waybills),
+        "keys": keys,
+    }
 

@@ -120,3 +120,27 @@ def test_the_accepted_record_carries_the_remembered_view() -> None:
     for normalised in list(_leads())[:300]:
         acceptance = Acceptance(normalised.lead, normalised, "0" * 64, source, b"")
         assert accepted_record(acceptance, NOW)["linking"] == link_view(normalised.lead, normalised.domains)
+
+
+FACTS: list[dict[str, Any]] = [
+    {}, {"copies": 0}, {"rights_holder_bankrupt": False}, {"rights_holder_bankrupt": True, "mark_use": "SERVICES"},
+    {"labels_made_by": "OTHERS", "labels_sold": 2**63 - 1, "illegal_gains_fen": 1, "patents": 3},
+    {"illegal_business_amount_fen": 5_000_000, "sales_amount_fen": 0, "goods_value_fen": 12, "works": 1,
+     "clicks": 7, "members": 9, "trademark_kinds": 2, "labels": 4, "loss_fen": 8, "labels_held": 5,
+     "copies_held": 6, "mark_use": "UNKNOWN"},
+]
+
+
+def test_intake_s_member_record_is_linking_s_own_whatever_the_facts() -> None:
+    """`intake_member` reads the facts' attributes where `_member` dumps them: the same record, with no fact, zeros,
+    false flags, literals and the largest number, on simulated and odd leads."""
+    rng = random.Random(9)
+    checked = 0
+    for normalised in list(_leads())[:400]:
+        for facts in (normalised.lead.facts.model_dump(), rng.choice(FACTS)):
+            lead = CaseLead.model_validate({**normalised.lead.to_avro(), "facts": facts}, context={"now": NOW})
+            keys, member = derive(lead, normalised.domains)
+            remembered = link_memo.intake_member(lead, keys, member["weak"])
+            assert remembered == member and dumps(remembered) == dumps(member)
+            checked += 1
+    assert checked == 800

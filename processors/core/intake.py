@@ -417,6 +417,11 @@ def _source(source: Source) -> dict[str, Any]:
     return {"topic": source.topic, "partition": source.partition, "offset": source.offset}
 
 
+def _examined_headers(lead_id: str, revision: int, digest: str, agency: str) -> list[tuple[str, bytes]]:
+    return [("lead_id", lead_id.encode()), ("revision", str(revision).encode()), ("digest", digest.encode()),
+            ("agency", agency.encode())]
+
+
 @dataclass(frozen=True)
 class Examined:
     """What the dedupe half needs of an examined lead, carried in the repartition record's headers."""
@@ -427,13 +432,18 @@ class Examined:
     agency: str
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [("lead_id", self.lead_id.encode()), ("revision", str(self.revision).encode()),
-                ("digest", self.digest.encode()), ("agency", self.agency.encode())]
+        return _examined_headers(self.lead_id, self.revision, self.digest, self.agency)
 
     @classmethod
     def of(cls, acceptance: Acceptance) -> Examined:
         lead = acceptance.lead
         return cls(lead.lead_id, lead.revision, acceptance.digest, lead.publisher.agency)
+
+    @staticmethod
+    def headers_of(acceptance: Acceptance) -> list[tuple[str, bytes]]:
+        """`Examined.of(acceptance).headers()`, without building the Examined (a frozen dataclass: ~1 µs per lead)."""
+        lead = acceptance.lead
+        return _examined_headers(lead.lead_id, lead.revision, acceptance.digest, lead.publisher.agency)
 
     @classmethod
     def from_headers(cls, headers: Any) -> Examined | None:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from leadbus.models import CaseLead
-from leadbus.processors.core.intake import Seen
-from leadbus.processors.core.normalize import _replaced
+from leadbus.processors.core.intake import Acceptance, Examined, Seen
+from leadbus.processors.core.normalize import _replaced, normalise
+from leadbus.processors.core.records import Source
 from leadbus.producers.simulator import TrafficGenerator
 
 
@@ -35,3 +36,19 @@ def test_a_replaced_model_is_model_copy_in_every_part() -> None:
     # the contract's models forbid extras and hold no private attributes, which `_replaced` relies on
     for cls in (CaseLead, type(lead.subject), type(lead.online)):
         assert cls.model_config.get("extra") == "forbid" and not cls.__private_attributes__
+
+
+def test_examined_headers_of_an_acceptance_are_those_of_its_examined() -> None:
+    """`Examined.headers_of` (the handler's, without an `Examined` per lead) gives `Examined.of(...).headers()`, which
+    the judge reads back, on simulated leads and odd revisions and digests."""
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    leads = [lead.to_avro() for lead in TrafficGenerator(seed=5).leads(200, now - timedelta(hours=1),
+                                                                     timedelta(seconds=1))]
+    odd = [{**leads[0], "revision": 2**31 - 1}, {**leads[1], "revision": 0}]
+    for index, record in enumerate(leads + odd):
+        normalised = normalise(CaseLead.model_validate(record, context={"now": now}))
+        digest = ("ab" * 32, 'é"\\\n中', "")[index % 3]
+        acceptance = Acceptance(normalised.lead, normalised, digest, Source("leadbus.intake.SAMR", 0, index), b"")
+        examined = Examined.of(acceptance)
+        assert Examined.headers_of(acceptance) == examined.headers()
+        assert Examined.from_headers(Examined.headers_of(acceptance)) == examined

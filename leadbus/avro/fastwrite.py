@@ -160,7 +160,15 @@ class _Compiler:
             self.emit(indent + 1, f"write_long(out, len({data}))")
             self.emit(indent, f"out += {data}")
         elif kind == "bytes":
-            self.emit(indent, f"write_bytes(out, {expr})")
+            # Inlined as strings are (an accepted lead carries its original, ~1-2 kB: a two-byte length)
+            data = self.var("b")
+            self.emit(indent, f"{data} = {expr}")
+            self.emit(indent, f"if len({data}) < 64:")
+            self.emit(indent + 1, f"out.append(len({data}) << 1)")
+            self._two_bytes(f"len({data})", indent, f"len({data}) < 8192")
+            self.emit(indent, "else:")
+            self.emit(indent + 1, f"write_long(out, len({data}))")
+            self.emit(indent, f"out += {data}")
         elif kind == "enum":
             table = self.var("enum")
             # Each symbol's index, already as its encoded bytes.

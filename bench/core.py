@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from leadbus import identifiers, models
 from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.models import CaseLead
+from leadbus.processors.core import link_memo
 from leadbus.processors.core import normalize as normalize_module
 from leadbus.processors.core.intake import Acceptance, accepted_record, examine
 from leadbus.processors.core.normalize import normalise
@@ -76,8 +77,9 @@ def _streamed(step: Callable[[Any], Any], items: list[Any]) -> float:
 
 
 def _empty_caches() -> None:
-    """Every memo of canonical forms the core keeps (functools caches of the normalising modules)."""
-    for module in (normalize_module, identifiers, models):
+    """Every memo of canonical forms the core keeps (functools caches of the normalising modules, and of the linking
+    view's derivations per value)."""
+    for module in (normalize_module, link_memo, identifiers, models):
         for value in vars(module).values():
             if callable(getattr(value, "cache_clear", None)):
                 value.cache_clear()

@@ -158,6 +158,8 @@ class IntakeHandler:
             log.exception("intake core failed on %s", source)
             outcome = Rejection("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", record.value or b"", source)
         seal = outcome.seal
+        if type(outcome) is Acceptance and seal is None:  # the usual event: an unsigned lead, nothing to count yet
+            return Result([self._examined(outcome, now)])
         counted: list[Callable[[], object]] = []
         if isinstance(outcome, DecisionAcceptance):
             # Handover decisions go on, keyed by case, to the handover stage that judges them; a signed one
@@ -182,8 +184,8 @@ class IntakeHandler:
 
     def _examined(self, acceptance: Acceptance, now: datetime) -> Output:
         value = encode_mixed(self.accepted_schema, accepted_record(acceptance, now, lead_as_model=True), _LEAD_MODEL)
-        examined = Examined.of(acceptance)
-        return Output(INTAKE_BY_LEAD, examined.lead_id.encode(), value, examined.headers())
+        headers = Examined.headers_of(acceptance)
+        return Output(INTAKE_BY_LEAD, headers[0][1], value, headers)  # keyed by the lead id, its first header
 
     # -- second half: one place per lead id ----------------------------------------------------
 

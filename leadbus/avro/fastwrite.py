@@ -134,11 +134,12 @@ class _Compiler:
             elif logical == "date":
                 self.emit(indent, f"write_long(out, days_since_epoch({expr}))")
             elif logical is None:
-                # Inlined for the usual small value (one byte, zig-zag 2n).
+                # Inlined for the usual small value (one byte, zig-zag 2n; two below 8192).
                 number = self.var("n")
                 self.emit(indent, f"{number} = {expr}")
                 self.emit(indent, f"if 0 <= {number} < 64:")
                 self.emit(indent + 1, f"out.append({number} << 1)")
+                self._two_bytes(number, indent, f"64 <= {number} < 8192")
                 self.emit(indent, "else:")
                 self.emit(indent + 1, f"write_long(out, {number})")
             else:
@@ -154,11 +155,20 @@ class _Compiler:
             self.emit(indent, f"{data} = {source}.encode('utf-8')")
             self.emit(indent, f"if len({data}) < 64:")
             self.emit(indent + 1, f"out.append(len({data}) << 1)")
+            self._two_bytes(f"len({data})", indent, f"len({data}) < 8192")
             self.emit(indent, "else:")
             self.emit(indent + 1, f"write_long(out, len({data}))")
             self.emit(indent, f"out += {data}")
         elif kind == "bytes":
-            self.emit(indent, f"write_bytes(out, {expr})")
+            # Inlined as strings are (an accepted lead carries its original, ~1-2 kB: a two-byte length)
+            data = self.var("b")
+            self.emit(indent, f"{data} = {expr}")
+            self.emit(indent, f"if len({data}) < 64:")
+            self.emit(indent + 1, f"out.append(len({data}) << 1)")
+            self._two_bytes(f"len({data})", indent, f"len({data}) < 8192")
+            self.emit(indent, "else:")
+            self.emit(indent + 1, f"write_long(out, len({data}))")
+            self.emit(indent, f"out += {data}")
         elif kind == "enum":
             table = self.var("enum")
             # Each symbol's index, already as its encoded bytes.
@@ -228,6 +238,13 @@ class _Compiler:
             self.union(schema, expr, indent)
         else:
             raise Unsupported(str(kind))
+
+    def _two_bytes(self, number: str, indent: int, test: str) -> None:
+        """The ``elif`` writing ``number`` as its two varint bytes when ``test`` says it is in [64, 8192) (zig-zag 2n
+        < 2**14): long strings (a lead's description, linking's member record) and counts skip a call."""
+        self.emit(indent, f"elif {test}:")
+        self.emit(indent + 1, f"out.append((({number} << 1) & 0x7F) | 0x80)")
+        self.emit(indent + 1, f"out.append({number} >> 6)")
 
     def _string_fields(self, schema: Any) -> list[str] | None:
         """The field names of a record (read as a mapping) of two or more plain strings without defaults, else None."""

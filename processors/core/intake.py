@@ -34,7 +34,7 @@ from leadbus.models import CaseLead, HandoverDecision, reason_code
 from leadbus.processors.core.agency_events import EventKind
 from leadbus.processors.core.dead_letters import dead_letter_record
 from leadbus.processors.core.event_kinds import KINDS as EVENT_KINDS
-from leadbus.processors.core.linking import link_view
+from leadbus.processors.core.link_memo import intake_link_view
 from leadbus.processors.core.normalize import Normalised, Warning_, normalise
 from leadbus.processors.core.provenance import Refused, Vouched, content_mismatch, verify_event
 from leadbus.processors.core.records import Source
@@ -373,7 +373,7 @@ def accepted_record(acceptance: Acceptance, now: datetime, sequence: int | None 
         sequence = seal.sequence
     return {
         # v7: linking's derivation of this lead, done here: intake scales over workers, linking has one (issue #16)
-        "linking": link_view(acceptance.lead, acceptance.normalised.domains),
+        "linking": intake_link_view(acceptance.normalised),
         "lead": acceptance.lead if lead_as_model else acceptance.lead.to_avro(),
         "identity": {
             "name_core": name.core,
@@ -417,6 +417,11 @@ def _source(source: Source) -> dict[str, Any]:
     return {"topic": source.topic, "partition": source.partition, "offset": source.offset}
 
 
+def _examined_headers(lead_id: str, revision: int, digest: str, agency: str) -> list[tuple[str, bytes]]:
+    return [("lead_id", lead_id.encode()), ("revision", str(revision).encode()), ("digest", digest.encode()),
+            ("agency", agency.encode())]
+
+
 @dataclass(frozen=True)
 class Examined:
     """What the dedupe half needs of an examined lead, carried in the repartition record's headers."""
@@ -427,13 +432,18 @@ class Examined:
     agency: str
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [("lead_id", self.lead_id.encode()), ("revision", str(self.revision).encode()),
-                ("digest", self.digest.encode()), ("agency", self.agency.encode())]
+        return _examined_headers(self.lead_id, self.revision, self.digest, self.agency)
 
     @classmethod
     def of(cls, acceptance: Acceptance) -> Examined:
         lead = acceptance.lead
         return cls(lead.lead_id, lead.revision, acceptance.digest, lead.publisher.agency)
+
+    @staticmethod
+    def headers_of(acceptance: Acceptance) -> list[tuple[str, bytes]]:
+        """`Examined.of(acceptance).headers()`, without building the Examined (a frozen dataclass: ~1 µs per lead)."""
+        lead = acceptance.lead
+        return _examined_headers(lead.lead_id, lead.revision, acceptance.digest, lead.publisher.agency)
 
     @classmethod
     def from_headers(cls, headers: Any) -> Examined | None:

@@ -29,7 +29,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -37,7 +37,7 @@ import orjson
 from leadbus.identifiers import IdentifierError, normalize_icp_filing
 from leadbus.models import CaseLead
 from leadbus.processors.core.normalize import normalise
-from leadbus.processors.core.suggest import Suggestion, suggest, weak_signals
+from leadbus.processors.core.suggest import COMPUTED_SIGNALS, SignalSources, Suggestion, suggest, weak_signals
 
 MARKETPLACE_DOMAINS = frozenset({
     "taobao.com", "tmall.com", "jd.com", "yangkeduo.com", "pinduoduo.com", "jinritemai.com", "douyin.com",
@@ -139,7 +139,39 @@ def shop_from_url(canonical: str) -> tuple[str, str] | None:
     return None
 
 
-def strong_identifiers(lead: CaseLead, domains: Sequence[str]) -> list[str]:
+def shop_key(platform: str | None, shop_id: str | None) -> str | None:
+    """The ``shop:`` key of a lead's (platform, shop id), as written; None without both."""
+    code = platform_code(platform)
+    return f"shop:{code}:{canonical_shop_id(code, shop_id)}" if code and shop_id else None
+
+
+def url_shop_key(url: str) -> str | None:
+    """The ``shop:`` key of a marketplace shop page's canonical URL; None for any other URL."""
+    shop = shop_from_url(url)
+    return f"shop:{shop[0]}:{shop[1]}" if shop else None
+
+
+def icp_key(filing: str) -> str | None:
+    """The ``icp:`` key of an ICP filing: its filing subject's (one subject runs every site "-n" of it)."""
+    try:
+        return f"icp:{normalize_icp_filing(filing)[1]}"
+    except IdentifierError:
+        return None  # validation refuses these; a lead built without it links on nothing here
+
+
+class KeySources(NamedTuple):
+    """Where `strong_identifiers` takes the key of one value from: computed each time (the default, the Linker's),
+    or remembered per value (intake's, `link_memo`): the same functions of the same values."""
+
+    shop: Callable[[str | None, str | None], str | None] = shop_key
+    url: Callable[[str], str | None] = url_shop_key
+    icp: Callable[[str], str | None] = icp_key
+
+
+COMPUTED_KEYS = KeySources()
+
+
+def strong_identifiers(lead: CaseLead, domains: Sequence[str], sources: KeySources = COMPUTED_KEYS) -> list[str]:
     """The keys that link, from a *normalised* lead and the registrable domains of its URLs."""
     keys: set[str] = set()
     subject = lead.subject
@@ -147,19 +179,16 @@ def strong_identifiers(lead: CaseLead, domains: Sequence[str]) -> list[str]:
         keys.add(f"uscc:{subject.uscc}")
     if subject.id_number:
         keys.add(f"rid:{subject.id_number}")
-    platform = platform_code(lead.online.platform)
-    if platform and lead.online.shop_id:
-        keys.add(f"shop:{platform}:{canonical_shop_id(platform, lead.online.shop_id)}")
-    for url in lead.online.urls:
-        shop = shop_from_url(url)
-        if shop:
-            keys.add(f"shop:{shop[0]}:{shop[1]}")
+    online = lead.online
+    if online.platform and (shop := sources.shop(online.platform, online.shop_id)):
+        keys.add(shop)
+    for url in online.urls:
+        if shop := sources.url(url):
+            keys.add(shop)
     keys.update(f"domain:{d}" for d in domains if d not in MARKETPLACE_DOMAINS)
-    for filing in lead.online.icp_filings:  # one filing subject (主体备案号) runs every site "-n" of it
-        try:
-            keys.add(f"icp:{normalize_icp_filing(filing)[1]}")
-        except IdentifierError:
-            continue  # validation refuses these; a lead built without it links on nothing here
+    for filing in online.icp_filings:
+        if icp := sources.icp(filing):
+            keys.add(icp)
     keys.update(f"acct:{a}" for a in lead.payment_accounts)
     keys.update(f"phone:{p}" for p in subject.phones if _MOBILE.match(p))
     return sorted(keys)
@@ -250,7 +279,8 @@ def case_id_for(lead_id: str) -> str:
     return "CASE-" + hashlib.sha256(lead_id.encode()).hexdigest()[:16].upper()
 
 
-def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None = None) -> dict[str, Any]:
+def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None = None,
+            weak: list[str] | None = None) -> dict[str, Any]:
     address = lead.subject.address
     return {
         "revision": lead.revision,
@@ -271,7 +301,7 @@ def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None 
         "prior_penalties": [{"kind": p.kind, "decided_on": p.decided_on.isoformat(), "decided_by": p.decided_by,
                              "violation": str(p.violation)} for p in lead.prior_penalties],
         "police_measures_needed": lead.police_measures_needed,
-        "weak": weak_signals(lead),  # compared by the suggestion scorer, never linked on
+        "weak": weak_signals(lead) if weak is None else weak,  # compared by the suggestion scorer, never linked on
         "waybills": list(lead.waybills),  # for the courier channel (寄递渠道), never linked on
         "keys": strong_identifiers(lead, domains) if keys is None else keys,
     }
@@ -288,10 +318,22 @@ def derive(lead: CaseLead, domains: Sequence[str]) -> tuple[list[str], dict[str,
     return keys, _member(lead, domains, keys)
 
 
-def link_view(lead: CaseLead, domains: Sequence[str]) -> dict[str, Any]:
+class Sources(NamedTuple):
+    """Where `link_view` takes what it derives from single values (a URL's shop, an address's signals...) from."""
+
+    keys: KeySources = COMPUTED_KEYS
+    signals: SignalSources = COMPUTED_SIGNALS
+
+
+def link_view(lead: CaseLead, domains: Sequence[str], sources: Sources | None = None) -> dict[str, Any]:
     """`derive` as `LeadAccepted` v7 carries it (``linking``, the member record as stored): intake computes it, in
-    parallel over its workers, so that linking's one worker does not (issue #16)."""
-    keys, member = derive(lead, domains)
+    parallel over its workers, so that linking's one worker does not (issue #16). ``sources``: intake's values
+    remembered (`link_memo`); the view is the same whatever they are."""
+    if sources is None:
+        keys, member = derive(lead, domains)
+    else:
+        keys = strong_identifiers(lead, domains, sources.keys)
+        member = _member(lead, domains, keys, weak_signals(lead, sources.signals))
     return {"version": LINK_VIEW_VERSION, "lead_id": lead.lead_id, "keys": keys, "member": dumps(member)}
 
 

@@ -209,22 +209,23 @@ def normalise(lead: CaseLead) -> Normalised:
         id_number = normalize_resident_id(subject.id_number)
         if len(clean_text(subject.id_number).replace(" ", "")) == 15:
             warnings.append(Warning_("LEGACY_RESIDENT_ID", "subject.id_number", "15-digit ID upgraded to 18 digits"))
-    phones = _canonical(subject.phones, canonical_phone)
+    # `_canonical` only where there is something: most leads have no IP, filing, account, waybill or country
+    phones = _canonical(subject.phones, canonical_phone) if subject.phones else subject.phones
     if uscc != subject.uscc or id_number != subject.id_number or phones != subject.phones:
         subject = _replaced(subject, {"uscc": uscc, "id_number": id_number, "phones": phones})
     online = lead.online
-    urls = _canonical(online.urls, canonical_url)
-    platform = clean_text(online.platform) if online.platform else None
-    shop_id = clean_text(online.shop_id).replace(" ", "") if online.shop_id else None
-    ips = _canonical(online.ips, canonical_ip)
-    filings = _canonical(online.icp_filings, _canonical_filing)
+    urls = _canonical(online.urls, canonical_url) if online.urls else online.urls
+    platform = _clean_platform(online.platform) if online.platform else None
+    shop_id = _clean_shop_id(online.shop_id) if online.shop_id else None
+    ips = _canonical(online.ips, canonical_ip) if online.ips else online.ips
+    filings = _canonical(online.icp_filings, _canonical_filing) if online.icp_filings else online.icp_filings
     if (urls != online.urls or platform != online.platform or shop_id != online.shop_id or ips != online.ips
             or filings != online.icp_filings):
         online = _replaced(online, {"platform": platform, "shop_id": shop_id, "urls": urls, "ips": ips,
                                     "icp_filings": filings})
-    accounts = _canonical(lead.payment_accounts, canonical_account)
-    waybills = _canonical(lead.waybills, _canonical_waybill)
-    countries = _canonical(lead.countries, _canonical_country)
+    accounts = _canonical(lead.payment_accounts, canonical_account) if lead.payment_accounts else lead.payment_accounts
+    waybills = _canonical(lead.waybills, _canonical_waybill) if lead.waybills else lead.waybills
+    countries = _canonical(lead.countries, _canonical_country) if lead.countries else lead.countries
     if (subject is not lead.subject or online is not lead.online or accounts != lead.payment_accounts
             or waybills != lead.waybills or countries != lead.countries):
         lead = _replaced(lead, {"subject": subject, "online": online, "payment_accounts": accounts,
@@ -263,6 +264,18 @@ def _canonical(values: list[str], canonical: Callable[[str], str]) -> list[str]:
     if len(forms) == 1:  # most lists hold one value
         return forms if forms[0] else []
     return _unique(forms)
+
+
+@lru_cache(maxsize=1024)
+def _clean_platform(value: str) -> str:
+    # a few dozen platforms, written a few ways each
+    return clean_text(value)
+
+
+@lru_cache(maxsize=65536)
+def _clean_shop_id(value: str) -> str:
+    # a shop recurs in every report of it, as its URLs and names do
+    return clean_text(value).replace(" ", "")
 
 
 @lru_cache(maxsize=65536)

@@ -40,8 +40,9 @@ import ipaddress
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from leadbus.contact_phones import phone_tail
 from leadbus.geography import PROVINCES
@@ -163,42 +164,69 @@ def _contact_signals(found: set[str], contact: Contact) -> None:
             found.add(f"stail:{surname}|{tail}")
 
 
-def weak_signals(lead: CaseLead) -> list[str]:
-    """The weak signals of a *normalised* lead, as ``field:value`` strings (stored with the case's members)."""
+def address_signals(address: Address) -> tuple[str, ...]:
+    """The signals of a suspect's address: its city, the address, its building."""
     found: set[str] = set()
-    subject = lead.subject
-    kind = str(subject.kind)
-    address = subject.address
-    if address is not None:
-        _address_signals(found, address, with_city=True)
-    name = subject.name.strip()
+    _address_signals(found, address, with_city=True)
+    return tuple(found)
+
+
+def name_signals(kind: str, name: str, city: str | None) -> tuple[tuple[str, ...], str | None]:
+    """The signals of a suspect's name (stripped) as its kind reads it, the city of its address helping, and an
+    individual's surname (which the phone tails pair with)."""
     if kind in ("ENTERPRISE", "ONLINE_SHOP", "APP"):
         core = split_name(name).core
-        if address is not None and address.city and len(city := _cleaned(address.city).removesuffix("市")) >= 2:
-            core = core.removeprefix(city)  # a place prefix split_name does not know (株洲恒通电器 → 恒通电器)
+        if city and len(place := _cleaned(city).removesuffix("市")) >= 2:
+            core = core.removeprefix(place)  # a place prefix split_name does not know (株洲恒通电器 → 恒通电器)
         for suffix in _SHOP_SUFFIXES:
             if core.endswith(suffix) and len(core) > len(suffix) + 1:
                 core = core[: -len(suffix)]
                 break
-        if len(core) >= 2:
-            found.add(f"core:{core}")
-            found.add(f"trade:{core[:2]}")
-    elif kind == "INDIVIDUAL" and _CJK.match(name := _cleaned(name)):  # as written: "王 小明", "王\u3000小明"
-        found.add(f"person:{name}")
+        return ((f"core:{core}", f"trade:{core[:2]}") if len(core) >= 2 else ()), None
+    if kind == "INDIVIDUAL" and _CJK.match(name := _cleaned(name)):  # as written: "王 小明", "王\u3000小明"
         surname = next((s for s in COMPOUND_SURNAMES if name.startswith(s)), name[0])
-        found.add(f"surname:{surname}")
-        found.add(f"sender:{name}")  # the person may send the parcels or run the shop of another report
+        # the person may send the parcels or run the shop of another report
+        return (f"person:{name}", f"surname:{surname}", f"sender:{name}"), surname
+    return (), None
+
+
+def ip_signals(ip: str) -> tuple[str, ...]:
+    """The signals of an IP address: itself and its /24 (/48), when it is a global one."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ()
+    if not address.is_global:
+        return ()
+    prefix = 24 if address.version == 4 else 48
+    return f"ip:{address.compressed}", f"ip24:{ipaddress.ip_network(f'{address}/{prefix}', strict=False).compressed}"
+
+
+class SignalSources(NamedTuple):
+    """Where `weak_signals` takes the signals of one value from: computed each time (the default), or remembered per
+    value (intake's, `link_memo`): the same functions of the same values."""
+
+    address: Callable[[Address], tuple[str, ...]] = address_signals
+    name: Callable[[str, str, str | None], tuple[tuple[str, ...], str | None]] = name_signals
+    ip: Callable[[str], tuple[str, ...]] = ip_signals
+
+
+COMPUTED_SIGNALS = SignalSources()
+
+
+def weak_signals(lead: CaseLead, sources: SignalSources = COMPUTED_SIGNALS) -> list[str]:
+    """The weak signals of a *normalised* lead, as ``field:value`` strings (stored with the case's members)."""
+    found: set[str] = set()
+    subject = lead.subject
+    address = subject.address
+    if address is not None:
+        found.update(sources.address(address))
+    named, surname = sources.name(str(subject.kind), subject.name.strip(), address.city if address else None)
+    found.update(named)
+    if surname is not None:
         found.update(f"stail:{surname}|{p[-4:]}" for p in subject.phones if p.startswith("+861"))
     for ip in lead.online.ips:
-        try:
-            address_ = ipaddress.ip_address(ip)
-        except ValueError:
-            continue
-        if not address_.is_global:
-            continue
-        found.add(f"ip:{address_.compressed}")
-        prefix = 24 if address_.version == 4 else 48
-        found.add(f"ip24:{ipaddress.ip_network(f'{address_}/{prefix}', strict=False).compressed}")
+        found.update(sources.ip(ip))
     if lead.rights_holder is not None and lead.rights_holder.name.strip():
         found.add(f"brand:{split_name(lead.rights_holder.name).core}")
     found.add(f"cat:{lead.category}")

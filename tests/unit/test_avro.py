@@ -200,3 +200,27 @@ def test_a_schema_with_arrays_and_maps_of_nulls_compiles_and_round_trips() -> No
     fastavro.schemaless_writer(body, entry.parsed, datum)
     assert data.endswith(body.getvalue())
     assert decode(catalog, data)[1] == datum
+
+
+_BOUNDARY_NUMBERS = [0, 1, 63, 64, 65, 127, 128, 4095, 4096, 8191, 8192, 8193, 16383, 16384, 2**31 - 1, 2**63 - 1,
+                     -1, -63, -64, -65, -8191, -8192, -8193, -(2**63)]
+
+
+@pytest.mark.parametrize("value", _BOUNDARY_NUMBERS)
+def test_compiled_writer_writes_numbers_and_lengths_at_every_varint_boundary_as_fastavro(value: int) -> None:
+    # one byte below 64, two inlined below 8192, write_long beyond: the same bytes either side of each bound
+    # (numbers, and the lengths of strings and bytes)
+    catalog = SchemaCatalog()
+    entry = catalog.add({"type": "record", "name": "Bounds", "namespace": "test", "fields": [
+        {"name": "i", "type": "int" if -(2**31) <= value < 2**31 else "long"}, {"name": "l", "type": "long"},
+        {"name": "n", "type": ["null", "long"]}, {"name": "s", "type": "string"}, {"name": "u", "type": "string"},
+        {"name": "a", "type": {"type": "array", "items": "long"}}, {"name": "b", "type": "bytes"},
+        {"name": "nb", "type": ["null", "bytes"]}]})
+    assert entry.writer is not None
+    length = abs(int(value)) % 20000
+    datum = {"i": value, "l": value, "n": value, "s": "x" * length, "u": "中" * (length // 3),
+             "a": [value, length, -length], "b": b"\xc3" * length, "nb": bytes(range(256)) * (length // 256)}
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, entry.parsed, datum)
+    assert encode(entry, datum)[10:] == body.getvalue()
+    assert decode(catalog, encode(entry, datum))[1]["s"] == "x" * length

@@ -1,0 +1,92 @@
+"""Linking's view of a lead as intake derives it, with what it derives from single values remembered (issue #16).
+
+`linking.link_view` derives a lead's strong identifiers and weak signals value by value: a shop page's URL gives its
+shop, an address its city, address and building signals, an IP its /24... Most of the view's cost is there, and the
+values recur: a suspect's shop, address and IPs come back in every report of it (other agencies', revisions), as
+the names and URLs `normalise` remembers do. Intake derives the view of every lead it accepts (`LeadAccepted` v7
+``linking``), so it remembers these per value (bounded caches of the same functions), as `normalise` does its
+canonical forms; the view is byte for byte `link_view(lead, domains)` (a unit test holds them equal on simulated
+and hostile traffic). The Linker's own path (`derive`, for offline linking and records without a view) computes
+each time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from leadbus.models import Address, CaseLead
+from leadbus.processors.core.linking import (
+    LINK_VIEW_VERSION,
+    KeySources,
+    Sources,
+    dumps,
+    icp_key,
+    shop_key,
+    strong_identifiers,
+    url_shop_key,
+)
+from leadbus.processors.core.normalize import Normalised
+from leadbus.processors.core.suggest import SignalSources, address_signals, ip_signals, name_signals, weak_signals
+
+_SIZE = 65536  # per kind of value, as normalise's caches
+
+
+@lru_cache(maxsize=_SIZE)
+def _address_signals(province: str, city: str | None, detail: str | None) -> tuple[str, ...]:
+    # keyed by the fields (an Address's own equality costs ~1 µs, a hit of this cache ~0.2)
+    return address_signals(Address.model_construct(province=province, city=city, detail=detail))
+
+
+def _address(address: Address) -> tuple[str, ...]:
+    return _address_signals(address.province, address.city, address.detail)
+
+
+shop_key_of = lru_cache(maxsize=_SIZE)(shop_key)
+url_shop_key_of = lru_cache(maxsize=_SIZE)(url_shop_key)
+icp_key_of = lru_cache(maxsize=_SIZE)(icp_key)
+name_signals_of = lru_cache(maxsize=_SIZE)(name_signals)
+ip_signals_of = lru_cache(maxsize=_SIZE)(ip_signals)
+
+REMEMBERED = Sources(KeySources(shop_key_of, url_shop_key_of, icp_key_of),
+                     SignalSources(_address, name_signals_of, ip_signals_of))
+
+
+def intake_link_view(normalised: Normalised) -> dict[str, Any]:
+    """`link_view(lead, domains)` of a normalised lead, its values' derivations remembered."""
+    lead = normalised.lead
+    keys = strong_identifiers(lead, normalised.domains, REMEMBERED.keys)
+    member = intake_member(lead, keys, weak_signals(lead, REMEMBERED.signals))
+    return {"version": LINK_VIEW_VERSION, "lead_id": lead.lead_id, "keys": keys, "member": dumps(member)}
+
+
+def intake_member(lead: CaseLead, keys: list[str], weak: list[str]) -> dict[str, Any]:
+    """`linking._member(lead, domains, keys, weak)`, the same record, for intake alone (the Linker's path keeps its
+    own): the facts read from the model's attributes, not dumped (~1.5 µs less per lead, issue #16); a unit test holds
+    the two equal. Facts' fields are scalars (numbers, a flag, literals), which `model_dump` gives as they are."""
+    address = lead.subject.address
+    first, last = lead.conduct_from, lead.conduct_to or lead.conduct_from
+    return {
+        "revision": lead.revision,
+        "agency": lead.publisher.agency,
+        "province": lead.publisher.province,
+        "reported_at": lead.reported_at.isoformat(),
+        "category": str(lead.category),
+        "violation": str(lead.violation),
+        "name": lead.subject.name,
+        "suspect_province": address.province if address else None,
+        "facts": {name: value for name, value in lead.facts.__dict__.items() if value is not None},
+        "handling": str(lead.handling),
+        "share_with": list(lead.share_with),
+        "cross_border": lead.cross_border,
+        "countries": list(lead.countries),
+        "conduct_from": first.isoformat() if first else None,
+        "conduct_to": last.isoformat() if last else None,
+        "prior_penalties": [{"kind": p.kind, "decided_on": p.decided_on.isoformat(), "decided_by": p.decided_by,
+                             "violation": str(p.violation)} for p in lead.prior_penalties],
+        "police_measures_needed": lead.police_measures_needed,
+        "weak": weak,
+        "waybills": list(lead.waybills),
+        "keys": keys,
+    }
+

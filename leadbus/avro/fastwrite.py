@@ -153,22 +153,12 @@ class _Compiler:
             data = self.var("s")
             source = f"str({expr})" if logical == "uuid" else expr
             self.emit(indent, f"{data} = {source}.encode('utf-8')")
-            self.emit(indent, f"if len({data}) < 64:")
-            self.emit(indent + 1, f"out.append(len({data}) << 1)")
-            self._two_bytes(f"len({data})", indent, f"len({data}) < 8192")
-            self.emit(indent, "else:")
-            self.emit(indent + 1, f"write_long(out, len({data}))")
-            self.emit(indent, f"out += {data}")
+            self._sized(data, indent)
         elif kind == "bytes":
             # Inlined as strings are (an accepted lead carries its original, ~1-2 kB: a two-byte length)
             data = self.var("b")
             self.emit(indent, f"{data} = {expr}")
-            self.emit(indent, f"if len({data}) < 64:")
-            self.emit(indent + 1, f"out.append(len({data}) << 1)")
-            self._two_bytes(f"len({data})", indent, f"len({data}) < 8192")
-            self.emit(indent, "else:")
-            self.emit(indent + 1, f"write_long(out, len({data}))")
-            self.emit(indent, f"out += {data}")
+            self._sized(data, indent)
         elif kind == "enum":
             table = self.var("enum")
             # Each symbol's index, already as its encoded bytes.
@@ -238,6 +228,15 @@ class _Compiler:
             self.union(schema, expr, indent)
         else:
             raise Unsupported(str(kind))
+
+    def _sized(self, data: str, indent: int) -> None:
+        """`data` (bytes) with its length before it, a length under 8192 written inline."""
+        self.emit(indent, f"if len({data}) < 64:")
+        self.emit(indent + 1, f"out.append(len({data}) << 1)")
+        self._two_bytes(f"len({data})", indent, f"len({data}) < 8192")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"write_long(out, len({data}))")
+        self.emit(indent, f"out += {data}")
 
     def _two_bytes(self, number: str, indent: int, test: str) -> None:
         """The ``elif`` writing ``number`` as its two varint bytes when ``test`` says it is in [64, 8192) (zig-zag 2n

@@ -280,7 +280,7 @@ def case_id_for(lead_id: str) -> str:
 
 
 def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None = None,
-            weak: list[str] | None = None) -> dict[str, Any]:
+            weak: list[str] | None = None, facts: dict[str, Any] | None = None) -> dict[str, Any]:
     address = lead.subject.address
     return {
         "revision": lead.revision,
@@ -291,7 +291,7 @@ def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None 
         "violation": str(lead.violation),
         "name": lead.subject.name,
         "suspect_province": address.province if address else None,
-        "facts": lead.facts.model_dump(exclude_none=True),
+        "facts": lead.facts.model_dump(exclude_none=True) if facts is None else facts,
         "handling": str(lead.handling),
         "share_with": list(lead.share_with),
         "cross_border": lead.cross_border,

@@ -11,12 +11,13 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, TopicPartition
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
-from leadbus.signing import KeyRegistry, PublisherKey
+from leadbus.signing import KeyRegistry, KeyWritten, PublisherKey
 from leadbus.topics import PUBLISHERS
 
 log = logging.getLogger("leadbus.publisher_keys")
@@ -47,6 +48,7 @@ class KeyFeed:
         self._last_poll = 0.0
         self._next = 0  # the offset after the last record read
         self.ready = False  # read to the end at least once
+        self._latest_ms = 0  # the latest broker timestamp read so far, in offset order
 
     def _open(self) -> Consumer:
         if self._consumer is None:
@@ -79,6 +81,17 @@ class KeyFeed:
                 log.error("key record %s names %s: ignored", raw_key, key.registry_key.decode())
                 continue
             self.registry.apply(key)
+            self._written(key, msg)
+
+    def _written(self, key: PublisherKey, msg: Any) -> None:
+        """Note where the key's first record sits and the earliest it can have been written (see `KeyWritten`)."""
+        kind, ms = msg.timestamp()
+        ms = ms if kind != TIMESTAMP_NOT_AVAILABLE and ms > 0 else 0
+        self._latest_ms = max(self._latest_ms, ms)
+        where = (key.publisher, key.key_id)
+        if where not in self.registry.written:
+            self.registry.written[where] = KeyWritten(msg.offset() or 0, self._latest_ms,
+                                                      key.revoked_at is None and key.valid_until is None)
 
     def poll(self, every: float = 0.5) -> None:
         """Take what has arrived, without waiting; at most every `every` seconds."""

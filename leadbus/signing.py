@@ -300,12 +300,28 @@ class PublisherKey:
         return replace(self, valid_until=until)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyWritten:
+    """A key's first record read on `leadbus.publishers`: its offset, the earliest time it can have been written (its
+    broker timestamp, or a later one of a record before it in the log: offsets are the broker's, timestamps the
+    writer's), and whether it reads as a registration (no end of validity, no revocation: nothing a later change of
+    the key would have written)."""
+
+    offset: int
+    written_ms: int
+    as_registered: bool
+
+
 class KeyRegistry:
     """Every publisher key known, by (publisher, key id): the table of the compacted `leadbus.publishers` topic."""
 
     def __init__(self, keys: Iterable[PublisherKey] = ()) -> None:
         self._keys: dict[tuple[str, str], PublisherKey] = {}
         self._required: frozenset[tuple[str, str | None]] | None = None  # (agency, province or None), derived
+        #: Where each key's first record read on `leadbus.publishers` sits, filled by the feed that read the topic
+        #: (`leadbus.publisher_keys.KeyFeed`; empty for a registry made otherwise): what an audit judges a key's
+        #: registration time by (`leadbus.audit.registration`), never its own `registered_at` alone.
+        self.written: dict[tuple[str, str], KeyWritten] = {}
         for key in keys:
             self.apply(key)
 

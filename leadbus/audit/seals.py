@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from leadbus.audit.registration import REGISTERED_LATER, honoured_from, registered_later
 from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
 from leadbus.signing import (
@@ -253,7 +254,8 @@ class BusSealVerifier:
                            who), None
         status = self._status(key, record.timestamp_ms)
         if status != "VALID":
-            return SealFault(status, _status_message(key, status), who), key
+            later = registered_later(self.registry, key, record.timestamp_ms) if status == REGISTERED_LATER else None
+            return SealFault(status, later or _status_message(key, status), who), key
         agency = topic[len(INTAKE_PREFIX):] if topic.startswith(INTAKE_PREFIX) else None
         if agency is not None and parse_publisher_id(who)[0] != agency:
             return SealFault("PUBLISHER_MISMATCH", f"{who} signed an event for {topic}: publishers sign only for their "
@@ -272,13 +274,14 @@ class BusSealVerifier:
             return key.status(datetime.now(UTC))
         bounds = self._bounds.get((key.publisher, key.key_id))
         if bounds is None or bounds[0] is not key:
-            bounds = (key, _ms(key.valid_from), _ms(key.valid_until), _ms(key.revoked_at))
+            # honoured from its registration as the registry's log shows it, if later than it claims
+            bounds = (key, honoured_from(self.registry, key)[0], _ms(key.valid_until), _ms(key.revoked_at))
             self._bounds[(key.publisher, key.key_id)] = bounds
         _, start, until, revoked = bounds
         if revoked is not None and ms >= revoked:
             return "KEY_REVOKED"
         if start is not None and ms < start:
-            return "KEY_NOT_YET_VALID"
+            return REGISTERED_LATER if registered_later(self.registry, key, ms) else "KEY_NOT_YET_VALID"
         if until is not None and ms >= until:
             return "KEY_EXPIRED"
         return "VALID"

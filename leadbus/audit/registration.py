@@ -1,0 +1,70 @@
+"""When a key can first have verified anything: its registration as `leadbus.publishers` recorded it, not as it claims.
+
+A key's record says from when it is valid (`valid_from`) and when it was registered (`registered_at`), both written by
+whoever wrote the record. Someone who can write the registry (the admin principal, or whoever took it) registers a key
+of their own today with both dated last month and re-signs (or forges) last month's records with it: every seal holds,
+every key is valid at every record's time, and a replay used to pass (issue #14's outside check, round 3).
+
+What the writer of a record cannot choose is where the broker put it: the offset on `leadbus.publishers`. Its broker
+timestamp is the writer's too (CreateTime), but the log is in offset order, so a record cannot have been written before
+any record at a lower offset was: `KeyFeed` notes, per key, its first record's offset and the latest broker timestamp
+at or below it (`KeyWritten.written_ms`). A key cannot have verified, at intake or at a stage, a record written before
+it was registered; so a key is honoured from the latest of `valid_from`, `registered_at` and — when its first record
+reads as a registration (no end of validity, no revocation: nothing a later change of the key writes) — that record's
+time, each less the clock skew allowed between writers. A record signed before is `KEY_REGISTERED_LATER`, located at
+the record, naming the registration record's coordinates.
+
+What this does not see: a key record whose first record read is a later change (after compaction removed the
+registration: a revoked or rotated key) is judged by `registered_at` alone; and a rewrite of `leadbus.publishers` whole
+(deleted, written again in another order) makes any order. The seal verifiers use `honoured_from` where they judge a
+key's validity (once per key, cached), so the per-record paths are unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from leadbus.audit.verification import ms_of
+from leadbus.signing import KeyRegistry, PublisherKey
+from leadbus.topics import PUBLISHERS
+
+#: How far a record's broker time may be before its key's registration (writers' clocks differ; 15 s is the replay's
+#: default skew between producers, above the stages' 10 s transaction timeout).
+SKEW_MS = 15_000
+REGISTERED_LATER = "KEY_REGISTERED_LATER"
+
+
+def honoured_from(registry: KeyRegistry, key: PublisherKey) -> tuple[int | None, bool]:
+    """The first millisecond a record under `key` may carry, and whether that is its registration (not `valid_from`)."""
+    start = ms_of(key.valid_from)
+    registered = _registered_ms(registry, key)
+    if registered is not None and (start is None or registered - SKEW_MS > start):
+        return registered - SKEW_MS, True
+    return start, False
+
+
+def _registered_ms(registry: KeyRegistry, key: PublisherKey) -> int | None:
+    claimed = ms_of(key.registered_at)
+    written = registry.written.get((key.publisher, key.key_id))
+    if written is None or not written.as_registered or written.written_ms <= 0:
+        return claimed
+    return written.written_ms if claimed is None else max(claimed, written.written_ms)
+
+
+def registered_later(registry: KeyRegistry, key: PublisherKey, ms: int) -> str | None:
+    """Why a record at broker time `ms` cannot have been signed with `key` (None when it can, as far as registration
+    tells): the message of a `KEY_REGISTERED_LATER` failure."""
+    start, by_registration = honoured_from(registry, key)
+    if not by_registration or start is None or ms <= 0 or ms >= start:
+        return None
+    written = registry.written.get((key.publisher, key.key_id))
+    at = f" ({PUBLISHERS}[0]@{written.offset})" if written is not None else ""
+    return (f"key {key.key_id} of {key.publisher} was registered{at} at {_iso(start + SKEW_MS)}, after this record "
+            f"({_iso(ms)}), though it claims to be valid from {_iso(ms_of(key.valid_from))}: a key registered later "
+            "and back-dated, and this record signed with it afterwards (forged or re-signed)")
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "?"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

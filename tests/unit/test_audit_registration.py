@@ -1,0 +1,101 @@
+"""A key registered later and back-dated (issue #14's outside check, round 3): someone who can write
+`leadbus.publishers` registers a key today claiming it valid (and registered) since last month, and signs last month's
+records with it. Every seal held and the replay passed; the key's first record on the registry's log shows when it was
+written (`KeyWritten`, `leadbus.audit.registration`): each record signed before is `KEY_REGISTERED_LATER`, at the
+record, naming the registration's coordinates. A key registered before what it signs, revoked or rotated later (its
+latest record written after what it signed), still passes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from types import SimpleNamespace
+
+from leadbus.audit.seals import BusSealVerifier
+from leadbus.audit.stage_seals import StageSealVerifier
+from leadbus.audit.verification import ReplayRecord
+from leadbus.publisher_keys import KeyFeed
+from leadbus.signing import KeyRegistry, KeyWritten, PublisherKey
+from tests.unit.test_audit_seals import NOW, PUB, _record, _registry
+from tests.unit.test_stage_seals import CATALOG, KEY, T0, day, registry, sealer
+
+MS = 1000
+
+
+def _ms(when: object) -> int:
+    return int(when.timestamp() * 1000)  # type: ignore[attr-defined]
+
+
+def _written(reg: KeyRegistry, at_ms: int, *, as_registered: bool = True, offset: int = 7) -> KeyRegistry:
+    for publisher in reg.publishers():
+        for key in reg.keys_of(publisher):
+            reg.written[(key.publisher, key.key_id)] = KeyWritten(offset, at_ms, as_registered)
+    return reg
+
+
+def test_agency_records_signed_before_their_key_was_written_to_the_registry_fail_at_each_record() -> None:
+    # The key claims to be valid and registered 30 days before NOW; its record was written an hour after NOW.
+    reg = _written(_registry(), _ms(NOW + timedelta(hours=1)))
+    verifier = BusSealVerifier(reg)
+    found = [f for r in (_record(0, 1), _record(1, 2), _record(2, 3, at=NOW + timedelta(hours=2)))
+             for f in verifier.check(r)] + list(verifier.finish())
+    # (the lane's numbers 1 and 2 refused: the valid record after them follows a gap)
+    assert sorted((f.check, f.offset) for f in found) == [("KEY_REGISTERED_LATER", 0), ("KEY_REGISTERED_LATER", 1),
+                                                           ("SEQUENCE_GAP", 2)]
+    assert "leadbus.publishers[0]@7" in found[0].message and found[0].topic == "leadbus.intake.SAMR"
+    # before: the same records, the registry without the log's account, pass
+    plain = BusSealVerifier(_registry())
+    assert [f for r in (_record(0, 1), _record(1, 2)) for f in plain.check(r)] + list(plain.finish()) == []
+
+
+def test_a_registered_at_later_than_the_record_fails_without_the_log_too() -> None:
+    verifier = BusSealVerifier(_registry(registered_at=NOW + timedelta(days=1)))
+    (found,) = verifier.check(_record(0, 1))
+    assert found.check == "KEY_REGISTERED_LATER" and found.offset == 0
+
+
+def test_a_key_revoked_or_rotated_later_is_judged_by_its_registration_not_its_latest_record() -> None:
+    # Its first record read is the revocation, written after what it signed: a later change, not the registration.
+    reg = _written(_registry(revoked_at=NOW + timedelta(days=1)), _ms(NOW + timedelta(days=1)), as_registered=False)
+    verifier = BusSealVerifier(reg)
+    assert [f for r in (_record(0, 1), _record(1, 2)) for f in verifier.check(r)] + list(verifier.finish()) == []
+    # within the clock skew of the registration: passes
+    reg = _written(_registry(), _ms(NOW) + 10 * MS)
+    verifier = BusSealVerifier(reg)
+    assert list(verifier.check(_record(0, 1))) == []
+
+
+def test_stage_records_sealed_before_their_key_was_written_fail_at_each_signed_and_linked_record() -> None:
+    written = [w for w in day(sealer(), transactions=3, per=4, partitions=1)]
+    reg = _written(registry(KEY), _ms(T0 + timedelta(days=2)))
+    verifier = StageSealVerifier(reg)
+    ms = _ms(T0 + timedelta(hours=1))
+    found = [f for offset, w in enumerate(written)
+             for f in verifier.check(ReplayRecord(w.topic, 0, offset, ms, w.key, w.value, w.headers, CATALOG))]
+    found += list(verifier.finish())
+    assert {f.check for f in found} == {"KEY_REGISTERED_LATER"} and len(found) == len(written), found
+    assert "leadbus.publishers[0]@7" in found[0].message
+    # before: registry without the log's account, the same records pass
+    verifier = StageSealVerifier(registry(KEY))
+    assert not [f for offset, w in enumerate(written)
+                for f in verifier.check(ReplayRecord(w.topic, 0, offset, ms, w.key, w.value, w.headers, CATALOG))]
+
+
+def test_the_feed_notes_each_keys_first_record_and_a_back_stamped_one_no_earlier_than_the_records_before_it() -> None:
+    from leadbus.publisher_keys import key_record
+
+    feed = KeyFeed("localhost:1")
+    first = next(iter(_registry().keys_of(PUB)))
+    other = replace(first, key_id="other", publisher="SAMR.34")
+
+    def msg(key: PublisherKey, offset: int, ms: int) -> SimpleNamespace:
+        k, v = key_record(key)
+        return SimpleNamespace(error=lambda: None, offset=lambda: offset, key=lambda: k, value=lambda: v,
+                               timestamp=lambda: (1, ms))
+
+    revoked = first.revoked(NOW, "left")
+    feed._apply([msg(first, 0, 5_000), msg(other, 1, 1_000), msg(revoked, 2, 9_000)])
+    assert feed.registry.written[(PUB, first.key_id)] == KeyWritten(0, 5_000, True)
+    # stamped back by its writer: it cannot have been written before offset 0's record
+    assert feed.registry.written[("SAMR.34", "other")] == KeyWritten(1, 5_000, True)
+    assert feed.registry.get(PUB, first.key_id) == revoked

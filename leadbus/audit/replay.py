@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from leadbus.audit.export import Exporter, open_exporter
+from leadbus.audit.log_start import removed_heads
 from leadbus.audit.read_on import read_on
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.stage_seals import StageSealVerifier
@@ -228,6 +229,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             for verifier in verifiers:  # no intake record to check an accepted lead's source against
                 if isinstance(verifier, AcceptedLeads):
                     verifier.keep_sources = False
+        if isinstance(source, KafkaSource):  # the first records of a partition kept forever removed
+            report.findings.extend(removed_heads(source.log_starts))
         if isinstance(source, ArchiveSource):
             for problem in source.verify():
                 report.findings.append(Finding(f"ARCHIVE_{problem.kind.upper()}", problem.message,

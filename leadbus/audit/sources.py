@@ -106,6 +106,7 @@ class KafkaSource:
         self.group = f"leadbus-audit-replay-{uuid.uuid4()}"
         self._consumer: Consumer | None = None
         self.spans: list[PartitionSpan] = []
+        self.log_starts: dict[tuple[str, int], int] = {}  # each partition's first offset (its low watermark)
 
     def describe(self) -> str:
         return f"kafka {self.settings.bootstrap}"
@@ -141,6 +142,7 @@ class KafkaSource:
                 low, high = consumer.get_watermark_offsets(tp, timeout=self.timeout, cached=False)
             except KafkaException as exc:
                 raise SourceError(f"{tp.topic}[{tp.partition}]: {exc}") from exc
+            self.log_starts[(tp.topic, tp.partition)] = low
             start = starts.get((tp.topic, tp.partition), low)
             end = ends.get((tp.topic, tp.partition), high)
             start = high if start < 0 else max(start, low)

@@ -480,3 +480,61 @@ def test_a_state_changelog_is_refused_not_called_altered_record_by_record(record
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     said = " ".join(done.stderr.split())  # the CLI wraps its message
     assert "state changelog" in said and "audit rebuild" in said, done.stderr
+
+
+# -- round 3 (h-red10) -----------------------------------------------------------------------------------------------
+
+
+def test_records_deleted_at_a_partitions_head_are_named_whatever_period_is_replayed(recorded: Recorded,
+                                                                                    tmp_path: Path) -> None:
+    """DeleteRecords on the busiest partition of leadbus.cases (kept forever): before, exit 0 from the log's start (a
+    chain met mid-way looks like retention's cut) and `--from` a later time; now RECORDS_DELETED at the first offset
+    left, both ways."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    from tests.audit_helpers import iso
+
+    rewrite_topic(recorded.bootstrap, CASES, lambda _: list(recorded.cases))
+    parts = by_partition(recorded.cases)
+    partition = max(parts, key=lambda p: len(parts[p]))
+    admin = AdminClient({"bootstrap.servers": recorded.bootstrap})
+    for future in admin.delete_records([TopicPartition(CASES, partition, 3)]).values():
+        future.result()
+    for name, extra in (("whole", ()), ("from", ("--from", iso(parts[partition][5].timestamp)))):
+        status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / f"deleted-{name}.json", *extra)
+        assert status == 1 and ("RECORDS_DELETED", partition, 3) in located(failures), (name, stdout)
+        assert f"{CASES}[{partition}]@3" in stdout
+
+
+def test_a_stage_key_registered_later_and_back_dated_does_not_vouch_for_records_before_it(recorded: Recorded,
+                                                                                         tmp_path: Path) -> None:
+    """Someone who can write leadbus.publishers registers a LEADBUS-linking key of their own now, dated two days back,
+    and reseals a partition of leadbus.cases with it over an altered record: every seal holds and every key is valid at
+    every record's time (before: exit 0). The registration's place on the registry's log says it came after."""
+    from leadbus.publisher_keys import write_keys
+    from leadbus.signing import PublisherKey, key_id_of, public_bytes
+
+    attacker = Ed25519PrivateKey.generate()
+    raw = public_bytes(attacker.public_key())
+    back = datetime.now(UTC) - timedelta(days=2)
+    write_keys(recorded.bootstrap, [PublisherKey("LEADBUS-linking", key_id_of(raw), raw, back, back,
+                                                 require_signed=False)])
+    sealer = StageSealer("LEADBUS-linking", attacker, "00000000000000aa")
+    parts = by_partition(recorded.cases)
+    partition = max(parts, key=lambda p: len(parts[p]))
+    m = middle(parts[partition])
+    out: list[Copy] = []
+    for at in range(0, len(parts[partition]), 5):
+        batch = [replace(c, key=b"CASE-FFFFFFFFFFFFFFFF") if at + i == m else c
+                 for i, c in enumerate(parts[partition][at:at + 5])]
+        headers = sealer.seal([(CASES, partition, c.key, c.value,
+                                [(n, v) for n, v in c.headers if n not in STAGE_SEAL_NAMES]) for c in batch])
+        sealer.commit()
+        out += [replace(c, headers=h) for c, h in zip(batch, headers, strict=True)]
+    rewrite_topic(recorded.bootstrap, CASES,
+                  lambda _: [c for p in sorted(parts) for c in (out if p == partition else parts[p])])
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "back-dated.json")
+    assert status == 1 and ("KEY_REGISTERED_LATER", partition, m) in located(failures), stdout
+    assert {f["partition"] for f in failures} == {partition} and "leadbus.publishers[0]@" in stdout, failures
+    rewrite_topic(recorded.bootstrap, CASES, lambda _: list(recorded.cases))

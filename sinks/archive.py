@@ -469,6 +469,7 @@ def _order_problems(lines: list[ManifestLine]) -> list[Problem]:
             flagged.add(i)
             out.append(Problem("reordered", line.path, f"manifest line {i + 1} has seq {line.seq}, not {expected}"))
     ends: dict[tuple[str, int], ManifestLine] = {}
+    earlier: dict[tuple[str, int], list[ManifestLine]] = {}
     for i, line in enumerate(lines):
         if line.chain != chain_of(line.prev, line.sha256, line.path):
             out.append(Problem("modified", line.path, f"manifest line {i + 1} was edited: its chain does not "
@@ -480,11 +481,18 @@ def _order_problems(lines: list[ManifestLine]) -> list[Problem]:
             out.append(Problem("reordered", line.path, f"manifest line {i + 1} does not chain to {after}: "
                                                        "lines were removed, inserted or moved"))
         before = ends.get((line.topic, line.partition))
-        if before is not None and line.first_offset <= before.last_offset:
+        twin = next((x for x in earlier.get((line.topic, line.partition), ()) if x.sha256 == line.sha256 or (
+            x.first_offset, x.last_offset) == (line.first_offset, line.last_offset)), None)
+        if twin is not None:  # one problem naming both files, not one per record the replay reads twice
+            out.append(Problem("duplicated", line.path, f"a second copy of {twin.path} ({line.topic}"
+                                                        f"[{line.partition}] offsets {line.first_offset}-"
+                                                        f"{line.last_offset}): its records archived twice"))
+        elif before is not None and line.first_offset <= before.last_offset:
             out.append(Problem("reordered", line.path, f"{line.topic}[{line.partition}] offsets from "
                                                        f"{line.first_offset} come after {before.path}, which ends "
                                                        f"at {before.last_offset}"))
         ends[(line.topic, line.partition)] = line
+        earlier.setdefault((line.topic, line.partition), []).append(line)
     return out
 
 

@@ -338,6 +338,7 @@ class ArchiveSource:
         self.start_ms, self.end_ms, self.head = start_ms, end_ms, head
         self.problems: list[Problem] = []
         self.unreadable: list[tuple[str, str]] = []
+        self.skipped: list[str] = []  # files not read: their offsets were read from an earlier file
         self._lines: dict[tuple[str, int], list[ManifestLine]] = {}
         self.spans: list[PartitionSpan] = []
 
@@ -391,7 +392,14 @@ class ArchiveSource:
         start, end = self.start_ms, self.end_ms
         for (topic, partition), lines in sorted(self._lines.items()):
             started = start is None
+            covered = -1  # the highest offset a file read so far of this partition ends at
             for line in lines:
+                if line.last_offset <= covered:
+                    # a file listed again (a copy) or within what was read: `verify` names it once with the file it
+                    # repeats (ARCHIVE_DUPLICATED); read twice, each of its records would be a finding of its own
+                    self.skipped.append(line.path)
+                    continue
+                covered = max(covered, line.last_offset)
                 if not started:
                     try:
                         if (_hour_of(line) + 1) * _HOUR_MS <= cast(int, start):

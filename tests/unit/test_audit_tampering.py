@@ -100,3 +100,22 @@ def test_a_file_whose_records_have_another_shape_is_unreadable_not_a_crash(archi
     schema = {**schema, "fields": [{**f, "type": "string"} if f["name"] == "key" else f for f in schema["fields"]]}
     head = _rewrite(archive, line, schema, [{**r, "key": r["key"].decode()} for r in records], meta)
     assert ("ARCHIVE_UNREADABLE", line.path) in _replayed(archive, head)
+
+
+def test_an_archive_file_listed_twice_is_one_failure_naming_both_files(archive: Path) -> None:
+    """A sealed file copied under another name and listed again, the manifest chained over it: before, the replay read
+    its records twice (an OFFSET_ORDER and more per record); now one ARCHIVE_DUPLICATED naming both files."""
+    lines = read_manifest(archive)
+    original = lines[0]
+    copy = original.path.replace(".avro", "-again.avro")
+    (archive / copy).write_bytes((archive / original.path).read_bytes())
+    last = lines[-1]
+    chain = chain_of(last.chain, original.sha256, copy)
+    again = ManifestLine(last.seq + 1, copy, original.topic, original.partition, original.records,
+                         original.first_offset, original.last_offset, original.sha256, last.chain, chain)
+    with (archive / MANIFEST).open("a", encoding="utf-8") as fh:
+        fh.write(again.to_json() + "\n")
+    report = replay(ReplayOptions(topics=[intake_topic("SAMR")], source=f"archive:{archive}", head=chain))
+    assert [(f.check, f.file) for f in report.failures] == [("ARCHIVE_DUPLICATED", copy)], report.failures
+    assert original.path in report.failures[0].message
+    assert report.records == sum(line.records for line in lines)  # each record read once

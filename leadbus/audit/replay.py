@@ -48,7 +48,7 @@ from typing import IO, Any
 
 from leadbus.audit.export import Exporter, open_exporter
 from leadbus.audit.log_start import removed_heads
-from leadbus.audit.read_on import read_on
+from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
@@ -327,6 +327,8 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
                                   reads)
         if isinstance(source, KafkaSource) and not split:
             read_on(source, spans, verifiers, report.findings)
+        elif isinstance(source, ArchiveSource) and options.verify:
+            read_on_archive(source, verifiers, report.findings)
     except SourceError as exc:
         raise ReplayError(str(exc)) from exc
     finally:

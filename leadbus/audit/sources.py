@@ -375,6 +375,12 @@ class ArchiveSource:
         self.spans = spans
         return spans
 
+    def only(self, where: tuple[str, int]) -> bool:
+        """Read only this partition's files (after `plan`); False when the plan holds none of it."""
+        lines = self._lines.get(where)
+        self._lines = {where: lines} if lines else {}
+        return bool(lines)
+
     def _may_hold(self, line: ManifestLine) -> bool:
         """Could the file hold records of the period (or records that come between them)? Reading decides."""
         try:

@@ -8,6 +8,7 @@ transaction: the broken link is named at the altered record, at its archive file
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from leadbus.audit.replay import ReplayOptions, replay
@@ -55,7 +56,7 @@ def test_a_record_altered_inside_the_last_transaction_of_the_period_is_named_fro
     rows = [r for r in cases if r[1] == 0]
     signed = [i for i, r in enumerate(rows) if any(n == SIGNATURE_HEADER for n, _ in r[4])]
     # a record inside a transaction (not its last) of at least three, not the first transaction
-    m = next(i + 1 for a, b in zip(signed, signed[1:], strict=False) for i in [a] if b - a >= 3)
+    m = next(a + 1 for a, b in pairwise(signed) if b - a >= 3)
     placed = _archive(tmp_path / "altered", rows, m, alter=True)
     status, failures, _ = _replay(tmp_path / "altered", registry, placed[m][1] + 1)
     assert status == 1 and ("STAGE_CHAIN_BROKEN", m) in failures, failures

@@ -312,6 +312,14 @@ class KeyWritten:
     as_registered: bool
 
 
+@dataclass(frozen=True, slots=True)
+class KeyEnded:
+    """The earliest revocation (time, reason, offset) and end of validity (time, offset) the records of a key said."""
+
+    revoked: tuple[datetime, str | None, int] | None = None
+    until: tuple[datetime, int] | None = None
+
+
 class KeyRegistry:
     """Every publisher key known, by (publisher, key id): the table of the compacted `leadbus.publishers` topic."""
 
@@ -322,6 +330,10 @@ class KeyRegistry:
         #: (`leadbus.publisher_keys.KeyFeed`; empty for a registry made otherwise): what an audit judges a key's
         #: registration time by (`leadbus.audit.registration`), never its own `registered_at` alone.
         self.written: dict[tuple[str, str], KeyWritten] = {}
+        #: Per key, the earliest revocation and end of validity any of its records read said, each with that record's
+        #: offset (filled by the feed, as `written`): the admin only ever revokes or shortens a key, so a later record
+        #: saying less is a revocation undone, which an audit does not follow (`leadbus.audit.registration`).
+        self.ended: dict[tuple[str, str], KeyEnded] = {}
         for key in keys:
             self.apply(key)
 

@@ -14,6 +14,12 @@ reads as a registration (no end of validity, no revocation: nothing a later chan
 time, each less the clock skew allowed between writers. A record signed before is `KEY_REGISTERED_LATER`, located at
 the record, naming the registration record's coordinates.
 
+The same registry's log shows a revocation undone: the admin only ever revokes a key or ends it sooner (`leadbus
+keys revoke`, `rotate`), and a compacted topic keeps a key's latest record alone. Someone who writes the key's record
+again without its revocation (or with a later one) makes what the stolen key signed since pass. While the revocation's
+record is still on the log (`KeyRegistry.ended`, noted by the feed), a key is judged by the earliest revocation and end
+of validity any of its records said (`as_judged`), and the failure names that record.
+
 What this does not see: a key record whose first record read is a later change (after compaction removed the
 registration: a revoked or rotated key) is judged by `registered_at` alone; and a rewrite of `leadbus.publishers` whole
 (deleted, written again in another order) makes any order. The seal verifiers use `honoured_from` where they judge a
@@ -22,6 +28,7 @@ key's validity (once per key, cached), so the per-record paths are unchanged.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from leadbus.audit.verification import ms_of
@@ -68,3 +75,33 @@ def _iso(ms: int | None) -> str:
     if ms is None:
         return "?"
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_judged(registry: KeyRegistry, key: PublisherKey) -> PublisherKey:
+    """`key` revoked and ended as early as any of its records on the registry's log said (a revocation undone by a later
+    record is not followed)."""
+    ended = registry.ended.get((key.publisher, key.key_id))
+    if ended is None:
+        return key
+    judged = key
+    if ended.revoked is not None and (key.revoked_at is None or ended.revoked[0] < key.revoked_at):
+        judged = replace(judged, revoked_at=ended.revoked[0], revocation_reason=ended.revoked[1])
+    if ended.until is not None and (key.valid_until is None or ended.until[0] < key.valid_until):
+        judged = replace(judged, valid_until=ended.until[0])
+    return judged
+
+
+def undone(registry: KeyRegistry, key: PublisherKey, status: str) -> str:
+    """What a `KEY_REVOKED` or `KEY_EXPIRED` failure adds when the key's latest record no longer says it."""
+    ended = registry.ended.get((key.publisher, key.key_id))
+    if ended is None:
+        return ""
+    if status == "KEY_REVOKED" and ended.revoked is not None and (key.revoked_at is None
+                                                                  or ended.revoked[0] < key.revoked_at):
+        return (f" (as {PUBLISHERS}[0]@{ended.revoked[2]} said; the key's latest record "
+                f"{'no longer revokes it' if key.revoked_at is None else 'revokes it later'}: a revocation undone)")
+    if status == "KEY_EXPIRED" and ended.until is not None and (key.valid_until is None
+                                                                or ended.until[0] < key.valid_until):
+        return (f" (as {PUBLISHERS}[0]@{ended.until[1]} said; the key's latest record ends it later or never: its end "
+                "undone)")
+    return ""

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from leadbus.audit.registration import REGISTERED_LATER, honoured_from, registered_later
+from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
 from leadbus.signing import (
@@ -255,7 +255,9 @@ class BusSealVerifier:
         status = self._status(key, record.timestamp_ms)
         if status != "VALID":
             later = registered_later(self.registry, key, record.timestamp_ms) if status == REGISTERED_LATER else None
-            return SealFault(status, later or _status_message(key, status), who), key
+            judged = as_judged(self.registry, key)
+            message = later or _status_message(judged, status) + undone(self.registry, key, status)
+            return SealFault(status, message, who), key
         agency = topic[len(INTAKE_PREFIX):] if topic.startswith(INTAKE_PREFIX) else None
         if agency is not None and parse_publisher_id(who)[0] != agency:
             return SealFault("PUBLISHER_MISMATCH", f"{who} signed an event for {topic}: publishers sign only for their "
@@ -271,11 +273,12 @@ class BusSealVerifier:
     def _status(self, key: PublisherKey, ms: int) -> str:
         """`key.status` at a record's broker time, in milliseconds (cached bounds: this runs per record)."""
         if ms <= 0:
-            return key.status(datetime.now(UTC))
+            return as_judged(self.registry, key).status(datetime.now(UTC))
         bounds = self._bounds.get((key.publisher, key.key_id))
         if bounds is None or bounds[0] is not key:
             # honoured from its registration as the registry's log shows it, if later than it claims
-            bounds = (key, honoured_from(self.registry, key)[0], _ms(key.valid_until), _ms(key.revoked_at))
+            judged = as_judged(self.registry, key)  # revoked as early as any of its records said
+            bounds = (key, honoured_from(self.registry, key)[0], _ms(judged.valid_until), _ms(judged.revoked_at))
             self._bounds[(key.publisher, key.key_id)] = bounds
         _, start, until, revoked = bounds
         if revoked is not None and ms >= revoked:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from leadbus.audit.registration import REGISTERED_LATER, honoured_from, registered_later
+from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
 from leadbus.signing import CHAIN_START, KeyRegistry, PublisherKey
@@ -316,20 +316,21 @@ class StageSealVerifier:
         bounds = self._bounds.get((signer, key_id))
         if bounds is None or bounds[0] is not key:
             # honoured from its registration as the registry's log shows it, if later than it claims
+            judged = as_judged(self.registry, key)  # revoked as early as any of its records said
             bounds = self._bounds[(signer, key_id)] = (key, honoured_from(self.registry, key)[0],
-                                                       _ms(key.valid_until), _ms(key.revoked_at))
+                                                       _ms(judged.valid_until), _ms(judged.revoked_at))
         _, start, until, revoked = bounds
         if ms > 0 and (start is None or ms >= start) and (until is None or ms < until) \
                 and (revoked is None or ms < revoked):
             return None  # the usual case, without a datetime per record
         when = datetime.fromtimestamp(ms / 1000, UTC) if ms > 0 else datetime.now(UTC)
-        status = key.status(when)
+        status = as_judged(self.registry, key).status(when)
         later = registered_later(self.registry, key, ms) if status in ("VALID", "KEY_NOT_YET_VALID") else None
         if later is not None:
             return REGISTERED_LATER, later
         if status != "VALID":
             return status, f"key {key_id} of {signer} is {status.lower().replace('_', ' ')} at the " \
-                           f"record's time {when:%Y-%m-%dT%H:%M:%SZ}"
+                           f"record's time {when:%Y-%m-%dT%H:%M:%SZ}" + undone(self.registry, key, status)
         return None
 
     def lanes(self) -> list[_Lane]:

@@ -99,3 +99,40 @@ def test_the_feed_notes_each_keys_first_record_and_a_back_stamped_one_no_earlier
     # stamped back by its writer: it cannot have been written before offset 0's record
     assert feed.registry.written[("SAMR.34", "other")] == KeyWritten(1, 5_000, True)
     assert feed.registry.get(PUB, first.key_id) == revoked
+
+
+def test_a_revocation_undone_by_a_later_record_of_the_key_is_not_followed() -> None:
+    """The key revoked (its record on the log), then written again without the revocation: what it signed after the
+    revocation passed (the registry holds the latest record alone); now KEY_REVOKED naming the revoking record."""
+    from leadbus.publisher_keys import key_record
+
+    key = next(iter(_registry().keys_of(PUB)))
+    revoked = key.revoked(NOW - timedelta(hours=1), "compromised")
+
+    def msg(k: PublisherKey, offset: int) -> SimpleNamespace:
+        raw_key, value = key_record(k)
+        return SimpleNamespace(error=lambda: None, offset=lambda: offset, key=lambda: raw_key, value=lambda: value,
+                               timestamp=lambda: (1, _ms(NOW) - 86_400_000 + offset))
+
+    feed = KeyFeed("localhost:1")
+    feed._apply([msg(key, 0), msg(revoked, 1), msg(key, 2)])  # the revocation undone at offset 2
+    assert feed.registry.get(PUB, key.key_id) == key
+    verifier = BusSealVerifier(feed.registry)
+    (found,) = verifier.check(_record(0, 1))
+    assert found.check == "KEY_REVOKED" and "leadbus.publishers[0]@1" in found.message and "undone" in found.message
+    # the same registry as its latest records alone: passes (as before)
+    assert list(BusSealVerifier(_registry()).check(_record(0, 1))) == []
+
+
+def test_a_stage_key_revocation_undone_is_not_followed() -> None:
+    reg = registry(KEY)
+    (key,) = reg.keys_of("LEADBUS-linking")
+    from leadbus.signing import KeyEnded
+
+    reg.ended[(key.publisher, key.key_id)] = KeyEnded(revoked=(T0 + timedelta(minutes=30), "stolen", 4))
+    written = day(sealer(), transactions=2, per=3, partitions=1)
+    verifier = StageSealVerifier(reg)
+    ms = _ms(T0 + timedelta(hours=1))
+    found = [f for offset, w in enumerate(written)
+             for f in verifier.check(ReplayRecord(w.topic, 0, offset, ms, w.key, w.value, w.headers, CATALOG))]
+    assert found and {f.check for f in found} == {"KEY_REVOKED"} and "leadbus.publishers[0]@4" in found[0].message

@@ -18,8 +18,8 @@ import pytest
 from leadbus.audit.replay import ReplayOptions, ReplayReport, replay, seal_verifier_factory
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
-from leadbus.publisher_keys import write_keys
-from leadbus.topics import LEADS_ACCEPTED
+from leadbus.publisher_keys import key_record
+from leadbus.topics import LEADS_ACCEPTED, PUBLISHERS
 from tests.audit_helpers import Copy, append, rewrite_topic
 from tests.unit.test_audit_vouched import STAMP, altered, streams
 
@@ -29,7 +29,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def written(cluster: KafkaCluster) -> list[Copy]:
     accepted, _, registry = streams()
-    write_keys(cluster.bootstrap_servers, [k for p in registry.publishers() for k in registry.keys_of(p)])
+    # Registered as of the simulated day (the registry's records stamped an hour before it): a key written to the
+    # registry today does not vouch for records of a day before (KEY_REGISTERED_LATER, leadbus.audit.registration).
+    append(cluster.bootstrap_servers, PUBLISHERS, [Copy(0, *key_record(k), [], STAMP - 3_600_000, -1)
+                                                   for p in registry.publishers() for k in registry.keys_of(p)])
     copies = [Copy(0, key, value, [(n, v or b"") for n, v in headers], STAMP + 1000 * i, i)
               for i, (_, _, key, value, headers) in enumerate(accepted)]
     append(cluster.bootstrap_servers, LEADS_ACCEPTED, copies)

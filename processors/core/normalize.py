@@ -119,6 +119,40 @@ def canonical_url(url: str) -> str:
     text = clean_text(url)
     if "://" not in text:
         text = "https://" + text
+    plain = _PLAIN_URL.fullmatch(text) if text.isascii() else None
+    if plain is None:
+        return _parsed_canonical_url(text)
+    host, port, path, query = plain.groups()
+    host = host.lower().rstrip(".")
+    if not host or (port and int(port) > 65535):
+        return _parsed_canonical_url(text)  # urlunsplit's form of an empty netloc, urlsplit's error
+    for prefix in ("www.", "m.", "wap."):
+        if host.startswith(prefix) and host.count(".") >= 2:
+            host = host[len(prefix) :]
+    netloc = host if not port or int(port) in (80, 443) else f"{host}:{int(port)}"
+    path = path.rstrip("/") if path else ""
+    query = query and _canonical_query(query)
+    return f"https://{netloc}{path}?{query}" if query else f"https://{netloc}{path}"
+
+
+# A URL as urlsplit reads it without its generic steps (first sight of a URL costs ~2 µs less, issue #16): ASCII,
+# a scheme, a plain host (no user, brackets or zone), a port, then the path up to "?" or "#", the query up to "#".
+_PLAIN_URL = re.compile(r"(?s)[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9._-]+)(?::([0-9]*))?(/[^?#]*)?(?:\?([^#]*))?(?:#.*)?")
+# A query whose pairs parse_qsl reads as they are and urlencode writes back as they are: "k=v" with characters
+# neither unquotes nor quotes, no empty value (parse_qsl drops those).
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]+(?:&[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]+)*")
+
+
+def _canonical_query(query: str) -> str:
+    """The query without tracking parameters, its pairs sorted, as urlencode writes them."""
+    if _PLAIN_QUERY.fullmatch(query):
+        pairs = sorted(tuple(pair.split("=", 1)) for pair in query.split("&"))
+        return "&".join(f"{k}={v}" for k, v in pairs if not _TRACKING.match(k))
+    return urlencode(sorted((k, v) for k, v in parse_qsl(query) if not _TRACKING.match(k)))
+
+
+def _parsed_canonical_url(text: str) -> str:
+    """`canonical_url` of any cleaned text with a scheme, as urllib reads it."""
     parts = urlsplit(text)
     host = (parts.hostname or "").lower().rstrip(".")
     for prefix in ("www.", "m.", "wap."):

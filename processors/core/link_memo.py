@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from leadbus.models import Address, CaseLead
+from leadbus.processors.core import ipv4
 from leadbus.processors.core.linking import (
     LINK_VIEW_VERSION,
     KeySources,
@@ -44,10 +45,38 @@ def _address(address: Address) -> tuple[str, ...]:
 
 
 shop_key_of = lru_cache(maxsize=_SIZE)(shop_key)
-url_shop_key_of = lru_cache(maxsize=_SIZE)(url_shop_key)
+
+
+# A literal each of linking's shop page patterns needs in the URL's host or path (none holds a "/", so none spans
+# the two); a unit test holds each pattern to one of them.
+SHOP_URL_LITERALS = ("taobao.com", "mall.jd.com", "yangkeduo.com", "jinritemai.com", "kwaixiaodian.com", "goofish.com",
+                     "weidian.com")
+
+
+@lru_cache(maxsize=_SIZE)
+def url_shop_key_of(url: str) -> str | None:
+    """`url_shop_key(url)`; most URLs are no marketplace's shop page, told without parsing them (~2 µs less at first
+    sight, issue #16). ASCII without brackets, urlsplit cannot refuse, and host and path lie in the URL, lower-cased."""
+    if url.isascii() and "[" not in url and "]" not in url:
+        lowered = url.lower()
+        if not any(literal in lowered for literal in SHOP_URL_LITERALS):
+            return None
+    return url_shop_key(url)
+
+
 icp_key_of = lru_cache(maxsize=_SIZE)(icp_key)
 name_signals_of = lru_cache(maxsize=_SIZE)(name_signals)
-ip_signals_of = lru_cache(maxsize=_SIZE)(ip_signals)
+
+
+@lru_cache(maxsize=_SIZE)
+def ip_signals_of(ip: str) -> tuple[str, ...]:
+    """`ip_signals(ip)`; an IPv4 address in its canonical form (as normalise leaves it) without `ipaddress` objects."""
+    octets = ipv4.dotted(ip)
+    if octets is None:
+        return ip_signals(ip)
+    if not ipv4.is_global(octets):
+        return ()
+    return f"ip:{ip}", f"ip24:{octets[0]}.{octets[1]}.{octets[2]}.0/24"
 
 REMEMBERED = Sources(KeySources(shop_key_of, url_shop_key_of, icp_key_of),
                      SignalSources(_address, name_signals_of, ip_signals_of))

@@ -33,6 +33,7 @@ from leadbus.identifiers import (
     to_halfwidth,
 )
 from leadbus.models import CaseLead
+from leadbus.processors.core import ipv4
 from leadbus.processors.core.contacts import with_canonical_contacts
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -189,7 +190,10 @@ def _domain_of_host(host: str) -> str | None:
 
 @lru_cache(maxsize=65536)
 def canonical_ip(value: str) -> str:
-    ip = ipaddress.ip_address(to_halfwidth(value).strip())
+    text = to_halfwidth(value).strip()
+    if ipv4.dotted(text) is not None:
+        return text  # as `ipaddress` prints it already
+    ip = ipaddress.ip_address(text)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return ip.compressed

@@ -3,14 +3,17 @@ replace, kept here as they were, over simulated leads of several seeds and hosti
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from leadbus.identifiers import clean_text
+from leadbus.identifiers import clean_text, to_halfwidth
 from leadbus.models import CaseLead
-from leadbus.processors.core import normalize
+from leadbus.processors.core import link_memo, normalize
+from leadbus.processors.core.linking import _SHOP_URLS, url_shop_key
+from leadbus.processors.core.suggest import ip_signals
 from leadbus.producers.simulator import TrafficGenerator
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -76,3 +79,56 @@ def test_canonical_url_is_the_urllib_form() -> None:
     normalize.canonical_url.cache_clear()
     for url in _urls():
         assert _outcome(normalize.canonical_url, url) == _outcome(old_canonical_url, url), url
+
+
+def test_the_remembered_url_shop_key_is_linkings() -> None:
+    link_memo.url_shop_key_of.cache_clear()
+    urls = _urls()
+    shop_pages = ["https://shop123.taobao.com", "https://SHOP9.TAOBAO.COM/", "https://mall.jd.com/index-77.html",
+                  "https://mobile.yangkeduo.com/mall_page.html?mall_id=5", "https://weidian.com/?userid=8",
+                  "https://www.goofish.com/personal?userId=3", "https://a.cn/x?u=shop1.taobao.com",
+                  "https://[::1]/weidian.com", "https://ｗｅｉｄｉａｎ.com/?userid=1", "https://weidian.com\t?userid=2"]
+    canonical = [c for c in (_outcome(normalize.canonical_url, u) for u in urls) if isinstance(c, str)]
+    for url in urls + canonical + shop_pages:
+        assert _outcome(link_memo.url_shop_key_of, url) == _outcome(url_shop_key, url), url
+
+
+def test_every_shop_page_pattern_needs_one_of_the_literals() -> None:
+    for _, pattern, _ in _SHOP_URLS:
+        assert any(re.escape(literal) in pattern.pattern for literal in link_memo.SHOP_URL_LITERALS), pattern
+        assert all("/" not in literal for literal in link_memo.SHOP_URL_LITERALS)
+
+
+def old_canonical_ip(value: str) -> str:
+    ip = ipaddress.ip_address(to_halfwidth(value).strip())
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return ip.compressed
+
+
+def _addresses() -> list[str]:
+    """Simulated addresses, the edges of every network `is_global` knows, a sweep, and text that is not an IPv4 one."""
+    simulated = [ip for lead in _leads() for ip in lead.online.ips]
+    edges = []
+    for net in (ipaddress.IPv4Network("100.64.0.0/10"), *(ipaddress.IPv4Network(n) for n in (
+            "0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+            "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
+            "240.0.0.0/4", "255.255.255.0/24"))):
+        first, last = int(net.network_address), int(net.broadcast_address)
+        edges += [str(ipaddress.IPv4Address(v)) for v in (first, first + 1, last - 1, last) if 0 <= v < 2**32]
+        edges += [str(ipaddress.IPv4Address(v)) for v in (first - 1, last + 1) if 0 <= v < 2**32]
+    edges += [str(ipaddress.IPv4Address(v)) for v in range(int(ipaddress.IPv4Address("192.0.0.0")), 3221225728)]
+    sweep = [str(ipaddress.IPv4Address(v)) for v in range(0, 2**32, 2**32 // 20000 + 7)]
+    odd = ["", " ", "1.2.3.4 ", " 1.2.3.4", "１.２.３.４", "1.2.3.04", "01.2.3.4", "1.2.3.256", "1.2.3", "1.2.3.4.5",
+           "1..2.3", "٣.2.3.4", "1.2.3.4\u3000", "::1", "::ffff:1.2.3.4", "::FFFF:8.8.8.8", "2001:db8::1",
+           "2400:cb00::1", "2408:8000:0:0:0:0:0:1", "fe80::1%eth0", "0.0.0.0", "255.255.255.255", "8.8.8.8",
+           "1.2.3.4/24", "1.2.3.-4", "+1.2.3.4", "1.2.3.4" * 50]
+    return simulated + edges + sweep + odd
+
+
+def test_canonical_ip_and_its_signals_are_ipaddress_forms() -> None:
+    normalize.canonical_ip.cache_clear()
+    link_memo.ip_signals_of.cache_clear()
+    for value in _addresses():
+        assert _outcome(normalize.canonical_ip, value) == _outcome(old_canonical_ip, value), value
+        assert link_memo.ip_signals_of(value) == ip_signals(value), value

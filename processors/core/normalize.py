@@ -95,7 +95,9 @@ def split_name(name: str) -> NameParts:
     any 2–4 character name ending in 市, 县 or 区; the core keeps at least two characters.
     """
     text = clean_text(name).replace(" ", "")
-    legal = next((form for form in LEGAL_FORMS if text.endswith(form) and len(text) > len(form)), None)
+    # one C call tells the many names without a legal form (the first form that fits, in order, for the others)
+    legal = (next((form for form in LEGAL_FORMS if text.endswith(form) and len(text) > len(form)), None)
+             if text.endswith(LEGAL_FORMS) else None)
     if legal:
         text = text[: -len(legal)]
     prefixes: list[str] = []
@@ -111,7 +113,7 @@ def split_name(name: str) -> NameParts:
                 break
         prefixes.append(place.group(0))
         text = text[place.end() :]
-    return NameParts(core=text, prefix="".join(prefixes) or None, legal_form=legal)
+    return NameParts(text, "".join(prefixes) or None, legal)  # positional: a frozen dataclass's keywords cost
 
 
 @lru_cache(maxsize=65536)

@@ -132,3 +132,61 @@ def test_canonical_ip_and_its_signals_are_ipaddress_forms() -> None:
     for value in _addresses():
         assert _outcome(normalize.canonical_ip, value) == _outcome(old_canonical_ip, value), value
         assert link_memo.ip_signals_of(value) == ip_signals(value), value
+
+
+_OLD_HALFWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+HOSTILE_TEXT = [
+    "", " ", "\u3000", "abc", "ＡＢＣ１２３＋－", "Ａ\u3000Ｂ", "\uff00\uff5f\uff60\uff01\uff5e",
+    "浙江杭州美丽日化有限公司", "（杭州）美丽日化有限公司", "(杭州)美丽", "杭州市西湖区美丽",
+    "浙江省杭州市美丽日化股份有限公司", "有限公司", "美有限公司", "株洲恒通电器", "王 小明", "王\u3000小明",
+    " \t王\n小明 ", "Ｔａｏｂａｏ 店", "😀 店", "a\u00a0b\u2003c\u200bd", "é中ＡΩ", "广西壮族自治区南宁市好物商行",
+    "内蒙古呼和浩特乳业有限责任公司", "义乌市小商品经营部", "上海", "上海市", "北京北京", "x" * 5000,
+    "中" * 3000 + "有限公司", "Ｘ" * 2000, "\x00\x1f\x7f", "ǅ", "ＡＢＣ\u3000ｄｅｆ\u3000\u3000", "🏪（深圳）店",
+]
+
+
+def old_to_halfwidth(text: str) -> str:
+    return text if text.isascii() else text.translate(_OLD_HALFWIDTH)
+
+
+def old_split_name(name: str) -> normalize.NameParts:
+    text = " ".join(old_to_halfwidth(name).split()).replace(" ", "")
+    legal = next((form for form in normalize.LEGAL_FORMS if text.endswith(form) and len(text) > len(form)), None)
+    if legal:
+        text = text[: -len(legal)]
+    prefixes: list[str] = []
+    paren = normalize._PAREN_PLACE.search(text)
+    if paren:
+        prefixes.append(paren.group(1))
+        text = (text[: paren.start()] + text[paren.end() :]).strip()
+    while len(text) > 2:
+        place = normalize._LEADING_PROVINCE.match(text) or normalize._LEADING_CITY.match(text)
+        if place is None:
+            place = normalize._CITY.match(text)
+            if place is None or len(text) - place.end() < 2:
+                break
+        prefixes.append(place.group(0))
+        text = text[place.end() :]
+    return normalize.NameParts(core=text, prefix="".join(prefixes) or None, legal_form=legal)
+
+
+def _texts() -> list[str]:
+    texts = []
+    for lead in _leads():
+        address = lead.subject.address
+        texts += [lead.subject.name, *(lead.subject.phones), *lead.payment_accounts, *lead.online.urls]
+        if address is not None:
+            texts += [address.city or "", address.detail or ""]
+        if lead.rights_holder is not None:
+            texts.append(lead.rights_holder.name)
+    full = [old_to_halfwidth(t).translate({cp - 0xFEE0: cp for cp in range(0xFF01, 0xFF5F)}) for t in texts[:2000]]
+    edges = [chr(cp) for cp in (*range(0x2FF0, 0x3010), *range(0xFEF0, 0xFF70))]
+    return texts + full + HOSTILE_TEXT + edges
+
+
+def test_halfwidth_and_name_parts_are_the_old_forms() -> None:
+    normalize.split_name.cache_clear()
+    for text in _texts():
+        assert to_halfwidth(text) == old_to_halfwidth(text), text
+        assert clean_text(text) == " ".join(old_to_halfwidth(text).split()), text
+        assert normalize.split_name(text) == old_split_name(text), text

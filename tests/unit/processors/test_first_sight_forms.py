@@ -4,11 +4,13 @@ replace, kept here as they were, over simulated leads of several seeds and hosti
 from __future__ import annotations
 
 import ipaddress
+import random
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from leadbus import identifiers
 from leadbus.identifiers import clean_text, to_halfwidth
 from leadbus.models import CaseLead
 from leadbus.processors.core import link_memo, normalize
@@ -190,3 +192,45 @@ def test_halfwidth_and_name_parts_are_the_old_forms() -> None:
         assert to_halfwidth(text) == old_to_halfwidth(text), text
         assert clean_text(text) == " ".join(old_to_halfwidth(text).split()), text
         assert normalize.split_name(text) == old_split_name(text), text
+
+
+def old_luhn_sum(digits: str) -> int:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = int(char)
+        if position % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total
+
+
+def old_uscc_check_char(first17: str) -> str:
+    values = {char: index for index, char in enumerate(identifiers.USCC_CHARSET)}
+    if len(first17) != 17 or any(char not in values for char in first17):
+        raise identifiers.IdentifierError("USCC_FORMAT", f"need 17 characters of {identifiers.USCC_CHARSET}, "
+                                                         f"got {first17!r}")
+    weights = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+    total = sum(values[char] * weight for char, weight in zip(first17, weights, strict=True))
+    return identifiers.USCC_CHARSET[(31 - total % 31) % 31]
+
+
+def old_resident_id_check_char(first17: str) -> str:
+    if len(first17) != 17 or not (first17.isascii() and first17.isdigit()):
+        raise identifiers.IdentifierError("RESIDENT_ID_FORMAT", "need 17 ASCII digits before the check character")
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return "10X98765432"[sum(int(digit) * weight for digit, weight in zip(first17, weights, strict=True)) % 11]
+
+
+def test_check_characters_and_luhn_sums_are_the_old_ones() -> None:
+    rng = random.Random(16)
+    digits = ["".join(rng.choices("0123456789", k=rng.randrange(0, 26))) for _ in range(20000)]
+    for value in digits + ["0" * 19, "9" * 19, "4111111111111111", "6222021234567890123"]:
+        assert identifiers._luhn_sum(value) == old_luhn_sum(value), value
+    codes = ["".join(rng.choices(identifiers.USCC_CHARSET + "IOZSVa ０Ａ", k=rng.choice((16, 17, 17, 17, 18))))
+             for _ in range(20000)]
+    for code in codes + [lead.subject.uscc[:17] for lead in _leads() if lead.subject.uscc] + ["", "Ａ" * 17]:
+        assert _outcome(identifiers.uscc_check_char, code) == _outcome(old_uscc_check_char, code), code
+    numbers = ["".join(rng.choices("0123456789", k=17)) for _ in range(20000)]
+    odd = ["1234567890123456", "1234567890123456X", "１２３４５６７８９０１２３４５６７", "٣" * 17, ""]
+    for number in numbers + odd:
+        assert _outcome(identifiers.resident_id_check_char, number) == _outcome(old_resident_id_check_char, number)

@@ -89,7 +89,12 @@ def test_the_remembered_url_shop_key_is_linkings() -> None:
     shop_pages = ["https://shop123.taobao.com", "https://SHOP9.TAOBAO.COM/", "https://mall.jd.com/index-77.html",
                   "https://mobile.yangkeduo.com/mall_page.html?mall_id=5", "https://weidian.com/?userid=8",
                   "https://www.goofish.com/personal?userId=3", "https://a.cn/x?u=shop1.taobao.com",
-                  "https://[::1]/weidian.com", "https://ｗｅｉｄｉａｎ.com/?userid=1", "https://weidian.com\t?userid=2"]
+                  "https://[::1]/weidian.com", "https://ｗｅｉｄｉａｎ.com/?userid=1", "https://weidian.com\t?userid=2",
+                  "https://shop1.taobao.c\tom", "https://shop2.taobao.com\n", "https://mall.jd.com/index-1.ht\r\nml",
+                  "https://Mall.JD.com/index-9.html", "https://mall.jd.com:8080/index-9.html#x", "https://weidian.com?userid=",
+                  "https://weidian.com/?userid=1&userid=2", "https://h5.weidian.com/?userid=7", "http://shop3.taobao.com./",
+                  "https://x.kwaixiaodian.com/merchant/shop/detail?id=TB5", "https://shop4.taobao.com/?a=%41#f",
+                  "https://www.goofish.com/personal?userId=", "https://mall.jd.com/index-1.html?x=1#y", "weidian.com"]
     canonical = [c for c in (_outcome(normalize.canonical_url, u) for u in urls) if isinstance(c, str)]
     for url in urls + canonical + shop_pages:
         assert _outcome(link_memo.url_shop_key_of, url) == _outcome(url_shop_key, url), url

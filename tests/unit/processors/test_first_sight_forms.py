@@ -12,10 +12,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from leadbus import identifiers
 from leadbus.identifiers import clean_text, to_halfwidth
-from leadbus.models import CaseLead
+from leadbus.models import Address, CaseLead
 from leadbus.processors.core import link_memo, normalize
 from leadbus.processors.core.linking import _SHOP_URLS, url_shop_key
-from leadbus.processors.core.suggest import ip_signals
+from leadbus.processors.core.suggest import address_signals, ip_signals
 from leadbus.producers.simulator import TrafficGenerator
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -239,3 +239,17 @@ def test_check_characters_and_luhn_sums_are_the_old_ones() -> None:
     odd = ["1234567890123456", "1234567890123456X", "１２３４５６７８９０１２３４５６７", "٣" * 17, ""]
     for number in numbers + odd:
         assert _outcome(identifiers.resident_id_check_char, number) == _outcome(old_resident_id_check_char, number)
+
+
+def test_the_remembered_address_signals_are_those_of_the_address() -> None:
+    link_memo._address_signals.cache_clear()
+    addresses = [a for lead in _leads() for a in (lead.subject.address, *lead.return_addresses) if a is not None]
+    places = (("33", None, None), ("33", "", ""), ("99", "杭州", "杭州市西湖区文三路1号"),
+              ("11", "北京市", "北京市朝阳区某某大厦"), ("44", "深圳市", "广东省深圳市南山区科技园　A栋"),
+              ("00", "Ｘ市", "ＡＢＣ１２３号"), ("31", "上海", "上海市" * 300))
+    odd = [Address.model_construct(province=p, city=c, detail=d) for p, c, d in places]
+    for address in addresses + odd:
+        ours = link_memo._address(address)
+        assert ours == address_signals(address), address
+        assert ours == address_signals(Address.model_construct(province=address.province, city=address.city,
+                                                               detail=address.detail)), address

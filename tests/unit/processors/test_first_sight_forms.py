@@ -6,8 +6,9 @@ from __future__ import annotations
 import ipaddress
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from leadbus import identifiers
@@ -23,9 +24,11 @@ SEEDS = (1, 7, 23, 101)
 _TRACKING = re.compile(r"^(utm_.*|spm|scm|from|share.*|src|ref|tracking.*|ali_.*|_.*)$", re.IGNORECASE)
 
 
-def _leads() -> Iterator[CaseLead]:
-    for seed in SEEDS:
-        yield from TrafficGenerator(seed=seed).leads(1500, NOW - timedelta(hours=2), timedelta(milliseconds=900))
+@cache
+def _leads() -> tuple[CaseLead, ...]:
+    """Simulated leads of several seeds (made once for every test here)."""
+    start, step = NOW - timedelta(hours=2), timedelta(milliseconds=900)
+    return tuple(lead for seed in SEEDS for lead in TrafficGenerator(seed=seed).leads(1500, start, step))
 
 
 def _outcome(function: Callable[[str], object], value: str) -> object:

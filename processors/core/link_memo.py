@@ -12,10 +12,12 @@ each time.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 from leadbus.models import Address, CaseLead
+from leadbus.processors.core import ipv4
 from leadbus.processors.core.linking import (
     LINK_VIEW_VERSION,
     KeySources,
@@ -23,11 +25,13 @@ from leadbus.processors.core.linking import (
     _member,
     dumps,
     icp_key,
+    shop_from_parts,
     shop_key,
+    shop_key_of_page,
     strong_identifiers,
     url_shop_key,
 )
-from leadbus.processors.core.normalize import Normalised
+from leadbus.processors.core.normalize import PLAIN_URL, Normalised, _replaced
 from leadbus.processors.core.suggest import SignalSources, address_signals, ip_signals, name_signals, weak_signals
 
 _SIZE = 65536  # per kind of value, as normalise's caches
@@ -35,8 +39,12 @@ _SIZE = 65536  # per kind of value, as normalise's caches
 
 @lru_cache(maxsize=_SIZE)
 def _address_signals(province: str, city: str | None, detail: str | None) -> tuple[str, ...]:
-    # keyed by the fields (an Address's own equality costs ~1 µs, a hit of this cache ~0.2)
-    return address_signals(Address.model_construct(province=province, city=city, detail=detail))
+    # keyed by the fields (an Address's own equality costs ~1 µs, a hit of this cache ~0.2); the Address rebuilt as
+    # normalise copies models: `model_construct` cost ~4 µs of an address's first sight (issue #16)
+    return address_signals(_replaced(_ADDRESS, {"province": province, "city": city, "detail": detail}))
+
+
+_ADDRESS = Address.model_construct(province="", city=None, detail=None)
 
 
 def _address(address: Address) -> tuple[str, ...]:
@@ -44,10 +52,46 @@ def _address(address: Address) -> tuple[str, ...]:
 
 
 shop_key_of = lru_cache(maxsize=_SIZE)(shop_key)
-url_shop_key_of = lru_cache(maxsize=_SIZE)(url_shop_key)
+
+
+# A literal each of linking's shop page patterns needs in the URL's host or path (none holds a "/", so none spans
+# the two); a unit test holds each pattern to one of them.
+SHOP_URL_LITERALS = ("taobao.com", "mall.jd.com", "yangkeduo.com", "jinritemai.com", "kwaixiaodian.com", "goofish.com",
+                     "weidian.com")
+
+
+@lru_cache(maxsize=_SIZE)
+def url_shop_key_of(url: str) -> str | None:
+    """`url_shop_key(url)`, a plain URL read without urllib (~3 µs less at first sight, issue #16): most are no
+    marketplace's shop page, told without parsing them. In ASCII without brackets or the tabs and line breaks urlsplit
+    drops, urlsplit cannot refuse, and its host and path lie in the URL as written, lower-cased."""
+    if url.isascii() and not _UNPLAIN.search(url):
+        lowered = url.lower()
+        if not any(literal in lowered for literal in SHOP_URL_LITERALS):
+            return None
+        plain = PLAIN_URL.fullmatch(url)
+        if plain is not None:  # urlsplit's parts, as canonical_url reads them
+            host, _, path, query = plain.groups()
+            return shop_key_of_page(shop_from_parts(host.lower(), path or "", query or ""))
+    return url_shop_key(url)
+
+
+_UNPLAIN = re.compile(r"[\[\]\t\r\n]")
+
+
 icp_key_of = lru_cache(maxsize=_SIZE)(icp_key)
 name_signals_of = lru_cache(maxsize=_SIZE)(name_signals)
-ip_signals_of = lru_cache(maxsize=_SIZE)(ip_signals)
+
+
+@lru_cache(maxsize=_SIZE)
+def ip_signals_of(ip: str) -> tuple[str, ...]:
+    """`ip_signals(ip)`; an IPv4 address in its canonical form (as normalise leaves it) without `ipaddress` objects."""
+    octets = ipv4.dotted(ip)
+    if octets is None:
+        return ip_signals(ip)
+    if not ipv4.is_global(octets):
+        return ()
+    return f"ip:{ip}", f"ip24:{octets[0]}.{octets[1]}.{octets[2]}.0/24"
 
 REMEMBERED = Sources(KeySources(shop_key_of, url_shop_key_of, icp_key_of),
                      SignalSources(_address, name_signals_of, ip_signals_of))

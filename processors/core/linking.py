@@ -126,14 +126,19 @@ def canonical_shop_id(platform: str, shop_id: str) -> str:
 def shop_from_url(canonical: str) -> tuple[str, str] | None:
     """(platform, shop id) of a marketplace shop page, e.g. https://shop123.taobao.com → (taobao, 123)."""
     parts = urlsplit(canonical)
-    host_path = f"{parts.hostname or ''}{parts.path}"
+    return shop_from_parts(parts.hostname or "", parts.path, parts.query)
+
+
+def shop_from_parts(hostname: str, path: str, query: str) -> tuple[str, str] | None:
+    """`shop_from_url` of a URL split already (intake's link view splits plain URLs without urllib)."""
+    host_path = f"{hostname}{path}"
     for platform, pattern, param in _SHOP_URLS:
-        match = pattern.search(host_path) or pattern.search(parts.hostname or "")
+        match = pattern.search(host_path) or pattern.search(hostname)
         if match is None:
             continue
         if param is None:
             return platform, canonical_shop_id(platform, match.group(1))
-        value = dict(parse_qsl(parts.query)).get(param)
+        value = dict(parse_qsl(query)).get(param)
         if value:
             return platform, canonical_shop_id(platform, value)
     return None
@@ -147,7 +152,11 @@ def shop_key(platform: str | None, shop_id: str | None) -> str | None:
 
 def url_shop_key(url: str) -> str | None:
     """The ``shop:`` key of a marketplace shop page's canonical URL; None for any other URL."""
-    shop = shop_from_url(url)
+    return shop_key_of_page(shop_from_url(url))
+
+
+def shop_key_of_page(shop: tuple[str, str] | None) -> str | None:
+    """The ``shop:`` key of a shop page's (platform, shop id)."""
     return f"shop:{shop[0]}:{shop[1]}" if shop else None
 
 

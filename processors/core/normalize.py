@@ -33,6 +33,7 @@ from leadbus.identifiers import (
     to_halfwidth,
 )
 from leadbus.models import CaseLead
+from leadbus.processors.core import ipv4
 from leadbus.processors.core.contacts import with_canonical_contacts
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -94,7 +95,9 @@ def split_name(name: str) -> NameParts:
     any 2–4 character name ending in 市, 县 or 区; the core keeps at least two characters.
     """
     text = clean_text(name).replace(" ", "")
-    legal = next((form for form in LEGAL_FORMS if text.endswith(form) and len(text) > len(form)), None)
+    # one C call tells the many names without a legal form (the first form that fits, in order, for the others)
+    legal = (next((form for form in LEGAL_FORMS if text.endswith(form) and len(text) > len(form)), None)
+             if text.endswith(LEGAL_FORMS) else None)
     if legal:
         text = text[: -len(legal)]
     prefixes: list[str] = []
@@ -110,7 +113,7 @@ def split_name(name: str) -> NameParts:
                 break
         prefixes.append(place.group(0))
         text = text[place.end() :]
-    return NameParts(core=text, prefix="".join(prefixes) or None, legal_form=legal)
+    return NameParts(text, "".join(prefixes) or None, legal)  # positional: a frozen dataclass's keywords cost
 
 
 @lru_cache(maxsize=65536)
@@ -119,6 +122,40 @@ def canonical_url(url: str) -> str:
     text = clean_text(url)
     if "://" not in text:
         text = "https://" + text
+    plain = PLAIN_URL.fullmatch(text) if text.isascii() else None
+    if plain is None:
+        return _parsed_canonical_url(text)
+    host, port, path, query = plain.groups()
+    host = host.lower().rstrip(".")
+    if not host or (port and int(port) > 65535):
+        return _parsed_canonical_url(text)  # urlunsplit's form of an empty netloc, urlsplit's error
+    for prefix in ("www.", "m.", "wap."):
+        if host.startswith(prefix) and host.count(".") >= 2:
+            host = host[len(prefix) :]
+    netloc = host if not port or int(port) in (80, 443) else f"{host}:{int(port)}"
+    path = path.rstrip("/") if path else ""
+    query = query and _canonical_query(query)
+    return f"https://{netloc}{path}?{query}" if query else f"https://{netloc}{path}"
+
+
+# A URL as urlsplit reads it without its generic steps (first sight of a URL costs ~2 µs less, issue #16): ASCII,
+# a scheme, a plain host (no user, brackets or zone), a port, then the path up to "?" or "#", the query up to "#".
+PLAIN_URL = re.compile(r"(?s)[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9._-]+)(?::([0-9]*))?(/[^?#]*)?(?:\?([^#]*))?(?:#.*)?")
+# A query whose pairs parse_qsl reads as they are and urlencode writes back as they are: "k=v" with characters
+# neither unquotes nor quotes, no empty value (parse_qsl drops those).
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]+(?:&[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]+)*")
+
+
+def _canonical_query(query: str) -> str:
+    """The query without tracking parameters, its pairs sorted, as urlencode writes them."""
+    if _PLAIN_QUERY.fullmatch(query):
+        pairs = sorted(tuple(pair.split("=", 1)) for pair in query.split("&"))
+        return "&".join(f"{k}={v}" for k, v in pairs if not _TRACKING.match(k))
+    return urlencode(sorted((k, v) for k, v in parse_qsl(query) if not _TRACKING.match(k)))
+
+
+def _parsed_canonical_url(text: str) -> str:
+    """`canonical_url` of any cleaned text with a scheme, as urllib reads it."""
     parts = urlsplit(text)
     host = (parts.hostname or "").lower().rstrip(".")
     for prefix in ("www.", "m.", "wap."):
@@ -155,7 +192,10 @@ def _domain_of_host(host: str) -> str | None:
 
 @lru_cache(maxsize=65536)
 def canonical_ip(value: str) -> str:
-    ip = ipaddress.ip_address(to_halfwidth(value).strip())
+    text = to_halfwidth(value).strip()
+    if ipv4.dotted(text) is not None:
+        return text  # as `ipaddress` prints it already
+    ip = ipaddress.ip_address(text)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return ip.compressed

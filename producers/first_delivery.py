@@ -1,0 +1,113 @@
+"""One record in flight to a partition until the broker has confirmed this producer's first record there.
+
+Why: an idempotent producer whose first batch to a partition is refused (NOT_LEADER_OR_FOLLOWER: a new
+topic, or a partition whose leader has not taken it up yet) while its next batch, already in flight,
+lands, counts the first as delivered. Kafka accepts any first sequence number from a producer it holds
+no state for, and librdkafka takes the later batch's success as proof the earlier one was written
+("IMPLICITACK ... implicitly acked by subsequent batch success"; confluent-kafka-go#921, open, not fixed
+in librdkafka 2.16): leads confirmed to the agency and never on the bus. Once one record of this producer
+is on the partition the broker knows the producer, refuses a sequence gap, and batches may fly freely.
+
+The gate holds the records behind a partition's first one and hands them back, in order, when its
+delivery report arrives. A partition unwritten for longer than `fresh_after` is treated as new again: the
+broker forgets an idle producer (`producer.id.expiration.ms`, a day by default).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+#: key, value, headers, and the delivery callback of one held record
+Held = tuple[bytes, bytes, list[tuple[str, bytes]], Callable[[Any, Any], None]]
+
+#: sends one record to a partition now; raises BufferError when librdkafka's queue is full
+Send = Callable[[int, bytes, bytes, list[tuple[str, bytes]], Callable[[Any, Any], None]], None]
+
+NEVER = float("-inf")
+
+
+class FirstDeliveryGate:
+    """Per partition of one topic: open once the producer's first record there is confirmed."""
+
+    def __init__(self, send: Send, *, fresh_after: float = 6 * 3600.0) -> None:
+        self._send = send
+        self.fresh_after = fresh_after
+        #: partition -> monotonic time of the last record sent to it through the open gate
+        self.written: dict[int, float] = {}
+        #: partition whose first record is in flight (or whose held records still wait to go) -> records behind it
+        self.held: dict[int, deque[Held]] = {}
+        self.held_count = 0
+        #: partitions whose first delivery is known but whose held records met a full queue (sent by `resume`)
+        self.stalled: deque[int] = deque()
+
+    def is_open(self, partition: int, now: float) -> bool:
+        """Whether a record to `partition` may go straight to the producer (and note that it went)."""
+        if partition in self.held or now - self.written.get(partition, NEVER) > self.fresh_after:
+            return False
+        self.written[partition] = now
+        return True
+
+    def admit(self, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
+              on_delivery: Callable[[Any, Any], None]) -> bool:
+        """Hold the record behind the partition's first one; or, if it is the first, return False: send it
+        (with `first_callback`'s callback)."""
+        behind = self.held.get(partition)
+        if behind is not None:
+            behind.append((key, value, headers, on_delivery))
+            self.held_count += 1
+            return True
+        self.held[partition] = deque()
+        return False
+
+    def first_callback(self, partition: int, on_delivery: Callable[[Any, Any], None],
+                       clock: Callable[[], float]) -> Callable[[Any, Any], None]:
+        def first_delivered(err: Any, msg: Any) -> None:
+            on_delivery(err, msg)
+            if err is None:
+                self.written[partition] = clock()
+            # Failed (its own report says why): the records behind it go anyway, each to its own report,
+            # rather than one at a time behind a string of timeouts; the next new record probes again.
+            self._release(partition)
+
+        return first_delivered
+
+    def _release(self, partition: int) -> None:
+        behind = self.held.get(partition)
+        if behind is None:
+            return
+        try:
+            while behind:
+                key, value, headers, on_delivery = behind[0]
+                self._send(partition, key, value, headers, on_delivery)
+                behind.popleft()
+                self.held_count -= 1
+        except BufferError:  # in a callback, with nowhere to wait: the publishing thread finishes (`resume`)
+            if partition not in self.stalled:
+                self.stalled.append(partition)
+            return
+        del self.held[partition]
+
+    def resume(self, wait: Callable[[], object]) -> None:
+        """Send what a full queue stalled, waiting (`wait`: serve callbacks a while) while it stays full."""
+        while self.stalled:
+            partition = self.stalled[0]
+            behind = self.held.get(partition)
+            while behind:
+                key, value, headers, on_delivery = behind[0]
+                try:
+                    self._send(partition, key, value, headers, on_delivery)
+                except BufferError:
+                    wait()
+                    continue
+                behind.popleft()
+                self.held_count -= 1
+            self.held.pop(partition, None)
+            if self.stalled and self.stalled[0] == partition:
+                self.stalled.popleft()
+
+    def abandon(self, partition: int) -> None:
+        """The partition's first record was not handed to the producer after all (nothing was held behind it:
+        only the publishing thread holds records, and it was sending that one)."""
+        self.held.pop(partition, None)

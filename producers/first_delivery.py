@@ -9,8 +9,10 @@ in librdkafka 2.16): leads confirmed to the agency and never on the bus. Once on
 is on the partition the broker knows the producer, refuses a sequence gap, and batches may fly freely.
 
 The gate holds the records behind a partition's first one and hands them back, in order, when its
-delivery report arrives. A partition unwritten for longer than `fresh_after` is treated as new again: the
+delivery report arrives. A partition unwritten for longer than `FRESH_AFTER` is treated as new again: the
 broker forgets an idle producer (`producer.id.expiration.ms`, a day by default).
+
+`Publisher._produce` makes the open test itself (`is_open` inlined): it runs for every lead.
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ Send = Callable[[int, bytes, bytes, list[tuple[str, bytes]], Callable[[Any, Any]
 
 NEVER = float("-inf")
 
+#: seconds unwritten after which a partition is new again: a quarter of the broker's default
+#: `producer.id.expiration.ms` (a day), after which it has forgotten an idle producer
+FRESH_AFTER = 6 * 3600.0
+
 
 class FirstDeliveryGate:
     """Per partition of one topic: open once the producer's first record there is confirmed."""
 
-    def __init__(self, send: Send, *, fresh_after: float = 6 * 3600.0) -> None:
+    def __init__(self, send: Send) -> None:
         self._send = send
-        self.fresh_after = fresh_after
         #: partition -> monotonic time of the last record sent to it through the open gate
         self.written: dict[int, float] = {}
         #: partition whose first record is in flight (or whose held records still wait to go) -> records behind it
@@ -44,7 +49,7 @@ class FirstDeliveryGate:
 
     def is_open(self, partition: int, now: float) -> bool:
         """Whether a record to `partition` may go straight to the producer (and note that it went)."""
-        if partition in self.held or now - self.written.get(partition, NEVER) > self.fresh_after:
+        if partition in self.held or now - self.written.get(partition, NEVER) > FRESH_AFTER:
             return False
         self.written[partition] = now
         return True

@@ -36,7 +36,7 @@ from leadbus.datum_validator import DatumValidator
 from leadbus.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from leadbus.models import FUTURE_TOLERANCE, BlacklistDecision, CaseLead, HandoverDecision, LinkDecision
 from leadbus.producers.errors import FieldError, InvalidLead, PublishError
-from leadbus.producers.first_delivery import FirstDeliveryGate
+from leadbus.producers.first_delivery import FRESH_AFTER, NEVER, FirstDeliveryGate
 from leadbus.topics import intake_topic
 
 CASE_LEAD = "cn.leadbus.CaseLead"
@@ -172,6 +172,9 @@ def _utcnow() -> datetime:
 
 class Publisher:
     """Publishes one agency's leads to `leadbus.intake.<agency>`, keyed by lead id."""
+
+    #: seconds to wait for the topic's partition count (learnt once per 5 minutes)
+    metadata_timeout = 30.0
 
     def __init__(
         self,
@@ -329,7 +332,7 @@ class Publisher:
         known = self._partitions
         if known is None or time.monotonic() - known[1] > 300:
             try:
-                meta = self.producer.list_topics(self.topic, timeout=30)
+                meta = self.producer.list_topics(self.topic, timeout=self.metadata_timeout)
             except KafkaException as exc:
                 meta, failure = None, str(exc)
             topic = meta.topics.get(self.topic) if meta is not None else None
@@ -377,15 +380,20 @@ class Publisher:
         pending = PendingDelivery(lead_id, self.topic)
         producer = self.producer
         gate = self._gate
-        if gate is not None:
-            if gate.stalled:
-                gate.resume(self._serve)
+        if gate is not None:  # (`FirstDeliveryGate`'s open test, inlined: this runs for every lead)
+            now = time.monotonic()
             if partition is None:
-                partition = self._gated_partition(key)
-            if partition is not None and not gate.is_open(partition, time.monotonic()):
-                self._gated(partition, key, value, headers, pending._on_delivery)
-                producer.poll(0)
-                return pending
+                known = self._partitions
+                if known is not None and now - known[1] <= 300:
+                    partition = zlib.crc32(key) % known[0]
+                else:
+                    partition = self._gated_partition(key)
+            if partition is not None:
+                if gate.stalled or partition in gate.held or now - gate.written.get(partition, NEVER) > FRESH_AFTER:
+                    self._gated(partition, key, value, headers, pending._on_delivery, now)
+                    producer.poll(0)
+                    return pending
+                gate.written[partition] = now
         while True:
             try:
                 if partition is None:
@@ -409,26 +417,33 @@ class Publisher:
         self._producer.poll(0.05)
 
     def _gated(self, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
-               on_delivery: Callable[[Any, Any], None]) -> None:
-        """A record to a partition not yet confirmed open: held behind its first record, or sent as that."""
+               on_delivery: Callable[[Any, Any], None], now: float) -> None:
+        """A record to a partition not known open: held behind its first record, or sent as that."""
         gate = self._gate
         assert gate is not None
+        if gate.stalled:
+            gate.resume(self._serve)
+        if gate.is_open(partition, now):
+            return self._send_waiting(partition, key, value, headers, on_delivery)
         while gate.held_count >= self._hold_limit:  # held records are queued records: the same back-pressure
             self._serve()
             gate.resume(self._serve)
         if gate.admit(partition, key, value, headers, on_delivery):
-            return
-        first = gate.first_callback(partition, on_delivery, time.monotonic)
+            return None
         try:
-            while True:
-                try:
-                    self._send(partition, key, value, headers, first)
-                    return
-                except BufferError:
-                    self._serve()
+            return self._send_waiting(partition, key, value, headers,
+                                      gate.first_callback(partition, on_delivery, time.monotonic))
         except BaseException:
             gate.abandon(partition)
             raise
+
+    def _send_waiting(self, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
+                      on_delivery: Callable[[Any, Any], None]) -> None:
+        while True:
+            try:
+                return self._send(partition, key, value, headers, on_delivery)
+            except BufferError:
+                self._serve()  # local queue full: serve callbacks, then retry
 
     def publish_decision(self, decision: HandoverDecision | Mapping[str, Any]) -> PendingDelivery:
         """Publish a handover decision (head approval, police filing, …) keyed by its case id."""

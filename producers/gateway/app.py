@@ -39,7 +39,6 @@ import logging
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,18 +158,6 @@ class _GatewayPublisher(Publisher):
     """The SDK's publisher, with a metadata look-up bounded by the publish timeout (an unreachable bus is a 503)."""
 
     metadata_timeout = 10.0
-    _known: tuple[int, float] | None = None
-
-    def partition_for(self, key: bytes) -> int:
-        known = self._known
-        if known is None or time.monotonic() - known[1] > 300:
-            meta = self.producer.list_topics(self.topic, timeout=self.metadata_timeout)
-            topic = meta.topics.get(self.topic)
-            if topic is None or topic.error is not None or not topic.partitions:
-                raise PublishError(f"{self.topic} is not available: {topic.error if topic else 'no metadata'}")
-            known = (len(topic.partitions), time.monotonic())
-            self._known = known
-        return zlib.crc32(key) % known[0]  # the SDK's choice: CRC-32 of the key
 
 
 class Answer:

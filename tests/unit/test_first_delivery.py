@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from leadbus.producers import Publisher
+from leadbus.producers.first_delivery import FRESH_AFTER
 from leadbus.producers.publisher import PendingDelivery
 from leadbus.producers.simulator import TrafficGenerator
 from tests.unit.test_sdk_dict_path import AGENCY, NOW, Confirmed, RecordingProducer
@@ -182,7 +183,7 @@ def test_a_partition_idle_past_the_brokers_memory_of_the_producer_is_new_again()
     pub.publish(_lead_with(second))
     assert len(producer.records) == 2  # confirmed: straight
     producer.confirm()
-    pub._gate.fresh_after = 0.0  # as if idle longer than the broker keeps an idle producer's state
+    pub._gate.written[1] -= FRESH_AFTER + 1  # as if idle longer than the broker keeps an idle producer's state
     probe, held = pub.publish(_lead_with(first)), pub.publish(_lead_with(third))
     assert _sent_keys(producer)[2:] == [first.encode()] and not held.done()
     producer.confirm()

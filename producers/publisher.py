@@ -36,7 +36,7 @@ from leadbus.datum_validator import DatumValidator
 from leadbus.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from leadbus.models import FUTURE_TOLERANCE, BlacklistDecision, CaseLead, HandoverDecision, LinkDecision
 from leadbus.producers.errors import FieldError, InvalidLead, PublishError
-from leadbus.producers.first_delivery import FRESH_AFTER, NEVER, FirstDeliveryGate
+from leadbus.producers.first_delivery import FIRST, FRESH_AFTER, NEVER, OPEN, FirstDeliveryGate
 from leadbus.topics import intake_topic
 
 CASE_LEAD = "cn.leadbus.CaseLead"
@@ -418,30 +418,31 @@ class Publisher:
 
     def _gated(self, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
                on_delivery: Callable[[Any, Any], None], now: float) -> None:
-        """A record to a partition not known open: held behind its first record, or sent as that."""
+        """A record to a partition not known open: sent, held behind the partition's first record, or that."""
         gate = self._gate
         assert gate is not None
         if gate.stalled:
             gate.resume(self._serve)
-        if gate.is_open(partition, now):
-            return self._send_waiting(partition, key, value, headers, on_delivery)
         while gate.held_count >= self._hold_limit:  # held records are queued records: the same back-pressure
             self._serve()
             gate.resume(self._serve)
-        if gate.admit(partition, key, value, headers, on_delivery):
-            return None
-        try:
-            return self._send_waiting(partition, key, value, headers,
-                                      gate.first_callback(partition, on_delivery, time.monotonic))
-        except BaseException:
-            gate.abandon(partition)
-            raise
+        verdict = gate.admit(partition, now, key, value, headers, on_delivery)
+        if verdict == OPEN:
+            self._send_waiting(partition, key, value, headers, on_delivery)
+        elif verdict == FIRST:
+            try:
+                self._send_waiting(partition, key, value, headers,
+                                   gate.first_callback(partition, on_delivery, time.monotonic))
+            except BaseException:
+                gate.abandon(partition)
+                raise
 
     def _send_waiting(self, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
                       on_delivery: Callable[[Any, Any], None]) -> None:
         while True:
             try:
-                return self._send(partition, key, value, headers, on_delivery)
+                self._send(partition, key, value, headers, on_delivery)
+                return
             except BufferError:
                 self._serve()  # local queue full: serve callbacks, then retry
 

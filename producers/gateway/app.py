@@ -16,7 +16,9 @@ signs it with the agency's key and publishes it; it answers only once the broker
 * 429 — the calling system's rate is exceeded (`Retry-After`);
 * 503 — the bus did not confirm within the publish timeout. The gateway waits for librdkafka's final
   delivery report before answering, and the producer's `message.timeout.ms` is that timeout, so a
-  lead answered 503 is no longer queued anywhere: nothing is published later by surprise. (If the
+  lead answered 503 is no longer queued anywhere: nothing is published later by surprise. (A lead to a
+  partition the gateway has not written to yet may first wait, held by the SDK, for the first lead
+  there to be confirmed: its 503 can take up to twice the timeout.) (If the
   broker died mid-request the event may have been written; a repost is then dropped by intake as an
   exact redelivery, and the receipt tells.)
 
@@ -333,7 +335,9 @@ class Gateway:
             return _unavailable(model, str(exc))
 
     def _await(self, pending: PendingDelivery) -> None:
-        deadline = time.monotonic() + self.config.publish_timeout + 30
+        # A lead to a partition this producer has not written to yet may wait, held by the SDK, for the first
+        # record there to be reported (within one publish timeout) before it is handed to librdkafka: two.
+        deadline = time.monotonic() + 2 * self.config.publish_timeout + 30
         while not pending.done() and time.monotonic() < deadline:
             time.sleep(0.002)
 

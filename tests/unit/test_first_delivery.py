@@ -7,6 +7,7 @@ delivery report, then go in the order they were published; `flush` sends them; e
 
 from __future__ import annotations
 
+import threading
 import zlib
 from datetime import timedelta
 from typing import Any
@@ -217,3 +218,50 @@ def test_unknown_topic_metadata_leaves_placement_to_librdkafka() -> None:
 def test_confirmed_messages_name_their_partition() -> None:
     msg = Confirmed("t", 3, 9)
     assert (msg.topic(), msg.partition(), msg.offset()) == ("t", 3, 9)
+
+
+class ThreadedReports(RecordingProducer):
+    """Confirms on whichever thread polls, with a lock: the gateway serves reports on a thread of its own."""
+
+    def __init__(self) -> None:
+        super().__init__(PARTITIONS)
+        self.lock = threading.Lock()
+
+    def produce(self, topic: str, **kwargs: Any) -> None:
+        with self.lock:
+            super().produce(topic, **kwargs)
+
+    def poll(self, timeout: float) -> int:
+        with self.lock:
+            reports, self.unconfirmed = self.unconfirmed, []
+        for on_delivery, msg in reports:
+            on_delivery(None, msg)
+        return len(reports)
+
+
+def _serve_until(producer: RecordingProducer, stop: threading.Event) -> None:
+    while not stop.is_set():
+        producer.poll(0)
+
+
+def test_reports_served_on_another_thread_lose_nothing_and_keep_the_order() -> None:
+    many = _leads(600)
+    for _ in range(5):
+        pub = Publisher(AGENCY, "33", bootstrap_servers="127.0.0.1:1", clock=lambda: NOW + timedelta(days=1))
+        producer = ThreadedReports()
+        pub._producer = producer
+        stop = threading.Event()
+        poller = threading.Thread(target=_serve_until, args=(producer, stop))
+        poller.start()
+        try:
+            handles = [pub.publish(lead) for lead in many]
+            pub.flush(10)
+        finally:
+            stop.set()
+            poller.join()
+        assert all(h.done() for h in handles)
+        sent = _sent_keys(producer)
+        assert sorted(sent) == sorted(lead.lead_id.encode() for lead in many)
+        for partition in range(PARTITIONS):
+            published = [lead.lead_id.encode() for lead in many if _partition(lead) == partition]
+            assert [k for k in sent if k in set(published)] == published

@@ -10,6 +10,11 @@ confirmed lead is on every in-sync replica. Signatures and sequence numbers come
 `per_partition = True` (`leadbus.producers.signing.SigningSealer`) numbers each partition apart:
 the SDK then chooses each event's partition itself (CRC-32 of the key, like librdkafka's
 `consistent` partitioner) and tells the sealer, so that the number and the signature name it.
+
+The SDK chooses every event's partition so (the same place librdkafka would put it), and holds
+the events to a partition behind the first one this producer sends there until the broker has
+confirmed it (`first_delivery`: an idempotent producer can otherwise lose a new partition's first
+batch without an error); `flush` and `wait` send what is held and wait for it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from confluent_kafka import KafkaException
 from pydantic import BaseModel, ValidationError
 
 from leadbus.avro import EncodeError, SchemaCatalog, SchemaEntry, encode, encode_object, packaged_catalog
@@ -30,6 +36,7 @@ from leadbus.datum_validator import DatumValidator
 from leadbus.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from leadbus.models import FUTURE_TOLERANCE, BlacklistDecision, CaseLead, HandoverDecision, LinkDecision
 from leadbus.producers.errors import FieldError, InvalidLead, PublishError
+from leadbus.producers.first_delivery import FIRST, FRESH_AFTER, NEVER, OPEN, FirstDeliveryGate
 from leadbus.topics import intake_topic
 
 CASE_LEAD = "cn.leadbus.CaseLead"
@@ -166,6 +173,9 @@ def _utcnow() -> datetime:
 class Publisher:
     """Publishes one agency's leads to `leadbus.intake.<agency>`, keyed by lead id."""
 
+    #: seconds to wait for the topic's partition count (learnt once per 5 minutes)
+    metadata_timeout = 30.0
+
     def __init__(
         self,
         agency: str,
@@ -193,6 +203,14 @@ class Publisher:
         self._clock = clock
         self._producer: Any = None
         self._partitions: tuple[int, float] | None = None  # (count, when learnt)
+        # The gate matters to an idempotent producer only, and needs the SDK to know each event's partition:
+        # it does with librdkafka's default partitioner (CRC-32 of the key), which `partition_for` computes.
+        guarded = self._config.get("enable.idempotence") in (True, "true") and self._config.get(
+            "partitioner", "consistent_random") in ("consistent", "consistent_random")
+        self._gate = FirstDeliveryGate(self._send) if guarded else None
+        self._hold_limit = int(self._config.get("queue.buffering.max.messages", 100_000))
+        self._unguarded_until = 0.0  # while the topic's partitions are unknown (no metadata): librdkafka places
+        self._metadata_backoff = 5.0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -310,16 +328,38 @@ class Publisher:
             unseal(self.topic, parts[3], parts[2])
 
     def partition_for(self, key: bytes) -> int:
-        """The partition of the agency's topic an event with `key` goes to (when the SDK chooses it)."""
+        """The partition of the agency's topic an event with `key` goes to (the SDK chooses it)."""
         known = self._partitions
         if known is None or time.monotonic() - known[1] > 300:
-            meta = self.producer.list_topics(self.topic, timeout=30)
-            topic = meta.topics.get(self.topic)
+            try:
+                meta = self.producer.list_topics(self.topic, timeout=self.metadata_timeout)
+            except KafkaException as exc:
+                meta, failure = None, str(exc)
+            topic = meta.topics.get(self.topic) if meta is not None else None
             if topic is None or topic.error is not None or not topic.partitions:
-                raise PublishError(f"{self.topic} is not available: {topic.error if topic else 'no metadata'}")
+                if known is not None:  # a refresh that failed: the count learnt stays, asked again in 30 s
+                    self._partitions = (known[0], known[1] + 30)
+                    return zlib.crc32(key) % known[0]
+                reason = topic.error if topic is not None else (failure if meta is None else "no metadata")
+                raise PublishError(f"{self.topic} is not available: {reason}")
             known = (len(topic.partitions), time.monotonic())
             self._partitions = known
         return zlib.crc32(key) % known[0]
+
+    def _gated_partition(self, key: bytes) -> int | None:
+        """The event's partition; None while the topic's partitions cannot be learnt (librdkafka places it)."""
+        if self._unguarded_until and time.monotonic() < self._unguarded_until:
+            return None
+        try:
+            partition = self.partition_for(key)
+        except PublishError:
+            # The bus does not answer (or the topic is not there yet): records queue as they always did, and
+            # the look-up is tried again after a growing pause, not on every publish.
+            self._unguarded_until = time.monotonic() + self._metadata_backoff
+            self._metadata_backoff = min(self._metadata_backoff * 2, 300.0)
+            return None
+        self._unguarded_until, self._metadata_backoff = 0.0, 5.0
+        return partition
 
     def _sealed(self, lead_id: str, value: bytes, where: Callable[[], str]) -> Sealed:
         if self._sealer is self._default_sealer:  # nothing to sign or number: the fixed headers
@@ -339,6 +379,21 @@ class Publisher:
                  partition: int | None = None) -> PendingDelivery:
         pending = PendingDelivery(lead_id, self.topic)
         producer = self.producer
+        gate = self._gate
+        if gate is not None:  # (`FirstDeliveryGate`'s open test, inlined: this runs for every lead)
+            now = time.monotonic()
+            if partition is None:
+                known = self._partitions
+                if known is not None and now - known[1] <= 300:
+                    partition = zlib.crc32(key) % known[0]
+                else:
+                    partition = self._gated_partition(key)
+            if partition is not None:
+                if gate.stalled or partition in gate.held or now - gate.written.get(partition, NEVER) > FRESH_AFTER:
+                    self._gated(partition, key, value, headers, pending._on_delivery, now)
+                    producer.poll(0)
+                    return pending
+                gate.written[partition] = now
         while True:
             try:
                 if partition is None:
@@ -352,6 +407,44 @@ class Publisher:
                 producer.poll(0.05)  # local queue full: serve callbacks, then retry
         producer.poll(0)
         return pending
+
+    def _send(self, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
+              on_delivery: Callable[[Any, Any], None]) -> None:
+        self._producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=on_delivery,
+                               partition=partition)
+
+    def _serve(self) -> None:
+        self._producer.poll(0.05)
+
+    def _gated(self, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
+               on_delivery: Callable[[Any, Any], None], now: float) -> None:
+        """A record to a partition not known open: sent, held behind the partition's first record, or that."""
+        gate = self._gate
+        assert gate is not None
+        if gate.stalled:
+            gate.resume(self._serve)
+        while gate.held_count >= self._hold_limit:  # held records are queued records: the same back-pressure
+            self._serve()
+            gate.resume(self._serve)
+        verdict = gate.admit(partition, now, key, value, headers, on_delivery)
+        if verdict == OPEN:
+            self._send_waiting(partition, key, value, headers, on_delivery)
+        elif verdict == FIRST:
+            try:
+                self._send_waiting(partition, key, value, headers,
+                                   gate.first_callback(partition, on_delivery, time.monotonic))
+            except BaseException:
+                gate.abandon(partition)
+                raise
+
+    def _send_waiting(self, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
+                      on_delivery: Callable[[Any, Any], None]) -> None:
+        while True:
+            try:
+                self._send(partition, key, value, headers, on_delivery)
+                return
+            except BufferError:
+                self._serve()  # local queue full: serve callbacks, then retry
 
     def publish_decision(self, decision: HandoverDecision | Mapping[str, Any]) -> PendingDelivery:
         """Publish a handover decision (head approval, police filing, …) keyed by its case id."""
@@ -414,14 +507,26 @@ class Publisher:
                 missing = sum(not f.done() for f in pending)
                 raise PublishError(f"{missing} lead(s) not confirmed within {timeout}s")
             self.producer.poll(0.05)
+            if self._gate is not None and self._gate.stalled:
+                self._gate.resume(self._serve)
         return [f.result() for f in pending]
 
     def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every lead handed over is confirmed or refused, those held behind a first one too."""
         if self._producer is None:
             return
-        remaining = self._producer.flush(timeout)
-        if remaining:
-            raise PublishError(f"{remaining} lead(s) still undelivered after {timeout}s")
+        deadline = time.monotonic() + timeout
+        gate = self._gate
+        while True:
+            if gate is not None and gate.stalled:
+                gate.resume(self._serve)
+            # a first record's report (served inside flush) sends the records behind it, which flush then awaits
+            remaining = self._producer.flush(max(0.0, deadline - time.monotonic()))
+            held = gate.held_count if gate is not None else 0
+            if not held or time.monotonic() >= deadline:
+                break
+        if remaining or held:
+            raise PublishError(f"{remaining + held} lead(s) still undelivered after {timeout}s")
 
 
 def _check_size(key: bytes, value: bytes, headers: list[tuple[str, bytes]], where: Callable[[], str]) -> None:

@@ -16,7 +16,9 @@ signs it with the agency's key and publishes it; it answers only once the broker
 * 429 — the calling system's rate is exceeded (`Retry-After`);
 * 503 — the bus did not confirm within the publish timeout. The gateway waits for librdkafka's final
   delivery report before answering, and the producer's `message.timeout.ms` is that timeout, so a
-  lead answered 503 is no longer queued anywhere: nothing is published later by surprise. (If the
+  lead answered 503 is no longer queued anywhere: nothing is published later by surprise. (A lead to a
+  partition the gateway has not written to yet may first wait, held by the SDK, for the first lead
+  there to be confirmed: its 503 can take up to twice the timeout.) (If the
   broker died mid-request the event may have been written; a repost is then dropped by intake as an
   exact redelivery, and the receipt tells.)
 
@@ -39,7 +41,6 @@ import logging
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,18 +160,6 @@ class _GatewayPublisher(Publisher):
     """The SDK's publisher, with a metadata look-up bounded by the publish timeout (an unreachable bus is a 503)."""
 
     metadata_timeout = 10.0
-    _known: tuple[int, float] | None = None
-
-    def partition_for(self, key: bytes) -> int:
-        known = self._known
-        if known is None or time.monotonic() - known[1] > 300:
-            meta = self.producer.list_topics(self.topic, timeout=self.metadata_timeout)
-            topic = meta.topics.get(self.topic)
-            if topic is None or topic.error is not None or not topic.partitions:
-                raise PublishError(f"{self.topic} is not available: {topic.error if topic else 'no metadata'}")
-            known = (len(topic.partitions), time.monotonic())
-            self._known = known
-        return zlib.crc32(key) % known[0]  # the SDK's choice: CRC-32 of the key
 
 
 class Answer:
@@ -346,7 +335,9 @@ class Gateway:
             return _unavailable(model, str(exc))
 
     def _await(self, pending: PendingDelivery) -> None:
-        deadline = time.monotonic() + self.config.publish_timeout + 30
+        # A lead to a partition this producer has not written to yet may wait, held by the SDK, for the first
+        # record there to be reported (within one publish timeout) before it is handed to librdkafka: two.
+        deadline = time.monotonic() + 2 * self.config.publish_timeout + 30
         while not pending.done() and time.monotonic() < deadline:
             time.sleep(0.002)
 

@@ -520,7 +520,7 @@ def test_broker_down_is_503_and_nothing_is_published_later(gw: dict[str, Any], b
                                                            make_lead) -> None:
     client, gateway = gw["client"], gw["gateway"]
     assert client.post("/v1/leads", json=make_lead()).status_code == 201  # metadata known, producer connected
-    partitions = gateway.publisher._known[0] if gateway.publisher._known else None
+    partitions = gateway.publisher._partitions[0] if gateway.publisher._partitions else None
     assert partitions
     bus.cluster.stop_node(1)
     lost = make_lead()

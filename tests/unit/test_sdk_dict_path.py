@@ -15,7 +15,7 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -34,16 +34,49 @@ NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 AGENCY = "SAMR"
 
 
+class Confirmed:
+    """A delivery report's message: where the broker put the record."""
+
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self._where = (topic, partition, offset)
+
+    def topic(self) -> str:
+        return self._where[0]
+
+    def partition(self) -> int:
+        return self._where[1]
+
+    def offset(self) -> int:
+        return self._where[2]
+
+
 class RecordingProducer:
-    def __init__(self) -> None:
+    """Records what the SDK produces and confirms it at the next poll, as librdkafka reports deliveries."""
+
+    def __init__(self, partitions: int = 12) -> None:
+        self.partitions = partitions
         self.records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+        self.unconfirmed: list[tuple[Callable[..., None], Confirmed]] = []
 
     def produce(self, topic: str, *, value: bytes, key: bytes, headers: list[tuple[str, bytes]],
-                on_delivery: Callable[..., None], **kwargs: Any) -> None:
+                on_delivery: Callable[..., None], partition: int = -1, **kwargs: Any) -> None:
         self.records.append((key, value, headers))
+        self.unconfirmed.append((on_delivery, Confirmed(topic, partition, len(self.records) - 1)))
 
     def poll(self, timeout: float) -> int:
+        reports, self.unconfirmed = self.unconfirmed, []
+        for on_delivery, msg in reports:
+            on_delivery(None, msg)
+        return len(reports)
+
+    def flush(self, timeout: float) -> int:
+        while self.unconfirmed:
+            self.poll(0)
         return 0
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions=dict.fromkeys(
+            range(self.partitions)))})
 
 
 def _publisher() -> tuple[Publisher, RecordingProducer]:

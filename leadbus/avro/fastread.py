@@ -189,8 +189,8 @@ class Compiler:
             if kind == "int":
                 self.emit(indent, f"if not -2147483648 <= {target} <= 2147483647:")
                 self.emit(indent + 1, "raise Unreadable('int')")
-            if logical == "timestamp-millis":
-                self.emit(indent, f"{target} = EPOCH + timedelta(microseconds={target} * 1000)")
+            if logical == "timestamp-millis":  # milliseconds as timedelta's positional argument: no keyword to parse
+                self.emit(indent, f"{target} = EPOCH + timedelta(0, 0, 0, {target})")
             elif logical == "date":
                 self.emit(indent, f"{target} = fromordinal({target} + DAYS_SHIFT)")
         elif kind in ("float", "double"):
@@ -201,19 +201,33 @@ class Compiler:
         elif kind in ("string", "bytes"):
             if logical is not None:
                 raise Unsupported(logical)
+            # A length of one byte (under 64, the usual) looked up in `SMALL_SIZED`, the span checked against the end;
+            # any other length read and checked in full
             size = self.var("n")
-            self.length(indent, size)
             tail = ".decode('utf-8')" if kind == "string" else ""
-            self.emit(indent, f"{target} = data[pos:pos + {size}]{tail}")
-            self.emit(indent, f"pos += {size}")
+            self.emit(indent, f"{size} = SMALL_SIZED[data[pos]]")
+            self.emit(indent, f"if {size} and pos + {size} <= end:")
+            self.emit(indent + 1, f"{target} = data[pos + 1:pos + {size}]{tail}")
+            self.emit(indent + 1, f"pos += {size}")
+            self.emit(indent, "else:")
+            self.length(indent + 1, size)
+            self.emit(indent + 1, f"{target} = data[pos:pos + {size}]{tail}")
+            self.emit(indent + 1, f"pos += {size}")
         elif kind == "enum":
-            symbols = self.var("symbols")
+            symbols, table = self.var("symbols"), self.var("enum")
             self.consts[symbols] = tuple(schema["symbols"])
+            # Per first byte: the symbol of a one-byte index (the usual), else None (read in full, as it was)
+            self.consts[table] = tuple(schema["symbols"][b >> 1] if b < 128 and not b & 1
+                                       and b >> 1 < len(schema["symbols"]) else None for b in range(256))
             index = self.var("i")
-            self.long(indent, index)
-            self.emit(indent, f"if {index} < 0:")
-            self.emit(indent + 1, "raise Unreadable('enum')")
-            self.emit(indent, f"{target} = {symbols}[{index}]")
+            self.emit(indent, f"{target} = {table}[data[pos]]")
+            self.emit(indent, f"if {target} is not None:")
+            self.emit(indent + 1, "pos += 1")
+            self.emit(indent, "else:")
+            self.long(indent + 1, index)
+            self.emit(indent + 1, f"if {index} < 0:")
+            self.emit(indent + 2, "raise Unreadable('enum')")
+            self.emit(indent + 1, f"{target} = {symbols}[{index}]")
         elif kind == "record":
             self.depth += 1
             if self.depth > 32:

@@ -147,3 +147,46 @@ def test_a_reader_dropping_fields_reads_the_rest_as_the_whole_reader_and_refuses
             assert reader(blob, HEADER_SIZE) == (_without(expected[0], dropped), expected[1])
             checked += 1
     assert checked > 100 and refused > 100 and with_evidence > 5
+
+
+_SYMBOLS = [f"S{i}" for i in range(70)]  # indexes of one varint byte (0-63) and of two (64-69)
+
+
+@pytest.mark.parametrize("length", [0, 1, 62, 63, 64, 65, 8191, 8192])
+def test_strings_and_enums_at_their_length_and_index_boundaries_read_as_fastavro_reads_them(length: int) -> None:
+    # one-byte lengths and enum indexes are looked up in tables, the rest read in full: both sides of each bound,
+    # ASCII and multi-byte text, and the same bytes cut short anywhere in the last value
+    entry = CATALOG.add({"type": "record", "name": "Sized", "namespace": "test.fastread", "fields": [
+        {"name": "e", "type": {"type": "enum", "name": "Many", "symbols": _SYMBOLS}},
+        {"name": "s", "type": "string"}, {"name": "u", "type": ["null", "string"]}, {"name": "b", "type": "bytes"},
+        {"name": "few", "type": {"type": "enum", "name": "Few", "symbols": ["A", "B"]}}]})
+    text = CATALOG.add({"type": "record", "name": "Text", "namespace": "test.fastread",
+                        "fields": [{"name": "s", "type": "string"}]})
+    assert entry.reader is not None and text.reader is not None
+    for index in (0, 31, 63, 64, 69):
+        record = {"e": _SYMBOLS[index], "s": "x" * length, "u": "长" * length, "b": b"\xff" * length,
+                  "few": "B"}
+        buf = io.BytesIO()
+        buf.write(b"\xc3\x01" + entry.fingerprint)
+        fastavro.schemaless_writer(buf, entry.parsed, record)
+        data = buf.getvalue()
+        assert entry.reader(data, HEADER_SIZE) == _fastavro(entry, data)
+        for cut in range(max(HEADER_SIZE, len(data) - 4), len(data)):
+            with pytest.raises(DecodeError):
+                decode(CATALOG, data[:cut], entry)
+    last = {"s": "x" * length}  # a string last, cut short: the compiled reader itself refuses it
+    data = encode(text, last)
+    assert text.reader(data, HEADER_SIZE) == (last, len(data))
+    for cut in range(max(HEADER_SIZE, len(data) - 3), len(data)):
+        with pytest.raises((ValueError, IndexError)):
+            text.reader(data[:cut], HEADER_SIZE)
+    # an enum index past the symbols in one byte (2 for Few's index 1 is fine, 4 is index 2): fastavro's verdict
+    body = b"\xc3\x01" + entry.fingerprint + b"\x00" + b"\x00" + b"\x00" + b"\x00"
+    for last in (b"\x02", b"\x04", b"\x01"):
+        try:
+            expected = _fastavro(entry, body + last)
+        except Exception:  # noqa: BLE001 - whatever fastavro raises, decode must refuse the bytes
+            with pytest.raises(DecodeError):
+                decode(CATALOG, body + last, entry)
+        else:  # the compiled reader leaves what it will not judge (index -1) to fastavro: its record stands
+            assert decode(CATALOG, body + last, entry)[1] == expected[0]

@@ -190,3 +190,22 @@ def test_strings_and_enums_at_their_length_and_index_boundaries_read_as_fastavro
                 decode(CATALOG, body + last, entry)
         else:  # the compiled reader leaves what it will not judge (index -1) to fastavro: its record stands
             assert decode(CATALOG, body + last, entry)[1] == expected[0]
+
+
+@pytest.mark.parametrize("items", [0, 1, 63, 64, 65, 300])
+def test_array_and_map_counts_at_their_varint_boundary_read_as_fastavro_reads_them(items: int) -> None:
+    # a one-byte count (1-63) is looked up in SMALL_COUNT, a longer or negative one read in full; a count past the
+    # bytes left is refused by the compiled reader whatever its form
+    entry = CATALOG.add({"type": "record", "name": "Counted", "namespace": "test.fastread", "fields": [
+        {"name": "a", "type": {"type": "array", "items": "long"}},
+        {"name": "m", "type": {"type": "map", "values": "string"}}]})
+    assert entry.reader is not None
+    record = {"a": list(range(-items, items, 2)) if items else [], "m": {f"k{i}": "v" * i for i in range(items)}}
+    data = encode(entry, record)
+    assert entry.reader(data, HEADER_SIZE) == _fastavro(entry, data) == (record, len(data))
+    header = data[:HEADER_SIZE]
+    for count in (b"\x02", b"\x7e", b"\x80\x01", b"\x01\x02"):  # 1, 63, 64 items, and -1 with a block size of 1
+        with pytest.raises((ValueError, IndexError)):
+            entry.reader(header + count, HEADER_SIZE)  # no item follows
+        with pytest.raises(DecodeError):
+            decode(CATALOG, header + count, entry)

@@ -257,16 +257,17 @@ class Compiler:
                 self.emit(at, f"{target}.append({item})" if kind == "array" else f"{target}[{key}] = {item}")
 
             self.blocks(kind, inner, indent, read_item)
-        elif kind == "union":
+        elif kind == "union":  # the null branch (most optional fields) tested on the byte in place: one step less
             null_index, other = _nullable(schema)
-            self.emit(indent, "b = data[pos]")
-            self.emit(indent, "pos += 1")
-            self.emit(indent, f"if b == {2 * null_index}:")
+            self.emit(indent, f"if data[pos] == {2 * null_index}:")
+            self.emit(indent + 1, "pos += 1")
             self.emit(indent + 1, f"{target} = None")
-            self.emit(indent, f"elif b == {2 * (1 - null_index)}:")
-            self.value(other, target, indent + 1)
             self.emit(indent, "else:")
-            self.emit(indent + 1, "raise Unreadable('union')")
+            self.emit(indent + 1, "b = data[pos]")
+            self.emit(indent + 1, "pos += 1")
+            self.emit(indent + 1, f"if b != {2 * (1 - null_index)}:")
+            self.emit(indent + 2, "raise Unreadable('union')")
+            self.value(other, target, indent + 1)
         else:
             raise Unsupported(str(kind))
 

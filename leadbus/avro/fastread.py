@@ -189,8 +189,8 @@ class Compiler:
             if kind == "int":
                 self.emit(indent, f"if not -2147483648 <= {target} <= 2147483647:")
                 self.emit(indent + 1, "raise Unreadable('int')")
-            if logical == "timestamp-millis":
-                self.emit(indent, f"{target} = EPOCH + timedelta(microseconds={target} * 1000)")
+            if logical == "timestamp-millis":  # milliseconds as timedelta's positional argument: no keyword to parse
+                self.emit(indent, f"{target} = EPOCH + timedelta(0, 0, 0, {target})")
             elif logical == "date":
                 self.emit(indent, f"{target} = fromordinal({target} + DAYS_SHIFT)")
         elif kind in ("float", "double"):
@@ -201,19 +201,33 @@ class Compiler:
         elif kind in ("string", "bytes"):
             if logical is not None:
                 raise Unsupported(logical)
+            # A length of one byte (under 64, the usual) looked up in `SMALL_SIZED`, the span checked against the end;
+            # any other length read and checked in full
             size = self.var("n")
-            self.length(indent, size)
             tail = ".decode('utf-8')" if kind == "string" else ""
-            self.emit(indent, f"{target} = data[pos:pos + {size}]{tail}")
-            self.emit(indent, f"pos += {size}")
+            self.emit(indent, f"{size} = SMALL_SIZED[data[pos]]")
+            self.emit(indent, f"if {size} and pos + {size} <= end:")
+            self.emit(indent + 1, f"{target} = data[pos + 1:pos + {size}]{tail}")
+            self.emit(indent + 1, f"pos += {size}")
+            self.emit(indent, "else:")
+            self.length(indent + 1, size)
+            self.emit(indent + 1, f"{target} = data[pos:pos + {size}]{tail}")
+            self.emit(indent + 1, f"pos += {size}")
         elif kind == "enum":
-            symbols = self.var("symbols")
+            symbols, table = self.var("symbols"), self.var("enum")
             self.consts[symbols] = tuple(schema["symbols"])
+            # Per first byte: the symbol of a one-byte index (the usual), else None (read in full, as it was)
+            self.consts[table] = tuple(schema["symbols"][b >> 1] if b < 128 and not b & 1
+                                       and b >> 1 < len(schema["symbols"]) else None for b in range(256))
             index = self.var("i")
-            self.long(indent, index)
-            self.emit(indent, f"if {index} < 0:")
-            self.emit(indent + 1, "raise Unreadable('enum')")
-            self.emit(indent, f"{target} = {symbols}[{index}]")
+            self.emit(indent, f"{target} = {table}[data[pos]]")
+            self.emit(indent, f"if {target} is not None:")
+            self.emit(indent + 1, "pos += 1")
+            self.emit(indent, "else:")
+            self.long(indent + 1, index)
+            self.emit(indent + 1, f"if {index} < 0:")
+            self.emit(indent + 2, "raise Unreadable('enum')")
+            self.emit(indent + 1, f"{target} = {symbols}[{index}]")
         elif kind == "record":
             self.depth += 1
             if self.depth > 32:
@@ -243,16 +257,17 @@ class Compiler:
                 self.emit(at, f"{target}.append({item})" if kind == "array" else f"{target}[{key}] = {item}")
 
             self.blocks(kind, inner, indent, read_item)
-        elif kind == "union":
+        elif kind == "union":  # the null branch (most optional fields) tested on the byte in place: one step less
             null_index, other = _nullable(schema)
-            self.emit(indent, "b = data[pos]")
-            self.emit(indent, "pos += 1")
-            self.emit(indent, f"if b == {2 * null_index}:")
+            self.emit(indent, f"if data[pos] == {2 * null_index}:")
+            self.emit(indent + 1, "pos += 1")
             self.emit(indent + 1, f"{target} = None")
-            self.emit(indent, f"elif b == {2 * (1 - null_index)}:")
-            self.value(other, target, indent + 1)
             self.emit(indent, "else:")
-            self.emit(indent + 1, "raise Unreadable('union')")
+            self.emit(indent + 1, "b = data[pos]")
+            self.emit(indent + 1, "pos += 1")
+            self.emit(indent + 1, f"if b != {2 * (1 - null_index)}:")
+            self.emit(indent + 2, "raise Unreadable('union')")
+            self.value(other, target, indent + 1)
         else:
             raise Unsupported(str(kind))
 
@@ -265,13 +280,24 @@ class Compiler:
         if kind == "array" and _min_size(inner) < 1:
             raise Unsupported("array of empty items")
         count = self.var("c")
+        # A count of one byte (the closing zero, or 1 to 63 items: the usual) looked up in `SMALL_COUNT`; any other
+        # (-1 there) read in full from its first byte, as `long` reads it
         self.emit(indent, "while True:")
-        self.long(indent + 1, count)
+        self.emit(indent + 1, f"{count} = SMALL_COUNT[data[pos]]")
+        self.emit(indent + 1, "pos += 1")
         self.emit(indent + 1, f"if {count} == 0:")
         self.emit(indent + 2, "break")
         self.emit(indent + 1, f"if {count} < 0:")
-        self.emit(indent + 2, f"{count} = -{count}")
-        self.long(indent + 2, self.var("blocksize"))
+        self.emit(indent + 2, "b = data[pos - 1]")
+        self.emit(indent + 2, "if b < 128:")
+        self.emit(indent + 3, f"{count} = (b >> 1) ^ -(b & 1)")
+        self.emit(indent + 2, "else:")
+        self.emit(indent + 3, f"{count}, pos = read_long_rest(data, pos, b)")
+        self.emit(indent + 2, f"if {count} == 0:")
+        self.emit(indent + 3, "break")
+        self.emit(indent + 2, f"if {count} < 0:")
+        self.emit(indent + 3, f"{count} = -{count}")
+        self.long(indent + 3, self.var("blocksize"))
         self.emit(indent + 1, f"if {count} > end - pos:")
         self.emit(indent + 2, "raise Unreadable('count')")
         self.emit(indent + 1, f"for _ in range({count}):")

@@ -224,3 +224,56 @@ def test_compiled_writer_writes_numbers_and_lengths_at_every_varint_boundary_as_
     fastavro.schemaless_writer(body, entry.parsed, datum)
     assert encode(entry, datum)[10:] == body.getvalue()
     assert decode(catalog, encode(entry, datum))[1]["s"] == "x" * length
+
+
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+#: Milliseconds either side of where a zig-zag timestamp takes six varint bytes (2**34 ms: 1970-07; 2**41 ms:
+#: 2039-09), the epoch, negative times, and the ends of a long.
+_BOUNDARY_MILLIS = [0, 1, -1, 2**34 - 1, 2**34, 2**41 - 1, 2**41, 1_763_625_000_900, -(2**34), -(2**34) - 1,
+                    2**63 - 1, -(2**63)]
+
+
+def _times_at(millis: int) -> list[object]:
+    """The ways a time of `millis` reaches a writer: the int, and as datetimes (UTC, another zone, naive, with
+    microseconds the writer truncates) where a datetime can hold it."""
+    from datetime import timedelta, timezone
+
+    values: list[object] = [millis]
+    with contextlib.suppress(OverflowError):
+        utc = _EPOCH_UTC + timedelta(milliseconds=millis)
+        values += [utc, utc.replace(microsecond=utc.microsecond + 999) if utc.microsecond < 999_000 else utc,
+                   utc.astimezone(timezone(timedelta(hours=8))), utc.replace(tzinfo=None)]
+    return values
+
+
+@pytest.mark.parametrize("millis", _BOUNDARY_MILLIS)
+def test_compiled_writer_writes_timestamps_at_every_varint_boundary_as_fastavro(millis: int) -> None:
+    # six bytes written in one step, the rest by write_long; each site keeps the bytes of the time it wrote last
+    catalog = SchemaCatalog()
+    stamp = {"type": "long", "logicalType": "timestamp-millis"}
+    entry = catalog.add({"type": "record", "name": "Stamps", "namespace": "test", "fields": [
+        {"name": "t", "type": stamp}, {"name": "n", "type": ["null", stamp]}]})
+    assert entry.writer is not None
+    for value in _times_at(millis):
+        for datum in ({"t": value, "n": value}, {"t": value, "n": None}, {"t": value, "n": value}):
+            body = io.BytesIO()
+            fastavro.schemaless_writer(body, entry.parsed, datum)
+            assert encode(entry, datum)[10:] == body.getvalue(), (value, datum)
+
+
+def test_a_timestamp_site_written_again_with_other_times_writes_each_its_own() -> None:
+    # the bytes kept per site are the last object's: the same object again reuses them, an equal or other one not
+    catalog = SchemaCatalog()
+    entry = catalog.add({"type": "record", "name": "Stamp", "namespace": "test", "fields": [
+        {"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}}]})
+    now = datetime(2026, 11, 20, 9, 30, 0, 123000, tzinfo=UTC)
+    later = datetime(2026, 11, 20, 9, 30, 0, 124000, tzinfo=UTC)
+    sequence = [now, now, later, now, 5, 5, -5, now.replace(tzinfo=None), now]
+    for value in sequence:
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, entry.parsed, {"t": value})
+        assert encode(entry, {"t": value})[10:] == body.getvalue(), value
+    from leadbus.avro import EncodeError
+
+    with pytest.raises(EncodeError):  # nothing is kept for None: refused as before, never written as the last time
+        encode(entry, {"t": None})

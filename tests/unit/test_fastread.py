@@ -147,3 +147,65 @@ def test_a_reader_dropping_fields_reads_the_rest_as_the_whole_reader_and_refuses
             assert reader(blob, HEADER_SIZE) == (_without(expected[0], dropped), expected[1])
             checked += 1
     assert checked > 100 and refused > 100 and with_evidence > 5
+
+
+_SYMBOLS = [f"S{i}" for i in range(70)]  # indexes of one varint byte (0-63) and of two (64-69)
+
+
+@pytest.mark.parametrize("length", [0, 1, 62, 63, 64, 65, 8191, 8192])
+def test_strings_and_enums_at_their_length_and_index_boundaries_read_as_fastavro_reads_them(length: int) -> None:
+    # one-byte lengths and enum indexes are looked up in tables, the rest read in full: both sides of each bound,
+    # ASCII and multi-byte text, and the same bytes cut short anywhere in the last value
+    entry = CATALOG.add({"type": "record", "name": "Sized", "namespace": "test.fastread", "fields": [
+        {"name": "e", "type": {"type": "enum", "name": "Many", "symbols": _SYMBOLS}},
+        {"name": "s", "type": "string"}, {"name": "u", "type": ["null", "string"]}, {"name": "b", "type": "bytes"},
+        {"name": "few", "type": {"type": "enum", "name": "Few", "symbols": ["A", "B"]}}]})
+    text = CATALOG.add({"type": "record", "name": "Text", "namespace": "test.fastread",
+                        "fields": [{"name": "s", "type": "string"}]})
+    assert entry.reader is not None and text.reader is not None
+    for index in (0, 31, 63, 64, 69):
+        record = {"e": _SYMBOLS[index], "s": "x" * length, "u": "长" * length, "b": b"\xff" * length,
+                  "few": "B"}
+        buf = io.BytesIO()
+        buf.write(b"\xc3\x01" + entry.fingerprint)
+        fastavro.schemaless_writer(buf, entry.parsed, record)
+        data = buf.getvalue()
+        assert entry.reader(data, HEADER_SIZE) == _fastavro(entry, data)
+        for cut in range(max(HEADER_SIZE, len(data) - 4), len(data)):
+            with pytest.raises(DecodeError):
+                decode(CATALOG, data[:cut], entry)
+    last = {"s": "x" * length}  # a string last, cut short: the compiled reader itself refuses it
+    data = encode(text, last)
+    assert text.reader(data, HEADER_SIZE) == (last, len(data))
+    for cut in range(max(HEADER_SIZE, len(data) - 3), len(data)):
+        with pytest.raises((ValueError, IndexError)):
+            text.reader(data[:cut], HEADER_SIZE)
+    # an enum index past the symbols in one byte (2 for Few's index 1 is fine, 4 is index 2): fastavro's verdict
+    body = b"\xc3\x01" + entry.fingerprint + b"\x00" + b"\x00" + b"\x00" + b"\x00"
+    for last in (b"\x02", b"\x04", b"\x01"):
+        try:
+            expected = _fastavro(entry, body + last)
+        except Exception:  # noqa: BLE001 - whatever fastavro raises, decode must refuse the bytes
+            with pytest.raises(DecodeError):
+                decode(CATALOG, body + last, entry)
+        else:  # the compiled reader leaves what it will not judge (index -1) to fastavro: its record stands
+            assert decode(CATALOG, body + last, entry)[1] == expected[0]
+
+
+@pytest.mark.parametrize("items", [0, 1, 63, 64, 65, 300])
+def test_array_and_map_counts_at_their_varint_boundary_read_as_fastavro_reads_them(items: int) -> None:
+    # a one-byte count (1-63) is looked up in SMALL_COUNT, a longer or negative one read in full; a count past the
+    # bytes left is refused by the compiled reader whatever its form
+    entry = CATALOG.add({"type": "record", "name": "Counted", "namespace": "test.fastread", "fields": [
+        {"name": "a", "type": {"type": "array", "items": "long"}},
+        {"name": "m", "type": {"type": "map", "values": "string"}}]})
+    assert entry.reader is not None
+    record = {"a": list(range(-items, items, 2)) if items else [], "m": {f"k{i}": "v" * i for i in range(items)}}
+    data = encode(entry, record)
+    assert entry.reader(data, HEADER_SIZE) == _fastavro(entry, data) == (record, len(data))
+    header = data[:HEADER_SIZE]
+    for count in (b"\x02", b"\x7e", b"\x80\x01", b"\x01\x02"):  # 1, 63, 64 items, and -1 with a block size of 1
+        with pytest.raises((ValueError, IndexError)):
+            entry.reader(header + count, HEADER_SIZE)  # no item follows
+        with pytest.raises(DecodeError):
+            decode(CATALOG, header + count, entry)

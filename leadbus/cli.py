@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from leadbus.batches import ON_PATH_GAP
+from leadbus.batches import REGISTRY_GAP
 from leadbus.clients import CLIENT_CONFIG_ENV, ClientConfigError, KafkaSettings, resolve_settings
 from leadbus.localbroker.runtime import KAFKA_VERSION, cache_dir, ensure_kafka_libs
 from leadbus.processors.stages import PIPELINE, STAGES
@@ -464,9 +464,10 @@ def registry(
                                                "transaction (bench/latency.py)."),
     batch: int = typer.Option(500, min=1, help="At most this many records per SQL transaction (smaller: shorter "
                                                "locks and less redone after a crash; larger: fewer commits)."),
-    batch_gap: float | None = typer.Option(ON_PATH_GAP, help="End the batch fill as soon as this many seconds pass "
-                                                              "without a new record (a commit upstream arrives as "
-                                                              "one burst)."),
+    batch_gap: float | None = typer.Option(REGISTRY_GAP, help="End the batch fill as soon as this many seconds pass "
+                                                              "without a new record (0: write what the consumer "
+                                                              "holds at once; a commit upstream arrives as one "
+                                                              "burst)."),
 ) -> None:
     """Fill the case registry (leads, cases, members, handover steps) from the bus, exactly once."""
     from leadbus.logs import configure_json_logging

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from leadbus.avro import DecodeError, decode, packaged_catalog
-from leadbus.batches import ON_PATH_GAP, next_batch
+from leadbus.batches import REGISTRY_GAP, next_batch
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.processors.core.agency_events import COURIER_REPLIES
 from leadbus.sinks.registry import registry_engine, rows_for, stored_offsets, write_batch
@@ -46,11 +46,12 @@ def _connect(url: str, stop: threading.Event) -> Engine | None:
 
 def run_registry(bootstrap: str | KafkaSettings, url: str, *, max_seconds: float | None = None,
                  batch: int = 500, fill: float = 0.1, stop: threading.Event | None = None,
-                 gap: float | None = ON_PATH_GAP) -> None:
+                 gap: float | None = REGISTRY_GAP) -> None:
     """`fill`: once a record is there, how long to wait for more before the SQL transaction (0: take what is held);
     `gap`: end the fill once no record came for that long (leadbus/batches.py; None: wait out the fill). The sink
     reads what transactional stages commit, in bursts: with the gap it writes a burst as soon as it is all there
-    instead of waiting out the fill for the next one (registry row p50 at 500 leads/s, see README).
+    instead of waiting out the fill for the next one; with 0 (REGISTRY_GAP) as soon as its consumer holds it
+    (registry row p50 at 500 leads/s, see README).
 
     `stop` (set by the CLI's SIGTERM/SIGINT handler) ends the loop after the batch in hand: a stop by exception
     could be lost, as a KeyboardInterrupt inside the database driver can come out as the driver's own error from

@@ -276,12 +276,12 @@ def _registry_params(args: list[str]) -> dict[str, Any]:
     return dict(registry.make_context("registry", list(args[1:]), parent=context).params)
 
 
-def test_the_deployed_registry_sink_ends_its_fill_at_the_path_gap(rendered) -> None:
-    """The registry sink, as Kubernetes and systemd run it, takes a commit upstream as one burst (issue #16): its
-    batch gap is the stages' on the path, the default of `leadbus registry` and of `run_registry`."""
+def test_the_deployed_registry_sink_writes_what_its_consumer_holds(rendered) -> None:
+    """The registry sink, as Kubernetes and systemd run it, writes a commit upstream as soon as its consumer holds it
+    (issue #16): its batch gap is REGISTRY_GAP (0), the default of `leadbus registry` and of `run_registry`."""
     import inspect
 
-    from leadbus.batches import ON_PATH_GAP
+    from leadbus.batches import REGISTRY_GAP
     from leadbus.sinks.registry_sink import run_registry
 
     deployment = next(d for d in _docs(rendered) if d["kind"] == "Deployment"
@@ -290,6 +290,6 @@ def test_the_deployed_registry_sink_ends_its_fill_at_the_path_gap(rendered) -> N
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart=")).split()[1:]
     for args in (deployment["spec"]["template"]["spec"]["containers"][0]["args"], exec_start):
         params = _registry_params(args)
-        assert params["batch_gap"] == ON_PATH_GAP, args
-        assert params["batch_fill"] > ON_PATH_GAP  # the gap ends the fill early; the fill still caps a busy one
-    assert inspect.signature(run_registry).parameters["gap"].default == ON_PATH_GAP
+        assert params["batch_gap"] == REGISTRY_GAP == 0, args
+        assert params["batch_fill"] > REGISTRY_GAP  # the gap ends the fill early; the fill still caps a busy one
+    assert inspect.signature(run_registry).parameters["gap"].default == REGISTRY_GAP

@@ -45,7 +45,10 @@ CASE_LEAD = "cn.leadbus.CaseLead"
 __all__ = ["MAX_EVENT_BYTES", "Source"]
 
 
-@dataclass(frozen=True)
+_set = object.__setattr__
+
+
+@dataclass(frozen=True, init=False)
 class Acceptance:
     lead: CaseLead
     normalised: Normalised
@@ -53,6 +56,12 @@ class Acceptance:
     source: Source
     original: bytes
     seal: Seal | None = None
+
+    def __init__(self, lead: CaseLead, normalised: Normalised, digest: str, source: Source, original: bytes,
+                 seal: Seal | None = None) -> None:
+        # the instance's dict stored at once, not a frozen dataclass's setattr per field (~0.25 µs per lead, #16)
+        _set(self, "__dict__", {"lead": lead, "normalised": normalised, "digest": digest, "source": source,
+                                "original": original, "seal": seal})
 
     @property
     def warnings(self) -> tuple[Warning_, ...]:

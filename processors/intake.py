@@ -50,8 +50,10 @@ from leadbus.processors.core.intake import (
     agency_of_topic,
     conflict_message,
     examine,
+    examined_fields,
     judge,
     rejected_record,
+    seen_bytes,
 )
 from leadbus.processors.core.records import Output, Record, Result, StateView
 from leadbus.publisher_keys import KeyFeed
@@ -190,26 +192,26 @@ class IntakeHandler:
     # -- second half: one place per lead id ----------------------------------------------------
 
     def judge(self, record: Record, state: StateView, now: datetime) -> Result:
-        examined = Examined.from_headers(record.headers)
+        # the headers' fields read as a tuple, no Examined or Seen built per lead (issue #16)
+        examined = examined_fields(record.headers)
         if examined is None:  # only intake writes this topic: a bug or tampering, never dropped silently
             raise ValueError(f"a record on {INTAKE_BY_LEAD} lacks its examined-lead headers")
-        key = examined.lead_id.encode()
+        lead_id, revision, digest, agency = examined
+        key = lead_id.encode()
         seen = Seen.from_bytes(state.get(key))
-        verdict = judge(seen, examined.revision, examined.digest)
+        verdict = judge(seen, revision, digest)
         if verdict == "emit":
-            result = Result([Output(LEADS_ACCEPTED, key, record.value or b"")],
-                            counted=[_counter(_ACCEPTED_BY, metrics.INTAKE_ACCEPTED, examined.agency).inc])
-            result.state[key] = Seen(examined.revision, examined.digest).to_bytes()
-            return result
+            return Result([Output(LEADS_ACCEPTED, key, record.value or b"")], {key: seen_bytes(revision, digest)},
+                          [_counter(_ACCEPTED_BY, metrics.INTAKE_ACCEPTED, agency).inc])
         if verdict == "drop":
-            return Result(counted=[_counter(_DUPLICATES_BY, metrics.INTAKE_DUPLICATES, examined.agency).inc])
+            return Result(counted=[_counter(_DUPLICATES_BY, metrics.INTAKE_DUPLICATES, agency).inc])
         assert seen is not None
         _, accepted = decode(self.catalog, record.value or b"", self.accepted_schema)
         where = accepted["source"]
-        rejection = Rejection(verdict, conflict_message(verdict, examined.lead_id, examined.revision, seen),
+        rejection = Rejection(verdict, conflict_message(verdict, lead_id, revision, seen),
                               bytes(accepted.get("original") or b""),
                               Source(where["topic"], where["partition"], where["offset"]),
-                              field="revision", lead_id=examined.lead_id, agency=examined.agency)
+                              field="revision", lead_id=lead_id, agency=agency)
         result = Result()
         result.outputs.append(self._rejected(rejection, now, result.counted))
         return result

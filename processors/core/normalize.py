@@ -222,12 +222,17 @@ def canonical_account(value: str) -> str:
         return text.lower()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Normalised:
     lead: CaseLead
     name: NameParts
     domains: tuple[str, ...]
     warnings: tuple[Warning_, ...]
+
+    def __init__(self, lead: CaseLead, name: NameParts, domains: tuple[str, ...],
+                 warnings: tuple[Warning_, ...]) -> None:
+        # the instance's dict stored at once, not a frozen dataclass's setattr per field (per lead, issue #16)
+        _set(self, "__dict__", {"lead": lead, "name": name, "domains": domains, "warnings": warnings})
 
 
 def normalise(lead: CaseLead) -> Normalised:

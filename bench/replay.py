@@ -56,10 +56,10 @@ from leadbus.processors.core.records import Record, Source
 from leadbus.producers.signing import MemorySequences, SigningSealer
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.provisioning.topics import apply_topics
-from leadbus.publisher_keys import write_keys
+from leadbus.publisher_keys import key_record
 from leadbus.signing import KeyRegistry, PublisherKey, Seal, key_id_of, public_bytes
 from leadbus.stage_seals import StageSealer, Unsealed, partition_for
-from leadbus.topics import CASES, LEADS_ACCEPTED, intake_topic, load_declarations
+from leadbus.topics import CASES, LEADS_ACCEPTED, PUBLISHERS, intake_topic, load_declarations
 
 CATALOG = packaged_catalog()
 
@@ -89,6 +89,7 @@ def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
             keys.append(PublisherKey(publisher, key_id_of(raw), raw, start - timedelta(days=1),
                                      start - timedelta(days=1)))
             registry.apply(keys[-1])
+            _register(producer, keys[-1])
         value = encode_object(lead_schema, lead)
         key = lead.lead_id.encode()
         partition = zlib.crc32(key) % 3  # as the SDK chooses it
@@ -104,7 +105,7 @@ def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
         assert isinstance(outcome.seal, Seal)
         record = encode(accepted_schema, accepted_record(outcome, datetime.now(UTC)))
         accepted.append(ReplayRecord(LEADS_ACCEPTED, 0, i, int(time.time() * 1000), key, record, (), CATALOG))
-    keys += seal_stage_outputs(producer, accepted)
+    seal_stage_outputs(producer, accepted)
     # The replays run in this process, forking the workers that verify in parallel: keep its heap near what a replay's
     # own process holds (the events the stage handlers decoded, hundreds of MB, would make every fork dearer).
     accepted = [ReplayRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, (), CATALOG)
@@ -113,8 +114,15 @@ def fill(bootstrap: str, leads: int) -> list[ReplayRecord]:
     if left or _FAILED:  # a bench that measured fewer records than it says would mislead
         raise SystemExit(f"fill: {left} records undelivered, {len(_FAILED)} failed: {sorted(set(_FAILED))[:3]}")
     check_delivered(bootstrap)
-    write_keys(bootstrap, keys)
     return accepted
+
+
+def _register(producer: Producer, key: PublisherKey) -> None:
+    """Register a key on `leadbus.publishers` before the first record it signs is produced: a replay honours a key only
+    from its registration on the registry's log (a key registered after what it signed reads as back-dated)."""
+    registry_key, value = key_record(key, CATALOG)
+    _produce(producer, PUBLISHERS, registry_key, value, 0, [])
+    _SENT.setdefault((PUBLISHERS, 0), []).append((registry_key, f"key of {key.publisher}"))
 
 
 def _debugged() -> dict[str, object]:
@@ -178,15 +186,16 @@ def seal_stage_outputs(producer: Producer, accepted: list[ReplayRecord]) -> list
     per = (time.process_time() - began) / len(accepted) * 1e6
     print(f"stage A/B (intake's outputs): sealing {len(accepted)} accepted leads {per:,.1f} µs CPU per record, "
           f"{intake.signatures} signatures")
-    for (topic, partition, key, value, _), headers in [*accepted_sealed, *sealed]:
-        _produce(producer, topic, key or b"", value or b"", partition, headers)
-        _SENT.setdefault((topic, partition), []).append((key or b"", "sealed by its stage"))
-    out = []
+    keys = []
     for sealer in (intake, linking):
         raw = sealer.public_key
         since = datetime.now(UTC) - timedelta(days=3)
-        out.append(PublisherKey(sealer.signer, key_id_of(raw), raw, since, since, require_signed=False))
-    return out
+        keys.append(PublisherKey(sealer.signer, key_id_of(raw), raw, since, since, require_signed=False))
+        _register(producer, keys[-1])
+    for (topic, partition, key, value, _), headers in [*accepted_sealed, *sealed]:
+        _produce(producer, topic, key or b"", value or b"", partition, headers)
+        _SENT.setdefault((topic, partition), []).append((key or b"", "sealed by its stage"))
+    return keys
 
 
 def more_accepted(accepted: list[ReplayRecord], leads: int) -> list[ReplayRecord]:

@@ -17,12 +17,11 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, T
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
-from leadbus.signing import KeyEnded, KeyRegistry, KeyWritten, PublisherKey
+from leadbus.signing import KeyRegistry, PublisherKey
 from leadbus.topics import PUBLISHERS
 
 log = logging.getLogger("leadbus.publisher_keys")
 PUBLISHER_KEY = "cn.leadbus.PublisherKey"
-_NOT_ENDED = KeyEnded()
 
 
 def key_record(key: PublisherKey, catalog: SchemaCatalog | None = None) -> tuple[bytes, bytes]:
@@ -49,7 +48,6 @@ class KeyFeed:
         self._last_poll = 0.0
         self._next = 0  # the offset after the last record read
         self.ready = False  # read to the end at least once
-        self._latest_ms = 0  # the latest broker timestamp read so far, in offset order
 
     def _open(self) -> Consumer:
         if self._consumer is None:
@@ -82,25 +80,12 @@ class KeyFeed:
                 log.error("key record %s names %s: ignored", raw_key, key.registry_key.decode())
                 continue
             self.registry.apply(key)
-            self._written(key, msg)
+            self.registry.note_record(key, msg.offset() or 0, self._broker_ms(msg))
 
-    def _written(self, key: PublisherKey, msg: Any) -> None:
-        """Note where the key's first record sits and the earliest it can have been written (see `KeyWritten`)."""
+    @staticmethod
+    def _broker_ms(msg: Any) -> int:
         kind, ms = msg.timestamp()
-        ms = ms if kind != TIMESTAMP_NOT_AVAILABLE and ms > 0 else 0
-        self._latest_ms = max(self._latest_ms, ms)
-        where = (key.publisher, key.key_id)
-        ended = self.registry.ended.get(where, _NOT_ENDED)
-        revoked, until = ended.revoked, ended.until
-        if key.revoked_at is not None and (revoked is None or key.revoked_at < revoked[0]):
-            revoked = (key.revoked_at, key.revocation_reason, msg.offset() or 0)
-        if key.valid_until is not None and (until is None or key.valid_until < until[0]):
-            until = (key.valid_until, msg.offset() or 0)
-        if revoked is not None or until is not None:
-            self.registry.ended[where] = KeyEnded(revoked, until)
-        if where not in self.registry.written:
-            self.registry.written[where] = KeyWritten(msg.offset() or 0, self._latest_ms,
-                                                      key.revoked_at is None and key.valid_until is None)
+        return ms if kind != TIMESTAMP_NOT_AVAILABLE and ms > 0 else 0
 
     def poll(self, every: float = 0.5) -> None:
         """Take what has arrived, without waiting; at most every `every` seconds."""

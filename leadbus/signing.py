@@ -320,6 +320,9 @@ class KeyEnded:
     until: tuple[datetime, int] | None = None
 
 
+_NOT_ENDED = KeyEnded()
+
+
 class KeyRegistry:
     """Every publisher key known, by (publisher, key id): the table of the compacted `leadbus.publishers` topic."""
 
@@ -334,6 +337,7 @@ class KeyRegistry:
         #: offset (filled by the feed, as `written`): the admin only ever revokes or shortens a key, so a later record
         #: saying less is a revocation undone, which an audit does not follow (`leadbus.audit.registration`).
         self.ended: dict[tuple[str, str], KeyEnded] = {}
+        self._latest_ms = 0  # the latest broker timestamp of the records noted so far, in offset order
         for key in keys:
             self.apply(key)
 
@@ -344,6 +348,24 @@ class KeyRegistry:
         """The latest record of a key replaces what was known of it (the compacted topic's rule)."""
         self._keys[(key.publisher, key.key_id)] = key
         self._required = None
+
+    def note_record(self, key: PublisherKey, offset: int, broker_ms: int) -> None:
+        """Note a key record read on `leadbus.publishers` in offset order (at `offset`, broker time `broker_ms`, 0
+        when it has none): where the key's first record sits and the earliest it can have been written
+        (`KeyWritten`), and the earliest revocation and end of validity its records said (`KeyEnded`)."""
+        self._latest_ms = max(self._latest_ms, broker_ms)
+        where = (key.publisher, key.key_id)
+        ended = self.ended.get(where, _NOT_ENDED)
+        revoked, until = ended.revoked, ended.until
+        if key.revoked_at is not None and (revoked is None or key.revoked_at < revoked[0]):
+            revoked = (key.revoked_at, key.revocation_reason, offset)
+        if key.valid_until is not None and (until is None or key.valid_until < until[0]):
+            until = (key.valid_until, offset)
+        if revoked is not None or until is not None:
+            self.ended[where] = KeyEnded(revoked, until)
+        if where not in self.written:
+            self.written[where] = KeyWritten(offset, self._latest_ms,
+                                             key.revoked_at is None and key.valid_until is None)
 
     def remove(self, publisher: str, key_id: str) -> None:
         self._keys.pop((publisher, key_id), None)

@@ -22,21 +22,29 @@ from typing import Any
 from leadbus.models import Address, CaseLead
 from leadbus.processors.core import ipv4
 from leadbus.processors.core.linking import (
-    _MOBILE,
     LINK_VIEW_VERSION,
-    MARKETPLACE_DOMAINS,
     KeySources,
     Sources,
     _member,
+    domain_keys,
     dumps,
     icp_key,
+    phone_key,
     shop_from_parts,
     shop_key,
     shop_key_of_page,
+    strong_identifiers,
     url_shop_key,
 )
-from leadbus.processors.core.normalize import PLAIN_URL, Normalised, _replaced, split_name
-from leadbus.processors.core.suggest import SignalSources, address_signals, ip_signals, name_signals, weak_signals
+from leadbus.processors.core.normalize import PLAIN_URL, Normalised, _replaced
+from leadbus.processors.core.suggest import (
+    SignalSources,
+    address_signals,
+    brand_signal,
+    ip_signals,
+    name_signals,
+    weak_signals,
+)
 
 _SIZE = 65536  # per kind of value, as normalise's caches
 
@@ -49,10 +57,6 @@ def _address_signals(province: str, city: str | None, detail: str | None) -> tup
 
 
 _ADDRESS = Address.model_construct(province="", city=None, detail=None)
-
-
-def _address(address: Address) -> tuple[str, ...]:
-    return _address_signals(address.province, address.city, address.detail)
 
 
 shop_key_of = lru_cache(maxsize=_SIZE)(shop_key)
@@ -97,91 +101,36 @@ def ip_signals_of(ip: str) -> tuple[str, ...]:
         return ()
     return f"ip:{ip}", f"ip24:{octets[0]}.{octets[1]}.{octets[2]}.0/24"
 
-REMEMBERED = Sources(KeySources(shop_key_of, url_shop_key_of, icp_key_of),
-                     SignalSources(_address, name_signals_of, ip_signals_of))
-
-
-def intake_link_view(normalised: Normalised) -> dict[str, Any]:
-    """`link_view(lead, domains)` of a normalised lead, its values' derivations remembered."""
-    lead = normalised.lead
-    keys = intake_keys(lead, normalised.domains)
-    return {"version": LINK_VIEW_VERSION, "lead_id": lead.lead_id, "keys": keys,
-            "member": intake_member_json(lead, keys, intake_weak(lead))}
-
-
-# Intake's own copies of `strong_identifiers` and `weak_signals` with `REMEMBERED` (unit tests hold them equal): the
-# per-value derivations called directly and mapped in C, not through a sources tuple and a generator per kind of
-# value (~2.5 µs of the ~10 the two took per lead warm, issue #16). The Linker's path keeps the generic ones.
-
-def intake_keys(lead: CaseLead, domains: tuple[str, ...]) -> list[str]:
-    """`strong_identifiers(lead, domains, REMEMBERED.keys)`."""
-    keys: set[str] = set()
-    subject = lead.subject
-    if subject.uscc:
-        keys.add(f"uscc:{subject.uscc}")
-    if subject.id_number:
-        keys.add(f"rid:{subject.id_number}")
-    online = lead.online
-    if online.platform and (shop := shop_key_of(online.platform, online.shop_id)):
-        keys.add(shop)
-    if online.urls:
-        keys.update(filter(None, map(url_shop_key_of, online.urls)))
-    if domains:
-        keys.update(_domain_keys(domains))
-    if online.icp_filings:
-        keys.update(filter(None, map(icp_key_of, online.icp_filings)))
-    if lead.payment_accounts:
-        keys.update(map("acct:".__add__, lead.payment_accounts))
-    if subject.phones:
-        keys.update(filter(None, map(_phone_key, subject.phones)))
-    return sorted(keys)
-
-
-@lru_cache(maxsize=_SIZE)
-def _domain_keys(domains: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(f"domain:{d}" for d in domains if d not in MARKETPLACE_DOMAINS)
-
-
-@lru_cache(maxsize=_SIZE)
-def _phone_key(phone: str) -> str | None:
-    return f"phone:{phone}" if _MOBILE.match(phone) else None
-
-
-def intake_weak(lead: CaseLead) -> list[str]:
-    """`weak_signals(lead, REMEMBERED.signals)`; a lead with CaseLead v3 parts (rare) takes that path itself."""
-    if lead.return_addresses or lead.senders or lead.operator is not None or lead.products:
-        return weak_signals(lead, REMEMBERED.signals)
-    subject = lead.subject
-    address = subject.address
-    if address is None:
-        signals, surname = _subject_signals(str(subject.kind), subject.name, False, "", None, None)
-    else:
-        signals, surname = _subject_signals(str(subject.kind), subject.name, True, address.province, address.city,
-                                            address.detail)
-    found = set(signals)
-    if surname is not None:
-        found.update(f"stail:{surname}|{p[-4:]}" for p in subject.phones if p.startswith("+861"))
-    for ip in lead.online.ips:
-        found.update(ip_signals_of(ip))
-    if lead.rights_holder is not None and (brand := _brand_of(lead.rights_holder.name)):
-        found.add(brand)
-    found.add("cat:" + lead.category)  # a StrEnum: its value, as f"cat:{...}" writes it
-    return sorted(found)
-
 
 @lru_cache(maxsize=_SIZE)
 def _subject_signals(kind: str, name: str, addressed: bool, province: str, city: str | None,
                      detail: str | None) -> tuple[tuple[str, ...], str | None]:
-    """The signals of a suspect's address and name together (one look-up where there were two), and the surname."""
+    """`subject_signals` keyed by the address's fields: a suspect's address and name in one look-up, not two."""
     found = set(_address_signals(province, city, detail)) if addressed else set()
     named, surname = name_signals_of(kind, name.strip(), city if addressed else None)
     found.update(named)
     return tuple(found), surname
 
 
-@lru_cache(maxsize=_SIZE)
-def _brand_of(name: str) -> str | None:
-    return f"brand:{split_name(name).core}" if name.strip() else None
+def _subject(kind: str, name: str, address: Address | None) -> tuple[tuple[str, ...], str | None]:
+    if address is None:
+        return _subject_signals(kind, name, False, "", None, None)
+    return _subject_signals(kind, name, True, address.province, address.city, address.detail)
+
+
+REMEMBERED = Sources(
+    KeySources(shop_key_of, url_shop_key_of, icp_key_of, lru_cache(maxsize=_SIZE)(domain_keys),
+               lru_cache(maxsize=_SIZE)(phone_key)),
+    SignalSources(_subject, ip_signals_of, lru_cache(maxsize=_SIZE)(brand_signal)),
+)
+
+
+def intake_link_view(normalised: Normalised) -> dict[str, Any]:
+    """`link_view(lead, domains)` of a normalised lead, its values' derivations remembered."""
+    lead = normalised.lead
+    keys = strong_identifiers(lead, normalised.domains, REMEMBERED.keys)
+    return {"version": LINK_VIEW_VERSION, "lead_id": lead.lead_id, "keys": keys,
+            "member": intake_member_json(lead, keys, weak_signals(lead, REMEMBERED.signals))}
 
 
 def intake_member(lead: CaseLead, keys: list[str], weak: list[str]) -> dict[str, Any]:

@@ -168,6 +168,16 @@ def icp_key(filing: str) -> str | None:
         return None  # validation refuses these; a lead built without it links on nothing here
 
 
+def domain_keys(domains: Sequence[str]) -> tuple[str, ...]:
+    """The ``domain:`` keys of a lead's registrable domains (a marketplace's domain links nobody)."""
+    return tuple(f"domain:{d}" for d in domains if d not in MARKETPLACE_DOMAINS)
+
+
+def phone_key(phone: str) -> str | None:
+    """The ``phone:`` key of a mainland mobile number; None for any other number (only mobiles link)."""
+    return f"phone:{phone}" if _MOBILE.match(phone) else None
+
+
 class KeySources(NamedTuple):
     """Where `strong_identifiers` takes the key of one value from: computed each time (the default, the Linker's),
     or remembered per value (intake's, `link_memo`): the same functions of the same values."""
@@ -175,6 +185,8 @@ class KeySources(NamedTuple):
     shop: Callable[[str | None, str | None], str | None] = shop_key
     url: Callable[[str], str | None] = url_shop_key
     icp: Callable[[str], str | None] = icp_key
+    domains: Callable[[Sequence[str]], Iterable[str]] = domain_keys
+    phone: Callable[[str], str | None] = phone_key
 
 
 COMPUTED_KEYS = KeySources()
@@ -191,15 +203,17 @@ def strong_identifiers(lead: CaseLead, domains: Sequence[str], sources: KeySourc
     online = lead.online
     if online.platform and (shop := sources.shop(online.platform, online.shop_id)):
         keys.add(shop)
-    for url in online.urls:
-        if shop := sources.url(url):
-            keys.add(shop)
-    keys.update(f"domain:{d}" for d in domains if d not in MARKETPLACE_DOMAINS)
-    for filing in online.icp_filings:
-        if icp := sources.icp(filing):
-            keys.add(icp)
-    keys.update(f"acct:{a}" for a in lead.payment_accounts)
-    keys.update(f"phone:{p}" for p in subject.phones if _MOBILE.match(p))
+    # each kind mapped in C, skipped when empty (most are): ~2.5 µs per lead less than a loop each (issue #16)
+    if online.urls:
+        keys.update(filter(None, map(sources.url, online.urls)))
+    if domains:
+        keys.update(sources.domains(domains))
+    if online.icp_filings:
+        keys.update(filter(None, map(sources.icp, online.icp_filings)))
+    if lead.payment_accounts:
+        keys.update(map("acct:".__add__, lead.payment_accounts))
+    if subject.phones:
+        keys.update(filter(None, map(sources.phone, subject.phones)))
     return sorted(keys)
 
 

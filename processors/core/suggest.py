@@ -202,13 +202,26 @@ def ip_signals(ip: str) -> tuple[str, ...]:
     return f"ip:{address.compressed}", f"ip24:{ipaddress.ip_network(f'{address}/{prefix}', strict=False).compressed}"
 
 
+def subject_signals(kind: str, name: str, address: Address | None) -> tuple[tuple[str, ...], str | None]:
+    """The signals of a suspect's address and name together, and the surname the name gives (if a person's)."""
+    found = set(address_signals(address)) if address is not None else set()
+    named, surname = name_signals(kind, name.strip(), address.city if address is not None else None)
+    found.update(named)
+    return tuple(found), surname
+
+
+def brand_signal(rights_holder: str) -> str | None:
+    """The ``brand:`` signal of a rights holder's name (its core, as `split_name` gives it)."""
+    return f"brand:{split_name(rights_holder).core}" if rights_holder.strip() else None
+
+
 class SignalSources(NamedTuple):
     """Where `weak_signals` takes the signals of one value from: computed each time (the default), or remembered per
     value (intake's, `link_memo`): the same functions of the same values."""
 
-    address: Callable[[Address], tuple[str, ...]] = address_signals
-    name: Callable[[str, str, str | None], tuple[tuple[str, ...], str | None]] = name_signals
+    subject: Callable[[str, str, Address | None], tuple[tuple[str, ...], str | None]] = subject_signals
     ip: Callable[[str], tuple[str, ...]] = ip_signals
+    brand: Callable[[str], str | None] = brand_signal
 
 
 COMPUTED_SIGNALS = SignalSources()
@@ -216,19 +229,15 @@ COMPUTED_SIGNALS = SignalSources()
 
 def weak_signals(lead: CaseLead, sources: SignalSources = COMPUTED_SIGNALS) -> list[str]:
     """The weak signals of a *normalised* lead, as ``field:value`` strings (stored with the case's members)."""
-    found: set[str] = set()
     subject = lead.subject
-    address = subject.address
-    if address is not None:
-        found.update(sources.address(address))
-    named, surname = sources.name(str(subject.kind), subject.name.strip(), address.city if address else None)
-    found.update(named)
+    signals, surname = sources.subject(str(subject.kind), subject.name, subject.address)
+    found = set(signals)
     if surname is not None:
         found.update(f"stail:{surname}|{p[-4:]}" for p in subject.phones if p.startswith("+861"))
     for ip in lead.online.ips:
         found.update(sources.ip(ip))
-    if lead.rights_holder is not None and lead.rights_holder.name.strip():
-        found.add(f"brand:{split_name(lead.rights_holder.name).core}")
+    if lead.rights_holder is not None and (brand := sources.brand(lead.rights_holder.name)):
+        found.add(brand)
     found.add(f"cat:{lead.category}")
     # CaseLead v3: absent on v1/v2 leads, and then nothing below runs.
     for place in lead.return_addresses:  # a warehouse or return address compares with any address

@@ -252,7 +252,7 @@ def test_the_remembered_address_signals_are_those_of_the_address() -> None:
               ("00", "Ｘ市", "ＡＢＣ１２３号"), ("31", "上海", "上海市" * 300))
     odd = [Address.model_construct(province=p, city=c, detail=d) for p, c, d in places]
     for address in addresses + odd:
-        ours = link_memo._address(address)
+        ours = link_memo._address_signals(address.province, address.city, address.detail)
         assert ours == address_signals(address), address
         assert ours == address_signals(Address.model_construct(province=address.province, city=address.city,
                                                                detail=address.detail)), address

@@ -1,5 +1,5 @@
-"""Intake's own copies of linking's derivations (`link_memo.intake_keys`, `intake_weak`, `intake_member_json`) give
-what linking's give (`strong_identifiers`, `weak_signals`, `dumps(_member(...))`), part by part: on simulated and odd
+"""Intake's derivations (`strong_identifiers` and `weak_signals` with `link_memo.REMEMBERED`, `intake_member_json`)
+give what linking's give (the same with the computed sources, `dumps(_member(...))`), part by part: on simulated and odd
 leads, and on the parts simulated traffic lacks — prior penalties, conduct periods, CaseLead v3 parts, times in
 another zone than UTC (which validation never lets through, but a lead built without it may hold)."""
 
@@ -40,8 +40,8 @@ def _varied(rng: random.Random, lead: CaseLead) -> CaseLead | None:
 def _check(lead: CaseLead, domains: tuple[str, ...]) -> None:
     keys = strong_identifiers(lead, domains)
     weak = weak_signals(lead)
-    assert link_memo.intake_keys(lead, domains) == keys
-    assert link_memo.intake_weak(lead) == weak
+    assert strong_identifiers(lead, domains, link_memo.REMEMBERED.keys) == keys
+    assert weak_signals(lead, link_memo.REMEMBERED.signals) == weak
     assert link_memo.intake_member_json(lead, keys, weak) == dumps(_member(lead, domains, keys, weak))
 
 

@@ -80,3 +80,30 @@ def _compile(parsed: Any, paths: tuple[str, ...]) -> Picker:
     comp.emit(1, "return (" + "".join(f"{targets[p]}, " for p in paths) + ")")
     made: Picker = comp.function("pick")
     return made
+
+
+#: Per writer schema (fingerprint): the compiled pass over a whole body, or None when the schema is not covered.
+_ENDS: dict[bytes, Callable[[bytes], int] | None] = {}
+
+
+def body_end(schema: SchemaEntry) -> Callable[[bytes], int] | None:
+    """The compiled pass over a whole body of `schema` by its lengths alone (`Compiler.skip`): (value bytes) → the
+    position after the body, which a body that ends where its bytes do gives as their length. It builds nothing and
+    judges no content (a string's UTF-8, an enum's index): it tells a body cut short or followed by more bytes, and
+    raises on what it cannot pass over; whoever asks reads such bytes whole. None when the schema is not covered."""
+    fingerprint = schema.fingerprint
+    if fingerprint in _ENDS:
+        return _ENDS[fingerprint]
+    comp = Compiler()
+    comp.emit(0, "def end_of(data):")
+    comp.emit(1, "end = len(data)")
+    comp.emit(1, "pos = 10")
+    made: Callable[[bytes], int] | None
+    try:
+        comp.skip(schema.parsed, 1)
+        comp.emit(1, "return pos")
+        made = comp.function("end_of")
+    except (Unsupported, KeyError, TypeError):
+        made = None
+    _ENDS[fingerprint] = made
+    return made

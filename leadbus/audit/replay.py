@@ -211,6 +211,9 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         if options.seal_verifier is not None:
             verifiers.append(options.seal_verifier)
             report.seals_checked = True
+            for verifier in verifiers:  # a sealed intake record's bytes are the seal check's to judge
+                if isinstance(verifier, Decodes):
+                    verifier.seals_verified = True
             registry = getattr(options.seal_verifier, "registry", None)
             if isinstance(registry, KeyRegistry):  # the stages' keys are in the same registry as the agencies'
                 stage = StageSealVerifier(registry, open_end=options.end is not None)

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from leadbus.audit.picker import Picker, picker
+from leadbus.audit.picker import Picker, body_end, picker
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
 from leadbus.processors.core.intake import renormalised_lead
@@ -697,6 +697,10 @@ class Decodes:
 
     name = "decode"
 
+    #: Set by a replay whose seal verifier judges the agencies' seals (`ReplayOptions.seal_verifier`): a sealed intake
+    #: record's bytes are then the signer's, or a failure of that check. Else every intake body is passed over too.
+    seals_verified = False
+
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.value is None:
             if is_intake(record.topic) or record.topic in _TOMBSTONED or record.topic.startswith("leadbus.state."):
@@ -705,8 +709,15 @@ class Decodes:
             # where nothing is compacted, and a replay would count it as an event)
             return (Finding.at(record, "UNDECODABLE", "a tombstone (no value): the bus writes none on this topic, so "
                                                       "it was added"),)
-        if record.trusted or (record.schema is not None and not _needs_full_read(record)):
-            return ()  # (a trusted record: the bytes its stage wrote, vouched for by the stage's signature)
+        if record.trusted:
+            return ()  # the bytes its stage wrote, vouched for by the stage's signature
+        schema = record.schema
+        # An intake record is read by its header. Where no signature covers its bytes, its body is passed over by its
+        # lengths (a fifth of a whole read): one that ends where the bytes do passes, any other is read whole, which
+        # judges it (a trailing byte, a body cut short: a notice, as the whole read gives it).
+        if schema is not None and not _needs_full_read(record) and (
+                (self.seals_verified and record.headers and record.has_seal()) or _ends_exactly(schema, record.value)):
+            return ()
         error = record.decode_error
         if error is None:
             return ()
@@ -720,6 +731,18 @@ class Decodes:
 
 #: The bus's topics where a record without a value is usual: the registries and the stages' changelogs (compacted).
 _TOMBSTONED = frozenset({SCHEMAS, PUBLISHERS})
+
+
+def _ends_exactly(schema: SchemaEntry, value: bytes) -> bool:
+    """Whether the body of `value` passed over by its lengths (`picker.body_end`) ends where the bytes do; False when
+    it cannot be passed over so (the caller reads it whole)."""
+    end_of = body_end(schema)
+    if end_of is None:
+        return False
+    try:
+        return end_of(value) == len(value)
+    except (IndexError, ValueError, OverflowError):  # bytes the pass does not read: the whole read judges them
+        return False
 
 
 def _needs_full_read(record: ReplayRecord) -> bool:
@@ -780,6 +803,9 @@ class IntakeLeads:
         """Take in what another process read (other partitions): repeats across the two are noticed here."""
         self.sources.update(other.sources)
         self.ranges.update(other.ranges)
+        if self._seen.keys().isdisjoint(other._seen):  # the usual case, at C speed: no lead read by both processes
+            self._seen.update(other._seen)  # (what the loop below does when no ident is there already)
+            return []
         found = []
         for ident, seen in other._seen.items():
             before = self._seen.get(ident)

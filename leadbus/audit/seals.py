@@ -134,8 +134,16 @@ class BusSealVerifier:
         ms = record.timestamp_ms
         if (partition_raw != partition_text or ms <= 0 or (revoked is not None and ms >= revoked)
                 or (start is not None and ms < start) or (until is not None and ms >= until)
-                or sequence_raw[:1] == b"0" or self._content(record, publisher) is not None):
+                or sequence_raw[:1] == b"0"):
             return None  # _chained_fields saw digits only, at most 19: without a leading 0 it is str(int(...))
+        schema = record.schema
+        if schema is not None and schema.name == CASE_LEAD:  # `_content` for a lead, when its publisher was judged
+            lead = record.lead_head()
+            if lead is not None and (self._covers.get((publisher, lead.agency, lead.province)) is not True
+                                     or record.key != lead.lead_id.encode()):
+                return None  # not judged yet, or a fault: `_content` (in `_check`) says which
+        elif self._content(record, publisher) is not None:
+            return None
         self.sealed += 1
         value = record.value or b""
         # signed_message(topic, partition, publisher, key_id, int(sequence_raw), value, prev), joined once
@@ -392,6 +400,17 @@ def _chained_fields(headers: Sequence[tuple[str, bytes | None]]) -> _Fields | No
     as the SDK's `content-type`) around them and none of them a seal header, the partition and sequence number digits
     (at most 9 and 19), a 64-byte signature, a 32-byte `prev` — as raw bytes; None for any other headers."""
     n = len(headers)
+    if n == 7:  # the SDK's own shape: one other header (its `content-type`), then the seal's six in order
+        try:
+            (other, _), (n0, publisher), (n1, key_id), (n2, partition), (n3, sequence), (n4, signature), (n5, prev) = \
+                headers
+            if ((n0, n1, n2, n3, n4, n5) == _CHAINED and other not in _SEAL_NAMES and type(partition) is bytes
+                    and type(sequence) is bytes and type(signature) is bytes and type(prev) is bytes
+                    and type(publisher) is bytes and type(key_id) is bytes and len(signature) == 64 and len(prev) == 32
+                    and len(partition) <= 9 and len(sequence) <= 19 and partition.isdigit() and sequence.isdigit()):
+                return publisher, key_id, partition, sequence, signature, prev
+        except (TypeError, ValueError):
+            pass  # not pairs, or a name that is no string: judged below, as always
     if n < 6:
         return None
     at = 0

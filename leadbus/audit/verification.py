@@ -269,6 +269,10 @@ class LeadHead(NamedTuple):
     province: str
 
 
+#: `LeadHead(...)` without its constructor's Python frame (a third of `_peek_usual`'s time): the same tuple.
+_new_head = tuple.__new__
+
+
 class _Cut(Exception):
     """The body ended, or holds a type the front reader does not read: decode it whole instead."""
 
@@ -391,7 +395,7 @@ def _peek_usual(value: bytes) -> LeadHead | None:
         end = start + (b >> 1)
         if end > len(value):
             return None
-        return LeadHead(lead_id, revision, agency, value[start:end].decode())
+        return _new_head(LeadHead, (lead_id, revision, agency, value[start:end].decode()))
     except (IndexError, UnicodeDecodeError):
         return None
 

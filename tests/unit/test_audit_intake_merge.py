@@ -1,5 +1,5 @@
-"""`IntakeLeads.merge` (a split replay's other process handing back what it read): with no lead read by both processes it
-takes the other's leads in at once; the leads, and the findings, are those of taking them in one by one."""
+"""`IntakeLeads.merge` (a split replay's other process handing back what it read): with no lead read by both processes
+it takes the other's leads in at once; the leads, and the findings, are those of taking them in one by one."""
 
 from __future__ import annotations
 

@@ -88,6 +88,9 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 #: The queue stays bounded either way; at 10 ms the fetcher looks again a hundred times a second.
 _QUEUE_FULL_BACKOFF_MS = 10
 
+#: ListOffsets' timestamps for a partition's first offset and its end (`OFFSET_BEGINNING`, `OFFSET_END`)
+_EARLIEST, _LATEST = -2, -1
+
 
 class KafkaSource:
     """Records of `topics` (names, or `^regex`) in [start_ms, end_ms) from the bus.
@@ -137,11 +140,9 @@ class KafkaSource:
         spans = []
         starts = self._offsets_at(parts, self.start_ms)
         ends = self._offsets_at(parts, self.end_ms)
+        marks = self._watermarks(parts)
         for tp in parts:
-            try:
-                low, high = consumer.get_watermark_offsets(tp, timeout=self.timeout, cached=False)
-            except KafkaException as exc:
-                raise SourceError(f"{tp.topic}[{tp.partition}]: {exc}") from exc
+            low, high = marks[(tp.topic, tp.partition)]
             self.log_starts[(tp.topic, tp.partition)] = low
             start = starts.get((tp.topic, tp.partition), low)
             end = ends.get((tp.topic, tp.partition), high)
@@ -150,6 +151,36 @@ class KafkaSource:
             spans.append(PartitionSpan(tp.topic, tp.partition, start, max(start, end)))
         self.spans = spans
         return spans
+
+    def _watermarks(self, parts: list[TopicPartition]) -> dict[tuple[str, int], tuple[int, int]]:
+        """Each partition's first offset and its end as this reader reads (`get_watermark_offsets`: the last stable
+        offset, read_committed), for all partitions in one request each: `get_watermark_offsets` asks the broker the
+        same (ListOffsets, EARLIEST and LATEST) one partition at a time, a round trip each (150 partitions of the
+        intake topics: 0.16-0.21 s of a replay's plan). Where the batch does not answer for every partition, each is
+        asked alone, as before."""
+        consumer = self.consumer()
+        marks: dict[tuple[str, int], tuple[int, int]] = {}
+        try:
+            low = consumer.offsets_for_times([TopicPartition(tp.topic, tp.partition, _EARLIEST) for tp in parts],
+                                             timeout=self.timeout)
+            high = {(tp.topic, tp.partition): tp for tp in consumer.offsets_for_times(
+                [TopicPartition(tp.topic, tp.partition, _LATEST) for tp in parts], timeout=self.timeout)}
+            for first in low:
+                end = high.get((first.topic, first.partition))
+                if end is None or first.error is not None or end.error is not None or first.offset < 0 \
+                        or end.offset < first.offset:
+                    break
+                marks[(first.topic, first.partition)] = (first.offset, end.offset)
+        except KafkaException:
+            pass
+        for tp in parts:
+            if (tp.topic, tp.partition) not in marks:
+                try:
+                    marks[(tp.topic, tp.partition)] = consumer.get_watermark_offsets(tp, timeout=self.timeout,
+                                                                                    cached=False)
+                except KafkaException as exc:
+                    raise SourceError(f"{tp.topic}[{tp.partition}]: {exc}") from exc
+        return marks
 
     def _offsets_at(self, parts: list[TopicPartition], ms: int | None) -> dict[tuple[str, int], int]:
         if ms is None or not parts:

@@ -22,7 +22,9 @@ Today's checks, without signatures:
                      producers that may queue records for minutes, a step back is a notice.
 * `Decodes`          every value reads with a writer schema of the catalog (any released version); on a topic
                      the bus writes itself, one that does not is a failure (on an intake topic, a notice:
-                     intake dead-letters garbage, it is part of the record).
+                     intake dead-letters garbage, it is part of the record). An intake body is passed over by
+                     its lengths, and read whole only when it does not end where its bytes do, unless a seal the
+                     replay verifies covers it (`Decodes.seals_verified`).
 * `IntakeLeads`      intake topics: the same (lead_id, revision) twice — identical: a redelivery (notice);
                      other content: a conflict intake refused (notice). Failures here need seals (below).
 * `AcceptedLeads`    `leadbus.leads.accepted`: `digest` is the SHA-256 of the normalised lead; the lead is what

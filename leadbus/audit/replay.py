@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from leadbus.audit.export import Exporter, open_exporter
-from leadbus.audit.log_start import removed_heads
+from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
 from leadbus.audit.read_on import read_on, read_on_archive
+from leadbus.audit.registration import registry_traces
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
@@ -213,6 +214,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             report.seals_checked = True
             registry = getattr(options.seal_verifier, "registry", None)
             if isinstance(registry, KeyRegistry):  # the stages' keys are in the same registry as the agencies'
+                report.findings.extend(registry_traces(registry))
                 stage = StageSealVerifier(registry, open_end=options.end is not None)
                 # A Kafka replay's findings are sorted by coordinates: the other checks of a sealed record may wait
                 # for its run's signature, and read only what they need of the records it vouches for.
@@ -231,6 +233,15 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                     verifier.keep_sources = False
         if isinstance(source, KafkaSource):  # the first records of a partition kept forever removed
             report.findings.extend(removed_heads(source.log_starts))
+            registry = getattr(options.seal_verifier, "registry", None)
+            trimmed = trimmed_by_retention(source.log_starts)
+            if isinstance(registry, KeyRegistry) and trimmed:  # or removed sooner than retention could have
+                try:
+                    firsts = source.first_records(trimmed)
+                except SourceError as exc:
+                    source.close()
+                    raise ReplayError(str(exc)) from exc
+                report.findings.extend(within_retention(firsts, registry, int(time.time() * 1000)))
         if isinstance(source, ArchiveSource):
             for problem in source.verify():
                 report.findings.append(Finding(f"ARCHIVE_{problem.kind.upper()}", problem.message,

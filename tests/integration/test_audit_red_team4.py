@@ -1,0 +1,134 @@
+"""`leadbus replay --verify` against tamperings rounds 1-3 left (issue #14's outside check, round 4): the key registry
+rewritten or cut, and new ones. Its own broker and stretch of traffic (the `recorded` fixture of the red-team module):
+the last tests here rewrite `leadbus.publishers`, after which no key of the stretch verifies again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from leadbus.publisher_keys import key_record
+from leadbus.signing import PublisherKey, key_id_of, public_bytes
+from leadbus.stage_seals import STAGE_SEAL_NAMES, StageSealer
+from leadbus.topics import CASES, PUBLISHERS
+from tests.audit_helpers import Copy, records_of, rewrite_topic, wait_until
+from tests.integration.test_audit_red_team import (  # noqa: F401 - `recorded` is the module's fixture
+    Recorded,
+    by_partition,
+    located,
+    middle,
+    recorded,
+    verify,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _recreate(bootstrap: str, topic: str, copies: list[Copy], config: dict[str, str]) -> None:
+    """`topic` deleted and created again with `config` (the rewriter's choice), `copies` produced back in order."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics([topic], operation_timeout=30).values():
+        future.result()
+    wait_until(lambda: topic not in admin.list_topics(timeout=20).topics, 60, f"{topic} deleted", interval=0.5)
+    for _ in range(60):
+        try:
+            for future in admin.create_topics([NewTopic(topic, 1, 1, config=config)]).values():
+                future.result()
+            break
+        except Exception:  # noqa: BLE001 - deletion still under way on the broker
+            time.sleep(0.5)
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                         "logger": logging.getLogger("tests.kafka")})
+    for c in copies:
+        producer.produce(topic, value=c.value, key=c.key, headers=c.headers, partition=0, timestamp=c.timestamp)
+    assert producer.flush(60) == 0
+
+
+def _resealed_by(recorded: Recorded, private: Ed25519PrivateKey) -> tuple[int, int]:  # noqa: F811
+    """The busiest partition of leadbus.cases sealed again with `private` (as LEADBUS-linking) over a record whose key
+    was altered: (partition, the altered record's offset)."""
+    sealer = StageSealer("LEADBUS-linking", private, "00000000000000ab")
+    parts = by_partition(recorded.cases)
+    partition = max(parts, key=lambda p: len(parts[p]))
+    m = middle(parts[partition])
+    out: list[Copy] = []
+    for at in range(0, len(parts[partition]), 5):
+        batch = [replace(c, key=b"CASE-FFFFFFFFFFFFFFFF") if at + i == m else c
+                 for i, c in enumerate(parts[partition][at:at + 5])]
+        headers = sealer.seal([(CASES, partition, c.key, c.value,
+                                [(n, v) for n, v in c.headers if n not in STAGE_SEAL_NAMES]) for c in batch])
+        sealer.commit()
+        out += [replace(c, headers=h) for c, h in zip(batch, headers, strict=True)]
+    rewrite_topic(recorded.bootstrap, CASES,
+                  lambda _: [c for p in sorted(parts) for c in (out if p == partition else parts[p])])
+    return partition, m
+
+
+def test_records_deleted_at_the_head_of_a_routed_topic_sooner_than_its_retention_could_are_named(
+        recorded: Recorded, tmp_path: Path) -> None:  # noqa: F811
+    """Round 3's residual: DeleteRecords on a routed topic (kept a year) looked like retention: exit 0. The first
+    record left is record n > 1 of its stage's chain, whose key was registered (broker-stamped) minutes ago: retention
+    cannot have removed records 1..n-1: RECORDS_DELETED at the first offset left."""
+    from leadbus.stage_seals import SEQUENCE_HEADER
+
+    routed = records_of(recorded.bootstrap, recorded.routed)
+    parts = by_partition(routed)
+    partition = max(parts, key=lambda p: len(parts[p]))
+    status, failures, stdout = verify(recorded.bootstrap, recorded.routed, tmp_path / "routed-clean.json")
+    assert status == 0 and not failures, stdout
+    cut = next(c.offset for c in parts[partition][2:] if int(dict(c.headers)[SEQUENCE_HEADER]) > 1)
+    admin = AdminClient({"bootstrap.servers": recorded.bootstrap})
+    for future in admin.delete_records([TopicPartition(recorded.routed, partition, cut)]).values():
+        future.result()
+    status, failures, stdout = verify(recorded.bootstrap, recorded.routed, tmp_path / "routed-cut.json")
+    assert status == 1 and ("RECORDS_DELETED", partition, cut) in located(failures), stdout
+    assert f"{recorded.routed}[{partition}]@{cut}" in stdout
+
+
+# -- last: the key registry rewritten ------------------------------------------------------------------------------
+
+
+def test_the_key_registry_written_again_or_cut_is_named_on_the_registry(recorded: Recorded,  # noqa: F811
+                                                                         tmp_path: Path) -> None:
+    """Round 3's residual: someone who can administer the bus deletes `leadbus.publishers`, creates it again (its
+    timestamps the writer's: CreateTime) and writes a key of their own first, dated two days back, then every record it
+    held; a partition of leadbus.cases resealed with that key over an altered record. The forged key sat at offset 0
+    with a time before everything: every seal held, exit 0. Now REGISTRY_REWRITTEN at leadbus.publishers[0]@0; written
+    again as declared (LogAppendTime), every key reads registered after what it signed (KEY_REGISTERED_LATER); a
+    record deleted from the registry is RECORDS_DELETED there."""
+    bootstrap = recorded.bootstrap
+    status, failures, stdout = verify(bootstrap, CASES, tmp_path / "clean.json")
+    assert status == 0 and not failures, stdout
+    original = records_of(bootstrap, PUBLISHERS)
+    attacker = Ed25519PrivateKey.generate()
+    raw = public_bytes(attacker.public_key())
+    back = datetime.now(UTC) - timedelta(days=2)
+    k, v = key_record(PublisherKey("LEADBUS-linking", key_id_of(raw), raw, back, back, require_signed=False))
+    forged = [Copy(0, k, v, [], int(back.timestamp() * 1000), 0), *original]
+    _recreate(bootstrap, PUBLISHERS, forged, {"cleanup.policy": "compact", "retention.ms": "-1"})
+    partition, _ = _resealed_by(recorded, attacker)
+    status, failures, stdout = verify(bootstrap, CASES, tmp_path / "writer-stamped.json")
+    assert status == 1 and ("REGISTRY_REWRITTEN", 0, 0) in located(failures), stdout
+    assert f"{PUBLISHERS}[0]@0" in stdout
+    # written again as declared: the broker stamps every key record now, after every record its key signed
+    _recreate(bootstrap, PUBLISHERS, forged, {"cleanup.policy": "delete", "retention.ms": "-1",
+                                              "message.timestamp.type": "LogAppendTime"})
+    status, failures, stdout = verify(bootstrap, CASES, tmp_path / "broker-stamped.json")
+    later = {f["partition"] for f in failures if f["check"] == "KEY_REGISTERED_LATER" and f["topic"] == CASES}
+    assert status == 1 and partition in later and len(later) > 1, stdout
+    assert not [f for f in failures if f["topic"] == PUBLISHERS], failures
+    # a record of the registry deleted (its first two): named where the log now starts
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_records([TopicPartition(PUBLISHERS, 0, 2)]).values():
+        future.result()
+    status, failures, stdout = verify(bootstrap, CASES, tmp_path / "registry-cut.json")
+    assert status == 1 and ("RECORDS_DELETED", 0, 2) in located(failures) and f"{PUBLISHERS}[0]@2" in stdout, stdout

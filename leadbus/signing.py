@@ -333,6 +333,9 @@ class RegistryLog:
     next_offset: int = 0
     missing: list[tuple[int, int]] = field(default_factory=list)  # (first offset missing, the offset read after them)
     writer_stamped: list[int] = field(default_factory=list)  # offsets
+    #: Key records whose key id is not the one of their key (`key_id_of`): (offset, "<publisher>/<key id>"). Every key
+    #: id is made from its key, so a second record of a key id with other material is a key put in another's place.
+    foreign: list[tuple[int, str]] = field(default_factory=list)
 
     def note(self, offset: int, broker_stamped: bool) -> None:
         if offset > self.next_offset:

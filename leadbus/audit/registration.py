@@ -135,4 +135,9 @@ def registry_traces(registry: KeyRegistry, declared: dict[str, str] | None = Non
                              "(message.timestamp.type LogAppendTime): written while the topic was not as declared "
                              "(deleted and created again, or its configuration changed), so its times and order cannot "
                              "date any key", PUBLISHERS, 0, first))
+    for offset, which in log.foreign:
+        found.append(Finding("KEY_NOT_ITS_OWN", f"key record {which} carries a public key whose id is not "
+                             f"{which.partition('/')[2]} (every key id is the SHA-256 of its key): another key put in "
+                             "that key's place, under which whatever it signs verifies as the registered key's",
+                             PUBLISHERS, 0, offset))
     return found

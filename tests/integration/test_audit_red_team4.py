@@ -16,9 +16,9 @@ from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from leadbus.publisher_keys import key_record
+from leadbus.publisher_keys import key_record, read_registry, write_keys
 from leadbus.signing import PublisherKey, key_id_of, public_bytes
-from leadbus.stage_seals import STAGE_SEAL_NAMES, StageSealer
+from leadbus.stage_seals import KEY_ID_HEADER, STAGE_SEAL_NAMES, StageSealer
 from leadbus.topics import CASES, PUBLISHERS
 from tests.audit_helpers import Copy, records_of, rewrite_topic, wait_until
 from tests.integration.test_audit_red_team import (  # noqa: F401 - `recorded` is the module's fixture
@@ -53,10 +53,14 @@ def _recreate(bootstrap: str, topic: str, copies: list[Copy], config: dict[str, 
     assert producer.flush(60) == 0
 
 
-def _resealed_by(recorded: Recorded, private: Ed25519PrivateKey) -> tuple[int, int]:  # noqa: F811
-    """The busiest partition of leadbus.cases sealed again with `private` (as LEADBUS-linking) over a record whose key
-    was altered: (partition, the altered record's offset)."""
+def _resealed_by(recorded: Recorded, private: Ed25519PrivateKey,  # noqa: F811
+                 key_id: str | None = None) -> tuple[int, int]:
+    """The busiest partition of leadbus.cases sealed again with `private` (as LEADBUS-linking, naming `key_id` if given)
+    over a record whose key was altered: (partition, the altered record's offset)."""
     sealer = StageSealer("LEADBUS-linking", private, "00000000000000ab")
+    if key_id is not None:
+        sealer.key_id = key_id
+        sealer._fixed = [(n, key_id.encode() if n == KEY_ID_HEADER else v) for n, v in sealer._fixed]
     parts = by_partition(recorded.cases)
     partition = max(parts, key=lambda p: len(parts[p]))
     m = middle(parts[partition])
@@ -97,9 +101,10 @@ def test_records_deleted_at_the_head_of_a_routed_topic_sooner_than_its_retention
 # -- last: the key registry rewritten ------------------------------------------------------------------------------
 
 
-def test_the_key_registry_written_again_or_cut_is_named_on_the_registry(recorded: Recorded,  # noqa: F811
+def test_the_key_registry_usurped_written_again_or_cut_is_named_on_the_registry(recorded: Recorded,  # noqa: F811
                                                                          tmp_path: Path) -> None:
-    """Round 3's residual: someone who can administer the bus deletes `leadbus.publishers`, creates it again (its
+    """A registered key's record written again with another public key (its key id kept): KEY_NOT_ITS_OWN. Round 3's
+    residual: someone who can administer the bus deletes `leadbus.publishers`, creates it again (its
     timestamps the writer's: CreateTime) and writes a key of their own first, dated two days back, then every record it
     held; a partition of leadbus.cases resealed with that key over an altered record. The forged key sat at offset 0
     with a time before everything: every seal held, exit 0. Now REGISTRY_REWRITTEN at leadbus.publishers[0]@0; written
@@ -109,6 +114,17 @@ def test_the_key_registry_written_again_or_cut_is_named_on_the_registry(recorded
     status, failures, stdout = verify(bootstrap, CASES, tmp_path / "clean.json")
     assert status == 0 and not failures, stdout
     original = records_of(bootstrap, PUBLISHERS)
+    # The linking stage's registered key written again with the attacker's public key (its key id kept), and a
+    # partition resealed with it over an altered record: the registration is the old one, every seal holds (before:
+    # exit 0). A key id is the hash of its key: KEY_NOT_ITS_OWN at the record that put the other key in its place.
+    key_id = dict(recorded.cases[0].headers)[KEY_ID_HEADER].decode()
+    (linking,) = [k for k in read_registry(bootstrap).keys_of("LEADBUS-linking") if k.key_id == key_id]
+    usurper = Ed25519PrivateKey.generate()
+    write_keys(bootstrap, [replace(linking, public_key=public_bytes(usurper.public_key()))])
+    _resealed_by(recorded, usurper, key_id)
+    status, failures, stdout = verify(bootstrap, CASES, tmp_path / "usurped.json")
+    assert status == 1 and ("KEY_NOT_ITS_OWN", 0, len(original)) in located(failures), stdout
+    assert f"{PUBLISHERS}[0]@{len(original)}" in stdout
     attacker = Ed25519PrivateKey.generate()
     raw = public_bytes(attacker.public_key())
     back = datetime.now(UTC) - timedelta(days=2)

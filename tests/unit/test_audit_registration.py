@@ -170,3 +170,27 @@ def test_a_registry_rewritten_or_with_records_missing_is_named_at_its_first_trac
     feed._apply([msg(2, TIMESTAMP_CREATE_TIME)])
     assert registry_traces(feed.registry, {"cleanup.policy": "compact", "retention.ms": "-1"}) == []
     assert registry_traces(_registry()) == []  # not read from the topic
+
+
+def test_a_key_record_whose_key_id_is_not_of_its_key_is_named() -> None:
+    """A registered key written again with another public key under its key id: whatever that key signs verified as
+    the registered key's, registered when it was. Every key id is made from its key: KEY_NOT_ITS_OWN at the record."""
+    from leadbus.audit.registration import registry_traces
+    from leadbus.publisher_keys import key_record
+    from leadbus.signing import key_id_of, public_bytes
+
+    raw = public_bytes(KEY.public_key())
+    key = PublisherKey("LEADBUS-linking", key_id_of(raw), raw, T0, T0, require_signed=False)
+    other = replace(key, public_key=bytes(32))
+
+    def msg(k: PublisherKey, offset: int) -> SimpleNamespace:
+        rk, v = key_record(k)
+        return SimpleNamespace(error=lambda: None, offset=lambda: offset, key=lambda: rk, value=lambda: v,
+                               timestamp=lambda: (2, 5_000 + offset))
+
+    feed = KeyFeed("localhost:1")
+    feed._apply([msg(key, 0), msg(other, 1)])
+    assert [(f.check, f.offset) for f in registry_traces(feed.registry)] == [("KEY_NOT_ITS_OWN", 1)]
+    feed = KeyFeed("localhost:1")
+    feed._apply([msg(key, 0), msg(key.revoked(NOW, "left"), 1)])
+    assert registry_traces(feed.registry) == []

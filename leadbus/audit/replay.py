@@ -208,7 +208,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
 
     verifiers: list[Verifier] = []
     if options.verify:
-        verifiers = [*standard_verifiers(options.skew_ms, renormalise=options.renormalise), *options.extra_verifiers]
+        verifiers = [*standard_verifiers(options.skew_ms, renormalise=options.renormalise,
+                                         now_ms=int(time.time() * 1000)), *options.extra_verifiers]
         if options.seal_verifier is not None:
             verifiers.append(options.seal_verifier)
             report.seals_checked = True

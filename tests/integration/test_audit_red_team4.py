@@ -55,8 +55,9 @@ def _recreate(bootstrap: str, topic: str, copies: list[Copy], config: dict[str, 
 
 def _resealed_by(recorded: Recorded, private: Ed25519PrivateKey,  # noqa: F811
                  key_id: str | None = None) -> tuple[int, int]:
-    """The busiest partition of leadbus.cases sealed again with `private` (as LEADBUS-linking, naming `key_id` if given)
-    over a record whose key was altered: (partition, the altered record's offset)."""
+    """leadbus.cases sealed again with `private` (as LEADBUS-linking, naming `key_id` if given: then every partition,
+    else the busiest alone) over a record of the busiest partition whose key was altered: (that partition, the altered
+    record's offset)."""
     sealer = StageSealer("LEADBUS-linking", private, "00000000000000ab")
     if key_id is not None:
         sealer.key_id = key_id
@@ -64,38 +65,57 @@ def _resealed_by(recorded: Recorded, private: Ed25519PrivateKey,  # noqa: F811
     parts = by_partition(recorded.cases)
     partition = max(parts, key=lambda p: len(parts[p]))
     m = middle(parts[partition])
-    out: list[Copy] = []
-    for at in range(0, len(parts[partition]), 5):
-        batch = [replace(c, key=b"CASE-FFFFFFFFFFFFFFFF") if at + i == m else c
-                 for i, c in enumerate(parts[partition][at:at + 5])]
-        headers = sealer.seal([(CASES, partition, c.key, c.value,
-                                [(n, v) for n, v in c.headers if n not in STAGE_SEAL_NAMES]) for c in batch])
-        sealer.commit()
-        out += [replace(c, headers=h) for c, h in zip(batch, headers, strict=True)]
-    rewrite_topic(recorded.bootstrap, CASES,
-                  lambda _: [c for p in sorted(parts) for c in (out if p == partition else parts[p])])
+    written = dict(parts)
+    for p in sorted(parts) if key_id is not None else [partition]:
+        out: list[Copy] = []
+        for at in range(0, len(parts[p]), 5):
+            batch = [replace(c, key=b"CASE-FFFFFFFFFFFFFFFF") if p == partition and at + i == m else c
+                     for i, c in enumerate(parts[p][at:at + 5])]
+            headers = sealer.seal([(CASES, p, c.key, c.value,
+                                    [(n, v) for n, v in c.headers if n not in STAGE_SEAL_NAMES]) for c in batch])
+            sealer.commit()
+            out += [replace(c, headers=h) for c, h in zip(batch, headers, strict=True)]
+        written[p] = out
+    rewrite_topic(recorded.bootstrap, CASES, lambda _: [c for p in sorted(written) for c in written[p]])
     return partition, m
 
 
-def test_records_deleted_at_the_head_of_a_routed_topic_sooner_than_its_retention_could_are_named(
-        recorded: Recorded, tmp_path: Path) -> None:  # noqa: F811
-    """Round 3's residual: DeleteRecords on a routed topic (kept a year) looked like retention: exit 0. The first
-    record left is record n > 1 of its stage's chain, whose key was registered (broker-stamped) minutes ago: retention
-    cannot have removed records 1..n-1: RECORDS_DELETED at the first offset left."""
-    from leadbus.stage_seals import SEQUENCE_HEADER
-
-    routed = records_of(recorded.bootstrap, recorded.routed)
-    parts = by_partition(routed)
+def test_a_partitions_last_record_re_dated_into_the_future_is_named(recorded: Recorded,  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    """A record's broker time is not sealed: the busiest partition's last record re-dated half an hour on keeps the
+    partition's order (exit 0 before) and drops out of any period an auditor asks for: TIMESTAMP_IN_FUTURE there."""
+    parts = by_partition(recorded.cases)
     partition = max(parts, key=lambda p: len(parts[p]))
-    status, failures, stdout = verify(recorded.bootstrap, recorded.routed, tmp_path / "routed-clean.json")
-    assert status == 0 and not failures, stdout
-    cut = next(c.offset for c in parts[partition][2:] if int(dict(c.headers)[SEQUENCE_HEADER]) > 1)
-    admin = AdminClient({"bootstrap.servers": recorded.bootstrap})
-    for future in admin.delete_records([TopicPartition(recorded.routed, partition, cut)]).values():
-        future.result()
-    status, failures, stdout = verify(recorded.bootstrap, recorded.routed, tmp_path / "routed-cut.json")
-    assert status == 1 and ("RECORDS_DELETED", partition, cut) in located(failures), stdout
-    assert f"{recorded.routed}[{partition}]@{cut}" in stdout
+    rs = list(parts[partition])
+    rs[-1] = replace(rs[-1], timestamp=rs[-1].timestamp + 1_800_000)  # (the broker refuses one over an hour on)
+    rewrite_topic(recorded.bootstrap, CASES,
+                  lambda _: [c for p in sorted(parts) for c in (rs if p == partition else parts[p])])
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "future.json")
+    assert status == 1 and ("TIMESTAMP_IN_FUTURE", partition, len(rs) - 1) in located(failures), stdout
+    assert f"{CASES}[{partition}]@{len(rs) - 1}" in stdout
+
+
+def test_a_period_starting_inside_a_transaction_at_an_altered_record_names_it(recorded: Recorded,  # noqa: F811
+                                                                             tmp_path: Path) -> None:
+    """`--from` cutting through a sealed run, at a record altered (its later records' times moved 2 s on so that the
+    period starts exactly there): the run's signature after it still vouches through its link."""
+    from tests.audit_helpers import iso
+    from tests.integration.test_audit_red_team import ALTERED, signed
+
+    parts = by_partition(recorded.cases)
+    partition = max(parts, key=lambda p: len(parts[p]))
+    rs = list(parts[partition])
+    m = middle(rs)
+    assert m not in signed(rs) and m - 1 not in signed(rs) and rs[m - 1].timestamp == rs[m].timestamp
+    rs[m:] = [replace(c, timestamp=c.timestamp + 2000) for c in rs[m:]]
+    value = rs[m].value or b"\x00"
+    rs[m] = replace(rs[m], value=value[:-1] + bytes([value[-1] ^ 1]))
+    rewrite_topic(recorded.bootstrap, CASES,
+                  lambda _: [c for p in sorted(parts) for c in (rs if p == partition else parts[p])])
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "from-inside.json", "--from",
+                                      iso(rs[m].timestamp))
+    assert status == 1 and any((c, partition, m) in located(failures) for c in (*ALTERED, "UNDECODABLE")), stdout
+    rewrite_topic(recorded.bootstrap, CASES, lambda _: list(recorded.cases))
 
 
 # -- last: the key registry rewritten ------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ from leadbus.avro import SchemaCatalog, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.signing import PUBLISHER_HEADER, KeyRegistry
 from leadbus.stage_seals import CHAIN_HEADER as STAGE_CHAIN_HEADER
-from leadbus.topics import LEADS_ACCEPTED
+from leadbus.topics import LEADS_ACCEPTED, SCHEMAS
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplayReport", "SourceError", "replay", "seal_verifier_factory"]
 
@@ -170,14 +170,15 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise ReplayError("--to must be after --from")
     catalog = catalog or packaged_catalog()
+    schemas_altered: list[tuple[int, int, str]] = []
     source: KafkaSource | ArchiveSource
     if options.source == "kafka":
         if settings is None:
             raise ReplayError("a Kafka replay needs the bus's address (--bootstrap)")
         from leadbus.schema_topic import load_schemas
 
-        try:
-            load_schemas(settings.bootstrap, catalog)  # every writer schema ever published, not only the packaged
+        try:  # every writer schema ever published, not only the packaged
+            load_schemas(settings.bootstrap, catalog, altered=schemas_altered)
         except Exception as exc:  # an unreachable bus or a refused read is an access error
             raise ReplayError(f"cannot read leadbus.schemas from {settings.bootstrap}: {exc}") from exc
         source = KafkaSource(settings, options.topics, catalog, _millis(options.start), _millis(options.end))
@@ -232,6 +233,11 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             for verifier in verifiers:  # no intake record to check an accepted lead's source against
                 if isinstance(verifier, AcceptedLeads):
                     verifier.keep_sources = False
+        for partition, offset, name in schemas_altered:
+            report.findings.append(Finding("SCHEMA_ALTERED", f"a schema of {name} with the fingerprint of the one "
+                                           "records are read with, but reading otherwise (a logical type, a default, "
+                                           "a field): written in its place, so that records would decode differently",
+                                           SCHEMAS, partition, offset))
         if isinstance(source, KafkaSource):  # the first records of a partition kept forever removed
             report.findings.extend(removed_heads(source.log_starts))
             registry = getattr(options.seal_verifier, "registry", None)

@@ -118,6 +118,34 @@ def test_a_period_starting_inside_a_transaction_at_an_altered_record_names_it(re
     rewrite_topic(recorded.bootstrap, CASES, lambda _: list(recorded.cases))
 
 
+def test_a_schema_written_again_to_read_otherwise_under_its_fingerprint_is_named(recorded: Recorded,  # noqa: F811
+                                                                                 tmp_path: Path) -> None:
+    """The writer schema of leadbus.cases' records published again on leadbus.schemas with a timestamp-millis made
+    timestamp-micros: the fingerprint (CRC-64 of the Parsing Canonical Form, logical types left out) is the same, the
+    records would decode 1000 times off. The catalog keeps the packaged one (the records read right) and the replay
+    passed, exit 0; now SCHEMA_ALTERED at the schema's record."""
+    import json
+
+    from leadbus.avro import packaged_catalog
+    from leadbus.schema_topic import schema_record
+    from leadbus.topics import SCHEMAS
+    from tests.audit_helpers import append
+    from tests.unit.test_schema_altered import _micros
+
+    original = records_of(recorded.bootstrap, SCHEMAS)
+    entry = packaged_catalog().by_fingerprint((recorded.cases[0].value or b"")[2:10])
+    assert entry is not None
+    key, value = schema_record(entry)
+    body = json.loads(value)
+    assert _micros(body["schema"]), entry.name
+    append(recorded.bootstrap, SCHEMAS, [Copy(0, key, json.dumps(body).encode(), [], int(time.time() * 1000), 0)])
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schema.json")
+    at = max((c.offset for c in original), default=-1) + 1
+    assert status == 1 and ("SCHEMA_ALTERED", 0, at) in located(failures), stdout
+    assert f"{SCHEMAS}[0]@{at}" in stdout
+    rewrite_topic(recorded.bootstrap, SCHEMAS, lambda _: original)
+
+
 # -- last: the key registry rewritten ------------------------------------------------------------------------------
 
 

@@ -80,6 +80,27 @@ def _resealed_by(recorded: Recorded, private: Ed25519PrivateKey,  # noqa: F811
     return partition, m
 
 
+def test_records_deleted_at_the_head_of_a_routed_topic_sooner_than_its_retention_could_are_named(
+        recorded: Recorded, tmp_path: Path) -> None:  # noqa: F811
+    """Round 3's residual: DeleteRecords on a routed topic (kept a year) looked like retention: exit 0. The first
+    record left is record n > 1 of its stage's chain, whose key was registered (broker-stamped) minutes ago: retention
+    cannot have removed records 1..n-1: RECORDS_DELETED at the first offset left."""
+    from leadbus.stage_seals import SEQUENCE_HEADER
+
+    routed = records_of(recorded.bootstrap, recorded.routed)
+    parts = by_partition(routed)
+    partition = max(parts, key=lambda p: len(parts[p]))
+    status, failures, stdout = verify(recorded.bootstrap, recorded.routed, tmp_path / "routed-clean.json")
+    assert status == 0 and not failures, stdout
+    cut = next(c.offset for c in parts[partition][2:] if int(dict(c.headers)[SEQUENCE_HEADER]) > 1)
+    admin = AdminClient({"bootstrap.servers": recorded.bootstrap})
+    for future in admin.delete_records([TopicPartition(recorded.routed, partition, cut)]).values():
+        future.result()
+    status, failures, stdout = verify(recorded.bootstrap, recorded.routed, tmp_path / "routed-cut.json")
+    assert status == 1 and ("RECORDS_DELETED", partition, cut) in located(failures), stdout
+    assert f"{recorded.routed}[{partition}]@{cut}" in stdout
+
+
 def test_a_partitions_last_record_re_dated_into_the_future_is_named(recorded: Recorded,  # noqa: F811
                                                                     tmp_path: Path) -> None:
     """A record's broker time is not sealed: the busiest partition's last record re-dated half an hour on keeps the

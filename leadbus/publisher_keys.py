@@ -1,4 +1,4 @@
-"""The compacted `leadbus.publishers` topic: publisher keys (`PublisherKey` events) keyed by `<publisher>/<key id>`.
+"""The `leadbus.publishers` topic: publisher keys (`PublisherKey` events) keyed by `<publisher>/<key id>`.
 
 The admin writes it (`leadbus keys register|rotate|revoke`); intake keeps a `KeyFeed` on it: read
 to the end before the first event is judged, then polled as it goes, and read to the end again
@@ -13,11 +13,17 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_LOG_APPEND_TIME,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaException,
+    TopicPartition,
+)
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
-from leadbus.signing import KeyRegistry, PublisherKey
+from leadbus.signing import KeyRegistry, PublisherKey, RegistryLog, key_id_of
 from leadbus.topics import PUBLISHERS
 
 log = logging.getLogger("leadbus.publisher_keys")
@@ -58,10 +64,14 @@ class KeyFeed:
         return self._consumer
 
     def _apply(self, msgs: list) -> None:  # type: ignore[type-arg]
+        trail = self.registry.log
+        if trail is None:
+            trail = self.registry.log = RegistryLog()
         for msg in msgs:
             if msg.error():
                 continue
             self._next = max(self._next, (msg.offset() or 0) + 1)
+            trail.note(msg.offset() or 0, msg.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME)
             raw_key = (msg.key() or b"").decode(errors="replace")
             value = msg.value()
             if value is None:  # a tombstone: the admin purged the key
@@ -79,6 +89,8 @@ class KeyFeed:
                 self.skipped += 1
                 log.error("key record %s names %s: ignored", raw_key, key.registry_key.decode())
                 continue
+            if key_id_of(key.public_key) != key.key_id:
+                trail.foreign.append((msg.offset() or 0, raw_key))
             self.registry.apply(key)
             self.registry.note_record(key, msg.offset() or 0, self._broker_ms(msg))
 

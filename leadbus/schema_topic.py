@@ -30,11 +30,16 @@ def publish_schemas(bootstrap: str | KafkaSettings, entries: Iterable[SchemaEntr
 
 
 def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout: float = 30.0,
-                 reader: str = "any") -> int:
+                 reader: str = "any", altered: list[tuple[int, int, str]] | None = None) -> int:
     """Read `leadbus.schemas` from the beginning to its current end into `catalog`; return how many were new.
 
     The consumer assigns itself the partitions; its group (`leadbus-schema-reader-<reader>-…`, never
     joined) is named after the reading component so that its ACL can grant the prefix.
+
+    `altered` (an audit's) receives (partition, offset, name) of each record whose schema has the fingerprint of one
+    the catalog knows (packaged, or earlier on the topic: that one is kept) but reads otherwise: a fingerprint is a
+    CRC-64 of the Parsing Canonical Form, which leaves out logical types, defaults and more (`timestamp-millis` made
+    `timestamp-micros` keeps it), and a CRC can be matched at will.
     """
     consumer = settings_for(bootstrap).consumer(f"leadbus-schema-reader-{reader}-{uuid.uuid4()}",
                                                 **{"isolation.level": "read_uncommitted"})
@@ -54,10 +59,13 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
             if msg is None or msg.error():
                 continue
             value = msg.value()
+            partition, offset = msg.partition() or 0, msg.offset() or 0
             if value:
                 body = json.loads(value)
-                catalog.add(body["schema"], int(body.get("version") or 0))
-            partition, offset = msg.partition() or 0, msg.offset() or 0
+                known = len(catalog)
+                entry = catalog.add(body["schema"], int(body.get("version") or 0))
+                if altered is not None and len(catalog) == known and _reads(entry.expanded) != _reads(body["schema"]):
+                    altered.append((partition, offset, entry.name))
             if offset + 1 >= ends[partition]:
                 todo.discard(partition)
         if todo:
@@ -65,3 +73,12 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
         return len(catalog) - before
     finally:
         consumer.close()
+
+
+def _reads(schema: object) -> object:
+    """A schema as it decides how records read: its JSON without documentation."""
+    if isinstance(schema, dict):
+        return {k: _reads(v) for k, v in schema.items() if k != "doc"}
+    if isinstance(schema, list | tuple):
+        return [_reads(v) for v in schema]
+    return schema

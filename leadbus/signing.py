@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
@@ -323,6 +323,28 @@ class KeyEnded:
 _NOT_ENDED = KeyEnded()
 
 
+@dataclass(slots=True)
+class RegistryLog:
+    """What the registry's log itself showed, read from its start in offset order: records missing from it (its start
+    past offset 0, or a hole: a deletion or a compaction, which the declaration `cleanup.policy delete` rules out; the
+    admin's writes are not transactional, so no control record leaves one) and records whose time their writer chose
+    (CreateTime: written while the topic was not `message.timestamp.type LogAppendTime`, as declared)."""
+
+    next_offset: int = 0
+    missing: list[tuple[int, int]] = field(default_factory=list)  # (first offset missing, the offset read after them)
+    writer_stamped: list[int] = field(default_factory=list)  # offsets
+    #: Key records whose key id is not the one of their key (`key_id_of`): (offset, "<publisher>/<key id>"). Every key
+    #: id is made from its key, so a second record of a key id with other material is a key put in another's place.
+    foreign: list[tuple[int, str]] = field(default_factory=list)
+
+    def note(self, offset: int, broker_stamped: bool) -> None:
+        if offset > self.next_offset:
+            self.missing.append((self.next_offset, offset))
+        self.next_offset = max(self.next_offset, offset + 1)
+        if not broker_stamped:
+            self.writer_stamped.append(offset)
+
+
 class KeyRegistry:
     """Every publisher key known, by (publisher, key id): the table of the compacted `leadbus.publishers` topic."""
 
@@ -338,6 +360,8 @@ class KeyRegistry:
         #: saying less is a revocation undone, which an audit does not follow (`leadbus.audit.registration`).
         self.ended: dict[tuple[str, str], KeyEnded] = {}
         self._latest_ms = 0  # the latest broker timestamp of the records noted so far, in offset order
+        #: The registry's log as the feed read it (None for a registry made otherwise): `leadbus.audit.registration`.
+        self.log: RegistryLog | None = None
         for key in keys:
             self.apply(key)
 

@@ -20,10 +20,15 @@ again without its revocation (or with a later one) makes what the stolen key sig
 record is still on the log (`KeyRegistry.ended`, noted by the feed), a key is judged by the earliest revocation and end
 of validity any of its records said (`as_judged`), and the failure names that record.
 
-What this does not see: a key record whose first record read is a later change (after compaction removed the
-registration: a revoked or rotated key) is judged by `registered_at` alone; and a rewrite of `leadbus.publishers` whole
-(deleted, written again in another order) makes any order. The seal verifiers use `honoured_from` where they judge a
-key's validity (once per key, cached), so the per-record paths are unchanged.
+A rewrite of `leadbus.publishers` (deleted and written again in another order, or compacted so that a key's
+registration is gone and a later record of it is judged by `registered_at` alone) made any order, round 3's residual.
+The registry is declared kept whole and stamped by the broker (`deploy/topics.yaml`: `cleanup.policy delete`,
+`retention.ms -1`, `message.timestamp.type LogAppendTime`), and the feed notes what its log shows (`RegistryLog`):
+`registry_traces` names each record missing from it (its start past 0, a hole: deleted or compacted) and the first
+record whose time its writer chose (written while the topic was not as declared). A registry written again as declared
+is stamped with the time of the rewrite: every key's registration then reads later than what it signed
+(`KEY_REGISTERED_LATER` at each record). The seal verifiers use `honoured_from` where they judge a key's validity (once
+per key, cached), so the per-record paths are unchanged.
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from leadbus.audit.verification import ms_of
+from leadbus.audit.verification import Finding, ms_of
 from leadbus.signing import KeyRegistry, PublisherKey
-from leadbus.topics import PUBLISHERS
+from leadbus.topics import PUBLISHERS, load_declarations
 
 #: How far a record's broker time may be before its key's registration (writers' clocks differ; 15 s is the replay's
 #: default skew between producers, above the stages' 10 s transaction timeout).
@@ -105,3 +110,34 @@ def undone(registry: KeyRegistry, key: PublisherKey, status: str) -> str:
         return (f" (as {PUBLISHERS}[0]@{ended.until[1]} said; the key's latest record ends it later or never: its end "
                 "undone)")
     return ""
+
+
+def registry_traces(registry: KeyRegistry, declared: dict[str, str] | None = None) -> list[Finding]:
+    """Failures, located on `leadbus.publishers`, for what its log shows against its declaration: records missing (a
+    deletion or compaction of a registry kept whole) and records not stamped by the broker (the topic rewritten while
+    not as declared). Nothing for a registry not read from the topic."""
+    log = registry.log
+    if log is None:
+        return []
+    if declared is None:
+        declared = next((dict(s.config) for s in load_declarations() if s.name == PUBLISHERS), {})
+    found = []
+    if declared.get("cleanup.policy") == "delete" and declared.get("retention.ms") == "-1":
+        for first, after in log.missing:
+            gone = str(first) if after == first + 1 else f"{first}–{after - 1}"
+            found.append(Finding("RECORDS_DELETED", f"records {gone} of the key registry are gone, and it is kept "
+                                 "whole (cleanup.policy delete, retention.ms -1): deleted or compacted, so a key's "
+                                 "registration may be missing and its place on the log unknown", PUBLISHERS, 0, after))
+    if declared.get("message.timestamp.type") == "LogAppendTime" and log.writer_stamped:
+        first, n = log.writer_stamped[0], len(log.writer_stamped)
+        found.append(Finding("REGISTRY_REWRITTEN", f"{n} key record(s) from offset {first} on carry a time their "
+                             "writer chose (CreateTime), and the registry is stamped by the broker "
+                             "(message.timestamp.type LogAppendTime): written while the topic was not as declared "
+                             "(deleted and created again, or its configuration changed), so its times and order cannot "
+                             "date any key", PUBLISHERS, 0, first))
+    for offset, which in log.foreign:
+        found.append(Finding("KEY_NOT_ITS_OWN", f"key record {which} carries a public key whose id is not "
+                             f"{which.partition('/')[2]} (every key id is the SHA-256 of its key): another key put in "
+                             "that key's place, under which whatever it signs verifies as the registered key's",
+                             PUBLISHERS, 0, offset))
+    return found

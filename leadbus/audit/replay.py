@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from leadbus.audit.export import Exporter, open_exporter
-from leadbus.audit.log_start import removed_heads
+from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
 from leadbus.audit.read_on import read_on, read_on_archive
+from leadbus.audit.registration import registry_traces
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
@@ -70,7 +71,7 @@ from leadbus.avro import SchemaCatalog, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.signing import PUBLISHER_HEADER, KeyRegistry
 from leadbus.stage_seals import CHAIN_HEADER as STAGE_CHAIN_HEADER
-from leadbus.topics import LEADS_ACCEPTED
+from leadbus.topics import LEADS_ACCEPTED, SCHEMAS
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplayReport", "SourceError", "replay", "seal_verifier_factory"]
 
@@ -169,14 +170,15 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise ReplayError("--to must be after --from")
     catalog = catalog or packaged_catalog()
+    schemas_altered: list[tuple[int, int, str]] = []
     source: KafkaSource | ArchiveSource
     if options.source == "kafka":
         if settings is None:
             raise ReplayError("a Kafka replay needs the bus's address (--bootstrap)")
         from leadbus.schema_topic import load_schemas
 
-        try:
-            load_schemas(settings.bootstrap, catalog)  # every writer schema ever published, not only the packaged
+        try:  # every writer schema ever published, not only the packaged
+            load_schemas(settings.bootstrap, catalog, altered=schemas_altered)
         except Exception as exc:  # an unreachable bus or a refused read is an access error
             raise ReplayError(f"cannot read leadbus.schemas from {settings.bootstrap}: {exc}") from exc
         source = KafkaSource(settings, options.topics, catalog, _millis(options.start), _millis(options.end))
@@ -207,7 +209,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
 
     verifiers: list[Verifier] = []
     if options.verify:
-        verifiers = [*standard_verifiers(options.skew_ms, renormalise=options.renormalise), *options.extra_verifiers]
+        verifiers = [*standard_verifiers(options.skew_ms, renormalise=options.renormalise,
+                                         now_ms=int(time.time() * 1000)), *options.extra_verifiers]
         if options.seal_verifier is not None:
             verifiers.append(options.seal_verifier)
             report.seals_checked = True
@@ -216,6 +219,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                     verifier.seals_verified = True
             registry = getattr(options.seal_verifier, "registry", None)
             if isinstance(registry, KeyRegistry):  # the stages' keys are in the same registry as the agencies'
+                report.findings.extend(registry_traces(registry))
                 stage = StageSealVerifier(registry, open_end=options.end is not None)
                 # A Kafka replay's findings are sorted by coordinates: the other checks of a sealed record may wait
                 # for its run's signature, and read only what they need of the records it vouches for.
@@ -232,8 +236,22 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             for verifier in verifiers:  # no intake record to check an accepted lead's source against
                 if isinstance(verifier, AcceptedLeads):
                     verifier.keep_sources = False
+        for partition, offset, name in schemas_altered:
+            report.findings.append(Finding("SCHEMA_ALTERED", f"a schema of {name} with the fingerprint of the one "
+                                           "records are read with, but reading otherwise (a logical type, a default, "
+                                           "a field): written in its place, so that records would decode differently",
+                                           SCHEMAS, partition, offset))
         if isinstance(source, KafkaSource):  # the first records of a partition kept forever removed
             report.findings.extend(removed_heads(source.log_starts))
+            registry = getattr(options.seal_verifier, "registry", None)
+            trimmed = trimmed_by_retention(source.log_starts)
+            if isinstance(registry, KeyRegistry) and trimmed:  # or removed sooner than retention could have
+                try:
+                    firsts = source.first_records(trimmed)
+                except SourceError as exc:
+                    source.close()
+                    raise ReplayError(str(exc)) from exc
+                report.findings.extend(within_retention(firsts, registry, int(time.time() * 1000)))
         if isinstance(source, ArchiveSource):
             for problem in source.verify():
                 report.findings.append(Finding(f"ARCHIVE_{problem.kind.upper()}", problem.message,

@@ -182,6 +182,34 @@ class KafkaSource:
                     raise SourceError(f"{tp.topic}[{tp.partition}]: {exc}") from exc
         return marks
 
+    def first_records(self, parts: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, Any]]:
+        """The first record still on each partition: (offset, headers), read by a consumer of its own (a partition
+        whose log has no record, or that gives none within the timeout, is left out)."""
+        if not parts:
+            return {}
+        consumer = self.settings.consumer(f"{self.group}-first", **{"enable.partition.eof": True})
+        found: dict[tuple[str, int], tuple[int, Any]] = {}
+        try:
+            for topic, partition in parts:
+                consumer.assign([TopicPartition(topic, partition, self.log_starts.get((topic, partition), 0))])
+                deadline = time.monotonic() + self.timeout
+                while (topic, partition) not in found and time.monotonic() < deadline:
+                    msg = consumer.poll(0.5)
+                    if msg is None:
+                        continue
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            break
+                        continue
+                    found[(topic, partition)] = (cast(int, msg.offset()), tuple(msg.headers() or ()))
+                consumer.unassign()
+        except KafkaException as exc:
+            raise SourceError(f"cannot read the first records of {parts}: {exc}") from exc
+        finally:
+            consumer.close()
+        return found
+
     def _offsets_at(self, parts: list[TopicPartition], ms: int | None) -> dict[tuple[str, int], int]:
         if ms is None or not parts:
             return {}

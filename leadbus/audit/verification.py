@@ -651,8 +651,12 @@ class PartitionOrder:
     #: Records per partition whose offset and timestamp a tail's process notes (see `leadbus.audit.boundary`).
     noted_max = 4096
 
-    def __init__(self, skew_ms: int = 15_000) -> None:
+    def __init__(self, skew_ms: int = 15_000, now_ms: int | None = None) -> None:
         self.skew_ms = skew_ms
+        #: When the replay began (None: not judged): no record can have been written after it, and a record's
+        #: timestamp is not sealed: one moved past it (a partition's last records re-dated out of an audited period)
+        #: is `TIMESTAMP_IN_FUTURE`, judged at the end from each partition's highest (nothing per record).
+        self.now_ms = now_ms
         # per partition: [last offset, highest timestamp, (offset, archive file, index) of the record that set it]
         self._last: dict[tuple[str, int], list[Any]] = {}
         #: Set in the process reading the tail of a partition cut in two: per partition, (offset, timestamp) of its
@@ -695,7 +699,14 @@ class PartitionOrder:
         return Finding.at(record, "TIMESTAMP_BACKWARDS", text, failure=not is_intake(record.topic))
 
     def finish(self) -> Iterable[Finding]:
-        return ()
+        if self.now_ms is None:
+            return ()
+        limit = self.now_ms + self.skew_ms
+        return [Mark(topic, partition, *seen).finding(
+                    "TIMESTAMP_IN_FUTURE", f"timestamp {_iso(highest)} is after the replay began ({_iso(self.now_ms)}, "
+                    f"{(highest - self.now_ms) / 1000:,.0f} s later): re-dated after it was written",
+                    failure=not is_intake(topic))
+                for (topic, partition), (_, highest, seen) in sorted(self._last.items()) if highest > limit]
 
 
 class Decodes:
@@ -1296,10 +1307,10 @@ class RoutedVersions:
         return ()
 
 
-def standard_verifiers(skew_ms: int = 15_000, *, renormalise: bool = True) -> list[Verifier]:
-    """Today's verifiers, in the order they run."""
+def standard_verifiers(skew_ms: int = 15_000, *, renormalise: bool = True, now_ms: int | None = None) -> list[Verifier]:
+    """Today's verifiers, in the order they run (`now_ms`: when the replay began, see `PartitionOrder`)."""
     intake = IntakeLeads()
-    return [PartitionOrder(skew_ms), Decodes(), intake, AcceptedLeads(intake, renormalise=renormalise),
+    return [PartitionOrder(skew_ms, now_ms), Decodes(), intake, AcceptedLeads(intake, renormalise=renormalise),
             CaseVersions(), HandoverSteps(), RoutedVersions()]
 
 

@@ -20,7 +20,7 @@ from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.publisher_keys import key_record
 from leadbus.topics import LEADS_ACCEPTED, PUBLISHERS
-from tests.audit_helpers import Copy, append, rewrite_topic
+from tests.audit_helpers import Copy, append, records_of, rewrite_topic
 from tests.unit.test_audit_vouched import STAMP, altered, streams
 
 pytestmark = pytest.mark.integration
@@ -29,11 +29,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def written(cluster: KafkaCluster) -> list[Copy]:
     accepted, _, registry = streams()
-    # Registered as of the simulated day (the registry's records stamped an hour before it): a key written to the
-    # registry today does not vouch for records of a day before (KEY_REGISTERED_LATER, leadbus.audit.registration).
+    # A key written to the registry does not vouch for records before it (KEY_REGISTERED_LATER,
+    # leadbus.audit.registration), and the registry is stamped by the broker (LogAppendTime): the simulated day's
+    # records are stamped after their keys' registration, 100 ms apart (none after the replay begins).
     append(cluster.bootstrap_servers, PUBLISHERS, [Copy(0, *key_record(k), [], STAMP - 3_600_000, -1)
                                                    for p in registry.publishers() for k in registry.keys_of(p)])
-    copies = [Copy(0, key, value, [(n, v or b"") for n, v in headers], STAMP + 1000 * i, i)
+    registered = max(c.timestamp for c in records_of(cluster.bootstrap_servers, PUBLISHERS))
+    copies = [Copy(0, key, value, [(n, v or b"") for n, v in headers], registered + 1000 + 100 * i, i)
               for i, (_, _, key, value, headers) in enumerate(accepted)]
     append(cluster.bootstrap_servers, LEADS_ACCEPTED, copies)
     return copies

@@ -27,3 +27,18 @@ def test_an_offset_out_of_order_and_a_step_back_are_located() -> None:
 
 def test_on_an_intake_topic_a_step_back_is_a_notice() -> None:
     assert _check("leadbus.intake.SAMR", [(0, 200_000), (1, 100_000)]) == [("TIMESTAMP_BACKWARDS", 1, False)]
+
+
+def test_a_partitions_last_record_dated_after_the_replay_began_is_located_at_the_end() -> None:
+    """A record's time is not sealed: a partition's last records re-dated into the future (out of any period an auditor
+    asks for) passed, the order within the partition intact. The replay's start bounds every record's time."""
+    order = PartitionOrder(skew_ms=15_000, now_ms=1_000_000)
+    for topic, stamps in (("leadbus.cases", [(0, 900_000), (1, 950_000), (2, 4_600_000)]),
+                          ("leadbus.intake.SAMR", [(0, 900_000), (1, 1_020_000)]),
+                          ("leadbus.handover", [(0, 900_000), (1, 1_010_000)])):  # within the skew: silent
+        for offset, ms in stamps:
+            assert not list(order.check(ReplayRecord(topic, 0, offset, ms, b"k", b"v", (), CATALOG)))
+    found = [(f.check, f.topic, f.offset, f.failure) for f in order.finish()]
+    assert found == [("TIMESTAMP_IN_FUTURE", "leadbus.cases", 2, True),
+                     ("TIMESTAMP_IN_FUTURE", "leadbus.intake.SAMR", 1, False)]
+    assert list(PartitionOrder(skew_ms=15_000).finish()) == []  # no start given: not judged

@@ -136,3 +136,61 @@ def test_a_stage_key_revocation_undone_is_not_followed() -> None:
     found = [f for offset, w in enumerate(written)
              for f in verifier.check(ReplayRecord(w.topic, 0, offset, ms, w.key, w.value, w.headers, CATALOG))]
     assert found and {f.check for f in found} == {"KEY_REVOKED"} and "leadbus.publishers[0]@4" in found[0].message
+
+
+def test_a_registry_rewritten_or_with_records_missing_is_named_at_its_first_trace() -> None:
+    """Round 3's residual: a rewritten or compacted `leadbus.publishers` made any order and dated any key. Declared
+    kept whole and broker-stamped, its log shows both: records missing (offsets 0-1, 4) and records whose time their
+    writer chose (CreateTime, kind 1)."""
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+
+    from leadbus.audit.registration import registry_traces
+    from leadbus.publisher_keys import key_record
+
+    key = next(iter(_registry().keys_of(PUB)))
+
+    def msg(offset: int, kind: int) -> SimpleNamespace:
+        k, v = key_record(key)
+        return SimpleNamespace(error=lambda: None, offset=lambda: offset, key=lambda: k, value=lambda: v,
+                               timestamp=lambda: (kind, 5_000 + offset))
+
+    feed = KeyFeed("localhost:1")
+    feed._apply([msg(2, TIMESTAMP_LOG_APPEND_TIME), msg(3, TIMESTAMP_LOG_APPEND_TIME), msg(5, TIMESTAMP_CREATE_TIME),
+                 msg(6, TIMESTAMP_CREATE_TIME)])
+    found = registry_traces(feed.registry)
+    assert sorted((f.check, f.topic, f.partition, f.offset) for f in found) == [
+        ("RECORDS_DELETED", "leadbus.publishers", 0, 2), ("RECORDS_DELETED", "leadbus.publishers", 0, 5),
+        ("REGISTRY_REWRITTEN", "leadbus.publishers", 0, 5)]
+    assert all(f.failure for f in found) and "2 key record(s) from offset 5" in found[-1].message
+    # kept whole and broker-stamped: nothing; a registry declared compacted, stamped by its writers: nothing (as before)
+    feed = KeyFeed("localhost:1")
+    feed._apply([msg(0, TIMESTAMP_LOG_APPEND_TIME), msg(1, TIMESTAMP_LOG_APPEND_TIME)])
+    assert registry_traces(feed.registry) == []
+    feed = KeyFeed("localhost:1")
+    feed._apply([msg(2, TIMESTAMP_CREATE_TIME)])
+    assert registry_traces(feed.registry, {"cleanup.policy": "compact", "retention.ms": "-1"}) == []
+    assert registry_traces(_registry()) == []  # not read from the topic
+
+
+def test_a_key_record_whose_key_id_is_not_of_its_key_is_named() -> None:
+    """A registered key written again with another public key under its key id: whatever that key signs verified as
+    the registered key's, registered when it was. Every key id is made from its key: KEY_NOT_ITS_OWN at the record."""
+    from leadbus.audit.registration import registry_traces
+    from leadbus.publisher_keys import key_record
+    from leadbus.signing import key_id_of, public_bytes
+
+    raw = public_bytes(KEY.public_key())
+    key = PublisherKey("LEADBUS-linking", key_id_of(raw), raw, T0, T0, require_signed=False)
+    other = replace(key, public_key=bytes(32))
+
+    def msg(k: PublisherKey, offset: int) -> SimpleNamespace:
+        rk, v = key_record(k)
+        return SimpleNamespace(error=lambda: None, offset=lambda: offset, key=lambda: rk, value=lambda: v,
+                               timestamp=lambda: (2, 5_000 + offset))
+
+    feed = KeyFeed("localhost:1")
+    feed._apply([msg(key, 0), msg(other, 1)])
+    assert [(f.check, f.offset) for f in registry_traces(feed.registry)] == [("KEY_NOT_ITS_OWN", 1)]
+    feed = KeyFeed("localhost:1")
+    feed._apply([msg(key, 0), msg(key.revoked(NOW, "left"), 1)])
+    assert registry_traces(feed.registry) == []

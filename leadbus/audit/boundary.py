@@ -160,8 +160,11 @@ def _accepted(head: AcceptedLeads, tail: AcceptedLeads, add: list[Finding]) -> A
         return None
 
     def carry() -> None:
-        revision = head.revision
+        revision, revisions = head.revision, head._revisions
         for lead, number, digest, partition, offset in noted:
+            if lead not in revisions:  # the lead's first record (what `revision` does then, without a call)
+                revisions[lead] = (number, digest, Mark(LEADS_ACCEPTED, partition, offset))
+                continue
             add.extend(revision([], lead, number, digest, Mark(LEADS_ACCEPTED, partition, offset)))
         head._sources.extend(tail._sources)
     return carry

@@ -492,6 +492,7 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
     count = 0
     by_topic: dict[str, _Checks] = {}  # the checks that apply, per topic
     by_workers: dict[str, _Checks] = {}  # the same for a record the content workers read whole: no `Decodes` (None)
+    by_vouched: dict[str, _Checks] = {}  # the same for a `trusted` record with a value: no `Decodes`
     takes = reads.accepted.takes if reads is not None else None
     findings = report.findings
     tally = report.by_type_publisher
@@ -509,6 +510,11 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
             if checks is None:
                 checks = by_workers[record.topic] = [(v.name, None if isinstance(v, Decodes) else v.check)
                                                      for v in others if _applies(v, record.topic)]
+        elif record.trusted and record.value is not None:  # a record a stage seal vouched for: the bytes it wrote,
+            checks = by_vouched.get(record.topic)  # which `Decodes` passes without a look (it finds nothing there)
+            if checks is None:
+                checks = by_vouched[record.topic] = [(v.name, v.check) for v in others
+                                                     if _applies(v, record.topic) and type(v) is not Decodes]
         else:
             checks = by_topic.get(record.topic)
             if checks is None:
@@ -787,10 +793,15 @@ def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Ve
     return count + part.records
 
 
+#: librdkafka's prefetch (KB) for each half of a partition cut in two: the head stops at the middle (beyond it the
+#: default queue fetched a third of the partition again for nothing), and the checks, not the fetches, set the pace.
+_CUT_PREFETCH_KB = 8192
+
+
 def _read_span(source: KafkaSource, span: PartitionSpan, verifiers: list[Verifier], key: bytes | None,
                publisher: str | None, report: ReplayReport, progress: ProgressFn | None) -> int:
     sub = KafkaSource(source.settings, source.topics, source.catalog, source.start_ms, source.end_ms,
-                      timeout=source.timeout, batch=source.batch)
+                      timeout=source.timeout, batch=source.batch, prefetch_kbytes=_CUT_PREFETCH_KB)
     sub.spans = [span]
     part = ReplayReport("")
     try:

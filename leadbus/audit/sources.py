@@ -92,6 +92,14 @@ _QUEUE_FULL_BACKOFF_MS = 10
 _EARLIEST, _LATEST = -2, -1
 
 
+def bounded_prefetch(kbytes: int) -> dict[str, int]:
+    """librdkafka's prefetch held to about `kbytes` (its queue, and fetches of half that): for a reader that stops
+    inside a partition, where the default (a 64 MB queue, 10 MB fetches) went on fetching and decompressing records it
+    then dropped — the head of `leadbus.leads.accepted` cut in two (`leadbus.audit.replay._run_cut`) fetched ~35,000
+    records past its end of 50,000 — and whose fresh buffers cost page faults as they were filled."""
+    return {"queued.max.messages.kbytes": kbytes, "max.partition.fetch.bytes": min(10_485_760, kbytes * 512)}
+
+
 class KafkaSource:
     """Records of `topics` (names, or `^regex`) in [start_ms, end_ms) from the bus.
 
@@ -103,9 +111,10 @@ class KafkaSource:
 
     def __init__(self, settings: KafkaSettings, topics: list[str], catalog: SchemaCatalog,
                  start_ms: int | None = None, end_ms: int | None = None, *, timeout: float = 30.0,
-                 batch: int = 500) -> None:
+                 batch: int = 500, prefetch_kbytes: int | None = None) -> None:
         self.settings, self.topics, self.catalog = settings, topics, catalog
         self.start_ms, self.end_ms, self.timeout, self.batch = start_ms, end_ms, timeout, batch
+        self.prefetch_kbytes = prefetch_kbytes  # None: librdkafka's default queue (see `bounded_prefetch`)
         self.group = f"leadbus-audit-replay-{uuid.uuid4()}"
         self._consumer: Consumer | None = None
         self.spans: list[PartitionSpan] = []
@@ -119,7 +128,8 @@ class KafkaSource:
             self._consumer = self.settings.consumer(self.group, **{
                 "enable.auto.offset.store": False, "fetch.max.bytes": 52_428_800, "fetch.wait.max.ms": 10,
                 "max.partition.fetch.bytes": 10_485_760, "queued.min.messages": 200_000,
-                "fetch.queue.backoff.ms": _QUEUE_FULL_BACKOFF_MS})
+                "fetch.queue.backoff.ms": _QUEUE_FULL_BACKOFF_MS,
+                **(bounded_prefetch(self.prefetch_kbytes) if self.prefetch_kbytes else {})})
         return self._consumer
 
     def plan(self) -> list[PartitionSpan]:

@@ -46,7 +46,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from leadbus.audit.export import Exporter, open_exporter
+from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
@@ -197,6 +197,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         source.close()
         raise ReplayError(str(exc)) from exc
     report.spans = spans
+    if isinstance(source, ArchiveSource) and source.damaged is not None and not spans and not options.verify:
+        raise ReplayError(f"{source.damaged}: run with --verify to have each problem named")
     changelogs = sorted({s.topic for s in spans if s.topic.startswith(CHANGELOG_PREFIX)})
     if options.verify and changelogs:
         source.close()  # a stage's state in its own encoding, unsealed: a replay could only call every record altered
@@ -320,6 +322,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
                  report: ReplayReport, progress: ProgressFn | None, expected: int | None, split: bool,
                  finishing: list[Verifier], started: float, read_began: float,
                  reads: _ReadByWorkers | None = None, cut: bool = False) -> ReplayReport:
+    completed = False  # the whole period read: the export is moved to --out (else its partial file removed)
     try:
         if cut:
             assert isinstance(source, KafkaSource)
@@ -336,6 +339,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
             read_on(source, spans, verifiers, report.findings)
         elif isinstance(source, ArchiveSource) and options.verify:
             read_on_archive(source, verifiers, report.findings)
+        completed = True
     except SourceError as exc:
         raise ReplayError(str(exc)) from exc
     finally:
@@ -344,6 +348,8 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
             exporter.close()
         if handle is not None:
             handle.close()
+        if exporter is not None and options.out is not None:
+            finish_export(options.out, completed)
     finish(finishing, report, reads)
     if isinstance(source, ArchiveSource):
         known = {f.file for f in report.findings}

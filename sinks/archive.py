@@ -111,7 +111,7 @@ _FIELD_TYPES = {"seq": int, "path": str, "topic": str, "partition": int, "record
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # modified | removed | unlisted | reordered | unreadable | manifest
+    kind: str  # modified | removed | unlisted | reordered | unreadable | manifest | denied (no access: not tampering)
     path: str  # relative to the archive root
     message: str
 
@@ -448,6 +448,8 @@ def _parse_manifest(root: Path) -> tuple[list[ManifestLine], list[Problem]]:
                     lines.append(ManifestLine.from_json(text))
                 except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                     problems.append(Problem("manifest", MANIFEST, f"line {number} is not a manifest line: {exc!r}"))
+    except PermissionError as exc:
+        problems.append(Problem("denied", MANIFEST, f"{MANIFEST} cannot be read: {exc}"))
     except OSError as exc:
         problems.append(Problem("manifest", MANIFEST, f"{MANIFEST} cannot be read: {exc}"))
     return lines, problems
@@ -515,6 +517,8 @@ def _order_problems(lines: list[ManifestLine]) -> list[Problem]:
 def _file_problems(root: Path, line: ManifestLine, listed_sha: dict[str, str]) -> list[Problem]:
     try:
         return _listed_file_problems(root, line, listed_sha)
+    except PermissionError as exc:
+        return [Problem("denied", line.path, f"manifest line {line.seq}: {exc}")]
     except (OSError, ValueError) as exc:  # a name no file system takes (too long, a NUL), a file access refused
         return [Problem("unreadable", line.path, f"manifest line {line.seq}: cannot read the file: "
                                                  f"{type(exc).__name__}: {exc}")]

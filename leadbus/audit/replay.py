@@ -234,7 +234,11 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         if isinstance(source, KafkaSource):  # the first records of a partition kept forever removed
             report.findings.extend(removed_heads(source.log_starts))
         if isinstance(source, ArchiveSource):
-            for problem in source.verify():
+            try:
+                problems = source.verify()
+            except SourceError as exc:
+                raise ReplayError(str(exc)) from exc
+            for problem in problems:
                 report.findings.append(Finding(f"ARCHIVE_{problem.kind.upper()}", problem.message,
                                                _topic_of(problem.path), file=problem.path))
     try:

@@ -350,6 +350,10 @@ class ArchiveSource:
 
     def verify(self) -> list[Problem]:
         self.problems = verify(self.root, head=self.head)
+        denied = [p for p in self.problems if p.kind == "denied"]
+        if denied:  # the auditor's access, not the archive, is at fault: a replay could only call it altered
+            more = f" (and {len(denied) - 1} more)" if len(denied) > 1 else ""
+            raise SourceError(f"access refused to the archive: {denied[0].path}: {denied[0].message}{more}")
         if not (self.root / MANIFEST).exists() and not (self.root / MANIFEST).is_symlink() and self._holds_files():
             self.problems.insert(0, Problem("manifest", MANIFEST, f"{MANIFEST} is missing: every archived file is "
                                                                   "unlisted"))

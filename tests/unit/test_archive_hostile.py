@@ -180,3 +180,27 @@ def test_an_export_stopped_halfway_leaves_no_file_that_looks_complete(archive: P
     assert seen and not out.exists() and not list(tmp_path.iterdir())
     report = replay(options)
     assert report.selected > 0 and out.exists() and not (tmp_path / f"export.{fmt}.partial").exists()
+
+
+@pytest.mark.parametrize("denied", ["file", "manifest"])
+def test_a_file_the_auditor_may_not_read_is_an_access_error(copy: Path, denied: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 2, not a verification failure: permissions are the auditor's access (tests run as root, whom no mode bit
+    stops: the refusal is what the file system would answer). Before: an OSError traceback out of `verify`."""
+    from leadbus.audit.replay import ReplayError
+
+    line = read_manifest(copy)[2]
+    name = Path(line.path).name if denied == "file" else MANIFEST
+    opened = Path.open
+
+    def refusing(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.name == name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refusing)
+    with pytest.raises(ReplayError, match="access refused to the archive"):
+        replay(ReplayOptions(topics=[line.topic], source=f"archive:{copy}", verify=True, workers=1))
+    if denied == "manifest":  # without --verify too: nothing can be planned
+        with pytest.raises(ReplayError, match="Permission denied"):
+            replay(ReplayOptions(topics=[line.topic], source=f"archive:{copy}", verify=False, workers=1))

@@ -1327,9 +1327,12 @@ def audit_rebuild(
     from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
 
     start, end = _iso_time(from_, "--from"), _iso_time(to, "--to")
+    err = Console(stderr=True)
+    if start is not None and end is not None and end <= start:
+        err.print("[red]rebuild:[/red] --to must be after --from")
+        raise typer.Exit(2)
     catalog = packaged_catalog()
     end_ms = int(end.timestamp() * 1000) if end else None
-    err = Console(stderr=True)
     reader: KafkaSource | ArchiveSource
     if source == "kafka":
         settings = _audit_settings(bootstrap, client_config)

@@ -49,7 +49,7 @@ from typing import IO, Any
 from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads
 from leadbus.audit.read_on import read_on, read_on_archive
-from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
+from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
     ACCEPTED,
@@ -168,6 +168,10 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
 
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise ReplayError("--to must be after --from")
+    try:
+        check_patterns(options.topics)
+    except SourceError as exc:
+        raise ReplayError(str(exc)) from None
     catalog = catalog or packaged_catalog()
     source: KafkaSource | ArchiveSource
     if options.source == "kafka":

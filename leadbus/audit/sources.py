@@ -68,6 +68,16 @@ def _usable(msg: Any, topic: object, partition: object) -> bool:
     return False
 
 
+def check_patterns(patterns: Iterable[str]) -> None:
+    """SourceError for a `^regex` topic pattern that does not compile (a usage error, not a traceback)."""
+    for pattern in patterns:
+        if pattern.startswith("^"):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise SourceError(f"--topic {pattern!r} is not a regular expression: {exc}") from None
+
+
 def _matches(name: str, patterns: Iterable[str]) -> bool:
     for pattern in patterns:
         if pattern.startswith("^"):
@@ -129,6 +139,8 @@ class KafkaSource:
         missing = [t for t in self.topics if not t.startswith("^") and t not in meta.topics]
         if missing:
             raise SourceError(f"no such topic: {', '.join(missing)}")
+        if not names:
+            raise SourceError(f"no topic matches {', '.join(self.topics)}")
         for name in names:
             error = meta.topics[name].error
             if error is not None and error.code() != KafkaError.NO_ERROR:
@@ -376,10 +388,11 @@ class ArchiveSource:
                 by_partition.setdefault((line.topic, line.partition), []).append(line)
         named = [t for t in self.topics if not t.startswith("^")]
         missing = [t for t in named if not any(k[0] == t for k in by_partition)]
-        if missing and not by_partition and self.damaged is None:
+        if not by_partition and self.damaged is None:
+            wanted = ", ".join(missing or self.topics)
             if not self._holds_files():
-                raise SourceError(f"the archive holds nothing of {', '.join(missing)}")
-            self.damaged = f"{self.root / MANIFEST} lists no file of {', '.join(missing)}, and the folder holds some"
+                raise SourceError(f"the archive holds nothing of {wanted}")
+            self.damaged = f"{self.root / MANIFEST} lists no file of {wanted}, and the folder holds some"
         self._lines = {}
         spans = []
         for key in sorted(by_partition):

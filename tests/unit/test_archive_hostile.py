@@ -204,3 +204,14 @@ def test_a_file_the_auditor_may_not_read_is_an_access_error(copy: Path, denied: 
     if denied == "manifest":  # without --verify too: nothing can be planned
         with pytest.raises(ReplayError, match="Permission denied"):
             replay(ReplayOptions(topics=[line.topic], source=f"archive:{copy}", verify=False, workers=1))
+
+
+@pytest.mark.parametrize(("pattern", "said"), [("^leadbus\\.nothing\\..*", "holds nothing of"),
+                                               ("^(", "not a regular expression")])
+def test_a_topic_pattern_that_matches_nothing_or_does_not_compile_is_a_usage_error(archive: Path, pattern: str,
+                                                                                  said: str) -> None:
+    """Before: nothing matched was 0 records "verified" (exit 0); a pattern that does not compile a traceback."""
+    from leadbus.audit.replay import ReplayError
+
+    with pytest.raises(ReplayError, match=said):
+        replay(ReplayOptions(topics=[pattern], source=f"archive:{archive}", verify=True, workers=1))

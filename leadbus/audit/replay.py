@@ -245,6 +245,11 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             for problem in problems:
                 report.findings.append(Finding(f"ARCHIVE_{problem.kind.upper()}", problem.message,
                                                _topic_of(problem.path), file=problem.path))
+            if options.head is None:  # the manifest vouches for itself only as far as its own chain goes
+                report.findings.append(Finding(
+                    "ARCHIVE_NO_HEAD", "no --head: the manifest's chain was not checked against a head kept "
+                    "elsewhere, so a manifest rolled back to an earlier head or chained again whole is not told",
+                    "(archive)", file="MANIFEST.jsonl", failure=False))
     try:
         exporter, handle = (open_exporter(options.fmt, options.out, catalog, stdout or sys.stdout)
                             if options.fmt else (None, None))

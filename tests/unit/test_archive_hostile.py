@@ -215,3 +215,14 @@ def test_a_topic_pattern_that_matches_nothing_or_does_not_compile_is_a_usage_err
 
     with pytest.raises(ReplayError, match=said):
         replay(ReplayOptions(topics=[pattern], source=f"archive:{archive}", verify=True, workers=1))
+
+
+def test_a_verified_archive_replay_without_a_head_says_what_it_could_not_tell(archive: Path) -> None:
+    """A manifest rolled back to an earlier head (its later files removed) passes without `--head`: the replay says so
+    (a notice, exit 0), and says nothing of it when the head is given."""
+    topic = read_manifest_topics(archive)
+    bare = replay(ReplayOptions(topics=[topic], source=f"archive:{archive}", verify=True, workers=1))
+    assert bare.status == 0 and [f.check for f in bare.notices] == ["ARCHIVE_NO_HEAD"]
+    head = read_manifest(archive)[-1].chain
+    headed = replay(ReplayOptions(topics=[topic], source=f"archive:{archive}", verify=True, head=head, workers=1))
+    assert headed.status == 0 and not headed.notices

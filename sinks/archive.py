@@ -557,18 +557,19 @@ def _content_problems(path: Path, line: ManifestLine) -> list[Problem]:
         if (meta.get("leadbus.topic"), meta.get("leadbus.partition")) != (line.topic, str(line.partition)):
             found.append(f"it holds {meta.get('leadbus.topic')}[{meta.get('leadbus.partition')}]")
         offsets: list[int] = []
-        hours: set[int] = set()
+        stamps: list[Any] = []
         for item in reader:
             record = cast(dict[str, Any], item)
             offsets.append(record["offset"])
-            hours.add(_ms(record["timestamp"]) // _HOUR_MS)
+            stamps.append(record["timestamp"])
             if record["partition"] != line.partition:
                 found.append(f"offset {record['offset']} is from partition {record['partition']}")
     # The sink writes a file per UTC hour of its records' times, named by that hour: a file renamed to another hour
     # or day (and the manifest chained again) would be passed over by a replay of the period its records are in.
     named = _path_hour(line.path)
-    if named is not None and hours - {named}:
-        found.append(f"its records are stamped {', '.join(sorted(_hour_label(h) for h in hours))}h, "
+    hours = sorted({_ms(min(stamps)) // _HOUR_MS, _ms(max(stamps)) // _HOUR_MS}) if stamps else []
+    if named is not None and hours and hours != [named]:
+        found.append(f"its records are stamped {' to '.join(_hour_label(h) for h in hours)}h, "
                      f"its name says {_hour_label(named)}h")
     label = meta.get("leadbus.hour")
     if named is not None and label is not None and label != _hour_label(named):

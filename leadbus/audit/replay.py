@@ -172,6 +172,11 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         check_patterns(options.topics)
     except SourceError as exc:
         raise ReplayError(str(exc)) from None
+    if options.head is not None:  # as `leadbus archive verify` prints it; a head of another shape is a typing error
+        head = options.head.strip().lower()
+        if len(head) != 64 or any(c not in "0123456789abcdef" for c in head):
+            raise ReplayError(f"--head {options.head!r} is not a chain head (64 hex digits)")
+        options.head = head
     catalog = catalog or packaged_catalog()
     source: KafkaSource | ArchiveSource
     if options.source == "kafka":

@@ -226,3 +226,17 @@ def test_a_verified_archive_replay_without_a_head_says_what_it_could_not_tell(ar
     head = read_manifest(archive)[-1].chain
     headed = replay(ReplayOptions(topics=[topic], source=f"archive:{archive}", verify=True, head=head, workers=1))
     assert headed.status == 0 and not headed.notices
+
+
+def test_a_head_is_read_as_printed_and_one_of_another_shape_is_a_usage_error(archive: Path) -> None:
+    """Before: a head copied in upper case or with a trailing newline was 'not the expected head' (exit 1, tampering);
+    one cut short the same."""
+    from leadbus.audit.replay import ReplayError
+
+    topic = read_manifest_topics(archive)
+    head = read_manifest(archive)[-1].chain
+    report = replay(ReplayOptions(topics=[topic], source=f"archive:{archive}", verify=True, head=f" {head.upper()}\n",
+                                  workers=1))
+    assert report.status == 0, report.failures
+    with pytest.raises(ReplayError, match="not a chain head"):
+        replay(ReplayOptions(topics=[topic], source=f"archive:{archive}", verify=True, head=head[:40], workers=1))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from leadbus.batches import REGISTRY_GAP
 from leadbus.clients import CLIENT_CONFIG_ENV, ClientConfigError, KafkaSettings, resolve_settings
@@ -1136,7 +1137,7 @@ def _iso_time(value: str | None, option: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        console.print(f"[red]{option}[/red]: {value!r} is not an ISO 8601 time (e.g. 2026-11-01T08:00:00Z)")
+        console.print(f"[red]{option}[/red]: {escape(repr(value))} is not an ISO 8601 time (e.g. 2026-11-01T08:00:00Z)")
         raise typer.Exit(2) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
@@ -1149,7 +1150,7 @@ def _audit_settings(bootstrap: str | None, client_config: Path | None) -> object
         try:
             config = json.loads(client_config.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            console.print(f"[red]--client-config[/red]: {exc}")
+            console.print(f"[red]--client-config[/red]: {escape(str(exc))}")
             raise typer.Exit(2) from None
         target = bootstrap or config.pop("bootstrap.servers", None)
         config.pop("bootstrap.servers", None)
@@ -1160,7 +1161,7 @@ def _audit_settings(bootstrap: str | None, client_config: Path | None) -> object
     try:
         return KafkaSettings(_bootstrap(bootstrap))
     except typer.BadParameter as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -1217,7 +1218,7 @@ def replay_command(
     try:
         seal_verifier = seal_verifier_factory(keys_from) if verify else None
     except Exception as exc:  # noqa: BLE001 - an unreachable bus or a refused read is an access error
-        err.print(f"[red]replay:[/red] cannot read the publisher keys on leadbus.publishers: {exc}")
+        err.print(f"[red]replay:[/red] cannot read the publisher keys on leadbus.publishers: {escape(str(exc))}")
         raise typer.Exit(2) from None
     options = ReplayOptions(topics=list(topic), source=source, start=_iso_time(from_, "--from"),
                             end=_iso_time(to, "--to"), key=key, publisher=publisher, fmt=fmt, out=out,
@@ -1228,7 +1229,7 @@ def replay_command(
         with _progress(err) as progress:
             report = replay(options, settings, progress=progress, stdout=sys.stdout)
     except ReplayError as exc:
-        err.print(f"[red]replay:[/red] {exc}")
+        err.print(f"[red]replay:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     _print_replay_summary(err if to_stdout else console, report)
     if report_path is not None:
@@ -1278,20 +1279,21 @@ def _print_replay_summary(out: Console, report: object) -> None:
     assert isinstance(report, ReplayReport)
     if not out.is_terminal:
         for line in summary_lines(report):
-            out.print(line, highlight=False, soft_wrap=True)
+            out.print(line, highlight=False, soft_wrap=True, markup=False)
         return
     out.print(f"replayed {report.records} records from {report.source} in {report.seconds:.1f}s "
-              f"({report.rate:,.0f}/s); {report.selected} selected")
+              f"({report.rate:,.0f}/s); {report.selected} selected", markup=False)
     table = Table("type", "publisher", "events", title="events by type and publisher")
     for (kind, who), n in sorted(report.by_type_publisher.items()):
-        table.add_row(kind, who, str(n))
+        table.add_row(escape(kind), escape(who), str(n))
     out.print(table)
     if report.sealed and not report.seals_checked:
         out.print(f"[yellow]{report.sealed} records carry seals: NOT checked (no seal verifier installed)[/yellow]")
     if report.findings:
         found = Table("", "check", "where", "what", title="verification findings")
         for f in report.findings:
-            found.add_row("[red]FAIL[/red]" if f.failure else "note", f.check, f.where(), f.message)
+            found.add_row("[red]FAIL[/red]" if f.failure else "note", escape(f.check), escape(f.where()),
+                          escape(f.message))
         out.print(found)
     failures = len(report.failures)
     if report.verified:
@@ -1319,7 +1321,7 @@ def audit_rebuild(
 
     Exit 0 when identical, 1 with every difference printed with its case id, 2 on a usage or access error.
     """
-    from leadbus.audit.rebuild import INPUT_TOPICS, rebuild, report_json
+    from leadbus.audit.rebuild import INPUT_TOPICS, Difference, rebuild, report_json
     from leadbus.audit.sources import ArchiveSource, KafkaSource, SourceError
     from leadbus.audit.verification import ReplayRecord
     from leadbus.avro import packaged_catalog
@@ -1327,9 +1329,12 @@ def audit_rebuild(
     from leadbus.processors.core.deadlines import CalendarDays, CompressedDays, DayCounting, WorkingDays
 
     start, end = _iso_time(from_, "--from"), _iso_time(to, "--to")
+    err = Console(stderr=True)
+    if start is not None and end is not None and end <= start:
+        err.print("[red]rebuild:[/red] --to must be after --from")
+        raise typer.Exit(2)
     catalog = packaged_catalog()
     end_ms = int(end.timestamp() * 1000) if end else None
-    err = Console(stderr=True)
     reader: KafkaSource | ArchiveSource
     if source == "kafka":
         settings = _audit_settings(bootstrap, client_config)
@@ -1339,7 +1344,7 @@ def audit_rebuild(
         try:
             load_schemas(settings.bootstrap, catalog)
         except Exception as exc:  # noqa: BLE001 - an unreachable bus or a refused read
-            err.print(f"[red]rebuild:[/red] cannot read leadbus.schemas: {exc}")
+            err.print(f"[red]rebuild:[/red] cannot read leadbus.schemas: {escape(str(exc))}")
             raise typer.Exit(2) from None
         reader = KafkaSource(settings, INPUT_TOPICS, catalog, None, end_ms)
     elif source.startswith("archive:") and Path(source[8:]).is_dir():
@@ -1355,12 +1360,25 @@ def audit_rebuild(
         with _progress(err) as progress:
             records = [r for r in _counted(reader.records(), progress) if isinstance(r, ReplayRecord)]
     except SourceError as exc:
-        err.print(f"[red]rebuild:[/red] {exc}")
+        err.print(f"[red]rebuild:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     report = rebuild(records, catalog=catalog, counting=counting, start=start, end=end, tick_grace=tick_grace,
                      ends={(span.topic, span.partition): span.end for span in reader.spans})
+    if isinstance(reader, ArchiveSource):
+        # What the archive lost or was given is no derivation's difference, but a rebuild over it compares what is
+        # left: every file problem is named (a manifest removed once made "0 leads ... identical", exit 0).
+        try:
+            problems = reader.verify()
+        except SourceError as exc:
+            err.print(f"[red]rebuild:[/red] {escape(str(exc))}")
+            raise typer.Exit(2) from None
+        named = {problem.path for problem in problems}
+        report.differences[:0] = [
+            *(Difference("archive", problem.kind, problem.message, problem.path) for problem in problems),
+            *(Difference("archive", "unreadable", message, path) for path, message in reader.unreadable
+              if path not in named)]
     for difference in report.differences:
-        console.print(difference.line(), highlight=False, soft_wrap=True)
+        console.print(difference.line(), highlight=False, soft_wrap=True, markup=False)
     console.print(f"re-derived from {report.leads} accepted leads ({report.intake_records} intake records): "
                   f"{report.cases} case events, {report.steps} handover steps, {report.routed} routed records in "
                   f"{report.seconds:.1f}s; " + ("identical" if not report.differences

@@ -39,7 +39,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -58,6 +58,7 @@ ZERO_CHAIN = "0" * 64
 RAW = "raw"
 RAW_SCHEMA: Any = ["null", "bytes"]
 _HOUR_MS = 3_600_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ArchiveError(RuntimeError):
@@ -94,13 +95,23 @@ class ManifestLine:
 
     @classmethod
     def from_json(cls, text: str) -> ManifestLine:
+        """A line as the sink writes it; TypeError for a field of another type (a line of someone else's making:
+        a partition as text or a path as a number would otherwise fail the readers that sort or join them)."""
         doc = json.loads(text)
-        return cls(**{name: doc[name] for name in cls.__dataclass_fields__})
+        values = {name: doc[name] for name in cls.__dataclass_fields__}
+        for name, kind in _FIELD_TYPES.items():
+            if type(values[name]) is not kind:
+                raise TypeError(f"{name} is {values[name]!r}, not of type {kind.__name__}")
+        return cls(**values)
+
+
+_FIELD_TYPES = {"seq": int, "path": str, "topic": str, "partition": int, "records": int, "first_offset": int,
+                "last_offset": int, "sha256": str, "prev": str, "chain": str}
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # modified | removed | unlisted | reordered | unreadable | manifest
+    kind: str  # modified | removed | unlisted | reordered | unreadable | manifest | denied (no access: not tampering)
     path: str  # relative to the archive root
     message: str
 
@@ -424,16 +435,23 @@ def read_events(root: Path) -> Iterator[tuple[ManifestLine, dict[str, Any]]]:
 
 def _parse_manifest(root: Path) -> tuple[list[ManifestLine], list[Problem]]:
     manifest = root / MANIFEST
-    if not manifest.exists():
+    if not manifest.exists() and not manifest.is_symlink():
         return [], []
     lines: list[ManifestLine] = []
     problems: list[Problem] = []
-    with manifest.open(encoding="utf-8", errors="replace") as fh:  # bytes that are not UTF-8 fail their line only
-        for number, text in enumerate(fh, 1):
-            try:
-                lines.append(ManifestLine.from_json(text))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                problems.append(Problem("manifest", MANIFEST, f"line {number} is not a manifest line: {exc!r}"))
+    try:
+        if not manifest.is_file():  # a folder, a pipe or a dangling link where the manifest was: never opened
+            return [], [Problem("manifest", MANIFEST, f"{MANIFEST} is not a file")]
+        with manifest.open(encoding="utf-8", errors="replace") as fh:  # bytes that are not UTF-8 fail their line only
+            for number, text in enumerate(fh, 1):
+                try:
+                    lines.append(ManifestLine.from_json(text))
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+                    problems.append(Problem("manifest", MANIFEST, f"line {number} is not a manifest line: {exc!r}"))
+    except PermissionError as exc:
+        problems.append(Problem("denied", MANIFEST, f"{MANIFEST} cannot be read: {exc}"))
+    except OSError as exc:
+        problems.append(Problem("manifest", MANIFEST, f"{MANIFEST} cannot be read: {exc}"))
     return lines, problems
 
 
@@ -497,6 +515,16 @@ def _order_problems(lines: list[ManifestLine]) -> list[Problem]:
 
 
 def _file_problems(root: Path, line: ManifestLine, listed_sha: dict[str, str]) -> list[Problem]:
+    try:
+        return _listed_file_problems(root, line, listed_sha)
+    except PermissionError as exc:
+        return [Problem("denied", line.path, f"manifest line {line.seq}: {exc}")]
+    except (OSError, ValueError) as exc:  # a name no file system takes (too long, a NUL), a file access refused
+        return [Problem("unreadable", line.path, f"manifest line {line.seq}: cannot read the file: "
+                                                 f"{type(exc).__name__}: {exc}")]
+
+
+def _listed_file_problems(root: Path, line: ManifestLine, listed_sha: dict[str, str]) -> list[Problem]:
     path = root / line.path
     if Path(line.path).is_absolute() or ".." in Path(line.path).parts or line.path.startswith(PARTIAL):
         return [Problem("manifest", line.path, f"manifest line {line.seq} names a path outside the archive")]
@@ -529,11 +557,23 @@ def _content_problems(path: Path, line: ManifestLine) -> list[Problem]:
         if (meta.get("leadbus.topic"), meta.get("leadbus.partition")) != (line.topic, str(line.partition)):
             found.append(f"it holds {meta.get('leadbus.topic')}[{meta.get('leadbus.partition')}]")
         offsets: list[int] = []
+        stamps: list[Any] = []
         for item in reader:
             record = cast(dict[str, Any], item)
             offsets.append(record["offset"])
+            stamps.append(record["timestamp"])
             if record["partition"] != line.partition:
                 found.append(f"offset {record['offset']} is from partition {record['partition']}")
+    # The sink writes a file per UTC hour of its records' times, named by that hour: a file renamed to another hour
+    # or day (and the manifest chained again) would be passed over by a replay of the period its records are in.
+    named = _path_hour(line.path)
+    hours = sorted({_ms(min(stamps)) // _HOUR_MS, _ms(max(stamps)) // _HOUR_MS}) if stamps else []
+    if named is not None and hours and hours != [named]:
+        found.append(f"its records are stamped {' to '.join(_hour_label(h) for h in hours)}h, "
+                     f"its name says {_hour_label(named)}h")
+    label = meta.get("leadbus.hour")
+    if named is not None and label is not None and label != _hour_label(named):
+        found.append(f"its metadata says hour {label}, its name {_hour_label(named)}")
     if len(offsets) != line.records:
         found.append(f"it holds {len(offsets)} records, the manifest says {line.records}")
     if any(a >= b for a, b in itertools.pairwise(offsets)):
@@ -544,12 +584,33 @@ def _content_problems(path: Path, line: ManifestLine) -> list[Problem]:
     return [Problem("modified", line.path, f"manifest line {line.seq} disagrees with the file: {f}") for f in found]
 
 
+def _ms(stamp: Any) -> int:
+    """An archived record's time in ms: fastavro reads `timestamp-millis` as a datetime."""
+    if isinstance(stamp, datetime):
+        return (stamp - _EPOCH) // timedelta(milliseconds=1)
+    return int(stamp)
+
+
+def _path_hour(path: str) -> int | None:
+    """The UTC hour a sealed file's name `<topic>/<YYYY-MM-DD>/<HH>-p…` says, or None for a name not of that shape."""
+    parts = path.split("/")
+    if len(parts) < 3:
+        return None
+    try:
+        stamp = datetime.strptime(f"{parts[-2]}T{parts[-1][:2]}", "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(stamp.timestamp()) // 3600
+
+
 def _archive_files(root: Path) -> set[str]:
     files = set()
-    for path in root.rglob("*"):
-        relative = path.relative_to(root).as_posix()
-        if path.is_file() and relative != MANIFEST and not relative.startswith(PARTIAL + "/"):
-            files.add(relative)
+    for folder, _, names in os.walk(root):  # links to folders are not followed: what sits here is what is listed
+        for name in names:
+            path = Path(folder) / name
+            relative = path.relative_to(root).as_posix()
+            if relative != MANIFEST and not relative.startswith(PARTIAL + "/") and path.is_file():
+                files.add(relative)
     return files
 
 

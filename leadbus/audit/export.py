@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -179,17 +180,35 @@ class AvroExporter:
         self.out.flush()
 
 
+def partial_path(out: Path) -> Path:
+    """Where an export to `out` is written until the replay ends: a replay stopped (Ctrl-C, an error) leaves no file
+    at `out` that looks complete — an Avro file flushed at a block's end reads as a whole one."""
+    return out.with_name(f"{out.name}.partial")
+
+
+def finish_export(out: Path, completed: bool) -> None:
+    """The export moved to `out` once the replay read its whole period; else its partial file removed."""
+    partial = partial_path(out)
+    if completed:
+        os.replace(partial, out)
+    else:
+        partial.unlink(missing_ok=True)
+
+
 def open_exporter(fmt: str, out: Path | None, catalog: SchemaCatalog,
                   stdout: IO[str]) -> tuple[Exporter, IO[Any] | None]:
-    """The exporter for `fmt` writing to `out` (JSON Lines may go to stdout); returns it and the file to close."""
-    if fmt == "jsonl":
-        if out is None:
-            return JsonLinesExporter(stdout), None
-        handle = out.open("w", encoding="utf-8")
-        return JsonLinesExporter(handle), handle
-    if fmt == "avro":
-        if out is None:
+    """The exporter for `fmt` writing to `out`'s partial file (`finish_export` moves it; JSON Lines may go to stdout);
+    returns it and the file to close."""
+    if fmt not in ("jsonl", "avro"):
+        raise ValueError(f"--format is jsonl or avro, not {fmt!r}")
+    if out is None:
+        if fmt == "avro":
             raise ValueError("--format avro needs --out FILE")
-        binary = out.open("wb")
-        return AvroExporter(binary, catalog), binary
-    raise ValueError(f"--format is jsonl or avro, not {fmt!r}")
+        return JsonLinesExporter(stdout), None
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder")
+    if fmt == "jsonl":
+        handle = partial_path(out).open("w", encoding="utf-8")
+        return JsonLinesExporter(handle), handle
+    binary = partial_path(out).open("wb")
+    return AvroExporter(binary, catalog), binary

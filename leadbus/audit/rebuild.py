@@ -206,6 +206,15 @@ class Rebuild:
                 self._diff(kind, "?", f"{topic} holds a record that is no {name.rsplit('.', 1)[-1]}", r.where(),
                            r.timestamp_ms)
 
+    def _keyed(self, r: ReplayRecord, event: Mapping[str, Any], kind: str) -> None:
+        """The stages key every case event, step and routed record by its case id (consumers, compaction and the
+        co-partitioning of cases and steps go by it): one recorded under another key is not what the stage wrote,
+        however equal its event."""
+        case_id = str(event["case_id"])
+        if r.key != case_id.encode():
+            shown = "no key" if r.key is None else f"key {r.key[:64]!r}"
+            self._diff(kind, case_id, f"{r.topic} holds it under {shown}, not its case id", r.where(), r.timestamp_ms)
+
     # -- reading --------------------------------------------------------------------------------------------
 
     def _load(self) -> None:
@@ -348,6 +357,7 @@ class Rebuild:
         every derived CaseUpdated (updated_at as recorded) and its time."""
         recorded: dict[tuple[str, int, bool], list[tuple[ReplayRecord, dict[str, Any]]]] = defaultdict(list)
         for r, event in self._events(self.cases, CASE_UPDATED, "case", CASES):
+            self._keyed(r, event, "case")
             recorded[(event["case_id"], int(event["version"]), event["merged_into"] is not None)].append((r, event))
         # Every lead derived from its lead, never from the view intake wrote beside it (`LeadAccepted` v7's
         # ``linking``, which the stage links by): a view that is not its lead's is a difference here, and the cases
@@ -526,6 +536,7 @@ class Rebuild:
         ticks: set[int] = set()
         last_seen = 0
         for r, step in self._events(self.steps, STEP, "handover", HANDOVER):
+            self._keyed(r, step, "handover")
             recorded[(step["case_id"], int(step["seq"]))].append((r, step))
             recorded_ms = _ms(step["recorded_at"])
             last_seen = max(last_seen, recorded_ms)
@@ -661,6 +672,7 @@ class Rebuild:
                 self._diff("route", "?", f"{r.topic} holds a record routing does not write", r.where(),
                            r.timestamp_ms)
                 continue
+            self._keyed(r, event, "route")
             recorded[(r.topic, str(event["case_id"]))].append((r, event))
         self.report.routed = sum(len(v) for v in derived.values())
         for key in sorted(set(derived) | set(recorded)):

@@ -46,11 +46,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from leadbus.audit.export import Exporter, open_exporter
+from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
-from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
+from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
     ACCEPTED,
@@ -169,6 +169,15 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
 
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise ReplayError("--to must be after --from")
+    try:
+        check_patterns(options.topics)
+    except SourceError as exc:
+        raise ReplayError(str(exc)) from None
+    if options.head is not None:  # as `leadbus archive verify` prints it; a head of another shape is a typing error
+        head = options.head.strip().lower()
+        if len(head) != 64 or any(c not in "0123456789abcdef" for c in head):
+            raise ReplayError(f"--head {options.head!r} is not a chain head (64 hex digits)")
+        options.head = head
     catalog = catalog or packaged_catalog()
     schemas_altered: list[tuple[int, int, str]] = []
     source: KafkaSource | ArchiveSource
@@ -199,6 +208,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         source.close()
         raise ReplayError(str(exc)) from exc
     report.spans = spans
+    if isinstance(source, ArchiveSource) and source.damaged is not None and not spans and not options.verify:
+        raise ReplayError(f"{source.damaged}: run with --verify to have each problem named")
     changelogs = sorted({s.topic for s in spans if s.topic.startswith(CHANGELOG_PREFIX)})
     if options.verify and changelogs:
         source.close()  # a stage's state in its own encoding, unsealed: a replay could only call every record altered
@@ -253,9 +264,18 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                     raise ReplayError(str(exc)) from exc
                 report.findings.extend(within_retention(firsts, registry, int(time.time() * 1000)))
         if isinstance(source, ArchiveSource):
-            for problem in source.verify():
+            try:
+                problems = source.verify()
+            except SourceError as exc:
+                raise ReplayError(str(exc)) from exc
+            for problem in problems:
                 report.findings.append(Finding(f"ARCHIVE_{problem.kind.upper()}", problem.message,
                                                _topic_of(problem.path), file=problem.path))
+            if options.head is None:  # the manifest vouches for itself only as far as its own chain goes
+                report.findings.append(Finding(
+                    "ARCHIVE_NO_HEAD", "no --head: the manifest's chain was not checked against a head kept "
+                    "elsewhere, so a manifest rolled back to an earlier head or chained again whole is not told",
+                    "(archive)", file="MANIFEST.jsonl", failure=False))
     try:
         exporter, handle = (open_exporter(options.fmt, options.out, catalog, stdout or sys.stdout)
                             if options.fmt else (None, None))
@@ -341,6 +361,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
                  report: ReplayReport, progress: ProgressFn | None, expected: int | None, split: bool,
                  finishing: list[Verifier], started: float, read_began: float,
                  reads: _ReadByWorkers | None = None, cut: bool = False) -> ReplayReport:
+    completed = False  # the whole period read: the export is moved to --out (else its partial file removed)
     try:
         if cut:
             assert isinstance(source, KafkaSource)
@@ -357,6 +378,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
             read_on(source, spans, verifiers, report.findings)
         elif isinstance(source, ArchiveSource) and options.verify:
             read_on_archive(source, verifiers, report.findings)
+        completed = True
     except SourceError as exc:
         raise ReplayError(str(exc)) from exc
     finally:
@@ -365,6 +387,8 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
             exporter.close()
         if handle is not None:
             handle.close()
+        if exporter is not None and options.out is not None:
+            finish_export(options.out, completed)
     finish(finishing, report, reads)
     if isinstance(source, ArchiveSource):
         known = {f.file for f in report.findings}

@@ -68,6 +68,16 @@ def _usable(msg: Any, topic: object, partition: object) -> bool:
     return False
 
 
+def check_patterns(patterns: Iterable[str]) -> None:
+    """SourceError for a `^regex` topic pattern that does not compile (a usage error, not a traceback)."""
+    for pattern in patterns:
+        if pattern.startswith("^"):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise SourceError(f"--topic {pattern!r} is not a regular expression: {exc}") from None
+
+
 def _matches(name: str, patterns: Iterable[str]) -> bool:
     for pattern in patterns:
         if pattern.startswith("^"):
@@ -142,6 +152,8 @@ class KafkaSource:
         missing = [t for t in self.topics if not t.startswith("^") and t not in meta.topics]
         if missing:
             raise SourceError(f"no such topic: {', '.join(missing)}")
+        if not names:
+            raise SourceError(f"no topic matches {', '.join(self.topics)}")
         for name in names:
             error = meta.topics[name].error
             if error is not None and error.code() != KafkaError.NO_ERROR:
@@ -408,6 +420,9 @@ class ArchiveSource:
         self.problems: list[Problem] = []
         self.unreadable: list[tuple[str, str]] = []
         self.skipped: list[str] = []  # files not read: their offsets were read from an earlier file
+        #: why the archive's manifest cannot be trusted to plan from (missing, a line not of the sink's making): a
+        #: verified replay goes on and names each problem (exit 1), any other stops (`replay`)
+        self.damaged: str | None = None
         self._lines: dict[tuple[str, int], list[ManifestLine]] = {}
         self.spans: list[PartitionSpan] = []
 
@@ -416,23 +431,37 @@ class ArchiveSource:
 
     def verify(self) -> list[Problem]:
         self.problems = verify(self.root, head=self.head)
+        denied = [p for p in self.problems if p.kind == "denied"]
+        if denied:  # the auditor's access, not the archive, is at fault: a replay could only call it altered
+            more = f" (and {len(denied) - 1} more)" if len(denied) > 1 else ""
+            raise SourceError(f"access refused to the archive: {denied[0].path}: {denied[0].message}{more}")
+        if not (self.root / MANIFEST).exists() and not (self.root / MANIFEST).is_symlink() and self._holds_files():
+            self.problems.insert(0, Problem("manifest", MANIFEST, f"{MANIFEST} is missing: every archived file is "
+                                                                  "unlisted"))
         return self.problems
 
     def plan(self) -> list[PartitionSpan]:
+        lines, problems = parse_manifest(self.root)  # a line that does not parse is `verify`'s finding, not an error
+        self.damaged = None
         if not (self.root / MANIFEST).is_file():
-            raise SourceError(f"{self.root} is not an archive (no {MANIFEST})")
-        try:
-            lines, _ = parse_manifest(self.root)  # a line that does not parse is `verify`'s finding, not an error
-        except OSError as exc:
-            raise SourceError(f"{self.root / MANIFEST}: {exc}") from exc
+            if not self._holds_files():
+                raise SourceError(f"{self.root} is not an archive (no {MANIFEST})")
+            # archived files without their manifest (removed, or a folder or link put in its place): tampering, which
+            # `verify` names file by file, not a wrong folder
+            self.damaged = f"{self.root / MANIFEST} is missing or not a file, and the folder holds archived files"
+        elif problems:
+            self.damaged = f"{self.root / MANIFEST}: {problems[0].message}"
         by_partition: dict[tuple[str, int], list[ManifestLine]] = {}
         for line in lines:
             if _matches(line.topic, self.topics):
                 by_partition.setdefault((line.topic, line.partition), []).append(line)
         named = [t for t in self.topics if not t.startswith("^")]
         missing = [t for t in named if not any(k[0] == t for k in by_partition)]
-        if missing and not by_partition:
-            raise SourceError(f"the archive holds nothing of {', '.join(missing)}")
+        if not by_partition and self.damaged is None:
+            wanted = ", ".join(missing or self.topics)
+            if not self._holds_files():
+                raise SourceError(f"the archive holds nothing of {wanted}")
+            self.damaged = f"{self.root / MANIFEST} lists no file of {wanted}, and the folder holds some"
         self._lines = {}
         spans = []
         for key in sorted(by_partition):
@@ -443,6 +472,14 @@ class ArchiveSource:
                                            chosen[-1].last_offset + 1))
         self.spans = spans
         return spans
+
+    def _holds_files(self) -> bool:
+        """Whether the folder holds a sealed file (`<topic>/<day>/<name>.avro`) of the topics replayed."""
+        try:
+            return any(_matches(folder.name, self.topics) and any(folder.glob("*/*.avro"))
+                       for folder in self.root.iterdir() if folder.is_dir())
+        except OSError:
+            return False
 
     def only(self, where: tuple[str, int]) -> bool:
         """Read only this partition's files (after `plan`); False when the plan holds none of it."""
@@ -507,6 +544,9 @@ class ArchiveSource:
     def _read(self, line: ManifestLine) -> Iterator[tuple[SchemaEntry | None, Any]]:
         path = self.root / line.path
         try:
+            if not path.is_file():  # removed (`verify` says so), or a pipe put in its place: opening it would wait
+                self.unreadable.append((line.path, "not a file"))
+                return
             with path.open("rb") as fh:
                 reader = fastavro.reader(fh)
                 entry = self._writer(reader.metadata)

@@ -252,6 +252,48 @@ def test_rebuild_reports_a_corrupted_derived_event_with_its_case_id(recorded: Re
     assert any("due_at" in line and line.startswith("handover") for line in lines), done.stdout
 
 
+def test_rebuild_reports_a_derived_event_under_another_key_with_its_case_id(recorded: Recorded) -> None:
+    """A case event moved to another case's key and a step's key replaced by one that reads as Rich markup, their
+    events untouched (red team round 12): before, the rebuild matched by the events alone and called both identical
+    (exit 0); the key named in the difference is printed as written (a `[/…]` in it was a MarkupError traceback)."""
+    bootstrap = recorded.bootstrap
+    moved: dict[str, str] = {}
+
+    def rekey(copies: list[Copy], topic: str) -> list[Copy]:
+        out = list(copies)
+        i = len(out) // 2
+        case_id = decode(CATALOG, out[i].value)[1]["case_id"]
+        other = next((c.key for c in out if c.key not in (None, case_id.encode())), None)
+        out[i] = replace(out[i], key=other if topic == CASES else b"[/leadbus]")
+        moved[topic] = case_id
+        return out
+
+    rewrite_topic(bootstrap, CASES, lambda cs: rekey(cs, CASES))
+    rewrite_topic(bootstrap, HANDOVER, lambda cs: rekey(cs, HANDOVER))
+    done = cli("audit", "rebuild", "-b", bootstrap, "--day-seconds", str(DAY_SECONDS), "--tick-grace", TICK_GRACE)
+    assert done.returncode == 1, done.stdout
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("case") and moved[CASES] in line and "not its case id" in line and f"{CASES}[" in line
+               for line in lines), done.stdout
+    assert any(line.startswith("handover") and moved[HANDOVER] in line and "under key b'[/leadbus]'" in line
+               for line in lines), done.stdout
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_rebuild_from_an_archive_without_its_manifest_names_the_archive_not_identical(recorded: Recorded,
+                                                                                    tmp_path: Path) -> None:
+    """Red team round 12: a rebuild read the archive's records without checking the archive; once its manifest was
+    removed (or unreadable) it read nothing and said "0 accepted leads ... identical" (exit 0)."""
+    copy = tmp_path / "archive"
+    shutil.copytree(recorded.archive, copy)
+    (copy / "MANIFEST.jsonl").unlink()
+    done = cli("audit", "rebuild", "--source", f"archive:{copy}", "--day-seconds", str(DAY_SECONDS))
+    assert done.returncode == 1, done.stdout
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("archive  manifest") and "MANIFEST.jsonl is missing" in line for line in lines)
+    assert any(line.startswith("archive  unlisted") and f"[{CASES}/" in line for line in lines), done.stdout
+
+
 # -- seals: the verifier slot, with a test verifier ------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -69,3 +70,22 @@ def test_simulate_publishes_confirmed_leads(bootstrap: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "failed 0" in result.stdout
     assert len(read_all(bootstrap, intake_topic("SAMR"))) > before
+
+
+def test_replay_and_rebuild_usage_errors_exit_2_without_a_traceback(bootstrap: str, tmp_path: Path) -> None:
+    """Issue #14's contract, red team round 12. Before: a `^regex` topic that matched nothing replayed 0 records and
+    said "verified" (exit 0), one that did not compile was a traceback (exit 1), and `audit rebuild --from` after
+    `--to` compared nothing and said "identical" (exit 0)."""
+    cases = {
+        "no topic matches": ["replay", "--topic", "^leadbus\\.nothing\\..*", "--verify", "-b", bootstrap],
+        "not a regular expression": ["replay", "--topic", "^(", "--verify", "-b", bootstrap],
+        "--to must be after --from": ["audit", "rebuild", "-b", bootstrap, "--from", "2026-12-01T00:00:00Z",
+                                      "--to", "2026-11-01T00:00:00Z"],
+        "No such file or directory": ["replay", "--topic", "leadbus.cases", "-b", bootstrap,
+                                      "--out", str(tmp_path / "missing" / "x.jsonl")],
+    }
+    for said, args in cases.items():
+        done = subprocess.run([sys.executable, "-m", "leadbus.cli", *args], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and said in " ".join((done.stdout + done.stderr).split()), (said, done)

@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install kafka-libs lint test test-unit test-faults bench demo clean
 
-$(STAMP): pyproject.toml
+# `pip install -e` also compiles the C extension in place (setup.py: leadbus/audit/_picker.c, the replay's picker);
+# a change to its source installs again, which rebuilds it.
+$(STAMP): pyproject.toml setup.py leadbus/audit/_picker.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -42,3 +44,4 @@ demo: install kafka-libs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	find leadbus -name '*.so' -delete

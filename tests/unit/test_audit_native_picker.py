@@ -1,4 +1,5 @@
-"""The replay's C field picker (`leadbus.audit.native_picker`) against its reference, the Python picker.
+"""The replay's C field picker (`leadbus.audit.native_picker`) against its reference, the Python picker (and the
+replay's loop with both C paths, the picker and the stage seal's link, against the Python paths alone).
 
 Both paths over the same bytes give the same outcome (the same values, or the same exception): bodies of every version
 of the picked schemas, random and damaged (cut, trailing bytes, bytes flipped), and the replay's loop over sealed
@@ -19,6 +20,7 @@ import pytest
 from fastavro import schemaless_writer
 
 from leadbus.audit import native_picker, picker
+from leadbus.audit import stage_seals as stage_seals_module
 from leadbus.audit import verification as verification_module
 from leadbus.audit.verification import _CASE_HEAD, _STEP_HEAD, ACCEPTED_HEAD, ACCEPTED_REVISION
 from leadbus.avro import SchemaCatalog, decode
@@ -40,15 +42,17 @@ PICKED = (("cn.leadbus.CaseUpdated", _CASE_HEAD), ("cn.leadbus.HandoverStep", _S
 
 @contextmanager
 def python_alone() -> Iterator[None]:
-    """Every picker made in the block is the Python one (the extension left unused), as without `make install`."""
-    saved = native_picker.NATIVE
+    """In the block, every picker made is the Python one and stage seals are linked in Python (the extensions left
+    unused), as without `make install`."""
+    saved, saved_link = native_picker.NATIVE, stage_seals_module.quick_link
     native_picker.NATIVE = False
+    stage_seals_module.quick_link = None
     picker._PICKERS.clear()
     verification_module._LAST_PICKER[:] = [None, None, None]
     try:
         yield
     finally:
-        native_picker.NATIVE = saved
+        native_picker.NATIVE, stage_seals_module.quick_link = saved, saved_link
         picker._PICKERS.clear()
         verification_module._LAST_PICKER[:] = [None, None, None]
 
@@ -60,11 +64,14 @@ def outcome(pick: Any, data: bytes) -> Any:
         return ("refused", type(exc), str(exc))
 
 
-def test_the_native_picker_is_built_and_in_use() -> None:
-    """`make install` compiles `leadbus.audit._picker`; the replay's pickers of the bus's topics are the C ones."""
+def test_the_native_picker_and_seal_link_are_built_and_in_use() -> None:
+    """`make install` compiles `leadbus.audit._picker` and `_seal_link`; the replay's pickers of the bus's topics are
+    the C ones, and the stage seals' check links in C."""
     from leadbus.audit._picker import Picker
+    from leadbus.audit._seal_link import quick_link
 
     assert native_picker.NATIVE
+    assert stage_seals_module.quick_link is quick_link
     for name, paths in PICKED:
         made = picker.picker(CATALOG.latest(name), paths)
         assert isinstance(made, Picker), name

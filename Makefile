@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install kafka-libs lint test test-unit test-faults bench demo clean
 
-$(STAMP): pyproject.toml
+# `pip install -e` also compiles the C extensions in place (setup.py: leadbus/audit/_picker.c and _seal_link.c, the
+# replay's hot path); a change to their sources installs again, which rebuilds them.
+$(STAMP): pyproject.toml setup.py leadbus/audit/_picker.c leadbus/audit/_seal_link.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -42,3 +44,4 @@ demo: install kafka-libs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	find leadbus -name '*.so' -delete

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from leadbus.audit.native_picker import native_picker
 from leadbus.avro import SchemaEntry
 from leadbus.avro.fastread import Compiler, Unsupported
 
@@ -29,16 +30,26 @@ class _Unpickable(Exception):
 
 
 def picker(schema: SchemaEntry, paths: tuple[str, ...]) -> Picker | None:
-    """The compiled reader of `paths` (dotted field names) in bodies of `schema`; None when it cannot be made."""
+    """The compiled reader of `paths` (dotted field names) in bodies of `schema`; None when it cannot be made.
+
+    The C picker (`leadbus.audit.native_picker`) when it covers the schema, wrapping this module's, which it hands
+    what it does not read: the same values either way."""
     key = (schema.fingerprint, paths)
     if key in _PICKERS:
         return _PICKERS[key]
-    try:
-        made: Picker | None = _compile(schema.parsed, paths)
-    except (Unsupported, _Unpickable, KeyError, TypeError):
-        made = None
+    made = python_picker(schema, paths)
+    if made is not None:
+        made = native_picker(schema.parsed, paths, made) or made
     _PICKERS[key] = made
     return made
+
+
+def python_picker(schema: SchemaEntry, paths: tuple[str, ...]) -> Picker | None:
+    """The reference: the picker compiled to Python alone."""
+    try:
+        return _compile(schema.parsed, paths)
+    except (Unsupported, _Unpickable, KeyError, TypeError):
+        return None
 
 
 def _compile(parsed: Any, paths: tuple[str, ...]) -> Picker:

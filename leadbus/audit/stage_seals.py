@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from leadbus.audit.native_seal import quick_link
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -228,6 +229,19 @@ class StageSealVerifier:
         the next number, linking to that record, at a time its key was valid. Then nothing is found, and what the
         general path does is done here (the same state after it); False for anything else (nothing done: the general
         path judges it)."""
+        if quick_link is not None:  # the headers' checks and the link in C, when the headers are of the usual types
+            state = hot[3]
+            link = quick_link(headers, hot[0], hot[1], hot[2], state.link, state.sequence + 1, hot[8], record.key,
+                              record.value)
+            if link is not None:
+                ms = record.timestamp_ms
+                start, until, revoked = hot[5], hot[6], hot[7]
+                if (ms <= 0 or (start is not None and ms < start) or (until is not None and ms >= until)
+                        or (revoked is not None and ms >= revoked)
+                        or self.registry.get(hot[9][0], hot[9][1]) is not hot[4]):
+                    return False
+                self._goes_on(record, state, link)
+                return True
         n = len(headers)
         base = n - 5
         (n0, signer_raw), (n1, key_raw), (n2, chain_raw), (n3, number), (n4, prev) = headers[base:]
@@ -249,6 +263,11 @@ class StageSealVerifier:
         if self.registry.get(hot[9][0], hot[9][1]) is not hot[4]:
             return False
         link = link_after(hot[8].copy(), number, record.key, record.value, headers[:base], prev)  # = record_link
+        self._goes_on(record, state, link)
+        return True
+
+    def _goes_on(self, record: ReplayRecord, state: _State, link: bytes) -> None:
+        """`_quick`'s record, judged usual: the lane goes on (as the general path leaves it)."""
         here = Mark(record.topic, record.partition, record.offset, record.file, record.index)
         self.sealed += 1
         state.sequence, state.link, state.at = state.sequence + 1, link, here
@@ -260,7 +279,6 @@ class StageSealVerifier:
                 state.run.append(record)
         if state.unsigned_from is None:
             state.unsigned_from = here
-        return True
 
     def _remember(self, record: ReplayRecord, headers: Sequence[tuple[str, bytes | None]], state: _State,
                   key: PublisherKey, names: tuple[str, str, str]) -> None:

@@ -1,0 +1,187 @@
+/* The usual record's stage seal, judged and linked in C: `StageSealVerifier._quick`'s checks of the headers and
+ * `leadbus.stage_seals.link_after` (the reference, which this must agree with).
+ *
+ * quick_link(headers, signer, key_id, chain, link, number, lane, key, value) -> the record's link, or None
+ *
+ * The link when the seal's five headers come last in the stage's order, no other header is a seal's, the signer,
+ * key id and chain values are those given, the number's digits are `number` (no sign, no leading zero, at most 19
+ * digits) and `prev` is `link`; None for anything else, and for anything of an unusual type (a header that is not a
+ * (str, bytes or None) pair, a name that is not UTF-8, a key or value that is not bytes or None, lengths past 32
+ * bits): the caller then judges the record in Python, as without this module. It never says yes where Python would
+ * say no, and computes the same link (SHA-256 fed by a copy of `lane`, the lane's shared head).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+static const char *SEAL_NAMES[6] = {"leadbus-stage-signer", "leadbus-stage-key-id", "leadbus-stage-chain",
+                                    "leadbus-stage-seq", "leadbus-stage-prev", "leadbus-stage-signature"};
+
+static PyObject *str_copy, *str_update, *str_digest;
+
+static int is_name(PyObject *name, const char *expected) {
+    return PyUnicode_CompareWithASCIIString(name, expected) == 0;
+}
+
+/* The (name, value) pair at `item`: 1 with a str name and a bytes-or-None value, else 0. */
+static int pair(PyObject *item, PyObject **name, PyObject **value) {
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
+        return 0;
+    *name = PyTuple_GET_ITEM(item, 0);
+    *value = PyTuple_GET_ITEM(item, 1);
+    return PyUnicode_CheckExact(*name) && (*value == Py_None || PyBytes_CheckExact(*value));
+}
+
+static int same_bytes(PyObject *a, PyObject *b) {
+    return PyBytes_CheckExact(a) && PyBytes_CheckExact(b) && PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(b)
+        && memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(a)) == 0;
+}
+
+static char *put_u32(char *out, Py_ssize_t n) {
+    uint32_t v = (uint32_t)n;
+    out[0] = (char)(v >> 24);
+    out[1] = (char)(v >> 16);
+    out[2] = (char)(v >> 8);
+    out[3] = (char)v;
+    return out + 4;
+}
+
+static char *put_sized(char *out, PyObject *raw) { /* bytes: length and bytes; None: ff ff ff ff */
+    if (raw == Py_None) {
+        memset(out, 0xFF, 4);
+        return out + 4;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(raw);
+    out = put_u32(out, n);
+    memcpy(out, PyBytes_AS_STRING(raw), (size_t)n);
+    return out + n;
+}
+
+#define LIMIT ((Py_ssize_t)0xFFFFFFFF)
+
+static PyObject *quick_link(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "quick_link takes 9 arguments");
+        return NULL;
+    }
+    PyObject *headers = args[0], *signer = args[1], *key_id = args[2], *chain = args[3], *link = args[4];
+    PyObject *number_expected = args[5], *lane = args[6], *key = args[7], *value = args[8];
+    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers))
+        Py_RETURN_NONE;
+    PyObject **items = PySequence_Fast_ITEMS(headers);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers), base = n - 5;
+    if (base < 0)
+        Py_RETURN_NONE;
+    PyObject *names[5], *values[5];
+    for (int k = 0; k < 5; k++)
+        if (!pair(items[base + k], &names[k], &values[k]) || !is_name(names[k], SEAL_NAMES[k]))
+            Py_RETURN_NONE;
+    PyObject *number = values[3], *prev = values[4];
+    if (!same_bytes(values[0], signer) || !same_bytes(values[1], key_id) || !same_bytes(values[2], chain)
+        || !same_bytes(prev, link) || !PyBytes_CheckExact(number))
+        Py_RETURN_NONE;
+    /* the number: digits only, no leading zero, at most 19 of them, the one expected */
+    Py_ssize_t digits = PyBytes_GET_SIZE(number);
+    const char *d = PyBytes_AS_STRING(number);
+    if (digits < 1 || digits > 19 || d[0] == '0' || !PyLong_CheckExact(number_expected))
+        Py_RETURN_NONE;
+    unsigned long long got = 0;
+    for (Py_ssize_t k = 0; k < digits; k++) {
+        if (d[k] < '0' || d[k] > '9')
+            Py_RETURN_NONE;
+        got = got * 10 + (unsigned long long)(d[k] - '0');
+    }
+    unsigned long long expected = PyLong_AsUnsignedLongLong(number_expected); /* 19 digits fit in 64 bits */
+    if (expected == (unsigned long long)-1 && PyErr_Occurred()) { /* negative, or past 64 bits */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (got != expected)
+        Py_RETURN_NONE;
+    if ((key != Py_None && !PyBytes_CheckExact(key)) || (value != Py_None && !PyBytes_CheckExact(value)))
+        Py_RETURN_NONE;
+    /* the other headers: none a seal's; their names and values, length-prefixed */
+    Py_ssize_t others = 0;
+    for (Py_ssize_t k = 0; k < base; k++) {
+        PyObject *name, *raw;
+        if (!pair(items[k], &name, &raw))
+            Py_RETURN_NONE;
+        for (int s = 0; s < 6; s++)
+            if (is_name(name, SEAL_NAMES[s]))
+                Py_RETURN_NONE;
+        Py_ssize_t size;
+        if (PyUnicode_AsUTF8AndSize(name, &size) == NULL) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        Py_ssize_t length = raw == Py_None ? 0 : PyBytes_GET_SIZE(raw);
+        if (size > LIMIT || length > LIMIT)
+            Py_RETURN_NONE;
+        others += 8 + size + length;
+    }
+    Py_ssize_t key_size = key == Py_None ? 0 : PyBytes_GET_SIZE(key);
+    Py_ssize_t value_size = value == Py_None ? 0 : PyBytes_GET_SIZE(value);
+    Py_ssize_t prev_size = PyBytes_GET_SIZE(prev);
+    if (key_size > LIMIT || value_size > LIMIT || others > LIMIT)
+        Py_RETURN_NONE;
+    PyObject *fed = PyBytes_FromStringAndSize(NULL, 4 + digits + 4 + key_size + 4 + value_size + 4 + others + 4
+                                                        + prev_size);
+    if (fed == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(fed);
+    out = put_u32(out, digits);
+    memcpy(out, d, (size_t)digits);
+    out += digits;
+    out = put_sized(out, key);
+    out = put_sized(out, value);
+    out = put_u32(out, others);
+    for (Py_ssize_t k = 0; k < base; k++) {
+        PyObject *name = PyTuple_GET_ITEM(items[k], 0), *raw = PyTuple_GET_ITEM(items[k], 1);
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(name, &size);
+        out = put_u32(out, size);
+        memcpy(out, utf8, (size_t)size);
+        out += size;
+        if (raw == Py_None) { /* a header without a value is fed as an empty one */
+            out = put_u32(out, 0);
+        } else {
+            out = put_sized(out, raw);
+        }
+    }
+    out = put_sized(out, prev);
+    PyObject *hash = PyObject_CallMethodNoArgs(lane, str_copy);
+    if (hash == NULL) {
+        Py_DECREF(fed);
+        return NULL;
+    }
+    PyObject *done = PyObject_CallMethodOneArg(hash, str_update, fed);
+    Py_DECREF(fed);
+    if (done == NULL) {
+        Py_DECREF(hash);
+        return NULL;
+    }
+    Py_DECREF(done);
+    PyObject *digest = PyObject_CallMethodNoArgs(hash, str_digest);
+    Py_DECREF(hash);
+    return digest;
+}
+
+static PyMethodDef methods[] = {
+    {"quick_link", (PyCFunction)(void (*)(void))quick_link, METH_FASTCALL,
+     "quick_link(headers, signer, key_id, chain, link, number, lane, key, value) -> the link, or None"},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_seal_link", "The usual stage seal judged and linked in C (see StageSealVerifier._quick).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__seal_link(void) {
+    str_copy = PyUnicode_InternFromString("copy");
+    str_update = PyUnicode_InternFromString("update");
+    str_digest = PyUnicode_InternFromString("digest");
+    if (str_copy == NULL || str_update == NULL || str_digest == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,211 @@
+"""The replay's C field picker (`leadbus.audit.native_picker`) against its reference, the Python picker (and the
+replay's loop with both C paths, the picker and the stage seal's link, against the Python paths alone).
+
+Both paths over the same bytes give the same outcome (the same values, or the same exception): bodies of every version
+of the picked schemas, random and damaged (cut, trailing bytes, bytes flipped), and the replay's loop over sealed
+simulated traffic — tampered after sealing, and hostile bodies sealed by the stage itself (so that the picker reads
+them) — gives the same findings, summary and trusted records with the C picker as with the Python one alone. And the
+extension is built and in use (`make install` builds it): a broken build cannot pass as the Python fallback.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from fastavro import schemaless_writer
+
+from leadbus.audit import native_picker, picker
+from leadbus.audit import stage_seals as stage_seals_module
+from leadbus.audit import verification as verification_module
+from leadbus.audit.verification import _CASE_HEAD, _STEP_HEAD, ACCEPTED_HEAD, ACCEPTED_REVISION
+from leadbus.avro import SchemaCatalog, decode
+from leadbus.stage_seals import STAGE_SEAL_NAMES, StageSealer
+from tests.unit.test_audit_vouched import (
+    CATALOG,
+    INTAKE_KEY,
+    LINKING_KEY,
+    Row,
+    random_value,
+    run,
+    streams,
+    tampered,
+)
+
+PICKED = (("cn.leadbus.CaseUpdated", _CASE_HEAD), ("cn.leadbus.HandoverStep", _STEP_HEAD),
+          ("cn.leadbus.LeadAccepted", ACCEPTED_HEAD), ("cn.leadbus.LeadAccepted", ACCEPTED_REVISION))
+
+
+@contextmanager
+def python_alone() -> Iterator[None]:
+    """In the block, every picker made is the Python one and stage seals are linked in Python (the extensions left
+    unused), as without `make install`."""
+    saved, saved_link = native_picker.NATIVE, stage_seals_module.quick_link
+    native_picker.NATIVE = False
+    stage_seals_module.quick_link = None
+    picker._PICKERS.clear()
+    verification_module._LAST_PICKER[:] = [None, None, None]
+    try:
+        yield
+    finally:
+        native_picker.NATIVE, stage_seals_module.quick_link = saved, saved_link
+        picker._PICKERS.clear()
+        verification_module._LAST_PICKER[:] = [None, None, None]
+
+
+def outcome(pick: Any, data: bytes) -> Any:
+    try:
+        return ("values", pick(data))
+    except Exception as exc:  # noqa: BLE001 - the exception is the outcome compared
+        return ("refused", type(exc), str(exc))
+
+
+def test_the_native_picker_and_seal_link_are_built_and_in_use() -> None:
+    """`make install` compiles `leadbus.audit._picker` and `_seal_link`; the replay's pickers of the bus's topics are
+    the C ones, and the stage seals' check links in C."""
+    from leadbus.audit._picker import Picker
+    from leadbus.audit._seal_link import quick_link
+
+    assert native_picker.NATIVE
+    assert stage_seals_module.quick_link is quick_link
+    for name, paths in PICKED:
+        made = picker.picker(CATALOG.latest(name), paths)
+        assert isinstance(made, Picker), name
+        assert made.fallback is not None
+
+
+def damaged(rng: random.Random, value: bytes) -> bytes:
+    data = bytearray(value)
+    how = rng.randrange(4)
+    if how == 0:
+        return bytes(data[:rng.randrange(len(data) + 1)])  # cut anywhere, the header too
+    if how == 1:
+        return bytes(data) + rng.randbytes(rng.randrange(1, 5))  # trailing bytes
+    for _ in range(rng.choice([1, 1, 3])):
+        at = rng.randrange(10, len(data)) if len(data) > 10 else 0
+        if how == 2:
+            data[at] = rng.choice([0, 1, 2, 3, 0x7F, 0x80, 0xFF, rng.randrange(256)])
+        else:
+            data[at:at] = rng.randbytes(rng.choice([1, 3]))
+    return bytes(data)
+
+
+def test_the_native_and_python_pickers_agree_on_random_and_damaged_bodies_of_every_version() -> None:
+    rng = random.Random(12)
+    compared = refused = 0
+    for name, paths in PICKED:
+        for schema in CATALOG.versions(name):
+            with python_alone():
+                reference = picker.picker(schema, paths)
+            made = picker.picker(schema, paths)
+            assert (made is None) == (reference is None), (name, schema.version)
+            if made is None or reference is None:
+                continue
+            for _ in range(60):
+                body = io.BytesIO()
+                schemaless_writer(body, schema.parsed, random_value(rng, schema.parsed))
+                value = b"\xc3\x01" + schema.fingerprint + body.getvalue()
+                for data in (value, damaged(rng, value), damaged(rng, value)):
+                    got = outcome(made, data)
+                    assert got == outcome(reference, data), (name, schema.version, data)
+                    compared += 1
+                    refused += got[0] == "refused"
+    assert compared > 1000 and refused > 100, (compared, refused)
+
+
+def test_the_native_picker_agrees_on_every_cut_and_every_flipped_byte_of_a_body() -> None:
+    accepted, cases, _ = streams()
+    for rows, paths in ((accepted, ACCEPTED_HEAD), (cases, _CASE_HEAD)):
+        value = rows[0][3]
+        assert value is not None
+        schema, _ = decode(CATALOG, value)
+        made = picker.picker(schema, paths)
+        with python_alone():
+            reference = picker.picker(schema, paths)
+        for end in range(len(value) + 1):
+            assert outcome(made, value[:end]) == outcome(reference, value[:end]), end
+        for at in range(len(value)):
+            for bits in (0x01, 0x80, 0xFF):
+                data = value[:at] + bytes([value[at] ^ bits]) + value[at + 1:]
+                assert outcome(made, data) == outcome(reference, data), (at, bits)
+
+
+def test_the_native_picker_hands_long_varints_and_odd_input_to_the_python_picker() -> None:
+    """Lengths, counts and numbers of ten bytes (which the C reader leaves to Python), a bytearray, an int that
+    overflows 32 bits: the same outcome as the Python picker's."""
+
+    def z(n: int) -> bytes:
+        v, out = (n << 1) ^ (n >> 127), bytearray()
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+        return bytes(out)
+
+    entry = SchemaCatalog().add({"type": "record", "name": "cn.leadbus.test.Native", "fields": [
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {"name": "n", "type": "long"},
+        {"name": "small", "type": "int"},
+        {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B"]}},
+        {"name": "flag", "type": "boolean"},
+        {"name": "maybe", "type": ["string", "null"]},
+        {"name": "raw", "type": "bytes"}]})
+    paths = ("n", "small", "kind", "flag", "maybe", "raw")
+    made = picker.picker(entry, paths)
+    with python_alone():
+        reference = picker.picker(entry, paths)
+    from leadbus.audit._picker import Picker
+
+    assert isinstance(made, Picker)
+    head = b"\xc3\x01" + entry.fingerprint
+    bodies = [
+        z(1) + z(1) + b"a" + z(0) + z(2**62) + z(-5) + z(1) + b"\x01" + b"\x00" + z(1) + b"x" + z(0),
+        z(1) + z(1) + b"a" + z(0) + z(-2**63) + z(7) + z(0) + b"\x00" + b"\x02" + z(0),  # ten-byte long, null
+        z(-1) + z(1) + z(1) + b"a" + z(0) + z(3) + z(2**31) + z(0) + b"\x00" + b"\x02" + z(0),  # int overflow
+        z(1) + z(1) + b"a" + z(0) + z(3) + z(0) + z(2) + b"\x00" + b"\x02" + z(0),  # an enum index past the symbols
+        z(1) + z(1) + b"a" + z(0) + z(3) + z(0) + z(0) + b"\x02" + b"\x02" + z(0),  # a boolean byte of 2
+        z(1) + b"\x80" * 9 + b"\x00" + z(0) + z(3) + z(0) + z(0) + b"\x00" + b"\x02" + z(0),  # an over-long length
+        z(1) + z(1) + b"a" + z(0) + z(3) + z(0) + z(0) + b"\x00" + b"\x00" + z(2) + b"\xff\xfe" + z(0),  # not UTF-8
+        z(1) + z(1) + b"a" + z(0) + z(3) + z(0) + z(0) + b"\x00" + b"\x04" + z(0),  # a union index past its branches
+    ]
+    for body in bodies:
+        for data in (head + body, head + body[:-1], head + body + b"\x00"):
+            assert outcome(made, data) == outcome(reference, data), data
+    assert outcome(made, bytearray(head + bodies[0])) == outcome(reference, bytearray(head + bodies[0]))
+    with pytest.raises(TypeError):
+        made(head, head)  # type: ignore[call-arg]
+
+
+def sealed_again(rows: tuple[Row, ...], key: Any, signer: str, chain: str, rng: random.Random) -> list[Row]:
+    """`rows` with some bodies made hostile (cut, trailing bytes, bytes flipped) and sealed by the stage as they are:
+    a signature vouches for them, so the replay reads them by the picker."""
+    sealer = StageSealer(signer, key, chain)
+    bare = [(t, p, k, damaged(rng, v) if v and rng.random() < 0.3 else v,
+             [(n, h) for n, h in headers if n not in STAGE_SEAL_NAMES]) for t, p, k, v, headers in rows]
+    out: list[Row] = []
+    for start in range(0, len(bare), 7):
+        batch: list[Any] = bare[start:start + 7]
+        out += [(t, p, k, v, list(h)) for (t, p, k, v, _), h in zip(batch, sealer.seal(batch), strict=True)]
+        sealer.commit()
+    return sorted(out, key=lambda r: r[1])
+
+
+def test_the_replay_loop_gives_the_same_findings_summary_and_trust_with_the_native_picker_or_without() -> None:
+    accepted, cases, registry = streams()
+    rng = random.Random(1212)
+    streams_run: list[list[Row]] = [list(accepted), list(cases)]
+    streams_run += [sealed_again(accepted, INTAKE_KEY, "LEADBUS-intake", "00000000000000c1", rng) for _ in range(4)]
+    streams_run += [sealed_again(cases, LINKING_KEY, "LEADBUS-linking", "00000000000000c2", rng) for _ in range(4)]
+    streams_run += [tampered(rng, list(s), s) for s in (accepted, cases) for _ in range(10)]
+    failing = 0
+    for rows in streams_run:
+        native = run(rows, registry, vouching=True)
+        with python_alone():
+            reference = run(rows, registry, vouching=True)
+        assert native == reference
+        failing += any(f.failure for f in native[0])
+    assert failing >= 20  # the hostile streams were judged (not all read whole and passed)

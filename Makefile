@@ -27,7 +27,7 @@ lint: $(STAMP)
 test: install kafka-libs lint
 	bash deploy/install-postgres.sh
 	bash deploy/install-browser.sh
-	$(BIN)/pytest -m "not faults" -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not faults" -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 test-unit: install lint
 	$(BIN)/pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)

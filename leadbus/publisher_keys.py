@@ -23,7 +23,7 @@ from confluent_kafka import (
 
 from leadbus.avro import DecodeError, SchemaCatalog, decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
-from leadbus.signing import KeyRegistry, PublisherKey, RegistryLog, key_id_of
+from leadbus.signing import KeyRegistry, PublisherKey, RegistryLog
 from leadbus.topics import PUBLISHERS
 
 log = logging.getLogger("leadbus.publisher_keys")
@@ -89,8 +89,6 @@ class KeyFeed:
                 self.skipped += 1
                 log.error("key record %s names %s: ignored", raw_key, key.registry_key.decode())
                 continue
-            if key_id_of(key.public_key) != key.key_id:
-                trail.foreign.append((msg.offset() or 0, raw_key))
             self.registry.apply(key)
             self.registry.note_record(key, msg.offset() or 0, self._broker_ms(msg))
 

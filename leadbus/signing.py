@@ -344,6 +344,11 @@ class RegistryLog:
         if not broker_stamped:
             self.writer_stamped.append(offset)
 
+    def note_key(self, offset: int, key: PublisherKey) -> None:
+        """The key record read at `offset` (after `note`): its key id judged against its key (`foreign`)."""
+        if key_id_of(key.public_key) != key.key_id:
+            self.foreign.append((offset, key.registry_key.decode()))
+
 
 class KeyRegistry:
     """Every publisher key known, by (publisher, key id): the table of the compacted `leadbus.publishers` topic."""
@@ -376,7 +381,10 @@ class KeyRegistry:
     def note_record(self, key: PublisherKey, offset: int, broker_ms: int) -> None:
         """Note a key record read on `leadbus.publishers` in offset order (at `offset`, broker time `broker_ms`, 0
         when it has none): where the key's first record sits and the earliest it can have been written
-        (`KeyWritten`), and the earliest revocation and end of validity its records said (`KeyEnded`)."""
+        (`KeyWritten`), the earliest revocation and end of validity its records said (`KeyEnded`) and, when the
+        registry keeps its log, whether the record's key id is made from its key (`RegistryLog.note_key`)."""
+        if self.log is not None:
+            self.log.note_key(offset, key)
         self._latest_ms = max(self._latest_ms, broker_ms)
         where = (key.publisher, key.key_id)
         ended = self.ended.get(where, _NOT_ENDED)

@@ -194,3 +194,27 @@ def test_a_key_record_whose_key_id_is_not_of_its_key_is_named() -> None:
     feed = KeyFeed("localhost:1")
     feed._apply([msg(key, 0), msg(key.revoked(NOW, "left"), 1)])
     assert registry_traces(feed.registry) == []
+
+
+def test_the_registry_judges_each_key_records_key_id_against_its_key_where_it_keeps_its_log() -> None:
+    """The judgment is the registry's (pure core), not the feed's: `note_record` passes the key to its log."""
+    from leadbus.signing import RegistryLog, key_id_of, public_bytes
+
+    raw = public_bytes(KEY.public_key())
+    key = PublisherKey("LEADBUS-linking", key_id_of(raw), raw, T0, T0, require_signed=False)
+    other = replace(key, public_key=bytes(32))
+    reg = KeyRegistry()
+    reg.log = RegistryLog()
+    for offset, k in enumerate((key, other, key.revoked(NOW, "left"))):
+        reg.log.note(offset, True)
+        reg.apply(k)
+        reg.note_record(k, offset, 5_000 + offset)
+    assert reg.log.foreign == [(1, f"LEADBUS-linking/{key.key_id}")]
+    assert reg.written[("LEADBUS-linking", key.key_id)] == KeyWritten(0, 5_000, True)
+    log = RegistryLog()
+    log.note_key(4, key)
+    log.note_key(5, other)
+    assert log.foreign == [(5, f"LEADBUS-linking/{key.key_id}")]
+    plain = KeyRegistry()  # a registry made otherwise keeps no log: the records are noted, nothing is judged
+    plain.note_record(other, 0, 5_000)
+    assert plain.log is None and ("LEADBUS-linking", key.key_id) in plain.written

@@ -9,7 +9,6 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from leadbus import identifiers
 from leadbus.identifiers import clean_text, to_halfwidth
@@ -18,10 +17,10 @@ from leadbus.processors.core import link_memo, normalize
 from leadbus.processors.core.linking import _SHOP_URLS, url_shop_key
 from leadbus.processors.core.suggest import address_signals, ip_signals
 from leadbus.producers.simulator import TrafficGenerator
+from tests.unit.processors.url_reference import old_canonical_url
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 SEEDS = (1, 7, 23, 101)
-_TRACKING = re.compile(r"^(utm_.*|spm|scm|from|share.*|src|ref|tracking.*|ali_.*|_.*)$", re.IGNORECASE)
 
 
 @cache
@@ -37,22 +36,6 @@ def _outcome(function: Callable[[str], object], value: str) -> object:
         return function(value)
     except Exception as exc:  # noqa: BLE001 - the error is part of the form
         return type(exc), str(exc)
-
-
-def old_canonical_url(url: str) -> str:
-    text = clean_text(url)
-    if "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
-    host = (parts.hostname or "").lower().rstrip(".")
-    for prefix in ("www.", "m.", "wap."):
-        if host.startswith(prefix) and host.count(".") >= 2:
-            host = host[len(prefix) :]
-    port = parts.port
-    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    query = parts.query and urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not _TRACKING.match(k)))
-    path = parts.path.rstrip("/")
-    return urlunsplit(("https", netloc, path, query, ""))
 
 
 HOSTILE_URLS = [

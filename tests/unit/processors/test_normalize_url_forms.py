@@ -7,13 +7,13 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
-from leadbus.identifiers import clean_text
 from leadbus.processors.core import normalize
 from leadbus.producers.simulator import TrafficGenerator
+from tests.unit.processors.url_reference import old_canonical_url
 
 HOSTILE = [
     "https://WWW.Example.COM:443/a/b/?utm_source=x&b=2&a=1#frag", "http://m.shop.taobao.com:8080", "shop.jd.com/x?",
@@ -24,21 +24,6 @@ HOSTILE = [
     "https://a.com:/p", "https://EXAMPLE.com:80", "https://ex-ample_1.com/%2F%3F?%20=%20", "https://1.2.3.4:8080/a",
     "www.example.com", "https://a.com/p;params?x=1", "https://ÄBC.com/", "https://a.com\\@b.com/",
 ]
-
-
-def _old_canonical_url(url: str) -> str:
-    text = clean_text(url)
-    if "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
-    host = (parts.hostname or "").lower().rstrip(".")
-    for prefix in ("www.", "m.", "wap."):
-        if host.startswith(prefix) and host.count(".") >= 2:
-            host = host[len(prefix) :]
-    port = parts.port
-    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not normalize._TRACKING.match(k)))
-    return urlunsplit(("https", netloc, parts.path.rstrip("/"), query, ""))
 
 
 def _urls() -> list[str]:
@@ -66,7 +51,7 @@ def test_canonical_url_and_registrable_domain_as_before(monkeypatch, fresh_cache
     compared = 0
     for url in _urls():
         try:
-            old = _old_canonical_url(url)
+            old = old_canonical_url(url)
         except ValueError:  # an invalid port or bracket: refused alike
             try:
                 normalize.canonical_url(url)

@@ -277,34 +277,7 @@ class Compiler:
         by the block's size in bytes), `item(indent)` emitting the reading of one item (a map's key too) per count,
         until a zero count. A count above the bytes left is `Unreadable` (each item takes a byte at least: an array
         of items that may take none is `Unsupported`), so hostile counts never loop for long."""
-        if kind == "array" and _min_size(inner) < 1:
-            raise Unsupported("array of empty items")
-        count = self.var("c")
-        # A count of one byte (the closing zero, or 1 to 63 items: the usual) looked up in `SMALL_COUNT`; any other
-        # (-1 there) read in full from its first byte, as `long` reads it
-        self.emit(indent, "while True:")
-        self.emit(indent + 1, f"{count} = SMALL_COUNT[data[pos]]")
-        self.emit(indent + 1, "pos += 1")
-        self.emit(indent + 1, f"if {count} == 0:")
-        self.emit(indent + 2, "break")
-        self.emit(indent + 1, f"if {count} < 0:")
-        self.emit(indent + 2, "b = data[pos - 1]")
-        self.emit(indent + 2, "if b < 128:")
-        self.emit(indent + 3, f"{count} = (b >> 1) ^ -(b & 1)")
-        self.emit(indent + 2, "else:")
-        self.emit(indent + 3, f"{count}, pos = read_long_rest(data, pos, b)")
-        self.emit(indent + 2, f"if {count} == 0:")
-        self.emit(indent + 3, "break")
-        self.emit(indent + 2, f"if {count} < 0:")
-        self.emit(indent + 3, f"{count} = -{count}")
-        self.long(indent + 3, self.var("blocksize"))
-        self.emit(indent + 1, f"if {count} > end - pos:")
-        self.emit(indent + 2, "raise Unreadable('count')")
-        self.emit(indent + 1, f"for _ in range({count}):")
-        before = len(self.lines)
-        item(indent + 2)
-        if len(self.lines) == before:
-            self.emit(indent + 2, "pass")
+        self._counted_blocks(kind, inner, indent, item, small_checked=True)
 
     def skip(self, schema: Any, indent: int) -> None:
         """Emit code passing over one value of `schema` by its lengths alone (nothing is built).
@@ -418,6 +391,14 @@ class Compiler:
         in `SMALL_COUNT` (0: the end, -1: any other count, read as `blocks` reads it); a small count needs no check
         against the bytes left, since each item takes a byte at least (a count past the end meets the end within 63
         items: the next read or the function's last check refuses the bytes)."""
+        self._counted_blocks(kind, inner, indent, item, small_checked=False)
+
+    def _counted_blocks(self, kind: str, inner: Any, indent: int, item: Callable[[int], None], *,
+                        small_checked: bool) -> None:
+        """The loop over an array's or map's blocks, for `blocks` (`small_checked`: every count checked against the
+        bytes left) and `_skip_blocks` (a count of one byte is not). A count of one byte (the closing zero, or 1 to 63
+        items: the usual) is looked up in `SMALL_COUNT`; any other (-1 there) is read in full from its first byte, as
+        `long` reads it (one under 128 is odd there: a negative count, its block's size in bytes after it)."""
         if kind == "array" and _min_size(inner) < 1:
             raise Unsupported("array of empty items")
         count = self.var("c")
@@ -434,8 +415,9 @@ class Compiler:
         self.emit(indent + 2, f"if {count} < 0:")
         self.emit(indent + 3, f"{count} = -{count}")
         self.long(indent + 3, self.var("blocksize"))
-        self.emit(indent + 2, f"if {count} > end - pos:")
-        self.emit(indent + 3, "raise Unreadable('count')")
+        checked = indent + 1 if small_checked else indent + 2
+        self.emit(checked, f"if {count} > end - pos:")
+        self.emit(checked + 1, "raise Unreadable('count')")
         self.emit(indent + 1, f"for _ in range({count}):")
         before = len(self.lines)
         item(indent + 2)

@@ -209,3 +209,32 @@ def test_array_and_map_counts_at_their_varint_boundary_read_as_fastavro_reads_th
             entry.reader(header + count, HEADER_SIZE)  # no item follows
         with pytest.raises(DecodeError):
             decode(CATALOG, header + count, entry)
+
+
+def _varint(n: int) -> bytes:
+    z, out = (n << 1) ^ (n >> 63), b""
+    while z >= 128:
+        out, z = out + bytes([z & 127 | 128]), z >> 7
+    return out + bytes([z])
+
+
+@pytest.mark.parametrize("items", [1, 2, 31, 63, 64])
+def test_a_negative_one_byte_block_count_is_read_and_passed_over_as_fastavro_reads_it(items: int) -> None:
+    # a negative count of one byte (an odd byte under 128: -1 to -64) is not in SMALL_COUNT: the reader and the
+    # skipper read it by one emitted form (`Compiler._counted_blocks`), then the block's size in bytes
+    from leadbus.avro.fastread import Compiler
+
+    entry = CATALOG.add({"type": "record", "name": "Blocked", "namespace": "test.fastread", "fields": [
+        {"name": "a", "type": {"type": "array", "items": "long"}}, {"name": "z", "type": "long"}]})
+    assert entry.reader is not None
+    block = b"".join(_varint(i) for i in range(items))
+    assert len(_varint(-items)) == 1
+    data = encode(entry, {"a": [], "z": 0})[:HEADER_SIZE] + _varint(-items) + _varint(len(block)) + block + b"\x00\x06"
+    expected = ({"a": list(range(items)), "z": 3}, len(data))
+    assert entry.reader(data, HEADER_SIZE) == _fastavro(entry, data) == expected
+    skipper = Compiler()
+    skipper.emit(0, "def end_of(data, pos):")
+    skipper.emit(1, "end = len(data)")
+    skipper.skip(entry.parsed, 1)
+    skipper.emit(1, "return pos")
+    assert skipper.function("end_of")(data, HEADER_SIZE) == len(data)

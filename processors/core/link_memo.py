@@ -13,10 +13,7 @@ each time.
 from __future__ import annotations
 
 import re
-from datetime import UTC
 from functools import lru_cache
-from itertools import compress, repeat
-from operator import is_not
 from typing import Any
 
 from leadbus.models import Address, CaseLead
@@ -25,10 +22,10 @@ from leadbus.processors.core.linking import (
     LINK_VIEW_VERSION,
     KeySources,
     Sources,
-    _member,
     domain_keys,
     dumps,
     icp_key,
+    member_values,
     phone_key,
     shop_from_parts,
     shop_key,
@@ -133,42 +130,7 @@ def intake_link_view(normalised: Normalised) -> dict[str, Any]:
             "member": intake_member_json(lead, keys, weak_signals(lead, REMEMBERED.signals))}
 
 
-def intake_member(lead: CaseLead, keys: list[str], weak: list[str]) -> dict[str, Any]:
-    """`linking._member(lead, domains, keys, weak)`, the same record, for intake alone (the Linker's path keeps its
-    own): the facts read from the model's attributes, not dumped (~1.5 µs less per lead, issue #16); a unit test holds
-    the two equal. Facts' fields are scalars (numbers, a flag, literals), which `model_dump` gives as they are."""
-    facts = {name: value for name, value in lead.facts.__dict__.items() if value is not None}
-    return _member(lead, (), keys, weak, facts)
-
-
 def intake_member_json(lead: CaseLead, keys: list[str], weak: list[str]) -> str:
-    """`dumps(intake_member(lead, keys, weak))`, the values handed to orjson as the model holds them (~2 µs less per
-    lead, issue #16): it writes a date as `isoformat` does, a UTC time as well (validation keeps every time in UTC;
-    any other is written by `isoformat` here), an enum as its value, a list as it is. A unit test holds them equal."""
-    address = lead.subject.address
-    reported = lead.reported_at
-    first = lead.conduct_from
-    facts = lead.facts.__dict__
-    return dumps({
-        "revision": lead.revision,
-        "agency": lead.publisher.agency,
-        "province": lead.publisher.province,
-        "reported_at": reported if reported.tzinfo is UTC else reported.isoformat(),
-        "category": lead.category,
-        "violation": lead.violation,
-        "name": lead.subject.name,
-        "suspect_province": address.province if address else None,
-        "facts": dict(compress(facts.items(), map(is_not, facts.values(), repeat(None)))),
-        "handling": lead.handling,
-        "share_with": lead.share_with,
-        "cross_border": lead.cross_border,
-        "countries": lead.countries,
-        "conduct_from": first,
-        "conduct_to": lead.conduct_to or first,
-        "prior_penalties": [{"kind": p.kind, "decided_on": p.decided_on, "decided_by": p.decided_by,
-                             "violation": p.violation} for p in lead.prior_penalties],
-        "police_measures_needed": lead.police_measures_needed,
-        "weak": weak,
-        "waybills": lead.waybills,
-        "keys": keys,
-    })
+    """`dumps(_member(lead, domains, keys, weak))`, written from the values as the model holds them
+    (`linking.member_values`, issue #16)."""
+    return dumps(member_values(lead, keys, weak))

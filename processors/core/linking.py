@@ -29,6 +29,9 @@ import json
 import re
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
+from itertools import compress, repeat
+from operator import is_not
 from typing import Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -302,32 +305,63 @@ def case_id_for(lead_id: str) -> str:
     return "CASE-" + hashlib.sha256(lead_id.encode()).hexdigest()[:16].upper()
 
 
-def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None = None,
-            weak: list[str] | None = None, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+def member_values(lead: CaseLead, keys: list[str], weak: list[str]) -> dict[str, Any]:
+    """A lead's member record with its values as the model holds them, for orjson to write (`dumps`): it writes a
+    date as `isoformat` does, a UTC time as well (validation keeps every time in UTC; any other is made text here),
+    an enum as its value, a tuple as a list. The facts are read from the model's attributes, not dumped (their fields
+    are scalars, which `model_dump` gives as they are). `dumps` of it is `dumps(_member(...))` (a unit test holds them
+    equal); intake writes it so (issue #16: the facts' attributes ~1.5 µs, the values as held ~2 µs less per lead
+    than `_member`'s forms)."""
     address = lead.subject.address
+    reported = lead.reported_at
+    first = lead.conduct_from
+    facts = lead.facts.__dict__
     return {
         "revision": lead.revision,
         "agency": lead.publisher.agency,
         "province": lead.publisher.province,
-        "reported_at": lead.reported_at.isoformat(),
-        "category": str(lead.category),
-        "violation": str(lead.violation),
+        "reported_at": reported if reported.tzinfo is UTC else reported.isoformat(),
+        "category": lead.category,
+        "violation": lead.violation,
         "name": lead.subject.name,
         "suspect_province": address.province if address else None,
-        "facts": lead.facts.model_dump(exclude_none=True) if facts is None else facts,
-        "handling": str(lead.handling),
-        "share_with": list(lead.share_with),
+        "facts": dict(compress(facts.items(), map(is_not, facts.values(), repeat(None)))),
+        "handling": lead.handling,
+        "share_with": lead.share_with,
         "cross_border": lead.cross_border,
-        "countries": list(lead.countries),
-        "conduct_from": lead.conduct_from.isoformat() if lead.conduct_from else None,
-        "conduct_to": last.isoformat() if (last := lead.conduct_to or lead.conduct_from) else None,
-        "prior_penalties": [{"kind": p.kind, "decided_on": p.decided_on.isoformat(), "decided_by": p.decided_by,
-                             "violation": str(p.violation)} for p in lead.prior_penalties],
+        "countries": lead.countries,
+        "conduct_from": first,
+        "conduct_to": lead.conduct_to or first,
+        "prior_penalties": [{"kind": p.kind, "decided_on": p.decided_on, "decided_by": p.decided_by,
+                             "violation": p.violation} for p in lead.prior_penalties],
         "police_measures_needed": lead.police_measures_needed,
-        "weak": weak_signals(lead) if weak is None else weak,  # compared by the suggestion scorer, never linked on
-        "waybills": list(lead.waybills),  # for the courier channel (寄递渠道), never linked on
-        "keys": strong_identifiers(lead, domains) if keys is None else keys,
+        "weak": weak,  # compared by the suggestion scorer, never linked on
+        "waybills": lead.waybills,  # for the courier channel (寄递渠道), never linked on
+        "keys": keys,
     }
+
+
+def _member(lead: CaseLead, domains: Sequence[str] = (), keys: list[str] | None = None,
+            weak: list[str] | None = None) -> dict[str, Any]:
+    """The member record as `json.loads` of the stored one gives it back: `member_values`, its dates, times, enums
+    and tuples made text and lists here (its facts are already: scalars, `model_dump(exclude_none=True)`'s)."""
+    member = member_values(lead, strong_identifiers(lead, domains) if keys is None else keys,
+                           weak_signals(lead) if weak is None else weak)
+    first, last = lead.conduct_from, lead.conduct_to or lead.conduct_from
+    member.update(
+        reported_at=lead.reported_at.isoformat(),
+        category=str(lead.category),
+        violation=str(lead.violation),
+        handling=str(lead.handling),
+        share_with=list(lead.share_with),
+        countries=list(lead.countries),
+        conduct_from=first.isoformat() if first else None,
+        conduct_to=last.isoformat() if last else None,
+        prior_penalties=[{"kind": p.kind, "decided_on": p.decided_on.isoformat(), "decided_by": p.decided_by,
+                          "violation": str(p.violation)} for p in lead.prior_penalties],
+        waybills=list(lead.waybills),
+    )
+    return member
 
 
 #: The version of what `link_view` derives from a lead (`strong_identifiers`, `_member`, the weak signals): bump it

@@ -185,9 +185,11 @@ def records_of(bootstrap: str, topic: str) -> list[Copy]:
     return out
 
 
-def rewrite_topic(bootstrap: str, topic: str, transform: Callable[[list[Copy]], list[Copy]]) -> None:
-    """Delete `topic`, create it again alike, and produce `transform(its records)` back, in order, per partition."""
-    copies = records_of(bootstrap, topic)
+def rewrite_topic(bootstrap: str, topic: str, transform: Callable[[list[Copy]], list[Copy]], *,
+                  read: bool = True) -> None:
+    """Delete `topic`, create it again alike, and produce `transform(its records)` back, in order, per partition
+    (`read` False: `transform([])`, the topic's records not read)."""
+    copies = records_of(bootstrap, topic) if read else []
     admin = AdminClient({"bootstrap.servers": bootstrap})
     meta = admin.list_topics(topic, timeout=20).topics[topic]
     partitions = len(meta.partitions)

@@ -31,20 +31,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastavro
 import pytest
 from confluent_kafka import Producer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from leadbus.localbroker import KafkaCluster
 from leadbus.sinks.archive import MANIFEST, ManifestLine, chain_of, read_manifest
-from leadbus.sinks.archive_sink import run_archive
 from leadbus.stage_keys import load_stage_key
 from leadbus.stage_seals import PREV_HEADER, SIGNATURE_HEADER, STAGE_SEAL_NAMES, StageSealer
 from leadbus.topics import CASES, LEADS_ACCEPTED
-from tests.audit_helpers import Copy, append, records_of, rewrite_topic, simulate, stages, wait_settled
+from tests.audit_helpers import Copy, append, records_of, rewrite_topic
+
+if TYPE_CHECKING:
+    from tests.integration.audit_day.conftest import Day
 
 pytestmark = pytest.mark.integration
 
@@ -66,17 +67,10 @@ class Recorded:
 
 
 @pytest.fixture(scope="module")
-def recorded(cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Recorded:
-    bootstrap = cluster.bootstrap_servers
-    root = tmp_path_factory.mktemp("red-team-run")
-    with stages(bootstrap, root, day_seconds=4.0):
-        simulate(bootstrap, rate=15, seconds=10)
-        wait_settled(bootstrap)
-    archive = root / "archive"
-    run_archive(bootstrap, [CASES], archive, max_seconds=6, seal_after_seconds=1.0, group=f"red-{uuid.uuid4()}")
-    assert read_manifest(archive)
-    cases = records_of(bootstrap, CASES)
-    sealer = StageSealer("LEADBUS-linking", load_stage_key(root / "stage-keys", "linking"), "00000000000000ee")
+def recorded(day: Day) -> Recorded:
+    """The package's day (its tampering undone after each test), leadbus.cases also resealed in transactions of 5."""
+    cases = day.pristine[CASES]
+    sealer = StageSealer("LEADBUS-linking", load_stage_key(day.root / "stage-keys", "linking"), "00000000000000ee")
     resealed = []
     for partition, rs in sorted(by_partition(cases).items()):
         for at in range(0, len(rs), 5):
@@ -85,7 +79,7 @@ def recorded(cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) ->
                                     [(n, v) for n, v in c.headers if n not in STAGE_SEAL_NAMES]) for c in batch])
             sealer.commit()
             resealed += [replace(c, headers=h) for c, h in zip(batch, headers, strict=True)]
-    return Recorded(bootstrap, cases, resealed, "leadbus.region.yrd", archive)
+    return Recorded(day.bootstrap, cases, resealed, "leadbus.region.yrd", day.archive)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,13 +14,12 @@ import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from leadbus.avro import decode, encode, packaged_catalog
-from leadbus.localbroker import KafkaCluster
 from leadbus.stage_seals import (
     CHAIN_HEADER,
     PREV_HEADER,
@@ -31,7 +30,10 @@ from leadbus.stage_seals import (
     StageSealer,
 )
 from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED
-from tests.audit_helpers import Copy, append, records_of, rewrite_topic, simulate, stages, wait_settled
+from tests.audit_helpers import Copy, append, records_of, rewrite_topic
+
+if TYPE_CHECKING:
+    from tests.integration.audit_day.conftest import Day
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
@@ -44,17 +46,10 @@ class Recorded:
 
 
 @pytest.fixture(scope="module")
-def recorded(cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Recorded:
-    bootstrap = cluster.bootstrap_servers
-    root = tmp_path_factory.mktemp("stage-seals-run")
-    with stages(bootstrap, root, day_seconds=4.0):
-        simulate(bootstrap, rate=15, seconds=15)
-        wait_settled(bootstrap)
-    from confluent_kafka.admin import AdminClient
-
-    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=20).topics
-    sizes = {t: len(records_of(bootstrap, t)) for t in topics if t.startswith("leadbus.region.")}
-    return Recorded(bootstrap, max(sizes, key=lambda t: sizes[t]))
+def recorded(day: Day) -> Recorded:
+    """The package's day (its tampering undone after each test)."""
+    sizes = {t: len(copies) for t, copies in day.pristine.items() if t.startswith("leadbus.region.")}
+    return Recorded(day.bootstrap, max(sizes, key=lambda t: sizes[t]))
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

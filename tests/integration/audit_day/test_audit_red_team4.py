@@ -1,6 +1,7 @@
 """`leadbus replay --verify` against tamperings rounds 1-3 left (issue #14's outside check, round 4): the key registry
-rewritten or cut, and new ones. Its own broker and stretch of traffic (the `recorded` fixture of the red-team module):
-the last tests here rewrite `leadbus.publishers`, after which no key of the stretch verifies again.
+rewritten or cut, and new ones. On the package's day (the `recorded` fixture of the red-team module); the last test
+here rewrites `leadbus.publishers`, after which no key of the day verifies again: it runs after every other test of
+the package (`spoils_day`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from leadbus.signing import PublisherKey, key_id_of, public_bytes
 from leadbus.stage_seals import KEY_ID_HEADER, STAGE_SEAL_NAMES, StageSealer
 from leadbus.topics import CASES, PUBLISHERS
 from tests.audit_helpers import Copy, records_of, rewrite_topic, wait_until
-from tests.integration.test_audit_red_team import (  # noqa: F401 - `recorded` is the module's fixture
+from tests.integration.audit_day.test_audit_red_team import (  # noqa: F401 - `recorded` is the module's fixture
     Recorded,
     by_partition,
     inside_a_run,
@@ -123,7 +124,7 @@ def test_a_period_starting_inside_a_transaction_at_an_altered_record_names_it(re
     """`--from` cutting through a sealed run, at a record altered (its later records' times moved 2 s on so that the
     period starts exactly there): the run's signature after it still vouches through its link."""
     from tests.audit_helpers import iso
-    from tests.integration.test_audit_red_team import ALTERED
+    from tests.integration.audit_day.test_audit_red_team import ALTERED
 
     parts = by_partition(recorded.cases)
     partition = max(parts, key=lambda p: len(parts[p]))
@@ -172,7 +173,7 @@ def test_a_schema_written_again_to_read_otherwise_under_its_fingerprint_is_named
 
 
 def test_the_key_registry_usurped_written_again_or_cut_is_named_on_the_registry(recorded: Recorded,  # noqa: F811
-                                                                         tmp_path: Path) -> None:
+                                                                         tmp_path: Path, spoils_day: None) -> None:
     """A registered key's record written again with another public key (its key id kept): KEY_NOT_ITS_OWN. Round 3's
     residual: someone who can administer the bus deletes `leadbus.publishers`, creates it again (its
     timestamps the writer's: CreateTime) and writes a key of their own first, dated two days back, then every record it

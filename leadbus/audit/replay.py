@@ -554,7 +554,7 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                 found = [_unreadable(record, name, exc)]
             if found:
                 findings.extend(found)
-        if record.headers and record.has_seal():
+        if record.headers and _sealed(record, findings):
             sealed += 1
         if to_workers:
             assert reads is not None
@@ -840,6 +840,17 @@ def _read_span(source: KafkaSource, span: PartitionSpan, verifiers: list[Verifie
 
 
 _unreadable = unreadable  # a check that raised: a located failure
+
+
+def _sealed(record: ReplayRecord, findings: list[Finding]) -> bool:
+    """Whether `record` carries an agency seal; headers that are not (name, value) pairs (a record of someone else's
+    making) are a located failure, never a crash of the replay."""
+    try:
+        return record.has_seal()
+    except (TypeError, ValueError) as exc:
+        findings.append(Finding.at(record, "MALFORMED_HEADERS", "the record's headers are not (name, value) pairs "
+                                   f"({type(exc).__name__}: {str(exc)[:200]}): altered or of someone else's making"))
+        return False
 
 
 def summary_lines(report: ReplayReport) -> list[str]:

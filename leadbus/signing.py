@@ -344,6 +344,12 @@ class RegistryLog:
         if not broker_stamped:
             self.writer_stamped.append(offset)
 
+    def note_missing(self, end: int) -> None:
+        """The log holds nothing up to `end` (its start, with no record after it yet)."""
+        if end > self.next_offset:
+            self.missing.append((self.next_offset, end))
+            self.next_offset = end
+
 
 class KeyRegistry:
     """Every publisher key known, by (publisher, key id): the table of the compacted `leadbus.publishers` topic."""

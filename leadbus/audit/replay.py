@@ -50,6 +50,7 @@ from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
+from leadbus.audit.schema_log import schema_traces
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
@@ -69,7 +70,7 @@ from leadbus.audit.verification import (
 )
 from leadbus.avro import SchemaCatalog, packaged_catalog
 from leadbus.clients import KafkaSettings
-from leadbus.signing import PUBLISHER_HEADER, KeyRegistry
+from leadbus.signing import PUBLISHER_HEADER, KeyRegistry, RegistryLog
 from leadbus.stage_seals import CHAIN_HEADER as STAGE_CHAIN_HEADER
 from leadbus.topics import LEADS_ACCEPTED, SCHEMAS
 
@@ -180,6 +181,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         options.head = head
     catalog = catalog or packaged_catalog()
     schemas_altered: list[tuple[int, int, str]] = []
+    schemas_log = RegistryLog()
     source: KafkaSource | ArchiveSource
     if options.source == "kafka":
         if settings is None:
@@ -187,7 +189,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         from leadbus.schema_topic import load_schemas
 
         try:  # every writer schema ever published, not only the packaged
-            load_schemas(settings.bootstrap, catalog, altered=schemas_altered)
+            load_schemas(settings.bootstrap, catalog, altered=schemas_altered, log=schemas_log)
         except Exception as exc:  # an unreachable bus or a refused read is an access error
             raise ReplayError(f"cannot read leadbus.schemas from {settings.bootstrap}: {exc}") from exc
         source = KafkaSource(settings, options.topics, catalog, _millis(options.start), _millis(options.end))
@@ -253,6 +255,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                                            "a field): written in its place, so that records would decode differently",
                                            SCHEMAS, partition, offset))
         if isinstance(source, KafkaSource):  # the first records of a partition kept forever removed
+            report.findings.extend(schema_traces(schemas_log))  # and the schema topic's, kept whole as declared
             report.findings.extend(removed_heads(source.log_starts))
             registry = getattr(options.seal_verifier, "registry", None)
             trimmed = trimmed_by_retention(source.log_starts)

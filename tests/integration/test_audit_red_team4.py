@@ -168,6 +168,40 @@ def test_a_schema_written_again_to_read_otherwise_under_its_fingerprint_is_named
     rewrite_topic(recorded.bootstrap, SCHEMAS, lambda _: original)
 
 
+def test_the_schema_topic_cut_or_written_again_is_named_on_it(recorded: Recorded,  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """Round 4's residual: leadbus.schemas was compacted, so a schema known only from the topic, written again under
+    its fingerprint to read otherwise, was the only record of it left once compaction ran (the first, the writer's,
+    gone): nothing told. It is now kept whole and stamped by the broker, as the key registry: the topic created again
+    compacted with its records written back (their times the writer's) is SCHEMAS_REWRITTEN at [0]@0 (exit 0 before);
+    its first records deleted (DeleteRecords, which a compacted topic refused, or compaction) RECORDS_DELETED at
+    leadbus.schemas[0]@<first left>."""
+    from leadbus.avro import packaged_catalog
+    from leadbus.schema_topic import publish_schemas
+    from leadbus.topics import SCHEMAS
+
+    publish_schemas(recorded.bootstrap, list(packaged_catalog()))  # as `leadbus schemas publish` does
+    original = records_of(recorded.bootstrap, SCHEMAS)
+    assert len(original) > 2
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-clean.json")
+    assert status == 0 and not failures, stdout
+    declared = {"cleanup.policy": "delete", "retention.ms": "-1", "message.timestamp.type": "LogAppendTime"}
+    _recreate(recorded.bootstrap, SCHEMAS, original, {"cleanup.policy": "compact", "retention.ms": "-1"})
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-rewritten.json")
+    assert status == 1 and ("SCHEMAS_REWRITTEN", 0, 0) in located(failures), stdout
+    assert f"{SCHEMAS}[0]@0" in stdout
+    _recreate(recorded.bootstrap, SCHEMAS, original, declared)
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-as-declared.json")
+    assert status == 0 and not failures, stdout
+    admin = AdminClient({"bootstrap.servers": recorded.bootstrap})  # (a compacted topic refuses DeleteRecords)
+    for future in admin.delete_records([TopicPartition(SCHEMAS, 0, 2)]).values():
+        future.result()
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-cut.json")
+    assert status == 1 and ("RECORDS_DELETED", 0, 2) in located(failures), stdout
+    assert f"{SCHEMAS}[0]@2" in stdout
+    _recreate(recorded.bootstrap, SCHEMAS, original, declared)
+
+
 # -- last: the key registry rewritten ------------------------------------------------------------------------------
 
 

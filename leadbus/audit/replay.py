@@ -93,6 +93,9 @@ class ReplayOptions:
     out: Path | None = None
     verify: bool = True
     head: str | None = None  # the archive chain's head, kept outside the archive
+    #: The bus an archive replay reads the heads its sink published from (`leadbus.audit.archive_heads`), when no
+    #: `head` is given; None: the manifest's chain is checked against nothing kept elsewhere (a notice).
+    heads_from: KafkaSettings | None = None
     skew_ms: int = 15_000
     renormalise: bool = True
     #: With stage seals verified, accepted leads intake sealed are not normalised again (the seal vouches for them);
@@ -275,10 +278,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                 report.findings.append(Finding(f"ARCHIVE_{problem.kind.upper()}", problem.message,
                                                _topic_of(problem.path), file=problem.path))
             if options.head is None:  # the manifest vouches for itself only as far as its own chain goes
-                report.findings.append(Finding(
-                    "ARCHIVE_NO_HEAD", "no --head: the manifest's chain was not checked against a head kept "
-                    "elsewhere, so a manifest rolled back to an earlier head or chained again whole is not told",
-                    "(archive)", file="MANIFEST.jsonl", failure=False))
+                report.findings.extend(_published_head(source, options))
     try:
         exporter, handle = (open_exporter(options.fmt, options.out, catalog, stdout or sys.stdout)
                             if options.fmt else (None, None))
@@ -843,6 +843,25 @@ def _read_span(source: KafkaSource, span: PartitionSpan, verifiers: list[Verifie
 
 
 _unreadable = unreadable  # a check that raised: a located failure
+
+
+def _published_head(source: ArchiveSource, options: ReplayOptions) -> list[Finding]:
+    """The archive's manifest against the latest head its sink published on the bus, or the notice that it was
+    checked against none."""
+    if options.heads_from is None:
+        return [Finding("ARCHIVE_NO_HEAD", "no --head, and no bus named to read the heads the archive sink published "
+                        "from: the manifest's chain was not checked against a head kept elsewhere, so a manifest "
+                        "rolled back to an earlier head or chained again whole is not told", "(archive)",
+                        file="MANIFEST.jsonl", failure=False)]
+    from leadbus.audit.archive_heads import judge, read_heads
+    from leadbus.sinks.archive import parse_manifest
+
+    try:
+        heads = read_heads(options.heads_from)
+    except Exception as exc:  # an unreachable bus or a refused read is an access error
+        raise ReplayError(f"cannot read the archive's published heads: {exc}") from exc
+    registry = getattr(options.seal_verifier, "registry", None)
+    return judge(parse_manifest(source.root)[0], heads, registry if isinstance(registry, KeyRegistry) else None)
 
 
 def _sealed(record: ReplayRecord, findings: list[Finding]) -> bool:

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from leadbus.localbroker import KafkaCluster
 from leadbus.sinks.archive import MANIFEST, ManifestLine, chain_of, read_manifest
 from leadbus.sinks.archive_sink import run_archive
-from leadbus.stage_keys import load_stage_key
+from leadbus.stage_keys import load_stage_key, provision
 from leadbus.stage_seals import PREV_HEADER, SIGNATURE_HEADER, STAGE_SEAL_NAMES, StageSealer
 from leadbus.topics import CASES, LEADS_ACCEPTED
 from tests.audit_helpers import Copy, append, records_of, rewrite_topic, simulate, stages, wait_settled
@@ -73,7 +73,9 @@ def recorded(cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) ->
         simulate(bootstrap, rate=15, seconds=10)
         wait_settled(bootstrap)
     archive = root / "archive"
-    run_archive(bootstrap, [CASES], archive, max_seconds=6, seal_after_seconds=1.0, group=f"red-{uuid.uuid4()}")
+    provision(bootstrap, root / "stage-keys", ["archive"])  # the sink signs the heads it publishes
+    run_archive(bootstrap, [CASES], archive, max_seconds=6, seal_after_seconds=1.0, group=f"red-{uuid.uuid4()}",
+                seal_keys=root / "stage-keys")
     assert read_manifest(archive)
     cases = records_of(bootstrap, CASES)
     sealer = StageSealer("LEADBUS-linking", load_stage_key(root / "stage-keys", "linking"), "00000000000000ee")

@@ -202,6 +202,62 @@ def test_the_schema_topic_cut_or_written_again_is_named_on_it(recorded: Recorded
     _recreate(recorded.bootstrap, SCHEMAS, original, declared)
 
 
+def test_an_archive_manifest_rebuilt_without_its_first_file_is_named_against_the_published_head(
+        recorded: Recorded, tmp_path: Path) -> None:  # noqa: F811
+    """Round 4's residual: whoever controls the archive's files removes the first file and its line, numbers and
+    chains the rest again: without --head the manifest vouched for itself (ARCHIVE_NO_HEAD, a notice: exit 0). The
+    archive sink publishes each new head on leadbus.archive.heads, signed with its key: the replay checks the
+    manifest against the latest (ARCHIVE_HEAD_CHECKED says which), and the rebuilt one is ARCHIVE_HEAD_MISMATCH, exit
+    1. A head on the topic not signed by the archive's key is ARCHIVE_HEAD_FORGED at its record."""
+    import hashlib
+    import json
+    import shutil
+
+    from leadbus.sinks.archive import MANIFEST, ManifestLine, chain_of, read_manifest
+    from leadbus.topics import ARCHIVE_HEADS
+    from tests.audit_helpers import append
+    from tests.integration.test_audit_red_team import cli
+
+    heads = records_of(recorded.bootstrap, ARCHIVE_HEADS)
+    assert heads, "the archive sink published its heads"
+
+    def replay(root: Path, name: str) -> tuple[int, list[dict[str, object]], str]:
+        done = cli("replay", "--topic", CASES, "--verify", "--source", f"archive:{root}", "-b", recorded.bootstrap,
+                   "--report", str(tmp_path / name))
+        assert "Traceback" not in done.stderr, done.stderr
+        return done.returncode, json.loads((tmp_path / name).read_text())["findings"], done.stdout
+
+    status, findings, stdout = replay(recorded.archive, "clean.json")
+    checked = [f for f in findings if f["check"] == "ARCHIVE_HEAD_CHECKED"]
+    assert status == 0 and not [f for f in findings if f["failure"]] and checked, stdout
+    assert f"{ARCHIVE_HEADS}[0]@" in str(checked[0]["message"]) and "signed by LEADBUS-archive" in stdout, stdout
+    root = tmp_path / "rebuilt"
+    shutil.copytree(recorded.archive, root)
+    lines = read_manifest(root)
+    assert len(lines) > 1
+    (root / lines[0].path).unlink()
+    text, prev = [], "0" * 64
+    for seq, old in enumerate(lines[1:], start=1):
+        digest = hashlib.sha256((root / old.path).read_bytes()).hexdigest()
+        chain = chain_of(prev, digest, old.path)
+        text.append(ManifestLine(seq, old.path, old.topic, old.partition, old.records, old.first_offset,
+                                 old.last_offset, digest, prev, chain).to_json())
+        prev = chain
+    (root / MANIFEST).write_text("".join(f"{t}\n" for t in text), encoding="utf-8")
+    status, findings, stdout = replay(root, "rebuilt.json")
+    assert status == 1 and "ARCHIVE_HEAD_MISMATCH" in {f["check"] for f in findings if f["failure"]}, stdout
+    assert f"{ARCHIVE_HEADS}[0]@" in stdout and MANIFEST in stdout, stdout
+    # a head written by another (signed with a key not the archive's): named where it sits, not used
+    last = heads[-1]
+    append(recorded.bootstrap, ARCHIVE_HEADS, [Copy(0, last.key, last.value, [("leadbus-head-key-id", b"0" * 16),
+                                                                              ("leadbus-head-signature", b"x" * 64)],
+                                                    int(time.time() * 1000), 0)])
+    status, findings, stdout = replay(recorded.archive, "forged.json")
+    assert status == 1 and ("ARCHIVE_HEAD_FORGED", 0, len(heads)) in located(
+        [f for f in findings if f["failure"]]), stdout
+    rewrite_topic(recorded.bootstrap, ARCHIVE_HEADS, lambda _: heads)
+
+
 # -- last: the key registry rewritten ------------------------------------------------------------------------------
 
 

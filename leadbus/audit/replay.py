@@ -96,6 +96,9 @@ class ReplayOptions:
     #: The bus an archive replay reads the heads its sink published from (`leadbus.audit.archive_heads`), when no
     #: `head` is given; None: the manifest's chain is checked against nothing kept elsewhere (a notice).
     heads_from: KafkaSettings | None = None
+    #: The auditor machine's clock (seconds): "now" for `TIMESTAMP_IN_FUTURE` is the later of it and the newest time
+    #: the broker stamped a record with (`leadbus.audit.broker_time`), so a clock running slow fails no clean replay.
+    clock: Callable[[], float] = time.time
     skew_ms: int = 15_000
     renormalise: bool = True
     #: With stage seals verified, accepted leads intake sealed are not normalised again (the seal vouches for them);
@@ -225,8 +228,9 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
 
     verifiers: list[Verifier] = []
     if options.verify:
+        now_ms = _now_ms(options, settings if isinstance(source, KafkaSource) else options.heads_from)
         verifiers = [*standard_verifiers(options.skew_ms, renormalise=options.renormalise,
-                                         now_ms=int(time.time() * 1000)), *options.extra_verifiers]
+                                         now_ms=now_ms), *options.extra_verifiers]
         if options.seal_verifier is not None:
             verifiers.append(options.seal_verifier)
             report.seals_checked = True
@@ -268,7 +272,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                 except SourceError as exc:
                     source.close()
                     raise ReplayError(str(exc)) from exc
-                report.findings.extend(within_retention(firsts, registry, int(time.time() * 1000)))
+                report.findings.extend(within_retention(firsts, registry, now_ms))
         if isinstance(source, ArchiveSource):
             try:
                 problems = source.verify()
@@ -843,6 +847,20 @@ def _read_span(source: KafkaSource, span: PartitionSpan, verifiers: list[Verifie
 
 
 _unreadable = unreadable  # a check that raised: a located failure
+
+
+def _now_ms(options: ReplayOptions, bus: KafkaSettings | None) -> int:
+    """When the replay began: the auditor's clock, or the newest broker stamp on the bus when later."""
+    now = int(options.clock() * 1000)
+    if bus is None:
+        return now
+    from leadbus.audit.broker_time import latest_broker_time
+
+    try:
+        stamped = latest_broker_time(bus)
+    except Exception:  # noqa: BLE001 - no broker time to go by: the clock alone, as before
+        return now
+    return now if stamped is None else max(now, stamped)
 
 
 def _published_head(source: ArchiveSource, options: ReplayOptions) -> list[Finding]:

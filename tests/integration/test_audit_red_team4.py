@@ -118,6 +118,29 @@ def test_a_partitions_last_record_re_dated_into_the_future_is_named(recorded: Re
     rewrite_topic(recorded.bootstrap, CASES, lambda _: list(recorded.cases))  # the next tests start from the day
 
 
+def test_an_auditor_clock_running_slow_fails_no_clean_replay(recorded: Recorded,  # noqa: F811
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """TIMESTAMP_IN_FUTURE judged "now" by the auditor machine's clock alone: one running 10 minutes slow made every
+    partition of a clean leadbus.cases "re-dated" (exit 1). "Now" is the later of the clock and the newest time the
+    broker stamped a record with (LogAppendTime topics: here the archive's heads, published after the traffic)."""
+    from leadbus.audit import broker_time
+    from leadbus.audit.replay import ReplayOptions, replay, seal_verifier_factory
+    from leadbus.clients import settings_for
+
+    settings = settings_for(recorded.bootstrap)
+    assert broker_time.latest_broker_time(settings) is not None
+
+    def slow() -> ReplayOptions:
+        return ReplayOptions([CASES], seal_verifier=seal_verifier_factory(settings), clock=lambda: time.time() - 600,
+                             workers=1)
+
+    report = replay(slow(), settings)
+    assert report.status == 0 and not report.failures, [f.to_json() for f in report.failures]
+    monkeypatch.setattr(broker_time, "latest_broker_time", lambda *_a, **_k: None)  # the clock alone, as before
+    report = replay(slow(), settings)
+    assert {f.check for f in report.failures} == {"TIMESTAMP_IN_FUTURE"}
+
+
 def test_a_period_starting_inside_a_transaction_at_an_altered_record_names_it(recorded: Recorded,  # noqa: F811
                                                                              tmp_path: Path) -> None:
     """`--from` cutting through a sealed run, at a record altered (its later records' times moved 2 s on so that the

@@ -538,8 +538,12 @@ def archive_run(
     seal_after_seconds: float = typer.Option(900.0, help="Seal a quiet partition's file after this long."),
     max_seconds: float = typer.Option(0.0, help="Stop after this many seconds (0 = until SIGTERM)."),
     client_config: str | None = CLIENT_CONFIG,
+    seal_keys: Path | None = typer.Option(None, "--seal-keys", envvar="LEADBUS_STAGE_KEYS",
+                                          help="Folder holding LEADBUS-archive.key: the heads published on "
+                                               "leadbus.archive.heads are signed with it (unsigned without)."),
 ) -> None:
-    """Archive topics into Avro container files per topic, partition and hour, with a chained manifest."""
+    """Archive topics into Avro container files per topic, partition and hour, with a chained manifest; each new
+    head of the manifest is published on leadbus.archive.heads, where auditors check an archive copy against it."""
     import threading
 
     from leadbus.logs import configure_json_logging
@@ -550,7 +554,8 @@ def archive_run(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stats = run_archive(_settings(bootstrap, client_config, "archive"), list(topic), directory,
-                        max_seconds=max_seconds or None, seal_after_seconds=seal_after_seconds, stop=stop)
+                        max_seconds=max_seconds or None, seal_after_seconds=seal_after_seconds, stop=stop,
+                        seal_keys=seal_keys)
     console.print(str(stats))
 
 
@@ -1073,16 +1078,18 @@ def keys_revoke(
 @keys_app.command("provision-stages")
 def keys_provision_stages(
     directory: Path = typer.Option(..., "--dir", help="Folder of the stages' private keys (LEADBUS-<stage>.key)."),
-    stage: list[str] = typer.Option([], help="Only these stages (default: every stage of the registry)."),
+    stage: list[str] = typer.Option([], help="Only these stages (default: every stage of the registry; `archive`: "
+                                             "the archive sink's key, which signs its published heads)."),
     bootstrap: str | None = BOOTSTRAP,
     client_config: str | None = CLIENT_CONFIG,
 ) -> None:
     """Make each stage's seal key in DIR if missing and register its public half as LEADBUS-<stage> (the admin)."""
     from leadbus.processors.stages import STAGES
+    from leadbus.sinks.archive_heads import SIGNER_STAGE
     from leadbus.stage_keys import provision
 
     names = stage or list(STAGES)
-    unknown = [n for n in names if n not in STAGES]
+    unknown = [n for n in names if n not in STAGES and n != SIGNER_STAGE]  # the archive signs its published heads
     if unknown:
         raise typer.BadParameter(f"unknown stage(s): {', '.join(unknown)}")
     for key in provision(_settings(bootstrap, client_config, "admin"), directory, names):
@@ -1223,7 +1230,8 @@ def replay_command(
     options = ReplayOptions(topics=list(topic), source=source, start=_iso_time(from_, "--from"),
                             end=_iso_time(to, "--to"), key=key, publisher=publisher, fmt=fmt, out=out,
                             verify=verify, head=head, skew_ms=int(skew * 1000), seal_verifier=seal_verifier,
-                            rederive_sealed=rederive)
+                            rederive_sealed=rederive,
+                            heads_from=keys_from if verify and settings is None else None)  # an archive's heads
     to_stdout = fmt == "jsonl" and out is None
     try:
         with _progress(err) as progress:

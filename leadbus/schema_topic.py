@@ -1,4 +1,4 @@
-"""The compacted `leadbus.schemas` topic: every writer schema ever used, keyed by fingerprint.
+"""The `leadbus.schemas` topic: every writer schema ever used, keyed by fingerprint, kept whole (never compacted).
 
 Writers publish their schemas before their first event; readers load the topic into their
 catalog, so a reader built before a compatible schema change still resolves the new
@@ -12,10 +12,11 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, TopicPartition
 
 from leadbus.avro import SchemaCatalog, SchemaEntry
 from leadbus.clients import KafkaSettings, settings_for
+from leadbus.signing import RegistryLog
 from leadbus.topics import SCHEMAS
 
 
@@ -30,7 +31,8 @@ def publish_schemas(bootstrap: str | KafkaSettings, entries: Iterable[SchemaEntr
 
 
 def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout: float = 30.0,
-                 reader: str = "any", altered: list[tuple[int, int, str]] | None = None) -> int:
+                 reader: str = "any", altered: list[tuple[int, int, str]] | None = None,
+                 log: RegistryLog | None = None) -> int:
     """Read `leadbus.schemas` from the beginning to its current end into `catalog`; return how many were new.
 
     The consumer assigns itself the partitions; its group (`leadbus-schema-reader-<reader>-…`, never
@@ -40,6 +42,10 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
     the catalog knows (packaged, or earlier on the topic: that one is kept) but reads otherwise: a fingerprint is a
     CRC-64 of the Parsing Canonical Form, which leaves out logical types, defaults and more (`timestamp-millis` made
     `timestamp-micros` keeps it), and a CRC can be matched at will.
+
+    `log` (an audit's) notes the offsets read and whether the broker stamped each record (partition 0: the topic has
+    one), so that records missing from the topic kept whole, or written while it was not stamped by the broker, are
+    named (`leadbus.audit.schema_log`).
     """
     consumer = settings_for(bootstrap).consumer(f"leadbus-schema-reader-{reader}-{uuid.uuid4()}",
                                                 **{"isolation.level": "read_uncommitted"})
@@ -48,8 +54,10 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
         partitions = [TopicPartition(SCHEMAS, p, 0) for p in meta.topics[SCHEMAS].partitions]
         ends = {}
         for tp in partitions:
-            _, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
             ends[tp.partition] = high
+            if log is not None and tp.partition == 0 and 0 < low == high:  # every record deleted: none to read
+                log.note_missing(high)
         todo = {p for p, high in ends.items() if high > 0}
         consumer.assign(partitions)
         before = len(catalog)
@@ -60,6 +68,8 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
                 continue
             value = msg.value()
             partition, offset = msg.partition() or 0, msg.offset() or 0
+            if log is not None and partition == 0:
+                log.note(offset, msg.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME)
             if value:
                 body = json.loads(value)
                 known = len(catalog)

@@ -349,6 +349,12 @@ class RegistryLog:
         if key_id_of(key.public_key) != key.key_id:
             self.foreign.append((offset, key.registry_key.decode()))
 
+    def note_missing(self, end: int) -> None:
+        """The log holds nothing up to `end` (its start, with no record after it yet)."""
+        if end > self.next_offset:
+            self.missing.append((self.next_offset, end))
+            self.next_offset = end
+
 
 class KeyRegistry:
     """Every publisher key known, by (publisher, key id): the table of the compacted `leadbus.publishers` topic."""

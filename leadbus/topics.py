@@ -23,6 +23,9 @@ HANDOVER_DECISIONS = "leadbus.handover.decisions"
 SCHEMAS = "leadbus.schemas"
 #: Compacted: every publisher key (`PublisherKey`), keyed by `<publisher>/<key id>`; written only by the admin.
 PUBLISHERS = "leadbus.publishers"
+#: Each new head of the archive's manifest chain, signed by the archive sink: the head an audit of the archive checks
+#: its manifest against (`leadbus.sinks.archive_heads`, `leadbus.audit.archive_heads`).
+ARCHIVE_HEADS = "leadbus.archive.heads"
 #: Intake's repartition topic: examined leads keyed by normalised lead id (written and read by intake only).
 INTAKE_BY_LEAD = "leadbus.internal.intake-by-lead"
 #: Changelog of intake's dedupe memory, co-partitioned with INTAKE_BY_LEAD.

@@ -69,13 +69,24 @@ def run_archive(
     stop: threading.Event | None = None,
     catalog: SchemaCatalog | None = None,
     config: Mapping[str, Any] | None = None,
+    seal_keys: Path | None = None,
+    publish_heads: bool = True,
 ) -> ArchiveStats:
     """Archive `topics` (names, or `^regex`) under `root` until `stop` is set or `max_seconds` pass.
 
     `seal_after_seconds` bounds how long a quiet partition's file stays open (and its offsets
-    unacknowledged); busy partitions seal on every hour change anyway.
+    unacknowledged); busy partitions seal on every hour change anyway. Each new head of the manifest is published on
+    `leadbus.archive.heads` (`publish_heads`), signed with the sink's key from `seal_keys` (`LEADBUS-archive.key`;
+    a folder without it refuses to start, as a stage's does), unsigned without a folder.
     """
     kafka = settings_for(bootstrap)
+    heads = None
+    if publish_heads:
+        from leadbus.sinks.archive_heads import SIGNER_STAGE, HeadPublisher
+        from leadbus.stage_keys import load_stage_key
+
+        private = load_stage_key(seal_keys, SIGNER_STAGE) if seal_keys is not None else None
+        heads = HeadPublisher(kafka, group, private)
     if catalog is None:
         catalog = packaged_catalog()
         load_schemas(kafka, catalog, reader="archive")  # schemas registered at run time, so their events decode
@@ -86,6 +97,8 @@ def run_archive(
 
         def commit(sealed: list[ManifestLine]) -> None:
             stats.files += len(sealed)
+            if heads is not None:  # before the offsets: a head published covers what the group acknowledges
+                heads.publish(sealed)
             offsets = {(line.topic, line.partition): line.last_offset + 1 for line in sealed}
             if not offsets:
                 return

@@ -50,6 +50,7 @@ from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
+from leadbus.audit.schema_log import schema_traces
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
@@ -69,7 +70,7 @@ from leadbus.audit.verification import (
 )
 from leadbus.avro import SchemaCatalog, packaged_catalog
 from leadbus.clients import KafkaSettings
-from leadbus.signing import PUBLISHER_HEADER, KeyRegistry
+from leadbus.signing import PUBLISHER_HEADER, KeyRegistry, RegistryLog
 from leadbus.stage_seals import CHAIN_HEADER as STAGE_CHAIN_HEADER
 from leadbus.topics import LEADS_ACCEPTED, SCHEMAS
 
@@ -92,6 +93,12 @@ class ReplayOptions:
     out: Path | None = None
     verify: bool = True
     head: str | None = None  # the archive chain's head, kept outside the archive
+    #: The bus an archive replay reads the heads its sink published from (`leadbus.audit.archive_heads`), when no
+    #: `head` is given; None: the manifest's chain is checked against nothing kept elsewhere (a notice).
+    heads_from: KafkaSettings | None = None
+    #: The auditor machine's clock (seconds): "now" for `TIMESTAMP_IN_FUTURE` is the later of it and the newest time
+    #: the broker stamped a record with (`leadbus.audit.broker_time`), so a clock running slow fails no clean replay.
+    clock: Callable[[], float] = time.time
     skew_ms: int = 15_000
     renormalise: bool = True
     #: With stage seals verified, accepted leads intake sealed are not normalised again (the seal vouches for them);
@@ -180,6 +187,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         options.head = head
     catalog = catalog or packaged_catalog()
     schemas_altered: list[tuple[int, int, str]] = []
+    schemas_log = RegistryLog()
     source: KafkaSource | ArchiveSource
     if options.source == "kafka":
         if settings is None:
@@ -187,7 +195,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         from leadbus.schema_topic import load_schemas
 
         try:  # every writer schema ever published, not only the packaged
-            load_schemas(settings.bootstrap, catalog, altered=schemas_altered)
+            load_schemas(settings.bootstrap, catalog, altered=schemas_altered, log=schemas_log)
         except Exception as exc:  # an unreachable bus or a refused read is an access error
             raise ReplayError(f"cannot read leadbus.schemas from {settings.bootstrap}: {exc}") from exc
         source = KafkaSource(settings, options.topics, catalog, _millis(options.start), _millis(options.end))
@@ -220,8 +228,9 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
 
     verifiers: list[Verifier] = []
     if options.verify:
+        now_ms = _now_ms(options, settings if isinstance(source, KafkaSource) else options.heads_from)
         verifiers = [*standard_verifiers(options.skew_ms, renormalise=options.renormalise,
-                                         now_ms=int(time.time() * 1000)), *options.extra_verifiers]
+                                         now_ms=now_ms), *options.extra_verifiers]
         if options.seal_verifier is not None:
             verifiers.append(options.seal_verifier)
             report.seals_checked = True
@@ -253,6 +262,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                                            "a field): written in its place, so that records would decode differently",
                                            SCHEMAS, partition, offset))
         if isinstance(source, KafkaSource):  # the first records of a partition kept forever removed
+            report.findings.extend(schema_traces(schemas_log))  # and the schema topic's, kept whole as declared
             report.findings.extend(removed_heads(source.log_starts))
             registry = getattr(options.seal_verifier, "registry", None)
             trimmed = trimmed_by_retention(source.log_starts)
@@ -262,7 +272,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                 except SourceError as exc:
                     source.close()
                     raise ReplayError(str(exc)) from exc
-                report.findings.extend(within_retention(firsts, registry, int(time.time() * 1000)))
+                report.findings.extend(within_retention(firsts, registry, now_ms))
         if isinstance(source, ArchiveSource):
             try:
                 problems = source.verify()
@@ -272,10 +282,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                 report.findings.append(Finding(f"ARCHIVE_{problem.kind.upper()}", problem.message,
                                                _topic_of(problem.path), file=problem.path))
             if options.head is None:  # the manifest vouches for itself only as far as its own chain goes
-                report.findings.append(Finding(
-                    "ARCHIVE_NO_HEAD", "no --head: the manifest's chain was not checked against a head kept "
-                    "elsewhere, so a manifest rolled back to an earlier head or chained again whole is not told",
-                    "(archive)", file="MANIFEST.jsonl", failure=False))
+                report.findings.extend(_published_head(source, options))
     try:
         exporter, handle = (open_exporter(options.fmt, options.out, catalog, stdout or sys.stdout)
                             if options.fmt else (None, None))
@@ -554,7 +561,7 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                 found = [_unreadable(record, name, exc)]
             if found:
                 findings.extend(found)
-        if record.headers and record.has_seal():
+        if record.headers and _sealed(record, findings):
             sealed += 1
         if to_workers:
             assert reads is not None
@@ -840,6 +847,50 @@ def _read_span(source: KafkaSource, span: PartitionSpan, verifiers: list[Verifie
 
 
 _unreadable = unreadable  # a check that raised: a located failure
+
+
+def _now_ms(options: ReplayOptions, bus: KafkaSettings | None) -> int:
+    """When the replay began: the auditor's clock, or the newest broker stamp on the bus when later."""
+    now = int(options.clock() * 1000)
+    if bus is None:
+        return now
+    from leadbus.audit.broker_time import latest_broker_time
+
+    try:
+        stamped = latest_broker_time(bus)
+    except Exception:  # noqa: BLE001 - no broker time to go by: the clock alone, as before
+        return now
+    return now if stamped is None else max(now, stamped)
+
+
+def _published_head(source: ArchiveSource, options: ReplayOptions) -> list[Finding]:
+    """The archive's manifest against the latest head its sink published on the bus, or the notice that it was
+    checked against none."""
+    if options.heads_from is None:
+        return [Finding("ARCHIVE_NO_HEAD", "no --head, and no bus named to read the heads the archive sink published "
+                        "from: the manifest's chain was not checked against a head kept elsewhere, so a manifest "
+                        "rolled back to an earlier head or chained again whole is not told", "(archive)",
+                        file="MANIFEST.jsonl", failure=False)]
+    from leadbus.audit.archive_heads import judge, read_heads
+    from leadbus.sinks.archive import parse_manifest
+
+    try:
+        heads = read_heads(options.heads_from)
+    except Exception as exc:  # an unreachable bus or a refused read is an access error
+        raise ReplayError(f"cannot read the archive's published heads: {exc}") from exc
+    registry = getattr(options.seal_verifier, "registry", None)
+    return judge(parse_manifest(source.root)[0], heads, registry if isinstance(registry, KeyRegistry) else None)
+
+
+def _sealed(record: ReplayRecord, findings: list[Finding]) -> bool:
+    """Whether `record` carries an agency seal; headers that are not (name, value) pairs (a record of someone else's
+    making) are a located failure, never a crash of the replay."""
+    try:
+        return record.has_seal()
+    except (TypeError, ValueError) as exc:
+        findings.append(Finding.at(record, "MALFORMED_HEADERS", "the record's headers are not (name, value) pairs "
+                                   f"({type(exc).__name__}: {str(exc)[:200]}): altered or of someone else's making"))
+        return False
 
 
 def summary_lines(report: ReplayReport) -> list[str]:

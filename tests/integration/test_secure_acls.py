@@ -351,3 +351,23 @@ def test_the_key_commands_reach_a_secured_bus_with_the_admins_client_folder(bus:
     assert done.returncode == 0, done.stdout + done.stderr
     listed = cli("list", "NRTA.51")
     assert listed.returncode == 0 and "NRTA.51" in listed.stdout, listed.stdout + listed.stderr
+
+
+def test_the_archive_publishes_its_heads_which_the_auditor_reads_and_no_one_else_writes(bus: SecureBus) -> None:
+    """leadbus.archive.heads (issue #14): the archive sink's idempotent producer writes it, the auditor reads it
+    (replay --source archive:DIR --verify), a stage cannot write a head of its own there."""
+    from leadbus.audit.archive_heads import read_heads
+    from leadbus.sinks.archive import ManifestLine
+    from leadbus.sinks.archive_heads import HeadPublisher
+    from leadbus.topics import ARCHIVE_HEADS
+
+    before = _ends(bus, ARCHIVE_HEADS)
+    publisher = HeadPublisher(bus.as_("archive"), "leadbus-archive", None)
+    assert publisher.enabled
+    publisher.publish([ManifestLine(1, "leadbus.cases/2026-01-01/00-p0.avro", "leadbus.cases", 0, 1, 0, 0, "0" * 64,
+                                    "0" * 64, "1" * 64)])
+    assert publisher.published == 1
+    heads = read_heads(bus.as_("auditor"))
+    assert len(heads) == before + 1 and b'"chain":"' + b"1" * 64 in heads[-1].value and heads[-1].broker_stamped
+    err, _ = _produce(bus.as_("intake"), ARCHIVE_HEADS)
+    assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED

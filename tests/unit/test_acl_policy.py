@@ -97,7 +97,8 @@ def test_every_declared_topic_is_read_by_someone_and_every_grant_names_a_declare
     for topic in TOPICS:
         assert readers(topic) - {"auditor"} or topic in {"leadbus.blacklist", "leadbus.webhooks.dead",
                                                          "leadbus.takedown.replies",
-                                                         "leadbus.links.suggested"} \
+                                                         "leadbus.links.suggested",
+                                                         "leadbus.archive.heads"} \
             or topic.startswith(("leadbus.jurisdiction.", "leadbus.liaison.", "leadbus.channel.")), topic
     for grant in POLICY.grants():
         if grant.kind == "topic":

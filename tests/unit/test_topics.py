@@ -23,7 +23,8 @@ def test_declarations_cover_design_section_4() -> None:
 
 def test_compacted_topics_and_audit_retention() -> None:
     specs = {s.name: s for s in load_declarations()}
-    assert specs["leadbus.schemas"].config["cleanup.policy"] == "compact"
+    assert specs["leadbus.schemas"].config["cleanup.policy"] == "delete"  # kept whole (the audit: schema_log)
+    assert specs["leadbus.schemas"].config["message.timestamp.type"] == "LogAppendTime"
     assert specs["leadbus.intake.SAMR"].config["retention.ms"] == "-1"
     assert specs["leadbus.cases"].replication_factor == 3
     assert specs["leadbus.cases"].min_insync_replicas == 2

@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from leadbus.sinks.archive import read_manifest
 from leadbus.sinks.archive_sink import run_archive
+from leadbus.stage_keys import provision
 from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, PUBLISHERS, SCHEMAS
 from tests.audit_helpers import Copy, records_of, rewrite_topic, simulate, stages, wait_settled
 from tests.kafka_helpers import topics_cluster
@@ -52,7 +53,9 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
             simulate(bootstrap, rate=15, seconds=15)
             wait_settled(bootstrap)
         archive = root / "archive"
-        run_archive(bootstrap, [CASES], archive, max_seconds=6, seal_after_seconds=1.0, group=f"red-{uuid.uuid4()}")
+        provision(bootstrap, root / "stage-keys", ["archive"])  # the sink signs the heads it publishes
+        run_archive(bootstrap, [CASES], archive, max_seconds=6, seal_after_seconds=1.0, group=f"red-{uuid.uuid4()}",
+                    seal_keys=root / "stage-keys")
         assert read_manifest(archive)
         topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=20).topics
         routed = sorted(t for t in topics if t.startswith("leadbus.region."))

@@ -119,6 +119,29 @@ def test_a_partitions_last_record_re_dated_into_the_future_is_named(recorded: Re
     rewrite_topic(recorded.bootstrap, CASES, lambda _: list(recorded.cases))  # the next tests start from the day
 
 
+def test_an_auditor_clock_running_slow_fails_no_clean_replay(recorded: Recorded,  # noqa: F811
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """TIMESTAMP_IN_FUTURE judged "now" by the auditor machine's clock alone: one running 10 minutes slow made every
+    partition of a clean leadbus.cases "re-dated" (exit 1). "Now" is the later of the clock and the newest time the
+    broker stamped a record with (LogAppendTime topics: here the archive's heads, published after the traffic)."""
+    from leadbus.audit import broker_time
+    from leadbus.audit.replay import ReplayOptions, replay, seal_verifier_factory
+    from leadbus.clients import settings_for
+
+    settings = settings_for(recorded.bootstrap)
+    assert broker_time.latest_broker_time(settings) is not None
+
+    def slow() -> ReplayOptions:
+        return ReplayOptions([CASES], seal_verifier=seal_verifier_factory(settings), clock=lambda: time.time() - 600,
+                             workers=1)
+
+    report = replay(slow(), settings)
+    assert report.status == 0 and not report.failures, [f.to_json() for f in report.failures]
+    monkeypatch.setattr(broker_time, "latest_broker_time", lambda *_a, **_k: None)  # the clock alone, as before
+    report = replay(slow(), settings)
+    assert {f.check for f in report.failures} == {"TIMESTAMP_IN_FUTURE"}
+
+
 def test_a_period_starting_inside_a_transaction_at_an_altered_record_names_it(recorded: Recorded,  # noqa: F811
                                                                              tmp_path: Path) -> None:
     """`--from` cutting through a sealed run, at a record altered (its later records' times moved 2 s on so that the
@@ -167,6 +190,96 @@ def test_a_schema_written_again_to_read_otherwise_under_its_fingerprint_is_named
     assert status == 1 and ("SCHEMA_ALTERED", 0, at) in located(failures), stdout
     assert f"{SCHEMAS}[0]@{at}" in stdout
     rewrite_topic(recorded.bootstrap, SCHEMAS, lambda _: original)
+
+
+def test_the_schema_topic_cut_or_written_again_is_named_on_it(recorded: Recorded,  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """Round 4's residual: leadbus.schemas was compacted, so a schema known only from the topic, written again under
+    its fingerprint to read otherwise, was the only record of it left once compaction ran (the first, the writer's,
+    gone): nothing told. It is now kept whole and stamped by the broker, as the key registry: the topic created again
+    compacted with its records written back (their times the writer's) is SCHEMAS_REWRITTEN at [0]@0 (exit 0 before);
+    its first records deleted (DeleteRecords, which a compacted topic refused, or compaction) RECORDS_DELETED at
+    leadbus.schemas[0]@<first left>."""
+    from leadbus.avro import packaged_catalog
+    from leadbus.schema_topic import publish_schemas
+    from leadbus.topics import SCHEMAS
+
+    publish_schemas(recorded.bootstrap, list(packaged_catalog()))  # as `leadbus schemas publish` does
+    original = records_of(recorded.bootstrap, SCHEMAS)
+    assert len(original) > 2
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-clean.json")
+    assert status == 0 and not failures, stdout
+    declared = {"cleanup.policy": "delete", "retention.ms": "-1", "message.timestamp.type": "LogAppendTime"}
+    _recreate(recorded.bootstrap, SCHEMAS, original, {"cleanup.policy": "compact", "retention.ms": "-1"})
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-rewritten.json")
+    assert status == 1 and ("SCHEMAS_REWRITTEN", 0, 0) in located(failures), stdout
+    assert f"{SCHEMAS}[0]@0" in stdout
+    _recreate(recorded.bootstrap, SCHEMAS, original, declared)
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-as-declared.json")
+    assert status == 0 and not failures, stdout
+    admin = AdminClient({"bootstrap.servers": recorded.bootstrap})  # (a compacted topic refuses DeleteRecords)
+    for future in admin.delete_records([TopicPartition(SCHEMAS, 0, 2)]).values():
+        future.result()
+    status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-cut.json")
+    assert status == 1 and ("RECORDS_DELETED", 0, 2) in located(failures), stdout
+    assert f"{SCHEMAS}[0]@2" in stdout
+    _recreate(recorded.bootstrap, SCHEMAS, original, declared)
+
+
+def test_an_archive_manifest_rebuilt_without_its_first_file_is_named_against_the_published_head(
+        recorded: Recorded, tmp_path: Path) -> None:  # noqa: F811
+    """Round 4's residual: whoever controls the archive's files removes the first file and its line, numbers and
+    chains the rest again: without --head the manifest vouched for itself (ARCHIVE_NO_HEAD, a notice: exit 0). The
+    archive sink publishes each new head on leadbus.archive.heads, signed with its key: the replay checks the
+    manifest against the latest (ARCHIVE_HEAD_CHECKED says which), and the rebuilt one is ARCHIVE_HEAD_MISMATCH, exit
+    1. A head on the topic not signed by the archive's key is ARCHIVE_HEAD_FORGED at its record."""
+    import hashlib
+    import json
+    import shutil
+
+    from leadbus.sinks.archive import MANIFEST, ManifestLine, chain_of, read_manifest
+    from leadbus.topics import ARCHIVE_HEADS
+    from tests.audit_helpers import append
+    from tests.integration.audit_day.test_audit_red_team import cli
+
+    heads = records_of(recorded.bootstrap, ARCHIVE_HEADS)
+    assert heads, "the archive sink published its heads"
+
+    def replay(root: Path, name: str) -> tuple[int, list[dict[str, object]], str]:
+        done = cli("replay", "--topic", CASES, "--verify", "--source", f"archive:{root}", "-b", recorded.bootstrap,
+                   "--report", str(tmp_path / name))
+        assert "Traceback" not in done.stderr, done.stderr
+        return done.returncode, json.loads((tmp_path / name).read_text())["findings"], done.stdout
+
+    status, findings, stdout = replay(recorded.archive, "clean.json")
+    checked = [f for f in findings if f["check"] == "ARCHIVE_HEAD_CHECKED"]
+    assert status == 0 and not [f for f in findings if f["failure"]] and checked, stdout
+    assert f"{ARCHIVE_HEADS}[0]@" in str(checked[0]["message"]) and "signed by LEADBUS-archive" in stdout, stdout
+    root = tmp_path / "rebuilt"
+    shutil.copytree(recorded.archive, root)
+    lines = read_manifest(root)
+    assert len(lines) > 1
+    (root / lines[0].path).unlink()
+    text, prev = [], "0" * 64
+    for seq, old in enumerate(lines[1:], start=1):
+        digest = hashlib.sha256((root / old.path).read_bytes()).hexdigest()
+        chain = chain_of(prev, digest, old.path)
+        text.append(ManifestLine(seq, old.path, old.topic, old.partition, old.records, old.first_offset,
+                                 old.last_offset, digest, prev, chain).to_json())
+        prev = chain
+    (root / MANIFEST).write_text("".join(f"{t}\n" for t in text), encoding="utf-8")
+    status, findings, stdout = replay(root, "rebuilt.json")
+    assert status == 1 and "ARCHIVE_HEAD_MISMATCH" in {f["check"] for f in findings if f["failure"]}, stdout
+    assert f"{ARCHIVE_HEADS}[0]@" in stdout and MANIFEST in stdout, stdout
+    # a head written by another (signed with a key not the archive's): named where it sits, not used
+    last = heads[-1]
+    append(recorded.bootstrap, ARCHIVE_HEADS, [Copy(0, last.key, last.value, [("leadbus-head-key-id", b"0" * 16),
+                                                                              ("leadbus-head-signature", b"x" * 64)],
+                                                    int(time.time() * 1000), 0)])
+    status, findings, stdout = replay(recorded.archive, "forged.json")
+    assert status == 1 and ("ARCHIVE_HEAD_FORGED", 0, len(heads)) in located(
+        [f for f in findings if f["failure"]]), stdout
+    rewrite_topic(recorded.bootstrap, ARCHIVE_HEADS, lambda _: heads)
 
 
 # -- last: the key registry rewritten ------------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""The archive's heads, published on the bus as the sink seals files (issue #14: "`--verify` also checks the
+archive's chain against a published head").
+
+The manifest chains every sealed file (`leadbus.sinks.archive`), but whoever controls the archive's files can also
+rebuild the manifest: remove the first file and its line and chain the rest again, and the archive vouches for
+itself. Only a head kept elsewhere tells. The sink writes each new head — the last sealed line's `seq`, `chain` and
+path — to `leadbus.archive.heads`, a topic it alone writes, kept whole and stamped by the broker, and signs the
+record with its key (`LEADBUS-archive`, made and registered as the stages' are: `leadbus keys provision-stages
+--stage archive`). An audit of an archive copy checks the manifest's line of that `seq` against it
+(`leadbus.audit.archive_heads`).
+
+A failed publication is logged and leaves the manifest as the record: the next seal publishes a later head, whose
+chain covers the lines before it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from leadbus.clients import KafkaSettings
+from leadbus.signing import key_id_of, public_bytes
+from leadbus.sinks.archive import ManifestLine
+from leadbus.stage_seals import stage_signer
+from leadbus.topics import ARCHIVE_HEADS
+
+log = logging.getLogger("leadbus.sinks.archive")
+
+#: The archive sink's signing identity: a stage key of this name (`leadbus.stage_keys`), publisher LEADBUS-archive.
+SIGNER_STAGE = "archive"
+KEY_ID_HEADER = "leadbus-head-key-id"
+SIGNATURE_HEADER = "leadbus-head-signature"
+#: What the signature covers before the record's value: a head signature can be taken for no other signed thing.
+DOMAIN = b"leadbus archive head\x00"
+
+
+def signer() -> str:
+    return stage_signer(SIGNER_STAGE)
+
+
+def head_value(archive: str, line: ManifestLine) -> bytes:
+    return json.dumps({"archive": archive, "seq": line.seq, "chain": line.chain, "path": line.path},
+                      sort_keys=True, separators=(",", ":")).encode()
+
+
+def head_record(archive: str, line: ManifestLine,
+                private: Ed25519PrivateKey | None) -> tuple[bytes, bytes, list[tuple[str, str | bytes | None]]]:
+    """The record publishing `line`'s chain as `archive`'s head: key, value, headers (signed when a key is given)."""
+    value = head_value(archive, line)
+    if private is None:
+        return archive.encode(), value, []
+    key_id = key_id_of(public_bytes(private.public_key()))
+    return archive.encode(), value, [(KEY_ID_HEADER, key_id.encode()), (SIGNATURE_HEADER, private.sign(DOMAIN + value))]
+
+
+class HeadPublisher:
+    """Publishes the newest head of each batch of sealed lines; unsigned without a key (the topic's ACL alone)."""
+
+    def __init__(self, kafka: KafkaSettings, archive: str, private: Ed25519PrivateKey | None,
+                 timeout: float = 30.0) -> None:
+        self.archive, self.private, self.timeout = archive, private, timeout
+        self.producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "message.timeout.ms": 20_000})
+        self.published = 0
+        try:  # a bus without the topic (not applied yet): say so once, never wait on each seal
+            meta = self.producer.list_topics(ARCHIVE_HEADS, timeout=10).topics.get(ARCHIVE_HEADS)
+            self.enabled = meta is not None and meta.error is None and bool(meta.partitions)
+        except Exception:  # noqa: BLE001 - an unreachable bus: the consumer says so
+            self.enabled = False
+        if not self.enabled:
+            log.warning("archive: %s not on the bus (leadbus topics apply): heads not published", ARCHIVE_HEADS)
+
+    def publish(self, sealed: Sequence[ManifestLine]) -> None:
+        if not sealed or not self.enabled:
+            return
+        line = max(sealed, key=lambda x: x.seq)
+        key, value, headers = head_record(self.archive, line, self.private)
+        try:
+            self.producer.produce(ARCHIVE_HEADS, key=key, value=value, headers=headers, partition=0)
+            if self.producer.flush(self.timeout):
+                raise RuntimeError(f"not confirmed within {self.timeout}s")
+            self.published += 1
+        except Exception as exc:  # noqa: BLE001 - the manifest stays the record; the next seal publishes again
+            log.warning("archive: head %s (seq %d) not published on %s: %s", line.chain, line.seq, ARCHIVE_HEADS, exc)

@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient
 from leadbus.sinks.archive import read_manifest
 from leadbus.sinks.archive_sink import run_archive
 from leadbus.stage_keys import provision
-from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED, PUBLISHERS, SCHEMAS
+from leadbus.topics import ARCHIVE_HEADS, CASES, HANDOVER, LEADS_ACCEPTED, PUBLISHERS, SCHEMAS
 from tests.audit_helpers import Copy, records_of, rewrite_topic, simulate, stages, wait_settled
 from tests.kafka_helpers import topics_cluster
 
@@ -59,7 +59,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
         assert read_manifest(archive)
         topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=20).topics
         routed = sorted(t for t in topics if t.startswith("leadbus.region."))
-        tampered = [CASES, HANDOVER, LEADS_ACCEPTED, SCHEMAS, *routed]
+        tampered = [CASES, HANDOVER, LEADS_ACCEPTED, SCHEMAS, ARCHIVE_HEADS, *routed]
         found = Day(bootstrap, root, archive, {t: records_of(bootstrap, t) for t in tampered})
         found.marks = _marks(bootstrap)
         yield found

@@ -98,6 +98,13 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 #: The queue stays bounded either way; at 10 ms the fetcher looks again a hundred times a second.
 _QUEUE_FULL_BACKOFF_MS = 10
 
+#: A replay's consumers connect to every broker at once (librdkafka's default connects to one only when it needs it).
+#: Since librdkafka 2.10 the bootstrap connection is dropped as soon as the first metadata names the brokers, which
+#: fails a request in flight on it; with sparse connections the retry then waited for the next connection attempt,
+#: `reconnect.backoff.ms` / 2 later: the plan's first `list_topics` took 55 ms of a replay's ~0.1 s of fixed costs,
+#: 2-6 ms with all brokers connected. A replay reads every partition, so it talks to every broker anyway.
+_CONNECT_ALL = {"enable.sparse.connections": False}
+
 #: ListOffsets' timestamps for a partition's first offset and its end (`OFFSET_BEGINNING`, `OFFSET_END`)
 _EARLIEST, _LATEST = -2, -1
 
@@ -138,7 +145,7 @@ class KafkaSource:
             self._consumer = self.settings.consumer(self.group, **{
                 "enable.auto.offset.store": False, "fetch.max.bytes": 52_428_800, "fetch.wait.max.ms": 10,
                 "max.partition.fetch.bytes": 10_485_760, "queued.min.messages": 200_000,
-                "fetch.queue.backoff.ms": _QUEUE_FULL_BACKOFF_MS,
+                "fetch.queue.backoff.ms": _QUEUE_FULL_BACKOFF_MS, **_CONNECT_ALL,
                 **(bounded_prefetch(self.prefetch_kbytes) if self.prefetch_kbytes else {})})
         return self._consumer
 
@@ -209,7 +216,7 @@ class KafkaSource:
         whose log has no record, or that gives none within the timeout, is left out)."""
         if not parts:
             return {}
-        consumer = self.settings.consumer(f"{self.group}-first", **{"enable.partition.eof": True})
+        consumer = self.settings.consumer(f"{self.group}-first", **{"enable.partition.eof": True, **_CONNECT_ALL})
         found: dict[tuple[str, int], tuple[int, Any]] = {}
         try:
             for topic, partition in parts:

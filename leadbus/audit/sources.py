@@ -310,10 +310,14 @@ class KafkaSource:
             self.close()
 
     def first_headers(self, span: PartitionSpan, timeout: float = 5.0) -> list[str] | None:
-        """The header names of the first record of `span` (one fetch), or None when none comes within `timeout`."""
+        """The header names of the first record of `span` (one fetch), or None when none comes within `timeout`.
+
+        Read by a consumer of its own that fetches little: through the reader's (10 MB fetches, a 64 MB prefetch) the
+        peek at `leadbus.leads.accepted` fetched and decompressed 10 MB for one record's headers (22 ms CPU, 25 ms,
+        and up to 20 ms more to close the consumer holding them, before the replay could fork)."""
         if span.size == 0:
             return None
-        consumer = self.consumer()
+        consumer = self.settings.consumer(f"{self.group}-peek", **{**_CONNECT_ALL, **bounded_prefetch(64)})
         consumer.assign([TopicPartition(span.topic, span.partition, span.start)])
         try:
             until = time.monotonic() + timeout
@@ -327,7 +331,7 @@ class KafkaSource:
                     return None
             return None
         finally:
-            consumer.unassign()
+            consumer.close()
 
     def _interleaved(self) -> Iterator[Iterable[ReplayRecord]]:
         """The records of each consumed batch (read to its end before the next is consumed)."""

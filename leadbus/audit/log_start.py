@@ -30,9 +30,7 @@ from leadbus.audit.registration import SKEW_MS
 from leadbus.audit.verification import Finding
 from leadbus.signing import KeyRegistry
 from leadbus.stage_seals import MalformedStageSeal, StageSeal
-from leadbus.topics import PUBLISHERS, TopicSpec, load_declarations
-
-_KEPT: set[str] | None = None
+from leadbus.topics import PUBLISHERS, TopicSpec, declarations
 
 
 def kept_forever(specs: Iterable[TopicSpec]) -> set[str]:
@@ -42,16 +40,9 @@ def kept_forever(specs: Iterable[TopicSpec]) -> set[str]:
             and s.config.get("retention.bytes", "-1") == "-1"}
 
 
-def _declared() -> set[str]:
-    global _KEPT
-    if _KEPT is None:
-        _KEPT = kept_forever(load_declarations())
-    return _KEPT
-
-
 def removed_heads(log_starts: Mapping[tuple[str, int], int], kept: set[str] | None = None) -> list[Finding]:
     """A failure per partition of a topic kept forever whose log no longer starts at offset 0."""
-    kept = _declared() if kept is None else kept
+    kept = kept_forever(declarations()) if kept is None else kept
     found = []
     for (topic, partition), start in sorted(log_starts.items()):
         if start > 0 and topic in kept:
@@ -75,7 +66,7 @@ def kept_for(specs: Iterable[TopicSpec]) -> dict[str, int]:
 
 def trimmed_by_retention(log_starts: Mapping[tuple[str, int], int]) -> list[tuple[str, int]]:
     """The partitions whose start past 0 retention may explain (their first record is worth reading)."""
-    kept = kept_for(load_declarations())
+    kept = kept_for(declarations())
     return [tp for tp, start in sorted(log_starts.items()) if start > 0 and tp[0] in kept]
 
 
@@ -86,7 +77,7 @@ def within_retention(firsts: Mapping[tuple[str, int], tuple[int, Sequence[tuple[
     log = registry.log
     if log is None or log.missing or log.writer_stamped:  # no broker's time to go by (the registry's traces fail)
         return []
-    retention = kept_for(load_declarations()) if retention is None else retention
+    retention = kept_for(declarations()) if retention is None else retention
     found = []
     for (topic, partition), (offset, headers) in sorted(firsts.items()):
         kept = retention.get(topic)

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 
 from leadbus.audit.verification import Finding, ms_of
 from leadbus.signing import KeyRegistry, PublisherKey
-from leadbus.topics import PUBLISHERS, load_declarations
+from leadbus.topics import PUBLISHERS, declarations
 
 #: How far a record's broker time may be before its key's registration (writers' clocks differ; 15 s is the replay's
 #: default skew between producers, above the stages' 10 s transaction timeout).
@@ -120,7 +120,7 @@ def registry_traces(registry: KeyRegistry, declared: dict[str, str] | None = Non
     if log is None:
         return []
     if declared is None:
-        declared = next((dict(s.config) for s in load_declarations() if s.name == PUBLISHERS), {})
+        declared = next((dict(s.config) for s in declarations() if s.name == PUBLISHERS), {})
     found = []
     if declared.get("cleanup.policy") == "delete" and declared.get("retention.ms") == "-1":
         for first, after in log.missing:

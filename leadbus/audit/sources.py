@@ -23,12 +23,14 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from pathlib import Path
 from typing import Any, cast
 
 import fastavro
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from leadbus.audit.native_records import Build, maker
 from leadbus.audit.verification import ReplayRecord
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode
 from leadbus.clients import KafkaSettings
@@ -98,6 +100,19 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 #: The queue stays bounded either way; at 10 ms the fetcher looks again a hundred times a second.
 _QUEUE_FULL_BACKOFF_MS = 10
 
+#: A replay's consumers connect to every broker at once (librdkafka's default connects to one only when it needs it).
+#: Since librdkafka 2.10 the bootstrap connection is dropped as soon as the first metadata names the brokers, which
+#: fails a request in flight on it; with sparse connections the retry then waited for the next connection attempt,
+#: `reconnect.backoff.ms` / 2 later: the plan's first `list_topics` took 55 ms of a replay's ~0.1 s of fixed costs,
+#: 2-6 ms with all brokers connected. A replay reads every partition, so it talks to every broker anyway.
+_CONNECT_ALL = {"enable.sparse.connections": False}
+
+#: The most a fetch brings of one partition: librdkafka's default, 1 MB. A replay's first records come only once its
+#: first fetch response is whole: at 10 MB a partition (50 MB over six) the first record of leadbus.cases came 66-116 ms
+#: after the assign, of leadbus.leads.accepted 64-177 ms; at 1 MB 21-57 ms and 4-5 ms, and the whole read took no
+#: longer (the prefetch queue, refilled every fetch.queue.backoff.ms, keeps ahead of the checks either way).
+_PARTITION_FETCH_BYTES = 1_048_576
+
 #: ListOffsets' timestamps for a partition's first offset and its end (`OFFSET_BEGINNING`, `OFFSET_END`)
 _EARLIEST, _LATEST = -2, -1
 
@@ -125,6 +140,7 @@ class KafkaSource:
         self.settings, self.topics, self.catalog = settings, topics, catalog
         self.start_ms, self.end_ms, self.timeout, self.batch = start_ms, end_ms, timeout, batch
         self.prefetch_kbytes = prefetch_kbytes  # None: librdkafka's default queue (see `bounded_prefetch`)
+        self.native = True  # records made in C where the extension is built (`leadbus.audit.native_records`)
         self.group = f"leadbus-audit-replay-{uuid.uuid4()}"
         self._consumer: Consumer | None = None
         self.spans: list[PartitionSpan] = []
@@ -137,8 +153,8 @@ class KafkaSource:
         if self._consumer is None:
             self._consumer = self.settings.consumer(self.group, **{
                 "enable.auto.offset.store": False, "fetch.max.bytes": 52_428_800, "fetch.wait.max.ms": 10,
-                "max.partition.fetch.bytes": 10_485_760, "queued.min.messages": 200_000,
-                "fetch.queue.backoff.ms": _QUEUE_FULL_BACKOFF_MS,
+                "max.partition.fetch.bytes": _PARTITION_FETCH_BYTES, "queued.min.messages": 200_000,
+                "fetch.queue.backoff.ms": _QUEUE_FULL_BACKOFF_MS, **_CONNECT_ALL,
                 **(bounded_prefetch(self.prefetch_kbytes) if self.prefetch_kbytes else {})})
         return self._consumer
 
@@ -209,7 +225,7 @@ class KafkaSource:
         whose log has no record, or that gives none within the timeout, is left out)."""
         if not parts:
             return {}
-        consumer = self.settings.consumer(f"{self.group}-first", **{"enable.partition.eof": True})
+        consumer = self.settings.consumer(f"{self.group}-first", **{"enable.partition.eof": True, **_CONNECT_ALL})
         found: dict[tuple[str, int], tuple[int, Any]] = {}
         try:
             for topic, partition in parts:
@@ -247,12 +263,15 @@ class KafkaSource:
 
         Each partition's records come in offset order either way; interleaved, partitions mix as the broker
         sends them, which saves one fetch start per partition (an export needs the fixed order, checks do not).
+        Interleaved, the records come batch after batch from a C iterator (`chain`): no generator resumes per record.
         """
+        if interleave:
+            return chain.from_iterable(self._interleaved())
+        return self._in_order()
+
+    def _in_order(self) -> Iterator[ReplayRecord]:
         if not self.spans:
             self.plan()
-        if interleave:
-            yield from self._interleaved()
-            return
         consumer = self.consumer()
         catalog = self.catalog
         try:
@@ -297,10 +316,14 @@ class KafkaSource:
             self.close()
 
     def first_headers(self, span: PartitionSpan, timeout: float = 5.0) -> list[str] | None:
-        """The header names of the first record of `span` (one fetch), or None when none comes within `timeout`."""
+        """The header names of the first record of `span` (one fetch), or None when none comes within `timeout`.
+
+        Read by a consumer of its own that fetches little: through the reader's (10 MB fetches, a 64 MB prefetch) the
+        peek at `leadbus.leads.accepted` fetched and decompressed 10 MB for one record's headers (22 ms CPU, 25 ms,
+        and up to 20 ms more to close the consumer holding them, before the replay could fork)."""
         if span.size == 0:
             return None
-        consumer = self.consumer()
+        consumer = self.settings.consumer(f"{self.group}-peek", **{**_CONNECT_ALL, **bounded_prefetch(64)})
         consumer.assign([TopicPartition(span.topic, span.partition, span.start)])
         try:
             until = time.monotonic() + timeout
@@ -314,9 +337,12 @@ class KafkaSource:
                     return None
             return None
         finally:
-            consumer.unassign()
+            consumer.close()
 
-    def _interleaved(self) -> Iterator[ReplayRecord]:
+    def _interleaved(self) -> Iterator[Iterable[ReplayRecord]]:
+        """The records of each consumed batch (read to its end before the next is consumed)."""
+        if not self.spans:
+            self.plan()
         spans = [span for span in self.spans if span.size > 0]
         if not spans:
             return
@@ -325,33 +351,14 @@ class KafkaSource:
         ends = {(span.topic, span.partition): span.end for span in spans}
         open_ = dict(ends)  # the partitions still read, and their ends: one lookup per record
         fresh = {(span.topic, span.partition) for span in spans if span.start == 0}  # read from the log's start
+        build = maker() if self.native else None
         try:
             consumer.assign([TopicPartition(span.topic, span.partition, span.start) for span in spans])
             idle_since = time.monotonic()
             while open_:
                 batch = consumer.consume(self.batch, 0.05)
-                done = []
-                for msg in batch:
-                    if msg.error() is not None:
-                        _usable(msg, msg.topic(), msg.partition())  # raises on a refusal, else passed over
-                        continue
-                    where: tuple[str, int] = (msg.topic(), msg.partition())  # type: ignore[assignment]
-                    end = open_.get(where)
-                    if end is None:
-                        continue
-                    offset: int = msg.offset()  # type: ignore[assignment]  # (no cast(): a call, per record)
-                    if offset >= end - 1:
-                        del open_[where]
-                        done.append(where)
-                        if offset >= end:
-                            continue
-                    headers: Any = msg.headers()
-                    record = ReplayRecord(where[0], where[1], offset, msg.timestamp()[1], msg.key(),
-                                          msg.value(), tuple(headers) if headers else (), catalog)
-                    if fresh and where in fresh:
-                        record.opens_log = True
-                        fresh.discard(where)
-                    yield record
+                done: list[tuple[str, int]] = []
+                yield from _made(build, batch, open_, fresh, done, catalog)
                 if done:
                     consumer.pause([TopicPartition(t, p) for t, p in done])
                 if batch:
@@ -372,6 +379,50 @@ class KafkaSource:
         if self._consumer is not None:
             self._consumer.close()  # nothing was committed: the group never existed for the processors
             self._consumer = None
+
+
+def _made(build: Build | None, batch: list[Any], open_: dict[tuple[str, int], int], fresh: set[tuple[str, int]],
+          done: list[tuple[str, int]], catalog: SchemaCatalog) -> Iterator[Iterable[ReplayRecord]]:
+    """The records of a consumed batch (as `_taken` makes them), made in C by `build` where it can: lists of them, and
+    `_taken`'s for each message it leaves to the Python path (an error, a message of an unusual shape)."""
+    if build is None:
+        yield _taken(batch, open_, fresh, done, catalog)
+        return
+    at, size = 0, len(batch)
+    while at < size:
+        made, at = build(batch, at, open_, fresh, done, catalog)
+        yield made
+        if at < size:
+            yield _taken(batch[at:at + 1], open_, fresh, done, catalog)
+            at += 1
+
+
+def _taken(batch: list[Any], open_: dict[tuple[str, int], int], fresh: set[tuple[str, int]],
+           done: list[tuple[str, int]], catalog: SchemaCatalog) -> Iterator[ReplayRecord]:
+    """The records of a consumed batch, in its order, of the partitions still read (`open_`, with their ends): a
+    partition whose end is met is closed (out of `open_`, into `done`), and the first record of a partition read from
+    its log's start (in `fresh`) opens it. The reference `leadbus.audit.native_records` is held to."""
+    for msg in batch:
+        if msg.error() is not None:
+            _usable(msg, msg.topic(), msg.partition())  # raises on a refusal, else passed over
+            continue
+        where: tuple[str, int] = (msg.topic(), msg.partition())
+        end = open_.get(where)
+        if end is None:
+            continue
+        offset: int = msg.offset()  # (no cast(): a call, per record)
+        if offset >= end - 1:
+            del open_[where]
+            done.append(where)
+            if offset >= end:
+                continue
+        headers: Any = msg.headers()
+        record = ReplayRecord(where[0], where[1], offset, msg.timestamp()[1], msg.key(), msg.value(),
+                              tuple(headers) if headers else (), catalog)
+        if fresh and where in fresh:
+            record.opens_log = True
+            fresh.discard(where)
+        yield record
 
 
 # -- the archive ---------------------------------------------------------------------------------------

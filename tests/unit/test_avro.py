@@ -277,3 +277,19 @@ def test_a_timestamp_site_written_again_with_other_times_writes_each_its_own() -
 
     with pytest.raises(EncodeError):  # nothing is kept for None: refused as before, never written as the last time
         encode(entry, {"t": None})
+
+
+def test_a_schema_met_again_is_the_one_known_and_is_not_compiled_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from leadbus.avro import catalog as catalog_module
+    from leadbus.schema_topic import schema_record
+
+    catalog = packaged_catalog()
+    bodies = [json.loads(schema_record(entry)[1]) for entry in catalog]  # as `leadbus.schemas` holds them
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(catalog_module, "compile_writer", never)
+    monkeypatch.setattr(catalog_module, "compile_reader", never)
+    again = [catalog.add(body["schema"], int(body.get("version") or 0)) for body in bodies]
+    assert again == list(catalog) and all(a is b for a, b in zip(again, catalog, strict=True))

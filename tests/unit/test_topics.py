@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 from leadbus.agencies import AGENCIES
 from leadbus.geography import PROVINCES
 from leadbus.topics import ExistingTopic, load_declarations, plan
@@ -50,3 +52,18 @@ def test_plan_finds_missing_partitions_and_drift() -> None:
     assert ("leadbus.cases", "retention.ms", "1000", "-1") in result.config_drift
     assert result.undeclared == ["leadbus.stray"]
     assert not result.in_sync
+
+
+def test_the_declarations_read_with_libyaml_are_those_the_pure_python_loader_reads() -> None:
+    import yaml
+
+    import leadbus.topics as topics
+
+    text = resources.files("leadbus.deploy").joinpath("topics.yaml").read_text(encoding="utf-8")
+    fast = topics.load_declarations(text)
+    loader, topics._SAFE_LOADER = topics._SAFE_LOADER, yaml.SafeLoader
+    try:
+        assert topics.load_declarations(text) == fast
+    finally:
+        topics._SAFE_LOADER = loader
+    assert list(topics.declarations()) == fast and topics.declarations() is topics.declarations()

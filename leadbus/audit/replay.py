@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,20 +51,28 @@ from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
+from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
     ACCEPTED,
     AcceptedLeads,
+    CaseVersions,
     Decodes,
     Finding,
+    HandoverSteps,
     IntakeLeads,
+    PartitionOrder,
     ReplayRecord,
+    RoutedVersions,
+    RunFindings,
     Verifier,
+    each,
     is_intake,
     publisher_matches,
     publisher_of,
     standard_verifiers,
+    tally_run,
     unreadable,
     use_catalog,
 )
@@ -560,6 +569,9 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
             assert reads is not None
             reads.wait(record, position, key is None or record.key == key)  # selected and counted when it is back
             return
+        count_one(record)
+
+    def count_one(record: ReplayRecord) -> None:
         if key is not None and record.key != key:
             return
         try:
@@ -572,6 +584,63 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
         tally[(record.type_name, who)] += 1
         if exporter is not None:
             exporter.write(record, who)
+
+    # A trusted stretch of one topic (a signature let its run go) goes through each check at once (`check_run`, see
+    # `_RUNS`), then is counted at once: the same findings, in the same order, as one record after the other.
+    by_run: dict[str, list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None] = {}
+    counted_alone = key is not None or publisher is not None or exporter is not None
+
+    def run_checks(topic: str) -> list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None:
+        if topic in by_run:
+            return by_run[topic]
+        applying = [v for v in others if _applies(v, topic) and type(v) is not Decodes]
+        runs: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None = []
+        for position, verifier in enumerate(applying):
+            if not isinstance(verifier, _RUNS):
+                runs = None  # a check that may depend on another's state record by record: one after the other
+                break
+            assert runs is not None
+            check_run = getattr(verifier, "check_run", None)
+            runs.append((position, check_run if check_run is not None else partial(each, verifier)))
+        by_run[topic] = runs
+        return runs
+
+    def process_run(run: list[ReplayRecord], checks: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]]
+                    ) -> None:
+        nonlocal sealed
+        found = [(position, got) for position, check in checks if (got := check(run))]
+        if len(found) == 1:
+            for _, judged in found[0][1]:
+                findings.extend(judged)
+        elif found:  # in record order, and each record's in the order of its checks
+            for _, _, judged in sorted(((i, position, judged) for position, got in found for i, judged in got),
+                                       key=lambda row: (row[0], row[1])):
+                findings.extend(judged)
+        if counted_alone:
+            for record in run:
+                if record.headers and record.has_seal():
+                    sealed += 1
+                count_one(record)
+        else:
+            sealed += tally_run(run, tally)
+            report.selected += len(run)
+
+    def drain() -> None:
+        """The records at the head of `held` that no signature holds back any more, in order."""
+        while held and not held[0].pending:
+            record = held.popleft()
+            if takes is None and record.trusted and record.value is not None:
+                checks = run_checks(record.topic)
+                if checks is not None:
+                    run, topic = [record], record.topic
+                    while held:
+                        head = held[0]
+                        if head.pending or not head.trusted or head.value is None or head.topic != topic:
+                            break
+                        run.append(held.popleft())
+                    process_run(run, checks)
+                    continue
+            process(record)
 
     held: deque[ReplayRecord] = deque()
     for record in records:
@@ -587,8 +656,8 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                 held.append(record)
                 if len(held) > _HOLD_MAX:  # a lane whose signature does not come (hostile, or cut): read whole
                     stage.let_go()
-                while held and not held[0].pending:
-                    process(held.popleft())
+                if not held[0].pending:
+                    drain()
             else:
                 process(record)
         else:
@@ -600,11 +669,16 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
             next_tick = count + 1000
     if stage is not None:
         stage.let_go()
-        while held:
-            process(held.popleft())
+        drain()
     if progress is not None:
         progress(count, expected)
     return count, sealed
+
+
+#: The checks a trusted run goes through check by check (each keeps its own state, read from no other check's): with
+#: any other check applying to a topic (the accepted and intake leads', whose states meet, or one added), its records
+#: go one by one.
+_RUNS = (PartitionOrder, CaseVersions, HandoverSteps, RoutedVersions, BusSealVerifier)
 
 
 def _applies(verifier: Verifier, topic: str) -> bool:

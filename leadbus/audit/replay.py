@@ -44,6 +44,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -509,6 +510,8 @@ _Checks = list[tuple[str, Callable[[ReplayRecord], Any] | None]]
 #: Records held back for a stage signature at most: past it they are all let go, untrusted (read whole, as ever), so
 #: that a lane never signed (a hostile topic) holds no more than this in memory.
 _HOLD_MAX = 20_000
+#: Records read ahead at a time by a replay that checks stage seals (see `_loop`).
+_CHUNK = 512
 CHANGELOG_PREFIX = "leadbus.state."
 
 
@@ -643,31 +646,52 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
             process(record)
 
     held: deque[ReplayRecord] = deque()
-    for record in records:
-        count += 1
-        if stage is not None:
-            try:
-                found = stage.check(record)
-            except Exception as exc:  # noqa: BLE001 - as above
-                found = [_unreadable(record, stage.name, exc)]
-            if found:
-                findings.extend(found)
-            if held or record.pending:
-                held.append(record)
+    if stage is None:
+        for record in records:
+            count += 1
+            if trust_all:
+                record.trusted = True
+            process(record)
+            if progress is not None and count >= next_tick:
+                progress(count, expected)
+                next_tick = count + 1000
+    else:
+        # Read a few hundred records at a time: the stage check takes each lane's usual records in a row at once
+        # (`check_many`: in C, no call per record), each of the others alone (`check`).
+        iterator = iter(records)
+        while chunk := list(islice(iterator, _CHUNK)):
+            i, size = 0, len(chunk)
+            while i < size:
+                room = _HOLD_MAX + 1 - len(held)  # let go at the same record as one by one
+                try:
+                    taken = stage.check_many(chunk, i, min(size, i + room))
+                except Exception:  # noqa: BLE001 - `check` judges the record, and locates what it cannot read
+                    taken = 0
+                if taken:
+                    held.extend(chunk[i:i + taken])
+                    i += taken
+                    count += taken
+                else:
+                    record = chunk[i]
+                    i += 1
+                    count += 1
+                    try:
+                        found = stage.check(record)
+                    except Exception as exc:  # noqa: BLE001 - as above
+                        found = [_unreadable(record, stage.name, exc)]
+                    if found:
+                        findings.extend(found)
+                    if not held and not record.pending:
+                        process(record)
+                        continue
+                    held.append(record)
                 if len(held) > _HOLD_MAX:  # a lane whose signature does not come (hostile, or cut): read whole
                     stage.let_go()
                 if not held[0].pending:
                     drain()
-            else:
-                process(record)
-        else:
-            if trust_all:
-                record.trusted = True
-            process(record)
-        if progress is not None and count >= next_tick:
-            progress(count, expected)
-            next_tick = count + 1000
-    if stage is not None:
+                if progress is not None and count >= next_tick:
+                    progress(count, expected)
+                    next_tick = count + 1000
         stage.let_go()
         drain()
     if progress is not None:

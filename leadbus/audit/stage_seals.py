@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from leadbus.audit.native_seal import quick_link
+from leadbus.audit.native_seal import quick_link, quick_run
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -265,6 +265,36 @@ class StageSealVerifier:
         link = link_after(hot[8].copy(), number, record.key, record.value, headers[:base], prev)  # = record_link
         self._goes_on(record, state, link)
         return True
+
+    def check_many(self, records: list[ReplayRecord], start: int, stop: int) -> int:
+        """How many of `records[start:stop]`, from `start` on, are usual records (as `_quick` takes them) of the lane
+        the first one goes on, one after the other: they are judged at once, each as `check` judges it (nothing found,
+        the lane goes on, each held back for its signature when vouching). 0 when the first is not one (or without the
+        C extension): `check` judges it."""
+        if quick_run is None or start >= stop:
+            return 0
+        record = records[start]
+        hot = self._hot.get((record.topic, record.partition))
+        if hot is None or self.registry.get(hot[9][0], hot[9][1]) is not hot[4]:
+            return 0
+        state = hot[3]
+        taken, link = quick_run(records, start, stop, record.topic, record.partition, hot[0], hot[1], hot[2],
+                                state.link, state.sequence + 1, hot[8], hot[5], hot[6], hot[7], self.vouching)
+        if not taken:
+            return 0
+        last = records[start + taken - 1]
+        self.sealed += taken
+        if state.unsigned_from is None:
+            state.unsigned_from = Mark(record.topic, record.partition, record.offset, record.file, record.index)
+        state.sequence += taken
+        state.link = link
+        state.at = Mark(last.topic, last.partition, last.offset, last.file, last.index)
+        if self.vouching:
+            if state.run is None:
+                state.run = records[start:start + taken]
+            else:
+                state.run += records[start:start + taken]
+        return taken
 
     def _goes_on(self, record: ReplayRecord, state: _State, link: bytes) -> None:
         """`_quick`'s record, judged usual: the lane goes on (as the general path leaves it)."""

@@ -14,7 +14,6 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from leadbus.audit import replay as replay_module
+from leadbus.audit import stage_seals as stage_seals_module
 from leadbus.audit import verification as verification_module
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import StageSealVerifier
@@ -30,9 +30,9 @@ from leadbus.avro import decode, encode
 from leadbus.signing import KeyRegistry, PublisherKey, key_id_of
 from leadbus.stage_seals import StageSealer, partition_for
 from leadbus.topics import HANDOVER
+from tests.unit import test_audit_vouched as vouched
 from tests.unit.test_audit_native_picker import python_alone
 from tests.unit.test_audit_native_seal import hostile
-from tests.unit import test_audit_vouched as vouched
 from tests.unit.test_audit_vouched import CATALOG, STAMP, T0, Row, random_value, streams, tampered
 
 HANDOVER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
@@ -99,13 +99,14 @@ def _any_event_altered(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextmanager
 def one_by_one() -> Iterator[None]:
-    """In the block, the replay's loop checks every record alone (no check by runs), as it did before."""
-    saved = replay_module._RUNS
-    replay_module._RUNS = ()
+    """In the block, the replay's loop checks every record alone (no check by runs, no stage seals judged many at
+    once), as it did before."""
+    saved, saved_run = replay_module._RUNS, stage_seals_module.quick_run
+    replay_module._RUNS, stage_seals_module.quick_run = (), None
     try:
         yield
     finally:
-        replay_module._RUNS = saved
+        replay_module._RUNS, stage_seals_module.quick_run = saved, saved_run
 
 
 def replayed(rows: list[Row], registry: KeyRegistry, *, key: bytes | None = None, stamps: list[int] | None = None,
@@ -133,11 +134,20 @@ def replayed(rows: list[Row], registry: KeyRegistry, *, key: bytes | None = None
 
 
 def same_both_ways(rows: list[Row], registry: KeyRegistry, **options: Any) -> tuple[list[Finding], int]:
+    """The same findings, summary and counts by runs, with only the checks by runs (the stage seals judged one by one)
+    and one by one."""
     by_runs = replayed(rows, registry, **options)
+    saved = stage_seals_module.quick_run
+    stage_seals_module.quick_run = None
+    try:
+        seals_alone = replayed(rows, registry, **options)
+    finally:
+        stage_seals_module.quick_run = saved
     with one_by_one():
         alone = replayed(rows, registry, **options)
-    assert by_runs == alone, ([f for f in by_runs[0] if f not in alone[0]][:3],
-                              [f for f in alone[0] if f not in by_runs[0]][:3], by_runs[1:], alone[1:])
+    for other in (seals_alone, alone):
+        assert by_runs == other, ([f for f in by_runs[0] if f not in other[0]][:3],
+                                  [f for f in other[0] if f not in by_runs[0]][:3], by_runs[1:], other[1:])
     return by_runs[0], by_runs[4]
 
 
@@ -167,12 +177,27 @@ def test_tampered_streams_give_the_same_findings_in_the_same_order_by_runs_or_on
         rows = tampered(rng, list(source), source)
         if round_ % 3 == 0:
             rows = hostile(rng, rows)
-        monkeypatch.setattr(replay_module, "_HOLD_MAX", rng.choice([3, 20_000]))
+        monkeypatch.setattr(replay_module, "_HOLD_MAX", rng.choice([3, 50, 20_000]))
+        monkeypatch.setattr(replay_module, "_CHUNK", rng.choice([1, 7, 512]))
         stamps = _redated(rng, rows) if round_ % 4 == 1 else None
         found, vouched = same_both_ways(rows, registry, stamps=stamps, agency_seals=round_ % 2 == 0)
         failing += any(f.failure for f in found)
         trusted += vouched
     assert failing >= 100 and trusted > 10_000, (failing, trusted)
+
+
+def test_records_stamped_oddly_are_judged_as_one_by_one() -> None:
+    """Timestamps a broker does not give (zero, negative, past 64 bits, not an int) inside sealed runs: the stage check
+    judges those records alone, as before (the C path takes exact ints within the key's validity only)."""
+    _, cases, _ = streams()
+    steps, _, registry = more_streams()
+    rows = list(cases + steps)
+    rng = random.Random(8)
+    for _ in range(6):
+        stamps: list[Any] = [STAMP + i for i in range(len(rows))]
+        for i in rng.sample(range(len(rows)), 12):
+            stamps[i] = rng.choice([0, -5, STAMP + 0.5, 2**70, -(2**70), True, STAMP - 10**9])
+        same_both_ways(rows, registry, stamps=stamps)
 
 
 def test_a_run_selected_by_key_counts_as_one_by_one() -> None:
@@ -214,7 +239,7 @@ def test_a_check_that_raises_inside_a_run_is_located_as_one_by_one(monkeypatch: 
 
 def test_runs_read_by_the_python_picker_and_link_give_the_same_findings() -> None:
     _, cases, _ = streams()
-    steps, withdrawals, registry = more_streams()
+    steps, _withdrawals, registry = more_streams()
     rng = random.Random(99)
     with python_alone():
         for _ in range(20):

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 # `pip install -e` also compiles the C extensions in place (setup.py: leadbus/audit/_picker.c and _seal_link.c, the
 # replay's hot path); a change to their sources installs again, which rebuilds them.
-$(STAMP): pyproject.toml setup.py leadbus/audit/_picker.c leadbus/audit/_seal_link.c
+$(STAMP): pyproject.toml setup.py leadbus/audit/_picker.c leadbus/audit/_seal_link.c leadbus/audit/_sha256.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -14,6 +14,10 @@
 #include <Python.h>
 #include <string.h>
 
+#include "_sha256.h"
+
+static int native_sha; /* quick_run hashes with the SHA extensions (set at import when the CPU has them) */
+
 static const char *SEAL_NAMES[6] = {"leadbus-stage-signer", "leadbus-stage-key-id", "leadbus-stage-chain",
                                     "leadbus-stage-seq", "leadbus-stage-prev", "leadbus-stage-signature"};
 
@@ -59,9 +63,11 @@ static char *put_sized(char *out, PyObject *raw) { /* bytes: length and bytes; N
 
 #define LIMIT ((Py_ssize_t)0xFFFFFFFF)
 
-/* The link of the usual record (a new reference), Py_None (new) for anything else, NULL on an error. */
+/* The link of the usual record (a new reference), Py_None (new) for anything else, NULL on an error. SHA-256 fed by a
+ * copy of `head` (the lane's head already fed) when given, else by a copy of `lane` (hashlib's, fed the same). */
 static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, PyObject *chain, PyObject *link,
-                         unsigned long long expected, PyObject *lane, PyObject *key, PyObject *value) {
+                         unsigned long long expected, PyObject *lane, const sha256_ctx *head, PyObject *key,
+                         PyObject *value) {
     if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers))
         Py_RETURN_NONE;
     PyObject **items = PySequence_Fast_ITEMS(headers);
@@ -115,11 +121,20 @@ static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, 
     Py_ssize_t prev_size = PyBytes_GET_SIZE(prev);
     if (key_size > LIMIT || value_size > LIMIT || others > LIMIT)
         Py_RETURN_NONE;
-    PyObject *fed = PyBytes_FromStringAndSize(NULL, 4 + digits + 4 + key_size + 4 + value_size + 4 + others + 4
-                                                        + prev_size);
-    if (fed == NULL)
-        return NULL;
-    char *out = PyBytes_AS_STRING(fed);
+    Py_ssize_t size = 4 + digits + 4 + key_size + 4 + value_size + 4 + others + 4 + prev_size;
+    PyObject *fed = NULL;
+    char small[2048], *out;
+    if (head == NULL) { /* fed to a copy of `lane` (hashlib) */
+        fed = PyBytes_FromStringAndSize(NULL, size);
+        if (fed == NULL)
+            return NULL;
+        out = PyBytes_AS_STRING(fed);
+    } else {
+        out = size <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc((size_t)size);
+        if (out == NULL)
+            return PyErr_NoMemory();
+    }
+    char *begin = out;
     out = put_u32(out, digits);
     memcpy(out, d, (size_t)digits);
     out += digits;
@@ -140,6 +155,15 @@ static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, 
         }
     }
     out = put_sized(out, prev);
+    if (head != NULL) { /* SHA-256 here, from the lane's head fed once (`quick_run`) */
+        sha256_ctx ctx = *head;
+        uint8_t digest[32];
+        sha256_update(&ctx, (const uint8_t *)begin, (size_t)size);
+        sha256_final(&ctx, digest);
+        if (begin != small)
+            PyMem_Free(begin);
+        return PyBytes_FromStringAndSize((const char *)digest, 32);
+    }
     PyObject *hash = PyObject_CallMethodNoArgs(lane, str_copy);
     if (hash == NULL) {
         Py_DECREF(fed);
@@ -177,7 +201,7 @@ static PyObject *quick_link(PyObject *module, PyObject *const *args, Py_ssize_t 
     unsigned long long expected;
     if (!number_of(args[5], &expected))
         Py_RETURN_NONE;
-    return link_of(args[0], args[1], args[2], args[3], args[4], expected, args[6], args[7], args[8]);
+    return link_of(args[0], args[1], args[2], args[3], args[4], expected, args[6], NULL, args[7], args[8]);
 }
 
 /* Whether `ms` (a record's timestamp) is an exact int > 0 within [start, until) and before `revoked` (None: no bound).
@@ -209,6 +233,7 @@ static int in_bounds(PyObject *ms, PyObject *start, PyObject *until, PyObject *r
 }
 
 static PyObject *str_topic, *str_partition, *str_headers, *str_key, *str_value, *str_timestamp_ms, *str_pending;
+static PyObject *str_sealed;
 
 /* The record's attribute `name` compared: 1 the same str (topic) or int (partition), 0 not, -1 on an error. */
 static int same_attr(PyObject *record, PyObject *name, PyObject *expected) {
@@ -224,17 +249,26 @@ static int same_attr(PyObject *record, PyObject *name, PyObject *expected) {
 }
 
 /* quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms,
- *           revoked_ms, vouching) -> (count, link)
+ *           revoked_ms, vouching, head) -> (count, link)
  *
  * From records[start] on (a list), before `stop`: how many records in a row are the usual record of the lane whose
  * state is given (the topic and partition, the seal's headers as `quick_link` takes them, number `number` and `prev`
  * `link` for the first, each following the one before, at a time the key is valid: > 0, from `start_ms`, before
  * `until_ms` and `revoked_ms`, None for no bound), and the link of the last of them (`link` when none); each of them
- * set `pending` when `vouching`. The first record that is not such a record ends the count: the caller judges it. */
+ * set `pending` when `vouching` (and `_sealed` False, no agency seal, when its headers are the seal's five alone). The
+ * first record that is not such a record ends the count: the caller judges it.
+ * `head`: the bytes `lane` was fed (`leadbus.stage_seals._lane_head`), hashed here with the CPU's SHA instructions
+ * (`native_sha`), else `lane` is copied per record as `quick_link` does. */
 static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 15) {
-        PyErr_SetString(PyExc_TypeError, "quick_run takes 15 arguments");
+    if (nargs != 16) {
+        PyErr_SetString(PyExc_TypeError, "quick_run takes 16 arguments");
         return NULL;
+    }
+    sha256_ctx lane_head, *head = NULL;
+    if (native_sha && PyBytes_CheckExact(args[15])) { /* the lane's head, fed once for the whole run */
+        sha256_init(&lane_head);
+        sha256_update(&lane_head, (const uint8_t *)PyBytes_AS_STRING(args[15]), (size_t)PyBytes_GET_SIZE(args[15]));
+        head = &lane_head;
     }
     PyObject *records = args[0], *topic = args[3], *partition = args[4], *signer = args[5], *key_id = args[6];
     PyObject *chain = args[7], *lane = args[10], *start_ms = args[11], *until_ms = args[12], *revoked_ms = args[13];
@@ -286,7 +320,8 @@ static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t n
             Py_DECREF(key);
             goto error;
         }
-        PyObject *next = link_of(headers, signer, key_id, chain, link, number, lane, key, value);
+        PyObject *next = link_of(headers, signer, key_id, chain, link, number, lane, head, key, value);
+        int alone = next != NULL && next != Py_None && PySequence_Fast_GET_SIZE(headers) == 5; /* (a list or tuple) */
         Py_DECREF(headers);
         Py_DECREF(key);
         Py_DECREF(value);
@@ -300,6 +335,9 @@ static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t n
         number++;
         if (vouching && PyObject_SetAttr(record, str_pending, Py_True) < 0)
             goto error;
+        /* the seal's five headers and nothing else: no agency seal header (`ReplayRecord.has_seal`, read once) */
+        if (alone && PyObject_SetAttr(record, str_sealed, Py_False) < 0)
+            goto error;
     }
     return Py_BuildValue("(nN)", i - start, link);
 error:
@@ -307,12 +345,24 @@ error:
     return NULL;
 }
 
+/* native_sha(use) -> whether the links of `quick_run` are hashed here (the CPU's SHA extensions, when it has them and
+ * `use` is true) rather than by hashlib: tests compare both. */
+static PyObject *set_native_sha(PyObject *module, PyObject *use) {
+    int on = PyObject_IsTrue(use);
+    if (on < 0)
+        return NULL;
+    native_sha = on && sha256_choose(1);
+    return PyBool_FromLong(native_sha);
+}
+
 static PyMethodDef methods[] = {
+    {"native_sha", (PyCFunction)set_native_sha, METH_O,
+     "native_sha(use) -> whether quick_run hashes with the CPU's SHA instructions (when it has them and use is true)"},
     {"quick_link", (PyCFunction)(void (*)(void))quick_link, METH_FASTCALL,
      "quick_link(headers, signer, key_id, chain, link, number, lane, key, value) -> the link, or None"},
     {"quick_run", (PyCFunction)(void (*)(void))quick_run, METH_FASTCALL,
      "quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms, "
-     "revoked_ms, vouching) -> (count, link)"},
+     "revoked_ms, vouching, head) -> (count, link)"},
     {NULL, NULL, 0, NULL}
 };
 
@@ -332,9 +382,11 @@ PyMODINIT_FUNC PyInit__seal_link(void) {
     str_value = PyUnicode_InternFromString("value");
     str_timestamp_ms = PyUnicode_InternFromString("timestamp_ms");
     str_pending = PyUnicode_InternFromString("pending");
+    str_sealed = PyUnicode_InternFromString("_sealed");
     if (str_copy == NULL || str_update == NULL || str_digest == NULL || str_topic == NULL || str_partition == NULL
         || str_headers == NULL || str_key == NULL || str_value == NULL || str_timestamp_ms == NULL
-        || str_pending == NULL)
+        || str_pending == NULL || str_sealed == NULL)
         return NULL;
+    native_sha = sha256_choose(1);
     return PyModule_Create(&module);
 }

@@ -36,6 +36,7 @@ from leadbus.stage_seals import (
     STAGE_SEAL_NAMES,
     MalformedStageSeal,
     StageSeal,
+    _lane_head,
     _signer,
     head_signed,
     lane_hash,
@@ -45,9 +46,10 @@ from leadbus.stage_seals import (
 
 _Lane = tuple[str, str, str, int]  # signer, chain, topic, partition
 #: What `StageSealVerifier._quick` keeps per partition: the seal's raw signer, key id and chain, the lane's state, the
-#: key and its validity in ms (start, until, revoked), the SHA-256 over the lane's head, (signer, key id, chain).
+#: key and its validity in ms (start, until, revoked), the SHA-256 over the lane's head, (signer, key id, chain), and
+#: the head's bytes (`check_many` hashes them in C).
 _Hot = tuple[bytes | None, bytes | None, bytes | None, "_State", PublisherKey, int | None, int | None, int | None,
-             "hashlib._Hash", tuple[str, str, str]]
+             "hashlib._Hash", tuple[str, str, str], bytes]
 
 
 @dataclass(slots=True)
@@ -279,7 +281,8 @@ class StageSealVerifier:
             return 0
         state = hot[3]
         taken, link = quick_run(records, start, stop, record.topic, record.partition, hot[0], hot[1], hot[2],
-                                state.link, state.sequence + 1, hot[8], hot[5], hot[6], hot[7], self.vouching)
+                                state.link, state.sequence + 1, hot[8], hot[5], hot[6], hot[7], self.vouching,
+                                hot[10])
         if not taken:
             return 0
         last = records[start + taken - 1]
@@ -324,7 +327,7 @@ class StageSealVerifier:
         prefix = lane_hash(record.topic, record.partition, signer, key_id, chain)
         self._hot[(record.topic, record.partition)] = (
             headers[base][1], headers[base + 1][1], headers[base + 2][1], state, key, bounds[1], bounds[2], bounds[3],
-            prefix, names)
+            prefix, names, _lane_head(record.topic, record.partition, signer, key_id, chain))
 
     @staticmethod
     def _let_go(state: _State, *, trusted: bool) -> None:

@@ -129,7 +129,9 @@ class ReplayRecord:
         #: verifiers judge it as the offset-0 record: a chain or lane met here must begin here.
         self.opens_log = False
         self._picked: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
-        self._sealed: bool | None = None  # whether an agency seal header is among the headers (read once)
+        #: whether an agency seal header is among the headers (read once; set False by the stage seal check's C path,
+        #: `leadbus.audit.native_seal.quick_run`, on a record whose headers are a stage seal's five alone)
+        self._sealed: bool | None = None
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:
@@ -1324,11 +1326,15 @@ class CaseVersions:
         paths = _CASE_HEAD
         schema: SchemaEntry | None = None
         pick: Picker | None = None
+        tag = b""  # the single-object header naming `schema` (what `ReplayRecord.schema` reads the fingerprint from)
         for i, record in enumerate(records):
             value = record.value
             # what `picked` reads, without its call: trusted, never decoded, the same writer schema as the record before
-            if (record.trusted and not record._decoded and value is not None and record._picked is None
-                    and record.schema is schema and pick is not None):
+            # (found by its header's bytes, without the catalog's lookup: then kept on the record, as `schema` keeps it)
+            if (pick is not None and record.trusted and not record._decoded and value is not None
+                    and record._picked is None and (record._schema is schema or (
+                        record._schema is None and value.startswith(tag)))):
+                record._schema = schema
                 try:
                     head = pick(value)
                 except Exception:  # noqa: BLE001 - bytes it does not read: `check` decodes them whole, which judges
@@ -1357,6 +1363,7 @@ class CaseVersions:
             if record.schema is not schema:  # the picker of this record's writer, for the next ones
                 schema = record.schema
                 pick = picker(schema, paths) if schema is not None and schema.name == CASE_UPDATED else None
+                tag = b"\xc3\x01" + schema.fingerprint if schema is not None else b""
         return found
 
     def finish(self) -> Iterable[Finding]:

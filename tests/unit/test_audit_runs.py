@@ -32,12 +32,13 @@ from leadbus.stage_seals import StageSealer, partition_for
 from leadbus.topics import HANDOVER
 from tests.unit import test_audit_vouched as vouched
 from tests.unit.test_audit_native_picker import python_alone
-from tests.unit.test_audit_native_seal import hostile
+from tests.unit.test_audit_native_seal import OTHERS, hostile
 from tests.unit.test_audit_vouched import CATALOG, STAMP, T0, Row, random_value, streams, tampered
 
 HANDOVER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
 ROUTING_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(3, 35)))
 WITHDRAWALS = "leadbus.withdrawals"
+T0_MS = int(T0.timestamp() * 1000)
 
 
 @cache
@@ -136,6 +137,8 @@ def replayed(rows: list[Row], registry: KeyRegistry, *, key: bytes | None = None
 def same_both_ways(rows: list[Row], registry: KeyRegistry, **options: Any) -> tuple[list[Finding], int]:
     """The same findings, summary and counts by runs, with only the checks by runs (the stage seals judged one by one)
     and one by one."""
+    from leadbus.audit._seal_link import native_sha
+
     by_runs = replayed(rows, registry, **options)
     saved = stage_seals_module.quick_run
     stage_seals_module.quick_run = None
@@ -143,9 +146,14 @@ def same_both_ways(rows: list[Row], registry: KeyRegistry, **options: Any) -> tu
         seals_alone = replayed(rows, registry, **options)
     finally:
         stage_seals_module.quick_run = saved
+    native_sha(False)
+    try:
+        hashlib_links = replayed(rows, registry, **options)
+    finally:
+        native_sha(True)
     with one_by_one():
         alone = replayed(rows, registry, **options)
-    for other in (seals_alone, alone):
+    for other in (seals_alone, hashlib_links, alone):
         assert by_runs == other, ([f for f in by_runs[0] if f not in other[0]][:3],
                                   [f for f in other[0] if f not in by_runs[0]][:3], by_runs[1:], other[1:])
     return by_runs[0], by_runs[4]
@@ -235,6 +243,49 @@ def test_a_check_that_raises_inside_a_run_is_located_as_one_by_one(monkeypatch: 
             assert sum(f.check == "UNREADABLE" for f in found) > 10
     finally:
         verification_module._LAST_PICKER[:] = [None, None, None]
+
+
+def test_the_c_run_links_as_python_links_with_the_sha_instructions_or_hashlib() -> None:
+    """`quick_run` over records of one lane (with other headers, keys and values of every size, none): each link is
+    `link_after`'s, hashed by the CPU's SHA instructions (where it has them) or by hashlib; it stops at the first
+    record that does not follow (another number, another link, another partition), and marks those it took pending."""
+    from leadbus.audit._seal_link import native_sha, quick_run
+    from leadbus.stage_seals import _lane_head, lane_hash, link_after
+
+    rng = random.Random(21)
+    topic, partition = "leadbus.cases", 2
+    signer, key_id, chain = "LEADBUS-linking", "00000000000000aa", "00000000000000c2"
+    lane, head = lane_hash(topic, partition, signer, key_id, chain), _lane_head(topic, partition, signer, key_id, chain)
+    for native in (True, False):
+        native_sha(native)
+        try:
+            for _ in range(40):
+                prev, first = rng.randbytes(32), rng.choice([1, 9, 99, 10**18 - 3])
+                link, number, links, records = prev, first, [], []
+                for _ in range(rng.randrange(1, 12)):
+                    others = rng.choice(OTHERS)
+                    key = rng.choice([None, b"", rng.randbytes(rng.randrange(40))])
+                    value = rng.choice([None, b"", rng.randbytes(rng.randrange(3000)), rng.randbytes(55)])
+                    seal = [("leadbus-stage-signer", signer.encode()), ("leadbus-stage-key-id", key_id.encode()),
+                            ("leadbus-stage-chain", chain.encode()), ("leadbus-stage-seq", str(number).encode()),
+                            ("leadbus-stage-prev", link)]
+                    records.append(ReplayRecord(topic, partition, number, STAMP, key, value, [*others, *seal], CATALOG))
+                    link = link_after(lane.copy(), str(number).encode(), key, value, others, link)
+                    links.append(link)
+                    number += 1
+                stray = rng.randrange(len(records) + 1)  # a record that does not follow, from here on
+                if stray < len(records):
+                    records[stray].partition = rng.choice([1, 3]) if rng.random() < 0.5 else partition
+                    records[stray].offset = -1
+                    if records[stray].partition == partition:
+                        records[stray].headers = [*records[stray].headers[:-1], ("leadbus-stage-prev", bytes(32))]
+                taken, last = quick_run(records, 0, len(records), topic, partition, signer.encode(), key_id.encode(),
+                                        chain.encode(), prev, first, lane, T0_MS, None, None, True, head)
+                expected = stray if stray < len(records) else len(records)
+                assert taken == expected and last == (links[taken - 1] if taken else prev)
+                assert [r.pending for r in records] == [i < taken for i in range(len(records))]
+        finally:
+            native_sha(True)
 
 
 def test_runs_read_by_the_python_picker_and_link_give_the_same_findings() -> None:

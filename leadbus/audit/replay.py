@@ -523,7 +523,10 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
     With a `StageSealVerifier` that vouches (a Kafka replay: its findings are sorted by coordinates at the end), that
     check runs first on each record as it comes, and a sealed record waits, with every record read after it, until
     the signature closing its run is checked: its other checks then run in the order the records came, on a record
-    `trusted` (read by the fields they need) when the signature vouched for it, else read whole as always.
+    `trusted` (read by the fields they need) when the signature vouched for it, else read whole as always. Records are
+    then read 512 at a time, and the stage check takes a lane's usual records in a row at once (`check_many`); a
+    trusted stretch of one topic goes through each of its checks at once (`check_run`, for the checks of `_RUNS`),
+    its findings put back in the order one record after the other gives.
     """
     count = 0
     by_topic: dict[str, _Checks] = {}  # the checks that apply, per topic
@@ -681,14 +684,15 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                         found = [_unreadable(record, stage.name, exc)]
                     if found:
                         findings.extend(found)
-                    if not held and not record.pending:
+                    if held or record.pending:
+                        held.append(record)
+                    else:
                         process(record)
-                        continue
-                    held.append(record)
-                if len(held) > _HOLD_MAX:  # a lane whose signature does not come (hostile, or cut): read whole
-                    stage.let_go()
-                if not held[0].pending:
-                    drain()
+                if held:
+                    if len(held) > _HOLD_MAX:  # a lane whose signature does not come (hostile, or cut): read whole
+                        stage.let_go()
+                    if not held[0].pending:
+                        drain()
                 if progress is not None and count >= next_tick:
                     progress(count, expected)
                     next_tick = count + 1000

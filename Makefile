@@ -6,9 +6,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install kafka-libs lint test test-unit test-faults bench demo clean
 
-# `pip install -e` also compiles the C extensions in place (setup.py: leadbus/audit/_picker.c, _seal_link.c and
-# _records.c, the replay's hot path); a change to their sources installs again, which rebuilds them.
-$(STAMP): pyproject.toml setup.py leadbus/audit/_picker.c leadbus/audit/_seal_link.c leadbus/audit/_records.c
+# `pip install -e` also compiles the C extensions in place (setup.py: leadbus/audit/_picker.c, _seal_link.c with
+# _sha256.h, and _records.c, the replay's hot path); a change to their sources installs again, which rebuilds them.
+$(STAMP): pyproject.toml setup.py leadbus/audit/_picker.c leadbus/audit/_seal_link.c leadbus/audit/_sha256.h \
+		leadbus/audit/_records.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -14,6 +14,10 @@
 #include <Python.h>
 #include <string.h>
 
+#include "_sha256.h"
+
+static int native_sha; /* quick_run hashes with the SHA extensions (set at import when the CPU has them) */
+
 static const char *SEAL_NAMES[6] = {"leadbus-stage-signer", "leadbus-stage-key-id", "leadbus-stage-chain",
                                     "leadbus-stage-seq", "leadbus-stage-prev", "leadbus-stage-signature"};
 
@@ -59,13 +63,11 @@ static char *put_sized(char *out, PyObject *raw) { /* bytes: length and bytes; N
 
 #define LIMIT ((Py_ssize_t)0xFFFFFFFF)
 
-static PyObject *quick_link(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "quick_link takes 9 arguments");
-        return NULL;
-    }
-    PyObject *headers = args[0], *signer = args[1], *key_id = args[2], *chain = args[3], *link = args[4];
-    PyObject *number_expected = args[5], *lane = args[6], *key = args[7], *value = args[8];
+/* The link of the usual record (a new reference), Py_None (new) for anything else, NULL on an error. SHA-256 fed by a
+ * copy of `head` (the lane's head already fed) when given, else by a copy of `lane` (hashlib's, fed the same). */
+static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, PyObject *chain, PyObject *link,
+                         unsigned long long expected, PyObject *lane, const sha256_ctx *head, PyObject *key,
+                         PyObject *value) {
     if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers))
         Py_RETURN_NONE;
     PyObject **items = PySequence_Fast_ITEMS(headers);
@@ -83,18 +85,13 @@ static PyObject *quick_link(PyObject *module, PyObject *const *args, Py_ssize_t 
     /* the number: digits only, no leading zero, at most 19 of them, the one expected */
     Py_ssize_t digits = PyBytes_GET_SIZE(number);
     const char *d = PyBytes_AS_STRING(number);
-    if (digits < 1 || digits > 19 || d[0] == '0' || !PyLong_CheckExact(number_expected))
+    if (digits < 1 || digits > 19 || d[0] == '0')
         Py_RETURN_NONE;
     unsigned long long got = 0;
     for (Py_ssize_t k = 0; k < digits; k++) {
         if (d[k] < '0' || d[k] > '9')
             Py_RETURN_NONE;
         got = got * 10 + (unsigned long long)(d[k] - '0');
-    }
-    unsigned long long expected = PyLong_AsUnsignedLongLong(number_expected); /* 19 digits fit in 64 bits */
-    if (expected == (unsigned long long)-1 && PyErr_Occurred()) { /* negative, or past 64 bits */
-        PyErr_Clear();
-        Py_RETURN_NONE;
     }
     if (got != expected)
         Py_RETURN_NONE;
@@ -124,11 +121,20 @@ static PyObject *quick_link(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_ssize_t prev_size = PyBytes_GET_SIZE(prev);
     if (key_size > LIMIT || value_size > LIMIT || others > LIMIT)
         Py_RETURN_NONE;
-    PyObject *fed = PyBytes_FromStringAndSize(NULL, 4 + digits + 4 + key_size + 4 + value_size + 4 + others + 4
-                                                        + prev_size);
-    if (fed == NULL)
-        return NULL;
-    char *out = PyBytes_AS_STRING(fed);
+    Py_ssize_t size = 4 + digits + 4 + key_size + 4 + value_size + 4 + others + 4 + prev_size;
+    PyObject *fed = NULL;
+    char small[2048], *out;
+    if (head == NULL) { /* fed to a copy of `lane` (hashlib) */
+        fed = PyBytes_FromStringAndSize(NULL, size);
+        if (fed == NULL)
+            return NULL;
+        out = PyBytes_AS_STRING(fed);
+    } else {
+        out = size <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc((size_t)size);
+        if (out == NULL)
+            return PyErr_NoMemory();
+    }
+    char *begin = out;
     out = put_u32(out, digits);
     memcpy(out, d, (size_t)digits);
     out += digits;
@@ -149,6 +155,15 @@ static PyObject *quick_link(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
     }
     out = put_sized(out, prev);
+    if (head != NULL) { /* SHA-256 here, from the lane's head fed once (`quick_run`) */
+        sha256_ctx ctx = *head;
+        uint8_t digest[32];
+        sha256_update(&ctx, (const uint8_t *)begin, (size_t)size);
+        sha256_final(&ctx, digest);
+        if (begin != small)
+            PyMem_Free(begin);
+        return PyBytes_FromStringAndSize((const char *)digest, 32);
+    }
     PyObject *hash = PyObject_CallMethodNoArgs(lane, str_copy);
     if (hash == NULL) {
         Py_DECREF(fed);
@@ -166,9 +181,188 @@ static PyObject *quick_link(PyObject *module, PyObject *const *args, Py_ssize_t 
     return digest;
 }
 
+/* A sequence number expected, as an exact int of 64 bits at most (19 digits fit): 1, else 0 (never matched). */
+static int number_of(PyObject *number, unsigned long long *out) {
+    if (!PyLong_CheckExact(number))
+        return 0;
+    *out = PyLong_AsUnsignedLongLong(number);
+    if (*out == (unsigned long long)-1 && PyErr_Occurred()) { /* negative, or past 64 bits */
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *quick_link(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "quick_link takes 9 arguments");
+        return NULL;
+    }
+    unsigned long long expected;
+    if (!number_of(args[5], &expected))
+        Py_RETURN_NONE;
+    return link_of(args[0], args[1], args[2], args[3], args[4], expected, args[6], NULL, args[7], args[8]);
+}
+
+/* Whether `ms` (a record's timestamp) is an exact int > 0 within [start, until) and before `revoked` (None: no bound).
+ * -1 on an error. */
+static int in_bounds(PyObject *ms, PyObject *start, PyObject *until, PyObject *revoked) {
+    if (!PyLong_CheckExact(ms))
+        return 0;
+    int overflow;
+    long long t = PyLong_AsLongLongAndOverflow(ms, &overflow);
+    if (overflow || (t == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (t <= 0)
+        return 0;
+    PyObject *bounds[3] = {start, until, revoked};
+    for (int k = 0; k < 3; k++) {
+        if (bounds[k] == Py_None)
+            continue;
+        long long b = PyLong_AsLongLongAndOverflow(bounds[k], &overflow);
+        if (overflow || (b == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (k == 0 ? t < b : t >= b)
+            return 0;
+    }
+    return 1;
+}
+
+static PyObject *str_topic, *str_partition, *str_headers, *str_key, *str_value, *str_timestamp_ms, *str_pending;
+static PyObject *str_sealed;
+
+/* The record's attribute `name` compared: 1 the same str (topic) or int (partition), 0 not, -1 on an error. */
+static int same_attr(PyObject *record, PyObject *name, PyObject *expected) {
+    PyObject *got = PyObject_GetAttr(record, name);
+    if (got == NULL)
+        return -1;
+    int same = got == expected;
+    if (!same && Py_TYPE(got) == Py_TYPE(expected) && (PyUnicode_CheckExact(got) || PyLong_CheckExact(got))) {
+        same = PyObject_RichCompareBool(got, expected, Py_EQ);
+    }
+    Py_DECREF(got);
+    return same;
+}
+
+/* quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms,
+ *           revoked_ms, vouching, head) -> (count, link)
+ *
+ * From records[start] on (a list), before `stop`: how many records in a row are the usual record of the lane whose
+ * state is given (the topic and partition, the seal's headers as `quick_link` takes them, number `number` and `prev`
+ * `link` for the first, each following the one before, at a time the key is valid: > 0, from `start_ms`, before
+ * `until_ms` and `revoked_ms`, None for no bound), and the link of the last of them (`link` when none); each of them
+ * set `pending` when `vouching` (and `_sealed` False, no agency seal, when its headers are the seal's five alone). The
+ * first record that is not such a record ends the count: the caller judges it.
+ * `head`: the bytes `lane` was fed (`leadbus.stage_seals._lane_head`), hashed here with the CPU's SHA instructions
+ * (`native_sha`), else `lane` is copied per record as `quick_link` does. */
+static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 16) {
+        PyErr_SetString(PyExc_TypeError, "quick_run takes 16 arguments");
+        return NULL;
+    }
+    sha256_ctx lane_head, *head = NULL;
+    if (native_sha && PyBytes_CheckExact(args[15])) { /* the lane's head, fed once for the whole run */
+        sha256_init(&lane_head);
+        sha256_update(&lane_head, (const uint8_t *)PyBytes_AS_STRING(args[15]), (size_t)PyBytes_GET_SIZE(args[15]));
+        head = &lane_head;
+    }
+    PyObject *records = args[0], *topic = args[3], *partition = args[4], *signer = args[5], *key_id = args[6];
+    PyObject *chain = args[7], *lane = args[10], *start_ms = args[11], *until_ms = args[12], *revoked_ms = args[13];
+    int vouching = PyObject_IsTrue(args[14]);
+    if (vouching < 0)
+        return NULL;
+    if (!PyList_CheckExact(records) || !PyLong_CheckExact(args[1]) || !PyLong_CheckExact(args[2])
+        || !PyLong_CheckExact(args[9]) || !PyBytes_CheckExact(args[8])) {
+        PyErr_SetString(PyExc_TypeError, "quick_run: records a list, start, stop and number ints, link bytes");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
+    if ((start == -1 || stop == -1) && PyErr_Occurred())
+        return NULL;
+    if (stop > PyList_GET_SIZE(records))
+        stop = PyList_GET_SIZE(records);
+    PyObject *link = Py_NewRef(args[8]);
+    unsigned long long number;
+    Py_ssize_t i = start;
+    if (!number_of(args[9], &number))
+        stop = start;
+    for (; i < stop; i++) {
+        PyObject *record = PyList_GET_ITEM(records, i);
+        int same = same_attr(record, str_topic, topic);
+        if (same > 0)
+            same = same_attr(record, str_partition, partition);
+        if (same < 0)
+            goto error;
+        if (!same)
+            break;
+        PyObject *ms = PyObject_GetAttr(record, str_timestamp_ms);
+        if (ms == NULL)
+            goto error;
+        int valid = in_bounds(ms, start_ms, until_ms, revoked_ms);
+        Py_DECREF(ms);
+        if (!valid)
+            break;
+        PyObject *headers = PyObject_GetAttr(record, str_headers);
+        if (headers == NULL)
+            goto error;
+        PyObject *key = PyObject_GetAttr(record, str_key);
+        if (key == NULL) {
+            Py_DECREF(headers);
+            goto error;
+        }
+        PyObject *value = PyObject_GetAttr(record, str_value);
+        if (value == NULL) {
+            Py_DECREF(headers);
+            Py_DECREF(key);
+            goto error;
+        }
+        PyObject *next = link_of(headers, signer, key_id, chain, link, number, lane, head, key, value);
+        int alone = next != NULL && next != Py_None && PySequence_Fast_GET_SIZE(headers) == 5; /* (a list or tuple) */
+        Py_DECREF(headers);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (next == NULL)
+            goto error;
+        if (next == Py_None) {
+            Py_DECREF(next);
+            break;
+        }
+        Py_SETREF(link, next);
+        number++;
+        if (vouching && PyObject_SetAttr(record, str_pending, Py_True) < 0)
+            goto error;
+        /* the seal's five headers and nothing else: no agency seal header (`ReplayRecord.has_seal`, read once) */
+        if (alone && PyObject_SetAttr(record, str_sealed, Py_False) < 0)
+            goto error;
+    }
+    return Py_BuildValue("(nN)", i - start, link);
+error:
+    Py_DECREF(link);
+    return NULL;
+}
+
+/* native_sha(use) -> whether the links of `quick_run` are hashed here (the CPU's SHA extensions, when it has them and
+ * `use` is true) rather than by hashlib: tests compare both. */
+static PyObject *set_native_sha(PyObject *module, PyObject *use) {
+    int on = PyObject_IsTrue(use);
+    if (on < 0)
+        return NULL;
+    native_sha = on && sha256_choose(1);
+    return PyBool_FromLong(native_sha);
+}
+
 static PyMethodDef methods[] = {
+    {"native_sha", (PyCFunction)set_native_sha, METH_O,
+     "native_sha(use) -> whether quick_run hashes with the CPU's SHA instructions (when it has them and use is true)"},
     {"quick_link", (PyCFunction)(void (*)(void))quick_link, METH_FASTCALL,
      "quick_link(headers, signer, key_id, chain, link, number, lane, key, value) -> the link, or None"},
+    {"quick_run", (PyCFunction)(void (*)(void))quick_run, METH_FASTCALL,
+     "quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms, "
+     "revoked_ms, vouching, head) -> (count, link)"},
     {NULL, NULL, 0, NULL}
 };
 
@@ -181,7 +375,18 @@ PyMODINIT_FUNC PyInit__seal_link(void) {
     str_copy = PyUnicode_InternFromString("copy");
     str_update = PyUnicode_InternFromString("update");
     str_digest = PyUnicode_InternFromString("digest");
-    if (str_copy == NULL || str_update == NULL || str_digest == NULL)
+    str_topic = PyUnicode_InternFromString("topic");
+    str_partition = PyUnicode_InternFromString("partition");
+    str_headers = PyUnicode_InternFromString("headers");
+    str_key = PyUnicode_InternFromString("key");
+    str_value = PyUnicode_InternFromString("value");
+    str_timestamp_ms = PyUnicode_InternFromString("timestamp_ms");
+    str_pending = PyUnicode_InternFromString("pending");
+    str_sealed = PyUnicode_InternFromString("_sealed");
+    if (str_copy == NULL || str_update == NULL || str_digest == NULL || str_topic == NULL || str_partition == NULL
+        || str_headers == NULL || str_key == NULL || str_value == NULL || str_timestamp_ms == NULL
+        || str_pending == NULL || str_sealed == NULL)
         return NULL;
+    native_sha = sha256_choose(1);
     return PyModule_Create(&module);
 }

@@ -5,17 +5,28 @@
 five headers come last, in the stage's order, with the signer, key id and chain given, the number `number` and `prev`
 `link`, and no other header is a seal's; None for anything else or anything of an unusual type, which `_quick` then
 judges in Python as before. Tests hold it to the same verdicts and links as the Python path.
+
+`quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms,
+revoked_ms, vouching, head)` judges so the records of a list from `start` on, one after the other on one lane (each
+also of the lane's topic and partition, at a time its key is valid), until the first that is not such a record: how
+many were, and the last one's link (`StageSealVerifier.check_many`). With the CPU's SHA instructions it hashes the links
+itself from `head` (the lane head's bytes) rather than by copies of `lane` (hashlib); `native_sha(False)` turns that
+off (tests compare both).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 QuickLink = Callable[[Sequence[tuple[str, bytes | None]], bytes | None, bytes | None, bytes | None, bytes, int, object,
                       bytes | None, bytes | None], bytes | None]
+QuickRun = Callable[[list[Any], int, int, str, int, bytes | None, bytes | None, bytes | None, bytes, int, object,
+                     int | None, int | None, int | None, bool, bytes | None], tuple[int, bytes]]
 
 quick_link: QuickLink | None
+quick_run: QuickRun | None
 try:
-    from leadbus.audit._seal_link import quick_link
+    from leadbus.audit._seal_link import quick_link, quick_run
 except ImportError:  # not built: the Python path alone
-    quick_link = None
+    quick_link = quick_run = None

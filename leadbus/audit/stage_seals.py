@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from leadbus.audit.native_seal import quick_link
+from leadbus.audit.native_seal import quick_link, quick_run
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -36,6 +36,7 @@ from leadbus.stage_seals import (
     STAGE_SEAL_NAMES,
     MalformedStageSeal,
     StageSeal,
+    _lane_head,
     _signer,
     head_signed,
     lane_hash,
@@ -45,9 +46,10 @@ from leadbus.stage_seals import (
 
 _Lane = tuple[str, str, str, int]  # signer, chain, topic, partition
 #: What `StageSealVerifier._quick` keeps per partition: the seal's raw signer, key id and chain, the lane's state, the
-#: key and its validity in ms (start, until, revoked), the SHA-256 over the lane's head, (signer, key id, chain).
+#: key and its validity in ms (start, until, revoked), the SHA-256 over the lane's head, (signer, key id, chain), and
+#: the head's bytes (`check_many` hashes them in C).
 _Hot = tuple[bytes | None, bytes | None, bytes | None, "_State", PublisherKey, int | None, int | None, int | None,
-             "hashlib._Hash", tuple[str, str, str]]
+             "hashlib._Hash", tuple[str, str, str], bytes]
 
 
 @dataclass(slots=True)
@@ -266,6 +268,37 @@ class StageSealVerifier:
         self._goes_on(record, state, link)
         return True
 
+    def check_many(self, records: list[ReplayRecord], start: int, stop: int) -> int:
+        """How many of `records[start:stop]`, from `start` on, are usual records (as `_quick` takes them) of the lane
+        the first one goes on, one after the other: they are judged at once, each as `check` judges it (nothing found,
+        the lane goes on, each held back for its signature when vouching). 0 when the first is not one (or without the
+        C extension): `check` judges it."""
+        if quick_run is None or start >= stop:
+            return 0
+        record = records[start]
+        hot = self._hot.get((record.topic, record.partition))
+        if hot is None or self.registry.get(hot[9][0], hot[9][1]) is not hot[4]:
+            return 0
+        state = hot[3]
+        taken, link = quick_run(records, start, stop, record.topic, record.partition, hot[0], hot[1], hot[2],
+                                state.link, state.sequence + 1, hot[8], hot[5], hot[6], hot[7], self.vouching,
+                                hot[10])
+        if not taken:
+            return 0
+        last = records[start + taken - 1]
+        self.sealed += taken
+        if state.unsigned_from is None:
+            state.unsigned_from = Mark(record.topic, record.partition, record.offset, record.file, record.index)
+        state.sequence += taken
+        state.link = link
+        state.at = Mark(last.topic, last.partition, last.offset, last.file, last.index)
+        if self.vouching:
+            if state.run is None:
+                state.run = records[start:start + taken]
+            else:
+                state.run += records[start:start + taken]
+        return taken
+
     def _goes_on(self, record: ReplayRecord, state: _State, link: bytes) -> None:
         """`_quick`'s record, judged usual: the lane goes on (as the general path leaves it)."""
         here = Mark(record.topic, record.partition, record.offset, record.file, record.index)
@@ -294,7 +327,7 @@ class StageSealVerifier:
         prefix = lane_hash(record.topic, record.partition, signer, key_id, chain)
         self._hot[(record.topic, record.partition)] = (
             headers[base][1], headers[base + 1][1], headers[base + 2][1], state, key, bounds[1], bounds[2], bounds[3],
-            prefix, names)
+            prefix, names, _lane_head(record.topic, record.partition, signer, key_id, chain))
 
     @staticmethod
     def _let_go(state: _State, *, trusted: bool) -> None:

@@ -129,7 +129,9 @@ class ReplayRecord:
         #: verifiers judge it as the offset-0 record: a chain or lane met here must begin here.
         self.opens_log = False
         self._picked: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
-        self._sealed: bool | None = None  # whether an agency seal header is among the headers (read once)
+        #: whether an agency seal header is among the headers (read once; set False by the stage seal check's C path,
+        #: `leadbus.audit.native_seal.quick_run`, on a record whose headers are a stage seal's five alone)
+        self._sealed: bool | None = None
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:
@@ -690,6 +692,44 @@ class PartitionOrder:
             before[1], before[2] = stamp, (now_offset, record.file, record.index)
         return found
 
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (a run, as `CaseVersions.check_run` takes it): the usual record (a later offset,
+        no step back) only moves its partition on, written once per stretch of one partition; anything else goes
+        through `check`."""
+        found: RunFindings = []
+        if self.noted is not None:  # a tail's process notes every record: one by one
+            return each(self, records)
+        lasts = self._last
+        before: list[Any] | None = None
+        topic, partition, offset, highest = "", -1, 0, 0
+        moved: ReplayRecord | None = None  # the last usual record of the stretch, not yet written into `before`
+        for i, record in enumerate(records):
+            if before is not None and record.partition == partition and record.topic == topic:
+                now_offset, stamp = record.offset, record.timestamp_ms
+                try:
+                    usual = now_offset > offset and stamp >= highest
+                except Exception:  # noqa: BLE001 - not numbers: `check` raises, located as the loop locates it
+                    usual = False
+                if usual:
+                    offset, highest, moved = now_offset, stamp, record
+                    continue
+            if moved is not None and before is not None:
+                before[0], before[1], before[2] = offset, highest, (offset, moved.file, moved.index)
+                moved = None
+            try:
+                judged = self.check(record)
+            except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((i, judged))
+            topic, partition = record.topic, record.partition
+            before = lasts.get((topic, partition))
+            if before is not None:
+                offset, highest = before[0], before[1]
+        if moved is not None and before is not None:
+            before[0], before[1], before[2] = offset, highest, (offset, moved.file, moved.index)
+        return found
+
     @staticmethod
     def backwards(record: ReplayRecord | Mark, stamp: int, highest: int, at: Mark) -> Finding:
         # Agencies' own producers stamp records when they are handed over, and may queue them for minutes:
@@ -1156,6 +1196,24 @@ def unreadable(record: ReplayRecord | Mark, verifier: str, exc: Exception) -> Fi
 _DECODES = Decodes()  # the `Decodes` check a worker makes (it keeps no state)
 
 
+#: A verifier's findings over a run of records (`check_run`): (the record's index in the run, what `check` found there).
+RunFindings = list[tuple[int, Iterable[Finding]]]
+
+
+def each(verifier: Verifier, records: Sequence[ReplayRecord]) -> RunFindings:
+    """`verifier.check` of each record of a run, one by one: what the replay's loop would find, exceptions located."""
+    found: RunFindings = []
+    check = verifier.check
+    for i, record in enumerate(records):
+        try:
+            judged = check(record)
+        except Exception as exc:  # noqa: BLE001 - hostile bytes must give a located failure, never a crash
+            judged = [unreadable(record, verifier.name, exc)]
+        if judged:
+            found.append((i, judged))
+    return found
+
+
 def contents_of(rows: list[_Row], renormalise: bool, catalog: SchemaCatalog | None = None) -> list[_Result]:
     """Per row (run in a worker): the `Decodes` check of the record, read whole once; `accepted_content`; the publisher
     `publisher_of` names (without headers). A record that cannot be read is a located failure, as the replay's loop
@@ -1212,7 +1270,9 @@ class CaseVersions:
         return topic == CASES
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[int, bool, Mark]] = {}
+        #: per case: its highest version, whether that one closed it (merged away), and where (partition, offset,
+        #: archive file, index: the topic is `leadbus.cases`): a plain tuple, one per record (a `Mark` costs ten times)
+        self._last: dict[str, tuple[int, bool, int, int, str | None, int | None]] = {}
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.topic != CASES:
@@ -1229,28 +1289,82 @@ class CaseVersions:
                 return ()
             case_id, version = str(event["case_id"]), int(event["version"])
             merged = event.get("merged_into") is not None
+        return self._follows(record, case_id, version, merged)
+
+    def _follows(self, record: ReplayRecord, case_id: str, version: int, merged: bool) -> Iterable[Finding]:
         before = self._last.get(case_id)
         if before is None or version > before[0] or (version == before[0] and merged):
-            self._last[case_id] = (version, merged, Mark(record.topic, record.partition, record.offset, record.file,
-                                                         record.index))
+            self._last[case_id] = (version, merged, record.partition, record.offset, record.file, record.index)
         if before is None:
             return ()
-        last, was_merged, at = before
+        last, was_merged = before[0], before[1]
         if version == last + 1 and not was_merged:
             return ()
         if version == last and merged and not was_merged:
             return ()  # the closing event of a case absorbed by another
+        at = where(CASES, before[2], before[3], before[4], before[5])
         if was_merged:
             return (Finding.at(record, "AFTER_MERGE", f"case {case_id} version {version} after it was merged "
-                                                      f"away ({at.where()})"),)
+                                                      f"away ({at})"),)
         if version == last:
-            return (Finding.at(record, "REPLAYED", f"case {case_id} version {version} a second time ({at.where()})"),)
+            return (Finding.at(record, "REPLAYED", f"case {case_id} version {version} a second time ({at})"),)
         if version < last:
             return (Finding.at(record, "REORDERED", f"case {case_id} version {version} after version {last} "
-                                                    f"({at.where()})"),)
+                                                    f"({at})"),)
         missing = f"{last + 1}" if version == last + 2 else f"{last + 1}–{version - 1}"
         return (Finding.at(record, "VERSION_GAP", f"case {case_id} version {version} follows version {last} "
-                                                  f"({at.where()}): version {missing} missing"),)
+                                                  f"({at}): version {missing} missing"),)
+
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (consecutive trusted records of one topic, `leadbus.audit.replay`'s runs): the
+        findings of each by its index. The usual record (a CaseUpdated read by the picker, the case's next version) is
+        judged here without a call; anything else goes through `check`."""
+        found: RunFindings = []
+        if not records or records[0].topic != CASES:
+            return found
+        last = self._last
+        paths = _CASE_HEAD
+        schema: SchemaEntry | None = None
+        pick: Picker | None = None
+        tag = b""  # the single-object header naming `schema` (what `ReplayRecord.schema` reads the fingerprint from)
+        for i, record in enumerate(records):
+            value = record.value
+            # what `picked` reads, without its call: trusted, never decoded, the same writer schema as the record before
+            # (found by its header's bytes, without the catalog's lookup: then kept on the record, as `schema` keeps it)
+            if (pick is not None and record.trusted and not record._decoded and value is not None
+                    and record._picked is None and (record._schema is schema or (
+                        record._schema is None and value.startswith(tag)))):
+                record._schema = schema
+                try:
+                    head = pick(value)
+                except Exception:  # noqa: BLE001 - bytes it does not read: `check` decodes them whole, which judges
+                    head = None
+                if head is not None:
+                    record._picked = (paths, head)
+                    try:  # (what `check` does from here, raising where it would)
+                        case_id, version, merged = str(head[0]), int(head[1]), head[2] is not None
+                        before = last.get(case_id)
+                        if before is not None and version == before[0] + 1 and not before[1]:
+                            last[case_id] = (version, merged, record.partition, record.offset, record.file,
+                                             record.index)
+                            continue
+                        judged = self._follows(record, case_id, version, merged)
+                    except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                        judged = [unreadable(record, self.name, exc)]
+                    if judged:
+                        found.append((i, judged))
+                    continue
+            try:
+                judged = self.check(record)
+            except Exception as exc:  # noqa: BLE001 - as above
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((i, judged))
+            if record.schema is not schema:  # the picker of this record's writer, for the next ones
+                schema = record.schema
+                pick = picker(schema, paths) if schema is not None and schema.name == CASE_UPDATED else None
+                tag = b"\xc3\x01" + schema.fingerprint if schema is not None else b""
+        return found
 
     def finish(self) -> Iterable[Finding]:
         return ()
@@ -1266,7 +1380,8 @@ class HandoverSteps:
         return topic == HANDOVER
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[int, Mark]] = {}
+        #: per case: its highest step and where (partition, offset, archive file, index), as `CaseVersions` keeps it
+        self._last: dict[str, tuple[int, int, int, str | None, int | None]] = {}
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         if record.topic != HANDOVER or record.schema is None or record.schema.name != STEP:
@@ -1281,18 +1396,18 @@ class HandoverSteps:
             case_id, seq = str(event["case_id"]), int(event["seq"])
         before = self._last.get(case_id)
         if before is None or seq > before[0]:
-            self._last[case_id] = (seq, Mark.of(record))
+            self._last[case_id] = (seq, record.partition, record.offset, record.file, record.index)
         if before is None or seq == before[0] + 1:
             return ()
-        last, at = before
+        last, at = before[0], where(HANDOVER, *before[1:])
         if seq == last:
             return (Finding.at(record, "REPLAYED", f"handover step {seq} of case {case_id} a second time "
-                                                   f"({at.where()})"),)
+                                                   f"({at})"),)
         if seq < last:
             return (Finding.at(record, "REORDERED", f"handover step {seq} of case {case_id} after step {last} "
-                                                    f"({at.where()})"),)
+                                                    f"({at})"),)
         return (Finding.at(record, "STEP_GAP", f"handover step {seq} of case {case_id} follows step {last} "
-                                               f"({at.where()}): a step is missing"),)
+                                               f"({at}): a step is missing"),)
 
     def finish(self) -> Iterable[Finding]:
         return ()
@@ -1379,6 +1494,41 @@ def publisher_of(record: ReplayRecord) -> str:
         if event.get("publisher_agency"):
             return str(event["publisher_agency"])
     return _topic_publisher(record.topic)
+
+
+def tally_run(records: Sequence[ReplayRecord], tally: dict[tuple[str, str], int]) -> int:
+    """Each record of a run counted in `tally` under (its type, `publisher_of`) as the replay's summary counts it; the
+    number of them that carry an agency seal header. A record without one whose event does not name who sent it (a
+    case, a step, a routed record …) is named by its topic, as `publisher_of` names it, without the call."""
+    sealed = 0
+    counted: tuple[str, str] | None = None
+    n = 0
+    for record in records:
+        flag = record._sealed
+        if flag is None:
+            flag = record.has_seal() if record.headers else False
+        if flag:
+            sealed += 1
+        schema = record.schema
+        if not flag and schema is not None and schema.name not in _NAMING:
+            who = _BY_TOPIC.get(record.topic)
+            if who is None:
+                who = _BY_TOPIC[record.topic] = _topic_publisher(record.topic)
+            what = (schema.name, who)
+        else:
+            try:
+                who = publisher_of(record)
+            except Exception:  # noqa: BLE001 - the verifiers located what is wrong with it
+                who = "?"
+            what = (record.type_name, who)
+        if what != counted:
+            if counted is not None:
+                tally[counted] = tally.get(counted, 0) + n
+            counted, n = what, 0
+        n += 1
+    if counted is not None:
+        tally[counted] = tally.get(counted, 0) + n
+    return sealed
 
 
 #: The events whose fields name who sent them (`publisher_of`); any other is named by its topic (`_BY_TOPIC`).

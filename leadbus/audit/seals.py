@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from leadbus.audit.native_intake import chained_fields as _native_fields
+from leadbus.audit.native_intake import link_digest as _native_link
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -70,9 +72,13 @@ class SealFault:
     publisher: str | None = None
 
 
-#: One record of a run: where it is, its sequence number, signature, key id, signed message, link digest, public key.
-#: A plain tuple (one is made per sealed record; a dataclass's constructor costs several times a tuple's).
-_Link = tuple[Mark, int, bytes, str, bytes, bytes, bytes]
+#: A v2 seal's signed message in its parts, joined only when its signature is verified (`_message`): the lane's shared
+#: head, the sequence number's digits, the value, `prev`.
+_Parts = tuple[bytes, bytes, bytes, bytes]
+
+#: One record of a run: where it is, its sequence number, signature, key id, signed message (or its parts), link digest,
+#: public key. A plain tuple (one is made per sealed record; a dataclass's constructor costs several times a tuple's).
+_Link = tuple[Mark, int, bytes, str, "bytes | _Parts", bytes, bytes]
 
 #: A signer judged valid on a topic and partition (see `BusSealVerifier._quick`): publisher id, key id, public key,
 #: validity bounds in ms (start, until, revoked), the partition as its header reads, the signed message's head, lane.
@@ -113,7 +119,9 @@ class BusSealVerifier:
             # no seal, on a topic where none is required (what `_check` finds, without reading for one): a bus-written
             # record with other headers only (a stage seal's, checked by the stage seal verifier)
             return []
-        fields = _chained_fields(record.headers)
+        fields = _native_fields(record.headers) if _native_fields is not None else False
+        if fields is False:  # not built, or headers of unusual types: the reference reads them
+            fields = _chained_fields(record.headers)
         if fields is not None:
             found = self._quick(record, fields)
             if found is not None:
@@ -146,13 +154,12 @@ class BusSealVerifier:
             return None
         self.sealed += 1
         value = record.value or b""
-        # signed_message(topic, partition, publisher, key_id, int(sequence_raw), value, prev), joined once
-        message = b"".join((head, _LENGTHS[len(sequence_raw)], sequence_raw, _length(len(value)), value,
-                            _PREV_LENGTH, prev))
-        digest = hashlib.sha256(message)
-        digest.update(signature)  # link_digest(message, signature), without joining the two
+        # link_digest(signed_message(topic, partition, publisher, key_id, int(sequence_raw), value, prev), signature);
+        # the message is joined only if its signature is verified (`_message`)
+        linked = _native_link(head, sequence_raw, value, prev, signature) if _native_link is not None else None
         link = (Mark(topic, partition, record.offset, record.file, record.index), int(sequence_raw), signature,
-                key_id, message, digest.digest(), public_key)
+                key_id, (head, sequence_raw, value, prev),
+                linked if linked is not None else _link_of(head, sequence_raw, value, prev, signature), public_key)
         run = self._runs.get(lane)
         if run is not None and len(run) < self.window and run[-1][5] == prev and prev != CHAIN_START:  # [5]: digest
             run.append(link)
@@ -216,7 +223,8 @@ class BusSealVerifier:
 
     def _valid(self, link: _Link) -> bool:
         self.signatures += 1
-        return message_signed(link[6], link[2], link[4])  # public key, signature, message
+        message = link[4]
+        return message_signed(link[6], link[2], message if isinstance(message, bytes) else _message(message))
 
     def _close(self, lane: tuple[str, str, int]) -> list[Finding]:
         links = self._runs.pop(lane, None)
@@ -456,6 +464,20 @@ def read_seal(headers: Sequence[tuple[str, bytes | None]]) -> Seal | None:
 
 #: (publisher, key id) header values `Seal.from_headers` read without fault → the publisher id and key id it gave.
 _SIGNERS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+
+
+def _message(parts: _Parts) -> bytes:
+    """A v2 seal's signed message from its parts: `signed_message(topic, partition, publisher, key_id, sequence, value,
+    prev)`, whose shared head (`_message_head`) is the first part."""
+    head, sequence_raw, value, prev = parts
+    return b"".join((head, _LENGTHS[len(sequence_raw)], sequence_raw, _length(len(value)), value, _PREV_LENGTH, prev))
+
+
+def _link_of(head: bytes, sequence_raw: bytes, value: bytes, prev: bytes, signature: bytes) -> bytes:
+    """The link digest of the message of those parts and its signature (what `link_digest` gives), in Python."""
+    digest = hashlib.sha256(_message((head, sequence_raw, value, prev)))
+    digest.update(signature)  # link_digest(message, signature), without joining the two
+    return digest.digest()
 
 
 def _shown(key: bytes | None) -> str:

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
+from leadbus.audit.native_intake import peek_usual as _native_peek
 from leadbus.audit.picker import Picker, body_end, picker
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
@@ -410,7 +411,7 @@ def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
     else:
         plan = _PLANS[fp] = _plan(schema)
     if plan is _USUAL:
-        head = _peek_usual(value)
+        head = _native_peek(value, LeadHead) if _native_peek is not None else _peek_usual(value)
         if head is not None:
             return head
     if plan is None:

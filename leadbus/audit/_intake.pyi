@@ -1,0 +1,9 @@
+from collections.abc import Sequence
+from typing import Literal, TypeVar
+
+_T = TypeVar("_T", bound=tuple[object, ...])
+
+def chained_fields(headers: Sequence[tuple[str, bytes | None]], /
+                   ) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes] | Literal[False] | None: ...
+def link_digest(head: bytes, sequence: bytes, value: bytes, prev: bytes, signature: bytes, /) -> bytes | None: ...
+def peek_usual(value: bytes, cls: type[_T], /) -> _T | None: ...

@@ -6,9 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install kafka-libs lint test test-unit test-faults bench demo clean
 
-# `pip install -e` also compiles the C extensions in place (setup.py: leadbus/audit/_picker.c and _seal_link.c, the
-# replay's hot path); a change to their sources installs again, which rebuilds them.
-$(STAMP): pyproject.toml setup.py leadbus/audit/_picker.c leadbus/audit/_seal_link.c
+# `pip install -e` also compiles the C extensions in place (setup.py: leadbus/audit/_picker.c, _seal_link.c and
+# _intake.c, the replay's hot path); a change to their sources installs again, which rebuilds them.
+$(STAMP): pyproject.toml setup.py leadbus/audit/_picker.c leadbus/audit/_seal_link.c leadbus/audit/_intake.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

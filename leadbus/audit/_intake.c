@@ -18,6 +18,8 @@
  *   What `_peek_usual` gives for bytes (`cls`: `LeadHead`, a tuple's subclass, made as `tuple.__new__` makes it); None
  *   wherever it gives None, and for anything that is not bytes (the caller's general reader then decides).
  *
+ * sha256(value) -> hashlib.sha256(value).digest() for bytes, or None (the caller hashes it with hashlib)
+ *
  * The digest is OpenSSL's SHA-256 (libcrypto, the library hashlib uses), fed the parts one after the other.
  */
 #define PY_SSIZE_T_CLEAN
@@ -138,6 +140,18 @@ static PyObject *link_digest(PyObject *module, PyObject *const *args, Py_ssize_t
     return PyBytes_FromStringAndSize((const char *)digest, (Py_ssize_t)size);
 }
 
+static PyObject *sha256_of(PyObject *module, PyObject *value) {
+    if (!PyBytes_CheckExact(value))
+        Py_RETURN_NONE;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (!EVP_DigestInit_ex2(context, sha256, NULL) || !feed(value, 0) || !EVP_DigestFinal_ex(context, digest, &size)) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL's SHA-256 failed");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize((const char *)digest, (Py_ssize_t)size);
+}
+
 /* A string of `n` bytes at `start` as UTF-8 (strict, as bytes.decode()); NULL, with no error set, when it is not. */
 static PyObject *text(const unsigned char *data, Py_ssize_t start, Py_ssize_t n) {
     PyObject *out = PyUnicode_DecodeUTF8((const char *)data + start, n, NULL);
@@ -211,6 +225,7 @@ static PyObject *peek_usual(PyObject *module, PyObject *const *args, Py_ssize_t 
 }
 
 static PyMethodDef methods[] = {
+    {"sha256", (PyCFunction)sha256_of, METH_O, "sha256(value) -> its SHA-256 digest, or None when it is not bytes"},
     {"peek_usual", (PyCFunction)(void (*)(void))peek_usual, METH_FASTCALL,
      "peek_usual(value, cls) -> cls(lead_id, revision, agency, province), or None"},
     {"chained_fields", (PyCFunction)chained_fields, METH_O,

@@ -33,6 +33,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 
 from leadbus.audit.native_intake import chained_fields as _native_fields
 from leadbus.audit.native_intake import link_digest as _native_link
@@ -76,9 +77,13 @@ class SealFault:
 #: head, the sequence number's digits, the value, `prev`.
 _Parts = tuple[bytes, bytes, bytes, bytes]
 
+#: Where a record is: topic, partition, offset, archive file, index (a `Mark`'s fields; one is made when a finding or
+#: the lane tracker needs it, `_mark`).
+_Where = tuple[str, int, int, str | None, int | None]
+
 #: One record of a run: where it is, its sequence number, signature, key id, signed message (or its parts), link digest,
 #: public key. A plain tuple (one is made per sealed record; a dataclass's constructor costs several times a tuple's).
-_Link = tuple[Mark, int, bytes, str, "bytes | _Parts", bytes, bytes]
+_Link = tuple[_Where, int, bytes, str, "bytes | _Parts", bytes, bytes]
 
 #: A signer judged valid on a topic and partition (see `BusSealVerifier._quick`): publisher id, key id, public key,
 #: validity bounds in ms (start, until, revoked), the partition as its header reads, the signed message's head, lane.
@@ -157,7 +162,7 @@ class BusSealVerifier:
         # link_digest(signed_message(topic, partition, publisher, key_id, int(sequence_raw), value, prev), signature);
         # the message is joined only if its signature is verified (`_message`)
         linked = _native_link(head, sequence_raw, value, prev, signature) if _native_link is not None else None
-        link = (Mark(topic, partition, record.offset, record.file, record.index), int(sequence_raw), signature,
+        link = ((topic, partition, record.offset, record.file, record.index), int(sequence_raw), signature,
                 key_id, (head, sequence_raw, value, prev),
                 linked if linked is not None else _link_of(head, sequence_raw, value, prev, signature), public_key)
         run = self._runs.get(lane)
@@ -191,7 +196,7 @@ class BusSealVerifier:
         message = seal.message(topic, value)
         digest = hashlib.sha256(message)
         digest.update(seal.signature)  # link_digest(message, signature), without joining the two
-        link = (Mark(topic, record.partition, record.offset, record.file, record.index), seal.sequence,
+        link = ((topic, record.partition, record.offset, record.file, record.index), seal.sequence,
                 seal.signature, seal.key_id, message, digest.digest(), key.public_key)
         run = self._runs.get(lane)
         prev = seal.prev
@@ -242,12 +247,12 @@ class BusSealVerifier:
                     found.append(self._bad(link, lane))
             found.append(self._bad(links[-1], lane))
         if good:
-            found += self.lanes.observe_run(lane, [link[1] for link in good], [link[0] for link in good])
+            found += self.lanes.observe_run(lane, [link[1] for link in good], _Marks(good))
         return found
 
     @staticmethod
     def _bad(link: _Link, lane: tuple[str, str, int]) -> Finding:
-        return link[0].finding("BAD_SIGNATURE", f"the signature of {lane[0]} (key {link[3]}) does not match "
+        return _mark(link).finding("BAD_SIGNATURE", f"the signature of {lane[0]} (key {link[3]}) does not match "
                                                 f"this event on {lane[1]}: forged, or altered after signing")
 
     # -- what a seal says, against the registry and the record ----------------------------------------
@@ -355,8 +360,8 @@ class BusSealVerifier:
         if key is None or refused is not None:
             why = refused or SealFault("UNKNOWN_KEY", "no key")
             return [Finding.at(record, why.reason, why.message)]
-        link = (Mark.of(record), seal.sequence, seal.signature, seal.key_id, seal.message(topic, value), b"",
-                key.public_key)
+        link = ((record.topic, record.partition, record.offset, record.file, record.index), seal.sequence,
+                seal.signature, seal.key_id, seal.message(topic, value), b"", key.public_key)
         return [] if self._valid(link) else [self._bad(link, (seal.publisher, topic, partition))]
 
     def _unsigned(self, record: ReplayRecord) -> list[Finding]:
@@ -464,6 +469,35 @@ def read_seal(headers: Sequence[tuple[str, bytes | None]]) -> Seal | None:
 
 #: (publisher, key id) header values `Seal.from_headers` read without fault → the publisher id and key id it gave.
 _SIGNERS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+
+
+def _mark(link: _Link) -> Mark:
+    topic, partition, offset, file, index = link[0]
+    return Mark(topic, partition, offset, file, index)
+
+
+class _Marks(Sequence[Mark]):
+    """The marks of a run's records for the lane tracker, each made when asked: an unbroken run asks for its first and
+    last alone (`LaneTracker.observe_run`), where a `Mark` per record cost a constructor's call each."""
+
+    __slots__ = ("_links",)
+
+    def __init__(self, links: list[_Link]) -> None:
+        self._links = links
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+    @overload
+    def __getitem__(self, i: int) -> Mark: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Mark]: ...
+
+    def __getitem__(self, i: int | slice) -> Mark | list[Mark]:
+        if isinstance(i, slice):
+            return [_mark(link) for link in self._links[i]]
+        return _mark(self._links[i])
 
 
 def _message(parts: _Parts) -> bytes:

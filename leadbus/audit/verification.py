@@ -58,6 +58,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 from leadbus.audit.native_intake import peek_usual as _native_peek
+from leadbus.audit.native_intake import sha256 as _native_sha256
 from leadbus.audit.picker import Picker, body_end, picker
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
@@ -792,7 +793,10 @@ class IntakeLeads:
         if not topic.startswith(INTAKE_PREFIX):
             return ()
         offset = record.offset
-        digest = hashlib.sha256(record.value or b"").digest()
+        value = record.value or b""
+        digest = _native_sha256(value) if _native_sha256 is not None else None
+        if digest is None:
+            digest = hashlib.sha256(value).digest()
         if self.keep_sources:
             self.sources[(topic, record.partition, offset)] = digest
             span = self.ranges.get((topic, record.partition))

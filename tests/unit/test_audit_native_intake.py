@@ -5,6 +5,7 @@ the same findings, signatures and counts with the C path or without it."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Any
 
@@ -120,6 +121,7 @@ def _python_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(seals, "_native_fields", None)
     monkeypatch.setattr(seals, "_native_link", None)
     monkeypatch.setattr(verification, "_native_peek", None)
+    monkeypatch.setattr(verification, "_native_sha256", None)
 
 
 def _hostile(recs: list[Rec], rng: random.Random) -> list[Rec]:
@@ -185,3 +187,14 @@ def test_the_replay_finds_the_same_with_the_c_path_or_without(seed: int, monkeyp
     assert fast[0]  # tampered: something is found
     _python_alone(monkeypatch)
     assert fast == _replayed(recs)
+
+
+def test_the_c_sha256_is_hashlibs() -> None:
+    fast = native_intake.sha256
+    assert fast is not None
+    rng = random.Random(4)
+    for size in (0, 1, 55, 56, 63, 64, 65, 700, 2300, 100_000):
+        data = bytes(rng.randrange(256) for _ in range(size))
+        assert fast(data) == hashlib.sha256(data).digest()
+    for odd in (bytearray(b"ab"), memoryview(b"ab"), "ab", None):
+        assert fast(odd) is None  # type: ignore[arg-type]

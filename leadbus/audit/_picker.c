@@ -40,6 +40,8 @@ typedef struct {
     vectorcallfunc vectorcall;
 } Picker;
 
+static PyTypeObject *module_picker_type;
+
 typedef struct {
     const unsigned char *data;
     Py_ssize_t pos;
@@ -263,6 +265,28 @@ static PyObject *pick(Picker *self, PyObject *data) {
     return PyObject_CallOneArg(self->fallback, data);
 }
 
+/* end_of(picker, data): the position after the body `picker`'s program passes over (a program of skips alone, made
+ * from the whole writer schema: `native_picker.native_body_end`), or, wherever it is unsure, what its fallback (the
+ * Python pass, `picker.body_end`) gives for the bytes: a position or an exception. */
+static PyObject *end_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], module_picker_type)) {
+        PyErr_SetString(PyExc_TypeError, "end_of(picker, data)");
+        return NULL;
+    }
+    Picker *self = (Picker *)args[0];
+    PyObject *data = args[1];
+    if (self->n_values != 0) {
+        PyErr_SetString(PyExc_ValueError, "end_of: a program of skips alone (no values)");
+        return NULL;
+    }
+    if (PyBytes_CheckExact(data)) {
+        Reading r = {(const unsigned char *)PyBytes_AS_STRING(data), 10, PyBytes_GET_SIZE(data), NULL, self->consts};
+        if (r.end >= 10 && run(&r, self->ops, 0) >= 0 && r.pos <= r.end)
+            return PyLong_FromSsize_t(r.pos);
+    }
+    return PyObject_CallOneArg(self->fallback, data);
+}
+
 static PyObject *Picker_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
         PyErr_SetString(PyExc_TypeError, "a picker takes one argument: the record's value");
@@ -361,13 +385,20 @@ static PyTypeObject PickerType = {
     .tp_members = Picker_members,
 };
 
+static PyMethodDef methods[] = {
+    {"end_of", (PyCFunction)(void (*)(void))end_of, METH_FASTCALL,
+     "end_of(picker, data) -> the position after the body its skips pass over (else its fallback's answer)"},
+    {NULL, NULL, 0, NULL}
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_picker", "The replay's field picker in C (see leadbus.audit.native_picker).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_picker", "The replay's field picker in C (see leadbus.audit.native_picker).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__picker(void) {
     if (PyType_Ready(&PickerType) < 0)
         return NULL;
+    module_picker_type = &PickerType;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

@@ -15,12 +15,13 @@ Without the extension (`NATIVE` False: not built) every picker is the Python one
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from leadbus.avro.fastread import Unsupported, nullable
 
 try:
-    from leadbus.audit._picker import Picker
+    from leadbus.audit._picker import Picker, end_of
 except ImportError:  # not built (a source tree without `make install`): the Python picker alone
     NATIVE = False
 else:
@@ -137,3 +138,18 @@ def native_picker(parsed: Any, paths: tuple[str, ...], fallback: Callable[[bytes
     if left:
         return None
     return Picker(tuple(program.ops), tuple(program.consts), len(paths), fallback)
+
+
+def native_body_end(parsed: Any, fallback: Callable[[bytes], int]) -> Callable[[bytes], int] | None:
+    """The C pass over a whole body of the writer schema `parsed` by its lengths (`picker.body_end`'s, by the same
+    skips), handing what it is unsure of to `fallback` (the Python pass): (value bytes) → the position after the body;
+    None without the extension or for a schema it does not cover."""
+    if not NATIVE:
+        return None
+    program = _Program()
+    try:
+        program.skip(parsed)
+    except (Unsupported, KeyError, TypeError, ValueError):
+        return None
+    made: Callable[[bytes], int] = partial(end_of, Picker(tuple(program.ops), tuple(program.consts), 0, fallback))
+    return made

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from leadbus.audit.native_picker import native_picker
+from leadbus.audit.native_picker import native_body_end, native_picker
 from leadbus.avro import SchemaEntry
 from leadbus.avro.fastread import Compiler, Unsupported
 
@@ -101,7 +101,8 @@ def body_end(schema: SchemaEntry) -> Callable[[bytes], int] | None:
     """The compiled pass over a whole body of `schema` by its lengths alone (`Compiler.skip`): (value bytes) → the
     position after the body, which a body that ends where its bytes do gives as their length. It builds nothing and
     judges no content (a string's UTF-8, an enum's index): it tells a body cut short or followed by more bytes, and
-    raises on what it cannot pass over; whoever asks reads such bytes whole. None when the schema is not covered."""
+    raises on what it cannot pass over; whoever asks reads such bytes whole. None when the schema is not covered.
+    Run in C where `leadbus.audit._picker` is built (`native_picker.native_body_end`), this pass being its fallback."""
     fingerprint = schema.fingerprint
     if fingerprint in _ENDS:
         return _ENDS[fingerprint]
@@ -116,5 +117,7 @@ def body_end(schema: SchemaEntry) -> Callable[[bytes], int] | None:
         made = comp.function("end_of")
     except (Unsupported, KeyError, TypeError):
         made = None
+    if made is not None:  # the same pass in C where it is built, handing it what it is unsure of
+        made = native_body_end(schema.parsed, made) or made
     _ENDS[fingerprint] = made
     return made

@@ -33,7 +33,10 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 
+from leadbus.audit.native_intake import chained_fields as _native_fields
+from leadbus.audit.native_intake import link_digest as _native_link
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -70,9 +73,17 @@ class SealFault:
     publisher: str | None = None
 
 
-#: One record of a run: where it is, its sequence number, signature, key id, signed message, link digest, public key.
-#: A plain tuple (one is made per sealed record; a dataclass's constructor costs several times a tuple's).
-_Link = tuple[Mark, int, bytes, str, bytes, bytes, bytes]
+#: A v2 seal's signed message in its parts, joined only when its signature is verified (`_message`): the lane's shared
+#: head, the sequence number's digits, the value, `prev`.
+_Parts = tuple[bytes, bytes, bytes, bytes]
+
+#: Where a record is: topic, partition, offset, archive file, index (a `Mark`'s fields; one is made when a finding or
+#: the lane tracker needs it, `_mark`).
+_Where = tuple[str, int, int, str | None, int | None]
+
+#: One record of a run: where it is, its sequence number, signature, key id, signed message (or its parts), link digest,
+#: public key. A plain tuple (one is made per sealed record; a dataclass's constructor costs several times a tuple's).
+_Link = tuple[_Where, int, bytes, str, "bytes | _Parts", bytes, bytes]
 
 #: A signer judged valid on a topic and partition (see `BusSealVerifier._quick`): publisher id, key id, public key,
 #: validity bounds in ms (start, until, revoked), the partition as its header reads, the signed message's head, lane.
@@ -113,7 +124,9 @@ class BusSealVerifier:
             # no seal, on a topic where none is required (what `_check` finds, without reading for one): a bus-written
             # record with other headers only (a stage seal's, checked by the stage seal verifier)
             return []
-        fields = _chained_fields(record.headers)
+        fields = _native_fields(record.headers) if _native_fields is not None else False
+        if fields is False:  # not built, or headers of unusual types: the reference reads them
+            fields = _chained_fields(record.headers)
         if fields is not None:
             found = self._quick(record, fields)
             if found is not None:
@@ -146,13 +159,12 @@ class BusSealVerifier:
             return None
         self.sealed += 1
         value = record.value or b""
-        # signed_message(topic, partition, publisher, key_id, int(sequence_raw), value, prev), joined once
-        message = b"".join((head, _LENGTHS[len(sequence_raw)], sequence_raw, _length(len(value)), value,
-                            _PREV_LENGTH, prev))
-        digest = hashlib.sha256(message)
-        digest.update(signature)  # link_digest(message, signature), without joining the two
-        link = (Mark(topic, partition, record.offset, record.file, record.index), int(sequence_raw), signature,
-                key_id, message, digest.digest(), public_key)
+        # link_digest(signed_message(topic, partition, publisher, key_id, int(sequence_raw), value, prev), signature);
+        # the message is joined only if its signature is verified (`_message`)
+        linked = _native_link(head, sequence_raw, value, prev, signature) if _native_link is not None else None
+        link = ((topic, partition, record.offset, record.file, record.index), int(sequence_raw), signature,
+                key_id, (head, sequence_raw, value, prev),
+                linked if linked is not None else _link_of(head, sequence_raw, value, prev, signature), public_key)
         run = self._runs.get(lane)
         if run is not None and len(run) < self.window and run[-1][5] == prev and prev != CHAIN_START:  # [5]: digest
             run.append(link)
@@ -184,7 +196,7 @@ class BusSealVerifier:
         message = seal.message(topic, value)
         digest = hashlib.sha256(message)
         digest.update(seal.signature)  # link_digest(message, signature), without joining the two
-        link = (Mark(topic, record.partition, record.offset, record.file, record.index), seal.sequence,
+        link = ((topic, record.partition, record.offset, record.file, record.index), seal.sequence,
                 seal.signature, seal.key_id, message, digest.digest(), key.public_key)
         run = self._runs.get(lane)
         prev = seal.prev
@@ -216,7 +228,8 @@ class BusSealVerifier:
 
     def _valid(self, link: _Link) -> bool:
         self.signatures += 1
-        return message_signed(link[6], link[2], link[4])  # public key, signature, message
+        message = link[4]
+        return message_signed(link[6], link[2], message if isinstance(message, bytes) else _message(message))
 
     def _close(self, lane: tuple[str, str, int]) -> list[Finding]:
         links = self._runs.pop(lane, None)
@@ -234,12 +247,12 @@ class BusSealVerifier:
                     found.append(self._bad(link, lane))
             found.append(self._bad(links[-1], lane))
         if good:
-            found += self.lanes.observe_run(lane, [link[1] for link in good], [link[0] for link in good])
+            found += self.lanes.observe_run(lane, [link[1] for link in good], _Marks(good))
         return found
 
     @staticmethod
     def _bad(link: _Link, lane: tuple[str, str, int]) -> Finding:
-        return link[0].finding("BAD_SIGNATURE", f"the signature of {lane[0]} (key {link[3]}) does not match "
+        return _mark(link).finding("BAD_SIGNATURE", f"the signature of {lane[0]} (key {link[3]}) does not match "
                                                 f"this event on {lane[1]}: forged, or altered after signing")
 
     # -- what a seal says, against the registry and the record ----------------------------------------
@@ -347,8 +360,8 @@ class BusSealVerifier:
         if key is None or refused is not None:
             why = refused or SealFault("UNKNOWN_KEY", "no key")
             return [Finding.at(record, why.reason, why.message)]
-        link = (Mark.of(record), seal.sequence, seal.signature, seal.key_id, seal.message(topic, value), b"",
-                key.public_key)
+        link = ((record.topic, record.partition, record.offset, record.file, record.index), seal.sequence,
+                seal.signature, seal.key_id, seal.message(topic, value), b"", key.public_key)
         return [] if self._valid(link) else [self._bad(link, (seal.publisher, topic, partition))]
 
     def _unsigned(self, record: ReplayRecord) -> list[Finding]:
@@ -456,6 +469,49 @@ def read_seal(headers: Sequence[tuple[str, bytes | None]]) -> Seal | None:
 
 #: (publisher, key id) header values `Seal.from_headers` read without fault → the publisher id and key id it gave.
 _SIGNERS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+
+
+def _mark(link: _Link) -> Mark:
+    topic, partition, offset, file, index = link[0]
+    return Mark(topic, partition, offset, file, index)
+
+
+class _Marks(Sequence[Mark]):
+    """The marks of a run's records for the lane tracker, each made when asked: an unbroken run asks for its first and
+    last alone (`LaneTracker.observe_run`), where a `Mark` per record cost a constructor's call each."""
+
+    __slots__ = ("_links",)
+
+    def __init__(self, links: list[_Link]) -> None:
+        self._links = links
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+    @overload
+    def __getitem__(self, i: int) -> Mark: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Mark]: ...
+
+    def __getitem__(self, i: int | slice) -> Mark | list[Mark]:
+        if isinstance(i, slice):
+            return [_mark(link) for link in self._links[i]]
+        return _mark(self._links[i])
+
+
+def _message(parts: _Parts) -> bytes:
+    """A v2 seal's signed message from its parts: `signed_message(topic, partition, publisher, key_id, sequence, value,
+    prev)`, whose shared head (`_message_head`) is the first part."""
+    head, sequence_raw, value, prev = parts
+    return b"".join((head, _LENGTHS[len(sequence_raw)], sequence_raw, _length(len(value)), value, _PREV_LENGTH, prev))
+
+
+def _link_of(head: bytes, sequence_raw: bytes, value: bytes, prev: bytes, signature: bytes) -> bytes:
+    """The link digest of the message of those parts and its signature (what `link_digest` gives), in Python."""
+    digest = hashlib.sha256(_message((head, sequence_raw, value, prev)))
+    digest.update(signature)  # link_digest(message, signature), without joining the two
+    return digest.digest()
 
 
 def _shown(key: bytes | None) -> str:

@@ -57,6 +57,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
+from leadbus.audit.native_intake import peek_usual as _native_peek
+from leadbus.audit.native_intake import sha256 as _native_sha256
 from leadbus.audit.picker import Picker, body_end, picker
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
@@ -412,7 +414,7 @@ def peek_lead(schema: SchemaEntry, value: bytes) -> LeadHead | None:
     else:
         plan = _PLANS[fp] = _plan(schema)
     if plan is _USUAL:
-        head = _peek_usual(value)
+        head = _native_peek(value, LeadHead) if _native_peek is not None else _peek_usual(value)
         if head is not None:
             return head
     if plan is None:
@@ -831,7 +833,10 @@ class IntakeLeads:
         if not topic.startswith(INTAKE_PREFIX):
             return ()
         offset = record.offset
-        digest = hashlib.sha256(record.value or b"").digest()
+        value = record.value or b""
+        digest = _native_sha256(value) if _native_sha256 is not None else None
+        if digest is None:
+            digest = hashlib.sha256(value).digest()
         if self.keep_sources:
             self.sources[(topic, record.partition, offset)] = digest
             span = self.ranges.get((topic, record.partition))

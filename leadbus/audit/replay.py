@@ -55,7 +55,7 @@ from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
-from leadbus.audit.stage_seals import StageSealVerifier
+from leadbus.audit.stage_seals import OutOfPlace, StageSealVerifier, moved_across
 from leadbus.audit.verification import (
     ACCEPTED,
     AcceptedLeads,
@@ -738,6 +738,8 @@ class _Part:
     shared: list[Verifier]
     signatures: int
     error: str | None = None
+    #: Each stage seal check's strays and gaps: a record moved between partitions two processes read is paired here.
+    out_of_place: list[OutOfPlace] = field(default_factory=list)
 
 
 def _balanced(spans: list[PartitionSpan], groups: int) -> list[list[PartitionSpan]]:
@@ -774,7 +776,8 @@ def _part(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verif
                                                          f"{type(exc).__name__}: {exc}", "(replay)"))
     signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
     return _Part(count, report.selected, report.sealed, report.by_type_publisher, report.findings,
-                 [v for v in verifiers if isinstance(v, _SHARED)], signatures)
+                 [v for v in verifiers if isinstance(v, _SHARED)], signatures,
+                 out_of_place=[v.out_of_place() for v in verifiers if isinstance(v, StageSealVerifier)])
 
 
 def _child(send: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier],
@@ -826,6 +829,7 @@ def _run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[
     report.processes = len(parts)
     intake = next((v for v in verifiers if isinstance(v, IntakeLeads)), None)
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
+    report.findings.extend(moved_across([part.out_of_place for part in parts]))
     for part in parts:
         report.selected += part.selected
         report.sealed += part.sealed

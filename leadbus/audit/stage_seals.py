@@ -408,12 +408,42 @@ class StageSealVerifier:
                     f"to {state.at.where()} (the last of a transaction carries one): it was removed, or records were "
                     "added after it" + (", or it lies after the period read" if self.open_end else ""),
                     failure=not self.open_end))
-        for (signer, chain, prev), (sequence, at) in self._strays.items():
-            hole = self._holes.get((signer, chain, prev))
-            if hole is not None and hole[0] == sequence:
-                found.append(at.finding("STAGE_RECORD_MOVED", f"{signer} chain {chain}: number {sequence} was sealed "
-                                        f"to follow {hole[1].where()}, where it is missing: moved here from there"))
+        found.extend(moved(self._strays, self._holes))
         return found
+
+    def out_of_place(self) -> OutOfPlace:
+        """The strays and gaps met (after `finish`), for a replay split between processes: a record moved from a
+        partition one process read to one another read is paired in the parent (`moved_across`)."""
+        return dict(self._strays), dict(self._holes)
+
+
+#: A verifier's strays and gaps (`StageSealVerifier._strays`, `_holes`).
+OutOfPlace = tuple[dict[tuple[str, str, bytes], tuple[int, Mark]], dict[tuple[str, str, bytes], tuple[int, Mark]]]
+
+
+def moved(strays: dict[tuple[str, str, bytes], tuple[int, Mark]],
+          holes: dict[tuple[str, str, bytes], tuple[int, Mark]]) -> list[Finding]:
+    """Each stray whose `prev` is a gap's link, with the number missing there: that record, moved."""
+    found = []
+    for (signer, chain, prev), (sequence, at) in strays.items():
+        hole = holes.get((signer, chain, prev))
+        if hole is not None and hole[0] == sequence:
+            found.append(at.finding("STAGE_RECORD_MOVED", f"{signer} chain {chain}: number {sequence} was sealed "
+                                    f"to follow {hole[1].where()}, where it is missing: moved here from there"))
+    return found
+
+
+def moved_across(parts: list[list[OutOfPlace]]) -> list[Finding]:
+    """`moved` over the strays and gaps of processes that each read some partitions: only the pairs whose two places
+    two different processes read (each process named those it read both places of)."""
+    found = []
+    for i, mine in enumerate(parts):
+        for strays, _ in mine:
+            for j, theirs in enumerate(parts):
+                if i != j:
+                    for _, holes in theirs:
+                        found.extend(moved(strays, holes))
+    return found
 
 
 def headless(here: Mark, signer: str, chain: str, sequence: int) -> Finding:

@@ -328,6 +328,8 @@ def main() -> None:
     parser.add_argument("--rebuild-leads", type=int, default=100_000)
     parser.add_argument("--skip-accepted", action="store_true", help="replay the intake topics only")
     parser.add_argument("--only", choices=["intake", "accepted", "cases"], help="replay this one (quicker rounds)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0],
+                        help="replay processes to measure, each in turn (0: the replay's own choice, as the CLI)")
     args = parser.parse_args()
     configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
     with KafkaCluster(1) as cluster:
@@ -358,28 +360,31 @@ def main() -> None:
             began_cpu = cpu_seconds()
             n_raw, s_raw = raw_read(bootstrap, topics)
             raw_cpu = (cpu_seconds() - began_cpu) / max(1, n_raw) * 1e6
-            seals = seal_verifier_factory(settings)
-            began_cpu = cpu_seconds()
-            report = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seals), settings)
-            replay_cpu = (cpu_seconds() - began_cpu) / max(1, report.records) * 1e6
-            published = sum(len(sent) for (topic, _), sent in _SENT.items() if topic in topics)
-            assert n_raw == published, f"the raw read met {n_raw} of the {published} records in the log"
-            assert report.status == 0, report.failures[:3]
-            assert name != "intake topics" or report.sealed == n_raw, (report.sealed, n_raw)
-            raw_rate, replay_rate = n_raw / s_raw, report.records / report.seconds
-            reading = report.records / report.read_seconds if report.read_seconds else 0.0
-            workers = (f", accepted-lead content checks in {report.content_workers} worker processes"
-                       if report.content_workers else "")
-            if getattr(report, "cut", ""):  # (getattr: the same bench also measures a tree from before cuts)
-                workers += f", its partition cut in two ({report.cut})"
-            print(f"{name}: raw read {n_raw} records {raw_rate:,.0f}/s; replay+verify {report.records} records "
-                  f"({report.sealed} sealed, {report.signatures} Ed25519 verifications, {report.processes} "
-                  f"process{'es' if report.processes > 1 else ''}"
-                  f"{workers}) "
-                  f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. schemas and plan), reading alone "
-                  f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone {reading / raw_rate:.2f}); "
-                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU per record: "
-                  f"raw {raw_cpu:.1f} µs, replay+verify {replay_cpu:.1f} µs (all processes)")
+            for workers in args.workers:
+                seals = seal_verifier_factory(settings)
+                chosen = {"workers": workers} if workers else {}
+                began_cpu = cpu_seconds()
+                report = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seals, **chosen), settings)
+                replay_cpu = (cpu_seconds() - began_cpu) / max(1, report.records) * 1e6
+                published = sum(len(sent) for (topic, _), sent in _SENT.items() if topic in topics)
+                assert n_raw == published, f"the raw read met {n_raw} of the {published} records in the log"
+                assert report.status == 0, report.failures[:3]
+                assert name != "intake topics" or report.sealed == n_raw, (report.sealed, n_raw)
+                raw_rate, replay_rate = n_raw / s_raw, report.records / report.seconds
+                reading = report.records / report.read_seconds if report.read_seconds else 0.0
+                extra = (f", accepted-lead content checks in {report.content_workers} worker processes"
+                         if report.content_workers else "")
+                if getattr(report, "cut", ""):  # (getattr: the same bench also measures a tree from before cuts)
+                    extra += f", its partition cut in two ({report.cut})"
+                print(f"{name}: raw read {n_raw} records {raw_rate:,.0f}/s; replay+verify {report.records} records "
+                      f"({report.sealed} sealed, {report.signatures} Ed25519 verifications, {report.processes} "
+                      f"process{'es' if report.processes > 1 else ''}"
+                      f"{extra}) "
+                      f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. schemas and plan), reading alone "
+                      f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone "
+                      f"{reading / raw_rate:.2f}); "
+                      f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU per record: "
+                      f"raw {raw_cpu:.1f} µs, replay+verify {replay_cpu:.1f} µs (all processes)")
             began_cpu = cpu_seconds()
             plain = replay(ReplayOptions(topics=topics, verify=False), settings)
             plain_cpu = (cpu_seconds() - began_cpu) / max(1, plain.records) * 1e6

@@ -18,18 +18,19 @@ tell").
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, TopicPartition
 
 from leadbus.clients import KafkaSettings
-from leadbus.topics import TopicSpec, load_declarations
+from leadbus.topics import TopicSpec, declarations
 
 
 def broker_stamped_topics(specs: Iterable[TopicSpec] | None = None) -> list[str]:
     """The declared topics the broker stamps (message.timestamp.type LogAppendTime)."""
-    specs = load_declarations() if specs is None else specs
+    specs = declarations() if specs is None else specs
     return sorted(s.name for s in specs if s.config.get("message.timestamp.type") == "LogAppendTime")
 
 
@@ -38,10 +39,14 @@ def latest_broker_time(settings: KafkaSettings, topics: Iterable[str] | None = N
     """The newest broker-stamped time (ms) of the last record of each partition of `topics` (default: the declared
     broker-stamped topics), None when there is none; topics missing or unreadable are passed over."""
     names = broker_stamped_topics() if topics is None else list(topics)
-    consumer = settings.consumer(f"leadbus-audit-clock-{uuid.uuid4()}", **{"isolation.level": "read_uncommitted"})
+    # Every watermark asked before any fetch: a ListOffsets queued behind a fetch waiting at a log's end waits as long
+    # as it (fetch.wait.max.ms: 504 ms a replay, measured); then each partition's last record in one assignment.
+    consumer = settings.consumer(f"leadbus-audit-clock-{uuid.uuid4()}", **{
+        "isolation.level": "read_uncommitted", "fetch.wait.max.ms": 10, "enable.sparse.connections": False})
     latest: int | None = None
     try:
         meta = consumer.list_topics(timeout=timeout).topics
+        lasts: list[TopicPartition] = []
         for topic in names:
             info = meta.get(topic)
             if info is None or info.error is not None:
@@ -52,16 +57,25 @@ def latest_broker_time(settings: KafkaSettings, topics: Iterable[str] | None = N
                     low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
                 except Exception:  # noqa: BLE001 - a refused read: this topic tells nothing
                     continue
-                if high <= low:
-                    continue
-                tp.offset = high - 1
-                consumer.assign([tp])
-                msg = consumer.poll(timeout)
-                if msg is None or msg.error():
-                    continue
-                kind, stamp = msg.timestamp()
-                if kind == TIMESTAMP_LOG_APPEND_TIME and stamp > 0 and (latest is None or stamp > latest):
-                    latest = stamp
+                if high > low:
+                    lasts.append(TopicPartition(topic, partition, high - 1))
+        if not lasts:
+            return None
+        consumer.assign(lasts)
+        waiting = {(tp.topic, tp.partition) for tp in lasts}
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            msg = consumer.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.topic() is not None:
+                    waiting.discard((msg.topic(), msg.partition()))  # a refused or failing partition: tells nothing
+                continue
+            waiting.discard((msg.topic(), msg.partition()))
+            kind, stamp = msg.timestamp()
+            if kind == TIMESTAMP_LOG_APPEND_TIME and stamp > 0 and (latest is None or stamp > latest):
+                latest = stamp
     finally:
         consumer.close()
     return latest

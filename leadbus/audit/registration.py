@@ -33,11 +33,11 @@ per key, cached), so the per-record paths are unchanged.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from leadbus.audit.verification import Finding, ms_of
-from leadbus.signing import KeyRegistry, PublisherKey
+from leadbus.signing import KeyRegistry, PublisherKey, RegistryLog
 from leadbus.topics import PUBLISHERS, declarations
 
 #: How far a record's broker time may be before its key's registration (writers' clocks differ; 15 s is the replay's
@@ -119,25 +119,47 @@ def registry_traces(registry: KeyRegistry, declared: dict[str, str] | None = Non
     log = registry.log
     if log is None:
         return []
-    if declared is None:
-        declared = next((dict(s.config) for s in declarations() if s.name == PUBLISHERS), {})
-    found = []
-    if declared.get("cleanup.policy") == "delete" and declared.get("retention.ms") == "-1":
-        for first, after in log.missing:
-            gone = str(first) if after == first + 1 else f"{first}–{after - 1}"
-            found.append(Finding("RECORDS_DELETED", f"records {gone} of the key registry are gone, and it is kept "
-                                 "whole (cleanup.policy delete, retention.ms -1): deleted or compacted, so a key's "
-                                 "registration may be missing and its place on the log unknown", PUBLISHERS, 0, after))
-    if declared.get("message.timestamp.type") == "LogAppendTime" and log.writer_stamped:
-        first, n = log.writer_stamped[0], len(log.writer_stamped)
-        found.append(Finding("REGISTRY_REWRITTEN", f"{n} key record(s) from offset {first} on carry a time their "
-                             "writer chose (CreateTime), and the registry is stamped by the broker "
-                             "(message.timestamp.type LogAppendTime): written while the topic was not as declared "
-                             "(deleted and created again, or its configuration changed), so its times and order cannot "
-                             "date any key", PUBLISHERS, 0, first))
+    found = log_traces(log, PUBLISHERS, declared, LogWords(
+        "the key registry", "a key's registration may be missing and its place on the log unknown",
+        "REGISTRY_REWRITTEN", "key record(s)", "the registry", "its times and order cannot date any key"))
     for offset, which in log.foreign:
         found.append(Finding("KEY_NOT_ITS_OWN", f"key record {which} carries a public key whose id is not "
                              f"{which.partition('/')[2]} (every key id is the SHA-256 of its key): another key put in "
                              "that key's place, under which whatever it signs verifies as the registered key's",
                              PUBLISHERS, 0, offset))
+    return found
+
+
+@dataclass(frozen=True)
+class LogWords:
+    """How the findings of one kept-whole, broker-stamped log (`log_traces`) name it and what each trace costs."""
+
+    log: str  # "the key registry"
+    deleted_costs: str  # what a record gone from it leaves unknown
+    rewritten_check: str  # the check's name for records stamped by their writer
+    records: str  # "key record(s)"
+    stamped: str  # "the registry" (… is stamped by the broker)
+    rewritten_costs: str  # what records stamped by their writer leave untold
+
+
+def log_traces(log: RegistryLog, topic: str, declared: dict[str, str] | None, words: LogWords) -> list[Finding]:
+    """Failures, located on `topic`, for records missing from its log and records not stamped by the broker, as far as
+    its declaration (`deploy/topics.yaml`, not the broker's configuration) rules them out: the key registry's and the
+    schema topic's logs alike."""
+    if declared is None:
+        declared = next((dict(s.config) for s in declarations() if s.name == topic), {})
+    found = []
+    if declared.get("cleanup.policy") == "delete" and declared.get("retention.ms") == "-1":
+        for first, after in log.missing:
+            gone = str(first) if after == first + 1 else f"{first}–{after - 1}"
+            found.append(Finding("RECORDS_DELETED", f"records {gone} of {words.log} are gone, and it is kept whole "
+                                 "(cleanup.policy delete, retention.ms -1): deleted or compacted, so "
+                                 f"{words.deleted_costs}", topic, 0, after))
+    if declared.get("message.timestamp.type") == "LogAppendTime" and log.writer_stamped:
+        first, n = log.writer_stamped[0], len(log.writer_stamped)
+        found.append(Finding(words.rewritten_check, f"{n} {words.records} from offset {first} on carry a time their "
+                             f"writer chose (CreateTime), and {words.stamped} is stamped by the broker "
+                             "(message.timestamp.type LogAppendTime): written while the topic was not as declared "
+                             f"(deleted and created again, or its configuration changed), so {words.rewritten_costs}",
+                             topic, 0, first))
     return found

@@ -15,9 +15,10 @@ each at `leadbus.schemas[0]@offset`. The declaration decides, not the topic's co
 
 from __future__ import annotations
 
+from leadbus.audit.registration import LogWords, log_traces
 from leadbus.audit.verification import Finding
 from leadbus.signing import RegistryLog
-from leadbus.topics import SCHEMAS, load_declarations
+from leadbus.topics import SCHEMAS
 
 REWRITTEN = "SCHEMAS_REWRITTEN"
 
@@ -25,21 +26,7 @@ REWRITTEN = "SCHEMAS_REWRITTEN"
 def schema_traces(log: RegistryLog, declared: dict[str, str] | None = None) -> list[Finding]:
     """Failures, located on `leadbus.schemas`, for records missing from its log and records not stamped by the
     broker, as far as its declaration rules them out."""
-    if declared is None:
-        declared = next((dict(s.config) for s in load_declarations() if s.name == SCHEMAS), {})
-    found = []
-    if declared.get("cleanup.policy") == "delete" and declared.get("retention.ms") == "-1":
-        for first, after in log.missing:
-            gone = str(first) if after == first + 1 else f"{first}–{after - 1}"
-            found.append(Finding("RECORDS_DELETED", f"records {gone} of the schema topic are gone, and it is kept "
-                                 "whole (cleanup.policy delete, retention.ms -1): deleted or compacted, so the first "
-                                 "record of a fingerprint, the one records are read with, may be missing and a later "
-                                 "one written to read otherwise taken for it", SCHEMAS, 0, after))
-    if declared.get("message.timestamp.type") == "LogAppendTime" and log.writer_stamped:
-        first, n = log.writer_stamped[0], len(log.writer_stamped)
-        found.append(Finding(REWRITTEN, f"{n} schema record(s) from offset {first} on carry a time their writer chose "
-                             "(CreateTime), and the schema topic is stamped by the broker (message.timestamp.type "
-                             "LogAppendTime): written while the topic was not as declared (deleted and created again, "
-                             "or its configuration changed), so which record of a fingerprint came first is not told",
-                             SCHEMAS, 0, first))
-    return found
+    return log_traces(log, SCHEMAS, declared, LogWords(
+        "the schema topic", "the first record of a fingerprint, the one records are read with, may be missing and a "
+        "later one written to read otherwise taken for it", REWRITTEN, "schema record(s)", "the schema topic",
+        "which record of a fingerprint came first is not told"))

@@ -178,6 +178,12 @@ class StageSealVerifier:
                         f"due after {detour[2].where()}, and the lane goes on at {here.where()} as if it were not "
                         "there: a record of another partition, topic or chain put here (copied or moved)"))
                 else:
+                    if detour[3] == detour[0] + 1 and sequence == detour[3] + 1 and prev != state.link:
+                        # the lane's own number there with another link, and the record after it links to neither:
+                        # a record put in its place (of another partition's lane at the same number, say), which a
+                        # gap of the lane it was sealed for pairs with (`moved`) as for a stray behind its lane
+                        self._strays.setdefault((signer, chain, detour[4]), (detour[3], detour[5]))
+                        self._holes.setdefault((signer, chain, detour[1]), (detour[3], detour[2]))
                     found.append(detour[6])
             behind = sequence <= state.sequence
             if sequence != state.sequence + 1 or prev != state.link:

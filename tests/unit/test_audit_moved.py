@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from leadbus.audit.verification import Finding
-from leadbus.stage_seals import SIGNATURE_HEADER
+from leadbus.stage_seals import SEQUENCE_HEADER, SIGNATURE_HEADER
 from tests.unit.test_stage_seals import KEY, Written, day, registry, sealer
 from tests.unit.test_stage_seals_quick import same
 
@@ -27,6 +27,14 @@ def written(parts: dict[int, list[Written]]) -> list[Written]:
 
 def unsigned_in_middle(rs: list[Written]) -> int:
     return next(i for i in range(len(rs) // 2, len(rs)) if all(n != SIGNATURE_HEADER for n, _ in rs[i].headers))
+
+
+def number(w: Written) -> bytes | None:
+    return next(v for n, v in w.headers if n == SEQUENCE_HEADER)
+
+
+def unsigned(w: Written) -> bool:
+    return all(n != SIGNATURE_HEADER for n, _ in w.headers)
 
 
 def shown(found: list[Finding]) -> list[tuple[str, int | None, int | None]]:
@@ -65,3 +73,22 @@ def test_a_record_copied_into_another_partition_is_one_finding_there_and_the_lan
     parts[1].insert(at, parts[0][unsigned_in_middle(parts[0])])
     found = same(written(parts), registry(KEY))
     assert shown(found) == [("STAGE_OUT_OF_PLACE", 1, at)], shown(found)  # it has the next number, not the link
+
+
+def test_records_of_the_same_number_swapped_between_partitions_are_named_at_both_places() -> None:
+    """Two partitions of one chain at the same place swap records of the same number: each lane meets the next number
+    with another link (not a gap), and the record after it links to neither — the stray is still paired with the
+    place it was sealed for (a red-team day whose partitions were of equal length, before: two STAGE_CHAIN_BROKEN on
+    each side and no STAGE_RECORD_MOVED)."""
+    parts = partitions(day(sealer(), transactions=6, per=9))
+    a, b = next((a, b) for a in range(len(parts[0]) // 2, len(parts[0]) - 1) if unsigned(parts[0][a])
+                for b in range(1, len(parts[1]) - 1)
+                if unsigned(parts[1][b]) and number(parts[1][b]) == number(parts[0][a]))
+    parts[0][a], parts[1][b] = parts[1][b], parts[0][a]
+    found = same(written(parts), registry(KEY))
+    moved = {(f.partition, f.offset): f.message for f in found if f.check == "STAGE_RECORD_MOVED"}
+    assert set(moved) == {(0, a), (1, b)}, shown(found)
+    assert f"to follow leadbus.cases[1]@{b - 1}," in moved[(0, a)]
+    assert f"to follow leadbus.cases[0]@{a - 1}," in moved[(1, b)]
+    assert all(f.offset in (a - 1, a, a + 1) if f.partition == 0 else f.offset in (b - 1, b, b + 1) for f in found), \
+        shown(found)

@@ -106,6 +106,8 @@ class ReplayOptions:
     #: The bus an archive replay reads the heads its sink published from (`leadbus.audit.archive_heads`), when no
     #: `head` is given; None: the manifest's chain is checked against nothing kept elsewhere (a notice).
     heads_from: KafkaSettings | None = None
+    #: Which archive the copy is of (its sink's group, as its heads name it); None: told from the heads published.
+    archive_name: str | None = None
     #: The auditor machine's clock (seconds): "now" for `TIMESTAMP_IN_FUTURE` is the later of it and the newest time
     #: the broker stamped a record with (`leadbus.audit.broker_time`), so a clock running slow fails no clean replay.
     clock: Callable[[], float] = time.time
@@ -985,7 +987,8 @@ def _published_head(source: ArchiveSource, options: ReplayOptions) -> list[Findi
     except Exception as exc:  # an unreachable bus or a refused read is an access error
         raise ReplayError(f"cannot read the archive's published heads: {exc}") from exc
     registry = getattr(options.seal_verifier, "registry", None)
-    return judge(parse_manifest(source.root)[0], heads, registry if isinstance(registry, KeyRegistry) else None)
+    return judge(parse_manifest(source.root)[0], heads, registry if isinstance(registry, KeyRegistry) else None,
+                 options.archive_name)
 
 
 def _sealed(record: ReplayRecord, findings: list[Finding]) -> bool:

@@ -541,6 +541,9 @@ def archive_run(
     seal_keys: Path | None = typer.Option(None, "--seal-keys", envvar="LEADBUS_STAGE_KEYS",
                                           help="Folder holding LEADBUS-archive.key: the heads published on "
                                                "leadbus.archive.heads are signed with it (unsigned without)."),
+    head_every: float = typer.Option(60.0, "--head-every", help="Publish the latest head again after this many "
+                                                                "seconds without a seal (0 = at seals only): the "
+                                                                "broker time auditors' replays judge \"now\" by."),
 ) -> None:
     """Archive topics into Avro container files per topic, partition and hour, with a chained manifest; each new
     head of the manifest is published on leadbus.archive.heads, where auditors check an archive copy against it."""
@@ -555,7 +558,7 @@ def archive_run(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stats = run_archive(_settings(bootstrap, client_config, "archive"), list(topic), directory,
                         max_seconds=max_seconds or None, seal_after_seconds=seal_after_seconds, stop=stop,
-                        seal_keys=seal_keys)
+                        seal_keys=seal_keys, head_every_seconds=head_every)
     console.print(str(stats))
 
 
@@ -1191,6 +1194,9 @@ def replay_command(
     verify: bool = typer.Option(False, "--verify", help="Verify: order, replays, digests, the archive chain, "
                                                         "seals when a verifier is installed. Exit 1 on a failure."),
     head: str | None = typer.Option(None, "--head", help="With an archive: the chain head you kept elsewhere."),
+    archive_name: str | None = typer.Option(None, "--archive-name",
+                                            help="With an archive: which archive it is a copy of (its sink's group, "
+                                                 "leadbus-archive by default), to check it against that one's heads."),
     skew: float = typer.Option(15.0, "--clock-skew", help="Seconds a timestamp may go back within a partition."),
     report_path: Path | None = typer.Option(None, "--report", help="Write the summary and findings as JSON."),
     rederive: bool = typer.Option(False, "--rederive", help="Normalise every accepted lead's `original` again, also "
@@ -1230,7 +1236,7 @@ def replay_command(
     options = ReplayOptions(topics=list(topic), source=source, start=_iso_time(from_, "--from"),
                             end=_iso_time(to, "--to"), key=key, publisher=publisher, fmt=fmt, out=out,
                             verify=verify, head=head, skew_ms=int(skew * 1000), seal_verifier=seal_verifier,
-                            rederive_sealed=rederive,
+                            rederive_sealed=rederive, archive_name=archive_name,
                             heads_from=keys_from if verify and settings is None else None)  # an archive's heads
     to_stdout = fmt == "jsonl" and out is None
     try:

@@ -456,6 +456,20 @@ def _stage_of(w: Workload) -> str:
     return w.args[w.args.index("--stage") + 1]
 
 
+#: The archive sink's key (`leadbus.sinks.archive_heads.SIGNER_STAGE`): it signs the heads the sink publishes.
+ARCHIVE_KEY = "archive"
+
+
+def _seal_key_of(w: Workload) -> str | None:
+    """Whose seal key `LEADBUS-<name>.key` the workload signs with: a stage's own, the archive sink's (its published
+    heads, issue #14: run without it they went out unsigned, vouched for by the topic's ACL alone), else none."""
+    if w.args[0] == "process":
+        return _stage_of(w)
+    if w.args[:2] == ("archive", "run"):
+        return ARCHIVE_KEY
+    return None
+
+
 def _deployment(w: Workload, image: str) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "LEADBUS_BOOTSTRAP", "value": BOOTSTRAP_SCRAM},
@@ -480,7 +494,10 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
         )
     args = list(w.args)
     if w.args[0] == "process":
-        args += ["--worker-id", "$(POD_NAME)", "--seal-keys", STAGE_KEY_DIR]
+        args += ["--worker-id", "$(POD_NAME)"]
+    signer = _seal_key_of(w)
+    if signer is not None:
+        args += ["--seal-keys", STAGE_KEY_DIR]
     if w.link_desk is not None:
         args += link_desk_args(*w.link_desk, key_dir="/etc/leadbus/link-desk",
                                client_config="/etc/leadbus/link-client/client.json")
@@ -494,7 +511,7 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
         {"name": "client", "mountPath": "/etc/leadbus/client", "readOnly": True},
         {"name": "state", "mountPath": "/var/lib/leadbus"},
     ]
-    if w.args[0] == "process":  # the stage's own seal key (issue #14), a Secret per stage: no stage holds another's
+    if signer is not None:  # the stage's own seal key (issue #14), a Secret per stage: no stage holds another's
         mounts.append({"name": "stage-key", "mountPath": STAGE_KEY_DIR, "readOnly": True})
     if w.link_desk is not None:  # the office's key and the desk principal's client settings, each its own Secret
         mounts += [{"name": "link-desk", "mountPath": "/etc/leadbus/link-desk", "readOnly": True},
@@ -507,8 +524,8 @@ def _deployment(w: Workload, image: str) -> dict[str, Any]:
             **({"persistentVolumeClaim": {"claimName": f"leadbus-{w.volume}"}} if w.volume else {"emptyDir": {}}),
         },
     ]
-    if w.args[0] == "process":
-        volumes.append({"name": "stage-key", "secret": {"secretName": f"leadbus-stage-key-{_stage_of(w)}"}})
+    if signer is not None:
+        volumes.append({"name": "stage-key", "secret": {"secretName": f"leadbus-stage-key-{signer}"}})
     if w.link_desk is not None:
         region = w.link_desk[0]
         volumes += [{"name": "link-desk", "secret": {"secretName": f"leadbus-link-desk-{region}"}},
@@ -611,6 +628,8 @@ def systemd_units(p: Plan) -> dict[str, str]:
             args = [a if a != str(METRICS_PORT) else "940%i" for a in args] + ["--worker-id", "%H-" + w.name + "-%i",
                                                                                 "--seal-keys", STAGE_KEY_DIR]
             args = [a.replace("/var/lib/leadbus/state", "/var/lib/leadbus/state/%i") for a in args]
+        elif _seal_key_of(w) is not None:
+            args += ["--seal-keys", STAGE_KEY_DIR]
         elif w.port:
             args = [a if a != str(w.port) else f"{str(w.port)[:-1]}%i" for a in args]
         if w.link_desk is not None:

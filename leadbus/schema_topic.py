@@ -32,7 +32,7 @@ def publish_schemas(bootstrap: str | KafkaSettings, entries: Iterable[SchemaEntr
 
 def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout: float = 30.0,
                  reader: str = "any", altered: list[tuple[int, int, str]] | None = None,
-                 log: RegistryLog | None = None) -> int:
+                 log: RegistryLog | None = None, first: dict[bytes, tuple[int, int, str]] | None = None) -> int:
     """Read `leadbus.schemas` from the beginning to its current end into `catalog`; return how many were new.
 
     The consumer assigns itself the partitions; its group (`leadbus-schema-reader-<reader>-…`, never
@@ -46,6 +46,9 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
     `log` (an audit's) notes the offsets read and whether the broker stamped each record (partition 0: the topic has
     one), so that records missing from the topic kept whole, or written while it was not stamped by the broker, are
     named (`leadbus.audit.schema_log`).
+
+    `first` (an audit's) receives, per fingerprint whose first record the broker stamped, that record's (offset, broker
+    time, schema name): when the schema was first on the bus (`leadbus.audit.schema_order`).
     """
     consumer = settings_for(bootstrap).consumer(f"leadbus-schema-reader-{reader}-{uuid.uuid4()}",
                                                 **{"isolation.level": "read_uncommitted"})
@@ -74,6 +77,9 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
                 body = json.loads(value)
                 known = len(catalog)
                 entry = catalog.add(body["schema"], int(body.get("version") or 0))
+                if first is not None and partition == 0 and entry.fingerprint not in first:
+                    kind, stamp = msg.timestamp()
+                    first[entry.fingerprint] = (offset, stamp if kind == TIMESTAMP_LOG_APPEND_TIME else -1, entry.name)
                 if altered is not None and len(catalog) == known and _reads(entry.expanded) != _reads(body["schema"]):
                     altered.append((partition, offset, entry.name))
             if offset + 1 >= ends[partition]:

@@ -11,13 +11,20 @@ record with its key (`LEADBUS-archive`, made and registered as the stages' are: 
 
 A failed publication is logged and leaves the manifest as the record: the next seal publishes a later head, whose
 chain covers the lines before it.
+
+The latest head is also published again every `every` seconds (60 by default), new files sealed or not: the topic is
+stamped by the broker, and its newest record is the time an auditor's replay knows the broker had reached
+(`leadbus.audit.broker_time`). Published at seals alone, that time stood still while nothing was sealed (a quiet bus,
+files sealed every 15 minutes), and a replay with a clock running slow read the records written since as re-dated into
+the future. A head published again carries the same seq and chain: the audit takes it as the same head.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -60,8 +67,13 @@ class HeadPublisher:
     """Publishes the newest head of each batch of sealed lines; unsigned without a key (the topic's ACL alone)."""
 
     def __init__(self, kafka: KafkaSettings, archive: str, private: Ed25519PrivateKey | None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, *, every: float = 60.0, latest: ManifestLine | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.archive, self.private, self.timeout = archive, private, timeout
+        #: Seconds after which the latest head is published again with nothing sealed since (0: never).
+        self.every, self.clock = every, clock
+        self.latest = latest  # the manifest's last line: the head `tick` publishes again
+        self.last_published = float("-inf")
         self.producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "message.timeout.ms": 20_000})
         self.published = 0
         try:  # a bus without the topic (not applied yet): say so once, never wait on each seal
@@ -76,6 +88,19 @@ class HeadPublisher:
         if not sealed or not self.enabled:
             return
         line = max(sealed, key=lambda x: x.seq)
+        if self.latest is None or line.seq >= self.latest.seq:
+            self.latest = line
+        self._send(line)
+
+    def tick(self) -> None:
+        """The latest head published again when `every` seconds have passed since the last publication (none for an
+        empty manifest: there is no head to publish)."""
+        if self.every > 0 and self.latest is not None and self.enabled and (
+                self.clock() - self.last_published >= self.every):
+            self._send(self.latest)
+
+    def _send(self, line: ManifestLine) -> None:
+        self.last_published = self.clock()  # a failure too: tried again in `every` seconds, not on each poll
         key, value, headers = head_record(self.archive, line, self.private)
         try:
             self.producer.produce(ARCHIVE_HEADS, key=key, value=value, headers=headers, partition=0)

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode, packaged_catalog
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.schema_topic import load_schemas
-from leadbus.sinks.archive import ArchiveWriter, Coordinates, ManifestLine
+from leadbus.sinks.archive import ArchiveWriter, Coordinates, ManifestLine, parse_manifest
 
 log = logging.getLogger("leadbus.sinks.archive")
 
@@ -71,13 +71,15 @@ def run_archive(
     config: Mapping[str, Any] | None = None,
     seal_keys: Path | None = None,
     publish_heads: bool = True,
+    head_every_seconds: float = 60.0,
 ) -> ArchiveStats:
     """Archive `topics` (names, or `^regex`) under `root` until `stop` is set or `max_seconds` pass.
 
     `seal_after_seconds` bounds how long a quiet partition's file stays open (and its offsets
     unacknowledged); busy partitions seal on every hour change anyway. Each new head of the manifest is published on
     `leadbus.archive.heads` (`publish_heads`), signed with the sink's key from `seal_keys` (`LEADBUS-archive.key`;
-    a folder without it refuses to start, as a stage's does), unsigned without a folder.
+    a folder without it refuses to start, as a stage's does), unsigned without a folder; the latest head is published
+    again every `head_every_seconds` (0: at seals only), so that the topic's broker time keeps up with the bus's.
     """
     kafka = settings_for(bootstrap)
     heads = None
@@ -86,13 +88,15 @@ def run_archive(
         from leadbus.stage_keys import load_stage_key
 
         private = load_stage_key(seal_keys, SIGNER_STAGE) if seal_keys is not None else None
-        heads = HeadPublisher(kafka, group, private)
+        heads = HeadPublisher(kafka, group, private, every=head_every_seconds)
     if catalog is None:
         catalog = packaged_catalog()
         load_schemas(kafka, catalog, reader="archive")  # schemas registered at run time, so their events decode
     stats = ArchiveStats()
     healthy = True  # after a failure, leave open files to the next start's recovery, never seal them
     with ArchiveWriter(root) as writer:
+        if heads is not None:  # the head this sink's start finds, published again at once and then every so often
+            heads.latest = max(parse_manifest(root)[0], key=lambda line: line.seq, default=None)
         consumer = kafka.consumer(group, **{**FETCH, **(config or {})})
 
         def commit(sealed: list[ManifestLine]) -> None:
@@ -135,6 +139,8 @@ def run_archive(
                         stats.records += 1
                         stats.raw += entry is None
                 commit(writer.seal_older_than(seal_after_seconds))
+                if heads is not None:
+                    heads.tick()
             commit(writer.close())
         except BaseException:
             healthy = False

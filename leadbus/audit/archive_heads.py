@@ -11,6 +11,13 @@ latest head published, or a manifest ending before it (a copy taken earlier, or 
 A head is signed with the archive sink's key (`LEADBUS-archive` on `leadbus.publishers`): a head whose signature does
 not verify under a registered key of that name is `ARCHIVE_HEAD_FORGED` at its record and not used; an unsigned one
 (a sink run without its key) is used, vouched for by the topic's ACL alone, and said so. `--head` given still wins.
+
+Heads are kept per archive (the name each head's value carries, the sink's consumer group; a head of an earlier sink
+without one is named by its record key, else belongs to no archive in particular): two archives number their manifests
+from 1 alike, and one's seq 5 is no head of the other's (read by seq alone, two archives published on one bus made each
+other's heads "published again" and mismatched). The copy's archive is the one named (`--archive-name`); else the only
+one publishing; else, among several, the one whose latest head up to the manifest's end chains as the manifest does —
+none doing so is `ARCHIVE_HEAD_MISMATCH`, naming each archive's head it was checked against.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class PublishedHead:
     broker_stamped: bool
     value: bytes
     headers: tuple[tuple[str, bytes | None], ...]
+    key: bytes | None = None
 
 
 def read_heads(settings: KafkaSettings, timeout: float = 30.0) -> list[PublishedHead]:
@@ -68,7 +76,7 @@ def read_heads(settings: KafkaSettings, timeout: float = 30.0) -> list[Published
             offset = msg.offset() or 0
             headers: Any = msg.headers() or ()  # consumed headers are a list of (name, bytes | None)
             out.append(PublishedHead(offset, stamp, kind == TIMESTAMP_LOG_APPEND_TIME, msg.value() or b"",
-                                     tuple(headers)))
+                                     tuple(headers), msg.key()))
             if offset + 1 >= high:
                 return out
         raise TimeoutError(f"{ARCHIVE_HEADS} not read to its end within {timeout}s")
@@ -100,11 +108,30 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _head_of(head: PublishedHead) -> tuple[str | None, int, str]:
+    """(archive, seq, chain) of a head's value; ValueError, KeyError or TypeError for a record that is no head."""
+    doc = json.loads(head.value)
+    seq, chain = doc["seq"], doc["chain"]
+    if type(seq) is not int or type(chain) is not str:
+        raise TypeError("seq or chain of another type")
+    archive = doc.get("archive")
+    if archive is None:  # a head of a sink from before heads named their archive: its record key did
+        archive = head.key.decode("utf-8", "replace") if head.key else None
+    elif type(archive) is not str:
+        raise TypeError("archive of another type")
+    return archive, seq, chain
+
+
+#: Per archive (None: heads naming none), per seq: (chain, the head, who signed it).
+_Published = dict[str | None, dict[int, tuple[str, PublishedHead, str | None]]]
+
+
 def judge(lines: Sequence[ManifestLine], heads: Sequence[PublishedHead],
-          registry: KeyRegistry | None) -> list[Finding]:
-    """The manifest `lines` against the `heads` published (in offset order)."""
+          registry: KeyRegistry | None, archive: str | None = None) -> list[Finding]:
+    """The manifest `lines` against the `heads` published (in offset order) for `archive` (None: the copy's archive
+    told from the heads, see the module's doc)."""
     found: list[Finding] = []
-    published: dict[int, tuple[str, PublishedHead, str | None]] = {}  # seq -> (chain, head, signed by)
+    by_archive: _Published = {}
     for head in heads:
         who, wrong = _signed_by(head, registry)
         if wrong is not None:
@@ -112,14 +139,12 @@ def judge(lines: Sequence[ManifestLine], heads: Sequence[PublishedHead],
                                  f"sink's: {wrong}; not used", ARCHIVE_HEADS, 0, head.offset))
             continue
         try:
-            doc = json.loads(head.value)
-            seq, chain = doc["seq"], doc["chain"]
-            if type(seq) is not int or type(chain) is not str:
-                raise TypeError("seq or chain of another type")
+            name, seq, chain = _head_of(head)
         except (ValueError, KeyError, TypeError) as exc:
             found.append(Finding("ARCHIVE_HEAD_FORGED", f"a record on {ARCHIVE_HEADS} that is no head ({exc}); not "
                                  "used", ARCHIVE_HEADS, 0, head.offset))
             continue
+        published = by_archive.setdefault(name, {})
         first = published.get(seq)
         if first is None:
             published[seq] = (chain, head, who)
@@ -129,12 +154,65 @@ def judge(lines: Sequence[ManifestLine], heads: Sequence[PublishedHead],
                                  "chained again", ARCHIVE_HEADS, 0, head.offset))
     by_seq = {line.seq: line for line in lines}
     last = max(by_seq, default=0)
-    usable = [seq for seq in published if seq <= last]
-    if not published:
+    published = _this_archive(by_archive, by_seq, last, archive)
+    if not by_archive or (archive is not None and not published):
+        if archive is not None and by_archive:
+            found.append(Finding("ARCHIVE_HEAD_MISMATCH", f"no head of archive {archive!r} published on "
+                                 f"{ARCHIVE_HEADS}, which holds heads of {_names(by_archive)}: this copy is checked "
+                                 "against none (another archive's name, or its heads removed)", _WHERE, file=MANIFEST))
+            return found
         found.append(Finding("ARCHIVE_NO_HEAD", f"no --head, and no head published on {ARCHIVE_HEADS}: the manifest's "
                              "chain was not checked against a head kept elsewhere, so a manifest rolled back to an "
                              "earlier head or chained again whole is not told", _WHERE, file=MANIFEST, failure=False))
         return found
+    if not published:  # several archives, none chaining as this manifest does
+        at = ", ".join(f"{_name(n)} seq {max(s for s in p if s <= last)} at {ARCHIVE_HEADS}[0]@"
+                       f"{p[max(s for s in p if s <= last)][1].offset}"
+                       for n, p in sorted(by_archive.items(), key=lambda i: _name(i[0]))
+                       if any(s <= last for s in p))
+        found.append(Finding("ARCHIVE_HEAD_MISMATCH", f"the manifest chains as the heads of none of the archives "
+                             f"publishing on {ARCHIVE_HEADS} ({at or 'none up to its end'}): the manifest was rebuilt, "
+                             "or files and their lines removed, added or altered (--archive-name names the archive "
+                             "this copy is of)", _WHERE, file=MANIFEST))
+        return found
+    return found + _against(by_seq, last, published)
+
+
+def _name(archive: str | None) -> str:
+    return "(unnamed)" if archive is None else repr(archive)
+
+
+def _names(by_archive: _Published) -> str:
+    return ", ".join(sorted(_name(n) for n in by_archive))
+
+
+def _this_archive(by_archive: _Published, by_seq: dict[int, ManifestLine], last: int,
+                  archive: str | None) -> dict[int, tuple[str, PublishedHead, str | None]]:
+    """The heads of the archive this copy is judged as: the one named; else the only one; else the one whose latest
+    head up to `last` chains as the manifest does, or the first when none has a head up to `last` ({} when some do
+    and none chains so: the caller names the mismatch)."""
+    if archive is not None:
+        return by_archive.get(archive, {})
+    ordered = [p for _, p in sorted(by_archive.items(), key=lambda i: _name(i[0]))]
+    if len(ordered) <= 1:
+        return ordered[0] if ordered else {}
+    reaching = False
+    for published in ordered:
+        usable = [s for s in published if s <= last]
+        if not usable:
+            continue
+        reaching = True
+        line = by_seq.get(max(usable))
+        if line is not None and line.chain == published[max(usable)][0]:
+            return published
+    return {} if reaching else ordered[0]
+
+
+def _against(by_seq: dict[int, ManifestLine], last: int,
+             published: dict[int, tuple[str, PublishedHead, str | None]]) -> list[Finding]:
+    """The manifest's lines against one archive's `published` heads."""
+    found: list[Finding] = []
+    usable = [seq for seq in published if seq <= last]
     newest = max(published)
     if not usable:
         head = published[newest][1]
@@ -144,7 +222,12 @@ def judge(lines: Sequence[ManifestLine], heads: Sequence[PublishedHead],
         return found
     seq = max(usable)
     chain, head, who = published[seq]
-    line = by_seq[seq]
+    line = by_seq.get(seq)
+    if line is None:  # the manifest's own check names the line missing
+        found.append(Finding("ARCHIVE_HEAD_MISMATCH", f"the manifest has no line {seq}, for which the archive sink "
+                             f"published {chain} ({ARCHIVE_HEADS}[0]@{head.offset}): lines removed", _WHERE,
+                             file=MANIFEST))
+        return found
     at = f"{ARCHIVE_HEADS}[0]@{head.offset}"
     stamped = f"{'broker time' if head.broker_stamped else 'writer time'} {_iso(head.timestamp_ms)}"
     if line.chain != chain:

@@ -9,11 +9,11 @@ The auditor principal writes nothing, and Kafka gives a reading client no clock 
 the time the broker stamped records with on the topics declared `message.timestamp.type LogAppendTime` (the key
 registry, the schema topic, the archive's published heads: `deploy/topics.yaml`). The newest such record's stamp is a
 time the broker had reached, so "now" is the later of the auditor's clock and that stamp: a slow clock no longer fails
-records written before the bus's latest broker-stamped record (the archive sink publishes a head at each seal, so on
-a running bus that is within its seal interval). Only a record the broker stamped counts (its timestamp type is
-LogAppendTime): one whose time its writer chose could otherwise carry any "now" and hide a re-dated record. A clock
-slow by more than the skew still fails records newer than every broker stamp (README, "What a replay alone cannot
-tell").
+records written before the bus's latest broker-stamped record (the archive sink publishes a head at each seal and
+again every minute, `archive run --head-every`, so on a running bus that is within a minute). Only a record the broker
+stamped counts (its timestamp type is LogAppendTime): one whose time its writer chose could otherwise carry any "now"
+and hide a re-dated record. A clock slow by more than the skew still fails records newer than every broker stamp
+(README, "What a replay alone cannot tell").
 """
 
 from __future__ import annotations

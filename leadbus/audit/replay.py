@@ -53,6 +53,7 @@ from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
+from leadbus.audit.schema_order import SchemaPublishedFirst, topic_only
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
 from leadbus.audit.stage_seals import OutOfPlace, StageSealVerifier, moved_across
@@ -106,6 +107,8 @@ class ReplayOptions:
     #: The bus an archive replay reads the heads its sink published from (`leadbus.audit.archive_heads`), when no
     #: `head` is given; None: the manifest's chain is checked against nothing kept elsewhere (a notice).
     heads_from: KafkaSettings | None = None
+    #: Which archive the copy is of (its sink's group, as its heads name it); None: told from the heads published.
+    archive_name: str | None = None
     #: The auditor machine's clock (seconds): "now" for `TIMESTAMP_IN_FUTURE` is the later of it and the newest time
     #: the broker stamped a record with (`leadbus.audit.broker_time`), so a clock running slow fails no clean replay.
     clock: Callable[[], float] = time.time
@@ -198,6 +201,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     catalog = catalog or packaged_catalog()
     schemas_altered: list[tuple[int, int, str]] = []
     schemas_log = RegistryLog()
+    schemas_first: dict[bytes, tuple[int, int, str]] = {}  # fingerprint -> its first record on leadbus.schemas
+    shipped = [entry.fingerprint for entry in catalog]  # the tool's own schemas, before the topic's are added
     source: KafkaSource | ArchiveSource
     if options.source == "kafka":
         if settings is None:
@@ -205,7 +210,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         from leadbus.schema_topic import load_schemas
 
         try:  # every writer schema ever published, not only the packaged
-            load_schemas(settings.bootstrap, catalog, altered=schemas_altered, log=schemas_log)
+            load_schemas(settings.bootstrap, catalog, altered=schemas_altered, log=schemas_log, first=schemas_first)
         except Exception as exc:  # an unreachable bus or a refused read is an access error
             raise ReplayError(f"cannot read leadbus.schemas from {settings.bootstrap}: {exc}") from exc
         source = KafkaSource(settings, options.topics, catalog, _millis(options.start), _millis(options.end))
@@ -241,6 +246,9 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         now_ms = _now_ms(options, settings if isinstance(source, KafkaSource) else options.heads_from)
         verifiers = [*standard_verifiers(options.skew_ms, renormalise=options.renormalise,
                                          now_ms=now_ms), *options.extra_verifiers]
+        later = topic_only({fp: f for fp, f in schemas_first.items() if f[1] > 0}, shipped)
+        if later:  # schemas known from the topic alone: each judged published before its records (none: no check)
+            verifiers.append(SchemaPublishedFirst(later, options.skew_ms))
         if options.seal_verifier is not None:
             verifiers.append(options.seal_verifier)
             report.seals_checked = True
@@ -985,7 +993,8 @@ def _published_head(source: ArchiveSource, options: ReplayOptions) -> list[Findi
     except Exception as exc:  # an unreachable bus or a refused read is an access error
         raise ReplayError(f"cannot read the archive's published heads: {exc}") from exc
     registry = getattr(options.seal_verifier, "registry", None)
-    return judge(parse_manifest(source.root)[0], heads, registry if isinstance(registry, KeyRegistry) else None)
+    return judge(parse_manifest(source.root)[0], heads, registry if isinstance(registry, KeyRegistry) else None,
+                 options.archive_name)
 
 
 def _sealed(record: ReplayRecord, findings: list[Finding]) -> bool:

@@ -28,13 +28,14 @@ def manifest(n: int, salt: str = "") -> list[ManifestLine]:
     return lines
 
 
-def published(lines: list[ManifestLine], key: Ed25519PrivateKey | None = KEY) -> list[PublishedHead]:
+def published(lines: list[ManifestLine], key: Ed25519PrivateKey | None = KEY, archive: str = "leadbus-archive",
+              first: int = 0) -> list[PublishedHead]:
     out = []
-    for offset, line in enumerate(lines):
-        _, value, headers = head_record("leadbus-archive", line, key)
+    for offset, line in enumerate(lines, first):
+        record_key, value, headers = head_record(archive, line, key)
         out.append(PublishedHead(offset, 1_700_000_000_000, True, value,
                                  tuple((n, v if isinstance(v, bytes) or v is None else v.encode())
-                                       for n, v in headers)))
+                                       for n, v in headers), record_key))
     return out
 
 
@@ -81,3 +82,35 @@ def test_unsigned_heads_are_used_and_said_so_and_none_is_the_old_notice() -> Non
     found = judge(lines, published(lines, None), REGISTRY)
     assert checks(found) == [("ARCHIVE_HEAD_CHECKED", False)] and "unsigned" in found[0].message
     assert checks(judge(lines, [], REGISTRY)) == [("ARCHIVE_NO_HEAD", False)]
+
+
+def test_two_archives_heads_are_not_confused_and_the_copy_is_judged_against_its_own() -> None:
+    """Heads were read by seq alone: a second archive's seq 2 was "published again with another chain" (a failure on a
+    clean bus) and the copy was checked against whichever archive published last."""
+    mine, other = manifest(3), manifest(3, salt="other")
+    heads = published(mine) + published(other, archive="second-archive", first=3)
+    found = judge(mine, heads, REGISTRY)
+    assert checks(found) == [("ARCHIVE_HEAD_CHECKED", False)] and f"{ARCHIVE_HEADS}[0]@2" in found[0].message
+    assert checks(judge(other, heads, REGISTRY)) == [("ARCHIVE_HEAD_CHECKED", False)]
+    named = judge(mine, heads, REGISTRY, "second-archive")  # the copy said to be the other's
+    assert checks(named) == [("ARCHIVE_HEAD_MISMATCH", True)] and f"{ARCHIVE_HEADS}[0]@5" in named[0].message
+    rebuilt = judge(manifest(3, salt="x"), heads, REGISTRY)
+    assert checks(rebuilt) == [("ARCHIVE_HEAD_MISMATCH", True)]
+    assert "'leadbus-archive' seq 3" in rebuilt[0].message and "'second-archive' seq 3" in rebuilt[0].message
+    unknown = judge(mine, heads, REGISTRY, "third")
+    assert checks(unknown) == [("ARCHIVE_HEAD_MISMATCH", True)] and "no head of archive 'third'" in unknown[0].message
+
+
+def test_a_head_naming_no_archive_is_read_by_its_record_key() -> None:
+    """A head whose value names no archive (a sink from before heads were read per archive) belongs to the archive its
+    record key names."""
+    import json
+
+    lines = manifest(2)
+    heads = []
+    for head in published(lines, None):
+        doc = json.loads(head.value)
+        del doc["archive"]
+        heads.append(PublishedHead(head.offset, head.timestamp_ms, True, json.dumps(doc).encode(), (), head.key))
+    found = judge(lines, heads + published(manifest(2, salt="o"), None, "other", 2), REGISTRY, "leadbus-archive")
+    assert checks(found) == [("ARCHIVE_HEAD_CHECKED", False)] and f"{ARCHIVE_HEADS}[0]@1" in found[0].message

@@ -238,7 +238,24 @@ def test_every_stage_seals_with_its_own_key_only(rendered) -> None:
     units = {path.name: text for path, text in rendered.items() if path.suffix == ".service"}
     assert units
     for name, text in units.items():
-        assert ("--seal-keys /etc/leadbus/stage-keys" in text) == (" process " in text), name
+        signs = " process " in text or " archive run " in text
+        assert ("--seal-keys /etc/leadbus/stage-keys" in text) == signs, name
+
+
+def test_the_archive_sink_signs_its_published_heads_with_its_own_key(rendered) -> None:
+    """Issue #14: the archive sink rendered without --seal-keys published its heads unsigned (vouched for by the
+    topic's ACL alone); it runs with its own key, LEADBUS-archive, from a Secret holding that key alone."""
+    (archive,) = [d for d in _docs(rendered)
+                  if d["kind"] == "Deployment" and d["metadata"]["name"] == "leadbus-archive"]
+    pod = archive["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[:2] == ["archive", "run"] and args[args.index("--seal-keys") + 1] == "/etc/leadbus/stage-keys"
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["stage-key"]["mountPath"] == "/etc/leadbus/stage-keys" and mounts["stage-key"]["readOnly"]
+    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert [s for s in secrets if s.startswith("leadbus-stage-key-")] == ["leadbus-stage-key-archive"]
+    (unit,) = [text for path, text in rendered.items() if path.name == "leadbus-archive@.service"]
+    assert "leadbus archive run /var/lib/leadbus/archive --seal-keys /etc/leadbus/stage-keys\n" in unit
 
 
 def test_stages_off_the_latency_path_fill_larger_batches(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,175 @@
+"""The C reader of a trusted run's usual records (`leadbus.audit.native_runs`) against the Python paths it stands in
+for (`CaseVersions.check_run`, `tally_run` with `_RUN_READER` None): over hostile runs of `leadbus.cases` (versions
+skipped, swapped, replayed, going back, cases merged away then updated, the same case in several partitions, versions
+that are no numbers or past 64 bits, records untrusted, decoded, picked already, of another writer, tombstones, other
+topics, agency seal headers, damaged bodies), the same findings in the same order, the same state per case, the same
+records' slots and the same summary. The replay's loop over tampered sealed streams compares them too
+(`tests/unit/test_audit_runs.py`, `same_both_ways`)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from leadbus.audit import native_runs
+from leadbus.audit import verification as verification_module
+from leadbus.audit.verification import CaseVersions, ReplayRecord, tally_run
+from leadbus.avro import decode, encode
+from leadbus.topics import CASES, HANDOVER
+from tests.unit.test_audit_vouched import CATALOG, STAMP, streams
+
+CASE_UPDATED = CATALOG.latest("cn.leadbus.CaseUpdated")
+
+
+@contextmanager
+def python_alone() -> Iterator[None]:
+    saved = verification_module._RUN_READER
+    verification_module._RUN_READER = None
+    try:
+        yield
+    finally:
+        verification_module._RUN_READER = saved
+
+
+def test_the_run_reader_is_built_and_in_use() -> None:
+    assert native_runs.NATIVE, "leadbus.audit._records is not built: run `make install`"
+    assert verification_module._RUN_READER is not None
+
+
+def _events() -> list[dict[str, Any]]:
+    _, cases, _ = streams()
+    return [decode(CATALOG, value)[1] for _, _, _, value, _ in cases]
+
+
+def _hostile_events(rng: random.Random, events: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any] | None]]:
+    """(partition, event or None: a tombstone) of a few cases' versions, tampered with."""
+    cases = [f"CASE-{i:03d}" for i in range(rng.randrange(1, 8))]
+    version: Counter[str] = Counter()
+    out: list[tuple[int, dict[str, Any] | None]] = []
+    for _ in range(rng.randrange(1, 90)):
+        case = rng.choice(cases)
+        version[case] += 1
+        event = dict(rng.choice(events), case_id=case, version=version[case], merged_into=None)
+        trick = rng.random()
+        if trick < 0.06:
+            event["version"] += rng.choice([1, 2, 5])  # a gap
+        elif trick < 0.12:
+            event["version"] -= rng.choice([1, 2, version[case]])  # replayed, reordered, version 0
+        elif trick < 0.16:
+            event["merged_into"] = rng.choice(cases)  # absorbed (its version repeated, or not)
+            event["version"] -= rng.choice([0, 1])
+        elif trick < 0.18:
+            event["version"] = rng.choice([2**31 - 1, -(2**31)])
+        elif trick < 0.2:
+            out.append((rng.randrange(3), None))
+            continue
+        out.append((rng.choice([0, 0, 0, 1, 2]), event))  # the same case in several partitions
+        if rng.random() < 0.05:
+            out.append(out[-1])  # a duplicate
+        if rng.random() < 0.05 and len(out) > 2:
+            out[-1], out[-2] = out[-2], out[-1]  # swapped
+    return out
+
+
+def _records(rng: random.Random, events: list[tuple[int, dict[str, Any] | None]]) -> list[ReplayRecord]:
+    offsets: Counter[int] = Counter()
+    records = []
+    for partition, event in events:
+        value = None if event is None else encode(CASE_UPDATED, event)
+        if value is not None and rng.random() < 0.04:
+            value = value[:rng.randrange(len(value))]  # cut (its writer still named, or not)
+        topic = CASES if rng.random() > 0.02 else HANDOVER
+        headers: list[tuple[str, bytes | None]] = []
+        if rng.random() < 0.05:
+            headers = [("leadbus-publisher", b"SAMR.33"), ("leadbus-seq", b"1")]
+        elif rng.random() < 0.05:
+            headers = [("x-other", b"1")]
+        record = ReplayRecord(topic, partition, offsets[partition], STAMP, b"k", value, headers, CATALOG)
+        offsets[partition] += 1
+        record.trusted = rng.random() > 0.05
+        if not headers or rng.random() < 0.5:
+            record._sealed = False if not headers or headers[0][0] == "x-other" else None
+        if value is not None and rng.random() < 0.03:
+            _ = record.event  # decoded already
+        elif value is not None and rng.random() < 0.03:
+            _ = record.schema  # its writer known
+        records.append(record)
+    return records
+
+
+def _state(records: list[ReplayRecord]) -> list[tuple[Any, ...]]:
+    return [(r._schema, r._picked, r._decoded, r._sealed) for r in records]
+
+
+def _checked(runs: list[list[ReplayRecord]]) -> tuple[list[Any], dict[str, Any], list[Any], Counter[Any], int]:
+    verifier, tally = CaseVersions(), Counter[Any]()
+    found, sealed = [], 0
+    for run in runs:
+        found.append([(i, list(judged)) for i, judged in verifier.check_run(run)])
+        sealed += tally_run(run, tally)
+    return found, verifier._last, [_state(run) for run in runs], tally, sealed
+
+
+def test_the_c_reader_judges_and_counts_hostile_runs_as_the_python_paths() -> None:
+    events = _events()
+    rng = random.Random(1414)
+    findings = 0
+    for _ in range(300):
+        seed = rng.randrange(2**32)
+        made = _hostile_events(random.Random(seed), events)
+        by_runs = []
+        for alone in (False, True):
+            records = _records(random.Random(seed), made)
+            cuts = sorted(random.Random(seed).sample(range(1, len(records) + 1), min(3, len(records))))
+            runs = [records[a:b] for a, b in zip([0, *cuts], cuts, strict=False) if records[a:b]]
+            if alone:
+                with python_alone():
+                    by_runs.append(_checked(runs))
+            else:
+                by_runs.append(_checked(runs))
+        assert by_runs[0] == by_runs[1]
+        findings += sum(len(f) for f in by_runs[0][0])
+    assert findings > 300, findings
+
+
+def test_a_picker_that_raises_or_reads_oddly_is_judged_as_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Picks that raise, read nothing, or read a case id that is no string, a version that is no int, a bool, past 64
+    bits, a head too short: the C reader leaves them to the Python path, with the same findings and state."""
+    real = verification_module.picker(CASE_UPDATED, ("case_id", "version", "merged_into"))
+    assert real is not None
+
+    def odd(value: bytes) -> Any:
+        head = real(value)
+        trick = value[-1] % 9
+        if trick == 0:
+            raise ValueError("not read")
+        return (None, (b"CASE-001", *head[1:]), (head[0], 10**30, None), (head[0], True, None), head[:2],
+                (head[0], float(head[1]), None), (head[0], head[1] + 2**63, None), head, head)[trick - 1]
+
+    monkeypatch.setattr(verification_module, "picker", lambda schema, paths: odd)
+    verification_module._LAST_PICKER[:] = [None, None, None]
+    events = _events()
+    rng = random.Random(77)
+    try:
+        for _ in range(60):
+            seed = rng.randrange(2**32)
+            made = _hostile_events(random.Random(seed), events)
+            by_runs = []
+            for alone in (False, True):
+                records = _records(random.Random(seed), made)
+                for record in records:
+                    record.trusted = True
+                runs = [records[:5], records[5:]]
+                if alone:
+                    with python_alone():
+                        by_runs.append(_checked(runs))
+                else:
+                    by_runs.append(_checked(runs))
+            assert by_runs[0] == by_runs[1]
+    finally:
+        verification_module._LAST_PICKER[:] = [None, None, None]

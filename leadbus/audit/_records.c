@@ -16,7 +16,7 @@
  *     Python path takes that message. Records are made without `__init__`: the prototype's values, then the nine.
  *
  * RunReader(cls, slots)
- *     `cls` is `ReplayRecord`, `slots` the names of the twelve slots read here (`leadbus.audit.native_records.RUN_SLOTS`).
+ *     `cls` is `ReplayRecord`, `slots` the names of the thirteen slots read here (`leadbus.audit.native_runs.RUN_SLOTS`).
  *
  * reader.versions(records, start, last, pick, schema, tag, paths, topic) -> next
  *     The usual records of a trusted run of `leadbus.cases` (`topic`) as `CaseVersions.check_run` judges them (the reference):
@@ -26,6 +26,13 @@
  *     partition, offset, file, index)) moves its case on. It stops at the first record that is anything else and
  *     returns its index: left as it was, or picked (then `check` reads the head it keeps, as the reference would);
  *     the Python path judges it.
+ *
+ * reader.order(records, start, topic, partition, offset, highest) -> next
+ *     The usual records of a run as `PartitionOrder.check_run` passes them (the reference): from records[start] on,
+ *     each of `topic`[`partition`] with an offset above the one before (`offset` for the first) and a timestamp not
+ *     below the highest (`highest`), all exact ints within 64 bits. It changes nothing and returns the index of the
+ *     first record that is anything else (`start` when `topic` is no str or `partition`, `offset`, `highest` no such int): the
+ *     caller moves the partition on to the record before it.
  *
  * reader.tally(records, start, tally, by_topic, naming) -> next
  *     The usual records of a run counted as `tally_run` counts them (the reference): without an agency seal header, of
@@ -319,7 +326,7 @@ static PyTypeObject MakerType = {
 /* -- the usual records of a trusted run (`leadbus.audit.verification`: `CaseVersions.check_run`, `tally_run`) -- */
 
 enum { R_TRUSTED, R_DECODED, R_VALUE, R_PICKED, R_SCHEMA, R_PARTITION, R_OFFSET, R_FILE, R_INDEX, R_SEALED, R_HEADERS,
-       R_TOPIC, N_RUN_SLOTS };
+       R_TOPIC, R_TIMESTAMP, N_RUN_SLOTS };
 
 typedef struct {
     PyObject_HEAD
@@ -343,7 +350,7 @@ static int reader_init(RunReader *self, PyObject *args, PyObject *kwargs) {
         return -1;
     }
     if (PyTuple_GET_SIZE(slots) != N_RUN_SLOTS || !(((PyTypeObject *)cls)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-        PyErr_SetString(PyExc_TypeError, "RunReader(cls, slots): not a record class and its twelve slots");
+        PyErr_SetString(PyExc_TypeError, "RunReader(cls, slots): not a record class and its thirteen slots");
         return -1;
     }
     for (int k = 0; k < N_RUN_SLOTS; k++)
@@ -473,6 +480,45 @@ static PyObject *versions(RunReader *self, PyObject *const *args, Py_ssize_t nar
     return PyLong_FromSsize_t(i);
 }
 
+/* an exact int within 64 bits, into *out */
+static int small_int(PyObject *number, long long *out) {
+    int overflow = 0;
+    if (!PyLong_CheckExact(number))
+        return 0;
+    *out = PyLong_AsLongLongAndOverflow(number, &overflow);
+    return !overflow && !(*out == -1 && PyErr_Occurred());
+}
+
+static PyObject *order(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t i;
+    long long offset, highest, partition;
+    if (nargs != 6 || run_args(self, args[0], args[1], &i) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "order(records: list, start: int, topic: str, partition, offset, highest)");
+        return NULL;
+    }
+    if (!PyUnicode_CheckExact(args[2]) || !small_int(args[3], &partition) || !small_int(args[4], &offset)
+        || !small_int(args[5], &highest))
+        return PyLong_FromSsize_t(i);  /* not the usual topic and numbers: all left to the Python path */
+    PyObject *records = args[0], *topic = args[2];
+    Py_ssize_t n = PyList_GET_SIZE(records);
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(records, i);
+        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
+            break;
+        PyObject *where = RSLOT(rec, R_TOPIC);
+        long long now_partition, now_offset, stamp;
+        if (!small_int(RSLOT(rec, R_PARTITION), &now_partition) || now_partition != partition
+            || !small_int(RSLOT(rec, R_OFFSET), &now_offset) || !small_int(RSLOT(rec, R_TIMESTAMP), &stamp)
+            || (where != topic && (!PyUnicode_CheckExact(where) || !same_str(where, topic)))
+            || now_offset <= offset || stamp < highest)
+            break;
+        offset = now_offset;
+        highest = stamp;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 /* tally[(name, who)] += count */
 static int add(PyObject *tally, PyObject *name, PyObject *who, Py_ssize_t count) {
     PyObject *key = PyTuple_Pack(2, name, who);
@@ -578,6 +624,8 @@ static PyObject *tally(RunReader *self, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef reader_methods[] = {
     {"versions", (PyCFunction)(void (*)(void))versions, METH_FASTCALL,
      "versions(records, start, last, pick, schema, tag, paths, topic) -> next"},
+    {"order", (PyCFunction)(void (*)(void))order, METH_FASTCALL,
+     "order(records, start, topic, partition, offset, highest) -> next"},
     {"tally", (PyCFunction)(void (*)(void))tally, METH_FASTCALL, "tally(records, start, tally, by_topic, naming) -> next"},
     {NULL, NULL, 0, NULL}
 };

@@ -710,7 +710,18 @@ class PartitionOrder:
         before: list[Any] | None = None
         topic, partition, offset, highest = "", -1, 0, 0
         moved: ReplayRecord | None = None  # the last usual record of the stretch, not yet written into `before`
-        for i, record in enumerate(records):
+        reader = _RUN_READER if type(records) is list else None
+        i, size = 0, len(records)
+        while i < size:
+            if before is not None and reader is not None:  # the usual records from i on, at once, in C
+                usual_to = reader.order(records, i, topic, partition, offset, highest)
+                if usual_to > i:
+                    moved = records[usual_to - 1]
+                    offset, highest, i = moved.offset, moved.timestamp_ms, usual_to
+                    if i == size:
+                        break
+            record = records[i]
+            i += 1
             if before is not None and record.partition == partition and record.topic == topic:
                 now_offset, stamp = record.offset, record.timestamp_ms
                 try:
@@ -728,7 +739,7 @@ class PartitionOrder:
             except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
                 judged = [unreadable(record, self.name, exc)]
             if judged:
-                found.append((i, judged))
+                found.append((i - 1, judged))
             topic, partition = record.topic, record.partition
             before = lasts.get((topic, partition))
             if before is not None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytest
 
 from leadbus.audit import native_runs
 from leadbus.audit import verification as verification_module
-from leadbus.audit.verification import CaseVersions, ReplayRecord, tally_run
+from leadbus.audit.verification import CaseVersions, PartitionOrder, ReplayRecord, tally_run
 from leadbus.avro import decode, encode
 from leadbus.topics import CASES, HANDOVER
 from tests.unit.test_audit_vouched import CATALOG, STAMP, streams
@@ -173,3 +173,35 @@ def test_a_picker_that_raises_or_reads_oddly_is_judged_as_the_python_path(monkey
             assert by_runs[0] == by_runs[1]
     finally:
         verification_module._LAST_PICKER[:] = [None, None, None]
+
+
+def test_the_c_reader_passes_a_run_in_partition_order_as_the_python_path() -> None:
+    """Offsets going back, repeated, skipping; timestamps going back within and past the skew; partitions and topics
+    changing inside a run; offsets and timestamps that are no int, a bool, past 64 bits: the same findings and the
+    same state per partition as `PartitionOrder.check_run` without the reader."""
+    rng = random.Random(5)
+    odd: list[Any] = [True, 2**64, -(2**70), 1.5, None, "7"]
+    for _ in range(300):
+        rows = []
+        offsets: Counter[tuple[str, int]] = Counter()
+        for _ in range(rng.randrange(1, 60)):
+            topic = rng.choice([CASES, CASES, CASES, HANDOVER])
+            partition = rng.choice([0, 0, 0, 1])
+            offsets[(topic, partition)] += rng.choice([1, 1, 1, 1, 2, 0, -1])
+            offset: Any = offsets[(topic, partition)]
+            stamp: Any = STAMP + offset * 10 + rng.choice([0, 0, 0, -5, -20_000, 3])
+            if rng.random() < 0.03:
+                offset = rng.choice(odd)
+            if rng.random() < 0.03:
+                stamp = rng.choice(odd)
+            rows.append((topic, rng.choice(odd) if rng.random() < 0.01 else partition, offset, stamp))
+        cuts = sorted(rng.sample(range(1, len(rows) + 1), min(3, len(rows))))
+        out = []
+        for alone in (False, True):
+            records = [ReplayRecord(t, p, o, s, None, None, (), CATALOG) for t, p, o, s in rows]
+            runs = [records[a:b] for a, b in zip([0, *cuts], cuts, strict=False) if records[a:b]]
+            verifier = PartitionOrder(skew_ms=15_000)
+            with python_alone() if alone else nullcontext():
+                found = [[(i, list(judged)) for i, judged in verifier.check_run(run)] for run in runs]
+            out.append((found, verifier._last))
+        assert out[0] == out[1]

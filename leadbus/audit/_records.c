@@ -18,14 +18,15 @@
  * RunReader(cls, slots)
  *     `cls` is `ReplayRecord`, `slots` the names of the thirteen slots read here (`leadbus.audit.native_runs.RUN_SLOTS`).
  *
- * reader.versions(records, start, last, pick, schema, tag, paths, topic) -> next
- *     The usual records of a trusted run of `leadbus.cases` (`topic`) as `CaseVersions.check_run` judges them (the reference):
- *     from records[start] on, a record read by the picker `pick` of the run's writer `schema` (trusted, never decoded,
- *     never picked, of that writer or with its single-object header `tag`: it then keeps `schema`, and its picked head
- *     (`paths`, head)) that is its case's first version or the one after the last (`last`: case -> (version, merged,
- *     partition, offset, file, index)) moves its case on. It stops at the first record that is anything else and
- *     returns its index: left as it was, or picked (then `check` reads the head it keeps, as the reference would);
- *     the Python path judges it.
+ * reader.versions(records, start, last, pick, schema, tag, paths, topic, merging) -> next
+ *     The usual records of a trusted run of `leadbus.cases` (`topic`, `merging`: a head (case, version, merged_into))
+ *     as `CaseVersions.check_run` judges them, or of `leadbus.handover` (`merging` False: a head (case, step)) as
+ *     `HandoverSteps.check` (the references): from records[start] on, a record read by the picker `pick` of the run's
+ *     writer `schema` (trusted, never decoded, never picked, of that writer or with its single-object header `tag`: it
+ *     then keeps `schema`, and its picked head (`paths`, head)) that is its case's first version or the one after the
+ *     last (`last`: case -> (version, merged, partition, offset, file, index), without `merged` for steps) moves its
+ *     case on. It stops at the first record that is anything else and returns its index: left as it was, or picked
+ *     (then `check` reads the head it keeps, as the reference would); the Python path judges it.
  *
  * reader.order(records, start, topic, partition, offset, highest) -> next
  *     The usual records of a run as `PartitionOrder.check_run` passes them (the reference): from records[start] on,
@@ -400,15 +401,18 @@ static inline void set_slot(PyObject *rec, Py_ssize_t offset, PyObject *value) {
 
 static PyObject *versions(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t i;
-    if (nargs != 8 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_CheckExact(args[2])
-        || !PyBytes_CheckExact(args[5]) || !PyTuple_CheckExact(args[6]) || !PyUnicode_CheckExact(args[7])) {
+    if (nargs != 9 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_CheckExact(args[2])
+        || !PyBytes_CheckExact(args[5]) || !PyTuple_CheckExact(args[6]) || !PyUnicode_CheckExact(args[7])
+        || !PyBool_Check(args[8])) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_TypeError, "versions(records: list, start: int, last: dict, pick, schema, "
-                                             "tag: bytes, paths: tuple, topic: str)");
+                                             "tag: bytes, paths: tuple, topic: str, merging: bool)");
         return NULL;
     }
     PyObject *records = args[0], *last = args[2], *pick = args[3], *schema = args[4], *tag = args[5];
     PyObject *paths = args[6], *topic = args[7];
+    int merging = args[8] == Py_True;
+    Py_ssize_t kept = merging ? 6 : 5, merged_at = merging ? 1 : 0;  /* a case's state: its size, where `merged` is */
     Py_ssize_t n = PyList_GET_SIZE(records), tag_size = PyBytes_GET_SIZE(tag);
     for (; i < n; i++) {
         PyObject *rec = PyList_GET_ITEM(records, i);
@@ -443,13 +447,14 @@ static PyObject *versions(RunReader *self, PyObject *const *args, Py_ssize_t nar
             return NULL;
         }
         set_slot(rec, self->offsets[R_PICKED], picked);
-        if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) < 3 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(head, 0))
+        if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) < 2 + merging
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(head, 0))
             || !PyLong_CheckExact(PyTuple_GET_ITEM(head, 1))) {
             Py_DECREF(head);
             break;
         }
         PyObject *case_id = PyTuple_GET_ITEM(head, 0), *version = PyTuple_GET_ITEM(head, 1);
-        PyObject *merged = PyTuple_GET_ITEM(head, 2) != Py_None ? Py_True : Py_False;
+        PyObject *merged = merging && PyTuple_GET_ITEM(head, 2) != Py_None ? Py_True : Py_False;
         PyObject *before = PyDict_GetItemWithError(last, case_id);
         if (before == NULL && PyErr_Occurred()) {
             Py_DECREF(head);
@@ -458,8 +463,9 @@ static PyObject *versions(RunReader *self, PyObject *const *args, Py_ssize_t nar
         if (before != NULL) {  /* the usual record: the version after the last, of a case not merged away */
             int overflow = 0;
             long long now = PyLong_AsLongLongAndOverflow(version, &overflow), was = 0;
-            int usual = !overflow && PyTuple_CheckExact(before) && PyTuple_GET_SIZE(before) == 6
-                        && PyTuple_GET_ITEM(before, 1) == Py_False && PyLong_CheckExact(PyTuple_GET_ITEM(before, 0));
+            int usual = !overflow && PyTuple_CheckExact(before) && PyTuple_GET_SIZE(before) == kept
+                        && (!merging || PyTuple_GET_ITEM(before, merged_at) == Py_False)
+                        && PyLong_CheckExact(PyTuple_GET_ITEM(before, 0));
             if (usual) {
                 was = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(before, 0), &overflow);
                 usual = !overflow && was < LLONG_MAX && now == was + 1;
@@ -469,8 +475,10 @@ static PyObject *versions(RunReader *self, PyObject *const *args, Py_ssize_t nar
                 break;
             }
         }
-        PyObject *moved = PyTuple_Pack(6, version, merged, RSLOT(rec, R_PARTITION), RSLOT(rec, R_OFFSET),
-                                       RSLOT(rec, R_FILE), RSLOT(rec, R_INDEX));
+        PyObject *moved = merging ? PyTuple_Pack(6, version, merged, RSLOT(rec, R_PARTITION), RSLOT(rec, R_OFFSET),
+                                                 RSLOT(rec, R_FILE), RSLOT(rec, R_INDEX))
+                                  : PyTuple_Pack(5, version, RSLOT(rec, R_PARTITION), RSLOT(rec, R_OFFSET),
+                                                 RSLOT(rec, R_FILE), RSLOT(rec, R_INDEX));
         int failed = moved == NULL || PyDict_SetItem(last, case_id, moved) < 0;
         Py_XDECREF(moved);
         Py_DECREF(head);
@@ -623,7 +631,7 @@ static PyObject *tally(RunReader *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef reader_methods[] = {
     {"versions", (PyCFunction)(void (*)(void))versions, METH_FASTCALL,
-     "versions(records, start, last, pick, schema, tag, paths, topic) -> next"},
+     "versions(records, start, last, pick, schema, tag, paths, topic, merging) -> next"},
     {"order", (PyCFunction)(void (*)(void))order, METH_FASTCALL,
      "order(records, start, topic, partition, offset, highest) -> next"},
     {"tally", (PyCFunction)(void (*)(void))tally, METH_FASTCALL, "tally(records, start, tally, by_topic, naming) -> next"},

@@ -1353,7 +1353,7 @@ class CaseVersions:
         i, size = 0, len(records)
         while i < size:
             if pick is not None and reader is not None:
-                i = reader.versions(records, i, last, pick, schema, tag, paths, CASES)
+                i = reader.versions(records, i, last, pick, schema, tag, paths, CASES, True)
                 if i == size:
                     break
             record, at = records[i], i
@@ -1438,6 +1438,36 @@ class HandoverSteps:
                                                     f"({at})"),)
         return (Finding.at(record, "STEP_GAP", f"handover step {seq} of case {case_id} follows step {last} "
                                                f"({at}): a step is missing"),)
+
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (a trusted run, as `CaseVersions.check_run` takes it): the usual steps (read by
+        the picker of the writer of the record before, the case's first or next step) by the C reader of runs, anything
+        else through `check`."""
+        found: RunFindings = []
+        reader = _RUN_READER if type(records) is list else None
+        last, paths = self._last, _STEP_HEAD
+        schema: SchemaEntry | None = None
+        pick: Picker | None = None
+        tag = b""
+        i, size = 0, len(records)
+        while i < size:
+            if pick is not None and reader is not None:
+                i = reader.versions(records, i, last, pick, schema, tag, paths, HANDOVER, False)
+                if i == size:
+                    break
+            record, at = records[i], i
+            i += 1
+            try:
+                judged = self.check(record)
+            except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((at, judged))
+            if record.schema is not schema:  # the picker of this record's writer, for the next ones
+                schema = record.schema
+                pick = picker(schema, paths) if schema is not None and schema.name == STEP else None
+                tag = b"\xc3\x01" + schema.fingerprint if schema is not None else b""
+        return found
 
     def finish(self) -> Iterable[Finding]:
         return ()

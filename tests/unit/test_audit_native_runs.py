@@ -18,7 +18,7 @@ import pytest
 
 from leadbus.audit import native_runs
 from leadbus.audit import verification as verification_module
-from leadbus.audit.verification import CaseVersions, PartitionOrder, ReplayRecord, tally_run
+from leadbus.audit.verification import CaseVersions, HandoverSteps, PartitionOrder, ReplayRecord, each, tally_run
 from leadbus.avro import decode, encode
 from leadbus.topics import CASES, HANDOVER
 from tests.unit.test_audit_vouched import CATALOG, STAMP, streams
@@ -205,3 +205,48 @@ def test_the_c_reader_passes_a_run_in_partition_order_as_the_python_path() -> No
                 found = [[(i, list(judged)) for i, judged in verifier.check_run(run)] for run in runs]
             out.append((found, verifier._last))
         assert out[0] == out[1]
+
+
+def test_the_c_reader_judges_hostile_handover_steps_as_the_python_path_and_one_by_one() -> None:
+    """Steps skipped, repeated, going back, several cases and partitions, cut bodies, untrusted or decoded records, a
+    case record among them: `HandoverSteps.check_run` with the reader, without it, and `check` record by record."""
+    from tests.unit.test_audit_runs import more_streams
+
+    step = CATALOG.latest("cn.leadbus.HandoverStep")
+    events = [decode(CATALOG, value)[1] for _, _, _, value, _ in more_streams()[0]]
+    case_body = encode(CASE_UPDATED, _events()[0])
+    rng = random.Random(23)
+    findings = 0
+    for _ in range(200):
+        seed = rng.randrange(2**32)
+        numbers: Counter[str] = Counter()
+        made: list[tuple[int, bytes | None]] = []
+        for _ in range(rng.randrange(1, 70)):
+            case = f"CASE-{rng.randrange(5):03d}"
+            numbers[case] += 1
+            seq = numbers[case] + rng.choice([0] * 12 + [1, 3, -1, -2, -numbers[case]])
+            value = encode(step, dict(rng.choice(events), case_id=case, seq=seq))
+            value = rng.choice([value] * 25 + [value[:rng.randrange(len(value))], case_body, None])
+            made.append((rng.choice([0, 0, 1]), value))
+        out = []
+        for how in ("c", "python", "alone"):
+            pick = random.Random(seed)
+            offsets: Counter[int] = Counter()
+            records = []
+            for partition, value in made:
+                record = ReplayRecord(HANDOVER, partition, offsets[partition], STAMP, b"k", value, (), CATALOG)
+                offsets[partition] += 1
+                record.trusted = pick.random() > 0.05
+                if value is not None and pick.random() < 0.03:
+                    _ = record.event
+                records.append(record)
+            verifier = HandoverSteps()
+            if how == "alone":
+                found = [(i, list(judged)) for i, judged in each(verifier, records)]
+            else:
+                with python_alone() if how == "python" else nullcontext():
+                    found = [(i, list(judged)) for i, judged in verifier.check_run(records)]
+            out.append((found, verifier._last, _state(records)))
+        assert out[0] == out[1] and out[0][:2] == out[2][:2]
+        findings += len(out[0][0])
+    assert findings > 100, findings

@@ -14,6 +14,32 @@
  *     the first message that is not the usual one (an error, an object of another type, a topic, partition, offset,
  *     timestamp or headers of another type), before changing anything for it, and returns its index as `next`: the
  *     Python path takes that message. Records are made without `__init__`: the prototype's values, then the nine.
+ *
+ * RunReader(cls, slots)
+ *     `cls` is `ReplayRecord`, `slots` the names of the thirteen slots read here (`leadbus.audit.native_runs.RUN_SLOTS`).
+ *
+ * reader.versions(records, start, last, pick, schema, tag, paths, topic, merging) -> next
+ *     The usual records of a trusted run of `leadbus.cases` (`topic`, `merging`: a head (case, version, merged_into))
+ *     as `CaseVersions.check_run` judges them, or of `leadbus.handover` (`merging` False: a head (case, step)) as
+ *     `HandoverSteps.check` (the references): from records[start] on, a record read by the picker `pick` of the run's
+ *     writer `schema` (trusted, never decoded, never picked, of that writer or with its single-object header `tag`: it
+ *     then keeps `schema`, and its picked head (`paths`, head)) that is its case's first version or the one after the
+ *     last (`last`: case -> (version, merged, partition, offset, file, index), without `merged` for steps) moves its
+ *     case on. It stops at the first record that is anything else and returns its index: left as it was, or picked
+ *     (then `check` reads the head it keeps, as the reference would); the Python path judges it.
+ *
+ * reader.order(records, start, topic, partition, offset, highest) -> next
+ *     The usual records of a run as `PartitionOrder.check_run` passes them (the reference): from records[start] on,
+ *     each of `topic`[`partition`] with an offset above the one before (`offset` for the first) and a timestamp not
+ *     below the highest (`highest`), all exact ints within 64 bits. It changes nothing and returns the index of the
+ *     first record that is anything else (`start` when `topic` is no str or `partition`, `offset`, `highest` no such int): the
+ *     caller moves the partition on to the record before it.
+ *
+ * reader.tally(records, start, tally, by_topic, naming) -> next
+ *     The usual records of a run counted as `tally_run` counts them (the reference): without an agency seal header, of
+ *     a known writer whose events do not name who sent them (not in `naming`), of a topic named in `by_topic`: counted
+ *     in `tally` under (type, by_topic[topic]). It stops at the first record that is anything else, its count written,
+ *     and returns its index.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -298,18 +324,345 @@ static PyTypeObject MakerType = {
     .tp_methods = maker_methods,
 };
 
+/* -- the usual records of a trusted run (`leadbus.audit.verification`: `CaseVersions.check_run`, `tally_run`) -- */
+
+enum { R_TRUSTED, R_DECODED, R_VALUE, R_PICKED, R_SCHEMA, R_PARTITION, R_OFFSET, R_FILE, R_INDEX, R_SEALED, R_HEADERS,
+       R_TOPIC, R_TIMESTAMP, N_RUN_SLOTS };
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *cls;
+    Py_ssize_t offsets[N_RUN_SLOTS];
+    PyObject *name;  /* "name", a writer schema's attribute */
+} RunReader;
+
+static void reader_dealloc(RunReader *self) {
+    Py_XDECREF(self->cls);
+    Py_XDECREF(self->name);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int reader_init(RunReader *self, PyObject *args, PyObject *kwargs) {
+    PyObject *cls, *slots;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &cls, &PyTuple_Type, &slots))
+        return -1;
+    if (self->cls != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a RunReader is made once");
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(slots) != N_RUN_SLOTS || !(((PyTypeObject *)cls)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        PyErr_SetString(PyExc_TypeError, "RunReader(cls, slots): not a record class and its thirteen slots");
+        return -1;
+    }
+    for (int k = 0; k < N_RUN_SLOTS; k++)
+        if ((self->offsets[k] = slot_offset((PyTypeObject *)cls, PyTuple_GET_ITEM(slots, k))) < 0)
+            return -1;
+    if ((self->name = PyUnicode_InternFromString("name")) == NULL)
+        return -1;
+    self->cls = (PyTypeObject *)Py_NewRef(cls);
+    return 0;
+}
+
+#define RSLOT(rec, k) SLOT(rec, self->offsets[k])
+
+/* records (a list), start (an int in it): or an error set */
+static int run_args(RunReader *self, PyObject *records, PyObject *start, Py_ssize_t *i) {
+    if (self->cls == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the RunReader was not made");
+        return -1;
+    }
+    if (!PyList_CheckExact(records) || !PyLong_CheckExact(start)) {
+        PyErr_SetString(PyExc_TypeError, "records: a list, start: an int");
+        return -1;
+    }
+    *i = PyLong_AsSsize_t(start);
+    if (*i == -1 && PyErr_Occurred())
+        return -1;
+    if (*i < 0 || *i > PyList_GET_SIZE(records)) {
+        PyErr_SetString(PyExc_IndexError, "start out of the run");
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether every slot the reader reads is set (a record made otherwise than by `__init__` or the Maker may lack one). */
+static int all_set(RunReader *self, PyObject *rec) {
+    for (int k = 0; k < N_RUN_SLOTS; k++)
+        if (RSLOT(rec, k) == NULL)
+            return 0;
+    return 1;
+}
+
+static inline void set_slot(PyObject *rec, Py_ssize_t offset, PyObject *value) {
+    PyObject *old = SLOT(rec, offset);
+    SLOT(rec, offset) = value;  /* a new reference */
+    Py_XDECREF(old);
+}
+
+static PyObject *versions(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t i;
+    if (nargs != 9 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_CheckExact(args[2])
+        || !PyBytes_CheckExact(args[5]) || !PyTuple_CheckExact(args[6]) || !PyUnicode_CheckExact(args[7])
+        || !PyBool_Check(args[8])) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "versions(records: list, start: int, last: dict, pick, schema, "
+                                             "tag: bytes, paths: tuple, topic: str, merging: bool)");
+        return NULL;
+    }
+    PyObject *records = args[0], *last = args[2], *pick = args[3], *schema = args[4], *tag = args[5];
+    PyObject *paths = args[6], *topic = args[7];
+    int merging = args[8] == Py_True;
+    Py_ssize_t kept = merging ? 6 : 5, merged_at = merging ? 1 : 0;  /* a case's state: its size, where `merged` is */
+    Py_ssize_t n = PyList_GET_SIZE(records), tag_size = PyBytes_GET_SIZE(tag);
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(records, i);
+        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
+            break;
+        PyObject *value = RSLOT(rec, R_VALUE), *known = RSLOT(rec, R_SCHEMA), *where = RSLOT(rec, R_TOPIC);
+        /* (a record of another topic: the Python path's, which `check` would judge otherwise once it is picked) */
+        if ((where != topic && (!PyUnicode_CheckExact(where) || !same_str(where, topic)))
+            || RSLOT(rec, R_TRUSTED) != Py_True || RSLOT(rec, R_DECODED) != Py_False || !PyBytes_CheckExact(value)
+            || RSLOT(rec, R_PICKED) != Py_None)
+            break;
+        if (known != schema && (known != Py_None || PyBytes_GET_SIZE(value) < tag_size
+                                || memcmp(PyBytes_AS_STRING(value), PyBytes_AS_STRING(tag), (size_t)tag_size) != 0))
+            break;
+        set_slot(rec, self->offsets[R_SCHEMA], Py_NewRef(schema));
+        Py_INCREF(value);
+        PyObject *head = PyObject_Vectorcall(pick, &value, 1, NULL);
+        Py_DECREF(value);
+        if (head == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                return NULL;
+            PyErr_Clear();  /* bytes it does not read: the Python path picks them again, and decodes them whole */
+            break;
+        }
+        if (head == Py_None) {
+            Py_DECREF(head);
+            break;
+        }
+        PyObject *picked = PyTuple_Pack(2, paths, head);
+        if (picked == NULL) {
+            Py_DECREF(head);
+            return NULL;
+        }
+        set_slot(rec, self->offsets[R_PICKED], picked);
+        if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) < 2 + merging
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(head, 0))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(head, 1))) {
+            Py_DECREF(head);
+            break;
+        }
+        PyObject *case_id = PyTuple_GET_ITEM(head, 0), *version = PyTuple_GET_ITEM(head, 1);
+        PyObject *merged = merging && PyTuple_GET_ITEM(head, 2) != Py_None ? Py_True : Py_False;
+        PyObject *before = PyDict_GetItemWithError(last, case_id);
+        if (before == NULL && PyErr_Occurred()) {
+            Py_DECREF(head);
+            return NULL;
+        }
+        if (before != NULL) {  /* the usual record: the version after the last, of a case not merged away */
+            int overflow = 0;
+            long long now = PyLong_AsLongLongAndOverflow(version, &overflow), was = 0;
+            int usual = !overflow && PyTuple_CheckExact(before) && PyTuple_GET_SIZE(before) == kept
+                        && (!merging || PyTuple_GET_ITEM(before, merged_at) == Py_False)
+                        && PyLong_CheckExact(PyTuple_GET_ITEM(before, 0));
+            if (usual) {
+                was = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(before, 0), &overflow);
+                usual = !overflow && was < LLONG_MAX && now == was + 1;
+            }
+            if (!usual) {
+                Py_DECREF(head);
+                break;
+            }
+        }
+        PyObject *moved = merging ? PyTuple_Pack(6, version, merged, RSLOT(rec, R_PARTITION), RSLOT(rec, R_OFFSET),
+                                                 RSLOT(rec, R_FILE), RSLOT(rec, R_INDEX))
+                                  : PyTuple_Pack(5, version, RSLOT(rec, R_PARTITION), RSLOT(rec, R_OFFSET),
+                                                 RSLOT(rec, R_FILE), RSLOT(rec, R_INDEX));
+        int failed = moved == NULL || PyDict_SetItem(last, case_id, moved) < 0;
+        Py_XDECREF(moved);
+        Py_DECREF(head);
+        if (failed)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+/* an exact int within 64 bits, into *out */
+static int small_int(PyObject *number, long long *out) {
+    int overflow = 0;
+    if (!PyLong_CheckExact(number))
+        return 0;
+    *out = PyLong_AsLongLongAndOverflow(number, &overflow);
+    return !overflow && !(*out == -1 && PyErr_Occurred());
+}
+
+static PyObject *order(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t i;
+    long long offset, highest, partition;
+    if (nargs != 6 || run_args(self, args[0], args[1], &i) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "order(records: list, start: int, topic: str, partition, offset, highest)");
+        return NULL;
+    }
+    if (!PyUnicode_CheckExact(args[2]) || !small_int(args[3], &partition) || !small_int(args[4], &offset)
+        || !small_int(args[5], &highest))
+        return PyLong_FromSsize_t(i);  /* not the usual topic and numbers: all left to the Python path */
+    PyObject *records = args[0], *topic = args[2];
+    Py_ssize_t n = PyList_GET_SIZE(records);
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(records, i);
+        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
+            break;
+        PyObject *where = RSLOT(rec, R_TOPIC);
+        long long now_partition, now_offset, stamp;
+        if (!small_int(RSLOT(rec, R_PARTITION), &now_partition) || now_partition != partition
+            || !small_int(RSLOT(rec, R_OFFSET), &now_offset) || !small_int(RSLOT(rec, R_TIMESTAMP), &stamp)
+            || (where != topic && (!PyUnicode_CheckExact(where) || !same_str(where, topic)))
+            || now_offset <= offset || stamp < highest)
+            break;
+        offset = now_offset;
+        highest = stamp;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+/* tally[(name, who)] += count */
+static int add(PyObject *tally, PyObject *name, PyObject *who, Py_ssize_t count) {
+    PyObject *key = PyTuple_Pack(2, name, who);
+    if (key == NULL)
+        return -1;
+    PyObject *had = PyDict_GetItemWithError(tally, key), *sum = NULL;
+    int failed = -1;
+    if (had != NULL || !PyErr_Occurred()) {
+        PyObject *more = PyLong_FromSsize_t(count);
+        if (more != NULL)
+            sum = had != NULL ? PyNumber_Add(had, more) : Py_NewRef(more);
+        Py_XDECREF(more);
+        if (sum != NULL)
+            failed = PyDict_SetItem(tally, key, sum);
+    }
+    Py_XDECREF(sum);
+    Py_DECREF(key);
+    return failed;
+}
+
+static PyObject *tally(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t i;
+    if (nargs != 5 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_Check(args[2])
+        || !PyDict_CheckExact(args[3]) || !PyFrozenSet_CheckExact(args[4])) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError,
+                            "tally(records: list, start: int, tally: dict, by_topic: dict, naming: frozenset)");
+        return NULL;
+    }
+    PyObject *records = args[0], *counts = args[2], *by_topic = args[3], *naming = args[4];
+    Py_ssize_t n = PyList_GET_SIZE(records), count = 0;
+    /* the writer, its name, the topic and who it names of the record before; what the `count` records before are */
+    PyObject *schema = NULL, *name = NULL, *topic = NULL, *who = NULL, *counted_name = NULL, *counted_who = NULL;
+    int failed = 0;
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(records, i);
+        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
+            break;
+        PyObject *sealed = RSLOT(rec, R_SEALED);
+        if (sealed != Py_False) {  /* no agency seal header: known so, or no headers at all */
+            if (sealed != Py_None)
+                break;
+            int any = PyObject_IsTrue(RSLOT(rec, R_HEADERS));
+            if (any != 0) {
+                failed = any < 0;
+                break;
+            }
+        }
+        PyObject *known = RSLOT(rec, R_SCHEMA);
+        if (known == Py_None)
+            break;
+        if (known != schema) {
+            PyObject *got = PyObject_GetAttr(known, self->name);
+            if (got == NULL) {
+                PyErr_Clear();  /* the Python path names it */
+                break;
+            }
+            int naming_one = PyUnicode_CheckExact(got) ? PySet_Contains(naming, got) : 1;
+            if (naming_one != 0) {
+                Py_DECREF(got);
+                failed = naming_one < 0;
+                break;
+            }
+            Py_XSETREF(name, got);
+            Py_XSETREF(schema, Py_NewRef(known));
+        }
+        PyObject *where = RSLOT(rec, R_TOPIC);
+        if (where != topic) {
+            if (!PyUnicode_CheckExact(where))
+                break;
+            PyObject *named = PyDict_GetItemWithError(by_topic, where);
+            if (named == NULL) {
+                failed = PyErr_Occurred() != NULL;
+                break;
+            }
+            Py_XSETREF(who, Py_NewRef(named));
+            Py_XSETREF(topic, Py_NewRef(where));
+        }
+        if (count && (counted_name != name || counted_who != who)) {
+            if (add(counts, counted_name, counted_who, count) < 0) {
+                failed = 1;
+                break;
+            }
+            count = 0;
+        }
+        if (count == 0) {
+            Py_XSETREF(counted_name, Py_NewRef(name));
+            Py_XSETREF(counted_who, Py_NewRef(who));
+        }
+        count++;
+    }
+    if (!failed && count && add(counts, counted_name, counted_who, count) < 0)
+        failed = 1;
+    Py_XDECREF(schema);
+    Py_XDECREF(name);
+    Py_XDECREF(topic);
+    Py_XDECREF(who);
+    Py_XDECREF(counted_name);
+    Py_XDECREF(counted_who);
+    return failed ? NULL : PyLong_FromSsize_t(i);
+}
+
+static PyMethodDef reader_methods[] = {
+    {"versions", (PyCFunction)(void (*)(void))versions, METH_FASTCALL,
+     "versions(records, start, last, pick, schema, tag, paths, topic, merging) -> next"},
+    {"order", (PyCFunction)(void (*)(void))order, METH_FASTCALL,
+     "order(records, start, topic, partition, offset, highest) -> next"},
+    {"tally", (PyCFunction)(void (*)(void))tally, METH_FASTCALL, "tally(records, start, tally, by_topic, naming) -> next"},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyTypeObject RunReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "leadbus.audit._records.RunReader",
+    .tp_basicsize = sizeof(RunReader),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The usual records of a trusted run, checked and counted (see leadbus.audit.native_records).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)reader_init,
+    .tp_dealloc = (destructor)reader_dealloc,
+    .tp_methods = reader_methods,
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_records", "A consumed batch made into replay records (see leadbus.audit.native_records).",
     -1, NULL,
 };
 
 PyMODINIT_FUNC PyInit__records(void) {
-    if (PyType_Ready(&MakerType) < 0)
+    if (PyType_Ready(&MakerType) < 0 || PyType_Ready(&RunReaderType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "Maker", (PyObject *)&MakerType) < 0) {
+    if (PyModule_AddObjectRef(m, "Maker", (PyObject *)&MakerType) < 0
+        || PyModule_AddObjectRef(m, "RunReader", (PyObject *)&RunReaderType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -59,6 +59,7 @@ from typing import Any, NamedTuple, Protocol
 
 from leadbus.audit.native_intake import peek_usual as _native_peek
 from leadbus.audit.native_intake import sha256 as _native_sha256
+from leadbus.audit.native_runs import run_reader
 from leadbus.audit.picker import Picker, body_end, picker
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
@@ -254,6 +255,10 @@ class ReplayRecord:
 
     def sha256(self) -> str:
         return hashlib.sha256(self.value or b"").hexdigest()
+
+
+#: The C reader of a trusted run's usual records (`leadbus.audit.native_runs`), or None: the Python paths alone.
+_RUN_READER = run_reader(ReplayRecord)
 
 
 #: The writer schema, paths and picker of the last `ReplayRecord.picked` (a replay picks the same, record after
@@ -705,7 +710,18 @@ class PartitionOrder:
         before: list[Any] | None = None
         topic, partition, offset, highest = "", -1, 0, 0
         moved: ReplayRecord | None = None  # the last usual record of the stretch, not yet written into `before`
-        for i, record in enumerate(records):
+        reader = _RUN_READER if type(records) is list else None
+        i, size = 0, len(records)
+        while i < size:
+            if before is not None and reader is not None:  # the usual records from i on, at once, in C
+                usual_to = reader.order(records, i, topic, partition, offset, highest)
+                if usual_to > i:
+                    moved = records[usual_to - 1]
+                    offset, highest, i = moved.offset, moved.timestamp_ms, usual_to
+                    if i == size:
+                        break
+            record = records[i]
+            i += 1
             if before is not None and record.partition == partition and record.topic == topic:
                 now_offset, stamp = record.offset, record.timestamp_ms
                 try:
@@ -723,7 +739,7 @@ class PartitionOrder:
             except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
                 judged = [unreadable(record, self.name, exc)]
             if judged:
-                found.append((i, judged))
+                found.append((i - 1, judged))
             topic, partition = record.topic, record.partition
             before = lasts.get((topic, partition))
             if before is not None:
@@ -1332,7 +1348,16 @@ class CaseVersions:
         schema: SchemaEntry | None = None
         pick: Picker | None = None
         tag = b""  # the single-object header naming `schema` (what `ReplayRecord.schema` reads the fingerprint from)
-        for i, record in enumerate(records):
+        # the C reader takes the usual records from i on, and stops at any other, judged below
+        reader = _RUN_READER if type(records) is list else None
+        i, size = 0, len(records)
+        while i < size:
+            if pick is not None and reader is not None:
+                i = reader.versions(records, i, last, pick, schema, tag, paths, CASES, True)
+                if i == size:
+                    break
+            record, at = records[i], i
+            i += 1
             value = record.value
             # what `picked` reads, without its call: trusted, never decoded, the same writer schema as the record before
             # (found by its header's bytes, without the catalog's lookup: then kept on the record, as `schema` keeps it)
@@ -1357,14 +1382,14 @@ class CaseVersions:
                     except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
                         judged = [unreadable(record, self.name, exc)]
                     if judged:
-                        found.append((i, judged))
+                        found.append((at, judged))
                     continue
             try:
                 judged = self.check(record)
             except Exception as exc:  # noqa: BLE001 - as above
                 judged = [unreadable(record, self.name, exc)]
             if judged:
-                found.append((i, judged))
+                found.append((at, judged))
             if record.schema is not schema:  # the picker of this record's writer, for the next ones
                 schema = record.schema
                 pick = picker(schema, paths) if schema is not None and schema.name == CASE_UPDATED else None
@@ -1413,6 +1438,36 @@ class HandoverSteps:
                                                     f"({at})"),)
         return (Finding.at(record, "STEP_GAP", f"handover step {seq} of case {case_id} follows step {last} "
                                                f"({at}): a step is missing"),)
+
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (a trusted run, as `CaseVersions.check_run` takes it): the usual steps (read by
+        the picker of the writer of the record before, the case's first or next step) by the C reader of runs, anything
+        else through `check`."""
+        found: RunFindings = []
+        reader = _RUN_READER if type(records) is list else None
+        last, paths = self._last, _STEP_HEAD
+        schema: SchemaEntry | None = None
+        pick: Picker | None = None
+        tag = b""
+        i, size = 0, len(records)
+        while i < size:
+            if pick is not None and reader is not None:
+                i = reader.versions(records, i, last, pick, schema, tag, paths, HANDOVER, False)
+                if i == size:
+                    break
+            record, at = records[i], i
+            i += 1
+            try:
+                judged = self.check(record)
+            except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((at, judged))
+            if record.schema is not schema:  # the picker of this record's writer, for the next ones
+                schema = record.schema
+                pick = picker(schema, paths) if schema is not None and schema.name == STEP else None
+                tag = b"\xc3\x01" + schema.fingerprint if schema is not None else b""
+        return found
 
     def finish(self) -> Iterable[Finding]:
         return ()
@@ -1503,8 +1558,25 @@ def publisher_of(record: ReplayRecord) -> str:
 
 def tally_run(records: Sequence[ReplayRecord], tally: dict[tuple[str, str], int]) -> int:
     """Each record of a run counted in `tally` under (its type, `publisher_of`) as the replay's summary counts it; the
-    number of them that carry an agency seal header. A record without one whose event does not name who sent it (a
-    case, a step, a routed record …) is named by its topic, as `publisher_of` names it, without the call."""
+    number of them that carry an agency seal header. The C reader (`leadbus.audit.native_runs`) counts the usual
+    records and stops at any other, counted here."""
+    reader = _RUN_READER
+    if reader is None or type(records) is not list:
+        return _tally_run(records, tally)
+    sealed = 0
+    i, size = 0, len(records)
+    while i < size:
+        i = reader.tally(records, i, tally, _BY_TOPIC, _NAMING)
+        if i == size:
+            break
+        sealed += _tally_run(records[i:i + 1], tally)
+        i += 1
+    return sealed
+
+
+def _tally_run(records: Sequence[ReplayRecord], tally: dict[tuple[str, str], int]) -> int:
+    """`tally_run` in Python (the reference): a record without an agency seal header whose event does not name who
+    sent it (a case, a step, a routed record …) is named by its topic, as `publisher_of` names it, without the call."""
     sealed = 0
     counted: tuple[str, str] | None = None
     n = 0

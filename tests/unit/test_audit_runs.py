@@ -135,8 +135,8 @@ def replayed(rows: list[Row], registry: KeyRegistry, *, key: bytes | None = None
 
 
 def same_both_ways(rows: list[Row], registry: KeyRegistry, **options: Any) -> tuple[list[Finding], int]:
-    """The same findings, summary and counts by runs, with only the checks by runs (the stage seals judged one by one)
-    and one by one."""
+    """The same findings, summary and counts by runs, with only the checks by runs (the stage seals judged one by one),
+    by runs without the C reader of their usual records (`leadbus.audit.native_runs`) and one by one."""
     from leadbus.audit._seal_link import native_sha
 
     by_runs = replayed(rows, registry, **options)
@@ -151,9 +151,14 @@ def same_both_ways(rows: list[Row], registry: KeyRegistry, **options: Any) -> tu
         hashlib_links = replayed(rows, registry, **options)
     finally:
         native_sha(True)
+    reader, verification_module._RUN_READER = verification_module._RUN_READER, None
+    try:
+        python_runs = replayed(rows, registry, **options)  # runs judged and counted without the C reader
+    finally:
+        verification_module._RUN_READER = reader
     with one_by_one():
         alone = replayed(rows, registry, **options)
-    for other in (seals_alone, hashlib_links, alone):
+    for other in (seals_alone, hashlib_links, python_runs, alone):
         assert by_runs == other, ([f for f in by_runs[0] if f not in other[0]][:3],
                                   [f for f in other[0] if f not in by_runs[0]][:3], by_runs[1:], other[1:])
     return by_runs[0], by_runs[4]

@@ -20,6 +20,11 @@ enum {
     OP_SIZED = 3,    /* pass over a string or bytes */
     OP_UNION = 4,    /* nb, then per branch: its length, its program (ending OP_END) */
     OP_ARRAY = 5,    /* len, the item's program (ending OP_END): the blocks of an array or map */
+    /* a union of null and one value passed over by a single skip (most optional fields): OP_UNION's judgment of the
+     * branch's byte without a nested program */
+    OP_OPT_VARINT = 6, /* null index */
+    OP_OPT_SIZED = 7,  /* null index */
+    OP_OPT_FIXED = 8,  /* null index, n */
     OP_STRING = 10,  /* slot */
     OP_BYTES = 11,   /* slot */
     OP_INT = 12,     /* slot */
@@ -75,6 +80,20 @@ static int read_sized(Reading *r, Py_ssize_t *start, Py_ssize_t *size) {
     *size = (Py_ssize_t)n;
     r->pos += (Py_ssize_t)n;
     return 0;
+}
+
+/* Past a string or bytes (read_sized's judgment), a length of one byte read at once. */
+static inline int skip_sized(Reading *r) {
+    if (r->pos < r->end && r->data[r->pos] < 0x80) {
+        unsigned char b = r->data[r->pos];
+        Py_ssize_t n = b >> 1;
+        if (b & 1 || n > r->end - r->pos - 1)
+            return -1;
+        r->pos += 1 + n;
+        return 0;
+    }
+    Py_ssize_t start, size;
+    return read_sized(r, &start, &size);
 }
 
 static void put(Reading *r, int slot, PyObject *value) {
@@ -180,11 +199,41 @@ static Py_ssize_t run(Reading *r, const int *ops, Py_ssize_t i) {
             r->pos += ops[i + 1];
             i += 2;
             break;
-        case OP_SIZED: {
-            Py_ssize_t start, size;
-            if (read_sized(r, &start, &size) < 0)
+        case OP_SIZED:
+            if (skip_sized(r) < 0)
                 return -1;
             i += 1;
+            break;
+        case OP_OPT_VARINT:
+        case OP_OPT_SIZED:
+        case OP_OPT_FIXED: {
+            if (r->pos >= r->end)
+                return -1;
+            unsigned char b = r->data[r->pos++];
+            int null_index = ops[i + 1];
+            Py_ssize_t next = i + (op == OP_OPT_FIXED ? 3 : 2);
+            if (b == 2 * null_index) {
+                i = next;
+                break;
+            }
+            if (b != 2 * (1 - null_index))
+                return -1;
+            if (op == OP_OPT_SIZED) {
+                if (skip_sized(r) < 0)
+                    return -1;
+            } else if (op == OP_OPT_FIXED) {
+                if (ops[i + 2] > r->end - r->pos)
+                    return -1;
+                r->pos += ops[i + 2];
+            } else {
+                for (;;) {
+                    if (r->pos >= r->end)
+                        return -1;
+                    if (r->data[r->pos++] < 0x80)
+                        break;
+                }
+            }
+            i = next;
             break;
         }
         case OP_UNION: {
@@ -218,6 +267,12 @@ static Py_ssize_t run(Reading *r, const int *ops, Py_ssize_t i) {
                 }
                 if (count > r->end - r->pos) /* each item takes a byte at least */
                     return -1;
+                if (ops[item] == OP_SIZED && ops[item + 1] == OP_END) { /* strings: no nested run per item */
+                    for (int64_t k = 0; k < count; k++)
+                        if (skip_sized(r) < 0)
+                            return -1;
+                    continue;
+                }
                 for (int64_t k = 0; k < count; k++)
                     if (run(r, ops, item) < 0)
                         return -1;

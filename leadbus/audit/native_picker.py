@@ -28,6 +28,7 @@ else:
     NATIVE = True
 
 _END, _VARINT, _FIXED, _SIZED, _UNION, _ARRAY = 0, 1, 2, 3, 4, 5
+_OPT_VARINT, _OPT_SIZED, _OPT_FIXED = 6, 7, 8  # null or one value of one skip: no nested program (most optional fields)
 _STRING, _BYTES, _INT, _LONG, _BOOL, _ENUM, _NULLABLE, _NONE = 10, 11, 12, 13, 14, 15, 16, 17
 _SCALARS = {"string": _STRING, "bytes": _BYTES, "int": _INT, "long": _LONG, "boolean": _BOOL}
 
@@ -69,6 +70,10 @@ class _Program:
         elif kind == "union":
             if len(schema) > 64:
                 raise Unsupported("union of more than 64 branches")
+            if len(schema) == 2 and "null" in schema:
+                null_index = schema.index("null")
+                if self._optional(null_index, schema[1 - null_index]):
+                    return
             self.ops += [_UNION, len(schema)]
             for option in schema:
                 self.ops.append(0)
@@ -78,6 +83,20 @@ class _Program:
                 self.ops[at - 1] = len(self.ops) - at
         else:
             raise Unsupported(str(kind))
+
+    def _optional(self, null_index: int, other: Any) -> bool:
+        """A union of null and `other` as one op, when `other` is passed over by a single skip."""
+        at = len(self.ops)
+        self.skip(other)
+        single = self.ops[at:]
+        if single == [_VARINT] or single == [_SIZED]:
+            self.ops[at:] = [_OPT_VARINT if single[0] == _VARINT else _OPT_SIZED, null_index]
+        elif len(single) == 2 and single[0] == _FIXED:
+            self.ops[at:] = [_OPT_FIXED, null_index, single[1]]
+        else:
+            del self.ops[at:]
+            return False
+        return True
 
     def value(self, schema: Any, slot: int, *, inner: bool = False) -> None:
         """Read one value of `schema` into `slot` (as `Compiler.value` reads it), for the types covered."""

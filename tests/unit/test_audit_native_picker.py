@@ -210,3 +210,70 @@ def test_the_replay_loop_gives_the_same_findings_summary_and_trust_with_the_nati
         assert native == reference
         failing += any(f.failure for f in native[0])
     assert failing >= 20  # the hostile streams were judged (not all read whole and passed)
+
+
+def test_optional_fields_and_string_arrays_passed_over_in_one_op_agree_with_the_python_picker() -> None:
+    """A union of null and a value of one skip (a string, a long, a double, null first or second) is one op of the
+    C program, and an array of strings is passed over without a nested run per item: on every union byte, short and
+    long lengths, arrays in blocks with sizes, cut and flipped bytes, the same outcome as the Python picker's."""
+
+    def z(n: int) -> bytes:
+        v, out = (n << 1) ^ (n >> 127), bytearray()
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+        return bytes(out)
+
+    entry = SchemaCatalog().add({"type": "record", "name": "cn.leadbus.test.Optional", "fields": [
+        {"name": "s", "type": ["null", "string"]},
+        {"name": "n", "type": ["long", "null"]},
+        {"name": "d", "type": ["null", "double"]},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {"name": "b", "type": ["bytes", "null"]},
+        {"name": "wanted", "type": "string"}]})
+    program = native_picker._Program()
+    program.skip(entry.parsed)
+    assert program.ops == [native_picker._OPT_SIZED, 0, native_picker._OPT_VARINT, 1, native_picker._OPT_FIXED, 0, 8,
+                           native_picker._ARRAY, 2, native_picker._SIZED, native_picker._END,
+                           native_picker._OPT_SIZED, 1, native_picker._SIZED]
+    paths = ("wanted",)
+    made = picker.picker(entry, paths)
+    with python_alone():
+        reference = picker.picker(entry, paths)
+    from leadbus.audit._picker import Picker
+
+    assert isinstance(made, Picker)
+    head = b"\xc3\x01" + entry.fingerprint
+    long_text = z(200) + b"y" * 200  # a length of two bytes
+    nulls = z(1) + z(0) + z(0) + z(1) + z(1) + b"w"  # what follows `s`: n, d, tags, b null or empty; `wanted`
+    bodies = [
+        z(1) + z(1) + b"a" + z(0) + z(2**62) + z(1) + b"\x00" * 8 + z(2) + z(1) + b"a" + long_text + z(0) + z(0)
+        + long_text + z(1) + b"w",
+        z(0) + nulls,  # every optional null
+        z(1) + long_text + z(1) + z(0) + z(-2) + z(4) + z(1) + b"a" + z(1) + b"b" + z(0) + z(1) + z(1) + b"w",  # a
+        # block with its size
+        z(2) + nulls,  # a union index past its branches
+        b"\x01" + nulls,  # an odd union index
+        b"\x80\x00" + nulls,  # an index of two bytes
+        z(1) + z(-1) + nulls,  # a negative length
+        z(1) + z(5) + b"ab",  # a length past the bytes
+        z(0) + z(0) + b"\xff" * 12 + b"\x01" + z(0) + z(0) + z(1) + z(1) + b"w",  # a long of many bytes
+        z(0) + z(1) + z(1) + b"\x00" * 7,  # a double cut short
+        z(0) + z(1) + z(0) + z(3) + z(1) + b"a" + z(1) + b"b" + z(0) + z(1) + z(1) + b"w",  # fewer items than counted
+        z(0) + z(1) + z(0) + z(1) + b"\x80" * 9 + b"\x01" + z(0) + z(1) + z(1) + b"w",  # an item's ten-byte length
+    ]
+    rng = random.Random(14)
+    compared = refused = 0
+    for body in bodies:
+        value = head + body
+        cases = [value, value[:-1], value + b"\x00", *(value[:end] for end in range(10, len(value)))]
+        for _ in range(40):
+            at = rng.randrange(10, len(value))
+            cases.append(value[:at] + bytes([rng.choice([0, 1, 2, 3, 4, 0x7F, 0x80, 0xFF])]) + value[at + 1:])
+        for data in cases:
+            got = outcome(made, data)
+            assert got == outcome(reference, data), data
+            compared += 1
+            refused += got[0] == "refused"
+    assert compared > 500 and refused > 100 and compared - refused > 100, (compared, refused)

@@ -300,3 +300,62 @@ def test_runs_read_by_the_python_picker_and_link_give_the_same_findings() -> Non
     with python_alone():
         for _ in range(20):
             same_both_ways(tampered(rng, list(cases + steps), cases), registry)
+
+
+def test_the_c_run_over_long_runs_links_as_python_with_the_sha_instructions_or_hashlib() -> None:
+    """`quick_run` hashing from the records' own bytes (the SHA instructions) and by hashlib, against `link_after`:
+    long runs of records of every size, lanes whose heads fill a block to different depths, a record that does not
+    follow anywhere (another `prev`, partition or number, a `prev` of another length); the same count, last link, and
+    records marked pending, both ways."""
+    from leadbus.audit._seal_link import native_sha, quick_run
+    from leadbus.stage_seals import _lane_head, lane_hash, link_after
+
+    rng = random.Random(16)
+    signer, key_id, chain = "LEADBUS-linking", "00000000000000aa", "00000000000000c2"
+    long_runs = 0
+    for round_ in range(60):
+        topic, partition = rng.choice([("leadbus.cases", 2), ("leadbus.leads.accepted", 0),
+                                       ("x" * rng.randrange(90), 3)])  # lane heads of every partial block
+        lane = lane_hash(topic, partition, signer, key_id, chain)
+        head = _lane_head(topic, partition, signer, key_id, chain)
+        prev, first = rng.randbytes(32), rng.choice([1, 9, 99, 10**18 - 40])
+        link, number, links, rows = prev, first, [], []
+        size = rng.choice([0, 60, 2300, 9000])
+        for _ in range(rng.randrange(1, 60)):
+            others = rng.choice(OTHERS)
+            key = rng.choice([None, b"", rng.randbytes(rng.randrange(40))])
+            value = rng.choice([None, rng.randbytes(rng.randrange(size + 1)), rng.randbytes(size), rng.randbytes(55)])
+            seal = [("leadbus-stage-signer", signer.encode()), ("leadbus-stage-key-id", key_id.encode()),
+                    ("leadbus-stage-chain", chain.encode()), ("leadbus-stage-seq", str(number).encode()),
+                    ("leadbus-stage-prev", link)]
+            rows.append((number, key, value, [*others, *seal]))
+            link = link_after(lane.copy(), str(number).encode(), key, value, others, link)
+            links.append(link)
+            number += 1
+        stray = rng.randrange(len(rows) + 1) if round_ % 3 else len(rows)  # a record that does not follow, from here
+        how = rng.randrange(4)
+        outcomes = []
+        for native in (True, False):
+            records = [ReplayRecord(topic, partition, n, STAMP, k, v, list(h), CATALOG) for n, k, v, h in rows]
+            if stray < len(records):
+                odd = records[stray]
+                if how == 0:
+                    odd.headers = [*odd.headers[:-1], ("leadbus-stage-prev", bytes(32))]
+                elif how == 1:
+                    odd.headers = [*odd.headers[:-1], ("leadbus-stage-prev", rng.randbytes(31))]
+                elif how == 2:
+                    odd.partition = partition + 1
+                else:
+                    odd.headers = [*odd.headers[:-2], ("leadbus-stage-seq", b"7"), odd.headers[-1]]
+            native_sha(native)
+            try:
+                taken, last = quick_run(records, 0, len(records), topic, partition, signer.encode(), key_id.encode(),
+                                        chain.encode(), prev, first, lane, T0_MS, None, None, True, head)
+            finally:
+                native_sha(True)
+            outcomes.append((taken, last, [r.pending for r in records]))
+        expected = stray if stray < len(rows) else len(rows)
+        assert outcomes[0][0] == expected and outcomes[0][1] == (links[expected - 1] if expected else prev), round_
+        assert outcomes[0] == outcomes[1], round_
+        long_runs += expected >= 10
+    assert long_runs > 10, long_runs

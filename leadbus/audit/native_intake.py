@@ -7,8 +7,15 @@ headers are installed); None without the extension (the Python paths alone, the 
   its lane's shared head) and signature, without joining the message; None for arguments it does not take.
 * `peek_usual(value, LeadHead)`: what `verification._peek_usual` gives, None for anything that is not bytes.
 * `sha256(value)`: `hashlib.sha256(value).digest()` without hashlib's object and calls, None for anything but bytes.
+* `quick_seal(record, lead, signers, covers, runs, window)`: `BusSealVerifier._quick` of a lead whose head was read, in
+  one call: True (its link went on the lane's open run), (lane, link) (the run to close, and the link opening the next),
+  or None for anything that is not the usual record (nothing done: the Python path judges it).
+* `intake_lead(record, lead, seen, sources, ranges)`: `IntakeLeads.check` of a lead met for the first time (True: kept,
+  nothing found); None for a lead seen before or anything unusual (the Python path judges it).
+* `has_stage_seal(headers, names)`: `stage_seals._has_stage_seal` (a name among `names`), None for headers of an unusual
+  shape before any such name (the reference reads them).
 
-Tests hold all four to the Python paths' values over sealed, tampered, forged, cut and hostile records.
+Tests hold all seven to the Python paths' values over sealed, tampered, forged, cut and hostile records.
 """
 
 from __future__ import annotations
@@ -21,12 +28,26 @@ ChainedFields = Callable[[Sequence[tuple[str, bytes | None]]],
 LinkDigest = Callable[[bytes, bytes, bytes, bytes, bytes], "bytes | None"]
 PeekUsual = Callable[[bytes, Any], Any]
 Sha256 = Callable[[bytes], "bytes | None"]
+QuickSeal = Callable[[Any, Any, dict[Any, Any], dict[Any, bool], dict[Any, list[Any]], int], Any]
+IntakeLead = Callable[[Any, Any, dict[Any, Any], "dict[Any, Any] | None", "dict[Any, Any] | None"], "bool | None"]
+HasStageSeal = Callable[[Sequence[tuple[str, bytes | None]], frozenset[str]], "bool | None"]
 
 chained_fields: ChainedFields | None
 link_digest: LinkDigest | None
 peek_usual: PeekUsual | None
 sha256: Sha256 | None
+quick_seal: QuickSeal | None
+has_stage_seal: HasStageSeal | None
+intake_lead: IntakeLead | None
 try:
-    from leadbus.audit._intake import chained_fields, link_digest, peek_usual, sha256
+    from leadbus.audit._intake import (
+        chained_fields,
+        has_stage_seal,
+        intake_lead,
+        link_digest,
+        peek_usual,
+        quick_seal,
+        sha256,
+    )
 except ImportError:  # not built (no compiler, or no OpenSSL headers): the Python paths alone
-    chained_fields = link_digest = peek_usual = sha256 = None
+    chained_fields = link_digest = peek_usual = sha256 = quick_seal = has_stage_seal = intake_lead = None

@@ -37,6 +37,7 @@ from typing import overload
 
 from leadbus.audit.native_intake import chained_fields as _native_fields
 from leadbus.audit.native_intake import link_digest as _native_link
+from leadbus.audit.native_intake import quick_seal as _native_quick
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -124,6 +125,10 @@ class BusSealVerifier:
             # no seal, on a topic where none is required (what `_check` finds, without reading for one): a bus-written
             # record with other headers only (a stage seal's, checked by the stage seal verifier)
             return []
+        if _native_quick is not None and self._quick_signers:
+            found = self._quick_in_c(record)
+            if found is not None:
+                return found
         fields = _native_fields(record.headers) if _native_fields is not None else False
         if fields is False:  # not built, or headers of unusual types: the reference reads them
             fields = _chained_fields(record.headers)
@@ -132,6 +137,23 @@ class BusSealVerifier:
             if found is not None:
                 return found
         return self._check(record, fields)
+
+    def _quick_in_c(self, record: ReplayRecord) -> list[Finding] | None:
+        """`_quick` of a lead in one C call (`native_intake.quick_seal`), when its head reads: the same judgement and
+        the same state after it; None when C does not take the record (nothing done: `_quick` or `_check` judges it)."""
+        lead = record.lead_head()
+        if lead is None or _native_quick is None:
+            return None
+        got = _native_quick(record, lead, self._quick_signers, self._covers, self._runs, self.window)
+        if got is None:
+            return None
+        self.sealed += 1
+        if got is True:  # it went on its lane's open run
+            return []
+        lane, link = got
+        found = self._close(lane)
+        self._runs[lane] = [link]
+        return found
 
     def _quick(self, record: ReplayRecord, fields: _Fields) -> list[Finding] | None:
         """The usual record, judged without building a `Seal`: a chained seal in the SDK's shape, from a signer already

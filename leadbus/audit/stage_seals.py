@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from leadbus.audit.native_intake import has_stage_seal as _native_has_seal
 from leadbus.audit.native_seal import quick_link, quick_run
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
@@ -117,17 +118,21 @@ class StageSealVerifier:
 
     def check(self, record: ReplayRecord) -> Iterable[Finding]:
         headers = record.headers
+        place = (record.topic, record.partition)
         if len(headers) >= 5:
-            hot = self._hot.get((record.topic, record.partition))
+            hot = self._hot.get(place)
             if hot is not None and self._quick(record, headers, hot):
                 return ()
-        first_offset = self.first_offsets.setdefault((record.topic, record.partition),
-                                                      0 if record.opens_log else record.offset)
-        if not headers or not _has_stage_seal(headers):
-            sealed_before = self._sealed_partitions.get((record.topic, record.partition))
+        first_offset = self.first_offsets.get(place)
+        if first_offset is None:
+            first_offset = self.first_offsets[place] = 0 if record.opens_log else record.offset
+        # an agency's record on its intake topic (no stage seal) is the usual one here: its names looked up in C
+        stage_sealed = _native_has_seal(headers, STAGE_SEAL_NAMES) if headers and _native_has_seal else None
+        if not headers or not (_has_stage_seal(headers) if stage_sealed is None else stage_sealed):
+            sealed_before = self._sealed_partitions.get(place)
             if sealed_before is None:
                 if self.noted is not None:
-                    self.noted.unsealed.setdefault((record.topic, record.partition), []).append(record.offset)
+                    self.noted.unsealed.setdefault(place, []).append(record.offset)
                 return ()
             return [unsealed(record, sealed_before)]
         try:

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
+from leadbus.audit.native_intake import intake_lead as _native_lead
 from leadbus.audit.native_intake import peek_usual as _native_peek
 from leadbus.audit.native_intake import sha256 as _native_sha256
 from leadbus.audit.native_runs import run_reader
@@ -848,6 +849,11 @@ class IntakeLeads:
         topic = record.topic
         if not topic.startswith(INTAKE_PREFIX):
             return ()
+        if _native_lead is not None:  # a lead met for the first time (the usual record) kept in one C call
+            head = record.lead_head()
+            if head is not None and _native_lead(record, head, self._seen, self.sources if self.keep_sources else None,
+                                                 self.ranges if self.keep_sources else None):
+                return ()
         offset = record.offset
         value = record.value or b""
         digest = _native_sha256(value) if _native_sha256 is not None else None

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from leadbus.audit import native_intake, seals, verification
+from leadbus.audit import native_intake, seals, stage_seals, verification
 from leadbus.audit.replay import ReplayReport, _loop
 from leadbus.audit.seals import BusSealVerifier, _chained_fields, _link_of
 from leadbus.audit.verification import LeadHead, ReplayRecord, _peek_usual, standard_verifiers
@@ -25,7 +25,8 @@ def test_the_intake_extension_is_built_and_in_use() -> None:
     """`make install` builds it (deploy/install-build-deps.sh puts OpenSSL's headers in place): a broken build must
     not pass as the Python fallback, as for the picker and the seal link."""
     assert None not in (native_intake.chained_fields, native_intake.link_digest, native_intake.peek_usual,
-                        native_intake.sha256)
+                        native_intake.sha256, native_intake.quick_seal, native_intake.intake_lead,
+                        native_intake.has_stage_seal)
 
 
 def _outcome(read: Any, *args: Any) -> object:
@@ -127,6 +128,9 @@ def _python_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(seals, "_native_link", None)
     monkeypatch.setattr(verification, "_native_peek", None)
     monkeypatch.setattr(verification, "_native_sha256", None)
+    monkeypatch.setattr(seals, "_native_quick", None)
+    monkeypatch.setattr(verification, "_native_lead", None)
+    monkeypatch.setattr(stage_seals, "_native_has_seal", None)
 
 
 def _hostile(recs: list[Rec], rng: random.Random) -> list[Rec]:

@@ -9,7 +9,8 @@ replay first checks the archive's chained manifest (`leadbus archive verify`, wi
 head published elsewhere); each problem is a failure located at its file.
 
 A Kafka replay that only verifies (no export) and holds at least `split_min` records splits its partitions
-between `workers` processes (default: up to two, one per core): each forked process reads its partitions and
+between `workers` processes (default: two when the load average leaves a core for the second, else one; see
+`leadbus.audit.processes`): each forked process reads its partitions and
 runs fresh copies of the verifiers; those whose state is per partition (order, lanes and signatures, case
 versions, steps, routed versions) finish there; the intake and accepted-lead checks, which cross partitions,
 are merged in the parent and finish there. The findings are the same as from one process (sorted by
@@ -50,6 +51,7 @@ from typing import IO, Any
 
 from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
+from leadbus.audit.processes import IntakeSent, hashes_of, measured_load, picked, replay_workers, sent_intake, wanted
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
@@ -116,8 +118,9 @@ class ReplayOptions:
     rederive_sealed: bool = False
     seal_verifier: Verifier | None = None
     extra_verifiers: list[Verifier] = field(default_factory=list)
-    #: Processes reading and verifying a Kafka replay without export (partitions split between them); 1 = none.
-    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    #: Processes reading and verifying a Kafka replay without export (partitions split between them); 1 = none; None:
+    #: chosen from the cores, the load average and the records to read (`leadbus.audit.processes.replay_workers`).
+    workers: int | None = None
     split_min: int = 20_000  # fewer records than this are read in one process (starting another costs more)
 
 
@@ -302,24 +305,26 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     key = options.key.encode() if options.key is not None else None
     read_began = time.monotonic()
     finishing = verifiers
-    split = (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
+    workers = replay_workers(sum(s.size for s in spans), cpus=os.cpu_count(), load=measured_load(),
+                             requested=options.workers, split_min=options.split_min)
+    split = (isinstance(source, KafkaSource) and exporter is None and options.verify and workers > 1
              and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min)
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
     executor = None
     # Normalising every accepted lead's `original` again (no stage seal vouching for them) is work for content
     # workers, which take it from a reading process on every core; else the one partition may be cut in two.
-    content = (not split and accepted is not None and accepted.renormalise and options.workers > 1
+    content = (not split and accepted is not None and accepted.renormalise and workers > 1
                and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4
                and not _stage_sealed_from_start(source, spans, accepted))
-    cut = (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
+    cut = (isinstance(source, KafkaSource) and exporter is None and options.verify and workers > 1
            and not split and not content and _cuttable(spans, verifiers, options.split_min))
     if content and accepted is not None:
         try:
-            executor = _content_workers(source, catalog, options.workers)
+            executor = _content_workers(source, catalog, workers)
         except OSError:  # no process to be had: the checks run here, as they always could
             executor = None
         accepted.executor = executor
-        report.content_workers = options.workers if executor is not None else 0
+        report.content_workers = workers if executor is not None else 0
     reads = None
     if executor is not None and accepted is not None and exporter is None:  # an export reads every record whole
         reads = _ReadByWorkers(accepted, report, options.publisher)
@@ -330,7 +335,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     gc.disable()
     try:
         return _replay_read(options, source, spans, verifiers, exporter, handle, key, report, progress, expected,
-                            split, finishing, started, read_began, reads, cut)
+                            split, finishing, started, read_began, reads, cut, workers)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -377,7 +382,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
                  verifiers: list[Verifier], exporter: Exporter | None, handle: IO[Any] | None, key: bytes | None,
                  report: ReplayReport, progress: ProgressFn | None, expected: int | None, split: bool,
                  finishing: list[Verifier], started: float, read_began: float,
-                 reads: _ReadByWorkers | None = None, cut: bool = False) -> ReplayReport:
+                 reads: _ReadByWorkers | None = None, cut: bool = False, workers: int = 1) -> ReplayReport:
     completed = False  # the whole period read: the export is moved to --out (else its partial file removed)
     try:
         if cut:
@@ -386,7 +391,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
         elif split:
             assert isinstance(source, KafkaSource)
             report.records = _run_split(source, spans, verifiers, key, options.publisher, report, progress,
-                                        options.workers)
+                                        workers)
             finishing = [v for v in verifiers if isinstance(v, _SHARED)]  # the others finished in their process
         else:
             report.records = _run(source, verifiers, exporter, key, options.publisher, report, progress, expected,
@@ -735,7 +740,9 @@ class _Part:
     sealed: int
     tally: Counter[tuple[str, str]]
     findings: list[Finding]
-    shared: list[Verifier]
+    #: The verifiers whose state spans partitions; a forked process sends its `IntakeLeads` as `IntakeSent` (hashes
+    #: of the leads it saw; the parent asks back for those it also holds: `leadbus.audit.processes`)
+    shared: list[Any]
     signatures: int
     error: str | None = None
     #: Each stage seal check's strays and gaps: a record moved between partitions two processes read is paired here.
@@ -780,14 +787,28 @@ def _part(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verif
                  out_of_place=[v.out_of_place() for v in verifiers if isinstance(v, StageSealVerifier)])
 
 
-def _child(send: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier],
+def _child(conn: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier],
            key: bytes | None, publisher: str | None) -> None:
+    """A forked process's read: its `_Part` sent back, its intake leads as hashes; then the leads the parent asks for
+    (`leadbus.audit.processes.wanted`: those it also read), and done."""
+    intake = None
     try:
         part = _part(source, spans, verifiers, key, publisher, None)
+        intake = next((v for v in part.shared if isinstance(v, IntakeLeads)), None)
+        if intake is not None:
+            sent = sent_intake(intake._seen, intake.sources, intake.ranges)
+            part.shared = [sent if v is intake else v for v in part.shared]
     except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
         part = _Part(0, 0, 0, Counter(), [], [], 0, f"{type(exc).__name__}: {exc}")
-    send.send(part)
-    send.close()
+    conn.send(part)
+    if intake is not None:
+        try:
+            asked = conn.recv()
+        except EOFError:  # the parent stopped (an error of its own): nothing more to send
+            asked = None
+        if asked is not None:
+            conn.send(picked(intake._seen, asked))
+    conn.close()
 
 
 def _run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier], key: bytes | None,
@@ -805,29 +826,34 @@ def _run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[
     gc.freeze()
     try:
         for group in groups[1:]:
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_child, args=(send, source, group, verifiers, key, publisher),
+            mine, theirs = context.Pipe(duplex=True)
+            process = context.Process(target=_child, args=(theirs, source, group, verifiers, key, publisher),
                                       daemon=True)
             process.start()
-            send.close()
-            children.append((process, receive))
+            theirs.close()
+            children.append((process, mine))
     finally:
         gc.unfreeze()
-    total = sum(s.size for s in spans)
-    mine = sum(s.size for s in groups[0]) or 1
-    scaled = None if progress is None else (lambda done, _: progress(done * total // mine, total))
-    parts = [_part(source, groups[0], verifiers, key, publisher, scaled)]
-    for process, receive in children:
-        try:
-            parts.append(receive.recv())
-        except EOFError:
-            parts.append(_Part(0, 0, 0, Counter(), [], [], 0, f"a replay process ended with {process.exitcode}"))
-        process.join(30)
-    errors = [p.error for p in parts if p.error]
-    if errors:
-        raise SourceError("; ".join(errors))
+    try:
+        total = sum(s.size for s in spans)
+        mine_size = sum(s.size for s in groups[0]) or 1
+        scaled = None if progress is None else (lambda done, _: progress(done * total // mine_size, total))
+        parts = [_part(source, groups[0], verifiers, key, publisher, scaled)]
+        for process, conn in children:
+            try:
+                parts.append(conn.recv())
+            except EOFError:
+                parts.append(_Part(0, 0, 0, Counter(), [], [], 0, f"a replay process ended with {process.exitcode}"))
+        errors = [p.error for p in parts if p.error]
+        if errors:
+            raise SourceError("; ".join(errors))
+        intake = next((v for v in verifiers if isinstance(v, IntakeLeads)), None)
+        _take_intake(intake, parts[1:], [conn for _, conn in children])
+    finally:
+        for process, conn in children:
+            conn.close()  # a child still waiting for a question ends
+            process.join(30)
     report.processes = len(parts)
-    intake = next((v for v in verifiers if isinstance(v, IntakeLeads)), None)
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
     report.findings.extend(moved_across([part.out_of_place for part in parts]))
     for part in parts:
@@ -844,6 +870,28 @@ def _run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[
             elif isinstance(other, AcceptedLeads) and accepted is not None:
                 accepted.merge(other)
     return sum(p.records for p in parts)
+
+
+def _take_intake(intake: IntakeLeads | None, parts: list[_Part], conns: list[Any]) -> None:
+    """Each forked process's `IntakeSent` made an `IntakeLeads` again, holding the leads it saw that another process
+    saw too (asked back by their hashes), in its part's place, for `IntakeLeads.merge`: the same findings as merging
+    all it saw."""
+    sent = [next((v for v in part.shared if isinstance(v, IntakeSent)), None) for part in parts]
+    own = {hash(ident) for ident in intake._seen} if intake is not None else set()
+    asks = wanted(own, [hashes_of(s) if s is not None else set() for s in sent])
+    for conn, was, ask in zip(conns, sent, asks, strict=True):
+        if was is not None:
+            conn.send(ask)
+    for part, conn, was in zip(parts, conns, sent, strict=True):
+        if was is None:
+            continue
+        again = IntakeLeads()
+        try:
+            again._seen = conn.recv()
+        except EOFError:
+            raise SourceError("a replay process ended before handing back the leads it read") from None
+        again.sources, again.ranges = was.sources, was.ranges
+        part.shared = [again if v is was else v for v in part.shared]
 
 
 # -- one partition cut in two -------------------------------------------------------------------------------

@@ -7,12 +7,14 @@ is taken as it is, 1 = one process):
   machine has one core;
 * else two when a core is to be had for the second: the cores less the load average over the last minute (what
   other work keeps running) leave at least `SPARE_CORE` (1.0): on two cores, a load of at most 1.0;
-* else one. With the cores taken by other work the second process gets no core of its own: the partitions' records
-  are read at the same pace, and the split's own costs (a second consumer and its threads, a fork's copied pages, the
-  merge) are paid on top. Measured (bench/replay.py, 100,000 records, CPU per record over all processes): quiet,
-  leadbus.cases one process 7.4 µs, two 10.6 µs for about the same wall rate; at load 7-10, one process against two:
-  the intake topics 9,290/s against 6,340/s (52.7 against 61.1 µs), leadbus.leads.accepted cut in two 15,841/s against
-  14,589/s (38.0 against 43.0 µs), leadbus.cases 11,017/s against 10,989/s (27.0 against 30.4 µs).
+* else one. With the cores taken by other work the second process gets no core of its own, and the split's own costs
+  (a second consumer and its threads, a fork's copied pages, the merge) are paid on top: measured (bench/replay.py,
+  CPU per record over all processes), quiet, leadbus.cases one process 7.4 µs, two 10.6 µs for about the same wall
+  rate; at load 7-10, the intake topics 52.7 µs against 61.1 (50,000 leads: 55.3-55.7 against 58.9-64.8),
+  leadbus.leads.accepted cut in two 38.0 against 43.0, leadbus.cases 27.0 against 30.4. The wall rates at that load
+  went either way from run to run (two processes take a larger share of a machine others keep busy: the intake
+  topics 9,290/s with one against 6,340/s with two in one run, 7,002-8,364/s against 8,259-10,911/s in another): one
+  process is the choice that costs the shared machine least; `--processes 2` takes the larger share.
 * an unknown load (`os.getloadavg` unavailable) counts as none: two, as before the rule.
 
 The number chosen is the most processes: the split also needs two partitions with records, the cut of
@@ -20,11 +22,11 @@ The number chosen is the most processes: the split also needs two partitions wit
 
 What the other process hands back of `IntakeLeads` (`sent_intake`): the coordinates and ranges the accepted leads'
 check reads, and, for the (lead id, revision) pairs it saw, their hashes alone (8 bytes each, an array pickled as one
-buffer): the parent asks back only for the pairs whose hash it also holds (`wanted`), then merges those. A whole
-table pickled (~5.7 MB, 50,000 made-up leads) took 0.36-0.50 s to dump and 0.18-0.40 s to load at load 4; its hashes
-0.04 s and 0.09 s. Hashes agree between a process and its fork (the same hash secret): a pair read by both has the
-same hash on both sides; a hash shared by two different pairs only asks for one pair more, which the merge then finds
-to be no repeat.
+buffer): the parent asks back only for the pairs whose hash it also holds (`wanted`), then merges those. Sent back,
+read and merged (bench/replay_intake_loop.py, 50,000 sealed intake records in halves, CPU per record of the replay):
+0.95 µs as the whole table, 0.34 µs as hashes, against 18.7 µs for the verified loop. Hashes agree between a process
+and its fork (the same hash secret): a pair read by both has the same hash on both sides; a hash shared by two
+different pairs only asks for one pair more, which the merge then finds to be no repeat.
 """
 
 from __future__ import annotations

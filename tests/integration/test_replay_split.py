@@ -1,4 +1,4 @@
-"""A verified replay of an intake topic split between processes on a real broker (`replay._run_split`): the forked
+"""A verified replay of an intake topic split between processes on a real broker (`leadbus.audit.split`): the forked
 processes hand back the leads they read as hashes and are asked back for those another process read too
 (`leadbus.audit.processes`); the findings are those of one process, with two and with three processes, leads repeated
 across partitions that different processes read among them (REDELIVERED, REVISION_CONFLICT: the same records named,

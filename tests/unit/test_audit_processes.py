@@ -66,7 +66,7 @@ def _merged_whole(mine: IntakeLeads, others: list[IntakeLeads]) -> tuple[list[Fi
 
 
 def _merged_by_hashes(mine: IntakeLeads, others: list[IntakeLeads]) -> tuple[list[Finding], IntakeLeads]:
-    """As `leadbus.audit.replay._run_split` does it: each other sends hashes, is asked back for those held elsewhere."""
+    """As `leadbus.audit.split.run_split` does it: each other sends hashes, is asked back for those held elsewhere."""
     sent = [pickle.loads(pickle.dumps(sent_intake(o._seen, o.sources, o.ranges))) for o in others]
     asks = wanted({hash(ident) for ident in mine._seen}, [hashes_of(s) for s in sent])
     found = []

@@ -11,8 +11,9 @@ the collector off as in a replay), over the records of each partition in offset 
 * plain:    the replay's loop without verifiers (`leadbus replay` without --verify: the summary's tally);
 * verify:   the replay's loop with every verifier `replay(verify=True)` installs for the intake topics alone (the
             standard ones, the bus's seal verifier, the stage seal verifier vouching), and their `finish`;
-* split:    what a 2-process replay adds: the intake check's state sent back from the other process (pickled and
-            read again) and merged.
+* split:    what a 2-process replay adds: the intake check's state sent back from the other process and merged:
+            pickled whole and read again ("whole", as before `leadbus.audit.processes`), and as hashes, the leads
+            this process also read asked back ("hashes"; measured where the tree has it), interleaved.
 
 `--unsigned`: the same records without their seals (an agency that does not sign), no key registered.
 
@@ -151,20 +152,37 @@ def main() -> None:
         report = run(rows, verifiers_of(registry))
         assert not report.failures, report.failures[:3]
 
-    def split() -> None:
-        # the other process's half (every other partition), its intake check pickled back and merged
+    def halves() -> tuple[IntakeLeads, IntakeLeads]:
+        # the other process's half (every other partition) and this one's, each read by verifiers of its own
         parts = sorted({(r[0], r[1]) for r in rows})
-        theirs = [r for r in rows if parts.index((r[0], r[1])) % 2]
         mine, other = verifiers_of(registry), verifiers_of(registry)
         run([r for r in rows if parts.index((r[0], r[1])) % 2 == 0], mine)
-        run(theirs, other)
+        run([r for r in rows if parts.index((r[0], r[1])) % 2], other)
+        return next(v for v in mine if isinstance(v, IntakeLeads)), next(v for v in other if isinstance(v, IntakeLeads))
+
+    def parent(intake: IntakeLeads) -> IntakeLeads:
+        again = IntakeLeads()
+        again._seen = dict(intake._seen)
+        return again
+
+    def whole(intake: IntakeLeads, other: IntakeLeads) -> float:
+        """The other's intake check pickled back whole and merged (the hand-back before `leadbus.audit.processes`)."""
         began = time.process_time()
-        shared = pickle.loads(pickle.dumps([v for v in other if isinstance(v, replay_module._SHARED)]))
-        intake = next(v for v in mine if isinstance(v, IntakeLeads))
-        for v in shared:
-            if isinstance(v, IntakeLeads):
-                intake.merge(v)
-        spent.append(time.process_time() - began)
+        intake.merge(pickle.loads(pickle.dumps(other)))
+        return time.process_time() - began
+
+    def hashed(intake: IntakeLeads, other: IntakeLeads) -> float:
+        """The other's leads sent back as hashes, those the parent also holds asked back, merged."""
+        from leadbus.audit import processes
+
+        began = time.process_time()
+        sent = pickle.loads(pickle.dumps(processes.sent_intake(other._seen, other.sources, other.ranges)))
+        ask = processes.wanted({hash(i) for i in intake._seen}, [processes.hashes_of(sent)])[0]
+        again = IntakeLeads()
+        again._seen = pickle.loads(pickle.dumps(processes.picked(other._seen, ask)))
+        again.sources, again.ranges = sent.sources, sent.ranges
+        intake.merge(again)
+        return time.process_time() - began
 
     if args.profile:
         import cProfile
@@ -173,13 +191,24 @@ def main() -> None:
     floor = best(args.rounds, lambda: records_of(rows), n)
     plain = best(args.rounds, lambda: run(rows, []), n)
     verified = best(args.rounds, verify, n)
-    spent: list[float] = []
-    for _ in range(args.rounds):
-        split()
+    mine, other = halves()
+    try:
+        import leadbus.audit.processes  # noqa: F401 - a tree from before the hashes measures the whole hand-back alone
+        ways = {"whole": whole, "hashes": hashed}
+    except ImportError:
+        ways = {"whole": whole}
+    spent: dict[str, list[float]] = {name: [] for name in ways}
+    gc.disable()
+    for _ in range(args.rounds):  # interleaved, each on a fresh copy of this process's leads
+        for name, way in ways.items():
+            spent[name].append(way(parent(mine), other))
+    gc.enable()
     kind = "unsigned" if args.unsigned else "sealed"
+    back = ", ".join(f"{name} {min(times) / n * 1e6:.2f} µs" for name, times in spent.items())
+    ratio = (f" (hashes / whole {min(spent['hashes']) / min(spent['whole']):.2f})" if "hashes" in spent else "")
     print(f"intake loop over {n} {kind} intake records: records alone {floor:.2f} µs, plain {plain:.2f} µs, "
-          f"verify {verified:.2f} µs CPU per record (best of {args.rounds}); a split's hand-back "
-          f"{min(spent) / n * 1e6:.2f} µs per record ({load})")
+          f"verify {verified:.2f} µs CPU per record (best of {args.rounds}); a split's hand-back per record: "
+          f"{back}{ratio} ({load})")
 
 
 if __name__ == "__main__":

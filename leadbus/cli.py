@@ -1201,6 +1201,8 @@ def replay_command(
     report_path: Path | None = typer.Option(None, "--report", help="Write the summary and findings as JSON."),
     rederive: bool = typer.Option(False, "--rederive", help="Normalise every accepted lead's `original` again, also "
                                                             "those intake sealed (its stage seal vouches for them)."),
+    processes: int | None = typer.Option(None, "--processes", min=1, help="Processes reading a verified Kafka replay "
+                                         "(default: two when the load average leaves a core free, else one)."),
     bootstrap: str | None = BOOTSTRAP,
     client_config: Path | None = CLIENT_CONFIG,
 ) -> None:
@@ -1236,7 +1238,11 @@ def replay_command(
     options = ReplayOptions(topics=list(topic), source=source, start=_iso_time(from_, "--from"),
                             end=_iso_time(to, "--to"), key=key, publisher=publisher, fmt=fmt, out=out,
                             verify=verify, head=head, skew_ms=int(skew * 1000), seal_verifier=seal_verifier,
+<<<<<<< HEAD
                             rederive_sealed=rederive, archive_name=archive_name,
+=======
+                            rederive_sealed=rederive, workers=processes,
+>>>>>>> h-proc14
                             heads_from=keys_from if verify and settings is None else None)  # an archive's heads
     to_stdout = fmt == "jsonl" and out is None
     try:

@@ -9,7 +9,8 @@ replay first checks the archive's chained manifest (`leadbus archive verify`, wi
 head published elsewhere); each problem is a failure located at its file.
 
 A Kafka replay that only verifies (no export) and holds at least `split_min` records splits its partitions
-between `workers` processes (default: up to two, one per core): each forked process reads its partitions and
+between `workers` processes (default: two when the load average leaves a core for the second, else one; see
+`leadbus.audit.processes`): each forked process reads its partitions and
 runs fresh copies of the verifiers; those whose state is per partition (order, lanes and signatures, case
 versions, steps, routed versions) finish there; the intake and accepted-lead checks, which cross partitions,
 are merged in the parent and finish there. The findings are the same as from one process (sorted by
@@ -50,13 +51,15 @@ from typing import IO, Any
 
 from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
+from leadbus.audit.processes import measured_load, replay_workers
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
 from leadbus.audit.schema_order import SchemaPublishedFirst, topic_only
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
-from leadbus.audit.stage_seals import OutOfPlace, StageSealVerifier, moved_across
+from leadbus.audit.split import run_split
+from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import (
     ACCEPTED,
     AcceptedLeads,
@@ -119,8 +122,9 @@ class ReplayOptions:
     rederive_sealed: bool = False
     seal_verifier: Verifier | None = None
     extra_verifiers: list[Verifier] = field(default_factory=list)
-    #: Processes reading and verifying a Kafka replay without export (partitions split between them); 1 = none.
-    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    #: Processes reading and verifying a Kafka replay without export (partitions split between them); 1 = none; None:
+    #: chosen from the cores, the load average and the records to read (`leadbus.audit.processes.replay_workers`).
+    workers: int | None = None
     split_min: int = 20_000  # fewer records than this are read in one process (starting another costs more)
 
 
@@ -310,24 +314,26 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     key = options.key.encode() if options.key is not None else None
     read_began = time.monotonic()
     finishing = verifiers
-    split = (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
+    workers = replay_workers(sum(s.size for s in spans), cpus=os.cpu_count(), load=measured_load(),
+                             requested=options.workers, split_min=options.split_min)
+    split = (isinstance(source, KafkaSource) and exporter is None and options.verify and workers > 1
              and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min)
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
     executor = None
     # Normalising every accepted lead's `original` again (no stage seal vouching for them) is work for content
     # workers, which take it from a reading process on every core; else the one partition may be cut in two.
-    content = (not split and accepted is not None and accepted.renormalise and options.workers > 1
+    content = (not split and accepted is not None and accepted.renormalise and workers > 1
                and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4
                and not _stage_sealed_from_start(source, spans, accepted))
-    cut = (isinstance(source, KafkaSource) and exporter is None and options.verify and options.workers > 1
+    cut = (isinstance(source, KafkaSource) and exporter is None and options.verify and workers > 1
            and not split and not content and _cuttable(spans, verifiers, options.split_min))
     if content and accepted is not None:
         try:
-            executor = _content_workers(source, catalog, options.workers)
+            executor = _content_workers(source, catalog, workers)
         except OSError:  # no process to be had: the checks run here, as they always could
             executor = None
         accepted.executor = executor
-        report.content_workers = options.workers if executor is not None else 0
+        report.content_workers = workers if executor is not None else 0
     reads = None
     if executor is not None and accepted is not None and exporter is None:  # an export reads every record whole
         reads = _ReadByWorkers(accepted, report, options.publisher)
@@ -338,7 +344,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     gc.disable()
     try:
         return _replay_read(options, source, spans, verifiers, exporter, handle, key, report, progress, expected,
-                            split, finishing, started, read_began, reads, cut)
+                            split, finishing, started, read_began, reads, cut, workers)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -385,7 +391,7 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
                  verifiers: list[Verifier], exporter: Exporter | None, handle: IO[Any] | None, key: bytes | None,
                  report: ReplayReport, progress: ProgressFn | None, expected: int | None, split: bool,
                  finishing: list[Verifier], started: float, read_began: float,
-                 reads: _ReadByWorkers | None = None, cut: bool = False) -> ReplayReport:
+                 reads: _ReadByWorkers | None = None, cut: bool = False, workers: int = 1) -> ReplayReport:
     completed = False  # the whole period read: the export is moved to --out (else its partial file removed)
     try:
         if cut:
@@ -393,8 +399,8 @@ def _replay_read(options: ReplayOptions, source: KafkaSource | ArchiveSource, sp
             report.records = _run_cut(source, spans, verifiers, key, options.publisher, report, progress)
         elif split:
             assert isinstance(source, KafkaSource)
-            report.records = _run_split(source, spans, verifiers, key, options.publisher, report, progress,
-                                        options.workers)
+            report.records = run_split(source, spans, verifiers, key, options.publisher, report, progress,
+                                        workers)
             finishing = [v for v in verifiers if isinstance(v, _SHARED)]  # the others finished in their process
         else:
             report.records = _run(source, verifiers, exporter, key, options.publisher, report, progress, expected,
@@ -729,129 +735,11 @@ def _applies(verifier: Verifier, topic: str) -> bool:
     return True if applies is None else bool(applies(topic))
 
 
-# -- several processes --------------------------------------------------------------------------------------
+# -- several processes: `leadbus.audit.split` ---------------------------------------------------------------
 
 #: Verifiers whose state spans partitions: merged in the parent and finished there. Every other verifier keeps
 #: state per partition (lanes, case versions, steps, routed versions, order) and finishes in its process.
 _SHARED = (IntakeLeads, AcceptedLeads)
-
-
-@dataclass
-class _Part:
-    records: int
-    selected: int
-    sealed: int
-    tally: Counter[tuple[str, str]]
-    findings: list[Finding]
-    shared: list[Verifier]
-    signatures: int
-    error: str | None = None
-    #: Each stage seal check's strays and gaps: a record moved between partitions two processes read is paired here.
-    out_of_place: list[OutOfPlace] = field(default_factory=list)
-
-
-def _balanced(spans: list[PartitionSpan], groups: int) -> list[list[PartitionSpan]]:
-    """Spans in `groups` of about equal size (largest first into the lightest), each in (topic, partition) order."""
-    out: list[list[PartitionSpan]] = [[] for _ in range(groups)]
-    sizes = [0] * groups
-    for span in sorted((s for s in spans if s.size), key=lambda s: -s.size):
-        i = sizes.index(min(sizes))
-        out[i].append(span)
-        sizes[i] += span.size
-    return [sorted(g, key=lambda s: (s.topic, s.partition)) for g in out if g]
-
-
-def _part(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier], key: bytes | None,
-          publisher: str | None, progress: ProgressFn | None) -> _Part:
-    sub = KafkaSource(source.settings, source.topics, source.catalog, source.start_ms, source.end_ms,
-                      timeout=source.timeout, batch=source.batch)
-    sub.spans = spans
-    report = ReplayReport("")
-    try:
-        count = _run(sub, verifiers, None, key, publisher, report, progress, None)
-        read_on(sub, spans, verifiers, report.findings)
-    except SourceError as exc:
-        return _Part(0, 0, 0, Counter(), [], [], 0, str(exc))
-    finally:
-        sub.close()
-    for verifier in verifiers:
-        if isinstance(verifier, _SHARED):
-            continue
-        try:
-            report.findings.extend(verifier.finish())
-        except Exception as exc:  # noqa: BLE001 - reported, never a crash
-            report.findings.append(Finding("UNREADABLE", f"the {verifier.name} check failed at the end: "
-                                                         f"{type(exc).__name__}: {exc}", "(replay)"))
-    signatures = sum(int(getattr(v, "signatures", 0)) for v in verifiers)
-    return _Part(count, report.selected, report.sealed, report.by_type_publisher, report.findings,
-                 [v for v in verifiers if isinstance(v, _SHARED)], signatures,
-                 out_of_place=[v.out_of_place() for v in verifiers if isinstance(v, StageSealVerifier)])
-
-
-def _child(send: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier],
-           key: bytes | None, publisher: str | None) -> None:
-    try:
-        part = _part(source, spans, verifiers, key, publisher, None)
-    except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
-        part = _Part(0, 0, 0, Counter(), [], [], 0, f"{type(exc).__name__}: {exc}")
-    send.send(part)
-    send.close()
-
-
-def _run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier], key: bytes | None,
-               publisher: str | None, report: ReplayReport, progress: ProgressFn | None, workers: int) -> int:
-    """Partitions split between processes (forked: each gets its own copy of fresh verifiers), merged here."""
-    import gc
-    import multiprocessing
-
-    groups = _balanced(spans, workers)
-    source.close()  # no Kafka client may live across a fork
-    context = multiprocessing.get_context("fork")
-    children = []
-    # Objects alive at the fork are frozen out of the collector's reach, so that a child's collections do not
-    # touch (and copy, page by page) the whole heap it shares with its parent; thawed once the children run.
-    gc.freeze()
-    try:
-        for group in groups[1:]:
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_child, args=(send, source, group, verifiers, key, publisher),
-                                      daemon=True)
-            process.start()
-            send.close()
-            children.append((process, receive))
-    finally:
-        gc.unfreeze()
-    total = sum(s.size for s in spans)
-    mine = sum(s.size for s in groups[0]) or 1
-    scaled = None if progress is None else (lambda done, _: progress(done * total // mine, total))
-    parts = [_part(source, groups[0], verifiers, key, publisher, scaled)]
-    for process, receive in children:
-        try:
-            parts.append(receive.recv())
-        except EOFError:
-            parts.append(_Part(0, 0, 0, Counter(), [], [], 0, f"a replay process ended with {process.exitcode}"))
-        process.join(30)
-    errors = [p.error for p in parts if p.error]
-    if errors:
-        raise SourceError("; ".join(errors))
-    report.processes = len(parts)
-    intake = next((v for v in verifiers if isinstance(v, IntakeLeads)), None)
-    accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
-    report.findings.extend(moved_across([part.out_of_place for part in parts]))
-    for part in parts:
-        report.selected += part.selected
-        report.sealed += part.sealed
-        report.by_type_publisher.update(part.tally)
-        report.findings.extend(part.findings)
-        report.signatures += part.signatures
-        if part is parts[0]:
-            continue
-        for other in part.shared:
-            if isinstance(other, IntakeLeads) and intake is not None:
-                report.findings.extend(intake.merge(other))
-            elif isinstance(other, AcceptedLeads) and accepted is not None:
-                accepted.merge(other)
-    return sum(p.records for p in parts)
 
 
 # -- one partition cut in two -------------------------------------------------------------------------------

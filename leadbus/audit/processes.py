@@ -1,0 +1,98 @@
+"""How many processes a verified replay reads with, and what a split replay's other process hands back.
+
+The rule (`replay_workers`), for a replay whose caller named no number (`ReplayOptions.workers` None; a number given
+is taken as it is, 1 = one process):
+
+* one process when fewer than `split_min` records are to be read (starting another costs more than it saves), or the
+  machine has one core;
+* else two when a core is to be had for the second: the cores less the load average over the last minute (what
+  other work keeps running) leave at least `SPARE_CORE` (1.0): on two cores, a load of at most 1.0;
+* else one. With the cores taken by other work the second process gets no core of its own, and the split's own costs
+  (a second consumer and its threads, a fork's copied pages, the merge) are paid on top: measured (bench/replay.py,
+  CPU per record over all processes), quiet, leadbus.cases one process 7.4 µs, two 10.6 µs for about the same wall
+  rate; at load 7-10, the intake topics 52.7 µs against 61.1 (50,000 leads: 55.3-55.7 against 58.9-64.8),
+  leadbus.leads.accepted cut in two 38.0 against 43.0, leadbus.cases 27.0 against 30.4. The wall rates at that load
+  went either way from run to run (two processes take a larger share of a machine others keep busy: the intake
+  topics 9,290/s with one against 6,340/s with two in one run, 7,002-8,364/s against 8,259-10,911/s in another): one
+  process is the choice that costs the shared machine least; `--processes 2` takes the larger share.
+* an unknown load (`os.getloadavg` unavailable) counts as none: two, as before the rule.
+
+The number chosen is the most processes: the split also needs two partitions with records, the cut of
+`leadbus.leads.accepted` and the content workers their own sizes (`leadbus.audit.replay`).
+
+What the other process hands back of `IntakeLeads` (`sent_intake`): the coordinates and ranges the accepted leads'
+check reads, and, for the (lead id, revision) pairs it saw, their hashes alone (8 bytes each, an array pickled as one
+buffer): the parent asks back only for the pairs whose hash it also holds (`wanted`), then merges those. Sent back,
+read and merged (bench/replay_intake_loop.py, 50,000 sealed intake records in halves, CPU per record of the replay):
+0.95 µs as the whole table, 0.34 µs as hashes, against 18.7 µs for the verified loop. Hashes agree between a process
+and its fork (the same hash secret): a pair read by both has the same hash on both sides; a hash shared by two
+different pairs only asks for one pair more, which the merge then finds to be no repeat.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+#: The share of a core, beyond what other work takes (the load average), a second process needs to be worth starting.
+SPARE_CORE = 1.0
+
+
+def replay_workers(records: int, *, cpus: int | None, load: float | None, requested: int | None,
+                   split_min: int) -> int:
+    """The most processes a verified replay of `records` records uses (see the module's rule)."""
+    if requested is not None:
+        return max(1, requested)
+    if records < split_min or cpus is None or cpus < 2:
+        return 1
+    if load is None:
+        return 2
+    return 2 if cpus - load >= SPARE_CORE else 1
+
+
+def measured_load() -> float | None:
+    """The load average over the last minute, or None where the system gives none."""
+    import os
+
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+@dataclass
+class IntakeSent:
+    """What a split replay's other process hands back of its `IntakeLeads` (see the module)."""
+
+    hashes: bytes  # array('q') of hash((lead id, revision)) for each pair it saw, in the order it saw them
+    sources: dict[tuple[str, int, int], bytes]
+    ranges: dict[tuple[str, int], list[int]]
+
+
+def sent_intake(seen: dict[tuple[str, int], Any], sources: dict[tuple[str, int, int], bytes],
+                ranges: dict[tuple[str, int], list[int]]) -> IntakeSent:
+    return IntakeSent(array("q", map(hash, seen)).tobytes(), sources, ranges)
+
+
+def hashes_of(sent: IntakeSent) -> set[int]:
+    found = array("q")
+    found.frombytes(sent.hashes)
+    return set(found)
+
+
+def wanted(own: set[int], parts: list[set[int]]) -> list[set[int]]:
+    """For each process's hashes, those also held by this process (`own`) or by another process: the pairs to ask it
+    for, so that each pair read by two processes is met again in the merge, whichever two they are."""
+    out = []
+    for i, hashes in enumerate(parts):
+        others = own.union(*(p for j, p in enumerate(parts) if j != i))
+        out.append(hashes & others)
+    return out
+
+
+def picked(seen: dict[tuple[str, int], Any], hashes: set[int]) -> dict[tuple[str, int], Any]:
+    """The pairs of `seen` whose hash is asked for, in the order they were seen."""
+    if not hashes:
+        return {}
+    return {ident: at for ident, at in seen.items() if hash(ident) in hashes}

@@ -1238,11 +1238,7 @@ def replay_command(
     options = ReplayOptions(topics=list(topic), source=source, start=_iso_time(from_, "--from"),
                             end=_iso_time(to, "--to"), key=key, publisher=publisher, fmt=fmt, out=out,
                             verify=verify, head=head, skew_ms=int(skew * 1000), seal_verifier=seal_verifier,
-<<<<<<< HEAD
-                            rederive_sealed=rederive, archive_name=archive_name,
-=======
-                            rederive_sealed=rederive, workers=processes,
->>>>>>> h-proc14
+                            rederive_sealed=rederive, archive_name=archive_name, workers=processes,
                             heads_from=keys_from if verify and settings is None else None)  # an archive's heads
     to_stdout = fmt == "jsonl" and out is None
     try:

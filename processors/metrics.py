@@ -12,6 +12,8 @@ STAGE_DEAD_LETTERS = Counter("leadbus_stage_dead_letters", "Records a stage turn
                              "not handle or produce them", ["stage", "reason"])
 STAGE_SKIPPED = Counter("leadbus_stage_skipped", "Records skipped because not even their dead letter could be written",
                         ["stage"])
+STAGE_PRODUCER_RESTARTS = Counter("leadbus_stage_producer_restarts", "Transactional producers a stage replaced after "
+                                  "they failed fatally (a broker refusing an abort: not a fence)", ["stage"])
 STATE_RESETS = Counter("leadbus_state_resets", "Local state partitions discarded and rebuilt because they did not "
                        "match their changelog", ["changelog", "reason"])
 

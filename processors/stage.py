@@ -14,9 +14,13 @@ transaction is open or committing when partitions change hands.
 
 No record can stop a stage. A step that raises, or an output the producer cannot take, turns
 that record into a dead letter; a batch whose transaction fails is retried in halves down to
-single records, and a record that fails alone is dead-lettered in a transaction of its own. Only when
-not even that commits (the bus itself is unreachable, or the producer was fenced) does the
-stage stop, with the records rewound for its successor.
+single records, and a record that fails alone is dead-lettered in a transaction of its own; an output to a
+topic the bus does not have makes its record a dead letter before anything is produced (processors/output_topics.py).
+A producer that fails fatally (a broker refusing an abort with INVALID_TXN_STATE) is replaced by a new one with the
+same transactional id, which fences it; the stage goes on from the committed offsets and state, and a record that keeps
+failing producers is found by halving and dead-lettered (leadbus.processors.core.poison). Only when not even that
+works (the bus itself is unreachable), or when the producer was fenced (another worker has its id), does the stage
+stop, with the records rewound for its successor.
 """
 
 from __future__ import annotations
@@ -25,39 +29,36 @@ import contextlib
 import functools
 import gc
 import logging
-import os
 import secrets
 import signal
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from leadbus.avro import encode, packaged_catalog
 from leadbus.batches import next_batch
-from leadbus.clients import KafkaSettings
 from leadbus.limits import MAX_RECORD_BYTES
 from leadbus.processors import metrics
 from leadbus.processors.core.dead_letters import dead_letter_record
+from leadbus.processors.core.poison import ALONE_FAILURES, Suspects
 from leadbus.processors.core.records import Output, RangeView, Record, Result, StateView
 from leadbus.processors.finisher import TransactionFinisher
+from leadbus.processors.output_topics import OutputTopics
+from leadbus.processors.producer_errors import MAX_RECOVERIES, caused_by_record, fatal, replaceable
 from leadbus.processors.report import StageReport
+from leadbus.processors.stage_config import CO_PARTITIONING_ASSIGNORS, AssignmentError, StageConfig, default_worker_id
 from leadbus.processors.state import StateStore
 from leadbus.stage_seals import StageSealer, Unsealed, partition_for, stage_signer
-from leadbus.topics import LEADS_REJECTED
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 log = logging.getLogger("leadbus.processors.stage")
 
-__all__ = ["ExactlyOnceStage", "Handler", "Output", "RangeView", "Record", "Result", "StageConfig", "StateView",
-           "Ticking", "record_of"]
+# The settings live in processors/stage_config.py; they are imported from here as they always were.
+__all__ = ["CO_PARTITIONING_ASSIGNORS", "AssignmentError", "ExactlyOnceStage", "Handler", "Output", "RangeView",
+           "Record", "Result", "StageConfig", "StateView", "Ticking", "default_worker_id", "record_of"]
 
 
 class Handler(Protocol):
@@ -115,121 +116,12 @@ class _NoState:
 _NO_STATE = _NoState()
 
 
-def default_worker_id() -> str:
-    """Host, process and a random part: two workers started in the same millisecond on one host still differ.
-
-    The id names the worker's transactional producer; fencing of a dead predecessor rests on the group
-    generation (KIP-447), not on reusing the id, so a fresh one per start loses nothing.
-    """
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
 #: The collector's thresholds while a stage runs (Python's default is (700, 10, 10)). A step's work allocates many
 #: short-lived containers (decoded records, models, case summaries) while the worker holds long-lived ones (the
 #: linking handler's mirror of its state: up to 200,000 keys with their parsed values); at the default, collections
 #: of the older generations kept walking that mirror, ~30 µs per lead on linking (issue #16). The records a stage
 #: handles make no reference cycles that must be freed promptly: reference counting frees them.
 GC_THRESHOLDS = (50_000, 20, 100)
-
-
-#: Assignors that give one member the same partition numbers of every input topic with as many partitions:
-#: the only ones a stage whose state is keyed by partition number across several inputs may use.
-CO_PARTITIONING_ASSIGNORS = frozenset({"range"})
-
-
-class AssignmentError(ValueError):
-    """A partition assignment strategy that could make two workers write one state partition."""
-
-
-@dataclass
-class StageConfig:
-    name: str
-    kafka: KafkaSettings
-    topics: list[str]
-    changelog_topic: str
-    state_dir: Path
-    group_id: str
-    worker_id: str = field(default_factory=default_worker_id)
-    # Where a record's state lives: by default with its source partition; a global state
-    # (linking: any lead may join any case) keeps everything in partition 0; with `state_topic`
-    # only that topic's partitions own state (intake: the repartition topic keyed by lead id).
-    global_state: bool = False
-    state_topic: str | None = None
-    tick_interval: float = 1.0
-    batch_size: int = 500
-    # Idle, how long one poll waits for a record (ticks and stop requests are looked at in between).
-    batch_timeout: float = 0.2
-    # Once a record is there, how long to wait for more before the batch's transaction (it used to wait up to
-    # batch_timeout for a full batch at every hop). 0 takes only what the consumer holds: the least latency,
-    # but on a busy machine many small transactions load the broker (bench/latency.py, README).
-    batch_fill: float = 0.05
-    # With a gap, the fill ends as soon as this long passes without a new record (leadbus/batches.py): a hop takes
-    # the burst its upstream's commit made visible and goes on, instead of waiting out the fill. None: the whole fill.
-    batch_gap: float | None = None
-    # At most this long processing one transaction's records (well within the producer's 10 s transaction
-    # timeout); the rest of the batch goes into the next transaction.
-    commit_interval: float = 2.0
-    dead_letter_topic: str = LEADS_REJECTED
-    # How long one record that fails alone is retried before it is taken for the cause and dead-lettered.
-    retry_budget: float = 20.0
-    # How often the worker reads its consumer lag for Prometheus (0 = never; processors/report.py).
-    lag_interval: float = 5.0
-    # librdkafka's `partition.assignment.strategy`: the group's members vote for the first they all support.
-    assignment: str = "range"
-    # The stage's Ed25519 key (`LEADBUS-<name>` on leadbus.publishers): its outputs are sealed (leadbus.stage_seals).
-    # None: they go unsealed, and the stage says so when it starts.
-    seal_key: Ed25519PrivateKey | None = None
-
-    def sealed_topic(self, topic: str) -> bool:
-        """Whether the stage seals its records on `topic`: outputs, not its state, internal or dead-letter topics."""
-        return (topic != self.changelog_topic and topic != self.dead_letter_topic
-                and not topic.startswith(("leadbus.internal.", "leadbus.state.")))
-
-    @property
-    def bootstrap(self) -> str:
-        return self.kafka.bootstrap
-
-    def check_assignment(self) -> None:
-        """Refuse an assignor that could hand one state partition to two workers.
-
-        State partition p holds the state of partition p of *every* input that owns state (a case's
-        records on `leadbus.cases` and `leadbus.handover` meet in one store because both are keyed by
-        case id over as many partitions), and a global state lives in partition 0 of whoever is assigned
-        anything. Only the range assignor keeps all of those with one worker. A stage whose state lives
-        in the partitions of one topic (`state_topic`: intake's repartition topic) may use any assignor:
-        its state partition p is that topic's partition p, which Kafka gives to exactly one member.
-        """
-        # The group elects any strategy all its members list, so every one listed must be safe.
-        unsafe = [a.strip() for a in self.assignment.split(",") if a.strip() not in CO_PARTITIONING_ASSIGNORS]
-        if not self.changelog_topic or self.state_topic is not None or not unsafe:
-            return
-        raise AssignmentError(
-            f"stage {self.name}: its state is keyed by partition number across {', '.join(self.topics)}"
-            f"{' (one global store)' if self.global_state else ''}; the {unsafe[0]!r} assignor does not keep those "
-            f"partitions with one worker: use range")
-
-
-class _RecordFailed(Exception):
-    """One record's outputs could not be produced; the transaction holding them must abort."""
-
-
-_RECORD_ERRORS = frozenset({
-    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE, KafkaError.RECORD_LIST_TOO_LARGE,
-    KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG, KafkaError._INVALID_ARG,
-})
-
-
-def _caused_by_record(exc: BaseException) -> bool:
-    """A failure the record itself causes (its size, its shape), as opposed to the bus being unavailable."""
-    if not isinstance(exc, KafkaException):
-        return True
-    error = exc.args[0] if exc.args else None
-    return isinstance(error, KafkaError) and error.code() in _RECORD_ERRORS
-
-
-def _fatal(exc: BaseException) -> bool:
-    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
-    return isinstance(error, KafkaError) and (error.fatal() or error.code() == KafkaError._FENCED)
 
 
 @dataclass
@@ -303,6 +195,12 @@ class ExactlyOnceStage:
         self._partitions: dict[str, int] = {}
         # Ends each batch's transaction (its offsets, its commit) while the next batch is stepped.
         self._finisher: TransactionFinisher[_Prepared, _End] = TransactionFinisher(config.name)
+        self._topics = OutputTopics(self._topic_partitions, trusted=(config.dead_letter_topic,))
+        self._known_topics = self._topics.known
+        # The records of the transaction last begun (what a producer failing fatally failed in), and those suspected.
+        self._open_records: list[Record] = []
+        self._suspects = Suspects()
+        self._recoveries = 0
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -312,11 +210,28 @@ class ExactlyOnceStage:
             **{"topic.metadata.refresh.interval.ms": 5000, "session.timeout.ms": 10000,
                "heartbeat.interval.ms": 1000, "partition.assignment.strategy": self.config.assignment},
         )
+        return consumer, self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        """The worker's transactional producer, its transactions initialised: one with the same id before it is fenced,
+        and a transaction it left open is aborted."""
         # murmur2 like the Java clients: the stage's own repartition records land where Kafka Streams would put them.
         producer = self.config.kafka.transactional_producer(
             f"leadbus-{self.config.name}-{self.config.worker_id}", partitioner="murmur2_random")
         producer.init_transactions(30)
-        return consumer, producer
+        return producer
+
+    def _topic_partitions(self, topic: str) -> int | None:
+        """How many partitions the bus says `topic` has; None: it has no such topic."""
+        if self._producer is None:
+            raise RuntimeError("no producer to ask")
+        metadata = self._producer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or (metadata.error is not None and metadata.error.code() in (
+                KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)):
+            return None
+        if metadata.error is not None or not metadata.partitions:
+            raise KafkaException(metadata.error or KafkaError(KafkaError._UNKNOWN_PARTITION, f"{topic}: no partitions"))
+        return len(metadata.partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The transaction still committing ends before its partitions go; failed, its records are left to whoever
@@ -357,25 +272,36 @@ class ExactlyOnceStage:
         last_tick = 0.0
         try:
             while self._running and (max_seconds is None or time.monotonic() - started < max_seconds):
-                polled = time.monotonic()
-                batch = next_batch(consumer, self.config.batch_size, self.config.batch_timeout, self.config.batch_fill,
-                                   self.config.batch_gap)
-                if batch:
-                    self.report.consumed(time.monotonic() - polled)
-                records = []
-                for m in batch:
-                    if m.error():
-                        log.warning("consumer error: %s", m.error())
-                    else:
-                        records.append(record_of(m))
-                if records:
-                    self._process(consumer, producer, records)
-                elif self._finisher.busy:
-                    self._settle(consumer, producer, [])  # idle: nothing to step meanwhile
-                if hasattr(self.handler, "tick") and time.monotonic() - last_tick >= self.config.tick_interval:
-                    last_tick = time.monotonic()
-                    self._tick(consumer, producer)
-            self._settle(consumer, producer, [])  # stopped: the last transaction committed, or its records redone
+                try:
+                    polled = time.monotonic()
+                    batch = next_batch(consumer, self.config.batch_size, self.config.batch_timeout,
+                                       self.config.batch_fill, self.config.batch_gap)
+                    if batch:
+                        self.report.consumed(time.monotonic() - polled)
+                    records = []
+                    for m in batch:
+                        if m.error():
+                            log.warning("consumer error: %s", m.error())
+                        else:
+                            records.append(record_of(m))
+                    if records:
+                        self._process(consumer, producer, records)
+                    elif self._finisher.busy:
+                        self._settle(consumer, producer, [])  # idle: nothing to step meanwhile
+                    if hasattr(self.handler, "tick") and time.monotonic() - last_tick >= self.config.tick_interval:
+                        last_tick = time.monotonic()
+                        self._tick(consumer, producer)
+                except KafkaException as exc:
+                    if not replaceable(exc):
+                        raise
+                    producer = self._recover(consumer, producer, exc)
+            try:
+                self._settle(consumer, producer, [])  # stopped: the last transaction committed, or its records redone
+            except KafkaException as exc:
+                if not replaceable(exc):
+                    raise
+                log.error("%s: stopping, its producer failed fatally (%s); the records from the committed offsets are "
+                          "left to its successor", self.config.name, exc)
         finally:
             gc.set_threshold(*thresholds)
             self.report.stopped()
@@ -391,14 +317,56 @@ class ExactlyOnceStage:
         """Stopping on an error: the transaction still committing ends; committed, its writes are kept locally;
         failed, it is aborted and its records are left to the successor (from the committed offsets)."""
         try:
-            ended = self._finisher.wait()
-            if ended is not None and ended.failure is None and ended.result is not None:
-                self._committed(ended.work, ended.result, 0.0)
-                self.processed += len(ended.work.records)
-            elif ended is not None:
-                self._abort(producer)
+            self._finish_ended(producer)
+        except KafkaException as exc:  # a producer in a fatal state: its transactional id's next user aborts it
+            log.error("%s: the last transaction could not be aborted (%s)", self.config.name, exc)
         finally:
             self._finisher.close()
+
+    def _finish_ended(self, producer: Producer | None) -> None:
+        """The transaction still committing, if one is, ended: committed, its writes kept; failed, aborted (with
+        `producer`; without, a producer that failed fatally, only here: whoever takes over its transactional id
+        aborts it on the broker)."""
+        ended = self._finisher.wait()
+        if ended is not None and ended.failure is None and ended.result is not None:
+            self._committed(ended.work, ended.result, 0.0)
+            self.processed += len(ended.work.records)
+        elif ended is not None and producer is not None:
+            self._abort(producer)
+        elif ended is not None:
+            self.state.abort()
+            if self.sealer is not None:
+                self.sealer.abort()
+
+    def _recover(self, consumer: Consumer, failed: Producer, cause: KafkaException) -> Producer:
+        """The producer failed fatally: a new one takes over its transactional id (the broker fences the old one and
+        aborts what it left open), and the stage goes on from the committed offsets and the committed state, the
+        records of the failed transaction suspected (leadbus.processors.core.poison)."""
+        self._recoveries += 1
+        if self._recoveries > MAX_RECOVERIES:
+            log.error("%s: %d producers failed fatally without a commit in between; stopping", self.config.name,
+                      MAX_RECOVERIES)
+            raise cause
+        metrics.STAGE_PRODUCER_RESTARTS.labels(self.config.name).inc()
+        log.error("%s: its producer failed fatally (%s) in a transaction of %d records; a new producer goes on from "
+                  "the committed offsets", self.config.name, cause, len(self._open_records))
+        self._suspects.failed(self._open_records, str(cause))
+        self._open_records = []
+        self._finish_ended(None)
+        self.state.abort()
+        if self.sealer is not None:
+            self.sealer.abort()
+        with contextlib.suppress(Exception):
+            failed.purge()  # its queued records are not sent: the new producer's id fences them anyway
+        producer = self._producer = self._new_producer()
+        assignment = consumer.assignment()
+        for tp in consumer.committed(assignment, timeout=30) if assignment else ():
+            # No offset committed yet: from the beginning, as `auto.offset.reset` (earliest) would start.
+            self._seek(consumer, tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+        # The state caught up with its changelog: a commit whose outcome the failed producer did not learn may have
+        # committed after all (its offsets then committed with it, above).
+        self._on_assign(consumer, assignment)
+        return producer
 
     # -- batches, exactly once -------------------------------------------------------------
 
@@ -420,7 +388,7 @@ class ExactlyOnceStage:
                 self._open(producer, prepared)
             except Exception as exc:
                 self._abort(producer)
-                if _fatal(exc):
+                if fatal(exc):
                     self._rewind(consumer, records)
                     raise
                 self._failed(len(prepared.records), exc)
@@ -449,9 +417,9 @@ class ExactlyOnceStage:
         failure = ended.failure or RuntimeError("the transaction ended without an outcome")
         assert producer is not None, "a transaction was handed over without its producer"
         self._abort(producer)
-        if _fatal(failure) or not redo:
+        if fatal(failure) or not redo:
             self._rewind(consumer, prepared.records + ahead)
-            if _fatal(failure):
+            if fatal(failure):
                 raise failure
             self.report.batch_failed()
             log.warning("%s: a batch of %d failed as the group rebalanced (%s); left to the partitions' next owner",
@@ -462,7 +430,7 @@ class ExactlyOnceStage:
             rest = prepared.records
             self._process_sync(consumer, producer, rest[self._retry(consumer, producer, rest, prepared.now):])
         except Exception as exc:
-            if _fatal(exc):  # the records redone were rewound as they failed; those consumed after them too
+            if fatal(exc):  # the records redone were rewound as they failed; those consumed after them too
                 redone = {(r.topic, r.partition) for r in prepared.records}
                 self._rewind(consumer, [r for r in ahead if (r.topic, r.partition) not in redone])
             raise
@@ -487,7 +455,7 @@ class ExactlyOnceStage:
             return taken
         except Exception as exc:
             self._abort(producer)
-            if _fatal(exc):
+            if fatal(exc):
                 self._rewind(consumer, records)
                 raise
             self._failed(len(records), exc)
@@ -521,10 +489,10 @@ class ExactlyOnceStage:
                 return
             except Exception as exc:
                 self._abort(producer)
-                if _fatal(exc):
+                if fatal(exc):
                     self._rewind(consumer, records[i:])
                     raise
-                if _caused_by_record(exc) or time.monotonic() >= deadline:
+                if caused_by_record(exc) or time.monotonic() >= deadline:
                     self._dead_letter_alone(consumer, producer, records, i, exc, now)
                     return
                 log.warning("%s: %s[%d]@%d failed (%s); retrying in %.1fs", self.config.name, records[i].topic,
@@ -555,6 +523,10 @@ class ExactlyOnceStage:
         dead = 0
         dead_topic, state = self.config.dead_letter_topic, self.state
         views = self._views
+        suspects = self._suspects
+        careful = bool(suspects)
+        if careful:  # the producer failed fatally in a transaction of some of these: fewer records
+            records = records[:suspects.allowed(records)]
         prepare = getattr(self.handler, "prepare", None)
         if prepare is not None:
             prepare(records)
@@ -568,7 +540,11 @@ class ExactlyOnceStage:
                 view = _NO_STATE
             else:
                 view = views.get(partition) or views.setdefault(partition, _PartitionState(state, partition))
-            result = self._step(record, view, now)
+            if careful and suspects.poisoned(record):
+                result = self._dead_result(record, "STAGE_FAILED", f"alone in its transaction, it made the producer "
+                                           f"fail fatally {ALONE_FAILURES} times: {suspects.cause}", now)
+            else:
+                result = self._step(record, view, now)
             if result.counted:
                 counted += result.counted
             if result.outputs:
@@ -586,6 +562,7 @@ class ExactlyOnceStage:
         chains' committed heads), then one changelog record per key it changed, its last value (a key several
         records wrote is restored to the same value from one record as from all); its state writes handed over."""
         prepared.opened = time.monotonic()
+        self._open_records = prepared.records
         producer.begin_transaction()
         produce = producer.produce
         sealer, sealed_topic = self.sealer, self.config.sealed_topic
@@ -628,6 +605,9 @@ class ExactlyOnceStage:
         if self.sealer is not None:
             self.sealer.commit()
         self.state.commit()
+        self._recoveries = 0
+        if self._suspects:
+            self._suspects.committed(prepared.records)
         for count in prepared.counted:
             count()
         self.report.committed(prepared.records, prepared.dead, prepared.began, (
@@ -658,6 +638,13 @@ class ExactlyOnceStage:
                 record, "OUTPUT_OVERSIZED",
                 f"an output to {too_big[0].topic} would be {too_big[0].size} bytes; records on the bus are at most "
                 f"{MAX_RECORD_BYTES} bytes", now)
+        if result.outputs:
+            known = self._known_topics
+            for out in result.outputs:
+                if out.topic not in known and self._topics.missing(out.topic):
+                    self.state.invalidate()
+                    return self._dead_result(record, "OUTPUT_TOPIC_UNKNOWN",
+                                             f"an output goes to {out.topic}, a topic the bus does not have", now)
         return result
 
     def _dead_result(self, record: Record, reason: str, message: str, now: datetime) -> Result:
@@ -676,6 +663,7 @@ class ExactlyOnceStage:
         offsets = [TopicPartition(record.topic, record.partition, record.offset + 1)]
         for attempt in ("dead letter", "skip"):
             try:
+                self._open_records = [record]
                 producer.begin_transaction()
                 if attempt == "dead letter":
                     for out in dead.outputs:
@@ -683,6 +671,9 @@ class ExactlyOnceStage:
                 producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
                 producer.commit_transaction(60)
                 self.state.abort()
+                self._recoveries = 0
+                if self._suspects:
+                    self._suspects.committed([record])
                 self.report.committed([record], len(dead.outputs) if attempt == "dead letter" else 0, time.monotonic())
                 if attempt == "dead letter":
                     for count in dead.counted:
@@ -695,7 +686,7 @@ class ExactlyOnceStage:
                 return
             except Exception as exc:
                 self._abort(producer)
-                if _fatal(exc) or attempt == "skip":
+                if fatal(exc) or attempt == "skip":
                     # Not even an offset commits: the bus is unreachable. Leave the record to a successor.
                     self._rewind(consumer, records[i:])
                     raise
@@ -712,6 +703,7 @@ class ExactlyOnceStage:
         if not any(r.outputs or r.state for _, r in results):
             self.report.ticked(began, lambda: [_PartitionState(self.state, p) for p in owned], self.handler)
             return
+        self._open_records = []
         producer.begin_transaction()
         sealer = self.sealer
         try:
@@ -785,14 +777,20 @@ class ExactlyOnceStage:
             producer.abort_transaction(30)
         except KafkaException as exc:
             log.error("abort failed: %s", exc)
+            if fatal(exc):  # the producer is done with: the stage replaces it (`_recover`)
+                raise
 
-    @staticmethod
-    def _rewind(consumer: Consumer, records: list[Record]) -> None:
+    @classmethod
+    def _rewind(cls, consumer: Consumer, records: list[Record]) -> None:
         first: dict[tuple[str, int], int] = {}
         for record in records:
             first.setdefault((record.topic, record.partition), record.offset)
         for (topic, partition), offset in first.items():
-            try:
-                consumer.seek(TopicPartition(topic, partition, offset))
-            except KafkaException as exc:  # partition revoked meanwhile: its new owner starts from the commit
-                log.warning("rewind of %s[%d] failed: %s", topic, partition, exc)
+            cls._seek(consumer, topic, partition, offset)
+
+    @staticmethod
+    def _seek(consumer: Consumer, topic: str, partition: int, offset: int) -> None:
+        try:
+            consumer.seek(TopicPartition(topic, partition, offset))
+        except KafkaException as exc:  # partition revoked meanwhile: its new owner starts from the commit
+            log.warning("rewind of %s[%d] failed: %s", topic, partition, exc)

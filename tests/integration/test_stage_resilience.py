@@ -1,4 +1,4 @@
-"""No record can stop a stage: a step that raises, an output too big to produce, an output the broker refuses.
+"""No record can stop a stage: a step that raises, an output too big to produce, an output to a topic the bus lacks.
 
 The stage runs in process with a small step whose behaviour each record chooses; the good records
 around the bad ones must come out exactly once, every bad one as a dead letter with its reason.
@@ -65,7 +65,7 @@ def test_bad_records_become_dead_letters_and_the_good_ones_pass_exactly_once(clu
     try:
         producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
         good = [f"good-{i}".encode() for i in range(300)]
-        bad = {b"raise-1": "STAGE_ERROR", b"huge-1": "OUTPUT_OVERSIZED", b"nowhere-1": "STAGE_FAILED",
+        bad = {b"raise-1": "STAGE_ERROR", b"huge-1": "OUTPUT_OVERSIZED", b"nowhere-1": "OUTPUT_TOPIC_UNKNOWN",
                b"raise-2": "STAGE_ERROR"}
         for i, value in enumerate(good):
             producer.produce(IN, key=value, value=value)

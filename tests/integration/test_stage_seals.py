@@ -59,9 +59,10 @@ class Echo:
 
 
 def run(config: StageConfig, values: list[bytes], bootstrap: str, expect_out: int) -> tuple[ExactlyOnceStage, int]:
-    """The stage until `expect_out` records are out, and how many times it started: a stage whose producer meets a
-    fatal error (the broker refused an abort once in a while, INVALID_TXN_STATE, after many quick aborts) ends, and
-    is started again as `leadbus process` under its supervisor would be (a new chain each time)."""
+    """The stage until `expect_out` records are out, and how many times it started: a stage that ends is started again
+    as `leadbus process` under its supervisor would be (a new chain each time). A producer that meets a fatal error
+    (the broker refused an abort once in a while, INVALID_TXN_STATE, after many quick aborts) no longer ends it: the
+    stage replaces the producer in place and keeps its chain (tests/integration/test_stage_fatal_producer.py)."""
     starts = 0
     stage: ExactlyOnceStage | None = None
     runner: threading.Thread | None = None

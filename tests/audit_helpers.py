@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -19,17 +21,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from leadbus.audit import verification as verification_module
 from leadbus.audit.replay import ReplayReport, _loop
 from leadbus.audit.verification import Decodes, IntakeLeads, ReplayRecord
 from leadbus.avro import SchemaCatalog, decode, encode_object, packaged_catalog
+from leadbus.clients import settings_for
 from leadbus.demo_handover import HandoverBoard
 from leadbus.processors.stages import STAGES
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
+from leadbus.sinks.archive import parse_manifest
+from leadbus.sinks.archive_sink import run_archive
 from leadbus.stage_keys import provision
 from leadbus.topics import HANDOVER, INTAKE_PREFIX, intake_topic
 from tests.kafka_helpers import read_all
@@ -167,6 +172,74 @@ def wait_drained(bootstrap: str, groups: list[str], timeout: float = 240) -> Non
         last = now
         time.sleep(1.5)
     raise AssertionError(f"the groups {groups} did not drain: lag {last}")
+
+
+def archived_whole(bootstrap: str, topics: list[str], root: Path, *, timeout: float = 120, **options: Any) -> None:
+    """The archive sink run over `topics` (names, or `^regex`), its traffic over, until it has sealed the last record
+    of every partition they hold, then stopped as the CLI stops it: neither a fixed run's wait past that (25 s
+    where it took 13 s at load 10) nor a fixed run ended before it on a slower machine.
+
+    The sink seals everything here in a batch or two, so its heads topic holds few heads: a test of heads published
+    one by one over a run wants a run of its own."""
+    began = time.monotonic()
+    expected = _last_offsets(bootstrap, topics)
+    assert expected, f"nothing to archive in {topics}"
+    read = time.monotonic() - began
+    done, failed = threading.Event(), []
+
+    def run() -> None:
+        try:
+            run_archive(bootstrap, topics, root, stop=done, **options)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            failed.append(exc)
+
+    def sealed_up() -> bool:
+        lines, _ = parse_manifest(root)  # a line being written reads as a problem: the next reading has it
+        sealed: dict[tuple[str, int], int] = {}
+        for line in lines:
+            sealed[(line.topic, line.partition)] = max(line.last_offset, sealed.get((line.topic, line.partition), -1))
+        return bool(failed) or all(sealed.get(tp, -1) >= last for tp, last in expected.items())
+
+    thread = threading.Thread(target=run, name="archive", daemon=True)
+    thread.start()
+    try:
+        wait_until(sealed_up, timeout, f"the archive to seal every record of {topics}", interval=0.5)
+        logging.getLogger("tests.audit").info("ends of %s read in %.1f s, archived whole %.1f s later", topics, read,
+                                              time.monotonic() - began - read)
+    finally:
+        done.set()
+        thread.join(60)
+    assert not failed, failed
+    assert not thread.is_alive(), "the archive sink did not stop"
+
+
+def _last_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Per partition of `topics` with records, the offset of its last record (transaction markers come after), all
+    partitions read by one consumer."""
+    consumer = settings_for(bootstrap).consumer(f"leadbus-audit-test-reader-{uuid.uuid4()}",
+                                                logger=logging.getLogger("tests.kafka"))
+    try:
+        meta = consumer.list_topics(timeout=20).topics
+        names = sorted(t for t in meta if any(re.match(p, t) if p.startswith("^") else p == t for p in topics))
+        parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in names for p in sorted(meta[t].partitions)]
+        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=20)[1] for tp in parts}
+        todo = {key for key, end in ends.items() if end > 0}
+        consumer.assign([tp for tp in parts if (tp.topic, tp.partition) in todo])
+        found: dict[tuple[str, int], int] = {}
+        deadline = time.monotonic() + 120
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if not msg.error():
+                    key = (msg.topic() or "", msg.partition() or 0)
+                    found[key] = max(msg.offset() or 0, found.get(key, -1))
+            # Positions, not record offsets: transaction markers take offsets of their own.
+            for tp in consumer.position([TopicPartition(t, p) for t, p in todo]):
+                if tp.offset >= ends[(tp.topic, tp.partition)]:
+                    todo.discard((tp.topic, tp.partition))
+        assert not todo, f"partitions {sorted(todo)} not read to their end"
+        return found
+    finally:
+        consumer.close()
 
 
 # -- tampering ---------------------------------------------------------------------------------------------

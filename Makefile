@@ -27,13 +27,18 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The unit tests spread over the cores (pytest-xdist: they start no broker and share no files); the integration tests
+# stay in one process, in order: their brokers are session- and module-scoped, and a worker of xdist's each would
+# start its own set on a machine of two cores. Both runs report before `make test` fails on either.
 test: install kafka-libs lint
 	bash deploy/install-postgres.sh
 	bash deploy/install-browser.sh
-	$(BIN)/pytest -m "not faults" -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit -m "not faults" -n auto -p no:cacheprovider --durations=10 $(PYTEST_ARGS); unit=$$?; \
+	$(BIN)/pytest -m "not faults" --ignore=tests/unit -p no:cacheprovider --durations=30 $(PYTEST_ARGS); rest=$$?; \
+	test $$unit -eq 0 && test $$rest -eq 0
 
 test-unit: install lint
-	$(BIN)/pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit -n auto -p no:cacheprovider $(PYTEST_ARGS)
 
 test-faults: install kafka-libs
 	$(BIN)/pytest -m faults -p no:cacheprovider $(PYTEST_ARGS)

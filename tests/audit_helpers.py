@@ -8,30 +8,41 @@ headers and timestamps — altered, duplicated, dropped or swapped), or add reco
 from __future__ import annotations
 
 import logging
+import random
+import re
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from leadbus.avro import decode, packaged_catalog
+from leadbus.audit import verification as verification_module
+from leadbus.audit.replay import ReplayReport, _loop
+from leadbus.audit.verification import Decodes, IntakeLeads, ReplayRecord
+from leadbus.avro import SchemaCatalog, decode, encode_object, packaged_catalog
+from leadbus.clients import settings_for
 from leadbus.demo_handover import HandoverBoard
 from leadbus.processors.stages import STAGES
+from leadbus.producers.simulator import TrafficGenerator
 from leadbus.producers.traffic import Traffic
+from leadbus.sinks.archive import parse_manifest
+from leadbus.sinks.archive_sink import run_archive
 from leadbus.stage_keys import provision
-from leadbus.topics import HANDOVER, INTAKE_PREFIX
+from leadbus.topics import HANDOVER, INTAKE_PREFIX, intake_topic
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
 
 CATALOG = packaged_catalog()
 STAGE_GROUPS = {name: definition.group for name, definition in STAGES.items()}
+T = TypeVar("T")
 
 
 @contextmanager
@@ -163,6 +174,74 @@ def wait_drained(bootstrap: str, groups: list[str], timeout: float = 240) -> Non
     raise AssertionError(f"the groups {groups} did not drain: lag {last}")
 
 
+def archived_whole(bootstrap: str, topics: list[str], root: Path, *, timeout: float = 120, **options: Any) -> None:
+    """The archive sink run over `topics` (names, or `^regex`), its traffic over, until it has sealed the last record
+    of every partition they hold, then stopped as the CLI stops it: neither a fixed run's wait past that (25 s
+    where it took 13 s at load 10) nor a fixed run ended before it on a slower machine.
+
+    The sink seals everything here in a batch or two, so its heads topic holds few heads: a test of heads published
+    one by one over a run wants a run of its own."""
+    began = time.monotonic()
+    expected = _last_offsets(bootstrap, topics)
+    assert expected, f"nothing to archive in {topics}"
+    read = time.monotonic() - began
+    done, failed = threading.Event(), []
+
+    def run() -> None:
+        try:
+            run_archive(bootstrap, topics, root, stop=done, **options)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            failed.append(exc)
+
+    def sealed_up() -> bool:
+        lines, _ = parse_manifest(root)  # a line being written reads as a problem: the next reading has it
+        sealed: dict[tuple[str, int], int] = {}
+        for line in lines:
+            sealed[(line.topic, line.partition)] = max(line.last_offset, sealed.get((line.topic, line.partition), -1))
+        return bool(failed) or all(sealed.get(tp, -1) >= last for tp, last in expected.items())
+
+    thread = threading.Thread(target=run, name="archive", daemon=True)
+    thread.start()
+    try:
+        wait_until(sealed_up, timeout, f"the archive to seal every record of {topics}", interval=0.5)
+        logging.getLogger("tests.audit").info("ends of %s read in %.1f s, archived whole %.1f s later", topics, read,
+                                              time.monotonic() - began - read)
+    finally:
+        done.set()
+        thread.join(60)
+    assert not failed, failed
+    assert not thread.is_alive(), "the archive sink did not stop"
+
+
+def _last_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Per partition of `topics` with records, the offset of its last record (transaction markers come after), all
+    partitions read by one consumer."""
+    consumer = settings_for(bootstrap).consumer(f"leadbus-audit-test-reader-{uuid.uuid4()}",
+                                                logger=logging.getLogger("tests.kafka"))
+    try:
+        meta = consumer.list_topics(timeout=20).topics
+        names = sorted(t for t in meta if any(re.match(p, t) if p.startswith("^") else p == t for p in topics))
+        parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in names for p in sorted(meta[t].partitions)]
+        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=20)[1] for tp in parts}
+        todo = {key for key, end in ends.items() if end > 0}
+        consumer.assign([tp for tp in parts if (tp.topic, tp.partition) in todo])
+        found: dict[tuple[str, int], int] = {}
+        deadline = time.monotonic() + 120
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if not msg.error():
+                    key = (msg.topic() or "", msg.partition() or 0)
+                    found[key] = max(msg.offset() or 0, found.get(key, -1))
+            # Positions, not record offsets: transaction markers take offsets of their own.
+            for tp in consumer.position([TopicPartition(t, p) for t, p in todo]):
+                if tp.offset >= ends[(tp.topic, tp.partition)]:
+                    todo.discard((tp.topic, tp.partition))
+        assert not todo, f"partitions {sorted(todo)} not read to their end"
+        return found
+    finally:
+        consumer.close()
+
+
 # -- tampering ---------------------------------------------------------------------------------------------
 
 
@@ -233,3 +312,100 @@ def _resource(topic: str) -> Any:
 
 def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+# -- the replay in memory (unit tests) ---------------------------------------------------------------------
+
+
+class Sealed(Protocol):
+    """A record as the unit tests make them (`tests.unit.test_audit_seals_quick.Rec`)."""
+
+    partition: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes | None]]
+    ms: int
+
+
+def replay_records(topic: str, recs: Iterable[Sealed], catalog: SchemaCatalog) -> list[ReplayRecord]:
+    """The records as a replay of `topic` reads them: offsets counted per partition from 0."""
+    offsets: dict[int, int] = {}
+    records = []
+    for r in recs:
+        offset = offsets.get(r.partition, 0)
+        offsets[r.partition] = offset + 1
+        records.append(ReplayRecord(topic, r.partition, offset, r.ms, r.key, r.value, tuple(r.headers), catalog))
+    return records
+
+
+def replayed(records: list[ReplayRecord], verifiers: list[Any]) -> ReplayReport:
+    """The replay's loop over `records` with `verifiers` (seals verified: the decoder leaves them to a seal verifier)
+    and every verifier's last findings, as a verified replay without export runs them."""
+    for verifier in verifiers:
+        if isinstance(verifier, Decodes):
+            verifier.seals_verified = True
+    report = ReplayReport("test")
+    _loop(records, verifiers, None, None, None, report, None, None)
+    for verifier in verifiers:
+        report.findings.extend(verifier.finish())
+    return report
+
+
+@contextmanager
+def run_reader_off() -> Iterator[None]:
+    """The trusted runs read by the Python paths alone (`leadbus.audit.native_runs` not used)."""
+    saved = verification_module._RUN_READER
+    verification_module._RUN_READER = None
+    try:
+        yield
+    finally:
+        verification_module._RUN_READER = saved
+
+
+def with_and_without_run_reader(judge: Callable[..., T], *args: Any) -> tuple[T, T]:
+    """`judge(*args)` with the C run reader, then again with the Python paths alone: the two should be equal (`judge`
+    makes its records afresh: reading them leaves state on them)."""
+    fast = judge(*args)
+    with run_reader_off():
+        return fast, judge(*args)
+
+
+def cut_runs(records: list[ReplayRecord], rng: random.Random, cuts: int = 3) -> list[list[ReplayRecord]]:
+    """`records` cut at up to `cuts` random places into the runs a replay hands its verifiers."""
+    at = sorted(rng.sample(range(1, len(records) + 1), min(cuts, len(records))))
+    return [records[a:b] for a, b in zip([0, *at], at, strict=False) if records[a:b]]
+
+
+# -- the intake leads of a split replay (unit tests) -----------------------------------------------------------
+
+
+def intake_lead_values(count: int = 300, seed: int = 3) -> list[tuple[str, bytes]]:
+    """(intake topic, encoded CaseLead) of `count` simulated leads, as agencies publish them."""
+    entry = CATALOG.latest("cn.leadbus.CaseLead")
+    start = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    return [(intake_topic(lead.publisher.agency), encode_object(entry, lead))
+            for lead in TrafficGenerator(seed=seed).leads(count, start, timedelta(seconds=5))]
+
+
+def leads_split(leads: list[tuple[str, bytes]], parts: int, shared: int, rng: random.Random,
+                ) -> list[list[tuple[str, int, bytes]]]:
+    """(topic, partition, value) each of `parts` processes of a split replay reads: the leads in turn, process i
+    reading partition i, and `shared` of them read again by a process other than the first, half of those altered."""
+    groups: list[list[tuple[str, int, bytes]]] = [[] for _ in range(parts)]
+    for i, (topic, value) in enumerate(leads):
+        groups[i % parts].append((topic, i % parts, value))
+    for topic, value in rng.sample(leads, shared):
+        at = rng.randrange(1, parts)
+        groups[at].append((topic, at, value if rng.random() < 0.5 else value[:-1] + b"x"))
+    return groups
+
+
+def intake_read(values: list[tuple[str, int, bytes]]) -> IntakeLeads:
+    """What one replay process's intake verifier holds after reading (topic, partition, value) in turn."""
+    intake = IntakeLeads()
+    offsets: dict[tuple[str, int], int] = {}
+    for topic, partition, value in values:
+        offset = offsets.get((topic, partition), 0)
+        offsets[(topic, partition)] = offset + 1
+        list(intake.check(ReplayRecord(topic, partition, offset, 0, b"k", value, (), CATALOG)))
+    return intake

@@ -30,9 +30,17 @@ from leadbus.avro import decode, encode, packaged_catalog
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.sinks.archive import read_manifest
-from leadbus.sinks.archive_sink import run_archive
 from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED
-from tests.audit_helpers import Copy, append, records_of, rewrite_topic, simulate, stages, wait_settled
+from tests.audit_helpers import (
+    Copy,
+    append,
+    archived_whole,
+    records_of,
+    rewrite_topic,
+    simulate,
+    stages,
+    wait_settled,
+)
 from tests.audit_seal import TestSealVerifier, key_id, seal
 
 pytestmark = pytest.mark.integration
@@ -62,7 +70,7 @@ def recorded(cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) ->
         stretch = simulate(bootstrap, rate=15, seconds=20)
         wait_settled(bootstrap)
     archive = root / "archive"
-    run_archive(bootstrap, [ALL], archive, max_seconds=25, seal_after_seconds=1.0, group=f"audit-{uuid.uuid4()}")
+    archived_whole(bootstrap, [ALL], archive, seal_after_seconds=1.0, group=f"audit-{uuid.uuid4()}")
     lines = read_manifest(archive)
     assert lines, "the archive holds the stretch"
     return Recorded(bootstrap, archive, lines[-1].chain, stretch.published)

@@ -25,10 +25,10 @@ from leadbus.sinks.archive import ArchiveError, read_events, verify
 from leadbus.sinks.archive_sink import run_archive
 from leadbus.sinks.dashboard import Dashboard
 from leadbus.sinks.registry import counts, registry_engine
-from leadbus.sinks.registry_sink import run_registry
 from leadbus.topics import CASES, HANDOVER, region_topic
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
+from tests.registry_helpers import registry_caught_up
 from tests.secure import SecureBus, secured
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
@@ -136,7 +136,7 @@ def test_the_pipeline_runs_end_to_end_with_every_component_as_its_own_principal(
 
     # the case registry, as the registry principal
     url = f"sqlite:///{tmp_path / 'registry.db'}"
-    run_registry(bus.as_("registry"), url, max_seconds=25)
+    registry_caught_up(bus.as_("registry"), url, reader=bus.as_("auditor"))
     engine = registry_engine(url)
     try:
         found = counts(engine)

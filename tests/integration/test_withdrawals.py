@@ -32,11 +32,11 @@ from leadbus.producers import Publisher
 from leadbus.sinks.archive import ArchiveError, read_events, verify
 from leadbus.sinks.archive_sink import run_archive
 from leadbus.sinks.registry import case_withdrawals, counts, registry_engine
-from leadbus.sinks.registry_sink import run_registry
 from leadbus.topics import CASES, HANDOVER, WITHDRAWALS
 from tests.dashboards import LIVE, Server, SseReader, chromium, open_page, row, serving
 from tests.kafka_helpers import read_all
 from tests.processes import start_worker, stop, wait_until
+from tests.registry_helpers import registry_caught_up
 
 pytestmark = pytest.mark.integration
 CATALOG = packaged_catalog()
@@ -372,7 +372,7 @@ def test_the_registry_and_the_archive_record_every_withdrawal(bus: str, tmp_path
     assert {reason for *_, reason in expected} >= {"HANDLING_CHANGED", "PROVINCES_CHANGED", "MERGED"}
 
     url = f"sqlite:///{tmp_path / 'registry.db'}"
-    run_registry(bus, url, max_seconds=15)
+    registry_caught_up(bus, url)
     engine = registry_engine(url)
     try:
         with engine.connect() as conn:

@@ -4,25 +4,9 @@ it takes the other's leads in at once; the leads, and the findings, are those of
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
 
-from leadbus.audit.verification import Finding, IntakeLeads, Mark, ReplayRecord, where
-from leadbus.avro import encode_object, packaged_catalog
-from leadbus.producers.simulator import TrafficGenerator
-from leadbus.topics import intake_topic
-
-CATALOG = packaged_catalog()
-START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-
-
-def _read(values: list[tuple[str, int, bytes]]) -> IntakeLeads:
-    intake = IntakeLeads()
-    offsets: dict[tuple[str, int], int] = {}
-    for topic, partition, value in values:
-        offset = offsets.get((topic, partition), 0)
-        offsets[(topic, partition)] = offset + 1
-        list(intake.check(ReplayRecord(topic, partition, offset, 0, b"k", value, (), CATALOG)))
-    return intake
+from leadbus.audit.verification import Finding, IntakeLeads, Mark, where
+from tests.audit_helpers import intake_lead_values, intake_read, leads_split
 
 
 def _one_by_one(mine: IntakeLeads, other: IntakeLeads) -> tuple[dict[object, object], list[Finding]]:
@@ -43,17 +27,12 @@ def _one_by_one(mine: IntakeLeads, other: IntakeLeads) -> tuple[dict[object, obj
 
 
 def test_merging_gives_the_leads_and_findings_of_taking_them_in_one_by_one() -> None:
-    entry = CATALOG.latest("cn.leadbus.CaseLead")
-    leads = [(intake_topic(lead.publisher.agency), encode_object(entry, lead))
-             for lead in TrafficGenerator(seed=3).leads(300, START, timedelta(seconds=5))]
+    leads = intake_lead_values()
     rng = random.Random(12)
     for shared in (0, 1, 7):  # leads both processes read: none (the usual case), one, several
-        halves: list[list[tuple[str, int, bytes]]] = [[], []]
-        for i, (topic, value) in enumerate(leads):
-            halves[i % 2].append((topic, i % 2, value))
-        for topic, value in rng.sample(leads, shared):
-            halves[1].append((topic, 1, value if rng.random() < 0.5 else value[:-1] + b"x"))
-        mine, other = _read(halves[0] + [(t, 0, v) for t, _, v in halves[1][150:150 + shared]]), _read(halves[1])
+        halves = leads_split(leads, 2, shared, rng)
+        mine = intake_read(halves[0] + [(t, 0, v) for t, _, v in halves[1][150:150 + shared]])
+        other = intake_read(halves[1])
         expected_seen, expected_found = _one_by_one(mine, other)
         found = mine.merge(other)
         assert found == expected_found and (shared == 0) == (found == [])

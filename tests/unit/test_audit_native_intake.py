@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from leadbus.audit import native_intake, seals, stage_seals, verification
-from leadbus.audit.replay import ReplayReport, _loop
 from leadbus.audit.seals import BusSealVerifier, _chained_fields, _link_of
-from leadbus.audit.verification import LeadHead, ReplayRecord, _peek_usual, standard_verifiers
+from leadbus.audit.verification import LeadHead, _peek_usual, standard_verifiers
 from leadbus.signing import _message_head, link_digest, signed_message
+from tests.audit_helpers import replay_records, replayed
 from tests.unit.test_audit_chained_fields import _sdk
 from tests.unit.test_audit_peek import LEADS
 from tests.unit.test_audit_seals_quick import CATALOG, STREAM, TOPIC, Rec, _registry, _run, _tamper
@@ -171,20 +171,8 @@ def test_the_seal_verifier_finds_the_same_with_the_c_path_or_without(seed: int, 
 
 def _replayed(recs: list[Rec]) -> list[Any]:
     """The replay's loop over the records with every standard verifier and the seal verifier: its findings and tally."""
-    verifiers: list[Any] = [*standard_verifiers(), BusSealVerifier(_registry(), window=16)]
-    for verifier in verifiers:
-        if isinstance(verifier, verification.Decodes):
-            verifier.seals_verified = True
-    offsets: dict[int, int] = {}
-    records = []
-    for r in recs:
-        offset = offsets.get(r.partition, 0)
-        offsets[r.partition] = offset + 1
-        records.append(ReplayRecord(TOPIC, r.partition, offset, r.ms, r.key, r.value, tuple(r.headers), CATALOG))
-    report = ReplayReport("test")
-    _loop(records, verifiers, None, None, None, report, None, None)
-    for verifier in verifiers:
-        report.findings.extend(verifier.finish())
+    report = replayed(replay_records(TOPIC, recs, CATALOG), [*standard_verifiers(), BusSealVerifier(_registry(),
+                                                                                                   window=16)])
     return [report.findings, sorted(report.by_type_publisher.items()), report.selected]
 
 

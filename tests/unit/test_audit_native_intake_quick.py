@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from leadbus.audit import native_intake, seals, stage_seals, verification
-from leadbus.audit.replay import ReplayReport, _loop
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import StageSealVerifier, _has_stage_seal
-from leadbus.audit.verification import IntakeLeads, ReplayRecord, standard_verifiers
+from leadbus.audit.verification import IntakeLeads, standard_verifiers
 from leadbus.signing import KEY_ID_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER, key_id_of, public_bytes
 from leadbus.stage_seals import CHAIN_HEADER, SIGNER_HEADER, STAGE_SEAL_NAMES
+from tests.audit_helpers import replay_records, replayed
 from tests.unit.test_audit_native_intake import _hostile, _python_alone
 from tests.unit.test_audit_seals_quick import CATALOG, KEYS, STREAM, TOPIC, Rec, _registry, _set, _tamper
 
@@ -99,19 +99,7 @@ def _replayed(recs: list[Rec], *, keep_sources: bool) -> list[Any]:
     verifiers: list[Any] = [*standard_verifiers(), bus, stage]
     intake = next(v for v in verifiers if isinstance(v, IntakeLeads))
     intake.keep_sources = keep_sources
-    for verifier in verifiers:
-        if isinstance(verifier, verification.Decodes):
-            verifier.seals_verified = True
-    offsets: dict[int, int] = {}
-    records = []
-    for r in recs:
-        offset = offsets.get(r.partition, 0)
-        offsets[r.partition] = offset + 1
-        records.append(ReplayRecord(TOPIC, r.partition, offset, r.ms, r.key, r.value, tuple(r.headers), CATALOG))
-    report = ReplayReport("test")
-    _loop(records, verifiers, None, None, None, report, None, None)
-    for verifier in verifiers:
-        report.findings.extend(verifier.finish())
+    report = replayed(replay_records(TOPIC, recs, CATALOG), verifiers)
     return [report.findings, sorted(report.by_type_publisher.items()), report.selected, bus.signatures, bus.sealed,
             intake._seen, intake.sources, intake.ranges, stage.first_offsets, stage.sealed]
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
@@ -21,19 +20,10 @@ from leadbus.audit import verification as verification_module
 from leadbus.audit.verification import CaseVersions, HandoverSteps, PartitionOrder, ReplayRecord, each, tally_run
 from leadbus.avro import decode, encode
 from leadbus.topics import CASES, HANDOVER
+from tests.audit_helpers import cut_runs, run_reader_off, with_and_without_run_reader
 from tests.unit.test_audit_vouched import CATALOG, STAMP, streams
 
 CASE_UPDATED = CATALOG.latest("cn.leadbus.CaseUpdated")
-
-
-@contextmanager
-def python_alone() -> Iterator[None]:
-    saved = verification_module._RUN_READER
-    verification_module._RUN_READER = None
-    try:
-        yield
-    finally:
-        verification_module._RUN_READER = saved
 
 
 def test_the_run_reader_is_built_and_in_use() -> None:
@@ -115,6 +105,24 @@ def _checked(runs: list[list[ReplayRecord]]) -> tuple[list[Any], dict[str, Any],
     return found, verifier._last, [_state(run) for run in runs], tally, sealed
 
 
+def _cut_and_checked(seed: int, made: list[tuple[int, dict[str, Any] | None]]) -> tuple[Any, ...]:
+    return _checked(cut_runs(_records(random.Random(seed), made), random.Random(seed)))
+
+
+def _trusted_and_checked(seed: int, made: list[tuple[int, dict[str, Any] | None]]) -> tuple[Any, ...]:
+    records = _records(random.Random(seed), made)
+    for record in records:
+        record.trusted = True
+    return _checked([records[:5], records[5:]])
+
+
+def _in_order(rows: list[tuple[Any, ...]], cut_seed: int) -> tuple[Any, ...]:
+    records = [ReplayRecord(t, p, o, s, None, None, (), CATALOG) for t, p, o, s in rows]
+    verifier = PartitionOrder(skew_ms=15_000)
+    runs = cut_runs(records, random.Random(cut_seed))
+    return [[(i, list(judged)) for i, judged in verifier.check_run(run)] for run in runs], verifier._last
+
+
 def test_the_c_reader_judges_and_counts_hostile_runs_as_the_python_paths() -> None:
     events = _events()
     rng = random.Random(1414)
@@ -122,18 +130,9 @@ def test_the_c_reader_judges_and_counts_hostile_runs_as_the_python_paths() -> No
     for _ in range(300):
         seed = rng.randrange(2**32)
         made = _hostile_events(random.Random(seed), events)
-        by_runs = []
-        for alone in (False, True):
-            records = _records(random.Random(seed), made)
-            cuts = sorted(random.Random(seed).sample(range(1, len(records) + 1), min(3, len(records))))
-            runs = [records[a:b] for a, b in zip([0, *cuts], cuts, strict=False) if records[a:b]]
-            if alone:
-                with python_alone():
-                    by_runs.append(_checked(runs))
-            else:
-                by_runs.append(_checked(runs))
-        assert by_runs[0] == by_runs[1]
-        findings += sum(len(f) for f in by_runs[0][0])
+        fast, alone = with_and_without_run_reader(_cut_and_checked, seed, made)
+        assert fast == alone
+        findings += sum(len(f) for f in fast[0])
     assert findings > 300, findings
 
 
@@ -159,18 +158,8 @@ def test_a_picker_that_raises_or_reads_oddly_is_judged_as_the_python_path(monkey
         for _ in range(60):
             seed = rng.randrange(2**32)
             made = _hostile_events(random.Random(seed), events)
-            by_runs = []
-            for alone in (False, True):
-                records = _records(random.Random(seed), made)
-                for record in records:
-                    record.trusted = True
-                runs = [records[:5], records[5:]]
-                if alone:
-                    with python_alone():
-                        by_runs.append(_checked(runs))
-                else:
-                    by_runs.append(_checked(runs))
-            assert by_runs[0] == by_runs[1]
+            fast, alone = with_and_without_run_reader(_trusted_and_checked, seed, made)
+            assert fast == alone
     finally:
         verification_module._LAST_PICKER[:] = [None, None, None]
 
@@ -195,16 +184,8 @@ def test_the_c_reader_passes_a_run_in_partition_order_as_the_python_path() -> No
             if rng.random() < 0.03:
                 stamp = rng.choice(odd)
             rows.append((topic, rng.choice(odd) if rng.random() < 0.01 else partition, offset, stamp))
-        cuts = sorted(rng.sample(range(1, len(rows) + 1), min(3, len(rows))))
-        out = []
-        for alone in (False, True):
-            records = [ReplayRecord(t, p, o, s, None, None, (), CATALOG) for t, p, o, s in rows]
-            runs = [records[a:b] for a, b in zip([0, *cuts], cuts, strict=False) if records[a:b]]
-            verifier = PartitionOrder(skew_ms=15_000)
-            with python_alone() if alone else nullcontext():
-                found = [[(i, list(judged)) for i, judged in verifier.check_run(run)] for run in runs]
-            out.append((found, verifier._last))
-        assert out[0] == out[1]
+        fast, alone = with_and_without_run_reader(_in_order, rows, rng.randrange(2**32))
+        assert fast == alone
 
 
 def test_the_c_reader_judges_hostile_handover_steps_as_the_python_path_and_one_by_one() -> None:
@@ -244,7 +225,7 @@ def test_the_c_reader_judges_hostile_handover_steps_as_the_python_path_and_one_b
             if how == "alone":
                 found = [(i, list(judged)) for i, judged in each(verifier, records)]
             else:
-                with python_alone() if how == "python" else nullcontext():
+                with run_reader_off() if how == "python" else nullcontext():
                     found = [(i, list(judged)) for i, judged in verifier.check_run(records)]
             out.append((found, verifier._last, _state(records)))
         assert out[0] == out[1] and out[0][:2] == out[2][:2]

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import pickle
 import random
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from leadbus.audit.processes import SPARE_CORE, hashes_of, picked, replay_workers, sent_intake, wanted
-from leadbus.audit.verification import Finding, IntakeLeads, ReplayRecord
-from leadbus.avro import encode_object, packaged_catalog
-from leadbus.producers.simulator import TrafficGenerator
-from leadbus.topics import intake_topic
-
-CATALOG = packaged_catalog()
-START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+from leadbus.audit.verification import Finding, IntakeLeads
+from tests.audit_helpers import intake_lead_values, intake_read, leads_split
 
 
 @pytest.mark.parametrize(("records", "cpus", "load", "requested", "expected"), [
@@ -48,16 +42,6 @@ def test_the_rule_turns_at_a_spare_core() -> None:
         assert replay_workers(10**6, cpus=cpus, load=cpus - SPARE_CORE + 0.01, requested=None, split_min=1) == 1
 
 
-def _read(values: list[tuple[str, int, bytes]]) -> IntakeLeads:
-    intake = IntakeLeads()
-    offsets: dict[tuple[str, int], int] = {}
-    for topic, partition, value in values:
-        offset = offsets.get((topic, partition), 0)
-        offsets[(topic, partition)] = offset + 1
-        list(intake.check(ReplayRecord(topic, partition, offset, 0, b"k", value, (), CATALOG)))
-    return intake
-
-
 def _merged_whole(mine: IntakeLeads, others: list[IntakeLeads]) -> tuple[list[Finding], IntakeLeads]:
     found = []
     for other in others:
@@ -81,22 +65,15 @@ def _merged_by_hashes(mine: IntakeLeads, others: list[IntakeLeads]) -> tuple[lis
 @pytest.mark.parametrize("shared", [0, 1, 7])
 @pytest.mark.parametrize("parts", [2, 3])
 def test_leads_handed_back_as_hashes_give_the_findings_of_handing_back_all(shared: int, parts: int) -> None:
-    entry = CATALOG.latest("cn.leadbus.CaseLead")
-    leads = [(intake_topic(lead.publisher.agency), encode_object(entry, lead))
-             for lead in TrafficGenerator(seed=3).leads(300, START, timedelta(seconds=5))]
+    leads = intake_lead_values()
     rng = random.Random(12 + shared + parts)
-    groups: list[list[tuple[str, int, bytes]]] = [[] for _ in range(parts)]
-    for i, (topic, value) in enumerate(leads):
-        groups[i % parts].append((topic, i % parts, value))
-    for topic, value in rng.sample(leads, shared):  # read again by another process, the same or altered
-        where = rng.randrange(1, parts)
-        groups[where].append((topic, where, value if rng.random() < 0.5 else value[:-1] + b"x"))
+    groups = leads_split(leads, parts, shared, rng)
     if parts == 3 and shared:  # and a lead two forked processes read, neither of them the parent
         topic, value = next((t, v) for t, p, v in groups[1] if not any(v == w for _, _, w in groups[0]))
         groups[2].append((topic, 2, value))
 
     def fresh() -> tuple[IntakeLeads, list[IntakeLeads]]:
-        return _read(groups[0]), [_read(g) for g in groups[1:]]
+        return intake_read(groups[0]), [intake_read(g) for g in groups[1:]]
 
     whole_found, whole = _merged_whole(*fresh())
     found, merged = _merged_by_hashes(*fresh())

@@ -28,6 +28,7 @@ from leadbus.signing import (
     key_id_of,
     public_bytes,
 )
+from tests.audit_helpers import replay_records
 
 CATALOG = packaged_catalog()
 START = datetime(2026, 11, 2, 8, tzinfo=UTC)
@@ -139,12 +140,8 @@ def _tamper(recs: list[Rec], rng: random.Random) -> list[Rec]:
 
 def _run(verifier: BusSealVerifier, recs: list[Rec]) -> tuple[list[Finding], int, int]:
     found: list[Finding] = []
-    offsets: dict[int, int] = {}
-    for r in recs:
-        offset = offsets.get(r.partition, 0)
-        offsets[r.partition] = offset + 1
-        found += verifier.check(ReplayRecord(TOPIC, r.partition, offset, r.ms, r.key, r.value, tuple(r.headers),
-                                             CATALOG))
+    for record in replay_records(TOPIC, recs, CATALOG):
+        found += verifier.check(record)
     return found + verifier.finish(), verifier.signatures, verifier.sealed
 
 

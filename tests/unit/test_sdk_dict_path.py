@@ -150,7 +150,14 @@ def _set(doc: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
     return doc
 
 
-DELETE = object()
+class _Delete:
+    """The field removed (its repr names the test: pytest-xdist's workers must collect the same ids)."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 #: (dotted field, value): wrong types, extra fields, bad identifiers, whitespace, oversized, missing, hostile
 MUTATIONS: list[tuple[str, Any]] = [

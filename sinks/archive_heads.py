@@ -17,6 +17,13 @@ stamped by the broker, and its newest record is the time an auditor's replay kno
 (`leadbus.audit.broker_time`). Published at seals alone, that time stood still while nothing was sealed (a quiet bus,
 files sealed every 15 minutes), and a replay with a clock running slow read the records written since as re-dated into
 the future. A head published again carries the same seq and chain: the audit takes it as the same head.
+
+A head also carries `records`: per topic and partition, how many records the manifest's files hold (the sink skips
+offsets it archived already, so none twice). The manifest tells what the archive holds, not what the bus still does: a
+topic deleted and created again empty, or again with its newest records left out, replays from Kafka as a clean
+shorter log. The heads outlive such a rewrite (another topic, written by the sink alone), so a Kafka replay reads the
+newest head and names each partition whose log now has fewer offsets than the archive sealed records of it
+(`leadbus.audit.archived_ends`).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -48,15 +55,33 @@ def signer() -> str:
     return stage_signer(SIGNER_STAGE)
 
 
-def head_value(archive: str, line: ManifestLine) -> bytes:
-    return json.dumps({"archive": archive, "seq": line.seq, "chain": line.chain, "path": line.path},
-                      sort_keys=True, separators=(",", ":")).encode()
+#: Per (topic, partition): how many records a manifest's files hold.
+Counts = dict[tuple[str, int], int]
 
 
-def head_record(archive: str, line: ManifestLine,
-                private: Ed25519PrivateKey | None) -> tuple[bytes, bytes, list[tuple[str, str | bytes | None]]]:
+def counted(lines: Iterable[ManifestLine], counts: Counts | None = None) -> Counts:
+    """`counts` (a new dict when None) with `lines`' records added."""
+    counts = {} if counts is None else counts
+    for line in lines:
+        where = (line.topic, line.partition)
+        counts[where] = counts.get(where, 0) + line.records
+    return counts
+
+
+def head_value(archive: str, line: ManifestLine, counts: Counts | None = None) -> bytes:
+    doc: dict[str, object] = {"archive": archive, "seq": line.seq, "chain": line.chain, "path": line.path}
+    if counts:
+        by_topic: dict[str, dict[str, int]] = {}
+        for (topic, partition), records in counts.items():
+            by_topic.setdefault(topic, {})[str(partition)] = records
+        doc["records"] = by_topic
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def head_record(archive: str, line: ManifestLine, private: Ed25519PrivateKey | None,
+                counts: Counts | None = None) -> tuple[bytes, bytes, list[tuple[str, str | bytes | None]]]:
     """The record publishing `line`'s chain as `archive`'s head: key, value, headers (signed when a key is given)."""
-    value = head_value(archive, line)
+    value = head_value(archive, line, counts)
     if private is None:
         return archive.encode(), value, []
     key_id = key_id_of(public_bytes(private.public_key()))
@@ -73,6 +98,7 @@ class HeadPublisher:
         #: Seconds after which the latest head is published again with nothing sealed since (0: never).
         self.every, self.clock = every, clock
         self.latest = latest  # the manifest's last line: the head `tick` publishes again
+        self.counts: Counts = {}  # records the manifest's files hold, per partition (`known`, `publish`)
         self.last_published = float("-inf")
         self.producer = kafka.producer(**{"enable.idempotence": True, "acks": "all", "message.timeout.ms": 20_000})
         self.published = 0
@@ -84,7 +110,13 @@ class HeadPublisher:
         if not self.enabled:
             log.warning("archive: %s not on the bus (leadbus topics apply): heads not published", ARCHIVE_HEADS)
 
+    def known(self, lines: Sequence[ManifestLine]) -> None:
+        """The manifest as this sink's start finds it: its last line is the head published again at once."""
+        self.latest = max(lines, key=lambda line: line.seq, default=None)
+        self.counts = counted(lines)
+
     def publish(self, sealed: Sequence[ManifestLine]) -> None:
+        counted(sealed, self.counts)
         if not sealed or not self.enabled:
             return
         line = max(sealed, key=lambda x: x.seq)
@@ -101,7 +133,7 @@ class HeadPublisher:
 
     def _send(self, line: ManifestLine) -> None:
         self.last_published = self.clock()  # a failure too: tried again in `every` seconds, not on each poll
-        key, value, headers = head_record(self.archive, line, self.private)
+        key, value, headers = head_record(self.archive, line, self.private, self.counts)
         try:
             self.producer.produce(ARCHIVE_HEADS, key=key, value=value, headers=headers, partition=0)
             if self.producer.flush(self.timeout):

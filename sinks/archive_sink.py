@@ -96,7 +96,7 @@ def run_archive(
     healthy = True  # after a failure, leave open files to the next start's recovery, never seal them
     with ArchiveWriter(root) as writer:
         if heads is not None:  # the head this sink's start finds, published again at once and then every so often
-            heads.latest = max(parse_manifest(root)[0], key=lambda line: line.seq, default=None)
+            heads.known(parse_manifest(root)[0])
         consumer = kafka.consumer(group, **{**FETCH, **(config or {})})
 
         def commit(sealed: list[ManifestLine]) -> None:

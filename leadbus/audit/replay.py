@@ -287,6 +287,16 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             report.findings.extend(schema_traces(schemas_log))  # and the schema topic's, kept whole as declared
             report.findings.extend(removed_heads(source.log_starts))
             registry = getattr(options.seal_verifier, "registry", None)
+            if settings is not None:  # and records the archive sealed gone from a partition's end
+                from leadbus.audit.archived_ends import judge as archived_ends
+
+                report.findings.extend(archived_ends(settings, registry if isinstance(registry, KeyRegistry) else None,
+                                                     source.log_ends, {s.topic for s in spans}))
+                from leadbus.audit.open_transactions import held_open
+
+                report.findings.extend(held_open(settings, source.log_ends, [
+                    (s.topic, s.partition) for s in spans if s.end == source.log_ends.get((s.topic, s.partition))],
+                    started))
             trimmed = trimmed_by_retention(source.log_starts)
             if isinstance(registry, KeyRegistry) and trimmed:  # or removed sooner than retention could have
                 try:

@@ -145,6 +145,7 @@ class KafkaSource:
         self._consumer: Consumer | None = None
         self.spans: list[PartitionSpan] = []
         self.log_starts: dict[tuple[str, int], int] = {}  # each partition's first offset (its low watermark)
+        self.log_ends: dict[tuple[str, int], int] = {}  # and its end as read_committed reads (the last stable offset)
 
     def describe(self) -> str:
         return f"kafka {self.settings.bootstrap}"
@@ -182,6 +183,7 @@ class KafkaSource:
         for tp in parts:
             low, high = marks[(tp.topic, tp.partition)]
             self.log_starts[(tp.topic, tp.partition)] = low
+            self.log_ends[(tp.topic, tp.partition)] = high
             start = starts.get((tp.topic, tp.partition), low)
             end = ends.get((tp.topic, tp.partition), high)
             start = high if start < 0 else max(start, low)

@@ -27,6 +27,8 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, TopicPartition
 from leadbus.clients import KafkaSettings
 from leadbus.topics import TopicSpec, declarations
 
+_TAIL = 8  # entries read back from a partition's end: more than the markers that can follow its last record
+
 
 def broker_stamped_topics(specs: Iterable[TopicSpec] | None = None) -> list[str]:
     """The declared topics the broker stamps (message.timestamp.type LogAppendTime)."""
@@ -42,7 +44,8 @@ def latest_broker_time(settings: KafkaSettings, topics: Iterable[str] | None = N
     # Every watermark asked before any fetch: a ListOffsets queued behind a fetch waiting at a log's end waits as long
     # as it (fetch.wait.max.ms: 504 ms a replay, measured); then each partition's last record in one assignment.
     consumer = settings.consumer(f"leadbus-audit-clock-{uuid.uuid4()}", **{
-        "isolation.level": "read_uncommitted", "fetch.wait.max.ms": 10, "enable.sparse.connections": False})
+        "isolation.level": "read_uncommitted", "fetch.wait.max.ms": 10, "enable.sparse.connections": False,
+        "enable.partition.eof": True})
     latest: int | None = None
     try:
         meta = consumer.list_topics(timeout=timeout).topics
@@ -58,7 +61,9 @@ def latest_broker_time(settings: KafkaSettings, topics: Iterable[str] | None = N
                 except Exception:  # noqa: BLE001 - a refused read: this topic tells nothing
                     continue
                 if high > low:
-                    lasts.append(TopicPartition(topic, partition, high - 1))
+                    # a few entries back, not only the last: the last may be a transaction's marker, which no
+                    # read returns (waiting for it took the whole timeout); the stamps only grow, the newest counts
+                    lasts.append(TopicPartition(topic, partition, max(low, high - _TAIL)))
         if not lasts:
             return None
         consumer.assign(lasts)
@@ -69,10 +74,9 @@ def latest_broker_time(settings: KafkaSettings, topics: Iterable[str] | None = N
             if msg is None:
                 continue
             if msg.error():
-                if msg.topic() is not None:
-                    waiting.discard((msg.topic(), msg.partition()))  # a refused or failing partition: tells nothing
+                if msg.topic() is not None:  # its end reached, or a refused or failing partition
+                    waiting.discard((msg.topic(), msg.partition()))
                 continue
-            waiting.discard((msg.topic(), msg.partition()))
             kind, stamp = msg.timestamp()
             if kind == TIMESTAMP_LOG_APPEND_TIME and stamp > 0 and (latest is None or stamp > latest):
                 latest = stamp

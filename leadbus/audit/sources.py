@@ -177,9 +177,9 @@ class KafkaSource:
                 raise SourceError(f"{name}: {error.str()}")
         parts = [TopicPartition(t, p) for t in names for p in sorted(meta.topics[t].partitions)]
         spans = []
-        starts = self._offsets_at(parts, self.start_ms)
-        ends = self._offsets_at(parts, self.end_ms)
         marks = self._watermarks(parts)
+        starts = self._first_record_at(self._offsets_at(parts, self.start_ms), self.start_ms, marks)
+        ends = self._first_record_at(self._offsets_at(parts, self.end_ms), self.end_ms, marks)
         for tp in parts:
             low, high = marks[(tp.topic, tp.partition)]
             self.log_starts[(tp.topic, tp.partition)] = low
@@ -259,6 +259,55 @@ class KafkaSource:
         except KafkaException as exc:
             raise SourceError(f"offsets_for_times failed: {exc}") from exc
         return {(tp.topic, tp.partition): tp.offset for tp in found}
+
+    def _first_record_at(self, found: dict[tuple[str, int], int], ms: int | None,
+                         marks: dict[tuple[str, int], tuple[int, int]]) -> dict[tuple[str, int], int]:
+        """Each partition's first *record* at or after `found` whose timestamp is at or after `ms`: the archive's rule.
+
+        `offsets_for_times` counts every entry of the log, and a transaction's commit marker (or an aborted record)
+        carries its own time: stamped at the commit, later than the records written after it by a producer
+        whose CreateTimes were taken before the commit (the stages pipeline their transactions). The offset
+        found may then be such a marker, the records after it older than `ms`: read from there, the period would
+        take records the archive (which never sees a marker) leaves out, or end before records it takes. So the
+        records from the offset found on are read, read_committed, up to the first at or after `ms`; usually the
+        first one read is it. A partition with none by its end (fixed by the plan) ends there."""
+        if ms is None:
+            return found
+        settled = dict(found)
+        pending = {key: offset for key, offset in found.items()
+                   if key in marks and max(offset, marks[key][0]) < marks[key][1]}
+        if not pending:
+            return settled
+        consumer = self.settings.consumer(f"{self.group}-bound", **{
+            "enable.partition.eof": True, **_CONNECT_ALL, **bounded_prefetch(64)})
+        try:
+            consumer.assign([TopicPartition(t, p, max(offset, marks[(t, p)][0])) for (t, p), offset in pending.items()])
+            deadline = time.monotonic() + self.timeout
+            while pending:
+                if time.monotonic() > deadline:
+                    raise SourceError(f"no answer within {self.timeout} s reading where the period bounds "
+                                      f"{', '.join(f'{t}[{p}]' for t, p in sorted(pending))}")
+                for msg in consumer.consume(500, 0.2):
+                    key = (msg.topic() or "", msg.partition() or 0)
+                    if key not in pending:
+                        continue
+                    end = marks[key][1]
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            settled[key] = end
+                            del pending[key]
+                        continue
+                    offset = cast(int, msg.offset())
+                    if offset >= end or msg.timestamp()[1] >= ms:
+                        settled[key] = min(offset, end)
+                        del pending[key]
+                        consumer.pause([TopicPartition(*key)])
+        except KafkaException as exc:
+            raise SourceError(f"cannot read where the period bounds the partitions: {exc}") from exc
+        finally:
+            consumer.close()
+        return settled
 
     def records(self, interleave: bool = False) -> Iterator[ReplayRecord]:
         """Partition after partition in (topic, partition) order; with `interleave`, every partition at once.

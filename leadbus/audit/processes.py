@@ -17,8 +17,8 @@ is taken as it is, 1 = one process):
   process is the choice that costs the shared machine least; `--processes 2` takes the larger share.
 * an unknown load counts as none: two, as before the rule.
 
-What other work keeps busy is measured now, not over the last minute: the cores' time not idle over a short window
-(`LOAD_WINDOW`, /proc/stat read before and after: `busy_cores`), the one-minute load average only where there is no
+What other work keeps busy is measured over a short window, not the last minute: the cores' time not idle over
+`LOAD_WINDOW` (/proc/stat read before and after: `busy_cores`), the one-minute load average only where there is no
 /proc/stat. The load average lags the work that made it: a replay started right after another (bench/replay.py reads
 leadbus.cases after the intake topics and the accepted leads) found the minute's average above 1.0 on a machine then
 quiet, and read with one process. The window is taken only when the rule looks at the load (`load_matters`).

@@ -5,8 +5,8 @@ is taken as it is, 1 = one process):
 
 * one process when fewer than `split_min` records are to be read (starting another costs more than it saves), or the
   machine has one core;
-* else two when a core is to be had for the second: the cores less the load average over the last minute (what
-  other work keeps running) leave at least `SPARE_CORE` (1.0): on two cores, a load of at most 1.0;
+* else two when a core is to be had for the second: the cores less what other work keeps busy (`load`) leave at
+  least `SPARE_CORE` (1.0): on two cores, at most one core's worth of other work;
 * else one. With the cores taken by other work the second process gets no core of its own, and the split's own costs
   (a second consumer and its threads, a fork's copied pages, the merge) are paid on top: measured (bench/replay.py,
   CPU per record over all processes), quiet, leadbus.cases one process 7.4 µs, two 10.6 µs for about the same wall
@@ -15,7 +15,13 @@ is taken as it is, 1 = one process):
   went either way from run to run (two processes take a larger share of a machine others keep busy: the intake
   topics 9,290/s with one against 6,340/s with two in one run, 7,002-8,364/s against 8,259-10,911/s in another): one
   process is the choice that costs the shared machine least; `--processes 2` takes the larger share.
-* an unknown load (`os.getloadavg` unavailable) counts as none: two, as before the rule.
+* an unknown load counts as none: two, as before the rule.
+
+What other work keeps busy is measured over a short window, not the last minute: the cores' time not idle over
+`LOAD_WINDOW` (/proc/stat read before and after: `busy_cores`), the one-minute load average only where there is no
+/proc/stat. The load average lags the work that made it: a replay started right after another (bench/replay.py reads
+leadbus.cases after the intake topics and the accepted leads) found the minute's average above 1.0 on a machine then
+quiet, and read with one process. The window is taken only when the rule looks at the load (`load_matters`).
 
 The number chosen is the most processes: the split also needs two partitions with records, the cut of
 `leadbus.leads.accepted` and the content workers their own sizes (`leadbus.audit.replay`).
@@ -33,32 +39,107 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 #: The share of a core, beyond what other work takes (the load average), a second process needs to be worth starting.
 SPARE_CORE = 1.0
 
 
+#: How long the cores' idle time is watched to measure the work others keep running (`measured_load`): long enough
+#: for a few scheduler ticks on each core (10 ms each), short against the replay it decides.
+LOAD_WINDOW = 0.15
+
+
+def load_matters(records: int, *, cpus: int | None, requested: int | None, split_min: int) -> bool:
+    """Whether `replay_workers` decides by the load (else the measure need not be taken)."""
+    return requested is None and records >= split_min and cpus is not None and cpus >= 2
+
+
 def replay_workers(records: int, *, cpus: int | None, load: float | None, requested: int | None,
                    split_min: int) -> int:
-    """The most processes a verified replay of `records` records uses (see the module's rule)."""
+    """The most processes a verified replay of `records` records uses (see the module's rule); `load` is the cores'
+    worth of other work (`busy_cores`, else the load average), None when unknown."""
     if requested is not None:
         return max(1, requested)
-    if records < split_min or cpus is None or cpus < 2:
+    if not load_matters(records, cpus=cpus, requested=requested, split_min=split_min):
         return 1
+    assert cpus is not None
     if load is None:
         return 2
     return 2 if cpus - load >= SPARE_CORE else 1
 
 
-def measured_load() -> float | None:
-    """The load average over the last minute, or None where the system gives none."""
-    import os
+class CpuTimes(NamedTuple):
+    """/proc/stat's first line (all cores summed), in clock ticks: the time idle (waiting on I/O included) and all."""
 
+    idle: int
+    total: int
+
+
+def cpu_times(stat: str) -> CpuTimes | None:
+    """The times of /proc/stat's text `stat`; None when its `cpu` line is missing or unreadable."""
+    for line in stat.splitlines():
+        fields = line.split()
+        if not fields or fields[0] != "cpu":
+            continue
+        try:
+            # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+            ticks = [int(f) for f in fields[1:9]]
+        except ValueError:
+            return None
+        if len(ticks) < 4:
+            return None
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+        return CpuTimes(idle, sum(ticks))
+    return None
+
+
+def busy_cores(before: CpuTimes | None, after: CpuTimes | None, cpus: int) -> float | None:
+    """The cores' worth of work that ran between two readings of /proc/stat (0.0 idle … `cpus` all busy); None when a
+    reading is missing or no time passed between them."""
+    if before is None or after is None:
+        return None
+    total = after.total - before.total
+    idle = after.idle - before.idle
+    if total <= 0 or idle < 0:
+        return None
+    return cpus * min(1.0, max(0.0, 1.0 - idle / total))
+
+
+def _read_stat() -> CpuTimes | None:
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return cpu_times(stat.read())
+    except (OSError, ValueError):
+        return None
+
+
+def measured_load(cpus: int, window: float = LOAD_WINDOW) -> float | None:
+    """The cores' worth of work running now (over `window` seconds, `busy_cores`); where /proc/stat cannot tell, the
+    load average over the last minute; None where neither can be had."""
+    import os
+    import time
+
+    before = _read_stat()
+    if before is not None:
+        time.sleep(window)
+        busy = busy_cores(before, _read_stat(), cpus)
+        if busy is not None:
+            return busy
     try:
         return os.getloadavg()[0]
     except OSError:
         return None
+
+
+def chosen_workers(records: int, *, requested: int | None, split_min: int) -> int:
+    """`replay_workers` with this machine's cores and, only when the rule looks at it, the load measured now."""
+    import os
+
+    cpus = os.cpu_count()
+    matters = load_matters(records, cpus=cpus, requested=requested, split_min=split_min)
+    load = measured_load(cpus) if matters and cpus is not None else None
+    return replay_workers(records, cpus=cpus, load=load, requested=requested, split_min=split_min)
 
 
 @dataclass

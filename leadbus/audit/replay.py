@@ -51,7 +51,7 @@ from typing import IO, Any
 
 from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
-from leadbus.audit.processes import measured_load, replay_workers
+from leadbus.audit.processes import chosen_workers
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
@@ -123,7 +123,7 @@ class ReplayOptions:
     seal_verifier: Verifier | None = None
     extra_verifiers: list[Verifier] = field(default_factory=list)
     #: Processes reading and verifying a Kafka replay without export (partitions split between them); 1 = none; None:
-    #: chosen from the cores, the load average and the records to read (`leadbus.audit.processes.replay_workers`).
+    #: chosen from the cores, the work others keep running and the records to read (`leadbus.audit.processes`).
     workers: int | None = None
     split_min: int = 20_000  # fewer records than this are read in one process (starting another costs more)
 
@@ -324,8 +324,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     key = options.key.encode() if options.key is not None else None
     read_began = time.monotonic()
     finishing = verifiers
-    workers = replay_workers(sum(s.size for s in spans), cpus=os.cpu_count(), load=measured_load(),
-                             requested=options.workers, split_min=options.split_min)
+    workers = chosen_workers(sum(s.size for s in spans), requested=options.workers, split_min=options.split_min)
     split = (isinstance(source, KafkaSource) and exporter is None and options.verify and workers > 1
              and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min)
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)

@@ -6,10 +6,23 @@ from __future__ import annotations
 
 import pickle
 import random
+from pathlib import Path
 
 import pytest
 
-from leadbus.audit.processes import SPARE_CORE, hashes_of, picked, replay_workers, sent_intake, wanted
+from leadbus.audit.processes import (
+    SPARE_CORE,
+    CpuTimes,
+    busy_cores,
+    cpu_times,
+    hashes_of,
+    load_matters,
+    measured_load,
+    picked,
+    replay_workers,
+    sent_intake,
+    wanted,
+)
 from leadbus.audit.verification import Finding, IntakeLeads
 from tests.audit_helpers import intake_lead_values, intake_read, leads_split
 
@@ -88,3 +101,72 @@ def test_the_hashes_are_eight_bytes_a_lead() -> None:
     assert len(sent.hashes) == 8000 and hashes_of(sent) == {hash(ident) for ident in seen}
     assert picked(seen, set()) == {} and list(picked(seen, {hash(("lead-5", 1)), hash(("lead-2", 1))})) == [
         ("lead-2", 1), ("lead-5", 1)]
+
+
+STAT = """cpu  {user} 10 {system} {idle} {iowait} 0 5 0 0 0
+cpu0 1 2 3 4 5 6 7 0 0 0
+intr 12345
+"""
+
+
+def _stat(user: int, system: int, idle: int, iowait: int = 0) -> CpuTimes:
+    times = cpu_times(STAT.format(user=user, system=system, idle=idle, iowait=iowait))
+    assert times is not None
+    return times
+
+
+def test_cpu_times_read_the_summed_line_idle_with_io_waits() -> None:
+    assert _stat(100, 50, 1000, 20) == CpuTimes(1020, 100 + 10 + 50 + 1000 + 20 + 5)
+    assert cpu_times("cpu  1 2 3 4\n") == CpuTimes(4, 10)  # an old kernel's four fields
+    assert cpu_times("cpu0 1 2 3 4 5\n") is None  # no summed line
+    assert cpu_times("cpu  1 2 x 4 5\n") is None
+    assert cpu_times("cpu  1 2\n") is None
+    assert cpu_times("") is None
+
+
+@pytest.mark.parametrize(("busy_ticks", "idle_ticks", "cpus", "expected"), [
+    (0, 30, 2, 0.0),  # nothing ran: both cores spare
+    (15, 15, 2, 1.0),  # one core's worth
+    (30, 0, 2, 2.0),
+    (10, 30, 4, 1.0),
+])
+def test_busy_cores_are_the_share_not_idle_of_every_core(busy_ticks: int, idle_ticks: int, cpus: int,
+                                                         expected: float) -> None:
+    before = _stat(1000, 500, 9000)
+    after = _stat(1000 + busy_ticks, 500, 9000 + idle_ticks)
+    assert busy_cores(before, after, cpus) == pytest.approx(expected)
+
+
+def test_busy_cores_unknown_without_two_readings_apart() -> None:
+    one = _stat(1000, 500, 9000)
+    assert busy_cores(None, one, 2) is None
+    assert busy_cores(one, None, 2) is None
+    assert busy_cores(one, one, 2) is None  # no tick between them
+    assert busy_cores(_stat(1000, 500, 9010), one, 2) is None  # the counters went back: not a measure
+
+
+def test_a_quiet_window_after_a_busy_minute_gives_two_processes() -> None:
+    """The case the load average got wrong: a minute of other replays (load 1.6 on two cores) then a quiet machine."""
+    quiet = busy_cores(_stat(1000, 500, 9000), _stat(1001, 500, 9029), 2)
+    assert quiet is not None and quiet < 0.1
+    assert replay_workers(100_000, cpus=2, load=1.6, requested=None, split_min=20_000) == 1
+    assert replay_workers(100_000, cpus=2, load=quiet, requested=None, split_min=20_000) == 2
+    busy = busy_cores(_stat(1000, 500, 9000), _stat(1020, 500, 9010), 2)
+    assert busy is not None and replay_workers(100_000, cpus=2, load=busy, requested=None, split_min=20_000) == 1
+
+
+@pytest.mark.parametrize(("records", "cpus", "requested", "expected"), [
+    (100_000, 2, None, True),
+    (19_999, 2, None, False),  # too few records: one process, whatever the load
+    (100_000, 1, None, False),
+    (100_000, None, None, False),
+    (100_000, 2, 2, False),  # a number given
+])
+def test_the_load_is_measured_only_when_the_rule_looks_at_it(records: int, cpus: int | None, requested: int | None,
+                                                            expected: bool) -> None:
+    assert load_matters(records, cpus=cpus, requested=requested, split_min=20_000) is expected
+
+
+def test_the_measure_on_this_machine_is_within_its_cores() -> None:
+    load = measured_load(2, window=0.05)
+    assert load is not None and 0.0 <= load <= (2.0 if Path("/proc/stat").exists() else 1e6)

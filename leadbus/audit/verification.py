@@ -883,6 +883,31 @@ class IntakeLeads:
                                                         f"content than {where(*before[1:])} (intake refuses it)",
                            failure=False),)
 
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (the replay's loop's run): a lead met for the first time is kept in one C call
+        (`intake_lead`) without the calls in between, any other record goes through `check`. The same findings and
+        state as one record after the other."""
+        native = _native_lead
+        if native is None:
+            return each(self, records)
+        found: RunFindings = []
+        seen = self._seen
+        sources, ranges = (self.sources, self.ranges) if self.keep_sources else (None, None)
+        for i, record in enumerate(records):
+            try:
+                head = record.lead_head() if record.topic.startswith(INTAKE_PREFIX) else None
+                if head is not None and native(record, head, seen, sources, ranges):
+                    continue
+            except Exception:  # noqa: BLE001 - nothing kept: `check` raises it again, and it is located there
+                pass
+            try:
+                judged = self.check(record)
+            except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((i, judged))
+        return found
+
     def merge(self, other: IntakeLeads) -> list[Finding]:
         """Take in what another process read (other partitions): repeats across the two are noticed here."""
         self.sources.update(other.sources)

@@ -623,7 +623,7 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
         applying = [v for v in others if _applies(v, topic) and type(v) is not Decodes]
         runs: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None = []
         for position, verifier in enumerate(applying):
-            if not isinstance(verifier, _RUNS):
+            if not isinstance(verifier, _TRUSTED_RUNS):
                 runs = None  # a check that may depend on another's state record by record: one after the other
                 break
             assert runs is not None
@@ -691,7 +691,8 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                         if head.pending or not head.trusted or head.value is None or head.topic != topic:
                             break
                         run.append(held.popleft())
-                    process_run(run, checks)
+                    # accepted leads name their publisher in their fields: counted one by one (the C tally takes none)
+                    process_run(run, checks, _tally_each if topic == LEADS_ACCEPTED else tally_run)
                     continue
             process(record)
 
@@ -764,6 +765,9 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
 #: any other check applying to a topic (the accepted and intake leads', whose states meet, or one added), its records
 #: go one by one.
 _RUNS = (PartitionOrder, CaseVersions, HandoverSteps, RoutedVersions, BusSealVerifier)
+#: The checks a trusted run goes through check by check: those of `_RUNS`, with the accepted leads' (`AcceptedLeads`
+#: reads the intake leads' state at `finish` alone, and no other check reads its own).
+_TRUSTED_RUNS = (*_RUNS, AcceptedLeads)
 #: The checks a stretch no stage seal covers goes through check by check (`process_plain`): those of `_RUNS`, with the
 #: body's (`Decodes`, no state) and the intake leads' (`IntakeLeads`: only `AcceptedLeads` reads its state, and never
 #: on an intake topic, so not within a stretch of one topic).

@@ -1052,6 +1052,27 @@ class AcceptedLeads:
             return ()
         return self._send()
 
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (the replay's loop's trusted run of this topic): a record a stage seal vouched
+        for goes to `_vouched` without the call in between, any other through `check`. The same findings and state as
+        one record after the other (this check reads no other's state but at `finish`)."""
+        found: RunFindings = []
+        check, vouched = self.check, self._vouched
+        for i, record in enumerate(records):
+            try:
+                judged: Iterable[Finding] | None = None
+                schema = record.schema
+                if (record.trusted and self.trust_stage_seals and schema is not None and schema.name == ACCEPTED
+                        and record.topic == LEADS_ACCEPTED and not (self._rows or self._tasks)):
+                    judged = vouched(record)
+                if judged is None:
+                    judged = check(record)
+            except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((i, judged))
+        return found
+
     def _vouched(self, record: ReplayRecord) -> list[Finding] | None:
         """`sealed_facts` and `_account` of a record a stage seal vouched for (`trusted`: stage-sealed, so the header
         scan of `_stage_sealed` is not needed), in one step: the same facts kept and findings, without the tuples and

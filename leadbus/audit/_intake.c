@@ -482,6 +482,72 @@ static PyObject *has_stage_seal(PyObject *module, PyObject *const *args, Py_ssiz
     Py_RETURN_FALSE;
 }
 
+/* unsealed_run(records, start, stop, names) -> how many records from `start` on are of the first one's topic and
+ * partition with headers that name nothing in `names` (a frozenset)
+ *
+ * For `StageSealVerifier.unsealed_many`: records[start:stop] of a list, one after the other, while each is of the same
+ * topic (an exact str) and partition (an exact int) as the first, and its headers are a list or tuple of (exact str,
+ * anything) pairs none of whose names is in `names` (what `_has_stage_seal` reads as False). 0 when the first is not
+ * one; a record of any other shape stops the count (the caller's `check` judges it). */
+static PyObject *unsealed_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) || !PyLong_CheckExact(args[2])
+        || !PyFrozenSet_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "unsealed_run(records: list, start: int, stop: int, names: frozenset)");
+        return NULL;
+    }
+    PyObject *records = args[0], *names = args[3];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
+    if ((start == -1 || stop == -1) && PyErr_Occurred())
+        return NULL;
+    if (start < 0)
+        start = 0;
+    PyObject *topic = NULL, *partition = NULL;
+    Py_ssize_t k = start;
+    for (; k < stop && k < PyList_GET_SIZE(records); k++) {
+        PyObject *record = PyList_GET_ITEM(records, k);
+        PyObject *r[3];
+        PyObject *fields[3] = {s_topic, s_partition, s_headers};
+        if (!read_record(record, fields, r, 3))
+            break;
+        int usual = PyUnicode_CheckExact(r[0]) && PyLong_CheckExact(r[1])
+                    && (PyList_CheckExact(r[2]) || PyTuple_CheckExact(r[2]));
+        if (usual && topic != NULL) {
+            int same = r[0] == topic ? 1 : PyUnicode_Compare(r[0], topic) == 0;
+            usual = same && PyObject_RichCompareBool(r[1], partition, Py_EQ) == 1;
+            if (PyErr_Occurred())
+                PyErr_Clear();
+        }
+        if (usual) {
+            Py_ssize_t n = PySequence_Fast_GET_SIZE(r[2]);
+            for (Py_ssize_t h = 0; usual && h < n; h++) {
+                PyObject *item = PySequence_Fast_ITEMS(r[2])[h];
+                if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2
+                    || !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 0))) {
+                    usual = 0;
+                    break;
+                }
+                int in = PySet_Contains(names, PyTuple_GET_ITEM(item, 0));
+                if (in != 0) {
+                    if (in < 0)
+                        PyErr_Clear();
+                    usual = 0;
+                }
+            }
+        }
+        if (usual && topic == NULL) {
+            topic = Py_NewRef(r[0]);
+            partition = Py_NewRef(r[1]);
+        }
+        for (int j = 0; j < 3; j++)
+            Py_DECREF(r[j]);
+        if (!usual)
+            break;
+    }
+    Py_XDECREF(topic);
+    Py_XDECREF(partition);
+    return PyLong_FromSsize_t(k - start);
+}
+
 /* A string of `n` bytes at `start` as UTF-8 (strict, as bytes.decode()); NULL, with no error set, when it is not. */
 static PyObject *text(const unsigned char *data, Py_ssize_t start, Py_ssize_t n) {
     PyObject *out = PyUnicode_DecodeUTF8((const char *)data + start, n, NULL);
@@ -568,6 +634,8 @@ static PyMethodDef methods[] = {
      "intake_lead(record, lead, seen, sources, ranges) -> True (a lead kept the first time), or None (Python judges)"},
     {"has_stage_seal", (PyCFunction)(void (*)(void))has_stage_seal, METH_FASTCALL,
      "has_stage_seal(headers, names) -> whether a header's name is among names, or None (the reference reads them)"},
+    {"unsealed_run", (PyCFunction)(void (*)(void))unsealed_run, METH_FASTCALL,
+     "unsealed_run(records, start, stop, names) -> how many records from start on, of one partition, name nothing in names"},
     {NULL, NULL, 0, NULL}
 };
 

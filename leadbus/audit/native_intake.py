@@ -14,8 +14,11 @@ headers are installed); None without the extension (the Python paths alone, the 
   nothing found); None for a lead seen before or anything unusual (the Python path judges it).
 * `has_stage_seal(headers, names)`: `stage_seals._has_stage_seal` (a name among `names`), None for headers of an unusual
   shape before any such name (the reference reads them).
+* `unsealed_run(records, start, stop, names)`: how many records of a list from `start` on are of the first one's topic
+  and partition with headers, (str, value) pairs, naming nothing in `names` (`StageSealVerifier.unsealed_many`; the
+  reference is `stage_seals._unsealed_run`).
 
-Tests hold all seven to the Python paths' values over sealed, tampered, forged, cut and hostile records.
+Tests hold all eight to the Python paths' values over sealed, tampered, forged, cut and hostile records.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ Sha256 = Callable[[bytes], "bytes | None"]
 QuickSeal = Callable[[Any, Any, dict[Any, Any], dict[Any, bool], dict[Any, list[Any]], int], Any]
 IntakeLead = Callable[[Any, Any, dict[Any, Any], "dict[Any, Any] | None", "dict[Any, Any] | None"], "bool | None"]
 HasStageSeal = Callable[[Sequence[tuple[str, bytes | None]], frozenset[str]], "bool | None"]
+UnsealedRun = Callable[[list[Any], int, int, frozenset[str]], int]
 
 chained_fields: ChainedFields | None
 link_digest: LinkDigest | None
@@ -39,6 +43,7 @@ sha256: Sha256 | None
 quick_seal: QuickSeal | None
 has_stage_seal: HasStageSeal | None
 intake_lead: IntakeLead | None
+unsealed_run: UnsealedRun | None
 try:
     from leadbus.audit._intake import (
         chained_fields,
@@ -48,6 +53,7 @@ try:
         peek_usual,
         quick_seal,
         sha256,
+        unsealed_run,
     )
 except ImportError:  # not built (no compiler, or no OpenSSL headers): the Python paths alone
-    chained_fields = link_digest = peek_usual = sha256 = quick_seal = has_stage_seal = intake_lead = None
+    chained_fields = link_digest = peek_usual = sha256 = quick_seal = has_stage_seal = intake_lead = unsealed_run = None

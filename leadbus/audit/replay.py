@@ -632,7 +632,7 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
         applying = [v for v in others if _applies(v, topic) and type(v) is not Decodes]
         runs: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None = []
         for position, verifier in enumerate(applying):
-            if not isinstance(verifier, _RUNS):
+            if not isinstance(verifier, _TRUSTED_RUNS):
                 runs = None  # a check that may depend on another's state record by record: one after the other
                 break
             assert runs is not None
@@ -641,8 +641,8 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
         by_run[topic] = runs
         return runs
 
-    def process_run(run: list[ReplayRecord], checks: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]]
-                    ) -> None:
+    def process_run(run: list[ReplayRecord], checks: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]],
+                    tallied: Callable[[list[ReplayRecord], dict[tuple[str, str], int]], int] = tally_run) -> None:
         nonlocal sealed
         found = [(position, got) for position, check in checks if (got := check(run))]
         if len(found) == 1:
@@ -658,8 +658,34 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                     sealed += 1
                 count_one(record)
         else:
-            sealed += tally_run(run, tally)
+            sealed += tallied(run, tally)
             report.selected += len(run)
+
+    # A stretch of one topic that no stage seal covers goes the same way when each check that applies takes a run
+    # (`_PLAIN_RUNS`) and no content worker reads its records: the same findings, in the same order.
+    plain_runs: dict[str, list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None] = {}
+
+    def plain_checks(topic: str) -> list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None:
+        if topic in plain_runs:
+            return plain_runs[topic]
+        runs: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None = []
+        for position, verifier in enumerate(v for v in others if _applies(v, topic)):
+            if not isinstance(verifier, _PLAIN_RUNS):
+                runs = None
+                break
+            assert runs is not None
+            check_run = getattr(verifier, "check_run", None)
+            runs.append((position, check_run if check_run is not None else partial(each, verifier)))
+        plain_runs[topic] = runs
+        return runs
+
+    def process_plain(stretch: list[ReplayRecord]) -> None:
+        checks = plain_checks(stretch[0].topic)
+        if checks is None:
+            for record in stretch:
+                process(record)
+        else:
+            process_run(stretch, checks, _tally_each)
 
     def drain() -> None:
         """The records at the head of `held` that no signature holds back any more, in order."""
@@ -674,7 +700,8 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                         if head.pending or not head.trusted or head.value is None or head.topic != topic:
                             break
                         run.append(held.popleft())
-                    process_run(run, checks)
+                    # accepted leads name their publisher in their fields: counted one by one (the C tally takes none)
+                    process_run(run, checks, _tally_each if topic == LEADS_ACCEPTED else tally_run)
                     continue
             process(record)
 
@@ -704,6 +731,16 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                     held.extend(chunk[i:i + taken])
                     i += taken
                     count += taken
+                elif plain := stage.unsealed_many(chunk, i, min(size, i + room)):
+                    # records no stage seals (an agency's, on its intake topic): nothing for the stage check, nothing
+                    # held back for them; behind held records they wait their turn, else they go through now
+                    stretch = chunk[i:i + plain]
+                    i += plain
+                    count += plain
+                    if held:
+                        held.extend(stretch)
+                    else:
+                        process_plain(stretch)
                 else:
                     record = chunk[i]
                     i += 1
@@ -737,6 +774,30 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
 #: any other check applying to a topic (the accepted and intake leads', whose states meet, or one added), its records
 #: go one by one.
 _RUNS = (PartitionOrder, CaseVersions, HandoverSteps, RoutedVersions, BusSealVerifier)
+#: The checks a trusted run goes through check by check: those of `_RUNS`, with the accepted leads' (`AcceptedLeads`
+#: reads the intake leads' state at `finish` alone, and no other check reads its own).
+_TRUSTED_RUNS = (*_RUNS, AcceptedLeads)
+#: The checks a stretch no stage seal covers goes through check by check (`process_plain`): those of `_RUNS`, with the
+#: body's (`Decodes`, no state) and the intake leads' (`IntakeLeads`: only `AcceptedLeads` reads its state, and never
+#: on an intake topic, so not within a stretch of one topic).
+_PLAIN_RUNS = (*_RUNS, Decodes, IntakeLeads)
+
+
+def _tally_each(records: list[ReplayRecord], tally: dict[tuple[str, str], int]) -> int:
+    """Each record counted as the loop's `count_one` counts it (no key or publisher selected), and how many carry an
+    agency seal header: `tally_run` for records it would count one by one anyway (sealed: their publisher is a
+    header's)."""
+    sealed = 0
+    for record in records:
+        if record.headers and record.has_seal():
+            sealed += 1
+        try:
+            who = publisher_of(record)
+        except Exception:  # noqa: BLE001 - the verifiers located what is wrong with it
+            who = "?"
+        what = (record.type_name, who)
+        tally[what] = tally.get(what, 0) + 1
+    return sealed
 
 
 def _applies(verifier: Verifier, topic: str) -> bool:

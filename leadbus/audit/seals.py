@@ -39,7 +39,17 @@ from leadbus.audit.native_intake import chained_fields as _native_fields
 from leadbus.audit.native_intake import link_digest as _native_link
 from leadbus.audit.native_intake import quick_seal as _native_quick
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
-from leadbus.audit.verification import CASE_LEAD, DECISION, Finding, LaneTracker, Mark, ReplayRecord
+from leadbus.audit.verification import (
+    CASE_LEAD,
+    DECISION,
+    Finding,
+    LaneTracker,
+    Mark,
+    ReplayRecord,
+    RunFindings,
+    each,
+    unreadable,
+)
 from leadbus.audit.verification import ms_of as _ms
 from leadbus.signing import (
     CHAIN_START,
@@ -137,6 +147,38 @@ class BusSealVerifier:
             if found is not None:
                 return found
         return self._check(record, fields)
+
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (the replay's loop's run): a lead C takes (`_quick_in_c`) is judged here without
+        the calls in between, any other record by `check`. The same findings and state as one record after the other."""
+        quick, signers = _native_quick, self._quick_signers
+        if quick is None:
+            return each(self, records)
+        found: RunFindings = []
+        covers, runs, window = self._covers, self._runs, self.window
+        for i, record in enumerate(records):
+            got = None
+            if signers and record.offset and not record.opens_log:
+                try:
+                    lead = record.lead_head() if record.topic.startswith(INTAKE_PREFIX) else None
+                    got = quick(record, lead, signers, covers, runs, window) if lead is not None else None
+                except Exception:  # noqa: BLE001 - nothing done: `check` raises it again, and it is located there
+                    got = None
+            try:
+                if got is None:
+                    judged = self.check(record)
+                else:
+                    self.sealed += 1
+                    if got is True:  # it went on its lane's open run
+                        continue
+                    lane, link = got
+                    judged = self._close(lane)
+                    runs[lane] = [link]
+            except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((i, judged))
+        return found
 
     def _quick_in_c(self, record: ReplayRecord) -> list[Finding] | None:
         """`_quick` of a lead in one C call (`native_intake.quick_seal`), when its head reads: the same judgement and

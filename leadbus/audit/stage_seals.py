@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from leadbus.audit.native_intake import has_stage_seal as _native_has_seal
+from leadbus.audit.native_intake import unsealed_run as _native_unsealed_run
 from leadbus.audit.native_seal import quick_link, quick_run
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
@@ -310,6 +311,23 @@ class StageSealVerifier:
                 state.run += records[start:start + taken]
         return taken
 
+    def unsealed_many(self, records: list[ReplayRecord], start: int, stop: int) -> int:
+        """How many of `records[start:stop]`, from `start` on, are records of the first one's partition without a stage
+        seal header, on a partition where none was met and no lane is open: `check` finds nothing in each and notes
+        only the partition's first offset, done here (an agency's intake records, the usual ones). 0 when the first is
+        not one, or where a cut partition's tail notes them (`noted`): `check` judges it."""
+        if start >= stop or self.noted is not None:
+            return 0
+        record = records[start]
+        place = (record.topic, record.partition)
+        if place in self._hot or place in self._sealed_partitions:
+            return 0
+        taken = (_native_unsealed_run(records, start, stop, STAGE_SEAL_NAMES) if _native_unsealed_run is not None
+                 else _unsealed_run(records, start, stop))
+        if taken and place not in self.first_offsets:
+            self.first_offsets[place] = 0 if record.opens_log else record.offset
+        return taken
+
     def _goes_on(self, record: ReplayRecord, state: _State, link: bytes) -> None:
         """`_quick`'s record, judged usual: the lane goes on (as the general path leaves it)."""
         here = Mark(record.topic, record.partition, record.offset, record.file, record.index)
@@ -516,6 +534,25 @@ def _read_seal(headers: Sequence[tuple[str, bytes | None]]) -> _Seal:
     seal = StageSeal.from_headers(headers)
     assert seal is not None
     return seal.signer, seal.key_id, seal.chain, seal.sequence, seal.prev, seal.signature
+
+
+def _unsealed_run(records: list[ReplayRecord], start: int, stop: int) -> int:
+    """`native_intake.unsealed_run` in Python (the reference): records of the first one's topic and partition whose
+    headers are a list or tuple of (str, value) pairs naming no stage seal header, one after the other."""
+    start = max(start, 0)
+    place: tuple[str, int] | None = None
+    end = min(stop, len(records))
+    for k in range(start, end):
+        record = records[k]
+        topic, partition, headers = record.topic, record.partition, record.headers
+        if type(topic) is not str or type(partition) is not int or type(headers) not in (list, tuple) or (
+                place is not None and (topic != place[0] or partition != place[1])):
+            return k - start
+        for item in headers:
+            if type(item) is not tuple or len(item) != 2 or type(item[0]) is not str or item[0] in STAGE_SEAL_NAMES:
+                return k - start
+        place = (topic, partition)
+    return max(end - start, 0)
 
 
 def _has_stage_seal(headers: Iterable[tuple[str, bytes | None]]) -> bool:

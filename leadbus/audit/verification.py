@@ -801,6 +801,24 @@ class Decodes:
             return (Finding.at(record, "UNDECODABLE", f"{error} (intake dead-letters it)", failure=False),)
         return (Finding.at(record, "UNDECODABLE", f"{error}: the bus wrote this topic, so it was altered"),)
 
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (the replay's loop's run): a sealed intake body, under a seal the replay's seal
+        verifier judges, passes without the call (as `check` passes it); any other record goes through `check`."""
+        found: RunFindings = []
+        sealed_pass = self.seals_verified
+        check = self.check
+        for i, record in enumerate(records):
+            try:
+                if (sealed_pass and record.value is not None and not record.trusted and record.headers
+                        and record.topic.startswith(INTAKE_PREFIX) and record.schema is not None and record.has_seal()):
+                    continue
+                judged = check(record)
+            except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((i, judged))
+        return found
+
     def finish(self) -> Iterable[Finding]:
         return ()
 
@@ -882,6 +900,31 @@ class IntakeLeads:
         return (Finding.at(record, "REVISION_CONFLICT", f"lead {ident[0]} revision {ident[1]} again with other "
                                                         f"content than {where(*before[1:])} (intake refuses it)",
                            failure=False),)
+
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (the replay's loop's run): a lead met for the first time is kept in one C call
+        (`intake_lead`) without the calls in between, any other record goes through `check`. The same findings and
+        state as one record after the other."""
+        native = _native_lead
+        if native is None:
+            return each(self, records)
+        found: RunFindings = []
+        seen = self._seen
+        sources, ranges = (self.sources, self.ranges) if self.keep_sources else (None, None)
+        for i, record in enumerate(records):
+            try:
+                head = record.lead_head() if record.topic.startswith(INTAKE_PREFIX) else None
+                if head is not None and native(record, head, seen, sources, ranges):
+                    continue
+            except Exception:  # noqa: BLE001 - nothing kept: `check` raises it again, and it is located there
+                pass
+            try:
+                judged = self.check(record)
+            except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((i, judged))
+        return found
 
     def merge(self, other: IntakeLeads) -> list[Finding]:
         """Take in what another process read (other partitions): repeats across the two are noticed here."""
@@ -1008,6 +1051,27 @@ class AcceptedLeads:
         if len(self._rows) < self.chunk:
             return ()
         return self._send()
+
+    def check_run(self, records: Sequence[ReplayRecord]) -> RunFindings:
+        """`check` of each of `records` (the replay's loop's trusted run of this topic): a record a stage seal vouched
+        for goes to `_vouched` without the call in between, any other through `check`. The same findings and state as
+        one record after the other (this check reads no other's state but at `finish`)."""
+        found: RunFindings = []
+        check, vouched = self.check, self._vouched
+        for i, record in enumerate(records):
+            try:
+                judged: Iterable[Finding] | None = None
+                schema = record.schema
+                if (record.trusted and self.trust_stage_seals and schema is not None and schema.name == ACCEPTED
+                        and record.topic == LEADS_ACCEPTED and not (self._rows or self._tasks)):
+                    judged = vouched(record)
+                if judged is None:
+                    judged = check(record)
+            except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
+                judged = [unreadable(record, self.name, exc)]
+            if judged:
+                found.append((i, judged))
+        return found
 
     def _vouched(self, record: ReplayRecord) -> list[Finding] | None:
         """`sealed_facts` and `_account` of a record a stage seal vouched for (`trusted`: stage-sealed, so the header

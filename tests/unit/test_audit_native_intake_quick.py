@@ -169,3 +169,56 @@ def test_the_c_stage_seal_scan_is_the_python_scan(seed: int) -> None:
         assert got == _outcome(_has_stage_seal, headers), headers
     assert read > 400
     assert fast("not headers", STAGE_SEAL_NAMES) is None and fast([], STAGE_SEAL_NAMES) is False  # type: ignore[arg-type]
+
+
+def test_the_c_unsealed_run_is_built() -> None:
+    assert native_intake.unsealed_run is not None and stage_seals._native_unsealed_run is not None
+
+
+def _stretch(rng: random.Random) -> list[ReplayRecord]:
+    """Records of one or two partitions and topics, some of them with hostile or stage-sealed headers."""
+    out = []
+    for k in range(rng.randint(0, 12)):
+        headers = _stage_headers(rng) if rng.randrange(8) == 0 else rng.choice(STREAM).headers
+        topic = rng.choice([TOPIC] * 6 + ["leadbus.intake.MPS", TOPIC[:-1] + TOPIC[-1]])  # an equal str, another object
+        partition = rng.choice([0] * 12 + [1, True, 0.0])
+        out.append(ReplayRecord(topic, partition, k, 1, b"k", b"v", rng.choice([headers, tuple(headers)]), CATALOG))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_c_unsealed_run_is_the_python_run(seed: int) -> None:
+    fast = native_intake.unsealed_run
+    assert fast is not None
+    rng = random.Random(900 + seed)
+    runs = 0
+    for _ in range(500):
+        records = _stretch(rng)
+        start, stop = rng.randint(-1, len(records) + 1), rng.randint(-1, len(records) + 2)
+        got = fast(records, start, stop, STAGE_SEAL_NAMES)
+        assert got == stage_seals._unsealed_run(records, start, stop), (start, stop)
+        runs += got > 1
+    assert runs > 40
+    with pytest.raises(TypeError):
+        fast(tuple(records), 0, 1, STAGE_SEAL_NAMES)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_unsealed_stretches_give_the_same_replay_as_one_record_after_the_other(seed: int,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay's loop takes a stretch no stage seal covers at once (`StageSealVerifier.unsealed_many`, each check
+    over the stretch): the same findings, tally, signatures and state as each record through `check` one by one, with
+    the C scan or its Python reference."""
+    rng = random.Random(1300 + seed)
+    recs = _tamper(STREAM, rng)
+    recs = _hostile(recs, rng) if seed % 2 else HOSTILE[rng.choice(sorted(HOSTILE))](recs, rng.randrange(60))
+    keep = bool(seed % 3)
+    scan, taken = stage_seals._native_unsealed_run, []
+    assert scan is not None
+    monkeypatch.setattr(stage_seals, "_native_unsealed_run", lambda *args: taken.append(scan(*args)) or taken[-1])
+    at_once = _replayed(recs, keep_sources=keep)
+    assert sum(taken) > len(recs) // 2  # most records went by stretches
+    monkeypatch.setattr(stage_seals, "_native_unsealed_run", None)
+    assert at_once == _replayed(recs, keep_sources=keep)
+    monkeypatch.setattr(StageSealVerifier, "unsealed_many", lambda self, records, start, stop: 0)
+    assert at_once == _replayed(recs, keep_sources=keep)

@@ -102,12 +102,14 @@ def _any_event_altered(monkeypatch: pytest.MonkeyPatch) -> None:
 def one_by_one() -> Iterator[None]:
     """In the block, the replay's loop checks every record alone (no check by runs, no stage seals judged many at
     once), as it did before."""
-    saved, saved_run = replay_module._RUNS, stage_seals_module.quick_run
-    replay_module._RUNS, stage_seals_module.quick_run = (), None
+    saved = replay_module._RUNS, replay_module._TRUSTED_RUNS, replay_module._PLAIN_RUNS, stage_seals_module.quick_run
+    replay_module._RUNS, replay_module._TRUSTED_RUNS, replay_module._PLAIN_RUNS, stage_seals_module.quick_run = \
+        (), (), (), None
     try:
         yield
     finally:
-        replay_module._RUNS, stage_seals_module.quick_run = saved, saved_run
+        (replay_module._RUNS, replay_module._TRUSTED_RUNS, replay_module._PLAIN_RUNS,
+         stage_seals_module.quick_run) = saved
 
 
 def replayed(rows: list[Row], registry: KeyRegistry, *, key: bytes | None = None, stamps: list[int] | None = None,

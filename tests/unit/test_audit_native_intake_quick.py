@@ -15,7 +15,7 @@ import pytest
 from leadbus.audit import native_intake, seals, stage_seals, verification
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import StageSealVerifier, _has_stage_seal
-from leadbus.audit.verification import IntakeLeads, standard_verifiers
+from leadbus.audit.verification import IntakeLeads, ReplayRecord, standard_verifiers
 from leadbus.signing import KEY_ID_HEADER, SEQUENCE_HEADER, SIGNATURE_HEADER, key_id_of, public_bytes
 from leadbus.stage_seals import CHAIN_HEADER, SIGNER_HEADER, STAGE_SEAL_NAMES
 from tests.audit_helpers import replay_records, replayed

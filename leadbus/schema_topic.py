@@ -50,8 +50,12 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
     `first` (an audit's) receives, per fingerprint whose first record the broker stamped, that record's (offset, broker
     time, schema name): when the schema was first on the bus (`leadbus.audit.schema_order`).
     """
+    # Every broker connected at once (as a replay's consumers, `leadbus.audit.sources._CONNECT_ALL`): with librdkafka's
+    # sparse connections the first `list_topics` waited out a reconnect backoff, 53-57 ms of 2-4 ms of work (a tenth
+    # of a replay of leadbus.cases without --verify).
     consumer = settings_for(bootstrap).consumer(f"leadbus-schema-reader-{reader}-{uuid.uuid4()}",
-                                                **{"isolation.level": "read_uncommitted"})
+                                                **{"isolation.level": "read_uncommitted",
+                                                   "enable.sparse.connections": False})
     try:
         meta = consumer.list_topics(SCHEMAS, timeout=timeout)
         partitions = [TopicPartition(SCHEMAS, p, 0) for p in meta.topics[SCHEMAS].partitions]

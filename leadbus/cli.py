@@ -1358,7 +1358,7 @@ def audit_rebuild(
         from leadbus.schema_topic import load_schemas
 
         try:
-            load_schemas(settings.bootstrap, catalog)
+            load_schemas(settings, catalog)
         except Exception as exc:  # noqa: BLE001 - an unreachable bus or a refused read
             err.print(f"[red]rebuild:[/red] cannot read leadbus.schemas: {escape(str(exc))}")
             raise typer.Exit(2) from None

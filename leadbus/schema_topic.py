@@ -8,6 +8,7 @@ fingerprint and reads the new events through Avro schema resolution.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterable
@@ -18,6 +19,8 @@ from leadbus.avro import SchemaCatalog, SchemaEntry
 from leadbus.clients import KafkaSettings, settings_for
 from leadbus.signing import RegistryLog
 from leadbus.topics import SCHEMAS
+
+_log = logging.getLogger("leadbus.schemas")
 
 
 def schema_record(entry: SchemaEntry) -> tuple[bytes, bytes]:
@@ -32,7 +35,8 @@ def publish_schemas(bootstrap: str | KafkaSettings, entries: Iterable[SchemaEntr
 
 def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout: float = 30.0,
                  reader: str = "any", altered: list[tuple[int, int, str]] | None = None,
-                 log: RegistryLog | None = None, first: dict[bytes, tuple[int, int, str]] | None = None) -> int:
+                 log: RegistryLog | None = None, first: dict[bytes, tuple[int, int, str]] | None = None,
+                 unreadable: list[tuple[int, int, str]] | None = None) -> int:
     """Read `leadbus.schemas` from the beginning to its current end into `catalog`; return how many were new.
 
     The consumer assigns itself the partitions; its group (`leadbus-schema-reader-<reader>-…`, never
@@ -49,6 +53,10 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
 
     `first` (an audit's) receives, per fingerprint whose first record the broker stamped, that record's (offset, broker
     time, schema name): when the schema was first on the bus (`leadbus.audit.schema_order`).
+
+    A record that is not a schema the catalog can take (not JSON, no `schema`, not Avro) is passed over, with a
+    warning, and `unreadable` (an audit's) receives its (partition, offset, why): one foreign record on the topic
+    neither stops a reader of the bus nor hides the schemas after it.
     """
     # Every broker connected at once (as a replay's consumers, `leadbus.audit.sources._CONNECT_ALL`): with librdkafka's
     # sparse connections the first `list_topics` waited out a reconnect backoff, 53-57 ms of 2-4 ms of work (a tenth
@@ -78,9 +86,18 @@ def load_schemas(bootstrap: str | KafkaSettings, catalog: SchemaCatalog, timeout
             if log is not None and partition == 0:
                 log.note(offset, msg.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME)
             if value:
-                body = json.loads(value)
-                known = len(catalog)
-                entry = catalog.add(body["schema"], int(body.get("version") or 0))
+                try:
+                    body = json.loads(value)
+                    known = len(catalog)
+                    entry = catalog.add(body["schema"], int(body.get("version") or 0))
+                except Exception as exc:  # noqa: BLE001 - a foreign record fails in any way; named, passed over
+                    why = f"{type(exc).__name__}: {exc}"[:200]
+                    _log.warning("%s[%d]@%d is not a schema the bus can take: %s", SCHEMAS, partition, offset, why)
+                    if unreadable is not None:
+                        unreadable.append((partition, offset, why))
+                    if offset + 1 >= ends[partition]:
+                        todo.discard(partition)
+                    continue
                 if first is not None and partition == 0 and entry.fingerprint not in first:
                     kind, stamp = msg.timestamp()
                     first[entry.fingerprint] = (offset, stamp if kind == TIMESTAMP_LOG_APPEND_TIME else -1, entry.name)

@@ -206,6 +206,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     schemas_altered: list[tuple[int, int, str]] = []
     schemas_log = RegistryLog()
     schemas_first: dict[bytes, tuple[int, int, str]] = {}  # fingerprint -> its first record on leadbus.schemas
+    schemas_unreadable: list[tuple[int, int, str]] = []  # records of leadbus.schemas that are no schema
     shipped = [entry.fingerprint for entry in catalog]  # the tool's own schemas, before the topic's are added
     source: KafkaSource | ArchiveSource
     if options.source == "kafka":
@@ -214,7 +215,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         from leadbus.schema_topic import load_schemas
 
         try:  # every writer schema ever published, not only the packaged
-            load_schemas(settings.bootstrap, catalog, altered=schemas_altered, log=schemas_log, first=schemas_first)
+            load_schemas(settings, catalog, altered=schemas_altered, log=schemas_log, first=schemas_first,
+                         unreadable=schemas_unreadable)
         except Exception as exc:  # an unreachable bus or a refused read is an access error
             raise ReplayError(f"cannot read leadbus.schemas from {settings.bootstrap}: {exc}") from exc
         source = KafkaSource(settings, options.topics, catalog, _millis(options.start), _millis(options.end))
@@ -283,6 +285,10 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                                            "records are read with, but reading otherwise (a logical type, a default, "
                                            "a field): written in its place, so that records would decode differently",
                                            SCHEMAS, partition, offset))
+        for partition, offset, why in schemas_unreadable:
+            report.findings.append(Finding("SCHEMA_UNREADABLE", f"a record of {SCHEMAS} that is no schema the bus "
+                                           f"publishes ({why}): not the schema registry's writing", SCHEMAS,
+                                           partition, offset))
         if isinstance(source, KafkaSource):  # the first records of a partition kept forever removed
             report.findings.extend(schema_traces(schemas_log))  # and the schema topic's, kept whole as declared
             report.findings.extend(removed_heads(source.log_starts))

@@ -371,3 +371,25 @@ def test_the_archive_publishes_its_heads_which_the_auditor_reads_and_no_one_else
     assert len(heads) == before + 1 and b'"chain":"' + b"1" * 64 in heads[-1].value and heads[-1].broker_stamped
     err, _ = _produce(bus.as_("intake"), ARCHIVE_HEADS)
     assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_the_auditor_replays_and_rebuilds_with_its_own_credentials(bus: SecureBus) -> None:
+    """The replay and the rebuild read `leadbus.schemas` with the auditor's credentials too (they passed the bare
+    address, so on a secured bus the schema read failed and each ended as an access error, exit 2)."""
+    import subprocess
+    import sys
+
+    from leadbus.audit.replay import ReplayOptions, replay
+
+    auditor = bus.as_("auditor")
+    report = replay(ReplayOptions(["leadbus.cases"], verify=False), auditor)
+    assert sum(s.size for s in report.spans) == _ends(bus, "leadbus.cases") >= 1
+    # the probe on leadbus.schemas is no schema: named at its record, the replay goes on (it raised, exit 2)
+    report = replay(ReplayOptions(["leadbus.cases"], verify=True), auditor)
+    assert ("SCHEMA_UNREADABLE", "leadbus.schemas", 0, 0) in {
+        (f.check, f.topic, f.partition, f.offset) for f in report.findings if f.failure}
+    done = subprocess.run([sys.executable, "-m", "leadbus.cli", "audit", "rebuild", "--client-config",
+                           str(bus.clients / "auditor.json")], capture_output=True, text=True, timeout=600)
+    said = done.stdout + done.stderr
+    assert done.returncode == 1 and "cannot read leadbus.schemas" not in said, said  # the probes differ: exit 1
+    assert "leadbus.schemas[0]@0 is not a schema" in said  # the foreign record passed over, named

@@ -304,6 +304,23 @@ def append(bootstrap: str, topic: str, copies: list[Copy]) -> None:
     assert producer.flush(60) == 0 and not errors, errors
 
 
+def recreate_topic(bootstrap: str, topic: str, copies: list[Copy], config: dict[str, str], partitions: int = 1) -> None:
+    """`topic` deleted and created again with `partitions` and `config` (the rewriter's choice), `copies` produced back
+    in order, each to its own partition."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics([topic], operation_timeout=30).values():
+        future.result()
+    wait_until(lambda: topic not in admin.list_topics(timeout=20).topics, 60, f"{topic} deleted", interval=0.5)
+    for _ in range(60):
+        try:
+            for future in admin.create_topics([NewTopic(topic, partitions, 1, config=config)]).values():
+                future.result()
+            break
+        except Exception:  # noqa: BLE001 - deletion still under way on the broker
+            time.sleep(0.5)
+    append(bootstrap, topic, copies)
+
+
 def _resource(topic: str) -> Any:
     from confluent_kafka.admin import ConfigResource
 

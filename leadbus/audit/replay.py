@@ -636,19 +636,10 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
     counted_alone = key is not None or publisher is not None or exporter is not None
 
     def run_checks(topic: str) -> list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None:
-        if topic in by_run:
-            return by_run[topic]
-        applying = [v for v in others if _applies(v, topic) and type(v) is not Decodes]
-        runs: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None = []
-        for position, verifier in enumerate(applying):
-            if not isinstance(verifier, _TRUSTED_RUNS):
-                runs = None  # a check that may depend on another's state record by record: one after the other
-                break
-            assert runs is not None
-            check_run = getattr(verifier, "check_run", None)
-            runs.append((position, check_run if check_run is not None else partial(each, verifier)))
-        by_run[topic] = runs
-        return runs
+        if topic not in by_run:
+            by_run[topic] = _run_checks((v for v in others if _applies(v, topic) and type(v) is not Decodes),
+                                        _TRUSTED_RUNS)
+        return by_run[topic]
 
     def process_run(run: list[ReplayRecord], checks: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]],
                     tallied: Callable[[list[ReplayRecord], dict[tuple[str, str], int]], int] = tally_run) -> None:
@@ -675,18 +666,9 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
     plain_runs: dict[str, list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None] = {}
 
     def plain_checks(topic: str) -> list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None:
-        if topic in plain_runs:
-            return plain_runs[topic]
-        runs: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None = []
-        for position, verifier in enumerate(v for v in others if _applies(v, topic)):
-            if not isinstance(verifier, _PLAIN_RUNS):
-                runs = None
-                break
-            assert runs is not None
-            check_run = getattr(verifier, "check_run", None)
-            runs.append((position, check_run if check_run is not None else partial(each, verifier)))
-        plain_runs[topic] = runs
-        return runs
+        if topic not in plain_runs:
+            plain_runs[topic] = _run_checks((v for v in others if _applies(v, topic)), _PLAIN_RUNS)
+        return plain_runs[topic]
 
     def process_plain(stretch: list[ReplayRecord]) -> None:
         checks = plain_checks(stretch[0].topic)
@@ -807,6 +789,20 @@ def _tally_each(records: list[ReplayRecord], tally: dict[tuple[str, str], int]) 
         what = (record.type_name, who)
         tally[what] = tally.get(what, 0) + 1
     return sealed
+
+
+def _run_checks(applying: Iterable[Verifier], kinds: tuple[type, ...],
+                ) -> list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None:
+    """Each check's run check (`check_run`, else one by one within the run) with its position among `applying`, or
+    None when one of them is not of `kinds`: a check that may depend on another's state record by record, so the
+    records go one after the other."""
+    runs: list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] = []
+    for position, verifier in enumerate(applying):
+        if not isinstance(verifier, kinds):
+            return None
+        check_run = getattr(verifier, "check_run", None)
+        runs.append((position, check_run if check_run is not None else partial(each, verifier)))
+    return runs
 
 
 def _applies(verifier: Verifier, topic: str) -> bool:

@@ -6,22 +6,21 @@ the package (`spoils_day`).
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from leadbus.publisher_keys import key_record, read_registry, write_keys
 from leadbus.signing import PublisherKey, key_id_of, public_bytes
 from leadbus.stage_seals import KEY_ID_HEADER, STAGE_SEAL_NAMES, StageSealer
 from leadbus.topics import CASES, PUBLISHERS
-from tests.audit_helpers import Copy, records_of, rewrite_topic, wait_until
+from tests.audit_helpers import Copy, records_of, recreate_topic, rewrite_topic
 from tests.integration.audit_day.test_audit_red_team import (  # noqa: F401 - `recorded` is the module's fixture
     Recorded,
     by_partition,
@@ -33,26 +32,6 @@ from tests.integration.audit_day.test_audit_red_team import (  # noqa: F401 - `r
 )
 
 pytestmark = pytest.mark.integration
-
-
-def _recreate(bootstrap: str, topic: str, copies: list[Copy], config: dict[str, str]) -> None:
-    """`topic` deleted and created again with `config` (the rewriter's choice), `copies` produced back in order."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.delete_topics([topic], operation_timeout=30).values():
-        future.result()
-    wait_until(lambda: topic not in admin.list_topics(timeout=20).topics, 60, f"{topic} deleted", interval=0.5)
-    for _ in range(60):
-        try:
-            for future in admin.create_topics([NewTopic(topic, 1, 1, config=config)]).values():
-                future.result()
-            break
-        except Exception:  # noqa: BLE001 - deletion still under way on the broker
-            time.sleep(0.5)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "logger": logging.getLogger("tests.kafka")})
-    for c in copies:
-        producer.produce(topic, value=c.value, key=c.key, headers=c.headers, partition=0, timestamp=c.timestamp)
-    assert producer.flush(60) == 0
 
 
 def _resealed_by(recorded: Recorded, private: Ed25519PrivateKey,  # noqa: F811
@@ -210,11 +189,11 @@ def test_the_schema_topic_cut_or_written_again_is_named_on_it(recorded: Recorded
     status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-clean.json")
     assert status == 0 and not failures, stdout
     declared = {"cleanup.policy": "delete", "retention.ms": "-1", "message.timestamp.type": "LogAppendTime"}
-    _recreate(recorded.bootstrap, SCHEMAS, original, {"cleanup.policy": "compact", "retention.ms": "-1"})
+    recreate_topic(recorded.bootstrap, SCHEMAS, original, {"cleanup.policy": "compact", "retention.ms": "-1"})
     status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-rewritten.json")
     assert status == 1 and ("SCHEMAS_REWRITTEN", 0, 0) in located(failures), stdout
     assert f"{SCHEMAS}[0]@0" in stdout
-    _recreate(recorded.bootstrap, SCHEMAS, original, declared)
+    recreate_topic(recorded.bootstrap, SCHEMAS, original, declared)
     status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-as-declared.json")
     assert status == 0 and not failures, stdout
     admin = AdminClient({"bootstrap.servers": recorded.bootstrap})  # (a compacted topic refuses DeleteRecords)
@@ -223,7 +202,7 @@ def test_the_schema_topic_cut_or_written_again_is_named_on_it(recorded: Recorded
     status, failures, stdout = verify(recorded.bootstrap, CASES, tmp_path / "schemas-cut.json")
     assert status == 1 and ("RECORDS_DELETED", 0, 2) in located(failures), stdout
     assert f"{SCHEMAS}[0]@2" in stdout
-    _recreate(recorded.bootstrap, SCHEMAS, original, declared)
+    recreate_topic(recorded.bootstrap, SCHEMAS, original, declared)
 
 
 def test_an_archive_manifest_rebuilt_without_its_first_file_is_named_against_the_published_head(
@@ -314,13 +293,13 @@ def test_the_key_registry_usurped_written_again_or_cut_is_named_on_the_registry(
     back = datetime.now(UTC) - timedelta(days=2)
     k, v = key_record(PublisherKey("LEADBUS-linking", key_id_of(raw), raw, back, back, require_signed=False))
     forged = [Copy(0, k, v, [], int(back.timestamp() * 1000), 0), *original]
-    _recreate(bootstrap, PUBLISHERS, forged, {"cleanup.policy": "compact", "retention.ms": "-1"})
+    recreate_topic(bootstrap, PUBLISHERS, forged, {"cleanup.policy": "compact", "retention.ms": "-1"})
     partition, _ = _resealed_by(recorded, attacker)
     status, failures, stdout = verify(bootstrap, CASES, tmp_path / "writer-stamped.json")
     assert status == 1 and ("REGISTRY_REWRITTEN", 0, 0) in located(failures), stdout
     assert f"{PUBLISHERS}[0]@0" in stdout
     # written again as declared: the broker stamps every key record now, after every record its key signed
-    _recreate(bootstrap, PUBLISHERS, forged, {"cleanup.policy": "delete", "retention.ms": "-1",
+    recreate_topic(bootstrap, PUBLISHERS, forged, {"cleanup.policy": "delete", "retention.ms": "-1",
                                               "message.timestamp.type": "LogAppendTime"})
     status, failures, stdout = verify(bootstrap, CASES, tmp_path / "broker-stamped.json")
     later = {f["partition"] for f in failures if f["check"] == "KEY_REGISTERED_LATER" and f["topic"] == CASES}

@@ -19,13 +19,16 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from leadbus.sinks.archive import read_manifest
 from leadbus.topics import CASES, HANDOVER, LEADS_ACCEPTED
-from tests.audit_helpers import Copy, append, iso, records_of, rewrite_topic, wait_until
+from tests.audit_helpers import iso, records_of, recreate_topic, rewrite_topic
 from tests.integration.audit_day.test_audit_red_team import by_partition, cli, located, verify
 
 if TYPE_CHECKING:
     from tests.integration.audit_day.conftest import Day
 
 pytestmark = pytest.mark.integration
+
+
+_CASES_CONFIG = {"retention.ms": "-1", "cleanup.policy": "delete"}  # as declared for leadbus.cases
 
 
 def _sealed(day: Day) -> dict[int, int]:
@@ -36,24 +39,6 @@ def _sealed(day: Day) -> dict[int, int]:
             counts[line.partition] = counts.get(line.partition, 0) + line.records
     assert counts, "the day's archive sealed records of leadbus.cases"
     return counts
-
-
-def _recreate(bootstrap: str, topic: str, partitions: int, copies: list[Copy]) -> None:
-    """`topic` deleted and created again with `partitions` (its configuration as declared for leadbus.cases), `copies`
-    produced back."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.delete_topics([topic], operation_timeout=30).values():
-        future.result()
-    wait_until(lambda: topic not in admin.list_topics(timeout=20).topics, 60, f"{topic} deleted", interval=0.5)
-    for _ in range(60):
-        try:
-            for future in admin.create_topics([NewTopic(topic, partitions, 1, config={
-                    "retention.ms": "-1", "cleanup.policy": "delete"})]).values():
-                future.result()
-            break
-        except Exception:  # noqa: BLE001 - deletion still under way on the broker
-            time.sleep(0.5)
-    append(bootstrap, topic, copies)
 
 
 def test_a_topic_deleted_and_created_again_empty_shorter_or_with_fewer_partitions_is_named(
@@ -83,12 +68,13 @@ def test_a_topic_deleted_and_created_again_empty_shorter_or_with_fewer_partition
 
     fewer = max(p for p, n in ends.items() if n)  # the highest partition the archive sealed records of, gone
     try:
-        _recreate(day.bootstrap, CASES, fewer, [c for c in day.pristine[CASES] if c.partition < fewer])
+        recreate_topic(day.bootstrap, CASES, [c for c in day.pristine[CASES] if c.partition < fewer], _CASES_CONFIG,
+                       partitions=fewer)
         status, failures, stdout = verify(day.bootstrap, CASES, tmp_path / "fewer.json")
         assert status == 1 and ("RECORDS_DELETED", fewer, 0) in located(failures), stdout
         assert not {f for f in located(failures) if f[1] < fewer}, stdout
     finally:  # as the day left it, with its six partitions (the day's restoring keeps a topic's partition count)
-        _recreate(day.bootstrap, CASES, 6, day.pristine[CASES])
+        recreate_topic(day.bootstrap, CASES, day.pristine[CASES], _CASES_CONFIG, partitions=6)
 
 
 def _high_watermark(bootstrap: str, topic: str, partition: int) -> int:

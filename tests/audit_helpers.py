@@ -275,23 +275,7 @@ def rewrite_topic(bootstrap: str, topic: str, transform: Callable[[list[Copy]], 
     configs = admin.describe_configs([_resource(topic)])
     config = {k: v.value for k, v in next(iter(configs.values())).result().items()
               if not v.is_default and not v.is_read_only and v.value is not None}
-    for future in admin.delete_topics([topic], operation_timeout=30).values():
-        future.result()
-    wait_until(lambda: topic not in admin.list_topics(timeout=20).topics, 60, f"{topic} deleted", interval=0.5)
-    for _ in range(60):
-        try:
-            for future in admin.create_topics([NewTopic(topic, partitions, 1, config=config)]).values():
-                future.result()
-            break
-        except Exception:  # noqa: BLE001 - deletion still under way on the broker
-            time.sleep(0.5)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "logger": logging.getLogger("tests.kafka")})
-    errors: list[Any] = []
-    for c in transform(copies):
-        producer.produce(topic, value=c.value, key=c.key, headers=c.headers, partition=c.partition,
-                         timestamp=c.timestamp, on_delivery=lambda err, _: errors.append(err) if err else None)
-    assert producer.flush(60) == 0 and not errors, errors
+    recreate_topic(bootstrap, topic, list(transform(copies)), config, partitions)
 
 
 def append(bootstrap: str, topic: str, copies: list[Copy]) -> None:

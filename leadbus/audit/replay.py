@@ -51,7 +51,7 @@ from typing import IO, Any
 
 from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
-from leadbus.audit.processes import chosen_workers
+from leadbus.audit.processes import LoadWatch, chosen_workers
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
@@ -202,6 +202,9 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         if len(head) != 64 or any(c not in "0123456789abcdef" for c in head):
             raise ReplayError(f"--head {options.head!r} is not a chain head (64 hex digits)")
         options.head = head
+    # The cores' work is watched from here, so that the preparation below fills the window the process rule measures
+    # (`leadbus.audit.processes.LoadWatch`); only a verified replay that may split looks at it.
+    watch = LoadWatch() if options.verify and options.workers is None else None
     catalog = catalog or packaged_catalog()
     schemas_altered: list[tuple[int, int, str]] = []
     schemas_log = RegistryLog()
@@ -332,7 +335,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     finishing = verifiers
     # Only a verified replay runs in several processes: without --verify the load is not measured (150 ms asleep,
     # a sixth of a 100,000-record replay of leadbus.cases that the raw read takes 0.4 s over).
-    workers = (chosen_workers(sum(s.size for s in spans), requested=options.workers, split_min=options.split_min)
+    workers = (chosen_workers(sum(s.size for s in spans), requested=options.workers, split_min=options.split_min,
+                              watch=watch)
                if options.verify else 1)
     split = (isinstance(source, KafkaSource) and exporter is None and options.verify and workers > 1
              and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min)

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import pickle
 import random
+import time
 from pathlib import Path
 
 import pytest
 
 from leadbus.audit.processes import (
+    MIN_LOAD_WINDOW,
     SPARE_CORE,
     CpuTimes,
+    LoadWatch,
     busy_cores,
     cpu_times,
     hashes_of,
     load_matters,
     measured_load,
+    others_load,
     picked,
     replay_workers,
     sent_intake,
@@ -170,3 +174,45 @@ def test_the_load_is_measured_only_when_the_rule_looks_at_it(records: int, cpus:
 def test_the_measure_on_this_machine_is_within_its_cores() -> None:
     load = measured_load(2, window=0.05)
     assert load is not None and 0.0 <= load <= (2.0 if Path("/proc/stat").exists() else 1e6)
+
+
+@pytest.mark.parametrize(("busy", "own_cpu", "seconds", "expected"), [
+    (1.0, 0.06, 0.06, 0.0),  # the replay's own preparation was all the work: a quiet machine
+    (2.0, 0.06, 0.06, 1.0),  # one core's worth of others besides it
+    (1.9, 0.03, 0.06, 1.4),  # its preparation half on the core, half waiting on the broker
+    (0.8, 0.06, 0.06, 0.0),  # ticks missed the replay's own work: never below none
+    (1.5, 0.0, 0.0, 1.5),  # no time measured: nothing to take off
+])
+def test_the_replays_own_work_in_the_window_is_not_counted_as_others(busy: float, own_cpu: float, seconds: float,
+                                                                     expected: float) -> None:
+    assert others_load(busy, own_cpu, seconds) == pytest.approx(expected)
+
+
+def test_a_watch_opened_at_the_start_sleeps_only_what_is_left_of_its_window() -> None:
+    watch = LoadWatch()
+    time.sleep(MIN_LOAD_WINDOW)  # the replay's preparation, longer than the window
+    began = time.monotonic()
+    load = measured_load(2, watch=watch)
+    assert time.monotonic() - began < MIN_LOAD_WINDOW / 2
+    assert load is not None and 0.0 <= load <= 2.0
+
+
+def test_a_watch_read_at_once_waits_out_its_window() -> None:
+    watch = LoadWatch()
+    load = watch.others(2)
+    assert time.monotonic() - watch.began >= MIN_LOAD_WINDOW
+    assert load is None or 0.0 <= load <= 2.0
+
+
+def test_the_watch_takes_this_process_spinning_off_the_cores_busy_time() -> None:
+    """A process that keeps one core busy through the window reads as no other work on a machine otherwise as it
+    was: the measure with the spinning taken off is within a core of the measure of a sleeping window."""
+    asleep = LoadWatch().others(2, window=0.2)
+    watch = LoadWatch()
+    while time.monotonic() - watch.began < 0.2:
+        pass
+    spinning = watch.others(2, window=0.2)
+    if asleep is None or spinning is None:
+        assert not Path("/proc/stat").exists()
+        return
+    assert spinning <= asleep + 0.75

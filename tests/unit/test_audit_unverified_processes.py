@@ -31,7 +31,7 @@ def test_the_load_is_measured_for_a_verified_replay_alone(tmp_path: Path, monkey
     records = _archive(tmp_path)
     measured: list[int] = []
 
-    def measure(cpus: int, window: float = processes.LOAD_WINDOW) -> float:
+    def measure(cpus: int, window: float = processes.LOAD_WINDOW, watch: object = None) -> float:
         measured.append(cpus)
         return 0.0
 

@@ -15,6 +15,11 @@ a transactional writer's markers take offsets of their own); the records it drop
 markers. Only the newest usable head of each archive counts (its counts cover every file before it); a head that is
 not the sink's (`archive_heads._signed_by`) is passed over here, and named by an archive replay. Records the sink has
 not sealed yet (files are sealed every few minutes) are beyond what this can tell.
+
+The heads topic itself may be deleted with the topic (or emptied, or filled with records no archive signed): then
+nothing would be compared. Once the archive sink's key has been registered for `HEADS_DUE_MS` (its heads are
+published at each seal and again every minute, and the topic is kept whole), a bus holding no head that key signed
+is `ARCHIVE_HEADS_MISSING` (`heads_gone`).
 """
 
 from __future__ import annotations
@@ -27,12 +32,18 @@ from leadbus.audit.archive_heads import PublishedHead, _signed_by, read_heads
 from leadbus.audit.verification import Finding
 from leadbus.clients import KafkaSettings
 from leadbus.signing import KeyRegistry
+from leadbus.sinks.archive_heads import signer
 from leadbus.topics import ARCHIVE_HEADS
 
 #: The heads read back from the topic's end: each archive sink publishes its head again every minute, so its newest is
 #: among them while it runs; several archives, or one stopped long ago, may need more (`sealed_counts` takes the
 #: newest).
 READ_LAST = 1_000
+
+#: How long after the archive sink's key was first registered a head it signed must be on the bus: it publishes one
+#: when it seals its first files (every few minutes under traffic) and again every minute; an hour leaves a sink
+#: started on a quiet bus time to seal.
+HEADS_DUE_MS = 3_600_000
 
 #: Per (topic, partition): how many records were sealed, and the head (offset, broker time) that says so.
 Sealed = dict[tuple[str, int], tuple[int, PublishedHead]]
@@ -99,12 +110,35 @@ def missing(sealed: Sealed, log_ends: Mapping[tuple[str, int], int], topics: Ite
     return found
 
 
+def heads_gone(heads: Sequence[PublishedHead], registry: KeyRegistry | None, now_ms: int) -> list[Finding]:
+    """A failure when the archive sink's key was registered `HEADS_DUE_MS` before `now_ms` or earlier and none of
+    `heads` (the newest on the bus) is signed with its key: the heads topic deleted, emptied or buried."""
+    if registry is None:
+        return []
+    keys = registry.keys_of(signer())
+    if not keys:
+        return []
+    first = min(key.registered_at for key in keys)
+    if now_ms - int(first.timestamp() * 1000) < HEADS_DUE_MS:
+        return []
+    if any(_signed_by(head, registry)[0] is not None for head in heads):
+        return []
+    since = first.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    held = f"holds {len(heads)} record(s), none a head signed with it" if heads else "holds no record"
+    return [Finding("ARCHIVE_HEADS_MISSING", f"{signer()}'s key is registered since {since}, and {ARCHIVE_HEADS} "
+                    f"{held}: the archive sink publishes its head as it seals files and every minute, on a topic"
+                    " kept whole, so its heads were deleted (the topic deleted or emptied): what the archive"
+                    " sealed of each partition cannot be compared", ARCHIVE_HEADS, 0, heads[-1].offset if heads else 0)]
+
+
 def judge(settings: KafkaSettings, registry: KeyRegistry | None, log_ends: Mapping[tuple[str, int], int],
-          topics: Iterable[str]) -> list[Finding]:
-    """`missing` for a Kafka replay: the newest heads read from the bus (a notice when they cannot be read)."""
+          topics: Iterable[str], now_ms: int | None = None) -> list[Finding]:
+    """`missing` for a Kafka replay: the newest heads read from the bus (a notice when they cannot be read); with
+    `now_ms`, `heads_gone` too."""
     try:
         heads = read_heads(settings, timeout=15.0, last=READ_LAST)
     except Exception as exc:  # noqa: BLE001 - the check is not made; the replay says so and goes on
         return [Finding("ARCHIVE_ENDS_UNREAD", f"{ARCHIVE_HEADS} not read ({exc}): partitions not checked against "
                         "what the archive sealed of them", ARCHIVE_HEADS, failure=False)]
-    return missing(sealed_counts(heads, registry), log_ends, topics)
+    gone = heads_gone(heads, registry, now_ms) if now_ms is not None else []
+    return gone + missing(sealed_counts(heads, registry), log_ends, topics)

@@ -305,7 +305,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                 from leadbus.audit.archived_ends import judge as archived_ends
 
                 report.findings.extend(archived_ends(settings, registry if isinstance(registry, KeyRegistry) else None,
-                                                     source.log_ends, {s.topic for s in spans}))
+                                                     source.log_ends, {s.topic for s in spans}, now_ms))
                 from leadbus.audit.open_transactions import held_open
 
                 report.findings.extend(held_open(settings, source.log_ends, [

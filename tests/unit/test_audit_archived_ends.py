@@ -7,10 +7,11 @@ import json
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from leadbus.audit.archive_heads import PublishedHead
-from leadbus.audit.archived_ends import missing, sealed_counts
+from leadbus.audit.archived_ends import HEADS_DUE_MS, heads_gone, missing, sealed_counts
+from leadbus.signing import KeyRegistry
 from leadbus.sinks.archive import ZERO_CHAIN, ManifestLine, chain_of
 from leadbus.sinks.archive_heads import counted, head_record
-from tests.unit.test_audit_archive_heads import KEY, REGISTRY
+from tests.unit.test_audit_archive_heads import KEY, REGISTRY, T0
 
 CASES = "leadbus.cases"
 
@@ -72,3 +73,26 @@ def test_heads_without_counts_or_of_another_shape_tell_nothing() -> None:
     odd = PublishedHead(1, 0, True, json.dumps({**doc, "records": {CASES: {"x": 1}}}).encode(), (), None)
     junk = PublishedHead(2, 0, True, b"\xff", (), None)
     assert sealed_counts([bare, odd, junk], REGISTRY) == {}
+
+
+REGISTERED_MS = int(T0.timestamp() * 1000)  # when REGISTRY's archive key was registered
+
+
+def test_no_head_of_a_key_registered_long_enough_is_heads_missing() -> None:
+    later = REGISTERED_MS + HEADS_DUE_MS
+    found = heads_gone([], REGISTRY, later)
+    assert [(f.check, f.topic, f.partition, f.offset, f.failure) for f in found] == [
+        ("ARCHIVE_HEADS_MISSING", "leadbus.archive.heads", 0, 0, True)]
+    assert "holds no record" in found[0].message and "2026-01-01T00:00:00Z" in found[0].message
+    forged = head(7, LINES, key=Ed25519PrivateKey.generate())  # the topic refilled with heads of another key
+    found = heads_gone([forged, head(8, LINES, key=None)], REGISTRY, later)
+    assert [(f.check, f.offset) for f in found] == [("ARCHIVE_HEADS_MISSING", 8)]
+    assert "2 record(s), none a head signed with it" in found[0].message
+
+
+def test_a_signed_head_a_young_key_or_no_archive_key_is_no_finding() -> None:
+    later = REGISTERED_MS + HEADS_DUE_MS
+    assert heads_gone([head(0, LINES), head(1, LINES, key=None)], REGISTRY, later) == []
+    assert heads_gone([], REGISTRY, later - 1) == []  # a sink started on a quiet bus: time to seal its first files
+    assert heads_gone([], KeyRegistry(), later) == []  # no archive sink with a key on this bus
+    assert heads_gone([], None, later) == []

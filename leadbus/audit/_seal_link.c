@@ -65,13 +65,10 @@ static char *put_sized(char *out, PyObject *raw) { /* bytes: length and bytes; N
 
 /* The link of the usual record (a new reference), Py_None (new) for anything else, NULL on an error. SHA-256 fed by a
  * copy of `head` (the lane's head already fed) when given, else by a copy of `lane` (hashlib's, fed the same). */
-static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, PyObject *chain, PyObject *link,
-                         unsigned long long expected, PyObject *lane, const sha256_ctx *head, PyObject *key,
-                         PyObject *value) {
-    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers))
-        Py_RETURN_NONE;
-    PyObject **items = PySequence_Fast_ITEMS(headers);
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers), base = n - 5;
+static PyObject *link_of_items(PyObject **items, Py_ssize_t n, PyObject *signer, PyObject *key_id, PyObject *chain,
+                               PyObject *link, unsigned long long expected, PyObject *lane, const sha256_ctx *head,
+                               PyObject *key, PyObject *value) {
+    Py_ssize_t base = n - 5;
     if (base < 0)
         Py_RETURN_NONE;
     PyObject *names[5], *values[5];
@@ -181,6 +178,16 @@ static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, 
     return digest;
 }
 
+/* `link_of_items` over a list or tuple of headers (None for anything else). */
+static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, PyObject *chain, PyObject *link,
+                         unsigned long long expected, PyObject *lane, const sha256_ctx *head, PyObject *key,
+                         PyObject *value) {
+    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers))
+        Py_RETURN_NONE;
+    return link_of_items(PySequence_Fast_ITEMS(headers), PySequence_Fast_GET_SIZE(headers), signer, key_id, chain, link,
+                         expected, lane, head, key, value);
+}
+
 /* A sequence number expected, as an exact int of 64 bits at most (19 digits fit): 1, else 0 (never matched). */
 static int number_of(PyObject *number, unsigned long long *out) {
     if (!PyLong_CheckExact(number))
@@ -248,8 +255,68 @@ static int same_attr(PyObject *record, PyObject *name, PyObject *expected) {
     return same;
 }
 
+/* The record's link when it is the usual record of the lane (see `quick_run`; with `signed`, the usual record closing
+ * a run: the same seal and a 64-byte signature after it, last, which the link does not cover, given in `*signature`
+ * as a new reference), a new Py_None when it is not, NULL on an error. */
+static PyObject *usual_link(PyObject *record, PyObject *topic, PyObject *partition, PyObject *signer, PyObject *key_id,
+                            PyObject *chain, PyObject *link, unsigned long long number, PyObject *lane,
+                            const sha256_ctx *head, PyObject *const *bounds, int signed_, PyObject **signature) {
+    int same = same_attr(record, str_topic, topic);
+    if (same > 0)
+        same = same_attr(record, str_partition, partition);
+    if (same < 0)
+        return NULL;
+    if (!same)
+        Py_RETURN_NONE;
+    PyObject *ms = PyObject_GetAttr(record, str_timestamp_ms);
+    if (ms == NULL)
+        return NULL;
+    int valid = in_bounds(ms, bounds[0], bounds[1], bounds[2]);
+    Py_DECREF(ms);
+    if (!valid)
+        Py_RETURN_NONE;
+    PyObject *headers = PyObject_GetAttr(record, str_headers);
+    if (headers == NULL)
+        return NULL;
+    PyObject *result = NULL, *key = NULL, *value = NULL;
+    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(headers);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+    PyObject *last_name, *last_value = NULL;
+    if (signed_) { /* the signature last, 64 bytes: the link is over the headers before it */
+        if (n < 6 || !pair(items[n - 1], &last_name, &last_value) || !is_name(last_name, SEAL_NAMES[5])
+            || last_value == Py_None || PyBytes_GET_SIZE(last_value) != 64) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        n--;
+    }
+    key = PyObject_GetAttr(record, str_key);
+    if (key == NULL)
+        goto done;
+    value = PyObject_GetAttr(record, str_value);
+    if (value == NULL)
+        goto done;
+    result = link_of_items(items, n, signer, key_id, chain, link, number, lane, head, key, value);
+    if (result != NULL && result != Py_None) {
+        if (signed_)
+            *signature = Py_NewRef(last_value);
+        /* the seal's headers and nothing else: no agency seal header (`ReplayRecord.has_seal`, read once) */
+        if (n == 5 && PyObject_SetAttr(record, str_sealed, Py_False) < 0)
+            Py_CLEAR(result);
+    }
+done:
+    Py_DECREF(headers);
+    Py_XDECREF(key);
+    Py_XDECREF(value);
+    return result;
+}
+
 /* quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms,
- *           revoked_ms, vouching, head) -> (count, link)
+ *           revoked_ms, vouching, head[, signed]) -> (count, link) or, with `signed`, (count, link, closing)
  *
  * From records[start] on (a list), before `stop`: how many records in a row are the usual record of the lane whose
  * state is given (the topic and partition, the seal's headers as `quick_link` takes them, number `number` and `prev`
@@ -257,13 +324,20 @@ static int same_attr(PyObject *record, PyObject *name, PyObject *expected) {
  * `until_ms` and `revoked_ms`, None for no bound), and the link of the last of them (`link` when none); each of them
  * set `pending` when `vouching` (and `_sealed` False, no agency seal, when its headers are the seal's five alone). The
  * first record that is not such a record ends the count: the caller judges it.
+ * With `signed` true, `closing` tells of that first record (before `stop`) when it is the usual record closing the run
+ * (as above, and the stage's signature last, 64 bytes, after the seal): (its link, its signature), else None. Only its
+ * `_sealed` may be set on it (False with the seal's six headers alone); its signature is not verified here: the
+ * caller does what `check` does with it.
  * `head`: the bytes `lane` was fed (`leadbus.stage_seals._lane_head`), hashed here with the CPU's SHA instructions
  * (`native_sha`), else `lane` is copied per record as `quick_link` does. */
 static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 16) {
-        PyErr_SetString(PyExc_TypeError, "quick_run takes 16 arguments");
+    if (nargs != 16 && nargs != 17) {
+        PyErr_SetString(PyExc_TypeError, "quick_run takes 16 or 17 arguments");
         return NULL;
     }
+    int signed_ = 0;
+    if (nargs == 17 && (signed_ = PyObject_IsTrue(args[16])) < 0)
+        return NULL;
     sha256_ctx lane_head, *head = NULL;
     if (native_sha && PyBytes_CheckExact(args[15])) { /* the lane's head, fed once for the whole run */
         sha256_init(&lane_head);
@@ -271,7 +345,8 @@ static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t n
         head = &lane_head;
     }
     PyObject *records = args[0], *topic = args[3], *partition = args[4], *signer = args[5], *key_id = args[6];
-    PyObject *chain = args[7], *lane = args[10], *start_ms = args[11], *until_ms = args[12], *revoked_ms = args[13];
+    PyObject *chain = args[7], *lane = args[10];
+    PyObject *const *bounds = args + 11; /* start_ms, until_ms, revoked_ms */
     int vouching = PyObject_IsTrue(args[14]);
     if (vouching < 0)
         return NULL;
@@ -285,46 +360,18 @@ static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t n
         return NULL;
     if (stop > PyList_GET_SIZE(records))
         stop = PyList_GET_SIZE(records);
+    if (start < 0)
+        start = stop; /* nothing taken (a negative index is no record of the run) */
     PyObject *link = Py_NewRef(args[8]);
     unsigned long long number;
     Py_ssize_t i = start;
-    if (!number_of(args[9], &number))
+    int numbered = number_of(args[9], &number);
+    if (!numbered)
         stop = start;
     for (; i < stop; i++) {
         PyObject *record = PyList_GET_ITEM(records, i);
-        int same = same_attr(record, str_topic, topic);
-        if (same > 0)
-            same = same_attr(record, str_partition, partition);
-        if (same < 0)
-            goto error;
-        if (!same)
-            break;
-        PyObject *ms = PyObject_GetAttr(record, str_timestamp_ms);
-        if (ms == NULL)
-            goto error;
-        int valid = in_bounds(ms, start_ms, until_ms, revoked_ms);
-        Py_DECREF(ms);
-        if (!valid)
-            break;
-        PyObject *headers = PyObject_GetAttr(record, str_headers);
-        if (headers == NULL)
-            goto error;
-        PyObject *key = PyObject_GetAttr(record, str_key);
-        if (key == NULL) {
-            Py_DECREF(headers);
-            goto error;
-        }
-        PyObject *value = PyObject_GetAttr(record, str_value);
-        if (value == NULL) {
-            Py_DECREF(headers);
-            Py_DECREF(key);
-            goto error;
-        }
-        PyObject *next = link_of(headers, signer, key_id, chain, link, number, lane, head, key, value);
-        int alone = next != NULL && next != Py_None && PySequence_Fast_GET_SIZE(headers) == 5; /* (a list or tuple) */
-        Py_DECREF(headers);
-        Py_DECREF(key);
-        Py_DECREF(value);
+        PyObject *next = usual_link(record, topic, partition, signer, key_id, chain, link, number, lane, head, bounds, 0,
+                                    NULL);
         if (next == NULL)
             goto error;
         if (next == Py_None) {
@@ -335,11 +382,26 @@ static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t n
         number++;
         if (vouching && PyObject_SetAttr(record, str_pending, Py_True) < 0)
             goto error;
-        /* the seal's five headers and nothing else: no agency seal header (`ReplayRecord.has_seal`, read once) */
-        if (alone && PyObject_SetAttr(record, str_sealed, Py_False) < 0)
+    }
+    if (!signed_)
+        return Py_BuildValue("(nN)", i - start, link);
+    PyObject *closing = Py_NewRef(Py_None);
+    if (i < stop) { /* the record that ended the run: the one closing it, signed? */
+        PyObject *signature = NULL;
+        PyObject *closed = usual_link(PyList_GET_ITEM(records, i), topic, partition, signer, key_id, chain, link, number,
+                                      lane, head, bounds, 1, &signature);
+        if (closed == NULL) {
+            Py_DECREF(closing);
+            goto error;
+        }
+        if (closed != Py_None)
+            Py_SETREF(closing, Py_BuildValue("(NN)", closed, signature));
+        else
+            Py_DECREF(closed);
+        if (closing == NULL)
             goto error;
     }
-    return Py_BuildValue("(nN)", i - start, link);
+    return Py_BuildValue("(nNN)", i - start, link, closing);
 error:
     Py_DECREF(link);
     return NULL;
@@ -362,7 +424,7 @@ static PyMethodDef methods[] = {
      "quick_link(headers, signer, key_id, chain, link, number, lane, key, value) -> the link, or None"},
     {"quick_run", (PyCFunction)(void (*)(void))quick_run, METH_FASTCALL,
      "quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms, "
-     "revoked_ms, vouching, head) -> (count, link)"},
+     "revoked_ms, vouching, head[, signed]) -> (count, link[, closing])"},
     {NULL, NULL, 0, NULL}
 };
 

@@ -7,11 +7,13 @@ five headers come last, in the stage's order, with the signer, key id and chain 
 judges in Python as before. Tests hold it to the same verdicts and links as the Python path.
 
 `quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms,
-revoked_ms, vouching, head)` judges so the records of a list from `start` on, one after the other on one lane (each
-also of the lane's topic and partition, at a time its key is valid), until the first that is not such a record: how
-many were, and the last one's link (`StageSealVerifier.check_many`). With the CPU's SHA instructions it hashes the links
-itself from `head` (the lane head's bytes) rather than by copies of `lane` (hashlib); `native_sha(False)` turns that
-off (tests compare both).
+revoked_ms, vouching, head, signed)` judges so the records of a list from `start` on, one after the other on one lane
+(each also of the lane's topic and partition, at a time its key is valid), until the first that is not such a record:
+how many were, and the last one's link (`StageSealVerifier.check_many`); with `signed`, also whether that first record
+is the one closing the run (usual, the stage's signature last): its link and signature, which the caller verifies.
+Without `signed` (an argument fewer) it gives the count and link alone. With the CPU's SHA instructions it hashes the
+links itself from `head` (the lane head's bytes) rather than by copies of `lane` (hashlib); `native_sha(False)` turns
+that off (tests compare both).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 QuickLink = Callable[[Sequence[tuple[str, bytes | None]], bytes | None, bytes | None, bytes | None, bytes, int, object,
                       bytes | None, bytes | None], bytes | None]
 QuickRun = Callable[[list[Any], int, int, str, int, bytes | None, bytes | None, bytes | None, bytes, int, object,
-                     int | None, int | None, int | None, bool, bytes | None], tuple[int, bytes]]
+                     int | None, int | None, int | None, bool, bytes | None, bool],
+                    tuple[int, bytes, tuple[bytes, bytes] | None]]
 
 quick_link: QuickLink | None
 quick_run: QuickRun | None

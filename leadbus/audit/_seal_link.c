@@ -407,6 +407,89 @@ error:
     return NULL;
 }
 
+static PyObject *str_popleft, *str_trusted;
+
+/* trusted_run(held, topic) -> list
+ *
+ * The records popped from the left of `held` (a deque) while the first is not `pending`, is `trusted`, has a value
+ * (not None) and is of `topic` (equal): the rest of a trusted run the replay's loop lets go (`take_trusted` in
+ * `leadbus.audit.stage_seals`, the reference). An error raised by a record's attributes is raised, with the records
+ * popped before it lost to the caller as the reference loses them (the loop locates nothing there: its records are
+ * its own). */
+static PyObject *trusted_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "trusted_run takes 2 arguments");
+        return NULL;
+    }
+    PyObject *held = args[0], *topic = args[1];
+    PyObject *run = PyList_New(0);
+    if (run == NULL)
+        return NULL;
+    for (;;) {
+        Py_ssize_t size = PyObject_Length(held);
+        if (size < 0)
+            goto error;
+        if (size == 0)
+            break;
+        PyObject *head = PySequence_GetItem(held, 0);
+        if (head == NULL)
+            goto error;
+        int go = 1;
+        PyObject *got = PyObject_GetAttr(head, str_pending);
+        if (got == NULL)
+            go = -1;
+        else {
+            int pending = PyObject_IsTrue(got);
+            Py_DECREF(got);
+            go = pending < 0 ? -1 : !pending;
+        }
+        if (go > 0) {
+            got = PyObject_GetAttr(head, str_trusted);
+            if (got == NULL)
+                go = -1;
+            else {
+                go = PyObject_IsTrue(got);
+                Py_DECREF(got);
+            }
+        }
+        if (go > 0) {
+            got = PyObject_GetAttr(head, str_value);
+            if (got == NULL)
+                go = -1;
+            else {
+                go = got != Py_None;
+                Py_DECREF(got);
+            }
+        }
+        if (go > 0) {
+            got = PyObject_GetAttr(head, str_topic);
+            if (got == NULL)
+                go = -1;
+            else {
+                int other = PyObject_RichCompareBool(got, topic, Py_NE);
+                Py_DECREF(got);
+                go = other < 0 ? -1 : !other;
+            }
+        }
+        Py_DECREF(head);
+        if (go < 0)
+            goto error;
+        if (!go)
+            break;
+        PyObject *popped = PyObject_CallMethodNoArgs(held, str_popleft);
+        if (popped == NULL)
+            goto error;
+        int added = PyList_Append(run, popped);
+        Py_DECREF(popped);
+        if (added < 0)
+            goto error;
+    }
+    return run;
+error:
+    Py_DECREF(run);
+    return NULL;
+}
+
 /* native_sha(use) -> whether the links of `quick_run` are hashed here (the CPU's SHA extensions, when it has them and
  * `use` is true) rather than by hashlib: tests compare both. */
 static PyObject *set_native_sha(PyObject *module, PyObject *use) {
@@ -425,6 +508,8 @@ static PyMethodDef methods[] = {
     {"quick_run", (PyCFunction)(void (*)(void))quick_run, METH_FASTCALL,
      "quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms, "
      "revoked_ms, vouching, head[, signed]) -> (count, link[, closing])"},
+    {"trusted_run", (PyCFunction)(void (*)(void))trusted_run, METH_FASTCALL,
+     "trusted_run(held, topic) -> the records popped from the left of held while trusted, let go, of topic"},
     {NULL, NULL, 0, NULL}
 };
 
@@ -445,9 +530,11 @@ PyMODINIT_FUNC PyInit__seal_link(void) {
     str_timestamp_ms = PyUnicode_InternFromString("timestamp_ms");
     str_pending = PyUnicode_InternFromString("pending");
     str_sealed = PyUnicode_InternFromString("_sealed");
+    str_popleft = PyUnicode_InternFromString("popleft");
+    str_trusted = PyUnicode_InternFromString("trusted");
     if (str_copy == NULL || str_update == NULL || str_digest == NULL || str_topic == NULL || str_partition == NULL
         || str_headers == NULL || str_key == NULL || str_value == NULL || str_timestamp_ms == NULL
-        || str_pending == NULL || str_sealed == NULL)
+        || str_pending == NULL || str_sealed == NULL || str_popleft == NULL || str_trusted == NULL)
         return NULL;
     native_sha = sha256_choose(1);
     return PyModule_Create(&module);

@@ -14,6 +14,9 @@ is the one closing the run (usual, the stage's signature last): its link and sig
 Without `signed` (an argument fewer) it gives the count and link alone. With the CPU's SHA instructions it hashes the
 links itself from `head` (the lane head's bytes) rather than by copies of `lane` (hashlib); `native_sha(False)` turns
 that off (tests compare both).
+
+`trusted_run(held, topic)` pops from the left of a deque the records of `topic` let go trusted, with a value, one after
+the other (`leadbus.audit.stage_seals.take_trusted`, the reference): the rest of a run the replay's loop checks at once.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ QuickRun = Callable[[list[Any], int, int, str, int, bytes | None, bytes | None, 
                      int | None, int | None, int | None, bool, bytes | None, bool],
                     tuple[int, bytes, tuple[bytes, bytes] | None]]
 
+TrustedRun = Callable[[Any, str], list[Any]]
+
 quick_link: QuickLink | None
 quick_run: QuickRun | None
+trusted_run: TrustedRun | None
 try:
-    from leadbus.audit._seal_link import quick_link, quick_run
+    from leadbus.audit._seal_link import quick_link, quick_run, trusted_run
 except ImportError:  # not built: the Python path alone
-    quick_link = quick_run = None
+    quick_link = quick_run = trusted_run = None

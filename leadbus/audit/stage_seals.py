@@ -17,13 +17,14 @@ without the stage). Malformed headers are `STAGE_SEAL_MALFORMED`. Every finding 
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from leadbus.audit.native_intake import has_stage_seal as _native_has_seal
 from leadbus.audit.native_intake import unsealed_run as _native_unsealed_run
-from leadbus.audit.native_seal import quick_link, quick_run
+from leadbus.audit.native_seal import quick_link, quick_run, trusted_run
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -575,6 +576,25 @@ def _unsealed_run(records: list[ReplayRecord], start: int, stop: int) -> int:
                 return k - start
         place = (topic, partition)
     return max(end - start, 0)
+
+
+def take_trusted(held: deque[ReplayRecord], topic: str) -> list[ReplayRecord]:
+    """The records popped from the left of `held` while the first is let go (not `pending`), `trusted`, with a value,
+    of `topic`: the rest of a trusted run that the replay's loop checks at once (in C when built, `trusted_run`)."""
+    if trusted_run is not None:
+        return trusted_run(held, topic)
+    return _take_trusted(held, topic)
+
+
+def _take_trusted(held: deque[ReplayRecord], topic: str) -> list[ReplayRecord]:
+    """`take_trusted` in Python (the reference)."""
+    run = []
+    while held:
+        head = held[0]
+        if head.pending or not head.trusted or head.value is None or head.topic != topic:
+            break
+        run.append(held.popleft())
+    return run
 
 
 def _has_stage_seal(headers: Iterable[tuple[str, bytes | None]]) -> bool:

@@ -6,16 +6,17 @@ only when it is the usual record with the stage's 64-byte signature last; the re
 findings, summary, trusted records, counts of sealed records and signatures, and notes for a cut partition's tail, with
 or without the C path, over clean runs and over runs whose signed records were made hostile after sealing (signatures
 altered, cut, removed, doubled or moved, headers added around them, numbers changed, keys outside their validity).
+And the rest of a trusted run taken from the loop's held records in C (`trusted_run`) is what the Python loop takes.
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from leadbus.audit import replay as replay_module
-from leadbus.audit.stage_seals import Noted, StageSealVerifier
+from leadbus.audit.stage_seals import Noted, StageSealVerifier, _take_trusted
 from leadbus.audit.verification import AcceptedLeads, ReplayRecord, standard_verifiers
 from leadbus.signing import KeyRegistry, PublisherKey, key_id_of
 from leadbus.stage_seals import (
@@ -219,3 +220,30 @@ def test_closing_records_outside_their_keys_validity_are_found_alike() -> None:
         with python_alone():
             reference = judged(list(cases), registry, stamp=stamp)
         assert native == reference, stamp
+
+
+class Held:
+    """A record as `take_trusted` reads it, with attributes of any kind (truthy numbers, other topics, no value)."""
+
+    def __init__(self, rng: random.Random, n: int) -> None:
+        self.n = n
+        self.pending: object = rng.choice([False, False, False, True, 0, 1, None, ""])
+        self.trusted: object = rng.choice([True, True, True, False, 1, 0, None, "y"])
+        self.value: object = rng.choice([b"v", b"v", b"", None])
+        self.topic: object = rng.choice(["leadbus.cases", "leadbus.cases", "leadbus.cases2", "leadbus.case", 7])
+
+
+def test_the_c_trusted_run_pops_what_the_python_loop_pops() -> None:
+    from leadbus.audit._seal_link import trusted_run
+
+    rng = random.Random(16)
+    for _ in range(2000):
+        records = [Held(rng, n) for n in range(rng.randrange(0, 12))]
+        if rng.random() < 0.5:  # mostly a clean run, as the replay holds them
+            for record in records[:rng.randrange(len(records) + 1)]:
+                record.pending, record.trusted, record.value, record.topic = False, True, b"v", "leadbus.cases"
+        native, reference = deque(records), deque(records)
+        got = trusted_run(native, "leadbus.cases")
+        assert [r.n for r in got] == [r.n for r in _take_trusted(reference, "leadbus.cases")]  # type: ignore[arg-type]
+        assert list(native) == list(reference)
+    assert trusted_run(deque(), "leadbus.cases") == []

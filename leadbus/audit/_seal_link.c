@@ -12,6 +12,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
 #include <string.h>
 
 #include "_sha256.h"
@@ -490,6 +491,50 @@ error:
     return NULL;
 }
 
+/* libsodium's crypto_sign_verify_detached, from the copy PyNaCl loaded (`use_sodium`); NULL until found. The very
+ * function PyNaCl's crypto_sign_open calls (crypto_sign_ed25519_open verifies by it before copying the message out),
+ * so the verdicts are the same, without the signed message built, the buffers made and the message copied back. */
+typedef int (*verify_fn)(const unsigned char *sig, const unsigned char *m, unsigned long long mlen,
+                         const unsigned char *pk);
+static verify_fn sodium_verify;
+
+/* use_sodium(path) -> whether `verified` verifies by the libsodium of the shared object at `path` (PyNaCl's, already
+ * loaded: it is not loaded here, only looked up). */
+static PyObject *use_sodium(PyObject *module, PyObject *path) {
+    const char *name = PyUnicode_AsUTF8(path);
+    if (name == NULL)
+        return NULL;
+    sodium_verify = NULL;
+    void *handle = dlopen(name, RTLD_NOW | RTLD_NOLOAD); /* kept open: PyNaCl keeps it loaded anyway */
+    if (handle != NULL)
+        sodium_verify = (verify_fn)dlsym(handle, "crypto_sign_verify_detached");
+    return PyBool_FromLong(sodium_verify != NULL);
+}
+
+/* verified(public_key, signature, message) -> whether `signature` is the Ed25519 signature of `message` under
+ * `public_key` as libsodium judges it (`leadbus.signing._verified`: False for a key not of 32 bytes or a signature
+ * not of 64); None when `use_sodium` found no libsodium, or for arguments that are not all bytes. */
+static PyObject *verified(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "verified takes 3 arguments");
+        return NULL;
+    }
+    if (sodium_verify == NULL)
+        Py_RETURN_NONE;
+    PyObject *key = args[0], *signature = args[1], *message = args[2];
+    if (!PyBytes_CheckExact(key) || !PyBytes_CheckExact(signature) || !PyBytes_CheckExact(message))
+        Py_RETURN_NONE; /* the caller's own verification judges anything else */
+    if (PyBytes_GET_SIZE(key) != 32 || PyBytes_GET_SIZE(signature) != 64)
+        Py_RETURN_FALSE;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS /* the bytes are immutable and held by the caller */
+    rc = sodium_verify((const unsigned char *)PyBytes_AS_STRING(signature),
+                       (const unsigned char *)PyBytes_AS_STRING(message),
+                       (unsigned long long)PyBytes_GET_SIZE(message), (const unsigned char *)PyBytes_AS_STRING(key));
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(rc == 0);
+}
+
 /* native_sha(use) -> whether the links of `quick_run` are hashed here (the CPU's SHA extensions, when it has them and
  * `use` is true) rather than by hashlib: tests compare both. */
 static PyObject *set_native_sha(PyObject *module, PyObject *use) {
@@ -510,6 +555,10 @@ static PyMethodDef methods[] = {
      "revoked_ms, vouching, head[, signed]) -> (count, link[, closing])"},
     {"trusted_run", (PyCFunction)(void (*)(void))trusted_run, METH_FASTCALL,
      "trusted_run(held, topic) -> the records popped from the left of held while trusted, let go, of topic"},
+    {"use_sodium", (PyCFunction)use_sodium, METH_O,
+     "use_sodium(path) -> whether verified uses the libsodium of the (loaded) shared object at path"},
+    {"verified", (PyCFunction)(void (*)(void))verified, METH_FASTCALL,
+     "verified(public_key, signature, message) -> the Ed25519 verdict of libsodium, None without it"},
     {NULL, NULL, 0, NULL}
 };
 

@@ -15,6 +15,11 @@ Without `signed` (an argument fewer) it gives the count and link alone. With the
 links itself from `head` (the lane head's bytes) rather than by copies of `lane` (hashlib); `native_sha(False)` turns
 that off (tests compare both).
 
+`verified(public_key, signature, message)` is the Ed25519 verdict of libsodium's `crypto_sign_verify_detached`, looked
+up in the copy PyNaCl loaded: the function PyNaCl's `crypto_sign_open` (`leadbus.signing`) verifies by, called without
+building the signed message, its buffers and the copy back (a tenth of a stage signature's cost). None here when
+that libsodium is not found; the call gives None for arguments that are not all bytes (the caller then verifies).
+
 `trusted_run(held, topic)` pops from the left of a deque the records of `topic` let go trusted, with a value, one after
 the other (`leadbus.audit.stage_seals.take_trusted`, the reference): the rest of a run the replay's loop checks at once.
 """
@@ -31,11 +36,30 @@ QuickRun = Callable[[list[Any], int, int, str, int, bytes | None, bytes | None, 
                     tuple[int, bytes, tuple[bytes, bytes] | None]]
 
 TrustedRun = Callable[[Any, str], list[Any]]
+Verified = Callable[[bytes, bytes, bytes], bool | None]
 
 quick_link: QuickLink | None
 quick_run: QuickRun | None
 trusted_run: TrustedRun | None
+verified: Verified | None
 try:
-    from leadbus.audit._seal_link import quick_link, quick_run, trusted_run
+    from leadbus.audit._seal_link import quick_link, quick_run, trusted_run, use_sodium, verified
 except ImportError:  # not built: the Python path alone
-    quick_link = quick_run = trusted_run = None
+    quick_link = quick_run = trusted_run = verified = None
+
+
+def _sodium_path() -> str | None:
+    """The shared object of PyNaCl's libsodium (loaded by `leadbus.signing`'s import of PyNaCl)."""
+    try:
+        import nacl.bindings  # noqa: F401 - loads it
+        from nacl import _sodium
+    except ImportError:
+        return None
+    path = getattr(_sodium, "__file__", None)
+    return path if isinstance(path, str) else None
+
+
+if verified is not None:
+    _path = _sodium_path()
+    if _path is None or not use_sodium(_path):
+        verified = None  # PyNaCl's own call (`leadbus.signing`) verifies

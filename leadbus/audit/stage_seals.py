@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from leadbus.audit.native_intake import has_stage_seal as _native_has_seal
 from leadbus.audit.native_intake import unsealed_run as _native_unsealed_run
-from leadbus.audit.native_seal import quick_link, quick_run, trusted_run
+from leadbus.audit.native_seal import quick_link, quick_run, trusted_run, verified
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -41,6 +41,7 @@ from leadbus.stage_seals import (
     StageSeal,
     _lane_head,
     _signer,
+    head_message,
     head_signed,
     lane_hash,
     link_after,
@@ -318,7 +319,9 @@ class StageSealVerifier:
         """`check_many`'s record closing the run (usual, signed, `link` its link): when its signature verifies, what
         `check` does with it is done here (the lane goes on, its run let go); else False and nothing done (`check`
         judges it, and finds the signature bad)."""
-        if not head_signed(hot[4].public_key, signature, link):
+        key = hot[4].public_key
+        ok = verified(key, signature, head_message(link)) if verified is not None else None
+        if not (head_signed(key, signature, link) if ok is None else ok):
             return False
         here = Mark(record.topic, record.partition, record.offset, record.file, record.index)
         self.sealed += 1

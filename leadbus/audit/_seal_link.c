@@ -12,6 +12,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
 #include <string.h>
 
 #include "_sha256.h"
@@ -65,13 +66,10 @@ static char *put_sized(char *out, PyObject *raw) { /* bytes: length and bytes; N
 
 /* The link of the usual record (a new reference), Py_None (new) for anything else, NULL on an error. SHA-256 fed by a
  * copy of `head` (the lane's head already fed) when given, else by a copy of `lane` (hashlib's, fed the same). */
-static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, PyObject *chain, PyObject *link,
-                         unsigned long long expected, PyObject *lane, const sha256_ctx *head, PyObject *key,
-                         PyObject *value) {
-    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers))
-        Py_RETURN_NONE;
-    PyObject **items = PySequence_Fast_ITEMS(headers);
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers), base = n - 5;
+static PyObject *link_of_items(PyObject **items, Py_ssize_t n, PyObject *signer, PyObject *key_id, PyObject *chain,
+                               PyObject *link, unsigned long long expected, PyObject *lane, const sha256_ctx *head,
+                               PyObject *key, PyObject *value) {
+    Py_ssize_t base = n - 5;
     if (base < 0)
         Py_RETURN_NONE;
     PyObject *names[5], *values[5];
@@ -181,6 +179,16 @@ static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, 
     return digest;
 }
 
+/* `link_of_items` over a list or tuple of headers (None for anything else). */
+static PyObject *link_of(PyObject *headers, PyObject *signer, PyObject *key_id, PyObject *chain, PyObject *link,
+                         unsigned long long expected, PyObject *lane, const sha256_ctx *head, PyObject *key,
+                         PyObject *value) {
+    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers))
+        Py_RETURN_NONE;
+    return link_of_items(PySequence_Fast_ITEMS(headers), PySequence_Fast_GET_SIZE(headers), signer, key_id, chain, link,
+                         expected, lane, head, key, value);
+}
+
 /* A sequence number expected, as an exact int of 64 bits at most (19 digits fit): 1, else 0 (never matched). */
 static int number_of(PyObject *number, unsigned long long *out) {
     if (!PyLong_CheckExact(number))
@@ -248,8 +256,68 @@ static int same_attr(PyObject *record, PyObject *name, PyObject *expected) {
     return same;
 }
 
+/* The record's link when it is the usual record of the lane (see `quick_run`; with `signed`, the usual record closing
+ * a run: the same seal and a 64-byte signature after it, last, which the link does not cover, given in `*signature`
+ * as a new reference), a new Py_None when it is not, NULL on an error. */
+static PyObject *usual_link(PyObject *record, PyObject *topic, PyObject *partition, PyObject *signer, PyObject *key_id,
+                            PyObject *chain, PyObject *link, unsigned long long number, PyObject *lane,
+                            const sha256_ctx *head, PyObject *const *bounds, int signed_, PyObject **signature) {
+    int same = same_attr(record, str_topic, topic);
+    if (same > 0)
+        same = same_attr(record, str_partition, partition);
+    if (same < 0)
+        return NULL;
+    if (!same)
+        Py_RETURN_NONE;
+    PyObject *ms = PyObject_GetAttr(record, str_timestamp_ms);
+    if (ms == NULL)
+        return NULL;
+    int valid = in_bounds(ms, bounds[0], bounds[1], bounds[2]);
+    Py_DECREF(ms);
+    if (!valid)
+        Py_RETURN_NONE;
+    PyObject *headers = PyObject_GetAttr(record, str_headers);
+    if (headers == NULL)
+        return NULL;
+    PyObject *result = NULL, *key = NULL, *value = NULL;
+    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(headers);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+    PyObject *last_name, *last_value = NULL;
+    if (signed_) { /* the signature last, 64 bytes: the link is over the headers before it */
+        if (n < 6 || !pair(items[n - 1], &last_name, &last_value) || !is_name(last_name, SEAL_NAMES[5])
+            || last_value == Py_None || PyBytes_GET_SIZE(last_value) != 64) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        n--;
+    }
+    key = PyObject_GetAttr(record, str_key);
+    if (key == NULL)
+        goto done;
+    value = PyObject_GetAttr(record, str_value);
+    if (value == NULL)
+        goto done;
+    result = link_of_items(items, n, signer, key_id, chain, link, number, lane, head, key, value);
+    if (result != NULL && result != Py_None) {
+        if (signed_)
+            *signature = Py_NewRef(last_value);
+        /* the seal's headers and nothing else: no agency seal header (`ReplayRecord.has_seal`, read once) */
+        if (n == 5 && PyObject_SetAttr(record, str_sealed, Py_False) < 0)
+            Py_CLEAR(result);
+    }
+done:
+    Py_DECREF(headers);
+    Py_XDECREF(key);
+    Py_XDECREF(value);
+    return result;
+}
+
 /* quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms,
- *           revoked_ms, vouching, head) -> (count, link)
+ *           revoked_ms, vouching, head[, signed]) -> (count, link) or, with `signed`, (count, link, closing)
  *
  * From records[start] on (a list), before `stop`: how many records in a row are the usual record of the lane whose
  * state is given (the topic and partition, the seal's headers as `quick_link` takes them, number `number` and `prev`
@@ -257,13 +325,20 @@ static int same_attr(PyObject *record, PyObject *name, PyObject *expected) {
  * `until_ms` and `revoked_ms`, None for no bound), and the link of the last of them (`link` when none); each of them
  * set `pending` when `vouching` (and `_sealed` False, no agency seal, when its headers are the seal's five alone). The
  * first record that is not such a record ends the count: the caller judges it.
+ * With `signed` true, `closing` tells of that first record (before `stop`) when it is the usual record closing the run
+ * (as above, and the stage's signature last, 64 bytes, after the seal): (its link, its signature), else None. Only its
+ * `_sealed` may be set on it (False with the seal's six headers alone); its signature is not verified here: the
+ * caller does what `check` does with it.
  * `head`: the bytes `lane` was fed (`leadbus.stage_seals._lane_head`), hashed here with the CPU's SHA instructions
  * (`native_sha`), else `lane` is copied per record as `quick_link` does. */
 static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 16) {
-        PyErr_SetString(PyExc_TypeError, "quick_run takes 16 arguments");
+    if (nargs != 16 && nargs != 17) {
+        PyErr_SetString(PyExc_TypeError, "quick_run takes 16 or 17 arguments");
         return NULL;
     }
+    int signed_ = 0;
+    if (nargs == 17 && (signed_ = PyObject_IsTrue(args[16])) < 0)
+        return NULL;
     sha256_ctx lane_head, *head = NULL;
     if (native_sha && PyBytes_CheckExact(args[15])) { /* the lane's head, fed once for the whole run */
         sha256_init(&lane_head);
@@ -271,7 +346,8 @@ static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t n
         head = &lane_head;
     }
     PyObject *records = args[0], *topic = args[3], *partition = args[4], *signer = args[5], *key_id = args[6];
-    PyObject *chain = args[7], *lane = args[10], *start_ms = args[11], *until_ms = args[12], *revoked_ms = args[13];
+    PyObject *chain = args[7], *lane = args[10];
+    PyObject *const *bounds = args + 11; /* start_ms, until_ms, revoked_ms */
     int vouching = PyObject_IsTrue(args[14]);
     if (vouching < 0)
         return NULL;
@@ -285,46 +361,18 @@ static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t n
         return NULL;
     if (stop > PyList_GET_SIZE(records))
         stop = PyList_GET_SIZE(records);
+    if (start < 0)
+        start = stop; /* nothing taken (a negative index is no record of the run) */
     PyObject *link = Py_NewRef(args[8]);
     unsigned long long number;
     Py_ssize_t i = start;
-    if (!number_of(args[9], &number))
+    int numbered = number_of(args[9], &number);
+    if (!numbered)
         stop = start;
     for (; i < stop; i++) {
         PyObject *record = PyList_GET_ITEM(records, i);
-        int same = same_attr(record, str_topic, topic);
-        if (same > 0)
-            same = same_attr(record, str_partition, partition);
-        if (same < 0)
-            goto error;
-        if (!same)
-            break;
-        PyObject *ms = PyObject_GetAttr(record, str_timestamp_ms);
-        if (ms == NULL)
-            goto error;
-        int valid = in_bounds(ms, start_ms, until_ms, revoked_ms);
-        Py_DECREF(ms);
-        if (!valid)
-            break;
-        PyObject *headers = PyObject_GetAttr(record, str_headers);
-        if (headers == NULL)
-            goto error;
-        PyObject *key = PyObject_GetAttr(record, str_key);
-        if (key == NULL) {
-            Py_DECREF(headers);
-            goto error;
-        }
-        PyObject *value = PyObject_GetAttr(record, str_value);
-        if (value == NULL) {
-            Py_DECREF(headers);
-            Py_DECREF(key);
-            goto error;
-        }
-        PyObject *next = link_of(headers, signer, key_id, chain, link, number, lane, head, key, value);
-        int alone = next != NULL && next != Py_None && PySequence_Fast_GET_SIZE(headers) == 5; /* (a list or tuple) */
-        Py_DECREF(headers);
-        Py_DECREF(key);
-        Py_DECREF(value);
+        PyObject *next = usual_link(record, topic, partition, signer, key_id, chain, link, number, lane, head, bounds, 0,
+                                    NULL);
         if (next == NULL)
             goto error;
         if (next == Py_None) {
@@ -335,14 +383,156 @@ static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t n
         number++;
         if (vouching && PyObject_SetAttr(record, str_pending, Py_True) < 0)
             goto error;
-        /* the seal's five headers and nothing else: no agency seal header (`ReplayRecord.has_seal`, read once) */
-        if (alone && PyObject_SetAttr(record, str_sealed, Py_False) < 0)
+    }
+    if (!signed_)
+        return Py_BuildValue("(nN)", i - start, link);
+    PyObject *closing = Py_NewRef(Py_None);
+    if (i < stop) { /* the record that ended the run: the one closing it, signed? */
+        PyObject *signature = NULL;
+        PyObject *closed = usual_link(PyList_GET_ITEM(records, i), topic, partition, signer, key_id, chain, link, number,
+                                      lane, head, bounds, 1, &signature);
+        if (closed == NULL) {
+            Py_DECREF(closing);
+            goto error;
+        }
+        if (closed != Py_None)
+            Py_SETREF(closing, Py_BuildValue("(NN)", closed, signature));
+        else
+            Py_DECREF(closed);
+        if (closing == NULL)
             goto error;
     }
-    return Py_BuildValue("(nN)", i - start, link);
+    return Py_BuildValue("(nNN)", i - start, link, closing);
 error:
     Py_DECREF(link);
     return NULL;
+}
+
+static PyObject *str_popleft, *str_trusted;
+
+/* trusted_run(held, topic) -> list
+ *
+ * The records popped from the left of `held` (a deque) while the first is not `pending`, is `trusted`, has a value
+ * (not None) and is of `topic` (equal): the rest of a trusted run the replay's loop lets go (`take_trusted` in
+ * `leadbus.audit.stage_seals`, the reference). An error raised by a record's attributes is raised, with the records
+ * popped before it lost to the caller as the reference loses them (the loop locates nothing there: its records are
+ * its own). */
+static PyObject *trusted_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "trusted_run takes 2 arguments");
+        return NULL;
+    }
+    PyObject *held = args[0], *topic = args[1];
+    PyObject *run = PyList_New(0);
+    if (run == NULL)
+        return NULL;
+    for (;;) {
+        Py_ssize_t size = PyObject_Length(held);
+        if (size < 0)
+            goto error;
+        if (size == 0)
+            break;
+        PyObject *head = PySequence_GetItem(held, 0);
+        if (head == NULL)
+            goto error;
+        int go = 1;
+        PyObject *got = PyObject_GetAttr(head, str_pending);
+        if (got == NULL)
+            go = -1;
+        else {
+            int pending = PyObject_IsTrue(got);
+            Py_DECREF(got);
+            go = pending < 0 ? -1 : !pending;
+        }
+        if (go > 0) {
+            got = PyObject_GetAttr(head, str_trusted);
+            if (got == NULL)
+                go = -1;
+            else {
+                go = PyObject_IsTrue(got);
+                Py_DECREF(got);
+            }
+        }
+        if (go > 0) {
+            got = PyObject_GetAttr(head, str_value);
+            if (got == NULL)
+                go = -1;
+            else {
+                go = got != Py_None;
+                Py_DECREF(got);
+            }
+        }
+        if (go > 0) {
+            got = PyObject_GetAttr(head, str_topic);
+            if (got == NULL)
+                go = -1;
+            else {
+                int other = PyObject_RichCompareBool(got, topic, Py_NE);
+                Py_DECREF(got);
+                go = other < 0 ? -1 : !other;
+            }
+        }
+        Py_DECREF(head);
+        if (go < 0)
+            goto error;
+        if (!go)
+            break;
+        PyObject *popped = PyObject_CallMethodNoArgs(held, str_popleft);
+        if (popped == NULL)
+            goto error;
+        int added = PyList_Append(run, popped);
+        Py_DECREF(popped);
+        if (added < 0)
+            goto error;
+    }
+    return run;
+error:
+    Py_DECREF(run);
+    return NULL;
+}
+
+/* libsodium's crypto_sign_verify_detached, from the copy PyNaCl loaded (`use_sodium`); NULL until found. The very
+ * function PyNaCl's crypto_sign_open calls (crypto_sign_ed25519_open verifies by it before copying the message out),
+ * so the verdicts are the same, without the signed message built, the buffers made and the message copied back. */
+typedef int (*verify_fn)(const unsigned char *sig, const unsigned char *m, unsigned long long mlen,
+                         const unsigned char *pk);
+static verify_fn sodium_verify;
+
+/* use_sodium(path) -> whether `verified` verifies by the libsodium of the shared object at `path` (PyNaCl's, already
+ * loaded: it is not loaded here, only looked up). */
+static PyObject *use_sodium(PyObject *module, PyObject *path) {
+    const char *name = PyUnicode_AsUTF8(path);
+    if (name == NULL)
+        return NULL;
+    sodium_verify = NULL;
+    void *handle = dlopen(name, RTLD_NOW | RTLD_NOLOAD); /* kept open: PyNaCl keeps it loaded anyway */
+    if (handle != NULL)
+        sodium_verify = (verify_fn)dlsym(handle, "crypto_sign_verify_detached");
+    return PyBool_FromLong(sodium_verify != NULL);
+}
+
+/* verified(public_key, signature, message) -> whether `signature` is the Ed25519 signature of `message` under
+ * `public_key` as libsodium judges it (`leadbus.signing._verified`: False for a key not of 32 bytes or a signature
+ * not of 64); None when `use_sodium` found no libsodium, or for arguments that are not all bytes. */
+static PyObject *verified(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "verified takes 3 arguments");
+        return NULL;
+    }
+    if (sodium_verify == NULL)
+        Py_RETURN_NONE;
+    PyObject *key = args[0], *signature = args[1], *message = args[2];
+    if (!PyBytes_CheckExact(key) || !PyBytes_CheckExact(signature) || !PyBytes_CheckExact(message))
+        Py_RETURN_NONE; /* the caller's own verification judges anything else */
+    if (PyBytes_GET_SIZE(key) != 32 || PyBytes_GET_SIZE(signature) != 64)
+        Py_RETURN_FALSE;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS /* the bytes are immutable and held by the caller */
+    rc = sodium_verify((const unsigned char *)PyBytes_AS_STRING(signature),
+                       (const unsigned char *)PyBytes_AS_STRING(message),
+                       (unsigned long long)PyBytes_GET_SIZE(message), (const unsigned char *)PyBytes_AS_STRING(key));
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(rc == 0);
 }
 
 /* native_sha(use) -> whether the links of `quick_run` are hashed here (the CPU's SHA extensions, when it has them and
@@ -362,7 +552,13 @@ static PyMethodDef methods[] = {
      "quick_link(headers, signer, key_id, chain, link, number, lane, key, value) -> the link, or None"},
     {"quick_run", (PyCFunction)(void (*)(void))quick_run, METH_FASTCALL,
      "quick_run(records, start, stop, topic, partition, signer, key_id, chain, link, number, lane, start_ms, until_ms, "
-     "revoked_ms, vouching, head) -> (count, link)"},
+     "revoked_ms, vouching, head[, signed]) -> (count, link[, closing])"},
+    {"trusted_run", (PyCFunction)(void (*)(void))trusted_run, METH_FASTCALL,
+     "trusted_run(held, topic) -> the records popped from the left of held while trusted, let go, of topic"},
+    {"use_sodium", (PyCFunction)use_sodium, METH_O,
+     "use_sodium(path) -> whether verified uses the libsodium of the (loaded) shared object at path"},
+    {"verified", (PyCFunction)(void (*)(void))verified, METH_FASTCALL,
+     "verified(public_key, signature, message) -> the Ed25519 verdict of libsodium, None without it"},
     {NULL, NULL, 0, NULL}
 };
 
@@ -383,9 +579,11 @@ PyMODINIT_FUNC PyInit__seal_link(void) {
     str_timestamp_ms = PyUnicode_InternFromString("timestamp_ms");
     str_pending = PyUnicode_InternFromString("pending");
     str_sealed = PyUnicode_InternFromString("_sealed");
+    str_popleft = PyUnicode_InternFromString("popleft");
+    str_trusted = PyUnicode_InternFromString("trusted");
     if (str_copy == NULL || str_update == NULL || str_digest == NULL || str_topic == NULL || str_partition == NULL
         || str_headers == NULL || str_key == NULL || str_value == NULL || str_timestamp_ms == NULL
-        || str_pending == NULL || str_sealed == NULL)
+        || str_pending == NULL || str_sealed == NULL || str_popleft == NULL || str_trusted == NULL)
         return NULL;
     native_sha = sha256_choose(1);
     return PyModule_Create(&module);

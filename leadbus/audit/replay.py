@@ -59,7 +59,7 @@ from leadbus.audit.schema_order import SchemaPublishedFirst, topic_only
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
 from leadbus.audit.split import run_split
-from leadbus.audit.stage_seals import StageSealVerifier
+from leadbus.audit.stage_seals import StageSealVerifier, take_trusted
 from leadbus.audit.verification import (
     ACCEPTED,
     AcceptedLeads,
@@ -695,11 +695,7 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                 checks = run_checks(record.topic)
                 if checks is not None:
                     run, topic = [record], record.topic
-                    while held:
-                        head = held[0]
-                        if head.pending or not head.trusted or head.value is None or head.topic != topic:
-                            break
-                        run.append(held.popleft())
+                    run += take_trusted(held, topic)  # the rest of the run: let go trusted, with a value, of the topic
                     # accepted leads name their publisher in their fields: counted one by one (the C tally takes none)
                     process_run(run, checks, _tally_each if topic == LEADS_ACCEPTED else tally_run)
                     continue

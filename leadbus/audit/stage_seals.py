@@ -17,13 +17,14 @@ without the stage). Malformed headers are `STAGE_SEAL_MALFORMED`. Every finding 
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from leadbus.audit.native_intake import has_stage_seal as _native_has_seal
 from leadbus.audit.native_intake import unsealed_run as _native_unsealed_run
-from leadbus.audit.native_seal import quick_link, quick_run
+from leadbus.audit.native_seal import quick_link, quick_run, trusted_run, verified
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -40,6 +41,7 @@ from leadbus.stage_seals import (
     StageSeal,
     _lane_head,
     _signer,
+    head_message,
     head_signed,
     lane_hash,
     link_after,
@@ -282,9 +284,10 @@ class StageSealVerifier:
 
     def check_many(self, records: list[ReplayRecord], start: int, stop: int) -> int:
         """How many of `records[start:stop]`, from `start` on, are usual records (as `_quick` takes them) of the lane
-        the first one goes on, one after the other: they are judged at once, each as `check` judges it (nothing found,
-        the lane goes on, each held back for its signature when vouching). 0 when the first is not one (or without the
-        C extension): `check` judges it."""
+        the first one goes on, one after the other, with the record closing their run when it is usual too (the same
+        seal with the stage's signature last) and its signature verifies: they are judged at once, each as `check`
+        judges it (nothing found, the lane goes on, each held back for its signature when vouching, and the run let go
+        at its signature). 0 when the first is not one (or without the C extension): `check` judges it."""
         if quick_run is None or start >= stop:
             return 0
         record = records[start]
@@ -292,24 +295,47 @@ class StageSealVerifier:
         if hot is None or self.registry.get(hot[9][0], hot[9][1]) is not hot[4]:
             return 0
         state = hot[3]
-        taken, link = quick_run(records, start, stop, record.topic, record.partition, hot[0], hot[1], hot[2],
-                                state.link, state.sequence + 1, hot[8], hot[5], hot[6], hot[7], self.vouching,
-                                hot[10])
-        if not taken:
-            return 0
-        last = records[start + taken - 1]
-        self.sealed += taken
-        if state.unsigned_from is None:
-            state.unsigned_from = Mark(record.topic, record.partition, record.offset, record.file, record.index)
-        state.sequence += taken
-        state.link = link
-        state.at = Mark(last.topic, last.partition, last.offset, last.file, last.index)
+        taken, link, closing = quick_run(records, start, stop, record.topic, record.partition, hot[0], hot[1], hot[2],
+                                         state.link, state.sequence + 1, hot[8], hot[5], hot[6], hot[7], self.vouching,
+                                         hot[10], True)
+        if taken:
+            last = records[start + taken - 1]
+            self.sealed += taken
+            if state.unsigned_from is None:
+                state.unsigned_from = Mark(record.topic, record.partition, record.offset, record.file, record.index)
+            state.sequence += taken
+            state.link = link
+            state.at = Mark(last.topic, last.partition, last.offset, last.file, last.index)
+            if self.vouching:
+                if state.run is None:
+                    state.run = records[start:start + taken]
+                else:
+                    state.run += records[start:start + taken]
+        if closing is not None and self._closes(records[start + taken], state, hot, closing[0], closing[1]):
+            taken += 1
+        return taken
+
+    def _closes(self, record: ReplayRecord, state: _State, hot: _Hot, link: bytes, signature: bytes) -> bool:
+        """`check_many`'s record closing the run (usual, signed, `link` its link): when its signature verifies, what
+        `check` does with it is done here (the lane goes on, its run let go); else False and nothing done (`check`
+        judges it, and finds the signature bad)."""
+        key = hot[4].public_key
+        ok = verified(key, signature, head_message(link)) if verified is not None else None
+        if not (head_signed(key, signature, link) if ok is None else ok):
+            return False
+        here = Mark(record.topic, record.partition, record.offset, record.file, record.index)
+        self.sealed += 1
+        self.signatures += 1
+        state.sequence, state.link, state.at, state.unsigned_from = state.sequence + 1, link, here, None
+        if self.noted is not None:
+            self.noted.signed.add((hot[9][0], hot[9][2], record.topic, record.partition))
         if self.vouching:
             if state.run is None:
-                state.run = records[start:start + taken]
+                state.run = [record]
             else:
-                state.run += records[start:start + taken]
-        return taken
+                state.run.append(record)
+        self._let_go(state, trusted=state.clean)
+        return True
 
     def unsealed_many(self, records: list[ReplayRecord], start: int, stop: int) -> int:
         """How many of `records[start:stop]`, from `start` on, are records of the first one's partition without a stage
@@ -553,6 +579,25 @@ def _unsealed_run(records: list[ReplayRecord], start: int, stop: int) -> int:
                 return k - start
         place = (topic, partition)
     return max(end - start, 0)
+
+
+def take_trusted(held: deque[ReplayRecord], topic: str) -> list[ReplayRecord]:
+    """The records popped from the left of `held` while the first is let go (not `pending`), `trusted`, with a value,
+    of `topic`: the rest of a trusted run that the replay's loop checks at once (in C when built, `trusted_run`)."""
+    if trusted_run is not None:
+        return trusted_run(held, topic)
+    return _take_trusted(held, topic)
+
+
+def _take_trusted(held: deque[ReplayRecord], topic: str) -> list[ReplayRecord]:
+    """`take_trusted` in Python (the reference)."""
+    run = []
+    while held:
+        head = held[0]
+        if head.pending or not head.trusted or head.value is None or head.topic != topic:
+            break
+        run.append(held.popleft())
+    return run
 
 
 def _has_stage_seal(headers: Iterable[tuple[str, bytes | None]]) -> bool:

@@ -45,15 +45,16 @@ def python_alone() -> Iterator[None]:
     """In the block, every picker made is the Python one and stage seals are linked in Python (the extensions left
     unused), as without `make install`."""
     saved, saved_link, saved_run = native_picker.NATIVE, stage_seals_module.quick_link, stage_seals_module.quick_run
+    saved_trusted = stage_seals_module.trusted_run
     native_picker.NATIVE = False
-    stage_seals_module.quick_link = stage_seals_module.quick_run = None
+    stage_seals_module.quick_link = stage_seals_module.quick_run = stage_seals_module.trusted_run = None
     picker._PICKERS.clear()
     verification_module._LAST_PICKER[:] = [None, None, None]
     try:
         yield
     finally:
         native_picker.NATIVE, stage_seals_module.quick_link = saved, saved_link
-        stage_seals_module.quick_run = saved_run
+        stage_seals_module.quick_run, stage_seals_module.trusted_run = saved_run, saved_trusted
         picker._PICKERS.clear()
         verification_module._LAST_PICKER[:] = [None, None, None]
 

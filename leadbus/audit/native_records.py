@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import confluent_kafka
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
@@ -90,3 +90,37 @@ def reader(consumer: Consumer, logger: object) -> Reader | None:
     except (RuntimeError, TypeError, AttributeError) as exc:
         log.debug("replay: records read through confluent-kafka's Messages (%s)", exc)
         return None
+
+
+class Odd:
+    """A message the reader leaves to the Python path (`sources._taken`) (an error, no topic), in a Message's stead: its
+    fields as the reader gave them (err, errstr, topic, partition, offset, timestamp, key, value, headers)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: tuple[Any, ...]) -> None:
+        self.fields = fields
+
+    def error(self) -> KafkaError | None:
+        return KafkaError(self.fields[0], self.fields[1]) if self.fields[0] else None
+
+    def topic(self) -> str | None:
+        return cast(str | None, self.fields[2])
+
+    def partition(self) -> int:
+        return cast(int, self.fields[3])
+
+    def offset(self) -> int:
+        return cast(int, self.fields[4])
+
+    def timestamp(self) -> tuple[int, int]:
+        return cast(tuple[int, int], self.fields[5])
+
+    def key(self) -> bytes | None:
+        return cast(bytes | None, self.fields[6])
+
+    def value(self) -> bytes | None:
+        return cast(bytes | None, self.fields[7])
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return cast(list[tuple[str, bytes | None]] | None, self.fields[8])

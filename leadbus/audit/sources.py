@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 import fastavro
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from leadbus.audit.native_records import Build, maker, reader
+from leadbus.audit.native_records import Build, Odd, maker, reader
 from leadbus.audit.verification import ReplayRecord
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode
 from leadbus.clients import KafkaSettings
@@ -439,7 +439,7 @@ class KafkaSource:
             consumer.unassign()
         finally:
             if direct is not None:
-                direct.close()  # its queue and messages first: librdkafka's close waits for them
+                direct.close()  # its messages and queue go back before the consumer is destroyed (librdkafka's rule)
             self.close()
 
     def close(self) -> None:
@@ -464,40 +464,6 @@ def _made(build: Build | None, batch: list[Any], open_: dict[tuple[str, int], in
             at += 1
 
 
-class _Odd:
-    """A message `leadbus.audit._rdkafka` leaves to the Python path (an error, no topic), in a Message's stead: its
-    fields as the reader gave them (err, errstr, topic, partition, offset, timestamp, key, value, headers)."""
-
-    __slots__ = ("fields",)
-
-    def __init__(self, fields: tuple[Any, ...]) -> None:
-        self.fields = fields
-
-    def error(self) -> KafkaError | None:
-        return KafkaError(self.fields[0], self.fields[1]) if self.fields[0] else None
-
-    def topic(self) -> str | None:
-        return cast(str | None, self.fields[2])
-
-    def partition(self) -> int:
-        return cast(int, self.fields[3])
-
-    def offset(self) -> int:
-        return cast(int, self.fields[4])
-
-    def timestamp(self) -> tuple[int, int]:
-        return cast(tuple[int, int], self.fields[5])
-
-    def key(self) -> bytes | None:
-        return cast(bytes | None, self.fields[6])
-
-    def value(self) -> bytes | None:
-        return cast(bytes | None, self.fields[7])
-
-    def headers(self) -> list[tuple[str, bytes | None]] | None:
-        return cast(list[tuple[str, bytes | None]] | None, self.fields[8])
-
-
 def _read(direct: Reader, open_: dict[tuple[str, int], int], fresh: set[tuple[str, int]],
           done: list[tuple[str, int]], catalog: SchemaCatalog) -> Iterator[Iterable[ReplayRecord]]:
     """The records of the messages `direct` took (as `_taken` makes them): lists of them made in C, and `_taken`'s for
@@ -507,7 +473,7 @@ def _read(direct: Reader, open_: dict[tuple[str, int], int], fresh: set[tuple[st
         yield made
         if odd is None:
             return
-        yield _taken([_Odd(odd)], open_, fresh, done, catalog)
+        yield _taken([Odd(odd)], open_, fresh, done, catalog)
 
 
 def _taken(batch: list[Any], open_: dict[tuple[str, int], int], fresh: set[tuple[str, int]],

@@ -177,16 +177,17 @@ def test_the_reader_knows_the_installed_consumer_and_nothing_else() -> None:
 
 
 def test_a_message_the_reader_leaves_to_the_python_path_ends_as_there() -> None:
-    """An error the reader hands over (as `_Odd`) is judged by `_taken` as a Message's: a refusal stops the replay with
-    the clear error, another is passed over, a message of no topic too."""
-    from leadbus.audit.sources import _Odd, _taken
+    """An error the reader hands over (as `native_records.Odd`) is judged by `_taken` as a Message's: a refusal stops
+    the replay with the clear error, another is passed over, a message of no topic too."""
+    from leadbus.audit.native_records import Odd
+    from leadbus.audit.sources import _taken
 
-    refused = _Odd((KafkaError.TOPIC_AUTHORIZATION_FAILED, "Broker: Topic authorization failed", "leadbus.cases", 0,
+    refused = Odd((KafkaError.TOPIC_AUTHORIZATION_FAILED, "Broker: Topic authorization failed", "leadbus.cases", 0,
                     -1001, (0, -1), None, None, None))
     open_ = {("leadbus.cases", 0): 10}
     with pytest.raises(SourceError, match=r"leadbus.cases: access refused \(Broker: Topic authorization failed\)"):
         list(_taken([refused], open_, set(), [], CATALOG))
-    transient = _Odd((KafkaError._TRANSPORT, "down", "leadbus.cases", 0, -1001, (0, -1), None, None, None))
-    lost = _Odd((0, None, None, 0, 3, (1, 5), b"k", b"v", [("a", b"b")]))
+    transient = Odd((KafkaError._TRANSPORT, "down", "leadbus.cases", 0, -1001, (0, -1), None, None, None))
+    lost = Odd((0, None, None, 0, 3, (1, 5), b"k", b"v", [("a", b"b")]))
     assert list(_taken([transient, lost], open_, set(), [], CATALOG)) == []
     assert open_ == {("leadbus.cases", 0): 10}

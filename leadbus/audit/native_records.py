@@ -80,7 +80,11 @@ def maker() -> Build | None:
 def reader(consumer: Consumer, logger: object) -> Reader | None:
     """A reader of `consumer`'s records straight from librdkafka (`leadbus.audit._rdkafka`), or None: not built, the
     record class not one the C may fill (as `maker`), or the consumer not laid out as the extension knows it (another
-    confluent-kafka, a consumer made without `logger`): then confluent-kafka's Messages are read, as before."""
+    confluent-kafka, a consumer made without `logger`): then confluent-kafka's Messages are read, as before.
+
+    Measured on the bench's fill (100,000 records each, the read alone, main thread's CPU): leadbus.cases 1.8-2.5 µs
+    per record against 3.4-4.7 through Messages and `maker`, leadbus.leads.accepted 2.5-3.1 against 4.2-5.8, the
+    intake topics 3.0-4.9 against 5.4-8.8."""
     if not DIRECT or maker() is None:
         return None
     prototype = ReplayRecord("", 0, 0, 0, None, None, (), None)  # type: ignore[arg-type]

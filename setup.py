@@ -2,17 +2,19 @@
 
 `leadbus.audit._picker` (the field picker, `leadbus.audit.native_picker`), `leadbus.audit._seal_link` (the usual
 stage seal's check and link, `leadbus.audit.native_seal`, with `_sha256.h`), `leadbus.audit._records` (a consumed
-batch made into replay records, `leadbus.audit.native_records`) and `leadbus.audit._intake` (the usual agency seal's
-headers and link, `leadbus.audit.seals`, and a lead's head, `leadbus.audit.verification`; it links OpenSSL's
-libcrypto, the library hashlib uses). `make install` builds them (`pip install -e`; deploy/install-build-deps.sh
-installs the compiler and headers where missing); without them the Python paths run, the reference they are tested
-against.
+batch made into replay records, `leadbus.audit.native_records`), `leadbus.audit._rdkafka` (the same records made
+straight from librdkafka's messages, from the library confluent-kafka loaded, found at run time: no link here) and
+`leadbus.audit._intake` (the usual agency seal's headers and link, `leadbus.audit.seals`, and a lead's head,
+`leadbus.audit.verification`; it links OpenSSL's libcrypto, the library hashlib uses). `make install` builds them
+(`pip install -e`; deploy/install-build-deps.sh installs the compiler and headers where missing); without them the
+Python paths run, the reference they are tested against.
 """
 
 from setuptools import Extension, setup
 
 setup(ext_modules=[
     *(Extension(f"leadbus.audit.{name}", [f"leadbus/audit/{name}.c"], extra_compile_args=["-O2"], depends=depends)
-      for name, depends in (("_picker", []), ("_seal_link", ["leadbus/audit/_sha256.h"]), ("_records", []))),
+      for name, depends in (("_picker", []), ("_seal_link", ["leadbus/audit/_sha256.h"]), ("_records", []),
+                            ("_rdkafka", []))),
     Extension("leadbus.audit._intake", ["leadbus/audit/_intake.c"], extra_compile_args=["-O2"], libraries=["crypto"]),
 ])

@@ -25,16 +25,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import fastavro
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from leadbus.audit.native_records import Build, maker
+from leadbus.audit.native_records import Build, Odd, maker, reader
 from leadbus.audit.verification import ReplayRecord
 from leadbus.avro import SchemaCatalog, SchemaEntry, encode
 from leadbus.clients import KafkaSettings
 from leadbus.sinks.archive import MANIFEST, RAW, ManifestLine, Problem, parse_manifest, verify
+
+if TYPE_CHECKING:
+    from leadbus.audit._rdkafka import Reader
 
 log = logging.getLogger("leadbus.audit")
 _HOUR_MS = 3_600_000
@@ -141,6 +144,9 @@ class KafkaSource:
         self.start_ms, self.end_ms, self.timeout, self.batch = start_ms, end_ms, timeout, batch
         self.prefetch_kbytes = prefetch_kbytes  # None: librdkafka's default queue (see `bounded_prefetch`)
         self.native = True  # records made in C where the extension is built (`leadbus.audit.native_records`)
+        #: taken from librdkafka's messages themselves, not confluent-kafka's Messages (`native_records.reader`)
+        self.from_librdkafka = True
+        self.direct = False  # whether the last interleaved read did so (the consumer known, the extension built)
         self.group = f"leadbus-audit-replay-{uuid.uuid4()}"
         self._consumer: Consumer | None = None
         self.spans: list[PartitionSpan] = []
@@ -403,16 +409,24 @@ class KafkaSource:
         open_ = dict(ends)  # the partitions still read, and their ends: one lookup per record
         fresh = {(span.topic, span.partition) for span in spans if span.start == 0}  # read from the log's start
         build = maker() if self.native else None
+        direct = reader(consumer, self.settings.common().get("logger")) if self.native and self.from_librdkafka \
+            else None
+        self.direct = direct is not None
         try:
             consumer.assign([TopicPartition(span.topic, span.partition, span.start) for span in spans])
             idle_since = time.monotonic()
             while open_:
-                batch = consumer.consume(self.batch, 0.05)
                 done: list[tuple[str, int]] = []
-                yield from _made(build, batch, open_, fresh, done, catalog)
+                if direct is not None:
+                    taken = direct.consume(self.batch, 50)
+                    yield from _read(direct, open_, fresh, done, catalog)
+                else:
+                    batch = consumer.consume(self.batch, 0.05)
+                    taken = len(batch)
+                    yield from _made(build, batch, open_, fresh, done, catalog)
                 if done:
                     consumer.pause([TopicPartition(t, p) for t, p in done])
-                if batch:
+                if taken:
                     idle_since = time.monotonic()
                     continue
                 # A partition may end on a transaction marker: only its position tells.
@@ -424,6 +438,8 @@ class KafkaSource:
                     raise SourceError(f"{stuck} stopped before their end (an open transaction, or unavailable)")
             consumer.unassign()
         finally:
+            if direct is not None:
+                direct.close()  # its messages and queue go back before the consumer is destroyed (librdkafka's rule)
             self.close()
 
     def close(self) -> None:
@@ -446,6 +462,18 @@ def _made(build: Build | None, batch: list[Any], open_: dict[tuple[str, int], in
         if at < size:
             yield _taken(batch[at:at + 1], open_, fresh, done, catalog)
             at += 1
+
+
+def _read(direct: Reader, open_: dict[tuple[str, int], int], fresh: set[tuple[str, int]],
+          done: list[tuple[str, int]], catalog: SchemaCatalog) -> Iterator[Iterable[ReplayRecord]]:
+    """The records of the messages `direct` took (as `_taken` makes them): lists of them made in C, and `_taken`'s for
+    each message the reader leaves to the Python path."""
+    while True:
+        made, odd = direct.build(open_, fresh, done, catalog)
+        yield made
+        if odd is None:
+            return
+        yield _taken([Odd(odd)], open_, fresh, done, catalog)
 
 
 def _taken(batch: list[Any], open_: dict[tuple[str, int], int], fresh: set[tuple[str, int]],

@@ -1,9 +1,10 @@
-"""A Kafka replay's records made in C from each consumed batch (`leadbus.audit.native_records`) are those the Python
-path makes (`leadbus.audit.sources._taken`), slot by slot, over a real broker's partitions: one opened by an aborted
-transaction (its first record read, at offset 4, opens the log), committed transactions whose markers fall between
-records and at a partition's end, records with null keys and values and headers absent, empty or with None values, one
-partition read from its middle, and records written after the plan (past each partition's end), which neither reads.
-Both are also held to what was written."""
+"""A Kafka replay's records made in C (`leadbus.audit.native_records`), from librdkafka's own messages (`reader`, the
+path a replay takes with the installed confluent-kafka) and from confluent-kafka's Messages (`maker`, where the
+reader does not know the consumer), are those the Python path makes (`leadbus.audit.sources._taken`), slot by slot,
+over a real broker's partitions: one opened by an aborted transaction (its first record read, at offset 4, opens the
+log), committed transactions whose markers fall between records and at a partition's end, records with null keys and
+values and headers absent, empty or with None values, one partition read from its middle, and records written after
+the plan (past each partition's end), which neither reads. Both are also held to what was written."""
 
 from __future__ import annotations
 
@@ -61,18 +62,18 @@ def _write(bootstrap: str, topic: str) -> list[Written]:
 
 
 def _read(settings: KafkaSettings, topic: str, spans: list[PartitionSpan], native: bool,
-          batch: int) -> list[dict[str, Any]]:
+          batch: int, direct: bool = False) -> list[dict[str, Any]]:
     source = KafkaSource(settings, [topic], CATALOG, batch=batch)
-    source.spans, source.native = spans, native
+    source.spans, source.native, source.from_librdkafka = spans, native, direct
     records = [{name: getattr(r, name) for name in native_records.slots(ReplayRecord)}
                for r in source.records(interleave=True)]
+    assert source.direct == direct  # the reader knows the installed confluent-kafka's consumer: no fallback
     for partition in range(3):  # each partition's in offset order, whatever the interleaving
         offsets = [r["offset"] for r in records if r["partition"] == partition]
         assert offsets == sorted(offsets)
     return sorted(records, key=lambda r: (r["partition"], r["offset"]))
 
 
-@pytest.mark.skipif(not native_records.NATIVE, reason="the C extension is not built (make install)")
 def test_records_made_in_c_from_a_brokers_batches_are_those_of_the_python_path(cluster: KafkaCluster) -> None:
     bootstrap = cluster.bootstrap_servers
     topic = f"replay-records-{uuid.uuid4().hex[:8]}"
@@ -96,9 +97,11 @@ def test_records_made_in_c_from_a_brokers_batches_are_those_of_the_python_path(c
         late.produce(topic, value=b"later", partition=partition)
     late.commit_transaction()
 
+    assert native_records.NATIVE and native_records.DIRECT  # built (`make install`): tested, never skipped
     python = _read(settings, topic, spans, False, 500)
     for batch in (500, 7, 1):
         assert _read(settings, topic, spans, True, batch) == python
+        assert _read(settings, topic, spans, True, batch, direct=True) == python
     middle = 1_700_000_000_000 + 1000 * 100 + 2  # partition 2's record 100
     expected = sorted((w for w in written if w[0] < 2 or w[4] >= middle), key=lambda w: w[0])
     assert [(r["partition"], r["key"], r["value"], r["headers"], r["timestamp_ms"]) for r in python] == expected

@@ -393,3 +393,21 @@ def test_the_auditor_replays_and_rebuilds_with_its_own_credentials(bus: SecureBu
     said = done.stdout + done.stderr
     assert done.returncode == 1 and "cannot read leadbus.schemas" not in said, said  # the probes differ: exit 1
     assert "leadbus.schemas[0]@0 is not a schema" in said  # the foreign record passed over, named
+
+
+def test_a_replay_read_refused_by_the_acls_says_so_on_the_librdkafka_path_and_the_other(bus: SecureBus) -> None:
+    """A principal that may describe a topic but not read it (a publisher, its own intake topic), nor use the replay's
+    group, plans a replay of it and is refused once it reads (the group's coordinator or the fetch, whichever answers
+    first): the read stops with the clear error, whether it takes librdkafka's messages itself (the path a replay
+    takes, the refusal passed to the Python path) or confluent-kafka's Messages."""
+    from leadbus.audit.sources import KafkaSource, SourceError
+    from leadbus.avro import packaged_catalog
+
+    publisher = bus.as_("publisher-SAMR")
+    for direct in (True, False):
+        source = KafkaSource(publisher, ["leadbus.intake.SAMR"], packaged_catalog(), timeout=30)
+        source.from_librdkafka = direct
+        assert sum(span.size for span in source.plan()) >= 1  # the seed record: there is something to refuse
+        with pytest.raises(SourceError, match=r": access refused \(.*[Aa]uthorization failed"):
+            list(source.records(interleave=True))
+        assert source.direct == direct

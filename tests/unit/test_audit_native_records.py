@@ -7,6 +7,7 @@ test_replay_records.py."""
 
 from __future__ import annotations
 
+import logging
 import random
 from itertools import chain
 from typing import Any
@@ -137,3 +138,56 @@ def test_the_records_start_as_init_makes_them_and_a_new_slot_of_its_own_leaves_c
     monkeypatch.setattr(native_records, "ReplayRecord", Holding)
     monkeypatch.setattr(native_records, "_made", [])
     assert native_records.maker() is None
+
+
+# -- the reader of librdkafka's own messages (`native_records.reader`): what it trusts, and what it leaves --------
+
+def test_the_reader_knows_the_installed_consumer_and_nothing_else() -> None:
+    """The reader takes a consumer made as the replay's are (with the project's logger) and refuses, by None and never
+    a crash, whatever it cannot vouch for: another logger than the one the consumer holds, none, a producer, a closed
+    consumer; once the consumer is closed under it, a consume says so."""
+    from confluent_kafka import Consumer
+
+    from leadbus.clients import RDKAFKA_LOG, KafkaSettings
+
+    assert native_records.NATIVE and native_records.DIRECT  # built (`make install`): tested, never skipped
+    nowhere = KafkaSettings("127.0.0.1:9")  # nothing is read: no broker needed
+    consumer = nowhere.consumer("leadbus-audit-reader-test", **{"log_level": 0})
+    plain = Consumer({"bootstrap.servers": "127.0.0.1:9", "group.id": "plain", "log_level": 0})
+    producer = nowhere.producer(**{"log_level": 0})
+    try:
+        direct = native_records.reader(consumer, RDKAFKA_LOG)
+        assert direct is not None
+        assert native_records.reader(consumer, logging.getLogger("another")) is None
+        assert native_records.reader(plain, None) is None
+        assert native_records.reader(plain, RDKAFKA_LOG) is None
+        assert native_records.reader(producer, RDKAFKA_LOG) is None
+        assert native_records.reader(object(), RDKAFKA_LOG) is None  # type: ignore[arg-type]
+        assert direct.consume(10, 20) == 0
+        assert direct.build({}, set(), [], CATALOG) == ([], None)
+        with pytest.raises(ValueError):
+            direct.consume(0, 20)
+    finally:
+        consumer.close()
+        plain.close()
+    with pytest.raises(RuntimeError, match="Consumer closed"):
+        direct.consume(10, 20)
+    direct.close()
+    assert native_records.reader(consumer, RDKAFKA_LOG) is None
+
+
+def test_a_message_the_reader_leaves_to_the_python_path_ends_as_there() -> None:
+    """An error the reader hands over (as `native_records.Odd`) is judged by `_taken` as a Message's: a refusal stops
+    the replay with the clear error, another is passed over, a message of no topic too."""
+    from leadbus.audit.native_records import Odd
+    from leadbus.audit.sources import _taken
+
+    refused = Odd((KafkaError.TOPIC_AUTHORIZATION_FAILED, "Broker: Topic authorization failed", "leadbus.cases", 0,
+                    -1001, (0, -1), None, None, None))
+    open_ = {("leadbus.cases", 0): 10}
+    with pytest.raises(SourceError, match=r"leadbus.cases: access refused \(Broker: Topic authorization failed\)"):
+        list(_taken([refused], open_, set(), [], CATALOG))
+    transient = Odd((KafkaError._TRANSPORT, "down", "leadbus.cases", 0, -1001, (0, -1), None, None, None))
+    lost = Odd((0, None, None, 0, 3, (1, 5), b"k", b"v", [("a", b"b")]))
+    assert list(_taken([transient, lost], open_, set(), [], CATALOG)) == []
+    assert open_ == {("leadbus.cases", 0): 10}

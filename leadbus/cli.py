@@ -1337,8 +1337,9 @@ def audit_rebuild(
 
     Exit 0 when identical, 1 with every difference printed with its case id, 2 on a usage or access error.
     """
+    from leadbus.audit.archive_source import ArchiveSource
     from leadbus.audit.rebuild import INPUT_TOPICS, Difference, rebuild, report_json
-    from leadbus.audit.sources import ArchiveSource, KafkaSource, SourceError
+    from leadbus.audit.sources import KafkaSource, SourceError
     from leadbus.audit.verification import ReplayRecord
     from leadbus.avro import packaged_catalog
     from leadbus.clients import KafkaSettings

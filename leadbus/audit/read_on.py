@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError
+from leadbus.audit.archive_source import ArchiveSource
+from leadbus.audit.sources import KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import Finding, Verifier
 

@@ -49,6 +49,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
+from leadbus.audit.archive_source import ArchiveSource
 from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
 from leadbus.audit.processes import LoadWatch, chosen_workers
@@ -57,7 +58,7 @@ from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
 from leadbus.audit.schema_order import SchemaPublishedFirst, topic_only
 from leadbus.audit.seals import BusSealVerifier
-from leadbus.audit.sources import ArchiveSource, KafkaSource, PartitionSpan, SourceError, check_patterns
+from leadbus.audit.sources import KafkaSource, PartitionSpan, SourceError, check_patterns
 from leadbus.audit.split import run_split
 from leadbus.audit.stage_seals import StageSealVerifier, take_trusted
 from leadbus.audit.verification import (

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from leadbus.audit.archive_source import ArchiveSource
 from leadbus.audit.replay import ReplayOptions, replay
-from leadbus.audit.sources import ArchiveSource
 from leadbus.avro import packaged_catalog
 from leadbus.sinks.archive import MANIFEST, ArchiveWriter, Problem, chain_of, read_manifest, verify
 from tests.unit.test_archive import _append, _events

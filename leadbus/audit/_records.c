@@ -663,15 +663,21 @@ static int mark_class(RunReader *self, PyObject *mark) {
     return 0;
 }
 
-/* A `Mark` of the record (topic, partition, offset, file, index) as `Mark(...)` makes it: a new reference or NULL. */
-static PyObject *mark_of(RunReader *self, PyObject *rec) {
+/* `Mark(topic, partition, offset, file, index)` as its `__init__` makes it: a new reference or NULL. */
+static PyObject *mark_at(RunReader *self, PyObject *const fields[5]) {
     PyObject *mark = self->mark->tp_alloc(self->mark, 0);
     if (mark == NULL)
         return NULL;
-    static const int from[5] = {R_TOPIC, R_PARTITION, R_OFFSET, R_FILE, R_INDEX};
     for (int k = 0; k < 5; k++)
-        SLOT(mark, self->mark_offsets[k]) = Py_NewRef(RSLOT(rec, from[k]));
+        SLOT(mark, self->mark_offsets[k]) = Py_NewRef(fields[k]);
     return mark;
+}
+
+/* A `Mark` of the record (`Mark.of`): a new reference or NULL. */
+static PyObject *mark_of(RunReader *self, PyObject *rec) {
+    PyObject *fields[5] = {RSLOT(rec, R_TOPIC), RSLOT(rec, R_PARTITION), RSLOT(rec, R_OFFSET), RSLOT(rec, R_FILE),
+                           RSLOT(rec, R_INDEX)};
+    return mark_at(self, fields);
 }
 
 static PyObject *accepted(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -758,6 +764,53 @@ static PyObject *accepted(RunReader *self, PyObject *const *args, Py_ssize_t nar
     return PyLong_FromSsize_t(i);
 }
 
+
+/* noted_firsts(noted, start, revisions, topic, mark) -> next: the leads a cut's tail noted (`AcceptedLeads.noted`:
+ * (lead id, revision, digest, partition, offset)), from noted[start] on, as `boundary._accepted` carries them over
+ * after the head's: a lead not in `revisions` is its first record there, kept under (revision, digest, a `mark` of
+ * (topic, partition, offset)). It stops at the first that is anything else (a lead seen before, a row of another
+ * shape) and returns its index: the Python path judges it. */
+static PyObject *noted_firsts(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) || !PyDict_CheckExact(args[2])
+        || !PyUnicode_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "noted_firsts(noted: list, start: int, revisions: dict, topic: str, mark)");
+        return NULL;
+    }
+    if (mark_class(self, args[4]) < 0)
+        return NULL;
+    PyObject *noted = args[0], *revisions = args[2], *topic = args[3];
+    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0 || i > PyList_GET_SIZE(noted)) {
+        PyErr_SetString(PyExc_IndexError, "start out of the notes");
+        return NULL;
+    }
+    for (; i < PyList_GET_SIZE(noted); i++) {
+        PyObject *row = PyList_GET_ITEM(noted, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 5)
+            break;
+        PyObject *lead = PyTuple_GET_ITEM(row, 0);
+        if (!PyUnicode_CheckExact(lead))
+            break;
+        int seen = PyDict_Contains(revisions, lead);
+        if (seen != 0) {
+            if (seen < 0)
+                return NULL;
+            break;
+        }
+        PyObject *fields[5] = {topic, PyTuple_GET_ITEM(row, 3), PyTuple_GET_ITEM(row, 4), Py_None, Py_None};
+        PyObject *here = mark_at(self, fields);
+        PyObject *kept = here == NULL ? NULL : PyTuple_Pack(3, PyTuple_GET_ITEM(row, 1), PyTuple_GET_ITEM(row, 2), here);
+        Py_XDECREF(here);
+        int failed = kept == NULL || PyDict_SetItem(revisions, lead, kept) < 0;
+        Py_XDECREF(kept);
+        if (failed)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 static PyObject *accepted_tally(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t i;
     if (nargs != 6 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_Check(args[2])
@@ -817,6 +870,8 @@ static PyMethodDef reader_methods[] = {
      "accepted(records, start, revisions, noted, pick, schema, tag, paths, topic, mark) -> next"},
     {"accepted_tally", (PyCFunction)(void (*)(void))accepted_tally, METH_FASTCALL,
      "accepted_tally(records, start, tally, schema, name, paths) -> next"},
+    {"noted_firsts", (PyCFunction)(void (*)(void))noted_firsts, METH_FASTCALL,
+     "noted_firsts(noted, start, revisions, topic, mark) -> next"},
     {NULL, NULL, 0, NULL}
 };
 

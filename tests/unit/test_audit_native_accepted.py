@@ -16,7 +16,7 @@ import pytest
 
 from leadbus.audit import native_runs
 from leadbus.audit import verification as verification_module
-from leadbus.audit.verification import ACCEPTED_REVISION, AcceptedLeads, ReplayRecord, _plain, tally_accepted
+from leadbus.audit.verification import ACCEPTED_REVISION, AcceptedLeads, Mark, ReplayRecord, _plain, tally_accepted
 from leadbus.avro import decode, encode
 from leadbus.topics import CASES, LEADS_ACCEPTED
 from tests.audit_helpers import cut_runs, with_and_without_run_reader
@@ -145,3 +145,40 @@ def test_a_picker_that_raises_or_reads_oddly_is_judged_as_the_python_path(monkey
         seed = rng.randrange(2**32)
         fast, alone = with_and_without_run_reader(_checked, seed, made, rng.random() < 0.3, False)
         assert fast == alone
+
+
+def _carried(seed: int) -> tuple[Any, ...]:
+    """A cut's tail's notes (leads met in the head too, accepted again, going back, rows of odd shapes) carried over
+    after the head's (`boundary._accepted`)."""
+    from leadbus.audit.boundary import _accepted
+
+    rng = random.Random(seed)
+    leads: list[Any] = [f"LEAD-{i:03d}" for i in range(rng.randrange(1, 40))]
+    head, tail = AcceptedLeads(), AcceptedLeads()
+    for offset in range(rng.randrange(0, 30)):
+        head.revision([], rng.choice(leads), rng.randrange(1, 4), rng.choice("ab"), Mark(LEADS_ACCEPTED, 0, offset))
+    tail.noted = []
+    for offset in range(100, 100 + rng.randrange(0, 120)):
+        lead = rng.choice(leads) if rng.random() > 0.02 else rng.choice([7, None, ("x",)])
+        row: tuple[Any, ...] = (lead, rng.randrange(1, 4), rng.choice("ab"), rng.choice([0, 0, 0, 1]), offset)
+        if rng.random() < 0.01:
+            row = row[:4]
+        tail.noted.append(row)
+    add: list[Any] = []
+    carry = _accepted(head, tail, add)
+    assert carry is not None
+    try:
+        carry()
+    except (TypeError, ValueError) as exc:  # a row of another shape: raised at the same row either way
+        add.append(repr(exc))
+    return {k: (r, d, _plain(m)) for k, (r, d, m) in head._revisions.items()}, add
+
+
+def test_the_c_reader_carries_a_tails_notes_over_as_the_python_path() -> None:
+    rng = random.Random(2626)
+    findings = 0
+    for _ in range(400):
+        fast, alone = with_and_without_run_reader(_carried, rng.randrange(2**32))
+        assert fast == alone
+        findings += len(fast[1])
+    assert findings > 400, findings

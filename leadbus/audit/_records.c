@@ -334,11 +334,16 @@ typedef struct {
     PyTypeObject *cls;
     Py_ssize_t offsets[N_RUN_SLOTS];
     PyObject *name;  /* "name", a writer schema's attribute */
+    PyTypeObject *mark;  /* `Mark` (set by the first `accepted` call): made here without `__init__` */
+    Py_ssize_t mark_offsets[5];  /* its slots topic, partition, offset, file, index */
+    PyObject *dot;  /* "." */
 } RunReader;
 
 static void reader_dealloc(RunReader *self) {
     Py_XDECREF(self->cls);
     Py_XDECREF(self->name);
+    Py_XDECREF(self->mark);
+    Py_XDECREF(self->dot);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -357,7 +362,7 @@ static int reader_init(RunReader *self, PyObject *args, PyObject *kwargs) {
     for (int k = 0; k < N_RUN_SLOTS; k++)
         if ((self->offsets[k] = slot_offset((PyTypeObject *)cls, PyTuple_GET_ITEM(slots, k))) < 0)
             return -1;
-    if ((self->name = PyUnicode_InternFromString("name")) == NULL)
+    if ((self->name = PyUnicode_InternFromString("name")) == NULL || (self->dot = PyUnicode_FromString(".")) == NULL)
         return -1;
     self->cls = (PyTypeObject *)Py_NewRef(cls);
     return 0;
@@ -629,12 +634,244 @@ static PyObject *tally(RunReader *self, PyObject *const *args, Py_ssize_t nargs)
     return failed ? NULL : PyLong_FromSsize_t(i);
 }
 
+
+/* -- the usual records of a trusted run of `leadbus.leads.accepted` (`AcceptedLeads.check_run`, `tally_accepted`) -- */
+
+static const char *MARK_SLOTS[5] = {"topic", "partition", "offset", "file", "index"};
+
+/* `mark` as the class of the places kept: a heap type whose instances are its five slots alone (no `__dict__`), as
+ * `Mark` is (a slots dataclass whose `__init__` only sets them); its slots' offsets read once. 0, or -1 with an error. */
+static int mark_class(RunReader *self, PyObject *mark) {
+    if ((PyObject *)self->mark == mark)
+        return 0;
+    if (self->mark != NULL || !PyType_Check(mark) || !(((PyTypeObject *)mark)->tp_flags & Py_TPFLAGS_HEAPTYPE)
+        || ((PyTypeObject *)mark)->tp_dictoffset != 0
+        || ((PyTypeObject *)mark)->tp_basicsize != (Py_ssize_t)(sizeof(PyObject) + 5 * sizeof(PyObject *))) {
+        PyErr_SetString(PyExc_TypeError, "accepted: mark is one class of five slots, the same at every call");
+        return -1;
+    }
+    for (int k = 0; k < 5; k++) {
+        PyObject *name = PyUnicode_FromString(MARK_SLOTS[k]);
+        if (name == NULL)
+            return -1;
+        self->mark_offsets[k] = slot_offset((PyTypeObject *)mark, name);
+        Py_DECREF(name);
+        if (self->mark_offsets[k] < 0)
+            return -1;
+    }
+    self->mark = (PyTypeObject *)Py_NewRef(mark);
+    return 0;
+}
+
+/* `Mark(topic, partition, offset, file, index)` as its `__init__` makes it: a new reference or NULL. */
+static PyObject *mark_at(RunReader *self, PyObject *const fields[5]) {
+    PyObject *mark = self->mark->tp_alloc(self->mark, 0);
+    if (mark == NULL)
+        return NULL;
+    for (int k = 0; k < 5; k++)
+        SLOT(mark, self->mark_offsets[k]) = Py_NewRef(fields[k]);
+    return mark;
+}
+
+/* A `Mark` of the record (`Mark.of`): a new reference or NULL. */
+static PyObject *mark_of(RunReader *self, PyObject *rec) {
+    PyObject *fields[5] = {RSLOT(rec, R_TOPIC), RSLOT(rec, R_PARTITION), RSLOT(rec, R_OFFSET), RSLOT(rec, R_FILE),
+                           RSLOT(rec, R_INDEX)};
+    return mark_at(self, fields);
+}
+
+static PyObject *accepted(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t i;
+    if (nargs != 10 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_CheckExact(args[2])
+        || (args[3] != Py_None && !PyList_CheckExact(args[3])) || !PyBytes_CheckExact(args[6])
+        || !PyTuple_CheckExact(args[7]) || !PyUnicode_CheckExact(args[8])) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "accepted(records: list, start: int, revisions: dict, noted: list | None, "
+                                             "pick, schema, tag: bytes, paths: tuple, topic: str, mark: type)");
+        return NULL;
+    }
+    if (mark_class(self, args[9]) < 0)
+        return NULL;
+    PyObject *records = args[0], *revisions = args[2], *noted = args[3], *pick = args[4], *schema = args[5];
+    PyObject *tag = args[6], *paths = args[7], *topic = args[8];
+    Py_ssize_t n = PyList_GET_SIZE(records), tag_size = PyBytes_GET_SIZE(tag);
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(records, i);
+        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
+            break;
+        PyObject *value = RSLOT(rec, R_VALUE), *known = RSLOT(rec, R_SCHEMA), *where = RSLOT(rec, R_TOPIC);
+        if ((where != topic && (!PyUnicode_CheckExact(where) || !same_str(where, topic)))
+            || RSLOT(rec, R_TRUSTED) != Py_True || RSLOT(rec, R_DECODED) != Py_False || !PyBytes_CheckExact(value)
+            || RSLOT(rec, R_PICKED) != Py_None)
+            break;
+        if (known != schema && (known != Py_None || PyBytes_GET_SIZE(value) < tag_size
+                                || memcmp(PyBytes_AS_STRING(value), PyBytes_AS_STRING(tag), (size_t)tag_size) != 0))
+            break;
+        set_slot(rec, self->offsets[R_SCHEMA], Py_NewRef(schema));
+        Py_INCREF(value);
+        PyObject *head = PyObject_Vectorcall(pick, &value, 1, NULL);
+        Py_DECREF(value);
+        if (head == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                return NULL;
+            PyErr_Clear();  /* bytes it does not read: the Python path picks them again, and decodes them whole */
+            break;
+        }
+        if (head == Py_None) {
+            Py_DECREF(head);
+            break;
+        }
+        PyObject *picked = PyTuple_Pack(2, paths, head);
+        if (picked == NULL) {
+            Py_DECREF(head);
+            return NULL;
+        }
+        set_slot(rec, self->offsets[R_PICKED], picked);
+        /* the lead's id, revision and digest as `_vouched` reads them (str, int, str: the same objects), else the
+         * Python path reads the head kept */
+        if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) < 5 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(head, 0))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(head, 1)) || !PyUnicode_CheckExact(PyTuple_GET_ITEM(head, 4))) {
+            Py_DECREF(head);
+            break;
+        }
+        PyObject *lead_id = PyTuple_GET_ITEM(head, 0), *revision = PyTuple_GET_ITEM(head, 1);
+        PyObject *digest = PyTuple_GET_ITEM(head, 4);
+        if (noted != Py_None) {  /* the tail of a cut: noted for the parent, judged there */
+            PyObject *row = PyTuple_Pack(5, lead_id, revision, digest, RSLOT(rec, R_PARTITION), RSLOT(rec, R_OFFSET));
+            int failed = row == NULL || PyList_Append(noted, row) < 0;
+            Py_XDECREF(row);
+            Py_DECREF(head);
+            if (failed)
+                return NULL;
+            continue;
+        }
+        int seen = PyDict_Contains(revisions, lead_id);
+        if (seen != 0) {  /* a later revision of a lead (or an error): `revision` judges it */
+            Py_DECREF(head);
+            if (seen < 0)
+                return NULL;
+            break;
+        }
+        PyObject *here = mark_of(self, rec);
+        PyObject *kept = here == NULL ? NULL : PyTuple_Pack(3, revision, digest, here);
+        Py_XDECREF(here);
+        int failed = kept == NULL || PyDict_SetItem(revisions, lead_id, kept) < 0;
+        Py_XDECREF(kept);
+        Py_DECREF(head);
+        if (failed)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+
+/* noted_firsts(noted, start, revisions, topic, mark) -> next: the leads a cut's tail noted (`AcceptedLeads.noted`:
+ * (lead id, revision, digest, partition, offset)), from noted[start] on, as `boundary._accepted` carries them over
+ * after the head's: a lead not in `revisions` is its first record there, kept under (revision, digest, a `mark` of
+ * (topic, partition, offset)). It stops at the first that is anything else (a lead seen before, a row of another
+ * shape) and returns its index: the Python path judges it. */
+static PyObject *noted_firsts(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) || !PyDict_CheckExact(args[2])
+        || !PyUnicode_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "noted_firsts(noted: list, start: int, revisions: dict, topic: str, mark)");
+        return NULL;
+    }
+    if (mark_class(self, args[4]) < 0)
+        return NULL;
+    PyObject *noted = args[0], *revisions = args[2], *topic = args[3];
+    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0 || i > PyList_GET_SIZE(noted)) {
+        PyErr_SetString(PyExc_IndexError, "start out of the notes");
+        return NULL;
+    }
+    for (; i < PyList_GET_SIZE(noted); i++) {
+        PyObject *row = PyList_GET_ITEM(noted, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 5)
+            break;
+        PyObject *lead = PyTuple_GET_ITEM(row, 0);
+        if (!PyUnicode_CheckExact(lead))
+            break;
+        int seen = PyDict_Contains(revisions, lead);
+        if (seen != 0) {
+            if (seen < 0)
+                return NULL;
+            break;
+        }
+        PyObject *fields[5] = {topic, PyTuple_GET_ITEM(row, 3), PyTuple_GET_ITEM(row, 4), Py_None, Py_None};
+        PyObject *here = mark_at(self, fields);
+        PyObject *kept = here == NULL ? NULL : PyTuple_Pack(3, PyTuple_GET_ITEM(row, 1), PyTuple_GET_ITEM(row, 2), here);
+        Py_XDECREF(here);
+        int failed = kept == NULL || PyDict_SetItem(revisions, lead, kept) < 0;
+        Py_XDECREF(kept);
+        if (failed)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+static PyObject *accepted_tally(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t i;
+    if (nargs != 6 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_Check(args[2])
+        || !PyUnicode_CheckExact(args[4]) || !PyTuple_CheckExact(args[5])) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError,
+                            "accepted_tally(records: list, start: int, tally: dict, schema, name: str, paths: tuple)");
+        return NULL;
+    }
+    PyObject *records = args[0], *counts = args[2], *schema = args[3], *name = args[4], *paths = args[5];
+    Py_ssize_t n = PyList_GET_SIZE(records);
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(records, i);
+        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
+            break;
+        PyObject *picked = RSLOT(rec, R_PICKED), *values;
+        /* no agency seal header (known so), the writer given, trusted, its head picked by one of `paths` */
+        if (RSLOT(rec, R_SEALED) != Py_False || RSLOT(rec, R_SCHEMA) != schema || RSLOT(rec, R_TRUSTED) != Py_True
+            || !PyTuple_CheckExact(picked) || PyTuple_GET_SIZE(picked) != 2)
+            break;
+        PyObject *which = PyTuple_GET_ITEM(picked, 0);
+        int known = 0;
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(paths); k++)
+            known |= PyTuple_GET_ITEM(paths, k) == which;
+        values = PyTuple_GET_ITEM(picked, 1);
+        if (!known || !PyTuple_CheckExact(values) || PyTuple_GET_SIZE(values) < 4 || PyTuple_GET_SIZE(values) == 2
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(values, 2)) || !PyUnicode_CheckExact(PyTuple_GET_ITEM(values, 3)))
+            break;
+        /* f"{agency}.{province}" */
+        PyObject *parts[3] = {PyTuple_GET_ITEM(values, 2), self->dot, PyTuple_GET_ITEM(values, 3)};
+        PyObject *joined = PyTuple_New(3);
+        if (joined == NULL)
+            return NULL;
+        for (int k = 0; k < 3; k++)
+            PyTuple_SET_ITEM(joined, k, Py_NewRef(parts[k]));
+        PyObject *empty = PyUnicode_New(0, 0);
+        PyObject *who = empty == NULL ? NULL : PyUnicode_Join(empty, joined);
+        Py_XDECREF(empty);
+        Py_DECREF(joined);
+        if (who == NULL)
+            return NULL;
+        int failed = add(counts, name, who, 1);
+        Py_DECREF(who);
+        if (failed < 0)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef reader_methods[] = {
     {"versions", (PyCFunction)(void (*)(void))versions, METH_FASTCALL,
      "versions(records, start, last, pick, schema, tag, paths, topic, merging) -> next"},
     {"order", (PyCFunction)(void (*)(void))order, METH_FASTCALL,
      "order(records, start, topic, partition, offset, highest) -> next"},
     {"tally", (PyCFunction)(void (*)(void))tally, METH_FASTCALL, "tally(records, start, tally, by_topic, naming) -> next"},
+    {"accepted", (PyCFunction)(void (*)(void))accepted, METH_FASTCALL,
+     "accepted(records, start, revisions, noted, pick, schema, tag, paths, topic, mark) -> next"},
+    {"accepted_tally", (PyCFunction)(void (*)(void))accepted_tally, METH_FASTCALL,
+     "accepted_tally(records, start, tally, schema, name, paths) -> next"},
+    {"noted_firsts", (PyCFunction)(void (*)(void))noted_firsts, METH_FASTCALL,
+     "noted_firsts(noted, start, revisions, topic, mark) -> next"},
     {NULL, NULL, 0, NULL}
 };
 

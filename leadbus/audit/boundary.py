@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from leadbus.audit import verification as _verification
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import Noted, StageSealVerifier, headless, unsealed
 from leadbus.audit.verification import (
@@ -161,7 +162,16 @@ def _accepted(head: AcceptedLeads, tail: AcceptedLeads, add: list[Finding]) -> A
 
     def carry() -> None:
         revision, revisions = head.revision, head._revisions
-        for lead, number, digest, partition, offset in noted:
+        # the C reader keeps the leads' first records from i on, and stops at any other, judged here
+        reader = _verification._RUN_READER if type(noted) is list else None
+        i, size = 0, len(noted)
+        while i < size:
+            if reader is not None:
+                i = reader.noted_firsts(noted, i, revisions, LEADS_ACCEPTED, Mark)
+                if i == size:
+                    break
+            lead, number, digest, partition, offset = noted[i]
+            i += 1
             if lead not in revisions:  # the lead's first record (what `revision` does then, without a call)
                 revisions[lead] = (number, digest, Mark(LEADS_ACCEPTED, partition, offset))
                 continue

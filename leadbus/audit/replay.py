@@ -79,6 +79,8 @@ from leadbus.audit.verification import (
     publisher_matches,
     publisher_of,
     standard_verifiers,
+    tally_accepted,
+    tally_each,
     tally_run,
     unreadable,
     use_catalog,
@@ -686,7 +688,7 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
             for record in stretch:
                 process(record)
         else:
-            process_run(stretch, checks, _tally_each)
+            process_run(stretch, checks, tally_each)
 
     def drain() -> None:
         """The records at the head of `held` that no signature holds back any more, in order."""
@@ -698,7 +700,7 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
                     run, topic = [record], record.topic
                     run += take_trusted(held, topic)  # the rest of the run: let go trusted, with a value, of the topic
                     # accepted leads name their publisher in their fields: counted one by one (the C tally takes none)
-                    process_run(run, checks, _tally_each if topic == LEADS_ACCEPTED else tally_run)
+                    process_run(run, checks, tally_accepted if topic == LEADS_ACCEPTED else tally_run)
                     continue
             process(record)
 
@@ -778,23 +780,6 @@ _TRUSTED_RUNS = (*_RUNS, AcceptedLeads)
 #: body's (`Decodes`, no state) and the intake leads' (`IntakeLeads`: only `AcceptedLeads` reads its state, and never
 #: on an intake topic, so not within a stretch of one topic).
 _PLAIN_RUNS = (*_RUNS, Decodes, IntakeLeads)
-
-
-def _tally_each(records: list[ReplayRecord], tally: dict[tuple[str, str], int]) -> int:
-    """Each record counted as the loop's `count_one` counts it (no key or publisher selected), and how many carry an
-    agency seal header: `tally_run` for records it would count one by one anyway (sealed: their publisher is a
-    header's)."""
-    sealed = 0
-    for record in records:
-        if record.headers and record.has_seal():
-            sealed += 1
-        try:
-            who = publisher_of(record)
-        except Exception:  # noqa: BLE001 - the verifiers located what is wrong with it
-            who = "?"
-        what = (record.type_name, who)
-        tally[what] = tally.get(what, 0) + 1
-    return sealed
 
 
 def _run_checks(applying: Iterable[Verifier], kinds: tuple[type, ...],

@@ -1058,7 +1058,21 @@ class AcceptedLeads:
         one record after the other (this check reads no other's state but at `finish`)."""
         found: RunFindings = []
         check, vouched = self.check, self._vouched
-        for i, record in enumerate(records):
+        # the C reader takes the usual records (a lead's first revision, or noted in a cut's tail) from i on and stops
+        # at any other, judged below; not where sources are kept (their `original` hashed: the Python path)
+        reader = (_RUN_READER if type(records) is list and self.trust_stage_seals and not self.keep_sources
+                  else None)
+        known: SchemaEntry | None = None  # the writer of the record before, its picker and single-object header
+        pick: Picker | None = None
+        tag = b""
+        i, size = 0, len(records)
+        while i < size:
+            if pick is not None and reader is not None and not (self._rows or self._tasks):
+                i = reader.accepted(records, i, self._revisions, self.noted, pick, known, tag, ACCEPTED_REVISION,
+                                    LEADS_ACCEPTED, Mark)
+                if i == size:
+                    break
+            record = records[i]
             try:
                 judged: Iterable[Finding] | None = None
                 schema = record.schema
@@ -1071,6 +1085,11 @@ class AcceptedLeads:
                 judged = [unreadable(record, self.name, exc)]
             if judged:
                 found.append((i, judged))
+            i += 1
+            if reader is not None and record._schema is not known:  # the picker of this writer, for the next ones
+                known = record._schema
+                pick = picker(known, ACCEPTED_REVISION) if known is not None and known.name == ACCEPTED else None
+                tag = b"\xc3\x01" + known.fingerprint if known is not None else b""
         return found
 
     def _vouched(self, record: ReplayRecord) -> list[Finding] | None:
@@ -1684,6 +1703,51 @@ def tally_run(records: Sequence[ReplayRecord], tally: dict[tuple[str, str], int]
             break
         sealed += _tally_run(records[i:i + 1], tally)
         i += 1
+    return sealed
+
+
+def tally_each(records: Sequence[ReplayRecord], tally: dict[tuple[str, str], int]) -> int:
+    """Each record counted as the replay's loop counts one (no key or publisher selected), and how many carry an
+    agency seal header: `tally_run` for records it would count one by one anyway (sealed: their publisher is a
+    header's)."""
+    sealed = 0
+    for record in records:
+        if record.headers and record.has_seal():
+            sealed += 1
+        try:
+            who = publisher_of(record)
+        except Exception:  # noqa: BLE001 - the verifiers located what is wrong with it
+            who = "?"
+        what = (record.type_name, who)
+        tally[what] = tally.get(what, 0) + 1
+    return sealed
+
+
+#: The picked heads of an accepted lead whose publisher its check read (`ReplayRecord.picked_before`)
+_ACCEPTED_PICKS = (ACCEPTED_HEAD, ACCEPTED_REVISION)
+
+
+def tally_accepted(records: Sequence[ReplayRecord], tally: dict[tuple[str, str], int]) -> int:
+    """`tally_each` of a trusted run of accepted leads (which name their publisher in their fields): the C reader
+    (`leadbus.audit.native_runs`) counts the usual record (no agency seal header, its check's picked head naming the
+    publisher by two strings) and stops at any other, counted by `tally_each`."""
+    reader = _RUN_READER
+    if reader is None or type(records) is not list:
+        return tally_each(records, tally)
+    sealed = 0
+    schema: SchemaEntry | None = None
+    i, size = 0, len(records)
+    while i < size:
+        if schema is not None:
+            i = reader.accepted_tally(records, i, tally, schema, schema.name, _ACCEPTED_PICKS)
+            if i == size:
+                break
+        record = records[i]
+        sealed += tally_each((record,), tally)
+        i += 1
+        known = record._schema
+        if known is not None and known is not schema and known.name == ACCEPTED:
+            schema = known
     return sealed
 
 

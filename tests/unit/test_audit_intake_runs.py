@@ -118,3 +118,17 @@ def test_the_pass_stands_in_only_for_the_four_checks_of_an_intake_topic() -> Non
     assert intake_runs.PlainIntake.of("leadbus.cases", applying) is None
     assert intake_runs.PlainIntake.of(TOPIC, applying[:-1]) is None
     assert intake_runs.PlainIntake.of(TOPIC, [*applying, IntakeLeads()]) is None
+
+
+def test_the_c_pass_takes_nothing_of_an_odd_shape_and_refuses_an_odd_state() -> None:
+    run = native_intake.plain_run
+    assert run is not None
+    bare = ReplayRecord.__new__(ReplayRecord)  # no slot set
+    state = (ReplayRecord, CATALOG, TOPIC, {}, {}, {}, {}, {}, 16, {}, None, None, {}, intake_runs.LeadHead)
+    assert run([bare, "not a record", None], 0, state) == 0
+    assert run([], 5, state) == 0 and run(["x"], -3, state) == 0
+    for odd in [state[:-1], (*state[:3], [], *state[4:]), (*state[:10], {}, None, *state[12:])]:
+        with pytest.raises(TypeError):
+            run([bare], 0, odd)
+    with pytest.raises(TypeError):
+        run((bare,), 0, state)  # type: ignore[arg-type]

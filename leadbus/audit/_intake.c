@@ -20,12 +20,20 @@
  *
  * sha256(value) -> hashlib.sha256(value).digest() for bytes, or None (the caller hashes it with hashlib)
  *
+ * plain_run(records, start, state) -> how many usual records of a plain intake stretch were judged and counted
+ *
+ *   The usual records of a stretch of one intake topic no stage seal covers, from `start` on, taken by the four checks
+ *   that apply to it (partition order, decode, intake leads, agency seal) and the tally at once, up to the first record
+ *   one of them would not take its usual way (see the function; `leadbus.audit.intake_runs`).
+ *
  * The digest is OpenSSL's SHA-256 (libcrypto, the library hashlib uses), fed the parts one after the other.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <openssl/evp.h>
 #include <string.h>
+#include "_intake.h"
 
 static const char *SEAL_NAMES[6] = {"leadbus-publisher", "leadbus-key-id", "leadbus-partition", "leadbus-seq",
                                     "leadbus-signature", "leadbus-prev"};
@@ -174,6 +182,10 @@ static PyObject *link_digest(PyObject *module, PyObject *const *args, Py_ssize_t
     return PyBytes_FromStringAndSize((const char *)digest, 32);
 }
 
+INTAKE_SHARED int sha256_into(PyObject *value, unsigned char *digest) {
+    return begin() && feed(value, 0) && end(digest);
+}
+
 static PyObject *sha256_of(PyObject *module, PyObject *value) {
     if (!PyBytes_CheckExact(value))
         Py_RETURN_NONE;
@@ -186,7 +198,7 @@ static PyObject *sha256_of(PyObject *module, PyObject *value) {
 }
 
 static PyObject *s_headers, *s_topic, *s_partition, *s_offset, *s_timestamp_ms, *s_key, *s_value, *s_file, *s_index;
-static PyObject *zero;
+INTAKE_SHARED PyObject *zero;
 
 /* The record's attributes that `quick_seal` reads (new references), or 0 with no error set when one is missing. */
 static int read_record(PyObject *record, PyObject *names[], PyObject *out[], int n) {
@@ -219,29 +231,24 @@ static int within(PyObject *ms, PyObject *bound, int below) {
  * run in `runs` (True) when it links to the run's last and the run holds fewer than `window`; else the lane and the
  * link are given back for the caller to close the run and open another. None for anything else, with nothing done:
  * the caller's Python path judges the record (the reference). */
-static PyObject *quick_seal(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6 || !PyDict_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) || !PyDict_CheckExact(args[4])
-        || !PyLong_CheckExact(args[5])) {
-        PyErr_SetString(PyExc_TypeError, "quick_seal(record, lead, signers: dict, covers: dict, runs: dict, window)");
-        return NULL;
-    }
-    PyObject *record = args[0], *lead = args[1], *signers = args[2], *covers = args[3], *runs = args[4];
-    Py_ssize_t window = PyLong_AsSsize_t(args[5]);
-    if (window == -1 && PyErr_Occurred())
-        return NULL;
-    if (!PyTuple_Check(lead) || PyTuple_GET_SIZE(lead) != 4)
-        Py_RETURN_NONE;
-    PyObject *names[9] = {s_headers, s_topic, s_partition, s_timestamp_ms, s_key, s_value, s_offset, s_file, s_index};
-    PyObject *r[9];
-    if (!read_record(record, names, r, 9))
-        Py_RETURN_NONE;
+/* The usual record's seal as `quick_seal` judges it, from the record's fields `r` (headers, topic, partition,
+ * timestamp_ms, key, value, offset, file, index: `QUICK_FIELDS`) and its lead's head: 1 with its link (a new
+ * reference), its lane and its lane's open run (borrowed; the run NULL when there is none) and whether the link follows
+ * that run, and the `leadbus-publisher` header's value (borrowed); 0 for anything else; -1 with an error set. Nothing
+ * is changed. */
+INTAKE_SHARED int seal_link(PyObject *const r[], PyObject *lead, PyObject *signers, PyObject *covers, PyObject *runs,
+                     Py_ssize_t window, PyObject **link_out, PyObject **lane_out, PyObject **run_out, int *follows_out,
+                     PyObject **publisher_out) {
     PyObject *headers = r[0], *topic = r[1], *partition = r[2], *ms = r[3], *key = r[4], *value = r[5];
-    PyObject *result = NULL, *lookup = NULL, *cover = NULL, *sequence = NULL, *link = NULL;
+    PyObject *lookup = NULL, *cover = NULL, *sequence = NULL, *link = NULL;
+    int result = -1;
     PyObject *f[6];
+    if (!PyTuple_Check(lead) || PyTuple_GET_SIZE(lead) != 4)
+        return 0;
     if (fields_of(headers, f) != 1 || !PyUnicode_CheckExact(topic) || !PyLong_CheckExact(partition)
         || !PyLong_CheckExact(ms) || !PyBytes_CheckExact(key) || !PyBytes_CheckExact(value)
         || PyBytes_GET_SIZE(value) > LIMIT)
-        goto usual_not;
+        return 0;
     lookup = PyTuple_Pack(4, f[0], f[1], topic, partition);
     if (lookup == NULL)
         goto done;
@@ -325,27 +332,68 @@ static PyObject *quick_seal(PyObject *module, PyObject *const *args, Py_ssize_t 
         if (link == NULL)
             goto done;
     }
-    if (follows) {
-        if (PyList_Append(run, link) < 0)
-            goto done;
-        result = Py_NewRef(Py_True);
-    } else {
-        result = PyTuple_Pack(2, lane, link);
-    }
+    *link_out = link;
+    link = NULL;
+    *lane_out = lane;
+    *run_out = run;
+    *follows_out = follows;
+    *publisher_out = f[0];
+    result = 1;
     goto done;
 usual_not:
-    result = Py_NewRef(Py_None);
+    result = 0;
 done:
     Py_XDECREF(lookup);
     Py_XDECREF(cover);
     Py_XDECREF(sequence);
     Py_XDECREF(link);
-    for (int k = 0; k < 9; k++)
-        Py_DECREF(r[k]);
     return result;
 }
 
-static PyObject *s_lower;
+/* quick_seal(record, lead, signers, covers, runs, window) -> True, (lane, link), or None
+ *
+ * What `BusSealVerifier._quick` does for a CaseLead whose head `lead` was read (`record.lead_head()`), in one call:
+ * the usual chained seal of a signer already judged on this topic and partition (`signers`, its `_quick_signers`),
+ * within its key's validity, a sequence number as `str(int)` writes it, the lead's agency and province spoken for by
+ * the publisher (`covers` holds True) and the Kafka key the lead's id. Then the record's link goes on its lane's open
+ * run in `runs` (True) when it links to the run's last and the run holds fewer than `window`; else the lane and the
+ * link are given back for the caller to close the run and open another. None for anything else, with nothing done:
+ * the caller's Python path judges the record (the reference). */
+static PyObject *quick_seal(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyDict_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) || !PyDict_CheckExact(args[4])
+        || !PyLong_CheckExact(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "quick_seal(record, lead, signers: dict, covers: dict, runs: dict, window)");
+        return NULL;
+    }
+    Py_ssize_t window = PyLong_AsSsize_t(args[5]);
+    if (window == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 4)
+        Py_RETURN_NONE;
+    PyObject *names[9] = {s_headers, s_topic, s_partition, s_timestamp_ms, s_key, s_value, s_offset, s_file, s_index};
+    PyObject *r[9];
+    if (!read_record(args[0], names, r, 9))
+        Py_RETURN_NONE;
+    PyObject *link = NULL, *lane = NULL, *run = NULL, *publisher = NULL, *result = NULL;
+    int follows = 0;
+    int got = seal_link(r, args[1], args[2], args[3], args[4], window, &link, &lane, &run, &follows, &publisher);
+    for (int k = 0; k < 9; k++)
+        Py_DECREF(r[k]);
+    if (got < 0)
+        return NULL;
+    if (got == 0)
+        Py_RETURN_NONE;
+    if (follows) { /* a run there: it follows it */
+        if (PyList_Append(run, link) == 0)
+            result = Py_NewRef(Py_True);
+    } else {
+        result = PyTuple_Pack(2, lane, link);
+    }
+    Py_DECREF(link);
+    return result;
+}
+
+INTAKE_SHARED PyObject *s_lower;
 
 /* intake_lead(record, lead, seen, sources, ranges) -> True, or None
  *
@@ -556,14 +604,8 @@ static PyObject *text(const unsigned char *data, Py_ssize_t start, Py_ssize_t n)
     return out;
 }
 
-static PyObject *peek_usual(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyType_Check(args[1]) || !PyType_IsSubtype((PyTypeObject *)args[1], &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError, "peek_usual(value, a tuple's subclass)");
-        return NULL;
-    }
-    PyObject *value = args[0];
-    if (!PyBytes_CheckExact(value))
-        Py_RETURN_NONE;
+/* `peek_usual` of bytes `value`: the head (a new `cls`), None (a new reference), or NULL with an error set. */
+INTAKE_SHARED PyObject *peek_head(PyObject *value, PyTypeObject *cls) {
     const unsigned char *v = (const unsigned char *)PyBytes_AS_STRING(value);
     Py_ssize_t size = PyBytes_GET_SIZE(value);
     /* the id: a one-byte length, even (no negative size) */
@@ -608,7 +650,6 @@ static PyObject *peek_usual(PyObject *module, PyObject *const *args, Py_ssize_t 
             Py_XDECREF(parts[k]);
         Py_RETURN_NONE;
     }
-    PyTypeObject *cls = (PyTypeObject *)args[1];
     PyObject *head = cls->tp_alloc(cls, 4); /* as tuple.__new__(cls, ...) makes it */
     if (head == NULL) {
         for (int k = 0; k < 4; k++)
@@ -618,6 +659,16 @@ static PyObject *peek_usual(PyObject *module, PyObject *const *args, Py_ssize_t 
     for (int k = 0; k < 4; k++)
         PyTuple_SET_ITEM(head, k, parts[k]);
     return head;
+}
+
+static PyObject *peek_usual(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyType_Check(args[1]) || !PyType_IsSubtype((PyTypeObject *)args[1], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "peek_usual(value, a tuple's subclass)");
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[0]))
+        Py_RETURN_NONE;
+    return peek_head(args[0], (PyTypeObject *)args[1]);
 }
 
 static PyMethodDef methods[] = {
@@ -636,6 +687,8 @@ static PyMethodDef methods[] = {
      "has_stage_seal(headers, names) -> whether a header's name is among names, or None (the reference reads them)"},
     {"unsealed_run", (PyCFunction)(void (*)(void))unsealed_run, METH_FASTCALL,
      "unsealed_run(records, start, stop, names) -> how many records from start on, of one partition, name nothing in names"},
+    {"plain_run", (PyCFunction)(void (*)(void))plain_run, METH_FASTCALL, /* in _intake_run.c */
+     "plain_run(records, start, state) -> how many usual records of a plain intake stretch were judged and counted"},
     {NULL, NULL, 0, NULL}
 };
 
@@ -667,7 +720,7 @@ PyMODINIT_FUNC PyInit__intake(void) {
     zero = PyLong_FromLong(0);
     s_lower = PyUnicode_InternFromString("lower");
     if (!s_headers || !s_topic || !s_partition || !s_offset || !s_timestamp_ms || !s_key || !s_value || !s_file
-        || !s_index || !zero || !s_lower)
+        || !s_index || !zero || !s_lower || !plain_run_ready())
         return NULL;
     return PyModule_Create(&module);
 }

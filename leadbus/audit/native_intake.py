@@ -18,7 +18,11 @@ headers are installed); None without the extension (the Python paths alone, the 
   and partition with headers, (str, value) pairs, naming nothing in `names` (`StageSealVerifier.unsealed_many`; the
   reference is `stage_seals._unsealed_run`).
 
-Tests hold all eight to the Python paths' values over sealed, tampered, forged, cut and hostile records.
+* `plain_run(records, start, state)`: how many usual records of a stretch of one intake topic no stage seal covers were
+  judged by its four checks and counted, from `start` on (`leadbus.audit.intake_runs.PlainIntake`, whose reference is
+  the replay's loop over the same records, each check's `check_run` then the tally).
+
+Tests hold all nine to the Python paths' values over sealed, tampered, forged, cut and hostile records.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ QuickSeal = Callable[[Any, Any, dict[Any, Any], dict[Any, bool], dict[Any, list[
 IntakeLead = Callable[[Any, Any, dict[Any, Any], "dict[Any, Any] | None", "dict[Any, Any] | None"], "bool | None"]
 HasStageSeal = Callable[[Sequence[tuple[str, bytes | None]], frozenset[str]], "bool | None"]
 UnsealedRun = Callable[[list[Any], int, int, frozenset[str]], int]
+PlainRun = Callable[[list[Any], int, tuple[Any, ...]], int]
 
 chained_fields: ChainedFields | None
 link_digest: LinkDigest | None
@@ -44,6 +49,7 @@ quick_seal: QuickSeal | None
 has_stage_seal: HasStageSeal | None
 intake_lead: IntakeLead | None
 unsealed_run: UnsealedRun | None
+plain_run: PlainRun | None
 try:
     from leadbus.audit._intake import (
         chained_fields,
@@ -51,9 +57,11 @@ try:
         intake_lead,
         link_digest,
         peek_usual,
+        plain_run,
         quick_seal,
         sha256,
         unsealed_run,
     )
 except ImportError:  # not built (no compiler, or no OpenSSL headers): the Python paths alone
     chained_fields = link_digest = peek_usual = sha256 = quick_seal = has_stage_seal = intake_lead = unsealed_run = None
+    plain_run = None

@@ -51,6 +51,7 @@ from typing import IO, Any
 
 from leadbus.audit.archive_source import ArchiveSource
 from leadbus.audit.export import Exporter, finish_export, open_exporter
+from leadbus.audit.intake_runs import PlainIntake
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
 from leadbus.audit.processes import LoadWatch, chosen_workers
 from leadbus.audit.read_on import read_on, read_on_archive
@@ -676,6 +677,7 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
     # A stretch of one topic that no stage seal covers goes the same way when each check that applies takes a run
     # (`_PLAIN_RUNS`) and no content worker reads its records: the same findings, in the same order.
     plain_runs: dict[str, list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None] = {}
+    plain_quick: dict[str, PlainIntake | None] = {}
 
     def plain_checks(topic: str) -> list[tuple[int, Callable[[list[ReplayRecord]], RunFindings]]] | None:
         if topic not in plain_runs:
@@ -683,12 +685,29 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
         return plain_runs[topic]
 
     def process_plain(stretch: list[ReplayRecord]) -> None:
-        checks = plain_checks(stretch[0].topic)
+        topic = stretch[0].topic
+        checks = plain_checks(topic)
         if checks is None:
             for record in stretch:
                 process(record)
-        else:
+            return
+        if topic not in plain_quick:  # an intake topic's usual records judged and counted in one C pass
+            plain_quick[topic] = PlainIntake.of(topic, [v for v in others if _applies(v, topic)])
+        quick = None if counted_alone else plain_quick[topic]
+        if quick is None:
             process_run(stretch, checks, tally_each)
+            return
+        nonlocal sealed
+        i, size = 0, len(stretch)
+        while i < size:
+            taken = quick.take(stretch, i, tally)
+            report.selected += taken
+            sealed += taken
+            i += taken
+            if i < size:  # a record it does not take: the checks one after the other judge it (the reference)
+                process_run(stretch[i:i + 1], checks, tally_each)
+                quick.learn(stretch[i])
+                i += 1
 
     def drain() -> None:
         """The records at the head of `held` that no signature holds back any more, in order."""

@@ -1,0 +1,134 @@
+"""A plain intake stretch's usual records judged and counted in one C pass (`intake_runs.PlainIntake`, `native_intake`'s
+`plain_run`) against the path it stands in for (the reference: each check's `check_run`, then the tally): the replay's
+loop over the same hostile intake records — seals tampered with, headers of odd types, bodies cut, leads sent twice,
+offsets and timestamps out of order, records of odd shapes — gives the same findings, tally, signatures and state
+either way, and the C pass took the untouched records."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from leadbus.audit import intake_runs, native_intake
+from leadbus.audit.seals import BusSealVerifier
+from leadbus.audit.stage_seals import StageSealVerifier
+from leadbus.audit.verification import IntakeLeads, PartitionOrder, ReplayRecord, standard_verifiers
+from tests.audit_helpers import replay_records, replayed
+from tests.unit.test_audit_native_intake import _hostile, _python_alone
+from tests.unit.test_audit_native_intake_quick import HOSTILE
+from tests.unit.test_audit_seals_quick import CATALOG, STREAM, TOPIC, Rec, _registry, _tamper
+
+
+def test_the_c_pass_is_built() -> None:
+    """A broken build must not pass as the Python path."""
+    assert native_intake.plain_run is not None and intake_runs._native_plain is not None
+
+
+def _odd(records: list[ReplayRecord], rng: random.Random) -> list[ReplayRecord]:
+    """Records made odd after they were read: offsets and timestamps out of order, a log's first record, a tombstone,
+    an equal topic of another object, a partition or offset of another type, a body cut to its fingerprint."""
+    for _ in range(rng.randint(1, 4)):
+        r = records[rng.randrange(len(records))]
+        how = rng.randrange(9)
+        if how == 0:
+            r.timestamp_ms -= rng.choice([1, 20_000, 10**9])
+        elif how == 1:
+            r.offset = rng.choice([0, -1, r.offset - 1, r.offset + 5])
+        elif how == 2:
+            r.opens_log = True
+        elif how == 3:
+            r.value = None
+        elif how == 4:
+            r.topic = "".join(TOPIC)
+        elif how == 5:
+            r.partition = rng.choice([True, float(r.partition)])
+        elif how == 6:
+            r.offset = float(r.offset)
+        elif how == 7:
+            r.value = (r.value or b"")[:10]
+        else:
+            r.trusted = True
+    return records
+
+
+def _replayed(recs: list[Rec], *, keep_sources: bool, seed: int | None = None) -> list[Any]:
+    """The replay's loop as a Kafka replay of the intake topic runs it (the standard verifiers, the seal verifier, the
+    stage seal verifier vouching): its findings, tally and count, and what the verifiers keep."""
+    stage = StageSealVerifier(_registry())
+    stage.vouching = True
+    bus = BusSealVerifier(_registry(), window=16)
+    verifiers: list[Any] = [*standard_verifiers(), bus, stage]
+    intake = next(v for v in verifiers if isinstance(v, IntakeLeads))
+    order = next(v for v in verifiers if isinstance(v, PartitionOrder))
+    intake.keep_sources = keep_sources
+    records = replay_records(TOPIC, recs, CATALOG)
+    if seed is not None:
+        records = _odd(records, random.Random(seed))
+    report = replayed(records, verifiers)
+    return [report.findings, sorted(report.by_type_publisher.items()), report.selected, report.sealed, bus.signatures,
+            bus.sealed, intake._seen, intake.sources, intake.ranges, order._last, bus.lanes.__dict__]
+
+
+def _both(recs: list[Rec], monkeypatch: pytest.MonkeyPatch, *, keep_sources: bool, seed: int | None = None) -> int:
+    """The replay with the C pass, without it, and by the Python paths alone: the same; how many records it took."""
+    take, taken = intake_runs.PlainIntake.take, [0]
+
+    def counted(quick: intake_runs.PlainIntake, records: list[ReplayRecord], start: int, tally: Any) -> int:
+        got = take(quick, records, start, tally)
+        taken[0] += got
+        return got
+
+    with monkeypatch.context() as patch:
+        patch.setattr(intake_runs.PlainIntake, "take", counted)
+        fast = _replayed(recs, keep_sources=keep_sources, seed=seed)
+    with monkeypatch.context() as patch:
+        patch.setattr(intake_runs, "_native_plain", None)
+        assert fast == _replayed(recs, keep_sources=keep_sources, seed=seed)
+        _python_alone(patch)
+        assert fast == _replayed(recs, keep_sources=keep_sources, seed=seed)
+    return taken[0]
+
+
+def test_an_untouched_stream_is_taken_by_the_c_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _both(STREAM, monkeypatch, keep_sources=False) > len(STREAM) // 2
+
+
+@pytest.mark.parametrize("keep_sources", [False, True])
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_intake_records_give_the_same_replay_with_the_c_pass_or_without(
+        case: str, keep_sources: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    recs = HOSTILE[case](STREAM, 40)
+    assert _both(recs, monkeypatch, keep_sources=keep_sources) > len(recs) // 2, case
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_tampered_and_odd_records_give_the_same_replay_with_the_c_pass_or_without(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(1300 + seed)
+    recs = _tamper(STREAM, rng) if seed % 3 else _hostile(_tamper(STREAM, rng), rng)
+    _both(recs, monkeypatch, keep_sources=bool(seed % 2), seed=seed if seed % 4 else None)
+
+
+def test_the_pass_stands_in_only_for_the_four_checks_of_an_intake_topic() -> None:
+    applying = [v for v in [*standard_verifiers(), BusSealVerifier(_registry())] if getattr(v, "applies", None) is None
+                or v.applies(TOPIC)]
+    assert intake_runs.PlainIntake.of(TOPIC, applying) is not None
+    assert intake_runs.PlainIntake.of("leadbus.cases", applying) is None
+    assert intake_runs.PlainIntake.of(TOPIC, applying[:-1]) is None
+    assert intake_runs.PlainIntake.of(TOPIC, [*applying, IntakeLeads()]) is None
+
+
+def test_the_c_pass_takes_nothing_of_an_odd_shape_and_refuses_an_odd_state() -> None:
+    run = native_intake.plain_run
+    assert run is not None
+    bare = ReplayRecord.__new__(ReplayRecord)  # no slot set
+    state = (ReplayRecord, CATALOG, TOPIC, {}, {}, {}, {}, {}, 16, {}, None, None, {}, intake_runs.LeadHead)
+    assert run([bare, "not a record", None], 0, state) == 0
+    assert run([], 5, state) == 0 and run(["x"], -3, state) == 0
+    for odd in [state[:-1], (*state[:3], [], *state[4:]), (*state[:10], {}, None, *state[12:])]:
+        with pytest.raises(TypeError):
+            run([bare], 0, odd)
+    with pytest.raises(TypeError):
+        run((bare,), 0, state)  # type: ignore[arg-type]

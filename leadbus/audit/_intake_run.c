@@ -6,6 +6,7 @@
 #include <structmember.h>
 #include <string.h>
 #include "_intake.h"
+#include "_slots.h"
 
 /* plain_run(records, start, state) -> how many records of the list from `start` on were taken
  *
@@ -35,31 +36,12 @@ static PyTypeObject *plain_cls;
 static Py_ssize_t plain_offsets[N_PLAIN];
 #define PSLOT(obj, k) (*(PyObject **)((char *)(obj) + plain_offsets[k]))
 
-/* The offset in `cls`'s instances of the slot `name` (a writable object slot of `cls` or a base), or -1 (error set). */
-static Py_ssize_t slot_offset(PyTypeObject *cls, const char *name) {
-    PyObject *descr = PyObject_GetAttrString((PyObject *)cls, name);
-    if (descr == NULL)
-        return -1;
-    Py_ssize_t offset = -1;
-    if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-        PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
-        if (def->type == T_OBJECT_EX && !(def->flags & READONLY)
-            && PyType_IsSubtype(cls, ((PyDescrObject *)descr)->d_type) && def->offset > 0
-            && def->offset + (Py_ssize_t)sizeof(PyObject *) <= cls->tp_basicsize)
-            offset = def->offset;
-    }
-    Py_DECREF(descr);
-    if (offset < 0)
-        PyErr_Format(PyExc_TypeError, "%s is not an object slot of %s", name, cls->tp_name);
-    return offset;
-}
-
 static int plain_slots(PyTypeObject *cls) {
     if (cls == plain_cls)
         return 1;
     Py_ssize_t offsets[N_PLAIN];
     for (int k = 0; k < N_PLAIN; k++)
-        if ((offsets[k] = slot_offset(cls, PLAIN_SLOTS[k])) < 0)
+        if ((offsets[k] = slot_offset_named(cls, PLAIN_SLOTS[k])) < 0)
             return 0;
     memcpy(plain_offsets, offsets, sizeof offsets);
     Py_XSETREF(plain_cls, (PyTypeObject *)Py_NewRef(cls));

@@ -31,6 +31,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include "_slots.h"
 #include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
@@ -117,26 +118,6 @@ typedef struct {
     Name topics[MAX_TOPICS], names[MAX_NAMES];
     int n_topics, n_names;
 } Reader;
-
-#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
-
-static Py_ssize_t slot_offset(PyTypeObject *cls, PyObject *name) {
-    PyObject *descr = PyObject_GetAttr((PyObject *)cls, name);
-    if (descr == NULL)
-        return -1;
-    Py_ssize_t offset = -1;
-    if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-        PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
-        if (def->type == T_OBJECT_EX && !(def->flags & READONLY)
-            && PyType_IsSubtype(cls, ((PyDescrObject *)descr)->d_type) && def->offset > 0
-            && def->offset + (Py_ssize_t)sizeof(PyObject *) <= cls->tp_basicsize)
-            offset = def->offset;
-    }
-    Py_DECREF(descr);
-    if (offset < 0)
-        PyErr_Format(PyExc_TypeError, "%R is not an object slot of %s", name, cls->tp_name);
-    return offset;
-}
 
 static void give_back(Reader *self) {
     for (; self->at < self->n; self->at++)
@@ -232,28 +213,9 @@ static int reader_init(Reader *self, PyObject *args, PyObject *kwargs) {
     if (self->api.version() != version || self->api.type(h->rk) != RD_KAFKA_CONSUMER
         || self->api.opaque(h->rk) != (void *)consumer)
         return refuse("librdkafka does not know the consumer as confluent-kafka's");
-    for (int f = 0; f < N_FIELDS; f++)
-        if ((self->field_offsets[f] = slot_offset(type, PyTuple_GET_ITEM(fields, f))) < 0)
-            return -1;
-    Py_ssize_t n = 0;
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(slots); k++) {
-        Py_ssize_t offset = slot_offset(type, PyTuple_GET_ITEM(slots, k));
-        if (offset < 0)
-            return -1;
-        int field = 0;
-        for (int f = 0; f < N_FIELDS; f++)
-            field |= self->field_offsets[f] == offset;
-        if (field)
-            continue;
-        PyObject *value = SLOT(prototype, offset);
-        if (value == NULL || n == MAX_SLOTS) {
-            PyErr_Format(PyExc_TypeError, "the prototype has no value for %R", PyTuple_GET_ITEM(slots, k));
-            return -1;
-        }
-        self->other_offsets[n] = offset;
-        self->other_values[n] = Py_NewRef(value);
-        self->n_others = ++n;
-    }
+    if (record_layout(type, slots, fields, prototype, N_FIELDS, self->field_offsets, self->other_offsets,
+                      self->other_values, MAX_SLOTS, &self->n_others) < 0)
+        return -1;
     if ((self->queue = self->api.queue_get_consumer(h->rk)) == NULL)
         return refuse("the consumer has no queue");
     self->rk = h->rk;

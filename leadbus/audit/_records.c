@@ -44,6 +44,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include "_slots.h"
 
 #define MAX_SLOTS 64
 enum { F_TOPIC, F_PARTITION, F_OFFSET, F_TIMESTAMP, F_KEY, F_VALUE, F_HEADERS, F_CATALOG, F_OPENS_LOG, N_FIELDS };
@@ -61,27 +62,6 @@ typedef struct {
     PyObject *other_values[MAX_SLOTS];
     PyObject *methods[N_METHODS];
 } Maker;
-
-/* The offset in `cls`'s instances of the slot `name` (a writable object slot of `cls` or a base), or -1. */
-static Py_ssize_t slot_offset(PyTypeObject *cls, PyObject *name) {
-    PyObject *descr = PyObject_GetAttr((PyObject *)cls, name);
-    if (descr == NULL)
-        return -1;
-    Py_ssize_t offset = -1;
-    if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-        PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
-        if (def->type == T_OBJECT_EX && !(def->flags & READONLY)
-            && PyType_IsSubtype(cls, ((PyDescrObject *)descr)->d_type) && def->offset > 0
-            && def->offset + (Py_ssize_t)sizeof(PyObject *) <= cls->tp_basicsize)
-            offset = def->offset;
-    }
-    Py_DECREF(descr);
-    if (offset < 0)
-        PyErr_Format(PyExc_TypeError, "%R is not an object slot of %s", name, cls->tp_name);
-    return offset;
-}
-
-#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
 static void maker_dealloc(Maker *self) {
     Py_XDECREF(self->cls);
@@ -108,28 +88,9 @@ static int maker_init(Maker *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_TypeError, "Maker(cls, slots, fields, prototype, message_type): not a record class");
         return -1;
     }
-    for (int f = 0; f < N_FIELDS; f++)
-        if ((self->field_offsets[f] = slot_offset(type, PyTuple_GET_ITEM(fields, f))) < 0)
-            return -1;
-    Py_ssize_t n = 0;
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(slots); k++) {
-        Py_ssize_t offset = slot_offset(type, PyTuple_GET_ITEM(slots, k));
-        if (offset < 0)
-            return -1;
-        int field = 0;
-        for (int f = 0; f < N_FIELDS; f++)
-            field |= self->field_offsets[f] == offset;
-        if (field)
-            continue;
-        PyObject *value = SLOT(prototype, offset);
-        if (value == NULL || n == MAX_SLOTS) {
-            PyErr_Format(PyExc_TypeError, "the prototype has no value for %R", PyTuple_GET_ITEM(slots, k));
-            return -1;
-        }
-        self->other_offsets[n] = offset;
-        self->other_values[n] = Py_NewRef(value);
-        self->n_others = ++n;
-    }
+    if (record_layout(type, slots, fields, prototype, N_FIELDS, self->field_offsets, self->other_offsets,
+                      self->other_values, MAX_SLOTS, &self->n_others) < 0)
+        return -1;
     for (int m = 0; m < N_METHODS; m++)
         if ((self->methods[m] = PyObject_GetAttrString(message, METHOD_NAMES[m])) == NULL)
             return -1;

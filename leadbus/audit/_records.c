@@ -365,6 +365,53 @@ static inline void set_slot(PyObject *rec, Py_ssize_t offset, PyObject *value) {
     Py_XDECREF(old);
 }
 
+/* What both readers ask of a run's record before they judge it, and the same arguments for every record of a call. */
+typedef struct {
+    PyObject *pick, *schema, *tag, *paths, *topic;
+} Picking;
+
+/* A record of the run's topic, trusted, not yet decoded nor picked, of the run's writer schema (known, or its tag
+ * heading the value): its schema set and its head picked (`(paths, head)` kept on the record, as `pick_head` keeps
+ * it). 1 with *head a new reference; 0 where the Python path takes over (a record of another kind, or bytes the picker
+ * does not read: it picks them again, and decodes them whole); -1 with an error set. */
+static int picked_head(RunReader *self, PyObject *rec, const Picking *run, PyObject **head) {
+    if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
+        return 0;
+    PyObject *value = RSLOT(rec, R_VALUE), *known = RSLOT(rec, R_SCHEMA), *where = RSLOT(rec, R_TOPIC);
+    /* (a record of another topic: the Python path's, which `check` would judge otherwise once it is picked) */
+    if ((where != run->topic && (!PyUnicode_CheckExact(where) || !same_str(where, run->topic)))
+        || RSLOT(rec, R_TRUSTED) != Py_True || RSLOT(rec, R_DECODED) != Py_False || !PyBytes_CheckExact(value)
+        || RSLOT(rec, R_PICKED) != Py_None)
+        return 0;
+    Py_ssize_t tag_size = PyBytes_GET_SIZE(run->tag);
+    if (known != run->schema
+        && (known != Py_None || PyBytes_GET_SIZE(value) < tag_size
+            || memcmp(PyBytes_AS_STRING(value), PyBytes_AS_STRING(run->tag), (size_t)tag_size) != 0))
+        return 0;
+    set_slot(rec, self->offsets[R_SCHEMA], Py_NewRef(run->schema));
+    Py_INCREF(value);
+    PyObject *got = PyObject_Vectorcall(run->pick, &value, 1, NULL);
+    Py_DECREF(value);
+    if (got == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    if (got == Py_None) {
+        Py_DECREF(got);
+        return 0;
+    }
+    PyObject *picked = PyTuple_Pack(2, run->paths, got);
+    if (picked == NULL) {
+        Py_DECREF(got);
+        return -1;
+    }
+    set_slot(rec, self->offsets[R_PICKED], picked);
+    *head = got;
+    return 1;
+}
+
 static PyObject *versions(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t i;
     if (nargs != 9 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_CheckExact(args[2])
@@ -375,44 +422,18 @@ static PyObject *versions(RunReader *self, PyObject *const *args, Py_ssize_t nar
                                              "tag: bytes, paths: tuple, topic: str, merging: bool)");
         return NULL;
     }
-    PyObject *records = args[0], *last = args[2], *pick = args[3], *schema = args[4], *tag = args[5];
-    PyObject *paths = args[6], *topic = args[7];
+    PyObject *records = args[0], *last = args[2];
+    const Picking run = {.pick = args[3], .schema = args[4], .tag = args[5], .paths = args[6], .topic = args[7]};
     int merging = args[8] == Py_True;
     Py_ssize_t kept = merging ? 6 : 5, merged_at = merging ? 1 : 0;  /* a case's state: its size, where `merged` is */
-    Py_ssize_t n = PyList_GET_SIZE(records), tag_size = PyBytes_GET_SIZE(tag);
+    Py_ssize_t n = PyList_GET_SIZE(records);
     for (; i < n; i++) {
-        PyObject *rec = PyList_GET_ITEM(records, i);
-        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
-            break;
-        PyObject *value = RSLOT(rec, R_VALUE), *known = RSLOT(rec, R_SCHEMA), *where = RSLOT(rec, R_TOPIC);
-        /* (a record of another topic: the Python path's, which `check` would judge otherwise once it is picked) */
-        if ((where != topic && (!PyUnicode_CheckExact(where) || !same_str(where, topic)))
-            || RSLOT(rec, R_TRUSTED) != Py_True || RSLOT(rec, R_DECODED) != Py_False || !PyBytes_CheckExact(value)
-            || RSLOT(rec, R_PICKED) != Py_None)
-            break;
-        if (known != schema && (known != Py_None || PyBytes_GET_SIZE(value) < tag_size
-                                || memcmp(PyBytes_AS_STRING(value), PyBytes_AS_STRING(tag), (size_t)tag_size) != 0))
-            break;
-        set_slot(rec, self->offsets[R_SCHEMA], Py_NewRef(schema));
-        Py_INCREF(value);
-        PyObject *head = PyObject_Vectorcall(pick, &value, 1, NULL);
-        Py_DECREF(value);
-        if (head == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_Exception))
-                return NULL;
-            PyErr_Clear();  /* bytes it does not read: the Python path picks them again, and decodes them whole */
-            break;
-        }
-        if (head == Py_None) {
-            Py_DECREF(head);
-            break;
-        }
-        PyObject *picked = PyTuple_Pack(2, paths, head);
-        if (picked == NULL) {
-            Py_DECREF(head);
+        PyObject *rec = PyList_GET_ITEM(records, i), *head;
+        int got = picked_head(self, rec, &run, &head);
+        if (got < 0)
             return NULL;
-        }
-        set_slot(rec, self->offsets[R_PICKED], picked);
+        if (got == 0)
+            break;
         if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) < 2 + merging
             || !PyUnicode_CheckExact(PyTuple_GET_ITEM(head, 0))
             || !PyLong_CheckExact(PyTuple_GET_ITEM(head, 1))) {
@@ -653,41 +674,16 @@ static PyObject *accepted(RunReader *self, PyObject *const *args, Py_ssize_t nar
     }
     if (mark_class(self, args[9]) < 0)
         return NULL;
-    PyObject *records = args[0], *revisions = args[2], *noted = args[3], *pick = args[4], *schema = args[5];
-    PyObject *tag = args[6], *paths = args[7], *topic = args[8];
-    Py_ssize_t n = PyList_GET_SIZE(records), tag_size = PyBytes_GET_SIZE(tag);
+    PyObject *records = args[0], *revisions = args[2], *noted = args[3];
+    const Picking run = {.pick = args[4], .schema = args[5], .tag = args[6], .paths = args[7], .topic = args[8]};
+    Py_ssize_t n = PyList_GET_SIZE(records);
     for (; i < n; i++) {
-        PyObject *rec = PyList_GET_ITEM(records, i);
-        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
-            break;
-        PyObject *value = RSLOT(rec, R_VALUE), *known = RSLOT(rec, R_SCHEMA), *where = RSLOT(rec, R_TOPIC);
-        if ((where != topic && (!PyUnicode_CheckExact(where) || !same_str(where, topic)))
-            || RSLOT(rec, R_TRUSTED) != Py_True || RSLOT(rec, R_DECODED) != Py_False || !PyBytes_CheckExact(value)
-            || RSLOT(rec, R_PICKED) != Py_None)
-            break;
-        if (known != schema && (known != Py_None || PyBytes_GET_SIZE(value) < tag_size
-                                || memcmp(PyBytes_AS_STRING(value), PyBytes_AS_STRING(tag), (size_t)tag_size) != 0))
-            break;
-        set_slot(rec, self->offsets[R_SCHEMA], Py_NewRef(schema));
-        Py_INCREF(value);
-        PyObject *head = PyObject_Vectorcall(pick, &value, 1, NULL);
-        Py_DECREF(value);
-        if (head == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_Exception))
-                return NULL;
-            PyErr_Clear();  /* bytes it does not read: the Python path picks them again, and decodes them whole */
-            break;
-        }
-        if (head == Py_None) {
-            Py_DECREF(head);
-            break;
-        }
-        PyObject *picked = PyTuple_Pack(2, paths, head);
-        if (picked == NULL) {
-            Py_DECREF(head);
+        PyObject *rec = PyList_GET_ITEM(records, i), *head;
+        int got = picked_head(self, rec, &run, &head);
+        if (got < 0)
             return NULL;
-        }
-        set_slot(rec, self->offsets[R_PICKED], picked);
+        if (got == 0)
+            break;
         /* the lead's id, revision and digest as `_vouched` reads them (str, int, str: the same objects), else the
          * Python path reads the head kept */
         if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) < 5 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(head, 0))

@@ -17,7 +17,11 @@ every partition it wrote holds, from offset 0, exactly the records it produced, 
 * replay without --verify: the same read (writer schemas, the summary's tally by type and publisher), no check.
 
 Both rates are printed over the whole call (the replay's includes reading `leadbus.schemas` and planning)
-and over the reading alone. Then the rebuild (linking, handover and routing handlers over in-memory
+and over the reading alone. The raw read and the replays are measured in a process of their own started after the
+fill (`--in-process`: in this one, which holds the fill and slowed the raw read more than the replay), in `--rounds`
+rounds of raw read then each replay: the machine's speed drifts within minutes, so the ratio printed is the median of
+the rounds' ratios, each of a raw read and the replays that followed it.
+Then the rebuild (linking, handover and routing handlers over in-memory
 state) over M accepted leads (default 100,000), from records already in memory (the rate of
 re-derivation, not of reading). Target: replay ≥ 0.5 × raw. Each line also gives the CPU time per record (or per
 rebuilt lead) of every process involved (librdkafka's threads and the replay's forked workers included) and the load
@@ -31,6 +35,8 @@ import gc
 import os
 import resource
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +45,7 @@ import zlib
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -332,6 +339,95 @@ def cpu_seconds() -> float:
     return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
+def measure(bootstrap: str, name: str, topics: list[str], published: int, workers: list[int], rounds: int) -> None:
+    """Rounds of the raw read, then the replay with verification with each choice of processes, one after the other
+    (the machine's speed drifts within minutes: a round's raw read and replays are neighbours in time). Prints each
+    round and the medians, then the replay without --verify (and on the accepted topic with --rederive) once, against
+    the raw read's median."""
+    settings = KafkaSettings(bootstrap)
+    raws: list[tuple[float, float]] = []
+    runs: dict[int, list[tuple[float, float, int]]] = {w: [] for w in workers}
+    for round_ in range(1, rounds + 1):
+        began_cpu = cpu_seconds()
+        n_raw, s_raw = raw_read(bootstrap, topics)
+        raw_cpu = (cpu_seconds() - began_cpu) / max(1, n_raw) * 1e6
+        assert n_raw == published, f"the raw read met {n_raw} of the {published} records in the log"
+        raws.append((s_raw, raw_cpu))
+        raw_rate = n_raw / s_raw
+        for workers_ in workers:
+            seals = seal_verifier_factory(settings)
+            chosen: dict[str, Any] = {"workers": workers_} if workers_ else {}
+            began_cpu = cpu_seconds()
+            report = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seals, **chosen), settings)
+            replay_cpu = (cpu_seconds() - began_cpu) / max(1, report.records) * 1e6
+            assert report.status == 0, report.failures[:3]
+            assert report.records == n_raw, (report.records, n_raw)
+            assert name != "intake topics" or report.sealed == n_raw, (report.sealed, n_raw)
+            runs[workers_].append((report.seconds, replay_cpu, report.processes))
+            replay_rate = report.records / report.seconds
+            reading = report.records / report.read_seconds if report.read_seconds else 0.0
+            extra = (f", accepted-lead content checks in {report.content_workers} worker processes"
+                     if report.content_workers else "")
+            if getattr(report, "cut", ""):  # (getattr: the same bench also measures a tree from before cuts)
+                extra += f", its partition cut in two ({report.cut})"
+            print(f"{name} round {round_}: raw read {n_raw} records {raw_rate:,.0f}/s; replay+verify "
+                  f"({workers_ or 'auto'}) {report.records} records ({report.sealed} sealed, "
+                  f"{report.signatures} Ed25519 verifications, {report.processes} "
+                  f"process{'es' if report.processes > 1 else ''}{extra}) "
+                  f"{replay_rate:,.0f}/s ({report.seconds:.2f}s incl. schemas and plan), reading alone "
+                  f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f}; "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU per record: "
+                  f"raw {raw_cpu:.1f} µs, replay+verify {replay_cpu:.1f} µs (all processes)", flush=True)
+    raw_seconds = statistics.median(s for s, _ in raws)
+    for workers_, got in runs.items():
+        ratios = [raw_s / seconds for (raw_s, _), (seconds, _, _) in zip(raws, got, strict=True)]
+        print(f"{name}: replay+verify ({workers_ or 'auto'}, "
+              f"{'/'.join(str(p) for p in sorted({p for _, _, p in got}))} processes) over {rounds} rounds → "
+              f"**ratio {statistics.median(ratios):.2f}** (median of the rounds' ratios; per round "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}; median seconds raw {raw_seconds:.2f} / replay "
+              f"{statistics.median(s for s, _, _ in got):.2f}); CPU per record raw "
+              f"{statistics.median(c for _, c in raws):.1f} µs, replay+verify "
+              f"{statistics.median(c for _, c, _ in got):.1f} µs", flush=True)
+    raw_median = published / raw_seconds
+    began_cpu = cpu_seconds()
+    plain = replay(ReplayOptions(topics=topics, verify=False), settings)
+    plain_cpu = (cpu_seconds() - began_cpu) / max(1, plain.records) * 1e6
+    plain_rate = plain.records / plain.seconds
+    plain_reading = plain.records / plain.read_seconds if plain.read_seconds else 0.0
+    if topics == [LEADS_ACCEPTED]:  # the same records, every one normalised again as before stage seals
+        began_cpu = cpu_seconds()
+        again = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seal_verifier_factory(settings),
+                                     rederive_sealed=True), settings)
+        again_cpu = (cpu_seconds() - began_cpu) / max(1, again.records) * 1e6
+        assert again.status == 0, again.failures[:3]
+        print(f"{name}: replay+verify --rederive (normalising every `original` again, as before stage seals) "
+              f"{again.records / again.seconds:,.0f}/s → ratio {again.records / again.seconds / raw_median:.2f}; "
+              f"CPU {again_cpu:.1f} µs per record")
+    print(f"{name}: replay without --verify {plain.records} records {plain_rate:,.0f}/s, reading alone "
+          f"{plain_reading:,.0f}/s → ratio {plain_rate / raw_median:.2f} (reading alone "
+          f"{plain_reading / raw_median:.2f}); CPU {plain_cpu:.1f} µs per record")
+
+def measured_apart(bootstrap: str, name: str, published: int, workers: list[int], rounds: int) -> None:
+    """`measure` in a process of its own: this one holds the fill (hundreds of thousands of objects, the allocator's
+    arenas they left), which slowed the raw read more than the replay (session 20, leadbus.cases: 5.2 µs CPU per record
+    here, 3.4 in a small process) and so flattered the ratio. An auditor's replay and a raw reader start small."""
+    only = {"intake topics": "intake", LEADS_ACCEPTED: "accepted", CASES: "cases"}[name]
+    command = [sys.executable, __file__, "--measure", bootstrap, "--only", only, "--rounds", str(rounds),
+               "--published", str(published), "--workers", *(str(w) for w in workers)]
+    subprocess.run(command, check=True)
+
+
+def measure_main(args: argparse.Namespace) -> None:
+    """The measuring process `measured_apart` starts: the fill is in the broker at args.measure."""
+    bootstrap = args.measure
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-meta-{uuid.uuid4()}", "logger": RDKAFKA_LOG})
+    intake_topics = sorted(t for t in probe.list_topics(timeout=20).topics if t.startswith("leadbus.intake."))
+    probe.close()
+    name, topics = {"intake": ("intake topics", intake_topics), "accepted": (LEADS_ACCEPTED, [LEADS_ACCEPTED]),
+                    "cases": (CASES, [CASES])}[args.only]
+    measure(bootstrap, name, topics, args.published, args.workers, args.rounds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--leads", type=int, default=100_000)
@@ -340,8 +436,17 @@ def main() -> None:
     parser.add_argument("--only", choices=["intake", "accepted", "cases"], help="replay this one (quicker rounds)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0],
                         help="replay processes to measure, each in turn (0: the replay's own choice, as the CLI)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of raw read then replays, one after the other; the ratio is the rounds' median")
+    parser.add_argument("--in-process", action="store_true",
+                        help="measure in this process, which holds the fill (the bench before session 21)")
+    parser.add_argument("--measure", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
+    parser.add_argument("--published", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    configure_cli_logging()  # librdkafka's errors as one summarised line each, its transient retries at debug
+    configure_cli_logging()
+    if args.measure:
+        measure_main(args)
+        return  # librdkafka's errors as one summarised line each, its transient retries at debug
     with KafkaCluster(1) as cluster:
         bootstrap = cluster.bootstrap_servers
         apply_topics(bootstrap, load_declarations())
@@ -354,7 +459,6 @@ def main() -> None:
             print(f"the broker's log: {kept}", file=sys.stderr)
             raise
         print(f"published {args.leads} signed leads and their LeadAccepted in {time.perf_counter() - began:.0f}s")
-        settings = KafkaSettings(bootstrap)
         probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-meta-{uuid.uuid4()}",
                           "logger": RDKAFKA_LOG})
         intake_topics = sorted(t for t in probe.list_topics(timeout=20).topics if t.startswith("leadbus.intake."))
@@ -367,51 +471,11 @@ def main() -> None:
             runs = [run for run in runs if run[0] == {"intake": "intake topics", "accepted": LEADS_ACCEPTED,
                                                       "cases": CASES}[args.only]]
         for name, topics in runs:
-            began_cpu = cpu_seconds()
-            n_raw, s_raw = raw_read(bootstrap, topics)
-            raw_cpu = (cpu_seconds() - began_cpu) / max(1, n_raw) * 1e6
-            for workers in args.workers:
-                seals = seal_verifier_factory(settings)
-                chosen = {"workers": workers} if workers else {}
-                began_cpu = cpu_seconds()
-                report = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seals, **chosen), settings)
-                replay_cpu = (cpu_seconds() - began_cpu) / max(1, report.records) * 1e6
-                published = sum(len(sent) for (topic, _), sent in _SENT.items() if topic in topics)
-                assert n_raw == published, f"the raw read met {n_raw} of the {published} records in the log"
-                assert report.status == 0, report.failures[:3]
-                assert name != "intake topics" or report.sealed == n_raw, (report.sealed, n_raw)
-                raw_rate, replay_rate = n_raw / s_raw, report.records / report.seconds
-                reading = report.records / report.read_seconds if report.read_seconds else 0.0
-                extra = (f", accepted-lead content checks in {report.content_workers} worker processes"
-                         if report.content_workers else "")
-                if getattr(report, "cut", ""):  # (getattr: the same bench also measures a tree from before cuts)
-                    extra += f", its partition cut in two ({report.cut})"
-                print(f"{name}: raw read {n_raw} records {raw_rate:,.0f}/s; replay+verify {report.records} records "
-                      f"({report.sealed} sealed, {report.signatures} Ed25519 verifications, {report.processes} "
-                      f"process{'es' if report.processes > 1 else ''}"
-                      f"{extra}) "
-                      f"{replay_rate:,.0f}/s ({report.seconds:.1f}s incl. schemas and plan), reading alone "
-                      f"{reading:,.0f}/s → ratio {replay_rate / raw_rate:.2f} (reading alone "
-                      f"{reading / raw_rate:.2f}); "
-                      f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU per record: "
-                      f"raw {raw_cpu:.1f} µs, replay+verify {replay_cpu:.1f} µs (all processes)")
-            began_cpu = cpu_seconds()
-            plain = replay(ReplayOptions(topics=topics, verify=False), settings)
-            plain_cpu = (cpu_seconds() - began_cpu) / max(1, plain.records) * 1e6
-            plain_rate = plain.records / plain.seconds
-            plain_reading = plain.records / plain.read_seconds if plain.read_seconds else 0.0
-            if topics == [LEADS_ACCEPTED]:  # the same records, every one normalised again as before stage seals
-                began_cpu = cpu_seconds()
-                again = replay(ReplayOptions(topics=topics, verify=True, seal_verifier=seal_verifier_factory(settings),
-                                             rederive_sealed=True), settings)
-                again_cpu = (cpu_seconds() - began_cpu) / max(1, again.records) * 1e6
-                assert again.status == 0, again.failures[:3]
-                print(f"{name}: replay+verify --rederive (normalising every `original` again, as before stage seals) "
-                      f"{again.records / again.seconds:,.0f}/s → ratio {again.records / again.seconds / raw_rate:.2f}; "
-                      f"CPU {again_cpu:.1f} µs per record")
-            print(f"{name}: replay without --verify {plain.records} records {plain_rate:,.0f}/s, reading alone "
-                  f"{plain_reading:,.0f}/s → ratio {plain_rate / raw_rate:.2f} (reading alone "
-                  f"{plain_reading / raw_rate:.2f}); CPU {plain_cpu:.1f} µs per record")
+            published = sum(len(sent) for (topic, _), sent in _SENT.items() if topic in topics)
+            if args.in_process:
+                measure(bootstrap, name, topics, published, args.workers, args.rounds)
+            else:
+                measured_apart(bootstrap, name, published, args.workers, args.rounds)
         rebuild_input = more_accepted(accepted, args.rebuild_leads)
         began, began_cpu = time.perf_counter(), cpu_seconds()
         result = rebuild(rebuild_input, catalog=CATALOG)

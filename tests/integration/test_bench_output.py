@@ -7,6 +7,7 @@ stdout and stderr together. A transactional or idempotent producer started right
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -26,3 +27,15 @@ def test_a_bench_prints_its_figures_and_no_librdkafka_line() -> None:
     assert any(line.startswith("raw confluent-kafka") for line in lines), lines
     assert [line for line in lines if run_all.RAW_LIBRDKAFKA.match(line)] == []
     assert [line for line in lines if "rdkafka#" in line or "GETPID" in line or "retrying" in line] == []
+
+
+def test_the_replay_bench_measures_in_rounds_in_a_process_of_its_own() -> None:
+    """bench/replay.py small: the fill in this process, the raw read and replays in a fresh one, a median per choice."""
+    lines, code, _ = run_all.run("replay", ["--leads", "300", "--rebuild-leads", "100", "--rounds", "2",
+                                            "--workers", "0", "2"])
+    assert code == 0, "\n".join(lines)
+    medians = [line for line in lines if "**ratio" in line]
+    assert len(medians) == 6, lines  # three topic sets, auto and 2 processes each
+    assert sum(bool(re.search(r" round [12]: raw read 300 records", line)) for line in lines) == 12, lines
+    assert any(line.startswith("rebuild: 100 accepted leads") for line in lines), lines
+    assert [line for line in lines if run_all.RAW_LIBRDKAFKA.match(line)] == []

@@ -4,7 +4,8 @@
  * Why: a consumed batch through confluent-kafka makes a Message per record, a topic str per message, value and key
  * bytes, and on `headers()` a list of (str, bytes) tuples whose names are decoded each time; then the maker's method
  * calls on each Message. Read here, the same records are made from the `rd_kafka_message_t`s with one topic str per
- * topic and one str per header name seen (cached), and no Message at all.
+ * topic and one str per header name seen (cached), a header met again as the pair made before (cached too: most of a
+ * sealed record's headers repeat those of the record before), and no Message at all.
  *
  * How the consumer is reached: a confluent_kafka.Consumer is a `Handle` whose fields begin (2.6 to 2.16 alike) with
  * `PyObject_HEAD; rd_kafka_t *rk; error_cb, throttle_cb, stats_cb; int initiated; Py_tss_t tlskey; type; logger`.
@@ -92,6 +93,9 @@ typedef struct {
 #define MAX_SLOTS 64
 #define MAX_NAMES 32    /* header names kept (looked through at each header) */
 #define MAX_TOPICS 1024  /* topic names kept (looked through only where the partition changes) */
+#define PAIRS 4          /* the (name, value) pairs last made of each header name kept (a stage's signer, key id and
+                          * chain, a content type, a publisher repeat record after record): not made again */
+#define PAIR_BYTES 64    /* the longest value kept so */
 enum { F_TOPIC, F_PARTITION, F_OFFSET, F_TIMESTAMP, F_KEY, F_VALUE, F_HEADERS, F_CATALOG, F_OPENS_LOG, N_FIELDS };
 
 typedef struct {
@@ -117,6 +121,8 @@ typedef struct {
     Py_ssize_t n, at;  /* messages taken, and the next to build */
     Name topics[MAX_TOPICS], names[MAX_NAMES];
     int n_topics, n_names;
+    PyObject *pairs[MAX_NAMES][PAIRS];  /* of names[k]: tuples (names[k].str, bytes or None), NULL where none yet */
+    unsigned char next_pair[MAX_NAMES];  /* the one replaced next */
 } Reader;
 
 static void give_back(Reader *self) {
@@ -146,6 +152,9 @@ static void reader_dealloc(Reader *self) {
     PyMem_Free(self->msgs);
     forget(self->topics, self->n_topics);
     forget(self->names, self->n_names);
+    for (int k = 0; k < self->n_names; k++)
+        for (int j = 0; j < PAIRS; j++)
+            Py_XDECREF(self->pairs[k][j]);
     Py_XDECREF(self->consumer);
     Py_XDECREF(self->cls);
     Py_XDECREF(self->kafka_exception);
@@ -295,12 +304,16 @@ static PyObject *consume(Reader *self, PyObject *const *args, Py_ssize_t nargs) 
     return PyLong_FromSsize_t(self->n);
 }
 
-/* the str of `bytes` (NUL-ended, as confluent-kafka reads a name) from the cache, or made and kept there */
-static PyObject *named(Name *names, int *n, int most, const char *bytes, const char *errors) {
+/* the str of `bytes` (NUL-ended, as confluent-kafka reads a name) from the cache, or made and kept there; `*at` its
+ * place in the cache, -1 where it is not kept */
+static PyObject *named(Name *names, int *n, int most, const char *bytes, const char *errors, int *at) {
     size_t size = strlen(bytes);
     for (int k = 0; k < *n; k++)
-        if (names[k].size == size && memcmp(names[k].bytes, bytes, size) == 0)
+        if (names[k].size == size && memcmp(names[k].bytes, bytes, size) == 0) {
+            *at = k;
             return Py_NewRef(names[k].str);
+        }
+    *at = -1;
     PyObject *str = PyUnicode_DecodeUTF8(bytes, (Py_ssize_t)size, errors);
     if (str == NULL || *n == most)
         return str;
@@ -309,7 +322,7 @@ static PyObject *named(Name *names, int *n, int most, const char *bytes, const c
         return str;  /* not cached: made again next time */
     memcpy(kept, bytes, size + 1);
     names[*n] = (Name){kept, size, Py_NewRef(str)};
-    (*n)++;
+    *at = (*n)++;
     return str;
 }
 
@@ -323,6 +336,44 @@ static const char *cached(Name *names, int n, PyObject *str) {
 
 static PyObject *bytes_or_none(const void *data, size_t size) {
     return data != NULL ? PyBytes_FromStringAndSize(data, (Py_ssize_t)size) : Py_NewRef(Py_None);
+}
+
+/* the pair (name, value) of a header: the one made before for the same name and value where it is kept (tuples, str
+ * and bytes are immutable, and no check asks whether two records' headers are the same objects), else a new one,
+ * kept in its stead of the oldest of its name */
+static PyObject *pair_of(Reader *self, const char *name, const void *value, size_t size) {
+    int at;
+    PyObject *key = named(self->names, &self->n_names, MAX_NAMES, name, "surrogateescape", &at);
+    if (key == NULL)
+        return NULL;
+    int keep = at >= 0 && (value == NULL || size <= PAIR_BYTES);
+    if (keep) {
+        PyObject **kept = self->pairs[at];
+        for (int k = 0; k < PAIRS && kept[k] != NULL; k++) {
+            PyObject *raw = PyTuple_GET_ITEM(kept[k], 1);
+            if (value == NULL ? raw == Py_None
+                              : raw != Py_None && (size_t)PyBytes_GET_SIZE(raw) == size
+                                    && memcmp(PyBytes_AS_STRING(raw), value, size) == 0) {
+                Py_DECREF(key);
+                return Py_NewRef(kept[k]);
+            }
+        }
+    }
+    PyObject *pair = PyTuple_New(2);
+    PyObject *raw = pair != NULL ? bytes_or_none(value, size) : NULL;
+    if (raw == NULL) {
+        Py_DECREF(key);
+        Py_XDECREF(pair);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, key);
+    PyTuple_SET_ITEM(pair, 1, raw);
+    if (keep) {
+        unsigned char *next = &self->next_pair[at];
+        Py_XSETREF(self->pairs[at][*next], Py_NewRef(pair));
+        *next = (unsigned char)((*next + 1) % PAIRS);
+    }
+    return pair;
 }
 
 /* the message's headers as `Message.headers()` gives them, into a tuple (a name not UTF-8, which confluent-kafka
@@ -340,17 +391,11 @@ static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
     const void *value;
     size_t size, idx = 0;
     for (; idx < count && self->api.header_get_all(hdrs, idx, &name, &value, &size) == 0; idx++) {
-        PyObject *pair = PyTuple_New(2);
-        PyObject *key = pair != NULL ? named(self->names, &self->n_names, MAX_NAMES, name, "surrogateescape") : NULL;
-        PyObject *raw = key != NULL ? bytes_or_none(value, size) : NULL;
-        if (raw == NULL) {
-            Py_XDECREF(key);
-            Py_XDECREF(pair);
+        PyObject *pair = pair_of(self, name, value, size);
+        if (pair == NULL) {
             Py_DECREF(items);
             return NULL;
         }
-        PyTuple_SET_ITEM(pair, 0, key);
-        PyTuple_SET_ITEM(pair, 1, raw);
         if (as_list)
             PyList_SET_ITEM(items, (Py_ssize_t)idx, pair);
         else
@@ -419,7 +464,8 @@ static PyObject *build(Reader *self, PyObject *const *args, Py_ssize_t nargs) {
         }
         const char *name = self->api.topic_name(m->rkt);
         if (where_name == NULL || m->partition != where_partition || strcmp(name, where_name) != 0) {
-            PyObject *topic = named(self->topics, &self->n_topics, MAX_TOPICS, name, NULL);
+            int at_topic;
+            PyObject *topic = named(self->topics, &self->n_topics, MAX_TOPICS, name, NULL, &at_topic);
             if (topic == NULL) {  /* not UTF-8: confluent-kafka's Message has no topic, the Python path passes it over */
                 PyErr_Clear();
                 if ((odd = odd_of(self, m)) == NULL)

@@ -33,6 +33,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include "_slots.h"
+#include "_rdheaders.h"
 #include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
@@ -123,6 +124,7 @@ typedef struct {
     int n_topics, n_names;
     PyObject *pairs[MAX_NAMES][PAIRS];  /* of names[k]: tuples (names[k].str, bytes or None), NULL where none yet */
     unsigned char next_pair[MAX_NAMES];  /* the one replaced next */
+    RawLayout raw;  /* where librdkafka keeps a message's headers unparsed (`_rdheaders.h`) */
 } Reader;
 
 static void give_back(Reader *self) {
@@ -304,10 +306,9 @@ static PyObject *consume(Reader *self, PyObject *const *args, Py_ssize_t nargs) 
     return PyLong_FromSsize_t(self->n);
 }
 
-/* the str of `bytes` (NUL-ended, as confluent-kafka reads a name) from the cache, or made and kept there; `*at` its
- * place in the cache, -1 where it is not kept */
-static PyObject *named(Name *names, int *n, int most, const char *bytes, const char *errors, int *at) {
-    size_t size = strlen(bytes);
+/* the str of `size` `bytes` (up to a NUL, as confluent-kafka reads a name) from the cache, or made and kept there;
+ * `*at` its place in the cache, -1 where it is not kept */
+static PyObject *named(Name *names, int *n, int most, const char *bytes, size_t size, const char *errors, int *at) {
     for (int k = 0; k < *n; k++)
         if (names[k].size == size && memcmp(names[k].bytes, bytes, size) == 0) {
             *at = k;
@@ -320,7 +321,8 @@ static PyObject *named(Name *names, int *n, int most, const char *bytes, const c
     char *kept = PyMem_Malloc(size + 1);
     if (kept == NULL)
         return str;  /* not cached: made again next time */
-    memcpy(kept, bytes, size + 1);
+    memcpy(kept, bytes, size);
+    kept[size] = 0;
     names[*n] = (Name){kept, size, Py_NewRef(str)};
     *at = (*n)++;
     return str;
@@ -341,9 +343,9 @@ static PyObject *bytes_or_none(const void *data, size_t size) {
 /* the pair (name, value) of a header: the one made before for the same name and value where it is kept (tuples, str
  * and bytes are immutable, and no check asks whether two records' headers are the same objects), else a new one,
  * kept in its stead of the oldest of its name */
-static PyObject *pair_of(Reader *self, const char *name, const void *value, size_t size) {
+static PyObject *pair_of(Reader *self, const char *name, size_t name_size, const void *value, size_t size) {
     int at;
-    PyObject *key = named(self->names, &self->n_names, MAX_NAMES, name, "surrogateescape", &at);
+    PyObject *key = named(self->names, &self->n_names, MAX_NAMES, name, name_size, "surrogateescape", &at);
     if (key == NULL)
         return NULL;
     int keep = at >= 0 && (value == NULL || size <= PAIR_BYTES);
@@ -377,8 +379,8 @@ static PyObject *pair_of(Reader *self, const char *name, const void *value, size
 }
 
 /* the message's headers as `Message.headers()` gives them, into a tuple (a name not UTF-8, which confluent-kafka
- * fails on, is decoded with surrogateescape: a name no check knows) */
-static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
+ * fails on, is decoded with surrogateescape: a name no check knows), as librdkafka parses them */
+static PyObject *parsed_headers(Reader *self, rd_message *m, int as_list) {
     void *hdrs = NULL;
     if (self->api.message_headers(m, &hdrs) != 0 || hdrs == NULL)
         return as_list ? Py_NewRef(Py_None) : PyTuple_New(0);
@@ -391,7 +393,7 @@ static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
     const void *value;
     size_t size, idx = 0;
     for (; idx < count && self->api.header_get_all(hdrs, idx, &name, &value, &size) == 0; idx++) {
-        PyObject *pair = pair_of(self, name, value, size);
+        PyObject *pair = pair_of(self, name, strlen(name), value, size);
         if (pair == NULL) {
             Py_DECREF(items);
             return NULL;
@@ -410,6 +412,92 @@ static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
     return items;
 }
 
+/* the same from the headers' bytes (`count` of them: `raw_count` took them) */
+static PyObject *headers_from(Reader *self, const unsigned char *p, int64_t count, int as_list) {
+    PyObject *items = as_list ? PyList_New((Py_ssize_t)count) : PyTuple_New((Py_ssize_t)count);
+    if (items == NULL)
+        return NULL;
+    int64_t counted;
+    raw_varint(&p, p + 5, &counted);  /* the count, read before */
+    for (Py_ssize_t k = 0; k < (Py_ssize_t)count; k++) {
+        const char *name;
+        const void *value;
+        size_t name_size, size;
+        raw_next(&p, &name, &name_size, &value, &size);
+        PyObject *pair = pair_of(self, name, name_size, value, size);
+        if (pair == NULL) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        if (as_list)
+            PyList_SET_ITEM(items, k, pair);
+        else
+            PyTuple_SET_ITEM(items, k, pair);
+    }
+    return items;
+}
+
+/* the headers of a message while the fields of its unparsed headers are looked for, then read both ways (librdkafka's
+ * stands; the reading here is trusted once VERIFIED messages agreed, and never again where one did not) */
+static PyObject *learned(Reader *self, rd_message *m, int as_list) {
+    RawLayout *layout = &self->raw;
+    const size_t base = sizeof(rd_message);
+    const void *words[SCAN_WORDS];
+    const unsigned char *bytes = NULL;
+    size_t size = 0;
+    int64_t count = -1;
+    int at = -1;
+    if (layout->state == 0)
+        at = m->payload != NULL ? raw_before(m, base, m->payload, m->len, words) : -1;
+    else if (raw_bytes(layout, m, m->payload, m->len, 0, &bytes, &size))
+        count = raw_count(bytes, size);
+    PyObject *parsed = parsed_headers(self, m, as_list);
+    if (parsed == NULL || (layout->state == 0 && m->payload == NULL))
+        return parsed;
+    if (layout->state == 0) {
+        void *hdrs = NULL;
+        int32_t n = at > 0 ? *(const int32_t *)((const char *)m + base + (size_t)(at - 1) * sizeof(void *)) : 0;
+        int held = n > 0 && self->api.message_headers(m, &hdrs) == 0 && hdrs != NULL ? raw_after(m, base, words, hdrs)
+                                                                                     : -1;
+        if (held >= 0) {
+            *layout = (RawLayout){1, 0, layout->searched, base + (size_t)held * sizeof(void *),
+                                  base + (size_t)at * sizeof(void *)};
+            bytes = words[at];
+            size = (size_t)n;
+            count = raw_count(bytes, size);
+        } else if (++layout->searched >= SEARCHED) {
+            layout->state = -1;
+        }
+    }
+    if (count > 0) {
+        PyObject *own = headers_from(self, bytes, count, as_list);
+        int same = own != NULL ? PyObject_RichCompareBool(own, parsed, Py_EQ) : -1;
+        Py_XDECREF(own);
+        if (same < 0) {
+            Py_DECREF(parsed);
+            return NULL;
+        }
+        if (same)
+            layout->verified++;
+        else
+            layout->state = -1;
+    }
+    return parsed;
+}
+
+/* a usual message's headers: read from their bytes where they may be, else as librdkafka parses them */
+static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
+    const unsigned char *bytes;
+    size_t size;
+    int64_t count;
+    if (self->raw.state == 1 && self->raw.verified >= VERIFIED) {
+        if (raw_bytes(&self->raw, m, m->payload, m->len, 0, &bytes, &size) && (count = raw_count(bytes, size)) > 0)
+            return headers_from(self, bytes, count, as_list);
+        return parsed_headers(self, m, as_list);
+    }
+    return self->raw.state < 0 ? parsed_headers(self, m, as_list) : learned(self, m, as_list);
+}
+
 /* an unusual message as the tuple `sources._Odd` stands in a Message for */
 static PyObject *odd_of(Reader *self, rd_message *m) {
     int tstype = 0;
@@ -424,7 +512,7 @@ static PyObject *odd_of(Reader *self, rd_message *m) {
         }
     }
     const char *errstr = m->err ? self->api.message_errstr(m) : NULL;
-    PyObject *headers = headers_of(self, m, 1);
+    PyObject *headers = parsed_headers(self, m, 1);
     if (headers == NULL) {
         Py_DECREF(topic);
         return NULL;
@@ -465,7 +553,7 @@ static PyObject *build(Reader *self, PyObject *const *args, Py_ssize_t nargs) {
         const char *name = self->api.topic_name(m->rkt);
         if (where_name == NULL || m->partition != where_partition || strcmp(name, where_name) != 0) {
             int at_topic;
-            PyObject *topic = named(self->topics, &self->n_topics, MAX_TOPICS, name, NULL, &at_topic);
+            PyObject *topic = named(self->topics, &self->n_topics, MAX_TOPICS, name, strlen(name), NULL, &at_topic);
             if (topic == NULL) {  /* not UTF-8: confluent-kafka's Message has no topic, the Python path passes it over */
                 PyErr_Clear();
                 if ((odd = odd_of(self, m)) == NULL)
@@ -564,6 +652,15 @@ static PyMethodDef reader_methods[] = {
     {NULL, NULL, 0, NULL}
 };
 
+static PyObject *from_bytes(Reader *self, void *unused) {
+    return PyBool_FromLong(self->raw.state == 1 && self->raw.verified >= VERIFIED);
+}
+
+static PyGetSetDef reader_getset[] = {
+    {"headers_from_bytes", (getter)from_bytes, NULL, "whether headers are now read from their bytes", NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
 static PyTypeObject ReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "leadbus.audit._rdkafka.Reader",
@@ -574,6 +671,7 @@ static PyTypeObject ReaderType = {
     .tp_init = (initproc)reader_init,
     .tp_dealloc = (destructor)reader_dealloc,
     .tp_methods = reader_methods,
+    .tp_getset = reader_getset,
 };
 
 static struct PyModuleDef module = {

@@ -88,7 +88,8 @@ def _read(settings: KafkaSettings, topic: str, spans: list[PartitionSpan], nativ
     return sorted(records, key=lambda r: (r["partition"], r["offset"]))
 
 
-def test_records_made_in_c_from_a_brokers_batches_are_those_of_the_python_path(cluster: KafkaCluster) -> None:
+def test_records_made_in_c_from_a_brokers_batches_are_those_of_the_python_path(cluster: KafkaCluster,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     bootstrap = cluster.bootstrap_servers
     topic = f"replay-records-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -112,10 +113,21 @@ def test_records_made_in_c_from_a_brokers_batches_are_those_of_the_python_path(c
     late.commit_transaction()
 
     assert native_records.NATIVE and native_records.DIRECT  # built (`make install`): tested, never skipped
+    readers: list[Any] = []
+    made = native_records._Reader
+
+    def kept(*args: Any) -> Any:
+        readers.append(made(*args))
+        return readers[-1]
+
+    monkeypatch.setattr(native_records, "_Reader", kept)
     python = _read(settings, topic, spans, False, 500)
     for batch in (500, 7, 1):
         assert _read(settings, topic, spans, True, batch) == python
         assert _read(settings, topic, spans, True, batch, direct=True) == python
+    # each reader found where librdkafka keeps a message's headers unparsed, and read them there once its first
+    # messages agreed with librdkafka's parse (those without a value or headers are still librdkafka's)
+    assert len(readers) == 3 and all(r.headers_from_bytes for r in readers)
     middle = _stamp(100, 2)  # partition 2's record 100 (and 101)
     expected = sorted((w for w in written if w[0] < 2 or w[4] >= middle), key=lambda w: w[0])
     assert [(r["partition"], r["key"], r["value"], r["headers"], r["timestamp_ms"]) for r in python] == expected

@@ -1,4 +1,7 @@
-/* A record's headers read from the bytes the broker sent, where librdkafka keeps them unparsed in its message until
+/* A record's headers as the replay's records hold them, for `leadbus.audit._rdkafka`: (name, value) pairs of a str
+ * and bytes or None, names made once and pairs met again taken from those made before (`Headers`).
+ *
+ * Read from the bytes the broker sent, where librdkafka keeps them unparsed in its message until
  * `rd_kafka_message_headers` is first asked (`leadbus.audit._rdkafka`): parsing them there makes a list and a copy of
  * each header (malloc'd, then freed with the message), a fifth of the main thread's CPU in a replay's read.
  *
@@ -16,6 +19,7 @@
 #ifndef LEADBUS_RDHEADERS_H
 #define LEADBUS_RDHEADERS_H
 
+#include <Python.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -123,6 +127,131 @@ static inline int raw_after(const void *m, size_t base, const void *words[SCAN_W
             found = k;
         }
     return found;
+}
+
+#define MAX_NAMES 32     /* header names kept (looked through at each header) */
+#define PAIRS 4          /* the (name, value) pairs last made of each header name kept (a stage's signer, key id and
+                          * chain, a content type, a publisher repeat record after record): not made again */
+#define PAIR_BYTES 64    /* the longest value kept so */
+
+/* a name (of a topic, of a header) as met, and its str */
+typedef struct {
+    char *bytes;
+    size_t size;
+    PyObject *str;
+} Name;
+
+/* the names of headers and the pairs (name, value) kept, and where librdkafka keeps a message's headers unparsed */
+typedef struct {
+    Name names[MAX_NAMES];
+    int n_names;
+    PyObject *pairs[MAX_NAMES][PAIRS];  /* of names[k]: tuples (names[k].str, bytes or None), NULL where none yet */
+    unsigned char next_pair[MAX_NAMES];  /* the one replaced next */
+    RawLayout raw;
+} Headers;
+
+static void forget(Name *names, int n) {
+    for (int k = 0; k < n; k++) {
+        PyMem_Free(names[k].bytes);
+        Py_XDECREF(names[k].str);
+    }
+}
+
+static void headers_forget(Headers *self) {
+    forget(self->names, self->n_names);
+    for (int k = 0; k < self->n_names; k++)
+        for (int j = 0; j < PAIRS; j++)
+            Py_XDECREF(self->pairs[k][j]);
+}
+
+/* the str of `size` `bytes` (up to a NUL, as confluent-kafka reads a name) from the cache, or made and kept there;
+ * `*at` its place in the cache, -1 where it is not kept */
+static PyObject *named(Name *names, int *n, int most, const char *bytes, size_t size, const char *errors, int *at) {
+    for (int k = 0; k < *n; k++)
+        if (names[k].size == size && memcmp(names[k].bytes, bytes, size) == 0) {
+            *at = k;
+            return Py_NewRef(names[k].str);
+        }
+    *at = -1;
+    PyObject *str = PyUnicode_DecodeUTF8(bytes, (Py_ssize_t)size, errors);
+    if (str == NULL || *n == most)
+        return str;
+    char *kept = PyMem_Malloc(size + 1);
+    if (kept == NULL)
+        return str;  /* not cached: made again next time */
+    memcpy(kept, bytes, size);
+    kept[size] = 0;
+    names[*n] = (Name){kept, size, Py_NewRef(str)};
+    *at = (*n)++;
+    return str;
+}
+
+static PyObject *bytes_or_none(const void *data, size_t size) {
+    return data != NULL ? PyBytes_FromStringAndSize(data, (Py_ssize_t)size) : Py_NewRef(Py_None);
+}
+
+/* the pair (name, value) of a header: the one made before for the same name and value where it is kept (tuples, str
+ * and bytes are immutable, and no check asks whether two records' headers are the same objects), else a new one,
+ * kept in its stead of the oldest of its name */
+static PyObject *pair_of(Headers *self, const char *name, size_t name_size, const void *value, size_t size) {
+    int at;
+    PyObject *key = named(self->names, &self->n_names, MAX_NAMES, name, name_size, "surrogateescape", &at);
+    if (key == NULL)
+        return NULL;
+    int keep = at >= 0 && (value == NULL || size <= PAIR_BYTES);
+    if (keep) {
+        PyObject **kept = self->pairs[at];
+        for (int k = 0; k < PAIRS && kept[k] != NULL; k++) {
+            PyObject *raw = PyTuple_GET_ITEM(kept[k], 1);
+            if (value == NULL ? raw == Py_None
+                              : raw != Py_None && (size_t)PyBytes_GET_SIZE(raw) == size
+                                    && memcmp(PyBytes_AS_STRING(raw), value, size) == 0) {
+                Py_DECREF(key);
+                return Py_NewRef(kept[k]);
+            }
+        }
+    }
+    PyObject *pair = PyTuple_New(2);
+    PyObject *raw = pair != NULL ? bytes_or_none(value, size) : NULL;
+    if (raw == NULL) {
+        Py_DECREF(key);
+        Py_XDECREF(pair);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, key);
+    PyTuple_SET_ITEM(pair, 1, raw);
+    if (keep) {
+        unsigned char *next = &self->next_pair[at];
+        Py_XSETREF(self->pairs[at][*next], Py_NewRef(pair));
+        *next = (unsigned char)((*next + 1) % PAIRS);
+    }
+    return pair;
+}
+
+/* a message's headers as `Message.headers()` gives them (a tuple, or a list: `as_list`), from their bytes (`count`
+ * of them: `raw_count` took them) */
+static PyObject *headers_from(Headers *self, const unsigned char *p, int64_t count, int as_list) {
+    PyObject *items = as_list ? PyList_New((Py_ssize_t)count) : PyTuple_New((Py_ssize_t)count);
+    if (items == NULL)
+        return NULL;
+    int64_t counted;
+    raw_varint(&p, p + 5, &counted);  /* the count, read before */
+    for (Py_ssize_t k = 0; k < (Py_ssize_t)count; k++) {
+        const char *name;
+        const void *value;
+        size_t name_size, size;
+        raw_next(&p, &name, &name_size, &value, &size);
+        PyObject *pair = pair_of(self, name, name_size, value, size);
+        if (pair == NULL) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        if (as_list)
+            PyList_SET_ITEM(items, k, pair);
+        else
+            PyTuple_SET_ITEM(items, k, pair);
+    }
+    return items;
 }
 
 #endif

@@ -92,18 +92,8 @@ typedef struct {
 } CallState;
 
 #define MAX_SLOTS 64
-#define MAX_NAMES 32    /* header names kept (looked through at each header) */
 #define MAX_TOPICS 1024  /* topic names kept (looked through only where the partition changes) */
-#define PAIRS 4          /* the (name, value) pairs last made of each header name kept (a stage's signer, key id and
-                          * chain, a content type, a publisher repeat record after record): not made again */
-#define PAIR_BYTES 64    /* the longest value kept so */
 enum { F_TOPIC, F_PARTITION, F_OFFSET, F_TIMESTAMP, F_KEY, F_VALUE, F_HEADERS, F_CATALOG, F_OPENS_LOG, N_FIELDS };
-
-typedef struct {
-    char *bytes;
-    size_t size;
-    PyObject *str;
-} Name;
 
 typedef struct {
     PyObject_HEAD
@@ -120,11 +110,9 @@ typedef struct {
     rd_message **msgs;
     size_t capacity;
     Py_ssize_t n, at;  /* messages taken, and the next to build */
-    Name topics[MAX_TOPICS], names[MAX_NAMES];
-    int n_topics, n_names;
-    PyObject *pairs[MAX_NAMES][PAIRS];  /* of names[k]: tuples (names[k].str, bytes or None), NULL where none yet */
-    unsigned char next_pair[MAX_NAMES];  /* the one replaced next */
-    RawLayout raw;  /* where librdkafka keeps a message's headers unparsed (`_rdheaders.h`) */
+    Name topics[MAX_TOPICS];
+    int n_topics;
+    Headers headers;  /* the names and pairs kept, and where librdkafka keeps headers unparsed (`_rdheaders.h`) */
 } Reader;
 
 static void give_back(Reader *self) {
@@ -142,21 +130,11 @@ static void reader_close_all(Reader *self) {
     }
 }
 
-static void forget(Name *names, int n) {
-    for (int k = 0; k < n; k++) {
-        PyMem_Free(names[k].bytes);
-        Py_XDECREF(names[k].str);
-    }
-}
-
 static void reader_dealloc(Reader *self) {
     reader_close_all(self);
     PyMem_Free(self->msgs);
     forget(self->topics, self->n_topics);
-    forget(self->names, self->n_names);
-    for (int k = 0; k < self->n_names; k++)
-        for (int j = 0; j < PAIRS; j++)
-            Py_XDECREF(self->pairs[k][j]);
+    headers_forget(&self->headers);
     Py_XDECREF(self->consumer);
     Py_XDECREF(self->cls);
     Py_XDECREF(self->kafka_exception);
@@ -306,76 +284,12 @@ static PyObject *consume(Reader *self, PyObject *const *args, Py_ssize_t nargs) 
     return PyLong_FromSsize_t(self->n);
 }
 
-/* the str of `size` `bytes` (up to a NUL, as confluent-kafka reads a name) from the cache, or made and kept there;
- * `*at` its place in the cache, -1 where it is not kept */
-static PyObject *named(Name *names, int *n, int most, const char *bytes, size_t size, const char *errors, int *at) {
-    for (int k = 0; k < *n; k++)
-        if (names[k].size == size && memcmp(names[k].bytes, bytes, size) == 0) {
-            *at = k;
-            return Py_NewRef(names[k].str);
-        }
-    *at = -1;
-    PyObject *str = PyUnicode_DecodeUTF8(bytes, (Py_ssize_t)size, errors);
-    if (str == NULL || *n == most)
-        return str;
-    char *kept = PyMem_Malloc(size + 1);
-    if (kept == NULL)
-        return str;  /* not cached: made again next time */
-    memcpy(kept, bytes, size);
-    kept[size] = 0;
-    names[*n] = (Name){kept, size, Py_NewRef(str)};
-    *at = (*n)++;
-    return str;
-}
-
 /* the cached bytes of the name whose str is `str`, or NULL */
 static const char *cached(Name *names, int n, PyObject *str) {
     for (int k = 0; k < n; k++)
         if (names[k].str == str)
             return names[k].bytes;
     return NULL;
-}
-
-static PyObject *bytes_or_none(const void *data, size_t size) {
-    return data != NULL ? PyBytes_FromStringAndSize(data, (Py_ssize_t)size) : Py_NewRef(Py_None);
-}
-
-/* the pair (name, value) of a header: the one made before for the same name and value where it is kept (tuples, str
- * and bytes are immutable, and no check asks whether two records' headers are the same objects), else a new one,
- * kept in its stead of the oldest of its name */
-static PyObject *pair_of(Reader *self, const char *name, size_t name_size, const void *value, size_t size) {
-    int at;
-    PyObject *key = named(self->names, &self->n_names, MAX_NAMES, name, name_size, "surrogateescape", &at);
-    if (key == NULL)
-        return NULL;
-    int keep = at >= 0 && (value == NULL || size <= PAIR_BYTES);
-    if (keep) {
-        PyObject **kept = self->pairs[at];
-        for (int k = 0; k < PAIRS && kept[k] != NULL; k++) {
-            PyObject *raw = PyTuple_GET_ITEM(kept[k], 1);
-            if (value == NULL ? raw == Py_None
-                              : raw != Py_None && (size_t)PyBytes_GET_SIZE(raw) == size
-                                    && memcmp(PyBytes_AS_STRING(raw), value, size) == 0) {
-                Py_DECREF(key);
-                return Py_NewRef(kept[k]);
-            }
-        }
-    }
-    PyObject *pair = PyTuple_New(2);
-    PyObject *raw = pair != NULL ? bytes_or_none(value, size) : NULL;
-    if (raw == NULL) {
-        Py_DECREF(key);
-        Py_XDECREF(pair);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(pair, 0, key);
-    PyTuple_SET_ITEM(pair, 1, raw);
-    if (keep) {
-        unsigned char *next = &self->next_pair[at];
-        Py_XSETREF(self->pairs[at][*next], Py_NewRef(pair));
-        *next = (unsigned char)((*next + 1) % PAIRS);
-    }
-    return pair;
 }
 
 /* the message's headers as `Message.headers()` gives them, into a tuple (a name not UTF-8, which confluent-kafka
@@ -393,7 +307,7 @@ static PyObject *parsed_headers(Reader *self, rd_message *m, int as_list) {
     const void *value;
     size_t size, idx = 0;
     for (; idx < count && self->api.header_get_all(hdrs, idx, &name, &value, &size) == 0; idx++) {
-        PyObject *pair = pair_of(self, name, strlen(name), value, size);
+        PyObject *pair = pair_of(&self->headers, name, strlen(name), value, size);
         if (pair == NULL) {
             Py_DECREF(items);
             return NULL;
@@ -412,35 +326,10 @@ static PyObject *parsed_headers(Reader *self, rd_message *m, int as_list) {
     return items;
 }
 
-/* the same from the headers' bytes (`count` of them: `raw_count` took them) */
-static PyObject *headers_from(Reader *self, const unsigned char *p, int64_t count, int as_list) {
-    PyObject *items = as_list ? PyList_New((Py_ssize_t)count) : PyTuple_New((Py_ssize_t)count);
-    if (items == NULL)
-        return NULL;
-    int64_t counted;
-    raw_varint(&p, p + 5, &counted);  /* the count, read before */
-    for (Py_ssize_t k = 0; k < (Py_ssize_t)count; k++) {
-        const char *name;
-        const void *value;
-        size_t name_size, size;
-        raw_next(&p, &name, &name_size, &value, &size);
-        PyObject *pair = pair_of(self, name, name_size, value, size);
-        if (pair == NULL) {
-            Py_DECREF(items);
-            return NULL;
-        }
-        if (as_list)
-            PyList_SET_ITEM(items, k, pair);
-        else
-            PyTuple_SET_ITEM(items, k, pair);
-    }
-    return items;
-}
-
 /* the headers of a message while the fields of its unparsed headers are looked for, then read both ways (librdkafka's
  * stands; the reading here is trusted once VERIFIED messages agreed, and never again where one did not) */
 static PyObject *learned(Reader *self, rd_message *m, int as_list) {
-    RawLayout *layout = &self->raw;
+    RawLayout *layout = &self->headers.raw;
     const size_t base = sizeof(rd_message);
     const void *words[SCAN_WORDS];
     const unsigned char *bytes = NULL;
@@ -470,7 +359,7 @@ static PyObject *learned(Reader *self, rd_message *m, int as_list) {
         }
     }
     if (count > 0) {
-        PyObject *own = headers_from(self, bytes, count, as_list);
+        PyObject *own = headers_from(&self->headers, bytes, count, as_list);
         int same = own != NULL ? PyObject_RichCompareBool(own, parsed, Py_EQ) : -1;
         Py_XDECREF(own);
         if (same < 0) {
@@ -490,12 +379,12 @@ static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
     const unsigned char *bytes;
     size_t size;
     int64_t count;
-    if (self->raw.state == 1 && self->raw.verified >= VERIFIED) {
-        if (raw_bytes(&self->raw, m, m->payload, m->len, 0, &bytes, &size) && (count = raw_count(bytes, size)) > 0)
-            return headers_from(self, bytes, count, as_list);
+    if (self->headers.raw.state == 1 && self->headers.raw.verified >= VERIFIED) {
+        if (raw_bytes(&self->headers.raw, m, m->payload, m->len, 0, &bytes, &size) && (count = raw_count(bytes, size)) > 0)
+            return headers_from(&self->headers, bytes, count, as_list);
         return parsed_headers(self, m, as_list);
     }
-    return self->raw.state < 0 ? parsed_headers(self, m, as_list) : learned(self, m, as_list);
+    return self->headers.raw.state < 0 ? parsed_headers(self, m, as_list) : learned(self, m, as_list);
 }
 
 /* an unusual message as the tuple `sources._Odd` stands in a Message for */
@@ -653,7 +542,7 @@ static PyMethodDef reader_methods[] = {
 };
 
 static PyObject *from_bytes(Reader *self, void *unused) {
-    return PyBool_FromLong(self->raw.state == 1 && self->raw.verified >= VERIFIED);
+    return PyBool_FromLong(self->headers.raw.state == 1 && self->headers.raw.verified >= VERIFIED);
 }
 
 static PyGetSetDef reader_getset[] = {

@@ -4,7 +4,8 @@
  * Why: a consumed batch through confluent-kafka makes a Message per record, a topic str per message, value and key
  * bytes, and on `headers()` a list of (str, bytes) tuples whose names are decoded each time; then the maker's method
  * calls on each Message. Read here, the same records are made from the `rd_kafka_message_t`s with one topic str per
- * topic and one str per header name seen (cached), and no Message at all.
+ * topic and one str per header name seen (cached), a header met again as the pair made before (cached too: most of a
+ * sealed record's headers repeat those of the record before), and no Message at all.
  *
  * How the consumer is reached: a confluent_kafka.Consumer is a `Handle` whose fields begin (2.6 to 2.16 alike) with
  * `PyObject_HEAD; rd_kafka_t *rk; error_cb, throttle_cb, stats_cb; int initiated; Py_tss_t tlskey; type; logger`.
@@ -32,6 +33,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include "_slots.h"
+#include "_rdheaders.h"
 #include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
@@ -90,15 +92,8 @@ typedef struct {
 } CallState;
 
 #define MAX_SLOTS 64
-#define MAX_NAMES 32    /* header names kept (looked through at each header) */
 #define MAX_TOPICS 1024  /* topic names kept (looked through only where the partition changes) */
 enum { F_TOPIC, F_PARTITION, F_OFFSET, F_TIMESTAMP, F_KEY, F_VALUE, F_HEADERS, F_CATALOG, F_OPENS_LOG, N_FIELDS };
-
-typedef struct {
-    char *bytes;
-    size_t size;
-    PyObject *str;
-} Name;
 
 typedef struct {
     PyObject_HEAD
@@ -115,8 +110,9 @@ typedef struct {
     rd_message **msgs;
     size_t capacity;
     Py_ssize_t n, at;  /* messages taken, and the next to build */
-    Name topics[MAX_TOPICS], names[MAX_NAMES];
-    int n_topics, n_names;
+    Name topics[MAX_TOPICS];
+    int n_topics;
+    Headers headers;  /* the names and pairs kept, and where librdkafka keeps headers unparsed (`_rdheaders.h`) */
 } Reader;
 
 static void give_back(Reader *self) {
@@ -134,18 +130,11 @@ static void reader_close_all(Reader *self) {
     }
 }
 
-static void forget(Name *names, int n) {
-    for (int k = 0; k < n; k++) {
-        PyMem_Free(names[k].bytes);
-        Py_XDECREF(names[k].str);
-    }
-}
-
 static void reader_dealloc(Reader *self) {
     reader_close_all(self);
     PyMem_Free(self->msgs);
     forget(self->topics, self->n_topics);
-    forget(self->names, self->n_names);
+    headers_forget(&self->headers);
     Py_XDECREF(self->consumer);
     Py_XDECREF(self->cls);
     Py_XDECREF(self->kafka_exception);
@@ -295,24 +284,6 @@ static PyObject *consume(Reader *self, PyObject *const *args, Py_ssize_t nargs) 
     return PyLong_FromSsize_t(self->n);
 }
 
-/* the str of `bytes` (NUL-ended, as confluent-kafka reads a name) from the cache, or made and kept there */
-static PyObject *named(Name *names, int *n, int most, const char *bytes, const char *errors) {
-    size_t size = strlen(bytes);
-    for (int k = 0; k < *n; k++)
-        if (names[k].size == size && memcmp(names[k].bytes, bytes, size) == 0)
-            return Py_NewRef(names[k].str);
-    PyObject *str = PyUnicode_DecodeUTF8(bytes, (Py_ssize_t)size, errors);
-    if (str == NULL || *n == most)
-        return str;
-    char *kept = PyMem_Malloc(size + 1);
-    if (kept == NULL)
-        return str;  /* not cached: made again next time */
-    memcpy(kept, bytes, size + 1);
-    names[*n] = (Name){kept, size, Py_NewRef(str)};
-    (*n)++;
-    return str;
-}
-
 /* the cached bytes of the name whose str is `str`, or NULL */
 static const char *cached(Name *names, int n, PyObject *str) {
     for (int k = 0; k < n; k++)
@@ -321,13 +292,9 @@ static const char *cached(Name *names, int n, PyObject *str) {
     return NULL;
 }
 
-static PyObject *bytes_or_none(const void *data, size_t size) {
-    return data != NULL ? PyBytes_FromStringAndSize(data, (Py_ssize_t)size) : Py_NewRef(Py_None);
-}
-
 /* the message's headers as `Message.headers()` gives them, into a tuple (a name not UTF-8, which confluent-kafka
- * fails on, is decoded with surrogateescape: a name no check knows) */
-static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
+ * fails on, is decoded with surrogateescape: a name no check knows), as librdkafka parses them */
+static PyObject *parsed_headers(Reader *self, rd_message *m, int as_list) {
     void *hdrs = NULL;
     if (self->api.message_headers(m, &hdrs) != 0 || hdrs == NULL)
         return as_list ? Py_NewRef(Py_None) : PyTuple_New(0);
@@ -340,17 +307,11 @@ static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
     const void *value;
     size_t size, idx = 0;
     for (; idx < count && self->api.header_get_all(hdrs, idx, &name, &value, &size) == 0; idx++) {
-        PyObject *pair = PyTuple_New(2);
-        PyObject *key = pair != NULL ? named(self->names, &self->n_names, MAX_NAMES, name, "surrogateescape") : NULL;
-        PyObject *raw = key != NULL ? bytes_or_none(value, size) : NULL;
-        if (raw == NULL) {
-            Py_XDECREF(key);
-            Py_XDECREF(pair);
+        PyObject *pair = pair_of(&self->headers, name, strlen(name), value, size);
+        if (pair == NULL) {
             Py_DECREF(items);
             return NULL;
         }
-        PyTuple_SET_ITEM(pair, 0, key);
-        PyTuple_SET_ITEM(pair, 1, raw);
         if (as_list)
             PyList_SET_ITEM(items, (Py_ssize_t)idx, pair);
         else
@@ -363,6 +324,67 @@ static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
         return whole;
     }
     return items;
+}
+
+/* the headers of a message while the fields of its unparsed headers are looked for, then read both ways (librdkafka's
+ * stands; the reading here is trusted once VERIFIED messages agreed, and never again where one did not) */
+static PyObject *learned(Reader *self, rd_message *m, int as_list) {
+    RawLayout *layout = &self->headers.raw;
+    const size_t base = sizeof(rd_message);
+    const void *words[SCAN_WORDS];
+    const unsigned char *bytes = NULL;
+    size_t size = 0;
+    int64_t count = -1;
+    int at = -1;
+    if (layout->state == 0)
+        at = m->payload != NULL ? raw_before(m, base, m->payload, m->len, words) : -1;
+    else if (raw_bytes(layout, m, m->payload, m->len, 0, &bytes, &size))
+        count = raw_count(bytes, size);
+    PyObject *parsed = parsed_headers(self, m, as_list);
+    if (parsed == NULL || (layout->state == 0 && m->payload == NULL))
+        return parsed;
+    if (layout->state == 0) {
+        void *hdrs = NULL;
+        int32_t n = at > 0 ? *(const int32_t *)((const char *)m + base + (size_t)(at - 1) * sizeof(void *)) : 0;
+        int held = n > 0 && self->api.message_headers(m, &hdrs) == 0 && hdrs != NULL ? raw_after(m, base, words, hdrs)
+                                                                                     : -1;
+        if (held >= 0) {
+            *layout = (RawLayout){1, 0, layout->searched, base + (size_t)held * sizeof(void *),
+                                  base + (size_t)at * sizeof(void *)};
+            bytes = words[at];
+            size = (size_t)n;
+            count = raw_count(bytes, size);
+        } else if (++layout->searched >= SEARCHED) {
+            layout->state = -1;
+        }
+    }
+    if (count > 0) {
+        PyObject *own = headers_from(&self->headers, bytes, count, as_list);
+        int same = own != NULL ? PyObject_RichCompareBool(own, parsed, Py_EQ) : -1;
+        Py_XDECREF(own);
+        if (same < 0) {
+            Py_DECREF(parsed);
+            return NULL;
+        }
+        if (same)
+            layout->verified++;
+        else
+            layout->state = -1;
+    }
+    return parsed;
+}
+
+/* a usual message's headers: read from their bytes where they may be, else as librdkafka parses them */
+static PyObject *headers_of(Reader *self, rd_message *m, int as_list) {
+    const unsigned char *bytes;
+    size_t size;
+    int64_t count;
+    if (self->headers.raw.state == 1 && self->headers.raw.verified >= VERIFIED) {
+        if (raw_bytes(&self->headers.raw, m, m->payload, m->len, 0, &bytes, &size) && (count = raw_count(bytes, size)) > 0)
+            return headers_from(&self->headers, bytes, count, as_list);
+        return parsed_headers(self, m, as_list);
+    }
+    return self->headers.raw.state < 0 ? parsed_headers(self, m, as_list) : learned(self, m, as_list);
 }
 
 /* an unusual message as the tuple `sources._Odd` stands in a Message for */
@@ -379,7 +401,7 @@ static PyObject *odd_of(Reader *self, rd_message *m) {
         }
     }
     const char *errstr = m->err ? self->api.message_errstr(m) : NULL;
-    PyObject *headers = headers_of(self, m, 1);
+    PyObject *headers = parsed_headers(self, m, 1);
     if (headers == NULL) {
         Py_DECREF(topic);
         return NULL;
@@ -419,7 +441,8 @@ static PyObject *build(Reader *self, PyObject *const *args, Py_ssize_t nargs) {
         }
         const char *name = self->api.topic_name(m->rkt);
         if (where_name == NULL || m->partition != where_partition || strcmp(name, where_name) != 0) {
-            PyObject *topic = named(self->topics, &self->n_topics, MAX_TOPICS, name, NULL);
+            int at_topic;
+            PyObject *topic = named(self->topics, &self->n_topics, MAX_TOPICS, name, strlen(name), NULL, &at_topic);
             if (topic == NULL) {  /* not UTF-8: confluent-kafka's Message has no topic, the Python path passes it over */
                 PyErr_Clear();
                 if ((odd = odd_of(self, m)) == NULL)
@@ -518,6 +541,15 @@ static PyMethodDef reader_methods[] = {
     {NULL, NULL, 0, NULL}
 };
 
+static PyObject *from_bytes(Reader *self, void *unused) {
+    return PyBool_FromLong(self->headers.raw.state == 1 && self->headers.raw.verified >= VERIFIED);
+}
+
+static PyGetSetDef reader_getset[] = {
+    {"headers_from_bytes", (getter)from_bytes, NULL, "whether headers are now read from their bytes", NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
 static PyTypeObject ReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "leadbus.audit._rdkafka.Reader",
@@ -528,6 +560,7 @@ static PyTypeObject ReaderType = {
     .tp_init = (initproc)reader_init,
     .tp_dealloc = (destructor)reader_dealloc,
     .tp_methods = reader_methods,
+    .tp_getset = reader_getset,
 };
 
 static struct PyModuleDef module = {

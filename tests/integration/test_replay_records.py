@@ -3,8 +3,9 @@ path a replay takes with the installed confluent-kafka) and from confluent-kafka
 reader does not know the consumer), are those the Python path makes (`leadbus.audit.sources._taken`), slot by slot,
 over a real broker's partitions: one opened by an aborted transaction (its first record read, at offset 4, opens the
 log), committed transactions whose markers fall between records and at a partition's end, records with null keys and
-values and headers absent, empty or with None values, one partition read from its middle, and records written after
-the plan (past each partition's end), which neither reads. Both are also held to what was written."""
+values and headers absent, empty or with None values (or repeated, or unlike those before in their last byte alone,
+or of more names than the reader keeps), records sharing their time, one partition read from its middle, and records
+written after the plan (past each partition's end), which neither reads. Both are also held to what was written."""
 
 from __future__ import annotations
 
@@ -26,7 +27,15 @@ from leadbus.localbroker import KafkaCluster
 pytestmark = pytest.mark.integration
 
 CATALOG = packaged_catalog()
-HEADERS: list[Any] = [None, [], [("a", None)], [("leadbus-stage-seq", b"7"), ("x", b""), ("名", "值".encode())]]
+SIGNER = "leadbus-stage-signer"
+HEADERS: list[Any] = [
+    None, [], [("a", None)], [("leadbus-stage-seq", b"7"), ("x", b""), ("名", "值".encode())],
+    # values met on the records before, or but for their last byte or length (the reader keeps pairs made before)
+    [(SIGNER, b"LEADBUS-intake"), ("x", b""), ("a", None), ("v", b"\x01" * 64)],
+    [(SIGNER, b"LEADBUS-intakf"), ("x", None), ("a", b""), ("v", b"\x01" * 63 + b"\x02"), (SIGNER, b"LEADBUS-intake")],
+    [("v", b"\x01" * 65), ("v", b"\x01" * 64 + b"\x02"), ("v", b"\x01" * 63), ("v", b"\x01" * 64), ("x", b"\x00")],
+    [(f"h{k}", b"%d" % (k % 3)) for k in range(40)],  # more names than the reader keeps
+]
 Written = tuple[int, bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...], int]  # partition … time
 
 
@@ -34,7 +43,12 @@ def _rows(i: int) -> Iterator[tuple[int, bytes | None, bytes | None, Any, int]]:
     """Record i of each partition: key, value (null now and then), headers of each shape, a time of its own."""
     for partition in range(3):
         yield (partition, None if i % 5 == 1 else b"k%d" % i, None if i % 7 == 3 else b"\xc3\x01" + b"v" * (i % 50),
-               HEADERS[(i + partition) % len(HEADERS)], 1_700_000_000_000 + 1000 * i + partition)
+               HEADERS[(i + partition) % len(HEADERS)], _stamp(i, partition))
+
+
+def _stamp(i: int, partition: int) -> int:
+    """Record i's time: two records in a row share it (the reader keeps the int of the one before)."""
+    return 1_700_000_000_000 + 1000 * (i // 2) + partition
 
 
 def _write(bootstrap: str, topic: str) -> list[Written]:
@@ -74,7 +88,8 @@ def _read(settings: KafkaSettings, topic: str, spans: list[PartitionSpan], nativ
     return sorted(records, key=lambda r: (r["partition"], r["offset"]))
 
 
-def test_records_made_in_c_from_a_brokers_batches_are_those_of_the_python_path(cluster: KafkaCluster) -> None:
+def test_records_made_in_c_from_a_brokers_batches_are_those_of_the_python_path(cluster: KafkaCluster,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     bootstrap = cluster.bootstrap_servers
     topic = f"replay-records-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -98,11 +113,22 @@ def test_records_made_in_c_from_a_brokers_batches_are_those_of_the_python_path(c
     late.commit_transaction()
 
     assert native_records.NATIVE and native_records.DIRECT  # built (`make install`): tested, never skipped
+    readers: list[Any] = []
+    made = native_records._Reader
+
+    def kept(*args: Any) -> Any:
+        readers.append(made(*args))
+        return readers[-1]
+
+    monkeypatch.setattr(native_records, "_Reader", kept)
     python = _read(settings, topic, spans, False, 500)
     for batch in (500, 7, 1):
         assert _read(settings, topic, spans, True, batch) == python
         assert _read(settings, topic, spans, True, batch, direct=True) == python
-    middle = 1_700_000_000_000 + 1000 * 100 + 2  # partition 2's record 100
+    # each reader found where librdkafka keeps a message's headers unparsed, and read them there once its first
+    # messages agreed with librdkafka's parse (those without a value or headers are still librdkafka's)
+    assert len(readers) == 3 and all(r.headers_from_bytes for r in readers)
+    middle = _stamp(100, 2)  # partition 2's record 100 (and 101)
     expected = sorted((w for w in written if w[0] < 2 or w[4] >= middle), key=lambda w: w[0])
     assert [(r["partition"], r["key"], r["value"], r["headers"], r["timestamp_ms"]) for r in python] == expected
     assert [r["offset"] for r in python if r["opens_log"]] == [4, 0]  # partitions 0 and 1; 2 read from offset 100

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from leadbus.audit import verification as _verification
-from leadbus.audit.packed_notes import row_at
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import Noted, StageSealVerifier, headless, unsealed
 from leadbus.audit.verification import (
@@ -157,31 +156,14 @@ def _order(head: PartitionOrder, tail: PartitionOrder, drop: list[Finding], add:
 
 def _accepted(head: AcceptedLeads, tail: AcceptedLeads, add: list[Finding]) -> Any:
     """The tail's process noted its leads without judging their revisions: judged here, after the head's, in order."""
-    noted, packed = tail.noted, tail._packed
+    noted = tail.noted
     if noted is None or tail._revisions:
         return None
 
-    def judged(lead: str, number: int, digest: str, partition: int, offset: int) -> None:
-        if lead not in head._revisions:  # the lead's first record (what `revision` does then, without a call)
-            head._revisions[lead] = (number, digest, Mark(LEADS_ACCEPTED, partition, offset))
-            return
-        add.extend(head.revision([], lead, number, digest, Mark(LEADS_ACCEPTED, partition, offset)))
-
     def carry() -> None:
-        revisions = head._revisions
-        # the C reader keeps the leads' first records from i on, and stops at any other, judged here; the packed notes
-        # (`leadbus.audit.packed_notes`: the rows sent back first) the same way, from byte `at` on
-        reader = _verification._RUN_READER
-        at, end = 0, len(packed)
-        while at < end:
-            if reader is not None:
-                at = reader.packed_firsts(packed, at, revisions, LEADS_ACCEPTED, Mark)
-                if at == end:
-                    break
-            row, at = row_at(packed, at)
-            judged(*row)
-        if type(noted) is not list:
-            reader = None
+        revision, revisions = head.revision, head._revisions
+        # the C reader keeps the leads' first records from i on, and stops at any other, judged here
+        reader = _verification._RUN_READER if type(noted) is list else None
         i, size = 0, len(noted)
         while i < size:
             if reader is not None:
@@ -190,7 +172,10 @@ def _accepted(head: AcceptedLeads, tail: AcceptedLeads, add: list[Finding]) -> A
                     break
             lead, number, digest, partition, offset = noted[i]
             i += 1
-            judged(lead, number, digest, partition, offset)
+            if lead not in revisions:  # the lead's first record (what `revision` does then, without a call)
+                revisions[lead] = (number, digest, Mark(LEADS_ACCEPTED, partition, offset))
+                continue
+            add.extend(revision([], lead, number, digest, Mark(LEADS_ACCEPTED, partition, offset)))
         head._sources.extend(tail._sources)
     return carry
 

@@ -61,7 +61,6 @@ from leadbus.audit.native_intake import intake_lead as _native_lead
 from leadbus.audit.native_intake import peek_usual as _native_peek
 from leadbus.audit.native_intake import sha256 as _native_sha256
 from leadbus.audit.native_runs import run_reader
-from leadbus.audit.packed_notes import pack as pack_notes
 from leadbus.audit.picker import Picker, body_end, picker
 from leadbus.avro import DecodeError, SchemaCatalog, SchemaEntry, decode
 from leadbus.models import CaseLead
@@ -1009,19 +1008,12 @@ class AcceptedLeads:
         #: offset) of every lead it accounts, in order, not judged there: the parent judges them after the head's
         #: (`leadbus.audit.boundary`).
         self.noted: list[tuple[str, int, str, int, int]] | None = None
-        #: The notes as the tail's process sent them back, packed (`leadbus.audit.packed_notes`): before `noted`'s.
-        self._packed = b""
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight; marks
-        as plain tuples (a pickled dataclass costs several µs each, and there is one per lead); a cut tail's notes
-        packed in one buffer when they can be (`leadbus.audit.packed_notes`)."""
+        as plain tuples (a pickled dataclass costs several µs each, and there is one per lead)."""
         state = self.__dict__.copy()
         state["executor"], state["_tasks"], state["_catalog"], state["whole_read"] = None, deque(), None, None
-        if self.noted and not self._packed:
-            packed = pack_notes(self.noted, _RUN_READER)
-            if packed is not None:
-                state["noted"], state["_packed"] = [], packed
         state["_revisions"] = {k: (r, d, _plain(m)) for k, (r, d, m) in self._revisions.items()}
         state["_sources"] = [(c, d, _plain(m)) for c, d, m in self._sources]
         return state
@@ -1029,7 +1021,6 @@ class AcceptedLeads:
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_revisions"] = {k: (r, d, Mark(*m)) for k, (r, d, m) in state["_revisions"].items()}
         state["_sources"] = [(c, d, Mark(*m)) for c, d, m in state["_sources"]]
-        state.setdefault("_packed", b"")
         self.__dict__.update(state)
 
     def takes(self, record: ReplayRecord) -> bool:

@@ -16,7 +16,7 @@
  *     Python path takes that message. Records are made without `__init__`: the prototype's values, then the nine.
  *
  * RunReader(cls, slots)
- *     `cls` is `ReplayRecord`, `slots` the names of the thirteen slots read here (`leadbus.audit.native_runs.RUN_SLOTS`).
+ *     `cls` is `ReplayRecord`, `slots` the names of the fourteen slots read here (`leadbus.audit.native_runs.RUN_SLOTS`).
  *
  * reader.versions(records, start, last, pick, schema, tag, paths, topic, merging) -> next
  *     The usual records of a trusted run of `leadbus.cases` (`topic`, `merging`: a head (case, version, merged_into))
@@ -288,7 +288,7 @@ static PyTypeObject MakerType = {
 /* -- the usual records of a trusted run (`leadbus.audit.verification`: `CaseVersions.check_run`, `tally_run`) -- */
 
 enum { R_TRUSTED, R_DECODED, R_VALUE, R_PICKED, R_SCHEMA, R_PARTITION, R_OFFSET, R_FILE, R_INDEX, R_SEALED, R_HEADERS,
-       R_TOPIC, R_TIMESTAMP, N_RUN_SLOTS };
+       R_TOPIC, R_TIMESTAMP, R_OPENS_LOG, N_RUN_SLOTS };
 
 typedef struct {
     PyObject_HEAD
@@ -323,7 +323,7 @@ static int reader_init(RunReader *self, PyObject *args, PyObject *kwargs) {
         return -1;
     }
     if (PyTuple_GET_SIZE(slots) != N_RUN_SLOTS || !(((PyTypeObject *)cls)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-        PyErr_SetString(PyExc_TypeError, "RunReader(cls, slots): not a record class and its thirteen slots");
+        PyErr_SetString(PyExc_TypeError, "RunReader(cls, slots): not a record class and its fourteen slots");
         return -1;
     }
     for (int k = 0; k < N_RUN_SLOTS; k++)
@@ -774,6 +774,44 @@ static PyObject *noted_firsts(RunReader *self, PyObject *const *args, Py_ssize_t
     return PyLong_FromSsize_t(i);
 }
 
+/* unstamped_bus(records, start, prefix) -> next: the records `BusSealVerifier.check_run` passes over (the reference):
+ * from records[start] on, each known to carry no agency seal (`_sealed` False), at an offset other than 0, not opening
+ * its log, of a topic (a str) not starting with `prefix` (an intake topic's). It changes nothing and returns the index
+ * of the first other record: the Python path judges it. */
+static PyObject *unstamped_bus(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t i;
+    if (nargs != 3 || run_args(self, args[0], args[1], &i) < 0 || !PyUnicode_CheckExact(args[2])) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "unstamped_bus(records: list, start: int, prefix: str)");
+        return NULL;
+    }
+    PyObject *records = args[0], *prefix = args[2], *topic = NULL;  /* the topic of the record before, not an intake's */
+    Py_ssize_t n = PyList_GET_SIZE(records), prefix_size = PyUnicode_GET_LENGTH(prefix);
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(records, i);
+        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
+            break;
+        PyObject *offset = RSLOT(rec, R_OFFSET), *where = RSLOT(rec, R_TOPIC);
+        if (RSLOT(rec, R_SEALED) != Py_False || RSLOT(rec, R_OPENS_LOG) != Py_False || !PyLong_CheckExact(offset))
+            break;
+        int overflow = 0;
+        if (PyLong_AsLongLongAndOverflow(offset, &overflow) == 0 && !overflow)  /* offset 0 (an exact int: no error) */
+            break;
+        if (where != topic) {
+            if (!PyUnicode_CheckExact(where))
+                break;
+            Py_ssize_t starts = PyUnicode_Tailmatch(where, prefix, 0, prefix_size, -1);
+            if (starts != 0) {
+                if (starts < 0)
+                    return NULL;
+                break;
+            }
+            topic = where;  /* held by the record, which the list holds */
+        }
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 /* The publishers `accepted_tally` met, kept across calls by their agency's and province's contents (the picker makes
  * new strs for each record): each with its "agency.province" str made once and its (name, who) key, and what the
  * current call counted under it, written to the tally when the call ends (or before the table changes), in the order
@@ -976,6 +1014,8 @@ static PyMethodDef reader_methods[] = {
      "accepted(records, start, revisions, noted, pick, schema, tag, paths, topic, mark) -> next"},
     {"accepted_tally", (PyCFunction)(void (*)(void))accepted_tally, METH_FASTCALL,
      "accepted_tally(records, start, tally, schema, name, paths) -> next"},
+    {"unstamped_bus", (PyCFunction)(void (*)(void))unstamped_bus, METH_FASTCALL,
+     "unstamped_bus(records, start, prefix) -> next"},
     {"noted_firsts", (PyCFunction)(void (*)(void))noted_firsts, METH_FASTCALL,
      "noted_firsts(noted, start, revisions, topic, mark) -> next"},
     {NULL, NULL, 0, NULL}

@@ -29,6 +29,20 @@ static int is_name(PyObject *name, const char *expected) {
     return PyUnicode_CompareWithASCIIString(name, expected) == 0;
 }
 
+/* The str last found to be each seal's header name (held): the records' reader makes each name once and hands the same
+ * str with every record (`_rdkafka.c`), so the usual record's names are known by their identity, not compared. */
+static PyObject *seal_names_met[6];
+
+/* `is_name(name, SEAL_NAMES[k])` (a str `name`) */
+static int is_seal_name(PyObject *name, int k) {
+    if (name == seal_names_met[k])
+        return 1;
+    if (!is_name(name, SEAL_NAMES[k]))
+        return 0;
+    Py_XSETREF(seal_names_met[k], Py_NewRef(name));
+    return 1;
+}
+
 /* The (name, value) pair at `item`: 1 with a str name and a bytes-or-None value, else 0. */
 static int pair(PyObject *item, PyObject **name, PyObject **value) {
     if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
@@ -91,7 +105,7 @@ static PyObject *link_of_items(PyObject **items, Py_ssize_t n, PyObject *signer,
         Py_RETURN_NONE;
     PyObject *names[5], *values[5];
     for (int k = 0; k < 5; k++)
-        if (!pair(items[base + k], &names[k], &values[k]) || !is_name(names[k], SEAL_NAMES[k]))
+        if (!pair(items[base + k], &names[k], &values[k]) || !is_seal_name(names[k], k))
             Py_RETURN_NONE;
     PyObject *number = values[3], *prev = values[4];
     if (!same_bytes(values[0], signer) || !same_bytes(values[1], key_id) || !same_bytes(values[2], chain)
@@ -353,7 +367,7 @@ static PyObject *usual_link(PyObject *record, PyObject *topic, PyObject *partiti
     Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
     PyObject *last_name, *last_value = NULL;
     if (signed_) { /* the signature last, 64 bytes: the link is over the headers before it */
-        if (n < 6 || !pair(items[n - 1], &last_name, &last_value) || !is_name(last_name, SEAL_NAMES[5])
+        if (n < 6 || !pair(items[n - 1], &last_name, &last_value) || !is_seal_name(last_name, 5)
             || last_value == Py_None || PyBytes_GET_SIZE(last_value) != 64) {
             result = Py_NewRef(Py_None);
             goto done;

@@ -16,7 +16,7 @@
  *     Python path takes that message. Records are made without `__init__`: the prototype's values, then the nine.
  *
  * RunReader(cls, slots)
- *     `cls` is `ReplayRecord`, `slots` the names of the thirteen slots read here (`leadbus.audit.native_runs.RUN_SLOTS`).
+ *     `cls` is `ReplayRecord`, `slots` the names of the fourteen slots read here (`leadbus.audit.native_runs.RUN_SLOTS`).
  *
  * reader.versions(records, start, last, pick, schema, tag, paths, topic, merging) -> next
  *     The usual records of a trusted run of `leadbus.cases` (`topic`, `merging`: a head (case, version, merged_into))
@@ -288,7 +288,7 @@ static PyTypeObject MakerType = {
 /* -- the usual records of a trusted run (`leadbus.audit.verification`: `CaseVersions.check_run`, `tally_run`) -- */
 
 enum { R_TRUSTED, R_DECODED, R_VALUE, R_PICKED, R_SCHEMA, R_PARTITION, R_OFFSET, R_FILE, R_INDEX, R_SEALED, R_HEADERS,
-       R_TOPIC, R_TIMESTAMP, N_RUN_SLOTS };
+       R_TOPIC, R_TIMESTAMP, R_OPENS_LOG, N_RUN_SLOTS };
 
 typedef struct {
     PyObject_HEAD
@@ -298,13 +298,19 @@ typedef struct {
     PyTypeObject *mark;  /* `Mark` (set by the first `accepted` call): made here without `__init__` */
     Py_ssize_t mark_offsets[5];  /* its slots topic, partition, offset, file, index */
     PyObject *dot;  /* "." */
+    struct Publisher *publishers;  /* the accepted leads' publishers met (`accepted_tally`), by their strs' contents */
+    Py_ssize_t publishers_size, publishers_used;
+    int tallying;  /* within `accepted_tally` (a tally's value adding by Python code could call it again) */
 } RunReader;
+
+static void forget_publishers(RunReader *self);
 
 static void reader_dealloc(RunReader *self) {
     Py_XDECREF(self->cls);
     Py_XDECREF(self->name);
     Py_XDECREF(self->mark);
     Py_XDECREF(self->dot);
+    forget_publishers(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -317,7 +323,7 @@ static int reader_init(RunReader *self, PyObject *args, PyObject *kwargs) {
         return -1;
     }
     if (PyTuple_GET_SIZE(slots) != N_RUN_SLOTS || !(((PyTypeObject *)cls)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-        PyErr_SetString(PyExc_TypeError, "RunReader(cls, slots): not a record class and its thirteen slots");
+        PyErr_SetString(PyExc_TypeError, "RunReader(cls, slots): not a record class and its fourteen slots");
         return -1;
     }
     for (int k = 0; k < N_RUN_SLOTS; k++)
@@ -768,6 +774,185 @@ static PyObject *noted_firsts(RunReader *self, PyObject *const *args, Py_ssize_t
     return PyLong_FromSsize_t(i);
 }
 
+/* unstamped_bus(records, start, prefix) -> next: the records `BusSealVerifier.check_run` passes over (the reference):
+ * from records[start] on, each known to carry no agency seal (`_sealed` False), at an offset other than 0, not opening
+ * its log, of a topic (a str) not starting with `prefix` (an intake topic's). It changes nothing and returns the index
+ * of the first other record: the Python path judges it. */
+static PyObject *unstamped_bus(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t i;
+    if (nargs != 3 || run_args(self, args[0], args[1], &i) < 0 || !PyUnicode_CheckExact(args[2])) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "unstamped_bus(records: list, start: int, prefix: str)");
+        return NULL;
+    }
+    PyObject *records = args[0], *prefix = args[2], *topic = NULL;  /* the topic of the record before, not an intake's */
+    Py_ssize_t n = PyList_GET_SIZE(records), prefix_size = PyUnicode_GET_LENGTH(prefix);
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(records, i);
+        if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
+            break;
+        PyObject *offset = RSLOT(rec, R_OFFSET), *where = RSLOT(rec, R_TOPIC);
+        if (RSLOT(rec, R_SEALED) != Py_False || RSLOT(rec, R_OPENS_LOG) != Py_False || !PyLong_CheckExact(offset))
+            break;
+        int overflow = 0;
+        if (PyLong_AsLongLongAndOverflow(offset, &overflow) == 0 && !overflow)  /* offset 0 (an exact int: no error) */
+            break;
+        if (where != topic) {
+            if (!PyUnicode_CheckExact(where))
+                break;
+            Py_ssize_t starts = PyUnicode_Tailmatch(where, prefix, 0, prefix_size, -1);
+            if (starts != 0) {
+                if (starts < 0)
+                    return NULL;
+                break;
+            }
+            topic = where;  /* held by the record, which the list holds */
+        }
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+/* The publishers `accepted_tally` met, kept across calls by their agency's and province's contents (the picker makes
+ * new strs for each record): each with its "agency.province" str made once and its (name, who) key, and what the
+ * current call counted under it, written to the tally when the call ends (or before the table changes), in the order
+ * first met in the call: the same keys in the same order and the same sums as one record after the other, without
+ * the str, the key and the int made per record. Past PUBLISHERS_MAX publishers the table starts over. */
+#define PUBLISHERS_MAX 4096
+
+typedef struct Publisher {
+    Py_hash_t hash;  /* of the contents; 0: an empty place */
+    PyObject *agency, *province, *who, *key;  /* references held; `key` (name, who), or NULL */
+    Py_ssize_t count;  /* in the current call */
+} Publisher;
+
+static void forget_publishers(RunReader *self) {
+    for (Py_ssize_t k = 0; k < self->publishers_size; k++) {
+        Publisher *p = &self->publishers[k];
+        if (p->hash == 0)
+            continue;
+        Py_DECREF(p->agency);
+        Py_DECREF(p->province);
+        Py_DECREF(p->who);
+        Py_XDECREF(p->key);
+    }
+    PyMem_Free(self->publishers);
+    self->publishers = NULL;
+    self->publishers_size = self->publishers_used = 0;
+}
+
+/* FNV-1a over a str's kind and code units, from `h` on */
+static Py_uhash_t text_hash(PyObject *text, Py_uhash_t h) {
+    const unsigned char *data = PyUnicode_DATA(text);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text) * PyUnicode_KIND(text);
+    h = (h ^ (Py_uhash_t)PyUnicode_KIND(text)) * 1099511628211u;
+    for (Py_ssize_t k = 0; k < size; k++)
+        h = (h ^ data[k]) * 1099511628211u;
+    return (h ^ 0xFF) * 1099511628211u;  /* the end of the str: ("A.B", "C") and ("A", "B.C") hash apart */
+}
+
+/* tally[key] += count */
+static int add_key(PyObject *tally, PyObject *key, Py_ssize_t count) {
+    PyObject *had = PyDict_GetItemWithError(tally, key), *sum = NULL;
+    if (had == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *more = PyLong_FromSsize_t(count);
+    if (more != NULL)
+        sum = had != NULL ? PyNumber_Add(had, more) : Py_NewRef(more);
+    Py_XDECREF(more);
+    int failed = sum == NULL || PyDict_SetItem(tally, key, sum) < 0;
+    Py_XDECREF(sum);
+    return failed ? -1 : 0;
+}
+
+/* The counts of the publishers `touched[0:*n]` (in the order first met) written to `tally`, and cleared. An error
+ * raised before is kept (the counts are written first, as one record after the other would have counted them). */
+static int write_counts(RunReader *self, PyObject *tally, PyObject *name, Py_ssize_t *touched, Py_ssize_t *n) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    int failed = 0;
+    for (Py_ssize_t k = 0; k < *n; k++) {
+        Publisher *p = &self->publishers[touched[k]];
+        if (!failed && (p->key == NULL || PyTuple_GET_ITEM(p->key, 0) != name)) {
+            Py_XSETREF(p->key, PyTuple_Pack(2, name, p->who));
+            failed = p->key == NULL;
+        }
+        if (!failed && add_key(tally, p->key, p->count) < 0)
+            failed = 1;
+        p->count = 0;
+    }
+    *n = 0;
+    if (type != NULL) {
+        if (failed)
+            PyErr_Clear();
+        PyErr_Restore(type, value, traceback);
+        return -1;
+    }
+    return failed ? -1 : 0;
+}
+
+/* The place of (agency, province) in the table, made (its `who` joined) when new: -1 on an error. The table may be
+ * grown or started over: the counts touched are written first. */
+static Py_ssize_t publisher_at(RunReader *self, PyObject *agency, PyObject *province, PyObject *tally, PyObject *name,
+                               Py_ssize_t *touched, Py_ssize_t *n) {
+    Py_hash_t hash = (Py_hash_t)text_hash(province, text_hash(agency, 14695981039346656037u));
+    if (hash == 0)
+        hash = 1;
+    Py_ssize_t mask = self->publishers_size - 1;
+    if (self->publishers_size) {
+        for (Py_ssize_t at = (Py_ssize_t)((Py_uhash_t)hash & (Py_uhash_t)mask);; at = (at + 1) & mask) {
+            Publisher *p = &self->publishers[at];
+            if (p->hash == 0)
+                break;
+            if (p->hash == hash && same_str(p->agency, agency) && same_str(p->province, province))
+                return at;
+        }
+    }
+    if (2 * (self->publishers_used + 1) > self->publishers_size) {  /* grown (or started over), its counts written */
+        if (write_counts(self, tally, name, touched, n) < 0)
+            return -1;
+        Py_ssize_t size = self->publishers_size ? 2 * self->publishers_size : 64;
+        if (self->publishers_used >= PUBLISHERS_MAX) {
+            forget_publishers(self);
+            size = 64;
+        }
+        Publisher *old = self->publishers, *table = PyMem_Calloc((size_t)size, sizeof(Publisher));
+        if (table == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t k = 0; k < self->publishers_size; k++) {
+            if (old[k].hash == 0)
+                continue;
+            Py_ssize_t at = (Py_ssize_t)((Py_uhash_t)old[k].hash & (Py_uhash_t)(size - 1));
+            while (table[at].hash != 0)
+                at = (at + 1) & (size - 1);
+            table[at] = old[k];
+        }
+        PyMem_Free(old);
+        self->publishers = table;
+        self->publishers_size = size;
+        mask = size - 1;
+    }
+    PyObject *parts[3] = {agency, self->dot, province};  /* f"{agency}.{province}" */
+    PyObject *joined = PyTuple_New(3);
+    if (joined == NULL)
+        return -1;
+    for (int k = 0; k < 3; k++)
+        PyTuple_SET_ITEM(joined, k, Py_NewRef(parts[k]));
+    PyObject *empty = PyUnicode_New(0, 0);
+    PyObject *who = empty == NULL ? NULL : PyUnicode_Join(empty, joined);
+    Py_XDECREF(empty);
+    Py_DECREF(joined);
+    if (who == NULL)
+        return -1;
+    Py_ssize_t at = (Py_ssize_t)((Py_uhash_t)hash & (Py_uhash_t)mask);
+    while (self->publishers[at].hash != 0)
+        at = (at + 1) & mask;
+    self->publishers[at] = (Publisher){hash, Py_NewRef(agency), Py_NewRef(province), who, NULL, 0};
+    self->publishers_used++;
+    return at;
+}
+
 static PyObject *accepted_tally(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t i;
     if (nargs != 6 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_Check(args[2])
@@ -777,8 +962,14 @@ static PyObject *accepted_tally(RunReader *self, PyObject *const *args, Py_ssize
                             "accepted_tally(records: list, start: int, tally: dict, schema, name: str, paths: tuple)");
         return NULL;
     }
+    if (self->tallying)  /* called again from within: the Python path counts them */
+        return PyLong_FromSsize_t(i);
     PyObject *records = args[0], *counts = args[2], *schema = args[3], *name = args[4], *paths = args[5];
-    Py_ssize_t n = PyList_GET_SIZE(records);
+    Py_ssize_t n = PyList_GET_SIZE(records), touched_n = 0;
+    Py_ssize_t *touched = PyMem_Malloc((size_t)(n - i + 1) * sizeof(Py_ssize_t));  /* the publishers counted, in order */
+    if (touched == NULL)
+        return PyErr_NoMemory();
+    self->tallying = 1;
     for (; i < n; i++) {
         PyObject *rec = PyList_GET_ITEM(records, i);
         if (!Py_IS_TYPE(rec, self->cls) || !all_set(self, rec))
@@ -796,25 +987,21 @@ static PyObject *accepted_tally(RunReader *self, PyObject *const *args, Py_ssize
         if (!known || !PyTuple_CheckExact(values) || PyTuple_GET_SIZE(values) < 4 || PyTuple_GET_SIZE(values) == 2
             || !PyUnicode_CheckExact(PyTuple_GET_ITEM(values, 2)) || !PyUnicode_CheckExact(PyTuple_GET_ITEM(values, 3)))
             break;
-        /* f"{agency}.{province}" */
-        PyObject *parts[3] = {PyTuple_GET_ITEM(values, 2), self->dot, PyTuple_GET_ITEM(values, 3)};
-        PyObject *joined = PyTuple_New(3);
-        if (joined == NULL)
+        Py_ssize_t at = publisher_at(self, PyTuple_GET_ITEM(values, 2), PyTuple_GET_ITEM(values, 3), counts, name,
+                                     touched, &touched_n);
+        if (at < 0) {
+            write_counts(self, counts, name, touched, &touched_n);
+            PyMem_Free(touched);
+            self->tallying = 0;
             return NULL;
-        for (int k = 0; k < 3; k++)
-            PyTuple_SET_ITEM(joined, k, Py_NewRef(parts[k]));
-        PyObject *empty = PyUnicode_New(0, 0);
-        PyObject *who = empty == NULL ? NULL : PyUnicode_Join(empty, joined);
-        Py_XDECREF(empty);
-        Py_DECREF(joined);
-        if (who == NULL)
-            return NULL;
-        int failed = add(counts, name, who, 1);
-        Py_DECREF(who);
-        if (failed < 0)
-            return NULL;
+        }
+        if (self->publishers[at].count++ == 0)
+            touched[touched_n++] = at;
     }
-    return PyLong_FromSsize_t(i);
+    int failed = write_counts(self, counts, name, touched, &touched_n) < 0;
+    PyMem_Free(touched);
+    self->tallying = 0;
+    return failed ? NULL : PyLong_FromSsize_t(i);
 }
 
 static PyMethodDef reader_methods[] = {
@@ -827,6 +1014,8 @@ static PyMethodDef reader_methods[] = {
      "accepted(records, start, revisions, noted, pick, schema, tag, paths, topic, mark) -> next"},
     {"accepted_tally", (PyCFunction)(void (*)(void))accepted_tally, METH_FASTCALL,
      "accepted_tally(records, start, tally, schema, name, paths) -> next"},
+    {"unstamped_bus", (PyCFunction)(void (*)(void))unstamped_bus, METH_FASTCALL,
+     "unstamped_bus(records, start, prefix) -> next"},
     {"noted_firsts", (PyCFunction)(void (*)(void))noted_firsts, METH_FASTCALL,
      "noted_firsts(noted, start, revisions, topic, mark) -> next"},
     {NULL, NULL, 0, NULL}

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "_sha256.h"
+#include "_slots.h"
 
 static int native_sha; /* quick_run hashes with the SHA extensions (set at import when the CPU has them) */
 
@@ -26,6 +27,20 @@ static PyObject *str_copy, *str_update, *str_digest;
 
 static int is_name(PyObject *name, const char *expected) {
     return PyUnicode_CompareWithASCIIString(name, expected) == 0;
+}
+
+/* The str last found to be each seal's header name (held): the records' reader makes each name once and hands the same
+ * str with every record (`_rdkafka.c`), so the usual record's names are known by their identity, not compared. */
+static PyObject *seal_names_met[6];
+
+/* `is_name(name, SEAL_NAMES[k])` (a str `name`) */
+static int is_seal_name(PyObject *name, int k) {
+    if (name == seal_names_met[k])
+        return 1;
+    if (!is_name(name, SEAL_NAMES[k]))
+        return 0;
+    Py_XSETREF(seal_names_met[k], Py_NewRef(name));
+    return 1;
 }
 
 /* The (name, value) pair at `item`: 1 with a str name and a bytes-or-None value, else 0. */
@@ -90,7 +105,7 @@ static PyObject *link_of_items(PyObject **items, Py_ssize_t n, PyObject *signer,
         Py_RETURN_NONE;
     PyObject *names[5], *values[5];
     for (int k = 0; k < 5; k++)
-        if (!pair(items[base + k], &names[k], &values[k]) || !is_name(names[k], SEAL_NAMES[k]))
+        if (!pair(items[base + k], &names[k], &values[k]) || !is_seal_name(names[k], k))
             Py_RETURN_NONE;
     PyObject *number = values[3], *prev = values[4];
     if (!same_bytes(values[0], signer) || !same_bytes(values[1], key_id) || !same_bytes(values[2], chain)
@@ -271,9 +286,45 @@ static int in_bounds(PyObject *ms, PyObject *start, PyObject *until, PyObject *r
 static PyObject *str_topic, *str_partition, *str_headers, *str_key, *str_value, *str_timestamp_ms, *str_pending;
 static PyObject *str_sealed;
 
+/* The record class named by `record_class` (`ReplayRecord`): its attributes read here are slots, read and set
+ * directly in its instances (a look-up in the class's dict and a descriptor call each, 8 per record of a run, saved);
+ * any other object's by `getattr` / `setattr`. */
+#define N_KNOWN 9
+static PyTypeObject *record_type;
+static PyObject *known_names[N_KNOWN];
+static Py_ssize_t known_offsets[N_KNOWN];
+
+static Py_ssize_t known_slot(PyObject *record, PyObject *name) {
+    if (record_type == NULL || !Py_IS_TYPE(record, record_type))
+        return -1;
+    for (int k = 0; k < N_KNOWN; k++)
+        if (known_names[k] == name)
+            return known_offsets[k];
+    return -1;
+}
+
+/* `getattr(record, name)`: a new reference, or NULL with the error getattr raises (a slot never set) */
+static PyObject *get_attr(PyObject *record, PyObject *name) {
+    Py_ssize_t at = known_slot(record, name);
+    if (at >= 0 && SLOT(record, at) != NULL)
+        return Py_NewRef(SLOT(record, at));
+    return PyObject_GetAttr(record, name);
+}
+
+/* `setattr(record, name, value)` */
+static int set_attr(PyObject *record, PyObject *name, PyObject *value) {
+    Py_ssize_t at = known_slot(record, name);
+    if (at < 0)
+        return PyObject_SetAttr(record, name, value);
+    PyObject *old = SLOT(record, at);
+    SLOT(record, at) = Py_NewRef(value);
+    Py_XDECREF(old);
+    return 0;
+}
+
 /* The record's attribute `name` compared: 1 the same str (topic) or int (partition), 0 not, -1 on an error. */
 static int same_attr(PyObject *record, PyObject *name, PyObject *expected) {
-    PyObject *got = PyObject_GetAttr(record, name);
+    PyObject *got = get_attr(record, name);
     if (got == NULL)
         return -1;
     int same = got == expected;
@@ -297,14 +348,14 @@ static PyObject *usual_link(PyObject *record, PyObject *topic, PyObject *partiti
         return NULL;
     if (!same)
         Py_RETURN_NONE;
-    PyObject *ms = PyObject_GetAttr(record, str_timestamp_ms);
+    PyObject *ms = get_attr(record, str_timestamp_ms);
     if (ms == NULL)
         return NULL;
     int valid = in_bounds(ms, bounds[0], bounds[1], bounds[2]);
     Py_DECREF(ms);
     if (!valid)
         Py_RETURN_NONE;
-    PyObject *headers = PyObject_GetAttr(record, str_headers);
+    PyObject *headers = get_attr(record, str_headers);
     if (headers == NULL)
         return NULL;
     PyObject *result = NULL, *key = NULL, *value = NULL;
@@ -316,17 +367,17 @@ static PyObject *usual_link(PyObject *record, PyObject *topic, PyObject *partiti
     Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
     PyObject *last_name, *last_value = NULL;
     if (signed_) { /* the signature last, 64 bytes: the link is over the headers before it */
-        if (n < 6 || !pair(items[n - 1], &last_name, &last_value) || !is_name(last_name, SEAL_NAMES[5])
+        if (n < 6 || !pair(items[n - 1], &last_name, &last_value) || !is_seal_name(last_name, 5)
             || last_value == Py_None || PyBytes_GET_SIZE(last_value) != 64) {
             result = Py_NewRef(Py_None);
             goto done;
         }
         n--;
     }
-    key = PyObject_GetAttr(record, str_key);
+    key = get_attr(record, str_key);
     if (key == NULL)
         goto done;
-    value = PyObject_GetAttr(record, str_value);
+    value = get_attr(record, str_value);
     if (value == NULL)
         goto done;
     result = link_of_items(items, n, signer, key_id, chain, link, number, lane, head, key, value);
@@ -334,7 +385,7 @@ static PyObject *usual_link(PyObject *record, PyObject *topic, PyObject *partiti
         if (signed_)
             *signature = Py_NewRef(last_value);
         /* the seal's headers and nothing else: no agency seal header (`ReplayRecord.has_seal`, read once) */
-        if (n == 5 && PyObject_SetAttr(record, str_sealed, Py_False) < 0)
+        if (n == 5 && set_attr(record, str_sealed, Py_False) < 0)
             Py_CLEAR(result);
     }
 done:
@@ -409,7 +460,7 @@ static PyObject *quick_run(PyObject *module, PyObject *const *args, Py_ssize_t n
         }
         Py_SETREF(link, next);
         number++;
-        if (vouching && PyObject_SetAttr(record, str_pending, Py_True) < 0)
+        if (vouching && set_attr(record, str_pending, Py_True) < 0)
             goto error;
     }
     if (!signed_)
@@ -464,7 +515,7 @@ static PyObject *trusted_run(PyObject *module, PyObject *const *args, Py_ssize_t
         if (head == NULL)
             goto error;
         int go = 1;
-        PyObject *got = PyObject_GetAttr(head, str_pending);
+        PyObject *got = get_attr(head, str_pending);
         if (got == NULL)
             go = -1;
         else {
@@ -473,7 +524,7 @@ static PyObject *trusted_run(PyObject *module, PyObject *const *args, Py_ssize_t
             go = pending < 0 ? -1 : !pending;
         }
         if (go > 0) {
-            got = PyObject_GetAttr(head, str_trusted);
+            got = get_attr(head, str_trusted);
             if (got == NULL)
                 go = -1;
             else {
@@ -482,7 +533,7 @@ static PyObject *trusted_run(PyObject *module, PyObject *const *args, Py_ssize_t
             }
         }
         if (go > 0) {
-            got = PyObject_GetAttr(head, str_value);
+            got = get_attr(head, str_value);
             if (got == NULL)
                 go = -1;
             else {
@@ -491,7 +542,7 @@ static PyObject *trusted_run(PyObject *module, PyObject *const *args, Py_ssize_t
             }
         }
         if (go > 0) {
-            got = PyObject_GetAttr(head, str_topic);
+            got = get_attr(head, str_topic);
             if (got == NULL)
                 go = -1;
             else {
@@ -573,7 +624,30 @@ static PyObject *set_native_sha(PyObject *module, PyObject *use) {
     return PyBool_FromLong(native_sha);
 }
 
+/* record_class(cls): the class whose instances' slots `quick_run` and `trusted_run` read directly (TypeError when
+ * one of the attributes they read is no object slot of it: nothing changed). */
+static PyObject *record_class(PyObject *module, PyObject *cls) {
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "record_class(cls): a class");
+        return NULL;
+    }
+    PyObject *names[N_KNOWN] = {str_topic, str_partition, str_headers, str_key, str_value, str_timestamp_ms,
+                                str_pending, str_sealed, str_trusted};
+    Py_ssize_t offsets[N_KNOWN];
+    for (int k = 0; k < N_KNOWN; k++)
+        if ((offsets[k] = slot_offset((PyTypeObject *)cls, names[k])) < 0)
+            return NULL;
+    for (int k = 0; k < N_KNOWN; k++) {
+        known_names[k] = names[k];
+        known_offsets[k] = offsets[k];
+    }
+    Py_XSETREF(record_type, (PyTypeObject *)Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"record_class", (PyCFunction)record_class, METH_O,
+     "record_class(cls): the record class whose slots quick_run and trusted_run read directly"},
     {"native_sha", (PyCFunction)set_native_sha, METH_O,
      "native_sha(use) -> whether quick_run hashes with the CPU's SHA instructions (when it has them and use is true)"},
     {"quick_link", (PyCFunction)(void (*)(void))quick_link, METH_FASTCALL,

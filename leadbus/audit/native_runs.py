@@ -15,7 +15,7 @@ from typing import Any
 
 #: The slots of `ReplayRecord` the reader reads, in the order `_records.RunReader` takes them
 RUN_SLOTS = ("trusted", "_decoded", "value", "_picked", "_schema", "partition", "offset", "file", "index", "_sealed",
-             "headers", "topic", "timestamp_ms")
+             "headers", "topic", "timestamp_ms", "opens_log")
 
 try:
     from leadbus.audit._records import RunReader

@@ -22,6 +22,9 @@ that libsodium is not found; the call gives None for arguments that are not all 
 
 `trusted_run(held, topic)` pops from the left of a deque the records of `topic` let go trusted, with a value, one after
 the other (`leadbus.audit.stage_seals.take_trusted`, the reference): the rest of a run the replay's loop checks at once.
+
+`record_class(cls)` names the record class (`ReplayRecord`, by `leadbus.audit.stage_seals`) whose slots `quick_run`
+and `trusted_run` read and set directly (any other object's attributes by getattr and setattr, as before).
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ quick_link: QuickLink | None
 quick_run: QuickRun | None
 trusted_run: TrustedRun | None
 verified: Verified | None
+record_class: Callable[[type], None] | None
 try:
-    from leadbus.audit._seal_link import quick_link, quick_run, trusted_run, use_sodium, verified
+    from leadbus.audit._seal_link import quick_link, quick_run, record_class, trusted_run, use_sodium, verified
 except ImportError:  # not built: the Python path alone
-    quick_link = quick_run = trusted_run = verified = None
+    quick_link = quick_run = trusted_run = verified = record_class = None
 
 
 def _sodium_path() -> str | None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import overload
 
+from leadbus.audit import verification as _verification
 from leadbus.audit.native_intake import chained_fields as _native_fields
 from leadbus.audit.native_intake import link_digest as _native_link
 from leadbus.audit.native_intake import quick_seal as _native_quick
@@ -156,7 +157,17 @@ class BusSealVerifier:
             return each(self, records)
         found: RunFindings = []
         covers, runs, window = self._covers, self._runs, self.window
-        for i, record in enumerate(records):
+        # the C reader passes over the records below from i on, in a row (a stage's run: all of them), and stops at any
+        # other, judged here
+        reader = _verification._RUN_READER if type(records) is list else None
+        i, size = 0, len(records)
+        while i < size:
+            if reader is not None:
+                i = reader.unstamped_bus(records, i, INTAKE_PREFIX)
+                if i == size:
+                    break
+            record, at = records[i], i
+            i += 1
             if (record._sealed is False and record.offset and not record.opens_log
                     and not record.topic.startswith(INTAKE_PREFIX)):
                 continue  # what `check` finds in a bus-written record known to carry no seal (a stage's): nothing
@@ -180,7 +191,7 @@ class BusSealVerifier:
             except Exception as exc:  # noqa: BLE001 - as the replay's loop locates a check that raised
                 judged = [unreadable(record, self.name, exc)]
             if judged:
-                found.append((i, judged))
+                found.append((at, judged))
         return found
 
     def _quick_in_c(self, record: ReplayRecord) -> list[Finding] | None:

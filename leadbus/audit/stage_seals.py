@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from leadbus.audit.native_intake import has_stage_seal as _native_has_seal
 from leadbus.audit.native_intake import unsealed_run as _native_unsealed_run
-from leadbus.audit.native_seal import quick_link, quick_run, trusted_run, verified
+from leadbus.audit.native_seal import quick_link, quick_run, record_class, trusted_run, verified
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
 from leadbus.audit.verification import Finding, Mark, ReplayRecord
 from leadbus.audit.verification import ms_of as _ms
@@ -47,6 +47,9 @@ from leadbus.stage_seals import (
     link_after,
     record_link,
 )
+
+if record_class is not None:  # the C run reads and sets the records' slots directly
+    record_class(ReplayRecord)
 
 _Lane = tuple[str, str, str, int]  # signer, chain, topic, partition
 #: What `StageSealVerifier._quick` keeps per partition: the seal's raw signer, key id and chain, the lane's state, the

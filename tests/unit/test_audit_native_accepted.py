@@ -2,9 +2,9 @@
 `accepted_tally`) against the Python paths it stands in for (`AcceptedLeads.check_run` and `tally_accepted` with
 `_RUN_READER` None): over hostile runs of `leadbus.leads.accepted` (leads accepted again, revisions going back or
 skipped, records untrusted, decoded, picked already, of another writer, tombstones, other topics, agency seal headers,
-damaged bodies, pickers that raise or read odd values), with and without a cut's tail noting the leads, with and
-without sources kept: the same findings in the same order, the same revisions and notes, the same records' slots and
-the same summary."""
+damaged bodies, pickers that raise or read odd values, more publishers than the C tally holds at once), with and
+without a cut's tail noting the leads, with and without sources kept: the same findings in the same order, the same
+revisions and notes, the same records' slots and the same summary (its keys in the same order)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ def _events() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             [decode(CATALOG, value)[1] for _, _, _, value, _ in cases])
 
 
+_AGENCIES = [f"AG{i}" for i in range(40)] + ["A.B", "A", "海关", ""]
+_PROVINCES = ["33", "C", "B.C", "省", ""]
+
+
 def _hostile(rng: random.Random, events: list[dict[str, Any]], cases: list[dict[str, Any]]) -> list[ReplayRecord]:
     leads = [f"LEAD-{i:03d}" for i in range(rng.randrange(1, 30))]
     revision: Counter[str] = Counter()
@@ -47,6 +51,9 @@ def _hostile(rng: random.Random, events: list[dict[str, Any]], cases: list[dict[
         revision[lead] += 1
         event = dict(rng.choice(events))
         event["lead"] = dict(event["lead"], lead_id=lead, revision=revision[lead])
+        if rng.random() < 0.3:  # more publishers than the C tally holds at once, two naming the same "A.B.C", UTF-8
+            event["lead"]["publisher"] = dict(event["lead"]["publisher"], agency=rng.choice(_AGENCIES),
+                                              province=rng.choice(_PROVINCES))
         trick = rng.random()
         if trick < 0.08:
             event["lead"]["revision"] -= rng.choice([1, 2, revision[lead]])  # accepted again, or going back
@@ -98,7 +105,7 @@ def _checked(seed: int, made: tuple[list[dict[str, Any]], list[dict[str, Any]]],
         sealed += tally_accepted(run, tally)
     revisions = {k: (r, d, _plain(m)) for k, (r, d, m) in verifier._revisions.items()}
     state = [(r._schema, r._picked, r._decoded, r._sealed) for r in records]
-    return found, revisions, verifier.noted, verifier._sources, state, tally, sealed
+    return found, revisions, verifier.noted, verifier._sources, state, tally, list(tally), sealed
 
 
 @pytest.mark.parametrize(("noted", "sources"), [(False, False), (True, False), (False, True)])
@@ -182,3 +189,33 @@ def test_the_c_reader_carries_a_tails_notes_over_as_the_python_path() -> None:
         assert fast == alone
         findings += len(fast[1])
     assert findings > 400, findings
+
+
+def _tallied(events: list[dict[str, Any]], publishers: int, seed: int) -> list[tuple[Any, Any]]:
+    """Runs of accepted leads of `publishers` publishers (past the C tally's table: it starts over), into a summary
+    holding a count of another type already: its items, in order."""
+    rng = random.Random(seed)
+    records = []
+    for offset in range(publishers + 300):
+        event = dict(rng.choice(events))
+        which = offset if offset < publishers else rng.randrange(publishers)
+        publisher = dict(event["lead"]["publisher"], agency=f"AG{which % 97}", province=f"{which // 97}")
+        event["lead"] = dict(event["lead"], lead_id=f"LEAD-{offset}", revision=1, publisher=publisher)
+        record = ReplayRecord(LEADS_ACCEPTED, 0, offset, STAMP, b"k", encode(ACCEPTED, event), [], CATALOG)
+        record.trusted, record._sealed = True, False
+        records.append(record)
+    rng.shuffle(records)
+    verifier, tally = AcceptedLeads(), Counter[Any]()
+    verifier.trust_stage_seals, verifier.keep_sources = True, False
+    tally[("cn.leadbus.LeadAccepted", "AG1.0")] = 0.5  # type: ignore[assignment]
+    for run in cut_runs(records, rng, cuts=40):
+        verifier.check_run(run)
+        tally_accepted(run, tally)
+    return list(tally.items())
+
+
+def test_the_c_tally_counts_more_publishers_than_it_holds_as_the_python_path() -> None:
+    events = _events()[0]
+    fast, alone = with_and_without_run_reader(_tallied, events, 4500, 5)
+    assert fast == alone
+    assert len(fast) > 4096, len(fast)  # the table started over

@@ -28,6 +28,7 @@ from leadbus.stage_seals import (
     lane_hash,
     record_link,
 )
+from leadbus.topics import CASES
 from tests.unit.test_audit_native_picker import python_alone
 from tests.unit.test_audit_vouched import CATALOG, LINKING_KEY, STAMP, T0, Row, streams
 
@@ -247,3 +248,56 @@ def test_the_c_trusted_run_pops_what_the_python_loop_pops() -> None:
         assert [r.n for r in got] == [r.n for r in _take_trusted(reference, "leadbus.cases")]  # type: ignore[arg-type]
         assert list(native) == list(reference)
     assert trusted_run(deque(), "leadbus.cases") == []
+
+
+class _Subclassed(ReplayRecord):
+    """A record class the C run does not read by its slots: by getattr and setattr, as any object."""
+
+    __slots__ = ()
+
+
+def test_the_c_run_reads_and_sets_a_records_slots_as_getattr_and_setattr_do() -> None:
+    """`quick_run` and `trusted_run` over ReplayRecords (their slots read and set directly, `record_class`) give what
+    they give over the same records of a subclass (getattr and setattr); a slot never set raises as getattr does."""
+    from leadbus.audit._seal_link import quick_run, trusted_run
+
+    _, cases, _ = streams()
+    partition = cases[0][1]
+    rows = [row for row in cases if row[1] == partition]
+    signer, key_id, chain = (dict(rows[0][4])[name] for name in (SIGNER_HEADER, "leadbus-stage-key-id",
+                                                                  "leadbus-stage-chain"))
+    assert signer is not None and key_id is not None and chain is not None
+    names = (signer.decode(), key_id.decode(), chain.decode())
+    head, lane = _lane_head(rows[0][0], partition, *names), lane_hash(rows[0][0], partition, *names)
+    seal = dict(rows[0][4])
+    prev, number = seal[PREV_HEADER], int(seal[SEQUENCE_HEADER] or b"0")
+    assert prev is not None
+    rng = random.Random(21)
+    taken = 0
+    for _ in range(60):
+        start, vouching = rng.randrange(len(rows)), rng.random() < 0.8
+        got = []
+        for cls in (ReplayRecord, _Subclassed):
+            records = [cls(t, p, i, STAMP, k, v, h, CATALOG) for i, (t, p, k, v, h) in enumerate(rows)]
+            for record in records[start:]:
+                record.pending = False
+            run = quick_run(records, 0, len(rows), rows[0][0], partition, signer, key_id, chain, prev, number, lane, 0,
+                            None, None, vouching, head, True)
+            held: deque[ReplayRecord] = deque(records)
+            for record in records:
+                record.trusted = True
+            got.append((run, [(r.pending, r._sealed) for r in records], [r.offset for r in trusted_run(held, CASES)],
+                        len(held)))
+        assert got[0] == got[1]
+        taken += got[0][0][0]
+    assert taken > 100, taken
+    bare = ReplayRecord.__new__(ReplayRecord)
+    for fails in (lambda: quick_run([bare], 0, 1, rows[0][0], partition, signer, key_id, chain, prev, number, lane, 0,
+                                    None, None, True, head, True),
+                  lambda: trusted_run(deque([bare]), CASES)):
+        try:
+            fails()
+        except AttributeError as exc:
+            assert "topic" in str(exc) or "pending" in str(exc)
+        else:
+            raise AssertionError("a slot never set reads as set")

@@ -231,3 +231,38 @@ def test_the_c_reader_judges_hostile_handover_steps_as_the_python_path_and_one_b
         assert out[0] == out[1] and out[0][:2] == out[2][:2]
         findings += len(out[0][0])
     assert findings > 100, findings
+
+
+def _bus_checked(seed: int, rows: tuple[Any, ...], registry: Any) -> tuple[Any, ...]:
+    """`BusSealVerifier.check_run` over runs of records that carry no agency seal, known so or not, at offset 0 or not
+    (or an offset of another type), opening their log or not (or a flag of another type), of the bus's topics or an
+    intake topic: what it finds, its state and the records' after it."""
+    from leadbus.audit.seals import BusSealVerifier
+
+    rng = random.Random(seed)
+    records = []
+    for offset in range(rng.randrange(1, 80)):
+        topic, partition, key, value, headers = rng.choice(rows)
+        topic = rng.choice([topic, topic, topic, CASES, "leadbus.intake.SAMR", "leadbus.intakeX"])
+        where: Any = rng.choice([offset, offset, offset, 0, True, 2**70, -1])
+        seal = rng.choice([[], [], [], headers, [("leadbus-publisher", b"SAMR.33"), ("leadbus-seq", b"1")]])
+        record = ReplayRecord(topic, partition, where, STAMP, key, value, seal, CATALOG)
+        record.trusted = rng.random() > 0.1
+        record._sealed = rng.choice([False, False, False, None, True])
+        record.opens_log = rng.choice([False, False, False, True, 0, 1])
+        records.append(record)
+    verifier = BusSealVerifier(registry)
+    found = [verifier.check_run(run) for run in cut_runs(records, rng, cuts=4)]
+    return found, verifier.sealed, verifier.signatures, sorted(verifier.lanes.from_start), _state(records)
+
+
+def test_the_c_reader_passes_over_unsealed_bus_records_as_the_agency_seals_check() -> None:
+    accepted, cases, registry = streams()
+    rows = accepted + cases
+    rng = random.Random(4242)
+    findings = 0
+    for _ in range(200):
+        fast, alone = with_and_without_run_reader(_bus_checked, rng.randrange(2**32), rows, registry)
+        assert fast == alone
+        findings += sum(len(f) for run in fast[0] for _, f in run)
+    assert findings > 200, findings

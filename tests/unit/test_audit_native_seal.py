@@ -100,3 +100,29 @@ def test_the_loop_gives_the_same_findings_with_the_c_seal_link_or_without() -> N
         failing += any(f.failure for f in native[0])
         trusted += native[2]
     assert failing >= 40 and trusted > 1000, (failing, trusted)
+
+
+def test_seal_names_are_known_by_the_same_str_or_by_an_equal_one_never_by_another() -> None:
+    """The C link knows the seal's header names by the str it met last (the records' reader hands the same one with
+    every record): an equal str of its own is known too, a name differing in one letter never."""
+    from leadbus.audit._seal_link import quick_link
+
+    lane = lane_hash("leadbus.cases", 2, "LEADBUS-linking", "00000000000000aa", "00000000000000c2")
+    prev = bytes(range(32))
+    values = [b"LEADBUS-linking", b"00000000000000aa", b"00000000000000c2", b"7", prev]
+    canonical = ["leadbus-stage-signer", "leadbus-stage-key-id", "leadbus-stage-chain", "leadbus-stage-seq",
+                 "leadbus-stage-prev"]
+    copies = ["".join(list(name)) for name in canonical]
+    assert all(a == b and a is not b for a, b in zip(canonical, copies, strict=True))
+
+    def link(names: list[str]) -> bytes | None:
+        return quick_link(list(zip(names, values, strict=True)), values[0], values[1], values[2], prev, 7, lane, b"k",
+                          b"v")
+
+    expected = link_after(lane.copy(), b"7", b"k", b"v", [], prev)
+    for names in (canonical, copies, canonical, copies):
+        assert link(names) == expected
+        for k in range(5):
+            wrong = list(names)
+            wrong[k] = names[k][:-1] + names[k][-1].upper()
+            assert link(wrong) is None

@@ -53,7 +53,7 @@ from leadbus.audit.archive_source import ArchiveSource
 from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.intake_runs import PlainIntake
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
-from leadbus.audit.processes import LoadWatch, chosen_workers
+from leadbus.audit.processes import LoadWatch, chosen_workers, handed, taken
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
@@ -862,7 +862,7 @@ def _tail_child(send: Any, source: KafkaSource, span: PartitionSpan, verifiers: 
         tail = _Tail(count, report.selected, report.sealed, report.by_type_publisher, report.findings, verifiers)
     except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
         tail = _Tail(0, 0, 0, Counter(), [], [], f"{type(exc).__name__}: {exc}")
-    send.send(tail)
+    send.send_bytes(handed(tail))
     send.close()
 
 
@@ -892,7 +892,7 @@ def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Ve
     scaled = None if progress is None else (lambda done, _: progress(done * span.size // head.size, span.size))
     count = _read_span(source, head, verifiers, key, publisher, report, scaled)
     try:
-        part: _Tail = receive.recv()
+        part: _Tail = taken(receive.recv_bytes())
     except EOFError:
         part = _Tail(0, 0, 0, Counter(), [], [], f"a replay process ended with {process.exitcode}")
     process.join(30)

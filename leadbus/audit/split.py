@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from leadbus.audit.processes import IntakeSent, hashes_of, picked, sent_intake, wanted
+from leadbus.audit.processes import IntakeSent, handed, hashes_of, picked, sent_intake, taken, wanted
 from leadbus.audit.read_on import read_on
 from leadbus.audit.sources import KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.stage_seals import OutOfPlace, StageSealVerifier, moved_across
@@ -95,14 +95,14 @@ def _child(conn: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers
             part.shared = [sent if v is intake else v for v in part.shared]
     except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
         part = _Part(0, 0, 0, Counter(), [], [], 0, f"{type(exc).__name__}: {exc}")
-    conn.send(part)
+    conn.send_bytes(handed(part))
     if intake is not None:
         try:
             asked = conn.recv()
         except EOFError:  # the parent stopped (an error of its own): nothing more to send
             asked = None
         if asked is not None:
-            conn.send(picked(intake._seen, asked))
+            conn.send_bytes(handed(picked(intake._seen, asked)))
     conn.close()
 
 
@@ -136,7 +136,7 @@ def run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[V
         parts = [_part(source, groups[0], verifiers, key, publisher, scaled)]
         for process, conn in children:
             try:
-                parts.append(conn.recv())
+                parts.append(taken(conn.recv_bytes()))
             except EOFError:
                 parts.append(_Part(0, 0, 0, Counter(), [], [], 0, f"a replay process ended with {process.exitcode}"))
         errors = [p.error for p in parts if p.error]
@@ -182,7 +182,7 @@ def _take_intake(intake: IntakeLeads | None, parts: list[_Part], conns: list[Any
             continue
         again = IntakeLeads()
         try:
-            again._seen = conn.recv()
+            again._seen = taken(conn.recv_bytes())
         except EOFError:
             raise SourceError("a replay process ended before handing back the leads it read") from None
         again.sources, again.ranges = was.sources, was.ranges

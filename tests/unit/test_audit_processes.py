@@ -107,6 +107,10 @@ def test_the_hashes_are_eight_bytes_a_lead() -> None:
     assert len(sent.hashes) == 8000 and hashes_of(sent) == {hash(ident) for ident in seen}
     assert picked(seen, set()) == {} and list(picked(seen, {hash(("lead-5", 1)), hash(("lead-2", 1))})) == [
         ("lead-2", 1), ("lead-5", 1)]
+    theirs = {hash((f"lead-{i}", 1)) for i in range(990, 1010)}
+    # this process's hashes made as they are read (one other process), or a set (several): the same asks
+    assert wanted(map(hash, seen), [theirs]) == wanted(set(map(hash, seen)), [theirs]) == [
+        {hash((f"lead-{i}", 1)) for i in range(990, 1000)}]
 
 
 def test_a_hand_back_reads_back_equal_without_the_memo_and_a_cycle_as_ever() -> None:

@@ -84,9 +84,12 @@ def _part(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verif
 
 
 def _child(conn: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier],
-           key: bytes | None, publisher: str | None) -> None:
+           key: bytes | None, publisher: str | None, parents: list[Any] | None = None) -> None:
     """A forked process's read: its `_Part` sent back, its intake leads as hashes; then the leads the parent asks for
-    (`leadbus.audit.processes.wanted`: those it also read), and done."""
+    (`leadbus.audit.processes.wanted`: those it also read), and done. `parents`: the parent's ends of the pipes this
+    fork copied, closed here (else the parent closing its end, stopped early, would not end the wait for a question)."""
+    for end in parents or []:
+        end.close()
     intake = None
     try:
         part = _part(source, spans, verifiers, key, publisher, None)
@@ -116,15 +119,15 @@ def run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[V
     groups = _balanced(spans, workers)
     source.close()  # no Kafka client may live across a fork
     context = multiprocessing.get_context("fork")
-    children = []
+    children: list[tuple[Any, Any]] = []
     # Objects alive at the fork are frozen out of the collector's reach, so that a child's collections do not
     # touch (and copy, page by page) the whole heap it shares with its parent; thawed once the children run.
     gc.freeze()
     try:
         for group in groups[1:]:
             mine, theirs = context.Pipe(duplex=True)
-            process = context.Process(target=_child, args=(theirs, source, group, verifiers, key, publisher),
-                                      daemon=True)
+            process = context.Process(target=_child, args=(theirs, source, group, verifiers, key, publisher,
+                                                           [mine, *(c for _, c in children)]), daemon=True)
             process.start()
             theirs.close()
             children.append((process, mine))

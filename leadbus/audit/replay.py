@@ -871,7 +871,10 @@ def _tail_child(conn: Any, source: KafkaSource, span: PartitionSpan, verifiers: 
                      leads=settled[0] if settled is not None else None)
     except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
         tail = _Tail(0, 0, 0, Counter(), [], [], f"{type(exc).__name__}: {exc}")
-    conn.send_bytes(handed(tail))
+    try:
+        conn.send_bytes(handed(tail))
+    except OSError:  # the parent stopped (an error of its own) and closed its end
+        settled = None
     if settled is not None:
         try:
             question = taken(conn.recv_bytes())
@@ -915,7 +918,11 @@ def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Ve
         gc.unfreeze()
     theirs.close()
     scaled = None if progress is None else (lambda done, _: progress(done * span.size // head.size, span.size))
-    count = _read_span(source, head, verifiers, key, publisher, report, scaled)
+    try:
+        count = _read_span(source, head, verifiers, key, publisher, report, scaled)
+    except BaseException:
+        conn.close()  # the tail's process ends at its hand-back, which nobody reads
+        raise
     try:
         try:
             part: _Tail = taken(conn.recv_bytes())

@@ -53,7 +53,7 @@ from leadbus.audit.archive_source import ArchiveSource
 from leadbus.audit.export import Exporter, finish_export, open_exporter
 from leadbus.audit.intake_runs import PlainIntake
 from leadbus.audit.log_start import removed_heads, trimmed_by_retention, within_retention
-from leadbus.audit.processes import LoadWatch, chosen_workers
+from leadbus.audit.processes import LoadWatch, chosen_workers, handed, taken
 from leadbus.audit.read_on import read_on, read_on_archive
 from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
@@ -849,21 +849,49 @@ class _Tail:
     findings: list[Finding]
     verifiers: list[Verifier]  # not finished: the parent carries their state over the cut (`boundary.join`)
     error: str | None = None
+    leads: Any = None  # `boundary.TailLeads`: its accepted leads' revisions judged, by their hashes
 
 
-def _tail_child(send: Any, source: KafkaSource, span: PartitionSpan, verifiers: list[Verifier], key: bytes | None,
-                publisher: str | None) -> None:
-    from leadbus.audit.boundary import note_tail
+def _tail_child(conn: Any, source: KafkaSource, span: PartitionSpan, verifiers: list[Verifier], key: bytes | None,
+                publisher: str | None, parents: Any = None) -> None:
+    """The tail's read sent back (`_Tail`), its accepted leads settled (`boundary.settle_tail`); then the notes of the
+    leads the parent asks for (those its head read too), and done: at once when the parent closes its end without a
+    question (`parents`, the parent's end this fork copied, closed here, else that close would not end the wait)."""
+    from leadbus.audit.boundary import asked, note_tail, settle_tail
 
+    if parents is not None:
+        parents.close()
+    settled = None
     try:
         note_tail(verifiers)
         report = ReplayReport("")
         count = _read_span(source, span, verifiers, key, publisher, report, None)
-        tail = _Tail(count, report.selected, report.sealed, report.by_type_publisher, report.findings, verifiers)
+        settled = settle_tail(verifiers)
+        tail = _Tail(count, report.selected, report.sealed, report.by_type_publisher, report.findings, verifiers,
+                     leads=settled[0] if settled is not None else None)
     except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
         tail = _Tail(0, 0, 0, Counter(), [], [], f"{type(exc).__name__}: {exc}")
-    send.send(tail)
-    send.close()
+    try:
+        conn.send_bytes(handed(tail))
+    except OSError:  # the parent stopped (an error of its own) and closed its end
+        settled = None
+    if settled is not None:
+        try:
+            question = taken(conn.recv_bytes())
+        except EOFError:  # no lead of the tail's in the head (the usual case), or the parent stopped
+            question = None
+        if question is not None:
+            conn.send_bytes(handed(asked(settled[1], question)))
+    conn.close()
+
+
+def _ask(conn: Any, hashes: set[int]) -> list[Any] | None:
+    """The tail's notes of the leads of these hashes (`boundary.join`'s `ask`); None when its process is gone."""
+    try:
+        conn.send_bytes(handed(hashes))
+        return list(taken(conn.recv_bytes()))
+    except (EOFError, OSError):
+        return None
 
 
 def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier], key: bytes | None,
@@ -880,26 +908,33 @@ def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Ve
                   PartitionSpan(span.topic, span.partition, middle, span.end))
     source.close()  # no Kafka client may live across a fork
     context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
+    conn, theirs = context.Pipe(duplex=True)
     gc.freeze()  # as for the split: the child's collections do not copy the pages shared with the parent
     try:
-        process = context.Process(target=_tail_child, args=(send, source, tail, verifiers, key, publisher),
+        process = context.Process(target=_tail_child, args=(theirs, source, tail, verifiers, key, publisher, conn),
                                   daemon=True)
         process.start()
     finally:
         gc.unfreeze()
-    send.close()
+    theirs.close()
     scaled = None if progress is None else (lambda done, _: progress(done * span.size // head.size, span.size))
-    count = _read_span(source, head, verifiers, key, publisher, report, scaled)
     try:
-        part: _Tail = receive.recv()
-    except EOFError:
-        part = _Tail(0, 0, 0, Counter(), [], [], f"a replay process ended with {process.exitcode}")
-    process.join(30)
-    if part.error:
-        raise SourceError(part.error)
-    report.processes = 2
-    joined = join(verifiers, part.verifiers, part.findings)
+        count = _read_span(source, head, verifiers, key, publisher, report, scaled)
+    except BaseException:
+        conn.close()  # the tail's process ends at its hand-back, which nobody reads
+        raise
+    try:
+        try:
+            part: _Tail = taken(conn.recv_bytes())
+        except EOFError:
+            part = _Tail(0, 0, 0, Counter(), [], [], f"a replay process ended with {process.exitcode}")
+        if part.error:
+            raise SourceError(part.error)
+        report.processes = 2
+        joined = join(verifiers, part.verifiers, part.findings, part.leads, partial(_ask, conn))
+    finally:
+        conn.close()  # the tail's process, waiting for a question, ends
+        process.join(30)
     if joined is None:  # the tail's first records cannot be judged again from what it noted: read it here
         report.cut = "tail read again"
         return count + _read_span(source, tail, verifiers, key, publisher, report, None)

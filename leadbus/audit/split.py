@@ -13,10 +13,11 @@ repeat, where one process names the record it read second (the same records, as 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from leadbus.audit.processes import IntakeSent, hashes_of, picked, sent_intake, wanted
+from leadbus.audit.processes import IntakeSent, handed, hashes_of, picked, sent_intake, taken, wanted
 from leadbus.audit.read_on import read_on
 from leadbus.audit.sources import KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.stage_seals import OutOfPlace, StageSealVerifier, moved_across
@@ -83,9 +84,12 @@ def _part(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verif
 
 
 def _child(conn: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Verifier],
-           key: bytes | None, publisher: str | None) -> None:
+           key: bytes | None, publisher: str | None, parents: list[Any] | None = None) -> None:
     """A forked process's read: its `_Part` sent back, its intake leads as hashes; then the leads the parent asks for
-    (`leadbus.audit.processes.wanted`: those it also read), and done."""
+    (`leadbus.audit.processes.wanted`: those it also read), and done. `parents`: the parent's ends of the pipes this
+    fork copied, closed here (else the parent closing its end, stopped early, would not end the wait for a question)."""
+    for end in parents or []:
+        end.close()
     intake = None
     try:
         part = _part(source, spans, verifiers, key, publisher, None)
@@ -95,14 +99,14 @@ def _child(conn: Any, source: KafkaSource, spans: list[PartitionSpan], verifiers
             part.shared = [sent if v is intake else v for v in part.shared]
     except BaseException as exc:  # noqa: BLE001 - whatever happens goes back to the parent as an error
         part = _Part(0, 0, 0, Counter(), [], [], 0, f"{type(exc).__name__}: {exc}")
-    conn.send(part)
+    conn.send_bytes(handed(part))
     if intake is not None:
         try:
             asked = conn.recv()
         except EOFError:  # the parent stopped (an error of its own): nothing more to send
             asked = None
         if asked is not None:
-            conn.send(picked(intake._seen, asked))
+            conn.send_bytes(handed(picked(intake._seen, asked)))
     conn.close()
 
 
@@ -115,15 +119,15 @@ def run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[V
     groups = _balanced(spans, workers)
     source.close()  # no Kafka client may live across a fork
     context = multiprocessing.get_context("fork")
-    children = []
+    children: list[tuple[Any, Any]] = []
     # Objects alive at the fork are frozen out of the collector's reach, so that a child's collections do not
     # touch (and copy, page by page) the whole heap it shares with its parent; thawed once the children run.
     gc.freeze()
     try:
         for group in groups[1:]:
             mine, theirs = context.Pipe(duplex=True)
-            process = context.Process(target=_child, args=(theirs, source, group, verifiers, key, publisher),
-                                      daemon=True)
+            process = context.Process(target=_child, args=(theirs, source, group, verifiers, key, publisher,
+                                                           [mine, *(c for _, c in children)]), daemon=True)
             process.start()
             theirs.close()
             children.append((process, mine))
@@ -136,7 +140,7 @@ def run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[V
         parts = [_part(source, groups[0], verifiers, key, publisher, scaled)]
         for process, conn in children:
             try:
-                parts.append(conn.recv())
+                parts.append(taken(conn.recv_bytes()))
             except EOFError:
                 parts.append(_Part(0, 0, 0, Counter(), [], [], 0, f"a replay process ended with {process.exitcode}"))
         errors = [p.error for p in parts if p.error]
@@ -172,7 +176,8 @@ def _take_intake(intake: IntakeLeads | None, parts: list[_Part], conns: list[Any
     saw too (asked back by their hashes), in its part's place, for `IntakeLeads.merge`: the same findings as merging
     all it saw."""
     sent = [next((v for v in part.shared if isinstance(v, IntakeSent)), None) for part in parts]
-    own = {hash(ident) for ident in intake._seen} if intake is not None else set()
+    seen = intake._seen if intake is not None else {}
+    own: Iterable[int] = map(hash, seen) if len(sent) == 1 else set(map(hash, seen))  # one pass: made as read
     asks = wanted(own, [hashes_of(s) if s is not None else set() for s in sent])
     for conn, was, ask in zip(conns, sent, asks, strict=True):
         if was is not None:
@@ -182,7 +187,7 @@ def _take_intake(intake: IntakeLeads | None, parts: list[_Part], conns: list[Any
             continue
         again = IntakeLeads()
         try:
-            again._seen = conn.recv()
+            again._seen = taken(conn.recv_bytes())
         except EOFError:
             raise SourceError("a replay process ended before handing back the leads it read") from None
         again.sources, again.ranges = was.sources, was.ranges

@@ -10,13 +10,13 @@ joined, or the tail read again by the parent where `join` cannot judge it. Findi
 
 from __future__ import annotations
 
-import pickle
 import random
 from collections import Counter
 from typing import Any
 
 from leadbus.audit import replay as replay_module
-from leadbus.audit.boundary import can_cut, join, note_tail
+from leadbus.audit.boundary import asked, can_cut, join, note_tail, settle_tail
+from leadbus.audit.processes import handed, taken
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import AcceptedLeads, Finding, ReplayRecord, Verifier, standard_verifiers
@@ -71,8 +71,11 @@ def cut_in_two(rows: Stamped, registry: KeyRegistry, at: int) -> tuple[list[Find
     report, tail_report = replay_module.ReplayReport("head"), replay_module.ReplayReport("tail")
     read(records(rows[:at]), head, report)
     read(records(rows[at:], at), tail, tail_report)
-    tail = pickle.loads(pickle.dumps(tail))  # as it comes back from the tail's process
-    joined = join(head, tail, tail_report.findings)
+    settled = settle_tail(tail)  # its accepted leads judged from the cut on, their notes kept for the parent to ask
+    tail = taken(handed(tail))  # as it comes back from the tail's process
+    leads = taken(handed(settled[0])) if settled is not None else None
+    joined = join(head, tail, tail_report.findings, leads,
+                  lambda hashes: None if settled is None else taken(handed(asked(settled[1], hashes))))
     if joined is None:
         read(records(rows[at:], at), head, report)
     else:
@@ -223,3 +226,37 @@ def test_a_chain_whose_partition_opens_past_aborted_records_must_start_at_one() 
     read(records(rows, 4), checks, report)
     replay_module.finish(checks, report)
     assert report.findings == []
+
+
+def test_the_tail_is_asked_only_for_the_leads_the_head_read_too() -> None:
+    """The tail's accepted leads go back as hashes with their findings judged from the cut on: the parent asks back the
+    notes of the leads its head read too, and none when there are none; a tail that cannot answer is read again."""
+    accepted, _, registry = streams()
+    rows = stamped(accepted)
+    at = len(rows) // 2
+    rows.insert(at + 3, rows[2])  # a lead of the head's accepted again in the tail
+    whole = one_process(rows, registry)
+    assert any(f.check == "REPLAYED" for f in whole[0])
+
+    def halves(upto: int) -> tuple[list[Verifier], list[Verifier], replay_module.ReplayReport, Any]:
+        head, tail = verifiers(registry), verifiers(registry)
+        note_tail(tail)
+        tail_report = replay_module.ReplayReport("tail")
+        read(records(rows[:upto]), head, replay_module.ReplayReport("head"))
+        read(records(rows[upto:], upto), tail, tail_report)
+        settled = settle_tail(tail)
+        assert settled is not None and len(settled[0].hashes) == 8 * len({row[0] for row in settled[1]})
+        return head, taken(handed(tail)), tail_report, settled
+
+    questions: list[set[int]] = []
+    head, tail, tail_report, settled = halves(at)
+    joined = join(head, tail, tail_report.findings, settled[0],
+                  lambda hashes: questions.append(hashes) or asked(settled[1], hashes))
+    assert joined is not None and [len(q) for q in questions] == [1]
+    assert sum(f.check == "REPLAYED" for f in joined) == 1
+    head, tail, tail_report, settled = halves(at)
+    assert join(head, tail, tail_report.findings, settled[0], lambda hashes: None) is None  # its process is gone
+    del rows[at + 3]  # untampered: no lead read by both halves, no question
+    head, tail, tail_report, settled = halves(at)
+    assert join(head, tail, tail_report.findings, settled[0], lambda hashes: questions.append(hashes) or []) == []
+    assert len(questions) == 1

@@ -18,6 +18,7 @@ from leadbus.audit.processes import (
     LoadWatch,
     busy_cores,
     cpu_times,
+    handed,
     hashes_of,
     load_matters,
     measured_load,
@@ -25,9 +26,10 @@ from leadbus.audit.processes import (
     picked,
     replay_workers,
     sent_intake,
+    taken,
     wanted,
 )
-from leadbus.audit.verification import Finding, IntakeLeads
+from leadbus.audit.verification import AcceptedLeads, Finding, IntakeLeads, Mark
 from tests.audit_helpers import intake_lead_values, intake_read, leads_split
 
 
@@ -68,12 +70,12 @@ def _merged_whole(mine: IntakeLeads, others: list[IntakeLeads]) -> tuple[list[Fi
 
 def _merged_by_hashes(mine: IntakeLeads, others: list[IntakeLeads]) -> tuple[list[Finding], IntakeLeads]:
     """As `leadbus.audit.split.run_split` does it: each other sends hashes, is asked back for those held elsewhere."""
-    sent = [pickle.loads(pickle.dumps(sent_intake(o._seen, o.sources, o.ranges))) for o in others]
+    sent = [taken(handed(sent_intake(o._seen, o.sources, o.ranges))) for o in others]
     asks = wanted({hash(ident) for ident in mine._seen}, [hashes_of(s) for s in sent])
     found = []
     for other, was, ask in zip(others, sent, asks, strict=True):
         again = IntakeLeads()
-        again._seen = pickle.loads(pickle.dumps(picked(other._seen, ask)))
+        again._seen = taken(handed(picked(other._seen, ask)))
         again.sources, again.ranges = was.sources, was.ranges
         found.extend(mine.merge(again))
     return found, mine
@@ -105,6 +107,39 @@ def test_the_hashes_are_eight_bytes_a_lead() -> None:
     assert len(sent.hashes) == 8000 and hashes_of(sent) == {hash(ident) for ident in seen}
     assert picked(seen, set()) == {} and list(picked(seen, {hash(("lead-5", 1)), hash(("lead-2", 1))})) == [
         ("lead-2", 1), ("lead-5", 1)]
+    theirs = {hash((f"lead-{i}", 1)) for i in range(990, 1010)}
+    # this process's hashes made as they are read (one other process), or a set (several): the same asks
+    assert wanted(map(hash, seen), [theirs]) == wanted(set(map(hash, seen)), [theirs]) == [
+        {hash((f"lead-{i}", 1)) for i in range(990, 1000)}]
+
+
+def test_a_hand_back_reads_back_equal_without_the_memo_and_a_cycle_as_ever() -> None:
+    noted = [(f"lead-{i}", 1 + i % 3, f"{i:064x}", 0, 50_000 + i) for i in range(2000)]
+    shared = ("the same tuple", 1)
+    value = {"noted": noted, "twice": [shared, shared], "marks": [Mark("t", 0, 1)]}
+    assert taken(handed(value)) == value
+    assert len(handed(value)) < len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)) + 100
+    looped: list[object] = [1, 2]
+    looped.append(looped)  # fast pickling refuses a cycle: pickled with the memo instead
+    back = taken(handed(looped))
+    assert back[:2] == [1, 2] and back[2] is back
+
+
+def test_the_accepted_leads_go_back_without_the_workers_intake_leads() -> None:
+    """A split replay's worker sends its `AcceptedLeads` back: what it read of the accepted leads, not its own
+    `IntakeLeads` (whose leads go back as hashes), which the parent's merge never reads."""
+    intake = IntakeLeads()
+    intake._seen = {(f"lead-{i}", 1): (b"d" * 32, "t", 0, i, None, None) for i in range(500)}
+    accepted = AcceptedLeads(intake)
+    accepted._revisions = {"lead-1": (2, "digest", Mark("leadbus.leads.accepted", 0, 7))}
+    accepted._sources = [(("leadbus.intake.SAMR", 0, 3), b"s" * 32, Mark("leadbus.leads.accepted", 0, 7))]
+    back = taken(handed(accepted))
+    assert back.intake is None and accepted.intake is intake
+    assert back._revisions == accepted._revisions and back._sources == accepted._sources
+    assert len(handed(accepted)) < 1000
+    parent = AcceptedLeads(IntakeLeads())
+    parent.merge(back)
+    assert parent._revisions == accepted._revisions and parent._sources == accepted._sources
 
 
 STAT = """cpu  {user} 10 {system} {idle} {iowait} 0 5 0 0 0

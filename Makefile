@@ -7,13 +7,14 @@ STAMP  := $(VENV)/.installed
 .PHONY: install kafka-libs lint test test-unit test-faults bench demo clean
 
 # `pip install -e` also compiles the C extensions in place (setup.py: leadbus/audit/_picker.c, _seal_link.c with
-# _sha256.h, _records.c and _rdkafka.c with _slots.h (_rdkafka.c with _rdheaders.h too), and _intake.c with
+# _sha256.h, _records.c and _rdkafka.c with _slots.h (_records.c with _publishers.h, _rdkafka.c with _rdheaders.h
+# too), and _intake.c with
 # _intake_run.c and _intake.h, the replay's hot path;
 # deploy/install-build-deps.sh installs the compiler and the Python and OpenSSL headers where they are missing); a
 # change to their sources installs again, rebuilding them.
 $(STAMP): pyproject.toml setup.py leadbus/audit/_picker.c leadbus/audit/_seal_link.c leadbus/audit/_sha256.h \
 		leadbus/audit/_records.c leadbus/audit/_rdkafka.c leadbus/audit/_intake.c leadbus/audit/_intake_run.c \
-		leadbus/audit/_intake.h leadbus/audit/_slots.h leadbus/audit/_rdheaders.h
+		leadbus/audit/_intake.h leadbus/audit/_slots.h leadbus/audit/_rdheaders.h leadbus/audit/_publishers.h
 	bash deploy/install-build-deps.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -15,7 +15,7 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     *(Extension(f"leadbus.audit.{name}", [f"leadbus/audit/{name}.c"], extra_compile_args=["-O2"], depends=depends)
-      for name, depends in (("_picker", []), ("_seal_link", ["leadbus/audit/_sha256.h"]), ("_records", ["leadbus/audit/_slots.h"]),
+      for name, depends in (("_picker", []), ("_seal_link", ["leadbus/audit/_sha256.h"]), ("_records", ["leadbus/audit/_slots.h", "leadbus/audit/_publishers.h"]),
                             ("_rdkafka", ["leadbus/audit/_slots.h", "leadbus/audit/_rdheaders.h"]))),
     Extension("leadbus.audit._intake", ["leadbus/audit/_intake.c", "leadbus/audit/_intake_run.c"],
               extra_compile_args=["-O2"], libraries=["crypto"], depends=["leadbus/audit/_intake.h", "leadbus/audit/_slots.h"]),

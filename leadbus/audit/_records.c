@@ -285,6 +285,8 @@ static PyTypeObject MakerType = {
     .tp_methods = maker_methods,
 };
 
+#include "_publishers.h"
+
 /* -- the usual records of a trusted run (`leadbus.audit.verification`: `CaseVersions.check_run`, `tally_run`) -- */
 
 enum { R_TRUSTED, R_DECODED, R_VALUE, R_PICKED, R_SCHEMA, R_PARTITION, R_OFFSET, R_FILE, R_INDEX, R_SEALED, R_HEADERS,
@@ -298,19 +300,17 @@ typedef struct {
     PyTypeObject *mark;  /* `Mark` (set by the first `accepted` call): made here without `__init__` */
     Py_ssize_t mark_offsets[5];  /* its slots topic, partition, offset, file, index */
     PyObject *dot;  /* "." */
-    struct Publisher *publishers;  /* the accepted leads' publishers met (`accepted_tally`), by their strs' contents */
-    Py_ssize_t publishers_size, publishers_used;
+    PublisherTable publishers;  /* the accepted leads' publishers met (`accepted_tally`), by their strs' contents */
     int tallying;  /* within `accepted_tally` (a tally's value adding by Python code could call it again) */
 } RunReader;
 
-static void forget_publishers(RunReader *self);
 
 static void reader_dealloc(RunReader *self) {
     Py_XDECREF(self->cls);
     Py_XDECREF(self->name);
     Py_XDECREF(self->mark);
     Py_XDECREF(self->dot);
-    forget_publishers(self);
+    forget_publishers(&self->publishers);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -331,6 +331,7 @@ static int reader_init(RunReader *self, PyObject *args, PyObject *kwargs) {
             return -1;
     if ((self->name = PyUnicode_InternFromString("name")) == NULL || (self->dot = PyUnicode_FromString(".")) == NULL)
         return -1;
+    self->publishers.dot = self->dot;
     self->cls = (PyTypeObject *)Py_NewRef(cls);
     return 0;
 }
@@ -812,147 +813,6 @@ static PyObject *unstamped_bus(RunReader *self, PyObject *const *args, Py_ssize_
     return PyLong_FromSsize_t(i);
 }
 
-/* The publishers `accepted_tally` met, kept across calls by their agency's and province's contents (the picker makes
- * new strs for each record): each with its "agency.province" str made once and its (name, who) key, and what the
- * current call counted under it, written to the tally when the call ends (or before the table changes), in the order
- * first met in the call: the same keys in the same order and the same sums as one record after the other, without
- * the str, the key and the int made per record. Past PUBLISHERS_MAX publishers the table starts over. */
-#define PUBLISHERS_MAX 4096
-
-typedef struct Publisher {
-    Py_hash_t hash;  /* of the contents; 0: an empty place */
-    PyObject *agency, *province, *who, *key;  /* references held; `key` (name, who), or NULL */
-    Py_ssize_t count;  /* in the current call */
-} Publisher;
-
-static void forget_publishers(RunReader *self) {
-    for (Py_ssize_t k = 0; k < self->publishers_size; k++) {
-        Publisher *p = &self->publishers[k];
-        if (p->hash == 0)
-            continue;
-        Py_DECREF(p->agency);
-        Py_DECREF(p->province);
-        Py_DECREF(p->who);
-        Py_XDECREF(p->key);
-    }
-    PyMem_Free(self->publishers);
-    self->publishers = NULL;
-    self->publishers_size = self->publishers_used = 0;
-}
-
-/* FNV-1a over a str's kind and code units, from `h` on */
-static Py_uhash_t text_hash(PyObject *text, Py_uhash_t h) {
-    const unsigned char *data = PyUnicode_DATA(text);
-    Py_ssize_t size = PyUnicode_GET_LENGTH(text) * PyUnicode_KIND(text);
-    h = (h ^ (Py_uhash_t)PyUnicode_KIND(text)) * 1099511628211u;
-    for (Py_ssize_t k = 0; k < size; k++)
-        h = (h ^ data[k]) * 1099511628211u;
-    return (h ^ 0xFF) * 1099511628211u;  /* the end of the str: ("A.B", "C") and ("A", "B.C") hash apart */
-}
-
-/* tally[key] += count */
-static int add_key(PyObject *tally, PyObject *key, Py_ssize_t count) {
-    PyObject *had = PyDict_GetItemWithError(tally, key), *sum = NULL;
-    if (had == NULL && PyErr_Occurred())
-        return -1;
-    PyObject *more = PyLong_FromSsize_t(count);
-    if (more != NULL)
-        sum = had != NULL ? PyNumber_Add(had, more) : Py_NewRef(more);
-    Py_XDECREF(more);
-    int failed = sum == NULL || PyDict_SetItem(tally, key, sum) < 0;
-    Py_XDECREF(sum);
-    return failed ? -1 : 0;
-}
-
-/* The counts of the publishers `touched[0:*n]` (in the order first met) written to `tally`, and cleared. An error
- * raised before is kept (the counts are written first, as one record after the other would have counted them). */
-static int write_counts(RunReader *self, PyObject *tally, PyObject *name, Py_ssize_t *touched, Py_ssize_t *n) {
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    int failed = 0;
-    for (Py_ssize_t k = 0; k < *n; k++) {
-        Publisher *p = &self->publishers[touched[k]];
-        if (!failed && (p->key == NULL || PyTuple_GET_ITEM(p->key, 0) != name)) {
-            Py_XSETREF(p->key, PyTuple_Pack(2, name, p->who));
-            failed = p->key == NULL;
-        }
-        if (!failed && add_key(tally, p->key, p->count) < 0)
-            failed = 1;
-        p->count = 0;
-    }
-    *n = 0;
-    if (type != NULL) {
-        if (failed)
-            PyErr_Clear();
-        PyErr_Restore(type, value, traceback);
-        return -1;
-    }
-    return failed ? -1 : 0;
-}
-
-/* The place of (agency, province) in the table, made (its `who` joined) when new: -1 on an error. The table may be
- * grown or started over: the counts touched are written first. */
-static Py_ssize_t publisher_at(RunReader *self, PyObject *agency, PyObject *province, PyObject *tally, PyObject *name,
-                               Py_ssize_t *touched, Py_ssize_t *n) {
-    Py_hash_t hash = (Py_hash_t)text_hash(province, text_hash(agency, 14695981039346656037u));
-    if (hash == 0)
-        hash = 1;
-    Py_ssize_t mask = self->publishers_size - 1;
-    if (self->publishers_size) {
-        for (Py_ssize_t at = (Py_ssize_t)((Py_uhash_t)hash & (Py_uhash_t)mask);; at = (at + 1) & mask) {
-            Publisher *p = &self->publishers[at];
-            if (p->hash == 0)
-                break;
-            if (p->hash == hash && same_str(p->agency, agency) && same_str(p->province, province))
-                return at;
-        }
-    }
-    if (2 * (self->publishers_used + 1) > self->publishers_size) {  /* grown (or started over), its counts written */
-        if (write_counts(self, tally, name, touched, n) < 0)
-            return -1;
-        Py_ssize_t size = self->publishers_size ? 2 * self->publishers_size : 64;
-        if (self->publishers_used >= PUBLISHERS_MAX) {
-            forget_publishers(self);
-            size = 64;
-        }
-        Publisher *old = self->publishers, *table = PyMem_Calloc((size_t)size, sizeof(Publisher));
-        if (table == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t k = 0; k < self->publishers_size; k++) {
-            if (old[k].hash == 0)
-                continue;
-            Py_ssize_t at = (Py_ssize_t)((Py_uhash_t)old[k].hash & (Py_uhash_t)(size - 1));
-            while (table[at].hash != 0)
-                at = (at + 1) & (size - 1);
-            table[at] = old[k];
-        }
-        PyMem_Free(old);
-        self->publishers = table;
-        self->publishers_size = size;
-        mask = size - 1;
-    }
-    PyObject *parts[3] = {agency, self->dot, province};  /* f"{agency}.{province}" */
-    PyObject *joined = PyTuple_New(3);
-    if (joined == NULL)
-        return -1;
-    for (int k = 0; k < 3; k++)
-        PyTuple_SET_ITEM(joined, k, Py_NewRef(parts[k]));
-    PyObject *empty = PyUnicode_New(0, 0);
-    PyObject *who = empty == NULL ? NULL : PyUnicode_Join(empty, joined);
-    Py_XDECREF(empty);
-    Py_DECREF(joined);
-    if (who == NULL)
-        return -1;
-    Py_ssize_t at = (Py_ssize_t)((Py_uhash_t)hash & (Py_uhash_t)mask);
-    while (self->publishers[at].hash != 0)
-        at = (at + 1) & mask;
-    self->publishers[at] = (Publisher){hash, Py_NewRef(agency), Py_NewRef(province), who, NULL, 0};
-    self->publishers_used++;
-    return at;
-}
-
 static PyObject *accepted_tally(RunReader *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t i;
     if (nargs != 6 || run_args(self, args[0], args[1], &i) < 0 || !PyDict_Check(args[2])
@@ -987,18 +847,18 @@ static PyObject *accepted_tally(RunReader *self, PyObject *const *args, Py_ssize
         if (!known || !PyTuple_CheckExact(values) || PyTuple_GET_SIZE(values) < 4 || PyTuple_GET_SIZE(values) == 2
             || !PyUnicode_CheckExact(PyTuple_GET_ITEM(values, 2)) || !PyUnicode_CheckExact(PyTuple_GET_ITEM(values, 3)))
             break;
-        Py_ssize_t at = publisher_at(self, PyTuple_GET_ITEM(values, 2), PyTuple_GET_ITEM(values, 3), counts, name,
+        Py_ssize_t at = publisher_at(&self->publishers, PyTuple_GET_ITEM(values, 2), PyTuple_GET_ITEM(values, 3), counts, name,
                                      touched, &touched_n);
         if (at < 0) {
-            write_counts(self, counts, name, touched, &touched_n);
+            write_counts(&self->publishers, counts, name, touched, &touched_n);
             PyMem_Free(touched);
             self->tallying = 0;
             return NULL;
         }
-        if (self->publishers[at].count++ == 0)
+        if (self->publishers.slots[at].count++ == 0)
             touched[touched_n++] = at;
     }
-    int failed = write_counts(self, counts, name, touched, &touched_n) < 0;
+    int failed = write_counts(&self->publishers, counts, name, touched, &touched_n) < 0;
     PyMem_Free(touched);
     self->tallying = 0;
     return failed ? NULL : PyLong_FromSsize_t(i);

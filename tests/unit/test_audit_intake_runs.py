@@ -18,7 +18,7 @@ from leadbus.audit.verification import IntakeLeads, PartitionOrder, ReplayRecord
 from tests.audit_helpers import replay_records, replayed
 from tests.unit.test_audit_native_intake import _hostile, _python_alone
 from tests.unit.test_audit_native_intake_quick import HOSTILE
-from tests.unit.test_audit_seals_quick import CATALOG, STREAM, TOPIC, Rec, _registry, _tamper
+from tests.unit.test_audit_seals_quick import CATALOG, STREAM, TOPIC, Rec, _registry, _stream, _tamper
 
 
 def test_the_c_pass_is_built() -> None:
@@ -75,8 +75,9 @@ def _both(recs: list[Rec], monkeypatch: pytest.MonkeyPatch, *, keep_sources: boo
     """The replay with the C pass, without it, and by the Python paths alone: the same; how many records it took."""
     take, taken = intake_runs.PlainIntake.take, [0]
 
-    def counted(quick: intake_runs.PlainIntake, records: list[ReplayRecord], start: int, tally: Any) -> int:
-        got = take(quick, records, start, tally)
+    def counted(quick: intake_runs.PlainIntake, records: list[ReplayRecord], start: int, tally: Any,
+                findings: Any) -> int:
+        got = take(quick, records, start, tally, findings)
         taken[0] += got
         return got
 
@@ -124,11 +125,48 @@ def test_the_c_pass_takes_nothing_of_an_odd_shape_and_refuses_an_odd_state() -> 
     run = native_intake.plain_run
     assert run is not None
     bare = ReplayRecord.__new__(ReplayRecord)  # no slot set
-    state = (ReplayRecord, CATALOG, TOPIC, {}, {}, {}, {}, {}, 16, {}, None, None, {}, intake_runs.LeadHead)
+    state = (ReplayRecord, CATALOG, TOPIC, {}, {}, {}, {}, {}, 16, {}, None, None, {}, intake_runs.LeadHead, [])
     assert run([bare, "not a record", None], 0, state) == 0
     assert run([], 5, state) == 0 and run(["x"], -3, state) == 0
-    for odd in [state[:-1], (*state[:3], [], *state[4:]), (*state[:10], {}, None, *state[12:])]:
+    for odd in [state[:-1], (*state[:3], [], *state[4:]), (*state[:10], {}, None, *state[12:]), (*state[:14], [1]),
+                (*state[:14], ())]:
         with pytest.raises(TypeError):
             run([bare], 0, odd)
     with pytest.raises(TypeError):
         run((bare,), 0, state)  # type: ignore[arg-type]
+
+
+#: Both publishers on each of two partitions: a signer's first record on the second partition it writes to is not
+#: the partition's first.
+SHARED = _stream(240, partitions=2)
+
+
+def test_a_lanes_first_record_and_a_run_that_fills_its_window_are_taken_by_the_c_pass(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seal verifier's window is 16 here: of 240 records of two publishers on two partitions, the Python path
+    judges only each partition's first record (at offset 0: the order check's), which is each publisher's first on the
+    topic (its key judged there), and SAMR.44's records after its key's revocation (KEY_REVOKED each); neither a record
+    that ends a full run nor a publisher's first record on the other partition."""
+    take, left = intake_runs.PlainIntake.take, []
+
+    def logged(quick: intake_runs.PlainIntake, records: list[ReplayRecord], start: int, tally: Any,
+               findings: Any) -> int:
+        got = take(quick, records, start, tally, findings)
+        if start + got < len(records) and not quick.ended:
+            left.append(records[start + got])
+        return got
+
+    monkeypatch.setattr(intake_runs.PlainIntake, "take", logged)
+    findings = _replayed(SHARED, keep_sources=False)[0]
+    revoked = {(f.partition, f.offset) for f in findings if f.check == "KEY_REVOKED"}
+    assert len(revoked) == len(findings) == 30
+    firsts = [(r.partition, r.offset) for r in left if (r.partition, r.offset) not in revoked]
+    assert firsts == [(0, 0), (1, 0)]  # SAMR.44's first, SAMR.33's first: each then known on the other partition
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_tampered_records_of_lanes_sharing_partitions_give_the_same_replay_with_the_c_pass_or_without(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(1700 + seed)
+    recs = _tamper(SHARED, rng) if seed % 3 else _hostile(_tamper(SHARED, rng), rng)
+    _both(recs, monkeypatch, keep_sources=bool(seed % 2), seed=seed if seed % 4 else None)

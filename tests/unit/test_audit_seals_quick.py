@@ -67,8 +67,9 @@ def _registry() -> KeyRegistry:
     return KeyRegistry(keys)
 
 
-def _stream(n: int) -> list[Rec]:
-    """`n` leads of SAMR.33 and SAMR.44 on three partitions, sealed v2 by the SDK's sealer, in order."""
+def _stream(n: int, partitions: int = 3) -> list[Rec]:
+    """`n` leads of SAMR.33 and SAMR.44 on `partitions` partitions (three: each partition one publisher's), sealed v2 by
+    the SDK's sealer, in order."""
     schema = CATALOG.latest("cn.leadbus.CaseLead")
     sealers = {p: SigningSealer(p, KEYS[p], MemorySequences()) for p in ("SAMR.33", "SAMR.44")}
     gen = TrafficGenerator(seed=5)
@@ -80,7 +81,7 @@ def _stream(n: int) -> list[Rec]:
                                                                                       "province": who[-2:]})})
         value = encode_object(schema, lead)
         key = lead.lead_id.encode()
-        partition = i % 3
+        partition = i % partitions
         headers: list[tuple[str, bytes | None]] = [("content-type", b"application/vnd.leadbus.avro"),
                                                    *sealers[who].seal(TOPIC, key, value, partition)]
         out.append(Rec(partition, key, value, headers, int(START.timestamp() * 1000) + i * 1000))

@@ -151,7 +151,7 @@ INTAKE_SHARED PyObject *plain_run(PyObject *module, PyObject *const *args, Py_ss
         PyObject *lead_id = PyTuple_GET_ITEM(head, 0);
         if (!PyUnicode_CheckExact(lead_id))
             goto next;
-        PyObject *lower = PyObject_CallMethodNoArgs(lead_id, s_lower);
+        PyObject *lower = lowered(lead_id);
         if (lower == NULL)
             goto unusual;
         ident = PyTuple_Pack(2, lower, PyTuple_GET_ITEM(head, 1));

@@ -7,6 +7,7 @@ either way, and the C pass took the untouched records."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -170,3 +171,29 @@ def test_tampered_records_of_lanes_sharing_partitions_give_the_same_replay_with_
     rng = random.Random(1700 + seed)
     recs = _tamper(SHARED, rng) if seed % 3 else _hostile(_tamper(SHARED, rng), rng)
     _both(recs, monkeypatch, keep_sources=bool(seed % 2), seed=seed if seed % 4 else None)
+
+
+def _shouted(i: int, lead_id: str) -> str:
+    """Lead ids in capitals (ASCII, and not), and a lead sent again under its id in capitals: the C pass keeps a lead
+    by its id in lower case as `IntakeLeads.check` does, without a call where lower() changes nothing."""
+    if i % 5 == 1:
+        return lead_id.upper()
+    if i % 5 == 2:
+        return "Éclair-" + lead_id
+    if i % 5 == 3:
+        return "ÉCLAIR-" + lead_id[:-1] + "Ω"
+    return lead_id
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lead_ids_in_capitals_are_kept_by_their_lower_case_with_the_c_pass_or_without(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    recs = _stream(60, partitions=2, ids=_shouted)
+    again = recs[seed * 5 + 1]  # a lead whose id is in capitals, sent again under its id in lower case
+    lower = again.key.decode().lower() if again.key else ""
+    recs.append(replace(again, key=lower.encode(), value=again.value.replace(again.key or b"", lower.encode())))
+    assert _both(recs, monkeypatch, keep_sources=bool(seed % 2)) > len(recs) // 2
+    replay = _replayed(recs, keep_sources=False)
+    seen = replay[6]
+    assert lower in {ident[0] for ident in seen} and all(ident[0] == ident[0].lower() for ident in seen)
+    assert any(f.check in ("REDELIVERED", "REVISION_CONFLICT") and lower in f.message for f in replay[0])

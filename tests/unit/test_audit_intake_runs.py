@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from leadbus.audit import intake_runs, native_intake
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import StageSealVerifier
 from leadbus.audit.verification import IntakeLeads, PartitionOrder, ReplayRecord, standard_verifiers
+from leadbus.avro import encode_object
+from leadbus.producers.signing import MemorySequences, SigningSealer
+from leadbus.producers.simulator import TrafficGenerator
+from leadbus.signing import KeyRegistry, PublisherKey, key_id_of, public_bytes
 from tests.audit_helpers import replay_records, replayed
 from tests.unit.test_audit_native_intake import _hostile, _python_alone
 from tests.unit.test_audit_native_intake_quick import HOSTILE
-from tests.unit.test_audit_seals_quick import CATALOG, STREAM, TOPIC, Rec, _registry, _stream, _tamper
+from tests.unit.test_audit_seals_quick import CATALOG, START, STREAM, TOPIC, Rec, _registry, _stream, _tamper
 
 
 def test_the_c_pass_is_built() -> None:
@@ -54,12 +60,13 @@ def _odd(records: list[ReplayRecord], rng: random.Random) -> list[ReplayRecord]:
     return records
 
 
-def _replayed(recs: list[Rec], *, keep_sources: bool, seed: int | None = None) -> list[Any]:
+def _replayed(recs: list[Rec], *, keep_sources: bool, seed: int | None = None,
+              registry: KeyRegistry | None = None) -> list[Any]:
     """The replay's loop as a Kafka replay of the intake topic runs it (the standard verifiers, the seal verifier, the
     stage seal verifier vouching): its findings, tally and count, and what the verifiers keep."""
-    stage = StageSealVerifier(_registry())
+    stage = StageSealVerifier(registry or _registry())
     stage.vouching = True
-    bus = BusSealVerifier(_registry(), window=16)
+    bus = BusSealVerifier(registry or _registry(), window=16)
     verifiers: list[Any] = [*standard_verifiers(), bus, stage]
     intake = next(v for v in verifiers if isinstance(v, IntakeLeads))
     order = next(v for v in verifiers if isinstance(v, PartitionOrder))
@@ -72,7 +79,8 @@ def _replayed(recs: list[Rec], *, keep_sources: bool, seed: int | None = None) -
             bus.sealed, intake._seen, intake.sources, intake.ranges, order._last, bus.lanes.__dict__]
 
 
-def _both(recs: list[Rec], monkeypatch: pytest.MonkeyPatch, *, keep_sources: bool, seed: int | None = None) -> int:
+def _both(recs: list[Rec], monkeypatch: pytest.MonkeyPatch, *, keep_sources: bool, seed: int | None = None,
+          registry: KeyRegistry | None = None) -> int:
     """The replay with the C pass, without it, and by the Python paths alone: the same; how many records it took."""
     take, taken = intake_runs.PlainIntake.take, [0]
 
@@ -84,12 +92,12 @@ def _both(recs: list[Rec], monkeypatch: pytest.MonkeyPatch, *, keep_sources: boo
 
     with monkeypatch.context() as patch:
         patch.setattr(intake_runs.PlainIntake, "take", counted)
-        fast = _replayed(recs, keep_sources=keep_sources, seed=seed)
+        fast = _replayed(recs, keep_sources=keep_sources, seed=seed, registry=registry)
     with monkeypatch.context() as patch:
         patch.setattr(intake_runs, "_native_plain", None)
-        assert fast == _replayed(recs, keep_sources=keep_sources, seed=seed)
+        assert fast == _replayed(recs, keep_sources=keep_sources, seed=seed, registry=registry)
         _python_alone(patch)
-        assert fast == _replayed(recs, keep_sources=keep_sources, seed=seed)
+        assert fast == _replayed(recs, keep_sources=keep_sources, seed=seed, registry=registry)
     return taken[0]
 
 
@@ -197,3 +205,37 @@ def test_lead_ids_in_capitals_are_kept_by_their_lower_case_with_the_c_pass_or_wi
     seen = replay[6]
     assert lower in {ident[0] for ident in seen} and all(ident[0] == ident[0].lower() for ident in seen)
     assert any(f.check in ("REDELIVERED", "REVISION_CONFLICT") and lower in f.message for f in replay[0])
+
+
+#: 34 provinces' publishers of SAMR, each with its key: as many (type, publisher) pairs of the tally in one C pass.
+PROVINCES = ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43",
+             "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82"]
+
+
+def _many(rounds: int) -> tuple[list[Rec], KeyRegistry]:
+    """Each province's publisher once, then `rounds` times each in turn, on one partition, sealed v2; their registry."""
+    schema = CATALOG.latest("cn.leadbus.CaseLead")
+    keys = {f"SAMR.{p}": Ed25519PrivateKey.from_private_bytes(bytes([100 + n]) * 32) for n, p in enumerate(PROVINCES)}
+    sealers = {who: SigningSealer(who, key, MemorySequences()) for who, key in keys.items()}
+    since = START - timedelta(days=30)
+    registry = KeyRegistry([PublisherKey(who, key_id_of(public_bytes(k.public_key())), public_bytes(k.public_key()),
+                                         since, since) for who, k in keys.items()])
+    gen, out = TrafficGenerator(seed=9), []
+    for i in range(len(PROVINCES) * (rounds + 1)):
+        who = f"SAMR.{PROVINCES[i % len(PROVINCES)]}"
+        lead = gen.lead(START + timedelta(seconds=i))
+        lead = lead.model_copy(update={"publisher": lead.publisher.model_copy(update={"agency": "SAMR",
+                                                                                      "province": who[-2:]})})
+        value, key = encode_object(schema, lead), lead.lead_id.encode()
+        headers: list[tuple[str, bytes | None]] = [("content-type", b"application/vnd.leadbus.avro"),
+                                                   *sealers[who].seal(TOPIC, key, value, 0)]
+        out.append(Rec(0, key, value, headers, int(START.timestamp() * 1000) + i * 1000))
+    return out, registry
+
+
+def test_the_lanes_of_many_publishers_in_one_pass_are_tallied_as_without_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    recs, registry = _many(3)
+    assert _both(recs, monkeypatch, keep_sources=False, registry=registry) == 3 * len(PROVINCES)
+    tally = dict(_replayed(recs, keep_sources=False, registry=registry)[1])
+    assert tally == {("cn.leadbus.CaseLead", f"SAMR.{p}"): 4 for p in PROVINCES}

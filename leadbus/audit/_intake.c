@@ -395,6 +395,20 @@ static PyObject *quick_seal(PyObject *module, PyObject *const *args, Py_ssize_t 
 
 INTAKE_SHARED PyObject *s_lower;
 
+/* `text.lower()` of an exact str (a new reference): `text` itself when it is ASCII without a capital letter (the usual
+ * lead id, a UUID as the SDK writes it), which lower() would copy unchanged; else lower()'s. */
+INTAKE_SHARED PyObject *lowered(PyObject *text) {
+    if (PyUnicode_IS_COMPACT_ASCII(text)) {
+        const Py_UCS1 *c = PyUnicode_1BYTE_DATA(text);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text), k = 0;
+        while (k < n && !(c[k] >= 'A' && c[k] <= 'Z'))
+            k++;
+        if (k == n)
+            return Py_NewRef(text);
+    }
+    return PyObject_CallMethodNoArgs(text, s_lower);
+}
+
 /* intake_lead(record, lead, seen, sources, ranges) -> True, or None
  *
  * What `IntakeLeads.check` does for an intake record whose lead head `lead` was read, when the lead's (id in lower
@@ -471,7 +485,7 @@ static PyObject *intake_lead(PyObject *module, PyObject *const *args, Py_ssize_t
             }
         }
     }
-    lower = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(lead, 0), s_lower);
+    lower = lowered(PyTuple_GET_ITEM(lead, 0));
     if (lower == NULL)
         goto unusual;
     ident = PyTuple_Pack(2, lower, PyTuple_GET_ITEM(lead, 1));

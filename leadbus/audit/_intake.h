@@ -9,6 +9,7 @@
 /* _intake.c */
 INTAKE_SHARED extern PyObject *zero;    /* 0 */
 INTAKE_SHARED extern PyObject *s_lower; /* "lower" */
+INTAKE_SHARED PyObject *lowered(PyObject *text); /* an exact str's lower(), itself when nothing is to lower */
 INTAKE_SHARED int seal_link(PyObject *const r[], PyObject *lead, PyObject *signers, PyObject *covers, PyObject *runs,
                             Py_ssize_t window, PyObject **link_out, PyObject **lane_out, PyObject **run_out,
                             int *follows_out, PyObject **publisher_out);

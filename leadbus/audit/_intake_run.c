@@ -20,13 +20,17 @@
  * - `PartitionOrder`: a later offset, no step back: its partition's [offset, highest, (offset, file, index)] moved on;
  * - `Decodes`: a sealed intake body, under a seal the replay judges: nothing to do;
  * - `IntakeLeads`: a lead met for the first time: kept as `intake_lead` keeps it (its value's SHA-256, coordinates);
- * - `BusSealVerifier`: the usual seal (`quick_seal`) whose link follows its lane's open run: put on it;
+ * - `BusSealVerifier`: the usual seal (`quick_seal`) whose link follows its lane's open run: put on it; one that does
+ *   not follow it (the run full: `window` links, or its chain broken) opens the lane's next run, and the run it ends
+ *   goes to `closing` as (lane, links), whose signature the caller verifies (`BusSealVerifier._close_links`, which
+ *   needs Python) before anything else is judged: the pass stops after that record;
  * - the tally: (type name, the seal's publisher) counted, as `_tally_each` counts a sealed record;
  * - the record's `_schema`, `_peek` (its lead's head) and `_sealed` (True) set, as the Python path's reads leave them.
  *
  * `state`: (the record class, the records' catalog, the topic, {fingerprint: (schema, its name)} of the CaseLead
  * schemas whose head `peek_usual` reads, PartitionOrder's `_last`, the seal verifier's `_quick_signers`, `_covers`,
- * `_runs` and `window`, IntakeLeads' `_seen`, `sources` and `ranges` (None: not kept), the tally, `LeadHead`). */
+ * `_runs` and `window`, IntakeLeads' `_seen`, `sources` and `ranges` (None: not kept), the tally, `LeadHead`, and
+ * `closing`: a list, empty, where a run the pass ended is put). */
 enum { P_TOPIC, P_PARTITION, P_OFFSET, P_TIMESTAMP, P_KEY, P_VALUE, P_HEADERS, P_CATALOG, P_OPENS_LOG, P_FILE, P_INDEX,
        P_TRUSTED, P_SCHEMA, P_DECODED, P_PEEK, P_SEALED, N_PLAIN };
 static const char *PLAIN_SLOTS[N_PLAIN] = {"topic", "partition", "offset", "timestamp_ms", "key", "value", "headers",
@@ -63,17 +67,19 @@ static int above(PyObject *a, PyObject *b, int strict) {
 
 INTAKE_SHARED PyObject *plain_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) || !PyTuple_CheckExact(args[2])
-        || PyTuple_GET_SIZE(args[2]) != 14) {
-        PyErr_SetString(PyExc_TypeError, "plain_run(records: list, start: int, state: a tuple of 14)");
+        || PyTuple_GET_SIZE(args[2]) != 15) {
+        PyErr_SetString(PyExc_TypeError, "plain_run(records: list, start: int, state: a tuple of 15)");
         return NULL;
     }
     PyObject *const *st = &PyTuple_GET_ITEM(args[2], 0);
     PyObject *cls = st[0], *catalog = st[1], *topic = st[2], *heads = st[3], *lasts = st[4], *signers = st[5];
     PyObject *covers = st[6], *runs = st[7], *seen = st[9], *sources = st[10], *ranges = st[11], *tally = st[12];
+    PyObject *closing = st[14];
     if (!PyType_Check(cls) || !PyUnicode_CheckExact(topic) || !PyDict_CheckExact(heads) || !PyDict_CheckExact(lasts)
         || !PyDict_CheckExact(signers) || !PyDict_CheckExact(covers) || !PyDict_CheckExact(runs)
         || !PyLong_CheckExact(st[8]) || !PyDict_CheckExact(seen) || !PyDict_Check(tally) || !PyType_Check(st[13])
-        || !PyType_IsSubtype((PyTypeObject *)st[13], &PyTuple_Type)
+        || !PyType_IsSubtype((PyTypeObject *)st[13], &PyTuple_Type) || !PyList_CheckExact(closing)
+        || PyList_GET_SIZE(closing) != 0
         || !((sources == Py_None && ranges == Py_None) || (PyDict_CheckExact(sources) && PyDict_CheckExact(ranges)))) {
         PyErr_SetString(PyExc_TypeError, "plain_run: a state of unexpected types");
         return NULL;
@@ -87,8 +93,8 @@ INTAKE_SHARED PyObject *plain_run(PyObject *module, PyObject *const *args, Py_ss
     Py_ssize_t k = start < 0 ? 0 : start;
     unsigned char last_fp[8];
     PyObject *entry = NULL; /* borrowed from `heads`: the last fingerprint's */
-    int failed = 0;
-    for (; k < PyList_GET_SIZE(records); k++) {
+    int failed = 0, ended = 0;
+    for (; !ended && k < PyList_GET_SIZE(records); k++) {
         PyObject *rec = PyList_GET_ITEM(records, k);
         if ((PyObject *)Py_TYPE(rec) != cls)
             break;
@@ -130,6 +136,7 @@ INTAKE_SHARED PyObject *plain_run(PyObject *module, PyObject *const *args, Py_ss
         PyObject *link = NULL, *lane = NULL, *run = NULL, *publisher = NULL, *ident = NULL, *place = NULL;
         PyObject *before = NULL, *span = NULL, *who = NULL, *counted = NULL, *count = NULL;
         int usual = 0, follows = 0;
+        PyObject *fresh = NULL;
         if (head == Py_None)
             goto next;
         /* the seal: the usual one, following its lane's open run */
@@ -138,13 +145,13 @@ INTAKE_SHARED PyObject *plain_run(PyObject *module, PyObject *const *args, Py_ss
         int got = seal_link(r9, head, signers, covers, runs, window, &link, &lane, &run, &follows, &publisher);
         if (got < 0)
             goto error;
-        if (got == 0 || !follows || PyBytes_GET_SIZE(publisher) == 0)
+        if (got == 0 || PyBytes_GET_SIZE(publisher) == 0)
             goto next;
         /* the lead: met for the first time (an error of the Python path's own: it raises it again there) */
         PyObject *lead_id = PyTuple_GET_ITEM(head, 0);
         if (!PyUnicode_CheckExact(lead_id))
             goto next;
-        PyObject *lower = PyObject_CallMethodNoArgs(lead_id, s_lower);
+        PyObject *lower = lowered(lead_id);
         if (lower == NULL)
             goto unusual;
         ident = PyTuple_Pack(2, lower, PyTuple_GET_ITEM(head, 1));
@@ -188,10 +195,24 @@ INTAKE_SHARED PyObject *plain_run(PyObject *module, PyObject *const *args, Py_ss
             goto unusual;
         if (so_far != NULL && !PyLong_CheckExact(so_far))
             goto next;
+        if (!follows && (fresh = PyList_New(1)) == NULL) /* the lane's next run, made before anything is changed */
+            goto error;
         usual = 1;
         /* all four take it: now each keeps what it keeps */
-        if (PyList_Append(run, link) < 0)
-            goto error;
+        if (follows) {
+            if (PyList_Append(run, link) < 0)
+                goto error;
+        } else { /* the lane's open run (if any) to `closing`, the link opening the next (`check_run` with (lane, link)) */
+            PyList_SET_ITEM(fresh, 0, Py_NewRef(link));
+            PyObject *ending = run == NULL ? NULL : PyTuple_Pack(2, lane, run);
+            if ((run != NULL && ending == NULL) || PyDict_SetItem(runs, lane, fresh) < 0
+                || (ending != NULL && PyList_Append(closing, ending) < 0)) {
+                Py_XDECREF(ending);
+                goto error;
+            }
+            ended = ending != NULL;
+            Py_XDECREF(ending);
+        }
         {
             unsigned char sum[32];
             if (!sha256_into(s[P_VALUE], sum)) {
@@ -258,6 +279,7 @@ INTAKE_SHARED PyObject *plain_run(PyObject *module, PyObject *const *args, Py_ss
         Py_XDECREF(who);
         Py_XDECREF(counted);
         Py_XDECREF(count);
+        Py_XDECREF(fresh);
         if (failed)
             return NULL;
         if (!usual)

@@ -700,11 +700,11 @@ def _loop(records: Iterable[ReplayRecord], verifiers: list[Verifier], exporter: 
         nonlocal sealed
         i, size = 0, len(stretch)
         while i < size:
-            taken = quick.take(stretch, i, tally)
+            taken = quick.take(stretch, i, tally, findings)
             report.selected += taken
             sealed += taken
             i += taken
-            if i < size:  # a record it does not take: the checks one after the other judge it (the reference)
+            if i < size and not quick.ended:  # a record it does not take: the checks one after the other judge it
                 process_run(stretch[i:i + 1], checks, tally_each)
                 quick.learn(stretch[i])
                 i += 1

@@ -33,19 +33,18 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import overload
 
 from leadbus.audit import verification as _verification
 from leadbus.audit.native_intake import chained_fields as _native_fields
 from leadbus.audit.native_intake import link_digest as _native_link
 from leadbus.audit.native_intake import quick_seal as _native_quick
 from leadbus.audit.registration import REGISTERED_LATER, as_judged, honoured_from, registered_later, undone
+from leadbus.audit.seal_marks import LinkMarks, link_mark
 from leadbus.audit.verification import (
     CASE_LEAD,
     DECISION,
     Finding,
     LaneTracker,
-    Mark,
     ReplayRecord,
     RunFindings,
     each,
@@ -107,6 +106,17 @@ _Fields = tuple[bytes, bytes, bytes, bytes, bytes, bytes]
 _LENGTHS = tuple(n.to_bytes(4, "big") for n in range(20))  # a sequence number's length prefix (at most 19 digits)
 _PREV_LENGTH = (32).to_bytes(4, "big")
 _length = struct.Struct(">I").pack  # what len(value).to_bytes(4, "big") gives
+
+
+#: The most (signer, topic, partition) entries `_quick` is kept for.
+QUICK_SIGNERS = 65_536
+
+
+def quick_signer(publisher: str, key_id: str, known: tuple[PublisherKey, int | None, int | None, int | None, bool],
+                 topic: str, partition: int) -> _Signer:
+    """What `_quick` needs of a signer judged valid on `topic` (`known`: its `_signers` entry) on `partition`."""
+    return (publisher, key_id, known[0].public_key, known[1], known[2], known[3], str(partition).encode(),
+            _message_head(topic, partition, publisher, key_id, True), (publisher, topic, partition))
 
 
 class BusSealVerifier:
@@ -270,7 +280,7 @@ class BusSealVerifier:
             why = refused or SealFault("UNKNOWN_KEY", "no key")
             return [*self._close(lane), Finding.at(record, why.reason, why.message)]
         if fields is not None and seal.prev is not None:
-            self._remember(fields, seal, key, topic, record.partition, lane)
+            self._remember(fields, seal, key, topic, record.partition)
         message = seal.message(topic, value)
         digest = hashlib.sha256(message)
         digest.update(seal.signature)  # link_digest(message, signature), without joining the two
@@ -286,15 +296,13 @@ class BusSealVerifier:
         self._runs[lane] = [link]
         return found
 
-    def _remember(self, fields: _Fields, seal: Seal, key: PublisherKey,
-                  topic: str, partition: int, lane: tuple[str, str, int]) -> None:
+    def _remember(self, fields: _Fields, seal: Seal, key: PublisherKey, topic: str, partition: int) -> None:
         """A signer `_refused` judged valid on this topic (its key's bounds known), for `_quick` on this partition."""
         known = self._signers.get((seal.publisher, seal.key_id, topic))
-        if known is None or known[0] is not key or not known[4] or len(self._quick_signers) >= 65_536:
+        if known is None or known[0] is not key or not known[4] or len(self._quick_signers) >= QUICK_SIGNERS:
             return
-        self._quick_signers[(fields[0], fields[1], topic, partition)] = (
-            seal.publisher, seal.key_id, key.public_key, known[1], known[2], known[3], str(partition).encode(),
-            _message_head(topic, partition, seal.publisher, seal.key_id, True), lane)
+        self._quick_signers[(fields[0], fields[1], topic, partition)] = quick_signer(seal.publisher, seal.key_id, known,
+                                                                                    topic, partition)
 
     def finish(self) -> list[Finding]:
         found = []
@@ -310,7 +318,10 @@ class BusSealVerifier:
         return message_signed(link[6], link[2], message if isinstance(message, bytes) else _message(message))
 
     def _close(self, lane: tuple[str, str, int]) -> list[Finding]:
-        links = self._runs.pop(lane, None)
+        return self._close_links(lane, self._runs.pop(lane, None))
+
+    def _close_links(self, lane: tuple[str, str, int], links: list[_Link] | None) -> list[Finding]:
+        """`_close` of a run off `_runs` already (the C pass over a plain intake stretch opened the lane's next one)."""
         if not links:
             return []
         if self._valid(links[-1]):
@@ -325,12 +336,12 @@ class BusSealVerifier:
                     found.append(self._bad(link, lane))
             found.append(self._bad(links[-1], lane))
         if good:
-            found += self.lanes.observe_run(lane, [link[1] for link in good], _Marks(good))
+            found += self.lanes.observe_run(lane, [link[1] for link in good], LinkMarks(good))
         return found
 
     @staticmethod
     def _bad(link: _Link, lane: tuple[str, str, int]) -> Finding:
-        return _mark(link).finding("BAD_SIGNATURE", f"the signature of {lane[0]} (key {link[3]}) does not match "
+        return link_mark(link).finding("BAD_SIGNATURE", f"the signature of {lane[0]} (key {link[3]}) does not match "
                                                 f"this event on {lane[1]}: forged, or altered after signing")
 
     # -- what a seal says, against the registry and the record ----------------------------------------
@@ -547,35 +558,6 @@ def read_seal(headers: Sequence[tuple[str, bytes | None]]) -> Seal | None:
 
 #: (publisher, key id) header values `Seal.from_headers` read without fault → the publisher id and key id it gave.
 _SIGNERS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
-
-
-def _mark(link: _Link) -> Mark:
-    topic, partition, offset, file, index = link[0]
-    return Mark(topic, partition, offset, file, index)
-
-
-class _Marks(Sequence[Mark]):
-    """The marks of a run's records for the lane tracker, each made when asked: an unbroken run asks for its first and
-    last alone (`LaneTracker.observe_run`), where a `Mark` per record cost a constructor's call each."""
-
-    __slots__ = ("_links",)
-
-    def __init__(self, links: list[_Link]) -> None:
-        self._links = links
-
-    def __len__(self) -> int:
-        return len(self._links)
-
-    @overload
-    def __getitem__(self, i: int) -> Mark: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Mark]: ...
-
-    def __getitem__(self, i: int | slice) -> Mark | list[Mark]:
-        if isinstance(i, slice):
-            return [_mark(link) for link in self._links[i]]
-        return _mark(self._links[i])
 
 
 def _message(parts: _Parts) -> bytes:

@@ -5,6 +5,7 @@ counted — over signed lanes on several partitions, tampered at random in every
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -67,8 +68,9 @@ def _registry() -> KeyRegistry:
     return KeyRegistry(keys)
 
 
-def _stream(n: int) -> list[Rec]:
-    """`n` leads of SAMR.33 and SAMR.44 on three partitions, sealed v2 by the SDK's sealer, in order."""
+def _stream(n: int, partitions: int = 3, ids: Callable[[int, str], str] | None = None) -> list[Rec]:
+    """`n` leads of SAMR.33 and SAMR.44 on `partitions` partitions (three: each partition one publisher's), sealed v2 by
+    the SDK's sealer, in order; `ids`: the i-th lead's id from the generator's, when given."""
     schema = CATALOG.latest("cn.leadbus.CaseLead")
     sealers = {p: SigningSealer(p, KEYS[p], MemorySequences()) for p in ("SAMR.33", "SAMR.44")}
     gen = TrafficGenerator(seed=5)
@@ -78,9 +80,11 @@ def _stream(n: int) -> list[Rec]:
         lead = gen.lead(START + timedelta(seconds=i))
         lead = lead.model_copy(update={"publisher": lead.publisher.model_copy(update={"agency": "SAMR",
                                                                                       "province": who[-2:]})})
+        if ids is not None:
+            lead = lead.model_copy(update={"lead_id": ids(i, lead.lead_id)})
         value = encode_object(schema, lead)
         key = lead.lead_id.encode()
-        partition = i % 3
+        partition = i % partitions
         headers: list[tuple[str, bytes | None]] = [("content-type", b"application/vnd.leadbus.avro"),
                                                    *sealers[who].seal(TOPIC, key, value, partition)]
         out.append(Rec(partition, key, value, headers, int(START.timestamp() * 1000) + i * 1000))

@@ -113,11 +113,19 @@ def test_hostile_intake_records_give_the_same_replay_with_the_c_pass_or_without(
     assert _both(recs, monkeypatch, keep_sources=keep_sources) > len(recs) // 2, case
 
 
-@pytest.mark.parametrize("seed", range(24))
+#: Both publishers on each of two partitions: a signer's first record on the second partition it writes to is not
+#: the partition's first.
+SHARED = _stream(240, partitions=2)
+
+
+@pytest.mark.parametrize(("stream", "seeds", "seed"),
+                         [pytest.param(STREAM, 1300, seed, id=f"one-lane-a-partition-{seed}") for seed in range(24)]
+                         + [pytest.param(SHARED, 1700, seed, id=f"lanes-sharing-partitions-{seed}")
+                            for seed in range(12)])
 def test_tampered_and_odd_records_give_the_same_replay_with_the_c_pass_or_without(
-        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = random.Random(1300 + seed)
-    recs = _tamper(STREAM, rng) if seed % 3 else _hostile(_tamper(STREAM, rng), rng)
+        stream: list[Rec], seeds: int, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(seeds + seed)
+    recs = _tamper(stream, rng) if seed % 3 else _hostile(_tamper(stream, rng), rng)
     _both(recs, monkeypatch, keep_sources=bool(seed % 2), seed=seed if seed % 4 else None)
 
 
@@ -145,11 +153,6 @@ def test_the_c_pass_takes_nothing_of_an_odd_shape_and_refuses_an_odd_state() -> 
         run((bare,), 0, state)  # type: ignore[arg-type]
 
 
-#: Both publishers on each of two partitions: a signer's first record on the second partition it writes to is not
-#: the partition's first.
-SHARED = _stream(240, partitions=2)
-
-
 def test_a_lanes_first_record_and_a_run_that_fills_its_window_are_taken_by_the_c_pass(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The seal verifier's window is 16 here: of 240 records of two publishers on two partitions, the Python path
@@ -171,14 +174,6 @@ def test_a_lanes_first_record_and_a_run_that_fills_its_window_are_taken_by_the_c
     assert len(revoked) == len(findings) == 30
     firsts = [(r.partition, r.offset) for r in left if (r.partition, r.offset) not in revoked]
     assert firsts == [(0, 0), (1, 0)]  # SAMR.44's first, SAMR.33's first: each then known on the other partition
-
-
-@pytest.mark.parametrize("seed", range(12))
-def test_tampered_records_of_lanes_sharing_partitions_give_the_same_replay_with_the_c_pass_or_without(
-        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = random.Random(1700 + seed)
-    recs = _tamper(SHARED, rng) if seed % 3 else _hostile(_tamper(SHARED, rng), rng)
-    _both(recs, monkeypatch, keep_sources=bool(seed % 2), seed=seed if seed % 4 else None)
 
 
 def _shouted(i: int, lead_id: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from typing import Any
+from typing import Any, NamedTuple
 
 from leadbus.audit import replay as replay_module
 from leadbus.audit.stage_seals import Noted, StageSealVerifier, _take_trusted
@@ -103,27 +103,44 @@ def hostile_closing(rng: random.Random, rows: list[Row]) -> list[Row]:
     return out
 
 
+class FirstLane(NamedTuple):
+    """The first partition's rows of `leadbus.cases` and what `quick_run` takes of their lane, from its first record."""
+
+    rows: list[Row]
+    partition: int
+    signer: bytes
+    key_id: bytes
+    chain: bytes
+    head: Any
+    lane: Any
+    prev: bytes
+    number: int
+
+
+def first_lane(cases: list[Row]) -> FirstLane:
+    partition = cases[0][1]
+    rows = [row for row in cases if row[1] == partition]
+    seal = dict(rows[0][4])
+    signer, key_id, chain = (seal[name] for name in (SIGNER_HEADER, "leadbus-stage-key-id", "leadbus-stage-chain"))
+    assert signer is not None and key_id is not None and chain is not None
+    names = (signer.decode(), key_id.decode(), chain.decode())
+    prev, number = seal[PREV_HEADER], int(seal[SEQUENCE_HEADER] or b"0")
+    assert prev is not None
+    return FirstLane(rows, partition, signer, key_id, chain, _lane_head(rows[0][0], partition, *names),
+                     lane_hash(rows[0][0], partition, *names), prev, number)
+
+
 def test_quick_run_gives_the_closing_records_link_and_signature_only_for_the_usual_one() -> None:
     from leadbus.audit._seal_link import quick_run
 
     _, cases, registry = streams()
-    partition = cases[0][1]
-    rows = [row for row in cases if row[1] == partition]
-    signer, key_id, chain = (dict(rows[0][4])[name] for name in (SIGNER_HEADER, "leadbus-stage-key-id",
-                                                                  "leadbus-stage-chain"))
-    assert signer is not None and key_id is not None and chain is not None
-    names = (signer.decode(), key_id.decode(), chain.decode())
-    head = _lane_head(rows[0][0], partition, *names)
-    lane = lane_hash(rows[0][0], partition, *names)
+    rows, partition, signer, key_id, chain, head, lane, prev, number = first_lane(cases)
 
     def records(of: list[Row], stamp: int = STAMP) -> list[ReplayRecord]:
         return [ReplayRecord(t, p, i, stamp, k, v, h, CATALOG) for i, (t, p, k, v, h) in enumerate(of)]
 
     first_signed = signed_at(rows)[0]
     assert first_signed > 0
-    seal = dict(rows[0][4])
-    prev, number = seal[PREV_HEADER], int(seal[SEQUENCE_HEADER] or b"0")
-    assert prev is not None
 
     def run(of: list[Row], stamp: int = STAMP, until: int | None = None) -> tuple[int, bytes, Any]:
         got = quick_run(records(of, stamp), 0, len(of), rows[0][0], partition, signer, key_id, chain, prev, number,
@@ -135,7 +152,7 @@ def test_quick_run_gives_the_closing_records_link_and_signature_only_for_the_usu
     taken, _, closing = run(rows)
     assert taken == first_signed
     t, p, k, v, h = rows[first_signed]
-    seal = dict(h)
+    seal, names = dict(h), (signer.decode(), key_id.decode(), chain.decode())
     assert closing == (record_link(t, p, *names, int(seal[SEQUENCE_HEADER] or b"0"), k, v, h, seal[PREV_HEADER] or b""),
                        seal[SIGNATURE_HEADER])
     # anything unusual about the closing record: no closing (`check` judges it)
@@ -262,16 +279,7 @@ def test_the_c_run_reads_and_sets_a_records_slots_as_getattr_and_setattr_do() ->
     from leadbus.audit._seal_link import quick_run, trusted_run
 
     _, cases, _ = streams()
-    partition = cases[0][1]
-    rows = [row for row in cases if row[1] == partition]
-    signer, key_id, chain = (dict(rows[0][4])[name] for name in (SIGNER_HEADER, "leadbus-stage-key-id",
-                                                                  "leadbus-stage-chain"))
-    assert signer is not None and key_id is not None and chain is not None
-    names = (signer.decode(), key_id.decode(), chain.decode())
-    head, lane = _lane_head(rows[0][0], partition, *names), lane_hash(rows[0][0], partition, *names)
-    seal = dict(rows[0][4])
-    prev, number = seal[PREV_HEADER], int(seal[SEQUENCE_HEADER] or b"0")
-    assert prev is not None
+    rows, partition, signer, key_id, chain, head, lane, prev, number = first_lane(cases)
     rng = random.Random(21)
     taken = 0
     for _ in range(60):

@@ -248,6 +248,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
         source.close()
         raise ReplayError(str(exc)) from exc
     report.spans = spans
+    peeked = _peek_soon(source, spans, options)  # on a thread, while the replay prepares
     if isinstance(source, ArchiveSource) and source.damaged is not None and not spans and not options.verify:
         raise ReplayError(f"{source.damaged}: run with --verify to have each problem named")
     changelogs = sorted({s.topic for s in spans if s.topic.startswith(CHANGELOG_PREFIX)})
@@ -347,6 +348,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     workers = (chosen_workers(sum(s.size for s in spans), requested=options.workers, split_min=options.split_min,
                               watch=watch)
                if options.verify else 1)
+    first_headers = peeked()  # waited for here: no Kafka client may live across the forks below
     split = (isinstance(source, KafkaSource) and exporter is None and options.verify and workers > 1
              and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min)
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
@@ -355,7 +357,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     # workers, which take it from a reading process on every core; else the one partition may be cut in two.
     content = (not split and accepted is not None and accepted.renormalise and workers > 1
                and sum(s.size for s in spans if s.topic == LEADS_ACCEPTED) >= options.split_min // 4
-               and not _stage_sealed_from_start(source, spans, accepted))
+               and not _stage_sealed_from_start(source, accepted, first_headers))
     cut = (isinstance(source, KafkaSource) and exporter is None and options.verify and workers > 1
            and not split and not content and _cuttable(spans, verifiers, options.split_min))
     if content and accepted is not None:
@@ -383,22 +385,25 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             _collect_again()
 
 
-def _stage_sealed_from_start(source: KafkaSource | ArchiveSource, spans: list[PartitionSpan],
-                             accepted: AcceptedLeads) -> bool:
-    """Whether the accepted leads of a Kafka replay that trusts stage seals are sealed from the period's first on: then
-    no content worker is started (the seals vouch for what they would normalise again; a record left unsealed is
-    still checked, in this process)."""
-    if not accepted.trust_stage_seals or not isinstance(source, KafkaSource):
+def _peek_soon(source: KafkaSource | ArchiveSource, spans: list[PartitionSpan],
+               options: ReplayOptions) -> Callable[[], list[list[str] | None] | None]:
+    """`KafkaSource.first_headers_soon` of the spans of `leadbus.leads.accepted`, where content workers may be started
+    (`_stage_sealed_from_start`): 7-43 ms between the process rule's answer and a cut replay's fork before."""
+    peeked = [s for s in spans if s.topic == LEADS_ACCEPTED and s.size]
+    if (isinstance(source, KafkaSource) and options.verify and options.workers != 1 and peeked
+            and sum(s.size for s in peeked) >= options.split_min // 4):
+        return source.first_headers_soon(peeked)
+    return lambda: None
+
+
+def _stage_sealed_from_start(source: KafkaSource | ArchiveSource, accepted: AcceptedLeads,
+                             first_headers: list[list[str] | None] | None) -> bool:
+    """Whether the accepted leads of a Kafka replay that trusts stage seals are sealed from the period's first on (the
+    header names of each span's first record: `_peek_soon`): then no content worker is started (the seals vouch for
+    what they would normalise again; a record left unsealed is still checked, in this process)."""
+    if not accepted.trust_stage_seals or not isinstance(source, KafkaSource) or first_headers is None:
         return False
-    try:
-        for span in spans:
-            if span.topic == LEADS_ACCEPTED and span.size:
-                names = source.first_headers(span)
-                if names is None or STAGE_CHAIN_HEADER not in names:
-                    return False
-    except Exception:  # noqa: BLE001 - a peek that fails decides nothing: the workers start as before
-        return False
-    return True
+    return all(names is not None and STAGE_CHAIN_HEADER in names for names in first_headers)
 
 
 def _content_workers(source: KafkaSource | ArchiveSource, catalog: SchemaCatalog, workers: int) -> Executor:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing
 import os
 import resource
 import shutil
@@ -334,7 +335,11 @@ def raw_read(bootstrap: str, topics: list[str]) -> tuple[int, float]:
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process (its librdkafka threads included) and of its waited-for children (replay workers)."""
+    """CPU time of this process (its librdkafka threads included) and of its children (replay workers), each waited for
+    first: a replay leaves its forked processes' ends to a thread (`leadbus.audit.processes.reap`), and a child's time
+    counts only once it is waited for."""
+    for child in multiprocessing.active_children():
+        child.join()
     mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 

@@ -9,12 +9,13 @@ last record: their `finish` then runs once, in the parent. The accepted leads' r
 all: it notes each lead's id, revision, digest and offset (a few bytes to send back), which the parent judges after
 the head's, in order. The findings are the same as one process's.
 
-What goes back of those notes (`settle_tail`, in the tail's process): the tail judges its leads' revisions itself, as
-if nothing came before the cut, and hands back a hash of each lead it read (8 bytes a lead) with the findings it made,
-each under its lead's hash. The parent asks back the notes of the leads whose hash its head holds too (`join`'s `ask`)
-and judges those again after the head's; the other leads' findings stand (one process judges a lead the head never read
-as the tail did). Sent whole, the notes were 5.9 MB for 50,000 leads: 24-62 ms to pickle in the tail, 19-33 to read
-back and 28-43 to carry over in the parent, after its head.
+What goes back of those notes (`settle_tail`, in the tail's process): the hash of each note's lead, in order (8 bytes a
+note). A revision is judged against its own lead's earlier ones alone, so only a lead the head read too, or the tail
+read more than once, can have a finding: the parent asks back the notes of the leads whose hash its head holds too or
+that comes twice (`join`'s `ask`) and judges those after the head's, in order; every other note is a lead's first
+revision, which one process takes without a finding. Sent whole, the notes were 5.9 MB for 50,000 leads: 24-62 ms to
+pickle in the tail, 19-33 to read back and 28-43 to carry over in the parent, after its head; judged in the tail (the
+leads the head did not read), 35-51 ms CPU after its read, which the parent, done with its head, waited out.
 
 Where the tail's first records cannot be judged again from what it noted (a record behind its stage lane's head at
 the cut: replayed or swapped; timestamps that stay below the head's highest past the noted records; a verifier of
@@ -27,6 +28,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from leadbus.audit import verification as _verification
@@ -84,16 +86,14 @@ Ask = Callable[[set[int]], "list[Noted_] | None"]
 class TailLeads:
     """What a cut's tail hands back of its accepted leads' notes (`settle_tail`)."""
 
-    hashes: bytes  # array('q') of hash(lead id), each lead the tail read once
-    alone: list[tuple[int, Finding]]  # its revisions' findings judged from the cut on, each under its lead's hash
+    hashes: bytes  # array('q') of hash(lead id) of each note, in order
 
 
 def settle_tail(verifiers: Sequence[Any]) -> tuple[TailLeads, list[Noted_]] | None:
-    """In the tail's process, after its last record: its leads' revisions judged as if nothing came before the cut
-    (`TailLeads`, handed back), the notes kept here for the parent's question (`join`'s `ask`) and taken off the
-    verifier; None when it noted no leads. The agency seals' registry of keys is taken off too: `join` never reads the
-    tail's, and it was most of what the verifiers cost to hand back without the notes (8-10 ms to pickle, 6-8 to
-    read)."""
+    """In the tail's process, after its last record: its notes' leads as hashes (`TailLeads`, handed back), the notes
+    kept here for the parent's question (`join`'s `ask`) and taken off the verifier; None when it noted no leads. The
+    agency seals' registry of keys is taken off too: `join` never reads the tail's, and it was most of what the
+    verifiers cost to hand back without the notes (8-10 ms to pickle, 6-8 to read)."""
     for verifier in verifiers:
         if isinstance(verifier, BusSealVerifier):
             verifier.registry = KeyRegistry()  # empty: what the parent's own holds is not sent back
@@ -102,11 +102,8 @@ def settle_tail(verifiers: Sequence[Any]) -> tuple[TailLeads, list[Noted_]] | No
     if leads is None or leads.noted is None:
         return None
     rows = leads.noted
-    alone: list[tuple[int, Finding]] = []
-    _judged(leads, rows, lambda lead, judged: alone.extend((hash(lead), f) for f in judged))
-    hashes = array("q", map(hash, leads._revisions)).tobytes()
-    leads.noted, leads._revisions = None, {}
-    return TailLeads(hashes, alone), rows
+    leads.noted = None
+    return TailLeads(array("q", map(hash, map(itemgetter(0), rows))).tobytes()), rows
 
 
 def asked(rows: list[Noted_], hashes: set[int]) -> list[Noted_]:
@@ -241,21 +238,23 @@ def _accepted(head: AcceptedLeads, tail: AcceptedLeads, add: list[Finding]) -> A
 
 
 def _settled(head: AcceptedLeads, tail: AcceptedLeads, leads: TailLeads, ask: Ask | None, add: list[Finding]) -> Any:
-    """The tail judged its leads' revisions as if nothing came before the cut: right for a lead the head never read.
-    The notes of the leads the head read too (by their hashes: one shared by another lead only asks for its notes as
-    well, judged again to the same) are asked back and judged here, after the head's, in order."""
+    """The notes of the leads the head read too, or the tail more than once (by their hashes: one shared by another
+    lead only asks for its notes as well, judged to the same), are asked back and judged here, after the head's, in
+    order; every other note is a lead's first revision, which one process takes without a finding."""
     if tail.noted is not None or tail._revisions:
         return None
     theirs = array("q")
     theirs.frombytes(leads.hashes)
-    both = set(theirs).intersection(map(hash, head._revisions))
+    once = set(theirs)
+    both = once.intersection(map(hash, head._revisions))
+    if len(once) < len(theirs):
+        both.update(lead for lead, n in Counter(theirs).items() if n > 1)
     again: list[Noted_] = []
     if both:
         rows = ask(both) if ask is not None else None
         if rows is None:
             return None  # the tail's process cannot answer: the tail is read here
         again = rows
-    add.extend(f for lead, f in leads.alone if lead not in both)
 
     def carry() -> None:
         _judged(head, again, lambda lead, judged: add.extend(judged))

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from leadbus.audit.processes import IntakeSent, handed, hashes_of, picked, sent_intake, taken, wanted
+from leadbus.audit.processes import IntakeSent, handed, hashes_of, picked, reap, sent_intake, taken, wanted
 from leadbus.audit.read_on import read_on
 from leadbus.audit.sources import KafkaSource, PartitionSpan, SourceError
 from leadbus.audit.stage_seals import OutOfPlace, StageSealVerifier, moved_across
@@ -151,7 +151,7 @@ def run_split(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[V
     finally:
         for process, conn in children:
             conn.close()  # a child still waiting for a question ends
-            process.join(30)
+            reap(process)  # its end waited for on a thread, while the parts are merged
     report.processes = len(parts)
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)
     report.findings.extend(moved_across([part.out_of_place for part in parts]))

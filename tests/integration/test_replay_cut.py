@@ -1,11 +1,11 @@
 """`leadbus replay --verify` of `leadbus.leads.accepted` cut in two processes on a real broker: one process's findings.
 
-The topic has one partition: a replay cuts it at the middle offset, a forked process reads the tail while the parent
-reads the head (`replay._run_cut`), and `boundary.join` judges the tail's first records again against the head. A
-stream of accepted leads sealed by intake's stage key (the keys on `leadbus.publishers`) is written, then rewritten
-with tampering right at the cut — a record dropped, two swapped, one replayed, one altered, an earlier lead accepted
-again — and each is replayed cut in two and in one process: the same findings at the same coordinates, exit 1, with
-the tampered record located.
+The topic has one partition: a replay cuts it near the middle offset (`_cut`), a forked process reads the tail while
+the parent reads the head (`replay._run_cut`), and `boundary.join` judges the tail's first records again against the
+head. A stream of accepted leads sealed by intake's stage key (the keys on `leadbus.publishers`) is written, then
+rewritten with tampering right at the cut — a record dropped, two swapped, one replayed, one altered, an earlier lead
+accepted again — and each is replayed cut in two and in one process: the same findings at the same coordinates, exit
+1, with the tampered record located.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import pytest
 
-from leadbus.audit.replay import ReplayOptions, ReplayReport, replay, seal_verifier_factory
+from leadbus.audit.replay import _CUT_HEAD_PERMILLE, ReplayOptions, ReplayReport, replay, seal_verifier_factory
 from leadbus.clients import KafkaSettings
 from leadbus.localbroker import KafkaCluster
 from leadbus.publisher_keys import key_record
@@ -64,27 +64,32 @@ def test_an_untampered_topic_cut_in_two_verifies(cluster: KafkaCluster, written:
 Tamper = Callable[[list[Copy]], list[Copy]]
 
 
+def _cut(records: int) -> int:
+    """The offset `replay._run_cut` cuts a partition of `records` records from offset 0 at: the tail's first."""
+    return records * _CUT_HEAD_PERMILLE // 1000
+
+
 def _dropped(copies: list[Copy]) -> list[Copy]:
-    middle = len(copies) // 2
+    middle = _cut(len(copies))
     return copies[:middle] + copies[middle + 1:]
 
 
 def _swapped(copies: list[Copy]) -> list[Copy]:
-    middle = len(copies) // 2  # the record before the cut and the one after it change places
+    middle = _cut(len(copies))  # the record before the cut and the one after it change places
     out = list(copies)
     out[middle - 1], out[middle] = out[middle], out[middle - 1]
     return out
 
 
 def _replayed(copies: list[Copy]) -> list[Copy]:
-    middle = len(copies) // 2  # the record before the cut written again: the copy is the tail's first
+    middle = _cut(len(copies))  # the record before the cut written again: the copy is the tail's first
     return copies[:middle] + [copies[middle - 1]] + copies[middle:-1]
 
 
 def _altered(copies: list[Copy]) -> list[Copy]:
     import random
 
-    middle = len(copies) // 2
+    middle = _cut(len(copies))
     out = list(copies)
     value = altered(random.Random(7), out[middle].value or b"")
     out[middle] = replace(out[middle], value=value)
@@ -92,7 +97,7 @@ def _altered(copies: list[Copy]) -> list[Copy]:
 
 
 def _accepted_again(copies: list[Copy]) -> list[Copy]:
-    middle = len(copies) // 2  # an earlier lead, its seal and all, in place of the tail's first
+    middle = _cut(len(copies))  # an earlier lead, its seal and all, in place of the tail's first
     out = list(copies)
     out[middle] = replace(copies[3], timestamp=copies[middle].timestamp)
     return out
@@ -105,7 +110,7 @@ def test_tampering_at_the_cut_is_found_as_one_process_finds_it(cluster: KafkaClu
     bootstrap = cluster.bootstrap_servers
     rewrite_topic(bootstrap, LEADS_ACCEPTED, lambda _: tamper(list(written)))
     report = same_as_one_process(bootstrap)
-    middle = len(written) // 2 - (1 if tamper is _swapped else 0)
+    middle = _cut(len(written)) - (1 if tamper is _swapped else 0)
     assert report.status == 1
     near = {f.offset for f in report.failures if f.offset is not None}
     assert near & {middle - 1, middle, middle + 1}, [f.where() + " " + f.check for f in report.failures]

@@ -15,7 +15,8 @@ from leadbus.topics import LEADS_ACCEPTED
 
 def test_librdkafka_takes_the_bounded_prefetch() -> None:
     settings = bounded_prefetch(replay_module._CUT_PREFETCH_KB)
-    assert settings == {"queued.max.messages.kbytes": 8192, "max.partition.fetch.bytes": 4_194_304}
+    assert settings == {"queued.max.messages.kbytes": 8192, "max.partition.fetch.bytes": 1_048_576}
+    assert bounded_prefetch(64)["max.partition.fetch.bytes"] == 32_768  # the peeks fetch little
     # a consumer is made (no broker needed): librdkafka refuses a setting it does not take, or out of range
     Consumer({"bootstrap.servers": "127.0.0.1:1", "group.id": "t", **settings}).close()
     source = KafkaSource(KafkaSettings("127.0.0.1:1"), [LEADS_ACCEPTED], packaged_catalog(), prefetch_kbytes=8192)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -61,6 +62,15 @@ def ensure_kafka_libs(version: str = KAFKA_VERSION) -> Path:
     tmp.rename(libs)
     marker.write_text(version)
     return libs
+
+
+def class_archive(libs: Path) -> Path:
+    """Where the JVM's class-data archive of `libs` is (`train_class_archive` writes it): named after the Java
+    runtime it was dumped by, as an archive only maps into the JVM that made it."""
+    java = Path(java_executable()).resolve()
+    stat = java.stat()
+    stamp = hashlib.sha256(f"{java}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return libs / f"classes-{stamp}.jsa"
 
 
 def java_executable() -> str:

@@ -35,6 +35,9 @@ enum {
     OP_NONE = 17     /* slot */
 };
 
+#define KEPT 128       /* strings kept (a power of two) */
+#define KEPT_BYTES 16  /* the longest kept: a code, a name's abbreviation; never a lead's id nor a digest */
+
 typedef struct {
     PyObject_HEAD
     int *ops;
@@ -43,6 +46,10 @@ typedef struct {
     PyObject *consts;   /* tuple of the enums' symbol tuples */
     PyObject *fallback; /* the Python picker */
     vectorcallfunc vectorcall;
+    /* short ASCII strings read before, by a hash of their bytes (a lead's publisher: a dozen agencies, a few dozen
+     * provinces, met again and again): the same bytes give the same str again instead of a new one, decoded then
+     * freed with the record */
+    PyObject *kept[KEPT];
 } Picker;
 
 static PyTypeObject *module_picker_type;
@@ -53,6 +60,7 @@ typedef struct {
     Py_ssize_t end;
     PyObject **slots;
     PyObject *consts;
+    PyObject **kept;    /* the picker's `kept` strings (NULL: none kept) */
 } Reading;
 
 /* A zig-zag varint of at most nine bytes (the Python reader takes ten: the tenth is left to it). 0 on success. */
@@ -113,11 +121,32 @@ static Py_ssize_t value(Reading *r, const int *ops, Py_ssize_t i) {
         Py_ssize_t start, size;
         if (read_sized(r, &start, &size) < 0)
             return -1;
-        PyObject *v = op == OP_STRING
-            ? PyUnicode_DecodeUTF8((const char *)r->data + start, size, NULL)
-            : PyBytes_FromStringAndSize((const char *)r->data + start, size);
+        const char *text = (const char *)r->data + start;
+        if (op == OP_BYTES) {
+            PyObject *v = PyBytes_FromStringAndSize(text, size);
+            if (v == NULL)
+                return -1;
+            put(r, ops[i + 1], v);
+            return i + 2;
+        }
+        /* the same bytes as an ASCII string kept are that string (what decoding them gives, equal) */
+        PyObject **kept = NULL;
+        if (r->kept != NULL && size <= KEPT_BYTES) {
+            uint32_t h = 2166136261u;  /* FNV-1a */
+            for (Py_ssize_t k = 0; k < size; k++)
+                h = (h ^ (unsigned char)text[k]) * 16777619u;
+            kept = &r->kept[(h ^ (h >> 16)) & (KEPT - 1)];
+            if (*kept != NULL && PyUnicode_GET_LENGTH(*kept) == size
+                && memcmp(PyUnicode_DATA(*kept), text, (size_t)size) == 0) {
+                put(r, ops[i + 1], Py_NewRef(*kept));
+                return i + 2;
+            }
+        }
+        PyObject *v = PyUnicode_DecodeUTF8(text, size, NULL);
         if (v == NULL)
             return -1;
+        if (kept != NULL && PyUnicode_IS_ASCII(v))
+            Py_XSETREF(*kept, Py_NewRef(v));
         put(r, ops[i + 1], v);
         return i + 2;
     }
@@ -294,7 +323,8 @@ static PyObject *pick(Picker *self, PyObject *data) {
     if (!PyBytes_CheckExact(data))
         return PyObject_CallOneArg(self->fallback, data);
     PyObject *slots[64] = {NULL};
-    Reading r = {(const unsigned char *)PyBytes_AS_STRING(data), 10, PyBytes_GET_SIZE(data), slots, self->consts};
+    Reading r = {(const unsigned char *)PyBytes_AS_STRING(data), 10, PyBytes_GET_SIZE(data), slots, self->consts,
+                 self->kept};
     Py_ssize_t n = self->n_values;
     int ok = run(&r, self->ops, 0) >= 0 && r.pos <= r.end;
     PyObject *result = NULL;
@@ -335,7 +365,8 @@ static PyObject *end_of(PyObject *module, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     if (PyBytes_CheckExact(data)) {
-        Reading r = {(const unsigned char *)PyBytes_AS_STRING(data), 10, PyBytes_GET_SIZE(data), NULL, self->consts};
+        Reading r = {(const unsigned char *)PyBytes_AS_STRING(data), 10, PyBytes_GET_SIZE(data), NULL, self->consts,
+                     NULL};
         if (r.end >= 10 && run(&r, self->ops, 0) >= 0 && r.pos <= r.end)
             return PyLong_FromSsize_t(r.pos);
     }
@@ -410,6 +441,8 @@ static int Picker_traverse(Picker *self, visitproc visit, void *arg) {
 static int Picker_clear(Picker *self) {
     Py_CLEAR(self->consts);
     Py_CLEAR(self->fallback);
+    for (int k = 0; k < KEPT; k++)
+        Py_CLEAR(self->kept[k]);
     return 0;
 }
 

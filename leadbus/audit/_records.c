@@ -709,21 +709,18 @@ static PyObject *accepted(RunReader *self, PyObject *const *args, Py_ssize_t nar
                 return NULL;
             continue;
         }
-        int seen = PyDict_Contains(revisions, lead_id);
-        if (seen != 0) {  /* a later revision of a lead (or an error): `revision` judges it */
-            Py_DECREF(head);
-            if (seen < 0)
-                return NULL;
-            break;
-        }
+        /* kept under the lead's id where it is its first record: one look in the dict (SetDefault), not two; a later
+         * revision of a lead leaves the dict as it was, for `revision` to judge */
         PyObject *here = mark_of(self, rec);
         PyObject *kept = here == NULL ? NULL : PyTuple_Pack(3, revision, digest, here);
         Py_XDECREF(here);
-        int failed = kept == NULL || PyDict_SetItem(revisions, lead_id, kept) < 0;
-        Py_XDECREF(kept);
+        PyObject *held = kept == NULL ? NULL : PyDict_SetDefault(revisions, lead_id, kept);
+        Py_XDECREF(kept);  /* (the dict's reference stays where it took it) */
         Py_DECREF(head);
-        if (failed)
+        if (held == NULL)
             return NULL;
+        if (held != kept)  /* seen before */
+            break;
     }
     return PyLong_FromSsize_t(i);
 }

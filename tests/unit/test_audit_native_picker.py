@@ -278,3 +278,48 @@ def test_optional_fields_and_string_arrays_passed_over_in_one_op_agree_with_the_
             compared += 1
             refused += got[0] == "refused"
     assert compared > 500 and refused > 100 and compared - refused > 100, (compared, refused)
+
+
+def test_the_strings_a_picker_keeps_give_the_python_pickers_values_whatever_comes_next() -> None:
+    """The C picker gives again a short ASCII string it read before when the same bytes come (a publisher's agency
+    and province, record after record): over a hostile sequence (the same bytes, the same length but other bytes, a
+    prefix, a longer string, non-ASCII, not UTF-8 where an ASCII string of that length is kept, empty, 16 and 17
+    bytes, a NUL, cut bodies, then hundreds of strings sharing the kept places) each outcome is the Python picker's,
+    and a repeat is the very string kept."""
+
+    def z(n: int) -> bytes:
+        return bytes([(n << 1) ^ (n >> 63)]) if -64 <= n < 64 else bytes([((n << 1) & 0x7F) | 0x80, n >> 6])
+
+    def text(raw: bytes) -> bytes:
+        return z(len(raw)) + raw
+
+    entry = SchemaCatalog().add({"type": "record", "name": "cn.leadbus.test.Kept", "fields": [
+        {"name": "agency", "type": "string"}, {"name": "skip", "type": "string"},
+        {"name": "province", "type": ["null", "string"]}]})
+    made = picker.picker(entry, ("agency", "province"))
+    with python_alone():
+        reference = picker.picker(entry, ("agency", "province"))
+    from leadbus.audit._picker import Picker
+
+    assert isinstance(made, Picker)
+    head = b"\xc3\x01" + entry.fingerprint
+    sequence = [b"abc", b"abc", b"abd", b"ab", b"abcd", b"abc", "é".encode(), "é".encode(), b"ab", b"\xff\xfe",
+                b"\xff\xfe", b"", b"", b"x" * 16, b"x" * 16, b"x" * 17, b"x" * 17, b"ab\x00", b"ab\x00", b"abc"]
+    rng = random.Random(5)
+    names = [bytes(rng.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(rng.randrange(1, 5)))
+             for _ in range(300)] + ["é".encode(), b"\xe9", b"\xc3"]
+    sequence += [rng.choice(names) for _ in range(3000)]
+    kept_again = 0
+    for k, raw in enumerate(sequence):
+        province = [b"\x00", b"\x02" + text(raw)][k % 2]
+        body = text(raw) + text(b"-") + province
+        got = outcome(made, head + body)
+        assert got == outcome(reference, head + body), raw
+        if k and raw == sequence[k - 1] and got[0] == "values" and raw.isascii() and len(raw) <= 16:
+            previous = made(head + text(raw) + text(b"-") + b"\x00")
+            again = made(head + text(raw) + text(b"-") + b"\x00")
+            assert again[0] is previous[0]  # the string kept, not one made again
+            kept_again += 1
+        for end in (len(head) + 1, len(head) + len(body) - 1):
+            assert outcome(made, (head + body)[:end]) == outcome(reference, (head + body)[:end]), (raw, end)
+    assert kept_again >= 5

@@ -173,6 +173,15 @@ def _assert_spacing(times: list[float], expected: list[float]) -> None:
         assert want - EARLY <= gap <= want + LATE, (gaps, expected)
 
 
+def _assert_arrived(arrivals: list[float], attempts: list[float]) -> None:
+    """Each request reached the receiver after the attempt that sent it, and within LATE of it: the retries' spacing
+    is the sender's (`_assert_spacing` on its attempt times); measured between arrivals it also held the receiver's
+    own scheduling, and one arrival handled late made the next gap look early (session 22's CI: 0.648 s for 0.7)."""
+    assert len(arrivals) == len(attempts)
+    for arrived, sent in zip(arrivals, attempts, strict=True):
+        assert sent <= arrived <= sent + LATE, (arrivals, attempts)
+
+
 def test_flaky_then_slow_receiver_applies_each_notice_once(serve: Callable[[Receiver], str]) -> None:
     receiver = FlakyReceiver()
     notices = _notices()
@@ -192,7 +201,7 @@ def test_flaky_then_slow_receiver_applies_each_notice_once(serve: Callable[[Rece
     expected = [delays[0], delays[1], TIMEOUT + delays[2]]
     for notice, result in zip(notices, results, strict=True):
         _assert_spacing(result.attempt_times, expected)
-        _assert_spacing(receiver.arrivals[notice["notice_id"]], expected)
+        _assert_arrived(receiver.arrivals[notice["notice_id"]], result.attempt_times)
 
 
 def test_receiver_that_never_succeeds_ends_in_dead_letters(serve: Callable[[Receiver], str]) -> None:
@@ -206,7 +215,7 @@ def test_receiver_that_never_succeeds_ends_in_dead_letters(serve: Callable[[Rece
     assert receiver.effects == [] and receiver.bad_signatures == 0
     for notice, result in zip(notices, results, strict=True):
         _assert_spacing(result.attempt_times, POLICY.delays())
-        _assert_spacing(receiver.arrivals[notice["notice_id"]], POLICY.delays())
+        _assert_arrived(receiver.arrivals[notice["notice_id"]], result.attempt_times)
         letter = dead_letter("leadbus.takedown.notices", notice["notice_id"], notice, result, NOW)
         assert letter["last_error"] == result.last_error and letter["attempts"] == POLICY.budget
         assert json.loads(letter["payload_json"]) == notice

@@ -59,6 +59,7 @@ from leadbus.audit.registration import registry_traces
 from leadbus.audit.schema_log import schema_traces
 from leadbus.audit.schema_order import SchemaPublishedFirst, topic_only
 from leadbus.audit.seals import BusSealVerifier
+from leadbus.audit.soon import soon
 from leadbus.audit.sources import KafkaSource, PartitionSpan, SourceError, check_patterns
 from leadbus.audit.split import run_split
 from leadbus.audit.stage_seals import StageSealVerifier, take_trusted
@@ -982,26 +983,9 @@ _unreadable = unreadable  # a check that raised: a located failure
 
 
 def _now_ms_soon(options: ReplayOptions, bus: KafkaSettings | None) -> Callable[[], int]:
-    """`_now_ms` asked for on a thread of its own now; the function returned waits for it. A daemon thread: a replay
-    that stops with an error before it needs the answer does not wait out the broker's timeouts on its way out."""
-    import threading
-
-    answer: list[int] = []
-
-    def ask() -> None:
-        try:
-            answer.append(_now_ms(options, bus))
-        except BaseException:  # noqa: BLE001 - the clock alone, as `_now_ms` falls back to on any failure
-            answer.append(int(options.clock() * 1000))
-
-    thread = threading.Thread(target=ask, name="leadbus-replay-clock", daemon=True)
-    thread.start()
-
-    def result() -> int:
-        thread.join()
-        return answer[0]
-
-    return result
+    """`_now_ms` asked for on a thread of its own now (`soon`); the function returned waits for it. On any failure the
+    auditor's clock alone, as `_now_ms` falls back to."""
+    return soon(lambda: _now_ms(options, bus), lambda: int(options.clock() * 1000), "leadbus-replay-clock")
 
 
 def _now_ms(options: ReplayOptions, bus: KafkaSettings | None) -> int:

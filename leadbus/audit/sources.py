@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from leadbus.audit.native_records import Build, Odd, maker, reader
+from leadbus.audit.soon import soon
 from leadbus.audit.verification import ReplayRecord
 from leadbus.avro import SchemaCatalog
 from leadbus.clients import KafkaSettings
@@ -397,27 +398,10 @@ class KafkaSource:
             consumer.close()
 
     def first_headers_soon(self, spans: list[PartitionSpan]) -> Callable[[], list[list[str] | None] | None]:
-        """`first_headers` of each span, asked for on a thread of its own now; the function returned waits for them
-        (None where the peek failed). A daemon thread, as the replay's clock (`leadbus.audit.replay._now_ms_soon`); the
-        caller waits before it forks (no Kafka client may live across a fork)."""
-        import threading
-
-        answer: list[list[list[str] | None] | None] = []
-
-        def peek() -> None:
-            try:
-                answer.append([self.first_headers(span) for span in spans])
-            except BaseException:  # noqa: BLE001 - a peek that fails tells nothing
-                answer.append(None)
-
-        thread = threading.Thread(target=peek, name="leadbus-replay-peek", daemon=True)
-        thread.start()
-
-        def result() -> list[list[str] | None] | None:
-            thread.join()
-            return answer[0]
-
-        return result
+        """`first_headers` of each span, asked for on a thread of its own now (`soon`); the function returned waits for
+        them (None where the peek failed: a peek that fails tells nothing). The caller waits before it forks (no Kafka
+        client may live across a fork)."""
+        return soon(lambda: [self.first_headers(span) for span in spans], lambda: None, "leadbus-replay-peek")
 
     def _interleaved(self) -> Iterator[Iterable[ReplayRecord]]:
         """The records of each consumed batch (read to its end before the next is consumed)."""

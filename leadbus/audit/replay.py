@@ -910,7 +910,7 @@ def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Ve
     findings judged again against the head (`boundary.join`), or, where they cannot be, the tail read here too."""
     import multiprocessing
 
-    from leadbus.audit.boundary import join
+    from leadbus.audit.boundary import head_hashes, join
 
     span = next(s for s in spans if s.size)
     middle = span.start + span.size * _CUT_HEAD_PERMILLE // 1000
@@ -934,6 +934,8 @@ def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Ve
         conn.close()  # the tail's process ends at its hand-back, which nobody reads
         raise
     try:
+        # the tail's process still reading: what `join` makes of the head's leads is made while waiting for it
+        own = head_hashes(verifiers) if not conn.poll(0) else None
         try:
             part: _Tail = taken(conn.recv_bytes())
         except EOFError:
@@ -941,7 +943,7 @@ def _run_cut(source: KafkaSource, spans: list[PartitionSpan], verifiers: list[Ve
         if part.error:
             raise SourceError(part.error)
         report.processes = 2
-        joined = join(verifiers, part.verifiers, part.findings, part.leads, partial(_ask, conn))
+        joined = join(verifiers, part.verifiers, part.findings, part.leads, partial(_ask, conn), own)
     finally:
         conn.close()  # the tail's process, waiting for a question, ends
         reap(process)

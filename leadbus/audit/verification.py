@@ -50,6 +50,7 @@ seals it could not check.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
@@ -964,6 +965,10 @@ _Result = tuple[list[Finding], list[Finding], "_Facts | None", str]
 WholeRead = Callable[[_Row, list[Finding], str], None]
 
 
+#: A noted lead's hash as `AcceptedLeads.noted_hashes` holds it: 8 bytes in native order, as array('q') and the C reader
+_NOTED_HASH = struct.Struct("=q")
+
+
 class AcceptedLeads:
     """`leadbus.leads.accepted`: the digest, the normalisation of the original, one (lead_id, revision).
 
@@ -1008,6 +1013,9 @@ class AcceptedLeads:
         #: offset) of every lead it accounts, in order, not judged there: the parent judges them after the head's
         #: (`leadbus.audit.boundary`).
         self.noted: list[tuple[str, int, str, int, int]] | None = None
+        #: Beside `noted`, where the C reader notes (`_records.RunReader.accepted`): hash(lead id) of each of its notes,
+        #: 8 bytes each in native order (`leadbus.audit.boundary.settle_tail` sends them when they cover every note).
+        self.noted_hashes: bytearray | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (a split replay's worker sends it back): what it read, never its executor or work in flight; marks
@@ -1073,7 +1081,7 @@ class AcceptedLeads:
         while i < size:
             if pick is not None and reader is not None and not (self._rows or self._tasks):
                 i = reader.accepted(records, i, self._revisions, self.noted, pick, known, tag, ACCEPTED_REVISION,
-                                    LEADS_ACCEPTED, Mark)
+                                    LEADS_ACCEPTED, Mark, self.noted_hashes)
                 if i == size:
                     break
             record = records[i]
@@ -1108,13 +1116,13 @@ class AcceptedLeads:
         lead_id, revision, digest = str(head[0]), int(head[1]), str(head[4])
         noted = self.noted
         if noted is not None and not sources:  # the tail of a cut: noted for the parent, no place kept here
-            noted.append((lead_id, revision, digest, record.partition, record.offset))
+            self._note(lead_id, revision, digest, record.partition, record.offset)
             return []
         here = Mark(record.topic, record.partition, record.offset, record.file, record.index)
         if sources:
             self._sources.append(((head[5], head[6], head[7]), hashlib.sha256(bytes(head[8] or b"")).digest(), here))
         if noted is not None:
-            noted.append((lead_id, revision, digest, here.partition, here.offset))
+            self._note(lead_id, revision, digest, here.partition, here.offset)
             return []
         revisions = self._revisions
         if lead_id not in revisions:  # the usual case: the lead's first record (`revision` finds nothing)
@@ -1160,9 +1168,16 @@ class AcceptedLeads:
         if self.keep_sources:
             self._sources.append((coords, original_sha, here))
         if self.noted is not None:  # judged by the parent, after the head's (`leadbus.audit.boundary`)
-            self.noted.append((lead_id, revision, digest, here.partition, here.offset))
+            self._note(lead_id, revision, digest, here.partition, here.offset)
             return found
         return self.revision(found, lead_id, revision, digest, here)
+
+    def _note(self, lead_id: str, revision: int, digest: str, partition: int, offset: int) -> None:
+        """A lead noted in a cut's tail (`noted`), its hash beside it where they are kept (`noted_hashes`)."""
+        assert self.noted is not None
+        self.noted.append((lead_id, revision, digest, partition, offset))
+        if self.noted_hashes is not None:
+            self.noted_hashes += _NOTED_HASH.pack(hash(lead_id))
 
     def revision(self, found: list[Finding], lead_id: str, revision: int, digest: str, here: Mark) -> list[Finding]:
         """The one-revision-once check of an accepted lead, in the order records came."""

@@ -11,11 +11,12 @@ joined, or the tail read again by the parent where `join` cannot judge it. Findi
 from __future__ import annotations
 
 import random
+from array import array
 from collections import Counter
 from typing import Any
 
 from leadbus.audit import replay as replay_module
-from leadbus.audit.boundary import asked, can_cut, join, note_tail, settle_tail
+from leadbus.audit.boundary import asked, can_cut, head_hashes, join, note_tail, settle_tail
 from leadbus.audit.processes import handed, taken
 from leadbus.audit.seals import BusSealVerifier
 from leadbus.audit.stage_seals import StageSealVerifier
@@ -74,8 +75,9 @@ def cut_in_two(rows: Stamped, registry: KeyRegistry, at: int) -> tuple[list[Find
     settled = settle_tail(tail)  # its accepted leads judged from the cut on, their notes kept for the parent to ask
     tail = taken(handed(tail))  # as it comes back from the tail's process
     leads = taken(handed(settled[0])) if settled is not None else None
+    own = head_hashes(head) if at % 2 else None  # made while waiting for the tail, or by `join` itself
     joined = join(head, tail, tail_report.findings, leads,
-                  lambda hashes: None if settled is None else taken(handed(asked(settled[1], hashes))))
+                  lambda hashes: None if settled is None else taken(handed(asked(settled[1], hashes))), own)
     if joined is None:
         read(records(rows[at:], at), head, report)
     else:
@@ -267,3 +269,42 @@ def test_the_tail_is_asked_only_for_the_leads_the_head_read_too() -> None:
                   lambda hashes: questions.append(hashes) or asked(settled[1], hashes))
     assert joined is not None and [len(q) for q in questions[1:]] == [1]
     assert [f for f in joined if f.check == "REPLAYED"] == [f for f in whole[0] if f.check == "REPLAYED"] != []
+
+
+def test_the_tails_hashes_are_its_notes_leads_however_they_were_noted() -> None:
+    """What the tail sends of its notes is the hash of each note's lead, in order: hashed as they were noted (the C
+    reader and the Python path alike) or, where those do not cover every note, all again at the end."""
+    accepted, _, registry = streams()
+    rows = stamped(accepted)
+    at = len(rows) // 3
+
+    def settled(spoil: str) -> tuple[bytes, list[Any]]:
+        tail = verifiers(registry)
+        note_tail(tail)
+        read(records(rows[at:], at), tail, replay_module.ReplayReport("tail"))
+        leads = next(v for v in tail if isinstance(v, AcceptedLeads))
+        assert leads.noted and leads.noted_hashes is not None
+        if not spoil:  # every note hashed as it was made
+            assert len(leads.noted_hashes) == 8 * len(leads.noted)
+        if spoil == "missing":
+            leads.noted_hashes = None
+        elif spoil == "short":
+            del leads.noted_hashes[-8:]
+        got = settle_tail(tail)
+        assert got is not None and leads.noted is None and leads.noted_hashes is None  # not sent back twice
+        return got[0].hashes, got[1]
+
+    for spoil in ("", "missing", "short"):
+        hashes, notes = settled(spoil)
+        assert len(notes) == len(rows) - at
+        assert hashes == array("q", [hash(note[0]) for note in notes]).tobytes(), spoil
+
+
+def test_the_heads_hashes_made_while_waiting_are_those_join_makes() -> None:
+    accepted, _, registry = streams()
+    rows = stamped(accepted)
+    head = verifiers(registry)
+    read(records(rows[: len(rows) // 2]), head, replay_module.ReplayReport("head"))
+    leads = next(v for v in head if isinstance(v, AcceptedLeads))
+    assert head_hashes(head) == {hash(lead) for lead in leads._revisions} != set()
+    assert head_hashes([v for v in head if not isinstance(v, AcceptedLeads)]) is None

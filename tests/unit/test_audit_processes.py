@@ -4,10 +4,12 @@ the same findings, coordinates and ranges as merging all they read."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,7 @@ from leadbus.audit.processes import (
     measured_load,
     others_load,
     picked,
+    reap,
     replay_workers,
     sent_intake,
     taken,
@@ -251,3 +254,29 @@ def test_the_watch_takes_this_process_spinning_off_the_cores_busy_time() -> None
         assert not Path("/proc/stat").exists()
         return
     assert spinning <= asleep + 0.75
+
+
+def _ends_when_told(conn: Any, parents: Any) -> None:
+    parents.close()  # the fork's copy of the parent's end: else its close would not end the wait
+    with contextlib.suppress(EOFError):
+        conn.recv_bytes()
+
+
+def test_a_forked_process_is_reaped_without_the_caller_waiting_for_it() -> None:
+    """`reap` returns at once, while the process still runs; the process, told to end, is then waited for (its exit
+    code known) by no one but the thread reap started."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    mine, theirs = context.Pipe()
+    process = context.Process(target=_ends_when_told, args=(theirs, mine), daemon=True)
+    process.start()
+    theirs.close()
+    began = time.monotonic()
+    reap(process)
+    assert time.monotonic() - began < 0.5 and process.is_alive()  # not waited for here
+    mine.close()  # told to end
+    deadline = time.monotonic() + 10
+    while process._popen.returncode is None and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.01)  # (returncode, not exitcode: exitcode would wait for it here)
+    assert process._popen.returncode == 0  # type: ignore[union-attr]

@@ -120,28 +120,37 @@ def _follower(bootstrap: str, topic: str) -> Consumer:
     return consumer
 
 
+def _behind(bootstrap: str, group: str, whole: Callable[[str], bool], timeout: float = 20) -> dict[
+        tuple[str, int], tuple[int, int]]:
+    """(from, end) of each partition the group has yet to commit to its end: from its committed offset, or, in a
+    partition it never committed in whose topic `whole` names, from the partition's start."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "logger": logging.getLogger("tests.kafka")})
+    try:
+        meta = consumer.list_topics(timeout=timeout)
+        parts = [TopicPartition(t, p) for t, m in meta.topics.items() if t.startswith("leadbus.")
+                 and not t.startswith("leadbus.state.") for p in m.partitions]
+        behind: dict[tuple[str, int], tuple[int, int]] = {}
+        for tp in consumer.committed(parts, timeout=timeout):
+            if tp.offset < 0 and not whole(tp.topic):
+                continue
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            start = tp.offset if tp.offset >= 0 else low
+            if high > start:
+                behind[(tp.topic, tp.partition)] = (start, high)
+        return behind
+    finally:
+        consumer.close()
+
+
 def lag(bootstrap: str, group: str, inputs: str | None = None) -> int:
     """Records the group has yet to commit, over every partition it has committed in.
 
     With `inputs` (a topic prefix the group reads), a partition of those topics it has never committed in counts
     whole: on a loaded machine a stage may not have read anything yet, which is not being settled.
     """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                         "logger": logging.getLogger("tests.kafka")})
-    try:
-        meta = consumer.list_topics(timeout=20)
-        parts = [TopicPartition(t, p) for t, m in meta.topics.items() if t.startswith("leadbus.")
-                 and not t.startswith("leadbus.state.") for p in m.partitions]
-        total = 0
-        for tp in consumer.committed(parts, timeout=20):
-            if tp.offset >= 0:
-                total += consumer.get_watermark_offsets(tp, timeout=20)[1] - tp.offset
-            elif inputs is not None and tp.topic.startswith(inputs):
-                low, high = consumer.get_watermark_offsets(tp, timeout=20)
-                total += high - low
-        return total
-    finally:
-        consumer.close()
+    behind = _behind(bootstrap, group, lambda topic: inputs is not None and topic.startswith(inputs))
+    return sum(high - start for start, high in behind.values())
 
 
 def wait_settled(bootstrap: str, timeout: float = 240) -> None:
@@ -188,22 +197,7 @@ def unread(bootstrap: str, group: str, timeout: float = 20) -> int:
     partition of its stage's inputs it never committed in, from the partition's start (the stage not started yet, on
     a loaded machine: CI, session 23, a recording with no route at all)."""
     inputs = STAGE_INPUTS.get(group, ())
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                      "logger": logging.getLogger("tests.kafka")})
-    try:
-        meta = probe.list_topics(timeout=timeout)
-        parts = [TopicPartition(t, p) for t, m in meta.topics.items() if t.startswith("leadbus.")
-                 and not t.startswith("leadbus.state.") for p in m.partitions]
-        behind: dict[tuple[str, int], tuple[int, int]] = {}
-        for tp in probe.committed(parts, timeout=timeout):
-            if tp.offset < 0 and not _an_input(tp.topic, inputs):
-                continue
-            low, high = probe.get_watermark_offsets(tp, timeout=timeout)
-            start = tp.offset if tp.offset >= 0 else low
-            if high > start:
-                behind[(tp.topic, tp.partition)] = (start, high)
-    finally:
-        probe.close()
+    behind = _behind(bootstrap, group, lambda topic: _an_input(topic, inputs), timeout)
     if not behind:
         return 0
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"tests-unread-{uuid.uuid4()}",

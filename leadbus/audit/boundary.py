@@ -107,7 +107,7 @@ def settle_tail(verifiers: Sequence[Any]) -> tuple[TailLeads, list[Noted_]] | No
         return None
     rows, noted = leads.noted, leads.noted_hashes
     leads.noted, leads.noted_hashes = None, None
-    if noted is not None and len(noted) == _HASH_SIZE * len(rows):  # the C reader noted every one, hashed as it went
+    if noted is not None and len(noted) == _HASH_SIZE * len(rows):  # every note hashed as it was made
         return TailLeads(bytes(noted)), rows
     return TailLeads(array("q", map(hash, map(itemgetter(0), rows))).tobytes()), rows
 

@@ -1013,8 +1013,8 @@ class AcceptedLeads:
         #: offset) of every lead it accounts, in order, not judged there: the parent judges them after the head's
         #: (`leadbus.audit.boundary`).
         self.noted: list[tuple[str, int, str, int, int]] | None = None
-        #: Beside `noted`, where the C reader notes (`_records.RunReader.accepted`): hash(lead id) of each of its notes,
-        #: 8 bytes each in native order (`leadbus.audit.boundary.settle_tail` sends them when they cover every note).
+        #: Beside `noted` (a cut's tail sets both): hash(lead id) of each note, made as it is noted, by the C reader
+        #: (`_records.RunReader.accepted`) or `_note`; 8 bytes each in native order (`boundary.settle_tail` sends them).
         self.noted_hashes: bytearray | None = None
 
     def __getstate__(self) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from leadbus.audit.processes import CpuTimes, busy_cores, cpu_times
 from leadbus.audit.rebuild import rebuild
 from leadbus.audit.replay import ReplayOptions, replay, seal_verifier_factory
 from leadbus.audit.verification import ReplayRecord
@@ -412,14 +413,48 @@ def measure(bootstrap: str, name: str, topics: list[str], published: int, worker
           f"{plain_reading:,.0f}/s → ratio {plain_rate / raw_median:.2f} (reading alone "
           f"{plain_reading / raw_median:.2f}); CPU {plain_cpu:.1f} µs per record")
 
-def measured_apart(bootstrap: str, name: str, published: int, workers: list[int], rounds: int) -> None:
+def measured_apart(bootstrap: str, name: str, published: int, workers: list[int], rounds: int,
+                   quiet_wait: float = 0.0) -> None:
     """`measure` in a process of its own: this one holds the fill (hundreds of thousands of objects, the allocator's
     arenas they left), which slowed the raw read more than the replay (session 20, leadbus.cases: 5.2 µs CPU per record
     here, 3.4 in a small process) and so flattered the ratio. An auditor's replay and a raw reader start small."""
     only = {"intake topics": "intake", LEADS_ACCEPTED: "accepted", CASES: "cases"}[name]
+    settled(name, quiet_wait)
     command = [sys.executable, __file__, "--measure", bootstrap, "--only", only, "--rounds", str(rounds),
                "--published", str(published), "--workers", *(str(w) for w in workers)]
     subprocess.run(command, check=True)
+
+
+#: What "quiet" is before a topic is measured: the cores' busy time over a second, in cores (`busy_cores`).
+QUIET_CORES = 0.3
+
+
+def settled(name: str, wait: float) -> None:
+    """Waits (at most `wait` seconds) until the machine is quiet over two seconds in a row, and says how long it took:
+    the broker flushes and cleans what the fill (or the measure before) wrote for a while after, and a replay of two
+    processes needs both cores where the raw read needs one (session 23: the accepted topic measured 0.41 in the
+    bench's run, right after the intake topics, and 0.54 alone on another filled broker)."""
+    if wait <= 0:
+        return
+    began = time.monotonic()
+    quiet = 0
+    busy: float | None = None
+    while quiet < 2 and time.monotonic() - began < wait:
+        before = _stat()
+        time.sleep(1.0)
+        busy = busy_cores(before, _stat(), os.cpu_count() or 1)
+        quiet = quiet + 1 if busy is not None and busy < QUIET_CORES else 0
+        if busy is None:
+            break
+    state = "quiet" if quiet >= 2 else f"not quiet ({busy:.2f} cores busy)" if busy is not None else "(no /proc/stat)"
+    print(f"{name}: machine {state} after {time.monotonic() - began:.0f}s of waiting", flush=True)
+
+
+def _stat() -> CpuTimes | None:
+    try:
+        return cpu_times(Path("/proc/stat").read_text(encoding="ascii"))
+    except OSError:
+        return None
 
 
 def measure_main(args: argparse.Namespace) -> None:
@@ -441,8 +476,10 @@ def main() -> None:
     parser.add_argument("--only", choices=["intake", "accepted", "cases"], help="replay this one (quicker rounds)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0],
                         help="replay processes to measure, each in turn (0: the replay's own choice, as the CLI)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="rounds of raw read then replays, one after the other; the ratio is the rounds' median")
+    parser.add_argument("--quiet-wait", type=float, default=90.0,
+                        help="seconds to wait at most, before each topic, for the machine to be quiet (0: none)")
     parser.add_argument("--in-process", action="store_true",
                         help="measure in this process, which holds the fill (the bench before session 21)")
     parser.add_argument("--measure", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
@@ -480,7 +517,7 @@ def main() -> None:
             if args.in_process:
                 measure(bootstrap, name, topics, published, args.workers, args.rounds)
             else:
-                measured_apart(bootstrap, name, published, args.workers, args.rounds)
+                measured_apart(bootstrap, name, published, args.workers, args.rounds, args.quiet_wait)
         rebuild_input = more_accepted(accepted, args.rebuild_leads)
         began, began_cpu = time.perf_counter(), cpu_seconds()
         result = rebuild(rebuild_input, catalog=CATALOG)

@@ -54,8 +54,12 @@ SPARE_CORE = 1.0
 #: for a few scheduler ticks on each core (10 ms each), short against the replay it decides.
 LOAD_WINDOW = 0.15
 
-#: The shortest a `LoadWatch` opened at a replay's start is kept open: its preparation usually fills it.
-MIN_LOAD_WINDOW = 0.06
+#: The shortest a `LoadWatch` opened at a replay's start is kept open: its preparation usually fills it. /proc/stat
+#: counts in ticks of 10 ms, 8 over 40 ms on two cores: a quiet machine reads under half a core of others' work, one
+#: core kept busy by others reads about one; the 20 ms more that 60 ms waited were a twentieth of a verified 2-process
+#: replay of 100,000 leadbus.leads.accepted records (its preparation, the archive ends and open transactions asked on
+#: threads, ~28 ms).
+MIN_LOAD_WINDOW = 0.04
 
 
 def load_matters(records: int, *, cpus: int | None, requested: int | None, split_min: int) -> bool:

@@ -261,6 +261,7 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
     expected = source.expected() if isinstance(source, ArchiveSource) else sum(s.size for s in spans)
 
     verifiers: list[Verifier] = []
+    at_ends: list[Callable[[], list[Finding]]] = []  # checks of the partitions' ends, asked on threads
     if options.verify:
         assert stamped is not None
         now_ms = stamped()
@@ -307,16 +308,20 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             report.findings.extend(schema_traces(schemas_log))  # and the schema topic's, kept whole as declared
             report.findings.extend(removed_heads(source.log_starts))
             registry = getattr(options.seal_verifier, "registry", None)
-            if settings is not None:  # and records the archive sealed gone from a partition's end
-                from leadbus.audit.archived_ends import judge as archived_ends
-
-                report.findings.extend(archived_ends(settings, registry if isinstance(registry, KeyRegistry) else None,
-                                                     source.log_ends, {s.topic for s in spans}, now_ms))
+            if settings is not None:  # and records the archive sealed gone from a partition's end, and transactions
+                from leadbus.audit.archived_ends import judge as archived_ends  # held open at the ends read to
                 from leadbus.audit.open_transactions import held_open
 
-                report.findings.extend(held_open(settings, source.log_ends, [
-                    (s.topic, s.partition) for s in spans if s.end == source.log_ends.get((s.topic, s.partition))],
-                    started))
+                # each on a thread (consumers of their own that mostly wait on the broker: ~12 ms one after the
+                # other), answered before the read (no Kafka client may live across its forks)
+                keys = registry if isinstance(registry, KeyRegistry) else None
+                read_to_end = [(s.topic, s.partition) for s in spans
+                               if s.end == source.log_ends.get((s.topic, s.partition))]
+                log_ends, topics = dict(source.log_ends), {s.topic for s in spans}
+                at_ends = [soon(lambda: archived_ends(settings, keys, log_ends, topics, now_ms), None,
+                                "leadbus-replay-archived-ends"),
+                           soon(lambda: held_open(settings, log_ends, read_to_end, started), None,
+                                "leadbus-replay-open-transactions")]
             trimmed = trimmed_by_retention(source.log_starts)
             if isinstance(registry, KeyRegistry) and trimmed:  # or removed sooner than retention could have
                 try:
@@ -350,6 +355,8 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
                               watch=watch)
                if options.verify else 1)
     first_headers = peeked()  # waited for here: no Kafka client may live across the forks below
+    for answer in at_ends:
+        report.findings.extend(answer())
     split = (isinstance(source, KafkaSource) and exporter is None and options.verify and workers > 1
              and sum(1 for s in spans if s.size) > 1 and sum(s.size for s in spans) >= options.split_min)
     accepted = next((v for v in verifiers if isinstance(v, AcceptedLeads)), None)

@@ -40,3 +40,17 @@ def test_the_question_runs_while_the_caller_goes_on() -> None:
     release.set()
     assert wait() == "late"
     assert wait() == "late"  # waiting again gives the same answer
+
+
+def test_without_failed_what_the_question_raised_is_raised_where_it_is_waited_for() -> None:
+    def ask() -> int:
+        raise ValueError("a head of another shape")
+
+    wait = soon(ask, None, "leadbus-test-soon")
+    for _ in range(2):  # each time it is waited for
+        try:
+            wait()
+        except ValueError as exc:
+            assert str(exc) == "a head of another shape"
+        else:
+            raise AssertionError("not raised")

@@ -21,12 +21,18 @@ def start_worker(bootstrap: str, state_dir: Path, worker_id: str, log_dir: Path,
     return proc
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 1.0) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float | None = None) -> None:
+    """Until `predicate()` holds. Without an `interval`, the looks start 0.05 s apart and double up to 1 s: a wait
+    that is over at once (most are) no longer sleeps a whole second past it, and a long one looks no more often
+    than once a second, as before (a look may read a whole topic, on a machine of two cores)."""
     deadline = time.monotonic() + timeout
+    pause = interval if interval is not None else 0.05
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(interval)
+        time.sleep(pause)
+        if interval is None:
+            pause = min(pause * 2, 1.0)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 

@@ -268,11 +268,14 @@ def test_openapi_is_served_and_committed(gw: dict[str, Any]) -> None:
         committed["components"]["schemas"]["CaseLead"]["properties"].keys()
 
 
-def test_schemathesis_finds_no_server_error(gw: dict[str, Any], tls: TlsPaths, tmp_path: Path) -> None:
+# 10 examples an operation in `make test` (997 cases: the coverage phase's are the bulk), 40 in `make test-faults`.
+@pytest.mark.parametrize("examples", [pytest.param(10, id="10-examples"),
+                                      pytest.param(40, id="40-examples", marks=pytest.mark.faults)])
+def test_schemathesis_finds_no_server_error(gw: dict[str, Any], tls: TlsPaths, tmp_path: Path, examples: int) -> None:
     url = gw["server"].url
     cmd = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{url}/openapi.json",
            "--checks", "not_a_server_error", "--tls-verify", str(tls.ca),
-           "-H", f"Authorization: Bearer {gw['token']}", "--max-examples", "40", "--workers", "1",
+           "-H", f"Authorization: Bearer {gw['token']}", "--max-examples", str(examples), "--workers", "1",
            "--phases", "examples,coverage,fuzzing", "--request-timeout", "30", "--seed", "1313"]
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,17 +16,26 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from leadbus.avro import decode
+from leadbus.localbroker import KafkaCluster
 from leadbus.processors.core.records import Record
 from leadbus.processors.linking import LinkingHandler
 from leadbus.producers.simulator import TrafficGenerator
 from leadbus.topics import CASES, LEADS_ACCEPTED, stage_group
-from tests.kafka_helpers import produce, read_all
+from tests.kafka_helpers import produce, read_all, topics_cluster
 from tests.processes import start_worker, stop, wait_until
 from tests.unit.processors.linking_golden import CATALOG, NOW, MemoryState, _accepted
 
 pytestmark = pytest.mark.integration
 #: The stage commits up to 2,000 leads per transaction.
-LEADS = 8000
+BATCH = 2000
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """A broker of the test's own, for each size the test runs at: its linking group and cases topic see no other
+    run's."""
+    with topics_cluster(tmp_path_factory.mktemp("linking_crash-kafka")) as kc:
+        yield kc
 
 
 def _case(value: bytes) -> tuple[str, dict[str, Any]]:
@@ -59,18 +69,27 @@ def _published(bootstrap: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def test_killed_twice_mid_stream_the_cases_are_those_of_an_uninterrupted_run(cluster, tmp_path: Path) -> None:
+# `make test` kills the worker on 5,000 leads, arriving in parts of 2,600, 1,600 and 800: each kill still comes
+# after a commit with more than a transaction's 2,000 to link (2,600; at least 600 left and 1,600 more). The run of
+# 8,000 (4,000, 2,000, 2,000) is in `make test-faults`. Each run has a broker of its own (`cluster` below): its
+# cases are compared with the uninterrupted run's, topic against topic.
+@pytest.mark.parametrize(("count", "cuts"), [
+    pytest.param(5000, (2600, 4200), id="5000-leads"),
+    pytest.param(8000, (4000, 6000), id="8000-leads", marks=pytest.mark.faults)])
+def test_killed_twice_mid_stream_the_cases_are_those_of_an_uninterrupted_run(
+        cluster, tmp_path: Path, count: int, cuts: tuple[int, int]) -> None:
     bootstrap = cluster.bootstrap_servers
+    assert cuts[0] > BATCH and cuts[1] - BATCH > BATCH, "each worker killed starts with more than a transaction to link"
     start = NOW - timedelta(hours=2)  # intake accepted them at NOW
     leads = [lead.to_avro() for lead in TrafficGenerator(seed=16, same_suspect_share=0.6).leads(
-        LEADS, start, timedelta(milliseconds=500))]  # all before NOW
+        count, start, timedelta(milliseconds=500))]  # all before NOW
     values = [_accepted(lead, offset) for offset, lead in enumerate(leads)]
     expected = _uninterrupted(values)
     total = sum(len(v) for v in expected.values())
     records = [(LEADS_ACCEPTED, lead["lead_id"], value) for lead, value in zip(leads, values, strict=True)]
     # Each part arrives only after the kill before it, so each kill lands mid-stream however fast the worker and
     # however far apart the test's looks (the worker linked all 8,000 between two looks of a loaded CI run).
-    parts = [records[: LEADS // 2], records[LEADS // 2: LEADS * 3 // 4], records[LEADS * 3 // 4:]]
+    parts = [records[: cuts[0]], records[cuts[0]: cuts[1]], records[cuts[1]:]]
     produce(bootstrap, parts[0])
 
     state, logs = tmp_path / "state", tmp_path / "logs"
@@ -104,7 +123,7 @@ def test_killed_twice_mid_stream_the_cases_are_those_of_an_uninterrupted_run(clu
             produce(bootstrap, parts[len(counts)])
     finally:
         reader.close()
-    assert 0 < counts[0] < counts[1] < LEADS, f"the kills should land mid-stream: {counts} of {LEADS} committed"
+    assert 0 < counts[0] < counts[1] < count, f"the kills should land mid-stream: {counts} of {count} committed"
 
     worker = start_worker(bootstrap, state, "linking-crash", logs, stage="linking")
     try:

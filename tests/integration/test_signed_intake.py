@@ -240,30 +240,42 @@ def test_unsigned_publishers_stay_accepted_and_rotation_is_honoured_from_its_tim
     assert worker["proc"].poll() is None
 
 
-def test_sequences_exactly_once_across_kill_9(cluster, worker, keys, tmp_path) -> None:
+# 8 s of publishing in `make test`, 20 s (and a lane of 2,000 sequence numbers) in `make test-faults`; each with
+# leads and a publisher of its own, so that both can run on one broker.
+@pytest.mark.parametrize(("count", "seed", "province"), [
+    pytest.param(800, 1402, "34", id="800-leads"),
+    pytest.param(2000, 1401, "32", id="2000-leads", marks=pytest.mark.faults)])
+def test_sequences_exactly_once_across_kill_9(cluster, worker, keys, tmp_path, count: int, seed: int,
+                                              province: str) -> None:
     """Killed -9 mid-stream, the successor resumes with the lanes as committed: no event refused as a replay,
     none lost, none doubled."""
     stop(worker["proc"])  # this test's workers alone own the partitions
     bootstrap = cluster.bootstrap_servers
-    key = _new_key(keys, "NMPA.32")
-    _register(bootstrap, "NMPA.32", key)
-    leads = _leads(1401, 2000, "NMPA", "32")
+    publisher = f"NMPA.{province}"
+    key = _new_key(keys, publisher)
+    _register(bootstrap, publisher, key)
+    leads = _leads(seed, count, "NMPA", province)
     state, logs = tmp_path / "state", tmp_path / "logs"
     first = start_worker(bootstrap, state, "seq-kill-a", logs)
-    # 20 s of publishing, and the kill at the first accepted lead: mid-stream however fast or loaded the machine
-    publishing = threading.Thread(target=_paced, args=(bootstrap, key, leads, 100.0))
+    # count / 100 s of publishing, and the kill at the first accepted lead: mid-stream however fast or loaded the
+    # machine
+    publishing = threading.Thread(target=_paced, args=(bootstrap, key, leads, 100.0, province))
+
+    def ours(accepted: dict[str, Any]) -> bool:
+        return accepted["lead"]["publisher"]["agency"] == "NMPA" and \
+            accepted["lead"]["publisher"]["province"] == province
     try:
         wait_until(lambda: "assigned" in (logs / "seq-kill-a.log").read_text(), 60, "the first worker to start",
                    interval=0.2)
         publishing.start()
 
         def under_way() -> bool:
-            return any(x["lead"]["publisher"]["agency"] == "NMPA" for x in _accepted(bootstrap))
+            return any(ours(x) for x in _accepted(bootstrap))
 
         wait_until(under_way, 90, "the stream to be under way", interval=0.2)
         first.send_signal(signal.SIGKILL)  # mid-stream: publishing goes on for seconds more
         first.wait(10)
-        killed_at = sum(x["lead"]["publisher"]["agency"] == "NMPA" for x in _accepted(bootstrap))
+        killed_at = sum(ours(x) for x in _accepted(bootstrap))
     finally:
         stop(first)
     second = start_worker(bootstrap, state, "seq-kill-b", logs)
@@ -272,7 +284,7 @@ def test_sequences_exactly_once_across_kill_9(cluster, worker, keys, tmp_path) -
         wait_until(lambda: {x["lead"]["lead_id"] for x in _accepted(bootstrap)} >= want, 180,
                    "every lead to be accepted after the kill")
         time.sleep(3)
-        mine = [x for x in _accepted(bootstrap) if x["lead"]["publisher"]["agency"] == "NMPA"]
+        mine = [x for x in _accepted(bootstrap) if ours(x)]
         assert Counter(x["lead"]["lead_id"] for x in mine) == Counter(want), "none lost, none doubled"
         assert [r for r in _rejected(bootstrap) if r["publisher_agency"] == "NMPA"] == [], "no replay from a restart"
         assert all("SEQUENCE_GAP" not in [w["code"] for w in x["warnings"]] for x in mine), "no gap either"
@@ -282,8 +294,8 @@ def test_sequences_exactly_once_across_kill_9(cluster, worker, keys, tmp_path) -
         stop(second)
 
 
-def _paced(bootstrap: str, key: Path, leads: list[CaseLead], rate: float) -> None:
-    pub = _signed_publisher(bootstrap, "NMPA", "32", key)
+def _paced(bootstrap: str, key: Path, leads: list[CaseLead], rate: float, province: str) -> None:
+    pub = _signed_publisher(bootstrap, "NMPA", province, key)
     started = time.monotonic()
     pending = []
     for i, lead in enumerate(leads):

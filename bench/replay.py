@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from leadbus.audit.processes import CpuTimes, busy_cores, cpu_times
+from leadbus.audit.processes import busy_cores, read_stat
 from leadbus.audit.rebuild import rebuild
 from leadbus.audit.replay import ReplayOptions, replay, seal_verifier_factory
 from leadbus.audit.verification import ReplayRecord
@@ -440,21 +440,14 @@ def settled(name: str, wait: float) -> None:
     quiet = 0
     busy: float | None = None
     while quiet < 2 and time.monotonic() - began < wait:
-        before = _stat()
+        before = read_stat()
         time.sleep(1.0)
-        busy = busy_cores(before, _stat(), os.cpu_count() or 1)
+        busy = busy_cores(before, read_stat(), os.cpu_count() or 1)
         quiet = quiet + 1 if busy is not None and busy < QUIET_CORES else 0
         if busy is None:
             break
     state = "quiet" if quiet >= 2 else f"not quiet ({busy:.2f} cores busy)" if busy is not None else "(no /proc/stat)"
     print(f"{name}: machine {state} after {time.monotonic() - began:.0f}s of waiting", flush=True)
-
-
-def _stat() -> CpuTimes | None:
-    try:
-        return cpu_times(Path("/proc/stat").read_text(encoding="ascii"))
-    except OSError:
-        return None
 
 
 def measure_main(args: argparse.Namespace) -> None:

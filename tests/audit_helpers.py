@@ -314,13 +314,17 @@ def rewrite_topic(bootstrap: str, topic: str, transform: Callable[[list[Copy]], 
     """Delete `topic`, create it again alike, and produce `transform(its records)` back, in order, per partition
     (`read` False: `transform([])`, the topic's records not read)."""
     copies = records_of(bootstrap, topic) if read else []
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    meta = admin.list_topics(topic, timeout=20).topics[topic]
-    partitions = len(meta.partitions)
-    configs = admin.describe_configs([_resource(topic)])
-    config = {k: v.value for k, v in next(iter(configs.values())).result().items()
-              if not v.is_default and not v.is_read_only and v.value is not None}
+    partitions, config = topic_config(bootstrap, topic)
     recreate_topic(bootstrap, topic, list(transform(copies)), config, partitions)
+
+
+def topic_config(bootstrap: str, topic: str) -> tuple[int, dict[str, str]]:
+    """`topic`'s partitions and the configuration set on it (not the broker's defaults): what creates it again alike."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    partitions = len(admin.list_topics(topic, timeout=20).topics[topic].partitions)
+    configs = admin.describe_configs([_resource(topic)])
+    return partitions, {k: v.value for k, v in next(iter(configs.values())).result().items()
+                        if not v.is_default and not v.is_read_only and v.value is not None}
 
 
 def append(bootstrap: str, topic: str, copies: list[Copy]) -> None:

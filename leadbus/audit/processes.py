@@ -118,7 +118,8 @@ def busy_cores(before: CpuTimes | None, after: CpuTimes | None, cpus: int) -> fl
     return cpus * min(1.0, max(0.0, 1.0 - idle / total))
 
 
-def _read_stat() -> CpuTimes | None:
+def read_stat() -> CpuTimes | None:
+    """/proc/stat's times now; None where it cannot be read."""
     try:
         with open("/proc/stat", encoding="ascii") as stat:
             return cpu_times(stat.read())
@@ -140,7 +141,7 @@ class LoadWatch:
     def __init__(self) -> None:
         import time
 
-        self.stat = _read_stat()
+        self.stat = read_stat()
         self.began = time.monotonic()
         self.own = time.process_time()  # every thread of this process
 
@@ -152,7 +153,7 @@ class LoadWatch:
         left = window - (time.monotonic() - self.began)
         if left > 0:
             time.sleep(left)
-        after = _read_stat()
+        after = read_stat()
         seconds = time.monotonic() - self.began
         busy = busy_cores(self.stat, after, cpus)
         if busy is None:
@@ -172,10 +173,10 @@ def measured_load(cpus: int, window: float = LOAD_WINDOW, watch: LoadWatch | Non
         if load is not None:
             return load
     else:
-        before = _read_stat()
+        before = read_stat()
         if before is not None:
             time.sleep(window)
-            busy = busy_cores(before, _read_stat(), cpus)
+            busy = busy_cores(before, read_stat(), cpus)
             if busy is not None:
                 return busy
     try:

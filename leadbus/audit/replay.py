@@ -308,12 +308,13 @@ def replay(options: ReplayOptions, settings: KafkaSettings | None = None, *, cat
             report.findings.extend(schema_traces(schemas_log))  # and the schema topic's, kept whole as declared
             report.findings.extend(removed_heads(source.log_starts))
             registry = getattr(options.seal_verifier, "registry", None)
-            if settings is not None:  # and records the archive sealed gone from a partition's end, and transactions
-                from leadbus.audit.archived_ends import judge as archived_ends  # held open at the ends read to
+            # and records the archive sealed gone from a partition's end, and transactions held open at the ends read
+            # to: each on a thread (consumers of their own that mostly wait on the broker: ~12 ms one after the
+            # other), answered before the read (no Kafka client may live across its forks)
+            if settings is not None:
+                from leadbus.audit.archived_ends import judge as archived_ends
                 from leadbus.audit.open_transactions import held_open
 
-                # each on a thread (consumers of their own that mostly wait on the broker: ~12 ms one after the
-                # other), answered before the read (no Kafka client may live across its forks)
                 keys = registry if isinstance(registry, KeyRegistry) else None
                 read_to_end = [(s.topic, s.partition) for s in spans
                                if s.end == source.log_ends.get((s.topic, s.partition))]

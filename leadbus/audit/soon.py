@@ -21,7 +21,7 @@ def soon(ask: Callable[[], T], failed: Callable[[], T] | None, name: str) -> Cal
     def run() -> None:
         try:
             answer.append(ask())
-        except BaseException as exc:  # noqa: BLE001 - the caller named what a failed question answers
+        except BaseException as exc:  # noqa: BLE001 - answered by `failed`, or raised where it is waited for
             if failed is None:
                 raised.append(exc)
             else:
